@@ -1,0 +1,35 @@
+# Surge — common tasks. `make test` is the README's test command and what CI runs.
+GO ?= go
+PKGS := ./...
+
+.PHONY: build test test-short vet fmt bench bench-http fuzz clean
+
+build: ## build bin/surge
+	$(GO) build -o bin/surge ./cmd/surge
+
+test: vet ## full test suite under the race detector (what CI runs)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short: ## quick run without the crash tests
+	$(GO) test -short -count=1 $(PKGS)
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w .
+
+bench: ## in-process Go benchmarks (engine and HTTP handler)
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./engine/ ./http/
+
+bench-http: ## side-by-side wrk run: minimal net/http handler vs surge serve
+	bench/http.sh
+
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME each
+	$(GO) test -run '^$$' -fuzz '^FuzzPurchaseBody$$' -fuzztime $(FUZZTIME) ./http/
+	$(GO) test -run '^$$' -fuzz '^FuzzSaleBody$$' -fuzztime $(FUZZTIME) ./http/
+
+clean:
+	rm -rf bin surge-data

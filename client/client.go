@@ -1,0 +1,191 @@
+// Package client is a small Go client for Surge's HTTP API, used by the
+// command line and by tools that drive a running server.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to one Surge server.
+type Client struct {
+	BaseURL    string // e.g. http://127.0.0.1:8080
+	AdminToken string
+	HTTP       *http.Client
+}
+
+// New returns a client for baseURL with a 30 s request timeout.
+func New(baseURL, adminToken string) *Client {
+	return &Client{
+		BaseURL:    strings.TrimRight(baseURL, "/"),
+		AdminToken: adminToken,
+		HTTP:       &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
+// APIError is an error answer of the API.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+}
+
+// Sale is the API's sale object.
+type Sale struct {
+	ID           string     `json:"id"`
+	Name         string     `json:"name"`
+	Stock        int64      `json:"stock"`
+	Remaining    int64      `json:"remaining"`
+	PerUserLimit int64      `json:"per_user_limit"`
+	PriceCents   int64      `json:"price_cents"`
+	Currency     string     `json:"currency"`
+	StartsAt     time.Time  `json:"starts_at"`
+	EndsAt       *time.Time `json:"ends_at"`
+	HoldSeconds  int64      `json:"hold_seconds"`
+	Status       string     `json:"status"`
+}
+
+// NewSale is the body of a sale creation; nil fields take server defaults.
+type NewSale struct {
+	ID           string     `json:"id,omitempty"`
+	Name         string     `json:"name"`
+	Stock        int64      `json:"stock"`
+	PerUserLimit int64      `json:"per_user_limit,omitempty"`
+	PriceCents   int64      `json:"price_cents,omitempty"`
+	Currency     string     `json:"currency,omitempty"`
+	StartsAt     *time.Time `json:"starts_at,omitempty"`
+	EndsAt       *time.Time `json:"ends_at,omitempty"`
+	HoldSeconds  int64      `json:"hold_seconds,omitempty"`
+}
+
+// Order is the API's order object.
+type Order struct {
+	ID             string    `json:"id"`
+	SaleID         string    `json:"sale_id"`
+	UserID         string    `json:"user_id"`
+	Quantity       int64     `json:"quantity"`
+	Status         string    `json:"status"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	ExpiresAt      time.Time `json:"expires_at"`
+}
+
+// CreateSale creates a sale (admin).
+func (c *Client) CreateSale(ctx context.Context, s NewSale) (Sale, error) {
+	var out Sale
+	err := c.do(ctx, http.MethodPost, "/v1/sales", true, s, &out)
+	return out, err
+}
+
+// Sales lists the sales.
+func (c *Client) Sales(ctx context.Context) ([]Sale, error) {
+	var out struct {
+		Sales []Sale `json:"sales"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/sales", false, nil, &out)
+	return out.Sales, err
+}
+
+// Sale fetches one sale.
+func (c *Client) Sale(ctx context.Context, id string) (Sale, error) {
+	var out Sale
+	err := c.do(ctx, http.MethodGet, "/v1/sales/"+url.PathEscape(id), false, nil, &out)
+	return out, err
+}
+
+// Orders streams every order of a sale from the admin export to fn.
+func (c *Client) Orders(ctx context.Context, saleID string, fn func(Order) error) error {
+	req, err := c.request(ctx, http.MethodGet, "/v1/sales/"+url.PathEscape(saleID)+"/orders", true, nil)
+	if err != nil {
+		return err
+	}
+	// Exports can be long; the per-request timeout does not apply.
+	hc := *c.HTTP
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var o Order
+		if err := dec.Decode(&o); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read export: %w", err)
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Client) request(ctx context.Context, method, path string, admin bool, body any) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if admin {
+		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+	}
+	return req, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, admin bool, body, out any) error {
+	req, err := c.request(ctx, method, path, admin, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func decodeError(resp *http.Response) error {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
+		return &APIError{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(b))}
+	}
+	return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+}

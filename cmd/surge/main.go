@@ -1,0 +1,131 @@
+// Command surge runs and operates Surge, the flash-sale engine.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise
+// the module version from the build info is used.
+var version = ""
+
+const usage = `surge — a flash-sale engine
+
+Usage:
+  surge serve [flags]          run the server (embedded mode: data in one directory)
+  surge sale create [flags]    create a sale on a running server
+  surge sale list [flags]      list sales
+  surge sale get ID [flags]    show one sale
+  surge version                print the version
+
+Run 'surge COMMAND --help' for the flags of a command. Every flag can also be
+set as an environment variable SURGE_<NAME>, e.g. SURGE_HTTP_ADDR.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errUsage marks an error already reported as a usage error (exit 2).
+type errUsage struct{ msg string }
+
+func (e errUsage) Error() string { return e.msg }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "sale":
+		err = sale(ctx, args[1:], stdout)
+	case "version":
+		fmt.Fprintln(stdout, "surge", buildVersion())
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = errUsage{fmt.Sprintf("unknown command %q (run 'surge --help')", args[0])}
+	}
+	var ue errUsage
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "surge:", ue.msg)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "surge:", err)
+		return 1
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// flagSet is a command's flags: errors are reported in one line (exit 2),
+// help goes to stdout on -h.
+type flagSet struct {
+	*flag.FlagSet
+	synopsis string
+	stdout   io.Writer
+}
+
+func newFlagSet(name, synopsis string, stdout io.Writer) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // parse prints help itself, and only for -h
+	return &flagSet{FlagSet: fs, synopsis: synopsis, stdout: stdout}
+}
+
+func (f *flagSet) help() {
+	fmt.Fprintf(f.stdout, "Usage: %s\n\nFlags (each also settable as SURGE_<NAME>):\n", f.synopsis)
+	f.SetOutput(f.stdout)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
+}
+
+// parse applies SURGE_<NAME> environment variables, then the command line.
+func (f *flagSet) parse(args []string) error {
+	var envErr error
+	f.VisitAll(func(fl *flag.Flag) {
+		env := "SURGE_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && envErr == nil {
+			if err := f.Set(fl.Name, v); err != nil {
+				envErr = errUsage{fmt.Sprintf("%s: invalid value %q for %s: %v", f.Name(), v, env, err)}
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			f.help()
+			return err
+		}
+		return errUsage{fmt.Sprintf("%s: %v (run 'surge %s --help')", f.Name(), err, f.Name())}
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/surgehq/surge/client"
+)
+
+const saleUsage = `Usage:
+  surge sale create --name NAME --stock N [flags]
+  surge sale list [flags]
+  surge sale get ID [flags]
+
+Run 'surge sale create --help' for the flags.
+`
+
+func sale(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errUsage{"sale: missing subcommand: create, list or get (run 'surge sale --help')"}
+	}
+	switch args[0] {
+	case "create":
+		return saleCreate(ctx, args[1:], stdout)
+	case "list", "get":
+		return saleRead(ctx, args[0], args[1:], stdout)
+	case "-h", "--help", "-help", "help":
+		fmt.Fprint(stdout, saleUsage)
+		return nil
+	}
+	return errUsage{fmt.Sprintf("sale: unknown subcommand %q (use create, list or get)", args[0])}
+}
+
+// serverFlags are the flags every client command shares.
+func serverFlags(fs *flagSet) (server, token *string) {
+	server = fs.String("server", "http://127.0.0.1:8080", "base URL of the Surge server")
+	token = fs.String("admin-token", "", "admin bearer token of the server")
+	return server, token
+}
+
+func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("sale create", "surge sale create --name NAME --stock N [flags]", stdout)
+	server, token := serverFlags(fs)
+	var (
+		in           client.NewSale
+		starts, ends string
+	)
+	fs.StringVar(&in.ID, "id", "", "sale id (generated if empty)")
+	fs.StringVar(&in.Name, "name", "", "name of the sale (required)")
+	fs.Int64Var(&in.Stock, "stock", 0, "units for sale (required)")
+	fs.Int64Var(&in.PerUserLimit, "per-user-limit", 0, "most units one buyer may hold (server default 1)")
+	fs.Int64Var(&in.PriceCents, "price-cents", 0, "unit price in cents")
+	fs.StringVar(&in.Currency, "currency", "", "ISO 4217 currency (server default USD)")
+	fs.StringVar(&starts, "starts-at", "", "RFC 3339 start time (default now)")
+	fs.StringVar(&ends, "ends-at", "", "RFC 3339 end time (default none)")
+	fs.Int64Var(&in.HoldSeconds, "hold-seconds", 0, "seconds a reservation waits for payment (server default 900)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if in.Name == "" || in.Stock == 0 {
+		return errUsage{"sale create: --name and --stock are required"}
+	}
+	for _, t := range []struct {
+		flag, v string
+		dst     **time.Time
+	}{{"--starts-at", starts, &in.StartsAt}, {"--ends-at", ends, &in.EndsAt}} {
+		if t.v == "" {
+			continue
+		}
+		p, err := time.Parse(time.RFC3339, t.v)
+		if err != nil {
+			return errUsage{fmt.Sprintf("sale create: %s must be an RFC 3339 time such as 2026-11-23T10:00:00Z", t.flag)}
+		}
+		*t.dst = &p
+	}
+	s, err := client.New(*server, *token).CreateSale(ctx, in)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, s)
+}
+
+func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer) error {
+	synopsis := "surge sale list [flags]"
+	if verb == "get" {
+		synopsis = "surge sale get ID [flags]"
+	}
+	fs := newFlagSet("sale "+verb, synopsis, stdout)
+	server, token := serverFlags(fs)
+	// Let the id come before or after the flags.
+	var id string
+	if verb == "get" && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	c := client.New(*server, *token)
+	if verb == "list" {
+		if fs.NArg() > 0 {
+			return errUsage{"sale list: takes no arguments"}
+		}
+		sales, err := c.Sales(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, sales)
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if id == "" || fs.NArg() > 0 {
+		return errUsage{"sale get: needs exactly one sale ID"}
+	}
+	s, err := c.Sale(ctx, id)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, s)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/sqlite"
+)
+
+type serveConfig struct {
+	httpAddr           string
+	dataDir            string
+	adminToken         string
+	jwtSecret          string
+	insecureUserHeader bool
+	logLevel           string
+	logFormat          string
+	maxBatch           int
+	queueSize          int
+	shutdownTimeout    time.Duration
+	debugAddr          string
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c serveConfig
+	fs := newFlagSet("serve", "surge serve [flags]", stdout)
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address to serve the API on (port 0 picks a free port)")
+	fs.StringVar(&c.dataDir, "data-dir", "./surge-data", "directory of the embedded database")
+	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token for admin endpoints (generated and printed once if empty)")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "HS256 secret that signs buyer JWTs (sub = user id, exp required)")
+	fs.BoolVar(&c.insecureUserHeader, "insecure-user-header", false, "trust the X-User-ID header as the buyer (development and benchmarks only)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&c.maxBatch, "max-batch", 512, "most purchases one batch commits")
+	fs.IntVar(&c.queueSize, "queue-size", 4096, "per-sale purchase queue; a full queue answers 503")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve pprof on this separate address (keep it private)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errUsage{fmt.Sprintf("serve: unexpected argument %q (run 'surge serve --help')", fs.Arg(0))}
+	}
+	log, err := newLogger(stderr, c.logLevel, c.logFormat)
+	if err != nil {
+		return err
+	}
+	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
+		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
+	}
+	if c.adminToken == "" {
+		var b [24]byte
+		_, _ = rand.Read(b[:])
+		c.adminToken = hex.EncodeToString(b[:])
+		fmt.Fprintf(stdout, "admin token (generated; pass --admin-token or SURGE_ADMIN_TOKEN to keep one): %s\n", c.adminToken)
+	}
+	if c.insecureUserHeader {
+		log.Warn("--insecure-user-header is on: any client can act as any buyer by sending X-User-ID; never use it in production")
+	}
+	if c.jwtSecret == "" && !c.insecureUserHeader {
+		log.Warn("no buyer authentication configured: set --jwt-secret so buyers can purchase")
+	}
+
+	store, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	eng, err := engine.Open(ctx, store, engine.Config{MaxBatch: c.maxBatch, QueueSize: c.queueSize, Logger: log})
+	if err != nil {
+		store.Close()
+		return err
+	}
+	api := surgehttp.New(eng, surgehttp.Config{
+		AdminToken:         c.adminToken,
+		JWTSecret:          []byte(c.jwtSecret),
+		InsecureUserHeader: c.insecureUserHeader,
+		Logger:             log,
+	})
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		eng.Close()
+		store.Close()
+		return fmt.Errorf("listen on %s: %w", c.httpAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("surge serving", "addr", ln.Addr().String(), "data_dir", c.dataDir, "version", buildVersion())
+	fmt.Fprintf(stdout, "surge serving on http://%s\n", ln.Addr())
+
+	if c.debugAddr != "" {
+		dbg, err := debugServer(c.debugAddr)
+		if err != nil {
+			eng.Close()
+			store.Close()
+			return err
+		}
+		defer dbg.Close()
+		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests")
+	}
+	// Order matters: stop taking requests and finish the ones in flight,
+	// then flush the batchers, then close the database.
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("http shutdown", "err", err)
+	}
+	if err := eng.Close(); err != nil {
+		log.Error("engine close", "err", err)
+	}
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, errUsage{fmt.Sprintf("serve: invalid --log-level %q (use debug, info, warn or error)", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, errUsage{fmt.Sprintf("serve: invalid --log-format %q (use text or json)", format)}
+}
+
+// debugServer serves pprof on its own listener, never on the public API.
+func debugServer(addr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on debug address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}

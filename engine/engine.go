@@ -1,0 +1,488 @@
+// Package engine is the purchase pipeline in front of a surge.Store.
+//
+// Each sale has an owner goroutine with a bounded inbox. Concurrent
+// purchases queue in the inbox while the owner's previous batch commits;
+// the owner then takes everything queued (up to MaxBatch) and hands it to
+// the store as one batch, so batches grow with load and a lone request on
+// an idle server commits at once. Requests that are certain to fail (sale
+// not live, or fewer units left than asked) are answered before the inbox
+// from lock-free atomics, so a sold-out spike costs no lock and no I/O.
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// Config tunes the engine; zero fields take their defaults.
+type Config struct {
+	// MaxBatch bounds the purchases one store call decides (default 512).
+	MaxBatch int
+	// QueueSize bounds each sale's inbox (default 4096). A full inbox
+	// answers surge.ErrOverloaded instead of queueing without end.
+	QueueSize int
+	// ExpiryInterval is how often expired holds are released (default 1s).
+	ExpiryInterval time.Duration
+	// StoreTimeout bounds a store call made outside a request (default 30s).
+	StoreTimeout time.Duration
+	// PurchaseTimeout bounds how long a queued purchase waits for its
+	// batch to commit (default 10s).
+	PurchaseTimeout time.Duration
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+	// Logger receives operational events (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 512
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 4096
+	}
+	if c.ExpiryInterval <= 0 {
+		c.ExpiryInterval = time.Second
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 30 * time.Second
+	}
+	if c.PurchaseTimeout <= 0 {
+		c.PurchaseTimeout = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Engine runs the pipeline for every sale of a store.
+type Engine struct {
+	store surge.Store
+	cfg   Config
+	log   *slog.Logger
+
+	// sales is copy-on-write: purchases read it with one atomic load;
+	// creating a sale (rare) copies it under mu.
+	sales atomic.Pointer[map[string]*sale]
+	mu    sync.Mutex
+
+	closing atomic.Bool
+	stop    chan struct{}
+	owners  sync.WaitGroup
+	expirer sync.WaitGroup
+
+	batches     atomic.Int64
+	purchases   atomic.Int64
+	fastRejects atomic.Int64
+}
+
+type sale struct {
+	surge.Sale
+	remaining atomic.Int64 // a hint refreshed after every store change
+	inbox     chan *request
+
+	// hintMu orders writes to remaining. releases counts store changes
+	// that gave units back (cancel, expiry), so that an owner never
+	// overwrites a fresher figure with the one its batch computed before.
+	hintMu   sync.Mutex
+	releases atomic.Int64
+}
+
+type request struct {
+	ctx  context.Context
+	p    surge.Purchase
+	done chan result // buffered: the owner never blocks on a gone caller
+}
+
+type result struct {
+	out surge.Outcome
+	err error
+}
+
+// Open starts the pipeline for every sale the store holds.
+func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
+	cfg.defaults()
+	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	sales, err := store.Sales(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("engine: load sales: %w", err)
+	}
+	m := make(map[string]*sale, len(sales))
+	for _, sl := range sales {
+		s, err := e.newSale(ctx, sl)
+		if err != nil {
+			return nil, err
+		}
+		m[sl.ID] = s
+	}
+	e.sales.Store(&m)
+	for _, s := range m {
+		e.startOwner(s)
+	}
+	e.expirer.Add(1)
+	go e.expireLoop()
+	return e, nil
+}
+
+func (e *Engine) newSale(ctx context.Context, sl surge.Sale) (*sale, error) {
+	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize)}
+	rem, err := e.store.Remaining(ctx, sl.ID)
+	if err != nil {
+		return nil, fmt.Errorf("engine: remaining of sale %s: %w", sl.ID, err)
+	}
+	s.remaining.Store(rem)
+	return s, nil
+}
+
+func (e *Engine) lookup(id string) *sale {
+	return (*e.sales.Load())[id]
+}
+
+// SaleState is a sale with its live figures.
+type SaleState struct {
+	surge.Sale
+	Remaining int64
+	Status    surge.SaleStatus
+}
+
+func (e *Engine) state(s *sale) SaleState {
+	rem := s.remaining.Load()
+	return SaleState{Sale: s.Sale, Remaining: rem, Status: s.Status(e.cfg.Now(), rem)}
+}
+
+// CreateSale validates and persists a new sale and starts its pipeline.
+func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState, error) {
+	sl, err := surge.NewSale(in, e.cfg.Now())
+	if err != nil {
+		return SaleState{}, err
+	}
+	if e.closing.Load() {
+		return SaleState{}, surge.ErrUnavailable
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := *e.sales.Load()
+	if _, ok := old[sl.ID]; ok {
+		return SaleState{}, surge.ErrSaleExists
+	}
+	if err := e.store.CreateSale(ctx, sl); err != nil {
+		return SaleState{}, err
+	}
+	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize)}
+	s.remaining.Store(sl.Stock)
+	m := maps.Clone(old)
+	m[sl.ID] = s
+	e.sales.Store(&m)
+	e.startOwner(s)
+	e.log.Info("sale created", "sale", sl.ID, "stock", sl.Stock, "per_user_limit", sl.PerUserLimit)
+	return e.state(s), nil
+}
+
+// Sale returns one sale's state.
+func (e *Engine) Sale(id string) (SaleState, error) {
+	s := e.lookup(id)
+	if s == nil {
+		return SaleState{}, surge.ErrSaleNotFound
+	}
+	return e.state(s), nil
+}
+
+// Sales returns every sale, oldest first.
+func (e *Engine) Sales() []SaleState {
+	m := *e.sales.Load()
+	out := make([]SaleState, 0, len(m))
+	for _, s := range m {
+		out = append(out, e.state(s))
+	}
+	slices.SortFunc(out, func(a, b SaleState) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// Purchase reserves units for a buyer. A rejection is an Outcome with its
+// code, not an error; errors are sale_not_found, invalid_request,
+// overloaded, unavailable, or the context's.
+func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) (surge.Outcome, error) {
+	s := e.lookup(saleID)
+	if s == nil {
+		return surge.Outcome{}, surge.ErrSaleNotFound
+	}
+	if err := surge.ValidatePurchase(&s.Sale, p); err != nil {
+		return surge.Outcome{}, err
+	}
+	// Fast path: decided from immutable sale fields and one atomic load.
+	code := s.Window(e.cfg.Now())
+	rem := s.remaining.Load()
+	if code == "" && rem < p.Quantity {
+		code = surge.CodeSoldOut
+	}
+	if code != "" {
+		pending := false
+		if p.IdempotencyKey != "" {
+			switch o, st := e.store.LookupKey(saleID, p.UserID, p.IdempotencyKey); st {
+			case surge.KeyDone:
+				return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, nil
+			case surge.KeyPending:
+				pending = true // the owner answers once the first is durable
+			}
+		}
+		if !pending {
+			e.fastRejects.Add(1)
+			return surge.Outcome{Code: code, Remaining: rem}, nil
+		}
+	}
+	if e.closing.Load() {
+		return surge.Outcome{}, surge.ErrUnavailable
+	}
+	// Only queued purchases pay for a deadline; the fast path above never
+	// waits, so it needs none.
+	ctx, cancel := context.WithTimeoutCause(ctx, e.cfg.PurchaseTimeout, ErrTimeout)
+	defer cancel()
+	r := &request{ctx: ctx, p: p, done: make(chan result, 1)}
+	select {
+	case s.inbox <- r:
+	default:
+		return surge.Outcome{}, surge.ErrOverloaded
+	}
+	select {
+	case res := <-r.done:
+		return res.out, res.err
+	case <-ctx.Done():
+		// The purchase may still commit; a retry with the same
+		// Idempotency-Key finds it.
+		return surge.Outcome{}, context.Cause(ctx)
+	}
+}
+
+// ErrTimeout answers a purchase whose batch did not commit within
+// Config.PurchaseTimeout. The purchase may still commit: a retry with the
+// same Idempotency-Key returns it.
+var ErrTimeout = &surge.Error{Code: surge.CodeUnavailable, Message: "timed out waiting for the purchase to commit; retry with the same Idempotency-Key"}
+
+func (e *Engine) startOwner(s *sale) {
+	e.owners.Add(1)
+	go e.own(s)
+}
+
+// own is a sale's owner: it turns whatever queued up into one store call.
+func (e *Engine) own(s *sale) {
+	defer e.owners.Done()
+	batch := make([]*request, 0, e.cfg.MaxBatch)
+	purchases := make([]surge.Purchase, 0, e.cfg.MaxBatch)
+	for {
+		var first *request
+		select {
+		case first = <-s.inbox:
+		case <-e.stop:
+			// Flush what is queued, then exit.
+			for {
+				select {
+				case r := <-s.inbox:
+					e.apply(s, append(batch[:0], r), purchases)
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < e.cfg.MaxBatch {
+			select {
+			case r := <-s.inbox:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		e.apply(s, batch, purchases)
+	}
+}
+
+func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
+	// Callers that gave up are dropped before they cost a reservation.
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- result{err: err}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	purchases = purchases[:0]
+	for _, r := range live {
+		purchases = append(purchases, r.p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StoreTimeout)
+	gen := s.releases.Load()
+	outs, rem, err := e.store.Reserve(ctx, s.ID, purchases, e.cfg.Now())
+	e.setRemaining(ctx, s, rem, gen, err == nil)
+	cancel()
+	e.batches.Add(1)
+	e.purchases.Add(int64(len(live)))
+	if err != nil {
+		e.log.Error("reserve batch failed", "sale", s.ID, "size", len(live), "err", err)
+		if surge.ErrorCode(err) == "" {
+			err = fmt.Errorf("%w: %w", surge.ErrUnavailable, err)
+		}
+		for _, r := range live {
+			r.done <- result{err: err}
+		}
+		return
+	}
+	for i, r := range live {
+		r.done <- result{out: outs[i]}
+	}
+}
+
+// Order returns one order.
+func (e *Engine) Order(ctx context.Context, id string) (surge.Order, error) {
+	if !surge.ValidID(id) {
+		return surge.Order{}, surge.ErrOrderNotFound
+	}
+	return e.store.Order(ctx, id)
+}
+
+// Cancel cancels a reserved order and returns its units to the stock.
+func (e *Engine) Cancel(ctx context.Context, id string) (surge.Order, error) {
+	o, err := e.store.Cancel(ctx, id, e.cfg.Now())
+	if err != nil {
+		return o, err
+	}
+	e.refresh(ctx, o.SaleID)
+	return o, nil
+}
+
+// Pay marks a reserved order paid.
+func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
+	return e.store.Pay(ctx, id, e.cfg.Now())
+}
+
+// Orders streams every order of a sale.
+func (e *Engine) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	if e.lookup(saleID) == nil {
+		return surge.ErrSaleNotFound
+	}
+	return e.store.Orders(ctx, saleID, fn)
+}
+
+// refresh reloads a sale's remaining-stock hint after units came back.
+func (e *Engine) refresh(ctx context.Context, saleID string) {
+	s := e.lookup(saleID)
+	if s == nil {
+		return
+	}
+	s.releases.Add(1) // before the lock: see setRemaining
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	e.reload(ctx, s)
+}
+
+// setRemaining stores the figure a batch returned (known is false if the
+// batch failed). If units came back while the batch was being decided, the
+// figure may predate them and would hide them from the fast path, so the
+// hint is reloaded from the store instead.
+func (e *Engine) setRemaining(ctx context.Context, s *sale, rem, gen int64, known bool) {
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	if known && s.releases.Load() == gen {
+		s.remaining.Store(rem)
+		return
+	}
+	e.reload(ctx, s)
+}
+
+// reload sets the hint from the store; the caller holds s.hintMu.
+func (e *Engine) reload(ctx context.Context, s *sale) {
+	rem, err := e.store.Remaining(ctx, s.ID)
+	if err != nil {
+		e.log.Warn("refresh remaining", "sale", s.ID, "err", err)
+		return
+	}
+	s.remaining.Store(rem)
+}
+
+func (e *Engine) expireLoop() {
+	defer e.expirer.Done()
+	t := time.NewTicker(e.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.ExpireNow()
+		}
+	}
+}
+
+// ExpireNow releases every hold that has run out. It runs on a ticker;
+// tests call it directly.
+func (e *Engine) ExpireNow() {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StoreTimeout)
+	defer cancel()
+	expired, err := e.store.Expire(ctx, e.cfg.Now())
+	if err != nil {
+		e.log.Error("expire holds", "err", err)
+	}
+	touched := make(map[string]int)
+	for _, o := range expired {
+		touched[o.SaleID]++
+	}
+	for id, n := range touched {
+		e.refresh(ctx, id)
+		e.log.Info("holds expired", "sale", id, "orders", n)
+	}
+}
+
+// Stats are pipeline counters.
+type Stats struct {
+	Batches     int64 // store calls made by owners
+	Purchases   int64 // purchases in those calls
+	FastRejects int64 // purchases answered without the store
+}
+
+// MeanBatch is purchases per store call.
+func (s Stats) MeanBatch() float64 {
+	if s.Batches == 0 {
+		return 0
+	}
+	return float64(s.Purchases) / float64(s.Batches)
+}
+
+// Stats returns the pipeline counters.
+func (e *Engine) Stats() Stats {
+	return Stats{Batches: e.batches.Load(), Purchases: e.purchases.Load(), FastRejects: e.fastRejects.Load()}
+}
+
+// Ready reports whether the engine takes purchases.
+func (e *Engine) Ready() bool { return !e.closing.Load() }
+
+// Close stops taking purchases, flushes every queued one, and stops the
+// expiry loop. It does not close the store. Call it after the HTTP server
+// has drained, so no purchase is still arriving.
+func (e *Engine) Close() error {
+	if e.closing.Swap(true) {
+		return errors.New("engine: already closed")
+	}
+	close(e.stop)
+	e.owners.Wait()
+	e.expirer.Wait()
+	return nil
+}

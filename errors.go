@@ -1,0 +1,66 @@
+package surge
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is the machine-readable reason of an outcome or error. The HTTP API
+// sends it as error.code; the set is part of the public contract.
+type Code string
+
+const (
+	CodeReserved       Code = "reserved" // success, not an error
+	CodeSoldOut        Code = "sold_out"
+	CodeLimitReached   Code = "limit_reached"
+	CodeNotStarted     Code = "not_started"
+	CodeEnded          Code = "ended"
+	CodeSaleNotFound   Code = "sale_not_found"
+	CodeSaleExists     Code = "sale_exists"
+	CodeOrderNotFound  Code = "order_not_found"
+	CodeNotCancellable Code = "not_cancellable"
+	CodeNotPayable     Code = "not_payable"
+	CodeInvalid        Code = "invalid_request"
+	CodeOverloaded     Code = "overloaded"
+	CodeUnavailable    Code = "unavailable"
+)
+
+// Error is a failure a caller can act on: a Code plus a human message.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Is makes errors.Is match on the code alone, so callers can compare with
+// the sentinels below whatever the message.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Sentinels for errors.Is.
+var (
+	ErrSaleNotFound   = &Error{Code: CodeSaleNotFound, Message: "sale not found"}
+	ErrSaleExists     = &Error{Code: CodeSaleExists, Message: "a sale with this id already exists"}
+	ErrOrderNotFound  = &Error{Code: CodeOrderNotFound, Message: "order not found"}
+	ErrNotCancellable = &Error{Code: CodeNotCancellable, Message: "only a reserved order can be cancelled"}
+	ErrNotPayable     = &Error{Code: CodeNotPayable, Message: "only a reserved order can be paid"}
+	ErrOverloaded     = &Error{Code: CodeOverloaded, Message: "the sale's queue is full; retry shortly"}
+	ErrUnavailable    = &Error{Code: CodeUnavailable, Message: "the service is shutting down or its storage failed; retry shortly"}
+)
+
+// ErrorCode extracts the Code of err, or "" if err carries none.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}

@@ -1,0 +1,101 @@
+package http_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// benchAPI returns the API over a real engine and store, with one sale.
+func benchAPI(b *testing.B, stock int64) (http.Handler, *engine.Engine, *sqlite.Store) {
+	b.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.Open(ctx, st, engine.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { eng.Close(); st.Close() })
+	id, name := "bench", "bench"
+	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock}); err != nil {
+		b.Fatal(err)
+	}
+	return surgehttp.New(eng, surgehttp.Config{AdminToken: "admin", InsecureUserHeader: true}), eng, st
+}
+
+// minimal is the yardstick: the least a net/http handler can do for the
+// same request.
+func minimal() http.Handler {
+	body := []byte(`{"order":{"id":"o_0000000000000000000a","sale_id":"bench","user_id":"u1","quantity":1,"status":"reserved","created_at":"2026-01-01T00:00:00.000Z","expires_at":"2026-01-01T00:15:00.000Z"}}` + "\n")
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write(body)
+	})
+	return mux
+}
+
+// serve drives h with purchase requests from parallel goroutines, each
+// request from a new buyer, and checks every answer has the wanted status.
+func serve(b *testing.B, h http.Handler, want int) {
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u := "u" + strconv.FormatInt(n.Add(1), 10)
+			r := httptest.NewRequest(http.MethodPost, "/v1/sales/bench/purchases", strings.NewReader(`{"quantity":1}`))
+			r.Header.Set("X-User-ID", u)
+			r.Header.Set("Idempotency-Key", u)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != want {
+				b.Fatalf("status %d, want %d: %s", w.Code, want, w.Body)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkHandler compares, in one run, the purchase handler on the
+// sold-out and the reserve path with a minimal handler. The reserve path
+// includes the fsync of every group commit, so it only batches well with
+// many goroutines: SetParallelism raises them.
+func BenchmarkHandler(b *testing.B) {
+	b.Run("minimal", func(b *testing.B) {
+		serve(b, minimal(), http.StatusCreated)
+	})
+	b.Run("sold-out", func(b *testing.B) {
+		h, eng, _ := benchAPI(b, 1)
+		if out, err := eng.Purchase(context.Background(), "bench", surge.Purchase{UserID: "first", Quantity: 1}); err != nil || out.Code != surge.CodeReserved {
+			b.Fatalf("first purchase: %v %v", out.Code, err)
+		}
+		serve(b, h, http.StatusConflict)
+	})
+	b.Run("reserve", func(b *testing.B) {
+		h, eng, st := benchAPI(b, surge.MaxStock)
+		b.SetParallelism(128)
+		serve(b, h, http.StatusCreated)
+		b.ReportMetric(eng.Stats().MeanBatch(), "mean_batch")
+		if s := st.Stats(); s.Commits > 0 {
+			b.ReportMetric(float64(s.Rows)/float64(s.Commits), "rows/fsync")
+			b.ReportMetric(float64(s.Busy.Microseconds())/float64(s.Commits), "µs/commit")
+		}
+	})
+}

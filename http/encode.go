@@ -1,0 +1,178 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/engine"
+)
+
+// timeLayout is RFC 3339 with milliseconds, always UTC.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// appendOrder encodes an order object. Purchases are the hot path, so this
+// appends to a buffer instead of going through reflection; ids and codes
+// are plain ASCII by validation, but strings are still quoted properly.
+func appendOrder(b []byte, o *surge.Order) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendQuote(b, o.ID)
+	b = append(b, `,"sale_id":`...)
+	b = strconv.AppendQuote(b, o.SaleID)
+	b = append(b, `,"user_id":`...)
+	b = strconv.AppendQuote(b, o.UserID)
+	b = append(b, `,"quantity":`...)
+	b = strconv.AppendInt(b, o.Quantity, 10)
+	b = append(b, `,"status":"`...)
+	b = append(b, o.Status...)
+	b = append(b, `","created_at":"`...)
+	b = o.CreatedAt.UTC().AppendFormat(b, timeLayout)
+	b = append(b, `","expires_at":"`...)
+	b = o.ExpiresAt.UTC().AppendFormat(b, timeLayout)
+	b = append(b, '"')
+	if o.IdempotencyKey != "" {
+		// Keys are printable ASCII; json.Marshal would escape <, > and &
+		// the same way strconv.Quote does not, so escape by hand.
+		b = append(b, `,"idempotency_key":`...)
+		b = appendJSONString(b, o.IdempotencyKey)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString quotes printable ASCII as JSON.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		default:
+			if c < 0x20 || c > 0x7e {
+				b = append(b, `\u00`...)
+				b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+			} else {
+				b = append(b, c)
+			}
+		}
+	}
+	return append(b, '"')
+}
+
+func orderBody(o *surge.Order) []byte {
+	b := make([]byte, 0, 320)
+	b = append(b, `{"order":`...)
+	b = appendOrder(b, o)
+	return append(b, "}\n"...)
+}
+
+// saleJSON is the sale object of the API.
+type saleJSON struct {
+	ID           string  `json:"id"`
+	Name         string  `json:"name"`
+	Stock        int64   `json:"stock"`
+	Remaining    int64   `json:"remaining"`
+	PerUserLimit int64   `json:"per_user_limit"`
+	PriceCents   int64   `json:"price_cents"`
+	Currency     string  `json:"currency"`
+	StartsAt     string  `json:"starts_at"`
+	EndsAt       *string `json:"ends_at"`
+	HoldSeconds  int64   `json:"hold_seconds"`
+	Status       string  `json:"status"`
+}
+
+func toSaleJSON(s engine.SaleState) saleJSON {
+	j := saleJSON{
+		ID: s.ID, Name: s.Name, Stock: s.Stock, Remaining: max(s.Remaining, 0),
+		PerUserLimit: s.PerUserLimit, PriceCents: s.PriceCents, Currency: s.Currency,
+		StartsAt: s.StartsAt.UTC().Format(timeLayout), HoldSeconds: s.HoldSeconds,
+		Status: string(s.Status),
+	}
+	if !s.EndsAt.IsZero() {
+		e := s.EndsAt.UTC().Format(timeLayout)
+		j.EndsAt = &e
+	}
+	return j
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "could not encode the response")
+		return
+	}
+	writeRaw(w, status, append(b, '\n'))
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+var jsonContentType = []string{"application/json"}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func errorJSON(code, message string) []byte {
+	b, _ := json.Marshal(errorBody{errorDetail{code, message}})
+	return append(b, '\n')
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeRaw(w, status, errorJSON(code, message))
+}
+
+// Rejections of purchases are answered from bodies encoded once: the
+// sold-out path under a spike must cost next to nothing.
+var rejectionBodies = map[surge.Code][]byte{
+	surge.CodeSoldOut:      errorJSON(string(surge.CodeSoldOut), "the sale is sold out: fewer units remain than requested"),
+	surge.CodeLimitReached: errorJSON(string(surge.CodeLimitReached), "this purchase would exceed the per-user limit of the sale"),
+	surge.CodeNotStarted:   errorJSON(string(surge.CodeNotStarted), "the sale has not started yet"),
+	surge.CodeEnded:        errorJSON(string(surge.CodeEnded), "the sale has ended"),
+}
+
+// statusOf maps a domain code to its HTTP status.
+func statusOf(c surge.Code) int {
+	switch c {
+	case surge.CodeSoldOut, surge.CodeLimitReached, surge.CodeNotStarted, surge.CodeEnded,
+		surge.CodeSaleExists, surge.CodeNotCancellable, surge.CodeNotPayable:
+		return http.StatusConflict
+	case surge.CodeSaleNotFound, surge.CodeOrderNotFound:
+		return http.StatusNotFound
+	case surge.CodeInvalid:
+		return http.StatusBadRequest
+	case surge.CodeOverloaded, surge.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// writeErr answers a domain error; anything else is a 500 whose details
+// go to the log, not the client.
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	var e *surge.Error
+	switch {
+	case errors.As(err, &e):
+		writeError(w, statusOf(e.Code), string(e.Code), e.Message)
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }

@@ -1,0 +1,273 @@
+// Package ledger keeps the live state of a sale in memory and applies the
+// purchase rules to it: remaining stock, units held per user, idempotency
+// keys, and reserved orders waiting for payment or expiry. It does no I/O;
+// a store pairs it with durable storage and serialises access to it.
+//
+// Changes are two-phase so memory never runs ahead of disk in a way a crash
+// could expose: a reservation batch is applied tentatively (Decide), then
+// either kept (Commit) once durable or undone (Rollback). Units come back
+// (Release) only after the release itself is durable, so a crash can never
+// restore an order whose units were already sold again.
+package ledger
+
+import (
+	"container/heap"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// Sale is the live state of one sale. Every method but Remaining and
+// LookupKey needs the caller's lock; those two are safe at any time and
+// take no lock, so the pipeline's fast paths can call them.
+type Sale struct {
+	sale      surge.Sale
+	remaining atomic.Int64
+	held      map[string]int64        // user -> reserved+paid units
+	keys      sync.Map                // userKey -> keyEntry
+	reserved  map[string]*surge.Order // reserved orders by id
+	expiry    expiryHeap
+	dupKeys   int // orders restored with an already-used key
+}
+
+type userKey struct{ user, key string }
+
+// keyEntry is immutable; a change replaces it in the map.
+type keyEntry struct {
+	order   surge.Order // the first answer: status reserved
+	pending bool
+}
+
+// New returns the state of a sale with no orders.
+func New(s surge.Sale) *Sale {
+	l := &Sale{
+		sale:     s,
+		held:     make(map[string]int64),
+		reserved: make(map[string]*surge.Order),
+	}
+	l.remaining.Store(s.Stock)
+	return l
+}
+
+// Sale returns the sale this state belongs to.
+func (l *Sale) Sale() *surge.Sale { return &l.sale }
+
+// Remaining is the unreserved stock. Lock-free.
+func (l *Sale) Remaining() int64 { return l.remaining.Load() }
+
+// LookupKey reports what is known of a user's idempotency key. Lock-free.
+func (l *Sale) LookupKey(user, key string) (surge.Order, surge.KeyState) {
+	v, ok := l.keys.Load(userKey{user, key})
+	if !ok {
+		return surge.Order{}, surge.KeyUnknown
+	}
+	e := v.(keyEntry)
+	if e.pending {
+		return surge.Order{}, surge.KeyPending
+	}
+	return e.order, surge.KeyDone
+}
+
+// Restore replays an order loaded from storage into the state.
+func (l *Sale) Restore(o surge.Order) {
+	if o.IdempotencyKey != "" {
+		first := o
+		first.Status = surge.OrderReserved
+		if _, loaded := l.keys.LoadOrStore(userKey{o.UserID, o.IdempotencyKey}, keyEntry{order: first}); loaded {
+			l.dupKeys++
+		}
+	}
+	if !o.Status.Live() {
+		return
+	}
+	l.remaining.Add(-o.Quantity)
+	l.held[o.UserID] += o.Quantity
+	if o.Status == surge.OrderReserved {
+		p := &o
+		l.reserved[o.ID] = p
+		heap.Push(&l.expiry, p)
+	}
+}
+
+// Verify checks the guarantees on restored state: no oversell, every user
+// within the limit, one order per idempotency key. A failure means the
+// storage holds state Surge could never have written.
+func (l *Sale) Verify() error {
+	if rem := l.remaining.Load(); rem < 0 {
+		return fmt.Errorf("ledger: sale %s is oversold by %d units", l.sale.ID, -rem)
+	}
+	for u, n := range l.held {
+		if n > l.sale.PerUserLimit {
+			return fmt.Errorf("ledger: user %s holds %d units of sale %s, over the limit of %d", u, n, l.sale.ID, l.sale.PerUserLimit)
+		}
+	}
+	if l.dupKeys > 0 {
+		return fmt.Errorf("ledger: sale %s has %d orders reusing an idempotency key", l.sale.ID, l.dupKeys)
+	}
+	return nil
+}
+
+// Tentative is a batch applied to memory but not yet durable.
+type Tentative struct {
+	Orders []surge.Order // new orders to persist, in batch order
+}
+
+// Decide applies the rules to each purchase in order and reserves units
+// tentatively. Purchases must already be validated (surge.ValidatePurchase).
+// newID names each new order.
+func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string) ([]surge.Outcome, *Tentative) {
+	outs := make([]surge.Outcome, len(batch))
+	t := &Tentative{}
+	window := l.sale.Window(now)
+	now = now.UTC().Truncate(time.Millisecond)
+	for i, p := range batch {
+		if p.IdempotencyKey != "" {
+			if v, ok := l.keys.Load(userKey{p.UserID, p.IdempotencyKey}); ok {
+				// Pending here can only mean earlier in this same batch:
+				// batches commit whole, so the replay is as durable as
+				// the original.
+				outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: v.(keyEntry).order, Replay: true}
+				continue
+			}
+		}
+		if window != "" {
+			outs[i] = surge.Outcome{Code: window}
+			continue
+		}
+		rem := l.remaining.Load()
+		if rem < p.Quantity {
+			outs[i] = surge.Outcome{Code: surge.CodeSoldOut, Remaining: rem}
+			continue
+		}
+		if l.held[p.UserID]+p.Quantity > l.sale.PerUserLimit {
+			outs[i] = surge.Outcome{Code: surge.CodeLimitReached}
+			continue
+		}
+		o := surge.Order{
+			ID:             newID(),
+			SaleID:         l.sale.ID,
+			UserID:         p.UserID,
+			Quantity:       p.Quantity,
+			Status:         surge.OrderReserved,
+			IdempotencyKey: p.IdempotencyKey,
+			CreatedAt:      now,
+			ExpiresAt:      now.Add(l.sale.Hold()),
+		}
+		l.remaining.Add(-p.Quantity)
+		l.held[p.UserID] += p.Quantity
+		if p.IdempotencyKey != "" {
+			l.keys.Store(userKey{p.UserID, p.IdempotencyKey}, keyEntry{order: o, pending: true})
+		}
+		t.Orders = append(t.Orders, o)
+		outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o}
+	}
+	return outs, t
+}
+
+// Commit keeps a tentative batch once it is durable.
+func (l *Sale) Commit(t *Tentative) {
+	for i := range t.Orders {
+		o := t.Orders[i]
+		if o.IdempotencyKey != "" {
+			l.keys.Store(userKey{o.UserID, o.IdempotencyKey}, keyEntry{order: o})
+		}
+		p := &o
+		l.reserved[o.ID] = p
+		heap.Push(&l.expiry, p)
+	}
+}
+
+// Rollback undoes a tentative batch whose commit failed.
+func (l *Sale) Rollback(t *Tentative) {
+	for _, o := range t.Orders {
+		l.remaining.Add(o.Quantity)
+		l.unhold(o.UserID, o.Quantity)
+		if o.IdempotencyKey != "" {
+			l.keys.Delete(userKey{o.UserID, o.IdempotencyKey})
+		}
+	}
+}
+
+func (l *Sale) unhold(user string, q int64) {
+	if n := l.held[user] - q; n > 0 {
+		l.held[user] = n
+	} else {
+		delete(l.held, user)
+	}
+}
+
+// Reserved returns the reserved order with this id, if it is one.
+func (l *Sale) Reserved(id string) (surge.Order, bool) {
+	o, ok := l.reserved[id]
+	if !ok {
+		return surge.Order{}, false
+	}
+	return *o, true
+}
+
+// Settle records a durable transition of a reserved order to status:
+// paid keeps its units held; cancelled and expired return them to the
+// stock. It reports false if the order was not reserved.
+func (l *Sale) Settle(id string, status surge.OrderStatus) bool {
+	o, ok := l.reserved[id]
+	if !ok {
+		return false
+	}
+	delete(l.reserved, id)
+	o.Status = status // also marks the heap entry stale
+	if !status.Live() {
+		l.remaining.Add(o.Quantity)
+		l.unhold(o.UserID, o.Quantity)
+	}
+	return true
+}
+
+// Due returns up to max reserved orders whose hold ended at or before now,
+// earliest first. They stay reserved until Settle.
+func (l *Sale) Due(now time.Time, max int) []surge.Order {
+	var due []surge.Order
+	// Stale heap entries (settled orders) are dropped as they surface.
+	for l.expiry.Len() > 0 && len(due) < max {
+		top := l.expiry[0]
+		if top.Status != surge.OrderReserved || l.reserved[top.ID] != top {
+			heap.Pop(&l.expiry)
+			continue
+		}
+		if top.ExpiresAt.After(now) {
+			break
+		}
+		due = append(due, *top)
+		heap.Pop(&l.expiry)
+	}
+	return due
+}
+
+// Requeue puts back orders taken by Due whose expiry failed to commit.
+func (l *Sale) Requeue(orders []surge.Order) {
+	for _, o := range orders {
+		if p, ok := l.reserved[o.ID]; ok {
+			heap.Push(&l.expiry, p)
+		}
+	}
+}
+
+// Held returns the units a user holds (reserved and paid).
+func (l *Sale) Held(user string) int64 { return l.held[user] }
+
+type expiryHeap []*surge.Order
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].ExpiresAt.Before(h[j].ExpiresAt) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(*surge.Order)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	old[n-1] = nil
+	*h = old[:n-1]
+	return x
+}

@@ -1,0 +1,511 @@
+// Package sqlite is the embedded backend: live state in memory (package
+// ledger) and orders in a SQLite database in WAL mode, written by a single
+// writer that group-commits every pending change with one fsync.
+//
+// SQLite (the pure-Go modernc.org/sqlite driver, so the binary needs no C
+// toolchain) was chosen because it is durable with synchronous=FULL, lets
+// readers stream exports while the writer commits, and lets operators
+// inspect orders with the stock sqlite3 shell.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/ledger"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "surge.db"
+
+// Options tune the store; the zero value is sensible.
+type Options struct {
+	// MaxCommitRows caps the rows one group commit writes (default 8192),
+	// bounding its latency.
+	MaxCommitRows int
+}
+
+// Store implements surge.Store on SQLite.
+type Store struct {
+	w, r    *sql.DB
+	path    string
+	opts    Options
+	commits chan *commit
+	done    chan struct{}
+
+	mu    sync.RWMutex
+	sales map[string]*saleState
+
+	ids surge.OrderIDs
+
+	// Owned by the writer goroutine.
+	inserts map[int]*sql.Stmt
+	update  *sql.Stmt
+	args    []any
+	orders  []surge.Order
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	stats     Stats
+	statsMu   sync.Mutex
+}
+
+// saleState pairs a sale's ledger with the lock that serialises its
+// changes. The lock is held across the durable commit, so no decision is
+// ever made on state that could still be rolled back.
+type saleState struct {
+	mu sync.Mutex
+	l  *ledger.Sale
+}
+
+// Stats counts group commits, for benchmarks and metrics.
+type Stats struct {
+	Commits int64         // transactions (each one fsync)
+	Rows    int64         // rows written by them
+	Calls   int64         // store calls merged into them
+	Busy    time.Duration // time spent writing and committing them
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS sales (
+	id             TEXT PRIMARY KEY,
+	name           TEXT NOT NULL,
+	stock          INTEGER NOT NULL CHECK (stock > 0),
+	per_user_limit INTEGER NOT NULL CHECK (per_user_limit > 0),
+	price_cents    INTEGER NOT NULL,
+	currency       TEXT NOT NULL,
+	starts_at      TEXT NOT NULL,
+	ends_at        TEXT,
+	hold_seconds   INTEGER NOT NULL,
+	created_at     TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS orders (
+	seq             INTEGER PRIMARY KEY,
+	id              TEXT NOT NULL UNIQUE,
+	sale_id         TEXT NOT NULL,
+	user_id         TEXT NOT NULL,
+	quantity        INTEGER NOT NULL CHECK (quantity > 0),
+	status          TEXT NOT NULL CHECK (status IN ('reserved','paid','cancelled','expired')),
+	idempotency_key TEXT,
+	created_at      TEXT NOT NULL,
+	expires_at      TEXT NOT NULL,
+	updated_at      TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS orders_by_sale ON orders (sale_id, seq);
+`
+
+// There is deliberately no unique index on (sale_id, user_id,
+// idempotency_key): the ledger enforces one order per key under the sale's
+// lock, and an index keyed by random user ids would dirty a random page per
+// order, several times the cost of the insert itself. load checks the
+// invariant when it rebuilds the ledger.
+
+// Open opens (creating if needed) the database in dir and loads every
+// sale's live state from it.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if opts.MaxCommitRows <= 0 {
+		opts.MaxCommitRows = 8192
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	// synchronous=FULL makes every commit fsync the WAL: a commit that
+	// returned survives power loss, which is what a 201 promises.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1) // the single writer
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open reader: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	s := &Store{
+		w: w, r: r, opts: opts, path: path,
+		commits: make(chan *commit, 1024),
+		done:    make(chan struct{}),
+		sales:   make(map[string]*saleState),
+		inserts: make(map[int]*sql.Stmt),
+	}
+	if err := s.load(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'reserved'`)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: prepare update: %w", err)
+	}
+	go s.writer()
+	return s, nil
+}
+
+// load rebuilds every ledger from the database.
+func (s *Store) load(ctx context.Context) error {
+	sales, err := s.Sales(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sale := range sales {
+		s.sales[sale.ID] = &saleState{l: ledger.New(sale)}
+	}
+	rows, err := s.w.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("sqlite: load orders: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return err
+		}
+		st, ok := s.sales[o.SaleID]
+		if !ok {
+			return fmt.Errorf("sqlite: order %s belongs to unknown sale %s", o.ID, o.SaleID)
+		}
+		st.l.Restore(o)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: load orders: %w", err)
+	}
+	for _, st := range s.sales {
+		if err := st.l.Verify(); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) sale(id string) *saleState {
+	s.mu.RLock()
+	st := s.sales[id]
+	s.mu.RUnlock()
+	return st
+}
+
+// CreateSale implements surge.Store.
+func (s *Store) CreateSale(ctx context.Context, sale surge.Sale) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sales[sale.ID]; ok {
+		return surge.ErrSaleExists
+	}
+	if err := s.submit(&commit{sale: &sale}); err != nil {
+		return err
+	}
+	s.sales[sale.ID] = &saleState{l: ledger.New(sale)}
+	return nil
+}
+
+// Sales implements surge.Store.
+func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
+	if s.closed.Load() {
+		return nil, surge.ErrUnavailable
+	}
+	rows, err := s.w.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
+		starts_at, ends_at, hold_seconds, created_at FROM sales ORDER BY created_at, id`)
+	if err != nil {
+		return nil, s.unavailable(fmt.Errorf("sqlite: list sales: %w", err))
+	}
+	defer rows.Close()
+	var out []surge.Sale
+	for rows.Next() {
+		var (
+			sl              surge.Sale
+			starts, created string
+			ends            sql.NullString
+		)
+		if err := rows.Scan(&sl.ID, &sl.Name, &sl.Stock, &sl.PerUserLimit, &sl.PriceCents, &sl.Currency,
+			&starts, &ends, &sl.HoldSeconds, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: scan sale: %w", err)
+		}
+		if sl.StartsAt, err = parseTime(starts); err != nil {
+			return nil, err
+		}
+		if sl.CreatedAt, err = parseTime(created); err != nil {
+			return nil, err
+		}
+		if ends.Valid {
+			if sl.EndsAt, err = parseTime(ends.String); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, sl)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list sales: %w", err)
+	}
+	return out, nil
+}
+
+// Reserve implements surge.Store.
+func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+	st := s.sale(saleID)
+	if st == nil {
+		return nil, 0, surge.ErrSaleNotFound
+	}
+	for _, p := range batch {
+		if err := surge.ValidatePurchase(st.l.Sale(), p); err != nil {
+			return nil, 0, err
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Checked under the sale lock, which Close holds while it sets closed:
+	// a batch of rejections must not be answered by a closed store either.
+	if s.closed.Load() {
+		return nil, 0, surge.ErrUnavailable
+	}
+	outs, t := st.l.Decide(batch, now, func() string { return s.ids.Next(now) })
+	if len(t.Orders) > 0 {
+		if err := s.submit(&commit{inserts: t.Orders}); err != nil {
+			st.l.Rollback(t)
+			return nil, st.l.Remaining(), err
+		}
+		st.l.Commit(t)
+	}
+	return outs, st.l.Remaining(), nil
+}
+
+// Cancel implements surge.Store.
+func (s *Store) Cancel(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
+	return s.settle(ctx, orderID, surge.OrderCancelled, surge.ErrNotCancellable, now)
+}
+
+// Pay implements surge.Store.
+func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
+	return s.settle(ctx, orderID, surge.OrderPaid, surge.ErrNotPayable, now)
+}
+
+// settle moves one reserved order to status, durably, then in memory.
+func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderStatus, notReserved error, now time.Time) (surge.Order, error) {
+	o, err := s.Order(ctx, orderID)
+	if err != nil {
+		return surge.Order{}, err
+	}
+	st := s.sale(o.SaleID)
+	if st == nil {
+		return surge.Order{}, fmt.Errorf("sqlite: order %s of unknown sale %s", o.ID, o.SaleID)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	live, ok := st.l.Reserved(orderID)
+	if !ok {
+		return surge.Order{}, notReserved
+	}
+	if err := s.submit(&commit{updates: []update{{id: orderID, status: status, at: now}}}); err != nil {
+		return surge.Order{}, err
+	}
+	st.l.Settle(orderID, status)
+	live.Status = status
+	return live, nil
+}
+
+// Expire implements surge.Store.
+func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error) {
+	if s.closed.Load() {
+		return nil, surge.ErrUnavailable
+	}
+	s.mu.RLock()
+	states := make([]*saleState, 0, len(s.sales))
+	for _, st := range s.sales {
+		states = append(states, st)
+	}
+	s.mu.RUnlock()
+	var expired []surge.Order
+	var errs []error
+	for _, st := range states {
+		st.mu.Lock()
+		for {
+			due := st.l.Due(now, s.opts.MaxCommitRows)
+			if len(due) == 0 {
+				break
+			}
+			ups := make([]update, len(due))
+			for i, o := range due {
+				ups[i] = update{id: o.ID, status: surge.OrderExpired, at: now}
+			}
+			if err := s.submit(&commit{updates: ups}); err != nil {
+				st.l.Requeue(due)
+				errs = append(errs, err)
+				break
+			}
+			for _, o := range due {
+				st.l.Settle(o.ID, surge.OrderExpired)
+				o.Status = surge.OrderExpired
+				expired = append(expired, o)
+			}
+		}
+		st.mu.Unlock()
+	}
+	return expired, errors.Join(errs...)
+}
+
+const orderColumns = `id, sale_id, user_id, quantity, status, idempotency_key, created_at, expires_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanOrder(sc scanner) (surge.Order, error) {
+	var (
+		o                surge.Order
+		status           string
+		key              sql.NullString
+		created, expires string
+	)
+	if err := sc.Scan(&o.ID, &o.SaleID, &o.UserID, &o.Quantity, &status, &key, &created, &expires); err != nil {
+		return o, fmt.Errorf("sqlite: scan order: %w", err)
+	}
+	o.Status = surge.OrderStatus(status)
+	o.IdempotencyKey = key.String
+	var err error
+	if o.CreatedAt, err = parseTime(created); err != nil {
+		return o, err
+	}
+	if o.ExpiresAt, err = parseTime(expires); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// Order implements surge.Store.
+func (s *Store) Order(ctx context.Context, id string) (surge.Order, error) {
+	row := s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id)
+	o, err := scanOrder(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return surge.Order{}, surge.ErrOrderNotFound
+	}
+	return o, s.unavailable(err)
+}
+
+// Orders implements surge.Store. It reads a consistent snapshot while the
+// writer goes on committing.
+func (s *Store) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	if s.sale(saleID) == nil {
+		return surge.ErrSaleNotFound
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
+	if err != nil {
+		return s.unavailable(fmt.Errorf("sqlite: export orders: %w", err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.unavailable(fmt.Errorf("sqlite: export orders: %w", err))
+	}
+	return nil
+}
+
+// Remaining implements surge.Store.
+func (s *Store) Remaining(ctx context.Context, saleID string) (int64, error) {
+	if s.closed.Load() {
+		return 0, surge.ErrUnavailable
+	}
+	st := s.sale(saleID)
+	if st == nil {
+		return 0, surge.ErrSaleNotFound
+	}
+	return st.l.Remaining(), nil
+}
+
+// LookupKey implements surge.Store.
+func (s *Store) LookupKey(saleID, userID, key string) (surge.Order, surge.KeyState) {
+	st := s.sale(saleID)
+	if st == nil {
+		return surge.Order{}, surge.KeyUnknown
+	}
+	return st.l.LookupKey(userID, key)
+}
+
+// Stats returns group-commit counters.
+func (s *Store) Stats() Stats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats
+}
+
+// Held returns the units a user holds in a sale (for tests and checks).
+func (s *Store) Held(saleID, userID string) int64 {
+	st := s.sale(saleID)
+	if st == nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.l.Held(userID)
+}
+
+// Close stops the writer after it has committed everything submitted, then
+// closes the database. Calls after Close fail with surge.ErrUnavailable.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		// Taking every sale lock waits for in-flight mutations.
+		s.mu.Lock()
+		ids := slices.Collect(maps.Keys(s.sales))
+		for _, id := range ids {
+			s.sales[id].mu.Lock()
+		}
+		s.closed.Store(true)
+		close(s.commits)
+		<-s.done
+		for _, id := range ids {
+			s.sales[id].mu.Unlock()
+		}
+		s.mu.Unlock()
+		err = errors.Join(s.w.Close(), s.r.Close())
+	})
+	return err
+}
+
+// unavailable turns a failure of a closed store into ErrUnavailable, the
+// documented answer after Close: the database handles are closed by then
+// and would otherwise leak database/sql's own error.
+func (s *Store) unavailable(err error) error {
+	if err != nil && s.closed.Load() {
+		return surge.ErrUnavailable
+	}
+	return err
+}
+
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: bad stored time %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}

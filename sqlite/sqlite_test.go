@@ -1,0 +1,283 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/storetest"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func open(t *testing.T, dir string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		New: func(t *testing.T) func(t *testing.T) surge.Store {
+			dir := t.TempDir()
+			return func(t *testing.T) surge.Store { return open(t, dir) }
+		},
+	})
+}
+
+func newSale(t *testing.T, id string, stock, limit int64) surge.Sale {
+	t.Helper()
+	name := "Sale " + id
+	s, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestPlainSQLite checks what operators rely on: the file is in WAL mode and
+// the stock sqlite tooling can read orders while the store runs.
+func TestPlainSQLite(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	ctx := t.Context()
+	sale := newSale(t, "s1", 10, 2)
+	if err := s.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 2, IdempotencyKey: "k"}, {UserID: "u2", Quantity: 1}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pay(ctx, out[1].Order.ID, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, user_id, quantity, status, idempotency_key, created_at, expires_at
+		FROM orders WHERE sale_id = ? ORDER BY seq`, sale.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	type row struct {
+		id, user        string
+		q               int64
+		status          string
+		key             sql.NullString
+		created, expire string
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.user, &r.q, &r.status, &r.key, &r.created, &r.expire); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []row{
+		{out[0].Order.ID, "u1", 2, "reserved", sql.NullString{String: "k", Valid: true}, "2026-01-01T00:00:00.000Z", "2026-01-01T00:15:00.000Z"},
+		{out[1].Order.ID, "u2", 1, "paid", sql.NullString{}, "2026-01-01T00:00:00.000Z", "2026-01-01T00:15:00.000Z"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("orders on disk:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestGroupCommit checks that concurrent Reserve calls on different sales
+// share transactions, the point of the single writer.
+func TestGroupCommit(t *testing.T) {
+	const (
+		sales = 16
+		calls = 8 // per sale
+	)
+	s := open(t, t.TempDir())
+	defer s.Close()
+	ctx := t.Context()
+	for i := range sales {
+		if err := s.CreateSale(ctx, newSale(t, fmt.Sprintf("s%d", i), calls, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Stats()
+	if before.Calls != sales || before.Commits != sales {
+		t.Fatalf("after %d creates: %+v, want one commit each", sales, before)
+	}
+	var wg sync.WaitGroup
+	for i := range sales {
+		wg.Go(func() {
+			for j := range calls {
+				p := surge.Purchase{UserID: fmt.Sprintf("u%d", j), Quantity: 1}
+				out, _, err := s.Reserve(ctx, fmt.Sprintf("s%d", i), []surge.Purchase{p}, t0)
+				if err != nil || out[0].Code != surge.CodeReserved {
+					t.Errorf("Reserve: %v %+v", err, out)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := s.Stats()
+	n, commits, rows := st.Calls-before.Calls, st.Commits-before.Commits, st.Rows-before.Rows
+	if n != sales*calls || rows != sales*calls {
+		t.Errorf("%d calls wrote %d rows, want %d each", n, rows, sales*calls)
+	}
+	if commits >= n {
+		t.Errorf("%d calls took %d commits: no group commit", n, commits)
+	}
+	t.Logf("%d calls in %d commits", n, commits)
+}
+
+// TestClosed checks that a closed store refuses every call with
+// ErrUnavailable rather than panicking or half-working.
+func TestClosed(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := t.Context()
+	sale := newSale(t, "s1", 10, 1)
+	if err := s.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1, IdempotencyKey: "k"}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out[0].Order.ID
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	calls := map[string]func() error{
+		"CreateSale": func() error { return s.CreateSale(ctx, newSale(t, "s2", 1, 1)) },
+		"Sales":      func() error { _, err := s.Sales(ctx); return err },
+		"Reserve": func() error {
+			_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u2", Quantity: 1}}, t0)
+			return err
+		},
+		// A batch that would reserve nothing must not answer as if the
+		// store were up either.
+		"ReserveRejected": func() error {
+			_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u2", Quantity: 1}}, t0.Add(-time.Hour))
+			return err
+		},
+		"Cancel":    func() error { _, err := s.Cancel(ctx, id, t0); return err },
+		"Pay":       func() error { _, err := s.Pay(ctx, id, t0); return err },
+		"Expire":    func() error { _, err := s.Expire(ctx, t0.Add(time.Hour)); return err },
+		"Order":     func() error { _, err := s.Order(ctx, id); return err },
+		"Orders":    func() error { return s.Orders(ctx, sale.ID, func(surge.Order) error { return nil }) },
+		"Remaining": func() error { _, err := s.Remaining(ctx, sale.ID); return err },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, surge.ErrUnavailable) {
+			t.Errorf("%s after Close: err = %v, want ErrUnavailable", name, err)
+		}
+	}
+	s.LookupKey(sale.ID, "u1", "k") // answers from memory; must not panic
+
+	// Nothing was half-applied: the data is as it was at Close.
+	s = open(t, dir)
+	defer s.Close()
+	o, err := s.Order(ctx, id)
+	if err != nil || o.Status != surge.OrderReserved {
+		t.Errorf("order after reopen: %+v, %v; want it reserved", o, err)
+	}
+	if n, err := s.Remaining(ctx, sale.ID); err != nil || n != 9 {
+		t.Errorf("Remaining after reopen = %d, %v; want 9", n, err)
+	}
+	if ss, err := s.Sales(ctx); err != nil || len(ss) != 1 {
+		t.Errorf("Sales after reopen = %v, %v; want only %s", ss, err, sale.ID)
+	}
+}
+
+// TestCloseWhileReserving races Close against writers: every call either
+// commits durably or fails with ErrUnavailable, and nothing panics.
+func TestCloseWhileReserving(t *testing.T) {
+	const workers = 8
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := t.Context()
+	for i := range workers {
+		if err := s.CreateSale(ctx, newSale(t, fmt.Sprintf("s%d", i), 1000, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		accepted = map[string]bool{}
+		started  = make(chan struct{}, workers)
+	)
+	for i := range workers {
+		wg.Go(func() {
+			for j := 0; ; j++ {
+				p := surge.Purchase{UserID: fmt.Sprintf("u%d", j), Quantity: 1}
+				out, _, err := s.Reserve(ctx, fmt.Sprintf("s%d", i), []surge.Purchase{p}, t0)
+				if j == 0 {
+					started <- struct{}{} // Close once every worker is in flight
+				}
+				if errors.Is(err, surge.ErrUnavailable) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Reserve: %v", err)
+					return
+				}
+				mu.Lock()
+				accepted[out[0].Order.ID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	for range workers {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+
+	s = open(t, dir)
+	defer s.Close()
+	stored := 0
+	for i := range workers {
+		err := s.Orders(ctx, fmt.Sprintf("s%d", i), func(o surge.Order) error {
+			stored++
+			if !accepted[o.ID] {
+				t.Errorf("order %s is stored but its Reserve failed", o.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stored != len(accepted) {
+		t.Errorf("%d orders stored, %d accepted", stored, len(accepted))
+	}
+}

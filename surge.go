@@ -1,0 +1,158 @@
+// Package surge holds the domain of a flash sale: sales, orders, the outcomes
+// of a purchase, and the Store seam that every backend (embedded SQLite,
+// cluster Redis+PostgreSQL) implements. It has no dependencies beyond the
+// standard library; mechanisms live in sub-packages.
+package surge
+
+import (
+	"context"
+	"time"
+)
+
+// Sale is an operator's offer: a fixed stock sold within a time window.
+// A Sale is immutable once created.
+type Sale struct {
+	ID           string
+	Name         string
+	Stock        int64
+	PerUserLimit int64
+	PriceCents   int64
+	Currency     string
+	StartsAt     time.Time
+	EndsAt       time.Time // zero: no end
+	HoldSeconds  int64
+	CreatedAt    time.Time
+}
+
+// Hold is how long a reservation waits for payment before it expires.
+func (s *Sale) Hold() time.Duration { return time.Duration(s.HoldSeconds) * time.Second }
+
+// Window reports whether purchases are accepted at now: CodeNotStarted,
+// CodeEnded, or "" when the sale is open.
+func (s *Sale) Window(now time.Time) Code {
+	if now.Before(s.StartsAt) {
+		return CodeNotStarted
+	}
+	if !s.EndsAt.IsZero() && !now.Before(s.EndsAt) {
+		return CodeEnded
+	}
+	return ""
+}
+
+// SaleStatus is what buyers see of a sale.
+type SaleStatus string
+
+const (
+	SaleUpcoming SaleStatus = "upcoming"
+	SaleLive     SaleStatus = "live"
+	SaleSoldOut  SaleStatus = "sold_out"
+	SaleEnded    SaleStatus = "ended"
+)
+
+// Status derives the buyer-facing status from the window and remaining stock.
+func (s *Sale) Status(now time.Time, remaining int64) SaleStatus {
+	switch s.Window(now) {
+	case CodeNotStarted:
+		return SaleUpcoming
+	case CodeEnded:
+		return SaleEnded
+	}
+	if remaining <= 0 {
+		return SaleSoldOut
+	}
+	return SaleLive
+}
+
+// OrderStatus is the life cycle of an order: reserved, then paid, or
+// cancelled by its buyer, or expired when the hold runs out.
+type OrderStatus string
+
+const (
+	OrderReserved  OrderStatus = "reserved"
+	OrderPaid      OrderStatus = "paid"
+	OrderCancelled OrderStatus = "cancelled"
+	OrderExpired   OrderStatus = "expired"
+)
+
+// Live reports whether the order still holds units of the stock.
+func (s OrderStatus) Live() bool { return s == OrderReserved || s == OrderPaid }
+
+// Order is one buyer's reservation of units of a sale.
+type Order struct {
+	ID             string
+	SaleID         string
+	UserID         string
+	Quantity       int64
+	Status         OrderStatus
+	IdempotencyKey string // empty when the buyer sent none
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+}
+
+// Purchase is one buyer's request to reserve units.
+type Purchase struct {
+	UserID         string
+	IdempotencyKey string // empty: not idempotent
+	Quantity       int64
+}
+
+// Outcome answers one Purchase. Exactly one of Order (Code == CodeReserved)
+// or a rejection code is meaningful.
+type Outcome struct {
+	Code Code
+	// Order is the reserved order. For a replay it is the order as first
+	// answered, so the replay's body equals the first answer's.
+	Order  Order
+	Replay bool
+	// Remaining is set for CodeSoldOut: the units left when the request
+	// was decided (smaller than the quantity asked).
+	Remaining int64
+}
+
+// KeyState says what a Store knows about an idempotency key without I/O.
+type KeyState int
+
+const (
+	KeyUnknown KeyState = iota // never reserved with this key
+	KeyPending                 // a reservation with this key is being committed
+	KeyDone                    // reserved and durable; the Order is the first answer
+)
+
+// Store is the seam between the purchase pipeline (batching, fast paths,
+// scheduling) and the storage that decides and persists a batch
+// atomically. Every backend passes the contract suite in storetest.
+//
+// Mutating calls return only once their effects are durable. Reserve is
+// called with batches of purchases for one sale; implementations must be
+// safe for concurrent use, and may merge concurrent calls into one commit.
+type Store interface {
+	// CreateSale persists a new sale; ErrSaleExists if the id is taken.
+	CreateSale(ctx context.Context, s Sale) error
+	// Sales lists every sale, oldest first.
+	Sales(ctx context.Context) ([]Sale, error)
+	// Reserve decides every purchase of the batch against the sale's rules
+	// (window, stock, per-user limit, idempotency) in order, and commits
+	// all reservations at once. out[i] answers batch[i]; remaining is the
+	// stock left after the batch. An error means nothing of the batch was
+	// committed.
+	Reserve(ctx context.Context, saleID string, batch []Purchase, now time.Time) (out []Outcome, remaining int64, err error)
+	// Cancel moves a reserved order to cancelled and returns its units to
+	// the stock. ErrNotCancellable unless the order is reserved.
+	Cancel(ctx context.Context, orderID string, now time.Time) (Order, error)
+	// Pay moves a reserved order to paid. ErrNotPayable unless reserved.
+	Pay(ctx context.Context, orderID string, now time.Time) (Order, error)
+	// Expire moves every reserved order whose hold ended at or before now
+	// to expired, returning its units; it returns the orders it expired.
+	Expire(ctx context.Context, now time.Time) ([]Order, error)
+	// Order fetches one order; ErrOrderNotFound if unknown.
+	Order(ctx context.Context, id string) (Order, error)
+	// Orders streams every order of a sale, in creation order, to fn.
+	Orders(ctx context.Context, saleID string, fn func(Order) error) error
+	// Remaining is the sale's unreserved stock.
+	Remaining(ctx context.Context, saleID string) (int64, error)
+	// LookupKey answers from memory, without I/O or locks, what the store
+	// knows of an idempotency key; the pipeline uses it on fast paths.
+	LookupKey(saleID, userID, key string) (Order, KeyState)
+	// Close flushes and releases the store.
+	Close() error
+}

@@ -1,0 +1,171 @@
+package surge
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of the public contract.
+const (
+	MaxIDLen       = 64
+	MaxKeyLen      = 128
+	MaxNameLen     = 200
+	MaxStock       = 1_000_000_000
+	MaxHoldSeconds = 7 * 24 * 3600
+	DefaultHold    = 900
+)
+
+// ValidID reports whether s matches [A-Za-z0-9_-]{1,64}, the shape of every
+// sale, order and user id.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidKey reports whether s is an acceptable Idempotency-Key: 1 to 128
+// printable ASCII characters.
+func ValidKey(s string) bool {
+	if len(s) == 0 || len(s) > MaxKeyLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// idEncoding is lower-case base32 without padding: ids stay URL- and
+// shell-safe and match ValidID.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns prefix followed by 80 random bits; crypto/rand makes ids
+// unguessable, so knowing one order id tells nothing about another.
+func NewID(prefix string) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:]) // never fails on supported platforms (Go 1.24+)
+	return prefix + idEncoding.EncodeToString(b[:])
+}
+
+// SaleInput is an operator's request to create a sale; nil fields take
+// their defaults.
+type SaleInput struct {
+	ID           *string
+	Name         *string
+	Stock        *int64
+	PerUserLimit *int64
+	PriceCents   *int64
+	Currency     *string
+	StartsAt     *time.Time
+	EndsAt       *time.Time
+	HoldSeconds  *int64
+}
+
+// NewSale validates in and applies the defaults: a generated id, a limit of
+// one unit per user, starting now, no end, a 900 s hold.
+func NewSale(in SaleInput, now time.Time) (Sale, error) {
+	now = now.UTC().Truncate(time.Millisecond)
+	s := Sale{
+		PerUserLimit: 1,
+		Currency:     "USD",
+		StartsAt:     now,
+		HoldSeconds:  DefaultHold,
+		CreatedAt:    now,
+	}
+	bad := func(format string, args ...any) (Sale, error) {
+		return Sale{}, Errorf(CodeInvalid, format, args...)
+	}
+	if in.ID != nil {
+		if !ValidID(*in.ID) {
+			return bad("id must match [A-Za-z0-9_-]{1,64}")
+		}
+		s.ID = *in.ID
+	} else {
+		s.ID = NewID("s_")
+	}
+	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
+		return bad("name is required")
+	}
+	if len(*in.Name) > MaxNameLen || !utf8.ValidString(*in.Name) {
+		return bad("name must be valid UTF-8 of at most %d bytes", MaxNameLen)
+	}
+	s.Name = *in.Name
+	if in.Stock == nil {
+		return bad("stock is required")
+	}
+	if *in.Stock < 1 || *in.Stock > MaxStock {
+		return bad("stock must be between 1 and %d", MaxStock)
+	}
+	s.Stock = *in.Stock
+	if in.PerUserLimit != nil {
+		if *in.PerUserLimit < 1 || *in.PerUserLimit > s.Stock {
+			return bad("per_user_limit must be between 1 and the stock (%d)", s.Stock)
+		}
+		s.PerUserLimit = *in.PerUserLimit
+	}
+	if in.PriceCents != nil {
+		if *in.PriceCents < 0 {
+			return bad("price_cents must not be negative")
+		}
+		s.PriceCents = *in.PriceCents
+	}
+	if in.Currency != nil {
+		c := *in.Currency
+		if len(c) != 3 || strings.ToUpper(c) != c || !isLetters(c) {
+			return bad("currency must be a three-letter ISO 4217 code such as USD")
+		}
+		s.Currency = c
+	}
+	if in.StartsAt != nil {
+		s.StartsAt = in.StartsAt.UTC().Truncate(time.Millisecond)
+	}
+	if in.EndsAt != nil {
+		s.EndsAt = in.EndsAt.UTC().Truncate(time.Millisecond)
+		if !s.EndsAt.After(s.StartsAt) {
+			return bad("ends_at must be after starts_at")
+		}
+	}
+	if in.HoldSeconds != nil {
+		if *in.HoldSeconds < 1 || *in.HoldSeconds > MaxHoldSeconds {
+			return bad("hold_seconds must be between 1 and %d", MaxHoldSeconds)
+		}
+		s.HoldSeconds = *in.HoldSeconds
+	}
+	return s, nil
+}
+
+func isLetters(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidatePurchase checks a purchase against the sale's static rules; the
+// stateful rules (stock, limit) are the Store's.
+func ValidatePurchase(s *Sale, p Purchase) error {
+	if !ValidID(p.UserID) {
+		return Errorf(CodeInvalid, "user id must match [A-Za-z0-9_-]{1,64}")
+	}
+	if p.IdempotencyKey != "" && !ValidKey(p.IdempotencyKey) {
+		return Errorf(CodeInvalid, "Idempotency-Key must be 1 to 128 printable ASCII characters")
+	}
+	if p.Quantity < 1 || p.Quantity > s.PerUserLimit {
+		return Errorf(CodeInvalid, "quantity must be between 1 and the per-user limit (%d)", s.PerUserLimit)
+	}
+	return nil
+}
