@@ -129,9 +129,15 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		s.Currency = c
 	}
 	if in.StartsAt != nil {
+		if !representable(*in.StartsAt) {
+			return bad("starts_at must be between 1970 and 9999 (UTC)")
+		}
 		s.StartsAt = in.StartsAt.UTC().Truncate(time.Millisecond)
 	}
 	if in.EndsAt != nil {
+		if !representable(*in.EndsAt) {
+			return bad("ends_at must be between 1970 and 9999 (UTC)")
+		}
 		s.EndsAt = in.EndsAt.UTC().Truncate(time.Millisecond)
 		if !s.EndsAt.After(s.StartsAt) {
 			return bad("ends_at must be after starts_at")
@@ -144,6 +150,13 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		s.HoldSeconds = *in.HoldSeconds
 	}
 	return s, nil
+}
+
+// representable reports whether t survives a round trip through RFC 3339
+// text in UTC, the form the API and the stores use.
+func representable(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1970 && y <= 9999
 }
 
 func isLetters(s string) bool {

@@ -113,6 +113,9 @@ func FuzzPurchaseBody(f *testing.F) {
 			opts = append(opts, chunked())
 		}
 		r := e.serve("POST", "/v1/sales/fz/purchases", body, opts...)
+		if r.status >= 500 {
+			t.Fatalf("server error: %v (body %q, key %q)", r, body, key)
+		}
 		if ct := r.header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("Content-Type = %q", ct)
 		}

@@ -804,6 +804,10 @@ func TestExportManyOrders(t *testing.T) {
 	}
 	wantError(t, e.do(t, "POST", "/v1/sales/big/purchases", "", asUser(t, "late")), http.StatusConflict, "sold_out")
 
+	// The export is streamed, not buffered whole: no Content-Length.
+	if r := e.do(t, "GET", "/v1/sales/big/orders", "", asAdmin()); r.header.Get("Content-Length") != "" {
+		t.Errorf("export of %d orders has Content-Length %s", n, r.header.Get("Content-Length"))
+	}
 	orders := e.export(t, "big")
 	if len(orders) != n {
 		t.Fatalf("export has %d orders, want %d", len(orders), n)
