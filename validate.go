@@ -130,13 +130,13 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 	}
 	if in.StartsAt != nil {
 		if !representable(*in.StartsAt) {
-			return bad("starts_at must be between 1970 and 9999 (UTC)")
+			return bad("starts_at must lie between years 0000 and 9999 in UTC")
 		}
 		s.StartsAt = in.StartsAt.UTC().Truncate(time.Millisecond)
 	}
 	if in.EndsAt != nil {
 		if !representable(*in.EndsAt) {
-			return bad("ends_at must be between 1970 and 9999 (UTC)")
+			return bad("ends_at must lie between years 0000 and 9999 in UTC")
 		}
 		s.EndsAt = in.EndsAt.UTC().Truncate(time.Millisecond)
 		if !s.EndsAt.After(s.StartsAt) {
@@ -156,7 +156,7 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 // text in UTC, the form the API and the stores use.
 func representable(t time.Time) bool {
 	y := t.UTC().Year()
-	return y >= 1970 && y <= 9999
+	return y >= 0 && y <= 9999
 }
 
 func isLetters(s string) bool {
