@@ -13,42 +13,66 @@ THREADS=${3:-2}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+surge_pid=
+cleanup() { for p in "${pids[@]}" $surge_pid; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 go build -o "$work/surge" ./cmd/surge
 go build -o "$work/ceiling" ./bench/ceiling
 
 wait_up() { for _ in $(seq 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
-# run_wrk URL SALE -> prints "rps p99_ms non2xx"
+# cpu_ticks PID -> user+system clock ticks the process has used
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run_wrk URL SALE PID -> prints "rps p99_ms non2xx server_cpu_us_per_request"
 run_wrk() {
-  local out
+  local out before after
+  before=$(cpu_ticks "$3")
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -s bench/purchase.lua "$1" -- "$2")
-  local rps p99 non2xx
+  after=$(cpu_ticks "$3")
+  local rps p99 non2xx reqs cpu
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '/p99_us=/ {split($0,a,"="); printf "%.2f", a[2]/1000}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
-  echo "$rps $p99 $non2xx"
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $reqs" | bc -l)
+  printf '%s %s %s %.1f\n' "$rps" "$p99" "$non2xx" "$cpu"
 }
 
-"$work/ceiling" -addr 127.0.0.1:8090 & pids+=($!)
-"$work/surge" serve --http-addr 127.0.0.1:8091 --data-dir "$work/data" --admin-token bench \
-  --insecure-user-header --log-level warn >"$work/surge.log" 2>&1 & pids+=($!)
-wait_up http://127.0.0.1:8091/readyz
-sleep 0.3
+# Each scenario gets a fresh server and data dir, so one run's state (the
+# reserve-heavy run leaves ~10^5 orders in memory for the GC to scan) does
+# not tax the next.
+start_surge() {
+  rm -rf "$work/data"
+  "$work/surge" serve --http-addr 127.0.0.1:8091 --data-dir "$work/data" --admin-token bench \
+    --insecure-user-header --log-level warn --debug-addr 127.0.0.1:8092 >"$work/surge.log" 2>&1 &
+  surge_pid=$!
+  wait_up http://127.0.0.1:8091/readyz
+}
+stop_surge() { kill "$surge_pid"; wait "$surge_pid" || true; }
 admin=(-H 'Authorization: Bearer bench')
-curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"reserve","name":"reserve-heavy","stock":1000000000}' >/dev/null
-curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"soldout","name":"sold out","stock":1}' >/dev/null
-curl -fs -X POST -H 'X-User-ID: first' http://127.0.0.1:8091/v1/sales/soldout/purchases >/dev/null
 
-read -r c_rps c_p99 _ < <(run_wrk http://127.0.0.1:8090 bench)
-read -r r_rps r_p99 r_bad < <(run_wrk http://127.0.0.1:8091 reserve)
-read -r s_rps s_p99 _ < <(run_wrk http://127.0.0.1:8091 soldout)
+"$work/ceiling" -addr 127.0.0.1:8090 & ceiling_pid=$!; pids+=($ceiling_pid)
+wait_up_any() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; exit 1; }
+wait_up_any http://127.0.0.1:8090/
+read -r c_rps c_p99 _ c_cpu < <(run_wrk http://127.0.0.1:8090 bench "$ceiling_pid")
+
+start_surge
+curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"reserve","name":"reserve-heavy","stock":1000000000}' >/dev/null
+read -r r_rps r_p99 r_bad r_cpu < <(run_wrk http://127.0.0.1:8091 reserve "$surge_pid")
+stats=$(curl -fs http://127.0.0.1:8092/debug/stats)
 reserved=$(curl -fs http://127.0.0.1:8091/v1/sales/reserve | sed -E 's/.*"remaining":([0-9]+).*/\1/')
 reserved=$((1000000000 - reserved))
+stop_surge
+
+start_surge
+curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"soldout","name":"sold out","stock":1}' >/dev/null
+curl -fs -X POST -H 'X-User-ID: first' http://127.0.0.1:8091/v1/sales/soldout/purchases >/dev/null
+read -r s_rps s_p99 _ s_cpu < <(run_wrk http://127.0.0.1:8091 soldout "$surge_pid")
+stop_surge
 
 printf '\nwrk -t%s -c%s -d%s, %s, commit %s, %s\n\n' "$THREADS" "$CONNS" "$DUR" "$(date -u +%F)" "$(git rev-parse --short HEAD 2>/dev/null || echo none)" "$(nproc) cores"
-printf '| target | requests/s | p99 ms | ratio to ceiling |\n|---|---:|---:|---:|\n'
-printf '| ceiling: minimal net/http handler | %s | %s | 1.00 |\n' "$c_rps" "$c_p99"
-printf '| surge serve, reserve-heavy (201) | %s | %s | %.2f |\n' "$r_rps" "$r_p99" "$(echo "$r_rps / $c_rps" | bc -l)"
-printf '| surge serve, sold-out (409) | %s | %s | %.2f |\n' "$s_rps" "$s_p99" "$(echo "$s_rps / $c_rps" | bc -l)"
-printf '\nreserve-heavy: %s orders committed, %s non-2xx answers\n' "$reserved" "$r_bad"
+printf '| target | requests/s | p99 ms | server CPU µs/request | ratio to ceiling (requests/s) |\n|---|---:|---:|---:|---:|\n'
+printf '| ceiling: minimal net/http handler | %s | %s | %s | 1.00 |\n' "$c_rps" "$c_p99" "$c_cpu"
+printf '| surge serve, reserve-heavy (201) | %s | %s | %s | %.2f |\n' "$r_rps" "$r_p99" "$r_cpu" "$(echo "$r_rps / $c_rps" | bc -l)"
+printf '| surge serve, sold-out (409) | %s | %s | %s | %.2f |\n' "$s_rps" "$s_p99" "$s_cpu" "$(echo "$s_rps / $c_rps" | bc -l)"
+mean_batch=$(sed -E 's/.*"mean_batch":([0-9.]+).*/\1/' <<<"$stats")
+printf '\nreserve-heavy: %s orders committed, %s non-2xx answers, mean batch %.1f purchases per commit (one fsync each)\n' "$reserved" "$r_bad" "$mean_batch"

@@ -84,6 +84,8 @@ type Engine struct {
 	owners  sync.WaitGroup
 	expirer sync.WaitGroup
 
+	reqs sync.Pool // of *request
+
 	batches     atomic.Int64
 	purchases   atomic.Int64
 	fastRejects atomic.Int64
@@ -102,9 +104,11 @@ type sale struct {
 }
 
 type request struct {
-	ctx  context.Context
-	p    surge.Purchase
-	done chan result // buffered: the owner never blocks on a gone caller
+	ctx      context.Context
+	deadline time.Time // the owner drops the request after it
+	p        surge.Purchase
+	done     chan result // buffered: the owner never blocks on a gone caller
+	timer    *time.Timer
 }
 
 type result struct {
@@ -116,6 +120,7 @@ type result struct {
 func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
 	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	e.reqs.New = func() any { return &request{done: make(chan result, 1)} }
 	sales, err := store.Sales(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("engine: load sales: %w", err)
@@ -249,22 +254,35 @@ func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) 
 		return surge.Outcome{}, surge.ErrUnavailable
 	}
 	// Only queued purchases pay for a deadline; the fast path above never
-	// waits, so it needs none.
-	ctx, cancel := context.WithTimeoutCause(ctx, e.cfg.PurchaseTimeout, ErrTimeout)
-	defer cancel()
-	r := &request{ctx: ctx, p: p, done: make(chan result, 1)}
+	// waits, so it needs none. Requests and their timers are pooled: under
+	// a spike this path runs hundreds of thousands of times a second.
+	r := e.reqs.Get().(*request)
+	r.ctx, r.p, r.deadline = ctx, p, time.Now().Add(e.cfg.PurchaseTimeout)
 	select {
 	case s.inbox <- r:
 	default:
+		r.ctx = nil
+		e.reqs.Put(r)
 		return surge.Outcome{}, surge.ErrOverloaded
+	}
+	if r.timer == nil {
+		r.timer = time.NewTimer(e.cfg.PurchaseTimeout)
+	} else {
+		r.timer.Reset(e.cfg.PurchaseTimeout)
 	}
 	select {
 	case res := <-r.done:
+		r.timer.Stop() // since Go 1.23 no stale tick survives Stop
+		r.ctx = nil
+		e.reqs.Put(r)
 		return res.out, res.err
+	// On the two exits below the owner still holds r and will answer on
+	// r.done, so r is not reused. The purchase may still commit; a retry
+	// with the same Idempotency-Key finds it.
+	case <-r.timer.C:
+		return surge.Outcome{}, ErrTimeout
 	case <-ctx.Done():
-		// The purchase may still commit; a retry with the same
-		// Idempotency-Key finds it.
-		return surge.Outcome{}, context.Cause(ctx)
+		return surge.Outcome{}, ctx.Err()
 	}
 }
 
@@ -313,11 +331,17 @@ func (e *Engine) own(s *sale) {
 }
 
 func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
-	// Callers that gave up are dropped before they cost a reservation.
+	// Callers that gave up, or whose deadline passed while queued, are
+	// dropped before they cost a reservation.
+	now := time.Now()
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- result{err: err}
+			continue
+		}
+		if now.After(r.deadline) {
+			r.done <- result{err: ErrTimeout}
 			continue
 		}
 		live = append(live, r)

@@ -100,7 +100,7 @@ CREATE TABLE IF NOT EXISTS orders (
 	idempotency_key TEXT,
 	created_at      TEXT NOT NULL,
 	expires_at      TEXT NOT NULL,
-	updated_at      TEXT NOT NULL
+	updated_at      TEXT -- set by the transition out of reserved
 ) STRICT;
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders (sale_id, seq);
 `

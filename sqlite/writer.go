@@ -155,7 +155,7 @@ func insertSale(ctx context.Context, tx *sql.Tx, sl *surge.Sale) error {
 }
 
 // insertChunk rows go in one multi-row INSERT: far fewer driver round
-// trips than one statement per row (9 columns x 128 rows stays well under
+// trips than one statement per row (8 columns x 128 rows stays well under
 // SQLite's bound-parameter limit).
 const insertChunk = 128
 
@@ -166,12 +166,12 @@ func (s *Store) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 		return st, nil
 	}
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO orders (id, sale_id, user_id, quantity, status, idempotency_key, created_at, expires_at, updated_at) VALUES `)
+	sb.WriteString(`INSERT INTO orders (id, sale_id, user_id, quantity, status, idempotency_key, created_at, expires_at) VALUES `)
 	for i := range n {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString("(?,?,?,?,?,?,?,?,?)")
+		sb.WriteString("(?,?,?,?,?,?,?,?)")
 	}
 	st, err := s.w.PrepareContext(ctx, sb.String())
 	if err != nil {
@@ -191,9 +191,8 @@ func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []surge.Ord
 			if o.IdempotencyKey != "" {
 				key = o.IdempotencyKey
 			}
-			created := formatTime(o.CreatedAt)
 			args = append(args, o.ID, o.SaleID, o.UserID, o.Quantity, string(o.Status), key,
-				created, formatTime(o.ExpiresAt), created)
+				formatTime(o.CreatedAt), formatTime(o.ExpiresAt))
 		}
 		st, err := s.insertStmt(ctx, n)
 		if err != nil {

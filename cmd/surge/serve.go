@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -106,7 +107,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "surge serving on http://%s\n", ln.Addr())
 
 	if c.debugAddr != "" {
-		dbg, err := debugServer(c.debugAddr)
+		dbg, err := debugServer(c.debugAddr, func() any {
+			return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": store.Stats()}
+		})
 		if err != nil {
 			eng.Close()
 			store.Close()
@@ -160,7 +163,8 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 }
 
 // debugServer serves pprof on its own listener, never on the public API.
-func debugServer(addr string) (*http.Server, error) {
+// stats reports pipeline counters as JSON at /debug/stats.
+func debugServer(addr string, stats func() any) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on debug address %s: %w", addr, err)
@@ -171,6 +175,10 @@ func debugServer(addr string) (*http.Server, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(stats())
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
