@@ -1,0 +1,165 @@
+package surge_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+func TestValidID(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"a", true},
+		{"Sale_2026-drop", true},
+		{strings.Repeat("x", 64), true},
+		{strings.Repeat("x", 65), false},
+		{"", false},
+		{"has space", false},
+		{"slash/", false},
+		{"dot.", false},
+		{"é", false},
+		{"nul\x00", false},
+	} {
+		if got := surge.ValidID(c.in); got != c.want {
+			t.Errorf("ValidID(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestValidKey(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"k", true},
+		{"a key with spaces and ~!@#", true},
+		{strings.Repeat("k", 128), true},
+		{strings.Repeat("k", 129), false},
+		{"", false},
+		{"tab\t", false},
+		{"newline\n", false},
+		{"del\x7f", false},
+		{"ü", false},
+	} {
+		if got := surge.ValidKey(c.in); got != c.want {
+			t.Errorf("ValidKey(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestNewSaleDefaults(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.FixedZone("X", 3600))
+	s, err := surge.NewSale(surge.SaleInput{Name: ptr("Phone"), Stock: ptr(int64(10))}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStart := now.UTC().Truncate(time.Millisecond)
+	if !surge.ValidID(s.ID) || !strings.HasPrefix(s.ID, "s_") {
+		t.Errorf("generated id %q", s.ID)
+	}
+	if s.PerUserLimit != 1 || s.HoldSeconds != surge.DefaultHold || s.Currency != "USD" || s.PriceCents != 0 ||
+		!s.StartsAt.Equal(wantStart) || s.StartsAt.Location() != time.UTC || !s.EndsAt.IsZero() {
+		t.Errorf("defaults: %+v", s)
+	}
+}
+
+func TestNewSaleRejects(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	valid := func() surge.SaleInput { return surge.SaleInput{Name: ptr("n"), Stock: ptr(int64(5))} }
+	for name, mutate := range map[string]func(*surge.SaleInput){
+		"bad id":            func(in *surge.SaleInput) { in.ID = ptr("no spaces") },
+		"no name":           func(in *surge.SaleInput) { in.Name = nil },
+		"blank name":        func(in *surge.SaleInput) { in.Name = ptr("   ") },
+		"long name":         func(in *surge.SaleInput) { in.Name = ptr(strings.Repeat("n", 201)) },
+		"bad utf8 name":     func(in *surge.SaleInput) { in.Name = ptr("\xff") },
+		"no stock":          func(in *surge.SaleInput) { in.Stock = nil },
+		"zero stock":        func(in *surge.SaleInput) { in.Stock = ptr(int64(0)) },
+		"huge stock":        func(in *surge.SaleInput) { in.Stock = ptr(int64(surge.MaxStock + 1)) },
+		"zero limit":        func(in *surge.SaleInput) { in.PerUserLimit = ptr(int64(0)) },
+		"limit over stock":  func(in *surge.SaleInput) { in.PerUserLimit = ptr(int64(6)) },
+		"negative price":    func(in *surge.SaleInput) { in.PriceCents = ptr(int64(-1)) },
+		"lower currency":    func(in *surge.SaleInput) { in.Currency = ptr("usd") },
+		"long currency":     func(in *surge.SaleInput) { in.Currency = ptr("EURO") },
+		"end before start":  func(in *surge.SaleInput) { in.EndsAt = ptr(now.Add(-time.Second)) },
+		"end equals start":  func(in *surge.SaleInput) { in.StartsAt, in.EndsAt = ptr(now), ptr(now) },
+		"zero hold":         func(in *surge.SaleInput) { in.HoldSeconds = ptr(int64(0)) },
+		"hold over a week":  func(in *surge.SaleInput) { in.HoldSeconds = ptr(int64(surge.MaxHoldSeconds + 1)) },
+		"start after 9999":  func(in *surge.SaleInput) { in.StartsAt = ptr(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)) },
+		"end before year 0": func(in *surge.SaleInput) { in.EndsAt = ptr(time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := valid()
+			mutate(&in)
+			_, err := surge.NewSale(in, now)
+			if surge.ErrorCode(err) != surge.CodeInvalid {
+				t.Fatalf("err = %v, want invalid_request", err)
+			}
+		})
+	}
+}
+
+func TestSaleStatus(t *testing.T) {
+	start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	s := surge.Sale{StartsAt: start, EndsAt: start.Add(time.Hour)}
+	for _, c := range []struct {
+		at        time.Time
+		remaining int64
+		want      surge.SaleStatus
+	}{
+		{start.Add(-time.Millisecond), 5, surge.SaleUpcoming},
+		{start, 5, surge.SaleLive},
+		{start, 0, surge.SaleSoldOut},
+		{start.Add(time.Hour - time.Millisecond), 1, surge.SaleLive},
+		{start.Add(time.Hour), 5, surge.SaleEnded},
+		{start.Add(time.Hour), 0, surge.SaleEnded},
+	} {
+		if got := s.Status(c.at, c.remaining); got != c.want {
+			t.Errorf("Status(%v, %d) = %s, want %s", c.at, c.remaining, got, c.want)
+		}
+	}
+	open := surge.Sale{StartsAt: start}
+	if got := open.Status(start.AddDate(100, 0, 0), 1); got != surge.SaleLive {
+		t.Errorf("a sale without end is %s a century later", got)
+	}
+}
+
+func TestOrderIDsSortAndDiffer(t *testing.T) {
+	var g surge.OrderIDs
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []string
+	seen := map[string]bool{}
+	for i := range 10000 {
+		id := g.Next(base.Add(time.Duration(i/100) * time.Millisecond))
+		if !surge.ValidID(id) || len(id) != 22 {
+			t.Fatalf("id %q: invalid or not 22 characters", id)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate id %q", id)
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	// Across milliseconds, ids sort by time (within one millisecond the
+	// counter orders them too, until it wraps).
+	if !slices.IsSorted(ids) {
+		t.Error("ids from a rising clock are not sorted")
+	}
+}
+
+func TestErrorIs(t *testing.T) {
+	err := surge.Errorf(surge.CodeSaleNotFound, "no sale %q", "x")
+	if !errors.Is(err, surge.ErrSaleNotFound) || errors.Is(err, surge.ErrOrderNotFound) {
+		t.Error("errors.Is must match on the code alone")
+	}
+	if surge.ErrorCode(errors.New("plain")) != "" || surge.ErrorCode(err) != surge.CodeSaleNotFound {
+		t.Error("ErrorCode")
+	}
+}
