@@ -1,0 +1,174 @@
+// Package bench is Surge's spike load generator: it fires a crowd of
+// buyers at a running server in a chosen load shape, records latency and
+// outcomes, and then verifies the guarantees from the server's own export.
+//
+// The types in this file are the package's contract: the runner fills a
+// Result, the verifier fills its Verdict, and the reports (terminal, JSON,
+// HTML) render it.
+package bench
+
+import (
+	"strconv"
+	"time"
+)
+
+// Mode is how load is offered.
+type Mode string
+
+const (
+	// ClosedLoop: Connections workers each send the next request as soon
+	// as the previous one is answered (maximum throughput).
+	ClosedLoop Mode = "closed"
+	// OpenLoop: requests are sent on a schedule given by a Shape, whatever
+	// the server's speed; latency is measured from the intended send time,
+	// so queueing in the client counts (no coordinated omission).
+	OpenLoop Mode = "open"
+)
+
+// Config describes one run.
+type Config struct {
+	Target     string // base URL of the server, e.g. http://127.0.0.1:8080
+	SaleID     string // the sale to buy from; created when CreateSale
+	AdminToken string // for creating the sale and for verification
+
+	// CreateSale makes the run create SaleID (or a generated id) with Stock
+	// units and PerUserLimit per buyer before firing.
+	CreateSale   bool
+	Stock        int64
+	PerUserLimit int64
+
+	// Users is the crowd: this many distinct buyers, each sending one
+	// purchase (plus a retry for RetryShare of them).
+	Users int
+	// MaxQuantity: each buyer asks for 1..MaxQuantity units (default 1).
+	MaxQuantity int64
+	// RetryShare of the buyers send their purchase a second time with the
+	// same Idempotency-Key, to exercise idempotency (0..1).
+	RetryShare float64
+	// JWTSecret, when set, makes each buyer authenticate with an HS256 JWT;
+	// otherwise buyers send X-User-ID (server needs --insecure-user-header).
+	JWTSecret string
+	// UserPrefix makes user ids unique across runs against one sale.
+	UserPrefix string
+
+	Mode        Mode
+	Shape       Shape         // OpenLoop only
+	Connections int           // concurrent requests at most (both modes)
+	Duration    time.Duration // upper bound of the run; 0: until the crowd is done
+	Timeout     time.Duration // per request (default 10s)
+	// Retry honours Retry-After on 429/503, resending the same request
+	// (same key) after the delay, within the run's time.
+	Retry bool
+	// Seed makes the crowd (quantities, who retries) reproducible.
+	Seed uint64
+}
+
+// Shape gives the offered rate over time for open-loop runs.
+type Shape interface {
+	// Rate is the intended requests per second at offset t from the start.
+	Rate(t time.Duration) float64
+	// Length is how long the shape lasts.
+	Length() time.Duration
+	// String describes the shape for reports, e.g. "spike 0→5000/s in 2s, hold 5s, decay 2s".
+	String() string
+}
+
+// Result is everything a run measured. It marshals to the --json report.
+type Result struct {
+	Target      string    `json:"target"`
+	SaleID      string    `json:"sale_id"`
+	Mode        Mode      `json:"mode"`
+	Shape       string    `json:"shape,omitempty"`
+	Users       int       `json:"users"`
+	Connections int       `json:"connections"`
+	Started     time.Time `json:"started"`
+	Elapsed     Duration  `json:"elapsed"`
+
+	Sent      int64 `json:"sent"`      // requests sent, retries included
+	Completed int64 `json:"completed"` // requests answered (any status)
+	Errors    int64 `json:"errors"`    // transport errors and timeouts (no answer)
+	// Throughput is answered requests per second over the run.
+	Throughput float64 `json:"throughput"`
+
+	// Status counts answers by HTTP status; Codes by outcome: "reserved"
+	// for 201, else the error code of the JSON body ("sold_out", …), or
+	// "transport_error".
+	Status map[int]int64    `json:"status"`
+	Codes  map[string]int64 `json:"codes"`
+
+	Latency Latency        `json:"latency"` // over the whole run, in ms
+	Seconds []SecondStats  `json:"seconds"` // one entry per second of the run
+	Verdict *Verdict       `json:"verdict,omitempty"`
+	Client  ClientOverhead `json:"client"`
+}
+
+// Latency summarises a histogram, in milliseconds.
+type Latency struct {
+	Mean  float64 `json:"mean_ms"`
+	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p99_9_ms"`
+	Max   float64 `json:"max_ms"`
+	Count int64   `json:"count"`
+}
+
+// SecondStats is one second of the run.
+type SecondStats struct {
+	Second    int     `json:"second"`
+	Offered   int64   `json:"offered"`   // requests due (open loop) or sent (closed loop)
+	Completed int64   `json:"completed"` // answers received in this second
+	Reserved  int64   `json:"reserved"`  // 201s
+	Rejected  int64   `json:"rejected"`  // 409s
+	Failed    int64   `json:"failed"`    // 4xx other than 409, 5xx, transport errors
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	Max       float64 `json:"max_ms"`
+}
+
+// ClientOverhead shows the load generator was not the bottleneck.
+type ClientOverhead struct {
+	CPUSeconds float64 `json:"cpu_seconds"` // user+system CPU of the bench process during the run
+	CPUShare   float64 `json:"cpu_share"`   // CPUSeconds / (elapsed × cores)
+	// Late counts open-loop requests sent more than 1 ms after their
+	// intended time because every connection was busy.
+	Late int64 `json:"late"`
+}
+
+// Verdict is the outcome of verification against the server's export.
+type Verdict struct {
+	OK     bool    `json:"ok"`
+	Checks []Check `json:"checks"`
+	// Figures read back from the server.
+	Stock     int64 `json:"stock"`
+	Remaining int64 `json:"remaining"`
+	Orders    int64 `json:"orders"`     // orders in the export, any status
+	LiveUnits int64 `json:"live_units"` // units in reserved+paid orders
+	Confirmed int64 `json:"confirmed"`  // distinct orders the run got a 201 for
+}
+
+// Check is one verified guarantee.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"` // what was found; the first violations when not OK
+}
+
+// Duration marshals as seconds (float) in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration in seconds.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(formatFloat(time.Duration(d).Seconds())), nil
+}
+
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+
+// Confirmation is one 201 the run received: what the verifier checks
+// against the export.
+type Confirmation struct {
+	OrderID  string
+	UserID   string
+	Key      string
+	Quantity int64
+}
