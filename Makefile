@@ -23,8 +23,8 @@ fmt:
 bench: ## in-process Go benchmarks (engine and HTTP handler)
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./engine/ ./http/
 
-bench-http: ## side-by-side wrk run: minimal net/http handler vs surge serve
-	bench/http.sh
+bench-http: ## side-by-side run: minimal net/http handler vs surge serve, wrk and surge bench
+	bench/compare.sh
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each

@@ -8,6 +8,7 @@
 package bench
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -171,4 +172,14 @@ type Confirmation struct {
 	UserID   string
 	Key      string
 	Quantity int64
+}
+
+// UnmarshalJSON reads the duration back from seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("duration: want seconds, got %s", b)
+	}
+	*d = Duration(s * float64(time.Second))
+	return nil
 }

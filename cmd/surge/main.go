@@ -21,7 +21,9 @@ var version = ""
 const usage = `surge — a flash-sale engine
 
 Usage:
+  surge demo [flags]           a whole flash sale in one command: server, spike, verdict, report
   surge serve [flags]          run the server (embedded mode: data in one directory)
+  surge bench [flags]          fire a crowd at a running server and verify the guarantees
   surge sale create [flags]    create a sale on a running server
   surge sale list [flags]      list sales
   surge sale get ID [flags]    show one sale
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "sale":
 		err = sale(ctx, args[1:], stdout)
+	case "bench":
+		err = benchCmd(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = demo(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "surge", buildVersion())
 	case "help", "-h", "--help", "-help":

@@ -73,14 +73,60 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("no buyer authentication configured: set --jwt-secret so buyers can purchase")
 	}
 
-	store, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{})
+	srv, err := startServer(ctx, c, log)
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(stdout, "surge serving on %s\n", srv.url())
+	var serveErr error
+	select {
+	case serveErr = <-srv.errc:
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests")
+	}
+	if err := srv.shutdown(c.shutdownTimeout); err != nil {
+		return err
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// server is a running embedded-mode Surge: store, engine and HTTP API.
+type server struct {
+	store *sqlite.Store
+	eng   *engine.Engine
+	http  *http.Server
+	debug *http.Server
+	addr  net.Addr
+	errc  chan error // the API server's Serve result
+	log   *slog.Logger
+}
+
+func (s *server) url() string { return "http://" + s.addr.String() }
+
+// startServer opens the store and the engine and serves the API on
+// c.httpAddr (and pprof on c.debugAddr when set).
+func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server, error) {
+	store, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{})
+	if err != nil {
+		return nil, err
 	}
 	eng, err := engine.Open(ctx, store, engine.Config{MaxBatch: c.maxBatch, QueueSize: c.queueSize, Logger: log})
 	if err != nil {
 		store.Close()
-		return err
+		return nil, err
+	}
+	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1)}
+	fail := func(err error) (*server, error) {
+		if s.debug != nil {
+			s.debug.Close()
+		}
+		eng.Close()
+		store.Close()
+		return nil, err
 	}
 	api := surgehttp.New(eng, surgehttp.Config{
 		AdminToken:         c.adminToken,
@@ -88,13 +134,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		InsecureUserHeader: c.insecureUserHeader,
 		Logger:             log,
 	})
+	if c.debugAddr != "" {
+		s.debug, err = debugServer(c.debugAddr, func() any {
+			return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": store.Stats()}
+		})
+		if err != nil {
+			return fail(err)
+		}
+		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
+	}
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
-		eng.Close()
-		store.Close()
-		return fmt.Errorf("listen on %s: %w", c.httpAddr, err)
+		return fail(fmt.Errorf("listen on %s: %w", c.httpAddr, err))
 	}
-	srv := &http.Server{
+	s.addr = ln.Addr()
+	s.http = &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -103,47 +157,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("surge serving", "addr", ln.Addr().String(), "data_dir", c.dataDir, "version", buildVersion())
-	fmt.Fprintf(stdout, "surge serving on http://%s\n", ln.Addr())
+	log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", buildVersion())
+	go func() { s.errc <- s.http.Serve(ln) }()
+	return s, nil
+}
 
-	if c.debugAddr != "" {
-		dbg, err := debugServer(c.debugAddr, func() any {
-			return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": store.Stats()}
-		})
-		if err != nil {
-			eng.Close()
-			store.Close()
-			return err
-		}
-		defer dbg.Close()
-		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
-	}
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var serveErr error
-	select {
-	case serveErr = <-errc:
-	case <-ctx.Done():
-		log.Info("shutting down: draining in-flight requests")
-	}
-	// Order matters: stop taking requests and finish the ones in flight,
-	// then flush the batchers, then close the database.
-	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+// shutdown stops in order: stop taking requests and finish the ones in
+// flight, then flush the batchers, then close the database.
+func (s *server) shutdown(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Error("http shutdown", "err", err)
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Error("http shutdown", "err", err)
 	}
-	if err := eng.Close(); err != nil {
-		log.Error("engine close", "err", err)
+	if s.debug != nil {
+		s.debug.Close()
 	}
-	if err := store.Close(); err != nil {
+	if err := s.eng.Close(); err != nil {
+		s.log.Error("engine close", "err", err)
+	}
+	if err := s.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
-	}
-	log.Info("stopped cleanly")
 	return nil
 }
 

@@ -3,14 +3,19 @@
 #   1. ceiling: a minimal net/http handler answering a fixed JSON body
 #   2. surge serve, reserve-heavy (every request reserves a unit)
 #   3. surge serve, sold-out path
-# Same load generator (wrk), same request shape, same connections.
-# Usage: bench/http.sh [duration=10s] [connections=128] [threads=2]
+# Same load generator (wrk), same request shape, same connections; then
+# `surge bench` on the same targets: closed loop (to compare its figures with
+# wrk's) and open loop at half of Surge's maximum rate (latency without
+# coordinated omission).
+# Usage: bench/compare.sh [duration=10s] [connections=128] [threads=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
 CONNS=${2:-128}
 THREADS=${3:-2}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+for tool in wrk jq bc; do
+  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
+done
 work=$(mktemp -d)
 pids=()
 surge_pid=
@@ -69,6 +74,38 @@ curl -fs -X POST -H 'X-User-ID: first' http://127.0.0.1:8091/v1/sales/soldout/pu
 read -r s_rps s_p99 _ s_cpu < <(run_wrk http://127.0.0.1:8091 soldout "$surge_pid")
 stop_surge
 
+secs=${DUR%s}
+# surge bench, closed loop, same connections, fresh reserve-heavy server.
+start_surge
+"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench --sale reserve --stock 1000000000 \
+  --users $((${r_rps%.*} * secs * 2)) --duration "$DUR" --connections "$CONNS" --retry-share 0 \
+  --no-verify --json "$work/closed.json" >/dev/null 2>&1
+b_rps=$(jq .throughput "$work/closed.json"); b_p99=$(jq .latency.p99_ms "$work/closed.json")
+b_cpu=$(jq .client.cpu_share "$work/closed.json")
+stop_surge
+
+# surge bench, open loop at half of Surge's maximum (wrk's reserve-heavy
+# rate), fresh server, then verified.
+half=$(( ${r_rps%.*} / 2 ))
+start_surge
+"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench --sale reserve --stock 1000000000 \
+  --users $((half * secs)) --rate "$half" --duration "$DUR" --connections "$CONNS" --retry-share 0.05 \
+  --json "$work/open.json" >/dev/null 2>&1 || true
+o_rps=$(jq .throughput "$work/open.json"); o_p99=$(jq .latency.p99_ms "$work/open.json")
+o_p50=$(jq .latency.p50_ms "$work/open.json"); o_verdict=$(jq -r 'if .verdict.ok then "PASS" else "FAIL" end' "$work/open.json")
+o_cpu=$(jq .client.cpu_share "$work/open.json"); o_late=$(jq .client.late "$work/open.json")
+stop_surge
+
+# The same open-loop rate against the sold-out path.
+start_surge
+curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"soldout","name":"sold out","stock":1}' >/dev/null
+curl -fs -X POST -H 'X-User-ID: first' http://127.0.0.1:8091/v1/sales/soldout/purchases >/dev/null
+"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench --sale soldout \
+  --users $((half * secs)) --rate "$half" --duration "$DUR" --connections "$CONNS" --retry-share 0 \
+  --json "$work/open-soldout.json" >/dev/null 2>&1 || true
+os_p99=$(jq .latency.p99_ms "$work/open-soldout.json"); os_p50=$(jq .latency.p50_ms "$work/open-soldout.json")
+stop_surge
+
 printf '\nwrk -t%s -c%s -d%s, %s, commit %s, %s\n\n' "$THREADS" "$CONNS" "$DUR" "$(date -u +%F)" "$(git rev-parse --short HEAD 2>/dev/null || echo none)" "$(nproc) cores"
 printf '| target | requests/s | p99 ms | server CPU µs/request | ratio to ceiling (requests/s) |\n|---|---:|---:|---:|---:|\n'
 printf '| ceiling: minimal net/http handler | %s | %s | %s | 1.00 |\n' "$c_rps" "$c_p99" "$c_cpu"
@@ -76,3 +113,9 @@ printf '| surge serve, reserve-heavy (201) | %s | %s | %s | %.2f |\n' "$r_rps" "
 printf '| surge serve, sold-out (409) | %s | %s | %s | %.2f |\n' "$s_rps" "$s_p99" "$s_cpu" "$(echo "$s_rps / $c_rps" | bc -l)"
 mean_batch=$(sed -E 's/.*"mean_batch":([0-9.]+).*/\1/' <<<"$stats")
 printf '\nreserve-heavy: %s orders committed, %s non-2xx answers, mean batch %.1f purchases per commit (one fsync each)\n' "$reserved" "$r_bad" "$mean_batch"
+
+printf '\nsurge bench, closed loop, %s connections, reserve-heavy: %.0f requests/s (%.2f of wrk'"'"'s %s), p99 %.2f ms, bench CPU %.0f%% of the machine\n' \
+  "$CONNS" "$b_rps" "$(echo "$b_rps / $r_rps" | bc -l)" "$r_rps" "$b_p99" "$(echo "$b_cpu * 100" | bc -l)"
+printf 'surge bench, open loop at %s/s (half of the reserve-heavy maximum), reserve-heavy: %.0f answered/s, p50 %.2f ms, p99 %.2f ms, verdict %s, bench CPU %.0f%%, %s sends late\n' \
+  "$half" "$o_rps" "$o_p50" "$o_p99" "$o_verdict" "$(echo "$o_cpu * 100" | bc -l)" "$o_late"
+printf 'surge bench, open loop at %s/s, sold-out: p50 %.2f ms, p99 %.2f ms\n' "$half" "$os_p50" "$os_p99"

@@ -1,0 +1,571 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/surgehq/surge/client"
+)
+
+const (
+	defaultTimeout = 10 * time.Second
+	// maxAttempts bounds the sends of one purchase when Config.Retry
+	// honours Retry-After.
+	maxAttempts = 5
+	// maxRetryAfter: a longer Retry-After means "not now"; the purchase is
+	// given up rather than parking a connection for minutes.
+	maxRetryAfter = 30 * time.Second
+	// maxBody bounds what is read of an answer (purchase answers are <1 KB).
+	maxBody = 64 << 10
+	// maxCachedBodies bounds the per-worker cache of error bodies.
+	maxCachedBodies = 64
+	maxConnections  = 100_000
+)
+
+// Run fires the crowd described by cfg at cfg.Target and measures it. It
+// creates the sale first when cfg.CreateSale. The run ends by itself when
+// the crowd is exhausted, the shape is over (open loop), cfg.Duration has
+// passed or ctx is done; requests in flight then finish, within
+// cfg.Timeout. Ending early through ctx is not an error: the result covers
+// what was sent.
+//
+// It returns what was measured and every 201 received (replays included),
+// for Verify. When progress is not nil a live line is written to it every
+// second. An error means the run could not start: an invalid Config, or
+// the sale could not be created or read.
+func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, []Confirmation, error) {
+	cfg, err := prepare(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := prepareSale(ctx, &cfg); err != nil {
+		return nil, nil, err
+	}
+
+	tr := newTransport(cfg.Connections)
+	defer tr.CloseIdleConnections()
+	r := &runner{
+		cfg: cfg,
+		hc:  &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		url: strings.TrimRight(cfg.Target, "/") + "/v1/sales/" + url.PathEscape(cfg.SaleID) + "/purchases",
+		crowd: crowd{
+			users: cfg.Users, seed: cfg.Seed, prefix: cfg.UserPrefix,
+			maxQuantity: cfg.MaxQuantity, retryShare: cfg.RetryShare,
+		},
+		// In-flight requests outlive the run (they finish within
+		// Timeout): cutting them would lose answers, and 201s with them.
+		reqCtx:      context.WithoutCancel(ctx),
+		contentType: []string{"application/json"},
+	}
+
+	cpu0 := cpuTime()
+	start := time.Now()
+	r.rec = newRecorder(start, cfg.Mode == OpenLoop)
+	var cancel context.CancelFunc
+	if cfg.Duration > 0 {
+		r.deadline = start.Add(cfg.Duration)
+		r.ctx, cancel = context.WithDeadline(ctx, r.deadline)
+	} else {
+		r.ctx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+
+	done := make(chan struct{})
+	var live sync.WaitGroup
+	if progress != nil {
+		live.Go(func() { r.showProgress(progress, done) })
+	}
+	workers := make([]*worker, cfg.Connections)
+	for i := range workers {
+		workers[i] = &worker{r: r, mint: minter{secret: []byte(cfg.JWTSecret)}, codes: make(map[string]string)}
+	}
+	if cfg.Mode == OpenLoop {
+		r.openLoop(workers)
+	} else {
+		r.closedLoop(workers)
+	}
+	end := time.Now()
+	cpu := cpuTime() - cpu0
+	close(done)
+	live.Wait()
+
+	elapsed := end.Sub(start)
+	res := &Result{
+		Target:      cfg.Target,
+		SaleID:      cfg.SaleID,
+		Mode:        cfg.Mode,
+		Users:       cfg.Users,
+		Connections: cfg.Connections,
+		Started:     start.Round(0),
+		Elapsed:     Duration(elapsed),
+	}
+	if cfg.Mode == OpenLoop {
+		res.Shape = cfg.Shape.String()
+	}
+	r.rec.fill(res, elapsed)
+	if s := elapsed.Seconds(); s > 0 {
+		res.Throughput = float64(res.Completed) / s
+		res.Client.CPUSeconds = cpu.Seconds()
+		res.Client.CPUShare = cpu.Seconds() / (s * float64(runtime.NumCPU()))
+	}
+	var confirmed []Confirmation
+	for _, w := range workers {
+		confirmed = append(confirmed, w.confirmed...)
+	}
+	return res, confirmed, nil
+}
+
+// prepare validates cfg and applies its defaults.
+func prepare(cfg Config) (Config, error) {
+	bad := func(format string, args ...any) (Config, error) {
+		return cfg, fmt.Errorf("bench: "+format, args...)
+	}
+	u, err := url.Parse(cfg.Target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return bad("target must be a base URL such as http://127.0.0.1:8080, not %q", cfg.Target)
+	}
+	if cfg.SaleID != "" && !validID(cfg.SaleID) {
+		return bad("sale id %q must match [A-Za-z0-9_-]{1,64}", cfg.SaleID)
+	}
+	if cfg.CreateSale {
+		if cfg.AdminToken == "" {
+			return bad("creating the sale needs the admin token")
+		}
+		if cfg.Stock < 1 {
+			return bad("stock must be at least 1 to create the sale (got %d)", cfg.Stock)
+		}
+		if cfg.PerUserLimit < 0 || cfg.PerUserLimit > cfg.Stock {
+			return bad("per-user limit must be between 1 and the stock %d (got %d)", cfg.Stock, cfg.PerUserLimit)
+		}
+	} else if cfg.SaleID == "" {
+		return bad("give the sale id to buy from, or set CreateSale")
+	}
+	if cfg.Users < 1 {
+		return bad("users must be at least 1 (got %d)", cfg.Users)
+	}
+	if cfg.MaxQuantity == 0 {
+		cfg.MaxQuantity = 1
+	}
+	if cfg.MaxQuantity < 1 {
+		return bad("max quantity must be at least 1 (got %d)", cfg.MaxQuantity)
+	}
+	if cfg.CreateSale {
+		// 0 takes the server's default limit, 1.
+		if limit := max(cfg.PerUserLimit, 1); cfg.MaxQuantity > limit {
+			return bad("max quantity %d is over the per-user limit %d: those purchases would be refused as invalid", cfg.MaxQuantity, limit)
+		}
+	}
+	if !(cfg.RetryShare >= 0 && cfg.RetryShare <= 1) {
+		return bad("retry share must be between 0 and 1 (got %v)", cfg.RetryShare)
+	}
+	if !validIDChars(cfg.UserPrefix) {
+		return bad("user prefix %q may only hold A-Z, a-z, 0-9, _ and -", cfg.UserPrefix)
+	}
+	if longest := len(cfg.UserPrefix) + 1 + len(strconv.Itoa(cfg.Users-1)); longest > 64 {
+		return bad("user prefix %q is too long: user ids would have %d characters, over 64", cfg.UserPrefix, longest)
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ClosedLoop
+		fallthrough
+	case ClosedLoop:
+		if cfg.Shape != nil {
+			return bad("a shape applies to open loop only (mode %q)", OpenLoop)
+		}
+	case OpenLoop:
+		if cfg.Shape == nil {
+			return bad("open loop needs a shape")
+		}
+		if cfg.Shape.Length() <= 0 {
+			return bad("shape %q has no length", cfg.Shape)
+		}
+	default:
+		return bad("mode must be %q or %q, not %q", ClosedLoop, OpenLoop, cfg.Mode)
+	}
+	if cfg.Connections < 1 || cfg.Connections > maxConnections {
+		return bad("connections must be between 1 and %d (got %d)", maxConnections, cfg.Connections)
+	}
+	if cfg.Duration < 0 {
+		return bad("duration must not be negative (got %s)", cfg.Duration)
+	}
+	if cfg.Timeout < 0 {
+		return bad("timeout must not be negative (got %s)", cfg.Timeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	return cfg, nil
+}
+
+func validIDChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validID(s string) bool { return len(s) >= 1 && len(s) <= 64 && validIDChars(s) }
+
+// prepareSale creates the sale, or checks that it exists, before any load
+// is fired: a wrong id should fail in a second, not after a million 404s.
+func prepareSale(ctx context.Context, cfg *Config) error {
+	c := client.New(cfg.Target, cfg.AdminToken)
+	if cfg.CreateSale {
+		sale, err := c.CreateSale(ctx, client.NewSale{
+			ID: cfg.SaleID, Name: "surge bench", Stock: cfg.Stock, PerUserLimit: cfg.PerUserLimit,
+		})
+		if err != nil {
+			return fmt.Errorf("bench: create sale: %w", err)
+		}
+		cfg.SaleID = sale.ID
+		return nil
+	}
+	sale, err := c.Sale(ctx, cfg.SaleID)
+	if err != nil {
+		return fmt.Errorf("bench: read sale %q: %w", cfg.SaleID, err)
+	}
+	if cfg.MaxQuantity > sale.PerUserLimit {
+		return fmt.Errorf("bench: max quantity %d is over sale %q's per-user limit %d: those purchases would be refused as invalid",
+			cfg.MaxQuantity, cfg.SaleID, sale.PerUserLimit)
+	}
+	return nil
+}
+
+// newTransport returns the run's one transport: HTTP/1.1 keep-alive with
+// at most n connections, all of which stay idle between requests, so
+// connections are reused and Connections bounds them.
+func newTransport(n int) *http.Transport {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:               nil, // measure the server, not a proxy from the environment
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        n,
+		MaxIdleConnsPerHost: n,
+		MaxConnsPerHost:     n,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+}
+
+// runner is one run's shared state.
+type runner struct {
+	cfg      Config
+	hc       *http.Client
+	url      string
+	crowd    crowd
+	rec      *recorder
+	ctx      context.Context // done when the run is over (Duration, caller)
+	deadline time.Time       // zero: no Duration
+	reqCtx   context.Context
+	// contentType is shared by all requests: the transport only reads it.
+	contentType []string
+}
+
+// closedLoop runs Connections workers, each sending the next buyer's
+// purchase as soon as its previous one is answered.
+func (r *runner) closedLoop(workers []*worker) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			for r.ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= int64(r.cfg.Users) {
+					return
+				}
+				now := time.Now()
+				r.rec.offer(now)
+				w.serve(int(i), now)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// job is one buyer's purchase, due at a time set by the shape.
+type job struct {
+	buyer int
+	due   time.Time
+}
+
+// openLoop sends purchases at the times Schedule gives, whatever the
+// server's speed. A dispatcher hands due jobs to the workers through a
+// bounded queue; when every worker is busy, jobs wait there (and then the
+// dispatcher) but keep their intended time, so the wait shows in latency.
+func (r *runner) openLoop(workers []*worker) {
+	jobs := make(chan job, len(workers))
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				if r.ctx.Err() != nil {
+					continue // the run is over: drop what was not sent
+				}
+				w.serve(j.buyer, j.due)
+			}
+		})
+	}
+	r.dispatch(jobs)
+	close(jobs)
+	wg.Wait()
+}
+
+func (r *runner) dispatch(jobs chan<- job) {
+	start := r.rec.start
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	i := 0
+	for off := range Schedule(r.cfg.Shape) {
+		if i >= r.cfg.Users {
+			return // the crowd is exhausted
+		}
+		due := start.Add(off)
+		if !sleepUntil(r.ctx, timer, due) {
+			return
+		}
+		r.rec.offer(due)
+		select {
+		case jobs <- job{buyer: i, due: due}:
+		case <-r.ctx.Done():
+			return
+		}
+		i++
+	}
+}
+
+// sleepUntil waits until at; it reports false if the run ended first.
+func sleepUntil(ctx context.Context, t *time.Timer, at time.Time) bool {
+	d := time.Until(at)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t.Reset(d)
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	}
+}
+
+// worker sends one request at a time; its buffers and cache are its own.
+type worker struct {
+	r         *runner
+	mint      minter
+	buf       bytes.Buffer
+	codes     map[string]string // error body -> code: most rejections are byte-identical
+	confirmed []Confirmation
+	timer     *time.Timer
+}
+
+// serve sends buyer i's purchase, due at due, and its replay if the buyer
+// retries.
+func (w *worker) serve(i int, due time.Time) {
+	b := w.r.crowd.buyer(i)
+	last := w.purchase(&b, due)
+	if b.retries && w.r.ctx.Err() == nil {
+		// The replay is due as soon as the first answer is in.
+		w.r.rec.offer(last)
+		w.purchase(&b, last)
+	}
+}
+
+// purchase sends b's purchase, and with Config.Retry resends it after a
+// 429/503 with Retry-After, at most maxAttempts times and within the run.
+// It returns when the last answer came.
+func (w *worker) purchase(b *buyer, due time.Time) time.Time {
+	for n := 1; ; n++ {
+		a, wait, again := w.send(b, due)
+		if !again || !w.r.cfg.Retry || n == maxAttempts {
+			return a.at
+		}
+		due = a.at.Add(wait)
+		if !w.r.deadline.IsZero() && due.After(w.r.deadline) {
+			return a.at
+		}
+		if w.timer == nil {
+			w.timer = time.NewTimer(time.Hour)
+			w.timer.Stop()
+		}
+		if !sleepUntil(w.r.ctx, w.timer, due) {
+			return a.at
+		}
+		w.r.rec.offer(due)
+	}
+}
+
+func (w *worker) request(b *buyer) (*http.Request, error) {
+	body := strconv.AppendInt([]byte(`{"quantity":`), b.quantity, 10)
+	body = append(body, '}')
+	req, err := http.NewRequestWithContext(w.r.reqCtx, http.MethodPost, w.r.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	// Canonical keys set directly: no per-request canonicalisation.
+	h := req.Header
+	h["Content-Type"] = w.r.contentType
+	h["Idempotency-Key"] = []string{b.key}
+	if len(w.mint.secret) > 0 {
+		tok, err := w.mint.token(b.user, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		h["Authorization"] = []string{"Bearer " + tok}
+	} else {
+		h["X-User-Id"] = []string{b.user}
+	}
+	return req, nil
+}
+
+// send makes one request and records it. again reports a 429/503 with a
+// usable Retry-After of wait.
+func (w *worker) send(b *buyer, due time.Time) (a attempt, wait time.Duration, again bool) {
+	a.due = due
+	req, err := w.request(b)
+	a.sent = time.Now()
+	w.r.rec.sending()
+	var resp *http.Response
+	if err == nil {
+		resp, err = w.r.hc.Do(req)
+	}
+	if err != nil {
+		a.at = time.Now()
+		w.r.rec.record(a)
+		return a, 0, false
+	}
+	w.buf.Reset()
+	_, err = w.buf.ReadFrom(io.LimitReader(resp.Body, maxBody))
+	resp.Body.Close()
+	a.at = time.Now()
+	if err != nil {
+		w.r.rec.record(a) // no complete answer: a transport error
+		return a, 0, false
+	}
+	a.status = resp.StatusCode
+	if a.status == http.StatusCreated {
+		a.code = w.confirm(b, w.buf.Bytes())
+	} else {
+		a.code = w.errorCode(w.buf.Bytes())
+	}
+	w.r.rec.record(a)
+	if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
+		wait, again = retryAfter(resp.Header.Get("Retry-After"), a.at)
+	}
+	return a, wait, again
+}
+
+// confirm turns a 201 into a Confirmation. It holds the id the server
+// answered with what the buyer asked for (user, key, quantity), so that a
+// 201 for another user or quantity shows up against the export.
+func (w *worker) confirm(b *buyer, body []byte) string {
+	var v struct {
+		Order struct {
+			ID string `json:"id"`
+		} `json:"order"`
+	}
+	if json.Unmarshal(body, &v) != nil || v.Order.ID == "" {
+		return codeBadBody
+	}
+	w.confirmed = append(w.confirmed, Confirmation{OrderID: v.Order.ID, UserID: b.user, Key: b.key, Quantity: b.quantity})
+	return codeReserved
+}
+
+// errorCode reads the code of an error answer.
+func (w *worker) errorCode(body []byte) string {
+	if c, ok := w.codes[string(body)]; ok {
+		return c
+	}
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	code := codeHTTPError
+	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+		code = e.Error.Code
+	}
+	if len(w.codes) < maxCachedBodies {
+		w.codes[string(body)] = code
+	}
+	return code
+}
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if s < 0 || s > int64(maxRetryAfter/time.Second) {
+			return 0, false
+		}
+		d = time.Duration(s) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = max(t.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return d, d <= maxRetryAfter
+}
+
+// showProgress rewrites one line every second until done, then writes the
+// final figures and a newline.
+func (r *runner) showProgress(out io.Writer, done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	width := 0
+	var last int64
+	lastAt := r.rec.start
+	line := func(now time.Time, rate float64, p progress) {
+		s := fmt.Sprintf("\r%3ds  sent %d  answered %d  %.0f req/s  reserved %d  sold_out %d  errors %d  p99 %.1f ms",
+			int(now.Sub(r.rec.start)/time.Second), p.sent, p.completed, rate, p.reserved, p.soldOut, p.failed, p.p99)
+		// Pad over the tail of a longer previous line.
+		if n := len(s); n < width {
+			s += strings.Repeat(" ", width-n)
+		} else {
+			width = n
+		}
+		_, _ = io.WriteString(out, s)
+	}
+	for {
+		select {
+		case now := <-t.C:
+			p := r.rec.progress()
+			rate := 0.0
+			if d := now.Sub(lastAt).Seconds(); d > 0 {
+				rate = float64(p.completed-last) / d
+			}
+			last, lastAt = p.completed, now
+			line(now, rate, p)
+		case <-done:
+			now := time.Now()
+			p := r.rec.progress()
+			rate := 0.0
+			if d := now.Sub(r.rec.start).Seconds(); d > 0 {
+				rate = float64(p.completed) / d // the final line shows the run's average
+			}
+			line(now, rate, p)
+			_, _ = io.WriteString(out, "\n")
+			return
+		}
+	}
+}

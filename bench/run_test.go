@@ -1,0 +1,544 @@
+package bench
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/sqlite"
+)
+
+const (
+	testAdmin     = "bench-admin-token"
+	testJWTSecret = "0123456789abcdef0123456789abcdef"
+)
+
+// serverOptions vary the test server.
+type serverOptions struct {
+	jwtOnly bool                            // buyers need a JWT; X-User-ID is refused
+	wrap    func(http.Handler) http.Handler // middleware around the API
+}
+
+// newServer runs the real API (HTTP handler, engine, SQLite in a temporary
+// directory) on a loopback listener.
+func newServer(t *testing.T, opt serverOptions) *httptest.Server {
+	t.Helper()
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	eng, err := engine.Open(ctx, store, engine.Config{Logger: quiet})
+	if err != nil {
+		store.Close()
+		t.Fatalf("open engine: %v", err)
+	}
+	cfg := surgehttp.Config{AdminToken: testAdmin, InsecureUserHeader: !opt.jwtOnly, Logger: quiet}
+	if opt.jwtOnly {
+		cfg.JWTSecret = []byte(testJWTSecret)
+	}
+	var h http.Handler = surgehttp.New(eng, cfg)
+	if opt.wrap != nil {
+		h = opt.wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		if err := eng.Close(); err != nil {
+			t.Errorf("close engine: %v", err)
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return srv
+}
+
+// retriers counts the buyers among the first n who send their purchase twice.
+func retriers(cfg Config, n int) int64 {
+	c := crowd{users: cfg.Users, seed: cfg.Seed, prefix: cfg.UserPrefix, maxQuantity: max(cfg.MaxQuantity, 1), retryShare: cfg.RetryShare}
+	var r int64
+	for i := range n {
+		if c.buyer(i).retries {
+			r++
+		}
+	}
+	return r
+}
+
+// checkCounts asserts that the figures of a run add up.
+func checkCounts(t *testing.T, res *Result, confirmed []Confirmation) {
+	t.Helper()
+	var codes, statuses int64
+	for _, n := range res.Codes {
+		codes += n
+	}
+	for _, n := range res.Status {
+		statuses += n
+	}
+	var sec SecondStats
+	for i, s := range res.Seconds {
+		if s.Second != i {
+			t.Errorf("seconds[%d] is second %d", i, s.Second)
+		}
+		sec.Offered += s.Offered
+		sec.Completed += s.Completed
+		sec.Reserved += s.Reserved
+		sec.Rejected += s.Rejected
+		sec.Failed += s.Failed
+	}
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"codes", codes, res.Sent},
+		{"completed+errors", res.Completed + res.Errors, res.Sent},
+		{"statuses", statuses, res.Completed},
+		{"transport errors", res.Codes[codeTransport], res.Errors},
+		{"latencies", res.Latency.Count, res.Completed},
+		{"201s", res.Status[http.StatusCreated], res.Codes[codeReserved]},
+		{"confirmations", int64(len(confirmed)), res.Codes[codeReserved]},
+		{"completed by second", sec.Completed, res.Completed},
+		{"reserved by second", sec.Reserved, res.Status[http.StatusCreated]},
+		{"rejected by second", sec.Rejected, res.Status[http.StatusConflict]},
+		{"failed by second", sec.Failed, res.Sent - res.Status[http.StatusCreated] - res.Status[http.StatusConflict]},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if res.Elapsed <= 0 || res.Throughput <= 0 || len(res.Seconds) < int((time.Duration(res.Elapsed)+time.Second-1)/time.Second) {
+		t.Errorf("elapsed %v, throughput %.1f, %d seconds", time.Duration(res.Elapsed), res.Throughput, len(res.Seconds))
+	}
+	if res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
+		t.Errorf("latency %+v is not ordered", res.Latency)
+	}
+	if res.Client.CPUSeconds <= 0 || res.Client.CPUShare <= 0 || res.Client.CPUShare > 1.0001 {
+		t.Errorf("client overhead %+v", res.Client)
+	}
+}
+
+// verifyRun reads the sale back and verifies it, and checks that what the
+// run counted matches what the server holds.
+func verifyRun(t *testing.T, srv *httptest.Server, res *Result, confirmed []Confirmation) *Verdict {
+	t.Helper()
+	sale, orders, err := Fetch(context.Background(), client.New(srv.URL, testAdmin), res.SaleID)
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	v := Verify(sale, orders, confirmed)
+	if !v.OK {
+		t.Fatalf("verdict fails: %+v", v.Checks)
+	}
+	// Every order came from a 201 the run saw (nobody else buys here).
+	units := make(map[string]int64)
+	for _, c := range confirmed {
+		units[c.OrderID] = c.Quantity
+	}
+	var sold int64
+	for _, q := range units {
+		sold += q
+	}
+	if v.Orders != int64(len(units)) || v.Confirmed != v.Orders || sold != v.LiveUnits || sold != sale.Stock-sale.Remaining {
+		t.Errorf("orders %d, confirmed %d, live units %d, stock %d − remaining %d; the run confirmed %d orders of %d units",
+			v.Orders, v.Confirmed, v.LiveUnits, sale.Stock, sale.Remaining, len(units), sold)
+	}
+	return v
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	base := Config{
+		AdminToken: testAdmin, CreateSale: true, Stock: 300, PerUserLimit: 2,
+		Users: 2000, MaxQuantity: 2, RetryShare: 0.25, Connections: 16, Seed: 7,
+	}
+	tests := []struct {
+		name   string
+		mode   Mode
+		shape  Shape
+		prefix string
+		saleID string
+	}{
+		{name: "closed loop", mode: ClosedLoop, prefix: "closed-", saleID: "closed-drop"},
+		// The spike offers 2500 requests: the crowd of 2000 runs out first.
+		{name: "open loop", mode: OpenLoop, prefix: "open-",
+			shape: Spike{Peak: 2500, Ramp: 250 * time.Millisecond, Hold: 750 * time.Millisecond, Decay: 250 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, serverOptions{})
+			cfg := base
+			cfg.Target, cfg.Mode, cfg.Shape, cfg.UserPrefix, cfg.SaleID = srv.URL, tt.mode, tt.shape, tt.prefix, tt.saleID
+			var progress bytes.Buffer
+			res, confirmed, err := Run(context.Background(), cfg, &progress)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			checkCounts(t, res, confirmed)
+			if want := int64(cfg.Users) + retriers(cfg, cfg.Users); res.Sent != want {
+				t.Errorf("sent %d, want %d users + retries", res.Sent, want)
+			}
+			var offered int64
+			for _, s := range res.Seconds {
+				offered += s.Offered
+			}
+			if offered != res.Sent {
+				t.Errorf("offered %d, sent %d: every request due was sent", offered, res.Sent)
+			}
+			if res.Errors != 0 || res.Codes["sold_out"] == 0 || res.Codes[codeReserved] == 0 {
+				t.Errorf("codes %v: want reservations, sold-outs and no errors", res.Codes)
+			}
+			if res.SaleID == "" || (tt.saleID != "" && res.SaleID != tt.saleID) || res.Target != srv.URL || res.Mode != tt.mode ||
+				res.Users != cfg.Users || res.Connections != cfg.Connections || res.Started.IsZero() {
+				t.Errorf("result header %+v does not echo the run", res)
+			}
+			if tt.shape != nil && res.Shape != tt.shape.String() {
+				t.Errorf("shape %q, want %q", res.Shape, tt.shape)
+			}
+			out := progress.String()
+			if !strings.HasPrefix(out, "\r") || !strings.HasSuffix(out, "\n") || !strings.Contains(out, fmt.Sprintf("sent %d ", res.Sent)) {
+				t.Errorf("progress %q: want \\r-lines ending in the final figures and a newline", out)
+			}
+			v := verifyRun(t, srv, res, confirmed)
+			if v.LiveUnits < cfg.Stock-1 {
+				t.Errorf("%d of %d units sold to a crowd asking for more", v.LiveUnits, cfg.Stock)
+			}
+		})
+	}
+}
+
+func TestRunJWT(t *testing.T) {
+	srv := newServer(t, serverOptions{jwtOnly: true})
+	cfg := Config{
+		Target: srv.URL, AdminToken: testAdmin, CreateSale: true, Stock: 50, PerUserLimit: 1,
+		Users: 100, RetryShare: 0.5, JWTSecret: testJWTSecret, UserPrefix: "jwt-", Connections: 4, Seed: 3,
+	}
+	res, confirmed, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkCounts(t, res, confirmed)
+	if res.Status[http.StatusUnauthorized] != 0 || res.Codes[codeReserved] == 0 {
+		t.Errorf("statuses %v: buyers' tokens should be accepted", res.Status)
+	}
+	verifyRun(t, srv, res, confirmed)
+}
+
+// A crowd of a million with a short Duration: the run ends by itself, and
+// what it confirmed holds.
+func TestRunStopsAtDuration(t *testing.T) {
+	srv := newServer(t, serverOptions{})
+	cfg := Config{
+		Target: srv.URL, AdminToken: testAdmin, CreateSale: true, Stock: 1_000_000_000, Users: 1_000_000,
+		RetryShare: 0.1, UserPrefix: "dur-", Connections: 8, Duration: 300 * time.Millisecond,
+	}
+	res, confirmed, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Sent == 0 || res.Sent >= int64(cfg.Users) {
+		t.Errorf("sent %d of a crowd of %d", res.Sent, cfg.Users)
+	}
+	checkCounts(t, res, confirmed)
+	verifyRun(t, srv, res, confirmed)
+}
+
+// Cancelling the context ends an open-loop run meant to last an hour; the
+// requests in flight still finish, so what was confirmed holds.
+func TestRunStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var seen atomic.Int64
+	srv := newServer(t, serverOptions{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/purchases") && seen.Add(1) == 50 {
+				cancel() // mid-run, with requests in flight
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	cfg := Config{
+		Target: srv.URL, AdminToken: testAdmin, CreateSale: true, Stock: 20, Users: 1_000_000, UserPrefix: "ctx-",
+		Mode: OpenLoop, Shape: Constant{PerSecond: 500, For: time.Hour}, Connections: 8,
+	}
+	res, confirmed, err := Run(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Sent < 50 || res.Sent > 1000 {
+		t.Errorf("sent %d: want the run to stop soon after the 50th request", res.Sent)
+	}
+	checkCounts(t, res, confirmed)
+	verifyRun(t, srv, res, confirmed)
+}
+
+// stub answers purchases with answer(attempt number of this key), and
+// GET /v1/sales/{id} with a sale, for runs against an existing sale.
+func stub(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, attempt int)) *httptest.Server {
+	t.Helper()
+	var mu sync.Mutex
+	attempts := make(map[string]int)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"id":%q,"stock":1000,"remaining":1000,"per_user_limit":1}`, r.PathValue("id"))
+	})
+	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("X-User-ID") + " " + r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		attempts[key]++
+		n := attempts[key]
+		mu.Unlock()
+		answer(w, r, n)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func reserve(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, `{"order":{"id":"o-%s","user_id":%q,"quantity":1,"status":"reserved"}}`, r.Header.Get("X-User-ID"), r.Header.Get("X-User-ID"))
+}
+
+func overloaded(w http.ResponseWriter, retryAfter string) {
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprint(w, `{"error":{"code":"overloaded","message":"try later"}}`)
+}
+
+func TestRunRetryAfter(t *testing.T) {
+	const users = 20
+	tests := []struct {
+		name      string
+		retry     bool
+		duration  time.Duration // default 5s: a bound in case resends never stop
+		answer    func(w http.ResponseWriter, r *http.Request, attempt int)
+		sent      int64
+		confirmed int
+	}{
+		{
+			name: "resent after the delay", retry: true, sent: 2 * users, confirmed: users,
+			answer: func(w http.ResponseWriter, r *http.Request, n int) {
+				if n == 1 {
+					overloaded(w, "0")
+					return
+				}
+				reserve(w, r)
+			},
+		},
+		{
+			name: "not resent without Retry", retry: false, sent: users, confirmed: 0,
+			answer: func(w http.ResponseWriter, r *http.Request, n int) { overloaded(w, "0") },
+		},
+		{
+			name: "not resent without Retry-After", retry: true, sent: users, confirmed: 0,
+			answer: func(w http.ResponseWriter, r *http.Request, n int) { overloaded(w, "") },
+		},
+		{
+			name: "attempts are bounded", retry: true, sent: users * maxAttempts, confirmed: 0,
+			answer: func(w http.ResponseWriter, r *http.Request, n int) { overloaded(w, "0") },
+		},
+		{
+			name: "not past the run's end", retry: true, duration: 300 * time.Millisecond, sent: users, confirmed: 0,
+			answer: func(w http.ResponseWriter, r *http.Request, n int) { overloaded(w, "1") },
+		},
+		{
+			name: "429 too", retry: true, sent: 2 * users, confirmed: users,
+			answer: func(w http.ResponseWriter, r *http.Request, n int) {
+				if n == 1 {
+					w.Header().Set("Retry-After", "0")
+					w.WriteHeader(http.StatusTooManyRequests)
+					return
+				}
+				reserve(w, r)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := stub(t, tt.answer)
+			cfg := Config{Target: srv.URL, SaleID: "s", Users: users, Connections: 4, Retry: tt.retry, Duration: cmp.Or(tt.duration, 5*time.Second)}
+			res, confirmed, err := Run(context.Background(), cfg, nil)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			checkCountsStub(t, res, confirmed)
+			if res.Sent != tt.sent || len(confirmed) != tt.confirmed {
+				t.Errorf("sent %d, confirmed %d; want %d, %d (statuses %v)", res.Sent, len(confirmed), tt.sent, tt.confirmed, res.Status)
+			}
+		})
+	}
+}
+
+// checkCountsStub is checkCounts for stub servers, whose answers are too
+// quick and few for a meaningful latency order.
+func checkCountsStub(t *testing.T, res *Result, confirmed []Confirmation) {
+	t.Helper()
+	var codes int64
+	for _, n := range res.Codes {
+		codes += n
+	}
+	if codes != res.Sent || res.Completed+res.Errors != res.Sent || int64(len(confirmed)) != res.Codes[codeReserved] {
+		t.Errorf("counts do not add up: sent %d, completed %d, errors %d, codes %v, %d confirmations",
+			res.Sent, res.Completed, res.Errors, res.Codes, len(confirmed))
+	}
+}
+
+func TestRunOutcomeCodes(t *testing.T) {
+	srv := stub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		switch user := r.Header.Get("X-User-ID"); user {
+		case "u0":
+			reserve(w, r)
+		case "u1":
+			w.WriteHeader(http.StatusCreated) // no order in the body
+			fmt.Fprint(w, `{}`)
+		case "u2":
+			w.WriteHeader(http.StatusBadGateway) // not the API's error shape
+			fmt.Fprint(w, "<html>bad gateway</html>")
+		case "u3":
+			// No answer at all: the connection is cut.
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		default:
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"error":{"code":"sold_out","message":"sold out"}}`)
+		}
+	})
+	cfg := Config{Target: srv.URL, SaleID: "s", Users: 10, Connections: 1}
+	res, confirmed, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	want := map[string]int64{codeReserved: 1, codeBadBody: 1, codeHTTPError: 1, codeTransport: 1, "sold_out": 6}
+	if !equalMaps(res.Codes, want) || res.Errors != 1 || res.Completed != 9 || res.Latency.Count != 9 {
+		t.Errorf("codes %v, errors %d, completed %d, latencies %d; want %v, 1, 9, 9", res.Codes, res.Errors, res.Completed, res.Latency.Count, want)
+	}
+	want0 := Confirmation{OrderID: "o-u0", UserID: "u0", Key: (&crowd{users: 10, maxQuantity: 1}).buyer(0).key, Quantity: 1}
+	if len(confirmed) != 1 || confirmed[0] != want0 {
+		t.Errorf("confirmations %+v, want [%+v]", confirmed, want0)
+	}
+}
+
+func TestRunSaleErrors(t *testing.T) {
+	srv := newServer(t, serverOptions{})
+	base := Config{Target: srv.URL, AdminToken: testAdmin, Users: 1, Connections: 1}
+	create := base
+	create.CreateSale, create.Stock, create.SaleID = true, 5, "taken"
+	if _, _, err := Run(context.Background(), create, nil); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	if _, _, err := Run(context.Background(), create, nil); err == nil || !strings.Contains(err.Error(), "sale_exists") {
+		t.Errorf("creating a taken sale id: %v, want sale_exists", err)
+	}
+	missing := base
+	missing.SaleID = "nope"
+	if _, _, err := Run(context.Background(), missing, nil); err == nil || !strings.Contains(err.Error(), "sale_not_found") {
+		t.Errorf("buying from a missing sale: %v, want sale_not_found", err)
+	}
+	tooMany := base
+	tooMany.SaleID, tooMany.MaxQuantity = "taken", 2
+	if _, _, err := Run(context.Background(), tooMany, nil); err == nil || !strings.Contains(err.Error(), "per-user limit 1") {
+		t.Errorf("quantities over the sale's limit: %v, want an error", err)
+	}
+}
+
+func TestPrepare(t *testing.T) {
+	good := Config{Target: "http://127.0.0.1:8080", SaleID: "drop", Users: 10, Connections: 2}
+	got, err := prepare(good)
+	if err != nil {
+		t.Fatalf("prepare(%+v): %v", good, err)
+	}
+	if got.Mode != ClosedLoop || got.MaxQuantity != 1 || got.Timeout != defaultTimeout {
+		t.Errorf("defaults: mode %q, max quantity %d, timeout %v", got.Mode, got.MaxQuantity, got.Timeout)
+	}
+	tests := []struct {
+		name    string
+		mutate  func(c *Config)
+		wantErr string
+	}{
+		{"no target", func(c *Config) { c.Target = "" }, "target must be a base URL"},
+		{"target without scheme", func(c *Config) { c.Target = "127.0.0.1:8080" }, "target must be a base URL"},
+		{"ftp target", func(c *Config) { c.Target = "ftp://127.0.0.1" }, "target must be a base URL"},
+		{"bad sale id", func(c *Config) { c.SaleID = "a/b" }, "sale id"},
+		{"no sale", func(c *Config) { c.SaleID = "" }, "give the sale id"},
+		{"create without token", func(c *Config) { c.CreateSale, c.Stock = true, 5 }, "admin token"},
+		{"create without stock", func(c *Config) { c.CreateSale, c.AdminToken = true, "t" }, "stock must be at least 1"},
+		{"limit over stock", func(c *Config) { c.CreateSale, c.AdminToken, c.Stock, c.PerUserLimit = true, "t", 5, 6 }, "per-user limit"},
+		{"quantity over limit", func(c *Config) {
+			c.CreateSale, c.AdminToken, c.Stock, c.PerUserLimit, c.MaxQuantity = true, "t", 5, 2, 3
+		}, "max quantity 3 is over the per-user limit 2"},
+		{"quantity over default limit", func(c *Config) { c.CreateSale, c.AdminToken, c.Stock, c.MaxQuantity = true, "t", 5, 2 }, "per-user limit 1"},
+		{"no users", func(c *Config) { c.Users = 0 }, "users must be at least 1"},
+		{"negative quantity", func(c *Config) { c.MaxQuantity = -1 }, "max quantity must be at least 1"},
+		{"retry share over 1", func(c *Config) { c.RetryShare = 1.5 }, "retry share"},
+		{"retry share NaN", func(c *Config) { c.RetryShare = math.NaN() }, "retry share"},
+		{"bad prefix", func(c *Config) { c.UserPrefix = "a b" }, "user prefix"},
+		{"long prefix", func(c *Config) { c.UserPrefix, c.Users = strings.Repeat("p", 58), 1_000_000 }, "too long"},
+		{"unknown mode", func(c *Config) { c.Mode = "half-open" }, "mode must be"},
+		{"shape in closed loop", func(c *Config) { c.Shape = Constant{PerSecond: 1, For: time.Second} }, "open loop only"},
+		{"open loop without shape", func(c *Config) { c.Mode = OpenLoop }, "needs a shape"},
+		{"empty shape", func(c *Config) { c.Mode, c.Shape = OpenLoop, Constant{PerSecond: 1} }, "no length"},
+		{"no connections", func(c *Config) { c.Connections = 0 }, "connections must be between"},
+		{"negative duration", func(c *Config) { c.Duration = -time.Second }, "duration"},
+		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, "timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.mutate(&cfg)
+			if _, err := prepare(cfg); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("prepare: %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	// The longest prefix that fits.
+	fits := good
+	fits.UserPrefix, fits.Users = strings.Repeat("p", 57), 1_000_000
+	if _, err := prepare(fits); err != nil {
+		t.Errorf("a 64-character user id is valid: %v", err)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2031, time.March, 14, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		header string
+		want   time.Duration
+		ok     bool
+	}{
+		{"", 0, false},
+		{"0", 0, true},
+		{"1", time.Second, true},
+		{" 2 ", 2 * time.Second, true},
+		{"30", 30 * time.Second, true},
+		{"31", 0, false},
+		{"-1", 0, false},
+		{"soon", 0, false},
+		{now.Add(5 * time.Second).Format(http.TimeFormat), 5 * time.Second, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+		{now.Add(time.Hour).Format(http.TimeFormat), 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := retryAfter(tt.header, now)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tt.header, got, ok, tt.want, tt.ok)
+		}
+	}
+}

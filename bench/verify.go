@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/surgehq/surge/client"
+)
+
+// Check names, as they appear in reports.
+const (
+	CheckNoOversell     = "no oversell"
+	CheckPerUserLimit   = "per-user limit"
+	CheckConfirmed      = "confirmed orders present"
+	CheckOneOrderPerKey = "one order per idempotency key"
+	CheckReplays        = "replays consistent"
+	CheckRemaining      = "remaining consistent"
+)
+
+const (
+	// maxListedViolations: a check's detail lists this many, then counts.
+	maxListedViolations = 5
+	// fetchConsistentTries bounds Fetch's attempts at a quiet snapshot.
+	fetchConsistentTries = 3
+)
+
+// Verify checks the guarantees of a sale from its export: what the server
+// says it holds (sale, orders) against itself and against what the run was
+// told (confirmed, every 201 including replays). It is pure: the same
+// inputs give the same verdict.
+func Verify(sale client.Sale, orders []client.Order, confirmed []Confirmation) *Verdict {
+	v := &Verdict{Stock: sale.Stock, Remaining: sale.Remaining, Orders: int64(len(orders))}
+
+	byID := make(map[string]*client.Order, len(orders))
+	for i := range orders {
+		o := &orders[i]
+		if _, dup := byID[o.ID]; !dup {
+			byID[o.ID] = o
+		}
+	}
+	distinct := make(map[string]struct{}, len(confirmed))
+	for _, c := range confirmed {
+		distinct[c.OrderID] = struct{}{}
+	}
+	v.Confirmed = int64(len(distinct))
+
+	v.Checks = []Check{
+		checkOversell(sale, orders, &v.LiveUnits),
+		checkPerUser(sale, orders),
+		checkConfirmed(byID, confirmed),
+		checkOneOrderPerKey(orders),
+		checkReplays(confirmed),
+		checkRemaining(sale, v.LiveUnits),
+	}
+	v.OK = true
+	for _, c := range v.Checks {
+		v.OK = v.OK && c.OK
+	}
+	return v
+}
+
+// live reports whether an order holds units.
+func live(o *client.Order) bool { return o.Status == "reserved" || o.Status == "paid" }
+
+// violations collects the first few problems and counts the rest.
+type violations struct {
+	first []string
+	n     int
+}
+
+func (v *violations) add(format string, args ...any) {
+	v.n++
+	if len(v.first) < maxListedViolations {
+		v.first = append(v.first, fmt.Sprintf(format, args...))
+	}
+}
+
+// check is OK with detail ok when there is no violation, else it lists
+// them after summary.
+func (v *violations) check(name, ok, summary string) Check {
+	if v.n == 0 {
+		return Check{Name: name, OK: true, Detail: ok}
+	}
+	d := summary + ": " + strings.Join(v.first, "; ")
+	if more := v.n - len(v.first); more > 0 {
+		d += fmt.Sprintf("; and %d more", more)
+	}
+	return Check{Name: name, OK: false, Detail: d}
+}
+
+func checkOversell(sale client.Sale, orders []client.Order, liveUnits *int64) Check {
+	var units int64
+	var v violations
+	// The export is in creation order: the orders that took the count
+	// past the stock are the oversold ones.
+	for i := range orders {
+		o := &orders[i]
+		if !live(o) {
+			continue
+		}
+		units += o.Quantity
+		if units > sale.Stock {
+			v.add("order %s (user %s, %d units) brought the total to %d", o.ID, o.UserID, o.Quantity, units)
+		}
+	}
+	*liveUnits = units
+	return v.check(CheckNoOversell,
+		fmt.Sprintf("%d units in reserved and paid orders, stock %d", units, sale.Stock),
+		fmt.Sprintf("%d units in reserved and paid orders, %d over the stock of %d", units, units-sale.Stock, sale.Stock))
+}
+
+func checkPerUser(sale client.Sale, orders []client.Order) Check {
+	units := make(map[string]int64)
+	var v violations
+	for i := range orders {
+		o := &orders[i]
+		if !live(o) {
+			continue
+		}
+		before := units[o.UserID]
+		units[o.UserID] = before + o.Quantity
+		// Report each user once, at the order that crossed the limit.
+		if before <= sale.PerUserLimit && before+o.Quantity > sale.PerUserLimit {
+			v.add("user %s reached %d units with order %s", o.UserID, before+o.Quantity, o.ID)
+		}
+	}
+	return v.check(CheckPerUserLimit,
+		fmt.Sprintf("%d buyers hold units, none over the limit of %d", len(units), sale.PerUserLimit),
+		fmt.Sprintf("%d buyers over the limit of %d", v.n, sale.PerUserLimit))
+}
+
+func checkConfirmed(byID map[string]*client.Order, confirmed []Confirmation) Check {
+	var v violations
+	lost := 0
+	for _, c := range confirmed {
+		o, ok := byID[c.OrderID]
+		switch {
+		case !ok:
+			lost++
+			v.add("order %s confirmed to user %s is missing (lost confirmation)", c.OrderID, c.UserID)
+		case o.UserID != c.UserID || o.Quantity != c.Quantity:
+			v.add("order %s confirmed to user %s for %d units is user %s with %d units in the export",
+				c.OrderID, c.UserID, c.Quantity, o.UserID, o.Quantity)
+		}
+	}
+	return v.check(CheckConfirmed,
+		fmt.Sprintf("all %d confirmations are in the export", len(confirmed)),
+		fmt.Sprintf("%d of %d confirmations do not match the export (%d missing)", v.n, len(confirmed), lost))
+}
+
+// userKey is an idempotency key in its scope: keys belong to a buyer.
+type userKey struct{ user, key string }
+
+func checkOneOrderPerKey(orders []client.Order) Check {
+	first := make(map[userKey]string)
+	var v violations
+	for i := range orders {
+		o := &orders[i]
+		if o.IdempotencyKey == "" {
+			continue
+		}
+		k := userKey{o.UserID, o.IdempotencyKey}
+		if id, dup := first[k]; dup {
+			v.add("user %s key %q has orders %s and %s", o.UserID, o.IdempotencyKey, id, o.ID)
+			continue
+		}
+		first[k] = o.ID
+	}
+	return v.check(CheckOneOrderPerKey,
+		fmt.Sprintf("%d keys, each on one order", len(first)),
+		fmt.Sprintf("%d orders repeat a key", v.n))
+}
+
+func checkReplays(confirmed []Confirmation) Check {
+	first := make(map[userKey]string, len(confirmed))
+	var v violations
+	replays := 0
+	for _, c := range confirmed {
+		if c.Key == "" {
+			continue
+		}
+		k := userKey{c.UserID, c.Key}
+		id, seen := first[k]
+		if !seen {
+			first[k] = c.OrderID
+			continue
+		}
+		replays++
+		if id != c.OrderID {
+			v.add("user %s key %q was confirmed as %s and as %s", c.UserID, c.Key, id, c.OrderID)
+		}
+	}
+	return v.check(CheckReplays,
+		fmt.Sprintf("%d replays, each naming the first order", replays),
+		fmt.Sprintf("%d of %d replays name another order", v.n, replays))
+}
+
+func checkRemaining(sale client.Sale, liveUnits int64) Check {
+	want := sale.Stock - liveUnits
+	detail := fmt.Sprintf("remaining %d = stock %d − %d live units", sale.Remaining, sale.Stock, liveUnits)
+	if sale.Remaining == want {
+		return Check{Name: CheckRemaining, OK: true, Detail: detail}
+	}
+	return Check{Name: CheckRemaining, OK: false,
+		Detail: fmt.Sprintf("remaining %d, but stock %d − %d live units = %d", sale.Remaining, sale.Stock, liveUnits, want)}
+}
+
+// Fetch reads a sale and its whole order export (admin), for Verify. The
+// sale is read before and after the export and the pair retried if it
+// changed in between (a hold expiring, another client buying), so that the
+// figures Verify compares come from one moment when the sale is quiet.
+func Fetch(ctx context.Context, c *client.Client, saleID string) (client.Sale, []client.Order, error) {
+	var orders []client.Order
+	var sale client.Sale
+	for try := 1; ; try++ {
+		before, err := c.Sale(ctx, saleID)
+		if err != nil {
+			return client.Sale{}, nil, fmt.Errorf("read sale %q: %w", saleID, err)
+		}
+		orders = orders[:0]
+		err = c.Orders(ctx, saleID, func(o client.Order) error {
+			orders = append(orders, o)
+			return nil
+		})
+		if err != nil {
+			return client.Sale{}, nil, fmt.Errorf("export orders of sale %q: %w", saleID, err)
+		}
+		if sale, err = c.Sale(ctx, saleID); err != nil {
+			return client.Sale{}, nil, fmt.Errorf("read sale %q: %w", saleID, err)
+		}
+		if sale.Remaining == before.Remaining || try == fetchConsistentTries {
+			return sale, orders, nil
+		}
+	}
+}

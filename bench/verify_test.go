@@ -1,0 +1,186 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/surgehq/surge/client"
+)
+
+// cleanSale is a consistent state: stock 10, limit 2, 5 live units
+// (a: 1+1, b: 2, c: 1), plus a cancelled and an expired order, and a
+// confirmation of a replay.
+func cleanSale() (client.Sale, []client.Order, []Confirmation) {
+	sale := client.Sale{ID: "drop", Stock: 10, Remaining: 5, PerUserLimit: 2}
+	order := func(id, user string, q int64, status, key string) client.Order {
+		return client.Order{ID: id, SaleID: "drop", UserID: user, Quantity: q, Status: status, IdempotencyKey: key}
+	}
+	orders := []client.Order{
+		order("o1", "a", 1, "reserved", "ka1"),
+		order("o2", "b", 2, "paid", "kb"),
+		order("o3", "c", 2, "cancelled", "kc1"),
+		order("o4", "c", 1, "reserved", "kc2"),
+		order("o5", "d", 2, "expired", ""),
+		order("o6", "a", 1, "paid", "ka2"),
+	}
+	confirmed := []Confirmation{
+		{OrderID: "o1", UserID: "a", Key: "ka1", Quantity: 1},
+		{OrderID: "o2", UserID: "b", Key: "kb", Quantity: 2},
+		{OrderID: "o2", UserID: "b", Key: "kb", Quantity: 2}, // a replay
+		{OrderID: "o3", UserID: "c", Key: "kc1", Quantity: 2},
+		{OrderID: "o4", UserID: "c", Key: "kc2", Quantity: 1},
+		{OrderID: "o6", UserID: "a", Key: "ka2", Quantity: 1},
+	}
+	return sale, orders, confirmed
+}
+
+func TestVerifyClean(t *testing.T) {
+	sale, orders, confirmed := cleanSale()
+	v := Verify(sale, orders, confirmed)
+	if !v.OK {
+		t.Fatalf("clean sale fails: %+v", v.Checks)
+	}
+	want := Verdict{OK: true, Stock: 10, Remaining: 5, Orders: 6, LiveUnits: 5, Confirmed: 5}
+	got := *v
+	got.Checks = nil
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("figures %+v, want %+v", got, want)
+	}
+	var names []string
+	for _, c := range v.Checks {
+		names = append(names, c.Name)
+		if c.Detail == "" {
+			t.Errorf("check %q has no detail", c.Name)
+		}
+	}
+	wantNames := []string{CheckNoOversell, CheckPerUserLimit, CheckConfirmed, CheckOneOrderPerKey, CheckReplays, CheckRemaining}
+	if !slices.Equal(names, wantNames) {
+		t.Errorf("checks %q, want %q", names, wantNames)
+	}
+	if v := Verify(client.Sale{Stock: 3, Remaining: 3, PerUserLimit: 1}, nil, nil); !v.OK {
+		t.Errorf("a sale without orders fails: %+v", v.Checks)
+	}
+}
+
+func TestVerifyCatches(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(s *client.Sale, orders *[]client.Order, confirmed *[]Confirmation)
+		fails  string // the one check that must fail
+		detail string // in its detail
+	}{
+		{
+			name: "oversell",
+			mutate: func(s *client.Sale, orders *[]client.Order, _ *[]Confirmation) {
+				for i := range 6 {
+					*orders = append(*orders, client.Order{ID: fmt.Sprintf("x%d", i), UserID: fmt.Sprintf("x%d", i), Quantity: 1, Status: "reserved"})
+				}
+				s.Remaining = -1 // consistent with 11 live units: only the oversell shows
+			},
+			fails:  CheckNoOversell,
+			detail: "order x5 (user x5, 1 units) brought the total to 11",
+		},
+		{
+			name: "lost confirmation",
+			mutate: func(_ *client.Sale, _ *[]client.Order, c *[]Confirmation) {
+				*c = append(*c, Confirmation{OrderID: "o404", UserID: "e", Key: "ke", Quantity: 1})
+			},
+			fails:  CheckConfirmed,
+			detail: "order o404 confirmed to user e is missing",
+		},
+		{
+			name: "confirmation for another quantity",
+			mutate: func(_ *client.Sale, _ *[]client.Order, c *[]Confirmation) {
+				(*c)[0].Quantity = 2
+			},
+			fails:  CheckConfirmed,
+			detail: "order o1 confirmed to user a for 2 units is user a with 1 units",
+		},
+		{
+			name: "confirmation for another user",
+			mutate: func(_ *client.Sale, _ *[]client.Order, c *[]Confirmation) {
+				(*c)[4].UserID = "z"
+			},
+			fails:  CheckConfirmed,
+			detail: "order o4 confirmed to user z",
+		},
+		{
+			name: "duplicate key",
+			mutate: func(_ *client.Sale, orders *[]client.Order, _ *[]Confirmation) {
+				*orders = append(*orders, client.Order{ID: "o7", UserID: "b", Quantity: 2, Status: "cancelled", IdempotencyKey: "kb"})
+			},
+			fails:  CheckOneOrderPerKey,
+			detail: `user b key "kb" has orders o2 and o7`,
+		},
+		{
+			name: "same key, other users",
+			mutate: func(s *client.Sale, orders *[]client.Order, _ *[]Confirmation) {
+				// Keys are scoped to the buyer: not a violation.
+				*orders = append(*orders, client.Order{ID: "o7", UserID: "e", Quantity: 1, Status: "reserved", IdempotencyKey: "kb"})
+				s.Remaining--
+			},
+		},
+		{
+			name: "user over the limit",
+			mutate: func(s *client.Sale, orders *[]client.Order, _ *[]Confirmation) {
+				*orders = append(*orders, client.Order{ID: "o7", UserID: "a", Quantity: 1, Status: "reserved", IdempotencyKey: "ka3"})
+				s.Remaining--
+			},
+			fails:  CheckPerUserLimit,
+			detail: "user a reached 3 units with order o7",
+		},
+		{
+			name: "inconsistent replay",
+			mutate: func(_ *client.Sale, _ *[]client.Order, c *[]Confirmation) {
+				*c = append(*c, Confirmation{OrderID: "o6", UserID: "a", Key: "ka1", Quantity: 1})
+			},
+			fails:  CheckReplays,
+			detail: `user a key "ka1" was confirmed as o1 and as o6`,
+		},
+		{
+			name:   "wrong remaining",
+			mutate: func(s *client.Sale, _ *[]client.Order, _ *[]Confirmation) { s.Remaining++ },
+			fails:  CheckRemaining,
+			detail: "remaining 6, but stock 10 − 5 live units = 5",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sale, orders, confirmed := cleanSale()
+			tt.mutate(&sale, &orders, &confirmed)
+			v := Verify(sale, orders, confirmed)
+			if v.OK != (tt.fails == "") {
+				t.Errorf("OK = %v, want %v", v.OK, tt.fails == "")
+			}
+			for _, c := range v.Checks {
+				if c.OK != (c.Name != tt.fails) {
+					t.Errorf("check %q: OK = %v (%s)", c.Name, c.OK, c.Detail)
+				}
+				if c.Name == tt.fails && !strings.Contains(c.Detail, tt.detail) {
+					t.Errorf("check %q: detail %q lacks %q", c.Name, c.Detail, tt.detail)
+				}
+			}
+		})
+	}
+}
+
+// A detail lists the first few violations and counts the rest.
+func TestVerifyDetailIsBounded(t *testing.T) {
+	sale, orders, confirmed := cleanSale()
+	for i := range 8 {
+		confirmed = append(confirmed, Confirmation{OrderID: fmt.Sprintf("lost%d", i), UserID: "e", Key: fmt.Sprint(i), Quantity: 1})
+	}
+	v := Verify(sale, orders, confirmed)
+	var c Check
+	for _, c = range v.Checks {
+		if c.Name == CheckConfirmed {
+			break
+		}
+	}
+	if c.OK || strings.Count(c.Detail, "lost confirmation") != maxListedViolations || !strings.Contains(c.Detail, "and 3 more") ||
+		!strings.HasPrefix(c.Detail, "8 of 14 confirmations do not match the export (8 missing)") {
+		t.Errorf("detail %q: want 8 of 14 missing, %d listed, and 3 more", c.Detail, maxListedViolations)
+	}
+}

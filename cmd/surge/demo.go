@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/surgehq/surge/bench"
+)
+
+// demo runs a whole flash sale in one command: an embedded server on a free
+// port with a temporary data directory, a sale, a spike of many more buyers
+// than units, the verdict and an HTML report.
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", "surge demo [flags]", stdout)
+	var (
+		stock, limit     int64
+		users            int
+		peakFor          time.Duration
+		report, logLevel string
+		keep             bool
+	)
+	fs.Int64Var(&stock, "stock", 1000, "units for sale")
+	fs.Int64Var(&limit, "per-user-limit", 1, "most units one buyer may hold")
+	fs.IntVar(&users, "users", 20000, "buyers in the crowd")
+	fs.DurationVar(&peakFor, "spike", 4*time.Second, "length of the spike (ramp up a quarter, hold half, decay a quarter)")
+	fs.StringVar(&report, "report", "", "where to write the HTML report (default: in the temporary directory)")
+	fs.BoolVar(&keep, "keep", false, "leave the server running after the spike and print its URL (Ctrl-C stops it)")
+	fs.StringVar(&logLevel, "log-level", "warn", "server log level")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errUsage{fmt.Sprintf("demo: unexpected argument %q (run 'surge demo --help')", fs.Arg(0))}
+	}
+	if stock < 1 || users < 1 || limit < 1 || peakFor < 100*time.Millisecond {
+		return errUsage{"demo: --stock, --users and --per-user-limit must be positive and --spike at least 100ms"}
+	}
+	log, err := newLogger(stderr, logLevel, "text")
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "surge-demo-")
+	if err != nil {
+		return err
+	}
+	if report == "" {
+		report = filepath.Join(dir, "report.html")
+	}
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	c := serveConfig{
+		httpAddr:           "127.0.0.1:0",
+		dataDir:            filepath.Join(dir, "data"),
+		adminToken:         hex.EncodeToString(tok[:]),
+		insecureUserHeader: true, // the demo's buyers are local and anonymous
+		maxBatch:           512,
+		queueSize:          4096,
+		shutdownTimeout:    30 * time.Second,
+	}
+	srv, err := startServer(ctx, c, log.With("component", "server"))
+	if err != nil {
+		return err
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		return srv.shutdown(c.shutdownTimeout)
+	}
+	defer stop()
+
+	// A spike whose area is the crowd: ramp a quarter, hold half, decay a
+	// quarter, so peak × (¼/2 + ½ + ¼/2) × length = users.
+	peak := math.Ceil(float64(users) / (0.75 * peakFor.Seconds()))
+	shape := bench.Spike{Peak: peak, Ramp: peakFor / 4, Hold: peakFor / 2, Decay: peakFor / 4}
+	fmt.Fprintf(stdout, "surge demo: server on %s, data in %s\n", srv.url(), c.dataDir)
+	fmt.Fprintf(stdout, "selling %d units (limit %d per buyer) to %d buyers: %s\n\n", stock, limit, users, shape)
+	cfg := bench.Config{
+		Target: srv.url(), SaleID: "demo", AdminToken: c.adminToken,
+		CreateSale: true, Stock: stock, PerUserLimit: limit,
+		Users: users, MaxQuantity: 1, RetryShare: 0.1, UserPrefix: "demo-",
+		Mode: bench.OpenLoop, Shape: shape, Connections: 256, Timeout: 10 * time.Second, Retry: true, Seed: 1,
+	}
+	res, err := runAndVerify(ctx, cfg, true, stderr)
+	if err != nil {
+		return err
+	}
+	bench.WriteSummary(stdout, res)
+	if err := writeReports(res, "", report, stdout); err != nil {
+		return err
+	}
+	if keep {
+		fmt.Fprintf(stdout, "\nserver still running at %s (admin token %s); Ctrl-C stops it\n", srv.url(), c.adminToken)
+		select {
+		case <-ctx.Done():
+		case err := <-srv.errc:
+			return err
+		}
+	}
+	if err := stop(); err != nil {
+		return err
+	}
+	if !keep {
+		// The report stays; the database of a throwaway sale does not.
+		if err := os.RemoveAll(c.dataDir); err != nil {
+			log.Warn("remove demo data", "dir", c.dataDir, "err", err)
+		}
+	}
+	if !res.Verdict.OK {
+		return errViolation
+	}
+	return nil
+}
