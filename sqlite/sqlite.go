@@ -39,6 +39,9 @@ type Options struct {
 // Store implements surge.Store on SQLite.
 type Store struct {
 	w, r    *sql.DB
+	cp      *sql.DB // checkpoints, off the commit path
+	stopCP  chan struct{}
+	cpDone  chan struct{}
 	path    string
 	opts    Options
 	commits chan *commit
@@ -123,7 +126,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	// synchronous=FULL makes every commit fsync the WAL: a commit that
 	// returned survives power loss, which is what a 201 promises.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	// wal_autocheckpoint(0): the writer never checkpoints inline, where a
+	// checkpoint (copying pages to the database file and fsyncing it) would
+	// stall every purchase waiting on that commit; checkpointer does it
+	// in the background on its own connection.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -141,8 +148,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open reader: %w", err)
 	}
 	r.SetMaxOpenConns(8)
+	cp, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open checkpointer: %w", err)
+	}
+	cp.SetMaxOpenConns(1)
 	s := &Store{
-		w: w, r: r, opts: opts, path: path,
+		w: w, r: r, cp: cp, opts: opts, path: path,
+		stopCP: make(chan struct{}), cpDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
 		done:    make(chan struct{}),
 		sales:   make(map[string]*saleState),
@@ -151,16 +166,42 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := s.load(ctx); err != nil {
 		w.Close()
 		r.Close()
+		cp.Close()
 		return nil, err
 	}
 	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'reserved'`)
 	if err != nil {
 		w.Close()
 		r.Close()
+		cp.Close()
 		return nil, fmt.Errorf("sqlite: prepare update: %w", err)
 	}
 	go s.writer()
+	go s.checkpointer()
 	return s, nil
+}
+
+// checkpointInterval is how often the WAL is copied into the database file.
+// Shorter keeps the WAL (and recovery after a crash) small; each pass is a
+// PASSIVE checkpoint, which never blocks the writer or readers.
+const checkpointInterval = 500 * time.Millisecond
+
+func (s *Store) checkpointer() {
+	defer close(s.cpDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCP:
+			return
+		case <-t.C:
+			if _, err := s.cp.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				// Not fatal: the WAL keeps every commit durable; it only
+				// grows until a later pass succeeds.
+				continue
+			}
+		}
+	}
 }
 
 // load rebuilds every ledger from the database.
@@ -483,7 +524,11 @@ func (s *Store) Close() error {
 			s.sales[id].mu.Unlock()
 		}
 		s.mu.Unlock()
-		err = errors.Join(s.w.Close(), s.r.Close())
+		close(s.stopCP)
+		<-s.cpDone
+		// The writer's connection closes last and, as the last one, folds
+		// the WAL into the database file.
+		err = errors.Join(s.cp.Close(), s.r.Close(), s.w.Close())
 	})
 	return err
 }
