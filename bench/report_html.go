@@ -218,7 +218,9 @@ func reportCards(r *Result) []reportCard {
 			Label: "Latency p99", Value: latencyFigure(r.Latency), Unit: "ms",
 			Note: "p50 " + showMs(r.Latency.P50) + " ms · max " + showMs(r.Latency.Max) + " ms",
 		},
-		{Label: "Reserved", Value: showInt(reserved), Unit: "orders", Note: "201 answers"},
+		// 201s count replays too, so the unit is answers; the note gives
+		// the units actually sold once verified.
+		{Label: "Reserved", Value: showInt(reserved), Unit: "answers (201)", Note: "replays of a key included"},
 		{
 			Label: "Sold out", Value: showInt(soldOut), Unit: "answers",
 			Note: "409 sold_out · " + showPercent(soldOut, total) + " of outcomes",
@@ -226,7 +228,7 @@ func reportCards(r *Result) []reportCard {
 		{Label: "Errors", Value: showInt(failed), Unit: "requests", Alert: failed > 0},
 	}
 	if v := r.Verdict; v != nil {
-		cards[2].Note = showInt(v.LiveUnits) + " of " + showInt(v.Stock) + " units sold"
+		cards[2].Note = showInt(v.Confirmed) + " orders · " + showInt(v.LiveUnits) + " of " + showInt(v.Stock) + " units sold"
 		cards[2].Alert = v.LiveUnits > v.Stock
 	}
 	var parts []string
