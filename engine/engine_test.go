@@ -959,20 +959,29 @@ func TestSalesOrder(t *testing.T) {
 	}
 }
 
-// TestOverloaded fills a one-slot inbox behind a stalled store: further
-// purchases are turned away at once instead of queueing.
-func TestOverloaded(t *testing.T) {
+// stalledEngine opens an engine over a store whose first Reserve call
+// waits for g.open: purchases then queue behind it, deterministically.
+func stalledEngine(t *testing.T, cfg Config) (*Engine, *sqlite.Store, *hookStore, *gate) {
+	t.Helper()
 	g := newGate()
-	hs := &hookStore{Store: openStore(t, t.TempDir())}
+	st := openStore(t, t.TempDir())
+	hs := &hookStore{Store: st}
 	hs.before = func(n int64) {
 		if n == 1 {
 			g.wait()
 		}
 	}
-	cfg := testConfig(fixedClock())
-	cfg.QueueSize = 1
 	e := openEngine(t, hs, cfg)
 	t.Cleanup(g.open)
+	return e, st, hs, g
+}
+
+// TestOverloaded fills a one-slot inbox behind a stalled store: further
+// purchases are turned away at once instead of queueing.
+func TestOverloaded(t *testing.T) {
+	cfg := testConfig(fixedClock())
+	cfg.QueueSize = 1
+	e, _, _, g := stalledEngine(t, cfg)
 	mustCreate(t, e, input("s", 100, 1))
 	ctx := context.Background()
 
@@ -1001,16 +1010,7 @@ func TestOverloaded(t *testing.T) {
 // TestContextCancelledWhileQueued checks that a caller who gives up while
 // queued gets its context's error and that the owner drops the request.
 func TestContextCancelledWhileQueued(t *testing.T) {
-	g := newGate()
-	st := openStore(t, t.TempDir())
-	hs := &hookStore{Store: st}
-	hs.before = func(n int64) {
-		if n == 1 {
-			g.wait()
-		}
-	}
-	e := openEngine(t, hs, testConfig(fixedClock()))
-	t.Cleanup(g.open)
+	e, st, hs, g := stalledEngine(t, testConfig(fixedClock()))
 	mustCreate(t, e, input("s", 100, 1))
 	ctx := context.Background()
 
@@ -1057,16 +1057,7 @@ func TestContextCancelledWhileQueued(t *testing.T) {
 // TestCloseFlushesQueue closes the engine while purchases are queued behind
 // a stalled store: each gets its answer and Close then returns.
 func TestCloseFlushesQueue(t *testing.T) {
-	g := newGate()
-	st := openStore(t, t.TempDir())
-	hs := &hookStore{Store: st}
-	hs.before = func(n int64) {
-		if n == 1 {
-			g.wait()
-		}
-	}
-	e := openEngine(t, hs, testConfig(fixedClock()))
-	t.Cleanup(g.open)
+	e, st, _, g := stalledEngine(t, testConfig(fixedClock()))
 	mustCreate(t, e, input("s", 100, 1))
 	ctx := context.Background()
 
@@ -1130,15 +1121,7 @@ func TestLonePurchaseIsOneBatch(t *testing.T) {
 // the store as the next single batch.
 func TestBatchesFormUnderLoad(t *testing.T) {
 	const n = 64
-	g := newGate()
-	hs := &hookStore{Store: openStore(t, t.TempDir())}
-	hs.before = func(call int64) {
-		if call == 1 {
-			g.wait()
-		}
-	}
-	e := openEngine(t, hs, testConfig(fixedClock()))
-	t.Cleanup(g.open)
+	e, _, _, g := stalledEngine(t, testConfig(fixedClock()))
 	mustCreate(t, e, input("s", n, 1))
 	ctx := context.Background()
 
