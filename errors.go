@@ -3,6 +3,7 @@ package surge
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is the machine-readable reason of an outcome or error. The HTTP API
@@ -22,6 +23,7 @@ const (
 	CodeNotPayable     Code = "not_payable"
 	CodeInvalid        Code = "invalid_request"
 	CodeOverloaded     Code = "overloaded"
+	CodeRateLimited    Code = "rate_limited"
 	CodeUnavailable    Code = "unavailable"
 )
 
@@ -29,6 +31,9 @@ const (
 type Error struct {
 	Code    Code
 	Message string
+	// RetryAfter, when set, is how long the caller should wait before
+	// trying again (rate limits, overload); HTTP sends it as Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -416,6 +418,13 @@ func TestRunOutcomeCodes(t *testing.T) {
 			if err == nil {
 				conn.Close()
 			}
+		case "u4":
+			// Bodies over maxBody are answers whose body is not read.
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"order":{"id":"o-u4","pad":%q}}`, strings.Repeat("x", maxBody))
+		case "u5":
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprintf(w, `{"error":{"code":"sold_out","message":%q}}`, strings.Repeat("x", maxBody))
 		default:
 			w.WriteHeader(http.StatusConflict)
 			fmt.Fprint(w, `{"error":{"code":"sold_out","message":"sold out"}}`)
@@ -426,13 +435,132 @@ func TestRunOutcomeCodes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	want := map[string]int64{codeReserved: 1, codeBadBody: 1, codeHTTPError: 1, codeTransport: 1, "sold_out": 6}
+	want := map[string]int64{codeReserved: 1, codeBadBody: 2, codeHTTPError: 2, codeTransport: 1, "sold_out": 4}
 	if !equalMaps(res.Codes, want) || res.Errors != 1 || res.Completed != 9 || res.Latency.Count != 9 {
 		t.Errorf("codes %v, errors %d, completed %d, latencies %d; want %v, 1, 9, 9", res.Codes, res.Errors, res.Completed, res.Latency.Count, want)
 	}
 	want0 := Confirmation{OrderID: "o-u0", UserID: "u0", Key: (&crowd{users: 10, maxQuantity: 1}).buyer(0).key, Quantity: 1}
 	if len(confirmed) != 1 || confirmed[0] != want0 {
 		t.Errorf("confirmations %+v, want [%+v]", confirmed, want0)
+	}
+}
+
+// The run opens at most Connections connections and keeps them alive
+// from one purchase to the next.
+func TestRunConnections(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			fmt.Fprintf(w, `{"id":"s","stock":1000,"remaining":1000,"per_user_limit":1}`)
+			return
+		}
+		reserve(w, r)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	cfg := Config{Target: srv.URL, SaleID: "s", Users: 500, Connections: 4}
+	res, confirmed, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkCountsStub(t, res, confirmed)
+	if len(confirmed) != cfg.Users {
+		t.Errorf("%d confirmations, want %d (codes %v)", len(confirmed), cfg.Users, res.Codes)
+	}
+	// One more for reading the sale before the run.
+	if n := opened.Load(); n > int64(cfg.Connections)+1 {
+		t.Errorf("%d connections opened for %d purchases over %d connections", n, cfg.Users, cfg.Connections)
+	}
+}
+
+// A keep-alive connection that the server closed while it was idle is
+// not a failure: the purchase is resent on a new connection.
+func TestRunStaleConnection(t *testing.T) {
+	var purchases atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			fmt.Fprintf(w, `{"id":"s","stock":1000,"remaining":1000,"per_user_limit":1}`)
+			return
+		}
+		if purchases.Add(1) == 1 {
+			// The first buyer is told to come back in a second: the
+			// connection idles out meanwhile.
+			overloaded(w, "1")
+			return
+		}
+		reserve(w, r)
+	}))
+	srv.Config.IdleTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	cfg := Config{Target: srv.URL, SaleID: "s", Users: 2, Connections: 1, Retry: true, Duration: 5 * time.Second}
+	res, confirmed, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkCountsStub(t, res, confirmed)
+	if res.Errors != 0 || res.Sent != 3 || len(confirmed) != 2 {
+		t.Errorf("errors %d, sent %d, %d confirmations (codes %v); want 0, 3, 2", res.Errors, res.Sent, len(confirmed), res.Codes)
+	}
+}
+
+// A request not answered within Timeout is a transport error; the others
+// go on.
+func TestRunTimeout(t *testing.T) {
+	srv := stub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if r.Header.Get("X-User-ID") == "u1" {
+			// Read to the end, so that the server sees the client close.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done(): // the client gave up and closed
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		reserve(w, r)
+	})
+	cfg := Config{Target: srv.URL, SaleID: "s", Users: 5, Connections: 2, Timeout: 200 * time.Millisecond}
+	start := time.Now()
+	res, confirmed, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkCountsStub(t, res, confirmed)
+	if res.Errors != 1 || res.Codes[codeTransport] != 1 || len(confirmed) != 4 {
+		t.Errorf("errors %d, codes %v, %d confirmations; want 1 timeout and 4 reservations", res.Errors, res.Codes, len(confirmed))
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("run took %v with a %v timeout", d, cfg.Timeout)
+	}
+}
+
+func TestOrderID(t *testing.T) {
+	tests := []struct {
+		body string
+		want string // "": no order
+	}{
+		{`{"order":{"id":"o-1","user_id":"u","quantity":1,"status":"reserved"}}` + "\n", "o-1"},
+		{`{"order":{"user_id":"u","id":"o-2"}}`, "o-2"},
+		{`{ "order": { "id": "o-3" } }`, "o-3"},
+		{`{"order":{"id":"o\u002d4"}}`, "o-4"},
+		{`{"order":{"id":"o\"5"}}`, `o"5`},
+		{`{"order":{"id":"o-6"`, ""},
+		{`{"order":{"id":"o-7"}} trailing`, ""},
+		{`{"order":{"id":""}}`, ""},
+		{`{"order":{}}`, ""},
+		{`{}`, ""},
+		{``, ""},
+	}
+	for _, tt := range tests {
+		got, ok := orderID([]byte(tt.body))
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("orderID(%s) = %q, %v; want %q", tt.body, got, ok, tt.want)
+		}
 	}
 }
 

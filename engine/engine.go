@@ -42,6 +42,24 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational events (default slog.Default()).
 	Logger *slog.Logger
+	// Shedder, when set, admits purchases to the slow path (the queue to
+	// the store) and learns from their latency; a refusal answers
+	// overloaded. The fast path (sold out, not live) is never shed.
+	Shedder Shedder
+	// SaleRate, when set, caps how many purchases per second each sale
+	// admits to the slow path (keyed by sale id); a refusal answers
+	// rate_limited with the wait.
+	SaleRate RateLimiter
+}
+
+// Shedder is an adaptive concurrency limit (admission.Shedder).
+type Shedder interface {
+	Acquire() (release func(latency time.Duration, dropped bool), ok bool)
+}
+
+// RateLimiter is a keyed token bucket (admission.Keyed).
+type RateLimiter interface {
+	Allow(key string, now time.Time) (ok bool, retryAfter time.Duration)
 }
 
 func (c *Config) defaults() {
@@ -89,6 +107,7 @@ type Engine struct {
 	batches     atomic.Int64
 	purchases   atomic.Int64
 	fastRejects atomic.Int64
+	shed        atomic.Int64
 }
 
 type sale struct {
@@ -253,17 +272,57 @@ func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) 
 	if e.closing.Load() {
 		return surge.Outcome{}, surge.ErrUnavailable
 	}
+	return e.queue(ctx, s, p)
+}
+
+// queue is the slow path: admission, then the sale's inbox, then the wait
+// for the batch to commit.
+func (e *Engine) queue(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, error) {
+	if e.cfg.SaleRate != nil {
+		if ok, wait := e.cfg.SaleRate.Allow(s.ID, time.Now()); !ok {
+			e.shed.Add(1)
+			return surge.Outcome{}, &surge.Error{Code: surge.CodeRateLimited,
+				Message: "the sale admits a limited number of purchases per second; retry shortly", RetryAfter: wait}
+		}
+	}
+	release := noRelease
+	if e.cfg.Shedder != nil {
+		rel, ok := e.cfg.Shedder.Acquire()
+		if !ok {
+			e.shed.Add(1)
+			return surge.Outcome{}, surge.ErrOverloaded
+		}
+		release = rel
+	}
+	out, latency, err := e.enqueue(ctx, s, p)
+	// Overload and timeouts teach the shedder to back off; a caller who
+	// went away teaches it nothing.
+	switch {
+	case err == nil:
+		release(latency, false)
+	case ctx.Err() != nil:
+		release(0, false)
+	default:
+		release(latency, errors.Is(err, surge.ErrOverloaded) || errors.Is(err, ErrTimeout))
+	}
+	return out, err
+}
+
+func noRelease(time.Duration, bool) {}
+
+func (e *Engine) enqueue(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, time.Duration, error) {
+	start := time.Now()
 	// Only queued purchases pay for a deadline; the fast path above never
 	// waits, so it needs none. Requests and their timers are pooled: under
 	// a spike this path runs hundreds of thousands of times a second.
 	r := e.reqs.Get().(*request)
-	r.ctx, r.p, r.deadline = ctx, p, time.Now().Add(e.cfg.PurchaseTimeout)
+	r.ctx, r.p, r.deadline = ctx, p, start.Add(e.cfg.PurchaseTimeout)
 	select {
 	case s.inbox <- r:
 	default:
 		r.ctx = nil
 		e.reqs.Put(r)
-		return surge.Outcome{}, surge.ErrOverloaded
+		return surge.Outcome{}, time.Since(start), surge.ErrOverloaded
 	}
 	if r.timer == nil {
 		r.timer = time.NewTimer(e.cfg.PurchaseTimeout)
@@ -275,14 +334,14 @@ func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) 
 		r.timer.Stop() // since Go 1.23 no stale tick survives Stop
 		r.ctx = nil
 		e.reqs.Put(r)
-		return res.out, res.err
+		return res.out, time.Since(start), res.err
 	// On the two exits below the owner still holds r and will answer on
 	// r.done, so r is not reused. The purchase may still commit; a retry
 	// with the same Idempotency-Key finds it.
 	case <-r.timer.C:
-		return surge.Outcome{}, ErrTimeout
+		return surge.Outcome{}, time.Since(start), ErrTimeout
 	case <-ctx.Done():
-		return surge.Outcome{}, ctx.Err()
+		return surge.Outcome{}, time.Since(start), ctx.Err()
 	}
 }
 
@@ -480,6 +539,7 @@ type Stats struct {
 	Batches     int64 // store calls made by owners
 	Purchases   int64 // purchases in those calls
 	FastRejects int64 // purchases answered without the store
+	Shed        int64 // purchases refused admission to the slow path
 }
 
 // MeanBatch is purchases per store call.
@@ -492,7 +552,7 @@ func (s Stats) MeanBatch() float64 {
 
 // Stats returns the pipeline counters.
 func (e *Engine) Stats() Stats {
-	return Stats{Batches: e.batches.Load(), Purchases: e.purchases.Load(), FastRejects: e.fastRejects.Load()}
+	return Stats{Batches: e.batches.Load(), Purchases: e.purchases.Load(), FastRejects: e.fastRejects.Load(), Shed: e.shed.Load()}
 }
 
 // Ready reports whether the engine takes purchases.

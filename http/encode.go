@@ -132,7 +132,9 @@ func errorJSON(code, message string) []byte {
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
 	}
 	writeRaw(w, status, errorJSON(code, message))
 }
@@ -158,6 +160,8 @@ func statusOf(c surge.Code) int {
 		return http.StatusBadRequest
 	case surge.CodeOverloaded, surge.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case surge.CodeRateLimited:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -168,6 +172,9 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	var e *surge.Error
 	switch {
 	case errors.As(err, &e):
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", retryAfterSeconds(e.RetryAfter))
+		}
 		writeError(w, statusOf(e.Code), string(e.Code), e.Message)
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -69,6 +69,7 @@ type envOptions struct {
 	insecureUserHeader bool
 	noServer           bool // handler only, for fuzzing through a recorder
 	queueSize          int
+	protection         surgehttp.Protection
 }
 
 func newEnv(tb testing.TB, opt envOptions) *env {
@@ -95,6 +96,7 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 		JWTSecret:          jwtSecret,
 		InsecureUserHeader: opt.insecureUserHeader,
 		Logger:             quietLog,
+		Protection:         opt.protection,
 	})
 	if !opt.noServer {
 		e.srv = httptest.NewServer(e.handler)

@@ -42,6 +42,10 @@ type Config struct {
 	// development and benchmarks only: anyone can claim to be anyone.
 	InsecureUserHeader bool
 	Logger             *slog.Logger
+	Protection         Protection
+	// BuyerAuth adds JWKS (EdDSA, RS256) verification and iss/aud checks
+	// to buyer JWTs; the zero value keeps HS256 with JWTSecret only.
+	BuyerAuth BuyerAuth
 }
 
 // Body limits. A purchase body is tiny; 4 KiB is the contract.
@@ -66,7 +70,7 @@ func New(svc Service, cfg Config) *Server {
 	}
 	s := &Server{
 		svc:  svc,
-		auth: newAuthenticator(cfg.AdminToken, cfg.JWTSecret, cfg.InsecureUserHeader),
+		auth: newAuthenticatorOptions(authOptions{adminToken: cfg.AdminToken, userHeader: cfg.InsecureUserHeader, jwtSecret: cfg.JWTSecret, buyer: cfg.BuyerAuth}),
 		log:  cfg.Logger,
 		cfg:  cfg,
 		mux:  http.NewServeMux(),
@@ -122,6 +126,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		}
 	}()
+	if p := r.URL.Path; p != "/healthz" && p != "/readyz" && !s.allowIP(w, r) {
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -411,6 +418,9 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 	user, err := s.auth.buyer(r)
 	if err != nil {
 		unauthenticated(w, err)
+		return
+	}
+	if !s.allowBuyer(w, user) {
 		return
 	}
 	saleID, ok := pathID(r)

@@ -63,6 +63,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		maxBatch:           512,
 		queueSize:          4096,
 		shutdownTimeout:    30 * time.Second,
+		shed:               true,
+		rateBuyer:          5,
+		burstBuyer:         10,
 	}
 	srv, err := startServer(ctx, c, log.With("component", "server"))
 	if err != nil {

@@ -14,6 +14,9 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/sqlite"
@@ -24,6 +27,9 @@ type serveConfig struct {
 	dataDir            string
 	adminToken         string
 	jwtSecret          string
+	jwksFile           string
+	jwtIssuer          string
+	jwtAudience        string
 	insecureUserHeader bool
 	logLevel           string
 	logFormat          string
@@ -31,6 +37,12 @@ type serveConfig struct {
 	queueSize          int
 	shutdownTimeout    time.Duration
 	debugAddr          string
+
+	// Traffic protection (docs/protection.md).
+	rateIP, rateBuyer, rateSale    float64
+	burstIP, burstBuyer, burstSale int
+	trustedProxies                 string
+	shed                           bool
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,12 +52,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.dataDir, "data-dir", "./surge-data", "directory of the embedded database")
 	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token for admin endpoints (generated and printed once if empty)")
 	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "HS256 secret that signs buyer JWTs (sub = user id, exp required)")
+	fs.StringVar(&c.jwksFile, "jwks-file", "", "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256; the token's kid picks the key")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "if set, buyer JWTs must carry this iss claim")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "if set, buyer JWTs must carry this aud claim (or list it)")
 	fs.BoolVar(&c.insecureUserHeader, "insecure-user-header", false, "trust the X-User-ID header as the buyer (development and benchmarks only)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.maxBatch, "max-batch", 512, "most purchases one batch commits")
 	fs.IntVar(&c.queueSize, "queue-size", 4096, "per-sale purchase queue; a full queue answers 503")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	fs.Float64Var(&c.rateIP, "rate-limit-ip", 0, "requests per second per client address (0: off; see --trusted-proxies)")
+	fs.IntVar(&c.burstIP, "rate-limit-ip-burst", 40, "burst of the per-address limit")
+	fs.Float64Var(&c.rateBuyer, "rate-limit-buyer", 5, "purchases per second per buyer (0: off)")
+	fs.IntVar(&c.burstBuyer, "rate-limit-buyer-burst", 10, "burst of the per-buyer limit")
+	fs.Float64Var(&c.rateSale, "rate-limit-sale", 0, "purchases per second each sale admits to its queue (0: off)")
+	fs.IntVar(&c.burstSale, "rate-limit-sale-burst", 1000, "burst of the per-sale admission rate")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.BoolVar(&c.shed, "shed", true, "adaptive load shedding of purchases waiting on the store (503 overloaded)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve pprof on this separate address (keep it private)")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -60,6 +83,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
 		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
 	}
+	if _, err := c.buyerAuth(); err != nil {
+		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
+	}
+	if _, err := c.protection(); err != nil {
+		return errUsage{"serve: " + err.Error()}
+	}
 	if c.adminToken == "" {
 		var b [24]byte
 		_, _ = rand.Read(b[:])
@@ -69,8 +98,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.insecureUserHeader {
 		log.Warn("--insecure-user-header is on: any client can act as any buyer by sending X-User-ID; never use it in production")
 	}
-	if c.jwtSecret == "" && !c.insecureUserHeader {
-		log.Warn("no buyer authentication configured: set --jwt-secret so buyers can purchase")
+	if c.jwtSecret == "" && c.jwksFile == "" && !c.insecureUserHeader {
+		log.Warn("no buyer authentication configured: set --jwt-secret or --jwks-file so buyers can purchase")
 	}
 
 	srv, err := startServer(ctx, c, log)
@@ -94,6 +123,55 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// buyerAuth returns the buyer-token settings of the flags, with the JWKS
+// file loaded and checked.
+func (c serveConfig) buyerAuth() (surgehttp.BuyerAuth, error) {
+	b := surgehttp.BuyerAuth{Issuer: c.jwtIssuer, Audience: c.jwtAudience}
+	if c.jwksFile != "" {
+		ks, err := surgehttp.LoadJWKS(c.jwksFile)
+		if err != nil {
+			return surgehttp.BuyerAuth{}, err
+		}
+		b.JWKS = ks
+	}
+	return b, nil
+}
+
+// Bounds of the per-address and per-buyer limiters: beyond this many
+// clients the least recently seen lose their bucket, so memory stays
+// bounded whatever the crowd.
+const (
+	maxLimiterKeys = 1_000_000
+	limiterIdle    = 10 * time.Minute
+)
+
+// protection builds the HTTP layer's rate limiters from the flags.
+func (c serveConfig) protection() (surgehttp.Protection, error) {
+	var p surgehttp.Protection
+	proxies, err := admission.ParsePrefixes(c.trustedProxies)
+	if err != nil {
+		return p, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	p.TrustedProxies = proxies
+	for _, l := range []struct {
+		name  string
+		rate  float64
+		burst int
+		dst   **admission.Keyed
+	}{{"ip", c.rateIP, c.burstIP, &p.IP}, {"buyer", c.rateBuyer, c.burstBuyer, &p.Buyer}} {
+		if l.rate < 0 || (l.rate > 0 && l.burst < 1) {
+			return p, fmt.Errorf("--rate-limit-%s must not be negative and its burst must be at least 1", l.name)
+		}
+		if l.rate > 0 {
+			*l.dst = admission.NewKeyed(rate.Limit(l.rate), l.burst, maxLimiterKeys, limiterIdle)
+		}
+	}
+	if c.rateSale < 0 || (c.rateSale > 0 && c.burstSale < 1) {
+		return p, fmt.Errorf("--rate-limit-sale must not be negative and its burst must be at least 1")
+	}
+	return p, nil
+}
+
 // server is a running embedded-mode Surge: store, engine and HTTP API.
 type server struct {
 	store *sqlite.Store
@@ -110,11 +188,26 @@ func (s *server) url() string { return "http://" + s.addr.String() }
 // startServer opens the store and the engine and serves the API on
 // c.httpAddr (and pprof on c.debugAddr when set).
 func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server, error) {
+	buyer, err := c.buyerAuth()
+	if err != nil {
+		return nil, err
+	}
+	prot, err := c.protection()
+	if err != nil {
+		return nil, err
+	}
 	store, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{})
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.Open(ctx, store, engine.Config{MaxBatch: c.maxBatch, QueueSize: c.queueSize, Logger: log})
+	ecfg := engine.Config{MaxBatch: c.maxBatch, QueueSize: c.queueSize, Logger: log}
+	if c.shed {
+		ecfg.Shedder = admission.NewShedder(admission.ShedderConfig{MaxLimit: c.queueSize})
+	}
+	if c.rateSale > 0 {
+		ecfg.SaleRate = admission.NewKeyed(rate.Limit(c.rateSale), c.burstSale, 100_000, time.Hour)
+	}
+	eng, err := engine.Open(ctx, store, ecfg)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -133,6 +226,8 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		JWTSecret:          []byte(c.jwtSecret),
 		InsecureUserHeader: c.insecureUserHeader,
 		Logger:             log,
+		BuyerAuth:          buyer,
+		Protection:         prot,
 	})
 	if c.debugAddr != "" {
 		s.debug, err = debugServer(c.debugAddr, func() any {

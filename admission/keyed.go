@@ -1,0 +1,305 @@
+package admission
+
+import (
+	"hash/maphash"
+	"math"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Keyed is a set of token buckets, one per key (a buyer id, a client
+// address, a sale id), with a bound on how many it holds. It is safe for
+// concurrent use.
+//
+// Memory is bounded by maxKeys: the keys are spread over shards by a
+// randomly seeded hash (so a client cannot aim its keys at one shard), and
+// a shard that is full evicts its least recently used bucket. Buckets idle
+// for longer than the idle period are dropped by later calls on their
+// shard. Each bucket costs about 150 bytes with a short key (measured:
+// 147 bytes for 12-byte keys), so a million keys is 150 MB.
+//
+// Forgetting a bucket is the same as granting it a full burst. That is
+// invisible for an idle bucket, since the idle period is never shorter than
+// the time a bucket takes to refill, but LRU eviction under a flood of
+// distinct keys does forgive debts: a client that can mint keys at will
+// (fresh buyer ids, addresses) is not held back by this limiter, which is
+// why the client address is limited too, and IPv6 clients by their /64.
+type Keyed struct {
+	limit    rate.Limit
+	burst    int
+	idle     int64 // nanoseconds; 0 means buckets never expire by age
+	perShard int
+	seed     maphash.Seed
+	mask     uint64
+	shards   []shard
+}
+
+// shard is one lock and the buckets it guards, kept in recency order.
+type shard struct {
+	mu   sync.Mutex
+	m    map[string]*entry
+	head *entry // most recently used
+	tail *entry // least recently used: the first to go
+	// Shards sit side by side in one slice; the padding keeps one shard's
+	// lock off the cache line of its neighbour's, so goroutines working on
+	// different shards do not slow each other down.
+	_ [96]byte
+}
+
+type entry struct {
+	key        string
+	lim        *rate.Limiter
+	last       int64 // UnixNano of the last use
+	prev, next *entry
+}
+
+// Bounds of the shard layout. More shards than this buy little (64
+// mutexes already make contention rare at any realistic core count); a
+// shard smaller than minPerShard would make its local LRU a poor
+// approximation of a global one.
+const (
+	maxShards   = 64
+	minPerShard = 16
+	// expireBatch bounds how many idle buckets one call drops, so that a
+	// call after a long quiet period does not pay for all of them.
+	expireBatch = 8
+)
+
+// NewKeyed returns a limiter allowing each key r events per second with
+// bursts of up to burst, holding at most maxKeys buckets (maxKeys below 1
+// is taken as 1). A bucket unused for idle is dropped; idle is raised to
+// the time an empty bucket takes to refill (burst/r), since dropping a
+// bucket earlier would hand its key tokens it has not earned, and idle <= 0
+// means exactly that refill time. With r == rate.Inf every call is
+// allowed and nothing is stored.
+func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
+	maxKeys = max(maxKeys, 1)
+	n := 1
+	for n < maxShards && n*2*minPerShard <= maxKeys {
+		n *= 2
+	}
+	k := &Keyed{
+		limit:    r,
+		burst:    burst,
+		perShard: maxKeys / n, // rounding down keeps the total at most maxKeys
+		seed:     maphash.MakeSeed(),
+		mask:     uint64(n - 1),
+		shards:   make([]shard, n),
+	}
+	switch {
+	case r <= 0 || burst <= 0:
+		// Buckets never fill up again, so none may be forgotten for age.
+		k.idle = 0
+	default:
+		refill := float64(burst) / float64(r) * float64(time.Second)
+		if refill >= float64(math.MaxInt64) {
+			k.idle = 0
+		} else {
+			k.idle = max(int64(idle), int64(math.Ceil(refill)))
+		}
+	}
+	for i := range k.shards {
+		k.shards[i].m = make(map[string]*entry)
+	}
+	return k
+}
+
+// Allow takes a token from key's bucket at time now. If none is left it
+// reports false and how long until one will be, which the caller rounds up
+// to whole seconds for Retry-After. retryAfter is rate.InfDuration when the
+// bucket can never grant a token (burst 0, or rate 0 once the burst is
+// spent). An existing key costs no allocation.
+//
+// The caller passes now (normally time.Now()) so that one clock reading
+// serves every check of a request, and so tests can move time.
+func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Duration) {
+	if k.limit == rate.Inf {
+		return true, 0
+	}
+	lim := k.bucket(key, now)
+	if lim.AllowN(now, 1) {
+		return true, 0
+	}
+	// Another goroutine may take or the clock may add tokens between the
+	// two calls; the answer is a hint for Retry-After, not a promise.
+	return false, k.wait(lim.TokensAt(now))
+}
+
+// AllowAddr is Allow keyed by a client address, without formatting it: an
+// IPv4 address is its own key, an IPv6 address is keyed by its /64, the
+// block one subscriber is usually assigned, so that a client cannot escape
+// its limit by rotating through addresses of its own block. IPv4-mapped
+// IPv6 addresses count as IPv4, and an invalid address (a peer whose
+// address could not be read) shares one bucket with every other. Use one
+// Keyed for addresses only: keys from Allow and AllowAddr share one space.
+func (k *Keyed) AllowAddr(a netip.Addr, now time.Time) (ok bool, retryAfter time.Duration) {
+	var buf [9]byte
+	// The conversion does not allocate: the string does not escape (bucket
+	// copies it before storing it) and is short enough for the stack.
+	return k.Allow(string(addrKey(a, &buf)), now)
+}
+
+// addrKey writes a's key into buf: a family tag, then the address or, for
+// IPv6, its first 64 bits.
+func addrKey(a netip.Addr, buf *[9]byte) []byte {
+	a = a.Unmap()
+	switch {
+	case a.Is4():
+		b := a.As4()
+		buf[0] = 4
+		copy(buf[1:], b[:])
+		return buf[:5]
+	case a.Is6():
+		b := a.As16()
+		buf[0] = 6
+		copy(buf[1:], b[:8])
+		return buf[:9]
+	}
+	return buf[:0]
+}
+
+// wait is how long a bucket holding tokens takes to hold one.
+func (k *Keyed) wait(tokens float64) time.Duration {
+	if k.burst < 1 || k.limit <= 0 {
+		return rate.InfDuration
+	}
+	need := (1 - tokens) / float64(k.limit) * float64(time.Second)
+	if need >= float64(math.MaxInt64) {
+		return rate.InfDuration
+	}
+	// Rounded up so that a retry at now+wait finds the token there.
+	return time.Duration(math.Ceil(max(need, 0)))
+}
+
+// Len returns how many buckets are held, for metrics.
+func (k *Keyed) Len() int {
+	n := 0
+	for i := range k.shards {
+		s := &k.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// bucket returns key's limiter, creating it if needed. key is copied
+// before it is stored, which keeps it from escaping (see AllowAddr) and
+// keeps a key cut from a larger buffer from pinning that buffer.
+func (k *Keyed) bucket(key string, now time.Time) *rate.Limiter {
+	s := &k.shards[maphash.String(k.seed, key)&k.mask]
+	t := now.UnixNano()
+	s.mu.Lock()
+	e := s.m[key]
+	if e != nil {
+		e.last = t
+		s.moveToFront(e)
+	} else {
+		if len(s.m) >= k.perShard {
+			s.remove(s.tail)
+		}
+		e = &entry{key: strings.Clone(key), lim: rate.NewLimiter(k.limit, k.burst), last: t}
+		s.m[e.key] = e
+		s.pushFront(e)
+	}
+	// Drop a few buckets idle for longer than k.idle; the list is in
+	// recency order, so they are at the tail. e was just moved to the
+	// front and is never among them.
+	if k.idle > 0 {
+		for i := 0; i < expireBatch && s.tail != e && t-s.tail.last > k.idle; i++ {
+			s.remove(s.tail)
+		}
+	}
+	lim := e.lim
+	s.mu.Unlock()
+	// The limiter has its own lock; using it outside the shard's keeps the
+	// shard's critical section to a map lookup and a few pointer moves. If
+	// the bucket is evicted meanwhile, this one call spends a token of a
+	// bucket nobody will see again, as if it had been evicted just after.
+	return lim
+}
+
+func (s *shard) pushFront(e *entry) {
+	e.prev, e.next = nil, s.head
+	if s.head != nil {
+		s.head.prev = e
+	} else {
+		s.tail = e
+	}
+	s.head = e
+}
+
+func (s *shard) unlink(e *entry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		s.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		s.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+func (s *shard) moveToFront(e *entry) {
+	if s.head == e {
+		return
+	}
+	s.unlink(e)
+	s.pushFront(e)
+}
+
+func (s *shard) remove(e *entry) {
+	s.unlink(e)
+	delete(s.m, e.key)
+}
+
+// Scope names the limit that refused a request, for metrics and logs.
+type Scope string
+
+// The scopes of Limits, narrowest first.
+const (
+	ScopeIP    Scope = "ip"
+	ScopeBuyer Scope = "buyer"
+	ScopeSale  Scope = "sale"
+)
+
+// Limits groups the keyed limits of the purchase path. A nil field is no
+// limit. Each Keyed may also be used on its own, e.g. IP in a middleware
+// before authentication.
+type Limits struct {
+	IP    *Keyed // per client address, see ClientIP and Keyed.AllowAddr
+	Buyer *Keyed // per authenticated buyer id
+	Sale  *Keyed // per sale id: bounds what all buyers together send one sale
+}
+
+// Allow checks the limits narrowest first (address, buyer, sale) and stops
+// at the first refusal, reporting which one refused and its Retry-After.
+// The order matters: a client refused by its own limit takes no token from
+// the shared per-sale bucket, so one abusive client cannot use up a sale's
+// allowance for everyone else. Tokens taken by the limits that passed are
+// not returned: the request was made, and it counts against its sender.
+func (l *Limits) Allow(ip netip.Addr, buyer, sale string, now time.Time) (ok bool, retryAfter time.Duration, refused Scope) {
+	if l.IP != nil {
+		if ok, d := l.IP.AllowAddr(ip, now); !ok {
+			return false, d, ScopeIP
+		}
+	}
+	if l.Buyer != nil {
+		if ok, d := l.Buyer.Allow(buyer, now); !ok {
+			return false, d, ScopeBuyer
+		}
+	}
+	if l.Sale != nil {
+		if ok, d := l.Sale.Allow(sale, now); !ok {
+			return false, d, ScopeSale
+		}
+	}
+	return true, 0, ""
+}

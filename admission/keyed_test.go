@@ -1,0 +1,428 @@
+package admission
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// t0 is an arbitrary instant; tests move time by passing later ones.
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func TestKeyedBurstThenRefusal(t *testing.T) {
+	k := NewKeyed(1, 3, 100, time.Minute)
+	for i := range 3 {
+		if ok, d := k.Allow("alice", t0); !ok || d != 0 {
+			t.Fatalf("call %d within the burst: ok=%v retryAfter=%v", i+1, ok, d)
+		}
+	}
+	ok, d := k.Allow("alice", t0)
+	if ok {
+		t.Fatal("4th call at the same instant allowed past a burst of 3")
+	}
+	if d != time.Second {
+		t.Fatalf("retryAfter = %v, want 1s at 1 token/s", d)
+	}
+	// Another key has its own bucket.
+	if ok, _ := k.Allow("bob", t0); !ok {
+		t.Fatal("bob refused because alice used her burst")
+	}
+}
+
+func TestKeyedRefill(t *testing.T) {
+	k := NewKeyed(2, 2, 100, 0) // a token every 500ms
+	k.Allow("a", t0)
+	k.Allow("a", t0)
+
+	steps := []struct {
+		at        time.Duration // since t0
+		ok        bool
+		wantRetry time.Duration
+	}{
+		{0, false, 500 * time.Millisecond},
+		{100 * time.Millisecond, false, 400 * time.Millisecond},
+		{499 * time.Millisecond, false, time.Millisecond},
+		{500 * time.Millisecond, true, 0},                        // the token that refilled
+		{500 * time.Millisecond, false, 500 * time.Millisecond},  // and it is gone
+		{1500 * time.Millisecond, true, 0},                       // two refilled by now
+		{1500 * time.Millisecond, true, 0},                       //
+		{1500 * time.Millisecond, false, 500 * time.Millisecond}, // never more than the burst
+		{10 * time.Second, true, 0},                              // long idle: full again
+		{10 * time.Second, true, 0},                              //
+		{10 * time.Second, false, 500 * time.Millisecond},        //
+		{9 * time.Second, false, 500 * time.Millisecond},         // clock stepped back: no tokens from it
+	}
+	for i, st := range steps {
+		ok, d := k.Allow("a", t0.Add(st.at))
+		// Token counts are floats: allow the retry to be rounded up by a
+		// few nanoseconds, never down.
+		if ok != st.ok || d < st.wantRetry || d > st.wantRetry+10 {
+			t.Errorf("step %d at +%v: got ok=%v retryAfter=%v, want ok=%v retryAfter=%v", i, st.at, ok, d, st.ok, st.wantRetry)
+		}
+	}
+}
+
+func TestKeyedRetryAfter(t *testing.T) {
+	tests := []struct {
+		name  string
+		r     rate.Limit
+		burst int
+		used  int // calls made at t0 before the one checked
+		want  time.Duration
+	}{
+		{"10 per second", 10, 1, 1, 100 * time.Millisecond},
+		{"one per 2s", 0.5, 1, 1, 2 * time.Second},
+		{"one per minute, burst 5", rate.Every(time.Minute), 5, 5, time.Minute},
+		{"fractional rate rounds up", 3, 1, 1, 333333334 * time.Nanosecond},
+		{"burst 0 never allows", 10, 0, 0, rate.InfDuration},
+		{"rate 0 after the burst", 0, 2, 2, rate.InfDuration},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := NewKeyed(tt.r, tt.burst, 10, 0)
+			for range tt.used {
+				if ok, _ := k.Allow("k", t0); !ok {
+					t.Fatal("refused within the burst")
+				}
+			}
+			ok, d := k.Allow("k", t0)
+			if ok || d != tt.want {
+				t.Fatalf("got ok=%v retryAfter=%v, want refusal with %v", ok, d, tt.want)
+			}
+			if d == rate.InfDuration {
+				return
+			}
+			// The promise Retry-After makes: a retry that waits that long
+			// is allowed, and one that comes a little earlier is not.
+			if ok, _ := k.Allow("k", t0.Add(d-time.Millisecond)); ok {
+				t.Error("allowed before retryAfter elapsed")
+			}
+			if ok, _ := k.Allow("k", t0.Add(d)); !ok {
+				t.Error("refused once retryAfter elapsed")
+			}
+		})
+	}
+}
+
+func TestKeyedInfiniteRate(t *testing.T) {
+	k := NewKeyed(rate.Inf, 0, 10, 0)
+	for i := range 100 {
+		if ok, _ := k.Allow(strconv.Itoa(i), t0); !ok {
+			t.Fatal("rate.Inf refused a call")
+		}
+	}
+	if n := k.Len(); n != 0 {
+		t.Fatalf("rate.Inf stored %d buckets, want none", n)
+	}
+}
+
+func TestKeyedBoundOnKeys(t *testing.T) {
+	for _, maxKeys := range []int{1, 10, 100, 1000, 5000} {
+		t.Run(strconv.Itoa(maxKeys), func(t *testing.T) {
+			k := NewKeyed(1, 1, maxKeys, time.Hour)
+			for i := range 50_000 {
+				k.Allow("buyer-"+strconv.Itoa(i), t0)
+				if i%997 == 0 && k.Len() > maxKeys {
+					t.Fatalf("after %d keys: %d buckets held, bound is %d", i+1, k.Len(), maxKeys)
+				}
+			}
+			n := k.Len()
+			if n > maxKeys {
+				t.Fatalf("%d buckets held, bound is %d", n, maxKeys)
+			}
+			// The bound is split over shards (rounding down), and a full
+			// shard evicts even if another has room: most of the bound is
+			// used, all of it is not promised.
+			if n < maxKeys/2 {
+				t.Fatalf("only %d buckets held of a bound of %d: shards too small", n, maxKeys)
+			}
+		})
+	}
+}
+
+func TestKeyedEvictsLeastRecentlyUsed(t *testing.T) {
+	k := NewKeyed(rate.Every(time.Hour), 1, 200, 0)
+	if ok, _ := k.Allow("hot", t0); !ok {
+		t.Fatal("first call refused")
+	}
+	// A flood of new keys, the hot key used between them: it stays most
+	// recently used in its shard and is never evicted, so its spent bucket
+	// keeps refusing it instead of being forgotten.
+	for i := range 20_000 {
+		k.Allow("flood-"+strconv.Itoa(i), t0)
+		if ok, _ := k.Allow("hot", t0); ok {
+			t.Fatalf("hot key's bucket was forgotten after %d flood keys", i+1)
+		}
+	}
+	// Without that use it goes: a cold, spent key is evicted by the flood
+	// and comes back with a full bucket, the price of a bounded memory.
+	k.Allow("cold", t0)
+	for i := range 20_000 {
+		k.Allow("flood2-"+strconv.Itoa(i), t0)
+	}
+	if ok, _ := k.Allow("cold", t0); !ok {
+		t.Fatal("cold key survived 20000 newer keys in a limiter of 200")
+	}
+}
+
+func TestKeyedDropsIdleBuckets(t *testing.T) {
+	// Rate 10/s, burst 10: a bucket is full again 1s after its last use, so
+	// an idle period of 100ms is raised to 1s.
+	k := NewKeyed(10, 10, 10_000, 100*time.Millisecond)
+	if k.idle != int64(time.Second) {
+		t.Fatalf("idle = %v, want it raised to the refill time 1s", time.Duration(k.idle))
+	}
+	for i := range 500 {
+		k.Allow("old-"+strconv.Itoa(i), t0)
+	}
+	// Idle for exactly the refill time, not longer: nothing goes.
+	for i := range 500 {
+		k.Allow("mid-"+strconv.Itoa(i), t0.Add(time.Second))
+	}
+	if n := k.Len(); n != 1000 {
+		t.Fatalf("%d buckets after 1s, want all 1000 kept", n)
+	}
+	// Later calls drop the old buckets as they pass their shards, and only
+	// those: the mid ones have been idle for 0.5s.
+	later := t0.Add(1500 * time.Millisecond)
+	for i := range 2000 {
+		k.Allow("new-"+strconv.Itoa(i), later)
+	}
+	count := map[string]int{}
+	for i := range k.shards {
+		for key := range k.shards[i].m {
+			count[key[:3]]++
+		}
+	}
+	if count["old"] != 0 || count["mid"] != 500 || count["new"] != 2000 {
+		t.Fatalf("buckets held by prefix: %v, want old:0 mid:500 new:2000", count)
+	}
+}
+
+func TestKeyedDroppingIdleIsInvisible(t *testing.T) {
+	// Whatever the idle setting, a key that comes back after its bucket
+	// was dropped gets exactly what the bucket would have given it.
+	for _, idle := range []time.Duration{0, time.Nanosecond, 10 * time.Second} {
+		k := NewKeyed(1, 5, 10, idle) // one shard
+		kept := rate.NewLimiter(1, 5)
+		at := t0
+		dropped := 0
+		for i, gap := range []time.Duration{0, 0, 0, 0, 0, 0, 2 * time.Second, 0, 0, 0, 0, 4 * time.Second, 0, 0, 0, 0, 0, 0, time.Minute, 0} {
+			at = at.Add(gap)
+			k.Allow("filler", at) // gives the shard a chance to drop "k"
+			if _, ok := k.shards[0].m["k"]; !ok {
+				dropped++
+			}
+			got, _ := k.Allow("k", at)
+			if want := kept.AllowN(at, 1); got != want {
+				t.Fatalf("idle %v, call %d: got %v, a bucket never dropped says %v", idle, i, got, want)
+			}
+		}
+		if dropped < 2 { // before the first call, and after the minute
+			t.Fatalf("idle %v: k's bucket was dropped %d times, want it dropped after the long gap", idle, dropped)
+		}
+	}
+}
+
+func TestKeyedConcurrent(t *testing.T) {
+	// At one instant no token refills, so however the calls interleave
+	// exactly burst of them pass per key; run under -race.
+	const (
+		goroutines = 16
+		calls      = 2000
+		burst      = 500
+		keys       = 4
+	)
+	k := NewKeyed(1, burst, 64, time.Minute)
+	var allowed [keys]atomic.Int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range calls {
+				key := (g + i) % keys
+				if ok, _ := k.Allow(fmt.Sprint("k", key), t0); ok {
+					allowed[key].Add(1)
+				}
+				// Distinct keys churn the LRU alongside.
+				k.Allow(fmt.Sprint("churn-", g, "-", i), t0)
+			}
+		})
+	}
+	wg.Wait()
+	for key := range keys {
+		if n := allowed[key].Load(); n > burst {
+			t.Errorf("key %d: %d calls allowed, burst is %d", key, n, burst)
+		}
+	}
+	if n := k.Len(); n > 64 {
+		t.Errorf("%d buckets held, bound is 64", n)
+	}
+}
+
+func TestKeyedNoAllocsForExistingKey(t *testing.T) {
+	k := NewKeyed(1e9, 1<<30, 1000, time.Minute)
+	k.Allow("buyer-1", t0)
+	if n := testing.AllocsPerRun(1000, func() { k.Allow("buyer-1", t0) }); n != 0 {
+		t.Errorf("Allow, allowed: %v allocations per call", n)
+	}
+
+	spent := NewKeyed(1, 1, 1000, time.Minute)
+	spent.Allow("buyer-1", t0)
+	if n := testing.AllocsPerRun(1000, func() { spent.Allow("buyer-1", t0) }); n != 0 {
+		t.Errorf("Allow, refused: %v allocations per call", n)
+	}
+
+	for _, s := range []string{"203.0.113.7", "2001:db8::1"} {
+		a := netip.MustParseAddr(s)
+		k.AllowAddr(a, t0)
+		if n := testing.AllocsPerRun(1000, func() { k.AllowAddr(a, t0) }); n != 0 {
+			t.Errorf("AllowAddr(%s): %v allocations per call", s, n)
+		}
+	}
+
+	l := Limits{IP: k, Buyer: k, Sale: k}
+	ip := netip.MustParseAddr("203.0.113.7")
+	l.Allow(ip, "buyer-1", "sale-1", t0)
+	if n := testing.AllocsPerRun(1000, func() { l.Allow(ip, "buyer-1", "sale-1", t0) }); n != 0 {
+		t.Errorf("Limits.Allow: %v allocations per call", n)
+	}
+}
+
+func TestAllowAddrKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b string
+		same bool
+	}{
+		{"IPv4 addresses are distinct", "203.0.113.7", "203.0.113.8", false},
+		{"IPv4-mapped IPv6 is IPv4", "203.0.113.7", "::ffff:203.0.113.7", true},
+		{"one IPv6 /64", "2001:db8:1:2::1", "2001:db8:1:2:ffff::9", true},
+		{"neighbouring IPv6 /64s", "2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{"zone ignored", "fe80::1%eth0", "fe80::2", true},
+		{"IPv4 vs IPv6", "1.2.3.4", "102:304::", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := NewKeyed(rate.Every(time.Hour), 1, 100, 0)
+			if ok, _ := k.AllowAddr(netip.MustParseAddr(tt.a), t0); !ok {
+				t.Fatal("first call refused")
+			}
+			ok, _ := k.AllowAddr(netip.MustParseAddr(tt.b), t0)
+			if shared := !ok; shared != tt.same {
+				t.Fatalf("%s and %s share a bucket: %v, want %v", tt.a, tt.b, shared, tt.same)
+			}
+		})
+	}
+}
+
+func TestLimitsOrder(t *testing.T) {
+	hour := rate.Every(time.Hour)
+	l := Limits{
+		IP:    NewKeyed(hour, 3, 100, 0),
+		Buyer: NewKeyed(hour, 2, 100, 0),
+		Sale:  NewKeyed(hour, 3, 100, 0),
+	}
+	ip := netip.MustParseAddr("198.51.100.1")
+	other := netip.MustParseAddr("198.51.100.2")
+	steps := []struct {
+		ip     netip.Addr
+		buyer  string
+		ok     bool
+		scope  Scope
+		reason string
+	}{
+		{ip, "alice", true, "", "fresh"},
+		{ip, "alice", true, "", "within every burst"},
+		{ip, "alice", false, ScopeBuyer, "alice's burst of 2 spent"},
+		{ip, "alice", false, ScopeIP, "the address's burst of 3 spent too"},
+		// alice's refusals took nothing from the sale: bob gets its last token.
+		{other, "bob", true, "", "sale has one token left"},
+		{other, "carol", false, ScopeSale, "sale spent"},
+	}
+	for i, st := range steps {
+		ok, d, scope := l.Allow(st.ip, st.buyer, "sale-1", t0)
+		if ok != st.ok || scope != st.scope || (!ok && d != time.Hour) {
+			t.Fatalf("step %d (%s): got ok=%v scope=%q retryAfter=%v, want ok=%v scope=%q", i, st.reason, ok, scope, d, st.ok, st.scope)
+		}
+	}
+	var none Limits
+	if ok, _, _ := none.Allow(ip, "x", "y", t0); !ok {
+		t.Fatal("empty Limits refused")
+	}
+}
+
+// BenchmarkKeyedAllow measures Allow for keys that already have a bucket,
+// from all Ps at once: each goroutine on its own keys (the usual case, many
+// buyers), and all on one key (the worst case for contention).
+func BenchmarkKeyedAllow(b *testing.B) {
+	keys := make([]string, 4096)
+	for i := range keys {
+		keys[i] = "buyer-" + strconv.Itoa(i)
+	}
+	b.Run("many-keys", func(b *testing.B) {
+		k := NewKeyed(1e9, 1<<30, 100_000, time.Minute)
+		now := time.Now()
+		for _, key := range keys {
+			k.Allow(key, now)
+		}
+		var seq atomic.Int64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seq.Add(1)) * 997
+			for pb.Next() {
+				k.Allow(keys[i%len(keys)], now)
+				i++
+			}
+		})
+	})
+	b.Run("one-key", func(b *testing.B) {
+		k := NewKeyed(1e9, 1<<30, 100_000, time.Minute)
+		now := time.Now()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				k.Allow("hot", now)
+			}
+		})
+	})
+	b.Run("refused", func(b *testing.B) {
+		k := NewKeyed(1, 1, 100_000, time.Minute)
+		now := time.Now()
+		for _, key := range keys {
+			k.Allow(key, now)
+		}
+		var seq atomic.Int64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seq.Add(1)) * 997
+			for pb.Next() {
+				k.Allow(keys[i%len(keys)], now)
+				i++
+			}
+		})
+	})
+	b.Run("addr", func(b *testing.B) {
+		k := NewKeyed(1e9, 1<<30, 100_000, time.Minute)
+		now := time.Now()
+		addrs := make([]netip.Addr, 4096)
+		for i := range addrs {
+			addrs[i] = netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
+			k.AllowAddr(addrs[i], now)
+		}
+		var seq atomic.Int64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seq.Add(1)) * 997
+			for pb.Next() {
+				k.AllowAddr(addrs[i%len(addrs)], now)
+				i++
+			}
+		})
+	})
+}

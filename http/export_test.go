@@ -1,0 +1,105 @@
+package http
+
+import (
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"strings"
+	"testing"
+)
+
+// This file exports test helpers to the http_test package.
+
+// UseBuyerAuth rebuilds the server's authenticator from its Config plus b,
+// as New will once Config carries a BuyerAuth. Call it before serving.
+func (s *Server) UseBuyerAuth(b BuyerAuth) {
+	s.auth = newAuthenticatorOptions(authOptions{
+		adminToken: s.cfg.AdminToken,
+		userHeader: s.cfg.InsecureUserHeader,
+		jwtSecret:  s.cfg.JWTSecret,
+		buyer:      b,
+	})
+}
+
+// TestKeys are the signing keys of the tests. The set JWKS holds the
+// public halves of Ed25519 (kid "ed") and RSA (kid "rsa"); OtherRSA is in
+// no set.
+type TestKeys struct {
+	Ed25519  ed25519.PrivateKey
+	RSA      *rsa.PrivateKey
+	OtherRSA *rsa.PrivateKey
+	JWKS     *JWKS
+	JWKSJSON []byte
+}
+
+// LoadTestKeys returns fixed keys: the Ed25519 key derives from a constant
+// seed, the RSA keys are in testdata (as "TESTING KEY" blocks, so secret
+// scanners do not take them for leaked keys).
+func LoadTestKeys(tb testing.TB) TestKeys {
+	tb.Helper()
+	seed := sha256.Sum256([]byte("surge test ed25519 key"))
+	k := TestKeys{
+		Ed25519:  ed25519.NewKeyFromSeed(seed[:]),
+		RSA:      loadTestRSA(tb, "testdata/keys/rsa-a.pem"),
+		OtherRSA: loadTestRSA(tb, "testdata/keys/rsa-b.pem"),
+	}
+	doc, err := json.Marshal(map[string]any{"keys": []map[string]any{
+		PublicJWK("ed", k.Ed25519.Public()),
+		PublicJWK("rsa", &k.RSA.PublicKey),
+	}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	k.JWKSJSON = doc
+	if k.JWKS, err = ParseJWKS(doc); err != nil {
+		tb.Fatalf("test JWKS: %v", err)
+	}
+	return k
+}
+
+func loadTestRSA(tb testing.TB, path string) *rsa.PrivateKey {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	block, _ := pem.Decode([]byte(strings.ReplaceAll(string(b), "TESTING KEY", "PRIVATE KEY")))
+	if block == nil {
+		tb.Fatalf("%s: no PEM block", path)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	rk, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		tb.Fatalf("%s: not an RSA key", path)
+	}
+	return rk
+}
+
+// PublicJWK returns the JWK of an Ed25519 or RSA public key; kid "" leaves
+// the kid out.
+func PublicJWK(kid string, pub any) map[string]any {
+	enc := base64.RawURLEncoding
+	var m map[string]any
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		m = map[string]any{"kty": "OKP", "crv": "Ed25519", "x": enc.EncodeToString(k)}
+	case *rsa.PublicKey:
+		m = map[string]any{"kty": "RSA", "n": enc.EncodeToString(k.N.Bytes()),
+			"e": enc.EncodeToString(big.NewInt(int64(k.E)).Bytes())}
+	default:
+		panic("PublicJWK: unsupported key type")
+	}
+	if kid != "" {
+		m["kid"] = kid
+	}
+	return m
+}

@@ -1,0 +1,247 @@
+package http
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"slices"
+)
+
+// JWKS limits. A key set is the operator's file, not client input, but a
+// wrong path (a log, a dump) should fail clearly rather than load slowly.
+const (
+	maxJWKSFile    = 1 << 20
+	minRSAKeyBits  = 2048
+	maxRSAKeyBits  = 8192
+	maxRSAExponent = 1<<31 - 1
+)
+
+// The JWS algorithms a JWKS key can verify: each key type maps to exactly
+// one, so a key is never used with an algorithm it was not made for.
+const (
+	algHS256 = "HS256"
+	algEdDSA = "EdDSA"
+	algRS256 = "RS256"
+)
+
+// JWKS is a set of public keys that verify buyer JWTs: Ed25519 keys (kty
+// OKP) verify EdDSA tokens and RSA keys verify RS256 tokens. A token picks
+// its key by kid; a kid is optional only when the set holds one key. Build
+// it with [ParseJWKS] or [LoadJWKS]; it is immutable afterwards.
+type JWKS struct {
+	keys []jwk
+}
+
+// jwk is one verified public key.
+type jwk struct {
+	kid string
+	alg string // algEdDSA or algRS256
+	key any    // ed25519.PublicKey or *rsa.PublicKey
+}
+
+// LoadJWKS reads a JWKS file (RFC 7517 JSON: {"keys":[...]}).
+func LoadJWKS(path string) (*JWKS, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxJWKSFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("jwks: read %s: %w", path, err)
+	}
+	if len(data) > maxJWKSFile {
+		return nil, fmt.Errorf("jwks: %s is larger than %d bytes", path, maxJWKSFile)
+	}
+	ks, err := ParseJWKS(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return ks, nil
+}
+
+// rawJWK holds the members of a JWK that Surge reads or refuses.
+type rawJWK struct {
+	Kty    string   `json:"kty"`
+	Kid    *string  `json:"kid"`
+	Use    *string  `json:"use"`
+	Alg    *string  `json:"alg"`
+	KeyOps []string `json:"key_ops"`
+	Crv    string   `json:"crv"`
+	X      string   `json:"x"`
+	N      string   `json:"n"`
+	E      string   `json:"e"`
+}
+
+// ParseJWKS parses and checks a JWKS document. Every key must be a public
+// signing key Surge supports; anything else is an error, never skipped, so
+// a key set means exactly what it says.
+func ParseJWKS(data []byte) (*JWKS, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("jwks: not a JSON key set: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("jwks: trailing data after the key set")
+	}
+	if len(doc.Keys) == 0 {
+		return nil, errors.New(`jwks: no keys (want {"keys":[...]} with at least one key)`)
+	}
+	ks := &JWKS{keys: make([]jwk, 0, len(doc.Keys))}
+	for i, raw := range doc.Keys {
+		k, err := parseJWK(raw)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: key %d: %w", i, err)
+		}
+		if len(doc.Keys) > 1 && k.kid == "" {
+			return nil, fmt.Errorf("jwks: key %d has no kid; every key needs one when the set holds several", i)
+		}
+		if k.kid != "" && slices.ContainsFunc(ks.keys, func(o jwk) bool { return o.kid == k.kid }) {
+			return nil, fmt.Errorf("jwks: key %d: duplicate kid %q", i, k.kid)
+		}
+		ks.keys = append(ks.keys, k)
+	}
+	return ks, nil
+}
+
+func parseJWK(raw json.RawMessage) (jwk, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return jwk{}, errors.New("not a JSON object")
+	}
+	// The members of private or symmetric keys (RFC 7518 §6.2.2, §6.3.2,
+	// §6.4; RFC 8037 §2): a file with any of them leaks a signing key, and
+	// refusing it keeps the mistake from going unnoticed.
+	for _, m := range [...]string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} {
+		if _, ok := members[m]; ok {
+			return jwk{}, fmt.Errorf("holds private or symmetric key material (%q); publish public keys only", m)
+		}
+	}
+	var r rawJWK
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return jwk{}, fmt.Errorf("malformed key: %w", err)
+	}
+	k := jwk{}
+	if r.Kid != nil {
+		if *r.Kid == "" {
+			return jwk{}, errors.New("empty kid")
+		}
+		k.kid = *r.Kid
+	}
+	if r.Use != nil && *r.Use != "sig" {
+		return jwk{}, fmt.Errorf("use %q: only signature keys (use \"sig\") verify tokens", *r.Use)
+	}
+	if r.KeyOps != nil && !slices.Contains(r.KeyOps, "verify") {
+		return jwk{}, errors.New(`key_ops does not allow "verify"`)
+	}
+	switch r.Kty {
+	case "OKP":
+		if r.Crv != "Ed25519" {
+			return jwk{}, fmt.Errorf("OKP curve %q is not supported (only Ed25519)", r.Crv)
+		}
+		x, err := base64.RawURLEncoding.Strict().DecodeString(r.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			return jwk{}, errors.New("x must be a 32-byte Ed25519 public key, base64url without padding")
+		}
+		k.alg, k.key = algEdDSA, ed25519.PublicKey(x)
+	case "RSA":
+		key, err := rsaPublicKey(r.N, r.E)
+		if err != nil {
+			return jwk{}, err
+		}
+		k.alg, k.key = algRS256, key
+	case "":
+		return jwk{}, errors.New("missing kty")
+	default:
+		return jwk{}, fmt.Errorf("key type %q is not supported (OKP with crv Ed25519, or RSA)", r.Kty)
+	}
+	if r.Alg != nil && *r.Alg != k.alg {
+		return jwk{}, fmt.Errorf("alg %q does not match the key: a %s key verifies %s only", *r.Alg, r.Kty, k.alg)
+	}
+	return k, nil
+}
+
+func rsaPublicKey(n64, e64 string) (*rsa.PublicKey, error) {
+	enc := base64.RawURLEncoding.Strict()
+	nb, err := enc.DecodeString(n64)
+	if err != nil || len(nb) == 0 || nb[0] == 0 {
+		return nil, errors.New("n must be the RSA modulus, big-endian without leading zeros, base64url without padding")
+	}
+	eb, err := enc.DecodeString(e64)
+	if err != nil || len(eb) == 0 || eb[0] == 0 || len(eb) > 4 {
+		return nil, errors.New("e must be the RSA public exponent, base64url without padding")
+	}
+	n := new(big.Int).SetBytes(nb)
+	if bits := n.BitLen(); bits < minRSAKeyBits || bits > maxRSAKeyBits {
+		return nil, fmt.Errorf("RSA modulus of %d bits; want %d to %d", bits, minRSAKeyBits, maxRSAKeyBits)
+	}
+	if n.Bit(0) == 0 {
+		return nil, errors.New("RSA modulus is even")
+	}
+	e := new(big.Int).SetBytes(eb).Int64()
+	if e < 3 || e > maxRSAExponent || e%2 == 0 {
+		return nil, fmt.Errorf("RSA exponent %d is not an odd number from 3 to %d", e, maxRSAExponent)
+	}
+	return &rsa.PublicKey{N: n, E: int(e)}, nil
+}
+
+// Len returns the number of keys.
+func (ks *JWKS) Len() int {
+	if ks == nil {
+		return 0
+	}
+	return len(ks.keys)
+}
+
+// algorithms returns the JWS algorithms the set's keys verify.
+func (ks *JWKS) algorithms() []string {
+	var algs []string
+	for _, k := range ks.all() {
+		if !slices.Contains(algs, k.alg) {
+			algs = append(algs, k.alg)
+		}
+	}
+	return algs
+}
+
+// all returns the keys of a possibly nil set.
+func (ks *JWKS) all() []jwk {
+	if ks == nil {
+		return nil
+	}
+	return ks.keys
+}
+
+// lookup selects the key for a token: by kid when the token names one, the
+// only key when the set has one and the token names none. The key must be
+// made for alg, so a token cannot steer a key into another algorithm.
+func (ks *JWKS) lookup(kid string, hasKid bool, alg string) (any, error) {
+	keys := ks.all()
+	var k *jwk
+	switch {
+	case hasKid:
+		i := slices.IndexFunc(keys, func(k jwk) bool { return k.kid == kid })
+		if i < 0 {
+			return nil, errors.New("no key with the token's kid")
+		}
+		k = &keys[i]
+	case len(keys) == 1:
+		k = &keys[0]
+	default:
+		return nil, errors.New("the token has no kid and the key set holds several keys")
+	}
+	if k.alg != alg {
+		return nil, fmt.Errorf("the key verifies %s, not %s", k.alg, alg)
+	}
+	return k.key, nil
+}

@@ -1,0 +1,66 @@
+package http
+
+import (
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/admission"
+)
+
+// Protection is the admission control in front of the handlers. Nil
+// limiters are off. The per-sale rate and the load shedder live in the
+// engine, where they can spare the sold-out fast path.
+type Protection struct {
+	// IP limits every API request per client address (X-Forwarded-For is
+	// believed only from TrustedProxies); health checks are exempt.
+	IP *admission.Keyed
+	// Buyer limits purchases per authenticated buyer.
+	Buyer          *admission.Keyed
+	TrustedProxies []netip.Prefix
+}
+
+// maxRetryAfter caps Retry-After: a bucket that never refills reports an
+// infinite wait, and a client should still come back eventually.
+const maxRetryAfter = time.Hour
+
+// retryAfterSeconds rounds a wait up to whole seconds, at least one.
+func retryAfterSeconds(d time.Duration) string {
+	d = min(d, maxRetryAfter)
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
+}
+
+func rateLimited(w http.ResponseWriter, wait time.Duration, who string) {
+	w.Header().Set("Retry-After", retryAfterSeconds(wait))
+	writeRaw(w, http.StatusTooManyRequests, errorJSON(string(surge.CodeRateLimited),
+		"too many requests from this "+who+"; retry after the time in Retry-After"))
+}
+
+// allowIP applies the per-address limit; it answers 429 itself.
+func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
+	lim := s.cfg.Protection.IP
+	if lim == nil {
+		return true
+	}
+	ok, wait := lim.AllowAddr(admission.ClientIP(r, s.cfg.Protection.TrustedProxies), time.Now())
+	if !ok {
+		rateLimited(w, wait, "address")
+	}
+	return ok
+}
+
+// allowBuyer applies the per-buyer limit; it answers 429 itself.
+func (s *Server) allowBuyer(w http.ResponseWriter, user string) bool {
+	lim := s.cfg.Protection.Buyer
+	if lim == nil {
+		return true
+	}
+	ok, wait := lim.Allow(user, time.Now())
+	if !ok {
+		rateLimited(w, wait, "buyer")
+	}
+	return ok
+}
