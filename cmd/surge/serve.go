@@ -202,7 +202,13 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	ecfg := engine.Config{MaxBatch: c.maxBatch, QueueSize: c.queueSize, Logger: log}
 	if c.shed {
-		ecfg.Shedder = admission.NewShedder(admission.ShedderConfig{MaxLimit: c.queueSize})
+		// Group commit makes latency grow with concurrency while throughput
+		// grows faster, so the shedder never goes below one full batch: a
+		// batch is what one commit takes at once, and admitting fewer would
+		// trade throughput for nothing.
+		ecfg.Shedder = admission.NewShedder(admission.ShedderConfig{
+			MinLimit: c.maxBatch, InitialLimit: c.maxBatch, MaxLimit: max(c.queueSize, c.maxBatch+1),
+		})
 	}
 	if c.rateSale > 0 {
 		ecfg.SaleRate = admission.NewKeyed(rate.Limit(c.rateSale), c.burstSale, 100_000, time.Hour)
