@@ -324,14 +324,23 @@ func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	}
 	buf := purchaseBufs.Get().(*[MaxPurchaseBody + 1]byte)
 	defer purchaseBufs.Put(buf)
-	n, err := io.ReadFull(r.Body, buf[:])
-	switch {
-	case err == nil:
+	// Read to io.EOF by hand: io.ReadFull would also report a body cut
+	// short by the client (io.ErrUnexpectedEOF from net/http) as a short
+	// read, and a truncated body must not be taken for a complete one.
+	n := 0
+	for n < len(buf) {
+		m, err := r.Body.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			invalid(w, "could not read the body: %v", err)
+			return 0, false
+		}
+	}
+	if n > MaxPurchaseBody {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body must be at most %d bytes", MaxPurchaseBody))
-		return 0, false
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-	default:
-		invalid(w, "could not read the body: %v", err)
 		return 0, false
 	}
 	body := buf[:n]
