@@ -37,15 +37,26 @@ func (c *crowd) buyer(i int) buyer {
 	q := 1 + int64(p.Uint64()%uint64(c.maxQuantity))
 	retry := float64(p.Uint64()>>11)*0x1p-53 < c.retryShare
 	tag := p.Uint64()
-	idx := strconv.Itoa(i)
+	// User id and key are written into one buffer and share one string:
+	// one allocation per buyer rather than four.
+	var buf [128]byte
+	b := append(buf[:0], c.prefix...)
+	b = append(b, 'u')
+	b = strconv.AppendInt(b, int64(i), 10)
+	userLen := len(b)
+	// The index makes the key unique per buyer; the seeded tag keeps keys
+	// of runs with different seeds apart.
+	b = append(b, 'k')
+	b = strconv.AppendInt(b, int64(i), 10)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, tag, 36)
+	ids := string(b)
 	return buyer{
 		index:    i,
-		user:     c.prefix + "u" + idx,
+		user:     ids[:userLen],
 		quantity: q,
-		// The index makes the key unique per buyer; the seeded tag keeps
-		// keys of runs with different seeds apart.
-		key:     "k" + idx + "-" + strconv.FormatUint(tag, 36),
-		retries: retry,
+		key:      ids[userLen:],
+		retries:  retry,
 	}
 }
 

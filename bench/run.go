@@ -251,16 +251,16 @@ func prepareSale(ctx context.Context, cfg *Config) error {
 
 // newHostClient returns the run's one client for purchases.
 //
-// Purchases go through fasthttp rather than net/http for the CPU. On a
-// 2-core machine, server and bench side by side, net/http's client cost
-// 40–46 µs of CPU per request (its per-connection read and write
-// goroutines, per-request header maps and allocations) against about
-// 19 µs for wrk, so the bench reached only 0.66–0.77 of wrk's throughput
-// and took CPU from the server it measured. fasthttp reuses each worker's
-// request and response and runs the exchange on the calling goroutine:
-// about 21 µs per request, within 10 % of wrk's throughput. Sale creation
-// and verification are a few requests and stay on net/http (package
-// client).
+// Purchases go through fasthttp rather than net/http for the CPU. Measured
+// on a 2-core machine with server and bench side by side (closed loop, 128
+// connections): net/http's client cost 38–46 µs of CPU per request (its
+// per-connection read and write goroutines, per-request header maps and
+// allocations) against 16–19 µs for wrk, so the bench reached only
+// 0.6–0.77 of wrk's throughput and took CPU from the server it measured.
+// fasthttp reuses each worker's request and response and runs the
+// exchange on the calling goroutine: about 21 µs per request, and about
+// 0.9 of wrk's throughput. Sale creation and verification are a few
+// requests and stay on net/http (package client).
 //
 // HTTP/1.1 keep-alive with at most Connections connections: each worker
 // has one request in flight at most, so connections are reused and
