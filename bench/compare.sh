@@ -19,7 +19,6 @@ done
 work=$(mktemp -d)
 pids=()
 surge_pid=
-PIN_SERVER=
 cleanup() { for p in "${pids[@]}" $surge_pid; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 go build -o "$work/surge" ./cmd/surge
@@ -48,7 +47,7 @@ run_wrk() {
 # not tax the next.
 start_surge() {
   rm -rf "$work/data"
-  $PIN_SERVER "$work/surge" serve --http-addr 127.0.0.1:8091 --data-dir "$work/data" --admin-token bench \
+  "$work/surge" serve --http-addr 127.0.0.1:8091 --data-dir "$work/data" --admin-token bench \
     --insecure-user-header --log-level warn --debug-addr 127.0.0.1:8092 >"$work/surge.log" 2>&1 &
   surge_pid=$!
   wait_up http://127.0.0.1:8091/readyz
@@ -107,22 +106,6 @@ curl -fs -X POST -H 'X-User-ID: first' http://127.0.0.1:8091/v1/sales/soldout/pu
 os_p99=$(jq .latency.p99_ms "$work/open-soldout.json"); os_p50=$(jq .latency.p50_ms "$work/open-soldout.json")
 stop_surge
 
-# Agreement of surge bench with wrk, each pinned to core 1 while the server
-# is pinned to core 0: the server is then the bottleneck for both, whatever
-# each client's own CPU cost, so their figures should agree.
-PIN_SERVER="taskset -c 0"
-start_surge
-curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"reserve","name":"reserve-heavy","stock":1000000000}' >/dev/null
-p_wrk=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua http://127.0.0.1:8091 -- reserve | awk '/^Requests\/sec/ {print $2}')
-stop_surge
-start_surge
-taskset -c 1 "$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench --sale reserve --stock 1000000000 \
-  --users $((${p_wrk%.*} * secs * 2)) --duration "$DUR" --connections "$CONNS" --retry-share 0 \
-  --no-verify --json "$work/pinned.json" >/dev/null 2>&1
-p_bench=$(jq .throughput "$work/pinned.json")
-stop_surge
-PIN_SERVER=
-
 printf '\nwrk -t%s -c%s -d%s, %s, commit %s, %s\n\n' "$THREADS" "$CONNS" "$DUR" "$(date -u +%F)" "$(git rev-parse --short HEAD 2>/dev/null || echo none)" "$(nproc) cores"
 printf '| target | requests/s | p99 ms | server CPU µs/request | ratio to ceiling (requests/s) |\n|---|---:|---:|---:|---:|\n'
 printf '| ceiling: minimal net/http handler | %s | %s | %s | 1.00 |\n' "$c_rps" "$c_p99" "$c_cpu"
@@ -136,5 +119,3 @@ printf '\nsurge bench, closed loop, %s connections, reserve-heavy: %.0f requests
 printf 'surge bench, open loop at %s/s (half of the reserve-heavy maximum), reserve-heavy: %.0f answered/s, p50 %.2f ms, p99 %.2f ms, verdict %s, bench CPU %.0f%%, %s sends late\n' \
   "$half" "$o_rps" "$o_p50" "$o_p99" "$o_verdict" "$(echo "$o_cpu * 100" | bc -l)" "$o_late"
 printf 'surge bench, open loop at %s/s, sold-out: p50 %.2f ms, p99 %.2f ms\n' "$half" "$os_p50" "$os_p99"
-printf 'pinned (server on core 0, client on core 1), reserve-heavy: wrk %.0f requests/s, surge bench %.0f requests/s (ratio %.2f)\n' \
-  "$p_wrk" "$p_bench" "$(echo "$p_bench / $p_wrk" | bc -l)"

@@ -46,6 +46,11 @@ type Config struct {
 	// the store) and learns from their latency; a refusal answers
 	// overloaded. The fast path (sold out, not live) is never shed.
 	Shedder Shedder
+	// BuyerRate, when set, caps how many purchases per second each buyer
+	// brings to the slow path (keyed by user id); a refusal answers
+	// rate_limited. Rejections on the fast path cost nothing, so they are
+	// not counted against anyone.
+	BuyerRate RateLimiter
 	// SaleRate, when set, caps how many purchases per second each sale
 	// admits to the slow path (keyed by sale id); a refusal answers
 	// rate_limited with the wait.
@@ -278,6 +283,13 @@ func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) 
 // queue is the slow path: admission, then the sale's inbox, then the wait
 // for the batch to commit.
 func (e *Engine) queue(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, error) {
+	if e.cfg.BuyerRate != nil {
+		if ok, wait := e.cfg.BuyerRate.Allow(p.UserID, time.Now()); !ok {
+			e.shed.Add(1)
+			return surge.Outcome{}, &surge.Error{Code: surge.CodeRateLimited,
+				Message: "too many purchases from this buyer; retry after the time in Retry-After", RetryAfter: wait}
+		}
+	}
 	if e.cfg.SaleRate != nil {
 		if ok, wait := e.cfg.SaleRate.Allow(s.ID, time.Now()); !ok {
 			e.shed.Add(1)

@@ -70,6 +70,7 @@ type envOptions struct {
 	noServer           bool // handler only, for fuzzing through a recorder
 	queueSize          int
 	protection         surgehttp.Protection
+	buyerRate          engine.RateLimiter
 }
 
 func newEnv(tb testing.TB, opt envOptions) *env {
@@ -85,6 +86,7 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 		ExpiryInterval: time.Hour, // tests expire explicitly with ExpireNow
 		QueueSize:      opt.queueSize,
 		Logger:         quietLog,
+		BuyerRate:      opt.buyerRate,
 	})
 	if err != nil {
 		store.Close()

@@ -11,15 +11,13 @@ import (
 	"github.com/surgehq/surge/admission"
 )
 
-// Protection is the admission control in front of the handlers. Nil
-// limiters are off. The per-sale rate and the load shedder live in the
-// engine, where they can spare the sold-out fast path.
+// Protection is the admission control in front of the handlers. A nil
+// limiter is off. The per-buyer and per-sale rates and the load shedder
+// live in the engine, where they can spare the sold-out fast path.
 type Protection struct {
 	// IP limits every API request per client address (X-Forwarded-For is
 	// believed only from TrustedProxies); health checks are exempt.
-	IP *admission.Keyed
-	// Buyer limits purchases per authenticated buyer.
-	Buyer          *admission.Keyed
+	IP             *admission.Keyed
 	TrustedProxies []netip.Prefix
 }
 
@@ -48,19 +46,6 @@ func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 	ok, wait := lim.AllowAddr(admission.ClientIP(r, s.cfg.Protection.TrustedProxies), time.Now())
 	if !ok {
 		rateLimited(w, wait, "address")
-	}
-	return ok
-}
-
-// allowBuyer applies the per-buyer limit; it answers 429 itself.
-func (s *Server) allowBuyer(w http.ResponseWriter, user string) bool {
-	lim := s.cfg.Protection.Buyer
-	if lim == nil {
-		return true
-	}
-	ok, wait := lim.Allow(user, time.Now())
-	if !ok {
-		rateLimited(w, wait, "buyer")
 	}
 	return ok
 }

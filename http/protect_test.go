@@ -35,9 +35,8 @@ func TestRateLimitPerAddress(t *testing.T) {
 }
 
 func TestRateLimitPerBuyer(t *testing.T) {
-	e := newEnv(t, envOptions{insecureUserHeader: true, protection: surgehttp.Protection{
-		Buyer: admission.NewKeyed(rate.Every(time.Hour), 2, 1000, time.Hour),
-	}})
+	e := newEnv(t, envOptions{insecureUserHeader: true,
+		buyerRate: admission.NewKeyed(rate.Every(time.Hour), 2, 1000, time.Hour)})
 	e.createSale(t, `{"id":"s","name":"s","stock":100,"per_user_limit":5}`)
 	before := e.snapshot(t, "s")
 	for i := range 2 {

@@ -429,9 +429,6 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 		unauthenticated(w, err)
 		return
 	}
-	if !s.allowBuyer(w, user) {
-		return
-	}
 	saleID, ok := pathID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")

@@ -145,7 +145,8 @@ const (
 	limiterIdle    = 10 * time.Minute
 )
 
-// protection builds the HTTP layer's rate limiters from the flags.
+// protection builds the HTTP layer's per-address limiter from the flags and
+// checks the engine's limits.
 func (c serveConfig) protection() (surgehttp.Protection, error) {
 	var p surgehttp.Protection
 	proxies, err := admission.ParsePrefixes(c.trustedProxies)
@@ -153,21 +154,17 @@ func (c serveConfig) protection() (surgehttp.Protection, error) {
 		return p, fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	p.TrustedProxies = proxies
-	for _, l := range []struct {
-		name  string
-		rate  float64
-		burst int
-		dst   **admission.Keyed
-	}{{"ip", c.rateIP, c.burstIP, &p.IP}, {"buyer", c.rateBuyer, c.burstBuyer, &p.Buyer}} {
-		if l.rate < 0 || (l.rate > 0 && l.burst < 1) {
-			return p, fmt.Errorf("--rate-limit-%s must not be negative and its burst must be at least 1", l.name)
-		}
-		if l.rate > 0 {
-			*l.dst = admission.NewKeyed(rate.Limit(l.rate), l.burst, maxLimiterKeys, limiterIdle)
-		}
+	if c.rateIP < 0 || (c.rateIP > 0 && c.burstIP < 1) {
+		return p, fmt.Errorf("--rate-limit-ip must not be negative and its burst must be at least 1")
+	}
+	if c.rateIP > 0 {
+		p.IP = admission.NewKeyed(rate.Limit(c.rateIP), c.burstIP, maxLimiterKeys, limiterIdle)
 	}
 	if c.rateSale < 0 || (c.rateSale > 0 && c.burstSale < 1) {
 		return p, fmt.Errorf("--rate-limit-sale must not be negative and its burst must be at least 1")
+	}
+	if c.rateBuyer < 0 || (c.rateBuyer > 0 && c.burstBuyer < 1) {
+		return p, fmt.Errorf("--rate-limit-buyer must not be negative and its burst must be at least 1")
 	}
 	return p, nil
 }
@@ -212,6 +209,9 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	if c.rateSale > 0 {
 		ecfg.SaleRate = admission.NewKeyed(rate.Limit(c.rateSale), c.burstSale, 100_000, time.Hour)
+	}
+	if c.rateBuyer > 0 {
+		ecfg.BuyerRate = admission.NewKeyed(rate.Limit(c.rateBuyer), c.burstBuyer, maxLimiterKeys, limiterIdle)
 	}
 	eng, err := engine.Open(ctx, store, ecfg)
 	if err != nil {
