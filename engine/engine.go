@@ -283,19 +283,11 @@ func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) 
 // queue is the slow path: admission, then the sale's inbox, then the wait
 // for the batch to commit.
 func (e *Engine) queue(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, error) {
-	if e.cfg.BuyerRate != nil {
-		if ok, wait := e.cfg.BuyerRate.Allow(p.UserID, time.Now()); !ok {
-			e.shed.Add(1)
-			return surge.Outcome{}, &surge.Error{Code: surge.CodeRateLimited,
-				Message: "too many purchases from this buyer; retry after the time in Retry-After", RetryAfter: wait}
-		}
+	if err := e.limit(e.cfg.BuyerRate, p.UserID, "too many purchases from this buyer"); err != nil {
+		return surge.Outcome{}, err
 	}
-	if e.cfg.SaleRate != nil {
-		if ok, wait := e.cfg.SaleRate.Allow(s.ID, time.Now()); !ok {
-			e.shed.Add(1)
-			return surge.Outcome{}, &surge.Error{Code: surge.CodeRateLimited,
-				Message: "the sale admits a limited number of purchases per second; retry shortly", RetryAfter: wait}
-		}
+	if err := e.limit(e.cfg.SaleRate, s.ID, "the sale admits a limited number of purchases per second"); err != nil {
+		return surge.Outcome{}, err
 	}
 	release := noRelease
 	if e.cfg.Shedder != nil {
@@ -321,6 +313,19 @@ func (e *Engine) queue(ctx context.Context, s *sale, p surge.Purchase) (surge.Ou
 }
 
 func noRelease(time.Duration, bool) {}
+
+// limit applies one keyed rate limit (nil: none) to the slow path.
+func (e *Engine) limit(lim RateLimiter, key, why string) error {
+	if lim == nil {
+		return nil
+	}
+	ok, wait := lim.Allow(key, time.Now())
+	if ok {
+		return nil
+	}
+	e.shed.Add(1)
+	return &surge.Error{Code: surge.CodeRateLimited, Message: why + "; retry after the time in Retry-After", RetryAfter: wait}
+}
 
 func (e *Engine) enqueue(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, time.Duration, error) {
 	start := time.Now()
