@@ -27,9 +27,9 @@ bench-http: ## side-by-side run: minimal net/http handler vs surge serve, wrk an
 	bench/compare.sh
 
 FUZZTIME ?= 30s
-fuzz: ## run every fuzz target for FUZZTIME each
-	$(GO) test -run '^$$' -fuzz '^FuzzPurchaseBody$$' -fuzztime $(FUZZTIME) ./http/
-	$(GO) test -run '^$$' -fuzz '^FuzzSaleBody$$' -fuzztime $(FUZZTIME) ./http/
+FUZZ_HTTP := $(shell grep -ho '^func Fuzz[A-Za-z]*' http/*_test.go | cut -d' ' -f2)
+fuzz: ## run every fuzz target of the request decoders and auth for FUZZTIME each
+	@for f in $(FUZZ_HTTP); do echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./http/ || exit 1; done
 
 clean:
 	rm -rf bin surge-data
