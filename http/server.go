@@ -81,14 +81,14 @@ func New(svc Service, cfg Config) *Server {
 
 func (s *Server) routes() {
 	m := s.mux
-	m.HandleFunc("POST /v1/sales", s.createSale)
+	s.adminRoute("POST /v1/sales", s.createSale)
 	m.HandleFunc("GET /v1/sales", s.listSales)
 	m.HandleFunc("GET /v1/sales/{id}", s.getSale)
-	m.HandleFunc("GET /v1/sales/{id}/orders", s.exportOrders)
+	s.adminRoute("GET /v1/sales/{id}/orders", s.exportOrders)
 	m.HandleFunc("POST /v1/sales/{id}/purchases", s.purchase)
 	m.HandleFunc("GET /v1/orders/{id}", s.getOrder)
 	m.HandleFunc("POST /v1/orders/{id}/cancel", s.cancelOrder)
-	m.HandleFunc("POST /v1/orders/{id}/pay", s.payOrder)
+	s.adminRoute("POST /v1/orders/{id}/pay", s.payOrder)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	// The mux answers unknown paths and wrong methods in plain text; these

@@ -37,6 +37,7 @@ type serveConfig struct {
 	queueSize          int
 	shutdownTimeout    time.Duration
 	debugAddr          string
+	adminAddr          string
 
 	// Traffic protection (docs/protection.md).
 	rateIP, rateBuyer, rateSale    float64
@@ -70,6 +71,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	fs.BoolVar(&c.shed, "shed", true, "adaptive load shedding of purchases waiting on the store (503 overloaded)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve pprof on this separate address (keep it private)")
+	fs.StringVar(&c.adminAddr, "admin-addr", "", "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -175,6 +177,7 @@ type server struct {
 	eng   *engine.Engine
 	http  *http.Server
 	debug *http.Server
+	admin *http.Server
 	addr  net.Addr
 	errc  chan error // the API server's Serve result
 	log   *slog.Logger
@@ -220,8 +223,10 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1)}
 	fail := func(err error) (*server, error) {
-		if s.debug != nil {
-			s.debug.Close()
+		for _, o := range []*http.Server{s.debug, s.admin} {
+			if o != nil {
+				o.Close()
+			}
 		}
 		eng.Close()
 		store.Close()
@@ -235,14 +240,24 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		BuyerAuth:          buyer,
 		Protection:         prot,
 	})
+	stats := func() any {
+		return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": store.Stats()}
+	}
 	if c.debugAddr != "" {
-		s.debug, err = debugServer(c.debugAddr, func() any {
-			return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": store.Stats()}
-		})
+		s.debug, err = opsServer(c.debugAddr, stats, nil)
 		if err != nil {
 			return fail(err)
 		}
 		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
+	}
+	public := http.Handler(api)
+	if c.adminAddr != "" {
+		s.admin, err = opsServer(c.adminAddr, stats, api)
+		if err != nil {
+			return fail(err)
+		}
+		public = api.Public()
+		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
 	}
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
@@ -250,7 +265,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	s.addr = ln.Addr()
 	s.http = &http.Server{
-		Handler:           api,
+		Handler:           public,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -270,6 +285,11 @@ func (s *server) shutdown(timeout time.Duration) error {
 	defer cancel()
 	if err := s.http.Shutdown(ctx); err != nil {
 		s.log.Error("http shutdown", "err", err)
+	}
+	if s.admin != nil {
+		if err := s.admin.Shutdown(ctx); err != nil {
+			s.log.Error("admin shutdown", "err", err)
+		}
 	}
 	if s.debug != nil {
 		s.debug.Close()
@@ -298,14 +318,18 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, errUsage{fmt.Sprintf("serve: invalid --log-format %q (use text or json)", format)}
 }
 
-// debugServer serves pprof on its own listener, never on the public API.
-// stats reports pipeline counters as JSON at /debug/stats.
-func debugServer(addr string, stats func() any) (*http.Server, error) {
+// opsServer serves pprof and /debug/stats (pipeline counters as JSON) on
+// a listener of their own, never on the public API; with api set it also
+// serves the full API there, admin endpoints included.
+func opsServer(addr string, stats func() any, api http.Handler) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on debug address %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
+	if api != nil {
+		mux.Handle("/", api)
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -315,7 +339,7 @@ func debugServer(addr string, stats func() any) (*http.Server, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(stats())
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }
