@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
@@ -181,5 +180,3 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 	}
 }
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }

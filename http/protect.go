@@ -31,12 +31,6 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-func rateLimited(w http.ResponseWriter, wait time.Duration, who string) {
-	w.Header().Set("Retry-After", retryAfterSeconds(wait))
-	writeRaw(w, http.StatusTooManyRequests, errorJSON(string(surge.CodeRateLimited),
-		"too many requests from this "+who+"; retry after the time in Retry-After"))
-}
-
 // allowIP applies the per-address limit; it answers 429 itself.
 func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 	lim := s.cfg.Protection.IP
@@ -45,7 +39,8 @@ func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 	}
 	ok, wait := lim.AllowAddr(admission.ClientIP(r, s.cfg.Protection.TrustedProxies), time.Now())
 	if !ok {
-		rateLimited(w, wait, "address")
+		s.writeErr(w, r, &surge.Error{Code: surge.CodeRateLimited,
+			Message: "too many requests from this address; retry after the time in Retry-After", RetryAfter: wait})
 	}
 	return ok
 }

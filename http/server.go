@@ -141,18 +141,22 @@ func invalid(w http.ResponseWriter, format string, args ...any) {
 	writeError(w, http.StatusBadRequest, string(surge.CodeInvalid), fmt.Sprintf(format, args...))
 }
 
+func tooLarge(w http.ResponseWriter, limit int64) {
+	writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body must be at most %d bytes", limit))
+}
+
 // readBody reads at most limit bytes; it answers 413 itself when the body
 // is larger and reports false.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
 	if r.ContentLength > limit {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body must be at most %d bytes", limit))
+		tooLarge(w, limit)
 		return nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body must be at most %d bytes", limit))
+			tooLarge(w, limit)
 		} else {
 			invalid(w, "could not read the body: %v", err)
 		}
@@ -319,7 +323,7 @@ var purchaseBufs = sync.Pool{New: func() any { return new([MaxPurchaseBody + 1]b
 // when the body is empty or has none). It answers 400 or 413 itself.
 func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	if r.ContentLength > MaxPurchaseBody {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body must be at most %d bytes", MaxPurchaseBody))
+		tooLarge(w, MaxPurchaseBody)
 		return 0, false
 	}
 	buf := purchaseBufs.Get().(*[MaxPurchaseBody + 1]byte)
@@ -340,7 +344,7 @@ func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
 		}
 	}
 	if n > MaxPurchaseBody {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body must be at most %d bytes", MaxPurchaseBody))
+		tooLarge(w, MaxPurchaseBody)
 		return 0, false
 	}
 	body := buf[:n]

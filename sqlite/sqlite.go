@@ -308,6 +308,9 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if st == nil {
 		return nil, 0, surge.ErrSaleNotFound
 	}
+	// The engine validated these already; the store checks again because
+	// it is the last guard of the invariants (a quantity below one would
+	// add stock), and the check costs nanoseconds next to the commit.
 	for _, p := range batch {
 		if err := surge.ValidatePurchase(st.l.Sale(), p); err != nil {
 			return nil, 0, err

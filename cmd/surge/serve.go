@@ -88,7 +88,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := c.buyerAuth(); err != nil {
 		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
 	}
-	if _, err := c.protection(); err != nil {
+	if _, err := c.limits(); err != nil {
 		return errUsage{"serve: " + err.Error()}
 	}
 	if c.adminToken == "" {
@@ -147,28 +147,40 @@ const (
 	limiterIdle    = 10 * time.Minute
 )
 
-// protection builds the HTTP layer's per-address limiter from the flags and
-// checks the engine's limits.
-func (c serveConfig) protection() (surgehttp.Protection, error) {
-	var p surgehttp.Protection
+// limits are the rate limiters the flags ask for; nil ones are off.
+type limits struct {
+	http        surgehttp.Protection
+	buyer, sale *admission.Keyed
+}
+
+// limits builds the rate limiters from the flags.
+func (c serveConfig) limits() (limits, error) {
+	var l limits
 	proxies, err := admission.ParsePrefixes(c.trustedProxies)
 	if err != nil {
-		return p, fmt.Errorf("--trusted-proxies: %w", err)
+		return l, fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	p.TrustedProxies = proxies
-	if c.rateIP < 0 || (c.rateIP > 0 && c.burstIP < 1) {
-		return p, fmt.Errorf("--rate-limit-ip must not be negative and its burst must be at least 1")
+	l.http.TrustedProxies = proxies
+	if l.http.IP, err = keyed("ip", c.rateIP, c.burstIP, maxLimiterKeys); err != nil {
+		return l, err
 	}
-	if c.rateIP > 0 {
-		p.IP = admission.NewKeyed(rate.Limit(c.rateIP), c.burstIP, maxLimiterKeys, limiterIdle)
+	if l.buyer, err = keyed("buyer", c.rateBuyer, c.burstBuyer, maxLimiterKeys); err != nil {
+		return l, err
 	}
-	if c.rateSale < 0 || (c.rateSale > 0 && c.burstSale < 1) {
-		return p, fmt.Errorf("--rate-limit-sale must not be negative and its burst must be at least 1")
+	// Sales are few; their buckets can stay longer.
+	l.sale, err = keyed("sale", c.rateSale, c.burstSale, 100_000)
+	return l, err
+}
+
+// keyed returns the limiter of one --rate-limit-NAME flag, nil when off.
+func keyed(name string, perSecond float64, burst, maxKeys int) (*admission.Keyed, error) {
+	switch {
+	case perSecond < 0 || (perSecond > 0 && burst < 1):
+		return nil, fmt.Errorf("--rate-limit-%s must not be negative and its burst must be at least 1", name)
+	case perSecond == 0:
+		return nil, nil
 	}
-	if c.rateBuyer < 0 || (c.rateBuyer > 0 && c.burstBuyer < 1) {
-		return p, fmt.Errorf("--rate-limit-buyer must not be negative and its burst must be at least 1")
-	}
-	return p, nil
+	return admission.NewKeyed(rate.Limit(perSecond), burst, maxKeys, limiterIdle), nil
 }
 
 // server is a running embedded-mode Surge: store, engine and HTTP API.
@@ -192,7 +204,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
-	prot, err := c.protection()
+	lim, err := c.limits()
 	if err != nil {
 		return nil, err
 	}
@@ -210,11 +222,13 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 			MinLimit: c.maxBatch, InitialLimit: c.maxBatch, MaxLimit: max(c.queueSize, c.maxBatch+1),
 		})
 	}
-	if c.rateSale > 0 {
-		ecfg.SaleRate = admission.NewKeyed(rate.Limit(c.rateSale), c.burstSale, 100_000, time.Hour)
+	// Only set limiters go in: a nil *Keyed in the interface would not be
+	// a nil interface.
+	if lim.sale != nil {
+		ecfg.SaleRate = lim.sale
 	}
-	if c.rateBuyer > 0 {
-		ecfg.BuyerRate = admission.NewKeyed(rate.Limit(c.rateBuyer), c.burstBuyer, maxLimiterKeys, limiterIdle)
+	if lim.buyer != nil {
+		ecfg.BuyerRate = lim.buyer
 	}
 	eng, err := engine.Open(ctx, store, ecfg)
 	if err != nil {
@@ -238,7 +252,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		InsecureUserHeader: c.insecureUserHeader,
 		Logger:             log,
 		BuyerAuth:          buyer,
-		Protection:         prot,
+		Protection:         lim.http,
 	})
 	stats := func() any {
 		return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": store.Stats()}
