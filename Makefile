@@ -2,12 +2,15 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build test test-short vet fmt bench bench-http fuzz clean
+.PHONY: build services test test-short vet fmt bench bench-http fuzz clean
 
 build: ## build bin/surge
 	$(GO) build -o bin/surge ./cmd/surge
 
-test: vet ## full test suite under the race detector (what CI runs)
+services: ## start Redis and PostgreSQL for cluster mode and its tests (installs them if missing)
+	scripts/services.sh
+
+test: services vet ## full test suite under the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-short: ## quick run without the crash tests

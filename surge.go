@@ -22,6 +22,23 @@ type Sale struct {
 	EndsAt       time.Time // zero: no end
 	HoldSeconds  int64
 	CreatedAt    time.Time
+	// WaitingRoom, when set, makes buyers queue and be admitted before
+	// they may buy; nil: anyone may buy while the sale is live.
+	WaitingRoom *WaitingRoom
+}
+
+// Admission orders of a waiting room.
+const (
+	QueueFIFO    = "fifo"    // first come, first admitted
+	QueueLottery = "lottery" // everyone who joined before the start is shuffled
+)
+
+// WaitingRoom is a sale's queue: buyers join, then are admitted at a fixed
+// rate in Order, and an admission lets them buy for TicketSeconds.
+type WaitingRoom struct {
+	AdmitPerSecond int64
+	Order          string // QueueFIFO or QueueLottery
+	TicketSeconds  int64
 }
 
 // Hold is how long a reservation waits for payment before it expires.

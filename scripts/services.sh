@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Start the services cluster mode and its tests need: Redis on 127.0.0.1:6379
+# and PostgreSQL on 127.0.0.1:5432 (database "test", trust auth for local
+# TCP). Each is started when down and installed from Debian's packages when
+# missing. Idempotent: running it when both are up only checks them.
+# Embedded mode (the default) needs neither.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  echo "services: installing $*" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+wait_for() { # wait_for NAME CMD...: up to 30 s
+  local name=$1; shift
+  for _ in $(seq 1 60); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "services: $name did not come up" >&2; return 1
+}
+
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+if ! redis_up; then
+  command -v redis-server >/dev/null || apt_install redis-server redis-tools
+  command -v redis-cli >/dev/null || apt_install redis-tools
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  # No persistence: Surge keeps the durable truth in PostgreSQL and
+  # rebuilds Redis from it (docs/cluster.md).
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for redis redis_up
+fi
+echo "services: redis up on 127.0.0.1:6379"
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+if ! command -v pg_ctlcluster >/dev/null || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+  apt_install postgresql postgresql-client
+fi
+if ! pg_up; then
+  ver=$(ls /etc/postgresql | sort -V | tail -1)
+  as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  wait_for postgresql pg_up
+fi
+ver=$(ls /etc/postgresql | sort -V | tail -1)
+hba=/etc/postgresql/$ver/main/pg_hba.conf
+if ! as_root grep -Eq '^host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+  # A stock Debian install asks for passwords on TCP; the tests connect as
+  # postgres over 127.0.0.1 without one, as on the go-svc machines.
+  as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main reload
+fi
+psql_pg() { as_root runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres "$@"; }
+if ! psql_pg -d postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1; then
+  psql_pg -d postgres -c 'create database test'
+fi
+echo "services: postgresql up on 127.0.0.1:5432 (database test)"
