@@ -124,6 +124,10 @@ type Outcome struct {
 	// Remaining is set for CodeSoldOut: the units left when the request
 	// was decided (smaller than the quantity asked).
 	Remaining int64
+	// Err, when set, fails this purchase alone while the rest of its batch
+	// stands: a shared store answers a replay whose first purchase (made
+	// on another node) is not yet known to be durable this way.
+	Err error
 }
 
 // KeyState says what a Store knows about an idempotency key without I/O.
@@ -172,4 +176,16 @@ type Store interface {
 	LookupKey(saleID, userID, key string) (Order, KeyState)
 	// Close flushes and releases the store.
 	Close() error
+}
+
+// Shared is implemented by stores that many nodes use at once (cluster
+// mode). Sales and stock change under a node's feet there, so the
+// pipeline must not trust what it last saw: it follows Changed, refreshes
+// its hints periodically, and sends keyed purchases that LookupKey does
+// not know to the store even when its hint says sold out.
+type Shared interface {
+	Store
+	// Changed delivers the ids of sales that another node created or that
+	// got units back; "" means anything may have changed (a reconnect).
+	Changed() <-chan string
 }

@@ -1,0 +1,730 @@
+// Package cluster is the Store of cluster mode: any number of stateless
+// Surge nodes share one Redis, which decides purchases (package redis: one
+// script call per batch), and one PostgreSQL, which holds the durable truth
+// (package postgres: one fenced insert per batch). A purchase is answered
+// reserved only once its order is committed in PostgreSQL.
+//
+// Redis may lose its state (restart, failover) or run ahead of PostgreSQL
+// (a node died, or PostgreSQL failed, between the two writes). A leader,
+// elected by a PostgreSQL lease, repairs both cases by rebuilding the
+// sale's live state from PostgreSQL under a new epoch; PostgreSQL refuses
+// every order decided against an older epoch, so units taken for purchases
+// that were never confirmed come back and none is sold twice. The leader
+// also expires holds. See docs/cluster.md.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/redis"
+)
+
+// Config tunes a node; zero fields take their defaults.
+type Config struct {
+	// Prefix of every Redis key (default "surge"); Schema of every
+	// PostgreSQL table (default: the search_path). Tests isolate datasets
+	// with them.
+	Prefix, Schema string
+	// NodeID names this node in leases and logs (default: random).
+	NodeID string
+	// LeaseTTL is how long a leader's term lasts without renewal (5s);
+	// Interval is how often the leader runs its jobs and renews (1s).
+	LeaseTTL, Interval time.Duration
+	// ConfirmAfter is how old a reservation in Redis may get before the
+	// leader checks it reached PostgreSQL (10s). It only delays the
+	// repair; the epoch fence keeps it safe whatever the value.
+	ConfirmAfter time.Duration
+	// CallTimeout bounds each Redis or PostgreSQL call a purchase waits
+	// on (2s): a dependency that hangs fails the purchase, not the node.
+	CallTimeout time.Duration
+	// KeyCache bounds the idempotency keys kept in memory (262144).
+	KeyCache int
+	// BreakerOpen is how long a tripped breaker fails calls before it
+	// lets one through to probe the dependency (1s).
+	BreakerOpen time.Duration
+	// Logger receives operational events (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.NodeID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		c.NodeID = "node-" + hex.EncodeToString(b[:])
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.LeaseTTL, 5*time.Second)
+	def(&c.Interval, time.Second)
+	def(&c.ConfirmAfter, 10*time.Second)
+	def(&c.CallTimeout, 2*time.Second)
+	def(&c.BreakerOpen, time.Second)
+	if c.KeyCache <= 0 {
+		c.KeyCache = 1 << 18
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// leaseName is the lease of the once-only jobs.
+const leaseName = "jobs"
+
+// Store implements surge.Shared over Redis and PostgreSQL.
+type Store struct {
+	cfg  Config
+	log  *slog.Logger
+	rc   redis.Client
+	live *redis.Stock
+	db   *postgres.DB
+	ids  surge.OrderIDs
+	keys *keyCache
+
+	rcb, pcb *gobreaker.CircuitBreaker[struct{}]
+
+	mu    sync.RWMutex
+	sales map[string]surge.Sale
+
+	lease   atomic.Pointer[postgres.Lease] // held term, nil when not leader
+	changed chan string
+	kick    chan struct{}
+
+	closed atomic.Bool
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+
+	stats struct{ calls, rows, commits atomic.Int64 }
+}
+
+// Open connects to Redis at redisURL and PostgreSQL at postgresURL,
+// applies the migrations, and starts the node's background work.
+func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store, error) {
+	cfg.defaults()
+	rc, err := redis.Dial(ctx, redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	db, err := postgres.Open(ctx, postgresURL, postgres.Options{Schema: cfg.Schema})
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	s := &Store{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), rc: rc, live: redis.New(rc, cfg.Prefix), db: db,
+		keys:    newKeyCache(cfg.KeyCache),
+		sales:   make(map[string]surge.Sale),
+		changed: make(chan string, 256),
+		kick:    make(chan struct{}, 1),
+	}
+	s.rcb = s.breaker("redis")
+	s.pcb = s.breaker("postgres")
+	if _, err := s.Sales(ctx); err != nil {
+		s.closeConns()
+		return nil, fmt.Errorf("cluster: load sales: %w", err)
+	}
+	if err := db.RecentKeys(ctx, cfg.KeyCache/2, s.keys.put); err != nil {
+		s.closeConns()
+		return nil, fmt.Errorf("cluster: load idempotency keys: %w", err)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.lead(bg) }()
+	go func() { defer s.wg.Done(); db.Listen(bg, s.notify) }()
+	return s, nil
+}
+
+// breaker fails calls to a dependency fast while it is down, so purchases
+// answer 503 at once instead of each waiting out a timeout.
+func (s *Store) breaker(name string) *gobreaker.CircuitBreaker[struct{}] {
+	return gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     s.cfg.BreakerOpen,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
+		IsExcluded:  notOutage,
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			s.log.Warn("circuit breaker", "dependency", name, "from", from.String(), "to", to.String())
+		},
+	})
+}
+
+// notOutage tells answers (not found, fenced, a caller who left) from
+// failures of the dependency itself.
+func notOutage(err error) bool {
+	return errors.Is(err, context.Canceled) || surge.ErrorCode(err) != "" ||
+		errors.Is(err, postgres.ErrNotReserved) || errors.Is(err, postgres.ErrFenced) ||
+		errors.Is(err, postgres.ErrLeaseLost) || errors.Is(err, redis.ErrNoState)
+}
+
+// call runs f through a breaker with the call timeout.
+func (s *Store) call(ctx context.Context, cb *gobreaker.CircuitBreaker[struct{}], f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	_, err := cb.Execute(func() (struct{}, error) { return struct{}{}, f(ctx) })
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return &surge.Error{Code: surge.CodeUnavailable, RetryAfter: s.cfg.BreakerOpen,
+			Message: cb.Name() + " is unavailable; retry shortly"}
+	}
+	return err
+}
+
+// unavailable wraps a dependency failure for the caller: 503 with a retry.
+func unavailable(what string, err error) error {
+	if surge.ErrorCode(err) != "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+		Message: what + " failed; retry shortly"}, what, err)
+}
+
+// ---- sales ----
+
+// CreateSale implements surge.Store.
+func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.CreateSale(ctx, sl) }); err != nil {
+		return unavailable("creating the sale", err)
+	}
+	s.remember(sl)
+	// The live state starts empty at epoch 1. If this fails the leader
+	// builds it; purchases answer 503 until then.
+	if _, err := s.live.Install(ctx, redis.State{Sale: sl, Epoch: 1}); err != nil {
+		s.log.Warn("install live state of a new sale", "sale", sl.ID, "err", err)
+		s.wake()
+	}
+	s.announce(ctx, sl.ID)
+	return nil
+}
+
+func (s *Store) remember(sl surge.Sale) {
+	s.mu.Lock()
+	s.sales[sl.ID] = sl
+	s.mu.Unlock()
+}
+
+// Sales implements surge.Store.
+func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
+	var rows []postgres.SaleRow
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		rows, err = s.db.Sales(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, unavailable("listing sales", err)
+	}
+	out := make([]surge.Sale, len(rows))
+	for i, r := range rows {
+		out[i] = r.Sale
+		s.remember(r.Sale)
+	}
+	return out, nil
+}
+
+// sale returns a sale from memory, or from PostgreSQL the first time this
+// node hears of it.
+func (s *Store) sale(ctx context.Context, id string) (surge.Sale, error) {
+	s.mu.RLock()
+	sl, ok := s.sales[id]
+	s.mu.RUnlock()
+	if ok {
+		return sl, nil
+	}
+	var row postgres.SaleRow
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		row, err = s.db.Sale(ctx, id)
+		return err
+	})
+	if err != nil {
+		return surge.Sale{}, unavailable("loading the sale", err)
+	}
+	s.remember(row.Sale)
+	return row.Sale, nil
+}
+
+// ---- purchases ----
+
+var errReplayUnconfirmed = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+	Message: "the first purchase with this Idempotency-Key is still being committed; retry with the same key"}
+
+var errRebuilding = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+	Message: "the sale's live stock is being rebuilt from the database; retry shortly"}
+
+// Reserve implements surge.Store: one Redis script call decides the
+// batch, one fenced PostgreSQL statement commits its new orders (and checks
+// that replayed orders from other nodes are durable).
+func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+	if s.closed.Load() {
+		return nil, 0, surge.ErrUnavailable
+	}
+	sl, err := s.sale(ctx, saleID)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, p := range batch {
+		if err := surge.ValidatePurchase(&sl, p); err != nil {
+			return nil, 0, err
+		}
+	}
+	now = now.UTC().Truncate(time.Millisecond)
+	expires := now.Add(sl.Hold())
+	ids := make([]string, len(batch))
+	for i := range ids {
+		ids[i] = s.ids.Next(now)
+	}
+	var (
+		epoch, rem int64
+		dec        []redis.Decision
+	)
+	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		epoch, rem, dec, err = s.live.Reserve(ctx, saleID, batch, ids, now, expires)
+		return err
+	})
+	if errors.Is(err, redis.ErrNoState) {
+		s.wake()
+		return nil, 0, errRebuilding
+	}
+	if err != nil {
+		return nil, 0, unavailable("deciding the batch in Redis", err)
+	}
+	outs := make([]surge.Outcome, len(batch))
+	var (
+		orders  []surge.Order
+		confirm []string
+		fresh   map[string]bool // orders of this batch, durable with it
+	)
+	for i, d := range dec {
+		p := batch[i]
+		switch {
+		case d.Code == surge.CodeReserved && d.Replay.ID == "":
+			o := surge.Order{ID: ids[i], SaleID: saleID, UserID: p.UserID, Quantity: p.Quantity,
+				Status: surge.OrderReserved, IdempotencyKey: p.IdempotencyKey, CreatedAt: now, ExpiresAt: expires}
+			orders = append(orders, o)
+			outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o}
+			if p.IdempotencyKey != "" {
+				if fresh == nil {
+					fresh = make(map[string]bool)
+				}
+				fresh[o.ID] = true
+			}
+		case d.Code == surge.CodeReserved:
+			o := d.Replay
+			o.SaleID, o.UserID, o.IdempotencyKey = saleID, p.UserID, p.IdempotencyKey
+			outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}
+			if _, known := s.keys.get(saleID, p.UserID, p.IdempotencyKey); !known && !fresh[o.ID] {
+				confirm = append(confirm, o.ID)
+			}
+		default:
+			outs[i] = surge.Outcome{Code: d.Code, Remaining: d.Remaining}
+		}
+	}
+	if len(orders) == 0 && len(confirm) == 0 {
+		return outs, rem, nil
+	}
+	var missing []string
+	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		missing, err = s.db.InsertOrders(ctx, saleID, epoch, orders, confirm)
+		return err
+	})
+	if err != nil {
+		// The units stay taken in Redis until the leader finds these
+		// orders missing from PostgreSQL and rebuilds; a retry with the
+		// same key meanwhile gets errReplayUnconfirmed, never a second order.
+		if errors.Is(err, postgres.ErrFenced) {
+			s.wake()
+			return nil, 0, errRebuilding
+		}
+		return nil, 0, unavailable("committing the orders to PostgreSQL", err)
+	}
+	s.stats.calls.Add(1)
+	if len(orders) > 0 {
+		s.stats.commits.Add(1)
+		s.stats.rows.Add(int64(len(orders)))
+	}
+	for _, o := range orders {
+		if o.IdempotencyKey != "" {
+			s.keys.put(o)
+		}
+	}
+	lost := make(map[string]bool, len(missing))
+	for _, id := range missing {
+		lost[id] = true
+	}
+	for i := range outs {
+		o := &outs[i]
+		if !o.Replay {
+			continue
+		}
+		if lost[o.Order.ID] {
+			*o = surge.Outcome{Err: errReplayUnconfirmed}
+			continue
+		}
+		s.keys.put(o.Order)
+	}
+	return outs, rem, nil
+}
+
+// LookupKey implements surge.Store from this node's memory: keys it
+// committed or confirmed, and the newest ones in PostgreSQL when it
+// started. A key made on another node may be unknown here, which is why
+// Store is a surge.Shared.
+func (s *Store) LookupKey(saleID, userID, key string) (surge.Order, surge.KeyState) {
+	if o, ok := s.keys.get(saleID, userID, key); ok {
+		return o, surge.KeyDone
+	}
+	return surge.Order{}, surge.KeyUnknown
+}
+
+// Remaining implements surge.Store: the live figure from Redis, or the
+// truth from PostgreSQL while Redis has none.
+func (s *Store) Remaining(ctx context.Context, saleID string) (int64, error) {
+	if _, err := s.sale(ctx, saleID); err != nil {
+		return 0, err
+	}
+	var rem int64
+	err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		rem, err = s.live.Remaining(ctx, saleID)
+		return err
+	})
+	if err == nil {
+		return rem, nil
+	}
+	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		rem, err = s.db.Remaining(ctx, saleID)
+		return err
+	})
+	if err != nil {
+		return 0, unavailable("reading the remaining stock", err)
+	}
+	return rem, nil
+}
+
+// ---- order life cycle ----
+
+// Cancel implements surge.Store.
+func (s *Store) Cancel(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
+	return s.settle(ctx, orderID, surge.OrderCancelled, surge.ErrNotCancellable, now)
+}
+
+// Pay implements surge.Store.
+func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
+	return s.settle(ctx, orderID, surge.OrderPaid, surge.ErrNotPayable, now)
+}
+
+func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus, notReserved error, now time.Time) (surge.Order, error) {
+	if s.closed.Load() {
+		return surge.Order{}, surge.ErrUnavailable
+	}
+	var o surge.Order
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		o, err = s.db.Settle(ctx, id, status, now.UTC().Truncate(time.Millisecond))
+		return err
+	})
+	if errors.Is(err, postgres.ErrNotReserved) {
+		return surge.Order{}, notReserved
+	}
+	if err != nil {
+		return surge.Order{}, unavailable("updating the order", err)
+	}
+	if !status.Live() {
+		s.release(ctx, o.SaleID, []string{o.ID})
+	}
+	return o, nil
+}
+
+// release gives units of orders PostgreSQL no longer holds back to the
+// live state, and tells the other nodes. If Redis cannot be reached the
+// sale is marked for a rebuild, which reads the release from PostgreSQL.
+func (s *Store) release(ctx context.Context, saleID string, ids []string) {
+	err := s.call(ctx, s.rcb, func(ctx context.Context) error {
+		_, err := s.live.Release(ctx, saleID, ids)
+		return err
+	})
+	if err != nil && !errors.Is(err, redis.ErrNoState) {
+		s.log.Warn("release units in Redis; marking the sale for a rebuild", "sale", saleID, "orders", len(ids), "err", err)
+		if err := s.db.MarkDirty(ctx, saleID); err != nil {
+			s.log.Error("mark sale dirty", "sale", saleID, "err", err)
+		}
+		s.wake()
+	}
+	s.announce(ctx, saleID)
+}
+
+// expireBatch bounds the orders one expiry statement moves.
+const expireBatch = 1000
+
+// Expire implements surge.Store. Only the leader expires holds; on any
+// other node it does nothing (the engine calls it everywhere).
+func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error) {
+	if s.closed.Load() {
+		return nil, surge.ErrUnavailable
+	}
+	l := s.lease.Load()
+	if l == nil {
+		var err error
+		if l, err = s.acquire(ctx); err != nil || l == nil {
+			return nil, err
+		}
+	}
+	now = now.UTC().Truncate(time.Millisecond)
+	var all []surge.Order
+	for {
+		var batch []surge.Order
+		err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+			batch, err = s.db.Expire(ctx, now, *l, expireBatch)
+			return err
+		})
+		if err != nil {
+			return all, unavailable("expiring holds", err)
+		}
+		bySale := make(map[string][]string)
+		for _, o := range batch {
+			bySale[o.SaleID] = append(bySale[o.SaleID], o.ID)
+		}
+		for sale, ids := range bySale {
+			s.release(ctx, sale, ids)
+		}
+		all = append(all, batch...)
+		if len(batch) < expireBatch {
+			return all, nil
+		}
+	}
+}
+
+// Order implements surge.Store.
+func (s *Store) Order(ctx context.Context, id string) (surge.Order, error) {
+	var o surge.Order
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		o, err = s.db.Order(ctx, id)
+		return err
+	})
+	if err != nil {
+		return surge.Order{}, unavailable("reading the order", err)
+	}
+	return o, nil
+}
+
+// Orders implements surge.Store. It streams from PostgreSQL without the
+// call timeout: an export of a large sale takes as long as it takes.
+func (s *Store) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	if _, err := s.sale(ctx, saleID); err != nil {
+		return err
+	}
+	if err := s.db.Orders(ctx, saleID, fn); err != nil {
+		return unavailable("reading the orders", err)
+	}
+	return nil
+}
+
+// ---- the leader's jobs ----
+
+func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
+	var (
+		l  postgres.Lease
+		ok bool
+	)
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		l, ok, err = s.db.Acquire(ctx, leaseName, s.cfg.NodeID, s.cfg.LeaseTTL)
+		return err
+	})
+	if err != nil || !ok {
+		if old := s.lease.Swap(nil); old != nil {
+			s.log.Warn("lost the lead", "err", err)
+		}
+		return nil, err
+	}
+	if old := s.lease.Swap(&l); old == nil || old.Token != l.Token {
+		s.log.Info("leading the once-only jobs", "token", l.Token)
+	}
+	return &l, nil
+}
+
+// wake asks the leader loop for an early round.
+func (s *Store) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// lead renews the lease and, while it holds it, repairs every sale's live
+// state when it is missing, dirty, of another epoch, or holds
+// reservations that never reached PostgreSQL.
+func (s *Store) lead(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		if l, _ := s.acquire(ctx); l != nil {
+			s.repair(ctx, *l)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+	}
+}
+
+func (s *Store) repair(ctx context.Context, l postgres.Lease) {
+	var rows []postgres.SaleRow
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		rows, err = s.db.Sales(ctx)
+		return err
+	})
+	if err != nil {
+		return
+	}
+	for _, row := range rows {
+		s.remember(row.Sale)
+		why, err := s.diagnose(ctx, row)
+		if err != nil || why == "" {
+			continue
+		}
+		if err := s.Rebuild(ctx, l, row.ID, why); err != nil {
+			s.log.Error("rebuild live state", "sale", row.ID, "why", why, "err", err)
+		}
+	}
+}
+
+// diagnose says why a sale's live state needs a rebuild, or "".
+func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, error) {
+	if row.Dirty {
+		return "a release did not reach Redis", nil
+	}
+	var epoch int64
+	err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		epoch, err = s.live.Epoch(ctx, row.ID)
+		return err
+	})
+	if errors.Is(err, redis.ErrNoState) {
+		return "the live state is missing (Redis restarted empty?)", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if epoch != row.Epoch {
+		return fmt.Sprintf("Redis holds epoch %d, PostgreSQL %d", epoch, row.Epoch), nil
+	}
+	var ids []string
+	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		ids, err = s.live.Unconfirmed(ctx, row.ID, time.Now().Add(-s.cfg.ConfirmAfter), 1000)
+		return err
+	})
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	var have map[string]bool
+	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		have, err = s.db.Existing(ctx, ids)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	var ok []string
+	for _, id := range ids {
+		if have[id] {
+			ok = append(ok, id)
+		}
+	}
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Confirm(ctx, row.ID, ok) }); err != nil {
+		return "", err
+	}
+	if n := len(ids) - len(ok); n > 0 {
+		return fmt.Sprintf("%d reservations never reached PostgreSQL", n), nil
+	}
+	return "", nil
+}
+
+// Rebuild replaces a sale's live state in Redis with one built from
+// PostgreSQL under a new epoch. It needs the lease l.
+func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why string) error {
+	start := time.Now()
+	snap, err := s.db.Rebuild(ctx, saleID, l)
+	if err != nil {
+		return err
+	}
+	ok, err := s.live.Install(ctx, redis.State{Sale: snap.Sale, Epoch: snap.Epoch, Live: snap.Live, Keyed: snap.Keyed})
+	if err != nil {
+		return err
+	}
+	s.log.Warn("rebuilt live state from PostgreSQL", "sale", saleID, "why", why, "epoch", snap.Epoch,
+		"installed", ok, "live_orders", len(snap.Live), "took", time.Since(start))
+	s.announce(ctx, saleID)
+	return nil
+}
+
+// Leader reports whether this node holds the jobs lease.
+func (s *Store) Leader() bool { return s.lease.Load() != nil }
+
+// ---- change notifications ----
+
+// Changed implements surge.Shared.
+func (s *Store) Changed() <-chan string { return s.changed }
+
+func (s *Store) notify(saleID string) {
+	select {
+	case s.changed <- saleID:
+	default: // the engine's periodic sync catches up
+	}
+}
+
+// announce tells every node (this one included) that a sale changed.
+func (s *Store) announce(ctx context.Context, saleID string) {
+	if err := s.db.Notify(ctx, saleID); err != nil {
+		s.log.Warn("notify sale change", "sale", saleID, "err", err)
+	}
+}
+
+// ---- counters and shutdown ----
+
+// Stats are the batching figures of this node.
+type Stats struct {
+	Calls   int64 // batches that reached PostgreSQL (one Redis script call each)
+	Commits int64 // of them, batches that inserted orders
+	Rows    int64 // orders inserted
+}
+
+// Stats returns this node's counters.
+func (s *Store) Stats() Stats {
+	return Stats{Calls: s.stats.calls.Load(), Commits: s.stats.commits.Load(), Rows: s.stats.rows.Load()}
+}
+
+// Close implements surge.Store: it stops the background work, gives up
+// the lease so another node takes over at once, and disconnects.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.stop()
+	s.wg.Wait()
+	if l := s.lease.Swap(nil); l != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
+		_ = s.db.Resign(ctx, *l)
+		cancel()
+	}
+	s.closeConns()
+	return nil
+}
+
+func (s *Store) closeConns() {
+	s.db.Close()
+	_ = s.rc.Close()
+}
+
+var _ surge.Shared = (*Store)(nil)

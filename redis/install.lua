@@ -1,0 +1,22 @@
+-- Swap a rebuilt live state in (see stock.go), unless the state there is
+-- of the same or a newer epoch.
+-- KEYS: meta, users, keys, orders, pending, staged users, staged keys, staged orders
+-- ARGV: epoch, remaining, per-user limit, starts_ms, ends_ms (0: no end)
+local cur = redis.call('HGET', KEYS[1], 'epoch')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[6], KEYS[7], KEYS[8])
+  return 0
+end
+for i = 0, 2 do
+  local dst, src = KEYS[2 + i], KEYS[6 + i]
+  if redis.call('EXISTS', src) == 1 then
+    redis.call('RENAME', src, dst)
+  else
+    redis.call('DEL', dst)
+  end
+end
+-- Every order the rebuild read is durable; later ones are of this epoch.
+redis.call('DEL', KEYS[5])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'rem', ARGV[2], 'limit', ARGV[3], 'starts', ARGV[4], 'ends', ARGV[5])
+return 1

@@ -1,0 +1,58 @@
+-- Decide a batch of purchases of one sale atomically (see stock.go).
+-- KEYS: meta, users, keys, orders, pending
+-- ARGV: now_ms, expires_ms, wall_ms (the node's clock, which scores the
+-- pending set the leader checks), then (user, key, quantity, order_id)
+-- per purchase
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'rem', 'limit', 'starts', 'ends')
+if not meta[1] then
+  return {-1}
+end
+local rem = tonumber(meta[2])
+local limit = tonumber(meta[3])
+local starts, ends = tonumber(meta[4]), tonumber(meta[5])
+local now, expires = ARGV[1], ARGV[2]
+local nowN = tonumber(now)
+local window = ''
+if nowN < starts then
+  window = 'N'
+elseif ends > 0 and nowN >= ends then
+  window = 'E'
+end
+local out = {tonumber(meta[1]), 0}
+for i = 4, #ARGV, 4 do
+  local user, key, qty, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local code
+  local uk
+  if key ~= '' then
+    uk = user .. '\n' .. key
+    local rec = redis.call('HGET', KEYS[3], uk)
+    if rec then
+      code = 'R' .. rec
+    end
+  end
+  if not code then
+    if window ~= '' then
+      code = window
+    elseif rem < qty then
+      code = 'S' .. rem
+    else
+      local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+      if held + qty > limit then
+        code = 'L'
+      else
+        rem = rem - qty
+        redis.call('HINCRBY', KEYS[2], user, qty)
+        redis.call('HSET', KEYS[4], id, user .. '|' .. ARGV[i + 2])
+        redis.call('ZADD', KEYS[5], ARGV[3], id)
+        if uk then
+          redis.call('HSET', KEYS[3], uk, id .. '|' .. ARGV[i + 2] .. '|' .. now .. '|' .. expires)
+        end
+        code = '+'
+      end
+    end
+  end
+  out[#out + 1] = code
+end
+redis.call('HSET', KEYS[1], 'rem', rem)
+out[2] = rem
+return out
