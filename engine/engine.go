@@ -55,6 +55,10 @@ type Config struct {
 	// admits to the slow path (keyed by sale id); a refusal answers
 	// rate_limited with the wait.
 	SaleRate RateLimiter
+	// SyncInterval is how often the engine of a shared store (cluster
+	// mode) reloads the sales and their remaining stock that other nodes
+	// change (default 500ms), besides the changes the store announces.
+	SyncInterval time.Duration
 }
 
 // Shedder is an adaptive concurrency limit (admission.Shedder).
@@ -86,6 +90,9 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = 500 * time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -93,9 +100,10 @@ func (c *Config) defaults() {
 
 // Engine runs the pipeline for every sale of a store.
 type Engine struct {
-	store surge.Store
-	cfg   Config
-	log   *slog.Logger
+	store  surge.Store
+	shared surge.Shared // the store, when other nodes share it; else nil
+	cfg    Config
+	log    *slog.Logger
 
 	// sales is copy-on-write: purchases read it with one atomic load;
 	// creating a sale (rare) copies it under mu.
@@ -125,6 +133,9 @@ type sale struct {
 	// overwrites a fresher figure with the one its batch computed before.
 	hintMu   sync.Mutex
 	releases atomic.Int64
+	// synced is when the hint was last read from the store (Unix ns); a
+	// shared store's sale whose hint is too old is reported stale.
+	synced atomic.Int64
 }
 
 type request struct {
@@ -144,6 +155,7 @@ type result struct {
 func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
 	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	e.shared, _ = store.(surge.Shared)
 	e.reqs.New = func() any { return &request{done: make(chan result, 1)} }
 	sales, err := store.Sales(ctx)
 	if err != nil {
@@ -163,6 +175,10 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	}
 	e.expirer.Add(1)
 	go e.expireLoop()
+	if e.shared != nil {
+		e.expirer.Add(1)
+		go e.syncLoop()
+	}
 	return e, nil
 }
 
@@ -173,6 +189,7 @@ func (e *Engine) newSale(ctx context.Context, sl surge.Sale) (*sale, error) {
 		return nil, fmt.Errorf("engine: remaining of sale %s: %w", sl.ID, err)
 	}
 	s.remaining.Store(rem)
+	s.synced.Store(time.Now().UnixNano())
 	return s, nil
 }
 
@@ -185,11 +202,19 @@ type SaleState struct {
 	surge.Sale
 	Remaining int64
 	Status    surge.SaleStatus
+	// Stale is set in cluster mode when the figures could not be
+	// refreshed lately (Redis and PostgreSQL unreachable): they are the
+	// last known ones.
+	Stale bool
 }
 
 func (e *Engine) state(s *sale) SaleState {
 	rem := s.remaining.Load()
-	return SaleState{Sale: s.Sale, Remaining: rem, Status: s.Status(e.cfg.Now(), rem)}
+	st := SaleState{Sale: s.Sale, Remaining: rem, Status: s.Status(e.cfg.Now(), rem)}
+	if e.shared != nil {
+		st.Stale = time.Since(time.Unix(0, s.synced.Load())) > 3*e.cfg.SyncInterval
+	}
+	return st
 }
 
 // CreateSale validates and persists a new sale and starts its pipeline.
@@ -267,6 +292,10 @@ func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) 
 				return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, nil
 			case surge.KeyPending:
 				pending = true // the owner answers once the first is durable
+			case surge.KeyUnknown:
+				// Another node may have reserved with this key: only the
+				// shared store can tell a replay from a rejection.
+				pending = e.shared != nil && code != surge.CodeNotStarted
 			}
 		}
 		if !pending {
@@ -447,7 +476,7 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 		return
 	}
 	for i, r := range live {
-		r.done <- result{out: outs[i]}
+		r.done <- result{out: outs[i], err: outs[i].Err}
 	}
 }
 
@@ -516,6 +545,78 @@ func (e *Engine) reload(ctx context.Context, s *sale) {
 		return
 	}
 	s.remaining.Store(rem)
+	s.synced.Store(time.Now().UnixNano())
+}
+
+// syncLoop follows a shared store: sales created and units returned by
+// other nodes (announced, and polled every SyncInterval in case an
+// announcement was lost), so this node's fast path never answers from a
+// view more than about a second old.
+func (e *Engine) syncLoop() {
+	defer e.expirer.Done()
+	t := time.NewTicker(e.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case id := <-e.shared.Changed():
+			e.sync(id)
+		case <-t.C:
+			e.sync("")
+		}
+	}
+}
+
+// sync reloads one sale ("" for all), adding sales this node has not seen.
+func (e *Engine) sync(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StoreTimeout)
+	defer cancel()
+	if id == "" || e.lookup(id) == nil {
+		if err := e.addSales(ctx); err != nil {
+			e.log.Warn("sync sales", "err", err)
+		}
+	}
+	for sid, s := range *e.sales.Load() {
+		if id == "" || sid == id {
+			e.refresh(ctx, s.ID)
+		}
+	}
+}
+
+// addSales starts the pipeline of every sale the store has and this
+// engine does not (created on another node).
+func (e *Engine) addSales(ctx context.Context) error {
+	sales, err := e.store.Sales(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing.Load() {
+		return nil
+	}
+	old := *e.sales.Load()
+	var m map[string]*sale
+	for _, sl := range sales {
+		if _, ok := old[sl.ID]; ok {
+			continue
+		}
+		s, err := e.newSale(ctx, sl)
+		if err != nil {
+			return err
+		}
+		if m == nil {
+			m = maps.Clone(old)
+		}
+		m[sl.ID] = s
+		e.startOwner(s)
+		e.log.Info("sale joined from the cluster", "sale", sl.ID, "stock", sl.Stock)
+	}
+	if m != nil {
+		e.sales.Store(&m)
+	}
+	return nil
 }
 
 func (e *Engine) expireLoop() {
@@ -583,7 +684,9 @@ func (e *Engine) Close() error {
 		return errors.New("engine: already closed")
 	}
 	close(e.stop)
-	e.owners.Wait()
+	// The sync loop may be adding a sale: it stops before the owners are
+	// counted out.
 	e.expirer.Wait()
+	e.owners.Wait()
 	return nil
 }

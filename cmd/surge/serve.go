@@ -16,7 +16,9 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/admission"
+	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/sqlite"
@@ -38,6 +40,10 @@ type serveConfig struct {
 	shutdownTimeout    time.Duration
 	debugAddr          string
 	adminAddr          string
+
+	// Cluster mode (docs/cluster.md): both set, or neither.
+	redisURL, postgresURL string
+	redisPrefix, nodeID   string
 
 	// Traffic protection (docs/protection.md).
 	rateIP, rateBuyer, rateSale    float64
@@ -71,6 +77,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	fs.BoolVar(&c.shed, "shed", true, "adaptive load shedding of purchases waiting on the store (503 overloaded)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve pprof on this separate address (keep it private)")
+	fs.StringVar(&c.redisURL, "redis-url", "", "cluster mode: Redis holding the live stock, e.g. redis://127.0.0.1:6379/0 (with --postgres-url)")
+	fs.StringVar(&c.postgresURL, "postgres-url", "", "cluster mode: PostgreSQL holding sales and orders, e.g. postgres://user@127.0.0.1:5432/db (with --redis-url)")
+	fs.StringVar(&c.redisPrefix, "redis-prefix", "surge", "cluster mode: prefix of every Redis key, so several deployments can share a Redis")
+	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this node's name in leases and logs (default: random)")
 	fs.StringVar(&c.adminAddr, "admin-addr", "", "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -183,9 +193,36 @@ func keyed(name string, perSecond float64, burst, maxKeys int) (*admission.Keyed
 	return admission.NewKeyed(rate.Limit(perSecond), burst, maxKeys, limiterIdle), nil
 }
 
-// server is a running embedded-mode Surge: store, engine and HTTP API.
+// openStore opens the embedded store, or the cluster store when the
+// Redis and PostgreSQL URLs are set.
+func (c serveConfig) openStore(ctx context.Context, log *slog.Logger) (surge.Store, func() any, error) {
+	if (c.redisURL == "") != (c.postgresURL == "") {
+		return nil, nil, errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
+	}
+	if c.redisURL == "" {
+		st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() any { return st.Stats() }, nil
+	}
+	st, err := cluster.Open(ctx, c.redisURL, c.postgresURL, cluster.Config{Prefix: c.redisPrefix, NodeID: c.nodeID, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, func() any {
+		s := st.Stats()
+		mean := 0.0
+		if s.Commits > 0 {
+			mean = float64(s.Rows) / float64(s.Commits)
+		}
+		return map[string]any{"cluster": s, "leader": st.Leader(), "mean_rows_per_commit": mean}
+	}, nil
+}
+
+// server is a running Surge node: store, engine and HTTP API.
 type server struct {
-	store *sqlite.Store
+	store surge.Store
 	eng   *engine.Engine
 	http  *http.Server
 	debug *http.Server
@@ -208,7 +245,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
-	store, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{})
+	store, storeStats, err := c.openStore(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +292,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		Protection:         lim.http,
 	})
 	stats := func() any {
-		return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": store.Stats()}
+		return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": storeStats()}
 	}
 	if c.debugAddr != "" {
 		s.debug, err = opsServer(c.debugAddr, stats, nil)
@@ -287,7 +324,11 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", buildVersion())
+	if c.redisURL != "" {
+		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", buildVersion())
+	} else {
+		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", buildVersion())
+	}
 	go func() { s.errc <- s.http.Serve(ln) }()
 	return s, nil
 }
