@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/surgehq/surge"
 	surgehttp "github.com/surgehq/surge/http"
@@ -31,6 +33,21 @@ func expectPurchase(body []byte, key string, hasKey bool) (int, int64) {
 	if trimmed[0] != '{' {
 		return http.StatusBadRequest, 0
 	}
+	// Strict JSON: valid UTF-8 throughout (encoding/json would replace
+	// bad bytes), and names matched exactly, each at most once
+	// (encoding/json takes the last duplicate and folds case).
+	if !utf8.Valid(body) || !json.Valid(body) {
+		return http.StatusBadRequest, 0
+	}
+	names, err := memberNames(body)
+	if err != nil {
+		return http.StatusBadRequest, 0
+	}
+	for i, n := range names {
+		if n != "quantity" || slices.Contains(names[:i], n) {
+			return http.StatusBadRequest, 0
+		}
+	}
 	var req struct {
 		Quantity json.RawMessage `json:"quantity"`
 	}
@@ -47,6 +64,30 @@ func expectPurchase(body []byte, key string, hasKey bool) (int, int64) {
 		return http.StatusBadRequest, 0
 	}
 	return http.StatusCreated, q
+}
+
+// memberNames returns the names of the members of the top-level object of
+// a valid JSON text, unescaped, in order and with repeats, as
+// encoding/json's tokenizer reads them: an oracle independent of the
+// decoder under test.
+func memberNames(body []byte) ([]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not an object: %v %v", tok, err)
+	}
+	var names []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
 }
 
 func FuzzPurchaseBody(f *testing.F) {
@@ -74,6 +115,13 @@ func FuzzPurchaseBody(f *testing.F) {
 		{`{"quantity":999999999999999999}`, "", false},
 		{`{"Quantity":1}`, "", false},
 		{`{"quantity":1,"quantity":2}`, "", false},
+		{`{"quantity":2,"quantity":2}`, "", false},
+		{`{"quantity":1,"Quantity":1}`, "", false},
+		{`{"QUANTITY":1}`, "", false},
+		{`{"quant\u0069ty":2}`, "", false},
+		{`{"quant\u0049ty":2}`, "", false},
+		{`{"quantity":1,"quant\u0069ty":1}`, "", false},
+		{"{\"quantity\":1,\"\xff\":1}", "", true},
 		{`{"quantity":1,"x":2}`, "", false},
 		{`{"quantity":1}{}`, "", false},
 		{`{"quantity":1} x`, "", false},
@@ -154,6 +202,9 @@ func FuzzPurchaseBody(f *testing.F) {
 	})
 }
 
+// saleInputKeys are the members of a sale body.
+var saleInputKeys = []string{"id", "name", "stock", "per_user_limit", "price_cents", "currency", "starts_at", "ends_at", "hold_seconds"}
+
 func FuzzSaleBody(f *testing.F) {
 	for _, seed := range []string{
 		``,
@@ -169,6 +220,10 @@ func FuzzSaleBody(f *testing.F) {
 		`{"name":"x","stock":1e2}`,
 		`{"name":"x","stock":"1"}`,
 		`{"name":"x","stock":1,"colour":"red"}`,
+		`{"name":"x","stock":1,"stock":2}`,
+		`{"name":"x","Stock":1}`,
+		`{"name":"x","\u017ftoc\u212a":1}`,
+		`{"name":"x","st\u006fck":1}`,
 		`{"name":"x","stock":1}{}`,
 		`{"name":"\ud800","stock":1}`,
 		`{"name":"` + strings.Repeat("n", 201) + `","stock":1}`,
@@ -195,6 +250,17 @@ func FuzzSaleBody(f *testing.F) {
 			s, err := parseSale(r.body)
 			if err != nil {
 				t.Fatalf("%v: %v (body %q)", r, err, body)
+			}
+			// Accepted means strict: every name exactly one of the
+			// contract's, and none twice.
+			names, err := memberNames(body)
+			if err != nil || !utf8.Valid(body) {
+				t.Fatalf("accepted %q: %v", body, err)
+			}
+			for i, n := range names {
+				if !slices.Contains(saleInputKeys, n) || slices.Contains(names[:i], n) {
+					t.Fatalf("accepted %q with member %q", body, n)
+				}
 			}
 			if s.Remaining != s.Stock {
 				t.Fatalf("new sale has %d of %d remaining", s.Remaining, s.Stock)

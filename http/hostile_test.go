@@ -298,9 +298,13 @@ func (h *hostileEnv) hostileCases(t *testing.T, orderID string) []hostileCase {
 		`{"quantity":18446744073709551616}`, `{"quantity":` + strings.Repeat("9", 1000) + `}`, `{"quantity":0x1}`,
 		`{"quantity":01}`, `{"quantity":+1}`, `{"quantity":.5}`, `{"quantity":1.}`, `{"quantity":NaN}`,
 		`{"quantity":Infinity}`, `{"quantity":-Infinity}`, `{"quantity":1e-400}`, `{"quantity":2e308}`,
-		// duplicate keys: the last one wins, and here it is bad
+		// duplicate names, whichever comes last, even when equal or escaped
 		`{"quantity":1,"quantity":0}`, `{"quantity":1,"quantity":"1"}`, `{"quantity":1,"quantity":null}`,
-		`{"quantity":2,"quantity":9}`, `{"quantity":1,"quantity":1e400}`,
+		`{"quantity":2,"quantity":9}`, `{"quantity":1,"quantity":1e400}`, `{"quantity":0,"quantity":1}`,
+		`{"quantity":1,"quantity":1}`, `{"quantity":1,"quant\u0069ty":1}`, `{"quantity":2,"quantity":2,"quantity":2}`,
+		// names in another case, which encoding/json would have matched
+		`{"Quantity":1}`, `{"QUANTITY":2}`, `{"quantitY":1}`, `{"quant\u0049ty":1}`, `{"quantity":1,"Quantity":1}`,
+		`{"Quantity":1,"quantity":1}`,
 		// syntax
 		`{"quantity":1,"x":1}`, `{"quantity":1}{}`, `{"quantity":1}x`, `{"quantity":1}]`, `{"quantity":1,}`,
 		`{,"quantity":1}`, `{'quantity':1}`, `{quantity:1}`, `{"quantity":1}/*c*/`, "// c\n{\"quantity\":1}",
@@ -423,6 +427,19 @@ func (h *hostileEnv) hostileCases(t *testing.T, orderID string) []hostileCase {
 	}
 	for i, b := range fixedSale {
 		sale(fmt.Sprintf("sale body %d", i), []byte(b), i%7 == 0)
+	}
+	// Duplicate and case-variant names, each otherwise a valid new sale:
+	// the strict decoder must refuse them with a 400.
+	for i, b := range []string{
+		`{"id":"d1","name":"x","stock":1,"stock":2}`, `{"id":"d2","name":"x","name":"y","stock":1}`,
+		`{"id":"d3","id":"d4","name":"x","stock":1}`, `{"id":"d5","name":"x","stock":1,"st\u006fck":1}`,
+		`{"id":"d6","name":"x","stock":2,"per_user_limit":1,"per_user_limit":2}`,
+		`{"id":"c1","Name":"x","stock":1}`, `{"id":"c2","name":"x","STOCK":1}`, `{"ID":"c3","name":"x","stock":1}`,
+		`{"id":"c4","name":"x","\u017ftoc\u212a":1}`, `{"id":"c5","name":"x","stock":1,"Hold_Seconds":60}`,
+		`{"id":"c6","name":"x","stock":1,"currency":"EUR","Currency":"USD"}`,
+	} {
+		add(hostileCase{name: fmt.Sprintf("sale body with a duplicate or case-variant name %d", i), method: "POST",
+			path: "/v1/sales", header: admin.Clone(), body: []byte(b), chunked: i%2 == 1, status: http.StatusBadRequest})
 	}
 	for _, b := range []string{
 		strings.Repeat("[", 70000), `{"name":"` + strings.Repeat("x", surgehttp.MaxSaleBody) + `","stock":1}`, strings.Repeat(" ", 1<<20),

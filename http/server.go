@@ -7,15 +7,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
@@ -163,51 +165,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 		return nil, false
 	}
 	return body, true
-}
-
-// decodeStrict decodes exactly one JSON object into v, refusing unknown
-// fields and trailing data.
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return describeJSONError(err)
-	}
-	// null is the one non-object that decodes into a struct without error.
-	if bytes.Equal(bytes.TrimSpace(body[:dec.InputOffset()]), []byte("null")) {
-		return errors.New("the body must be a JSON object")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("the body must hold exactly one JSON object")
-	}
-	return nil
-}
-
-func describeJSONError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		if typeErr.Field != "" {
-			return fmt.Errorf("field %q must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
-		}
-		return errors.New("the body must be a JSON object")
-	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return errors.New("the body is empty or truncated JSON")
-	}
-	return err // e.g. `json: unknown field "x"`
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "int64", "int":
-		return "integer"
-	case "ptr":
-		return "value of the right type"
-	}
-	return k
 }
 
 // pathID returns the {id} path value if it is a valid id.
@@ -409,10 +366,11 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// decodePurchase reads {"quantity": n}; an absent quantity means 1.
+// decodePurchase reads {"quantity": n} strictly; an absent quantity means 1.
 func decodePurchase(body []byte) (int64, error) {
 	var req struct {
-		Quantity json.RawMessage `json:"quantity"`
+		// Raw, so that null (which v2 decodes as zero) is told apart.
+		Quantity jsontext.Value `json:"quantity"`
 	}
 	if err := decodeStrict(body, &req); err != nil {
 		return 0, err
@@ -420,8 +378,8 @@ func decodePurchase(body []byte) (int64, error) {
 	if req.Quantity == nil {
 		return 1, nil
 	}
-	var q int64
-	if err := json.Unmarshal(req.Quantity, &q); err != nil || bytes.Equal(req.Quantity, []byte("null")) {
+	q, err := strconv.ParseInt(string(req.Quantity), 10, 64)
+	if err != nil {
 		return 0, errors.New("quantity must be a positive integer")
 	}
 	return q, nil

@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -194,6 +195,13 @@ func TestCreateSaleRejected(t *testing.T) {
 		{"remaining is not an input", `{` + valid + `,"remaining":1}`, nil, 400, "invalid_request"},
 		{"trailing object", `{` + valid + `}{}`, nil, 400, "invalid_request"},
 		{"trailing garbage", `{` + valid + `} x`, nil, 400, "invalid_request"},
+		{"duplicate name", `{` + valid + `,"stock":2}`, nil, 400, "invalid_request"},
+		{"duplicate name, same value", `{` + valid + `,"stock":1}`, nil, 400, "invalid_request"},
+		{"duplicate name, escaped", `{` + valid + `,"st\u006fck":1}`, nil, 400, "invalid_request"},
+		{"name in upper case", `{"NAME":"x","stock":1}`, nil, 400, "invalid_request"},
+		{"name in title case", `{"name":"x","Stock":1}`, nil, 400, "invalid_request"},
+		{"name folding to stock", `{"name":"x","\u017ftoc\u212a":1}`, nil, 400, "invalid_request"},
+		{"invalid UTF-8 in a string", "{\"name\":\"\xff\",\"stock\":1}", nil, 400, "invalid_request"},
 		{"missing name", `{"stock":1}`, nil, 400, "invalid_request"},
 		{"blank name", `{"name":"  ","stock":1}`, nil, 400, "invalid_request"},
 		{"name too long", `{"name":"` + strings.Repeat("n", surge.MaxNameLen+1) + `","stock":1}`, nil, 400, "invalid_request"},
@@ -314,6 +322,8 @@ func TestPurchase(t *testing.T) {
 		{name: "key with JSON metacharacters", user: "u11", opts: []opt{idemKey(`a"b\c<d>&e f`)},
 			quantity: 1, key: `a"b\c<d>&e f`},
 		{name: "user id of 64 characters", user: strings.Repeat("U", 64), quantity: 1},
+		{name: "escaped name, strict decoder", user: "u12", body: `{"quant\u0069ty":2}`, quantity: 2},
+		{name: "spaced out, strict decoder", user: "u13", body: "{\n  \"quantity\": 2\n}\n", quantity: 2},
 	}
 	remaining := int64(100)
 	for _, c := range cases {
@@ -392,6 +402,12 @@ func TestPurchaseRejected(t *testing.T) {
 		{name: "number body", sale: "live", body: `1`, status: 400, code: "invalid_request"},
 		{name: "trailing object", sale: "live", body: `{"quantity":1}{}`, status: 400, code: "invalid_request"},
 		{name: "trailing garbage", sale: "live", body: `{"quantity":1} 1`, status: 400, code: "invalid_request"},
+		{name: "duplicate quantity", sale: "live", body: `{"quantity":1,"quantity":2}`, status: 400, code: "invalid_request"},
+		{name: "duplicate quantity, same value", sale: "live", body: `{"quantity":1,"quantity":1}`, status: 400, code: "invalid_request"},
+		{name: "duplicate quantity, escaped", sale: "live", body: `{"quantity":1,"quant\u0069ty":1}`, status: 400, code: "invalid_request"},
+		{name: "Quantity", sale: "live", body: `{"Quantity":1}`, status: 400, code: "invalid_request"},
+		{name: "QUANTITY", sale: "live", body: `{"QUANTITY":1}`, status: 400, code: "invalid_request"},
+		{name: "quantity and Quantity", sale: "live", body: `{"quantity":1,"Quantity":2}`, status: 400, code: "invalid_request"},
 		{name: "key of 129 characters", sale: "live", opts: []opt{idemKey(long)}, status: 400, code: "invalid_request"},
 		{name: "empty key", sale: "live", opts: []opt{idemKey("")}, status: 400, code: "invalid_request"},
 		{name: "key with a tab", sale: "live", opts: []opt{idemKey("a\tb")}, status: 400, code: "invalid_request"},
@@ -998,6 +1014,30 @@ func TestSaleTimesSurviveRestart(t *testing.T) {
 		r := e.serve("GET", "/v1/sales/"+id, nil)
 		if r.status != http.StatusOK || !bytes.Equal(r.body, body) {
 			t.Errorf("after restart GET %s = %v, want %s", id, r, body)
+		}
+	}
+}
+
+// TestStrictBodyMessages checks that a duplicate or case-variant name is
+// refused with a message that names it, on both bodies.
+func TestStrictBodyMessages(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"s","name":"S","stock":10,"per_user_limit":2}`)
+	for _, c := range []struct {
+		path, body, want string
+		opts             []opt
+	}{
+		{"/v1/sales/s/purchases", `{"quantity":1,"quantity":2}`, `field "quantity" appears more than once; each field may appear only once`, []opt{asUser(t, "u")}},
+		{"/v1/sales/s/purchases", `{"Quantity":2}`, `unknown field "Quantity": field names are case-sensitive, did you mean "quantity"?`, []opt{asUser(t, "u")}},
+		{"/v1/sales", `{"name":"x","stock":1,"stock":5}`, `field "stock" appears more than once; each field may appear only once`, []opt{asAdmin()}},
+		{"/v1/sales", `{"name":"x","Stock":1}`, `unknown field "Stock": field names are case-sensitive, did you mean "stock"?`, []opt{asAdmin()}},
+	} {
+		r := e.do(t, "POST", c.path, c.body, c.opts...)
+		wantError(t, r, http.StatusBadRequest, "invalid_request")
+		var got apiError
+		_ = json.Unmarshal(r.body, &got)
+		if got.Error.Message != c.want {
+			t.Errorf("%s %s: message %q, want %q", c.path, c.body, got.Error.Message, c.want)
 		}
 	}
 }
