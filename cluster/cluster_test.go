@@ -61,12 +61,17 @@ func namespace(t testing.TB) string {
 func openStore(t testing.TB, ns string, cfg cluster.Config) *cluster.Store {
 	t.Helper()
 	cfg.Prefix, cfg.Schema = ns, ns
+	return openStoreAt(t, redisURL(), postgresURL(), cfg)
+}
+
+func openStoreAt(t testing.TB, redisURL, postgresURL string, cfg cluster.Config) *cluster.Store {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := cluster.Open(ctx, redisURL(), postgresURL(), cfg)
+	s, err := cluster.Open(ctx, redisURL, postgresURL, cfg)
 	if err != nil {
 		t.Fatalf("cluster.Open (are Redis and PostgreSQL up? run scripts/services.sh): %v", err)
 	}

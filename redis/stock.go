@@ -43,6 +43,7 @@ func Dial(ctx context.Context, url string) (Client, error) {
 			return nil, fmt.Errorf("redis: parse url: %w", err)
 		}
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		opt.MaxRetries = -1
 		c = goredis.NewClusterClient(opt)
 	} else {
 		opt, err := goredis.ParseURL(url)
@@ -50,6 +51,7 @@ func Dial(ctx context.Context, url string) (Client, error) {
 			return nil, fmt.Errorf("redis: parse url: %w", err)
 		}
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		opt.MaxRetries = -1
 		c = goredis.NewClient(opt)
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
@@ -60,7 +62,10 @@ func Dial(ctx context.Context, url string) (Client, error) {
 }
 
 // fast bounds every wait on Redis unless the URL chose otherwise: a dead
-// server must fail purchases in about a second, not hold them.
+// server must fail purchases in about a second, not hold them. Dial also
+// turns the client's retries off: a reserve script whose reply was lost
+// may have run, and running it again would take its units twice. A failed
+// call fails its batch; buyers retry with their Idempotency-Key.
 func fast(dial, read, write *time.Duration) {
 	for _, d := range []*time.Duration{dial, read, write} {
 		if *d == 0 {

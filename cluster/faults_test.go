@@ -1,0 +1,471 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/redis"
+)
+
+// ---- a Redis server of the test's own, to restart at will ----
+
+type redisServer struct {
+	t    testing.TB
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// startRedis runs redis-server on a free port without persistence, so a
+// restart comes back empty, as the fault says.
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	r := &redisServer{t: t, port: port, dir: t.TempDir()}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
+
+func (r *redisServer) start() {
+	r.t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server (run scripts/services.sh to install it): %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := redis.Dial(ctx, r.url())
+		cancel()
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server on port %d did not come up: %v", r.port, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *redisServer) stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+// ---- a TCP proxy that can cut a dependency off ----
+
+type proxy struct {
+	t      testing.TB
+	addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]struct{}
+}
+
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, addr: ln.Addr().String(), target: target, conns: make(map[net.Conn]struct{})}
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.pipe(c)
+		}
+	}()
+}
+
+func (p *proxy) pipe(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.ln == nil { // cut meanwhile
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	go func() { _, _ = io.Copy(up, c); up.Close() }()
+	_, _ = io.Copy(c, up)
+	c.Close()
+}
+
+// cut closes the listener and every connection: the dependency is gone.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// restore listens again on the same address.
+func (p *proxy) restore() {
+	p.t.Helper()
+	var ln net.Listener
+	var err error
+	for range 100 {
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			p.serve(ln)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
+}
+
+// ---- helpers ----
+
+var testNow = func() time.Time { return time.Now() }
+
+func mustSale(t testing.TB, s *cluster.Store, id string, stock, limit int64) surge.Sale {
+	t.Helper()
+	name := "fault " + id
+	start := time.Now().Add(-time.Minute)
+	hold := int64(3600)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hold}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(context.Background(), sl); err != nil {
+		t.Fatalf("CreateSale: %v", err)
+	}
+	return sl
+}
+
+func reserve(s *cluster.Store, sale string, ps ...surge.Purchase) ([]surge.Outcome, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	out, _, err := s.Reserve(ctx, sale, ps, testNow())
+	return out, time.Since(start), err
+}
+
+// eventually polls f until it returns nil, for at most d.
+func eventually(t testing.TB, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// truth checks the guarantees on PostgreSQL's orders of a sale: no
+// oversell, limits held, one order per key, every confirmed order present,
+// and the live remaining equal to the truth.
+func truth(t testing.TB, s *cluster.Store, sl surge.Sale, confirmed map[string]surge.Order) {
+	t.Helper()
+	ctx := context.Background()
+	byID := map[string]surge.Order{}
+	held := map[string]int64{}
+	keys := map[string]string{}
+	var live int64
+	err := s.Orders(ctx, sl.ID, func(o surge.Order) error {
+		byID[o.ID] = o
+		if o.Status.Live() {
+			live += o.Quantity
+			held[o.UserID] += o.Quantity
+		}
+		if o.IdempotencyKey != "" {
+			k := o.UserID + "/" + o.IdempotencyKey
+			if prev, dup := keys[k]; dup {
+				t.Errorf("key %s has two orders: %s and %s", k, prev, o.ID)
+			}
+			keys[k] = o.ID
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Orders: %v", err)
+	}
+	if live > sl.Stock {
+		t.Errorf("oversold: %d units live of %d", live, sl.Stock)
+	}
+	for u, n := range held {
+		if n > sl.PerUserLimit {
+			t.Errorf("user %s holds %d units, limit %d", u, n, sl.PerUserLimit)
+		}
+	}
+	for id, o := range confirmed {
+		got, ok := byID[id]
+		if !ok {
+			t.Errorf("confirmed order %s (user %s) is not in PostgreSQL", id, o.UserID)
+			continue
+		}
+		if got.UserID != o.UserID || got.Quantity != o.Quantity {
+			t.Errorf("confirmed order %s differs: %+v vs %+v", id, got, o)
+		}
+	}
+	eventually(t, 15*time.Second, "live remaining equals the truth", func() error {
+		rem, err := s.Remaining(ctx, sl.ID)
+		if err != nil {
+			return err
+		}
+		if rem != sl.Stock-live {
+			return fmt.Errorf("remaining %d, truth %d", rem, sl.Stock-live)
+		}
+		return nil
+	})
+}
+
+func wantUnavailable(t testing.TB, what string, err error, took, within time.Duration) {
+	t.Helper()
+	if surge.ErrorCode(err) != surge.CodeUnavailable {
+		t.Errorf("%s: err = %v, want code unavailable", what, err)
+	}
+	var se *surge.Error
+	if errors.As(err, &se) && se.RetryAfter <= 0 {
+		t.Errorf("%s: no Retry-After on %v", what, err)
+	}
+	if took > within {
+		t.Errorf("%s took %v, want a fast failure (≤ %v)", what, took, within)
+	}
+}
+
+// ---- the faults ----
+
+// TestRedisRestartedEmpty: Redis loses everything mid-sale. Purchases fail
+// fast with 503 until the leader rebuilds the live state from PostgreSQL,
+// then go on; nothing is oversold and every confirmed order stands.
+func TestRedisRestartedEmpty(t *testing.T) {
+	rs := startRedis(t)
+	ns := namespace(t)
+	cfg := cluster.Config{Prefix: ns, Schema: ns, Interval: 100 * time.Millisecond, ConfirmAfter: time.Second}
+	s := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	defer s.Close()
+	sl := mustSale(t, s, "redis-loss", 100_000, 2)
+
+	confirmed := map[string]surge.Order{}
+	var mu sync.Mutex
+	buy := func(worker, i int) error {
+		u := fmt.Sprintf("u%d-%d", worker, i%40)
+		out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: u, IdempotencyKey: fmt.Sprintf("k%d", i), Quantity: 1})
+		if err != nil {
+			return err
+		}
+		if out[0].Err == nil && out[0].Code == surge.CodeReserved {
+			mu.Lock()
+			confirmed[out[0].Order.ID] = out[0].Order
+			mu.Unlock()
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var unavailable, other int
+	var slowest time.Duration
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				err := buy(w, i)
+				took := time.Since(start)
+				if err != nil {
+					mu.Lock()
+					if surge.ErrorCode(err) == surge.CodeUnavailable {
+						unavailable++
+						slowest = max(slowest, took)
+					} else {
+						other++
+						t.Errorf("purchase during the fault: %v", err)
+					}
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
+	}
+	time.Sleep(150 * time.Millisecond)
+	mu.Lock()
+	before := len(confirmed)
+	mu.Unlock()
+	rs.stop()
+	time.Sleep(300 * time.Millisecond) // purchases meet a dead Redis
+	rs.start()                         // back, and empty
+	time.Sleep(300 * time.Millisecond)
+	// The leader notices and rebuilds; purchases succeed again.
+	eventually(t, 10*time.Second, "purchases after the rebuild", func() error {
+		_, _, err := reserve(s, sl.ID, surge.Purchase{UserID: "probe", Quantity: 1})
+		return err
+	})
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("confirmed %d orders (%d before the fault); %d purchases answered unavailable (slowest %v)", len(confirmed), before, unavailable, slowest)
+	if unavailable == 0 {
+		t.Errorf("no purchase failed while Redis was down: the fault did not land")
+	}
+	if slowest > 3*time.Second {
+		t.Errorf("a purchase took %v to fail while Redis was down, want fast failure", slowest)
+	}
+	truth(t, s, sl, confirmed)
+}
+
+// TestPostgresUnreachable: PostgreSQL is cut off. Purchases fail fast with
+// 503 (the breaker opens); the units Redis took for them come back by
+// reconciliation; a buyer retrying with the same key gets one order.
+func TestPostgresUnreachable(t *testing.T) {
+	px := newProxy(t, "127.0.0.1:5432")
+	ns := namespace(t)
+	cfg := cluster.Config{Prefix: ns, Schema: ns, Interval: 100 * time.Millisecond, ConfirmAfter: 500 * time.Millisecond}
+	s := openStoreAt(t, redisURL(), "postgres://postgres@"+px.addr+"/test?sslmode=disable", cfg)
+	defer s.Close()
+	sl := mustSale(t, s, "pg-loss", 10, 1)
+
+	out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: "u1", IdempotencyKey: "k1", Quantity: 1})
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("first purchase: %+v, %v", out, err)
+	}
+	confirmed := map[string]surge.Order{out[0].Order.ID: out[0].Order}
+
+	px.cut()
+	for i := range 8 {
+		_, took, err := reserve(s, sl.ID, surge.Purchase{UserID: "u2", IdempotencyKey: "k2", Quantity: 1})
+		wantUnavailable(t, fmt.Sprintf("purchase %d without PostgreSQL", i), err, took, 3*time.Second)
+	}
+	// Redis took a unit for u2's unconfirmed purchase.
+	if rem, err := redisRemaining(s, sl.ID); err != nil || rem != 8 {
+		t.Logf("remaining in Redis during the outage: %d, %v", rem, err)
+	}
+	px.restore()
+
+	// Reconciliation returns the unit; then u2's retry buys once.
+	eventually(t, 15*time.Second, "units of unconfirmed purchases returned", func() error {
+		rem, err := s.Remaining(context.Background(), sl.ID)
+		if err != nil {
+			return err
+		}
+		if rem != 9 {
+			return fmt.Errorf("remaining %d, want 9", rem)
+		}
+		return nil
+	})
+	var first surge.Order
+	eventually(t, 5*time.Second, "retry with the same key", func() error {
+		out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: "u2", IdempotencyKey: "k2", Quantity: 1})
+		if err != nil {
+			return err
+		}
+		if out[0].Err != nil {
+			return out[0].Err
+		}
+		if out[0].Code != surge.CodeReserved {
+			return fmt.Errorf("code %s", out[0].Code)
+		}
+		first = out[0].Order
+		return nil
+	})
+	out, _, err = reserve(s, sl.ID, surge.Purchase{UserID: "u2", IdempotencyKey: "k2", Quantity: 1})
+	if err != nil || !out[0].Replay || out[0].Order.ID != first.ID {
+		t.Errorf("second retry: %+v, %v; want a replay of %s", out, err, first.ID)
+	}
+	confirmed[first.ID] = first
+	truth(t, s, sl, confirmed)
+	n := 0
+	_ = s.Orders(context.Background(), sl.ID, func(o surge.Order) error {
+		if o.UserID == "u2" {
+			n++
+		}
+		return nil
+	})
+	if n != 1 {
+		t.Errorf("u2 has %d orders, want 1", n)
+	}
+}
+
+func redisRemaining(s *cluster.Store, sale string) (int64, error) {
+	return s.Remaining(context.Background(), sale)
+}
+
+// TestLeaderFailover: when the leader leaves, another node takes the
+// lease and runs the jobs (expiry) at once.
+func TestLeaderFailover(t *testing.T) {
+	ns := namespace(t)
+	cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second}
+	a := openStore(t, ns, cfg)
+	eventually(t, 5*time.Second, "a node leads", func() error {
+		if !a.Leader() {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	b := openStore(t, ns, cfg)
+	defer b.Close()
+	time.Sleep(300 * time.Millisecond)
+	if b.Leader() {
+		t.Fatalf("two leaders at once")
+	}
+	// Expiry on a follower does nothing.
+	if got, err := b.Expire(context.Background(), time.Now().Add(24*time.Hour)); err != nil || len(got) != 0 {
+		t.Errorf("Expire on a follower: %v, %v", got, err)
+	}
+	a.Close()
+	eventually(t, 5*time.Second, "the other node takes the lead", func() error {
+		if !b.Leader() {
+			return errors.New("b does not lead")
+		}
+		return nil
+	})
+}

@@ -1,0 +1,144 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/engine"
+)
+
+// TestMultiNodeSpike: three nodes (each a store and an engine, as three
+// `surge serve` processes would have) share one Redis and PostgreSQL, and
+// one crowd buys through all of them at once, retrying keys on other
+// nodes and cancelling some orders. Every guarantee is then checked against
+// PostgreSQL.
+func TestMultiNodeSpike(t *testing.T) {
+	const (
+		nodes   = 3
+		stock   = 400
+		limit   = 2
+		users   = 500
+		buyers  = 48
+		intents = 1500
+	)
+	ns := namespace(t)
+	var engines []*engine.Engine
+	var stores []*cluster.Store
+	for i := range nodes {
+		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond})
+		e, err := engine.Open(context.Background(), s, engine.Config{MaxBatch: 64, SyncInterval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines, stores = append(engines, e), append(stores, s)
+	}
+	defer func() {
+		for i := range engines {
+			engines[i].Close()
+			stores[i].Close()
+		}
+	}()
+	name, id := "spike", "multi"
+	st, lim, hold := int64(stock), int64(limit), int64(3600)
+	if _, err := engines[0].CreateSale(context.Background(), surge.SaleInput{ID: &id, Name: &name, Stock: &st, PerUserLimit: &lim, HoldSeconds: &hold}); err != nil {
+		t.Fatal(err)
+	}
+	// Every node learns of the sale from the announcement.
+	eventually(t, 5*time.Second, "every node serves the sale", func() error {
+		for i, e := range engines {
+			if _, err := e.Sale(id); err != nil {
+				return fmt.Errorf("node %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+
+	type answer struct {
+		order surge.Order
+		node  int
+	}
+	var (
+		mu        sync.Mutex
+		confirmed = map[string]surge.Order{}
+		byKey     = map[string]string{} // user/key -> order id answered
+	)
+	work := make(chan int, intents)
+	for i := range intents {
+		work <- i
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for b := range buyers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(b), 7))
+			for i := range work {
+				user := fmt.Sprintf("u%03d", rng.IntN(users))
+				p := surge.Purchase{UserID: user, IdempotencyKey: fmt.Sprintf("k%d", i%700), Quantity: 1 + rng.Int64N(limit)}
+				// Each intent is sent to one node, and a third of them
+				// again to another: the retry must replay, never buy twice.
+				tries := 1 + rng.IntN(3)/2
+				for try := range tries {
+					node := (i + try) % nodes
+					var out surge.Outcome
+					var err error
+					for attempt := 0; attempt < 50; attempt++ {
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						out, err = engines[node].Purchase(ctx, id, p)
+						cancel()
+						if surge.ErrorCode(err) != surge.CodeUnavailable {
+							break
+						}
+						time.Sleep(20 * time.Millisecond) // a replay still committing
+					}
+					if err != nil {
+						t.Errorf("purchase on node %d: %v", node, err)
+						continue
+					}
+					if out.Code != surge.CodeReserved {
+						continue
+					}
+					k := p.UserID + "/" + p.IdempotencyKey
+					mu.Lock()
+					if prev, ok := byKey[k]; ok && prev != out.Order.ID {
+						t.Errorf("key %s answered with orders %s and %s", k, prev, out.Order.ID)
+					}
+					byKey[k] = out.Order.ID
+					confirmed[out.Order.ID] = out.Order
+					mu.Unlock()
+					if !out.Replay && rng.IntN(10) == 0 {
+						// Cancel on yet another node: the units come back.
+						if _, err := engines[(node+1)%nodes].Cancel(context.Background(), out.Order.ID); err != nil {
+							t.Errorf("cancel: %v", err)
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d orders confirmed across %d nodes", len(confirmed), nodes)
+	if len(confirmed) < stock/limit {
+		t.Errorf("only %d orders for a stock of %d: the crowd was too small to sell out", len(confirmed), stock)
+	}
+	sl, _ := engines[0].Sale(id)
+	truth(t, stores[1], sl.Sale, confirmed)
+	// Every node converges on the same remaining figure.
+	eventually(t, 5*time.Second, "nodes agree on the remaining stock", func() error {
+		want, err := stores[0].Remaining(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		for i, e := range engines {
+			if s, _ := e.Sale(id); s.Remaining != want {
+				return fmt.Errorf("node %d shows %d remaining, store has %d", i, s.Remaining, want)
+			}
+		}
+		return nil
+	})
+}
