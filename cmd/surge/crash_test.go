@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,11 +85,11 @@ type proc struct {
 
 // startProc starts `surge serve` on dataDir and waits until it is ready.
 // The process is killed at the end of the test if it is still running.
-func startProc(t *testing.T, dataDir, token string) *proc {
+func startProc(t *testing.T, dataDir, token string, extra ...string) *proc {
 	t.Helper()
 	bin := surgeBinary(t)
 	for attempt := 1; ; attempt++ {
-		p, err := launch(t, bin, dataDir, token, freeAddr(t))
+		p, err := launch(t, bin, dataDir, token, freeAddr(t), extra...)
 		if err == nil {
 			return p
 		}
@@ -101,7 +102,7 @@ func startProc(t *testing.T, dataDir, token string) *proc {
 	}
 }
 
-func launch(t *testing.T, bin, dataDir, token, addr string) (*proc, error) {
+func launch(t *testing.T, bin, dataDir, token, addr string, extra ...string) (*proc, error) {
 	logFile, err := os.CreateTemp(t.TempDir(), "serve-*.log")
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +115,7 @@ func launch(t *testing.T, bin, dataDir, token, addr string) (*proc, error) {
 		"--insecure-user-header",
 		"--shutdown-timeout", "10s",
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -275,6 +277,7 @@ type shopper struct {
 	outstanding atomic.Int64     // entries not yet answered for good
 	drained     chan struct{}    // closed when outstanding reaches 0
 	pace        <-chan time.Time // paces the tries of every worker together
+	maxTries    int              // tries of one intent before it is a violation (default 100)
 
 	mu         sync.Mutex
 	keys       map[string]*keyLog
@@ -364,7 +367,7 @@ func (s *shopper) try(ctx context.Context, hc *http.Client, base string, it inte
 		}
 	}
 	if err != nil {
-		if it.tries++; it.tries > 100 {
+		if it.tries++; it.tries > cmp.Or(s.maxTries, 100) {
 			s.violation("%s/%s: no answer after %d tries, last: %v", it.user, it.key, it.tries, err)
 			s.resolve()
 			return

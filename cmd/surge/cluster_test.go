@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/redis"
+)
+
+func testRedisURL() string {
+	if u := os.Getenv("SURGE_TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+func testPostgresURL() string {
+	if u := os.Getenv("SURGE_TEST_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// clusterArgs gives a test its own PostgreSQL schema and Redis prefix and
+// returns the serve flags of a node on them. It fails, never skips, when
+// the servers are down (scripts/services.sh starts them).
+func clusterArgs(t *testing.T) []string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	ns := "t_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	db, err := postgres.Open(ctx, testPostgresURL(), postgres.Options{Schema: ns})
+	if err != nil {
+		t.Fatalf("PostgreSQL (run scripts/services.sh): %v", err)
+	}
+	db.Close()
+	rc, err := redis.Dial(ctx, testRedisURL())
+	if err != nil {
+		t.Fatalf("Redis (run scripts/services.sh): %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = redis.New(rc, ns).Forget(ctx)
+		rc.Close()
+		_ = postgres.DropSchema(ctx, testPostgresURL(), ns)
+	})
+	return []string{
+		"--redis-url", testRedisURL(),
+		"--postgres-url", testPostgresURL() + "&search_path=" + ns,
+		"--redis-prefix", ns,
+		"--cluster-lease-ttl", "2s",
+		"--cluster-confirm-after", "2s",
+	}
+}
+
+// TestClusterNodeKilled: two nodes serve one sale to one crowd; one is
+// killed with SIGKILL mid-spike. Every 201 either node gave is in
+// PostgreSQL, the other node keeps serving until the sale sells out, and
+// the buyers whose answers died with the node get exactly one order when
+// they retry their key on the survivor.
+func TestClusterNodeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs the binary")
+	}
+	const (
+		stock   = 2000
+		limit   = 3
+		users   = 1000
+		workers = 32
+		pace    = 500 * time.Microsecond
+	)
+	args := clusterArgs(t)
+	token := "cluster-admin-token"
+	a := startProc(t, t.TempDir(), token, append(args, "--node-id", "a")...)
+	b := startProc(t, t.TempDir(), token, append(args, "--node-id", "b")...)
+	saleID := createSale(t, a.base, token, stock, limit)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(b.base + "/v1/sales/" + saleID)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node b does not serve the sale created on a")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	rng := newRand(t)
+	s := newShopper(t, saleID, stock, limit, users, rng)
+	s.pace = pacer(t, pace)
+	// An answer lost with the killed node leaves its reservation
+	// unconfirmed until the leader reconciles it (lease and confirm-after
+	// of 2s each): retries of that key answer 503 meanwhile.
+	s.maxTries = 5000
+	delay := time.Duration(200+rng.IntN(300)) * time.Millisecond
+	killed := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		s.fire(b.base, workers/2, func() {
+			<-killed
+			time.Sleep(300 * time.Millisecond) // b serves on alone
+		})
+	})
+	s.fire(a.base, workers/2, func() {
+		time.Sleep(delay)
+		if st := a.stop(t, syscall.SIGKILL, 10*time.Second); st.Success() {
+			t.Errorf("surge exited successfully after SIGKILL: %v", st)
+		}
+		time.Sleep(100 * time.Millisecond) // and its clients go on trying
+	})
+	close(killed)
+	wg.Wait()
+	t.Logf("node a killed after %v: %s", delay, s.counters())
+
+	// Units the killed node took in Redis for batches it never committed
+	// come back once the leader reconciles (lease and confirm-after of 2s).
+	reconciled(t, b.base, token, saleID, stock, 15*time.Second)
+	// Every 201 so far, from either node, is durable.
+	sale := s.verify(t, b.base, token, false)
+	if t.Failed() {
+		s.checkAnswers(t)
+		return
+	}
+	if sale.Remaining == 0 {
+		t.Errorf("sold out before the kill: it did not land mid-spike")
+	}
+	if s.dialErrs.Load()+s.broken.Load() == 0 {
+		t.Errorf("no connection error at all: no client met the killed node")
+	}
+
+	// The survivor serves the rest of the crowd.
+	s.pace = nil
+	drained := s.drainFor(t, b.base, workers, 60*time.Second)
+	s.topUp(t, b.base)
+	t.Logf("final: %s", s.counters())
+	sale = s.verify(t, b.base, token, drained)
+	s.checkAnswers(t)
+	if sale.Remaining != 0 || sale.Status != "sold_out" {
+		t.Errorf("sale not sold out at the end: remaining %d, status %q", sale.Remaining, sale.Status)
+	}
+	if st := b.stop(t, syscall.SIGTERM, 15*time.Second); !st.Success() {
+		t.Errorf("surge exited with %v after SIGTERM", st)
+	}
+}
+
+// reconciled waits until the sale's remaining stock equals the stock less
+// the units its orders hold.
+func reconciled(t *testing.T, base, token, saleID string, stock int64, within time.Duration) {
+	t.Helper()
+	c := client.New(base, token)
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var live int64
+		err := c.Orders(ctx, saleID, func(o client.Order) error {
+			if o.Status == "reserved" || o.Status == "paid" {
+				live += o.Quantity
+			}
+			return nil
+		})
+		sale, err2 := c.Sale(ctx, saleID)
+		cancel()
+		if err == nil && err2 == nil && sale.Remaining == stock-live {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("remaining %d never matched the orders (%d live of %d): %v %v", sale.Remaining, live, stock, err, err2)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
