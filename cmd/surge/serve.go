@@ -42,8 +42,8 @@ type serveConfig struct {
 	adminAddr          string
 
 	// Cluster mode (docs/cluster.md): both set, or neither.
-	redisURL, postgresURL string
-	redisPrefix, nodeID   string
+	redisURL, postgresURL  string
+	redisPrefix, nodeID    string
 	leaseTTL, confirmAfter time.Duration
 
 	// Traffic protection (docs/protection.md).
