@@ -80,6 +80,9 @@ type saleJSON struct {
 	EndsAt       *string `json:"ends_at"`
 	HoldSeconds  int64   `json:"hold_seconds"`
 	Status       string  `json:"status"`
+	// Stale appears (true) only in cluster mode while Redis and
+	// PostgreSQL cannot be read: remaining and status are the last known.
+	Stale bool `json:"stale,omitempty"`
 }
 
 func toSaleJSON(s engine.SaleState) saleJSON {
@@ -87,7 +90,7 @@ func toSaleJSON(s engine.SaleState) saleJSON {
 		ID: s.ID, Name: s.Name, Stock: s.Stock, Remaining: max(s.Remaining, 0),
 		PerUserLimit: s.PerUserLimit, PriceCents: s.PriceCents, Currency: s.Currency,
 		StartsAt: s.StartsAt.UTC().Format(timeLayout), HoldSeconds: s.HoldSeconds,
-		Status: string(s.Status),
+		Status: string(s.Status), Stale: s.Stale,
 	}
 	if !s.EndsAt.IsZero() {
 		e := s.EndsAt.UTC().Format(timeLayout)
