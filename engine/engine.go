@@ -237,6 +237,7 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	}
 	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize)}
 	s.remaining.Store(sl.Stock)
+	s.synced.Store(time.Now().UnixNano())
 	m := maps.Clone(old)
 	m[sl.ID] = s
 	e.sales.Store(&m)
