@@ -728,3 +728,9 @@ func (s *Store) closeConns() {
 }
 
 var _ surge.Shared = (*Store)(nil)
+
+// SharedLimit returns a rate limit of perSecond with burst that every node
+// shares, kept in this store's Redis (for admission.Distributed).
+func (s *Store) SharedLimit(name string, perSecond float64, burst int) *redis.Limit {
+	return redis.NewLimit(s.rc, s.cfg.Prefix, name, perSecond, burst)
+}

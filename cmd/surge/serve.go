@@ -235,6 +235,8 @@ type server struct {
 	addr  net.Addr
 	errc  chan error // the API server's Serve result
 	log   *slog.Logger
+
+	flushers []*admission.Distributed // cluster-wide rate limits
 }
 
 func (s *server) url() string { return "http://" + s.addr.String() }
@@ -272,12 +274,28 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if lim.buyer != nil {
 		ecfg.BuyerRate = lim.buyer
 	}
+	// In cluster mode the buyer and sale limits hold across nodes: each
+	// node's bucket pre-filters, the shared GCRA state in Redis decides.
+	var flushers []*admission.Distributed
+	if cs, ok := store.(*cluster.Store); ok {
+		if lim.buyer != nil {
+			d := admission.NewDistributed(lim.buyer, cs.SharedLimit("buyer", c.rateBuyer, c.burstBuyer), 0, log)
+			ecfg.BuyerRate, flushers = d, append(flushers, d)
+		}
+		if lim.sale != nil {
+			d := admission.NewDistributed(lim.sale, cs.SharedLimit("sale", c.rateSale, c.burstSale), 0, log)
+			ecfg.SaleRate, flushers = d, append(flushers, d)
+		}
+	}
 	eng, err := engine.Open(ctx, store, ecfg)
 	if err != nil {
+		for _, d := range flushers {
+			d.Close()
+		}
 		store.Close()
 		return nil, err
 	}
-	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1)}
+	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers}
 	fail := func(err error) (*server, error) {
 		for _, o := range []*http.Server{s.debug, s.admin} {
 			if o != nil {
@@ -285,6 +303,9 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 			}
 		}
 		eng.Close()
+		for _, d := range flushers {
+			d.Close()
+		}
 		store.Close()
 		return nil, err
 	}
@@ -356,6 +377,9 @@ func (s *server) shutdown(timeout time.Duration) error {
 	}
 	if err := s.eng.Close(); err != nil {
 		s.log.Error("engine close", "err", err)
+	}
+	for _, d := range s.flushers {
+		d.Close()
 	}
 	if err := s.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -1,0 +1,96 @@
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+//go:embed gcra.lua
+var gcraSrc string
+
+var gcraScript = goredis.NewScript(gcraSrc)
+
+// Limit is a rate limit shared by every node, kept in Redis with GCRA: one
+// key per limited id holding its theoretical arrival time. Nodes report
+// the requests they admitted in batches (admission.Distributed), so the
+// request path never waits on Redis.
+type Limit struct {
+	c         Client
+	prefix    string
+	interval  float64 // ms per request
+	tolerance float64 // ms of burst
+}
+
+// NewLimit returns the limit name of perSecond requests with burst, its
+// keys under prefix.
+func NewLimit(c Client, prefix, name string, perSecond float64, burst int) *Limit {
+	if prefix == "" {
+		prefix = "surge"
+	}
+	iv := 1000 / perSecond
+	return &Limit{c: c, prefix: prefix + ":rl:" + name + ":", interval: iv, tolerance: iv * float64(burst)}
+}
+
+// Spend records that each key of spent admitted that many requests and
+// returns the keys now over the limit with how long they stay blocked.
+// One pipelined round trip serves every key (each key is its own script
+// call, so keys may live on different Redis Cluster slots).
+func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]time.Duration, error) {
+	if len(spent) == 0 {
+		return nil, nil
+	}
+	run := func(eval func(pipe goredis.Pipeliner, key string, n int64) *goredis.Cmd) (map[string]*goredis.Cmd, error) {
+		cmds := make(map[string]*goredis.Cmd, len(spent))
+		_, err := l.c.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+			for k, n := range spent {
+				cmds[k] = eval(pipe, k, n)
+			}
+			return nil
+		})
+		return cmds, err
+	}
+	args := func(n int64) []any {
+		return []any{strconv.FormatFloat(l.interval, 'f', 6, 64), strconv.FormatFloat(l.tolerance, 'f', 6, 64), n}
+	}
+	cmds, err := run(func(pipe goredis.Pipeliner, k string, n int64) *goredis.Cmd {
+		return gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, args(n)...)
+	})
+	if err != nil && isNoScript(err) {
+		// A restarted Redis forgot the script: load it and go again.
+		if err := gcraScript.Load(ctx, l.c).Err(); err != nil {
+			return nil, fmt.Errorf("redis: load rate-limit script: %w", err)
+		}
+		cmds, err = run(func(pipe goredis.Pipeliner, k string, n int64) *goredis.Cmd {
+			return gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, args(n)...)
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis: rate limit: %w", err)
+	}
+	var blocked map[string]time.Duration
+	for k, cmd := range cmds {
+		ms, err := cmd.Int64()
+		if err != nil {
+			return nil, fmt.Errorf("redis: rate limit: %w", err)
+		}
+		if ms > 0 {
+			if blocked == nil {
+				blocked = make(map[string]time.Duration)
+			}
+			blocked[k] = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return blocked, nil
+}
+
+func isNoScript(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOSCRIPT")
+}
