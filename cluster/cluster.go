@@ -51,6 +51,10 @@ type Config struct {
 	CallTimeout time.Duration
 	// KeyCache bounds the idempotency keys kept in memory (262144).
 	KeyCache int
+	// Buckets splits the live stock of each sale this node creates over
+	// that many Redis slots (default 1): for sales too hot for one shard
+	// of a Redis Cluster. Fixed per sale at creation.
+	Buckets int
 	// BreakerOpen is how long a tripped breaker fails calls before it
 	// lets one through to probe the dependency (1s).
 	BreakerOpen time.Duration
@@ -98,7 +102,7 @@ type Store struct {
 	rcb, pcb *gobreaker.CircuitBreaker[struct{}]
 
 	mu    sync.RWMutex
-	sales map[string]surge.Sale
+	sales map[string]saleInfo
 
 	lease   atomic.Pointer[postgres.Lease] // held term, nil when not leader
 	changed chan string
@@ -127,7 +131,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 	s := &Store{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), rc: rc, live: redis.New(rc, cfg.Prefix), db: db,
 		keys:    newKeyCache(cfg.KeyCache),
-		sales:   make(map[string]surge.Sale),
+		sales:   make(map[string]saleInfo),
 		changed: make(chan string, 256),
 		kick:    make(chan struct{}, 1),
 	}
@@ -197,13 +201,14 @@ func unavailable(what string, err error) error {
 
 // CreateSale implements surge.Store.
 func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
-	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.CreateSale(ctx, sl) }); err != nil {
+	buckets := max(s.cfg.Buckets, 1)
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.CreateSale(ctx, sl, buckets) }); err != nil {
 		return unavailable("creating the sale", err)
 	}
-	s.remember(sl)
+	s.remember(sl, buckets)
 	// The live state starts empty at epoch 1. If this fails the leader
 	// builds it; purchases answer 503 until then.
-	if _, err := s.live.Install(ctx, redis.State{Sale: sl, Epoch: 1}); err != nil {
+	if _, err := s.live.Install(ctx, redis.State{Sale: sl, Buckets: buckets, Epoch: 1}); err != nil {
 		s.log.Warn("install live state of a new sale", "sale", sl.ID, "err", err)
 		s.wake()
 	}
@@ -211,9 +216,15 @@ func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 	return nil
 }
 
-func (s *Store) remember(sl surge.Sale) {
+// saleInfo is a sale and where its live state lives.
+type saleInfo struct {
+	surge.Sale
+	layout redis.Layout
+}
+
+func (s *Store) remember(sl surge.Sale, buckets int) {
 	s.mu.Lock()
-	s.sales[sl.ID] = sl
+	s.sales[sl.ID] = saleInfo{Sale: sl, layout: redis.Layout{Sale: sl.ID, Buckets: max(buckets, 1)}}
 	s.mu.Unlock()
 }
 
@@ -230,14 +241,14 @@ func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 	out := make([]surge.Sale, len(rows))
 	for i, r := range rows {
 		out[i] = r.Sale
-		s.remember(r.Sale)
+		s.remember(r.Sale, r.Buckets)
 	}
 	return out, nil
 }
 
 // sale returns a sale from memory, or from PostgreSQL the first time this
 // node hears of it.
-func (s *Store) sale(ctx context.Context, id string) (surge.Sale, error) {
+func (s *Store) sale(ctx context.Context, id string) (saleInfo, error) {
 	s.mu.RLock()
 	sl, ok := s.sales[id]
 	s.mu.RUnlock()
@@ -250,10 +261,12 @@ func (s *Store) sale(ctx context.Context, id string) (surge.Sale, error) {
 		return err
 	})
 	if err != nil {
-		return surge.Sale{}, unavailable("loading the sale", err)
+		return saleInfo{}, unavailable("loading the sale", err)
 	}
-	s.remember(row.Sale)
-	return row.Sale, nil
+	s.remember(row.Sale, row.Buckets)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.sales[id], nil
 }
 
 // ---- purchases ----
@@ -276,7 +289,7 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 		return nil, 0, err
 	}
 	for _, p := range batch {
-		if err := surge.ValidatePurchase(&sl, p); err != nil {
+		if err := surge.ValidatePurchase(&sl.Sale, p); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -291,7 +304,7 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 		dec        []redis.Decision
 	)
 	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		epoch, rem, dec, err = s.live.Reserve(ctx, saleID, batch, ids, now, expires)
+		epoch, rem, dec, err = s.live.Reserve(ctx, sl.layout, batch, ids, now, expires)
 		return err
 	})
 	if errors.Is(err, redis.ErrNoState) {
@@ -392,12 +405,13 @@ func (s *Store) LookupKey(saleID, userID, key string) (surge.Order, surge.KeySta
 // Remaining implements surge.Store: the live figure from Redis, or the
 // truth from PostgreSQL while Redis has none.
 func (s *Store) Remaining(ctx context.Context, saleID string) (int64, error) {
-	if _, err := s.sale(ctx, saleID); err != nil {
+	sl, err := s.sale(ctx, saleID)
+	if err != nil {
 		return 0, err
 	}
 	var rem int64
-	err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		rem, err = s.live.Remaining(ctx, saleID)
+	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		rem, err = s.live.Remaining(ctx, sl.layout)
 		return err
 	})
 	if err == nil {
@@ -441,7 +455,7 @@ func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus,
 		return surge.Order{}, unavailable("updating the order", err)
 	}
 	if !status.Live() {
-		s.release(ctx, o.SaleID, []string{o.ID})
+		s.release(ctx, o.SaleID, []surge.Order{o})
 	}
 	return o, nil
 }
@@ -449,13 +463,13 @@ func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus,
 // release gives units of orders PostgreSQL no longer holds back to the
 // live state, and tells the other nodes. If Redis cannot be reached the
 // sale is marked for a rebuild, which reads the release from PostgreSQL.
-func (s *Store) release(ctx context.Context, saleID string, ids []string) {
-	err := s.call(ctx, s.rcb, func(ctx context.Context) error {
-		_, err := s.live.Release(ctx, saleID, ids)
-		return err
-	})
+func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order) {
+	sl, err := s.sale(ctx, saleID)
+	if err == nil {
+		err = s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Release(ctx, sl.layout, orders) })
+	}
 	if err != nil && !errors.Is(err, redis.ErrNoState) {
-		s.log.Warn("release units in Redis; marking the sale for a rebuild", "sale", saleID, "orders", len(ids), "err", err)
+		s.log.Warn("release units in Redis; marking the sale for a rebuild", "sale", saleID, "orders", len(orders), "err", err)
 		if err := s.db.MarkDirty(ctx, saleID); err != nil {
 			s.log.Error("mark sale dirty", "sale", saleID, "err", err)
 		}
@@ -491,12 +505,12 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 		if err != nil {
 			return all, unavailable("expiring holds", err)
 		}
-		bySale := make(map[string][]string)
+		bySale := make(map[string][]surge.Order)
 		for _, o := range batch {
-			bySale[o.SaleID] = append(bySale[o.SaleID], o.ID)
+			bySale[o.SaleID] = append(bySale[o.SaleID], o)
 		}
-		for sale, ids := range bySale {
-			s.release(ctx, sale, ids)
+		for sale, orders := range bySale {
+			s.release(ctx, sale, orders)
 		}
 		all = append(all, batch...)
 		if len(batch) < expireBatch {
@@ -590,7 +604,7 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 		return
 	}
 	for _, row := range rows {
-		s.remember(row.Sale)
+		s.remember(row.Sale, row.Buckets)
 		why, err := s.diagnose(ctx, row)
 		if err != nil || why == "" {
 			continue
@@ -606,9 +620,10 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 	if row.Dirty {
 		return "a release did not reach Redis", nil
 	}
+	layout := redis.Layout{Sale: row.ID, Buckets: row.Buckets}
 	var epoch int64
 	err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		epoch, err = s.live.Epoch(ctx, row.ID)
+		epoch, err = s.live.Epoch(ctx, layout)
 		return err
 	})
 	if errors.Is(err, redis.ErrNoState) {
@@ -618,11 +633,23 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 		return "", err
 	}
 	if epoch != row.Epoch {
-		return fmt.Sprintf("Redis holds epoch %d, PostgreSQL %d", epoch, row.Epoch), nil
+		return fmt.Sprintf("Redis holds epoch %d, PostgreSQL %d (-1: buckets disagree)", epoch, row.Epoch), nil
+	}
+	// Transfers between buckets whose second half never ran (a node died
+	// between the two scripts) are completed.
+	err = s.call(ctx, s.rcb, func(ctx context.Context) error {
+		n, err := s.live.RepairTransfers(ctx, layout, time.Now().Add(-s.cfg.ConfirmAfter))
+		if n > 0 {
+			s.log.Warn("completed interrupted stock transfers between buckets", "sale", row.ID, "transfers", n)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
 	}
 	var ids []string
 	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		ids, err = s.live.Unconfirmed(ctx, row.ID, time.Now().Add(-s.cfg.ConfirmAfter), 1000)
+		ids, err = s.live.Unconfirmed(ctx, layout, time.Now().Add(-s.cfg.ConfirmAfter), 1000)
 		return err
 	})
 	if err != nil || len(ids) == 0 {
@@ -642,7 +669,7 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 			ok = append(ok, id)
 		}
 	}
-	if err := s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Confirm(ctx, row.ID, ok) }); err != nil {
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Confirm(ctx, layout, ok) }); err != nil {
 		return "", err
 	}
 	if n := len(ids) - len(ok); n > 0 {
@@ -659,7 +686,7 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why strin
 	if err != nil {
 		return err
 	}
-	ok, err := s.live.Install(ctx, redis.State{Sale: snap.Sale, Epoch: snap.Epoch, Live: snap.Live, Keyed: snap.Keyed})
+	ok, err := s.live.Install(ctx, redis.State{Sale: snap.Sale, Buckets: snap.Buckets, Epoch: snap.Epoch, Live: snap.Live, Keyed: snap.Keyed})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,12 @@ import (
 // nodes and cancelling some orders. Every guarantee is then checked against
 // PostgreSQL.
 func TestMultiNodeSpike(t *testing.T) {
+	t.Run("OneSlot", func(t *testing.T) { multiNodeSpike(t, 1) })
+	// The sale's stock split over four slots: dry buckets borrow.
+	t.Run("Buckets", func(t *testing.T) { multiNodeSpike(t, 4) })
+}
+
+func multiNodeSpike(t *testing.T, buckets int) {
 	const (
 		nodes   = 3
 		stock   = 400
@@ -31,7 +37,7 @@ func TestMultiNodeSpike(t *testing.T) {
 	var engines []*engine.Engine
 	var stores []*cluster.Store
 	for i := range nodes {
-		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond})
+		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond, Buckets: buckets})
 		e, err := engine.Open(context.Background(), s, engine.Config{MaxBatch: 64, SyncInterval: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

@@ -154,17 +154,17 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-// CreateSale inserts a sale at epoch 1; surge.ErrSaleExists if the id is
-// taken.
-func (d *DB) CreateSale(ctx context.Context, s surge.Sale) error {
+// CreateSale inserts a sale at epoch 1 whose live state is split over
+// buckets Redis slots; surge.ErrSaleExists if the id is taken.
+func (d *DB) CreateSale(ctx context.Context, s surge.Sale, buckets int) error {
 	room, err := encodeRoom(s.WaitingRoom)
 	if err != nil {
 		return err
 	}
 	_, err = d.pool.Exec(ctx, `INSERT INTO sales (id, name, stock, per_user_limit, price_cents, currency,
-		starts_at, ends_at, hold_seconds, created_at, waiting_room) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+		starts_at, ends_at, hold_seconds, created_at, waiting_room, buckets) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		s.ID, s.Name, s.Stock, s.PerUserLimit, s.PriceCents, s.Currency,
-		s.StartsAt, nullTime(s.EndsAt), s.HoldSeconds, s.CreatedAt, room)
+		s.StartsAt, nullTime(s.EndsAt), s.HoldSeconds, s.CreatedAt, room, max(buckets, 1))
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return surge.ErrSaleExists
 	}
@@ -177,12 +177,13 @@ func (d *DB) CreateSale(ctx context.Context, s surge.Sale) error {
 // SaleRow is a sale with its fencing state.
 type SaleRow struct {
 	surge.Sale
-	Epoch int64
-	Dirty bool
+	Epoch   int64
+	Dirty   bool
+	Buckets int
 }
 
 const saleColumns = `id, name, stock, per_user_limit, price_cents, currency, starts_at, ends_at,
-	hold_seconds, created_at, waiting_room, epoch, dirty`
+	hold_seconds, created_at, waiting_room, epoch, dirty, buckets`
 
 func scanSale(row pgx.Row) (SaleRow, error) {
 	var (
@@ -191,7 +192,7 @@ func scanSale(row pgx.Row) (SaleRow, error) {
 		room []byte
 	)
 	if err := row.Scan(&s.ID, &s.Name, &s.Stock, &s.PerUserLimit, &s.PriceCents, &s.Currency, &s.StartsAt,
-		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty); err != nil {
+		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets); err != nil {
 		return SaleRow{}, err
 	}
 	s.StartsAt, s.CreatedAt = s.StartsAt.UTC(), s.CreatedAt.UTC()
@@ -439,10 +440,11 @@ func (d *DB) Remaining(ctx context.Context, saleID string) (int64, error) {
 
 // Snapshot is the truth a sale's live state is rebuilt from.
 type Snapshot struct {
-	Sale  surge.Sale
-	Epoch int64         // the new epoch; only orders decided under it insert
-	Live  []surge.Order // reserved and paid orders
-	Keyed []surge.Order // every order with an idempotency key, as first answered
+	Sale    surge.Sale
+	Buckets int
+	Epoch   int64         // the new epoch; only orders decided under it insert
+	Live    []surge.Order // reserved and paid orders
+	Keyed   []surge.Order // every order with an idempotency key, as first answered
 }
 
 // Rebuild starts a new epoch of a sale's live state, if the lease is still
@@ -460,7 +462,7 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (Snapshot, err
 		if err != nil {
 			return err
 		}
-		snap.Sale, snap.Epoch = row.Sale, row.Epoch
+		snap.Sale, snap.Epoch, snap.Buckets = row.Sale, row.Epoch, row.Buckets
 		rows, err := tx.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
 			AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, saleID)
 		if err != nil {

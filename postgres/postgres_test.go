@@ -47,7 +47,7 @@ func sale(t *testing.T, db *postgres.DB) surge.Sale {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateSale(context.Background(), sl); err != nil {
+	if err := db.CreateSale(context.Background(), sl, 1); err != nil {
 		t.Fatal(err)
 	}
 	return sl

@@ -1,6 +1,7 @@
 -- Swap a rebuilt live state in (see stock.go), unless the state there is
 -- of the same or a newer epoch.
--- KEYS: meta, users, keys, orders, pending, staged users, staged keys, staged orders
+-- KEYS: meta, users, keys, orders, pending, staged users, staged keys, staged orders,
+--       outgoing transfers, received transfers
 -- ARGV: epoch, remaining, per-user limit, starts_ms, ends_ms (0: no end)
 local cur = redis.call('HGET', KEYS[1], 'epoch')
 if cur and tonumber(cur) >= tonumber(ARGV[1]) then
@@ -16,7 +17,8 @@ for i = 0, 2 do
   end
 end
 -- Every order the rebuild read is durable; later ones are of this epoch.
-redis.call('DEL', KEYS[5])
+-- Transfers between buckets are settled: the stock was split anew.
+redis.call('DEL', KEYS[5], KEYS[9], KEYS[10])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'rem', ARGV[2], 'limit', ARGV[3], 'starts', ARGV[4], 'ends', ARGV[5])
 return 1

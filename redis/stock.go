@@ -17,10 +17,14 @@
 package redis
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,24 +97,47 @@ func New(c Client, prefix string) *Stock {
 // built, or Redis restarted empty): it must be rebuilt from PostgreSQL.
 var ErrNoState = errors.New("redis: the sale's live state is missing")
 
-// keys of one sale. The braces are a hash tag: on Redis Cluster every key
-// of a sale lives in one slot, so one script can touch them all.
-type saleKeys struct{ meta, users, keys, orders, pending string }
+// Layout says where a sale's live state lives: in one hash slot, or split
+// into Buckets slots for a sale too hot for one Redis Cluster shard. Each
+// bucket holds a share of the stock and the buyers whose id hashes to it,
+// with their per-user counts and idempotency records, so a purchase
+// touches one bucket only; a bucket that runs dry borrows units from the
+// fullest one (Rebalance).
+type Layout struct {
+	Sale    string
+	Buckets int // 1 or more
+}
 
-func (s *Stock) keys(saleID string) saleKeys {
-	b := s.prefix + ":{" + saleID + "}:"
-	return saleKeys{b + "m", b + "u", b + "k", b + "o", b + "p"}
+func (l Layout) n() int { return max(l.Buckets, 1) }
+
+// Bucket is the bucket of a buyer (FNV-1a of the user id).
+func (l Layout) Bucket(user string) int {
+	if l.n() == 1 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(user); i++ {
+		h ^= uint32(user[i])
+		h *= 16777619
+	}
+	return int(h % uint32(l.n()))
+}
+
+// keys of one bucket. The braces are a hash tag: on Redis Cluster every key
+// of a bucket lives in one slot, so one script can touch them all.
+type saleKeys struct{ meta, users, keys, orders, pending, xout, xin string }
+
+func (s *Stock) keys(l Layout, bucket int) saleKeys {
+	tag := l.Sale
+	if l.n() > 1 {
+		tag += "#" + strconv.Itoa(bucket)
+	}
+	b := s.prefix + ":{" + tag + "}:"
+	return saleKeys{b + "m", b + "u", b + "k", b + "o", b + "p", b + "xo", b + "xi"}
 }
 
 func (k saleKeys) list() []string { return []string{k.meta, k.users, k.keys, k.orders, k.pending} }
 
-// reserveScript decides a batch. KEYS: meta, users, keys, orders, pending.
-// ARGV: now (ms), expiry (ms), the wall clock (ms), then user, key,
-// quantity, order id per purchase. It returns the epoch, the remaining stock, then one code per
-// purchase: "+" reserved, "R<record>" replay, "S<remaining>" sold out,
-// "L" limit reached, "N" not started, "E" ended. The order of the checks
-// is the ledger's (package ledger), so both backends answer alike.
-//
 //go:embed reserve.lua
 var reserveSrc string
 
@@ -120,11 +147,63 @@ var releaseSrc string
 //go:embed install.lua
 var installSrc string
 
+//go:embed take.lua
+var takeSrc string
+
+//go:embed give.lua
+var giveSrc string
+
 var (
 	reserveScript = goredis.NewScript(reserveSrc)
 	releaseScript = goredis.NewScript(releaseSrc)
 	installScript = goredis.NewScript(installSrc)
+	takeScript    = goredis.NewScript(takeSrc)
+	giveScript    = goredis.NewScript(giveSrc)
 )
+
+// evalMany runs one script call per element of calls in one pipelined
+// round trip (the calls may be on different slots and shards). A call the
+// server refused because it had forgotten the script is loaded and run
+// again; a call that failed otherwise is not, since it may have run.
+func (s *Stock) evalMany(ctx context.Context, sc *goredis.Script, keys [][]string, args [][]any) ([]*goredis.Cmd, error) {
+	if len(keys) == 1 {
+		cmd := sc.Run(ctx, s.c, keys[0], args[0]...)
+		return []*goredis.Cmd{cmd}, cmd.Err()
+	}
+	cmds := make([]*goredis.Cmd, len(keys))
+	send := func(which []int) error {
+		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, i := range which {
+				cmds[i] = sc.EvalSha(ctx, p, keys[i], args[i]...)
+			}
+			return nil
+		})
+		return err
+	}
+	all := make([]int, len(keys))
+	for i := range all {
+		all[i] = i
+	}
+	_ = send(all)
+	var again []int
+	for i, c := range cmds {
+		if c.Err() != nil && isNoScript(c.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		if err := sc.Load(ctx, s.c).Err(); err != nil {
+			return nil, err
+		}
+		_ = send(again)
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+			return cmds, err
+		}
+	}
+	return cmds, nil
+}
 
 // Decision is what Redis decided for one purchase of a batch.
 type Decision struct {
@@ -134,55 +213,200 @@ type Decision struct {
 }
 
 // Reserve decides batch against the sale's live state. ids[i] names the
-// order batch[i] becomes if reserved; expires is when its hold ends.
-func (s *Stock) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, ids []string, now, expires time.Time) (epoch, remaining int64, out []Decision, err error) {
-	k := s.keys(saleID)
-	args := make([]any, 0, 3+4*len(batch))
-	args = append(args, now.UnixMilli(), expires.UnixMilli(), time.Now().UnixMilli())
-	for i, p := range batch {
-		args = append(args, p.UserID, p.IdempotencyKey, p.Quantity, ids[i])
-	}
-	res, err := reserveScript.Run(ctx, s.c, k.list(), args...).Slice()
-	if err != nil {
-		return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", saleID, err)
-	}
-	if len(res) == 1 {
-		return 0, 0, nil, ErrNoState
-	}
-	if len(res) != 2+len(batch) {
-		return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d replies for %d purchases", saleID, len(res)-2, len(batch))
-	}
-	epoch, _ = res[0].(int64)
-	remaining, _ = res[1].(int64)
+// order batch[i] becomes if reserved; expires is when its hold ends. Each
+// bucket the batch touches runs reserve.lua once, all in one round trip;
+// remaining is the whole sale's (the other buckets are read in the same
+// round trip). A sold-out answer in a bucket while others hold enough
+// units triggers Rebalance and one more try of those purchases.
+func (s *Stock) Reserve(ctx context.Context, l Layout, batch []surge.Purchase, ids []string, now, expires time.Time) (epoch, remaining int64, out []Decision, err error) {
 	out = make([]Decision, len(batch))
-	for i := range batch {
-		code, _ := res[2+i].(string)
-		if code == "" {
-			return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: empty code", saleID)
-		}
-		switch code[0] {
-		case '+':
-			out[i].Code = surge.CodeReserved
-		case 'S':
-			out[i].Code = surge.CodeSoldOut
-			out[i].Remaining, _ = strconv.ParseInt(code[1:], 10, 64)
-		case 'L':
-			out[i].Code = surge.CodeLimitReached
-		case 'N':
-			out[i].Code = surge.CodeNotStarted
-		case 'E':
-			out[i].Code = surge.CodeEnded
-		case 'R':
-			o, err := parseRecord(code[1:])
-			if err != nil {
-				return 0, 0, nil, fmt.Errorf("redis: replay record in sale %s: %w", saleID, err)
-			}
-			out[i].Code, out[i].Replay = surge.CodeReserved, o
-		default:
-			return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: unknown code %q", saleID, code)
+	idx := make([]int, len(batch))
+	for i := range idx {
+		idx[i] = i
+	}
+	epoch, remaining, perBucket, err := s.reserve(ctx, l, batch, idx, ids, now, expires, out)
+	if err != nil || l.n() == 1 {
+		return epoch, remaining, out, err
+	}
+	// A dry bucket borrows from the fullest, then its sold-out purchases
+	// are decided again.
+	var retry []int
+	need := make(map[int]int64)
+	for i, d := range out {
+		if d.Code == surge.CodeSoldOut && remaining >= batch[i].Quantity {
+			retry = append(retry, i)
+			need[l.Bucket(batch[i].UserID)] += batch[i].Quantity
 		}
 	}
-	return epoch, remaining, out, nil
+	if len(retry) == 0 {
+		return epoch, remaining, out, nil
+	}
+	for b, n := range need {
+		if _, err := s.Rebalance(ctx, l, b, n-perBucket[b], perBucket); err != nil {
+			return epoch, remaining, out, nil // the first answers stand
+		}
+	}
+	e2, rem2, _, err := s.reserve(ctx, l, batch, retry, ids, now, expires, out)
+	if err != nil || e2 != epoch {
+		// The first round's reservations stand and must be committed, so
+		// a failed retry keeps its sold-out answers.
+		return epoch, remaining, out, nil
+	}
+	return epoch, rem2, out, nil
+}
+
+// reserve runs one round of Reserve over the purchases batch[idx...],
+// writing their decisions into out, and returns the sale's remaining stock
+// and each bucket's.
+func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, idx []int, ids []string, now, expires time.Time, out []Decision) (epoch, remaining int64, perBucket []int64, err error) {
+	nb := l.n()
+	groups := make([][]int, nb)
+	for _, i := range idx {
+		b := l.Bucket(batch[i].UserID)
+		groups[b] = append(groups[b], i)
+	}
+	var keys [][]string
+	var args [][]any
+	var which []int // bucket of each script call
+	wall := time.Now().UnixMilli()
+	for b, g := range groups {
+		if len(g) == 0 {
+			continue
+		}
+		a := make([]any, 0, 3+4*len(g))
+		a = append(a, now.UnixMilli(), expires.UnixMilli(), wall)
+		for _, i := range g {
+			p := batch[i]
+			a = append(a, p.UserID, p.IdempotencyKey, p.Quantity, ids[i])
+		}
+		keys, args, which = append(keys, s.keys(l, b).list()), append(args, a), append(which, b)
+	}
+	// The other buckets' remaining stock, read in the same round trip.
+	var others map[int]*goredis.StringCmd
+	if nb > 1 {
+		others = make(map[int]*goredis.StringCmd)
+	}
+	var cmds []*goredis.Cmd
+	if nb == 1 {
+		cmds, err = s.evalMany(ctx, reserveScript, keys, args)
+	} else {
+		cmds, err = s.evalManyWith(ctx, reserveScript, keys, args, func(p goredis.Pipeliner) {
+			for b := range nb {
+				if len(groups[b]) == 0 {
+					others[b] = p.HGet(ctx, s.keys(l, b).meta, "rem")
+				}
+			}
+		})
+	}
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+	}
+	perBucket = make([]int64, nb)
+	epoch = -1
+	for c, cmd := range cmds {
+		b, g := which[c], groups[which[c]]
+		res, err := cmd.Slice()
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+		}
+		if len(res) == 1 {
+			return 0, 0, nil, ErrNoState
+		}
+		if len(res) != 2+len(g) {
+			return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d replies for %d purchases", l.Sale, len(res)-2, len(g))
+		}
+		e, _ := res[0].(int64)
+		if epoch >= 0 && e != epoch {
+			return 0, 0, nil, ErrNoState // buckets of different epochs: a rebuild is under way
+		}
+		epoch = e
+		perBucket[b], _ = res[1].(int64)
+		for j, i := range g {
+			code, _ := res[2+j].(string)
+			if out[i], err = parseDecision(code); err != nil {
+				return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+			}
+		}
+	}
+	for b, cmd := range others {
+		v, err := cmd.Int64()
+		if errors.Is(err, goredis.Nil) {
+			return 0, 0, nil, ErrNoState
+		}
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("redis: remaining of sale %s: %w", l.Sale, err)
+		}
+		perBucket[b] = v
+	}
+	for _, r := range perBucket {
+		remaining += r
+	}
+	return epoch, remaining, perBucket, nil
+}
+
+// evalManyWith is evalMany with extra commands queued in the same
+// pipeline (reads only: they are not retried).
+func (s *Stock) evalManyWith(ctx context.Context, sc *goredis.Script, keys [][]string, args [][]any, extra func(goredis.Pipeliner)) ([]*goredis.Cmd, error) {
+	cmds := make([]*goredis.Cmd, len(keys))
+	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i := range keys {
+			cmds[i] = sc.EvalSha(ctx, p, keys[i], args[i]...)
+		}
+		extra(p)
+		return nil
+	})
+	var again []int
+	for i, c := range cmds {
+		if c.Err() != nil && isNoScript(c.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		if err := sc.Load(ctx, s.c).Err(); err != nil {
+			return nil, err
+		}
+		_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, i := range again {
+				cmds[i] = sc.EvalSha(ctx, p, keys[i], args[i]...)
+			}
+			return nil
+		})
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return cmds, err
+		}
+	}
+	return cmds, nil
+}
+
+func parseDecision(code string) (Decision, error) {
+	var d Decision
+	if code == "" {
+		return d, errors.New("empty code")
+	}
+	switch code[0] {
+	case '+':
+		d.Code = surge.CodeReserved
+	case 'S':
+		d.Code = surge.CodeSoldOut
+		d.Remaining, _ = strconv.ParseInt(code[1:], 10, 64)
+	case 'L':
+		d.Code = surge.CodeLimitReached
+	case 'N':
+		d.Code = surge.CodeNotStarted
+	case 'E':
+		d.Code = surge.CodeEnded
+	case 'R':
+		o, err := parseRecord(code[1:])
+		if err != nil {
+			return d, fmt.Errorf("replay record: %w", err)
+		}
+		d.Code, d.Replay = surge.CodeReserved, o
+	default:
+		return d, fmt.Errorf("unknown code %q", code)
+	}
+	return d, nil
 }
 
 // record is an idempotency record: order id, quantity, created and expiry
@@ -207,65 +431,199 @@ func parseRecord(s string) (surge.Order, error) {
 		CreatedAt: time.UnixMilli(c).UTC(), ExpiresAt: time.UnixMilli(e).UTC()}, nil
 }
 
+// Rebalance moves units into bucket to from the other buckets, fullest
+// first: at least need (if they hold it), and half the fullest donor's
+// stock when that is more, so that a dry bucket does not come back for
+// every purchase. Each move is two scripts, one per slot: the donor
+// records the transfer as it gives the units, the recipient records it as
+// it takes them, and RepairTransfers completes a transfer whose second
+// half never ran (a node died between the two).
+func (s *Stock) Rebalance(ctx context.Context, l Layout, to int, need int64, perBucket []int64) (int64, error) {
+	donors := make([]int, 0, len(perBucket))
+	var total int64
+	for b, r := range perBucket {
+		if b != to && r > 0 {
+			donors = append(donors, b)
+			total += r
+		}
+	}
+	if total < need {
+		return 0, nil
+	}
+	slices.SortFunc(donors, func(a, b int) int { return cmp.Compare(perBucket[b], perBucket[a]) })
+	want := max(need, perBucket[donors[0]]/2)
+	var moved int64
+	for _, from := range donors {
+		if moved >= want {
+			break
+		}
+		n, err := s.transfer(ctx, l, from, to, min(want-moved, perBucket[from]))
+		if err != nil {
+			return moved, err
+		}
+		moved += n
+	}
+	return moved, nil
+}
+
+// transfer moves up to n units from one bucket to another.
+func (s *Stock) transfer(ctx context.Context, l Layout, from, to int, n int64) (int64, error) {
+	var rb [8]byte
+	_, _ = rand.Read(rb[:])
+	id := strconv.Itoa(to) + ":" + hex.EncodeToString(rb[:])
+	fk, tk := s.keys(l, from), s.keys(l, to)
+	moved, err := takeScript.Run(ctx, s.c, []string{fk.meta, fk.xout}, id, n, time.Now().UnixMilli()).Int64()
+	if err != nil || moved <= 0 {
+		return 0, err
+	}
+	if err := giveScript.Run(ctx, s.c, []string{tk.meta, tk.xin}, id, moved, time.Now().UnixMilli()).Err(); err != nil {
+		return 0, err
+	}
+	return moved, nil
+}
+
+// RepairTransfers completes every transfer out of the sale's buckets older
+// than cutoff whose recipient never took it, then forgets finished ones.
+func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time) (repaired int, err error) {
+	if l.n() == 1 {
+		return 0, nil
+	}
+	max := strconv.FormatInt(cutoff.UnixMilli(), 10)
+	for b := range l.n() {
+		k := s.keys(l, b)
+		outs, err := s.c.ZRangeByScore(ctx, k.xout, &goredis.ZRangeBy{Min: "-inf", Max: max}).Result()
+		if err != nil {
+			return repaired, err
+		}
+		for _, x := range outs {
+			// x is "<to>:<id>|<units>"
+			id, units, ok := strings.Cut(x, "|")
+			toStr, _, _ := strings.Cut(id, ":")
+			to, err1 := strconv.Atoi(toStr)
+			n, err2 := strconv.ParseInt(units, 10, 64)
+			if !ok || err1 != nil || err2 != nil || to < 0 || to >= l.n() {
+				continue
+			}
+			tk := s.keys(l, to)
+			applied, err := giveScript.Run(ctx, s.c, []string{tk.meta, tk.xin}, id, n, time.Now().UnixMilli()).Int64()
+			if err != nil {
+				return repaired, err
+			}
+			if applied == 1 {
+				repaired++
+			}
+			if err := s.c.ZRem(ctx, k.xout, x).Err(); err != nil {
+				return repaired, err
+			}
+		}
+		// Received ids are kept an hour, far longer than any transfer can
+		// take to complete, so a late second half is still recognised.
+		old := strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10)
+		if err := s.c.ZRemRangeByScore(ctx, k.xin, "-inf", old).Err(); err != nil {
+			return repaired, err
+		}
+	}
+	return repaired, nil
+}
+
 // Release returns the units of orders that left the reserved state
 // (cancelled, expired). It is idempotent per order: an order the live
 // state does not hold (released already, or rebuilt without it) returns
 // nothing. ErrNoState if the state is missing; the rebuild will read the
 // release from PostgreSQL.
-func (s *Stock) Release(ctx context.Context, saleID string, orderIDs []string) (remaining int64, err error) {
-	k := s.keys(saleID)
-	args := make([]any, len(orderIDs))
-	for i, id := range orderIDs {
-		args[i] = id
+func (s *Stock) Release(ctx context.Context, l Layout, orders []surge.Order) error {
+	groups := make(map[int][]any)
+	for _, o := range orders {
+		b := l.Bucket(o.UserID)
+		groups[b] = append(groups[b], o.ID)
 	}
-	n, err := releaseScript.Run(ctx, s.c, []string{k.meta, k.users, k.orders}, args...).Int64()
+	var keys [][]string
+	var args [][]any
+	for b, ids := range groups {
+		k := s.keys(l, b)
+		keys, args = append(keys, []string{k.meta, k.users, k.orders}), append(args, ids)
+	}
+	cmds, err := s.evalMany(ctx, releaseScript, keys, args)
 	if err != nil {
-		return 0, fmt.Errorf("redis: release in sale %s: %w", saleID, err)
+		return fmt.Errorf("redis: release in sale %s: %w", l.Sale, err)
 	}
-	if n < 0 {
-		return 0, ErrNoState
+	for _, c := range cmds {
+		if n, _ := c.Int64(); n < 0 {
+			return ErrNoState
+		}
 	}
-	return n, nil
+	return nil
 }
 
 // Remaining is the sale's live remaining stock; ErrNoState if missing.
-func (s *Stock) Remaining(ctx context.Context, saleID string) (int64, error) {
-	v, err := s.c.HGet(ctx, s.keys(saleID).meta, "rem").Int64()
-	if errors.Is(err, goredis.Nil) {
-		return 0, ErrNoState
-	}
+func (s *Stock) Remaining(ctx context.Context, l Layout) (int64, error) {
+	var total int64
+	err := s.eachMeta(ctx, l, "rem", func(_ int, v int64) { total += v })
 	if err != nil {
-		return 0, fmt.Errorf("redis: remaining of sale %s: %w", saleID, err)
+		return 0, fmt.Errorf("redis: remaining of sale %s: %w", l.Sale, err)
 	}
-	return v, nil
+	return total, nil
 }
 
-// Epoch is the epoch of the sale's live state; ErrNoState if missing.
-func (s *Stock) Epoch(ctx context.Context, saleID string) (int64, error) {
-	v, err := s.c.HGet(ctx, s.keys(saleID).meta, "epoch").Int64()
-	if errors.Is(err, goredis.Nil) {
-		return 0, ErrNoState
-	}
+// Epoch is the epoch of the sale's live state: ErrNoState if a bucket is
+// missing, and -1 if the buckets disagree (a rebuild did not finish).
+func (s *Stock) Epoch(ctx context.Context, l Layout) (int64, error) {
+	epoch := int64(-2)
+	err := s.eachMeta(ctx, l, "epoch", func(_ int, v int64) {
+		switch {
+		case epoch == -2:
+			epoch = v
+		case epoch != v:
+			epoch = -1
+		}
+	})
 	if err != nil {
-		return 0, fmt.Errorf("redis: epoch of sale %s: %w", saleID, err)
+		return 0, fmt.Errorf("redis: epoch of sale %s: %w", l.Sale, err)
 	}
-	return v, nil
+	return epoch, nil
 }
 
-// Unconfirmed returns up to limit orders reserved in the sale's live state
-// at or before the cutoff that no one has yet checked against PostgreSQL.
-func (s *Stock) Unconfirmed(ctx context.Context, saleID string, cutoff time.Time, limit int64) ([]string, error) {
-	ids, err := s.c.ZRangeByScore(ctx, s.keys(saleID).pending, &goredis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(cutoff.UnixMilli(), 10), Count: limit,
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis: unconfirmed of sale %s: %w", saleID, err)
+// eachMeta reads one field of every bucket's meta in one round trip.
+func (s *Stock) eachMeta(ctx context.Context, l Layout, field string, fn func(bucket int, v int64)) error {
+	cmds := make([]*goredis.StringCmd, l.n())
+	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for b := range cmds {
+			cmds[b] = p.HGet(ctx, s.keys(l, b).meta, field)
+		}
+		return nil
+	})
+	for b, c := range cmds {
+		v, err := c.Int64()
+		if errors.Is(err, goredis.Nil) {
+			return ErrNoState
+		}
+		if err != nil {
+			return err
+		}
+		fn(b, v)
+	}
+	return nil
+}
+
+// Unconfirmed returns up to limit orders per bucket reserved in the sale's
+// live state at or before the cutoff that no one has yet checked against
+// PostgreSQL.
+func (s *Stock) Unconfirmed(ctx context.Context, l Layout, cutoff time.Time, limit int64) ([]string, error) {
+	var ids []string
+	for b := range l.n() {
+		got, err := s.c.ZRangeByScore(ctx, s.keys(l, b).pending, &goredis.ZRangeBy{
+			Min: "-inf", Max: strconv.FormatInt(cutoff.UnixMilli(), 10), Count: limit,
+		}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redis: unconfirmed of sale %s: %w", l.Sale, err)
+		}
+		ids = append(ids, got...)
 	}
 	return ids, nil
 }
 
 // Confirm records that orders are durable in PostgreSQL.
-func (s *Stock) Confirm(ctx context.Context, saleID string, ids []string) error {
+func (s *Stock) Confirm(ctx context.Context, l Layout, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -273,73 +631,98 @@ func (s *Stock) Confirm(ctx context.Context, saleID string, ids []string) error 
 	for i, id := range ids {
 		args[i] = id
 	}
-	if err := s.c.ZRem(ctx, s.keys(saleID).pending, args...).Err(); err != nil {
-		return fmt.Errorf("redis: confirm in sale %s: %w", saleID, err)
+	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for b := range l.n() {
+			p.ZRem(ctx, s.keys(l, b).pending, args...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis: confirm in sale %s: %w", l.Sale, err)
 	}
 	return nil
 }
 
 // State is what a sale's live state is built from.
 type State struct {
-	Sale  surge.Sale
-	Epoch int64
-	Live  []surge.Order // reserved and paid
-	Keyed []surge.Order // every keyed order as first answered
+	Sale    surge.Sale
+	Buckets int
+	Epoch   int64
+	Live    []surge.Order // reserved and paid
+	Keyed   []surge.Order // every keyed order as first answered
 }
 
 // chunk bounds the fields one staging command writes, so a sale of a
 // million orders is installed in many small steps, not one huge one.
 const chunk = 1000
 
-// Install replaces the sale's live state with st unless a state of the
-// same or a newer epoch is already there (installed reports which). The
-// state is written to staging keys first, then swapped in by one script.
+// Install replaces the sale's live state with st, bucket by bucket,
+// unless a bucket already holds a state of the same or a newer epoch
+// (installed reports whether every bucket took it). Each bucket's state is
+// written to staging keys first, then swapped in by one script; the
+// unreserved stock is split evenly over the buckets.
 func (s *Stock) Install(ctx context.Context, st State) (installed bool, err error) {
-	k := s.keys(st.Sale.ID)
-	stage := s.prefix + ":{" + st.Sale.ID + "}:s" + strconv.FormatInt(st.Epoch, 10) + ":"
-	su, sk, so := stage+"u", stage+"k", stage+"o"
-	if err := s.c.Del(ctx, su, sk, so).Err(); err != nil {
-		return false, fmt.Errorf("redis: install sale %s: %w", st.Sale.ID, err)
+	l := Layout{Sale: st.Sale.ID, Buckets: st.Buckets}
+	nb := l.n()
+	held := make([]map[string]int64, nb)
+	orders := make([][]any, nb)
+	keyed := make([][]any, nb)
+	for b := range held {
+		held[b] = make(map[string]int64)
 	}
-	held := make(map[string]int64)
 	live := int64(0)
-	var orders []any
 	for _, o := range st.Live {
-		held[o.UserID] += o.Quantity
+		b := l.Bucket(o.UserID)
+		held[b][o.UserID] += o.Quantity
 		live += o.Quantity
 		if o.Status == surge.OrderReserved {
-			orders = append(orders, o.ID, o.UserID+"|"+strconv.FormatInt(o.Quantity, 10))
+			orders[b] = append(orders[b], o.ID, o.UserID+"|"+strconv.FormatInt(o.Quantity, 10))
 		}
 	}
-	users := make([]any, 0, 2*len(held))
-	for u, n := range held {
-		users = append(users, u, n)
-	}
-	keys := make([]any, 0, 2*len(st.Keyed))
 	for _, o := range st.Keyed {
-		keys = append(keys, o.UserID+"\n"+o.IdempotencyKey, record(o))
+		b := l.Bucket(o.UserID)
+		keyed[b] = append(keyed[b], o.UserID+"\n"+o.IdempotencyKey, record(o))
 	}
-	for _, w := range []struct {
-		key    string
-		fields []any
-	}{{su, users}, {sk, keys}, {so, orders}} {
-		for i := 0; i < len(w.fields); i += 2 * chunk {
-			j := min(i+2*chunk, len(w.fields))
-			if err := s.c.HSet(ctx, w.key, w.fields[i:j]...).Err(); err != nil {
-				return false, fmt.Errorf("redis: install sale %s: %w", st.Sale.ID, err)
-			}
-		}
-	}
+	free := st.Sale.Stock - live
 	ends := int64(0)
 	if !st.Sale.EndsAt.IsZero() {
 		ends = st.Sale.EndsAt.UnixMilli()
 	}
-	ok, err := installScript.Run(ctx, s.c, append(k.list(), su, sk, so),
-		st.Epoch, st.Sale.Stock-live, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends).Int64()
-	if err != nil {
-		return false, fmt.Errorf("redis: install sale %s: %w", st.Sale.ID, err)
+	installed = true
+	for b := range nb {
+		share := free / int64(nb)
+		if int64(b) < free%int64(nb) {
+			share++
+		}
+		k := s.keys(l, b)
+		stage := strings.TrimSuffix(k.meta, "m") + "s" + strconv.FormatInt(st.Epoch, 10) + ":"
+		su, sk, so := stage+"u", stage+"k", stage+"o"
+		if err := s.c.Del(ctx, su, sk, so).Err(); err != nil {
+			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
+		}
+		users := make([]any, 0, 2*len(held[b]))
+		for u, n := range held[b] {
+			users = append(users, u, n)
+		}
+		for _, w := range []struct {
+			key    string
+			fields []any
+		}{{su, users}, {sk, keyed[b]}, {so, orders[b]}} {
+			for i := 0; i < len(w.fields); i += 2 * chunk {
+				j := min(i+2*chunk, len(w.fields))
+				if err := s.c.HSet(ctx, w.key, w.fields[i:j]...).Err(); err != nil {
+					return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
+				}
+			}
+		}
+		ok, err := installScript.Run(ctx, s.c, append(k.list(), su, sk, so, k.xout, k.xin),
+			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends).Int64()
+		if err != nil {
+			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
+		}
+		installed = installed && ok == 1
 	}
-	return ok == 1, nil
+	return installed, nil
 }
 
 // Forget deletes every key under the prefix (tests).

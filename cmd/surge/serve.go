@@ -45,6 +45,7 @@ type serveConfig struct {
 	redisURL, postgresURL  string
 	redisPrefix, nodeID    string
 	leaseTTL, confirmAfter time.Duration
+	buckets                int
 
 	// Traffic protection (docs/protection.md).
 	rateIP, rateBuyer, rateSale    float64
@@ -82,6 +83,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "cluster mode: PostgreSQL holding sales and orders, e.g. postgres://user@127.0.0.1:5432/db (with --redis-url)")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", "surge", "cluster mode: prefix of every Redis key, so several deployments can share a Redis")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this node's name in leases and logs (default: random)")
+	fs.IntVar(&c.buckets, "cluster-buckets", 1, "cluster mode: Redis slots the stock of each new sale is split over (for sales too hot for one Redis Cluster shard; 1-1024)")
 	fs.DurationVar(&c.leaseTTL, "cluster-lease-ttl", 5*time.Second, "cluster mode: how long the leader's lease lasts unrenewed; a dead leader's jobs move to another node after it")
 	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", 10*time.Second, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
 	fs.StringVar(&c.adminAddr, "admin-addr", "", "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
@@ -202,6 +204,9 @@ func (c serveConfig) openStore(ctx context.Context, log *slog.Logger) (surge.Sto
 	if (c.redisURL == "") != (c.postgresURL == "") {
 		return nil, nil, errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
 	}
+	if c.buckets < 1 || c.buckets > 1024 {
+		return nil, nil, errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
+	}
 	if c.redisURL == "" {
 		st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{})
 		if err != nil {
@@ -210,7 +215,7 @@ func (c serveConfig) openStore(ctx context.Context, log *slog.Logger) (surge.Sto
 		return st, func() any { return st.Stats() }, nil
 	}
 	st, err := cluster.Open(ctx, c.redisURL, c.postgresURL, cluster.Config{
-		Prefix: c.redisPrefix, NodeID: c.nodeID, LeaseTTL: c.leaseTTL, ConfirmAfter: c.confirmAfter, Logger: log,
+		Prefix: c.redisPrefix, NodeID: c.nodeID, LeaseTTL: c.leaseTTL, ConfirmAfter: c.confirmAfter, Buckets: c.buckets, Logger: log,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,85 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/redis"
+)
+
+// A sale split over buckets still sells every unit, one buyer at a time,
+// whatever buckets the buyers hash to: a dry bucket borrows from the
+// others, also when no single one holds enough.
+func TestBucketsSellEveryUnit(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{Buckets: 4})
+	defer s.Close()
+	sl := mustSale(t, s, "split", 37, 3)
+	confirmed := map[string]surge.Order{}
+	sold := int64(0)
+	for i := 0; sold < sl.Stock; i++ {
+		q := int64(1 + i%3)
+		q = min(q, sl.Stock-sold)
+		out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[0].Code != surge.CodeReserved {
+			t.Fatalf("purchase %d of %d units with %d left: %s", i, q, sl.Stock-sold, out[0].Code)
+		}
+		confirmed[out[0].Order.ID] = out[0].Order
+		sold += q
+	}
+	out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: "late", Quantity: 1})
+	if err != nil || out[0].Code != surge.CodeSoldOut {
+		t.Errorf("after the last unit: %+v %v, want sold_out", out, err)
+	}
+	truth(t, s, sl, confirmed)
+}
+
+// A transfer between buckets cut in half (a node died between the donor's
+// script and the recipient's) is completed by the leader: no unit is lost.
+func TestBucketsRepairInterruptedTransfer(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{Buckets: 2, Interval: 100 * time.Millisecond, ConfirmAfter: 200 * time.Millisecond})
+	defer s.Close()
+	sl := mustSale(t, s, "cut", 10, 1)
+	ctx := context.Background()
+	rc, err := redis.Dial(ctx, redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	// The donor's half of a transfer of 3 units from bucket 0 to bucket 1.
+	donor := ns + ":{" + sl.ID + "#0}:"
+	if err := rc.HIncrBy(ctx, donor+"m", "rem", -3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ZAdd(ctx, donor+"xo", goredisZ(time.Now().Add(-time.Second), "1:cut|3")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rem, _ := s.Remaining(ctx, sl.ID); rem != 7 {
+		t.Fatalf("remaining with the transfer in flight: %d, want 7", rem)
+	}
+	eventually(t, 5*time.Second, "the leader completes the transfer", func() error {
+		rem, err := s.Remaining(ctx, sl.ID)
+		if err != nil {
+			return err
+		}
+		if rem != 10 {
+			return fmt.Errorf("remaining %d, want 10", rem)
+		}
+		return nil
+	})
+	truth(t, s, sl, nil)
+}
+
+func goredisZ(at time.Time, member string) goredis.Z {
+	return goredis.Z{Score: float64(at.UnixMilli()), Member: member}
+}
