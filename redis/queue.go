@@ -1,0 +1,124 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/surgehq/surge/waitroom"
+)
+
+//go:embed queue.lua
+var queueSrc string
+
+var queueScript = goredis.NewScript(queueSrc)
+
+// Queues is the waitroom.Backend of cluster mode: every node serves the
+// same waiting rooms from Redis, one script call per join or lookup. A
+// lottery's draw runs in one script at the first call at or after the
+// start, which for a very large pre-start crowd blocks Redis for as long
+// as sorting it takes (about a second per million entries).
+type Queues struct {
+	c      Client
+	prefix string
+	max    int64
+}
+
+// NewQueues returns the queues kept in c under prefix, at most maxEntries
+// per sale (waitroom.DefaultMaxEntries if < 1).
+func NewQueues(c Client, prefix string, maxEntries int) *Queues {
+	if prefix == "" {
+		prefix = "surge"
+	}
+	if maxEntries < 1 {
+		maxEntries = waitroom.DefaultMaxEntries
+	}
+	return &Queues{c: c, prefix: prefix, max: int64(maxEntries)}
+}
+
+func (qs *Queues) keys(sale string) []string {
+	b := qs.prefix + ":{wr:" + sale + "}:"
+	return []string{b + "users", b + "seq", b + "draws", b + "slots", b + "last", b + "drawn"}
+}
+
+func (qs *Queues) run(ctx context.Context, op string, q waitroom.Queue, user string, now time.Time) (waitroom.Entry, int64, error) {
+	lottery := "0"
+	if q.Lottery {
+		lottery = "1"
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	// 52 bits: a sorted-set score is a double; zero stays "no draw".
+	draw := max(binary.BigEndian.Uint64(b[:])>>12, 1)
+	res, err := queueScript.Run(ctx, qs.c, qs.keys(q.SaleID), op, user, now.UnixMilli(), q.Schedule.Start.UnixMilli(),
+		lottery, q.Schedule.FirstFree(now), qs.max, draw).Slice()
+	if err != nil {
+		return waitroom.Entry{}, 0, fmt.Errorf("redis: waiting room of sale %s: %w", q.SaleID, err)
+	}
+	code, _ := res[0].(int64)
+	if code < 0 {
+		return waitroom.Entry{}, code, nil
+	}
+	s, _ := res[1].(string)
+	e, err := parseEntry(s)
+	return e, code, err
+}
+
+func parseEntry(s string) (waitroom.Entry, error) {
+	f := strings.Split(s, "|")
+	if len(f) != 3 {
+		return waitroom.Entry{}, fmt.Errorf("redis: malformed queue entry %q", s)
+	}
+	seq, err1 := strconv.ParseInt(f[0], 10, 64)
+	draw, err2 := strconv.ParseUint(f[1], 10, 64)
+	slot, err3 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return waitroom.Entry{}, fmt.Errorf("redis: malformed queue entry %q", s)
+	}
+	return waitroom.Entry{Seq: seq, Draw: draw, Slot: slot}, nil
+}
+
+// Join implements waitroom.Backend.
+func (qs *Queues) Join(ctx context.Context, q waitroom.Queue, userID string, now time.Time) (waitroom.Entry, bool, error) {
+	e, code, err := qs.run(ctx, "join", q, userID, now)
+	switch {
+	case err != nil:
+		return waitroom.Entry{}, false, err
+	case code == -1:
+		return waitroom.Entry{}, false, waitroom.ErrFull
+	}
+	return e, code == 1, nil
+}
+
+// Lookup implements waitroom.Backend.
+func (qs *Queues) Lookup(ctx context.Context, q waitroom.Queue, userID string, now time.Time) (waitroom.Entry, error) {
+	e, code, err := qs.run(ctx, "lookup", q, userID, now)
+	switch {
+	case err != nil:
+		return waitroom.Entry{}, err
+	case code == -2:
+		return waitroom.Entry{}, waitroom.ErrNotQueued
+	}
+	return e, nil
+}
+
+// Between implements waitroom.Backend.
+func (qs *Queues) Between(ctx context.Context, q waitroom.Queue, from, to int64) (int64, error) {
+	if to <= from {
+		return 0, nil
+	}
+	n, err := qs.c.ZCount(ctx, qs.keys(q.SaleID)[3], strconv.FormatInt(from, 10), "("+strconv.FormatInt(to, 10)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis: waiting room of sale %s: %w", q.SaleID, err)
+	}
+	return n, nil
+}
+
+var _ waitroom.Backend = (*Queues)(nil)

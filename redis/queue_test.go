@@ -1,0 +1,147 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/waitroom"
+)
+
+// queues connects to the real Redis (scripts/services.sh starts it) under
+// a fresh prefix, removed at the end; it fails, never skips, without it.
+func queues(t *testing.T, max int) *redis.Queues {
+	t.Helper()
+	url := os.Getenv("SURGE_TEST_REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	c, err := redis.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatalf("redis (run scripts/services.sh): %v", err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "t_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		_ = redis.New(c, prefix).Forget(context.Background())
+		c.Close()
+	})
+	return redis.NewQueues(c, prefix, max)
+}
+
+var start = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// The Redis queue answers a FIFO sequence exactly as the in-memory one.
+func TestQueueFIFOMatchesMemory(t *testing.T) {
+	ctx := context.Background()
+	q := waitroom.Queue{SaleID: "s", Schedule: waitroom.Schedule{Start: start, Rate: 3}}
+	backends := []waitroom.Backend{waitroom.NewMemory(0), queues(t, 0)}
+	now := start.Add(-time.Minute)
+	for i := range 60 {
+		now = now.Add(time.Duration(i%7) * 100 * time.Millisecond)
+		user := fmt.Sprintf("u%d", i%45) // some join twice
+		var got [2]waitroom.Entry
+		var created [2]bool
+		for j, b := range backends {
+			e, c, err := b.Join(ctx, q, user, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[j], created[j] = e, c
+		}
+		if got[0] != got[1] || created[0] != created[1] {
+			t.Fatalf("join %d of %s at %v: memory %+v/%v, redis %+v/%v", i, user, now, got[0], created[0], got[1], created[1])
+		}
+	}
+	for _, r := range [][2]int64{{0, 10}, {5, 30}, {0, 1000}, {20, 20}} {
+		a, _ := backends[0].Between(ctx, q, r[0], r[1])
+		b, err := backends[1].Between(ctx, q, r[0], r[1])
+		if err != nil || a != b {
+			t.Errorf("Between%v: memory %d, redis %d (%v)", r, a, b, err)
+		}
+	}
+	if _, err := backends[1].Lookup(ctx, q, "nobody", now); err != waitroom.ErrNotQueued {
+		t.Errorf("Lookup of a stranger: %v", err)
+	}
+}
+
+// Lottery: pre-start joiners get no slot until the draw, then a
+// permutation of the first slots; later joiners queue FIFO behind them.
+func TestQueueLottery(t *testing.T) {
+	ctx := context.Background()
+	qs := queues(t, 0)
+	q := waitroom.Queue{SaleID: "l", Schedule: waitroom.Schedule{Start: start, Rate: 10}, Lottery: true}
+	for i := range 20 {
+		e, _, err := qs.Join(ctx, q, fmt.Sprintf("early%d", i), start.Add(-time.Minute))
+		if err != nil || e.Slot != waitroom.Unassigned || e.Draw == 0 {
+			t.Fatalf("pre-start join: %+v %v", e, err)
+		}
+	}
+	late, _, err := qs.Join(ctx, q, "late", start.Add(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slots []int64
+	for i := range 20 {
+		e, err := qs.Lookup(ctx, q, fmt.Sprintf("early%d", i), start.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots = append(slots, e.Slot)
+	}
+	// The draw ran at the late join, the first call after the start: it
+	// hands out slots from the first free one then, as the memory backend.
+	base := q.Schedule.FirstFree(start.Add(time.Millisecond))
+	slices.Sort(slots)
+	for i, s := range slots {
+		if s != base+int64(i) {
+			t.Fatalf("drawn slots %v, want %d..%d", slots, base, base+19)
+		}
+	}
+	if late.Slot != base+20 {
+		t.Errorf("late joiner's slot %d, want %d", late.Slot, base+20)
+	}
+}
+
+// Concurrent joins from many goroutines (nodes) get distinct slots, and
+// the bound holds.
+func TestQueueConcurrentJoinsAndBound(t *testing.T) {
+	ctx := context.Background()
+	qs := queues(t, 50)
+	q := waitroom.Queue{SaleID: "c", Schedule: waitroom.Schedule{Start: start, Rate: 100}}
+	var mu sync.Mutex
+	seen := map[int64]string{}
+	full := 0
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				u := fmt.Sprintf("g%d-%d", g, i)
+				e, _, err := qs.Join(ctx, q, u, start.Add(time.Second))
+				mu.Lock()
+				if err == waitroom.ErrFull {
+					full++
+				} else if err != nil {
+					t.Error(err)
+				} else if prev, dup := seen[e.Slot]; dup {
+					t.Errorf("slot %d given to %s and %s", e.Slot, prev, u)
+				} else {
+					seen[e.Slot] = u
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 50 || full != 30 {
+		t.Errorf("%d joined and %d refused, want 50 and 30", len(seen), full)
+	}
+}
