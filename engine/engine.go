@@ -562,7 +562,25 @@ func (e *Engine) syncLoop() {
 		case <-e.stop:
 			return
 		case id := <-e.shared.Changed():
-			e.sync(id)
+			// Coalesce a burst of announcements (a wave of cancels): each
+			// sale is read once however many changes queued up.
+			ids := map[string]bool{id: true}
+		drain:
+			for len(ids) < 1024 {
+				select {
+				case id := <-e.shared.Changed():
+					ids[id] = true
+				default:
+					break drain
+				}
+			}
+			if ids[""] {
+				e.sync("")
+				continue
+			}
+			for id := range ids {
+				e.sync(id)
+			}
 		case <-t.C:
 			e.sync("")
 		}
