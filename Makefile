@@ -31,8 +31,9 @@ bench-http: ## side-by-side run: minimal net/http handler vs surge serve, wrk an
 
 FUZZTIME ?= 30s
 FUZZ_HTTP := $(shell grep -ho '^func Fuzz[A-Za-z]*' http/*_test.go | cut -d' ' -f2)
-fuzz: ## run every fuzz target of the request decoders and auth for FUZZTIME each
+fuzz: ## run every fuzz target of the request decoders, auth and waiting-room tickets for FUZZTIME each
 	@for f in $(FUZZ_HTTP); do echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./http/ || exit 1; done
+	@echo "== FuzzParseTicket"; $(GO) test -run '^$$' -fuzz '^FuzzParseTicket$$' -fuzztime $(FUZZTIME) ./waitroom/
 
 clean:
 	rm -rf bin surge-data

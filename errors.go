@@ -25,6 +25,11 @@ const (
 	CodeOverloaded     Code = "overloaded"
 	CodeRateLimited    Code = "rate_limited"
 	CodeUnavailable    Code = "unavailable"
+	// Waiting rooms.
+	CodeNotAdmitted   Code = "not_admitted"    // a purchase without a valid, current admission
+	CodeInvalidTicket Code = "invalid_ticket"  // a queue read with a missing, forged or foreign ticket
+	CodeNoWaitingRoom Code = "no_waiting_room" // a queue endpoint of a sale without one
+	CodeQueueFull     Code = "queue_full"      // the sale's queue holds as many buyers as it may
 )
 
 // Error is a failure a caller can act on: a Code plus a human message.

@@ -34,11 +34,12 @@ const (
 )
 
 // WaitingRoom is a sale's queue: buyers join, then are admitted at a fixed
-// rate in Order, and an admission lets them buy for TicketSeconds.
+// rate in Order, and an admission lets them buy for TicketSeconds. The
+// JSON tags are the API's names and the stored form (a JSON column).
 type WaitingRoom struct {
-	AdmitPerSecond int64
-	Order          string // QueueFIFO or QueueLottery
-	TicketSeconds  int64
+	AdmitPerSecond int64  `json:"admit_per_second"`
+	Order          string `json:"order"` // QueueFIFO or QueueLottery
+	TicketSeconds  int64  `json:"ticket_seconds"`
 }
 
 // Hold is how long a reservation waits for payment before it expires.

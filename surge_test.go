@@ -163,3 +163,57 @@ func TestErrorIs(t *testing.T) {
 		t.Error("ErrorCode")
 	}
 }
+
+func TestNewSaleWaitingRoom(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	wr := func(rate int64, order string, ticket int64) *surge.WaitingRoom {
+		return &surge.WaitingRoom{AdmitPerSecond: rate, Order: order, TicketSeconds: ticket}
+	}
+	for _, c := range []struct {
+		name string
+		in   *surge.WaitingRoom
+		want string // "" accepts in; else the exact message
+	}{
+		{"none", nil, ""},
+		{"fifo", wr(100, surge.QueueFIFO, 300), ""},
+		{"lottery", wr(1, surge.QueueLottery, 1), ""},
+		{"bounds", wr(surge.MaxAdmitPerSecond, surge.QueueFIFO, surge.MaxTicketSeconds), ""},
+		{"zero rate", wr(0, surge.QueueFIFO, 300), "waiting_room.admit_per_second must be between 1 and 1000000"},
+		{"negative rate", wr(-1, surge.QueueFIFO, 300), "waiting_room.admit_per_second must be between 1 and 1000000"},
+		{"rate too high", wr(surge.MaxAdmitPerSecond+1, surge.QueueFIFO, 300), "waiting_room.admit_per_second must be between 1 and 1000000"},
+		{"no order", wr(10, "", 300), `waiting_room.order must be "fifo" or "lottery"`},
+		{"order in capitals", wr(10, "FIFO", 300), `waiting_room.order must be "fifo" or "lottery"`},
+		{"unknown order", wr(10, "random", 300), `waiting_room.order must be "fifo" or "lottery"`},
+		{"zero ticket", wr(10, surge.QueueFIFO, 0), "waiting_room.ticket_seconds must be between 1 and 86400"},
+		{"ticket over a day", wr(10, surge.QueueLottery, surge.MaxTicketSeconds+1), "waiting_room.ticket_seconds must be between 1 and 86400"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := surge.SaleInput{Name: ptr("n"), Stock: ptr(int64(5)), WaitingRoom: c.in}
+			s, err := surge.NewSale(in, now)
+			if c.want != "" {
+				var e *surge.Error
+				if !errors.As(err, &e) || e.Code != surge.CodeInvalid || e.Message != c.want {
+					t.Fatalf("err = %v, want invalid_request: %s", err, c.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.in == nil {
+				if s.WaitingRoom != nil {
+					t.Fatalf("WaitingRoom = %+v, want nil", s.WaitingRoom)
+				}
+				return
+			}
+			if s.WaitingRoom == nil || *s.WaitingRoom != *c.in {
+				t.Fatalf("WaitingRoom = %+v, want %+v", s.WaitingRoom, c.in)
+			}
+			// The sale keeps its own copy: it is immutable.
+			c.in.AdmitPerSecond++
+			if s.WaitingRoom.AdmitPerSecond == c.in.AdmitPerSecond {
+				t.Error("the sale shares the input's waiting room")
+			}
+		})
+	}
+}

@@ -16,6 +16,9 @@ const (
 	MaxStock       = 1_000_000_000
 	MaxHoldSeconds = 7 * 24 * 3600
 	DefaultHold    = 900
+	// MaxAdmitPerSecond and MaxTicketSeconds bound a waiting room.
+	MaxAdmitPerSecond = 1_000_000
+	MaxTicketSeconds  = 24 * 3600
 )
 
 // ValidID reports whether s matches [A-Za-z0-9_-]{1,64}, the shape of every
@@ -71,6 +74,9 @@ type SaleInput struct {
 	StartsAt     *time.Time
 	EndsAt       *time.Time
 	HoldSeconds  *int64
+	// WaitingRoom, when set, puts buyers in a queue first; every field
+	// is required.
+	WaitingRoom *WaitingRoom
 }
 
 // NewSale validates in and applies the defaults: a generated id, a limit of
@@ -148,6 +154,20 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 			return bad("hold_seconds must be between 1 and %d", MaxHoldSeconds)
 		}
 		s.HoldSeconds = *in.HoldSeconds
+	}
+	if wr := in.WaitingRoom; wr != nil {
+		if wr.AdmitPerSecond < 1 || wr.AdmitPerSecond > MaxAdmitPerSecond {
+			return bad("waiting_room.admit_per_second must be between 1 and %d", MaxAdmitPerSecond)
+		}
+		if wr.Order != QueueFIFO && wr.Order != QueueLottery {
+			return bad("waiting_room.order must be %q or %q", QueueFIFO, QueueLottery)
+		}
+		if wr.TicketSeconds < 1 || wr.TicketSeconds > MaxTicketSeconds {
+			return bad("waiting_room.ticket_seconds must be between 1 and %d", MaxTicketSeconds)
+		}
+		// A copy: the sale is immutable, whatever the caller does with in.
+		c := *wr
+		s.WaitingRoom = &c
 	}
 	return s, nil
 }

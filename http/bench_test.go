@@ -34,7 +34,7 @@ func benchAPI(b *testing.B, stock int64) (http.Handler, *engine.Engine, *sqlite.
 	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock}); err != nil {
 		b.Fatal(err)
 	}
-	return surgehttp.New(eng, surgehttp.Config{AdminToken: "admin", InsecureUserHeader: true}), eng, st
+	return surgehttp.New(eng, surgehttp.Config{AdminToken: "admin", InsecureUserHeader: true, Logger: slog.New(slog.DiscardHandler)}), eng, st
 }
 
 // minimal is the yardstick: the least a net/http handler can do for the

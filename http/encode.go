@@ -83,6 +83,9 @@ type saleJSON struct {
 	// Stale appears (true) only in cluster mode while Redis and
 	// PostgreSQL cannot be read: remaining and status are the last known.
 	Stale bool `json:"stale,omitempty"`
+	// WaitingRoom appears only for a sale that has one, so the answers
+	// of other sales are exactly what they were before waiting rooms.
+	WaitingRoom *surge.WaitingRoom `json:"waiting_room,omitempty"`
 }
 
 func toSaleJSON(s engine.SaleState) saleJSON {
@@ -90,7 +93,7 @@ func toSaleJSON(s engine.SaleState) saleJSON {
 		ID: s.ID, Name: s.Name, Stock: s.Stock, Remaining: max(s.Remaining, 0),
 		PerUserLimit: s.PerUserLimit, PriceCents: s.PriceCents, Currency: s.Currency,
 		StartsAt: s.StartsAt.UTC().Format(timeLayout), HoldSeconds: s.HoldSeconds,
-		Status: string(s.Status), Stale: s.Stale,
+		Status: string(s.Status), Stale: s.Stale, WaitingRoom: s.WaitingRoom,
 	}
 	if !s.EndsAt.IsZero() {
 		e := s.EndsAt.UTC().Format(timeLayout)
@@ -156,6 +159,10 @@ func statusOf(c surge.Code) int {
 	case surge.CodeSoldOut, surge.CodeLimitReached, surge.CodeNotStarted, surge.CodeEnded,
 		surge.CodeSaleExists, surge.CodeNotCancellable, surge.CodeNotPayable:
 		return http.StatusConflict
+	case surge.CodeNoWaitingRoom, surge.CodeQueueFull:
+		return http.StatusConflict
+	case surge.CodeNotAdmitted, surge.CodeInvalidTicket:
+		return http.StatusForbidden
 	case surge.CodeSaleNotFound, surge.CodeOrderNotFound:
 		return http.StatusNotFound
 	case surge.CodeInvalid:

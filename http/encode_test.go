@@ -146,7 +146,14 @@ func (s *stubService) Purchase(context.Context, string, surge.Purchase) (surge.O
 	return s.purchase()
 }
 
-func (s *stubService) Sale(string) (engine.SaleState, error) { return s.sale() }
+// Sale is a sale without a waiting room unless stubbed: the purchase
+// handler asks for it once.
+func (s *stubService) Sale(id string) (engine.SaleState, error) {
+	if s.sale == nil {
+		return engine.SaleState{Sale: surge.Sale{ID: id}}, nil
+	}
+	return s.sale()
+}
 
 func (s *stubService) Ready() bool { return true }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // This file exports test helpers to the http_test package.
@@ -102,4 +103,9 @@ func PublicJWK(kid string, pub any) map[string]any {
 		m["kid"] = kid
 	}
 	return m
+}
+
+// SetStreamTiming shortens the tick and heartbeat of queue event streams.
+func (s *Server) SetStreamTiming(tick, heartbeat time.Duration) {
+	s.queues.tick, s.queues.heartbeat = tick, heartbeat
 }

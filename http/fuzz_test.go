@@ -203,7 +203,10 @@ func FuzzPurchaseBody(f *testing.F) {
 }
 
 // saleInputKeys are the members of a sale body.
-var saleInputKeys = []string{"id", "name", "stock", "per_user_limit", "price_cents", "currency", "starts_at", "ends_at", "hold_seconds"}
+var saleInputKeys = []string{"id", "name", "stock", "per_user_limit", "price_cents", "currency", "starts_at", "ends_at", "hold_seconds", "waiting_room"}
+
+// waitingRoomKeys are the members of a sale body's waiting_room.
+var waitingRoomKeys = []string{"admit_per_second", "order", "ticket_seconds"}
 
 func FuzzSaleBody(f *testing.F) {
 	for _, seed := range []string{
@@ -220,6 +223,12 @@ func FuzzSaleBody(f *testing.F) {
 		`{"name":"x","stock":1e2}`,
 		`{"name":"x","stock":"1"}`,
 		`{"name":"x","stock":1,"colour":"red"}`,
+		`{"name":"x","stock":1,"waiting_room":{"admit_per_second":10,"order":"fifo","ticket_seconds":60}}`,
+		`{"name":"x","stock":1,"waiting_room":{"admit_per_second":1000000,"order":"lottery","ticket_seconds":86400}}`,
+		`{"name":"x","stock":1,"waiting_room":null}`,
+		`{"name":"x","stock":1,"waiting_room":{"admit_per_second":10,"order":"fifo","order":"fifo","ticket_seconds":60}}`,
+		`{"name":"x","stock":1,"waiting_room":{"Order":"fifo","admit_per_second":10,"ticket_seconds":60}}`,
+		`{"name":"x","stock":1,"waiting_room":{"admit_per_second":0,"order":"fifo","ticket_seconds":60}}`,
 		`{"name":"x","stock":1,"stock":2}`,
 		`{"name":"x","Stock":1}`,
 		`{"name":"x","\u017ftoc\u212a":1}`,
@@ -260,6 +269,19 @@ func FuzzSaleBody(f *testing.F) {
 			for i, n := range names {
 				if !slices.Contains(saleInputKeys, n) || slices.Contains(names[:i], n) {
 					t.Fatalf("accepted %q with member %q", body, n)
+				}
+			}
+			var members map[string]json.RawMessage
+			_ = json.Unmarshal(body, &members)
+			if room := members["waiting_room"]; len(room) > 0 && room[0] == '{' {
+				inner, err := memberNames(room)
+				if err != nil || len(inner) != len(waitingRoomKeys) || s.WaitingRoom == nil {
+					t.Fatalf("accepted %q with waiting_room members %q (%v), answered %+v", body, inner, err, s.WaitingRoom)
+				}
+				for i, n := range inner {
+					if !slices.Contains(waitingRoomKeys, n) || slices.Contains(inner[:i], n) {
+						t.Fatalf("accepted %q with waiting_room member %q", body, n)
+					}
 				}
 			}
 			if s.Remaining != s.Stock {

@@ -22,6 +22,7 @@ import (
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/waitroom"
 )
 
 const (
@@ -58,6 +59,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is a real engine over a real SQLite store behind the API.
 type env struct {
+	room    *waitroom.Room // on the engine's clock
 	eng     *engine.Engine
 	store   *sqlite.Store
 	clock   *clock
@@ -71,7 +73,11 @@ type envOptions struct {
 	queueSize          int
 	protection         surgehttp.Protection
 	buyerRate          engine.RateLimiter
+	maxQueueStreams    int
 }
+
+// roomSecret signs the tests' waiting-room tickets.
+var roomSecret = []byte("waiting-room test secret, 32 b..")
 
 func newEnv(tb testing.TB, opt envOptions) *env {
 	tb.Helper()
@@ -92,13 +98,19 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 		store.Close()
 		tb.Fatalf("open engine: %v", err)
 	}
-	e := &env{eng: eng, store: store, clock: clk}
+	room, err := waitroom.New(waitroom.Config{Secret: roomSecret, Now: clk.Now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := &env{eng: eng, store: store, clock: clk, room: room}
 	e.handler = surgehttp.New(eng, surgehttp.Config{
 		AdminToken:         adminToken,
 		JWTSecret:          jwtSecret,
 		InsecureUserHeader: opt.insecureUserHeader,
 		Logger:             quietLog,
 		Protection:         opt.protection,
+		WaitingRoom:        room,
+		MaxQueueStreams:    opt.maxQueueStreams,
 	})
 	if !opt.noServer {
 		e.srv = httptest.NewServer(e.handler)
@@ -290,6 +302,15 @@ type saleObj struct {
 	EndsAt       *string `json:"ends_at"`
 	HoldSeconds  int64   `json:"hold_seconds"`
 	Status       string  `json:"status"`
+	// WaitingRoom is present only for a sale that has one.
+	WaitingRoom *waitingRoomObj `json:"waiting_room"`
+}
+
+// waitingRoomObj is the waiting_room of a sale object.
+type waitingRoomObj struct {
+	AdmitPerSecond int64  `json:"admit_per_second"`
+	Order          string `json:"order"`
+	TicketSeconds  int64  `json:"ticket_seconds"`
 }
 
 var saleKeys = []string{"currency", "ends_at", "hold_seconds", "id", "name", "per_user_limit",
@@ -301,9 +322,13 @@ func parseSale(b []byte) (saleObj, error) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return saleObj{}, fmt.Errorf("sale is not an object: %v", err)
 	}
-	keys := sortedKeys(raw)
-	if !slices.Equal(keys, saleKeys) {
-		return saleObj{}, fmt.Errorf("sale keys = %v, want %v", keys, saleKeys)
+	keys, want := sortedKeys(raw), saleKeys
+	if _, ok := raw["waiting_room"]; ok {
+		want = append(slices.Clone(saleKeys), "waiting_room")
+		slices.Sort(want)
+	}
+	if !slices.Equal(keys, want) {
+		return saleObj{}, fmt.Errorf("sale keys = %v, want %v", keys, want)
 	}
 	var s saleObj
 	if err := decodeStrict(b, &s); err != nil {
@@ -329,6 +354,13 @@ func parseSale(b []byte) (saleObj, error) {
 	case "upcoming", "live", "sold_out", "ended":
 	default:
 		return s, fmt.Errorf("sale status %q is not in the contract", s.Status)
+	}
+	if _, ok := raw["waiting_room"]; ok {
+		wr := s.WaitingRoom
+		if wr == nil || wr.AdmitPerSecond < 1 || wr.AdmitPerSecond > surge.MaxAdmitPerSecond || wr.TicketSeconds < 1 ||
+			wr.TicketSeconds > surge.MaxTicketSeconds || (wr.Order != "fifo" && wr.Order != "lottery") {
+			return s, fmt.Errorf("waiting_room out of the contract: %s", raw["waiting_room"])
+		}
 	}
 	if s.Stock < 1 || s.Remaining < 0 || s.Remaining > s.Stock || s.PerUserLimit < 1 ||
 		s.PerUserLimit > s.Stock || s.PriceCents < 0 || s.HoldSeconds < 1 || s.Name == "" || len(s.Currency) != 3 {

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/surgehq/surge"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/waitroom"
 )
 
 // hostileCase is one malformed or hostile request and who must refuse it.
@@ -87,6 +90,9 @@ type hostileEnv struct {
 	keys   surgehttp.TestKeys
 	errs   *errorRecorder
 	client *http.Client
+	// tickets of alice and bob in the queue of sale "w" (a waiting room,
+	// starting far in the future)
+	aliceTicket, bobTicket string
 }
 
 func newHostileEnv(t *testing.T) *hostileEnv {
@@ -577,8 +583,101 @@ func (h *hostileEnv) hostileCases(t *testing.T, orderID string) []hostileCase {
 		}
 	}
 
+	// The waiting room: bad tickets on queue reads, streams and purchases,
+	// hostile join bodies, queue endpoints of a sale without one.
+	otherKey, err := waitroom.New(waitroom.Config{Secret: []byte("not the server's secret, 32 byte")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wSale := &surge.Sale{ID: "w", StartsAt: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC),
+		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Order: "fifo", TicketSeconds: 60}}
+	forgedTicket, _, err := otherKey.Join(context.Background(), wSale, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := h.aliceTicket
+	flipped := []byte(tk)
+	flipped[len(flipped)/2] ^= 0x01 // another base64url character, or none
+	badTickets := []string{
+		forgedTicket.Ticket, tk[:len(tk)-1], tk[1:], tk + "A", tk + "=", string(flipped), strings.ToUpper(tk),
+		strings.ReplaceAll(strings.ReplaceAll(tk, "-", "+"), "_", "/"), "x", "!!!!", strings.Repeat("A", waitroom.MaxTicketLen),
+		strings.Repeat("A", waitroom.MaxTicketLen+1), strings.Repeat("A", 8<<10), "é", "AQÿ", userToken(t, "alice"),
+		base64.RawURLEncoding.EncodeToString(make([]byte, 64)),
+	}
+	for range 60 {
+		badTickets = append(badTickets, base64.RawURLEncoding.EncodeToString(randomBytes(rng, 1+rng.IntN(200))))
+		b, _ := base64.RawURLEncoding.DecodeString(tk)
+		b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
+		badTickets = append(badTickets, base64.RawURLEncoding.EncodeToString(b))
+	}
+	for i, bad := range badTickets {
+		hd := http.Header{surgehttp.TicketHeader: {bad}}
+		add(hostileCase{name: fmt.Sprintf("bad ticket %d on GET queue", i), method: "GET", path: "/v1/sales/w/queue",
+			header: hd, status: http.StatusForbidden})
+		if i%3 == 0 {
+			add(hostileCase{name: fmt.Sprintf("bad ticket %d on the event stream", i), method: "GET", path: "/v1/sales/w/queue/events",
+				header: hd.Clone(), status: http.StatusForbidden})
+			add(hostileCase{name: fmt.Sprintf("bad ticket %d as a query parameter", i), method: "GET",
+				path: "/v1/sales/w/queue/events?ticket=" + url.QueryEscape(bad), status: http.StatusForbidden})
+		}
+		hd = buyer(i)
+		hd[surgehttp.TicketHeader] = []string{bad}
+		add(hostileCase{name: fmt.Sprintf("bad ticket %d on a purchase", i), method: "POST", path: "/v1/sales/w/purchases",
+			header: hd, body: []byte(`{"quantity":1}`), status: http.StatusForbidden})
+	}
+	for _, c := range []struct {
+		name string
+		hd   http.Header
+	}{
+		{"no ticket", buyer(0)},
+		{"alice's ticket, other user", buyer(1)}, // e-buyer
+		{"two tickets", buyer(0)},
+		{"empty ticket", buyer(0)},
+		{"not admitted yet", bearerHeader(userToken(t, "alice"))},
+		{"bob's ticket for alice", bearerHeader(userToken(t, "alice"))},
+	} {
+		name, hd := c.name, c.hd
+		switch name {
+		case "alice's ticket, other user":
+			hd[surgehttp.TicketHeader] = []string{h.aliceTicket}
+		case "two tickets":
+			hd[surgehttp.TicketHeader] = []string{h.aliceTicket, h.aliceTicket}
+		case "empty ticket":
+			hd[surgehttp.TicketHeader] = []string{""}
+		case "not admitted yet":
+			hd[surgehttp.TicketHeader] = []string{h.aliceTicket}
+		case "bob's ticket for alice":
+			hd[surgehttp.TicketHeader] = []string{h.bobTicket}
+		}
+		add(hostileCase{name: "purchase in a waiting room: " + name, method: "POST", path: "/v1/sales/w/purchases",
+			header: hd, status: http.StatusForbidden})
+	}
+	add(hostileCase{name: "two tickets on GET queue", method: "GET", path: "/v1/sales/w/queue",
+		header: http.Header{surgehttp.TicketHeader: {h.aliceTicket, h.bobTicket}}, status: http.StatusForbidden})
+	add(hostileCase{name: "GET queue without a ticket", method: "GET", path: "/v1/sales/w/queue", status: http.StatusForbidden})
+	for i, b := range []string{`{"position":1}`, `[]`, `null`, `"x"`, `{"user_id":"bob"}`, `{}{}`, `{`, "ÿ", `{"":1}`,
+		strings.Repeat("[", 3000), strings.Repeat(" ", surgehttp.MaxPurchaseBody+1)} {
+		status := http.StatusBadRequest
+		if len(b) > surgehttp.MaxPurchaseBody {
+			status = http.StatusRequestEntityTooLarge
+		}
+		add(hostileCase{name: fmt.Sprintf("join body %d", i), method: "POST", path: "/v1/sales/w/queue", header: buyer(i),
+			body: []byte(b), chunked: i%2 == 1, status: status})
+	}
+	for _, name := range slices.Sorted(maps.Keys(creds)) {
+		add(hostileCase{name: "join with credentials " + name, method: "POST", path: "/v1/sales/w/queue",
+			header: creds[name].Clone(), status: http.StatusUnauthorized})
+	}
+	for _, p := range []string{"/v1/sales/s/queue", "/v1/sales/s/queue/events"} {
+		method := map[bool]string{true: "GET", false: "POST"}[strings.HasSuffix(p, "events")]
+		hd := buyer(0)
+		hd[surgehttp.TicketHeader] = []string{h.aliceTicket}
+		add(hostileCase{name: method + " " + p + " (no waiting room)", method: method, path: p, header: hd, status: http.StatusConflict})
+	}
+
 	// Wrong methods.
 	paths := map[string]string{
+		"/v1/sales/w/queue": "GET, POST", "/v1/sales/w/queue/events": "GET",
 		"/v1/sales": "GET, POST", "/v1/sales/s": "GET", "/v1/sales/s/orders": "GET", "/v1/sales/s/purchases": "POST",
 		"/v1/orders/" + orderID: "GET", "/v1/orders/" + orderID + "/cancel": "POST", "/v1/orders/" + orderID + "/pay": "POST",
 		"/healthz": "GET", "/readyz": "GET",
@@ -683,6 +782,20 @@ func (h *hostileEnv) hostileCases(t *testing.T, orderID string) []hostileCase {
 	return cases
 }
 
+// joinQueue joins a sale's queue and returns the ticket.
+func (h *hostileEnv) joinQueue(t *testing.T, saleID string, who opt) string {
+	t.Helper()
+	r := h.do(t, "POST", "/v1/sales/"+saleID+"/queue", "", who)
+	wantStatus(t, r, http.StatusCreated)
+	var q struct {
+		Ticket string `json:"ticket"`
+	}
+	if err := json.Unmarshal(r.body, &q); err != nil || q.Ticket == "" {
+		t.Fatalf("join: %v (%v)", r, err)
+	}
+	return q.Ticket
+}
+
 func signWithHeader(t *testing.T, key any, header map[string]any, claims jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
@@ -717,7 +830,12 @@ func TestHostileRequests(t *testing.T) {
 	alice := h.buy(t, "s", asUser(t, "alice"))
 	h.buy(t, "s", bearerAuth(h.token(t, jwt.SigningMethodEdDSA, "ed", "e-buyer")))
 	h.buy(t, "s", bearerAuth(h.token(t, jwt.SigningMethodRS256, "rsa", "r-buyer")))
+	h.createSale(t, `{"id":"w","name":"Queued","stock":10,"starts_at":"2099-01-01T00:00:00Z",
+		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":60}}`)
+	h.aliceTicket = h.joinQueue(t, "w", asUser(t, "alice"))
+	h.bobTicket = h.joinQueue(t, "w", asUser(t, "bob"))
 	before := h.snapshot(t, "s")
+	beforeW := h.snapshot(t, "w")
 	sales := h.do(t, "GET", "/v1/sales", "")
 
 	cases := h.hostileCases(t, alice.ID)
@@ -757,6 +875,12 @@ func TestHostileRequests(t *testing.T) {
 	t.Logf("%d hostile requests: %d refused by our handlers (JSON), %d by net/http (plain text)", len(cases), fromHandler, fromConn)
 
 	h.wantUnchanged(t, "s", before)
+	h.wantUnchanged(t, "w", beforeW)
+	// Nobody joined the queue: the next buyer comes third.
+	if r := h.do(t, "POST", "/v1/sales/w/queue", "", asUser(t, "carol")); r.status != http.StatusCreated ||
+		!bytes.Contains(r.body, []byte(`"position":3,`)) {
+		t.Errorf("a join after the hostile requests: %v", r)
+	}
 	if after := h.do(t, "GET", "/v1/sales", ""); !bytes.Equal(after.body, sales.body) {
 		t.Errorf("sales changed:\nbefore %s\nafter  %s", sales.body, after.body)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
+	"github.com/surgehq/surge/waitroom"
 )
 
 // Service is what the API needs of the pipeline; *engine.Engine is one.
@@ -48,6 +49,13 @@ type Config struct {
 	// BuyerAuth adds JWKS (EdDSA, RS256) verification and iss/aud checks
 	// to buyer JWTs; the zero value keeps HS256 with JWTSecret only.
 	BuyerAuth BuyerAuth
+	// WaitingRoom queues and admits the buyers of sales that have a
+	// waiting room. nil is an in-memory room whose tickets are signed
+	// with a random key: they die with the process (New logs a warning).
+	WaitingRoom *waitroom.Room
+	// MaxQueueStreams bounds the queue event streams open at once; 0 is
+	// DefaultMaxQueueStreams.
+	MaxQueueStreams int
 }
 
 // Body limits. A purchase body is tiny; 4 KiB is the contract.
@@ -63,6 +71,10 @@ type Server struct {
 	log  *slog.Logger
 	cfg  Config
 	mux  *http.ServeMux
+
+	room *waitroom.Room
+	// queues is shared with the Public copy of the server.
+	queues *queueState
 }
 
 // New builds the API handler.
@@ -76,7 +88,12 @@ func New(svc Service, cfg Config) *Server {
 		log:  cfg.Logger,
 		cfg:  cfg,
 		mux:  http.NewServeMux(),
+		room: cfg.WaitingRoom,
 	}
+	if s.room == nil {
+		s.room = defaultRoom(cfg.Logger)
+	}
+	s.queues = newQueueState(cfg.MaxQueueStreams)
 	s.routes()
 	return s
 }
@@ -88,6 +105,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/sales/{id}", s.getSale)
 	s.adminRoute("GET /v1/sales/{id}/orders", s.exportOrders)
 	m.HandleFunc("POST /v1/sales/{id}/purchases", s.purchase)
+	m.HandleFunc("POST /v1/sales/{id}/queue", s.joinQueue)
+	m.HandleFunc("GET /v1/sales/{id}/queue", s.queueStatus)
+	m.HandleFunc("GET /v1/sales/{id}/queue/events", s.queueEvents)
 	m.HandleFunc("GET /v1/orders/{id}", s.getOrder)
 	m.HandleFunc("POST /v1/orders/{id}/cancel", s.cancelOrder)
 	s.adminRoute("POST /v1/orders/{id}/pay", s.payOrder)
@@ -96,15 +116,17 @@ func (s *Server) routes() {
 	// The mux answers unknown paths and wrong methods in plain text; these
 	// fallbacks keep every answer in the JSON error shape.
 	for path, allow := range map[string]string{
-		"/v1/sales":                "GET, POST",
-		"/v1/sales/{id}":           "GET",
-		"/v1/sales/{id}/orders":    "GET",
-		"/v1/sales/{id}/purchases": "POST",
-		"/v1/orders/{id}":          "GET",
-		"/v1/orders/{id}/cancel":   "POST",
-		"/v1/orders/{id}/pay":      "POST",
-		"/healthz":                 "GET",
-		"/readyz":                  "GET",
+		"/v1/sales":                   "GET, POST",
+		"/v1/sales/{id}":              "GET",
+		"/v1/sales/{id}/orders":       "GET",
+		"/v1/sales/{id}/purchases":    "POST",
+		"/v1/sales/{id}/queue":        "GET, POST",
+		"/v1/sales/{id}/queue/events": "GET",
+		"/v1/orders/{id}":             "GET",
+		"/v1/orders/{id}/cancel":      "POST",
+		"/v1/orders/{id}/pay":         "POST",
+		"/healthz":                    "GET",
+		"/readyz":                     "GET",
 	} {
 		m.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -196,6 +218,8 @@ type saleRequest struct {
 	StartsAt     *string `json:"starts_at"`
 	EndsAt       *string `json:"ends_at"`
 	HoldSeconds  *int64  `json:"hold_seconds"`
+	// WaitingRoom: absent or null for none.
+	WaitingRoom *waitingRoomRequest `json:"waiting_room"`
 }
 
 func parseTimeField(name string, v *string) (*time.Time, error) {
@@ -236,6 +260,10 @@ func (s *Server) createSale(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.EndsAt, err = parseTimeField("ends_at", req.EndsAt); err != nil {
+		invalid(w, "%v", err)
+		return
+	}
+	if in.WaitingRoom, err = req.WaitingRoom.input(); err != nil {
 		invalid(w, "%v", err)
 		return
 	}
@@ -410,6 +438,14 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.Quantity = q
+	}
+	// Sales are immutable: whether this one has a waiting room is read
+	// once, so a sale without one pays a map lookup here.
+	if sale, err := s.roomSale(saleID); err != nil {
+		s.writeErr(w, r, err)
+		return
+	} else if sale != nil && !s.admitted(w, r, sale, user) {
+		return
 	}
 	out, err := s.svc.Purchase(r.Context(), saleID, p)
 	if err != nil {

@@ -11,12 +11,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,7 +93,8 @@ CREATE TABLE IF NOT EXISTS sales (
 	starts_at      TEXT NOT NULL,
 	ends_at        TEXT,
 	hold_seconds   INTEGER NOT NULL,
-	created_at     TEXT NOT NULL
+	created_at     TEXT NOT NULL,
+	waiting_room   TEXT -- JSON of surge.WaitingRoom; NULL: none
 ) STRICT;
 CREATE TABLE IF NOT EXISTS orders (
 	seq             INTEGER PRIMARY KEY,
@@ -107,6 +110,21 @@ CREATE TABLE IF NOT EXISTS orders (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders (sale_id, seq);
 `
+
+// upgrade brings a database made by an older version up to the schema:
+// CREATE TABLE IF NOT EXISTS leaves an existing table as it was.
+func upgrade(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sales') WHERE name = 'waiting_room'`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE sales ADD COLUMN waiting_room TEXT`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // There is deliberately no unique index on (sale_id, user_id,
 // idempotency_key): the ledger enforces one order per key under the sale's
@@ -141,6 +159,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
+	}
+	if err := upgrade(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: upgrade schema in %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
@@ -267,7 +289,7 @@ func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 		return nil, surge.ErrUnavailable
 	}
 	rows, err := s.w.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
-		starts_at, ends_at, hold_seconds, created_at FROM sales ORDER BY created_at, id`)
+		starts_at, ends_at, hold_seconds, created_at, waiting_room FROM sales ORDER BY created_at, id`)
 	if err != nil {
 		return nil, s.unavailable(fmt.Errorf("sqlite: list sales: %w", err))
 	}
@@ -277,10 +299,10 @@ func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 		var (
 			sl              surge.Sale
 			starts, created string
-			ends            sql.NullString
+			ends, room      sql.NullString
 		)
 		if err := rows.Scan(&sl.ID, &sl.Name, &sl.Stock, &sl.PerUserLimit, &sl.PriceCents, &sl.Currency,
-			&starts, &ends, &sl.HoldSeconds, &created); err != nil {
+			&starts, &ends, &sl.HoldSeconds, &created, &room); err != nil {
 			return nil, fmt.Errorf("sqlite: scan sale: %w", err)
 		}
 		if sl.StartsAt, err = parseTime(starts); err != nil {
@@ -292,6 +314,11 @@ func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 		if ends.Valid {
 			if sl.EndsAt, err = parseTime(ends.String); err != nil {
 				return nil, err
+			}
+		}
+		if room.Valid {
+			if sl.WaitingRoom, err = parseWaitingRoom(room.String); err != nil {
+				return nil, fmt.Errorf("sqlite: sale %s: %w", sl.ID, err)
 			}
 		}
 		out = append(out, sl)
@@ -549,6 +576,18 @@ func (s *Store) unavailable(err error) error {
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// parseWaitingRoom reads the stored JSON of a waiting room, refusing
+// anything this version did not write.
+func parseWaitingRoom(s string) (*surge.WaitingRoom, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	var wr surge.WaitingRoom
+	if err := dec.Decode(&wr); err != nil {
+		return nil, fmt.Errorf("bad stored waiting room %q: %w", s, err)
+	}
+	return &wr, nil
+}
 
 func parseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)

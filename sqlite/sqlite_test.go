@@ -281,3 +281,62 @@ func TestCloseWhileReserving(t *testing.T) {
 		t.Errorf("%d orders stored, %d accepted", stored, len(accepted))
 	}
 }
+
+// TestUpgradeAddsWaitingRoom opens a database made before waiting rooms
+// existed: the column is added, the old sale reads back without one, and a
+// new sale with one round-trips.
+func TestUpgradeAddsWaitingRoom(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schema as it was, with one sale and one order.
+	for _, stmt := range []string{
+		`CREATE TABLE sales (id TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL CHECK (stock > 0),
+			per_user_limit INTEGER NOT NULL CHECK (per_user_limit > 0), price_cents INTEGER NOT NULL, currency TEXT NOT NULL,
+			starts_at TEXT NOT NULL, ends_at TEXT, hold_seconds INTEGER NOT NULL, created_at TEXT NOT NULL) STRICT`,
+		`CREATE TABLE orders (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, sale_id TEXT NOT NULL, user_id TEXT NOT NULL,
+			quantity INTEGER NOT NULL CHECK (quantity > 0), status TEXT NOT NULL CHECK (status IN ('reserved','paid','cancelled','expired')),
+			idempotency_key TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, updated_at TEXT) STRICT`,
+		`INSERT INTO sales VALUES ('old', 'Old', 10, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z')`,
+		`INSERT INTO orders (id, sale_id, user_id, quantity, status, created_at, expires_at)
+			VALUES ('o_1', 'old', 'alice', 1, 'paid', '2026-01-01T00:00:01Z', '2026-01-01T00:15:01Z')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	wr := &surge.WaitingRoom{AdmitPerSecond: 50, Order: surge.QueueLottery, TicketSeconds: 120}
+	id, name, stock := "new", "New", int64(3)
+	fresh, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, WaitingRoom: wr}, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the second open finds the column there
+		s := open(t, dir)
+		if round == 0 {
+			if err := s.CreateSale(t.Context(), fresh); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sales, err := s.Sales(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sales) != 2 || sales[0].ID != "old" || sales[0].WaitingRoom != nil ||
+			sales[1].ID != "new" || sales[1].WaitingRoom == nil || *sales[1].WaitingRoom != *wr {
+			t.Fatalf("round %d: sales = %+v", round, sales)
+		}
+		if rem, err := s.Remaining(t.Context(), "old"); err != nil || rem != 9 {
+			t.Errorf("round %d: remaining of the old sale = %d, %v; want 9", round, rem, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

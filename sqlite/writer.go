@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -141,10 +142,18 @@ func insertSale(ctx context.Context, tx *sql.Tx, sl *surge.Sale) error {
 	if !sl.EndsAt.IsZero() {
 		ends = formatTime(sl.EndsAt)
 	}
+	var room any
+	if sl.WaitingRoom != nil {
+		b, err := json.Marshal(sl.WaitingRoom)
+		if err != nil {
+			return fmt.Errorf("sqlite: encode waiting room: %w", err)
+		}
+		room = string(b)
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO sales (id, name, stock, per_user_limit, price_cents, currency,
-		starts_at, ends_at, hold_seconds, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+		starts_at, ends_at, hold_seconds, created_at, waiting_room) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		sl.ID, sl.Name, sl.Stock, sl.PerUserLimit, sl.PriceCents, sl.Currency,
-		formatTime(sl.StartsAt), ends, sl.HoldSeconds, formatTime(sl.CreatedAt))
+		formatTime(sl.StartsAt), ends, sl.HoldSeconds, formatTime(sl.CreatedAt), room)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			return surge.ErrSaleExists

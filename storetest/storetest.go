@@ -80,6 +80,12 @@ func createdAt(ts time.Time) saleOpt {
 	return func(_ *surge.SaleInput, created *time.Time) { *created = ts }
 }
 
+func waitingRoom(rate int64, order string, ticketSeconds int64) saleOpt {
+	return func(in *surge.SaleInput, _ *time.Time) {
+		in.WaitingRoom = &surge.WaitingRoom{AdmitPerSecond: rate, Order: order, TicketSeconds: ticketSeconds}
+	}
+}
+
 func priced(cents int64, currency string) saleOpt {
 	return func(in *surge.SaleInput, _ *time.Time) { in.PriceCents, in.Currency = &cents, &currency }
 }
@@ -335,7 +341,15 @@ func saleDiff(got, want surge.Sale) string {
 		timeDiff("StartsAt", got.StartsAt, want.StartsAt) +
 		timeDiff("EndsAt", got.EndsAt, want.EndsAt) +
 		valDiff("HoldSeconds", got.HoldSeconds, want.HoldSeconds) +
-		timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt)
+		timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt) +
+		valDiff("WaitingRoom", roomString(got.WaitingRoom), roomString(want.WaitingRoom))
+}
+
+func roomString(wr *surge.WaitingRoom) string {
+	if wr == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%+v", *wr)
 }
 
 func orderDiff(got, want surge.Order) string {
@@ -411,6 +425,32 @@ func testSales(t *testing.T, h Harness) {
 		if d := salesDiff(e.sales(), want); d != "" {
 			t.Errorf("Sales after reopen:\n%s", d)
 		}
+	})
+
+	t.Run("WaitingRoom", func(t *testing.T) {
+		e := newEnv(t, h)
+		// Sales with and without a waiting room, in both orders and at
+		// the bounds, side by side: each keeps its own (or none).
+		fifo := newSale(t, "fifo", 100, 1, createdAt(at(time.Second)), waitingRoom(250, surge.QueueFIFO, 300))
+		plain := newSale(t, "plain", 10, 1, createdAt(at(2*time.Second)))
+		lottery := newSale(t, "lottery", 5, 1, createdAt(at(3*time.Second)),
+			waitingRoom(surge.MaxAdmitPerSecond, surge.QueueLottery, surge.MaxTicketSeconds))
+		slow := newSale(t, "slow", 5, 1, createdAt(at(4*time.Second)), waitingRoom(1, surge.QueueFIFO, 1))
+		if fifo.WaitingRoom == nil || plain.WaitingRoom != nil {
+			t.Fatal("fixture: NewSale dropped or invented a waiting room")
+		}
+		e.createSale(fifo, plain, lottery, slow)
+		want := []surge.Sale{fifo, plain, lottery, slow}
+		if d := salesDiff(e.sales(), want); d != "" {
+			t.Errorf("Sales:\n%s", d)
+		}
+		// A waiting room changes nothing about reservations.
+		e.reserveOne(fifo.ID, at(time.Minute), buy("u1", 1))
+		e.reopen()
+		if d := salesDiff(e.sales(), want); d != "" {
+			t.Errorf("Sales after reopen:\n%s", d)
+		}
+		e.wantRemaining(fifo.ID, 99)
 	})
 
 	t.Run("Duplicate", func(t *testing.T) {

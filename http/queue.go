@@ -1,0 +1,403 @@
+package http
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/waitroom"
+)
+
+// TicketHeader carries a buyer's waiting-room ticket on queue reads and
+// purchases.
+const TicketHeader = "Waiting-Room-Ticket"
+
+// DefaultMaxQueueStreams bounds the Server-Sent Events streams of queue
+// positions open at once: each holds a connection and a goroutine.
+const DefaultMaxQueueStreams = 4096
+
+// Stream timing: how often a stream looks at its position, how long it
+// may stay silent before a heartbeat, and how long it lives before the
+// client reconnects (EventSource does so by itself, after retryMillis).
+const (
+	streamTick      = time.Second
+	streamHeartbeat = 15 * time.Second
+	streamMaxAge    = 15 * time.Minute
+	retryMillis     = 3000
+)
+
+// queueState is the waiting room's state in the API.
+type queueState struct {
+	sales    sync.Map // sale id -> *surge.Sale with a waiting room, or nil
+	streams  chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	// tick and heartbeat of streams; zero: the defaults.
+	tick, heartbeat time.Duration
+}
+
+func newQueueState(maxStreams int) *queueState {
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxQueueStreams
+	}
+	return &queueState{streams: make(chan struct{}, maxStreams), stop: make(chan struct{})}
+}
+
+// waitingRoomRequest is the waiting_room of POST /v1/sales.
+type waitingRoomRequest struct {
+	AdmitPerSecond *int64  `json:"admit_per_second"`
+	Order          *string `json:"order"`
+	TicketSeconds  *int64  `json:"ticket_seconds"`
+}
+
+// input checks every field is present; surge.NewSale checks the values.
+func (r *waitingRoomRequest) input() (*surge.WaitingRoom, error) {
+	if r == nil {
+		return nil, nil
+	}
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{{"admit_per_second", r.AdmitPerSecond == nil}, {"order", r.Order == nil}, {"ticket_seconds", r.TicketSeconds == nil}} {
+		if f.missing {
+			return nil, fmt.Errorf("waiting_room.%s is required", f.name)
+		}
+	}
+	return &surge.WaitingRoom{AdmitPerSecond: *r.AdmitPerSecond, Order: *r.Order, TicketSeconds: *r.TicketSeconds}, nil
+}
+
+// defaultRoom is the waiting room when Config has none: in memory, with a
+// random key, so tickets die with the process.
+func defaultRoom(log *slog.Logger) *waitroom.Room {
+	key := make([]byte, waitroom.MinSecretLen)
+	_, _ = rand.Read(key) // never fails on supported platforms (Go 1.24+)
+	room, err := waitroom.New(waitroom.Config{Secret: key})
+	if err != nil {
+		panic(err) // the key has the required length
+	}
+	log.Warn("waiting-room tickets are signed with a random per-process key: they become invalid on restart and on other nodes; configure a shared secret")
+	return room
+}
+
+// roomSale returns the sale if it has a waiting room, nil if it has none.
+// Sales are immutable, so each is read once and cached: a purchase of a
+// sale without a waiting room costs one lock-free map lookup. Unknown ids
+// are not cached (anyone can make them up); their error is returned.
+func (s *Server) roomSale(id string) (*surge.Sale, error) {
+	if v, ok := s.queues.sales.Load(id); ok {
+		return v.(*surge.Sale), nil
+	}
+	st, err := s.svc.Sale(id)
+	if err != nil {
+		return nil, err
+	}
+	var sale *surge.Sale
+	if st.WaitingRoom != nil {
+		c := st.Sale
+		sale = &c
+	}
+	s.queues.sales.Store(id, sale)
+	return sale, nil
+}
+
+// admitted is the purchase gate of a sale with a waiting room; it answers
+// 403 not_admitted itself and reports false.
+func (s *Server) admitted(w http.ResponseWriter, r *http.Request, sale *surge.Sale, user string) bool {
+	tickets := r.Header[TicketHeader]
+	if len(tickets) > 1 {
+		s.writeErr(w, r, surge.Errorf(surge.CodeNotAdmitted, "send one %s header, not %d", TicketHeader, len(tickets)))
+		return false
+	}
+	var ticket string
+	if len(tickets) == 1 {
+		ticket = tickets[0]
+	}
+	if err := s.room.Check(r.Context(), sale, user, ticket); err != nil {
+		s.writeErr(w, r, err)
+		return false
+	}
+	return true
+}
+
+// queueJSON is a buyer's place in a queue.
+type queueJSON struct {
+	SaleID               string  `json:"sale_id"`
+	UserID               string  `json:"user_id"`
+	Ticket               string  `json:"ticket"`
+	Status               string  `json:"status"`
+	Position             *int64  `json:"position"`
+	Admitted             bool    `json:"admitted"`
+	EstimatedWaitSeconds int64   `json:"estimated_wait_seconds"`
+	AdmittedAt           *string `json:"admitted_at"`
+	AdmittedUntil        *string `json:"admitted_until"`
+}
+
+func toQueueJSON(st waitroom.Status) queueJSON {
+	j := queueJSON{
+		SaleID: st.SaleID, UserID: st.UserID, Ticket: st.Ticket, Status: st.State,
+		Admitted:             st.State == waitroom.Admitted,
+		EstimatedWaitSeconds: int64((st.Wait + time.Second - 1) / time.Second),
+	}
+	if st.Position >= 0 {
+		j.Position = &st.Position
+	}
+	if !st.AdmitAt.IsZero() {
+		at, until := st.AdmitAt.UTC().Format(timeLayout), st.Until.UTC().Format(timeLayout)
+		j.AdmittedAt, j.AdmittedUntil = &at, &until
+	}
+	return j
+}
+
+// queueSale reads the {id} sale of a queue endpoint, answering 404 or
+// 409 no_waiting_room itself.
+func (s *Server) queueSale(w http.ResponseWriter, r *http.Request) (*surge.Sale, bool) {
+	id, ok := pathID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
+		return nil, false
+	}
+	st, err := s.svc.Sale(id)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return nil, false
+	}
+	if st.WaitingRoom == nil {
+		s.writeErr(w, r, waitroom.NoWaitingRoom(&st.Sale))
+		return nil, false
+	}
+	return &st.Sale, true
+}
+
+// joinQueue is POST /v1/sales/{id}/queue: 201 with a new place, 200 with
+// the place the buyer already had.
+func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
+	user, err := s.auth.buyer(r)
+	if err != nil {
+		unauthenticated(w, err)
+		return
+	}
+	sale, ok := s.queueSale(w, r)
+	if !ok {
+		return
+	}
+	// The endpoint takes no body; an empty object is tolerated.
+	if r.ContentLength != 0 {
+		body, ok := readBody(w, r, MaxPurchaseBody)
+		if !ok {
+			return
+		}
+		if skipSpace(body, 0) != len(body) {
+			if err := decodeStrict(body, &struct{}{}); err != nil {
+				invalid(w, "this endpoint takes no body, or {}: %v", err)
+				return
+			}
+		}
+	}
+	st, created, err := s.room.Join(r.Context(), sale, user)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	s.writeQueue(w, status, st)
+}
+
+func (s *Server) writeQueue(w http.ResponseWriter, status int, st waitroom.Status) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store") // it carries a ticket
+	if st.State == waitroom.Waiting && st.Wait > 0 {
+		h.Set("Retry-After", retryAfterSeconds(min(st.Wait, 10*time.Second)))
+	}
+	writeJSON(w, status, toQueueJSON(st))
+}
+
+// ticketOf returns the request's ticket: the header, or for event streams
+// (EventSource cannot set headers) the ticket query parameter.
+func ticketOf(r *http.Request, query bool) (string, error) {
+	tickets := r.Header[TicketHeader]
+	if len(tickets) > 1 {
+		return "", surge.Errorf(surge.CodeInvalidTicket, "send one %s header, not %d", TicketHeader, len(tickets))
+	}
+	if len(tickets) == 1 {
+		return tickets[0], nil
+	}
+	if query {
+		if q := r.URL.Query()["ticket"]; len(q) > 1 {
+			return "", surge.Errorf(surge.CodeInvalidTicket, "send one ticket parameter, not %d", len(q))
+		} else if len(q) == 1 {
+			return q[0], nil
+		}
+	}
+	return "", nil
+}
+
+// queueStatus is GET /v1/sales/{id}/queue; with Accept: text/event-stream
+// it is the event stream.
+func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		s.queueEvents(w, r)
+		return
+	}
+	sale, ok := s.queueSale(w, r)
+	if !ok {
+		return
+	}
+	ticket, err := ticketOf(r, false)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	st, err := s.room.Status(r.Context(), sale, ticket)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.writeQueue(w, http.StatusOK, st)
+}
+
+// CloseStreams ends every open queue event stream, and refuses new ones:
+// http.Server.Shutdown waits for handlers, and a stream would otherwise
+// hold it until its client leaves. Register it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() {
+	s.queues.stopOnce.Do(func() { close(s.queues.stop) })
+}
+
+// queueEvents streams a buyer's place as Server-Sent Events: a "position"
+// event on connection and whenever the position changes, then one
+// "admitted" or "expired" event, after which the stream ends. Comments keep
+// idle connections alive. The stream also ends when the client goes, the
+// server shuts down, or after streamMaxAge (the client reconnects).
+func (s *Server) queueEvents(w http.ResponseWriter, r *http.Request) {
+	sale, ok := s.queueSale(w, r)
+	if !ok {
+		return
+	}
+	ticket, err := ticketOf(r, true)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	st, err := s.room.Status(ctx, sale, ticket)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	select {
+	case <-s.queues.stop: // checked alone: select would pick at random
+		s.writeErr(w, r, surge.ErrUnavailable)
+		return
+	default:
+	}
+	select {
+	case s.queues.streams <- struct{}{}:
+		defer func() { <-s.queues.streams }()
+	default:
+		s.writeErr(w, r, &surge.Error{Code: surge.CodeOverloaded, RetryAfter: 5 * time.Second,
+			Message: fmt.Sprintf("too many open queue streams; poll GET /v1/sales/%s/queue instead", sale.ID)})
+		return
+	}
+
+	rc := http.NewResponseController(w)
+	// The server's read timeout would end a long stream: net/http cancels
+	// the request's context when its background read hits the deadline.
+	_ = rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
+	w.WriteHeader(http.StatusOK)
+
+	write := func(b []byte) bool {
+		// Moved forward with each write: the server's write timeout is for
+		// answers, not streams, but a stalled client is still cut.
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	event := func(name string, v any) bool {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return false
+		}
+		return write(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", name, data))
+	}
+	if !write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis)) {
+		return
+	}
+	tick, heartbeat := s.streamTiming()
+	end := time.NewTimer(streamMaxAge)
+	defer end.Stop()
+	lastWrite := time.Now()
+	sent := waitroom.Status{Position: -2} // nothing sent yet
+	for {
+		if st.State != sent.State || st.Position != sent.Position {
+			name := "position"
+			if st.State != waitroom.Waiting {
+				name = st.State
+			}
+			if !event(name, toQueueJSON(st)) {
+				return
+			}
+			sent, lastWrite = st, time.Now()
+			if st.State != waitroom.Waiting {
+				return
+			}
+		} else if time.Since(lastWrite) >= heartbeat {
+			if !write([]byte(": heartbeat\n\n")) {
+				return
+			}
+			lastWrite = time.Now()
+		}
+		wait := tick
+		if st.Wait > 0 && st.Wait < wait {
+			wait = st.Wait // wake at the admission itself
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.queues.stop:
+			t.Stop()
+			return
+		case <-end.C:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		// The freshest ticket carries the slot once a lottery is drawn,
+		// which spares the queue a lookup per tick.
+		ticket = st.Ticket
+		if st, err = s.room.Status(ctx, sale, ticket); err != nil {
+			var e *surge.Error
+			if !errors.As(err, &e) {
+				s.log.Error("queue stream failed", "sale", sale.ID, "err", err)
+				e = &surge.Error{Code: "internal", Message: "internal error"}
+			}
+			event("error", errorBody{errorDetail{string(e.Code), e.Message}})
+			return
+		}
+	}
+}
+
+// streamTiming is the tick and heartbeat of streams (shorter in tests).
+func (s *Server) streamTiming() (time.Duration, time.Duration) {
+	if q := s.queues; q.tick > 0 {
+		return q.tick, q.heartbeat
+	}
+	return streamTick, streamHeartbeat
+}

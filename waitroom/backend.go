@@ -1,0 +1,208 @@
+package waitroom
+
+import (
+	"cmp"
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Queue names one sale's queue and the rules a backend needs to place
+// buyers in it.
+type Queue struct {
+	SaleID   string
+	Schedule Schedule
+	// Lottery: buyers who join before Schedule.Start are admitted in the
+	// order of a random draw, made at the start; later ones queue FIFO
+	// behind them. Otherwise every buyer queues FIFO.
+	Lottery bool
+}
+
+// Unassigned is the Slot of a lottery entry before the draw.
+const Unassigned = -1
+
+// Entry is one buyer's place in a queue.
+type Entry struct {
+	Seq  int64  // 1 for the first buyer who joined, 2 for the next...
+	Draw uint64 // a lottery entry's random draw (joined before the start); else 0
+	// Slot is the admission slot (see Schedule), Unassigned until a
+	// lottery's draw. Once assigned it never changes.
+	Slot int64
+}
+
+var (
+	// ErrNotQueued: the buyer has no entry in the queue.
+	ErrNotQueued = errors.New("waitroom: not in the queue")
+	// ErrFull: the queue holds as many entries as the backend allows.
+	ErrFull = errors.New("waitroom: the queue is full")
+)
+
+// Backend stores queues. The in-memory one serves a single process; a
+// shared one (Redis) lets every node of a cluster serve the same queue.
+// Each method must be atomic per queue. Sketch of a Redis backend, one Lua
+// script per call:
+//
+//   - Join: HGET q:users user; if absent, INCR q:seq, and either (lottery,
+//     before the start) ZADD q:draw <random> user, or (otherwise) take
+//     slot = max(GET q:last + 1, FirstFree(now)), SET q:last, ZADD q:slots
+//     slot user; then HSET q:users user <seq,draw,slot>. The draw is the
+//     first call at or after the start (SETNX q:drawn): ZRANGE q:draw by
+//     score gives slots 0..N-1.
+//   - Lookup: HGET q:users user (after the draw if due).
+//   - Between: ZCOUNT q:slots from (to.
+//
+// Times are the caller's: nodes must keep their clocks in sync (NTP).
+type Backend interface {
+	// Join adds userID to the queue at now and reports created, or returns
+	// the entry the user already has: joining again keeps one's place.
+	// ErrFull when the queue may take no one else.
+	Join(ctx context.Context, q Queue, userID string, now time.Time) (e Entry, created bool, err error)
+	// Lookup returns userID's entry; ErrNotQueued if there is none.
+	Lookup(ctx context.Context, q Queue, userID string, now time.Time) (Entry, error)
+	// Between counts the entries whose slot is in [from, to).
+	Between(ctx context.Context, q Queue, from, to int64) (int64, error)
+}
+
+// DefaultMaxEntries bounds a queue of the in-memory backend.
+const DefaultMaxEntries = 1_000_000
+
+// Memory is the in-memory Backend. Each sale's queue holds at most
+// maxEntries entries, of about 130 bytes each with short user ids (the id,
+// the entry, its slot and the map's overhead; measured), so a full queue
+// of the default size takes about 130 MB. Queues live as long as the
+// process: a restart empties them.
+type Memory struct {
+	max    int
+	mu     sync.Mutex
+	queues map[string]*memQueue
+}
+
+type memQueue struct {
+	mu     sync.Mutex
+	users  map[string]Entry
+	slots  []int64 // every assigned slot, ascending
+	seq    int64
+	last   int64 // the highest assigned slot; -1 for none
+	drawn  bool
+	rng    *rand.Rand
+	undraw int // lottery entries waiting for the draw
+}
+
+// NewMemory returns an in-memory backend whose queues hold at most
+// maxEntries entries each (DefaultMaxEntries if maxEntries < 1).
+func NewMemory(maxEntries int) *Memory {
+	if maxEntries < 1 {
+		maxEntries = DefaultMaxEntries
+	}
+	return &Memory{max: maxEntries, queues: make(map[string]*memQueue)}
+}
+
+func (m *Memory) queue(saleID string, create bool) *memQueue {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.queues[saleID]
+	if q == nil && create {
+		// Draws must be unpredictable, or a bot could pick the accounts
+		// that win: ChaCha8 keyed from the system's CSPRNG.
+		var seed [32]byte
+		_, _ = crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+)
+		q = &memQueue{users: make(map[string]Entry), last: -1, rng: rand.New(rand.NewChaCha8(seed))}
+		m.queues[saleID] = q
+	}
+	return q
+}
+
+// Join implements Backend.
+func (m *Memory) Join(_ context.Context, q Queue, userID string, now time.Time) (Entry, bool, error) {
+	mq := m.queue(q.SaleID, true)
+	mq.mu.Lock()
+	defer mq.mu.Unlock()
+	mq.drawIfDue(q, now)
+	if e, ok := mq.users[userID]; ok {
+		return e, false, nil
+	}
+	if len(mq.users) >= m.max {
+		return Entry{}, false, ErrFull
+	}
+	mq.seq++
+	e := Entry{Seq: mq.seq, Slot: Unassigned}
+	if q.Lottery && !mq.drawn {
+		// Zero is kept for "no draw": 2^-64 of the range lost.
+		e.Draw = max(mq.rng.Uint64(), 1)
+		mq.undraw++
+	} else {
+		e.Slot = max(mq.last+1, q.Schedule.FirstFree(now))
+		mq.last = e.Slot
+		mq.slots = append(mq.slots, e.Slot)
+	}
+	mq.users[userID] = e
+	return e, true, nil
+}
+
+// drawIfDue makes a lottery's draw at the first call at or after the
+// start: the entries that joined before it take consecutive slots in the
+// order of their draws (ties, at odds of 2^-64, by joining order). The
+// slots start at the first free one, which is slot 0 when the draw is
+// made at the start, so that a draw made late does not hand out slots
+// whose admissions have already run out.
+func (mq *memQueue) drawIfDue(q Queue, now time.Time) {
+	if !q.Lottery || mq.drawn || now.Before(q.Schedule.Start) {
+		return
+	}
+	mq.drawn = true
+	type drawn struct {
+		user string
+		e    Entry
+	}
+	pre := make([]drawn, 0, mq.undraw)
+	for u, e := range mq.users {
+		if e.Slot == Unassigned {
+			pre = append(pre, drawn{u, e})
+		}
+	}
+	slices.SortFunc(pre, func(a, b drawn) int { return cmp.Or(cmp.Compare(a.e.Draw, b.e.Draw), cmp.Compare(a.e.Seq, b.e.Seq)) })
+	// Before the draw a lottery queue has no slot taken: every join was
+	// a draw, and the draw runs before any join at or after the start.
+	base := q.Schedule.FirstFree(now)
+	mq.slots = make([]int64, len(pre))
+	for i, d := range pre {
+		d.e.Slot = base + int64(i)
+		mq.users[d.user] = d.e
+		mq.slots[i] = d.e.Slot
+	}
+	mq.last = base + int64(len(pre)) - 1
+	mq.undraw = 0
+}
+
+// Lookup implements Backend.
+func (m *Memory) Lookup(_ context.Context, q Queue, userID string, now time.Time) (Entry, error) {
+	mq := m.queue(q.SaleID, false)
+	if mq == nil {
+		return Entry{}, ErrNotQueued
+	}
+	mq.mu.Lock()
+	defer mq.mu.Unlock()
+	mq.drawIfDue(q, now)
+	e, ok := mq.users[userID]
+	if !ok {
+		return Entry{}, ErrNotQueued
+	}
+	return e, nil
+}
+
+// Between implements Backend.
+func (m *Memory) Between(_ context.Context, q Queue, from, to int64) (int64, error) {
+	mq := m.queue(q.SaleID, false)
+	if mq == nil || to <= from {
+		return 0, nil
+	}
+	mq.mu.Lock()
+	defer mq.mu.Unlock()
+	i, _ := slices.BinarySearch(mq.slots, from)
+	j, _ := slices.BinarySearch(mq.slots, to)
+	return int64(j - i), nil
+}

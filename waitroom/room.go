@@ -1,0 +1,230 @@
+// Package waitroom is a sale's waiting room: buyers join a queue, are
+// admitted at the sale's rate in FIFO or lottery order, and prove their
+// admission with a signed ticket when they buy.
+//
+// The Room holds the rules and the tickets; where the queue lives is a
+// Backend's business (in memory here; Redis can be added behind the same
+// interface for a cluster).
+package waitroom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// Config configures a Room.
+type Config struct {
+	// Secret is the HMAC-SHA256 key of tickets, at least MinSecretLen
+	// bytes. Every node serving a sale must share it, and tickets stay
+	// valid across restarts only if it does.
+	Secret []byte
+	// Backend holds the queues; nil is NewMemory(DefaultMaxEntries).
+	Backend Backend
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Room admits buyers to sales that have a waiting room.
+type Room struct {
+	backend Backend
+	signer  signer
+	now     func() time.Time
+}
+
+// New returns a Room; it refuses a missing or short secret.
+func New(cfg Config) (*Room, error) {
+	if len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("waitroom: the ticket secret must be at least %d bytes, got %d", MinSecretLen, len(cfg.Secret))
+	}
+	if cfg.Backend == nil {
+		cfg.Backend = NewMemory(DefaultMaxEntries)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Room{backend: cfg.Backend, signer: signer{key: append([]byte(nil), cfg.Secret...)}, now: cfg.Now}, nil
+}
+
+// Buyer-visible states of an entry.
+const (
+	Waiting  = "waiting"
+	Admitted = "admitted"
+	Expired  = "expired"
+)
+
+// Status is a buyer's place in a sale's queue at one instant.
+type Status struct {
+	SaleID, UserID string
+	// Ticket is a fresh ticket for the entry: it carries the slot once
+	// known, so a purchase with it needs no queue lookup.
+	Ticket string
+	State  string // Waiting, Admitted or Expired
+	// Position is 1 for the next buyer to be admitted, 2 for the one
+	// after...; 0 once admitted (or expired); -1 before a lottery's draw,
+	// when no order exists yet.
+	Position int64
+	// AdmitAt and Until bound the admission; zero before a lottery's draw.
+	AdmitAt, Until time.Time
+	// Wait is how long until admission (until the draw, before it); 0
+	// once admitted.
+	Wait time.Duration
+}
+
+func queueOf(s *surge.Sale) Queue {
+	return Queue{
+		SaleID:   s.ID,
+		Schedule: Schedule{Start: s.StartsAt, Rate: s.WaitingRoom.AdmitPerSecond},
+		Lottery:  s.WaitingRoom.Order == surge.QueueLottery,
+	}
+}
+
+// NoWaitingRoom answers a queue request for sale s, which has none.
+func NoWaitingRoom(s *surge.Sale) *surge.Error {
+	return surge.Errorf(surge.CodeNoWaitingRoom, "sale %s has no waiting room: buy directly", s.ID)
+}
+
+// Join puts userID in sale's queue, or finds the place they already have;
+// created reports a new entry.
+func (r *Room) Join(ctx context.Context, sale *surge.Sale, userID string) (st Status, created bool, err error) {
+	if sale.WaitingRoom == nil {
+		return Status{}, false, NoWaitingRoom(sale)
+	}
+	now := r.now()
+	if sale.Window(now) == surge.CodeEnded {
+		return Status{}, false, surge.Errorf(surge.CodeEnded, "the sale has ended; its queue is closed")
+	}
+	q := queueOf(sale)
+	e, created, err := r.backend.Join(ctx, q, userID, now)
+	if errors.Is(err, ErrFull) {
+		return Status{}, false, surge.Errorf(surge.CodeQueueFull,
+			"the waiting room of sale %s is full: it takes no more buyers", sale.ID)
+	}
+	if err != nil {
+		return Status{}, false, fmt.Errorf("waitroom: join %s: %w", sale.ID, err)
+	}
+	st, err = r.status(ctx, sale, q, userID, e, now)
+	return st, created, err
+}
+
+// Status reports the place of the ticket's holder in sale's queue. The
+// ticket is all it needs: reading one's place is not worth a login.
+func (r *Room) Status(ctx context.Context, sale *surge.Sale, text string) (Status, error) {
+	if sale.WaitingRoom == nil {
+		return Status{}, NoWaitingRoom(sale)
+	}
+	bad := func(format string, args ...any) (Status, error) {
+		return Status{}, surge.Errorf(surge.CodeInvalidTicket, format, args...)
+	}
+	if text == "" {
+		return bad("send the ticket from POST /v1/sales/%s/queue in the Waiting-Room-Ticket header", sale.ID)
+	}
+	t, err := r.signer.parse(text)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if t.SaleID != sale.ID {
+		return bad("the ticket is for sale %s, not %s", t.SaleID, sale.ID)
+	}
+	now := r.now()
+	q := queueOf(sale)
+	e, err := r.entry(ctx, q, t, now)
+	if errors.Is(err, ErrNotQueued) {
+		return bad("the queue has no entry for this ticket (it was lost in a restart); join again")
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("waitroom: status in %s: %w", sale.ID, err)
+	}
+	return r.status(ctx, sale, q, t.UserID, e, now)
+}
+
+// entry is the ticket's entry: from the ticket alone once it carries its
+// slot, else from the backend.
+func (r *Room) entry(ctx context.Context, q Queue, t ticket, now time.Time) (Entry, error) {
+	if t.Slot != Unassigned {
+		return Entry{Seq: t.Seq, Draw: t.Draw, Slot: t.Slot}, nil
+	}
+	return r.backend.Lookup(ctx, q, t.UserID, now)
+}
+
+func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID string, e Entry, now time.Time) (Status, error) {
+	st := Status{SaleID: sale.ID, UserID: userID, State: Waiting, Position: -1,
+		Ticket: r.signer.sign(ticket{SaleID: sale.ID, UserID: userID, Seq: e.Seq, Draw: e.Draw, Slot: e.Slot, Issued: now})}
+	if e.Slot == Unassigned {
+		st.Wait = max(sale.StartsAt.Sub(now), 0)
+		return st, nil
+	}
+	st.AdmitAt = q.Schedule.AdmitAt(e.Slot)
+	st.Until = st.AdmitAt.Add(time.Duration(sale.WaitingRoom.TicketSeconds) * time.Second)
+	switch {
+	case !now.Before(st.Until):
+		st.State, st.Position = Expired, 0
+	case !now.Before(st.AdmitAt):
+		st.State, st.Position = Admitted, 0
+	default:
+		ahead, err := r.backend.Between(ctx, q, q.Schedule.Opened(now), e.Slot)
+		if err != nil {
+			return Status{}, fmt.Errorf("waitroom: position in %s: %w", sale.ID, err)
+		}
+		st.Position = ahead + 1
+		st.Wait = st.AdmitAt.Sub(now)
+	}
+	return st, nil
+}
+
+// Check is the purchase gate of a sale with a waiting room: nil if the
+// ticket admits userID to buy now, else a CodeNotAdmitted error saying
+// why, with RetryAfter when the admission is still to come. A ticket that
+// carries its slot costs no backend call.
+func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string) error {
+	no := func(wait time.Duration, format string, args ...any) error {
+		e := surge.Errorf(surge.CodeNotAdmitted, format, args...)
+		e.RetryAfter = wait
+		return e
+	}
+	if text == "" {
+		return no(0, "sale %s has a waiting room: join it with POST /v1/sales/%s/queue, then buy with the ticket in the Waiting-Room-Ticket header once admitted", sale.ID, sale.ID)
+	}
+	t, err := r.signer.parse(text)
+	if err != nil {
+		return no(0, "invalid Waiting-Room-Ticket: %v", err)
+	}
+	if t.SaleID != sale.ID {
+		return no(0, "the Waiting-Room-Ticket is for sale %s, not %s", t.SaleID, sale.ID)
+	}
+	if t.UserID != userID {
+		return no(0, "the Waiting-Room-Ticket was issued to another buyer; tickets cannot be transferred")
+	}
+	now := r.now()
+	q := queueOf(sale)
+	e, err := r.entry(ctx, q, t, now)
+	if errors.Is(err, ErrNotQueued) {
+		return no(0, "the queue has no entry for this ticket (it was lost in a restart); join again")
+	}
+	if err != nil {
+		return fmt.Errorf("waitroom: check in %s: %w", sale.ID, err)
+	}
+	if e.Slot == Unassigned {
+		wait := sale.StartsAt.Sub(now)
+		return no(wait, "not admitted yet: the lottery is drawn when the sale starts, in %s", ceilSeconds(wait))
+	}
+	at := q.Schedule.AdmitAt(e.Slot)
+	until := at.Add(time.Duration(sale.WaitingRoom.TicketSeconds) * time.Second)
+	if now.Before(at) {
+		wait := at.Sub(now)
+		return no(wait, "not admitted yet: your turn comes in about %s; retry after Retry-After", ceilSeconds(wait))
+	}
+	if !now.Before(until) {
+		return no(0, "your admission expired at %s: it lasted %d s and cannot be renewed",
+			until.UTC().Format(time.RFC3339), sale.WaitingRoom.TicketSeconds)
+	}
+	return nil
+}
+
+// ceilSeconds spells d in whole seconds, rounded up.
+func ceilSeconds(d time.Duration) string {
+	return fmt.Sprintf("%d s", max(1, int64((d+time.Second-1)/time.Second)))
+}
