@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -183,5 +185,73 @@ func reconciled(t *testing.T, base, token, saleID string, stock int64, within ti
 			t.Fatalf("remaining %d never matched the orders (%d live of %d): %v %v", sale.Remaining, live, stock, err, err2)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestClusterWaitingRoom: a buyer joins a sale's waiting room on one node
+// and buys on another with the ticket: the queue lives in Redis and the
+// ticket key is shared.
+func TestClusterWaitingRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	args := append(clusterArgs(t), "--waiting-room-secret", "0123456789abcdef0123456789abcdef-shared")
+	token := "cluster-admin-token"
+	a := startProc(t, t.TempDir(), token, append(args, "--node-id", "a")...)
+	b := startProc(t, t.TempDir(), token, append(args, "--node-id", "b")...)
+	do := func(method, url string, hdr map[string]string, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	code, _ := do("POST", a.base+"/v1/sales", map[string]string{"Authorization": "Bearer " + token},
+		`{"id":"queued","name":"queued","stock":5,"waiting_room":{"admit_per_second":1000,"order":"fifo","ticket_seconds":60}}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create sale: %d", code)
+	}
+	var first map[string]any
+	for _, u := range []string{"alice", "bob"} {
+		code, m := do("POST", a.base+"/v1/sales/queued/queue", map[string]string{"X-User-ID": u}, "")
+		if code != http.StatusCreated {
+			t.Fatalf("join as %s on a: %d %v", u, code, m)
+		}
+		if first == nil {
+			first = m
+		}
+	}
+	ticket, _ := first["ticket"].(string)
+	// b sees alice's place, from the same queue.
+	var m map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, m = do("GET", b.base+"/v1/sales/queued/queue", map[string]string{"Waiting-Room-Ticket": ticket}, "")
+		if code == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != http.StatusOK || m["status"] != "admitted" {
+		t.Fatalf("alice's place read on b: %d %v", code, m)
+	}
+	// Joining again on b keeps alice's place.
+	if code, again := do("POST", b.base+"/v1/sales/queued/queue", map[string]string{"X-User-ID": "alice"}, ""); code != http.StatusOK || again["admitted_at"] != first["admitted_at"] {
+		t.Errorf("alice joining again on b: %d %v, first %v", code, again, first)
+	}
+	// The ticket buys on b; without it b refuses.
+	if code, m := do("POST", b.base+"/v1/sales/queued/purchases", map[string]string{"X-User-ID": "alice", "Waiting-Room-Ticket": ticket}, ""); code != http.StatusCreated {
+		t.Errorf("purchase with the ticket on b: %d %v", code, m)
+	}
+	if code, m := do("POST", b.base+"/v1/sales/queued/purchases", map[string]string{"X-User-ID": "carol"}, ""); code != http.StatusForbidden || m["error"].(map[string]any)["code"] != "not_admitted" {
+		t.Errorf("purchase without a ticket: %d %v", code, m)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/waitroom"
 )
 
 type serveConfig struct {
@@ -46,6 +47,11 @@ type serveConfig struct {
 	redisPrefix, nodeID    string
 	leaseTTL, confirmAfter time.Duration
 	buckets                int
+
+	// Waiting rooms (docs/protection.md).
+	roomSecret     string
+	roomMaxEntries int
+	roomStreams    int
 
 	// Traffic protection (docs/protection.md).
 	rateIP, rateBuyer, rateSale    float64
@@ -83,6 +89,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "cluster mode: PostgreSQL holding sales and orders, e.g. postgres://user@127.0.0.1:5432/db (with --redis-url)")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", "surge", "cluster mode: prefix of every Redis key, so several deployments can share a Redis")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this node's name in leases and logs (default: random)")
+	fs.StringVar(&c.roomSecret, "waiting-room-secret", "", "HMAC key (at least 32 bytes) of waiting-room tickets; every node must share it (default: random per process, so tickets die with it)")
+	fs.IntVar(&c.roomMaxEntries, "waiting-room-max-entries", 1_000_000, "most buyers one sale's waiting room holds")
+	fs.IntVar(&c.roomStreams, "waiting-room-streams", 4096, "most waiting-room event streams open at once")
 	fs.IntVar(&c.buckets, "cluster-buckets", 1, "cluster mode: Redis slots the stock of each new sale is split over (for sales too hot for one Redis Cluster shard; 1-1024)")
 	fs.DurationVar(&c.leaseTTL, "cluster-lease-ttl", 5*time.Second, "cluster mode: how long the leader's lease lasts unrenewed; a dead leader's jobs move to another node after it")
 	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", 10*time.Second, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
@@ -204,7 +213,7 @@ func (c serveConfig) openStore(ctx context.Context, log *slog.Logger) (surge.Sto
 	if (c.redisURL == "") != (c.postgresURL == "") {
 		return nil, nil, errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
 	}
-	if c.buckets < 1 || c.buckets > 1024 {
+	if c.buckets < 0 || c.buckets > 1024 {
 		return nil, nil, errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
 	}
 	if c.redisURL == "" {
@@ -228,6 +237,35 @@ func (c serveConfig) openStore(ctx context.Context, log *slog.Logger) (surge.Sto
 		}
 		return map[string]any{"cluster": s, "leader": st.Leader(), "mean_rows_per_commit": mean}
 	}, nil
+}
+
+// waitingRoom builds the waiting room: queues in memory, or in Redis in
+// cluster mode so every node serves the same queue; nil (a per-process
+// key and memory, chosen by the HTTP layer) when nothing is configured.
+func (c serveConfig) waitingRoom(store surge.Store, log *slog.Logger) (*waitroom.Room, error) {
+	// Zero (a config built in code, as the demo's) takes the defaults.
+	if c.roomMaxEntries < 0 || c.roomStreams < 0 {
+		return nil, errUsage{"serve: --waiting-room-max-entries and --waiting-room-streams must be at least 1"}
+	}
+	cs, clustered := store.(*cluster.Store)
+	secret := []byte(c.roomSecret)
+	if len(secret) == 0 {
+		if !clustered {
+			return nil, nil
+		}
+		secret = make([]byte, waitroom.MinSecretLen)
+		_, _ = rand.Read(secret)
+		log.Warn("no --waiting-room-secret: waiting-room tickets are valid on this node only; give every node the same secret")
+	}
+	var backend waitroom.Backend = waitroom.NewMemory(c.roomMaxEntries)
+	if clustered {
+		backend = cs.Queues(c.roomMaxEntries)
+	}
+	room, err := waitroom.New(waitroom.Config{Secret: secret, Backend: backend})
+	if err != nil {
+		return nil, errUsage{"serve: --waiting-room-secret: " + err.Error()}
+	}
+	return room, nil
 }
 
 // server is a running Surge node: store, engine and HTTP API.
@@ -314,6 +352,10 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		store.Close()
 		return nil, err
 	}
+	room, err := c.waitingRoom(store, log)
+	if err != nil {
+		return fail(err)
+	}
 	api := surgehttp.New(eng, surgehttp.Config{
 		AdminToken:         c.adminToken,
 		JWTSecret:          []byte(c.jwtSecret),
@@ -321,6 +363,8 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		Logger:             log,
 		BuyerAuth:          buyer,
 		Protection:         lim.http,
+		WaitingRoom:        room,
+		MaxQueueStreams:    c.roomStreams,
 	})
 	stats := func() any {
 		return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": storeStats()}
@@ -355,6 +399,8 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Event streams end at shutdown instead of holding it to the timeout.
+	s.http.RegisterOnShutdown(api.CloseStreams)
 	if c.redisURL != "" {
 		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", buildVersion())
 	} else {
