@@ -600,9 +600,14 @@ func (h *hostileEnv) hostileCases(t *testing.T, orderID string) []hostileCase {
 	flipped[len(flipped)/2] ^= 0x01 // another base64url character, or none
 	badTickets := []string{
 		forgedTicket.Ticket, tk[:len(tk)-1], tk[1:], tk + "A", tk + "=", string(flipped), strings.ToUpper(tk),
-		strings.ReplaceAll(strings.ReplaceAll(tk, "-", "+"), "_", "/"), "x", "!!!!", strings.Repeat("A", waitroom.MaxTicketLen),
+		"x", "!!!!", strings.Repeat("A", waitroom.MaxTicketLen),
 		strings.Repeat("A", waitroom.MaxTicketLen+1), strings.Repeat("A", 8<<10), "é", "AQÿ", userToken(t, "alice"),
 		base64.RawURLEncoding.EncodeToString(make([]byte, 64)),
+	}
+	// The standard alphabet instead of the URL one: a bad ticket only if
+	// the ticket has a character the two spell differently.
+	if std := strings.ReplaceAll(strings.ReplaceAll(tk, "-", "+"), "_", "/"); std != tk {
+		badTickets = append(badTickets, std)
 	}
 	for range 60 {
 		badTickets = append(badTickets, base64.RawURLEncoding.EncodeToString(randomBytes(rng, 1+rng.IntN(200))))
