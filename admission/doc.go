@@ -1,7 +1,7 @@
 // Package admission decides, before any real work, whether a request gets
 // in: keyed rate limits that keep one client, buyer or sale from taking
-// more than its share, and an adaptive load shedder that keeps the number
-// of purchases waiting on the store near what the store can commit.
+// more than its share, and CoDel queue management that keeps the wait for
+// the store to about one batch under overload.
 //
 // Where each mechanism sits in the request path:
 //
@@ -12,9 +12,10 @@
 //	   ▼
 //	engine fast path (sold out, not started, ended) ─▶ answered here, never shed
 //	   ▼
-//	Shedder.Acquire ─▶ refused ⇒ 503 overloaded with Retry-After
+//	CoDel.Admit ─▶ refused (overloaded, a full batch already waiting) ⇒ 503
 //	   ▼
-//	per-sale inbox ─▶ owner batch ─▶ Store.Reserve ─▶ release(latency, dropped)
+//	per-sale inbox ─▶ owner: CoDel.Begin (cutoff: what missed a batch ⇒ 503),
+//	                  batch, CoDel.Taken ─▶ Store.Reserve
 //
 // Rate limits come first because they are the cheapest answer and because
 // their job is fairness between clients, which only works if an abusive
@@ -22,16 +23,22 @@
 // slot in a queue). They are not a capacity control: their rates describe
 // what one client may reasonably do, not what the server can take.
 //
-// The shedder is the capacity control, and it guards only requests that
-// would queue for the store. A sold-out or not-yet-started purchase is
-// answered by the engine from atomics in well under a microsecond; shedding
-// it would turn a cheap, correct 409 into a 503 that invites a retry, and
-// its latency says nothing about the store. The shedder learns the store's
-// no-queue latency and admits as many concurrent purchases as keep the
-// observed latency near it, so it needs no threshold tuned to one machine's
-// disk.
+// CoDel is the capacity control, and it guards only requests that would
+// queue for the store. A sold-out or not-yet-started purchase is answered
+// by the engine from atomics in well under a microsecond; shedding it would
+// turn a cheap, correct 409 into a 503 that invites a retry, and it says
+// nothing about the store. CoDel measures the queue in batches: a request
+// may wait for the batch ahead of it (that is group commit), not for two,
+// so it needs no latency threshold tuned to one machine's disk.
+//
+// Shedder, an adaptive concurrency limit in the style of TCP Vegas, is kept
+// for callers that want one, but surge serve no longer uses it: its
+// baseline is the least latency seen, and in front of a group commit with
+// a noisy fsync that reads ordinary batching as queueing, so the limit sits
+// at its floor and starves the store (TestShedderStarvesGroupCommit).
 //
 // Everything here is in-process state owned by the values the constructors
-// return; there are no package-level variables and no background
-// goroutines: idle rate-limit buckets are dropped lazily by later calls.
+// return; there are no package-level variables (but constants) and no
+// background goroutines: idle rate-limit buckets are dropped lazily by
+// later calls.
 package admission

@@ -90,6 +90,23 @@ type Result struct {
 	Errors    int64 `json:"errors"`    // transport errors and timeouts (no answer)
 	// Throughput is answered requests per second over the run.
 	Throughput float64 `json:"throughput"`
+	// Goodput is decided purchases per second over the run: 201 and 409
+	// answers, whatever the decision. Under overload it is the figure that
+	// should hold up while the excess is shed.
+	Goodput float64 `json:"goodput"`
+	// Shed counts answers that turned a purchase away undecided: 429 and
+	// 503.
+	Shed int64 `json:"shed"`
+	// BadServerErrors counts 5xx answers other than a 503 carrying a
+	// valid Retry-After: a server that sheds honestly has none.
+	BadServerErrors int64 `json:"bad_5xx"`
+	// Scheduled (open loop) is how many purchases the shape called for
+	// within the run's time, and Unsent how many of them were never sent:
+	// the client could not keep up, or the run ended first. Scheduled ÷
+	// the shape's length is the rate really asked for; Unsent > 0 says the
+	// server saw less than that.
+	Scheduled int64 `json:"scheduled,omitempty"`
+	Unsent    int64 `json:"unsent,omitempty"`
 
 	// Status counts answers by HTTP status; Codes by outcome: "reserved"
 	// for 201, else the error code of the JSON body ("sold_out", …), or
@@ -97,10 +114,14 @@ type Result struct {
 	Status map[int]int64    `json:"status"`
 	Codes  map[string]int64 `json:"codes"`
 
-	Latency Latency        `json:"latency"` // over the whole run, in ms
-	Seconds []SecondStats  `json:"seconds"` // one entry per second of the run
-	Verdict *Verdict       `json:"verdict,omitempty"`
-	Client  ClientOverhead `json:"client"`
+	Latency Latency `json:"latency"` // over the whole run, in ms
+	// Admitted is the latency of answers other than 429 and 503 (and
+	// transport errors): what the buyers the server let in waited. Under
+	// overload the shed answers are fast and would flatter Latency.
+	Admitted Latency        `json:"admitted_latency"`
+	Seconds  []SecondStats  `json:"seconds"` // one entry per second of the run
+	Verdict  *Verdict       `json:"verdict,omitempty"`
+	Client   ClientOverhead `json:"client"`
 }
 
 // Latency summarises a histogram, in milliseconds.

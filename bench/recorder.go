@@ -39,6 +39,8 @@ type attempt struct {
 	at     time.Time // answer (or failure) time
 	status int       // 0: no answer
 	code   string
+	// retryAfter: the answer carried a valid Retry-After header.
+	retryAfter bool
 }
 
 // recorder collects latencies and counts. One mutex guards it: the
@@ -53,9 +55,13 @@ type recorder struct {
 	open  bool // open loop: latency from the intended time
 	late  atomic.Int64
 	sent  atomic.Int64
+	// begun counts purchases sent for the first time (one per buyer,
+	// replays and resends not included).
+	begun atomic.Int64
 
 	mu        sync.Mutex
 	all       *hdrhistogram.Histogram
+	admitted  *hdrhistogram.Histogram // answers other than 429 and 503
 	secs      []SecondStats
 	live      []liveSecond // seconds whose histogram is still filling
 	closed    int          // seconds below this one are summarised
@@ -64,6 +70,8 @@ type recorder struct {
 	codes     map[string]int64
 	completed int64
 	errors    int64
+	shed      int64 // 429 and 503 answers
+	bad5xx    int64 // 5xx answers other than a 503 with Retry-After
 }
 
 type liveSecond struct {
@@ -77,11 +85,12 @@ func newHistogram() *hdrhistogram.Histogram {
 
 func newRecorder(start time.Time, open bool) *recorder {
 	return &recorder{
-		start:  start,
-		open:   open,
-		all:    newHistogram(),
-		status: make(map[int]int64),
-		codes:  make(map[string]int64),
+		start:    start,
+		open:     open,
+		all:      newHistogram(),
+		admitted: newHistogram(),
+		status:   make(map[int]int64),
+		codes:    make(map[string]int64),
 	}
 }
 
@@ -155,6 +164,14 @@ func (r *recorder) record(a attempt) {
 		b.Failed++
 	}
 	_ = r.all.RecordValue(us) // us is within range
+	if shed(a.status) {
+		r.shed++
+	} else {
+		_ = r.admitted.RecordValue(us)
+	}
+	if a.status >= 500 && !(a.status == http.StatusServiceUnavailable && a.retryAfter) {
+		r.bad5xx++
+	}
 	if s < r.closed {
 		// Reached the lock after its second was summarised: rare (a stall
 		// of seconds); it still counts, and in the maximum.
@@ -207,6 +224,12 @@ func (r *recorder) closeBefore(s int) {
 	r.closed = s
 }
 
+// shed reports whether an answer turned the request away undecided: the
+// server's load shedding (503) or rate limits (429).
+func shed(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
+}
+
 func ms(us int64) float64 { return float64(us) / 1000 }
 
 // progress is a live view for the progress line.
@@ -254,6 +277,9 @@ func (r *recorder) fill(res *Result, elapsed time.Duration) {
 		res.Codes[k] = v
 	}
 	res.Latency = summarise(r.all)
+	res.Admitted = summarise(r.admitted)
+	res.Shed = r.shed
+	res.BadServerErrors = r.bad5xx
 	res.Client.Late = r.late.Load()
 }
 

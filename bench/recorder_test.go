@@ -235,3 +235,37 @@ func BenchmarkRecorder(b *testing.B) {
 		}
 	})
 }
+
+func TestRecorderAdmittedAndServerErrors(t *testing.T) {
+	r := newRecorder(t0, false)
+	rec := func(status int, retryAfter bool, ms int) {
+		r.record(attempt{sent: t0, at: t0.Add(time.Duration(ms) * time.Millisecond), status: status, retryAfter: retryAfter})
+	}
+	// Admitted: a 201 (10 ms), a 409 (20 ms), a 400 (30 ms), a 500 (40 ms)
+	// and a 502 (50 ms). Shed: a 429 and two 503s, all fast (1 ms). Not
+	// an answer: a transport error.
+	rec(201, false, 10)
+	rec(409, false, 20)
+	rec(400, false, 30)
+	rec(500, true, 40) // Retry-After does not excuse a 500
+	rec(502, false, 50)
+	rec(429, true, 1)
+	rec(503, true, 1)
+	rec(503, false, 1) // a 503 without Retry-After is not honest shedding
+	r.record(attempt{sent: t0, at: t0.Add(time.Second), code: codeTransport})
+	var res Result
+	r.fill(&res, time.Second)
+	if res.Shed != 3 {
+		t.Errorf("shed = %d, want 3 (429 and 503 answers)", res.Shed)
+	}
+	if res.BadServerErrors != 3 {
+		t.Errorf("bad 5xx = %d, want 3 (the 500, the 502, the 503 without Retry-After)", res.BadServerErrors)
+	}
+	a := res.Admitted
+	if a.Count != 5 || !near(a.P50, 30) || !near(a.Max, 50) || !near(a.Mean, 30) {
+		t.Errorf("admitted latency %+v, want 5 answers, p50 30 ms, max 50 ms, mean 30 ms", a)
+	}
+	if res.Latency.Count != 8 || !near(res.Latency.P50, 10) {
+		t.Errorf("latency over every answer %+v, want 8 answers with a p50 of 10 ms", res.Latency)
+	}
+}

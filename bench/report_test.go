@@ -170,6 +170,22 @@ func TestWriteSummary(t *testing.T) {
 			t.Errorf("last line = %q, want the FAIL verdict", last)
 		}
 	})
+	t.Run("overload", func(t *testing.T) {
+		r := fakeSpikeResult(true)
+		r.Goodput, r.Shed, r.BadServerErrors = 1710.5, 13, 2
+		r.Admitted = Latency{P50: 4, P90: 9.5, P99: 33, P999: 64, Max: 120, Count: 20587}
+		r.Scheduled, r.Unsent = 25000, 4400
+		out := summaryOf(r)
+		for _, want := range []string{
+			"goodput     1,710.5 decided/s (201 + 409) · shed 13 (429 + 503) · 5xx without Retry-After 2",
+			"admitted    p50 4.00 · p90 9.50 · p99 33.0 · p99.9 64.0 · max 120 ms",
+			"scheduled   25,000 purchases by the shape, 4,400 never sent",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("summary lacks %q:\n%s", want, out)
+			}
+		}
+	})
 	t.Run("not verified", func(t *testing.T) {
 		r := fakeSpikeResult(true)
 		r.Verdict = nil

@@ -118,8 +118,17 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, []Confir
 		res.Shape = cfg.Shape.String()
 	}
 	r.rec.fill(res, elapsed)
+	if cfg.Mode == OpenLoop {
+		window := elapsed
+		if cfg.Duration > 0 {
+			window = min(window, cfg.Duration)
+		}
+		res.Scheduled = scheduled(cfg.Shape, window, cfg.Users)
+		res.Unsent = max(res.Scheduled-r.rec.begun.Load(), 0)
+	}
 	if s := elapsed.Seconds(); s > 0 {
 		res.Throughput = float64(res.Completed) / s
+		res.Goodput = float64(res.Status[http.StatusCreated]+res.Status[http.StatusConflict]) / s
 		res.Client.CPUSeconds = cpu.Seconds()
 		res.Client.CPUShare = cpu.Seconds() / (s * float64(runtime.NumCPU()))
 	}
@@ -128,6 +137,19 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, []Confir
 		confirmed = append(confirmed, w.confirmed...)
 	}
 	return res, confirmed, nil
+}
+
+// scheduled counts the purchases shape s calls for before offset window,
+// at most users (the crowd ends there).
+func scheduled(s Shape, window time.Duration, users int) int64 {
+	var n int64
+	for off := range Schedule(s) {
+		if off >= window || n >= int64(users) {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // prepare validates cfg and applies its defaults.
@@ -442,6 +464,7 @@ func (w *worker) release() {
 // retries.
 func (w *worker) serve(i int, due time.Time) {
 	b := w.r.crowd.buyer(i)
+	w.r.rec.begun.Add(1)
 	last := w.purchase(&b, due)
 	if b.retries && w.r.ctx.Err() == nil {
 		// The replay is due as soon as the first answer is in.
@@ -520,10 +543,14 @@ func (w *worker) send(b *buyer, due time.Time) (a attempt, wait time.Duration, a
 	} else {
 		a.code = w.errorCode(body)
 	}
-	w.r.rec.record(a)
-	if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
-		wait, again = retryAfter(string(w.resp.Header.Peek("Retry-After")), a.at)
+	if a.status == http.StatusTooManyRequests || a.status >= 500 {
+		v := string(w.resp.Header.Peek("Retry-After"))
+		a.retryAfter = validRetryAfter(v)
+		if shed(a.status) {
+			wait, again = retryAfter(v, a.at)
+		}
 	}
+	w.r.rec.record(a)
 	return a, wait, again
 }
 
@@ -580,6 +607,20 @@ func (w *worker) errorCode(body []byte) string {
 		w.codes[string(body)] = code
 	}
 	return code
+}
+
+// validRetryAfter reports whether v is a Retry-After value as RFC 9110
+// defines it: a non-negative number of seconds, or an HTTP date.
+func validRetryAfter(v string) bool {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return false
+	}
+	if strings.Trim(v, "0123456789") == "" {
+		return true
+	}
+	_, err := http.ParseTime(v)
+	return err == nil
 }
 
 // retryAfter reads a Retry-After header (seconds or an HTTP date).

@@ -644,6 +644,92 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
+func TestValidRetryAfter(t *testing.T) {
+	for v, want := range map[string]bool{
+		"": false, "0": true, "1": true, " 120 ": true, "3600": true, "-1": false, "1.5": false, "soon": false,
+		"Wed, 21 Oct 2015 07:28:00 GMT": true, "21 Oct 2015": false,
+	} {
+		if got := validRetryAfter(v); got != want {
+			t.Errorf("validRetryAfter(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+// Under shedding the run counts what was decided (201, 409), what was
+// shed (429, 503) and the 5xx that are not honest shedding.
+func TestRunGoodputAndShedding(t *testing.T) {
+	srv := stub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		switch user := r.Header.Get("X-User-ID"); user[len(user)-1] {
+		case '0', '1', '2':
+			reserve(w, r)
+		case '3':
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"error":{"code":"sold_out","message":"sold out"}}`)
+		case '4', '5':
+			overloaded(w, "1")
+		case '6':
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"error":{"code":"rate_limited","message":"slow down"}}`)
+		case '7':
+			overloaded(w, "") // no Retry-After: counted as a bad 5xx
+		case '8':
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"error":{"code":"internal","message":"internal error"}}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":{"code":"invalid_request","message":"bad"}}`)
+		}
+	})
+	cfg := Config{Target: srv.URL, SaleID: "s", UserPrefix: "u", Users: 100, Connections: 4}
+	res, confirmed, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkCountsStub(t, res, confirmed)
+	if res.Shed != 40 || res.BadServerErrors != 20 || res.Admitted.Count != 60 {
+		t.Errorf("shed %d, bad 5xx %d, admitted %d; want 40, 20, 60 (statuses %v)", res.Shed, res.BadServerErrors, res.Admitted.Count, res.Status)
+	}
+	decided := float64(res.Status[201] + res.Status[409])
+	if decided != 40 || math.Abs(res.Goodput-decided/time.Duration(res.Elapsed).Seconds()) > 1e-6 {
+		t.Errorf("goodput %.1f/s from %v decided in %s", res.Goodput, decided, time.Duration(res.Elapsed))
+	}
+	if res.Scheduled != 0 || res.Unsent != 0 {
+		t.Errorf("a closed-loop run reports scheduled %d, unsent %d; want none", res.Scheduled, res.Unsent)
+	}
+}
+
+// An open-loop run reports how much of its shape it really sent: all of
+// it against a quick server, less when every connection is held up.
+func TestRunScheduledAndUnsent(t *testing.T) {
+	var slow atomic.Bool
+	srv := stub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if slow.Load() {
+			time.Sleep(100 * time.Millisecond)
+		}
+		reserve(w, r)
+	})
+	shape := Constant{PerSecond: 200, For: 500 * time.Millisecond} // 100 purchases
+	cfg := Config{Target: srv.URL, SaleID: "s", Users: 1000, Connections: 16, Mode: OpenLoop, Shape: shape}
+	res, _, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Scheduled != 100 || res.Unsent != 0 {
+		t.Errorf("quick server: scheduled %d, unsent %d; want 100, 0", res.Scheduled, res.Unsent)
+	}
+	// One connection at 10 answers a second, for 500 ms: at most ~6 sent.
+	slow.Store(true)
+	cfg.Connections, cfg.Duration = 1, 500*time.Millisecond
+	res, _, err = Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Scheduled != 100 || res.Unsent < 80 || res.Unsent+res.Sent != res.Scheduled {
+		t.Errorf("held-up server: scheduled %d, sent %d, unsent %d; want 100 scheduled, at least 80 unsent, the rest sent", res.Scheduled, res.Sent, res.Unsent)
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
 	now := time.Date(2031, time.March, 14, 9, 0, 0, 0, time.UTC)
 	tests := []struct {

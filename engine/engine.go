@@ -55,6 +55,11 @@ type Config struct {
 	// admits to the slow path (keyed by sale id); a refusal answers
 	// rate_limited with the wait.
 	SaleRate RateLimiter
+	// Queue, when set, makes each sale's queue manager (admission.CoDel):
+	// it may refuse a purchase before it queues, and each time the sale's
+	// owner takes a batch, the purchases it says waited too long are
+	// answered overloaded instead of served.
+	Queue func() QueueManager
 	// SyncInterval is how often the engine of a shared store (cluster
 	// mode) reloads the sales and their remaining stock that other nodes
 	// change (default 500ms), besides the changes the store announces.
@@ -64,6 +69,19 @@ type Config struct {
 // Shedder is an adaptive concurrency limit (admission.Shedder).
 type Shedder interface {
 	Acquire() (release func(latency time.Duration, dropped bool), ok bool)
+}
+
+// QueueManager manages one sale's queue (admission.CoDel). Admit is called
+// by purchases; Begin and Taken only by the sale's owner goroutine.
+type QueueManager interface {
+	// Admit reports whether a purchase may join the queue, which holds
+	// queued purchases.
+	Admit(queued int) bool
+	// Begin returns the cutoff of the batch taken at now: purchases
+	// queued before it are shed.
+	Begin(now time.Time) (cutoff time.Time)
+	// Taken reports the batch: how many were shed, how many are left.
+	Taken(now time.Time, shed, left int)
 }
 
 // RateLimiter is a keyed token bucket (admission.Keyed).
@@ -127,6 +145,7 @@ type sale struct {
 	surge.Sale
 	remaining atomic.Int64 // a hint refreshed after every store change
 	inbox     chan *request
+	queue     QueueManager // nil: no queue management
 
 	// hintMu orders writes to remaining. releases counts store changes
 	// that gave units back (cancel, expiry), so that an owner never
@@ -140,6 +159,7 @@ type sale struct {
 
 type request struct {
 	ctx      context.Context
+	queued   time.Time // when it entered the inbox
 	deadline time.Time // the owner drops the request after it
 	p        surge.Purchase
 	done     chan result // buffered: the owner never blocks on a gone caller
@@ -183,7 +203,7 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 }
 
 func (e *Engine) newSale(ctx context.Context, sl surge.Sale) (*sale, error) {
-	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize)}
+	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize), queue: e.newQueue()}
 	rem, err := e.store.Remaining(ctx, sl.ID)
 	if err != nil {
 		return nil, fmt.Errorf("engine: remaining of sale %s: %w", sl.ID, err)
@@ -235,7 +255,7 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	if err := e.store.CreateSale(ctx, sl); err != nil {
 		return SaleState{}, err
 	}
-	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize)}
+	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize), queue: e.newQueue()}
 	s.remaining.Store(sl.Stock)
 	s.synced.Store(time.Now().UnixNano())
 	m := maps.Clone(old)
@@ -319,6 +339,10 @@ func (e *Engine) queue(ctx context.Context, s *sale, p surge.Purchase) (surge.Ou
 	if err := e.limit(e.cfg.SaleRate, s.ID, "the sale admits a limited number of purchases per second"); err != nil {
 		return surge.Outcome{}, err
 	}
+	if s.queue != nil && !s.queue.Admit(len(s.inbox)) {
+		e.shed.Add(1)
+		return surge.Outcome{}, surge.ErrOverloaded
+	}
 	release := noRelease
 	if e.cfg.Shedder != nil {
 		rel, ok := e.cfg.Shedder.Acquire()
@@ -363,7 +387,7 @@ func (e *Engine) enqueue(ctx context.Context, s *sale, p surge.Purchase) (surge.
 	// waits, so it needs none. Requests and their timers are pooled: under
 	// a spike this path runs hundreds of thousands of times a second.
 	r := e.reqs.Get().(*request)
-	r.ctx, r.p, r.deadline = ctx, p, start.Add(e.cfg.PurchaseTimeout)
+	r.ctx, r.p, r.queued, r.deadline = ctx, p, start, start.Add(e.cfg.PurchaseTimeout)
 	select {
 	case s.inbox <- r:
 	default:
@@ -397,6 +421,14 @@ func (e *Engine) enqueue(ctx context.Context, s *sale, p surge.Purchase) (surge.
 // same Idempotency-Key returns it.
 var ErrTimeout = &surge.Error{Code: surge.CodeUnavailable, Message: "timed out waiting for the purchase to commit; retry with the same Idempotency-Key"}
 
+// newQueue returns a sale's queue manager, nil without Config.Queue.
+func (e *Engine) newQueue() QueueManager {
+	if e.cfg.Queue == nil {
+		return nil
+	}
+	return e.cfg.Queue()
+}
+
 func (e *Engine) startOwner(s *sale) {
 	e.owners.Add(1)
 	go e.own(s)
@@ -422,18 +454,42 @@ func (e *Engine) own(s *sale) {
 				}
 			}
 		}
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < e.cfg.MaxBatch {
-			select {
-			case r := <-s.inbox:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
+		if batch = e.take(s, first, batch[:0]); len(batch) > 0 {
+			e.apply(s, batch, purchases)
 		}
-		e.apply(s, batch, purchases)
 	}
+}
+
+// take fills a batch with first and whatever else is queued, up to
+// MaxBatch. With a queue manager, purchases queued before its cutoff are
+// answered overloaded instead: under sustained overload they missed a
+// batch already, and fresher ones take their place.
+func (e *Engine) take(s *sale, first *request, batch []*request) []*request {
+	var now, cutoff time.Time
+	if s.queue != nil {
+		now = time.Now()
+		cutoff = s.queue.Begin(now)
+	}
+	shed := 0
+	for r := first; ; {
+		if r.queued.Before(cutoff) {
+			shed++
+			r.done <- result{err: surge.ErrOverloaded}
+		} else if batch = append(batch, r); len(batch) == e.cfg.MaxBatch {
+			break
+		}
+		select {
+		case r = <-s.inbox:
+			continue
+		default:
+		}
+		break
+	}
+	if s.queue != nil {
+		e.shed.Add(int64(shed))
+		s.queue.Taken(now, shed, len(s.inbox))
+	}
+	return batch
 }
 
 func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {

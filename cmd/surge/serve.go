@@ -301,13 +301,12 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	ecfg := engine.Config{MaxBatch: c.maxBatch, QueueSize: c.queueSize, Logger: log}
 	if c.shed {
-		// Group commit makes latency grow with concurrency while throughput
-		// grows faster, so the shedder never goes below one full batch: a
-		// batch is what one commit takes at once, and admitting fewer would
-		// trade throughput for nothing.
-		ecfg.Shedder = admission.NewShedder(admission.ShedderConfig{
-			MinLimit: c.maxBatch, InitialLimit: c.maxBatch, MaxLimit: max(c.queueSize, c.maxBatch+1),
-		})
+		// CoDel on each sale's queue (docs/protection.md): once a queue has
+		// stood for 100 ms, a purchase waits for at most the batch ahead of
+		// it, and the store always has a full batch to commit.
+		ecfg.Queue = func() engine.QueueManager {
+			return admission.NewCoDel(admission.CoDelConfig{Batch: c.maxBatch})
+		}
 	}
 	// Only set limiters go in: a nil *Keyed in the interface would not be
 	// a nil interface.
