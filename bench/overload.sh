@@ -14,11 +14,14 @@
 # It does this for each REGIME (default "default storebound"):
 #   default     surge serve as shipped. On the 2-core project machine the
 #               maximum is set by CPU, which the load generator shares.
-#   storebound  --max-batch 4: each commit takes at most 4 purchases, so the
-#               store's commit rate (one fsync per batch), not the CPU, sets
-#               the maximum: a stand-in for a slower store, the regime the
-#               load shedder exists for, and one where the load generator
-#               can offer 5x the maximum on this machine.
+#   storebound  --max-batch $STOREBATCH (2): each commit takes at most 2
+#               purchases, so the store's commit rate (one fsync per batch),
+#               not the CPU, sets the maximum: a stand-in for a slower store,
+#               the regime the load shedder exists for, and one where the
+#               load generator can offer 5x the maximum within this
+#               machine's CPU (a rejected purchase costs about 30 µs of
+#               server CPU and 25 µs of bench CPU, so 5x a maximum of R/s
+#               needs about 4R x 55 µs beyond serving R).
 #
 # Usage: bench/overload.sh [DURATION=20s] [MULTIPLE=5]
 # Environment: REGIMES, PAIRS (closed-loop pairs, 3), CLOSED (their length,
@@ -39,6 +42,7 @@ PAIRS=${PAIRS:-3}
 CLOSED=${CLOSED:-8s}
 CONNS=${CONNS:-512}
 QUIET=${QUIET:-0.1}
+STOREBATCH=${STOREBATCH:-2}
 for tool in jq bc curl python3; do
   command -v $tool >/dev/null || { echo "overload.sh needs $tool" >&2; exit 2; }
 done
@@ -119,7 +123,7 @@ summary=()
 for regime in $REGIMES; do
   case $regime in
     default) flags=(); batch=512 ;;
-    storebound) flags=(--max-batch 4); batch=4 ;;
+    storebound) flags=(--max-batch "$STOREBATCH"); batch=$STOREBATCH ;;
     *) echo "unknown regime $regime (want default or storebound)" >&2; exit 2 ;;
   esac
   # Enough concurrency to keep the group commit's pipeline full (two
