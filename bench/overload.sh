@@ -27,6 +27,7 @@
 # Environment: REGIMES, PAIRS (closed-loop pairs, 3), CLOSED (their length,
 # 8s), CONNS (open-loop connections, 512), OUT (keep the JSON reports
 # there), PROFILE=1 (CPU profile of the server during each overload run),
+# OVERLOAD=0 (only the closed-loop pairs: the cost of protection),
 # QUIET (before each run, wait up to 5 minutes until other processes use
 # less than this share of the machine over 2 s; default 0.1, 1 disables).
 #
@@ -143,6 +144,12 @@ for regime in $REGIMES; do
   on_med=$(printf '%s\n' "${on[@]}" | median); off_med=$(printf '%s\n' "${off[@]}" | median)
   max=$(printf '%s\n' "${on[@]}" "${off[@]}" | median)
   best=$(printf '%s\n' "${on[@]}" "${off[@]}" | sort -g | tail -1)
+  if [ "${OVERLOAD:-1}" = 0 ]; then
+    printf '\n%s: protected / unprotected, medians %.0f / %.0f = %.2f; pairs:' "$regime" "$on_med" "$off_med" "$(echo "$on_med / $off_med" | bc -l)"
+    for i in "${!on[@]}"; do printf ' %.2f' "$(echo "${on[$i]} / ${off[$i]}" | bc -l)"; done
+    printf '; server CPU per purchase %.0f / %.0f µs\n' "$(printf '%s\n' "${on_cpu[@]}" | median)" "$(printf '%s\n' "${off_cpu[@]}" | median)"
+    continue
+  fi
   rate=$(printf '%.0f' "$(echo "$max * $MULT" | bc -l)")
   secs=$(echo "${DUR%s}" | bc)
   users=$(( rate * secs * 2 + 1000 ))
