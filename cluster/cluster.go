@@ -740,11 +740,12 @@ func (s *Store) Close() error {
 	}
 	s.stop()
 	s.wg.Wait()
-	if l := s.lease.Swap(nil); l != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
-		_ = s.db.Resign(ctx, *l)
-		cancel()
-	}
+	// By name, not by the term this node last saw: a renewal cut short by
+	// the shutdown may have left the lease held without our knowing.
+	s.lease.Store(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
+	_ = s.db.Resign(ctx, leaseName, s.cfg.NodeID)
+	cancel()
 	s.closeConns()
 	return nil
 }

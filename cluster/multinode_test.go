@@ -38,7 +38,7 @@ func multiNodeSpike(t *testing.T, buckets int) {
 	var stores []*cluster.Store
 	for i := range nodes {
 		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond, Buckets: buckets})
-		e, err := engine.Open(context.Background(), s, engine.Config{MaxBatch: 64, SyncInterval: 100 * time.Millisecond})
+		e, err := engine.Open(context.Background(), s, engine.Config{MaxBatch: 64, SyncInterval: 100 * time.Millisecond, InFlight: 4})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,6 +60,12 @@ type Config struct {
 	// owner takes a batch, the purchases it says waited too long are
 	// answered overloaded instead of served.
 	Queue func() QueueManager
+	// InFlight is how many batches of one sale may be at the store at once
+	// (default 1). The embedded store serialises a sale's batches anyway;
+	// a shared store's call mostly waits on Redis and PostgreSQL, so
+	// overlapping batches uses that time. Purchases are still decided in
+	// order within a batch; concurrent purchases have no order to keep.
+	InFlight int
 	// SyncInterval is how often the engine of a shared store (cluster
 	// mode) reloads the sales and their remaining stock that other nodes
 	// change (default 500ms), besides the changes the store announces.
@@ -110,6 +116,9 @@ func (c *Config) defaults() {
 	}
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = 500 * time.Millisecond
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 1
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -437,6 +446,10 @@ func (e *Engine) startOwner(s *sale) {
 // own is a sale's owner: it turns whatever queued up into one store call.
 func (e *Engine) own(s *sale) {
 	defer e.owners.Done()
+	if e.cfg.InFlight > 1 {
+		e.ownOverlapped(s)
+		return
+	}
 	batch := make([]*request, 0, e.cfg.MaxBatch)
 	purchases := make([]surge.Purchase, 0, e.cfg.MaxBatch)
 	for {
@@ -456,6 +469,47 @@ func (e *Engine) own(s *sale) {
 		}
 		if batch = e.take(s, first, batch[:0]); len(batch) > 0 {
 			e.apply(s, batch, purchases)
+		}
+	}
+}
+
+// ownOverlapped is own with up to InFlight batches at the store at once:
+// for a store whose call is mostly waiting on the network (cluster mode),
+// one batch is decided while another commits. The owner takes a slot
+// before it gathers a batch, so while every slot is busy purchases queue
+// up and the next batch takes them all.
+func (e *Engine) ownOverlapped(s *sale) {
+	slots := make(chan struct{}, e.cfg.InFlight)
+	var running sync.WaitGroup
+	defer running.Wait()
+	dispatch := func(batch []*request) {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			defer func() { <-slots }()
+			e.apply(s, batch, make([]surge.Purchase, 0, len(batch)))
+		}()
+	}
+	for {
+		var first *request
+		select {
+		case first = <-s.inbox:
+		case <-e.stop:
+			for {
+				select {
+				case r := <-s.inbox:
+					slots <- struct{}{}
+					dispatch([]*request{r})
+				default:
+					return
+				}
+			}
+		}
+		slots <- struct{}{}
+		if batch := e.take(s, first, make([]*request, 0, e.cfg.MaxBatch)); len(batch) > 0 {
+			dispatch(batch)
+		} else {
+			<-slots
 		}
 	}
 }

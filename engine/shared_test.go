@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,4 +90,41 @@ func TestSharedStoreStaleReads(t *testing.T) {
 	}
 	st.down.Store(false)
 	waitFor(t, "the sale is fresh again", func() bool { s, _ := e.Sale("s"); return !s.Stale })
+}
+
+// With InFlight > 1 several batches of one sale are at the store at once,
+// every purchase is answered, and Close waits for the batches in flight.
+func TestInFlightOverlapsBatches(t *testing.T) {
+	inner := openStore(t, t.TempDir())
+	var now, peak atomic.Int64
+	gate := make(chan struct{})
+	h := &hookStore{Store: inner}
+	h.before = func(int64) {
+		n := now.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-gate
+	}
+	h.after = func(int64) { now.Add(-1) }
+	cfg := testConfig(fixedClock())
+	cfg.InFlight, cfg.MaxBatch = 3, 2
+	e := openEngine(t, h, cfg)
+	mustCreate(t, e, input("s", 100, 1))
+	var answers []<-chan answer
+	for i := range 12 {
+		answers = append(answers, goPurchase(context.Background(), e, "s", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1}))
+	}
+	waitFor(t, "three batches at the store at once", func() bool { return peak.Load() == 3 })
+	close(gate)
+	for _, a := range answers {
+		if got := <-a; got.err != nil || got.out.Code != surge.CodeReserved {
+			t.Errorf("purchase: %+v %v", got.out, got.err)
+		}
+	}
+	if peak.Load() > 3 {
+		t.Errorf("%d batches at once, want at most 3", peak.Load())
+	}
+	if got := remaining(t, e, "s"); got != 88 {
+		t.Errorf("remaining %d, want 88", got)
+	}
 }

@@ -516,10 +516,11 @@ func (d *DB) Acquire(ctx context.Context, name, holder string, ttl time.Duration
 	return Lease{Name: name, Holder: holder, Token: token}, true, nil
 }
 
-// Resign gives the lease up so another node may take it at once.
-func (d *DB) Resign(ctx context.Context, l Lease) error {
-	_, err := d.pool.Exec(ctx, `UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND token = $3`,
-		l.Name, l.Holder, l.Token)
+// Resign gives up holder's lease name, if it holds it, so another node
+// may take it at once.
+func (d *DB) Resign(ctx context.Context, name, holder string) error {
+	_, err := d.pool.Exec(ctx, `UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND expires_at > now()`,
+		name, holder)
 	return err
 }
 
