@@ -47,6 +47,7 @@ type serveConfig struct {
 	redisPrefix, nodeID    string
 	leaseTTL, confirmAfter time.Duration
 	buckets                int
+	inFlight               int
 
 	// Waiting rooms (docs/protection.md).
 	roomSecret     string
@@ -92,6 +93,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.roomSecret, "waiting-room-secret", "", "HMAC key (at least 32 bytes) of waiting-room tickets; every node must share it (default: random per process, so tickets die with it)")
 	fs.IntVar(&c.roomMaxEntries, "waiting-room-max-entries", 1_000_000, "most buyers one sale's waiting room holds")
 	fs.IntVar(&c.roomStreams, "waiting-room-streams", 4096, "most waiting-room event streams open at once")
+	fs.IntVar(&c.inFlight, "cluster-in-flight", 1, "cluster mode: batches of one sale at Redis and PostgreSQL at once")
 	fs.IntVar(&c.buckets, "cluster-buckets", 1, "cluster mode: Redis slots the stock of each new sale is split over (for sales too hot for one Redis Cluster shard; 1-1024)")
 	fs.DurationVar(&c.leaseTTL, "cluster-lease-ttl", 5*time.Second, "cluster mode: how long the leader's lease lasts unrenewed; a dead leader's jobs move to another node after it")
 	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", 10*time.Second, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
@@ -301,9 +303,11 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	ecfg := engine.Config{MaxBatch: c.maxBatch, QueueSize: c.queueSize, Logger: log}
 	if _, ok := store.(*cluster.Store); ok {
-		// A cluster batch mostly waits on Redis and PostgreSQL: overlap a
-		// few per sale (measured: the owner was blocked 73 % of the time).
-		ecfg.InFlight = 4
+		// A cluster batch mostly waits on Redis and PostgreSQL; overlapping
+		// batches uses that wait but makes them smaller. On the 2-core
+		// bench machine 4 in flight cost more CPU than it saved
+		// (docs/benchmarks.md), hence a flag, default 1.
+		ecfg.InFlight = c.inFlight
 	}
 	if c.shed {
 		// CoDel on each sale's queue (docs/protection.md): once a queue has
