@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build services test test-short vet fmt bench bench-http fuzz clean
+.PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-overload fuzz clean
 
 build: ## build bin/surge
 	$(GO) build -o bin/surge ./cmd/surge
@@ -28,6 +28,12 @@ bench: ## in-process Go benchmarks (engine and HTTP handler)
 
 bench-http: ## side-by-side run: minimal net/http handler vs surge serve, wrk and surge bench
 	bench/compare.sh
+
+bench-cluster: services ## side-by-side run: minimal handler, tutorial baseline, cluster mode with 1 and 2 nodes
+	bench/cluster.sh
+
+bench-overload: ## the maximum purchase rate, then 5x it open loop; the cost of protection
+	bench/overload.sh
 
 FUZZTIME ?= 30s
 FUZZ_HTTP := $(shell grep -ho '^func Fuzz[A-Za-z]*' http/*_test.go | cut -d' ' -f2)
