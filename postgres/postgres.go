@@ -94,7 +94,14 @@ func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string) erro
 	}
 	defer conn.Close(context.Background())
 	if schema != "" {
-		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		// IF NOT EXISTS is not safe against a concurrent CREATE: nodes
+		// starting together may see the catalog's unique violation, which
+		// means another one created it.
+		_, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P06") {
+			err = nil
+		}
+		if err != nil {
 			return fmt.Errorf("postgres: create schema %s: %w", schema, err)
 		}
 	}
