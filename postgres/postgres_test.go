@@ -2,40 +2,26 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/servicetest"
 )
 
-func url() string {
-	if u := os.Getenv("SURGE_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
+var url = servicetest.PostgresURL
 
 // open gives the test a fresh schema on the real server; it fails, never
 // skips, when PostgreSQL is down (scripts/services.sh starts it).
 func open(t *testing.T) *postgres.DB {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	db, err := postgres.Open(ctx, url(), postgres.Options{Schema: schema})
+	db, err := postgres.Open(context.Background(), url(), postgres.Options{Schema: servicetest.Namespace(t)})
 	if err != nil {
 		t.Fatalf("postgres.Open (is PostgreSQL up? run scripts/services.sh): %v", err)
 	}
-	t.Cleanup(func() {
-		db.Close()
-		_ = postgres.DropSchema(context.Background(), url(), schema)
-	})
+	t.Cleanup(db.Close)
 	return db
 }
 
@@ -139,10 +125,7 @@ func TestStaleLeaderCannotWrite(t *testing.T) {
 // Nodes starting together migrate one schema at once: the advisory lock
 // lets one apply the migrations and the others find them applied.
 func TestConcurrentMigrations(t *testing.T) {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { _ = postgres.DropSchema(context.Background(), url(), schema) })
+	schema := servicetest.Namespace(t)
 	errs := make(chan error, 4)
 	for range 4 {
 		go func() {

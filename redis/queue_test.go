@@ -2,16 +2,14 @@ package redis_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -19,22 +17,12 @@ import (
 // a fresh prefix, removed at the end; it fails, never skips, without it.
 func queues(t *testing.T, max int) *redis.Queues {
 	t.Helper()
-	url := os.Getenv("SURGE_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	c, err := redis.Dial(context.Background(), url)
+	c, err := redis.Dial(context.Background(), servicetest.RedisURL())
 	if err != nil {
 		t.Fatalf("redis (run scripts/services.sh): %v", err)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "t_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		_ = redis.New(c, prefix).Forget(context.Background())
-		c.Close()
-	})
-	return redis.NewQueues(c, prefix, max)
+	t.Cleanup(func() { c.Close() })
+	return redis.NewQueues(c, servicetest.Namespace(t), max)
 }
 
 var start = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)

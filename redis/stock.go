@@ -170,39 +170,7 @@ func (s *Stock) evalMany(ctx context.Context, sc *goredis.Script, keys [][]strin
 		cmd := sc.Run(ctx, s.c, keys[0], args[0]...)
 		return []*goredis.Cmd{cmd}, cmd.Err()
 	}
-	cmds := make([]*goredis.Cmd, len(keys))
-	send := func(which []int) error {
-		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for _, i := range which {
-				cmds[i] = sc.EvalSha(ctx, p, keys[i], args[i]...)
-			}
-			return nil
-		})
-		return err
-	}
-	all := make([]int, len(keys))
-	for i := range all {
-		all[i] = i
-	}
-	_ = send(all)
-	var again []int
-	for i, c := range cmds {
-		if c.Err() != nil && isNoScript(c.Err()) {
-			again = append(again, i)
-		}
-	}
-	if len(again) > 0 {
-		if err := sc.Load(ctx, s.c).Err(); err != nil {
-			return nil, err
-		}
-		_ = send(again)
-	}
-	for _, c := range cmds {
-		if err := c.Err(); err != nil && !errors.Is(err, goredis.Nil) {
-			return cmds, err
-		}
-	}
-	return cmds, nil
+	return s.evalManyWith(ctx, sc, keys, args, nil)
 }
 
 // Decision is what Redis decided for one purchase of a batch.
@@ -344,17 +312,26 @@ func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, i
 	return epoch, remaining, perBucket, nil
 }
 
-// evalManyWith is evalMany with extra commands queued in the same
-// pipeline (reads only: they are not retried).
+// evalManyWith is evalMany, always pipelined, with extra commands (reads
+// only: they are not sent again) queued in the first round trip.
 func (s *Stock) evalManyWith(ctx context.Context, sc *goredis.Script, keys [][]string, args [][]any, extra func(goredis.Pipeliner)) ([]*goredis.Cmd, error) {
 	cmds := make([]*goredis.Cmd, len(keys))
-	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i := range keys {
-			cmds[i] = sc.EvalSha(ctx, p, keys[i], args[i]...)
-		}
-		extra(p)
-		return nil
-	})
+	send := func(which []int, extra func(goredis.Pipeliner)) {
+		_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, i := range which {
+				cmds[i] = sc.EvalSha(ctx, p, keys[i], args[i]...)
+			}
+			if extra != nil {
+				extra(p)
+			}
+			return nil
+		})
+	}
+	all := make([]int, len(keys))
+	for i := range all {
+		all[i] = i
+	}
+	send(all, extra)
 	var again []int
 	for i, c := range cmds {
 		if c.Err() != nil && isNoScript(c.Err()) {
@@ -365,15 +342,10 @@ func (s *Stock) evalManyWith(ctx context.Context, sc *goredis.Script, keys [][]s
 		if err := sc.Load(ctx, s.c).Err(); err != nil {
 			return nil, err
 		}
-		_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for _, i := range again {
-				cmds[i] = sc.EvalSha(ctx, p, keys[i], args[i]...)
-			}
-			return nil
-		})
+		send(again, nil)
 	}
 	for _, c := range cmds {
-		if err := c.Err(); err != nil {
+		if err := c.Err(); err != nil && !errors.Is(err, goredis.Nil) {
 			return cmds, err
 		}
 	}

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,52 +12,25 @@ import (
 
 	"github.com/surgehq/surge/client"
 	"github.com/surgehq/surge/postgres"
-	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/servicetest"
 )
-
-func testRedisURL() string {
-	if u := os.Getenv("SURGE_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
-func testPostgresURL() string {
-	if u := os.Getenv("SURGE_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
 
 // clusterArgs gives a test its own PostgreSQL schema and Redis prefix and
 // returns the serve flags of a node on them. It fails, never skips, when
 // the servers are down (scripts/services.sh starts them).
 func clusterArgs(t *testing.T) []string {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	ns := "t_" + hex.EncodeToString(b[:])
+	ns := servicetest.Namespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	db, err := postgres.Open(ctx, testPostgresURL(), postgres.Options{Schema: ns})
+	db, err := postgres.Open(ctx, servicetest.PostgresURL(), postgres.Options{Schema: ns})
 	if err != nil {
 		t.Fatalf("PostgreSQL (run scripts/services.sh): %v", err)
 	}
 	db.Close()
-	rc, err := redis.Dial(ctx, testRedisURL())
-	if err != nil {
-		t.Fatalf("Redis (run scripts/services.sh): %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = redis.New(rc, ns).Forget(ctx)
-		rc.Close()
-		_ = postgres.DropSchema(ctx, testPostgresURL(), ns)
-	})
 	return []string{
-		"--redis-url", testRedisURL(),
-		"--postgres-url", testPostgresURL() + "&search_path=" + ns,
+		"--redis-url", servicetest.RedisURL(),
+		"--postgres-url", servicetest.PostgresURL() + "&search_path=" + ns,
 		"--redis-prefix", ns,
 		"--cluster-lease-ttl", "2s",
 		"--cluster-confirm-after", "2s",
