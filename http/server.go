@@ -172,14 +172,17 @@ func tooLarge(w http.ResponseWriter, limit int64) {
 // readBody reads at most limit bytes; it answers 413 itself when the body
 // is larger and reports false.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	raw := r.Body
 	if r.ContentLength > limit {
+		drain(raw)
 		tooLarge(w, limit)
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, raw, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			drain(raw)
 			tooLarge(w, limit)
 		} else {
 			invalid(w, "could not read the body: %v", err)
@@ -188,6 +191,15 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 	}
 	return body, true
 }
+
+// drainLimit bounds what is read of a body refused as too large, as
+// net/http bounds its own drain after a handler.
+const drainLimit = 256 << 10
+
+// drain reads (a bounded part of) a refused body before the answer, so a
+// client still sending it reads the 413 instead of a connection reset:
+// closing a socket with unread data in it makes the kernel send RST.
+func drain(body io.Reader) { _, _ = io.CopyN(io.Discard, body, drainLimit) }
 
 // pathID returns the {id} path value if it is a valid id.
 func pathID(r *http.Request) (string, bool) {
@@ -308,6 +320,7 @@ var purchaseBufs = sync.Pool{New: func() any { return new([MaxPurchaseBody + 1]b
 // when the body is empty or has none). It answers 400 or 413 itself.
 func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	if r.ContentLength > MaxPurchaseBody {
+		drain(r.Body)
 		tooLarge(w, MaxPurchaseBody)
 		return 0, false
 	}
@@ -329,6 +342,7 @@ func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
 		}
 	}
 	if n > MaxPurchaseBody {
+		drain(r.Body)
 		tooLarge(w, MaxPurchaseBody)
 		return 0, false
 	}
