@@ -166,8 +166,6 @@ func (p *proxy) restore() {
 
 // ---- helpers ----
 
-var testNow = func() time.Time { return time.Now() }
-
 func mustSale(t testing.TB, s *cluster.Store, id string, stock, limit int64) surge.Sale {
 	t.Helper()
 	name := "fault " + id
@@ -187,7 +185,7 @@ func reserve(s *cluster.Store, sale string, ps ...surge.Purchase) ([]surge.Outco
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	out, _, err := s.Reserve(ctx, sale, ps, testNow())
+	out, _, err := s.Reserve(ctx, sale, ps, time.Now())
 	return out, time.Since(start), err
 }
 
@@ -386,7 +384,7 @@ func TestPostgresUnreachable(t *testing.T) {
 		wantUnavailable(t, fmt.Sprintf("purchase %d without PostgreSQL", i), err, took, 3*time.Second)
 	}
 	// Redis took a unit for u2's unconfirmed purchase.
-	if rem, err := redisRemaining(s, sl.ID); err != nil || rem != 8 {
+	if rem, err := s.Remaining(context.Background(), sl.ID); err != nil || rem != 8 {
 		t.Logf("remaining in Redis during the outage: %d, %v", rem, err)
 	}
 	px.restore()
@@ -433,10 +431,6 @@ func TestPostgresUnreachable(t *testing.T) {
 	if n != 1 {
 		t.Errorf("u2 has %d orders, want 1", n)
 	}
-}
-
-func redisRemaining(s *cluster.Store, sale string) (int64, error) {
-	return s.Remaining(context.Background(), sale)
 }
 
 // TestLeaderFailover: when the leader leaves, another node takes the

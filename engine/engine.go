@@ -443,75 +443,84 @@ func (e *Engine) startOwner(s *sale) {
 	go e.own(s)
 }
 
-// own is a sale's owner: it turns whatever queued up into one store call.
+// own is a sale's owner: it turns whatever queued up into one store call,
+// with up to InFlight calls at the store at once.
 func (e *Engine) own(s *sale) {
 	defer e.owners.Done()
-	if e.cfg.InFlight > 1 {
-		e.ownOverlapped(s)
-		return
-	}
-	batch := make([]*request, 0, e.cfg.MaxBatch)
-	purchases := make([]surge.Purchase, 0, e.cfg.MaxBatch)
+	r := e.newRunner(s)
+	defer r.running.Wait()
 	for {
-		var first *request
 		select {
-		case first = <-s.inbox:
+		case first := <-s.inbox:
+			r.run(first, false)
 		case <-e.stop:
 			// Flush what is queued, then exit.
 			for {
 				select {
-				case r := <-s.inbox:
-					e.apply(s, append(batch[:0], r), purchases)
+				case first := <-s.inbox:
+					r.run(first, true)
 				default:
 					return
 				}
 			}
-		}
-		if batch = e.take(s, first, batch[:0]); len(batch) > 0 {
-			e.apply(s, batch, purchases)
 		}
 	}
 }
 
-// ownOverlapped is own with up to InFlight batches at the store at once:
-// for a store whose call is mostly waiting on the network (cluster mode),
-// one batch is decided while another commits. The owner takes a slot
-// before it gathers a batch, so while every slot is busy purchases queue
+// runner hands an owner's batches to the store. With InFlight 1 it runs
+// them on the owner's goroutine and reuses its buffers. With more, for a
+// store whose call mostly waits on the network (cluster mode), each batch
+// runs on its own goroutine once it has a slot; the owner takes the slot
+// before it gathers the batch, so while every slot is busy purchases queue
 // up and the next batch takes them all.
-func (e *Engine) ownOverlapped(s *sale) {
-	slots := make(chan struct{}, e.cfg.InFlight)
-	var running sync.WaitGroup
-	defer running.Wait()
-	dispatch := func(batch []*request) {
-		running.Add(1)
-		go func() {
-			defer running.Done()
-			defer func() { <-slots }()
-			e.apply(s, batch, make([]surge.Purchase, 0, len(batch)))
-		}()
+type runner struct {
+	e         *Engine
+	s         *sale
+	slots     chan struct{} // nil with InFlight 1
+	running   sync.WaitGroup
+	batch     []*request
+	purchases []surge.Purchase
+}
+
+func (e *Engine) newRunner(s *sale) *runner {
+	r := &runner{e: e, s: s}
+	if e.cfg.InFlight > 1 {
+		r.slots = make(chan struct{}, e.cfg.InFlight)
+		return r
 	}
-	for {
-		var first *request
-		select {
-		case first = <-s.inbox:
-		case <-e.stop:
-			for {
-				select {
-				case r := <-s.inbox:
-					slots <- struct{}{}
-					dispatch([]*request{r})
-				default:
-					return
-				}
-			}
+	r.batch = make([]*request, 0, e.cfg.MaxBatch)
+	r.purchases = make([]surge.Purchase, 0, e.cfg.MaxBatch)
+	return r
+}
+
+// run gathers a batch starting with first (alone when flushing at Close)
+// and applies it.
+func (r *runner) run(first *request, alone bool) {
+	if r.slots == nil {
+		if batch := r.gather(first, alone, r.batch[:0]); len(batch) > 0 {
+			r.e.apply(r.s, batch, r.purchases)
 		}
-		slots <- struct{}{}
-		if batch := e.take(s, first, make([]*request, 0, e.cfg.MaxBatch)); len(batch) > 0 {
-			dispatch(batch)
-		} else {
-			<-slots
-		}
+		return
 	}
+	r.slots <- struct{}{}
+	batch := r.gather(first, alone, make([]*request, 0, r.e.cfg.MaxBatch))
+	if len(batch) == 0 {
+		<-r.slots
+		return
+	}
+	r.running.Add(1)
+	go func() {
+		defer r.running.Done()
+		defer func() { <-r.slots }()
+		r.e.apply(r.s, batch, make([]surge.Purchase, 0, len(batch)))
+	}()
+}
+
+func (r *runner) gather(first *request, alone bool, batch []*request) []*request {
+	if alone {
+		return append(batch, first)
+	}
+	return r.e.take(r.s, first, batch)
 }
 
 // take fills a batch with first and whatever else is queued, up to

@@ -165,25 +165,27 @@ func invalid(w http.ResponseWriter, format string, args ...any) {
 	writeError(w, http.StatusBadRequest, string(surge.CodeInvalid), fmt.Sprintf(format, args...))
 }
 
-func tooLarge(w http.ResponseWriter, limit int64) {
+// tooLarge answers 413 to a body over limit. It first reads (a bounded
+// part of) the body: a client still sending it then reads the answer
+// instead of a connection reset, since closing a socket with unread data
+// in it makes the kernel send RST.
+func tooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
+	drain(r.Body)
 	writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body must be at most %d bytes", limit))
 }
 
 // readBody reads at most limit bytes; it answers 413 itself when the body
 // is larger and reports false.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	raw := r.Body
 	if r.ContentLength > limit {
-		drain(raw)
-		tooLarge(w, limit)
+		tooLarge(w, r, limit)
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, raw, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			drain(raw)
-			tooLarge(w, limit)
+			tooLarge(w, r, limit)
 		} else {
 			invalid(w, "could not read the body: %v", err)
 		}
@@ -196,9 +198,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 // net/http bounds its own drain after a handler.
 const drainLimit = 256 << 10
 
-// drain reads (a bounded part of) a refused body before the answer, so a
-// client still sending it reads the 413 instead of a connection reset:
-// closing a socket with unread data in it makes the kernel send RST.
+// drain reads and discards up to drainLimit bytes of a body.
 func drain(body io.Reader) { _, _ = io.CopyN(io.Discard, body, drainLimit) }
 
 // pathID returns the {id} path value if it is a valid id.
@@ -320,8 +320,7 @@ var purchaseBufs = sync.Pool{New: func() any { return new([MaxPurchaseBody + 1]b
 // when the body is empty or has none). It answers 400 or 413 itself.
 func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	if r.ContentLength > MaxPurchaseBody {
-		drain(r.Body)
-		tooLarge(w, MaxPurchaseBody)
+		tooLarge(w, r, MaxPurchaseBody)
 		return 0, false
 	}
 	buf := purchaseBufs.Get().(*[MaxPurchaseBody + 1]byte)
@@ -342,8 +341,7 @@ func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
 		}
 	}
 	if n > MaxPurchaseBody {
-		drain(r.Body)
-		tooLarge(w, MaxPurchaseBody)
+		tooLarge(w, r, MaxPurchaseBody)
 		return 0, false
 	}
 	body := buf[:n]

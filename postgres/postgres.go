@@ -273,7 +273,7 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 			saleID, epoch, ids, users, qty, keys, created, expires)
 	}
 	if len(confirm) > 0 {
-		b.Queue(`SELECT id FROM orders WHERE id = ANY($1)`, confirm)
+		b.Queue(existingSQL, confirm)
 	}
 	if b.Len() == 0 {
 		return nil, nil
@@ -291,16 +291,9 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 	}
 	if len(confirm) > 0 {
 		rows, err := res.Query()
+		have, err := idSet(rows, err)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: confirm replays: %w", err)
-		}
-		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, fmt.Errorf("postgres: confirm replays: %w", err)
-		}
-		have := make(map[string]bool, len(found))
-		for _, id := range found {
-			have[id] = true
 		}
 		for _, id := range confirm {
 			if !have[id] {
@@ -414,15 +407,25 @@ func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]s
 	return out, nil
 }
 
+const existingSQL = `SELECT id FROM orders WHERE id = ANY($1)`
+
 // Existing returns which of ids are orders.
 func (d *DB) Existing(ctx context.Context, ids []string) (map[string]bool, error) {
-	rows, err := d.pool.Query(ctx, `SELECT id FROM orders WHERE id = ANY($1)`, ids)
+	m, err := idSet(d.pool.Query(ctx, existingSQL, ids))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: look up orders: %w", err)
 	}
+	return m, nil
+}
+
+// idSet collects the ids an existingSQL query returned.
+func idSet(rows pgx.Rows, err error) (map[string]bool, error) {
+	if err != nil {
+		return nil, err
+	}
 	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("postgres: look up orders: %w", err)
+		return nil, err
 	}
 	m := make(map[string]bool, len(found))
 	for _, id := range found {
