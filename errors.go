@@ -25,6 +25,9 @@ const (
 	CodeOverloaded     Code = "overloaded"
 	CodeRateLimited    Code = "rate_limited"
 	CodeUnavailable    Code = "unavailable"
+	// CodeIdempotencyMismatch: an Idempotency-Key reused with a different
+	// request (another quantity) than the one it first answered.
+	CodeIdempotencyMismatch Code = "idempotency_mismatch"
 	// Waiting rooms.
 	CodeNotAdmitted   Code = "not_admitted"    // a purchase without a valid, current admission
 	CodeInvalidTicket Code = "invalid_ticket"  // a queue read with a missing, forged or foreign ticket
@@ -57,13 +60,14 @@ func Errorf(code Code, format string, args ...any) *Error {
 
 // Sentinels for errors.Is.
 var (
-	ErrSaleNotFound   = &Error{Code: CodeSaleNotFound, Message: "sale not found"}
-	ErrSaleExists     = &Error{Code: CodeSaleExists, Message: "a sale with this id already exists"}
-	ErrOrderNotFound  = &Error{Code: CodeOrderNotFound, Message: "order not found"}
-	ErrNotCancellable = &Error{Code: CodeNotCancellable, Message: "only a reserved order can be cancelled"}
-	ErrNotPayable     = &Error{Code: CodeNotPayable, Message: "only a reserved order can be paid"}
-	ErrOverloaded     = &Error{Code: CodeOverloaded, Message: "the sale's queue is full; retry shortly"}
-	ErrUnavailable    = &Error{Code: CodeUnavailable, Message: "the service is shutting down or its storage failed; retry shortly"}
+	ErrSaleNotFound        = &Error{Code: CodeSaleNotFound, Message: "sale not found"}
+	ErrSaleExists          = &Error{Code: CodeSaleExists, Message: "a sale with this id already exists"}
+	ErrOrderNotFound       = &Error{Code: CodeOrderNotFound, Message: "order not found"}
+	ErrNotCancellable      = &Error{Code: CodeNotCancellable, Message: "only a reserved order can be cancelled"}
+	ErrNotPayable          = &Error{Code: CodeNotPayable, Message: "only a reserved order can be paid"}
+	ErrOverloaded          = &Error{Code: CodeOverloaded, Message: "the sale's queue is full; retry shortly"}
+	ErrUnavailable         = &Error{Code: CodeUnavailable, Message: "the service is shutting down or its storage failed; retry shortly"}
+	ErrIdempotencyMismatch = &Error{Code: CodeIdempotencyMismatch, Message: "this Idempotency-Key was first used for a different request; use a new key"}
 )
 
 // ErrorCode extracts the Code of err, or "" if err carries none.

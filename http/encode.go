@@ -171,6 +171,8 @@ func statusOf(c surge.Code) int {
 		return http.StatusServiceUnavailable
 	case surge.CodeRateLimited:
 		return http.StatusTooManyRequests
+	case surge.CodeIdempotencyMismatch:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }
