@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/binary"
-	"sync/atomic"
 	"time"
 )
 
@@ -12,25 +11,24 @@ import (
 // case), so ids sort like the bytes they encode.
 var sortable = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
-// OrderIDs generates order ids that sort by creation time: 48 bits of
-// milliseconds, a 24-bit counter, and 24 random bits. Time order keeps
-// inserts into the database's id index at its right edge instead of
-// scattering them over random pages, which is most of the cost of a
-// random id; the counter keeps ids from one generator distinct within a
-// millisecond and the random bits keep generators on different nodes
-// apart. The zero value is ready to use.
-type OrderIDs struct {
-	seq atomic.Uint32
-}
+// OrderIDs generates order ids: 48 bits of milliseconds since the epoch,
+// then 80 random bits. Time first keeps inserts into the database's id
+// index at its right edge instead of scattering them over random pages,
+// which is most of the cost of a random id. The tail is drawn afresh for
+// every id, with no counter, so an id reveals its creation millisecond and
+// nothing else: not how many orders this or any node made, nor the order
+// of ids within one millisecond. Two ids collide only if they share the
+// millisecond and all 80 bits (odds about n²/2⁸¹ for n ids in one
+// millisecond); the stores' unique index on ids would refuse such a batch
+// rather than merge two orders. The zero value is ready to use.
+type OrderIDs struct{}
 
-// Next returns a new order id: "o_" and 20 characters.
-func (g *OrderIDs) Next(now time.Time) string {
-	var b [12]byte
+// Next returns a new order id: "o_" and 26 characters.
+func (*OrderIDs) Next(now time.Time) string {
+	var b [16]byte
 	binary.BigEndian.PutUint64(b[0:8], uint64(now.UnixMilli())<<16)
-	n := g.seq.Add(1)
-	b[6], b[7], b[8] = byte(n>>16), byte(n>>8), byte(n)
-	_, _ = rand.Read(b[9:12])
-	buf := make([]byte, 2, 2+20)
+	_, _ = rand.Read(b[6:16]) // never fails on supported platforms (Go 1.24+)
+	buf := make([]byte, 2, 2+26)
 	buf[0], buf[1] = 'o', '_'
 	return string(sortable.AppendEncode(buf, b[:]))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,8 +139,8 @@ func TestOrderIDsSortAndDiffer(t *testing.T) {
 	seen := map[string]bool{}
 	for i := range 10000 {
 		id := g.Next(base.Add(time.Duration(i/100) * time.Millisecond))
-		if !surge.ValidID(id) || len(id) != 22 {
-			t.Fatalf("id %q: invalid or not 22 characters", id)
+		if !surge.ValidID(id) || len(id) != 28 || !strings.HasPrefix(id, "o_") {
+			t.Fatalf("id %q: invalid or not \"o_\" and 26 characters", id)
 		}
 		if seen[id] {
 			t.Fatalf("duplicate id %q", id)
@@ -147,10 +148,62 @@ func TestOrderIDsSortAndDiffer(t *testing.T) {
 		seen[id] = true
 		ids = append(ids, id)
 	}
-	// Across milliseconds, ids sort by time (within one millisecond the
-	// counter orders them too, until it wraps).
-	if !slices.IsSorted(ids) {
-		t.Error("ids from a rising clock are not sorted")
+	// Across milliseconds, ids sort by time; within one they need not.
+	for i := 100; i < len(ids); i += 100 {
+		if slices.Max(ids[i-100:i]) >= slices.Min(ids[i:i+100]) {
+			t.Fatalf("ids of millisecond %d do not all sort before those of the next", i/100-1)
+		}
+	}
+}
+
+// TestOrderIDsConcurrent: generators are shared by every sale's owner
+// goroutine, so ids must differ under concurrency (run with -race).
+func TestOrderIDsConcurrent(t *testing.T) {
+	var g surge.OrderIDs
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // one millisecond for all
+	const workers, each = 8, 2000
+	out := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for range each {
+				out[w] = append(out[w], g.Next(now))
+			}
+		})
+	}
+	wg.Wait()
+	seen := make(map[string]bool, workers*each)
+	for _, ids := range out {
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("duplicate id %q", id)
+			}
+			seen[id] = true
+		}
+	}
+}
+
+// TestOrderIDsRevealOnlyTheMillisecond: an id says when it was made, to the
+// millisecond, and nothing about the orders made beside it. Of two ids of
+// one millisecond, which came first is a coin toss (a counter would always
+// put the later one after, and their gap would count the orders between).
+func TestOrderIDsRevealOnlyTheMillisecond(t *testing.T) {
+	var g surge.OrderIDs
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const pairs = 1000
+	inverted := 0
+	for range pairs {
+		a, b := g.Next(now), g.Next(now)
+		if b < a {
+			inverted++
+		}
+		if a[:10] != b[:10] {
+			t.Fatalf("ids of one millisecond differ in their time part: %q, %q", a, b)
+		}
+	}
+	// Binomial(1000, 1/2) lies outside 350..650 with odds under 1e-20.
+	if inverted < 350 || inverted > 650 {
+		t.Errorf("%d of %d later ids of the same millisecond sort first; want about half", inverted, pairs)
 	}
 }
 
