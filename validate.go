@@ -19,6 +19,10 @@ const (
 	// MaxAdmitPerSecond and MaxTicketSeconds bound a waiting room.
 	MaxAdmitPerSecond = 1_000_000
 	MaxTicketSeconds  = 24 * 3600
+	// MaxWaitingRoomSkew bounds how far a waiting room's starts_at may lie
+	// from the time the sale is created: its admission schedule counts
+	// from starts_at in time.Duration, which overflows past ~292 years.
+	MaxWaitingRoomSkew = 100 * 365 * 24 * time.Hour
 )
 
 // ValidID reports whether s matches [A-Za-z0-9_-]{1,64}, the shape of every
@@ -164,6 +168,9 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		}
 		if wr.TicketSeconds < 1 || wr.TicketSeconds > MaxTicketSeconds {
 			return bad("waiting_room.ticket_seconds must be between 1 and %d", MaxTicketSeconds)
+		}
+		if d := s.StartsAt.Sub(now); d > MaxWaitingRoomSkew || d < -MaxWaitingRoomSkew {
+			return bad("starts_at of a sale with a waiting room must lie within 100 years of now")
 		}
 		// A copy: the sale is immutable, whatever the caller does with in.
 		c := *wr

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -57,8 +58,10 @@ func (qs *Queues) run(ctx context.Context, op string, q waitroom.Queue, user str
 	_, _ = rand.Read(b[:])
 	// 52 bits: a sorted-set score is a double; zero stays "no draw".
 	draw := max(binary.BigEndian.Uint64(b[:])>>12, 1)
+	_, _ = rand.Read(b[:])
+	epoch := max(binary.BigEndian.Uint64(b[:]), 1)
 	res, err := queueScript.Run(ctx, qs.c, qs.keys(q.SaleID), op, user, now.UnixMilli(), q.Schedule.Start.UnixMilli(),
-		lottery, q.Schedule.FirstFree(now), qs.max, draw).Slice()
+		lottery, q.Schedule.FirstFree(now), qs.max, draw, strconv.FormatUint(epoch, 10)).Slice()
 	if err != nil {
 		return waitroom.Entry{}, 0, fmt.Errorf("redis: waiting room of sale %s: %w", q.SaleID, err)
 	}
@@ -117,6 +120,27 @@ func (qs *Queues) Between(ctx context.Context, q waitroom.Queue, from, to int64)
 	n, err := qs.c.ZCount(ctx, qs.keys(q.SaleID)[3], strconv.FormatInt(from, 10), "("+strconv.FormatInt(to, 10)).Result()
 	if err != nil {
 		return 0, fmt.Errorf("redis: waiting room of sale %s: %w", q.SaleID, err)
+	}
+	return n, nil
+}
+
+// Epoch implements waitroom.Backend. The first join sets a queue's epoch
+// beside its entries, so it survives node restarts (every node serves the
+// same places) and disappears with the entries if Redis loses them; 0 when
+// there is none. It costs one round trip per purchase of a sale with a
+// waiting room: a ticket that carries its slot is otherwise checked
+// without Redis.
+func (qs *Queues) Epoch(ctx context.Context, q waitroom.Queue) (uint64, error) {
+	v, err := qs.c.HGet(ctx, qs.keys(q.SaleID)[0], "").Result()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redis: waiting room of sale %s: %w", q.SaleID, err)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redis: waiting room of sale %s: malformed epoch %q", q.SaleID, v)
 	}
 	return n, nil
 }

@@ -1,10 +1,13 @@
 -- A waiting room's queue (see queue.go). One script for Join and Lookup,
 -- so the lottery's draw happens atomically at the first call at or after
 -- the sale's start, on whichever node makes it.
--- KEYS: users (hash user -> "seq|draw|slot"), seq, draws (zset), slots
---       (zset), last slot, drawn flag
+-- KEYS: users (hash user -> "seq|draw|slot", and field "" -> the queue's
+--       epoch), seq, draws (zset), slots (zset), last slot, drawn flag
 -- ARGV: op ("join" or "lookup"), user, now_ms, start_ms, lottery ("1"/"0"),
---       first free slot at now, max entries, this join's random draw
+--       first free slot at now, max entries, this join's random draw, a
+--       random epoch for a queue that has none
+-- The epoch lives in the users hash, so it vanishes with the places it
+-- vouches for: tickets of a lost queue then name an epoch that no longer is.
 local function draw_if_due()
   if ARGV[5] ~= '1' or redis.call('EXISTS', KEYS[6]) == 1 or tonumber(ARGV[3]) < tonumber(ARGV[4]) then
     return
@@ -25,6 +28,9 @@ local function draw_if_due()
   redis.call('DEL', KEYS[3])
 end
 
+if ARGV[1] == 'join' then
+  redis.call('HSETNX', KEYS[1], '', ARGV[9])
+end
 draw_if_due()
 local e = redis.call('HGET', KEYS[1], ARGV[2])
 if e then
@@ -33,7 +39,8 @@ end
 if ARGV[1] ~= 'join' then
   return {-2}
 end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then
+-- The epoch field is not an entry.
+if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[7]) then
   return {-1}
 end
 local seq = redis.call('INCR', KEYS[2])

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -65,6 +66,13 @@ type Backend interface {
 	Lookup(ctx context.Context, q Queue, userID string, now time.Time) (Entry, error)
 	// Between counts the entries whose slot is in [from, to).
 	Between(ctx context.Context, q Queue, from, to int64) (int64, error)
+	// Epoch names the queue's current incarnation: a nonzero number that
+	// changes whenever the queue's places are lost (the process of an
+	// in-memory queue restarted, a Redis queue's keys vanished), and 0
+	// while the queue has no epoch (nobody joined it). Tickets carry it,
+	// so a ticket for a place that was lost, which the queue may since
+	// have handed to someone else, is refused.
+	Epoch(ctx context.Context, q Queue) (uint64, error)
 }
 
 // DefaultMaxEntries bounds a queue of the in-memory backend.
@@ -74,9 +82,11 @@ const DefaultMaxEntries = 1_000_000
 // maxEntries entries, of about 130 bytes each with short user ids (the id,
 // the entry, its slot and the map's overhead; measured), so a full queue
 // of the default size takes about 130 MB. Queues live as long as the
-// process: a restart empties them.
+// process: a restart empties them, and the new process's epoch voids the
+// tickets of the old one.
 type Memory struct {
 	max    int
+	epoch  uint64 // random, nonzero: this process's incarnation of every queue
 	mu     sync.Mutex
 	queues map[string]*memQueue
 }
@@ -98,7 +108,9 @@ func NewMemory(maxEntries int) *Memory {
 	if maxEntries < 1 {
 		maxEntries = DefaultMaxEntries
 	}
-	return &Memory{max: maxEntries, queues: make(map[string]*memQueue)}
+	var b [8]byte
+	_, _ = crand.Read(b[:]) // never fails on supported platforms (Go 1.24+)
+	return &Memory{max: maxEntries, epoch: max(binary.LittleEndian.Uint64(b[:]), 1), queues: make(map[string]*memQueue)}
 }
 
 func (m *Memory) queue(saleID string, create bool) *memQueue {
@@ -206,3 +218,6 @@ func (m *Memory) Between(_ context.Context, q Queue, from, to int64) (int64, err
 	j, _ := slices.BinarySearch(mq.slots, to)
 	return int64(j - i), nil
 }
+
+// Epoch implements Backend: one random number per Memory, so per process.
+func (m *Memory) Epoch(context.Context, Queue) (uint64, error) { return m.epoch, nil }

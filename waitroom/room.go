@@ -106,7 +106,11 @@ func (r *Room) Join(ctx context.Context, sale *surge.Sale, userID string) (st St
 	if err != nil {
 		return Status{}, false, fmt.Errorf("waitroom: join %s: %w", sale.ID, err)
 	}
-	st, err = r.status(ctx, sale, q, userID, e, now)
+	epoch, err := r.backend.Epoch(ctx, q)
+	if err != nil {
+		return Status{}, false, fmt.Errorf("waitroom: join %s: %w", sale.ID, err)
+	}
+	st, err = r.status(ctx, sale, q, userID, e, epoch, now)
 	return st, created, err
 }
 
@@ -132,27 +136,37 @@ func (r *Room) Status(ctx context.Context, sale *surge.Sale, text string) (Statu
 	now := r.now()
 	q := queueOf(sale)
 	e, err := r.entry(ctx, q, t, now)
-	if errors.Is(err, ErrNotQueued) {
+	switch {
+	case errors.Is(err, errStale):
+		return bad("%v", errStale)
+	case errors.Is(err, ErrNotQueued):
 		return bad("the queue has no entry for this ticket (it was lost in a restart); join again")
-	}
-	if err != nil {
+	case err != nil:
 		return Status{}, fmt.Errorf("waitroom: status in %s: %w", sale.ID, err)
 	}
-	return r.status(ctx, sale, q, t.UserID, e, now)
+	return r.status(ctx, sale, q, t.UserID, e, t.Epoch, now)
 }
 
 // entry is the ticket's entry: from the ticket alone once it carries its
-// slot, else from the backend.
+// slot, else from the backend. errStale if the queue lost its places since
+// the ticket was issued: the slot it names may belong to someone else now.
 func (r *Room) entry(ctx context.Context, q Queue, t ticket, now time.Time) (Entry, error) {
+	epoch, err := r.backend.Epoch(ctx, q)
+	if err != nil {
+		return Entry{}, err
+	}
+	if epoch != t.Epoch {
+		return Entry{}, errStale
+	}
 	if t.Slot != Unassigned {
 		return Entry{Seq: t.Seq, Draw: t.Draw, Slot: t.Slot}, nil
 	}
 	return r.backend.Lookup(ctx, q, t.UserID, now)
 }
 
-func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID string, e Entry, now time.Time) (Status, error) {
+func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID string, e Entry, epoch uint64, now time.Time) (Status, error) {
 	st := Status{SaleID: sale.ID, UserID: userID, State: Waiting, Position: -1,
-		Ticket: r.signer.sign(ticket{SaleID: sale.ID, UserID: userID, Seq: e.Seq, Draw: e.Draw, Slot: e.Slot, Issued: now})}
+		Ticket: r.signer.sign(ticket{SaleID: sale.ID, UserID: userID, Seq: e.Seq, Draw: e.Draw, Slot: e.Slot, Issued: now, Epoch: epoch})}
 	if e.Slot == Unassigned {
 		st.Wait = max(sale.StartsAt.Sub(now), 0)
 		return st, nil
@@ -201,10 +215,12 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 	now := r.now()
 	q := queueOf(sale)
 	e, err := r.entry(ctx, q, t, now)
-	if errors.Is(err, ErrNotQueued) {
+	switch {
+	case errors.Is(err, errStale):
+		return no(0, "invalid Waiting-Room-Ticket: %v", errStale)
+	case errors.Is(err, ErrNotQueued):
 		return no(0, "the queue has no entry for this ticket (it was lost in a restart); join again")
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("waitroom: check in %s: %w", sale.ID, err)
 	}
 	if e.Slot == Unassigned {

@@ -14,16 +14,19 @@ import (
 // A ticket is the proof of a buyer's place in a queue, handed to the buyer
 // and sent back with each queue read and purchase. Its binary form is
 //
-//	version (1) | len+sale id | len+user id | seq | draw | slot+1 | issued (Unix ms) | HMAC-SHA256 (32)
+//	version (2) | len+sale id | len+user id | seq | draw | slot+1 | issued (Unix ms) | epoch | HMAC-SHA256 (32)
 //
 // with lengths and numbers as unsigned varints, and the whole in base64url
 // without padding: about 80 characters for short ids. The MAC covers every
 // byte before it, under a domain-separation prefix, so no field can be
 // changed, and the ids are inside, so a ticket cannot be moved to another
 // sale or buyer, and a refusal can say which check failed. The MAC is not
-// truncated: 43 characters buy the whole 256-bit margin.
+// truncated: 43 characters buy the whole 256-bit margin. The epoch names
+// the incarnation of the queue that placed the buyer (see Backend.Epoch),
+// so a ticket of a queue lost since (a restart) is refused. Version 1
+// tickets had none; they are refused as issued before a restart.
 const (
-	ticketVersion = 1
+	ticketVersion = 2
 	macSize       = sha256.Size
 	// MaxTicketLen bounds the text of a ticket (the longest valid one,
 	// with 64-character ids, is about 280 characters).
@@ -41,6 +44,7 @@ var ticketEncoding = base64.RawURLEncoding.Strict()
 var (
 	errMalformed = errors.New("not a waiting-room ticket")
 	errForged    = errors.New("the ticket's signature does not verify: it was altered, forged, or signed with another server's key")
+	errStale     = errors.New("the ticket was issued before the waiting room restarted, and its place was lost; join again for a new place")
 )
 
 // ticket is what a ticket says, once its MAC is verified.
@@ -50,6 +54,7 @@ type ticket struct {
 	Draw           uint64
 	Slot           int64 // Unassigned before a lottery's draw
 	Issued         time.Time
+	Epoch          uint64 // the queue's epoch when the ticket was issued
 }
 
 // signer signs and verifies tickets with one HMAC key.
@@ -73,6 +78,7 @@ func (s signer) sign(t ticket) string {
 	b = binary.AppendUvarint(b, t.Draw)
 	b = binary.AppendUvarint(b, uint64(t.Slot+1))
 	b = binary.AppendUvarint(b, uint64(max(t.Issued.UnixMilli(), 0)))
+	b = binary.AppendUvarint(b, t.Epoch)
 	b = append(b, s.mac(b)...)
 	return ticketEncoding.EncodeToString(b)
 }
@@ -102,12 +108,17 @@ func (s signer) parse(text string) (ticket, error) {
 	// against a key shared with something else, not against forgery.
 	r := reader{b: payload}
 	var t ticket
-	if r.byte() != ticketVersion {
+	switch r.byte() {
+	case ticketVersion:
+	case 1:
+		return ticket{}, errStale
+	default:
 		return ticket{}, errMalformed
 	}
 	t.SaleID = r.string()
 	t.UserID = r.string()
 	seq, draw, slot, issued := r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
+	t.Epoch = r.uvarint()
 	if r.bad || len(r.b) != 0 || !surge.ValidID(t.SaleID) || !surge.ValidID(t.UserID) ||
 		seq < 1 || seq > 1<<62 || slot > 1<<62 || issued > 1<<62 {
 		return ticket{}, errMalformed

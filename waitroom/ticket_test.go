@@ -98,21 +98,27 @@ func TestTicketForgery(t *testing.T) {
 func TestTicketValidMACBadPayload(t *testing.T) {
 	for _, payload := range [][]byte{
 		{},
-		{2, 1, 's', 1, 'u', 1, 0, 1, 0},
-		{1, 1, 's', 1, 'u', 1, 0, 1},          // missing issued
-		{1, 1, 's', 1, 'u', 1, 0, 1, 0, 0},    // trailing byte
-		{1, 1, '/', 1, 'u', 1, 0, 1, 0},       // invalid sale id
-		{1, 1, 's', 0, 1, 0, 1, 0},            // empty user id
-		{1, 9, 's', 1, 'u', 1, 0, 1, 0},       // length past the end
-		{1, 1, 's', 1, 'u', 0, 0, 1, 0},       // seq 0
-		{1, 1, 's', 1, 'u', 0xff, 0xff, 0xff}, // unterminated varint
+		{3, 1, 's', 1, 'u', 1, 0, 1, 0, 1},       // unknown version
+		{2, 1, 's', 1, 'u', 1, 0, 1, 0},          // missing epoch
+		{2, 1, 's', 1, 'u', 1, 0, 1, 0, 1, 0},    // trailing byte
+		{2, 1, '/', 1, 'u', 1, 0, 1, 0, 1},       // invalid sale id
+		{2, 1, 's', 0, 1, 0, 1, 0, 1},            // empty user id
+		{2, 9, 's', 1, 'u', 1, 0, 1, 0, 1},       // length past the end
+		{2, 1, 's', 1, 'u', 0, 0, 1, 0, 1},       // seq 0
+		{2, 1, 's', 1, 'u', 1, 0, 1, 0, 0xff},    // unterminated epoch
+		{2, 1, 's', 1, 'u', 0xff, 0xff, 0xff, 1}, // unterminated varint
 	} {
 		text := ticketEncoding.EncodeToString(append(append([]byte(nil), payload...), testSigner.mac(payload)...))
 		if _, err := testSigner.parse(text); !errors.Is(err, errMalformed) {
 			t.Errorf("payload %v: %v, want malformed", payload, err)
 		}
 	}
-	ok := []byte{1, 1, 's', 1, 'u', 1, 0, 1, 0}
+	// A version 1 ticket (no epoch) predates every current queue.
+	v1 := []byte{1, 1, 's', 1, 'u', 1, 0, 1, 0}
+	if _, err := testSigner.parse(ticketEncoding.EncodeToString(append(v1, testSigner.mac(v1)...))); !errors.Is(err, errStale) {
+		t.Errorf("a version 1 ticket: %v, want stale", err)
+	}
+	ok := []byte{2, 1, 's', 1, 'u', 1, 0, 1, 0, 1}
 	if _, err := testSigner.parse(ticketEncoding.EncodeToString(append(ok, testSigner.mac(ok)...))); err != nil {
 		t.Errorf("the minimal ticket: %v", err)
 	}
