@@ -15,19 +15,22 @@ import (
 // address, a sale id), with a bound on how many it holds. It is safe for
 // concurrent use.
 //
-// Memory is bounded by maxKeys: the keys are spread over shards by a
-// randomly seeded hash (so a client cannot aim its keys at one shard), and
-// a shard that is full evicts its least recently used bucket. Buckets idle
-// for longer than the idle period are dropped by later calls on their
-// shard. Each bucket costs about 150 bytes with a short key (measured:
-// 147 bytes for 12-byte keys), so a million keys is 150 MB.
-//
-// Forgetting a bucket is the same as granting it a full burst. That is
-// invisible for an idle bucket, since the idle period is never shorter than
-// the time a bucket takes to refill, but LRU eviction under a flood of
-// distinct keys does forgive debts: a client that can mint keys at will
-// (fresh buyer ids, addresses) is not held back by this limiter, which is
-// why the client address is limited too, and IPv6 clients by their /64.
+// Its promise: a key never gets more than burst + r × elapsed tokens over
+// any period, whatever other keys do. Memory is bounded by maxKeys: the
+// keys are spread over shards by a randomly seeded hash (so a client
+// cannot aim its keys at one shard), and a new key in a full shard takes
+// the place of a bucket that is full (its tokens back at burst), which is
+// the same as no bucket, so forgetting it forgives nothing. When none of
+// the shard's few least recently used buckets is full (if the least
+// recently used one is not, every key of the shard was used within the
+// time a bucket takes to refill), the new key is refused, with the wait
+// until one of them will be full. So a flood of distinct keys beyond
+// maxKeys makes newcomers wait, for at most a refill time after the flood
+// stops, and never frees a key of its debt; the per-address limit bounds
+// how fast one client can mint keys. Buckets idle for longer than the idle
+// period are dropped by later calls on their shard. Each bucket costs about 150 bytes with a
+// short key (measured: 147 bytes for 12-byte keys), so a million keys is
+// 150 MB.
 type Keyed struct {
 	limit    rate.Limit
 	burst    int
@@ -112,7 +115,8 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 // reports false and how long until one will be, which the caller rounds up
 // to whole seconds for Retry-After. retryAfter is rate.InfDuration when the
 // bucket can never grant a token (burst 0, or rate 0 once the burst is
-// spent). An existing key costs no allocation.
+// spent). A new key that finds its shard full of buckets in debt is
+// refused too (see Keyed). An existing key costs no allocation.
 //
 // The caller passes now (normally time.Now()) so that one clock reading
 // serves every check of a request, and so tests can move time.
@@ -120,13 +124,38 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	if k.limit == rate.Inf {
 		return true, 0
 	}
-	lim := k.bucket(key, now)
-	if lim.AllowN(now, 1) {
+	s := &k.shards[maphash.String(k.seed, key)&k.mask]
+	t := now.UnixNano()
+	s.mu.Lock()
+	// The token is taken under the shard's lock: a bucket is judged full,
+	// and evicted, only under that lock, so no call can spend a token of
+	// a bucket that is being forgotten as full.
+	defer s.mu.Unlock()
+	e := s.m[key]
+	if e != nil {
+		e.last = t
+		s.moveToFront(e)
+	} else {
+		k.expire(s, nil, t)
+		if len(s.m) >= k.perShard {
+			victim, wait := k.fullest(s, now)
+			if victim == nil {
+				return false, wait
+			}
+			s.remove(victim)
+		}
+		// key is copied before it is stored, which keeps it from escaping
+		// (see AllowAddr) and a key cut from a larger buffer from pinning
+		// that buffer.
+		e = &entry{key: strings.Clone(key), lim: rate.NewLimiter(k.limit, k.burst), last: t}
+		s.m[e.key] = e
+		s.pushFront(e)
+	}
+	k.expire(s, e, t)
+	if e.lim.AllowN(now, 1) {
 		return true, 0
 	}
-	// Another goroutine may take or the clock may add tokens between the
-	// two calls; the answer is a hint for Retry-After, not a promise.
-	return false, k.wait(lim.TokensAt(now))
+	return false, k.wait(e.lim.TokensAt(now))
 }
 
 // AllowAddr is Allow keyed by a client address, without formatting it: an
@@ -138,7 +167,7 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 // Keyed for addresses only: keys from Allow and AllowAddr share one space.
 func (k *Keyed) AllowAddr(a netip.Addr, now time.Time) (ok bool, retryAfter time.Duration) {
 	var buf [9]byte
-	// The conversion does not allocate: the string does not escape (bucket
+	// The conversion does not allocate: the string does not escape (Allow
 	// copies it before storing it) and is short enough for the stack.
 	return k.Allow(string(addrKey(a, &buf)), now)
 }
@@ -163,15 +192,18 @@ func addrKey(a netip.Addr, buf *[9]byte) []byte {
 }
 
 // wait is how long a bucket holding tokens takes to hold one.
-func (k *Keyed) wait(tokens float64) time.Duration {
+func (k *Keyed) wait(tokens float64) time.Duration { return k.waitFor(1, tokens) }
+
+// waitFor is how long a bucket holding tokens takes to hold want.
+func (k *Keyed) waitFor(want, tokens float64) time.Duration {
 	if k.burst < 1 || k.limit <= 0 {
 		return rate.InfDuration
 	}
-	need := (1 - tokens) / float64(k.limit) * float64(time.Second)
+	need := (want - tokens) / float64(k.limit) * float64(time.Second)
 	if need >= float64(math.MaxInt64) {
 		return rate.InfDuration
 	}
-	// Rounded up so that a retry at now+wait finds the token there.
+	// Rounded up so that a retry at now+wait finds the tokens there.
 	return time.Duration(math.Ceil(max(need, 0)))
 }
 
@@ -187,40 +219,36 @@ func (k *Keyed) Len() int {
 	return n
 }
 
-// bucket returns key's limiter, creating it if needed. key is copied
-// before it is stored, which keeps it from escaping (see AllowAddr) and
-// keeps a key cut from a larger buffer from pinning that buffer.
-func (k *Keyed) bucket(key string, now time.Time) *rate.Limiter {
-	s := &k.shards[maphash.String(k.seed, key)&k.mask]
-	t := now.UnixNano()
-	s.mu.Lock()
-	e := s.m[key]
-	if e != nil {
-		e.last = t
-		s.moveToFront(e)
-	} else {
-		if len(s.m) >= k.perShard {
-			s.remove(s.tail)
-		}
-		e = &entry{key: strings.Clone(key), lim: rate.NewLimiter(k.limit, k.burst), last: t}
-		s.m[e.key] = e
-		s.pushFront(e)
+// expire drops a few buckets idle for longer than k.idle, which are full
+// (k.idle is never shorter than the refill time). The list is in recency
+// order, so they are at the tail; keep, the bucket in use, is never among
+// them. Callers hold s.mu.
+func (k *Keyed) expire(s *shard, keep *entry, t int64) {
+	if k.idle <= 0 {
+		return
 	}
-	// Drop a few buckets idle for longer than k.idle; the list is in
-	// recency order, so they are at the tail. e was just moved to the
-	// front and is never among them.
-	if k.idle > 0 {
-		for i := 0; i < expireBatch && s.tail != e && t-s.tail.last > k.idle; i++ {
-			s.remove(s.tail)
-		}
+	for i := 0; i < expireBatch && s.tail != nil && s.tail != keep && t-s.tail.last > k.idle; i++ {
+		s.remove(s.tail)
 	}
-	lim := e.lim
-	s.mu.Unlock()
-	// The limiter has its own lock; using it outside the shard's keeps the
-	// shard's critical section to a map lookup and a few pointer moves. If
-	// the bucket is evicted meanwhile, this one call spends a token of a
-	// bucket nobody will see again, as if it had been evicted just after.
-	return lim
+}
+
+// fullest looks at the expireBatch least recently used buckets of s for
+// one that is full at now, to make room for a new key. If there is none it
+// returns nil and how long until the first of them will be full. Looking
+// at a few, not all, keeps a call's cost bounded under a flood; the least
+// recently used are the likeliest to have refilled. Callers hold s.mu.
+func (k *Keyed) fullest(s *shard, now time.Time) (*entry, time.Duration) {
+	burst := float64(k.burst)
+	wait := rate.InfDuration
+	e := s.tail
+	for i := 0; i < expireBatch && e != nil; i, e = i+1, e.prev {
+		tokens := e.lim.TokensAt(now)
+		if tokens >= burst {
+			return e, 0
+		}
+		wait = min(wait, k.waitFor(burst, tokens))
+	}
+	return nil, wait
 }
 
 func (s *shard) pushFront(e *entry) {

@@ -3,6 +3,7 @@ package admission
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -126,7 +127,9 @@ func TestKeyedBoundOnKeys(t *testing.T) {
 	for _, maxKeys := range []int{1, 10, 100, 1000, 5000} {
 		t.Run(strconv.Itoa(maxKeys), func(t *testing.T) {
 			k := NewKeyed(1, 1, maxKeys, time.Hour)
-			for i := range 50_000 {
+			// Four times the bound fills every shard; most calls are new keys
+			// finding their shard full of spent buckets.
+			for i := range 4*maxKeys + 1000 {
 				k.Allow("buyer-"+strconv.Itoa(i), t0)
 				if i%997 == 0 && k.Len() > maxKeys {
 					t.Fatalf("after %d keys: %d buckets held, bound is %d", i+1, k.Len(), maxKeys)
@@ -137,7 +140,7 @@ func TestKeyedBoundOnKeys(t *testing.T) {
 				t.Fatalf("%d buckets held, bound is %d", n, maxKeys)
 			}
 			// The bound is split over shards (rounding down), and a full
-			// shard evicts even if another has room: most of the bound is
+			// shard refuses new keys even if another has room: most of the bound is
 			// used, all of it is not promised.
 			if n < maxKeys/2 {
 				t.Fatalf("only %d buckets held of a bound of %d: shards too small", n, maxKeys)
@@ -146,28 +149,87 @@ func TestKeyedBoundOnKeys(t *testing.T) {
 	}
 }
 
-func TestKeyedEvictsLeastRecentlyUsed(t *testing.T) {
-	k := NewKeyed(rate.Every(time.Hour), 1, 200, 0)
-	if ok, _ := k.Allow("hot", t0); !ok {
-		t.Fatal("first call refused")
+func TestKeyedEvictsFullBuckets(t *testing.T) {
+	// Rate 1/s, burst 2, one shard of 2 buckets. A full bucket is the same
+	// as no bucket, so a full one makes room, even when it is not the
+	// least recently used.
+	k := NewKeyed(1, 2, 2, 0)
+	k.Allow("a", t0)
+	k.Allow("a", t0)                           // a spent: full again at +2s
+	k.Allow("b", t0.Add(500*time.Millisecond)) // b: 1 token, full at +1.5s
+	at := t0.Add(1500 * time.Millisecond)      // a holds 1.5 tokens, b 2
+	if ok, _ := k.Allow("c", at); !ok {
+		t.Fatal("c refused although b's bucket had refilled")
 	}
-	// A flood of new keys, the hot key used between them: it stays most
-	// recently used in its shard and is never evicted, so its spent bucket
-	// keeps refusing it instead of being forgotten.
-	for i := range 20_000 {
-		k.Allow("flood-"+strconv.Itoa(i), t0)
-		if ok, _ := k.Allow("hot", t0); ok {
-			t.Fatalf("hot key's bucket was forgotten after %d flood keys", i+1)
-		}
+	if _, held := k.shards[0].m["b"]; held {
+		t.Fatal("b's full bucket kept: a's debt was forgotten instead")
 	}
-	// Without that use it goes: a cold, spent key is evicted by the flood
-	// and comes back with a full bucket, the price of a bounded memory.
-	k.Allow("cold", t0)
-	for i := range 20_000 {
-		k.Allow("flood2-"+strconv.Itoa(i), t0)
+	if ok, _ := k.Allow("a", at); !ok {
+		t.Fatal("a refused with 1.5 tokens")
 	}
-	if ok, _ := k.Allow("cold", t0); !ok {
-		t.Fatal("cold key survived 20000 newer keys in a limiter of 200")
+	if ok, _ := k.Allow("a", at); ok {
+		t.Fatal("a allowed twice with 1.5 tokens: its debt was forgiven")
+	}
+}
+
+// keyedStep is one call of a scripted Keyed test and what it must answer.
+type keyedStep struct {
+	at   time.Duration // since t0
+	key  string
+	ok   bool
+	wait time.Duration // Retry-After when refused
+	why  string
+}
+
+func TestKeyedNeverForgivesDebt(t *testing.T) {
+	// One shard of 2 buckets, burst 2 at 1 token/s: a spent bucket is full
+	// again 2s after its last use. A bucket in debt is never forgotten to
+	// make room; a new key waits instead, and learns for how long.
+	flood := make([]keyedStep, 50)
+	for i := range flood {
+		flood[i] = keyedStep{0, "flood-" + strconv.Itoa(i+1), false, time.Second, "a new key in a shard full of debt"}
+	}
+	tests := []struct {
+		name  string
+		steps []keyedStep
+	}{
+		{"a new key waits for a bucket to refill", []keyedStep{
+			{0, "a", true, 0, "a fresh"},
+			{0, "a", true, 0, "a spends its burst"},
+			{0, "b", true, 0, "b fresh, room left"},
+			{0, "c", false, time.Second, "full of debt: c waits for b (1 token short), the sooner to refill"},
+			{0, "a", false, time.Second, "a is still in debt, not forgiven by c's arrival"},
+			{999 * time.Millisecond, "c", false, time.Millisecond, "nothing full yet"},
+			{time.Second, "c", true, 0, "b is full: it goes and c comes in"},
+			{time.Second, "b", false, time.Second, "b comes back to a shard of a and c, both in debt"},
+			{time.Second, "a", true, 0, "a refilled one token, no more"},
+			{time.Second, "a", false, time.Second, "and spent it"},
+		}},
+		{"a flood waits, the spent key stays spent", slices.Concat([]keyedStep{
+			{0, "spent", true, 0, "spent fresh"},
+			{0, "spent", true, 0, "spent spends its burst"},
+			{0, "flood-0", true, 0, "the last free bucket"},
+		}, flood, []keyedStep{
+			{0, "spent", false, time.Second, "after the flood: still spent, a token away"},
+			{2 * time.Second, "flood-x", true, 0, "refilled buckets make room again"},
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := NewKeyed(1, 2, 2, 0)
+			for i, st := range tt.steps {
+				ok, d := k.Allow(st.key, t0.Add(st.at))
+				// Token counts are floats: allow the wait a few
+				// nanoseconds up, never down.
+				if ok != st.ok || d < st.wait || d > st.wait+10 {
+					t.Fatalf("step %d (%s): %q at +%v: got ok=%v retryAfter=%v, want ok=%v retryAfter=%v",
+						i, st.why, st.key, st.at, ok, d, st.ok, st.wait)
+				}
+				if n := k.Len(); n > 2 {
+					t.Fatalf("step %d: %d buckets held, bound is 2", i, n)
+				}
+			}
+		})
 	}
 }
 
@@ -231,37 +293,54 @@ func TestKeyedDroppingIdleIsInvisible(t *testing.T) {
 }
 
 func TestKeyedConcurrent(t *testing.T) {
-	// At one instant no token refills, so however the calls interleave
-	// exactly burst of them pass per key; run under -race.
+	// The promise under concurrency and churn: at one instant no token
+	// refills, and no bucket that gave a token is full again, so none is
+	// forgotten. However the calls interleave, each key gets at most its
+	// burst, and at most maxKeys keys get anything at all. The bound of 6
+	// is below the 4 hot keys plus the churn between two uses of one of
+	// them, so an LRU that forgot debts would let hot keys through again
+	// and again. Run under -race.
 	const (
 		goroutines = 16
 		calls      = 2000
-		burst      = 500
-		keys       = 4
+		burst      = 50
+		hot        = 4
+		maxKeys    = 6
 	)
-	k := NewKeyed(1, burst, 64, time.Minute)
-	var allowed [keys]atomic.Int64
+	k := NewKeyed(1, burst, maxKeys, time.Minute)
+	var allowed [hot]atomic.Int64
+	var churnAllowed atomic.Int64
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range calls {
-				key := (g + i) % keys
-				if ok, _ := k.Allow(fmt.Sprint("k", key), t0); ok {
+				key := (g + i) % hot
+				if ok, _ := k.Allow("k"+strconv.Itoa(key), t0); ok {
 					allowed[key].Add(1)
 				}
-				// Distinct keys churn the LRU alongside.
-				k.Allow(fmt.Sprint("churn-", g, "-", i), t0)
+				// A distinct key each call churns the buckets alongside.
+				if ok, _ := k.Allow(fmt.Sprint("churn-", g, "-", i), t0); ok {
+					churnAllowed.Add(1)
+				}
 			}
 		})
 	}
 	wg.Wait()
-	for key := range keys {
-		if n := allowed[key].Load(); n > burst {
+	granted := churnAllowed.Load() // each churn key is used once
+	for key := range hot {
+		n := allowed[key].Load()
+		if n > burst {
 			t.Errorf("key %d: %d calls allowed, burst is %d", key, n, burst)
 		}
+		if n > 0 {
+			granted++
+		}
 	}
-	if n := k.Len(); n > 64 {
-		t.Errorf("%d buckets held, bound is 64", n)
+	if granted > maxKeys {
+		t.Errorf("%d keys were granted tokens at one instant, bound is %d buckets", granted, maxKeys)
+	}
+	if n := k.Len(); n > maxKeys {
+		t.Errorf("%d buckets held, bound is %d", n, maxKeys)
 	}
 }
 
