@@ -107,6 +107,55 @@ func TestNewSaleRejects(t *testing.T) {
 	}
 }
 
+// TestSaleNames: a name is shown to buyers and operators, in pages, logs
+// and terminals, so it must not carry characters that control how the text
+// around it is shown.
+func TestSaleNames(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"Phone drop", true},
+		{"Café crème – édition limitée", true},
+		{"שקל חדש", true},           // right-to-left letters are text, not controls
+		{"تخفيضات", true},           // so is Arabic
+		{"👩‍👩‍👧 family pack", true}, // a zero-width joiner inside an emoji
+		{"名前", true},
+		{strings.Repeat("n", surge.MaxNameLen), true},
+		{"nul\x00", false},
+		{"tab\tname", false},
+		{"line\nbreak", false},
+		{"carriage\rreturn", false},
+		{"\x1b[31mred", false},     // a terminal escape
+		{"del\x7f", false},         // DEL
+		{"next\u0085line", false},  // a C1 control
+		{"csi\u009b31m", false},    // a C1 control
+		{"a\u2028b", false},        // line separator
+		{"a\u2029b", false},        // paragraph separator
+		{"Phone \u202egnp", false}, // right-to-left override
+		{"\u202dLTR", false},       // left-to-right override
+		{"\u202aembed", false},     // left-to-right embedding
+		{"\u202bembed", false},     // right-to-left embedding
+		{"\u202cpop", false},       // pop directional formatting
+		{"\u2066iso\u2069", false},
+		{"\u2067iso", false},
+		{"\u2068iso", false},
+		{"\u200emark", false}, // left-to-right mark
+		{"\u200fmark", false}, // right-to-left mark
+		{"\u061cmark", false}, // Arabic letter mark
+		{"\xff", false},
+	} {
+		_, err := surge.NewSale(surge.SaleInput{Name: &c.name, Stock: ptr(int64(1))}, now)
+		if got := err == nil; got != c.ok {
+			t.Errorf("name %+q: accepted %v, want %v (%v)", c.name, got, c.ok, err)
+		}
+		if err != nil && surge.ErrorCode(err) != surge.CodeInvalid {
+			t.Errorf("name %+q: %v, want invalid_request", c.name, err)
+		}
+	}
+}
+
 func TestSaleStatus(t *testing.T) {
 	start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	s := surge.Sale{StartsAt: start, EndsAt: start.Add(time.Hour)}

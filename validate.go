@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -111,6 +112,10 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 	if len(*in.Name) > MaxNameLen || !utf8.ValidString(*in.Name) {
 		return bad("name must be valid UTF-8 of at most %d bytes", MaxNameLen)
 	}
+	if i := strings.IndexFunc(*in.Name, unshowable); i >= 0 {
+		r, _ := utf8.DecodeRuneInString((*in.Name)[i:])
+		return bad("name must not contain control characters, line separators or bidirectional controls (%U at byte %d)", r, i)
+	}
 	s.Name = *in.Name
 	if in.Stock == nil {
 		return bad("stock is required")
@@ -177,6 +182,17 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		s.WaitingRoom = &c
 	}
 	return s, nil
+}
+
+// unshowable reports whether r changes how the text around it is shown
+// rather than being text: control characters (C0, DEL, C1: NUL, line
+// breaks, terminal escapes), the line and paragraph separators, and the
+// bidirectional controls (marks, embeddings, overrides, isolates), which
+// can make a name read differently from what it is ("Trojan Source").
+// Names are one line of plain text; other format characters, such as the
+// zero-width joiner inside emoji, stay allowed.
+func unshowable(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r)
 }
 
 // representable reports whether t survives a round trip through RFC 3339

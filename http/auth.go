@@ -199,17 +199,30 @@ func (c *buyerClaims) UnmarshalJSON(b []byte) error {
 	for _, f := range [...]struct {
 		name string
 		dst  any
+		date bool
 	}{
-		{"iss", &c.Issuer}, {"sub", &c.Subject}, {"aud", &c.Audience},
-		{"exp", &c.ExpiresAt}, {"nbf", &c.NotBefore}, {"iat", &c.IssuedAt}, {"jti", &c.ID},
+		{"iss", &c.Issuer, false}, {"sub", &c.Subject, false}, {"aud", &c.Audience, false},
+		{"exp", &c.ExpiresAt, true}, {"nbf", &c.NotBefore, true}, {"iat", &c.IssuedAt, true}, {"jti", &c.ID, false},
 	} {
 		if raw, ok := m[f.name]; ok {
+			// The library reads a NumericDate through json.Number, which
+			// also takes a string of digits, and null as absent; RFC 7519
+			// §2 says a JSON number.
+			if f.date && !isJSONNumber(raw) {
+				return fmt.Errorf("claim %s: must be a number of seconds since the epoch", f.name)
+			}
 			if err := json.Unmarshal(raw, f.dst); err != nil {
 				return fmt.Errorf("claim %s: %w", f.name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// isJSONNumber reports whether raw, a JSON value, is a number: numbers are
+// the only values that start with a digit or a minus sign.
+func isJSONNumber(raw json.RawMessage) bool {
+	return len(raw) > 0 && (raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9')
 }
 
 // Validate refuses times outside 1970 to 9999. The library converts the

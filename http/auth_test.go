@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,13 @@ func badBuyerCredentials(t *testing.T) []struct {
 		{"expired JWT", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(-time.Hour).Unix()})}},
 		{"JWT without exp", []opt{hs256(jwt.MapClaims{"sub": "alice"})}},
 		{"JWT with a string exp", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": "tomorrow"})}},
+		// NumericDates are JSON numbers: a string of digits is not one,
+		// though encoding/json would read it into a json.Number.
+		{"JWT with a numeric string exp", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": strconv.FormatInt(hour, 10)})}},
+		{"JWT with a numeric string nbf", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": hour, "nbf": "0"})}},
+		{"JWT with a numeric string iat", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": hour, "iat": "0"})}},
+		{"JWT with a null nbf", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": hour, "nbf": nil})}},
+		{"JWT with a null iat", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": hour, "iat": nil})}},
 		{"JWT not valid yet", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": hour, "nbf": time.Now().Add(30 * time.Minute).Unix()})}},
 		{"JWT signed with the wrong secret", []opt{bearerAuth(signedToken(t, jwt.SigningMethodHS256, []byte("not the secret"),
 			jwt.MapClaims{"sub": "alice", "exp": hour}))}},

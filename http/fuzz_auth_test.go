@@ -79,19 +79,22 @@ func str(m map[string]json.RawMessage, name string) (string, bool) {
 	return s, json.Unmarshal(raw, &s) == nil
 }
 
-// date reads a NumericDate member: present reports a non-null member, ok
-// that it is a number (or a string holding one, as encoding/json allows
-// for json.Number) within years 1970 to 9999.
+// date reads a NumericDate member: present reports the member, ok that it
+// is a JSON number (not a string holding one, not null) within years 1970
+// to 9999.
 func date(m map[string]json.RawMessage, name string) (secs float64, present, ok bool) {
 	raw, present := m[name]
-	if !present || string(raw) == "null" {
+	if !present {
 		return 0, false, true
 	}
-	var n json.Number
+	var n any
 	if json.Unmarshal(raw, &n) != nil {
 		return 0, true, false
 	}
-	f, err := strconv.ParseFloat(string(n), 64)
+	if _, isNumber := n.(float64); !isNumber {
+		return 0, true, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || f < 0 || f >= maxUnixTime+1 {
 		return 0, true, false
 	}
@@ -233,6 +236,9 @@ func FuzzJWT(f *testing.F) {
 	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
 	f.Add("", `{"alg":"HS256","typ":"JWT"}`, `{"sub":"alice","exp":`+exp+`}`)
 	f.Add("a.b.c", `{"alg":"EdDSA","kid":"ed"}`, `{"sub":"bob","exp":`+exp+`,"nbf":0,"iat":0}`)
+	// Times that are not JSON numbers: a string of digits, null.
+	f.Add("", `{"alg":"HS256"}`, `{"sub":"alice","exp":"`+exp+`"}`)
+	f.Add("", `{"alg":"EdDSA","kid":"ed"}`, `{"sub":"bob","exp":`+exp+`,"nbf":null,"iat":"0"}`)
 	hsOnly, mixed := fuzzAuths(f, false)
 	keys := LoadTestKeys(f)
 	pubDER, err := x509.MarshalPKIXPublicKey(&keys.RSA.PublicKey)

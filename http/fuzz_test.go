@@ -202,6 +202,14 @@ func FuzzPurchaseBody(f *testing.F) {
 	})
 }
 
+// unshowable is the oracle's list of what a sale name must not hold:
+// control characters, line and paragraph separators, bidirectional
+// marks, embeddings, overrides and isolates.
+func unshowable(r rune) bool {
+	return r < 0x20 || 0x7f <= r && r <= 0x9f || r == 0x2028 || r == 0x2029 || r == 0x061c ||
+		r == 0x200e || r == 0x200f || 0x202a <= r && r <= 0x202e || 0x2066 <= r && r <= 0x2069
+}
+
 // saleInputKeys are the members of a sale body.
 var saleInputKeys = []string{"id", "name", "stock", "per_user_limit", "price_cents", "currency", "starts_at", "ends_at", "hold_seconds", "waiting_room"}
 
@@ -235,6 +243,12 @@ func FuzzSaleBody(f *testing.F) {
 		`{"name":"x","st\u006fck":1}`,
 		`{"name":"x","stock":1}{}`,
 		`{"name":"\ud800","stock":1}`,
+		`{"name":"a\u0000b","stock":1}`,
+		`{"name":"\u001b[2J","stock":1}`,
+		`{"name":"Phone \u202egnp","stock":1}`,
+		`{"name":"\u2066x\u2069","stock":1}`,
+		`{"name":"a\u2028b","stock":1}`,
+		`{"name":"👩‍👩‍👧","stock":1}`,
 		`{"name":"` + strings.Repeat("n", 201) + `","stock":1}`,
 		`{"name":"x","stock":2,"per_user_limit":3}`,
 		`{"name":"x","stock":1,"currency":"usd"}`,
@@ -283,6 +297,9 @@ func FuzzSaleBody(f *testing.F) {
 						t.Fatalf("accepted %q with waiting_room member %q", body, n)
 					}
 				}
+			}
+			if i := strings.IndexFunc(s.Name, unshowable); i >= 0 {
+				t.Fatalf("accepted the name %+q, which holds a control character at byte %d", s.Name, i)
 			}
 			if s.Remaining != s.Stock {
 				t.Fatalf("new sale has %d of %d remaining", s.Remaining, s.Stock)
