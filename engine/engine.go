@@ -141,8 +141,14 @@ type Engine struct {
 	stop    chan struct{}
 	owners  sync.WaitGroup
 	expirer sync.WaitGroup
+	// life orders starting an owner against Close, which sets stopped
+	// under it before it waits for the owners: no owner is counted in
+	// after that.
+	life    sync.RWMutex
+	stopped bool
 
-	reqs sync.Pool // of *request
+	reqs    sync.Pool // of *request
+	runners sync.Pool // of *runner, with their buffers, between owners
 
 	batches     atomic.Int64
 	purchases   atomic.Int64
@@ -155,6 +161,10 @@ type sale struct {
 	remaining atomic.Int64 // a hint refreshed after every store change
 	inbox     chan *request
 	queue     QueueManager // nil: no queue management
+	// active is set while the sale has an owner goroutine. The owner
+	// starts with the first purchase queued in an empty inbox and exits
+	// when the inbox is empty again, so an idle sale holds no goroutine.
+	active atomic.Bool
 
 	// hintMu orders writes to remaining. releases counts store changes
 	// that gave units back (cancel, expiry), so that an owner never
@@ -199,9 +209,6 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 		m[sl.ID] = s
 	}
 	e.sales.Store(&m)
-	for _, s := range m {
-		e.startOwner(s)
-	}
 	e.expirer.Add(1)
 	go e.expireLoop()
 	if e.shared != nil {
@@ -270,7 +277,6 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	m := maps.Clone(old)
 	m[sl.ID] = s
 	e.sales.Store(&m)
-	e.startOwner(s)
 	e.log.Info("sale created", "sale", sl.ID, "stock", sl.Stock, "per_user_limit", sl.PerUserLimit)
 	return e.state(s), nil
 }
@@ -404,6 +410,7 @@ func (e *Engine) enqueue(ctx context.Context, s *sale, p surge.Purchase) (surge.
 		e.reqs.Put(r)
 		return surge.Outcome{}, time.Since(start), surge.ErrOverloaded
 	}
+	e.wake(s)
 	if r.timer == nil {
 		r.timer = time.NewTimer(e.cfg.PurchaseTimeout)
 	} else {
@@ -438,21 +445,48 @@ func (e *Engine) newQueue() QueueManager {
 	return e.cfg.Queue()
 }
 
-func (e *Engine) startOwner(s *sale) {
+// wake makes sure the sale has an owner after a purchase was queued. The
+// purchase is in the inbox before active is read, and an owner clears
+// active before it looks at the inbox a last time, so either that owner
+// finds the purchase or wake finds active clear and starts one: no
+// purchase is left in an inbox nobody reads.
+func (e *Engine) wake(s *sale) {
+	if s.active.Load() || !s.active.CompareAndSwap(false, true) {
+		return
+	}
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.stopped {
+		// Close is done with the owners: answer what was queued too late
+		// (the HTTP server drains before Close, so this is rare).
+		for {
+			select {
+			case r := <-s.inbox:
+				r.done <- result{err: surge.ErrUnavailable}
+			default:
+				s.active.Store(false)
+				return
+			}
+		}
+	}
+	// Before Close waits for the owners: this one is counted, sees stop
+	// closed if Close began, and flushes the inbox.
 	e.owners.Add(1)
 	go e.own(s)
 }
 
 // own is a sale's owner: it turns whatever queued up into one store call,
-// with up to InFlight calls at the store at once.
+// with up to InFlight calls at the store at once, and exits once the inbox
+// is empty and its batches are done.
 func (e *Engine) own(s *sale) {
 	defer e.owners.Done()
-	r := e.newRunner(s)
+	r := e.runner(s)
+	defer e.runners.Put(r)
 	defer r.running.Wait()
 	for {
+		var first *request
 		select {
-		case first := <-s.inbox:
-			r.run(first, false)
+		case first = <-s.inbox:
 		case <-e.stop:
 			// Flush what is queued, then exit.
 			for {
@@ -463,7 +497,42 @@ func (e *Engine) own(s *sale) {
 					return
 				}
 			}
+		default:
+			if first = e.idle(s, r); first == nil {
+				return
+			}
 		}
+		r.run(first, false)
+	}
+}
+
+// idle is called by an owner that found the inbox empty: it returns the
+// next purchase if one came in meanwhile, or nil once the owner may exit
+// (active is then clear, and a later purchase starts a new owner).
+func (e *Engine) idle(s *sale, r *runner) *request {
+	// Batches still at the store count as this owner's: waiting for them
+	// keeps a sale's batches within InFlight across owners.
+	r.running.Wait()
+	select {
+	case first := <-s.inbox:
+		return first
+	default:
+	}
+	s.active.Store(false)
+	select {
+	case first := <-s.inbox:
+		// Queued while active was still set, so its sender started no
+		// owner: this one takes it, unless a purchase queued after the
+		// clear already started another owner, which then owns the sale.
+		if s.active.CompareAndSwap(false, true) {
+			return first
+		}
+		// Answer it alone before leaving: concurrent purchases have no
+		// order to keep, and the store is safe for concurrent use.
+		e.apply(s, []*request{first}, nil)
+		return nil
+	default:
+		return nil
 	}
 }
 
@@ -480,6 +549,17 @@ type runner struct {
 	running   sync.WaitGroup
 	batch     []*request
 	purchases []surge.Purchase
+}
+
+// runner returns a runner for s, reusing the buffers of an owner that went
+// idle: a sale's owner starts often, and its buffers (MaxBatch requests
+// and purchases) are most of what it costs.
+func (e *Engine) runner(s *sale) *runner {
+	if r, ok := e.runners.Get().(*runner); ok {
+		r.s = s
+		return r
+	}
+	return e.newRunner(s)
 }
 
 func (e *Engine) newRunner(s *sale) *runner {
@@ -748,7 +828,6 @@ func (e *Engine) addSales(ctx context.Context) error {
 			m = maps.Clone(old)
 		}
 		m[sl.ID] = s
-		e.startOwner(s)
 		e.log.Info("sale joined from the cluster", "sale", sl.ID, "stock", sl.Stock)
 	}
 	if m != nil {
@@ -822,6 +901,10 @@ func (e *Engine) Close() error {
 		return errors.New("engine: already closed")
 	}
 	close(e.stop)
+	// No owner starts from here on (see wake).
+	e.life.Lock()
+	e.stopped = true
+	e.life.Unlock()
 	// The sync loop may be adding a sale: it stops before the owners are
 	// counted out.
 	e.expirer.Wait()
