@@ -138,6 +138,10 @@ const (
 	KeyUnknown KeyState = iota // never reserved with this key
 	KeyPending                 // a reservation with this key is being committed
 	KeyDone                    // reserved and durable; the Order is the first answer
+	// KeyMaybe: not in memory, but the store keeps only recent keys there
+	// (older ones are on disk alone), so the key may have been used: only
+	// Reserve, which looks on disk, can tell a replay from a new purchase.
+	KeyMaybe
 )
 
 // Store is the seam between the purchase pipeline (batching, fast paths,
@@ -156,12 +160,16 @@ type Store interface {
 	// (window, stock, per-user limit, idempotency) in order, and commits
 	// all reservations at once. out[i] answers batch[i]; remaining is the
 	// stock left after the batch. An error means nothing of the batch was
-	// committed.
+	// committed. A key answers its first reservation forever (a replay),
+	// or CodeIdempotencyMismatch when reused with another quantity.
 	Reserve(ctx context.Context, saleID string, batch []Purchase, now time.Time) (out []Outcome, remaining int64, err error)
 	// Cancel moves a reserved order to cancelled and returns its units to
-	// the stock. ErrNotCancellable unless the order is reserved.
+	// the stock. ErrNotCancellable unless the order is reserved and its
+	// hold still runs (ExpiresAt after now): a hold past it is expired,
+	// whether or not Expire has run yet.
 	Cancel(ctx context.Context, orderID string, now time.Time) (Order, error)
-	// Pay moves a reserved order to paid. ErrNotPayable unless reserved.
+	// Pay moves a reserved order to paid. ErrNotPayable unless reserved
+	// with its hold still running, as for Cancel.
 	Pay(ctx context.Context, orderID string, now time.Time) (Order, error)
 	// Expire moves every reserved order whose hold ended at or before now
 	// to expired, returning its units; it returns the orders it expired.
@@ -189,4 +197,24 @@ type Shared interface {
 	// Changed delivers the ids of sales that another node created or that
 	// got units back; "" means anything may have changed (a reconnect).
 	Changed() <-chan string
+}
+
+// ArchivedSale is a sale taken out of service: its figures are final.
+type ArchivedSale struct {
+	Sale
+	Remaining  int64 // the units never sold, fixed once archived
+	ArchivedAt time.Time
+}
+
+// Archiver is implemented by stores that can archive sales. An archived
+// sale keeps its row and its orders on disk (Order and Orders still read
+// them), but its live state is dropped and Sales no longer lists it, so a
+// store with thousands of past sales loads and holds only the live ones.
+type Archiver interface {
+	// ArchiveSale archives a sale that has ended at now and holds no
+	// reserved order (a CodeNotArchivable error otherwise), durably, and
+	// drops its live state. ErrSaleNotFound if it is unknown or archived.
+	ArchiveSale(ctx context.Context, saleID string, now time.Time) (ArchivedSale, error)
+	// ArchivedSales lists the archived sales, oldest first.
+	ArchivedSales(ctx context.Context) ([]ArchivedSale, error)
 }

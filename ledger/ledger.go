@@ -8,6 +8,12 @@
 // either kept (Commit) once durable or undone (Rollback). Units come back
 // (Release) only after the release itself is durable, so a crash can never
 // restore an order whose units were already sold again.
+//
+// Idempotency keys stay in memory while their order is live (bounded by the
+// stock) and for a recent window after (Forget drops the older ones), so a
+// buy-and-cancel loop cannot grow memory without end. Once a key may have
+// been dropped, LookupKey answers KeyMaybe for keys it does not hold, and
+// the store must look on disk (and Recall what it finds) before deciding.
 package ledger
 
 import (
@@ -31,14 +37,28 @@ type Sale struct {
 	reserved  map[string]*surge.Order // reserved orders by id
 	expiry    expiryHeap
 	dupKeys   int // orders restored with an already-used key
+
+	// forget holds the keys of orders no longer live, oldest first: the
+	// sweep (Forget) drops them once past the window.
+	forget forgetHeap
+	// forgot is set once a key was dropped or not loaded: from then on a
+	// key missing from memory may still be on disk.
+	forgot atomic.Bool
 }
 
 type userKey struct{ user, key string }
 
 // keyEntry is immutable; a change replaces it in the map.
 type keyEntry struct {
-	order   surge.Order // the first answer: status reserved
+	order   surge.Order // the first answer: status reserved, the first request's quantity
 	pending bool
+}
+
+// forgetEntry is a key of an order no longer live, dropped once the order
+// was created at or before the sweep's cutoff.
+type forgetEntry struct {
+	created time.Time
+	key     userKey
 }
 
 // New returns the state of a sale with no orders.
@@ -62,6 +82,11 @@ func (l *Sale) Remaining() int64 { return l.remaining.Load() }
 func (l *Sale) LookupKey(user, key string) (surge.Order, surge.KeyState) {
 	v, ok := l.keys.Load(userKey{user, key})
 	if !ok {
+		// Forget sets forgot before it deletes, so a miss that raced a
+		// sweep still sees it.
+		if l.forgot.Load() {
+			return surge.Order{}, surge.KeyMaybe
+		}
 		return surge.Order{}, surge.KeyUnknown
 	}
 	e := v.(keyEntry)
@@ -71,13 +96,17 @@ func (l *Sale) LookupKey(user, key string) (surge.Order, surge.KeyState) {
 	return e.order, surge.KeyDone
 }
 
-// Restore replays an order loaded from storage into the state.
-func (l *Sale) Restore(o surge.Order) {
+// Restore replays an order loaded from storage into the state. Its key is
+// kept in memory if the order is live or was created after keysAfter (the
+// start of the window); older keys stay on disk only.
+func (l *Sale) Restore(o surge.Order, keysAfter time.Time) {
 	if o.IdempotencyKey != "" {
-		first := o
-		first.Status = surge.OrderReserved
-		if _, loaded := l.keys.LoadOrStore(userKey{o.UserID, o.IdempotencyKey}, keyEntry{order: first}); loaded {
-			l.dupKeys++
+		if o.Status.Live() || o.CreatedAt.After(keysAfter) {
+			if !l.remember(o) {
+				l.dupKeys++
+			}
+		} else {
+			l.forgot.Store(true)
 		}
 	}
 	if !o.Status.Live() {
@@ -90,6 +119,51 @@ func (l *Sale) Restore(o surge.Order) {
 		l.reserved[o.ID] = p
 		heap.Push(&l.expiry, p)
 	}
+}
+
+// Recall puts back the key of an order the store found on disk (its key
+// was dropped from memory), so Decide answers it as a replay. A dead
+// order's key is dropped again by the next sweep past its window.
+func (l *Sale) Recall(o surge.Order) {
+	if o.IdempotencyKey != "" {
+		l.remember(o)
+	}
+}
+
+// remember records o's key with o's first answer; false if the key was
+// already there.
+func (l *Sale) remember(o surge.Order) bool {
+	k := userKey{o.UserID, o.IdempotencyKey}
+	first := o
+	first.Status = surge.OrderReserved
+	if _, loaded := l.keys.LoadOrStore(k, keyEntry{order: first}); loaded {
+		return false
+	}
+	if !o.Status.Live() {
+		heap.Push(&l.forget, forgetEntry{created: o.CreatedAt, key: k})
+	}
+	return true
+}
+
+// Forget drops the keys of orders no longer live that were created at or
+// before cutoff (now less the idempotency window); it returns how many.
+func (l *Sale) Forget(cutoff time.Time) int {
+	n := 0
+	for l.forget.Len() > 0 && !l.forget[0].created.After(cutoff) {
+		e := heap.Pop(&l.forget).(forgetEntry)
+		l.forgot.Store(true) // before the delete: see LookupKey
+		l.keys.Delete(e.key)
+		n++
+	}
+	return n
+}
+
+// Keys counts the key entries in memory (for tests and metrics; it walks
+// them all).
+func (l *Sale) Keys() int {
+	n := 0
+	l.keys.Range(func(any, any) bool { n++; return true })
+	return n
 }
 
 // Verify checks the guarantees on restored state: no oversell, every user
@@ -129,7 +203,14 @@ func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string
 				// Pending here can only mean earlier in this same batch:
 				// batches commit whole, so the replay is as durable as
 				// the original.
-				outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: v.(keyEntry).order, Replay: true}
+				first := v.(keyEntry).order
+				if first.Quantity != p.Quantity {
+					// Another request under a used key: replaying would
+					// answer a question the client did not ask.
+					outs[i] = surge.Outcome{Code: surge.CodeIdempotencyMismatch}
+					continue
+				}
+				outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: first, Replay: true}
 				continue
 			}
 		}
@@ -221,6 +302,9 @@ func (l *Sale) Settle(id string, status surge.OrderStatus) bool {
 	if !status.Live() {
 		l.remaining.Add(o.Quantity)
 		l.unhold(o.UserID, o.Quantity)
+		if o.IdempotencyKey != "" {
+			heap.Push(&l.forget, forgetEntry{created: o.CreatedAt, key: userKey{o.UserID, o.IdempotencyKey}})
+		}
 	}
 	return true
 }
@@ -268,6 +352,21 @@ func (h *expiryHeap) Pop() any {
 	n := len(old)
 	x := old[n-1]
 	old[n-1] = nil
+	*h = old[:n-1]
+	return x
+}
+
+type forgetHeap []forgetEntry
+
+func (h forgetHeap) Len() int           { return len(h) }
+func (h forgetHeap) Less(i, j int) bool { return h[i].created.Before(h[j].created) }
+func (h forgetHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *forgetHeap) Push(x any)        { *h = append(*h, x.(forgetEntry)) }
+func (h *forgetHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	old[n-1] = forgetEntry{}
 	*h = old[:n-1]
 	return x
 }

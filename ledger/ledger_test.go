@@ -139,8 +139,10 @@ func TestDecide(t *testing.T) {
 		name:      "ReplayOfCommitted",
 		prior:     []surge.Purchase{buyKey("a", "k", 1)},
 		now:       t0.Add(time.Minute),
-		batch:     []surge.Purchase{buyKey("a", "k", 2), buyKey("b", "k", 1), buyKey("a", "k2", 1)},
-		want:      []want{replay("o1"), r("o2"), r("o3")},
+		// The same key with another quantity is another request under a
+		// used key: refused, whatever the stock and limit would allow.
+		batch:     []surge.Purchase{buyKey("a", "k", 1), buyKey("b", "k", 1), buyKey("a", "k2", 1), buyKey("a", "k", 2)},
+		want:      []want{replay("o1"), r("o2"), r("o3"), rej(surge.CodeIdempotencyMismatch)},
 		remaining: 2,
 		held:      map[string]int64{"a": 2, "b": 1},
 	}, {
@@ -156,8 +158,8 @@ func TestDecide(t *testing.T) {
 		name:      "ReplayAfterEndAndSoldOut",
 		prior:     []surge.Purchase{buyKey("a", "k", 2), buy("b", 2), buy("c", 1)},
 		now:       t0.Add(2 * time.Hour),
-		batch:     []surge.Purchase{buyKey("a", "k", 1), buy("d", 1)},
-		want:      []want{replay("o1"), rej(surge.CodeEnded)},
+		batch:     []surge.Purchase{buyKey("a", "k", 2), buy("d", 1), buyKey("a", "k", 1)},
+		want:      []want{replay("o1"), rej(surge.CodeEnded), rej(surge.CodeIdempotencyMismatch)},
 		remaining: 0,
 		held:      map[string]int64{"a": 2, "b": 2, "c": 1},
 	}}
@@ -423,7 +425,7 @@ func TestRestore(t *testing.T) {
 	}
 	l := New(sale)
 	for _, o := range stored {
-		l.Restore(o)
+		l.Restore(o, time.Time{})
 	}
 	if err := l.Verify(); err != nil {
 		t.Fatalf("Verify: %v", err)
@@ -484,7 +486,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := New(sale)
 			for _, o := range tc.orders {
-				l.Restore(o)
+				l.Restore(o, time.Time{})
 			}
 			if err := l.Verify(); (err == nil) != tc.ok {
 				t.Errorf("Verify = %v, want ok=%v", err, tc.ok)

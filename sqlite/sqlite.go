@@ -36,7 +36,16 @@ type Options struct {
 	// MaxCommitRows caps the rows one group commit writes (default 8192),
 	// bounding its latency.
 	MaxCommitRows int
+	// IdempotencyTTL is how long the key of an order no longer live stays
+	// in memory after the order's creation (default 24h); older keys are
+	// answered from disk.
+	IdempotencyTTL time.Duration
+	// Now is the clock of that window at load (default time.Now).
+	Now func() time.Time
 }
+
+// DefaultIdempotencyTTL is Options.IdempotencyTTL's default.
+const DefaultIdempotencyTTL = 24 * time.Hour
 
 // Store implements surge.Store on SQLite.
 type Store struct {
@@ -109,6 +118,7 @@ CREATE TABLE IF NOT EXISTS orders (
 	updated_at      TEXT -- set by the transition out of reserved
 ) STRICT;
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders (sale_id, seq);
+CREATE INDEX IF NOT EXISTS orders_by_key ON orders (sale_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 `
 
 // upgrade brings a database made by an older version up to the schema:
@@ -137,6 +147,12 @@ func upgrade(ctx context.Context, db *sql.DB) error {
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.MaxCommitRows <= 0 {
 		opts.MaxCommitRows = 8192
+	}
+	if opts.IdempotencyTTL <= 0 {
+		opts.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
@@ -239,6 +255,9 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: load orders: %w", err)
 	}
+	// Only live orders' keys and the window's are loaded; older ones are
+	// looked up on disk when used (findKeys).
+	keysAfter := s.opts.Now().Add(-s.opts.IdempotencyTTL)
 	defer rows.Close()
 	for rows.Next() {
 		o, err := scanOrder(rows)
@@ -249,7 +268,7 @@ func (s *Store) load(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("sqlite: order %s belongs to unknown sale %s", o.ID, o.SaleID)
 		}
-		st.l.Restore(o)
+		st.l.Restore(o, keysAfter)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite: load orders: %w", err)
@@ -350,6 +369,9 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if s.closed.Load() {
 		return nil, 0, surge.ErrUnavailable
 	}
+	if err := s.findKeys(ctx, st, batch); err != nil {
+		return nil, st.l.Remaining(), err
+	}
 	outs, t := st.l.Decide(batch, now, func() string { return s.ids.Next(now) })
 	if len(t.Orders) > 0 {
 		if err := s.submit(&commit{inserts: t.Orders}); err != nil {
@@ -359,6 +381,34 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 		st.l.Commit(t)
 	}
 	return outs, st.l.Remaining(), nil
+}
+
+// findKeys looks on disk for the batch's keys that memory may have dropped
+// (older than the window) and puts back those it finds, so that Decide
+// answers them as replays: a key never buys twice, however old. The
+// caller holds the sale's lock, so every commit of the sale is on disk.
+func (s *Store) findKeys(ctx context.Context, st *saleState, batch []surge.Purchase) error {
+	for _, p := range batch {
+		if p.IdempotencyKey == "" {
+			continue
+		}
+		if _, ks := st.l.LookupKey(p.UserID, p.IdempotencyKey); ks != surge.KeyMaybe {
+			continue
+		}
+		// orders_by_key serves this; the first order is the key's answer.
+		row := s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders
+			WHERE sale_id = ? AND user_id = ? AND idempotency_key = ? ORDER BY seq LIMIT 1`,
+			st.l.Sale().ID, p.UserID, p.IdempotencyKey)
+		o, err := scanOrder(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return s.unavailable(fmt.Errorf("sqlite: look up idempotency key: %w", err))
+		}
+		st.l.Recall(o)
+	}
+	return nil
 }
 
 // Cancel implements surge.Store.
@@ -384,7 +434,9 @@ func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderSt
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	live, ok := st.l.Reserved(orderID)
-	if !ok {
+	// A hold ends at ExpiresAt, not when Expire next runs: past it the
+	// order is expired, and Expire returns its units.
+	if !ok || !live.ExpiresAt.After(now) {
 		return surge.Order{}, notReserved
 	}
 	if err := s.submit(&commit{updates: []update{{id: orderID, status: status, at: now}}}); err != nil {
@@ -430,6 +482,9 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 				expired = append(expired, o)
 			}
 		}
+		// The sweep of old keys rides on the expiry pass: memory holds
+		// live orders' keys and the window's, and disk the rest.
+		st.l.Forget(now.Add(-s.opts.IdempotencyTTL))
 		st.mu.Unlock()
 	}
 	return expired, errors.Join(errs...)
@@ -534,6 +589,18 @@ func (s *Store) Held(saleID, userID string) int64 {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.l.Held(userID)
+}
+
+// Keys counts the idempotency keys a sale holds in memory (for tests and
+// checks; it walks them all).
+func (s *Store) Keys(saleID string) int {
+	st := s.sale(saleID)
+	if st == nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.l.Keys()
 }
 
 // Close stops the writer after it has committed everything submitted, then

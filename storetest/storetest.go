@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Cancel", func(t *testing.T) { testCancel(t, h) })
 	t.Run("Pay", func(t *testing.T) { testPay(t, h) })
 	t.Run("Transitions", func(t *testing.T) { testTransitions(t, h) })
+	t.Run("HoldEnd", func(t *testing.T) { testHoldEnd(t, h) })
 	t.Run("Expire", func(t *testing.T) { testExpire(t, h) })
 	t.Run("Orders", func(t *testing.T) { testOrders(t, h) })
 	t.Run("Recovery", func(t *testing.T) { testRecovery(t, h) })
@@ -293,6 +294,20 @@ func (e *env) wantReplay(saleID string, now time.Time, p surge.Purchase, first s
 	}
 }
 
+// wantMismatch asks for p, whose key was first used with another
+// quantity, and wants it refused as idempotency_mismatch, reserving nothing.
+func (e *env) wantMismatch(saleID string, now time.Time, p surge.Purchase) {
+	e.t.Helper()
+	before := e.remaining(saleID)
+	out, rem := e.reserve(saleID, now, p)
+	if out[0].Code != surge.CodeIdempotencyMismatch || out[0].Replay {
+		e.t.Errorf("Reserve(%s, %+v) = code %q replay %v, want idempotency_mismatch", saleID, p, out[0].Code, out[0].Replay)
+	}
+	if rem != before {
+		e.t.Errorf("Reserve(%s, %+v) left %d, want %d: a mismatch reserves nothing", saleID, p, rem, before)
+	}
+}
+
 // wantKey wants LookupKey to know the key as done, answering first.
 func (e *env) wantKey(saleID, user, key string, first surge.Order) {
 	e.t.Helper()
@@ -304,6 +319,17 @@ func (e *env) wantKey(saleID, user, key string, first surge.Order) {
 	if d := orderDiff(o, first); d != "" {
 		e.t.Errorf("LookupKey(%s, %s, %s) order differs from the first answer:\n%s", saleID, user, key, d)
 	}
+}
+
+// wantKeyOrDisk is wantKey for the key of an order no longer live, created
+// long ago: a store may keep such keys on disk only, and then LookupKey
+// must say KeyMaybe (never KeyUnknown) and Reserve must still replay it.
+func (e *env) wantKeyOrDisk(saleID, user, key string, first surge.Order) {
+	e.t.Helper()
+	if _, st := e.s.LookupKey(saleID, user, key); st == surge.KeyMaybe {
+		return
+	}
+	e.wantKey(saleID, user, key, first)
 }
 
 func wantErr(t *testing.T, what string, err, target error) {
@@ -661,10 +687,11 @@ func testIdempotency(t *testing.T, h Harness) {
 		e.createSale(s)
 		first := e.reserveOne(s.ID, at(0), buyKey("u1", "k1", 2))
 		e.wantKey(s.ID, "u1", "k1", first)
-		// A replay answers the first order whatever the retry asks or
-		// when, and reserves nothing.
+		// A replay answers the first order whenever it comes, and
+		// reserves nothing; the key with another quantity is refused.
 		e.wantReplay(s.ID, at(time.Second), buyKey("u1", "k1", 2), first)
-		e.wantReplay(s.ID, at(time.Minute), buyKey("u1", "k1", 1), first)
+		e.wantMismatch(s.ID, at(time.Minute), buyKey("u1", "k1", 1))
+		e.wantReplay(s.ID, at(time.Minute), buyKey("u1", "k1", 2), first)
 		e.wantRemaining(s.ID, 8)
 		if n := len(e.orders(s.ID)); n != 1 {
 			t.Errorf("%d orders, want 1", n)
@@ -737,12 +764,94 @@ func testIdempotency(t *testing.T, h Harness) {
 		e.wantReplay(s.ID, at(time.Second), buyKey("u1", "k", 1), first)
 		e.wantReplay(s.ID, at(2*time.Hour), buyKey("u1", "k", 1), first)
 		// A replay is the first answer, even once the order moved on.
-		e.cancel(first.ID, at(time.Minute))
+		e.cancel(first.ID, at(30*time.Second))
 		e.wantReplay(s.ID, at(time.Minute), buyKey("u1", "k", 1), first)
 		e.wantKey(s.ID, "u1", "k", first)
 		e.wantRemaining(s.ID, 1)
 		if n := len(e.orders(s.ID)); n != 1 {
 			t.Errorf("%d orders, want 1", n)
+		}
+	})
+
+	t.Run("Mismatch", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := newSale(t, "s", 3, 3, endsAt(at(time.Hour)))
+		e.createSale(s)
+		// In one batch: the first request is reserved, the same key with
+		// another quantity is refused, the same request replays.
+		out, rem := e.reserve(s.ID, at(0), buyKey("u1", "k", 1), buyKey("u1", "k", 2), buyKey("u1", "k", 1))
+		if out[0].Code != surge.CodeReserved || out[0].Replay {
+			t.Fatalf("first = %+v, want a new reservation", out[0])
+		}
+		first := out[0].Order
+		if out[1].Code != surge.CodeIdempotencyMismatch || out[1].Replay {
+			t.Errorf("same batch, other quantity = code %q replay %v, want idempotency_mismatch", out[1].Code, out[1].Replay)
+		}
+		if out[2].Code != surge.CodeReserved || !out[2].Replay || orderDiff(out[2].Order, first) != "" {
+			t.Errorf("same batch, same request = %+v, want a replay of %+v", out[2], first)
+		}
+		if rem != 2 {
+			t.Errorf("remaining = %d, want 2", rem)
+		}
+		// Later, sold out, cancelled, ended, reopened: always refused,
+		// while another user's same key is another purchase.
+		e.wantMismatch(s.ID, at(time.Second), buyKey("u1", "k", 2))
+		e.reserveOne(s.ID, at(time.Second), buyKey("u2", "k", 2))
+		e.wantMismatch(s.ID, at(2*time.Second), buyKey("u1", "k", 2))
+		e.cancel(first.ID, at(3*time.Second))
+		e.wantMismatch(s.ID, at(4*time.Second), buyKey("u1", "k", 2))
+		e.wantMismatch(s.ID, at(2*time.Hour), buyKey("u1", "k", 3))
+		e.reopen()
+		e.wantMismatch(s.ID, at(2*time.Hour), buyKey("u1", "k", 2))
+		e.wantReplay(s.ID, at(2*time.Hour), buyKey("u1", "k", 1), first)
+		if n := len(e.orders(s.ID)); n != 2 {
+			t.Errorf("%d orders, want 2", n)
+		}
+	})
+
+	// A key answers its first reservation forever: long after the order
+	// ended (a store may keep old keys out of memory, never forget them),
+	// sold out, ended, and after a restart.
+	t.Run("LongAfter", func(t *testing.T) {
+		e := newEnv(t, h)
+		open := newSale(t, "open", 2, 2)
+		ended := newSale(t, "ended", 2, 2, endsAt(at(48*time.Hour)))
+		e.createSale(open, ended)
+		cancelled := e.reserveOne(open.ID, at(0), buyKey("u1", "k1", 1))
+		expired := e.reserveOne(open.ID, at(0), buyKey("u1", "k2", 1))
+		e.cancel(cancelled.ID, at(time.Second))
+		e.wantExpire(expired.ExpiresAt, expired)
+		inEnded := e.reserveOne(ended.ID, at(0), buyKey("u1", "k1", 2))
+		e.cancel(inEnded.ID, at(time.Second))
+		late := at(30 * 24 * time.Hour)
+		e.wantExpire(at(72 * time.Hour))
+		e.wantExpire(late)
+		check := func() {
+			t.Helper()
+			e.wantReplay(open.ID, late, buyKey("u1", "k1", 1), cancelled)
+			e.wantReplay(open.ID, late, buyKey("u1", "k2", 1), expired)
+			e.wantMismatch(open.ID, late, buyKey("u1", "k1", 2))
+			e.wantReplay(ended.ID, late, buyKey("u1", "k1", 2), inEnded)
+			e.wantMismatch(ended.ID, late, buyKey("u1", "k1", 1))
+		}
+		check()
+		e.wantRemaining(open.ID, 2)
+		// Sold out: the old keys still replay, and their replays (one
+		// batch with a new key) take nothing.
+		out, _ := e.reserve(open.ID, late, buyKey("u1", "k1", 1), buyKey("u2", "new", 2), buyKey("u1", "k2", 1))
+		if !out[0].Replay || !out[2].Replay || out[1].Code != surge.CodeReserved || out[1].Replay {
+			t.Errorf("replays around a new order = %+v", out)
+		}
+		e.wantRemaining(open.ID, 0)
+		check()
+		e.reopen()
+		check()
+		e.wantKey(open.ID, "u2", "new", out[1].Order)
+		if n := len(e.orders(open.ID)); n != 3 {
+			t.Errorf("%d orders, want 3", n)
+		}
+		if n := len(e.orders(ended.ID)); n != 1 {
+			t.Errorf("%d orders in the ended sale, want 1", n)
 		}
 	})
 
@@ -892,7 +1001,7 @@ func testTransitions(t *testing.T, h Harness) {
 				e.wantExpire(o.ExpiresAt, o)
 			}
 			before := e.remaining(s.ID)
-			now := o.ExpiresAt.Add(time.Second)
+			now := o.ExpiresAt.Add(-time.Millisecond) // the last moment of the hold
 			var (
 				got surge.Order
 				err error
@@ -919,6 +1028,45 @@ func testTransitions(t *testing.T, h Harness) {
 			}
 			e.wantRemaining(s.ID, wantRem)
 		})
+	}
+}
+
+// testHoldEnd: a hold ends at ExpiresAt whether or not Expire has run, so
+// paying or cancelling from then on is refused, and the units come back
+// exactly once.
+func testHoldEnd(t *testing.T, h Harness) {
+	for _, act := range []string{"Cancel", "Pay"} {
+		for _, after := range []time.Duration{0, time.Millisecond, time.Hour} {
+			t.Run(fmt.Sprintf("%s_%v", act, after), func(t *testing.T) {
+				e := newEnv(t, h)
+				s := newSale(t, "s", 5, 2)
+				e.createSale(s)
+				o := e.reserveOne(s.ID, at(0), buyKey("u1", "k", 2))
+				now := o.ExpiresAt.Add(after)
+				var err error
+				if act == "Cancel" {
+					_, err = e.s.Cancel(e.ctx, o.ID, now)
+					wantErr(t, "Cancel at or after ExpiresAt", err, surge.ErrNotCancellable)
+				} else {
+					_, err = e.s.Pay(e.ctx, o.ID, now)
+					wantErr(t, "Pay at or after ExpiresAt", err, surge.ErrNotPayable)
+				}
+				// The store may expire the order at once or leave it
+				// to Expire; either way it ends expired, never paid
+				// or cancelled, with its units back once.
+				if st := e.order(o.ID).Status; st != surge.OrderReserved && st != surge.OrderExpired {
+					t.Errorf("status after a refused %s = %q, want reserved or expired", act, st)
+				}
+				e.expire(now)
+				if d := orderDiff(e.order(o.ID), withStatus(o, surge.OrderExpired)); d != "" {
+					t.Errorf("Order after Expire:\n%s", d)
+				}
+				e.wantRemaining(s.ID, 5)
+				e.wantExpire(now.Add(time.Hour))
+				e.wantRemaining(s.ID, 5)
+				e.wantReplay(s.ID, now, buyKey("u1", "k", 2), o)
+			})
+		}
 	}
 }
 
@@ -1127,8 +1275,8 @@ func testRecovery(t *testing.T, h Harness) {
 			{a.ID, "u1", "k1", a1}, {a.ID, "u4", "k4", a4}, {a.ID, "u1", "k1b", a1b},
 			{a.ID, "u2", "k2", a2}, {b.ID, "u1", "k1", b1},
 		} {
-			e.wantKey(k.sale, k.user, k.key, k.first)
-			e.wantReplay(k.sale, at(90*time.Second), buyKey(k.user, k.key, 1), k.first)
+			e.wantKeyOrDisk(k.sale, k.user, k.key, k.first)
+			e.wantReplay(k.sale, at(90*time.Second), buyKey(k.user, k.key, k.first.Quantity), k.first)
 		}
 		// Held units per user: paid and reserved both count.
 		out, _ = e.reserve(a.ID, at(90*time.Second), buy("u1", 1), buy("u2", 3), buy("u2", 1))
@@ -1326,7 +1474,11 @@ func testConcurrency(t *testing.T, h Harness) {
 						t.Errorf("orders %s and %s share sale %s, user %s, key %s", other, o.ID, s.ID, k[0], k[1])
 					}
 					keys[k] = o.ID
-					e.wantKey(s.ID, o.UserID, o.IdempotencyKey, f)
+					if o.Status.Live() {
+						e.wantKey(s.ID, o.UserID, o.IdempotencyKey, f)
+					} else {
+						e.wantKeyOrDisk(s.ID, o.UserID, o.IdempotencyKey, f)
+					}
 				}
 				if o.Status.Live() {
 					live += o.Quantity
