@@ -152,7 +152,7 @@ start_nodes() { # start_nodes COUNT PG_URL PREFIX
   local i
   for ((i = 0; i < $1; i++)); do
     "$work/surge" serve --http-addr 127.0.0.1:$((8110 + i)) --debug-addr 127.0.0.1:$((8120 + i)) \
-      --admin-token bench --insecure-user-header --log-level warn \
+      --admin-token bench-admin-token --insecure-user-header --log-level warn \
       --redis-url "$REDIS" --postgres-url "$2" --redis-prefix "$3" --node-id "n$i" >"$work/node$i.log" 2>&1 &
     node_pids+=($!); pids+=($!)
     wait_up http://127.0.0.1:$((8110 + i))/readyz
@@ -169,7 +169,7 @@ create_sale() { # create_sale ID STOCK, on node 0, then wait until every node se
 stats_sum() {
   local i b=0 p=0 c=0 r=0 s
   for ((i = 0; i < ${#node_pids[@]}; i++)); do
-    s=$(curl -fs "http://127.0.0.1:$((8120 + i))/debug/stats")
+    s=$(curl -fs -H "Authorization: Bearer bench-admin-token" "http://127.0.0.1:$((8120 + i))/debug/stats")
     b=$((b + $(jq .engine.Batches <<<"$s"))); p=$((p + $(jq .engine.Purchases <<<"$s")))
     c=$((c + $(jq .store.cluster.Commits <<<"$s"))); r=$((r + $(jq .store.cluster.Rows <<<"$s")))
   done
@@ -184,7 +184,7 @@ batch_delta() {
 profile_start() { # profile_start NAME: CPU profile of node 0 for the wrk run
   [ -n "${PROFILE_DIR:-}" ] || return 0
   mkdir -p "$PROFILE_DIR"
-  curl -fs -o "$PROFILE_DIR/$1.pprof" "http://127.0.0.1:8120/debug/pprof/profile?seconds=$((secs > 3 ? secs - 2 : 1))" &
+  curl -fs -H "Authorization: Bearer bench-admin-token" -o "$PROFILE_DIR/$1.pprof" "http://127.0.0.1:8120/debug/pprof/profile?seconds=$((secs > 3 ? secs - 2 : 1))" &
   prof_pid=$!
 }
 profile_wait() { [ -z "${PROFILE_DIR:-}" ] || wait "$prof_pid" || true; }
@@ -288,7 +288,7 @@ bench_fig() { jq -r "$2" "$work/$1.json"; }
 half1=$(printf '%.0f' "$(echo "$(fig node1 3) / 2" | bc -l)")
 new_schema o1; start_nodes 1 "$PGURL" "${run}_o1"
 st0=$(stats_sum)
-"$work/surge" bench --target "$(node_url 0)" --admin-token bench --sale reserve --stock $BIG \
+"$work/surge" bench --target "$(node_url 0)" --admin-token bench-admin-token --sale reserve --stock $BIG \
   --users $((half1 * secs)) --rate "$half1" --duration "$DUR" --connections "$CONNS" --retry-share 0.05 \
   --json "$work/o1.json" >"$work/o1.out" 2>&1 || true
 st1=$(stats_sum)
@@ -309,7 +309,7 @@ st0=$(stats_sum)
   --json "$work/o2b.json" >"$work/o2b.out" 2>&1 &
 o2b_pid=$!
 sleep 0.5
-"$work/surge" bench --target "$(node_url 0)" --admin-token bench --sale reserve --user-prefix ob0- \
+"$work/surge" bench --target "$(node_url 0)" --admin-token bench-admin-token --sale reserve --user-prefix ob0- \
   --users $((quarter * secs)) --rate "$quarter" --duration "$DUR" --connections $((CONNS / 2)) --retry-share 0.05 \
   --json "$work/o2a.json" >"$work/o2a.out" 2>&1 || true
 wait "$o2b_pid" || true

@@ -47,7 +47,7 @@ run_wrk() {
 # not tax the next.
 start_surge() {
   rm -rf "$work/data"
-  "$work/surge" serve --http-addr 127.0.0.1:8091 --data-dir "$work/data" --admin-token bench \
+  "$work/surge" serve --http-addr 127.0.0.1:8091 --data-dir "$work/data" --admin-token bench-admin-token \
     --insecure-user-header --log-level warn --debug-addr 127.0.0.1:8092 >"$work/surge.log" 2>&1 &
   surge_pid=$!
   wait_up http://127.0.0.1:8091/readyz
@@ -63,7 +63,7 @@ read -r c_rps c_p99 _ c_cpu < <(run_wrk http://127.0.0.1:8090 bench "$ceiling_pi
 start_surge
 curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"reserve","name":"reserve-heavy","stock":1000000000}' >/dev/null
 read -r r_rps r_p99 r_bad r_cpu < <(run_wrk http://127.0.0.1:8091 reserve "$surge_pid")
-stats=$(curl -fs http://127.0.0.1:8092/debug/stats)
+stats=$(curl -fs -H "Authorization: Bearer bench-admin-token" http://127.0.0.1:8092/debug/stats)
 reserved=$(curl -fs http://127.0.0.1:8091/v1/sales/reserve | sed -E 's/.*"remaining":([0-9]+).*/\1/')
 reserved=$((1000000000 - reserved))
 stop_surge
@@ -77,7 +77,7 @@ stop_surge
 secs=${DUR%s}
 # surge bench, closed loop, same connections, fresh reserve-heavy server.
 start_surge
-"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench --sale reserve --stock 1000000000 \
+"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench-admin-token --sale reserve --stock 1000000000 \
   --users $((${r_rps%.*} * secs * 2)) --duration "$DUR" --connections "$CONNS" --retry-share 0 \
   --no-verify --json "$work/closed.json" >/dev/null 2>&1
 b_rps=$(jq .throughput "$work/closed.json"); b_p99=$(jq .latency.p99_ms "$work/closed.json")
@@ -88,7 +88,7 @@ stop_surge
 # rate), fresh server, then verified.
 half=$(( ${r_rps%.*} / 2 ))
 start_surge
-"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench --sale reserve --stock 1000000000 \
+"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench-admin-token --sale reserve --stock 1000000000 \
   --users $((half * secs)) --rate "$half" --duration "$DUR" --connections "$CONNS" --retry-share 0.05 \
   --json "$work/open.json" >/dev/null 2>&1 || true
 o_rps=$(jq .throughput "$work/open.json"); o_p99=$(jq .latency.p99_ms "$work/open.json")
@@ -100,7 +100,7 @@ stop_surge
 start_surge
 curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"soldout","name":"sold out","stock":1}' >/dev/null
 curl -fs -X POST -H 'X-User-ID: first' http://127.0.0.1:8091/v1/sales/soldout/purchases >/dev/null
-"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench --sale soldout \
+"$work/surge" bench --target http://127.0.0.1:8091 --admin-token bench-admin-token --sale soldout \
   --users $((half * secs)) --rate "$half" --duration "$DUR" --connections "$CONNS" --retry-share 0 \
   --json "$work/open-soldout.json" >/dev/null 2>&1 || true
 os_p99=$(jq .latency.p99_ms "$work/open-soldout.json"); os_p50=$(jq .latency.p50_ms "$work/open-soldout.json")

@@ -71,7 +71,7 @@ busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; } #
 start_surge() {
   rm -rf "$work/data"
   debug=127.0.0.1:$(free_port)
-  bin/surge serve --http-addr 127.0.0.1:0 --data-dir "$work/data" --admin-token bench --insecure-user-header \
+  bin/surge serve --http-addr 127.0.0.1:0 --data-dir "$work/data" --admin-token bench-admin-token --insecure-user-header \
     --log-level warn --debug-addr "$debug" "$@" >"$work/serve.out" 2>"$work/serve.err" &
   pid=$!
   url=
@@ -91,7 +91,7 @@ closed() {
   wait_quiet
   start_surge "$@"
   local c0; c0=$(cpu_ticks "$pid")
-  bin/surge bench --target "$url" --admin-token bench --sale r --stock 1000000000 --users 5000000 \
+  bin/surge bench --target "$url" --admin-token bench-admin-token --sale r --stock 1000000000 --users 5000000 \
     --duration "$CLOSED" --connections "$CCONNS" --retry-share 0 --no-verify --json "$out/$name.json" >/dev/null 2>&1
   local c1; c1=$(cpu_ticks "$pid")
   stop_surge
@@ -163,16 +163,16 @@ for regime in $REGIMES; do
   sampler=$!
   prof=
   if [ "${PROFILE:-}" = 1 ]; then
-    curl -fs "http://$debug/debug/pprof/profile?seconds=$(( secs > 5 ? secs - 5 : secs ))" -o "$out/$regime-cpu.pprof" &
+    curl -fs -H "Authorization: Bearer bench-admin-token" "http://$debug/debug/pprof/profile?seconds=$(( secs > 5 ? secs - 5 : secs ))" -o "$out/$regime-cpu.pprof" &
     prof=$!
   fi
   s0=$(cpu_ticks "$pid"); m0=$(busy_ticks); t0=$(date +%s.%N)
-  bin/surge bench --target "$url" --admin-token bench --sale r --stock 1000000000 --users "$users" \
+  bin/surge bench --target "$url" --admin-token bench-admin-token --sale r --stock 1000000000 --users "$users" \
     --rate "$rate" --duration "$DUR" --connections "$CONNS" --retry-share 0.05 \
     --json "$out/$regime-overload.json" >"$out/$regime-overload.txt" 2>/dev/null || true
   s1=$(cpu_ticks "$pid"); m1=$(busy_ticks); t1=$(date +%s.%N)
   hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
-  stats=$(curl -fs "http://$debug/debug/stats" || echo '{}')
+  stats=$(curl -fs -H "Authorization: Bearer bench-admin-token" "http://$debug/debug/stats" || echo '{}')
   [ -n "$prof" ] && { wait "$prof" 2>/dev/null || true; }
   kill "$sampler" 2>/dev/null || true; sampler=
   stop_surge

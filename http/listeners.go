@@ -1,6 +1,9 @@
 package http
 
-import "net/http"
+import (
+	"net/http"
+	"net/http/pprof"
+)
 
 // Public returns the API as served to the internet when the operator has
 // a listener of its own (--admin-addr): the admin-only endpoints answer
@@ -28,4 +31,40 @@ func (s *Server) adminRoute(pattern string, h http.HandlerFunc) {
 		}
 	}
 	s.mux.HandleFunc(pattern, h)
+}
+
+// Ops serves pprof and /debug/stats (stats() as JSON) for a private
+// listener (--debug-addr, --admin-addr), each only to the admin token: a
+// private address is no authentication, and profiles reveal memory
+// contents. The command line is not served at all, since it may hold
+// secrets. With api set, every other path goes to it.
+func (s *Server) Ops(stats func() any, api http.Handler) http.Handler {
+	ops := http.NewServeMux()
+	ops.HandleFunc("/debug/pprof/", pprof.Index)
+	ops.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	ops.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	ops.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ops.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "the command line is not served")
+	})
+	ops.HandleFunc("/debug/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, stats())
+	})
+	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.auth.admin(r); err != nil {
+			unauthenticated(w, err)
+			return
+		}
+		ops.ServeHTTP(w, r)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/debug/", guarded)
+	if api != nil {
+		mux.Handle("/", api)
+	} else {
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+		})
+	}
+	return mux
 }

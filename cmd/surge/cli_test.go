@@ -266,7 +266,7 @@ func decodeJSON(t *testing.T, out string, v any) {
 }
 
 func TestCLIAgainstServer(t *testing.T) {
-	addr, dataDir, token := freeAddr(t), t.TempDir(), "cli-admin-token"
+	addr, dataDir, token := freeAddr(t), t.TempDir(), "cli-test-admin-token"
 	// The server is configured through the environment only.
 	t.Setenv("SURGE_HTTP_ADDR", addr)
 	t.Setenv("SURGE_DATA_DIR", dataDir)
@@ -444,7 +444,7 @@ func TestServeErrors(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr = runCLI(ctx, "serve", "--data-dir", filepath.Join(file, "sub"), "--http-addr", "127.0.0.1:0", "--admin-token", "t", "--log-level", "error")
+	code, _, stderr = runCLI(ctx, "serve", "--data-dir", filepath.Join(file, "sub"), "--http-addr", "127.0.0.1:0", "--admin-token", "bad-data-dir-admin-token", "--log-level", "error")
 	if code != 1 || !oneLine(stderr) || !strings.Contains(stderr, "create data dir") {
 		t.Errorf("serve with a bad data dir: %d, stderr %q; want 1 and one line", code, stderr)
 	}

@@ -45,10 +45,10 @@ func TestBenchAgainstServer(t *testing.T) {
 		t.Skip("end-to-end bench skipped with -short")
 	}
 	srv := startServe(t, "--http-addr", freeAddr(t), "--data-dir", t.TempDir(),
-		"--admin-token", "adm", "--insecure-user-header", "--log-level", "error")
+		"--admin-token", "bench-e2e-admin-token", "--insecure-user-header", "--log-level", "error")
 	jsonPath := filepath.Join(t.TempDir(), "run.json")
 	code, out, errOut := runCLI(context.Background(), "bench",
-		"--target", srv.base, "--admin-token", "adm", "--sale", "bench-e2e", "--stock", "200",
+		"--target", srv.base, "--admin-token", "bench-e2e-admin-token", "--sale", "bench-e2e", "--stock", "200",
 		"--per-user-limit", "2", "--quantity", "2", "--users", "800", "--connections", "32",
 		"--retry-share", "0.2", "--json", jsonPath)
 	if code != 0 {
@@ -81,7 +81,7 @@ func TestBenchAgainstServer(t *testing.T) {
 	// A second crowd against the same, now sold-out sale: all rejections,
 	// and the verdict still holds.
 	code, out, errOut = runCLI(context.Background(), "bench",
-		"--target", srv.base, "--admin-token", "adm", "--sale", "bench-e2e", "--users", "300", "--connections", "16")
+		"--target", srv.base, "--admin-token", "bench-e2e-admin-token", "--sale", "bench-e2e", "--users", "300", "--connections", "16")
 	if code != 0 || !strings.Contains(out, "VERDICT: PASS") {
 		t.Fatalf("second crowd exited %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

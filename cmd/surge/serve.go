@@ -4,15 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
+	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -29,7 +31,9 @@ type serveConfig struct {
 	httpAddr           string
 	dataDir            string
 	adminToken         string
+	adminTokenFile     string
 	jwtSecret          string
+	jwtSecretFile      string
 	jwksFile           string
 	jwtIssuer          string
 	jwtAudience        string
@@ -67,7 +71,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address to serve the API on (port 0 picks a free port)")
 	fs.StringVar(&c.dataDir, "data-dir", "./surge-data", "directory of the embedded database")
 	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token for admin endpoints (generated and printed once if empty)")
-	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "HS256 secret that signs buyer JWTs (sub = user id, exp required)")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding the admin token (a trailing newline is dropped); keeps it out of the command line")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes) that signs buyer JWTs (sub = user id, exp required)")
+	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", "", "file holding the HS256 secret of buyer JWTs (a trailing newline is dropped)")
 	fs.StringVar(&c.jwksFile, "jwks-file", "", "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256; the token's kid picks the key")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "if set, buyer JWTs must carry this iss claim")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "if set, buyer JWTs must carry this aud claim (or list it)")
@@ -111,6 +117,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
 		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
 	}
+	if err := c.readSecrets(); err != nil {
+		return err
+	}
 	if _, err := c.buyerAuth(); err != nil {
 		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
 	}
@@ -148,6 +157,54 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveErr
 	}
 	log.Info("stopped cleanly")
+	return nil
+}
+
+// Floors of the secrets: a guessable admin token or JWT secret hands out
+// every order (RFC 7518 §3.2 asks HS256 keys of at least 256 bits).
+const (
+	minAdminToken = 16
+	minJWTSecret  = 32
+)
+
+// readSecrets reads the secret files and refuses weak secrets. Files (or
+// SURGE_ADMIN_TOKEN, SURGE_JWT_SECRET) keep secrets out of the command
+// line, which any local user can read in /proc.
+func (c *serveConfig) readSecrets() error {
+	for _, sec := range []struct {
+		name string
+		val  *string
+		file string
+		min  int
+		unit string
+		size func(string) int
+	}{
+		// Empty stays allowed: a generated admin token, no HS256.
+		{"admin-token", &c.adminToken, c.adminTokenFile, minAdminToken, "characters", utf8.RuneCountInString},
+		{"jwt-secret", &c.jwtSecret, c.jwtSecretFile, minJWTSecret, "bytes", func(s string) int { return len(s) }},
+	} {
+		what := "--" + sec.name
+		if sec.file != "" {
+			if *sec.val != "" {
+				return errUsage{fmt.Sprintf("serve: give %s or %s-file, not both", what, what)}
+			}
+			b, err := os.ReadFile(sec.file)
+			if err != nil {
+				return errUsage{fmt.Sprintf("serve: %s-file: %v", what, err)}
+			}
+			// Editors and echo end files with a newline; it is no part of
+			// the secret. Other bytes are kept as they are.
+			v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+			if n := sec.size(v); n < sec.min {
+				return errUsage{fmt.Sprintf("serve: %s-file must hold at least %d %s (it holds %d)", what, sec.min, sec.unit, n)}
+			}
+			*sec.val = v
+			continue
+		}
+		if n := sec.size(*sec.val); n > 0 && n < sec.min {
+			return errUsage{fmt.Sprintf("serve: %s must be at least %d %s (got %d); generate one with: openssl rand -hex 32", what, sec.min, sec.unit, n)}
+		}
+	}
 	return nil
 }
 
@@ -230,6 +287,15 @@ func (c serveConfig) openStore(ctx context.Context, log *slog.Logger) (surge.Sto
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	// A 201 means the order's COMMIT is on disk only if PostgreSQL waits
+	// for the WAL flush; a session setting (role, database, URL options)
+	// can turn that off without the node knowing.
+	switch sc, err := postgres.SynchronousCommit(ctx, c.postgresURL); {
+	case err != nil:
+		log.Warn("could not read PostgreSQL's synchronous_commit", "err", err)
+	case sc == "off":
+		log.Warn("PostgreSQL runs with synchronous_commit=off: a confirmed order (201) can be lost if PostgreSQL crashes; set it to on", "synchronous_commit", sc)
 	}
 	return st, func() any {
 		s := st.Stats()
@@ -378,7 +444,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": storeStats()}
 	}
 	if c.debugAddr != "" {
-		s.debug, err = opsServer(c.debugAddr, stats, nil)
+		s.debug, err = opsServer(c.debugAddr, api.Ops(stats, nil))
 		if err != nil {
 			return fail(err)
 		}
@@ -386,7 +452,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
-		s.admin, err = opsServer(c.adminAddr, stats, api)
+		s.admin, err = opsServer(c.adminAddr, api.Ops(stats, api))
 		if err != nil {
 			return fail(err)
 		}
@@ -461,28 +527,14 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, errUsage{fmt.Sprintf("serve: invalid --log-format %q (use text or json)", format)}
 }
 
-// opsServer serves pprof and /debug/stats (pipeline counters as JSON) on
-// a listener of their own, never on the public API; with api set it also
-// serves the full API there, admin endpoints included.
-func opsServer(addr string, stats func() any, api http.Handler) (*http.Server, error) {
+// opsServer serves h (pprof and /debug/stats behind the admin token, and
+// the full API on the admin listener) on a private listener of its own.
+func opsServer(addr string, h http.Handler) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	if api != nil {
-		mux.Handle("/", api)
-	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/stats", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(stats())
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// get sends a GET with an optional bearer token and returns the status
+// and body.
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestPrivateListenersNeedAdminToken: pprof and /debug/stats on
+// --debug-addr and --admin-addr answer only the admin token, and the
+// command line (which may hold secrets) is not served at all.
+func TestPrivateListenersNeedAdminToken(t *testing.T) {
+	const token = "private-listener-admin-token"
+	debug, admin := freeAddr(t), freeAddr(t)
+	srv := startServe(t, "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--admin-token", token,
+		"--jwt-secret", "a-jwt-secret-of-at-least-32-bytes!!", "--debug-addr", debug, "--admin-addr", admin, "--log-level", "error")
+	for _, addr := range []string{debug, admin} {
+		for _, tc := range []struct {
+			path      string
+			withToken int // status with the admin token
+		}{
+			{"/debug/pprof/", http.StatusOK},
+			{"/debug/pprof/goroutine?debug=1", http.StatusOK},
+			{"/debug/pprof/symbol", http.StatusOK},
+			{"/debug/stats", http.StatusOK},
+			{"/debug/pprof/cmdline", http.StatusNotFound},
+		} {
+			url := "http://" + addr + tc.path
+			for _, bad := range []string{"", "wrong-token-wrong-token-wrong"} {
+				if code, body := get(t, url, bad); code != http.StatusUnauthorized || strings.Contains(body, token) {
+					t.Errorf("GET %s with token %q: %d %q, want 401", url, bad, code, body)
+				}
+			}
+			code, body := get(t, url, token)
+			if code != tc.withToken {
+				t.Errorf("GET %s with the admin token: %d, want %d", url, code, tc.withToken)
+			}
+			if strings.Contains(body, token) {
+				t.Errorf("GET %s with the admin token shows the token: %q", url, body)
+			}
+		}
+	}
+	// The public listener still has none of it.
+	if code, _ := get(t, srv.base+"/debug/pprof/cmdline", token); code != http.StatusNotFound {
+		t.Errorf("public /debug/pprof/cmdline: %d, want 404", code)
+	}
+}
+
+// TestServeRefusesWeakSecrets: an admin token under 16 characters or a JWT
+// secret under 32 bytes stops the start with a usage error (exit 2), from
+// a flag, the environment or a file; a file's trailing newline is no part
+// of its secret.
+func TestServeRefusesWeakSecrets(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	shortToken := file("short-token", "fifteen-chars!!\n")
+	shortJWT := file("short-jwt", strings.Repeat("j", 31)+"\n")
+	goodToken := file("good-token", "sixteen-chars!!!\n")
+	empty := file("empty", "\n")
+	const goodJWT = "0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // in the one-line error
+	}{
+		{"short admin token", nil, []string{"--admin-token", "dev-admin"}, "--admin-token must be at least 16 characters"},
+		{"15-character admin token", nil, []string{"--admin-token", "fifteen-chars!!"}, "--admin-token must be at least 16 characters"},
+		{"short admin token from the environment", map[string]string{"SURGE_ADMIN_TOKEN": "short"}, nil, "--admin-token must be at least 16 characters"},
+		{"short admin token file", nil, []string{"--admin-token-file", shortToken}, "--admin-token-file must hold at least 16 characters"},
+		{"empty admin token file", nil, []string{"--admin-token-file", empty}, "--admin-token-file must hold at least 16 characters"},
+		{"missing admin token file", nil, []string{"--admin-token-file", filepath.Join(dir, "none")}, "--admin-token-file"},
+		{"token and token file", nil, []string{"--admin-token", "sixteen-chars!!!", "--admin-token-file", goodToken}, "not both"},
+		{"short JWT secret", nil, []string{"--admin-token", "sixteen-chars!!!", "--jwt-secret", "secret"}, "--jwt-secret must be at least 32 bytes"},
+		{"31-byte JWT secret", nil, []string{"--admin-token", "sixteen-chars!!!", "--jwt-secret", goodJWT[:31]}, "--jwt-secret must be at least 32 bytes"},
+		{"short JWT secret file", nil, []string{"--admin-token", "sixteen-chars!!!", "--jwt-secret-file", shortJWT}, "--jwt-secret-file must hold at least 32 bytes"},
+		{"secret and secret file", nil, []string{"--admin-token", "sixteen-chars!!!", "--jwt-secret", goodJWT, "--jwt-secret-file", shortJWT}, "not both"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			args := append([]string{"serve", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--log-level", "error"}, tc.args...)
+			code, stdout, stderr := runCLI(ctx, args...)
+			if code != 2 || !oneLine(stderr) || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%v: exit %d, stderr %q; want 2 and one line with %q", tc.args, code, stderr, tc.want)
+			}
+			if strings.Contains(stdout, "surge serving") {
+				t.Errorf("served despite the weak secret: %q", stdout)
+			}
+		})
+	}
+}
+
+// TestServeSecretFiles: the admin token and the JWT secret read from files
+// (a trailing newline dropped) are the ones the server uses.
+func TestServeSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	const token = "admin-token-from-a-file"
+	tokenFile := filepath.Join(dir, "token")
+	jwtFile := filepath.Join(dir, "jwt")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(jwtFile, []byte("0123456789abcdef0123456789abcdef\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--admin-token-file", tokenFile,
+		"--jwt-secret-file", jwtFile, "--log-level", "error")
+	if out := srv.stdout.String(); strings.Contains(out, "admin token") {
+		t.Errorf("a token was generated despite --admin-token-file: %q", out)
+	}
+	if code, body := get(t, srv.base+"/v1/sales/none/orders", token); code != http.StatusNotFound {
+		t.Errorf("admin request with the file's token: %d %q, want 404 sale_not_found", code, body)
+	}
+	// A buyer JWT signed with the file's secret, without its line end.
+	jwtTok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}).
+		SignedString([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, srv.base+"/v1/orders/none", jwtTok); code != http.StatusNotFound {
+		t.Errorf("buyer request with a JWT of the file's secret: %d %q, want 404 order_not_found", code, body)
+	}
+}
+
+// TestServeWarnsAsynchronousCommit: a cluster node whose PostgreSQL
+// sessions run with synchronous_commit=off says so at start, since a 201
+// then no longer means the order survives a crash of PostgreSQL.
+func TestServeWarnsAsynchronousCommit(t *testing.T) {
+	for _, tc := range []struct {
+		setting string
+		warn    bool
+	}{
+		{"off", true},
+		{"local", false},
+		{"on", false},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			args := clusterArgs(t)
+			for i := range args {
+				if args[i] == "--postgres-url" {
+					args[i+1] += "&options=-c%20synchronous_commit%3D" + tc.setting
+				}
+			}
+			srv := startServe(t, append(args, "--http-addr", "127.0.0.1:0", "--admin-token", "sync-commit-admin-token", "--log-level", "warn")...)
+			warned := strings.Contains(srv.stderr.String(), "synchronous_commit")
+			if warned != tc.warn {
+				t.Errorf("synchronous_commit=%s: warned %v, want %v; log:\n%s", tc.setting, warned, tc.warn, srv.stderr)
+			}
+		})
+	}
+}
