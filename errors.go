@@ -33,6 +33,9 @@ const (
 	CodeInvalidTicket Code = "invalid_ticket"  // a queue read with a missing, forged or foreign ticket
 	CodeNoWaitingRoom Code = "no_waiting_room" // a queue endpoint of a sale without one
 	CodeQueueFull     Code = "queue_full"      // the sale's queue holds as many buyers as it may
+	// CodeNotArchivable: a sale may be archived only once it has ended
+	// and holds no reserved order.
+	CodeNotArchivable Code = "not_archivable"
 )
 
 // Error is a failure a caller can act on: a Code plus a human message.

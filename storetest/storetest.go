@@ -48,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Orders", func(t *testing.T) { testOrders(t, h) })
 	t.Run("Recovery", func(t *testing.T) { testRecovery(t, h) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, h) })
+	t.Run("Archive", func(t *testing.T) { testArchive(t, h) })
 }
 
 // holdSeconds is the hold of the suite's sales unless a test says otherwise.

@@ -1,0 +1,151 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// Archiving: an archived sale keeps its row and its orders, but its ledger
+// is dropped and it is no longer loaded at start. A row of archived_sales
+// marks it (a table of its own, so the sales table keeps its shape) and
+// keeps the figure its ledger would have computed.
+const archiveSchema = `
+CREATE TABLE IF NOT EXISTS archived_sales (
+	sale_id     TEXT PRIMARY KEY REFERENCES sales (id),
+	archived_at TEXT NOT NULL,
+	remaining   INTEGER NOT NULL CHECK (remaining >= 0)
+) STRICT;
+`
+
+// upgradeArchive creates the archive table in a database made before it.
+func upgradeArchive(ctx context.Context, db *sql.DB) error {
+	_, err := db.ExecContext(ctx, archiveSchema)
+	return err
+}
+
+// ArchiveSale implements surge.Archiver.
+func (s *Store) ArchiveSale(ctx context.Context, saleID string, now time.Time) (surge.ArchivedSale, error) {
+	st := s.sale(saleID)
+	if st == nil {
+		return surge.ArchivedSale{}, surge.ErrSaleNotFound
+	}
+	a, err := s.archive(ctx, st, now)
+	if err != nil {
+		return surge.ArchivedSale{}, err
+	}
+	// After st.mu is released: Close takes s.mu before the sale locks.
+	s.mu.Lock()
+	if s.sales[saleID] == st {
+		delete(s.sales, saleID)
+	}
+	s.mu.Unlock()
+	return a, nil
+}
+
+func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surge.ArchivedSale, error) {
+	// The sale's lock orders the archive after every reservation and
+	// settlement in flight; its ledger stays in place until the row says
+	// archived, so a failed write changes nothing.
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s.closed.Load() {
+		return surge.ArchivedSale{}, surge.ErrUnavailable
+	}
+	if st.archived {
+		return surge.ArchivedSale{}, surge.ErrSaleNotFound
+	}
+	sale := *st.l.Sale()
+	if sale.Window(now) != surge.CodeEnded {
+		return surge.ArchivedSale{}, surge.Errorf(surge.CodeNotArchivable,
+			"sale %s has not ended: only a sale past its ends_at can be archived", sale.ID)
+	}
+	// Disk and ledger agree under the lock; a rare admin call can afford
+	// the indexed count.
+	var reserved int64
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE sale_id = ? AND status = 'reserved'`, sale.ID).Scan(&reserved); err != nil {
+		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
+	}
+	if reserved > 0 {
+		return surge.ArchivedSale{}, surge.Errorf(surge.CodeNotArchivable,
+			"sale %s still has %d reserved orders: archive it once they are paid, cancelled or expired", sale.ID, reserved)
+	}
+	a := surge.ArchivedSale{Sale: sale, Remaining: st.l.Remaining(), ArchivedAt: now.UTC().Truncate(time.Millisecond)}
+	// Straight on the writer's pool (one connection): the statement waits
+	// for the writer's transaction in progress, and synchronous=FULL makes
+	// it durable before it returns.
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO archived_sales (sale_id, archived_at, remaining) VALUES (?, ?, ?)`,
+		sale.ID, formatTime(a.ArchivedAt), a.Remaining); err != nil {
+		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
+	}
+	st.archived = true
+	return a, nil
+}
+
+// ArchivedSales implements surge.Archiver.
+func (s *Store) ArchivedSales(ctx context.Context) ([]surge.ArchivedSale, error) {
+	if s.closed.Load() {
+		return nil, surge.ErrUnavailable
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT a.sale_id, a.archived_at, a.remaining FROM archived_sales a
+		JOIN sales s ON s.id = a.sale_id ORDER BY s.created_at, s.id`)
+	if err != nil {
+		return nil, s.unavailable(fmt.Errorf("sqlite: list archived sales: %w", err))
+	}
+	type row struct {
+		id, at string
+		rem    int64
+	}
+	var found []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.at, &r.rem); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: scan archived sale: %w", err)
+		}
+		found = append(found, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.unavailable(fmt.Errorf("sqlite: list archived sales: %w", err))
+	}
+	out := make([]surge.ArchivedSale, 0, len(found))
+	for _, r := range found {
+		sl, err := s.saleRow(ctx, r.id)
+		if err != nil {
+			return nil, err
+		}
+		at, err := parseTime(r.at)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, surge.ArchivedSale{Sale: sl, Remaining: r.rem, ArchivedAt: at})
+	}
+	return out, nil
+}
+
+// archivedSale reports whether saleID names an archived sale.
+func (s *Store) archivedSale(ctx context.Context, saleID string) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM archived_sales WHERE sale_id = ?`, saleID).Scan(&n)
+	if err != nil {
+		return false, s.unavailable(fmt.Errorf("sqlite: sale %s: %w", saleID, err))
+	}
+	return n > 0, nil
+}
+
+// saleRow reads one sale's row, archived or not.
+func (s *Store) saleRow(ctx context.Context, id string) (surge.Sale, error) {
+	sales, err := s.scanSales(ctx, s.r, `WHERE id = ?`, id)
+	if err != nil {
+		return surge.Sale{}, err
+	}
+	if len(sales) != 1 {
+		return surge.Sale{}, errors.Join(surge.ErrSaleNotFound, fmt.Errorf("sqlite: sale %s: %d rows", id, len(sales)))
+	}
+	return sales[0], nil
+}

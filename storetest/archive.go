@@ -1,0 +1,102 @@
+package storetest
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// testArchive: a store that implements surge.Archiver archives only ended
+// sales without reserved orders, durably; an archived sale leaves Sales
+// and its live state, and its orders stay readable.
+func testArchive(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	if _, ok := e.s.(surge.Archiver); !ok {
+		t.Logf("%T does not implement surge.Archiver: nothing to test", e.s)
+		return
+	}
+	archiver := func() surge.Archiver { return e.s.(surge.Archiver) }
+	archive := func(id string, now time.Time) (surge.ArchivedSale, error) {
+		return archiver().ArchiveSale(e.ctx, id, now)
+	}
+	wantCode := func(what string, err error, code surge.Code) {
+		t.Helper()
+		if surge.ErrorCode(err) != code {
+			t.Fatalf("%s: %v, want %s", what, err, code)
+		}
+	}
+	a := newSale(t, "a", 5, 1, endsAt(at(time.Hour)))
+	b := newSale(t, "b", 5, 1, createdAt(at(time.Second)))
+	c := newSale(t, "c", 5, 1, endsAt(at(time.Hour)), createdAt(at(2*time.Second)))
+	e.createSale(a, b, c)
+	paid := e.reserveOne("a", at(0), buy("u1", 1))
+	e.pay(paid.ID, at(time.Second))
+	held := e.reserveOne("a", at(0), buy("u2", 1))
+
+	_, err := archive("a", at(30*time.Minute))
+	wantCode("archive before the end", err, surge.CodeNotArchivable)
+	_, err = archive("a", at(2*time.Hour))
+	wantCode("archive with a reserved order", err, surge.CodeNotArchivable)
+	_, err = archive("b", at(1000*time.Hour))
+	wantCode("archive a sale without an end", err, surge.CodeNotArchivable)
+	_, err = archive("nope", at(2*time.Hour))
+	wantCode("archive an unknown sale", err, surge.CodeSaleNotFound)
+
+	e.wantExpire(at(2*time.Hour), held)
+	got, err := archive("a", at(2*time.Hour))
+	if err != nil {
+		t.Fatalf("archive an ended, settled sale: %v", err)
+	}
+	if got.ID != "a" || got.Stock != 5 || got.Remaining != 4 || !got.ArchivedAt.Equal(at(2*time.Hour)) {
+		t.Errorf("archived %+v, want sale a with 4 left at %v", got, at(2*time.Hour))
+	}
+	_, err = archive("a", at(3*time.Hour))
+	wantCode("archive twice", err, surge.CodeSaleNotFound)
+
+	check := func(when string) {
+		t.Helper()
+		if ids := saleIDs(e.sales()); !slices.Equal(ids, []string{"b", "c"}) {
+			t.Errorf("%s: Sales = %v, want [b c]", when, ids)
+		}
+		list, err := archiver().ArchivedSales(e.ctx)
+		if err != nil {
+			t.Fatalf("%s: ArchivedSales: %v", when, err)
+		}
+		if len(list) != 1 || list[0].ID != "a" || list[0].Remaining != 4 || !list[0].ArchivedAt.Equal(at(2*time.Hour)) ||
+			!list[0].EndsAt.Equal(a.EndsAt) || list[0].Name != a.Name {
+			t.Errorf("%s: ArchivedSales = %+v, want sale a", when, list)
+		}
+		if o := e.order(paid.ID); o.Status != surge.OrderPaid {
+			t.Errorf("%s: the paid order reads %+v", when, o)
+		}
+		if os := e.orders("a"); len(os) != 2 || os[0].ID != paid.ID || os[1].ID != held.ID {
+			t.Errorf("%s: Orders(a) = %+v, want the paid and the expired order", when, os)
+		}
+		if _, err := e.s.Cancel(e.ctx, paid.ID, at(3*time.Hour)); !errors.Is(err, surge.ErrNotCancellable) {
+			t.Errorf("%s: cancel an archived sale's order: %v, want not_cancellable", when, err)
+		}
+		if _, _, err := e.s.Reserve(e.ctx, "a", []surge.Purchase{buy("u3", 1)}, at(30*time.Minute)); !errors.Is(err, surge.ErrSaleNotFound) {
+			t.Errorf("%s: reserve in an archived sale: %v, want sale_not_found", when, err)
+		}
+		if _, err := e.s.Remaining(e.ctx, "a"); !errors.Is(err, surge.ErrSaleNotFound) {
+			t.Errorf("%s: Remaining of an archived sale: %v, want sale_not_found", when, err)
+		}
+	}
+	check("after archiving")
+	e.reopen()
+	check("after a restart")
+	// The other sales are untouched.
+	e.reserveOne("c", at(0), buy("u1", 1))
+	e.wantRemaining("c", 4)
+}
+
+func saleIDs(sales []surge.Sale) []string {
+	ids := make([]string, len(sales))
+	for i, s := range sales {
+		ids[i] = s.ID
+	}
+	return ids
+}
