@@ -107,9 +107,14 @@ type Result struct {
 	// server saw less than that.
 	Scheduled int64 `json:"scheduled,omitempty"`
 	Unsent    int64 `json:"unsent,omitempty"`
+	// SoldOutAt is when the first sold_out answer came, from the start of
+	// the run; absent when none came.
+	SoldOutAt Duration `json:"sold_out_at,omitempty"`
 
 	// Status counts answers by HTTP status; Codes by outcome: "reserved"
-	// for 201, else the error code of the JSON body ("sold_out", …), or
+	// for a 201 that made a new order, "replayed" for a 201 marked
+	// Idempotent-Replayed (the first answer to the same key again), else
+	// the error code of the JSON body ("sold_out", …), or
 	// "transport_error".
 	Status map[int]int64    `json:"status"`
 	Codes  map[string]int64 `json:"codes"`
@@ -155,6 +160,9 @@ type ClientOverhead struct {
 	// Late counts open-loop requests sent more than 1 ms after their
 	// intended time because every connection was busy.
 	Late int64 `json:"late"`
+	// LateShare is Late ÷ sends. Over maxLateShare, the server was not
+	// offered the shape asked for, and the reports say so.
+	LateShare float64 `json:"late_share"`
 }
 
 // Verdict is the outcome of verification against the server's export.

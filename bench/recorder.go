@@ -21,6 +21,8 @@ const (
 // server's error bodies.
 const (
 	codeReserved  = "reserved"
+	codeReplayed  = "replayed" // a 201 with Idempotent-Replayed: true
+	codeSoldOut   = "sold_out"
 	codeTransport = "transport_error"
 	codeHTTPError = "http_error" // an error answer without a JSON error body
 	codeBadBody   = "bad_body"   // a 201 whose body holds no order
@@ -70,8 +72,9 @@ type recorder struct {
 	codes     map[string]int64
 	completed int64
 	errors    int64
-	shed      int64 // 429 and 503 answers
-	bad5xx    int64 // 5xx answers other than a 503 with Retry-After
+	shed      int64         // 429 and 503 answers
+	bad5xx    int64         // 5xx answers other than a 503 with Retry-After
+	soldOutAt time.Duration // first sold_out answer since start; 0: none yet
 }
 
 type liveSecond struct {
@@ -154,6 +157,12 @@ func (r *recorder) record(a attempt) {
 	r.completed++
 	r.status[a.status]++
 	r.codes[a.code]++
+	if a.code == codeSoldOut {
+		// Answers reach the lock out of order: keep the earliest.
+		if d := max(a.at.Sub(r.start), 1); r.soldOutAt == 0 || d < r.soldOutAt {
+			r.soldOutAt = d
+		}
+	}
 	b.Completed++
 	switch {
 	case a.status == http.StatusCreated:
@@ -234,8 +243,8 @@ func ms(us int64) float64 { return float64(us) / 1000 }
 
 // progress is a live view for the progress line.
 type progress struct {
-	sent, completed, reserved, soldOut, failed int64
-	p99                                        float64
+	sent, completed, reserved, replayed, soldOut, failed int64
+	p99                                                  float64
 }
 
 func (r *recorder) progress() progress {
@@ -245,7 +254,8 @@ func (r *recorder) progress() progress {
 		sent:      r.sent.Load(),
 		completed: r.completed,
 		reserved:  r.codes[codeReserved],
-		soldOut:   r.codes["sold_out"],
+		replayed:  r.codes[codeReplayed],
+		soldOut:   r.codes[codeSoldOut],
 		p99:       ms(r.all.ValueAtQuantile(99)),
 	}
 	for _, b := range r.secs {
@@ -281,6 +291,10 @@ func (r *recorder) fill(res *Result, elapsed time.Duration) {
 	res.Shed = r.shed
 	res.BadServerErrors = r.bad5xx
 	res.Client.Late = r.late.Load()
+	if res.Sent > 0 {
+		res.Client.LateShare = float64(res.Client.Late) / float64(res.Sent)
+	}
+	res.SoldOutAt = Duration(r.soldOutAt)
 }
 
 func summarise(h *hdrhistogram.Histogram) Latency {

@@ -16,6 +16,7 @@ import (
 // listed after them, largest first.
 const (
 	outcomeReserved     = "reserved"
+	outcomeReplayed     = "replayed"
 	outcomeSoldOut      = "sold_out"
 	outcomeLimitReached = "limit_reached"
 	outcomeTransport    = "transport_error"
@@ -152,6 +153,7 @@ func WriteSummary(w io.Writer, r *Result) {
 	if r.Scheduled > 0 {
 		p("  scheduled   %s purchases by the shape, %s never sent\n", showInt(r.Scheduled), showInt(r.Unsent))
 	}
+	p("  reservations %s\n", reservationsText(r))
 	p("\n")
 
 	rows, total := outcomeRows(r)
@@ -206,8 +208,41 @@ func WriteSummary(w io.Writer, r *Result) {
 	} else {
 		p("Verification: not run\n")
 	}
+	if warn := deliveryWarning(r); warn != "" {
+		p("\nWARNING: %s\n", warn)
+	}
 	p("\n%s\n", VerdictLine(r.Verdict))
 	io.WriteString(w, b.String())
+}
+
+// maxLatePercent: when more sends than this share left late, the client
+// could not keep to the shape, and the reports say the shape was not
+// delivered.
+const maxLatePercent = 5
+
+// deliveryWarning says, for an open-loop run whose sends left late more
+// than maxLatePercent of the time, that the server was not offered the
+// shape asked for; "" otherwise.
+func deliveryWarning(r *Result) string {
+	late, sent := r.Client.Late, r.Sent
+	if r.Mode != OpenLoop || sent <= 0 || late*100 <= maxLatePercent*sent {
+		return ""
+	}
+	return fmt.Sprintf("shape not delivered: %s of %s sends (%s) left more than 1 ms late, over %d%%: "+
+		"every connection was busy, so the server was offered less than the shape "+
+		"(raise --connections, or give the bench cores of its own)",
+		showInt(late), showInt(sent), showPercent(late, sent), maxLatePercent)
+}
+
+// reservationsText tells new reservations from replays (a 201 answering a
+// key again names the first order, and sells nothing), and when the sale
+// sold out.
+func reservationsText(r *Result) string {
+	s := showInt(r.Codes[outcomeReserved]) + " new · " + showInt(r.Codes[outcomeReplayed]) + " replays of a key (same order again) · "
+	if r.SoldOutAt > 0 {
+		return s + "sold out at " + elapsedText(r.SoldOutAt)
+	}
+	return s + "no sold_out answer"
 }
 
 // outcomeRow is one row of the outcome breakdown.
@@ -218,19 +253,20 @@ type outcomeRow struct {
 	Kind  string // "ok", "reject", "fail": how a report colours it
 }
 
-// outcomeRows lists outcomes in a fixed order: reserved, sold_out and
-// limit_reached always, then other codes by count (largest first), then
+// outcomeRows lists outcomes in a fixed order: reserved, replayed,
+// sold_out and limit_reached always, then other codes by count (largest first), then
 // transport errors. total is the sum of the counts.
 func outcomeRows(r *Result) (rows []outcomeRow, total int64) {
 	rows = []outcomeRow{
 		{Code: outcomeReserved, Label: outcomeReserved, Count: r.Codes[outcomeReserved], Kind: "ok"},
+		{Code: outcomeReplayed, Label: outcomeReplayed, Count: r.Codes[outcomeReplayed], Kind: "ok"},
 		{Code: outcomeSoldOut, Label: outcomeSoldOut, Count: r.Codes[outcomeSoldOut], Kind: "reject"},
 		{Code: outcomeLimitReached, Label: outcomeLimitReached, Count: r.Codes[outcomeLimitReached], Kind: "reject"},
 	}
 	var others []outcomeRow
 	for code, n := range r.Codes {
 		switch code {
-		case outcomeReserved, outcomeSoldOut, outcomeLimitReached, outcomeTransport:
+		case outcomeReserved, outcomeReplayed, outcomeSoldOut, outcomeLimitReached, outcomeTransport:
 			continue
 		}
 		label := code

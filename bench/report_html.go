@@ -56,6 +56,7 @@ type reportView struct {
 	Subtitle               string // target, load and start, those known
 	OfferedLabel           string // what the dashed line of the throughput chart is, if drawn
 	Verdict                reportVerdict
+	Warnings               []string // shown under the verdict
 	Cards                  []reportCard
 	Throughput, Latency    svgChart
 	Outcomes               svgChart
@@ -111,6 +112,9 @@ func newReportView(r *Result) reportView {
 	}
 	v.Subtitle = strings.Join(sub, " · ")
 	v.Cards = reportCards(r)
+	if warn := deliveryWarning(r); warn != "" {
+		v.Warnings = append(v.Warnings, warn)
+	}
 	v.Throughput = throughputChart(r.Seconds, offeredLabel(r.Mode))
 	v.Latency = latencyChart(r.Seconds)
 	v.Outcomes = outcomeChart(r)
@@ -205,7 +209,7 @@ func newReportVerdict(v *Verdict) reportVerdict {
 
 func reportCards(r *Result) []reportCard {
 	rows, total := outcomeRows(r)
-	reserved, soldOut := rows[0].Count, rows[1].Count
+	reserved, replayed, soldOut := rows[0].Count, rows[1].Count, rows[2].Count
 	transport := rows[len(rows)-1].Count
 	failed := failedAnswers(r.Status) + transport
 
@@ -218,9 +222,10 @@ func reportCards(r *Result) []reportCard {
 			Label: "Latency p99", Value: latencyFigure(r.Latency), Unit: "ms",
 			Note: "p50 " + showMs(r.Latency.P50) + " ms · max " + showMs(r.Latency.Max) + " ms",
 		},
-		// 201s count replays too, so the unit is answers; the note gives
-		// the units actually sold once verified.
-		{Label: "Reserved", Value: showInt(reserved), Unit: "answers (201)", Note: "replays of a key included"},
+		// Replays of a key are 201s too, but name an earlier order: they
+		// are counted apart, and the note gives the units sold once
+		// verified.
+		{Label: "Reserved", Value: showInt(reserved), Unit: "new orders (201)", Note: "not counted: " + showInt(replayed) + " replays of a key"},
 		{
 			Label: "Sold out", Value: showInt(soldOut), Unit: "answers",
 			Note: "409 sold_out · " + showPercent(soldOut, total) + " of outcomes",
@@ -228,8 +233,11 @@ func reportCards(r *Result) []reportCard {
 		{Label: "Errors", Value: showInt(failed), Unit: "requests", Alert: failed > 0},
 	}
 	if v := r.Verdict; v != nil {
-		cards[2].Note = showInt(v.Confirmed) + " orders · " + showInt(v.LiveUnits) + " of " + showInt(v.Stock) + " units sold"
+		cards[2].Note += " · " + showInt(v.LiveUnits) + " of " + showInt(v.Stock) + " units sold"
 		cards[2].Alert = v.LiveUnits > v.Stock
+	}
+	if r.SoldOutAt > 0 {
+		cards[3].Note += " · sold out at " + elapsedText(r.SoldOutAt)
 	}
 	var parts []string
 	for _, s := range statusRows(r.Status) {

@@ -454,3 +454,72 @@ func TestReportScreenshot(t *testing.T) {
 		t.Logf("%s → %s", page, shot)
 	}
 }
+
+// TestShapeDelivery: when more than 5% of an open-loop run's sends left
+// late, the summary and the HTML report say the shape was not delivered.
+func TestShapeDelivery(t *testing.T) {
+	const notDelivered = "shape not delivered"
+	tests := []struct {
+		name       string
+		mode       Mode
+		sent, late int64
+		warn       string // "" when the shape was delivered
+	}{
+		{"on time", OpenLoop, 20_600, 0, ""},
+		{"5% late is within", OpenLoop, 20_000, 1000, ""},
+		{"just over 5% late", OpenLoop, 20_000, 1001, "1,001 of 20,000 sends (5.0%) left more than 1 ms late"},
+		{"most late", OpenLoop, 1000, 900, "900 of 1,000 sends (90.0%) left more than 1 ms late"},
+		{"closed loop has no shape", ClosedLoop, 1000, 900, ""},
+		{"nothing sent", OpenLoop, 0, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := fakeSpikeResult(true)
+			r.Mode, r.Sent, r.Client.Late = tt.mode, tt.sent, tt.late
+			out := summaryOf(r)
+			page := renderHTMLReport(t, r)
+			checkHTMLReport(t, page, r.Target)
+			if tt.warn == "" {
+				if strings.Contains(out, notDelivered) || strings.Contains(page, notDelivered) {
+					t.Fatalf("a delivered shape is reported as not delivered:\n%s", out)
+				}
+				return
+			}
+			for what, text := range map[string]string{"summary": out, "HTML report": page} {
+				if !strings.Contains(text, notDelivered) || !strings.Contains(text, tt.warn) {
+					t.Errorf("%s lacks %q and %q:\n%s", what, notDelivered, tt.warn, out)
+				}
+			}
+		})
+	}
+}
+
+// TestReservationsAndReplays: new reservations and replays of a key are
+// shown apart, and so is when the sale sold out.
+func TestReservationsAndReplays(t *testing.T) {
+	r := fakeSpikeResult(true)
+	r.Status[201] += 100
+	r.Codes["replayed"] = 100
+	r.SoldOutAt = Duration(1234 * time.Millisecond)
+	out := summaryOf(r)
+	for _, want := range []string{
+		"reservations 1,000 new · 100 replays of a key (same order again) · sold out at 1.234 s",
+		"  reserved ", "  replayed ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	page := renderHTMLReport(t, r)
+	checkHTMLReport(t, page, r.Target)
+	for _, want := range []string{"new orders (201)", "not counted: 100 replays of a key", "sold out at 1.234 s"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+
+	r.SoldOutAt = 0 // never sold out
+	if out := summaryOf(r); !strings.Contains(out, "reservations 1,000 new · 100 replays of a key (same order again) · no sold_out answer") {
+		t.Errorf("summary of a sale that did not sell out:\n%s", out)
+	}
+}

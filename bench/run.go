@@ -540,6 +540,11 @@ func (w *worker) send(b *buyer, due time.Time) (a attempt, wait time.Duration, a
 	a.status = w.resp.StatusCode()
 	if a.status == http.StatusCreated {
 		a.code = w.confirm(b, body)
+		// A replay names the order of the first answer: it is not a new
+		// reservation, and counting it as one overstates the units sold.
+		if a.code == codeReserved && bytes.Equal(w.resp.Header.Peek("Idempotent-Replayed"), []byte("true")) {
+			a.code = codeReplayed
+		}
 	} else {
 		a.code = w.errorCode(body)
 	}
@@ -651,8 +656,8 @@ func (r *runner) showProgress(out io.Writer, done <-chan struct{}) {
 	var last int64
 	lastAt := r.rec.start
 	line := func(now time.Time, rate float64, p progress) {
-		s := fmt.Sprintf("\r%3ds  sent %d  answered %d  %.0f req/s  reserved %d  sold_out %d  errors %d  p99 %.1f ms",
-			int(now.Sub(r.rec.start)/time.Second), p.sent, p.completed, rate, p.reserved, p.soldOut, p.failed, p.p99)
+		s := fmt.Sprintf("\r%3ds  sent %d  answered %d  %.0f req/s  reserved %d  replayed %d  sold_out %d  errors %d  p99 %.1f ms",
+			int(now.Sub(r.rec.start)/time.Second), p.sent, p.completed, rate, p.reserved, p.replayed, p.soldOut, p.failed, p.p99)
 		// Pad over the tail of a longer previous line.
 		if n := len(s); n < width {
 			s += strings.Repeat(" ", width-n)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,8 +114,8 @@ func checkCounts(t *testing.T, res *Result, confirmed []Confirmation) {
 		{"statuses", statuses, res.Completed},
 		{"transport errors", res.Codes[codeTransport], res.Errors},
 		{"latencies", res.Latency.Count, res.Completed},
-		{"201s", res.Status[http.StatusCreated], res.Codes[codeReserved]},
-		{"confirmations", int64(len(confirmed)), res.Codes[codeReserved]},
+		{"201s", res.Status[http.StatusCreated], res.Codes[codeReserved] + res.Codes[codeReplayed]},
+		{"confirmations", int64(len(confirmed)), res.Codes[codeReserved] + res.Codes[codeReplayed]},
 		{"completed by second", sec.Completed, res.Completed},
 		{"reserved by second", sec.Reserved, res.Status[http.StatusCreated]},
 		{"rejected by second", sec.Rejected, res.Status[http.StatusConflict]},
@@ -142,9 +144,15 @@ func verifyRun(t *testing.T, srv *httptest.Server, res *Result, confirmed []Conf
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
-	v := Verify(sale, orders, confirmed)
+	v := VerifyRun(res, sale, orders, confirmed)
 	if !v.OK {
 		t.Fatalf("verdict fails: %+v", v.Checks)
+	}
+	// A 201 is a new reservation or a replay (marked Idempotent-Replayed),
+	// never both: the new ones are exactly the distinct orders confirmed.
+	if v.Confirmed != res.Codes[codeReserved] {
+		t.Errorf("%d distinct orders confirmed, but %d 201s counted as new reservations (%d as replays)",
+			v.Confirmed, res.Codes[codeReserved], res.Codes[codeReplayed])
 	}
 	// Every order came from a 201 the run saw (nobody else buys here).
 	units := make(map[string]int64)
@@ -200,8 +208,12 @@ func TestRunEndToEnd(t *testing.T) {
 			if offered != res.Sent {
 				t.Errorf("offered %d, sent %d: every request due was sent", offered, res.Sent)
 			}
-			if res.Errors != 0 || res.Codes["sold_out"] == 0 || res.Codes[codeReserved] == 0 {
-				t.Errorf("codes %v: want reservations, sold-outs and no errors", res.Codes)
+			if res.Errors != 0 || res.Codes["sold_out"] == 0 || res.Codes[codeReserved] == 0 || res.Codes[codeReplayed] == 0 {
+				t.Errorf("codes %v: want reservations, replays, sold-outs and no errors", res.Codes)
+			}
+			if res.SoldOutAt <= 0 || res.SoldOutAt > res.Elapsed {
+				t.Errorf("sold out at %v of a run of %v: want the first sold_out answer's time",
+					time.Duration(res.SoldOutAt), time.Duration(res.Elapsed))
 			}
 			if res.SaleID == "" || (tt.saleID != "" && res.SaleID != tt.saleID) || res.Target != srv.URL || res.Mode != tt.mode ||
 				res.Users != cfg.Users || res.Connections != cfg.Connections || res.Started.IsZero() {
@@ -753,6 +765,142 @@ func TestRetryAfter(t *testing.T) {
 		got, ok := retryAfter(tt.header, now)
 		if ok != tt.ok || (ok && got != tt.want) {
 			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tt.header, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// fakeSurge is a sale of stock units behind answer: a purchase answer
+// returns true reserves a unit for the buyer (one order per buyer), which
+// the sale's remaining count and the admin export then show, so that the
+// guarantees verify and only the run's own checks can fail.
+func fakeSurge(t *testing.T, stock int64, answer func(w http.ResponseWriter, r *http.Request) bool) *httptest.Server {
+	t.Helper()
+	var mu sync.Mutex
+	var orders []client.Order
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, `{"id":%q,"stock":%d,"remaining":%d,"per_user_limit":1}`, r.PathValue("id"), stock, stock-int64(len(orders)))
+	})
+	mux.HandleFunc("GET /v1/sales/{id}/orders", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc := json.NewEncoder(w)
+		for _, o := range orders {
+			_ = enc.Encode(o)
+		}
+	})
+	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
+		if !answer(w, r) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		user := r.Header.Get("X-User-ID")
+		if int64(len(orders)) >= stock {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"error":{"code":"sold_out","message":"sold out"}}`)
+			return
+		}
+		o := client.Order{ID: "o-" + user, UserID: user, Quantity: 1, Status: "reserved", IdempotencyKey: r.Header.Get("Idempotency-Key")}
+		orders = append(orders, o)
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]client.Order{"order": o})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// runAndVerify runs cfg against srv and verifies it as surge bench does.
+func runAndVerify(t *testing.T, srv *httptest.Server, cfg Config) (*Result, *Verdict) {
+	t.Helper()
+	res, confirmed, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	sale, orders, err := Fetch(context.Background(), client.New(srv.URL, testAdmin), res.SaleID)
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	return res, VerifyRun(res, sale, orders, confirmed)
+}
+
+// TestRunVerdictOfRefusedRequests: a run in which more than 1 % of the
+// answers were 400, 401 or 403 fails, with the share and the statuses in
+// the verdict, even though every guarantee held.
+func TestRunVerdictOfRefusedRequests(t *testing.T) {
+	refuse := func(status int, code string, every int) func(http.ResponseWriter, *http.Request) bool {
+		return func(w http.ResponseWriter, r *http.Request) bool {
+			var n int
+			fmt.Sscanf(strings.TrimPrefix(r.Header.Get("X-User-ID"), "x-u"), "%d", &n)
+			if every > 0 && n%every == 0 {
+				w.WriteHeader(status)
+				fmt.Fprintf(w, `{"error":{"code":%q,"message":"refused"}}`, code)
+				return false
+			}
+			return true
+		}
+	}
+	tests := []struct {
+		name    string
+		answer  func(http.ResponseWriter, *http.Request) bool
+		fails   []string
+		verdict string
+	}{
+		{"every purchase 401", refuse(http.StatusUnauthorized, "unauthorized", 1), []string{CheckAccepted, CheckReserved},
+			"VERDICT: FAIL — requests accepted: 400 of 400 answers (100.0%) were 400/401/403, over 1%: 401 × 400"},
+		{"one purchase in 20 is a 400", refuse(http.StatusBadRequest, "invalid_request", 20), []string{CheckAccepted},
+			"VERDICT: FAIL — requests accepted: 20 of 400 answers (5.0%) were 400/401/403, over 1%: 400 × 20"},
+		{"one in 200 is a 403", refuse(http.StatusForbidden, "not_admitted", 200), nil, "VERDICT: PASS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := fakeSurge(t, 100, tt.answer)
+			res, v := runAndVerify(t, srv, Config{
+				Target: srv.URL, AdminToken: testAdmin, SaleID: "drop", Users: 400, UserPrefix: "x-", Connections: 4, Seed: 1,
+			})
+			var failed []string
+			for _, c := range v.Checks {
+				if !c.OK {
+					failed = append(failed, c.Name)
+				}
+			}
+			if !slices.Equal(failed, tt.fails) {
+				t.Errorf("failed checks %q, want %q (codes %v)", failed, tt.fails, res.Codes)
+			}
+			if line := VerdictLine(v); !strings.HasPrefix(line, tt.verdict) {
+				t.Errorf("verdict %q, want it to begin %q", line, tt.verdict)
+			}
+		})
+	}
+}
+
+// TestRunLateSendsNotDelivered: one connection to a server that takes
+// longer per answer than the shape's gap between sends cannot deliver the
+// shape; the result, the summary and the HTML report say so.
+func TestRunLateSendsNotDelivered(t *testing.T) {
+	srv := fakeSurge(t, 1000, func(w http.ResponseWriter, r *http.Request) bool {
+		// Slower than the 1 ms between sends: whatever the machine's
+		// speed, the one connection is busy when most sends are due.
+		time.Sleep(5 * time.Millisecond)
+		return true
+	})
+	res, _ := runAndVerify(t, srv, Config{
+		Target: srv.URL, AdminToken: testAdmin, SaleID: "drop", Users: 100, UserPrefix: "late-", Connections: 1, Seed: 1,
+		Mode: OpenLoop, Shape: Constant{PerSecond: 1000, For: 100 * time.Millisecond},
+	})
+	if res.Client.Late*100 <= 5*res.Sent || res.Client.LateShare != float64(res.Client.Late)/float64(res.Sent) {
+		t.Fatalf("%d of %d sends late (share %v): want most", res.Client.Late, res.Sent, res.Client.LateShare)
+	}
+	var html bytes.Buffer
+	if err := WriteHTML(&html, res); err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"summary": summaryOf(res), "HTML report": html.String()} {
+		if !strings.Contains(text, "shape not delivered: ") {
+			t.Errorf("the %s does not say the shape was not delivered:\n%s", what, text)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/surgehq/surge/client"
@@ -16,7 +18,14 @@ const (
 	CheckOneOrderPerKey = "one order per idempotency key"
 	CheckReplays        = "replays consistent"
 	CheckRemaining      = "remaining consistent"
+	// The run's own checks: that it tested the sale at all.
+	CheckAccepted = "requests accepted"
+	CheckReserved = "reservations made"
 )
+
+// maxRefusedPercent: a run in which more than this share of answers were
+// 400, 401 or 403 measured the server refusing the bench, not selling.
+const maxRefusedPercent = 1
 
 const (
 	// maxListedViolations: a check's detail lists this many, then counts.
@@ -204,6 +213,88 @@ func checkRemaining(sale client.Sale, liveUnits int64) Check {
 	}
 	return Check{Name: CheckRemaining, OK: false,
 		Detail: fmt.Sprintf("remaining %d, but stock %d − %d live units = %d", sale.Remaining, sale.Stock, liveUnits, want)}
+}
+
+// VerifyRun is Verify followed by the checks that the run r tested the
+// sale at all: a run whose purchases were refused (more than 1 % of
+// answers 400, 401 or 403: wrong identity, a waiting room, a malformed
+// request) or that reserved nothing while units were left proves nothing
+// about the guarantees, however clean the export is. The run's checks come
+// after the guarantees', so a violated guarantee is quoted first.
+func VerifyRun(r *Result, sale client.Sale, orders []client.Order, confirmed []Confirmation) *Verdict {
+	v := Verify(sale, orders, confirmed)
+	v.Checks = append(v.Checks, checkAccepted(r), checkReservedSome(r, sale))
+	for _, c := range v.Checks[len(v.Checks)-2:] {
+		v.OK = v.OK && c.OK
+	}
+	return v
+}
+
+func checkAccepted(r *Result) Check {
+	refusedStatus := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden}
+	var refused int64
+	var parts []string
+	for _, s := range refusedStatus {
+		if n := r.Status[s]; n > 0 {
+			refused += n
+			parts = append(parts, fmt.Sprintf("%d × %s", s, showInt(n)))
+		}
+	}
+	share := fmt.Sprintf("%s of %s answers (%s) were 400/401/403", showInt(refused), showInt(r.Completed), showPercent(refused, r.Completed))
+	if refused*100 <= maxRefusedPercent*r.Completed {
+		return Check{Name: CheckAccepted, OK: true, Detail: share + fmt.Sprintf(", at most %d%%", maxRefusedPercent)}
+	}
+	return Check{Name: CheckAccepted, OK: false, Detail: share + fmt.Sprintf(", over %d%%: %s; ", maxRefusedPercent, strings.Join(parts, ", ")) +
+		"the server refused the bench's purchases, so the run tested nothing: check the buyers' identity " +
+		"(--jwt-secret, or the server's --insecure-user-header), a waiting room (403 not_admitted) or the request (400)"}
+}
+
+// checkReservedSome fails a run that made no new reservation although the
+// sale still had units at the end.
+func checkReservedSome(r *Result, sale client.Sale) Check {
+	made, replays := r.Codes[codeReserved], r.Codes[codeReplayed]
+	switch {
+	case made > 0:
+		return Check{Name: CheckReserved, OK: true,
+			Detail: fmt.Sprintf("%s new reservations, %s replays", showInt(made), showInt(replays))}
+	case sale.Remaining <= 0:
+		return Check{Name: CheckReserved, OK: true, Detail: "none: the sale had no units left"}
+	}
+	return Check{Name: CheckReserved, OK: false, Detail: fmt.Sprintf(
+		"no purchase reserved although %s of %s units were left; the answers: %s",
+		showInt(sale.Remaining), showInt(sale.Stock), topCodes(r.Codes, 3))}
+}
+
+// topCodes lists the n most frequent outcomes, e.g. "unauthorized ×
+// 10,000, transport_error × 3".
+func topCodes(codes map[string]int64, n int) string {
+	type kv struct {
+		code  string
+		count int64
+	}
+	var all []kv
+	for c, k := range codes {
+		if k > 0 {
+			all = append(all, kv{c, k})
+		}
+	}
+	if len(all) == 0 {
+		return "none"
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].count != all[j].count {
+			return all[i].count > all[j].count
+		}
+		return all[i].code < all[j].code
+	})
+	var parts []string
+	for _, e := range all[:min(n, len(all))] {
+		parts = append(parts, fmt.Sprintf("%s × %s", e.code, showInt(e.count)))
+	}
+	if more := len(all) - n; more > 0 {
+		parts = append(parts, fmt.Sprintf("%d other outcomes", more))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Fetch reads a sale and its whole order export (admin), for Verify. The

@@ -184,3 +184,107 @@ func TestVerifyDetailIsBounded(t *testing.T) {
 		t.Errorf("detail %q: want 8 of 14 missing, %d listed, and 3 more", c.Detail, maxListedViolations)
 	}
 }
+
+// TestVerifyRunJudgesTheRun: a run whose purchases were refused, or that
+// reserved nothing while units were left, tested nothing, whatever the
+// export says; it fails with the reason.
+func TestVerifyRunJudgesTheRun(t *testing.T) {
+	tests := []struct {
+		name      string
+		status    map[int]int64
+		codes     map[string]int64
+		remaining int64 // of a sale of 1000 with no orders
+		fails     []string
+		detail    string // in the verdict line
+	}{
+		{
+			name:      "every purchase refused 401",
+			status:    map[int]int64{401: 10_000},
+			codes:     map[string]int64{"unauthorized": 10_000},
+			remaining: 1000,
+			fails:     []string{CheckAccepted, CheckReserved},
+			detail:    "10,000 of 10,000 answers (100.0%) were 400/401/403, over 1%: 401 × 10,000",
+		},
+		{
+			name:      "2% answered 400",
+			status:    map[int]int64{201: 980, 409: 8820, 400: 200},
+			codes:     map[string]int64{"reserved": 980, "sold_out": 8820, "invalid_request": 200},
+			remaining: 20,
+			fails:     []string{CheckAccepted},
+			detail:    "200 of 10,000 answers (2.0%) were 400/401/403, over 1%: 400 × 200",
+		},
+		{
+			name:      "1% answered 403 is tolerated",
+			status:    map[int]int64{201: 1000, 409: 8900, 403: 100},
+			codes:     map[string]int64{"reserved": 1000, "sold_out": 8900, "not_admitted": 100},
+			remaining: 0,
+		},
+		{
+			name:      "nothing reserved while stock was left",
+			status:    map[int]int64{409: 500},
+			codes:     map[string]int64{"not_started": 500},
+			remaining: 1000,
+			fails:     []string{CheckReserved},
+			detail:    "no purchase reserved although 1,000 of 1,000 units were left; the answers: not_started × 500",
+		},
+		{
+			name:      "nothing reserved, only replays, while stock was left",
+			status:    map[int]int64{201: 5, 503: 95},
+			codes:     map[string]int64{"replayed": 5, "overloaded": 95},
+			remaining: 10,
+			fails:     []string{CheckReserved},
+			detail:    "the answers: overloaded × 95, replayed × 5",
+		},
+		{
+			name:      "nothing reserved from a sold-out sale",
+			status:    map[int]int64{409: 300},
+			codes:     map[string]int64{"sold_out": 300},
+			remaining: 0,
+		},
+		{
+			name:      "no answer at all",
+			status:    map[int]int64{},
+			codes:     map[string]int64{"transport_error": 40},
+			remaining: 1000,
+			fails:     []string{CheckReserved},
+			detail:    "transport_error × 40",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Result{Status: tt.status, Codes: tt.codes}
+			for _, n := range tt.status {
+				r.Completed += n
+			}
+			sale := client.Sale{ID: "s", Stock: 1000, Remaining: tt.remaining, PerUserLimit: 1}
+			// The export agrees with the sale: only the run's checks can fail.
+			var orders []client.Order
+			var confirmed []Confirmation
+			for i := range 1000 - tt.remaining {
+				id := fmt.Sprint("o", i)
+				orders = append(orders, client.Order{ID: id, UserID: id, Quantity: 1, Status: "reserved", IdempotencyKey: "k"})
+				confirmed = append(confirmed, Confirmation{OrderID: id, UserID: id, Key: "k", Quantity: 1})
+			}
+			v := VerifyRun(r, sale, orders, confirmed)
+			var failed []string
+			for _, c := range v.Checks {
+				if !c.OK {
+					failed = append(failed, c.Name)
+				}
+			}
+			if !slices.Equal(failed, tt.fails) || v.OK != (len(tt.fails) == 0) {
+				t.Fatalf("failed checks %q (OK %v), want %q; checks: %+v", failed, v.OK, tt.fails, v.Checks)
+			}
+			line := VerdictLine(v)
+			if len(tt.fails) == 0 {
+				if !strings.HasPrefix(line, "VERDICT: PASS") {
+					t.Errorf("verdict %q, want a pass", line)
+				}
+				return
+			}
+			if !strings.HasPrefix(line, "VERDICT: FAIL — "+tt.fails[0]+": ") || !strings.Contains(line, tt.detail) {
+				t.Errorf("verdict %q, want FAIL quoting %q and %q", line, tt.fails[0], tt.detail)
+			}
+		})
+	}
+}

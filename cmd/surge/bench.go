@@ -119,7 +119,9 @@ func runAndVerify(ctx context.Context, cfg bench.Config, verify bool, progress i
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	res.Verdict = bench.Verify(sale, orders, confirmed)
+	// VerifyRun also fails a run that tested nothing (purchases refused,
+	// nothing reserved while units were left), which Verify would pass.
+	res.Verdict = bench.VerifyRun(res, sale, orders, confirmed)
 	return res, nil
 }
 

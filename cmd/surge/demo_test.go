@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -28,6 +29,16 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(out, "report written: "+report) {
 		t.Errorf("the output does not say where the report is:\n%s", out)
+	}
+	// 120 units, one per buyer: 120 new reservations, whatever the replays
+	// of a key (10 % of buyers send twice), which are counted apart; and
+	// the moment the sale sold out.
+	m := regexp.MustCompile(`reservations 120 new · ([0-9,]+) replays of a key \(same order again\) · sold out at [0-9.]+ s`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" {
+		t.Errorf("the output does not show 120 new reservations, the replays apart, and the sell-out time:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^  reserved +120 `).MatchString(out) || !regexp.MustCompile(`(?m)^  replayed +[1-9]`).MatchString(out) {
+		t.Errorf("the outcomes do not show reserved 120 and the replays on a row of their own:\n%s", out)
 	}
 	html, err := os.ReadFile(report)
 	if err != nil {

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestBenchFailsARunThatTestedNothing: against a server that refuses every
+// purchase with 401 (the bench's buyers are not who the server expects),
+// the export is clean because nothing was sold, yet the run proved
+// nothing: the verdict is FAIL with the reason, and the exit code is 1.
+func TestBenchFailsARunThatTestedNothing(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":%q,"name":"n","stock":1000,"remaining":1000,"per_user_limit":1}`, r.PathValue("id"))
+	})
+	mux.HandleFunc("GET /v1/sales/{id}/orders", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson") // an empty export: nothing was sold
+	})
+	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":{"code":"unauthorized","message":"no buyer identity"}}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	code, out, errOut := runCLI(context.Background(), "bench",
+		"--target", srv.URL, "--admin-token", "adm", "--sale", "drop", "--users", "200", "--retry-share", "0", "--connections", "4")
+	if code != 1 {
+		t.Errorf("bench exited %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"VERDICT: FAIL — requests accepted: 200 of 200 answers (100.0%) were 400/401/403, over 1%: 401 × 200",
+		"✗ reservations made", "no purchase reserved although 1,000 of 1,000 units were left; the answers: unauthorized × 200",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
