@@ -43,6 +43,10 @@ type Options struct {
 	IdempotencyTTL time.Duration
 	// Now is the clock of that window at load (default time.Now).
 	Now func() time.Time
+
+	// Tests shorten these (export_test.go); zero takes the defaults.
+	checkpointEvery time.Duration // checkpointInterval
+	idleAfter       time.Duration // idleTruncate
 }
 
 // DefaultIdempotencyTTL is Options.IdempotencyTTL's default.
@@ -55,6 +59,7 @@ type Store struct {
 	stopCP  chan struct{}
 	cpDone  chan struct{}
 	path    string
+	g       *guard // the data directory's lock and high-water mark (integrity.go)
 	opts    Options
 	commits chan *commit
 	done    chan struct{}
@@ -82,9 +87,6 @@ type Store struct {
 type saleState struct {
 	mu sync.Mutex
 	l  *ledger.Sale
-	// archived is set, under mu, once the sale's row says archived; the
-	// state is then being dropped (see ArchiveSale).
-	archived bool
 }
 
 // Stats counts group commits, for benchmarks and metrics.
@@ -162,13 +164,26 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	g := &guard{}
+	marked, err := g.take(dir, path)
+	if err != nil {
+		return nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			g.release()
+		}
+	}()
 	// synchronous=FULL makes every commit fsync the WAL: a commit that
 	// returned survives power loss, which is what a 201 promises.
 	// wal_autocheckpoint(0): the writer never checkpoints inline, where a
 	// checkpoint (copying pages to the database file and fsyncing it) would
 	// stall every purchase waiting on that commit; checkpointer does it
-	// in the background on its own connection.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
+	// in the background on its own connection. journal_size_limit: the
+	// WAL is cut back to that size when it restarts after a checkpoint, so
+	// a spike's peak does not stay on disk.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(" + walSizeLimit + ")&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -176,11 +191,22 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1) // the single writer
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
+	// Before anything is written: a damaged database, or one behind what
+	// it had confirmed, is refused as found.
+	if err := quickCheck(ctx, w, path); err != nil {
+		w.Close()
+		return nil, err
+	}
+	progress, err := checkBehind(ctx, w, dir, path, marked)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
 	}
-	if err := errors.Join(upgrade(ctx, w), upgradeArchive(ctx, w)); err != nil {
+	if err := upgrade(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: upgrade schema in %s: %w", path, err)
 	}
@@ -190,7 +216,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open reader: %w", err)
 	}
 	r.SetMaxOpenConns(8)
-	cp, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	// No busy timeout: a TRUNCATE checkpoint waiting on a reader would hold
+	// back the writer meanwhile; busy, it gives up and retries later.
+	cp, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)&_pragma=journal_size_limit("+walSizeLimit+")")
 	if err != nil {
 		w.Close()
 		r.Close()
@@ -198,7 +226,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	cp.SetMaxOpenConns(1)
 	s := &Store{
-		w: w, r: r, cp: cp, opts: opts, path: path,
+		w: w, r: r, cp: cp, opts: opts, path: path, g: g,
 		stopCP: make(chan struct{}), cpDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
 		done:    make(chan struct{}),
@@ -218,8 +246,19 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		cp.Close()
 		return nil, fmt.Errorf("sqlite: prepare update: %w", err)
 	}
+	// A new directory, or one of a version without marks, gets its mark
+	// now; from here on it only rises.
+	s.g.progress.Store(progress)
+	if err := s.flushMark(); err != nil {
+		w.Close()
+		r.Close()
+		cp.Close()
+		return nil, err
+	}
+	opened = true
 	go s.writer()
 	go s.checkpointer()
+	go s.marker()
 	return s, nil
 }
 
@@ -228,19 +267,39 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 // PASSIVE checkpoint, which never blocks the writer or readers.
 const checkpointInterval = 500 * time.Millisecond
 
+// idleTruncate is how long the writer must have been idle before the
+// checkpointer truncates the WAL to zero bytes. A TRUNCATE checkpoint
+// holds back the writer while it runs, so it waits for a lull; under load
+// journal_size_limit bounds what a restarted WAL keeps.
+const idleTruncate = 2 * time.Second
+
+// walSizeLimit is the journal_size_limit, in bytes.
+const walSizeLimit = "8388608" // 8 MiB
+
 func (s *Store) checkpointer() {
 	defer close(s.cpDone)
-	t := time.NewTicker(checkpointInterval)
+	every, idle := cmp.Or(s.opts.checkpointEvery, checkpointInterval), cmp.Or(s.opts.idleAfter, idleTruncate)
+	t := time.NewTicker(every)
 	defer t.Stop()
+	seen, changed, truncated := s.g.progress.Load(), time.Now(), false
 	for {
 		select {
 		case <-s.stopCP:
 			return
-		case <-t.C:
-			if _, err := s.cp.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
-				// Not fatal: the WAL keeps every commit durable; it only
-				// grows until a later pass succeeds.
-				continue
+		case now := <-t.C:
+			if p := s.g.progress.Load(); p != seen {
+				seen, changed, truncated = p, now, false
+			}
+			mode := "PASSIVE"
+			if !truncated && now.Sub(changed) >= idle {
+				mode = "TRUNCATE"
+			}
+			var busy, logFrames, done int
+			// Errors are not fatal: the WAL keeps every commit durable; it
+			// only grows until a later pass succeeds.
+			err := s.cp.QueryRow(`PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &logFrames, &done)
+			if mode == "TRUNCATE" && err == nil && busy == 0 {
+				truncated = true
 			}
 		}
 	}
@@ -253,11 +312,12 @@ func (s *Store) load(ctx context.Context) error {
 		return err
 	}
 	for _, sale := range sales {
+		if err := checkSale(sale); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", s.path, err)
+		}
 		s.sales[sale.ID] = &saleState{l: ledger.New(sale)}
 	}
-	// Archived sales' orders stay on disk only.
-	rows, err := s.w.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders
-		WHERE sale_id NOT IN (SELECT sale_id FROM archived_sales) ORDER BY seq`)
+	rows, err := s.w.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("sqlite: load orders: %w", err)
 	}
@@ -273,6 +333,9 @@ func (s *Store) load(ctx context.Context) error {
 		st, ok := s.sales[o.SaleID]
 		if !ok {
 			return fmt.Errorf("sqlite: order %s belongs to unknown sale %s", o.ID, o.SaleID)
+		}
+		if err := checkOrder(st.l.Sale(), o); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", s.path, err)
 		}
 		st.l.Restore(o, keysAfter)
 	}
@@ -308,18 +371,13 @@ func (s *Store) CreateSale(ctx context.Context, sale surge.Sale) error {
 	return nil
 }
 
-// Sales implements surge.Store: archived sales are not listed.
+// Sales implements surge.Store.
 func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 	if s.closed.Load() {
 		return nil, surge.ErrUnavailable
 	}
-	return s.scanSales(ctx, s.w, `WHERE id NOT IN (SELECT sale_id FROM archived_sales)`)
-}
-
-// scanSales reads the sales rows that where selects, oldest first.
-func (s *Store) scanSales(ctx context.Context, db *sql.DB, where string, args ...any) ([]surge.Sale, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
-		starts_at, ends_at, hold_seconds, created_at, waiting_room FROM sales `+where+` ORDER BY created_at, id`, args...)
+	rows, err := s.w.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
+		starts_at, ends_at, hold_seconds, created_at, waiting_room FROM sales ORDER BY created_at, id`)
 	if err != nil {
 		return nil, s.unavailable(fmt.Errorf("sqlite: list sales: %w", err))
 	}
@@ -440,8 +498,7 @@ func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderSt
 	}
 	st := s.sale(o.SaleID)
 	if st == nil {
-		// An archived sale's orders are all settled.
-		return surge.Order{}, notReserved
+		return surge.Order{}, fmt.Errorf("sqlite: order %s of unknown sale %s", o.ID, o.SaleID)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -542,9 +599,7 @@ func (s *Store) Order(ctx context.Context, id string) (surge.Order, error) {
 // writer goes on committing.
 func (s *Store) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
 	if s.sale(saleID) == nil {
-		if archived, err := s.archivedSale(ctx, saleID); err != nil || !archived {
-			return cmp.Or(err, error(surge.ErrSaleNotFound))
-		}
+		return surge.ErrSaleNotFound
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
 	if err != nil {
@@ -637,9 +692,12 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		close(s.stopCP)
 		<-s.cpDone
+		close(s.g.stopMark)
+		<-s.g.markDone
+		markErr := s.flushMark() // every commit is in: the mark holds them all
 		// The writer's connection closes last and, as the last one, folds
 		// the WAL into the database file.
-		err = errors.Join(s.cp.Close(), s.r.Close(), s.w.Close())
+		err = errors.Join(markErr, s.cp.Close(), s.r.Close(), s.w.Close(), s.g.release())
 	})
 	return err
 }

@@ -128,6 +128,7 @@ func (s *Store) write(group []*commit) (err error) {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
+	s.committed(group) // durable now: the high-water mark may count it
 	s.statsMu.Lock()
 	s.stats.Commits++
 	s.stats.Rows += int64(rows)

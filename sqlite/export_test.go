@@ -1,0 +1,15 @@
+package sqlite
+
+import "time"
+
+// WithTimings sets how often the checkpointer runs and how long the writer
+// must be idle before the WAL is truncated, so tests need not wait for the
+// defaults (or can keep every commit in the WAL with a long period).
+func WithTimings(o Options, every, idle time.Duration) Options {
+	o.checkpointEvery, o.idleAfter = every, idle
+	return o
+}
+
+// FlushMark makes the high-water mark cover every commit so far, as the
+// marker goroutine eventually does on its own.
+func (s *Store) FlushMark() error { return s.flushMark() }

@@ -1,0 +1,362 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/surgehq/surge"
+)
+
+// MarkName is the high-water mark file inside the data directory.
+const MarkName = "surge.hwm"
+
+// ErrBehind marks a database that holds less than the store had confirmed.
+var ErrBehind = errors.New("database is behind what it confirmed")
+
+// ErrDamaged marks a database SQLite's quick check fails, or that holds a
+// row Surge never writes.
+var ErrDamaged = errors.New("database is damaged")
+
+// The high-water mark lets a start tell a database that lost confirmed
+// commits (a truncated or deleted WAL, an older copy of surge.db) from one
+// that is whole. SQLite cannot: a WAL cut short just ends earlier.
+//
+// What it counts: the store's progress, the number of changes it has ever
+// committed — sales created, orders inserted and orders settled (moved out
+// of reserved). Rows are never deleted and an order leaves reserved at most
+// once, so progress is a pure function of the database,
+//
+//	count(sales) + count(orders) + count(orders whose status is not reserved),
+//
+// it never goes down, and every commit raises it. Tracking it costs the
+// writer an addition, the database no extra page.
+//
+// How it is kept: after a commit returned (so after its fsync), the marker
+// goroutine writes the new progress to surge.hwm and fdatasyncs it, beside
+// the next group commit rather than before any answer, so a 201 still waits
+// for one fsync. The mark therefore never exceeds what is durable in the
+// database — a whole database is never refused — and lags it by the commits
+// made while the previous mark was being written (usually the last one or
+// two group commits).
+//
+// The guarantee: a start refuses a database whose progress is below the
+// mark, i.e. one that lost any commit the mark had seen. Losing only the
+// commits newer than the mark (the tail the lag leaves) is not detected;
+// losing anything older is. Two slots written in turn, each with a
+// checksum, keep a torn write from destroying the previous mark.
+type guard struct {
+	lock *dirLock
+	mark *markFile
+
+	progress atomic.Int64 // changes committed; the writer raises it
+	markMu   sync.Mutex   // one mark write at a time
+	marked   int64        // progress the mark file holds, under markMu
+	markErrs atomic.Int64 // failed mark writes (the mark only lags)
+	kick     chan struct{}
+	stopMark chan struct{}
+	markDone chan struct{}
+}
+
+// committed raises the progress by what group changed once its commit
+// returned, and wakes the marker.
+func (s *Store) committed(group []*commit) {
+	var n int64
+	for _, c := range group {
+		if c.sale != nil {
+			n++
+		}
+		n += int64(len(c.inserts) + len(c.updates))
+	}
+	s.g.progress.Add(n)
+	select {
+	case s.g.kick <- struct{}{}:
+	default: // a wake-up is already pending; it reads the latest progress
+	}
+}
+
+// marker writes the mark after commits, off the commit path.
+func (s *Store) marker() {
+	defer close(s.g.markDone)
+	for {
+		select {
+		case <-s.g.stopMark:
+			return
+		case <-s.g.kick:
+			if err := s.flushMark(); err != nil {
+				s.g.markErrs.Add(1) // not fatal: the mark lags, the next write retries
+			}
+		}
+	}
+}
+
+// flushMark makes the mark hold the progress committed so far.
+func (s *Store) flushMark() error {
+	s.g.markMu.Lock()
+	defer s.g.markMu.Unlock()
+	v := s.g.progress.Load()
+	if v <= s.g.marked {
+		return nil
+	}
+	if err := s.g.mark.write(v); err != nil {
+		return err
+	}
+	s.g.marked = v
+	return nil
+}
+
+// progressOf computes the progress a database holds; a database without
+// Surge's tables (a new or emptied one) holds none.
+func progressOf(ctx context.Context, db *sql.DB) (int64, error) {
+	var tables int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('sales', 'orders')`).Scan(&tables); err != nil {
+		return 0, fmt.Errorf("read schema: %w", err)
+	}
+	if tables < 2 {
+		return 0, nil
+	}
+	var n int64
+	err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM sales) + (SELECT count(*) FROM orders)
+		+ (SELECT count(*) FROM orders WHERE status <> 'reserved')`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count changes: %w", err)
+	}
+	return n, nil
+}
+
+// quickCheck runs SQLite's quick check (page structure, b-trees, free
+// list; not index contents, which a full integrity_check would compare at
+// several times the cost) and refuses anything but "ok".
+func quickCheck(ctx context.Context, db *sql.DB, path string) error {
+	rows, err := db.QueryContext(ctx, `PRAGMA quick_check(20)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w: quick_check of %s: %w", ErrDamaged, path, err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return fmt.Errorf("sqlite: quick_check of %s: %w", path, err)
+		}
+		problems = append(problems, p)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: %w: quick_check of %s: %w", ErrDamaged, path, err)
+	}
+	if len(problems) != 1 || problems[0] != "ok" {
+		return fmt.Errorf("sqlite: %w: quick_check of %s failed: %s; restore it from a backup", ErrDamaged, path, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// checkBehind refuses a database whose progress is below the mark.
+func checkBehind(ctx context.Context, db *sql.DB, dir, path string, mark int64) (int64, error) {
+	have, err := progressOf(ctx, db)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	if have < mark {
+		return 0, fmt.Errorf("sqlite: %w: %s holds %d changes (sales, orders and settlements) but %s recorded %d confirmed: "+
+			"confirmed orders are missing (a truncated or deleted %s-wal, or an older copy of the database); "+
+			"restore the lost files, or, if this database is an intended restore from a backup, remove %s to accept it as it is",
+			ErrBehind, path, have, filepath.Join(dir, MarkName), mark, FileName, filepath.Join(dir, MarkName))
+	}
+	return have, nil
+}
+
+// checkPresent refuses to start an empty store where the mark says orders
+// were confirmed: opening a missing database would create a new one.
+func checkPresent(dir, path string, mark int64) error {
+	if mark == 0 {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("sqlite: %w: %s is missing but %s recorded %d confirmed changes; restore the database, or remove %s to start an empty store",
+			ErrBehind, path, filepath.Join(dir, MarkName), mark, filepath.Join(dir, MarkName))
+	case err != nil:
+		return fmt.Errorf("sqlite: %w", err)
+	case fi.Size() == 0:
+		return fmt.Errorf("sqlite: %w: %s is empty but %s recorded %d confirmed changes; restore the database, or remove %s to start an empty store",
+			ErrBehind, path, filepath.Join(dir, MarkName), mark, filepath.Join(dir, MarkName))
+	}
+	return nil
+}
+
+// checkSale refuses a stored sale Surge could not have created.
+func checkSale(sl surge.Sale) error {
+	if !surge.ValidID(sl.ID) || sl.Stock < 1 || sl.Stock > surge.MaxStock ||
+		sl.PerUserLimit < 1 || sl.PerUserLimit > sl.Stock ||
+		sl.HoldSeconds < 1 || sl.HoldSeconds > surge.MaxHoldSeconds {
+		return fmt.Errorf("%w: sale %q has values Surge never writes (stock %d, per_user_limit %d, hold_seconds %d)",
+			ErrDamaged, sl.ID, sl.Stock, sl.PerUserLimit, sl.HoldSeconds)
+	}
+	return nil
+}
+
+// checkOrder refuses a stored order Surge could not have written: loading
+// it anyway would guess what it holds (an unknown status would return its
+// units to sale; a negative quantity would add stock).
+func checkOrder(sl *surge.Sale, o surge.Order) error {
+	switch o.Status {
+	case surge.OrderReserved, surge.OrderPaid, surge.OrderCancelled, surge.OrderExpired:
+	default:
+		return fmt.Errorf("%w: order %q of sale %s has unknown status %q", ErrDamaged, o.ID, o.SaleID, o.Status)
+	}
+	if !surge.ValidID(o.ID) {
+		return fmt.Errorf("%w: order %q of sale %s has a malformed id", ErrDamaged, o.ID, o.SaleID)
+	}
+	// The rules every purchase passed before it became an order.
+	p := surge.Purchase{UserID: o.UserID, Quantity: o.Quantity, IdempotencyKey: o.IdempotencyKey}
+	if err := surge.ValidatePurchase(sl, p); err != nil {
+		return fmt.Errorf("%w: order %q of sale %s (user %q, quantity %d) breaks the sale's rules: %w",
+			ErrDamaged, o.ID, o.SaleID, o.UserID, o.Quantity, err)
+	}
+	return nil
+}
+
+// markFile is the high-water mark on disk: two slots, at offsets 0 and
+// markSlot, written in turn. Each holds
+//
+//	"SURGEHWM" | progress (uint64, little endian) | CRC-32C of the 16 bytes before
+//
+// and the valid slot with the larger progress is the mark. A slot sits in
+// one sector, so a write is not torn in practice; if it were, the other
+// slot still holds the previous mark.
+type markFile struct {
+	f    *os.File
+	next int64 // offset of the slot the next write goes to
+}
+
+const (
+	markMagic  = "SURGEHWM"
+	markRecLen = 20
+	markSlot   = 512
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// openMark opens (creating if needed) the mark file of dir and returns it
+// with the mark it holds: 0 for a new, empty file.
+func openMark(dir string) (*markFile, int64, error) {
+	path := filepath.Join(dir, MarkName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	buf := make([]byte, markSlot+markRecLen)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		f.Close()
+		return nil, 0, fmt.Errorf("sqlite: read %s: %w", path, err)
+	}
+	if n == 0 {
+		// New, or created by a start that crashed before its first write
+		// (which happens before anything is committed). Its name must be
+		// durable before the mark in it means anything.
+		if err := syncDir(dir); err != nil {
+			f.Close()
+			return nil, 0, err
+		}
+		return &markFile{f: f}, 0, nil
+	}
+	m := &markFile{f: f}
+	best, ok := int64(-1), false
+	for _, off := range []int64{0, markSlot} {
+		if v, valid := parseMark(buf, off, n); valid && v > best {
+			best, ok = v, true
+			m.next = markSlot - off // the other slot
+		}
+	}
+	if !ok {
+		f.Close()
+		return nil, 0, fmt.Errorf("sqlite: %w: high-water mark %s is unreadable; remove it to accept the database as it is", ErrDamaged, path)
+	}
+	return m, best, nil
+}
+
+func parseMark(buf []byte, off int64, n int) (int64, bool) {
+	if int(off)+markRecLen > n {
+		return 0, false
+	}
+	rec := buf[off : off+markRecLen]
+	if string(rec[:8]) != markMagic || crc32.Checksum(rec[:16], castagnoli) != binary.LittleEndian.Uint32(rec[16:]) {
+		return 0, false
+	}
+	v := binary.LittleEndian.Uint64(rec[8:16])
+	return int64(v), v <= 1<<62
+}
+
+// write records v durably in the slot not holding the current mark.
+func (m *markFile) write(v int64) error {
+	var rec [markRecLen]byte
+	copy(rec[:], markMagic)
+	binary.LittleEndian.PutUint64(rec[8:], uint64(v))
+	binary.LittleEndian.PutUint32(rec[16:], crc32.Checksum(rec[:16], castagnoli))
+	if _, err := m.f.WriteAt(rec[:], m.next); err != nil {
+		return fmt.Errorf("sqlite: write high-water mark: %w", err)
+	}
+	if err := datasync(m.f); err != nil {
+		return fmt.Errorf("sqlite: sync high-water mark: %w", err)
+	}
+	m.next = markSlot - m.next
+	return nil
+}
+
+func (m *markFile) close() error {
+	if m == nil {
+		return nil
+	}
+	return m.f.Close()
+}
+
+// syncDir makes the entries of dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sqlite: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// take locks dir and reads its mark, refusing a missing or empty database
+// the mark says held orders. On error nothing stays held.
+func (g *guard) take(dir, path string) (marked int64, err error) {
+	if g.lock, err = lockDir(dir); err != nil {
+		return 0, err
+	}
+	if g.mark, marked, err = openMark(dir); err == nil {
+		err = checkPresent(dir, path, marked)
+	}
+	if err != nil {
+		g.release()
+		return 0, err
+	}
+	g.marked = marked
+	g.kick = make(chan struct{}, 1)
+	g.stopMark = make(chan struct{})
+	g.markDone = make(chan struct{})
+	return marked, nil
+}
+
+// release closes the mark and then drops the lock, last, so another
+// process opens the directory only once this one is done with it.
+func (g *guard) release() error {
+	err := g.mark.close()
+	return errors.Join(err, g.lock.unlock())
+}

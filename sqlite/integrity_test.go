@@ -1,0 +1,364 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// noCheckpoint keeps every commit in the WAL (as a spike between two
+// checkpoints would), so damage to the WAL loses commits.
+var noCheckpoint = sqlite.WithTimings(sqlite.Options{}, time.Hour, time.Hour)
+
+// sell commits n one-unit orders of sale id, one group commit each, and
+// cancels every tenth: inserts and updates both reach the WAL.
+func sell(t *testing.T, s *sqlite.Store, id string, n int) {
+	t.Helper()
+	ctx := t.Context()
+	for i := range n {
+		out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, t0)
+		if err != nil || out[0].Code != surge.CodeReserved {
+			t.Fatalf("Reserve %d: %+v, %v", i, out, err)
+		}
+		if i%10 == 0 {
+			if _, err := s.Cancel(ctx, out[0].Order.ID, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// copyFiles copies the named files of src that exist into a new directory,
+// as a crash (or a copy of a live volume) would leave them.
+func copyFiles(t *testing.T, src string, names ...string) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, n := range names {
+		in, err := os.Open(filepath.Join(src, n))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.Create(filepath.Join(dst, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			t.Fatal(err)
+		}
+		in.Close()
+		if err := out.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestRefuseBehind damages copies of a live data directory the ways an
+// operator or a bad volume does and checks that Open refuses every copy that
+// lost confirmed commits, and opens the intact copy with every order.
+func TestRefuseBehind(t *testing.T) {
+	const orders = 60
+	src := t.TempDir()
+	s, err := sqlite.Open(t.Context(), src, noCheckpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sale := newSale(t, "s1", 1000, 1)
+	if err := s.CreateSale(t.Context(), sale); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, sale.ID, orders)
+	if err := s.FlushMark(); err != nil {
+		t.Fatal(err)
+	}
+	db, wal := sqlite.FileName, sqlite.FileName+"-wal"
+	files := []string{db, wal, sqlite.MarkName}
+
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+		want   string // "" opens; otherwise a part of the error
+	}{
+		{"intact", func(*testing.T, string) {}, ""},
+		{"wal truncated by half", func(t *testing.T, dir string) {
+			fi, err := os.Stat(filepath.Join(dir, wal))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(filepath.Join(dir, wal), fi.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+		}, "behind"},
+		{"wal truncated to the last few commits' loss", func(t *testing.T, dir string) {
+			fi, err := os.Stat(filepath.Join(dir, wal))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(filepath.Join(dir, wal), fi.Size()-3*(24+4096)); err != nil {
+				t.Fatal(err)
+			}
+		}, "behind"},
+		{"wal deleted", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, wal)); err != nil {
+				t.Fatal(err)
+			}
+		}, "behind"},
+		{"database deleted", func(t *testing.T, dir string) {
+			for _, f := range []string{db, wal} {
+				if err := os.Remove(filepath.Join(dir, f)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, "missing"},
+		{"database emptied", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, wal)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(filepath.Join(dir, db), 0); err != nil {
+				t.Fatal(err)
+			}
+		}, "empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := copyFiles(t, src, files...)
+			tc.damage(t, dir)
+			s, err := sqlite.Open(t.Context(), dir, sqlite.Options{})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Open of an intact copy: %v", err)
+				}
+				defer s.Close()
+				n := 0
+				if err := s.Orders(t.Context(), sale.ID, func(surge.Order) error { n++; return nil }); err != nil || n != orders {
+					t.Errorf("intact copy holds %d orders (%v), want %d", n, err, orders)
+				}
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open of a damaged copy succeeded; want an error about %q", tc.want)
+			}
+			if !errors.Is(err, sqlite.ErrBehind) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), dir) {
+				t.Errorf("Open: %v; want ErrBehind naming %s and %q", err, dir, tc.want)
+			}
+			if testing.Verbose() {
+				t.Log(err)
+			}
+			// Refused, the directory is left as it was: a second start
+			// refuses again rather than accepting what the first created.
+			if _, err2 := sqlite.Open(t.Context(), dir, sqlite.Options{}); !errors.Is(err2, sqlite.ErrBehind) {
+				t.Errorf("second Open: %v; want ErrBehind again", err2)
+			}
+		})
+	}
+}
+
+// TestRefuseUnknownRows puts rows Surge never writes into a database (the
+// schema's CHECKs switched off, as an old or foreign writer would) and
+// checks that Open refuses, naming the row, instead of skipping it.
+func TestRefuseUnknownRows(t *testing.T) {
+	const cols = `(id, sale_id, user_id, quantity, status, idempotency_key, created_at, expires_at)`
+	for _, tc := range []struct {
+		name, insert, want string
+		keepChecks         bool // leave the schema's CHECKs: quick_check finds the row
+	}{
+		{"unknown status under the CHECK", `INSERT INTO orders ` + cols + ` VALUES ('o_bad', 's1', 'mallory', 1, 'refunded', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "quick_check", true},
+		{"unknown status", `INSERT INTO orders ` + cols + ` VALUES ('o_bad', 's1', 'mallory', 1, 'refunded', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_bad", false},
+		{"zero quantity", `INSERT INTO orders ` + cols + ` VALUES ('o_zero', 's1', 'mallory', 0, 'reserved', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_zero", false},
+		{"negative quantity", `INSERT INTO orders ` + cols + ` VALUES ('o_neg', 's1', 'mallory', -5, 'paid', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_neg", false},
+		{"quantity over the limit", `INSERT INTO orders ` + cols + ` VALUES ('o_big', 's1', 'mallory', 3, 'cancelled', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_big", false},
+		{"bad user id", `INSERT INTO orders ` + cols + ` VALUES ('o_user', 's1', 'a b', 1, 'cancelled', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_user", false},
+		{"bad key", `INSERT INTO orders ` + cols + ` VALUES ('o_key', 's1', 'mallory', 1, 'expired', 'a' || char(9) || 'b', '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_key", false},
+		{"sale with no stock", `INSERT INTO sales VALUES ('s0', 'Zero', 0, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL)`, "s0", false},
+		{"sale with no limit", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 0, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL)`, "s0", false},
+		{"sale with no hold", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 0, '2026-01-01T00:00:00Z', NULL)`, "s0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir)
+			if err := s.CreateSale(t.Context(), newSale(t, "s1", 10, 2)); err != nil {
+				t.Fatal(err)
+			}
+			sell(t, s, "s1", 2)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.keepChecks {
+				dropChecks(t, filepath.Join(dir, sqlite.FileName))
+			}
+			raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_pragma=ignore_check_constraints(1)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := raw.Exec(tc.insert); err != nil {
+				t.Fatal(err)
+			}
+			if err := raw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// The operator's insert raised the database past the mark; a
+			// foreign row must be refused for what it is, not as a loss.
+			s, err = sqlite.Open(t.Context(), dir, sqlite.Options{})
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open accepted a database holding a row it does not understand")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Open: %v; want it to name %q", err, tc.want)
+			}
+			if testing.Verbose() {
+				t.Log(err)
+			}
+		})
+	}
+}
+
+// dropChecks removes the CHECK constraints from the tables of the database
+// at path, as a database written by an older or foreign program would be.
+func dropChecks(t *testing.T, path string) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetMaxOpenConns(1) // writable_schema is per connection
+	check := regexp.MustCompile(`CHECK \((?:[^()]|\([^()]*\))*\)`)
+	for _, table := range []string{"sales", "orders"} {
+		var ddl string
+		if err := raw.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = ?`, table).Scan(&ddl); err != nil {
+			t.Fatal(err)
+		}
+		stripped := check.ReplaceAllString(ddl, "")
+		if stripped == ddl {
+			t.Fatalf("no CHECK found in %s", ddl)
+		}
+		for _, stmt := range []string{`PRAGMA writable_schema = ON`, `UPDATE sqlite_schema SET sql = ? WHERE name = ?`, `PRAGMA writable_schema = OFF`} {
+			var args []any
+			if strings.HasPrefix(stmt, "UPDATE") {
+				args = []any{stripped, table}
+			}
+			if _, err := raw.Exec(stmt, args...); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+	}
+}
+
+// TestRefuseCorruptPage damages a page that loading the orders never reads
+// (an index) and checks that Open's quick check refuses the database.
+func TestRefuseCorruptPage(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, "s1", 20)
+	if err := s.Close(); err != nil { // folds the WAL into the file
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, sqlite.FileName)
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root, pageSize int64
+	if err := raw.QueryRow(`SELECT rootpage FROM sqlite_schema WHERE name = 'orders_by_sale'`).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Point the index page's first cell past the end of the page.
+	off := (root-1)*pageSize + 8 // b-tree leaf header is 8 bytes; then cell pointers
+	if _, err := f.WriteAt([]byte{0xff, 0xf0}, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(t.Context(), dir, sqlite.Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a database with a corrupt page")
+	}
+	if !strings.Contains(err.Error(), "quick_check") || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Open: %v; want a quick_check failure naming %s", err, dir)
+	}
+}
+
+// TestWALTruncatedWhenIdle checks that the WAL does not stay at its peak
+// size: once the writer has been idle, the checkpointer truncates it.
+func TestWALTruncatedWhenIdle(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), dir, sqlite.WithTimings(sqlite.Options{}, 10*time.Millisecond, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 10000, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// A burst: many commits between checkpoints.
+	batch := make([]surge.Purchase, 100)
+	for i := range 20 {
+		for j := range batch {
+			batch[j] = surge.Purchase{UserID: fmt.Sprintf("u%d-%d", i, j), Quantity: 1}
+		}
+		if _, _, err := s.Reserve(t.Context(), "s1", batch, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wal := filepath.Join(dir, sqlite.FileName+"-wal")
+	fi, err := os.Stat(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := fi.Size()
+	if peak == 0 {
+		t.Fatal("the burst left an empty WAL; the test shows nothing")
+	}
+	// Eventually, not within a time budget: the deadline only bounds a
+	// failing run.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fi, err := os.Stat(wal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WAL still %d bytes (peak %d) after the writer was idle", fi.Size(), peak)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The store still works and keeps its data after the truncation.
+	out, _, err := s.Reserve(t.Context(), "s1", []surge.Purchase{{UserID: "late", Quantity: 1}}, t0)
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("Reserve after truncation: %+v, %v", out, err)
+	}
+	if n, _ := s.Remaining(t.Context(), "s1"); n != 10000-2001 {
+		t.Errorf("Remaining = %d, want %d", n, 10000-2001)
+	}
+}

@@ -1,0 +1,79 @@
+package sqlite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// LockName is the lock file inside the data directory.
+const LockName = "surge.lock"
+
+// ErrLocked marks a data directory another process holds.
+var ErrLocked = errors.New("data directory in use")
+
+// dirLock is the store's exclusive hold on its data directory, taken for
+// the store's whole life: two processes selling from one database would each
+// trust its own in-memory stock and sell the same units.
+//
+// It is an flock on a file of its own, not SQLite's locking_mode=EXCLUSIVE,
+// so readers (the sqlite3 shell, backups, exports) still open the database.
+// The kernel drops the lock with the process, so a crash leaves no stale
+// lock behind; the file stays, holding the last holder's pid.
+type dirLock struct {
+	f *os.File
+}
+
+// lockDir takes the lock of dir or fails at once, naming the directory and
+// the pid of the process that holds it.
+func lockDir(dir string) (*dirLock, error) {
+	path := filepath.Join(dir, LockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open lock file: %w", err)
+	}
+	if err := flock(f); err != nil {
+		f.Close()
+		if !errors.Is(err, errWouldBlock) {
+			return nil, fmt.Errorf("sqlite: lock %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("sqlite: %w: %s is used by another surge process (pid %s; lock %s); stop it first, or give this one another --data-dir",
+			ErrLocked, dir, holder(path), path)
+	}
+	// The pid is for the message above and for operators; the lock itself
+	// is the flock, so a stale pid after a crash misleads no one.
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := f.Truncate(0); err == nil {
+		_, err = f.WriteAt(pid, 0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sqlite: write pid to %s: %w", path, err)
+	}
+	return &dirLock{f: f}, nil
+}
+
+// holder reads the pid the lock file holds.
+func holder(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	b = bytes.TrimSpace(b)
+	if _, err := strconv.Atoi(string(b)); err != nil {
+		// The holder is between its lock and writing its pid.
+		return "unknown"
+	}
+	return string(b)
+}
+
+// unlock releases the directory. Closing the descriptor drops the flock.
+func (l *dirLock) unlock() error {
+	if l == nil {
+		return nil
+	}
+	return l.f.Close()
+}
