@@ -229,8 +229,8 @@ func deliveryWarning(r *Result) string {
 		return ""
 	}
 	return fmt.Sprintf("shape not delivered: %s of %s sends (%s) left more than 1 ms late, over %d%%: "+
-		"every connection was busy, so the server was offered less than the shape "+
-		"(raise --connections, or give the bench cores of its own)",
+		"the client could not keep to the schedule (every connection busy, or too little CPU for the bench), "+
+		"so the server was offered less than the shape; raise --connections, or give the bench cores of its own",
 		showInt(late), showInt(sent), showPercent(late, sent), maxLatePercent)
 }
 
