@@ -87,6 +87,9 @@ type Store struct {
 type saleState struct {
 	mu sync.Mutex
 	l  *ledger.Sale
+	// archived is set, under mu, once the sale's row says archived; the
+	// state is then being dropped (see ArchiveSale).
+	archived bool
 }
 
 // Stats counts group commits, for benchmarks and metrics.
@@ -206,7 +209,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
 	}
-	if err := upgrade(ctx, w); err != nil {
+	if err := errors.Join(upgrade(ctx, w), upgradeArchive(ctx, w)); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: upgrade schema in %s: %w", path, err)
 	}
@@ -317,7 +320,9 @@ func (s *Store) load(ctx context.Context) error {
 		}
 		s.sales[sale.ID] = &saleState{l: ledger.New(sale)}
 	}
-	rows, err := s.w.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders ORDER BY seq`)
+	// Archived sales' orders stay on disk only.
+	rows, err := s.w.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders
+		WHERE sale_id NOT IN (SELECT sale_id FROM archived_sales) ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("sqlite: load orders: %w", err)
 	}
@@ -371,13 +376,18 @@ func (s *Store) CreateSale(ctx context.Context, sale surge.Sale) error {
 	return nil
 }
 
-// Sales implements surge.Store.
+// Sales implements surge.Store: archived sales are not listed.
 func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 	if s.closed.Load() {
 		return nil, surge.ErrUnavailable
 	}
-	rows, err := s.w.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
-		starts_at, ends_at, hold_seconds, created_at, waiting_room FROM sales ORDER BY created_at, id`)
+	return s.scanSales(ctx, s.w, `WHERE id NOT IN (SELECT sale_id FROM archived_sales)`)
+}
+
+// scanSales reads the sales rows that where selects, oldest first.
+func (s *Store) scanSales(ctx context.Context, db *sql.DB, where string, args ...any) ([]surge.Sale, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
+		starts_at, ends_at, hold_seconds, created_at, waiting_room FROM sales `+where+` ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, s.unavailable(fmt.Errorf("sqlite: list sales: %w", err))
 	}
@@ -498,7 +508,8 @@ func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderSt
 	}
 	st := s.sale(o.SaleID)
 	if st == nil {
-		return surge.Order{}, fmt.Errorf("sqlite: order %s of unknown sale %s", o.ID, o.SaleID)
+		// An archived sale's orders are all settled.
+		return surge.Order{}, notReserved
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -599,7 +610,9 @@ func (s *Store) Order(ctx context.Context, id string) (surge.Order, error) {
 // writer goes on committing.
 func (s *Store) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
 	if s.sale(saleID) == nil {
-		return surge.ErrSaleNotFound
+		if archived, err := s.archivedSale(ctx, saleID); err != nil || !archived {
+			return cmp.Or(err, error(surge.ErrSaleNotFound))
+		}
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
 	if err != nil {
