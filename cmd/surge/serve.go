@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -63,6 +65,9 @@ type serveConfig struct {
 	burstIP, burstBuyer, burstSale int
 	trustedProxies                 string
 	shed                           bool
+
+	// Connection caps (0: derived from RLIMIT_NOFILE).
+	maxConns, maxConnsPerIP int
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -90,6 +95,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&c.rateSale, "rate-limit-sale", 0, "purchases per second each sale admits to its queue (0: off)")
 	fs.IntVar(&c.burstSale, "rate-limit-sale-burst", 1000, "burst of the per-sale admission rate")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections open on the API listener at once; at the cap idle keep-alive ones are closed first (0: 3/4 of the open-file limit, at most 32768)")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 0, "most connections open from one client address (IPv6: /64), --trusted-proxies exempt; more are answered 429 and closed (0: a quarter of --max-conns, at most 1024)")
 	fs.BoolVar(&c.shed, "shed", true, "adaptive load shedding of purchases waiting on the store (503 overloaded)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve pprof on this separate address (keep it private)")
 	fs.StringVar(&c.redisURL, "redis-url", "", "cluster mode: Redis holding the live stock, e.g. redis://127.0.0.1:6379/0 (with --postgres-url)")
@@ -117,6 +124,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
 		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
 	}
+	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
+		return errUsage{"serve: --max-conns and --max-conns-per-ip must not be negative"}
+	}
 	if err := c.readSecrets(); err != nil {
 		return err
 	}
@@ -141,6 +151,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	srv, err := startServer(ctx, c, log)
 	if err != nil {
+		// A refusal to start (data directory in use, a database behind
+		// what it confirmed, a damaged one) goes to the log too, where a
+		// supervisor's operator looks first; the exit status is 1.
+		if ue := (errUsage{}); !errors.As(err, &ue) {
+			log.Error("surge cannot start", "err", err)
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "surge serving on %s\n", srv.url())
@@ -255,6 +271,35 @@ func (c serveConfig) limits() (limits, error) {
 	return l, err
 }
 
+// Connection caps by default. Each open connection costs a file
+// descriptor and, idle, some 10-20 KB (goroutine, buffers): beyond
+// 32768 memory rather than descriptors runs out first. A quarter of the
+// file descriptors is left for the database, logs and the private
+// listeners.
+const (
+	maxConnsCeiling      = 32768
+	maxConnsPerIPCeiling = 1024
+	fallbackMaxConns     = 4096 // when the open-file limit is unknown
+)
+
+// connLimits returns the API listener's connection caps: the flags, or
+// defaults derived from the open-file limit.
+func (c serveConfig) connLimits(trusted []netip.Prefix) surgehttp.ConnLimits {
+	total := c.maxConns
+	if total == 0 {
+		total = fallbackMaxConns
+		if n, ok := openFileLimit(); ok {
+			total = int(min(n/4*3, maxConnsCeiling))
+		}
+		total = max(total, 1)
+	}
+	perIP := c.maxConnsPerIP
+	if perIP == 0 {
+		perIP = max(1, min(total/4, maxConnsPerIPCeiling))
+	}
+	return surgehttp.ConnLimits{Max: total, PerAddr: perIP, Exempt: trusted}
+}
+
 // keyed returns the limiter of one --rate-limit-NAME flag, nil when off.
 func keyed(name string, perSecond float64, burst, maxKeys int) (*admission.Keyed, error) {
 	switch {
@@ -345,6 +390,9 @@ type server struct {
 	admin *http.Server
 	addr  net.Addr
 	errc  chan error // the API server's Serve result
+	// conns is the API listener, set once it listens (after the private
+	// listeners, whose /debug/stats reads it).
+	conns atomic.Pointer[surgehttp.ConnLimiter]
 	log   *slog.Logger
 
 	flushers []*admission.Distributed // cluster-wide rate limits
@@ -441,7 +489,11 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		MaxQueueStreams:    c.roomStreams,
 	})
 	stats := func() any {
-		return map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": storeStats()}
+		m := map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": storeStats()}
+		if l := s.conns.Load(); l != nil {
+			m["connections"] = l.Stats()
+		}
+		return m
 	}
 	if c.debugAddr != "" {
 		s.debug, err = opsServer(c.debugAddr, api.Ops(stats, nil))
@@ -459,11 +511,15 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
 	}
-	ln, err := net.Listen("tcp", c.httpAddr)
+	raw, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", c.httpAddr, err))
 	}
-	s.addr = ln.Addr()
+	s.addr = raw.Addr()
+	// Trusted proxies carry many clients on their connections: only the
+	// total bounds them.
+	ln := surgehttp.LimitConns(raw, c.connLimits(lim.http.TrustedProxies))
+	s.conns.Store(ln)
 	s.http = &http.Server{
 		Handler:           public,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -472,6 +528,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         ln.ConnState,
 	}
 	// Event streams end at shutdown instead of holding it to the timeout.
 	s.http.RegisterOnShutdown(api.CloseStreams)

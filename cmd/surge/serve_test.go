@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -184,5 +187,88 @@ func TestServeWarnsAsynchronousCommit(t *testing.T) {
 				t.Errorf("synchronous_commit=%s: warned %v, want %v; log:\n%s", tc.setting, warned, tc.warn, srv.stderr)
 			}
 		})
+	}
+}
+
+// TestConnectionFlood: a server with 256 file descriptors (its
+// connection caps derived from that) is flooded with idle keep-alive
+// connections from one address; another address is still served, and so
+// is the flooding one's first connections.
+func TestConnectionFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	const flood = 400
+	bin := surgeBinary(t)
+	addr := freeAddr(t)
+	logFile, err := os.CreateTemp(t.TempDir(), "serve-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	// ulimit sets the soft and the hard limit, so Go cannot raise it.
+	cmd := exec.Command("sh", "-c", `ulimit -n 256 && exec "$0" "$@"`, bin, "serve", "--data-dir", t.TempDir(),
+		"--http-addr", addr, "--admin-token", "flood-test-admin-token", "--insecure-user-header", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, base: "http://" + addr, logPath: logFile.Name(), exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("log:\n%s", p.logTail())
+		}
+	})
+	if err := p.waitReady(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	request := func(c net.Conn, path string) (int, error) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: surge\r\n\r\n"); err != nil {
+			return 0, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	dial := func(from string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial from %s: %v", from, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var held []net.Conn
+	for range flood {
+		c := dial("127.0.0.2")
+		if code, err := request(c, "/healthz"); err == nil && code == http.StatusOK {
+			held = append(held, c)
+		} else {
+			c.Close()
+		}
+	}
+	if len(held) == 0 || len(held) >= flood {
+		t.Errorf("%d of %d flooding connections held open, want some but not all", len(held), flood)
+	}
+	for _, from := range []string{"127.0.0.3", "127.0.0.4"} {
+		if code, err := request(dial(from), "/v1/sales"); err != nil || code != http.StatusOK {
+			t.Errorf("client from %s during the flood: %d %v, want 200", from, code, err)
+		}
+	}
+	for i, c := range held {
+		if code, err := request(c, "/healthz"); err != nil || code != http.StatusOK {
+			t.Errorf("held connection %d: %d %v", i, code, err)
+			break
+		}
 	}
 }

@@ -1,0 +1,293 @@
+package http
+
+import (
+	"container/list"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// ConnLimits bounds the connections a listener holds. Without bounds one
+// client holding thousands of idle keep-alive connections exhausts the
+// process's file descriptors and every other client is refused.
+type ConnLimits struct {
+	// Max bounds open connections in total. At the cap a newcomer takes
+	// the slot of the longest-idle keep-alive connection, which is closed;
+	// with none idle, Accept waits for a connection to close (newcomers
+	// wait in the kernel's backlog meanwhile).
+	Max int
+	// PerAddr bounds open connections per client address (IPv6: per /64,
+	// what one host usually holds); a connection over it is answered
+	// 429 rate_limited and closed at once. 0: no per-address bound.
+	PerAddr int
+	// Exempt addresses (trusted proxies, whose connections carry many
+	// clients) have no per-address bound; the total still applies.
+	Exempt []netip.Prefix
+	// PressureIdle is how long a keep-alive connection may stay idle once
+	// open connections reach 80 % of Max (default 5 s), instead of the
+	// server's IdleTimeout: under pressure idle connections make room.
+	PressureIdle time.Duration
+}
+
+// DefaultPressureIdle is ConnLimits.PressureIdle's default.
+const DefaultPressureIdle = 5 * time.Second
+
+// ConnLimiter is a listener that enforces ConnLimits. Install its
+// ConnState as the http.Server's hook: it learns there which connections
+// are idle between requests. It is written here rather than taken from
+// golang.org/x/net/netutil.LimitListener, which bounds only the total and
+// waits in Accept even when idle connections could make room.
+type ConnLimiter struct {
+	net.Listener
+	lim        ConnLimits
+	pressureAt int
+	now        func() time.Time
+
+	mu     sync.Mutex
+	open   int
+	byAddr map[netip.Addr]int
+	idle   list.List     // *limitedConn, longest idle first
+	wake   chan struct{} // a connection closed or went idle
+	done   chan struct{}
+	once   sync.Once
+
+	refused, reclaimed atomic.Int64
+}
+
+// ConnStats are a ConnLimiter's counters.
+type ConnStats struct {
+	Open      int   `json:"open"`      // connections open now
+	Idle      int   `json:"idle"`      // of them, idle between requests
+	Refused   int64 `json:"refused"`   // connections closed at accept: over their address's bound
+	Reclaimed int64 `json:"reclaimed"` // idle connections closed to make room
+}
+
+// LimitConns wraps ln. A Max below 1 means 1.
+func LimitConns(ln net.Listener, lim ConnLimits) *ConnLimiter {
+	lim.Max = max(lim.Max, 1)
+	if lim.PressureIdle <= 0 {
+		lim.PressureIdle = DefaultPressureIdle
+	}
+	return &ConnLimiter{
+		Listener: ln, lim: lim, pressureAt: lim.Max * 4 / 5, now: time.Now,
+		byAddr: make(map[netip.Addr]int), wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+}
+
+// limitedConn is an accepted connection; closing it frees its slot.
+type limitedConn struct {
+	net.Conn
+	l       *ConnLimiter
+	key     netip.Addr
+	counted bool // in l.byAddr
+	once    sync.Once
+
+	// Guarded by l.mu.
+	closed    bool
+	idleSince time.Time
+	elem      *list.Element // in l.idle while idle
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(c.l.release(c))
+	return c.Conn.Close()
+}
+
+// Accept returns the next connection within the limits.
+func (l *ConnLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key, exempt := l.key(c.RemoteAddr())
+		if !l.admit(key, exempt) {
+			l.refused.Add(1)
+			refuse(c)
+			continue
+		}
+		if err := l.slot(); err != nil {
+			l.forget(key, exempt)
+			c.Close()
+			return nil, err
+		}
+		return &limitedConn{Conn: c, l: l, key: key, counted: !exempt}, nil
+	}
+}
+
+// key returns the address a connection counts against, and whether it is
+// exempt from the per-address bound.
+func (l *ConnLimiter) key(a net.Addr) (netip.Addr, bool) {
+	var ip netip.Addr
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip = ta.AddrPort().Addr()
+	} else if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		ip = ap.Addr()
+	}
+	ip = ip.WithZone("").Unmap()
+	for _, p := range l.lim.Exempt {
+		if p.Contains(ip) {
+			return ip, true
+		}
+	}
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		ip = p.Addr()
+	}
+	return ip, l.lim.PerAddr <= 0
+}
+
+// admit counts a connection against its address, unless over the bound.
+func (l *ConnLimiter) admit(key netip.Addr, exempt bool) bool {
+	if exempt {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[key] >= l.lim.PerAddr {
+		return false
+	}
+	l.byAddr[key]++
+	return true
+}
+
+func (l *ConnLimiter) forget(key netip.Addr, exempt bool) {
+	if exempt {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[key]--; l.byAddr[key] <= 0 {
+		delete(l.byAddr, key)
+	}
+}
+
+// slot takes a slot of the total for a newcomer: under pressure it first
+// closes the connections idle for PressureIdle, at the cap the longest
+// idle one; with none idle it waits for a slot to free.
+func (l *ConnLimiter) slot() error {
+	for {
+		l.mu.Lock()
+		var victims []*limitedConn
+		now := l.now()
+		for e := l.idle.Front(); e != nil && l.open >= l.pressureAt; e = l.idle.Front() {
+			c := e.Value.(*limitedConn)
+			atCap := l.open-len(victims) >= l.lim.Max && len(victims) == 0
+			if !atCap && now.Sub(c.idleSince) < l.lim.PressureIdle {
+				break
+			}
+			l.idle.Remove(e)
+			c.elem = nil
+			victims = append(victims, c)
+		}
+		if len(victims) == 0 && l.open < l.lim.Max {
+			l.open++
+			l.mu.Unlock()
+			return nil
+		}
+		l.mu.Unlock()
+		// A request may be arriving on a victim just now: it fails as it
+		// would at the server's idle timeout, and clients retry on a new
+		// connection. Closing frees the slot before the loop looks again.
+		for _, c := range victims {
+			l.reclaimed.Add(1)
+			c.Close()
+		}
+		if len(victims) > 0 {
+			continue
+		}
+		select {
+		case <-l.wake:
+		case <-l.done:
+			return net.ErrClosed
+		}
+	}
+}
+
+// release returns the slot of c (once, from Close).
+func (l *ConnLimiter) release(c *limitedConn) func() {
+	return func() {
+		l.mu.Lock()
+		c.closed = true
+		l.open--
+		if c.elem != nil {
+			l.idle.Remove(c.elem)
+			c.elem = nil
+		}
+		if c.counted {
+			if l.byAddr[c.key]--; l.byAddr[c.key] <= 0 {
+				delete(l.byAddr, c.key)
+			}
+		}
+		l.mu.Unlock()
+		l.signal()
+	}
+}
+
+func (l *ConnLimiter) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ConnState is the http.Server hook that tells idle connections apart.
+func (l *ConnLimiter) ConnState(nc net.Conn, state http.ConnState) {
+	c, ok := nc.(*limitedConn)
+	if !ok || c.l != l {
+		return
+	}
+	l.mu.Lock()
+	switch state {
+	case http.StateIdle:
+		if !c.closed && c.elem == nil {
+			c.idleSince = l.now()
+			c.elem = l.idle.PushBack(c)
+		}
+	case http.StateActive, http.StateHijacked, http.StateClosed:
+		if c.elem != nil {
+			l.idle.Remove(c.elem)
+			c.elem = nil
+		}
+	}
+	l.mu.Unlock()
+	if state == http.StateIdle {
+		l.signal()
+	}
+}
+
+// Stats returns the limiter's counters.
+func (l *ConnLimiter) Stats() ConnStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return ConnStats{Open: l.open, Idle: l.idle.Len(), Refused: l.refused.Load(), Reclaimed: l.reclaimed.Load()}
+}
+
+// Close stops a waiting Accept too.
+func (l *ConnLimiter) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// refusal is the answer to a connection over its address's bound, in the
+// API's error shape. It is written before the request is read, so a
+// client that already sent one may see a reset instead: best effort.
+var refusal = []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
+	strconv.Itoa(len(refusalBody)) + "\r\n\r\n" + string(refusalBody))
+
+var refusalBody = errorJSON(string(surge.CodeRateLimited), "too many connections from this address; reuse or close the ones it holds")
+
+// refuse answers and closes a connection over its address's bound. The
+// write goes to an empty socket buffer, so it does not wait on the
+// client; the deadline covers the impossible case.
+func refuse(c net.Conn) {
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = c.Write(refusal)
+	_ = c.Close()
+}
