@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -805,5 +806,103 @@ func TestPurchaseHelper(t *testing.T) {
 	c, err := purchase(ctx, hc, p.base, saleID, intent{user: "bob", key: "k1", qty: 1})
 	if err != nil || c.status != http.StatusConflict || c.code != "sold_out" {
 		t.Errorf("purchase of a sold-out sale: %+v, %v", c, err)
+	}
+}
+
+// runRefused runs `surge serve` on dataDir and expects it to refuse to
+// start: a non-zero exit without ever serving. The deadline only bounds a
+// failing run; a refusal comes at once. It returns the output.
+func runRefused(t *testing.T, dataDir string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, surgeBinary(t), "serve", "--data-dir", dataDir, "--http-addr", addr,
+		"--admin-token", "refused-admin-token", "--insecure-user-header")
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	if ctx.Err() != nil {
+		t.Fatalf("surge serve did not exit; it was expected to refuse at once:\n%s", out)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
+		t.Fatalf("surge serve exited with %v, want a non-zero status:\n%s", err, out)
+	}
+	if strings.Contains(out, "serving on") {
+		t.Errorf("the refused process served:\n%s", out)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("something listens on the refused process's address %s", addr)
+	}
+	return out
+}
+
+// TestSecondServeRefused starts two `surge serve` on one data directory:
+// the second must exit non-zero at once, naming the directory and the
+// first's pid, and never listen; the first goes on serving.
+func TestSecondServeRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs the binary")
+	}
+	dataDir, token := t.TempDir(), "second-serve-admin-token"
+	p := startProc(t, dataDir, token)
+	saleID := createSale(t, p.base, token, 10, 1)
+
+	out := runRefused(t, dataDir)
+	for _, want := range []string{dataDir, fmt.Sprintf("pid %d", p.cmd.Process.Pid)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the second serve's output does not name %q:\n%s", want, out)
+		}
+	}
+
+	hc := &http.Client{Timeout: 10 * time.Second}
+	a, err := purchase(t.Context(), hc, p.base, saleID, intent{user: "u1", key: "k1", qty: 1})
+	if err != nil || a.status != http.StatusCreated {
+		t.Fatalf("the first serve after the refusal: %+v, %v; want 201", a, err)
+	}
+	// Once the first stops, the directory is free.
+	if st := p.stop(t, syscall.SIGTERM, 15*time.Second); !st.Success() {
+		t.Fatalf("first serve exited with %v", st)
+	}
+	p = startProc(t, dataDir, token)
+	a, err = purchase(t.Context(), hc, p.base, saleID, intent{user: "u1", key: "k1", qty: 1})
+	if err != nil || a.status != http.StatusCreated || !a.replay {
+		t.Errorf("replay on the next serve: %+v, %v; want the first 201 again", a, err)
+	}
+}
+
+// TestServeRefusesLostDatabase removes the database of a directory that
+// confirmed orders: serve must refuse to start an empty store over it,
+// loudly, and leave the directory as it found it.
+func TestServeRefusesLostDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs the binary")
+	}
+	dataDir, token := t.TempDir(), "lost-db-admin-token"
+	p := startProc(t, dataDir, token)
+	saleID := createSale(t, p.base, token, 10, 1)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	if a, err := purchase(t.Context(), hc, p.base, saleID, intent{user: "u1", key: "k1", qty: 1}); err != nil || a.status != http.StatusCreated {
+		t.Fatalf("purchase: %+v, %v", a, err)
+	}
+	if st := p.stop(t, syscall.SIGTERM, 15*time.Second); !st.Success() {
+		t.Fatalf("serve exited with %v", st)
+	}
+	db := filepath.Join(dataDir, "surge.db")
+	for _, f := range []string{db, db + "-wal", db + "-shm"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+
+	out := runRefused(t, dataDir)
+	for _, want := range []string{"level=ERROR", db + " is missing", "surge.hwm"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused start left a database behind (%v)", err)
 	}
 }
