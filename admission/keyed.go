@@ -138,7 +138,7 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	} else {
 		k.expire(s, nil, t)
 		if len(s.m) >= k.perShard {
-			victim, wait := k.fullest(s, now)
+			victim, wait := k.fullBucket(s, now)
 			if victim == nil {
 				return false, wait
 			}
@@ -232,12 +232,12 @@ func (k *Keyed) expire(s *shard, keep *entry, t int64) {
 	}
 }
 
-// fullest looks at the expireBatch least recently used buckets of s for
+// fullBucket looks at the expireBatch least recently used buckets of s for
 // one that is full at now, to make room for a new key. If there is none it
 // returns nil and how long until the first of them will be full. Looking
 // at a few, not all, keeps a call's cost bounded under a flood; the least
 // recently used are the likeliest to have refilled. Callers hold s.mu.
-func (k *Keyed) fullest(s *shard, now time.Time) (*entry, time.Duration) {
+func (k *Keyed) fullBucket(s *shard, now time.Time) (*entry, time.Duration) {
 	burst := float64(k.burst)
 	wait := rate.InfDuration
 	e := s.tail
