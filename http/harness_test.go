@@ -74,6 +74,9 @@ type envOptions struct {
 	protection         surgehttp.Protection
 	buyerRate          engine.RateLimiter
 	maxQueueStreams    int
+	// maxStreamsPerBuyer and maxStreamsPerAddress: 0 is the default.
+	maxStreamsPerBuyer   int
+	maxStreamsPerAddress int
 }
 
 // roomSecret signs the tests' waiting-room tickets.
@@ -111,6 +114,9 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 		Protection:         opt.protection,
 		WaitingRoom:        room,
 		MaxQueueStreams:    opt.maxQueueStreams,
+
+		MaxQueueStreamsPerBuyer:   opt.maxStreamsPerBuyer,
+		MaxQueueStreamsPerAddress: opt.maxStreamsPerAddress,
 	})
 	if !opt.noServer {
 		e.srv = httptest.NewServer(e.handler)

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -22,6 +24,20 @@ const TicketHeader = "Waiting-Room-Ticket"
 // DefaultMaxQueueStreams bounds the Server-Sent Events streams of queue
 // positions open at once: each holds a connection and a goroutine.
 const DefaultMaxQueueStreams = 4096
+
+// Per-holder bounds of queue streams, so that no one holds them all. A
+// buyer needs one stream per sale; the second covers a reconnection
+// while the server has not yet noticed the old connection is gone. An
+// address may be a household or an office behind one NAT.
+const (
+	DefaultMaxQueueStreamsPerBuyer   = 2
+	DefaultMaxQueueStreamsPerAddress = 16
+)
+
+// streamRetryAfter is the Retry-After of a refused stream: an open stream
+// lasts up to streamMaxAge, so there is no exact time; polling works
+// meanwhile.
+const streamRetryAfter = 5 * time.Second
 
 // Stream timing: how often a stream looks at its position, how long it
 // may stay silent before a heartbeat, and how long it lives before the
@@ -41,13 +57,92 @@ type queueState struct {
 	stopOnce sync.Once
 	// tick and heartbeat of streams; zero: the defaults.
 	tick, heartbeat time.Duration
+
+	perBuyer, perAddr int
+	mu                sync.Mutex
+	// Open streams by holder; a holder leaves the map with its last
+	// stream, so the maps hold only what is open.
+	byBuyer map[buyerKey]int
+	byAddr  map[netip.Prefix]int
 }
 
-func newQueueState(maxStreams int) *queueState {
-	if maxStreams <= 0 {
-		maxStreams = DefaultMaxQueueStreams
+// buyerKey is whom a ticket admits: a buyer in one sale. Every ticket a
+// buyer is handed for a sale counts as the same.
+type buyerKey struct{ sale, user string }
+
+func newQueueState(cfg Config) *queueState {
+	q := &queueState{
+		streams:  make(chan struct{}, positiveOr(cfg.MaxQueueStreams, DefaultMaxQueueStreams)),
+		stop:     make(chan struct{}),
+		perBuyer: positiveOr(cfg.MaxQueueStreamsPerBuyer, DefaultMaxQueueStreamsPerBuyer),
+		perAddr:  positiveOr(cfg.MaxQueueStreamsPerAddress, DefaultMaxQueueStreamsPerAddress),
+		byBuyer:  make(map[buyerKey]int),
+		byAddr:   make(map[netip.Prefix]int),
 	}
-	return &queueState{streams: make(chan struct{}, maxStreams), stop: make(chan struct{})}
+	return q
+}
+
+func positiveOr(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
+// addrPrefix is the holder of an address: itself, or for IPv6 its /64,
+// the block one subscriber is given (as the per-address rate limit
+// counts). The zero Addr (not an IP connection) stays unbounded here.
+func addrPrefix(a netip.Addr) (netip.Prefix, bool) {
+	a = a.Unmap()
+	if !a.IsValid() {
+		return netip.Prefix{}, false
+	}
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, err := a.Prefix(bits)
+	return p, err == nil
+}
+
+// acquire takes a stream slot for buyer b at address a, or says why not:
+// 429 when the buyer or the address holds its share, 503 when every
+// stream is taken. release must be called once the stream ends.
+func (q *queueState) acquire(b buyerKey, a netip.Addr) (release func(), err error) {
+	p, hasAddr := addrPrefix(a)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.byBuyer[b] >= q.perBuyer {
+		return nil, &surge.Error{Code: surge.CodeRateLimited, RetryAfter: streamRetryAfter, Message: fmt.Sprintf(
+			"this buyer already holds %d open streams of this sale; close one, or poll GET /v1/sales/%s/queue", q.perBuyer, b.sale)}
+	}
+	if hasAddr && q.byAddr[p] >= q.perAddr {
+		return nil, &surge.Error{Code: surge.CodeRateLimited, RetryAfter: streamRetryAfter, Message: fmt.Sprintf(
+			"this address already holds %d open queue streams; close one, or poll GET /v1/sales/%s/queue", q.perAddr, b.sale)}
+	}
+	select {
+	case q.streams <- struct{}{}:
+	default:
+		return nil, &surge.Error{Code: surge.CodeOverloaded, RetryAfter: streamRetryAfter,
+			Message: fmt.Sprintf("too many open queue streams; poll GET /v1/sales/%s/queue instead", b.sale)}
+	}
+	q.byBuyer[b]++
+	if hasAddr {
+		q.byAddr[p]++
+	}
+	return func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		<-q.streams
+		if q.byBuyer[b]--; q.byBuyer[b] <= 0 {
+			delete(q.byBuyer, b)
+		}
+		if hasAddr {
+			if q.byAddr[p]--; q.byAddr[p] <= 0 {
+				delete(q.byAddr, p)
+			}
+		}
+	}, nil
 }
 
 // waitingRoomRequest is the waiting_room of POST /v1/sales.
@@ -300,14 +395,12 @@ func (s *Server) queueEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
-	select {
-	case s.queues.streams <- struct{}{}:
-		defer func() { <-s.queues.streams }()
-	default:
-		s.writeErr(w, r, &surge.Error{Code: surge.CodeOverloaded, RetryAfter: 5 * time.Second,
-			Message: fmt.Sprintf("too many open queue streams; poll GET /v1/sales/%s/queue instead", sale.ID)})
+	release, err := s.queues.acquire(buyerKey{sale.ID, st.UserID}, admission.ClientIP(r, s.cfg.Protection.TrustedProxies))
+	if err != nil {
+		s.writeErr(w, r, err)
 		return
 	}
+	defer release()
 
 	rc := http.NewResponseController(w)
 	// The server's read timeout would end a long stream: net/http cancels

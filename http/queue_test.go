@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -355,7 +357,12 @@ func openStream(t *testing.T, e *env, path string, opts ...opt) (*http.Response,
 // streamEnv serves like surge serve, with read and write timeouts far
 // shorter than the streams, and fast stream ticks.
 func streamEnv(t *testing.T, maxStreams int) *env {
-	e := newEnv(t, envOptions{noServer: true, maxQueueStreams: maxStreams})
+	return streamEnvOptions(t, envOptions{maxQueueStreams: maxStreams})
+}
+
+func streamEnvOptions(t *testing.T, opt envOptions) *env {
+	opt.noServer = true
+	e := newEnv(t, opt)
 	e.handler.SetStreamTiming(5*time.Millisecond, 50*time.Millisecond)
 	srv := httptest.NewUnstartedServer(e.handler)
 	srv.Config.ReadTimeout = 100 * time.Millisecond
@@ -498,5 +505,90 @@ func TestQueueStreamClientGone(t *testing.T) {
 		}
 		cancel()
 		resp.Body.Close()
+	}
+}
+
+// TestQueueStreamsPerBuyerAndAddress: one buyer, or one address, cannot
+// hold every stream. A buyer's third stream of a sale is refused 429 (its
+// fresh tickets are the same buyer), and so is an address's fourth, while
+// other buyers and addresses still get theirs.
+func TestQueueStreamsPerBuyerAndAddress(t *testing.T) {
+	e := streamEnvOptions(t, envOptions{
+		maxStreamsPerAddress: 3, // per buyer: the default, 2
+		protection:           surgehttp.Protection{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+	})
+	e.roomSale(t, "drop", "fifo")
+	e.roomSale(t, "other", "fifo")
+	tickets := map[string]string{}
+	for _, u := range []string{"a", "b", "c", "d"} {
+		tickets[u] = e.join(t, "drop", u, http.StatusCreated).Ticket
+	}
+	from := func(addr string) opt { return header("X-Forwarded-For", addr) }
+	const home, away = "203.0.113.7", "198.51.100.9"
+	open := func(user, addr string) *sseReader {
+		t.Helper()
+		resp, sse := openStream(t, e, "/v1/sales/drop/queue/events", ticketHeader(tickets[user]), from(addr))
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("stream of %s from %s: %d %s", user, addr, resp.StatusCode, b)
+		}
+		if ev, err := sse.next(); err != nil || ev.name != "position" {
+			t.Fatalf("stream of %s: %+v, %v", user, ev, err)
+		}
+		return sse
+	}
+	// try opens a stream that should be refused: a stream answered 200
+	// is closed at once rather than read to its end, which never comes.
+	try := func(path string, opts ...opt) response {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "GET", e.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range opts {
+			o(req)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := response{status: resp.StatusCode, header: resp.Header}
+		if resp.StatusCode != http.StatusOK {
+			r.body, _ = io.ReadAll(resp.Body)
+		}
+		return r
+	}
+	refused := func(r response, why string) {
+		t.Helper()
+		wantError(t, r, http.StatusTooManyRequests, "rate_limited")
+		if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
+			t.Errorf("%s: Retry-After %q", why, r.header.Get("Retry-After"))
+		}
+	}
+	open("a", home)
+	open("a", home)
+	refused(try("/v1/sales/drop/queue/events", ticketHeader(tickets["a"]), from(away)), "a buyer's third stream")
+	// A fresh ticket, or the query parameter, is the same buyer.
+	fresh := e.join(t, "drop", "a", http.StatusOK).Ticket
+	refused(try("/v1/sales/drop/queue/events?ticket="+url.QueryEscape(fresh), from(away)), "a fresh ticket")
+	refused(try("/v1/sales/drop/queue", ticketHeader(fresh), header("Accept", "text/event-stream"), from(away)),
+		"Accept: text/event-stream")
+	// Polling is not a stream: it still works.
+	wantStatus(t, e.do(t, "GET", "/v1/sales/drop/queue", "", ticketHeader(fresh), from(home)), http.StatusOK)
+	// Another buyer still gets a stream; the address is then full.
+	open("b", home)
+	refused(try("/v1/sales/drop/queue/events", ticketHeader(tickets["c"]), from(home)), "an address's fourth stream")
+	// IPv6 clients are counted by /64, the block one subscriber gets.
+	open("c", "2001:db8:0:1::1")
+	open("d", "2001:db8:0:1::2")
+	open("d", "2001:db8:0:1::3")
+	refused(try("/v1/sales/drop/queue/events", ticketHeader(tickets["c"]), from("2001:db8:0:1::4")), "a /64's fourth stream")
+	// The buyer's cap is per sale: a holds a stream of another sale.
+	other := e.join(t, "other", "a", http.StatusCreated).Ticket
+	if resp, _ := openStream(t, e, "/v1/sales/other/queue/events", ticketHeader(other), from(away)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a's stream of another sale: %d", resp.StatusCode)
 	}
 }

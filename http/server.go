@@ -56,6 +56,12 @@ type Config struct {
 	// MaxQueueStreams bounds the queue event streams open at once; 0 is
 	// DefaultMaxQueueStreams.
 	MaxQueueStreams int
+	// MaxQueueStreamsPerBuyer bounds the streams one buyer holds open on
+	// one sale, and MaxQueueStreamsPerAddress those of one client address
+	// (an IPv6 /64), so that no one holds them all; beyond, 429. 0 is
+	// DefaultMaxQueueStreamsPerBuyer, DefaultMaxQueueStreamsPerAddress.
+	MaxQueueStreamsPerBuyer   int
+	MaxQueueStreamsPerAddress int
 }
 
 // Body limits. A purchase body is tiny; 4 KiB is the contract.
@@ -93,7 +99,7 @@ func New(svc Service, cfg Config) *Server {
 	if s.room == nil {
 		s.room = defaultRoom(cfg.Logger)
 	}
-	s.queues = newQueueState(cfg.MaxQueueStreams)
+	s.queues = newQueueState(cfg)
 	s.routes()
 	return s
 }
