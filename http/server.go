@@ -219,7 +219,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.svc.Ready() {
-		writeError(w, http.StatusServiceUnavailable, string(surge.CodeUnavailable), "not ready: shutting down")
+		why := "shutting down"
+		// A Service may say why (draining, its store unavailable).
+		if n, ok := s.svc.(interface{ NotReady() string }); ok && n.NotReady() != "" {
+			why = n.NotReady()
+		}
+		writeError(w, http.StatusServiceUnavailable, string(surge.CodeUnavailable), "not ready: "+why)
 		return
 	}
 	writeRaw(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))

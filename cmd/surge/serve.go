@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	maxBatch           int
 	queueSize          int
 	shutdownTimeout    time.Duration
+	drainDelay         time.Duration
 	debugAddr          string
 	adminAddr          string
 
@@ -88,6 +90,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.maxBatch, "max-batch", 512, "most purchases one batch commits")
 	fs.IntVar(&c.queueSize, "queue-size", 4096, "per-sale purchase queue; a full queue answers 503")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 while everything else is still served, before the listener closes (so a load balancer notices first)")
 	fs.Float64Var(&c.rateIP, "rate-limit-ip", 0, "requests per second per client address (0: off; see --trusted-proxies)")
 	fs.IntVar(&c.burstIP, "rate-limit-ip-burst", 40, "burst of the per-address limit")
 	fs.Float64Var(&c.rateBuyer, "rate-limit-buyer", 5, "purchases per second per buyer (0: off)")
@@ -123,6 +126,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
 		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
+	}
+	if c.drainDelay < 0 {
+		return errUsage{"serve: --drain-delay must not be negative"}
 	}
 	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
 		return errUsage{"serve: --max-conns and --max-conns-per-ip must not be negative"}
@@ -164,6 +170,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case serveErr = <-srv.errc:
 	case <-ctx.Done():
+		srv.drain(c.drainDelay)
 		log.Info("shutting down: draining in-flight requests")
 	}
 	if err := srv.shutdown(c.shutdownTimeout); err != nil {
@@ -396,6 +403,107 @@ type server struct {
 	log   *slog.Logger
 
 	flushers []*admission.Distributed // cluster-wide rate limits
+
+	// Readiness (/readyz): draining after SIGTERM; storeDown is why the
+	// store's last probe failed, nil when it passed.
+	draining  atomic.Bool
+	storeDown atomic.Pointer[string]
+	watchStop context.CancelFunc
+	watched   sync.WaitGroup
+}
+
+// How often and how patiently the store's health is probed for /readyz.
+const (
+	probeEvery   = time.Second
+	probeTimeout = time.Second
+)
+
+// prober is a store that can tell whether it takes purchases now (the
+// cluster store: Redis and PostgreSQL answer, no breaker open).
+type prober interface {
+	Ready(ctx context.Context) error
+}
+
+// watchStore probes the store now, before the node listens, and then
+// every probeEvery: a load balancer polling /readyz must not pay for a
+// round trip to Redis and PostgreSQL on each poll, nor make the node
+// pay for a flood of polls.
+func (s *server) watchStore(ctx context.Context) {
+	p, ok := s.store.(prober)
+	if !ok {
+		s.watchStop = func() {}
+		return
+	}
+	s.probe(ctx, p)
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.watchStop = stop
+	s.watched.Go(func() {
+		t := time.NewTicker(probeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				s.probe(bg, p)
+			}
+		}
+	})
+}
+
+func (s *server) probe(ctx context.Context, p prober) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	err := p.Ready(ctx)
+	cancel()
+	if err != nil {
+		why := "the store is unavailable"
+		if s.storeDown.Swap(&why) == nil {
+			s.log.Warn("not ready: the store is unavailable", "err", err)
+		}
+		return
+	}
+	if s.storeDown.Swap(nil) != nil {
+		s.log.Info("ready again: the store answers")
+	}
+}
+
+func (s *server) stopWatch() {
+	s.watchStop()
+	s.watched.Wait()
+}
+
+// drain turns /readyz to 503 at once and keeps serving everything else
+// for delay, so a load balancer stops sending traffic before the
+// listener closes.
+func (s *server) drain(delay time.Duration) {
+	s.draining.Store(true)
+	if delay > 0 {
+		s.log.Info("draining: /readyz answers 503; still serving", "for", delay)
+		time.Sleep(delay)
+	}
+}
+
+// readyEngine is the engine as the API sees it: /readyz also reports the
+// node's draining and the store's health.
+type readyEngine struct {
+	*engine.Engine
+	s *server
+}
+
+func (e readyEngine) Ready() bool { return e.NotReady() == "" }
+
+// NotReady says why the node takes no purchases, "" when it does.
+func (e readyEngine) NotReady() string {
+	switch {
+	case !e.Engine.Ready():
+		return "shutting down"
+	case e.s.draining.Load():
+		return "draining"
+	}
+	if why := e.s.storeDown.Load(); why != nil {
+		return *why
+	}
+	return ""
 }
 
 func (s *server) url() string { return "http://" + s.addr.String() }
@@ -461,7 +569,9 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		return nil, err
 	}
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers}
+	s.watchStore(ctx)
 	fail := func(err error) (*server, error) {
+		s.stopWatch()
 		for _, o := range []*http.Server{s.debug, s.admin} {
 			if o != nil {
 				o.Close()
@@ -478,7 +588,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return fail(err)
 	}
-	api := surgehttp.New(eng, surgehttp.Config{
+	api := surgehttp.New(readyEngine{eng, s}, surgehttp.Config{
 		AdminToken:         c.adminToken,
 		JWTSecret:          []byte(c.jwtSecret),
 		InsecureUserHeader: c.insecureUserHeader,
@@ -560,6 +670,7 @@ func (s *server) shutdown(timeout time.Duration) error {
 	if err := s.eng.Close(); err != nil {
 		s.log.Error("engine close", "err", err)
 	}
+	s.stopWatch()
 	for _, d := range s.flushers {
 		d.Close()
 	}
