@@ -62,6 +62,13 @@ func oneLine(s string) bool {
 	return strings.HasPrefix(s, "surge: ") && strings.HasSuffix(s, "\n") && strings.Count(s, "\n") == 1
 }
 
+// startRefusal reports whether s is a refusal to start: its log record
+// (where a supervisor's operator looks first) and one "surge: …" line.
+func startRefusal(s string) bool {
+	rec, rest, ok := strings.Cut(s, "\n")
+	return ok && strings.Contains(rec, `msg="surge cannot start"`) && oneLine(rest)
+}
+
 // cancelled is a context that is already done: a command that wrongly got
 // past its argument checks fails fast instead of serving or dialling.
 func cancelled() context.Context {
@@ -432,7 +439,7 @@ func TestServeErrors(t *testing.T) {
 	}
 	defer ln.Close()
 	code, stdout, stderr := runCLI(ctx, "serve", "--data-dir", t.TempDir(), "--http-addr", ln.Addr().String(), "--log-level", "error")
-	if code != 1 || !oneLine(stderr) || !strings.Contains(stderr, "listen on "+ln.Addr().String()) {
+	if code != 1 || !startRefusal(stderr) || !strings.Contains(stderr, "listen on "+ln.Addr().String()) {
 		t.Errorf("serve on a taken address: %d, stderr %q; want 1 and one line", code, stderr)
 	}
 	if !regexp.MustCompile(`^admin token \(generated; .*\): [0-9a-f]{48}\n$`).MatchString(stdout) {
@@ -445,7 +452,7 @@ func TestServeErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr = runCLI(ctx, "serve", "--data-dir", filepath.Join(file, "sub"), "--http-addr", "127.0.0.1:0", "--admin-token", "bad-data-dir-admin-token", "--log-level", "error")
-	if code != 1 || !oneLine(stderr) || !strings.Contains(stderr, "create data dir") {
+	if code != 1 || !startRefusal(stderr) || !strings.Contains(stderr, "create data dir") {
 		t.Errorf("serve with a bad data dir: %d, stderr %q; want 1 and one line", code, stderr)
 	}
 }
