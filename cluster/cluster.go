@@ -103,6 +103,12 @@ type Store struct {
 
 	mu    sync.RWMutex
 	sales map[string]saleInfo
+	// ever is, per sale, the largest count of units ever inserted that
+	// this node has seen PostgreSQL report (in an insert's answer or a
+	// sale row). Redis reserved each of them before PostgreSQL committed
+	// it, so a later Redis count below it means Redis lost reservations
+	// (see Reserve).
+	ever map[string]int64
 
 	lease   atomic.Pointer[postgres.Lease] // held term, nil when not leader
 	changed chan string
@@ -132,6 +138,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), rc: rc, live: redis.New(rc, cfg.Prefix), db: db,
 		keys:    newKeyCache(cfg.KeyCache),
 		sales:   make(map[string]saleInfo),
+		ever:    make(map[string]int64),
 		changed: make(chan string, 256),
 		kick:    make(chan struct{}, 1),
 	}
@@ -172,7 +179,7 @@ func (s *Store) breaker(name string) *gobreaker.CircuitBreaker[struct{}] {
 // failures of the dependency itself.
 func notOutage(err error) bool {
 	return errors.Is(err, context.Canceled) || surge.ErrorCode(err) != "" ||
-		errors.Is(err, postgres.ErrNotReserved) || errors.Is(err, postgres.ErrFenced) ||
+		errors.Is(err, postgres.ErrNotReserved) || errors.Is(err, postgres.ErrFenced) || errors.Is(err, postgres.ErrRefused) ||
 		errors.Is(err, postgres.ErrLeaseLost) || errors.Is(err, redis.ErrNoState)
 }
 
@@ -202,16 +209,31 @@ func unavailable(what string, err error) error {
 // CreateSale implements surge.Store.
 func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 	buckets := max(s.cfg.Buckets, 1)
-	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.CreateSale(ctx, sl, buckets) }); err != nil {
+	layout := redis.Layout{Sale: sl.ID, Buckets: buckets}
+	installed := false
+	// The live state starts empty at epoch 1, installed before the sale's
+	// row commits: a leader that saw the row first would take the state
+	// for lost and rebuild it, failing the first purchases. If the install
+	// fails the leader builds it; purchases answer 503 until then.
+	install := func(ctx context.Context) {
+		if _, err := s.live.Install(ctx, redis.State{Sale: sl, Buckets: buckets, Epoch: 1, Replace: true}); err != nil {
+			s.log.Warn("install live state of a new sale", "sale", sl.ID, "err", err)
+			s.wake()
+			return
+		}
+		installed = true
+	}
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.CreateSale(ctx, sl, buckets, install) }); err != nil {
+		if installed && !errors.Is(err, surge.ErrSaleExists) {
+			// The commit failed (or its answer was lost): leave no state
+			// behind; if the sale does exist, the leader builds it.
+			if err := s.live.Remove(ctx, layout); err != nil {
+				s.log.Warn("remove live state of a sale not created", "sale", sl.ID, "err", err)
+			}
+		}
 		return unavailable("creating the sale", err)
 	}
-	s.remember(sl, buckets)
-	// The live state starts empty at epoch 1. If this fails the leader
-	// builds it; purchases answer 503 until then.
-	if _, err := s.live.Install(ctx, redis.State{Sale: sl, Buckets: buckets, Epoch: 1}); err != nil {
-		s.log.Warn("install live state of a new sale", "sale", sl.ID, "err", err)
-		s.wake()
-	}
+	s.remember(sl, buckets, 0)
 	s.announce(ctx, sl.ID)
 	return nil
 }
@@ -222,10 +244,26 @@ type saleInfo struct {
 	layout redis.Layout
 }
 
-func (s *Store) remember(sl surge.Sale, buckets int) {
+func (s *Store) remember(sl surge.Sale, buckets int, ever int64) {
 	s.mu.Lock()
 	s.sales[sl.ID] = saleInfo{Sale: sl, layout: redis.Layout{Sale: sl.ID, Buckets: max(buckets, 1)}}
+	s.ever[sl.ID] = max(s.ever[sl.ID], ever)
 	s.mu.Unlock()
+}
+
+// sawEver records PostgreSQL's count of units ever inserted into a sale.
+func (s *Store) sawEver(saleID string, ever int64) {
+	s.mu.Lock()
+	s.ever[saleID] = max(s.ever[saleID], ever)
+	s.mu.Unlock()
+}
+
+// everSeen is the largest count of units ever inserted into a sale this
+// node has seen PostgreSQL report.
+func (s *Store) everSeen(saleID string) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ever[saleID]
 }
 
 // Sales implements surge.Store.
@@ -241,7 +279,7 @@ func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 	out := make([]surge.Sale, len(rows))
 	for i, r := range rows {
 		out[i] = r.Sale
-		s.remember(r.Sale, r.Buckets)
+		s.remember(r.Sale, r.Buckets, r.Ever)
 	}
 	return out, nil
 }
@@ -263,7 +301,7 @@ func (s *Store) sale(ctx context.Context, id string) (saleInfo, error) {
 	if err != nil {
 		return saleInfo{}, unavailable("loading the sale", err)
 	}
-	s.remember(row.Sale, row.Buckets)
+	s.remember(row.Sale, row.Buckets, row.Ever)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.sales[id], nil
@@ -300,11 +338,14 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 		ids[i] = s.ids.Next(now)
 	}
 	var (
-		epoch, rem int64
-		dec        []redis.Decision
+		epoch, rem, taken int64
+		dec               []redis.Decision
 	)
+	// Read before Redis is: everything PostgreSQL had committed by then,
+	// Redis had reserved before.
+	floor := s.everSeen(saleID)
 	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		epoch, rem, dec, err = s.live.Reserve(ctx, sl.layout, batch, ids, now, expires)
+		epoch, rem, taken, dec, err = s.live.Reserve(ctx, sl.layout, batch, ids, now, expires)
 		return err
 	})
 	if errors.Is(err, redis.ErrNoState) {
@@ -313,6 +354,17 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	}
 	if err != nil {
 		return nil, 0, unavailable("deciding the batch in Redis", err)
+	}
+	if taken < floor {
+		// Redis has reserved fewer units than PostgreSQL committed: it
+		// came back older than PostgreSQL (a snapshot or AOF reloaded, a
+		// replica promoted), whatever its epoch says. Its answers are
+		// not to be trusted, this batch's included, until the leader
+		// rebuilds it (it compares the same counts).
+		s.log.Warn("Redis is behind PostgreSQL; marking the sale for a rebuild", "sale", saleID,
+			"redis_taken", taken, "postgres_ever", floor)
+		s.markDirty(ctx, saleID)
+		return nil, 0, errRebuilding
 	}
 	outs := make([]surge.Outcome, len(batch))
 	var (
@@ -334,6 +386,10 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 				}
 				fresh[o.ID] = true
 			}
+		case d.Code == surge.CodeIdempotencyMismatch:
+			// The key first answered another quantity: not a replay. Err
+			// too, so the purchase fails alone as the 422 it is.
+			outs[i] = surge.Outcome{Code: d.Code, Err: surge.ErrIdempotencyMismatch}
 		case d.Code == surge.CodeReserved:
 			o := d.Replay
 			o.SaleID, o.UserID, o.IdempotencyKey = saleID, p.UserID, p.IdempotencyKey
@@ -348,9 +404,12 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if len(orders) == 0 && len(confirm) == 0 {
 		return outs, rem, nil
 	}
-	var missing []string
+	var (
+		missing []string
+		ever    int64
+	)
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-		missing, err = s.db.InsertOrders(ctx, saleID, epoch, orders, confirm)
+		ever, missing, err = s.db.InsertOrders(ctx, saleID, epoch, orders, confirm)
 		return err
 	})
 	if err != nil {
@@ -361,7 +420,18 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 			s.wake()
 			return nil, 0, errRebuilding
 		}
+		if errors.Is(err, postgres.ErrRefused) {
+			// PostgreSQL, the truth, refused what Redis decided: Redis
+			// lost or rolled back state. None of the batch is answered
+			// reserved, and the sale is rebuilt.
+			s.log.Warn("PostgreSQL refused a batch Redis decided; marking the sale for a rebuild", "sale", saleID, "err", err)
+			s.markDirty(ctx, saleID)
+			return nil, 0, errRebuilding
+		}
 		return nil, 0, unavailable("committing the orders to PostgreSQL", err)
+	}
+	if ever > 0 {
+		s.sawEver(saleID, ever)
 	}
 	s.stats.calls.Add(1)
 	if len(orders) > 0 {
@@ -470,12 +540,17 @@ func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order
 	}
 	if err != nil && !errors.Is(err, redis.ErrNoState) {
 		s.log.Warn("release units in Redis; marking the sale for a rebuild", "sale", saleID, "orders", len(orders), "err", err)
-		if err := s.db.MarkDirty(ctx, saleID); err != nil {
-			s.log.Error("mark sale dirty", "sale", saleID, "err", err)
-		}
-		s.wake()
+		s.markDirty(ctx, saleID)
 	}
 	s.announce(ctx, saleID)
+}
+
+// markDirty asks the leader, whichever node it is, to rebuild a sale.
+func (s *Store) markDirty(ctx context.Context, saleID string) {
+	if err := s.db.MarkDirty(ctx, saleID); err != nil {
+		s.log.Error("mark sale dirty", "sale", saleID, "err", err)
+	}
+	s.wake()
 }
 
 // expireBatch bounds the orders one expiry statement moves.
@@ -604,7 +679,7 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 		return
 	}
 	for _, row := range rows {
-		s.remember(row.Sale, row.Buckets)
+		s.remember(row.Sale, row.Buckets, row.Ever)
 		why, err := s.diagnose(ctx, row)
 		if err != nil || why == "" {
 			continue
@@ -621,19 +696,24 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 		return "a release did not reach Redis", nil
 	}
 	layout := redis.Layout{Sale: row.ID, Buckets: row.Buckets}
-	var epoch int64
+	var epoch, taken int64
 	err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		epoch, err = s.live.Epoch(ctx, layout)
+		epoch, taken, err = s.live.Inspect(ctx, layout)
 		return err
 	})
 	if errors.Is(err, redis.ErrNoState) {
-		return "the live state is missing (Redis restarted empty?)", nil
+		return "the live state is missing or lost keys (Redis restarted empty? keys evicted?)", nil
 	}
 	if err != nil {
 		return "", err
 	}
 	if epoch != row.Epoch {
 		return fmt.Sprintf("Redis holds epoch %d, PostgreSQL %d (-1: buckets disagree)", epoch, row.Epoch), nil
+	}
+	// row was read before Redis was: every unit it counts, Redis had
+	// reserved by then, unless Redis came back older than PostgreSQL.
+	if taken < row.Ever {
+		return fmt.Sprintf("Redis reserved %d units, PostgreSQL holds %d (Redis rolled back: a snapshot, an AOF or a replica behind)", taken, row.Ever), nil
 	}
 	// Transfers between buckets whose second half never ran (a node died
 	// between the two scripts) are completed.
@@ -686,7 +766,8 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why strin
 	if err != nil {
 		return err
 	}
-	ok, err := s.live.Install(ctx, redis.State{Sale: snap.Sale, Buckets: snap.Buckets, Epoch: snap.Epoch, Live: snap.Live, Keyed: snap.Keyed})
+	ok, err := s.live.Install(ctx, redis.State{Sale: snap.Sale, Buckets: snap.Buckets, Epoch: snap.Epoch, Ever: snap.Ever,
+		Live: snap.Live, Keyed: snap.Keyed})
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ type redisServer struct {
 	t    testing.TB
 	port int
 	dir  string
+	args []string // persistence settings
 	cmd  *exec.Cmd
 }
 
@@ -30,13 +31,21 @@ type redisServer struct {
 // restart comes back empty, as the fault says.
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
+	return startRedisWith(t, "--save", "", "--appendonly", "no")
+}
+
+// startRedisWith runs redis-server on a free port with the persistence
+// settings args; its files stay in the test's own directory, so a restart
+// reloads them.
+func startRedisWith(t testing.TB, args ...string) *redisServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := &redisServer{t: t, port: port, dir: t.TempDir()}
+	r := &redisServer{t: t, port: port, dir: t.TempDir(), args: args}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -46,8 +55,8 @@ func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(
 
 func (r *redisServer) start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	r.cmd = exec.Command("redis-server", append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--dir", r.dir}, r.args...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server (run scripts/services.sh to install it): %v", err)
 	}

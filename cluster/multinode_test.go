@@ -85,7 +85,9 @@ func multiNodeSpike(t *testing.T, buckets int) {
 			rng := rand.New(rand.NewPCG(uint64(b), 7))
 			for i := range work {
 				user := fmt.Sprintf("u%03d", rng.IntN(users))
-				p := surge.Purchase{UserID: user, IdempotencyKey: fmt.Sprintf("k%d", i%700), Quantity: 1 + rng.Int64N(limit)}
+				// The quantity follows the key: a key reused with another
+				// quantity is a different request (422), not a replay.
+				p := surge.Purchase{UserID: user, IdempotencyKey: fmt.Sprintf("k%d", i%700), Quantity: 1 + int64(i%700)%limit}
 				// Each intent is sent to one node, and a third of them
 				// again to another: the retry must replay, never buy twice.
 				tries := 1 + rng.IntN(3)/2

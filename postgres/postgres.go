@@ -51,8 +51,16 @@ type DB struct {
 // that a rebuild has since replaced: none of it was written.
 var ErrFenced = errors.New("postgres: the sale's live state was rebuilt since the batch was decided")
 
-// ErrNotReserved answers Settle of an order that is not reserved.
+// ErrNotReserved answers Settle of an order that is not reserved, or
+// whose hold has ended.
 var ErrNotReserved = errors.New("postgres: order is not reserved")
+
+// ErrRefused answers an insert PostgreSQL refused because it would break a
+// guarantee: the sale over its stock, a buyer over the limit, or a second
+// order for an idempotency key. Redis, which decided the batch, disagrees
+// with the truth (it lost or rolled back state): nothing was written, and
+// the sale's live state must be rebuilt.
+var ErrRefused = errors.New("postgres: the batch would break a guarantee")
 
 // Open connects, creates the schema if asked, and applies the migrations
 // (versioned, under an advisory lock, so nodes starting together agree).
@@ -162,16 +170,26 @@ func nullTime(t time.Time) *time.Time {
 }
 
 // CreateSale inserts a sale at epoch 1 whose live state is split over
-// buckets Redis slots; surge.ErrSaleExists if the id is taken.
-func (d *DB) CreateSale(ctx context.Context, s surge.Sale, buckets int) error {
+// buckets Redis slots; surge.ErrSaleExists if the id is taken. install,
+// if set, runs after the insert and before the commit, so no other node
+// (the leader above all) sees the sale before its live state exists: it
+// would take the missing state for lost and rebuild it. The sale commits
+// whatever install returns (the leader builds a state install failed to).
+func (d *DB) CreateSale(ctx context.Context, s surge.Sale, buckets int, install func(context.Context)) error {
 	room, err := encodeRoom(s.WaitingRoom)
 	if err != nil {
 		return err
 	}
-	_, err = d.pool.Exec(ctx, `INSERT INTO sales (id, name, stock, per_user_limit, price_cents, currency,
-		starts_at, ends_at, hold_seconds, created_at, waiting_room, buckets) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
-		s.ID, s.Name, s.Stock, s.PerUserLimit, s.PriceCents, s.Currency,
-		s.StartsAt, nullTime(s.EndsAt), s.HoldSeconds, s.CreatedAt, room, max(buckets, 1))
+	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO sales (id, name, stock, per_user_limit, price_cents, currency,
+			starts_at, ends_at, hold_seconds, created_at, waiting_room, buckets) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
+			s.ID, s.Name, s.Stock, s.PerUserLimit, s.PriceCents, s.Currency,
+			s.StartsAt, nullTime(s.EndsAt), s.HoldSeconds, s.CreatedAt, room, max(buckets, 1))
+		if err == nil && install != nil {
+			install(ctx)
+		}
+		return err
+	})
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return surge.ErrSaleExists
 	}
@@ -187,10 +205,13 @@ type SaleRow struct {
 	Epoch   int64
 	Dirty   bool
 	Buckets int
+	// Ever is the units ever inserted (it only grows); Redis's count of
+	// units reserved must never be below it.
+	Ever int64
 }
 
 const saleColumns = `id, name, stock, per_user_limit, price_cents, currency, starts_at, ends_at,
-	hold_seconds, created_at, waiting_room, epoch, dirty, buckets`
+	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever`
 
 func scanSale(row pgx.Row) (SaleRow, error) {
 	var (
@@ -199,7 +220,7 @@ func scanSale(row pgx.Row) (SaleRow, error) {
 		room []byte
 	)
 	if err := row.Scan(&s.ID, &s.Name, &s.Stock, &s.PerUserLimit, &s.PriceCents, &s.Currency, &s.StartsAt,
-		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets); err != nil {
+		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets, &s.Ever); err != nil {
 		return SaleRow{}, err
 	}
 	s.StartsAt, s.CreatedAt = s.StartsAt.UTC(), s.CreatedAt.UTC()
@@ -248,9 +269,13 @@ func (d *DB) MarkDirty(ctx context.Context, saleID string) error {
 
 // InsertOrders commits a batch's new orders in one statement, fenced by
 // epoch: ErrFenced, and nothing written, if the sale's live state was
-// rebuilt since the batch was decided. In the same round trip it reports
-// which of confirm (orders a replay answers with) are not in the table.
-func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string) (missing []string, err error) {
+// rebuilt since the batch was decided; ErrRefused, and nothing written, if
+// the batch would oversell the sale, put a buyer over the limit or give a
+// key a second order (surge_insert_orders, migration 003). ever is the
+// sale's units ever inserted after the batch (0 without orders). In the
+// same round trip (and transaction) it reports which of confirm (orders a
+// replay answers with) are not in the table.
+func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string) (ever int64, missing []string, err error) {
 	b := &pgx.Batch{}
 	if len(orders) > 0 {
 		n := len(orders)
@@ -261,39 +286,35 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 			ids[i], users[i], keys[i], qty[i] = o.ID, o.UserID, o.IdempotencyKey, o.Quantity
 			created[i], expires[i] = o.CreatedAt, o.ExpiresAt
 		}
-		// FOR SHARE on the sale row: concurrent batches share it, and a
-		// rebuild's epoch bump waits for them and then fails the later ones.
-		b.Queue(`WITH fence AS (SELECT 1 FROM sales WHERE id = $1 AND epoch = $2 FOR SHARE)
-			INSERT INTO orders (id, sale_id, user_id, quantity, status, idem_key, created_at, expires_at)
-			SELECT o.id, $1, o.u, o.q, 'reserved', NULLIF(o.k, ''), o.c, o.e
-			FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[], $8::timestamptz[])
-				WITH ORDINALITY AS o(id, u, q, k, c, e, n)
-			WHERE EXISTS (SELECT 1 FROM fence)
-			ORDER BY o.n`,
+		b.Queue(`SELECT surge_insert_orders($1, $2, $3, $4, $5, $6, $7, $8)`,
 			saleID, epoch, ids, users, qty, keys, created, expires)
 	}
 	if len(confirm) > 0 {
 		b.Queue(existingSQL, confirm)
 	}
 	if b.Len() == 0 {
-		return nil, nil
+		return 0, nil, nil
 	}
 	res := d.pool.SendBatch(ctx, b)
 	defer res.Close()
 	if len(orders) > 0 {
-		tag, err := res.Exec()
-		if err != nil {
-			return nil, fmt.Errorf("postgres: insert %d orders of sale %s: %w", len(orders), saleID, err)
+		var after *int64
+		if err := res.QueryRow().Scan(&after); err != nil {
+			if refused(err) {
+				return 0, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			}
+			return 0, nil, fmt.Errorf("postgres: insert %d orders of sale %s: %w", len(orders), saleID, err)
 		}
-		if tag.RowsAffected() != int64(len(orders)) {
-			return nil, ErrFenced
+		if after == nil {
+			return 0, nil, ErrFenced
 		}
+		ever = *after
 	}
 	if len(confirm) > 0 {
 		rows, err := res.Query()
 		have, err := idSet(rows, err)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: confirm replays: %w", err)
+			return 0, nil, fmt.Errorf("postgres: confirm replays: %w", err)
 		}
 		for _, id := range confirm {
 			if !have[id] {
@@ -301,7 +322,18 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 			}
 		}
 	}
-	return missing, res.Close()
+	return ever, missing, res.Close()
+}
+
+// refused tells a guarantee's refusal (surge_insert_orders's own codes,
+// or a key's second order) from a failure.
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "SU001" || pgErr.Code == "SU002" ||
+		(pgErr.Code == "23505" && pgErr.ConstraintName == "orders_idem")
 }
 
 const orderColumns = `id, sale_id, user_id, quantity, status, idem_key, created_at, expires_at`
@@ -361,11 +393,17 @@ func (d *DB) Orders(ctx context.Context, saleID string, fn func(surge.Order) err
 	return nil
 }
 
-// Settle moves a reserved order to status. ErrNotReserved (with the order
-// as it is) if it is not reserved; surge.ErrOrderNotFound if unknown.
+// Settle moves a reserved order whose hold still runs (expires_at after
+// now) to status; a cancel gives its units back to the sale's sold count.
+// ErrNotReserved (with the order as it is) if it is not reserved or its
+// hold ended, whether or not Expire has run yet; surge.ErrOrderNotFound if
+// unknown.
 func (d *DB) Settle(ctx context.Context, id string, status surge.OrderStatus, now time.Time) (surge.Order, error) {
-	o, err := scanOrder(d.pool.QueryRow(ctx, `UPDATE orders SET status = $2, updated_at = $3
-		WHERE id = $1 AND status = 'reserved' RETURNING `+orderColumns, id, string(status), now))
+	o, err := scanOrder(d.pool.QueryRow(ctx, `WITH o AS (
+			UPDATE orders SET status = $2, updated_at = $3
+			WHERE id = $1 AND status = 'reserved' AND expires_at > $3 RETURNING `+orderColumns+`),
+		s AS (UPDATE sales SET sold = sales.sold - o.quantity FROM o WHERE sales.id = o.sale_id AND $2 <> 'paid')
+		SELECT `+orderColumns+` FROM o`, id, string(status), now))
 	if err == nil {
 		return o, nil
 	}
@@ -393,10 +431,13 @@ func fence(first int) string { return fmt.Sprintf(leaseHeld, first, first+1, fir
 // Expire moves up to limit reserved orders whose hold ended at or before
 // now to expired, if the lease is still held, and returns them.
 func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]surge.Order, error) {
-	rows, err := d.pool.Query(ctx, `UPDATE orders SET status = 'expired', updated_at = $1
-		WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1
-			ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
-		AND `+fence(3)+` RETURNING `+orderColumns, now, limit, l.Name, l.Holder, l.Token)
+	rows, err := d.pool.Query(ctx, `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
+			WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1
+				ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+			AND `+fence(3)+` RETURNING `+orderColumns+`),
+		s AS (UPDATE sales SET sold = sales.sold - d.q
+			FROM (SELECT sale_id, sum(quantity) AS q FROM x GROUP BY sale_id) d WHERE sales.id = d.sale_id)
+		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: expire: %w", err)
 	}
@@ -453,6 +494,7 @@ type Snapshot struct {
 	Sale    surge.Sale
 	Buckets int
 	Epoch   int64         // the new epoch; only orders decided under it insert
+	Ever    int64         // units ever inserted, final for this epoch's start
 	Live    []surge.Order // reserved and paid orders
 	Keyed   []surge.Order // every order with an idempotency key, as first answered
 }
@@ -472,7 +514,7 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (Snapshot, err
 		if err != nil {
 			return err
 		}
-		snap.Sale, snap.Epoch, snap.Buckets = row.Sale, row.Epoch, row.Buckets
+		snap.Sale, snap.Epoch, snap.Buckets, snap.Ever = row.Sale, row.Epoch, row.Buckets, row.Ever
 		rows, err := tx.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
 			AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, saleID)
 		if err != nil {
@@ -482,9 +524,11 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (Snapshot, err
 		if err != nil {
 			return err
 		}
+		var sold int64
 		for _, o := range all {
 			if o.Status.Live() {
 				snap.Live = append(snap.Live, o)
+				sold += o.Quantity
 			}
 			if o.IdempotencyKey != "" {
 				first := o
@@ -492,7 +536,10 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (Snapshot, err
 				snap.Keyed = append(snap.Keyed, first)
 			}
 		}
-		return nil
+		// The sold count is kept by every insert and settle; the rebuild,
+		// which reads every live order anyway, sets it from them.
+		_, err = tx.Exec(ctx, `UPDATE sales SET sold = $2 WHERE id = $1`, saleID, sold)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {

@@ -33,7 +33,7 @@ func sale(t *testing.T, db *postgres.DB) surge.Sale {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateSale(context.Background(), sl, 1); err != nil {
+	if err := db.CreateSale(context.Background(), sl, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	return sl
@@ -50,7 +50,7 @@ func TestInsertFencedByEpoch(t *testing.T) {
 	db := open(t)
 	ctx := context.Background()
 	sl := sale(t, db)
-	if _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o1", sl, time.Now().Add(time.Hour))}, nil); err != nil {
+	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o1", sl, time.Now().Add(time.Hour))}, nil); err != nil {
 		t.Fatalf("insert at the current epoch: %v", err)
 	}
 	l, ok, err := db.Acquire(ctx, "jobs", "me", 5*time.Second)
@@ -64,14 +64,14 @@ func TestInsertFencedByEpoch(t *testing.T) {
 	if snap.Epoch != 2 || len(snap.Live) != 1 {
 		t.Fatalf("snapshot: epoch %d, %d live orders; want 2 and 1", snap.Epoch, len(snap.Live))
 	}
-	_, err = db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o2", sl, time.Now().Add(time.Hour)), order("o3", sl, time.Now().Add(time.Hour))}, nil)
+	_, _, err = db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o2", sl, time.Now().Add(time.Hour)), order("o3", sl, time.Now().Add(time.Hour))}, nil)
 	if !errors.Is(err, postgres.ErrFenced) {
 		t.Fatalf("insert at the old epoch: err = %v, want ErrFenced", err)
 	}
 	if _, err := db.Order(ctx, "o2"); !errors.Is(err, surge.ErrOrderNotFound) {
 		t.Errorf("a fenced order was written: %v", err)
 	}
-	missing, err := db.InsertOrders(ctx, sl.ID, 2, []surge.Order{order("o4", sl, time.Now().Add(time.Hour))}, []string{"o1", "o2"})
+	_, missing, err := db.InsertOrders(ctx, sl.ID, 2, []surge.Order{order("o4", sl, time.Now().Add(time.Hour))}, []string{"o1", "o2"})
 	if err != nil {
 		t.Fatalf("insert at the new epoch: %v", err)
 	}
@@ -87,7 +87,7 @@ func TestStaleLeaderCannotWrite(t *testing.T) {
 	ctx := context.Background()
 	sl := sale(t, db)
 	past := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
-	if _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("due", sl, past)}, nil); err != nil {
+	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("due", sl, past)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	old, ok, err := db.Acquire(ctx, "jobs", "a", 300*time.Millisecond)

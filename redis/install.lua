@@ -1,10 +1,12 @@
 -- Swap a rebuilt live state in (see stock.go), unless the state there is
--- of the same or a newer epoch.
+-- of the same or a newer epoch (or replace is "1": a new sale's creator
+-- replaces whatever an earlier, failed creation of its id left).
 -- KEYS: meta, users, keys, orders, pending, staged users, staged keys, staged orders,
 --       outgoing transfers, received transfers
--- ARGV: epoch, remaining, per-user limit, starts_ms, ends_ms (0: no end)
+-- ARGV: epoch, remaining, per-user limit, starts_ms, ends_ms (0: no end),
+--       units reserved so far (PostgreSQL's ever, on one bucket), replace
 local cur = redis.call('HGET', KEYS[1], 'epoch')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then
+if ARGV[7] ~= '1' and cur and tonumber(cur) >= tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[6], KEYS[7], KEYS[8])
   return 0
 end
@@ -15,10 +17,15 @@ for i = 0, 2 do
   else
     redis.call('DEL', dst)
   end
+  -- A sentinel field: a hash missing it was lost (evicted, deleted) and
+  -- rebuilt empty by a later write, which reserve.lua refuses to trust.
+  redis.call('HSET', dst, '!', '1')
 end
 -- Every order the rebuild read is durable; later ones are of this epoch.
 -- Transfers between buckets are settled: the stock was split anew.
 redis.call('DEL', KEYS[5], KEYS[9], KEYS[10])
+redis.call('ZADD', KEYS[5], '+inf', '!')
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'rem', ARGV[2], 'limit', ARGV[3], 'starts', ARGV[4], 'ends', ARGV[5])
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'rem', ARGV[2], 'limit', ARGV[3], 'starts', ARGV[4], 'ends', ARGV[5],
+  'tot', ARGV[6])
 return 1

@@ -1,7 +1,9 @@
 -- Return the units of orders that left the reserved state (see stock.go).
 -- KEYS: meta, users, orders. ARGV: order ids.
--- Returns the remaining stock, or -1 when the live state is missing.
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- Returns the remaining stock, or -1 when the live state is missing or
+-- lost part of itself (a hash without its sentinel).
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[2], '!') == 0
+    or redis.call('HEXISTS', KEYS[3], '!') == 0 then
   return -1
 end
 local back = 0

@@ -3,13 +3,18 @@
 -- ARGV: now_ms, expires_ms, wall_ms (the node's clock, which scores the
 -- pending set the leader checks), then (user, key, quantity, order_id)
 -- per purchase
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'rem', 'limit', 'starts', 'ends')
-if not meta[1] then
+-- Returns {-1} if the state is missing or lost part of itself (a hash
+-- without the sentinel install.lua writes: evicted or deleted), else
+-- {epoch, remaining, units reserved so far, code per purchase}.
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'rem', 'limit', 'starts', 'ends', 'tot')
+if not meta[1] or not meta[6] or redis.call('HEXISTS', KEYS[2], '!') == 0 or redis.call('HEXISTS', KEYS[3], '!') == 0
+    or redis.call('HEXISTS', KEYS[4], '!') == 0 or not redis.call('ZSCORE', KEYS[5], '!') then
   return {-1}
 end
 local rem = tonumber(meta[2])
 local limit = tonumber(meta[3])
 local starts, ends = tonumber(meta[4]), tonumber(meta[5])
+local tot = tonumber(meta[6])
 local now, expires = ARGV[1], ARGV[2]
 local nowN = tonumber(now)
 local window = ''
@@ -18,7 +23,7 @@ if nowN < starts then
 elseif ends > 0 and nowN >= ends then
   window = 'E'
 end
-local out = {tonumber(meta[1]), 0}
+local out = {tonumber(meta[1]), 0, 0}
 for i = 4, #ARGV, 4 do
   local user, key, qty, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local code
@@ -27,7 +32,14 @@ for i = 4, #ARGV, 4 do
     uk = user .. '\n' .. key
     local rec = redis.call('HGET', KEYS[3], uk)
     if rec then
-      code = 'R' .. rec
+      -- rec is "id|quantity|created|expires": a key reused with another
+      -- quantity is a different request, not a replay.
+      local q = string.match(rec, '^[^|]*|(%d+)|')
+      if tonumber(q) == qty then
+        code = 'R' .. rec
+      else
+        code = 'M'
+      end
     end
   end
   if not code then
@@ -41,6 +53,7 @@ for i = 4, #ARGV, 4 do
         code = 'L'
       else
         rem = rem - qty
+        tot = tot + qty
         redis.call('HINCRBY', KEYS[2], user, qty)
         redis.call('HSET', KEYS[4], id, user .. '|' .. ARGV[i + 2])
         redis.call('ZADD', KEYS[5], ARGV[3], id)
@@ -53,6 +66,7 @@ for i = 4, #ARGV, 4 do
   end
   out[#out + 1] = code
 end
-redis.call('HSET', KEYS[1], 'rem', rem)
+redis.call('HSET', KEYS[1], 'rem', rem, 'tot', tot)
 out[2] = rem
+out[3] = tot
 return out

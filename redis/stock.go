@@ -48,6 +48,9 @@ func Dial(ctx context.Context, url string) (Client, error) {
 		}
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 		opt.MaxRetries = -1
+		if opt.DialerRetries == 0 {
+			opt.DialerRetries = 1
+		}
 		c = goredis.NewClusterClient(opt)
 	} else {
 		opt, err := goredis.ParseURL(url)
@@ -56,6 +59,9 @@ func Dial(ctx context.Context, url string) (Client, error) {
 		}
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 		opt.MaxRetries = -1
+		if opt.DialerRetries == 0 {
+			opt.DialerRetries = 1
+		}
 		c = goredis.NewClient(opt)
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
@@ -69,7 +75,9 @@ func Dial(ctx context.Context, url string) (Client, error) {
 // server must fail purchases in about a second, not hold them. Dial also
 // turns the client's retries off: a reserve script whose reply was lost
 // may have run, and running it again would take its units twice. A failed
-// call fails its batch; buyers retry with their Idempotency-Key.
+// call fails its batch; buyers retry with their Idempotency-Key. It also
+// dials once per connection instead of go-redis's five times 100 ms, which
+// held every purchase half a second on a dead server instead of failing it.
 func fast(dial, read, write *time.Duration) {
 	for _, d := range []*time.Duration{dial, read, write} {
 		if *d == 0 {
@@ -94,7 +102,9 @@ func New(c Client, prefix string) *Stock {
 }
 
 // ErrNoState answers a call on a sale whose live state is missing (never
-// built, or Redis restarted empty): it must be rebuilt from PostgreSQL.
+// built, or Redis restarted empty) or lost part of itself (a hash evicted
+// or deleted: each carries a sentinel field "!" written at install, and a
+// zset member "!" in the pending set): it must be rebuilt from PostgreSQL.
 var ErrNoState = errors.New("redis: the sale's live state is missing")
 
 // Layout says where a sale's live state lives: in one hash slot, or split
@@ -153,12 +163,16 @@ var takeSrc string
 //go:embed give.lua
 var giveSrc string
 
+//go:embed inspect.lua
+var inspectSrc string
+
 var (
 	reserveScript = goredis.NewScript(reserveSrc)
 	releaseScript = goredis.NewScript(releaseSrc)
 	installScript = goredis.NewScript(installSrc)
 	takeScript    = goredis.NewScript(takeSrc)
 	giveScript    = goredis.NewScript(giveSrc)
+	inspectScript = goredis.NewScript(inspectSrc)
 )
 
 // evalMany runs one script call per element of calls in one pipelined
@@ -175,7 +189,7 @@ func (s *Stock) evalMany(ctx context.Context, sc *goredis.Script, keys [][]strin
 
 // Decision is what Redis decided for one purchase of a batch.
 type Decision struct {
-	Code      surge.Code
+	Code      surge.Code  // CodeIdempotencyMismatch: a key reused with another quantity
 	Remaining int64       // for CodeSoldOut
 	Replay    surge.Order // for a replay: the first answer (ID, quantity, times)
 }
@@ -184,17 +198,19 @@ type Decision struct {
 // order batch[i] becomes if reserved; expires is when its hold ends. Each
 // bucket the batch touches runs reserve.lua once, all in one round trip;
 // remaining is the whole sale's (the other buckets are read in the same
-// round trip). A sold-out answer in a bucket while others hold enough
-// units triggers Rebalance and one more try of those purchases.
-func (s *Stock) Reserve(ctx context.Context, l Layout, batch []surge.Purchase, ids []string, now, expires time.Time) (epoch, remaining int64, out []Decision, err error) {
+// round trip), and so is taken: the units this copy of the state has
+// reserved since it was built from PostgreSQL's ever count, this batch's
+// included. A sold-out answer in a bucket while others hold enough units
+// triggers Rebalance and one more try of those purchases.
+func (s *Stock) Reserve(ctx context.Context, l Layout, batch []surge.Purchase, ids []string, now, expires time.Time) (epoch, remaining, taken int64, out []Decision, err error) {
 	out = make([]Decision, len(batch))
 	idx := make([]int, len(batch))
 	for i := range idx {
 		idx[i] = i
 	}
-	epoch, remaining, perBucket, err := s.reserve(ctx, l, batch, idx, ids, now, expires, out)
+	epoch, remaining, taken, perBucket, err := s.reserve(ctx, l, batch, idx, ids, now, expires, out)
 	if err != nil || l.n() == 1 {
-		return epoch, remaining, out, err
+		return epoch, remaining, taken, out, err
 	}
 	// A dry bucket borrows from the fullest, then its sold-out purchases
 	// are decided again.
@@ -207,26 +223,26 @@ func (s *Stock) Reserve(ctx context.Context, l Layout, batch []surge.Purchase, i
 		}
 	}
 	if len(retry) == 0 {
-		return epoch, remaining, out, nil
+		return epoch, remaining, taken, out, nil
 	}
 	for b, n := range need {
 		if _, err := s.Rebalance(ctx, l, b, n-perBucket[b], perBucket); err != nil {
-			return epoch, remaining, out, nil // the first answers stand
+			return epoch, remaining, taken, out, nil // the first answers stand
 		}
 	}
-	e2, rem2, _, err := s.reserve(ctx, l, batch, retry, ids, now, expires, out)
+	e2, rem2, taken2, _, err := s.reserve(ctx, l, batch, retry, ids, now, expires, out)
 	if err != nil || e2 != epoch {
 		// The first round's reservations stand and must be committed, so
 		// a failed retry keeps its sold-out answers.
-		return epoch, remaining, out, nil
+		return epoch, remaining, taken, out, nil
 	}
-	return epoch, rem2, out, nil
+	return epoch, rem2, max(taken, taken2), out, nil
 }
 
 // reserve runs one round of Reserve over the purchases batch[idx...],
 // writing their decisions into out, and returns the sale's remaining stock
 // and each bucket's.
-func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, idx []int, ids []string, now, expires time.Time, out []Decision) (epoch, remaining int64, perBucket []int64, err error) {
+func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, idx []int, ids []string, now, expires time.Time, out []Decision) (epoch, remaining, taken int64, perBucket []int64, err error) {
 	nb := l.n()
 	groups := make([][]int, nb)
 	for _, i := range idx {
@@ -249,10 +265,11 @@ func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, i
 		}
 		keys, args, which = append(keys, s.keys(l, b).list()), append(args, a), append(which, b)
 	}
-	// The other buckets' remaining stock, read in the same round trip.
-	var others map[int]*goredis.StringCmd
+	// The other buckets' remaining stock and units taken, read in the
+	// same round trip.
+	var others map[int]*goredis.SliceCmd
 	if nb > 1 {
-		others = make(map[int]*goredis.StringCmd)
+		others = make(map[int]*goredis.SliceCmd)
 	}
 	var cmds []*goredis.Cmd
 	if nb == 1 {
@@ -261,13 +278,13 @@ func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, i
 		cmds, err = s.evalManyWith(ctx, reserveScript, keys, args, func(p goredis.Pipeliner) {
 			for b := range nb {
 				if len(groups[b]) == 0 {
-					others[b] = p.HGet(ctx, s.keys(l, b).meta, "rem")
+					others[b] = p.HMGet(ctx, s.keys(l, b).meta, "rem", "tot")
 				}
 			}
 		})
 	}
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+		return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
 	}
 	perBucket = make([]int64, nb)
 	epoch = -1
@@ -275,41 +292,56 @@ func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, i
 		b, g := which[c], groups[which[c]]
 		res, err := cmd.Slice()
 		if err != nil {
-			return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
 		}
 		if len(res) == 1 {
-			return 0, 0, nil, ErrNoState
+			return 0, 0, 0, nil, ErrNoState
 		}
-		if len(res) != 2+len(g) {
-			return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d replies for %d purchases", l.Sale, len(res)-2, len(g))
+		if len(res) != 3+len(g) {
+			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d replies for %d purchases", l.Sale, len(res)-3, len(g))
 		}
 		e, _ := res[0].(int64)
 		if epoch >= 0 && e != epoch {
-			return 0, 0, nil, ErrNoState // buckets of different epochs: a rebuild is under way
+			return 0, 0, 0, nil, ErrNoState // buckets of different epochs: a rebuild is under way
 		}
 		epoch = e
 		perBucket[b], _ = res[1].(int64)
+		tot, _ := res[2].(int64)
+		taken += tot
 		for j, i := range g {
-			code, _ := res[2+j].(string)
+			code, _ := res[3+j].(string)
 			if out[i], err = parseDecision(code); err != nil {
-				return 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+				return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
 			}
 		}
 	}
 	for b, cmd := range others {
-		v, err := cmd.Int64()
-		if errors.Is(err, goredis.Nil) {
-			return 0, 0, nil, ErrNoState
-		}
+		v, err := cmd.Result()
 		if err != nil {
-			return 0, 0, nil, fmt.Errorf("redis: remaining of sale %s: %w", l.Sale, err)
+			return 0, 0, 0, nil, fmt.Errorf("redis: remaining of sale %s: %w", l.Sale, err)
 		}
-		perBucket[b] = v
+		rem, err1 := metaInt(v[0])
+		tot, err2 := metaInt(v[1])
+		if err1 != nil || err2 != nil {
+			return 0, 0, 0, nil, ErrNoState
+		}
+		perBucket[b] = rem
+		taken += tot
 	}
 	for _, r := range perBucket {
 		remaining += r
 	}
-	return epoch, remaining, perBucket, nil
+	return epoch, remaining, taken, perBucket, nil
+}
+
+// metaInt reads one field of an HMGET of a meta hash; an error if it is
+// missing (the state is).
+func metaInt(v any) (int64, error) {
+	str, ok := v.(string)
+	if !ok {
+		return 0, ErrNoState
+	}
+	return strconv.ParseInt(str, 10, 64)
 }
 
 // evalManyWith is evalMany, always pipelined, with extra commands (reads
@@ -365,6 +397,8 @@ func parseDecision(code string) (Decision, error) {
 		d.Remaining, _ = strconv.ParseInt(code[1:], 10, 64)
 	case 'L':
 		d.Code = surge.CodeLimitReached
+	case 'M':
+		d.Code = surge.CodeIdempotencyMismatch
 	case 'N':
 		d.Code = surge.CodeNotStarted
 	case 'E':
@@ -555,6 +589,54 @@ func (s *Stock) Epoch(ctx context.Context, l Layout) (int64, error) {
 	return epoch, nil
 }
 
+// Inspect checks the sale's live state, every bucket in one round trip:
+// ErrNoState if a bucket is missing or lost one of its hashes (the
+// sentinels), epoch -1 if the buckets disagree (a rebuild did not finish),
+// and taken, the units the state has reserved since it was built from
+// PostgreSQL's ever count. A state that rolled back (a snapshot or AOF
+// reloaded, a replica promoted) has taken below PostgreSQL's ever count.
+func (s *Stock) Inspect(ctx context.Context, l Layout) (epoch, taken int64, err error) {
+	keys := make([][]string, l.n())
+	args := make([][]any, l.n())
+	for b := range keys {
+		keys[b] = s.keys(l, b).list()
+	}
+	cmds, err := s.evalMany(ctx, inspectScript, keys, args)
+	if err != nil {
+		return 0, 0, fmt.Errorf("redis: inspect sale %s: %w", l.Sale, err)
+	}
+	epoch = -2
+	for _, c := range cmds {
+		res, err := c.Int64Slice()
+		if err != nil {
+			return 0, 0, fmt.Errorf("redis: inspect sale %s: %w", l.Sale, err)
+		}
+		if len(res) != 2 {
+			return 0, 0, ErrNoState
+		}
+		switch {
+		case epoch == -2:
+			epoch = res[0]
+		case epoch != res[0]:
+			epoch = -1
+		}
+		taken += res[1]
+	}
+	return epoch, taken, nil
+}
+
+// Remove deletes the sale's live state (a creation whose commit failed
+// leaves none behind; if the commit did happen, the leader rebuilds it).
+func (s *Stock) Remove(ctx context.Context, l Layout) error {
+	for b := range l.n() {
+		k := s.keys(l, b)
+		if err := s.c.Del(ctx, append(k.list(), k.xout, k.xin)...).Err(); err != nil {
+			return fmt.Errorf("redis: remove sale %s: %w", l.Sale, err)
+		}
+	}
+	return nil
+}
+
 // eachMeta reads one field of every bucket's meta in one round trip.
 func (s *Stock) eachMeta(ctx context.Context, l Layout, field string, fn func(bucket int, v int64)) error {
 	cmds := make([]*goredis.StringCmd, l.n())
@@ -620,6 +702,11 @@ type State struct {
 	Sale    surge.Sale
 	Buckets int
 	Epoch   int64
+	Ever    int64 // PostgreSQL's units ever inserted: where taken starts
+	// Replace installs st whatever the epoch already there: for a new
+	// sale's creator, who alone can hold its uncommitted row, so any state
+	// under its id is left over from a creation that failed.
+	Replace bool
 	Live    []surge.Order // reserved and paid
 	Keyed   []surge.Order // every keyed order as first answered
 }
@@ -687,8 +774,16 @@ func (s *Stock) Install(ctx context.Context, st State) (installed bool, err erro
 				}
 			}
 		}
+		tot := int64(0)
+		if b == 0 {
+			tot = st.Ever
+		}
+		replace := 0
+		if st.Replace {
+			replace = 1
+		}
 		ok, err := installScript.Run(ctx, s.c, append(k.list(), su, sk, so, k.xout, k.xin),
-			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends).Int64()
+			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, replace).Int64()
 		if err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}

@@ -272,3 +272,31 @@ func TestConnectionFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestConnLimitsDefaults: the flags win; zero derives the caps from the
+// open-file limit.
+func TestConnLimitsDefaults(t *testing.T) {
+	nofile, ok := openFileLimit()
+	if !ok {
+		t.Fatal("no open-file limit")
+	}
+	derived := int(min(nofile/4*3, maxConnsCeiling))
+	for _, tc := range []struct {
+		name                 string
+		maxConns, perIP      int
+		wantMax, wantPerAddr int
+	}{
+		{"flags", 100, 7, 100, 7},
+		{"per-address derived", 100, 0, 100, 25},
+		{"per-address ceiling", 100_000, 0, 100_000, maxConnsPerIPCeiling},
+		{"both derived", 0, 0, derived, max(1, min(derived/4, maxConnsPerIPCeiling))},
+		{"tiny", 1, 0, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := serveConfig{maxConns: tc.maxConns, maxConnsPerIP: tc.perIP}.connLimits(nil)
+			if got.Max != tc.wantMax || got.PerAddr != tc.wantPerAddr {
+				t.Errorf("caps %d/%d, want %d/%d", got.Max, got.PerAddr, tc.wantMax, tc.wantPerAddr)
+			}
+		})
+	}
+}

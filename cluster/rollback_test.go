@@ -1,0 +1,236 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/redis"
+)
+
+// redisLoss is a way Redis can come back older than PostgreSQL, or lose
+// part of a sale's keys. mark runs when the sale is half sold and returns
+// the fault, which the test applies once the rest is sold.
+type redisLoss struct {
+	name string
+	args []string // the private redis-server's persistence
+	mark func(t *testing.T, rs *redisServer, rc redis.Client, prefix, sale string) (fault func())
+}
+
+var redisLosses = []redisLoss{
+	{
+		// Redis wrote a snapshot (its default save rules do on their
+		// own), then was killed and reloaded it on restart.
+		name: "SnapshotReloaded",
+		args: []string{"--save", "", "--appendonly", "no"},
+		mark: func(t *testing.T, rs *redisServer, rc redis.Client, _, _ string) func() {
+			if err := rc.Save(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return func() { rs.stop(); rs.start() }
+		},
+	},
+	{
+		// The tail of the append-only file was lost (appendfsync
+		// everysec on a crash, a disk that lied): the restart replays
+		// what is left.
+		name: "AOFTailLost",
+		args: []string{"--save", "", "--appendonly", "yes", "--appendfsync", "always"},
+		mark: func(t *testing.T, rs *redisServer, _ redis.Client, _, _ string) func() {
+			files, err := filepath.Glob(filepath.Join(rs.dir, "appendonlydir", "*.incr.aof"))
+			if err != nil || len(files) != 1 {
+				t.Fatalf("the AOF: %v, %v", files, err)
+			}
+			fi, err := os.Stat(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				rs.stop()
+				if err := os.Truncate(files[0], fi.Size()); err != nil {
+					t.Fatal(err)
+				}
+				rs.start()
+			}
+		},
+	},
+	{
+		// An asynchronous replica that had not received the newest writes
+		// was promoted: every key of the sale as it was earlier.
+		name: "ReplicaBehind",
+		args: []string{"--save", "", "--appendonly", "no"},
+		mark: func(t *testing.T, _ *redisServer, rc redis.Client, prefix, _ string) func() {
+			ctx := context.Background()
+			keys, err := rc.Keys(ctx, prefix+":*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dumps := map[string]string{}
+			for _, k := range keys {
+				if dumps[k], err = rc.Dump(ctx, k).Result(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return func() {
+				now, err := rc.Keys(ctx, prefix+":*").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, k := range now {
+					rc.Del(ctx, k)
+				}
+				for k, d := range dumps {
+					if err := rc.Restore(ctx, k, 0, d).Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		},
+	},
+	{
+		// The per-user and idempotency hashes were evicted (a maxmemory
+		// policy other than noeviction), the rest of the state kept.
+		name: "HashesEvicted",
+		args: []string{"--save", "", "--appendonly", "no"},
+		mark: func(t *testing.T, _ *redisServer, rc redis.Client, prefix, sale string) func() {
+			return func() {
+				if err := rc.Del(context.Background(), prefix+":{"+sale+"}:u", prefix+":{"+sale+"}:k").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+	},
+}
+
+// TestRedisBehindPostgres: for each way Redis loses or rolls back state
+// (issue 9, item 1), sell a third of a sale (stock 30, 2 per buyer), mark
+// the point Redis will return to, sell another third, apply the fault;
+// then no unit is oversold, no buyer goes over the limit, and replays of
+// confirmed keys answer the same order. Two ways to find out:
+//   - Leader: no purchase at all; the leader alone sees that Redis
+//     disagrees with PostgreSQL and rebuilds the sale.
+//   - Traffic: purchases go at once through a node that saw PostgreSQL's
+//     count before the second third, so its own check passes: PostgreSQL
+//     refuses what a stale Redis decides, and the sale is rebuilt (unless
+//     the leader's round came first: either way the answers are right).
+func TestRedisBehindPostgres(t *testing.T) {
+	for _, loss := range redisLosses {
+		for _, mode := range []string{"Leader", "Traffic"} {
+			t.Run(loss.name+"/"+mode, func(t *testing.T) { redisBehind(t, loss, mode == "Leader") })
+		}
+	}
+}
+
+func redisBehind(t *testing.T, loss redisLoss, leader bool) {
+	rs := startRedisWith(t, loss.args...)
+	ns := namespace(t)
+	ctx := context.Background()
+	rc, err := redis.Dial(ctx, rs.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "a", Interval: 200 * time.Millisecond}
+	a := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	defer a.Close()
+	sl := mustSale(t, a, "behind", 30, 2)
+
+	confirmed := map[string]surge.Order{}
+	first := map[string]surge.Order{} // user -> order of key k1
+	buy := func(s *cluster.Store, users ...string) {
+		t.Helper()
+		for _, u := range users {
+			out := settled(t, s, sl.ID, surge.Purchase{UserID: u, IdempotencyKey: "k1", Quantity: 2})
+			if out.Code != surge.CodeReserved || out.Replay {
+				t.Fatalf("%s: %+v, want a new reservation", u, out)
+			}
+			confirmed[out.Order.ID], first[u] = out.Order, out.Order
+		}
+	}
+	buy(a, "p0", "p1", "p2", "p3", "p4")
+	// b learns PostgreSQL's count now, before the second third.
+	cfg.NodeID = "b"
+	b := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	defer b.Close()
+	fault := loss.mark(t, rs, rc, ns, sl.ID)
+	buy(a, "q0", "q1", "q2", "q3", "q4")
+	fault()
+
+	n := b
+	if leader {
+		db, err := postgres.Open(ctx, postgresURL(), postgres.Options{Schema: ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		eventually(t, 10*time.Second, "the leader rebuilds the sale with no purchase", func() error {
+			row, err := db.Sale(ctx, sl.ID)
+			if err != nil {
+				return err
+			}
+			if row.Epoch < 2 {
+				return fmt.Errorf("epoch %d", row.Epoch)
+			}
+			return nil
+		})
+		n = a
+	}
+
+	// Buyers at the limit stay there.
+	for _, u := range []string{"q0", "q1", "q2", "q3", "q4"} {
+		out := settled(t, n, sl.ID, surge.Purchase{UserID: u, IdempotencyKey: "k2", Quantity: 1})
+		if out.Code != surge.CodeLimitReached {
+			t.Errorf("%s, at the limit, buys again: %+v, want limit_reached", u, out)
+		}
+	}
+	// The 10 units left sell, and not one more.
+	reserved := 0
+	for i := range 10 {
+		out := settled(t, n, sl.ID, surge.Purchase{UserID: fmt.Sprintf("n%d", i), IdempotencyKey: "k1", Quantity: 2})
+		if out.Code == surge.CodeReserved {
+			reserved++
+			confirmed[out.Order.ID] = out.Order
+		} else if out.Code != surge.CodeSoldOut {
+			t.Errorf("new buyer n%d: %+v, want reserved or sold_out", i, out)
+		}
+	}
+	if reserved != 5 {
+		t.Errorf("%d new buyers reserved 2 units each of the 10 left, want 5", reserved)
+	}
+	// Replays of confirmed keys answer their first order.
+	for _, u := range []string{"q0", "q1", "q2", "q3", "q4", "p0"} {
+		out := settled(t, n, sl.ID, surge.Purchase{UserID: u, IdempotencyKey: "k1", Quantity: 2})
+		if out.Code != surge.CodeReserved || !out.Replay || out.Order.ID != first[u].ID {
+			t.Errorf("replay of %s's key: %+v, want order %s replayed", u, out, first[u].ID)
+		}
+	}
+	truth(t, n, sl, confirmed)
+}
+
+// settled makes a purchase, retrying while the store answers unavailable
+// (a rebuild under way), as a buyer with an Idempotency-Key would.
+func settled(t *testing.T, s *cluster.Store, sale string, p surge.Purchase) surge.Outcome {
+	t.Helper()
+	var out surge.Outcome
+	eventually(t, 15*time.Second, fmt.Sprintf("purchase %+v", p), func() error {
+		outs, _, err := reserve(s, sale, p)
+		if err == nil {
+			err = outs[0].Err
+		}
+		if err != nil {
+			if surge.ErrorCode(err) != surge.CodeUnavailable {
+				t.Fatalf("purchase %+v: %v", p, err)
+			}
+			return err
+		}
+		out = outs[0]
+		return nil
+	})
+	return out
+}
