@@ -169,6 +169,9 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	// close: the answer said Connection: close (net/http's client moves
+	// that header to Response.Close).
+	close bool
 }
 
 func (r response) String() string {

@@ -66,5 +66,10 @@ func (s *Server) Ops(stats func() any, api http.Handler) http.Handler {
 			writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 		})
 	}
-	return mux
+	// edge first: this mux would redirect unclean paths in HTML.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if edge(w, r) {
+			mux.ServeHTTP(w, r)
+		}
+	})
 }

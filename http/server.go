@@ -156,6 +156,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		}
 	}()
+	if !edge(w, r) {
+		return
+	}
 	if p := r.URL.Path; p != "/healthz" && p != "/readyz" && !s.allowIP(w, r) {
 		return
 	}

@@ -61,6 +61,8 @@ type serveConfig struct {
 	roomSecret     string
 	roomMaxEntries int
 	roomStreams    int
+	// Open event streams per buyer and sale, and per client address.
+	roomStreamsBuyer, roomStreamsAddr int
 
 	// Traffic protection (docs/protection.md).
 	rateIP, rateBuyer, rateSale    float64
@@ -109,6 +111,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.roomSecret, "waiting-room-secret", "", "HMAC key (at least 32 bytes) of waiting-room tickets; every node must share it (default: random per process, so tickets die with it)")
 	fs.IntVar(&c.roomMaxEntries, "waiting-room-max-entries", 1_000_000, "most buyers one sale's waiting room holds")
 	fs.IntVar(&c.roomStreams, "waiting-room-streams", 4096, "most waiting-room event streams open at once")
+	fs.IntVar(&c.roomStreamsBuyer, "waiting-room-streams-per-buyer", surgehttp.DefaultMaxQueueStreamsPerBuyer, "most waiting-room event streams one buyer holds open in one sale")
+	fs.IntVar(&c.roomStreamsAddr, "waiting-room-streams-per-address", surgehttp.DefaultMaxQueueStreamsPerAddress, "most waiting-room event streams one client address (IPv6: its /64) holds open")
 	fs.IntVar(&c.inFlight, "cluster-in-flight", 1, "cluster mode: batches of one sale at Redis and PostgreSQL at once")
 	fs.IntVar(&c.buckets, "cluster-buckets", 1, "cluster mode: Redis slots the stock of each new sale is split over (for sales too hot for one Redis Cluster shard; 1-1024)")
 	fs.DurationVar(&c.leaseTTL, "cluster-lease-ttl", 5*time.Second, "cluster mode: how long the leader's lease lasts unrenewed; a dead leader's jobs move to another node after it")
@@ -367,6 +371,9 @@ func (c serveConfig) waitingRoom(store surge.Store, log *slog.Logger) (*waitroom
 	if c.roomMaxEntries < 0 || c.roomStreams < 0 {
 		return nil, errUsage{"serve: --waiting-room-max-entries and --waiting-room-streams must be at least 1"}
 	}
+	if c.roomStreamsBuyer < 0 || c.roomStreamsAddr < 0 {
+		return nil, errUsage{"serve: --waiting-room-streams-per-buyer and --waiting-room-streams-per-address must be at least 1"}
+	}
 	cs, clustered := store.(*cluster.Store)
 	secret := []byte(c.roomSecret)
 	if len(secret) == 0 {
@@ -597,6 +604,9 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		Protection:         lim.http,
 		WaitingRoom:        room,
 		MaxQueueStreams:    c.roomStreams,
+
+		MaxQueueStreamsPerBuyer:   c.roomStreamsBuyer,
+		MaxQueueStreamsPerAddress: c.roomStreamsAddr,
 	})
 	stats := func() any {
 		m := map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": storeStats()}
@@ -640,6 +650,8 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnState:         ln.ConnState,
 	}
+	// OPTIONS * then reaches the API, which answers it in JSON.
+	s.http.DisableGeneralOptionsHandler = true
 	// Event streams end at shutdown instead of holding it to the timeout.
 	s.http.RegisterOnShutdown(api.CloseStreams)
 	if c.redisURL != "" {
@@ -702,7 +714,8 @@ func opsServer(addr string, h http.Handler) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		DisableGeneralOptionsHandler: true}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }

@@ -1,0 +1,68 @@
+package http
+
+import (
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/surgehq/surge"
+)
+
+// edge answers, in the JSON error shape, the requests that ServeMux would
+// otherwise answer in plain text or HTML, and closes the connection after
+// requests whose framing a proxy in front might read differently. It
+// reports whether the request goes on to the routes.
+//
+// What net/http answers before any handler runs (a malformed request
+// line or header 400, 431, 501 for an unsupported Transfer-Encoding, 505)
+// cannot be reached from here; docs/api.md lists those exceptions.
+func edge(w http.ResponseWriter, r *http.Request) bool {
+	if len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.1: a request with both Content-Length and
+		// Transfer-Encoding must be answered and the connection closed,
+		// as it may be a smuggling attempt. net/http removes
+		// Content-Length from a chunked request before any handler runs,
+		// so the two cannot be told apart here: every chunked request
+		// closes its connection. API bodies are small and clients send
+		// them with Content-Length, which keeps the connection.
+		w.Header().Set("Connection", "close")
+	}
+	switch {
+	case r.RequestURI == "*":
+		// OPTIONS *, and PRI * (HTTP/2's preface, not served here).
+		// ServeMux answers an empty 400 and closes; so do we, in JSON.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, string(surge.CodeInvalid), "the asterisk target is not served; name a path")
+		return false
+	case r.Method == http.MethodConnect:
+		// What follows a CONNECT is meant for a tunnel, not for us.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: this server is not a proxy")
+		return false
+	}
+	// ServeMux redirects an unclean path (empty, "." or ".." segments) to
+	// its clean form with a 307 and an HTML body; no API path is unclean,
+	// so it is an unknown path. The check is ServeMux's own, on the
+	// escaped path.
+	if p := r.URL.EscapedPath(); p != cleanPath(p) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: a path has no empty, \".\" or \"..\" segment")
+		return false
+	}
+	return true
+}
+
+// cleanPath is ServeMux's canonical form of a path: rooted, without
+// empty, "." or ".." segments, keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
+}
