@@ -1,0 +1,35 @@
+package cluster_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+)
+
+// BenchmarkReserve: one batch of n purchases by distinct buyers per
+// iteration through Redis and PostgreSQL (the cost of a batch, including
+// PostgreSQL's guard: the sale row's update and each buyer's live units).
+func BenchmarkReserve(b *testing.B) {
+	for _, n := range []int{1, 64, 512} {
+		b.Run(fmt.Sprintf("batch%d", n), func(b *testing.B) {
+			ns := namespace(b)
+			s := openStore(b, ns, cluster.Config{})
+			defer s.Close()
+			sl := mustSale(b, s, "bench", 1_000_000_000, 1)
+			batch := make([]surge.Purchase, n)
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				for j := range batch {
+					batch[j] = surge.Purchase{UserID: fmt.Sprintf("u%d-%d", i, j), IdempotencyKey: "k", Quantity: 1}
+				}
+				out, _, err := reserve(s, sl.ID, batch...)
+				if err != nil || out[0].Code != surge.CodeReserved {
+					b.Fatalf("%+v %v", out[0], err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/purchase")
+		})
+	}
+}
