@@ -4,13 +4,16 @@
 // (package postgres: one fenced insert per batch). A purchase is answered
 // reserved only once its order is committed in PostgreSQL.
 //
-// Redis may lose its state (restart, failover) or run ahead of PostgreSQL
-// (a node died, or PostgreSQL failed, between the two writes). A leader,
-// elected by a PostgreSQL lease, repairs both cases by rebuilding the
-// sale's live state from PostgreSQL under a new epoch; PostgreSQL refuses
-// every order decided against an older epoch, so units taken for purchases
-// that were never confirmed come back and none is sold twice. The leader
-// also expires holds. See docs/cluster.md.
+// Redis may lose its state (restart, failover, eviction), come back older
+// than PostgreSQL (a snapshot or AOF reloaded, an asynchronous replica
+// promoted), or run ahead of PostgreSQL (a node died, or PostgreSQL
+// failed, between the two writes). A leader, elected by a PostgreSQL
+// lease, repairs every case by rebuilding the sale's live state from
+// PostgreSQL under a new epoch; PostgreSQL refuses every order decided
+// against an older epoch, and every batch that would oversell, exceed a
+// limit or reuse a key, so units taken for purchases that were never
+// confirmed come back and none is sold twice. The leader also expires
+// holds. See docs/cluster.md.
 package cluster
 
 import (

@@ -3,7 +3,10 @@
 // one half of the cluster store (package cluster); Redis holds the other,
 // live half, and is rebuilt from here whenever it is lost or in doubt.
 //
-// Two mechanisms make the pair safe:
+// Three mechanisms make the pair safe:
+//   - every order insert checks the guarantees itself under the sale row's
+//     lock (stock, per-user limit, one order per key) and refuses a batch
+//     that would break one, whatever Redis decided (ErrRefused);
 //   - every order insert is fenced by the sale's epoch: a rebuild of the
 //     live state bumps it under a row lock, so a batch decided against an
 //     older copy of that state can never become an order afterwards;

@@ -5,9 +5,11 @@
 // node atomically and in order.
 //
 // The state is a cache of PostgreSQL's truth (package postgres), rebuilt
-// from it whenever it is lost (a Redis restarted empty) or in doubt. Each
-// copy carries the epoch it was built at; PostgreSQL refuses orders decided
-// against an older copy.
+// from it whenever it is lost (a Redis restarted empty, keys evicted) or in
+// doubt (it came back older than PostgreSQL: its count of units reserved,
+// tot, is below PostgreSQL's count of units ever inserted). Each copy
+// carries the epoch it was built at; PostgreSQL refuses orders decided
+// against an older copy, and any batch that would break a guarantee.
 //
 // The client is go-redis v9: every call Surge makes is already one batch
 // per script call, so rueidis's automatic pipelining of many small commands
