@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,4 +235,104 @@ func settled(t *testing.T, s *cluster.Store, sale string, p surge.Purchase) surg
 		return nil
 	})
 	return out
+}
+
+// TestRedisRollbackMidSpike: two nodes sell to a crowd of concurrent
+// buyers while Redis rolls back to an earlier point (a snapshot reloaded,
+// the AOF's tail lost) in the middle of the spike. PostgreSQL ends with no
+// oversell, no buyer over the limit, every confirmed order, and every
+// confirmed key replays its order.
+func TestRedisRollbackMidSpike(t *testing.T) {
+	for _, loss := range redisLosses[:2] {
+		t.Run(loss.name, func(t *testing.T) { rollbackMidSpike(t, loss) })
+	}
+}
+
+func rollbackMidSpike(t *testing.T, loss redisLoss) {
+	// Each buyer comes twice (intents i and i+300) for the same quantity:
+	// the stock runs out about when the fault lands, and the rollback
+	// forgets buyers who then come back.
+	const (
+		stock   = 450
+		limit   = 2
+		users   = 300
+		buyers  = 12
+		intents = 600
+	)
+	rs := startRedisWith(t, loss.args...)
+	ns := namespace(t)
+	rc, err := redis.Dial(context.Background(), rs.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var nodes []*cluster.Store
+	for i := range 2 {
+		s := openStoreAt(t, rs.url(), postgresURL(), cluster.Config{Prefix: ns, Schema: ns, NodeID: fmt.Sprintf("n%d", i), Interval: 100 * time.Millisecond})
+		defer s.Close()
+		nodes = append(nodes, s)
+	}
+	sl := mustSale(t, nodes[0], "spike", stock, limit)
+
+	type intent struct {
+		p     surge.Purchase
+		order surge.Order
+	}
+	var (
+		mu        sync.Mutex
+		confirmed = map[string]surge.Order{}
+		done      []intent
+	)
+	work := make(chan int, intents)
+	for i := range intents {
+		work <- i
+	}
+	close(work)
+	var finished atomic.Int64
+	var wg sync.WaitGroup
+	for range buyers {
+		wg.Go(func() {
+			for i := range work {
+				p := surge.Purchase{UserID: fmt.Sprintf("u%d", i*7%users), IdempotencyKey: fmt.Sprintf("k%d", i), Quantity: 1 + int64(i%limit)}
+				for attempt := 0; attempt < 200; attempt++ {
+					outs, _, err := reserve(nodes[i%2], sl.ID, p)
+					if err == nil {
+						err = outs[0].Err
+					}
+					if surge.ErrorCode(err) == surge.CodeUnavailable {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					if err != nil {
+						t.Errorf("purchase %+v: %v", p, err)
+					} else if outs[0].Code == surge.CodeReserved {
+						mu.Lock()
+						confirmed[outs[0].Order.ID] = outs[0].Order
+						done = append(done, intent{p, outs[0].Order})
+						mu.Unlock()
+					}
+					break
+				}
+				finished.Add(1)
+			}
+		})
+	}
+	waitFor := func(n int64) {
+		for finished.Load() < n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor(intents / 4)
+	fault := loss.mark(t, rs, rc, ns, sl.ID)
+	waitFor(intents / 2)
+	fault()
+	wg.Wait()
+	t.Logf("%d orders confirmed", len(confirmed))
+	truth(t, nodes[0], sl, confirmed)
+	for _, in := range done {
+		out := settled(t, nodes[1], sl.ID, in.p)
+		if out.Code != surge.CodeReserved || !out.Replay || out.Order.ID != in.order.ID {
+			t.Errorf("replay of %+v: %+v, want order %s", in.p, out, in.order.ID)
+		}
+	}
 }
