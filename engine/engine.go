@@ -136,6 +136,11 @@ type Engine struct {
 	// creating a sale (rare) copies it under mu.
 	sales atomic.Pointer[map[string]*sale]
 	mu    sync.Mutex
+	// order is the sales sorted as listed (creation time, id), published
+	// with sales; archived holds the archived sales' final states. Both are
+	// copy-on-write, so listing costs no lock and no store call.
+	order    atomic.Pointer[[]*sale]
+	archived atomic.Pointer[archive]
 
 	closing atomic.Bool
 	stop    chan struct{}
@@ -165,6 +170,10 @@ type sale struct {
 	// starts with the first purchase queued in an empty inbox and exits
 	// when the inbox is empty again, so an idle sale holds no goroutine.
 	active atomic.Bool
+	// slots bounds the sale's batches at the store (InFlight > 1); made
+	// by its first owner and shared by the next ones.
+	slots     chan struct{}
+	slotsOnce sync.Once
 
 	// hintMu orders writes to remaining. releases counts store changes
 	// that gave units back (cancel, expiry), so that an owner never
@@ -208,7 +217,10 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 		}
 		m[sl.ID] = s
 	}
-	e.sales.Store(&m)
+	e.publish(m)
+	if err := e.loadArchived(ctx); err != nil {
+		return nil, err
+	}
 	e.expirer.Add(1)
 	go e.expireLoop()
 	if e.shared != nil {
@@ -242,6 +254,9 @@ type SaleState struct {
 	// refreshed lately (Redis and PostgreSQL unreachable): they are the
 	// last known ones.
 	Stale bool
+	// Archived is set for a sale taken out of service (Engine.Archive):
+	// its figures are final.
+	Archived bool
 }
 
 func (e *Engine) state(s *sale) SaleState {
@@ -276,15 +291,18 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	s.synced.Store(time.Now().UnixNano())
 	m := maps.Clone(old)
 	m[sl.ID] = s
-	e.sales.Store(&m)
+	e.publish(m)
 	e.log.Info("sale created", "sale", sl.ID, "stock", sl.Stock, "per_user_limit", sl.PerUserLimit)
 	return e.state(s), nil
 }
 
-// Sale returns one sale's state.
+// Sale returns one sale's state, archived or not.
 func (e *Engine) Sale(id string) (SaleState, error) {
 	s := e.lookup(id)
 	if s == nil {
+		if st, ok := e.archived.Load().byID[id]; ok {
+			return st, nil
+		}
 		return SaleState{}, surge.ErrSaleNotFound
 	}
 	return e.state(s), nil
@@ -325,19 +343,9 @@ func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) 
 		if p.IdempotencyKey != "" {
 			switch o, st := e.store.LookupKey(saleID, p.UserID, p.IdempotencyKey); st {
 			case surge.KeyDone:
-				if o.Quantity != p.Quantity {
-					// The key first bought another quantity: replaying
-					// would answer a request the client did not send.
-					e.fastRejects.Add(1)
-					return surge.Outcome{Code: surge.CodeIdempotencyMismatch}, nil
-				}
 				return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, nil
 			case surge.KeyPending:
 				pending = true // the owner answers once the first is durable
-			case surge.KeyMaybe:
-				// The store keeps this sale's older keys on disk only: the
-				// key may have bought long ago, and the store must look.
-				pending = code != surge.CodeNotStarted
 			case surge.KeyUnknown:
 				// Another node may have reserved with this key: only the
 				// shared store can tell a replay from a rejection.
@@ -520,9 +528,8 @@ func (e *Engine) own(s *sale) {
 // next purchase if one came in meanwhile, or nil once the owner may exit
 // (active is then clear, and a later purchase starts a new owner).
 func (e *Engine) idle(s *sale, r *runner) *request {
-	// Batches still at the store count as this owner's: waiting for them
-	// keeps a sale's batches within InFlight across owners.
-	r.running.Wait()
+	// Batches still at the store keep their slots (the sale's, shared by
+	// its owners), so a next owner stays within InFlight without waiting.
 	select {
 	case first := <-s.inbox:
 		return first
@@ -565,11 +572,16 @@ type runner struct {
 // idle: a sale's owner starts often, and its buffers (MaxBatch requests
 // and purchases) are most of what it costs.
 func (e *Engine) runner(s *sale) *runner {
-	if r, ok := e.runners.Get().(*runner); ok {
-		r.s = s
-		return r
+	r, ok := e.runners.Get().(*runner)
+	if !ok {
+		r = e.newRunner(s)
 	}
-	return e.newRunner(s)
+	r.s = s
+	if e.cfg.InFlight > 1 {
+		s.slotsOnce.Do(func() { s.slots = make(chan struct{}, e.cfg.InFlight) })
+		r.slots = s.slots
+	}
+	return r
 }
 
 func (e *Engine) newRunner(s *sale) *runner {
@@ -715,8 +727,8 @@ func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
 
 // Orders streams every order of a sale.
 func (e *Engine) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
-	if e.lookup(saleID) == nil {
-		return surge.ErrSaleNotFound
+	if _, err := e.Sale(saleID); err != nil {
+		return err
 	}
 	return e.store.Orders(ctx, saleID, fn)
 }
@@ -841,7 +853,7 @@ func (e *Engine) addSales(ctx context.Context) error {
 		e.log.Info("sale joined from the cluster", "sale", sl.ID, "stock", sl.Stock)
 	}
 	if m != nil {
-		e.sales.Store(&m)
+		e.publish(m)
 	}
 	return nil
 }
