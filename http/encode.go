@@ -151,6 +151,8 @@ var rejectionBodies = map[surge.Code][]byte{
 	surge.CodeLimitReached: errorJSON(string(surge.CodeLimitReached), "this purchase would exceed the per-user limit of the sale"),
 	surge.CodeNotStarted:   errorJSON(string(surge.CodeNotStarted), "the sale has not started yet"),
 	surge.CodeEnded:        errorJSON(string(surge.CodeEnded), "the sale has ended"),
+	// 422, not 409: the request itself is wrong, whatever the sale's state.
+	surge.CodeIdempotencyMismatch: errorJSON(string(surge.CodeIdempotencyMismatch), surge.ErrIdempotencyMismatch.Message),
 }
 
 // statusOf maps a domain code to its HTTP status.

@@ -482,7 +482,7 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if out.Code != surge.CodeReserved {
-		writeRaw(w, http.StatusConflict, rejectionBodies[out.Code])
+		writeRaw(w, statusOf(out.Code), rejectionBodies[out.Code])
 		return
 	}
 	h := w.Header()

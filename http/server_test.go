@@ -503,6 +503,38 @@ func TestIdempotency(t *testing.T) {
 	}
 }
 
+// TestIdempotencyMismatch: a key reused with another quantity answers 422
+// idempotency_mismatch (decided by the store, and on the sold-out fast
+// path), reserves nothing, and the first request still replays.
+func TestIdempotencyMismatch(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"trio","name":"Trio","stock":3,"per_user_limit":2,"hold_seconds":60}`)
+	buy := func(user, body string) response {
+		t.Helper()
+		return e.do(t, "POST", "/v1/sales/trio/purchases", body, asUser(t, user), idemKey("k"))
+	}
+	first := buy("alice", `{"quantity":1}`)
+	wantStatus(t, first, http.StatusCreated)
+	wantError(t, buy("alice", `{"quantity":2}`), http.StatusUnprocessableEntity, "idempotency_mismatch")
+	wantStatus(t, buy("alice", ""), http.StatusCreated) // the default quantity is 1: a replay
+	wantStatus(t, buy("bob", `{"quantity":2}`), http.StatusCreated)
+	if s := e.sale(t, "trio"); s.Remaining != 0 {
+		t.Fatalf("remaining = %d, want 0", s.Remaining)
+	}
+	r := buy("alice", `{"quantity":2}`) // sold out: the fast path decides
+	wantError(t, r, http.StatusUnprocessableEntity, "idempotency_mismatch")
+	checkJSONType(t, r)
+	if r.header.Get("Idempotent-Replayed") != "" {
+		t.Error("a mismatch is marked as replayed")
+	}
+	if again := buy("alice", `{"quantity":1}`); again.status != http.StatusCreated || !bytes.Equal(again.body, first.body) {
+		t.Errorf("replay after a mismatch = %v, want %v", again, first)
+	}
+	if got := e.export(t, "trio"); len(got) != 2 {
+		t.Errorf("export has %d orders, want 2", len(got))
+	}
+}
+
 func TestOrderVisibility(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.createSale(t, `{"id":"s","name":"S","stock":5}`)

@@ -46,6 +46,7 @@ type serveConfig struct {
 	maxBatch           int
 	queueSize          int
 	shutdownTimeout    time.Duration
+	idempotencyTTL     time.Duration // embedded mode: keys kept in memory
 	drainDelay         time.Duration
 	debugAddr          string
 	adminAddr          string
@@ -92,6 +93,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.maxBatch, "max-batch", 512, "most purchases one batch commits")
 	fs.IntVar(&c.queueSize, "queue-size", 4096, "per-sale purchase queue; a full queue answers 503")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	fs.DurationVar(&c.idempotencyTTL, "idempotency-ttl", sqlite.DefaultIdempotencyTTL, "embedded mode: how long after a purchase the Idempotency-Key of an order no longer reserved or paid stays in memory; older keys are answered from disk (a key never buys twice)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 while everything else is still served, before the listener closes (so a load balancer notices first)")
 	fs.Float64Var(&c.rateIP, "rate-limit-ip", 0, "requests per second per client address (0: off; see --trusted-proxies)")
 	fs.IntVar(&c.burstIP, "rate-limit-ip-burst", 40, "burst of the per-address limit")
@@ -130,6 +132,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
 		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
+	}
+	if c.idempotencyTTL <= 0 {
+		return errUsage{"serve: --idempotency-ttl must be positive"}
 	}
 	if c.drainDelay < 0 {
 		return errUsage{"serve: --drain-delay must not be negative"}
@@ -332,7 +337,7 @@ func (c serveConfig) openStore(ctx context.Context, log *slog.Logger) (surge.Sto
 		return nil, nil, errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
 	}
 	if c.redisURL == "" {
-		st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{})
+		st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL})
 		if err != nil {
 			return nil, nil, err
 		}
