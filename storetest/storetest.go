@@ -1415,6 +1415,13 @@ func testConcurrency(t *testing.T, h Harness) {
 			}
 		}
 	}
+	// The first order of every (sale, user, key), to check mismatches.
+	byKey := map[[3]string]surge.Order{}
+	for _, f := range first {
+		if f.IdempotencyKey != "" {
+			byKey[[3]string{f.SaleID, f.UserID, f.IdempotencyKey}] = f
+		}
+	}
 	codes := map[string]int{}
 	for _, c := range calls {
 		for i, o := range c.out {
@@ -1430,6 +1437,12 @@ func testConcurrency(t *testing.T, h Harness) {
 					t.Errorf("replay of %+v answers order %s that no call created", p, o.Order.ID)
 				} else if d := orderDiff(o.Order, f); d != "" || p.IdempotencyKey == "" || f.UserID != p.UserID || f.IdempotencyKey != p.IdempotencyKey {
 					t.Errorf("replay of %+v is not the first answer %+v:\n%s", p, f, d)
+				} else if f.Quantity != p.Quantity {
+					t.Errorf("replay of %+v answers an order of another quantity %+v", p, f)
+				}
+			case o.Code == surge.CodeIdempotencyMismatch:
+				if f, ok := byKey[[3]string{c.sale, p.UserID, p.IdempotencyKey}]; !ok || p.IdempotencyKey == "" || f.Quantity == p.Quantity {
+					t.Errorf("%+v refused as idempotency_mismatch; the key's first order: %+v (found %v)", p, f, ok)
 				}
 			case o.Code == surge.CodeSoldOut:
 				if o.Remaining >= p.Quantity || o.Remaining < 0 {
