@@ -573,24 +573,6 @@ func (s *Stock) Remaining(ctx context.Context, l Layout) (int64, error) {
 	return total, nil
 }
 
-// Epoch is the epoch of the sale's live state: ErrNoState if a bucket is
-// missing, and -1 if the buckets disagree (a rebuild did not finish).
-func (s *Stock) Epoch(ctx context.Context, l Layout) (int64, error) {
-	epoch := int64(-2)
-	err := s.eachMeta(ctx, l, "epoch", func(_ int, v int64) {
-		switch {
-		case epoch == -2:
-			epoch = v
-		case epoch != v:
-			epoch = -1
-		}
-	})
-	if err != nil {
-		return 0, fmt.Errorf("redis: epoch of sale %s: %w", l.Sale, err)
-	}
-	return epoch, nil
-}
-
 // Inspect checks the sale's live state, every bucket in one round trip:
 // ErrNoState if a bucket is missing or lost one of its hashes (the
 // sentinels), epoch -1 if the buckets disagree (a rebuild did not finish),
