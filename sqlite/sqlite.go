@@ -127,7 +127,8 @@ CREATE TABLE IF NOT EXISTS orders (
 	updated_at      TEXT -- set by the transition out of reserved
 ) STRICT;
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders (sale_id, seq);
-CREATE INDEX IF NOT EXISTS orders_by_key ON orders (sale_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS orders_dead_keys ON orders (sale_id, user_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL AND status IN ('cancelled','expired');
 `
 
 // upgrade brings a database made by an older version up to the schema:
@@ -149,7 +150,11 @@ func upgrade(ctx context.Context, db *sql.DB) error {
 // idempotency_key): the ledger enforces one order per key under the sale's
 // lock, and an index keyed by random user ids would dirty a random page per
 // order, several times the cost of the insert itself. load checks the
-// invariant when it rebuilds the ledger.
+// invariant when it rebuilds the ledger. Keys older than the idempotency
+// window live on disk only, and only dead orders' keys ever get there, so
+// orders_dead_keys indexes those alone: a reservation never writes to it
+// (it costs a cancel or an expiry one index entry, off the purchase path),
+// and findKeys looks a key up there under the sale's lock.
 
 // Open opens (creating if needed) the database in dir and loads every
 // sale's live state from it.
@@ -462,6 +467,13 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	return outs, st.l.Remaining(), nil
 }
 
+// keyQuery finds a key's order on disk. Only dead orders' keys ever leave
+// memory, so only they are looked for: the partial index orders_dead_keys
+// serves the query because it repeats the index's condition.
+const keyQuery = `SELECT ` + orderColumns + ` FROM orders
+	WHERE sale_id = ? AND user_id = ? AND idempotency_key = ? AND status IN ('cancelled','expired')
+	ORDER BY seq LIMIT 1`
+
 // findKeys looks on disk for the batch's keys that memory may have dropped
 // (older than the window) and puts back those it finds, so that Decide
 // answers them as replays: a key never buys twice, however old. The
@@ -474,10 +486,7 @@ func (s *Store) findKeys(ctx context.Context, st *saleState, batch []surge.Purch
 		if _, ks := st.l.LookupKey(p.UserID, p.IdempotencyKey); ks != surge.KeyMaybe {
 			continue
 		}
-		// orders_by_key serves this; the first order is the key's answer.
-		row := s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders
-			WHERE sale_id = ? AND user_id = ? AND idempotency_key = ? ORDER BY seq LIMIT 1`,
-			st.l.Sale().ID, p.UserID, p.IdempotencyKey)
+		row := s.r.QueryRowContext(ctx, keyQuery, st.l.Sale().ID, p.UserID, p.IdempotencyKey)
 		o, err := scanOrder(row)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue

@@ -1,0 +1,4 @@
+package sqlite
+
+// KeyQuery is findKeys' query, for its plan test.
+const KeyQuery = keyQuery
