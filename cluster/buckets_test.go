@@ -83,3 +83,38 @@ func TestBucketsRepairInterruptedTransfer(t *testing.T) {
 func goredisZ(at time.Time, member string) goredis.Z {
 	return goredis.Z{Score: float64(at.UnixMilli()), Member: member}
 }
+
+// A bucket's transfer logs evicted with a transfer cut in half in them (the
+// donor gave 3 units, the recipient never took them, and the record that
+// would let the leader complete it is gone): the leader sees the lost log
+// and rebuilds the sale, so the units are not lost for good.
+func TestBucketsTransferLogEvicted(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{Buckets: 2, Interval: 100 * time.Millisecond, ConfirmAfter: time.Hour})
+	defer s.Close()
+	sl := mustSale(t, s, "evicted", 10, 1)
+	ctx := context.Background()
+	rc, err := redis.Dial(ctx, redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	donor := ns + ":{" + sl.ID + "#0}:"
+	if err := rc.HIncrBy(ctx, donor+"m", "rem", -3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Del(ctx, donor+"xo").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the leader rebuilds the sale", func() error {
+		rem, err := s.Remaining(ctx, sl.ID)
+		if err != nil {
+			return err
+		}
+		if rem != 10 {
+			return fmt.Errorf("remaining %d, want 10", rem)
+		}
+		return nil
+	})
+	truth(t, s, sl, nil)
+}

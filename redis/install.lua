@@ -24,7 +24,9 @@ end
 -- Every order the rebuild read is durable; later ones are of this epoch.
 -- Transfers between buckets are settled: the stock was split anew.
 redis.call('DEL', KEYS[5], KEYS[9], KEYS[10])
-redis.call('ZADD', KEYS[5], '+inf', '!')
+for _, z in ipairs({KEYS[5], KEYS[9], KEYS[10]}) do
+  redis.call('ZADD', z, '+inf', '!')
+end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'rem', ARGV[2], 'limit', ARGV[3], 'starts', ARGV[4], 'ends', ARGV[5],
   'tot', ARGV[6])

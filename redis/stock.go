@@ -104,9 +104,10 @@ func New(c Client, prefix string) *Stock {
 }
 
 // ErrNoState answers a call on a sale whose live state is missing (never
-// built, or Redis restarted empty) or lost part of itself (a hash evicted
-// or deleted: each carries a sentinel field "!" written at install, and a
-// zset member "!" in the pending set): it must be rebuilt from PostgreSQL.
+// built, or Redis restarted empty) or lost part of itself (a key evicted
+// or deleted: each hash carries a sentinel field "!" written at install,
+// and each sorted set a member "!" scored +inf, which no range the code
+// reads reaches): it must be rebuilt from PostgreSQL.
 var ErrNoState = errors.New("redis: the sale's live state is missing")
 
 // Layout says where a sale's live state lives: in one hash slot, or split
@@ -583,7 +584,8 @@ func (s *Stock) Inspect(ctx context.Context, l Layout) (epoch, taken int64, err 
 	keys := make([][]string, l.n())
 	args := make([][]any, l.n())
 	for b := range keys {
-		keys[b] = s.keys(l, b).list()
+		k := s.keys(l, b)
+		keys[b] = append(k.list(), k.xout, k.xin)
 	}
 	cmds, err := s.evalMany(ctx, inspectScript, keys, args)
 	if err != nil {
