@@ -136,11 +136,11 @@ func TestDecide(t *testing.T) {
 		remaining: 4,
 		held:      map[string]int64{"a": 1},
 	}, {
+		// The same key with another quantity is another request under a
+		// used key: refused, whatever the stock and limit would allow.
 		name:      "ReplayOfCommitted",
 		prior:     []surge.Purchase{buyKey("a", "k", 1)},
 		now:       t0.Add(time.Minute),
-		// The same key with another quantity is another request under a
-		// used key: refused, whatever the stock and limit would allow.
 		batch:     []surge.Purchase{buyKey("a", "k", 1), buyKey("b", "k", 1), buyKey("a", "k2", 1), buyKey("a", "k", 2)},
 		want:      []want{replay("o1"), r("o2"), r("o3"), rej(surge.CodeIdempotencyMismatch)},
 		remaining: 2,
