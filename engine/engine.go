@@ -343,9 +343,19 @@ func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) 
 		if p.IdempotencyKey != "" {
 			switch o, st := e.store.LookupKey(saleID, p.UserID, p.IdempotencyKey); st {
 			case surge.KeyDone:
+				if o.Quantity != p.Quantity {
+					// The key first bought another quantity: replaying
+					// would answer a request the client did not send.
+					e.fastRejects.Add(1)
+					return surge.Outcome{Code: surge.CodeIdempotencyMismatch}, nil
+				}
 				return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, nil
 			case surge.KeyPending:
 				pending = true // the owner answers once the first is durable
+			case surge.KeyMaybe:
+				// The store keeps this sale's older keys on disk only: the
+				// key may have bought long ago, and the store must look.
+				pending = code != surge.CodeNotStarted
 			case surge.KeyUnknown:
 				// Another node may have reserved with this key: only the
 				// shared store can tell a replay from a rejection.
