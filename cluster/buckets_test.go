@@ -47,7 +47,10 @@ func TestBucketsSellEveryUnit(t *testing.T) {
 // script and the recipient's) is completed by the leader: no unit is lost.
 func TestBucketsRepairInterruptedTransfer(t *testing.T) {
 	ns := namespace(t)
-	s := openStore(t, ns, cluster.Config{Buckets: 2, Interval: 100 * time.Millisecond, ConfirmAfter: 200 * time.Millisecond})
+	// The transfer is repaired once older than ConfirmAfter: long enough
+	// for the test to see it in flight first (the leader's round may come
+	// at any time), short enough to wait for.
+	s := openStore(t, ns, cluster.Config{Buckets: 2, Interval: 100 * time.Millisecond, ConfirmAfter: 2 * time.Second})
 	defer s.Close()
 	sl := mustSale(t, s, "cut", 10, 1)
 	ctx := context.Background()
@@ -61,13 +64,13 @@ func TestBucketsRepairInterruptedTransfer(t *testing.T) {
 	if err := rc.HIncrBy(ctx, donor+"m", "rem", -3).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.ZAdd(ctx, donor+"xo", goredisZ(time.Now().Add(-time.Second), "1:cut|3")).Err(); err != nil {
+	if err := rc.ZAdd(ctx, donor+"xo", goredisZ(time.Now(), "1:cut|3")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if rem, _ := s.Remaining(ctx, sl.ID); rem != 7 {
 		t.Fatalf("remaining with the transfer in flight: %d, want 7", rem)
 	}
-	eventually(t, 5*time.Second, "the leader completes the transfer", func() error {
+	eventually(t, 10*time.Second, "the leader completes the transfer", func() error {
 		rem, err := s.Remaining(ctx, sl.ID)
 		if err != nil {
 			return err
