@@ -83,6 +83,9 @@ type saleJSON struct {
 	// Stale appears (true) only in cluster mode while Redis and
 	// PostgreSQL cannot be read: remaining and status are the last known.
 	Stale bool `json:"stale,omitempty"`
+	// Archived appears (true) only for a sale taken out of service: its
+	// figures are final.
+	Archived bool `json:"archived,omitempty"`
 	// WaitingRoom appears only for a sale that has one, so the answers
 	// of other sales are exactly what they were before waiting rooms.
 	WaitingRoom *surge.WaitingRoom `json:"waiting_room,omitempty"`
@@ -93,7 +96,7 @@ func toSaleJSON(s engine.SaleState) saleJSON {
 		ID: s.ID, Name: s.Name, Stock: s.Stock, Remaining: max(s.Remaining, 0),
 		PerUserLimit: s.PerUserLimit, PriceCents: s.PriceCents, Currency: s.Currency,
 		StartsAt: s.StartsAt.UTC().Format(timeLayout), HoldSeconds: s.HoldSeconds,
-		Status: string(s.Status), Stale: s.Stale, WaitingRoom: s.WaitingRoom,
+		Status: string(s.Status), Stale: s.Stale, Archived: s.Archived, WaitingRoom: s.WaitingRoom,
 	}
 	if !s.EndsAt.IsZero() {
 		e := s.EndsAt.UTC().Format(timeLayout)
@@ -159,7 +162,7 @@ var rejectionBodies = map[surge.Code][]byte{
 func statusOf(c surge.Code) int {
 	switch c {
 	case surge.CodeSoldOut, surge.CodeLimitReached, surge.CodeNotStarted, surge.CodeEnded,
-		surge.CodeSaleExists, surge.CodeNotCancellable, surge.CodeNotPayable:
+		surge.CodeSaleExists, surge.CodeNotCancellable, surge.CodeNotPayable, surge.CodeNotArchivable:
 		return http.StatusConflict
 	case surge.CodeNoWaitingRoom, surge.CodeQueueFull:
 		return http.StatusConflict

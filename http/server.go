@@ -28,7 +28,9 @@ import (
 type Service interface {
 	CreateSale(ctx context.Context, in surge.SaleInput) (engine.SaleState, error)
 	Sale(id string) (engine.SaleState, error)
-	Sales() []engine.SaleState
+	// SalesPage and Archive: see engine.Engine (listing reads memory only).
+	SalesPage(archived bool, after *engine.SaleCursor, limit int) ([]engine.SaleState, *engine.SaleCursor)
+	Archive(ctx context.Context, id string) (engine.SaleState, error)
 	Purchase(ctx context.Context, saleID string, p surge.Purchase) (surge.Outcome, error)
 	Order(ctx context.Context, id string) (surge.Order, error)
 	Cancel(ctx context.Context, id string) (surge.Order, error)
@@ -110,6 +112,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/sales", s.listSales)
 	m.HandleFunc("GET /v1/sales/{id}", s.getSale)
 	s.adminRoute("GET /v1/sales/{id}/orders", s.exportOrders)
+	s.adminRoute("POST /v1/sales/{id}/archive", s.archiveSale)
 	m.HandleFunc("POST /v1/sales/{id}/purchases", s.purchase)
 	m.HandleFunc("POST /v1/sales/{id}/queue", s.joinQueue)
 	m.HandleFunc("GET /v1/sales/{id}/queue", s.queueStatus)
@@ -125,6 +128,7 @@ func (s *Server) routes() {
 		"/v1/sales":                   "GET, POST",
 		"/v1/sales/{id}":              "GET",
 		"/v1/sales/{id}/orders":       "GET",
+		"/v1/sales/{id}/archive":      "POST",
 		"/v1/sales/{id}/purchases":    "POST",
 		"/v1/sales/{id}/queue":        "GET, POST",
 		"/v1/sales/{id}/queue/events": "GET",
@@ -300,17 +304,6 @@ func (s *Server) createSale(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/v1/sales/"+sale.ID)
 	writeJSON(w, http.StatusCreated, toSaleJSON(sale))
-}
-
-func (s *Server) listSales(w http.ResponseWriter, r *http.Request) {
-	sales := s.svc.Sales()
-	out := struct {
-		Sales []saleJSON `json:"sales"`
-	}{Sales: make([]saleJSON, 0, len(sales))}
-	for _, sl := range sales {
-		out.Sales = append(out.Sales, toSaleJSON(sl))
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getSale(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,147 @@
+package http
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/engine"
+)
+
+// Listing limits of GET /v1/sales: a page is bounded, so a flood of
+// listings costs what a page costs, whatever the number of sales.
+const (
+	DefaultSalesPage = 100
+	MaxSalesPage     = 1000
+)
+
+// salesPage is the body of GET /v1/sales: the shape it always had, plus
+// next_cursor only when another page follows.
+type salesPage struct {
+	Sales      []saleJSON `json:"sales"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// listSales serves one page from the engine's memory: no store call.
+func (s *Server) listSales(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	one := func(name string) (string, bool) {
+		v := q[name]
+		if len(v) > 1 {
+			invalid(w, "query parameter %q appears more than once", name)
+			return "", false
+		}
+		if len(v) == 0 {
+			return "", true
+		}
+		return v[0], true
+	}
+	limitStr, ok := one("limit")
+	if !ok {
+		return
+	}
+	archivedStr, ok := one("archived")
+	if !ok {
+		return
+	}
+	cursorStr, ok := one("cursor")
+	if !ok {
+		return
+	}
+	limit := DefaultSalesPage
+	if _, given := q["limit"]; given {
+		n, err := strconv.Atoi(limitStr)
+		if err != nil || n < 1 || n > MaxSalesPage {
+			invalid(w, "limit must be an integer from 1 to %d", MaxSalesPage)
+			return
+		}
+		limit = n
+	}
+	archived := archivedStr == "true"
+	if _, given := q["archived"]; given && !archived && archivedStr != "false" {
+		invalid(w, `archived must be "true" or "false"`)
+		return
+	}
+	var after *engine.SaleCursor
+	if _, given := q["cursor"]; given {
+		c, ok := decodeCursor(cursorStr, archived)
+		if !ok {
+			invalid(w, "cursor is not one this listing returned as next_cursor")
+			return
+		}
+		after = &c
+	}
+	page, next := s.svc.SalesPage(archived, after, limit)
+	out := salesPage{Sales: make([]saleJSON, 0, len(page))}
+	for _, sl := range page {
+		out.Sales = append(out.Sales, toSaleJSON(sl))
+	}
+	if next != nil {
+		out.NextCursor = encodeCursor(*next, archived)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// A cursor is the last sale of a page (creation time, id) and which
+// listing it belongs to, base64url-encoded: opaque to clients, and
+// stateless, so any node of a cluster can continue a listing.
+const cursorVersion = "1"
+
+func encodeCursor(c engine.SaleCursor, archived bool) string {
+	raw := cursorVersion + "." + cursorKind(archived) + "." + strconv.FormatInt(c.CreatedAt.UnixNano(), 10) + "." + c.ID
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func cursorKind(archived bool) string {
+	if archived {
+		return "a"
+	}
+	return "l"
+}
+
+// decodeCursor refuses anything encodeCursor did not make for this
+// listing (a cursor of the archived listing does not page the live one).
+func decodeCursor(s string, archived bool) (engine.SaleCursor, bool) {
+	if s == "" || len(s) > 200 {
+		return engine.SaleCursor{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return engine.SaleCursor{}, false
+	}
+	parts := strings.SplitN(string(raw), ".", 4)
+	if len(parts) != 4 || parts[0] != cursorVersion {
+		return engine.SaleCursor{}, false
+	}
+	if parts[1] != cursorKind(archived) {
+		return engine.SaleCursor{}, false
+	}
+	ns, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || !surge.ValidID(parts[3]) {
+		return engine.SaleCursor{}, false
+	}
+	return engine.SaleCursor{CreatedAt: time.Unix(0, ns).UTC(), ID: parts[3]}, true
+}
+
+// archiveSale takes an ended sale out of service (admin); archiving an
+// archived sale answers the same 200.
+func (s *Server) archiveSale(w http.ResponseWriter, r *http.Request) {
+	if err := s.auth.admin(r); err != nil {
+		unauthenticated(w, err)
+		return
+	}
+	id, ok := pathID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
+		return
+	}
+	st, err := s.svc.Archive(r.Context(), id)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toSaleJSON(st))
+}
