@@ -284,6 +284,7 @@ func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 		out[i] = r.Sale
 		s.remember(r.Sale, r.Buckets, r.Ever)
 	}
+	s.keepOnly(rows) // archived sales go (archive.go)
 	return out, nil
 }
 
@@ -613,7 +614,7 @@ func (s *Store) Order(ctx context.Context, id string) (surge.Order, error) {
 // Orders implements surge.Store. It streams from PostgreSQL without the
 // call timeout: an export of a large sale takes as long as it takes.
 func (s *Store) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
-	if _, err := s.sale(ctx, saleID); err != nil {
+	if err := s.knownSale(ctx, saleID); err != nil { // archived ones too
 		return err
 	}
 	if err := s.db.Orders(ctx, saleID, fn); err != nil {

@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -80,21 +81,92 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 			"sale %s has not ended: only a sale past its ends_at can be archived", id)
 	}
 	done, err := a.ArchiveSale(ctx, id, now)
+	if errors.Is(err, surge.ErrSaleNotFound) && e.shared != nil {
+		// Another node archived it first and this one has not heard yet:
+		// the same answer as archiving again.
+		if list, lerr := a.ArchivedSales(ctx); lerr == nil {
+			e.takeArchived(list, nil)
+			if st, ok := e.archived.Load().byID[id]; ok {
+				return st, nil
+			}
+		}
+	}
 	if err != nil {
 		return SaleState{}, err
 	}
-	m := maps.Clone(*e.sales.Load())
-	delete(m, id)
-	e.publish(m)
-	old := e.archived.Load()
-	st := archivedState(done)
-	ar := &archive{byID: maps.Clone(old.byID), order: slices.Clone(old.order)}
-	ar.byID[id] = st
-	i, _ := slices.BinarySearchFunc(ar.order, st, func(x, t SaleState) int { return compareSales(x.CreatedAt, x.ID, t.CreatedAt, t.ID) })
-	ar.order = slices.Insert(ar.order, i, st)
-	e.archived.Store(ar)
+	e.takeArchived([]surge.ArchivedSale{done}, nil)
 	e.log.Info("sale archived", "sale", id, "remaining", done.Remaining)
-	return st, nil
+	return e.archived.Load().byID[id], nil
+}
+
+// takeArchived moves the live sales among list to the archive, except
+// those keep names; the caller holds e.mu.
+func (e *Engine) takeArchived(list []surge.ArchivedSale, keep map[string]bool) {
+	live, old := *e.sales.Load(), e.archived.Load()
+	var (
+		m  map[string]*sale
+		ar *archive
+	)
+	for _, done := range list {
+		if _, ok := live[done.ID]; !ok || keep[done.ID] {
+			continue
+		}
+		if m == nil {
+			m = maps.Clone(live)
+			ar = &archive{byID: maps.Clone(old.byID), order: slices.Clone(old.order)}
+		}
+		delete(m, done.ID)
+		st := archivedState(done)
+		ar.byID[done.ID] = st
+		i, _ := slices.BinarySearchFunc(ar.order, st, func(x, t SaleState) int { return compareSales(x.CreatedAt, x.ID, t.CreatedAt, t.ID) })
+		ar.order = slices.Insert(ar.order, i, st)
+	}
+	if m != nil {
+		e.publish(m)
+		e.archived.Store(ar)
+	}
+}
+
+// dropArchived follows a shared store: the live sales its listing no
+// longer holds that it holds as archived (another node archived them)
+// leave this engine's pipelines for its archive. listed is the store's
+// listing of live sales.
+func (e *Engine) dropArchived(ctx context.Context, listed []surge.Sale) error {
+	a, ok := e.store.(surge.Archiver)
+	if !ok {
+		return nil
+	}
+	in := make(map[string]bool, len(listed))
+	for _, sl := range listed {
+		in[sl.ID] = true
+	}
+	gone := false
+	for id := range *e.sales.Load() {
+		if !in[id] {
+			gone = true
+			break
+		}
+	}
+	if !gone {
+		return nil // the common case: no store call
+	}
+	list, err := a.ArchivedSales(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: list archived sales: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing.Load() {
+		return nil
+	}
+	// A sale created here after the listing is not archived, so it is
+	// not in list; one listed is live whatever list says.
+	before := len(*e.sales.Load())
+	e.takeArchived(list, in)
+	if n := before - len(*e.sales.Load()); n > 0 {
+		e.log.Info("sales archived on another node", "sales", n)
+	}
+	return nil
 }
 
 // SaleCursor marks where a page of sales ended: the last sale listed.

@@ -841,6 +841,9 @@ func (e *Engine) addSales(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := e.dropArchived(ctx, sales); err != nil { // archive.go
+		return err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closing.Load() {

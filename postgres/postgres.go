@@ -235,9 +235,9 @@ func scanSale(row pgx.Row) (SaleRow, error) {
 	return s, err
 }
 
-// Sales lists every sale, oldest first.
+// Sales lists every sale not archived, oldest first.
 func (d *DB) Sales(ctx context.Context) ([]SaleRow, error) {
-	rows, err := d.pool.Query(ctx, `SELECT `+saleColumns+` FROM sales ORDER BY created_at, id`)
+	rows, err := d.pool.Query(ctx, `SELECT `+saleColumns+` FROM sales WHERE archived_at IS NULL ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list sales: %w", err)
 	}
@@ -248,9 +248,9 @@ func (d *DB) Sales(ctx context.Context) ([]SaleRow, error) {
 	return out, nil
 }
 
-// Sale fetches one sale; surge.ErrSaleNotFound if unknown.
+// Sale fetches one sale; surge.ErrSaleNotFound if unknown or archived.
 func (d *DB) Sale(ctx context.Context, id string) (SaleRow, error) {
-	s, err := scanSale(d.pool.QueryRow(ctx, `SELECT `+saleColumns+` FROM sales WHERE id = $1`, id))
+	s, err := scanSale(d.pool.QueryRow(ctx, `SELECT `+saleColumns+` FROM sales WHERE id = $1 AND archived_at IS NULL`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return SaleRow{}, surge.ErrSaleNotFound
 	}
@@ -510,7 +510,7 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (Snapshot, err
 	var snap Snapshot
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		row, err := scanSale(tx.QueryRow(ctx, `UPDATE sales SET epoch = epoch + 1, dirty = false
-			WHERE id = $1 AND `+fence(2)+` RETURNING `+saleColumns, saleID, l.Name, l.Holder, l.Token))
+			WHERE id = $1 AND archived_at IS NULL AND `+fence(2)+` RETURNING `+saleColumns, saleID, l.Name, l.Holder, l.Token))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrLeaseLost
 		}

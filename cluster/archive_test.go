@@ -1,0 +1,130 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/engine"
+)
+
+// testClock is the engines' controllable time.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// deaf is a node that never hears announcements: it follows the other
+// nodes by its poll alone, as after lost notifications.
+type deaf struct{ *cluster.Store }
+
+func (deaf) Changed() <-chan string { return nil }
+
+// TestArchiveAcrossNodes: a sale archived on one node leaves the others
+// (issue 9, item 12): the node that hears the announcement and the one
+// that only polls both stop serving it live, list it as archived, and a
+// node started afterwards does not load it; archiving it again anywhere
+// answers the same sale.
+func TestArchiveAcrossNodes(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	clk := &testClock{now: time.Now().UTC().Truncate(time.Millisecond)}
+	cfg := engine.Config{Now: clk.Now, SyncInterval: 50 * time.Millisecond, ExpiryInterval: time.Hour}
+	open := func(i int, wrap func(*cluster.Store) surge.Store) *engine.Engine {
+		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i)})
+		e, err := engine.Open(ctx, wrap(s), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close(); s.Close() })
+		return e
+	}
+	plain := func(s *cluster.Store) surge.Store { return s }
+	a := open(0, plain)
+	b := open(1, plain)
+	c := open(2, func(s *cluster.Store) surge.Store { return deaf{s} })
+
+	name, stock, ends := "Drop", int64(5), clk.Now().Add(time.Hour)
+	for _, id := range []string{"old", "keep"} {
+		if _, err := a.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, EndsAt: &ends}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "every node serves both sales", func() error {
+		for i, e := range []*engine.Engine{a, b, c} {
+			if page, _ := e.SalesPage(false, nil, 10); len(page) != 2 {
+				return fmt.Errorf("node %d lists %d sales", i, len(page))
+			}
+		}
+		return nil
+	})
+	out, err := b.Purchase(ctx, "old", surge.Purchase{UserID: "alice", Quantity: 1})
+	if err != nil || out.Code != surge.CodeReserved {
+		t.Fatalf("purchase: %+v %v", out, err)
+	}
+	if _, err := b.Pay(ctx, out.Order.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Archive(ctx, "old"); surge.ErrorCode(err) != surge.CodeNotArchivable {
+		t.Fatalf("archive before the end: %v, want not_archivable", err)
+	}
+	clk.Advance(2 * time.Hour)
+	got, err := a.Archive(ctx, "old")
+	if err != nil || !got.Archived || got.Remaining != 4 {
+		t.Fatalf("archive: %+v %v, want archived with 4 left", got, err)
+	}
+
+	check := func(i int, e *engine.Engine) error {
+		if page, _ := e.SalesPage(false, nil, 10); len(page) != 1 || page[0].ID != "keep" {
+			return fmt.Errorf("node %d lists %v live, want [keep]", i, page)
+		}
+		if page, _ := e.SalesPage(true, nil, 10); len(page) != 1 || page[0].ID != "old" || page[0].Remaining != 4 {
+			return fmt.Errorf("node %d lists %v archived, want [old] with 4 left", i, page)
+		}
+		if st, err := e.Sale("old"); err != nil || !st.Archived {
+			return fmt.Errorf("node %d reads old as %+v (%v)", i, st, err)
+		}
+		return nil
+	}
+	eventually(t, 5*time.Second, "every node drops the archived sale", func() error {
+		for i, e := range []*engine.Engine{a, b, c} {
+			if err := check(i, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i, e := range []*engine.Engine{b, c} {
+		if _, err := e.Purchase(ctx, "old", surge.Purchase{UserID: "bob", Quantity: 1}); !errors.Is(err, surge.ErrSaleNotFound) {
+			t.Errorf("node %d: purchase in the archived sale: %v, want sale_not_found", i+1, err)
+		}
+		if again, err := e.Archive(ctx, "old"); err != nil || !again.Archived || again.Remaining != 4 {
+			t.Errorf("node %d: archive again: %+v %v", i+1, again, err)
+		}
+		var n int
+		if err := e.Orders(ctx, "old", func(surge.Order) error { n++; return nil }); err != nil || n != 1 {
+			t.Errorf("node %d: orders of the archived sale: %d (%v), want 1", i+1, n, err)
+		}
+	}
+	// A node started now loads only the live sale.
+	if err := check(3, open(3, plain)); err != nil {
+		t.Error(err)
+	}
+}

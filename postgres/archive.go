@@ -1,0 +1,116 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/surgehq/surge"
+)
+
+// Archiving (migration 004): archived_at marks a sale taken out of
+// service. Sales, Sale and Rebuild leave such rows alone, so no node loads
+// it and the leader never rebuilds its live state; its orders stay.
+
+// Archived is an archived sale and where its live state lived.
+type Archived struct {
+	surge.ArchivedSale
+	Buckets int
+}
+
+// ArchiveSale archives a sale that has ended at now and holds no reserved
+// order, and returns its final figures. surge.ErrSaleNotFound if it is
+// unknown or archived already; a surge.CodeNotArchivable error otherwise.
+// The epoch bump fences off any batch decided against the sale's live
+// state before the archive, as a rebuild does.
+func (d *DB) ArchiveSale(ctx context.Context, saleID string, now time.Time) (Archived, error) {
+	var out Archived
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		// The row lock orders the archive after every insert and settle
+		// of the sale in flight (they all update the row).
+		var (
+			ends     *time.Time
+			archived *time.Time
+		)
+		err := tx.QueryRow(ctx, `SELECT ends_at, archived_at FROM sales WHERE id = $1 FOR UPDATE`, saleID).Scan(&ends, &archived)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && archived != nil) {
+			return surge.ErrSaleNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if ends == nil || now.Before(*ends) {
+			return surge.Errorf(surge.CodeNotArchivable,
+				"sale %s has not ended: only a sale past its ends_at can be archived", saleID)
+		}
+		var reserved int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM orders WHERE sale_id = $1 AND status = 'reserved'`,
+			saleID).Scan(&reserved); err != nil {
+			return err
+		}
+		if reserved > 0 {
+			return surge.Errorf(surge.CodeNotArchivable,
+				"sale %s still has %d reserved orders: archive it once they are paid, cancelled or expired", saleID, reserved)
+		}
+		at := now.UTC().Truncate(time.Millisecond)
+		row, err := scanSale(extraRow{tx.QueryRow(ctx, `UPDATE sales SET archived_at = $2, archived_remaining = stock - sold,
+			epoch = epoch + 1, dirty = false WHERE id = $1 RETURNING `+saleColumns+`, archived_remaining`, saleID, at),
+			[]any{&out.Remaining}})
+		if err != nil {
+			return err
+		}
+		out.Sale, out.ArchivedAt, out.Buckets = row.Sale, at, row.Buckets
+		return nil
+	})
+	if surge.ErrorCode(err) != "" {
+		return Archived{}, err
+	}
+	if err != nil {
+		return Archived{}, fmt.Errorf("postgres: archive sale %s: %w", saleID, err)
+	}
+	return out, nil
+}
+
+// ArchivedSales lists the archived sales, oldest first.
+func (d *DB) ArchivedSales(ctx context.Context) ([]surge.ArchivedSale, error) {
+	rows, err := d.pool.Query(ctx, `SELECT `+saleColumns+`, archived_at, archived_remaining FROM sales
+		WHERE archived_at IS NOT NULL ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list archived sales: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (surge.ArchivedSale, error) {
+		var a surge.ArchivedSale
+		row, err := scanSale(extraRow{r, []any{&a.ArchivedAt, &a.Remaining}})
+		a.Sale, a.ArchivedAt = row.Sale, a.ArchivedAt.UTC()
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list archived sales: %w", err)
+	}
+	return out, nil
+}
+
+// Archived reports whether saleID names an archived sale.
+func (d *DB) Archived(ctx context.Context, saleID string) (bool, error) {
+	var archived bool
+	err := d.pool.QueryRow(ctx, `SELECT archived_at IS NOT NULL FROM sales WHERE id = $1`, saleID).Scan(&archived)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("postgres: sale %s: %w", saleID, err)
+	}
+	return archived, nil
+}
+
+// extraRow scans a row of saleColumns followed by more columns: scanSale
+// fills the sale, extra the rest.
+type extraRow struct {
+	pgx.Row
+	extra []any
+}
+
+func (r extraRow) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.extra...)...) }
