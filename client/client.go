@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -54,6 +55,7 @@ type Sale struct {
 	EndsAt       *time.Time `json:"ends_at"`
 	HoldSeconds  int64      `json:"hold_seconds"`
 	Status       string     `json:"status"`
+	Archived     bool       `json:"archived,omitempty"` // taken out of service: final figures
 }
 
 // NewSale is the body of a sale creation; nil fields take server defaults.
@@ -88,13 +90,65 @@ func (c *Client) CreateSale(ctx context.Context, s NewSale) (Sale, error) {
 	return out, err
 }
 
-// Sales lists the sales.
-func (c *Client) Sales(ctx context.Context) ([]Sale, error) {
-	var out struct {
-		Sales []Sale `json:"sales"`
+// Sales lists every sale not archived, oldest first, following the
+// listing's cursors page by page.
+func (c *Client) Sales(ctx context.Context) ([]Sale, error) { return c.allSales(ctx, false) }
+
+// ArchivedSales lists every archived sale, oldest first.
+func (c *Client) ArchivedSales(ctx context.Context) ([]Sale, error) { return c.allSales(ctx, true) }
+
+func (c *Client) allSales(ctx context.Context, archived bool) ([]Sale, error) {
+	var all []Sale
+	cursor := ""
+	for {
+		page, next, err := c.SalesPage(ctx, archived, cursor, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		if next == cursor || len(page) == 0 {
+			// A server that does not move on would loop forever.
+			return nil, fmt.Errorf("list sales: the server answered an empty page or the same cursor again")
+		}
+		cursor = next
 	}
-	err := c.do(ctx, http.MethodGet, "/v1/sales", false, nil, &out)
-	return out.Sales, err
+}
+
+// SalesPage reads one page of the listing: after cursor ("" for the
+// first page), at most limit sales (0: the server's default). next is ""
+// on the last page.
+func (c *Client) SalesPage(ctx context.Context, archived bool, cursor string, limit int) (page []Sale, next string, err error) {
+	q := url.Values{}
+	if archived {
+		q.Set("archived", "true")
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/sales"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out struct {
+		Sales      []Sale `json:"sales"`
+		NextCursor string `json:"next_cursor"`
+	}
+	err = c.do(ctx, http.MethodGet, path, false, nil, &out)
+	return out.Sales, out.NextCursor, err
+}
+
+// ArchiveSale takes an ended sale out of service (admin); archiving an
+// archived sale answers it again.
+func (c *Client) ArchiveSale(ctx context.Context, id string) (Sale, error) {
+	var out Sale
+	err := c.do(ctx, http.MethodPost, "/v1/sales/"+url.PathEscape(id)+"/archive", true, nil, &out)
+	return out, err
 }
 
 // Sale fetches one sale.

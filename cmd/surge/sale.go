@@ -12,26 +12,27 @@ import (
 
 const saleUsage = `Usage:
   surge sale create --name NAME --stock N [flags]
-  surge sale list [flags]
+  surge sale list [--archived] [flags]
   surge sale get ID [flags]
+  surge sale archive ID [flags]
 
 Run 'surge sale create --help' for the flags.
 `
 
 func sale(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errUsage{"sale: missing subcommand: create, list or get (run 'surge sale --help')"}
+		return errUsage{"sale: missing subcommand: create, list, get or archive (run 'surge sale --help')"}
 	}
 	switch args[0] {
 	case "create":
 		return saleCreate(ctx, args[1:], stdout)
-	case "list", "get":
+	case "list", "get", "archive":
 		return saleRead(ctx, args[0], args[1:], stdout)
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, saleUsage)
 		return nil
 	}
-	return errUsage{fmt.Sprintf("sale: unknown subcommand %q (use create, list or get)", args[0])}
+	return errUsage{fmt.Sprintf("sale: unknown subcommand %q (use create, list, get or archive)", args[0])}
 }
 
 // serverFlags are the flags every client command shares.
@@ -85,14 +86,18 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 
 func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer) error {
 	synopsis := "surge sale list [flags]"
-	if verb == "get" {
-		synopsis = "surge sale get ID [flags]"
+	if verb != "list" {
+		synopsis = "surge sale " + verb + " ID [flags]"
 	}
 	fs := newFlagSet("sale "+verb, synopsis, stdout)
 	server, token := serverFlags(fs)
+	var archived *bool
+	if verb == "list" {
+		archived = fs.Bool("archived", false, "list the archived sales instead of the others")
+	}
 	// Let the id come before or after the flags.
 	var id string
-	if verb == "get" && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	if verb != "list" && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		id, args = args[0], args[1:]
 	}
 	if err := fs.parse(args); err != nil {
@@ -103,18 +108,30 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 		if fs.NArg() > 0 {
 			return errUsage{"sale list: takes no arguments"}
 		}
-		sales, err := c.Sales(ctx)
+		// Every page: the client follows the listing's cursors.
+		list := c.Sales
+		if *archived {
+			list = c.ArchivedSales
+		}
+		sales, err := list(ctx)
 		if err != nil {
 			return err
+		}
+		if sales == nil {
+			sales = []client.Sale{} // [] rather than null
 		}
 		return printJSON(stdout, sales)
 	}
 	if id == "" && fs.NArg() == 1 {
 		id = fs.Arg(0)
 	} else if id == "" || fs.NArg() > 0 {
-		return errUsage{"sale get: needs exactly one sale ID"}
+		return errUsage{"sale " + verb + ": needs exactly one sale ID"}
 	}
-	s, err := c.Sale(ctx, id)
+	get := c.Sale
+	if verb == "archive" {
+		get = c.ArchiveSale
+	}
+	s, err := get(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/client"
+)
+
+// surge sale archive ID, and surge sale list over more sales than one page
+// (issue 9, item 12): the list follows the cursors, --archived lists the
+// archived ones.
+func TestSaleArchiveAndListPages(t *testing.T) {
+	token := "sale-test-admin-token"
+	t.Setenv("SURGE_ADMIN_TOKEN", token)
+	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
+	t.Setenv("SURGE_SERVER", srv.base)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	c := client.New(srv.base, token)
+	past := func(h int) *time.Time { t := time.Date(2025, 1, 1, h, 0, 0, 0, time.UTC); return &t }
+	if _, err := c.CreateSale(ctx, client.NewSale{ID: "gone", Name: "Gone", Stock: 3, StartsAt: past(0), EndsAt: past(1)}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 105 // more than the server's page of 100
+	for i := range n {
+		if _, err := c.CreateSale(ctx, client.NewSale{ID: fmt.Sprintf("s%03d", i), Name: "Live", Stock: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(args ...string) []client.Sale {
+		t.Helper()
+		code, stdout, stderr := runCLI(ctx, append([]string{"sale", "list"}, args...)...)
+		if code != 0 || stderr != "" {
+			t.Fatalf("sale list %v: %d, stderr %q", args, code, stderr)
+		}
+		var sales []client.Sale
+		decodeJSON(t, stdout, &sales)
+		return sales
+	}
+	if got := list(); len(got) != n+1 {
+		t.Fatalf("sale list: %d sales, want %d", len(got), n+1)
+	}
+	if got := list("--archived"); len(got) != 0 {
+		t.Fatalf("sale list --archived before archiving: %+v", got)
+	}
+
+	for range 2 { // archiving again answers the same
+		code, stdout, stderr := runCLI(ctx, "sale", "archive", "gone")
+		if code != 0 || stderr != "" {
+			t.Fatalf("sale archive: %d, stderr %q", code, stderr)
+		}
+		var s client.Sale
+		decodeJSON(t, stdout, &s)
+		if s.ID != "gone" || !s.Archived || s.Status != "ended" || s.Remaining != 3 {
+			t.Errorf("sale archive printed %+v", s)
+		}
+	}
+	if got := list(); len(got) != n || got[0].ID != "s000" {
+		t.Errorf("sale list after archiving: %d sales from %s, want %d from s000", len(got), got[0].ID, n)
+	}
+	if got := list("--archived"); len(got) != 1 || got[0].ID != "gone" || !got[0].Archived {
+		t.Errorf("sale list --archived: %+v", got)
+	}
+
+	// Errors of the server: exit 1, one line on stderr.
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"live sale", []string{"sale", "archive", "s000"}, "not_archivable (HTTP 409)"},
+		{"unknown sale", []string{"sale", "archive", "nope"}, "sale_not_found (HTTP 404)"},
+		{"wrong token", []string{"sale", "archive", "gone", "--admin-token", "wrong-token-wrong-token"}, "unauthenticated (HTTP 401)"},
+	} {
+		code, stdout, stderr := runCLI(ctx, tt.args...)
+		if code != 1 || stdout != "" || !oneLine(stderr) || !strings.Contains(stderr, tt.wantErr) {
+			t.Errorf("%s: %d, stdout %q, stderr %q; want 1 and one line with %q", tt.name, code, stdout, stderr, tt.wantErr)
+		}
+	}
+	// Bad usage: exit 2.
+	for _, args := range [][]string{{"sale", "archive"}, {"sale", "archive", "a", "b"}, {"sale", "archive", "a", "--bogus"}} {
+		if code, _, stderr := runCLI(cancelled(), args...); code != 2 || !strings.Contains(stderr, "sale archive:") {
+			t.Errorf("%v: %d, stderr %q; want 2 and a sale archive: message", args, code, stderr)
+		}
+	}
+}
