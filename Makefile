@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-overload fuzz clean
+.PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-overload fuzz clean
 
 build: ## build bin/surge
 	$(GO) build -o bin/surge ./cmd/surge
@@ -31,6 +31,10 @@ bench-http: ## side-by-side run: minimal net/http handler vs surge serve, wrk an
 
 bench-cluster: services ## side-by-side run: minimal handler, tutorial baseline, cluster mode with 1 and 2 nodes
 	bench/cluster.sh
+
+REV ?= HEAD
+bench-ab: ## A/B: the working tree against REV (default HEAD) beside the minimal handler, wrk, interleaved rounds
+	bench/ab.sh $(REV) .
 
 bench-overload: ## the maximum purchase rate, then 5x it open loop; the cost of protection
 	bench/overload.sh

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# A/B run of two builds of surge against the minimal handler, in one run on
+# this machine: did a change cost throughput? For each round, the ceiling
+# handler, then A and B alternately on the sold-out path and on the
+# reserve-heavy path (a fresh server and data dir each time), all with the
+# same wrk settings. Rounds interleave A and B so drift of the shared
+# machine hits both alike; the table gives each scenario's median over the
+# rounds and its ratio to the ceiling's median.
+# Usage: bench/ab.sh REV_A [REV_B=working tree] [duration=5s] [connections=64] [rounds=3]
+#   A revision is anything git understands (a commit, a tag, HEAD~3);
+#   "." is the working tree as it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REV_A=${1:?usage: bench/ab.sh REV_A [REV_B] [duration] [connections] [rounds]}
+REV_B=${2:-.}
+DUR=${3:-5s}
+CONNS=${4:-64}
+ROUNDS=${5:-3}
+for tool in wrk bc; do
+  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
+done
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# build REV OUT: a binary of the revision (or of the working tree for ".")
+build() {
+  if [ "$1" = . ]; then go build -o "$2" ./cmd/surge; return; fi
+  local src="$work/src-$(basename "$2")"
+  mkdir -p "$src" && git archive "$1" | tar -x -C "$src"
+  (cd "$src" && go build -o "$2" ./cmd/surge)
+}
+build "$REV_A" "$work/a"
+build "$REV_B" "$work/b"
+go build -o "$work/ceiling" ./bench/ceiling
+
+wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
+# rps URL SALE -> requests/s of one wrk run
+rps() { wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua "$1" -- "$2" | awk '/^Requests\/sec/ {print $2}'; }
+token=ab-admin-token-0123456789
+# surge BIN SCENARIO -> requests/s of BIN on the scenario (soldout|reserve)
+surge_rps() {
+  rm -rf "$work/data"
+  "$1" serve --http-addr 127.0.0.1:8095 --data-dir "$work/data" --admin-token "$token" \
+    --insecure-user-header --log-level warn >"$work/surge.log" 2>&1 &
+  pid=$!
+  wait_up http://127.0.0.1:8095/readyz
+  local auth=(-H "Authorization: Bearer $token")
+  if [ "$2" = soldout ]; then
+    curl -fs "${auth[@]}" -X POST http://127.0.0.1:8095/v1/sales -d '{"id":"s","name":"sold out","stock":1}' >/dev/null
+    curl -fs -X POST -H 'X-User-ID: first' http://127.0.0.1:8095/v1/sales/s/purchases >/dev/null
+  else
+    curl -fs "${auth[@]}" -X POST http://127.0.0.1:8095/v1/sales -d '{"id":"s","name":"reserve-heavy","stock":1000000000}' >/dev/null
+  fi
+  rps http://127.0.0.1:8095 s
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+}
+
+declare -A runs
+"$work/ceiling" -addr 127.0.0.1:8096 & cpid=$!
+wait_up http://127.0.0.1:8096/
+for r in $(seq "$ROUNDS"); do
+  runs[ceiling]+="$(rps http://127.0.0.1:8096 s) "
+  for sc in soldout reserve; do
+    runs[a-$sc]+="$(surge_rps "$work/a" $sc) "
+    runs[b-$sc]+="$(surge_rps "$work/b" $sc) "
+  done
+  echo "round $r done" >&2
+done
+kill "$cpid"; wait "$cpid" 2>/dev/null || true
+
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+c=$(median "${runs[ceiling]}")
+printf '\nwrk -t1 -c%s -d%s, %s rounds (median), %s, A=%s B=%s, %s cores\n\n' "$CONNS" "$DUR" "$ROUNDS" "$(date -u +%F)" \
+  "$(git rev-parse --short "$REV_A")" "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)"
+printf '| target | requests/s (runs) | median | ratio to ceiling |\n|---|---|---:|---:|\n'
+printf '| ceiling: minimal net/http handler | %s | %s | 1.00 |\n' "${runs[ceiling]}" "$c"
+for k in a-soldout b-soldout a-reserve b-reserve; do
+  m=$(median "${runs[$k]}")
+  printf '| %s | %s | %s | %.3f |\n' "$k" "${runs[$k]}" "$m" "$(echo "$m / $c" | bc -l)"
+done
+for sc in soldout reserve; do
+  printf '%s: B/A = %.3f\n' "$sc" "$(echo "$(median "${runs[b-$sc]}") / $(median "${runs[a-$sc]}")" | bc -l)"
+done
