@@ -2,8 +2,6 @@ package http
 
 import (
 	"crypto/rand"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
-	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -38,16 +35,6 @@ const (
 // lasts up to streamMaxAge, so there is no exact time; polling works
 // meanwhile.
 const streamRetryAfter = 5 * time.Second
-
-// Stream timing: how often a stream looks at its position, how long it
-// may stay silent before a heartbeat, and how long it lives before the
-// client reconnects (EventSource does so by itself, after retryMillis).
-const (
-	streamTick      = time.Second
-	streamHeartbeat = 15 * time.Second
-	streamMaxAge    = 15 * time.Minute
-	retryMillis     = 3000
-)
 
 // queueState is the waiting room's state in the API.
 type queueState struct {
@@ -366,131 +353,4 @@ func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) {
 // http.Server.RegisterOnShutdown.
 func (s *Server) CloseStreams() {
 	s.queues.stopOnce.Do(func() { close(s.queues.stop) })
-}
-
-// queueEvents streams a buyer's place as Server-Sent Events: a "position"
-// event on connection and whenever the position changes, then one
-// "admitted" or "expired" event, after which the stream ends. Comments keep
-// idle connections alive. The stream also ends when the client goes, the
-// server shuts down, or after streamMaxAge (the client reconnects).
-func (s *Server) queueEvents(w http.ResponseWriter, r *http.Request) {
-	sale, ok := s.queueSale(w, r)
-	if !ok {
-		return
-	}
-	ticket, err := ticketOf(r, true)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	ctx := r.Context()
-	st, err := s.room.Status(ctx, sale, ticket)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	select {
-	case <-s.queues.stop: // checked alone: select would pick at random
-		s.writeErr(w, r, surge.ErrUnavailable)
-		return
-	default:
-	}
-	release, err := s.queues.acquire(buyerKey{sale.ID, st.UserID}, admission.ClientIP(r, s.cfg.Protection.TrustedProxies))
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	defer release()
-
-	rc := http.NewResponseController(w)
-	// The server's read timeout would end a long stream: net/http cancels
-	// the request's context when its background read hits the deadline.
-	_ = rc.SetReadDeadline(time.Time{})
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
-	w.WriteHeader(http.StatusOK)
-
-	write := func(b []byte) bool {
-		// Moved forward with each write: the server's write timeout is for
-		// answers, not streams, but a stalled client is still cut.
-		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	event := func(name string, v any) bool {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return false
-		}
-		return write(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", name, data))
-	}
-	if !write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis)) {
-		return
-	}
-	tick, heartbeat := s.streamTiming()
-	end := time.NewTimer(streamMaxAge)
-	defer end.Stop()
-	lastWrite := time.Now()
-	sent := waitroom.Status{Position: -2} // nothing sent yet
-	for {
-		if st.State != sent.State || st.Position != sent.Position {
-			name := "position"
-			if st.State != waitroom.Waiting {
-				name = st.State
-			}
-			if !event(name, toQueueJSON(st)) {
-				return
-			}
-			sent, lastWrite = st, time.Now()
-			if st.State != waitroom.Waiting {
-				return
-			}
-		} else if time.Since(lastWrite) >= heartbeat {
-			if !write([]byte(": heartbeat\n\n")) {
-				return
-			}
-			lastWrite = time.Now()
-		}
-		wait := tick
-		if st.Wait > 0 && st.Wait < wait {
-			wait = st.Wait // wake at the admission itself
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-s.queues.stop:
-			t.Stop()
-			return
-		case <-end.C:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		// The freshest ticket carries the slot once a lottery is drawn,
-		// which spares the queue a lookup per tick.
-		ticket = st.Ticket
-		if st, err = s.room.Status(ctx, sale, ticket); err != nil {
-			var e *surge.Error
-			if !errors.As(err, &e) {
-				s.log.Error("queue stream failed", "sale", sale.ID, "err", err)
-				e = &surge.Error{Code: "internal", Message: "internal error"}
-			}
-			event("error", errorBody{errorDetail{string(e.Code), e.Message}})
-			return
-		}
-	}
-}
-
-// streamTiming is the tick and heartbeat of streams (shorter in tests).
-func (s *Server) streamTiming() (time.Duration, time.Duration) {
-	if q := s.queues; q.tick > 0 {
-		return q.tick, q.heartbeat
-	}
-	return streamTick, streamHeartbeat
 }
