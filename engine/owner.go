@@ -1,0 +1,257 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// newQueue returns a sale's queue manager, nil without Config.Queue.
+func (e *Engine) newQueue() QueueManager {
+	if e.cfg.Queue == nil {
+		return nil
+	}
+	return e.cfg.Queue()
+}
+
+// wake makes sure the sale has an owner after a purchase was queued. The
+// purchase is in the inbox before active is read, and an owner clears
+// active before it looks at the inbox a last time, so either that owner
+// finds the purchase or wake finds active clear and starts one: no
+// purchase is left in an inbox nobody reads.
+func (e *Engine) wake(s *sale) {
+	if s.active.Load() || !s.active.CompareAndSwap(false, true) {
+		return
+	}
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.stopped {
+		// Close is done with the owners: answer what was queued too late
+		// (the HTTP server drains before Close, so this is rare).
+		for {
+			select {
+			case r := <-s.inbox:
+				r.done <- result{err: surge.ErrUnavailable}
+			default:
+				s.active.Store(false)
+				return
+			}
+		}
+	}
+	// Before Close waits for the owners: this one is counted, sees stop
+	// closed if Close began, and flushes the inbox.
+	e.owners.Add(1)
+	go e.own(s)
+}
+
+// own is a sale's owner: it turns whatever queued up into one store call,
+// with up to InFlight calls at the store at once, and exits once the inbox
+// is empty and its batches are done.
+func (e *Engine) own(s *sale) {
+	defer e.owners.Done()
+	r := e.runner(s)
+	defer e.runners.Put(r)
+	defer r.running.Wait()
+	for {
+		var first *request
+		select {
+		case first = <-s.inbox:
+		case <-e.stop:
+			// Flush what is queued, then exit.
+			for {
+				select {
+				case first := <-s.inbox:
+					r.run(first, true)
+				default:
+					return
+				}
+			}
+		default:
+			if first = e.idle(s, r); first == nil {
+				return
+			}
+		}
+		r.run(first, false)
+	}
+}
+
+// idle is called by an owner that found the inbox empty: it returns the
+// next purchase if one came in meanwhile, or nil once the owner may exit
+// (active is then clear, and a later purchase starts a new owner).
+func (e *Engine) idle(s *sale, r *runner) *request {
+	// Batches still at the store keep their slots (the sale's, shared by
+	// its owners), so a next owner stays within InFlight without waiting.
+	select {
+	case first := <-s.inbox:
+		return first
+	default:
+	}
+	s.active.Store(false)
+	select {
+	case first := <-s.inbox:
+		// Queued while active was still set, so its sender started no
+		// owner: this one takes it, unless a purchase queued after the
+		// clear already started another owner, which then owns the sale.
+		if s.active.CompareAndSwap(false, true) {
+			return first
+		}
+		// Answer it alone before leaving: concurrent purchases have no
+		// order to keep, and the store is safe for concurrent use.
+		e.apply(s, []*request{first}, nil)
+		return nil
+	default:
+		return nil
+	}
+}
+
+// runner hands an owner's batches to the store. With InFlight 1 it runs
+// them on the owner's goroutine and reuses its buffers. With more, for a
+// store whose call mostly waits on the network (cluster mode), each batch
+// runs on its own goroutine once it has a slot; the owner takes the slot
+// before it gathers the batch, so while every slot is busy purchases queue
+// up and the next batch takes them all.
+type runner struct {
+	e         *Engine
+	s         *sale
+	slots     chan struct{} // nil with InFlight 1
+	running   sync.WaitGroup
+	batch     []*request
+	purchases []surge.Purchase
+}
+
+// runner returns a runner for s, reusing the buffers of an owner that went
+// idle: a sale's owner starts often, and its buffers (MaxBatch requests
+// and purchases) are most of what it costs.
+func (e *Engine) runner(s *sale) *runner {
+	r, ok := e.runners.Get().(*runner)
+	if !ok {
+		r = e.newRunner(s)
+	}
+	r.s = s
+	if e.cfg.InFlight > 1 {
+		s.slotsOnce.Do(func() { s.slots = make(chan struct{}, e.cfg.InFlight) })
+		r.slots = s.slots
+	}
+	return r
+}
+
+func (e *Engine) newRunner(s *sale) *runner {
+	r := &runner{e: e, s: s}
+	if e.cfg.InFlight > 1 {
+		r.slots = make(chan struct{}, e.cfg.InFlight)
+		return r
+	}
+	r.batch = make([]*request, 0, e.cfg.MaxBatch)
+	r.purchases = make([]surge.Purchase, 0, e.cfg.MaxBatch)
+	return r
+}
+
+// run gathers a batch starting with first (alone when flushing at Close)
+// and applies it.
+func (r *runner) run(first *request, alone bool) {
+	if r.slots == nil {
+		if batch := r.gather(first, alone, r.batch[:0]); len(batch) > 0 {
+			r.e.apply(r.s, batch, r.purchases)
+		}
+		return
+	}
+	r.slots <- struct{}{}
+	batch := r.gather(first, alone, make([]*request, 0, r.e.cfg.MaxBatch))
+	if len(batch) == 0 {
+		<-r.slots
+		return
+	}
+	r.running.Add(1)
+	go func() {
+		defer r.running.Done()
+		defer func() { <-r.slots }()
+		r.e.apply(r.s, batch, make([]surge.Purchase, 0, len(batch)))
+	}()
+}
+
+func (r *runner) gather(first *request, alone bool, batch []*request) []*request {
+	if alone {
+		return append(batch, first)
+	}
+	return r.e.take(r.s, first, batch)
+}
+
+// take fills a batch with first and whatever else is queued, up to
+// MaxBatch. With a queue manager, purchases queued before its cutoff are
+// answered overloaded instead: under sustained overload they missed a
+// batch already, and fresher ones take their place.
+func (e *Engine) take(s *sale, first *request, batch []*request) []*request {
+	var now, cutoff time.Time
+	if s.queue != nil {
+		now = time.Now()
+		cutoff = s.queue.Begin(now)
+	}
+	shed := 0
+	for r := first; ; {
+		if r.queued.Before(cutoff) {
+			shed++
+			r.done <- result{err: surge.ErrOverloaded}
+		} else if batch = append(batch, r); len(batch) == e.cfg.MaxBatch {
+			break
+		}
+		select {
+		case r = <-s.inbox:
+			continue
+		default:
+		}
+		break
+	}
+	if s.queue != nil {
+		e.shed.Add(int64(shed))
+		s.queue.Taken(now, shed, len(s.inbox))
+	}
+	return batch
+}
+
+func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
+	// Callers that gave up, or whose deadline passed while queued, are
+	// dropped before they cost a reservation.
+	now := time.Now()
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- result{err: err}
+			continue
+		}
+		if now.After(r.deadline) {
+			r.done <- result{err: ErrTimeout}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	purchases = purchases[:0]
+	for _, r := range live {
+		purchases = append(purchases, r.p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StoreTimeout)
+	gen := s.releases.Load()
+	outs, rem, err := e.store.Reserve(ctx, s.ID, purchases, e.cfg.Now())
+	e.setRemaining(ctx, s, rem, gen, err == nil)
+	cancel()
+	e.batches.Add(1)
+	e.purchases.Add(int64(len(live)))
+	if err != nil {
+		e.log.Error("reserve batch failed", "sale", s.ID, "size", len(live), "err", err)
+		if surge.ErrorCode(err) == "" {
+			err = fmt.Errorf("%w: %w", surge.ErrUnavailable, err)
+		}
+		for _, r := range live {
+			r.done <- result{err: err}
+		}
+		return
+	}
+	for i, r := range live {
+		r.done <- result{out: outs[i], err: outs[i].Err}
+	}
+}
