@@ -77,8 +77,11 @@ type Store struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
-	stats     Stats
-	statsMu   sync.Mutex
+	// failed is the error of the writer's last commit when it failed and
+	// none succeeded since (a full disk, an I/O error): Ready reports it.
+	failed  atomic.Pointer[error]
+	stats   Stats
+	statsMu sync.Mutex
 }
 
 // saleState pairs a sale's ledger with the lock that serialises its
@@ -692,6 +695,20 @@ func (s *Store) Keys(saleID string) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.l.Keys()
+}
+
+// Ready reports whether the store takes purchases: it is open and its
+// writer's last commit did not fail (a full disk, an I/O error). Memory
+// alone answers, so a readiness probe may call it as often as it likes; a
+// commit that succeeds again makes the store ready again.
+func (s *Store) Ready(ctx context.Context) error {
+	if s.closed.Load() {
+		return errors.New("sqlite: store closed")
+	}
+	if err := s.failed.Load(); err != nil {
+		return fmt.Errorf("sqlite: the last commit failed: %w", *err)
+	}
+	return nil
 }
 
 // Close stops the writer after it has committed everything submitted, then

@@ -62,12 +62,12 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
-		err := s.write(group)
+		err := s.wrote(s.write(group))
 		if err != nil && len(group) > 1 {
 			// Isolate the failure: one caller's bad row must not fail
 			// the others.
 			for _, c := range group {
-				c.err <- s.write([]*commit{c})
+				c.err <- s.wrote(s.write([]*commit{c}))
 			}
 			continue
 		}
@@ -75,6 +75,20 @@ func (s *Store) writer() {
 			c.err <- err
 		}
 	}
+}
+
+// wrote records the outcome of a commit for Ready and returns err. A
+// domain answer (a sale id taken) is the caller's, not the writer's.
+func (s *Store) wrote(err error) error {
+	switch {
+	case err == nil:
+		if s.failed.Load() != nil {
+			s.failed.Store(nil)
+		}
+	case surge.ErrorCode(err) == "":
+		s.failed.Store(&err)
+	}
+	return err
 }
 
 // write commits a group in one transaction.
