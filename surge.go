@@ -1,6 +1,6 @@
 // Package surge holds the domain of a flash sale: sales, orders, the outcomes
-// of a purchase, and the Store seam that every backend (embedded SQLite,
-// cluster Redis+PostgreSQL) implements. It has no dependencies beyond the
+// of a purchase, and the store seam (Store and its roles) that every
+// backend (embedded SQLite, cluster Redis+PostgreSQL) implements. It has no dependencies beyond the
 // standard library; mechanisms live in sub-packages.
 package surge
 
@@ -144,18 +144,24 @@ const (
 	KeyMaybe
 )
 
-// Store is the seam between the purchase pipeline (batching, fast paths,
-// scheduling) and the storage that decides and persists a batch
-// atomically. Every backend passes the contract suite in storetest.
-//
-// Mutating calls return only once their effects are durable. Reserve is
-// called with batches of purchases for one sale; implementations must be
-// safe for concurrent use, and may merge concurrent calls into one commit.
-type Store interface {
+// The store seam: the purchase pipeline (batching, fast paths,
+// scheduling) sees storage through small interfaces, one per role, and
+// Store composes them. Every backend passes the contract suite in
+// storetest. All of them are safe for concurrent use, and their mutating
+// calls return only once their effects are durable.
+
+// Catalogue holds the sales.
+type Catalogue interface {
 	// CreateSale persists a new sale; ErrSaleExists if the id is taken.
 	CreateSale(ctx context.Context, s Sale) error
-	// Sales lists every sale, oldest first.
+	// Sales lists every sale in service (not archived), oldest first.
 	Sales(ctx context.Context) ([]Sale, error)
+}
+
+// Reserver decides purchases and knows the live stock. The pipeline calls
+// Reserve with batches of purchases for one sale; a store may merge
+// concurrent calls into one commit.
+type Reserver interface {
 	// Reserve decides every purchase of the batch against the sale's rules
 	// (window, stock, per-user limit, idempotency) in order, and commits
 	// all reservations at once. out[i] answers batch[i]; remaining is the
@@ -163,27 +169,41 @@ type Store interface {
 	// committed. A key answers its first reservation forever (a replay),
 	// or CodeIdempotencyMismatch when reused with another quantity.
 	Reserve(ctx context.Context, saleID string, batch []Purchase, now time.Time) (out []Outcome, remaining int64, err error)
+	// Remaining is the sale's unreserved stock.
+	Remaining(ctx context.Context, saleID string) (int64, error)
+	// LookupKey answers what the store knows of an idempotency key from
+	// memory alone: no I/O and no lock, because the pipeline calls it on
+	// its fast paths, where a sold-out spike must cost nothing.
+	LookupKey(saleID, userID, key string) (Order, KeyState)
+}
+
+// OrderBook reads orders and settles them.
+type OrderBook interface {
+	// Order fetches one order; ErrOrderNotFound if unknown.
+	Order(ctx context.Context, id string) (Order, error)
+	// Orders streams every order of a sale, archived or not, in creation
+	// order, to fn.
+	Orders(ctx context.Context, saleID string, fn func(Order) error) error
 	// Cancel moves a reserved order to cancelled and returns its units to
 	// the stock. ErrNotCancellable unless the order is reserved and its
 	// hold still runs (ExpiresAt after now): a hold past it is expired,
-	// whether or not Expire has run yet.
+	// whether or not the store's expiry has run yet.
 	Cancel(ctx context.Context, orderID string, now time.Time) (Order, error)
 	// Pay moves a reserved order to paid. ErrNotPayable unless reserved
 	// with its hold still running, as for Cancel.
 	Pay(ctx context.Context, orderID string, now time.Time) (Order, error)
+}
+
+// Store is a whole backend: every role the pipeline uses.
+type Store interface {
+	Catalogue
+	Reserver
+	OrderBook
 	// Expire moves every reserved order whose hold ended at or before now
 	// to expired, returning its units; it returns the orders it expired.
 	Expire(ctx context.Context, now time.Time) ([]Order, error)
-	// Order fetches one order; ErrOrderNotFound if unknown.
-	Order(ctx context.Context, id string) (Order, error)
-	// Orders streams every order of a sale, in creation order, to fn.
-	Orders(ctx context.Context, saleID string, fn func(Order) error) error
-	// Remaining is the sale's unreserved stock.
-	Remaining(ctx context.Context, saleID string) (int64, error)
-	// LookupKey answers from memory, without I/O or locks, what the store
-	// knows of an idempotency key; the pipeline uses it on fast paths.
-	LookupKey(saleID, userID, key string) (Order, KeyState)
-	// Close flushes and releases the store.
+	// Close stops the store's jobs, flushes and releases it. Calls after
+	// Close fail with ErrUnavailable.
 	Close() error
 }
 
