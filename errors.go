@@ -49,19 +49,14 @@ type Error struct {
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
-// Is makes errors.Is match on the code alone, so callers can compare with
-// the sentinels below whatever the message.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code
-}
-
 // Errorf builds an *Error with a formatted message.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// Sentinels for errors.Is.
+// Sentinels compare by identity with errors.Is: many errors share a code
+// (a timeout, an outage and a rebuild are all CodeUnavailable), so matching
+// on the code is asked for explicitly with HasCode.
 var (
 	ErrSaleNotFound        = &Error{Code: CodeSaleNotFound, Message: "sale not found"}
 	ErrSaleExists          = &Error{Code: CodeSaleExists, Message: "a sale with this id already exists"}
@@ -72,6 +67,25 @@ var (
 	ErrUnavailable         = &Error{Code: CodeUnavailable, Message: "the service is shutting down or its storage failed; retry shortly"}
 	ErrIdempotencyMismatch = &Error{Code: CodeIdempotencyMismatch, Message: "this Idempotency-Key was first used for a different request; use a new key"}
 )
+
+// HasCode reports whether any *Error in err's tree carries code.
+func HasCode(err error, code Code) bool {
+	switch x := err.(type) {
+	case nil:
+		return false
+	case *Error:
+		return x.Code == code
+	case interface{ Unwrap() error }:
+		return HasCode(x.Unwrap(), code)
+	case interface{ Unwrap() []error }:
+		for _, e := range x.Unwrap() {
+			if HasCode(e, code) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // ErrorCode extracts the Code of err, or "" if err carries none.
 func ErrorCode(err error) Code {

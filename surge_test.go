@@ -2,6 +2,7 @@ package surge_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -256,10 +257,22 @@ func TestOrderIDsRevealOnlyTheMillisecond(t *testing.T) {
 	}
 }
 
-func TestErrorIs(t *testing.T) {
+func TestErrorCodes(t *testing.T) {
 	err := surge.Errorf(surge.CodeSaleNotFound, "no sale %q", "x")
-	if !errors.Is(err, surge.ErrSaleNotFound) || errors.Is(err, surge.ErrOrderNotFound) {
-		t.Error("errors.Is must match on the code alone")
+	if !surge.HasCode(err, surge.CodeSaleNotFound) || surge.HasCode(err, surge.CodeOrderNotFound) {
+		t.Error("HasCode must match on the code alone")
+	}
+	wrapped := fmt.Errorf("outer: %w", errors.Join(errors.New("plain"), err))
+	if !surge.HasCode(wrapped, surge.CodeSaleNotFound) || surge.HasCode(nil, surge.CodeSaleNotFound) {
+		t.Error("HasCode must look through wrapping and joins")
+	}
+	// Sentinels compare by identity: another error of the same code is not
+	// the sentinel (a storage outage is no timeout, an open breaker no rebuild).
+	if errors.Is(err, surge.ErrSaleNotFound) || !errors.Is(fmt.Errorf("x: %w", surge.ErrSaleNotFound), surge.ErrSaleNotFound) {
+		t.Error("errors.Is must compare sentinels by identity")
+	}
+	if errors.Is(surge.Errorf(surge.CodeUnavailable, "redis down"), surge.ErrUnavailable) {
+		t.Error("an error of the same code must not be the sentinel")
 	}
 	if surge.ErrorCode(errors.New("plain")) != "" || surge.ErrorCode(err) != surge.CodeSaleNotFound {
 		t.Error("ErrorCode")

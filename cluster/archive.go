@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -86,7 +85,7 @@ func (s *Store) keepOnly(rows []postgres.SaleRow) {
 // stay readable.
 func (s *Store) knownSale(ctx context.Context, saleID string) error {
 	_, err := s.sale(ctx, saleID)
-	if !errors.Is(err, surge.ErrSaleNotFound) {
+	if !surge.HasCode(err, surge.CodeSaleNotFound) {
 		return err
 	}
 	var archived bool

@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -112,7 +111,7 @@ func TestArchiveAcrossNodes(t *testing.T) {
 		return nil
 	})
 	for i, e := range []*engine.Engine{b, c} {
-		if _, err := e.Purchase(ctx, "old", surge.Purchase{UserID: "bob", Quantity: 1}); !errors.Is(err, surge.ErrSaleNotFound) {
+		if _, err := e.Purchase(ctx, "old", surge.Purchase{UserID: "bob", Quantity: 1}); !surge.HasCode(err, surge.CodeSaleNotFound) {
 			t.Errorf("node %d: purchase in the archived sale: %v, want sale_not_found", i+1, err)
 		}
 		if again, err := e.Archive(ctx, "old"); err != nil || !again.Archived || again.Remaining != 4 {

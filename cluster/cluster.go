@@ -61,6 +61,10 @@ type Config struct {
 	// BreakerOpen is how long a tripped breaker fails calls before it
 	// lets one through to probe the dependency (1s).
 	BreakerOpen time.Duration
+	// NoExpiry stops the leader from expiring holds each round: they then
+	// end only when the owner calls Expire (tests that drive their own
+	// clock).
+	NoExpiry bool
 	// Logger receives operational events (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -227,7 +231,7 @@ func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 		installed = true
 	}
 	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.CreateSale(ctx, sl, buckets, install) }); err != nil {
-		if installed && !errors.Is(err, surge.ErrSaleExists) {
+		if installed && !surge.HasCode(err, surge.CodeSaleExists) {
 			// The commit failed (or its answer was lost): leave no state
 			// behind; if the sale does exist, the leader builds it.
 			if err := s.live.Remove(ctx, layout); err != nil {
@@ -560,8 +564,12 @@ func (s *Store) markDirty(ctx context.Context, saleID string) {
 // expireBatch bounds the orders one expiry statement moves.
 const expireBatch = 1000
 
-// Expire implements surge.Store. Only the leader expires holds; on any
-// other node it does nothing (the engine calls it everywhere).
+// Expire moves every reserved order whose hold ended at or before now to
+// expired, returns its units to Redis, announces the sales that got units
+// back (Changed, on every node), and returns the orders it expired. It is
+// one of the leader's jobs: the leader runs it each round on the wall
+// clock; on a node that cannot lead it does nothing. Tests that disabled
+// the job (Config.NoExpiry) call it with their clock.
 func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error) {
 	if s.closed.Load() {
 		return nil, surge.ErrUnavailable
@@ -573,12 +581,17 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 			return nil, err
 		}
 	}
+	return s.expire(ctx, *l, now)
+}
+
+// expire expires holds under the lease l.
+func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]surge.Order, error) {
 	now = now.UTC().Truncate(time.Millisecond)
 	var all []surge.Order
 	for {
 		var batch []surge.Order
 		err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-			batch, err = s.db.Expire(ctx, now, *l, expireBatch)
+			batch, err = s.db.Expire(ctx, now, l, expireBatch)
 			return err
 		})
 		if err != nil {
@@ -590,6 +603,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 		}
 		for sale, orders := range bySale {
 			s.release(ctx, sale, orders)
+			s.log.Info("holds expired", "sale", sale, "orders", len(orders))
 		}
 		all = append(all, batch...)
 		if len(batch) < expireBatch {
@@ -654,14 +668,19 @@ func (s *Store) wake() {
 	}
 }
 
-// lead renews the lease and, while it holds it, repairs every sale's live
-// state when it is missing, dirty, of another epoch, or holds
-// reservations that never reached PostgreSQL.
+// lead renews the lease and, while it holds it, expires holds that ran
+// out and repairs every sale's live state when it is missing, dirty, of
+// another epoch, or holds reservations that never reached PostgreSQL.
 func (s *Store) lead(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
 		if l, _ := s.acquire(ctx); l != nil {
+			if !s.cfg.NoExpiry {
+				if _, err := s.expire(ctx, *l, time.Now()); err != nil && ctx.Err() == nil {
+					s.log.Error("expire holds", "err", err)
+				}
+			}
 			s.repair(ctx, *l)
 		}
 		select {

@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -52,7 +51,7 @@ func TestKeyReusedWithOtherQuantity(t *testing.T) {
 			}
 			got := outs[1]
 			if tc.mismatch {
-				if got.Code != surge.CodeIdempotencyMismatch || !errors.Is(got.Err, surge.ErrIdempotencyMismatch) {
+				if got.Code != surge.CodeIdempotencyMismatch || !surge.HasCode(got.Err, surge.CodeIdempotencyMismatch) {
 					t.Errorf("retry with %d units: %+v, want idempotency_mismatch", tc.retry, got)
 				}
 			} else if got.Code != surge.CodeReserved || !got.Replay || got.Order.ID != outs[0].Order.ID || got.Err != nil {
@@ -88,10 +87,10 @@ func TestPayCancelAfterHoldEnded(t *testing.T) {
 		t.Fatalf("reserve: %+v, %v", outs, err)
 	}
 	now := outs[0].Order.ExpiresAt
-	if _, err := s.Pay(ctx, outs[0].Order.ID, now); !errors.Is(err, surge.ErrNotPayable) {
+	if _, err := s.Pay(ctx, outs[0].Order.ID, now); !surge.HasCode(err, surge.CodeNotPayable) {
 		t.Errorf("pay at expires_at: %v, want not_payable", err)
 	}
-	if _, err := s.Cancel(ctx, outs[1].Order.ID, now); !errors.Is(err, surge.ErrNotCancellable) {
+	if _, err := s.Cancel(ctx, outs[1].Order.ID, now); !surge.HasCode(err, surge.CodeNotCancellable) {
 		t.Errorf("cancel at expires_at: %v, want not_cancellable", err)
 	}
 	if o, err := s.Pay(ctx, outs[0].Order.ID, now.Add(-time.Millisecond)); err != nil || o.Status != surge.OrderPaid {

@@ -62,7 +62,7 @@ func TestShedderGuardsOnlyTheSlowPath(t *testing.T) {
 
 	mustCreate(t, e, input("t", 5, 1))
 	_, err = e.Purchase(ctx, "t", surge.Purchase{UserID: "c", Quantity: 1})
-	if !errors.Is(err, surge.ErrOverloaded) {
+	if !surge.HasCode(err, surge.CodeOverloaded) {
 		t.Fatalf("slow path with the shedder closed: %v, want overloaded", err)
 	}
 	if got := e.Stats().Shed; got != 1 {

@@ -3,7 +3,6 @@ package engine
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -81,7 +80,7 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 			"sale %s has not ended: only a sale past its ends_at can be archived", id)
 	}
 	done, err := a.ArchiveSale(ctx, id, now)
-	if errors.Is(err, surge.ErrSaleNotFound) && e.shared != nil {
+	if surge.HasCode(err, surge.CodeSaleNotFound) && e.shared != nil {
 		// Another node archived it first and this one has not heard yet:
 		// the same answer as archiving again.
 		if list, lerr := a.ArchivedSales(ctx); lerr == nil {

@@ -310,11 +310,11 @@ func TestConcurrentGuarantees(t *testing.T) {
 				var err error
 				switch {
 				case g%5 == 1:
-					if _, err = e.Cancel(ctx, id); errors.Is(err, surge.ErrNotCancellable) {
+					if _, err = e.Cancel(ctx, id); surge.HasCode(err, surge.CodeNotCancellable) {
 						err = nil // it expired first
 					}
 				case g%7 == 3:
-					if _, err = e.Pay(ctx, id); errors.Is(err, surge.ErrNotPayable) {
+					if _, err = e.Pay(ctx, id); surge.HasCode(err, surge.CodeNotPayable) {
 						err = nil // it expired first
 					}
 				}
@@ -804,13 +804,13 @@ func TestCancelReturnsUnits(t *testing.T) {
 	if got := remaining(t, e, "s"); got != 0 {
 		t.Errorf("remaining %d, want 0", got)
 	}
-	if _, err := e.Cancel(ctx, o.ID); !errors.Is(err, surge.ErrNotCancellable) {
+	if _, err := e.Cancel(ctx, o.ID); !surge.HasCode(err, surge.CodeNotCancellable) {
 		t.Errorf("second cancel: %v, want not_cancellable", err)
 	}
-	if _, err := e.Cancel(ctx, "o_missing"); !errors.Is(err, surge.ErrOrderNotFound) {
+	if _, err := e.Cancel(ctx, "o_missing"); !surge.HasCode(err, surge.CodeOrderNotFound) {
 		t.Errorf("cancel of unknown order: %v, want order_not_found", err)
 	}
-	if _, err := e.Order(ctx, "not a valid id"); !errors.Is(err, surge.ErrOrderNotFound) {
+	if _, err := e.Order(ctx, "not a valid id"); !surge.HasCode(err, surge.CodeOrderNotFound) {
 		t.Errorf("order with invalid id: %v, want order_not_found", err)
 	}
 }
@@ -832,10 +832,10 @@ func TestPayKeepsUnits(t *testing.T) {
 	if got := remaining(t, e, "s"); got != 0 {
 		t.Errorf("paid units came back: remaining %d", got)
 	}
-	if _, err := e.Pay(ctx, o.ID); !errors.Is(err, surge.ErrNotPayable) {
+	if _, err := e.Pay(ctx, o.ID); !surge.HasCode(err, surge.CodeNotPayable) {
 		t.Errorf("second pay: %v, want not_payable", err)
 	}
-	if _, err := e.Cancel(ctx, o.ID); !errors.Is(err, surge.ErrNotCancellable) {
+	if _, err := e.Cancel(ctx, o.ID); !surge.HasCode(err, surge.CodeNotCancellable) {
 		t.Errorf("cancel of paid order: %v, want not_cancellable", err)
 	}
 }
@@ -870,7 +870,7 @@ func TestExpireNowReleases(t *testing.T) {
 	if got, _ := e.Order(ctx, o.ID); got.Status != surge.OrderExpired {
 		t.Errorf("status %q, want expired", got.Status)
 	}
-	if _, err := e.Cancel(ctx, o.ID); !errors.Is(err, surge.ErrNotCancellable) {
+	if _, err := e.Cancel(ctx, o.ID); !surge.HasCode(err, surge.CodeNotCancellable) {
 		t.Errorf("cancel of expired order: %v, want not_cancellable", err)
 	}
 	// The units are for sale again, including to the same buyer.
@@ -887,7 +887,7 @@ func TestCreateSale(t *testing.T) {
 		!s.StartsAt.Equal(clk.Now()) || s.HoldSeconds != surge.DefaultHold {
 		t.Errorf("created %+v", s)
 	}
-	if _, err := e.CreateSale(ctx, input("dup", 9, 1)); !errors.Is(err, surge.ErrSaleExists) {
+	if _, err := e.CreateSale(ctx, input("dup", 9, 1)); !surge.HasCode(err, surge.CodeSaleExists) {
 		t.Errorf("duplicate: %v, want sale_exists", err)
 	}
 	if got := remaining(t, e, "dup"); got != 5 {
@@ -919,7 +919,7 @@ func TestCreateSale(t *testing.T) {
 	if n := len(e.Sales()); n != 1 {
 		t.Errorf("%d sales after rejected inputs, want 1", n)
 	}
-	if _, err := e.Sale("x"); !errors.Is(err, surge.ErrSaleNotFound) {
+	if _, err := e.Sale("x"); !surge.HasCode(err, surge.CodeSaleNotFound) {
 		t.Errorf("rejected sale is visible: %v", err)
 	}
 }
@@ -954,7 +954,7 @@ func TestSalesOrder(t *testing.T) {
 	if got := ids(e2.Sales()); !slices.Equal(got, want) {
 		t.Errorf("reopened Sales() = %v, want %v", got, want)
 	}
-	if _, err := e2.Sale("nope"); !errors.Is(err, surge.ErrSaleNotFound) {
+	if _, err := e2.Sale("nope"); !surge.HasCode(err, surge.CodeSaleNotFound) {
 		t.Errorf("unknown sale: %v", err)
 	}
 }
@@ -992,7 +992,7 @@ func TestOverloaded(t *testing.T) {
 
 	// Called synchronously: if the engine blocked here the test would hang.
 	for _, u := range []string{"c", "d"} {
-		if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: u, Quantity: 1}); !errors.Is(err, surge.ErrOverloaded) {
+		if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: u, Quantity: 1}); !surge.HasCode(err, surge.CodeOverloaded) {
 			t.Errorf("purchase %s with a full inbox: %v, want overloaded", u, err)
 		}
 	}
@@ -1075,10 +1075,10 @@ func TestCloseFlushesQueue(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- e.Close() }()
 	waitFor(t, "Close to begin", func() bool { return !e.Ready() })
-	if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "late", Quantity: 1}); !errors.Is(err, surge.ErrUnavailable) {
+	if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "late", Quantity: 1}); !surge.HasCode(err, surge.CodeUnavailable) {
 		t.Errorf("purchase while closing: %v, want unavailable", err)
 	}
-	if _, err := e.CreateSale(ctx, input("t", 1, 1)); !errors.Is(err, surge.ErrUnavailable) {
+	if _, err := e.CreateSale(ctx, input("t", 1, 1)); !surge.HasCode(err, surge.CodeUnavailable) {
 		t.Errorf("create sale while closing: %v, want unavailable", err)
 	}
 

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ func TestQueueAdmitGuardsOnlyTheSlowPath(t *testing.T) {
 	mustCreate(t, e, input("s", 1, 1))
 	ctx := context.Background()
 
-	if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "a", Quantity: 1}); !errors.Is(err, surge.ErrOverloaded) {
+	if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "a", Quantity: 1}); !surge.HasCode(err, surge.CodeOverloaded) {
 		t.Fatalf("purchase refused by the queue: %v, want overloaded", err)
 	}
 	if got := e.Stats().Shed; got != 1 {
@@ -106,7 +105,7 @@ func TestQueueShedsBeforeCutoff(t *testing.T) {
 		t.Fatalf("a: (%v, %v), want reserved", r.out.Code, r.err)
 	}
 	for name, ch := range map[string]<-chan answer{"b": b, "c": c} {
-		if r := <-ch; !errors.Is(r.err, surge.ErrOverloaded) {
+		if r := <-ch; !surge.HasCode(r.err, surge.CodeOverloaded) {
 			t.Errorf("%s, queued before the cutoff: (%v, %v), want overloaded", name, r.out.Code, r.err)
 		}
 	}

@@ -68,7 +68,7 @@ func TestInsertFencedByEpoch(t *testing.T) {
 	if !errors.Is(err, postgres.ErrFenced) {
 		t.Fatalf("insert at the old epoch: err = %v, want ErrFenced", err)
 	}
-	if _, err := db.Order(ctx, "o2"); !errors.Is(err, surge.ErrOrderNotFound) {
+	if _, err := db.Order(ctx, "o2"); !surge.HasCode(err, surge.CodeOrderNotFound) {
 		t.Errorf("a fenced order was written: %v", err)
 	}
 	_, missing, err := db.InsertOrders(ctx, sl.ID, 2, []surge.Order{order("o4", sl, time.Now().Add(time.Hour))}, []string{"o1", "o2"})

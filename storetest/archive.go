@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -76,13 +75,13 @@ func testArchive(t *testing.T, h Harness) {
 		if os := e.orders("a"); len(os) != 2 || os[0].ID != paid.ID || os[1].ID != held.ID {
 			t.Errorf("%s: Orders(a) = %+v, want the paid and the expired order", when, os)
 		}
-		if _, err := e.s.Cancel(e.ctx, paid.ID, at(3*time.Hour)); !errors.Is(err, surge.ErrNotCancellable) {
+		if _, err := e.s.Cancel(e.ctx, paid.ID, at(3*time.Hour)); !surge.HasCode(err, surge.CodeNotCancellable) {
 			t.Errorf("%s: cancel an archived sale's order: %v, want not_cancellable", when, err)
 		}
-		if _, _, err := e.s.Reserve(e.ctx, "a", []surge.Purchase{buy("u3", 1)}, at(30*time.Minute)); !errors.Is(err, surge.ErrSaleNotFound) {
+		if _, _, err := e.s.Reserve(e.ctx, "a", []surge.Purchase{buy("u3", 1)}, at(30*time.Minute)); !surge.HasCode(err, surge.CodeSaleNotFound) {
 			t.Errorf("%s: reserve in an archived sale: %v, want sale_not_found", when, err)
 		}
-		if _, err := e.s.Remaining(e.ctx, "a"); !errors.Is(err, surge.ErrSaleNotFound) {
+		if _, err := e.s.Remaining(e.ctx, "a"); !surge.HasCode(err, surge.CodeSaleNotFound) {
 			t.Errorf("%s: Remaining of an archived sale: %v, want sale_not_found", when, err)
 		}
 	}
