@@ -4,11 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/surgehq/surge"
+	driver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // commit is one caller's share of a group commit.
@@ -170,12 +173,23 @@ func insertSale(ctx context.Context, tx *sql.Tx, sl *surge.Sale) error {
 		sl.ID, sl.Name, sl.Stock, sl.PerUserLimit, sl.PriceCents, sl.Currency,
 		formatTime(sl.StartsAt), ends, sl.HoldSeconds, formatTime(sl.CreatedAt), room)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if isDuplicate(err) {
 			return surge.ErrSaleExists
 		}
 		return fmt.Errorf("sqlite: insert sale: %w", err)
 	}
 	return nil
+}
+
+// isDuplicate reports whether err is the driver's refusal of a taken key
+// (the sales primary key, or a unique index).
+func isDuplicate(err error) bool {
+	var se *driver.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code()
+	return c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
 // insertChunk rows go in one multi-row INSERT: far fewer driver round
