@@ -777,22 +777,3 @@ func (s *Stock) Install(ctx context.Context, st State) (installed bool, err erro
 	}
 	return installed, nil
 }
-
-// Forget deletes every key under the prefix (tests).
-func (s *Stock) Forget(ctx context.Context) error {
-	iter := s.c.Scan(ctx, 0, s.prefix+":*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	for _, key := range batch {
-		// One key per DEL: on Redis Cluster a multi-key DEL must stay in a slot.
-		if err := s.c.Del(ctx, key).Err(); err != nil {
-			return err
-		}
-	}
-	return nil
-}

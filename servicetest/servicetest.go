@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surgehq/surge/postgres"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/surgehq/surge/redis"
 )
 
@@ -43,7 +44,7 @@ func Namespace(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := postgres.DropSchema(ctx, PostgresURL(), ns); err != nil {
+		if err := dropSchema(ctx, PostgresURL(), ns); err != nil {
 			t.Logf("drop schema %s: %v", ns, err)
 		}
 		rc, err := redis.Dial(ctx, RedisURL())
@@ -52,9 +53,39 @@ func Namespace(t testing.TB) string {
 			return
 		}
 		defer rc.Close()
-		if err := redis.New(rc, ns).Forget(ctx); err != nil {
+		if err := forget(ctx, rc, ns); err != nil {
 			t.Logf("clean redis prefix %s: %v", ns, err)
 		}
 	})
 	return ns
+}
+
+// dropSchema removes a schema and everything in it.
+func dropSchema(ctx context.Context, url, schema string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	return err
+}
+
+// forget deletes every Redis key under prefix.
+func forget(ctx context.Context, c redis.Client, prefix string) error {
+	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	for _, key := range batch {
+		// One key per DEL: on Redis Cluster a multi-key DEL must stay in a slot.
+		if err := c.Del(ctx, key).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
