@@ -158,6 +158,3 @@ func (q *CoDel) Taken(now time.Time, shed, left int) {
 		// nothing of the load, which the next batch will show.
 	}
 }
-
-// Overloaded reports whether the queue was overloaded at the last batch.
-func (q *CoDel) Overloaded() bool { return q.overloaded.Load() }
