@@ -18,6 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 )
 
@@ -251,9 +252,14 @@ func validID(s string) bool { return len(s) >= 1 && len(s) <= 64 && validIDChars
 func prepareSale(ctx context.Context, cfg *Config) error {
 	c := client.New(cfg.Target, cfg.AdminToken)
 	if cfg.CreateSale {
-		sale, err := c.CreateSale(ctx, client.NewSale{
-			ID: cfg.SaleID, Name: "surge bench", Stock: cfg.Stock, PerUserLimit: cfg.PerUserLimit,
-		})
+		in := api.NewSale{Name: new("surge bench"), Stock: new(cfg.Stock)}
+		if cfg.SaleID != "" {
+			in.ID = new(cfg.SaleID)
+		}
+		if cfg.PerUserLimit > 0 {
+			in.PerUserLimit = new(cfg.PerUserLimit)
+		}
+		sale, err := c.CreateSale(ctx, in)
 		if err != nil {
 			return fmt.Errorf("bench: create sale: %w", err)
 		}
@@ -583,11 +589,7 @@ func orderID(body []byte) (string, bool) {
 			return string(rest[:n]), true
 		}
 	}
-	var v struct {
-		Order struct {
-			ID string `json:"id"`
-		} `json:"order"`
-	}
+	var v api.OrderBody
 	if json.Unmarshal(body, &v) != nil || v.Order.ID == "" {
 		return "", false
 	}
@@ -599,11 +601,7 @@ func (w *worker) errorCode(body []byte) string {
 	if c, ok := w.codes[string(body)]; ok {
 		return c
 	}
-	var e struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
+	var e api.ErrorBody
 	code := codeHTTPError
 	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
 		code = e.Error.Code

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
@@ -776,7 +777,7 @@ func TestRetryAfter(t *testing.T) {
 func fakeSurge(t *testing.T, stock int64, answer func(w http.ResponseWriter, r *http.Request) bool) *httptest.Server {
 	t.Helper()
 	var mu sync.Mutex
-	var orders []client.Order
+	var orders []api.Order
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -803,10 +804,10 @@ func fakeSurge(t *testing.T, stock int64, answer func(w http.ResponseWriter, r *
 			fmt.Fprint(w, `{"error":{"code":"sold_out","message":"sold out"}}`)
 			return
 		}
-		o := client.Order{ID: "o-" + user, UserID: user, Quantity: 1, Status: "reserved", IdempotencyKey: r.Header.Get("Idempotency-Key")}
+		o := api.Order{ID: "o-" + user, UserID: user, Quantity: 1, Status: "reserved", IdempotencyKey: r.Header.Get("Idempotency-Key")}
 		orders = append(orders, o)
 		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(map[string]client.Order{"order": o})
+		_ = json.NewEncoder(w).Encode(map[string]api.Order{"order": o})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 )
 
@@ -38,10 +39,10 @@ const (
 // says it holds (sale, orders) against itself and against what the run was
 // told (confirmed, every 201 including replays). It is pure: the same
 // inputs give the same verdict.
-func Verify(sale client.Sale, orders []client.Order, confirmed []Confirmation) *Verdict {
+func Verify(sale api.Sale, orders []api.Order, confirmed []Confirmation) *Verdict {
 	v := &Verdict{Stock: sale.Stock, Remaining: sale.Remaining, Orders: int64(len(orders))}
 
-	byID := make(map[string]*client.Order, len(orders))
+	byID := make(map[string]*api.Order, len(orders))
 	for i := range orders {
 		o := &orders[i]
 		if _, dup := byID[o.ID]; !dup {
@@ -70,7 +71,7 @@ func Verify(sale client.Sale, orders []client.Order, confirmed []Confirmation) *
 }
 
 // live reports whether an order holds units.
-func live(o *client.Order) bool { return o.Status == "reserved" || o.Status == "paid" }
+func live(o *api.Order) bool { return o.Status == "reserved" || o.Status == "paid" }
 
 // violations collects the first few problems and counts the rest.
 type violations struct {
@@ -98,7 +99,7 @@ func (v *violations) check(name, ok, summary string) Check {
 	return Check{Name: name, OK: false, Detail: d}
 }
 
-func checkOversell(sale client.Sale, orders []client.Order, liveUnits *int64) Check {
+func checkOversell(sale api.Sale, orders []api.Order, liveUnits *int64) Check {
 	var units int64
 	var v violations
 	// The export is in creation order: the orders that took the count
@@ -119,7 +120,7 @@ func checkOversell(sale client.Sale, orders []client.Order, liveUnits *int64) Ch
 		fmt.Sprintf("%d units in reserved and paid orders, %d over the stock of %d", units, units-sale.Stock, sale.Stock))
 }
 
-func checkPerUser(sale client.Sale, orders []client.Order) Check {
+func checkPerUser(sale api.Sale, orders []api.Order) Check {
 	units := make(map[string]int64)
 	var v violations
 	for i := range orders {
@@ -139,7 +140,7 @@ func checkPerUser(sale client.Sale, orders []client.Order) Check {
 		fmt.Sprintf("%d buyers over the limit of %d", v.n, sale.PerUserLimit))
 }
 
-func checkConfirmed(byID map[string]*client.Order, confirmed []Confirmation) Check {
+func checkConfirmed(byID map[string]*api.Order, confirmed []Confirmation) Check {
 	var v violations
 	lost := 0
 	for _, c := range confirmed {
@@ -161,7 +162,7 @@ func checkConfirmed(byID map[string]*client.Order, confirmed []Confirmation) Che
 // userKey is an idempotency key in its scope: keys belong to a buyer.
 type userKey struct{ user, key string }
 
-func checkOneOrderPerKey(orders []client.Order) Check {
+func checkOneOrderPerKey(orders []api.Order) Check {
 	first := make(map[userKey]string)
 	var v violations
 	for i := range orders {
@@ -205,7 +206,7 @@ func checkReplays(confirmed []Confirmation) Check {
 		fmt.Sprintf("%d of %d replays name another order", v.n, replays))
 }
 
-func checkRemaining(sale client.Sale, liveUnits int64) Check {
+func checkRemaining(sale api.Sale, liveUnits int64) Check {
 	want := sale.Stock - liveUnits
 	detail := fmt.Sprintf("remaining %d = stock %d − %d live units", sale.Remaining, sale.Stock, liveUnits)
 	if sale.Remaining == want {
@@ -221,7 +222,7 @@ func checkRemaining(sale client.Sale, liveUnits int64) Check {
 // request) or that reserved nothing while units were left proves nothing
 // about the guarantees, however clean the export is. The run's checks come
 // after the guarantees', so a violated guarantee is quoted first.
-func VerifyRun(r *Result, sale client.Sale, orders []client.Order, confirmed []Confirmation) *Verdict {
+func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation) *Verdict {
 	v := Verify(sale, orders, confirmed)
 	v.Checks = append(v.Checks, checkAccepted(r), checkReservedSome(r, sale))
 	for _, c := range v.Checks[len(v.Checks)-2:] {
@@ -251,7 +252,7 @@ func checkAccepted(r *Result) Check {
 
 // checkReservedSome fails a run that made no new reservation although the
 // sale still had units at the end.
-func checkReservedSome(r *Result, sale client.Sale) Check {
+func checkReservedSome(r *Result, sale api.Sale) Check {
 	made, replays := r.Codes[codeReserved], r.Codes[codeReplayed]
 	switch {
 	case made > 0:
@@ -301,24 +302,24 @@ func topCodes(codes map[string]int64, n int) string {
 // sale is read before and after the export and the pair retried if it
 // changed in between (a hold expiring, another client buying), so that the
 // figures Verify compares come from one moment when the sale is quiet.
-func Fetch(ctx context.Context, c *client.Client, saleID string) (client.Sale, []client.Order, error) {
-	var orders []client.Order
-	var sale client.Sale
+func Fetch(ctx context.Context, c *client.Client, saleID string) (api.Sale, []api.Order, error) {
+	var orders []api.Order
+	var sale api.Sale
 	for try := 1; ; try++ {
 		before, err := c.Sale(ctx, saleID)
 		if err != nil {
-			return client.Sale{}, nil, fmt.Errorf("read sale %q: %w", saleID, err)
+			return api.Sale{}, nil, fmt.Errorf("read sale %q: %w", saleID, err)
 		}
 		orders = orders[:0]
-		err = c.Orders(ctx, saleID, func(o client.Order) error {
+		err = c.Orders(ctx, saleID, func(o api.Order) error {
 			orders = append(orders, o)
 			return nil
 		})
 		if err != nil {
-			return client.Sale{}, nil, fmt.Errorf("export orders of sale %q: %w", saleID, err)
+			return api.Sale{}, nil, fmt.Errorf("export orders of sale %q: %w", saleID, err)
 		}
 		if sale, err = c.Sale(ctx, saleID); err != nil {
-			return client.Sale{}, nil, fmt.Errorf("read sale %q: %w", saleID, err)
+			return api.Sale{}, nil, fmt.Errorf("read sale %q: %w", saleID, err)
 		}
 		if sale.Remaining == before.Remaining || try == fetchConsistentTries {
 			return sale, orders, nil

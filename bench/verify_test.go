@@ -6,18 +6,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/api"
 )
 
 // cleanSale is a consistent state: stock 10, limit 2, 5 live units
 // (a: 1+1, b: 2, c: 1), plus a cancelled and an expired order, and a
 // confirmation of a replay.
-func cleanSale() (client.Sale, []client.Order, []Confirmation) {
-	sale := client.Sale{ID: "drop", Stock: 10, Remaining: 5, PerUserLimit: 2}
-	order := func(id, user string, q int64, status, key string) client.Order {
-		return client.Order{ID: id, SaleID: "drop", UserID: user, Quantity: q, Status: status, IdempotencyKey: key}
+func cleanSale() (api.Sale, []api.Order, []Confirmation) {
+	sale := api.Sale{ID: "drop", Stock: 10, Remaining: 5, PerUserLimit: 2}
+	order := func(id, user string, q int64, status, key string) api.Order {
+		return api.Order{ID: id, SaleID: "drop", UserID: user, Quantity: q, Status: status, IdempotencyKey: key}
 	}
-	orders := []client.Order{
+	orders := []api.Order{
 		order("o1", "a", 1, "reserved", "ka1"),
 		order("o2", "b", 2, "paid", "kb"),
 		order("o3", "c", 2, "cancelled", "kc1"),
@@ -59,7 +59,7 @@ func TestVerifyClean(t *testing.T) {
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("checks %q, want %q", names, wantNames)
 	}
-	if v := Verify(client.Sale{Stock: 3, Remaining: 3, PerUserLimit: 1}, nil, nil); !v.OK {
+	if v := Verify(api.Sale{Stock: 3, Remaining: 3, PerUserLimit: 1}, nil, nil); !v.OK {
 		t.Errorf("a sale without orders fails: %+v", v.Checks)
 	}
 }
@@ -67,15 +67,15 @@ func TestVerifyClean(t *testing.T) {
 func TestVerifyCatches(t *testing.T) {
 	tests := []struct {
 		name   string
-		mutate func(s *client.Sale, orders *[]client.Order, confirmed *[]Confirmation)
+		mutate func(s *api.Sale, orders *[]api.Order, confirmed *[]Confirmation)
 		fails  string // the one check that must fail
 		detail string // in its detail
 	}{
 		{
 			name: "oversell",
-			mutate: func(s *client.Sale, orders *[]client.Order, _ *[]Confirmation) {
+			mutate: func(s *api.Sale, orders *[]api.Order, _ *[]Confirmation) {
 				for i := range 6 {
-					*orders = append(*orders, client.Order{ID: fmt.Sprintf("x%d", i), UserID: fmt.Sprintf("x%d", i), Quantity: 1, Status: "reserved"})
+					*orders = append(*orders, api.Order{ID: fmt.Sprintf("x%d", i), UserID: fmt.Sprintf("x%d", i), Quantity: 1, Status: "reserved"})
 				}
 				s.Remaining = -1 // consistent with 11 live units: only the oversell shows
 			},
@@ -84,7 +84,7 @@ func TestVerifyCatches(t *testing.T) {
 		},
 		{
 			name: "lost confirmation",
-			mutate: func(_ *client.Sale, _ *[]client.Order, c *[]Confirmation) {
+			mutate: func(_ *api.Sale, _ *[]api.Order, c *[]Confirmation) {
 				*c = append(*c, Confirmation{OrderID: "o404", UserID: "e", Key: "ke", Quantity: 1})
 			},
 			fails:  CheckConfirmed,
@@ -92,7 +92,7 @@ func TestVerifyCatches(t *testing.T) {
 		},
 		{
 			name: "confirmation for another quantity",
-			mutate: func(_ *client.Sale, _ *[]client.Order, c *[]Confirmation) {
+			mutate: func(_ *api.Sale, _ *[]api.Order, c *[]Confirmation) {
 				(*c)[0].Quantity = 2
 			},
 			fails:  CheckConfirmed,
@@ -100,7 +100,7 @@ func TestVerifyCatches(t *testing.T) {
 		},
 		{
 			name: "confirmation for another user",
-			mutate: func(_ *client.Sale, _ *[]client.Order, c *[]Confirmation) {
+			mutate: func(_ *api.Sale, _ *[]api.Order, c *[]Confirmation) {
 				(*c)[4].UserID = "z"
 			},
 			fails:  CheckConfirmed,
@@ -108,24 +108,24 @@ func TestVerifyCatches(t *testing.T) {
 		},
 		{
 			name: "duplicate key",
-			mutate: func(_ *client.Sale, orders *[]client.Order, _ *[]Confirmation) {
-				*orders = append(*orders, client.Order{ID: "o7", UserID: "b", Quantity: 2, Status: "cancelled", IdempotencyKey: "kb"})
+			mutate: func(_ *api.Sale, orders *[]api.Order, _ *[]Confirmation) {
+				*orders = append(*orders, api.Order{ID: "o7", UserID: "b", Quantity: 2, Status: "cancelled", IdempotencyKey: "kb"})
 			},
 			fails:  CheckOneOrderPerKey,
 			detail: `user b key "kb" has orders o2 and o7`,
 		},
 		{
 			name: "same key, other users",
-			mutate: func(s *client.Sale, orders *[]client.Order, _ *[]Confirmation) {
+			mutate: func(s *api.Sale, orders *[]api.Order, _ *[]Confirmation) {
 				// Keys are scoped to the buyer: not a violation.
-				*orders = append(*orders, client.Order{ID: "o7", UserID: "e", Quantity: 1, Status: "reserved", IdempotencyKey: "kb"})
+				*orders = append(*orders, api.Order{ID: "o7", UserID: "e", Quantity: 1, Status: "reserved", IdempotencyKey: "kb"})
 				s.Remaining--
 			},
 		},
 		{
 			name: "user over the limit",
-			mutate: func(s *client.Sale, orders *[]client.Order, _ *[]Confirmation) {
-				*orders = append(*orders, client.Order{ID: "o7", UserID: "a", Quantity: 1, Status: "reserved", IdempotencyKey: "ka3"})
+			mutate: func(s *api.Sale, orders *[]api.Order, _ *[]Confirmation) {
+				*orders = append(*orders, api.Order{ID: "o7", UserID: "a", Quantity: 1, Status: "reserved", IdempotencyKey: "ka3"})
 				s.Remaining--
 			},
 			fails:  CheckPerUserLimit,
@@ -133,7 +133,7 @@ func TestVerifyCatches(t *testing.T) {
 		},
 		{
 			name: "inconsistent replay",
-			mutate: func(_ *client.Sale, _ *[]client.Order, c *[]Confirmation) {
+			mutate: func(_ *api.Sale, _ *[]api.Order, c *[]Confirmation) {
 				*c = append(*c, Confirmation{OrderID: "o6", UserID: "a", Key: "ka1", Quantity: 1})
 			},
 			fails:  CheckReplays,
@@ -141,7 +141,7 @@ func TestVerifyCatches(t *testing.T) {
 		},
 		{
 			name:   "wrong remaining",
-			mutate: func(s *client.Sale, _ *[]client.Order, _ *[]Confirmation) { s.Remaining++ },
+			mutate: func(s *api.Sale, _ *[]api.Order, _ *[]Confirmation) { s.Remaining++ },
 			fails:  CheckRemaining,
 			detail: "remaining 6, but stock 10 − 5 live units = 5",
 		},
@@ -256,13 +256,13 @@ func TestVerifyRunJudgesTheRun(t *testing.T) {
 			for _, n := range tt.status {
 				r.Completed += n
 			}
-			sale := client.Sale{ID: "s", Stock: 1000, Remaining: tt.remaining, PerUserLimit: 1}
+			sale := api.Sale{ID: "s", Stock: 1000, Remaining: tt.remaining, PerUserLimit: 1}
 			// The export agrees with the sale: only the run's checks can fail.
-			var orders []client.Order
+			var orders []api.Order
 			var confirmed []Confirmation
 			for i := range 1000 - tt.remaining {
 				id := fmt.Sprint("o", i)
-				orders = append(orders, client.Order{ID: id, UserID: id, Quantity: 1, Status: "reserved", IdempotencyKey: "k"})
+				orders = append(orders, api.Order{ID: id, UserID: id, Quantity: 1, Status: "reserved", IdempotencyKey: "k"})
 				confirmed = append(confirmed, Confirmation{OrderID: id, UserID: id, Key: "k", Quantity: 1})
 			}
 			v := VerifyRun(r, sale, orders, confirmed)

@@ -1,5 +1,6 @@
 // Package client is a small Go client for Surge's HTTP API, used by the
-// command line and by tools that drive a running server.
+// command line and by tools that drive a running server. It sends and
+// reads the objects declared in package api.
 package client
 
 import (
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/surgehq/surge/api"
 )
 
 // Client talks to one Surge server.
@@ -42,63 +45,22 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
 }
 
-// Sale is the API's sale object.
-type Sale struct {
-	ID           string     `json:"id"`
-	Name         string     `json:"name"`
-	Stock        int64      `json:"stock"`
-	Remaining    int64      `json:"remaining"`
-	PerUserLimit int64      `json:"per_user_limit"`
-	PriceCents   int64      `json:"price_cents"`
-	Currency     string     `json:"currency"`
-	StartsAt     time.Time  `json:"starts_at"`
-	EndsAt       *time.Time `json:"ends_at"`
-	HoldSeconds  int64      `json:"hold_seconds"`
-	Status       string     `json:"status"`
-	Archived     bool       `json:"archived,omitempty"` // taken out of service: final figures
-}
-
-// NewSale is the body of a sale creation; nil fields take server defaults.
-type NewSale struct {
-	ID           string     `json:"id,omitempty"`
-	Name         string     `json:"name"`
-	Stock        int64      `json:"stock"`
-	PerUserLimit int64      `json:"per_user_limit,omitempty"`
-	PriceCents   int64      `json:"price_cents,omitempty"`
-	Currency     string     `json:"currency,omitempty"`
-	StartsAt     *time.Time `json:"starts_at,omitempty"`
-	EndsAt       *time.Time `json:"ends_at,omitempty"`
-	HoldSeconds  int64      `json:"hold_seconds,omitempty"`
-}
-
-// Order is the API's order object.
-type Order struct {
-	ID             string    `json:"id"`
-	SaleID         string    `json:"sale_id"`
-	UserID         string    `json:"user_id"`
-	Quantity       int64     `json:"quantity"`
-	Status         string    `json:"status"`
-	IdempotencyKey string    `json:"idempotency_key,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	ExpiresAt      time.Time `json:"expires_at"`
-}
-
 // CreateSale creates a sale (admin).
-func (c *Client) CreateSale(ctx context.Context, s NewSale) (Sale, error) {
-	var out Sale
+func (c *Client) CreateSale(ctx context.Context, s api.NewSale) (api.Sale, error) {
+	var out api.Sale
 	err := c.do(ctx, http.MethodPost, "/v1/sales", true, s, &out)
 	return out, err
 }
 
 // Sales lists every sale not archived, oldest first, following the
 // listing's cursors page by page.
-func (c *Client) Sales(ctx context.Context) ([]Sale, error) { return c.allSales(ctx, false) }
+func (c *Client) Sales(ctx context.Context) ([]api.Sale, error) { return c.allSales(ctx, false) }
 
 // ArchivedSales lists every archived sale, oldest first.
-func (c *Client) ArchivedSales(ctx context.Context) ([]Sale, error) { return c.allSales(ctx, true) }
+func (c *Client) ArchivedSales(ctx context.Context) ([]api.Sale, error) { return c.allSales(ctx, true) }
 
-func (c *Client) allSales(ctx context.Context, archived bool) ([]Sale, error) {
-	var all []Sale
+func (c *Client) allSales(ctx context.Context, archived bool) ([]api.Sale, error) {
+	var all []api.Sale
 	cursor := ""
 	for {
 		page, next, err := c.SalesPage(ctx, archived, cursor, 0)
@@ -120,7 +82,7 @@ func (c *Client) allSales(ctx context.Context, archived bool) ([]Sale, error) {
 // SalesPage reads one page of the listing: after cursor ("" for the
 // first page), at most limit sales (0: the server's default). next is ""
 // on the last page.
-func (c *Client) SalesPage(ctx context.Context, archived bool, cursor string, limit int) (page []Sale, next string, err error) {
+func (c *Client) SalesPage(ctx context.Context, archived bool, cursor string, limit int) (page []api.Sale, next string, err error) {
 	q := url.Values{}
 	if archived {
 		q.Set("archived", "true")
@@ -135,31 +97,28 @@ func (c *Client) SalesPage(ctx context.Context, archived bool, cursor string, li
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out struct {
-		Sales      []Sale `json:"sales"`
-		NextCursor string `json:"next_cursor"`
-	}
+	var out api.SalesPage
 	err = c.do(ctx, http.MethodGet, path, false, nil, &out)
 	return out.Sales, out.NextCursor, err
 }
 
 // ArchiveSale takes an ended sale out of service (admin); archiving an
 // archived sale answers it again.
-func (c *Client) ArchiveSale(ctx context.Context, id string) (Sale, error) {
-	var out Sale
+func (c *Client) ArchiveSale(ctx context.Context, id string) (api.Sale, error) {
+	var out api.Sale
 	err := c.do(ctx, http.MethodPost, "/v1/sales/"+url.PathEscape(id)+"/archive", true, nil, &out)
 	return out, err
 }
 
 // Sale fetches one sale.
-func (c *Client) Sale(ctx context.Context, id string) (Sale, error) {
-	var out Sale
+func (c *Client) Sale(ctx context.Context, id string) (api.Sale, error) {
+	var out api.Sale
 	err := c.do(ctx, http.MethodGet, "/v1/sales/"+url.PathEscape(id), false, nil, &out)
 	return out, err
 }
 
 // Orders streams every order of a sale from the admin export to fn.
-func (c *Client) Orders(ctx context.Context, saleID string, fn func(Order) error) error {
+func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) error) error {
 	req, err := c.request(ctx, http.MethodGet, "/v1/sales/"+url.PathEscape(saleID)+"/orders", true, nil)
 	if err != nil {
 		return err
@@ -177,7 +136,7 @@ func (c *Client) Orders(ctx context.Context, saleID string, fn func(Order) error
 	}
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var o Order
+		var o api.Order
 		if err := dec.Decode(&o); err == io.EOF {
 			return nil
 		} else if err != nil {
@@ -231,12 +190,7 @@ func (c *Client) do(ctx context.Context, method, path string, admin bool, body, 
 }
 
 func decodeError(resp *http.Response) error {
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var e api.ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
 		return &APIError{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(b))}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/api"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader in different
@@ -308,16 +308,16 @@ func TestCLIAgainstServer(t *testing.T) {
 	if !strings.HasPrefix(stdout, "{\n  \"id\": \"launch\",\n") {
 		t.Errorf("sale create output is not indented JSON: %q", stdout)
 	}
-	var launch client.Sale
+	var launch api.Sale
 	decodeJSON(t, stdout, &launch)
-	want := client.Sale{
+	want := api.Sale{
 		ID: "launch", Name: "Launch day", Stock: 10, Remaining: 10, PerUserLimit: 2, PriceCents: 1999,
-		Currency: "EUR", StartsAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), HoldSeconds: 60, Status: "live",
+		Currency: "EUR", StartsAt: "2025-01-01T00:00:00.000Z", HoldSeconds: 60, Status: "live",
 	}
-	if !launch.StartsAt.Equal(want.StartsAt) || launch.EndsAt != nil {
+	if launch.StartsAt != want.StartsAt || launch.EndsAt != nil {
 		t.Errorf("created sale window %v–%v, want %v–none", launch.StartsAt, launch.EndsAt, want.StartsAt)
 	}
-	launch.StartsAt, want.StartsAt = time.Time{}, time.Time{}
+	launch.StartsAt, want.StartsAt = "", ""
 	if launch != want {
 		t.Errorf("created sale\n %+v, want\n %+v", launch, want)
 	}
@@ -329,11 +329,11 @@ func TestCLIAgainstServer(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("sale create: %d, stderr %q", code, stderr)
 	}
-	var later client.Sale
+	var later api.Sale
 	decodeJSON(t, stdout, &later)
 	if !strings.HasPrefix(later.ID, "s_") || later.Status != "upcoming" || later.PerUserLimit != 1 ||
-		later.Currency != "USD" || later.HoldSeconds != 900 || !later.StartsAt.Equal(starts) ||
-		later.EndsAt == nil || !later.EndsAt.Equal(ends) {
+		later.Currency != "USD" || later.HoldSeconds != 900 || later.StartsAt != api.FormatTime(starts) ||
+		later.EndsAt == nil || *later.EndsAt != api.FormatTime(ends) {
 		t.Errorf("sale created with defaults: %+v", later)
 	}
 
@@ -359,7 +359,7 @@ func TestCLIAgainstServer(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("sale list: %d, stderr %q", code, stderr)
 	}
-	var sales []client.Sale
+	var sales []api.Sale
 	decodeJSON(t, stdout, &sales)
 	if len(sales) != 2 || sales[0].ID != "launch" || sales[1].ID != later.ID {
 		t.Errorf("sale list: %+v, want launch then %s", sales, later.ID)
@@ -392,9 +392,9 @@ func TestCLIAgainstServer(t *testing.T) {
 		if code != 0 || stderr != "" {
 			t.Fatalf("%v: %d, stderr %q", args, code, stderr)
 		}
-		var got client.Sale
+		var got api.Sale
 		decodeJSON(t, stdout, &got)
-		got.StartsAt = time.Time{}
+		got.StartsAt = ""
 		if got != launch {
 			t.Errorf("%v:\n %+v, want\n %+v", args, got, launch)
 		}
@@ -415,9 +415,9 @@ func TestCLIAgainstServer(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("sale get after restart: %d, stderr %q", code, stderr)
 	}
-	var got client.Sale
+	var got api.Sale
 	decodeJSON(t, stdout, &got)
-	got.StartsAt = time.Time{}
+	got.StartsAt = ""
 	if got != launch {
 		t.Errorf("after restart:\n %+v, want\n %+v", got, launch)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/servicetest"
@@ -140,7 +141,7 @@ func reconciled(t *testing.T, base, token, saleID string, stock int64, within ti
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var live int64
-		err := c.Orders(ctx, saleID, func(o client.Order) error {
+		err := c.Orders(ctx, saleID, func(o api.Order) error {
 			if o.Status == "reserved" || o.Status == "paid" {
 				live += o.Quantity
 			}

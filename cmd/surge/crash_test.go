@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 )
 
@@ -211,9 +212,9 @@ func (it intent) id() string { return it.user + "\x00" + it.key }
 // answer is what a purchase got back.
 type answer struct {
 	status int
-	order  client.Order // 201
-	code   string       // error code of any other status
-	replay bool         // Idempotent-Replayed: true
+	order  api.Order // 201
+	code   string    // error code of any other status
+	replay bool      // Idempotent-Replayed: true
 	body   string
 	bad    error // a complete answer that could not be decoded
 }
@@ -239,7 +240,7 @@ func purchase(ctx context.Context, hc *http.Client, base, saleID string, it inte
 	a := answer{status: resp.StatusCode, replay: resp.Header.Get("Idempotent-Replayed") == "true", body: string(b)}
 	if a.status == http.StatusCreated {
 		var v struct {
-			Order *client.Order `json:"order"`
+			Order *api.Order `json:"order"`
 		}
 		if err := json.Unmarshal(b, &v); err != nil || v.Order == nil {
 			a.bad = fmt.Errorf("undecodable 201 body %q: %v", b, err)
@@ -282,7 +283,7 @@ type shopper struct {
 
 	mu         sync.Mutex
 	keys       map[string]*keyLog
-	acked      []client.Order // every 201 body
+	acked      []api.Order // every 201 body
 	violations []string
 
 	sent, created, replays, refused, unavailable atomic.Int64
@@ -502,12 +503,12 @@ func (s *shopper) topUp(t *testing.T, base string) {
 // verify checks the clients' answers against the server's export and sale.
 // complete says every intent got its final answer, so every order on disk
 // must have been acknowledged to some client.
-func (s *shopper) verify(t *testing.T, base, token string, complete bool) client.Sale {
+func (s *shopper) verify(t *testing.T, base, token string, complete bool) api.Sale {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c := client.New(base, token)
-	byID := make(map[string]client.Order)
+	byID := make(map[string]api.Order)
 	byKey := make(map[string]string)
 	held := make(map[string]int64)
 	var live int64
@@ -517,7 +518,7 @@ func (s *shopper) verify(t *testing.T, base, token string, complete bool) client
 			errs = append(errs, fmt.Sprintf(format, args...))
 		}
 	}
-	err := c.Orders(ctx, s.saleID, func(o client.Order) error {
+	err := c.Orders(ctx, s.saleID, func(o api.Order) error {
 		if _, dup := byID[o.ID]; dup {
 			fail("order %s exported twice", o.ID)
 		}
@@ -621,8 +622,8 @@ func createSale(t *testing.T, base, token string, stock, limit int64) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := client.New(base, token).CreateSale(ctx, client.NewSale{
-		Name: "crash test", Stock: stock, PerUserLimit: limit, HoldSeconds: 3600,
+	s, err := client.New(base, token).CreateSale(ctx, api.NewSale{
+		Name: new("crash test"), Stock: new(stock), PerUserLimit: new(limit), HoldSeconds: new(int64(3600)),
 	})
 	if err != nil {
 		t.Fatalf("create sale: %v", err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 )
 
@@ -46,36 +47,62 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("sale create", "surge sale create --name NAME --stock N [flags]", stdout)
 	server, token := serverFlags(fs)
 	var (
-		in           client.NewSale
-		starts, ends string
+		id, name, currency, starts, ends, policy string
+		stock, limit, price, hold, rate, ticket  int64
 	)
-	fs.StringVar(&in.ID, "id", "", "sale id (generated if empty)")
-	fs.StringVar(&in.Name, "name", "", "name of the sale (required)")
-	fs.Int64Var(&in.Stock, "stock", 0, "units for sale (required)")
-	fs.Int64Var(&in.PerUserLimit, "per-user-limit", 0, "most units one buyer may hold (server default 1)")
-	fs.Int64Var(&in.PriceCents, "price-cents", 0, "unit price in cents")
-	fs.StringVar(&in.Currency, "currency", "", "ISO 4217 currency (server default USD)")
+	fs.StringVar(&id, "id", "", "sale id (generated if empty)")
+	fs.StringVar(&name, "name", "", "name of the sale (required)")
+	fs.Int64Var(&stock, "stock", 0, "units for sale (required)")
+	fs.Int64Var(&limit, "per-user-limit", 0, "most units one buyer may hold (server default 1)")
+	fs.Int64Var(&price, "price-cents", 0, "unit price in cents")
+	fs.StringVar(&currency, "currency", "", "ISO 4217 currency (server default USD)")
 	fs.StringVar(&starts, "starts-at", "", "RFC 3339 start time (default now)")
 	fs.StringVar(&ends, "ends-at", "", "RFC 3339 end time (default none)")
-	fs.Int64Var(&in.HoldSeconds, "hold-seconds", 0, "seconds a reservation waits for payment (server default 900)")
+	fs.Int64Var(&hold, "hold-seconds", 0, "seconds a reservation waits for payment (server default 900)")
+	fs.Int64Var(&rate, "admit-per-second", 0, "waiting room: buyers admitted per second from the start (with --queue and --ticket-seconds)")
+	fs.StringVar(&policy, "queue", "", `waiting room: the order buyers are admitted in, "fifo" or "lottery" (the API's waiting_room.order)`)
+	fs.Int64Var(&ticket, "ticket-seconds", 0, "waiting room: seconds an admitted buyer may buy for")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if in.Name == "" || in.Stock == 0 {
+	if name == "" || stock == 0 {
 		return errUsage{"sale create: --name and --stock are required"}
+	}
+	// Zero and empty flags are absent: the server's defaults apply.
+	in := api.NewSale{Name: &name, Stock: &stock}
+	for _, f := range []struct {
+		v   string
+		dst **string
+	}{{id, &in.ID}, {currency, &in.Currency}} {
+		if f.v != "" {
+			*f.dst = new(f.v)
+		}
+	}
+	for _, f := range []struct {
+		v   int64
+		dst **int64
+	}{{limit, &in.PerUserLimit}, {price, &in.PriceCents}, {hold, &in.HoldSeconds}} {
+		if f.v != 0 {
+			*f.dst = new(f.v)
+		}
 	}
 	for _, t := range []struct {
 		flag, v string
-		dst     **time.Time
+		dst     **string
 	}{{"--starts-at", starts, &in.StartsAt}, {"--ends-at", ends, &in.EndsAt}} {
 		if t.v == "" {
 			continue
 		}
-		p, err := time.Parse(time.RFC3339, t.v)
-		if err != nil {
+		if _, err := time.Parse(time.RFC3339, t.v); err != nil {
 			return errUsage{fmt.Sprintf("sale create: %s must be an RFC 3339 time such as 2026-11-23T10:00:00Z", t.flag)}
 		}
-		*t.dst = &p
+		*t.dst = new(t.v)
+	}
+	if rate != 0 || policy != "" || ticket != 0 {
+		if rate == 0 || policy == "" || ticket == 0 {
+			return errUsage{"sale create: a waiting room needs --admit-per-second, --queue and --ticket-seconds"}
+		}
+		in.WaitingRoom = &api.NewWaitingRoom{AdmitPerSecond: &rate, Policy: &policy, TicketSeconds: &ticket}
 	}
 	s, err := client.New(*server, *token).CreateSale(ctx, in)
 	if err != nil {
@@ -118,7 +145,7 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 			return err
 		}
 		if sales == nil {
-			sales = []client.Sale{} // [] rather than null
+			sales = []api.Sale{} // [] rather than null
 		}
 		return printJSON(stdout, sales)
 	}

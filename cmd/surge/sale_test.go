@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 )
 
@@ -22,23 +23,23 @@ func TestSaleArchiveAndListPages(t *testing.T) {
 	defer cancel()
 
 	c := client.New(srv.base, token)
-	past := func(h int) *time.Time { t := time.Date(2025, 1, 1, h, 0, 0, 0, time.UTC); return &t }
-	if _, err := c.CreateSale(ctx, client.NewSale{ID: "gone", Name: "Gone", Stock: 3, StartsAt: past(0), EndsAt: past(1)}); err != nil {
+	past := func(h int) *string { return new(api.FormatTime(time.Date(2025, 1, 1, h, 0, 0, 0, time.UTC))) }
+	if _, err := c.CreateSale(ctx, api.NewSale{ID: new("gone"), Name: new("Gone"), Stock: new(int64(3)), StartsAt: past(0), EndsAt: past(1)}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 105 // more than the server's page of 100
 	for i := range n {
-		if _, err := c.CreateSale(ctx, client.NewSale{ID: fmt.Sprintf("s%03d", i), Name: "Live", Stock: 1}); err != nil {
+		if _, err := c.CreateSale(ctx, api.NewSale{ID: new(fmt.Sprintf("s%03d", i)), Name: new("Live"), Stock: new(int64(1))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	list := func(args ...string) []client.Sale {
+	list := func(args ...string) []api.Sale {
 		t.Helper()
 		code, stdout, stderr := runCLI(ctx, append([]string{"sale", "list"}, args...)...)
 		if code != 0 || stderr != "" {
 			t.Fatalf("sale list %v: %d, stderr %q", args, code, stderr)
 		}
-		var sales []client.Sale
+		var sales []api.Sale
 		decodeJSON(t, stdout, &sales)
 		return sales
 	}
@@ -54,7 +55,7 @@ func TestSaleArchiveAndListPages(t *testing.T) {
 		if code != 0 || stderr != "" {
 			t.Fatalf("sale archive: %d, stderr %q", code, stderr)
 		}
-		var s client.Sale
+		var s api.Sale
 		decodeJSON(t, stdout, &s)
 		if s.ID != "gone" || !s.Archived || s.Status != "ended" || s.Remaining != 3 {
 			t.Errorf("sale archive printed %+v", s)
@@ -87,5 +88,49 @@ func TestSaleArchiveAndListPages(t *testing.T) {
 		if code, _, stderr := runCLI(cancelled(), args...); code != 2 || !strings.Contains(stderr, "sale archive:") {
 			t.Errorf("%v: %d, stderr %q; want 2 and a sale archive: message", args, code, stderr)
 		}
+	}
+}
+
+// surge sale create makes a waiting-room sale with --admit-per-second,
+// --queue and --ticket-seconds (issue 10 item 5); the three go together.
+func TestSaleCreateWaitingRoom(t *testing.T) {
+	token := "sale-test-admin-token"
+	t.Setenv("SURGE_ADMIN_TOKEN", token)
+	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
+	t.Setenv("SURGE_SERVER", srv.base)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--id", "room", "--name", "Room", "--stock", "5",
+		"--admit-per-second", "20", "--queue", "lottery", "--ticket-seconds", "120")
+	if code != 0 || stderr != "" {
+		t.Fatalf("sale create with a waiting room: %d, stderr %q", code, stderr)
+	}
+	var s api.Sale
+	decodeJSON(t, stdout, &s)
+	want := api.WaitingRoom{AdmitPerSecond: 20, Policy: "lottery", TicketSeconds: 120}
+	if s.ID != "room" || s.WaitingRoom == nil || *s.WaitingRoom != want {
+		t.Errorf("created %+v with waiting room %+v, want %+v", s, s.WaitingRoom, want)
+	}
+	if got, err := client.New(srv.base, token).Sale(ctx, "room"); err != nil || got.WaitingRoom == nil || *got.WaitingRoom != want {
+		t.Errorf("read back %+v (%v)", got, err)
+	}
+
+	// A waiting room needs all three flags: exit 2 before any request.
+	for _, args := range [][]string{
+		{"--admit-per-second", "20"},
+		{"--queue", "fifo", "--ticket-seconds", "60"},
+		{"--admit-per-second", "20", "--queue", "fifo"},
+	} {
+		args = append([]string{"sale", "create", "--name", "X", "--stock", "1"}, args...)
+		if code, _, stderr := runCLI(cancelled(), args...); code != 2 || !strings.Contains(stderr, "--admit-per-second, --queue and --ticket-seconds") {
+			t.Errorf("%v: %d, stderr %q; want 2 and the three flags named", args, code, stderr)
+		}
+	}
+	// A bad value is the server's 400, with the API's field name.
+	code, _, stderr = runCLI(ctx, "sale", "create", "--name", "X", "--stock", "1",
+		"--admit-per-second", "20", "--queue", "random", "--ticket-seconds", "60")
+	if code != 1 || !strings.Contains(stderr, `waiting_room.order must be "fifo" or "lottery"`) {
+		t.Errorf("--queue random: %d, stderr %q", code, stderr)
 	}
 }
