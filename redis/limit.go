@@ -3,10 +3,9 @@ package redis
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -46,36 +45,22 @@ func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]t
 	if len(spent) == 0 {
 		return nil, nil
 	}
-	run := func(eval func(pipe goredis.Pipeliner, key string, n int64) *goredis.Cmd) (map[string]*goredis.Cmd, error) {
-		cmds := make(map[string]*goredis.Cmd, len(spent))
-		_, err := l.c.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
-			for k, n := range spent {
-				cmds[k] = eval(pipe, k, n)
-			}
-			return nil
-		})
-		return cmds, err
+	args := []any{strconv.FormatFloat(l.interval, 'f', 6, 64), strconv.FormatFloat(l.tolerance, 'f', 6, 64), 0}
+	names := make([]string, 0, len(spent))
+	keys := make([][]string, 0, len(spent))
+	argv := make([][]any, 0, len(spent))
+	for k, n := range spent {
+		a := slices.Clone(args)
+		a[2] = n
+		names, keys, argv = append(names, k), append(keys, []string{l.prefix + k}), append(argv, a)
 	}
-	args := func(n int64) []any {
-		return []any{strconv.FormatFloat(l.interval, 'f', 6, 64), strconv.FormatFloat(l.tolerance, 'f', 6, 64), n}
-	}
-	cmds, err := run(func(pipe goredis.Pipeliner, k string, n int64) *goredis.Cmd {
-		return gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, args(n)...)
-	})
-	if err != nil && isNoScript(err) {
-		// A restarted Redis forgot the script: load it and go again.
-		if err := gcraScript.Load(ctx, l.c).Err(); err != nil {
-			return nil, fmt.Errorf("redis: load rate-limit script: %w", err)
-		}
-		cmds, err = run(func(pipe goredis.Pipeliner, k string, n int64) *goredis.Cmd {
-			return gcraScript.EvalSha(ctx, pipe, []string{l.prefix + k}, args(n)...)
-		})
-	}
+	cmds, err := evalMany(ctx, l.c, gcraScript, keys, argv, nil)
 	if err != nil {
 		return nil, fmt.Errorf("redis: rate limit: %w", err)
 	}
 	var blocked map[string]time.Duration
-	for k, cmd := range cmds {
+	for i, cmd := range cmds {
+		k := names[i]
 		ms, err := cmd.Int64()
 		if err != nil {
 			return nil, fmt.Errorf("redis: rate limit: %w", err)
@@ -88,9 +73,4 @@ func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]t
 		}
 	}
 	return blocked, nil
-}
-
-func isNoScript(err error) bool {
-	var re goredis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOSCRIPT")
 }

@@ -1,0 +1,105 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/surgehq/surge"
+)
+
+// State is what a sale's live state is built from.
+type State struct {
+	Sale    surge.Sale
+	Buckets int
+	Epoch   int64
+	Ever    int64 // PostgreSQL's units ever inserted: where taken starts
+	// Replace installs st whatever the epoch already there: for a new
+	// sale's creator, who alone can hold its uncommitted row, so any state
+	// under its id is left over from a creation that failed.
+	Replace bool
+	Live    []surge.Order // reserved and paid
+	Keyed   []surge.Order // every keyed order as first answered
+}
+
+// chunk bounds the fields one staging command writes, so a sale of a
+// million orders is installed in many small steps, not one huge one.
+const chunk = 1000
+
+// Install replaces the sale's live state with st, bucket by bucket,
+// unless a bucket already holds a state of the same or a newer epoch
+// (installed reports whether every bucket took it). Each bucket's state is
+// written to staging keys first, then swapped in by one script; the
+// unreserved stock is split evenly over the buckets.
+func (s *Stock) Install(ctx context.Context, st State) (installed bool, err error) {
+	l := Layout{Sale: st.Sale.ID, Buckets: st.Buckets}
+	nb := l.n()
+	held := make([]map[string]int64, nb)
+	orders := make([][]any, nb)
+	keyed := make([][]any, nb)
+	for b := range held {
+		held[b] = make(map[string]int64)
+	}
+	live := int64(0)
+	for _, o := range st.Live {
+		b := l.Bucket(o.UserID)
+		held[b][o.UserID] += o.Quantity
+		live += o.Quantity
+		if o.Status == surge.OrderReserved {
+			orders[b] = append(orders[b], o.ID, o.UserID+"|"+strconv.FormatInt(o.Quantity, 10))
+		}
+	}
+	for _, o := range st.Keyed {
+		b := l.Bucket(o.UserID)
+		keyed[b] = append(keyed[b], o.UserID+"\n"+o.IdempotencyKey, record(o))
+	}
+	free := st.Sale.Stock - live
+	ends := int64(0)
+	if !st.Sale.EndsAt.IsZero() {
+		ends = st.Sale.EndsAt.UnixMilli()
+	}
+	installed = true
+	for b := range nb {
+		share := free / int64(nb)
+		if int64(b) < free%int64(nb) {
+			share++
+		}
+		k := s.keys(l, b)
+		stage := strings.TrimSuffix(k.meta, "m") + "s" + strconv.FormatInt(st.Epoch, 10) + ":"
+		su, sk, so := stage+"u", stage+"k", stage+"o"
+		if err := s.c.Del(ctx, su, sk, so).Err(); err != nil {
+			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
+		}
+		users := make([]any, 0, 2*len(held[b]))
+		for u, n := range held[b] {
+			users = append(users, u, n)
+		}
+		for _, w := range []struct {
+			key    string
+			fields []any
+		}{{su, users}, {sk, keyed[b]}, {so, orders[b]}} {
+			for i := 0; i < len(w.fields); i += 2 * chunk {
+				j := min(i+2*chunk, len(w.fields))
+				if err := s.c.HSet(ctx, w.key, w.fields[i:j]...).Err(); err != nil {
+					return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
+				}
+			}
+		}
+		tot := int64(0)
+		if b == 0 {
+			tot = st.Ever
+		}
+		replace := 0
+		if st.Replace {
+			replace = 1
+		}
+		ok, err := installScript.Run(ctx, s.c, append(k.list(), su, sk, so, k.xout, k.xin),
+			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, replace).Int64()
+		if err != nil {
+			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
+		}
+		installed = installed && ok == 1
+	}
+	return installed, nil
+}

@@ -1,0 +1,109 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Rebalance moves units into bucket to from the other buckets, fullest
+// first: at least need (if they hold it), and half the fullest donor's
+// stock when that is more, so that a dry bucket does not come back for
+// every purchase. Each move is two scripts, one per slot: the donor
+// records the transfer as it gives the units, the recipient records it as
+// it takes them, and RepairTransfers completes a transfer whose second
+// half never ran (a node died between the two).
+func (s *Stock) Rebalance(ctx context.Context, l Layout, to int, need int64, perBucket []int64) (int64, error) {
+	donors := make([]int, 0, len(perBucket))
+	var total int64
+	for b, r := range perBucket {
+		if b != to && r > 0 {
+			donors = append(donors, b)
+			total += r
+		}
+	}
+	if total < need {
+		return 0, nil
+	}
+	slices.SortFunc(donors, func(a, b int) int { return cmp.Compare(perBucket[b], perBucket[a]) })
+	want := max(need, perBucket[donors[0]]/2)
+	var moved int64
+	for _, from := range donors {
+		if moved >= want {
+			break
+		}
+		n, err := s.transfer(ctx, l, from, to, min(want-moved, perBucket[from]))
+		if err != nil {
+			return moved, err
+		}
+		moved += n
+	}
+	return moved, nil
+}
+
+// transfer moves up to n units from one bucket to another.
+func (s *Stock) transfer(ctx context.Context, l Layout, from, to int, n int64) (int64, error) {
+	var rb [8]byte
+	_, _ = rand.Read(rb[:])
+	id := strconv.Itoa(to) + ":" + hex.EncodeToString(rb[:])
+	fk, tk := s.keys(l, from), s.keys(l, to)
+	moved, err := takeScript.Run(ctx, s.c, []string{fk.meta, fk.xout}, id, n, time.Now().UnixMilli()).Int64()
+	if err != nil || moved <= 0 {
+		return 0, err
+	}
+	if err := giveScript.Run(ctx, s.c, []string{tk.meta, tk.xin}, id, moved, time.Now().UnixMilli()).Err(); err != nil {
+		return 0, err
+	}
+	return moved, nil
+}
+
+// RepairTransfers completes every transfer out of the sale's buckets older
+// than cutoff whose recipient never took it, then forgets finished ones.
+func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time) (repaired int, err error) {
+	if l.n() == 1 {
+		return 0, nil
+	}
+	max := strconv.FormatInt(cutoff.UnixMilli(), 10)
+	for b := range l.n() {
+		k := s.keys(l, b)
+		outs, err := s.c.ZRangeByScore(ctx, k.xout, &goredis.ZRangeBy{Min: "-inf", Max: max}).Result()
+		if err != nil {
+			return repaired, err
+		}
+		for _, x := range outs {
+			// x is "<to>:<id>|<units>"
+			id, units, ok := strings.Cut(x, "|")
+			toStr, _, _ := strings.Cut(id, ":")
+			to, err1 := strconv.Atoi(toStr)
+			n, err2 := strconv.ParseInt(units, 10, 64)
+			if !ok || err1 != nil || err2 != nil || to < 0 || to >= l.n() {
+				continue
+			}
+			tk := s.keys(l, to)
+			applied, err := giveScript.Run(ctx, s.c, []string{tk.meta, tk.xin}, id, n, time.Now().UnixMilli()).Int64()
+			if err != nil {
+				return repaired, err
+			}
+			if applied == 1 {
+				repaired++
+			}
+			if err := s.c.ZRem(ctx, k.xout, x).Err(); err != nil {
+				return repaired, err
+			}
+		}
+		// Received ids are kept an hour, far longer than any transfer can
+		// take to complete, so a late second half is still recognised.
+		old := strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10)
+		if err := s.c.ZRemRangeByScore(ctx, k.xin, "-inf", old).Err(); err != nil {
+			return repaired, err
+		}
+	}
+	return repaired, nil
+}

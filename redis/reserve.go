@@ -1,0 +1,158 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/surgehq/surge"
+)
+
+// Decision is what Redis decided for one purchase of a batch.
+type Decision struct {
+	Code      surge.Code  // CodeIdempotencyMismatch: a key reused with another quantity
+	Remaining int64       // for CodeSoldOut
+	Replay    surge.Order // for a replay: the first answer (ID, quantity, times)
+}
+
+// Reserve decides batch against the sale's live state. ids[i] names the
+// order batch[i] becomes if reserved; expires is when its hold ends. Each
+// bucket the batch touches runs reserve.lua once, all in one round trip;
+// remaining is the whole sale's (the other buckets are read in the same
+// round trip), and so is taken: the units this copy of the state has
+// reserved since it was built from PostgreSQL's ever count, this batch's
+// included. A sold-out answer in a bucket while others hold enough units
+// triggers Rebalance and one more try of those purchases.
+func (s *Stock) Reserve(ctx context.Context, l Layout, batch []surge.Purchase, ids []string, now, expires time.Time) (epoch, remaining, taken int64, out []Decision, err error) {
+	out = make([]Decision, len(batch))
+	idx := make([]int, len(batch))
+	for i := range idx {
+		idx[i] = i
+	}
+	epoch, remaining, taken, perBucket, err := s.reserve(ctx, l, batch, idx, ids, now, expires, out)
+	if err != nil || l.n() == 1 {
+		return epoch, remaining, taken, out, err
+	}
+	// A dry bucket borrows from the fullest, then its sold-out purchases
+	// are decided again.
+	var retry []int
+	need := make(map[int]int64)
+	for i, d := range out {
+		if d.Code == surge.CodeSoldOut && remaining >= batch[i].Quantity {
+			retry = append(retry, i)
+			need[l.Bucket(batch[i].UserID)] += batch[i].Quantity
+		}
+	}
+	if len(retry) == 0 {
+		return epoch, remaining, taken, out, nil
+	}
+	for b, n := range need {
+		if _, err := s.Rebalance(ctx, l, b, n-perBucket[b], perBucket); err != nil {
+			return epoch, remaining, taken, out, nil // the first answers stand
+		}
+	}
+	e2, rem2, taken2, _, err := s.reserve(ctx, l, batch, retry, ids, now, expires, out)
+	if err != nil || e2 != epoch {
+		// The first round's reservations stand and must be committed, so
+		// a failed retry keeps its sold-out answers.
+		return epoch, remaining, taken, out, nil
+	}
+	return epoch, rem2, max(taken, taken2), out, nil
+}
+
+// reserve runs one round of Reserve over the purchases batch[idx...],
+// writing their decisions into out, and returns the sale's remaining stock
+// and each bucket's.
+func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, idx []int, ids []string, now, expires time.Time, out []Decision) (epoch, remaining, taken int64, perBucket []int64, err error) {
+	nb := l.n()
+	groups := make([][]int, nb)
+	for _, i := range idx {
+		b := l.Bucket(batch[i].UserID)
+		groups[b] = append(groups[b], i)
+	}
+	var keys [][]string
+	var args [][]any
+	var which []int // bucket of each script call
+	wall := time.Now().UnixMilli()
+	for b, g := range groups {
+		if len(g) == 0 {
+			continue
+		}
+		a := make([]any, 0, 3+4*len(g))
+		a = append(a, now.UnixMilli(), expires.UnixMilli(), wall)
+		for _, i := range g {
+			p := batch[i]
+			a = append(a, p.UserID, p.IdempotencyKey, p.Quantity, ids[i])
+		}
+		keys, args, which = append(keys, s.keys(l, b).list()), append(args, a), append(which, b)
+	}
+	// The other buckets' remaining stock and units taken, read in the
+	// same round trip.
+	var others map[int]*goredis.SliceCmd
+	if nb > 1 {
+		others = make(map[int]*goredis.SliceCmd)
+	}
+	var cmds []*goredis.Cmd
+	if nb == 1 {
+		cmds, err = evalMany(ctx, s.c, reserveScript, keys, args, nil)
+	} else {
+		cmds, err = evalMany(ctx, s.c, reserveScript, keys, args, func(p goredis.Pipeliner) {
+			for b := range nb {
+				if len(groups[b]) == 0 {
+					others[b] = p.HMGet(ctx, s.keys(l, b).meta, "rem", "tot")
+				}
+			}
+		})
+	}
+	if err != nil {
+		return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+	}
+	perBucket = make([]int64, nb)
+	epoch = -1
+	for c, cmd := range cmds {
+		b, g := which[c], groups[which[c]]
+		res, err := cmd.Slice()
+		if err != nil {
+			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+		}
+		if len(res) == 1 {
+			return 0, 0, 0, nil, ErrNoState
+		}
+		if len(res) != 3+len(g) {
+			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d replies for %d purchases", l.Sale, len(res)-3, len(g))
+		}
+		e, _ := res[0].(int64)
+		if epoch >= 0 && e != epoch {
+			return 0, 0, 0, nil, ErrNoState // buckets of different epochs: a rebuild is under way
+		}
+		epoch = e
+		perBucket[b], _ = res[1].(int64)
+		tot, _ := res[2].(int64)
+		taken += tot
+		for j, i := range g {
+			code, _ := res[3+j].(string)
+			if out[i], err = parseDecision(code); err != nil {
+				return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+			}
+		}
+	}
+	for b, cmd := range others {
+		v, err := cmd.Result()
+		if err != nil {
+			return 0, 0, 0, nil, fmt.Errorf("redis: remaining of sale %s: %w", l.Sale, err)
+		}
+		rem, err1 := metaInt(v[0])
+		tot, err2 := metaInt(v[1])
+		if err1 != nil || err2 != nil {
+			return 0, 0, 0, nil, ErrNoState
+		}
+		perBucket[b] = rem
+		taken += tot
+	}
+	for _, r := range perBucket {
+		remaining += r
+	}
+	return epoch, remaining, taken, perBucket, nil
+}

@@ -1,0 +1,39 @@
+package redis_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// TestScriptsSurviveScriptFlush: a Redis that forgot its scripts (restarted,
+// SCRIPT FLUSH) answers NOSCRIPT; the one runner loads the script and runs
+// the refused calls again, whether one call or a pipelined many.
+func TestScriptsSurviveScriptFlush(t *testing.T) {
+	ctx := context.Background()
+	c, err := redis.Dial(ctx, servicetest.RedisURL())
+	if err != nil {
+		t.Fatalf("redis (run scripts/services.sh): %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	lim := redis.NewLimit(c, servicetest.Namespace(t), "buyer", 1.0/3600, 1)
+	spend := map[string]int64{"a": 5, "b": 5, "c": 5}
+	for round := range 2 {
+		if err := c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		blocked, err := lim.Spend(ctx, spend)
+		if err != nil {
+			t.Fatalf("round %d: Spend after SCRIPT FLUSH: %v", round, err)
+		}
+		if len(blocked) != len(spend) {
+			t.Fatalf("round %d: blocked %v, want every key over a limit of one an hour", round, blocked)
+		}
+	}
+	one, err := lim.Spend(ctx, map[string]int64{"d": 5})
+	if err != nil || len(one) != 1 {
+		t.Fatalf("one key: blocked %v, err %v", one, err)
+	}
+}
