@@ -17,23 +17,41 @@ type Decision struct {
 	Replay    surge.Order // for a replay: the first answer (ID, quantity, times)
 }
 
-// Reserve decides batch against the sale's live state. ids[i] names the
-// order batch[i] becomes if reserved; expires is when its hold ends. Each
-// bucket the batch touches runs reserve.lua once, all in one round trip;
-// remaining is the whole sale's (the other buckets are read in the same
-// round trip), and so is taken: the units this copy of the state has
-// reserved since it was built from PostgreSQL's ever count, this batch's
-// included. A sold-out answer in a bucket while others hold enough units
-// triggers Rebalance and one more try of those purchases.
-func (s *Stock) Reserve(ctx context.Context, l Layout, batch []surge.Purchase, ids []string, now, expires time.Time) (epoch, remaining, taken int64, out []Decision, err error) {
-	out = make([]Decision, len(batch))
+// Batch is a batch of purchases to decide: IDs[i] names the order
+// Purchases[i] becomes if reserved, Now is the decision's instant and
+// Expires when the holds it makes end.
+type Batch struct {
+	Purchases    []surge.Purchase
+	IDs          []string
+	Now, Expires time.Time
+}
+
+// Decided is Redis's answer to a Batch.
+type Decided struct {
+	Epoch     int64 // the epoch of the state that decided
+	Remaining int64 // the whole sale's remaining stock after the batch
+	// Taken is the units this copy of the state has reserved since it was
+	// built from PostgreSQL's ever count, this batch's included.
+	Taken     int64
+	Decisions []Decision // one per purchase, in order
+}
+
+// Reserve decides b against the sale's live state. Each bucket the batch
+// touches runs reserve.lua once, all in one round trip; the remaining and
+// taken figures are the whole sale's (the other buckets are read in the
+// same round trip). A sold-out answer in a bucket while others hold enough
+// units triggers Rebalance and one more try of those purchases.
+func (s *Stock) Reserve(ctx context.Context, l Layout, b Batch) (Decided, error) {
+	batch := b.Purchases
+	out := make([]Decision, len(batch))
 	idx := make([]int, len(batch))
 	for i := range idx {
 		idx[i] = i
 	}
-	epoch, remaining, taken, perBucket, err := s.reserve(ctx, l, batch, idx, ids, now, expires, out)
+	epoch, remaining, taken, perBucket, err := s.reserve(ctx, l, b, idx, out)
+	first := Decided{Epoch: epoch, Remaining: remaining, Taken: taken, Decisions: out}
 	if err != nil || l.n() == 1 {
-		return epoch, remaining, taken, out, err
+		return first, err
 	}
 	// A dry bucket borrows from the fullest, then its sold-out purchases
 	// are decided again.
@@ -46,26 +64,27 @@ func (s *Stock) Reserve(ctx context.Context, l Layout, batch []surge.Purchase, i
 		}
 	}
 	if len(retry) == 0 {
-		return epoch, remaining, taken, out, nil
+		return first, nil
 	}
-	for b, n := range need {
-		if _, err := s.Rebalance(ctx, l, b, n-perBucket[b], perBucket); err != nil {
-			return epoch, remaining, taken, out, nil // the first answers stand
+	for bucket, n := range need {
+		if _, err := s.Rebalance(ctx, l, bucket, n-perBucket[bucket], perBucket); err != nil {
+			return first, nil // the first answers stand
 		}
 	}
-	e2, rem2, taken2, _, err := s.reserve(ctx, l, batch, retry, ids, now, expires, out)
+	e2, rem2, taken2, _, err := s.reserve(ctx, l, b, retry, out)
 	if err != nil || e2 != epoch {
 		// The first round's reservations stand and must be committed, so
 		// a failed retry keeps its sold-out answers.
-		return epoch, remaining, taken, out, nil
+		return first, nil
 	}
-	return epoch, rem2, max(taken, taken2), out, nil
+	return Decided{Epoch: epoch, Remaining: rem2, Taken: max(taken, taken2), Decisions: out}, nil
 }
 
-// reserve runs one round of Reserve over the purchases batch[idx...],
+// reserve runs one round of Reserve over the purchases bt.Purchases[idx...],
 // writing their decisions into out, and returns the sale's remaining stock
 // and each bucket's.
-func (s *Stock) reserve(ctx context.Context, l Layout, batch []surge.Purchase, idx []int, ids []string, now, expires time.Time, out []Decision) (epoch, remaining, taken int64, perBucket []int64, err error) {
+func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out []Decision) (epoch, remaining, taken int64, perBucket []int64, err error) {
+	batch, ids, now, expires := bt.Purchases, bt.IDs, bt.Now, bt.Expires
 	nb := l.n()
 	groups := make([][]int, nb)
 	for _, i := range idx {

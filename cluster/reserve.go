@@ -1,0 +1,244 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/redis"
+)
+
+// The purchase path of the cluster Store: Reserve and its steps, and the
+// lookups the engine makes beside it.
+
+var errReplayUnconfirmed = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+	Message: "the first purchase with this Idempotency-Key is still being committed; retry with the same key"}
+
+var errRebuilding = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+	Message: "the sale's live stock is being rebuilt from the database; retry shortly"}
+
+// Reserve implements surge.Store: one Redis script call decides the
+// batch, one fenced PostgreSQL statement commits its new orders (and checks
+// that replayed orders from other nodes are durable).
+func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+	b, err := s.newBatch(ctx, saleID, batch, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := s.decide(ctx, b)
+	if err != nil {
+		return nil, 0, err
+	}
+	outs, orders, confirm := b.outcomes(res.Decisions, s.keys)
+	if len(orders) == 0 && len(confirm) == 0 {
+		return outs, res.Remaining, nil
+	}
+	missing, err := s.commit(ctx, saleID, res.Epoch, orders, confirm)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.answerReplays(outs, missing)
+	return outs, res.Remaining, nil
+}
+
+// reservation is one batch on its way through Reserve.
+type reservation struct {
+	sale saleInfo
+	redis.Batch
+}
+
+// newBatch validates a batch against its sale and gives every purchase
+// the id its order gets if reserved.
+func (s *Store) newBatch(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) (reservation, error) {
+	if s.closed.Load() {
+		return reservation{}, surge.ErrUnavailable
+	}
+	sl, err := s.sale(ctx, saleID)
+	if err != nil {
+		return reservation{}, err
+	}
+	for _, p := range batch {
+		if err := surge.ValidatePurchase(&sl.Sale, p); err != nil {
+			return reservation{}, err
+		}
+	}
+	now = now.UTC().Truncate(time.Millisecond)
+	ids := make([]string, len(batch))
+	for i := range ids {
+		ids[i] = s.ids.Next(now)
+	}
+	return reservation{sale: sl, Batch: redis.Batch{Purchases: batch, IDs: ids, Now: now, Expires: now.Add(sl.Hold())}}, nil
+}
+
+// decide has Redis decide the batch, and refuses an answer from a Redis
+// that is missing the sale's state or came back older than PostgreSQL.
+func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error) {
+	saleID := b.sale.ID
+	// Read before Redis is: everything PostgreSQL had committed by then,
+	// Redis had reserved before.
+	floor := s.everSeen(saleID)
+	var res redis.Decided
+	err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		res, err = s.live.Reserve(ctx, b.sale.layout, b.Batch)
+		return err
+	})
+	if errors.Is(err, redis.ErrNoState) {
+		s.wake()
+		return res, errRebuilding
+	}
+	if err != nil {
+		return res, unavailable("deciding the batch in Redis", err)
+	}
+	if res.Taken < floor {
+		// Redis has reserved fewer units than PostgreSQL committed: it
+		// came back older than PostgreSQL (a snapshot or AOF reloaded, a
+		// replica promoted), whatever its epoch says. Its answers are
+		// not to be trusted, this batch's included, until the leader
+		// rebuilds it (it compares the same counts).
+		s.log.Warn("Redis is behind PostgreSQL; marking the sale for a rebuild", "sale", saleID,
+			"redis_taken", res.Taken, "postgres_ever", floor)
+		s.markDirty(ctx, saleID)
+		return res, errRebuilding
+	}
+	return res, nil
+}
+
+// outcomes turns Redis's decisions into the batch's outcomes, the new
+// orders to insert, and the replays of orders this node does not know to
+// be durable (made on another node), which PostgreSQL must confirm.
+func (b reservation) outcomes(dec []redis.Decision, known *keyCache) (outs []surge.Outcome, orders []surge.Order, confirm []string) {
+	saleID := b.sale.ID
+	outs = make([]surge.Outcome, len(b.Purchases))
+	var fresh map[string]bool // orders of this batch, durable with it
+	for i, d := range dec {
+		p := b.Purchases[i]
+		switch {
+		case d.Code == surge.CodeReserved && d.Replay.ID == "":
+			o := surge.Order{ID: b.IDs[i], SaleID: saleID, UserID: p.UserID, Quantity: p.Quantity,
+				Status: surge.OrderReserved, IdempotencyKey: p.IdempotencyKey, CreatedAt: b.Now, ExpiresAt: b.Expires}
+			orders = append(orders, o)
+			outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o}
+			if p.IdempotencyKey != "" {
+				if fresh == nil {
+					fresh = make(map[string]bool)
+				}
+				fresh[o.ID] = true
+			}
+		case d.Code == surge.CodeIdempotencyMismatch:
+			// The key first answered another quantity: not a replay. Err
+			// too, so the purchase fails alone as the 422 it is.
+			outs[i] = surge.Outcome{Code: d.Code, Err: surge.ErrIdempotencyMismatch}
+		case d.Code == surge.CodeReserved:
+			o := d.Replay
+			o.SaleID, o.UserID, o.IdempotencyKey = saleID, p.UserID, p.IdempotencyKey
+			outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}
+			if _, ok := known.get(saleID, p.UserID, p.IdempotencyKey); !ok && !fresh[o.ID] {
+				confirm = append(confirm, o.ID)
+			}
+		default:
+			outs[i] = surge.Outcome{Code: d.Code, Remaining: d.Remaining}
+		}
+	}
+	return outs, orders, confirm
+}
+
+// commit inserts the batch's new orders under the epoch Redis decided
+// them in, and returns the replays to confirm that PostgreSQL does not
+// have yet.
+func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string) (missing []string, err error) {
+	var ever int64
+	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		ever, missing, err = s.db.InsertOrders(ctx, saleID, epoch, orders, confirm)
+		return err
+	})
+	if err != nil {
+		// The units stay taken in Redis until the leader finds these
+		// orders missing from PostgreSQL and rebuilds; a retry with the
+		// same key meanwhile gets errReplayUnconfirmed, never a second order.
+		if errors.Is(err, postgres.ErrFenced) {
+			s.wake()
+			return nil, errRebuilding
+		}
+		if errors.Is(err, postgres.ErrRefused) {
+			// PostgreSQL, the truth, refused what Redis decided: Redis
+			// lost or rolled back state. None of the batch is answered
+			// reserved, and the sale is rebuilt.
+			s.log.Warn("PostgreSQL refused a batch Redis decided; marking the sale for a rebuild", "sale", saleID, "err", err)
+			s.markDirty(ctx, saleID)
+			return nil, errRebuilding
+		}
+		return nil, unavailable("committing the orders to PostgreSQL", err)
+	}
+	if ever > 0 {
+		s.sawEver(saleID, ever)
+	}
+	s.stats.calls.Add(1)
+	if len(orders) > 0 {
+		s.stats.commits.Add(1)
+		s.stats.rows.Add(int64(len(orders)))
+	}
+	for _, o := range orders {
+		if o.IdempotencyKey != "" {
+			s.keys.put(o)
+		}
+	}
+	return missing, nil
+}
+
+// answerReplays fails the replays whose first order PostgreSQL does not
+// have yet (missing), and remembers the others' keys as durable.
+func (s *Store) answerReplays(outs []surge.Outcome, missing []string) {
+	lost := make(map[string]bool, len(missing))
+	for _, id := range missing {
+		lost[id] = true
+	}
+	for i := range outs {
+		o := &outs[i]
+		if !o.Replay {
+			continue
+		}
+		if lost[o.Order.ID] {
+			*o = surge.Outcome{Err: errReplayUnconfirmed}
+			continue
+		}
+		s.keys.put(o.Order)
+	}
+}
+
+// LookupKey implements surge.Store from this node's memory: keys it
+// committed or confirmed, and the newest ones in PostgreSQL when it
+// started. A key made on another node may be unknown here, which is why
+// Store is a surge.Shared.
+func (s *Store) LookupKey(saleID, userID, key string) (surge.Order, surge.KeyState) {
+	if o, ok := s.keys.get(saleID, userID, key); ok {
+		return o, surge.KeyDone
+	}
+	return surge.Order{}, surge.KeyUnknown
+}
+
+// Remaining implements surge.Store: the live figure from Redis, or the
+// truth from PostgreSQL while Redis has none.
+func (s *Store) Remaining(ctx context.Context, saleID string) (int64, error) {
+	sl, err := s.sale(ctx, saleID)
+	if err != nil {
+		return 0, err
+	}
+	var rem int64
+	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		rem, err = s.live.Remaining(ctx, sl.layout)
+		return err
+	})
+	if err == nil {
+		return rem, nil
+	}
+	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		rem, err = s.db.Remaining(ctx, saleID)
+		return err
+	})
+	if err != nil {
+		return 0, unavailable("reading the remaining stock", err)
+	}
+	return rem, nil
+}
