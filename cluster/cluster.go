@@ -223,7 +223,7 @@ func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 	// for lost and rebuild it, failing the first purchases. If the install
 	// fails the leader builds it; purchases answer 503 until then.
 	install := func(ctx context.Context) {
-		if _, err := s.live.Install(ctx, redis.State{Sale: sl, Buckets: buckets, Epoch: 1, Replace: true}); err != nil {
+		if _, err := s.live.Install(ctx, surge.LiveState{Sale: sl, Buckets: buckets, Epoch: 1}, true); err != nil {
 			s.log.Warn("install live state of a new sale", "sale", sl.ID, "err", err)
 			s.wake()
 			return
@@ -599,8 +599,7 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why strin
 	if err != nil {
 		return err
 	}
-	ok, err := s.live.Install(ctx, redis.State{Sale: snap.Sale, Buckets: snap.Buckets, Epoch: snap.Epoch, Ever: snap.Ever,
-		Live: snap.Live, Keyed: snap.Keyed})
+	ok, err := s.live.Install(ctx, surge.LiveState(snap), false)
 	if err != nil {
 		return err
 	}

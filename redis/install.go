@@ -9,20 +9,6 @@ import (
 	"github.com/surgehq/surge"
 )
 
-// State is what a sale's live state is built from.
-type State struct {
-	Sale    surge.Sale
-	Buckets int
-	Epoch   int64
-	Ever    int64 // PostgreSQL's units ever inserted: where taken starts
-	// Replace installs st whatever the epoch already there: for a new
-	// sale's creator, who alone can hold its uncommitted row, so any state
-	// under its id is left over from a creation that failed.
-	Replace bool
-	Live    []surge.Order // reserved and paid
-	Keyed   []surge.Order // every keyed order as first answered
-}
-
 // chunk bounds the fields one staging command writes, so a sale of a
 // million orders is installed in many small steps, not one huge one.
 const chunk = 1000
@@ -31,8 +17,11 @@ const chunk = 1000
 // unless a bucket already holds a state of the same or a newer epoch
 // (installed reports whether every bucket took it). Each bucket's state is
 // written to staging keys first, then swapped in by one script; the
-// unreserved stock is split evenly over the buckets.
-func (s *Stock) Install(ctx context.Context, st State) (installed bool, err error) {
+// unreserved stock is split evenly over the buckets. With replace, st is
+// installed whatever the epoch already there: for a new sale's creator,
+// who alone can hold its uncommitted row, so any state under its id is
+// left over from a creation that failed.
+func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (installed bool, err error) {
 	l := Layout{Sale: st.Sale.ID, Buckets: st.Buckets}
 	nb := l.n()
 	held := make([]map[string]int64, nb)
@@ -90,12 +79,12 @@ func (s *Stock) Install(ctx context.Context, st State) (installed bool, err erro
 		if b == 0 {
 			tot = st.Ever
 		}
-		replace := 0
-		if st.Replace {
-			replace = 1
+		force := 0
+		if replace {
+			force = 1
 		}
 		ok, err := installScript.Run(ctx, s.c, append(k.list(), su, sk, so, k.xout, k.xin),
-			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, replace).Int64()
+			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, force).Int64()
 		if err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}
