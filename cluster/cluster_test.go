@@ -43,7 +43,7 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		New: func(t *testing.T) func(t *testing.T) surge.Store {
 			ns := namespace(t)
-			return func(t *testing.T) surge.Store { return openStore(t, ns, cluster.Config{}) }
+			return func(t *testing.T) surge.Store { return openStore(t, ns, cluster.Config{NoExpiry: true}) }
 		},
 	})
 }
