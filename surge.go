@@ -27,18 +27,19 @@ type Sale struct {
 	WaitingRoom *WaitingRoom
 }
 
-// Admission orders of a waiting room.
+// Policies of a waiting room: the order its queue admits buyers in.
 const (
 	QueueFIFO    = "fifo"    // first come, first admitted
 	QueueLottery = "lottery" // everyone who joined before the start is shuffled
 )
 
 // WaitingRoom is a sale's queue: buyers join, then are admitted at a fixed
-// rate in Order, and an admission lets them buy for TicketSeconds. The
-// JSON tags are the API's names and the stored form (a JSON column).
+// rate in the order of Policy, and once admitted may buy for
+// TicketSeconds. The JSON tags are the stored form (a JSON column; "order"
+// is the API's name of Policy, kept).
 type WaitingRoom struct {
 	AdmitPerSecond int64  `json:"admit_per_second"`
-	Order          string `json:"order"` // QueueFIFO or QueueLottery
+	Policy         string `json:"order"` // QueueFIFO or QueueLottery
 	TicketSeconds  int64  `json:"ticket_seconds"`
 }
 
@@ -199,12 +200,26 @@ type Store interface {
 	Catalogue
 	Reserver
 	OrderBook
-	// Expire moves every reserved order whose hold ended at or before now
-	// to expired, returning its units; it returns the orders it expired.
-	Expire(ctx context.Context, now time.Time) ([]Order, error)
 	// Close stops the store's jobs, flushes and releases it. Calls after
 	// Close fail with ErrUnavailable.
 	Close() error
+}
+
+// Holds end by a job of the store, not of the pipeline: a hold that ran
+// out is expired and its units return to the stock about a second after
+// its ExpiresAt (sooner for Pay and Cancel, which refuse it at once). The
+// embedded store runs that job itself and implements Releaser; in cluster
+// mode the leader runs it and every node hears of the units through
+// Shared.Changed.
+
+// Releaser is implemented by a store that gives units back on its own,
+// outside the pipeline's calls (its expiry job). The pipeline registers
+// with OnRelease to raise its remaining-stock hints.
+type Releaser interface {
+	// OnRelease sets fn (nil: none), called with a sale's id each time
+	// units of that sale came back durably, after the store released its
+	// locks: fn may read the store (Remaining) but must be quick.
+	OnRelease(fn func(saleID string))
 }
 
 // Shared is implemented by stores that many nodes use at once (cluster

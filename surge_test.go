@@ -282,7 +282,7 @@ func TestErrorCodes(t *testing.T) {
 func TestNewSaleWaitingRoom(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	wr := func(rate int64, order string, ticket int64) *surge.WaitingRoom {
-		return &surge.WaitingRoom{AdmitPerSecond: rate, Order: order, TicketSeconds: ticket}
+		return &surge.WaitingRoom{AdmitPerSecond: rate, Policy: order, TicketSeconds: ticket}
 	}
 	for _, c := range []struct {
 		name string

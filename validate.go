@@ -168,7 +168,7 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		if wr.AdmitPerSecond < 1 || wr.AdmitPerSecond > MaxAdmitPerSecond {
 			return bad("waiting_room.admit_per_second must be between 1 and %d", MaxAdmitPerSecond)
 		}
-		if wr.Order != QueueFIFO && wr.Order != QueueLottery {
+		if wr.Policy != QueueFIFO && wr.Policy != QueueLottery {
 			return bad("waiting_room.order must be %q or %q", QueueFIFO, QueueLottery)
 		}
 		if wr.TicketSeconds < 1 || wr.TicketSeconds > MaxTicketSeconds {

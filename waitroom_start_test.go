@@ -13,7 +13,7 @@ import (
 // admission time of the sale stays computable (issue 9, item 13).
 func TestNewSaleWaitingRoomStartBound(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	room := &surge.WaitingRoom{AdmitPerSecond: 10, Order: surge.QueueFIFO, TicketSeconds: 60}
+	room := &surge.WaitingRoom{AdmitPerSecond: 10, Policy: surge.QueueFIFO, TicketSeconds: 60}
 	const msg = "starts_at of a sale with a waiting room must lie within 100 years of now"
 	for _, c := range []struct {
 		name  string

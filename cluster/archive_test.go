@@ -45,7 +45,7 @@ func TestArchiveAcrossNodes(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
 	clk := &testClock{now: time.Now().UTC().Truncate(time.Millisecond)}
-	cfg := engine.Config{Now: clk.Now, SyncInterval: 50 * time.Millisecond, ExpiryInterval: time.Hour}
+	cfg := engine.Config{Now: clk.Now, SyncInterval: 50 * time.Millisecond}
 	open := func(i int, wrap func(*cluster.Store) surge.Store) *engine.Engine {
 		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i)})
 		e, err := engine.Open(ctx, wrap(s), cfg)
@@ -74,7 +74,7 @@ func TestArchiveAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
-	out, err := b.Purchase(ctx, "old", surge.Purchase{UserID: "alice", Quantity: 1})
+	out, err := b.Purchase(ctx, engine.PurchaseRequest{SaleID: "old", Purchase: surge.Purchase{UserID: "alice", Quantity: 1}})
 	if err != nil || out.Code != surge.CodeReserved {
 		t.Fatalf("purchase: %+v %v", out, err)
 	}
@@ -111,7 +111,7 @@ func TestArchiveAcrossNodes(t *testing.T) {
 		return nil
 	})
 	for i, e := range []*engine.Engine{b, c} {
-		if _, err := e.Purchase(ctx, "old", surge.Purchase{UserID: "bob", Quantity: 1}); !surge.HasCode(err, surge.CodeSaleNotFound) {
+		if _, err := e.Purchase(ctx, engine.PurchaseRequest{SaleID: "old", Purchase: surge.Purchase{UserID: "bob", Quantity: 1}}); !surge.HasCode(err, surge.CodeSaleNotFound) {
 			t.Errorf("node %d: purchase in the archived sale: %v, want sale_not_found", i+1, err)
 		}
 		if again, err := e.Archive(ctx, "old"); err != nil || !again.Archived || again.Remaining != 4 {

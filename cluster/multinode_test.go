@@ -97,7 +97,7 @@ func multiNodeSpike(t *testing.T, buckets int) {
 					var err error
 					for attempt := 0; attempt < 50; attempt++ {
 						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-						out, err = engines[node].Purchase(ctx, id, p)
+						out, err = engines[node].Purchase(ctx, engine.PurchaseRequest{SaleID: id, Purchase: p})
 						cancel()
 						if surge.ErrorCode(err) != surge.CodeUnavailable {
 							break

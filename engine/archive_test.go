@@ -152,7 +152,7 @@ func TestArchive(t *testing.T) {
 		if err := e.Orders(ctx, "old", func(surge.Order) error { n++; return nil }); err != nil || n != 2 {
 			t.Errorf("%s: export: %d orders, %v; want 2", when, n, err)
 		}
-		if out, err := e.Purchase(ctx, "old", surge.Purchase{UserID: "c", Quantity: 1}); err != surge.ErrSaleNotFound {
+		if out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "old", Purchase: surge.Purchase{UserID: "c", Quantity: 1}}); err != surge.ErrSaleNotFound {
 			t.Errorf("%s: purchase in an archived sale: %+v, %v; want sale_not_found", when, out, err)
 		}
 		if e.lookup("old") != nil {

@@ -48,7 +48,7 @@ func BenchmarkPurchaseSoldOut(b *testing.B) {
 			if _, err := e.CreateSale(ctx, input("s", 1, 1)); err != nil {
 				b.Fatal(err)
 			}
-			if out, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "winner", Quantity: 1}); err != nil || out.Code != surge.CodeReserved {
+			if out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "winner", Quantity: 1}}); err != nil || out.Code != surge.CodeReserved {
 				b.Fatalf("first purchase: (%+v, %v)", out, err)
 			}
 			var bad atomic.Int64
@@ -57,7 +57,7 @@ func BenchmarkPurchaseSoldOut(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				p := surge.Purchase{UserID: "loser", IdempotencyKey: bc.key, Quantity: 1}
 				for pb.Next() {
-					if out, err := e.Purchase(ctx, "s", p); err != nil || out.Code != surge.CodeSoldOut {
+					if out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: p}); err != nil || out.Code != surge.CodeSoldOut {
 						bad.Add(1)
 					}
 				}
@@ -75,7 +75,7 @@ func BenchmarkPurchaseSoldOut(b *testing.B) {
 // durable (group-committed to SQLite) before it is answered. Batches only
 // form under concurrency, hence the many goroutines.
 func BenchmarkPurchaseReserve(b *testing.B) {
-	e, st := benchEngine(b, Config{QueueSize: 1 << 16})
+	e, st := benchEngine(b, Config{InboxSize: 1 << 16})
 	ctx := context.Background()
 	if _, err := e.CreateSale(ctx, input("s", int64(max(b.N, 1)), 1)); err != nil {
 		b.Fatal(err)
@@ -90,7 +90,7 @@ func BenchmarkPurchaseReserve(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			p := surge.Purchase{UserID: "u" + strconv.FormatInt(next.Add(1), 36), Quantity: 1}
-			if out, err := e.Purchase(ctx, "s", p); err != nil || out.Code != surge.CodeReserved {
+			if out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: p}); err != nil || out.Code != surge.CodeReserved {
 				bad.Add(1)
 			}
 		}

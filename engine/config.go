@@ -1,32 +1,37 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
 	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// Defaults of Config that surge serve's flags (--max-batch,
+// --queue-size) and the demo show and use too.
+const (
+	DefaultMaxBatch  = 512
+	DefaultInboxSize = 4096
 )
 
 // Config tunes the engine; zero fields take their defaults.
 type Config struct {
 	// MaxBatch bounds the purchases one store call decides (default 512).
 	MaxBatch int
-	// QueueSize bounds each sale's inbox (default 4096). A full inbox
-	// answers surge.ErrOverloaded instead of queueing without end.
-	QueueSize int
-	// ExpiryInterval is how often expired holds are released (default 1s).
-	ExpiryInterval time.Duration
+	// InboxSize bounds each sale's inbox (default 4096; the --queue-size
+	// flag). A full inbox answers surge.ErrOverloaded instead of growing
+	// without end.
+	InboxSize int
 	// StoreTimeout bounds a store call made outside a request (default 30s).
 	StoreTimeout time.Duration
-	// PurchaseTimeout bounds how long a queued purchase waits for its
+	// PurchaseTimeout bounds how long a purchase in an inbox waits for its
 	// batch to commit (default 10s).
 	PurchaseTimeout time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 	// Logger receives operational events (default slog.Default()).
 	Logger *slog.Logger
-	// Shedder, when set, admits purchases to the slow path (the queue to
-	// the store) and learns from their latency; a refusal answers
-	// overloaded. The fast path (sold out, not live) is never shed.
-	Shedder Shedder
 	// BuyerRate, when set, caps how many purchases per second each buyer
 	// brings to the slow path (keyed by user id); a refusal answers
 	// rate_limited. Rejections on the fast path cost nothing, so they are
@@ -36,11 +41,15 @@ type Config struct {
 	// admits to the slow path (keyed by sale id); a refusal answers
 	// rate_limited with the wait.
 	SaleRate RateLimiter
-	// Queue, when set, makes each sale's queue manager (admission.CoDel):
-	// it may refuse a purchase before it queues, and each time the sale's
-	// owner takes a batch, the purchases it says waited too long are
-	// answered overloaded instead of served.
-	Queue func() QueueManager
+	// InboxManager, when set, makes each sale's inbox manager
+	// (admission.CoDel): it may refuse a purchase before it enters the
+	// inbox, and each time the sale's owner takes a batch, the purchases it
+	// says waited too long are answered overloaded instead of served.
+	InboxManager func() InboxManager
+	// WaitingRoom checks the tickets of purchases in sales that have a
+	// waiting room (waitroom.Room; the http queue endpoints must hand out
+	// tickets of the same room). nil: such sales admit nobody.
+	WaitingRoom WaitingRoom
 	// InFlight is how many batches of one sale may be at the store at once
 	// (default 1). The embedded store serialises a sale's batches anyway;
 	// a shared store's call mostly waits on Redis and PostgreSQL, so
@@ -53,22 +62,24 @@ type Config struct {
 	SyncInterval time.Duration
 }
 
-// Shedder is an adaptive concurrency limit (admission.Shedder).
-type Shedder interface {
-	Acquire() (release func(latency time.Duration, dropped bool), ok bool)
-}
-
-// QueueManager manages one sale's queue (admission.CoDel). Admit is called
-// by purchases; Begin and Taken only by the sale's owner goroutine.
-type QueueManager interface {
-	// Admit reports whether a purchase may join the queue, which holds
-	// queued purchases.
-	Admit(queued int) bool
-	// Begin returns the cutoff of the batch taken at now: purchases
-	// queued before it are shed.
+// InboxManager manages one sale's inbox (admission.CoDel). Admit is
+// called by purchases; Begin and Taken only by the sale's owner goroutine.
+type InboxManager interface {
+	// Admit reports whether a purchase may enter the inbox, which holds
+	// waiting purchases.
+	Admit(waiting int) bool
+	// Begin returns the cutoff of the batch taken at now: purchases that
+	// entered the inbox before it are shed.
 	Begin(now time.Time) (cutoff time.Time)
 	// Taken reports the batch: how many were shed, how many are left.
 	Taken(now time.Time, shed, left int)
+}
+
+// WaitingRoom is the purchase gate of sales with a waiting room
+// (waitroom.Room): nil if ticket admits userID to buy in sale now, else a
+// not_admitted error saying why.
+type WaitingRoom interface {
+	Check(ctx context.Context, sale *surge.Sale, userID, ticket string) error
 }
 
 // RateLimiter is a keyed token bucket (admission.Keyed).
@@ -78,13 +89,10 @@ type RateLimiter interface {
 
 func (c *Config) defaults() {
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 512
+		c.MaxBatch = DefaultMaxBatch
 	}
-	if c.QueueSize <= 0 {
-		c.QueueSize = 4096
-	}
-	if c.ExpiryInterval <= 0 {
-		c.ExpiryInterval = time.Second
+	if c.InboxSize <= 0 {
+		c.InboxSize = DefaultInboxSize
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 30 * time.Second

@@ -1,12 +1,22 @@
 // Package engine is the purchase pipeline in front of a surge.Store.
 //
 // Each sale has an owner goroutine with a bounded inbox. Concurrent
-// purchases queue in the inbox while the owner's previous batch commits;
-// the owner then takes everything queued (up to MaxBatch) and hands it to
+// purchases wait in the inbox while the owner's previous batch commits;
+// the owner then takes everything waiting (up to MaxBatch) and hands it to
 // the store as one batch, so batches grow with load and a lone request on
 // an idle server commits at once. Requests that are certain to fail (sale
 // not live, or fewer units left than asked) are answered before the inbox
 // from lock-free atomics, so a sold-out spike costs no lock and no I/O.
+//
+// Everything that decides whether a purchase gets in (the waiting-room
+// gate, validation, the fast path, the per-buyer and per-sale limits, the
+// inbox manager, the inbox) is a stage of Engine.Purchase; the stages and
+// their order are written down once, at the top of pipeline.go.
+//
+// Files: config.go (Config and the small interfaces the engine is given),
+// pipeline.go (the stages), owner.go (owner goroutines, batching, the
+// store call), hints.go (remaining-stock hints), follow.go (following a
+// store other nodes share), archive.go (archiving and listing), stats.go.
 package engine
 
 import (
@@ -41,10 +51,10 @@ type Engine struct {
 	order    atomic.Pointer[[]*sale]
 	archived atomic.Pointer[archive]
 
-	closing atomic.Bool
-	stop    chan struct{}
-	owners  sync.WaitGroup
-	expirer sync.WaitGroup
+	closing  atomic.Bool
+	stop     chan struct{}
+	owners   sync.WaitGroup
+	follower sync.WaitGroup // the sync loop of a shared store
 	// life orders starting an owner against Close, which sets stopped
 	// under it before it waits for the owners: no owner is counted in
 	// after that.
@@ -64,9 +74,9 @@ type sale struct {
 	surge.Sale
 	remaining atomic.Int64 // a hint refreshed after every store change
 	inbox     chan *request
-	queue     QueueManager // nil: no queue management
+	manager   InboxManager // nil: the inbox is not managed
 	// active is set while the sale has an owner goroutine. The owner
-	// starts with the first purchase queued in an empty inbox and exits
+	// starts with the first purchase put in an empty inbox and exits
 	// when the inbox is empty again, so an idle sale holds no goroutine.
 	active atomic.Bool
 	// slots bounds the sale's batches at the store (InFlight > 1); made
@@ -106,17 +116,18 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	if err := e.loadArchived(ctx); err != nil {
 		return nil, err
 	}
-	e.expirer.Add(1)
-	go e.expireLoop()
+	if r, ok := store.(surge.Releaser); ok {
+		r.OnRelease(e.released)
+	}
 	if e.shared != nil {
-		e.expirer.Add(1)
+		e.follower.Add(1)
 		go e.syncLoop()
 	}
 	return e, nil
 }
 
 func (e *Engine) newSale(ctx context.Context, sl surge.Sale) (*sale, error) {
-	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize), queue: e.newQueue()}
+	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager()}
 	rem, err := e.store.Remaining(ctx, sl.ID)
 	if err != nil {
 		return nil, fmt.Errorf("engine: remaining of sale %s: %w", sl.ID, err)
@@ -137,7 +148,10 @@ type SaleState struct {
 	Status    surge.SaleStatus
 	// Stale is set in cluster mode when the figures could not be
 	// refreshed lately (Redis and PostgreSQL unreachable): they are the
-	// last known ones.
+	// last known ones. It is the engine's, not the domain's: only an engine
+	// following a shared store (follow.go) holds figures that can go stale,
+	// and the API shows it in every mode so that clients need no mode to
+	// read a sale (false in embedded mode).
 	Stale bool
 	// Archived is set for a sale taken out of service (Engine.Archive):
 	// its figures are final.
@@ -171,7 +185,7 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	if err := e.store.CreateSale(ctx, sl); err != nil {
 		return SaleState{}, err
 	}
-	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.QueueSize), queue: e.newQueue()}
+	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager()}
 	s.remaining.Store(sl.Stock)
 	s.synced.Store(time.Now().UnixNano())
 	m := maps.Clone(old)
@@ -240,8 +254,8 @@ func (e *Engine) Orders(ctx context.Context, saleID string, fn func(surge.Order)
 // Ready reports whether the engine takes purchases.
 func (e *Engine) Ready() bool { return !e.closing.Load() }
 
-// Close stops taking purchases, flushes every queued one, and stops the
-// expiry loop. It does not close the store. Call it after the HTTP server
+// Close stops taking purchases, flushes every one in an inbox, and stops
+// following the store. It does not close the store. Call it after the HTTP server
 // has drained, so no purchase is still arriving.
 func (e *Engine) Close() error {
 	if e.closing.Swap(true) {
@@ -254,7 +268,10 @@ func (e *Engine) Close() error {
 	e.life.Unlock()
 	// The sync loop may be adding a sale: it stops before the owners are
 	// counted out.
-	e.expirer.Wait()
+	e.follower.Wait()
+	if r, ok := e.store.(surge.Releaser); ok {
+		r.OnRelease(nil)
+	}
 	e.owners.Wait()
 	return nil
 }

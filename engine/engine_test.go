@@ -66,9 +66,16 @@ func (h *hookStore) Reserve(ctx context.Context, saleID string, batch []surge.Pu
 }
 
 func (h *hookStore) Expire(ctx context.Context, now time.Time) ([]surge.Order, error) {
-	out, err := h.Store.Expire(ctx, now)
+	out, err := h.Store.(expirer).Expire(ctx, now)
 	h.expired.Add(int64(len(out)))
 	return out, err
+}
+
+// OnRelease passes the engine's registration on to the store.
+func (h *hookStore) OnRelease(fn func(saleID string)) {
+	if r, ok := h.Store.(surge.Releaser); ok {
+		r.OnRelease(fn)
+	}
 }
 
 // gate parks a store call until the test opens it.
@@ -92,7 +99,8 @@ func (g *gate) open() { g.once.Do(func() { close(g.release) }) }
 
 func openStore(tb testing.TB, dir string) *sqlite.Store {
 	tb.Helper()
-	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	// No expiry job: only the tests' ExpireNow calls expire.
+	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{NoExpiry: true})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
@@ -102,9 +110,8 @@ func openStore(tb testing.TB, dir string) *sqlite.Store {
 
 func testConfig(c *clock) Config {
 	return Config{
-		ExpiryInterval: time.Hour, // only the tests' ExpireNow calls expire
-		Now:            c.Now,
-		Logger:         slog.New(slog.DiscardHandler),
+		Now:    c.Now,
+		Logger: slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -141,7 +148,7 @@ func mustCreate(tb testing.TB, e *Engine, in surge.SaleInput) SaleState {
 
 func mustPurchase(tb testing.TB, e *Engine, saleID string, p surge.Purchase) surge.Outcome {
 	tb.Helper()
-	out, err := e.Purchase(context.Background(), saleID, p)
+	out, err := e.Purchase(context.Background(), PurchaseRequest{SaleID: saleID, Purchase: p})
 	if err != nil {
 		tb.Fatalf("purchase %+v: %v", p, err)
 	}
@@ -191,7 +198,7 @@ type answer struct {
 func goPurchase(ctx context.Context, e *Engine, saleID string, p surge.Purchase) <-chan answer {
 	ch := make(chan answer, 1)
 	go func() {
-		out, err := e.Purchase(ctx, saleID, p)
+		out, err := e.Purchase(ctx, PurchaseRequest{SaleID: saleID, Purchase: p})
 		ch <- answer{out, err}
 	}()
 	return ch
@@ -230,7 +237,7 @@ func TestConcurrentGuarantees(t *testing.T) {
 	disk := openStore(t, dir)
 	hs := &hookStore{Store: disk}
 	cfg := testConfig(clk)
-	cfg.QueueSize = 1 << 14 // no request may be turned away: every answer is checked
+	cfg.InboxSize = 1 << 14 // no request may be turned away: every answer is checked
 	e := openEngine(t, hs, cfg)
 	for _, id := range saleIDs {
 		in := input(id, stock[id], limit)
@@ -266,7 +273,7 @@ func TestConcurrentGuarantees(t *testing.T) {
 			}
 			try := func() attempt {
 				r := a
-				r.out, r.err = e.Purchase(ctx, r.sale, surge.Purchase{UserID: r.user, IdempotencyKey: r.key, Quantity: r.qty})
+				r.out, r.err = e.Purchase(ctx, PurchaseRequest{SaleID: r.sale, Purchase: surge.Purchase{UserID: r.user, IdempotencyKey: r.key, Quantity: r.qty}})
 				return r
 			}
 			var res []attempt
@@ -552,7 +559,7 @@ func TestFastPathSkipsStore(t *testing.T) {
 		{"over", surge.Purchase{UserID: "u2", IdempotencyKey: "key-4", Quantity: 1}, surge.CodeEnded},
 	}
 	for _, c := range cases {
-		out, err := e.Purchase(ctx, c.sale, c.p)
+		out, err := e.Purchase(ctx, PurchaseRequest{SaleID: c.sale, Purchase: c.p})
 		if err != nil || out.Code != c.want {
 			t.Errorf("%s %+v: got (%q, %v), want %q", c.sale, c.p, out.Code, err, c.want)
 		}
@@ -562,7 +569,7 @@ func TestFastPathSkipsStore(t *testing.T) {
 	}
 
 	// A replay of the reserved key after the sell-out answers the original.
-	out, err := e.Purchase(ctx, "gone", surge.Purchase{UserID: "u1", IdempotencyKey: "key-1", Quantity: 2})
+	out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "gone", Purchase: surge.Purchase{UserID: "u1", IdempotencyKey: "key-1", Quantity: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,7 +604,7 @@ func TestSoldOutAllocs(t *testing.T) {
 	} {
 		var bad atomic.Int64
 		allocs := testing.AllocsPerRun(1000, func() {
-			out, err := e.Purchase(ctx, "s", c.p)
+			out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: c.p})
 			if err != nil || out.Code != surge.CodeSoldOut {
 				bad.Add(1)
 			}
@@ -708,8 +715,8 @@ func TestPurchaseOutcomes(t *testing.T) {
 					before = append(before, mustReserve(t, e, id, p))
 				}
 			}
-			held := st.Held(id, c.p.UserID)
-			out, err := e.Purchase(context.Background(), id, c.p)
+			held := heldBy(t, st, id, c.p.UserID)
+			out, err := e.Purchase(context.Background(), PurchaseRequest{SaleID: id, Purchase: c.p})
 			if c.wantErr != "" {
 				if surge.ErrorCode(err) != c.wantErr {
 					t.Fatalf("got (%+v, %v), want error %q", out, err, c.wantErr)
@@ -725,7 +732,7 @@ func TestPurchaseOutcomes(t *testing.T) {
 			if out.Code != c.want {
 				t.Fatalf("code %q, want %q (outcome %+v)", out.Code, c.want, out)
 			}
-			after := st.Held(id, c.p.UserID)
+			after := heldBy(t, st, id, c.p.UserID)
 			switch {
 			case c.want == surge.CodeReserved && c.replay:
 				if !out.Replay || out.Order.ID != before[0].ID {
@@ -980,7 +987,7 @@ func stalledEngine(t *testing.T, cfg Config) (*Engine, *sqlite.Store, *hookStore
 // purchases are turned away at once instead of queueing.
 func TestOverloaded(t *testing.T) {
 	cfg := testConfig(fixedClock())
-	cfg.QueueSize = 1
+	cfg.InboxSize = 1
 	e, _, _, g := stalledEngine(t, cfg)
 	mustCreate(t, e, input("s", 100, 1))
 	ctx := context.Background()
@@ -992,7 +999,7 @@ func TestOverloaded(t *testing.T) {
 
 	// Called synchronously: if the engine blocked here the test would hang.
 	for _, u := range []string{"c", "d"} {
-		if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: u, Quantity: 1}); !surge.HasCode(err, surge.CodeOverloaded) {
+		if _, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: u, Quantity: 1}}); !surge.HasCode(err, surge.CodeOverloaded) {
 			t.Errorf("purchase %s with a full inbox: %v, want overloaded", u, err)
 		}
 	}
@@ -1075,7 +1082,7 @@ func TestCloseFlushesQueue(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- e.Close() }()
 	waitFor(t, "Close to begin", func() bool { return !e.Ready() })
-	if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "late", Quantity: 1}); !surge.HasCode(err, surge.CodeUnavailable) {
+	if _, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "late", Quantity: 1}}); !surge.HasCode(err, surge.CodeUnavailable) {
 		t.Errorf("purchase while closing: %v, want unavailable", err)
 	}
 	if _, err := e.CreateSale(ctx, input("t", 1, 1)); !surge.HasCode(err, surge.CodeUnavailable) {

@@ -11,7 +11,7 @@ import (
 // announcement was lost), so this node's fast path never answers from a
 // view more than about a second old.
 func (e *Engine) syncLoop() {
-	defer e.expirer.Done()
+	defer e.follower.Done()
 	t := time.NewTicker(e.cfg.SyncInterval)
 	defer t.Stop()
 	for {

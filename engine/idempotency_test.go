@@ -52,7 +52,7 @@ func TestFastPathKeyMismatch(t *testing.T) {
 // store and get its 201 back, never a fast sold_out.
 func TestFastPathOldKeyReplays(t *testing.T) {
 	clk := fixedClock()
-	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{IdempotencyTTL: time.Hour})
+	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{IdempotencyTTL: time.Hour, NoExpiry: true})
 	if err != nil {
 		t.Fatal(err)
 	}

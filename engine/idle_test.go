@@ -32,7 +32,7 @@ func TestIdleSalesHoldNoGoroutine(t *testing.T) {
 						go func() {
 							defer wg.Done()
 							p := surge.Purchase{UserID: fmt.Sprintf("r%d-u%d", round, b), Quantity: 1}
-							out, err := e.Purchase(context.Background(), fmt.Sprintf("s%d", i), p)
+							out, err := e.Purchase(context.Background(), PurchaseRequest{SaleID: fmt.Sprintf("s%d", i), Purchase: p})
 							if err != nil || out.Code != surge.CodeReserved {
 								t.Errorf("sale %d, %+v: (%+v, %v), want reserved", i, p, out, err)
 							}

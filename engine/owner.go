@@ -9,15 +9,16 @@ import (
 	"github.com/surgehq/surge"
 )
 
-// newQueue returns a sale's queue manager, nil without Config.Queue.
-func (e *Engine) newQueue() QueueManager {
-	if e.cfg.Queue == nil {
+// newManager returns a sale's inbox manager, nil without
+// Config.InboxManager.
+func (e *Engine) newManager() InboxManager {
+	if e.cfg.InboxManager == nil {
 		return nil
 	}
-	return e.cfg.Queue()
+	return e.cfg.InboxManager()
 }
 
-// wake makes sure the sale has an owner after a purchase was queued. The
+// wake makes sure the sale has an owner after a purchase was posted. The
 // purchase is in the inbox before active is read, and an owner clears
 // active before it looks at the inbox a last time, so either that owner
 // finds the purchase or wake finds active clear and starts one: no
@@ -29,7 +30,7 @@ func (e *Engine) wake(s *sale) {
 	e.life.RLock()
 	defer e.life.RUnlock()
 	if e.stopped {
-		// Close is done with the owners: answer what was queued too late
+		// Close is done with the owners: answer what was posted too late
 		// (the HTTP server drains before Close, so this is rare).
 		for {
 			select {
@@ -47,9 +48,9 @@ func (e *Engine) wake(s *sale) {
 	go e.own(s)
 }
 
-// own is a sale's owner: it turns whatever queued up into one store call,
-// with up to InFlight calls at the store at once, and exits once the inbox
-// is empty and its batches are done.
+// own is a sale's owner: it turns whatever waits in the inbox into one
+// store call, with up to InFlight calls at the store at once, and exits
+// once the inbox is empty and its batches are done.
 func (e *Engine) own(s *sale) {
 	defer e.owners.Done()
 	r := e.runner(s)
@@ -60,7 +61,7 @@ func (e *Engine) own(s *sale) {
 		select {
 		case first = <-s.inbox:
 		case <-e.stop:
-			// Flush what is queued, then exit.
+			// Flush the inbox, then exit.
 			for {
 				select {
 				case first := <-s.inbox:
@@ -92,8 +93,8 @@ func (e *Engine) idle(s *sale, r *runner) *request {
 	s.active.Store(false)
 	select {
 	case first := <-s.inbox:
-		// Queued while active was still set, so its sender started no
-		// owner: this one takes it, unless a purchase queued after the
+		// Posted while active was still set, so its sender started no
+		// owner: this one takes it, unless a purchase posted after the
 		// clear already started another owner, which then owns the sale.
 		if s.active.CompareAndSwap(false, true) {
 			return first
@@ -111,7 +112,7 @@ func (e *Engine) idle(s *sale, r *runner) *request {
 // them on the owner's goroutine and reuses its buffers. With more, for a
 // store whose call mostly waits on the network (cluster mode), each batch
 // runs on its own goroutine once it has a slot; the owner takes the slot
-// before it gathers the batch, so while every slot is busy purchases queue
+// before it gathers the batch, so while every slot is busy purchases wait
 // up and the next batch takes them all.
 type runner struct {
 	e         *Engine
@@ -179,19 +180,19 @@ func (r *runner) gather(first *request, alone bool, batch []*request) []*request
 	return r.e.take(r.s, first, batch)
 }
 
-// take fills a batch with first and whatever else is queued, up to
-// MaxBatch. With a queue manager, purchases queued before its cutoff are
-// answered overloaded instead: under sustained overload they missed a
+// take fills a batch with first and whatever else is in the inbox, up to
+// MaxBatch. With an inbox manager, purchases that arrived before its
+// cutoff are answered overloaded instead: under sustained overload they missed a
 // batch already, and fresher ones take their place.
 func (e *Engine) take(s *sale, first *request, batch []*request) []*request {
 	var now, cutoff time.Time
-	if s.queue != nil {
+	if s.manager != nil {
 		now = time.Now()
-		cutoff = s.queue.Begin(now)
+		cutoff = s.manager.Begin(now)
 	}
 	shed := 0
 	for r := first; ; {
-		if r.queued.Before(cutoff) {
+		if r.arrived.Before(cutoff) {
 			shed++
 			r.done <- result{err: surge.ErrOverloaded}
 		} else if batch = append(batch, r); len(batch) == e.cfg.MaxBatch {
@@ -204,15 +205,15 @@ func (e *Engine) take(s *sale, first *request, batch []*request) []*request {
 		}
 		break
 	}
-	if s.queue != nil {
+	if s.manager != nil {
 		e.shed.Add(int64(shed))
-		s.queue.Taken(now, shed, len(s.inbox))
+		s.manager.Taken(now, shed, len(s.inbox))
 	}
 	return batch
 }
 
 func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
-	// Callers that gave up, or whose deadline passed while queued, are
+	// Callers that gave up, or whose deadline passed in the inbox, are
 	// dropped before they cost a reservation.
 	now := time.Now()
 	live := batch[:0]
@@ -251,6 +252,10 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 		}
 		return
 	}
+	// A batch is decided as a whole, but one purchase in it may still fail
+	// alone: a shared store answers a replay whose first purchase, made on
+	// another node, is not yet known to be durable with 503 for that
+	// purchase only (Outcome.Err), and the rest of the batch stands.
 	for i, r := range live {
 		r.done <- result{out: outs[i], err: outs[i].Err}
 	}

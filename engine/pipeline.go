@@ -2,117 +2,165 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/surgehq/surge"
 )
 
-type request struct {
-	ctx      context.Context
-	queued   time.Time // when it entered the inbox
-	deadline time.Time // the owner drops the request after it
-	p        surge.Purchase
-	done     chan result // buffered: the owner never blocks on a gone caller
-	timer    *time.Timer
+// The purchase pipeline: the stages a purchase passes, in this order. The
+// first that refuses answers, so a purchase that several would refuse
+// gets the earliest one's answer (TestStageOrder pins the order).
+//
+// In front of the engine, http does what needs no sale: the per-address
+// rate limit (429) comes first of all, before the body is read, because
+// it must be the cheapest refusal (it guards the decoding itself); then
+// authentication (401) and decoding (400, 413). Then Engine.Purchase:
+//
+//  1. find: the sale exists, live or archived (404 sale_not_found).
+//  2. waitingRoom: a sale with a waiting room admits only a buyer with a
+//     current ticket (403 not_admitted); the others pass at no cost.
+//  3. forSale: an archived sale is read-only (404 sale_not_found).
+//  4. validate: the quantity fits the sale's per-user limit (400).
+//  5. fastPath: not started, ended or sold out (409), and replays of
+//     known idempotency keys, answered from immutable sale fields and one
+//     atomic load: no lock, no I/O. Nothing after it runs for them.
+//  6. open: a closing engine takes no more purchases (503 unavailable).
+//  7. buyerRate, saleRate: the per-buyer and per-sale limits (429); only
+//     purchases past the fast path count.
+//  8. inbox manager (CoDel): refuses while the sale's inbox has stood too
+//     long (503 overloaded).
+//  9. inbox: bounded; a full one answers 503 overloaded. The purchase
+//     then waits for its batch (PurchaseTimeout, then 503).
+//
+// The sale's owner (owner.go) takes the inbox as one batch, answers
+// overloaded those the inbox manager says waited too long, drops callers
+// that are gone or past their deadline, and hands the rest to
+// Store.Reserve, which decides every rule again, authoritatively.
+
+// PurchaseRequest is one purchase as the API decoded it.
+type PurchaseRequest struct {
+	SaleID   string
+	Purchase surge.Purchase
+	// Tickets are the waiting-room tickets sent with it (the values of the
+	// Waiting-Room-Ticket header). A sale with a waiting room wants
+	// exactly one; a sale without one ignores them.
+	Tickets []string
 }
 
-type result struct {
-	out surge.Outcome
-	err error
-}
-
-// Purchase reserves units for a buyer. A rejection is an Outcome with its
-// code, not an error; errors are sale_not_found, invalid_request,
-// overloaded, unavailable, or the context's.
-func (e *Engine) Purchase(ctx context.Context, saleID string, p surge.Purchase) (surge.Outcome, error) {
-	s := e.lookup(saleID)
-	if s == nil {
+// Purchase runs one purchase through the pipeline above. A rejection is
+// an Outcome with its code, not an error; errors are sale_not_found,
+// not_admitted, invalid_request, rate_limited, overloaded, unavailable,
+// or the context's.
+func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outcome, error) {
+	p := req.Purchase
+	s, sl := e.find(req.SaleID)
+	if sl == nil {
+		return surge.Outcome{}, surge.ErrSaleNotFound
+	}
+	if err := e.waitingRoom(ctx, sl, p.UserID, req.Tickets); err != nil {
+		return surge.Outcome{}, err
+	}
+	if s == nil { // archived
 		return surge.Outcome{}, surge.ErrSaleNotFound
 	}
 	if err := surge.ValidatePurchase(&s.Sale, p); err != nil {
 		return surge.Outcome{}, err
 	}
-	// Fast path: decided from immutable sale fields and one atomic load.
-	code := s.Window(e.cfg.Now())
-	rem := s.remaining.Load()
-	if code == "" && rem < p.Quantity {
-		code = surge.CodeSoldOut
-	}
-	if code != "" {
-		pending := false
-		if p.IdempotencyKey != "" {
-			switch o, st := e.store.LookupKey(saleID, p.UserID, p.IdempotencyKey); st {
-			case surge.KeyDone:
-				if o.Quantity != p.Quantity {
-					// The key first bought another quantity: replaying
-					// would answer a request the client did not send.
-					e.fastRejects.Add(1)
-					return surge.Outcome{Code: surge.CodeIdempotencyMismatch}, nil
-				}
-				return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, nil
-			case surge.KeyPending:
-				pending = true // the owner answers once the first is durable
-			case surge.KeyMaybe:
-				// The store keeps this sale's older keys on disk only: the
-				// key may have bought long ago, and the store must look.
-				pending = code != surge.CodeNotStarted
-			case surge.KeyUnknown:
-				// Another node may have reserved with this key: only the
-				// shared store can tell a replay from a rejection.
-				pending = e.shared != nil && code != surge.CodeNotStarted
-			}
-		}
-		if !pending {
-			e.fastRejects.Add(1)
-			return surge.Outcome{Code: code, Remaining: rem}, nil
-		}
+	if out, done := e.fastPath(s, p); done {
+		return out, nil
 	}
 	if e.closing.Load() {
 		return surge.Outcome{}, surge.ErrUnavailable
 	}
-	return e.queue(ctx, s, p)
-}
-
-// queue is the slow path: admission, then the sale's inbox, then the wait
-// for the batch to commit.
-func (e *Engine) queue(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, error) {
 	if err := e.limit(e.cfg.BuyerRate, p.UserID, "too many purchases from this buyer"); err != nil {
 		return surge.Outcome{}, err
 	}
 	if err := e.limit(e.cfg.SaleRate, s.ID, "the sale admits a limited number of purchases per second"); err != nil {
 		return surge.Outcome{}, err
 	}
-	if s.queue != nil && !s.queue.Admit(len(s.inbox)) {
+	if s.manager != nil && !s.manager.Admit(len(s.inbox)) {
 		e.shed.Add(1)
 		return surge.Outcome{}, surge.ErrOverloaded
 	}
-	release := noRelease
-	if e.cfg.Shedder != nil {
-		rel, ok := e.cfg.Shedder.Acquire()
-		if !ok {
-			e.shed.Add(1)
-			return surge.Outcome{}, surge.ErrOverloaded
-		}
-		release = rel
-	}
-	out, latency, err := e.enqueue(ctx, s, p)
-	// Overload and timeouts teach the shedder to back off; a caller who
-	// went away teaches it nothing.
-	switch {
-	case err == nil:
-		release(latency, false)
-	case ctx.Err() != nil:
-		release(0, false)
-	default:
-		release(latency, errors.Is(err, surge.ErrOverloaded) || errors.Is(err, ErrTimeout))
-	}
-	return out, err
+	return e.post(ctx, s, p)
 }
 
-func noRelease(time.Duration, bool) {}
+// find returns the live sale (nil if archived) and the sale's immutable
+// fields (nil if there is no such sale).
+func (e *Engine) find(id string) (*sale, *surge.Sale) {
+	if s := e.lookup(id); s != nil {
+		return s, &s.Sale
+	}
+	if st, ok := e.archived.Load().byID[id]; ok {
+		return nil, &st.Sale
+	}
+	return nil, nil
+}
 
-// limit applies one keyed rate limit (nil: none) to the slow path.
+// waitingRoom is the gate of a sale with a waiting room: nil if one of
+// tickets admits the buyer now, else a not_admitted error saying why.
+func (e *Engine) waitingRoom(ctx context.Context, sl *surge.Sale, userID string, tickets []string) error {
+	if sl.WaitingRoom == nil {
+		return nil
+	}
+	if len(tickets) > 1 {
+		return surge.Errorf(surge.CodeNotAdmitted, "send one Waiting-Room-Ticket header, not %d", len(tickets))
+	}
+	if e.cfg.WaitingRoom == nil {
+		// Fail closed: without a room nobody can have been admitted.
+		return surge.Errorf(surge.CodeNotAdmitted, "sale %s has a waiting room, and this server runs none", sl.ID)
+	}
+	var ticket string
+	if len(tickets) == 1 {
+		ticket = tickets[0]
+	}
+	return e.cfg.WaitingRoom.Check(ctx, sl, userID, ticket)
+}
+
+// fastPath answers a purchase that is certain to fail (the sale not live,
+// or fewer units left than asked), or the replay of a known key, from
+// immutable sale fields and one atomic load; done is false when the
+// purchase needs the store.
+func (e *Engine) fastPath(s *sale, p surge.Purchase) (out surge.Outcome, done bool) {
+	code := s.Window(e.cfg.Now())
+	rem := s.remaining.Load()
+	if code == "" && rem < p.Quantity {
+		code = surge.CodeSoldOut
+	}
+	if code == "" {
+		return surge.Outcome{}, false
+	}
+	if p.IdempotencyKey != "" {
+		switch o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey); st {
+		case surge.KeyDone:
+			if o.Quantity != p.Quantity {
+				// The key first bought another quantity: replaying
+				// would answer a request the client did not send.
+				e.fastRejects.Add(1)
+				return surge.Outcome{Code: surge.CodeIdempotencyMismatch}, true
+			}
+			return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, true
+		case surge.KeyPending:
+			return surge.Outcome{}, false // the owner answers once the first is durable
+		case surge.KeyMaybe:
+			// The store keeps this sale's older keys on disk only: the
+			// key may have bought long ago, and the store must look.
+			if code != surge.CodeNotStarted {
+				return surge.Outcome{}, false
+			}
+		case surge.KeyUnknown:
+			// Another node may have reserved with this key: only the
+			// shared store can tell a replay from a rejection.
+			if e.shared != nil && code != surge.CodeNotStarted {
+				return surge.Outcome{}, false
+			}
+		}
+	}
+	e.fastRejects.Add(1)
+	return surge.Outcome{Code: code, Remaining: rem}, true
+}
+
+// limit applies one keyed rate limit (nil: none).
 func (e *Engine) limit(lim RateLimiter, key, why string) error {
 	if lim == nil {
 		return nil
@@ -125,19 +173,20 @@ func (e *Engine) limit(lim RateLimiter, key, why string) error {
 	return &surge.Error{Code: surge.CodeRateLimited, Message: why + "; retry after the time in Retry-After", RetryAfter: wait}
 }
 
-func (e *Engine) enqueue(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, time.Duration, error) {
+// post puts a purchase in its sale's inbox and waits for the answer.
+func (e *Engine) post(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, error) {
 	start := time.Now()
-	// Only queued purchases pay for a deadline; the fast path above never
+	// Only purchases in an inbox pay for a deadline; the fast path never
 	// waits, so it needs none. Requests and their timers are pooled: under
 	// a spike this path runs hundreds of thousands of times a second.
 	r := e.reqs.Get().(*request)
-	r.ctx, r.p, r.queued, r.deadline = ctx, p, start, start.Add(e.cfg.PurchaseTimeout)
+	r.ctx, r.p, r.arrived, r.deadline = ctx, p, start, start.Add(e.cfg.PurchaseTimeout)
 	select {
 	case s.inbox <- r:
 	default:
 		r.ctx = nil
 		e.reqs.Put(r)
-		return surge.Outcome{}, time.Since(start), surge.ErrOverloaded
+		return surge.Outcome{}, surge.ErrOverloaded
 	}
 	e.wake(s)
 	if r.timer == nil {
@@ -150,14 +199,14 @@ func (e *Engine) enqueue(ctx context.Context, s *sale, p surge.Purchase) (surge.
 		r.timer.Stop() // since Go 1.23 no stale tick survives Stop
 		r.ctx = nil
 		e.reqs.Put(r)
-		return res.out, time.Since(start), res.err
+		return res.out, res.err
 	// On the two exits below the owner still holds r and will answer on
 	// r.done, so r is not reused. The purchase may still commit; a retry
 	// with the same Idempotency-Key finds it.
 	case <-r.timer.C:
-		return surge.Outcome{}, time.Since(start), ErrTimeout
+		return surge.Outcome{}, ErrTimeout
 	case <-ctx.Done():
-		return surge.Outcome{}, time.Since(start), ctx.Err()
+		return surge.Outcome{}, ctx.Err()
 	}
 }
 
@@ -165,3 +214,18 @@ func (e *Engine) enqueue(ctx context.Context, s *sale, p surge.Purchase) (surge.
 // Config.PurchaseTimeout. The purchase may still commit: a retry with the
 // same Idempotency-Key returns it.
 var ErrTimeout = &surge.Error{Code: surge.CodeUnavailable, Message: "timed out waiting for the purchase to commit; retry with the same Idempotency-Key"}
+
+// request is a purchase in an inbox.
+type request struct {
+	ctx      context.Context
+	arrived  time.Time // when it entered the inbox
+	deadline time.Time // the owner drops the request after it
+	p        surge.Purchase
+	done     chan result // buffered: the owner never blocks on a gone caller
+	timer    *time.Timer
+}
+
+type result struct {
+	out surge.Outcome
+	err error
+}

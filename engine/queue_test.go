@@ -9,7 +9,7 @@ import (
 	"github.com/surgehq/surge"
 )
 
-// stubQueue is a QueueManager whose answers the test sets, and which
+// stubQueue is an InboxManager whose answers the test sets, and which
 // records what the owner reported.
 type stubQueue struct {
 	mu     sync.Mutex
@@ -42,12 +42,12 @@ func (q *stubQueue) Taken(_ time.Time, shed, left int) {
 func TestQueueAdmitGuardsOnlyTheSlowPath(t *testing.T) {
 	q := &stubQueue{admit: false}
 	cfg := testConfig(fixedClock())
-	cfg.Queue = func() QueueManager { return q }
+	cfg.InboxManager = func() InboxManager { return q }
 	e := openEngine(t, openStore(t, t.TempDir()), cfg)
 	mustCreate(t, e, input("s", 1, 1))
 	ctx := context.Background()
 
-	if _, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "a", Quantity: 1}); !surge.HasCode(err, surge.CodeOverloaded) {
+	if _, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "a", Quantity: 1}}); !surge.HasCode(err, surge.CodeOverloaded) {
 		t.Fatalf("purchase refused by the queue: %v, want overloaded", err)
 	}
 	if got := e.Stats().Shed; got != 1 {
@@ -60,7 +60,7 @@ func TestQueueAdmitGuardsOnlyTheSlowPath(t *testing.T) {
 	q.mu.Lock()
 	q.admit = false
 	q.mu.Unlock()
-	out, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "b", Quantity: 1})
+	out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "b", Quantity: 1}})
 	if err != nil || out.Code != surge.CodeSoldOut {
 		t.Fatalf("sold-out purchase with the queue refusing: (%v, %v), want sold_out", out.Code, err)
 	}
@@ -80,7 +80,7 @@ func TestQueueShedsBeforeCutoff(t *testing.T) {
 	}
 	q := &stubQueue{admit: true}
 	cfg := testConfig(fixedClock())
-	cfg.Queue = func() QueueManager { return q }
+	cfg.InboxManager = func() InboxManager { return q }
 	e := openEngine(t, st, cfg)
 	defer g.open()
 	mustCreate(t, e, input("s", 10, 1))

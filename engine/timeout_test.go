@@ -24,7 +24,7 @@ func TestTimeoutIsNotUnavailability(t *testing.T) {
 	ctx := context.Background()
 	e := openEngine(t, outageStore{openStore(t, t.TempDir())}, testConfig(fixedClock()))
 	mustCreate(t, e, input("s", 10, 1))
-	_, err := e.Purchase(ctx, "s", surge.Purchase{UserID: "a", Quantity: 1})
+	_, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "a", Quantity: 1}})
 	if !surge.HasCode(err, surge.CodeUnavailable) || errors.Is(err, ErrTimeout) {
 		t.Errorf("purchase during an outage: %v; want unavailable, not ErrTimeout", err)
 	}
@@ -33,7 +33,7 @@ func TestTimeoutIsNotUnavailability(t *testing.T) {
 	cfg.PurchaseTimeout = 50 * time.Millisecond
 	e2, _, _, g := stalledEngine(t, cfg)
 	mustCreate(t, e2, input("s", 10, 1))
-	_, err = e2.Purchase(ctx, "s", surge.Purchase{UserID: "a", Quantity: 1})
+	_, err = e2.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "a", Quantity: 1}})
 	g.open()
 	if !errors.Is(err, ErrTimeout) {
 		t.Errorf("purchase past PurchaseTimeout: %v; want ErrTimeout", err)

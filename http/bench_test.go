@@ -86,7 +86,7 @@ func BenchmarkHandler(b *testing.B) {
 	})
 	b.Run("sold-out", func(b *testing.B) {
 		h, eng, _ := benchAPI(b, 1)
-		if out, err := eng.Purchase(context.Background(), "bench", surge.Purchase{UserID: "first", Quantity: 1}); err != nil || out.Code != surge.CodeReserved {
+		if out, err := eng.Purchase(context.Background(), engine.PurchaseRequest{SaleID: "bench", Purchase: surge.Purchase{UserID: "first", Quantity: 1}}); err != nil || out.Code != surge.CodeReserved {
 			b.Fatalf("first purchase: %v %v", out.Code, err)
 		}
 		serve(b, h, http.StatusConflict)
@@ -95,7 +95,7 @@ func BenchmarkHandler(b *testing.B) {
 	// slow path, still on a sold-out sale so that no commit hides it.
 	b.Run("sold-out-slow-body", func(b *testing.B) {
 		h, eng, _ := benchAPI(b, 1)
-		if out, err := eng.Purchase(context.Background(), "bench", surge.Purchase{UserID: "first", Quantity: 1}); err != nil || out.Code != surge.CodeReserved {
+		if out, err := eng.Purchase(context.Background(), engine.PurchaseRequest{SaleID: "bench", Purchase: surge.Purchase{UserID: "first", Quantity: 1}}); err != nil || out.Code != surge.CodeReserved {
 			b.Fatalf("first purchase: %v %v", out.Code, err)
 		}
 		serveBody(b, h, http.StatusConflict, `{"quant\u0069ty":1}`)

@@ -10,6 +10,9 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 )
 
 // decodeStrict decodes exactly one JSON object into v.
@@ -122,4 +125,21 @@ func jsonKind(k reflect.Kind) string {
 		return "an array"
 	}
 	return "a value of the right type"
+}
+
+// waitingRoomInput checks every field of a sale's waiting_room is
+// present; surge.NewSale checks the values.
+func waitingRoomInput(r *api.NewWaitingRoom) (*surge.WaitingRoom, error) {
+	if r == nil {
+		return nil, nil
+	}
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{{"admit_per_second", r.AdmitPerSecond == nil}, {"order", r.Policy == nil}, {"ticket_seconds", r.TicketSeconds == nil}} {
+		if f.missing {
+			return nil, fmt.Errorf("waiting_room.%s is required", f.name)
+		}
+	}
+	return &surge.WaitingRoom{AdmitPerSecond: *r.AdmitPerSecond, Policy: *r.Policy, TicketSeconds: *r.TicketSeconds}, nil
 }

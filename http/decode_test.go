@@ -3,6 +3,8 @@ package http
 import (
 	"strings"
 	"testing"
+
+	"github.com/surgehq/surge/api"
 )
 
 // TestDecodeStrictMessages pins what a client is told for each way a body
@@ -40,14 +42,7 @@ func TestDecodeStrictMessages(t *testing.T) {
 		{`{name:"x"}`, `malformed JSON at byte 2: invalid character`},
 		{"{\"name\":\"\xff\",\"stock\":1}", `malformed JSON at byte 9: invalid UTF-8`},
 	} {
-		var v struct {
-			Name        *string `json:"name"`
-			Stock       *int64  `json:"stock"`
-			EndsAt      *string `json:"ends_at"`
-			WaitingRoom *struct {
-				Order *string `json:"order"`
-			} `json:"waiting_room"`
-		}
+		var v api.NewSale // the body of POST /v1/sales
 		err := decodeStrict([]byte(c.body), &v)
 		switch {
 		case c.want == "" && err != nil:

@@ -7,13 +7,11 @@ import (
 	"strconv"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 )
 
-// timeLayout is RFC 3339 with milliseconds, always UTC.
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
-
-// appendOrder encodes an order object. Purchases are the hot path, so this
+// appendOrder encodes an order object (api.Order). Purchases are the hot path, so this
 // appends to a buffer instead of going through reflection; ids and codes
 // are plain ASCII by validation, but strings are still quoted properly.
 func appendOrder(b []byte, o *surge.Order) []byte {
@@ -28,9 +26,9 @@ func appendOrder(b []byte, o *surge.Order) []byte {
 	b = append(b, `,"status":"`...)
 	b = append(b, o.Status...)
 	b = append(b, `","created_at":"`...)
-	b = o.CreatedAt.UTC().AppendFormat(b, timeLayout)
+	b = api.AppendTime(b, o.CreatedAt)
 	b = append(b, `","expires_at":"`...)
-	b = o.ExpiresAt.UTC().AppendFormat(b, timeLayout)
+	b = api.AppendTime(b, o.ExpiresAt)
 	b = append(b, '"')
 	if o.IdempotencyKey != "" {
 		// Keys are printable ASCII; json.Marshal would escape <, > and &
@@ -67,40 +65,20 @@ func orderBody(o *surge.Order) []byte {
 	return append(b, "}\n"...)
 }
 
-// saleJSON is the sale object of the API.
-type saleJSON struct {
-	ID           string  `json:"id"`
-	Name         string  `json:"name"`
-	Stock        int64   `json:"stock"`
-	Remaining    int64   `json:"remaining"`
-	PerUserLimit int64   `json:"per_user_limit"`
-	PriceCents   int64   `json:"price_cents"`
-	Currency     string  `json:"currency"`
-	StartsAt     string  `json:"starts_at"`
-	EndsAt       *string `json:"ends_at"`
-	HoldSeconds  int64   `json:"hold_seconds"`
-	Status       string  `json:"status"`
-	// Stale appears (true) only in cluster mode while Redis and
-	// PostgreSQL cannot be read: remaining and status are the last known.
-	Stale bool `json:"stale,omitempty"`
-	// Archived appears (true) only for a sale taken out of service: its
-	// figures are final.
-	Archived bool `json:"archived,omitempty"`
-	// WaitingRoom appears only for a sale that has one, so the answers
-	// of other sales are exactly what they were before waiting rooms.
-	WaitingRoom *surge.WaitingRoom `json:"waiting_room,omitempty"`
-}
-
-func toSaleJSON(s engine.SaleState) saleJSON {
-	j := saleJSON{
+// toSaleJSON is the sale object of s.
+func toSaleJSON(s engine.SaleState) api.Sale {
+	j := api.Sale{
 		ID: s.ID, Name: s.Name, Stock: s.Stock, Remaining: max(s.Remaining, 0),
 		PerUserLimit: s.PerUserLimit, PriceCents: s.PriceCents, Currency: s.Currency,
-		StartsAt: s.StartsAt.UTC().Format(timeLayout), HoldSeconds: s.HoldSeconds,
-		Status: string(s.Status), Stale: s.Stale, Archived: s.Archived, WaitingRoom: s.WaitingRoom,
+		StartsAt: api.FormatTime(s.StartsAt), HoldSeconds: s.HoldSeconds,
+		Status: string(s.Status), Stale: s.Stale, Archived: s.Archived,
 	}
 	if !s.EndsAt.IsZero() {
-		e := s.EndsAt.UTC().Format(timeLayout)
+		e := api.FormatTime(s.EndsAt)
 		j.EndsAt = &e
+	}
+	if wr := s.WaitingRoom; wr != nil {
+		j.WaitingRoom = &api.WaitingRoom{AdmitPerSecond: wr.AdmitPerSecond, Policy: wr.Policy, TicketSeconds: wr.TicketSeconds}
 	}
 	return j
 }
@@ -124,17 +102,8 @@ func writeRaw(w http.ResponseWriter, status int, body []byte) {
 
 var jsonContentType = []string{"application/json"}
 
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 func errorJSON(code, message string) []byte {
-	b, _ := json.Marshal(errorBody{errorDetail{code, message}})
+	b, _ := json.Marshal(api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: message}})
 	return append(b, '\n')
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 )
 
@@ -42,6 +43,13 @@ func TestAppendOrder(t *testing.T) {
 		}
 		if !equalJSON(got, want) {
 			t.Errorf("key %q: order = %v\nwant %v", key, got, want)
+		}
+		// The declared shape reads it back whole.
+		var ord api.Order
+		wantOrd := api.Order{ID: "o_abc", SaleID: "s-1", UserID: "User_9", Quantity: 3, Status: "reserved",
+			CreatedAt: "2031-03-14T09:26:53.123Z", ExpiresAt: "2031-03-14T09:41:53.123Z", IdempotencyKey: key}
+		if err := decodeStrict(b, &ord); err != nil || ord != wantOrd {
+			t.Errorf("key %q: as api.Order %+v (%v), want %+v", key, ord, err, wantOrd)
 		}
 		body := orderBody(&o)
 		if !bytes.Equal(body, []byte(`{"order":`+string(b)+"}\n")) {
@@ -125,7 +133,7 @@ func TestRejectionBodies(t *testing.T) {
 			t.Errorf("no rejection body for %s", code)
 			continue
 		}
-		var e errorBody
+		var e api.ErrorBody
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&e); err != nil || e.Error.Code != string(code) || e.Error.Message == "" {
@@ -142,7 +150,7 @@ type stubService struct {
 	sale     func() (engine.SaleState, error)
 }
 
-func (s *stubService) Purchase(context.Context, string, surge.Purchase) (surge.Outcome, error) {
+func (s *stubService) Purchase(context.Context, engine.PurchaseRequest) (surge.Outcome, error) {
 	return s.purchase()
 }
 
@@ -206,7 +214,7 @@ func TestServerErrors(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type = %q", ct)
 			}
-			var e errorBody
+			var e api.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code != c.code || e.Error.Message == "" {
 				t.Errorf("body = %s, want code %s (%v)", rec.Body, c.code, err)
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/admission"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -177,13 +178,13 @@ func (s *Server) streamSleep(ctx context.Context, end <-chan time.Time, d time.D
 
 // streamError is the data of the "error" event that ends a stream whose
 // place could not be read; details of an unexpected error go to the log.
-func (s *Server) streamError(sale *surge.Sale, err error) errorBody {
+func (s *Server) streamError(sale *surge.Sale, err error) api.ErrorBody {
 	var e *surge.Error
 	if !errors.As(err, &e) {
 		s.log.Error("queue stream failed", "sale", sale.ID, "err", err)
 		e = &surge.Error{Code: "internal", Message: "internal error"}
 	}
-	return errorBody{errorDetail{string(e.Code), e.Message}}
+	return api.ErrorBody{Error: api.ErrorDetail{Code: string(e.Code), Message: e.Message}}
 }
 
 // streamTiming is the tick and heartbeat of streams (shorter in tests).

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	surgehttp "github.com/surgehq/surge/http"
 )
 
@@ -177,7 +178,7 @@ func FuzzPurchaseBody(f *testing.F) {
 			if err != nil {
 				t.Fatalf("%v: %v", r, err)
 			}
-			want := orderObj{ID: o.ID, SaleID: "fz", UserID: user, Quantity: quantity, Status: "reserved",
+			want := api.Order{ID: o.ID, SaleID: "fz", UserID: user, Quantity: quantity, Status: "reserved",
 				CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt}
 			if hasKey {
 				want.IdempotencyKey = key
@@ -259,7 +260,7 @@ func FuzzSaleBody(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	e := newEnv(f, envOptions{noServer: true, queueSize: 1})
+	e := newEnv(f, envOptions{noServer: true, inboxSize: 1})
 	if r := e.serve("POST", "/v1/sales", []byte(`{"id":"dup","name":"x","stock":1}`), asAdmin()); r.status != http.StatusCreated {
 		f.Fatalf("create sale: %v", r)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/sqlite"
@@ -70,7 +71,7 @@ type env struct {
 type envOptions struct {
 	insecureUserHeader bool
 	noServer           bool // handler only, for fuzzing through a recorder
-	queueSize          int
+	inboxSize          int
 	protection         surgehttp.Protection
 	buyerRate          engine.RateLimiter
 	maxQueueStreams    int
@@ -85,25 +86,27 @@ var roomSecret = []byte("waiting-room test secret, 32 b..")
 func newEnv(tb testing.TB, opt envOptions) *env {
 	tb.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, tb.TempDir(), sqlite.Options{})
+	// No expiry job: tests expire explicitly (env.expire).
+	store, err := sqlite.Open(ctx, tb.TempDir(), sqlite.Options{NoExpiry: true})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
 	clk := &clock{now: epoch}
+	// The API hands out the room's tickets and the engine checks them.
+	room, err := waitroom.New(waitroom.Config{Secret: roomSecret, Now: clk.Now})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	eng, err := engine.Open(ctx, store, engine.Config{
-		Now:            clk.Now,
-		ExpiryInterval: time.Hour, // tests expire explicitly with ExpireNow
-		QueueSize:      opt.queueSize,
-		Logger:         quietLog,
-		BuyerRate:      opt.buyerRate,
+		Now:         clk.Now,
+		InboxSize:   opt.inboxSize,
+		WaitingRoom: room,
+		Logger:      quietLog,
+		BuyerRate:   opt.buyerRate,
 	})
 	if err != nil {
 		store.Close()
 		tb.Fatalf("open engine: %v", err)
-	}
-	room, err := waitroom.New(waitroom.Config{Secret: roomSecret, Now: clk.Now})
-	if err != nil {
-		tb.Fatal(err)
 	}
 	e := &env{eng: eng, store: store, clock: clk, room: room}
 	e.handler = surgehttp.New(eng, surgehttp.Config{
@@ -298,38 +301,14 @@ func wantStatus(tb testing.TB, r response, status int) {
 	}
 }
 
-// saleObj is the sale object of the contract.
-type saleObj struct {
-	ID           string  `json:"id"`
-	Name         string  `json:"name"`
-	Stock        int64   `json:"stock"`
-	Remaining    int64   `json:"remaining"`
-	PerUserLimit int64   `json:"per_user_limit"`
-	PriceCents   int64   `json:"price_cents"`
-	Currency     string  `json:"currency"`
-	StartsAt     string  `json:"starts_at"`
-	EndsAt       *string `json:"ends_at"`
-	HoldSeconds  int64   `json:"hold_seconds"`
-	Status       string  `json:"status"`
-	// WaitingRoom is present only for a sale that has one.
-	WaitingRoom *waitingRoomObj `json:"waiting_room"`
-}
-
-// waitingRoomObj is the waiting_room of a sale object.
-type waitingRoomObj struct {
-	AdmitPerSecond int64  `json:"admit_per_second"`
-	Order          string `json:"order"`
-	TicketSeconds  int64  `json:"ticket_seconds"`
-}
-
 var saleKeys = []string{"currency", "ends_at", "hold_seconds", "id", "name", "per_user_limit",
 	"price_cents", "remaining", "starts_at", "status", "stock"}
 
 // parseSale checks the exact shape of a sale object.
-func parseSale(b []byte) (saleObj, error) {
+func parseSale(b []byte) (api.Sale, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return saleObj{}, fmt.Errorf("sale is not an object: %v", err)
+		return api.Sale{}, fmt.Errorf("sale is not an object: %v", err)
 	}
 	keys, want := sortedKeys(raw), saleKeys
 	if _, ok := raw["waiting_room"]; ok {
@@ -337,11 +316,11 @@ func parseSale(b []byte) (saleObj, error) {
 		slices.Sort(want)
 	}
 	if !slices.Equal(keys, want) {
-		return saleObj{}, fmt.Errorf("sale keys = %v, want %v", keys, want)
+		return api.Sale{}, fmt.Errorf("sale keys = %v, want %v", keys, want)
 	}
-	var s saleObj
+	var s api.Sale
 	if err := decodeStrict(b, &s); err != nil {
-		return saleObj{}, fmt.Errorf("decode sale: %v", err)
+		return api.Sale{}, fmt.Errorf("decode sale: %v", err)
 	}
 	if !idRE.MatchString(s.ID) {
 		return s, fmt.Errorf("sale id %q does not match %v", s.ID, idRE)
@@ -367,7 +346,7 @@ func parseSale(b []byte) (saleObj, error) {
 	if _, ok := raw["waiting_room"]; ok {
 		wr := s.WaitingRoom
 		if wr == nil || wr.AdmitPerSecond < 1 || wr.AdmitPerSecond > surge.MaxAdmitPerSecond || wr.TicketSeconds < 1 ||
-			wr.TicketSeconds > surge.MaxTicketSeconds || (wr.Order != "fifo" && wr.Order != "lottery") {
+			wr.TicketSeconds > surge.MaxTicketSeconds || (wr.Policy != "fifo" && wr.Policy != "lottery") {
 			return s, fmt.Errorf("waiting_room out of the contract: %s", raw["waiting_room"])
 		}
 	}
@@ -387,25 +366,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// orderObj is the order object of the contract.
-type orderObj struct {
-	ID             string `json:"id"`
-	SaleID         string `json:"sale_id"`
-	UserID         string `json:"user_id"`
-	Quantity       int64  `json:"quantity"`
-	Status         string `json:"status"`
-	IdempotencyKey string `json:"idempotency_key"` // absent: ""
-	CreatedAt      string `json:"created_at"`
-	ExpiresAt      string `json:"expires_at"`
-}
-
 var orderKeys = []string{"created_at", "expires_at", "id", "quantity", "sale_id", "status", "user_id"}
 
 // parseOrder checks the exact shape of an order object.
-func parseOrder(b []byte) (orderObj, error) {
+func parseOrder(b []byte) (api.Order, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return orderObj{}, fmt.Errorf("order is not an object: %v", err)
+		return api.Order{}, fmt.Errorf("order is not an object: %v", err)
 	}
 	want := orderKeys
 	if _, ok := raw["idempotency_key"]; ok {
@@ -413,11 +380,11 @@ func parseOrder(b []byte) (orderObj, error) {
 		slices.Sort(want)
 	}
 	if keys := sortedKeys(raw); !slices.Equal(keys, want) {
-		return orderObj{}, fmt.Errorf("order keys = %v, want %v", keys, want)
+		return api.Order{}, fmt.Errorf("order keys = %v, want %v", keys, want)
 	}
-	var o orderObj
+	var o api.Order
 	if err := decodeStrict(b, &o); err != nil {
-		return orderObj{}, fmt.Errorf("decode order: %v", err)
+		return api.Order{}, fmt.Errorf("decode order: %v", err)
 	}
 	if !idRE.MatchString(o.ID) || !idRE.MatchString(o.SaleID) || !idRE.MatchString(o.UserID) {
 		return o, fmt.Errorf("order ids do not match %v: %+v", idRE, o)
@@ -448,19 +415,19 @@ func parseOrder(b []byte) (orderObj, error) {
 }
 
 // parseOrderBody checks {"order": <order>}.
-func parseOrderBody(b []byte) (orderObj, error) {
+func parseOrderBody(b []byte) (api.Order, error) {
 	var wrap map[string]json.RawMessage
 	if err := decodeStrict(b, &wrap); err != nil {
-		return orderObj{}, fmt.Errorf("order body: %v", err)
+		return api.Order{}, fmt.Errorf("order body: %v", err)
 	}
 	inner, ok := wrap["order"]
 	if len(wrap) != 1 || !ok {
-		return orderObj{}, fmt.Errorf("order body keys = %v, want [order]", sortedKeys(wrap))
+		return api.Order{}, fmt.Errorf("order body keys = %v, want [order]", sortedKeys(wrap))
 	}
 	return parseOrder(inner)
 }
 
-func mustSale(tb testing.TB, r response) saleObj {
+func mustSale(tb testing.TB, r response) api.Sale {
 	tb.Helper()
 	checkJSONType(tb, r)
 	s, err := parseSale(r.body)
@@ -470,7 +437,7 @@ func mustSale(tb testing.TB, r response) saleObj {
 	return s
 }
 
-func mustOrder(tb testing.TB, r response) orderObj {
+func mustOrder(tb testing.TB, r response) api.Order {
 	tb.Helper()
 	checkJSONType(tb, r)
 	o, err := parseOrderBody(r.body)
@@ -481,7 +448,7 @@ func mustOrder(tb testing.TB, r response) orderObj {
 }
 
 // createSale creates a sale from a JSON body and returns it.
-func (e *env) createSale(tb testing.TB, body string) saleObj {
+func (e *env) createSale(tb testing.TB, body string) api.Sale {
 	tb.Helper()
 	r := e.do(tb, "POST", "/v1/sales", body, asAdmin())
 	wantStatus(tb, r, http.StatusCreated)
@@ -489,7 +456,7 @@ func (e *env) createSale(tb testing.TB, body string) saleObj {
 }
 
 // list reads GET /v1/sales and checks its shape.
-func (e *env) list(tb testing.TB) []saleObj {
+func (e *env) list(tb testing.TB) []api.Sale {
 	tb.Helper()
 	r := e.do(tb, "GET", "/v1/sales", "")
 	wantStatus(tb, r, http.StatusOK)
@@ -498,7 +465,7 @@ func (e *env) list(tb testing.TB) []saleObj {
 	if err := decodeStrict(r.body, &list); err != nil || len(list) != 1 || list["sales"] == nil {
 		tb.Fatalf("GET /v1/sales = %s (%v)", r.body, err)
 	}
-	out := make([]saleObj, 0, len(list["sales"]))
+	out := make([]api.Sale, 0, len(list["sales"]))
 	for i, raw := range list["sales"] {
 		s, err := parseSale(raw)
 		if err != nil {
@@ -509,14 +476,14 @@ func (e *env) list(tb testing.TB) []saleObj {
 	return out
 }
 
-func (e *env) sale(tb testing.TB, id string) saleObj {
+func (e *env) sale(tb testing.TB, id string) api.Sale {
 	tb.Helper()
 	r := e.do(tb, "GET", "/v1/sales/"+id, "")
 	wantStatus(tb, r, http.StatusOK)
 	return mustSale(tb, r)
 }
 
-func (e *env) buy(tb testing.TB, saleID string, opts ...opt) orderObj {
+func (e *env) buy(tb testing.TB, saleID string, opts ...opt) api.Order {
 	tb.Helper()
 	r := e.do(tb, "POST", "/v1/sales/"+saleID+"/purchases", "", opts...)
 	wantStatus(tb, r, http.StatusCreated)
@@ -524,7 +491,7 @@ func (e *env) buy(tb testing.TB, saleID string, opts ...opt) orderObj {
 }
 
 // export reads the NDJSON export of a sale, line by line.
-func (e *env) export(tb testing.TB, saleID string) []orderObj {
+func (e *env) export(tb testing.TB, saleID string) []api.Order {
 	tb.Helper()
 	r := e.do(tb, "GET", "/v1/sales/"+saleID+"/orders", "", asAdmin())
 	wantStatus(tb, r, http.StatusOK)
@@ -537,7 +504,7 @@ func (e *env) export(tb testing.TB, saleID string) []orderObj {
 	if !bytes.HasSuffix(r.body, []byte("\n")) {
 		tb.Fatalf("export does not end with a newline: %q", r.body)
 	}
-	var out []orderObj
+	var out []api.Order
 	for i, line := range bytes.Split(bytes.TrimSuffix(r.body, []byte("\n")), []byte("\n")) {
 		o, err := parseOrder(line)
 		if err != nil {
@@ -552,7 +519,7 @@ func (e *env) export(tb testing.TB, saleID string) []orderObj {
 type snapshot struct {
 	remaining int64
 	status    string
-	orders    []orderObj
+	orders    []api.Order
 }
 
 func (e *env) snapshot(tb testing.TB, saleID string) snapshot {

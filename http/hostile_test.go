@@ -591,7 +591,7 @@ func (h *hostileEnv) hostileCases(t *testing.T, orderID string) []hostileCase {
 		t.Fatal(err)
 	}
 	wSale := &surge.Sale{ID: "w", StartsAt: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC),
-		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Order: "fifo", TicketSeconds: 60}}
+		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Policy: "fifo", TicketSeconds: 60}}
 	forgedTicket, _, err := otherKey.Join(context.Background(), wSale, "alice")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -38,7 +39,6 @@ const streamRetryAfter = 5 * time.Second
 
 // queueState is the waiting room's state in the API.
 type queueState struct {
-	sales    sync.Map // sale id -> *surge.Sale with a waiting room, or nil
 	streams  chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -132,29 +132,6 @@ func (q *queueState) acquire(b buyerKey, a netip.Addr) (release func(), err erro
 	}, nil
 }
 
-// waitingRoomRequest is the waiting_room of POST /v1/sales.
-type waitingRoomRequest struct {
-	AdmitPerSecond *int64  `json:"admit_per_second"`
-	Order          *string `json:"order"`
-	TicketSeconds  *int64  `json:"ticket_seconds"`
-}
-
-// input checks every field is present; surge.NewSale checks the values.
-func (r *waitingRoomRequest) input() (*surge.WaitingRoom, error) {
-	if r == nil {
-		return nil, nil
-	}
-	for _, f := range []struct {
-		name    string
-		missing bool
-	}{{"admit_per_second", r.AdmitPerSecond == nil}, {"order", r.Order == nil}, {"ticket_seconds", r.TicketSeconds == nil}} {
-		if f.missing {
-			return nil, fmt.Errorf("waiting_room.%s is required", f.name)
-		}
-	}
-	return &surge.WaitingRoom{AdmitPerSecond: *r.AdmitPerSecond, Order: *r.Order, TicketSeconds: *r.TicketSeconds}, nil
-}
-
 // defaultRoom is the waiting room when Config has none: in memory, with a
 // random key, so tickets die with the process.
 func defaultRoom(log *slog.Logger) *waitroom.Room {
@@ -168,61 +145,9 @@ func defaultRoom(log *slog.Logger) *waitroom.Room {
 	return room
 }
 
-// roomSale returns the sale if it has a waiting room, nil if it has none.
-// Sales are immutable, so each is read once and cached: a purchase of a
-// sale without a waiting room costs one lock-free map lookup. Unknown ids
-// are not cached (anyone can make them up); their error is returned.
-func (s *Server) roomSale(id string) (*surge.Sale, error) {
-	if v, ok := s.queues.sales.Load(id); ok {
-		return v.(*surge.Sale), nil
-	}
-	st, err := s.svc.Sale(id)
-	if err != nil {
-		return nil, err
-	}
-	var sale *surge.Sale
-	if st.WaitingRoom != nil {
-		c := st.Sale
-		sale = &c
-	}
-	s.queues.sales.Store(id, sale)
-	return sale, nil
-}
-
-// admitted is the purchase gate of a sale with a waiting room; it answers
-// 403 not_admitted itself and reports false.
-func (s *Server) admitted(w http.ResponseWriter, r *http.Request, sale *surge.Sale, user string) bool {
-	tickets := r.Header[TicketHeader]
-	if len(tickets) > 1 {
-		s.writeErr(w, r, surge.Errorf(surge.CodeNotAdmitted, "send one %s header, not %d", TicketHeader, len(tickets)))
-		return false
-	}
-	var ticket string
-	if len(tickets) == 1 {
-		ticket = tickets[0]
-	}
-	if err := s.room.Check(r.Context(), sale, user, ticket); err != nil {
-		s.writeErr(w, r, err)
-		return false
-	}
-	return true
-}
-
-// queueJSON is a buyer's place in a queue.
-type queueJSON struct {
-	SaleID               string  `json:"sale_id"`
-	UserID               string  `json:"user_id"`
-	Ticket               string  `json:"ticket"`
-	Status               string  `json:"status"`
-	Position             *int64  `json:"position"`
-	Admitted             bool    `json:"admitted"`
-	EstimatedWaitSeconds int64   `json:"estimated_wait_seconds"`
-	AdmittedAt           *string `json:"admitted_at"`
-	AdmittedUntil        *string `json:"admitted_until"`
-}
-
-func toQueueJSON(st waitroom.Status) queueJSON {
-	j := queueJSON{
+// toQueueJSON is the queue object of st.
+func toQueueJSON(st waitroom.Status) api.Queue {
+	j := api.Queue{
 		SaleID: st.SaleID, UserID: st.UserID, Ticket: st.Ticket, Status: st.State,
 		Admitted:             st.State == waitroom.Admitted,
 		EstimatedWaitSeconds: int64((st.Wait + time.Second - 1) / time.Second),
@@ -231,7 +156,7 @@ func toQueueJSON(st waitroom.Status) queueJSON {
 		j.Position = &st.Position
 	}
 	if !st.AdmitAt.IsZero() {
-		at, until := st.AdmitAt.UTC().Format(timeLayout), st.Until.UTC().Format(timeLayout)
+		at, until := api.FormatTime(st.AdmitAt), api.FormatTime(st.Until)
 		j.AdmittedAt, j.AdmittedUntil = &at, &until
 	}
 	return j

@@ -17,25 +17,13 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/waitroom"
 )
 
-// queueObj is a buyer's place in a queue, as the contract has it.
-type queueObj struct {
-	SaleID               string  `json:"sale_id"`
-	UserID               string  `json:"user_id"`
-	Ticket               string  `json:"ticket"`
-	Status               string  `json:"status"`
-	Position             *int64  `json:"position"`
-	Admitted             bool    `json:"admitted"`
-	EstimatedWaitSeconds int64   `json:"estimated_wait_seconds"`
-	AdmittedAt           *string `json:"admitted_at"`
-	AdmittedUntil        *string `json:"admitted_until"`
-}
-
-func parseQueue(b []byte) (queueObj, error) {
-	var q queueObj
+func parseQueue(b []byte) (api.Queue, error) {
+	var q api.Queue
 	if err := decodeStrict(b, &q); err != nil {
 		return q, fmt.Errorf("queue answer %s: %v", b, err)
 	}
@@ -52,7 +40,7 @@ func parseQueue(b []byte) (queueObj, error) {
 	return q, nil
 }
 
-func mustQueue(tb testing.TB, r response) queueObj {
+func mustQueue(tb testing.TB, r response) api.Queue {
 	tb.Helper()
 	checkJSONType(tb, r)
 	q, err := parseQueue(r.body)
@@ -67,7 +55,7 @@ func mustQueue(tb testing.TB, r response) queueObj {
 
 func ticketHeader(tk string) opt { return header(surgehttp.TicketHeader, tk) }
 
-func pos(q queueObj) int64 {
+func pos(q api.Queue) int64 {
 	if q.Position == nil {
 		return -1
 	}
@@ -76,13 +64,13 @@ func pos(q queueObj) int64 {
 
 // roomSale creates a sale starting a minute after the test clock, with a
 // waiting room admitting one buyer per second for 30 s each.
-func (e *env) roomSale(tb testing.TB, id, order string) saleObj {
+func (e *env) roomSale(tb testing.TB, id, order string) api.Sale {
 	tb.Helper()
 	return e.createSale(tb, fmt.Sprintf(`{"id":%q,"name":"Drop","stock":100,"starts_at":%q,
 		"waiting_room":{"admit_per_second":1,"order":%q,"ticket_seconds":30}}`, id, ts(time.Minute), order))
 }
 
-func (e *env) join(tb testing.TB, saleID, user string, status int) queueObj {
+func (e *env) join(tb testing.TB, saleID, user string, status int) api.Queue {
 	tb.Helper()
 	r := e.do(tb, "POST", "/v1/sales/"+saleID+"/queue", "", asUser(tb, user))
 	wantStatus(tb, r, status)
@@ -92,7 +80,7 @@ func (e *env) join(tb testing.TB, saleID, user string, status int) queueObj {
 func TestCreateSaleWithWaitingRoom(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	s := e.createSale(t, `{"id":"wr","name":"Drop","stock":5,"waiting_room":{"admit_per_second":20,"order":"lottery","ticket_seconds":120}}`)
-	want := &waitingRoomObj{AdmitPerSecond: 20, Order: "lottery", TicketSeconds: 120}
+	want := &api.WaitingRoom{AdmitPerSecond: 20, Policy: "lottery", TicketSeconds: 120}
 	if s.WaitingRoom == nil || *s.WaitingRoom != *want {
 		t.Fatalf("waiting_room = %+v, want %+v", s.WaitingRoom, want)
 	}
@@ -204,7 +192,7 @@ func TestQueueJoinAndStatus(t *testing.T) {
 	// Refusals.
 	forged, _ := waitroom.New(waitroom.Config{Secret: []byte("not the server's secret, 32 byte")})
 	other, _, _ := forged.Join(context.Background(), &surge.Sale{ID: "drop", StartsAt: epoch,
-		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Order: "fifo", TicketSeconds: 30}}, "alice")
+		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Policy: "fifo", TicketSeconds: 30}}, "alice")
 	for _, c := range []struct {
 		name, method, path string
 		opts               []opt
@@ -252,7 +240,7 @@ func TestPurchaseWithWaitingRoom(t *testing.T) {
 	aliceElsewhere := e.join(t, "drop2", "alice", http.StatusCreated)
 	forger, _ := waitroom.New(waitroom.Config{Secret: []byte("not the server's secret, 32 byte"), Now: e.clock.Now})
 	forged, _, _ := forger.Join(context.Background(), &surge.Sale{ID: "drop", StartsAt: epoch,
-		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Order: "fifo", TicketSeconds: 30}}, "alice")
+		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Policy: "fifo", TicketSeconds: 30}}, "alice")
 	before := e.snapshot(t, "drop")
 
 	buy := func(user string, opts ...opt) response {

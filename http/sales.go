@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 )
 
@@ -17,13 +18,6 @@ const (
 	DefaultSalesPage = 100
 	MaxSalesPage     = 1000
 )
-
-// salesPage is the body of GET /v1/sales: the shape it always had, plus
-// next_cursor only when another page follows.
-type salesPage struct {
-	Sales      []saleJSON `json:"sales"`
-	NextCursor string     `json:"next_cursor,omitempty"`
-}
 
 // listSales serves one page from the engine's memory: no store call.
 func (s *Server) listSales(w http.ResponseWriter, r *http.Request) {
@@ -75,7 +69,7 @@ func (s *Server) listSales(w http.ResponseWriter, r *http.Request) {
 		after = &c
 	}
 	page, next := s.svc.SalesPage(archived, after, limit)
-	out := salesPage{Sales: make([]saleJSON, 0, len(page))}
+	out := api.SalesPage{Sales: make([]api.Sale, 0, len(page))}
 	for _, sl := range page {
 		out.Sales = append(out.Sales, toSaleJSON(sl))
 	}

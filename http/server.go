@@ -20,6 +20,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -31,7 +32,9 @@ type Service interface {
 	// SalesPage and Archive: see engine.Engine (listing reads memory only).
 	SalesPage(archived bool, after *engine.SaleCursor, limit int) ([]engine.SaleState, *engine.SaleCursor)
 	Archive(ctx context.Context, id string) (engine.SaleState, error)
-	Purchase(ctx context.Context, saleID string, p surge.Purchase) (surge.Outcome, error)
+	// Purchase runs the purchase pipeline (engine.Purchase documents its
+	// stages and their order): http only authenticates and decodes.
+	Purchase(ctx context.Context, req engine.PurchaseRequest) (surge.Outcome, error)
 	Order(ctx context.Context, id string) (surge.Order, error)
 	Cancel(ctx context.Context, id string) (surge.Order, error)
 	Pay(ctx context.Context, id string) (surge.Order, error)
@@ -237,21 +240,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
 }
 
-// saleRequest is the body of POST /v1/sales.
-type saleRequest struct {
-	ID           *string `json:"id"`
-	Name         *string `json:"name"`
-	Stock        *int64  `json:"stock"`
-	PerUserLimit *int64  `json:"per_user_limit"`
-	PriceCents   *int64  `json:"price_cents"`
-	Currency     *string `json:"currency"`
-	StartsAt     *string `json:"starts_at"`
-	EndsAt       *string `json:"ends_at"`
-	HoldSeconds  *int64  `json:"hold_seconds"`
-	// WaitingRoom: absent or null for none.
-	WaitingRoom *waitingRoomRequest `json:"waiting_room"`
-}
-
 func parseTimeField(name string, v *string) (*time.Time, error) {
 	if v == nil {
 		return nil, nil
@@ -275,7 +263,7 @@ func (s *Server) createSale(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req saleRequest
+	var req api.NewSale
 	if err := decodeStrict(body, &req); err != nil {
 		invalid(w, "%v", err)
 		return
@@ -293,7 +281,7 @@ func (s *Server) createSale(w http.ResponseWriter, r *http.Request) {
 		invalid(w, "%v", err)
 		return
 	}
-	if in.WaitingRoom, err = req.WaitingRoom.input(); err != nil {
+	if in.WaitingRoom, err = waitingRoomInput(req.WaitingRoom); err != nil {
 		invalid(w, "%v", err)
 		return
 	}
@@ -458,15 +446,9 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Quantity = q
 	}
-	// Sales are immutable: whether this one has a waiting room is read
-	// once, so a sale without one pays a map lookup here.
-	if sale, err := s.roomSale(saleID); err != nil {
-		s.writeErr(w, r, err)
-		return
-	} else if sale != nil && !s.admitted(w, r, sale, user) {
-		return
-	}
-	out, err := s.svc.Purchase(r.Context(), saleID, p)
+	// The waiting-room gate and every other admission decision are the
+	// engine's: it takes the tickets as sent.
+	out, err := s.svc.Purchase(r.Context(), engine.PurchaseRequest{SaleID: saleID, Purchase: p, Tickets: r.Header[TicketHeader]})
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client is gone; nobody reads an answer

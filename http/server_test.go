@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/sqlite"
@@ -63,7 +64,7 @@ func TestCreateSaleDefaults(t *testing.T) {
 		t.Errorf("ends_at is not null in %s", r.body)
 	}
 	got := mustSale(t, r)
-	want := saleObj{
+	want := api.Sale{
 		ID: got.ID, Name: "Drop", Stock: 10, Remaining: 10, PerUserLimit: 1, PriceCents: 0,
 		Currency: "USD", StartsAt: ts(0), EndsAt: nil, HoldSeconds: 900, Status: "live",
 	}
@@ -84,44 +85,44 @@ func TestCreateSale(t *testing.T) {
 	cases := []struct {
 		name string
 		body string
-		want saleObj
+		want api.Sale
 	}{{
 		name: "every field",
 		body: `{"id":"drop-1_A","name":"Sneakers","stock":100,"per_user_limit":3,"price_cents":12999,"currency":"EUR",` +
 			`"starts_at":"2031-03-14T10:00:00+01:00","ends_at":"2031-03-15T09:26:53.123456789Z","hold_seconds":60}`,
-		want: saleObj{ID: "drop-1_A", Name: "Sneakers", Stock: 100, Remaining: 100, PerUserLimit: 3, PriceCents: 12999,
+		want: api.Sale{ID: "drop-1_A", Name: "Sneakers", Stock: 100, Remaining: 100, PerUserLimit: 3, PriceCents: 12999,
 			Currency: "EUR", StartsAt: "2031-03-14T09:00:00.000Z", EndsAt: ptr("2031-03-15T09:26:53.123Z"),
 			HoldSeconds: 60, Status: "live"},
 	}, {
 		name: "starts in the future",
 		body: `{"id":"later","name":"Later","stock":5,"starts_at":"` + ts(time.Hour) + `"}`,
-		want: saleObj{ID: "later", Name: "Later", Stock: 5, Remaining: 5, PerUserLimit: 1, Currency: "USD",
+		want: api.Sale{ID: "later", Name: "Later", Stock: 5, Remaining: 5, PerUserLimit: 1, Currency: "USD",
 			StartsAt: ts(time.Hour), HoldSeconds: 900, Status: "upcoming"},
 	}, {
 		name: "already ended",
 		body: `{"id":"past","name":"Past","stock":5,"starts_at":"` + ts(-2*time.Hour) + `","ends_at":"` + ts(-time.Hour) + `"}`,
-		want: saleObj{ID: "past", Name: "Past", Stock: 5, Remaining: 5, PerUserLimit: 1, Currency: "USD",
+		want: api.Sale{ID: "past", Name: "Past", Stock: 5, Remaining: 5, PerUserLimit: 1, Currency: "USD",
 			StartsAt: ts(-2 * time.Hour), EndsAt: ptr(ts(-time.Hour)), HoldSeconds: 900, Status: "ended"},
 	}, {
 		name: "explicit nulls take defaults",
 		body: `{"id":null,"name":"Nulls","stock":2,"per_user_limit":null,"ends_at":null,"hold_seconds":null}`,
-		want: saleObj{Name: "Nulls", Stock: 2, Remaining: 2, PerUserLimit: 1, Currency: "USD",
+		want: api.Sale{Name: "Nulls", Stock: 2, Remaining: 2, PerUserLimit: 1, Currency: "USD",
 			StartsAt: ts(0), HoldSeconds: 900, Status: "live"},
 	}, {
 		name: "limits at their bounds",
 		body: fmt.Sprintf(`{"id":%q,"name":"Max","stock":%d,"per_user_limit":%d,"hold_seconds":%d,"price_cents":0}`,
 			long, surge.MaxStock, surge.MaxStock, surge.MaxHoldSeconds),
-		want: saleObj{ID: long, Name: "Max", Stock: surge.MaxStock, Remaining: surge.MaxStock, PerUserLimit: surge.MaxStock,
+		want: api.Sale{ID: long, Name: "Max", Stock: surge.MaxStock, Remaining: surge.MaxStock, PerUserLimit: surge.MaxStock,
 			Currency: "USD", StartsAt: ts(0), HoldSeconds: surge.MaxHoldSeconds, Status: "live"},
 	}, {
 		name: "unicode and markup in the name",
 		body: `{"id":"u","name":"Été <b>&</b> 🌞","stock":1,"hold_seconds":1}`,
-		want: saleObj{ID: "u", Name: "Été <b>&</b> 🌞", Stock: 1, Remaining: 1, PerUserLimit: 1, Currency: "USD",
+		want: api.Sale{ID: "u", Name: "Été <b>&</b> 🌞", Stock: 1, Remaining: 1, PerUserLimit: 1, Currency: "USD",
 			StartsAt: ts(0), HoldSeconds: 1, Status: "live"},
 	}, {
 		name: "times at the edges of RFC 3339",
 		body: `{"id":"edges","name":"Edges","stock":1,"starts_at":"0000-01-01T00:00:00Z","ends_at":"9999-12-31T23:59:59.999Z"}`,
-		want: saleObj{ID: "edges", Name: "Edges", Stock: 1, Remaining: 1, PerUserLimit: 1, Currency: "USD",
+		want: api.Sale{ID: "edges", Name: "Edges", Stock: 1, Remaining: 1, PerUserLimit: 1, Currency: "USD",
 			StartsAt: "0000-01-01T00:00:00.000Z", EndsAt: ptr("9999-12-31T23:59:59.999Z"), HoldSeconds: 900, Status: "live"},
 	}}
 	e := newEnv(t, envOptions{})
@@ -340,7 +341,7 @@ func TestPurchase(t *testing.T) {
 				t.Errorf("a first answer has Idempotent-Replayed: %q", r.header.Get("Idempotent-Replayed"))
 			}
 			o := mustOrder(t, r)
-			want := orderObj{ID: o.ID, SaleID: "bulk", UserID: c.user, Quantity: c.quantity, Status: "reserved",
+			want := api.Order{ID: o.ID, SaleID: "bulk", UserID: c.user, Quantity: c.quantity, Status: "reserved",
 				IdempotencyKey: c.key, CreatedAt: ts(0), ExpiresAt: ts(120 * time.Second)}
 			if o != want {
 				t.Errorf("order = %+v\nwant  %+v", o, want)
@@ -685,6 +686,15 @@ func TestPay(t *testing.T) {
 	wantError(t, e.do(t, "POST", "/v1/sales/s/purchases", "", asUser(t, "alice")), http.StatusConflict, "limit_reached")
 }
 
+// expire runs the store's expiry job at the engine's clock; the store
+// tells the engine which sales got units back before it returns.
+func (e *env) expire(t *testing.T) {
+	t.Helper()
+	if _, err := e.store.Expire(context.Background(), e.clock.Now()); err != nil {
+		t.Fatalf("expire: %v", err)
+	}
+}
+
 func TestExpiry(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.createSale(t, `{"id":"quick","name":"Quick","stock":1,"hold_seconds":1}`)
@@ -698,7 +708,7 @@ func TestExpiry(t *testing.T) {
 	}
 
 	e.clock.Advance(999 * time.Millisecond)
-	e.eng.ExpireNow()
+	e.expire(t)
 	if got := status(); got != "reserved" {
 		t.Fatalf("status before the hold ran out = %s, want reserved", got)
 	}
@@ -707,7 +717,7 @@ func TestExpiry(t *testing.T) {
 	}
 
 	e.clock.Advance(time.Millisecond) // exactly expires_at
-	e.eng.ExpireNow()
+	e.expire(t)
 	if got := status(); got != "expired" {
 		t.Fatalf("status after the hold = %s, want expired", got)
 	}
@@ -795,7 +805,7 @@ func TestExport(t *testing.T) {
 		wantError(t, e.do(t, "GET", path, "", asAdmin()), http.StatusNotFound, "sale_not_found")
 	}
 
-	var want []orderObj
+	var want []api.Order
 	for i, user := range []string{"a", "b", "c", "d"} {
 		opts := []opt{asUser(t, user)}
 		if i%2 == 0 {
@@ -839,7 +849,7 @@ func TestExportManyOrders(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := e.eng.Purchase(context.Background(), "big", surge.Purchase{UserID: fmt.Sprintf("user-%d", i), Quantity: 1})
+			out, err := e.eng.Purchase(context.Background(), engine.PurchaseRequest{SaleID: "big", Purchase: surge.Purchase{UserID: fmt.Sprintf("user-%d", i), Quantity: 1}})
 			if err == nil && out.Code != surge.CodeReserved {
 				err = fmt.Errorf("purchase %d: %s", i, out.Code)
 			}
@@ -1002,12 +1012,12 @@ func TestSaleTimesSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	open := func() (*sqlite.Store, *engine.Engine, *surgehttp.Server) {
-		st, err := sqlite.Open(ctx, dir, sqlite.Options{})
+		st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
 		if err != nil {
 			t.Fatalf("open store: %v", err)
 		}
 		eng, err := engine.Open(ctx, st, engine.Config{
-			Now: func() time.Time { return epoch }, ExpiryInterval: time.Hour, Logger: quietLog,
+			Now: func() time.Time { return epoch }, Logger: quietLog,
 		})
 		if err != nil {
 			t.Fatalf("open engine: %v", err)

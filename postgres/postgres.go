@@ -151,7 +151,7 @@ func encodeRoom(w *surge.WaitingRoom) ([]byte, error) {
 	if w == nil {
 		return nil, nil
 	}
-	return json.Marshal(waitingRoomJSON{w.AdmitPerSecond, w.Order, w.TicketSeconds})
+	return json.Marshal(waitingRoomJSON{w.AdmitPerSecond, w.Policy, w.TicketSeconds})
 }
 
 func decodeRoom(b []byte) (*surge.WaitingRoom, error) {
@@ -162,7 +162,7 @@ func decodeRoom(b []byte) (*surge.WaitingRoom, error) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return nil, fmt.Errorf("postgres: waiting_room: %w", err)
 	}
-	return &surge.WaitingRoom{AdmitPerSecond: j.AdmitPerSecond, Order: j.Order, TicketSeconds: j.TicketSeconds}, nil
+	return &surge.WaitingRoom{AdmitPerSecond: j.AdmitPerSecond, Policy: j.Order, TicketSeconds: j.TicketSeconds}, nil
 }
 
 func nullTime(t time.Time) *time.Time {
@@ -492,22 +492,13 @@ func (d *DB) Remaining(ctx context.Context, saleID string) (int64, error) {
 	return *rem, nil
 }
 
-// Snapshot is the truth a sale's live state is rebuilt from.
-type Snapshot struct {
-	Sale    surge.Sale
-	Buckets int
-	Epoch   int64         // the new epoch; only orders decided under it insert
-	Ever    int64         // units ever inserted, final for this epoch's start
-	Live    []surge.Order // reserved and paid orders
-	Keyed   []surge.Order // every order with an idempotency key, as first answered
-}
-
 // Rebuild starts a new epoch of a sale's live state, if the lease is still
-// held, and returns the truth to build it from. The epoch bump waits for
-// inserts in flight and fails every later insert of the old epoch, so the
-// snapshot contains every order that will ever exist from before it.
-func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (Snapshot, error) {
-	var snap Snapshot
+// held, and returns the truth to build it from (Live: its reserved and
+// paid orders). The epoch bump waits for inserts in flight and fails every
+// later insert of the old epoch, so the snapshot contains every order that
+// will ever exist from before it.
+func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (surge.LiveState, error) {
+	var snap surge.LiveState
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		row, err := scanSale(tx.QueryRow(ctx, `UPDATE sales SET epoch = epoch + 1, dirty = false
 			WHERE id = $1 AND archived_at IS NULL AND `+fence(2)+` RETURNING `+saleColumns, saleID, l.Name, l.Holder, l.Token))
@@ -546,9 +537,9 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (Snapshot, err
 	})
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
-			return Snapshot{}, err
+			return surge.LiveState{}, err
 		}
-		return Snapshot{}, fmt.Errorf("postgres: rebuild sale %s: %w", saleID, err)
+		return surge.LiveState{}, fmt.Errorf("postgres: rebuild sale %s: %w", saleID, err)
 	}
 	return snap, nil
 }
@@ -647,15 +638,4 @@ func (d *DB) RecentKeys(ctx context.Context, limit int, fn func(surge.Order)) er
 		fn(o)
 	}
 	return nil
-}
-
-// DropSchema removes a schema and everything in it (tests).
-func DropSchema(ctx context.Context, url, schema string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-	return err
 }

@@ -36,7 +36,7 @@ func TestQueueEpoch(t *testing.T) {
 		return r
 	}
 	sale := &surge.Sale{ID: "e", Name: "e", Stock: 5, PerUserLimit: 1, StartsAt: now.Add(-time.Minute), HoldSeconds: 60,
-		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Order: surge.QueueFIFO, TicketSeconds: 3600}}
+		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Policy: surge.QueueFIFO, TicketSeconds: 3600}}
 
 	q := waitroom.Queue{SaleID: "e", Schedule: waitroom.Schedule{Start: sale.StartsAt, Rate: 1}}
 	if e, err := redis.NewQueues(c, prefix, 0).Epoch(ctx, q); err != nil || e != 0 {

@@ -14,7 +14,7 @@ import (
 // write on the commit path would show most.
 func BenchmarkReserveSerial(b *testing.B) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{})
+	s, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{NoExpiry: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func TestIdempotencyWindow(t *testing.T) {
 	dir := t.TempDir()
 	ctx := t.Context()
 	now := t0
-	opts := sqlite.Options{IdempotencyTTL: window, Now: func() time.Time { return now }}
+	opts := sqlite.Options{IdempotencyTTL: window, Now: func() time.Time { return now }, NoExpiry: true}
 	s, err := sqlite.Open(ctx, dir, opts)
 	if err != nil {
 		t.Fatal(err)

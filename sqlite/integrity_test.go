@@ -18,7 +18,7 @@ import (
 
 // noCheckpoint keeps every commit in the WAL (as a spike between two
 // checkpoints would), so damage to the WAL loses commits.
-var noCheckpoint = sqlite.WithTimings(sqlite.Options{}, time.Hour, time.Hour)
+var noCheckpoint = sqlite.WithTimings(sqlite.Options{NoExpiry: true}, time.Hour, time.Hour)
 
 // sell commits n one-unit orders of sale id, one group commit each, and
 // cancels every tenth: inserts and updates both reach the WAL.
@@ -136,7 +136,7 @@ func TestRefuseBehind(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyFiles(t, src, files...)
 			tc.damage(t, dir)
-			s, err := sqlite.Open(t.Context(), dir, sqlite.Options{})
+			s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("Open of an intact copy: %v", err)
@@ -160,7 +160,7 @@ func TestRefuseBehind(t *testing.T) {
 			}
 			// Refused, the directory is left as it was: a second start
 			// refuses again rather than accepting what the first created.
-			if _, err2 := sqlite.Open(t.Context(), dir, sqlite.Options{}); !errors.Is(err2, sqlite.ErrBehind) {
+			if _, err2 := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true}); !errors.Is(err2, sqlite.ErrBehind) {
 				t.Errorf("second Open: %v; want ErrBehind again", err2)
 			}
 		})
@@ -212,7 +212,7 @@ func TestRefuseUnknownRows(t *testing.T) {
 			}
 			// The operator's insert raised the database past the mark; a
 			// foreign row must be refused for what it is, not as a loss.
-			s, err = sqlite.Open(t.Context(), dir, sqlite.Options{})
+			s, err = sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
 			if err == nil {
 				s.Close()
 				t.Fatalf("Open accepted a database holding a row it does not understand")
@@ -296,7 +296,7 @@ func TestRefuseCorruptPage(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = sqlite.Open(t.Context(), dir, sqlite.Options{})
+	s, err = sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
 	if err == nil {
 		s.Close()
 		t.Fatal("Open accepted a database with a corrupt page")
@@ -310,7 +310,7 @@ func TestRefuseCorruptPage(t *testing.T) {
 // size: once the writer has been idle, the checkpointer truncates it.
 func TestWALTruncatedWhenIdle(t *testing.T) {
 	dir := t.TempDir()
-	s, err := sqlite.Open(t.Context(), dir, sqlite.WithTimings(sqlite.Options{}, 10*time.Millisecond, 50*time.Millisecond))
+	s, err := sqlite.Open(t.Context(), dir, sqlite.WithTimings(sqlite.Options{NoExpiry: true}, 10*time.Millisecond, 50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

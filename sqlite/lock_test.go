@@ -23,7 +23,7 @@ func TestLockDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	second, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	second, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
 	if err == nil {
 		second.Close()
 		s.Close()

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -41,8 +42,14 @@ type Options struct {
 	// in memory after the order's creation (default 24h); older keys are
 	// answered from disk.
 	IdempotencyTTL time.Duration
-	// Now is the clock of that window at load (default time.Now).
+	// Now is the clock of that window at load and of the expiry job
+	// (default time.Now).
 	Now func() time.Time
+	// NoExpiry stops the store's own expiry job: holds then end only when
+	// the owner calls Expire (tests that drive their own clock).
+	NoExpiry bool
+	// Logger receives the expiry job's events (default slog.Default()).
+	Logger *slog.Logger
 
 	// Tests shorten these (export_test.go); zero takes the defaults.
 	checkpointEvery time.Duration // checkpointInterval
@@ -74,6 +81,12 @@ type Store struct {
 	update  *sql.Stmt
 	args    []any
 	orders  []surge.Order
+
+	// released is called with a sale's id once expired holds gave its
+	// units back (OnRelease); stopExpiry ends the expiry job.
+	released   atomic.Pointer[func(saleID string)]
+	stopExpiry chan struct{}
+	expiryDone chan struct{}
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -171,6 +184,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
 	}
@@ -239,6 +255,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s := &Store{
 		w: w, r: r, cp: cp, opts: opts, path: path, g: g,
 		stopCP: make(chan struct{}), cpDone: make(chan struct{}),
+		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
 		done:    make(chan struct{}),
 		sales:   make(map[string]*saleState),
@@ -270,7 +287,43 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	go s.writer()
 	go s.checkpointer()
 	go s.marker()
+	if opts.NoExpiry {
+		close(s.expiryDone)
+	} else {
+		go s.expirer()
+	}
 	return s, nil
+}
+
+// expiryInterval is how often the expiry job releases the holds that ran
+// out: a unit comes back at most this late.
+const expiryInterval = time.Second
+
+// expirer is the store's expiry job.
+func (s *Store) expirer() {
+	defer close(s.expiryDone)
+	t := time.NewTicker(expiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopExpiry:
+			return
+		case <-t.C:
+			if _, err := s.Expire(context.Background(), s.opts.Now()); err != nil {
+				s.opts.Logger.Error("expire holds", "err", err)
+			}
+		}
+	}
+}
+
+// OnRelease implements surge.Releaser: fn hears of every sale whose
+// expired holds gave units back.
+func (s *Store) OnRelease(fn func(saleID string)) {
+	if fn == nil {
+		s.released.Store(nil)
+		return
+	}
+	s.released.Store(&fn)
 }
 
 // checkpointInterval is how often the WAL is copied into the database file.
@@ -539,7 +592,11 @@ func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderSt
 	return live, nil
 }
 
-// Expire implements surge.Store.
+// Expire moves every reserved order whose hold ended at or before now to
+// expired, returning its units, and returns the orders it expired. The
+// store's expiry job calls it every second on its clock; tests that
+// disabled the job (Options.NoExpiry) call it with theirs. The OnRelease
+// callback hears of each sale that got units back, before Expire returns.
 func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error) {
 	if s.closed.Load() {
 		return nil, surge.ErrUnavailable
@@ -554,6 +611,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 	var errs []error
 	for _, st := range states {
 		st.mu.Lock()
+		n := 0
 		for {
 			due := st.l.Due(now, s.opts.MaxCommitRows)
 			if len(due) == 0 {
@@ -573,11 +631,20 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 				o.Status = surge.OrderExpired
 				expired = append(expired, o)
 			}
+			n += len(due)
 		}
 		// The sweep of old keys rides on the expiry pass: memory holds
 		// live orders' keys and the window's, and disk the rest.
 		st.l.Forget(now.Add(-s.opts.IdempotencyTTL))
 		st.mu.Unlock()
+		if n > 0 {
+			// After the unlock: the listener reads the remaining stock.
+			id := st.l.Sale().ID
+			s.opts.Logger.Info("holds expired", "sale", id, "orders", n)
+			if fn := s.released.Load(); fn != nil {
+				(*fn)(id)
+			}
+		}
 	}
 	return expired, errors.Join(errs...)
 }
@@ -674,6 +741,20 @@ func (s *Store) Stats() Stats {
 	return s.stats
 }
 
+// Ready reports whether the store takes purchases: it is open and its
+// writer's last commit did not fail (a full disk, an I/O error). Memory
+// alone answers, so a readiness probe may call it as often as it likes; a
+// commit that succeeds again makes the store ready again.
+func (s *Store) Ready(ctx context.Context) error {
+	if s.closed.Load() {
+		return errors.New("sqlite: store closed")
+	}
+	if err := s.failed.Load(); err != nil {
+		return fmt.Errorf("sqlite: the last commit failed: %w", *err)
+	}
+	return nil
+}
+
 // Held returns the units a user holds in a sale (for tests and checks).
 func (s *Store) Held(saleID, userID string) int64 {
 	st := s.sale(saleID)
@@ -697,25 +778,13 @@ func (s *Store) Keys(saleID string) int {
 	return st.l.Keys()
 }
 
-// Ready reports whether the store takes purchases: it is open and its
-// writer's last commit did not fail (a full disk, an I/O error). Memory
-// alone answers, so a readiness probe may call it as often as it likes; a
-// commit that succeeds again makes the store ready again.
-func (s *Store) Ready(ctx context.Context) error {
-	if s.closed.Load() {
-		return errors.New("sqlite: store closed")
-	}
-	if err := s.failed.Load(); err != nil {
-		return fmt.Errorf("sqlite: the last commit failed: %w", *err)
-	}
-	return nil
-}
-
 // Close stops the writer after it has committed everything submitted, then
 // closes the database. Calls after Close fail with surge.ErrUnavailable.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		close(s.stopExpiry)
+		<-s.expiryDone
 		// Taking every sale lock waits for in-flight mutations.
 		s.mu.Lock()
 		ids := slices.Collect(maps.Keys(s.sales))
@@ -751,9 +820,7 @@ func (s *Store) unavailable(err error) error {
 	return err
 }
 
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+func formatTime(t time.Time) string { return surge.FormatTime(t) }
 
 // parseWaitingRoom reads the stored JSON of a waiting room, refusing
 // anything this version did not write.

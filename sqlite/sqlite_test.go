@@ -2,10 +2,10 @@ package sqlite_test
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +18,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func open(t *testing.T, dir string) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{})
+	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
@@ -194,7 +194,7 @@ func TestClosed(t *testing.T) {
 		"Remaining": func() error { _, err := s.Remaining(ctx, sale.ID); return err },
 	}
 	for name, call := range calls {
-		if err := call(); !errors.Is(err, surge.ErrUnavailable) {
+		if err := call(); !surge.HasCode(err, surge.CodeUnavailable) {
 			t.Errorf("%s after Close: err = %v, want ErrUnavailable", name, err)
 		}
 	}
@@ -241,7 +241,7 @@ func TestCloseWhileReserving(t *testing.T) {
 				if j == 0 {
 					started <- struct{}{} // Close once every worker is in flight
 				}
-				if errors.Is(err, surge.ErrUnavailable) {
+				if surge.HasCode(err, surge.CodeUnavailable) {
 					return
 				}
 				if err != nil {
@@ -311,7 +311,7 @@ func TestUpgradeAddsWaitingRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wr := &surge.WaitingRoom{AdmitPerSecond: 50, Order: surge.QueueLottery, TicketSeconds: 120}
+	wr := &surge.WaitingRoom{AdmitPerSecond: 50, Policy: surge.QueueLottery, TicketSeconds: 120}
 	id, name, stock := "new", "New", int64(3)
 	fresh, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, WaitingRoom: wr}, t0.Add(time.Minute))
 	if err != nil {
@@ -338,5 +338,107 @@ func TestUpgradeAddsWaitingRoom(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestReady: a store whose writer's last commit failed (here its table is
+// gone; in production a full disk) is not ready until a commit succeeds
+// again, and a closed store is not ready.
+func TestReady(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	ctx := t.Context()
+	sale := newSale(t, "s1", 10, 10)
+	if err := s.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ready(ctx); err != nil {
+		t.Fatalf("Ready of a fresh store: %v", err)
+	}
+	// A taken id is the caller's mistake, not the writer's.
+	if err := s.CreateSale(ctx, sale); !surge.HasCode(err, surge.CodeSaleExists) {
+		t.Fatalf("CreateSale again: %v", err)
+	}
+	if err := s.Ready(ctx); err != nil {
+		t.Fatalf("Ready after a duplicate sale: %v", err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	buy := func() error {
+		_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u", Quantity: 1}}, t0)
+		return err
+	}
+	exec(`ALTER TABLE orders RENAME TO orders_away`)
+	if err := buy(); err == nil {
+		t.Fatal("Reserve committed without its table")
+	}
+	if err := s.Ready(ctx); err == nil {
+		t.Error("Ready after a failed commit: nil, want an error")
+	}
+	exec(`ALTER TABLE orders_away RENAME TO orders`)
+	if err := buy(); err != nil {
+		t.Fatalf("Reserve once the table is back: %v", err)
+	}
+	if err := s.Ready(ctx); err != nil {
+		t.Errorf("Ready after a commit succeeded again: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ready(ctx); err == nil {
+		t.Error("Ready of a closed store: nil, want an error")
+	}
+}
+
+// TestExpiryJob: the store expires holds on its own, on its clock, and
+// tells the OnRelease listener which sale got units back.
+func TestExpiryJob(t *testing.T) {
+	var late atomic.Bool
+	now := func() time.Time {
+		if late.Load() {
+			return t0.Add(time.Hour)
+		}
+		return t0
+	}
+	s, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	sale := newSale(t, "s1", 1, 1)
+	if err := s.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u", Quantity: 1}}, t0)
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("Reserve: %+v, %v", out, err)
+	}
+	released := make(chan string, 1)
+	s.OnRelease(func(id string) { released <- id })
+	late.Store(true)
+	select {
+	case id := <-released:
+		if id != sale.ID {
+			t.Errorf("released %q, want %q", id, sale.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the expiry job released nothing within 5s")
+	}
+	if o, err := s.Order(ctx, out[0].Order.ID); err != nil || o.Status != surge.OrderExpired {
+		t.Errorf("order after the job: %+v, %v; want expired", o, err)
+	}
+	if n, err := s.Remaining(ctx, sale.ID); err != nil || n != 1 {
+		t.Errorf("Remaining after the job = %d, %v; want 1", n, err)
 	}
 }

@@ -78,7 +78,7 @@ func queueOf(s *surge.Sale) Queue {
 	return Queue{
 		SaleID:   s.ID,
 		Schedule: Schedule{Start: s.StartsAt, Rate: s.WaitingRoom.AdmitPerSecond},
-		Lottery:  s.WaitingRoom.Order == surge.QueueLottery,
+		Lottery:  s.WaitingRoom.Policy == surge.QueueLottery,
 	}
 }
 

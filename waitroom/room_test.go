@@ -49,7 +49,7 @@ func newRoom(t testing.TB, clk *fakeClock, maxEntries int) *Room {
 
 func saleWith(id string, rate int64, order string, ticketSeconds int64) *surge.Sale {
 	return &surge.Sale{ID: id, Name: id, Stock: 10, PerUserLimit: 1, StartsAt: start, HoldSeconds: 60,
-		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: rate, Order: order, TicketSeconds: ticketSeconds}}
+		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: rate, Policy: order, TicketSeconds: ticketSeconds}}
 }
 
 func join(t testing.TB, r *Room, s *surge.Sale, user string) Status {

@@ -55,18 +55,12 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var tok [16]byte
 	_, _ = rand.Read(tok[:])
-	c := serveConfig{
-		httpAddr:           "127.0.0.1:0",
-		dataDir:            filepath.Join(dir, "data"),
-		adminToken:         hex.EncodeToString(tok[:]),
-		insecureUserHeader: true, // the demo's buyers are local and anonymous
-		maxBatch:           512,
-		queueSize:          4096,
-		shutdownTimeout:    30 * time.Second,
-		shed:               true,
-		rateBuyer:          5,
-		burstBuyer:         10,
-	}
+	// serve's defaults, on a free port and a throwaway directory.
+	c := newServeConfig()
+	c.httpAddr = "127.0.0.1:0"
+	c.dataDir = filepath.Join(dir, "data")
+	c.adminToken = hex.EncodeToString(tok[:])
+	c.insecureUserHeader = true // the demo's buyers are local and anonymous
 	srv, err := startServer(ctx, c, log.With("component", "server"))
 	if err != nil {
 		return err

@@ -22,10 +22,8 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/admission"
-	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
-	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -75,51 +73,82 @@ type serveConfig struct {
 	maxConns, maxConnsPerIP int
 }
 
+// newServeConfig is serve's defaults, in one place: its flags show them,
+// and the demo, which builds its config in code, starts from them. Those
+// of a mechanism are its package's own (the engine's batch and inbox,
+// the waiting room's bounds); the rest are the server's choices.
+func newServeConfig() serveConfig {
+	return serveConfig{
+		httpAddr:         "127.0.0.1:8080",
+		dataDir:          "./surge-data",
+		logLevel:         "info",
+		logFormat:        "text",
+		maxBatch:         engine.DefaultMaxBatch,
+		queueSize:        engine.DefaultInboxSize,
+		shutdownTimeout:  30 * time.Second,
+		idempotencyTTL:   sqlite.DefaultIdempotencyTTL,
+		burstIP:          40,
+		rateBuyer:        5, // purchases per second per buyer
+		burstBuyer:       10,
+		burstSale:        1000,
+		shed:             true,
+		redisPrefix:      "surge",
+		roomMaxEntries:   waitroom.DefaultMaxEntries,
+		roomStreams:      surgehttp.DefaultMaxQueueStreams,
+		roomStreamsBuyer: surgehttp.DefaultMaxQueueStreamsPerBuyer,
+		roomStreamsAddr:  surgehttp.DefaultMaxQueueStreamsPerAddress,
+		inFlight:         1,
+		buckets:          1,
+		leaseTTL:         5 * time.Second,
+		confirmAfter:     10 * time.Second,
+	}
+}
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c serveConfig
+	c := newServeConfig()
 	fs := newFlagSet("serve", "surge serve [flags]", stdout)
-	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address to serve the API on (port 0 picks a free port)")
-	fs.StringVar(&c.dataDir, "data-dir", "./surge-data", "directory of the embedded database")
-	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token for admin endpoints (generated and printed once if empty)")
-	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding the admin token (a trailing newline is dropped); keeps it out of the command line")
-	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes) that signs buyer JWTs (sub = user id, exp required)")
-	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", "", "file holding the HS256 secret of buyer JWTs (a trailing newline is dropped)")
-	fs.StringVar(&c.jwksFile, "jwks-file", "", "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256; the token's kid picks the key")
-	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "if set, buyer JWTs must carry this iss claim")
-	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "if set, buyer JWTs must carry this aud claim (or list it)")
-	fs.BoolVar(&c.insecureUserHeader, "insecure-user-header", false, "trust the X-User-ID header as the buyer (development and benchmarks only)")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.IntVar(&c.maxBatch, "max-batch", 512, "most purchases one batch commits")
-	fs.IntVar(&c.queueSize, "queue-size", 4096, "per-sale purchase queue; a full queue answers 503")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
-	fs.DurationVar(&c.idempotencyTTL, "idempotency-ttl", sqlite.DefaultIdempotencyTTL, "embedded mode: how long after a purchase the Idempotency-Key of an order no longer reserved or paid stays in memory; older keys are answered from disk (a key never buys twice)")
-	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 while everything else is still served, before the listener closes (so a load balancer notices first)")
-	fs.Float64Var(&c.rateIP, "rate-limit-ip", 0, "requests per second per client address (0: off; see --trusted-proxies)")
-	fs.IntVar(&c.burstIP, "rate-limit-ip-burst", 40, "burst of the per-address limit")
-	fs.Float64Var(&c.rateBuyer, "rate-limit-buyer", 5, "purchases per second per buyer (0: off)")
-	fs.IntVar(&c.burstBuyer, "rate-limit-buyer-burst", 10, "burst of the per-buyer limit")
-	fs.Float64Var(&c.rateSale, "rate-limit-sale", 0, "purchases per second each sale admits to its queue (0: off)")
-	fs.IntVar(&c.burstSale, "rate-limit-sale-burst", 1000, "burst of the per-sale admission rate")
-	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
-	fs.IntVar(&c.maxConns, "max-conns", 0, "most connections open on the API listener at once; at the cap idle keep-alive ones are closed first (0: 3/4 of the open-file limit, at most 32768)")
-	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 0, "most connections open from one client address (IPv6: /64), --trusted-proxies exempt; more are answered 429 and closed (0: a quarter of --max-conns, at most 1024)")
-	fs.BoolVar(&c.shed, "shed", true, "adaptive load shedding of purchases waiting on the store (503 overloaded)")
-	fs.StringVar(&c.debugAddr, "debug-addr", "", "if set, serve pprof on this separate address (keep it private)")
-	fs.StringVar(&c.redisURL, "redis-url", "", "cluster mode: Redis holding the live stock, e.g. redis://127.0.0.1:6379/0 (with --postgres-url)")
-	fs.StringVar(&c.postgresURL, "postgres-url", "", "cluster mode: PostgreSQL holding sales and orders, e.g. postgres://user@127.0.0.1:5432/db (with --redis-url)")
-	fs.StringVar(&c.redisPrefix, "redis-prefix", "surge", "cluster mode: prefix of every Redis key, so several deployments can share a Redis")
-	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this node's name in leases and logs (default: random)")
-	fs.StringVar(&c.roomSecret, "waiting-room-secret", "", "HMAC key (at least 32 bytes) of waiting-room tickets; every node must share it (default: random per process, so tickets die with it)")
-	fs.IntVar(&c.roomMaxEntries, "waiting-room-max-entries", 1_000_000, "most buyers one sale's waiting room holds")
-	fs.IntVar(&c.roomStreams, "waiting-room-streams", 4096, "most waiting-room event streams open at once")
-	fs.IntVar(&c.roomStreamsBuyer, "waiting-room-streams-per-buyer", surgehttp.DefaultMaxQueueStreamsPerBuyer, "most waiting-room event streams one buyer holds open in one sale")
-	fs.IntVar(&c.roomStreamsAddr, "waiting-room-streams-per-address", surgehttp.DefaultMaxQueueStreamsPerAddress, "most waiting-room event streams one client address (IPv6: its /64) holds open")
-	fs.IntVar(&c.inFlight, "cluster-in-flight", 1, "cluster mode: batches of one sale at Redis and PostgreSQL at once")
-	fs.IntVar(&c.buckets, "cluster-buckets", 1, "cluster mode: Redis slots the stock of each new sale is split over (for sales too hot for one Redis Cluster shard; 1-1024)")
-	fs.DurationVar(&c.leaseTTL, "cluster-lease-ttl", 5*time.Second, "cluster mode: how long the leader's lease lasts unrenewed; a dead leader's jobs move to another node after it")
-	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", 10*time.Second, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
-	fs.StringVar(&c.adminAddr, "admin-addr", "", "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
+	fs.StringVar(&c.httpAddr, "http-addr", c.httpAddr, "address to serve the API on (port 0 picks a free port)")
+	fs.StringVar(&c.dataDir, "data-dir", c.dataDir, "directory of the embedded database")
+	fs.StringVar(&c.adminToken, "admin-token", c.adminToken, "bearer token for admin endpoints (generated and printed once if empty)")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", c.adminTokenFile, "file holding the admin token (a trailing newline is dropped); keeps it out of the command line")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", c.jwtSecret, "HS256 secret (at least 32 bytes) that signs buyer JWTs (sub = user id, exp required)")
+	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", c.jwtSecretFile, "file holding the HS256 secret of buyer JWTs (a trailing newline is dropped)")
+	fs.StringVar(&c.jwksFile, "jwks-file", c.jwksFile, "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256; the token's kid picks the key")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", c.jwtIssuer, "if set, buyer JWTs must carry this iss claim")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", c.jwtAudience, "if set, buyer JWTs must carry this aud claim (or list it)")
+	fs.BoolVar(&c.insecureUserHeader, "insecure-user-header", c.insecureUserHeader, "trust the X-User-ID header as the buyer (development and benchmarks only)")
+	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log format: text or json")
+	fs.IntVar(&c.maxBatch, "max-batch", c.maxBatch, "most purchases one batch commits")
+	fs.IntVar(&c.queueSize, "queue-size", c.queueSize, "per-sale inbox of purchases waiting for a batch; a full inbox answers 503")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
+	fs.DurationVar(&c.idempotencyTTL, "idempotency-ttl", c.idempotencyTTL, "embedded mode: how long after a purchase the Idempotency-Key of an order no longer reserved or paid stays in memory; older keys are answered from disk (a key never buys twice)")
+	fs.DurationVar(&c.drainDelay, "drain-delay", c.drainDelay, "on SIGTERM, how long /readyz answers 503 while everything else is still served, before the listener closes (so a load balancer notices first)")
+	fs.Float64Var(&c.rateIP, "rate-limit-ip", c.rateIP, "requests per second per client address (0: off; see --trusted-proxies)")
+	fs.IntVar(&c.burstIP, "rate-limit-ip-burst", c.burstIP, "burst of the per-address limit")
+	fs.Float64Var(&c.rateBuyer, "rate-limit-buyer", c.rateBuyer, "purchases per second per buyer (0: off)")
+	fs.IntVar(&c.burstBuyer, "rate-limit-buyer-burst", c.burstBuyer, "burst of the per-buyer limit")
+	fs.Float64Var(&c.rateSale, "rate-limit-sale", c.rateSale, "purchases per second each sale admits to its queue (0: off)")
+	fs.IntVar(&c.burstSale, "rate-limit-sale-burst", c.burstSale, "burst of the per-sale admission rate")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", c.trustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.IntVar(&c.maxConns, "max-conns", c.maxConns, "most connections open on the API listener at once; at the cap idle keep-alive ones are closed first (0: 3/4 of the open-file limit, at most 32768)")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", c.maxConnsPerIP, "most connections open from one client address (IPv6: /64), --trusted-proxies exempt; more are answered 429 and closed (0: a quarter of --max-conns, at most 1024)")
+	fs.BoolVar(&c.shed, "shed", c.shed, "adaptive load shedding of purchases waiting on the store (503 overloaded)")
+	fs.StringVar(&c.debugAddr, "debug-addr", c.debugAddr, "if set, serve pprof on this separate address (keep it private)")
+	fs.StringVar(&c.redisURL, "redis-url", c.redisURL, "cluster mode: Redis holding the live stock, e.g. redis://127.0.0.1:6379/0 (with --postgres-url)")
+	fs.StringVar(&c.postgresURL, "postgres-url", c.postgresURL, "cluster mode: PostgreSQL holding sales and orders, e.g. postgres://user@127.0.0.1:5432/db (with --redis-url)")
+	fs.StringVar(&c.redisPrefix, "redis-prefix", c.redisPrefix, "cluster mode: prefix of every Redis key, so several deployments can share a Redis")
+	fs.StringVar(&c.nodeID, "node-id", c.nodeID, "cluster mode: this node's name in leases and logs (default: random)")
+	fs.StringVar(&c.roomSecret, "waiting-room-secret", c.roomSecret, "HMAC key (at least 32 bytes) of waiting-room tickets; every node must share it (default: random per process, so tickets die with it)")
+	fs.IntVar(&c.roomMaxEntries, "waiting-room-max-entries", c.roomMaxEntries, "most buyers one sale's waiting room holds")
+	fs.IntVar(&c.roomStreams, "waiting-room-streams", c.roomStreams, "most waiting-room event streams open at once")
+	fs.IntVar(&c.roomStreamsBuyer, "waiting-room-streams-per-buyer", c.roomStreamsBuyer, "most waiting-room event streams one buyer holds open in one sale")
+	fs.IntVar(&c.roomStreamsAddr, "waiting-room-streams-per-address", c.roomStreamsAddr, "most waiting-room event streams one client address (IPv6: its /64) holds open")
+	fs.IntVar(&c.inFlight, "cluster-in-flight", c.inFlight, "cluster mode: batches of one sale at Redis and PostgreSQL at once")
+	fs.IntVar(&c.buckets, "cluster-buckets", c.buckets, "cluster mode: Redis slots the stock of each new sale is split over (for sales too hot for one Redis Cluster shard; 1-1024)")
+	fs.DurationVar(&c.leaseTTL, "cluster-lease-ttl", c.leaseTTL, "cluster mode: how long the leader's lease lasts unrenewed; a dead leader's jobs move to another node after it")
+	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", c.confirmAfter, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
+	fs.StringVar(&c.adminAddr, "admin-addr", c.adminAddr, "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -327,79 +356,6 @@ func keyed(name string, perSecond float64, burst, maxKeys int) (*admission.Keyed
 	return admission.NewKeyed(rate.Limit(perSecond), burst, maxKeys, limiterIdle), nil
 }
 
-// openStore opens the embedded store, or the cluster store when the
-// Redis and PostgreSQL URLs are set.
-func (c serveConfig) openStore(ctx context.Context, log *slog.Logger) (surge.Store, func() any, error) {
-	if (c.redisURL == "") != (c.postgresURL == "") {
-		return nil, nil, errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
-	}
-	if c.buckets < 0 || c.buckets > 1024 {
-		return nil, nil, errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
-	}
-	if c.redisURL == "" {
-		st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL})
-		if err != nil {
-			return nil, nil, err
-		}
-		return st, func() any { return st.Stats() }, nil
-	}
-	st, err := cluster.Open(ctx, c.redisURL, c.postgresURL, cluster.Config{
-		Prefix: c.redisPrefix, NodeID: c.nodeID, LeaseTTL: c.leaseTTL, ConfirmAfter: c.confirmAfter, Buckets: c.buckets, Logger: log,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	// A 201 means the order's COMMIT is on disk only if PostgreSQL waits
-	// for the WAL flush; a session setting (role, database, URL options)
-	// can turn that off without the node knowing.
-	switch sc, err := postgres.SynchronousCommit(ctx, c.postgresURL); {
-	case err != nil:
-		log.Warn("could not read PostgreSQL's synchronous_commit", "err", err)
-	case sc == "off":
-		log.Warn("PostgreSQL runs with synchronous_commit=off: a confirmed order (201) can be lost if PostgreSQL crashes; set it to on", "synchronous_commit", sc)
-	}
-	return st, func() any {
-		s := st.Stats()
-		mean := 0.0
-		if s.Commits > 0 {
-			mean = float64(s.Rows) / float64(s.Commits)
-		}
-		return map[string]any{"cluster": s, "leader": st.Leader(), "mean_rows_per_commit": mean}
-	}, nil
-}
-
-// waitingRoom builds the waiting room: queues in memory, or in Redis in
-// cluster mode so every node serves the same queue; nil (a per-process
-// key and memory, chosen by the HTTP layer) when nothing is configured.
-func (c serveConfig) waitingRoom(store surge.Store, log *slog.Logger) (*waitroom.Room, error) {
-	// Zero (a config built in code, as the demo's) takes the defaults.
-	if c.roomMaxEntries < 0 || c.roomStreams < 0 {
-		return nil, errUsage{"serve: --waiting-room-max-entries and --waiting-room-streams must be at least 1"}
-	}
-	if c.roomStreamsBuyer < 0 || c.roomStreamsAddr < 0 {
-		return nil, errUsage{"serve: --waiting-room-streams-per-buyer and --waiting-room-streams-per-address must be at least 1"}
-	}
-	cs, clustered := store.(*cluster.Store)
-	secret := []byte(c.roomSecret)
-	if len(secret) == 0 {
-		if !clustered {
-			return nil, nil
-		}
-		secret = make([]byte, waitroom.MinSecretLen)
-		_, _ = rand.Read(secret)
-		log.Warn("no --waiting-room-secret: waiting-room tickets are valid on this node only; give every node the same secret")
-	}
-	var backend waitroom.Backend = waitroom.NewMemory(c.roomMaxEntries)
-	if clustered {
-		backend = cs.Queues(c.roomMaxEntries)
-	}
-	room, err := waitroom.New(waitroom.Config{Secret: secret, Backend: backend})
-	if err != nil {
-		return nil, errUsage{"serve: --waiting-room-secret: " + err.Error()}
-	}
-	return room, nil
-}
-
 // server is a running Surge node: store, engine and HTTP API.
 type server struct {
 	store surge.Store
@@ -430,23 +386,12 @@ const (
 	probeTimeout = time.Second
 )
 
-// prober is a store that can tell whether it takes purchases now (the
-// cluster store: Redis and PostgreSQL answer, no breaker open).
-type prober interface {
-	Ready(ctx context.Context) error
-}
-
 // watchStore probes the store now, before the node listens, and then
 // every probeEvery: a load balancer polling /readyz must not pay for a
 // round trip to Redis and PostgreSQL on each poll, nor make the node
 // pay for a flood of polls.
-func (s *server) watchStore(ctx context.Context) {
-	p, ok := s.store.(prober)
-	if !ok {
-		s.watchStop = func() {}
-		return
-	}
-	s.probe(ctx, p)
+func (s *server) watchStore(ctx context.Context, ready func(context.Context) error) {
+	s.probe(ctx, ready)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.watchStop = stop
 	s.watched.Go(func() {
@@ -457,15 +402,15 @@ func (s *server) watchStore(ctx context.Context) {
 			case <-bg.Done():
 				return
 			case <-t.C:
-				s.probe(bg, p)
+				s.probe(bg, ready)
 			}
 		}
 	})
 }
 
-func (s *server) probe(ctx context.Context, p prober) {
+func (s *server) probe(ctx context.Context, ready func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	err := p.Ready(ctx)
+	err := ready(ctx)
 	cancel()
 	if err != nil {
 		why := "the store is unavailable"
@@ -531,23 +476,23 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
-	store, storeStats, err := c.openStore(ctx, log)
+	b, err := c.openBackend(ctx, log)
 	if err != nil {
 		return nil, err
 	}
-	ecfg := engine.Config{MaxBatch: c.maxBatch, QueueSize: c.queueSize, Logger: log}
-	if _, ok := store.(*cluster.Store); ok {
-		// A cluster batch mostly waits on Redis and PostgreSQL; overlapping
-		// batches uses that wait but makes them smaller. On the 2-core
-		// bench machine 4 in flight cost more CPU than it saved
-		// (docs/benchmarks.md), hence a flag, default 1.
-		ecfg.InFlight = c.inFlight
+	store := b.store
+	room, err := c.waitingRoom(b, log)
+	if err != nil {
+		store.Close()
+		return nil, err
 	}
+	ecfg := engine.Config{MaxBatch: c.maxBatch, InboxSize: c.queueSize, Logger: log, WaitingRoom: room}
+	ecfg.InFlight = b.inFlight
 	if c.shed {
-		// CoDel on each sale's queue (docs/protection.md): once a queue has
+		// CoDel on each sale's inbox (docs/protection.md): once an inbox has
 		// stood for 100 ms, a purchase waits for at most the batch ahead of
 		// it, and the store always has a full batch to commit.
-		ecfg.Queue = func() engine.QueueManager {
+		ecfg.InboxManager = func() engine.InboxManager {
 			return admission.NewCoDel(admission.CoDelConfig{Batch: c.maxBatch})
 		}
 	}
@@ -562,13 +507,13 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	// In cluster mode the buyer and sale limits hold across nodes: each
 	// node's bucket pre-filters, the shared GCRA state in Redis decides.
 	var flushers []*admission.Distributed
-	if cs, ok := store.(*cluster.Store); ok {
+	if b.sharedLimit != nil {
 		if lim.buyer != nil {
-			d := admission.NewDistributed(lim.buyer, cs.SharedLimit("buyer", c.rateBuyer, c.burstBuyer), 0, log)
+			d := admission.NewDistributed(lim.buyer, b.sharedLimit("buyer", c.rateBuyer, c.burstBuyer), 0, log)
 			ecfg.BuyerRate, flushers = d, append(flushers, d)
 		}
 		if lim.sale != nil {
-			d := admission.NewDistributed(lim.sale, cs.SharedLimit("sale", c.rateSale, c.burstSale), 0, log)
+			d := admission.NewDistributed(lim.sale, b.sharedLimit("sale", c.rateSale, c.burstSale), 0, log)
 			ecfg.SaleRate, flushers = d, append(flushers, d)
 		}
 	}
@@ -581,7 +526,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		return nil, err
 	}
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers}
-	s.watchStore(ctx)
+	s.watchStore(ctx, b.ready)
 	fail := func(err error) (*server, error) {
 		s.stopWatch()
 		for _, o := range []*http.Server{s.debug, s.admin} {
@@ -595,10 +540,6 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		}
 		store.Close()
 		return nil, err
-	}
-	room, err := c.waitingRoom(store, log)
-	if err != nil {
-		return fail(err)
 	}
 	api := surgehttp.New(readyEngine{eng, s}, surgehttp.Config{
 		AdminToken:         c.adminToken,
@@ -614,7 +555,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		MaxQueueStreamsPerAddress: c.roomStreamsAddr,
 	})
 	stats := func() any {
-		m := map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": storeStats()}
+		m := map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": b.stats()}
 		if l := s.conns.Load(); l != nil {
 			m["connections"] = l.Stats()
 		}

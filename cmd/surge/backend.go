@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/admission"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/waitroom"
+)
+
+// backend is what the storage mode offers a node, decided once when the
+// store opens (openEmbedded, openCluster), so that startServer wires it
+// without asking which mode it is in.
+type backend struct {
+	store surge.Store
+	// queues holds the waiting rooms' lines: in this process, or in Redis
+	// so that every node serves the same line.
+	queues waitroom.Backend
+	// sharedLimit returns a rate limit that every node shares; nil when
+	// the node is alone and its own limiters are the whole truth.
+	sharedLimit func(name string, perSecond float64, burst int) admission.SharedLimit
+	// inFlight is how many batches of one sale may be at the store at once.
+	inFlight int
+	// stats are the store's figures for /debug/stats.
+	stats func() any
+	// ready reports whether the store takes purchases now (/readyz).
+	ready func(ctx context.Context) error
+	// noSecret is the warning logged when no --waiting-room-secret is set:
+	// tickets then verify only in this process.
+	noSecret string
+}
+
+// openBackend opens the embedded store, or the cluster store when the
+// Redis and PostgreSQL URLs are set.
+func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger) (*backend, error) {
+	if (c.redisURL == "") != (c.postgresURL == "") {
+		return nil, errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
+	}
+	if c.buckets < 0 || c.buckets > 1024 {
+		return nil, errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
+	}
+	// Zero (a config built in code, as the demo's) takes the defaults.
+	if c.roomMaxEntries < 0 || c.roomStreams < 0 {
+		return nil, errUsage{"serve: --waiting-room-max-entries and --waiting-room-streams must be at least 1"}
+	}
+	if c.roomStreamsBuyer < 0 || c.roomStreamsAddr < 0 {
+		return nil, errUsage{"serve: --waiting-room-streams-per-buyer and --waiting-room-streams-per-address must be at least 1"}
+	}
+	if c.redisURL == "" {
+		return c.openEmbedded(ctx, log)
+	}
+	return c.openCluster(ctx, log)
+}
+
+func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger) (*backend, error) {
+	st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &backend{
+		store:    st,
+		queues:   waitroom.NewMemory(c.roomMaxEntries),
+		inFlight: 1, // the embedded store serialises a sale's batches anyway
+		stats:    func() any { return st.Stats() },
+		ready:    st.Ready,
+		noSecret: "waiting-room tickets are signed with a random per-process key: they become invalid on restart and on other nodes; configure a shared secret",
+	}, nil
+}
+
+func (c serveConfig) openCluster(ctx context.Context, log *slog.Logger) (*backend, error) {
+	st, err := cluster.Open(ctx, c.redisURL, c.postgresURL, cluster.Config{
+		Prefix: c.redisPrefix, NodeID: c.nodeID, LeaseTTL: c.leaseTTL, ConfirmAfter: c.confirmAfter, Buckets: c.buckets, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A 201 means the order's COMMIT is on disk only if PostgreSQL waits
+	// for the WAL flush; a session setting (role, database, URL options)
+	// can turn that off without the node knowing.
+	switch sc, err := postgres.SynchronousCommit(ctx, c.postgresURL); {
+	case err != nil:
+		log.Warn("could not read PostgreSQL's synchronous_commit", "err", err)
+	case sc == "off":
+		log.Warn("PostgreSQL runs with synchronous_commit=off: a confirmed order (201) can be lost if PostgreSQL crashes; set it to on", "synchronous_commit", sc)
+	}
+	return &backend{
+		store:  st,
+		queues: st.Queues(c.roomMaxEntries),
+		sharedLimit: func(name string, perSecond float64, burst int) admission.SharedLimit {
+			return st.SharedLimit(name, perSecond, burst)
+		},
+		// A cluster batch mostly waits on Redis and PostgreSQL; overlapping
+		// batches uses that wait but makes them smaller. On the 2-core
+		// bench machine 4 in flight cost more CPU than it saved
+		// (docs/benchmarks.md), hence a flag, default 1.
+		inFlight: c.inFlight,
+		stats: func() any {
+			s := st.Stats()
+			mean := 0.0
+			if s.Commits > 0 {
+				mean = float64(s.Rows) / float64(s.Commits)
+			}
+			return map[string]any{"cluster": s, "leader": st.Leader(), "mean_rows_per_commit": mean}
+		},
+		ready:    st.Ready,
+		noSecret: "no --waiting-room-secret: waiting-room tickets are valid on this node only; give every node the same secret",
+	}, nil
+}
+
+// waitingRoom builds the waiting room over the backend's queues. Without
+// a secret, tickets are signed with a random per-process key. The engine
+// checks the tickets the API hands out, so both get this one room.
+func (c serveConfig) waitingRoom(b *backend, log *slog.Logger) (*waitroom.Room, error) {
+	secret := []byte(c.roomSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, waitroom.MinSecretLen)
+		_, _ = rand.Read(secret)
+		log.Warn(b.noSecret)
+	}
+	room, err := waitroom.New(waitroom.Config{Secret: secret, Backend: b.queues})
+	if err != nil {
+		return nil, errUsage{"serve: --waiting-room-secret: " + err.Error()}
+	}
+	return room, nil
+}

@@ -1,0 +1,12 @@
+package engine
+
+import "context"
+
+// released hears from a store that gave units back on its own (its expiry
+// job, surge.Releaser): the sale's remaining-stock hint is reloaded, so the
+// fast path sells the units again.
+func (e *Engine) released(saleID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StoreTimeout)
+	defer cancel()
+	e.refresh(ctx, saleID)
+}
