@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/admission"
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+)
+
+// server is a running Surge node: store, engine and HTTP API.
+type server struct {
+	store surge.Store
+	eng   *engine.Engine
+	http  *http.Server
+	debug *http.Server
+	admin *http.Server
+	addr  net.Addr
+	errc  chan error // the API server's Serve result
+	// conns is the API listener, set once it listens (after the private
+	// listeners, whose /debug/stats reads it).
+	conns atomic.Pointer[surgehttp.ConnLimiter]
+	log   *slog.Logger
+
+	flushers []*admission.Distributed // cluster-wide rate limits
+
+	// Readiness (/readyz): draining after SIGTERM; storeDown is why the
+	// store's last probe failed, nil when it passed.
+	draining  atomic.Bool
+	storeDown atomic.Pointer[string]
+	watchStop context.CancelFunc
+	watched   sync.WaitGroup
+}
+
+// How often and how patiently the store's health is probed for /readyz.
+const (
+	probeEvery   = time.Second
+	probeTimeout = time.Second
+)
+
+// watchStore probes the store now, before the node listens, and then
+// every probeEvery: a load balancer polling /readyz must not pay for a
+// round trip to Redis and PostgreSQL on each poll, nor make the node
+// pay for a flood of polls.
+func (s *server) watchStore(ctx context.Context, ready func(context.Context) error) {
+	s.probe(ctx, ready)
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.watchStop = stop
+	s.watched.Go(func() {
+		t := time.NewTicker(probeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				s.probe(bg, ready)
+			}
+		}
+	})
+}
+
+func (s *server) probe(ctx context.Context, ready func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	err := ready(ctx)
+	cancel()
+	if err != nil {
+		why := "the store is unavailable"
+		if s.storeDown.Swap(&why) == nil {
+			s.log.Warn("not ready: the store is unavailable", "err", err)
+		}
+		return
+	}
+	if s.storeDown.Swap(nil) != nil {
+		s.log.Info("ready again: the store answers")
+	}
+}
+
+func (s *server) stopWatch() {
+	s.watchStop()
+	s.watched.Wait()
+}
+
+// drain turns /readyz to 503 at once and keeps serving everything else
+// for delay, so a load balancer stops sending traffic before the
+// listener closes.
+func (s *server) drain(delay time.Duration) {
+	s.draining.Store(true)
+	if delay > 0 {
+		s.log.Info("draining: /readyz answers 503; still serving", "for", delay)
+		time.Sleep(delay)
+	}
+}
+
+// readyEngine is the engine as the API sees it: /readyz also reports the
+// node's draining and the store's health.
+type readyEngine struct {
+	*engine.Engine
+	s *server
+}
+
+func (e readyEngine) Ready() bool { return e.NotReady() == "" }
+
+// NotReady says why the node takes no purchases, "" when it does.
+func (e readyEngine) NotReady() string {
+	switch {
+	case !e.Engine.Ready():
+		return "shutting down"
+	case e.s.draining.Load():
+		return "draining"
+	}
+	if why := e.s.storeDown.Load(); why != nil {
+		return *why
+	}
+	return ""
+}
+
+func (s *server) url() string { return "http://" + s.addr.String() }
+
+// startServer opens the store and the engine and serves the API on
+// c.httpAddr (and pprof on c.debugAddr when set).
+func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server, error) {
+	buyer, err := c.buyerAuth()
+	if err != nil {
+		return nil, err
+	}
+	lim, err := c.limits()
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.openBackend(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	store := b.store
+	room, err := c.waitingRoom(b, log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ecfg := engine.Config{MaxBatch: c.maxBatch, InboxSize: c.queueSize, Logger: log, WaitingRoom: room}
+	ecfg.InFlight = b.inFlight
+	if c.shed {
+		// CoDel on each sale's inbox (docs/protection.md): once an inbox has
+		// stood for 100 ms, a purchase waits for at most the batch ahead of
+		// it, and the store always has a full batch to commit.
+		ecfg.InboxManager = func() engine.InboxManager {
+			return admission.NewCoDel(admission.CoDelConfig{Batch: c.maxBatch})
+		}
+	}
+	// Only set limiters go in: a nil *Keyed in the interface would not be
+	// a nil interface.
+	if lim.sale != nil {
+		ecfg.SaleRate = lim.sale
+	}
+	if lim.buyer != nil {
+		ecfg.BuyerRate = lim.buyer
+	}
+	// In cluster mode the buyer and sale limits hold across nodes: each
+	// node's bucket pre-filters, the shared GCRA state in Redis decides.
+	var flushers []*admission.Distributed
+	if b.sharedLimit != nil {
+		if lim.buyer != nil {
+			d := admission.NewDistributed(lim.buyer, b.sharedLimit("buyer", c.rateBuyer, c.burstBuyer), 0, log)
+			ecfg.BuyerRate, flushers = d, append(flushers, d)
+		}
+		if lim.sale != nil {
+			d := admission.NewDistributed(lim.sale, b.sharedLimit("sale", c.rateSale, c.burstSale), 0, log)
+			ecfg.SaleRate, flushers = d, append(flushers, d)
+		}
+	}
+	eng, err := engine.Open(ctx, store, ecfg)
+	if err != nil {
+		for _, d := range flushers {
+			d.Close()
+		}
+		store.Close()
+		return nil, err
+	}
+	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers}
+	s.watchStore(ctx, b.ready)
+	fail := func(err error) (*server, error) {
+		s.stopWatch()
+		for _, o := range []*http.Server{s.debug, s.admin} {
+			if o != nil {
+				o.Close()
+			}
+		}
+		eng.Close()
+		for _, d := range flushers {
+			d.Close()
+		}
+		store.Close()
+		return nil, err
+	}
+	api := surgehttp.New(readyEngine{eng, s}, surgehttp.Config{
+		AdminToken:         c.adminToken,
+		JWTSecret:          []byte(c.jwtSecret),
+		InsecureUserHeader: c.insecureUserHeader,
+		Logger:             log,
+		BuyerAuth:          buyer,
+		Protection:         lim.http,
+		WaitingRoom:        room,
+		MaxQueueStreams:    c.roomStreams,
+
+		MaxQueueStreamsPerBuyer:   c.roomStreamsBuyer,
+		MaxQueueStreamsPerAddress: c.roomStreamsAddr,
+	})
+	stats := func() any {
+		m := map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": b.stats()}
+		if l := s.conns.Load(); l != nil {
+			m["connections"] = l.Stats()
+		}
+		return m
+	}
+	if c.debugAddr != "" {
+		s.debug, err = opsServer(c.debugAddr, api.Ops(stats, nil))
+		if err != nil {
+			return fail(err)
+		}
+		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
+	}
+	public := http.Handler(api)
+	if c.adminAddr != "" {
+		s.admin, err = opsServer(c.adminAddr, api.Ops(stats, api))
+		if err != nil {
+			return fail(err)
+		}
+		public = api.Public()
+		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
+	}
+	raw, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", c.httpAddr, err))
+	}
+	s.addr = raw.Addr()
+	// Trusted proxies carry many clients on their connections: only the
+	// total bounds them.
+	ln := surgehttp.LimitConns(raw, c.connLimits(lim.http.TrustedProxies))
+	s.conns.Store(ln)
+	s.http = &http.Server{
+		Handler:           public,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         ln.ConnState,
+	}
+	// OPTIONS * then reaches the API, which answers it in JSON.
+	s.http.DisableGeneralOptionsHandler = true
+	// Event streams end at shutdown instead of holding it to the timeout.
+	s.http.RegisterOnShutdown(api.CloseStreams)
+	if c.redisURL != "" {
+		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", buildVersion())
+	} else {
+		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", buildVersion())
+	}
+	go func() { s.errc <- s.http.Serve(ln) }()
+	return s, nil
+}
+
+// shutdown stops in order: stop taking requests and finish the ones in
+// flight, then flush the batchers, then close the database.
+func (s *server) shutdown(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Error("http shutdown", "err", err)
+	}
+	if s.admin != nil {
+		if err := s.admin.Shutdown(ctx); err != nil {
+			s.log.Error("admin shutdown", "err", err)
+		}
+	}
+	if s.debug != nil {
+		s.debug.Close()
+	}
+	if err := s.eng.Close(); err != nil {
+		s.log.Error("engine close", "err", err)
+	}
+	s.stopWatch()
+	for _, d := range s.flushers {
+		d.Close()
+	}
+	if err := s.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// opsServer serves h (pprof and /debug/stats behind the admin token, and
+// the full API on the admin listener) on a private listener of its own.
+func opsServer(addr string, h http.Handler) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		DisableGeneralOptionsHandler: true}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/surgehq/surge/admission"
+	surgehttp "github.com/surgehq/surge/http"
+)
+
+// Bounds of the per-address and per-buyer limiters: beyond this many
+// clients the least recently seen lose their bucket, so memory stays
+// bounded whatever the crowd.
+const (
+	maxLimiterKeys = 1_000_000
+	limiterIdle    = 10 * time.Minute
+)
+
+// limits are the rate limiters the flags ask for; nil ones are off.
+type limits struct {
+	http        surgehttp.Protection
+	buyer, sale *admission.Keyed
+}
+
+// limits builds the rate limiters from the flags.
+func (c serveConfig) limits() (limits, error) {
+	var l limits
+	proxies, err := admission.ParsePrefixes(c.trustedProxies)
+	if err != nil {
+		return l, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	l.http.TrustedProxies = proxies
+	if l.http.IP, err = keyed("ip", c.rateIP, c.burstIP, maxLimiterKeys); err != nil {
+		return l, err
+	}
+	if l.buyer, err = keyed("buyer", c.rateBuyer, c.burstBuyer, maxLimiterKeys); err != nil {
+		return l, err
+	}
+	// Sales are few; their buckets can stay longer.
+	l.sale, err = keyed("sale", c.rateSale, c.burstSale, 100_000)
+	return l, err
+}
+
+// Connection caps by default. Each open connection costs a file
+// descriptor and, idle, some 10-20 KB (goroutine, buffers): beyond
+// 32768 memory rather than descriptors runs out first. A quarter of the
+// file descriptors is left for the database, logs and the private
+// listeners.
+const (
+	maxConnsCeiling      = 32768
+	maxConnsPerIPCeiling = 1024
+	fallbackMaxConns     = 4096 // when the open-file limit is unknown
+)
+
+// connLimits returns the API listener's connection caps: the flags, or
+// defaults derived from the open-file limit.
+func (c serveConfig) connLimits(trusted []netip.Prefix) surgehttp.ConnLimits {
+	total := c.maxConns
+	if total == 0 {
+		total = fallbackMaxConns
+		if n, ok := openFileLimit(); ok {
+			total = int(min(n/4*3, maxConnsCeiling))
+		}
+		total = max(total, 1)
+	}
+	perIP := c.maxConnsPerIP
+	if perIP == 0 {
+		perIP = max(1, min(total/4, maxConnsPerIPCeiling))
+	}
+	return surgehttp.ConnLimits{Max: total, PerAddr: perIP, Exempt: trusted}
+}
+
+// keyed returns the limiter of one --rate-limit-NAME flag, nil when off.
+func keyed(name string, perSecond float64, burst, maxKeys int) (*admission.Keyed, error) {
+	switch {
+	case perSecond < 0 || (perSecond > 0 && burst < 1):
+		return nil, fmt.Errorf("--rate-limit-%s must not be negative and its burst must be at least 1", name)
+	case perSecond == 0:
+		return nil, nil
+	}
+	return admission.NewKeyed(rate.Limit(perSecond), burst, maxKeys, limiterIdle), nil
+}
