@@ -2,6 +2,7 @@ package http
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -138,4 +139,72 @@ func (s *Server) archiveSale(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, toSaleJSON(st))
+}
+
+func parseTimeField(name string, v *string) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *v)
+	// Times are answered and stored in UTC: an offset that moves the
+	// instant out of years 0000-9999 would not be RFC 3339 there (and the
+	// store could not read it back).
+	if y := t.UTC().Year(); err != nil || y < 0 || y > 9999 {
+		return nil, fmt.Errorf("%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
+	}
+	return &t, nil
+}
+
+func (s *Server) createSale(w http.ResponseWriter, r *http.Request) {
+	if err := s.auth.admin(r); err != nil {
+		unauthenticated(w, err)
+		return
+	}
+	body, ok := readBody(w, r, MaxSaleBody)
+	if !ok {
+		return
+	}
+	var req api.NewSale
+	if err := decodeStrict(body, &req); err != nil {
+		invalid(w, "%v", err)
+		return
+	}
+	in := surge.SaleInput{
+		ID: req.ID, Name: req.Name, Stock: req.Stock, PerUserLimit: req.PerUserLimit,
+		PriceCents: req.PriceCents, Currency: req.Currency, HoldSeconds: req.HoldSeconds,
+	}
+	var err error
+	if in.StartsAt, err = parseTimeField("starts_at", req.StartsAt); err != nil {
+		invalid(w, "%v", err)
+		return
+	}
+	if in.EndsAt, err = parseTimeField("ends_at", req.EndsAt); err != nil {
+		invalid(w, "%v", err)
+		return
+	}
+	if in.WaitingRoom, err = waitingRoomInput(req.WaitingRoom); err != nil {
+		invalid(w, "%v", err)
+		return
+	}
+	sale, err := s.svc.CreateSale(r.Context(), in)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/sales/"+sale.ID)
+	writeJSON(w, http.StatusCreated, toSaleJSON(sale))
+}
+
+func (s *Server) getSale(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
+		return
+	}
+	sale, err := s.svc.Sale(id)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toSaleJSON(sale))
 }

@@ -1,0 +1,119 @@
+package http
+
+import (
+	"bufio"
+	"net/http"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// 404 as for a missing order, so ids reveal nothing.
+func (s *Server) orderFor(w http.ResponseWriter, r *http.Request) (surge.Order, bool) {
+	who, err := s.auth.identify(r)
+	if err != nil {
+		unauthenticated(w, err)
+		return surge.Order{}, false
+	}
+	id, ok := pathID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, string(surge.CodeOrderNotFound), surge.ErrOrderNotFound.Message)
+		return surge.Order{}, false
+	}
+	o, err := s.svc.Order(r.Context(), id)
+	if err == nil && !who.admin && o.UserID != who.user {
+		err = surge.ErrOrderNotFound
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
+		return surge.Order{}, false
+	}
+	return o, true
+}
+
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
+	o, ok := s.orderFor(w, r)
+	if !ok {
+		return
+	}
+	writeRaw(w, http.StatusOK, orderBody(&o))
+}
+
+func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
+	o, ok := s.orderFor(w, r)
+	if !ok {
+		return
+	}
+	o, err := s.svc.Cancel(r.Context(), o.ID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, orderBody(&o))
+}
+
+// payOrder marks an order paid. Payments proper come with the payments
+// integration; until then the operator (or a payment webhook holding the
+// admin token) confirms payment here.
+func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
+	if err := s.auth.admin(r); err != nil {
+		unauthenticated(w, err)
+		return
+	}
+	id, ok := pathID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, string(surge.CodeOrderNotFound), surge.ErrOrderNotFound.Message)
+		return
+	}
+	o, err := s.svc.Pay(r.Context(), id)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, orderBody(&o))
+}
+
+// exportOrders streams every order as NDJSON without holding them in
+// memory. The write deadline moves forward with progress, so a long export
+// is not cut by the server's write timeout but a stalled client still is.
+func (s *Server) exportOrders(w http.ResponseWriter, r *http.Request) {
+	if err := s.auth.admin(r); err != nil {
+		unauthenticated(w, err)
+		return
+	}
+	id, ok := pathID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
+		return
+	}
+	if _, err := s.svc.Sale(id); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	line := make([]byte, 0, 320)
+	n := 0
+	err := s.svc.Orders(r.Context(), id, func(o surge.Order) error {
+		line = append(appendOrder(line[:0], &o), '\n')
+		if _, err := bw.Write(line); err != nil {
+			return err
+		}
+		if n++; n%1024 == 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		}
+		return nil
+	})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		// The status is sent; cutting the stream tells the client the
+		// export is incomplete (no terminating chunk).
+		s.log.Warn("order export aborted", "sale", id, "orders_sent", n, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}

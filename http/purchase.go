@@ -1,0 +1,177 @@
+package http
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/engine"
+)
+
+// purchaseBufs holds body buffers of the purchase hot path.
+var purchaseBufs = sync.Pool{New: func() any { return new([MaxPurchaseBody + 1]byte) }}
+
+// readPurchaseBody reads and decodes a purchase body into its quantity (1
+// when the body is empty or has none). It answers 400 or 413 itself.
+func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	if r.ContentLength > MaxPurchaseBody {
+		tooLarge(w, r, MaxPurchaseBody)
+		return 0, false
+	}
+	buf := purchaseBufs.Get().(*[MaxPurchaseBody + 1]byte)
+	defer purchaseBufs.Put(buf)
+	// Read to io.EOF by hand: io.ReadFull would also report a body cut
+	// short by the client (io.ErrUnexpectedEOF from net/http) as a short
+	// read, and a truncated body must not be taken for a complete one.
+	n := 0
+	for n < len(buf) {
+		m, err := r.Body.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			invalid(w, "could not read the body: %v", err)
+			return 0, false
+		}
+	}
+	if n > MaxPurchaseBody {
+		tooLarge(w, r, MaxPurchaseBody)
+		return 0, false
+	}
+	body := buf[:n]
+	if q, ok := quickQuantity(body); ok {
+		return q, true
+	}
+	// Only JSON whitespace is no body; anything else must parse.
+	if skipSpace(body, 0) == len(body) {
+		return 1, true
+	}
+	q, err := decodePurchase(body)
+	if err != nil {
+		invalid(w, "%v", err)
+		return 0, false
+	}
+	return q, true
+}
+
+// quickQuantity recognises the one body nearly every client sends,
+// {"quantity":N} with optional spaces, without the reflection decoder.
+// Anything else, valid or not, reports false and goes to decodePurchase,
+// which is the authority on what is accepted.
+func quickQuantity(b []byte) (int64, bool) {
+	i := skipSpace(b, 0)
+	const field = `"quantity"`
+	if i >= len(b) || b[i] != '{' {
+		return 0, false
+	}
+	i = skipSpace(b, i+1)
+	if !bytes.HasPrefix(b[i:], []byte(field)) {
+		return 0, false
+	}
+	i = skipSpace(b, i+len(field))
+	if i >= len(b) || b[i] != ':' {
+		return 0, false
+	}
+	i = skipSpace(b, i+1)
+	start := i
+	var q int64
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' && i-start < 18 {
+		q = q*10 + int64(b[i]-'0')
+		i++
+	}
+	// No digits, a leading zero (not JSON) or too many digits: defer.
+	if i == start || (b[start] == '0' && i-start > 1) || (i < len(b) && '0' <= b[i] && b[i] <= '9') {
+		return 0, false
+	}
+	i = skipSpace(b, i)
+	if i >= len(b) || b[i] != '}' {
+		return 0, false
+	}
+	if skipSpace(b, i+1) != len(b) {
+		return 0, false
+	}
+	return q, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// decodePurchase reads {"quantity": n} strictly; an absent quantity means 1.
+func decodePurchase(body []byte) (int64, error) {
+	var req struct {
+		// Raw, so that null (which v2 decodes as zero) is told apart.
+		Quantity jsontext.Value `json:"quantity"`
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, err
+	}
+	if req.Quantity == nil {
+		return 1, nil
+	}
+	q, err := strconv.ParseInt(string(req.Quantity), 10, 64)
+	if err != nil {
+		return 0, errors.New("quantity must be a positive integer")
+	}
+	return q, nil
+}
+
+func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
+	user, err := s.auth.buyer(r)
+	if err != nil {
+		unauthenticated(w, err)
+		return
+	}
+	saleID, ok := pathID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
+		return
+	}
+	p := surge.Purchase{UserID: user, Quantity: 1}
+	if keys, present := r.Header["Idempotency-Key"]; present {
+		if len(keys) != 1 || !surge.ValidKey(keys[0]) {
+			invalid(w, "Idempotency-Key must be one header of 1 to 128 printable ASCII characters")
+			return
+		}
+		p.IdempotencyKey = keys[0]
+	}
+	if r.ContentLength != 0 {
+		q, ok := readPurchaseBody(w, r)
+		if !ok {
+			return
+		}
+		p.Quantity = q
+	}
+	// The waiting-room gate and every other admission decision are the
+	// engine's: it takes the tickets as sent.
+	out, err := s.svc.Purchase(r.Context(), engine.PurchaseRequest{SaleID: saleID, Purchase: p, Tickets: r.Header[TicketHeader]})
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client is gone; nobody reads an answer
+		}
+		s.writeErr(w, r, err)
+		return
+	}
+	if out.Code != surge.CodeReserved {
+		writeRaw(w, statusOf(out.Code), rejectionBodies[out.Code])
+		return
+	}
+	h := w.Header()
+	if out.Replay {
+		h["Idempotent-Replayed"] = []string{"true"}
+	}
+	h["Location"] = []string{"/v1/orders/" + out.Order.ID}
+	writeRaw(w, http.StatusCreated, orderBody(&out.Order))
+}
+
+// orderFor fetches an order the caller may see; anyone else gets the same
