@@ -1,0 +1,98 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/surgehq/surge"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// expiryInterval is how often the expiry job releases the holds that ran
+// out: a unit comes back at most this late.
+const expiryInterval = time.Second
+
+// expirer is the store's expiry job.
+func (s *Store) expirer() {
+	defer close(s.expiryDone)
+	t := time.NewTicker(expiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopExpiry:
+			return
+		case <-t.C:
+			if _, err := s.Expire(context.Background(), s.opts.Now()); err != nil {
+				s.opts.Logger.Error("expire holds", "err", err)
+			}
+		}
+	}
+}
+
+// OnRelease implements surge.Releaser: fn hears of every sale whose
+// expired holds gave units back.
+func (s *Store) OnRelease(fn func(saleID string)) {
+	if fn == nil {
+		s.released.Store(nil)
+		return
+	}
+	s.released.Store(&fn)
+}
+
+// Expire moves every reserved order whose hold ended at or before now to
+// expired, returning its units, and returns the orders it expired. The
+// store's expiry job calls it every second on its clock; tests that
+// disabled the job (Options.NoExpiry) call it with theirs. The OnRelease
+// callback hears of each sale that got units back, before Expire returns.
+func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error) {
+	if s.closed.Load() {
+		return nil, surge.ErrUnavailable
+	}
+	s.mu.RLock()
+	states := make([]*saleState, 0, len(s.sales))
+	for _, st := range s.sales {
+		states = append(states, st)
+	}
+	s.mu.RUnlock()
+	var expired []surge.Order
+	var errs []error
+	for _, st := range states {
+		st.mu.Lock()
+		n := 0
+		for {
+			due := st.l.Due(now, s.opts.MaxCommitRows)
+			if len(due) == 0 {
+				break
+			}
+			ups := make([]update, len(due))
+			for i, o := range due {
+				ups[i] = update{id: o.ID, status: surge.OrderExpired, at: now}
+			}
+			if err := s.submit(&commit{updates: ups}); err != nil {
+				st.l.Requeue(due)
+				errs = append(errs, err)
+				break
+			}
+			for _, o := range due {
+				st.l.Settle(o.ID, surge.OrderExpired)
+				o.Status = surge.OrderExpired
+				expired = append(expired, o)
+			}
+			n += len(due)
+		}
+		// The sweep of old keys rides on the expiry pass: memory holds
+		// live orders' keys and the window's, and disk the rest.
+		st.l.Forget(now.Add(-s.opts.IdempotencyTTL))
+		st.mu.Unlock()
+		if n > 0 {
+			// After the unlock: the listener reads the remaining stock.
+			id := st.l.Sale().ID
+			s.opts.Logger.Info("holds expired", "sale", id, "orders", n)
+			if fn := s.released.Load(); fn != nil {
+				(*fn)(id)
+			}
+		}
+	}
+	return expired, errors.Join(errs...)
+}

@@ -1,0 +1,88 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/surgehq/surge"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Cancel implements surge.Store.
+func (s *Store) Cancel(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
+	return s.settle(ctx, orderID, surge.OrderCancelled, surge.ErrNotCancellable, now)
+}
+
+// Pay implements surge.Store.
+func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
+	return s.settle(ctx, orderID, surge.OrderPaid, surge.ErrNotPayable, now)
+}
+
+// settle moves one reserved order to status, durably, then in memory.
+func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderStatus, notReserved error, now time.Time) (surge.Order, error) {
+	o, err := s.Order(ctx, orderID)
+	if err != nil {
+		return surge.Order{}, err
+	}
+	st := s.sale(o.SaleID)
+	if st == nil {
+		// An archived sale's orders are all settled.
+		return surge.Order{}, notReserved
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	live, ok := st.l.Reserved(orderID)
+	// A hold ends at ExpiresAt, not when Expire next runs: past it the
+	// order is expired, and Expire returns its units.
+	if !ok || !live.ExpiresAt.After(now) {
+		return surge.Order{}, notReserved
+	}
+	if err := s.submit(&commit{updates: []update{{id: orderID, status: status, at: now}}}); err != nil {
+		return surge.Order{}, err
+	}
+	st.l.Settle(orderID, status)
+	live.Status = status
+	return live, nil
+}
+
+// Order implements surge.Store.
+func (s *Store) Order(ctx context.Context, id string) (surge.Order, error) {
+	row := s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id)
+	o, err := scanOrder(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return surge.Order{}, surge.ErrOrderNotFound
+	}
+	return o, s.unavailable(err)
+}
+
+// Orders implements surge.Store. It reads a consistent snapshot while the
+// writer goes on committing.
+func (s *Store) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	if s.sale(saleID) == nil {
+		if archived, err := s.archivedSale(ctx, saleID); err != nil || !archived {
+			return cmp.Or(err, error(surge.ErrSaleNotFound))
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
+	if err != nil {
+		return s.unavailable(fmt.Errorf("sqlite: export orders: %w", err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.unavailable(fmt.Errorf("sqlite: export orders: %w", err))
+	}
+	return nil
+}

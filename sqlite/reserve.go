@@ -1,0 +1,100 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/surgehq/surge"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Reserve implements surge.Store.
+func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+	st := s.sale(saleID)
+	if st == nil {
+		return nil, 0, surge.ErrSaleNotFound
+	}
+	// The engine validated these already; the store checks again because
+	// it is the last guard of the invariants (a quantity below one would
+	// add stock), and the check costs nanoseconds next to the commit.
+	for _, p := range batch {
+		if err := surge.ValidatePurchase(st.l.Sale(), p); err != nil {
+			return nil, 0, err
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Checked under the sale lock, which Close holds while it sets closed:
+	// a batch of rejections must not be answered by a closed store either.
+	if s.closed.Load() {
+		return nil, 0, surge.ErrUnavailable
+	}
+	if err := s.findKeys(ctx, st, batch); err != nil {
+		return nil, st.l.Remaining(), err
+	}
+	outs, t := st.l.Decide(batch, now, func() string { return s.ids.Next(now) })
+	if len(t.Orders) > 0 {
+		if err := s.submit(&commit{inserts: t.Orders}); err != nil {
+			st.l.Rollback(t)
+			return nil, st.l.Remaining(), err
+		}
+		st.l.Commit(t)
+	}
+	return outs, st.l.Remaining(), nil
+}
+
+// keyQuery finds a key's order on disk. Only dead orders' keys ever leave
+// memory, so only they are looked for: the partial index orders_dead_keys
+// serves the query because it repeats the index's condition.
+const keyQuery = `SELECT ` + orderColumns + ` FROM orders
+	WHERE sale_id = ? AND user_id = ? AND idempotency_key = ? AND status IN ('cancelled','expired')
+	ORDER BY seq LIMIT 1`
+
+// findKeys looks on disk for the batch's keys that memory may have dropped
+// (older than the window) and puts back those it finds, so that Decide
+// answers them as replays: a key never buys twice, however old. The
+// caller holds the sale's lock, so every commit of the sale is on disk.
+func (s *Store) findKeys(ctx context.Context, st *saleState, batch []surge.Purchase) error {
+	for _, p := range batch {
+		if p.IdempotencyKey == "" {
+			continue
+		}
+		if _, ks := st.l.LookupKey(p.UserID, p.IdempotencyKey); ks != surge.KeyMaybe {
+			continue
+		}
+		row := s.r.QueryRowContext(ctx, keyQuery, st.l.Sale().ID, p.UserID, p.IdempotencyKey)
+		o, err := scanOrder(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return s.unavailable(fmt.Errorf("sqlite: look up idempotency key: %w", err))
+		}
+		st.l.Recall(o)
+	}
+	return nil
+}
+
+// Remaining implements surge.Store.
+func (s *Store) Remaining(ctx context.Context, saleID string) (int64, error) {
+	if s.closed.Load() {
+		return 0, surge.ErrUnavailable
+	}
+	st := s.sale(saleID)
+	if st == nil {
+		return 0, surge.ErrSaleNotFound
+	}
+	return st.l.Remaining(), nil
+}
+
+// LookupKey implements surge.Store.
+func (s *Store) LookupKey(saleID, userID, key string) (surge.Order, surge.KeyState) {
+	st := s.sale(saleID)
+	if st == nil {
+		return surge.Order{}, surge.KeyUnknown
+	}
+	return st.l.LookupKey(userID, key)
+}

@@ -1,0 +1,76 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/ledger"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// CreateSale implements surge.Store.
+func (s *Store) CreateSale(ctx context.Context, sale surge.Sale) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sales[sale.ID]; ok {
+		return surge.ErrSaleExists
+	}
+	if err := s.submit(&commit{sale: &sale}); err != nil {
+		return err
+	}
+	s.sales[sale.ID] = &saleState{l: ledger.New(sale)}
+	return nil
+}
+
+// Sales implements surge.Store: archived sales are not listed.
+func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
+	if s.closed.Load() {
+		return nil, surge.ErrUnavailable
+	}
+	return s.scanSales(ctx, s.w, `WHERE id NOT IN (SELECT sale_id FROM archived_sales)`)
+}
+
+// scanSales reads the sales rows that where selects, oldest first.
+func (s *Store) scanSales(ctx context.Context, db *sql.DB, where string, args ...any) ([]surge.Sale, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
+		starts_at, ends_at, hold_seconds, created_at, waiting_room FROM sales `+where+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, s.unavailable(fmt.Errorf("sqlite: list sales: %w", err))
+	}
+	defer rows.Close()
+	var out []surge.Sale
+	for rows.Next() {
+		var (
+			sl              surge.Sale
+			starts, created string
+			ends, room      sql.NullString
+		)
+		if err := rows.Scan(&sl.ID, &sl.Name, &sl.Stock, &sl.PerUserLimit, &sl.PriceCents, &sl.Currency,
+			&starts, &ends, &sl.HoldSeconds, &created, &room); err != nil {
+			return nil, fmt.Errorf("sqlite: scan sale: %w", err)
+		}
+		if sl.StartsAt, err = parseTime(starts); err != nil {
+			return nil, err
+		}
+		if sl.CreatedAt, err = parseTime(created); err != nil {
+			return nil, err
+		}
+		if ends.Valid {
+			if sl.EndsAt, err = parseTime(ends.String); err != nil {
+				return nil, err
+			}
+		}
+		if room.Valid {
+			if sl.WaitingRoom, err = parseWaitingRoom(room.String); err != nil {
+				return nil, fmt.Errorf("sqlite: sale %s: %w", sl.ID, err)
+			}
+		}
+		out = append(out, sl)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list sales: %w", err)
+	}
+	return out, nil
+}
