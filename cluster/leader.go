@@ -1,0 +1,249 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/redis"
+)
+
+// release gives units of orders PostgreSQL no longer holds back to the
+// live state, and tells the other nodes. If Redis cannot be reached the
+// sale is marked for a rebuild, which reads the release from PostgreSQL.
+func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order) {
+	sl, err := s.sale(ctx, saleID)
+	if err == nil {
+		err = s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Release(ctx, sl.layout, orders) })
+	}
+	if err != nil && !errors.Is(err, redis.ErrNoState) {
+		s.log.Warn("release units in Redis; marking the sale for a rebuild", "sale", saleID, "orders", len(orders), "err", err)
+		s.markDirty(ctx, saleID)
+	}
+	s.announce(ctx, saleID)
+}
+
+// markDirty asks the leader, whichever node it is, to rebuild a sale.
+func (s *Store) markDirty(ctx context.Context, saleID string) {
+	if err := s.db.MarkDirty(ctx, saleID); err != nil {
+		s.log.Error("mark sale dirty", "sale", saleID, "err", err)
+	}
+	s.wake()
+}
+
+// expireBatch bounds the orders one expiry statement moves.
+const expireBatch = 1000
+
+// Expire moves every reserved order whose hold ended at or before now to
+// expired, returns its units to Redis, announces the sales that got units
+// back (Changed, on every node), and returns the orders it expired. It is
+// one of the leader's jobs: the leader runs it each round on the wall
+// clock; on a node that cannot lead it does nothing. Tests that disabled
+// the job (Config.NoExpiry) call it with their clock.
+func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error) {
+	if s.closed.Load() {
+		return nil, surge.ErrUnavailable
+	}
+	l := s.lease.Load()
+	if l == nil {
+		var err error
+		if l, err = s.acquire(ctx); err != nil || l == nil {
+			return nil, err
+		}
+	}
+	return s.expire(ctx, *l, now)
+}
+
+// expire expires holds under the lease l.
+func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]surge.Order, error) {
+	now = now.UTC().Truncate(time.Millisecond)
+	var all []surge.Order
+	for {
+		var batch []surge.Order
+		err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+			batch, err = s.db.Expire(ctx, now, l, expireBatch)
+			return err
+		})
+		if err != nil {
+			return all, unavailable("expiring holds", err)
+		}
+		bySale := make(map[string][]surge.Order)
+		for _, o := range batch {
+			bySale[o.SaleID] = append(bySale[o.SaleID], o)
+		}
+		for sale, orders := range bySale {
+			s.release(ctx, sale, orders)
+			s.log.Info("holds expired", "sale", sale, "orders", len(orders))
+		}
+		all = append(all, batch...)
+		if len(batch) < expireBatch {
+			return all, nil
+		}
+	}
+}
+
+func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
+	var (
+		l  postgres.Lease
+		ok bool
+	)
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		l, ok, err = s.db.Acquire(ctx, leaseName, s.cfg.NodeID, s.cfg.LeaseTTL)
+		return err
+	})
+	if err != nil || !ok {
+		if old := s.lease.Swap(nil); old != nil {
+			s.log.Warn("lost the lead", "err", err)
+		}
+		return nil, err
+	}
+	if old := s.lease.Swap(&l); old == nil || old.Token != l.Token {
+		s.log.Info("leading the once-only jobs", "token", l.Token)
+	}
+	return &l, nil
+}
+
+// wake asks the leader loop for an early round.
+func (s *Store) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// lead renews the lease and, while it holds it, expires holds that ran
+// out and repairs every sale's live state when it is missing, dirty, of
+// another epoch, or holds reservations that never reached PostgreSQL.
+func (s *Store) lead(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		if l, _ := s.acquire(ctx); l != nil {
+			if !s.cfg.NoExpiry {
+				if _, err := s.expire(ctx, *l, time.Now()); err != nil && ctx.Err() == nil {
+					s.log.Error("expire holds", "err", err)
+				}
+			}
+			s.repair(ctx, *l)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+	}
+}
+
+func (s *Store) repair(ctx context.Context, l postgres.Lease) {
+	var rows []postgres.SaleRow
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		rows, err = s.db.Sales(ctx)
+		return err
+	})
+	if err != nil {
+		return
+	}
+	for _, row := range rows {
+		s.remember(row.Sale, row.Buckets, row.Ever)
+		why, err := s.diagnose(ctx, row)
+		if err != nil || why == "" {
+			continue
+		}
+		if err := s.Rebuild(ctx, l, row.ID, why); err != nil {
+			s.log.Error("rebuild live state", "sale", row.ID, "why", why, "err", err)
+		}
+	}
+}
+
+// diagnose says why a sale's live state needs a rebuild, or "".
+func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, error) {
+	if row.Dirty {
+		return "a release did not reach Redis", nil
+	}
+	layout := redis.Layout{Sale: row.ID, Buckets: row.Buckets}
+	var epoch, taken int64
+	err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		epoch, taken, err = s.live.Inspect(ctx, layout)
+		return err
+	})
+	if errors.Is(err, redis.ErrNoState) {
+		return "the live state is missing or lost keys (Redis restarted empty? keys evicted?)", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if epoch != row.Epoch {
+		return fmt.Sprintf("Redis holds epoch %d, PostgreSQL %d (-1: buckets disagree)", epoch, row.Epoch), nil
+	}
+	// row was read before Redis was: every unit it counts, Redis had
+	// reserved by then, unless Redis came back older than PostgreSQL.
+	if taken < row.Ever {
+		return fmt.Sprintf("Redis reserved %d units, PostgreSQL holds %d (Redis rolled back: a snapshot, an AOF or a replica behind)", taken, row.Ever), nil
+	}
+	// Transfers between buckets whose second half never ran (a node died
+	// between the two scripts) are completed.
+	err = s.call(ctx, s.rcb, func(ctx context.Context) error {
+		n, err := s.live.RepairTransfers(ctx, layout, time.Now().Add(-s.cfg.ConfirmAfter))
+		if n > 0 {
+			s.log.Warn("completed interrupted stock transfers between buckets", "sale", row.ID, "transfers", n)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	var ids []string
+	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		ids, err = s.live.Unconfirmed(ctx, layout, time.Now().Add(-s.cfg.ConfirmAfter), 1000)
+		return err
+	})
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	var have map[string]bool
+	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		have, err = s.db.Existing(ctx, ids)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	var ok []string
+	for _, id := range ids {
+		if have[id] {
+			ok = append(ok, id)
+		}
+	}
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Confirm(ctx, layout, ok) }); err != nil {
+		return "", err
+	}
+	if n := len(ids) - len(ok); n > 0 {
+		return fmt.Sprintf("%d reservations never reached PostgreSQL", n), nil
+	}
+	return "", nil
+}
+
+// Rebuild replaces a sale's live state in Redis with one built from
+// PostgreSQL under a new epoch. It needs the lease l.
+func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why string) error {
+	start := time.Now()
+	snap, err := s.db.Rebuild(ctx, saleID, l)
+	if err != nil {
+		return err
+	}
+	ok, err := s.live.Install(ctx, surge.LiveState(snap), false)
+	if err != nil {
+		return err
+	}
+	s.log.Warn("rebuilt live state from PostgreSQL", "sale", saleID, "why", why, "epoch", snap.Epoch,
+		"installed", ok, "live_orders", len(snap.Live), "took", time.Since(start))
+	s.announce(ctx, saleID)
+	return nil
+}
+
+// Leader reports whether this node holds the jobs lease.
+func (s *Store) Leader() bool { return s.lease.Load() != nil }
