@@ -235,7 +235,7 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why strin
 	if err != nil {
 		return err
 	}
-	ok, err := s.live.Install(ctx, surge.LiveState(snap), false)
+	ok, err := s.live.Install(ctx, snap, false)
 	if err != nil {
 		return err
 	}
