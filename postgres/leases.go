@@ -1,0 +1,126 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/surgehq/surge"
+)
+
+// Lease is a term of leadership for the once-only jobs.
+type Lease struct {
+	Name, Holder string
+	Token        int64
+}
+
+// leaseHeld is the fence every leader write carries.
+const leaseHeld = `EXISTS (SELECT 1 FROM leases WHERE name = $%d AND holder = $%d AND token = $%d AND expires_at > now())`
+
+func fence(first int) string { return fmt.Sprintf(leaseHeld, first, first+1, first+2) }
+
+// Expire moves up to limit reserved orders whose hold ended at or before
+// now to expired, if the lease is still held, and returns them.
+func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]surge.Order, error) {
+	rows, err := d.pool.Query(ctx, `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
+			WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1
+				ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+			AND `+fence(3)+` RETURNING `+orderColumns+`),
+		s AS (UPDATE sales SET sold = sales.sold - d.q
+			FROM (SELECT sale_id, sum(quantity) AS q FROM x GROUP BY sale_id) d WHERE sales.id = d.sale_id)
+		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: expire: %w", err)
+	}
+	out, err := collectOrders(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: expire: %w", err)
+	}
+	return out, nil
+}
+
+// Rebuild starts a new epoch of a sale's live state, if the lease is still
+// held, and returns the truth to build it from (Live: its reserved and
+// paid orders). The epoch bump waits for inserts in flight and fails every
+// later insert of the old epoch, so the snapshot contains every order that
+// will ever exist from before it.
+func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (surge.LiveState, error) {
+	var snap surge.LiveState
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		row, err := scanSale(tx.QueryRow(ctx, `UPDATE sales SET epoch = epoch + 1, dirty = false
+			WHERE id = $1 AND archived_at IS NULL AND `+fence(2)+` RETURNING `+saleColumns, saleID, l.Name, l.Holder, l.Token))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrLeaseLost
+		}
+		if err != nil {
+			return err
+		}
+		snap.Sale, snap.Epoch, snap.Buckets, snap.Ever = row.Sale, row.Epoch, row.Buckets, row.Ever
+		rows, err := tx.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
+			AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, saleID)
+		if err != nil {
+			return err
+		}
+		all, err := collectOrders(rows)
+		if err != nil {
+			return err
+		}
+		var sold int64
+		for _, o := range all {
+			if o.Status.Live() {
+				snap.Live = append(snap.Live, o)
+				sold += o.Quantity
+			}
+			if o.IdempotencyKey != "" {
+				first := o
+				first.Status = surge.OrderReserved
+				snap.Keyed = append(snap.Keyed, first)
+			}
+		}
+		// The sold count is kept by every insert and settle; the rebuild,
+		// which reads every live order anyway, sets it from them.
+		_, err = tx.Exec(ctx, `UPDATE sales SET sold = $2 WHERE id = $1`, saleID, sold)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			return surge.LiveState{}, err
+		}
+		return surge.LiveState{}, fmt.Errorf("postgres: rebuild sale %s: %w", saleID, err)
+	}
+	return snap, nil
+}
+
+// ErrLeaseLost answers a leader write after its lease passed to another.
+var ErrLeaseLost = errors.New("postgres: lease lost")
+
+// Acquire takes or renews the lease name for holder for ttl; ok is false
+// while another holder's lease is current. A new term gets a larger token.
+func (d *DB) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (Lease, bool, error) {
+	var token int64
+	err := d.pool.QueryRow(ctx, `INSERT INTO leases (name, holder, token, expires_at)
+		VALUES ($1, $2, 1, now() + $3::interval)
+		ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,
+			token = CASE WHEN leases.holder = EXCLUDED.holder AND leases.expires_at > now()
+				THEN leases.token ELSE leases.token + 1 END
+		WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= now()
+		RETURNING token`, name, holder, ttl.String()).Scan(&token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Lease{}, false, nil
+	}
+	if err != nil {
+		return Lease{}, false, fmt.Errorf("postgres: lease %s: %w", name, err)
+	}
+	return Lease{Name: name, Holder: holder, Token: token}, true, nil
+}
+
+// Resign gives up holder's lease name, if it holds it, so another node
+// may take it at once.
+func (d *DB) Resign(ctx context.Context, name, holder string) error {
+	_, err := d.pool.Exec(ctx, `UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND expires_at > now()`,
+		name, holder)
+	return err
+}

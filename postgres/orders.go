@@ -1,0 +1,223 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/surgehq/surge"
+)
+
+// InsertOrders commits a batch's new orders in one statement, fenced by
+// epoch: ErrFenced, and nothing written, if the sale's live state was
+// rebuilt since the batch was decided; ErrRefused, and nothing written, if
+// the batch would oversell the sale, put a buyer over the limit or give a
+// key a second order (surge_insert_orders, migration 003). ever is the
+// sale's units ever inserted after the batch (0 without orders). In the
+// same round trip (and transaction) it reports which of confirm (orders a
+// replay answers with) are not in the table.
+func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string) (ever int64, missing []string, err error) {
+	b := &pgx.Batch{}
+	if len(orders) > 0 {
+		n := len(orders)
+		ids, users, keys := make([]string, n), make([]string, n), make([]string, n)
+		qty := make([]int64, n)
+		created, expires := make([]time.Time, n), make([]time.Time, n)
+		for i, o := range orders {
+			ids[i], users[i], keys[i], qty[i] = o.ID, o.UserID, o.IdempotencyKey, o.Quantity
+			created[i], expires[i] = o.CreatedAt, o.ExpiresAt
+		}
+		b.Queue(`SELECT surge_insert_orders($1, $2, $3, $4, $5, $6, $7, $8)`,
+			saleID, epoch, ids, users, qty, keys, created, expires)
+	}
+	if len(confirm) > 0 {
+		b.Queue(existingSQL, confirm)
+	}
+	if b.Len() == 0 {
+		return 0, nil, nil
+	}
+	res := d.pool.SendBatch(ctx, b)
+	defer res.Close()
+	if len(orders) > 0 {
+		var after *int64
+		if err := res.QueryRow().Scan(&after); err != nil {
+			if refused(err) {
+				return 0, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			}
+			return 0, nil, fmt.Errorf("postgres: insert %d orders of sale %s: %w", len(orders), saleID, err)
+		}
+		if after == nil {
+			return 0, nil, ErrFenced
+		}
+		ever = *after
+	}
+	if len(confirm) > 0 {
+		rows, err := res.Query()
+		have, err := idSet(rows, err)
+		if err != nil {
+			return 0, nil, fmt.Errorf("postgres: confirm replays: %w", err)
+		}
+		for _, id := range confirm {
+			if !have[id] {
+				missing = append(missing, id)
+			}
+		}
+	}
+	return ever, missing, res.Close()
+}
+
+// refused tells a guarantee's refusal (surge_insert_orders's own codes,
+// or a key's second order) from a failure.
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "SU001" || pgErr.Code == "SU002" ||
+		(pgErr.Code == "23505" && pgErr.ConstraintName == "orders_idem")
+}
+
+const orderColumns = `id, sale_id, user_id, quantity, status, idem_key, created_at, expires_at`
+
+func scanOrder(row pgx.Row) (surge.Order, error) {
+	var (
+		o      surge.Order
+		status string
+		key    *string
+	)
+	if err := row.Scan(&o.ID, &o.SaleID, &o.UserID, &o.Quantity, &status, &key, &o.CreatedAt, &o.ExpiresAt); err != nil {
+		return surge.Order{}, err
+	}
+	o.Status = surge.OrderStatus(status)
+	if key != nil {
+		o.IdempotencyKey = *key
+	}
+	o.CreatedAt, o.ExpiresAt = o.CreatedAt.UTC(), o.ExpiresAt.UTC()
+	return o, nil
+}
+
+func collectOrders(rows pgx.Rows) ([]surge.Order, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (surge.Order, error) { return scanOrder(r) })
+}
+
+// Order fetches one order; surge.ErrOrderNotFound if unknown.
+func (d *DB) Order(ctx context.Context, id string) (surge.Order, error) {
+	o, err := scanOrder(d.pool.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return surge.Order{}, surge.ErrOrderNotFound
+	}
+	if err != nil {
+		return surge.Order{}, fmt.Errorf("postgres: order %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// Orders streams a sale's orders in creation order.
+func (d *DB) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	rows, err := d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1 ORDER BY seq`, saleID)
+	if err != nil {
+		return fmt.Errorf("postgres: orders of sale %s: %w", saleID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return fmt.Errorf("postgres: scan order: %w", err)
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: orders of sale %s: %w", saleID, err)
+	}
+	return nil
+}
+
+// Settle moves a reserved order whose hold still runs (expires_at after
+// now) to status; a cancel gives its units back to the sale's sold count.
+// ErrNotReserved (with the order as it is) if it is not reserved or its
+// hold ended, whether or not Expire has run yet; surge.ErrOrderNotFound if
+// unknown.
+func (d *DB) Settle(ctx context.Context, id string, status surge.OrderStatus, now time.Time) (surge.Order, error) {
+	o, err := scanOrder(d.pool.QueryRow(ctx, `WITH o AS (
+			UPDATE orders SET status = $2, updated_at = $3
+			WHERE id = $1 AND status = 'reserved' AND expires_at > $3 RETURNING `+orderColumns+`),
+		s AS (UPDATE sales SET sold = sales.sold - o.quantity FROM o WHERE sales.id = o.sale_id AND $2 <> 'paid')
+		SELECT `+orderColumns+` FROM o`, id, string(status), now))
+	if err == nil {
+		return o, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return surge.Order{}, fmt.Errorf("postgres: settle order %s: %w", id, err)
+	}
+	o, err = d.Order(ctx, id)
+	if err != nil {
+		return surge.Order{}, err
+	}
+	return o, ErrNotReserved
+}
+
+const existingSQL = `SELECT id FROM orders WHERE id = ANY($1)`
+
+// Existing returns which of ids are orders.
+func (d *DB) Existing(ctx context.Context, ids []string) (map[string]bool, error) {
+	m, err := idSet(d.pool.Query(ctx, existingSQL, ids))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up orders: %w", err)
+	}
+	return m, nil
+}
+
+// idSet collects the ids an existingSQL query returned.
+func idSet(rows pgx.Rows, err error) (map[string]bool, error) {
+	if err != nil {
+		return nil, err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(found))
+	for _, id := range found {
+		m[id] = true
+	}
+	return m, nil
+}
+
+// Remaining computes a sale's unreserved stock from the orders.
+func (d *DB) Remaining(ctx context.Context, saleID string) (int64, error) {
+	var rem *int64
+	err := d.pool.QueryRow(ctx, `SELECT s.stock - COALESCE((SELECT sum(quantity) FROM orders
+		WHERE sale_id = s.id AND status IN ('reserved', 'paid')), 0) FROM sales s WHERE s.id = $1`, saleID).Scan(&rem)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, surge.ErrSaleNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: remaining of sale %s: %w", saleID, err)
+	}
+	return *rem, nil
+}
+
+// RecentKeys streams up to limit of the newest orders with an idempotency
+// key, as first answered, newest first.
+func (d *DB) RecentKeys(ctx context.Context, limit int, fn func(surge.Order)) error {
+	rows, err := d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE idem_key IS NOT NULL
+		ORDER BY seq DESC LIMIT $1`, limit)
+	if err != nil {
+		return fmt.Errorf("postgres: recent keys: %w", err)
+	}
+	all, err := collectOrders(rows)
+	if err != nil {
+		return fmt.Errorf("postgres: recent keys: %w", err)
+	}
+	for _, o := range all {
+		o.Status = surge.OrderReserved
+		fn(o)
+	}
+	return nil
+}

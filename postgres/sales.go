@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/surgehq/surge"
+)
+
+type waitingRoomJSON struct {
+	AdmitPerSecond int64  `json:"admit_per_second"`
+	Order          string `json:"order"`
+	TicketSeconds  int64  `json:"ticket_seconds"`
+}
+
+func encodeRoom(w *surge.WaitingRoom) ([]byte, error) {
+	if w == nil {
+		return nil, nil
+	}
+	return json.Marshal(waitingRoomJSON{w.AdmitPerSecond, w.Policy, w.TicketSeconds})
+}
+
+func decodeRoom(b []byte) (*surge.WaitingRoom, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var j waitingRoomJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("postgres: waiting_room: %w", err)
+	}
+	return &surge.WaitingRoom{AdmitPerSecond: j.AdmitPerSecond, Policy: j.Order, TicketSeconds: j.TicketSeconds}, nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// CreateSale inserts a sale at epoch 1 whose live state is split over
+// buckets Redis slots; surge.ErrSaleExists if the id is taken. install,
+// if set, runs after the insert and before the commit, so no other node
+// (the leader above all) sees the sale before its live state exists: it
+// would take the missing state for lost and rebuild it. The sale commits
+// whatever install returns (the leader builds a state install failed to).
+func (d *DB) CreateSale(ctx context.Context, s surge.Sale, buckets int, install func(context.Context)) error {
+	room, err := encodeRoom(s.WaitingRoom)
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO sales (id, name, stock, per_user_limit, price_cents, currency,
+			starts_at, ends_at, hold_seconds, created_at, waiting_room, buckets) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
+			s.ID, s.Name, s.Stock, s.PerUserLimit, s.PriceCents, s.Currency,
+			s.StartsAt, nullTime(s.EndsAt), s.HoldSeconds, s.CreatedAt, room, max(buckets, 1))
+		if err == nil && install != nil {
+			install(ctx)
+		}
+		return err
+	})
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return surge.ErrSaleExists
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create sale %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// SaleRow is a sale with its fencing state.
+type SaleRow struct {
+	surge.Sale
+	Epoch   int64
+	Dirty   bool
+	Buckets int
+	// Ever is the units ever inserted (it only grows); Redis's count of
+	// units reserved must never be below it.
+	Ever int64
+}
+
+const saleColumns = `id, name, stock, per_user_limit, price_cents, currency, starts_at, ends_at,
+	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever`
+
+func scanSale(row pgx.Row) (SaleRow, error) {
+	var (
+		s    SaleRow
+		ends *time.Time
+		room []byte
+	)
+	if err := row.Scan(&s.ID, &s.Name, &s.Stock, &s.PerUserLimit, &s.PriceCents, &s.Currency, &s.StartsAt,
+		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets, &s.Ever); err != nil {
+		return SaleRow{}, err
+	}
+	s.StartsAt, s.CreatedAt = s.StartsAt.UTC(), s.CreatedAt.UTC()
+	if ends != nil {
+		s.EndsAt = ends.UTC()
+	}
+	var err error
+	s.WaitingRoom, err = decodeRoom(room)
+	return s, err
+}
+
+// Sales lists every sale not archived, oldest first.
+func (d *DB) Sales(ctx context.Context) ([]SaleRow, error) {
+	rows, err := d.pool.Query(ctx, `SELECT `+saleColumns+` FROM sales WHERE archived_at IS NULL ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list sales: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SaleRow, error) { return scanSale(r) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list sales: %w", err)
+	}
+	return out, nil
+}
+
+// Sale fetches one sale; surge.ErrSaleNotFound if unknown or archived.
+func (d *DB) Sale(ctx context.Context, id string) (SaleRow, error) {
+	s, err := scanSale(d.pool.QueryRow(ctx, `SELECT `+saleColumns+` FROM sales WHERE id = $1 AND archived_at IS NULL`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return SaleRow{}, surge.ErrSaleNotFound
+	}
+	if err != nil {
+		return SaleRow{}, fmt.Errorf("postgres: sale %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// MarkDirty asks the leader to rebuild a sale's live state.
+func (d *DB) MarkDirty(ctx context.Context, saleID string) error {
+	if _, err := d.pool.Exec(ctx, `UPDATE sales SET dirty = true WHERE id = $1`, saleID); err != nil {
+		return fmt.Errorf("postgres: mark sale %s dirty: %w", saleID, err)
+	}
+	return nil
+}
