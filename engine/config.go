@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/metrics"
 )
 
 // Defaults of Config that surge serve's flags (--max-batch,
@@ -60,6 +61,10 @@ type Config struct {
 	// mode) reloads the sales and their remaining stock that other nodes
 	// change (default 500ms), besides the changes the store announces.
 	SyncInterval time.Duration
+	// Metrics receives the pipeline's figures (batch sizes, store commit
+	// durations, order transitions); each sale's series are resolved once,
+	// when the sale is created or loaded. nil: none.
+	Metrics *metrics.Metrics
 }
 
 // InboxManager manages one sale's inbox (admission.CoDel). Admit is

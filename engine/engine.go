@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/metrics"
 )
 
 // Engine runs the pipeline for every sale of a store.
@@ -74,7 +75,8 @@ type sale struct {
 	surge.Sale
 	remaining atomic.Int64 // a hint refreshed after every store change
 	inbox     chan *request
-	manager   InboxManager // nil: the inbox is not managed
+	manager   InboxManager  // nil: the inbox is not managed
+	meter     *metrics.Sale // the sale's series; nil without Config.Metrics
 	// active is set while the sale has an owner goroutine. The owner
 	// starts with the first purchase put in an empty inbox and exits
 	// when the inbox is empty again, so an idle sale holds no goroutine.
@@ -127,7 +129,7 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 }
 
 func (e *Engine) newSale(ctx context.Context, sl surge.Sale) (*sale, error) {
-	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager()}
+	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager(), meter: e.cfg.Metrics.Sale(sl.ID)}
 	rem, err := e.store.Remaining(ctx, sl.ID)
 	if err != nil {
 		return nil, fmt.Errorf("engine: remaining of sale %s: %w", sl.ID, err)
@@ -185,7 +187,7 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	if err := e.store.CreateSale(ctx, sl); err != nil {
 		return SaleState{}, err
 	}
-	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager()}
+	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager(), meter: e.cfg.Metrics.Sale(sl.ID)}
 	s.remaining.Store(sl.Stock)
 	s.synced.Store(time.Now().UnixNano())
 	m := maps.Clone(old)

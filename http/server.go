@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"runtime/debug"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/waitroom"
@@ -59,6 +61,9 @@ type Config struct {
 	// DefaultMaxQueueStreamsPerBuyer, DefaultMaxQueueStreamsPerAddress.
 	MaxQueueStreamsPerBuyer   int
 	MaxQueueStreamsPerAddress int
+	// Gatherer is what GET /metrics serves (the registry cmd/surge made
+	// for package metrics); nil: no /metrics.
+	Gatherer prometheus.Gatherer
 }
 
 // Body limits. A purchase body is tiny; 4 KiB is the contract.
@@ -117,6 +122,7 @@ func (s *Server) routes() {
 	s.adminRoute("POST /v1/orders/{id}/pay", s.payOrder)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
+	s.metricsRoutes()
 	// The mux answers unknown paths and wrong methods in plain text; these
 	// fallbacks keep every answer in the JSON error shape.
 	for path, allow := range map[string]string{

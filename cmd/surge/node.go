@@ -10,10 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/metrics"
 )
 
 // server is a running Surge node: store, engine and HTTP API.
@@ -136,6 +139,14 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
+	// One registry per node, no global default: package metrics and the
+	// cluster store's dependencies register on it, /metrics and the
+	// dashboard read it.
+	reg := prometheus.NewRegistry()
+	met, err := metrics.New(reg, buildVersion())
+	if err != nil {
+		return nil, err
+	}
 	b, err := c.openBackend(ctx, log)
 	if err != nil {
 		return nil, err
@@ -146,7 +157,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		store.Close()
 		return nil, err
 	}
-	ecfg := engine.Config{MaxBatch: c.maxBatch, InboxSize: c.queueSize, Logger: log, WaitingRoom: room}
+	ecfg := engine.Config{MaxBatch: c.maxBatch, InboxSize: c.queueSize, Logger: log, WaitingRoom: room, Metrics: met}
 	ecfg.InFlight = b.inFlight
 	if c.shed {
 		// CoDel on each sale's inbox (docs/protection.md): once an inbox has
@@ -213,6 +224,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 
 		MaxQueueStreamsPerBuyer:   c.roomStreamsBuyer,
 		MaxQueueStreamsPerAddress: c.roomStreamsAddr,
+		Gatherer:                  reg,
 	})
 	stats := func() any {
 		m := map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": b.stats()}

@@ -1,0 +1,29 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/surgehq/surge/metrics"
+)
+
+// metricsRoutes serves GET /metrics (Config.Gatherer, Prometheus text
+// format) to the admin token only: on the admin listener when there is
+// one (the public API then hides it, as every admin endpoint), else on
+// the one listener. Prometheus scrapes with an authorization header.
+func (s *Server) metricsRoutes() {
+	if s.cfg.Gatherer == nil {
+		return
+	}
+	h := metrics.Handler(s.cfg.Gatherer)
+	s.adminRoute("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.auth.admin(r); err != nil {
+			unauthenticated(w, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	s.adminRoute("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
+	})
+}
