@@ -1,0 +1,135 @@
+// Package tracing provides Surge's OpenTelemetry tracer provider,
+// configured only by the standard OTEL_* environment variables, and off
+// (a no-op provider that records nothing and costs nothing) unless they
+// ask for an exporter. Spans are exported over OTLP/HTTP; incoming W3C
+// traceparent headers are honoured (Propagator).
+//
+// The packages that make spans take a trace.TracerProvider (nil: none),
+// so nothing here is global: cmd/surge builds one Provider and hands it
+// out. See docs/observability.md, "Traces and logs".
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Provider is the process's tracer provider.
+type Provider struct {
+	sdk *sdktrace.TracerProvider // nil when off
+}
+
+// Enabled reports whether spans are recorded and exported.
+func (p *Provider) Enabled() bool { return p.sdk != nil }
+
+// Tracing returns the provider when enabled and nil otherwise: what the
+// engine, the cluster store and the HTTP wiring take, so that with
+// tracing off they skip span work altogether instead of calling a no-op.
+func (p *Provider) Tracing() trace.TracerProvider {
+	if p.sdk == nil {
+		return nil
+	}
+	return p.sdk
+}
+
+// Shutdown flushes the spans still buffered and stops the exporter.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	if p.sdk == nil {
+		return nil
+	}
+	if err := p.sdk.Shutdown(ctx); err != nil {
+		return fmt.Errorf("tracing: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Propagator reads and writes W3C traceparent/tracestate headers.
+func Propagator() propagation.TextMapPropagator { return propagation.TraceContext{} }
+
+// Options are what the environment does not say.
+type Options struct {
+	ServiceVersion string
+	// Logger receives the SDK's own errors (a failed export) and log
+	// lines, so that --log-format json stays JSON.
+	Logger *slog.Logger
+}
+
+// New builds the provider from the environment. Tracing is on when
+// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
+// set, or OTEL_TRACES_EXPORTER=otlp (the default endpoint,
+// http://localhost:4318); OTEL_SDK_DISABLED=true or
+// OTEL_TRACES_EXPORTER=none turn it off. The exporter, the sampler
+// (OTEL_TRACES_SAMPLER, default parentbased_always_on), the batching
+// (OTEL_BSP_*) and the resource (OTEL_SERVICE_NAME, default "surge";
+// OTEL_RESOURCE_ATTRIBUTES) read their own variables.
+func New(ctx context.Context, opt Options) (*Provider, error) {
+	on, err := enabled(os.Getenv)
+	if err != nil || !on {
+		return &Provider{}, err
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	}
+	attrs := []attribute.KeyValue{attribute.String("service.name", "surge")}
+	if opt.ServiceVersion != "" {
+		attrs = append(attrs, attribute.String("service.version", opt.ServiceVersion))
+	}
+	// Later options win: the environment overrides the defaults.
+	res, err := resource.New(ctx, resource.WithAttributes(attrs...), resource.WithTelemetrySDK(), resource.WithFromEnv())
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, fmt.Errorf("tracing: resource: %w", err)
+	}
+	// The SDK reports export failures through otel's process-wide error
+	// handler and logger, which default to the standard log package on
+	// stderr; there is no per-provider setting, so they are pointed at
+	// slog once here.
+	log := opt.Logger.With("component", "otel")
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+	otel.SetLogger(logr.FromSlogHandler(log.Handler()))
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return &Provider{sdk: sdk}, nil
+}
+
+// enabled reads the OTEL_* variables that decide whether to trace.
+func enabled(getenv func(string) string) (bool, error) {
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		return false, nil
+	}
+	switch exp := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))); exp {
+	case "none":
+		return false, nil
+	case "otlp":
+	case "":
+		if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+			return false, nil
+		}
+	default:
+		return false, fmt.Errorf("tracing: OTEL_TRACES_EXPORTER=%s is not supported (use otlp or none)", exp)
+	}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if p := getenv(k); p != "" {
+			if p != "http/protobuf" {
+				return false, fmt.Errorf("tracing: %s=%s is not supported (Surge exports OTLP over HTTP: http/protobuf)", k, p)
+			}
+			break
+		}
+	}
+	return true, nil
+}
