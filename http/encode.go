@@ -152,8 +152,8 @@ func statusOf(c surge.Code) int {
 }
 
 // writeErr answers a domain error; anything else is a 500 whose details
-// go to the log, not the client.
-func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+// go to the log, not the client. It returns the code answered.
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) string {
 	var e *surge.Error
 	switch {
 	case errors.As(err, &e):
@@ -161,8 +161,10 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Retry-After", retryAfterSeconds(e.RetryAfter))
 		}
 		writeError(w, statusOf(e.Code), string(e.Code), e.Message)
+		return string(e.Code)
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		return "internal"
 	}
 }

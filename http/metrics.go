@@ -27,3 +27,24 @@ func (s *Server) metricsRoutes() {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
 	})
 }
+
+// Codes http answers itself that surge has no constant for.
+const (
+	codeUnauthenticated = "unauthenticated"
+	codeTooLarge        = "too_large"
+)
+
+// meterer is a Service that keeps each sale's series (*engine.Engine
+// does, made once per sale).
+type meterer interface {
+	Meter(saleID string) *metrics.Sale
+}
+
+// meter returns the series of sale id's purchases; nil (counting nothing)
+// when the Service keeps none.
+func (s *Server) meter(id string) *metrics.Sale {
+	if m, ok := s.svc.(meterer); ok {
+		return m.Meter(id)
+	}
+	return nil
+}

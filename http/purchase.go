@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -18,11 +19,12 @@ import (
 var purchaseBufs = sync.Pool{New: func() any { return new([MaxPurchaseBody + 1]byte) }}
 
 // readPurchaseBody reads and decodes a purchase body into its quantity (1
-// when the body is empty or has none). It answers 400 or 413 itself.
-func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
+// when the body is empty or has none). It answers 400 or 413 itself and
+// returns the code it answered, "" when it did not.
+func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, string) {
 	if r.ContentLength > MaxPurchaseBody {
 		tooLarge(w, r, MaxPurchaseBody)
-		return 0, false
+		return 0, codeTooLarge
 	}
 	buf := purchaseBufs.Get().(*[MaxPurchaseBody + 1]byte)
 	defer purchaseBufs.Put(buf)
@@ -38,27 +40,27 @@ func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, bool) {
 		}
 		if err != nil {
 			invalid(w, "could not read the body: %v", err)
-			return 0, false
+			return 0, string(surge.CodeInvalid)
 		}
 	}
 	if n > MaxPurchaseBody {
 		tooLarge(w, r, MaxPurchaseBody)
-		return 0, false
+		return 0, codeTooLarge
 	}
 	body := buf[:n]
 	if q, ok := quickQuantity(body); ok {
-		return q, true
+		return q, ""
 	}
 	// Only JSON whitespace is no body; anything else must parse.
 	if skipSpace(body, 0) == len(body) {
-		return 1, true
+		return 1, ""
 	}
 	q, err := decodePurchase(body)
 	if err != nil {
 		invalid(w, "%v", err)
-		return 0, false
+		return 0, string(surge.CodeInvalid)
 	}
-	return q, true
+	return q, ""
 }
 
 // quickQuantity recognises the one body nearly every client sends,
@@ -126,29 +128,45 @@ func decodePurchase(body []byte) (int64, error) {
 	return q, nil
 }
 
+// purchase counts every answer it writes once, here, where all of them
+// are known: the engine decides most, but authentication, the path and
+// decoding are refused before it (401, 404, 400, 413), and only here is
+// the answer written, so the latency covers it. A purchase whose client
+// is gone gets no answer and counts nowhere.
 func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	meter := s.meter(r.PathValue("id"))
+	if code, replay := s.answerPurchase(w, r); code != "" {
+		meter.Answered(code, replay, time.Since(start))
+	}
+}
+
+// answerPurchase answers a purchase and returns the code it answered
+// ("reserved" for a 201, replay set for a replayed one), "" when the
+// client was gone.
+func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code string, replay bool) {
 	user, err := s.auth.buyer(r)
 	if err != nil {
 		unauthenticated(w, err)
-		return
+		return codeUnauthenticated, false
 	}
 	saleID, ok := pathID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
-		return
+		return string(surge.CodeSaleNotFound), false
 	}
 	p := surge.Purchase{UserID: user, Quantity: 1}
 	if keys, present := r.Header["Idempotency-Key"]; present {
 		if len(keys) != 1 || !surge.ValidKey(keys[0]) {
 			invalid(w, "Idempotency-Key must be one header of 1 to 128 printable ASCII characters")
-			return
+			return string(surge.CodeInvalid), false
 		}
 		p.IdempotencyKey = keys[0]
 	}
 	if r.ContentLength != 0 {
-		q, ok := readPurchaseBody(w, r)
-		if !ok {
-			return
+		q, refused := readPurchaseBody(w, r)
+		if refused != "" {
+			return refused, false
 		}
 		p.Quantity = q
 	}
@@ -157,14 +175,13 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 	out, err := s.svc.Purchase(r.Context(), engine.PurchaseRequest{SaleID: saleID, Purchase: p, Tickets: r.Header[TicketHeader]})
 	if err != nil {
 		if r.Context().Err() != nil {
-			return // the client is gone; nobody reads an answer
+			return "", false // the client is gone; nobody reads an answer
 		}
-		s.writeErr(w, r, err)
-		return
+		return s.writeErr(w, r, err), false
 	}
 	if out.Code != surge.CodeReserved {
 		writeRaw(w, statusOf(out.Code), rejectionBodies[out.Code])
-		return
+		return string(out.Code), false
 	}
 	h := w.Header()
 	if out.Replay {
@@ -172,6 +189,7 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 	}
 	h["Location"] = []string{"/v1/orders/" + out.Order.ID}
 	writeRaw(w, http.StatusCreated, orderBody(&out.Order))
+	return string(surge.CodeReserved), out.Replay
 }
 
 // orderFor fetches an order the caller may see; anyone else gets the same

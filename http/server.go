@@ -172,7 +172,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func unauthenticated(w http.ResponseWriter, err error) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="surge"`)
-	writeError(w, http.StatusUnauthorized, "unauthenticated", err.Error())
+	writeError(w, http.StatusUnauthorized, codeUnauthenticated, err.Error())
 }
 
 func invalid(w http.ResponseWriter, format string, args ...any) {
@@ -185,7 +185,7 @@ func invalid(w http.ResponseWriter, format string, args ...any) {
 // in it makes the kernel send RST.
 func tooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
 	drain(r.Body)
-	writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body must be at most %d bytes", limit))
+	writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the body must be at most %d bytes", limit))
 }
 
 // readBody reads at most limit bytes; it answers 413 itself when the body
