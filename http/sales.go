@@ -145,7 +145,7 @@ func parseTimeField(name string, v *string) (*time.Time, error) {
 	if v == nil {
 		return nil, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, *v)
+	t, err := api.ParseTime(*v)
 	// Times are answered and stored in UTC: an offset that moves the
 	// instant out of years 0000-9999 would not be RFC 3339 there (and the
 	// store could not read it back).

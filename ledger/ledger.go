@@ -338,9 +338,6 @@ func (l *Sale) Requeue(orders []surge.Order) {
 	}
 }
 
-// Held returns the units a user holds (reserved and paid).
-func (l *Sale) Held(user string) int64 { return l.held[user] }
-
 type expiryHeap []*surge.Order
 
 func (h expiryHeap) Len() int           { return len(h) }

@@ -367,29 +367,6 @@ func (s *Store) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Held returns the units a user holds in a sale (for tests and checks).
-func (s *Store) Held(saleID, userID string) int64 {
-	st := s.sale(saleID)
-	if st == nil {
-		return 0
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.l.Held(userID)
-}
-
-// Keys counts the idempotency keys a sale holds in memory (for tests and
-// checks; it walks them all).
-func (s *Store) Keys(saleID string) int {
-	st := s.sale(saleID)
-	if st == nil {
-		return 0
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.l.Keys()
-}
-
 // Close stops the writer after it has committed everything submitted, then
 // closes the database. Calls after Close fail with surge.ErrUnavailable.
 func (s *Store) Close() error {
