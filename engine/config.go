@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/metrics"
 )
@@ -65,6 +67,10 @@ type Config struct {
 	// durations, order transitions); each sale's series are resolved once,
 	// when the sale is created or loaded. nil: none.
 	Metrics *metrics.Metrics
+	// Tracing, when set, makes a span of each batch, linked to the spans
+	// of the purchases it carries (their request contexts'), and a child
+	// span of its store call. nil: no spans, at no cost.
+	Tracing trace.TracerProvider
 }
 
 // InboxManager manages one sale's inbox (admission.CoDel). Admit is

@@ -31,6 +31,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/metrics"
 )
@@ -41,6 +43,7 @@ type Engine struct {
 	shared surge.Shared // the store, when other nodes share it; else nil
 	cfg    Config
 	log    *slog.Logger
+	tracer trace.Tracer // nil: no spans (Config.Tracing)
 
 	// sales is copy-on-write: purchases read it with one atomic load;
 	// creating a sale (rare) copies it under mu.
@@ -100,6 +103,9 @@ type sale struct {
 func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
 	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	if cfg.Tracing != nil {
+		e.tracer = cfg.Tracing.Tracer(tracerName)
+	}
 	e.shared, _ = store.(surge.Shared)
 	e.reqs.New = func() any { return &request{done: make(chan result, 1)} }
 	sales, err := store.Sales(ctx)

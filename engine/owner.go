@@ -236,8 +236,12 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 		purchases = append(purchases, r.p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StoreTimeout)
+	ctx, endSpans := e.traceBatch(ctx, s, live)
 	gen := s.releases.Load()
+	began := time.Now()
 	outs, rem, err := e.store.Reserve(ctx, s.ID, purchases, e.cfg.Now())
+	e.cfg.Metrics.ObserveBatch(len(live), time.Since(began))
+	endSpans(err)
 	e.setRemaining(ctx, s, rem, gen, err == nil)
 	cancel()
 	e.batches.Add(1)
