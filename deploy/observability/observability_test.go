@@ -159,9 +159,9 @@ type dashboard struct {
 }
 
 type panel struct {
-	ID      int     `json:"id"`
-	Type    string  `json:"type"`
-	Title   string  `json:"title"`
+	ID      int    `json:"id"`
+	Type    string `json:"type"`
+	Title   string `json:"title"`
 	Targets []struct {
 		Expr string `json:"expr"`
 	} `json:"targets"`
@@ -286,9 +286,9 @@ var (
 
 func TestMetricNames(t *testing.T) {
 	for expr, want := range map[string][]string{
-		`sum by (sale) (rate(surge_purchases_total{sale=~"a|b", outcome="x"}[1m])) > 0.2`: {"surge_purchases_total"},
+		`sum by (sale) (rate(surge_purchases_total{sale=~"a|b", outcome="x"}[1m])) > 0.2`:                {"surge_purchases_total"},
 		`histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m]))) / on (a) group_left (b) y offset 5m`: {"x_bucket", "y"},
-		`up{job="surge"} == 0 and 1e3 < bool foo`: {"up", "foo"},
+		`up{job="surge"} == 0 and 1e3 < bool foo`:                                                        {"up", "foo"},
 	} {
 		if got := metricNames(expr); !slices.Equal(got, want) {
 			t.Errorf("metricNames(%s) = %q, want %q", expr, got, want)
