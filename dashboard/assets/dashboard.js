@@ -1,0 +1,168 @@
+// Surge live dashboard: follows /dashboard/events (one JSON snapshot a
+// second, computed by the server from its Prometheus registry) and draws
+// every sale. No library, no build step.
+"use strict";
+
+const HISTORY = 900; // points of each sell-through curve (15 minutes at 1/s)
+const cards = new Map(); // sale id -> {el, history}
+const fmt = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const fmt1 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+
+const OK = new Set(["reserved", "replayed"]);
+const ERROR = new Set(["rate_limited", "overloaded", "unavailable", "internal", "other"]);
+
+function num(v) { return v == null ? "—" : fmt.format(v); }
+function rate(v) { return v == null ? "—" : (v < 10 ? fmt1 : fmt).format(v); }
+function ms(seconds) {
+  if (seconds == null) return "—";
+  const m = seconds * 1000;
+  return (m < 10 ? m.toFixed(2) : m < 100 ? m.toFixed(1) : fmt.format(m)) + " ms";
+}
+function $(root, sel) { return root.querySelector(sel); }
+function text(el, s) { if (el.textContent !== s) el.textContent = s; }
+
+function card(sale) {
+  let c = cards.get(sale.id);
+  if (c) return c;
+  const el = document.getElementById("sale-card").content.firstElementChild.cloneNode(true);
+  el.dataset.sale = sale.id;
+  text($(el, ".name"), sale.id);
+  c = { el, history: [] };
+  cards.set(sale.id, c);
+  // Cards stay in id order, as the server sends them.
+  const main = document.getElementById("sales");
+  const next = [...main.querySelectorAll(".sale")].find(e => e.dataset.sale > sale.id);
+  main.insertBefore(el, next || null);
+  return c;
+}
+
+function renderSale(sale, at) {
+  const c = card(sale);
+  const el = c.el;
+  const soldOut = sale.remaining === 0;
+  const badge = $(el, ".badge");
+  text(badge, soldOut ? "SOLD OUT" : sale.remaining == null ? "" : "ON SALE");
+  badge.className = "badge " + (soldOut ? "sold-out" : "on-sale");
+  text($(el, ".remaining"), num(sale.remaining));
+  text($(el, ".of"), sale.stock == null ? "" : "of " + num(sale.stock) + " left");
+  const sold = sale.stock && sale.remaining != null ? (sale.stock - sale.remaining) / sale.stock : null;
+  text($(el, ".sold"), sold == null ? "" : fmt1.format(sold * 100) + " % sold");
+  text($(el, ".rate"), rate(sale.purchases_per_second));
+  text($(el, ".p50"), ms(sale.latency_p50_seconds));
+  text($(el, ".p99"), ms(sale.latency_p99_seconds));
+  text($(el, ".queue"), num(sale.queue_depth));
+  const room = sale.waiting_room_length != null || sale.admitted_total != null;
+  for (const r of el.querySelectorAll(".room")) r.hidden = !room;
+  text($(el, ".room-length"), num(sale.waiting_room_length));
+  text($(el, ".admit"), rate(sale.admitted_per_second));
+  renderOutcomes($(el, ".outcomes tbody"), sale.outcomes || []);
+  if (sale.remaining != null) {
+    c.history.push({ t: at, v: sale.remaining });
+    if (c.history.length > HISTORY) c.history.shift();
+  }
+  drawCurve($(el, ".curve"), c.history, sale.stock);
+}
+
+function renderOutcomes(tbody, outcomes) {
+  // Outcomes at 0 are left out: every code is exported from a sale's
+  // creation on, and a war room wants to see what happens.
+  const shown = outcomes.filter(o => o.total > 0);
+  while (tbody.rows.length > shown.length) tbody.deleteRow(-1);
+  shown.forEach((o, i) => {
+    const row = tbody.rows[i] || tbody.insertRow();
+    if (row.cells.length === 0) for (let k = 0; k < 3; k++) row.insertCell();
+    row.dataset.outcome = o.name;
+    row.className = OK.has(o.name) ? "ok" : ERROR.has(o.name) ? "error" : "refused";
+    text(row.cells[0], o.name);
+    text(row.cells[1], rate(o.per_second));
+    text(row.cells[2], num(o.total));
+    row.cells[2].className = "total";
+  });
+}
+
+// drawCurve plots remaining units over time, 0 at the bottom, the stock
+// at the top.
+function drawCurve(canvas, history, stock) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 600, h = canvas.clientHeight || 140;
+  if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
+  const g = canvas.getContext("2d");
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const top = Math.max(stock || 0, ...history.map(p => p.v), 1);
+  const pad = 6;
+  g.strokeStyle = "#30363d"; g.lineWidth = 1;
+  for (const f of [0, 0.5, 1]) {
+    const y = pad + (h - 2 * pad) * f;
+    g.beginPath(); g.moveTo(0, y); g.lineTo(w, y); g.stroke();
+  }
+  g.fillStyle = "#8b949e"; g.font = "12px system-ui, sans-serif";
+  g.fillText(fmt.format(top), 4, pad + 12);
+  g.fillText("0", 4, h - pad - 3);
+  if (history.length === 0) return;
+  const t0 = history[0].t, t1 = Math.max(history[history.length - 1].t, t0 + 10000);
+  const x = t => (w - 2 * pad) * (t - t0) / (t1 - t0) + pad;
+  const y = v => pad + (h - 2 * pad) * (1 - v / top);
+  g.beginPath();
+  g.moveTo(x(history[0].t), y(history[0].v));
+  for (const p of history) g.lineTo(x(p.t), y(p.v));
+  const last = history[history.length - 1];
+  g.lineTo(x(last.t), h - pad); g.lineTo(x(t0), h - pad); g.closePath();
+  g.fillStyle = "rgba(88, 166, 255, 0.18)"; g.fill();
+  g.beginPath();
+  g.moveTo(x(history[0].t), y(history[0].v));
+  for (const p of history) g.lineTo(x(p.t), y(p.v));
+  g.strokeStyle = last.v === 0 ? "#f85149" : "#58a6ff"; g.lineWidth = 3; g.stroke();
+  g.fillStyle = "#8b949e";
+  g.fillText(Math.round((last.t - t0) / 1000) + " s", w - 44, h - pad - 3);
+}
+
+function render(snap) {
+  const at = Date.parse(snap.time);
+  text(document.getElementById("clock"), new Date(at).toLocaleTimeString());
+  text(document.getElementById("batch-mean"), rate(snap.batch.mean));
+  text(document.getElementById("batch-p99"), num(snap.batch.p99));
+  text(document.getElementById("batch-rate"), rate(snap.batch.per_second));
+  const cluster = document.getElementById("cluster");
+  cluster.hidden = snap.leader == null && !snap.breakers;
+  text(document.getElementById("leader"), snap.leader == null ? "—" : snap.leader ? "this node leads" : "follower");
+  const breakers = document.getElementById("breakers");
+  breakers.replaceChildren(...(snap.breakers || []).map(b => {
+    const s = document.createElement("span");
+    s.className = "breaker " + b.state;
+    s.dataset.dependency = b.dependency;
+    s.textContent = b.dependency + " " + b.state;
+    return s;
+  }));
+  const ids = new Set(snap.sales.map(s => s.id));
+  for (const [id, c] of cards) if (!ids.has(id)) { c.el.remove(); cards.delete(id); }
+  for (const sale of snap.sales) renderSale(sale, at);
+  document.getElementById("empty").hidden = snap.sales.length > 0;
+  const hidden = document.getElementById("hidden-sales");
+  hidden.hidden = !snap.hidden_sales;
+  text(hidden, snap.hidden_sales ? snap.hidden_sales + " idle sales not shown" : "");
+}
+
+function status(state, label) {
+  const el = document.getElementById("status");
+  el.className = "status " + state;
+  text(document.getElementById("status-text"), label);
+}
+
+// connect follows the feed. EventSource reconnects by itself after a
+// dropped stream; a refused one (a session expired, the server gone)
+// closes it, and then we retry every few seconds.
+function connect() {
+  const es = new EventSource("/dashboard/events");
+  es.addEventListener("snapshot", e => { status("live", "live"); render(JSON.parse(e.data)); });
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) {
+      status("down", "disconnected: retrying (reload to sign in again)");
+      setTimeout(connect, 5000);
+    } else {
+      status("connecting", "reconnecting");
+    }
+  };
+}
+
+connect();

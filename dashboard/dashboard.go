@@ -1,0 +1,212 @@
+// Package dashboard provides the live sale dashboard: one self-contained
+// page (GET /dashboard, its assets embedded) and its Server-Sent Events
+// feed (GET /dashboard/events), a JSON snapshot a second computed from the
+// same Prometheus registry /metrics serves. It keeps no counters of its
+// own: rates are deltas between gathers, percentiles come from histogram
+// bucket deltas.
+//
+// The handler does its own authentication, since a browser cannot send a
+// bearer token on a navigation: with an admin token configured, the page
+// asks for it once, and a POST exchanges it for a signed session cookie
+// (HttpOnly, SameSite=Strict, scoped to /dashboard), so the token never
+// appears in a URL. docs/observability.md describes the page.
+package dashboard
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/surgehq/surge/api"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Defaults of Config.
+const (
+	DefaultInterval   = time.Second
+	DefaultMaxStreams = 16
+	// streamMaxAge ends a stream so that its session is checked again
+	// (EventSource reconnects by itself after retryMillis).
+	streamMaxAge = 15 * time.Minute
+	retryMillis  = 2000
+)
+
+// Config configures the dashboard.
+type Config struct {
+	// Gatherer is the registry /metrics serves; the feed reads the
+	// contract metrics from it by name.
+	Gatherer prometheus.Gatherer
+	// AdminToken, when set, is required: as a bearer token, or through
+	// the session cookie the page's sign-in form gets for it. Empty
+	// serves everyone who reaches the listener: only for a private one.
+	AdminToken string
+	// Interval between snapshots; 0 is DefaultInterval.
+	Interval time.Duration
+	// MaxStreams bounds the open feeds (beyond: 429); 0 is
+	// DefaultMaxStreams.
+	MaxStreams int
+	Logger     *slog.Logger
+}
+
+// Dashboard is the page and its feed, an http.Handler for /dashboard and
+// the paths under it.
+type Dashboard struct {
+	cfg     Config
+	feed    *feed
+	session *sessions
+	mux     *http.ServeMux
+	log     *slog.Logger
+
+	slots    chan struct{} // one per open stream
+	stop     chan struct{} // closed by Close
+	stopOnce sync.Once
+}
+
+// New builds the dashboard.
+func New(cfg Config) *Dashboard {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	window := defaultWindow
+	if w := 5 * cfg.Interval; w > window {
+		window = w
+	}
+	d := &Dashboard{
+		cfg:   cfg,
+		feed:  &feed{g: cfg.Gatherer, window: window, interval: cfg.Interval, maxSales: defaultMaxSales},
+		log:   cfg.Logger,
+		slots: make(chan struct{}, cfg.MaxStreams),
+		stop:  make(chan struct{}),
+		mux:   http.NewServeMux(),
+	}
+	if cfg.AdminToken != "" {
+		d.session = newSessions(cfg.AdminToken)
+	}
+	d.mux.HandleFunc("GET /dashboard", d.guard(d.page, true))
+	d.mux.HandleFunc("POST /dashboard/login", d.login)
+	d.mux.HandleFunc("GET /dashboard/events", d.guard(d.events, false))
+	// The page's code and style are the same for everyone (the sign-in
+	// form uses the style): only the page and the figures need the token.
+	d.mux.HandleFunc("GET /dashboard/dashboard.js", d.asset("dashboard.js", "text/javascript; charset=utf-8"))
+	d.mux.HandleFunc("GET /dashboard/dashboard.css", d.asset("dashboard.css", "text/css; charset=utf-8"))
+	d.mux.HandleFunc("/dashboard/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return d
+}
+
+// ServeHTTP serves /dashboard and the paths under it.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// Everything the page loads is its own: no inline script, no other
+	// origin, no framing.
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	d.mux.ServeHTTP(w, r)
+}
+
+// Close ends every open feed and refuses new ones: http.Server.Shutdown
+// waits for handlers, and a feed would hold it until its client leaves.
+// Register it with http.Server.RegisterOnShutdown.
+func (d *Dashboard) Close() {
+	d.stopOnce.Do(func() { close(d.stop) })
+}
+
+// guard serves h to an authorized request. An unauthorized page request
+// gets the sign-in form (a browser navigation cannot carry a bearer
+// token); anything else gets 401.
+func (d *Dashboard) guard(h http.HandlerFunc, page bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if d.session == nil || d.session.authorized(r, time.Now()) {
+			h(w, r)
+			return
+		}
+		if page {
+			d.signIn(w, http.StatusUnauthorized, "")
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="surge"`)
+		writeError(w, http.StatusUnauthorized, "unauthenticated", "sign in at /dashboard, or send Authorization: Bearer <admin token>")
+	}
+}
+
+func (d *Dashboard) page(w http.ResponseWriter, r *http.Request) {
+	d.asset("index.html", "text/html; charset=utf-8")(w, r)
+}
+
+// signIn answers the sign-in form, with a (constant) message.
+func (d *Dashboard) signIn(w http.ResponseWriter, status int, message string) {
+	b, err := assets.ReadFile("assets/login.html")
+	if err != nil {
+		d.log.Error("dashboard asset missing", "name", "login.html", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		return
+	}
+	b = bytes.Replace(b, []byte("<!--message-->"), []byte(message), 1)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// asset serves one embedded file.
+func (d *Dashboard) asset(name, contentType string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, err := assets.ReadFile("assets/" + name)
+		if err != nil {
+			d.log.Error("dashboard asset missing", "name", name, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "internal error")
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(b)
+	}
+}
+
+// maxLoginBody bounds the sign-in form: one token field.
+const maxLoginBody = 4 << 10
+
+// login exchanges the admin token, posted by the sign-in form (a body,
+// never a URL: URLs persist in history and access logs), for a session
+// cookie, and sends the browser back to the page.
+func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	if d.session == nil {
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the sign-in form could not be read")
+		return
+	}
+	now := time.Now()
+	if !d.session.isAdmin(r.PostForm.Get("token")) {
+		d.signIn(w, http.StatusUnauthorized, `<p class="error">That is not the admin token.</p>`)
+		return
+	}
+	http.SetCookie(w, d.session.cookie(now, r.TLS != nil))
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// writeError answers in the API's JSON error shape.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,85 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// events streams a "snapshot" event every interval. The snapshots are the
+// heartbeat: a stream is never silent for more than an interval. It ends
+// when the client goes, at Close (server shutdown), or after
+// streamMaxAge (EventSource reconnects, and the session is checked again).
+func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-d.stop: // checked alone: select would pick at random
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+		return
+	default:
+	}
+	select {
+	case d.slots <- struct{}{}:
+		defer func() { <-d.slots }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "rate_limited",
+			fmt.Sprintf("%d dashboard streams are open already; close one", cap(d.slots)))
+		return
+	}
+	rc := http.NewResponseController(w)
+	// The server's read timeout would end a long stream: net/http cancels
+	// the request's context when its background read hits the deadline.
+	_ = rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	write := func(b []byte) bool {
+		// Moved forward with each write: the server's write timeout is
+		// for answers, not streams, but a stalled client is still cut.
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write(fmt.Appendf(nil, "retry: %d\n\n", retryMillis)) {
+		return
+	}
+	tick := time.NewTicker(d.cfg.Interval)
+	defer tick.Stop()
+	end := time.NewTimer(streamMaxAge)
+	defer end.Stop()
+	failing := false // logged once per failure, not once a second
+	for {
+		var msg []byte
+		snap, err := d.feed.snapshot(time.Now())
+		if err == nil {
+			var data []byte
+			if data, err = json.Marshal(snap); err == nil {
+				msg = fmt.Appendf(nil, "event: snapshot\ndata: %s\n\n", data)
+			}
+		}
+		if err != nil {
+			if !failing {
+				d.log.Warn("dashboard snapshot failed", "err", err)
+			}
+			msg = []byte(": no snapshot\n\n")
+		}
+		failing = err != nil
+		if !write(msg) {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-d.stop:
+			return
+		case <-end.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
