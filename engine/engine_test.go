@@ -186,7 +186,7 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 	}
 }
 
-func queued(e *Engine, saleID string) int { return len(e.lookup(saleID).inbox) }
+func inboxLen(e *Engine, saleID string) int { return len(e.lookup(saleID).inbox) }
 
 type answer struct {
 	out surge.Outcome
@@ -995,7 +995,7 @@ func TestOverloaded(t *testing.T) {
 	a := goPurchase(ctx, e, "s", surge.Purchase{UserID: "a", Quantity: 1})
 	<-g.entered // the owner is stuck in Reserve
 	b := goPurchase(ctx, e, "s", surge.Purchase{UserID: "b", Quantity: 1})
-	waitFor(t, "b to queue", func() bool { return queued(e, "s") == 1 })
+	waitFor(t, "b to queue", func() bool { return inboxLen(e, "s") == 1 })
 
 	// Called synchronously: if the engine blocked here the test would hang.
 	for _, u := range []string{"c", "d"} {
@@ -1014,9 +1014,9 @@ func TestOverloaded(t *testing.T) {
 	}
 }
 
-// TestContextCancelledWhileQueued checks that a caller who gives up while
+// TestContextCancelledInInbox checks that a caller who gives up while
 // queued gets its context's error and that the owner drops the request.
-func TestContextCancelledWhileQueued(t *testing.T) {
+func TestContextCancelledInInbox(t *testing.T) {
 	e, st, hs, g := stalledEngine(t, testConfig(fixedClock()))
 	mustCreate(t, e, input("s", 100, 1))
 	ctx := context.Background()
@@ -1026,7 +1026,7 @@ func TestContextCancelledWhileQueued(t *testing.T) {
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := goPurchase(bctx, e, "s", surge.Purchase{UserID: "b", IdempotencyKey: "kb", Quantity: 1})
-	waitFor(t, "b to queue", func() bool { return queued(e, "s") == 1 })
+	waitFor(t, "b to queue", func() bool { return inboxLen(e, "s") == 1 })
 	cancel()
 	if r := <-b; !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("cancelled purchase: (%+v, %v), want context.Canceled", r.out, r.err)
@@ -1061,9 +1061,9 @@ func TestContextCancelledWhileQueued(t *testing.T) {
 	}
 }
 
-// TestCloseFlushesQueue closes the engine while purchases are queued behind
+// TestCloseFlushesInbox closes the engine while purchases are queued behind
 // a stalled store: each gets its answer and Close then returns.
-func TestCloseFlushesQueue(t *testing.T) {
+func TestCloseFlushesInbox(t *testing.T) {
 	e, st, _, g := stalledEngine(t, testConfig(fixedClock()))
 	mustCreate(t, e, input("s", 100, 1))
 	ctx := context.Background()
@@ -1077,7 +1077,7 @@ func TestCloseFlushesQueue(t *testing.T) {
 	for _, u := range []string{"b", "c", "d"} {
 		answers = append(answers, goPurchase(ctx, e, "s", surge.Purchase{UserID: u, Quantity: 1}))
 	}
-	waitFor(t, "three queued purchases", func() bool { return queued(e, "s") == 3 })
+	waitFor(t, "three queued purchases", func() bool { return inboxLen(e, "s") == 3 })
 
 	closed := make(chan error, 1)
 	go func() { closed <- e.Close() }()
@@ -1137,7 +1137,7 @@ func TestBatchesFormUnderLoad(t *testing.T) {
 	for i := 1; i < n; i++ {
 		answers = append(answers, goPurchase(ctx, e, "s", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1}))
 	}
-	waitFor(t, "the load to queue", func() bool { return queued(e, "s") == n-1 })
+	waitFor(t, "the load to queue", func() bool { return inboxLen(e, "s") == n-1 })
 	g.open()
 	for i, ch := range answers {
 		if r := <-ch; r.err != nil || r.out.Code != surge.CodeReserved {

@@ -87,7 +87,7 @@ func TestStageOrder(t *testing.T) {
 				*hookStore
 				surge.Archiver
 			}{hooks, sq}
-			buyer, saleRate, manager := &switchRate{}, &switchRate{}, &stubQueue{admit: true}
+			buyer, saleRate, manager := &switchRate{}, &switchRate{}, &stubInbox{admit: true}
 			cfg := testConfig(clk)
 			cfg.InboxSize = 1
 			cfg.WaitingRoom = stubRoom{}
@@ -117,7 +117,7 @@ func TestStageOrder(t *testing.T) {
 				buy("f1")
 				<-g.entered
 				buy("f2")
-				waitFor(t, "a full inbox", func() bool { return queued(e, "s") == 1 })
+				waitFor(t, "a full inbox", func() bool { return inboxLen(e, "s") == 1 })
 			}
 			buyer.refuse.Store(fail(stBuyerRate))
 			saleRate.refuse.Store(fail(stSaleRate))

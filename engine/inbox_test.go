@@ -9,38 +9,38 @@ import (
 	"github.com/surgehq/surge"
 )
 
-// stubQueue is an InboxManager whose answers the test sets, and which
+// stubInbox is an InboxManager whose answers the test sets, and which
 // records what the owner reported.
-type stubQueue struct {
+type stubInbox struct {
 	mu     sync.Mutex
 	admit  bool
 	cutoff time.Time
 	taken  [][2]int // shed, left of each batch
 }
 
-func (q *stubQueue) Admit(int) bool {
+func (q *stubInbox) Admit(int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.admit
 }
 
-func (q *stubQueue) Begin(time.Time) time.Time {
+func (q *stubInbox) Begin(time.Time) time.Time {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.cutoff
 }
 
-func (q *stubQueue) Taken(_ time.Time, shed, left int) {
+func (q *stubInbox) Taken(_ time.Time, shed, left int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.taken = append(q.taken, [2]int{shed, left})
 }
 
-// TestQueueAdmitGuardsOnlyTheSlowPath: a queue manager that refuses
+// TestInboxAdmitGuardsOnlyTheSlowPath: an inbox manager that refuses
 // answers overloaded before the purchase queues, reserves nothing, and
 // never stands in the way of the sold-out fast path.
-func TestQueueAdmitGuardsOnlyTheSlowPath(t *testing.T) {
-	q := &stubQueue{admit: false}
+func TestInboxAdmitGuardsOnlyTheSlowPath(t *testing.T) {
+	q := &stubInbox{admit: false}
 	cfg := testConfig(fixedClock())
 	cfg.InboxManager = func() InboxManager { return q }
 	e := openEngine(t, openStore(t, t.TempDir()), cfg)
@@ -48,7 +48,7 @@ func TestQueueAdmitGuardsOnlyTheSlowPath(t *testing.T) {
 	ctx := context.Background()
 
 	if _, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "a", Quantity: 1}}); !surge.HasCode(err, surge.CodeOverloaded) {
-		t.Fatalf("purchase refused by the queue: %v, want overloaded", err)
+		t.Fatalf("purchase refused by the inbox: %v, want overloaded", err)
 	}
 	if got := e.Stats().Shed; got != 1 {
 		t.Errorf("Stats().Shed = %d, want 1", got)
@@ -62,15 +62,15 @@ func TestQueueAdmitGuardsOnlyTheSlowPath(t *testing.T) {
 	q.mu.Unlock()
 	out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "b", Quantity: 1}})
 	if err != nil || out.Code != surge.CodeSoldOut {
-		t.Fatalf("sold-out purchase with the queue refusing: (%v, %v), want sold_out", out.Code, err)
+		t.Fatalf("sold-out purchase with the inbox refusing: (%v, %v), want sold_out", out.Code, err)
 	}
 }
 
-// TestQueueShedsBeforeCutoff: when the owner takes a batch, purchases
+// TestInboxShedsBeforeCutoff: when the owner takes a batch, purchases
 // queued before the manager's cutoff are answered overloaded and the
 // batch is filled from the rest; the manager hears how many were shed and
 // left.
-func TestQueueShedsBeforeCutoff(t *testing.T) {
+func TestInboxShedsBeforeCutoff(t *testing.T) {
 	g := newGate()
 	st := &hookStore{Store: openStore(t, t.TempDir())}
 	st.before = func(n int64) {
@@ -78,7 +78,7 @@ func TestQueueShedsBeforeCutoff(t *testing.T) {
 			g.wait()
 		}
 	}
-	q := &stubQueue{admit: true}
+	q := &stubInbox{admit: true}
 	cfg := testConfig(fixedClock())
 	cfg.InboxManager = func() InboxManager { return q }
 	e := openEngine(t, st, cfg)
@@ -91,11 +91,11 @@ func TestQueueShedsBeforeCutoff(t *testing.T) {
 	<-g.entered
 	b := goPurchase(ctx, e, "s", surge.Purchase{UserID: "b", Quantity: 1})
 	c := goPurchase(ctx, e, "s", surge.Purchase{UserID: "c", Quantity: 1})
-	waitFor(t, "b and c queued", func() bool { return queued(e, "s") == 2 })
+	waitFor(t, "b and c queued", func() bool { return inboxLen(e, "s") == 2 })
 	cutoff := time.Now()
 	time.Sleep(2 * time.Millisecond) // d is queued strictly after the cutoff
 	d := goPurchase(ctx, e, "s", surge.Purchase{UserID: "d", Quantity: 1})
-	waitFor(t, "d queued", func() bool { return queued(e, "s") == 3 })
+	waitFor(t, "d queued", func() bool { return inboxLen(e, "s") == 3 })
 	q.mu.Lock()
 	q.cutoff = cutoff
 	q.mu.Unlock()
