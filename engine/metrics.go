@@ -1,6 +1,11 @@
 package engine
 
-import "github.com/surgehq/surge/metrics"
+import (
+	"context"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/metrics"
+)
 
 // Meter returns the series of sale saleID's purchases, made once with
 // the sale: the API counts each answer on it without a label lookup. A
@@ -11,4 +16,27 @@ func (e *Engine) Meter(saleID string) *metrics.Sale {
 		return s.meter
 	}
 	return e.cfg.Metrics.Unknown()
+}
+
+// liner is a waiting room that can count a sale's line (waitroom.Room).
+type liner interface {
+	Line(ctx context.Context, sale *surge.Sale) (waiting, admitted int64, err error)
+}
+
+// SaleFigures returns the live sales' figures for metrics.SaleCollector,
+// read now: nothing on the purchase path keeps them.
+func (e *Engine) SaleFigures(ctx context.Context) []metrics.SaleFigures {
+	room, _ := e.cfg.WaitingRoom.(liner)
+	m := *e.sales.Load()
+	out := make([]metrics.SaleFigures, 0, len(m))
+	for _, s := range m {
+		f := metrics.SaleFigures{Sale: s.ID, Stock: s.Stock, Remaining: s.remaining.Load(), Queued: len(s.inbox)}
+		if s.WaitingRoom != nil && room != nil {
+			var err error
+			f.Waiting, f.Admitted, err = room.Line(ctx, &s.Sale)
+			f.WaitingRoom = err == nil
+		}
+		out = append(out, f)
+	}
+	return out
 }

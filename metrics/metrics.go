@@ -33,7 +33,6 @@ type Metrics struct {
 	transitions *prometheus.CounterVec   // surge_order_transitions_total{sale,to}
 	batchSize   prometheus.Histogram     // surge_batch_size
 	commit      prometheus.Histogram     // surge_store_commit_duration_seconds
-	admitted    *prometheus.CounterVec   // surge_waiting_room_admitted_total{sale}
 
 	mu    sync.Mutex
 	sales map[string]*Sale // one per sale id, made once
@@ -75,10 +74,6 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Help:    "Duration of one store call deciding and committing a batch of purchases.",
 			Buckets: latencyBuckets,
 		}),
-		admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "surge_waiting_room_admitted_total",
-			Help: "Buyers the waiting room admitted to buy, by sale.",
-		}, []string{"sale"}),
 		sales: make(map[string]*Sale),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -87,7 +82,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	}, []string{"version", "revision", "goversion"})
 	build.WithLabelValues(version, revision(), runtime.Version()).Set(1)
 	for _, c := range []prometheus.Collector{
-		m.purchases, m.duration, m.transitions, m.batchSize, m.commit, m.admitted, build,
+		m.purchases, m.duration, m.transitions, m.batchSize, m.commit, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {

@@ -75,7 +75,6 @@ type Sale struct {
 	paid      prometheus.Counter
 	cancelled prometheus.Counter
 	expired   prometheus.Counter
-	admitted  prometheus.Counter
 }
 
 // Sale returns sale id's series, made on the first call. The engine calls
@@ -110,7 +109,6 @@ func (m *Metrics) newSale(id string) *Sale {
 		paid:      m.transitions.WithLabelValues(id, ToPaid),
 		cancelled: m.transitions.WithLabelValues(id, ToCancelled),
 		expired:   m.transitions.WithLabelValues(id, ToExpired),
-		admitted:  m.admitted.WithLabelValues(id),
 	}
 	for i, o := range Outcomes {
 		s.outcomes[i] = m.purchases.WithLabelValues(id, o)
@@ -147,12 +145,4 @@ func (s *Sale) Transition(to string, n int) {
 		return
 	}
 	c.Add(float64(n))
-}
-
-// Admitted counts buyers the sale's waiting room admitted.
-func (s *Sale) Admitted(n int) {
-	if s == nil {
-		return
-	}
-	s.admitted.Add(float64(n))
 }

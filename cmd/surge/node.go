@@ -198,6 +198,8 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers}
 	s.watchStore(ctx, b.ready)
+	// reg is this node's own: nothing else can hold these names.
+	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
 	fail := func(err error) (*server, error) {
 		s.stopWatch()
 		for _, o := range []*http.Server{s.debug, s.admin} {
