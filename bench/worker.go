@@ -1,0 +1,229 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/surgehq/surge/api"
+)
+
+// worker sends one request at a time; its request, response, buffers and
+// cache are its own and reused from one purchase to the next.
+type worker struct {
+	r         *runner
+	mint      minter
+	req       *fasthttp.Request
+	resp      *fasthttp.Response
+	body      []byte            // the request body being built
+	codes     map[string]string // error body -> code: most rejections are byte-identical
+	confirmed []Confirmation
+	timer     *time.Timer
+}
+
+func newWorker(r *runner) *worker {
+	w := &worker{
+		r:     r,
+		mint:  minter{secret: []byte(r.cfg.JWTSecret)},
+		req:   fasthttp.AcquireRequest(),
+		resp:  fasthttp.AcquireResponse(),
+		codes: make(map[string]string),
+	}
+	// What every purchase shares is set once.
+	w.req.Header.SetMethod(fasthttp.MethodPost)
+	w.req.SetRequestURI(r.url)
+	w.req.Header.SetContentType("application/json")
+	return w
+}
+
+// release returns the worker's request and response to fasthttp's pools.
+func (w *worker) release() {
+	fasthttp.ReleaseRequest(w.req)
+	fasthttp.ReleaseResponse(w.resp)
+	w.req, w.resp = nil, nil
+}
+
+// serve sends buyer i's purchase, due at due, and its replay if the buyer
+// retries.
+func (w *worker) serve(i int, due time.Time) {
+	b := w.r.crowd.buyer(i)
+	w.r.rec.begun.Add(1)
+	last := w.purchase(&b, due)
+	if b.retries && w.r.ctx.Err() == nil {
+		// The replay is due as soon as the first answer is in.
+		w.r.rec.offer(last)
+		w.purchase(&b, last)
+	}
+}
+
+// purchase sends b's purchase, and with Config.Retry resends it after a
+// 429/503 with Retry-After, at most maxAttempts times and within the run.
+// It returns when the last answer came.
+func (w *worker) purchase(b *buyer, due time.Time) time.Time {
+	for n := 1; ; n++ {
+		a, wait, again := w.send(b, due)
+		if !again || !w.r.cfg.Retry || n == maxAttempts {
+			return a.at
+		}
+		due = a.at.Add(wait)
+		if !w.r.deadline.IsZero() && due.After(w.r.deadline) {
+			return a.at
+		}
+		if w.timer == nil {
+			w.timer = time.NewTimer(time.Hour)
+			w.timer.Stop()
+		}
+		if !sleepUntil(w.r.ctx, w.timer, due) {
+			return a.at
+		}
+		w.r.rec.offer(due)
+	}
+}
+
+// request sets b's purchase into the worker's request.
+func (w *worker) request(b *buyer) error {
+	w.body = strconv.AppendInt(append(w.body[:0], `{"quantity":`...), b.quantity, 10)
+	w.body = append(w.body, '}')
+	w.req.SetBody(w.body)
+	h := &w.req.Header
+	h.Set("Idempotency-Key", b.key)
+	if len(w.mint.secret) > 0 {
+		tok, err := w.mint.token(b.user, time.Now())
+		if err != nil {
+			return err
+		}
+		h.Set("Authorization", "Bearer "+tok)
+	} else {
+		h.Set("X-User-Id", b.user)
+	}
+	return nil
+}
+
+// send makes one request and records it. again reports a 429/503 with a
+// usable Retry-After of wait.
+func (w *worker) send(b *buyer, due time.Time) (a attempt, wait time.Duration, again bool) {
+	a.due = due
+	err := w.request(b)
+	a.sent = time.Now()
+	w.r.rec.sending()
+	if err == nil {
+		err = w.r.hc.DoTimeout(w.req, w.resp, w.r.cfg.Timeout)
+	}
+	a.at = time.Now()
+	body := w.resp.Body()
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		// The status and headers came; only the body is over maxBody. It
+		// is an answer, with no body to read a code or an order from.
+		body, err = nil, nil
+	}
+	if err != nil {
+		w.r.rec.record(a) // no complete answer: a transport error
+		return a, 0, false
+	}
+	a.status = w.resp.StatusCode()
+	if a.status == http.StatusCreated {
+		a.code = w.confirm(b, body)
+		// A replay names the order of the first answer: it is not a new
+		// reservation, and counting it as one overstates the units sold.
+		if a.code == codeReserved && bytes.Equal(w.resp.Header.Peek("Idempotent-Replayed"), []byte("true")) {
+			a.code = codeReplayed
+		}
+	} else {
+		a.code = w.errorCode(body)
+	}
+	if a.status == http.StatusTooManyRequests || a.status >= 500 {
+		v := string(w.resp.Header.Peek("Retry-After"))
+		a.retryAfter = validRetryAfter(v)
+		if shed(a.status) {
+			wait, again = retryAfter(v, a.at)
+		}
+	}
+	w.r.rec.record(a)
+	return a, wait, again
+}
+
+// confirm turns a 201 into a Confirmation. It holds the id the server
+// answered with what the buyer asked for (user, key, quantity), so that a
+// 201 for another user or quantity shows up against the export.
+func (w *worker) confirm(b *buyer, body []byte) string {
+	id, ok := orderID(body)
+	if !ok {
+		return codeBadBody
+	}
+	w.confirmed = append(w.confirmed, Confirmation{OrderID: id, UserID: b.user, Key: b.key, Quantity: b.quantity})
+	return codeReserved
+}
+
+// orderPrefix is how Surge's 201 bodies begin: {"order":{"id":"…
+const orderPrefix = `{"order":{"id":"`
+
+// orderID reads order.id from a 201 body. Surge writes the id first, so
+// the id is read straight after orderPrefix when the body is valid JSON
+// and the id has no escapes; any other body is decoded in full.
+func orderID(body []byte) (string, bool) {
+	if rest, ok := bytes.CutPrefix(body, []byte(orderPrefix)); ok {
+		if n := bytes.IndexAny(rest, `"\`); n > 0 && rest[n] == '"' && json.Valid(body) {
+			return string(rest[:n]), true
+		}
+	}
+	var v api.OrderBody
+	if json.Unmarshal(body, &v) != nil || v.Order.ID == "" {
+		return "", false
+	}
+	return v.Order.ID, true
+}
+
+// errorCode reads the code of an error answer.
+func (w *worker) errorCode(body []byte) string {
+	if c, ok := w.codes[string(body)]; ok {
+		return c
+	}
+	var e api.ErrorBody
+	code := codeHTTPError
+	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+		code = e.Error.Code
+	}
+	if len(w.codes) < maxCachedBodies {
+		w.codes[string(body)] = code
+	}
+	return code
+}
+
+// validRetryAfter reports whether v is a Retry-After value as RFC 9110
+// defines it: a non-negative number of seconds, or an HTTP date.
+func validRetryAfter(v string) bool {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return false
+	}
+	if strings.Trim(v, "0123456789") == "" {
+		return true
+	}
+	_, err := http.ParseTime(v)
+	return err == nil
+}
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if s < 0 || s > int64(maxRetryAfter/time.Second) {
+			return 0, false
+		}
+		d = time.Duration(s) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = max(t.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return d, d <= maxRetryAfter
+}
