@@ -3,7 +3,9 @@
 # and PostgreSQL on 127.0.0.1:5432 (database "test", trust auth for local
 # TCP). Each is started when down and installed from Debian's packages when
 # missing. Idempotent: running it when both are up only checks them.
-# Embedded mode (the default) needs neither.
+# Embedded mode (the default) needs neither. It also installs, when
+# missing, the tools of the observability tests: Prometheus and promtool
+# (deploy/observability) and headless Chromium (the dashboard's test).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -53,3 +55,20 @@ if ! psql_pg -d postgres -tAc "select 1 from pg_database where datname='test'" |
   psql_pg -d postgres -c 'create database test'
 fi
 echo "services: postgresql up on 127.0.0.1:5432 (database test)"
+
+# Debian's prometheus package enables and starts its service on install; the
+# tests run their own instance on a free port, so a policy-rc.d refusing to
+# start services (exit 101) is in place during the install, unless the
+# machine already has one (containers do).
+without_service_starts() {
+  if [ -e /usr/sbin/policy-rc.d ]; then "$@"; return; fi
+  printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+  as_root chmod 755 /usr/sbin/policy-rc.d
+  local rc=0
+  "$@" || rc=$?
+  as_root rm -f /usr/sbin/policy-rc.d
+  return "$rc"
+}
+command -v promtool >/dev/null || without_service_starts apt_install prometheus
+command -v chromium >/dev/null || apt_install chromium
+echo "services: promtool and chromium installed"
