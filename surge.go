@@ -216,10 +216,11 @@ type Store interface {
 // outside the pipeline's calls (its expiry job). The pipeline registers
 // with OnRelease to raise its remaining-stock hints.
 type Releaser interface {
-	// OnRelease sets fn (nil: none), called with a sale's id each time
-	// units of that sale came back durably, after the store released its
-	// locks: fn may read the store (Remaining) but must be quick.
-	OnRelease(fn func(saleID string))
+	// OnRelease sets fn (nil: none), called with a sale's id and the
+	// number of orders that expired each time units of that sale came back
+	// durably, after the store released its locks: fn may read the store
+	// (Remaining) but must be quick.
+	OnRelease(fn func(saleID string, expired int))
 }
 
 // Shared is implemented by stores that many nodes use at once (cluster

@@ -242,13 +242,18 @@ func (e *Engine) Cancel(ctx context.Context, id string) (surge.Order, error) {
 	if err != nil {
 		return o, err
 	}
+	e.Meter(o.SaleID).Transition(metrics.ToCancelled, 1)
 	e.refresh(ctx, o.SaleID)
 	return o, nil
 }
 
 // Pay marks a reserved order paid.
 func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
-	return e.store.Pay(ctx, id, e.cfg.Now())
+	o, err := e.store.Pay(ctx, id, e.cfg.Now())
+	if err == nil {
+		e.Meter(o.SaleID).Transition(metrics.ToPaid, 1)
+	}
+	return o, err
 }
 
 // Orders streams every order of a sale.

@@ -72,7 +72,7 @@ func (h *hookStore) Expire(ctx context.Context, now time.Time) ([]surge.Order, e
 }
 
 // OnRelease passes the engine's registration on to the store.
-func (h *hookStore) OnRelease(fn func(saleID string)) {
+func (h *hookStore) OnRelease(fn func(saleID string, expired int)) {
 	if r, ok := h.Store.(surge.Releaser); ok {
 		r.OnRelease(fn)
 	}

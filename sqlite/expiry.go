@@ -32,7 +32,7 @@ func (s *Store) expirer() {
 
 // OnRelease implements surge.Releaser: fn hears of every sale whose
 // expired holds gave units back.
-func (s *Store) OnRelease(fn func(saleID string)) {
+func (s *Store) OnRelease(fn func(saleID string, expired int)) {
 	if fn == nil {
 		s.released.Store(nil)
 		return
@@ -90,7 +90,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 			id := st.l.Sale().ID
 			s.opts.Logger.Info("holds expired", "sale", id, "orders", n)
 			if fn := s.released.Load(); fn != nil {
-				(*fn)(id)
+				(*fn)(id, n)
 			}
 		}
 	}

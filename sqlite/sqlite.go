@@ -79,9 +79,10 @@ type Store struct {
 	args    []any
 	orders  []surge.Order
 
-	// released is called with a sale's id once expired holds gave its
-	// units back (OnRelease); stopExpiry ends the expiry job.
-	released   atomic.Pointer[func(saleID string)]
+	// released is called with a sale's id and how many of its orders
+	// expired once their holds gave the units back (OnRelease);
+	// stopExpiry ends the expiry job.
+	released   atomic.Pointer[func(saleID string, expired int)]
 	stopExpiry chan struct{}
 	expiryDone chan struct{}
 

@@ -425,7 +425,7 @@ func TestExpiryJob(t *testing.T) {
 		t.Fatalf("Reserve: %+v, %v", out, err)
 	}
 	released := make(chan string, 1)
-	s.OnRelease(func(id string) { released <- id })
+	s.OnRelease(func(id string, _ int) { released <- id })
 	late.Store(true)
 	select {
 	case id := <-released:
