@@ -163,7 +163,7 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) str
 		writeError(w, statusOf(e.Code), string(e.Code), e.Message)
 		return string(e.Code)
 	default:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		return "internal"
 	}

@@ -113,7 +113,7 @@ func (s *Server) exportOrders(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// The status is sent; cutting the stream tells the client the
 		// export is incomplete (no terminating chunk).
-		s.log.Warn("order export aborted", "sale", id, "orders_sent", n, "err", err)
+		s.log.WarnContext(r.Context(), "order export aborted", "sale", id, "orders_sent", n, "err", err)
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -1,0 +1,220 @@
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/surgehq/surge/admission"
+)
+
+// requestIDHeader is X-Request-ID in the canonical form net/http keys
+// headers by, so that reading and writing it index the map directly.
+const requestIDHeader = "X-Request-Id"
+
+// maxRequestID bounds a request id taken from a client.
+const maxRequestID = 128
+
+// saneRequestID reports whether a client's X-Request-ID can be echoed and
+// logged as it is: 1 to 128 characters of [A-Za-z0-9._:-].
+func saneRequestID(id string) bool {
+	if len(id) == 0 || len(id) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// requestIDs makes the ids of requests that bring none: a random prefix
+// per process and a counter, which costs one small allocation where a
+// random id per request would cost a read of the system's randomness.
+// They are unique, not secret: an id tells how many requests came before
+// it (docs/observability.md).
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (g *requestIDs) next() string {
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], g.prefix...), g.n.Add(1), 36))
+}
+
+// requestInfo is a request's context with its id: one allocation that
+// carries the id for the logs and holds the echoed header's value.
+type requestInfo struct {
+	context.Context
+	header [1]string // header[0] is the id
+}
+
+type requestInfoKey struct{}
+
+func (c *requestInfo) Value(key any) any {
+	if key == (requestInfoKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// RequestID returns the id of the request whose context ctx is (or
+// derives from), "" outside a request.
+func RequestID(ctx context.Context) string {
+	if c, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		return c.header[0]
+	}
+	return ""
+}
+
+// RequestOptions configure Requests.
+type RequestOptions struct {
+	// Logger receives the access log (default slog.Default()).
+	Logger *slog.Logger
+	// AccessLog logs one line per request (method, path, status, bytes,
+	// duration, request and trace ids, client address). Off by default: a
+	// spike would write a line per purchase.
+	AccessLog bool
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client address the access log shows (Protection.TrustedProxies).
+	TrustedProxies []netip.Prefix
+}
+
+// Requests wraps h, the API or a listener's handler, so that every
+// request has an id: the client's X-Request-ID when sane, a new one
+// otherwise, echoed in the answer and carried by the request's context
+// (RequestID, LogHandler); and logs each request when asked.
+func Requests(h http.Handler, opt RequestOptions) http.Handler {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &requests{next: h, opt: opt, ids: newRequestIDs()}
+}
+
+type requests struct {
+	next http.Handler
+	opt  RequestOptions
+	ids  *requestIDs
+}
+
+func (q *requests) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = q.withRequestID(w, r)
+	if q.opt.AccessLog {
+		q.accessLog(w, r)
+		return
+	}
+	q.next.ServeHTTP(w, r)
+}
+
+// withRequestID gives r its id and echoes it. A sane id from the client
+// costs two small allocations (the context and net/http's copy of the
+// request), a generated one a third (TestRequestIDAllocs).
+func (q *requests) withRequestID(w http.ResponseWriter, r *http.Request) *http.Request {
+	c := &requestInfo{Context: r.Context()}
+	if v := r.Header[requestIDHeader]; len(v) == 1 && saneRequestID(v[0]) {
+		c.header[0] = v[0]
+	} else {
+		c.header[0] = q.ids.next()
+	}
+	w.Header()[requestIDHeader] = c.header[:]
+	return r.WithContext(c)
+}
+
+// LogHandler wraps h so that every record logged with a request's context
+// (the *Context methods of slog.Logger) carries the request's id and, when
+// the request is traced, its trace id.
+func LogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
+
+type logHandler struct{ slog.Handler }
+
+func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
+	}
+	return l.Handler.Handle(ctx, r)
+}
+
+func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return logHandler{l.Handler.WithAttrs(attrs)}
+}
+
+func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Handler.WithGroup(name)} }
+
+// accessLog serves r and logs one line about it.
+func (q *requests) accessLog(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	q.next.ServeHTTP(rec, r)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("request_id", RequestID(r.Context())),
+	}
+	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	attrs = append(attrs, slog.String("client", admission.ClientIP(r, q.opt.TrustedProxies).String()))
+	// Not r's context: LogHandler would add the ids a second time.
+	q.opt.Logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+// recorder notes the status and size of an answer for the access log.
+// Unwrap lets http.ResponseController reach the connection (flushes of
+// event streams and exports, deadlines).
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 && code >= 200 { // 1xx answers are not the status
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush keeps the writer a http.Flusher for code that asserts it.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

@@ -1,0 +1,57 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TestLogHandler: records logged with a request's context carry its
+// request id and trace id; others carry neither.
+func TestLogHandler(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(LogHandler(slog.NewTextHandler(&buf, nil))).With("component", "x")
+	q := &requests{ids: newRequestIDs()}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	r := q.withRequestID(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+	log.InfoContext(r.Context(), "inside")
+	log.Info("outside")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("lines %q", lines)
+	}
+	if id := RequestID(r.Context()); id == "" || !strings.Contains(lines[0], "request_id="+id) || !strings.Contains(lines[0], "trace_id="+tid.String()) {
+		t.Errorf("inside: %s (id %q)", lines[0], id)
+	}
+	if strings.Contains(lines[1], "request_id") || strings.Contains(lines[1], "trace_id") {
+		t.Errorf("outside: %s", lines[1])
+	}
+}
+
+// TestRequestIDAllocs: a request that brings a sane id costs two small
+// allocations (its context and the request copy), one that needs one a
+// third.
+func TestRequestIDAllocs(t *testing.T) {
+	q := &requests{ids: newRequestIDs()}
+	w := httptest.NewRecorder()
+	for _, c := range []struct {
+		id   string
+		want float64
+	}{{"req-1", 2}, {"", 3}} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if c.id != "" {
+			r.Header.Set("X-Request-ID", c.id)
+		}
+		if n := testing.AllocsPerRun(1000, func() { q.withRequestID(w, r) }); n > c.want {
+			t.Errorf("id %q: %.1f allocations, want at most %.0f", c.id, n, c.want)
+		}
+	}
+}
