@@ -45,12 +45,9 @@ var contract = names(
 )
 
 // clusterOnly are the contract metrics a node exports only in cluster
-// mode; waitingRoomOnly only for sales with a waiting room.
-var (
-	clusterOnly = names("surge_breaker_state", "surge_cluster_leader",
-		"surge_dependency_duration_seconds_bucket", "surge_dependency_duration_seconds_sum", "surge_dependency_duration_seconds_count")
-	waitingRoomOnly = names("surge_waiting_room_length")
-)
+// mode.
+var clusterOnly = names("surge_breaker_state", "surge_cluster_leader",
+	"surge_dependency_duration_seconds_bucket", "surge_dependency_duration_seconds_sum", "surge_dependency_duration_seconds_count")
 
 func names(n ...string) map[string]bool {
 	m := make(map[string]bool, len(n))
