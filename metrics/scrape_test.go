@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -161,6 +162,37 @@ func TestScrapeAfterSpike(t *testing.T) {
 	for _, name := range []string{"surge_build_info", "go_goroutines", "process_cpu_seconds_total"} {
 		if fams[name] == nil {
 			t.Errorf("%s missing", name)
+		}
+	}
+}
+
+// TestCountingAllocs: counting an answer, as the purchase handler does
+// (the sale's series from the engine, an outcome, a latency), allocates
+// nothing.
+func TestCountingAllocs(t *testing.T) {
+	ctx := context.Background()
+	m, err := metrics.New(prometheus.NewRegistry(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.Open(ctx, st, engine.Config{Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); st.Close() })
+	id, name, n := "s", "S", int64(1)
+	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &n}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sale := range []string{"s", "unknown"} {
+		if a := testing.AllocsPerRun(1000, func() {
+			eng.Meter(sale).Answered("sold_out", false, time.Millisecond)
+		}); a != 0 {
+			t.Errorf("sale %s: %.1f allocations per counted answer, want 0", sale, a)
 		}
 	}
 }
