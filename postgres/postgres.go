@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge"
 )
@@ -41,6 +42,13 @@ type Options struct {
 	Schema string
 	// MaxConns bounds the pool (default 16).
 	MaxConns int32
+	// Tracing, when set, makes a span of each statement, batch and
+	// connect (otelpgx) under the caller's context.
+	Tracing trace.TracerProvider
+	// Observe, when set, is told each call's duration; op is the
+	// statement's first keyword ("select", "insert", "begin", …),
+	// "batch" or "connect" (instrument.go).
+	Observe func(op string, d time.Duration)
 }
 
 // DB is the durable half of the cluster store.
@@ -79,6 +87,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
 	}
+	instrument(cfg, opt)
 	channel := "surge_changes"
 	if opt.Schema != "" {
 		if !surge.ValidID(opt.Schema) {
