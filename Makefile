@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-overload fuzz clean
+.PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-overload fuzz observability-check clean
 
 build: ## build bin/surge
 	$(GO) build -o bin/surge ./cmd/surge
@@ -44,6 +44,9 @@ FUZZ_HTTP := $(shell grep -ho '^func Fuzz[A-Za-z]*' http/*_test.go | cut -d' ' -
 fuzz: ## run every fuzz target of the request decoders, auth and waiting-room tickets for FUZZTIME each
 	@for f in $(FUZZ_HTTP); do echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./http/ || exit 1; done
 	@echo "== FuzzParseTicket"; $(GO) test -run '^$$' -fuzz '^FuzzParseTicket$$' -fuzztime $(FUZZTIME) ./waitroom/
+
+observability-check: ## promtool on deploy/observability (rules, their unit tests, config), the dashboard's queries, and real Prometheus scraping surge serve
+	CI=true $(GO) test -count=1 ./deploy/observability/ # CI=true: fail, not skip, without prometheus
 
 clean:
 	rm -rf bin surge-data
