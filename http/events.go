@@ -144,7 +144,7 @@ func (s *Server) followPlace(ctx context.Context, es *eventStream, sale *surge.S
 		}
 		wait := tick
 		if st.Wait > 0 && st.Wait < wait {
-			wait = st.Wait // wake at the admission itself
+			wait = st.Wait // wake when admitted
 		}
 		if !s.streamSleep(ctx, end.C, wait) {
 			return

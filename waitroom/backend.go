@@ -30,7 +30,7 @@ const Unassigned = -1
 type Entry struct {
 	Seq  int64  // 1 for the first buyer who joined, 2 for the next...
 	Draw uint64 // a lottery entry's random draw (joined before the start); else 0
-	// Slot is the admission slot (see Schedule), Unassigned until a
+	// Slot is the admit slot (see Schedule), Unassigned until a
 	// lottery's draw. Once assigned it never changes.
 	Slot int64
 }
@@ -160,7 +160,7 @@ func (m *Memory) Join(_ context.Context, q Queue, userID string, now time.Time) 
 // order of their draws (ties, at odds of 2^-64, by joining order). The
 // slots start at the first free one, which is slot 0 when the draw is
 // made at the start, so that a draw made late does not hand out slots
-// whose admissions have already run out.
+// whose admitted windows have already run out.
 func (mq *memQueue) drawIfDue(q Queue, now time.Time) {
 	if !q.Lottery || mq.drawn || now.Before(q.Schedule.Start) {
 		return

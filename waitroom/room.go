@@ -1,6 +1,6 @@
 // Package waitroom is a sale's waiting room: buyers join a queue, are
 // admitted at the sale's rate in FIFO or lottery order, and prove their
-// admission with a signed ticket when they buy.
+// admittance with a signed ticket when they buy.
 //
 // The Room holds the rules and the tickets; where the queue lives is a
 // Backend's business (in memory here; Redis can be added behind the same
@@ -67,9 +67,9 @@ type Status struct {
 	// after...; 0 once admitted (or expired); -1 before a lottery's draw,
 	// when no order exists yet.
 	Position int64
-	// AdmitAt and Until bound the admission; zero before a lottery's draw.
+	// AdmitAt and Until bound the admitted window; zero before a lottery's draw.
 	AdmitAt, Until time.Time
-	// Wait is how long until admission (until the draw, before it); 0
+	// Wait is how long until it is admitted (until the draw, before it); 0
 	// once admitted.
 	Wait time.Duration
 }
@@ -191,7 +191,7 @@ func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID str
 
 // Check is the purchase gate of a sale with a waiting room: nil if the
 // ticket admits userID to buy now, else a CodeNotAdmitted error saying
-// why, with RetryAfter when the admission is still to come. A ticket that
+// why, with RetryAfter when the admitted window is still to come. A ticket that
 // carries its slot costs no backend call.
 func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string) error {
 	no := func(wait time.Duration, format string, args ...any) error {
@@ -234,7 +234,7 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 		return no(wait, "not admitted yet: your turn comes in about %s; retry after Retry-After", ceilSeconds(wait))
 	}
 	if !now.Before(until) {
-		return no(0, "your admission expired at %s: it lasted %d s and cannot be renewed",
+		return no(0, "your turn to buy expired at %s: it lasted %d s and cannot be renewed",
 			until.UTC().Format(time.RFC3339), sale.WaitingRoom.TicketSeconds)
 	}
 	return nil

@@ -2,10 +2,10 @@ package waitroom
 
 import "time"
 
-// Schedule is a queue's admission clock. Admission happens in slots: slot
+// Schedule is a line's admit clock. Buyers are admitted in slots: slot
 // k opens at Start + k/Rate, so slots open at exactly Rate per second from
 // the sale's start. Each entry holds one slot; slots are unique within a
-// queue and taken in admission order. A slot nobody took (the queue was
+// queue and taken in the order buyers are admitted. A slot nobody took (the queue was
 // empty then) is lost, never banked: capacity unused at one moment cannot
 // be spent later in a burst.
 type Schedule struct {
