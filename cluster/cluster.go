@@ -27,7 +27,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
@@ -67,6 +69,13 @@ type Config struct {
 	NoExpiry bool
 	// Logger receives operational events (default slog.Default()).
 	Logger *slog.Logger
+	// Tracing, when set, makes a span of each Redis and PostgreSQL call,
+	// under the caller's span (the engine's store call).
+	Tracing trace.TracerProvider
+	// Metrics, when set, receives the cluster collectors (telemetry.go):
+	// surge_breaker_state, surge_cluster_leader and
+	// surge_dependency_duration_seconds.
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -132,11 +141,19 @@ type Store struct {
 // applies the migrations, and starts the node's background work.
 func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store, error) {
 	cfg.defaults()
+	var durations *prometheus.HistogramVec
+	if cfg.Metrics != nil {
+		durations = newDependencyDurations()
+	}
 	rc, err := redis.Dial(ctx, redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	db, err := postgres.Open(ctx, postgresURL, postgres.Options{Schema: cfg.Schema})
+	if err := instrument(cfg, rc, durations); err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	db, err := postgres.Open(ctx, postgresURL, postgresOptions(cfg, durations))
 	if err != nil {
 		rc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -158,6 +175,10 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 	if err := db.RecentKeys(ctx, cfg.KeyCache/2, s.keys.put); err != nil {
 		s.closeConns()
 		return nil, fmt.Errorf("cluster: load idempotency keys: %w", err)
+	}
+	if err := s.register(durations); err != nil {
+		s.closeConns()
+		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.stop = stop
