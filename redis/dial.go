@@ -21,22 +21,14 @@ func Dial(ctx context.Context, url string) (Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis: parse url: %w", err)
 		}
-		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
-		opt.MaxRetries = -1
-		if opt.DialerRetries == 0 {
-			opt.DialerRetries = 1
-		}
+		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
 		c = goredis.NewClusterClient(opt)
 	} else {
 		opt, err := goredis.ParseURL(url)
 		if err != nil {
 			return nil, fmt.Errorf("redis: parse url: %w", err)
 		}
-		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
-		opt.MaxRetries = -1
-		if opt.DialerRetries == 0 {
-			opt.DialerRetries = 1
-		}
+		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
 		c = goredis.NewClient(opt)
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
@@ -47,16 +39,20 @@ func Dial(ctx context.Context, url string) (Client, error) {
 }
 
 // fast bounds every wait on Redis unless the URL chose otherwise: a dead
-// server must fail purchases in about a second, not hold them. Dial also
+// server must fail purchases in about a second, not hold them. It also
 // turns the client's retries off: a reserve script whose reply was lost
 // may have run, and running it again would take its units twice. A failed
 // call fails its batch; buyers retry with their Idempotency-Key. It also
 // dials once per connection instead of go-redis's five times 100 ms, which
 // held every purchase half a second on a dead server instead of failing it.
-func fast(dial, read, write *time.Duration) {
+func fast(dial, read, write *time.Duration, retries, dialerRetries *int) {
 	for _, d := range []*time.Duration{dial, read, write} {
 		if *d == 0 {
 			*d = time.Second
 		}
+	}
+	*retries = -1
+	if *dialerRetries == 0 {
+		*dialerRetries = 1
 	}
 }
