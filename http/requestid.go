@@ -116,12 +116,15 @@ type requests struct {
 }
 
 func (q *requests) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = q.withRequestID(w, r)
+	in := q.withRequestID(w, r)
 	if q.opt.AccessLog {
-		q.accessLog(w, r)
-		return
+		q.accessLog(w, in)
+	} else {
+		q.next.ServeHTTP(w, in)
 	}
-	q.next.ServeHTTP(w, r)
+	// The mux set the route on the copy: a wrapper around this one
+	// (otelhttp names its span by it) sees it too.
+	r.Pattern = in.Pattern
 }
 
 // withRequestID gives r its id and echoes it. A sane id from the client

@@ -9,6 +9,7 @@ import (
 	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/redis"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -37,7 +38,7 @@ type backend struct {
 
 // openBackend opens the embedded store, or the cluster store when the
 // Redis and PostgreSQL URLs are set.
-func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger) (*backend, error) {
+func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger, tel telemetry) (*backend, error) {
 	if (c.redisURL == "") != (c.postgresURL == "") {
 		return nil, errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
 	}
@@ -54,7 +55,7 @@ func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger) (*backen
 	if c.redisURL == "" {
 		return c.openEmbedded(ctx, log)
 	}
-	return c.openCluster(ctx, log)
+	return c.openCluster(ctx, log, tel)
 }
 
 func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger) (*backend, error) {
@@ -72,9 +73,13 @@ func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger) (*backe
 	}, nil
 }
 
-func (c serveConfig) openCluster(ctx context.Context, log *slog.Logger) (*backend, error) {
+func (c serveConfig) openCluster(ctx context.Context, log *slog.Logger, tel telemetry) (*backend, error) {
+	// go-redis logs (failed dials, dropped connections) through slog, so
+	// that --log-format json stays JSON; pgx logs nothing by itself.
+	redis.LogTo(log)
 	st, err := cluster.Open(ctx, c.redisURL, c.postgresURL, cluster.Config{
 		Prefix: c.redisPrefix, NodeID: c.nodeID, LeaseTTL: c.leaseTTL, ConfirmAfter: c.confirmAfter, Buckets: c.buckets, Logger: log,
+		Tracing: tel.tracing, Metrics: tel.reg,
 	})
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/metrics"
+	"github.com/surgehq/surge/tracing"
 )
 
 // server is a running Surge node: store, engine and HTTP API.
@@ -34,6 +35,7 @@ type server struct {
 	log   *slog.Logger
 
 	flushers []*admission.Distributed // cluster-wide rate limits
+	tracing  *tracing.Provider        // flushed at shutdown
 
 	// Readiness (/readyz): draining after SIGTERM; storeDown is why the
 	// store's last probe failed, nil when it passed.
@@ -147,18 +149,26 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
-	b, err := c.openBackend(ctx, log)
+	tp, err := startTracing(ctx, log)
 	if err != nil {
+		return nil, errUsage{"serve: " + err.Error()}
+	}
+	tel := telemetry{reg: reg, tracing: tp.Tracing()}
+	b, err := c.openBackend(ctx, log, tel)
+	if err != nil {
+		stopTracing(tp, log)
 		return nil, err
 	}
 	store := b.store
 	room, err := c.waitingRoom(b, log)
 	if err != nil {
 		store.Close()
+		stopTracing(tp, log)
 		return nil, err
 	}
 	ecfg := engine.Config{MaxBatch: c.maxBatch, InboxSize: c.queueSize, Logger: log, WaitingRoom: room, Metrics: met}
 	ecfg.InFlight = b.inFlight
+	ecfg.Tracing = tel.tracing
 	if c.shed {
 		// CoDel on each sale's inbox (docs/protection.md): once an inbox has
 		// stood for 100 ms, a purchase waits for at most the batch ahead of
@@ -194,9 +204,10 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 			d.Close()
 		}
 		store.Close()
+		stopTracing(tp, log)
 		return nil, err
 	}
-	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers}
+	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers, tracing: tp}
 	s.watchStore(ctx, b.ready)
 	// reg is this node's own: nothing else can hold these names.
 	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
@@ -212,6 +223,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 			d.Close()
 		}
 		store.Close()
+		stopTracing(tp, log)
 		return nil, err
 	}
 	api := surgehttp.New(readyEngine{eng, s}, surgehttp.Config{
@@ -244,7 +256,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
-		s.admin, err = opsServer(c.adminAddr, api.Ops(stats, api))
+		s.admin, err = opsServer(c.adminAddr, c.observed(api.Ops(stats, api), tel, log, surgehttp.RequestOptions{}))
 		if err != nil {
 			return fail(err)
 		}
@@ -261,7 +273,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	ln := surgehttp.LimitConns(raw, c.connLimits(lim.http.TrustedProxies))
 	s.conns.Store(ln)
 	s.http = &http.Server{
-		Handler:           public,
+		Handler:           c.observed(public, tel, log, surgehttp.RequestOptions{TrustedProxies: lim.http.TrustedProxies}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -306,7 +318,9 @@ func (s *server) shutdown(timeout time.Duration) error {
 	for _, d := range s.flushers {
 		d.Close()
 	}
-	if err := s.store.Close(); err != nil {
+	err := s.store.Close()
+	stopTracing(s.tracing, s.log) // last: the store's own spans are in
+	if err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil

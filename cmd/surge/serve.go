@@ -33,6 +33,7 @@ type serveConfig struct {
 	insecureUserHeader bool
 	logLevel           string
 	logFormat          string
+	accessLog          bool // one log line per request
 	maxBatch           int
 	queueSize          int
 	shutdownTimeout    time.Duration
@@ -111,6 +112,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.insecureUserHeader, "insecure-user-header", c.insecureUserHeader, "trust the X-User-ID header as the buyer (development and benchmarks only)")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log format: text or json")
+	fs.BoolVar(&c.accessLog, "access-log", c.accessLog, "log one line per request (method, path, status, bytes, duration, request and trace ids, client address); off by default: a spike would write a line per purchase")
 	fs.IntVar(&c.maxBatch, "max-batch", c.maxBatch, "most purchases one batch commits")
 	fs.IntVar(&c.queueSize, "queue-size", c.queueSize, "per-sale inbox of purchases waiting for a batch; a full inbox answers 503")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
@@ -281,11 +283,13 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return nil, errUsage{fmt.Sprintf("serve: invalid --log-level %q (use debug, info, warn or error)", level)}
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	// LogHandler: records logged with a request's context carry its
+	// request and trace ids.
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(surgehttp.LogHandler(slog.NewTextHandler(w, opts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(surgehttp.LogHandler(slog.NewJSONHandler(w, opts))), nil
 	}
 	return nil, errUsage{fmt.Sprintf("serve: invalid --log-format %q (use text or json)", format)}
 }

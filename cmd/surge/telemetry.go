@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+
+	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/tracing"
+)
+
+// telemetry is what a node's parts report to: its metrics registry and
+// its tracer provider (tracing: nil when off).
+type telemetry struct {
+	reg     *prometheus.Registry
+	tracing trace.TracerProvider
+}
+
+// startTracing builds the tracer provider from the OTEL_* environment.
+func startTracing(ctx context.Context, log *slog.Logger) (*tracing.Provider, error) {
+	p, err := tracing.New(ctx, tracing.Options{ServiceVersion: buildVersion(), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if p.Enabled() {
+		log.Info("tracing on: spans are exported over OTLP/HTTP (OTEL_* environment)")
+	}
+	return p, nil
+}
+
+// flushTimeout bounds the export of the spans left at exit.
+const flushTimeout = 5 * time.Second
+
+// stopTracing flushes the spans still buffered.
+func stopTracing(p *tracing.Provider, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		log.Warn("flush traces", "err", err)
+	}
+}
+
+// observed wraps a listener's handler: every request gets its id (and,
+// with --access-log, a log line); with tracing on, a span too, which
+// continues the caller's W3C traceparent. otelhttp wraps only then: it
+// costs allocations on every request even with a no-op provider.
+func (c serveConfig) observed(h http.Handler, tel telemetry, log *slog.Logger, opt surgehttp.RequestOptions) http.Handler {
+	opt.Logger, opt.AccessLog = log, c.accessLog
+	h = surgehttp.Requests(h, opt)
+	if tel.tracing == nil {
+		return h
+	}
+	return otelhttp.NewHandler(h, "surge",
+		otelhttp.WithTracerProvider(tel.tracing),
+		otelhttp.WithPropagators(tracing.Propagator()),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics are Prometheus's
+		// The route, once the mux matched one ("POST /v1/sales/{id}/purchases"):
+		// a name per path would be one per order id.
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method
+		}))
+}
