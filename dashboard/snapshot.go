@@ -136,6 +136,10 @@ func read(at time.Time, g prometheus.Gatherer) (sample, error) {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
+			if id, ok := labels["sale"]; ok && id == "" {
+				// Purchases of unknown or archived ids: no sale to show.
+				continue
+			}
 			v := value(m)
 			switch name {
 			case mPurchases:

@@ -272,10 +272,13 @@ func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) {
 	s.writeQueue(w, http.StatusOK, st)
 }
 
-// CloseStreams ends every open queue event stream, and refuses new ones:
-// http.Server.Shutdown waits for handlers, and a stream would otherwise
-// hold it until its client leaves. Register it with
+// CloseStreams ends every open event stream (queue and dashboard), and
+// refuses new ones: http.Server.Shutdown waits for handlers, and a stream
+// would otherwise hold it until its client leaves. Register it with
 // http.Server.RegisterOnShutdown.
 func (s *Server) CloseStreams() {
 	s.queues.stopOnce.Do(func() { close(s.queues.stop) })
+	if s.dash != nil {
+		s.dash.Close()
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/dashboard"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -83,6 +84,9 @@ type Server struct {
 	room *waitroom.Room
 	// queues is shared with the Public copy of the server.
 	queues *queueState
+	// dash is the live dashboard (dashboard.go), nil without a Gatherer;
+	// shared with the Public copy too.
+	dash *dashboard.Dashboard
 }
 
 // New builds the API handler.
@@ -123,6 +127,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	s.metricsRoutes()
+	s.dashboardRoutes()
 	// The mux answers unknown paths and wrong methods in plain text; these
 	// fallbacks keep every answer in the JSON error shape.
 	for path, allow := range map[string]string{
@@ -157,7 +162,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			s.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		}
 	}()

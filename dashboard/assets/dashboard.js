@@ -97,7 +97,8 @@ function drawCurve(canvas, history, stock) {
     g.beginPath(); g.moveTo(0, y); g.lineTo(w, y); g.stroke();
   }
   g.fillStyle = "#8b949e"; g.font = "12px system-ui, sans-serif";
-  g.fillText(fmt.format(top), 4, pad + 12);
+  const topLabel = fmt.format(top);
+  g.fillText(topLabel, w - pad - g.measureText(topLabel).width, pad + 12); // clear of the curve's start
   g.fillText("0", 4, h - pad - 3);
   if (history.length === 0) return;
   const t0 = history[0].t, t1 = Math.max(history[history.length - 1].t, t0 + 10000);
