@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// otlpReceiver is an OTLP/HTTP trace receiver: it keeps every span
+// exported to it.
+type otlpReceiver struct {
+	url   string
+	mu    sync.Mutex
+	spans []*span
+}
+
+// span is an exported span with its instrumentation scope.
+type span struct {
+	*tracepb.Span
+	scope string
+}
+
+func startReceiver(t *testing.T) *otlpReceiver {
+	t.Helper()
+	rc := &otlpReceiver{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "want protobuf on /v1/traces", http.StatusBadRequest)
+			return
+		}
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			gz, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body = gz
+		}
+		b, err := io.ReadAll(body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err == nil {
+			err = proto.Unmarshal(b, &req)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rc.mu.Lock()
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					rc.spans = append(rc.spans, &span{Span: s, scope: ss.GetScope().GetName()})
+				}
+			}
+		}
+		rc.mu.Unlock()
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(out)
+	}))
+	t.Cleanup(srv.Close)
+	rc.url = srv.URL
+	return rc
+}
+
+func (rc *otlpReceiver) all() []*span {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]*span(nil), rc.spans...)
+}
+
+// traceOnePurchase runs serve with tracing on (exporting to a receiver
+// it starts), makes one sale and one purchase whose request carries a
+// W3C traceparent, stops the server (which flushes the spans) and returns
+// the spans and the purchase's HTTP span, batch span and store span,
+// after checking the tree: HTTP span (child of the caller's) ─link→
+// batch ─parent→ store.Reserve.
+func traceOnePurchase(t *testing.T, args ...string) (spans []*span, commit *span) {
+	rc := startReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rc.url)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	const token = "trace-test-admin-token"
+	srv := startServe(t, append([]string{"--http-addr", "127.0.0.1:0", "--admin-token", token,
+		"--insecure-user-header", "--log-level", "error"}, args...)...)
+	post := func(path string, body string, h map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.base+path, strings.NewReader(body))
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("/v1/sales", `{"id":"traced","name":"Traced","stock":10}`, map[string]string{"Authorization": "Bearer " + token}); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create sale: %d", resp.StatusCode)
+	}
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	resp := post("/v1/sales/traced/purchases", `{"quantity":1}`, map[string]string{
+		"X-User-ID": "alice", "traceparent": "00-" + traceID + "-" + parentID + "-01", "X-Request-ID": "purchase-1"})
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("X-Request-ID") != "purchase-1" {
+		t.Fatalf("purchase: %d, X-Request-ID %q", resp.StatusCode, resp.Header.Get("X-Request-ID"))
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, srv.stderr)
+	}
+	spans = rc.all()
+	hexID := func(b []byte) string { return hex.EncodeToString(b) }
+	var httpSpan, batch *span
+	for _, s := range spans {
+		if hexID(s.TraceId) == traceID && s.Name == "POST /v1/sales/{id}/purchases" {
+			httpSpan = s
+		}
+	}
+	if httpSpan == nil {
+		t.Fatalf("no HTTP span of the purchase in trace %s among %d spans: %v", traceID, len(spans), names(spans))
+	}
+	if hexID(httpSpan.ParentSpanId) != parentID {
+		t.Errorf("HTTP span's parent %x, want the caller's %s", httpSpan.ParentSpanId, parentID)
+	}
+	for _, s := range spans {
+		for _, l := range s.Links {
+			if s.Name == "batch" && bytes.Equal(l.TraceId, httpSpan.TraceId) && bytes.Equal(l.SpanId, httpSpan.SpanId) {
+				batch = s
+			}
+		}
+	}
+	if batch == nil {
+		t.Fatalf("no batch span linked to the HTTP span: %v", names(spans))
+	}
+	if len(batch.ParentSpanId) != 0 {
+		t.Errorf("batch span has a parent %x, want a root", batch.ParentSpanId)
+	}
+	for _, s := range spans {
+		if s.Name == "store.Reserve" && bytes.Equal(s.ParentSpanId, batch.SpanId) {
+			commit = s
+		}
+	}
+	if commit == nil {
+		t.Fatalf("no store.Reserve span under the batch span: %v", names(spans))
+	}
+	return spans, commit
+}
+
+func names(spans []*span) []string {
+	var out []string
+	for _, s := range spans {
+		out = append(out, s.scope+": "+s.Name)
+	}
+	return out
+}
+
+// TestTraceEmbedded: the span tree of one purchase in embedded mode,
+// exported over OTLP/HTTP.
+func TestTraceEmbedded(t *testing.T) {
+	traceOnePurchase(t, "--data-dir", t.TempDir())
+}
+
+// TestTraceCluster: in cluster mode the Redis and PostgreSQL calls of the
+// batch are spans under its store call.
+func TestTraceCluster(t *testing.T) {
+	spans, commit := traceOnePurchase(t, clusterArgs(t)...)
+	under := map[string]bool{string(commit.SpanId): true}
+	// Spans arrive in any order: grow the subtree until it stops.
+	for grew := true; grew; {
+		grew = false
+		for _, s := range spans {
+			if under[string(s.ParentSpanId)] && !under[string(s.SpanId)] {
+				under[string(s.SpanId)], grew = true, true
+			}
+		}
+	}
+	var redis, pg bool
+	for _, s := range spans {
+		if !under[string(s.SpanId)] || bytes.Equal(s.SpanId, commit.SpanId) {
+			continue
+		}
+		redis = redis || strings.Contains(s.scope, "redisotel")
+		pg = pg || strings.Contains(s.scope, "otelpgx")
+	}
+	if !redis || !pg {
+		t.Errorf("under store.Reserve: Redis spans %v, PostgreSQL spans %v; want both (spans: %v)", redis, pg, names(spans))
+	}
+}
