@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/surgehq/surge/dashboard"
 )
 
 // screenshot is where TestDashboardInBrowser saves a screenshot of the
@@ -180,4 +184,47 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+}
+
+// TestDashboardClusterFeed: in cluster mode the feed carries the breakers
+// of Redis and PostgreSQL and whether this node leads (a lone node takes
+// the lease), from the metrics the cluster store registers.
+func TestDashboardClusterFeed(t *testing.T) {
+	const token = "dashboard-cluster-test-token"
+	srv := startServe(t, append(clusterArgs(t), "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0",
+		"--admin-token", token, "--log-level", "error")...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.base+"/dashboard/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	var last dashboard.Snapshot
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		last = dashboard.Snapshot{}
+		if err := json.Unmarshal([]byte(data), &last); err != nil {
+			t.Fatalf("snapshot %q: %v", data, err)
+		}
+		states := map[string]string{}
+		for _, b := range last.Breakers {
+			states[b.Dependency] = b.State
+		}
+		if last.Leader != nil && *last.Leader && states["redis"] == "closed" && states["postgres"] == "closed" {
+			return
+		}
+	}
+	t.Fatalf("no snapshot showed this node leading with closed breakers; the last: leader %v, breakers %+v (%v)",
+		last.Leader, last.Breakers, sc.Err())
 }
