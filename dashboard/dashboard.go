@@ -44,9 +44,9 @@ type Config struct {
 	// Gatherer is the registry /metrics serves; the feed reads the
 	// contract metrics from it by name.
 	Gatherer prometheus.Gatherer
-	// AdminToken, when set, is required: as a bearer token, or through
-	// the session cookie the page's sign-in form gets for it. Empty
-	// serves everyone who reaches the listener: only for a private one.
+	// AdminToken is required for the page and the feed: as a bearer
+	// token, or through the session cookie the page's sign-in form gets
+	// for it. Empty, nothing is served but the sign-in form.
 	AdminToken string
 	// Interval between snapshots; 0 is DefaultInterval.
 	Interval time.Duration
@@ -86,15 +86,13 @@ func New(cfg Config) *Dashboard {
 		window = w
 	}
 	d := &Dashboard{
-		cfg:   cfg,
-		feed:  &feed{g: cfg.Gatherer, window: window, interval: cfg.Interval, maxSales: defaultMaxSales},
-		log:   cfg.Logger,
-		slots: make(chan struct{}, cfg.MaxStreams),
-		stop:  make(chan struct{}),
-		mux:   http.NewServeMux(),
-	}
-	if cfg.AdminToken != "" {
-		d.session = newSessions(cfg.AdminToken)
+		cfg:     cfg,
+		session: newSessions(cfg.AdminToken),
+		feed:    &feed{g: cfg.Gatherer, window: window, interval: cfg.Interval, maxSales: defaultMaxSales},
+		log:     cfg.Logger,
+		slots:   make(chan struct{}, cfg.MaxStreams),
+		stop:    make(chan struct{}),
+		mux:     http.NewServeMux(),
 	}
 	d.mux.HandleFunc("GET /dashboard", d.guard(d.page, true))
 	d.mux.HandleFunc("POST /dashboard/login", d.login)
@@ -141,7 +139,7 @@ func (d *Dashboard) Close() {
 // token); anything else gets 401.
 func (d *Dashboard) guard(h http.HandlerFunc, page bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if d.session == nil || d.session.authorized(r, time.Now()) {
+		if d.session.authorized(r, time.Now()) {
 			h(w, r)
 			return
 		}
@@ -193,10 +191,6 @@ const maxLoginBody = 4 << 10
 // never a URL: URLs persist in history and access logs), for a session
 // cookie, and sends the browser back to the page.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
-	if d.session == nil {
-		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "the sign-in form could not be read")

@@ -18,6 +18,9 @@ const testToken = "dashboard-test-admin-token"
 
 func newTestServer(t *testing.T, cfg Config) (*Dashboard, *httptest.Server) {
 	t.Helper()
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = testToken
+	}
 	if cfg.Gatherer == nil {
 		c := newContract(t, false)
 		c.stock.WithLabelValues("phone").Set(10)
@@ -57,7 +60,7 @@ func do(t *testing.T, c *http.Client, method, url, token string, body io.Reader)
 // a browser without either gets the sign-in form; the token is never
 // echoed, nor put in a URL or the cookie.
 func TestPageNeedsTheToken(t *testing.T) {
-	_, srv := newTestServer(t, Config{AdminToken: testToken})
+	_, srv := newTestServer(t, Config{})
 	plain := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	resp, body := do(t, plain, "GET", srv.URL+"/dashboard", "", nil)
@@ -165,6 +168,7 @@ func TestStreamsBounded(t *testing.T) {
 	d, srv := newTestServer(t, Config{MaxStreams: 1, Interval: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/dashboard/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -180,14 +184,16 @@ func TestStreamsBounded(t *testing.T) {
 			events++
 		}
 	}
-	if resp, _ := do(t, http.DefaultClient, "GET", srv.URL+"/dashboard/events", "", nil); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+	if resp, _ := do(t, http.DefaultClient, "GET", srv.URL+"/dashboard/events", testToken, nil); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("a stream over the bound: %d, want 429 with Retry-After", resp.StatusCode)
 	}
 	cancel()
 	resp.Body.Close()
 	waitFor(t, func() bool { return len(d.slots) == 0 }, "the slot of a stream whose client went")
 
-	resp, err = http.Get(srv.URL + "/dashboard/events")
+	req, _ = http.NewRequest("GET", srv.URL+"/dashboard/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +206,7 @@ func TestStreamsBounded(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a stream outlived Close")
 	}
-	if resp, _ := do(t, http.DefaultClient, "GET", srv.URL+"/dashboard/events", "", nil); resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _ := do(t, http.DefaultClient, "GET", srv.URL+"/dashboard/events", testToken, nil); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("a stream after Close: %d, want 503", resp.StatusCode)
 	}
 }
@@ -226,9 +232,36 @@ func TestUnknownPathsAndMethods(t *testing.T) {
 		{"POST", "/dashboard", http.StatusMethodNotAllowed},
 		{"GET", "/dashboard/login", http.StatusMethodNotAllowed},
 	} {
-		resp, body := do(t, http.DefaultClient, tc.method, srv.URL+tc.path, "", nil)
+		resp, body := do(t, http.DefaultClient, tc.method, srv.URL+tc.path, testToken, nil)
 		if resp.StatusCode != tc.status || !strings.HasPrefix(body, `{"error":`) {
 			t.Errorf("%s %s: %d %q, want %d in JSON", tc.method, tc.path, resp.StatusCode, body, tc.status)
 		}
+	}
+}
+
+// TestNoTokenNoDashboard: without an admin token nothing is authorized,
+// the empty token included.
+func TestNoTokenNoDashboard(t *testing.T) {
+	d := New(Config{Gatherer: newContract(t, false).reg})
+	srv := httptest.NewServer(d)
+	t.Cleanup(func() { d.Close(); srv.Close() })
+	if resp, _ := do(t, http.DefaultClient, "POST", srv.URL+"/dashboard/login", "", strings.NewReader("token=")); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("sign-in with the empty token: %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/dashboard/events", nil)
+	req.Header.Set("Authorization", "Bearer ")
+	if resp, _ := do(t, http.DefaultClient, "GET", srv.URL+"/dashboard/events", "", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("events without a token: %d, want 401", resp.StatusCode)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("events with an empty bearer token: %d, want 401", resp.StatusCode)
+	}
+	if d.session.valid(newSessions("").cookie(time.Now(), false).Value, time.Now()) {
+		t.Error("a session of the empty token is valid")
 	}
 }
