@@ -6,8 +6,8 @@
 // bucket deltas.
 //
 // The handler does its own authentication, since a browser cannot send a
-// bearer token on a navigation: with an admin token configured, the page
-// asks for it once, and a POST exchanges it for a signed session cookie
+// bearer token on a navigation: the page asks for the admin token once,
+// and a POST exchanges it for a signed session cookie
 // (HttpOnly, SameSite=Strict, scoped to /dashboard), so the token never
 // appears in a URL. docs/observability.md describes the page.
 package dashboard
