@@ -209,8 +209,8 @@ type Store interface {
 // out is expired and its units return to the stock about a second after
 // its ExpiresAt (sooner for Pay and Cancel, which refuse it at once). The
 // embedded store runs that job itself and implements Releaser; in cluster
-// mode the leader runs it and every node hears of the units through
-// Shared.Changed.
+// mode the leader runs it, reports it through Releaser on its own node,
+// and every node hears of the units through Shared.Changed.
 
 // Releaser is implemented by a store that gives units back on its own,
 // outside the pipeline's calls (its expiry job). The pipeline registers

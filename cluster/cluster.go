@@ -130,6 +130,9 @@ type Store struct {
 	changed chan string
 	kick    chan struct{}
 
+	// released hears of the orders the leader's expiry moved (OnRelease).
+	released atomic.Pointer[func(saleID string, expired int)]
+
 	closed atomic.Bool
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -288,7 +291,10 @@ func (s *Store) closeConns() {
 	_ = s.rc.Close()
 }
 
-var _ surge.Shared = (*Store)(nil)
+var (
+	_ surge.Shared   = (*Store)(nil)
+	_ surge.Releaser = (*Store)(nil)
+)
 
 // SharedLimit returns a rate limit of perSecond with burst that every node
 // shares, kept in this store's Redis (for admission.Distributed).

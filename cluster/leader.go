@@ -34,6 +34,18 @@ func (s *Store) markDirty(ctx context.Context, saleID string) {
 	s.wake()
 }
 
+// OnRelease implements surge.Releaser: fn hears, on the node that
+// expired them (the leader), how many of a sale's orders expired once
+// their units are back in Redis; the other nodes hear of the units only
+// through Changed, so each expiry is counted once in the cluster.
+func (s *Store) OnRelease(fn func(saleID string, expired int)) {
+	if fn == nil {
+		s.released.Store(nil)
+		return
+	}
+	s.released.Store(&fn)
+}
+
 // expireBatch bounds the orders one expiry statement moves.
 const expireBatch = 1000
 
@@ -74,9 +86,13 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 		for _, o := range batch {
 			bySale[o.SaleID] = append(bySale[o.SaleID], o)
 		}
+		fn := s.released.Load()
 		for sale, orders := range bySale {
 			s.release(ctx, sale, orders)
 			s.log.Info("holds expired", "sale", sale, "orders", len(orders))
+			if fn != nil {
+				(*fn)(sale, len(orders))
+			}
 		}
 		all = append(all, batch...)
 		if len(batch) < expireBatch {

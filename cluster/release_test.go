@@ -1,0 +1,75 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/engine"
+	"github.com/surgehq/surge/metrics"
+)
+
+// TestExpiryCountsTransitions: a hold that the leader's own expiry job
+// ends is counted as surge_order_transitions_total{to="expired"} on the
+// node's registry, once, and the engine's remaining-stock hint gets the
+// unit back, as in embedded mode.
+func TestExpiryCountsTransitions(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond})
+	e, err := engine.Open(ctx, s, engine.Config{Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); s.Close() })
+
+	id, name, stock, hold := "hold", "Hold", int64(3), int64(1)
+	if _, err := e.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.Purchase(ctx, engine.PurchaseRequest{SaleID: id, Purchase: surge.Purchase{UserID: "alice", Quantity: 1}})
+	if err != nil || out.Code != surge.CodeReserved {
+		t.Fatalf("purchase: %+v %v", out, err)
+	}
+	expired := func() float64 {
+		for _, m := range gather(t, reg)["surge_order_transitions_total"].GetMetric() {
+			if label(m, "sale") == id && label(m, "to") == metrics.ToExpired {
+				return m.GetCounter().GetValue()
+			}
+		}
+		return -1
+	}
+	if n := expired(); n != 0 {
+		t.Fatalf("expired transitions before the hold ends: %v, want 0", n)
+	}
+	eventually(t, 10*time.Second, "the leader expires the hold", func() error {
+		if o, err := s.Order(ctx, out.Order.ID); err != nil || o.Status != surge.OrderExpired {
+			return fmt.Errorf("order %+v, %v", o, err)
+		}
+		return nil
+	})
+	eventually(t, 5*time.Second, "the expiry is counted and the unit is back", func() error {
+		if n := expired(); n != 1 {
+			return fmt.Errorf("expired transitions %v, want 1", n)
+		}
+		if st, err := e.Sale(id); err != nil || st.Remaining != stock {
+			return fmt.Errorf("remaining %d (%v), want %d", st.Remaining, err, stock)
+		}
+		return nil
+	})
+	// Later rounds expire nothing more: the count stays.
+	time.Sleep(300 * time.Millisecond)
+	if n := expired(); n != 1 {
+		t.Errorf("expired transitions %v after more rounds, want 1", n)
+	}
+}
