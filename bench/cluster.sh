@@ -171,7 +171,7 @@ stats_sum() {
   for ((i = 0; i < ${#node_pids[@]}; i++)); do
     s=$(curl -fs -H "Authorization: Bearer bench-admin-token" "http://127.0.0.1:$((8120 + i))/debug/stats")
     b=$((b + $(jq .engine.Batches <<<"$s"))); p=$((p + $(jq .engine.Purchases <<<"$s")))
-    c=$((c + $(jq .store.cluster.Commits <<<"$s"))); r=$((r + $(jq .store.cluster.Rows <<<"$s")))
+    c=$((c + $(jq .store.Commits <<<"$s"))); r=$((r + $(jq .store.Rows <<<"$s")))
   done
   echo "$b $p $c $r"
 }

@@ -32,6 +32,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/redis"
 )
@@ -137,7 +138,7 @@ type Store struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 
-	stats struct{ calls, rows, commits atomic.Int64 }
+	commits *metrics.Commits // nil without Config.Metrics
 }
 
 // Open connects to Redis at redisURL and PostgreSQL at postgresURL,
@@ -254,19 +255,7 @@ func (s *Store) announce(ctx context.Context, saleID string) {
 	}
 }
 
-// ---- counters and shutdown ----
-
-// Stats are the batching figures of this node.
-type Stats struct {
-	Calls   int64 // batches that reached PostgreSQL (one Redis script call each)
-	Commits int64 // of them, batches that inserted orders
-	Rows    int64 // orders inserted
-}
-
-// Stats returns this node's counters.
-func (s *Store) Stats() Stats {
-	return Stats{Calls: s.stats.calls.Load(), Commits: s.stats.commits.Load(), Rows: s.stats.rows.Load()}
-}
+// ---- shutdown ----
 
 // Close implements surge.Store: it stops the background work, gives up
 // the lease so another node takes over at once, and disconnects.

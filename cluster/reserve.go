@@ -174,10 +174,8 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 	if ever > 0 {
 		s.sawEver(saleID, ever)
 	}
-	s.stats.calls.Add(1)
 	if len(orders) > 0 {
-		s.stats.commits.Add(1)
-		s.stats.rows.Add(int64(len(orders)))
+		s.commits.Observe(len(orders))
 	}
 	for _, o := range orders {
 		if o.IdempotencyKey != "" {

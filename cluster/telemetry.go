@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/redis"
 )
@@ -55,7 +56,7 @@ func postgresOptions(cfg Config, durations *prometheus.HistogramVec) postgres.Op
 
 // register puts the store's collectors on cfg.Metrics: the dependency
 // durations, the breakers' states and the leader gauge, both read at
-// scrape time.
+// scrape time, and the counts of PostgreSQL commits of orders.
 func (s *Store) register(durations *prometheus.HistogramVec) error {
 	reg := s.cfg.Metrics
 	if reg == nil {
@@ -70,7 +71,8 @@ func (s *Store) register(durations *prometheus.HistogramVec) error {
 		}
 		return 0
 	})
-	cs := []prometheus.Collector{durations, breakers{s}, leader}
+	s.commits = metrics.NewCommits()
+	cs := []prometheus.Collector{durations, breakers{s}, leader, s.commits}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

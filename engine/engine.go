@@ -68,8 +68,6 @@ type Engine struct {
 	reqs    sync.Pool // of *request
 	runners sync.Pool // of *runner, with their buffers, between owners
 
-	batches     atomic.Int64
-	purchases   atomic.Int64
 	fastRejects atomic.Int64
 	shed        atomic.Int64
 }

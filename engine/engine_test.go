@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
 )
 
@@ -112,6 +115,33 @@ func testConfig(c *clock) Config {
 	return Config{
 		Now:    c.Now,
 		Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+// metered gives cfg a registry of its own and returns a reader of what
+// it recorded in surge_batch_size: the store calls made and the purchases
+// they carried.
+func metered(tb testing.TB, cfg Config) (Config, func() (batches, purchases int64)) {
+	tb.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, "test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Metrics = m
+	return cfg, func() (int64, int64) {
+		fams, err := reg.Gather()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == "surge_batch_size" {
+				h := f.GetMetric()[0].GetHistogram()
+				return int64(h.GetSampleCount()), int64(h.GetSampleSum())
+			}
+		}
+		tb.Fatal("no surge_batch_size in the registry")
+		return 0, 0
 	}
 }
 
@@ -236,7 +266,7 @@ func TestConcurrentGuarantees(t *testing.T) {
 	clk := &clock{}
 	disk := openStore(t, dir)
 	hs := &hookStore{Store: disk}
-	cfg := testConfig(clk)
+	cfg, batches := metered(t, testConfig(clk))
 	cfg.InboxSize = 1 << 14 // no request may be turned away: every answer is checked
 	e := openEngine(t, hs, cfg)
 	for _, id := range saleIDs {
@@ -432,7 +462,7 @@ func TestConcurrentGuarantees(t *testing.T) {
 		}
 		memRem[id] = r
 	}
-	stats := e.Stats()
+	nBatches, nPurchases := batches()
 	if err := e.Close(); err != nil {
 		t.Fatalf("close engine: %v", err)
 	}
@@ -515,8 +545,8 @@ func TestConcurrentGuarantees(t *testing.T) {
 	}
 
 	// The run must have exercised what it claims to test.
-	t.Logf("answers %v, replays %d, orders by status %v, expired by ExpireNow %d, engine %+v mean batch %.1f",
-		counts, replays, statuses, hs.expired.Load(), stats, stats.MeanBatch())
+	t.Logf("answers %v, replays %d, orders by status %v, expired by ExpireNow %d, %d purchases in %d batches",
+		counts, replays, statuses, hs.expired.Load(), nPurchases, nBatches)
 	if counts[surge.CodeReserved] == 0 || !anyRejection || replays == 0 {
 		t.Errorf("weak run: answers %v, replays %d", counts, replays)
 	}
@@ -1017,7 +1047,8 @@ func TestOverloaded(t *testing.T) {
 // TestContextCancelledInInbox checks that a caller who gives up while
 // queued gets its context's error and that the owner drops the request.
 func TestContextCancelledInInbox(t *testing.T) {
-	e, st, hs, g := stalledEngine(t, testConfig(fixedClock()))
+	cfg, batches := metered(t, testConfig(fixedClock()))
+	e, st, hs, g := stalledEngine(t, cfg)
 	mustCreate(t, e, input("s", 100, 1))
 	ctx := context.Background()
 
@@ -1043,8 +1074,8 @@ func TestContextCancelledInInbox(t *testing.T) {
 	if n := hs.purchases.Load(); n != 2 {
 		t.Errorf("the store was asked for %d purchases, want 2 (a and c)", n)
 	}
-	if s := e.Stats(); s.Purchases != 2 {
-		t.Errorf("engine stats %+v, want 2 purchases", s)
+	if _, p := batches(); p != 2 {
+		t.Errorf("surge_batch_size counted %d purchases, want 2", p)
 	}
 	var users []string
 	for _, o := range ordersOf(t, st, "s") {
@@ -1113,11 +1144,12 @@ func TestCloseFlushesInbox(t *testing.T) {
 // store on its own rather than held back to wait for company.
 func TestLonePurchaseIsOneBatch(t *testing.T) {
 	hs := &hookStore{Store: openStore(t, t.TempDir())}
-	e := openEngine(t, hs, testConfig(fixedClock()))
+	cfg, batches := metered(t, testConfig(fixedClock()))
+	e := openEngine(t, hs, cfg)
 	mustCreate(t, e, input("s", 10, 1))
 	mustReserve(t, e, "s", surge.Purchase{UserID: "u", Quantity: 1})
-	if got, want := e.Stats(), (Stats{Batches: 1, Purchases: 1}); got != want {
-		t.Errorf("stats %+v, want %+v", got, want)
+	if b, p := batches(); b != 1 || p != 1 {
+		t.Errorf("surge_batch_size: %d batches of %d purchases, want 1 of 1", b, p)
 	}
 	if n := hs.reserves.Load(); n != 1 {
 		t.Errorf("%d Reserve calls, want 1", n)
@@ -1128,7 +1160,8 @@ func TestLonePurchaseIsOneBatch(t *testing.T) {
 // the store as the next single batch.
 func TestBatchesFormUnderLoad(t *testing.T) {
 	const n = 64
-	e, _, _, g := stalledEngine(t, testConfig(fixedClock()))
+	cfg, batches := metered(t, testConfig(fixedClock()))
+	e, _, _, g := stalledEngine(t, cfg)
 	mustCreate(t, e, input("s", n, 1))
 	ctx := context.Background()
 
@@ -1144,12 +1177,12 @@ func TestBatchesFormUnderLoad(t *testing.T) {
 			t.Errorf("purchase %d: (%+v, %v)", i, r.out, r.err)
 		}
 	}
-	s := e.Stats()
-	if s.Batches != 2 || s.Purchases != n {
-		t.Errorf("stats %+v, want 2 batches of %d purchases in all", s, n)
+	b, p := batches()
+	if b != 2 || p != n {
+		t.Errorf("surge_batch_size: %d batches of %d purchases in all, want 2 of %d", b, p, n)
 	}
-	if s.MeanBatch() <= 1 {
-		t.Errorf("mean batch %.2f, want > 1", s.MeanBatch())
+	if mean := float64(p) / float64(b); mean <= 1 {
+		t.Errorf("mean batch %.2f, want > 1", mean)
 	}
 	if got := remaining(t, e, "s"); got != 0 {
 		t.Errorf("remaining %d, want 0", got)

@@ -244,8 +244,6 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 	endSpans(err)
 	e.setRemaining(ctx, s, rem, gen, err == nil)
 	cancel()
-	e.batches.Add(1)
-	e.purchases.Add(int64(len(live)))
 	if err != nil {
 		e.log.Error("reserve batch failed", "sale", s.ID, "size", len(live), "err", err)
 		if surge.ErrorCode(err) == "" {

@@ -11,21 +11,39 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
 )
 
 // benchAPI returns the API over a real engine and store, with one sale.
 func benchAPI(b *testing.B, stock int64) (http.Handler, *engine.Engine, *sqlite.Store) {
+	return benchAPIOn(b, stock, nil)
+}
+
+// benchAPIOn is benchAPI with the engine and the store counting on reg
+// (nil: nothing counts, as in the benchmarks that pin the bare cost).
+func benchAPIOn(b *testing.B, stock int64, reg *prometheus.Registry) (http.Handler, *engine.Engine, *sqlite.Store) {
 	b.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{})
+	var m *metrics.Metrics
+	opts := sqlite.Options{}
+	if reg != nil {
+		var err error
+		if m, err = metrics.New(reg, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		opts.Metrics = reg
+	}
+	st, err := sqlite.Open(ctx, b.TempDir(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := engine.Open(ctx, st, engine.Config{Logger: slog.New(slog.DiscardHandler)})
+	eng, err := engine.Open(ctx, st, engine.Config{Logger: slog.New(slog.DiscardHandler), Metrics: m})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -101,13 +119,15 @@ func BenchmarkHandler(b *testing.B) {
 		serveBody(b, h, http.StatusConflict, `{"quant\u0069ty":1}`)
 	})
 	b.Run("reserve", func(b *testing.B) {
-		h, eng, st := benchAPI(b, surge.MaxStock)
+		reg := prometheus.NewRegistry()
+		h, _, _ := benchAPIOn(b, surge.MaxStock, reg)
 		b.SetParallelism(128)
 		serve(b, h, http.StatusCreated)
-		b.ReportMetric(eng.Stats().MeanBatch(), "mean_batch")
-		if s := st.Stats(); s.Commits > 0 {
-			b.ReportMetric(float64(s.Rows)/float64(s.Commits), "rows/fsync")
-			b.ReportMetric(float64(s.Busy.Microseconds())/float64(s.Commits), "µs/commit")
+		stats, err := metrics.Stats(reg)
+		if err != nil {
+			b.Fatal(err)
 		}
+		b.ReportMetric(stats["mean_batch"].(float64), "mean_batch")
+		b.ReportMetric(stats["store"].(map[string]any)["mean_rows_per_commit"].(float64), "rows/fsync")
 	})
 }

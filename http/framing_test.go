@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // exchange writes raw to a new connection, with a request for /healthz
@@ -121,7 +123,7 @@ func TestChunkedRequestsCloseTheConnection(t *testing.T) {
 // unclean path or CONNECT is answered there in the JSON shape as well.
 func TestOpsListenersAnswerJSON(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	stats := func() any { return map[string]int{"n": 1} }
+	stats := prometheus.NewRegistry()
 	for name, h := range map[string]http.Handler{
 		"debug": e.handler.Ops(stats, nil),
 		"admin": e.handler.Ops(stats, e.handler),

@@ -3,6 +3,10 @@ package http
 import (
 	"net/http"
 	"net/http/pprof"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/surgehq/surge/metrics"
 )
 
 // Public returns the API as served to the internet when the operator has
@@ -33,12 +37,12 @@ func (s *Server) adminRoute(pattern string, h http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, h)
 }
 
-// Ops serves pprof and /debug/stats (stats() as JSON) for a private
-// listener (--debug-addr, --admin-addr), each only to the admin token: a
+// Ops serves pprof and /debug/stats (metrics.Stats of g, the registry
+// /metrics serves, as JSON) for a private listener (--debug-addr, --admin-addr), each only to the admin token: a
 // private address is no authentication, and profiles reveal memory
 // contents. The command line is not served at all, since it may hold
 // secrets. With api set, every other path goes to it.
-func (s *Server) Ops(stats func() any, api http.Handler) http.Handler {
+func (s *Server) Ops(g prometheus.Gatherer, api http.Handler) http.Handler {
 	ops := http.NewServeMux()
 	ops.HandleFunc("/debug/pprof/", pprof.Index)
 	ops.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -48,7 +52,12 @@ func (s *Server) Ops(stats func() any, api http.Handler) http.Handler {
 		writeError(w, http.StatusNotFound, "not_found", "the command line is not served")
 	})
 	ops.HandleFunc("/debug/stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, stats())
+		stats, err := metrics.Stats(g)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "internal", "gathering metrics failed")
+			return
+		}
+		writeJSON(w, http.StatusOK, stats)
 	})
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.auth.admin(r); err != nil {

@@ -40,7 +40,7 @@ func TestScrapeAfterSpike(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +158,25 @@ func TestScrapeAfterSpike(t *testing.T) {
 	}
 	if h := histogram(t, fams, "surge_store_commit_duration_seconds", ""); h.GetSampleCount() == 0 {
 		t.Error("no store commit was timed")
+	}
+	commits := value(t, fams, "surge_store_commits_total", "", "", "")
+	rows := value(t, fams, "surge_store_committed_rows_total", "", "", "")
+	if commits == 0 || rows < stock {
+		t.Errorf("group commit: %v commits of %v rows, want some, with at least the %d orders", commits, rows, stock)
+	}
+	// /debug/stats is a view of the same registry: its figures are these.
+	stats, err := metrics.Stats(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := histogram(t, fams, "surge_batch_size", "")
+	eng0 := stats["engine"].(map[string]int64)
+	st0 := stats["store"].(map[string]any)
+	if eng0["Batches"] != int64(h.GetSampleCount()) || eng0["Purchases"] != int64(h.GetSampleSum()) ||
+		stats["mean_batch"] != h.GetSampleSum()/float64(h.GetSampleCount()) ||
+		st0["Commits"] != int64(commits) || st0["Rows"] != int64(rows) || st0["mean_rows_per_commit"] != rows/commits {
+		t.Errorf("/debug/stats %v, want the registry's batches %d of %v purchases, %v commits of %v rows",
+			stats, h.GetSampleCount(), h.GetSampleSum(), commits, rows)
 	}
 	for _, name := range []string{"surge_build_info", "go_goroutines", "process_cpu_seconds_total"} {
 		if fams[name] == nil {

@@ -22,8 +22,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/ledger"
+	"github.com/surgehq/surge/metrics"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -47,6 +50,9 @@ type Options struct {
 	NoExpiry bool
 	// Logger receives the expiry job's events (default slog.Default()).
 	Logger *slog.Logger
+	// Metrics, when set, gets the group commit's counters
+	// (surge_store_commits_total, surge_store_committed_rows_total).
+	Metrics prometheus.Registerer
 
 	// Tests shorten these (export_test.go); zero takes the defaults.
 	checkpointEvery time.Duration // checkpointInterval
@@ -90,9 +96,8 @@ type Store struct {
 	closed    atomic.Bool
 	// failed is the error of the writer's last commit when it failed and
 	// none succeeded since (a full disk, an I/O error): Ready reports it.
-	failed  atomic.Pointer[error]
-	stats   Stats
-	statsMu sync.Mutex
+	failed atomic.Pointer[error]
+	meter  *metrics.Commits // nil without Options.Metrics
 }
 
 // saleState pairs a sale's ledger with the lock that serialises its
@@ -104,14 +109,6 @@ type saleState struct {
 	// archived is set, under mu, once the sale's row says archived; the
 	// state is then being dropped (see ArchiveSale).
 	archived bool
-}
-
-// Stats counts group commits, for benchmarks and metrics.
-type Stats struct {
-	Commits int64         // transactions (each one fsync)
-	Rows    int64         // rows written by them
-	Calls   int64         // store calls merged into them
-	Busy    time.Duration // time spent writing and committing them
 }
 
 const schema = `
@@ -185,6 +182,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	var commits *metrics.Commits
+	if opts.Metrics != nil {
+		// Before any file is opened: a refused registration has nothing to undo.
+		commits = metrics.NewCommits()
+		if err := opts.Metrics.Register(commits); err != nil {
+			return nil, fmt.Errorf("sqlite: register metrics: %w", err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
 	}
@@ -251,7 +256,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	cp.SetMaxOpenConns(1)
 	s := &Store{
-		w: w, r: r, cp: cp, opts: opts, path: path, g: g,
+		w: w, r: r, cp: cp, opts: opts, path: path, g: g, meter: commits,
 		stopCP: make(chan struct{}), cpDone: make(chan struct{}),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
@@ -345,13 +350,6 @@ func (s *Store) sale(id string) *saleState {
 	st := s.sales[id]
 	s.mu.RUnlock()
 	return st
-}
-
-// Stats returns group-commit counters.
-func (s *Store) Stats() Stats {
-	s.statsMu.Lock()
-	defer s.statsMu.Unlock()
-	return s.stats
 }
 
 // Ready reports whether the store takes purchases: it is open and its

@@ -97,7 +97,6 @@ func (s *Store) wrote(err error) error {
 // write commits a group in one transaction.
 func (s *Store) write(group []*commit) (err error) {
 	ctx := context.Background()
-	began := time.Now()
 	// All new orders of the group go in full-sized multi-row INSERTs.
 	orders := s.orders[:0]
 	for _, c := range group {
@@ -146,12 +145,7 @@ func (s *Store) write(group []*commit) (err error) {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	s.committed(group) // durable now: the high-water mark may count it
-	s.statsMu.Lock()
-	s.stats.Commits++
-	s.stats.Rows += int64(rows)
-	s.stats.Calls += int64(len(group))
-	s.stats.Busy += time.Since(began)
-	s.statsMu.Unlock()
+	s.meter.Observe(rows)
 	return nil
 }
 

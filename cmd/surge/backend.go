@@ -27,8 +27,6 @@ type backend struct {
 	sharedLimit func(name string, perSecond float64, burst int) admission.SharedLimit
 	// inFlight is how many batches of one sale may be at the store at once.
 	inFlight int
-	// stats are the store's figures for /debug/stats.
-	stats func() any
 	// ready reports whether the store takes purchases now (/readyz).
 	ready func(ctx context.Context) error
 	// noSecret is the warning logged when no --waiting-room-secret is set:
@@ -53,13 +51,13 @@ func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger, tel tele
 		return nil, errUsage{"serve: --waiting-room-streams-per-buyer and --waiting-room-streams-per-address must be at least 1"}
 	}
 	if c.redisURL == "" {
-		return c.openEmbedded(ctx, log)
+		return c.openEmbedded(ctx, log, tel)
 	}
 	return c.openCluster(ctx, log, tel)
 }
 
-func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger) (*backend, error) {
-	st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL, Logger: log})
+func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel telemetry) (*backend, error) {
+	st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL, Logger: log, Metrics: tel.reg})
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +65,6 @@ func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger) (*backe
 		store:    st,
 		queues:   waitroom.NewMemory(c.roomMaxEntries),
 		inFlight: 1, // the embedded store serialises a sale's batches anyway
-		stats:    func() any { return st.Stats() },
 		ready:    st.Ready,
 		noSecret: "waiting-room tickets are signed with a random per-process key: they become invalid on restart and on other nodes; configure a shared secret",
 	}, nil
@@ -104,14 +101,6 @@ func (c serveConfig) openCluster(ctx context.Context, log *slog.Logger, tel tele
 		// bench machine 4 in flight cost more CPU than it saved
 		// (docs/benchmarks.md), hence a flag, default 1.
 		inFlight: c.inFlight,
-		stats: func() any {
-			s := st.Stats()
-			mean := 0.0
-			if s.Commits > 0 {
-				mean = float64(s.Rows) / float64(s.Commits)
-			}
-			return map[string]any{"cluster": s, "leader": st.Leader(), "mean_rows_per_commit": mean}
-		},
 		ready:    st.Ready,
 		noSecret: "no --waiting-room-secret: waiting-room tickets are valid on this node only; give every node the same secret",
 	}, nil

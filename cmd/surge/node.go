@@ -30,7 +30,7 @@ type server struct {
 	addr  net.Addr
 	errc  chan error // the API server's Serve result
 	// conns is the API listener, set once it listens (after the private
-	// listeners, whose /debug/stats reads it).
+	// listeners, whose /metrics and /debug/stats read it).
 	conns atomic.Pointer[surgehttp.ConnLimiter]
 	log   *slog.Logger
 
@@ -240,15 +240,16 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		MaxQueueStreamsPerAddress: c.roomStreamsAddr,
 		Gatherer:                  reg,
 	})
-	stats := func() any {
-		m := map[string]any{"engine": eng.Stats(), "mean_batch": eng.Stats().MeanBatch(), "store": b.stats()}
-		if l := s.conns.Load(); l != nil {
-			m["connections"] = l.Stats()
+	reg.MustRegister(metrics.NewConnCollector(func() metrics.ConnFigures {
+		l := s.conns.Load()
+		if l == nil {
+			return metrics.ConnFigures{}
 		}
-		return m
-	}
+		st := l.Stats()
+		return metrics.ConnFigures{Open: int64(st.Open), Idle: int64(st.Idle), Refused: st.Refused, Reclaimed: st.Reclaimed}
+	}))
 	if c.debugAddr != "" {
-		s.debug, err = opsServer(c.debugAddr, api.Ops(stats, nil))
+		s.debug, err = opsServer(c.debugAddr, api.Ops(reg, nil))
 		if err != nil {
 			return fail(err)
 		}
@@ -256,7 +257,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
-		s.admin, err = opsServer(c.adminAddr, c.observed(api.Ops(stats, api), tel, log, surgehttp.RequestOptions{}))
+		s.admin, err = opsServer(c.adminAddr, c.observed(api.Ops(reg, api), tel, log, surgehttp.RequestOptions{}))
 		if err != nil {
 			return fail(err)
 		}
