@@ -81,6 +81,10 @@ type Server struct {
 	cfg  Config
 	mux  *http.ServeMux
 
+	// meterer is svc when it keeps each sale's series, nil otherwise:
+	// asserted once here, not per purchase.
+	meterer meterer
+
 	room *waitroom.Room
 	// queues is shared with the Public copy of the server.
 	queues *queueState
@@ -102,6 +106,7 @@ func New(svc Service, cfg Config) *Server {
 		mux:  http.NewServeMux(),
 		room: cfg.WaitingRoom,
 	}
+	s.meterer, _ = svc.(meterer)
 	if s.room == nil {
 		s.room = defaultRoom(cfg.Logger)
 	}
