@@ -200,8 +200,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	opened := false
+	var dbs []*sql.DB // closed, last first, if Open fails
 	defer func() {
 		if !opened {
+			for _, db := range slices.Backward(dbs) {
+				db.Close()
+			}
 			g.release()
 		}
 	}()
@@ -218,42 +222,38 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	dbs = append(dbs, w)
 	w.SetMaxOpenConns(1) // the single writer
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	// Before anything is written: a damaged database, or one behind what
 	// it had confirmed, is refused as found.
 	if err := quickCheck(ctx, w, path); err != nil {
-		w.Close()
 		return nil, err
 	}
 	progress, err := checkBehind(ctx, w, dir, path, marked)
 	if err != nil {
-		w.Close()
 		return nil, err
 	}
 	if _, err := w.ExecContext(ctx, schema); err != nil {
-		w.Close()
 		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
 	}
 	if err := errors.Join(upgrade(ctx, w), upgradeArchive(ctx, w)); err != nil {
-		w.Close()
 		return nil, fmt.Errorf("sqlite: upgrade schema in %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
-		w.Close()
 		return nil, fmt.Errorf("sqlite: open reader: %w", err)
 	}
+	dbs = append(dbs, r)
 	r.SetMaxOpenConns(8)
 	// No busy timeout: a TRUNCATE checkpoint waiting on a reader would hold
 	// back the writer meanwhile; busy, it gives up and retries later.
 	cp, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)&_pragma=journal_size_limit("+walSizeLimit+")")
 	if err != nil {
-		w.Close()
-		r.Close()
 		return nil, fmt.Errorf("sqlite: open checkpointer: %w", err)
 	}
+	dbs = append(dbs, cp)
 	cp.SetMaxOpenConns(1)
 	s := &Store{
 		w: w, r: r, cp: cp, opts: opts, path: path, g: g, meter: commits,
@@ -265,25 +265,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		inserts: make(map[int]*sql.Stmt),
 	}
 	if err := s.load(ctx); err != nil {
-		w.Close()
-		r.Close()
-		cp.Close()
 		return nil, err
 	}
 	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'reserved'`)
 	if err != nil {
-		w.Close()
-		r.Close()
-		cp.Close()
 		return nil, fmt.Errorf("sqlite: prepare update: %w", err)
 	}
 	// A new directory, or one of a version without marks, gets its mark
 	// now; from here on it only rises.
 	s.g.progress.Store(progress)
 	if err := s.flushMark(); err != nil {
-		w.Close()
-		r.Close()
-		cp.Close()
 		return nil, err
 	}
 	opened = true
