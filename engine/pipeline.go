@@ -72,17 +72,19 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 	if e.closing.Load() {
 		return surge.Outcome{}, surge.ErrUnavailable
 	}
-	if err := e.limit(e.cfg.BuyerRate, p.UserID, "too many purchases from this buyer"); err != nil {
+	// One clock read for the rate limits and the inbox (arrival, deadline).
+	now := time.Now()
+	if err := e.limit(e.cfg.BuyerRate, p.UserID, now, "too many purchases from this buyer"); err != nil {
 		return surge.Outcome{}, err
 	}
-	if err := e.limit(e.cfg.SaleRate, s.ID, "the sale admits a limited number of purchases per second"); err != nil {
+	if err := e.limit(e.cfg.SaleRate, s.ID, now, "the sale admits a limited number of purchases per second"); err != nil {
 		return surge.Outcome{}, err
 	}
 	if s.manager != nil && !s.manager.Admit(len(s.inbox)) {
 		e.shed.Add(1)
 		return surge.Outcome{}, surge.ErrOverloaded
 	}
-	return e.post(ctx, s, p)
+	return e.post(ctx, s, p, now)
 }
 
 // find returns the live sale (nil if archived) and the sale's immutable
@@ -160,12 +162,12 @@ func (e *Engine) fastPath(s *sale, p surge.Purchase) (out surge.Outcome, done bo
 	return surge.Outcome{Code: code, Remaining: rem}, true
 }
 
-// limit applies one keyed rate limit (nil: none).
-func (e *Engine) limit(lim RateLimiter, key, why string) error {
+// limit applies one keyed rate limit (nil: none) at now.
+func (e *Engine) limit(lim RateLimiter, key string, now time.Time, why string) error {
 	if lim == nil {
 		return nil
 	}
-	ok, wait := lim.Allow(key, time.Now())
+	ok, wait := lim.Allow(key, now)
 	if ok {
 		return nil
 	}
@@ -173,9 +175,9 @@ func (e *Engine) limit(lim RateLimiter, key, why string) error {
 	return &surge.Error{Code: surge.CodeRateLimited, Message: why + "; retry after the time in Retry-After", RetryAfter: wait}
 }
 
-// post puts a purchase in its sale's inbox and waits for the answer.
-func (e *Engine) post(ctx context.Context, s *sale, p surge.Purchase) (surge.Outcome, error) {
-	start := time.Now()
+// post puts a purchase, arrived at start, in its sale's inbox and waits
+// for the answer.
+func (e *Engine) post(ctx context.Context, s *sale, p surge.Purchase, start time.Time) (surge.Outcome, error) {
 	// Only purchases in an inbox pay for a deadline; the fast path never
 	// waits, so it needs none. Requests and their timers are pooled: under
 	// a spike this path runs hundreds of thousands of times a second.
