@@ -54,11 +54,7 @@ func TestBucketsRepairInterruptedTransfer(t *testing.T) {
 	defer s.Close()
 	sl := mustSale(t, s, "cut", 10, 1)
 	ctx := context.Background()
-	rc, err := redis.Dial(ctx, redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := dialRedis(t)
 	// The donor's half of a transfer of 3 units from bucket 0 to bucket 1.
 	donor := ns + ":{" + sl.ID + "#0}:"
 	if err := rc.HIncrBy(ctx, donor+"m", "rem", -3).Err(); err != nil {
@@ -70,17 +66,19 @@ func TestBucketsRepairInterruptedTransfer(t *testing.T) {
 	if rem, _ := s.Remaining(ctx, sl.ID); rem != 7 {
 		t.Fatalf("remaining with the transfer in flight: %d, want 7", rem)
 	}
-	eventually(t, 10*time.Second, "the leader completes the transfer", func() error {
-		rem, err := s.Remaining(ctx, sl.ID)
-		if err != nil {
-			return err
-		}
-		if rem != 10 {
-			return fmt.Errorf("remaining %d, want 10", rem)
-		}
-		return nil
-	})
+	eventuallyRemaining(t, s, sl.ID, 10, 10*time.Second, "the leader completes the transfer")
 	truth(t, s, sl, nil)
+}
+
+// dialRedis is a client of the test Redis, closed when the test ends.
+func dialRedis(t testing.TB) redis.Client {
+	t.Helper()
+	rc, err := redis.Dial(context.Background(), redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	return rc
 }
 
 func goredisZ(at time.Time, member string) goredis.Z {
@@ -97,11 +95,7 @@ func TestBucketsTransferLogEvicted(t *testing.T) {
 	defer s.Close()
 	sl := mustSale(t, s, "evicted", 10, 1)
 	ctx := context.Background()
-	rc, err := redis.Dial(ctx, redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := dialRedis(t)
 	donor := ns + ":{" + sl.ID + "#0}:"
 	if err := rc.HIncrBy(ctx, donor+"m", "rem", -3).Err(); err != nil {
 		t.Fatal(err)
@@ -109,15 +103,6 @@ func TestBucketsTransferLogEvicted(t *testing.T) {
 	if err := rc.Del(ctx, donor+"xo").Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the leader rebuilds the sale", func() error {
-		rem, err := s.Remaining(ctx, sl.ID)
-		if err != nil {
-			return err
-		}
-		if rem != 10 {
-			return fmt.Errorf("remaining %d, want 10", rem)
-		}
-		return nil
-	})
+	eventuallyRemaining(t, s, sl.ID, 10, 5*time.Second, "the leader rebuilds the sale")
 	truth(t, s, sl, nil)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // ---- a Redis server of the test's own, to restart at will ----
@@ -85,94 +85,6 @@ func (r *redisServer) stop() {
 	r.cmd = nil
 }
 
-// ---- a TCP proxy that can cut a dependency off ----
-
-type proxy struct {
-	t      testing.TB
-	addr   string
-	target string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-}
-
-func newProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, addr: ln.Addr().String(), target: target, conns: make(map[net.Conn]struct{})}
-	p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.pipe(c)
-		}
-	}()
-}
-
-func (p *proxy) pipe(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.ln == nil { // cut meanwhile
-		p.mu.Unlock()
-		c.Close()
-		up.Close()
-		return
-	}
-	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	go func() { _, _ = io.Copy(up, c); up.Close() }()
-	_, _ = io.Copy(c, up)
-	c.Close()
-}
-
-// cut closes the listener and every connection: the dependency is gone.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// restore listens again on the same address.
-func (p *proxy) restore() {
-	p.t.Helper()
-	var ln net.Listener
-	var err error
-	for range 100 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			p.serve(ln)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
-}
-
 // ---- helpers ----
 
 func mustSale(t testing.TB, s *cluster.Store, id string, stock, limit int64) surge.Sale {
@@ -212,6 +124,21 @@ func eventually(t testing.TB, d time.Duration, what string, f func() error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// eventuallyRemaining waits up to d for the sale's remaining to be want.
+func eventuallyRemaining(t testing.TB, s *cluster.Store, sale string, want int64, d time.Duration, what string) {
+	t.Helper()
+	eventually(t, d, what, func() error {
+		rem, err := s.Remaining(context.Background(), sale)
+		if err != nil {
+			return err
+		}
+		if rem != want {
+			return fmt.Errorf("remaining %d, want %d", rem, want)
+		}
+		return nil
+	})
 }
 
 // truth checks the guarantees on PostgreSQL's orders of a sale: no
@@ -260,16 +187,7 @@ func truth(t testing.TB, s *cluster.Store, sl surge.Sale, confirmed map[string]s
 			t.Errorf("confirmed order %s differs: %+v vs %+v", id, got, o)
 		}
 	}
-	eventually(t, 15*time.Second, "live remaining equals the truth", func() error {
-		rem, err := s.Remaining(ctx, sl.ID)
-		if err != nil {
-			return err
-		}
-		if rem != sl.Stock-live {
-			return fmt.Errorf("remaining %d, truth %d", rem, sl.Stock-live)
-		}
-		return nil
-	})
+	eventuallyRemaining(t, s, sl.ID, sl.Stock-live, 15*time.Second, "live remaining equals the truth")
 }
 
 func wantUnavailable(t testing.TB, what string, err error, took, within time.Duration) {
@@ -374,10 +292,10 @@ func TestRedisRestartedEmpty(t *testing.T) {
 // 503 (the breaker opens); the units Redis took for them come back by
 // reconciliation; a buyer retrying with the same key gets one order.
 func TestPostgresUnreachable(t *testing.T) {
-	px := newProxy(t, "127.0.0.1:5432")
+	px := servicetest.NewProxy(t, "127.0.0.1:5432")
 	ns := namespace(t)
 	cfg := cluster.Config{Prefix: ns, Schema: ns, Interval: 100 * time.Millisecond, ConfirmAfter: 500 * time.Millisecond}
-	s := openStoreAt(t, redisURL(), "postgres://postgres@"+px.addr+"/test?sslmode=disable", cfg)
+	s := openStoreAt(t, redisURL(), "postgres://postgres@"+px.Addr+"/test?sslmode=disable", cfg)
 	defer s.Close()
 	sl := mustSale(t, s, "pg-loss", 10, 1)
 
@@ -387,7 +305,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	}
 	confirmed := map[string]surge.Order{out[0].Order.ID: out[0].Order}
 
-	px.cut()
+	px.Cut()
 	for i := range 8 {
 		_, took, err := reserve(s, sl.ID, surge.Purchase{UserID: "u2", IdempotencyKey: "k2", Quantity: 1})
 		wantUnavailable(t, fmt.Sprintf("purchase %d without PostgreSQL", i), err, took, 3*time.Second)
@@ -396,7 +314,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	if rem, err := s.Remaining(context.Background(), sl.ID); err != nil || rem != 8 {
 		t.Logf("remaining in Redis during the outage: %d, %v", rem, err)
 	}
-	px.restore()
+	px.Restore()
 
 	// Reconciliation returns the unit; then u2's retry buys once.
 	eventually(t, 15*time.Second, "units of unconfirmed purchases returned", func() error {

@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // gather returns the registry's families by name.
@@ -41,9 +41,9 @@ func label(m *dto.Metric, name string) string {
 // PostgreSQL calls by op.
 func TestMetrics(t *testing.T) {
 	ns := namespace(t)
-	px := newProxy(t, strings.TrimPrefix(strings.TrimSuffix(redisURL(), "/0"), "redis://"))
+	px := servicetest.RedisProxy(t)
 	reg := prometheus.NewRegistry()
-	s := openStoreAt(t, "redis://"+px.addr+"/0", postgresURL(), cluster.Config{Prefix: ns, Schema: ns, Metrics: reg,
+	s := openStoreAt(t, "redis://"+px.Addr+"/0", postgresURL(), cluster.Config{Prefix: ns, Schema: ns, Metrics: reg,
 		Interval: 50 * time.Millisecond, BreakerOpen: time.Minute})
 	t.Cleanup(func() { s.Close() })
 	mustSale(t, s, "m", 10, 1)
@@ -78,7 +78,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
-	px.cut()
+	px.Cut()
 	for i := 0; i < 10 && states()["redis"] != 2; i++ {
 		_, _, _ = reserve(s, "m", surge.Purchase{UserID: "v", Quantity: 1})
 	}

@@ -5,12 +5,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,86 +16,15 @@ import (
 	"github.com/surgehq/surge/servicetest"
 )
 
-// tcpProxy forwards connections to a target until cut.
-type tcpProxy struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        []net.Conn
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{target: target}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-// cut closes the listener and every connection.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *tcpProxy) restore(t *testing.T) {
-	t.Helper()
-	for range 100 {
-		if ln, err := net.Listen("tcp", p.addr); err == nil {
-			p.serve(ln)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("proxy: cannot listen again on %s", p.addr)
-}
-
 // TestJSONLogsThroughRedisReconnect: the real binary in cluster mode with
 // --log-format json loses Redis and gets it back; every line it wrote to
 // stderr is JSON, go-redis's own complaints included.
 func TestJSONLogsThroughRedisReconnect(t *testing.T) {
-	px := newTCPProxy(t, strings.TrimSuffix(strings.TrimPrefix(servicetest.RedisURL(), "redis://"), "/0"))
+	px := servicetest.RedisProxy(t)
 	args := clusterArgs(t)
 	for i := range args {
 		if args[i] == "--redis-url" {
-			args[i+1] = "redis://" + px.addr + "/0"
+			args[i+1] = "redis://" + px.Addr + "/0"
 		}
 	}
 	addr := freeAddr(t)
@@ -148,12 +75,12 @@ func TestJSONLogsThroughRedisReconnect(t *testing.T) {
 	post("/v1/sales", `{"id":"logs","name":"Logs","stock":100}`, "Authorization", "Bearer "+token)
 	post("/v1/sales/logs/purchases", `{}`, "X-User-ID", "a")
 
-	px.cut()
+	px.Cut()
 	for range 3 { // purchases and readiness probes meet a dead Redis
 		post("/v1/sales/logs/purchases", `{}`, "X-User-ID", "b")
 		time.Sleep(500 * time.Millisecond)
 	}
-	px.restore(t)
+	px.Restore()
 	if !ready(20 * time.Second) {
 		t.Fatalf("not ready again after Redis came back")
 	}
