@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,17 +154,26 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, errUsage{"serve: " + err.Error()}
 	}
+	// If the start fails, what it started stops, last started first.
+	var undo []func()
+	started := false
+	defer func() {
+		if !started {
+			for _, f := range slices.Backward(undo) {
+				f()
+			}
+		}
+	}()
+	undo = append(undo, func() { stopTracing(tp, log) })
 	tel := telemetry{reg: reg, tracing: tp.Tracing()}
 	b, err := c.openBackend(ctx, log, tel)
 	if err != nil {
-		stopTracing(tp, log)
 		return nil, err
 	}
 	store := b.store
+	undo = append(undo, func() { store.Close() })
 	room, err := c.waitingRoom(b, log)
 	if err != nil {
-		store.Close()
-		stopTracing(tp, log)
 		return nil, err
 	}
 	ecfg := engine.Config{MaxBatch: c.maxBatch, InboxSize: c.queueSize, Logger: log, WaitingRoom: room, Metrics: met}
@@ -188,6 +198,11 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	// In cluster mode the buyer and sale limits hold across nodes: each
 	// node's bucket pre-filters, the shared GCRA state in Redis decides.
 	var flushers []*admission.Distributed
+	undo = append(undo, func() {
+		for _, d := range flushers {
+			d.Close()
+		}
+	})
 	if b.sharedLimit != nil {
 		if lim.buyer != nil {
 			d := admission.NewDistributed(lim.buyer, b.sharedLimit("buyer", c.rateBuyer, c.burstBuyer), 0, log)
@@ -200,32 +215,14 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	eng, err := engine.Open(ctx, store, ecfg)
 	if err != nil {
-		for _, d := range flushers {
-			d.Close()
-		}
-		store.Close()
-		stopTracing(tp, log)
 		return nil, err
 	}
+	undo = append(undo, func() { eng.Close() })
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers, tracing: tp}
 	s.watchStore(ctx, b.ready)
+	undo = append(undo, s.stopWatch)
 	// reg is this node's own: nothing else can hold these names.
 	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
-	fail := func(err error) (*server, error) {
-		s.stopWatch()
-		for _, o := range []*http.Server{s.debug, s.admin} {
-			if o != nil {
-				o.Close()
-			}
-		}
-		eng.Close()
-		for _, d := range flushers {
-			d.Close()
-		}
-		store.Close()
-		stopTracing(tp, log)
-		return nil, err
-	}
 	api := surgehttp.New(readyEngine{eng, s}, surgehttp.Config{
 		AdminToken:         c.adminToken,
 		JWTSecret:          []byte(c.jwtSecret),
@@ -251,22 +248,24 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if c.debugAddr != "" {
 		s.debug, err = opsServer(c.debugAddr, api.Ops(reg, nil))
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
+		undo = append(undo, func() { s.debug.Close() })
 		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
 		s.admin, err = opsServer(c.adminAddr, c.observed(api.Ops(reg, api), tel, log, surgehttp.RequestOptions{}))
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
+		undo = append(undo, func() { s.admin.Close() })
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
 	}
 	raw, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
-		return fail(fmt.Errorf("listen on %s: %w", c.httpAddr, err))
+		return nil, fmt.Errorf("listen on %s: %w", c.httpAddr, err)
 	}
 	s.addr = raw.Addr()
 	// Trusted proxies carry many clients on their connections: only the
@@ -292,6 +291,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	} else {
 		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", buildVersion())
 	}
+	started = true
 	go func() { s.errc <- s.http.Serve(ln) }()
 	return s, nil
 }
