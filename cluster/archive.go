@@ -76,6 +76,7 @@ func (s *Store) keepOnly(rows []postgres.SaleRow) {
 	for id := range s.sales {
 		if !listed[id] {
 			delete(s.sales, id)
+			delete(s.ever, id) // as forget does: read again with the sale
 		}
 	}
 	s.mu.Unlock()
