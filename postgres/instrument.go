@@ -7,31 +7,38 @@ import (
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgxpool"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 )
 
-// tracer is pgx's one tracer slot, shared by the spans of otelpgx (nil
-// without Options.Tracing) and the durations of Options.Observe (nil:
-// none).
-type tracer struct {
-	otel    *otelpgx.Tracer
-	observe func(op string, d time.Duration)
-}
-
-// newTracer returns pgx's tracer for opt, nil when it asks for nothing.
-func newTracer(opt Options) *tracer {
-	if opt.Tracing == nil && opt.Observe == nil {
-		return nil
-	}
-	t := &tracer{observe: opt.Observe}
+// newTracer returns what fills pgx's one tracer slot for opt: the spans
+// of otelpgx (without Options.Tracing, none) and the durations of
+// Options.Observe (nil: none), both through pgx's multitracer; nil when
+// opt asks for nothing.
+func newTracer(opt Options) pgx.QueryTracer {
+	var ts []pgx.QueryTracer
 	if opt.Tracing != nil {
 		// otelpgx's own metrics would go to otel's global meter provider:
 		// Surge's metrics are Prometheus's (Observe).
-		t.otel = otelpgx.NewTracer(otelpgx.WithTracerProvider(opt.Tracing), otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
-			otelpgx.WithDisableAcquireTracer())
+		ts = append(ts, otelpgx.NewTracer(otelpgx.WithTracerProvider(opt.Tracing), otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelpgx.WithDisableAcquireTracer()))
 	}
-	return t
+	if opt.Observe != nil {
+		ts = append(ts, timer{opt.Observe})
+	}
+	switch len(ts) {
+	case 0:
+		return nil
+	case 1:
+		return ts[0]
+	}
+	return multitracer.New(ts...)
+}
+
+// timer times queries, batches and connects for Options.Observe.
+type timer struct {
+	observe func(op string, d time.Duration)
 }
 
 // started is when a timed call began, and its op label.
@@ -42,14 +49,11 @@ type started struct {
 
 type startedKey struct{}
 
-func (t *tracer) start(ctx context.Context, op string) context.Context {
-	if t.observe == nil {
-		return ctx
-	}
+func (t timer) start(ctx context.Context, op string) context.Context {
 	return context.WithValue(ctx, startedKey{}, started{time.Now(), op})
 }
 
-func (t *tracer) end(ctx context.Context) {
+func (t timer) end(ctx context.Context) {
 	if s, ok := ctx.Value(startedKey{}).(started); ok {
 		t.observe(s.op, time.Since(s.at))
 	}
@@ -62,72 +66,30 @@ func opOf(sql string) string {
 	return strings.ToLower(otelpgx.SQLOperationName(context.Background(), sql))
 }
 
-func (t *tracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	if t.otel != nil {
-		ctx = t.otel.TraceQueryStart(ctx, conn, data)
-	}
+func (t timer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	return t.start(ctx, opOf(data.SQL))
 }
 
-func (t *tracer) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryEndData) {
-	t.end(ctx)
-	if t.otel != nil {
-		t.otel.TraceQueryEnd(ctx, conn, data)
-	}
-}
+func (t timer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) { t.end(ctx) }
 
-func (t *tracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
-	if t.otel != nil {
-		ctx = t.otel.TraceBatchStart(ctx, conn, data)
-	}
+func (t timer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
 	return t.start(ctx, "batch")
 }
 
-func (t *tracer) TraceBatchQuery(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchQueryData) {
-	if t.otel != nil {
-		t.otel.TraceBatchQuery(ctx, conn, data)
-	}
-}
+func (t timer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 
-func (t *tracer) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchEndData) {
-	t.end(ctx)
-	if t.otel != nil {
-		t.otel.TraceBatchEnd(ctx, conn, data)
-	}
-}
+func (t timer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) { t.end(ctx) }
 
-func (t *tracer) TraceConnectStart(ctx context.Context, data pgx.TraceConnectStartData) context.Context {
-	if t.otel != nil {
-		ctx = t.otel.TraceConnectStart(ctx, data)
-	}
+func (t timer) TraceConnectStart(ctx context.Context, _ pgx.TraceConnectStartData) context.Context {
 	return t.start(ctx, "connect")
 }
 
-func (t *tracer) TraceConnectEnd(ctx context.Context, data pgx.TraceConnectEndData) {
-	t.end(ctx)
-	if t.otel != nil {
-		t.otel.TraceConnectEnd(ctx, data)
-	}
-}
-
-func (t *tracer) TracePrepareStart(ctx context.Context, conn *pgx.Conn, data pgx.TracePrepareStartData) context.Context {
-	if t.otel != nil {
-		ctx = t.otel.TracePrepareStart(ctx, conn, data)
-	}
-	return ctx
-}
-
-func (t *tracer) TracePrepareEnd(ctx context.Context, conn *pgx.Conn, data pgx.TracePrepareEndData) {
-	if t.otel != nil {
-		t.otel.TracePrepareEnd(ctx, conn, data)
-	}
-}
+func (t timer) TraceConnectEnd(ctx context.Context, _ pgx.TraceConnectEndData) { t.end(ctx) }
 
 var (
-	_ pgx.QueryTracer   = (*tracer)(nil)
-	_ pgx.BatchTracer   = (*tracer)(nil)
-	_ pgx.ConnectTracer = (*tracer)(nil)
-	_ pgx.PrepareTracer = (*tracer)(nil)
+	_ pgx.QueryTracer   = timer{}
+	_ pgx.BatchTracer   = timer{}
+	_ pgx.ConnectTracer = timer{}
 )
 
 // instrument installs opt's tracer, if any, in cfg.
