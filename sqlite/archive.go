@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -91,39 +90,39 @@ func (s *Store) ArchivedSales(ctx context.Context) ([]surge.ArchivedSale, error)
 	if s.closed.Load() {
 		return nil, surge.ErrUnavailable
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT a.sale_id, a.archived_at, a.remaining FROM archived_sales a
-		JOIN sales s ON s.id = a.sale_id ORDER BY s.created_at, s.id`)
+	// Two reads rather than one per sale: the rows, oldest first, then
+	// the archive's figures.
+	sales, err := s.scanSales(ctx, s.r, `WHERE id IN (SELECT sale_id FROM archived_sales)`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT sale_id, archived_at, remaining FROM archived_sales`)
 	if err != nil {
 		return nil, s.unavailable(fmt.Errorf("sqlite: list archived sales: %w", err))
 	}
-	type row struct {
-		id, at string
-		rem    int64
-	}
-	var found []row
+	defer rows.Close()
+	archived := make(map[string]surge.ArchivedSale, len(sales))
 	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.id, &r.at, &r.rem); err != nil {
-			rows.Close()
+		var (
+			id, at string
+			a      surge.ArchivedSale
+		)
+		if err := rows.Scan(&id, &at, &a.Remaining); err != nil {
 			return nil, fmt.Errorf("sqlite: scan archived sale: %w", err)
 		}
-		found = append(found, r)
+		if a.ArchivedAt, err = parseTime(at); err != nil {
+			return nil, err
+		}
+		archived[id] = a
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, s.unavailable(fmt.Errorf("sqlite: list archived sales: %w", err))
 	}
-	out := make([]surge.ArchivedSale, 0, len(found))
-	for _, r := range found {
-		sl, err := s.saleRow(ctx, r.id)
-		if err != nil {
-			return nil, err
-		}
-		at, err := parseTime(r.at)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, surge.ArchivedSale{Sale: sl, Remaining: r.rem, ArchivedAt: at})
+	out := make([]surge.ArchivedSale, 0, len(sales))
+	for _, sl := range sales {
+		a := archived[sl.ID]
+		a.Sale = sl
+		out = append(out, a)
 	}
 	return out, nil
 }
@@ -136,16 +135,4 @@ func (s *Store) archivedSale(ctx context.Context, saleID string) (bool, error) {
 		return false, s.unavailable(fmt.Errorf("sqlite: sale %s: %w", saleID, err))
 	}
 	return n > 0, nil
-}
-
-// saleRow reads one sale's row, archived or not.
-func (s *Store) saleRow(ctx context.Context, id string) (surge.Sale, error) {
-	sales, err := s.scanSales(ctx, s.r, `WHERE id = ?`, id)
-	if err != nil {
-		return surge.Sale{}, err
-	}
-	if len(sales) != 1 {
-		return surge.Sale{}, errors.Join(surge.ErrSaleNotFound, fmt.Errorf("sqlite: sale %s: %d rows", id, len(sales)))
-	}
-	return sales[0], nil
 }
