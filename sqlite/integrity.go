@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/surgehq/surge"
 )
@@ -335,8 +336,8 @@ func syncDir(dir string) error {
 
 // take locks dir and reads its mark, refusing a missing or empty database
 // the mark says held orders. On error nothing stays held.
-func (g *guard) take(dir, path string) (marked int64, err error) {
-	if g.lock, err = lockDir(dir); err != nil {
+func (g *guard) take(ctx context.Context, dir, path string, wait time.Duration) (marked int64, err error) {
+	if g.lock, err = lockDir(ctx, dir, wait); err != nil {
 		return 0, err
 	}
 	if g.mark, marked, err = openMark(dir); err == nil {

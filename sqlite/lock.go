@@ -2,11 +2,13 @@ package sqlite
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // LockName is the lock file inside the data directory.
@@ -27,21 +29,50 @@ type dirLock struct {
 	f *os.File
 }
 
-// lockDir takes the lock of dir or fails at once, naming the directory and
-// the pid of the process that holds it.
-func lockDir(dir string) (*dirLock, error) {
+// lockPoll is how often a waiting lockDir tries the lock again: the time
+// requests of an upgrade wait for the new process, at most, once the old
+// one released the directory.
+const lockPoll = 5 * time.Millisecond
+
+// lockDir takes the lock of dir, naming the directory and the pid of the
+// process that holds it when it cannot. With wait 0 it fails at once; else
+// it tries again every lockPoll until wait has passed (the new process of
+// an upgrade waits there for the old one to drain and close the store),
+// or until ctx ends.
+//
+// Polling rather than a blocking flock(2): a blocked flock cannot be
+// given up after a deadline, and the poll costs the handover at most
+// lockPoll.
+func lockDir(ctx context.Context, dir string, wait time.Duration) (*dirLock, error) {
 	path := filepath.Join(dir, LockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open lock file: %w", err)
 	}
-	if err := flock(f); err != nil {
+	deadline := time.Now().Add(wait)
+	for {
+		err = flock(f)
+		if !errors.Is(err, errWouldBlock) || !time.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("sqlite: waiting for the lock of %s (held by pid %s): %w", dir, holder(path), ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
+	if err != nil {
 		f.Close()
 		if !errors.Is(err, errWouldBlock) {
 			return nil, fmt.Errorf("sqlite: lock %s: %w", path, err)
 		}
-		return nil, fmt.Errorf("sqlite: %w: %s is used by another surge process (pid %s; lock %s); stop it first, or give this one another --data-dir",
-			ErrLocked, dir, holder(path), path)
+		waited := ""
+		if wait > 0 {
+			waited = fmt.Sprintf(" and did not release it within %v", wait)
+		}
+		return nil, fmt.Errorf("sqlite: %w: %s is used by another surge process (pid %s; lock %s)%s; stop it first, or give this one another --data-dir",
+			ErrLocked, dir, holder(path), path, waited)
 	}
 	// The pid is for the message above and for operators; the lock itself
 	// is the flock, so a stale pid after a crash misleads no one.

@@ -2,11 +2,13 @@ package sqlite_test
 
 import (
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge/sqlite"
 )
@@ -52,5 +54,64 @@ func TestLockDataDir(t *testing.T) {
 	defer s.Close()
 	if ss, err := s.Sales(ctx); err != nil || len(ss) != 1 {
 		t.Errorf("Sales after reopen = %v, %v", ss, err)
+	}
+}
+
+// TestLockWait: an Open given LockWait waits for the holder to close the
+// store (an upgrade's new process, while the old one drains), and gives up
+// with ErrLocked, naming the wait, if it never does.
+func TestLockWait(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name    string
+		release bool // the holder closes while the second Open waits
+	}{
+		{"released", true},
+		{"held", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir)
+			if err := s.CreateSale(ctx, newSale(t, "s1", 10, 1)); err != nil {
+				t.Fatal(err)
+			}
+			wait := 300 * time.Millisecond
+			if tc.release {
+				wait = time.Minute // only a failure waits this long
+			}
+			type result struct {
+				s   *sqlite.Store
+				err error
+			}
+			got := make(chan result, 1)
+			go func() {
+				st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true, LockWait: wait})
+				got <- result{st, err}
+			}()
+			if tc.release {
+				// The waiter is polling by now, or will find the lock free.
+				time.Sleep(50 * time.Millisecond)
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				defer s.Close()
+			}
+			r := <-got
+			switch {
+			case tc.release && r.err != nil:
+				t.Fatalf("Open waiting for the lock: %v", r.err)
+			case tc.release:
+				defer r.s.Close()
+				if ss, err := r.s.Sales(ctx); err != nil || len(ss) != 1 {
+					t.Errorf("Sales after the handover = %v, %v", ss, err)
+				}
+			case r.err == nil:
+				r.s.Close()
+				t.Fatal("Open took a directory whose holder never released it")
+			case !errors.Is(r.err, sqlite.ErrLocked) || !strings.Contains(r.err.Error(), "did not release it within"):
+				t.Errorf("Open after the wait: %v; want ErrLocked naming the wait", r.err)
+			}
+		})
 	}
 }

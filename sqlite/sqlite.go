@@ -54,6 +54,11 @@ type Options struct {
 	// (surge_store_commits_total, surge_store_committed_rows_total).
 	Metrics prometheus.Registerer
 
+	// LockWait is how long Open waits for another process to release the
+	// data directory (the old process of an upgrade, draining); 0 fails
+	// at once with ErrLocked.
+	LockWait time.Duration
+
 	// Tests shorten these (export_test.go); zero takes the defaults.
 	checkpointEvery time.Duration // checkpointInterval
 	idleAfter       time.Duration // idleTruncate
@@ -195,7 +200,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	g := &guard{}
-	marked, err := g.take(dir, path)
+	marked, err := g.take(ctx, dir, path, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
