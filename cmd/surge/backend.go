@@ -57,7 +57,16 @@ func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger, tel tele
 }
 
 func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel telemetry) (*backend, error) {
-	st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL, Logger: log, Metrics: tel.reg})
+	if c.handover.upgrading() {
+		// The old process holds the data directory until it has drained
+		// and closed the store: tell it to go, then wait for the lock.
+		if err := c.handover.ready(); err != nil {
+			return nil, err
+		}
+		log.Info("upgrade: waiting for the old process to release the data directory", "data_dir", c.dataDir)
+	}
+	st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL, Logger: log, Metrics: tel.reg,
+		LockWait: c.handover.lockWait(c)})
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ set as an environment variable SURGE_<NAME>, e.g. SURGE_HTTP_ADDR.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(withUpgrades(ctx), os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

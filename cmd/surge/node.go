@@ -35,6 +35,12 @@ type server struct {
 	conns atomic.Pointer[surgehttp.ConnLimiter]
 	log   *slog.Logger
 
+	// lns are the listening sockets; open and adminOpen count the
+	// connections of the API and admin servers (a handover waits for
+	// them to close, upgrade.go).
+	lns             listeners
+	open, adminOpen openConns
+
 	flushers []*admission.Distributed // cluster-wide rate limits
 	tracing  *tracing.Provider        // flushed at shutdown
 
@@ -166,6 +172,13 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}()
 	undo = append(undo, func() { stopTracing(tp, log) })
 	tel := telemetry{reg: reg, tracing: tp.Tracing()}
+	// Listen before the store opens: in an upgrade the listeners are the
+	// old process's (upgrade.go), and must be taken before it is told to go.
+	lns, err := c.listen()
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, lns.close)
 	b, err := c.openBackend(ctx, log, tel)
 	if err != nil {
 		return nil, err
@@ -218,7 +231,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		return nil, err
 	}
 	undo = append(undo, func() { eng.Close() })
-	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers, tracing: tp}
+	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers, tracing: tp, lns: lns}
 	s.watchStore(ctx, b.ready)
 	undo = append(undo, s.stopWatch)
 	// reg is this node's own: nothing else can hold these names.
@@ -246,27 +259,18 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		return metrics.ConnFigures{Open: int64(st.Open), Idle: int64(st.Idle), Refused: st.Refused, Reclaimed: st.Reclaimed}
 	}))
 	if c.debugAddr != "" {
-		s.debug, err = opsServer(c.debugAddr, api.Ops(reg, nil))
-		if err != nil {
-			return nil, err
-		}
+		s.debug = opsServer(lns.debug, api.Ops(reg, nil), nil)
 		undo = append(undo, func() { s.debug.Close() })
 		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
-		s.admin, err = opsServer(c.adminAddr, c.observed(api.Ops(reg, api), tel, log, surgehttp.RequestOptions{}))
-		if err != nil {
-			return nil, err
-		}
+		s.admin = opsServer(lns.admin, c.observed(api.Ops(reg, api), tel, log, surgehttp.RequestOptions{}), s.adminOpen.track(nil))
 		undo = append(undo, func() { s.admin.Close() })
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
 	}
-	raw, err := net.Listen("tcp", c.httpAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", c.httpAddr, err)
-	}
+	raw := lns.api
 	s.addr = raw.Addr()
 	// Trusted proxies carry many clients on their connections: only the
 	// total bounds them.
@@ -280,7 +284,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnState:         ln.ConnState,
+		ConnState:         s.open.track(ln.ConnState),
 	}
 	// OPTIONS * then reaches the API, which answers it in JSON.
 	s.http.DisableGeneralOptionsHandler = true
@@ -290,6 +294,11 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", buildVersion())
 	} else {
 		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", buildVersion())
+	}
+	// The old process of an upgrade goes now, if it has not already
+	// (embedded mode: before the store opened).
+	if err := c.handover.ready(); err != nil {
+		return nil, err
 	}
 	started = true
 	go func() { s.errc <- s.http.Serve(ln) }()
@@ -329,13 +338,9 @@ func (s *server) shutdown(timeout time.Duration) error {
 
 // opsServer serves h (pprof and /debug/stats behind the admin token, and
 // the full API on the admin listener) on a private listener of its own.
-func opsServer(addr string, h http.Handler) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
+func opsServer(ln net.Listener, h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		DisableGeneralOptionsHandler: true}
+		DisableGeneralOptionsHandler: true, ConnState: state}
 	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
+	return srv
 }

@@ -64,6 +64,11 @@ type serveConfig struct {
 
 	// Connection caps (0: derived from RLIMIT_NOFILE).
 	maxConns, maxConnsPerIP int
+
+	// Upgrades on SIGUSR2 (upgrade.go); handover is nil when serve does
+	// not own its process (tests, the demo).
+	pidFile  string
+	handover *handover
 }
 
 // newServeConfig is serve's defaults, in one place: its flags show them,
@@ -143,6 +148,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.leaseTTL, "cluster-lease-ttl", c.leaseTTL, "cluster mode: how long the leader's lease lasts unrenewed; a dead leader's jobs move to another node after it")
 	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", c.confirmAfter, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
 	fs.StringVar(&c.adminAddr, "admin-addr", c.adminAddr, "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
+	fs.StringVar(&c.pidFile, "pid-file", c.pidFile, "file to write the serving process's pid to; an upgrade (SIGUSR2) rewrites it with the new process's, a clean stop removes it")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -168,6 +174,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := c.readSecrets(); err != nil {
 		return err
 	}
+	if c.handover, err = newHandover(ctx, c.pidFile, log); err != nil {
+		return err
+	}
+	// The new process of an upgrade serves beside the old one for a moment:
+	// a name of its own keeps them from both holding the leader's lease.
+	c.nodeID = c.handover.nodeID(c.nodeID)
 	if _, err := c.buyerAuth(); err != nil {
 		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
 	}
@@ -179,6 +191,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_, _ = rand.Read(b[:])
 		c.adminToken = hex.EncodeToString(b[:])
 		fmt.Fprintf(stdout, "admin token (generated; pass --admin-token or SURGE_ADMIN_TOKEN to keep one): %s\n", c.adminToken)
+		c.handover.keepGenerated(c.adminToken)
 	}
 	if c.insecureUserHeader {
 		log.Warn("--insecure-user-header is on: any client can act as any buyer by sending X-User-ID; never use it in production")
@@ -195,13 +208,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if ue := (errUsage{}); !errors.As(err, &ue) {
 			log.Error("surge cannot start", "err", err)
 		}
+		c.handover.stop()
 		return err
 	}
+	c.handover.watch(ctx)
 	fmt.Fprintf(stdout, "surge serving on %s\n", srv.url())
 	var serveErr error
 	select {
 	case serveErr = <-srv.errc:
+	case <-c.handover.done():
+		// No drain delay: the listening sockets stay open in the new
+		// process, so a load balancer has nothing to notice.
+		log.Info("upgrade: a new process took over the listeners; draining in-flight requests")
+		srv.handOver(c.shutdownTimeout)
 	case <-ctx.Done():
+		c.handover.stop()
 		srv.drain(c.drainDelay)
 		log.Info("shutting down: draining in-flight requests")
 	}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+)
+
+// Zero-downtime upgrades (docs/operations.md): on SIGUSR2 the running
+// process starts the binary at its own path again and hands it its
+// listening sockets (cloudflare/tableflip). The sockets never close, so a
+// client connecting meanwhile waits in the kernel's backlog instead of
+// being refused. The order of the handover:
+//
+//  1. the new process takes the inherited listeners, without accepting;
+//  2. it tells the old one to go (handover.ready): at once in embedded
+//     mode, whose data directory only one process may hold; once it
+//     serves in cluster mode, which has no such lock;
+//  3. the old one stops accepting, answers what is in flight, flushes its
+//     batches and closes the store, releasing the data directory;
+//  4. the new one, polling the lock meanwhile (sqlite.Options.LockWait),
+//     opens the store and only then accepts.
+//
+// Between 3 and 4 requests wait; none is refused or answered 5xx.
+
+// upgradesKey marks a context whose serve owns its process.
+type upgradesKey struct{}
+
+// withUpgrades marks ctx as the surge process's own: serve may then hand
+// its sockets to a new process on SIGUSR2. Tests that run serve inside
+// their own process leave it unset: tableflip allows one upgrader per
+// process, and the test's process is not serve's to replace.
+func withUpgrades(ctx context.Context) context.Context {
+	return context.WithValue(ctx, upgradesKey{}, true)
+}
+
+// lockWaitMargin is how much longer than --shutdown-timeout the new
+// process of an upgrade waits for the old one's data directory: the old
+// one drains for at most that long, then closes the engine and the store.
+const lockWaitMargin = 30 * time.Second
+
+// handover is serve's side of upgrades. A nil *handover (serve run by a
+// test, the demo) listens plainly and never upgrades.
+type handover struct {
+	upg     *tableflip.Upgrader
+	log     *slog.Logger
+	pidFile string
+	sig     chan os.Signal
+
+	readyOnce sync.Once
+	readyErr  error
+}
+
+// newHandover takes over SIGUSR2 when ctx is the process's own
+// (withUpgrades); otherwise it returns nil.
+func newHandover(ctx context.Context, pidFile string, log *slog.Logger) (*handover, error) {
+	if ctx.Value(upgradesKey{}) == nil {
+		return nil, nil
+	}
+	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile})
+	if err != nil {
+		return nil, fmt.Errorf("serve: upgrades: %w", err)
+	}
+	h := &handover{upg: upg, log: log, pidFile: pidFile, sig: make(chan os.Signal, 1)}
+	// Before anything else: SIGUSR2's default action kills the process.
+	signal.Notify(h.sig, syscall.SIGUSR2)
+	if upg.HasParent() {
+		log.Info("upgrade: this process takes over from its parent", "pid", os.Getpid(), "parent", os.Getppid())
+	}
+	return h, nil
+}
+
+// upgrading says whether this process is the new one of an upgrade.
+func (h *handover) upgrading() bool { return h != nil && h.upg.HasParent() }
+
+// lockWait is how long the store waits for the data directory: in an
+// upgrade, as long as the old process may take to drain and close.
+func (h *handover) lockWait(c serveConfig) time.Duration {
+	if !h.upgrading() {
+		return 0
+	}
+	return c.shutdownTimeout + lockWaitMargin
+}
+
+// listen returns a listener on addr: the old process's in an upgrade, a
+// new one otherwise.
+func (h *handover) listen(addr string) (net.Listener, error) {
+	var (
+		ln  net.Listener
+		err error
+	)
+	if h == nil {
+		ln, err = net.Listen("tcp", addr)
+	} else {
+		ln, err = h.upg.Listen("tcp", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return &closeOnce{Listener: ln}, nil
+}
+
+// ready writes the pid file and, in an upgrade, tells the old process to
+// stop accepting, drain and exit. Listeners not taken by then (a flag
+// dropped in the new version) are closed. Only the first call acts.
+func (h *handover) ready() error {
+	if h == nil {
+		return nil
+	}
+	h.readyOnce.Do(func() {
+		if h.readyErr = h.upg.Ready(); h.readyErr != nil {
+			h.readyErr = fmt.Errorf("upgrade: %w", h.readyErr)
+		}
+	})
+	return h.readyErr
+}
+
+// watch upgrades on each SIGUSR2 until the process has handed over or
+// ctx ends. A failed upgrade (the new binary does not start, exits early,
+// or is not ready within a minute) leaves this process serving.
+func (h *handover) watch(ctx context.Context) {
+	if h == nil {
+		return
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-h.upg.Exit():
+				return
+			case <-h.sig:
+			}
+			exe, _ := os.Executable()
+			h.log.Info("SIGUSR2: upgrading: starting the binary again", "binary", exe)
+			if err := h.upg.Upgrade(); err != nil {
+				h.log.Error("upgrade failed; this process serves on", "err", err)
+			}
+		}
+	}()
+}
+
+// done is closed once a new process has taken over: this one must then
+// finish what is in flight and exit.
+func (h *handover) done() <-chan struct{} {
+	if h == nil {
+		return nil
+	}
+	return h.upg.Exit()
+}
+
+// stop ends upgrades for a process that is shutting down for good; the
+// listeners' copies kept for a new process close, so the sockets close
+// with the server's own listeners. The pid file goes if it still names
+// this process (after a handover it names the new one).
+func (h *handover) stop() {
+	if h == nil {
+		return
+	}
+	signal.Stop(h.sig)
+	h.upg.Stop()
+	if h.pidFile == "" {
+		return
+	}
+	if b, err := os.ReadFile(h.pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		if err := os.Remove(h.pidFile); err != nil {
+			h.log.Warn("could not remove the pid file", "err", err)
+		}
+	}
+}
+
+// keepGenerated hands settings this process generated to the process
+// an upgrade starts, through the environment it inherits, so that they
+// stay as they are: a new admin token would lock the operator out.
+func (h *handover) keepGenerated(adminToken string) {
+	if h == nil {
+		return
+	}
+	_ = os.Setenv("SURGE_ADMIN_TOKEN", adminToken)
+}
+
+// listeners are a node's listening sockets, each closed once whoever
+// closes it first (a handover, then http.Server.Shutdown).
+type listeners struct {
+	api, admin, debug net.Listener
+}
+
+// closeOnce is a listener that closes once; later Closes return the
+// first one's result instead of "use of closed network connection".
+type closeOnce struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *closeOnce) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
+
+// listen opens the node's listeners (the old process's in an upgrade),
+// before the store opens: their connections wait in the backlog until
+// the node serves.
+func (c serveConfig) listen() (l listeners, err error) {
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
+	if l.api, err = c.handover.listen(c.httpAddr); err != nil {
+		return l, err
+	}
+	if c.adminAddr != "" {
+		if l.admin, err = c.handover.listen(c.adminAddr); err != nil {
+			return l, err
+		}
+	}
+	if c.debugAddr != "" {
+		if l.debug, err = c.handover.listen(c.debugAddr); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
+}
+
+func (l listeners) close() {
+	for _, ln := range []net.Listener{l.api, l.admin, l.debug} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// nodeID is the cluster node name of this process: in an upgrade, a set
+// --node-id gets the pid appended, since the old process still holds its
+// name (and maybe the leader's lease) while both serve.
+func (h *handover) nodeID(id string) string {
+	if !h.upgrading() || id == "" {
+		return id
+	}
+	return id + "." + strconv.Itoa(os.Getpid())
+}
+
+// openConns counts a server's open connections, from its ConnState hook.
+type openConns struct{ n atomic.Int64 }
+
+// track returns the ConnState hook that counts, calling next first.
+// Only a connection's opening and closing cost an atomic add.
+func (o *openConns) track(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
+	return func(c net.Conn, st http.ConnState) {
+		if next != nil {
+			next(c, st)
+		}
+		switch st {
+		case http.StateNew:
+			o.n.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			o.n.Add(-1)
+		}
+	}
+}
+
+// handOver finishes this process's connections once a new process has
+// taken the listeners, without http.Server.Shutdown: Shutdown drops
+// without an answer a request it reads after it began, and a client
+// does not retry a request on a connection it had just opened. So:
+//
+//  1. the listeners close: new connections wait in the backlog of the
+//     socket, which the new process holds;
+//  2. keep-alives end: idle connections close at once (a client that
+//     sent a request on one just then retries it on a new connection, as
+//     HTTP clients do for requests they may replay: net/http's for GET
+//     and for a POST with an Idempotency-Key), and every other
+//     connection closes after its next answer, the first request of a
+//     connection just opened included;
+//  3. once no connection is left, or after timeout, the caller's
+//     shutdown finds nothing to cut.
+func (s *server) handOver(timeout time.Duration) {
+	for _, ln := range []net.Listener{s.conns.Load(), s.lns.admin} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	servers := []*http.Server{s.http}
+	counts := []*openConns{&s.open}
+	if s.admin != nil {
+		servers, counts = append(servers, s.admin), append(counts, &s.adminOpen)
+	}
+	for _, hs := range servers {
+		hs.SetKeepAlivesEnabled(false)
+	}
+	deadline := time.Now().Add(timeout)
+	for wait := time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 50*time.Millisecond) {
+		left := int64(0)
+		for _, o := range counts {
+			left += o.n.Load()
+		}
+		if left == 0 {
+			return
+		}
+		time.Sleep(wait)
+	}
+	s.log.Warn("upgrade: connections still open after the shutdown timeout; closing them")
+}

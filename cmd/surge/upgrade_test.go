@@ -1,0 +1,268 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/surgehq/surge/client"
+)
+
+// The upgrade tests send SIGUSR2 to a real `surge serve` under load,
+// several times in a row, and check what the issue asks of a handover: no
+// transport error, no 5xx, every 201 in the export afterwards. Each
+// process after the first is started by the one before it; the test makes
+// itself a child subreaper so that each, once its parent has exited,
+// becomes the test's child and its exit status can be read.
+
+func TestUpgradeUnderLoad(t *testing.T) {
+	upgradeUnderLoad(t, "embedded", nil)
+}
+
+func TestClusterUpgradeUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	upgradeUnderLoad(t, "cluster", clusterArgs(t))
+}
+
+// generation is one process of a chain of upgrades.
+type generation struct {
+	pid    int
+	exited <-chan struct{}
+	state  func() *os.ProcessState // once exited
+}
+
+// adopt waits for pid, which has become the test's child (its parent
+// exited, the test is the subreaper), and kills it at the end of the test
+// if it still runs.
+func adopt(t *testing.T, pid int) generation {
+	t.Helper()
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatalf("find pid %d: %v", pid, err)
+	}
+	exited := make(chan struct{})
+	var st *os.ProcessState
+	go func() {
+		st, _ = p.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = p.Kill()
+			<-exited
+		}
+	})
+	return generation{pid: pid, exited: exited, state: func() *os.ProcessState { return st }}
+}
+
+// readPID reads the pid file, 0 when it is missing or being replaced.
+func readPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// timed measures how long each exchange waited for its answer, retries
+// of the Transport included: what a client sees.
+type timed struct {
+	rt      http.RoundTripper
+	slowest atomic.Int64 // nanoseconds, since the last Swap
+
+	mu   sync.Mutex
+	errs []string // the first transport errors, for the report
+}
+
+func (tr *timed) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := tr.rt.RoundTrip(req)
+	d := int64(time.Since(start))
+	if err != nil && !errors.Is(err, context.Canceled) {
+		tr.mu.Lock()
+		if len(tr.errs) < 10 {
+			tr.errs = append(tr.errs, fmt.Sprintf("%s after %v: %v", start.Format("15:04:05.000"), time.Duration(d), err))
+		}
+		tr.mu.Unlock()
+	}
+	for {
+		cur := tr.slowest.Load()
+		if d <= cur || tr.slowest.CompareAndSwap(cur, d) {
+			break
+		}
+	}
+	return resp, err
+}
+
+// fireMixed is fire with two kinds of clients: half keep their
+// connections alive, half open one per request.
+func (s *shopper) fireMixed(base string, workers int, keepAlive, fresh *timed, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for i := range workers {
+		tr := fresh
+		if i%2 == 0 {
+			tr = keepAlive
+		}
+		hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		wg.Go(func() { s.worker(ctx, hc, base) })
+	}
+	stop()
+}
+
+func upgradeUnderLoad(t *testing.T, mode string, extra []string) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("become a child subreaper: %v", err)
+	}
+	const (
+		stock    = 10000
+		limit    = 3
+		users    = 6000
+		workers  = 32
+		upgrades = 3
+		// At most 1000 purchases a second: the sale lasts through every
+		// upgrade.
+		pace = time.Millisecond
+	)
+	dataDir, token := t.TempDir(), "upgrade-admin-token"
+	pidFile := filepath.Join(t.TempDir(), "surge.pid")
+	p := startProc(t, dataDir, token, append(extra, "--pid-file", pidFile)...)
+	cur := generation{pid: p.cmd.Process.Pid, exited: p.exited, state: func() *os.ProcessState { return p.cmd.ProcessState }}
+	if got := readPID(pidFile); got != cur.pid {
+		t.Fatalf("pid file holds %d, want %d", got, cur.pid)
+	}
+
+	s := newShopper(t, createSale(t, p.base, token, stock, limit), stock, limit, users, newRand(t))
+	s.refusalsFinal = mode == "embedded" // see shopper
+	s.pace = pacer(t, pace)
+	keepAlive := &timed{rt: &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers}}
+	fresh := &timed{rt: &http.Transport{DisableKeepAlives: true}}
+	slowest := func() time.Duration {
+		return time.Duration(max(keepAlive.slowest.Swap(0), fresh.slowest.Swap(0)))
+	}
+	var worst time.Duration
+	s.fireMixed(p.base, workers, keepAlive, fresh, func() {
+		time.Sleep(300 * time.Millisecond)
+		t.Logf("%s: before any upgrade: longest wait %v; %s", mode, slowest(), s.counters())
+		for i := range upgrades {
+			before := s.created.Load()
+			sent := time.Now()
+			if err := syscall.Kill(cur.pid, syscall.SIGUSR2); err != nil {
+				t.Errorf("SIGUSR2 to %d: %v", cur.pid, err)
+				return
+			}
+			// The pid file names the new process once it is ready to take
+			// over; the old one then drains and exits.
+			next := 0
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+				if next = readPID(pidFile); next != 0 && next != cur.pid {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("upgrade %d: the pid file still names %d after a minute", i+1, cur.pid)
+					return
+				}
+			}
+			select {
+			case <-cur.exited:
+			case <-time.After(time.Minute):
+				t.Errorf("upgrade %d: the old process %d did not exit", i+1, cur.pid)
+				return
+			}
+			if st := cur.state(); st == nil || !st.Success() {
+				t.Errorf("upgrade %d: the old process %d exited with %v, want status 0", i+1, cur.pid, st)
+			}
+			cur = adopt(t, next)
+			// The new process serves the crowd for a while.
+			time.Sleep(500 * time.Millisecond)
+			w := slowest()
+			worst = max(worst, w)
+			t.Logf("%s: upgrade %d (pid %d -> %d): old process gone %v after SIGUSR2; longest wait %v; 201s meanwhile %d; %s",
+				mode, i+1, p.cmd.Process.Pid, next, time.Since(sent).Round(time.Millisecond), w, s.created.Load()-before, s.counters())
+			if s.created.Load() == before {
+				t.Errorf("upgrade %d: no purchase succeeded around it: the load did not run through", i+1)
+			}
+		}
+	})
+	t.Logf("%s: longest wait of a request over the handovers: %v", mode, worst)
+	if n := s.dialErrs.Load() + s.broken.Load(); n > 0 {
+		t.Errorf("%d transport errors (refused connections %d, broken exchanges %d): a handover must not show", n, s.dialErrs.Load(), s.broken.Load())
+		for _, tr := range []*timed{keepAlive, fresh} {
+			for _, e := range tr.errs {
+				t.Log(e)
+			}
+		}
+	}
+	if n := s.unavailable.Load(); n > 0 {
+		t.Errorf("%d answers 503 during the upgrades", n)
+	}
+	// Purchases the stopped clients gave up on may still be committing:
+	// the sale must rest before the export is compared with it.
+	settle(t, p.base, s.saleID)
+	reconciled(t, p.base, token, s.saleID, stock, 15*time.Second)
+	s.verify(t, p.base, token, false)
+	s.checkAnswers(t)
+	if t.Failed() {
+		t.Logf("log of the processes:\n%s", p.logTail())
+	}
+
+	if err := syscall.Kill(cur.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-cur.exited:
+		if st := cur.state(); st == nil || !st.Success() {
+			t.Errorf("the last process exited with %v after SIGTERM", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the last process %d did not exit after SIGTERM", cur.pid)
+	}
+	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the pid file outlived a clean stop: %v", err)
+	}
+}
+
+// settle waits until the sale's remaining stock stays the same for half
+// a second.
+func settle(t *testing.T, base, saleID string) {
+	t.Helper()
+	c := client.New(base, "")
+	last := int64(-1)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		sale, err := c.Sale(t.Context(), saleID)
+		if err != nil {
+			t.Fatalf("get sale: %v", err)
+		}
+		if sale.Remaining == last {
+			return
+		}
+		last = sale.Remaining
+	}
+	t.Fatalf("the sale's remaining stock still moves 30s after the load stopped")
+}
