@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -60,24 +61,46 @@ func (g *requestIDs) next() string {
 	return string(strconv.AppendUint(append(b[:0], g.prefix...), g.n.Add(1), 36))
 }
 
-// requestInfo is a request's context with its id: one allocation that
-// carries the id for the logs and holds the echoed header's value.
+// requestInfo holds a request's id for the logs and the echoed header's
+// value (header[0] is the id).
+//
+// On HTTP/1 a connection serves its requests one after another, so one
+// requestInfo per connection, put in the connection's context by
+// ConnContext, holds the id of the request being served: giving a request
+// its id then costs no allocation for the holder and no copy of the
+// request (r.WithContext), which on the sold-out path were 2 % of the
+// server's CPU (docs/observability.md). On HTTP/2, whose streams share a
+// connection, each request gets a context of its own (requestCtx).
 type requestInfo struct {
-	context.Context
-	header [1]string // header[0] is the id
+	header [1]string
 }
 
 type requestInfoKey struct{}
 
-func (c *requestInfo) Value(key any) any {
+// ConnContext is the http.Server hook that gives each connection the
+// holder of its current request's id.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, &requestInfo{})
+}
+
+// requestCtx is the context of a request that cannot use its connection's
+// holder: one allocation that is both the context and the holder.
+type requestCtx struct {
+	context.Context
+	info requestInfo
+}
+
+func (c *requestCtx) Value(key any) any {
 	if key == (requestInfoKey{}) {
-		return c
+		return &c.info
 	}
 	return c.Context.Value(key)
 }
 
 // RequestID returns the id of the request whose context ctx is (or
-// derives from), "" outside a request.
+// derives from), "" outside a request. A context kept past the end of its
+// HTTP/1 request (a goroutine it started) reads its connection's current
+// request: the id of a later request, or "".
 func RequestID(ctx context.Context) string {
 	if c, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
 		return c.header[0]
@@ -122,22 +145,35 @@ func (q *requests) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		q.next.ServeHTTP(w, in)
 	}
-	// The mux set the route on the copy: a wrapper around this one
-	// (otelhttp names its span by it) sees it too.
+	// The mux set the route on the copy, if there is one: a wrapper around
+	// this one (otelhttp names its span by it) sees it too.
 	r.Pattern = in.Pattern
 }
 
-// withRequestID gives r its id and echoes it. A sane id from the client
-// costs two small allocations (the context and net/http's copy of the
-// request), a generated one a third (TestRequestIDAllocs).
+// withRequestID gives r its id and echoes it. On an HTTP/1 connection that
+// has a holder (ConnContext), a sane id from the client costs nothing and
+// a generated one its string (TestRequestIDAllocs). Otherwise r is copied
+// with a context of its own.
 func (q *requests) withRequestID(w http.ResponseWriter, r *http.Request) *http.Request {
-	c := &requestInfo{Context: r.Context()}
+	id := ""
 	if v := r.Header[requestIDHeader]; len(v) == 1 && saneRequestID(v[0]) {
-		c.header[0] = v[0]
+		id = v[0]
 	} else {
-		c.header[0] = q.ids.next()
+		id = q.ids.next()
 	}
-	w.Header()[requestIDHeader] = c.header[:]
+	if r.ProtoMajor == 1 {
+		if c, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+			c.header[0] = id
+			// net/http reads the header (or its copy taken at
+			// WriteHeader) before it reads the connection's next
+			// request, which reuses c.
+			w.Header()[requestIDHeader] = c.header[:]
+			return r
+		}
+	}
+	c := &requestCtx{Context: r.Context()}
+	c.info.header[0] = id
+	w.Header()[requestIDHeader] = c.info.header[:]
 	return r.WithContext(c)
 }
 

@@ -36,22 +36,34 @@ func TestLogHandler(t *testing.T) {
 	}
 }
 
-// TestRequestIDAllocs: a request that brings a sane id costs two small
-// allocations (its context and the request copy), one that needs one a
-// third.
+// TestRequestIDAllocs: on an HTTP/1 connection with its holder
+// (ConnContext), a request that brings a sane id costs no allocation and
+// one that needs one its string; without a holder (HTTP/2) the request's
+// context and net/http's copy of the request come on top.
 func TestRequestIDAllocs(t *testing.T) {
 	q := &requests{ids: newRequestIDs()}
 	w := httptest.NewRecorder()
+	conn := ConnContext(context.Background(), nil)
 	for _, c := range []struct {
-		id   string
-		want float64
-	}{{"req-1", 2}, {"", 3}} {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		name  string
+		id    string
+		proto int
+		ctx   context.Context
+		want  float64
+	}{
+		{"http1 sane", "req-1", 1, conn, 0},
+		{"http1 generated", "", 1, conn, 1},
+		{"http2 sane", "req-1", 2, conn, 2},
+		{"http2 generated", "", 2, conn, 3},
+		{"no holder", "req-1", 1, context.Background(), 2},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(c.ctx)
+		r.ProtoMajor = c.proto
 		if c.id != "" {
 			r.Header.Set("X-Request-ID", c.id)
 		}
 		if n := testing.AllocsPerRun(1000, func() { q.withRequestID(w, r) }); n > c.want {
-			t.Errorf("id %q: %.1f allocations, want at most %.0f", c.id, n, c.want)
+			t.Errorf("%s: %.1f allocations, want at most %.0f", c.name, n, c.want)
 		}
 	}
 }

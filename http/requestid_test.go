@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
@@ -124,4 +127,84 @@ func BenchmarkRequests(b *testing.B) {
 			serve(b, c.wrap(h), http.StatusConflict)
 		})
 	}
+}
+
+// TestRequestIDPerConnection: over a real server, every request of a
+// keep-alive HTTP/1 connection and every concurrent stream of an HTTP/2
+// connection sees its own id in its context, and that id is the one
+// echoed.
+func TestRequestIDPerConnection(t *testing.T) {
+	const n = 8
+	var arrived sync.WaitGroup
+	h2 := make(chan struct{})
+	srv := httptest.NewUnstartedServer(surgehttp.Requests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 { // hold every stream until all of them are in
+			arrived.Done()
+			<-h2
+		}
+		_, _ = io.WriteString(w, surgehttp.RequestID(r.Context()))
+	}), surgehttp.RequestOptions{Logger: quietLog}))
+	srv.Config.ConnContext = surgehttp.ConnContext
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+
+	get := func(c *http.Client, id string) (body, echoed string) {
+		t.Helper()
+		r, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if id != "" {
+			r.Header.Set("X-Request-ID", id)
+		}
+		resp, err := c.Do(r)
+		if err != nil {
+			t.Error(err)
+			return "", ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header.Get("X-Request-ID")
+	}
+
+	// HTTP/1, one connection: ids given and generated, in turn.
+	tr1 := &http.Transport{MaxConnsPerHost: 1}
+	defer tr1.CloseIdleConnections()
+	c1 := &http.Client{Transport: tr1}
+	seen := map[string]bool{}
+	for i := range 2 * n {
+		id := ""
+		if i%2 == 0 {
+			id = fmt.Sprintf("h1-%d", i)
+		}
+		body, echoed := get(c1, id)
+		if body != echoed || (id != "" && body != id) || body == "" || seen[body] {
+			t.Errorf("http/1 request %d (id %q): context %q, echoed %q", i, id, body, echoed)
+		}
+		seen[body] = true
+	}
+
+	// HTTP/2, one connection, n streams at once.
+	tr2 := &http.Transport{Protocols: new(http.Protocols)}
+	tr2.Protocols.SetUnencryptedHTTP2(true)
+	defer tr2.CloseIdleConnections()
+	c2 := &http.Client{Transport: tr2}
+	arrived.Add(n)
+	go func() { arrived.Wait(); close(h2) }()
+	var done sync.WaitGroup
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			id := ""
+			if i%2 == 0 {
+				id = fmt.Sprintf("h2-%d", i)
+			}
+			body, echoed := get(c2, id)
+			if body != echoed || (id != "" && body != id) || body == "" {
+				t.Errorf("http/2 stream %d (id %q): context %q, echoed %q", i, id, body, echoed)
+			}
+		}()
+	}
+	done.Wait()
 }

@@ -9,8 +9,8 @@
 // none without saying so there.
 //
 // The purchase path pays for metrics with atomics only: each sale's
-// label values are resolved once, when the engine creates the sale
-// (Metrics.Sale), and a purchase increments a counter it already holds.
+// series are made once, when the engine creates the sale (Metrics.Sale),
+// and an answer adds to atomics of its own shard of them (Sale.Answered).
 package metrics
 
 import (
@@ -28,11 +28,12 @@ import (
 // Metrics holds Surge's collectors. A nil *Metrics is valid and counts
 // nothing, so tests and tools may run without a registry.
 type Metrics struct {
-	purchases   *prometheus.CounterVec   // surge_purchases_total{sale,outcome}
-	duration    *prometheus.HistogramVec // surge_purchase_duration_seconds{sale}
-	transitions *prometheus.CounterVec   // surge_order_transitions_total{sale,to}
-	batchSize   prometheus.Histogram     // surge_batch_size
-	commit      prometheus.Histogram     // surge_store_commit_duration_seconds
+	// surge_purchases_total{sale,outcome} and
+	// surge_purchase_duration_seconds{sale} are the sales' own
+	// (purchaseCollector).
+	transitions *prometheus.CounterVec // surge_order_transitions_total{sale,to}
+	batchSize   prometheus.Histogram   // surge_batch_size
+	commit      prometheus.Histogram   // surge_store_commit_duration_seconds
 
 	mu    sync.Mutex
 	sales map[string]*Sale // one per sale id, made once
@@ -44,22 +45,13 @@ type Metrics struct {
 
 // Latency buckets, in seconds: from a fast-path answer (tens of µs) to a
 // purchase that waits out its timeout (10 s).
-var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+var latencyBuckets = [...]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // New registers Surge's collectors on reg: those of the purchase path,
 // surge_build_info (version is the binary's), and the Go runtime and
 // process collectors.
 func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	m := &Metrics{
-		purchases: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "surge_purchases_total",
-			Help: "Purchase answers by sale and outcome: reserved (a new 201), replayed (a 201 replay), or the error code answered.",
-		}, []string{"sale", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "surge_purchase_duration_seconds",
-			Help:    "Time from reading a purchase request to writing its answer.",
-			Buckets: latencyBuckets,
-		}, []string{"sale"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "surge_order_transitions_total",
 			Help: "Orders leaving the reserved state, by sale and new state (paid, cancelled, expired).",
@@ -72,7 +64,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "surge_store_commit_duration_seconds",
 			Help:    "Duration of one store call deciding and committing a batch of purchases.",
-			Buckets: latencyBuckets,
+			Buckets: latencyBuckets[:],
 		}),
 		sales: make(map[string]*Sale),
 	}
@@ -82,7 +74,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	}, []string{"version", "revision", "goversion"})
 	build.WithLabelValues(version, revision(), runtime.Version()).Set(1)
 	for _, c := range []prometheus.Collector{
-		m.purchases, m.duration, m.transitions, m.batchSize, m.commit, build,
+		purchaseCollector{m}, m.transitions, m.batchSize, m.commit, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {

@@ -285,6 +285,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnState:         s.open.track(ln.ConnState),
+		ConnContext:       surgehttp.ConnContext, // request ids without a copy of each request
 	}
 	// OPTIONS * then reaches the API, which answers it in JSON.
 	s.http.DisableGeneralOptionsHandler = true
@@ -340,7 +341,7 @@ func (s *server) shutdown(timeout time.Duration) error {
 // the full API on the admin listener) on a private listener of its own.
 func opsServer(ln net.Listener, h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		DisableGeneralOptionsHandler: true, ConnState: state}
+		DisableGeneralOptionsHandler: true, ConnState: state, ConnContext: surgehttp.ConnContext}
 	go func() { _ = srv.Serve(ln) }()
 	return srv
 }
