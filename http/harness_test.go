@@ -78,6 +78,8 @@ type envOptions struct {
 	// maxStreamsPerBuyer and maxStreamsPerAddress: 0 is the default.
 	maxStreamsPerBuyer   int
 	maxStreamsPerAddress int
+	// purchaseTimeout: 0 is the engine's default (10 s).
+	purchaseTimeout time.Duration
 }
 
 // roomSecret signs the tests' waiting-room tickets.
@@ -103,6 +105,9 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 		WaitingRoom: room,
 		Logger:      quietLog,
 		BuyerRate:   opt.buyerRate,
+		// A test that fires thousands of purchases at once on a loaded
+		// machine under -race may wait longer than 10 s for its batch.
+		PurchaseTimeout: opt.purchaseTimeout,
 	})
 	if err != nil {
 		store.Close()

@@ -838,7 +838,7 @@ func TestExport(t *testing.T) {
 
 func TestExportManyOrders(t *testing.T) {
 	const n = 3000
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{purchaseTimeout: 5 * time.Minute}) // the export is under test, not the wait
 	e.createSale(t, fmt.Sprintf(`{"id":"big","name":"Big","stock":%d}`, n))
 
 	// Orders are made through the engine, concurrently, so they commit in
