@@ -37,7 +37,16 @@ go build -o "$work/ceiling" ./bench/ceiling
 
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 # rps URL SALE -> requests/s of one wrk run
-rps() { wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua "$1" -- "$2" | awk '/^Requests\/sec/ {print $2}'; }
+# rps URL SALE PID -> "requests/s cpu-µs-per-answer" of one wrk run against
+# the server PID
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rps() {
+  local t0 out t1
+  t0=$(ticks "$3")
+  out=$(wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua "$1" -- "$2")
+  t1=$(ticks "$3")
+  awk -v dt=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '/requests in/ {n=$1} /^Requests\/sec/ {r=$2} END {printf "%s %.1f\n", r, dt/hz*1e6/n}' <<<"$out"
+}
 token=ab-admin-token-0123456789
 # surge BIN SCENARIO -> requests/s of BIN on the scenario (soldout|reserve)
 surge_rps() {
@@ -53,18 +62,20 @@ surge_rps() {
   else
     curl -fs "${auth[@]}" -X POST http://127.0.0.1:8095/v1/sales -d '{"id":"s","name":"reserve-heavy","stock":1000000000}' >/dev/null
   fi
-  rps http://127.0.0.1:8095 s
+  rps http://127.0.0.1:8095 s "$pid"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 }
 
-declare -A runs
+declare -A runs cpu
+# record KEY "rps cpu": one run's figures
+record() { runs[$1]+="${2% *} "; cpu[$1]+="${2#* } "; }
 "$work/ceiling" -addr 127.0.0.1:8096 & cpid=$!
 wait_up http://127.0.0.1:8096/
 for r in $(seq "$ROUNDS"); do
-  runs[ceiling]+="$(rps http://127.0.0.1:8096 s) "
+  record ceiling "$(rps http://127.0.0.1:8096 s "$cpid")"
   for sc in soldout reserve; do
-    runs[a-$sc]+="$(surge_rps "$work/a" $sc) "
-    runs[b-$sc]+="$(surge_rps "$work/b" $sc) "
+    record a-$sc "$(surge_rps "$work/a" $sc)"
+    record b-$sc "$(surge_rps "$work/b" $sc)"
   done
   echo "round $r done" >&2
 done
@@ -74,12 +85,14 @@ median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (
 c=$(median "${runs[ceiling]}")
 printf '\nwrk -t1 -c%s -d%s, %s rounds (median), %s, A=%s B=%s, %s cores\n\n' "$CONNS" "$DUR" "$ROUNDS" "$(date -u +%F)" \
   "$(git rev-parse --short "$REV_A")" "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)"
-printf '| target | requests/s (runs) | median | ratio to ceiling |\n|---|---|---:|---:|\n'
-printf '| ceiling: minimal net/http handler | %s | %s | 1.00 |\n' "${runs[ceiling]}" "$c"
-for k in a-soldout b-soldout a-reserve b-reserve; do
+printf '| target | requests/s (runs) | median | ratio to ceiling | server CPU µs/answer (runs) | median |\n|---|---|---:|---:|---|---:|\n'
+for k in ceiling a-soldout b-soldout a-reserve b-reserve; do
   m=$(median "${runs[$k]}")
-  printf '| %s | %s | %s | %.3f |\n' "$k" "${runs[$k]}" "$m" "$(echo "$m / $c" | bc -l)"
+  name=$k; [ "$k" = ceiling ] && name="ceiling: minimal net/http handler"
+  printf '| %s | %s | %s | %.3f | %s | %s |\n' "$name" "${runs[$k]}" "$m" "$(echo "$m / $c" | bc -l)" "${cpu[$k]}" "$(median "${cpu[$k]}")"
 done
 for sc in soldout reserve; do
-  printf '%s: B/A = %.3f\n' "$sc" "$(echo "$(median "${runs[b-$sc]}") / $(median "${runs[a-$sc]}")" | bc -l)"
+  printf '%s: B/A = %.3f requests/s, %.3f CPU per answer\n' "$sc" \
+    "$(echo "$(median "${runs[b-$sc]}") / $(median "${runs[a-$sc]}")" | bc -l)" \
+    "$(echo "$(median "${cpu[b-$sc]}") / $(median "${cpu[a-$sc]}")" | bc -l)"
 done
