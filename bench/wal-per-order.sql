@@ -1,0 +1,35 @@
+-- WAL and disk bytes per order in PostgreSQL (docs/capacity.md): a scratch
+-- schema with the real orders table and its indexes (migrations 001, 003),
+-- 200 commits of 60 orders; prints wal_bytes_per_order|disk_bytes_per_order.
+-- psql -h 127.0.0.1 -U postgres -d test -qAt -f bench/wal-per-order.sql
+DROP SCHEMA IF EXISTS capmeasure CASCADE;
+CREATE SCHEMA capmeasure;
+SET search_path = capmeasure;
+CREATE TABLE orders (
+    seq        bigserial NOT NULL,
+    id         text PRIMARY KEY,
+    sale_id    text NOT NULL,
+    user_id    text NOT NULL,
+    quantity   bigint NOT NULL CHECK (quantity > 0),
+    status     text NOT NULL CHECK (status IN ('reserved', 'paid', 'cancelled', 'expired')),
+    idem_key   text,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    updated_at timestamptz
+);
+CREATE UNIQUE INDEX orders_idem ON orders (sale_id, user_id, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX orders_by_sale ON orders (sale_id, seq);
+CREATE INDEX orders_due ON orders (expires_at) WHERE status = 'reserved';
+CREATE INDEX orders_by_user ON orders (sale_id, user_id);
+CHECKPOINT;
+SELECT pg_current_wal_insert_lsn() AS l0 \gset
+-- 200 commits of 60 rows, like the measured batches; random 16-byte ids
+DO $$ BEGIN FOR b IN 1..200 LOOP
+  INSERT INTO capmeasure.orders (id, sale_id, user_id, quantity, status, idem_key, created_at, expires_at)
+  SELECT 'o_' || md5(random()::text), 'phone-drop', 'user-' || md5(random()::text), 1, 'reserved', 'key-' || md5(random()::text), now(), now() + interval '15 minutes'
+  FROM generate_series(1, 60);
+  COMMIT;
+END LOOP; END $$;
+SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'l0') / 12000.0 AS wal_bytes_per_order,
+       pg_total_relation_size('capmeasure.orders') / 12000.0 AS disk_bytes_per_order;
+DROP SCHEMA capmeasure CASCADE;
