@@ -27,6 +27,7 @@ Usage:
   surge sale create [flags]    create a sale on a running server
   surge sale list [flags]      list sales
   surge sale get ID [flags]    show one sale
+  surge backup --to FILE       copy the embedded database, also while serve runs
   surge version                print the version
 
 Run 'surge COMMAND --help' for the flags of a command. Every flag can also be
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = demo(ctx, args[1:], stdout, stderr)
+	case "backup":
+		err = backupCmd(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "surge", buildVersion())
 	case "help", "-h", "--help", "-help":

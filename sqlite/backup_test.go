@@ -1,0 +1,118 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// TestBackupWhileWriting takes a backup while buyers reserve, then opens
+// it as the database of a new directory: it loads (its quick check and
+// invariants pass), it holds every order confirmed before the backup
+// began, each as the live store holds it, and nothing the live store
+// does not.
+func TestBackupWhileWriting(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	const stock = 5000
+	if err := s.CreateSale(ctx, newSale(t, "s1", stock, 1)); err != nil {
+		t.Fatal(err)
+	}
+	buy := func(ctx context.Context, buyer string) (surge.Order, bool) {
+		out, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: buyer, Quantity: 1, IdempotencyKey: "k-" + buyer}}, t0)
+		if err != nil || out[0].Err != nil {
+			return surge.Order{}, false
+		}
+		return out[0].Order, true
+	}
+	var confirmed []surge.Order // before the backup began
+	for i := range 200 {
+		if o, ok := buy(ctx, fmt.Sprintf("before%d", i)); ok {
+			confirmed = append(confirmed, o)
+		}
+	}
+	// Buyers go on while the backup runs.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				buy(ctx, fmt.Sprintf("during%d-%d", w, i))
+			}
+		})
+	}
+	to := filepath.Join(t.TempDir(), "backup.db")
+	info, err := sqlite.Backup(ctx, dir, to)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if info.Sales != 1 || info.Orders < int64(len(confirmed)) {
+		t.Errorf("Backup = %+v; want 1 sale and at least %d orders", info, len(confirmed))
+	}
+	if _, err := sqlite.Backup(ctx, dir, to); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("a second Backup to the same file: %v; want it refused", err)
+	}
+
+	live := make(map[string]surge.Order)
+	if err := s.Orders(ctx, "s1", func(o surge.Order) error { live[o.ID] = o; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	restored := t.TempDir()
+	b, err := os.ReadFile(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(restored, sqlite.FileName), b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, restored)
+	defer r.Close()
+	got := make(map[string]surge.Order)
+	var units int64
+	if err := r.Orders(ctx, "s1", func(o surge.Order) error {
+		got[o.ID] = o
+		units += o.Quantity
+		if l, ok := live[o.ID]; !ok || l.UserID != o.UserID || l.IdempotencyKey != o.IdempotencyKey || l.Quantity != o.Quantity {
+			t.Errorf("order %+v of the backup is %+v in the live store", o, l)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(got)) != info.Orders {
+		t.Errorf("the restored store holds %d orders, the backup counted %d", len(got), info.Orders)
+	}
+	for _, o := range confirmed {
+		if _, ok := got[o.ID]; !ok {
+			t.Errorf("order %s, confirmed before the backup began, is missing from it", o.ID)
+		}
+	}
+	if rem, err := r.Remaining(ctx, "s1"); err != nil || rem != stock-units {
+		t.Errorf("restored remaining = %d, %v; want %d", rem, err, stock-units)
+	}
+	t.Logf("backup of %d orders (%d bytes); the live store went on to %d", info.Orders, info.Bytes, len(live))
+
+	// With no store open (no -shm, no -wal), the backup is the whole database.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := sqlite.Backup(ctx, dir, filepath.Join(t.TempDir(), "stopped.db")); err != nil || info.Orders != int64(len(live)) {
+		t.Errorf("Backup of a stopped store = %+v, %v; want %d orders", info, err, len(live))
+	}
+}
