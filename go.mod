@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	github.com/MicahParks/jwkset v0.11.4
 	github.com/chromedp/chromedp v0.23.1
 	github.com/cloudflare/tableflip v1.2.3
 	github.com/exaring/otelpgx v0.13.0

@@ -1,7 +1,7 @@
 package http
 
 import (
-	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -26,9 +26,16 @@ type identity struct {
 // Config.JWTSecret: public keys that sign them, and the issuer and audience
 // they must name. The zero value adds nothing.
 type BuyerAuth struct {
-	// JWKS, when set, accepts EdDSA tokens signed by its Ed25519 keys and
-	// RS256 tokens signed by its RSA keys, the key picked by the token's kid.
+	// JWKS, when set, accepts EdDSA tokens signed by its Ed25519 keys, RS256
+	// tokens signed by its RSA keys and ES256 tokens signed by its P-256
+	// keys, the key picked by the token's kid.
 	JWKS *JWKS
+	// JWKSFile is the file JWKS was read from: Server.ReloadKeys reads it
+	// again. Empty: JWKS is fixed.
+	JWKSFile string
+	// Remote, when set, is a key set fetched from a URL and kept fresh
+	// ([FetchJWKS]); it takes the place of JWKS, which must then be nil.
+	Remote *RemoteJWKS
 	// Issuer, when set, is the iss claim every buyer token must carry.
 	Issuer string
 	// Audience, when set, must be the token's aud claim or one of its values.
@@ -55,54 +62,36 @@ type authOptions struct {
 	// jwtSecret enables HS256 buyer tokens.
 	jwtSecret []byte
 	buyer     BuyerAuth
+	// cacheSlots sizes the cache of verified tokens (0: the default).
+	cacheSlots int
+	// now is the clock of token validity (nil: time.Now); tests move it.
+	now func() time.Time
 }
 
 // authenticator resolves identities. Admin requests carry the admin token
 // as a bearer token; buyers carry a JWT whose sub is their id (HS256 with
-// the shared secret, or EdDSA/RS256 with a key of the JWKS), or, in
+// the shared secret, or EdDSA/RS256/ES256 with a key of the JWKS), or, in
 // development mode only, an X-User-ID header.
 type authenticator struct {
 	adminHash  [32]byte
 	noAdmin    bool // the public listener of a split deployment: no token is admin
 	userHeader bool
-	hmacKey    []byte // empty: HS256 is refused
-	keys       *JWKS  // nil: EdDSA and RS256 are refused
-	parser     *jwt.Parser
+	// buyers verifies buyer tokens; the listeners' copies share it, so a
+	// key reload reaches them all.
+	buyers *buyerKeys
 }
 
 // newAuthenticatorOptions builds an authenticator. The accepted algorithms
-// are exactly those configured: HS256 if there is a secret, EdDSA and
-// RS256 if the JWKS has keys of those types. Nothing else, alg none
-// included, ever reaches signature verification.
+// are exactly those configured: HS256 if there is a secret, EdDSA, RS256
+// and ES256 if the JWKS has keys of those types (all three with a fetched
+// set, whose keys change). Nothing else, alg none included, ever reaches
+// signature verification.
 func newAuthenticatorOptions(o authOptions) *authenticator {
-	a := &authenticator{
+	return &authenticator{
 		adminHash:  sha256.Sum256([]byte(o.adminToken)),
 		userHeader: o.userHeader,
-		hmacKey:    bytes.Clone(o.jwtSecret),
-		keys:       o.buyer.JWKS,
+		buyers:     newBuyerKeys(o),
 	}
-	var algs []string
-	if len(a.hmacKey) > 0 {
-		algs = append(algs, algHS256)
-	}
-	algs = append(algs, a.keys.algorithms()...)
-	if len(algs) == 0 {
-		return a // no buyer tokens: verifyJWT answers errNoJWT
-	}
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(algs),
-		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(jwtLeeway),
-		jwt.WithStrictDecoding(),
-	}
-	if o.buyer.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(o.buyer.Issuer))
-	}
-	if o.buyer.Audience != "" {
-		opts = append(opts, jwt.WithAudience(o.buyer.Audience))
-	}
-	a.parser = jwt.NewParser(opts...)
-	return a
 }
 
 var (
@@ -123,11 +112,27 @@ func bearer(r *http.Request) (string, bool) {
 
 // isAdmin compares in constant time; hashing first hides the length too.
 func (a *authenticator) isAdmin(token string) bool {
+	return a.isAdminSum(tokenSum(token))
+}
+
+// tokenSum is the SHA-256 of a bearer token. A token of up to 1 KiB is
+// hashed from a copy on the stack: converting a string of more than 32
+// bytes to a []byte allocates, and this runs on every request.
+func tokenSum(tok string) [32]byte {
+	var buf [1 << 10]byte
+	if len(tok) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], tok)])
+	}
+	return sha256.Sum256([]byte(tok))
+}
+
+// isAdminSum is isAdmin given the token's SHA-256, which identify also
+// uses as the key of the verified-token cache.
+func (a *authenticator) isAdminSum(sum [32]byte) bool {
 	if a.noAdmin {
 		return false
 	}
-	h := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(h[:], a.adminHash[:]) == 1
+	return subtle.ConstantTimeCompare(sum[:], a.adminHash[:]) == 1
 }
 
 // admin authenticates an operator request.
@@ -145,10 +150,11 @@ func (a *authenticator) admin(r *http.Request) error {
 // identify authenticates a buyer or the operator.
 func (a *authenticator) identify(r *http.Request) (identity, error) {
 	if tok, ok := bearer(r); ok {
-		if a.isAdmin(tok) {
+		sum := tokenSum(tok)
+		if a.isAdminSum(sum) {
 			return identity{admin: true}, nil
 		}
-		user, err := a.verifyJWT(tok)
+		user, err := a.buyers.verify(tok, sum)
 		if err != nil {
 			return identity{}, err
 		}
@@ -237,49 +243,17 @@ func (c *buyerClaims) Validate() error {
 	return nil
 }
 
-// verificationKey returns the key that must have signed t. The algorithm
-// is already one of the accepted ones (the parser checks before calling);
-// each algorithm has its own key, so no key serves two algorithms.
-func (a *authenticator) verificationKey(t *jwt.Token) (any, error) {
-	if _, ok := t.Header["crit"]; ok {
-		// RFC 7515 §4.1.11: extensions we do not understand must be refused.
-		return nil, errors.New("critical header parameters are not supported")
-	}
-	switch alg := t.Method.Alg(); alg {
-	case algHS256:
-		if len(a.hmacKey) == 0 {
-			return nil, errors.New("HS256 is not accepted")
-		}
-		return a.hmacKey, nil
-	case algEdDSA, algRS256:
-		if a.keys.Len() == 0 {
-			return nil, fmt.Errorf("%s is not accepted", alg)
-		}
-		kid, hasKid := t.Header["kid"]
-		s, ok := kid.(string)
-		if hasKid && !ok {
-			return nil, errors.New("kid must be a string")
-		}
-		return a.keys.lookup(s, hasKid, alg)
-	default:
-		return nil, fmt.Errorf("%s is not accepted", alg)
-	}
+// ReloadKeys reads the buyer-token keys again from where they came (the
+// JWKS file of BuyerAuth.JWKSFile, the URL of BuyerAuth.Remote) and puts
+// them in force at once on every listener, forgetting every cached token:
+// cmd/surge calls it on SIGHUP. If a source fails, nothing changes and the
+// error says why.
+func (s *Server) ReloadKeys(ctx context.Context) error {
+	return s.auth.buyers.reload(ctx)
 }
 
-// verifyJWT checks a buyer token and returns its subject.
-func (a *authenticator) verifyJWT(tok string) (string, error) {
-	if a.parser == nil {
-		return "", errNoJWT
-	}
-	if len(tok) > maxTokenLen {
-		return "", errBadToken
-	}
-	var claims buyerClaims
-	if _, err := a.parser.ParseWithClaims(tok, &claims, a.verificationKey); err != nil {
-		return "", errBadToken
-	}
-	if !surge.ValidID(claims.Subject) {
-		return "", errors.New("token subject must be a user id matching [A-Za-z0-9_-]{1,64}")
-	}
-	return claims.Subject, nil
+// SetJWTSecret replaces the HS256 secret of buyer tokens (empty: HS256
+// tokens are refused) on every listener, forgetting every cached token.
+func (s *Server) SetJWTSecret(secret []byte) {
+	s.auth.buyers.setSecret(secret)
 }

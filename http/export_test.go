@@ -1,6 +1,7 @@
 package http
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -26,6 +27,11 @@ func (s *Server) UseBuyerAuth(b BuyerAuth) {
 		jwtSecret:  s.cfg.JWTSecret,
 		buyer:      b,
 	})
+}
+
+// verifyJWT checks a buyer token as identify does and returns its subject.
+func (a *authenticator) verifyJWT(tok string) (string, error) {
+	return a.buyers.verify(tok, sha256.Sum256([]byte(tok)))
 }
 
 // TestKeys are the signing keys of the tests. The set JWKS holds the
@@ -85,7 +91,7 @@ func loadTestRSA(tb testing.TB, path string) *rsa.PrivateKey {
 	return rk
 }
 
-// PublicJWK returns the JWK of an Ed25519 or RSA public key; kid "" leaves
+// PublicJWK returns the JWK of an Ed25519, RSA or ECDSA public key; kid "" leaves
 // the kid out.
 func PublicJWK(kid string, pub any) map[string]any {
 	enc := base64.RawURLEncoding
@@ -96,6 +102,14 @@ func PublicJWK(kid string, pub any) map[string]any {
 	case *rsa.PublicKey:
 		m = map[string]any{"kty": "RSA", "n": enc.EncodeToString(k.N.Bytes()),
 			"e": enc.EncodeToString(big.NewInt(int64(k.E)).Bytes())}
+	case *ecdsa.PublicKey:
+		b, err := k.Bytes() // 0x04 || x || y
+		if err != nil {
+			panic(err)
+		}
+		n := (len(b) - 1) / 2
+		m = map[string]any{"kty": "EC", "crv": k.Curve.Params().Name,
+			"x": enc.EncodeToString(b[1 : 1+n]), "y": enc.EncodeToString(b[1+n:])}
 	default:
 		panic("PublicJWK: unsupported key type")
 	}

@@ -2,7 +2,9 @@ package http
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -29,10 +31,17 @@ const (
 	algHS256 = "HS256"
 	algEdDSA = "EdDSA"
 	algRS256 = "RS256"
+	algES256 = "ES256"
 )
 
+// errUnusableKey marks a key Surge cannot verify with (another use, type or
+// curve): a file holding one is refused, a fetched set skips it
+// (identity providers publish encryption keys beside signing ones).
+var errUnusableKey = errors.New("unusable key")
+
 // JWKS is a set of public keys that verify buyer JWTs: Ed25519 keys (kty
-// OKP) verify EdDSA tokens and RSA keys verify RS256 tokens. A token picks
+// OKP) verify EdDSA tokens, RSA keys RS256 tokens and P-256 keys (kty EC)
+// ES256 tokens. A token picks
 // its key by kid; a kid is optional only when the set holds one key. Build
 // it with [ParseJWKS] or [LoadJWKS]; it is immutable afterwards.
 type JWKS struct {
@@ -42,8 +51,8 @@ type JWKS struct {
 // jwk is one verified public key.
 type jwk struct {
 	kid string
-	alg string // algEdDSA or algRS256
-	key any    // ed25519.PublicKey or *rsa.PublicKey
+	alg string // algEdDSA, algRS256 or algES256
+	key any    // ed25519.PublicKey, *rsa.PublicKey or *ecdsa.PublicKey
 }
 
 // LoadJWKS reads a JWKS file (RFC 7517 JSON: {"keys":[...]}).
@@ -76,6 +85,7 @@ type rawJWK struct {
 	KeyOps []string `json:"key_ops"`
 	Crv    string   `json:"crv"`
 	X      string   `json:"x"`
+	Y      string   `json:"y"`
 	N      string   `json:"n"`
 	E      string   `json:"e"`
 }
@@ -84,6 +94,13 @@ type rawJWK struct {
 // signing key Surge supports; anything else is an error, never skipped, so
 // a key set means exactly what it says.
 func ParseJWKS(data []byte) (*JWKS, error) {
+	return parseJWKS(data, false)
+}
+
+// parseJWKS parses a key set; skipUnusable drops the keys that are no
+// signing keys Surge supports instead of refusing the set (private key
+// material is refused all the same).
+func parseJWKS(data []byte, skipUnusable bool) (*JWKS, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
@@ -95,11 +112,14 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 		return nil, errors.New("jwks: trailing data after the key set")
 	}
 	if len(doc.Keys) == 0 {
-		return nil, errors.New(`jwks: no keys (want {"keys":[...]} with at least one key)`)
+		return nil, errNoKeys
 	}
 	ks := &JWKS{keys: make([]jwk, 0, len(doc.Keys))}
 	for i, raw := range doc.Keys {
 		k, err := parseJWK(raw)
+		if skipUnusable && errors.Is(err, errUnusableKey) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("jwks: key %d: %w", i, err)
 		}
@@ -111,8 +131,13 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 		}
 		ks.keys = append(ks.keys, k)
 	}
+	if len(ks.keys) == 0 {
+		return nil, errNoKeys
+	}
 	return ks, nil
 }
+
+var errNoKeys = errors.New(`jwks: no keys (want {"keys":[...]} with at least one signing key)`)
 
 func parseJWK(raw json.RawMessage) (jwk, error) {
 	var members map[string]json.RawMessage
@@ -139,15 +164,15 @@ func parseJWK(raw json.RawMessage) (jwk, error) {
 		k.kid = *r.Kid
 	}
 	if r.Use != nil && *r.Use != "sig" {
-		return jwk{}, fmt.Errorf("use %q: only signature keys (use \"sig\") verify tokens", *r.Use)
+		return jwk{}, fmt.Errorf("%w: use %q: only signature keys (use \"sig\") verify tokens", errUnusableKey, *r.Use)
 	}
 	if r.KeyOps != nil && !slices.Contains(r.KeyOps, "verify") {
-		return jwk{}, errors.New(`key_ops does not allow "verify"`)
+		return jwk{}, fmt.Errorf(`%w: key_ops does not allow "verify"`, errUnusableKey)
 	}
 	switch r.Kty {
 	case "OKP":
 		if r.Crv != "Ed25519" {
-			return jwk{}, fmt.Errorf("OKP curve %q is not supported (only Ed25519)", r.Crv)
+			return jwk{}, fmt.Errorf("%w: OKP curve %q is not supported (only Ed25519)", errUnusableKey, r.Crv)
 		}
 		x, err := base64.RawURLEncoding.Strict().DecodeString(r.X)
 		if err != nil || len(x) != ed25519.PublicKeySize {
@@ -160,13 +185,19 @@ func parseJWK(raw json.RawMessage) (jwk, error) {
 			return jwk{}, err
 		}
 		k.alg, k.key = algRS256, key
+	case "EC":
+		key, err := p256PublicKey(r.Crv, r.X, r.Y)
+		if err != nil {
+			return jwk{}, err
+		}
+		k.alg, k.key = algES256, key
 	case "":
 		return jwk{}, errors.New("missing kty")
 	default:
-		return jwk{}, fmt.Errorf("key type %q is not supported (OKP with crv Ed25519, or RSA)", r.Kty)
+		return jwk{}, fmt.Errorf("%w: key type %q is not supported (OKP with crv Ed25519, RSA, or EC with crv P-256)", errUnusableKey, r.Kty)
 	}
 	if r.Alg != nil && *r.Alg != k.alg {
-		return jwk{}, fmt.Errorf("alg %q does not match the key: a %s key verifies %s only", *r.Alg, r.Kty, k.alg)
+		return jwk{}, fmt.Errorf("%w: alg %q does not match the key: a %s key verifies %s only", errUnusableKey, *r.Alg, r.Kty, k.alg)
 	}
 	return k, nil
 }
@@ -193,6 +224,25 @@ func rsaPublicKey(n64, e64 string) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("RSA exponent %d is not an odd number from 3 to %d", e, maxRSAExponent)
 	}
 	return &rsa.PublicKey{N: n, E: int(e)}, nil
+}
+
+// p256PublicKey checks and builds a P-256 public key (RFC 7518 §6.2.1):
+// x and y of exactly 32 bytes each, a point on the curve.
+func p256PublicKey(crv, x64, y64 string) (*ecdsa.PublicKey, error) {
+	if crv != "P-256" {
+		return nil, fmt.Errorf("%w: EC curve %q is not supported (only P-256, for ES256)", errUnusableKey, crv)
+	}
+	enc := base64.RawURLEncoding.Strict()
+	x, errX := enc.DecodeString(x64)
+	y, errY := enc.DecodeString(y64)
+	if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+		return nil, errors.New("x and y must be 32-byte P-256 coordinates, base64url without padding")
+	}
+	key, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		return nil, fmt.Errorf("not a P-256 public key: %w", err)
+	}
+	return key, nil
 }
 
 // Len returns the number of keys.

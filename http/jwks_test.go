@@ -49,6 +49,11 @@ func TestParseJWKS(t *testing.T) {
 	k := LoadTestKeys(t)
 	ed := PublicJWK("ed", k.Ed25519.Public())
 	rs := PublicJWK("rsa", &k.RSA.PublicKey)
+	p256, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := PublicJWK("ec", &p256.PublicKey)
 	enc := base64.RawURLEncoding
 
 	t.Run("valid", func(t *testing.T) {
@@ -58,6 +63,8 @@ func TestParseJWKS(t *testing.T) {
 			algs []string
 		}{
 			{"ed25519 and rsa", jwksDoc(t, ed, rs), []string{algEdDSA, algRS256}},
+			{"ed25519, rsa and P-256", jwksDoc(t, ed, rs, es), []string{algEdDSA, algRS256, algES256}},
+			{"P-256 with use, alg and key_ops", jwksDoc(t, with(es, "use", "sig", "alg", "ES256", "key_ops", []string{"verify"})), []string{algES256}},
 			{"one key without kid", jwksDoc(t, with(ed, "kid", nil)), []string{algEdDSA}},
 			{"use, alg and key_ops", jwksDoc(t, with(rs, "use", "sig", "alg", "RS256", "key_ops", []string{"verify"})), []string{algRS256}},
 			{"ed25519 alg EdDSA", jwksDoc(t, with(ed, "alg", "EdDSA")), []string{algEdDSA}},
@@ -74,11 +81,13 @@ func TestParseJWKS(t *testing.T) {
 		}
 	})
 
+	var ec *ecdsa.PrivateKey
 	weakRSA := map[string]any{"kty": "RSA", "kid": "weak", "n": enc.EncodeToString(k.RSA.N.Bytes()[:128]), "e": "AQAB"}
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ec, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	for _, c := range []struct {
 		name string
 		doc  []byte
@@ -100,8 +109,14 @@ func TestParseJWKS(t *testing.T) {
 		{"private rsa key", jwksDoc(t, with(rs, "d", "AQAB", "p", "AQAB")), "private"},
 		{"symmetric key", jwksDoc(t, map[string]any{"kty": "oct", "k": "c2VjcmV0"}), "private or symmetric"},
 		{"oct without k", jwksDoc(t, map[string]any{"kty": "oct"}), "not supported"},
-		{"EC key", jwksDoc(t, map[string]any{"kty": "EC", "crv": "P-256",
-			"x": enc.EncodeToString(ec.X.Bytes()), "y": enc.EncodeToString(ec.Y.Bytes())}), "not supported"},
+		{"P-384 key", jwksDoc(t, PublicJWK("p384", &ec.PublicKey)), "not supported"},
+		{"P-256 key with P-384 coordinates", jwksDoc(t, with(PublicJWK("p384", &ec.PublicKey), "crv", "P-256")), "32-byte"},
+		{"P-256 point off the curve", jwksDoc(t, with(es, "y", es["x"])), "not a P-256 public key"},
+		{"P-256 without y", jwksDoc(t, with(es, "y", nil)), "32-byte"},
+		{"padded P-256 x", jwksDoc(t, with(es, "x", es["x"].(string)+"=")), "32-byte"},
+		{"private P-256 key", jwksDoc(t, with(es, "d", enc.EncodeToString(make([]byte, 32)))), "private"},
+		{"P-256 key for ES384", jwksDoc(t, with(es, "alg", "ES384")), "does not match"},
+		{"P-256 key for HS256", jwksDoc(t, with(es, "alg", "HS256")), "does not match"},
 		{"X25519 key", jwksDoc(t, with(ed, "crv", "X25519")), "not supported"},
 		{"Ed448 key", jwksDoc(t, with(ed, "crv", "Ed448")), "not supported"},
 		{"short x", jwksDoc(t, with(ed, "x", enc.EncodeToString(make([]byte, 31)))), "32-byte"},

@@ -111,7 +111,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", c.adminTokenFile, "file holding the admin token (a trailing newline is dropped); keeps it out of the command line")
 	fs.StringVar(&c.jwtSecret, "jwt-secret", c.jwtSecret, "HS256 secret (at least 32 bytes) that signs buyer JWTs (sub = user id, exp required)")
 	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", c.jwtSecretFile, "file holding the HS256 secret of buyer JWTs (a trailing newline is dropped)")
-	fs.StringVar(&c.jwksFile, "jwks-file", c.jwksFile, "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256; the token's kid picks the key")
+	fs.StringVar(&c.jwksFile, "jwks-file", c.jwksFile, "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256, P-256 keys ES256; the token's kid picks the key (read again on reload)")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", c.jwtIssuer, "if set, buyer JWTs must carry this iss claim")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", c.jwtAudience, "if set, buyer JWTs must carry this aud claim (or list it)")
 	fs.BoolVar(&c.insecureUserHeader, "insecure-user-header", c.insecureUserHeader, "trust the X-User-ID header as the buyer (development and benchmarks only)")
@@ -293,7 +293,7 @@ func (c serveConfig) buyerAuth() (surgehttp.BuyerAuth, error) {
 		if err != nil {
 			return surgehttp.BuyerAuth{}, err
 		}
-		b.JWKS = ks
+		b.JWKS, b.JWKSFile = ks, c.jwksFile
 	}
 	return b, nil
 }

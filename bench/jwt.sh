@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Buyers with JWTs on the sold-out path, side by side with the minimal
+# handler in one run on this machine (issue 14: >= 0.85 of it). Each round
+# runs, with the same wrk settings: the ceiling handler, then for builds A
+# and B (interleaved, so drift of the shared machine hits both alike) a
+# fresh `surge serve --jwt-secret` whose sold-out sale is hit by buyers
+# each carrying a distinct HS256 token (bench/jwt.lua cycles through
+# TOKENS of them, as retrying buyers do). The table gives each target's
+# runs, median, and the median of the per-round ratios to the ceiling.
+# PROFILE=FILE also saves a 5 s CPU profile of B under load (last round).
+# Usage: bench/jwt.sh REV_A [REV_B=working tree] [duration=5s] [connections=64] [rounds=3]
+#   A revision is anything git understands; "." is the working tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REV_A=${1:?usage: bench/jwt.sh REV_A [REV_B] [duration] [connections] [rounds]}
+REV_B=${2:-.}
+DUR=${3:-5s}
+CONNS=${4:-64}
+ROUNDS=${5:-3}
+TOKENS=${TOKENS:-10000}
+PORT=${PORT:-18391}
+for tool in wrk bc curl; do
+  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
+done
+work=$(mktemp -d)
+pid=
+cpid=
+cleanup() { for p in $pid $cpid; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+build() {
+  if [ "$1" = . ]; then go build -o "$2" ./cmd/surge; return; fi
+  local src="$work/src-$(basename "$2")"
+  mkdir -p "$src" && git archive "$1" | tar -x -C "$src"
+  (cd "$src" && go build -o "$2" ./cmd/surge)
+}
+build "$REV_A" "$work/a"
+if [ "$REV_B" = "$REV_A" ] && [ "$REV_A" != . ]; then cp "$work/a" "$work/b"; else build "$REV_B" "$work/b"; fi
+go build -o "$work/ceiling" ./bench/ceiling
+go build -o "$work/tokens" ./bench/tokens
+secret=jwt-bench-secret-0123456789abcdef0123456789
+"$work/tokens" -n "$TOKENS" -secret "$secret" >"$work/tokens.txt"
+
+wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
+rps() { wrk -t1 -c"$CONNS" -d"$DUR" -s bench/jwt.lua "$1" -- s "$work/tokens.txt" | awk '/^Requests\/sec/ {print $2}'; }
+token=jwt-bench-admin-token-0123456789
+# surge_rps BIN [PROFILE_OUT] -> requests/s of BIN's sold-out path with JWT buyers
+surge_rps() {
+  rm -rf "$work/data"
+  "$1" serve --http-addr 127.0.0.1:$PORT --data-dir "$work/data" --admin-token "$token" \
+    --jwt-secret "$secret" --log-level warn --debug-addr 127.0.0.1:$((PORT + 2)) >"$work/surge.log" 2>&1 &
+  pid=$!
+  wait_up http://127.0.0.1:$PORT/readyz
+  curl -fs -H "Authorization: Bearer $token" -X POST http://127.0.0.1:$PORT/v1/sales -d '{"id":"s","name":"sold out","stock":1}' >/dev/null
+  curl -fs -H "Authorization: Bearer $(head -1 "$work/tokens.txt")" -X POST http://127.0.0.1:$PORT/v1/sales/s/purchases >/dev/null
+  local prof=
+  if [ -n "${2:-}" ]; then
+    (sleep 1; curl -fs -o "$2" -H "Authorization: Bearer $token" "http://127.0.0.1:$((PORT + 2))/debug/pprof/profile?seconds=3") &
+    prof=$!
+  fi
+  rps http://127.0.0.1:$PORT
+  [ -z "$prof" ] || wait "$prof"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+}
+
+declare -A runs
+"$work/ceiling" -addr 127.0.0.1:$((PORT + 1)) & cpid=$!
+wait_up http://127.0.0.1:$((PORT + 1))/
+ra=() rb=()
+for r in $(seq "$ROUNDS"); do
+  c=$(rps http://127.0.0.1:$((PORT + 1)))
+  a=$(surge_rps "$work/a")
+  prof=
+  [ "$r" = "$ROUNDS" ] && [ -n "${PROFILE:-}" ] && prof=$PROFILE
+  b=$(surge_rps "$work/b" "$prof")
+  runs[ceiling]+="$c " runs[a]+="$a " runs[b]+="$b "
+  ra+=("$(echo "$a / $c" | bc -l)") rb+=("$(echo "$b / $c" | bc -l)")
+  echo "round $r: ceiling $c, A $a, B $b" >&2
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+printf '\nwrk -t1 -c%s -d%s -s bench/jwt.lua, %s distinct HS256 buyer tokens, %s rounds, %s, A=%s B=%s, %s cores\n\n' \
+  "$CONNS" "$DUR" "$TOKENS" "$ROUNDS" "$(date -u '+%F %H:%M UTC')" "$(git rev-parse --short "$REV_A")" \
+  "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)"
+printf '| target | requests/s (runs) | median | median ratio to ceiling (per round) |\n|---|---|---:|---:|\n'
+printf '| ceiling: minimal net/http handler | %s | %s | 1.00 |\n' "${runs[ceiling]}" "$(median "${runs[ceiling]}")"
+printf '| A: sold-out, JWT buyers | %s | %s | %.3f |\n' "${runs[a]}" "$(median "${runs[a]}")" "$(median "${ra[*]}")"
+printf '| B: sold-out, JWT buyers | %s | %s | %.3f |\n' "${runs[b]}" "$(median "${runs[b]}")" "$(median "${rb[*]}")"

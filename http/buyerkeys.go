@@ -1,0 +1,218 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/surgehq/surge"
+)
+
+// buyerKeys verifies buyer tokens: the keys in force, swapped whole when
+// they change, and a cache of the tokens they verified.
+type buyerKeys struct {
+	cur atomic.Pointer[keyState]
+	// remote, when set, holds the key set in force (it replaces the
+	// JWKS of keyState) and refreshes it by itself.
+	remote *RemoteJWKS
+	// file is re-read by reload; "" when the set is fixed or remote.
+	file  string
+	cache *tokenCache
+	now   func() time.Time
+	// mu serializes reloads (never taken on a request).
+	mu sync.Mutex
+}
+
+// keyState is one generation of keys: what a reload replaces. A cached
+// token is good only under the state (and remote set) that verified it.
+type keyState struct {
+	hmacKey []byte // empty: HS256 is refused
+	jwks    *JWKS  // nil: no local key set
+	// parser is nil when no algorithm is accepted at all.
+	parser           *jwt.Parser
+	issuer, audience string
+}
+
+func newBuyerKeys(o authOptions) *buyerKeys {
+	b := o.buyer
+	k := &buyerKeys{remote: b.Remote, file: b.JWKSFile, cache: newTokenCache(o.cacheSlots), now: o.now}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	k.cur.Store(k.newState(bytes.Clone(o.jwtSecret), b.JWKS, b.Issuer, b.Audience))
+	return k
+}
+
+// newState builds the parser of a key generation. The accepted algorithms
+// are HS256 with a secret, plus those of the local key set's keys, or all
+// of EdDSA, RS256 and ES256 with a remote set (lookup ties every key to
+// its own algorithm).
+func (k *buyerKeys) newState(secret []byte, ks *JWKS, iss, aud string) *keyState {
+	st := &keyState{hmacKey: secret, jwks: ks, issuer: iss, audience: aud}
+	var algs []string
+	if len(secret) > 0 {
+		algs = append(algs, algHS256)
+	}
+	if k.remote != nil {
+		algs = append(algs, algEdDSA, algRS256, algES256)
+	} else {
+		algs = append(algs, ks.algorithms()...)
+	}
+	if len(algs) == 0 {
+		return st // no buyer tokens: verify answers errNoJWT
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(jwtLeeway),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(k.now),
+	}
+	if iss != "" {
+		opts = append(opts, jwt.WithIssuer(iss))
+	}
+	if aud != "" {
+		opts = append(opts, jwt.WithAudience(aud))
+	}
+	st.parser = jwt.NewParser(opts...)
+	return st
+}
+
+// reload reads the keys again from where they came (the JWKS file, the
+// JWKS URL) and makes every cached token unknown. On error nothing
+// changes.
+func (k *buyerKeys) reload(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old := k.cur.Load()
+	ks := old.jwks
+	if k.file != "" {
+		var err error
+		if ks, err = LoadJWKS(k.file); err != nil {
+			return err
+		}
+	}
+	if k.remote != nil {
+		if err := k.remote.Refresh(ctx); err != nil {
+			return err
+		}
+	}
+	k.cur.Store(k.newState(old.hmacKey, ks, old.issuer, old.audience))
+	return nil
+}
+
+// setSecret replaces the HS256 secret (empty refuses HS256 tokens) and
+// makes every cached token unknown.
+func (k *buyerKeys) setSecret(secret []byte) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old := k.cur.Load()
+	k.cur.Store(k.newState(bytes.Clone(secret), old.jwks, old.issuer, old.audience))
+}
+
+// verify checks a buyer token, whose SHA-256 is sum, and returns its
+// subject. A token verified before under the same keys is answered from
+// the cache, its exp and nbf checked again against the clock; any other
+// goes through the full check, and into the cache if it passes.
+func (k *buyerKeys) verify(tok string, sum [32]byte) (string, error) {
+	st := k.cur.Load()
+	if st.parser == nil {
+		return "", errNoJWT
+	}
+	remote := k.remote.current()
+	now := k.now().Unix()
+	if user, ok := k.cache.get(&sum, st, remote, now); ok {
+		return user, nil
+	}
+	if len(tok) > maxTokenLen {
+		return "", errBadToken
+	}
+	v := verification{keys: k, st: st, remote: remote}
+	var claims buyerClaims
+	if _, err := st.parser.ParseWithClaims(tok, &claims, v.key); err != nil {
+		return "", errBadToken
+	}
+	if !surge.ValidID(claims.Subject) {
+		return "", errors.New("token subject must be a user id matching [A-Za-z0-9_-]{1,64}")
+	}
+	notBefore, expires := validity(&claims)
+	k.cache.put(&sum, claims.Subject, notBefore, expires, st, v.remote)
+	return claims.Subject, nil
+}
+
+// validity is the span of Unix seconds in which a token with these
+// (already verified) claims is accepted, the clock skew included: from nbf
+// (or always) to before exp. The library keeps the dates in whole seconds,
+// so comparing seconds decides exactly as it does.
+func validity(c *buyerClaims) (notBefore, expires int64) {
+	skew := int64(jwtLeeway / time.Second)
+	notBefore = minUnixTime
+	if c.NotBefore != nil {
+		notBefore = c.NotBefore.Unix() - skew
+	}
+	return notBefore, c.ExpiresAt.Unix() + skew
+}
+
+// minUnixTime stands for "no nbf": before every clock reading.
+const minUnixTime = -1 << 62
+
+// verification is one token's check: the keys it may use, and the remote
+// set that verified it (a refresh for an unknown kid may replace it).
+type verification struct {
+	keys   *buyerKeys
+	st     *keyState
+	remote *JWKS
+}
+
+// key returns the key that must have signed t. The algorithm is already
+// one of the accepted ones (the parser checks before calling); each
+// algorithm has its own key, so no key serves two algorithms.
+func (v *verification) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 §4.1.11: extensions we do not understand must be refused.
+		return nil, errors.New("critical header parameters are not supported")
+	}
+	switch alg := t.Method.Alg(); alg {
+	case algHS256:
+		if len(v.st.hmacKey) == 0 {
+			return nil, errors.New("HS256 is not accepted")
+		}
+		return v.st.hmacKey, nil
+	case algEdDSA, algRS256, algES256:
+		kid, hasKid := t.Header["kid"]
+		s, ok := kid.(string)
+		if hasKid && !ok {
+			return nil, errors.New("kid must be a string")
+		}
+		if v.keys.remote == nil {
+			if v.st.jwks.Len() == 0 {
+				return nil, fmt.Errorf("%s is not accepted", alg)
+			}
+			return v.st.jwks.lookup(s, hasKid, alg)
+		}
+		key, err := v.remote.lookup(s, hasKid, alg)
+		if err != nil && hasKid && !v.remote.hasKid(s) {
+			// A kid we do not know may be a key the issuer just added:
+			// fetch the set again, at a bounded rate.
+			if fresh := v.keys.remote.refreshForUnknownKid(v.remote); fresh != nil {
+				v.remote = fresh
+				return fresh.lookup(s, hasKid, alg)
+			}
+		}
+		return key, err
+	default:
+		return nil, fmt.Errorf("%s is not accepted", alg)
+	}
+}
+
+// hasKid reports whether the set holds a key with this kid.
+func (ks *JWKS) hasKid(kid string) bool {
+	return slices.ContainsFunc(ks.all(), func(k jwk) bool { return k.kid == kid })
+}

@@ -1,0 +1,268 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"golang.org/x/time/rate"
+)
+
+// Defaults of a fetched key set.
+const (
+	DefaultJWKSRefresh    = 5 * time.Minute
+	DefaultJWKSMinRefetch = 30 * time.Second
+	defaultJWKSTimeout    = 10 * time.Second
+)
+
+// RemoteJWKSOptions tunes a fetched key set; the zero value is the
+// defaults.
+type RemoteJWKSOptions struct {
+	// Refresh is how often the set is fetched again (DefaultJWKSRefresh).
+	Refresh time.Duration
+	// MinRefetch is the least time between two fetches caused by tokens
+	// naming a kid the set lacks (DefaultJWKSMinRefetch), so a flood of
+	// made-up kids costs the key server one request per MinRefetch.
+	MinRefetch time.Duration
+	// Timeout bounds one fetch (10 s).
+	Timeout time.Duration
+	// Client makes the requests (a client with Timeout if nil).
+	Client *http.Client
+	// Logger reports refreshes that failed or changed the keys.
+	Logger *slog.Logger
+}
+
+// RemoteJWKS is a key set fetched from a URL (an identity provider's
+// jwks_uri) and kept fresh: fetched again every Refresh, and at once, at
+// most every MinRefetch, when a token names a kid the set lacks (the
+// issuer rotated keys). github.com/MicahParks/jwkset does the fetching on
+// its schedule; each fetched set is checked as a JWKS file is, except
+// that keys Surge cannot verify with (encryption keys, other curves) are
+// skipped. A fetch that fails, or a set that does not pass, leaves the
+// keys in force as they are; a set that passes replaces them whole.
+type RemoteJWKS struct {
+	url     string
+	ctx     context.Context
+	stop    context.CancelFunc
+	timeout time.Duration
+	log     *slog.Logger
+	// client is jwkset's HTTP client storage: KeyRead of an unknown kid
+	// makes it fetch again (its own limiter is unlimited: gate limits).
+	client jwkset.Storage
+	gate   *rate.Limiter
+	// cur is the set in force; doc the document it was built from, to
+	// tell a changed set from the same one fetched again (the sink's mu
+	// guards doc).
+	cur atomic.Pointer[JWKS]
+	doc []byte
+	mu  sync.Mutex // one fetch on demand at a time
+}
+
+// fetchErr is the context key under which a fetch on demand receives the
+// error jwkset hands to its refresh error handler.
+type fetchErr struct{}
+
+// FetchJWKS fetches the key set at url and keeps it fresh until ctx ends.
+// The first fetch must succeed and yield at least one usable key.
+func FetchJWKS(ctx context.Context, url string, o RemoteJWKSOptions) (*RemoteJWKS, error) {
+	if o.Refresh <= 0 {
+		o.Refresh = DefaultJWKSRefresh
+	}
+	if o.MinRefetch <= 0 {
+		o.MinRefetch = DefaultJWKSMinRefetch
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultJWKSTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	client := o.Client
+	if client == nil {
+		client = &http.Client{Timeout: o.Timeout}
+	}
+	limited := *client
+	limited.Transport = limitBody{next: client.Transport, max: maxJWKSFile}
+	// jwkset starts its refresh goroutine before the first fetch: a
+	// failed start must stop it.
+	ctx, cancel := context.WithCancel(ctx)
+	r := &RemoteJWKS{url: url, ctx: ctx, stop: cancel, timeout: o.Timeout, log: o.Logger,
+		gate: rate.NewLimiter(rate.Every(o.MinRefetch), 1)}
+	store, err := jwkset.NewStorageFromHTTP(url, jwkset.HTTPClientStorageOptions{
+		Client:      &limited,
+		Ctx:         ctx,
+		HTTPTimeout: o.Timeout,
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			if p, ok := ctx.Value(fetchErr{}).(*error); ok {
+				*p = err
+				return
+			}
+			r.log.Warn("jwks: refresh failed; the keys in force stay", "url", url, "err", err)
+		},
+		RefreshInterval: o.Refresh,
+		Storage:         &jwksSink{MemoryJWKSet: jwkset.NewMemoryStorage(), r: r},
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("jwks-url %s: %w", url, err)
+	}
+	r.client, err = jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{url: store},
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("jwks-url: %w", err)
+	}
+	return r, nil
+}
+
+// Close stops the scheduled refreshes; the keys in force stay.
+func (r *RemoteJWKS) Close() { r.stop() }
+
+// current returns the set in force; nil for a nil RemoteJWKS.
+func (r *RemoteJWKS) current() *JWKS {
+	if r == nil {
+		return nil
+	}
+	return r.cur.Load()
+}
+
+// Refresh fetches the set now, whatever the schedule, and returns why the
+// keys in force stayed if they did.
+func (r *RemoteJWKS) Refresh(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fetch(ctx)
+}
+
+// fetch has jwkset fetch the set (the sink applies it). Called with mu.
+func (r *RemoteJWKS) fetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	var failed error
+	ctx = context.WithValue(ctx, fetchErr{}, &failed)
+	// A kid no set can hold makes jwkset's client fetch every URL.
+	_, err := r.client.KeyRead(ctx, "\x00surge-refresh")
+	if failed != nil {
+		return fmt.Errorf("jwks-url %s: %w", r.url, failed)
+	}
+	if !errors.Is(err, jwkset.ErrKeyNotFound) {
+		return err
+	}
+	return nil
+}
+
+// refreshForUnknownKid fetches the set again for a token whose kid seen
+// lacks, unless the gate says a fetch happened too recently. It returns
+// the set in force if it is no longer seen (fetched by this call or by
+// another meanwhile), nil otherwise. Callers wait while another fetch is
+// running, at most the fetch timeout.
+func (r *RemoteJWKS) refreshForUnknownKid(seen *JWKS) *JWKS {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur := r.cur.Load(); cur != seen {
+		return cur
+	}
+	if !r.gate.Allow() {
+		return nil
+	}
+	if err := r.fetch(r.ctx); err != nil {
+		r.log.Warn("jwks: fetch for an unknown kid failed", "url", r.url, "err", err)
+	}
+	if cur := r.cur.Load(); cur != seen {
+		return cur
+	}
+	return nil
+}
+
+// apply checks a fetched set and puts it in force if it changed.
+func (r *RemoteJWKS) apply(keys []jwkset.JWK) error {
+	marshaled := make([]jwkset.JWKMarshal, len(keys))
+	for i, k := range keys {
+		marshaled[i] = k.Marshal()
+	}
+	doc, err := json.Marshal(jwkset.JWKSMarshal{Keys: marshaled})
+	if err != nil {
+		return fmt.Errorf("jwks: %w", err)
+	}
+	ks, err := parseJWKS(doc, true)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(doc, r.doc) {
+		return nil // the same keys: cached tokens stay good
+	}
+	old := r.cur.Load()
+	r.doc = doc
+	r.cur.Store(ks)
+	if old != nil {
+		r.log.Info("jwks: keys changed", "url", r.url, "keys", ks.Len())
+	}
+	return nil
+}
+
+// jwksSink is the storage jwkset writes each fetched set into: besides
+// keeping it (jwkset reads it back to find a kid), it applies it.
+type jwksSink struct {
+	*jwkset.MemoryJWKSet
+	r *RemoteJWKS
+	// mu orders applies: the scheduled refresh and an unknown-kid or
+	// reload fetch may write at once.
+	mu sync.Mutex
+}
+
+func (s *jwksSink) KeyReplaceAll(ctx context.Context, keys []jwkset.JWK) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.r.apply(keys); err != nil {
+		return err
+	}
+	return s.MemoryJWKSet.KeyReplaceAll(ctx, keys)
+}
+
+// limitBody refuses responses larger than max bytes, as LoadJWKS refuses
+// such files: jwkset decodes the body as it comes.
+type limitBody struct {
+	next http.RoundTripper
+	max  int64
+}
+
+func (l limitBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := l.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: l.max}
+	return resp, nil
+}
+
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("jwks: the key set is larger than %d bytes", maxJWKSFile)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
