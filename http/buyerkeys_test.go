@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	stdhttp "net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -339,5 +340,47 @@ func TestTokenCacheConcurrentReload(t *testing.T) {
 		if _, err := s.auth.verifyJWT(tokB[i]); err != nil {
 			t.Fatalf("token B %d: %v", i, err)
 		}
+	}
+}
+
+// BenchmarkBuyerToken is the cost of identifying a buyer by an HS256
+// token: cold (every token new: decode, claims, signature) and cached (the
+// buyer retries).
+func BenchmarkBuyerToken(b *testing.B) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	exp := time.Now().Add(time.Hour)
+	reqs := make([]*stdhttp.Request, 4096)
+	for i := range reqs {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": fmt.Sprintf("buyer-%d", i), "iat": time.Now().Unix(), "exp": exp.Unix()}).SignedString(secret)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs[i] = httptest.NewRequest("POST", "/v1/sales/s/purchases", nil)
+		reqs[i].Header.Set("Authorization", "Bearer "+tok)
+	}
+	for _, c := range []struct {
+		name  string
+		slots int
+	}{
+		{"cold", 2}, // 4096 tokens through 2 slots: every lookup misses
+		{"cached", 0},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			a := newAuthenticatorOptions(authOptions{adminToken: "admin-token-0123456789", jwtSecret: secret, cacheSlots: c.slots})
+			for _, r := range reqs {
+				if _, err := a.buyer(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := a.buyer(reqs[i&4095]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
 	}
 }
