@@ -273,4 +273,3 @@ func TestJWKSURLFetch(t *testing.T) {
 		}
 	})
 }
-

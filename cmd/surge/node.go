@@ -185,6 +185,13 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	store := b.store
 	undo = append(undo, func() { store.Close() })
+	if c.jwksURL != "" {
+		// Refreshed until ctx ends; a start that fails stops it at once.
+		if buyer.Remote, err = surgehttp.FetchJWKS(ctx, c.jwksURL, surgehttp.RemoteJWKSOptions{Refresh: c.jwksRefresh, Logger: log}); err != nil {
+			return nil, errUsage{"serve: --" + err.Error()}
+		}
+		undo = append(undo, buyer.Remote.Close)
+	}
 	room, err := c.waitingRoom(b, log)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,8 @@ type serveConfig struct {
 	jwtSecret          string
 	jwtSecretFile      string
 	jwksFile           string
+	jwksURL            string
+	jwksRefresh        time.Duration
 	jwtIssuer          string
 	jwtAudience        string
 	insecureUserHeader bool
@@ -99,6 +101,7 @@ func newServeConfig() serveConfig {
 		buckets:          1,
 		leaseTTL:         5 * time.Second,
 		confirmAfter:     10 * time.Second,
+		jwksRefresh:      surgehttp.DefaultJWKSRefresh,
 	}
 }
 
@@ -112,6 +115,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.jwtSecret, "jwt-secret", c.jwtSecret, "HS256 secret (at least 32 bytes) that signs buyer JWTs (sub = user id, exp required)")
 	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", c.jwtSecretFile, "file holding the HS256 secret of buyer JWTs (a trailing newline is dropped)")
 	fs.StringVar(&c.jwksFile, "jwks-file", c.jwksFile, "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256, P-256 keys ES256; the token's kid picks the key (read again on reload)")
+	fs.StringVar(&c.jwksURL, "jwks-url", c.jwksURL, "URL of the JWKS (an identity provider's jwks_uri) whose keys sign buyer JWTs; fetched at start, again every --jwks-refresh, and at once (at most every 30s) for a token whose kid it lacks; instead of --jwks-file")
+	fs.DurationVar(&c.jwksRefresh, "jwks-refresh", c.jwksRefresh, "how often the --jwks-url key set is fetched again")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", c.jwtIssuer, "if set, buyer JWTs must carry this iss claim")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", c.jwtAudience, "if set, buyer JWTs must carry this aud claim (or list it)")
 	fs.BoolVar(&c.insecureUserHeader, "insecure-user-header", c.insecureUserHeader, "trust the X-User-ID header as the buyer (development and benchmarks only)")
@@ -183,6 +188,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := c.buyerAuth(); err != nil {
 		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
 	}
+	if c.jwksURL != "" && (c.jwksFile != "" || c.jwksRefresh <= 0) {
+		return errUsage{"serve: give --jwks-url or --jwks-file, not both, and a positive --jwks-refresh"}
+	}
 	if _, err := c.limits(); err != nil {
 		return errUsage{"serve: " + err.Error()}
 	}
@@ -196,8 +204,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.insecureUserHeader {
 		log.Warn("--insecure-user-header is on: any client can act as any buyer by sending X-User-ID; never use it in production")
 	}
-	if c.jwtSecret == "" && c.jwksFile == "" && !c.insecureUserHeader {
-		log.Warn("no buyer authentication configured: set --jwt-secret or --jwks-file so buyers can purchase")
+	if c.jwtSecret == "" && c.jwksFile == "" && c.jwksURL == "" && !c.insecureUserHeader {
+		log.Warn("no buyer authentication configured: set --jwt-secret, --jwks-file or --jwks-url so buyers can purchase")
 	}
 
 	srv, err := startServer(ctx, c, log)
