@@ -1,16 +1,20 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/surgehq/surge"
@@ -188,46 +192,72 @@ type buyerClaims struct {
 	jwt.RegisteredClaims
 }
 
-// UnmarshalJSON reads the registered claims by their exact names. Claim
-// names are case-sensitive (RFC 7519 §4), but encoding/json matches struct
-// fields case-insensitively: {"exp":<future>,"EXP":<past>} would otherwise
-// mean whatever comes last. Duplicate names keep the last value, as RFC
-// 7519 allows.
+// UnmarshalJSON reads the registered claims by their exact names, in one
+// pass of the json/v2 decoder. Claim names are case-sensitive (RFC 7519
+// §4), but encoding/json matches struct fields case-insensitively:
+// {"exp":<future>,"EXP":<past>} would otherwise mean whatever comes last;
+// json/v2 matches names exactly. Duplicate names keep the last value, as
+// RFC 7519 allows, and strings are read as encoding/json reads them.
 func (c *buyerClaims) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
+	var raw struct {
+		Iss *string        `json:"iss"`
+		Sub *string        `json:"sub"`
+		Aud jsontext.Value `json:"aud"`
+		Exp jsontext.Value `json:"exp"`
+		Nbf jsontext.Value `json:"nbf"`
+		Iat jsontext.Value `json:"iat"`
+		Jti *string        `json:"jti"`
+		_   struct{}       `json:"-"`
 	}
-	if m == nil {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return errors.New("the claims are not a JSON object")
 	}
+	if err := jsonv2.Unmarshal(b, &raw, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
+		return err
+	}
 	*c = buyerClaims{}
+	for _, s := range [...]struct {
+		src *string
+		dst *string
+	}{{raw.Iss, &c.Issuer}, {raw.Sub, &c.Subject}, {raw.Jti, &c.ID}} {
+		if s.src != nil {
+			*s.dst = *s.src
+		}
+	}
+	if raw.Aud != nil {
+		if err := c.Audience.UnmarshalJSON(raw.Aud); err != nil {
+			return fmt.Errorf("claim aud: %w", err)
+		}
+	}
 	for _, f := range [...]struct {
 		name string
-		dst  any
-		date bool
-	}{
-		{"iss", &c.Issuer, false}, {"sub", &c.Subject, false}, {"aud", &c.Audience, false},
-		{"exp", &c.ExpiresAt, true}, {"nbf", &c.NotBefore, true}, {"iat", &c.IssuedAt, true}, {"jti", &c.ID, false},
-	} {
-		if raw, ok := m[f.name]; ok {
-			// The library reads a NumericDate through json.Number, which
-			// also takes a string of digits, and null as absent; RFC 7519
-			// §2 says a JSON number.
-			if f.date && !isJSONNumber(raw) {
-				return fmt.Errorf("claim %s: must be a number of seconds since the epoch", f.name)
-			}
-			if err := json.Unmarshal(raw, f.dst); err != nil {
-				return fmt.Errorf("claim %s: %w", f.name, err)
-			}
+		raw  jsontext.Value
+		dst  **jwt.NumericDate
+	}{{"exp", raw.Exp, &c.ExpiresAt}, {"nbf", raw.Nbf, &c.NotBefore}, {"iat", raw.Iat, &c.IssuedAt}} {
+		if f.raw == nil {
+			continue
 		}
+		// The library reads a NumericDate through json.Number, which also
+		// takes a string of digits, and null as absent; RFC 7519 §2 says
+		// a JSON number.
+		if !isJSONNumber(f.raw) {
+			return fmt.Errorf("claim %s: must be a number of seconds since the epoch", f.name)
+		}
+		// As jwt.NumericDate.UnmarshalJSON reads it, without its detour
+		// through encoding/json.
+		secs, err := strconv.ParseFloat(string(f.raw), 64)
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", f.name, err)
+		}
+		whole, frac := math.Modf(secs)
+		*f.dst = jwt.NewNumericDate(time.Unix(int64(whole), int64(frac*1e9)))
 	}
 	return nil
 }
 
 // isJSONNumber reports whether raw, a JSON value, is a number: numbers are
 // the only values that start with a digit or a minus sign.
-func isJSONNumber(raw json.RawMessage) bool {
+func isJSONNumber(raw []byte) bool {
 	return len(raw) > 0 && (raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9')
 }
 
