@@ -36,6 +36,10 @@ const (
 	// CodeNotArchivable: a sale may be archived only once it has ended
 	// and holds no reserved order.
 	CodeNotArchivable Code = "not_archivable"
+	// Steering a live sale: a paused sale refuses purchases, and its stock
+	// may not go below the units its reserved and paid orders hold.
+	CodePaused         Code = "paused"
+	CodeStockBelowSold Code = "stock_below_sold"
 )
 
 // Error is a failure a caller can act on: a Code plus a human message.

@@ -9,8 +9,11 @@ import (
 	"time"
 )
 
-// Sale is an operator's offer: a fixed stock sold within a time window.
-// A Sale is immutable once created.
+// Sale is an operator's offer: a stock sold within a time window. Its id,
+// price, currency, start, creation and waiting room are fixed once
+// created; an operator may steer the rest while it runs (SalePatch,
+// Steerer). A Sale value itself is never changed in place: a change makes
+// a new one, so a *Sale a reader holds stays consistent.
 type Sale struct {
 	ID           string
 	Name         string
@@ -25,6 +28,9 @@ type Sale struct {
 	// WaitingRoom, when set, makes buyers queue and be admitted before
 	// they may buy; nil: anyone may buy while the sale is live.
 	WaitingRoom *WaitingRoom
+	// Paused, set by an operator, refuses every purchase (CodePaused)
+	// until it is cleared.
+	Paused bool
 }
 
 // Policies of a waiting room: the order its queue admits buyers in.
@@ -58,6 +64,18 @@ func (s *Sale) Window(now time.Time) Code {
 	return ""
 }
 
+// Gate reports whether purchases are accepted at now, the window and the
+// pause together: CodeEnded, else CodePaused, else CodeNotStarted, or ""
+// when the sale is open. An ended sale answers ended even if paused: the
+// pause no longer matters to anyone.
+func (s *Sale) Gate(now time.Time) Code {
+	c := s.Window(now)
+	if s.Paused && c != CodeEnded {
+		return CodePaused
+	}
+	return c
+}
+
 // SaleStatus is what buyers see of a sale.
 type SaleStatus string
 
@@ -66,15 +84,20 @@ const (
 	SaleLive     SaleStatus = "live"
 	SaleSoldOut  SaleStatus = "sold_out"
 	SaleEnded    SaleStatus = "ended"
+	SalePaused   SaleStatus = "paused"
 )
 
-// Status derives the buyer-facing status from the window and remaining stock.
+// Status derives the buyer-facing status from the gate (window and pause)
+// and the remaining stock; resuming a paused sale restores whatever these
+// say.
 func (s *Sale) Status(now time.Time, remaining int64) SaleStatus {
-	switch s.Window(now) {
+	switch s.Gate(now) {
 	case CodeNotStarted:
 		return SaleUpcoming
 	case CodeEnded:
 		return SaleEnded
+	case CodePaused:
+		return SalePaused
 	}
 	if remaining <= 0 {
 		return SaleSoldOut
@@ -233,6 +256,25 @@ type Shared interface {
 	// Changed delivers the ids of sales that another node created or that
 	// got units back; "" means anything may have changed (a reconnect).
 	Changed() <-chan string
+}
+
+// Steerer is implemented by stores whose sales an operator can change
+// while they run (PATCH /v1/sales/{id}).
+type Steerer interface {
+	// UpdateSale applies p to a sale in service, durably, under the sale's
+	// lock: every reservation decided before it saw the sale as it was,
+	// every one after sees the change (in cluster mode, on every node:
+	// batches decided against the old sale can no longer commit). It
+	// returns the sale as changed. ErrSaleNotFound if the sale is unknown
+	// or archived; a CodeInvalid error if the changed sale would break a
+	// rule of NewSale; a CodeStockBelowSold error if p.Stock is below the
+	// units reserved and paid orders hold. A failed call changes nothing.
+	// now is when the change is made (kept as the sale's updated_at).
+	UpdateSale(ctx context.Context, id string, p SalePatch, now time.Time) (Sale, error)
+	// Sale reads one sale in service as the store holds it now;
+	// ErrSaleNotFound if it is unknown or archived. A pipeline that
+	// follows a shared store reads a sale another node changed with it.
+	Sale(ctx context.Context, id string) (Sale, error)
 }
 
 // ArchivedSale is a sale taken out of service: its figures are final.

@@ -98,6 +98,7 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 	bad := func(format string, args ...any) (Sale, error) {
 		return Sale{}, Errorf(CodeInvalid, format, args...)
 	}
+	var err error
 	if in.ID != nil {
 		if !ValidID(*in.ID) {
 			return bad("id must match [A-Za-z0-9_-]{1,64}")
@@ -106,29 +107,25 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 	} else {
 		s.ID = NewID("s_")
 	}
-	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
+	if in.Name == nil {
 		return bad("name is required")
 	}
-	if len(*in.Name) > MaxNameLen || !utf8.ValidString(*in.Name) {
-		return bad("name must be valid UTF-8 of at most %d bytes", MaxNameLen)
-	}
-	if i := strings.IndexFunc(*in.Name, unshowable); i >= 0 {
-		r, _ := utf8.DecodeRuneInString((*in.Name)[i:])
-		return bad("name must not contain control characters, line separators or bidirectional controls (%U at byte %d)", r, i)
+	if err := checkName(*in.Name); err != nil {
+		return Sale{}, err
 	}
 	s.Name = *in.Name
 	if in.Stock == nil {
 		return bad("stock is required")
 	}
-	if *in.Stock < 1 || *in.Stock > MaxStock {
-		return bad("stock must be between 1 and %d", MaxStock)
+	if err := checkStock(*in.Stock); err != nil {
+		return Sale{}, err
 	}
 	s.Stock = *in.Stock
 	if in.PerUserLimit != nil {
-		if *in.PerUserLimit < 1 || *in.PerUserLimit > s.Stock {
-			return bad("per_user_limit must be between 1 and the stock (%d)", s.Stock)
-		}
 		s.PerUserLimit = *in.PerUserLimit
+	}
+	if err := checkLimit(s.PerUserLimit, s.Stock); err != nil {
+		return Sale{}, err
 	}
 	if in.PriceCents != nil {
 		if *in.PriceCents < 0 {
@@ -150,17 +147,13 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		s.StartsAt = in.StartsAt.UTC().Truncate(time.Millisecond)
 	}
 	if in.EndsAt != nil {
-		if !representable(*in.EndsAt) {
-			return bad("ends_at must lie between years 0000 and 9999 in UTC")
-		}
-		s.EndsAt = in.EndsAt.UTC().Truncate(time.Millisecond)
-		if !s.EndsAt.After(s.StartsAt) {
-			return bad("ends_at must be after starts_at")
+		if s.EndsAt, err = checkEnd(*in.EndsAt, s.StartsAt); err != nil {
+			return Sale{}, err
 		}
 	}
 	if in.HoldSeconds != nil {
-		if *in.HoldSeconds < 1 || *in.HoldSeconds > MaxHoldSeconds {
-			return bad("hold_seconds must be between 1 and %d", MaxHoldSeconds)
+		if err := checkHold(*in.HoldSeconds); err != nil {
+			return Sale{}, err
 		}
 		s.HoldSeconds = *in.HoldSeconds
 	}
@@ -182,6 +175,56 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		s.WaitingRoom = &c
 	}
 	return s, nil
+}
+
+// The rules of a sale's fields that an operator may change later too
+// (NewSale and Sale.Apply share them).
+
+func checkName(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return Errorf(CodeInvalid, "name is required")
+	}
+	if len(name) > MaxNameLen || !utf8.ValidString(name) {
+		return Errorf(CodeInvalid, "name must be valid UTF-8 of at most %d bytes", MaxNameLen)
+	}
+	if i := strings.IndexFunc(name, unshowable); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		return Errorf(CodeInvalid, "name must not contain control characters, line separators or bidirectional controls (%U at byte %d)", r, i)
+	}
+	return nil
+}
+
+func checkStock(stock int64) error {
+	if stock < 1 || stock > MaxStock {
+		return Errorf(CodeInvalid, "stock must be between 1 and %d", MaxStock)
+	}
+	return nil
+}
+
+func checkLimit(limit, stock int64) error {
+	if limit < 1 || limit > stock {
+		return Errorf(CodeInvalid, "per_user_limit must be between 1 and the stock (%d)", stock)
+	}
+	return nil
+}
+
+// checkEnd returns ends as stored (UTC, ms), if it is after starts.
+func checkEnd(ends, starts time.Time) (time.Time, error) {
+	if !representable(ends) {
+		return time.Time{}, Errorf(CodeInvalid, "ends_at must lie between years 0000 and 9999 in UTC")
+	}
+	ends = ends.UTC().Truncate(time.Millisecond)
+	if !ends.After(starts) {
+		return time.Time{}, Errorf(CodeInvalid, "ends_at must be after starts_at")
+	}
+	return ends, nil
+}
+
+func checkHold(seconds int64) error {
+	if seconds < 1 || seconds > MaxHoldSeconds {
+		return Errorf(CodeInvalid, "hold_seconds must be between 1 and %d", MaxHoldSeconds)
+	}
+	return nil
 }
 
 // unshowable reports whether r changes how the text around it is shown

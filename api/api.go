@@ -12,6 +12,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -39,7 +40,7 @@ type Sale struct {
 	StartsAt     string  `json:"starts_at"`
 	EndsAt       *string `json:"ends_at"` // null: no end
 	HoldSeconds  int64   `json:"hold_seconds"`
-	Status       string  `json:"status"` // upcoming, live, sold_out or ended
+	Status       string  `json:"status"` // upcoming, live, sold_out, ended or paused
 	// Stale appears (true) only in cluster mode while Redis and
 	// PostgreSQL cannot be read: remaining and status are the last known.
 	Stale bool `json:"stale,omitempty"`
@@ -82,6 +83,29 @@ type NewWaitingRoom struct {
 	AdmitPerSecond *int64  `json:"admit_per_second,omitempty"`
 	Policy         *string `json:"order,omitempty"`
 	TicketSeconds  *int64  `json:"ticket_seconds,omitempty"`
+}
+
+// SalePatch is the body of PATCH /v1/sales/{id}: a nil field stays as it
+// is. The server refuses null for every field but ends_at.
+type SalePatch struct {
+	Paused       *bool   `json:"paused,omitempty"`
+	Name         *string `json:"name,omitempty"`
+	Stock        *int64  `json:"stock,omitempty"`
+	PerUserLimit *int64  `json:"per_user_limit,omitempty"`
+	EndsAt       *EndsAt `json:"ends_at,omitempty"`
+	HoldSeconds  *int64  `json:"hold_seconds,omitempty"`
+}
+
+// EndsAt is the ends_at of a SalePatch: an RFC 3339 time, or "" for none
+// (sent as null: the sale no longer ends).
+type EndsAt string
+
+// MarshalJSON sends "" as null.
+func (e EndsAt) MarshalJSON() ([]byte, error) {
+	if e == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(string(e))
 }
 
 // SalesPage is the body of GET /v1/sales: next_cursor appears only when

@@ -110,6 +110,14 @@ func (c *Client) ArchiveSale(ctx context.Context, id string) (api.Sale, error) {
 	return out, err
 }
 
+// UpdateSale steers a sale in service (admin): the fields p sets change,
+// the others stay.
+func (c *Client) UpdateSale(ctx context.Context, id string, p api.SalePatch) (api.Sale, error) {
+	var out api.Sale
+	err := c.do(ctx, http.MethodPatch, "/v1/sales/"+url.PathEscape(id), true, p, &out)
+	return out, err
+}
+
 // Sale fetches one sale.
 func (c *Client) Sale(ctx context.Context, id string) (api.Sale, error) {
 	var out api.Sale

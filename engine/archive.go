@@ -75,7 +75,7 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 		return SaleState{}, surge.ErrSaleNotFound
 	}
 	now := e.cfg.Now()
-	if s.Window(now) != surge.CodeEnded {
+	if s.snap().Window(now) != surge.CodeEnded {
 		return SaleState{}, surge.Errorf(surge.CodeNotArchivable,
 			"sale %s has not ended: only a sale past its ends_at can be archived", id)
 	}

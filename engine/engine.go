@@ -70,10 +70,19 @@ type Engine struct {
 
 	fastRejects atomic.Int64
 	shed        atomic.Int64
+	// steers counts changes of sales' snapshots (steer.go).
+	steers atomic.Int64
 }
 
 type sale struct {
-	surge.Sale
+	// ID and CreatedAt never change; everything else of the sale may
+	// (steer.go), so it is read from cur: one atomic pointer load gives
+	// the fast path a consistent snapshot, swapped whole on a change,
+	// with no lock and no allocation.
+	ID        string
+	CreatedAt time.Time
+	cur       atomic.Pointer[surge.Sale]
+	snapMu    sync.Mutex   // orders the writers of cur (steer.go)
 	remaining atomic.Int64 // a hint refreshed after every store change
 	inbox     chan *request
 	manager   InboxManager  // nil: the inbox is not managed
@@ -132,8 +141,18 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// pipeline makes the pipeline of sale sl, without its remaining stock.
+func (e *Engine) pipeline(sl surge.Sale) *sale {
+	s := &sale{ID: sl.ID, CreatedAt: sl.CreatedAt, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager(), meter: e.cfg.Metrics.Sale(sl.ID)}
+	s.cur.Store(&sl)
+	return s
+}
+
+// snap is the sale as last changed; never modified in place.
+func (s *sale) snap() *surge.Sale { return s.cur.Load() }
+
 func (e *Engine) newSale(ctx context.Context, sl surge.Sale) (*sale, error) {
-	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager(), meter: e.cfg.Metrics.Sale(sl.ID)}
+	s := e.pipeline(sl)
 	rem, err := e.store.Remaining(ctx, sl.ID)
 	if err != nil {
 		return nil, fmt.Errorf("engine: remaining of sale %s: %w", sl.ID, err)
@@ -166,7 +185,8 @@ type SaleState struct {
 
 func (e *Engine) state(s *sale) SaleState {
 	rem := s.remaining.Load()
-	st := SaleState{Sale: s.Sale, Remaining: rem, Status: s.Status(e.cfg.Now(), rem)}
+	sl := s.snap()
+	st := SaleState{Sale: *sl, Remaining: rem, Status: sl.Status(e.cfg.Now(), rem)}
 	if e.shared != nil {
 		st.Stale = time.Since(time.Unix(0, s.synced.Load())) > 3*e.cfg.SyncInterval
 	}
@@ -191,7 +211,7 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	if err := e.store.CreateSale(ctx, sl); err != nil {
 		return SaleState{}, err
 	}
-	s := &sale{Sale: sl, inbox: make(chan *request, e.cfg.InboxSize), manager: e.newManager(), meter: e.cfg.Metrics.Sale(sl.ID)}
+	s := e.pipeline(sl)
 	s.remaining.Store(sl.Stock)
 	s.synced.Store(time.Now().UnixNano())
 	m := maps.Clone(old)

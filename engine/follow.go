@@ -4,10 +4,12 @@ import (
 	"context"
 	"maps"
 	"time"
+
+	"github.com/surgehq/surge"
 )
 
-// syncLoop follows a shared store: sales created and units returned by
-// other nodes (announced, and polled every SyncInterval in case an
+// syncLoop follows a shared store: sales created, changed (steer.go) and
+// units returned by other nodes (announced, and polled every SyncInterval in case an
 // announcement was lost), so this node's fast path never answers from a
 // view more than about a second old.
 func (e *Engine) syncLoop() {
@@ -48,11 +50,17 @@ func (e *Engine) syncLoop() {
 func (e *Engine) sync(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StoreTimeout)
 	defer cancel()
-	if id == "" || e.lookup(id) == nil {
-		if err := e.addSales(ctx); err != nil {
-			e.log.Warn("sync sales", "err", err)
-		}
+	if s := e.lookup(id); id != "" && s != nil {
+		e.follow(ctx, s) // steer.go: the sale itself may have changed
+		e.refresh(ctx, id)
+		return
 	}
+	steers := e.steers.Load()
+	listed, err := e.addSales(ctx)
+	if err != nil {
+		e.log.Warn("sync sales", "err", err)
+	}
+	e.adopt(listed, steers) // steer.go: sales changed elsewhere
 	for sid, s := range *e.sales.Load() {
 		if id == "" || sid == id {
 			e.refresh(ctx, s.ID)
@@ -62,18 +70,19 @@ func (e *Engine) sync(id string) {
 
 // addSales starts the pipeline of every sale the store has and this
 // engine does not (created on another node).
-func (e *Engine) addSales(ctx context.Context) error {
+// It returns the store's listing.
+func (e *Engine) addSales(ctx context.Context) ([]surge.Sale, error) {
 	sales, err := e.store.Sales(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := e.dropArchived(ctx, sales); err != nil { // archive.go
-		return err
+		return sales, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closing.Load() {
-		return nil
+		return sales, nil
 	}
 	old := *e.sales.Load()
 	var m map[string]*sale
@@ -83,7 +92,7 @@ func (e *Engine) addSales(ctx context.Context) error {
 		}
 		s, err := e.newSale(ctx, sl)
 		if err != nil {
-			return err
+			return sales, err
 		}
 		if m == nil {
 			m = maps.Clone(old)
@@ -94,5 +103,5 @@ func (e *Engine) addSales(ctx context.Context) error {
 	if m != nil {
 		e.publish(m)
 	}
-	return nil
+	return sales, nil
 }

@@ -30,10 +30,11 @@ func (e *Engine) SaleFigures(ctx context.Context) []metrics.SaleFigures {
 	m := *e.sales.Load()
 	out := make([]metrics.SaleFigures, 0, len(m))
 	for _, s := range m {
-		f := metrics.SaleFigures{Sale: s.ID, Stock: s.Stock, Remaining: s.remaining.Load(), Queued: len(s.inbox)}
-		if s.WaitingRoom != nil && room != nil {
+		sl := s.snap()
+		f := metrics.SaleFigures{Sale: s.ID, Stock: sl.Stock, Remaining: s.remaining.Load(), Queued: len(s.inbox)}
+		if sl.WaitingRoom != nil && room != nil {
 			var err error
-			f.Waiting, f.Admitted, err = room.Line(ctx, &s.Sale)
+			f.Waiting, f.Admitted, err = room.Line(ctx, sl)
 			f.WaitingRoom = err == nil
 		}
 		out = append(out, f)

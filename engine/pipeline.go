@@ -21,9 +21,10 @@ import (
 //     current ticket (403 not_admitted); the others pass at no cost.
 //  3. forSale: an archived sale is read-only (404 sale_not_found).
 //  4. validate: the quantity fits the sale's per-user limit (400).
-//  5. fastPath: not started, ended or sold out (409), and replays of
-//     known idempotency keys, answered from immutable sale fields and one
-//     atomic load: no lock, no I/O. Nothing after it runs for them.
+//  5. fastPath: paused, not started, ended or sold out (409), and replays
+//     of known idempotency keys, answered from the sale's snapshot (one
+//     atomic pointer load) and one atomic load of the remaining stock: no
+//     lock, no I/O. Nothing after it runs for them.
 //  6. open: a closing engine takes no more purchases (503 unavailable).
 //  7. buyerRate, saleRate: the per-buyer and per-sale limits (429); only
 //     purchases past the fast path count.
@@ -63,10 +64,10 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 	if s == nil { // archived
 		return surge.Outcome{}, surge.ErrSaleNotFound
 	}
-	if err := surge.ValidatePurchase(&s.Sale, p); err != nil {
+	if err := surge.ValidatePurchase(sl, p); err != nil {
 		return surge.Outcome{}, err
 	}
-	if out, done := e.fastPath(s, p); done {
+	if out, done := e.fastPath(s, sl, p); done {
 		return out, nil
 	}
 	if e.closing.Load() {
@@ -87,11 +88,13 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 	return e.post(ctx, s, p, now)
 }
 
-// find returns the live sale (nil if archived) and the sale's immutable
-// fields (nil if there is no such sale).
+// find returns the live sale (nil if archived) and a snapshot of the
+// sale (nil if there is no such sale), which every later stage reads: the
+// purchase is judged against one version of the sale, whatever an
+// operator changes meanwhile (the store decides again against the latest).
 func (e *Engine) find(id string) (*sale, *surge.Sale) {
 	if s := e.lookup(id); s != nil {
-		return s, &s.Sale
+		return s, s.snap()
 	}
 	if st, ok := e.archived.Load().byID[id]; ok {
 		return nil, &st.Sale
@@ -119,12 +122,12 @@ func (e *Engine) waitingRoom(ctx context.Context, sl *surge.Sale, userID string,
 	return e.cfg.WaitingRoom.Check(ctx, sl, userID, ticket)
 }
 
-// fastPath answers a purchase that is certain to fail (the sale not live,
-// or fewer units left than asked), or the replay of a known key, from
-// immutable sale fields and one atomic load; done is false when the
-// purchase needs the store.
-func (e *Engine) fastPath(s *sale, p surge.Purchase) (out surge.Outcome, done bool) {
-	code := s.Window(e.cfg.Now())
+// fastPath answers a purchase that is certain to fail (the sale paused or
+// not live, or fewer units left than asked), or the replay of a known
+// key, from the sale's snapshot sl and one atomic load; done is false when
+// the purchase needs the store.
+func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.Outcome, done bool) {
+	code := sl.Gate(e.cfg.Now())
 	rem := s.remaining.Load()
 	if code == "" && rem < p.Quantity {
 		code = surge.CodeSoldOut

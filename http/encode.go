@@ -123,6 +123,7 @@ var rejectionBodies = map[surge.Code][]byte{
 	surge.CodeLimitReached: errorJSON(string(surge.CodeLimitReached), "this purchase would exceed the per-user limit of the sale"),
 	surge.CodeNotStarted:   errorJSON(string(surge.CodeNotStarted), "the sale has not started yet"),
 	surge.CodeEnded:        errorJSON(string(surge.CodeEnded), "the sale has ended"),
+	surge.CodePaused:       errorJSON(string(surge.CodePaused), "the sale is paused; it may resume later"),
 	// 422, not 409: the request itself is wrong, whatever the sale's state.
 	surge.CodeIdempotencyMismatch: errorJSON(string(surge.CodeIdempotencyMismatch), surge.ErrIdempotencyMismatch.Message),
 }
@@ -131,7 +132,8 @@ var rejectionBodies = map[surge.Code][]byte{
 func statusOf(c surge.Code) int {
 	switch c {
 	case surge.CodeSoldOut, surge.CodeLimitReached, surge.CodeNotStarted, surge.CodeEnded,
-		surge.CodeSaleExists, surge.CodeNotCancellable, surge.CodeNotPayable, surge.CodeNotArchivable:
+		surge.CodeSaleExists, surge.CodeNotCancellable, surge.CodeNotPayable, surge.CodeNotArchivable,
+		surge.CodePaused, surge.CodeStockBelowSold:
 		return http.StatusConflict
 	case surge.CodeNoWaitingRoom, surge.CodeQueueFull:
 		return http.StatusConflict

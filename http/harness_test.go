@@ -344,7 +344,7 @@ func parseSale(b []byte) (api.Sale, error) {
 		}
 	}
 	switch s.Status {
-	case "upcoming", "live", "sold_out", "ended":
+	case "upcoming", "live", "sold_out", "ended", "paused":
 	default:
 		return s, fmt.Errorf("sale status %q is not in the contract", s.Status)
 	}

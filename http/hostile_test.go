@@ -684,7 +684,7 @@ func (h *hostileEnv) hostileCases(t *testing.T, orderID string) []hostileCase {
 	// Wrong methods.
 	paths := map[string]string{
 		"/v1/sales/w/queue": "GET, POST", "/v1/sales/w/queue/events": "GET",
-		"/v1/sales": "GET, POST", "/v1/sales/s": "GET", "/v1/sales/s/orders": "GET", "/v1/sales/s/purchases": "POST",
+		"/v1/sales": "GET, POST", "/v1/sales/s": "GET, PATCH", "/v1/sales/s/orders": "GET", "/v1/sales/s/purchases": "POST",
 		"/v1/orders/" + orderID: "GET", "/v1/orders/" + orderID + "/cancel": "POST", "/v1/orders/" + orderID + "/pay": "POST",
 		"/healthz": "GET", "/readyz": "GET",
 	}

@@ -27,6 +27,8 @@ type Service interface {
 	// SalesPage and Archive: see engine.Engine (listing reads memory only).
 	SalesPage(archived bool, after *engine.SaleCursor, limit int) ([]engine.SaleState, *engine.SaleCursor)
 	Archive(ctx context.Context, id string) (engine.SaleState, error)
+	// UpdateSale steers a sale in service (engine.Engine.UpdateSale).
+	UpdateSale(ctx context.Context, id string, p surge.SalePatch) (engine.SaleState, error)
 	// Purchase runs the purchase pipeline (engine.Purchase documents its
 	// stages and their order): http only authenticates and decodes.
 	Purchase(ctx context.Context, req engine.PurchaseRequest) (surge.Outcome, error)
@@ -120,6 +122,7 @@ func (s *Server) routes() {
 	s.adminRoute("POST /v1/sales", s.createSale)
 	m.HandleFunc("GET /v1/sales", s.listSales)
 	m.HandleFunc("GET /v1/sales/{id}", s.getSale)
+	s.adminRoute("PATCH /v1/sales/{id}", s.updateSale)
 	s.adminRoute("GET /v1/sales/{id}/orders", s.exportOrders)
 	s.adminRoute("POST /v1/sales/{id}/archive", s.archiveSale)
 	m.HandleFunc("POST /v1/sales/{id}/purchases", s.purchase)
@@ -137,7 +140,7 @@ func (s *Server) routes() {
 	// fallbacks keep every answer in the JSON error shape.
 	for path, allow := range map[string]string{
 		"/v1/sales":                   "GET, POST",
-		"/v1/sales/{id}":              "GET",
+		"/v1/sales/{id}":              "GET, PATCH",
 		"/v1/sales/{id}/orders":       "GET",
 		"/v1/sales/{id}/archive":      "POST",
 		"/v1/sales/{id}/purchases":    "POST",

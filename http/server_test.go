@@ -916,9 +916,9 @@ func TestRouting(t *testing.T) {
 		for _, c := range []struct{ method, path, allow string }{
 			{"DELETE", "/v1/sales", "GET, POST"},
 			{"PUT", "/v1/sales", "GET, POST"},
-			{"PATCH", "/v1/sales/s", "GET"},
-			{"POST", "/v1/sales/s", "GET"},
-			{"DELETE", "/v1/sales/s", "GET"},
+			{"PUT", "/v1/sales/s", "GET, PATCH"},
+			{"POST", "/v1/sales/s", "GET, PATCH"},
+			{"DELETE", "/v1/sales/s", "GET, PATCH"},
 			{"POST", "/v1/sales/s/orders", "GET"},
 			{"GET", "/v1/sales/s/purchases", "POST"},
 			{"PUT", "/v1/sales/s/purchases", "POST"},

@@ -30,13 +30,18 @@ import (
 // LookupKey needs the caller's lock; those two are safe at any time and
 // take no lock, so the pipeline's fast paths can call them.
 type Sale struct {
-	sale      surge.Sale
+	// sale is swapped whole by Steer (under the caller's lock); Sale reads
+	// it without one.
+	sale      atomic.Pointer[surge.Sale]
 	remaining atomic.Int64
-	held      map[string]int64        // user -> reserved+paid units
-	keys      sync.Map                // userKey -> keyEntry
-	reserved  map[string]*surge.Order // reserved orders by id
-	expiry    expiryHeap
-	dupKeys   int // orders restored with an already-used key
+	// ceiling is the largest per-user limit the sale ever had: a buyer may
+	// hold up to it from purchases made before the limit was lowered.
+	ceiling  int64
+	held     map[string]int64        // user -> reserved+paid units
+	keys     sync.Map                // userKey -> keyEntry
+	reserved map[string]*surge.Order // reserved orders by id
+	expiry   expiryHeap
+	dupKeys  int // orders restored with an already-used key
 
 	// forget holds the keys of orders no longer live, oldest first: the
 	// sweep (Forget) drops them once past the window.
@@ -64,16 +69,39 @@ type forgetEntry struct {
 // New returns the state of a sale with no orders.
 func New(s surge.Sale) *Sale {
 	l := &Sale{
-		sale:     s,
+		ceiling:  s.PerUserLimit,
 		held:     make(map[string]int64),
 		reserved: make(map[string]*surge.Order),
 	}
+	l.sale.Store(&s)
 	l.remaining.Store(s.Stock)
 	return l
 }
 
-// Sale returns the sale this state belongs to.
-func (l *Sale) Sale() *surge.Sale { return &l.sale }
+// Sale returns the sale this state belongs to, as last steered. Lock-free;
+// the sale it points to is never changed.
+func (l *Sale) Sale() *surge.Sale { return l.sale.Load() }
+
+// Ceiling is the largest per-user limit the sale ever had.
+func (l *Sale) Ceiling() int64 { return l.ceiling }
+
+// RaiseCeiling records that the sale once had a per-user limit of n (a
+// store restoring a sale whose limit was lowered since).
+func (l *Sale) RaiseCeiling(n int64) { l.ceiling = max(l.ceiling, n) }
+
+// Sold is the units reserved and paid orders hold.
+func (l *Sale) Sold() int64 { return l.sale.Load().Stock - l.remaining.Load() }
+
+// Steer makes next, a changed copy of the sale (surge.Sale.Apply), the
+// sale: a stock change moves the remaining stock by as much, and later
+// decisions follow the new pause, window, limit and hold. The caller holds
+// the lock and has made the change durable; next.Stock is at least Sold.
+func (l *Sale) Steer(next surge.Sale) {
+	prev := l.sale.Load()
+	l.RaiseCeiling(next.PerUserLimit)
+	l.sale.Store(&next)
+	l.remaining.Add(next.Stock - prev.Stock)
+}
 
 // Remaining is the unreserved stock. Lock-free.
 func (l *Sale) Remaining() int64 { return l.remaining.Load() }
@@ -170,16 +198,18 @@ func (l *Sale) Keys() int {
 // within the limit, one order per idempotency key. A failure means the
 // storage holds state Surge could never have written.
 func (l *Sale) Verify() error {
+	sale := l.sale.Load()
 	if rem := l.remaining.Load(); rem < 0 {
-		return fmt.Errorf("ledger: sale %s is oversold by %d units", l.sale.ID, -rem)
+		return fmt.Errorf("ledger: sale %s is oversold by %d units", sale.ID, -rem)
 	}
+	// Against the ceiling: a limit lowered later binds new purchases only.
 	for u, n := range l.held {
-		if n > l.sale.PerUserLimit {
-			return fmt.Errorf("ledger: user %s holds %d units of sale %s, over the limit of %d", u, n, l.sale.ID, l.sale.PerUserLimit)
+		if n > l.ceiling {
+			return fmt.Errorf("ledger: user %s holds %d units of sale %s, over the limit of %d", u, n, sale.ID, l.ceiling)
 		}
 	}
 	if l.dupKeys > 0 {
-		return fmt.Errorf("ledger: sale %s has %d orders reusing an idempotency key", l.sale.ID, l.dupKeys)
+		return fmt.Errorf("ledger: sale %s has %d orders reusing an idempotency key", sale.ID, l.dupKeys)
 	}
 	return nil
 }
@@ -195,7 +225,8 @@ type Tentative struct {
 func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string) ([]surge.Outcome, *Tentative) {
 	outs := make([]surge.Outcome, len(batch))
 	t := &Tentative{}
-	window := l.sale.Window(now)
+	sale := l.sale.Load()
+	window := sale.Gate(now)
 	now = now.UTC().Truncate(time.Millisecond)
 	for i, p := range batch {
 		if p.IdempotencyKey != "" {
@@ -223,19 +254,19 @@ func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string
 			outs[i] = surge.Outcome{Code: surge.CodeSoldOut, Remaining: rem}
 			continue
 		}
-		if l.held[p.UserID]+p.Quantity > l.sale.PerUserLimit {
+		if l.held[p.UserID]+p.Quantity > sale.PerUserLimit {
 			outs[i] = surge.Outcome{Code: surge.CodeLimitReached}
 			continue
 		}
 		o := surge.Order{
 			ID:             newID(),
-			SaleID:         l.sale.ID,
+			SaleID:         sale.ID,
 			UserID:         p.UserID,
 			Quantity:       p.Quantity,
 			Status:         surge.OrderReserved,
 			IdempotencyKey: p.IdempotencyKey,
 			CreatedAt:      now,
-			ExpiresAt:      now.Add(l.sale.Hold()),
+			ExpiresAt:      now.Add(sale.Hold()),
 		}
 		l.remaining.Add(-p.Quantity)
 		l.held[p.UserID] += p.Quantity

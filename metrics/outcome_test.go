@@ -21,6 +21,7 @@ func TestOutcome(t *testing.T) {
 		{string(surge.CodeLimitReached), false, "limit_reached"},
 		{string(surge.CodeNotStarted), false, "not_started"},
 		{string(surge.CodeEnded), false, "ended"},
+		{string(surge.CodePaused), false, "paused"},
 		{string(surge.CodeIdempotencyMismatch), false, "idempotency_mismatch"},
 		{string(surge.CodeRateLimited), false, "rate_limited"},
 		{string(surge.CodeOverloaded), false, "overloaded"},

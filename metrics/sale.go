@@ -18,7 +18,7 @@ var Outcomes = [...]string{
 	"sold_out", "limit_reached", "not_started", "ended", "idempotency_mismatch",
 	"rate_limited", "overloaded", "not_admitted", "unavailable",
 	"invalid_request", "too_large", "unauthenticated", "sale_not_found",
-	"internal", "other",
+	"internal", "paused", "other",
 }
 
 // outcome maps an answer to its index in Outcomes.
@@ -57,6 +57,8 @@ func outcome(code string, replay bool) int {
 		return 14
 	case "internal":
 		return 15
+	case "paused":
+		return 16
 	}
 	return len(Outcomes) - 1
 }

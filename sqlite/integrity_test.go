@@ -183,9 +183,9 @@ func TestRefuseUnknownRows(t *testing.T) {
 		{"quantity over the limit", `INSERT INTO orders ` + cols + ` VALUES ('o_big', 's1', 'mallory', 3, 'cancelled', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_big", false},
 		{"bad user id", `INSERT INTO orders ` + cols + ` VALUES ('o_user', 's1', 'a b', 1, 'cancelled', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_user", false},
 		{"bad key", `INSERT INTO orders ` + cols + ` VALUES ('o_key', 's1', 'mallory', 1, 'expired', 'a' || char(9) || 'b', '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_key", false},
-		{"sale with no stock", `INSERT INTO sales VALUES ('s0', 'Zero', 0, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL)`, "s0", false},
-		{"sale with no limit", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 0, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL)`, "s0", false},
-		{"sale with no hold", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 0, '2026-01-01T00:00:00Z', NULL)`, "s0", false},
+		{"sale with no stock", `INSERT INTO sales VALUES ('s0', 'Zero', 0, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
+		{"sale with no limit", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 0, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
+		{"sale with no hold", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 0, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -35,7 +35,7 @@ func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 // scanSales reads the sales rows that where selects, oldest first.
 func (s *Store) scanSales(ctx context.Context, db *sql.DB, where string, args ...any) ([]surge.Sale, error) {
 	rows, err := db.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
-		starts_at, ends_at, hold_seconds, created_at, waiting_room FROM sales `+where+` ORDER BY created_at, id`, args...)
+		starts_at, ends_at, hold_seconds, created_at, waiting_room, paused FROM sales `+where+` ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, s.unavailable(fmt.Errorf("sqlite: list sales: %w", err))
 	}
@@ -48,7 +48,7 @@ func (s *Store) scanSales(ctx context.Context, db *sql.DB, where string, args ..
 			ends, room      sql.NullString
 		)
 		if err := rows.Scan(&sl.ID, &sl.Name, &sl.Stock, &sl.PerUserLimit, &sl.PriceCents, &sl.Currency,
-			&starts, &ends, &sl.HoldSeconds, &created, &room); err != nil {
+			&starts, &ends, &sl.HoldSeconds, &created, &room, &sl.Paused); err != nil {
 			return nil, fmt.Errorf("sqlite: scan sale: %w", err)
 		}
 		if sl.StartsAt, err = parseTime(starts); err != nil {

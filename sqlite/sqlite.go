@@ -128,7 +128,13 @@ CREATE TABLE IF NOT EXISTS sales (
 	ends_at        TEXT,
 	hold_seconds   INTEGER NOT NULL,
 	created_at     TEXT NOT NULL,
-	waiting_room   TEXT -- JSON of surge.WaitingRoom; NULL: none
+	waiting_room   TEXT, -- JSON of surge.WaitingRoom; NULL: none
+	-- Steering a live sale (steer.go): the pause, the largest per-user
+	-- limit the sale ever had (NULL: per_user_limit; buyers may hold up to
+	-- it from before a lowered limit), and when an operator last changed it.
+	paused         INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+	limit_ceiling  INTEGER CHECK (limit_ceiling >= per_user_limit),
+	updated_at     TEXT
 ) STRICT;
 CREATE TABLE IF NOT EXISTS orders (
 	seq             INTEGER PRIMARY KEY,
@@ -150,13 +156,20 @@ CREATE INDEX IF NOT EXISTS orders_dead_keys ON orders (sale_id, user_id, idempot
 // upgrade brings a database made by an older version up to the schema:
 // CREATE TABLE IF NOT EXISTS leaves an existing table as it was.
 func upgrade(ctx context.Context, db *sql.DB) error {
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sales') WHERE name = 'waiting_room'`).Scan(&n); err != nil {
-		return err
-	}
-	if n == 0 {
-		if _, err := db.ExecContext(ctx, `ALTER TABLE sales ADD COLUMN waiting_room TEXT`); err != nil {
+	for _, c := range []struct{ name, def string }{
+		{"waiting_room", "TEXT"},
+		{"paused", "INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1))"},
+		{"limit_ceiling", "INTEGER CHECK (limit_ceiling >= per_user_limit)"},
+		{"updated_at", "TEXT"},
+	} {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sales') WHERE name = ?`, c.name).Scan(&n); err != nil {
 			return err
+		}
+		if n == 0 {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE sales ADD COLUMN `+c.name+` `+c.def); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -300,11 +313,17 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ceilings, err := s.ceilings(ctx)
+	if err != nil {
+		return err
+	}
 	for _, sale := range sales {
 		if err := checkSale(sale); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", s.path, err)
 		}
-		s.sales[sale.ID] = &saleState{l: ledger.New(sale)}
+		l := ledger.New(sale)
+		l.RaiseCeiling(ceilings[sale.ID])
+		s.sales[sale.ID] = &saleState{l: l}
 	}
 	// Archived sales' orders stay on disk only.
 	rows, err := s.w.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders
@@ -325,7 +344,11 @@ func (s *Store) load(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("sqlite: order %s belongs to unknown sale %s", o.ID, o.SaleID)
 		}
-		if err := checkOrder(st.l.Sale(), o); err != nil {
+		// Against the largest limit the sale ever had: the order may
+		// predate a lowered one.
+		rules := *st.l.Sale()
+		rules.PerUserLimit = st.l.Ceiling()
+		if err := checkOrder(&rules, o); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", s.path, err)
 		}
 		st.l.Restore(o, keysAfter)

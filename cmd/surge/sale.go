@@ -16,24 +16,28 @@ const saleUsage = `Usage:
   surge sale list [--archived] [flags]
   surge sale get ID [flags]
   surge sale archive ID [flags]
+  surge sale pause|resume|end ID [flags]
+  surge sale update ID [--stock N --name NAME --per-user-limit N --ends-at TIME|none --hold-seconds N] [flags]
 
 Run 'surge sale create --help' for the flags.
 `
 
 func sale(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errUsage{"sale: missing subcommand: create, list, get or archive (run 'surge sale --help')"}
+		return errUsage{"sale: missing subcommand: create, list, get, archive, pause, resume, end or update (run 'surge sale --help')"}
 	}
 	switch args[0] {
 	case "create":
 		return saleCreate(ctx, args[1:], stdout)
 	case "list", "get", "archive":
 		return saleRead(ctx, args[0], args[1:], stdout)
+	case "pause", "resume", "end", "update":
+		return saleSteer(ctx, args[0], args[1:], stdout) // steer.go
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, saleUsage)
 		return nil
 	}
-	return errUsage{fmt.Sprintf("sale: unknown subcommand %q (use create, list, get or archive)", args[0])}
+	return errUsage{fmt.Sprintf("sale: unknown subcommand %q (use create, list, get, archive, pause, resume, end or update)", args[0])}
 }
 
 // serverFlags are the flags every client command shares.

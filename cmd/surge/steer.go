@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"time"
+
+	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/client"
+)
+
+// saleSteer runs surge sale pause|resume|end|update ID: one PATCH
+// /v1/sales/{id}, printing the changed sale. end sets ends_at to the
+// present (this machine's clock); update sends only the flags given.
+func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer) error {
+	synopsis := "surge sale " + verb + " ID [flags]"
+	if verb == "update" {
+		synopsis = "surge sale update ID [--stock N --name NAME --per-user-limit N --ends-at TIME|none --hold-seconds N] [flags]"
+	}
+	fs := newFlagSet("sale "+verb, synopsis, stdout)
+	server, token := serverFlags(fs)
+	var (
+		name, ends         string
+		stock, limit, hold int64
+	)
+	if verb == "update" {
+		fs.Int64Var(&stock, "stock", 0, "new stock: up, or down to the units reserved and paid orders hold")
+		fs.StringVar(&name, "name", "", "new name")
+		fs.Int64Var(&limit, "per-user-limit", 0, "new per-user limit (binds purchases made from now on)")
+		fs.StringVar(&ends, "ends-at", "", `new RFC 3339 end time, or "none" for no end`)
+		fs.Int64Var(&hold, "hold-seconds", 0, "new hold of reservations made from now on")
+	}
+	// Let the id come before or after the flags.
+	var id string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if id == "" || fs.NArg() > 0 {
+		return errUsage{"sale " + verb + ": needs exactly one sale ID"}
+	}
+	var p api.SalePatch
+	switch verb {
+	case "pause":
+		p.Paused = new(true)
+	case "resume":
+		p.Paused = new(false)
+	case "end":
+		p.EndsAt = new(api.EndsAt(api.FormatTime(time.Now())))
+	case "update":
+		// Only the flags given are sent: a zero the server refuses is
+		// told apart from a field left as it is.
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "stock":
+				p.Stock = &stock
+			case "name":
+				p.Name = &name
+			case "per-user-limit":
+				p.PerUserLimit = &limit
+			case "hold-seconds":
+				p.HoldSeconds = &hold
+			case "ends-at":
+				p.EndsAt = new(api.EndsAt(""))
+			}
+		})
+		if p.EndsAt != nil && ends != "none" {
+			if _, err := time.Parse(time.RFC3339, ends); err != nil {
+				return errUsage{`sale update: --ends-at must be an RFC 3339 time such as 2026-11-23T10:00:00Z, or "none"`}
+			}
+			*p.EndsAt = api.EndsAt(ends)
+		}
+		if p == (api.SalePatch{}) {
+			return errUsage{"sale update: give at least one of --stock, --name, --per-user-limit, --ends-at, --hold-seconds"}
+		}
+	}
+	s, err := client.New(*server, *token).UpdateSale(ctx, id, p)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, s)
+}

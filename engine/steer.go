@@ -1,0 +1,114 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/surgehq/surge"
+)
+
+// Steering a live sale. The pipeline reads a sale through its snapshot
+// (sale.cur), an atomic pointer to a surge.Sale that is never modified:
+// a change makes a new Sale and swaps the pointer, so the fast path still
+// costs one atomic load, no lock and no allocation, and every stage of one
+// purchase sees one version of the sale. The store decides every purchase
+// again against its own, authoritative copy, which it changes under the
+// sale's lock (surge.Steerer): a snapshot that lags (another node's change
+// not heard of yet) only sends a purchase to the store that the fast path
+// could have answered, or answers one the store would have refused anyway
+// had it been asked a moment earlier.
+
+// UpdateSale applies p to a sale in service (PATCH /v1/sales/{id}): the
+// store makes it durable, then the pipeline's snapshot and remaining-stock
+// hint follow, before it returns. An archived or unknown sale is
+// sale_not_found; an empty patch changes nothing and answers the sale.
+func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (SaleState, error) {
+	steer, ok := e.store.(surge.Steerer)
+	if !ok {
+		return SaleState{}, fmt.Errorf("engine: the store (%T) cannot change sales", e.store)
+	}
+	if e.closing.Load() {
+		return SaleState{}, surge.ErrUnavailable
+	}
+	s := e.lookup(id)
+	if s == nil {
+		return SaleState{}, surge.ErrSaleNotFound
+	}
+	if p.Empty() {
+		return e.state(s), nil
+	}
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	next, err := steer.UpdateSale(ctx, id, p, e.cfg.Now())
+	if err != nil {
+		return SaleState{}, err
+	}
+	e.steers.Add(1)
+	s.cur.Store(&next)
+	if p.Stock != nil {
+		e.refresh(ctx, id)
+	}
+	e.log.Info("sale changed", "sale", id, "paused", next.Paused, "stock", next.Stock,
+		"per_user_limit", next.PerUserLimit, "ends_at", next.EndsAt, "hold_seconds", next.HoldSeconds)
+	return e.state(s), nil
+}
+
+// follow reloads a sale's snapshot from a store that another node may
+// have changed it in; the caller refreshes the remaining stock.
+func (e *Engine) follow(ctx context.Context, s *sale) {
+	steer, ok := e.store.(surge.Steerer)
+	if !ok {
+		return
+	}
+	// Under snapMu, so that a reading older than a change made on this
+	// node cannot overwrite it.
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	sl, err := steer.Sale(ctx, s.ID)
+	if err != nil {
+		return // archived (the listing drops it), or unreachable: the next sync retries
+	}
+	e.adoptOne(s, sl)
+}
+
+// adopt takes the sales of a store's listing that differ from this
+// engine's snapshots, unless the engine changed a sale since steers (the
+// count of its changes) was read before the listing: the listing may then
+// predate that change, and the next sync reads again.
+func (e *Engine) adopt(listed []surge.Sale, steers int64) {
+	for _, sl := range listed {
+		s := e.lookup(sl.ID)
+		if s == nil || sameSale(s.snap(), &sl) {
+			continue
+		}
+		s.snapMu.Lock()
+		if e.steers.Load() == steers {
+			e.adoptOne(s, sl)
+		}
+		s.snapMu.Unlock()
+	}
+}
+
+// adoptOne makes sl the sale's snapshot if it differs; the caller holds
+// s.snapMu.
+func (e *Engine) adoptOne(s *sale, sl surge.Sale) {
+	if sameSale(s.snap(), &sl) {
+		return
+	}
+	e.steers.Add(1)
+	s.cur.Store(&sl)
+	e.log.Info("sale changed on another node", "sale", s.ID, "paused", sl.Paused, "stock", sl.Stock,
+		"per_user_limit", sl.PerUserLimit, "ends_at", sl.EndsAt)
+}
+
+// sameSale reports whether a and b are the same version of a sale.
+func sameSale(a, b *surge.Sale) bool {
+	x, y := *a, *b
+	if (x.WaitingRoom == nil) != (y.WaitingRoom == nil) || x.WaitingRoom != nil && *x.WaitingRoom != *y.WaitingRoom {
+		return false
+	}
+	x.WaitingRoom, y.WaitingRoom = nil, nil
+	return x.Name == y.Name && x.Stock == y.Stock && x.PerUserLimit == y.PerUserLimit && x.Paused == y.Paused &&
+		x.EndsAt.Equal(y.EndsAt) && x.HoldSeconds == y.HoldSeconds && x.StartsAt.Equal(y.StartsAt) &&
+		x.PriceCents == y.PriceCents && x.Currency == y.Currency
+}

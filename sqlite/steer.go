@@ -1,0 +1,83 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// UpdateSale implements surge.Steerer.
+func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (surge.Sale, error) {
+	st := s.sale(id)
+	if st == nil {
+		return surge.Sale{}, surge.ErrSaleNotFound
+	}
+	// The sale's lock orders the change after every reservation and
+	// settlement in flight (they hold it across their commit) and before
+	// every later one, which decides against the changed ledger.
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s.closed.Load() {
+		return surge.Sale{}, surge.ErrUnavailable
+	}
+	if st.archived {
+		return surge.Sale{}, surge.ErrSaleNotFound
+	}
+	next, err := st.l.Sale().Apply(p, st.l.Sold())
+	if err != nil {
+		return surge.Sale{}, err
+	}
+	var ends any
+	if !next.EndsAt.IsZero() {
+		ends = formatTime(next.EndsAt)
+	}
+	// Straight on the writer's pool, as archive does: the statement waits
+	// for the writer's transaction in progress, and synchronous=FULL makes
+	// it durable before it returns. Only then does memory change.
+	if _, err := s.w.ExecContext(ctx, `UPDATE sales SET name = ?, stock = ?, per_user_limit = ?, ends_at = ?,
+		hold_seconds = ?, paused = ?, limit_ceiling = ?, updated_at = ? WHERE id = ?`,
+		next.Name, next.Stock, next.PerUserLimit, ends, next.HoldSeconds, next.Paused,
+		max(st.l.Ceiling(), next.PerUserLimit), formatTime(now), id); err != nil {
+		return surge.Sale{}, s.unavailable(fmt.Errorf("sqlite: update sale %s: %w", id, err))
+	}
+	st.l.Steer(next)
+	return next, nil
+}
+
+// Sale implements surge.Steerer from memory.
+func (s *Store) Sale(ctx context.Context, id string) (surge.Sale, error) {
+	if s.closed.Load() {
+		return surge.Sale{}, surge.ErrUnavailable
+	}
+	st := s.sale(id)
+	if st == nil {
+		return surge.Sale{}, surge.ErrSaleNotFound
+	}
+	return *st.l.Sale(), nil
+}
+
+// ceilings reads the largest per-user limit each sale ever had, where it
+// was lowered since.
+func (s *Store) ceilings(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT id, limit_ceiling FROM sales WHERE limit_ceiling IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read limit ceilings: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int64)
+	for rows.Next() {
+		var (
+			id string
+			n  int64
+		)
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: read limit ceilings: %w", err)
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
+
+var _ surge.Steerer = (*Store)(nil)

@@ -1,0 +1,80 @@
+package surge
+
+import "time"
+
+// SalePatch is an operator's change to a sale in service (PATCH
+// /v1/sales/{id}); nil fields stay as they are.
+type SalePatch struct {
+	Paused       *bool
+	Name         *string
+	Stock        *int64
+	PerUserLimit *int64 // applies to purchases decided after the change
+	// EndsAt is the new end; the zero time means no end (the API's null).
+	// A time at or before now ends the sale at once.
+	EndsAt      *time.Time
+	HoldSeconds *int64 // applies to reservations made after the change
+}
+
+// Empty reports whether p changes nothing.
+func (p SalePatch) Empty() bool {
+	return p.Paused == nil && p.Name == nil && p.Stock == nil && p.PerUserLimit == nil &&
+		p.EndsAt == nil && p.HoldSeconds == nil
+}
+
+// Apply returns the sale with p applied, checked by the rules NewSale
+// applies to the same fields, against sold, the units its reserved and
+// paid orders hold: the stock may go up, or down to sold and no lower
+// (CodeStockBelowSold). s is not changed.
+func (s Sale) Apply(p SalePatch, sold int64) (Sale, error) {
+	if p.Name != nil {
+		if err := checkName(*p.Name); err != nil {
+			return Sale{}, err
+		}
+		s.Name = *p.Name
+	}
+	if p.Stock != nil {
+		if err := checkStock(*p.Stock); err != nil {
+			return Sale{}, err
+		}
+		s.Stock = *p.Stock
+	}
+	if p.PerUserLimit != nil {
+		s.PerUserLimit = *p.PerUserLimit
+	}
+	if p.PerUserLimit != nil || p.Stock != nil {
+		if err := checkLimit(s.PerUserLimit, s.Stock); err != nil {
+			return Sale{}, err
+		}
+	}
+	if p.EndsAt != nil {
+		if p.EndsAt.IsZero() {
+			s.EndsAt = time.Time{}
+		} else {
+			var err error
+			if s.EndsAt, err = checkEnd(*p.EndsAt, s.StartsAt); err != nil {
+				return Sale{}, err
+			}
+		}
+	}
+	if p.HoldSeconds != nil {
+		if err := checkHold(*p.HoldSeconds); err != nil {
+			return Sale{}, err
+		}
+		s.HoldSeconds = *p.HoldSeconds
+	}
+	if p.Paused != nil {
+		s.Paused = *p.Paused
+	}
+	if s.Stock < sold {
+		return Sale{}, Errorf(CodeStockBelowSold,
+			"stock %d is below the %d units reserved and paid orders hold: it may go down to %d and no lower", s.Stock, sold, sold)
+	}
+	return s, nil
+}
+
+// Steers reports whether p changes how purchases are decided (the pause,
+// stock, limit or end), as opposed to the name or the hold of later
+// reservations only.
+func (p SalePatch) Steers() bool {
+	return p.Paused != nil || p.Stock != nil || p.PerUserLimit != nil || p.EndsAt != nil
+}
