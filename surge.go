@@ -253,8 +253,9 @@ type Releaser interface {
 // not know to the store even when its hint says sold out.
 type Shared interface {
 	Store
-	// Changed delivers the ids of sales that another node created or that
-	// got units back; "" means anything may have changed (a reconnect).
+	// Changed delivers the ids of sales that another node created or
+	// changed (Steerer) or that got units back; "" means anything may have
+	// changed (a reconnect).
 	Changed() <-chan string
 }
 

@@ -58,31 +58,7 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (surge.LiveSta
 		if err != nil {
 			return err
 		}
-		snap.Sale, snap.Epoch, snap.Buckets, snap.Ever = row.Sale, row.Epoch, row.Buckets, row.Ever
-		rows, err := tx.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
-			AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, saleID)
-		if err != nil {
-			return err
-		}
-		all, err := collectOrders(rows)
-		if err != nil {
-			return err
-		}
-		var sold int64
-		for _, o := range all {
-			if o.Status.Live() {
-				snap.Live = append(snap.Live, o)
-				sold += o.Quantity
-			}
-			if o.IdempotencyKey != "" {
-				first := o
-				first.Status = surge.OrderReserved
-				snap.Keyed = append(snap.Keyed, first)
-			}
-		}
-		// The sold count is kept by every insert and settle; the rebuild,
-		// which reads every live order anyway, sets it from them.
-		_, err = tx.Exec(ctx, `UPDATE sales SET sold = $2 WHERE id = $1`, saleID, sold)
+		snap, err = snapshot(ctx, tx, row)
 		return err
 	})
 	if err != nil {
@@ -92,6 +68,38 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (surge.LiveSta
 		return surge.LiveState{}, fmt.Errorf("postgres: rebuild sale %s: %w", saleID, err)
 	}
 	return snap, nil
+}
+
+// snapshot reads the truth a new epoch's live state is built from, in the
+// transaction that started the epoch (row, as it set it): every reserved
+// and paid order, and every order with a key.
+func snapshot(ctx context.Context, tx pgx.Tx, row SaleRow) (surge.LiveState, error) {
+	snap := surge.LiveState{Sale: row.Sale, Epoch: row.Epoch, Buckets: row.Buckets, Ever: row.Ever}
+	rows, err := tx.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
+		AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, row.ID)
+	if err != nil {
+		return snap, err
+	}
+	all, err := collectOrders(rows)
+	if err != nil {
+		return snap, err
+	}
+	var sold int64
+	for _, o := range all {
+		if o.Status.Live() {
+			snap.Live = append(snap.Live, o)
+			sold += o.Quantity
+		}
+		if o.IdempotencyKey != "" {
+			first := o
+			first.Status = surge.OrderReserved
+			snap.Keyed = append(snap.Keyed, first)
+		}
+	}
+	// The sold count is kept by every insert and settle; a new epoch,
+	// which reads every live order anyway, sets it from them.
+	_, err = tx.Exec(ctx, `UPDATE sales SET sold = $2 WHERE id = $1`, row.ID, sold)
+	return snap, err
 }
 
 // ErrLeaseLost answers a leader write after its lease passed to another.

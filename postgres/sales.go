@@ -86,7 +86,7 @@ type SaleRow struct {
 }
 
 const saleColumns = `id, name, stock, per_user_limit, price_cents, currency, starts_at, ends_at,
-	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever`
+	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever, paused`
 
 func scanSale(row pgx.Row) (SaleRow, error) {
 	var (
@@ -95,7 +95,7 @@ func scanSale(row pgx.Row) (SaleRow, error) {
 		room []byte
 	)
 	if err := row.Scan(&s.ID, &s.Name, &s.Stock, &s.PerUserLimit, &s.PriceCents, &s.Currency, &s.StartsAt,
-		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets, &s.Ever); err != nil {
+		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets, &s.Ever, &s.Paused); err != nil {
 		return SaleRow{}, err
 	}
 	s.StartsAt, s.CreatedAt = s.StartsAt.UTC(), s.CreatedAt.UTC()

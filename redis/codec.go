@@ -39,6 +39,8 @@ func parseDecision(code string) (Decision, error) {
 		d.Code = surge.CodeNotStarted
 	case 'E':
 		d.Code = surge.CodeEnded
+	case 'P':
+		d.Code = surge.CodePaused
 	case 'R':
 		o, err := parseRecord(code[1:])
 		if err != nil {

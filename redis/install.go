@@ -79,12 +79,15 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 		if b == 0 {
 			tot = st.Ever
 		}
-		force := 0
+		force, paused := 0, 0
 		if replace {
 			force = 1
 		}
+		if st.Sale.Paused {
+			paused = 1
+		}
 		ok, err := installScript.Run(ctx, s.c, append(k.list(), su, sk, so, k.xout, k.xin),
-			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, force).Int64()
+			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, force, paused).Int64()
 		if err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}

@@ -6,7 +6,7 @@
 -- Returns {-1} if the state is missing or lost part of itself (a hash
 -- without the sentinel install.lua writes: evicted or deleted), else
 -- {epoch, remaining, units reserved so far, code per purchase}.
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'rem', 'limit', 'starts', 'ends', 'tot')
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'rem', 'limit', 'starts', 'ends', 'tot', 'paused')
 if not meta[1] or not meta[6] or redis.call('HEXISTS', KEYS[2], '!') == 0 or redis.call('HEXISTS', KEYS[3], '!') == 0
     or redis.call('HEXISTS', KEYS[4], '!') == 0 or not redis.call('ZSCORE', KEYS[5], '!') then
   return {-1}
@@ -17,11 +17,15 @@ local starts, ends = tonumber(meta[4]), tonumber(meta[5])
 local tot = tonumber(meta[6])
 local now, expires = ARGV[1], ARGV[2]
 local nowN = tonumber(now)
+-- As surge.Sale.Gate: ended, else paused (an operator's change, which
+-- installs a new epoch), else not started.
 local window = ''
-if nowN < starts then
-  window = 'N'
-elseif ends > 0 and nowN >= ends then
+if ends > 0 and nowN >= ends then
   window = 'E'
+elseif meta[7] == '1' then
+  window = 'P'
+elseif nowN < starts then
+  window = 'N'
 end
 local out = {tonumber(meta[1]), 0, 0}
 for i = 4, #ARGV, 4 do

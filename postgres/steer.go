@@ -1,0 +1,60 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/surgehq/surge"
+)
+
+// UpdateSale applies p to a sale in service (migration 005) and returns
+// the sale as changed. Under the sale row's lock, which orders it after
+// every insert and settle in flight, it checks the change against the
+// units live orders hold (surge.Sale.Apply). A change of what Redis
+// decides on (p.Steers: the pause, stock, limit or end) also starts a new
+// epoch, as a rebuild does, so that no batch decided against the old sale
+// inserts afterwards, and returns the truth to build the new epoch's live
+// state from (snap); otherwise snap is nil. surge.ErrSaleNotFound if the
+// sale is unknown or archived.
+func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (row SaleRow, snap *surge.LiveState, err error) {
+	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		var sold int64
+		cur, err := scanSale(extraRow{tx.QueryRow(ctx, `SELECT `+saleColumns+`, sold FROM sales
+			WHERE id = $1 AND archived_at IS NULL FOR UPDATE`, id), []any{&sold}})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return surge.ErrSaleNotFound
+		}
+		if err != nil {
+			return err
+		}
+		next, err := cur.Sale.Apply(p, sold)
+		if err != nil {
+			return err
+		}
+		bump := 0
+		if p.Steers() {
+			bump = 1
+		}
+		row, err = scanSale(tx.QueryRow(ctx, `UPDATE sales SET name = $2, stock = $3, per_user_limit = $4, ends_at = $5,
+			hold_seconds = $6, paused = $7, updated_at = $8, epoch = epoch + $9, dirty = dirty AND $9 = 0
+			WHERE id = $1 RETURNING `+saleColumns,
+			id, next.Name, next.Stock, next.PerUserLimit, nullTime(next.EndsAt), next.HoldSeconds, next.Paused, now, bump))
+		if err != nil || bump == 0 {
+			return err
+		}
+		st, err := snapshot(ctx, tx, row)
+		snap = &st
+		return err
+	})
+	if surge.ErrorCode(err) != "" {
+		return SaleRow{}, nil, err
+	}
+	if err != nil {
+		return SaleRow{}, nil, fmt.Errorf("postgres: update sale %s: %w", id, err)
+	}
+	return row, snap, nil
+}
