@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/storetest"
 )
 
 // hookStore forwards surge.Steerer to the store it wraps (a *sqlite.Store
@@ -91,4 +92,42 @@ func TestPausedFastPath(t *testing.T) {
 	if _, err := e.UpdateSale(ctx, "nope", surge.SalePatch{Paused: new(true)}); !surge.HasCode(err, surge.CodeSaleNotFound) {
 		t.Errorf("steering an unknown sale: %v", err)
 	}
+}
+
+// TestSteerUnderSpike (embedded): a crowd buys while the stock goes down
+// to near what is sold and up again, the sale is paused and resumed and
+// its limit lowered; the guarantees hold at every point (storetest's
+// SteerSpike.Verify), also on the store reopened from disk afterwards.
+func TestSteerUnderSpike(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	cfg := testConfig(&clock{})
+	cfg.MaxBatch = 32
+	e, err := Open(context.Background(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := input("spike", 150, 3)
+	in.HoldSeconds = ptr(int64(3600))
+	mustCreate(t, e, in)
+	res := storetest.SteerSpike{
+		SaleID: "spike", Stock: 150, Limit: 3, Nodes: 1,
+		Buy: func(ctx context.Context, _ int, p surge.Purchase) (surge.Outcome, error) {
+			return e.Purchase(ctx, PurchaseRequest{SaleID: "spike", Purchase: p})
+		},
+		Steer: func(ctx context.Context, _ int, p surge.SalePatch) error {
+			_, err := e.UpdateSale(ctx, "spike", p)
+			return err
+		},
+		Remaining: func(ctx context.Context) (int64, error) { return st.Remaining(ctx, "spike") },
+	}.Run(t)
+	res.Verify(t, st)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := openStore(t, dir)
+	res.Verify(t, again)
 }
