@@ -65,6 +65,9 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 		return surge.Outcome{}, surge.ErrSaleNotFound
 	}
 	if err := surge.ValidatePurchase(sl, p); err != nil {
+		if out, ok := e.replayAboveLimit(s, sl, p); ok {
+			return out, nil
+		}
 		return surge.Outcome{}, err
 	}
 	if out, done := e.fastPath(s, sl, p); done {
@@ -100,6 +103,27 @@ func (e *Engine) find(id string) (*sale, *surge.Sale) {
 		return nil, &st.Sale
 	}
 	return nil, nil
+}
+
+// replayAboveLimit answers the replay of a key that reserved more units
+// than the sale's per-user limit now allows (an operator lowered it since,
+// steer.go): the key's first answer stands, as for any replay. Only a key
+// this node knows is durable is answered; validation's refusal stands for
+// the others. It runs on validation's error path only.
+func (e *Engine) replayAboveLimit(s *sale, sl *surge.Sale, p surge.Purchase) (surge.Outcome, bool) {
+	if p.IdempotencyKey == "" || p.Quantity <= sl.PerUserLimit {
+		return surge.Outcome{}, false
+	}
+	lenient := *sl
+	lenient.PerUserLimit = p.Quantity
+	if surge.ValidatePurchase(&lenient, p) != nil {
+		return surge.Outcome{}, false
+	}
+	o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey)
+	if st != surge.KeyDone || o.Quantity != p.Quantity {
+		return surge.Outcome{}, false
+	}
+	return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, true
 }
 
 // waitingRoom is the gate of a sale with a waiting room: nil if one of

@@ -89,6 +89,20 @@ func TestPausedFastPath(t *testing.T) {
 	if st, _ := e.Sale("s"); st.Status != surge.SaleEnded {
 		t.Errorf("paused past its end: status %s, want ended", st.Status)
 	}
+	// A key that bought more than a limit lowered since still replays.
+	if _, err := e.UpdateSale(ctx, "s", surge.SalePatch{Paused: new(false), EndsAt: new(time.Time{}), Stock: new(int64(10))}); err != nil {
+		t.Fatal(err)
+	}
+	two := mustReserve(t, e, "s", surge.Purchase{UserID: "u3", IdempotencyKey: "k3", Quantity: 2})
+	if _, err := e.UpdateSale(ctx, "s", surge.SalePatch{PerUserLimit: new(int64(1))}); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustPurchase(t, e, "s", surge.Purchase{UserID: "u3", IdempotencyKey: "k3", Quantity: 2}); !out.Replay || out.Order.ID != two.ID {
+		t.Errorf("the replay of 2 units under a limit lowered to 1: %+v, want the replay of %s", out, two.ID)
+	}
+	if _, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: surge.Purchase{UserID: "u3", IdempotencyKey: "k4", Quantity: 2}}); !surge.HasCode(err, surge.CodeInvalid) {
+		t.Errorf("a new key asking 2 units under a limit of 1: %v, want invalid_request", err)
+	}
 	if _, err := e.UpdateSale(ctx, "nope", surge.SalePatch{Paused: new(true)}); !surge.HasCode(err, surge.CodeSaleNotFound) {
 		t.Errorf("steering an unknown sale: %v", err)
 	}
