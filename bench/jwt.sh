@@ -98,7 +98,7 @@ for r in $(seq "$ROUNDS"); do
   [ "$r" = "$ROUNDS" ] && [ -n "${PROFILE:-}" ] && prof=$PROFILE
   add b "$(surge_rps "$work/b" "$prof")" "$c_rps" "$c_cpu"
   add hdr "$(surge_rps "$work/b" "" bench/purchase.lua)" "$c_rps" "$c_cpu"
-  echo "round $r: ceiling $c_rps/s ${c_cpu}µs, A ${rps[a]##* }, B ${rps[b]##* }" >&2
+  echo "round $r: ceiling $c_rps/s, A $(awk "{print \$NF}" <<<"${rps[a]}")/s, B $(awk "{print \$NF}" <<<"${rps[b]}")/s" >&2
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
