@@ -19,8 +19,11 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	if s.closed.Load() {
 		return surge.Sale{}, surge.ErrUnavailable
 	}
-	// No call timeout: the new epoch's snapshot reads every live order of
-	// the sale, as a rebuild does; the caller's context bounds it.
+	// Not the call timeout: the new epoch's snapshot reads every live order
+	// of the sale, as a rebuild does. Not the caller's cancellation either:
+	// a commit cut short would leave its outcome unknown here.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), steerTimeout)
+	defer cancel()
 	row, snap, err := s.db.UpdateSale(ctx, id, p, now.UTC().Truncate(time.Millisecond))
 	if err != nil {
 		return surge.Sale{}, unavailable("changing the sale", err)
@@ -54,5 +57,9 @@ func (s *Store) Sale(ctx context.Context, id string) (surge.Sale, error) {
 	}
 	return row, nil
 }
+
+// steerTimeout bounds a change of a sale: its transaction and the install
+// of the new epoch's live state.
+const steerTimeout = 30 * time.Second
 
 var _ surge.Steerer = (*Store)(nil)

@@ -35,8 +35,10 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	}
 	// Straight on the writer's pool, as archive does: the statement waits
 	// for the writer's transaction in progress, and synchronous=FULL makes
-	// it durable before it returns. Only then does memory change.
-	if _, err := s.w.ExecContext(ctx, `UPDATE sales SET name = ?, stock = ?, per_user_limit = ?, ends_at = ?,
+	// it durable before it returns. Only then does memory change. The
+	// caller's cancellation is not passed on: a statement cut short could
+	// leave the disk changed and memory not.
+	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), `UPDATE sales SET name = ?, stock = ?, per_user_limit = ?, ends_at = ?,
 		hold_seconds = ?, paused = ?, limit_ceiling = ?, updated_at = ? WHERE id = ?`,
 		next.Name, next.Stock, next.PerUserLimit, ends, next.HoldSeconds, next.Paused,
 		max(st.l.Ceiling(), next.PerUserLimit), formatTime(now), id); err != nil {
