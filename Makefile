@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-overload fuzz observability-check clean
+.PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-overload fuzz observability-check clean
 
 build: ## build bin/surge
 	$(GO) build -o bin/surge ./cmd/surge
@@ -35,6 +35,9 @@ bench-cluster: services ## side-by-side run: minimal handler, tutorial baseline,
 REV ?= HEAD
 bench-ab: ## A/B: the working tree against REV (default HEAD) beside the minimal handler, wrk, interleaved rounds
 	bench/ab.sh $(REV) .
+
+bench-jwt: ## A/B: the sold-out path with per-buyer HS256 tokens, the working tree against REV, beside the minimal handler
+	bench/jwt.sh $(REV) .
 
 bench-overload: ## the maximum purchase rate, then 5x it open loop; the cost of protection
 	bench/overload.sh
