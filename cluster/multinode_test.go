@@ -3,8 +3,10 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,12 +21,28 @@ import (
 // nodes and cancelling some orders. Every guarantee is then checked against
 // PostgreSQL.
 func TestMultiNodeSpike(t *testing.T) {
-	t.Run("OneSlot", func(t *testing.T) { multiNodeSpike(t, 1) })
+	t.Run("OneSlot", func(t *testing.T) { multiNodeSpike(t, spikeOptions{buckets: 1}) })
 	// The sale's stock split over four slots: dry buckets borrow.
-	t.Run("Buckets", func(t *testing.T) { multiNodeSpike(t, 4) })
+	t.Run("Buckets", func(t *testing.T) { multiNodeSpike(t, spikeOptions{buckets: 4}) })
 }
 
-func multiNodeSpike(t *testing.T, buckets int) {
+// spikeOptions vary multiNodeSpike.
+type spikeOptions struct {
+	buckets  int
+	redisURL string // "": the test Redis
+	// midway, if set, runs once half of the crowd's intents are sent
+	// (a fault to inject), with the sale's id.
+	midway func(sale string)
+	// answered, if set, hears every failed attempt of a purchase (err)
+	// and every 201 (nil, with the time since the purchase's first
+	// attempt).
+	answered func(err error, took time.Duration)
+	// retryFor: how long a buyer retries a 503 with its key (at least 50
+	// tries, 20 ms apart).
+	retryFor time.Duration
+}
+
+func multiNodeSpike(t *testing.T, opt spikeOptions) {
 	const (
 		nodes   = 3
 		stock   = 400
@@ -37,8 +55,19 @@ func multiNodeSpike(t *testing.T, buckets int) {
 	var engines []*engine.Engine
 	var stores []*cluster.Store
 	for i := range nodes {
-		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond, Buckets: buckets})
-		e, err := engine.Open(context.Background(), s, engine.Config{MaxBatch: 64, SyncInterval: 100 * time.Millisecond, InFlight: 4})
+		cfg := cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond, Buckets: opt.buckets}
+		var s *cluster.Store
+		if opt.redisURL == "" {
+			s = openStore(t, ns, cfg)
+		} else {
+			cfg.Prefix, cfg.Schema = ns, ns
+			s = openStoreAt(t, opt.redisURL, postgresURL(), cfg)
+		}
+		ecfg := engine.Config{MaxBatch: 64, SyncInterval: 100 * time.Millisecond, InFlight: 4}
+		if opt.midway != nil { // the fault's failed batches are expected
+			ecfg.Logger = slog.New(slog.DiscardHandler)
+		}
+		e, err := engine.Open(context.Background(), s, ecfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,11 +108,16 @@ func multiNodeSpike(t *testing.T, buckets int) {
 		work <- i
 	}
 	close(work)
+	var midway sync.Once
+	var refused atomic.Int64
 	var wg sync.WaitGroup
 	for b := range buyers {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(b), 7))
 			for i := range work {
+				if opt.midway != nil && i >= intents/2 {
+					midway.Do(func() { opt.midway(id) })
+				}
 				user := fmt.Sprintf("u%03d", rng.IntN(users))
 				// The quantity follows the key: a key reused with another
 				// quantity is a different request (422), not a replay.
@@ -95,14 +129,32 @@ func multiNodeSpike(t *testing.T, buckets int) {
 					node := (i + try) % nodes
 					var out surge.Outcome
 					var err error
-					for attempt := 0; attempt < 50; attempt++ {
+					// A buyer retries a 503 with the same key, as the
+					// Retry-After asks: for about a second (a replay still
+					// committing), or opt.retryFor through a fault.
+					first := time.Now()
+					for attempt := 0; ; attempt++ {
 						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 						out, err = engines[node].Purchase(ctx, engine.PurchaseRequest{SaleID: id, Purchase: p})
 						cancel()
-						if surge.ErrorCode(err) != surge.CodeUnavailable {
+						if opt.answered != nil && err != nil {
+							opt.answered(err, 0)
+						}
+						if surge.ErrorCode(err) != surge.CodeUnavailable || attempt >= 50 && time.Since(first) > opt.retryFor {
 							break
 						}
-						time.Sleep(20 * time.Millisecond) // a replay still committing
+						time.Sleep(20 * time.Millisecond)
+					}
+					if opt.answered != nil && err == nil && out.Code == surge.CodeReserved {
+						opt.answered(nil, time.Since(first))
+					}
+					if err != nil && opt.midway != nil && opt.retryFor == 0 && surge.ErrorCode(err) == surge.CodeUnavailable {
+						refused.Add(1) // the fault's window: a 503, retried by the buyer later
+						continue
+					}
+					if err != nil && opt.retryFor > 0 {
+						t.Errorf("purchase on node %d: still %v after retrying for %v", node, err, time.Since(first).Round(time.Millisecond))
+						continue
 					}
 					if err != nil {
 						t.Errorf("purchase on node %d: %v", node, err)
@@ -121,7 +173,16 @@ func multiNodeSpike(t *testing.T, buckets int) {
 					mu.Unlock()
 					if !out.Replay && rng.IntN(10) == 0 {
 						// Cancel on yet another node: the units come back.
-						if _, err := engines[(node+1)%nodes].Cancel(context.Background(), out.Order.ID); err != nil {
+						// A 503 (PostgreSQL slow on a loaded machine) is
+						// retried, as a buyer would.
+						var err error
+						for range 20 {
+							if _, err = engines[(node+1)%nodes].Cancel(context.Background(), out.Order.ID); surge.ErrorCode(err) != surge.CodeUnavailable {
+								break
+							}
+							time.Sleep(50 * time.Millisecond)
+						}
+						if err != nil {
 							t.Errorf("cancel: %v", err)
 						}
 					}
@@ -130,7 +191,7 @@ func multiNodeSpike(t *testing.T, buckets int) {
 		})
 	}
 	wg.Wait()
-	t.Logf("%d orders confirmed across %d nodes", len(confirmed), nodes)
+	t.Logf("%d orders confirmed across %d nodes; %d purchases refused unavailable during the fault", len(confirmed), nodes, refused.Load())
 	if len(confirmed) < stock/limit {
 		t.Errorf("only %d orders for a stock of %d: the crowd was too small to sell out", len(confirmed), stock)
 	}

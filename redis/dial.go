@@ -22,6 +22,9 @@ func Dial(ctx context.Context, url string) (Client, error) {
 			return nil, fmt.Errorf("redis: parse url: %w", err)
 		}
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
+		if opt.ClusterStateReloadInterval == 0 {
+			opt.ClusterStateReloadInterval = clusterStateReload
+		}
 		c = goredis.NewClusterClient(opt)
 	} else {
 		opt, err := goredis.ParseURL(url)
@@ -37,6 +40,15 @@ func Dial(ctx context.Context, url string) (Client, error) {
 	}
 	return c, nil
 }
+
+// clusterStateReload is how old the client's map of a Redis Cluster's
+// slots may get before a call reloads it (CLUSTER SLOTS from one node, in
+// the background). go-redis reloads it at once on a MOVED answer, but a
+// master that died answers nothing: until its replica is promoted and the
+// map reloaded, every call for its slots fails. go-redis's default, 60 s,
+// kept a failed-over sale refusing purchases for a minute
+// (TestRedisClusterFailover); a second costs one small call a second.
+const clusterStateReload = time.Second
 
 // fast bounds every wait on Redis unless the URL chose otherwise: a dead
 // server must fail purchases in about a second, not hold them. It also

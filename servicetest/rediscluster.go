@@ -1,0 +1,254 @@
+package servicetest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// RedisCluster is a Redis Cluster of a test's own on loopback: real
+// redis-server processes with cluster mode on, joined by redis-cli
+// --cluster create, stopped when the test ends. No persistence: a node
+// that is killed comes back (if at all) empty, as a lost machine does.
+type RedisCluster struct {
+	t     testing.TB
+	nodes []*clusterNode
+}
+
+type clusterNode struct {
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// NodeTimeout is the cluster's cluster-node-timeout: a master unreachable
+// that long is failed, and its replica promoted about as long after.
+const NodeTimeout = time.Second
+
+// StartRedisCluster runs masters masters with replicas replicas each
+// (Redis Cluster wants at least 3 masters).
+func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
+	t.Helper()
+	for _, tool := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found (scripts/services.sh installs it): %v", tool, err)
+		}
+	}
+	c := &RedisCluster{t: t}
+	t.Cleanup(c.stop)
+	var addrs []string
+	for range masters * (1 + replicas) {
+		n := &clusterNode{port: freePort(t), dir: t.TempDir()}
+		c.nodes = append(c.nodes, n)
+		n.start(t)
+		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(n.port))
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c.WaitHealthy(30 * time.Second)
+	return c
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (n *clusterNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
+
+func (n *clusterNode) start(t testing.TB) {
+	t.Helper()
+	n.cmd = exec.Command("redis-server", "--port", strconv.Itoa(n.port), "--bind", "127.0.0.1",
+		"--dir", n.dir, "--save", "", "--appendonly", "no",
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
+		"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout/time.Millisecond)),
+		// A replica always takes over, however long it was cut off.
+		"--cluster-replica-validity-factor", "0")
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if out, err := exec.Command("redis-cli", "-p", strconv.Itoa(n.port), "ping").Output(); err == nil && strings.TrimSpace(string(out)) == "PONG" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on port %d did not come up", n.port)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *RedisCluster) stop() {
+	for _, n := range c.nodes {
+		n.kill()
+	}
+}
+
+func (n *clusterNode) kill() {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Kill()
+	_ = n.cmd.Wait()
+	n.cmd = nil
+	_ = os.RemoveAll(n.dir)
+}
+
+// URL is the cluster's address in the form surge serve takes:
+// redis://first?addr=second&addr=….
+func (c *RedisCluster) URL() string {
+	var b strings.Builder
+	b.WriteString("redis://" + c.nodes[0].addr())
+	for i, n := range c.nodes[1:] {
+		if i == 0 {
+			b.WriteString("?")
+		} else {
+			b.WriteString("&")
+		}
+		b.WriteString("addr=" + n.addr())
+	}
+	return b.String()
+}
+
+// nodeLine is one line of CLUSTER NODES.
+type nodeLine struct {
+	addr   string // host:port
+	master bool
+	failed bool
+	slots  bool // serves at least one slot
+}
+
+// view asks a live node for CLUSTER NODES.
+func (c *RedisCluster) view() ([]nodeLine, error) {
+	var lastErr error
+	for _, n := range c.nodes {
+		if n.cmd == nil {
+			continue
+		}
+		out, err := exec.Command("redis-cli", "-p", strconv.Itoa(n.port), "cluster", "nodes").Output()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var lines []nodeLine
+		sc := bufio.NewScanner(strings.NewReader(string(out)))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) < 8 {
+				continue
+			}
+			addr, _, _ := strings.Cut(f[1], "@")
+			flags := f[2]
+			lines = append(lines, nodeLine{
+				addr:   addr,
+				master: strings.Contains(flags, "master"),
+				failed: strings.Contains(flags, "fail"),
+				slots:  len(f) > 8,
+			})
+		}
+		return lines, nil
+	}
+	return nil, fmt.Errorf("no live node answered CLUSTER NODES: %v", lastErr)
+}
+
+// Masters are the addresses of the masters serving slots now.
+func (c *RedisCluster) Masters() []string {
+	c.t.Helper()
+	lines, err := c.view()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []string
+	for _, l := range lines {
+		if l.master && !l.failed && l.slots {
+			out = append(out, l.addr)
+		}
+	}
+	return out
+}
+
+// MasterOf is the address of the master that serves key's slot.
+func (c *RedisCluster) MasterOf(ctx context.Context, key string) (string, error) {
+	rc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{c.live().addr()}})
+	defer rc.Close()
+	slot, err := rc.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return "", err
+	}
+	shards, err := rc.ClusterSlots(ctx).Result()
+	if err != nil {
+		return "", err
+	}
+	for _, s := range shards {
+		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+			return s.Nodes[0].Addr, nil
+		}
+	}
+	return "", fmt.Errorf("no master serves slot %d", slot)
+}
+
+func (c *RedisCluster) live() *clusterNode {
+	for _, n := range c.nodes {
+		if n.cmd != nil {
+			return n
+		}
+	}
+	c.t.Fatal("every node of the Redis Cluster is down")
+	return nil
+}
+
+// Kill stops the node at addr at once (SIGKILL), as a lost machine.
+func (c *RedisCluster) Kill(addr string) {
+	for _, n := range c.nodes {
+		if n.addr() == addr {
+			n.kill()
+			return
+		}
+	}
+	c.t.Fatalf("no node at %s", addr)
+}
+
+// WaitHealthy waits (up to d) until every live node says
+// cluster_state:ok: every slot served, after a failover too.
+func (c *RedisCluster) WaitHealthy(d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok := true
+		for _, n := range c.nodes {
+			if n.cmd == nil {
+				continue
+			}
+			out, err := exec.Command("redis-cli", "-p", strconv.Itoa(n.port), "cluster", "info").Output()
+			if err != nil || !strings.Contains(string(out), "cluster_state:ok") {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the Redis Cluster is not healthy after %v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
