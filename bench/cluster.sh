@@ -6,6 +6,9 @@
 #   c. surge serve in cluster mode, one node
 #   d. surge serve in cluster mode, two nodes sharing Redis and PostgreSQL
 #      (one wrk per node, connections and threads split; the rates are summed)
+#   e. with REDIS_CLUSTER=1: one node on a 3-master Redis Cluster of the
+#      script's own (ports 7301-7303), the sale split into 3 buckets
+#      (--cluster-buckets 3) so its keys spread over the masters
 # First wrk with bench/purchase.lua (every request a new buyer with its own
 # Idempotency-Key): a reserve-heavy spike (stock 10^9, so every request
 # reserves) for b, c, d, and a sell-out for b and c (stock 1,000 sold in the
@@ -26,7 +29,7 @@
 # (work of other processes on the machine: when it is large, the round was
 # disturbed).
 #
-# Usage: [ROUNDS=3] bench/cluster.sh [duration=10s] [connections=128] [threads=2]
+# Usage: [ROUNDS=3] [REDIS_CLUSTER=1] bench/cluster.sh [duration=10s] [connections=128] [threads=2]
 # OUT_DIR=DIR keeps the raw outputs (wrk, surge bench JSON, server logs).
 # PROFILE_DIR=DIR also saves CPU profiles of the (first) cluster node during
 # round 1's wrk reserve-heavy runs (profiling costs a few % of throughput).
@@ -55,11 +58,13 @@ new_schema() { # new_schema NAME: creates schema ${run}_NAME; PGURL is its URL
   PGURL="$PGBASE&search_path=$s"
 }
 pids=()
+rc_pids=()
 cleanup() {
   if [ -n "${OUT_DIR:-}" ]; then
     mkdir -p "$OUT_DIR" && cp "$work"/*.out "$work"/*.json "$work"/*.log "$work"/results "$work"/checks "$OUT_DIR"/ 2>/dev/null || true
   fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${rc_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for s in "${schemas[@]}"; do psqlc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
   redis-cli --scan --pattern "${run}_*" | xargs -r -n 1000 redis-cli unlink >/dev/null || true
@@ -81,7 +86,7 @@ function init(args)
 end
 EOF
 
-for port in 8090 8097 8110 8111 8120 8121; do
+for port in 8090 8097 8110 8111 8120 8121 ${REDIS_CLUSTER:+7301 7302 7303}; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is in use; this script needs it" >&2; exit 1; fi
 done
 wait_up() { for _ in $(seq 150); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
@@ -110,14 +115,14 @@ run_wrk() {
   local n=$(($# / 2)) i=0
   local c=$((CONNS / n)) t=$((THREADS / n)); ((t >= 1)) || t=1
   local s0 r0 m0 k0 s1 r1 m1 k1
-  s0=$(ticks $spids); r0=$(ticks "$redis_pid"); pg_snap >"$work/pg0"; m0=$(head -1 /proc/stat); k0=$(child_ticks)
+  s0=$(ticks $spids); r0=$(ticks $redis_pid); pg_snap >"$work/pg0"; m0=$(head -1 /proc/stat); k0=$(child_ticks)
   local wp=()
   while (($#)); do
     wrk -t"$t" -c"$c" -d"$DUR" --latency -s "$work/tagged.lua" "$1" -- "$2" "n$i-" >"$work/wrk$i.out" 2>&1 &
     wp+=($!); shift 2; i=$((i + 1))
   done
   wait "${wp[@]}"
-  s1=$(ticks $spids); r1=$(ticks "$redis_pid"); pg_snap >"$work/pg1"; m1=$(head -1 /proc/stat); k1=$(child_ticks)
+  s1=$(ticks $spids); r1=$(ticks $redis_pid); pg_snap >"$work/pg1"; m1=$(head -1 /proc/stat); k1=$(child_ticks)
   W_RPS=0; W_P99=0; W_BAD=0; W_REQS=0
   for ((j = 0; j < n; j++)); do
     local o=$work/wrk$j.out rps p99 bad reqs
@@ -153,14 +158,14 @@ start_nodes() { # start_nodes COUNT PG_URL PREFIX
   for ((i = 0; i < $1; i++)); do
     "$work/surge" serve --http-addr 127.0.0.1:$((8110 + i)) --debug-addr 127.0.0.1:$((8120 + i)) \
       --admin-token bench-admin-token --insecure-user-header --log-level warn \
-      --redis-url "$REDIS" --postgres-url "$2" --redis-prefix "$3" --node-id "n$i" >"$work/node$i.log" 2>&1 &
+      --redis-url "$REDIS" --postgres-url "$2" --redis-prefix "$3" --node-id "n$i" ${NODE_FLAGS:-} >"$work/node$i.log" 2>&1 &
     node_pids+=($!); pids+=($!)
     wait_up http://127.0.0.1:$((8110 + i))/readyz
   done
 }
 node_url() { echo "http://127.0.0.1:$((8110 + $1))"; }
 create_sale() { # create_sale ID STOCK, on node 0, then wait until every node serves it
-  curl -fs -H 'Authorization: Bearer bench' -X POST "$(node_url 0)/v1/sales" \
+  curl -fs -H 'Authorization: Bearer bench-admin-token' -X POST "$(node_url 0)/v1/sales" \
     -d "{\"id\":\"$1\",\"name\":\"$1\",\"stock\":$2}" >/dev/null
   local i
   for ((i = 0; i < ${#node_pids[@]}; i++)); do wait_up "$(node_url "$i")/v1/sales/$1"; done
@@ -259,6 +264,23 @@ cluster() { # c, d: NAME ROUND NODES SALE STOCK
   stop "${node_pids[@]}"
 }
 
+# e: a Redis Cluster of three masters, no replicas, no persistence.
+if [ -n "${REDIS_CLUSTER:-}" ]; then
+  for port in 7301 7302 7303; do
+    mkdir -p "$work/rc$port"
+    redis-server --port $port --bind 127.0.0.1 --dir "$work/rc$port" --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf >"$work/rc$port.log" 2>&1 &
+    rc_pids+=($!)
+  done
+  for port in 7301 7302 7303; do for _ in $(seq 50); do redis-cli -p $port ping >/dev/null 2>&1 && break; sleep 0.1; done; done
+  redis-cli --cluster create 127.0.0.1:7301 127.0.0.1:7302 127.0.0.1:7303 --cluster-yes >"$work/rc-create.log" 2>&1
+  for _ in $(seq 100); do redis-cli -p 7301 cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+fi
+cluster_rc() { # e: NAME ROUND SALE STOCK, one node on the Redis Cluster
+  REDIS="redis://127.0.0.1:7301?addr=127.0.0.1:7302&addr=127.0.0.1:7303" redis_pid="${rc_pids[*]}" \
+    NODE_FLAGS="--cluster-buckets 3" cluster "$1" "$2" 1 "$3" "$4"
+}
+
 for ((round = 1; round <= ROUNDS; round++)); do
   ceiling $round
   baseline base $round reserve $BIG
@@ -266,6 +288,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   cluster node2 $round 2 reserve $BIG
   baseline base_sold $round sold $SMALL
   cluster node1_sold $round 1 sold $SMALL
+  [ -z "${REDIS_CLUSTER:-}" ] || cluster_rc node1_rc $round reserve $BIG
 done
 
 # fig NAME COLUMN -> the median over the rounds (columns: 3 rps, 4 p99,
@@ -362,6 +385,7 @@ row node1 "surge cluster, 1 node, reserve-heavy"
 row node2 "surge cluster, 2 nodes, reserve-heavy"
 row base_sold "baseline, sell-out of $SMALL then sold-out"
 row node1_sold "surge cluster, 1 node, sell-out of $SMALL then sold-out"
+[ -z "${REDIS_CLUSTER:-}" ] || row node1_rc "surge cluster, 1 node on a 3-master Redis Cluster (3 buckets), reserve-heavy"
 
 printf '\nbatching under wrk (medians): 1 node %.1f purchases per Redis call, %.1f rows per PostgreSQL commit; 2 nodes %.1f and %.1f; sell-out, 1 node: %.1f per Redis call\n' \
   "$(fig node1 13)" "$(fig node1 14)" "$(fig node2 13)" "$(fig node2 14)" "$(fig node1_sold 13)"
