@@ -34,8 +34,8 @@ type spikeOptions struct {
 	// (a fault to inject), with the sale's id.
 	midway func(sale string)
 	// answered, if set, hears every failed attempt of a purchase (err)
-	// and every 201 (nil, with the time since the purchase's first
-	// attempt).
+	// and every decided answer, 201 or 409 (nil, with the time since the
+	// purchase's first attempt).
 	answered func(err error, took time.Duration)
 	// retryFor: how long a buyer retries a 503 with its key (at least 50
 	// tries, 20 ms apart).
@@ -145,7 +145,7 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 						}
 						time.Sleep(20 * time.Millisecond)
 					}
-					if opt.answered != nil && err == nil && out.Code == surge.CodeReserved {
+					if opt.answered != nil && err == nil {
 						opt.answered(nil, time.Since(first))
 					}
 					if err != nil && opt.midway != nil && opt.retryFor == 0 && surge.ErrorCode(err) == surge.CodeUnavailable {

@@ -64,7 +64,7 @@ func TestRedisClusterSpike(t *testing.T) {
 // the middle of a spike; its replica takes over after about twice the
 // cluster-node-timeout. Meanwhile purchases fail fast with 503 (the
 // store's Redis breaker opens on the failed calls, for every bucket), and
-// sales resume once the replica serves; the replica may miss the last
+// purchases are decided again (201 or 409) once the replica serves; the replica may miss the last
 // writes its master acknowledged (replication is asynchronous), which the
 // store detects as a rollback and rebuilds from PostgreSQL. Afterwards
 // every guarantee holds and every confirmed order is in PostgreSQL.
@@ -113,11 +113,11 @@ func TestRedisClusterFailover(t *testing.T) {
 		t.Fatal("the master was never killed")
 	}
 	if resumed.IsZero() {
-		t.Errorf("no purchase was reserved after the refusals began (%d refused)", refused)
+		t.Errorf("no purchase was decided after the refusals began (%d refused)", refused)
 		return
 	}
-	t.Logf("after the kill: %d attempts refused with 503, the last %v after it; the first 201 after a refusal %v after it; "+
-		"the longest a reserved purchase took, retries included: %v",
+	t.Logf("after the kill: %d attempts refused with 503, the last %v after it; the first purchase decided after a refusal %v after it; "+
+		"the longest a purchase took to be decided, retries included: %v",
 		refused, lastRefused.Sub(killedAt).Round(10*time.Millisecond), resumed.Sub(killedAt).Round(10*time.Millisecond),
 		longest.Round(10*time.Millisecond))
 }
