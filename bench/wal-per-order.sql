@@ -5,7 +5,7 @@
 DROP SCHEMA IF EXISTS capmeasure CASCADE;
 CREATE SCHEMA capmeasure;
 SET search_path = capmeasure;
--- The real tables (\\ir: relative to this file) and migration 003's
+-- The real tables (\ir: relative to this file) and migration 003's
 -- index on orders.
 \ir ../postgres/migrations/001_init.sql
 CREATE INDEX orders_by_user ON orders (sale_id, user_id);
