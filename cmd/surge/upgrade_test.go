@@ -40,6 +40,15 @@ func TestClusterUpgradeUnderLoad(t *testing.T) {
 	upgradeUnderLoad(t, "cluster", clusterArgs(t))
 }
 
+// subreaper makes the test process adopt the orphans among its
+// descendants: each new process of an upgrade, once its parent exited.
+func subreaper(t *testing.T) {
+	t.Helper()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("become a child subreaper: %v", err)
+	}
+}
+
 // generation is one process of a chain of upgrades.
 type generation struct {
 	pid    int
@@ -137,9 +146,7 @@ func upgradeUnderLoad(t *testing.T, mode string, extra []string) {
 	if testing.Short() {
 		t.Skip("upgrade test builds and runs the binary")
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Fatalf("become a child subreaper: %v", err)
-	}
+	subreaper(t)
 	const (
 		stock    = 10000
 		limit    = 3
@@ -265,4 +272,103 @@ func settle(t *testing.T, base, saleID string) {
 		last = sale.Remaining
 	}
 	t.Fatalf("the sale's remaining stock still moves 30s after the load stopped")
+}
+
+// replaceFile puts a file with content b and mode at path by renaming, as
+// an operator installs a new binary under a running one.
+func replaceFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpgradeFailedKeepsServing: a SIGUSR2 while the binary at the
+// process's path cannot start leaves the process serving, its pid file
+// as it was; once a good binary is back, the next SIGUSR2 upgrades, and
+// the new process serves on the API and the admin listener alike.
+func TestUpgradeFailedKeepsServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	subreaper(t)
+	good, err := os.ReadFile(surgeBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "surge")
+	replaceFile(t, bin, good)
+	dataDir, token := t.TempDir(), "failed-upgrade-admin-token"
+	pidFile := filepath.Join(t.TempDir(), "surge.pid")
+	admin := "http://" + freeAddr(t)
+	p, err := launch(t, bin, dataDir, token, freeAddr(t), "--admin-addr", strings.TrimPrefix(admin, "http://"), "--pid-file", pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saleID := createSale(t, admin, token, 10, 1)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	buy := func(base, user string) {
+		t.Helper()
+		a, err := purchase(t.Context(), hc, base, saleID, intent{user: user, key: "k-" + user, qty: 1})
+		if err != nil || a.status != http.StatusCreated {
+			t.Fatalf("purchase of %s: %+v, %v; want 201", user, a, err)
+		}
+	}
+	buy(p.base, "u1")
+
+	replaceFile(t, bin, []byte("#!/bin/sh\necho 'this binary is broken' >&2\nexit 3\n"))
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(p.logTail(), "upgrade failed; this process serves on"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed upgrade in the log:\n%s", p.logTail())
+		}
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("the process exited after a failed upgrade: %v", p.cmd.ProcessState)
+	default:
+	}
+	if got := readPID(pidFile); got != p.cmd.Process.Pid {
+		t.Errorf("pid file holds %d after a failed upgrade, want %d", got, p.cmd.Process.Pid)
+	}
+	buy(p.base, "u2")
+
+	replaceFile(t, bin, good)
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		if !p.cmd.ProcessState.Success() {
+			t.Errorf("the old process exited with %v, want status 0", p.cmd.ProcessState)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("the old process did not exit after the upgrade:\n%s", p.logTail())
+	}
+	next := adopt(t, readPID(pidFile))
+	if next.pid == 0 || next.pid == p.cmd.Process.Pid {
+		t.Fatalf("pid file holds %d after the upgrade", next.pid)
+	}
+	buy(p.base, "u3")
+	// The admin listener was handed over too.
+	if sale, err := client.New(admin, token).Sale(t.Context(), saleID); err != nil || sale.Remaining != 7 {
+		t.Errorf("sale read on the admin listener after the upgrade: %+v, %v; want 7 remaining", sale, err)
+	}
+	if err := syscall.Kill(next.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-next.exited:
+		if st := next.state(); st == nil || !st.Success() {
+			t.Errorf("the new process exited with %v after SIGTERM", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new process did not exit after SIGTERM")
+	}
 }
