@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/admission"
@@ -57,6 +58,7 @@ func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger, tel tele
 }
 
 func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel telemetry) (*backend, error) {
+	start := time.Now()
 	if c.handover.upgrading() {
 		// The old process holds the data directory until it has drained
 		// and closed the store: tell it to go, then wait for the lock.
@@ -69,6 +71,9 @@ func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel tel
 		LockWait: c.handover.lockWait(c)})
 	if err != nil {
 		return nil, err
+	}
+	if c.handover.upgrading() {
+		log.Info("upgrade: the store is open", "since_old_told_to_go", time.Since(start))
 	}
 	return &backend{
 		store:    st,

@@ -178,7 +178,7 @@ func upgradeUnderLoad(t *testing.T, mode string, extra []string) {
 		time.Sleep(300 * time.Millisecond)
 		t.Logf("%s: before any upgrade: longest wait %v; %s", mode, slowest(), s.counters())
 		for i := range upgrades {
-			before := s.created.Load()
+			before, old := s.created.Load(), cur.pid
 			sent := time.Now()
 			if err := syscall.Kill(cur.pid, syscall.SIGUSR2); err != nil {
 				t.Errorf("SIGUSR2 to %d: %v", cur.pid, err)
@@ -211,13 +211,20 @@ func upgradeUnderLoad(t *testing.T, mode string, extra []string) {
 			w := slowest()
 			worst = max(worst, w)
 			t.Logf("%s: upgrade %d (pid %d -> %d): old process gone %v after SIGUSR2; longest wait %v; 201s meanwhile %d; %s",
-				mode, i+1, p.cmd.Process.Pid, next, time.Since(sent).Round(time.Millisecond), w, s.created.Load()-before, s.counters())
+				mode, i+1, old, next, time.Since(sent).Round(time.Millisecond), w, s.created.Load()-before, s.counters())
 			if s.created.Load() == before {
 				t.Errorf("upgrade %d: no purchase succeeded around it: the load did not run through", i+1)
 			}
 		}
 	})
 	t.Logf("%s: longest wait of a request over the handovers: %v", mode, worst)
+	if logs, err := os.ReadFile(p.logPath); err == nil {
+		for line := range strings.Lines(string(logs)) {
+			if strings.Contains(line, "upgrade: the store is open") {
+				t.Logf("%s: %s", mode, strings.TrimSpace(line)) // the old one's drain and the store's load
+			}
+		}
+	}
 	if n := s.dialErrs.Load() + s.broken.Load(); n > 0 {
 		t.Errorf("%d transport errors (refused connections %d, broken exchanges %d): a handover must not show", n, s.dialErrs.Load(), s.broken.Load())
 		for _, tr := range []*timed{keepAlive, fresh} {
