@@ -56,8 +56,18 @@ func TestBackupDuringSpike(t *testing.T) {
 		took         time.Duration
 		createdAfter int64
 	)
+	// until reports whether cond held within a minute.
+	until := func(cond func() bool) bool {
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return false
+			}
+		}
+		return true
+	}
 	s.fire(p.base, workers, func() {
-		time.Sleep(300 * time.Millisecond)
+		// The crowd is buying: answers have come back.
+		until(func() bool { return s.created.Load() >= 50 })
 		s.mu.Lock()
 		before = append(before, s.acked...)
 		s.mu.Unlock()
@@ -65,7 +75,7 @@ func TestBackupDuringSpike(t *testing.T) {
 		out, backupErr = exec.Command(surgeBinary(t), "backup", "--data-dir", dataDir, "--to", file).CombinedOutput()
 		took = time.Since(start)
 		n := s.created.Load()
-		time.Sleep(300 * time.Millisecond) // the crowd buys on
+		until(func() bool { return s.created.Load() >= n+50 }) // the crowd buys on
 		createdAfter = s.created.Load() - n
 	})
 	if backupErr != nil {

@@ -176,6 +176,9 @@ func upgradeUnderLoad(t *testing.T, mode string, extra []string) {
 	var worst time.Duration
 	s.fireMixed(p.base, workers, keepAlive, fresh, func() {
 		time.Sleep(300 * time.Millisecond)
+		for deadline := time.Now().Add(time.Minute); s.created.Load() < 50 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		t.Logf("%s: before any upgrade: longest wait %v; %s", mode, slowest(), s.counters())
 		for i := range upgrades {
 			before, old := s.created.Load(), cur.pid
@@ -208,6 +211,9 @@ func upgradeUnderLoad(t *testing.T, mode string, extra []string) {
 			cur = adopt(t, next)
 			// The new process serves the crowd for a while.
 			time.Sleep(500 * time.Millisecond)
+			for deadline := time.Now().Add(time.Minute); s.created.Load() < before+50 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			w := slowest()
 			worst = max(worst, w)
 			t.Logf("%s: upgrade %d (pid %d -> %d): old process gone %v after SIGUSR2; longest wait %v; 201s meanwhile %d; %s",
