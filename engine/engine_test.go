@@ -268,6 +268,9 @@ func TestConcurrentGuarantees(t *testing.T) {
 	hs := &hookStore{Store: disk}
 	cfg, batches := metered(t, testConfig(clk))
 	cfg.InboxSize = 1 << 14 // no request may be turned away: every answer is checked
+	// Nor may one time out: 4,000 purchases at once under -race on a loaded
+	// 2-core machine can wait past the default 10 s for their batch.
+	cfg.PurchaseTimeout = 5 * time.Minute
 	e := openEngine(t, hs, cfg)
 	for _, id := range saleIDs {
 		in := input(id, stock[id], limit)

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge"
 )
@@ -18,6 +19,7 @@ func TestIdleSalesHoldNoGoroutine(t *testing.T) {
 		t.Run(fmt.Sprintf("inflight=%d", inFlight), func(t *testing.T) {
 			cfg := testConfig(fixedClock())
 			cfg.InFlight = inFlight
+			cfg.PurchaseTimeout = 5 * time.Minute // every purchase must be reserved, however loaded the machine
 			e := openEngine(t, openStore(t, t.TempDir()), cfg)
 			baseline := runtime.NumGoroutine()
 			const sales, buyers = 200, 8
