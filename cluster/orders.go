@@ -14,9 +14,47 @@ func (s *Store) Cancel(ctx context.Context, orderID string, now time.Time) (surg
 	return s.settle(ctx, orderID, surge.OrderCancelled, surge.ErrNotCancellable, now)
 }
 
-// Pay implements surge.Store.
+// Pay implements surge.Store: the operator's settlement, recorded as a
+// manual payment of the order's full amount in the same transaction.
+// Paying takes no unit back, so Redis is not involved.
 func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
-	return s.settle(ctx, orderID, surge.OrderPaid, surge.ErrNotPayable, now)
+	r, err := s.RecordPayment(ctx, surge.PaymentEvent{
+		ID: "manual_" + orderID, Type: surge.PaymentManual, OrderID: orderID, Created: now, Provider: "manual",
+	}, now)
+	if err != nil {
+		return surge.Order{}, err
+	}
+	if r.Replay {
+		return surge.Order{}, surge.ErrNotPayable // paid already, by this very call
+	}
+	return r.Order, nil
+}
+
+// RecordPayment implements surge.Payments in one PostgreSQL transaction
+// under the order's row lock (postgres.RecordPayment). No payment gives
+// units back (a refund_due payment leaves its ended order as it is), so
+// Redis is not involved.
+func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
+	if s.closed.Load() {
+		return surge.PaymentResult{}, surge.ErrUnavailable
+	}
+	var r surge.PaymentResult
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		r, err = s.db.RecordPayment(ctx, ev, now.UTC().Truncate(time.Millisecond))
+		return err
+	})
+	if err != nil {
+		return surge.PaymentResult{}, unavailable("recording the payment", err)
+	}
+	return r, nil
+}
+
+// Payments implements surge.Payments, streaming from PostgreSQL.
+func (s *Store) Payments(ctx context.Context, fn func(surge.Payment) error) error {
+	if err := s.db.Payments(ctx, fn); err != nil {
+		return unavailable("reading the payments", err)
+	}
+	return nil
 }
 
 func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus, notReserved error, now time.Time) (surge.Order, error) {

@@ -17,11 +17,6 @@ func (s *Store) Cancel(ctx context.Context, orderID string, now time.Time) (surg
 	return s.settle(ctx, orderID, surge.OrderCancelled, surge.ErrNotCancellable, now)
 }
 
-// Pay implements surge.Store.
-func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
-	return s.settle(ctx, orderID, surge.OrderPaid, surge.ErrNotPayable, now)
-}
-
 // settle moves one reserved order to status, durably, then in memory.
 func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderStatus, notReserved error, now time.Time) (surge.Order, error) {
 	o, err := s.Order(ctx, orderID)

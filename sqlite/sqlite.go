@@ -81,6 +81,8 @@ type Store struct {
 
 	mu    sync.RWMutex
 	sales map[string]*saleState
+	// payMu applies payment events one at a time (payments.go).
+	payMu sync.Mutex
 
 	ids surge.OrderIDs
 
@@ -256,7 +258,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
 	}
-	if err := errors.Join(upgrade(ctx, w), upgradeArchive(ctx, w)); err != nil {
+	if err := errors.Join(upgrade(ctx, w), upgradeArchive(ctx, w), upgradePayments(ctx, w)); err != nil {
 		return nil, fmt.Errorf("sqlite: upgrade schema in %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")

@@ -19,7 +19,11 @@ type commit struct {
 	sale    *surge.Sale
 	inserts []surge.Order
 	updates []update
-	err     chan error
+	// payments are recorded events (payments.go); refunded, the ids of
+	// refund_due payments a refund in payments settled.
+	payments []surge.Payment
+	refunded []string
+	err      chan error
 }
 
 type update struct {
@@ -28,7 +32,9 @@ type update struct {
 	at     time.Time
 }
 
-func (c *commit) rows() int { return len(c.inserts) + len(c.updates) + 1 }
+func (c *commit) rows() int {
+	return len(c.inserts) + len(c.updates) + len(c.payments) + len(c.refunded) + 1
+}
 
 // submit hands c to the writer and waits until it is durable. The wait
 // ignores the caller's context on purpose: once submitted, the caller must
@@ -135,6 +141,9 @@ func (s *Store) write(group []*commit) (err error) {
 			if n, _ := res.RowsAffected(); n != 1 {
 				return fmt.Errorf("sqlite: order %s was not reserved on disk", u.id)
 			}
+		}
+		if err := writePayments(ctx, tx, c); err != nil {
+			return err
 		}
 		rows += c.rows() - 1
 	}

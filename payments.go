@@ -1,0 +1,148 @@
+package surge
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// PaymentType is what a payment provider's event says happened.
+type PaymentType string
+
+const (
+	PaymentSucceeded PaymentType = "payment.succeeded" // money taken for the order
+	PaymentFailed    PaymentType = "payment.failed"    // an attempt failed; no money moved
+	RefundSucceeded  PaymentType = "refund.succeeded"  // money given back for the order
+	// PaymentManual is the operator's settlement (POST /v1/orders/{id}/pay):
+	// it counts as a payment.succeeded of the order's full amount.
+	PaymentManual PaymentType = "manual"
+)
+
+// PaymentStatus is what Surge made of a payment event; it is recorded
+// with the event and decides the webhook's answer, also for a replay.
+type PaymentStatus string
+
+const (
+	// PaymentPaid: the event paid its reserved order (order → paid).
+	PaymentPaid PaymentStatus = "paid"
+	// PaymentAmountMismatch: the amount or currency differs from the
+	// order's; the order is untouched and the webhook answers 422.
+	PaymentAmountMismatch PaymentStatus = "amount_mismatch"
+	// PaymentRefundDue: money taken for an order that is no longer
+	// reserved (expired, cancelled, or already paid by another payment):
+	// the shop owes it back. A refund.succeeded of the order settles it.
+	PaymentRefundDue PaymentStatus = "refund_due"
+	// PaymentRefunded: a refund_due payment whose refund arrived.
+	PaymentRefunded PaymentStatus = "refunded"
+	// PaymentFailedStatus: a payment.failed, recorded; nothing changes.
+	PaymentFailedStatus PaymentStatus = "failed"
+	// PaymentRefund: a refund.succeeded that settled a refund_due
+	// payment of its order (Settles names it).
+	PaymentRefund PaymentStatus = "refund"
+	// PaymentRefundUnexpected: a refund.succeeded with no refund_due
+	// payment of that amount to settle (typically a paid order refunded
+	// at the provider): recorded, the order stays as it is, and
+	// reconciliation reports it.
+	PaymentRefundUnexpected PaymentStatus = "refund_unexpected"
+)
+
+// PaymentEvent is one event of the payment provider, or the operator's
+// manual settlement. ID identifies it: a repeated ID is a replay.
+type PaymentEvent struct {
+	ID          string
+	Type        PaymentType
+	OrderID     string
+	AmountCents int64
+	Currency    string
+	Created     time.Time // when the provider says it happened
+	Provider    string    // "surge" (the generic webhook), "stripe" or "manual"
+}
+
+// Payment is a recorded PaymentEvent and what Surge made of it.
+type Payment struct {
+	PaymentEvent
+	SaleID     string
+	Status     PaymentStatus
+	RecordedAt time.Time
+	// Settles is, for a refund, the id of the refund_due payment it
+	// settled; empty otherwise.
+	Settles string
+}
+
+// PaymentResult answers RecordPayment.
+type PaymentResult struct {
+	Payment Payment // as first recorded, also for a replay
+	Order   Order   // the order as it is after the event
+	Replay  bool    // the event id was recorded before: nothing changed
+}
+
+// Payments is implemented by stores that record payments. Recording is
+// durable before RecordPayment returns, and an order's move to paid is in
+// the same transaction as the payment that caused it.
+type Payments interface {
+	// RecordPayment applies ev at now. An event id already recorded is a
+	// replay: the first result, with Replay set, and nothing changes.
+	// Otherwise, by type:
+	//   - payment.succeeded (and manual): a reserved order whose hold
+	//     runs at now and whose amount (quantity × price) and currency
+	//     match becomes paid (PaymentPaid); wrong amount or currency:
+	//     PaymentAmountMismatch, order untouched; an order no longer
+	//     reserved, or past its hold: PaymentRefundDue, order untouched.
+	//     A manual payment of an order that is not payable is refused
+	//     with ErrNotPayable and recorded nowhere.
+	//   - payment.failed: PaymentFailedStatus, order untouched.
+	//   - refund.succeeded: the order's oldest refund_due payment of the
+	//     same amount and currency becomes PaymentRefunded and the event
+	//     PaymentRefund; without one, PaymentRefundUnexpected. The order
+	//     is untouched either way.
+	//
+	// ErrOrderNotFound, and nothing recorded, if the order is unknown.
+	RecordPayment(ctx context.Context, ev PaymentEvent, now time.Time) (PaymentResult, error)
+	// Payments streams every recorded payment, oldest first, to fn.
+	Payments(ctx context.Context, fn func(Payment) error) error
+}
+
+// CodeAmountMismatch: a payment whose amount or currency is not the
+// order's (quantity × price_cents, the sale's currency).
+const CodeAmountMismatch Code = "amount_mismatch"
+
+// CheckPaymentEvent validates an event's fields (not its effect). A
+// manual one takes the order's amount from the store, so has none yet.
+func CheckPaymentEvent(ev PaymentEvent) error {
+	switch {
+	case ev.ID == "" || len(ev.ID) > 255:
+		return Errorf(CodeInvalid, "id must be 1 to 255 characters")
+	case !ValidID(ev.OrderID):
+		return Errorf(CodeInvalid, "order_id must be an order id")
+	case ev.Type == PaymentManual:
+		return nil
+	case ev.AmountCents < 0:
+		return Errorf(CodeInvalid, "amount_cents must not be negative")
+	case len(ev.Currency) != 3:
+		return Errorf(CodeInvalid, "currency must be a three-letter ISO 4217 code")
+	}
+	switch ev.Type {
+	case PaymentSucceeded, PaymentFailed, RefundSucceeded, PaymentManual:
+		return nil
+	}
+	return Errorf(CodeInvalid, "type must be one of payment.succeeded, payment.failed, refund.succeeded")
+}
+
+// Due is what an order costs: quantity × the sale's price, in its currency.
+func Due(s *Sale, o *Order) (cents int64, currency string) {
+	return o.Quantity * s.PriceCents, s.Currency
+}
+
+// Decide is the rule of a payment.succeeded (or manual) event for an
+// order, shared by every store: payable says the order is reserved and
+// its hold runs at the event's time. It returns the payment's status.
+func Decide(ev PaymentEvent, s *Sale, o *Order, payable bool) PaymentStatus {
+	if !payable {
+		return PaymentRefundDue
+	}
+	cents, cur := Due(s, o)
+	if ev.AmountCents != cents || !strings.EqualFold(ev.Currency, cur) {
+		return PaymentAmountMismatch
+	}
+	return PaymentPaid
+}

@@ -1,0 +1,169 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/surgehq/surge"
+)
+
+const paymentColumns = `id, type, order_id, sale_id, amount_cents, currency, status, provider, created_at, recorded_at, settles`
+
+func scanPayment(row pgx.Row) (surge.Payment, error) {
+	var (
+		p           surge.Payment
+		typ, status string
+		settles     *string
+	)
+	if err := row.Scan(&p.ID, &typ, &p.OrderID, &p.SaleID, &p.AmountCents, &p.Currency, &status, &p.Provider,
+		&p.Created, &p.RecordedAt, &settles); err != nil {
+		return surge.Payment{}, err
+	}
+	p.Type, p.Status = surge.PaymentType(typ), surge.PaymentStatus(status)
+	if settles != nil {
+		p.Settles = *settles
+	}
+	p.Created, p.RecordedAt = p.Created.UTC(), p.RecordedAt.UTC()
+	return p, nil
+}
+
+// errReplay rolls back an event whose id another transaction recorded
+// first (the same event delivered to two nodes at once).
+var errReplay = errors.New("postgres: payment recorded by another transaction")
+
+// RecordPayment implements surge.Payments in one transaction: the order's
+// row lock orders it against Settle, Expire (which skips a locked order
+// and takes it on its next run) and every other event of the order, so
+// the same event delivered to two nodes is applied once and the other sees
+// a replay. The order's move to paid commits with the payment row.
+func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
+	if err := surge.CheckPaymentEvent(ev); err != nil {
+		return surge.PaymentResult{}, err
+	}
+	var r surge.PaymentResult
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		var err error
+		r, err = recordPayment(ctx, tx, ev, now)
+		return err
+	})
+	if errors.Is(err, errReplay) {
+		return d.replay(ctx, ev.ID)
+	}
+	if err != nil {
+		if surge.ErrorCode(err) != "" {
+			return surge.PaymentResult{}, err
+		}
+		return surge.PaymentResult{}, fmt.Errorf("postgres: record payment %s: %w", ev.ID, err)
+	}
+	return r, nil
+}
+
+func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
+	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, ev.OrderID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return surge.PaymentResult{}, surge.ErrOrderNotFound
+	}
+	if err != nil {
+		return surge.PaymentResult{}, err
+	}
+	// Under the order's lock, this statement sees an event of the order
+	// that another transaction committed while this one waited.
+	first, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1`, ev.ID))
+	if err == nil {
+		return surge.PaymentResult{Payment: first, Order: o, Replay: true}, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return surge.PaymentResult{}, err
+	}
+	p := surge.Payment{PaymentEvent: ev, SaleID: o.SaleID, RecordedAt: now}
+	switch ev.Type {
+	case surge.PaymentSucceeded, surge.PaymentManual:
+		var sale surge.Sale
+		if err := tx.QueryRow(ctx, `SELECT price_cents, currency FROM sales WHERE id = $1`, o.SaleID).
+			Scan(&sale.PriceCents, &sale.Currency); err != nil {
+			return surge.PaymentResult{}, fmt.Errorf("the sale %s of order %s: %w", o.SaleID, o.ID, err)
+		}
+		payable := o.Status == surge.OrderReserved && o.ExpiresAt.After(now)
+		if ev.Type == surge.PaymentManual {
+			if !payable {
+				return surge.PaymentResult{}, surge.ErrNotPayable
+			}
+			p.AmountCents, p.Currency = surge.Due(&sale, &o)
+		}
+		p.Status = surge.Decide(p.PaymentEvent, &sale, &o, payable)
+		if p.Status == surge.PaymentPaid {
+			if _, err := tx.Exec(ctx, `UPDATE orders SET status = 'paid', updated_at = $2 WHERE id = $1`, o.ID, now); err != nil {
+				return surge.PaymentResult{}, err
+			}
+			o.Status = surge.OrderPaid
+		}
+	case surge.PaymentFailed:
+		p.Status = surge.PaymentFailedStatus
+	case surge.RefundSucceeded:
+		p.Status = surge.PaymentRefundUnexpected
+		var due string
+		err := tx.QueryRow(ctx, `UPDATE payments SET status = 'refunded' WHERE id = (SELECT id FROM payments
+			WHERE order_id = $1 AND status = 'refund_due' AND amount_cents = $2 AND upper(currency) = upper($3)
+			ORDER BY seq LIMIT 1) RETURNING id`, o.ID, p.AmountCents, p.Currency).Scan(&due)
+		switch {
+		case err == nil:
+			p.Status, p.Settles = surge.PaymentRefund, due
+		case !errors.Is(err, pgx.ErrNoRows):
+			return surge.PaymentResult{}, err
+		}
+	}
+	var settles *string
+	if p.Settles != "" {
+		settles = &p.Settles
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO payments (`+paymentColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
+		ON CONFLICT (id) DO NOTHING`, p.ID, string(p.Type), p.OrderID, p.SaleID, p.AmountCents, p.Currency,
+		string(p.Status), p.Provider, p.Created, p.RecordedAt, settles)
+	if err != nil {
+		return surge.PaymentResult{}, err
+	}
+	if tag.RowsAffected() == 0 {
+		// The id was recorded for another order: not this event's to apply.
+		return surge.PaymentResult{}, errReplay
+	}
+	return surge.PaymentResult{Payment: p, Order: o}, nil
+}
+
+// replay answers an event recorded before as it was first answered.
+func (d *DB) replay(ctx context.Context, id string) (surge.PaymentResult, error) {
+	first, err := scanPayment(d.pool.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1`, id))
+	if err != nil {
+		return surge.PaymentResult{}, fmt.Errorf("postgres: payment %s: %w", id, err)
+	}
+	o, err := d.Order(ctx, first.OrderID)
+	if err != nil {
+		return surge.PaymentResult{}, err
+	}
+	return surge.PaymentResult{Payment: first, Order: o, Replay: true}, nil
+}
+
+// Payments streams every recorded payment, oldest first.
+func (d *DB) Payments(ctx context.Context, fn func(surge.Payment) error) error {
+	rows, err := d.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("postgres: payments: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return fmt.Errorf("postgres: scan payment: %w", err)
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: payments: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/surgehq/surge"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// paymentsSchema is the record of payment events (surge.Payments). It is a
+// table of its own, created if missing, so a database of an older version
+// gains it at Open like archived_sales. created_at is the provider's time,
+// recorded_at Surge's.
+const paymentsSchema = `
+CREATE TABLE IF NOT EXISTS payments (
+	seq          INTEGER PRIMARY KEY,
+	id           TEXT NOT NULL UNIQUE,
+	type         TEXT NOT NULL,
+	order_id     TEXT NOT NULL,
+	sale_id      TEXT NOT NULL,
+	amount_cents INTEGER NOT NULL,
+	currency     TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	provider     TEXT NOT NULL,
+	created_at   TEXT NOT NULL,
+	recorded_at  TEXT NOT NULL,
+	settles      TEXT -- a refund: the refund_due payment it settled
+) STRICT;
+CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id, seq);
+`
+
+const paymentColumns = `id, type, order_id, sale_id, amount_cents, currency, status, provider, created_at, recorded_at, settles`
+
+// upgradePayments creates the payments table in a database made before it.
+func upgradePayments(ctx context.Context, db *sql.DB) error {
+	_, err := db.ExecContext(ctx, paymentsSchema)
+	return err
+}
+
+// Pay implements surge.Store: the operator's settlement, recorded as a
+// manual payment of the order's full amount in the same commit.
+func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
+	r, err := s.RecordPayment(ctx, surge.PaymentEvent{
+		ID: manualID(orderID), Type: surge.PaymentManual, OrderID: orderID, Created: now, Provider: "manual",
+	}, now)
+	if err != nil {
+		return surge.Order{}, err
+	}
+	if r.Replay {
+		return surge.Order{}, surge.ErrNotPayable // paid already, by this very call
+	}
+	return r.Order, nil
+}
+
+// manualID is the payment id of an order's manual settlement: an order is
+// paid at most once, so one id per order.
+func manualID(orderID string) string { return "manual_" + orderID }
+
+// RecordPayment implements surge.Payments. Events are applied one at a
+// time (payMu): they are rare next to purchases, and one at a time a
+// replay is always seen as such. The order's sale lock orders the event
+// against the expiry job, Cancel and other payments of the sale, and the
+// payment row and the order's move to paid go in one group commit.
+func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
+	if err := surge.CheckPaymentEvent(ev); err != nil {
+		return surge.PaymentResult{}, err
+	}
+	if s.closed.Load() {
+		return surge.PaymentResult{}, surge.ErrUnavailable
+	}
+	s.payMu.Lock()
+	defer s.payMu.Unlock()
+	if first, ok, err := s.payment(ctx, ev.ID); err != nil || ok {
+		if err != nil {
+			return surge.PaymentResult{}, err
+		}
+		o, err := s.Order(ctx, first.OrderID)
+		return surge.PaymentResult{Payment: first, Order: o, Replay: true}, err
+	}
+	o, err := s.Order(ctx, ev.OrderID)
+	if err != nil {
+		return surge.PaymentResult{}, err
+	}
+	p := surge.Payment{PaymentEvent: ev, SaleID: o.SaleID, RecordedAt: now}
+	c := &commit{}
+	var st *saleState
+	switch ev.Type {
+	case surge.PaymentSucceeded, surge.PaymentManual:
+		if st = s.sale(o.SaleID); st != nil {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+		}
+		sale, err := s.saleTerms(ctx, st, o.SaleID)
+		if err != nil {
+			return surge.PaymentResult{}, err
+		}
+		payable := false
+		if st != nil {
+			// A hold ends at ExpiresAt, not when Expire next runs.
+			live, ok := st.l.Reserved(o.ID)
+			payable = ok && live.ExpiresAt.After(now)
+		}
+		if ev.Type == surge.PaymentManual {
+			if !payable {
+				return surge.PaymentResult{}, surge.ErrNotPayable
+			}
+			p.AmountCents, p.Currency = surge.Due(&sale, &o)
+		}
+		p.Status = surge.Decide(p.PaymentEvent, &sale, &o, payable)
+		if p.Status == surge.PaymentPaid {
+			c.updates = []update{{id: o.ID, status: surge.OrderPaid, at: now}}
+		}
+	case surge.PaymentFailed:
+		p.Status = surge.PaymentFailedStatus
+	case surge.RefundSucceeded:
+		p.Status = surge.PaymentRefundUnexpected
+		due, ok, err := s.refundDue(ctx, p)
+		if err != nil {
+			return surge.PaymentResult{}, err
+		}
+		if ok {
+			p.Status, p.Settles = surge.PaymentRefund, due
+			c.refunded = []string{due}
+		}
+	}
+	c.payments = []surge.Payment{p}
+	if err := s.submit(c); err != nil {
+		return surge.PaymentResult{}, err
+	}
+	if len(c.updates) > 0 {
+		st.l.Settle(o.ID, surge.OrderPaid)
+		o.Status = surge.OrderPaid
+	}
+	return surge.PaymentResult{Payment: p, Order: o}, nil
+}
+
+// saleTerms returns the sale of an order: from memory while it is in
+// service (st), from its row once archived.
+func (s *Store) saleTerms(ctx context.Context, st *saleState, saleID string) (surge.Sale, error) {
+	if st != nil {
+		return *st.l.Sale(), nil
+	}
+	sales, err := s.scanSales(ctx, s.r, `WHERE id = ?`, saleID)
+	if err != nil {
+		return surge.Sale{}, err
+	}
+	if len(sales) == 0 {
+		return surge.Sale{}, fmt.Errorf("sqlite: the sale %s of an order is missing", saleID)
+	}
+	return sales[0], nil
+}
+
+// payment reads a recorded payment by id.
+func (s *Store) payment(ctx context.Context, id string) (surge.Payment, bool, error) {
+	p, err := scanPayment(s.r.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return surge.Payment{}, false, nil
+	}
+	if err != nil {
+		return surge.Payment{}, false, s.unavailable(fmt.Errorf("sqlite: payment %s: %w", id, err))
+	}
+	return p, true, nil
+}
+
+// refundDue finds the oldest refund_due payment of the refund's order,
+// amount and currency.
+func (s *Store) refundDue(ctx context.Context, refund surge.Payment) (string, bool, error) {
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM payments WHERE order_id = ? AND status = ?
+		AND amount_cents = ? AND upper(currency) = upper(?) ORDER BY seq LIMIT 1`,
+		refund.OrderID, string(surge.PaymentRefundDue), refund.AmountCents, refund.Currency).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, s.unavailable(fmt.Errorf("sqlite: refund due of order %s: %w", refund.OrderID, err))
+	}
+	return id, true, nil
+}
+
+// Payments implements surge.Payments.
+func (s *Store) Payments(ctx context.Context, fn func(surge.Payment) error) error {
+	if s.closed.Load() {
+		return surge.ErrUnavailable
+	}
+	return streamPayments(ctx, s.r, fn)
+}
+
+func streamPayments(ctx context.Context, db *sql.DB, fn func(surge.Payment) error) error {
+	rows, err := db.QueryContext(ctx, `SELECT `+paymentColumns+` FROM payments ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("sqlite: list payments: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: list payments: %w", err)
+	}
+	return nil
+}
+
+func scanPayment(sc scanner) (surge.Payment, error) {
+	var (
+		p                 surge.Payment
+		typ, status       string
+		created, recorded string
+		settles           sql.NullString
+	)
+	if err := sc.Scan(&p.ID, &typ, &p.OrderID, &p.SaleID, &p.AmountCents, &p.Currency, &status, &p.Provider,
+		&created, &recorded, &settles); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return p, err
+		}
+		return p, fmt.Errorf("sqlite: scan payment: %w", err)
+	}
+	p.Type, p.Status, p.Settles = surge.PaymentType(typ), surge.PaymentStatus(status), settles.String
+	var err error
+	if p.Created, err = parseTime(created); err != nil {
+		return p, err
+	}
+	if p.RecordedAt, err = parseTime(recorded); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// writePayments inserts a commit's payments and marks the refund_due
+// payments its refunds settled, inside the group's transaction.
+func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
+	for _, p := range c.payments {
+		var settles any
+		if p.Settles != "" {
+			settles = p.Settles
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payments (`+paymentColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			p.ID, string(p.Type), p.OrderID, p.SaleID, p.AmountCents, p.Currency, string(p.Status), p.Provider,
+			formatTime(p.Created), formatTime(p.RecordedAt), settles); err != nil {
+			return fmt.Errorf("sqlite: insert payment %s: %w", p.ID, err)
+		}
+	}
+	for _, id := range c.refunded {
+		res, err := tx.ExecContext(ctx, `UPDATE payments SET status = ? WHERE id = ? AND status = ?`,
+			string(surge.PaymentRefunded), id, string(surge.PaymentRefundDue))
+		if err != nil {
+			return fmt.Errorf("sqlite: settle payment %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("sqlite: payment %s was not refund_due on disk", id)
+		}
+	}
+	return nil
+}

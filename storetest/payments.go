@@ -1,0 +1,326 @@
+package storetest
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// The payment events of the suite: a sale at 1,500 USD a unit and orders
+// of two units, so an order costs 3,000 USD.
+const price = 1500
+
+func paidSale(t testing.TB, id string, stock int64) surge.Sale {
+	return newSale(t, id, stock, 2, priced(price, "USD"))
+}
+
+func event(id string, typ surge.PaymentType, orderID string, cents int64, currency string) surge.PaymentEvent {
+	return surge.PaymentEvent{ID: id, Type: typ, OrderID: orderID, AmountCents: cents, Currency: currency,
+		Created: at(time.Second), Provider: "surge"}
+}
+
+func (e *env) payments() surge.Payments {
+	e.t.Helper()
+	p, ok := e.s.(surge.Payments)
+	if !ok {
+		e.t.Fatalf("storetest: %T does not implement surge.Payments", e.s)
+	}
+	return p
+}
+
+// record applies ev, which must not fail, and wants status.
+func (e *env) record(ev surge.PaymentEvent, now time.Time, want surge.PaymentStatus) surge.PaymentResult {
+	e.t.Helper()
+	r, err := e.payments().RecordPayment(e.ctx, ev, now)
+	if err != nil {
+		e.t.Fatalf("RecordPayment(%+v): %v", ev, err)
+	}
+	if r.Payment.Status != want || r.Replay {
+		e.t.Errorf("RecordPayment(%s %s) = %s replay %v, want %s, new", ev.ID, ev.Type, r.Payment.Status, r.Replay, want)
+	}
+	return r
+}
+
+func (e *env) allPayments() map[string]surge.Payment {
+	e.t.Helper()
+	m := map[string]surge.Payment{}
+	if err := e.payments().Payments(e.ctx, func(p surge.Payment) error {
+		if _, dup := m[p.ID]; dup {
+			e.t.Errorf("payment %s listed twice", p.ID)
+		}
+		m[p.ID] = p
+		return nil
+	}); err != nil {
+		e.t.Fatalf("Payments: %v", err)
+	}
+	return m
+}
+
+func (e *env) wantPaymentStatus(id string, want surge.PaymentStatus) {
+	e.t.Helper()
+	p, ok := e.allPayments()[id]
+	if !ok || p.Status != want {
+		e.t.Errorf("payment %s: recorded %v status %q, want %q", id, ok, p.Status, want)
+	}
+}
+
+func (e *env) wantStatus(orderID string, want surge.OrderStatus) {
+	e.t.Helper()
+	if got := e.order(orderID).Status; got != want {
+		e.t.Errorf("order %s is %s, want %s", orderID, got, want)
+	}
+}
+
+func testPayments(t *testing.T, h Harness) {
+	t.Run("Succeeded", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		ev := event("evt_1", surge.PaymentSucceeded, o.ID, 2*price, "usd") // currency in any case
+		r := e.record(ev, at(time.Second), surge.PaymentPaid)
+		if r.Order.Status != surge.OrderPaid || r.Payment.SaleID != s.ID {
+			t.Errorf("result order %s sale %q, want paid, %s", r.Order.Status, r.Payment.SaleID, s.ID)
+		}
+		e.wantStatus(o.ID, surge.OrderPaid)
+		e.wantRemaining(s.ID, 2)
+		// A replay, even after a restart, answers the first result and
+		// changes nothing.
+		e.reopen()
+		again, err := e.payments().RecordPayment(e.ctx, ev, at(2*time.Second))
+		if err != nil || !again.Replay || again.Payment.Status != surge.PaymentPaid || again.Order.Status != surge.OrderPaid {
+			t.Errorf("replay = %+v, %v; want the first result, Replay set", again, err)
+		}
+		got := e.allPayments()
+		p := got["evt_1"]
+		if len(got) != 1 || p.AmountCents != 2*price || p.OrderID != o.ID || p.Type != surge.PaymentSucceeded ||
+			timeDiff("Created", p.Created, ev.Created)+timeDiff("RecordedAt", p.RecordedAt, at(time.Second)) != "" {
+			t.Errorf("Payments = %+v, want evt_1 alone, as recorded at 1s", got)
+		}
+	})
+
+	t.Run("AmountMismatch", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.record(event("short", surge.PaymentSucceeded, o.ID, 2*price-1, "USD"), at(time.Second), surge.PaymentAmountMismatch)
+		e.record(event("euro", surge.PaymentSucceeded, o.ID, 2*price, "EUR"), at(time.Second), surge.PaymentAmountMismatch)
+		e.wantStatus(o.ID, surge.OrderReserved)
+		e.wantRemaining(s.ID, 2)
+		// The order may still be paid right.
+		e.record(event("right", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentPaid)
+		if n := len(e.allPayments()); n != 3 {
+			t.Errorf("%d payments recorded, want 3", n)
+		}
+	})
+
+	t.Run("RefundDue", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 10)
+		e.createSale(s)
+		cancelled := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		expired := e.reserveOne(s.ID, at(0), buy("u2", 2))
+		late := e.reserveOne(s.ID, at(0), buy("u3", 2))
+		paid := e.reserveOne(s.ID, at(0), buy("u4", 2))
+		e.cancel(cancelled.ID, at(time.Second))
+		e.pay(paid.ID, at(time.Second))
+		e.wantExpire(at(hold), expired, late)
+		for _, o := range []surge.Order{cancelled, expired, paid} {
+			e.record(event("p_"+o.ID, surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(hold+time.Second), surge.PaymentRefundDue)
+		}
+		e.wantStatus(cancelled.ID, surge.OrderCancelled)
+		e.wantStatus(expired.ID, surge.OrderExpired)
+		e.wantStatus(paid.ID, surge.OrderPaid)
+		e.wantRemaining(s.ID, 8)
+	})
+
+	t.Run("PastHoldBeforeExpiry", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		// The hold ended at ExpiresAt, whether or not Expire has run.
+		e.record(event("late", surge.PaymentSucceeded, o.ID, 2*price, "USD"), o.ExpiresAt, surge.PaymentRefundDue)
+		e.wantExpire(o.ExpiresAt, o)
+		e.wantRemaining(s.ID, 4)
+	})
+
+	t.Run("FailedAndRefunds", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.record(event("fail", surge.PaymentFailed, o.ID, 2*price, "USD"), at(time.Second), surge.PaymentFailedStatus)
+		e.wantStatus(o.ID, surge.OrderReserved)
+		e.cancel(o.ID, at(2*time.Second))
+		e.record(event("pay", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(3*time.Second), surge.PaymentRefundDue)
+		// A refund of another amount settles nothing.
+		e.record(event("r_part", surge.RefundSucceeded, o.ID, price, "USD"), at(4*time.Second), surge.PaymentRefundUnexpected)
+		e.wantPaymentStatus("pay", surge.PaymentRefundDue)
+		r := e.record(event("r_full", surge.RefundSucceeded, o.ID, 2*price, "USD"), at(5*time.Second), surge.PaymentRefund)
+		if r.Payment.Settles != "pay" {
+			t.Errorf("refund settles %q, want pay", r.Payment.Settles)
+		}
+		e.wantPaymentStatus("pay", surge.PaymentRefunded)
+		e.wantPaymentStatus("r_full", surge.PaymentRefund)
+		e.wantStatus(o.ID, surge.OrderCancelled)
+	})
+
+	t.Run("RefundOfPaidOrder", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.record(event("pay", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(time.Second), surge.PaymentPaid)
+		e.record(event("refund", surge.RefundSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundUnexpected)
+		e.wantStatus(o.ID, surge.OrderPaid)
+		e.wantPaymentStatus("pay", surge.PaymentPaid)
+	})
+
+	t.Run("Manual", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.pay(o.ID, at(time.Second))
+		_, err := e.s.Pay(e.ctx, o.ID, at(2*time.Second))
+		wantErr(t, "second Pay", err, surge.ErrNotPayable)
+		got := e.allPayments()
+		if len(got) != 1 {
+			t.Fatalf("Payments = %+v, want the manual one", got)
+		}
+		for _, p := range got {
+			if p.Type != surge.PaymentManual || p.Status != surge.PaymentPaid || p.AmountCents != 2*price || p.Currency != "USD" {
+				t.Errorf("manual payment = %+v, want manual, paid, 3000 USD", p)
+			}
+		}
+		// A refused Pay records nothing.
+		late := e.reserveOne(s.ID, at(0), buy("u2", 1))
+		_, err = e.s.Pay(e.ctx, late.ID, late.ExpiresAt)
+		wantErr(t, "Pay past the hold", err, surge.ErrNotPayable)
+		if n := len(e.allPayments()); n != 1 {
+			t.Errorf("%d payments after a refused Pay, want 1", n)
+		}
+	})
+
+	t.Run("Refused", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		for _, c := range []struct {
+			ev   surge.PaymentEvent
+			want error
+		}{
+			{event("x", surge.PaymentSucceeded, "o_missing", 1, "USD"), surge.ErrOrderNotFound},
+			{event("", surge.PaymentSucceeded, o.ID, 2*price, "USD"), surge.Errorf(surge.CodeInvalid, "")},
+			{event("x", "payment.maybe", o.ID, 2*price, "USD"), surge.Errorf(surge.CodeInvalid, "")},
+			{event("x", surge.PaymentSucceeded, o.ID, -1, "USD"), surge.Errorf(surge.CodeInvalid, "")},
+			{event("x", surge.PaymentSucceeded, o.ID, 1, "dollars"), surge.Errorf(surge.CodeInvalid, "")},
+		} {
+			_, err := e.payments().RecordPayment(e.ctx, c.ev, at(time.Second))
+			wantErr(t, fmt.Sprintf("RecordPayment(%+v)", c.ev), err, c.want)
+		}
+		if n := len(e.allPayments()); n != 0 {
+			t.Errorf("%d payments recorded by refused events", n)
+		}
+		e.wantStatus(o.ID, surge.OrderReserved)
+	})
+
+	t.Run("Races", func(t *testing.T) { testPaymentRaces(t, h) })
+}
+
+// testPaymentRaces runs a payment against each thing that may end its
+// order at the same moment (the hold's expiry, a cancel, the same event
+// delivered twice) and wants one consistent end: the order paid by exactly
+// one paid payment, or ended with its money recorded refund_due, and each
+// event applied once.
+func testPaymentRaces(t *testing.T, h Harness) {
+	const n = 12
+	e := newEnv(t, h)
+	s := paidSale(t, "s", 3*2*n)
+	e.createSale(s)
+	var orders [3][]surge.Order
+	for kind := range orders {
+		for i := range n {
+			orders[kind] = append(orders[kind], e.reserveOne(s.ID, at(0), buy(fmt.Sprintf("u%d_%d", kind, i), 2)))
+		}
+	}
+	expiring, cancelling, twice := orders[0], orders[1], orders[2]
+	end := expiring[0].ExpiresAt
+	pay := func(o surge.Order, id string, now time.Time) surge.PaymentResult {
+		r, err := e.payments().RecordPayment(e.ctx, event(id, surge.PaymentSucceeded, o.ID, 2*price, "USD"), now)
+		if err != nil {
+			t.Errorf("RecordPayment(%s): %v", id, err)
+		}
+		return r
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		applied = map[string]int{} // event id → answers that were not replays
+	)
+	count := func(r surge.PaymentResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !r.Replay {
+			applied[r.Payment.ID]++
+		}
+	}
+	// Just before the hold ends against the expiry job at its end.
+	for _, o := range expiring {
+		wg.Go(func() { count(pay(o, "x_"+o.ID, end.Add(-time.Millisecond))) })
+	}
+	wg.Go(func() {
+		x, ok := e.s.(Expirer)
+		if !ok {
+			t.Errorf("storetest: %T does not implement storetest.Expirer", e.s)
+			return
+		}
+		if _, err := x.Expire(e.ctx, end); err != nil {
+			t.Errorf("Expire: %v", err)
+		}
+	})
+	for _, o := range cancelling {
+		wg.Go(func() { count(pay(o, "c_"+o.ID, at(time.Second))) })
+		wg.Go(func() {
+			if _, err := e.s.Cancel(e.ctx, o.ID, at(time.Second)); err != nil && !surge.HasCode(err, surge.CodeNotCancellable) {
+				t.Errorf("Cancel(%s): %v", o.ID, err)
+			}
+		})
+	}
+	for _, o := range twice {
+		for range 2 {
+			wg.Go(func() { count(pay(o, "t_"+o.ID, at(time.Second))) })
+		}
+	}
+	wg.Wait()
+	e.expire(end) // whatever the race left reserved
+	payments := e.allPayments()
+	var live int64
+	for kind, prefix := range []string{"x_", "c_", "t_"} {
+		for _, o := range orders[kind] {
+			id := prefix + o.ID
+			if applied[id] != 1 {
+				t.Errorf("event %s applied %d times, want once", id, applied[id])
+			}
+			p := payments[id]
+			got := e.order(o.ID).Status
+			switch {
+			case got == surge.OrderPaid && p.Status == surge.PaymentPaid:
+				live += o.Quantity
+			case (got == surge.OrderExpired || got == surge.OrderCancelled) && p.Status == surge.PaymentRefundDue:
+			default:
+				t.Errorf("order %s ended %s with its payment %s: want paid/paid or ended/refund_due", o.ID, got, p.Status)
+			}
+		}
+	}
+	if len(payments) != 3*n {
+		t.Errorf("%d payments recorded, want %d", len(payments), 3*n)
+	}
+	e.wantRemaining(s.ID, s.Stock-live)
+}
