@@ -147,7 +147,7 @@ func statusOf(c surge.Code) int {
 		return http.StatusServiceUnavailable
 	case surge.CodeRateLimited:
 		return http.StatusTooManyRequests
-	case surge.CodeIdempotencyMismatch:
+	case surge.CodeIdempotencyMismatch, surge.CodeAmountMismatch:
 		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError

@@ -80,6 +80,7 @@ type envOptions struct {
 	maxStreamsPerAddress int
 	// purchaseTimeout: 0 is the engine's default (10 s).
 	purchaseTimeout time.Duration
+	payments        surgehttp.Payments
 }
 
 // roomSecret signs the tests' waiting-room tickets.
@@ -125,6 +126,7 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 
 		MaxQueueStreamsPerBuyer:   opt.maxStreamsPerBuyer,
 		MaxQueueStreamsPerAddress: opt.maxStreamsPerAddress,
+		Payments:                  opt.payments,
 	})
 	if !opt.noServer {
 		e.srv = httptest.NewServer(e.handler)

@@ -64,6 +64,8 @@ type Config struct {
 	// DefaultMaxQueueStreamsPerBuyer, DefaultMaxQueueStreamsPerAddress.
 	MaxQueueStreamsPerBuyer   int
 	MaxQueueStreamsPerAddress int
+	// Payments configures the payment webhook (payments.go).
+	Payments Payments
 	// Gatherer is what GET /metrics serves (the registry cmd/surge made
 	// for package metrics); nil: no /metrics.
 	Gatherer prometheus.Gatherer
@@ -136,6 +138,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /readyz", s.readyz)
 	s.metricsRoutes()
 	s.dashboardRoutes()
+	s.paymentRoutes()
 	// The mux answers unknown paths and wrong methods in plain text; these
 	// fallbacks keep every answer in the JSON error shape.
 	for path, allow := range map[string]string{

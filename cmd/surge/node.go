@@ -148,6 +148,10 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
+	pay, err := c.paymentConfig()
+	if err != nil {
+		return nil, err
+	}
 	// One registry per node, no global default: package metrics and the
 	// cluster store's dependencies register on it, /metrics and the
 	// dashboard read it.
@@ -256,6 +260,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		MaxQueueStreamsPerBuyer:   c.roomStreamsBuyer,
 		MaxQueueStreamsPerAddress: c.roomStreamsAddr,
 		Gatherer:                  reg,
+		Payments:                  pay,
 	})
 	reg.MustRegister(metrics.NewConnCollector(func() metrics.ConnFigures {
 		l := s.conns.Load()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/payments"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -64,6 +65,11 @@ type serveConfig struct {
 	trustedProxies                 string
 	shed                           bool
 
+	// Payments (docs/payments.md): the webhook's provider and secrets
+	// (comma-separated: several during a rotation).
+	payments                                       string
+	paymentWebhookSecret, paymentWebhookSecretFile string
+
 	// Connection caps (0: derived from RLIMIT_NOFILE).
 	maxConns, maxConnsPerIP int
 
@@ -93,6 +99,7 @@ func newServeConfig() serveConfig {
 		burstSale:        1000,
 		shed:             true,
 		redisPrefix:      "surge",
+		payments:         payments.Generic,
 		roomMaxEntries:   waitroom.DefaultMaxEntries,
 		roomStreams:      surgehttp.DefaultMaxQueueStreams,
 		roomStreamsBuyer: surgehttp.DefaultMaxQueueStreamsPerBuyer,
@@ -143,6 +150,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.postgresURL, "postgres-url", c.postgresURL, "cluster mode: PostgreSQL holding sales and orders, e.g. postgres://user@127.0.0.1:5432/db (with --redis-url)")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", c.redisPrefix, "cluster mode: prefix of every Redis key, so several deployments can share a Redis")
 	fs.StringVar(&c.nodeID, "node-id", c.nodeID, "cluster mode: this node's name in leases and logs (default: random)")
+	fs.StringVar(&c.payments, "payments", c.payments, "payment webhook scheme: surge (Surge-Signature, Surge's event body) or stripe (Stripe-Signature, Stripe's events, verified with stripe-go)")
+	fs.StringVar(&c.paymentWebhookSecret, "payment-webhook-secret", c.paymentWebhookSecret, "HMAC secret(s) of POST /v1/payments/webhook, comma-separated during a rotation, each at least 16 bytes; unset: no webhook")
+	fs.StringVar(&c.paymentWebhookSecretFile, "payment-webhook-secret-file", c.paymentWebhookSecretFile, "file holding the payment webhook secret(s) (a trailing newline is dropped)")
 	fs.StringVar(&c.roomSecret, "waiting-room-secret", c.roomSecret, "HMAC key (at least 32 bytes) of waiting-room tickets; every node must share it (default: random per process, so tickets die with it)")
 	fs.IntVar(&c.roomMaxEntries, "waiting-room-max-entries", c.roomMaxEntries, "most buyers one sale's waiting room holds")
 	fs.IntVar(&c.roomStreams, "waiting-room-streams", c.roomStreams, "most waiting-room event streams open at once")
@@ -178,6 +188,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := c.readSecrets(); err != nil {
 		return err
+	}
+	if _, err := c.paymentConfig(); err != nil {
+		return errUsage{"serve: " + err.Error()}
 	}
 	if c.handover, err = newHandover(ctx, c.pidFile, log); err != nil {
 		return err
@@ -249,7 +262,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 const (
 	minAdminToken = 16
 	minJWTSecret  = 32
+	// Stripe's own webhook secrets (whsec_…) are far longer.
+	minWebhookSecret = 16
 )
+
+// paymentConfig is the webhook's configuration from the flags: the
+// provider, and the secrets of a rotation, each long enough.
+func (c serveConfig) paymentConfig() (surgehttp.Payments, error) {
+	if c.payments != payments.Generic && c.payments != payments.Stripe {
+		return surgehttp.Payments{}, fmt.Errorf("--payments must be %s or %s, not %q", payments.Generic, payments.Stripe, c.payments)
+	}
+	p := surgehttp.Payments{Provider: c.payments}
+	if c.paymentWebhookSecret == "" {
+		return p, nil
+	}
+	for sec := range strings.SplitSeq(c.paymentWebhookSecret, ",") {
+		if sec = strings.TrimSpace(sec); len(sec) < minWebhookSecret {
+			return surgehttp.Payments{}, fmt.Errorf("each --payment-webhook-secret must be at least %d bytes (one is %d)", minWebhookSecret, len(sec))
+		}
+		p.Secrets = append(p.Secrets, sec)
+	}
+	return p, nil
+}
 
 // readSecrets reads the secret files and refuses weak secrets. Files (or
 // SURGE_ADMIN_TOKEN, SURGE_JWT_SECRET) keep secrets out of the command
@@ -266,6 +300,7 @@ func (c *serveConfig) readSecrets() error {
 		// Empty stays allowed: a generated admin token, no HS256.
 		{"admin-token", &c.adminToken, c.adminTokenFile, minAdminToken, "characters", utf8.RuneCountInString},
 		{"jwt-secret", &c.jwtSecret, c.jwtSecretFile, minJWTSecret, "bytes", func(s string) int { return len(s) }},
+		{"payment-webhook-secret", &c.paymentWebhookSecret, c.paymentWebhookSecretFile, minWebhookSecret, "bytes", func(s string) int { return len(s) }},
 	} {
 		what := "--" + sec.name
 		if sec.file != "" {

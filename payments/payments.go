@@ -1,0 +1,113 @@
+// Package payments checks the payment provider's webhooks: the signature
+// (Surge's generic scheme, the one Stripe uses, under its own header) and,
+// with --payments stripe, the translation of Stripe's real events into
+// surge.PaymentEvent. What an event does to an order is the store's rule
+// (surge.Payments); this package only says who sent what.
+package payments
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/surgehq/surge"
+)
+
+// Providers: the scheme the webhook expects (--payments).
+const (
+	Generic = "surge"  // Surge-Signature and Surge's event body
+	Stripe  = "stripe" // Stripe-Signature and Stripe's event objects
+)
+
+// Tolerance is how old a signature's timestamp may be: older is a replay
+// an eavesdropper could be making, refused.
+const Tolerance = 5 * time.Minute
+
+// Header is the signature header of a provider.
+func Header(provider string) string {
+	if provider == Stripe {
+		return "Stripe-Signature"
+	}
+	return "Surge-Signature"
+}
+
+// ErrSignature answers a missing, malformed or wrong signature, or one
+// whose timestamp is older than Tolerance (the message says which).
+var ErrSignature = errors.New("payments: bad webhook signature")
+
+// Verify checks header (t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>,
+// any number of v1) against each of secrets, the current ones of a
+// rotation. Stripe's scheme is Surge's, so stripe-go's webhook package
+// checks both: it compares in constant time and refuses an old timestamp.
+func Verify(header string, body []byte, secrets []string) error {
+	err := webhook.ErrNoValidSignature
+	for _, secret := range secrets {
+		if err = webhook.ValidatePayloadWithTolerance(body, header, secret, Tolerance); err == nil {
+			return nil
+		}
+		if !errors.Is(err, webhook.ErrNoValidSignature) {
+			break // the header itself is bad or old, whatever the secret
+		}
+	}
+	if errors.Is(err, webhook.ErrTooOld) {
+		return fmt.Errorf("%w: the timestamp is more than %v old", ErrSignature, Tolerance)
+	}
+	return fmt.Errorf("%w: %w", ErrSignature, err)
+}
+
+// OrderKey is the metadata key of a Stripe PaymentIntent or Checkout
+// Session that names the Surge order it pays.
+const OrderKey = "surge_order_id"
+
+// FromStripe translates a verified Stripe event. ignored, when not empty,
+// says why the event is none of Surge's business (another type, no
+// surge_order_id, a checkout not paid yet): it is answered 200 and
+// recorded nowhere. A payment's id is its PaymentIntent's, so
+// payment_intent.succeeded and checkout.session.completed of the same
+// payment count once, and the settlement's payment id matches it.
+func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) {
+	var e stripe.Event
+	if err := json.Unmarshal(body, &e); err != nil || e.Data == nil {
+		return ev, "", surge.Errorf(surge.CodeInvalid, "not a Stripe event: %v", err)
+	}
+	ev = surge.PaymentEvent{Created: time.Unix(e.Created, 0).UTC(), Provider: Stripe}
+	var meta map[string]string
+	switch e.Type {
+	case stripe.EventTypePaymentIntentSucceeded, stripe.EventTypePaymentIntentPaymentFailed:
+		var pi stripe.PaymentIntent
+		if err := json.Unmarshal(e.Data.Raw, &pi); err != nil {
+			return ev, "", surge.Errorf(surge.CodeInvalid, "%s: bad payment intent: %v", e.Type, err)
+		}
+		ev.ID, ev.Type, ev.AmountCents, ev.Currency, meta = pi.ID, surge.PaymentSucceeded, pi.AmountReceived, string(pi.Currency), pi.Metadata
+		if e.Type == stripe.EventTypePaymentIntentPaymentFailed {
+			// A failed attempt is its event's: the intent may still
+			// succeed later under its own id.
+			ev.ID, ev.Type = e.ID, surge.PaymentFailed
+		}
+	case stripe.EventTypeCheckoutSessionCompleted:
+		var cs stripe.CheckoutSession
+		if err := json.Unmarshal(e.Data.Raw, &cs); err != nil {
+			return ev, "", surge.Errorf(surge.CodeInvalid, "%s: bad checkout session: %v", e.Type, err)
+		}
+		if cs.PaymentStatus != stripe.CheckoutSessionPaymentStatusPaid {
+			return ev, fmt.Sprintf("checkout session %s is %s, not paid", cs.ID, cs.PaymentStatus), nil
+		}
+		ev.ID, ev.Type, ev.AmountCents, ev.Currency, meta = cs.ID, surge.PaymentSucceeded, cs.AmountTotal, string(cs.Currency), cs.Metadata
+		if cs.PaymentIntent != nil && cs.PaymentIntent.ID != "" {
+			ev.ID = cs.PaymentIntent.ID
+		}
+	default:
+		return ev, "event type " + string(e.Type) + " is not handled", nil
+	}
+	if ev.OrderID = meta[OrderKey]; ev.OrderID == "" {
+		return ev, fmt.Sprintf("%s carries no %s metadata", ev.ID, OrderKey), nil
+	}
+	// Stripe spells currencies in lower case, sales in upper case.
+	ev.Currency = strings.ToUpper(ev.Currency)
+	return ev, "", surge.CheckPaymentEvent(ev)
+}
