@@ -167,3 +167,25 @@ func (d *DB) Payments(ctx context.Context, fn func(surge.Payment) error) error {
 	}
 	return nil
 }
+
+// SaleCount is a sale's stock and the units the database counts as never
+// sold: stock - sold (the guard's count of live units) while in service,
+// the final figure once archived.
+type SaleCount struct {
+	ID               string
+	Stock, Remaining int64
+}
+
+// SaleCounts lists every sale's SaleCount, archived ones too, oldest first.
+func (d *DB) SaleCounts(ctx context.Context) ([]SaleCount, error) {
+	rows, err := d.pool.Query(ctx, `SELECT id, stock, CASE WHEN archived_at IS NULL THEN stock - sold
+		ELSE archived_remaining END FROM sales ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sale counts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SaleCount])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sale counts: %w", err)
+	}
+	return out, nil
+}

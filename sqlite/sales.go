@@ -34,10 +34,16 @@ func (s *Store) Sales(ctx context.Context) ([]surge.Sale, error) {
 
 // scanSales reads the sales rows that where selects, oldest first.
 func (s *Store) scanSales(ctx context.Context, db *sql.DB, where string, args ...any) ([]surge.Sale, error) {
+	out, err := querySales(ctx, db, where, args...)
+	return out, s.unavailable(err)
+}
+
+// querySales is scanSales on any handle (Reader's too).
+func querySales(ctx context.Context, db *sql.DB, where string, args ...any) ([]surge.Sale, error) {
 	rows, err := db.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
 		starts_at, ends_at, hold_seconds, created_at, waiting_room, paused FROM sales `+where+` ORDER BY created_at, id`, args...)
 	if err != nil {
-		return nil, s.unavailable(fmt.Errorf("sqlite: list sales: %w", err))
+		return nil, fmt.Errorf("sqlite: list sales: %w", err)
 	}
 	defer rows.Close()
 	var out []surge.Sale

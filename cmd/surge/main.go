@@ -28,6 +28,7 @@ Usage:
   surge sale list [flags]      list sales
   surge sale get ID [flags]    show one sale
   surge backup --to FILE       copy the embedded database, also while serve runs
+  surge reconcile [flags]      compare a payment provider's settlement file with the orders and payments (对账)
   surge version                print the version
 
 Run 'surge COMMAND --help' for the flags of a command. Every flag can also be
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = demo(ctx, args[1:], stdout, stderr)
 	case "backup":
 		err = backupCmd(ctx, args[1:], stdout)
+	case "reconcile":
+		err = reconcileCmd(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "surge", buildVersion())
 	case "help", "-h", "--help", "-help":

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/reconcile"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// errMismatch is reconcile's exit status 1 when anything mismatched; the
+// report itself is on stdout.
+type errMismatch struct{ n int }
+
+func (e errMismatch) Error() string { return fmt.Sprintf("reconcile: %d mismatches", e.n) }
+
+// reconcileCmd runs `surge reconcile --settlement FILE.csv`: the provider's
+// settlement against the data directory (read-only, without its lock, so
+// also while serving) or, with --postgres-url, the cluster's PostgreSQL.
+func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("reconcile", "surge reconcile --settlement FILE.csv [--data-dir DIR | --postgres-url URL] [--json]", stdout)
+	var (
+		settlement, dataDir, pgURL string
+		asJSON                     bool
+	)
+	fs.StringVar(&settlement, "settlement", "", "the provider's settlement file: CSV with a header row, then payment id, order id, amount, currency, status (required)")
+	fs.StringVar(&dataDir, "data-dir", "./surge-data", "embedded mode: the data directory, read-only (a running server may hold it)")
+	fs.StringVar(&pgURL, "postgres-url", "", "cluster mode: the PostgreSQL of the nodes (applies pending migrations, as a node would)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if settlement == "" || fs.NArg() > 0 {
+		return errUsage{"reconcile: --settlement FILE.csv is required, and nothing else (run 'surge reconcile --help')"}
+	}
+	f, err := os.Open(settlement)
+	if err != nil {
+		return errUsage{fmt.Sprintf("reconcile: %v", err)}
+	}
+	rows, err := reconcile.ReadSettlement(f)
+	f.Close()
+	if err != nil {
+		return errUsage{err.Error()}
+	}
+	src, done, err := openSource(ctx, dataDir, pgURL)
+	if err != nil {
+		return err
+	}
+	defer done()
+	rep, err := reconcile.Run(ctx, src, rows)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.WriteTable(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return errMismatch{len(rep.Mismatches)}
+	}
+	return nil
+}
+
+func openSource(ctx context.Context, dataDir, pgURL string) (reconcile.Source, func(), error) {
+	if pgURL != "" {
+		db, err := postgres.Open(ctx, pgURL, postgres.Options{MaxConns: 2})
+		if err != nil {
+			return nil, nil, err
+		}
+		return pgSource{db}, db.Close, nil
+	}
+	r, err := sqlite.OpenReader(ctx, dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sqliteSource{r}, func() { r.Close() }, nil
+}
+
+// sqliteSource reads a data directory: a live sale's remaining is
+// derived from its orders there, so only archived ones are counted.
+type sqliteSource struct{ *sqlite.Reader }
+
+func (s sqliteSource) Sales(ctx context.Context) ([]reconcile.Sale, error) {
+	sales, archived, err := s.Reader.Sales(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reconcile.Sale, len(sales))
+	for i, sl := range sales {
+		rem, ok := archived[sl.ID]
+		out[i] = reconcile.Sale{Sale: sl, Remaining: rem, Counted: ok}
+	}
+	return out, nil
+}
+
+// pgSource reads the cluster's PostgreSQL, whose sold column is a count
+// of its own.
+type pgSource struct{ *postgres.DB }
+
+func (s pgSource) Sales(ctx context.Context) ([]reconcile.Sale, error) {
+	counts, err := s.SaleCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reconcile.Sale, len(counts))
+	for i, c := range counts {
+		out[i] = reconcile.Sale{Sale: surge.Sale{ID: c.ID, Stock: c.Stock}, Remaining: c.Remaining, Counted: true}
+	}
+	return out, nil
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/reconcile"
+	"github.com/surgehq/surge/servicetest"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// payStore is what the reconcile tests set up their data through.
+type payStore interface {
+	surge.Store
+	surge.Payments
+}
+
+// reconcileData fills a store: sale s (10 units at 10.00 EUR, 2 a buyer)
+// with ORDER1 (1 unit) paid by evt_1, ORDER2 (2 units) paid by evt_2,
+// ORDER3 (1 unit) still reserved, ORDER4 (1 unit) paid by the operator;
+// with refundDue, ORDER3 is cancelled and then paid by evt_late. It
+// returns the placeholders' order ids.
+func reconcileData(t *testing.T, st payStore, refundDue bool) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	id, name, cur := "s", "Sale", "EUR"
+	stock, limit, price := int64(10), int64(2), int64(1000)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, PriceCents: &price, Currency: &cur}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := st.Reserve(ctx, "s", []surge.Purchase{
+		{UserID: "u1", Quantity: 1}, {UserID: "u2", Quantity: 2}, {UserID: "u3", Quantity: 1}, {UserID: "u4", Quantity: 1},
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for i, o := range out {
+		if o.Code != surge.CodeReserved {
+			t.Fatalf("purchase %d: %s", i, o.Code)
+		}
+		ids["ORDER"+string(rune('1'+i))] = o.Order.ID
+	}
+	pay := func(ev, order string, cents int64, want surge.PaymentStatus) {
+		r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: ev, Type: surge.PaymentSucceeded, OrderID: order,
+			AmountCents: cents, Currency: "EUR", Created: now, Provider: "surge"}, now.Add(time.Second))
+		if err != nil || r.Payment.Status != want {
+			t.Fatalf("RecordPayment(%s) = %s, %v; want %s", ev, r.Payment.Status, err, want)
+		}
+	}
+	pay("evt_1", ids["ORDER1"], 1000, surge.PaymentPaid)
+	pay("evt_2", ids["ORDER2"], 2000, surge.PaymentPaid)
+	if _, err := st.Pay(ctx, ids["ORDER4"], now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if refundDue {
+		if _, err := st.Cancel(ctx, ids["ORDER3"], now.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		pay("evt_late", ids["ORDER3"], 1000, surge.PaymentRefundDue)
+	}
+	return ids
+}
+
+// settlementFile writes testdata/reconcile/name with the order ids in.
+func settlementFile(t *testing.T, name string, ids map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "reconcile", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for k, v := range ids {
+		s = strings.ReplaceAll(s, k, v)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runReconcile runs the command and returns its exit status and its
+// JSON report.
+func runReconcile(t *testing.T, args ...string) (int, reconcile.Report, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"reconcile", "--json"}, args...), &stdout, &stderr)
+	var rep reconcile.Report
+	if code < 2 {
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("reconcile --json printed %q (%v); stderr %s", stdout.String(), err, stderr.String())
+		}
+	}
+	return code, rep, stderr.String()
+}
+
+func wantKinds(t *testing.T, rep reconcile.Report, want ...string) {
+	t.Helper()
+	var got []string
+	for _, m := range rep.Mismatches {
+		got = append(got, m.Kind)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("mismatches %+v, want kinds %v", rep.Mismatches, want)
+	}
+}
+
+// TestReconcileEmbedded: one settlement file per kind of mismatch, and a
+// clean one, against a data directory that a store holds open (as a
+// running server would) or, for the tampered stock, offline.
+func TestReconcileEmbedded(t *testing.T) {
+	for _, c := range []struct {
+		file      string
+		refundDue bool
+		kinds     []string
+	}{
+		{"clean.csv", false, nil},
+		{"paid_not_in_surge.csv", false, []string{reconcile.PaidNotInSurge}},
+		{"paid_not_at_provider.csv", false, []string{reconcile.PaidNotAtProvider}},
+		{"amount_differs.csv", false, []string{reconcile.AmountDiffers}},
+		{"refund_due.csv", true, []string{reconcile.RefundDue}},
+	} {
+		t.Run(strings.TrimSuffix(c.file, ".csv"), func(t *testing.T) {
+			dir := t.TempDir()
+			st, err := sqlite.Open(context.Background(), dir, sqlite.Options{NoExpiry: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ids := reconcileData(t, st, c.refundDue)
+			code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", settlementFile(t, c.file, ids))
+			wantKinds(t, rep, c.kinds...)
+			if want := min(len(c.kinds), 1); code != want {
+				t.Errorf("exit status %d, want %d (stderr %s)", code, want, stderr)
+			}
+			if rep.Orders != 4 || rep.Sales != 1 {
+				t.Errorf("report read %d orders of %d sales, want 4 of 1", rep.Orders, rep.Sales)
+			}
+		})
+	}
+	t.Run("stock_mismatch", func(t *testing.T) {
+		dir := t.TempDir()
+		st, err := sqlite.Open(context.Background(), dir, sqlite.Options{NoExpiry: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := reconcileData(t, st, false)
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Damage the books offline: the reserved order now holds more
+		// units than the sale has.
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE orders SET quantity = 9 WHERE id = ?`, ids["ORDER3"]); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		code, rep, _ := runReconcile(t, "--data-dir", dir, "--settlement", settlementFile(t, "stock_mismatch.csv", ids))
+		wantKinds(t, rep, reconcile.StockMismatch)
+		if code != 1 {
+			t.Errorf("exit status %d, want 1", code)
+		}
+	})
+	t.Run("usage", func(t *testing.T) {
+		if code, _, _ := runReconcile(t, "--data-dir", t.TempDir()); code != 2 {
+			t.Errorf("without --settlement: exit status %d, want 2", code)
+		}
+	})
+}
+
+// TestReconcileCluster: the same rules against the cluster's PostgreSQL,
+// whose own count of sold units is checked too.
+func TestReconcileCluster(t *testing.T) {
+	ns := servicetest.Namespace(t)
+	st, err := cluster.Open(context.Background(), servicetest.RedisURL(), servicetest.PostgresURL(),
+		cluster.Config{Prefix: ns, Schema: ns, NoExpiry: true})
+	if err != nil {
+		t.Fatalf("cluster.Open (run scripts/services.sh): %v", err)
+	}
+	defer st.Close()
+	ids := reconcileData(t, st, true)
+	url := servicetest.PostgresURL() + "&search_path=" + ns
+	code, rep, stderr := runReconcile(t, "--postgres-url", url, "--settlement", settlementFile(t, "refund_due.csv", ids))
+	wantKinds(t, rep, reconcile.RefundDue)
+	if code != 1 || rep.Orders != 4 || rep.Payments != 4 {
+		t.Errorf("exit status %d, %d orders, %d payments; want 1, 4, 4 (stderr %s)", code, rep.Orders, rep.Payments, stderr)
+	}
+	code, rep, _ = runReconcile(t, "--postgres-url", url, "--settlement", settlementFile(t, "paid_not_at_provider.csv", ids))
+	wantKinds(t, rep, reconcile.PaidNotAtProvider, reconcile.RefundDue)
+	if code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+}

@@ -1,0 +1,189 @@
+// Package reconcile (对账) compares a payment provider's settlement file
+// with the orders and payments a store holds, and reports every mismatch:
+// money the provider took that Surge does not know of, payments Surge
+// counts that the provider does not, amounts that differ, money owed back
+// (refund_due), and sales whose units do not add up. It reads through
+// Source, so the same rules check the embedded database (read-only, even
+// while it serves) and PostgreSQL.
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/surgehq/surge"
+)
+
+// Sale is a sale as the store counts it.
+type Sale struct {
+	surge.Sale
+	// Remaining is the store's own count of units never sold, when it
+	// keeps one apart from the orders (Counted): PostgreSQL's sold
+	// column, an archived sale's final figure. The embedded store
+	// derives a live sale's remaining from its orders, so it has none.
+	Remaining int64
+	Counted   bool
+}
+
+// Source is what reconciliation reads of a store.
+type Source interface {
+	// Sales lists every sale, archived ones too.
+	Sales(ctx context.Context) ([]Sale, error)
+	Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error
+	Payments(ctx context.Context, fn func(surge.Payment) error) error
+}
+
+// Kinds of mismatch; the JSON report's "kind".
+const (
+	// PaidNotInSurge: the provider settled a payment Surge has no record of.
+	PaidNotInSurge = "paid_not_in_surge"
+	// PaidNotAtProvider: Surge counts an order paid by a provider's
+	// payment the settlement does not hold (or holds as not settled).
+	PaidNotAtProvider = "paid_not_at_provider"
+	// AmountDiffers: the settlement's amount or currency is not the one
+	// Surge recorded for that payment, or the payment's order differs.
+	AmountDiffers = "amount_differs"
+	// NotApplied: money the provider settled for a payment Surge refused
+	// (amount_mismatch) or recorded as failed: taken, yet the order is not
+	// paid by it.
+	NotApplied = "not_applied"
+	// RefundDue: a payment for an order that had ended; the money is
+	// owed back until a refund settles it.
+	RefundDue = "refund_due"
+	// RefundUnexpected: a refund Surge recorded that settled no
+	// refund_due payment (a paid order refunded at the provider).
+	RefundUnexpected = "refund_unexpected"
+	// RefundNotInSurge: the settlement says refunded, Surge does not.
+	RefundNotInSurge = "refund_not_in_surge"
+	// StockMismatch: a sale's live units (reserved + paid orders) exceed
+	// its stock, or stock - live is not the store's own remaining.
+	StockMismatch = "stock_mismatch"
+)
+
+// Mismatch is one finding.
+type Mismatch struct {
+	Kind      string `json:"kind"`
+	PaymentID string `json:"payment_id,omitempty"`
+	OrderID   string `json:"order_id,omitempty"`
+	SaleID    string `json:"sale_id,omitempty"`
+	Detail    string `json:"detail"`
+}
+
+// Report is the outcome of a reconciliation.
+type Report struct {
+	SettlementRows int        `json:"settlement_rows"`
+	Payments       int        `json:"payments"`
+	Orders         int        `json:"orders"`
+	Sales          int        `json:"sales"`
+	Mismatches     []Mismatch `json:"mismatches"`
+}
+
+// OK reports whether everything matched.
+func (r *Report) OK() bool { return len(r.Mismatches) == 0 }
+
+func (r *Report) add(kind, payment, order, sale, format string, args ...any) {
+	r.Mismatches = append(r.Mismatches, Mismatch{Kind: kind, PaymentID: payment, OrderID: order, SaleID: sale,
+		Detail: fmt.Sprintf(format, args...)})
+}
+
+// Run reconciles the settlement's rows with what src holds.
+func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
+	rep := Report{SettlementRows: len(rows), Mismatches: []Mismatch{}}
+	payments := map[string]surge.Payment{}
+	var order []string
+	paidBy := map[string]string{} // order id → the payment that paid it
+	if err := src.Payments(ctx, func(p surge.Payment) error {
+		payments[p.ID] = p
+		order = append(order, p.ID)
+		if p.Status == surge.PaymentPaid {
+			paidBy[p.OrderID] = p.ID
+		}
+		return nil
+	}); err != nil {
+		return rep, fmt.Errorf("reconcile: read payments: %w", err)
+	}
+	rep.Payments = len(payments)
+	settled := map[string]Row{}
+	for _, row := range rows {
+		settled[row.PaymentID] = row
+		p, ok := payments[row.PaymentID]
+		switch {
+		case !ok && row.Status == Settled:
+			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider settled %d %s; Surge has no such payment", row.AmountCents, row.Currency)
+			continue
+		case !ok && row.Status == Refunded:
+			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider refunded %d %s; Surge has no such payment", row.AmountCents, row.Currency)
+			continue
+		case !ok:
+			continue // a failed payment Surge never heard of: no money moved
+		}
+		if row.AmountCents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
+			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %d %s for order %s; Surge recorded %d %s for order %s",
+				row.AmountCents, row.Currency, row.OrderID, p.AmountCents, p.Currency, p.OrderID)
+		}
+		switch {
+		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
+			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it", p.Status)
+		case row.Status == Refunded && p.Status != surge.PaymentRefunded && p.Status != surge.PaymentRefund:
+			rep.add(RefundNotInSurge, p.ID, p.OrderID, p.SaleID, "the provider refunded it; Surge has it %s", p.Status)
+		}
+	}
+	for _, id := range order {
+		p := payments[id]
+		switch p.Status {
+		case surge.PaymentRefundDue:
+			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%d %s taken for an order no longer reserved; refund it", p.AmountCents, p.Currency)
+		case surge.PaymentRefundUnexpected:
+			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %d %s settled no refund_due payment (the order may be paid)", p.AmountCents, p.Currency)
+		case surge.PaymentPaid:
+			// The operator's manual settlements happen outside the provider.
+			row, ok := settled[p.ID]
+			switch {
+			case p.Type == surge.PaymentManual:
+			case !ok:
+				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %d %s paid; the settlement does not hold it", p.AmountCents, p.Currency)
+			case row.Status != Settled:
+				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %d %s paid; the settlement has it %s", p.AmountCents, p.Currency, row.Status)
+			}
+		}
+	}
+	if err := checkSales(ctx, src, &rep, paidBy); err != nil {
+		return rep, err
+	}
+	slices.SortStableFunc(rep.Mismatches, func(a, b Mismatch) int { return strings.Compare(a.Kind, b.Kind) })
+	return rep, nil
+}
+
+// checkSales adds up each sale's units and finds paid orders without a
+// payment.
+func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]string) error {
+	sales, err := src.Sales(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile: read sales: %w", err)
+	}
+	rep.Sales = len(sales)
+	for _, s := range sales {
+		var live int64
+		if err := src.Orders(ctx, s.ID, func(o surge.Order) error {
+			rep.Orders++
+			if o.Status.Live() {
+				live += o.Quantity
+			}
+			if o.Status == surge.OrderPaid && paidBy[o.ID] == "" {
+				rep.add(PaidNotAtProvider, "", o.ID, s.ID, "the order is paid but Surge recorded no payment that paid it")
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reconcile: read orders of sale %s: %w", s.ID, err)
+		}
+		if live > s.Stock {
+			rep.add(StockMismatch, "", "", s.ID, "%d units in reserved and paid orders exceed the stock of %d", live, s.Stock)
+		} else if s.Counted && s.Stock-live != s.Remaining {
+			rep.add(StockMismatch, "", "", s.ID, "stock %d - %d units in reserved and paid orders = %d, but the store counts %d remaining",
+				s.Stock, live, s.Stock-live, s.Remaining)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package reconcile
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Status is a settlement row's status, folded from the provider's words.
+type Status string
+
+const (
+	Settled  Status = "settled"  // money taken: succeeded, paid, settled, captured
+	Refunded Status = "refunded" // money given back: refunded, refund
+	Failed   Status = "failed"   // no money moved: failed, declined, canceled, cancelled
+)
+
+// Row is one payment of the provider's settlement file.
+type Row struct {
+	PaymentID   string
+	OrderID     string // may be empty: the provider does not always know it
+	AmountCents int64
+	Currency    string
+	Status      Status
+}
+
+// columns of the settlement file, in this order, after a header row.
+var columns = []string{"payment id", "order id", "amount", "currency", "status"}
+
+// ReadSettlement reads a settlement file: CSV (encoding/csv: quoting,
+// CRLF), a header row, then payment id, order id, amount, currency,
+// status. The amount is in minor units (12999) or decimal (129.99).
+func ReadSettlement(r io.Reader) ([]Row, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = len(columns)
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, errors.New("reconcile: the settlement file is empty; it needs a header row")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: settlement header: %w", err)
+	}
+	for i, h := range header {
+		if name := strings.ToLower(strings.NewReplacer("_", " ", "-", " ").Replace(strings.TrimSpace(h))); name != columns[i] {
+			return nil, fmt.Errorf("reconcile: settlement column %d is %q; want the header %s", i+1, h, strings.Join(columns, ", "))
+		}
+	}
+	var rows []Row
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reconcile: settlement: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		row := Row{PaymentID: strings.TrimSpace(rec[0]), OrderID: strings.TrimSpace(rec[1]),
+			Currency: strings.ToUpper(strings.TrimSpace(rec[3]))}
+		if row.PaymentID == "" {
+			return nil, fmt.Errorf("reconcile: settlement line %d: no payment id", line)
+		}
+		if row.AmountCents, err = parseAmount(strings.TrimSpace(rec[2])); err != nil {
+			return nil, fmt.Errorf("reconcile: settlement line %d: %w", line, err)
+		}
+		if row.Status, err = parseStatus(rec[4]); err != nil {
+			return nil, fmt.Errorf("reconcile: settlement line %d: %w", line, err)
+		}
+		rows = append(rows, row)
+	}
+}
+
+// parseAmount reads minor units, or a decimal with at most two places.
+func parseAmount(s string) (int64, error) {
+	whole, frac, dec := strings.Cut(s, ".")
+	if !dec {
+		frac = ""
+	}
+	if len(frac) > 2 || (dec && frac == "") {
+		return 0, fmt.Errorf("amount %q: at most two decimal places", s)
+	}
+	if dec {
+		frac += strings.Repeat("0", 2-len(frac))
+	}
+	n, err := strconv.ParseInt(whole+frac, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("amount %q is not a non-negative amount", s)
+	}
+	return n, nil
+}
+
+func parseStatus(s string) (Status, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "succeeded", "paid", "settled", "captured", "payment.succeeded":
+		return Settled, nil
+	case "refunded", "refund", "refund.succeeded":
+		return Refunded, nil
+	case "failed", "declined", "canceled", "cancelled", "payment.failed":
+		return Failed, nil
+	}
+	return "", fmt.Errorf("status %q: want succeeded, refunded or failed", s)
+}

@@ -1,0 +1,96 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/surgehq/surge"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Reader reads a data directory's sales, orders and payments without
+// opening a Store: read-only, without the directory's lock, so it works
+// while `surge serve` holds it (WAL readers never block the writer) and
+// after. It is what `surge reconcile` reads.
+type Reader struct{ db *sql.DB }
+
+// OpenReader opens the database in dir read-only. A missing database is
+// an error, never created.
+func OpenReader(ctx context.Context, dir string) (*Reader, error) {
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// A database of a version before payments has none: the table is
+	// missing until the next `surge serve` creates it.
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('sales','orders','archived_sales','payments')`).Scan(&n); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: read %s: %w", path, err)
+	}
+	if n != 4 {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %s lacks tables of this version; run this version's surge serve on it once", path)
+	}
+	return &Reader{db: db}, nil
+}
+
+// Close closes the database.
+func (r *Reader) Close() error { return r.db.Close() }
+
+// Sales lists every sale, oldest first, with the final remaining figure
+// of the archived ones (nil for a sale in service).
+func (r *Reader) Sales(ctx context.Context) ([]surge.Sale, map[string]int64, error) {
+	sales, err := querySales(ctx, r.db, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := r.db.QueryContext(ctx, `SELECT sale_id, remaining FROM archived_sales`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: archived sales: %w", err)
+	}
+	defer rows.Close()
+	archived := map[string]int64{}
+	for rows.Next() {
+		var (
+			id string
+			n  int64
+		)
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, nil, fmt.Errorf("sqlite: archived sales: %w", err)
+		}
+		archived[id] = n
+	}
+	return sales, archived, rows.Err()
+}
+
+// Orders streams a sale's orders in creation order.
+func (r *Reader) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	rows, err := r.db.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
+	if err != nil {
+		return fmt.Errorf("sqlite: orders of %s: %w", saleID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Payments streams every payment, oldest first.
+func (r *Reader) Payments(ctx context.Context, fn func(surge.Payment) error) error {
+	return streamPayments(ctx, r.db, fn)
+}
