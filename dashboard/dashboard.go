@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,7 +62,7 @@ type Config struct {
 type Dashboard struct {
 	cfg     Config
 	feed    *feed
-	session *sessions
+	session atomic.Pointer[sessions] // SetAdminToken swaps it
 	mux     *http.ServeMux
 	log     *slog.Logger
 
@@ -69,6 +70,10 @@ type Dashboard struct {
 	stop     chan struct{} // closed by Close
 	stopOnce sync.Once
 }
+
+// SetAdminToken rotates the admin token while the dashboard serves:
+// sessions signed under the old one end (their key derives from it).
+func (d *Dashboard) SetAdminToken(token string) { d.session.Store(newSessions(token)) }
 
 // New builds the dashboard.
 func New(cfg Config) *Dashboard {
@@ -86,14 +91,14 @@ func New(cfg Config) *Dashboard {
 		window = w
 	}
 	d := &Dashboard{
-		cfg:     cfg,
-		session: newSessions(cfg.AdminToken),
-		feed:    &feed{g: cfg.Gatherer, window: window, interval: cfg.Interval, maxSales: defaultMaxSales},
-		log:     cfg.Logger,
-		slots:   make(chan struct{}, cfg.MaxStreams),
-		stop:    make(chan struct{}),
-		mux:     http.NewServeMux(),
+		cfg:   cfg,
+		feed:  &feed{g: cfg.Gatherer, window: window, interval: cfg.Interval, maxSales: defaultMaxSales},
+		log:   cfg.Logger,
+		slots: make(chan struct{}, cfg.MaxStreams),
+		stop:  make(chan struct{}),
+		mux:   http.NewServeMux(),
 	}
+	d.session.Store(newSessions(cfg.AdminToken))
 	d.mux.HandleFunc("GET /dashboard", d.guard(d.page, true))
 	d.mux.HandleFunc("POST /dashboard/login", d.login)
 	d.mux.HandleFunc("GET /dashboard/events", d.guard(d.events, false))
@@ -139,7 +144,7 @@ func (d *Dashboard) Close() {
 // token); anything else gets 401.
 func (d *Dashboard) guard(h http.HandlerFunc, page bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if d.session.authorized(r, time.Now()) {
+		if d.session.Load().authorized(r, time.Now()) {
 			h(w, r)
 			return
 		}
@@ -197,11 +202,12 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	if !d.session.isAdmin(r.PostForm.Get("token")) {
+	sess := d.session.Load()
+	if !sess.isAdmin(r.PostForm.Get("token")) {
 		d.signIn(w, http.StatusUnauthorized, `<p class="error">That is not the admin token.</p>`)
 		return
 	}
-	http.SetCookie(w, d.session.cookie(now, r.TLS != nil))
+	http.SetCookie(w, sess.cookie(now, r.TLS != nil))
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }
 

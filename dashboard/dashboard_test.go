@@ -261,7 +261,7 @@ func TestNoTokenNoDashboard(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("events with an empty bearer token: %d, want 401", resp.StatusCode)
 	}
-	if d.session.valid(newSessions("").cookie(time.Now(), false).Value, time.Now()) {
+	if d.session.Load().valid(newSessions("").cookie(time.Now(), false).Value, time.Now()) {
 		t.Error("a session of the empty token is valid")
 	}
 }

@@ -279,11 +279,11 @@ func (c *buyerClaims) Validate() error {
 // cmd/surge calls it on SIGHUP. If a source fails, nothing changes and the
 // error says why.
 func (s *Server) ReloadKeys(ctx context.Context) error {
-	return s.auth.buyers.reload(ctx)
+	return s.auth.get().buyers.reload(ctx)
 }
 
 // SetJWTSecret replaces the HS256 secret of buyer tokens (empty: HS256
 // tokens are refused) on every listener, forgetting every cached token.
 func (s *Server) SetJWTSecret(secret []byte) {
-	s.auth.buyers.setSecret(secret)
+	s.auth.get().buyers.setSecret(secret)
 }

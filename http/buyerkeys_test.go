@@ -267,7 +267,7 @@ func TestReloadKeysFile(t *testing.T) {
 
 func TestSetJWTSecret(t *testing.T) {
 	old, next := []byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
-	s := &Server{auth: newAuthenticatorOptions(authOptions{jwtSecret: old})}
+	s := serverWithAuth(authOptions{jwtSecret: old})
 	k := tokenKit{t: t}
 	claims := jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}
 	oldTok, nextTok := k.sign(jwt.SigningMethodHS256, old, nil, claims), k.sign(jwt.SigningMethodHS256, next, nil, claims)
@@ -291,7 +291,7 @@ func TestSetJWTSecret(t *testing.T) {
 // race detector: every answer is right for one of the key generations.
 func TestTokenCacheConcurrentReload(t *testing.T) {
 	a, b := []byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
-	s := &Server{auth: newAuthenticatorOptions(authOptions{jwtSecret: a, cacheSlots: 16})}
+	s := serverWithAuth(authOptions{jwtSecret: a, cacheSlots: 16})
 	k := tokenKit{t: t}
 	exp := time.Now().Add(time.Hour).Unix()
 	var tokA, tokB []string

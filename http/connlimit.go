@@ -46,6 +46,7 @@ const DefaultPressureIdle = 5 * time.Second
 type ConnLimiter struct {
 	net.Listener
 	lim        ConnLimits
+	exempt     atomic.Pointer[[]netip.Prefix] // lim.Exempt; SetExempt changes it
 	pressureAt int
 	now        func() time.Time
 
@@ -74,11 +75,17 @@ func LimitConns(ln net.Listener, lim ConnLimits) *ConnLimiter {
 	if lim.PressureIdle <= 0 {
 		lim.PressureIdle = DefaultPressureIdle
 	}
-	return &ConnLimiter{
+	l := &ConnLimiter{
 		Listener: ln, lim: lim, pressureAt: lim.Max * 4 / 5, now: time.Now,
 		byAddr: make(map[netip.Addr]int), wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	l.SetExempt(lim.Exempt)
+	return l
 }
+
+// SetExempt changes the addresses exempt from the per-address bound
+// (SIGHUP changes the trusted proxies) for the connections accepted next.
+func (l *ConnLimiter) SetExempt(exempt []netip.Prefix) { l.exempt.Store(&exempt) }
 
 // limitedConn is an accepted connection; closing it frees its slot.
 type limitedConn struct {
@@ -131,7 +138,7 @@ func (l *ConnLimiter) key(a net.Addr) (netip.Addr, bool) {
 		ip = ap.Addr()
 	}
 	ip = ip.WithZone("").Unmap()
-	for _, p := range l.lim.Exempt {
+	for _, p := range *l.exempt.Load() {
 		if p.Contains(ip) {
 			return ip, true
 		}

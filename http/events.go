@@ -66,7 +66,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (sale *surge
 		return nil, st, nil, false
 	default:
 	}
-	release, err = s.queues.acquire(buyerKey{sale.ID, st.UserID}, admission.ClientIP(r, s.cfg.Protection.TrustedProxies))
+	release, err = s.queues.acquire(buyerKey{sale.ID, st.UserID}, admission.ClientIP(r, s.protection().TrustedProxies))
 	if err != nil {
 		s.writeErr(w, r, err)
 		return nil, st, nil, false

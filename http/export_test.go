@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,12 +22,21 @@ import (
 // UseBuyerAuth rebuilds the server's authenticator from its Config plus b,
 // as New will once Config carries a BuyerAuth. Call it before serving.
 func (s *Server) UseBuyerAuth(b BuyerAuth) {
-	s.auth = newAuthenticatorOptions(authOptions{
-		adminToken: s.cfg.AdminToken,
-		userHeader: s.cfg.InsecureUserHeader,
-		jwtSecret:  s.cfg.JWTSecret,
-		buyer:      b,
-	})
+	cfg := s.cfg
+	cfg.BuyerAuth = b
+	s.Apply(cfg)
+}
+
+// verifyJWT checks a buyer token as identify does, with the keys in force.
+func (a *liveAuth) verifyJWT(tok string) (string, error) { return a.get().verifyJWT(tok) }
+
+// serverWithAuth is a Server with an authenticator and nothing else, for
+// the tests of buyer keys.
+func serverWithAuth(o authOptions) *Server {
+	s := &Server{live: new(atomic.Pointer[live])}
+	s.live.Store(newLiveOptions(o, Protection{}))
+	s.auth = &liveAuth{cur: s.live}
+	return s
 }
 
 // verifyJWT checks a buyer token as identify does and returns its subject.

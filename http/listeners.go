@@ -18,9 +18,7 @@ import (
 // public API is a second set of routes built once.
 func (s *Server) Public() http.Handler {
 	p := *s
-	auth := *s.auth
-	auth.noAdmin = true
-	p.auth = &auth
+	p.auth = &liveAuth{noAdmin: true, cur: s.live}
 	p.mux = http.NewServeMux()
 	p.routes()
 	return &p

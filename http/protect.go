@@ -33,11 +33,11 @@ func retryAfterSeconds(d time.Duration) string {
 
 // allowIP applies the per-address limit; it answers 429 itself.
 func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
-	lim := s.cfg.Protection.IP
-	if lim == nil {
+	prot := s.protection()
+	if prot.IP == nil {
 		return true
 	}
-	ok, wait := lim.AllowAddr(admission.ClientIP(r, s.cfg.Protection.TrustedProxies), time.Now())
+	ok, wait := prot.IP.AllowAddr(admission.ClientIP(r, prot.TrustedProxies), time.Now())
 	if !ok {
 		s.writeErr(w, r, &surge.Error{Code: surge.CodeRateLimited,
 			Message: "too many requests from this address; retry after the time in Retry-After", RetryAfter: wait})

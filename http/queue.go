@@ -39,14 +39,16 @@ const streamRetryAfter = 5 * time.Second
 
 // queueState is the waiting room's state in the API.
 type queueState struct {
-	streams  chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once
 	// tick and heartbeat of streams; zero: the defaults.
 	tick, heartbeat time.Duration
 
-	perBuyer, perAddr int
-	mu                sync.Mutex
+	mu sync.Mutex
+	// Bounds (Server.Apply changes them) and the streams open; a lowered
+	// bound closes no stream, it refuses new ones until below it.
+	maxStreams, perBuyer, perAddr int
+	streams                       int
 	// Open streams by holder; a holder leaves the map with its last
 	// stream, so the maps hold only what is open.
 	byBuyer map[buyerKey]int
@@ -59,14 +61,21 @@ type buyerKey struct{ sale, user string }
 
 func newQueueState(cfg Config) *queueState {
 	q := &queueState{
-		streams:  make(chan struct{}, positiveOr(cfg.MaxQueueStreams, DefaultMaxQueueStreams)),
-		stop:     make(chan struct{}),
-		perBuyer: positiveOr(cfg.MaxQueueStreamsPerBuyer, DefaultMaxQueueStreamsPerBuyer),
-		perAddr:  positiveOr(cfg.MaxQueueStreamsPerAddress, DefaultMaxQueueStreamsPerAddress),
-		byBuyer:  make(map[buyerKey]int),
-		byAddr:   make(map[netip.Prefix]int),
+		stop:    make(chan struct{}),
+		byBuyer: make(map[buyerKey]int),
+		byAddr:  make(map[netip.Prefix]int),
 	}
+	q.setBounds(cfg)
 	return q
+}
+
+// setBounds applies the stream bounds of cfg.
+func (q *queueState) setBounds(cfg Config) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.maxStreams = positiveOr(cfg.MaxQueueStreams, DefaultMaxQueueStreams)
+	q.perBuyer = positiveOr(cfg.MaxQueueStreamsPerBuyer, DefaultMaxQueueStreamsPerBuyer)
+	q.perAddr = positiveOr(cfg.MaxQueueStreamsPerAddress, DefaultMaxQueueStreamsPerAddress)
 }
 
 func positiveOr(n, def int) int {
@@ -107,12 +116,11 @@ func (q *queueState) acquire(b buyerKey, a netip.Addr) (release func(), err erro
 		return nil, &surge.Error{Code: surge.CodeRateLimited, RetryAfter: streamRetryAfter, Message: fmt.Sprintf(
 			"this address already holds %d open queue streams; close one, or poll GET /v1/sales/%s/queue", q.perAddr, b.sale)}
 	}
-	select {
-	case q.streams <- struct{}{}:
-	default:
+	if q.streams >= q.maxStreams {
 		return nil, &surge.Error{Code: surge.CodeOverloaded, RetryAfter: streamRetryAfter,
 			Message: fmt.Sprintf("too many open queue streams; poll GET /v1/sales/%s/queue instead", b.sale)}
 	}
+	q.streams++
 	q.byBuyer[b]++
 	if hasAddr {
 		q.byAddr[p]++
@@ -120,7 +128,7 @@ func (q *queueState) acquire(b buyerKey, a netip.Addr) (release func(), err erro
 	return func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		<-q.streams
+		q.streams--
 		if q.byBuyer[b]--; q.byBuyer[b] <= 0 {
 			delete(q.byBuyer, b)
 		}

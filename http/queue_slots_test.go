@@ -62,8 +62,8 @@ func TestStreamSlots(t *testing.T) {
 			for _, release := range releases {
 				release()
 			}
-			if len(q.byBuyer) != 0 || len(q.byAddr) != 0 || len(q.streams) != 0 {
-				t.Errorf("after every release: %v, %v, %d streams", q.byBuyer, q.byAddr, len(q.streams))
+			if len(q.byBuyer) != 0 || len(q.byAddr) != 0 || q.streams != 0 {
+				t.Errorf("after every release: %v, %v, %d streams", q.byBuyer, q.byAddr, q.streams)
 			}
 		})
 	}
@@ -101,7 +101,7 @@ func TestStreamSlotsConcurrent(t *testing.T) {
 		wg.Go(release)
 	}
 	wg.Wait()
-	if len(q.byBuyer) != 0 || len(q.byAddr) != 0 || len(q.streams) != 0 {
-		t.Errorf("after every release: %v, %v, %d streams", q.byBuyer, q.byAddr, len(q.streams))
+	if len(q.byBuyer) != 0 || len(q.byAddr) != 0 || q.streams != 0 {
+		t.Errorf("after every release: %v, %v, %d streams", q.byBuyer, q.byAddr, q.streams)
 	}
 }

@@ -125,23 +125,33 @@ type RequestOptions struct {
 // request has an id: the client's X-Request-ID when sane, a new one
 // otherwise, echoed in the answer and carried by the request's context
 // (RequestID, LogHandler); and logs each request when asked.
-func Requests(h http.Handler, opt RequestOptions) http.Handler {
-	if opt.Logger == nil {
-		opt.Logger = slog.Default()
-	}
-	return &requests{next: h, opt: opt, ids: newRequestIDs()}
+func Requests(h http.Handler, opt RequestOptions) *RequestsHandler {
+	q := &RequestsHandler{next: h, ids: newRequestIDs()}
+	q.Apply(opt)
+	return q
 }
 
-type requests struct {
+// RequestsHandler is the handler Requests returns.
+type RequestsHandler struct {
 	next http.Handler
-	opt  RequestOptions
+	opt  atomic.Pointer[RequestOptions]
 	ids  *requestIDs
 }
 
-func (q *requests) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Apply changes the options while the handler serves (SIGHUP turns the
+// access log on or off, changes the trusted proxies); a request reads
+// them once, at its start.
+func (q *RequestsHandler) Apply(opt RequestOptions) {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	q.opt.Store(&opt)
+}
+
+func (q *RequestsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in := q.withRequestID(w, r)
-	if q.opt.AccessLog {
-		q.accessLog(w, in)
+	if opt := q.opt.Load(); opt.AccessLog {
+		q.accessLog(w, in, opt)
 	} else {
 		q.next.ServeHTTP(w, in)
 	}
@@ -154,7 +164,7 @@ func (q *requests) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // has a holder (ConnContext), a sane id from the client costs nothing and
 // a generated one its string (TestRequestIDAllocs). Otherwise r is copied
 // with a context of its own.
-func (q *requests) withRequestID(w http.ResponseWriter, r *http.Request) *http.Request {
+func (q *RequestsHandler) withRequestID(w http.ResponseWriter, r *http.Request) *http.Request {
 	id := ""
 	if v := r.Header[requestIDHeader]; len(v) == 1 && saneRequestID(v[0]) {
 		id = v[0]
@@ -201,7 +211,7 @@ func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Handler.WithGroup(name)} }
 
 // accessLog serves r and logs one line about it.
-func (q *requests) accessLog(w http.ResponseWriter, r *http.Request) {
+func (q *RequestsHandler) accessLog(w http.ResponseWriter, r *http.Request, opt *RequestOptions) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	q.next.ServeHTTP(rec, r)
@@ -219,9 +229,9 @@ func (q *requests) accessLog(w http.ResponseWriter, r *http.Request) {
 	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
-	attrs = append(attrs, slog.String("client", admission.ClientIP(r, q.opt.TrustedProxies).String()))
+	attrs = append(attrs, slog.String("client", admission.ClientIP(r, opt.TrustedProxies).String()))
 	// Not r's context: LogHandler would add the ids a second time.
-	q.opt.Logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+	opt.Logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 
 // recorder notes the status and size of an answer for the access log.

@@ -17,7 +17,7 @@ import (
 func TestLogHandler(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(LogHandler(slog.NewTextHandler(&buf, nil))).With("component", "x")
-	q := &requests{ids: newRequestIDs()}
+	q := &RequestsHandler{ids: newRequestIDs()}
 	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
@@ -41,7 +41,7 @@ func TestLogHandler(t *testing.T) {
 // one that needs one its string; without a holder (HTTP/2) the request's
 // context and net/http's copy of the request come on top.
 func TestRequestIDAllocs(t *testing.T) {
-	q := &requests{ids: newRequestIDs()}
+	q := &RequestsHandler{ids: newRequestIDs()}
 	w := httptest.NewRecorder()
 	conn := ConnContext(context.Background(), nil)
 	for _, c := range []struct {

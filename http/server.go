@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -80,7 +81,9 @@ const (
 // Server is the API's http.Handler.
 type Server struct {
 	svc  Service
-	auth *authenticator
+	auth *liveAuth
+	// live is what Apply changes; shared with the Public copy.
+	live *atomic.Pointer[live]
 	log  *slog.Logger
 	cfg  Config
 	mux  *http.ServeMux
@@ -104,12 +107,14 @@ func New(svc Service, cfg Config) *Server {
 	}
 	s := &Server{
 		svc:  svc,
-		auth: newAuthenticatorOptions(authOptions{adminToken: cfg.AdminToken, userHeader: cfg.InsecureUserHeader, jwtSecret: cfg.JWTSecret, buyer: cfg.BuyerAuth}),
+		live: new(atomic.Pointer[live]),
 		log:  cfg.Logger,
 		cfg:  cfg,
 		mux:  http.NewServeMux(),
 		room: cfg.WaitingRoom,
 	}
+	s.live.Store(newLive(cfg))
+	s.auth = &liveAuth{cur: s.live}
 	s.meterer, _ = svc.(meterer)
 	if s.room == nil {
 		s.room = defaultRoom(cfg.Logger)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -29,7 +30,7 @@ var queueScript = goredis.NewScript(queueSrc)
 type Queues struct {
 	c      Client
 	prefix string
-	max    int64
+	max    atomic.Int64 // SetMaxEntries changes it
 }
 
 // NewQueues returns the queues kept in c under prefix, at most maxEntries
@@ -38,10 +39,18 @@ func NewQueues(c Client, prefix string, maxEntries int) *Queues {
 	if prefix == "" {
 		prefix = "surge"
 	}
+	q := &Queues{c: c, prefix: prefix}
+	q.SetMaxEntries(maxEntries)
+	return q
+}
+
+// SetMaxEntries changes the bound of each queue (waitroom.DefaultMaxEntries
+// if maxEntries < 1) for the joins that follow.
+func (qs *Queues) SetMaxEntries(maxEntries int) {
 	if maxEntries < 1 {
 		maxEntries = waitroom.DefaultMaxEntries
 	}
-	return &Queues{c: c, prefix: prefix, max: int64(maxEntries)}
+	qs.max.Store(int64(maxEntries))
 }
 
 func (qs *Queues) keys(sale string) []string {
@@ -61,7 +70,7 @@ func (qs *Queues) run(ctx context.Context, op string, q waitroom.Queue, user str
 	_, _ = rand.Read(b[:])
 	epoch := max(binary.BigEndian.Uint64(b[:]), 1)
 	res, err := queueScript.Run(ctx, qs.c, qs.keys(q.SaleID), op, user, now.UnixMilli(), q.Schedule.Start.UnixMilli(),
-		lottery, q.Schedule.FirstFree(now), qs.max, draw, strconv.FormatUint(epoch, 10)).Slice()
+		lottery, q.Schedule.FirstFree(now), qs.max.Load(), draw, strconv.FormatUint(epoch, 10)).Slice()
 	if err != nil {
 		return waitroom.Entry{}, 0, fmt.Errorf("redis: waiting room of sale %s: %w", q.SaleID, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -85,8 +86,8 @@ const DefaultMaxEntries = 1_000_000
 // process: a restart empties them, and the new process's epoch voids the
 // tickets of the old one.
 type Memory struct {
-	max    int
-	epoch  uint64 // random, nonzero: this process's incarnation of every queue
+	max    atomic.Int64 // SetMaxEntries changes it
+	epoch  uint64       // random, nonzero: this process's incarnation of every queue
 	mu     sync.Mutex
 	queues map[string]*memQueue
 }
@@ -110,7 +111,19 @@ func NewMemory(maxEntries int) *Memory {
 	}
 	var b [8]byte
 	_, _ = crand.Read(b[:]) // never fails on supported platforms (Go 1.24+)
-	return &Memory{max: maxEntries, epoch: max(binary.LittleEndian.Uint64(b[:]), 1), queues: make(map[string]*memQueue)}
+	m := &Memory{epoch: max(binary.LittleEndian.Uint64(b[:]), 1), queues: make(map[string]*memQueue)}
+	m.SetMaxEntries(maxEntries)
+	return m
+}
+
+// SetMaxEntries changes the bound of each queue (DefaultMaxEntries if
+// maxEntries < 1) for the joins that follow; a queue already over a
+// lowered bound keeps its entries and admits no newcomer until below it.
+func (m *Memory) SetMaxEntries(maxEntries int) {
+	if maxEntries < 1 {
+		maxEntries = DefaultMaxEntries
+	}
+	m.max.Store(int64(maxEntries))
 }
 
 func (m *Memory) queue(saleID string, create bool) *memQueue {
@@ -137,7 +150,7 @@ func (m *Memory) Join(_ context.Context, q Queue, userID string, now time.Time) 
 	if e, ok := mq.users[userID]; ok {
 		return e, false, nil
 	}
-	if len(mq.users) >= m.max {
+	if int64(len(mq.users)) >= m.max.Load() {
 		return Entry{}, false, ErrFull
 	}
 	mq.seq++

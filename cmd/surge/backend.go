@@ -44,13 +44,6 @@ func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger, tel tele
 	if c.buckets < 0 || c.buckets > 1024 {
 		return nil, errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
 	}
-	// Zero (a config built in code, as the demo's) takes the defaults.
-	if c.roomMaxEntries < 0 || c.roomStreams < 0 {
-		return nil, errUsage{"serve: --waiting-room-max-entries and --waiting-room-streams must be at least 1"}
-	}
-	if c.roomStreamsBuyer < 0 || c.roomStreamsAddr < 0 {
-		return nil, errUsage{"serve: --waiting-room-streams-per-buyer and --waiting-room-streams-per-address must be at least 1"}
-	}
 	if c.redisURL == "" {
 		return c.openEmbedded(ctx, log, tel)
 	}

@@ -42,7 +42,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if stock < 1 || users < 1 || limit < 1 || peakFor < 100*time.Millisecond {
 		return errUsage{"demo: --stock, --users and --per-user-limit must be positive and --spike at least 100ms"}
 	}
-	log, err := newLogger(stderr, logLevel, "text")
+	log, _, err := newLogger(stderr, logLevel, "text")
 	if err != nil {
 		return err
 	}

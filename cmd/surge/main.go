@@ -120,18 +120,37 @@ func (f *flagSet) help() {
 
 // parse applies SURGE_<NAME> environment variables, then the command line.
 func (f *flagSet) parse(args []string) error {
+	if _, err := f.applyEnv(); err != nil {
+		return err
+	}
+	return f.parseArgs(args)
+}
+
+// envName is the environment variable of a flag: SURGE_HTTP_ADDR for
+// --http-addr.
+func envName(flagName string) string {
+	return "SURGE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets the flags whose SURGE_<NAME> variable is set, and returns
+// their names.
+func (f *flagSet) applyEnv() ([]string, error) {
+	var set []string
 	var envErr error
 	f.VisitAll(func(fl *flag.Flag) {
-		env := "SURGE_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		env := envName(fl.Name)
 		if v, ok := os.LookupEnv(env); ok && envErr == nil {
 			if err := f.Set(fl.Name, v); err != nil {
 				envErr = errUsage{fmt.Sprintf("%s: invalid value %q for %s: %v", f.Name(), v, env, err)}
 			}
+			set = append(set, fl.Name)
 		}
 	})
-	if envErr != nil {
-		return envErr
-	}
+	return set, envErr
+}
+
+// parseArgs parses the command line; -h prints the help.
+func (f *flagSet) parseArgs(args []string) error {
 	if err := f.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			f.help()

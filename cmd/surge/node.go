@@ -19,6 +19,7 @@ import (
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/tracing"
+	"github.com/surgehq/surge/waitroom"
 )
 
 // server is a running Surge node: store, engine and HTTP API.
@@ -41,8 +42,22 @@ type server struct {
 	lns             listeners
 	open, adminOpen openConns
 
-	flushers []*admission.Distributed // cluster-wide rate limits
-	tracing  *tracing.Provider        // flushed at shutdown
+	tracing *tracing.Provider // flushed at shutdown
+
+	// What SIGHUP changes (reload.go): the configuration in force, and
+	// the parts that read it.
+	cfg                 atomic.Pointer[serveConfig]
+	loaded              *serveConfig // as loaded, before the start derived values (a generated admin token, the node id of an upgrade)
+	reloads             *metrics.ConfigReloads
+	logs                *logSwitch
+	api                 *surgehttp.Server
+	room                *waitroom.Room
+	queues              waitroom.Backend
+	requests            []observedListener
+	ipRate              *admission.Keyed
+	remote              *surgehttp.RemoteJWKS // --jwks-url's set, kept across reloads
+	buyerRate, saleRate *rateSwitch
+	shed                *atomic.Bool
 
 	// Readiness (/readyz): draining after SIGTERM; storeDown is why the
 	// store's last probe failed, nil when it passed.
@@ -203,65 +218,44 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	ecfg := engine.Config{MaxBatch: c.maxBatch, InboxSize: c.queueSize, Logger: log, WaitingRoom: room, Metrics: met}
 	ecfg.InFlight = b.inFlight
 	ecfg.Tracing = tel.tracing
-	if c.shed {
+	// Shedding and the buyer and sale limits go through switches SIGHUP
+	// turns (reload.go), even when off.
+	shed := new(atomic.Bool)
+	shed.Store(c.shed)
+	ecfg.InboxManager = func() engine.InboxManager {
 		// CoDel on each sale's inbox (docs/protection.md): once an inbox has
 		// stood for 100 ms, a purchase waits for at most the batch ahead of
 		// it, and the store always has a full batch to commit.
-		ecfg.InboxManager = func() engine.InboxManager {
-			return admission.NewCoDel(admission.CoDelConfig{Batch: c.maxBatch})
-		}
+		return shedSwitch{q: admission.NewCoDel(admission.CoDelConfig{Batch: c.maxBatch}), on: shed}
 	}
-	// Only set limiters go in: a nil *Keyed in the interface would not be
-	// a nil interface.
-	if lim.sale != nil {
-		ecfg.SaleRate = lim.sale
-	}
-	if lim.buyer != nil {
-		ecfg.BuyerRate = lim.buyer
-	}
-	// In cluster mode the buyer and sale limits hold across nodes: each
-	// node's bucket pre-filters, the shared GCRA state in Redis decides.
-	var flushers []*admission.Distributed
+	buyerRate := &rateSwitch{name: "buyer", shared: b.sharedLimit, log: log}
+	saleRate := &rateSwitch{name: "sale", shared: b.sharedLimit, log: log}
+	buyerRate.set(c.rateBuyer, c.burstBuyer, lim.buyer)
+	saleRate.set(c.rateSale, c.burstSale, lim.sale)
 	undo = append(undo, func() {
-		for _, d := range flushers {
-			d.Close()
-		}
+		buyerRate.close()
+		saleRate.close()
 	})
-	if b.sharedLimit != nil {
-		if lim.buyer != nil {
-			d := admission.NewDistributed(lim.buyer, b.sharedLimit("buyer", c.rateBuyer, c.burstBuyer), 0, log)
-			ecfg.BuyerRate, flushers = d, append(flushers, d)
-		}
-		if lim.sale != nil {
-			d := admission.NewDistributed(lim.sale, b.sharedLimit("sale", c.rateSale, c.burstSale), 0, log)
-			ecfg.SaleRate, flushers = d, append(flushers, d)
-		}
-	}
+	ecfg.BuyerRate, ecfg.SaleRate = buyerRate, saleRate
 	eng, err := engine.Open(ctx, store, ecfg)
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { eng.Close() })
-	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), flushers: flushers, tracing: tp, lns: lns}
+	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), tracing: tp, lns: lns,
+		room: room, queues: b.queues, ipRate: lim.http.IP, buyerRate: buyerRate, saleRate: saleRate, shed: shed, remote: buyer.Remote}
+	s.cfg.Store(&c)
+	if s.reloads, err = metrics.NewConfigReloads(reg, time.Now()); err != nil {
+		return nil, err
+	}
 	s.watchStore(ctx, b.ready)
 	undo = append(undo, s.stopWatch)
 	// reg is this node's own: nothing else can hold these names.
 	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
-	api := surgehttp.New(readyEngine{eng, s}, surgehttp.Config{
-		AdminToken:         c.adminToken,
-		JWTSecret:          []byte(c.jwtSecret),
-		InsecureUserHeader: c.insecureUserHeader,
-		Logger:             log,
-		BuyerAuth:          buyer,
-		Protection:         lim.http,
-		WaitingRoom:        room,
-		MaxQueueStreams:    c.roomStreams,
-
-		MaxQueueStreamsPerBuyer:   c.roomStreamsBuyer,
-		MaxQueueStreamsPerAddress: c.roomStreamsAddr,
-		Gatherer:                  reg,
-		Payments:                  pay,
-	})
+	acfg := c.apiConfig(buyer, lim.http, room)
+	acfg.Logger, acfg.Gatherer, acfg.Payments = log, reg, pay
+	api := surgehttp.New(readyEngine{eng, s}, acfg)
+	s.api = api
 	reg.MustRegister(metrics.NewConnCollector(func() metrics.ConnFigures {
 		l := s.conns.Load()
 		if l == nil {
@@ -277,7 +271,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
-		s.admin = opsServer(lns.admin, c.observed(api.Ops(reg, api), tel, log, surgehttp.RequestOptions{}), s.adminOpen.track(nil))
+		s.admin = opsServer(lns.admin, s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false), s.adminOpen.track(nil))
 		undo = append(undo, func() { s.admin.Close() })
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
@@ -289,7 +283,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	ln := surgehttp.LimitConns(raw, c.connLimits(lim.http.TrustedProxies))
 	s.conns.Store(ln)
 	s.http = &http.Server{
-		Handler:           c.observed(public, tel, log, surgehttp.RequestOptions{TrustedProxies: lim.http.TrustedProxies}),
+		Handler:           s.observed(c, public, tel, surgehttp.RequestOptions{TrustedProxies: lim.http.TrustedProxies}, true),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -318,6 +312,22 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	return s, nil
 }
 
+// apiConfig is the API's configuration of the settings (those Apply
+// changes on SIGHUP, and the waiting room).
+func (c serveConfig) apiConfig(buyer surgehttp.BuyerAuth, prot surgehttp.Protection, room *waitroom.Room) surgehttp.Config {
+	return surgehttp.Config{
+		AdminToken:                c.adminToken,
+		JWTSecret:                 []byte(c.jwtSecret),
+		InsecureUserHeader:        c.insecureUserHeader,
+		BuyerAuth:                 buyer,
+		Protection:                prot,
+		WaitingRoom:               room,
+		MaxQueueStreams:           c.roomStreams,
+		MaxQueueStreamsPerBuyer:   c.roomStreamsBuyer,
+		MaxQueueStreamsPerAddress: c.roomStreamsAddr,
+	}
+}
+
 // shutdown stops in order: stop taking requests and finish the ones in
 // flight, then flush the batchers, then close the database.
 func (s *server) shutdown(timeout time.Duration) error {
@@ -338,9 +348,8 @@ func (s *server) shutdown(timeout time.Duration) error {
 		s.log.Error("engine close", "err", err)
 	}
 	s.stopWatch()
-	for _, d := range s.flushers {
-		d.Close()
-	}
+	s.buyerRate.close()
+	s.saleRate.close()
 	err := s.store.Close()
 	stopTracing(s.tracing, s.log) // last: the store's own spans are in
 	if err != nil {

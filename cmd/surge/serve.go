@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -77,6 +79,10 @@ type serveConfig struct {
 	// not own its process (tests, the demo).
 	pidFile  string
 	handover *handover
+
+	// The configuration file (docs/configuration.md), and --print-config.
+	configFile  string
+	printConfig bool
 }
 
 // newServeConfig is serve's defaults, in one place: its flags show them,
@@ -112,9 +118,12 @@ func newServeConfig() serveConfig {
 	}
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newServeConfig()
-	fs := newFlagSet("serve", "surge serve [flags]", stdout)
+// register defines serve's flags on fs, each bound to its field of c.
+// Every flag is also a key of the configuration file and a SURGE_*
+// variable (loadServeConfig), with no more code than its line here.
+func (c *serveConfig) register(fs *flagSet) {
+	fs.StringVar(&c.configFile, "config", c.configFile, "YAML (.yaml, .yml) or TOML (.toml) file of settings, one key per flag; flags and SURGE_* variables override it; SIGHUP re-reads it (docs/configuration.md)")
+	fs.BoolVar(&c.printConfig, "print-config", c.printConfig, "print the effective configuration (secrets masked) and exit")
 	fs.StringVar(&c.httpAddr, "http-addr", c.httpAddr, "address to serve the API on (port 0 picks a free port)")
 	fs.StringVar(&c.dataDir, "data-dir", c.dataDir, "directory of the embedded database")
 	fs.StringVar(&c.adminToken, "admin-token", c.adminToken, "bearer token for admin endpoints (generated and printed once if empty)")
@@ -164,29 +173,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", c.confirmAfter, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
 	fs.StringVar(&c.adminAddr, "admin-addr", c.adminAddr, "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
 	fs.StringVar(&c.pidFile, "pid-file", c.pidFile, "file to write the serving process's pid to; an upgrade (SIGUSR2) rewrites it with the new process's, a clean stop removes it")
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return errUsage{fmt.Sprintf("serve: unexpected argument %q (run 'surge serve --help')", fs.Arg(0))}
-	}
-	log, err := newLogger(stderr, c.logLevel, c.logFormat)
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// SIGHUP reloads from now on instead of ending the process (its
+	// default), even while the server starts.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	l, err := loadServeConfig(args, stdout)
 	if err != nil {
 		return err
 	}
-	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
-		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
+	if l.c.printConfig {
+		return printConfig(stdout, l)
 	}
-	if c.idempotencyTTL <= 0 {
-		return errUsage{"serve: --idempotency-ttl must be positive"}
-	}
-	if c.drainDelay < 0 {
-		return errUsage{"serve: --drain-delay must not be negative"}
-	}
-	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
-		return errUsage{"serve: --max-conns and --max-conns-per-ip must not be negative"}
-	}
-	if err := c.readSecrets(); err != nil {
+	c := l.c
+	log, logs, err := newLogger(stderr, c.logLevel, c.logFormat)
+	if err != nil {
 		return err
 	}
 	if _, err := c.paymentConfig(); err != nil {
@@ -198,15 +202,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The new process of an upgrade serves beside the old one for a moment:
 	// a name of its own keeps them from both holding the leader's lease.
 	c.nodeID = c.handover.nodeID(c.nodeID)
-	if _, err := c.buyerAuth(); err != nil {
-		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
-	}
-	if c.jwksURL != "" && (c.jwksFile != "" || c.jwksRefresh <= 0) {
-		return errUsage{"serve: give --jwks-url or --jwks-file, not both, and a positive --jwks-refresh"}
-	}
-	if _, err := c.limits(); err != nil {
-		return errUsage{"serve: " + err.Error()}
-	}
 	if c.adminToken == "" {
 		var b [24]byte
 		_, _ = rand.Read(b[:])
@@ -232,28 +227,78 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.handover.stop()
 		return err
 	}
+	srv.logs = logs
+	srv.loaded = &l.c
 	c.handover.watch(ctx)
 	fmt.Fprintf(stdout, "surge serving on %s\n", srv.url())
 	var serveErr error
-	select {
-	case serveErr = <-srv.errc:
-	case <-c.handover.done():
-		// No drain delay: the listening sockets stay open in the new
-		// process, so a load balancer has nothing to notice.
-		log.Info("upgrade: a new process took over the listeners; draining in-flight requests")
-		srv.handOver(c.shutdownTimeout)
-	case <-ctx.Done():
-		c.handover.stop()
-		srv.drain(c.drainDelay)
-		log.Info("shutting down: draining in-flight requests")
+wait:
+	for {
+		select {
+		case serveErr = <-srv.errc:
+			break wait
+		case <-hup:
+			srv.reload(args)
+		case <-c.handover.done():
+			// No drain delay: the listening sockets stay open in the new
+			// process, so a load balancer has nothing to notice.
+			log.Info("upgrade: a new process took over the listeners; draining in-flight requests")
+			srv.handOver(srv.config().shutdownTimeout)
+			break wait
+		case <-ctx.Done():
+			c.handover.stop()
+			srv.drain(srv.config().drainDelay)
+			log.Info("shutting down: draining in-flight requests")
+			break wait
+		}
 	}
-	if err := srv.shutdown(c.shutdownTimeout); err != nil {
+	if err := srv.shutdown(srv.config().shutdownTimeout); err != nil {
 		return err
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
 	log.Info("stopped cleanly")
+	return nil
+}
+
+// validate checks the settings and reads the secret and key files: what
+// it accepts starts (or, on SIGHUP, reloads).
+func (c *serveConfig) validate() error {
+	if _, _, err := newLogger(io.Discard, c.logLevel, c.logFormat); err != nil {
+		return err
+	}
+	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
+		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
+	}
+	if c.idempotencyTTL <= 0 {
+		return errUsage{"serve: --idempotency-ttl must be positive"}
+	}
+	if c.drainDelay < 0 {
+		return errUsage{"serve: --drain-delay must not be negative"}
+	}
+	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
+		return errUsage{"serve: --max-conns and --max-conns-per-ip must not be negative"}
+	}
+	// Zero (a config built in code, as the demo's) takes the defaults.
+	if c.roomMaxEntries < 0 || c.roomStreams < 0 {
+		return errUsage{"serve: --waiting-room-max-entries and --waiting-room-streams must be at least 1"}
+	}
+	if c.roomStreamsBuyer < 0 || c.roomStreamsAddr < 0 {
+		return errUsage{"serve: --waiting-room-streams-per-buyer and --waiting-room-streams-per-address must be at least 1"}
+	}
+	if err := c.readSecrets(); err != nil {
+		return err
+	}
+	if _, err := c.buyerAuth(); err != nil {
+		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
+	}
+	if c.jwksURL != "" && (c.jwksFile != "" || c.jwksRefresh <= 0) {
+		return errUsage{"serve: give --jwks-url or --jwks-file, not both, and a positive --jwks-refresh"}
+	}
+	if _, err := c.limits(); err != nil {
+		return errUsage{"serve: " + err.Error()}
+	}
 	return nil
 }
 
@@ -341,19 +386,24 @@ func (c serveConfig) buyerAuth() (surgehttp.BuyerAuth, error) {
 	return b, nil
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+// newLogger returns serve's logger and the switch that changes its level
+// and format while it runs (SIGHUP).
+func newLogger(w io.Writer, level, format string) (*slog.Logger, *logSwitch, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, errUsage{fmt.Sprintf("serve: invalid --log-level %q (use debug, info, warn or error)", level)}
+		return nil, nil, errUsage{fmt.Sprintf("serve: invalid --log-level %q (use debug, info, warn or error)", level)}
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	if format != "text" && format != "json" {
+		return nil, nil, errUsage{fmt.Sprintf("serve: invalid --log-format %q (use text or json)", format)}
+	}
+	sw := &logSwitch{}
+	sw.level.Set(lv)
+	sw.json.Store(format == "json")
+	opts := &slog.HandlerOptions{Level: &sw.level}
 	// LogHandler: records logged with a request's context carry its
 	// request and trace ids.
-	switch format {
-	case "text":
-		return slog.New(surgehttp.LogHandler(slog.NewTextHandler(w, opts))), nil
-	case "json":
-		return slog.New(surgehttp.LogHandler(slog.NewJSONHandler(w, opts))), nil
-	}
-	return nil, errUsage{fmt.Sprintf("serve: invalid --log-format %q (use text or json)", format)}
+	h := switchHandler{sw: sw,
+		text: surgehttp.LogHandler(slog.NewTextHandler(w, opts)),
+		json: surgehttp.LogHandler(slog.NewJSONHandler(w, opts))}
+	return slog.New(h), sw, nil
 }

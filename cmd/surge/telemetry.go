@@ -46,13 +46,24 @@ func stopTracing(p *tracing.Provider, log *slog.Logger) {
 	}
 }
 
+// observedListener is a listener's request handler, and whether it
+// reads the client address through the trusted proxies (the API's does;
+// the private admin listener's does not).
+type observedListener struct {
+	h       *surgehttp.RequestsHandler
+	proxies bool
+}
+
 // observed wraps a listener's handler: every request gets its id (and,
 // with --access-log, a log line); with tracing on, a span too, which
 // continues the caller's W3C traceparent. otelhttp wraps only then: it
 // costs allocations on every request even with a no-op provider.
-func (c serveConfig) observed(h http.Handler, tel telemetry, log *slog.Logger, opt surgehttp.RequestOptions) http.Handler {
-	opt.Logger, opt.AccessLog = log, c.accessLog
-	h = surgehttp.Requests(h, opt)
+// The request handler is kept, for SIGHUP to change its options.
+func (s *server) observed(c serveConfig, h http.Handler, tel telemetry, opt surgehttp.RequestOptions, proxies bool) http.Handler {
+	opt.Logger, opt.AccessLog = s.log, c.accessLog
+	rh := surgehttp.Requests(h, opt)
+	s.requests = append(s.requests, observedListener{rh, proxies})
+	h = rh
 	if tel.tracing == nil {
 		return h
 	}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Where a setting's value came from, as --print-config shows it.
+const (
+	fromDefault = "default"
+	fromFile    = "file"
+	fromEnv     = "env"
+	fromFlag    = "flag"
+)
+
+// Keys that only make sense on the command line: a file naming another
+// file, or asking to print itself, would be a riddle.
+var commandLineOnly = []string{"config", "print-config"}
+
+// loaded is serve's effective configuration and how it was reached.
+type loaded struct {
+	c    serveConfig
+	fs   *flagSet
+	from map[string]string // flag name: fromDefault, fromFile, …
+}
+
+// loadServeConfig reads serve's settings: the defaults, then the file of
+// --config (or SURGE_CONFIG), then SURGE_* variables, then the command
+// line, each overriding the one before; and validates them. Every flag
+// register defines is a key of the file: a flag added there needs nothing
+// here. SIGHUP runs it again with the same arguments.
+func loadServeConfig(args []string, stdout io.Writer) (*loaded, error) {
+	l := &loaded{c: newServeConfig(), fs: newFlagSet("serve", "surge serve [flags]", stdout), from: map[string]string{}}
+	l.c.register(l.fs)
+	// The command line alone first: it may name the file, and its
+	// mistakes are reported before anything is read.
+	if err := l.fs.parseArgs(args); err != nil {
+		return nil, err
+	}
+	if l.fs.NArg() > 0 {
+		return nil, errUsage{fmt.Sprintf("serve: unexpected argument %q (run 'surge serve --help')", l.fs.Arg(0))}
+	}
+	var onCommandLine []string
+	l.fs.Visit(func(f *flag.Flag) { onCommandLine = append(onCommandLine, f.Name) })
+	path := l.c.configFile
+	if v, ok := os.LookupEnv(envName("config")); ok && !slices.Contains(onCommandLine, "config") {
+		path = v
+	}
+	if path != "" {
+		keys, err := applyFile(l.fs, path)
+		if err != nil {
+			return nil, errUsage{"serve: " + err.Error()}
+		}
+		for _, k := range keys {
+			l.from[k] = fromFile
+		}
+	}
+	fromEnvVars, err := l.fs.applyEnv()
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range fromEnvVars {
+		l.from[k] = fromEnv
+	}
+	// Parsed before, so it cannot fail now.
+	if err := l.fs.parseArgs(args); err != nil {
+		return nil, err
+	}
+	for _, k := range onCommandLine {
+		l.from[k] = fromFlag
+	}
+	l.c.configFile = path
+	if err := l.c.validate(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// applyFile sets the flags the file at path names, and returns their
+// names. A key that is no flag, or a value its flag refuses, refuses the
+// whole file: nothing is set.
+func applyFile(fs *flagSet, path string) ([]string, error) {
+	var p koanf.Parser
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		p = yaml.Parser()
+	case ".toml":
+		p = toml.Parser()
+	default:
+		return nil, fmt.Errorf("config file %s: the name must end in .yaml, .yml or .toml (its format)", path)
+	}
+	k := koanf.New(".")
+	if err := k.Load(file.Provider(path), p); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	// Check every key before setting any: flag.Value.Set may leave a
+	// value half set, and a refused file must change nothing. Values are
+	// checked on a scratch copy of the flags.
+	scratch := flag.NewFlagSet("check", flag.ContinueOnError)
+	scratch.SetOutput(io.Discard)
+	var c serveConfig
+	c.register(&flagSet{FlagSet: scratch})
+	vals := map[string]string{}
+	for _, key := range k.Keys() {
+		if fs.Lookup(key) == nil || slices.Contains(commandLineOnly, key) {
+			return nil, fmt.Errorf("config file %s: unknown key %q (the keys are serve's flag names, e.g. rate-limit-ip; see 'surge serve --help')", path, key)
+		}
+		v, err := settingText(k.Get(key))
+		if err != nil {
+			return nil, fmt.Errorf("config file %s: key %q: %w", path, key, err)
+		}
+		if err := scratch.Set(key, v); err != nil {
+			return nil, fmt.Errorf("config file %s: key %q: invalid value %q: %w", path, key, v, err)
+		}
+		vals[key] = v
+	}
+	keys := k.Keys()
+	for _, key := range keys {
+		_ = fs.Set(key, vals[key]) // accepted by the scratch copy above
+	}
+	return keys, nil
+}
+
+// settingText turns a value the YAML or TOML parser produced into the
+// text its flag parses, so a file accepts exactly what the command line
+// does (durations as "5s", lists as comma-separated text or a list).
+func settingText(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case uint64:
+		return strconv.FormatUint(v, 10), nil
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64), nil
+	case nil:
+		return "", nil
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			s, err := settingText(e)
+			if err != nil {
+				return "", err
+			}
+			if strings.Contains(s, ",") {
+				return "", fmt.Errorf("list item %q holds a comma", s)
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("a %T is not a setting (use a string, number, boolean or list)", v)
+}
+
+// printConfig writes the effective configuration as YAML, a valid
+// --config file, with each value's origin, and secrets masked.
+func printConfig(w io.Writer, l *loaded) error {
+	fmt.Fprintln(w, "# surge serve: effective configuration (secrets masked)")
+	var err error
+	l.fs.VisitAll(func(f *flag.Flag) {
+		if slices.Contains(commandLineOnly, f.Name) || err != nil {
+			return
+		}
+		from := l.from[f.Name]
+		if from == "" {
+			from = fromDefault
+		}
+		_, err = fmt.Fprintf(w, "%s: %s # %s\n", f.Name, yamlValue(f, masked(f.Name, f.Value.String())), from)
+	})
+	return err
+}
+
+// yamlValue writes a flag's value as a YAML scalar of its type.
+func yamlValue(f *flag.Flag, v string) string {
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case bool, int, int64, uint, uint64, float64:
+			return v
+		}
+	}
+	return strconv.Quote(v)
+}
+
+// Secrets are recognised by name, so a flag added later (a webhook
+// secret, ticket keys) is masked with no more code: these words in a
+// name mark a secret, unless the name ends in -file (a path is no
+// secret).
+var secretWords = []string{"secret", "token", "password", "keys"}
+
+// dsnPassword is the password of a key=value connection string
+// (PostgreSQL's "host=… password=…").
+var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// mask is what --print-config shows of a secret: url.URL.Redacted's.
+const mask = "xxxxx"
+
+// masked returns what --print-config may show of a setting's value:
+// secrets masked (empty ones stay empty, which says none is set), and
+// the passwords in URLs and connection strings.
+func masked(name, v string) string {
+	if v == "" {
+		return v
+	}
+	if !strings.HasSuffix(name, "-file") {
+		for _, w := range secretWords {
+			if strings.Contains(name, w) {
+				return mask
+			}
+		}
+	}
+	if strings.HasSuffix(name, "-url") && strings.Contains(v, "://") {
+		u, err := url.Parse(v)
+		if err != nil {
+			return mask // unparsable: it may hold anything
+		}
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), mask)
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", mask)
+			u.RawQuery = q.Encode()
+		}
+		v = u.String()
+	}
+	return dsnPassword.ReplaceAllString(v, "${1}"+mask)
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/surgehq/surge/admission"
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+)
+
+// liveKeys are the settings SIGHUP applies while the node serves
+// (docs/configuration.md); any other key that changed is logged as
+// needing a restart, and keeps its running value.
+var liveKeys = []string{
+	"log-level", "log-format", "access-log", "drain-delay", "shutdown-timeout",
+	"rate-limit-ip", "rate-limit-ip-burst", "rate-limit-buyer", "rate-limit-buyer-burst",
+	"rate-limit-sale", "rate-limit-sale-burst", "shed", "trusted-proxies",
+	"admin-token", "admin-token-file", "jwt-secret", "jwt-secret-file", "jwks-file",
+	"jwt-issuer", "jwt-audience", "insecure-user-header",
+	"waiting-room-max-entries", "waiting-room-streams", "waiting-room-streams-per-buyer",
+	"waiting-room-streams-per-address",
+}
+
+// settings is c's value of every flag, as text: register binds a flag
+// set to a copy of c, whose defaults are then c's values.
+func (c serveConfig) settings() map[string]string {
+	fs := newFlagSet("serve", "", io.Discard)
+	c.register(fs)
+	m := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { m[f.Name] = f.Value.String() })
+	return m
+}
+
+// remoteReloadTimeout bounds the fetch of --jwks-url's set on SIGHUP.
+const remoteReloadTimeout = 10 * time.Second
+
+// config is the configuration in force.
+func (s *server) config() *serveConfig { return s.cfg.Load() }
+
+// reload re-reads the configuration as the start read it (defaults, the
+// file, SURGE_* variables, the same command line) and applies what can
+// change live. A file that does not load or validate changes nothing.
+// Each part of the node reads its settings through an atomic pointer, so
+// a reload neither drops nor delays a request: the ones in flight finish
+// with the old settings.
+func (s *server) reload(args []string) {
+	old := s.config()
+	if old.configFile == "" {
+		s.log.Info("SIGHUP: no config file; nothing to reload (settings from flags and SURGE_* variables are fixed; start with --config FILE to reload)")
+		return
+	}
+	l, err := loadServeConfig(args, io.Discard)
+	if err == nil {
+		err = s.apply(old, l.c)
+	}
+	if err != nil {
+		s.reloads.Reloaded(false, time.Now())
+		s.log.Error("config reload refused; the running configuration stays", "file", old.configFile, "err", err)
+		return
+	}
+	s.reloads.Reloaded(true, time.Now())
+}
+
+// apply makes nc, as loaded, the configuration in force for every live
+// setting; the others keep their running values, and each of them that
+// changed in the file is logged as ignored.
+func (s *server) apply(old *serveConfig, nc serveConfig) error {
+	loaded := s.loaded
+	if loaded == nil {
+		loaded = old
+	}
+	// What changed is judged against the last configuration loaded, not
+	// the running one, whose start derived values of its own.
+	before, after, running := loaded.settings(), nc.settings(), old.settings()
+	raw := nc
+	merged := &nc
+	merged.handover = old.handover
+	fs := newFlagSet("serve", "", io.Discard)
+	merged.register(fs) // its defaults are nc's values: nothing changes here
+	var changed, ignored []string
+	for name, v := range after {
+		if slices.Contains(commandLineOnly, name) {
+			continue
+		}
+		if slices.Contains(liveKeys, name) {
+			if v != before[name] {
+				changed = append(changed, name)
+			}
+			continue
+		}
+		if v != before[name] {
+			ignored = append(ignored, name)
+		}
+		_ = fs.Set(name, running[name]) // the running value, which was valid
+	}
+	if merged.adminToken == "" {
+		// Generated at start and printed once: a reload keeps it.
+		merged.adminToken = old.adminToken
+	}
+	slices.Sort(changed)
+	slices.Sort(ignored)
+	// Everything that can fail is built before anything is swapped.
+	buyer, err := merged.buyerAuth()
+	if err != nil {
+		return err
+	}
+	if s.remote != nil {
+		// The fetched key set lives as long as the process (jwks-url
+		// needs a restart); a reload fetches it again, and a key server
+		// that fails refuses the reload.
+		ctx, cancel := context.WithTimeout(context.Background(), remoteReloadTimeout)
+		err := s.remote.Refresh(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("--jwks-url: %w", err)
+		}
+		buyer.Remote = s.remote
+	}
+	lim, err := merged.limits()
+	if err != nil {
+		return err
+	}
+	if merged.rateIP == old.rateIP && merged.burstIP == old.burstIP {
+		// The same limit keeps its buckets: a reload forgives no debt.
+		lim.http.IP = s.ipRate
+	}
+	s.ipRate = lim.http.IP
+	s.buyerRate.set(merged.rateBuyer, merged.burstBuyer, lim.buyer)
+	s.saleRate.set(merged.rateSale, merged.burstSale, lim.sale)
+	s.shed.Store(merged.shed)
+	if s.logs != nil { // nil when started in code (the demo, tests)
+		s.logs.set(merged.logLevel, merged.logFormat)
+	}
+	s.api.Apply(merged.apiConfig(buyer, lim.http, s.room))
+	for _, r := range s.requests {
+		opt := surgehttp.RequestOptions{Logger: s.log, AccessLog: merged.accessLog}
+		if r.proxies {
+			opt.TrustedProxies = lim.http.TrustedProxies
+		}
+		r.h.Apply(opt)
+	}
+	if ln := s.conns.Load(); ln != nil {
+		ln.SetExempt(lim.http.TrustedProxies)
+	}
+	if q, ok := s.queues.(interface{ SetMaxEntries(int) }); ok {
+		q.SetMaxEntries(merged.roomMaxEntries)
+	}
+	s.cfg.Store(merged)
+	s.loaded = &raw
+	for _, name := range ignored {
+		s.log.Warn("config reload: this setting changed but needs a restart; ignored until then", "key", name)
+	}
+	s.log.Info("config reloaded", "file", merged.configFile, "changed", changed)
+	return nil
+}
+
+// rateSwitch is a rate limit SIGHUP can change: the engine holds the
+// switch for good, the switch holds the limiter in force. Only the
+// purchases that reach the slow path read it (one atomic load), never the
+// sold-out fast path.
+type rateSwitch struct {
+	cur    atomic.Pointer[rateLimit]
+	shared func(name string, perSecond float64, burst int) admission.SharedLimit // nil: alone
+	name   string
+	log    *slog.Logger
+}
+
+// rateLimit is one setting of a rateSwitch.
+type rateLimit struct {
+	perSecond float64
+	burst     int
+	lim       engine.RateLimiter     // nil: off
+	dist      *admission.Distributed // cluster mode: flushes to Redis
+}
+
+// Allow implements engine.RateLimiter.
+func (r *rateSwitch) Allow(key string, now time.Time) (bool, time.Duration) {
+	l := r.cur.Load()
+	if l.lim == nil {
+		return true, 0
+	}
+	return l.lim.Allow(key, now)
+}
+
+// set installs the limit of perSecond and burst, local its node's
+// buckets (nil: off). An unchanged setting keeps the limiter in force,
+// buckets and debts included; a changed one starts with full buckets.
+func (r *rateSwitch) set(perSecond float64, burst int, local *admission.Keyed) {
+	old := r.cur.Load()
+	if old != nil && old.perSecond == perSecond && old.burst == burst {
+		return
+	}
+	l := &rateLimit{perSecond: perSecond, burst: burst}
+	switch {
+	case local == nil:
+	case r.shared != nil:
+		// In cluster mode the limit holds across nodes: each node's
+		// bucket pre-filters, the shared GCRA state in Redis decides.
+		l.dist = admission.NewDistributed(local, r.shared(r.name, perSecond, burst), 0, r.log)
+		l.lim = l.dist
+	default:
+		l.lim = local
+	}
+	r.cur.Store(l)
+	if old != nil {
+		old.close()
+	}
+}
+
+// close stops the limit in force.
+func (r *rateSwitch) close() {
+	if l := r.cur.Load(); l != nil {
+		l.close()
+	}
+}
+
+func (l *rateLimit) close() {
+	if l.dist != nil {
+		l.dist.Close()
+		l.dist.Flush() // what it counted since its last flush
+	}
+}
+
+// shedSwitch turns a sale's load shedding (admission.CoDel) on and off
+// while it runs. The CoDel sees every batch either way, so turned on it
+// judges from the inbox's recent past, not from nothing.
+type shedSwitch struct {
+	q  *admission.CoDel
+	on *atomic.Bool
+}
+
+func (m shedSwitch) Admit(waiting int) bool { return !m.on.Load() || m.q.Admit(waiting) }
+
+func (m shedSwitch) Begin(now time.Time) time.Time {
+	cutoff := m.q.Begin(now)
+	if !m.on.Load() {
+		return time.Time{} // nothing entered before: nothing is shed
+	}
+	return cutoff
+}
+
+func (m shedSwitch) Taken(now time.Time, shed, left int) { m.q.Taken(now, shed, left) }
