@@ -4,8 +4,13 @@ PKGS := ./...
 
 .PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-overload fuzz observability-check clean
 
-build: ## build bin/surge
-	$(GO) build -o bin/surge ./cmd/surge
+# Stamped into the binary (package version): `surge version`, surge_build_info.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/surgehq/surge/version.version=$(VERSION) -X github.com/surgehq/surge/version.commit=$(COMMIT)
+
+build: ## build bin/surge, stamped with VERSION and COMMIT
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/surge ./cmd/surge
 
 services: ## start Redis and PostgreSQL for cluster mode and its tests (installs them if missing)
 	scripts/services.sh

@@ -12,6 +12,7 @@ import (
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/metrics"
+	"github.com/surgehq/surge/version"
 )
 
 // TestExpiryCountsTransitions: a hold that the leader's own expiry job
@@ -22,7 +23,7 @@ func TestExpiryCountsTransitions(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, "test")
+	m, err := metrics.New(reg, version.Info{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/version"
 )
 
 // benchEngine opens an engine over a fresh SQLite store in b.TempDir(),
@@ -19,7 +20,7 @@ import (
 func benchEngine(b *testing.B, cfg Config, reg *prometheus.Registry) (*Engine, *sqlite.Store) {
 	b.Helper()
 	ctx := context.Background()
-	m, err := metrics.New(reg, "bench")
+	m, err := metrics.New(reg, version.Info{Version: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

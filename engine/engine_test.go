@@ -17,6 +17,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/version"
 )
 
 // clock is a controllable Config.Now: base (or the wall clock when base is
@@ -124,7 +125,7 @@ func testConfig(c *clock) Config {
 func metered(tb testing.TB, cfg Config) (Config, func() (batches, purchases int64)) {
 	tb.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, "test")
+	m, err := metrics.New(reg, version.Info{Version: "test"})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/version"
 )
 
 // benchAPI returns the API over a real engine and store, with one sale.
@@ -34,7 +35,7 @@ func benchAPIOn(b *testing.B, stock int64, reg *prometheus.Registry) (http.Handl
 	opts := sqlite.Options{}
 	if reg != nil {
 		var err error
-		if m, err = metrics.New(reg, "bench"); err != nil {
+		if m, err = metrics.New(reg, version.Info{Version: "bench"}); err != nil {
 			b.Fatal(err)
 		}
 		opts.Metrics = reg

@@ -15,14 +15,14 @@ package metrics
 
 import (
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/surgehq/surge/version"
 )
 
 // Metrics holds Surge's collectors. A nil *Metrics is valid and counts
@@ -48,9 +48,9 @@ type Metrics struct {
 var latencyBuckets = [...]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // New registers Surge's collectors on reg: those of the purchase path,
-// surge_build_info (version is the binary's), and the Go runtime and
-// process collectors.
-func New(reg prometheus.Registerer, version string) (*Metrics, error) {
+// surge_build_info (build is the binary's: version.Get()), and the Go
+// runtime and process collectors.
+func New(reg prometheus.Registerer, build version.Info) (*Metrics, error) {
 	m := &Metrics{
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "surge_order_transitions_total",
@@ -68,13 +68,13 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		}),
 		sales: make(map[string]*Sale),
 	}
-	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "surge_build_info",
 		Help: "Always 1; the labels say which build runs.",
 	}, []string{"version", "revision", "goversion"})
-	build.WithLabelValues(version, revision(), runtime.Version()).Set(1)
+	info.WithLabelValues(build.Version, build.Commit, build.GoVersion).Set(1)
 	for _, c := range []prometheus.Collector{
-		purchaseCollector{m}, m.transitions, m.batchSize, m.commit, build,
+		purchaseCollector{m}, m.transitions, m.batchSize, m.commit, info,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -84,21 +84,6 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	}
 	m.unknown = m.newSale("")
 	return m, nil
-}
-
-// revision is the VCS revision the binary was built from, "" when the
-// build did not record one (go run, tests).
-func revision() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" {
-			return s.Value
-		}
-	}
-	return ""
 }
 
 // Handler serves what g gathers in the Prometheus text format.

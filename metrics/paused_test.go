@@ -18,6 +18,7 @@ import (
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/version"
 )
 
 // TestPausedOutcome: purchases of a paused sale (PATCH /v1/sales/{id})
@@ -26,7 +27,7 @@ import (
 func TestPausedOutcome(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, "test")
+	m, err := metrics.New(reg, version.Info{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/version"
 )
 
 const adminToken = "metrics-test-admin-token"
@@ -36,7 +37,7 @@ func TestScrapeAfterSpike(t *testing.T) {
 	const stock, buyers = 100, 600
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, "test")
+	m, err := metrics.New(reg, version.Info{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestScrapeAfterSpike(t *testing.T) {
 // nothing.
 func TestCountingAllocs(t *testing.T) {
 	ctx := context.Background()
-	m, err := metrics.New(prometheus.NewRegistry(), "test")
+	m, err := metrics.New(prometheus.NewRegistry(), version.Info{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
-)
 
-// version is set at build time with -ldflags "-X main.version=…"; otherwise
-// the module version from the build info is used.
-var version = ""
+	"github.com/surgehq/surge/version"
+)
 
 const usage = `surge — a flash-sale engine
 
@@ -29,7 +26,8 @@ Usage:
   surge sale get ID [flags]    show one sale
   surge backup --to FILE       copy the embedded database, also while serve runs
   surge reconcile [flags]      compare a payment provider's settlement file with the orders and payments (对账)
-  surge version                print the version
+  surge probe [--url URL]      health check: exit 0 when URL (default /healthz) answers 2xx
+  surge version                print the version, commit and Go version
 
 Run 'surge COMMAND --help' for the flags of a command. Every flag can also be
 set as an environment variable SURGE_<NAME>, e.g. SURGE_HTTP_ADDR.
@@ -66,8 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = backupCmd(ctx, args[1:], stdout)
 	case "reconcile":
 		err = reconcileCmd(ctx, args[1:], stdout)
-	case "version":
-		fmt.Fprintln(stdout, "surge", buildVersion())
+	case "probe":
+		err = probe(ctx, args[1:], stdout)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "surge", version.Get())
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -84,16 +84,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "surge:", err)
 		return 1
 	}
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // flagSet is a command's flags: errors are reported in one line (exit 2),

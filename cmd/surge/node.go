@@ -19,6 +19,7 @@ import (
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/tracing"
+	"github.com/surgehq/surge/version"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -171,7 +172,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	// cluster store's dependencies register on it, /metrics and the
 	// dashboard read it.
 	reg := prometheus.NewRegistry()
-	met, err := metrics.New(reg, buildVersion())
+	met, err := metrics.New(reg, version.Get())
 	if err != nil {
 		return nil, err
 	}
@@ -298,9 +299,9 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	// Event streams end at shutdown instead of holding it to the timeout.
 	s.http.RegisterOnShutdown(api.CloseStreams)
 	if c.redisURL != "" {
-		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", buildVersion())
+		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", version.Get().Version)
 	} else {
-		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", buildVersion())
+		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", version.Get().Version)
 	}
 	// The old process of an upgrade goes now, if it has not already
 	// (embedded mode: before the store opened).

@@ -13,6 +13,7 @@ import (
 
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/tracing"
+	"github.com/surgehq/surge/version"
 )
 
 // telemetry is what a node's parts report to: its metrics registry and
@@ -24,7 +25,7 @@ type telemetry struct {
 
 // startTracing builds the tracer provider from the OTEL_* environment.
 func startTracing(ctx context.Context, log *slog.Logger) (*tracing.Provider, error) {
-	p, err := tracing.New(ctx, tracing.Options{ServiceVersion: buildVersion(), Logger: log})
+	p, err := tracing.New(ctx, tracing.Options{ServiceVersion: version.Get().Version, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// probe is a health check that needs nothing but the binary: the
+// container image (distroless, no shell or curl) runs it as its
+// HEALTHCHECK, and a supervisor can too. Exit 0 on a 2xx answer, 1
+// otherwise.
+func probe(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("probe", "surge probe [--url URL] [--timeout D]", stdout)
+	url := fs.String("url", "http://127.0.0.1:8080/healthz", "URL to GET; any 2xx answer is healthy (/readyz: ready for traffic)")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errUsage{fmt.Sprintf("probe: unexpected argument %q (use --url)", fs.Arg(0))}
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return errUsage{"probe: --url: " + err.Error()}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", *url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("probe %s: %s", *url, resp.Status)
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", *url, resp.Status)
+	return nil
+}
