@@ -428,24 +428,31 @@ func sleepUntil(ctx context.Context, t *time.Timer, at time.Time) bool {
 	}
 }
 
-// showProgress rewrites one line every second until done, then writes the
-// final figures and a newline.
+// showProgress writes the figures every second until done, then the
+// final figures. On a terminal it redraws one line (\r); piped or logged,
+// where a \r would pile every update onto one line, it prints a line a
+// second.
 func (r *runner) showProgress(out io.Writer, done <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	redraw := isTerminal(out)
 	width := 0
 	var last int64
 	lastAt := r.rec.start
 	line := func(now time.Time, rate float64, p progress) {
-		s := fmt.Sprintf("\r%3ds  sent %d  answered %d  %.0f req/s  reserved %d  replayed %d  sold_out %d  errors %d  p99 %.1f ms",
+		s := fmt.Sprintf("%3ds  sent %d  answered %d  %.0f req/s  reserved %d  replayed %d  sold_out %d  errors %d  p99 %.1f ms",
 			int(now.Sub(r.rec.start)/time.Second), p.sent, p.completed, rate, p.reserved, p.replayed, p.soldOut, p.failed, p.p99)
+		if !redraw {
+			_, _ = io.WriteString(out, s+"\n")
+			return
+		}
 		// Pad over the tail of a longer previous line.
 		if n := len(s); n < width {
 			s += strings.Repeat(" ", width-n)
 		} else {
 			width = n
 		}
-		_, _ = io.WriteString(out, s)
+		_, _ = io.WriteString(out, "\r"+s)
 	}
 	for {
 		select {
@@ -465,7 +472,9 @@ func (r *runner) showProgress(out io.Writer, done <-chan struct{}) {
 				rate = float64(p.completed) / d // the final line shows the run's average
 			}
 			line(now, rate, p)
-			_, _ = io.WriteString(out, "\n")
+			if redraw {
+				_, _ = io.WriteString(out, "\n")
+			}
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +34,10 @@ func New(baseURL, adminToken string) *Client {
 		HTTP:       &http.Client{Timeout: 30 * time.Second},
 	}
 }
+
+// ErrNoAdminToken is returned, before anything is sent, by a call that
+// needs the admin token when the client has none.
+var ErrNoAdminToken = errors.New("no admin token")
 
 // APIError is an error answer of the API.
 type APIError struct {
@@ -173,6 +178,9 @@ func (c *Client) request(ctx context.Context, method, path string, admin bool, b
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if admin {
+		if c.AdminToken == "" {
+			return nil, fmt.Errorf("%s %s: %w", method, path, ErrNoAdminToken)
+		}
 		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
 	}
 	return req, nil

@@ -5,7 +5,8 @@
 # missing. Idempotent: running it when both are up only checks them.
 # Embedded mode (the default) needs neither. It also installs, when
 # missing, the tools of the observability tests: Prometheus and promtool
-# (deploy/observability) and headless Chromium (the dashboard's test).
+# (deploy/observability), headless Chromium (the dashboard's test), and the
+# deploy files' checkers (below).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -72,3 +73,18 @@ without_service_starts() {
 command -v promtool >/dev/null || without_service_starts apt_install prometheus
 command -v chromium >/dev/null || apt_install chromium
 echo "services: promtool and chromium installed"
+
+# The deploy files' checkers (deploy/deploy_test.go, deploy/nginx): npm's
+# dockerfile-utils (Dockerfile lint) and dclint (Compose schema and lint),
+# Debian's nginx (the edge test) and systemd-analyze, and helm through the
+# Go module proxy.
+command -v npm >/dev/null || apt_install nodejs npm
+command -v dockerfile-utils >/dev/null || as_root npm install -g --silent dockerfile-utils@0.16.3
+command -v dclint >/dev/null || as_root npm install -g --silent dclint@3.1.0
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || without_service_starts apt_install nginx-light
+command -v systemd-analyze >/dev/null || apt_install systemd
+if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH)/bin/helm" ]; then
+  echo "services: installing helm (go install, a few minutes)" >&2
+  go install helm.sh/helm/v4/cmd/helm@v4.3.2
+fi
+echo "services: dockerfile-utils, dclint, nginx, systemd-analyze and helm installed"

@@ -72,7 +72,7 @@ func TestBinary(t *testing.T) {
 	dir := t.TempDir()
 	build := func(name string, args ...string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
 		bin := filepath.Join(dir, name)
 		cmd := exec.CommandContext(ctx, goTool, append(append([]string{"build", "-o", bin}, args...), "github.com/surgehq/surge/cmd/surge")...)

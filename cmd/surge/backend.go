@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -116,16 +117,22 @@ func (c serveConfig) openCluster(ctx context.Context, log *slog.Logger, tel tele
 // waitingRoom builds the waiting room over the backend's queues. Without
 // a secret, tickets are signed with a random per-process key. The engine
 // checks the tickets the API hands out, so both get this one room.
-func (c serveConfig) waitingRoom(b *backend, log *slog.Logger) (*waitroom.Room, error) {
+//
+// warn logs, once, that tickets die with the process when no secret was
+// given; the node calls it only once a sale has a waiting room, so that a
+// newcomer's first screen is not a warning about a feature they have not
+// used. It does nothing when a secret was given.
+func (c serveConfig) waitingRoom(b *backend, log *slog.Logger) (room *waitroom.Room, warn func(), err error) {
 	secret := []byte(c.roomSecret)
+	warn = func() {}
 	if len(secret) == 0 {
 		secret = make([]byte, waitroom.MinSecretLen)
 		_, _ = rand.Read(secret)
-		log.Warn(b.noSecret)
+		warn = sync.OnceFunc(func() { log.Warn(b.noSecret) })
 	}
-	room, err := waitroom.New(waitroom.Config{Secret: secret, Backend: b.queues})
+	room, err = waitroom.New(waitroom.Config{Secret: secret, Backend: b.queues})
 	if err != nil {
-		return nil, errUsage{"serve: --waiting-room-secret: " + err.Error()}
+		return nil, nil, errUsage{"serve: --waiting-room-secret: " + err.Error()}
 	}
-	return room, nil
+	return room, warn, nil
 }

@@ -18,7 +18,7 @@ import (
 var errViolation = errors.New("verification failed: a guarantee was violated (see the report above)")
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "surge bench --target URL (--sale ID | --stock N) [flags]", stdout)
+	fs := newFlagSet("bench", "surge bench --server URL (--sale ID | --stock N) [flags]", stdout)
 	var (
 		cfg             bench.Config
 		shape, jsonPath string
@@ -27,7 +27,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		noVerify        bool
 		seed            uint64
 	)
-	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:8080", "base URL of the Surge server")
+	fs.StringVar(&cfg.Target, "server", "http://127.0.0.1:8080", "base URL of the Surge server")
+	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:8080", "the same as --server (its former name)")
 	fs.StringVar(&cfg.SaleID, "sale", "", "sale to buy from (created with --stock when given)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "admin token: creates the sale and reads the export to verify")
 	fs.Int64Var(&cfg.Stock, "stock", 0, "create the sale with this many units first")
@@ -59,7 +60,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errUsage{"bench: give --sale ID, or --stock N to create a sale"}
 	}
 	if (cfg.CreateSale || !noVerify) && cfg.AdminToken == "" {
-		return errUsage{"bench: --admin-token is needed to create the sale and to verify (or pass --no-verify)"}
+		return errUsage{"bench: no admin token: pass --admin-token or set SURGE_ADMIN_TOKEN; it creates the sale and reads the export to verify (or pass --no-verify)"}
 	}
 	if cfg.UserPrefix == "" {
 		cfg.UserPrefix = fmt.Sprintf("b%x-", time.Now().UnixNano()&0xffffff)

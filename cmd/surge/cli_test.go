@@ -351,7 +351,7 @@ func TestCLIAgainstServer(t *testing.T) {
 		}
 	}
 
-	code, stdout, stderr = runCLI(ctx, "sale", "list")
+	code, stdout, stderr = runCLI(ctx, "sale", "list", "--json")
 	if code != 0 || stderr != "" {
 		t.Fatalf("sale list: %d, stderr %q", code, stderr)
 	}

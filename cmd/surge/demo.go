@@ -30,8 +30,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&limit, "per-user-limit", 1, "most units one buyer may hold")
 	fs.IntVar(&users, "users", 20000, "buyers in the crowd")
 	fs.DurationVar(&peakFor, "spike", 4*time.Second, "length of the spike (ramp up a quarter, hold half, decay a quarter)")
-	fs.StringVar(&report, "report", "", "where to write the HTML report (default: in the temporary directory)")
-	fs.BoolVar(&keep, "keep", false, "leave the server running after the spike and print its URL (Ctrl-C stops it)")
+	fs.StringVar(&report, "report", "surge-demo-report.html", "where to write the HTML report")
+	fs.BoolVar(&keep, "keep", false, "leave the server running after the spike and print its URL (Ctrl-C stops it); its temporary directory stays")
 	fs.StringVar(&logLevel, "log-level", "warn", "server log level")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -50,9 +50,19 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if report == "" {
-		report = filepath.Join(dir, "report.html")
-	}
+	// The throwaway sale's directory goes when the demo ends, unless
+	// --keep asked for it or a failed verdict needs its database looked
+	// at; the report is written outside it.
+	keepDir := keep
+	defer func() {
+		if keepDir {
+			fmt.Fprintf(stdout, "the demo's data directory stays: %s\n", dir)
+			return
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn("remove the demo's temporary directory", "dir", dir, "err", err)
+		}
+	}()
 	var tok [16]byte
 	_, _ = rand.Read(tok[:])
 	// serve's defaults, on a free port and a throwaway directory.
@@ -106,13 +116,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := stop(); err != nil {
 		return err
 	}
-	if !keep {
-		// The report stays; the database of a throwaway sale does not.
-		if err := os.RemoveAll(c.dataDir); err != nil {
-			log.Warn("remove demo data", "dir", c.dataDir, "err", err)
-		}
-	}
 	if !res.Verdict.OK {
+		keepDir = true // the evidence
 		return errViolation
 	}
 	return nil

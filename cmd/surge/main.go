@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -29,7 +30,7 @@ Usage:
   surge probe [--url URL]      health check: exit 0 when URL (default /healthz) answers 2xx
   surge version                print the version, commit and Go version
 
-Run 'surge COMMAND --help' for the flags of a command. Every flag can also be
+Run 'surge help COMMAND' or 'surge COMMAND --help' for the flags of a command. Every flag can also be
 set as an environment variable SURGE_<NAME>, e.g. SURGE_HTTP_ADDR.
 `
 
@@ -55,9 +56,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "sale":
-		err = sale(ctx, args[1:], stdout)
+		err = clientError(sale(ctx, args[1:], stdout))
 	case "bench":
-		err = benchCmd(ctx, args[1:], stdout, stderr)
+		err = clientError(benchCmd(ctx, args[1:], stdout, stderr))
 	case "demo":
 		err = demo(ctx, args[1:], stdout, stderr)
 	case "backup":
@@ -69,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "surge", version.Get())
 	case "help", "-h", "--help", "-help":
+		if len(args) > 1 && args[0] == "help" {
+			// surge help serve = surge serve --help (sale create too).
+			return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 	default:
 		err = errUsage{fmt.Sprintf("unknown command %q (run 'surge --help')", args[0])}

@@ -59,6 +59,10 @@ type server struct {
 	remote              *surgehttp.RemoteJWKS // --jwks-url's set, kept across reloads
 	buyerRate, saleRate *rateSwitch
 	shed                *atomic.Bool
+	// warnRoom warns (once) that waiting-room tickets die with the process
+	// when no --waiting-room-secret is set: at start if a sale has a
+	// waiting room, or when one with a waiting room is created here.
+	warnRoom func()
 
 	// Readiness (/readyz): draining after SIGTERM; storeDown is why the
 	// store's last probe failed, nil when it passed.
@@ -137,6 +141,16 @@ type readyEngine struct {
 
 func (e readyEngine) Ready() bool { return e.NotReady() == "" }
 
+// CreateSale creates the sale, and warns about the waiting-room ticket
+// key when the sale has a waiting room and none was configured.
+func (e readyEngine) CreateSale(ctx context.Context, in surge.SaleInput) (engine.SaleState, error) {
+	st, err := e.Engine.CreateSale(ctx, in)
+	if err == nil && st.WaitingRoom != nil {
+		e.s.warnRoom()
+	}
+	return st, err
+}
+
 // NotReady says why the node takes no purchases, "" when it does.
 func (e readyEngine) NotReady() string {
 	switch {
@@ -212,7 +226,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		}
 		undo = append(undo, buyer.Remote.Close)
 	}
-	room, err := c.waitingRoom(b, log)
+	room, warnRoom, err := c.waitingRoom(b, log)
 	if err != nil {
 		return nil, err
 	}
@@ -244,10 +258,16 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	undo = append(undo, func() { eng.Close() })
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), tracing: tp, lns: lns,
-		room: room, queues: b.queues, ipRate: lim.http.IP, buyerRate: buyerRate, saleRate: saleRate, shed: shed, remote: buyer.Remote}
+		room: room, queues: b.queues, ipRate: lim.http.IP, buyerRate: buyerRate, saleRate: saleRate, shed: shed, remote: buyer.Remote, warnRoom: warnRoom}
 	s.cfg.Store(&c)
 	if s.reloads, err = metrics.NewConfigReloads(reg, time.Now()); err != nil {
 		return nil, err
+	}
+	for _, sl := range eng.Sales() {
+		if sl.WaitingRoom != nil {
+			warnRoom()
+			break
+		}
 	}
 	s.watchStore(ctx, b.ready)
 	undo = append(undo, s.stopWatch)

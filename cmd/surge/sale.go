@@ -13,7 +13,7 @@ import (
 
 const saleUsage = `Usage:
   surge sale create --name NAME --stock N [flags]
-  surge sale list [--archived] [flags]
+  surge sale list [--archived] [--json] [flags]
   surge sale get ID [flags]
   surge sale archive ID [flags]
   surge sale pause|resume|end ID [flags]
@@ -122,9 +122,10 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 	}
 	fs := newFlagSet("sale "+verb, synopsis, stdout)
 	server, token := serverFlags(fs)
-	var archived *bool
+	var archived, asJSON *bool
 	if verb == "list" {
 		archived = fs.Bool("archived", false, "list the archived sales instead of the others")
+		asJSON = fs.Bool("json", false, "print the sales as a JSON array instead of a table")
 	}
 	// Let the id come before or after the flags.
 	var id string
@@ -147,6 +148,9 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 		sales, err := list(ctx)
 		if err != nil {
 			return err
+		}
+		if !*asJSON {
+			return printSales(stdout, sales)
 		}
 		if sales == nil {
 			sales = []api.Sale{} // [] rather than null

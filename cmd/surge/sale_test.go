@@ -35,7 +35,7 @@ func TestSaleArchiveAndListPages(t *testing.T) {
 	}
 	list := func(args ...string) []api.Sale {
 		t.Helper()
-		code, stdout, stderr := runCLI(ctx, append([]string{"sale", "list"}, args...)...)
+		code, stdout, stderr := runCLI(ctx, append([]string{"sale", "list", "--json"}, args...)...)
 		if code != 0 || stderr != "" {
 			t.Fatalf("sale list %v: %d, stderr %q", args, code, stderr)
 		}

@@ -1,0 +1,296 @@
+// Package deploy_test checks the deploy files (this directory) with the
+// tools that read them, not only by eye:
+//
+//   - Dockerfile: dockerfile-utils' linter (the Docker language server's,
+//     from npm; hadolint is not packaged where this project builds), the
+//     properties the image promises (static CGO_ENABLED=0 binary, checked
+//     on a real build, non-root, HEALTHCHECK through `surge probe`,
+//     0.0.0.0 inside), and its Go version against go.mod;
+//   - docker-compose.yml: dclint (npm), which validates it against the
+//     Compose Specification's JSON schema and lints it; the files it
+//     mounts exist; its Prometheus config is the shipped one but for the
+//     targets;
+//   - the systemd unit: systemd-analyze verify and its offline security
+//     score;
+//   - the Helm chart: helm lint and helm template in both modes.
+//
+// scripts/services.sh installs the tools. Without one a test skips on a
+// developer's machine and fails under CI: CI must not pass by testing
+// nothing.
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tool returns the path of an external command, failing under CI and
+// skipping elsewhere when it is missing.
+func tool(t *testing.T, name, install string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	// go install puts helm in GOPATH/bin, which need not be on PATH.
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		if p := filepath.Join(strings.TrimSpace(string(out)), "bin", name); fileExists(p) {
+			return p
+		}
+	}
+	msg := fmt.Sprintf("%s not found: %s (scripts/services.sh does)", name, install)
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// runTool runs a command and returns its combined output; it fails the
+// test when the command fails.
+func runTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestDockerfile(t *testing.T) {
+	lint := tool(t, "dockerfile-utils", "npm install -g dockerfile-utils")
+	// Warnings exit 0: any output is a finding.
+	if out := runTool(t, lint, "lint", "Dockerfile"); strings.TrimSpace(out) != "" {
+		t.Errorf("dockerfile-utils lint:\n%s", out)
+	}
+	df := read(t, "Dockerfile")
+	gomod := read(t, filepath.Join("..", "go.mod"))
+	goLine := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(gomod)
+	for _, want := range []struct{ what, re string }{
+		{"a build stage", `(?m)^FROM golang:\$\{GO_VERSION\}-\S+ AS build$`},
+		{"a static build", `CGO_ENABLED=0 go build -trimpath`},
+		{"the version stamped", `-X github.com/surgehq/surge/version.version=\$\{VERSION\}`},
+		{"a small final image", `(?m)^FROM gcr.io/distroless/static-debian12:nonroot$`},
+		{"a non-root user", `(?m)^USER 65532:65532$`},
+		{"the API on 0.0.0.0 inside", `SURGE_HTTP_ADDR=0.0.0.0:8080`},
+		{"the data directory", `SURGE_DATA_DIR=/data`},
+		{"a health check on /healthz by the binary", `(?m)^  CMD \["/usr/local/bin/surge", "probe", "--url", "http://127.0.0.1:8080/healthz"\]$`},
+		{"go.mod's Go version", `(?m)^ARG GO_VERSION=` + regexp.QuoteMeta(goLine[1]) + `$`},
+	} {
+		if !regexp.MustCompile(want.re).MatchString(df) {
+			t.Errorf("the Dockerfile lacks %s (%s)", want.what, want.re)
+		}
+	}
+	if n := strings.Count(df, "\nFROM "); n != 2 {
+		t.Errorf("%d stages, want 2 (build, final)", n)
+	}
+
+	// The build the Dockerfile runs gives a static binary (no ELF
+	// interpreter), which distroless/static needs, and it probes.
+	if testing.Short() {
+		return
+	}
+	bin := filepath.Join(t.TempDir(), "surge")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/surgehq/surge/cmd/surge")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("the CGO_ENABLED=0 binary is dynamically linked")
+		}
+	}
+	if out, err := exec.Command(bin, "probe", "--url", "http://127.0.0.1:1/healthz", "--timeout", "1s").CombinedOutput(); err == nil || !strings.Contains(string(out), "probe") {
+		t.Errorf("surge probe of a closed port: %v %s; want a failure", err, out)
+	}
+}
+
+func TestCompose(t *testing.T) {
+	dclint := tool(t, "dclint", "npm install -g dclint")
+	// The ordering rules are style; everything else, the schema first, must pass.
+	out := runTool(t, dclint, "docker-compose.yml", "--max-warnings", "0",
+		"--disable-rule", "service-keys-order", "services-alphabetical-order", "top-level-properties-order")
+	if strings.Contains(out, "problem") {
+		t.Errorf("dclint:\n%s", out)
+	}
+	// dclint catches what it should: a file off the schema fails.
+	bad := filepath.Join(t.TempDir(), "docker-compose.yml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(read(t, "docker-compose.yml"), "restart: unless-stopped", "restrt: always", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(dclint, bad).CombinedOutput(); err == nil || !strings.Contains(string(out), "invalid-schema") {
+		t.Errorf("dclint passed a compose file off the schema: %v\n%s", err, out)
+	}
+
+	compose := read(t, "docker-compose.yml")
+	for _, svc := range []string{"surge-a", "surge-b", "redis", "postgres", "edge", "prometheus"} {
+		if !strings.Contains(compose, "\n  "+svc+":\n") {
+			t.Errorf("docker-compose.yml has no service %s", svc)
+		}
+	}
+	// Every file it mounts is in the repository.
+	for _, m := range regexp.MustCompile(`- (\./[^:]+):`).FindAllStringSubmatch(compose, -1) {
+		if !fileExists(m[1]) {
+			t.Errorf("docker-compose.yml mounts %s, which does not exist", m[1])
+		}
+	}
+	// Its Prometheus config is the shipped one but for the comments and
+	// the targets.
+	strip := func(s string) string {
+		var b strings.Builder
+		for line := range strings.Lines(s) {
+			trim := strings.TrimSpace(line)
+			if trim == "" || strings.HasPrefix(trim, "#") || strings.HasPrefix(trim, "- 127.0.0.1:") || strings.HasPrefix(trim, "- surge-") {
+				continue
+			}
+			b.WriteString(line)
+		}
+		return b.String()
+	}
+	if a, b := strip(read(t, "compose/prometheus.yml")), strip(read(t, "observability/prometheus.yml")); a != b {
+		t.Errorf("compose/prometheus.yml drifted from observability/prometheus.yml:\n%s\n---\n%s", a, b)
+	}
+}
+
+func TestSystemdUnit(t *testing.T) {
+	analyze := tool(t, "systemd-analyze", "apt-get install systemd")
+	// verify checks that ExecStart's binary exists: point it at one that
+	// does (this test's), in a copy of the unit.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := read(t, "systemd/surge.service")
+	for _, want := range []string{
+		"\nExecReload=/bin/kill -HUP $MAINPID\n", "\nPIDFile=/run/surge/surge.pid\n", "--pid-file /run/surge/surge.pid",
+		"\nNoNewPrivileges=yes\n", "\nProtectSystem=strict\n", "\nReadWritePaths=/var/lib/surge /run/surge\n", "\nPrivateTmp=yes\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("the unit lacks %q", strings.TrimSpace(want))
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "surge.service")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(unit, "/usr/local/bin/surge", self)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Warnings (unknown keys, bad values) exit 0: any output is a finding.
+	var out bytes.Buffer
+	cmd := exec.Command(analyze, "verify", path)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) != "" {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out.String())
+	}
+	// The hardening, scored: 0 is locked down, 10 is none. The unit
+	// scores 1.5 with systemd 252; 2.0 leaves room for newer checks.
+	sec, err := exec.Command(analyze, "security", "--offline=yes", "--no-pager", path).CombinedOutput()
+	m := regexp.MustCompile(`Overall exposure level for surge.service: ([0-9.]+)`).FindSubmatch(sec)
+	if err != nil || m == nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, sec)
+	}
+	var score float64
+	fmt.Sscan(string(m[1]), &score)
+	if score > 2.0 {
+		t.Errorf("exposure %.1f, want at most 2.0:\n%s", score, sec)
+	}
+}
+
+func TestHelmChart(t *testing.T) {
+	helm := tool(t, "helm", "go install helm.sh/helm/v4/cmd/helm@v4.3.2")
+	chart := filepath.Join("helm", "surge")
+	// helm writes its cache and config under HOME: keep them in the test.
+	t.Setenv("HELM_CACHE_HOME", t.TempDir())
+	t.Setenv("HELM_CONFIG_HOME", t.TempDir())
+	t.Setenv("HELM_DATA_HOME", t.TempDir())
+	for _, mode := range []string{"embedded", "cluster"} {
+		values := filepath.Join(chart, "ci", mode+"-values.yaml")
+		if out := runTool(t, helm, "lint", "--strict", chart, "-f", values); !strings.Contains(out, "0 chart(s) failed") {
+			t.Errorf("helm lint (%s):\n%s", mode, out)
+		}
+		out := runTool(t, helm, "template", "drop", chart, "-f", values)
+		has := func(re string) bool { return regexp.MustCompile(re).MatchString(out) }
+		want := []string{
+			`(?m)^kind: Service$`, `(?m)^kind: Secret$`,
+			`(?m)^ +readinessProbe:\n +httpGet:\n +path: /readyz$`,
+			`(?m)^ +livenessProbe:\n +httpGet:\n +path: /healthz$`,
+			// 10 s drain + 30 s in flight + 5 s margin.
+			`(?m)^ +terminationGracePeriodSeconds: 45$`,
+			`(?m)^ +- name: SURGE_DRAIN_DELAY\n +value: "10s"$`,
+			`(?m)^ +- name: SURGE_HTTP_ADDR\n +value: "0.0.0.0:8080"$`,
+			`(?m)^ +runAsNonRoot: true$`, `(?m)^ +readOnlyRootFilesystem: true$`,
+		}
+		absent := []string{`preStop`}
+		if mode == "embedded" {
+			want = append(want, `(?m)^kind: StatefulSet$`, `(?m)^  replicas: 1$`, `(?m)^  volumeClaimTemplates:$`, `(?m)^ +mountPath: /data$`)
+			absent = append(absent, `kind: Deployment`, `kind: HorizontalPodAutoscaler`, `kind: PodDisruptionBudget`, `SURGE_REDIS_URL`)
+		} else {
+			want = append(want, `(?m)^kind: Deployment$`, `(?m)^kind: HorizontalPodAutoscaler$`, `(?m)^kind: PodDisruptionBudget$`,
+				`(?m)^  maxUnavailable: 1$`, `(?m)^ +- name: SURGE_REDIS_URL\n`, `(?m)^ +- name: SURGE_POSTGRES_URL\n`,
+				`(?m)^ +- name: SURGE_WAITING_ROOM_SECRET\n`, `(?m)^ +fieldPath: metadata.name$`)
+			absent = append(absent, `kind: StatefulSet`, `volumeClaimTemplates`)
+		}
+		for _, re := range want {
+			if !has(re) {
+				t.Errorf("helm template (%s) lacks %s", mode, re)
+			}
+		}
+		for _, re := range absent {
+			if has(re) {
+				t.Errorf("helm template (%s) has %s", mode, re)
+			}
+		}
+		if t.Failed() {
+			t.Logf("helm template (%s):\n%s", mode, out)
+		}
+	}
+
+	// A preStop sleep adds to the grace period; wrong values fail the
+	// render with a message, not a broken pod.
+	out := runTool(t, helm, "template", "drop", chart, "-f", filepath.Join(chart, "ci", "embedded-values.yaml"), "--set", "preStopSleepSeconds=5")
+	if !regexp.MustCompile(`(?m)^ +preStop:\n +sleep:\n +seconds: 5$`).MatchString(out) || !strings.Contains(out, "terminationGracePeriodSeconds: 50") {
+		t.Errorf("preStopSleepSeconds=5: no preStop sleep or grace period 50:\n%s", out)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "secrets.adminToken (at least 16 characters) or secrets.existingSecret is required"},
+		{[]string{"--set", "secrets.adminToken=0123456789abcdef", "--set", "mode=cluster"}, "cluster mode needs secrets.redisUrl and secrets.postgresUrl"},
+		{[]string{"--set", "secrets.adminToken=0123456789abcdef", "--set", "mode=both"}, `mode must be embedded or cluster`},
+	} {
+		out, err := exec.Command(helm, append([]string{"template", "drop", chart}, tt.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("helm template %v: %v, %s; want a failure saying %q", tt.args, err, out, tt.want)
+		}
+	}
+}
