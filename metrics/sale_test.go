@@ -8,12 +8,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/surgehq/surge/metrics"
+	"github.com/surgehq/surge/version"
 )
 
 // BenchmarkAnswered: counting sold-out answers of one hot sale from every
 // core at once, as a spike does.
 func BenchmarkAnswered(b *testing.B) {
-	m, err := metrics.New(prometheus.NewRegistry(), "test")
+	m, err := metrics.New(prometheus.NewRegistry(), version.Info{Version: "test"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func BenchmarkAnswered(b *testing.B) {
 // took exactly a bound in that bound's bucket, as Prometheus's le says.
 func TestAnsweredSums(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, "test")
+	m, err := metrics.New(reg, version.Info{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
