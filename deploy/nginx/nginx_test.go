@@ -1,0 +1,249 @@
+// Package nginx_test runs the shipped edge config (nginx.conf) for real:
+// Debian's nginx on loopback in front of two cluster-mode `surge serve`
+// nodes on the real Redis and PostgreSQL, a spike through it with
+// `surge bench` (whose verifier checks the sale), and a client over its
+// rate answered 429 by the edge. scripts/services.sh installs nginx and
+// starts Redis and PostgreSQL; without nginx the test skips on a
+// developer's machine and fails under CI.
+package nginx_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/servicetest"
+)
+
+const token = "edge-test-admin-token"
+
+func TestEdge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nginx and two nodes")
+	}
+	nginx := nginxBinary(t)
+	dir, err := os.MkdirTemp("", "surge-edge-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// nginx's workers run as nobody and keep their temporary files under
+	// the prefix.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "surge")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// Two cluster nodes that believe the edge's X-Forwarded-For.
+	ns := servicetest.Namespace(t)
+	db, err := postgres.Open(ctx, servicetest.PostgresURL(), postgres.Options{Schema: ns})
+	if err != nil {
+		t.Fatalf("PostgreSQL (run scripts/services.sh): %v", err)
+	}
+	db.Close()
+	var nodes []string
+	logs := map[string]func() string{}
+	for _, id := range []string{"a", "b"} {
+		addr := freeAddr(t)
+		cmd := exec.Command(bin, "serve", "--http-addr", addr, "--node-id", id,
+			"--redis-url", servicetest.RedisURL(), "--postgres-url", servicetest.PostgresURL()+"&search_path="+ns,
+			"--redis-prefix", ns, "--insecure-user-header", "--trusted-proxies", "127.0.0.1/32", "--access-log")
+		cmd.Env = cleanEnv("SURGE_ADMIN_TOKEN=" + token)
+		logs[id] = start(t, cmd, filepath.Join(dir, "node-"+id+".log"))
+		waitHTTP(t, "node "+id, "http://"+addr+"/readyz", logs[id])
+		nodes = append(nodes, addr)
+	}
+
+	// The shipped config, on loopback ports; 127.0.0.1 (the bench) exempt
+	// from the per-address limit, as an operator exempts a load-test box.
+	edge := freeAddr(t)
+	conf := render(t, map[string]string{
+		"server surge-a:8080":    "server " + nodes[0],
+		"server surge-b:8080":    "server " + nodes[1],
+		"listen 80;":             "listen " + edge + ";",
+		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
+		"worker_processes auto;": "worker_processes 1;",
+		"        default 0;\n":   "        default 0;\n        127.0.0.1 1;\n",
+	})
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nginxLog := start(t, exec.Command(nginx, "-p", dir, "-c", confPath, "-g", "daemon off;"), filepath.Join(dir, "nginx.log"))
+	waitHTTP(t, "nginx", "http://"+edge+"/healthz", nginxLog)
+
+	// A spike through the edge; bench verifies the sale from the export
+	// (no oversell, every 201 present, per-buyer limits).
+	out, err := exec.CommandContext(ctx, bin, "bench", "--server", "http://"+edge, "--admin-token", token,
+		"--sale", "edge-drop", "--stock", "300", "--users", "1500", "--shape", "spike:1500:250ms:500ms:250ms",
+		"--connections", "64", "--retry").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "VERDICT: PASS") {
+		t.Fatalf("bench through the edge: %v\n%s\nnginx:\n%s", err, out, nginxLog())
+	}
+	t.Logf("bench through the edge:\n%s", out)
+	// Both nodes took purchases.
+	for id, l := range logs {
+		if n := strings.Count(l(), "path=/v1/sales/edge-drop/purchases"); n == 0 {
+			t.Errorf("node %s served no purchase: the edge did not balance", id)
+		}
+	}
+
+	// A client from 127.0.0.2, over its rate: the edge answers 429 in
+	// Surge's error shape with Retry-After, the nodes never see those; and
+	// the nodes saw the client's own address (X-Forwarded-For).
+	hc := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")},
+	}).DialContext}}
+	var ok, limited int
+	for range 60 {
+		resp, err := hc.Get("http://" + edge + "/v1/sales/edge-drop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			limited++
+			if !strings.Contains(string(body), `"code":"rate_limited"`) || resp.Header.Get("Retry-After") != "1" {
+				t.Errorf("429 of the edge: %q, Retry-After %q", body, resp.Header.Get("Retry-After"))
+			}
+		default:
+			t.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+	}
+	// 10/s with a burst of 20: about 21 pass in the first moments.
+	if ok < 20 || limited < 20 {
+		t.Errorf("60 requests at once from one address: %d answered, %d limited; want the burst through and the rest 429", ok, limited)
+	}
+	var seen int
+	for _, l := range logs {
+		seen += len(regexp.MustCompile(`path=/v1/sales/edge-drop status=200 .*client=127\.0\.0\.2`).FindAllString(l(), -1))
+	}
+	if seen != ok {
+		t.Errorf("the nodes logged %d requests from 127.0.0.2 (X-Forwarded-For), the edge passed %d", seen, ok)
+	}
+}
+
+// render is nginx.conf with each key replaced by its value; every key
+// must occur exactly once, so a change of the shipped file that this
+// test no longer follows fails here.
+func render(t *testing.T, repl map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile("nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for from, to := range repl {
+		if n := strings.Count(conf, from); n != 1 {
+			t.Fatalf("nginx.conf holds %q %d times, want once", from, n)
+		}
+		conf = strings.Replace(conf, from, to, 1)
+	}
+	return conf
+}
+
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	msg := "nginx not found: install Debian's nginx-light (scripts/services.sh does)"
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// cleanEnv is the environment without the developer's SURGE_* settings,
+// plus extra.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SURGE_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start starts cmd with its output in logPath, kills it when the test
+// ends, and returns a function reading the log.
+func start(t *testing.T, cmd *exec.Cmd, logPath string) func() string {
+	t.Helper()
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			l := logs()
+			if len(l) > 4<<10 {
+				l = l[len(l)-4<<10:]
+			}
+			t.Logf("log of %s:\n%s", filepath.Base(logPath), l)
+		}
+	})
+	return logs
+}
+
+// waitHTTP polls url until it answers 200, for up to a minute.
+func waitHTTP(t *testing.T, what, url string, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer 200 at %s: %v\n%s", what, url, err, logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
