@@ -81,6 +81,7 @@ type envOptions struct {
 	// purchaseTimeout: 0 is the engine's default (10 s).
 	purchaseTimeout time.Duration
 	payments        surgehttp.Payments
+	corsOrigins     []string
 }
 
 // roomSecret signs the tests' waiting-room tickets.
@@ -127,6 +128,7 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 		MaxQueueStreamsPerBuyer:   opt.maxStreamsPerBuyer,
 		MaxQueueStreamsPerAddress: opt.maxStreamsPerAddress,
 		Payments:                  opt.payments,
+		CORSOrigins:               opt.corsOrigins,
 	})
 	if !opt.noServer {
 		e.srv = httptest.NewServer(e.handler)

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/cors"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/dashboard"
@@ -70,6 +71,9 @@ type Config struct {
 	// Gatherer is what GET /metrics serves (the registry cmd/surge made
 	// for package metrics); nil: no /metrics.
 	Gatherer prometheus.Gatherer
+	// CORSOrigins are the exact origins whose pages may call the API
+	// (cors.go; CheckOrigins validates them); none: no CORS headers.
+	CORSOrigins []string
 }
 
 // Body limits. A purchase body is tiny; 4 KiB is the contract.
@@ -98,6 +102,8 @@ type Server struct {
 	// dash is the live dashboard (dashboard.go), nil without a Gatherer;
 	// shared with the Public copy too.
 	dash *dashboard.Dashboard
+	// cors is nil without CORSOrigins.
+	cors *cors.Cors
 }
 
 // New builds the API handler.
@@ -112,6 +118,7 @@ func New(svc Service, cfg Config) *Server {
 		cfg:  cfg,
 		mux:  http.NewServeMux(),
 		room: cfg.WaitingRoom,
+		cors: newCORS(cfg.CORSOrigins),
 	}
 	s.live.Store(newLive(cfg))
 	s.auth = &liveAuth{cur: s.live}
@@ -182,6 +189,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		}
 	}()
+	if s.cors != nil && !s.applyCORS(w, r) {
+		return
+	}
 	if !edge(w, r) {
 		return
 	}

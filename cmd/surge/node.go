@@ -182,6 +182,10 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
+	origins, err := c.corsOriginList()
+	if err != nil {
+		return nil, err
+	}
 	// One registry per node, no global default: package metrics and the
 	// cluster store's dependencies register on it, /metrics and the
 	// dashboard read it.
@@ -275,6 +279,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
 	acfg := c.apiConfig(buyer, lim.http, room)
 	acfg.Logger, acfg.Gatherer, acfg.Payments = log, reg, pay
+	acfg.CORSOrigins = origins
 	api := surgehttp.New(readyEngine{eng, s}, acfg)
 	s.api = api
 	reg.MustRegister(metrics.NewConnCollector(func() metrics.ConnFigures {

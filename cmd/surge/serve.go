@@ -83,6 +83,9 @@ type serveConfig struct {
 	// The configuration file (docs/configuration.md), and --print-config.
 	configFile  string
 	printConfig bool
+
+	// Storefronts calling from the browser: comma-separated origins.
+	corsOrigins string
 }
 
 // newServeConfig is serve's defaults, in one place: its flags show them,
@@ -173,6 +176,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", c.confirmAfter, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
 	fs.StringVar(&c.adminAddr, "admin-addr", c.adminAddr, "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
 	fs.StringVar(&c.pidFile, "pid-file", c.pidFile, "file to write the serving process's pid to; an upgrade (SIGUSR2) rewrites it with the new process's, a clean stop removes it")
+	fs.StringVar(&c.corsOrigins, "cors-origins", c.corsOrigins, "comma-separated exact origins (e.g. https://shop.example.com) whose pages may call the API from the browser (CORS); no wildcard")
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -298,6 +302,9 @@ func (c *serveConfig) validate() error {
 	}
 	if _, err := c.limits(); err != nil {
 		return errUsage{"serve: " + err.Error()}
+	}
+	if _, err := c.corsOriginList(); err != nil {
+		return err
 	}
 	return nil
 }
