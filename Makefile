@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-overload fuzz observability-check clean
+.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-overload fuzz observability-check clean
 
 # Stamped into the binary (package version): `surge version`, surge_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -58,3 +58,14 @@ observability-check: ## promtool on deploy/observability (rules, their unit test
 
 clean:
 	rm -rf bin surge-data
+
+proto: ## regenerate gen/ from proto/ with buf (buf.gen.yaml) and the plugins' pinned versions
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	$(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
+	buf lint
+	buf generate
+
+proto-check: ## when buf is installed: proto/ passes buf lint and gen/ is what it generates (skipped without buf)
+	@if ! command -v buf >/dev/null; then echo "buf not installed: proto-check skipped"; exit 0; fi; \
+	buf lint && tmp=$$(mktemp -d) && buf generate -o $$tmp && \
+	diff -r -I '^//[[:space:]]*protoc ' gen $$tmp/gen && rm -rf $$tmp && echo "gen/ is up to date"

@@ -118,14 +118,33 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 
 // Rejections of purchases are answered from bodies encoded once: the
 // sold-out path under a spike must cost next to nothing.
-var rejectionBodies = map[surge.Code][]byte{
-	surge.CodeSoldOut:      errorJSON(string(surge.CodeSoldOut), "the sale is sold out: fewer units remain than requested"),
-	surge.CodeLimitReached: errorJSON(string(surge.CodeLimitReached), "this purchase would exceed the per-user limit of the sale"),
-	surge.CodeNotStarted:   errorJSON(string(surge.CodeNotStarted), "the sale has not started yet"),
-	surge.CodeEnded:        errorJSON(string(surge.CodeEnded), "the sale has ended"),
-	surge.CodePaused:       errorJSON(string(surge.CodePaused), "the sale is paused; it may resume later"),
+var rejectionBodies = func() map[surge.Code][]byte {
+	m := make(map[surge.Code][]byte, len(rejectionMessages))
+	for c, msg := range rejectionMessages {
+		m[c] = errorJSON(string(c), msg)
+	}
+	return m
+}()
+
+// rejectionMessages are the messages of a purchase's rejections.
+var rejectionMessages = map[surge.Code]string{
+	surge.CodeSoldOut:      "the sale is sold out: fewer units remain than requested",
+	surge.CodeLimitReached: "this purchase would exceed the per-user limit of the sale",
+	surge.CodeNotStarted:   "the sale has not started yet",
+	surge.CodeEnded:        "the sale has ended",
+	surge.CodePaused:       "the sale is paused; it may resume later",
 	// 422, not 409: the request itself is wrong, whatever the sale's state.
-	surge.CodeIdempotencyMismatch: errorJSON(string(surge.CodeIdempotencyMismatch), surge.ErrIdempotencyMismatch.Message),
+	surge.CodeIdempotencyMismatch: surge.ErrIdempotencyMismatch.Message,
+}
+
+// Rejection is the error a purchase rejected with code c answers, with
+// the HTTP API's message (for the gRPC API).
+func Rejection(c surge.Code) *surge.Error {
+	msg, ok := rejectionMessages[c]
+	if !ok {
+		msg = string(c)
+	}
+	return &surge.Error{Code: c, Message: msg}
 }
 
 // statusOf maps a domain code to its HTTP status.

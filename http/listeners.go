@@ -19,7 +19,7 @@ import (
 func (s *Server) Public() http.Handler {
 	p := *s
 	p.auth = &liveAuth{noAdmin: true, cur: s.live}
-	p.mux = http.NewServeMux()
+	p.mux = newRouteMux()
 	p.routes()
 	return &p
 }

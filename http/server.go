@@ -74,6 +74,11 @@ type Config struct {
 	// CORSOrigins are the exact origins whose pages may call the API
 	// (cors.go; CheckOrigins validates them); none: no CORS headers.
 	CORSOrigins []string
+	// Mount, when set, is called with each set of routes built (the full
+	// API, and the Public one of a split deployment): what it returns is
+	// served beside them, authenticating as they do through the Server it
+	// is given (the gRPC API, package rpc).
+	Mount func(*Server) (pattern string, h http.Handler)
 }
 
 // Body limits. A purchase body is tiny; 4 KiB is the contract.
@@ -90,7 +95,7 @@ type Server struct {
 	live *atomic.Pointer[live]
 	log  *slog.Logger
 	cfg  Config
-	mux  *http.ServeMux
+	mux  *routeMux
 
 	// meterer is svc when it keeps each sale's series, nil otherwise:
 	// asserted once here, not per purchase.
@@ -116,7 +121,7 @@ func New(svc Service, cfg Config) *Server {
 		live: new(atomic.Pointer[live]),
 		log:  cfg.Logger,
 		cfg:  cfg,
-		mux:  http.NewServeMux(),
+		mux:  newRouteMux(),
 		room: cfg.WaitingRoom,
 		cors: newCORS(cfg.CORSOrigins),
 	}
@@ -151,6 +156,9 @@ func (s *Server) routes() {
 	s.metricsRoutes()
 	s.dashboardRoutes()
 	s.paymentRoutes()
+	if s.cfg.Mount != nil {
+		m.Handle(s.cfg.Mount(s))
+	}
 	// The mux answers unknown paths and wrong methods in plain text; these
 	// fallbacks keep every answer in the JSON error shape.
 	for path, allow := range map[string]string{

@@ -18,6 +18,7 @@ import (
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/metrics"
+	"github.com/surgehq/surge/rpc"
 	"github.com/surgehq/surge/tracing"
 	"github.com/surgehq/surge/version"
 	"github.com/surgehq/surge/waitroom"
@@ -277,9 +278,10 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	undo = append(undo, s.stopWatch)
 	// reg is this node's own: nothing else can hold these names.
 	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
+	grpcAPI := rpc.New(readyEngine{eng, s}, rpc.Config{Logger: log})
 	acfg := c.apiConfig(buyer, lim.http, room)
 	acfg.Logger, acfg.Gatherer, acfg.Payments = log, reg, pay
-	acfg.CORSOrigins = origins
+	acfg.CORSOrigins, acfg.Mount = origins, grpcAPI.Mount
 	api := surgehttp.New(readyEngine{eng, s}, acfg)
 	s.api = api
 	reg.MustRegister(metrics.NewConnCollector(func() metrics.ConnFigures {
@@ -323,6 +325,8 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	s.http.DisableGeneralOptionsHandler = true
 	// Event streams end at shutdown instead of holding it to the timeout.
 	s.http.RegisterOnShutdown(api.CloseStreams)
+	s.http.RegisterOnShutdown(grpcAPI.Close)
+	serveH2C(s.http)
 	if c.redisURL != "" {
 		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", version.Get().Version)
 	} else {

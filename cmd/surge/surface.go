@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"strings"
 
 	surgehttp "github.com/surgehq/surge/http"
@@ -19,4 +20,14 @@ func (c serveConfig) corsOriginList() ([]string, error) {
 		return nil, errUsage{"serve: --cors-origins: " + err.Error()}
 	}
 	return out, nil
+}
+
+// serveH2C lets srv serve HTTP/2 without TLS (prior knowledge, as gRPC
+// clients speak it to a plain address) beside HTTP/1.1: the gRPC API
+// (package rpc) shares the HTTP API's listener.
+func serveH2C(srv *http.Server) {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv.Protocols = &p
 }

@@ -1,0 +1,55 @@
+package http
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/surgehq/surge/engine"
+)
+
+// routeMux is the API's ServeMux, remembering the patterns registered on
+// it: api/openapi.yaml must describe every route, and its test walks
+// Patterns, so that a new endpoint cannot be left out of the spec.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func newRouteMux() *routeMux { return &routeMux{ServeMux: http.NewServeMux()} }
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+// Patterns returns the route patterns of this set of routes as
+// registered on net/http's ServeMux ("POST /v1/sales", and the
+// method-less fallbacks that answer 405 or 404), in registration order.
+func (s *Server) Patterns() []string { return slices.Clone(s.mux.patterns) }
+
+// Caller is who a request acts as: a buyer (User), or the operator.
+type Caller struct {
+	User  string
+	Admin bool
+}
+
+// Authenticate resolves the caller of a request with headers h exactly as
+// this API's routes do (a buyer JWT, X-User-ID in development, the admin
+// token except on the Public API), for the gRPC API.
+func (s *Server) Authenticate(h http.Header) (Caller, error) {
+	id, err := s.auth.identify(&http.Request{Header: h})
+	return Caller{User: id.user, Admin: id.admin}, err
+}
+
+// EncodeCursor and DecodeCursor are the sales listing's next_cursor, for
+// the gRPC API's ListSales: its pages continue the HTTP API's and back.
+func EncodeCursor(c engine.SaleCursor, archived bool) string { return encodeCursor(c, archived) }
+
+// DecodeCursor: see EncodeCursor.
+func DecodeCursor(s string, archived bool) (engine.SaleCursor, bool) {
+	return decodeCursor(s, archived)
+}

@@ -1,0 +1,83 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/surgehq/surge"
+)
+
+// CodeHeader carries the Surge code of an error in the answer's metadata
+// (a trailer in gRPC), beside the google.rpc.ErrorInfo detail.
+const CodeHeader = "Surge-Code"
+
+// ErrorDomain is the domain of the ErrorInfo details: their reason is the
+// Surge code.
+const ErrorDomain = "surge"
+
+// codeUnauthenticated is the HTTP API's code of missing or wrong
+// credentials (package http answers it; surge has no constant).
+const codeUnauthenticated = "unauthenticated"
+
+// grpcCode maps the HTTP API's codes to gRPC's (docs/api.md#grpc has the
+// table). The HTTP status decides where gRPC has an exact equivalent;
+// refusals by the state of a sale or an order are FailedPrecondition,
+// limits are ResourceExhausted, and retryable refusals Unavailable.
+func grpcCode(c string) connect.Code {
+	switch surge.Code(c) {
+	case surge.CodeInvalid, surge.CodeIdempotencyMismatch:
+		return connect.CodeInvalidArgument
+	case surge.CodeSaleNotFound, surge.CodeOrderNotFound:
+		return connect.CodeNotFound
+	case surge.CodeSaleExists:
+		return connect.CodeAlreadyExists
+	case surge.CodeSoldOut, surge.CodeLimitReached, surge.CodeNotStarted, surge.CodeEnded, surge.CodePaused,
+		surge.CodeNotCancellable, surge.CodeNotPayable, surge.CodeNotArchivable, surge.CodeNoWaitingRoom:
+		return connect.CodeFailedPrecondition
+	case surge.CodeNotAdmitted, surge.CodeInvalidTicket:
+		return connect.CodePermissionDenied
+	case surge.CodeRateLimited, surge.CodeQueueFull:
+		return connect.CodeResourceExhausted
+	case surge.CodeOverloaded, surge.CodeUnavailable:
+		return connect.CodeUnavailable
+	case codeUnauthenticated:
+		return connect.CodeUnauthenticated
+	}
+	return connect.CodeInternal
+}
+
+// newError is a connect error carrying Surge's code three ways: the gRPC
+// code, an ErrorInfo detail (reason: the code) and the Surge-Code header;
+// a RetryInfo detail tells a retryable one's wait.
+func newError(code connect.Code, surgeCode, message string, e *surge.Error) *connect.Error {
+	ce := connect.NewError(code, errors.New(message))
+	if d, err := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: surgeCode, Domain: ErrorDomain}); err == nil {
+		ce.AddDetail(d)
+	}
+	if e != nil && e.RetryAfter > 0 {
+		if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)}); err == nil {
+			ce.AddDetail(d)
+		}
+	}
+	ce.Meta().Set(CodeHeader, surgeCode)
+	return ce
+}
+
+// toConnect answers err: a Surge error with its mapped code; the caller
+// gone as Canceled; anything else Internal, its details in the log only.
+func (s *Service) toConnect(ctx context.Context, procedure string, err error) error {
+	var e *surge.Error
+	switch {
+	case errors.As(err, &e):
+		return newError(grpcCode(string(e.Code)), string(e.Code), e.Message, e)
+	case ctx.Err() != nil:
+		return connect.NewError(connect.CodeCanceled, ctx.Err())
+	}
+	s.log.LogAttrs(ctx, slog.LevelError, "rpc failed", slog.String("procedure", procedure), slog.Any("err", err))
+	return newError(connect.CodeInternal, "internal", "internal error", nil)
+}

@@ -1,0 +1,329 @@
+// Package rpc serves Surge's gRPC API, surge.v1.SaleService
+// (proto/surge/v1/sale.proto), for internal callers. connect-go serves it
+// as gRPC, gRPC-Web and Connect on the HTTP API's own listener (mounted
+// through http.Config.Mount), over the same engine, so the guarantees are
+// the HTTP API's; callers are authenticated by the http package's own
+// code, and errors carry the HTTP API's codes (errors.go).
+package rpc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/engine"
+	surgev1 "github.com/surgehq/surge/gen/surge/v1"
+	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
+	surgehttp "github.com/surgehq/surge/http"
+)
+
+// Stream timing of WatchSale: how often it looks at the sale (a read of
+// the engine's memory), and how long a stream lives before the caller
+// calls again (as the HTTP API's event streams).
+const (
+	DefaultWatchTick = 250 * time.Millisecond
+	watchMaxAge      = 15 * time.Minute
+)
+
+// maxMessage bounds a request message, as the HTTP API bounds bodies.
+const maxMessage = surgehttp.MaxSaleBody
+
+// Service is the gRPC API over a pipeline.
+type Service struct {
+	svc  surgehttp.Service
+	log  *slog.Logger
+	tick time.Duration
+	// stop ends the open WatchSale streams at shutdown.
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// Config configures the gRPC API.
+type Config struct {
+	Logger *slog.Logger
+	// WatchTick is how often WatchSale looks for changes; 0 is
+	// DefaultWatchTick.
+	WatchTick time.Duration
+}
+
+// New returns the gRPC API over svc (the engine, as the HTTP API sees it).
+func New(svc surgehttp.Service, cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.WatchTick <= 0 {
+		cfg.WatchTick = DefaultWatchTick
+	}
+	return &Service{svc: svc, log: cfg.Logger, tick: cfg.WatchTick, stop: make(chan struct{})}
+}
+
+// Mount is an http.Config.Mount: the service's handler for one set of
+// routes, authenticating with api (so that on the Public API of a split
+// deployment the admin token grants nothing here either).
+func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
+	path, h := surgev1connect.NewSaleServiceHandler(&handler{Service: s, auth: api},
+		connect.WithReadMaxBytes(maxMessage))
+	watch := surgev1connect.SaleServiceWatchSaleProcedure
+	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == watch {
+			// The server's write timeout is for answers, not streams: a
+			// stream gets its whole age, and ends by itself before it.
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(watchMaxAge + time.Minute))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Close ends every open WatchSale stream: http.Server.Shutdown waits for
+// handlers. Register it with http.Server.RegisterOnShutdown.
+func (s *Service) Close() { s.stopOnce.Do(func() { close(s.stop) }) }
+
+// handler implements surgev1connect.SaleServiceHandler for one set of
+// routes.
+type handler struct {
+	*Service
+	auth *surgehttp.Server
+}
+
+var _ surgev1connect.SaleServiceHandler = (*handler)(nil)
+
+// caller authenticates a request as the HTTP API does.
+func (h *handler) caller(hdr http.Header) (surgehttp.Caller, error) {
+	c, err := h.auth.Authenticate(hdr)
+	if err != nil {
+		return c, newError(connect.CodeUnauthenticated, codeUnauthenticated, err.Error(), nil)
+	}
+	return c, nil
+}
+
+func (h *handler) admin(hdr http.Header) error {
+	c, err := h.caller(hdr)
+	if err != nil {
+		return err
+	}
+	if !c.Admin {
+		return newError(connect.CodePermissionDenied, codeUnauthenticated, "this call needs the admin token", nil)
+	}
+	return nil
+}
+
+func (h *handler) CreateSale(ctx context.Context, req *connect.Request[surgev1.CreateSaleRequest]) (*connect.Response[surgev1.CreateSaleResponse], error) {
+	if err := h.admin(req.Header()); err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	in := surge.SaleInput{
+		ID: m.Id, PerUserLimit: m.PerUserLimit, PriceCents: m.PriceCents, Currency: m.Currency, HoldSeconds: m.HoldSeconds,
+	}
+	// Name and stock are required: proto3 has no absence for them, so the
+	// empty name and zero stock are sent on as given, and refused.
+	in.Name, in.Stock = &m.Name, &m.Stock
+	if m.StartsAt != nil {
+		in.StartsAt = new(m.StartsAt.AsTime())
+	}
+	if m.EndsAt != nil {
+		in.EndsAt = new(m.EndsAt.AsTime())
+	}
+	if wr := m.WaitingRoom; wr != nil {
+		in.WaitingRoom = &surge.WaitingRoom{AdmitPerSecond: wr.AdmitPerSecond, Policy: wr.Order, TicketSeconds: wr.TicketSeconds}
+	}
+	st, err := h.svc.CreateSale(ctx, in)
+	if err != nil {
+		return nil, h.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&surgev1.CreateSaleResponse{Sale: toSale(st)}), nil
+}
+
+func (h *handler) GetSale(ctx context.Context, req *connect.Request[surgev1.GetSaleRequest]) (*connect.Response[surgev1.GetSaleResponse], error) {
+	st, err := h.sale(req.Msg.Id)
+	if err != nil {
+		return nil, h.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&surgev1.GetSaleResponse{Sale: toSale(st)}), nil
+}
+
+// sale reads a sale; an id that is not one is not found, as in the HTTP
+// API's paths.
+func (h *handler) sale(id string) (engine.SaleState, error) {
+	if !surge.ValidID(id) {
+		return engine.SaleState{}, surge.ErrSaleNotFound
+	}
+	return h.svc.Sale(id)
+}
+
+func (h *handler) ListSales(ctx context.Context, req *connect.Request[surgev1.ListSalesRequest]) (*connect.Response[surgev1.ListSalesResponse], error) {
+	m := req.Msg
+	limit := int(m.Limit)
+	if limit == 0 {
+		limit = surgehttp.DefaultSalesPage
+	}
+	if limit < 1 || limit > surgehttp.MaxSalesPage {
+		return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "limit must be an integer from 1 to %d", surgehttp.MaxSalesPage))
+	}
+	var after *engine.SaleCursor
+	if m.Cursor != "" {
+		c, ok := surgehttp.DecodeCursor(m.Cursor, m.Archived)
+		if !ok {
+			return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "cursor is not one this listing returned as next_cursor"))
+		}
+		after = &c
+	}
+	page, next := h.svc.SalesPage(m.Archived, after, limit)
+	out := &surgev1.ListSalesResponse{Sales: make([]*surgev1.Sale, 0, len(page))}
+	for _, st := range page {
+		out.Sales = append(out.Sales, toSale(st))
+	}
+	if next != nil {
+		out.NextCursor = surgehttp.EncodeCursor(*next, m.Archived)
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h *handler) Purchase(ctx context.Context, req *connect.Request[surgev1.PurchaseRequest]) (*connect.Response[surgev1.PurchaseResponse], error) {
+	c, err := h.caller(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	if c.Admin {
+		return nil, newError(connect.CodeUnauthenticated, codeUnauthenticated, "purchases need a buyer identity, not the admin token", nil)
+	}
+	m := req.Msg
+	if !surge.ValidID(m.SaleId) {
+		return nil, h.toConnect(ctx, req.Spec().Procedure, surge.ErrSaleNotFound)
+	}
+	p := surge.Purchase{UserID: c.User, Quantity: max(m.Quantity, 1), IdempotencyKey: m.IdempotencyKey}
+	if m.Quantity < 0 {
+		p.Quantity = m.Quantity // refused by the engine, as in HTTP
+	}
+	if p.IdempotencyKey != "" && !surge.ValidKey(p.IdempotencyKey) {
+		return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "idempotency_key must be 1 to 128 printable ASCII characters"))
+	}
+	pr := engine.PurchaseRequest{SaleID: m.SaleId, Purchase: p}
+	if m.WaitingRoomTicket != "" {
+		pr.Tickets = []string{m.WaitingRoomTicket}
+	}
+	out, err := h.svc.Purchase(ctx, pr)
+	if err != nil {
+		return nil, h.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	if out.Code != surge.CodeReserved {
+		return nil, h.toConnect(ctx, req.Spec().Procedure, surgehttp.Rejection(out.Code))
+	}
+	return connect.NewResponse(&surgev1.PurchaseResponse{Order: toOrder(out.Order), Replayed: out.Replay}), nil
+}
+
+// order fetches an order the caller may see; anyone else gets not found,
+// as for a missing order, so ids reveal nothing.
+func (h *handler) order(ctx context.Context, hdr http.Header, id string) (surge.Order, error) {
+	c, err := h.caller(hdr)
+	if err != nil {
+		return surge.Order{}, err
+	}
+	if !surge.ValidID(id) {
+		return surge.Order{}, surge.ErrOrderNotFound
+	}
+	o, err := h.svc.Order(ctx, id)
+	if err == nil && !c.Admin && o.UserID != c.User {
+		err = surge.ErrOrderNotFound
+	}
+	return o, err
+}
+
+func (h *handler) GetOrder(ctx context.Context, req *connect.Request[surgev1.GetOrderRequest]) (*connect.Response[surgev1.GetOrderResponse], error) {
+	o, err := h.order(ctx, req.Header(), req.Msg.Id)
+	if err != nil {
+		return nil, h.orderError(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&surgev1.GetOrderResponse{Order: toOrder(o)}), nil
+}
+
+func (h *handler) CancelOrder(ctx context.Context, req *connect.Request[surgev1.CancelOrderRequest]) (*connect.Response[surgev1.CancelOrderResponse], error) {
+	o, err := h.order(ctx, req.Header(), req.Msg.Id)
+	if err == nil {
+		o, err = h.svc.Cancel(ctx, o.ID)
+	}
+	if err != nil {
+		return nil, h.orderError(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&surgev1.CancelOrderResponse{Order: toOrder(o)}), nil
+}
+
+// orderError passes on an authentication error as it is.
+func (h *handler) orderError(ctx context.Context, procedure string, err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return h.toConnect(ctx, procedure, err)
+}
+
+// WatchSale sends the sale's figures, then each change, until the sale
+// ends or is archived, the caller goes, the server shuts down, or the
+// stream reaches its age.
+func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.WatchSaleRequest], stream *connect.ServerStream[surgev1.WatchSaleResponse]) error {
+	st, err := h.sale(req.Msg.Id)
+	if err != nil {
+		return h.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	end := time.NewTimer(watchMaxAge)
+	defer end.Stop()
+	t := time.NewTicker(h.tick)
+	defer t.Stop()
+	var sent *surgev1.WatchSaleResponse
+	for {
+		cur := &surgev1.WatchSaleResponse{Remaining: max(st.Remaining, 0), Status: string(st.Status)}
+		if sent == nil || cur.Remaining != sent.Remaining || cur.Status != sent.Status {
+			if err := stream.Send(cur); err != nil {
+				return err
+			}
+			sent = cur
+		}
+		if st.Status == surge.SaleEnded || st.Archived {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-h.stop:
+			return nil
+		case <-end.C:
+			return nil
+		case <-t.C:
+		}
+		if st, err = h.svc.Sale(st.ID); err != nil {
+			if surge.HasCode(err, surge.CodeSaleNotFound) {
+				return nil // archived meanwhile on another node
+			}
+			return h.toConnect(ctx, req.Spec().Procedure, err)
+		}
+	}
+}
+
+func toSale(s engine.SaleState) *surgev1.Sale {
+	out := &surgev1.Sale{
+		Id: s.ID, Name: s.Name, Stock: s.Stock, Remaining: max(s.Remaining, 0), PerUserLimit: s.PerUserLimit,
+		PriceCents: s.PriceCents, Currency: s.Currency, StartsAt: timestamppb.New(s.StartsAt),
+		HoldSeconds: s.HoldSeconds, Status: string(s.Status), Stale: s.Stale, Archived: s.Archived,
+	}
+	if !s.EndsAt.IsZero() {
+		out.EndsAt = timestamppb.New(s.EndsAt)
+	}
+	if wr := s.WaitingRoom; wr != nil {
+		out.WaitingRoom = &surgev1.WaitingRoom{AdmitPerSecond: wr.AdmitPerSecond, Order: wr.Policy, TicketSeconds: wr.TicketSeconds}
+	}
+	return out
+}
+
+func toOrder(o surge.Order) *surgev1.Order {
+	return &surgev1.Order{
+		Id: o.ID, SaleId: o.SaleID, UserId: o.UserID, Quantity: o.Quantity, Status: string(o.Status),
+		CreatedAt: timestamppb.New(o.CreatedAt), ExpiresAt: timestamppb.New(o.ExpiresAt), IdempotencyKey: o.IdempotencyKey,
+	}
+}
