@@ -67,7 +67,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 			}
 			ups := make([]update, len(due))
 			for i, o := range due {
-				ups[i] = update{id: o.ID, status: surge.OrderExpired, at: now}
+				ups[i] = update{id: o.ID, sale: o.SaleID, status: surge.OrderExpired, at: now}
 			}
 			if err := s.submit(&commit{updates: ups}); err != nil {
 				st.l.Requeue(due)

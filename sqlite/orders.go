@@ -36,7 +36,7 @@ func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderSt
 	if !ok || !live.ExpiresAt.After(now) {
 		return surge.Order{}, notReserved
 	}
-	if err := s.submit(&commit{updates: []update{{id: orderID, status: status, at: now}}}); err != nil {
+	if err := s.submit(&commit{updates: []update{{id: orderID, sale: o.SaleID, status: status, at: now}}}); err != nil {
 		return surge.Order{}, err
 	}
 	st.l.Settle(orderID, status)

@@ -87,10 +87,13 @@ type Store struct {
 	ids surge.OrderIDs
 
 	// Owned by the writer goroutine.
-	inserts map[int]*sql.Stmt
-	update  *sql.Stmt
-	args    []any
-	orders  []surge.Order
+	inserts        map[int]*sql.Stmt
+	update         *sql.Stmt
+	eventStmts     map[int]*sql.Stmt // outbox.go
+	reservedEvents *sql.Stmt
+	args           []any
+	orders         []surge.Order
+	events         []event
 
 	// released is called with a sale's id and how many of its orders
 	// expired once their holds gave the units back (OnRelease);
@@ -255,7 +258,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+outboxSchema); err != nil {
 		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
 	}
 	if err := errors.Join(upgrade(ctx, w), upgradeArchive(ctx, w), upgradePayments(ctx, w)); err != nil {
@@ -283,6 +286,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		done:    make(chan struct{}),
 		sales:   make(map[string]*saleState),
 		inserts: make(map[int]*sql.Stmt),
+
+		eventStmts: make(map[int]*sql.Stmt),
 	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
@@ -290,6 +295,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'reserved'`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prepare update: %w", err)
+	}
+	if s.reservedEvents, err = w.PrepareContext(ctx, reservedEventsSQL); err != nil {
+		return nil, fmt.Errorf("sqlite: prepare outbox insert: %w", err)
 	}
 	// A new directory, or one of a version without marks, gets its mark
 	// now; from here on it only rises.

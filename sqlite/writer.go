@@ -23,17 +23,24 @@ type commit struct {
 	// refund_due payments a refund in payments settled.
 	payments []surge.Payment
 	refunded []string
-	err      chan error
+	// events are outbox rows beside those of inserts (reserved) and
+	// updates (their new status): refund_due.
+	events []event
+	// published, when above zero, removes the outbox's rows up to it
+	// (the relay published them).
+	published int64
+	err       chan error
 }
 
 type update struct {
 	id     string
+	sale   string
 	status surge.OrderStatus
 	at     time.Time
 }
 
 func (c *commit) rows() int {
-	return len(c.inserts) + len(c.updates) + len(c.payments) + len(c.refunded) + 1
+	return len(c.inserts) + len(c.updates) + len(c.payments) + len(c.refunded) + len(c.events) + 1
 }
 
 // submit hands c to the writer and waits until it is durable. The wait
@@ -117,6 +124,15 @@ func (s *Store) write(group []*commit) (err error) {
 			return err
 		}
 	}
+	nEvents := 0
+	for _, c := range group {
+		nEvents += len(c.updates) + len(c.events)
+	}
+	for n := nEvents; n > 0; n -= min(n, eventChunk) {
+		if _, err := s.eventStmt(ctx, min(n, eventChunk)); err != nil {
+			return err
+		}
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
@@ -127,7 +143,14 @@ func (s *Store) write(group []*commit) (err error) {
 		}
 	}()
 	rows := 0
+	events := s.events[:0]
+	defer func() { clear(events); s.events = events[:0] }()
 	for _, c := range group {
+		if c.published > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, c.published); err != nil {
+				return fmt.Errorf("sqlite: remove published events: %w", err)
+			}
+		}
 		if c.sale != nil {
 			if err := insertSale(ctx, tx, c.sale); err != nil {
 				return err
@@ -141,13 +164,18 @@ func (s *Store) write(group []*commit) (err error) {
 			if n, _ := res.RowsAffected(); n != 1 {
 				return fmt.Errorf("sqlite: order %s was not reserved on disk", u.id)
 			}
+			events = append(events, event{sale: u.sale, order: u.id, kind: surge.OrderEventKind(u.status), at: u.at})
 		}
 		if err := writePayments(ctx, tx, c); err != nil {
 			return err
 		}
+		events = append(events, c.events...)
 		rows += c.rows() - 1
 	}
 	if err := s.insertOrders(ctx, tx, orders); err != nil {
+		return err
+	}
+	if err := s.insertEvents(ctx, tx, events); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -223,7 +251,11 @@ func (s *Store) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 }
 
 func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []surge.Order) error {
+	if len(orders) == 0 {
+		return nil
+	}
 	args := s.args[:0]
+	first := int64(0) // seq of the first order inserted
 	for len(orders) > 0 {
 		n := min(len(orders), insertChunk)
 		args = args[:0]
@@ -239,12 +271,26 @@ func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []surge.Ord
 		if err != nil {
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		if err != nil {
 			return fmt.Errorf("sqlite: insert %d orders: %w", n, err)
+		}
+		if first == 0 {
+			last, err := res.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("sqlite: insert %d orders: %w", n, err)
+			}
+			first = last - int64(n) + 1
 		}
 		orders = orders[n:]
 	}
 	clear(args)
 	s.args = args
+	// Their reserved events, copied from the rows just written: the single
+	// writer gives them the seqs from first on, and one statement without
+	// a bound string costs far less than binding each order's fields again.
+	if _, err := tx.StmtContext(ctx, s.reservedEvents).ExecContext(ctx, first); err != nil {
+		return fmt.Errorf("sqlite: outbox reserved events: %w", err)
+	}
 	return nil
 }

@@ -44,6 +44,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Archive", func(t *testing.T) { testArchive(t, h) })
 	t.Run("Steer", func(t *testing.T) { testSteer(t, h) })
 	t.Run("Payments", func(t *testing.T) { testPayments(t, h) })
+	t.Run("Outbox", func(t *testing.T) { testOutbox(t, h) })
 }
 
 // holdSeconds is the hold of the suite's sales unless a test says otherwise.
