@@ -131,6 +131,11 @@ func Stats(g prometheus.Gatherer) (map[string]any, error) {
 		reclaimed, _ := value("surge_connections_reclaimed_total")
 		out["connections"] = map[string]int64{"open": int64(open), "idle": int64(idle), "refused": int64(refused), "reclaimed": int64(reclaimed)}
 	}
+	if lag, ok := value("surge_outbox_lag_events"); ok {
+		age, _ := value("surge_outbox_oldest_age_seconds")
+		pub, _ := value("surge_outbox_published_total")
+		out["outbox"] = map[string]any{"lag_events": int64(lag), "oldest_age_seconds": age, "published": int64(pub)}
+	}
 	if l, ok := value("surge_cluster_leader"); ok {
 		out["leader"] = l == 1
 	}

@@ -1,5 +1,6 @@
 // Package servicetest gives tests that need the real Redis and PostgreSQL
-// (cluster mode's) their addresses and an isolated dataset. The servers are
+// (cluster mode's), or NATS JetStream (the order events'), their addresses
+// and an isolated dataset. The servers are
 // the ones scripts/services.sh starts; SURGE_TEST_REDIS_URL and
 // SURGE_TEST_POSTGRES_URL point elsewhere. Tests fail, never skip, when a
 // server is missing: CI must not pass by testing nothing.
@@ -9,11 +10,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/surgehq/surge/redis"
 )
@@ -88,4 +92,84 @@ func forget(ctx context.Context, c redis.Client, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// NATSURL is the test NATS server (with JetStream).
+func NATSURL() string {
+	if u := os.Getenv("SURGE_TEST_NATS_URL"); u != "" {
+		return u
+	}
+	return "nats://127.0.0.1:4222"
+}
+
+// NATS connects to the test NATS server and returns a JetStream stream
+// name and subject prefix of the test's own, whose stream it deletes when
+// the test ends. It fails the test when NATS is unreachable.
+func NATS(t testing.TB) (nc *nats.Conn, stream, subject string) {
+	t.Helper()
+	nc, err := nats.Connect(NATSURL(), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("NATS at %s (scripts/services.sh starts it): %v", NATSURL(), err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	stream, subject = "T_"+id, "t_"+id
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if js, err := jetstream.New(nc); err == nil {
+			if err := js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Logf("delete stream %s: %v", stream, err)
+			}
+		}
+		nc.Close()
+	})
+	return nc, stream, subject
+}
+
+// StreamMsg is a message read back from a JetStream stream.
+type StreamMsg struct {
+	Subject, MsgID string
+	Data           []byte
+}
+
+// ReadStream reads every message of stream on subjects matching filter,
+// in the stream's order, with an ordered consumer.
+func ReadStream(t testing.TB, nc *nats.Conn, stream, filter string) []StreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatalf("consumer of %s (%s): %v", stream, filter, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatalf("consumer of %s: %v", stream, err)
+	}
+	want := int(info.NumPending)
+	var out []StreamMsg
+	for len(out) < want {
+		batch, err := cons.Fetch(min(want-len(out), 1000), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatalf("fetch from %s: %v", stream, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			out = append(out, StreamMsg{Subject: m.Subject(), MsgID: m.Headers().Get(jetstream.MsgIDHeader), Data: m.Data()})
+			n++
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatalf("fetch from %s: %v", stream, err)
+		}
+		if n == 0 {
+			t.Fatalf("read %d of the %d messages of %s (%s)", len(out), want, stream, filter)
+		}
+	}
+	return out
 }
