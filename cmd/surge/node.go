@@ -65,6 +65,8 @@ type server struct {
 	// waiting room, or when one with a waiting room is created here.
 	warnRoom func()
 
+	stopRelay func() // the order events' relay; nil without --nats-url
+
 	// Readiness (/readyz): draining after SIGTERM; storeDown is why the
 	// store's last probe failed, nil when it passed.
 	draining  atomic.Bool
@@ -274,6 +276,12 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 			break
 		}
 	}
+	if c.natsURL != "" {
+		if s.stopRelay, err = startRelay(c.natsURL, "surge "+c.nodeID, store, reg, log); err != nil {
+			return nil, err
+		}
+		undo = append(undo, s.stopRelay)
+	}
 	s.watchStore(ctx, b.ready)
 	undo = append(undo, s.stopWatch)
 	// reg is this node's own: nothing else can hold these names.
@@ -380,6 +388,9 @@ func (s *server) shutdown(timeout time.Duration) error {
 	s.stopWatch()
 	s.buyerRate.close()
 	s.saleRate.close()
+	if s.stopRelay != nil {
+		s.stopRelay() // what it did not publish waits in the outbox for the next start
+	}
 	err := s.store.Close()
 	stopTracing(s.tracing, s.log) // last: the store's own spans are in
 	if err != nil {

@@ -47,6 +47,8 @@ type serveConfig struct {
 	debugAddr          string
 	adminAddr          string
 
+	natsURL string // order events to NATS JetStream (docs/events.md)
+
 	// Cluster mode (docs/cluster.md): both set, or neither.
 	redisURL, postgresURL  string
 	redisPrefix, nodeID    string
@@ -174,6 +176,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.IntVar(&c.buckets, "cluster-buckets", c.buckets, "cluster mode: Redis slots the stock of each new sale is split over (for sales too hot for one Redis Cluster shard; 1-1024)")
 	fs.DurationVar(&c.leaseTTL, "cluster-lease-ttl", c.leaseTTL, "cluster mode: how long the leader's lease lasts unrenewed; a dead leader's jobs move to another node after it")
 	fs.DurationVar(&c.confirmAfter, "cluster-confirm-after", c.confirmAfter, "cluster mode: age at which the leader checks that a reservation in Redis reached PostgreSQL, and returns its units if not")
+	fs.StringVar(&c.natsURL, "nats-url", c.natsURL, "if set, publish every order change to this NATS server's JetStream (stream SURGE_ORDERS, subjects surge.orders.<sale>.<event>), e.g. nats://127.0.0.1:4222; purchases never wait on it (docs/events.md)")
 	fs.StringVar(&c.adminAddr, "admin-addr", c.adminAddr, "if set, serve the admin endpoints (and pprof) only on this private address; the public API then hides them and ignores the admin token")
 	fs.StringVar(&c.pidFile, "pid-file", c.pidFile, "file to write the serving process's pid to; an upgrade (SIGUSR2) rewrites it with the new process's, a clean stop removes it")
 	fs.StringVar(&c.corsOrigins, "cors-origins", c.corsOrigins, "comma-separated exact origins (e.g. https://shop.example.com) whose pages may call the API from the browser (CORS); no wildcard")

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/metrics"
+	"github.com/surgehq/surge/outbox"
+)
+
+// startRelay publishes the store's order events to NATS JetStream at url
+// (docs/events.md) until the returned stop is called. NATS being down
+// does not stop the start: the relay retries and the outbox waits.
+func startRelay(url, nodeName string, store surge.Store, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+	src, ok := store.(surge.Outbox)
+	if !ok {
+		return nil, fmt.Errorf("serve: --nats-url: the %T store has no outbox", store)
+	}
+	m, err := metrics.NewOutbox(reg)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := outbox.Connect(url, nodeName)
+	if err != nil {
+		return nil, errUsage{"serve: --nats-url: " + err.Error()}
+	}
+	r, err := outbox.New(nc, src, outbox.Config{Logger: log, Metrics: m})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	log.Info("publishing order events to NATS JetStream", "stream", outbox.DefaultStream)
+	return sync.OnceFunc(func() {
+		cancel()
+		wg.Wait()
+		nc.Close()
+	}), nil
+}
