@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start the services cluster mode and its tests need: Redis on 127.0.0.1:6379
 # and PostgreSQL on 127.0.0.1:5432 (database "test", trust auth for local
-# TCP). Each is started when down and installed from Debian's packages when
+# TCP), and NATS with JetStream on 127.0.0.1:4222 (the order events'). Each is started when down and installed from Debian's packages when
 # missing. Idempotent: running it when both are up only checks them.
 # Embedded mode (the default) needs neither. It also installs, when
 # missing, the tools of the observability tests: Prometheus and promtool
@@ -70,6 +70,20 @@ without_service_starts() {
   as_root rm -f /usr/sbin/policy-rc.d
   return "$rc"
 }
+
+# NATS with JetStream on 127.0.0.1:4222: the order events' stream
+# (docs/events.md). nats-server does not daemonize itself: setsid detaches
+# it from this shell; its store (-sd) survives restarts like a real one.
+nats_up() { timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222 && head -c 4 <&3' 2>/dev/null | grep -q INFO; }
+if ! nats_up; then
+  command -v nats-server >/dev/null || without_service_starts apt_install nats-server
+  as_root mkdir -p /var/lib/nats-server
+  as_root setsid nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log \
+    </dev/null >/dev/null 2>&1 &
+  wait_for nats nats_up
+fi
+echo "services: nats-server (JetStream) up on 127.0.0.1:4222"
+
 command -v promtool >/dev/null || without_service_starts apt_install prometheus
 command -v chromium >/dev/null || apt_install chromium
 echo "services: promtool and chromium installed"
