@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Start the services cluster mode and its tests need: Redis on 127.0.0.1:6379
 # and PostgreSQL on 127.0.0.1:5432 (database "test", trust auth for local
-# TCP), and NATS with JetStream on 127.0.0.1:4222 (the order events'). Each is started when down and installed from Debian's packages when
-# missing. Idempotent: running it when both are up only checks them.
+# TCP), and NATS with JetStream on 127.0.0.1:4222 (the order events'). Each
+# is started when down and installed from Debian's packages when missing.
+# Idempotent: running it when all are up only checks them.
 # Embedded mode (the default) needs neither. It also installs, when
 # missing, the tools of the observability tests: Prometheus and promtool
 # (deploy/observability), headless Chromium (the dashboard's test), and the
