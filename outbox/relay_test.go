@@ -71,6 +71,20 @@ func reserve(t *testing.T, s surge.Store, sale, prefix string, n, batch int) []s
 // run starts a relay of src and stops it when the test ends.
 func run(t *testing.T, src surge.Outbox, natsURL, stream, subject string, m *metrics.Outbox) {
 	t.Helper()
+	t.Cleanup(start(t, src, natsURL, stream, subject, m))
+}
+
+// runUntil starts a relay of src and returns what stops it (also called
+// when the test ends).
+func runUntil(t *testing.T, src surge.Outbox, natsURL, stream, subject string) func() {
+	t.Helper()
+	stop := sync.OnceFunc(start(t, src, natsURL, stream, subject, nil))
+	t.Cleanup(stop)
+	return stop
+}
+
+func start(t *testing.T, src surge.Outbox, natsURL, stream, subject string, m *metrics.Outbox) (stop func()) {
+	t.Helper()
 	nc, err := outbox.Connect(natsURL, "relay-test")
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +97,7 @@ func run(t *testing.T, src surge.Outbox, natsURL, stream, subject string, m *met
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait(); nc.Close() })
+	return func() { cancel(); wg.Wait(); nc.Close() }
 }
 
 // drained waits until src's outbox is empty.
