@@ -45,10 +45,14 @@ func (e OrderEvent) ID() string {
 // Outbox is what a store with a transactional outbox offers its relay.
 // One relay drains it at a time (cluster mode: the lease holder).
 type Outbox interface {
-	// PendingEvents returns up to limit unpublished events, oldest (lowest
-	// Seq) first; none when this node must not publish (cluster mode: it
-	// does not hold the relay's lease).
-	PendingEvents(ctx context.Context, limit int) ([]OrderEvent, error)
+	// PendingEvents returns up to limit unpublished events whose Seq is
+	// above after, oldest (lowest Seq) first; none when this node must not
+	// publish (cluster mode: it does not hold the relay's lease). The relay
+	// reads on from the last event it published while the removal of the
+	// earlier ones is under way, and from 0 once they are removed: an
+	// event whose transaction committed after a higher Seq was read (which
+	// PostgreSQL's sequences allow) is found then.
+	PendingEvents(ctx context.Context, after int64, limit int) ([]OrderEvent, error)
 	// EventsPublished removes events the relay published: every event of
 	// the slice, which PendingEvents returned.
 	EventsPublished(ctx context.Context, events []OrderEvent) error

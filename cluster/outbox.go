@@ -17,7 +17,7 @@ const outboxLease = "outbox"
 // PendingEvents implements surge.Outbox: the node holding the outbox
 // lease (taken or renewed here, every third of its time to live) reads
 // the events; any other node gets none.
-func (s *Store) PendingEvents(ctx context.Context, limit int) ([]surge.OrderEvent, error) {
+func (s *Store) PendingEvents(ctx context.Context, after int64, limit int) ([]surge.OrderEvent, error) {
 	if s.closed.Load() {
 		return nil, surge.ErrUnavailable
 	}
@@ -27,7 +27,7 @@ func (s *Store) PendingEvents(ctx context.Context, limit int) ([]surge.OrderEven
 	}
 	var evs []surge.OrderEvent
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-		evs, err = s.db.PendingEvents(ctx, *l, limit)
+		evs, err = s.db.PendingEvents(ctx, *l, after, limit)
 		return err
 	})
 	if err != nil {

@@ -47,7 +47,8 @@ type Config struct {
 	// Duplicates is the stream's duplicate window when the relay creates
 	// it (2 minutes): a repeat of an event within it is dropped.
 	Duplicates time.Duration
-	// Batch is how many events one round reads and publishes (1024).
+	// Batch is how many events one round reads and publishes (4096), all
+	// of them in flight at once.
 	Batch int
 	// Idle is how long the relay waits before looking again when the
 	// outbox was empty (20 ms): the delay of an event at low traffic.
@@ -75,7 +76,7 @@ func (c *Config) defaults() {
 		c.Subject = DefaultSubject
 	}
 	if c.Batch <= 0 {
-		c.Batch = 1024
+		c.Batch = 4096
 	}
 	def(&c.Duplicates, 2*time.Minute)
 	def(&c.Idle, 20*time.Millisecond)
@@ -125,90 +126,150 @@ func New(nc *nats.Conn, src surge.Outbox, cfg Config) (*Relay, error) {
 	return &Relay{cfg: cfg, src: src, js: js, log: cfg.Logger.With("stream", cfg.Stream)}, nil
 }
 
-// Run publishes until ctx ends.
+// Run publishes until ctx ends. Three things overlap so that the relay
+// keeps up with a spike: while JetStream acknowledges a batch the next one
+// is read, and a batch acknowledged is removed from the outbox by a
+// goroutine of its own while the following ones are published. A batch is
+// sent only once the one before was wholly acknowledged, so a failure
+// never lets a later event overtake an earlier one.
 func (r *Relay) Run(ctx context.Context) {
+	d := newDeleter(ctx, r)
+	defer d.stop()
+	var (
+		after   int64         // the last event sent; 0: read from the start
+		waiting *batch        // sent, its acknowledgements not yet awaited
+		retry   time.Duration // the wait before the next round after a failure
+	)
 	for ctx.Err() == nil {
-		r.refreshLag(ctx)
-		n, err := r.round(ctx)
-		if ctx.Err() != nil {
-			return
+		if retry > 0 {
+			sleep(ctx, retry)
+			retry = 0
 		}
-		if err != nil {
-			r.cfg.Metrics.Failed()
-			if !r.failing {
-				r.log.Warn("order events not published; retrying (purchases go on, the outbox grows)", "err", err)
-				r.failing = true
+		r.refreshLag(ctx)
+		if !r.ready {
+			if err := r.ensureStream(ctx); err != nil {
+				r.failed(err)
+				retry = r.cfg.Retry
+				continue
 			}
-			sleep(ctx, r.cfg.Retry)
+			r.ready = true
+		}
+		evs, readErr := r.src.PendingEvents(ctx, after, r.cfg.Batch)
+		if waiting != nil {
+			n, err := waiting.acks(ctx, r.cfg.AckTimeout)
+			d.remove(waiting.evs[:n])
+			waiting = nil
+			if err != nil {
+				// Read again from the first event not acknowledged, once
+				// the removals before it are done.
+				d.flush()
+				r.failed(err)
+				after, retry = 0, r.cfg.Retry
+				continue
+			}
+		}
+		if readErr != nil {
+			d.flush()
+			r.failed(readErr)
+			after, retry = 0, r.cfg.Retry
 			continue
 		}
-		if r.failing {
-			r.log.Info("order events published again")
-			r.failing = false
-		}
-		if n == 0 {
+		if len(evs) == 0 {
+			if err := d.flush(); err != nil {
+				r.failed(err)
+				after, retry = 0, r.cfg.Retry
+				continue
+			}
+			if after != 0 {
+				after = 0 // once more from the start: an event that committed late
+				continue
+			}
+			r.recovered()
 			sleep(ctx, r.cfg.Idle)
+			continue
+		}
+		b, err := r.send(evs)
+		if err != nil {
+			// The part sent is awaited with the next round; the rest is
+			// read again after the flush.
+			r.failed(err)
+			retry = r.cfg.Retry
+		}
+		if len(b.futures) > 0 {
+			waiting, after = b, b.evs[len(b.futures)-1].Seq
+		}
+		if err != nil {
+			if waiting != nil {
+				n, _ := waiting.acks(ctx, r.cfg.AckTimeout)
+				d.remove(waiting.evs[:n])
+				waiting = nil
+			}
+			d.flush()
+			after = 0
 		}
 	}
 }
 
-// round publishes one batch and returns how many events left the outbox.
-func (r *Relay) round(ctx context.Context) (int, error) {
-	if !r.ready {
-		if err := r.ensureStream(ctx); err != nil {
-			return 0, err
-		}
-		r.ready = true
+func (r *Relay) failed(err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the relay stops
 	}
-	evs, err := r.src.PendingEvents(ctx, r.cfg.Batch)
-	if err != nil || len(evs) == 0 {
-		return 0, err
+	r.cfg.Metrics.Failed()
+	if !r.failing {
+		r.log.Warn("order events not published; retrying (purchases go on, the outbox grows)", "err", err)
+		r.failing = true
 	}
-	n, err := r.publish(ctx, evs)
-	if n > 0 {
-		// The acknowledged prefix leaves the outbox even when the rest
-		// failed: it will not be published again.
-		if derr := r.src.EventsPublished(ctx, evs[:n]); derr != nil {
-			return 0, errors.Join(err, fmt.Errorf("outbox: remove published events: %w", derr))
-		}
-		r.cfg.Metrics.Published(n)
-	}
-	return n, err
 }
 
-// publish sends every event of the batch without waiting, then waits for
-// the acknowledgements, and returns the length of the prefix JetStream
-// acknowledged: the events after a failed one must go again, in order.
-func (r *Relay) publish(ctx context.Context, evs []surge.OrderEvent) (int, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(evs))
-	var sendErr error
+func (r *Relay) recovered() {
+	if r.failing {
+		r.log.Info("order events published again")
+		r.failing = false
+	}
+}
+
+// batch is events sent and the futures of their acknowledgements.
+type batch struct {
+	evs     []surge.OrderEvent
+	futures []jetstream.PubAckFuture
+}
+
+// send publishes the events without waiting for acknowledgements; on an
+// error the batch holds those sent before it.
+func (r *Relay) send(evs []surge.OrderEvent) (*batch, error) {
+	b := &batch{evs: evs, futures: make([]jetstream.PubAckFuture, 0, len(evs))}
 	for _, e := range evs {
 		msg, err := r.message(e)
 		if err != nil {
-			sendErr = err
-			break
+			return b, err
 		}
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID()), jetstream.WithExpectStream(r.cfg.Stream))
 		if err != nil {
-			sendErr = fmt.Errorf("outbox: publish %s: %w", e.ID(), err)
-			break
+			return b, fmt.Errorf("outbox: publish %s: %w", e.ID(), err)
 		}
-		futures = append(futures, f)
+		b.futures = append(b.futures, f)
 	}
-	wait := time.NewTimer(r.cfg.AckTimeout + time.Second) // the client's own timeout fires first
+	return b, nil
+}
+
+// acks waits for the batch's acknowledgements and returns the length of
+// the prefix JetStream acknowledged: the events after a failed one must go
+// again, in order.
+func (b *batch) acks(ctx context.Context, timeout time.Duration) (int, error) {
+	wait := time.NewTimer(timeout + time.Second) // the client's own timeout fires first
 	defer wait.Stop()
-	for i, f := range futures {
+	for i, f := range b.futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return i, fmt.Errorf("outbox: publish %s: %w", evs[i].ID(), err)
+			return i, fmt.Errorf("outbox: publish %s: %w", b.evs[i].ID(), err)
 		case <-wait.C:
-			return i, fmt.Errorf("outbox: publish %s: no acknowledgement", evs[i].ID())
+			return i, fmt.Errorf("outbox: publish %s: no acknowledgement", b.evs[i].ID())
 		case <-ctx.Done():
 			return i, ctx.Err()
 		}
 	}
-	return len(futures), sendErr
+	return len(b.futures), nil
 }
 
 // message is the event as published: subject surge.orders.<sale>.<event>

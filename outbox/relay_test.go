@@ -23,7 +23,7 @@ import (
 
 var t0 = time.Now().UTC().Truncate(time.Millisecond)
 
-func openStore(t *testing.T) *sqlite.Store {
+func openStore(t testing.TB) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{NoExpiry: true})
 	if err != nil {
@@ -33,7 +33,7 @@ func openStore(t *testing.T) *sqlite.Store {
 	return s
 }
 
-func createSale(t *testing.T, s surge.Store, id string, stock int64) {
+func createSale(t testing.TB, s surge.Store, id string, stock int64) {
 	t.Helper()
 	name, limit, hold := "Sale "+id, int64(2), int64(60)
 	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, HoldSeconds: &hold}, t0)
@@ -46,7 +46,7 @@ func createSale(t *testing.T, s surge.Store, id string, stock int64) {
 }
 
 // reserve buys n single units of sale in batches of batch, buyers prefix0…
-func reserve(t *testing.T, s surge.Store, sale, prefix string, n, batch int) []surge.Order {
+func reserve(t testing.TB, s surge.Store, sale, prefix string, n, batch int) []surge.Order {
 	t.Helper()
 	var orders []surge.Order
 	for i := 0; i < n; i += batch {
@@ -83,7 +83,7 @@ func runUntil(t *testing.T, src surge.Outbox, natsURL, stream, subject string) f
 	return stop
 }
 
-func start(t *testing.T, src surge.Outbox, natsURL, stream, subject string, m *metrics.Outbox) (stop func()) {
+func start(t testing.TB, src surge.Outbox, natsURL, stream, subject string, m *metrics.Outbox) (stop func()) {
 	t.Helper()
 	nc, err := outbox.Connect(natsURL, "relay-test")
 	if err != nil {
@@ -101,9 +101,11 @@ func start(t *testing.T, src surge.Outbox, natsURL, stream, subject string, m *m
 }
 
 // drained waits until src's outbox is empty.
-func drained(t *testing.T, src surge.Outbox) {
+func drained(t testing.TB, src surge.Outbox) { drainedWithin(t, src, time.Minute) }
+
+func drainedWithin(t testing.TB, src surge.Outbox, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(d)
 	for {
 		n, _, err := src.OutboxBacklog(t.Context())
 		if err != nil {
@@ -115,7 +117,7 @@ func drained(t *testing.T, src surge.Outbox) {
 		if time.Now().After(deadline) {
 			t.Fatalf("outbox still holds %d events", n)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

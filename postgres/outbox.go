@@ -45,15 +45,16 @@ func InsertEvent(ctx context.Context, tx pgx.Tx, saleID, orderID string, kind su
 	return nil
 }
 
-// PendingEvents returns up to limit events, lowest seq first, if the lease
-// l is still held; none otherwise. A seq taken by a transaction still in
-// flight may commit after a higher one was read: its event is published
-// later, and EventsPublished deletes by seq, so none is skipped.
-func (d *DB) PendingEvents(ctx context.Context, l Lease, limit int) ([]surge.OrderEvent, error) {
+// PendingEvents returns up to limit events above after, lowest seq first,
+// if the lease l is still held; none otherwise. A seq taken by a
+// transaction still in flight may commit after a higher one was read: the
+// relay finds its event when it reads from 0 again, and EventsPublished
+// deletes by seq, so none is skipped.
+func (d *DB) PendingEvents(ctx context.Context, l Lease, after int64, limit int) ([]surge.OrderEvent, error) {
 	rows, err := d.pool.Query(ctx, `SELECT x.seq, x.event, x.at, COALESCE(x.ref, ''), o.id, o.sale_id, o.user_id, o.quantity,
 		o.status, o.idem_key, o.created_at, o.expires_at
-		FROM outbox x JOIN orders o ON o.id = x.order_id WHERE `+fence(2)+` ORDER BY x.seq LIMIT $1`,
-		limit, l.Name, l.Holder, l.Token)
+		FROM outbox x JOIN orders o ON o.id = x.order_id WHERE x.seq > $5 AND `+fence(2)+` ORDER BY x.seq LIMIT $1`,
+		limit, l.Name, l.Holder, l.Token, after)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read outbox: %w", err)
 	}

@@ -96,9 +96,9 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []event) er
 }
 
 // PendingEvents implements surge.Outbox.
-func (s *Store) PendingEvents(ctx context.Context, limit int) ([]surge.OrderEvent, error) {
+func (s *Store) PendingEvents(ctx context.Context, after int64, limit int) ([]surge.OrderEvent, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT x.seq, x.event, x.at, x.ref, o.id, o.sale_id, o.user_id, o.quantity, o.status,
-		o.idempotency_key, o.created_at, o.expires_at FROM outbox x JOIN orders o ON o.id = x.order_id ORDER BY x.seq LIMIT ?`, limit)
+		o.idempotency_key, o.created_at, o.expires_at FROM outbox x JOIN orders o ON o.id = x.order_id WHERE x.seq > ? ORDER BY x.seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, s.unavailable(fmt.Errorf("sqlite: read outbox: %w", err))
 	}

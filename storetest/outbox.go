@@ -19,7 +19,7 @@ func (e *env) outbox() surge.Outbox {
 
 func (e *env) pending(limit int) []surge.OrderEvent {
 	e.t.Helper()
-	evs, err := e.outbox().PendingEvents(e.ctx, limit)
+	evs, err := e.outbox().PendingEvents(e.ctx, 0, limit)
 	if err != nil {
 		e.t.Fatalf("PendingEvents: %v", err)
 	}
@@ -115,6 +115,10 @@ func testOutbox(t *testing.T, h Harness) {
 		e.wantBacklog(7, o1.CreatedAt)
 		if n := len(e.pending(3)); n != 3 {
 			t.Errorf("PendingEvents(3) = %d events", n)
+		}
+		after, err := e.outbox().PendingEvents(e.ctx, got[4].Seq, 1000)
+		if err != nil || len(after) != 2 || after[0].Seq != got[5].Seq {
+			t.Errorf("PendingEvents after the fifth = %v, %v; want the last two", kinds(after), err)
 		}
 
 		// Durable like the changes: a reopened store holds them all.

@@ -1,0 +1,69 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/surgehq/surge"
+)
+
+// deleter removes acknowledged batches from the outbox, in order, on a
+// goroutine of its own, so the relay publishes the next batches meanwhile
+// (a removal is a durable commit of the store).
+type deleter struct {
+	r       *Relay
+	queue   chan []surge.OrderEvent
+	pending sync.WaitGroup // batches queued and not yet removed
+	mu      sync.Mutex
+	err     error // the first failed removal since the last flush
+	done    chan struct{}
+}
+
+func newDeleter(ctx context.Context, r *Relay) *deleter {
+	d := &deleter{r: r, queue: make(chan []surge.OrderEvent, 4), done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		for evs := range d.queue {
+			// WithoutCancel: a batch JetStream acknowledged is removed even
+			// while the relay stops, or it would go again at the next start.
+			if err := r.src.EventsPublished(context.WithoutCancel(ctx), evs); err != nil {
+				d.mu.Lock()
+				if d.err == nil {
+					d.err = fmt.Errorf("outbox: remove published events: %w", err)
+				}
+				d.mu.Unlock()
+			} else {
+				r.cfg.Metrics.Published(len(evs))
+			}
+			d.pending.Done()
+		}
+	}()
+	return d
+}
+
+// remove queues an acknowledged batch (blocking while four are queued).
+func (d *deleter) remove(evs []surge.OrderEvent) {
+	if len(evs) == 0 {
+		return
+	}
+	d.pending.Add(1)
+	d.queue <- evs
+}
+
+// flush waits until every queued batch is removed and returns the first
+// failure since the last flush: its events are still in the outbox, and
+// will be published again (JetStream drops the repeats).
+func (d *deleter) flush() error {
+	d.pending.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.err
+	d.err = nil
+	return err
+}
+
+func (d *deleter) stop() {
+	close(d.queue)
+	<-d.done
+}
