@@ -83,6 +83,6 @@ func BenchmarkRelaySpike(b *testing.B) {
 	sampler.Wait()
 	b.ReportMetric(float64(b.N)/spike.Seconds(), "reservations/s")
 	b.ReportMetric(float64(maxLag.Load()), "max_lag_events")
-	b.ReportMetric((total - spike).Seconds()*1000, "drain_ms")
+	b.ReportMetric((total-spike).Seconds()*1000, "drain_ms")
 	b.ReportMetric(float64(b.N)/total.Seconds(), "published/s")
 }
