@@ -30,21 +30,6 @@ func outboxEventSQL(from, kind, at string) string {
 	return `INSERT INTO outbox (sale_id, order_id, event, at) SELECT sale_id, id, ` + kind + `, ` + at + ` FROM ` + from
 }
 
-// InsertEvent writes one event of an order in tx: for a change made in a
-// transaction of the caller's (refund_due, with the payment as ref).
-func InsertEvent(ctx context.Context, tx pgx.Tx, saleID, orderID string, kind surge.OrderEventKind, at time.Time, ref string) error {
-	var r *string
-	if ref != "" {
-		r = &ref
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref) VALUES ($1, $2, $3, $4, $5)`,
-		saleID, orderID, string(kind), at, r)
-	if err != nil {
-		return fmt.Errorf("postgres: outbox event %s of order %s: %w", kind, orderID, err)
-	}
-	return nil
-}
-
 // PendingEvents returns up to limit events above after, lowest seq first,
 // if the lease l is still held; none otherwise. A seq taken by a
 // transaction still in flight may commit after a higher one was read: the
