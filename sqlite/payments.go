@@ -112,7 +112,10 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		}
 		p.Status = surge.Decide(p.PaymentEvent, &sale, &o, payable)
 		if p.Status == surge.PaymentPaid {
-			c.updates = []update{{id: o.ID, status: surge.OrderPaid, at: now}}
+			c.updates = []update{{id: o.ID, sale: o.SaleID, status: surge.OrderPaid, at: now}}
+		}
+		if p.Status == surge.PaymentRefundDue {
+			c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID}}
 		}
 	case surge.PaymentFailed:
 		p.Status = surge.PaymentFailedStatus
