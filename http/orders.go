@@ -77,13 +77,8 @@ func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
 // memory. The write deadline moves forward with progress, so a long export
 // is not cut by the server's write timeout but a stalled client still is.
 func (s *Server) exportOrders(w http.ResponseWriter, r *http.Request) {
-	if err := s.auth.admin(r); err != nil {
-		unauthenticated(w, err)
-		return
-	}
-	id, ok := pathID(r)
+	id, ok := s.adminSaleID(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
 		return
 	}
 	if _, err := s.svc.Sale(id); err != nil {

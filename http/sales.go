@@ -124,13 +124,8 @@ func decodeCursor(s string, archived bool) (engine.SaleCursor, bool) {
 // archiveSale takes an ended sale out of service (admin); archiving an
 // archived sale answers the same 200.
 func (s *Server) archiveSale(w http.ResponseWriter, r *http.Request) {
-	if err := s.auth.admin(r); err != nil {
-		unauthenticated(w, err)
-		return
-	}
-	id, ok := pathID(r)
+	id, ok := s.adminSaleID(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
 		return
 	}
 	st, err := s.svc.Archive(r.Context(), id)

@@ -255,6 +255,20 @@ const drainLimit = 256 << 10
 func drain(body io.Reader) { _, _ = io.CopyN(io.Discard, body, drainLimit) }
 
 // pathID returns the {id} path value if it is a valid id.
+// adminSaleID authorizes an admin request on a sale's path and returns
+// the sale's id; false once it has answered 401 or 404.
+func (s *Server) adminSaleID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if err := s.auth.admin(r); err != nil {
+		unauthenticated(w, err)
+		return "", false
+	}
+	id, ok := pathID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
+	}
+	return id, ok
+}
+
 func pathID(r *http.Request) (string, bool) {
 	id := r.PathValue("id")
 	return id, surge.ValidID(id)

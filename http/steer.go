@@ -14,13 +14,8 @@ import (
 // updateSale steers a sale in service (admin): PATCH /v1/sales/{id} with
 // any of paused, name, stock, per_user_limit, ends_at, hold_seconds.
 func (s *Server) updateSale(w http.ResponseWriter, r *http.Request) {
-	if err := s.auth.admin(r); err != nil {
-		unauthenticated(w, err)
-		return
-	}
-	id, ok := pathID(r)
+	id, ok := s.adminSaleID(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
 		return
 	}
 	body, ok := readBody(w, r, MaxSaleBody)
