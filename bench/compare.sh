@@ -53,7 +53,7 @@ start_surge() {
   wait_up http://127.0.0.1:8091/readyz
 }
 stop_surge() { kill "$surge_pid"; wait "$surge_pid" || true; }
-admin=(-H 'Authorization: Bearer bench')
+admin=(-H 'Authorization: Bearer bench-admin-token')
 
 "$work/ceiling" -addr 127.0.0.1:8090 & ceiling_pid=$!; pids+=($ceiling_pid)
 wait_up_any() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; exit 1; }
