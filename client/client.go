@@ -1,6 +1,9 @@
-// Package client is a small Go client for Surge's HTTP API, used by the
-// command line and by tools that drive a running server. It sends and
-// reads the objects declared in package api.
+// Package client is a Go client for the whole of Surge's HTTP API
+// (docs/api.md): buyer calls (purchases, orders, the waiting room), the
+// operator's calls (sales, the order export, manual payment), with
+// retries on 429 and 503 that honour Retry-After. It sends and reads the
+// objects declared in package api, and its errors match the root
+// package's sentinels. The command line and the load generator use it.
 package client
 
 import (
@@ -11,205 +14,231 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/surgehq/surge/api"
 )
 
-// Client talks to one Surge server.
+// Client talks to one Surge server as one caller. Its zero value is not
+// usable: build it with New. A Client is safe for concurrent use as long
+// as its fields are not changed meanwhile; AsBuyer and AsUser return
+// copies for other callers.
 type Client struct {
 	BaseURL    string // e.g. http://127.0.0.1:8080
-	AdminToken string
-	HTTP       *http.Client
+	AdminToken string // the operator's bearer token, for admin calls
+	// BuyerToken is a buyer's JWT (Authorization: Bearer); it identifies
+	// the buyer of purchases, queue joins and order calls.
+	BuyerToken string
+	// UserID is sent as X-User-ID when BuyerToken is empty: the buyer's
+	// identity on a server run with --insecure-user-header (development).
+	UserID string
+	HTTP   *http.Client
+	// Retry bounds the retries on 429 and 503; the zero value is the
+	// defaults (see RetryPolicy), MaxAttempts 1 turns retrying off.
+	Retry RetryPolicy
 }
 
-// New returns a client for baseURL with a 30 s request timeout.
+// DefaultTimeout bounds each request of a client made by New (streams,
+// the export and the queue's events, are exempt).
+const DefaultTimeout = 30 * time.Second
+
+// New returns a client for baseURL acting as the operator holding
+// adminToken ("" for none), with a DefaultTimeout per request and the
+// default retry policy.
 func New(baseURL, adminToken string) *Client {
 	return &Client{
 		BaseURL:    strings.TrimRight(baseURL, "/"),
 		AdminToken: adminToken,
-		HTTP:       &http.Client{Timeout: 30 * time.Second},
+		HTTP:       &http.Client{Timeout: DefaultTimeout},
 	}
+}
+
+// AsBuyer returns a copy of c that acts as the buyer of the JWT token.
+func (c *Client) AsBuyer(token string) *Client {
+	b := *c
+	b.BuyerToken, b.UserID = token, ""
+	return &b
+}
+
+// AsUser returns a copy of c that acts as buyer id through X-User-ID,
+// which only a server run with --insecure-user-header accepts.
+func (c *Client) AsUser(id string) *Client {
+	b := *c
+	b.BuyerToken, b.UserID = "", id
+	return &b
 }
 
 // ErrNoAdminToken is returned, before anything is sent, by a call that
 // needs the admin token when the client has none.
 var ErrNoAdminToken = errors.New("no admin token")
 
-// APIError is an error answer of the API.
-type APIError struct {
-	Status  int
-	Code    string
-	Message string
+// ErrNoBuyer is returned, before anything is sent, by a buyer's call when
+// the client has neither a BuyerToken nor a UserID.
+var ErrNoBuyer = errors.New("no buyer identity: set a buyer token (AsBuyer) or a user id (AsUser)")
+
+// who is the credential a call sends.
+type who int
+
+const (
+	anyone       who = iota // nothing
+	admin                   // the admin token, required
+	buyer                   // the buyer's identity, required
+	buyerOrAdmin            // the buyer's identity, else the admin token
+)
+
+// safety says which refusals a call may be sent again after.
+type safety int
+
+const (
+	// idempotent: sending it twice does what sending it once does, so
+	// every 429 and 503 is retried, also a 503 after which the first
+	// attempt may have taken effect (unavailable: the commit wait ran
+	// out).
+	idempotent safety = iota
+	// once: a second effect would differ (a cancel of a cancelled order
+	// answers 409), so only refusals that guarantee nothing was done are
+	// retried: 429, and 503 overloaded.
+	once
+	// noRetry: the caller handles refusals (streams fall back to
+	// polling).
+	noRetry
+)
+
+// call is one API request, sent again as it is on every retry.
+type call struct {
+	method, path string
+	who          who
+	body         []byte
+	header       http.Header
+	safety       safety
+	stream       bool // no per-request timeout: the answer lasts
 }
 
-func (e *APIError) Error() string {
-	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
-}
-
-// CreateSale creates a sale (admin).
-func (c *Client) CreateSale(ctx context.Context, s api.NewSale) (api.Sale, error) {
-	var out api.Sale
-	err := c.do(ctx, http.MethodPost, "/v1/sales", true, s, &out)
-	return out, err
-}
-
-// Sales lists every sale not archived, oldest first, following the
-// listing's cursors page by page.
-func (c *Client) Sales(ctx context.Context) ([]api.Sale, error) { return c.allSales(ctx, false) }
-
-// ArchivedSales lists every archived sale, oldest first.
-func (c *Client) ArchivedSales(ctx context.Context) ([]api.Sale, error) { return c.allSales(ctx, true) }
-
-func (c *Client) allSales(ctx context.Context, archived bool) ([]api.Sale, error) {
-	var all []api.Sale
-	cursor := ""
-	for {
-		page, next, err := c.SalesPage(ctx, archived, cursor, 0)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page...)
-		if next == "" {
-			return all, nil
-		}
-		if next == cursor || len(page) == 0 {
-			// A server that does not move on would loop forever.
-			return nil, fmt.Errorf("list sales: the server answered an empty page or the same cursor again")
-		}
-		cursor = next
-	}
-}
-
-// SalesPage reads one page of the listing: after cursor ("" for the
-// first page), at most limit sales (0: the server's default). next is ""
-// on the last page.
-func (c *Client) SalesPage(ctx context.Context, archived bool, cursor string, limit int) (page []api.Sale, next string, err error) {
-	q := url.Values{}
-	if archived {
-		q.Set("archived", "true")
-	}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	path := "/v1/sales"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	var out api.SalesPage
-	err = c.do(ctx, http.MethodGet, path, false, nil, &out)
-	return out.Sales, out.NextCursor, err
-}
-
-// ArchiveSale takes an ended sale out of service (admin); archiving an
-// archived sale answers it again.
-func (c *Client) ArchiveSale(ctx context.Context, id string) (api.Sale, error) {
-	var out api.Sale
-	err := c.do(ctx, http.MethodPost, "/v1/sales/"+url.PathEscape(id)+"/archive", true, nil, &out)
-	return out, err
-}
-
-// UpdateSale steers a sale in service (admin): the fields p sets change,
-// the others stay.
-func (c *Client) UpdateSale(ctx context.Context, id string, p api.SalePatch) (api.Sale, error) {
-	var out api.Sale
-	err := c.do(ctx, http.MethodPatch, "/v1/sales/"+url.PathEscape(id), true, p, &out)
-	return out, err
-}
-
-// Sale fetches one sale.
-func (c *Client) Sale(ctx context.Context, id string) (api.Sale, error) {
-	var out api.Sale
-	err := c.do(ctx, http.MethodGet, "/v1/sales/"+url.PathEscape(id), false, nil, &out)
-	return out, err
-}
-
-// Orders streams every order of a sale from the admin export to fn.
-func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) error) error {
-	req, err := c.request(ctx, http.MethodGet, "/v1/sales/"+url.PathEscape(saleID)+"/orders", true, nil)
-	if err != nil {
-		return err
-	}
-	// Exports can be long; the per-request timeout does not apply.
-	hc := *c.HTTP
-	hc.Timeout = 0
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return decodeError(resp)
-	}
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var o api.Order
-		if err := dec.Decode(&o); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("read export: %w", err)
-		}
-		if err := fn(o); err != nil {
-			return err
-		}
-	}
-}
-
-func (c *Client) request(ctx context.Context, method, path string, admin bool, body any) (*http.Request, error) {
-	var rd io.Reader
+func (c *Client) newCall(method, path string, w who, body any) (*call, error) {
+	cl := &call{method: method, path: path, who: w, header: http.Header{}}
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s %s: %w", method, path, err)
 		}
-		rd = bytes.NewReader(b)
+		cl.body = b
+		cl.header.Set("Content-Type", "application/json")
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	return cl, nil
+}
+
+// request builds one attempt of cl.
+func (c *Client) request(ctx context.Context, cl *call) (*http.Request, error) {
+	var rd io.Reader
+	if cl.body != nil {
+		rd = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, c.BaseURL+cl.path, rd)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	for k, v := range cl.header {
+		req.Header[k] = v
 	}
-	if admin {
+	w := cl.who
+	if w == buyerOrAdmin {
+		w = buyer
+		if c.BuyerToken == "" && c.UserID == "" {
+			w = admin
+		}
+	}
+	switch w {
+	case admin:
 		if c.AdminToken == "" {
-			return nil, fmt.Errorf("%s %s: %w", method, path, ErrNoAdminToken)
+			return nil, fmt.Errorf("%s %s: %w", cl.method, cl.path, ErrNoAdminToken)
 		}
 		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+	case buyer:
+		switch {
+		case c.BuyerToken != "":
+			req.Header.Set("Authorization", "Bearer "+c.BuyerToken)
+		case c.UserID != "":
+			req.Header.Set("X-User-ID", c.UserID)
+		default:
+			return nil, fmt.Errorf("%s %s: %w", cl.method, cl.path, ErrNoBuyer)
+		}
 	}
 	return req, nil
 }
 
-func (c *Client) do(ctx context.Context, method, path string, admin bool, body, out any) error {
-	req, err := c.request(ctx, method, path, admin, body)
-	if err != nil {
-		return err
+// send sends cl, retrying refusals as cl.safety and c.Retry allow, and
+// returns the first answer below 300 with its body open for the caller to
+// read and close. Any other answer is an *APIError.
+func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
 	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return err
+	if cl.stream && hc.Timeout != 0 {
+		cp := *hc
+		cp.Timeout = 0
+		hc = &cp
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return decodeError(resp)
+	pol := c.Retry.withDefaults()
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		req, err := c.request(ctx, cl)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode < 300 {
+			return resp, nil
+		}
+		ae := decodeError(resp)
+		resp.Body.Close()
+		ae.Attempts = attempt
+		if !cl.retryable(ae) {
+			return nil, ae
+		}
+		wait, ok := pol.wait(attempt, ae.RetryAfter, time.Since(start))
+		if !ok {
+			return nil, ae
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			// Both: the caller cancelled, and what the server said last.
+			return nil, fmt.Errorf("%w while waiting to retry after %w", ctx.Err(), ae)
+		case <-t.C:
+		}
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s %s: %w", method, path, err)
-	}
-	return nil
 }
 
-func decodeError(resp *http.Response) error {
-	var e api.ErrorBody
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
-		return &APIError{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(b))}
+// retryable reports whether the refusal ae may be answered by sending cl
+// again.
+func (cl *call) retryable(ae *APIError) bool {
+	switch {
+	case cl.safety == noRetry:
+		return false
+	case ae.Status == http.StatusTooManyRequests:
+		return true
+	case ae.Status != http.StatusServiceUnavailable:
+		return false
 	}
-	return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+	return cl.safety == idempotent || ae.Code == "overloaded"
+}
+
+// do sends cl and decodes its answer into out (nil: the body is ignored).
+func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error) {
+	resp, err := c.send(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return resp.Header, nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return nil, fmt.Errorf("decode %s %s: %w", cl.method, cl.path, err)
+	}
+	return resp.Header, nil
 }

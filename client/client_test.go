@@ -4,39 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/client"
-	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
-	"github.com/surgehq/surge/sqlite"
 )
-
-const token = "client-test-admin-token"
-
-// serve runs the real API over an engine and a SQLite store.
-func serve(t *testing.T, now func() time.Time) (*client.Client, *engine.Engine) {
-	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.Open(ctx, st, engine.Config{Now: now, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: token, Logger: log}))
-	t.Cleanup(func() { srv.Close(); eng.Close(); st.Close() })
-	return client.New(srv.URL, token), eng
-}
 
 // Sales follows the listing's cursors, so it sees every sale however many
 // pages they take (issue 9, item 12: the listing is paginated).

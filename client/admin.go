@@ -1,0 +1,143 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/surgehq/surge/api"
+)
+
+// CreateSale creates a sale (admin). It is retried only on refusals that
+// created nothing (429, 503 overloaded): after a 503 unavailable the sale
+// may exist, and a second create would answer 409 sale_exists.
+func (c *Client) CreateSale(ctx context.Context, s api.NewSale) (api.Sale, error) {
+	var out api.Sale
+	cl, err := c.newCall(http.MethodPost, "/v1/sales", admin, s)
+	if err != nil {
+		return out, err
+	}
+	cl.safety = once
+	_, err = c.do(ctx, cl, &out)
+	return out, err
+}
+
+// Sales lists every sale not archived, oldest first, following the
+// listing's cursors page by page.
+func (c *Client) Sales(ctx context.Context) ([]api.Sale, error) { return c.allSales(ctx, false) }
+
+// ArchivedSales lists every archived sale, oldest first.
+func (c *Client) ArchivedSales(ctx context.Context) ([]api.Sale, error) { return c.allSales(ctx, true) }
+
+func (c *Client) allSales(ctx context.Context, archived bool) ([]api.Sale, error) {
+	var all []api.Sale
+	cursor := ""
+	for {
+		page, next, err := c.SalesPage(ctx, archived, cursor, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		if next == cursor || len(page) == 0 {
+			// A server that does not move on would loop forever.
+			return nil, fmt.Errorf("list sales: the server answered an empty page or the same cursor again")
+		}
+		cursor = next
+	}
+}
+
+// SalesPage reads one page of the listing: after cursor ("" for the
+// first page), at most limit sales (0: the server's default). next is ""
+// on the last page.
+func (c *Client) SalesPage(ctx context.Context, archived bool, cursor string, limit int) (page []api.Sale, next string, err error) {
+	q := url.Values{}
+	if archived {
+		q.Set("archived", "true")
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/sales"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out api.SalesPage
+	cl, _ := c.newCall(http.MethodGet, path, anyone, nil)
+	_, err = c.do(ctx, cl, &out)
+	return out.Sales, out.NextCursor, err
+}
+
+// Sale fetches one sale.
+func (c *Client) Sale(ctx context.Context, id string) (api.Sale, error) {
+	var out api.Sale
+	cl, _ := c.newCall(http.MethodGet, salePath(id), anyone, nil)
+	_, err := c.do(ctx, cl, &out)
+	return out, err
+}
+
+// UpdateSale steers a sale in service (admin): the fields p sets change,
+// the others stay. Setting the same fields twice changes nothing more,
+// so every refusal is retried.
+func (c *Client) UpdateSale(ctx context.Context, id string, p api.SalePatch) (api.Sale, error) {
+	var out api.Sale
+	cl, err := c.newCall(http.MethodPatch, salePath(id), admin, p)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, cl, &out)
+	return out, err
+}
+
+// ArchiveSale takes an ended sale out of service (admin); archiving an
+// archived sale answers it again.
+func (c *Client) ArchiveSale(ctx context.Context, id string) (api.Sale, error) {
+	var out api.Sale
+	cl, _ := c.newCall(http.MethodPost, salePath(id)+"/archive", admin, nil)
+	_, err := c.do(ctx, cl, &out)
+	return out, err
+}
+
+// Orders streams every order of a sale from the admin export to fn, in
+// creation order; an error of fn ends the export and is returned. An
+// export the server cut short is an error, never a shorter list.
+func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) error) error {
+	cl, _ := c.newCall(http.MethodGet, salePath(saleID)+"/orders", admin, nil)
+	cl.stream = true // exports can be long: no per-request timeout
+	resp, err := c.send(ctx, cl)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var o api.Order
+		if err := dec.Decode(&o); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read export: %w", err)
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+}
+
+// PayOrder settles an order by hand (admin): it becomes paid and a manual
+// payment of its amount is recorded. Retried only on refusals that paid
+// nothing (429, 503 overloaded): paying a paid order answers 409.
+func (c *Client) PayOrder(ctx context.Context, id string) (api.Order, error) {
+	return c.orderCall(ctx, http.MethodPost, orderPath(id)+"/pay", admin, once)
+}
+
+func salePath(id string) string  { return "/v1/sales/" + url.PathEscape(id) }
+func orderPath(id string) string { return "/v1/orders/" + url.PathEscape(id) }

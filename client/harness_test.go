@@ -1,0 +1,122 @@
+package client_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/sqlite"
+	"github.com/surgehq/surge/waitroom"
+)
+
+const token = "client-test-admin-token"
+
+var (
+	jwtSecret  = []byte("client-test-jwt-secret-of-32-bytes..")
+	roomSecret = []byte("client-test waiting-room secret, 32 b")
+)
+
+// server is the real API over an engine and a SQLite store in a temp
+// dir, its requests counted by method and route.
+type server struct {
+	url    string
+	eng    *engine.Engine
+	mu     sync.Mutex
+	counts map[string]int // "GET /v1/sales/{id}/queue" → requests
+}
+
+type serverOptions struct {
+	now       func() time.Time // nil: time.Now
+	buyerRate engine.RateLimiter
+	// wrap puts a handler in front of the API (faults for retry tests).
+	wrap func(http.Handler) http.Handler
+}
+
+func newServer(t *testing.T, opt serverOptions) *server {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	room, err := waitroom.New(waitroom.Config{Secret: roomSecret, Now: opt.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.Open(ctx, st, engine.Config{Now: opt.now, Logger: log, WaitingRoom: room, BuyerRate: opt.buyerRate,
+		PurchaseTimeout: time.Minute}) // -race on a loaded machine
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := surgehttp.New(eng, surgehttp.Config{AdminToken: token, JWTSecret: jwtSecret, InsecureUserHeader: true,
+		Logger: log, WaitingRoom: room})
+	s := &server{eng: eng, counts: map[string]int{}}
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.counts[r.Method+" "+r.URL.Path]++
+		s.mu.Unlock()
+		api.ServeHTTP(w, r)
+	})
+	if opt.wrap != nil {
+		h = opt.wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	// Open queue streams would hold Close until their clients leave.
+	t.Cleanup(func() { api.CloseStreams(); srv.Close(); eng.Close(); st.Close() })
+	s.url = srv.URL
+	return s
+}
+
+func (s *server) count(methodPath string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[methodPath]
+}
+
+// serve runs the real API with the engine's clock now; the client is the
+// operator's.
+func serve(t *testing.T, now func() time.Time) (*client.Client, *engine.Engine) {
+	s := newServer(t, serverOptions{now: now})
+	return client.New(s.url, token), s.eng
+}
+
+// buyerJWT is a valid HS256 buyer token of user.
+func buyerJWT(t *testing.T, user string) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwtSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// createSale creates a live sale with stock units and per-user limit.
+func createSale(t *testing.T, c *client.Client, id string, stock, limit int64) api.Sale {
+	t.Helper()
+	s, err := c.CreateSale(t.Context(), api.NewSale{ID: &id, Name: new("Sale " + id), Stock: &stock, PerUserLimit: &limit, PriceCents: new(int64(1500))})
+	if err != nil {
+		t.Fatalf("create sale %s: %v", id, err)
+	}
+	return s
+}
+
+// exported is the admin export of a sale.
+func exported(t *testing.T, c *client.Client, saleID string) []api.Order {
+	t.Helper()
+	var out []api.Order
+	if err := c.Orders(t.Context(), saleID, func(o api.Order) error { out = append(out, o); return nil }); err != nil {
+		t.Fatalf("export %s: %v", saleID, err)
+	}
+	return out
+}

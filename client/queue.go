@@ -1,0 +1,195 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/surgehq/surge/api"
+)
+
+// ticketHeader is http.TicketHeader; the client does not import the
+// server to name it.
+const ticketHeader = "Waiting-Room-Ticket"
+
+// Queue statuses (api.Queue.Status).
+const (
+	QueueWaiting  = "waiting"
+	QueueAdmitted = "admitted"
+	QueueExpired  = "expired"
+)
+
+// ErrAdmissionExpired is returned when a buyer's admission is over: it
+// cannot buy with this place again, and joining again returns the same,
+// expired place.
+var ErrAdmissionExpired = errors.New("the admission to the waiting room has expired; joining again does not renew it")
+
+// errStreamCut: a queue stream ended before its last event (the server
+// shut down, or the stream reached its age and the client must reconnect).
+var errStreamCut = errors.New("queue stream ended before admission or expiry")
+
+// JoinQueue takes (or returns) the client's buyer's place in a sale's
+// waiting room. Joining is idempotent per buyer, so it is retried like a
+// read.
+func (c *Client) JoinQueue(ctx context.Context, saleID string) (api.Queue, error) {
+	var q api.Queue
+	cl, _ := c.newCall(http.MethodPost, salePath(saleID)+"/queue", buyer, nil)
+	_, err := c.do(ctx, cl, &q)
+	return q, err
+}
+
+// QueueStatus reads the place of ticket's holder, fresh; its ticket is as
+// good as the one sent. The ticket is the only credential.
+func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Queue, error) {
+	var q api.Queue
+	cl, _ := c.newCall(http.MethodGet, salePath(saleID)+"/queue", anyone, nil)
+	cl.header.Set(ticketHeader, ticket)
+	_, err := c.do(ctx, cl, &q)
+	return q, err
+}
+
+// WatchQueue follows the place of ticket's holder on the server's event
+// stream, calling fn with every position it reports and then with the
+// admission or expiry, after which it returns nil. An error of fn ends
+// the stream and is returned. A refused stream is an *APIError (429: the
+// buyer or the address holds its share of streams, 503: too many open;
+// poll with QueueStatus instead), and so is the stream's own "error"
+// event (Status 0). A stream cut before its last event is an error too.
+func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(api.Queue) error) error {
+	cl, _ := c.newCall(http.MethodGet, salePath(saleID)+"/queue/events", anyone, nil)
+	cl.header.Set(ticketHeader, ticket)
+	cl.header.Set("Accept", "text/event-stream")
+	cl.stream, cl.safety = true, noRetry
+	resp, err := c.send(ctx, cl)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	var event string
+	var data []string
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err == io.EOF {
+				return errStreamCut
+			}
+			return fmt.Errorf("read queue stream: %w", err)
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line != "" {
+			// field: value; comments (":…") and retry are skipped.
+			name, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch name {
+			case "event":
+				event = value
+			case "data":
+				data = append(data, value)
+			}
+			continue
+		}
+		if data == nil { // a blank line after a comment or retry
+			event = ""
+			continue
+		}
+		payload := []byte(strings.Join(data, "\n"))
+		name := event
+		event, data = "", nil
+		if name == "error" {
+			var e api.ErrorBody
+			if err := json.Unmarshal(payload, &e); err != nil {
+				return fmt.Errorf("queue stream: malformed error event %q: %w", payload, err)
+			}
+			return &APIError{Code: e.Error.Code, Message: e.Error.Message}
+		}
+		var q api.Queue
+		if err := json.Unmarshal(payload, &q); err != nil {
+			return fmt.Errorf("queue stream: malformed %s event %q: %w", name, payload, err)
+		}
+		if err := fn(q); err != nil {
+			return err
+		}
+		if q.Status != QueueWaiting {
+			return nil
+		}
+	}
+}
+
+// WaitAdmitted waits until the holder of place q (the answer of
+// JoinQueue) is admitted, and returns the admitted place: buy with its
+// Ticket (PurchaseOptions.Ticket) before AdmittedUntil. It follows the
+// event stream, and polls QueueStatus, at the pace the answers give,
+// when the server refuses streams or one is cut. An expired place is
+// ErrAdmissionExpired.
+func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, error) {
+	streams := true
+	for {
+		switch q.Status {
+		case QueueAdmitted:
+			return q, nil
+		case QueueExpired:
+			return q, ErrAdmissionExpired
+		}
+		if streams {
+			err := c.WatchQueue(ctx, q.SaleID, q.Ticket, func(u api.Queue) error { q = u; return nil })
+			var ae *APIError
+			switch {
+			case err == nil:
+				continue // admitted or expired
+			case ctx.Err() != nil:
+				return q, ctx.Err()
+			case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable):
+				streams = false // as the server asks: poll instead
+			case errors.As(err, &ae):
+				return q, err // the ticket is refused: polling would be too
+			}
+			// Cut: read the place, then follow it again.
+		}
+		if err := sleep(ctx, pollDelay(q)); err != nil {
+			return q, err
+		}
+		next, err := c.QueueStatus(ctx, q.SaleID, q.Ticket)
+		if err != nil {
+			return q, err
+		}
+		q = next
+	}
+}
+
+// Admit joins a sale's waiting room as the client's buyer and waits
+// until admitted (WaitAdmitted).
+func (c *Client) Admit(ctx context.Context, saleID string) (api.Queue, error) {
+	q, err := c.JoinQueue(ctx, saleID)
+	if err != nil {
+		return q, err
+	}
+	return c.WaitAdmitted(ctx, q)
+}
+
+// pollDelay is when to read a waiting place again: at its estimated
+// admission (whole seconds, rounded up), at most 10 s away as the
+// server's own Retry-After hint, and not sooner than 250 ms.
+func pollDelay(q api.Queue) time.Duration {
+	return min(max(time.Duration(q.EstimatedWaitSeconds)*time.Second, 250*time.Millisecond), 10*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
