@@ -14,11 +14,17 @@
 // buy-and-cancel loop cannot grow memory without end. Once a key may have
 // been dropped, LookupKey answers KeyMaybe for keys it does not hold, and
 // the store must look on disk (and Recall what it finds) before deciding.
+//
+// The state holds no pointers the garbage collector would have to trace
+// (layout.go): orders are fixed-size records in one slice, their strings
+// live in one byte arena, and the indexes are open-addressed tables of
+// record numbers. A sale of a million orders is then a handful of large
+// objects that every GC cycle skips, instead of millions it re-marks.
 package ledger
 
 import (
-	"container/heap"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +33,10 @@ import (
 )
 
 // Sale is the live state of one sale. Every method but Remaining and
-// LookupKey needs the caller's lock; those two are safe at any time and
-// take no lock, so the pipeline's fast paths can call them.
+// LookupKey needs the caller's lock; those two are safe at any time, so
+// the pipeline's fast paths can call them: Remaining is one atomic load,
+// and LookupKey takes a read lock that the writers hold only while they
+// change memory (never across I/O).
 type Sale struct {
 	// sale is swapped whole by Steer (under the caller's lock); Sale reads
 	// it without one.
@@ -36,43 +44,46 @@ type Sale struct {
 	remaining atomic.Int64
 	// ceiling is the largest per-user limit the sale ever had: a buyer may
 	// hold up to it from purchases made before the limit was lowered.
-	ceiling  int64
-	held     map[string]int64        // user -> reserved+paid units
-	keys     sync.Map                // userKey -> keyEntry
-	reserved map[string]*surge.Order // reserved orders by id
-	expiry   expiryHeap
-	dupKeys  int // orders restored with an already-used key
-
-	// forget holds the keys of orders no longer live, oldest first: the
-	// sweep (Forget) drops them once past the window.
-	forget forgetHeap
+	ceiling int64
+	dupKeys int // orders restored with an already-used key
 	// forgot is set once a key was dropped or not loaded: from then on a
 	// key missing from memory may still be on disk.
 	forgot atomic.Bool
+
+	// mu orders LookupKey's reads against the writers, who also hold the
+	// caller's lock, so writers never wait on each other here.
+	mu sync.RWMutex
+	st state
 }
 
-type userKey struct{ user, key string }
-
-// keyEntry is immutable; a change replaces it in the map.
-type keyEntry struct {
-	order   surge.Order // the first answer: status reserved, the first request's quantity
-	pending bool
-}
-
-// forgetEntry is a key of an order no longer live, dropped once the order
-// was created at or before the sweep's cutoff.
-type forgetEntry struct {
-	created time.Time
-	key     userKey
+// state is the pointer-free part of a sale's state (layout.go).
+type state struct {
+	seed  maphash.Seed
+	arena arena
+	// compactAt is the garbage below which the arena is never squeezed:
+	// a small arena is cheap to keep, and copying it often is not.
+	compactAt   int
+	compactions int      // for tests
+	recs        []rec    // orders: reserved, or keeping a key
+	free        []uint32 // unused entries of recs
+	users       []holder // buyers holding units
+	ufree       []uint32 // unused entries of users
+	byKey       table    // (user, key) -> recs index, orders with a key
+	byID        table    // id -> recs index, committed reserved orders
+	byUsr       table    // user -> users index
+	// expiry orders the committed reserved orders by ExpiresAt; each
+	// record knows its place, so a settled order leaves at once.
+	expiry []uint32
+	// forget holds the keyed orders no longer live, oldest first: the
+	// sweep (Forget) drops them once past the window.
+	forget []uint32
 }
 
 // New returns the state of a sale with no orders.
 func New(s surge.Sale) *Sale {
-	l := &Sale{
-		ceiling:  s.PerUserLimit,
-		held:     make(map[string]int64),
-		reserved: make(map[string]*surge.Order),
-	}
+	l := &Sale{ceiling: s.PerUserLimit}
+	l.st.seed = maphash.MakeSeed()
+	l.st.compactAt = 1 << 16
 	l.sale.Store(&s)
 	l.remaining.Store(s.Stock)
 	return l
@@ -106,9 +117,21 @@ func (l *Sale) Steer(next surge.Sale) {
 // Remaining is the unreserved stock. Lock-free.
 func (l *Sale) Remaining() int64 { return l.remaining.Load() }
 
-// LookupKey reports what is known of a user's idempotency key. Lock-free.
+// Grow makes room for n more orders holding about bytes of ids, user ids
+// and keys, so that a store restoring a large sale copies nothing as it
+// goes.
+func (l *Sale) Grow(n, bytes int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st.grow(n, bytes)
+}
+
+// LookupKey reports what is known of a user's idempotency key. Safe
+// without the caller's lock.
 func (l *Sale) LookupKey(user, key string) (surge.Order, surge.KeyState) {
-	v, ok := l.keys.Load(userKey{user, key})
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i, ok := l.st.findKey(user, key)
 	if !ok {
 		// Forget sets forgot before it deletes, so a miss that raced a
 		// sweep still sees it.
@@ -117,35 +140,66 @@ func (l *Sale) LookupKey(user, key string) (surge.Order, surge.KeyState) {
 		}
 		return surge.Order{}, surge.KeyUnknown
 	}
-	e := v.(keyEntry)
-	if e.pending {
+	r := &l.st.recs[i]
+	if r.pending {
 		return surge.Order{}, surge.KeyPending
 	}
-	return e.order, surge.KeyDone
+	// The caller's user and key equal the stored ones: only the id is
+	// copied out of the arena.
+	return l.first(r, string(l.st.arena.id(r)), user, key), surge.KeyDone
+}
+
+// first is the first answer of the order r: status reserved, whatever
+// became of it.
+func (l *Sale) first(r *rec, id, user, key string) surge.Order {
+	return surge.Order{
+		ID:             id,
+		SaleID:         l.sale.Load().ID,
+		UserID:         user,
+		Quantity:       r.qty,
+		Status:         surge.OrderReserved,
+		IdempotencyKey: key,
+		CreatedAt:      fromNano(r.created),
+		ExpiresAt:      fromNano(r.expires),
+	}
+}
+
+// order is the order of record r as it stands now.
+func (l *Sale) order(r *rec) surge.Order {
+	a := &l.st.arena
+	o := l.first(r, string(a.id(r)), string(a.user(r)), string(a.key(r)))
+	o.Status = r.status.order()
+	return o
 }
 
 // Restore replays an order loaded from storage into the state. Its key is
 // kept in memory if the order is live or was created after keysAfter (the
 // start of the window); older keys stay on disk only.
 func (l *Sale) Restore(o surge.Order, keysAfter time.Time) {
-	if o.IdempotencyKey != "" {
-		if o.Status.Live() || o.CreatedAt.After(keysAfter) {
-			if !l.remember(o) {
-				l.dupKeys++
-			}
-		} else {
-			l.forgot.Store(true)
-		}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	live := o.Status.Live()
+	keep := o.IdempotencyKey != "" && (live || o.CreatedAt.After(keysAfter))
+	if o.IdempotencyKey != "" && !keep {
+		l.forgot.Store(true)
 	}
-	if !o.Status.Live() {
+	if live {
+		l.remaining.Add(-o.Quantity)
+		l.st.hold(o.UserID, o.Quantity)
+	}
+	if !keep && o.Status != surge.OrderReserved {
 		return
 	}
-	l.remaining.Add(-o.Quantity)
-	l.held[o.UserID] += o.Quantity
-	if o.Status == surge.OrderReserved {
-		p := &o
-		l.reserved[o.ID] = p
-		heap.Push(&l.expiry, p)
+	i := l.st.add(o, false)
+	if keep && !l.st.indexKey(i) {
+		l.dupKeys++
+	}
+	switch {
+	case o.Status == surge.OrderReserved:
+		l.st.indexID(i)
+		l.st.pushExpiry(i)
+	case !live:
+		l.st.pushForget(i)
 	}
 }
 
@@ -153,45 +207,48 @@ func (l *Sale) Restore(o surge.Order, keysAfter time.Time) {
 // was dropped from memory), so Decide answers it as a replay. A dead
 // order's key is dropped again by the next sweep past its window.
 func (l *Sale) Recall(o surge.Order) {
-	if o.IdempotencyKey != "" {
-		l.remember(o)
+	if o.IdempotencyKey == "" {
+		return
 	}
-}
-
-// remember records o's key with o's first answer; false if the key was
-// already there.
-func (l *Sale) remember(o surge.Order) bool {
-	k := userKey{o.UserID, o.IdempotencyKey}
-	first := o
-	first.Status = surge.OrderReserved
-	if _, loaded := l.keys.LoadOrStore(k, keyEntry{order: first}); loaded {
-		return false
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.st.findKey(o.UserID, o.IdempotencyKey); ok {
+		return
 	}
+	i := l.st.add(o, false)
+	l.st.indexKey(i)
 	if !o.Status.Live() {
-		heap.Push(&l.forget, forgetEntry{created: o.CreatedAt, key: k})
+		l.st.pushForget(i)
 	}
-	return true
 }
 
 // Forget drops the keys of orders no longer live that were created at or
 // before cutoff (now less the idempotency window); it returns how many.
 func (l *Sale) Forget(cutoff time.Time) int {
+	c := toNano(cutoff)
+	s := &l.st
+	if len(s.forget) == 0 || s.recs[s.forget[0]].created > c {
+		return 0 // nothing to drop: readers are not held up
+	}
+	l.forgot.Store(true) // before the delete: see LookupKey
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	n := 0
-	for l.forget.Len() > 0 && !l.forget[0].created.After(cutoff) {
-		e := heap.Pop(&l.forget).(forgetEntry)
-		l.forgot.Store(true) // before the delete: see LookupKey
-		l.keys.Delete(e.key)
+	for len(s.forget) > 0 && s.recs[s.forget[0]].created <= c {
+		i := s.popForget()
+		s.unindexKey(i)
+		s.release(i)
 		n++
 	}
+	s.compact()
 	return n
 }
 
-// Keys counts the key entries in memory (for tests and metrics; it walks
-// them all).
+// Keys counts the idempotency keys in memory (for tests and metrics).
 func (l *Sale) Keys() int {
-	n := 0
-	l.keys.Range(func(any, any) bool { n++; return true })
-	return n
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.st.byKey.n
 }
 
 // Verify checks the guarantees on restored state: no oversell, every user
@@ -203,9 +260,11 @@ func (l *Sale) Verify() error {
 		return fmt.Errorf("ledger: sale %s is oversold by %d units", sale.ID, -rem)
 	}
 	// Against the ceiling: a limit lowered later binds new purchases only.
-	for u, n := range l.held {
-		if n > l.ceiling {
-			return fmt.Errorf("ledger: user %s holds %d units of sale %s, over the limit of %d", u, n, sale.ID, l.ceiling)
+	for i := range l.st.users {
+		h := &l.st.users[i]
+		if h.held > l.ceiling {
+			return fmt.Errorf("ledger: user %s holds %d units of sale %s, over the limit of %d",
+				l.st.arena.get(h.off, uint32(h.n)), h.held, sale.ID, l.ceiling)
 		}
 	}
 	if l.dupKeys > 0 {
@@ -217,6 +276,7 @@ func (l *Sale) Verify() error {
 // Tentative is a batch applied to memory but not yet durable.
 type Tentative struct {
 	Orders []surge.Order // new orders to persist, in batch order
+	recs   []uint32      // their records, in the same order
 }
 
 // Decide applies the rules to each purchase in order and reserves units
@@ -228,20 +288,28 @@ func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string
 	sale := l.sale.Load()
 	window := sale.Gate(now)
 	now = now.UTC().Truncate(time.Millisecond)
+	s := &l.st
+	locked := false
+	defer func() {
+		if locked {
+			l.mu.Unlock()
+		}
+	}()
 	for i, p := range batch {
 		if p.IdempotencyKey != "" {
-			if v, ok := l.keys.Load(userKey{p.UserID, p.IdempotencyKey}); ok {
+			if j, ok := s.findKey(p.UserID, p.IdempotencyKey); ok {
 				// Pending here can only mean earlier in this same batch:
 				// batches commit whole, so the replay is as durable as
 				// the original.
-				first := v.(keyEntry).order
-				if first.Quantity != p.Quantity {
+				r := &s.recs[j]
+				if r.qty != p.Quantity {
 					// Another request under a used key: replaying would
 					// answer a question the client did not ask.
 					outs[i] = surge.Outcome{Code: surge.CodeIdempotencyMismatch}
 					continue
 				}
-				outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: first, Replay: true}
+				outs[i] = surge.Outcome{Code: surge.CodeReserved, Replay: true,
+					Order: l.first(r, string(s.arena.id(r)), p.UserID, p.IdempotencyKey)}
 				continue
 			}
 		}
@@ -254,7 +322,7 @@ func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string
 			outs[i] = surge.Outcome{Code: surge.CodeSoldOut, Remaining: rem}
 			continue
 		}
-		if l.held[p.UserID]+p.Quantity > sale.PerUserLimit {
+		if s.held(p.UserID)+p.Quantity > sale.PerUserLimit {
 			outs[i] = surge.Outcome{Code: surge.CodeLimitReached}
 			continue
 		}
@@ -268,12 +336,20 @@ func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string
 			CreatedAt:      now,
 			ExpiresAt:      now.Add(sale.Hold()),
 		}
+		if !locked {
+			// Rejections change nothing: a sold-out batch never holds
+			// readers up.
+			l.mu.Lock()
+			locked = true
+		}
 		l.remaining.Add(-p.Quantity)
-		l.held[p.UserID] += p.Quantity
+		s.hold(p.UserID, p.Quantity)
+		j := s.add(o, true)
 		if p.IdempotencyKey != "" {
-			l.keys.Store(userKey{p.UserID, p.IdempotencyKey}, keyEntry{order: o, pending: true})
+			s.indexKey(j)
 		}
 		t.Orders = append(t.Orders, o)
+		t.recs = append(t.recs, j)
 		outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o}
 	}
 	return outs, t
@@ -281,120 +357,103 @@ func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string
 
 // Commit keeps a tentative batch once it is durable.
 func (l *Sale) Commit(t *Tentative) {
-	for i := range t.Orders {
-		o := t.Orders[i]
-		if o.IdempotencyKey != "" {
-			l.keys.Store(userKey{o.UserID, o.IdempotencyKey}, keyEntry{order: o})
-		}
-		p := &o
-		l.reserved[o.ID] = p
-		heap.Push(&l.expiry, p)
+	if len(t.recs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, i := range t.recs {
+		l.st.recs[i].pending = false
+		l.st.indexID(i)
+		l.st.pushExpiry(i)
 	}
 }
 
 // Rollback undoes a tentative batch whose commit failed.
 func (l *Sale) Rollback(t *Tentative) {
-	for _, o := range t.Orders {
+	if len(t.recs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := &l.st
+	for k, i := range t.recs {
+		o := &t.Orders[k]
 		l.remaining.Add(o.Quantity)
-		l.unhold(o.UserID, o.Quantity)
+		s.unhold(o.UserID, o.Quantity)
 		if o.IdempotencyKey != "" {
-			l.keys.Delete(userKey{o.UserID, o.IdempotencyKey})
+			s.unindexKey(i)
 		}
+		s.release(i)
 	}
-}
-
-func (l *Sale) unhold(user string, q int64) {
-	if n := l.held[user] - q; n > 0 {
-		l.held[user] = n
-	} else {
-		delete(l.held, user)
-	}
+	s.compact()
 }
 
 // Reserved returns the reserved order with this id, if it is one.
 func (l *Sale) Reserved(id string) (surge.Order, bool) {
-	o, ok := l.reserved[id]
+	i, ok := l.st.findID(id)
 	if !ok {
 		return surge.Order{}, false
 	}
-	return *o, true
+	return l.order(&l.st.recs[i]), true
 }
 
 // Settle records a durable transition of a reserved order to status:
 // paid keeps its units held; cancelled and expired return them to the
 // stock. It reports false if the order was not reserved.
 func (l *Sale) Settle(id string, status surge.OrderStatus) bool {
-	o, ok := l.reserved[id]
+	s := &l.st
+	i, ok := s.findID(id)
 	if !ok {
 		return false
 	}
-	delete(l.reserved, id)
-	o.Status = status // also marks the heap entry stale
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.unindexID(i)
+	s.removeExpiry(i)
+	r := &s.recs[i]
+	r.status = statusOf(status)
+	keyed := r.keyLen > 0
 	if !status.Live() {
-		l.remaining.Add(o.Quantity)
-		l.unhold(o.UserID, o.Quantity)
-		if o.IdempotencyKey != "" {
-			heap.Push(&l.forget, forgetEntry{created: o.CreatedAt, key: userKey{o.UserID, o.IdempotencyKey}})
+		l.remaining.Add(r.qty)
+		s.unholdAt(r.user, r.qty)
+		if keyed {
+			s.pushForget(i)
 		}
 	}
+	if !keyed {
+		// Nothing but its key or its hold kept the record: the units a
+		// paid order holds are counted per user.
+		s.release(i)
+	}
+	s.compact()
 	return true
 }
 
 // Due returns up to max reserved orders whose hold ended at or before now,
-// earliest first. They stay reserved until Settle.
+// earliest first. They stay reserved until Settle, and Due hands each out
+// once (Requeue puts back those whose expiry failed).
 func (l *Sale) Due(now time.Time, max int) []surge.Order {
 	var due []surge.Order
-	// Stale heap entries (settled orders) are dropped as they surface.
-	for l.expiry.Len() > 0 && len(due) < max {
-		top := l.expiry[0]
-		if top.Status != surge.OrderReserved || l.reserved[top.ID] != top {
-			heap.Pop(&l.expiry)
-			continue
-		}
-		if top.ExpiresAt.After(now) {
-			break
-		}
-		due = append(due, *top)
-		heap.Pop(&l.expiry)
+	s := &l.st
+	n := toNano(now)
+	for len(s.expiry) > 0 && len(due) < max && s.recs[s.expiry[0]].expires <= n {
+		i := s.expiry[0]
+		due = append(due, l.order(&s.recs[i]))
+		l.mu.Lock()
+		s.removeExpiry(i)
+		l.mu.Unlock()
 	}
 	return due
 }
 
 // Requeue puts back orders taken by Due whose expiry failed to commit.
 func (l *Sale) Requeue(orders []surge.Order) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for _, o := range orders {
-		if p, ok := l.reserved[o.ID]; ok {
-			heap.Push(&l.expiry, p)
+		if i, ok := l.st.findID(o.ID); ok && l.st.recs[i].heap < 0 {
+			l.st.pushExpiry(i)
 		}
 	}
-}
-
-type expiryHeap []*surge.Order
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].ExpiresAt.Before(h[j].ExpiresAt) }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(*surge.Order)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	n := len(old)
-	x := old[n-1]
-	old[n-1] = nil
-	*h = old[:n-1]
-	return x
-}
-
-type forgetHeap []forgetEntry
-
-func (h forgetHeap) Len() int           { return len(h) }
-func (h forgetHeap) Less(i, j int) bool { return h[i].created.Before(h[j].created) }
-func (h forgetHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *forgetHeap) Push(x any)        { *h = append(*h, x.(forgetEntry)) }
-func (h *forgetHeap) Pop() any {
-	old := *h
-	n := len(old)
-	x := old[n-1]
-	old[n-1] = forgetEntry{}
-	*h = old[:n-1]
-	return x
 }

@@ -54,27 +54,20 @@ func commit(t *testing.T, l *Sale, now time.Time, newID func() string, batch ...
 	return tent.Orders
 }
 
-// state is everything a Sale holds, to compare exactly.
-type state struct {
+// view is everything a Sale holds, to compare exactly.
+type view struct {
 	remaining int64
 	held      map[string]int64
 	keys      map[userKey]keyEntry
 	reserved  map[string]surge.Order
 }
 
-func snapshot(l *Sale) state {
-	s := state{
+func snapshot(l *Sale) view {
+	s := view{
 		remaining: l.Remaining(),
-		held:      maps.Clone(l.held),
-		keys:      map[userKey]keyEntry{},
-		reserved:  map[string]surge.Order{},
-	}
-	l.keys.Range(func(k, v any) bool {
-		s.keys[k.(userKey)] = v.(keyEntry)
-		return true
-	})
-	for id, o := range l.reserved {
-		s.reserved[id] = *o
+		held:      l.heldMap(),
+		keys:      l.keyMap(),
+		reserved:  l.reservedMap(),
 	}
 	return s
 }
@@ -218,8 +211,8 @@ func TestDecide(t *testing.T) {
 			if got := l.Remaining(); got != tc.remaining {
 				t.Errorf("Remaining = %d, want %d", got, tc.remaining)
 			}
-			if !maps.Equal(l.held, tc.held) {
-				t.Errorf("held = %v, want %v", l.held, tc.held)
+			if held := l.heldMap(); !maps.Equal(held, tc.held) {
+				t.Errorf("held = %v, want %v", held, tc.held)
 			}
 			// Decide reserves memory only: nothing awaits expiry before Commit.
 			for _, o := range created {
@@ -333,8 +326,8 @@ func TestSettle(t *testing.T) {
 			if got := l.Held("a"); got != tc.heldA {
 				t.Errorf("Held(a) = %d, want %d", got, tc.heldA)
 			}
-			if _, ok := l.held["a"]; ok != (tc.heldA > 0) {
-				t.Errorf("held map keeps a user with nothing held: %v", l.held)
+			if _, ok := l.heldMap()["a"]; ok != (tc.heldA > 0) {
+				t.Errorf("held map keeps a user with nothing held: %v", l.heldMap())
 			}
 			if _, ok := l.Reserved(a.ID); ok {
 				t.Errorf("order %s still reserved", a.ID)
@@ -401,7 +394,7 @@ func TestDueAndRequeue(t *testing.T) {
 	l.Settle(o20.ID, surge.OrderPaid)
 	want(l.Due(t0.Add(time.Hour), 10), o30)
 	want(l.Due(t0.Add(24*time.Hour), 10))
-	if n := l.expiry.Len(); n != 0 {
+	if n := len(l.st.expiry); n != 0 {
 		t.Errorf("%d entries left in the expiry heap, want 0", n)
 	}
 	if got := l.Remaining(); got != 5-4+1 {
@@ -433,8 +426,8 @@ func TestRestore(t *testing.T) {
 	if got := l.Remaining(); got != 2 {
 		t.Errorf("Remaining = %d, want 2 (5 less a's 2 and b's 1)", got)
 	}
-	if want := map[string]int64{"a": 2, "b": 1}; !maps.Equal(l.held, want) {
-		t.Errorf("held = %v, want %v", l.held, want)
+	if want := map[string]int64{"a": 2, "b": 1}; !maps.Equal(l.heldMap(), want) {
+		t.Errorf("held = %v, want %v", l.heldMap(), want)
 	}
 	for _, o := range stored {
 		_, ok := l.Reserved(o.ID)
