@@ -21,11 +21,17 @@ type SharedLimit interface {
 // admitted requests are counted and sent to the shared GCRA state in one
 // pipelined batch every interval, whose answer updates the block list.
 //
+// A key's first request at a node is not reported until its second comes
+// (then both are): in a spike most buyers buy once, and a shared write
+// for each of them would cost Redis about as much as their purchase. So
+// a node leaves out at most one request per key it saw once in the last
+// remember to 2 × remember, and only while it keeps seeing the key once.
+//
 // The price is a delay: a node learns that a key is blocked when it next
 // reports that key, so a key spread over N nodes can exceed the limit by
-// about N × (rate × interval + 1) requests before every node refuses it. Redis trouble fails open: the
-// local limit still holds, and a 429 storm over a Redis outage would help
-// no one.
+// about N × (rate × interval + 2) requests before every node refuses it.
+// Redis trouble fails open: the local limit still holds, and a 429 storm
+// over a Redis outage would help no one.
 type Distributed struct {
 	local  *Keyed
 	shared SharedLimit
@@ -43,11 +49,22 @@ type Distributed struct {
 type pendingShard struct {
 	mu sync.Mutex
 	m  map[string]int64
+	// The keys seen lately, by hash (pointer-free, so the GC does not
+	// scan them), in two generations: cur since the last rotation, prev
+	// the one before. false: seen once, that request not reported yet.
+	cur, prev map[uint64]bool
 }
 
-// maxPending bounds the keys one shard counts between flushes; beyond it
-// new keys are admitted uncounted (the local filter still applies).
-const maxPending = 1 << 14
+const (
+	// maxPending bounds the keys one shard counts between flushes; beyond
+	// it new keys are admitted uncounted (the local filter still applies).
+	maxPending = 1 << 14
+	// maxSeen bounds a generation of one shard's seen keys; beyond it a
+	// new key is reported from its first request, as every key once was.
+	maxSeen = 1 << 15
+	// remember is how long a generation of seen keys lasts.
+	remember = 10 * time.Second
+)
 
 // NewDistributed starts a distributed limit flushing every interval.
 func NewDistributed(local *Keyed, shared SharedLimit, every time.Duration, log *slog.Logger) *Distributed {
@@ -60,7 +77,8 @@ func NewDistributed(local *Keyed, shared SharedLimit, every time.Duration, log *
 	d := &Distributed{local: local, shared: shared, every: every, log: log, seed: maphash.MakeSeed(),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range d.pending {
-		d.pending[i].m = make(map[string]int64)
+		p := &d.pending[i]
+		p.m, p.cur, p.prev = make(map[string]int64), make(map[uint64]bool), make(map[uint64]bool)
 	}
 	go d.loop()
 	return d
@@ -76,25 +94,60 @@ func (d *Distributed) Allow(key string, now time.Time) (bool, time.Duration) {
 	if ok, wait := d.local.Allow(key, now); !ok {
 		return false, wait
 	}
-	s := &d.pending[maphash.String(d.seed, key)%uint64(len(d.pending))]
+	h := maphash.String(d.seed, key)
+	s := &d.pending[h%uint64(len(d.pending))]
 	s.mu.Lock()
-	if n, ok := s.m[key]; ok || len(s.m) < maxPending {
-		s.m[key] = n + 1
+	defer s.mu.Unlock()
+	n, ok := s.m[key]
+	if !ok {
+		// A hash collision only makes a new key count as seen: reported.
+		reported, seen := s.cur[h]
+		if !seen {
+			if reported, seen = s.prev[h]; seen {
+				delete(s.prev, h)
+				s.cur[h] = reported
+			}
+		}
+		switch {
+		case !seen && len(s.cur) < maxSeen:
+			s.cur[h] = false // the first: reported with the second, if any
+			return true, 0
+		case seen && !reported:
+			s.cur[h] = true
+			n = 1 // the first request, left out until now
+		}
+		if len(s.m) >= maxPending {
+			return true, 0
+		}
 	}
-	s.mu.Unlock()
+	s.m[key] = n + 1
 	return true, 0
+}
+
+// rotate starts a new generation of seen keys, forgetting the oldest.
+func (d *Distributed) rotate() {
+	for i := range d.pending {
+		s := &d.pending[i]
+		s.mu.Lock()
+		s.prev, s.cur = s.cur, make(map[uint64]bool)
+		s.mu.Unlock()
+	}
 }
 
 func (d *Distributed) loop() {
 	defer close(d.done)
 	t := time.NewTicker(d.every)
 	defer t.Stop()
+	r := time.NewTicker(remember)
+	defer r.Stop()
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-t.C:
 			d.Flush()
+		case <-r.C:
+			d.rotate()
 		}
 	}
 }

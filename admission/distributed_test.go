@@ -19,12 +19,19 @@ type gcraFake struct {
 	tat      map[string]time.Time
 	now      func() time.Time
 	calls    int
+	spent    map[string]int64 // every report, summed
 }
 
 func (g *gcraFake) Spend(_ context.Context, spent map[string]int64) (map[string]time.Duration, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.calls++
+	if g.spent == nil {
+		g.spent = map[string]int64{}
+	}
+	for k, n := range spent {
+		g.spent[k] += n
+	}
 	now := g.now()
 	out := map[string]time.Duration{}
 	for k, n := range spent {
@@ -104,5 +111,63 @@ func TestDistributedLocalPrefilter(t *testing.T) {
 	}
 	if shared.calls != 0 {
 		t.Errorf("shared state called %d times", shared.calls)
+	}
+}
+
+// A key's first request at a node is reported only once a second comes,
+// and then both are; a key seen once and then forgotten (two rotations)
+// starts over.
+func TestDistributedReportsFromTheSecondRequest(t *testing.T) {
+	now := time.Now()
+	shared := &gcraFake{interval: time.Millisecond, tol: time.Second, tat: map[string]time.Time{}, now: func() time.Time { return now }}
+	d := NewDistributed(NewKeyed(rate.Limit(100), 100, 1000, time.Minute), shared, time.Hour, nil)
+	defer d.Close()
+	allow := func(keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			if ok, _ := d.Allow(k, now); !ok {
+				t.Fatalf("%s refused", k)
+			}
+		}
+	}
+	allow("once", "twice", "thrice", "twice", "thrice", "thrice")
+	d.Flush()
+	allow("thrice", "late")
+	d.Flush()
+	allow("late")
+	d.Flush()
+	d.rotate()
+	d.rotate()
+	allow("once", "gone")
+	d.rotate()
+	d.rotate()
+	allow("gone")
+	d.Flush()
+	want := map[string]int64{"twice": 2, "thrice": 4, "late": 2}
+	if len(shared.spent) != len(want) {
+		t.Errorf("reported %v, want %v", shared.spent, want)
+	}
+	for k, n := range want {
+		if shared.spent[k] != n {
+			t.Errorf("reported %d requests of %s, want %d (all: %v)", shared.spent[k], k, n, shared.spent)
+		}
+	}
+}
+
+// A key seen once stays remembered through one rotation (it moves to the
+// newer generation when seen again), so its first request is reported.
+func TestDistributedRemembersAcrossARotation(t *testing.T) {
+	now := time.Now()
+	shared := &gcraFake{interval: time.Millisecond, tol: time.Second, tat: map[string]time.Time{}, now: func() time.Time { return now }}
+	d := NewDistributed(NewKeyed(rate.Limit(100), 100, 1000, time.Minute), shared, time.Hour, nil)
+	defer d.Close()
+	d.Allow("k", now)
+	d.rotate()
+	d.Allow("k", now)
+	d.rotate()
+	d.Allow("k", now)
+	d.Flush()
+	if shared.spent["k"] != 3 {
+		t.Errorf("reported %d of 3 requests", shared.spent["k"])
 	}
 }
