@@ -24,6 +24,8 @@ func clientError(err error) error {
 		return nil
 	case errors.Is(err, client.ErrNoAdminToken):
 		return errors.New("no admin token: pass --admin-token or set SURGE_ADMIN_TOKEN (`surge serve` printed the one it generated)")
+	case errors.As(err, &ae) && ae.Attempts > 1 && (ae.Status == 429 || ae.Status == 503):
+		return fmt.Errorf("the server stayed busy: %v; try again later", ae)
 	case errors.As(err, &ae) && ae.Status == 401:
 		return fmt.Errorf("the server refused the admin token (%s (HTTP %d): %s): check --admin-token or SURGE_ADMIN_TOKEN", ae.Code, ae.Status, ae.Message)
 	case errors.As(err, &oe) && oe.Op == "dial":

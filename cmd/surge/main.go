@@ -25,6 +25,9 @@ Usage:
   surge sale create [flags]    create a sale on a running server
   surge sale list [flags]      list sales
   surge sale get ID [flags]    show one sale
+  surge order get ID [flags]   show an order
+  surge order cancel ID        cancel a reservation: its units go back to the stock
+  surge order pay ID           settle a reservation by hand: it becomes paid
   surge backup --to FILE       copy the embedded database, also while serve runs
   surge reconcile [flags]      compare a payment provider's settlement file with the orders and payments (对账)
   surge probe [--url URL]      health check: exit 0 when URL (default /healthz) answers 2xx
@@ -57,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "sale":
 		err = clientError(sale(ctx, args[1:], stdout))
+	case "order":
+		err = clientError(order(ctx, args[1:], stdout))
 	case "bench":
 		err = clientError(benchCmd(ctx, args[1:], stdout, stderr))
 	case "demo":

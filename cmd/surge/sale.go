@@ -43,6 +43,7 @@ func sale(ctx context.Context, args []string, stdout io.Writer) error {
 // serverFlags are the flags every client command shares.
 func serverFlags(fs *flagSet) (server, token *string) {
 	server = fs.String("server", "http://127.0.0.1:8080", "base URL of the Surge server")
+	fs.StringVar(server, "target", *server, "the same as --server (surge bench's former name for it)")
 	token = fs.String("admin-token", "", "admin bearer token of the server")
 	return server, token
 }
