@@ -22,8 +22,10 @@ func TestWaitingRoom(t *testing.T) {
 	admin := client.New(s.url, token)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	// Admitted two a second from 3 s on: buyer i at start + i/2 s.
-	start := time.Now().Add(3 * time.Second)
+	// Admitted two a second from 4 s on: buyer i at start + i/2 s. The
+	// margin is for a loaded machine: the checks before admission must
+	// run before it.
+	start := time.Now().Add(4 * time.Second)
 	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
 		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
 			AdmitPerSecond: new(int64(2)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
@@ -42,9 +44,10 @@ func TestWaitingRoom(t *testing.T) {
 		t.Errorf("joining again: %+v, %v; want the same place", again, err)
 	}
 
-	// Before admission: 403 not_admitted, with or without the ticket.
-	for _, ticket := range []string{"", places[0].Ticket} {
-		_, err := buyers[0].Purchase(ctx, "room", client.PurchaseOptions{Ticket: ticket})
+	// Before admission: 403 not_admitted, with or without the ticket
+	// (buyer 3, the last admitted).
+	for _, ticket := range []string{"", places[3].Ticket} {
+		_, err := buyers[3].Purchase(ctx, "room", client.PurchaseOptions{Ticket: ticket})
 		var ae *client.APIError
 		if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Code != string(surge.CodeNotAdmitted) {
 			t.Errorf("purchase before admission (ticket %v): %v, want 403 not_admitted", ticket != "", err)
