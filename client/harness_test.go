@@ -24,6 +24,7 @@ const token = "client-test-admin-token"
 var (
 	jwtSecret  = []byte("client-test-jwt-secret-of-32-bytes..")
 	roomSecret = []byte("client-test waiting-room secret, 32 b")
+	hookSecret = "client-test-webhook-secret"
 )
 
 // server is the real API over an engine and a SQLite store in a temp
@@ -60,7 +61,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		t.Fatal(err)
 	}
 	api := surgehttp.New(eng, surgehttp.Config{AdminToken: token, JWTSecret: jwtSecret, InsecureUserHeader: true,
-		Logger: log, WaitingRoom: room})
+		Logger: log, WaitingRoom: room, Payments: surgehttp.Payments{Secrets: []string{hookSecret}}})
 	s := &server{eng: eng, counts: map[string]int{}}
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
