@@ -212,13 +212,17 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 	if err != nil {
 		return "", err
 	}
-	var ids []string
+	var batches [][]string
 	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		ids, err = s.live.Unconfirmed(ctx, layout, time.Now().Add(-s.cfg.ConfirmAfter), 1000)
+		batches, err = s.live.Unconfirmed(ctx, layout, time.Now().Add(-s.cfg.ConfirmAfter), 250)
 		return err
 	})
-	if err != nil || len(ids) == 0 {
+	if err != nil || len(batches) == 0 {
 		return "", err
+	}
+	var ids []string
+	for _, b := range batches {
+		ids = append(ids, b...)
 	}
 	var have map[string]bool
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
@@ -228,16 +232,24 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 	if err != nil {
 		return "", err
 	}
-	var ok []string
-	for _, id := range ids {
-		if have[id] {
-			ok = append(ok, id)
+	var ok [][]string
+	n := 0
+	for _, b := range batches {
+		all := true
+		for _, id := range b {
+			if !have[id] {
+				all = false
+				n++
+			}
+		}
+		if all {
+			ok = append(ok, b)
 		}
 	}
 	if err := s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Confirm(ctx, layout, ok) }); err != nil {
 		return "", err
 	}
-	if n := len(ids) - len(ok); n > 0 {
+	if n > 0 {
 		return fmt.Sprintf("%d reservations never reached PostgreSQL", n), nil
 	}
 	return "", nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -40,11 +41,14 @@ func (s *Stock) Release(ctx context.Context, l Layout, orders []surge.Order) err
 	return nil
 }
 
-// Unconfirmed returns up to limit orders per bucket reserved in the sale's
-// live state at or before the cutoff that no one has yet checked against
-// PostgreSQL.
-func (s *Stock) Unconfirmed(ctx context.Context, l Layout, cutoff time.Time, limit int64) ([]string, error) {
-	var ids []string
+// Unconfirmed returns up to limit batches per bucket reserved in the
+// sale's live state at or before the cutoff that no one has yet checked
+// against PostgreSQL, each the ids of one batch's new orders (one Redis
+// call decided them and one PostgreSQL statement commits them, all or
+// none). A member of the pending set is a batch's ids joined by ','; a
+// single id, as older nodes wrote, is a batch of one.
+func (s *Stock) Unconfirmed(ctx context.Context, l Layout, cutoff time.Time, limit int64) ([][]string, error) {
+	var batches [][]string
 	for b := range l.n() {
 		got, err := s.c.ZRangeByScore(ctx, s.keys(l, b).pending, &goredis.ZRangeBy{
 			Min: "-inf", Max: strconv.FormatInt(cutoff.UnixMilli(), 10), Count: limit,
@@ -52,23 +56,26 @@ func (s *Stock) Unconfirmed(ctx context.Context, l Layout, cutoff time.Time, lim
 		if err != nil {
 			return nil, fmt.Errorf("redis: unconfirmed of sale %s: %w", l.Sale, err)
 		}
-		ids = append(ids, got...)
+		for _, m := range got {
+			batches = append(batches, strings.Split(m, ","))
+		}
 	}
-	return ids, nil
+	return batches, nil
 }
 
-// Confirm records that orders are durable in PostgreSQL.
-func (s *Stock) Confirm(ctx context.Context, l Layout, ids []string) error {
-	if len(ids) == 0 {
+// Confirm records that batches Unconfirmed returned are durable in
+// PostgreSQL.
+func (s *Stock) Confirm(ctx context.Context, l Layout, batches [][]string) error {
+	if len(batches) == 0 {
 		return nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+	members := make([]any, len(batches))
+	for i, ids := range batches {
+		members[i] = strings.Join(ids, ",")
 	}
 	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for b := range l.n() {
-			p.ZRem(ctx, s.keys(l, b).pending, args...)
+			p.ZRem(ctx, s.keys(l, b).pending, members...)
 		}
 		return nil
 	})

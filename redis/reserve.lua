@@ -3,6 +3,9 @@
 -- ARGV: now_ms, expires_ms, wall_ms (the node's clock, which scores the
 -- pending set the leader checks), then (user, key, quantity, order_id)
 -- per purchase
+-- The batch's new orders enter the pending set as one member, their ids
+-- joined by ',' (see Unconfirmed): the leader confirms a batch at a time,
+-- as PostgreSQL commits one.
 -- Returns {-1} if the state is missing or lost part of itself (a hash
 -- without the sentinel install.lua writes: evicted or deleted), else
 -- {epoch, remaining, units reserved so far, code per purchase}.
@@ -80,7 +83,7 @@ do
 end
 
 local out = {tonumber(meta[1]), 0, 0}
-local newUsers, newOrders, newPending, newKeys = {}, {}, {}, {}
+local newUsers, newOrders, newIDs, newKeys = {}, {}, {}, {}
 local touched, touchedList = {}, {}
 for i = 4, #ARGV, 4 do
   local user, qty, id = ARGV[i], tonumber(ARGV[i + 2]), ARGV[i + 3]
@@ -116,8 +119,7 @@ for i = 4, #ARGV, 4 do
       end
       newOrders[#newOrders + 1] = id
       newOrders[#newOrders + 1] = user .. '|' .. ARGV[i + 2]
-      newPending[#newPending + 1] = ARGV[3]
-      newPending[#newPending + 1] = id
+      newIDs[#newIDs + 1] = id
       if uk then
         local rec = id .. '|' .. ARGV[i + 2] .. '|' .. now .. '|' .. expires
         recs[uk] = rec
@@ -135,7 +137,9 @@ for _, user in ipairs(touchedList) do
 end
 many('HSET', KEYS[2], newUsers, 4000)
 many('HSET', KEYS[4], newOrders, 4000)
-many('ZADD', KEYS[5], newPending, 4000)
+if #newIDs > 0 then
+  redis.call('ZADD', KEYS[5], ARGV[3], table.concat(newIDs, ','))
+end
 many('HSET', KEYS[3], newKeys, 4000)
 redis.call('HSET', KEYS[1], 'rem', rem, 'tot', tot)
 out[2] = rem

@@ -1,0 +1,130 @@
+package redis_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// newSale installs a fresh sale of stock units, limit per buyer, and
+// returns its stock and layout.
+func newSale(t *testing.T, stock, limit int64) (*redis.Stock, redis.Layout, redis.Client, string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := redis.Dial(ctx, servicetest.RedisURL())
+	if err != nil {
+		t.Fatalf("redis (run scripts/services.sh): %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ns := servicetest.Namespace(t)
+	st := redis.New(c, ns)
+	sale := surge.Sale{ID: "s1", Stock: stock, PerUserLimit: limit, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 600}
+	if _, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 1, Epoch: 1}, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		keys, _ := c.Keys(context.Background(), ns+":*").Result()
+		if len(keys) > 0 {
+			c.Del(context.Background(), keys...)
+		}
+	})
+	return st, redis.Layout{Sale: sale.ID, Buckets: 1}, c, ns
+}
+
+// One batch decides as if its purchases came one by one: a buyer's
+// earlier purchase counts against the limit of their later one, a key's
+// second use in the batch replays the first (or is a mismatch with
+// another quantity), and the stock runs out in order.
+func TestReserveWithinABatch(t *testing.T) {
+	st, l, _, _ := newSale(t, 5, 2)
+	now := time.Now()
+	b := redis.Batch{Now: now, Expires: now.Add(time.Minute), Purchases: []surge.Purchase{
+		{UserID: "a", Quantity: 1, IdempotencyKey: "k1"},
+		{UserID: "a", Quantity: 1, IdempotencyKey: "k1"}, // replay of the first
+		{UserID: "a", Quantity: 2, IdempotencyKey: "k1"}, // same key, another quantity
+		{UserID: "a", Quantity: 1},                       // a's second unit
+		{UserID: "a", Quantity: 1},                       // over a's limit of 2
+		{UserID: "b", Quantity: 2, IdempotencyKey: "k1"}, // another buyer's k1: its own
+		{UserID: "c", Quantity: 2},                       // 1 unit left: sold out
+		{UserID: "c", Quantity: 1},                       // the last unit
+		{UserID: "d", Quantity: 1, IdempotencyKey: "x"},  // none left
+	}}
+	for i := range b.Purchases {
+		b.IDs = append(b.IDs, "o"+string(rune('0'+i)))
+	}
+	res, err := st.Reserve(context.Background(), l, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []surge.Code{surge.CodeReserved, surge.CodeReserved, surge.CodeIdempotencyMismatch, surge.CodeReserved,
+		surge.CodeLimitReached, surge.CodeReserved, surge.CodeSoldOut, surge.CodeReserved, surge.CodeSoldOut}
+	for i, d := range res.Decisions {
+		if d.Code != want[i] {
+			t.Errorf("purchase %d (%+v): %s, want %s", i, b.Purchases[i], d.Code, want[i])
+		}
+	}
+	if r := res.Decisions[1].Replay; r.ID != "o0" || r.Quantity != 1 {
+		t.Errorf("replay within the batch answers %+v, want order o0", r)
+	}
+	if res.Decisions[0].Replay.ID != "" {
+		t.Errorf("the first use of a key answered as a replay")
+	}
+	if res.Remaining != 0 || res.Taken != 5 {
+		t.Errorf("remaining %d, taken %d; want 0 and 5", res.Remaining, res.Taken)
+	}
+	// The next batch sees the counts and keys the first one wrote.
+	b2 := redis.Batch{Now: now, Expires: now.Add(time.Minute), IDs: []string{"p0", "p1"}, Purchases: []surge.Purchase{
+		{UserID: "b", Quantity: 2, IdempotencyKey: "k1"},
+		{UserID: "a", Quantity: 1, IdempotencyKey: "k1"},
+	}}
+	res, err = st.Reserve(context.Background(), l, b2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Decisions[0]; d.Code != surge.CodeReserved || d.Replay.ID != "o5" {
+		t.Errorf("b's key in a later batch: %+v, want a replay of o5", d)
+	}
+	if d := res.Decisions[1]; d.Code != surge.CodeReserved || d.Replay.ID != "o0" {
+		t.Errorf("a's key in a later batch: %+v, want a replay of o0", d)
+	}
+}
+
+// A batch's new orders wait in the pending set as one member until the
+// leader confirms them, together; a member of one id (as nodes before
+// this format wrote) is a batch of one.
+func TestPendingByBatch(t *testing.T) {
+	st, l, c, ns := newSale(t, 100, 10)
+	ctx := context.Background()
+	now := time.Now()
+	b := redis.Batch{Now: now, Expires: now.Add(time.Minute), IDs: []string{"o1", "o2", "o3"}, Purchases: []surge.Purchase{
+		{UserID: "a", Quantity: 1}, {UserID: "b", Quantity: 1}, {UserID: "a", Quantity: 20},
+	}}
+	if _, err := st.Reserve(ctx, l, b); err != nil {
+		t.Fatal(err)
+	}
+	pending := ns + ":{s1}:p"
+	if err := c.ZAdd(ctx, pending, goredis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "old"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Unconfirmed(ctx, l, now.Add(time.Second), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"old"}, {"o1", "o2"}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("unconfirmed %v, want %v", got, want)
+	}
+	if err := st.Confirm(ctx, l, got); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Unconfirmed(ctx, l, now.Add(time.Second), 100); err != nil || len(got) != 0 {
+		t.Errorf("after Confirm: %v, %v; want none", got, err)
+	}
+}
