@@ -166,6 +166,12 @@ const (
 	// (older ones are on disk alone), so the key may have been used: only
 	// Reserve, which looks on disk, can tell a replay from a new purchase.
 	KeyMaybe
+	// KeyAbsent: never reserved with this key, and certain of it. A
+	// shared store's KeyUnknown means only "not known on this node";
+	// KeyAbsent means the node holds every key of the sale and no unit
+	// can be sold before it hears of it (cluster/keycopy.go), so a
+	// purchase certain to fail may be answered without the store.
+	KeyAbsent
 )
 
 // The store seam: the purchase pipeline (batching, fast paths,

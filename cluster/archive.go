@@ -62,6 +62,7 @@ func (s *Store) forget(saleID string) {
 	delete(s.sales, saleID)
 	delete(s.ever, saleID)
 	s.mu.Unlock()
+	s.copies.drop(func(sale string) bool { return sale == saleID })
 }
 
 // keepOnly drops from memory the sales a full listing no longer holds
@@ -80,6 +81,7 @@ func (s *Store) keepOnly(rows []postgres.SaleRow) {
 		}
 	}
 	s.mu.Unlock()
+	s.copies.drop(func(sale string) bool { return !listed[sale] })
 }
 
 // knownSale is nil for a sale that exists, archived or not: its orders

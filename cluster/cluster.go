@@ -57,6 +57,10 @@ type Config struct {
 	CallTimeout time.Duration
 	// KeyCache bounds the idempotency keys kept in memory (262144).
 	KeyCache int
+	// KeyCopy bounds the keys of one sale's copy (keycopy.go) that
+	// answers keyed purchases of a sold-out sale without Redis (1048576);
+	// a sale with more keys has them answered by Redis.
+	KeyCopy int
 	// Buckets splits the live stock of each sale this node creates over
 	// that many Redis slots (default 1): for sales too hot for one shard
 	// of a Redis Cluster. Fixed per sale at creation.
@@ -98,6 +102,9 @@ func (c *Config) defaults() {
 	if c.KeyCache <= 0 {
 		c.KeyCache = 1 << 18
 	}
+	if c.KeyCopy <= 0 {
+		c.KeyCopy = 1 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -115,6 +122,8 @@ type Store struct {
 	db   *postgres.DB
 	ids  surge.OrderIDs
 	keys *keyCache
+	// copies answer keyed purchases of sold-out sales (keycopy.go).
+	copies *keyCopies
 
 	rcb, pcb *gobreaker.CircuitBreaker[struct{}]
 
@@ -135,6 +144,7 @@ type Store struct {
 	released atomic.Pointer[func(saleID string, expired int)]
 
 	closed atomic.Bool
+	bg     context.Context // the background work's; ends at Close
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -165,6 +175,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 	s := &Store{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), rc: rc, live: redis.New(rc, cfg.Prefix), db: db,
 		keys:    newKeyCache(cfg.KeyCache),
+		copies:  newKeyCopies(cfg.KeyCopy),
 		sales:   make(map[string]saleInfo),
 		ever:    make(map[string]int64),
 		changed: make(chan string, 256),
@@ -185,7 +196,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
-	s.stop = stop
+	s.bg, s.stop = bg, stop
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.lead(bg) }()
 	go func() { defer s.wg.Done(); db.Listen(bg, s.notify) }()
@@ -242,6 +253,9 @@ func unavailable(what string, err error) error {
 func (s *Store) Changed() <-chan string { return s.changed }
 
 func (s *Store) notify(saleID string) {
+	// Before the engine hears of it, and even if it never does (the
+	// channel is full): units may have come back.
+	s.copies.invalidate(saleID)
 	select {
 	case s.changed <- saleID:
 	default: // the engine's periodic sync catches up
@@ -250,6 +264,7 @@ func (s *Store) notify(saleID string) {
 
 // announce tells every node (this one included) that a sale changed.
 func (s *Store) announce(ctx context.Context, saleID string) {
+	s.copies.invalidate(saleID) // at once here; the others when they hear
 	if err := s.db.Notify(ctx, saleID); err != nil {
 		s.log.Warn("notify sale change", "sale", saleID, "err", err)
 	}

@@ -102,6 +102,7 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 		s.markDirty(ctx, saleID)
 		return res, errRebuilding
 	}
+	s.sawDecision(saleID, b.Batch, res) // keycopy.go
 	return res, nil
 }
 
@@ -213,7 +214,7 @@ func (s *Store) LookupKey(saleID, userID, key string) (surge.Order, surge.KeySta
 	if o, ok := s.keys.get(saleID, userID, key); ok {
 		return o, surge.KeyDone
 	}
-	return surge.Order{}, surge.KeyUnknown
+	return s.copies.lookup(saleID, userID, key) // keycopy.go
 }
 
 // Remaining implements surge.Store: the live figure from Redis, or the
@@ -223,12 +224,13 @@ func (s *Store) Remaining(ctx context.Context, saleID string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var rem int64
+	var rem, taken int64
 	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		rem, err = s.live.Remaining(ctx, sl.layout)
+		rem, taken, err = s.live.Totals(ctx, sl.layout)
 		return err
 	})
 	if err == nil {
+		s.copies.observe(saleID, rem, taken) // keycopy.go
 		return rem, nil
 	}
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {

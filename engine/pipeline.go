@@ -183,6 +183,8 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 			if e.shared != nil && code != surge.CodeNotStarted {
 				return surge.Outcome{}, false
 			}
+		case surge.KeyAbsent:
+			// The shared store holds every key of the sale: not a replay.
 		}
 	}
 	e.fastRejects.Add(1)

@@ -90,14 +90,33 @@ func (s *Stock) keys(l Layout, bucket int) saleKeys {
 
 func (k saleKeys) list() []string { return []string{k.meta, k.users, k.keys, k.orders, k.pending} }
 
-// Remaining is the sale's live remaining stock; ErrNoState if missing.
-func (s *Stock) Remaining(ctx context.Context, l Layout) (int64, error) {
-	var total int64
-	err := s.eachMeta(ctx, l, "rem", func(_ int, v int64) { total += v })
-	if err != nil {
-		return 0, fmt.Errorf("redis: remaining of sale %s: %w", l.Sale, err)
+// Totals is the sale's live remaining stock and taken, the units its state
+// has reserved since it was built from PostgreSQL's ever count (as
+// Decided.Taken), every bucket read in one round trip; ErrNoState if a
+// bucket is missing. A node compares taken with its copy of the sale's
+// keys (cluster/keycopy.go).
+func (s *Stock) Totals(ctx context.Context, l Layout) (remaining, taken int64, err error) {
+	cmds := make([]*goredis.SliceCmd, l.n())
+	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for b := range cmds {
+			cmds[b] = p.HMGet(ctx, s.keys(l, b).meta, "rem", "tot")
+		}
+		return nil
+	})
+	for _, c := range cmds {
+		v, err := c.Result()
+		if err != nil {
+			return 0, 0, fmt.Errorf("redis: totals of sale %s: %w", l.Sale, err)
+		}
+		rem, err1 := metaInt(v[0])
+		tot, err2 := metaInt(v[1])
+		if err := errors.Join(err1, err2); err != nil {
+			return 0, 0, fmt.Errorf("redis: totals of sale %s: %w", l.Sale, ErrNoState)
+		}
+		remaining += rem
+		taken += tot
 	}
-	return total, nil
+	return remaining, taken, nil
 }
 
 // Inspect checks the sale's live state, every bucket in one round trip:
@@ -145,28 +164,6 @@ func (s *Stock) Remove(ctx context.Context, l Layout) error {
 		if err := s.c.Del(ctx, append(k.list(), k.xout, k.xin)...).Err(); err != nil {
 			return fmt.Errorf("redis: remove sale %s: %w", l.Sale, err)
 		}
-	}
-	return nil
-}
-
-// eachMeta reads one field of every bucket's meta in one round trip.
-func (s *Stock) eachMeta(ctx context.Context, l Layout, field string, fn func(bucket int, v int64)) error {
-	cmds := make([]*goredis.StringCmd, l.n())
-	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for b := range cmds {
-			cmds[b] = p.HGet(ctx, s.keys(l, b).meta, field)
-		}
-		return nil
-	})
-	for b, c := range cmds {
-		v, err := c.Int64()
-		if errors.Is(err, goredis.Nil) {
-			return ErrNoState
-		}
-		if err != nil {
-			return err
-		}
-		fn(b, v)
 	}
 	return nil
 }
