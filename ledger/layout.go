@@ -107,11 +107,28 @@ type arena struct {
 }
 
 func (a *arena) put(ss ...string) uint64 {
+	n := 0
+	for _, s := range ss {
+		n += len(s)
+	}
+	a.b = room(a.b, n)
 	off := uint64(len(a.b))
 	for _, s := range ss {
 		a.b = append(a.b, s...)
 	}
 	return off
+}
+
+// room makes room for n more elements in s, doubling: append grows a
+// large slice by a quarter at a time, which copies a ledger restored
+// order by order several times over.
+func room[T any](s []T, n int) []T {
+	if len(s)+n <= cap(s) {
+		return s
+	}
+	grown := make([]T, len(s), max(2*cap(s), len(s)+n, 64))
+	copy(grown, s)
+	return grown
 }
 
 func (a *arena) get(off uint64, n uint32) []byte { return a.b[off : off+uint64(n)] }
@@ -263,7 +280,7 @@ func (s *state) add(o surge.Order, pending bool) uint32 {
 		s.recs[i] = r
 		return i
 	}
-	s.recs = append(s.recs, r)
+	s.recs = append(room(s.recs, 1), r)
 	return uint32(len(s.recs) - 1)
 }
 
@@ -357,7 +374,7 @@ func (s *state) hold(user string, q int64) {
 		s.ufree = s.ufree[:n-1]
 		s.users[i] = h
 	} else {
-		s.users = append(s.users, h)
+		s.users = append(room(s.users, 1), h)
 		i = uint32(len(s.users) - 1)
 	}
 	s.byUsr.insert(s.userHash(i), i, s.userHash)

@@ -46,6 +46,7 @@ type Sale struct {
 	// hold up to it from purchases made before the limit was lowered.
 	ceiling int64
 	dupKeys int // orders restored with an already-used key
+	dormant bool
 	// forgot is set once a key was dropped or not loaded: from then on a
 	// key missing from memory may still be on disk.
 	forgot atomic.Bool
@@ -124,6 +125,34 @@ func (l *Sale) Grow(n, bytes int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.st.grow(n, bytes)
+}
+
+// Dormant makes this the state of a sale whose orders stay on disk (an
+// ended sale without reserved orders, which decides nothing but replays):
+// sold units are taken off the stock, and any key may be on disk, so
+// LookupKey answers KeyMaybe and the store looks (Recall).
+func (l *Sale) Dormant(sold int64) {
+	l.remaining.Add(-sold)
+	l.forgot.Store(true)
+	l.dormant = true
+}
+
+// IsDormant reports whether the sale's orders were left on disk (Dormant)
+// and not adopted since.
+func (l *Sale) IsDormant() bool { return l.dormant }
+
+// Adopt takes the state of full, the same sale restored with all its
+// orders, in place of a dormant one: readers of LookupKey see the dormant
+// state or the full one, never a sale half restored.
+func (l *Sale) Adopt(full *Sale) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st = full.st
+	l.ceiling = max(l.ceiling, full.ceiling)
+	l.dupKeys = full.dupKeys
+	l.remaining.Store(full.remaining.Load())
+	l.forgot.Store(full.forgot.Load())
+	l.dormant = false
 }
 
 // LookupKey reports what is known of a user's idempotency key. Safe

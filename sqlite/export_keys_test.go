@@ -14,3 +14,14 @@ func (s *Store) Keys(saleID string) int {
 	defer st.mu.Unlock()
 	return st.l.Keys()
 }
+
+// Dormant reports whether a sale's orders were left on disk at start.
+func (s *Store) Dormant(saleID string) bool {
+	st := s.sale(saleID)
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.l.IsDormant()
+}

@@ -137,7 +137,7 @@ func TestKeyLookupUsesIndex(t *testing.T) {
 		}
 		plan = append(plan, detail)
 	}
-	if got := strings.Join(plan, "; "); !strings.Contains(got, "USING INDEX orders_dead_keys") {
-		t.Errorf("query plan = %q, want it to use orders_dead_keys", got)
+	if got := strings.Join(plan, "; "); !strings.Contains(got, "USING INDEX orders_settled_keys") {
+		t.Errorf("query plan = %q, want it to use orders_settled_keys", got)
 	}
 }

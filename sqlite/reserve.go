@@ -46,11 +46,12 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	return outs, st.l.Remaining(), nil
 }
 
-// keyQuery finds a key's order on disk. Only dead orders' keys ever leave
-// memory, so only they are looked for: the partial index orders_dead_keys
-// serves the query because it repeats the index's condition.
+// keyQuery finds a key's order on disk. A reserved order's key never
+// leaves memory, so only the others are looked for: the partial index
+// orders_settled_keys serves the query because it repeats the index's
+// condition.
 const keyQuery = `SELECT ` + orderColumns + ` FROM orders
-	WHERE sale_id = ? AND user_id = ? AND idempotency_key = ? AND status IN ('cancelled','expired')
+	WHERE sale_id = ? AND user_id = ? AND idempotency_key = ? AND status <> 'reserved'
 	ORDER BY seq LIMIT 1`
 
 // findKeys looks on disk for the batch's keys that memory may have dropped

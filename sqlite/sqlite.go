@@ -154,8 +154,9 @@ CREATE TABLE IF NOT EXISTS orders (
 	updated_at      TEXT -- set by the transition out of reserved
 ) STRICT;
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders (sale_id, seq);
-CREATE INDEX IF NOT EXISTS orders_dead_keys ON orders (sale_id, user_id, idempotency_key)
-	WHERE idempotency_key IS NOT NULL AND status IN ('cancelled','expired');
+DROP INDEX IF EXISTS orders_dead_keys;
+CREATE INDEX IF NOT EXISTS orders_settled_keys ON orders (sale_id, user_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL AND status <> 'reserved';
 `
 
 // upgrade brings a database made by an older version up to the schema:
@@ -185,10 +186,12 @@ func upgrade(ctx context.Context, db *sql.DB) error {
 // lock, and an index keyed by random user ids would dirty a random page per
 // order, several times the cost of the insert itself. load checks the
 // invariant when it rebuilds the ledger. Keys older than the idempotency
-// window live on disk only, and only dead orders' keys ever get there, so
-// orders_dead_keys indexes those alone: a reservation never writes to it
-// (it costs a cancel or an expiry one index entry, off the purchase path),
-// and findKeys looks a key up there under the sale's lock.
+// window live on disk only, and so do all keys of a dormant sale (ended,
+// nothing reserved: load.go); a reserved order's key is always in memory,
+// so orders_settled_keys indexes the others alone: a reservation never
+// writes to it (a payment, cancel or expiry costs it one index entry, off
+// the purchase path), and findKeys looks a key up there under the sale's
+// lock.
 
 // Open opens (creating if needed) the database in dir and loads every
 // sale's live state from it.
@@ -315,63 +318,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		go s.expirer()
 	}
 	return s, nil
-}
-
-// load rebuilds every ledger from the database.
-func (s *Store) load(ctx context.Context) error {
-	sales, err := s.Sales(ctx)
-	if err != nil {
-		return err
-	}
-	ceilings, err := s.ceilings(ctx)
-	if err != nil {
-		return err
-	}
-	for _, sale := range sales {
-		if err := checkSale(sale); err != nil {
-			return fmt.Errorf("sqlite: %s: %w", s.path, err)
-		}
-		l := ledger.New(sale)
-		l.RaiseCeiling(ceilings[sale.ID])
-		s.sales[sale.ID] = &saleState{l: l}
-	}
-	// Archived sales' orders stay on disk only.
-	rows, err := s.w.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders
-		WHERE sale_id NOT IN (SELECT sale_id FROM archived_sales) ORDER BY seq`)
-	if err != nil {
-		return fmt.Errorf("sqlite: load orders: %w", err)
-	}
-	// Only live orders' keys and the window's are loaded; older ones are
-	// looked up on disk when used (findKeys).
-	keysAfter := s.opts.Now().Add(-s.opts.IdempotencyTTL)
-	defer rows.Close()
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return err
-		}
-		st, ok := s.sales[o.SaleID]
-		if !ok {
-			return fmt.Errorf("sqlite: order %s belongs to unknown sale %s", o.ID, o.SaleID)
-		}
-		// Against the largest limit the sale ever had: the order may
-		// predate a lowered one.
-		rules := *st.l.Sale()
-		rules.PerUserLimit = st.l.Ceiling()
-		if err := checkOrder(&rules, o); err != nil {
-			return fmt.Errorf("sqlite: %s: %w", s.path, err)
-		}
-		st.l.Restore(o, keysAfter)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: load orders: %w", err)
-	}
-	for _, st := range s.sales {
-		if err := st.l.Verify(); err != nil {
-			return fmt.Errorf("sqlite: %s: %w", s.path, err)
-		}
-	}
-	return nil
 }
 
 func (s *Store) sale(id string) *saleState {

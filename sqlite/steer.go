@@ -25,6 +25,9 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	if st.archived {
 		return surge.Sale{}, surge.ErrSaleNotFound
 	}
+	if err := s.wake(ctx, st); err != nil {
+		return surge.Sale{}, err
+	}
 	next, err := st.l.Sale().Apply(p, st.l.Sold())
 	if err != nil {
 		return surge.Sale{}, err

@@ -1,0 +1,112 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// BenchmarkOpen measures the start of a store holding one live sale of a
+// million orders (every purchase keyed, a quarter still reserved, the
+// rest paid, one per buyer), made through the store: how long Open takes
+// to load it, and the heap and resident bytes per order it holds after.
+// SURGE_BENCH_DIR keeps the data directory (made once, reused), so that
+// bench/start.sh can start `surge serve` on the same orders.
+//
+//	go test -run '^$' -bench Open -benchtime 3x ./sqlite/
+func BenchmarkOpen(b *testing.B) {
+	const n = 1_000_000
+	ctx := context.Background()
+	dir := os.Getenv("SURGE_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
+		fill(b, dir, n)
+	}
+	for b.Loop() {
+		before := measure()
+		began := time.Now()
+		s, err := Open(ctx, dir, Options{NoExpiry: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		open := time.Since(began)
+		after := measure()
+		b.ReportMetric(float64(open.Milliseconds()), "open-ms")
+		b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/order")
+		b.ReportMetric(float64(after.rss-before.rss)/n, "rss-B/order")
+		if rem, _ := s.Remaining(ctx, "bench"); rem != 2*n-n {
+			b.Fatalf("remaining %d after load, want %d", rem, n)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// fill makes the sale "bench" of n orders in dir through the store, then
+// marks three in four paid (one statement: paying them one commit each
+// would take an hour).
+func fill(b *testing.B, dir string, n int) {
+	ctx := context.Background()
+	s, err := Open(ctx, dir, Options{NoExpiry: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, name := "bench", "Bench"
+	stock, limit, hold := int64(2*n), int64(1), int64(surge.MaxHoldSeconds)
+	now := time.Now()
+	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, HoldSeconds: &hold}, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.CreateSale(ctx, sale); err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]surge.Purchase, 0, 4096)
+	for i := 0; i < n; {
+		batch = batch[:0]
+		for ; i < n && len(batch) < cap(batch); i++ {
+			batch = append(batch, surge.Purchase{UserID: fmt.Sprintf("buyer-%07d", i),
+				IdempotencyKey: fmt.Sprintf("%016x", uint64(i)*0x9e3779b97f4a7c15), Quantity: 1})
+		}
+		if _, _, err := s.Reserve(ctx, id, batch, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE orders SET status = 'paid', updated_at = created_at WHERE seq % 4 != 0`); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+type usage struct{ heap, rss uint64 }
+
+// measure collects, returns freed memory to the OS, and reads the live
+// heap and the resident set.
+func measure() usage {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	u := usage{heap: ms.HeapInuse}
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			pages, _ := strconv.ParseUint(f[1], 10, 64)
+			u.rss = pages * uint64(os.Getpagesize())
+		}
+	}
+	return u
+}
