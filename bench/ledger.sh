@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The ledger's memory, start and GC share (issue 14): two builds side by
+# side on the same orders, in one run on this machine.
+#  start: one live sale of ORDERS orders (every purchase keyed, a quarter
+#    reserved, the rest paid, one per buyer), made once through the store
+#    by sqlite's BenchmarkOpen (SURGE_BENCH_DIR) and copied for each build.
+#    Each build starts `surge serve` on its copy once to upgrade it (a build
+#    may add an index), then again, measured: seconds from exec to the
+#    first 200 of /readyz, and the resident set then (VmRSS) less that of
+#    the same build on an empty data directory, per order.
+#  gc: with those orders loaded, a reserve-heavy wrk run (purchase.lua: a
+#    new buyer and key on every request) while the server's CPU profile is
+#    taken (/debug/pprof/profile on --debug-addr): the share of samples
+#    under the garbage collector (runtime.gcBgMarkWorker, gcAssistAlloc,
+#    bgsweep, bgscavenge), and requests/s.
+# Usage: bench/ledger.sh REV_A [REV_B=working tree] [orders=1000000] [duration=10s] [connections=64]
+#   A revision is anything git understands; "." is the working tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REV_A=${1:?usage: bench/ledger.sh REV_A [REV_B] [orders] [duration] [connections]}
+REV_B=${2:-.}
+ORDERS=${3:-1000000}
+DUR=${4:-10s}
+CONNS=${5:-64}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+build() {
+  if [ "$1" = . ]; then go build -o "$2" ./cmd/surge; return; fi
+  local src="$work/src-$(basename "$2")"
+  mkdir -p "$src" && git archive "$1" | tar -x -C "$src"
+  (cd "$src" && go build -o "$2" ./cmd/surge)
+}
+build "$REV_A" "$work/a"
+build "$REV_B" "$work/b"
+
+base=${SURGE_LEDGER_DATA:-/tmp/surge-ledger-$ORDERS}
+if [ ! -f "$base/surge.db" ]; then
+  echo "making $ORDERS orders in $base (once)" >&2
+  mkdir -p "$base"
+  [ "$ORDERS" = 1000000 ] || { echo "only 1000000 orders are made by BenchmarkOpen" >&2; exit 2; }
+  SURGE_BENCH_DIR=$base go test -run '^$' -bench '^BenchmarkOpen$' -benchtime 1x ./sqlite/ >&2
+fi
+
+token=ledger-admin-token-0123456789
+now() { date +%s.%N; }
+# serve BIN DIR: start the server, wait for /readyz; prints seconds to ready
+serve() {
+  local t0 t1
+  t0=$(now)
+  "$1" serve --http-addr 127.0.0.1:8095 --debug-addr 127.0.0.1:8097 --data-dir "$2" --admin-token "$token" \
+    --insecure-user-header --log-level warn >"$work/surge.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1200); do
+    if curl -fs -o /dev/null http://127.0.0.1:8095/readyz; then
+      t1=$(now); echo "$t1 - $t0" | bc -l; return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || { cat "$work/surge.log" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "server did not get ready" >&2; exit 1
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+rss() { awk '/^VmRSS/ {print $2 * 1024}' "/proc/$pid/status"; }
+
+declare -A out
+for v in a b; do
+  rm -rf "$work/empty" && serve "$work/$v" "$work/empty" >/dev/null
+  empty=$(rss); stop
+  rm -rf "$work/data" && cp -r "$base" "$work/data" && rm -f "$work/data/surge.lock"
+  serve "$work/$v" "$work/data" >/dev/null; stop # upgrade once
+  ready=$(serve "$work/$v" "$work/data")
+  full=$(rss)
+  curl -fs -o "$work/$v.prof" -H "Authorization: Bearer $token" "http://127.0.0.1:8097/debug/pprof/profile?seconds=${DUR%s}" &
+  prof=$!
+  rps=$(wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua http://127.0.0.1:8095 -- bench | awk '/^Requests\/sec/ {print $2}')
+  wait "$prof"
+  after=$(rss)
+  stop
+  gc=$(go tool pprof -top -cum "$work/$v" "$work/$v.prof" 2>/dev/null |
+    awk '$6 ~ /%$/ && ($NF == "runtime.gcBgMarkWorker" || $NF == "runtime.gcAssistAlloc" || $NF == "runtime.bgsweep" || $NF == "runtime.bgscavenge") {s += $5} END {printf "%.1f", s}')
+  out[$v]="$(printf '%.2f | %.0f | %.0f | %s | %s%% | %.0f' "$ready" "$(echo "($full - $empty) / $ORDERS" | bc -l)" \
+    "$(echo "$full / 1048576" | bc -l)" "$rps" "$gc" "$(echo "$after / 1048576" | bc -l)")"
+done
+
+printf '\n%s orders, wrk -t1 -c%s -d%s, %s, A=%s B=%s, %s cores, load average %s\n\n' "$ORDERS" "$CONNS" "$DUR" "$(date -u +%F)" \
+  "$(git rev-parse --short "$REV_A")" "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" \
+  "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| build | s to /readyz | RSS B/order | RSS MiB at ready | reserve-heavy requests/s | GC share of server CPU | RSS MiB after |\n|---|---:|---:|---:|---:|---:|---:|\n'
+printf '| A | %s |\n| B | %s |\n' "${out[a]}" "${out[b]}"
