@@ -291,8 +291,13 @@ func TestConcurrentGuarantees(t *testing.T) {
 		settle   []error // unexpected Cancel/Pay errors
 		wg       sync.WaitGroup
 		finished atomic.Int64
-		tick     = make(chan struct{}, 1)
-		start    = make(chan struct{})
+		// cancelled and paid count settlements that won: the expirer waits
+		// for one of each between its advances, so a loaded machine, where
+		// a whole tick can pass between a purchase and its settlement,
+		// still ends with cancelled and paid orders beside expired ones.
+		cancelled, paid atomic.Int64
+		tick            = make(chan struct{}, 1)
+		start           = make(chan struct{})
 	)
 	for g := range groups {
 		wg.Add(1)
@@ -351,11 +356,19 @@ func TestConcurrentGuarantees(t *testing.T) {
 				var err error
 				switch {
 				case g%5 == 1:
-					if _, err = e.Cancel(ctx, id); surge.HasCode(err, surge.CodeNotCancellable) {
+					_, err = e.Cancel(ctx, id)
+					switch {
+					case err == nil:
+						cancelled.Add(1)
+					case surge.HasCode(err, surge.CodeNotCancellable):
 						err = nil // it expired first
 					}
 				case g%7 == 3:
-					if _, err = e.Pay(ctx, id); surge.HasCode(err, surge.CodeNotPayable) {
+					_, err = e.Pay(ctx, id)
+					switch {
+					case err == nil:
+						paid.Add(1)
+					case surge.HasCode(err, surge.CodeNotPayable):
 						err = nil // it expired first
 					}
 				}
@@ -380,13 +393,17 @@ func TestConcurrentGuarantees(t *testing.T) {
 	expirerDone := make(chan struct{})
 	go func() {
 		defer close(expirerDone)
+		var lastCancelled, lastPaid int64
 		for {
 			select {
 			case <-stopExpirer:
 				return
 			case <-tick:
-				clk.Advance(hold + time.Second)
-				e.ExpireNow()
+				if c, p := cancelled.Load(), paid.Load(); c > lastCancelled && p > lastPaid {
+					lastCancelled, lastPaid = c, p
+					clk.Advance(hold + time.Second)
+					e.ExpireNow()
+				}
 			}
 		}
 	}()
