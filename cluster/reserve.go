@@ -112,6 +112,17 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 func (b reservation) outcomes(dec []redis.Decision, known *keyCache) (outs []surge.Outcome, orders []surge.Order, confirm []string) {
 	saleID := b.sale.ID
 	outs = make([]surge.Outcome, len(b.Purchases))
+	// Sized once: an Order is large, and growing the slice by appends
+	// copied a batch's orders about twice over.
+	n := 0
+	for _, d := range dec {
+		if d.Code == surge.CodeReserved && d.Replay.ID == "" {
+			n++
+		}
+	}
+	if n > 0 {
+		orders = make([]surge.Order, 0, n)
+	}
 	var fresh map[string]bool // orders of this batch, durable with it
 	for i, d := range dec {
 		p := b.Purchases[i]
