@@ -137,6 +137,7 @@ type Store struct {
 	ever map[string]int64
 
 	lease   atomic.Pointer[postgres.Lease] // held term, nil when not leader
+	relay   atomic.Pointer[relayLease]     // the outbox lease (outbox.go), nil when not held
 	changed chan string
 	kick    chan struct{}
 
@@ -283,8 +284,10 @@ func (s *Store) Close() error {
 	// By name, not by the term this node last saw: a renewal cut short by
 	// the shutdown may have left the lease held without our knowing.
 	s.lease.Store(nil)
+	s.relay.Store(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
 	_ = s.db.Resign(ctx, leaseName, s.cfg.NodeID)
+	_ = s.db.Resign(ctx, outboxLease, s.cfg.NodeID)
 	cancel()
 	s.closeConns()
 	return nil

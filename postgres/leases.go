@@ -30,7 +30,8 @@ func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]s
 				ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
 			AND `+fence(3)+` RETURNING `+orderColumns+`),
 		s AS (UPDATE sales SET sold = sales.sold - d.q
-			FROM (SELECT sale_id, sum(quantity) AS q FROM x GROUP BY sale_id) d WHERE sales.id = d.sale_id)
+			FROM (SELECT sale_id, sum(quantity) AS q FROM x GROUP BY sale_id) d WHERE sales.id = d.sale_id),
+		e AS (`+outboxEventSQL("x", "'expired'", "$1::timestamptz")+`)
 		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: expire: %w", err)

@@ -33,6 +33,7 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 		}
 		b.Queue(`SELECT surge_insert_orders($1, $2, $3, $4, $5, $6, $7, $8)`,
 			saleID, epoch, ids, users, qty, keys, created, expires)
+		b.Queue(reservedEventsSQL, ids)
 	}
 	if len(confirm) > 0 {
 		b.Queue(existingSQL, confirm)
@@ -54,6 +55,9 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 			return 0, nil, ErrFenced
 		}
 		ever = *after
+		if _, err := res.Exec(); err != nil {
+			return 0, nil, fmt.Errorf("postgres: outbox events of %d orders of sale %s: %w", len(orders), saleID, err)
+		}
 	}
 	if len(confirm) > 0 {
 		rows, err := res.Query()
@@ -147,7 +151,8 @@ func (d *DB) Settle(ctx context.Context, id string, status surge.OrderStatus, no
 	o, err := scanOrder(d.pool.QueryRow(ctx, `WITH o AS (
 			UPDATE orders SET status = $2, updated_at = $3
 			WHERE id = $1 AND status = 'reserved' AND expires_at > $3 RETURNING `+orderColumns+`),
-		s AS (UPDATE sales SET sold = sales.sold - o.quantity FROM o WHERE sales.id = o.sale_id AND $2 <> 'paid')
+		s AS (UPDATE sales SET sold = sales.sold - o.quantity FROM o WHERE sales.id = o.sale_id AND $2 <> 'paid'),
+		e AS (`+outboxEventSQL("o", "$2", "$3")+`)
 		SELECT `+orderColumns+` FROM o`, id, string(status), now))
 	if err == nil {
 		return o, nil

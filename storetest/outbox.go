@@ -7,13 +7,12 @@ import (
 	"github.com/surgehq/surge"
 )
 
-// outbox returns the store's transactional outbox.
+// outbox returns the store's transactional outbox: every store has one.
 func (e *env) outbox() surge.Outbox {
 	e.t.Helper()
 	ob, ok := e.s.(surge.Outbox)
 	if !ok {
-		// Cluster mode's outbox (migration 007) follows migration 006.
-		e.t.Skipf("storetest: %T has no outbox yet", e.s)
+		e.t.Fatalf("storetest: %T does not implement surge.Outbox", e.s)
 	}
 	return ob
 }
