@@ -39,7 +39,8 @@ var errReplay = errors.New("postgres: payment recorded by another transaction")
 // row lock orders it against Settle, Expire (which skips a locked order
 // and takes it on its next run) and every other event of the order, so
 // the same event delivered to two nodes is applied once and the other sees
-// a replay. The order's move to paid commits with the payment row.
+// a replay. The order's move to paid and the order event of the payment
+// (paid or refund_due, docs/events.md) commit with the payment row.
 func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
 	if err := surge.CheckPaymentEvent(ev); err != nil {
 		return surge.PaymentResult{}, err
@@ -95,11 +96,20 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			p.AmountCents, p.Currency = surge.Due(&sale, &o)
 		}
 		p.Status = surge.Decide(p.PaymentEvent, &sale, &o, payable)
-		if p.Status == surge.PaymentPaid {
-			if _, err := tx.Exec(ctx, `UPDATE orders SET status = 'paid', updated_at = $2 WHERE id = $1`, o.ID, now); err != nil {
+		switch p.Status {
+		case surge.PaymentPaid:
+			// The paid event commits with the order's move (docs/events.md).
+			if _, err := tx.Exec(ctx, `WITH o AS (UPDATE orders SET status = 'paid', updated_at = $2 WHERE id = $1
+				RETURNING sale_id, id) `+outboxEventSQL("o", "'paid'", "$2::timestamptz"), o.ID, now); err != nil {
 				return surge.PaymentResult{}, err
 			}
 			o.Status = surge.OrderPaid
+		case surge.PaymentRefundDue:
+			// The order stays as it is; the money taken is the event.
+			if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref) VALUES ($1, $2, 'refund_due', $3, $4)`,
+				o.SaleID, o.ID, now, p.ID); err != nil {
+				return surge.PaymentResult{}, err
+			}
 		}
 	case surge.PaymentFailed:
 		p.Status = surge.PaymentFailedStatus

@@ -42,6 +42,9 @@ func (e *env) wantEvents(want ...surge.OrderEvent) []surge.OrderEvent {
 		if d := orderDiff(g.Order, w.Order); d != "" {
 			e.t.Errorf("event %d (%s): order differs:\n%s", i, g.ID(), d)
 		}
+		if g.Ref != w.Ref {
+			e.t.Errorf("event %d (%s): ref %q, want %q", i, g.ID(), g.Ref, w.Ref)
+		}
 		if !g.At.Equal(w.At) {
 			e.t.Errorf("event %d (%s): at %v, want %v", i, g.ID(), g.At, w.At)
 		}
@@ -65,6 +68,12 @@ func ev(kind surge.OrderEventKind, o surge.Order, at time.Time) surge.OrderEvent
 		o.Status = surge.OrderStatus(kind)
 	}
 	return surge.OrderEvent{Kind: kind, Order: o, At: at}
+}
+
+// refundDue is the refund_due event of the payment ref of order o, which
+// stays as it is.
+func refundDue(o surge.Order, ref string, at time.Time) surge.OrderEvent {
+	return surge.OrderEvent{Kind: surge.EventRefundDue, Order: o, At: at, Ref: ref}
 }
 
 func (e *env) wantBacklog(n int64, oldest time.Time) {
@@ -141,6 +150,44 @@ func testOutbox(t *testing.T, h Harness) {
 		o5 := e.reserveOne(s.ID, at(hold+time.Second), buy("u5", 1))
 		if n := e.wantEvents(ev(surge.EventReserved, o5, o5.CreatedAt)); n[0].Seq <= got[len(got)-1].Seq {
 			t.Errorf("seq %d after the emptied outbox's %d", n[0].Seq, got[len(got)-1].Seq)
+		}
+	})
+	// Payments write their events in the payment's transaction: paid when
+	// the order moves, refund_due (one per payment, the payment its ref)
+	// when money came for an order that had ended or was paid already;
+	// nothing for a payment that changed no order.
+	t.Run("Payments", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 10)
+		e.createSale(s)
+		out, _ := e.reserve(s.ID, at(0), buy("u1", 2), buy("u2", 2), buy("u3", 2))
+		o1, o2, o3 := out[0].Order, out[1].Order, out[2].Order
+		o4 := e.reserveOne(s.ID, at(time.Second), buy("u4", 2))
+		paid := e.record(event("p1", surge.PaymentSucceeded, o1.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentPaid).Order
+		e.record(event("short", surge.PaymentSucceeded, o2.ID, price, "USD"), at(2*time.Second), surge.PaymentAmountMismatch)
+		e.record(event("declined", surge.PaymentFailed, o2.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentFailedStatus)
+		cancelled := e.cancel(o3.ID, at(3*time.Second))
+		e.record(event("p3", surge.PaymentSucceeded, o3.ID, 2*price, "USD"), at(4*time.Second), surge.PaymentRefundDue)
+		e.record(event("r3", surge.RefundSucceeded, o3.ID, 2*price, "USD"), at(5*time.Second), surge.PaymentRefund)
+		e.wantExpire(at(hold), o2)
+		expired := e.order(o2.ID)
+		e.record(event("p2", surge.PaymentSucceeded, o2.ID, 2*price, "USD"), at(hold+time.Second), surge.PaymentRefundDue)
+		e.record(event("p1again", surge.PaymentSucceeded, o1.ID, 2*price, "USD"), at(hold+time.Second), surge.PaymentRefundDue)
+		// A replay changes nothing and writes nothing.
+		if r, err := e.payments().RecordPayment(e.ctx, event("p3", surge.PaymentSucceeded, o3.ID, 2*price, "USD"), at(hold+2*time.Second)); err != nil || !r.Replay {
+			t.Fatalf("replay of p3 = %+v, %v", r, err)
+		}
+		e.wantEvents(
+			ev(surge.EventReserved, o1, o1.CreatedAt), ev(surge.EventReserved, o2, o2.CreatedAt),
+			ev(surge.EventReserved, o3, o3.CreatedAt), ev(surge.EventReserved, o4, o4.CreatedAt),
+			ev(surge.EventPaid, paid, at(2*time.Second)), ev(surge.EventCancelled, cancelled, at(3*time.Second)),
+			refundDue(cancelled, "p3", at(4*time.Second)), ev(surge.EventExpired, expired, at(hold)),
+			refundDue(expired, "p2", at(hold+time.Second)), refundDue(paid, "p1again", at(hold+time.Second)),
+		)
+		e.reopen()
+		got := e.pending(1000)
+		if len(got) != 10 || got[6].ID() != o3.ID+":refund_due:p3" {
+			t.Errorf("after reopening the outbox holds %v", kinds(got))
 		}
 	})
 }
