@@ -138,6 +138,7 @@ type Store struct {
 
 	lease   atomic.Pointer[postgres.Lease] // held term, nil when not leader
 	relay   atomic.Pointer[relayLease]     // the outbox lease (outbox.go), nil when not held
+	horizon postgres.OutboxHorizon         // how far the outbox is final (outbox.go)
 	changed chan string
 	kick    chan struct{}
 

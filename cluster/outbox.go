@@ -27,7 +27,7 @@ func (s *Store) PendingEvents(ctx context.Context, after int64, limit int) ([]su
 	}
 	var evs []surge.OrderEvent
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-		evs, err = s.db.PendingEvents(ctx, *l, after, limit)
+		evs, err = s.db.PendingEvents(ctx, *l, &s.horizon, after, limit)
 		return err
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,16 +31,47 @@ func outboxEventSQL(from, kind, at string) string {
 	return `INSERT INTO outbox (sale_id, order_id, event, at) SELECT sale_id, id, ` + kind + `, ` + at + ` FROM ` + from
 }
 
+// OutboxHorizon is how far a reader of the outbox may go: the seq up to
+// which the outbox is final, no event below it still to commit. Without
+// it a reader that reads on after the last event it saw skips an event
+// committed late: transactions take their seqs as they insert, not as they
+// commit, and the seqs of two transactions interleave, so a sale's event
+// could go out after the sale's next ones. One reader holds it (the node
+// with the outbox lease); the zero value is ready and final at 0.
+type OutboxHorizon struct {
+	mu    sync.Mutex
+	final int64 // every seq up to final is committed or never will be
+}
+
+// horizonWait bounds how long a read waits for the transactions running
+// when it started to end; past it, it reads up to the horizon it had.
+const horizonWait = 2 * time.Second
+
 // PendingEvents returns up to limit events above after, lowest seq first,
-// if the lease l is still held; none otherwise. A seq taken by a
-// transaction still in flight may commit after a higher one was read: the
-// relay finds its event when it reads from 0 again, and EventsPublished
-// deletes by seq, so none is skipped.
-func (d *DB) PendingEvents(ctx context.Context, l Lease, after int64, limit int) ([]surge.OrderEvent, error) {
+// if the lease l is still held; none otherwise. It returns every event
+// committed before the call, and none that a transaction still running
+// could precede: it reads the last seq handed out, then a snapshot, and
+// waits until every transaction running at that snapshot ended (its
+// oldest running transaction id, xmin, reached the snapshot's next one,
+// xmax), mostly no wait at all or a few milliseconds. Every writer of the
+// outbox has its transaction id before it takes a seq (it has locked or
+// changed its order first), so the seqs up to the one read are then final,
+// and a reader may read on after the last event it saw without skipping
+// one. The sequence must not cache values per session (CACHE 1, the
+// default of migration 007's bigserial): a cached seq is handed out after
+// higher ones were read. A writer transaction left open on the server for
+// longer than horizonWait makes reads stop at the horizon they had until
+// it ends.
+func (d *DB) PendingEvents(ctx context.Context, l Lease, h *OutboxHorizon, after int64, limit int) ([]surge.OrderEvent, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := d.advance(ctx, h); err != nil {
+		return nil, fmt.Errorf("postgres: read outbox: %w", err)
+	}
 	rows, err := d.pool.Query(ctx, `SELECT x.seq, x.event, x.at, COALESCE(x.ref, ''), o.id, o.sale_id, o.user_id, o.quantity,
 		o.status, o.idem_key, o.created_at, o.expires_at
-		FROM outbox x JOIN orders o ON o.id = x.order_id WHERE x.seq > $5 AND `+fence(2)+` ORDER BY x.seq LIMIT $1`,
-		limit, l.Name, l.Holder, l.Token, after)
+		FROM outbox x JOIN orders o ON o.id = x.order_id WHERE x.seq > $5 AND x.seq <= $6 AND `+fence(2)+`
+		ORDER BY x.seq LIMIT $1`, limit, l.Name, l.Holder, l.Token, after, h.final)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read outbox: %w", err)
 	}
@@ -70,6 +102,45 @@ func (d *DB) PendingEvents(ctx context.Context, l Lease, after int64, limit int)
 		return nil, fmt.Errorf("postgres: read outbox: %w", err)
 	}
 	return evs, nil
+}
+
+// advance moves h's final seq to the last one handed out once the
+// transactions that may hold seqs up to it have ended.
+func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
+	// Two statements, two snapshots, in this order: the last seq handed
+	// out, then the snapshot whose xmax is above every transaction that
+	// had taken a seq up to it.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM outbox_seq_seq`)
+	b.Queue(`SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s`)
+	res := d.pool.SendBatch(ctx, b)
+	var last, xmin, xmax int64
+	err := res.QueryRow().Scan(&last)
+	if err == nil {
+		err = res.QueryRow().Scan(&xmin, &xmax)
+	}
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(horizonWait)
+	for pause := 500 * time.Microsecond; xmin < xmax; pause = min(2*pause, 20*time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil // a long transaction: the horizon stays
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		if err := d.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin); err != nil {
+			return err
+		}
+	}
+	h.final = max(h.final, last)
+	return nil
 }
 
 // EventsPublished deletes the events by seq if the lease l is still held;

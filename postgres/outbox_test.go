@@ -1,0 +1,101 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// TestOutboxHorizon: an event whose transaction took its seq before
+// another one committed a higher seq is never skipped by a reader that
+// reads on after the last event it saw: the higher one is held back until
+// the lower one's transaction ended, then both are read in seq order.
+func TestOutboxHorizon(t *testing.T) {
+	ctx := context.Background()
+	ns := servicetest.Namespace(t)
+	db, err := postgres.Open(ctx, url(), postgres.Options{Schema: ns})
+	if err != nil {
+		t.Fatalf("postgres.Open (run scripts/services.sh): %v", err)
+	}
+	t.Cleanup(db.Close)
+	sl := sale(t, db)
+	later := time.Now().Add(time.Hour)
+	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o1", sl, later)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, ok, err := db.Acquire(ctx, "outbox", "me", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("Acquire: %v %v", ok, err)
+	}
+	var h postgres.OutboxHorizon
+	read := func(after int64) []int64 {
+		t.Helper()
+		evs, err := db.PendingEvents(ctx, l, &h, after, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, e := range evs {
+			seqs = append(seqs, e.Seq)
+		}
+		return seqs
+	}
+	// The reader sees o1's reserved event (seq 1) once it is final.
+	// (A read waits up to 2 s for the transactions running when it
+	// started, other tests' too: this polls in case one ran longer.)
+	var first []int64
+	for deadline := time.Now().Add(10 * time.Second); len(first) == 0 && time.Now().Before(deadline); {
+		if first = read(0); len(first) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if len(first) != 1 {
+		t.Fatalf("read %v, want o1's reserved event alone", first)
+	}
+
+	// A writer takes seq 2 (changing o1 first, as every writer does) and
+	// stays open; another commits o2's reserved event, seq 3.
+	conn, err := pgx.Connect(ctx, url()+"&search_path="+ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `UPDATE orders SET status = 'paid' WHERE id = 'o1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at) VALUES ($1, 'o1', 'paid', now())`, sl.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o2", sl, later)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // each waits for the open transaction, up to 2 s
+		if got := read(first[0]); len(got) != 0 {
+			t.Fatalf("read %v while the transaction of seq 2 is open: a reader going on from it would skip seq 2", got)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		if got = read(first[0]); len(got) < 2 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if len(got) != 2 || got[0] != first[0]+1 || got[1] != first[0]+2 {
+		t.Errorf("after the commit read %v, want seqs %d and %d", got, first[0]+1, first[0]+2)
+	}
+}
