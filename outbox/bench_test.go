@@ -11,11 +11,25 @@ import (
 	"github.com/surgehq/surge/servicetest"
 )
 
+// source is a store with an outbox, of either backend.
+type source interface {
+	surge.Store
+	surge.Outbox
+}
+
+// backends runs a benchmark against an embedded store (SQLite) and a
+// cluster node (Redis and PostgreSQL) holding the outbox lease alone.
+func backends(b *testing.B, bench func(b *testing.B, s source)) {
+	b.Run("embedded", func(b *testing.B) { bench(b, openStore(b)) })
+	b.Run("cluster", func(b *testing.B) { bench(b, openNode(b, servicetest.Namespace(b), "a")) })
+}
+
 // BenchmarkRelayDrain measures the relay's sustained publish rate: an
 // outbox of b.N reserved events (written first, NATS out of the way) is
 // drained into a stream of its own.
-func BenchmarkRelayDrain(b *testing.B) {
-	s := openStore(b)
+func BenchmarkRelayDrain(b *testing.B) { backends(b, benchRelayDrain) }
+
+func benchRelayDrain(b *testing.B, s source) {
 	_, stream, subject := servicetest.NATS(b)
 	createSale(b, s, "a", int64(b.N)+1)
 	reserve(b, s, "a", "u", b.N, 512)
@@ -32,8 +46,9 @@ func BenchmarkRelayDrain(b *testing.B) {
 // (16 buyers' goroutines, batches of 64) while the relay publishes, and
 // reports the reservation rate, the largest outbox seen during the spike,
 // and how long the relay took to drain after the last reservation.
-func BenchmarkRelaySpike(b *testing.B) {
-	s := openStore(b)
+func BenchmarkRelaySpike(b *testing.B) { backends(b, benchRelaySpike) }
+
+func benchRelaySpike(b *testing.B, s source) {
 	_, stream, subject := servicetest.NATS(b)
 	createSale(b, s, "a", int64(b.N)+1)
 	stop := start(b, s, servicetest.NATSURL(), stream, subject, nil)
