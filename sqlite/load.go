@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -33,6 +34,7 @@ func (s *Store) load(ctx context.Context) error {
 		return err
 	}
 	now := s.opts.Now()
+	restored := 0
 	for _, sale := range sales {
 		if err := checkSale(sale); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", s.path, err)
@@ -46,17 +48,29 @@ func (s *Store) load(ctx context.Context) error {
 			}
 		}
 		if !dormant {
-			if err := s.restore(ctx, l, now); err != nil {
+			n, err := s.restore(ctx, l, now)
+			if err != nil {
 				return err
 			}
+			restored += n
 		}
 		if err := l.Verify(); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", s.path, err)
 		}
 		s.sales[sale.ID] = &saleState{l: l}
 	}
+	if restored >= bigLoad {
+		// The scan's garbage (a few strings per row) would otherwise stay
+		// resident until the scavenger gets to it, minutes later; the
+		// collection is cheap, the ledgers holding no pointers.
+		debug.FreeOSMemory()
+	}
 	return nil
 }
+
+// bigLoad is the number of orders restored past which load hands the
+// memory it freed back to the operating system at once.
+const bigLoad = 100_000
 
 // orphans refuses a database holding orders of a sale it does not have.
 func (s *Store) orphans(ctx context.Context) error {
@@ -90,7 +104,7 @@ func (s *Store) doze(ctx context.Context, l *ledger.Sale) (bool, error) {
 // restore replays every order of l's sale into it. Only live orders' keys
 // and the window's are kept; older ones are looked up on disk when used
 // (findKeys).
-func (s *Store) restore(ctx context.Context, l *ledger.Sale, now time.Time) error {
+func (s *Store) restore(ctx context.Context, l *ledger.Sale, now time.Time) (int, error) {
 	sale := *l.Sale()
 	// Against the largest limit the sale ever had: an order may predate a
 	// lowered one.
@@ -100,7 +114,7 @@ func (s *Store) restore(ctx context.Context, l *ledger.Sale, now time.Time) erro
 	rows, err := s.w.QueryContext(ctx, `SELECT id, user_id, quantity, status, idempotency_key, created_at, expires_at
 		FROM orders WHERE sale_id = ? ORDER BY seq`, sale.ID)
 	if err != nil {
-		return fmt.Errorf("sqlite: load orders of %s: %w", sale.ID, err)
+		return 0, fmt.Errorf("sqlite: load orders of %s: %w", sale.ID, err)
 	}
 	defer rows.Close()
 	o := surge.Order{SaleID: sale.ID}
@@ -109,26 +123,28 @@ func (s *Store) restore(ctx context.Context, l *ledger.Sale, now time.Time) erro
 		key              sql.NullString
 		created, expires string
 	)
+	n := 0
 	for rows.Next() {
 		if err := rows.Scan(&o.ID, &o.UserID, &o.Quantity, &status, &key, &created, &expires); err != nil {
-			return fmt.Errorf("sqlite: scan order: %w", err)
+			return 0, fmt.Errorf("sqlite: scan order: %w", err)
 		}
 		o.Status, o.IdempotencyKey = surge.OrderStatus(status), key.String
 		if o.CreatedAt, err = parseTime(created); err != nil {
-			return err
+			return 0, err
 		}
 		if o.ExpiresAt, err = parseTime(expires); err != nil {
-			return err
+			return 0, err
 		}
 		if err := checkOrder(&rules, o); err != nil {
-			return fmt.Errorf("sqlite: %s: %w", s.path, err)
+			return 0, fmt.Errorf("sqlite: %s: %w", s.path, err)
 		}
 		l.Restore(o, keysAfter)
+		n++
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: load orders of %s: %w", sale.ID, err)
+		return 0, fmt.Errorf("sqlite: load orders of %s: %w", sale.ID, err)
 	}
-	return nil
+	return n, nil
 }
 
 // wake loads a dormant sale whole before it is steered (a new end may
@@ -139,7 +155,7 @@ func (s *Store) wake(ctx context.Context, st *saleState) error {
 	}
 	full := ledger.New(*st.l.Sale())
 	full.RaiseCeiling(st.l.Ceiling())
-	if err := s.restore(ctx, full, s.opts.Now()); err != nil {
+	if _, err := s.restore(ctx, full, s.opts.Now()); err != nil {
 		return s.unavailable(err)
 	}
 	if err := full.Verify(); err != nil {
