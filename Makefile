@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-overload fuzz observability-check clean
+.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-overload fuzz observability-check clean
 
 # Stamped into the binary (package version): `surge version`, surge_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -46,6 +46,9 @@ bench-jwt: ## A/B: the sold-out path with per-buyer HS256 tokens, the working tr
 
 bench-keyed: ## A/B: keyed purchases of a sold-out sale in cluster mode, the working tree against REV, beside embedded mode and the minimal handler
 	bench/keyed.sh $(REV) .
+
+bench-ledger: ## A/B: start time, RSS per order and GC share with a million orders of a live sale, the working tree against REV
+	bench/ledger.sh $(REV) .
 
 bench-overload: ## the maximum purchase rate, then 5x it open loop; the cost of protection
 	bench/overload.sh

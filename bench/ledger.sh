@@ -47,16 +47,17 @@ fi
 
 token=ledger-admin-token-0123456789
 now() { date +%s.%N; }
-# serve BIN DIR: start the server, wait for /readyz; prints seconds to ready
+# serve BIN DIR: start the server (pid), wait for /readyz; sets ready to
+# the seconds it took
 serve() {
   local t0 t1
   t0=$(now)
-  "$1" serve --http-addr 127.0.0.1:8095 --debug-addr 127.0.0.1:8097 --data-dir "$2" --admin-token "$token" \
+  "$1" serve --http-addr 127.0.0.1:18395 --debug-addr 127.0.0.1:18397 --data-dir "$2" --admin-token "$token" \
     --insecure-user-header --log-level warn >"$work/surge.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1200); do
-    if curl -fs -o /dev/null http://127.0.0.1:8095/readyz; then
-      t1=$(now); echo "$t1 - $t0" | bc -l; return 0
+  for _ in $(seq 6000); do
+    if curl -fs -o /dev/null http://127.0.0.1:18395/readyz; then
+      t1=$(now); ready=$(echo "$t1 - $t0" | bc -l); return 0
     fi
     kill -0 "$pid" 2>/dev/null || { cat "$work/surge.log" >&2; exit 1; }
     sleep 0.05
@@ -68,20 +69,20 @@ rss() { awk '/^VmRSS/ {print $2 * 1024}' "/proc/$pid/status"; }
 
 declare -A out
 for v in a b; do
-  rm -rf "$work/empty" && serve "$work/$v" "$work/empty" >/dev/null
+  rm -rf "$work/empty" && serve "$work/$v" "$work/empty"
   empty=$(rss); stop
   rm -rf "$work/data" && cp -r "$base" "$work/data" && rm -f "$work/data/surge.lock"
-  serve "$work/$v" "$work/data" >/dev/null; stop # upgrade once
-  ready=$(serve "$work/$v" "$work/data")
+  serve "$work/$v" "$work/data"; stop # upgrade once
+  serve "$work/$v" "$work/data"
   full=$(rss)
-  curl -fs -o "$work/$v.prof" -H "Authorization: Bearer $token" "http://127.0.0.1:8097/debug/pprof/profile?seconds=${DUR%s}" &
+  curl -fs -o "$work/$v.prof" -H "Authorization: Bearer $token" "http://127.0.0.1:18397/debug/pprof/profile?seconds=${DUR%s}" &
   prof=$!
-  rps=$(wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua http://127.0.0.1:8095 -- bench | awk '/^Requests\/sec/ {print $2}')
+  rps=$(wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua http://127.0.0.1:18395 -- bench | awk '/^Requests\/sec/ {print $2}')
   wait "$prof"
   after=$(rss)
   stop
   gc=$(go tool pprof -top -cum "$work/$v" "$work/$v.prof" 2>/dev/null |
-    awk '$6 ~ /%$/ && ($NF == "runtime.gcBgMarkWorker" || $NF == "runtime.gcAssistAlloc" || $NF == "runtime.bgsweep" || $NF == "runtime.bgscavenge") {s += $5} END {printf "%.1f", s}')
+    awk '$5 ~ /%$/ && ($NF == "runtime.gcBgMarkWorker" || $NF == "runtime.gcAssistAlloc" || $NF == "runtime.bgsweep" || $NF == "runtime.bgscavenge") {s += $5 + 0} END {printf "%.1f", s}')
   out[$v]="$(printf '%.2f | %.0f | %.0f | %s | %s%% | %.0f' "$ready" "$(echo "($full - $empty) / $ORDERS" | bc -l)" \
     "$(echo "$full / 1048576" | bc -l)" "$rps" "$gc" "$(echo "$after / 1048576" | bc -l)")"
 done
