@@ -256,3 +256,60 @@ func TestWebhookStripeCheckout(t *testing.T) {
 		t.Errorf("order with an unpaid checkout is %s, want reserved", st)
 	}
 }
+
+// TestWebhookStripeRefund: charge.refunded takes the refund flow of the
+// generic refund.succeeded: the refund of a payment that came for a
+// cancelled order settles its refund_due payment; a repeat is a replay; a
+// later partial refund of the same charge counts only its own step.
+func TestWebhookStripeRefund(t *testing.T) {
+	e := paymentEnv(t, payments.Stripe)
+	o := e.buyTwo(t, "alice") // 2 × 129.99 EUR, as the fixtures
+	wantStatus(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", header(userHeader, "alice")), http.StatusOK)
+	body, sig := stripeEvent(t, "payment_intent.succeeded", o.ID)
+	r := e.do(t, "POST", hookPath, body, sig)
+	if p := paymentOf(t, r); p.Status != "refund_due" {
+		t.Fatalf("payment of a cancelled order = %+v, want refund_due", p)
+	}
+	body, sig = stripeEvent(t, "charge.refunded", o.ID)
+	r = e.do(t, "POST", hookPath, body, sig)
+	wantStatus(t, r, http.StatusOK)
+	p := paymentOf(t, r)
+	if p.ID != "evt_3QxSurgeTest0004" || p.Type != "refund.succeeded" || p.Status != "refund" || p.Settles != "pi_3QxSurgeTestPI01" ||
+		p.AmountCents != 25998 || p.Currency != "EUR" || p.OrderID != o.ID || p.Provider != "stripe" {
+		t.Errorf("charge.refunded = %+v, want a refund of 259.98 EUR settling pi_3QxSurgeTestPI01", p)
+	}
+	// Stripe delivers it again: the first answer, nothing new.
+	r2 := e.do(t, "POST", hookPath, body, sig)
+	if r2.status != 200 || !bytes.Equal(r2.body, r.body) {
+		t.Errorf("charge.refunded again = %v, want the first answer %v", r2, r)
+	}
+	// A second, partial step of a charge (amount_refunded 15000 after
+	// 10000): its own 50.00 EUR, with no refund_due to settle.
+	partial := strings.NewReplacer(`"evt_3QxSurgeTest0004"`, `"evt_3QxSurgeTest0005"`, `"amount_refunded": 25998`, `"amount_refunded": 15000`,
+		`"amount_refunded": 0,`, `"amount_refunded": 10000,`).Replace(body)
+	now := time.Now()
+	r = e.do(t, "POST", hookPath, partial, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, partial))))
+	if p := paymentOf(t, r); p.AmountCents != 5000 || p.Status != "refund_unexpected" {
+		t.Errorf("partial step = %+v, want 5000 cents, refund_unexpected", p)
+	}
+	got := map[string]surge.PaymentStatus{}
+	if err := e.store.Payments(context.Background(), func(p surge.Payment) error { got[p.ID] = p.Status; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]surge.PaymentStatus{"pi_3QxSurgeTestPI01": "refunded", "evt_3QxSurgeTest0004": "refund", "evt_3QxSurgeTest0005": "refund_unexpected"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("recorded payments %v, want %v", got, want)
+	}
+	// Without surge_order_id it is none of Surge's business.
+	body, sig = stripeEvent(t, "charge.refunded", "")
+	body = strings.Replace(body, `{"surge_order_id": ""}`, `{}`, 1)
+	now = time.Now()
+	wantStatus(t, e.do(t, "POST", hookPath, body, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, body)))), http.StatusOK)
+	n := 0
+	if err := e.store.Payments(context.Background(), func(surge.Payment) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("%d payments recorded after an event without the metadata, want still 3", n)
+	}
+}

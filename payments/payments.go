@@ -70,6 +70,8 @@ const OrderKey = "surge_order_id"
 // recorded nowhere. A payment's id is its PaymentIntent's, so
 // payment_intent.succeeded and checkout.session.completed of the same
 // payment count once, and the settlement's payment id matches it.
+// charge.refunded is a refund (surge.RefundSucceeded) of the charge's
+// metadata's order.
 func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) {
 	var e stripe.Event
 	if err := json.Unmarshal(body, &e); err != nil || e.Data == nil {
@@ -100,6 +102,26 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 		ev.ID, ev.Type, ev.AmountCents, ev.Currency, meta = cs.ID, surge.PaymentSucceeded, cs.AmountTotal, string(cs.Currency), cs.Metadata
 		if cs.PaymentIntent != nil && cs.PaymentIntent.ID != "" {
 			ev.ID = cs.PaymentIntent.ID
+		}
+	case stripe.EventTypeChargeRefunded:
+		// Money given back: the refund flow of the generic
+		// refund.succeeded (it settles a refund_due payment of the same
+		// amount). A charge is refunded in one or more steps, each its own
+		// event; the step's amount is the growth of amount_refunded.
+		var ch stripe.Charge
+		if err := json.Unmarshal(e.Data.Raw, &ch); err != nil {
+			return ev, "", surge.Errorf(surge.CodeInvalid, "%s: bad charge: %v", e.Type, err)
+		}
+		ev.ID, ev.Type, ev.Currency, meta = e.ID, surge.RefundSucceeded, string(ch.Currency), ch.Metadata
+		ev.AmountCents = ch.AmountRefunded
+		if before, ok := e.Data.PreviousAttributes["amount_refunded"].(float64); ok {
+			ev.AmountCents -= int64(before)
+		}
+		// The refund's own id when Stripe includes the charge's refunds
+		// (newest first; API versions before 2022-11-15), so that it
+		// matches the settlement's.
+		if ch.Refunds != nil && len(ch.Refunds.Data) > 0 && ch.Refunds.Data[0].ID != "" {
+			ev.ID, ev.AmountCents = ch.Refunds.Data[0].ID, ch.Refunds.Data[0].Amount
 		}
 	default:
 		return ev, "event type " + string(e.Type) + " is not handled", nil
