@@ -40,6 +40,9 @@ type spikeOptions struct {
 	// retryFor: how long a buyer retries a 503 with its key (at least 50
 	// tries, 20 ms apart).
 	retryFor time.Duration
+	// keyCopy, if set, is the nodes' Config.KeyCopy: 1 keeps keyed
+	// purchases of the sold-out sale on Redis (a fault there must be felt).
+	keyCopy int
 }
 
 func multiNodeSpike(t *testing.T, opt spikeOptions) {
@@ -55,7 +58,7 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 	var engines []*engine.Engine
 	var stores []*cluster.Store
 	for i := range nodes {
-		cfg := cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond, Buckets: opt.buckets}
+		cfg := cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond, Buckets: opt.buckets, KeyCopy: opt.keyCopy}
 		var s *cluster.Store
 		if opt.redisURL == "" {
 			s = openStore(t, ns, cfg)

@@ -78,7 +78,10 @@ func TestRedisClusterFailover(t *testing.T) {
 		refused              int
 		longest              time.Duration
 	)
-	multiNodeSpike(t, spikeOptions{buckets: buckets, redisURL: rc.URL(), retryFor: 30 * time.Second,
+	// keyCopy 1: once the sale sells out, the nodes would answer its keyed
+	// purchases from their copies of its keys without Redis (keycopy.go),
+	// and the kill would go unfelt.
+	multiNodeSpike(t, spikeOptions{buckets: buckets, redisURL: rc.URL(), retryFor: 30 * time.Second, keyCopy: 1,
 		midway: func(sale string) {
 			victim, err := rc.MasterOf(context.Background(), "{"+sale+"#0}")
 			if err != nil {
