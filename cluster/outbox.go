@@ -33,6 +33,11 @@ func (s *Store) PendingEvents(ctx context.Context, after int64, limit int) ([]su
 	if err != nil {
 		return nil, unavailable("reading the outbox", err)
 	}
+	// The read may have waited for its horizon: the relay counts the
+	// lease from the read's end, so prove it still holds there.
+	if now, err := s.outboxLease(ctx); err != nil || now == nil || now.Token != l.Token {
+		return nil, err
+	}
 	return evs, nil
 }
 

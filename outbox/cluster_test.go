@@ -12,17 +12,16 @@ import (
 	"github.com/surgehq/surge/servicetest"
 )
 
-// openNode opens a cluster node whose leases last 15 s: a relay whose
-// round (a read, then the acknowledgements of the batch before) outlasts
-// its lease under load loses it to the other node mid-batch, and the two
-// publish at once, unordered (docs/events.md), which is not what the tests
-// here look at.
+// openNode opens a cluster node with the default lease (5 s): under load a
+// relay's round (a read, then the acknowledgements of the batch before)
+// can outlast it, and the relay must then read again rather than publish
+// beside the node that took the lease over (outbox.Config.Fresh).
 func openNode(t testing.TB, ns, id string) *cluster.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, err := cluster.Open(ctx, servicetest.RedisURL(), servicetest.PostgresURL(), cluster.Config{
-		Prefix: ns, Schema: ns, NodeID: id, NoExpiry: true, LeaseTTL: 15 * time.Second, Logger: slog.New(slog.DiscardHandler),
+		Prefix: ns, Schema: ns, NodeID: id, NoExpiry: true, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatalf("cluster.Open (run scripts/services.sh): %v", err)

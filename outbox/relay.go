@@ -57,6 +57,14 @@ type Config struct {
 	Retry time.Duration
 	// AckTimeout bounds the wait for one batch's acknowledgements (5 s).
 	AckTimeout time.Duration
+	// Fresh is how old a read may be when one of its events is sent (1 s);
+	// the events not sent by then (the round waited for the previous
+	// batch's acknowledgements, or sending stalled) are read again. In cluster mode a read proves the
+	// outbox lease, which lasts at least two thirds of its time to live
+	// beyond it (renewed once a third has passed), so with Fresh under a
+	// third of the TTL a node sends only while no other may publish: two
+	// publishers would interleave a sale's events.
+	Fresh time.Duration
 	// LagEvery is how often the backlog figures are refreshed (1 s).
 	LagEvery time.Duration
 	Logger   *slog.Logger
@@ -82,6 +90,7 @@ func (c *Config) defaults() {
 	def(&c.Idle, 20*time.Millisecond)
 	def(&c.Retry, 500*time.Millisecond)
 	def(&c.AckTimeout, 5*time.Second)
+	def(&c.Fresh, time.Second)
 	def(&c.LagEvery, time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -155,6 +164,7 @@ func (r *Relay) Run(ctx context.Context) {
 			r.ready = true
 		}
 		evs, readErr := r.src.PendingEvents(ctx, after, r.cfg.Batch)
+		readAt := time.Now()
 		if waiting != nil {
 			n, err := waiting.acks(ctx, r.cfg.AckTimeout)
 			d.remove(waiting.evs[:n])
@@ -188,7 +198,7 @@ func (r *Relay) Run(ctx context.Context) {
 			sleep(ctx, r.cfg.Idle)
 			continue
 		}
-		b, err := r.send(evs)
+		b, err := r.send(evs, readAt.Add(r.cfg.Fresh))
 		if err != nil {
 			// The part sent is awaited with the next round; the rest is
 			// read again after the flush.
@@ -234,11 +244,16 @@ type batch struct {
 	futures []jetstream.PubAckFuture
 }
 
-// send publishes the events without waiting for acknowledgements; on an
-// error the batch holds those sent before it.
-func (r *Relay) send(evs []surge.OrderEvent) (*batch, error) {
+// send publishes the events without waiting for acknowledgements, until
+// fresh passes (the rest is read again, and the lease proved again, in the
+// next round: sending can stall while acknowledgements are outstanding);
+// on an error the batch holds those sent before it.
+func (r *Relay) send(evs []surge.OrderEvent, fresh time.Time) (*batch, error) {
 	b := &batch{evs: evs, futures: make([]jetstream.PubAckFuture, 0, len(evs))}
 	for _, e := range evs {
+		if time.Now().After(fresh) {
+			break
+		}
 		msg, err := r.message(e)
 		if err != nil {
 			return b, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,7 +17,9 @@ import (
 // startRelay publishes the store's order events to NATS JetStream at url
 // (docs/events.md) until the returned stop is called. NATS being down
 // does not stop the start: the relay retries and the outbox waits.
-func startRelay(url, nodeName string, store surge.Store, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+// leaseTTL is cluster mode's lease: a read older than a quarter of it is
+// read again before its events go out (outbox.Config.Fresh).
+func startRelay(url, nodeName string, leaseTTL time.Duration, store surge.Store, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	src, ok := store.(surge.Outbox)
 	if !ok {
 		return nil, fmt.Errorf("serve: --nats-url: the %T store has no outbox", store)
@@ -29,7 +32,7 @@ func startRelay(url, nodeName string, store surge.Store, reg prometheus.Register
 	if err != nil {
 		return nil, errUsage{"serve: --nats-url: " + err.Error()}
 	}
-	r, err := outbox.New(nc, src, outbox.Config{Logger: log, Metrics: m})
+	r, err := outbox.New(nc, src, outbox.Config{Logger: log, Metrics: m, Fresh: min(time.Second, leaseTTL/4)})
 	if err != nil {
 		nc.Close()
 		return nil, err

@@ -277,7 +277,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		}
 	}
 	if c.natsURL != "" {
-		if s.stopRelay, err = startRelay(c.natsURL, "surge "+c.nodeID, store, reg, log); err != nil {
+		if s.stopRelay, err = startRelay(c.natsURL, "surge "+c.nodeID, c.leaseTTL, store, reg, log); err != nil {
 			return nil, err
 		}
 		undo = append(undo, s.stopRelay)
