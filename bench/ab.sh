@@ -24,18 +24,11 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-# build REV OUT: a binary of the revision (or of the working tree for ".")
-build() {
-  if [ "$1" = . ]; then go build -o "$2" ./cmd/surge; return; fi
-  local src="$work/src-$(basename "$2")"
-  mkdir -p "$src" && git archive "$1" | tar -x -C "$src"
-  (cd "$src" && go build -o "$2" ./cmd/surge)
-}
+. bench/lib.sh
 build "$REV_A" "$work/a"
 build "$REV_B" "$work/b"
 go build -o "$work/ceiling" ./bench/ceiling
 
-wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 # rps URL SALE -> requests/s of one wrk run
 # rps URL SALE PID -> "requests/s cpu-µs-per-answer" of one wrk run against
 # the server PID

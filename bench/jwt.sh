@@ -34,12 +34,7 @@ cpid=
 cleanup() { for p in $pid $cpid; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-build() {
-  if [ "$1" = . ]; then go build -o "$2" ./cmd/surge; return; fi
-  local src="$work/src-$(basename "$2")"
-  mkdir -p "$src" && git archive "$1" | tar -x -C "$src"
-  (cd "$src" && go build -o "$2" ./cmd/surge)
-}
+. bench/lib.sh
 build "$REV_A" "$work/a"
 if [ "$REV_B" = "$REV_A" ] && [ "$REV_A" != . ]; then cp "$work/a" "$work/b"; else build "$REV_B" "$work/b"; fi
 go build -o "$work/ceiling" ./bench/ceiling
@@ -47,7 +42,6 @@ go build -o "$work/tokens" ./bench/tokens
 secret=jwt-bench-secret-0123456789abcdef0123456789
 "$work/tokens" -n "$TOKENS" -secret "$secret" >"$work/tokens.txt"
 
-wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # rps URL PID [SCRIPT ARGS...] -> "requests/s server_CPU_µs_per_request" of one wrk run
 rps() {

@@ -47,17 +47,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-build() {
-  if [ "$1" = . ]; then go build -o "$2" ./cmd/surge; return; fi
-  local src="$work/src-$(basename "$2")"
-  mkdir -p "$src" && git archive "$1" | tar -x -C "$src"
-  (cd "$src" && go build -o "$2" ./cmd/surge)
-}
+. bench/lib.sh
 build "$REV_A" "$work/a"
 if [ "$REV_B" = "$REV_A" ] && [ "$REV_A" != . ]; then cp "$work/a" "$work/b"; else build "$REV_B" "$work/b"; fi
 go build -o "$work/ceiling" ./bench/ceiling
 
-wait_up() { for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 token=keyed-bench-admin-token-0123456789
 base=http://127.0.0.1:$PORT

@@ -28,12 +28,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-build() {
-  if [ "$1" = . ]; then go build -o "$2" ./cmd/surge; return; fi
-  local src="$work/src-$(basename "$2")"
-  mkdir -p "$src" && git archive "$1" | tar -x -C "$src"
-  (cd "$src" && go build -o "$2" ./cmd/surge)
-}
+. bench/lib.sh
 build "$REV_A" "$work/a"
 build "$REV_B" "$work/b"
 
