@@ -33,7 +33,6 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 		}
 		b.Queue(`SELECT surge_insert_orders($1, $2, $3, $4, $5, $6, $7, $8)`,
 			saleID, epoch, ids, users, qty, keys, created, expires)
-		b.Queue(reservedEventsSQL, ids)
 	}
 	if len(confirm) > 0 {
 		b.Queue(existingSQL, confirm)
@@ -55,9 +54,6 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 			return 0, nil, ErrFenced
 		}
 		ever = *after
-		if _, err := res.Exec(); err != nil {
-			return 0, nil, fmt.Errorf("postgres: outbox events of %d orders of sale %s: %w", len(orders), saleID, err)
-		}
 	}
 	if len(confirm) > 0 {
 		rows, err := res.Query()

@@ -13,16 +13,8 @@ import (
 
 // The transactional outbox (migration 007, docs/events.md). The statements
 // that change orders write their events in the same transaction: the
-// reserved events of InsertOrders in the same batch (an implicit
-// transaction), those of Settle and Expire in the same statement.
-
-// reservedEventsSQL writes the reserved events of the orders a batch
-// inserted. It runs in the batch's transaction after surge_insert_orders,
-// so it finds the orders only when they were inserted (not fenced), and
-// while the sale row is still locked, so their seqs follow the commit
-// order of the sale's reservations.
-const reservedEventsSQL = `INSERT INTO outbox (sale_id, order_id, event, at)
-	SELECT sale_id, id, 'reserved', created_at FROM orders WHERE id = ANY($1) ORDER BY seq`
+// reserved events of InsertOrders in surge_insert_orders (migration 009),
+// those of Settle and Expire in the same statement.
 
 // outboxEventSQL is a data-modifying CTE's statement writing the events of
 // the orders that the statement's CTE from changed, the event and its time
