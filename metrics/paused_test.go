@@ -3,9 +3,7 @@ package metrics_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -14,11 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/surgehq/surge"
-	"github.com/surgehq/surge/engine"
-	surgehttp "github.com/surgehq/surge/http"
-	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
-	"github.com/surgehq/surge/version"
 )
 
 // TestPausedOutcome: purchases of a paused sale (PATCH /v1/sales/{id})
@@ -27,26 +21,11 @@ import (
 func TestPausedOutcome(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(); st.Close() })
+	eng, srv := serve(t, reg, sqlite.Options{NoExpiry: true})
 	id, name, n := "p", "Paused", int64(5)
 	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &n}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Gatherer: reg}))
-	t.Cleanup(srv.Close)
 	paused := func() float64 {
 		parser := expfmt.NewTextParser(model.UTF8Validation)
 		fams, err := parser.TextToMetricFamilies(bytes.NewReader(scrape(t, srv.URL)))

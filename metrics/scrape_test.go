@@ -30,18 +30,16 @@ import (
 
 const adminToken = "metrics-test-admin-token"
 
-// TestScrapeAfterSpike sells a sale out to a crowd through the real API,
-// engine and SQLite store, then scrapes /metrics: promtool finds nothing
-// to report, and the contract series hold the spike's figures.
-func TestScrapeAfterSpike(t *testing.T) {
-	const stock, buyers = 100, 600
+// serve runs the real API over an engine on a SQLite store in a temp dir,
+// its metrics in reg, as the tests of this package scrape it.
+func serve(t *testing.T, reg *prometheus.Registry, opts sqlite.Options) (*engine.Engine, *httptest.Server) {
+	t.Helper()
 	ctx := context.Background()
-	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, version.Info{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Metrics: reg})
+	st, err := sqlite.Open(ctx, t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +49,24 @@ func TestScrapeAfterSpike(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close(); st.Close() })
+	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Gatherer: reg}))
+	t.Cleanup(srv.Close)
+	return eng, srv
+}
+
+// TestScrapeAfterSpike sells a sale out to a crowd through the real API,
+// engine and SQLite store, then scrapes /metrics: promtool finds nothing
+// to report, and the contract series hold the spike's figures.
+func TestScrapeAfterSpike(t *testing.T) {
+	const stock, buyers = 100, 600
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	eng, srv := serve(t, reg, sqlite.Options{Metrics: reg})
 	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
 	id, name, n, one := "spike", "Spike", int64(stock), int64(1)
 	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &n, PerUserLimit: &one}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Gatherer: reg}))
-	t.Cleanup(srv.Close)
 
 	statuses := make(map[int]int)
 	winner := 0 // a buyer who got a 201
