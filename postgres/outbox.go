@@ -98,18 +98,39 @@ func (d *DB) PendingEvents(ctx context.Context, l Lease, h *OutboxHorizon, after
 
 // advance moves h's final seq to the last one handed out once the
 // transactions that may hold seqs up to it have ended.
+//
+// A snapshot cannot tell that by itself: its xmax is one past the highest
+// *completed* transaction id, and a transaction still running with an id
+// above it is neither in its running list nor below its xmin. Ids and
+// seqs are handed out in different orders (a writer takes its id at its
+// first change and its seq later), so a writer with a low seq can run with
+// the highest id while one with a later seq but a lower id commits. The
+// reader therefore takes an id of its own after reading the last seq, one
+// above every writer's that took a seq up to it, and waits until no
+// transaction below that id runs (TestOutboxHorizonXidOrder).
 func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
-	// Two statements, two snapshots, in this order: the last seq handed
-	// out, then the snapshot whose xmax is above every transaction that
-	// had taken a seq up to it.
+	// One round trip: the last seq handed out, then the reader's own id.
+	// Its commit writes a record; asynchronous, as nothing depends on it.
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(`SET LOCAL synchronous_commit = off`)
 	b.Queue(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM outbox_seq_seq`)
-	b.Queue(`SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s`)
+	b.Queue(`SELECT pg_current_xact_id()::text::bigint`)
+	b.Queue(`COMMIT`)
 	res := d.pool.SendBatch(ctx, b)
-	var last, xmin, xmax int64
-	err := res.QueryRow().Scan(&last)
+	var last, mine, xmin int64
+	_, err := res.Exec()
 	if err == nil {
-		err = res.QueryRow().Scan(&xmin, &xmax)
+		_, err = res.Exec()
+	}
+	if err == nil {
+		err = res.QueryRow().Scan(&last)
+	}
+	if err == nil {
+		err = res.QueryRow().Scan(&mine)
+	}
+	if err == nil {
+		_, err = res.Exec()
 	}
 	if cerr := res.Close(); err == nil {
 		err = cerr
@@ -117,8 +138,13 @@ func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
 	if err != nil {
 		return err
 	}
+	// The reader's transaction has ended, so the oldest running one is
+	// below it exactly while a writer that may hold a seq up to last runs.
+	if err := d.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(horizonWait)
-	for pause := 500 * time.Microsecond; xmin < xmax; pause = min(2*pause, 20*time.Millisecond) {
+	for pause := 500 * time.Microsecond; xmin < mine; pause = min(2*pause, 20*time.Millisecond) {
 		if time.Now().After(deadline) {
 			return nil // a long transaction: the horizon stays
 		}

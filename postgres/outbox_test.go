@@ -99,3 +99,86 @@ func TestOutboxHorizon(t *testing.T) {
 		t.Errorf("after the commit read %v, want seqs %d and %d", got, first[0]+1, first[0]+2)
 	}
 }
+
+// TestOutboxHorizonXidOrder: transaction ids and seqs are handed out in
+// different orders. A writer that took its id first but its seq last and
+// committed is the highest completed transaction, so a snapshot's xmax
+// stops at the id of a writer still open with a lower seq: that writer is
+// in no snapshot's xmin or running list, and a horizon built on xmin alone
+// let the reader take the higher seq and skip the lower one.
+func TestOutboxHorizonXidOrder(t *testing.T) {
+	ctx := context.Background()
+	ns := servicetest.Namespace(t)
+	db, err := postgres.Open(ctx, url(), postgres.Options{Schema: ns})
+	if err != nil {
+		t.Fatalf("postgres.Open (run scripts/services.sh): %v", err)
+	}
+	t.Cleanup(db.Close)
+	sl := sale(t, db)
+	later := time.Now().Add(time.Hour)
+	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o1", sl, later), order("o2", sl, later)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, ok, err := db.Acquire(ctx, "outbox", "me", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("Acquire: %v %v", ok, err)
+	}
+	var h postgres.OutboxHorizon
+	read := func() []int64 {
+		t.Helper()
+		evs, err := db.PendingEvents(ctx, l, &h, 2, 100) // after the two reserved events
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, e := range evs {
+			seqs = append(seqs, e.Seq)
+		}
+		return seqs
+	}
+	begin := func() pgx.Tx {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, url()+"&search_path="+ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(ctx) })
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tx.Rollback(ctx) })
+		return tx
+	}
+	exec := func(tx pgx.Tx, sql string, args ...any) {
+		t.Helper()
+		if _, err := tx.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// early takes its transaction id first; late takes one after it and
+	// then seq 3; early takes seq 4 and commits; late stays open.
+	early, late := begin(), begin()
+	exec(early, `UPDATE orders SET status = 'paid' WHERE id = 'o2'`)
+	exec(late, `UPDATE orders SET status = 'paid' WHERE id = 'o1'`)
+	exec(late, `INSERT INTO outbox (sale_id, order_id, event, at) VALUES ($1, 'o1', 'paid', now())`, sl.ID)
+	exec(early, `INSERT INTO outbox (sale_id, order_id, event, at) VALUES ($1, 'o2', 'paid', now())`, sl.ID)
+	if err := early.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); len(got) != 0 {
+		t.Fatalf("read %v while the transaction of seq 3 is open: a reader going on from it would skip seq 3", got)
+	}
+	if err := late.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for deadline := time.Now().Add(10 * time.Second); len(got) < 2 && time.Now().Before(deadline); {
+		if got = read(); len(got) < 2 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if len(got) != 2 || got[0] != 3 || got[1] != 4 {
+		t.Errorf("after the commit read %v, want seqs 3 and 4", got)
+	}
+}
