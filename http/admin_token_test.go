@@ -10,8 +10,8 @@ import (
 
 // TestAdminTokenComparison checks that only the exact token passes, whatever
 // its length: no prefix, no extension, and no token of the right length
-// that differs in any single byte. isAdmin compares SHA-256 digests, so
-// every comparison is over 32 bytes whatever the length of the candidate.
+// that differs in any single byte. isAdmin screens by a keyed hash and
+// confirms by SHA-256 digests in constant time.
 func TestAdminTokenComparison(t *testing.T) {
 	const token = "admin-secret-token-0123456789"
 	a := newAuthenticatorOptions(authOptions{adminToken: token})

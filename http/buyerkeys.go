@@ -117,18 +117,18 @@ func (k *buyerKeys) setSecret(secret []byte) {
 	k.cur.Store(k.newState(bytes.Clone(secret), old.jwks, old.issuer, old.audience))
 }
 
-// verify checks a buyer token, whose SHA-256 is sum, and returns its
+// verify checks a buyer token and returns its
 // subject. A token verified before under the same keys is answered from
 // the cache, its exp and nbf checked again against the clock; any other
 // goes through the full check, and into the cache if it passes.
-func (k *buyerKeys) verify(tok string, sum [32]byte) (string, error) {
+func (k *buyerKeys) verify(tok string) (string, error) {
 	st := k.cur.Load()
 	if st.parser == nil {
 		return "", errNoJWT
 	}
 	remote := k.remote.current()
 	now := k.now().Unix()
-	if user, ok := k.cache.get(&sum, st, remote, now); ok {
+	if user, ok := k.cache.get(tok, st, remote, now); ok {
 		return user, nil
 	}
 	if len(tok) > maxTokenLen {
@@ -143,7 +143,7 @@ func (k *buyerKeys) verify(tok string, sum [32]byte) (string, error) {
 		return "", errors.New("token subject must be a user id matching [A-Za-z0-9_-]{1,64}")
 	}
 	notBefore, expires := validity(&claims)
-	k.cache.put(&sum, claims.Subject, notBefore, expires, st, v.remote)
+	k.cache.put(tok, claims.Subject, notBefore, expires, st, v.remote)
 	return claims.Subject, nil
 }
 

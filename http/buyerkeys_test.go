@@ -148,8 +148,7 @@ func TestTokenCacheKeepsChecks(t *testing.T) {
 			t.Fatalf("fresh token: %q, %v", user, err)
 		}
 	}
-	sum := sha256.Sum256([]byte(tok))
-	if _, ok := a.buyers.cache.get(&sum, a.buyers.cur.Load(), nil, t0.Unix()); !ok {
+	if _, ok := a.buyers.cache.get(tok, a.buyers.cur.Load(), nil, t0.Unix()); !ok {
 		t.Fatal("the verified token is not in the cache")
 	}
 	// Exp plus the skew is t0+90 s: good at t0+89, refused from t0+90.
@@ -198,6 +197,39 @@ func TestTokenCacheBounded(t *testing.T) {
 	for i, tok := range tokens {
 		if user, err := a.verifyJWT(tok); err != nil || user != fmt.Sprintf("buyer-%d", i) {
 			t.Fatalf("token %d again: %q, %v", i, user, err)
+		}
+	}
+}
+
+// TestTokenCacheLongTokens: a token longer than maxCachedToken is verified
+// every time and never kept (the cache's memory bound), and a cached
+// token answers only itself: the same buyer's token with a byte more is
+// checked in full.
+func TestTokenCacheLongTokens(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	a := newAuthenticatorOptions(authOptions{jwtSecret: secret})
+	k := tokenKit{t: t, secret: secret}
+	exp := time.Now().Add(time.Hour).Unix()
+	long := k.sign(jwt.SigningMethodHS256, secret, nil, jwt.MapClaims{"sub": "bob", "exp": exp, "pad": strings.Repeat("x", maxCachedToken)})
+	short := k.sign(jwt.SigningMethodHS256, secret, nil, jwt.MapClaims{"sub": "bob", "exp": exp})
+	for _, tok := range []string{long, long, short} {
+		if user, err := a.verifyJWT(tok); err != nil || user != "bob" {
+			t.Fatalf("token of %d bytes: %q, %v", len(tok), user, err)
+		}
+	}
+	st, now := a.buyers.cur.Load(), time.Now().Unix()
+	if _, ok := a.buyers.cache.get(long, st, nil, now); ok {
+		t.Errorf("a token of %d bytes is cached", len(long))
+	}
+	if _, ok := a.buyers.cache.get(short, st, nil, now); !ok {
+		t.Errorf("a token of %d bytes is not cached", len(short))
+	}
+	for _, other := range []string{short + "A", short[:len(short)-1], short[1:]} {
+		if _, ok := a.buyers.cache.get(other, st, nil, now); ok {
+			t.Errorf("the cache answers %q for the cached token %q", other, short)
+		}
+		if _, err := a.verifyJWT(other); err == nil {
+			t.Errorf("%q accepted", other)
 		}
 	}
 }
