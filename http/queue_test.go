@@ -580,3 +580,38 @@ func TestQueueStreamsPerBuyerAndAddress(t *testing.T) {
 		t.Fatalf("a's stream of another sale: %d", resp.StatusCode)
 	}
 }
+
+// TestArchiveDropsQueue: archiving a sale drops its waiting room's queue,
+// which would otherwise hold its entries for as long as the process (or
+// Redis) lives.
+func TestArchiveDropsQueue(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	e.createSale(t, fmt.Sprintf(`{"id":"short","name":"Short","stock":5,"starts_at":%q,"ends_at":%q,
+		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`, ts(-time.Hour), ts(time.Minute)))
+	for _, u := range []string{"a", "b", "c"} {
+		wantStatus(t, e.do(t, "POST", "/v1/sales/short/queue", "", asUser(t, u)), http.StatusCreated)
+	}
+	sale := func() *surge.Sale {
+		st, err := e.eng.Sale("short")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &st.Sale
+	}
+	line := func() int64 {
+		waiting, admitted, err := e.room.Line(ctx, sale())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return waiting + admitted
+	}
+	if n := line(); n != 3 {
+		t.Fatalf("%d in the line before the archive, want 3", n)
+	}
+	e.clock.Advance(2 * time.Minute)
+	wantStatus(t, e.do(t, "POST", "/v1/sales/short/archive", "", asAdmin()), http.StatusOK)
+	if n := line(); n != 0 {
+		t.Errorf("%d in the line of the archived sale, want 0", n)
+	}
+}

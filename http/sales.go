@@ -133,6 +133,11 @@ func (s *Server) archiveSale(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
+	// The archive stands whatever happens here: the queue is only memory
+	// (a later archive call drops it again).
+	if err := s.room.Drop(r.Context(), id); err != nil {
+		s.log.Warn("drop the waiting room of an archived sale", "sale", id, "err", err)
+	}
 	writeJSON(w, http.StatusOK, toSaleJSON(st))
 }
 

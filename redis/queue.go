@@ -154,4 +154,13 @@ func (qs *Queues) Epoch(ctx context.Context, q waitroom.Queue) (uint64, error) {
 	return n, nil
 }
 
+// Drop implements waitroom.Backend. The keys share their hash tag, so
+// one DEL removes them all on Redis Cluster too.
+func (qs *Queues) Drop(ctx context.Context, saleID string) error {
+	if err := qs.c.Del(ctx, qs.keys(saleID)...).Err(); err != nil {
+		return fmt.Errorf("redis: drop the waiting room of sale %s: %w", saleID, err)
+	}
+	return nil
+}
+
 var _ waitroom.Backend = (*Queues)(nil)

@@ -133,3 +133,48 @@ func TestQueueConcurrentJoinsAndBound(t *testing.T) {
 		t.Errorf("%d joined and %d refused, want 50 and 30", len(seen), full)
 	}
 }
+
+// TestQueueDrop: both backends forget a dropped queue whole (entries,
+// slots, epoch) and leave other sales' queues alone; a queue dropped is
+// empty, and dropping one that does not exist is no error.
+func TestQueueDrop(t *testing.T) {
+	ctx := context.Background()
+	now := start.Add(time.Minute)
+	for _, c := range []struct {
+		name string
+		b    waitroom.Backend
+	}{{"memory", waitroom.NewMemory(0)}, {"redis", queues(t, 0)}} {
+		t.Run(c.name, func(t *testing.T) {
+			gone := waitroom.Queue{SaleID: "gone", Schedule: waitroom.Schedule{Start: start, Rate: 3}}
+			kept := waitroom.Queue{SaleID: "kept", Schedule: gone.Schedule}
+			for i := range 5 {
+				for _, q := range []waitroom.Queue{gone, kept} {
+					if _, _, err := c.b.Join(ctx, q, fmt.Sprintf("u%d", i), now); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := c.b.Drop(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.b.Drop(ctx, "never"); err != nil {
+				t.Fatalf("drop of a queue that never was: %v", err)
+			}
+			if _, err := c.b.Lookup(ctx, gone, "u0", now); err != waitroom.ErrNotQueued {
+				t.Errorf("Lookup after the drop: %v, want ErrNotQueued", err)
+			}
+			if n, err := c.b.Between(ctx, gone, 0, 1<<40); err != nil || n != 0 {
+				t.Errorf("Between after the drop: %d, %v", n, err)
+			}
+			if ep, err := c.b.Epoch(ctx, gone); err != nil || ep != 0 {
+				t.Errorf("Epoch after the drop: %d, %v", ep, err)
+			}
+			if n, err := c.b.Between(ctx, kept, 0, 1<<40); err != nil || n != 5 {
+				t.Errorf("the other sale's queue: %d entries, %v; want 5", n, err)
+			}
+			if e, _, err := c.b.Join(ctx, gone, "u9", now); err != nil || e.Seq != 1 {
+				t.Errorf("join after the drop: %+v, %v; want seq 1", e, err)
+			}
+		})
+	}
+}

@@ -74,6 +74,10 @@ type Backend interface {
 	// so a ticket for a place that was lost, which the queue may since
 	// have handed to someone else, is refused.
 	Epoch(ctx context.Context, q Queue) (uint64, error)
+	// Drop removes a sale's queue, entries and epoch: the sale was
+	// archived and will never admit anyone again. Dropping a queue that
+	// does not exist does nothing.
+	Drop(ctx context.Context, saleID string) error
 }
 
 // DefaultMaxEntries bounds a queue of the in-memory backend.
@@ -83,16 +87,17 @@ const DefaultMaxEntries = 1_000_000
 // maxEntries entries, of about 130 bytes each with short user ids (the id,
 // the entry, its slot and the map's overhead; measured), so a full queue
 // of the default size takes about 130 MB. Queues live as long as the
-// process: a restart empties them, and the new process's epoch voids the
+// process (or until dropped): a restart empties them, and the new queues'
+// epochs void the
 // tickets of the old one.
 type Memory struct {
 	max    atomic.Int64 // SetMaxEntries changes it
-	epoch  uint64       // random, nonzero: this process's incarnation of every queue
 	mu     sync.Mutex
 	queues map[string]*memQueue
 }
 
 type memQueue struct {
+	epoch  uint64 // random, nonzero: this incarnation of the queue
 	mu     sync.Mutex
 	users  map[string]Entry
 	slots  []int64 // every assigned slot, ascending
@@ -109,9 +114,7 @@ func NewMemory(maxEntries int) *Memory {
 	if maxEntries < 1 {
 		maxEntries = DefaultMaxEntries
 	}
-	var b [8]byte
-	_, _ = crand.Read(b[:]) // never fails on supported platforms (Go 1.24+)
-	m := &Memory{epoch: max(binary.LittleEndian.Uint64(b[:]), 1), queues: make(map[string]*memQueue)}
+	m := &Memory{queues: make(map[string]*memQueue)}
 	m.SetMaxEntries(maxEntries)
 	return m
 }
@@ -133,12 +136,21 @@ func (m *Memory) queue(saleID string, create bool) *memQueue {
 	if q == nil && create {
 		// Draws must be unpredictable, or a bot could pick the accounts
 		// that win: ChaCha8 keyed from the system's CSPRNG.
-		var seed [32]byte
+		var seed [40]byte          // the draw's key, then the epoch: tickets show the epoch
 		_, _ = crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+)
-		q = &memQueue{users: make(map[string]Entry), last: -1, rng: rand.New(rand.NewChaCha8(seed))}
+		q = &memQueue{epoch: max(binary.LittleEndian.Uint64(seed[32:]), 1), users: make(map[string]Entry), last: -1,
+			rng: rand.New(rand.NewChaCha8([32]byte(seed[:32])))}
 		m.queues[saleID] = q
 	}
 	return q
+}
+
+// Drop implements Backend.
+func (m *Memory) Drop(_ context.Context, saleID string) error {
+	m.mu.Lock()
+	delete(m.queues, saleID)
+	m.mu.Unlock()
+	return nil
 }
 
 // Join implements Backend.
@@ -232,5 +244,11 @@ func (m *Memory) Between(_ context.Context, q Queue, from, to int64) (int64, err
 	return int64(j - i), nil
 }
 
-// Epoch implements Backend: one random number per Memory, so per process.
-func (m *Memory) Epoch(context.Context, Queue) (uint64, error) { return m.epoch, nil }
+// Epoch implements Backend: a random number per queue, drawn when its
+// first buyer joins; 0 before.
+func (m *Memory) Epoch(_ context.Context, q Queue) (uint64, error) {
+	if mq := m.queue(q.SaleID, false); mq != nil {
+		return mq.epoch, nil
+	}
+	return 0, nil
+}

@@ -23,3 +23,13 @@ func (r *Room) Line(ctx context.Context, sale *surge.Sale) (waiting, admitted in
 	}
 	return waiting, admitted, nil
 }
+
+// Drop forgets the queue of an archived sale: nobody is admitted to it
+// again, and without this its entries (up to the queue's bound) would stay
+// in memory or in Redis for ever.
+func (r *Room) Drop(ctx context.Context, saleID string) error {
+	if err := r.backend.Drop(ctx, saleID); err != nil {
+		return fmt.Errorf("waitroom: %w", err)
+	}
+	return nil
+}
