@@ -100,9 +100,12 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 		}
 		_ = fs.Set(name, running[name]) // the running value, which was valid
 	}
+	handed := "" // a token named by a source: the new process of an upgrade reads it there
 	if merged.adminToken == "" {
-		// Generated at start and printed once: a reload keeps it.
+		// Generated at start and printed once: a reload keeps it, and so
+		// does an upgrade.
 		merged.adminToken = old.adminToken
+		handed = merged.adminToken
 	}
 	slices.Sort(changed)
 	slices.Sort(ignored)
@@ -153,6 +156,7 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 		q.SetMaxEntries(merged.roomMaxEntries)
 	}
 	s.cfg.Store(merged)
+	merged.handover.handToken(handed)
 	s.loaded = &raw
 	for _, name := range ignored {
 		s.log.Warn("config reload: this setting changed but needs a restart; ignored until then", "key", name)

@@ -210,11 +210,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// a name of its own keeps them from both holding the leader's lease.
 	c.nodeID = c.handover.nodeID(c.nodeID)
 	if c.adminToken == "" {
-		var b [24]byte
-		_, _ = rand.Read(b[:])
-		c.adminToken = hex.EncodeToString(b[:])
-		fmt.Fprintf(stdout, "admin token (generated; pass --admin-token or SURGE_ADMIN_TOKEN to keep one): %s\n", c.adminToken)
-		c.handover.keepGenerated(c.adminToken)
+		if c.adminToken = c.handover.handedToken(); c.adminToken == "" {
+			var b [24]byte
+			_, _ = rand.Read(b[:])
+			c.adminToken = hex.EncodeToString(b[:])
+			fmt.Fprintf(stdout, "admin token (generated; pass --admin-token or SURGE_ADMIN_TOKEN to keep one): %s\n", c.adminToken)
+		}
+		// No source names it: an upgrade hands it over.
+		c.handover.handToken(c.adminToken)
 	}
 	if c.insecureUserHeader {
 		log.Warn("--insecure-user-header is on: any client can act as any buyer by sending X-User-ID; never use it in production")

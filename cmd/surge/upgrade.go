@@ -61,6 +61,7 @@ type handover struct {
 
 	readyOnce sync.Once
 	readyErr  error
+	token     atomic.Pointer[string] // see handToken
 }
 
 // newHandover takes over SIGUSR2 when ctx is the process's own
@@ -145,7 +146,12 @@ func (h *handover) watch(ctx context.Context) {
 			}
 			exe, _ := os.Executable()
 			h.log.Info("SIGUSR2: upgrading: starting the binary again", "binary", exe)
-			if err := h.upg.Upgrade(); err != nil {
+			if tok := h.token.Load(); tok != nil && *tok != "" {
+				_ = os.Setenv(upgradeTokenEnv, *tok)
+			}
+			err := h.upg.Upgrade()
+			_ = os.Unsetenv(upgradeTokenEnv)
+			if err != nil {
 				h.log.Error("upgrade failed; this process serves on", "err", err)
 			}
 		}
@@ -181,14 +187,35 @@ func (h *handover) stop() {
 	}
 }
 
-// keepGenerated hands settings this process generated to the process
-// an upgrade starts, through the environment it inherits, so that they
-// stay as they are: a new admin token would lock the operator out.
-func (h *handover) keepGenerated(adminToken string) {
+// upgradeTokenEnv carries the admin token to the new process of an
+// upgrade when no source it reads names one (surge generated it): it is
+// set only while the upgrade starts the new process, and no setting reads
+// it, so it never outranks the config file, as SURGE_ADMIN_TOKEN would.
+const upgradeTokenEnv = "SURGE_UPGRADE_ADMIN_TOKEN"
+
+// handToken sets the admin token an upgrade hands to the new process:
+// the token in force when the configuration names none (a generated one,
+// or one a file named before a reload dropped it, which the reload
+// keeps), "" when it names one, which the new process reads itself.
+func (h *handover) handToken(token string) {
 	if h == nil {
 		return
 	}
-	_ = os.Setenv("SURGE_ADMIN_TOKEN", adminToken)
+	h.token.Store(&token)
+}
+
+// handedToken is the admin token the new process of an upgrade takes,
+// read once from its environment, which it then leaves; "" if none.
+func (h *handover) handedToken() string {
+	tok, ok := os.LookupEnv(upgradeTokenEnv)
+	if !ok {
+		return ""
+	}
+	_ = os.Unsetenv(upgradeTokenEnv)
+	if !h.upgrading() {
+		return "" // set by someone else: only a parent hands a token over
+	}
+	return tok
 }
 
 // listeners are a node's listening sockets, each closed once whoever
