@@ -32,3 +32,30 @@ func (*OrderIDs) Next(now time.Time) string {
 	buf[0], buf[1] = 'o', '_'
 	return string(sortable.AppendEncode(buf, b[:]))
 }
+
+// Fill sets every element of ids to a new id, each as Next makes one,
+// from one read of the random source per 64 ids and one string for all:
+// a batch's ids, without two allocations and a read per id. The ids share
+// the string's memory, which lives as long as any of them does.
+func (*OrderIDs) Fill(now time.Time, ids []string) {
+	const idLen, chunk = 2 + 26, 64
+	if len(ids) == 0 {
+		return
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[0:8], uint64(now.UnixMilli())<<16)
+	var rnd [10 * chunk]byte
+	buf := make([]byte, 0, idLen*len(ids))
+	for i := range ids {
+		if i%chunk == 0 {
+			_, _ = rand.Read(rnd[:]) // never fails on supported platforms (Go 1.24+)
+		}
+		copy(b[6:16], rnd[10*(i%chunk):])
+		buf = append(buf, 'o', '_')
+		buf = sortable.AppendEncode(buf, b[:])
+	}
+	all := string(buf)
+	for i := range ids {
+		ids[i] = all[i*idLen : (i+1)*idLen]
+	}
+}

@@ -182,54 +182,83 @@ func TestSaleStatus(t *testing.T) {
 	}
 }
 
+// idMakers make n ids of one millisecond: one at a time (Next), and as a
+// batch (Fill, over more than one read of the random source).
+var idMakers = []struct {
+	name string
+	make func(g *surge.OrderIDs, now time.Time, n int) []string
+}{
+	{"Next", func(g *surge.OrderIDs, now time.Time, n int) []string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = g.Next(now)
+		}
+		return ids
+	}},
+	{"Fill", func(g *surge.OrderIDs, now time.Time, n int) []string {
+		ids := make([]string, n)
+		g.Fill(now, ids)
+		return ids
+	}},
+}
+
 func TestOrderIDsSortAndDiffer(t *testing.T) {
-	var g surge.OrderIDs
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var ids []string
-	seen := map[string]bool{}
-	for i := range 10000 {
-		id := g.Next(base.Add(time.Duration(i/100) * time.Millisecond))
-		if !surge.ValidID(id) || len(id) != 28 || !strings.HasPrefix(id, "o_") {
-			t.Fatalf("id %q: invalid or not \"o_\" and 26 characters", id)
-		}
-		if seen[id] {
-			t.Fatalf("duplicate id %q", id)
-		}
-		seen[id] = true
-		ids = append(ids, id)
-	}
-	// Across milliseconds, ids sort by time; within one they need not.
-	for i := 100; i < len(ids); i += 100 {
-		if slices.Max(ids[i-100:i]) >= slices.Min(ids[i:i+100]) {
-			t.Fatalf("ids of millisecond %d do not all sort before those of the next", i/100-1)
-		}
+	for _, m := range idMakers {
+		t.Run(m.name, func(t *testing.T) {
+			var g surge.OrderIDs
+			base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			var ids []string
+			seen := map[string]bool{}
+			for ms := range 100 {
+				for _, id := range m.make(&g, base.Add(time.Duration(ms)*time.Millisecond), 100) {
+					if !surge.ValidID(id) || len(id) != 28 || !strings.HasPrefix(id, "o_") {
+						t.Fatalf("id %q: invalid or not \"o_\" and 26 characters", id)
+					}
+					if seen[id] {
+						t.Fatalf("duplicate id %q", id)
+					}
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+			// Across milliseconds, ids sort by time; within one they need not.
+			for i := 100; i < len(ids); i += 100 {
+				if slices.Max(ids[i-100:i]) >= slices.Min(ids[i:i+100]) {
+					t.Fatalf("ids of millisecond %d do not all sort before those of the next", i/100-1)
+				}
+			}
+		})
 	}
 }
 
 // TestOrderIDsConcurrent: generators are shared by every sale's owner
 // goroutine, so ids must differ under concurrency (run with -race).
 func TestOrderIDsConcurrent(t *testing.T) {
-	var g surge.OrderIDs
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // one millisecond for all
-	const workers, each = 8, 2000
-	out := make([][]string, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for range each {
-				out[w] = append(out[w], g.Next(now))
+	for _, m := range idMakers {
+		t.Run(m.name, func(t *testing.T) {
+			var g surge.OrderIDs
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // one millisecond for all
+			const workers, batches, each = 8, 20, 100
+			out := make([][]string, workers)
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for range batches {
+						out[w] = append(out[w], m.make(&g, now, each)...)
+					}
+				})
+			}
+			wg.Wait()
+			seen := make(map[string]bool, workers*batches*each)
+			for _, ids := range out {
+				for _, id := range ids {
+					if seen[id] {
+						t.Fatalf("duplicate id %q", id)
+					}
+					seen[id] = true
+				}
 			}
 		})
-	}
-	wg.Wait()
-	seen := make(map[string]bool, workers*each)
-	for _, ids := range out {
-		for _, id := range ids {
-			if seen[id] {
-				t.Fatalf("duplicate id %q", id)
-			}
-			seen[id] = true
-		}
 	}
 }
 
@@ -238,22 +267,28 @@ func TestOrderIDsConcurrent(t *testing.T) {
 // one millisecond, which came first is a coin toss (a counter would always
 // put the later one after, and their gap would count the orders between).
 func TestOrderIDsRevealOnlyTheMillisecond(t *testing.T) {
-	var g surge.OrderIDs
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	const pairs = 1000
-	inverted := 0
-	for range pairs {
-		a, b := g.Next(now), g.Next(now)
-		if b < a {
-			inverted++
-		}
-		if a[:10] != b[:10] {
-			t.Fatalf("ids of one millisecond differ in their time part: %q, %q", a, b)
-		}
-	}
-	// Binomial(1000, 1/2) lies outside 350..650 with odds under 1e-20.
-	if inverted < 350 || inverted > 650 {
-		t.Errorf("%d of %d later ids of the same millisecond sort first; want about half", inverted, pairs)
+	for _, m := range idMakers {
+		t.Run(m.name, func(t *testing.T) {
+			var g surge.OrderIDs
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			const pairs = 1000
+			inverted := 0
+			// Pairs within one batch, across the reads of the random source.
+			ids := m.make(&g, now, 2*pairs)
+			for i := 0; i < len(ids); i += 2 {
+				a, b := ids[i], ids[i+1]
+				if b < a {
+					inverted++
+				}
+				if a[:10] != b[:10] {
+					t.Fatalf("ids of one millisecond differ in their time part: %q, %q", a, b)
+				}
+			}
+			// Binomial(1000, 1/2) lies outside 350..650 with odds under 1e-20.
+			if inverted < 350 || inverted > 650 {
+				t.Errorf("%d of %d later ids of the same millisecond sort first; want about half", inverted, pairs)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -66,9 +67,7 @@ func (s *Store) newBatch(ctx context.Context, saleID string, batch []surge.Purch
 	}
 	now = now.UTC().Truncate(time.Millisecond)
 	ids := make([]string, len(batch))
-	for i := range ids {
-		ids[i] = s.ids.Next(now)
-	}
+	s.ids.Fill(now, ids)
 	return reservation{sale: sl, Batch: redis.Batch{Purchases: batch, IDs: ids, Now: now, Expires: now.Add(sl.Hold())}}, nil
 }
 
@@ -123,7 +122,6 @@ func (b reservation) outcomes(dec []redis.Decision, known *keyCache) (outs []sur
 	if n > 0 {
 		orders = make([]surge.Order, 0, n)
 	}
-	var fresh map[string]bool // orders of this batch, durable with it
 	for i, d := range dec {
 		p := b.Purchases[i]
 		switch {
@@ -132,12 +130,6 @@ func (b reservation) outcomes(dec []redis.Decision, known *keyCache) (outs []sur
 				Status: surge.OrderReserved, IdempotencyKey: p.IdempotencyKey, CreatedAt: b.Now, ExpiresAt: b.Expires}
 			orders = append(orders, o)
 			outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o}
-			if p.IdempotencyKey != "" {
-				if fresh == nil {
-					fresh = make(map[string]bool)
-				}
-				fresh[o.ID] = true
-			}
 		case d.Code == surge.CodeIdempotencyMismatch:
 			// The key first answered another quantity: not a replay. Err
 			// too, so the purchase fails alone as the 422 it is.
@@ -146,7 +138,7 @@ func (b reservation) outcomes(dec []redis.Decision, known *keyCache) (outs []sur
 			o := d.Replay
 			o.SaleID, o.UserID, o.IdempotencyKey = saleID, p.UserID, p.IdempotencyKey
 			outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}
-			if _, ok := known.get(saleID, p.UserID, p.IdempotencyKey); !ok && !fresh[o.ID] {
+			if _, ok := known.get(saleID, p.UserID, p.IdempotencyKey); !ok && !freshIn(orders, o.ID) {
 				confirm = append(confirm, o.ID)
 			}
 		default:
@@ -154,6 +146,18 @@ func (b reservation) outcomes(dec []redis.Decision, known *keyCache) (outs []sur
 		}
 	}
 	return outs, orders, confirm
+}
+
+// freshIn tells whether id is one of orders, the batch's new orders so far:
+// a replay of a key first used earlier in the same batch, durable with it.
+// Replays are rare in a batch, so a scan beats keeping a set for every one.
+func freshIn(orders []surge.Order, id string) bool {
+	for i := range orders {
+		if orders[i].ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // commit inserts the batch's new orders under the epoch Redis decided
@@ -189,27 +193,19 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 	if len(orders) > 0 {
 		s.commits.Observe(len(orders))
 	}
-	for _, o := range orders {
-		if o.IdempotencyKey != "" {
-			s.keys.put(o)
-		}
-	}
+	s.keys.putAll(orders)
 	return missing, nil
 }
 
 // answerReplays fails the replays whose first order PostgreSQL does not
 // have yet (missing), and remembers the others' keys as durable.
 func (s *Store) answerReplays(outs []surge.Outcome, missing []string) {
-	lost := make(map[string]bool, len(missing))
-	for _, id := range missing {
-		lost[id] = true
-	}
 	for i := range outs {
 		o := &outs[i]
 		if !o.Replay {
 			continue
 		}
-		if lost[o.Order.ID] {
+		if slices.Contains(missing, o.Order.ID) {
 			*o = surge.Outcome{Err: errReplayUnconfirmed}
 			continue
 		}

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -139,9 +140,10 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 		if len(res) == 1 {
 			return 0, 0, 0, nil, ErrNoState
 		}
-		if len(res) != 3+len(g) {
-			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d replies for %d purchases", l.Sale, len(res)-3, len(g))
+		if len(res) != 4 {
+			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d replies, want 4", l.Sale, len(res))
 		}
+		codes, _ := res[3].(string)
 		e, _ := res[0].(int64)
 		if epoch >= 0 && e != epoch {
 			return 0, 0, 0, nil, ErrNoState // buckets of different epochs: a rebuild is under way
@@ -151,7 +153,11 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 		tot, _ := res[2].(int64)
 		taken += tot
 		for j, i := range g {
-			code, _ := res[3+j].(string)
+			code, rest, more := strings.Cut(codes, "\n")
+			if more != (j < len(g)-1) {
+				return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d codes for %d purchases", l.Sale, strings.Count(codes, "\n")+1, len(g))
+			}
+			codes = rest
 			if out[i], err = parseDecision(code); err != nil {
 				return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
 			}

@@ -8,7 +8,10 @@
 -- as PostgreSQL commits one.
 -- Returns {-1} if the state is missing or lost part of itself (a hash
 -- without the sentinel install.lua writes: evicted or deleted), else
--- {epoch, remaining, units reserved so far, code per purchase}.
+-- {epoch, remaining, units reserved so far, codes}: the codes, one per
+-- purchase, joined by '\n' into one string (no code holds one). One reply
+-- string instead of one per purchase: the node parses it without an
+-- allocation per purchase.
 --
 -- The batch's reads are one HMGET per hash and its writes one command per
 -- structure, not a few per purchase: Redis's cost is mostly per command
@@ -83,6 +86,7 @@ do
 end
 
 local out = {tonumber(meta[1]), 0, 0}
+local codes = {}
 local newUsers, newOrders, newIDs, newKeys = {}, {}, {}, {}
 local touched, touchedList = {}, {}
 for i = 4, #ARGV, 4 do
@@ -129,7 +133,7 @@ for i = 4, #ARGV, 4 do
       code = '+'
     end
   end
-  out[#out + 1] = code
+  codes[#codes + 1] = code
 end
 for _, user in ipairs(touchedList) do
   newUsers[#newUsers + 1] = user
@@ -144,4 +148,5 @@ many('HSET', KEYS[3], newKeys, 4000)
 redis.call('HSET', KEYS[1], 'rem', rem, 'tot', tot)
 out[2] = rem
 out[3] = tot
+out[4] = table.concat(codes, '\n')
 return out
