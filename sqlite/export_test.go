@@ -10,6 +10,13 @@ func WithTimings(o Options, every, idle time.Duration) Options {
 	return o
 }
 
+// WithRestartFrames sets how large the WAL may grow before the writer
+// finishes a checkpoint pass so that it starts over (walRestartFrames).
+func WithRestartFrames(o Options, frames int) Options {
+	o.restartFrames = frames
+	return o
+}
+
 // FlushMark makes the high-water mark cover every commit so far, as the
 // marker goroutine eventually does on its own.
 func (s *Store) FlushMark() error { return s.flushMark() }

@@ -62,6 +62,7 @@ type Options struct {
 	// Tests shorten these (export_test.go); zero takes the defaults.
 	checkpointEvery time.Duration // checkpointInterval
 	idleAfter       time.Duration // idleTruncate
+	restartFrames   int           // walRestartFrames
 }
 
 // DefaultIdempotencyTTL is Options.IdempotencyTTL's default.
@@ -70,7 +71,8 @@ const DefaultIdempotencyTTL = 24 * time.Hour
 // Store implements surge.Store on SQLite.
 type Store struct {
 	w, r    *sql.DB
-	cp      *sql.DB // checkpoints, off the commit path
+	cp      *sql.DB       // checkpoints, off the commit path
+	catchUp chan struct{} // the checkpointer asks the writer to finish a pass (checkpoint.go)
 	stopCP  chan struct{}
 	cpDone  chan struct{}
 	path    string
@@ -283,7 +285,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	cp.SetMaxOpenConns(1)
 	s := &Store{
 		w: w, r: r, cp: cp, opts: opts, path: path, g: g, meter: commits,
-		stopCP: make(chan struct{}), cpDone: make(chan struct{}),
+		stopCP: make(chan struct{}), cpDone: make(chan struct{}), catchUp: make(chan struct{}, 1),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
 		done:    make(chan struct{}),

@@ -90,6 +90,8 @@ func (s *Store) writer() {
 		for _, c := range group {
 			c.err <- err
 		}
+		// After the answers: this group's buyers do not wait for it.
+		s.finishCheckpoint()
 	}
 }
 
