@@ -16,17 +16,25 @@ import (
 // another one committed a higher seq is never skipped by a reader that
 // reads on after the last event it saw: the higher one is held back until
 // the lower one's transaction ended, then both are read in seq order.
-func TestOutboxHorizon(t *testing.T) {
+// horizonReader opens a schema of its own with a sale holding the orders
+// ids, each reserved (seqs 1..len(ids)), and returns it with a reader of
+// the outbox that holds the lease: read(after) gives the seqs it reads.
+func horizonReader(t *testing.T, ids ...string) (db *postgres.DB, ns string, sl surge.Sale, read func(after int64) []int64) {
+	t.Helper()
 	ctx := context.Background()
-	ns := servicetest.Namespace(t)
+	ns = servicetest.Namespace(t)
 	db, err := postgres.Open(ctx, url(), postgres.Options{Schema: ns})
 	if err != nil {
 		t.Fatalf("postgres.Open (run scripts/services.sh): %v", err)
 	}
 	t.Cleanup(db.Close)
-	sl := sale(t, db)
+	sl = sale(t, db)
 	later := time.Now().Add(time.Hour)
-	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o1", sl, later)}, nil); err != nil {
+	var orders []surge.Order
+	for _, id := range ids {
+		orders = append(orders, order(id, sl, later))
+	}
+	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, orders, nil); err != nil {
 		t.Fatal(err)
 	}
 	l, ok, err := db.Acquire(ctx, "outbox", "me", time.Minute)
@@ -34,7 +42,7 @@ func TestOutboxHorizon(t *testing.T) {
 		t.Fatalf("Acquire: %v %v", ok, err)
 	}
 	var h postgres.OutboxHorizon
-	read := func(after int64) []int64 {
+	return db, ns, sl, func(after int64) []int64 {
 		t.Helper()
 		evs, err := db.PendingEvents(ctx, l, &h, after, 100)
 		if err != nil {
@@ -46,6 +54,12 @@ func TestOutboxHorizon(t *testing.T) {
 		}
 		return seqs
 	}
+}
+
+func TestOutboxHorizon(t *testing.T) {
+	ctx := context.Background()
+	db, ns, sl, read := horizonReader(t, "o1")
+	later := time.Now().Add(time.Hour)
 	// The reader sees o1's reserved event (seq 1) once it is final.
 	// (A read waits up to 2 s for the transactions running when it
 	// started, other tests' too: this polls in case one ran longer.)
@@ -108,34 +122,8 @@ func TestOutboxHorizon(t *testing.T) {
 // let the reader take the higher seq and skip the lower one.
 func TestOutboxHorizonXidOrder(t *testing.T) {
 	ctx := context.Background()
-	ns := servicetest.Namespace(t)
-	db, err := postgres.Open(ctx, url(), postgres.Options{Schema: ns})
-	if err != nil {
-		t.Fatalf("postgres.Open (run scripts/services.sh): %v", err)
-	}
-	t.Cleanup(db.Close)
-	sl := sale(t, db)
-	later := time.Now().Add(time.Hour)
-	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order("o1", sl, later), order("o2", sl, later)}, nil); err != nil {
-		t.Fatal(err)
-	}
-	l, ok, err := db.Acquire(ctx, "outbox", "me", time.Minute)
-	if err != nil || !ok {
-		t.Fatalf("Acquire: %v %v", ok, err)
-	}
-	var h postgres.OutboxHorizon
-	read := func() []int64 {
-		t.Helper()
-		evs, err := db.PendingEvents(ctx, l, &h, 2, 100) // after the two reserved events
-		if err != nil {
-			t.Fatal(err)
-		}
-		var seqs []int64
-		for _, e := range evs {
-			seqs = append(seqs, e.Seq)
-		}
-		return seqs
-	}
+	_, ns, sl, readAll := horizonReader(t, "o1", "o2")
+	read := func() []int64 { t.Helper(); return readAll(2) } // after the two reserved events
 	begin := func() pgx.Tx {
 		t.Helper()
 		conn, err := pgx.Connect(ctx, url()+"&search_path="+ns)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,14 +24,7 @@ func TestReloadCluster(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "surge.yaml")
-	write := func(body string) {
-		if err := os.WriteFile(cfg+".new", []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(cfg+".new", cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(body string) { replaceConfig(t, cfg, body) }
 	const tokenA, tokenB = "reload-cluster-admin-token-A", "reload-cluster-admin-token-B"
 	base := "insecure-user-header: true\nrate-limit-sale: 0\n"
 	write(base + "admin-token: " + tokenA + "\nrate-limit-buyer: 0\n")

@@ -57,6 +57,18 @@ func startConfigured(t *testing.T, args ...string) *proc {
 	return p
 }
 
+// replaceConfig puts body in the config file at path, replacing it whole,
+// as editors and config managers do.
+func replaceConfig(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path+".new", []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // logCount is how many lines of p's log contain s.
 func (p *proc) logCount(s string) int {
 	b, _ := os.ReadFile(p.logPath)
@@ -146,15 +158,7 @@ func (l *reloadLoad) fail(s string) {
 func TestReloadUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "surge.yaml")
-	write := func(body string) {
-		// Replaced whole, as editors and config managers do.
-		if err := os.WriteFile(cfg+".new", []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(cfg+".new", cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(body string) { replaceConfig(t, cfg, body) }
 	const tokenA, tokenB, tokenC = "reload-test-admin-token-A", "reload-test-admin-token-B", "reload-test-admin-token-C"
 	base := "insecure-user-header: true\nshutdown-timeout: 10s\nrate-limit-buyer: 0\n"
 	write(base + "admin-token: " + tokenA + "\n")

@@ -23,9 +23,7 @@ func TestGeneratedAdminTokenHandover(t *testing.T) {
 	subreaper(t)
 	dir := t.TempDir()
 	cfg, pidFile := filepath.Join(dir, "surge.yaml"), filepath.Join(dir, "surge.pid")
-	if err := os.WriteFile(cfg, []byte("insecure-user-header: true\nshutdown-timeout: 5s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	replaceConfig(t, cfg, "insecure-user-header: true\nshutdown-timeout: 5s\n")
 	p := startConfigured(t, "--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--pid-file", pidFile)
 	m := regexp.MustCompile(`admin token \(generated[^)]*\): ([0-9a-f]+)`).FindStringSubmatch(p.logTail())
 	if m == nil {
@@ -71,9 +69,7 @@ func TestGeneratedAdminTokenHandover(t *testing.T) {
 	accepts("after an upgrade", generated, http.StatusOK)
 
 	const fileToken = "file-admin-token-0123456789"
-	if err := os.WriteFile(cfg, []byte("insecure-user-header: true\nshutdown-timeout: 5s\nadmin-token: "+fileToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	replaceConfig(t, cfg, "insecure-user-header: true\nshutdown-timeout: 5s\nadmin-token: "+fileToken+"\n")
 	if err := syscall.Kill(cur.pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
