@@ -32,7 +32,7 @@ func (l *Sale) keyMap() map[userKey]keyEntry {
 		if v == 0 {
 			continue
 		}
-		r := &l.st.recs[v-1]
+		r := &l.st.recs[entry(v)]
 		o := l.order(r)
 		o.Status = surge.OrderReserved
 		m[userKey{o.UserID, o.IdempotencyKey}] = keyEntry{order: o, pending: r.pending}
@@ -45,7 +45,7 @@ func (l *Sale) reservedMap() map[string]surge.Order {
 	m := map[string]surge.Order{}
 	for _, v := range l.st.byID.slots {
 		if v != 0 {
-			o := l.order(&l.st.recs[v-1])
+			o := l.order(&l.st.recs[entry(v)])
 			m[o.ID] = o
 		}
 	}

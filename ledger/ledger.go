@@ -212,14 +212,15 @@ func (l *Sale) Restore(o surge.Order, keysAfter time.Time) {
 	if o.IdempotencyKey != "" && !keep {
 		l.forgot.Store(true)
 	}
+	var user uint32
 	if live {
 		l.remaining.Add(-o.Quantity)
-		l.st.hold(o.UserID, o.Quantity)
+		user = l.st.hold(o.UserID, o.Quantity)
 	}
 	if !keep && o.Status != surge.OrderReserved {
 		return
 	}
-	i := l.st.add(o, false)
+	i := l.st.add(o, false, user)
 	if keep && !l.st.indexKey(i) {
 		l.dupKeys++
 	}
@@ -244,7 +245,11 @@ func (l *Sale) Recall(o surge.Order) {
 	if _, ok := l.st.findKey(o.UserID, o.IdempotencyKey); ok {
 		return
 	}
-	i := l.st.add(o, false)
+	var user uint32
+	if o.Status.Live() {
+		user, _ = l.st.findUser(o.UserID)
+	}
+	i := l.st.add(o, false, user)
 	l.st.indexKey(i)
 	if !o.Status.Live() {
 		l.st.pushForget(i)
@@ -372,8 +377,7 @@ func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string
 			locked = true
 		}
 		l.remaining.Add(-p.Quantity)
-		s.hold(p.UserID, p.Quantity)
-		j := s.add(o, true)
+		j := s.add(o, true, s.hold(p.UserID, p.Quantity))
 		if p.IdempotencyKey != "" {
 			s.indexKey(j)
 		}

@@ -77,3 +77,50 @@ func measure() usage {
 	}
 	return u
 }
+
+// BenchmarkRestore times Restore alone for a sale of a million orders
+// shaped as BenchmarkMemory's, made before the clock starts, with the
+// state presized as a store's load presizes it (Grow) or not.
+//
+//	go test -run '^$' -bench Restore -benchtime 3x ./ledger/
+func BenchmarkRestore(b *testing.B) {
+	const n = 1_000_000
+	id, name := "s", "S"
+	stock, limit, hold := int64(2*n), int64(1), int64(600)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &t0, HoldSeconds: &hold}, t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	orders := make([]surge.Order, n)
+	bytes := 0
+	for i := range orders {
+		created := t0.Add(time.Duration(i) * time.Millisecond)
+		o := surge.Order{
+			ID:     fmt.Sprintf("o_%026d", i),
+			SaleID: sale.ID, UserID: fmt.Sprintf("buyer-%07d", i), Quantity: 1, Status: surge.OrderPaid,
+			IdempotencyKey: fmt.Sprintf("%016x-%08d", uint64(i)*0x9e3779b97f4a7c15, i),
+			CreatedAt:      created, ExpiresAt: created.Add(sale.Hold()),
+		}
+		if i%4 == 0 {
+			o.Status = surge.OrderReserved
+		}
+		bytes += len(o.ID) + 2*len(o.UserID) + len(o.IdempotencyKey)
+		orders[i] = o
+	}
+	for _, grow := range []bool{false, true} {
+		b.Run(fmt.Sprintf("grow=%v", grow), func(b *testing.B) {
+			for b.Loop() {
+				l := New(sale)
+				if grow {
+					l.Grow(n, bytes)
+				}
+				for _, o := range orders {
+					l.Restore(o, t0)
+				}
+				if l.Remaining() != stock-n {
+					b.Fatal("orders not restored")
+				}
+			}
+		})
+	}
+}

@@ -20,3 +20,7 @@ func WithRestartFrames(o Options, frames int) Options {
 // FlushMark makes the high-water mark cover every commit so far, as the
 // marker goroutine eventually does on its own.
 func (s *Store) FlushMark() error { return s.flushMark() }
+
+// FullyChecked reports whether Open ran the quick check and the progress
+// count, which a seal left by a clean shutdown spares (seal.go).
+func (s *Store) FullyChecked() bool { return s.checked }

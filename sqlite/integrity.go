@@ -182,19 +182,15 @@ func quickCheck(ctx context.Context, db *sql.DB, path string) error {
 	return nil
 }
 
-// checkBehind refuses a database whose progress is below the mark.
-func checkBehind(ctx context.Context, db *sql.DB, dir, path string, mark int64) (int64, error) {
-	have, err := progressOf(ctx, db)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: %s: %w", path, err)
-	}
+// checkBehind refuses a database whose progress, have, is below the mark.
+func checkBehind(dir, path string, have, mark int64) error {
 	if have < mark {
-		return 0, fmt.Errorf("sqlite: %w: %s holds %d changes (sales, orders and settlements) but %s recorded %d confirmed: "+
+		return fmt.Errorf("sqlite: %w: %s holds %d changes (sales, orders and settlements) but %s recorded %d confirmed: "+
 			"confirmed orders are missing (a truncated or deleted %s-wal, or an older copy of the database); "+
 			"restore the lost files, or, if this database is an intended restore from a backup, remove %s to accept it as it is",
 			ErrBehind, path, have, filepath.Join(dir, MarkName), mark, FileName, filepath.Join(dir, MarkName))
 	}
-	return have, nil
+	return nil
 }
 
 // checkPresent refuses to start an empty store where the mark says orders

@@ -183,6 +183,10 @@ func TestRefuseUnknownRows(t *testing.T) {
 		{"quantity over the limit", `INSERT INTO orders ` + cols + ` VALUES ('o_big', 's1', 'mallory', 3, 'cancelled', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_big", false},
 		{"bad user id", `INSERT INTO orders ` + cols + ` VALUES ('o_user', 's1', 'a b', 1, 'cancelled', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_user", false},
 		{"bad key", `INSERT INTO orders ` + cols + ` VALUES ('o_key', 's1', 'mallory', 1, 'expired', 'a' || char(9) || 'b', '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_key", false},
+		{"key holding the load's separator", `INSERT INTO orders ` + cols + ` VALUES ('o_sep', 's1', 'mallory', 1, 'paid', 'a' || char(31) || 'b', '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "o_sep", false},
+		{"bad time", `INSERT INTO orders ` + cols + ` VALUES ('o_time', 's1', 'mallory', 1, 'paid', NULL, '2026-02-30T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "2026-02-30", false},
+		{"order of an unknown sale", `INSERT INTO orders ` + cols + ` VALUES ('o_lost', 'ghost', 'mallory', 1, 'paid', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "order o_lost belongs to unknown sale ghost", false},
+		{"order of an unknown sale sorting first", `INSERT INTO orders ` + cols + ` VALUES ('o_lost', 'a', 'mallory', 1, 'paid', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "order o_lost belongs to unknown sale a", false},
 		{"sale with no stock", `INSERT INTO sales VALUES ('s0', 'Zero', 0, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
 		{"sale with no limit", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 0, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
 		{"sale with no hold", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 0, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
@@ -260,7 +264,9 @@ func dropChecks(t *testing.T, path string) {
 }
 
 // TestRefuseCorruptPage damages a page that loading the orders never reads
-// (an index) and checks that Open's quick check refuses the database.
+// (an index) and checks that Open's quick check refuses the database. The
+// damage is done while the store is down after a clean shutdown, its seal
+// in place: the changed file must not pass for the sealed one.
 func TestRefuseCorruptPage(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
@@ -270,6 +276,9 @@ func TestRefuseCorruptPage(t *testing.T) {
 	sell(t, s, "s1", 20)
 	if err := s.Close(); err != nil { // folds the WAL into the file
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sqlite.SealName)); err != nil {
+		t.Fatalf("a clean shutdown left no seal: %v", err)
 	}
 	path := filepath.Join(dir, sqlite.FileName)
 	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")

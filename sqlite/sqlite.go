@@ -110,6 +110,9 @@ type Store struct {
 	// none succeeded since (a full disk, an I/O error): Ready reports it.
 	failed atomic.Pointer[error]
 	meter  *metrics.Commits // nil without Options.Metrics
+	// checked is whether Open ran the quick check and the progress count
+	// (no seal vouched for the file).
+	checked bool
 }
 
 // saleState pairs a sale's ledger with the lock that serialises its
@@ -237,6 +240,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			g.release()
 		}
 	}()
+	// Before SQLite opens the file, which creates a WAL beside it.
+	progress, clean, err := unseal(dir)
+	if err != nil {
+		return nil, err
+	}
 	// synchronous=FULL makes every commit fsync the WAL: a commit that
 	// returned survives power loss, which is what a 201 promises.
 	// wal_autocheckpoint(0): the writer never checkpoints inline, where a
@@ -255,12 +263,18 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	// Before anything is written: a damaged database, or one behind what
-	// it had confirmed, is refused as found.
-	if err := quickCheck(ctx, w, path); err != nil {
-		return nil, err
+	// it had confirmed, is refused as found. After a clean shutdown the
+	// seal vouches for the file instead of the two passes over it
+	// (seal.go).
+	if !clean {
+		if err := quickCheck(ctx, w, path); err != nil {
+			return nil, err
+		}
+		if progress, err = progressOf(ctx, w); err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+		}
 	}
-	progress, err := checkBehind(ctx, w, dir, path, marked)
-	if err != nil {
+	if err := checkBehind(dir, path, progress, marked); err != nil {
 		return nil, err
 	}
 	if _, err := w.ExecContext(ctx, schema+outboxSchema); err != nil {
@@ -284,7 +298,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	dbs = append(dbs, cp)
 	cp.SetMaxOpenConns(1)
 	s := &Store{
-		w: w, r: r, cp: cp, opts: opts, path: path, g: g, meter: commits,
+		w: w, r: r, cp: cp, opts: opts, path: path, g: g, meter: commits, checked: !clean,
 		stopCP: make(chan struct{}), cpDone: make(chan struct{}), catchUp: make(chan struct{}, 1),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
@@ -370,7 +384,14 @@ func (s *Store) Close() error {
 		markErr := s.flushMark() // every commit is in: the mark holds them all
 		// The writer's connection closes last and, as the last one, folds
 		// the WAL into the database file.
-		err = errors.Join(markErr, s.cp.Close(), s.r.Close(), s.w.Close(), s.g.release())
+		err = errors.Join(markErr, s.cp.Close(), s.r.Close(), s.w.Close())
+		if err == nil && s.failed.Load() == nil {
+			// Under the lock, so no other store opens the file meanwhile.
+			// A store whose last commit failed leaves no seal: the next
+			// start checks the file in full.
+			err = seal(filepath.Dir(s.path), s.g.progress.Load())
+		}
+		err = errors.Join(err, s.g.release())
 	})
 	return err
 }

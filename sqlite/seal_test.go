@@ -1,0 +1,185 @@
+package sqlite_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// TestSeal checks when a start trusts the seal a clean shutdown leaves
+// (skipping the quick check and the progress count) and when it checks
+// the database in full: only a file byte for byte as Close left it, with
+// no WAL, is trusted; every order is there either way.
+func TestSeal(t *testing.T) {
+	const orders = 30
+	src := t.TempDir()
+	s := open(t, src)
+	if !s.FullyChecked() {
+		t.Error("a new directory's first start was not checked")
+	}
+	sale := newSale(t, "s1", 1000, 1)
+	if err := s.CreateSale(t.Context(), sale); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, sale.ID, orders)
+	if err := s.FlushMark(); err != nil {
+		t.Fatal(err)
+	}
+	// A copy of the running store's files is what a crash leaves: no seal.
+	crashed := copyFiles(t, src, sqlite.FileName, sqlite.FileName+"-wal", sqlite.MarkName)
+	if _, err := os.Stat(filepath.Join(src, sqlite.SealName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a running store has a seal: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(src, sqlite.SealName)); err != nil {
+		t.Fatalf("Close left no seal: %v", err)
+	}
+	files := []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.MarkName, sqlite.SealName}
+
+	for _, tc := range []struct {
+		name    string
+		dir     func(t *testing.T) string
+		checked bool
+	}{
+		{"clean shutdown", func(t *testing.T) string { return copyFiles(t, src, files...) }, false},
+		{"crash", func(*testing.T) string { return crashed }, true},
+		{"a byte changed while down", func(t *testing.T) string {
+			dir := copyFiles(t, src, files...)
+			// The last byte of the file: unused space of a page, which
+			// SQLite's checks ignore, so the database still opens.
+			f, err := os.OpenFile(filepath.Join(dir, sqlite.FileName), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 1)
+			if _, err := f.ReadAt(b, fi.Size()-1); err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= 0x5a
+			if _, err := f.WriteAt(b, fi.Size()-1); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, true},
+		{"an empty WAL beside it", func(t *testing.T) string {
+			// What the sqlite3 shell leaves while it has the file open.
+			dir := copyFiles(t, src, files...)
+			if err := os.WriteFile(filepath.Join(dir, sqlite.FileName+"-wal"), nil, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, false},
+		{"a seal that does not read", func(t *testing.T) string {
+			dir := copyFiles(t, src, files...)
+			if err := os.WriteFile(filepath.Join(dir, sqlite.SealName), []byte("SURGECLN and garbage after it...."), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.dir(t)
+			s := open(t, dir)
+			defer s.Close()
+			if got := s.FullyChecked(); got != tc.checked {
+				t.Errorf("full checks ran: %v, want %v", got, tc.checked)
+			}
+			if _, err := os.Stat(filepath.Join(dir, sqlite.SealName)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the seal is still there while the store runs: %v", err)
+			}
+			n := 0
+			if err := s.Orders(t.Context(), sale.ID, func(surge.Order) error { n++; return nil }); err != nil || n != orders {
+				t.Errorf("%d orders (%v), want %d", n, err, orders)
+			}
+			if rem, _ := s.Remaining(t.Context(), sale.ID); rem != 1000-orders+orders/10 {
+				t.Errorf("remaining %d, want %d", rem, 1000-orders+orders/10)
+			}
+		})
+	}
+}
+
+// TestSealNoWAL: a seal next to a WAL holding pages is not trusted, even
+// if surge.db is as Close left it: the WAL's commits are the database too.
+func TestSealNoWAL(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seal, err := os.ReadFile(filepath.Join(dir, sqlite.SealName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A store runs and crashes with commits in the WAL; the old seal is
+	// put back (an operator restoring files, say).
+	s = open(t, dir)
+	sell(t, s, "s1", 5)
+	if err := s.FlushMark(); err != nil {
+		t.Fatal(err)
+	}
+	crashed := copyFiles(t, dir, sqlite.FileName, sqlite.FileName+"-wal", sqlite.MarkName)
+	s.Close()
+	if err := os.WriteFile(filepath.Join(crashed, sqlite.SealName), seal, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, crashed)
+	defer s.Close()
+	if !s.FullyChecked() {
+		t.Error("a seal beside a WAL with commits was trusted")
+	}
+	if rem, _ := s.Remaining(t.Context(), "s1"); rem != 100-5+1 {
+		t.Errorf("remaining %d, want %d", rem, 100-5+1)
+	}
+}
+
+// TestSealBehind: a sealed database older than the mark (an older sealed
+// copy put back with the newer mark) is refused as behind, as an unsealed
+// one is.
+func TestSealBehind(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old := copyFiles(t, dir, sqlite.FileName, sqlite.SealName)
+	s = open(t, dir)
+	sell(t, s, "s1", 5)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{sqlite.FileName, sqlite.SealName} {
+		b, err := os.ReadFile(filepath.Join(old, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a sealed database older than the mark")
+	}
+	if !errors.Is(err, sqlite.ErrBehind) || !strings.Contains(err.Error(), "holds 1 changes") {
+		t.Errorf("Open: %v; want ErrBehind for a database holding 1 change", err)
+	}
+}
