@@ -26,9 +26,10 @@ type RedisCluster struct {
 }
 
 type clusterNode struct {
-	port int
-	dir  string
-	cmd  *exec.Cmd
+	port   int
+	dir    string
+	cmd    *exec.Cmd
+	exited <-chan struct{} // closed once cmd has exited
 }
 
 // NodeTimeout is the cluster's cluster-node-timeout: a master unreachable
@@ -48,9 +49,20 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 	t.Cleanup(c.stop)
 	var addrs []string
 	for range masters * (1 + replicas) {
-		n := &clusterNode{port: freePort(t), dir: t.TempDir()}
+		n := &clusterNode{dir: t.TempDir()}
 		c.nodes = append(c.nodes, n)
-		n.start(t)
+		// Another process may take the port or its bus port between the
+		// check and redis-server's bind: then try another.
+		var err error
+		for range 5 {
+			n.port = ClusterPort(t)
+			if err = n.start(); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(n.port))
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -62,38 +74,80 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 	return c
 }
 
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// ClusterPort returns a loopback port that a Redis Cluster node can take:
+// free, with its cluster bus port (10,000 higher) free too and in range.
+// A port the kernel hands out for ":0" comes from the ephemeral range
+// (32768-60999 on Linux), where a fifth of the ports have no bus port
+// (redis-server refuses a port above 55535) and any bus port may be
+// some connection's: a node started there aborts.
+func ClusterPort(t testing.TB) int {
+	t.Helper()
+	for range 1000 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		if port > 65535-10000 {
+			ln.Close()
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		bus.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port with a free cluster bus port")
+	return 0
 }
 
 func (n *clusterNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
 
-func (n *clusterNode) start(t testing.TB) {
-	t.Helper()
+// start runs the node's redis-server and waits until it answers; an error
+// with its output if it exits first or does not answer within 10 s.
+func (n *clusterNode) start() error {
+	var out strings.Builder
+	// A node that failed to start may have left its config behind.
+	_ = os.Remove(filepath.Join(n.dir, "nodes.conf"))
 	n.cmd = exec.Command("redis-server", "--port", strconv.Itoa(n.port), "--bind", "127.0.0.1",
 		"--dir", n.dir, "--save", "", "--appendonly", "no",
 		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
 		"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout/time.Millisecond)),
 		// A replica always takes over, however long it was cut off.
 		"--cluster-replica-validity-factor", "0")
+	n.cmd.Stdout, n.cmd.Stderr = &out, &out
 	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = n.cmd.Wait(); close(exited) }()
+	n.exited = exited
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if out, err := exec.Command("redis-cli", "-p", strconv.Itoa(n.port), "ping").Output(); err == nil && strings.TrimSpace(string(out)) == "PONG" {
-			return
+		if reply, err := exec.Command("redis-cli", "-p", strconv.Itoa(n.port), "ping").Output(); err == nil && strings.TrimSpace(string(reply)) == "PONG" {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server on port %d exited: %s", n.port, lastLines(out.String(), 3))
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on port %d did not come up", n.port)
+			_ = n.cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("redis-server on port %d did not come up in 10 s: %s", n.port, lastLines(out.String(), 3))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
 
 func (c *RedisCluster) stop() {
@@ -107,7 +161,7 @@ func (n *clusterNode) kill() {
 		return
 	}
 	_ = n.cmd.Process.Kill()
-	_ = n.cmd.Wait()
+	<-n.exited
 	n.cmd = nil
 	_ = os.RemoveAll(n.dir)
 }
