@@ -13,6 +13,34 @@ import (
 	"github.com/surgehq/surge"
 )
 
+// benchSale is the sale of the benchmarks: stock for 2n units, one per
+// buyer.
+func benchSale(b *testing.B, n int) surge.Sale {
+	id, name := "s", "S"
+	stock, limit, hold := int64(2*n), int64(1), int64(600)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &t0, HoldSeconds: &hold}, t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sale
+}
+
+// benchOrder is the benchmarks' order i: an id of surge.OrderIDs'
+// length, a buyer of its own, a key, paid but for one in four.
+func benchOrder(sale surge.Sale, i int) surge.Order {
+	created := t0.Add(time.Duration(i) * time.Millisecond)
+	o := surge.Order{
+		ID:     fmt.Sprintf("o_%026d", i),
+		SaleID: sale.ID, UserID: fmt.Sprintf("buyer-%07d", i), Quantity: 1, Status: surge.OrderPaid,
+		IdempotencyKey: fmt.Sprintf("%016x-%08d", uint64(i)*0x9e3779b97f4a7c15, i),
+		CreatedAt:      created, ExpiresAt: created.Add(sale.Hold()),
+	}
+	if i%4 == 0 {
+		o.Status = surge.OrderReserved
+	}
+	return o
+}
+
 // BenchmarkMemory restores a live sale of a million orders, as a store's
 // load does (ids of surge.OrderIDs' length, keyed purchases, a quarter
 // still reserved, one order per buyer), and reports what the ledger costs
@@ -23,27 +51,12 @@ import (
 //	go test -run '^$' -bench Memory -benchtime 1x ./ledger/
 func BenchmarkMemory(b *testing.B) {
 	const n = 1_000_000
-	id, name := "s", "S"
-	stock, limit, hold := int64(2*n), int64(1), int64(600)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &t0, HoldSeconds: &hold}, t0)
-	if err != nil {
-		b.Fatal(err)
-	}
+	sale := benchSale(b, n)
 	for b.Loop() {
 		before := measure()
 		l := New(sale)
 		for i := range n {
-			created := t0.Add(time.Duration(i) * time.Millisecond)
-			o := surge.Order{
-				ID:     fmt.Sprintf("o_%026d", i),
-				SaleID: sale.ID, UserID: fmt.Sprintf("buyer-%07d", i), Quantity: 1, Status: surge.OrderPaid,
-				IdempotencyKey: fmt.Sprintf("%016x-%08d", uint64(i)*0x9e3779b97f4a7c15, i),
-				CreatedAt:      created, ExpiresAt: created.Add(sale.Hold()),
-			}
-			if i%4 == 0 {
-				o.Status = surge.OrderReserved
-			}
-			l.Restore(o, t0)
+			l.Restore(benchOrder(sale, i), t0)
 		}
 		after := measure()
 		began := time.Now()
@@ -52,7 +65,7 @@ func BenchmarkMemory(b *testing.B) {
 		b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/order")
 		b.ReportMetric(float64(after.rss-before.rss)/n, "rss-B/order")
 		b.ReportMetric(float64(gc.Microseconds())/1000, "gc-ms")
-		if l.Remaining() != stock-n {
+		if l.Remaining() != sale.Stock-n {
 			b.Fatal("orders not restored")
 		}
 		runtime.KeepAlive(l)
@@ -85,25 +98,11 @@ func measure() usage {
 //	go test -run '^$' -bench Restore -benchtime 3x ./ledger/
 func BenchmarkRestore(b *testing.B) {
 	const n = 1_000_000
-	id, name := "s", "S"
-	stock, limit, hold := int64(2*n), int64(1), int64(600)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &t0, HoldSeconds: &hold}, t0)
-	if err != nil {
-		b.Fatal(err)
-	}
+	sale := benchSale(b, n)
 	orders := make([]surge.Order, n)
 	bytes := 0
 	for i := range orders {
-		created := t0.Add(time.Duration(i) * time.Millisecond)
-		o := surge.Order{
-			ID:     fmt.Sprintf("o_%026d", i),
-			SaleID: sale.ID, UserID: fmt.Sprintf("buyer-%07d", i), Quantity: 1, Status: surge.OrderPaid,
-			IdempotencyKey: fmt.Sprintf("%016x-%08d", uint64(i)*0x9e3779b97f4a7c15, i),
-			CreatedAt:      created, ExpiresAt: created.Add(sale.Hold()),
-		}
-		if i%4 == 0 {
-			o.Status = surge.OrderReserved
-		}
+		o := benchOrder(sale, i)
 		bytes += len(o.ID) + 2*len(o.UserID) + len(o.IdempotencyKey)
 		orders[i] = o
 	}
@@ -117,7 +116,7 @@ func BenchmarkRestore(b *testing.B) {
 				for _, o := range orders {
 					l.Restore(o, t0)
 				}
-				if l.Remaining() != stock-n {
+				if l.Remaining() != sale.Stock-n {
 					b.Fatal("orders not restored")
 				}
 			}

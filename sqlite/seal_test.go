@@ -110,9 +110,10 @@ func TestSeal(t *testing.T) {
 	}
 }
 
-// TestSealNoWAL: a seal next to a WAL holding pages is not trusted, even
-// if surge.db is as Close left it: the WAL's commits are the database too.
-func TestSealNoWAL(t *testing.T) {
+// closedWithSale is a data directory holding sale s1 (100 units, one per
+// buyer), closed cleanly: sealed.
+func closedWithSale(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	s := open(t, dir)
 	if err := s.CreateSale(t.Context(), newSale(t, "s1", 100, 1)); err != nil {
@@ -121,13 +122,20 @@ func TestSealNoWAL(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// TestSealNoWAL: a seal next to a WAL holding pages is not trusted, even
+// if surge.db is as Close left it: the WAL's commits are the database too.
+func TestSealNoWAL(t *testing.T) {
+	dir := closedWithSale(t)
 	seal, err := os.ReadFile(filepath.Join(dir, sqlite.SealName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A store runs and crashes with commits in the WAL; the old seal is
 	// put back (an operator restoring files, say).
-	s = open(t, dir)
+	s := open(t, dir)
 	sell(t, s, "s1", 5)
 	if err := s.FlushMark(); err != nil {
 		t.Fatal(err)
@@ -151,16 +159,9 @@ func TestSealNoWAL(t *testing.T) {
 // copy put back with the newer mark) is refused as behind, as an unsealed
 // one is.
 func TestSealBehind(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	if err := s.CreateSale(t.Context(), newSale(t, "s1", 100, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := closedWithSale(t)
 	old := copyFiles(t, dir, sqlite.FileName, sqlite.SealName)
-	s = open(t, dir)
+	s := open(t, dir)
 	sell(t, s, "s1", 5)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
