@@ -24,3 +24,7 @@ func (s *Store) FlushMark() error { return s.flushMark() }
 // FullyChecked reports whether Open ran the quick check and the progress
 // count, which a seal left by a clean shutdown spares (seal.go).
 func (s *Store) FullyChecked() bool { return s.checked }
+
+// RecordCommit records a commit's outcome as the writer does, so tests can
+// make a storage failure without failing the disk.
+func (s *Store) RecordCommit(err error) error { return s.wrote(err) }

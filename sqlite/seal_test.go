@@ -184,3 +184,31 @@ func TestSealBehind(t *testing.T) {
 		t.Errorf("Open: %v; want ErrBehind for a database holding 1 change", err)
 	}
 }
+
+// TestNoSealAfterAFailure: a store one commit of which failed (a storage
+// error) leaves no seal at Close, even when later commits succeeded and it
+// reports ready again: the file saw an error, so the next start checks it
+// in full. (Only the last commit's failure used to count.)
+func TestNoSealAfterAFailure(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.RecordCommit(errors.New("injected: an I/O error"))
+	_ = s.RecordCommit(nil) // a later commit succeeded
+	if err := s.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready after a later commit succeeded: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sqlite.SealName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a store that saw a failed commit left a seal: %v", err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	if !s.FullyChecked() {
+		t.Error("the start after a store that saw a failed commit was not checked in full")
+	}
+}

@@ -109,6 +109,10 @@ type Store struct {
 	// failed is the error of the writer's last commit when it failed and
 	// none succeeded since (a full disk, an I/O error): Ready reports it.
 	failed atomic.Pointer[error]
+	// sawFailure is whether any commit of this store failed (a full disk,
+	// an I/O error), even if later ones succeeded: Close then leaves no
+	// seal, and the next start checks the file in full.
+	sawFailure atomic.Bool
 	meter  *metrics.Commits // nil without Options.Metrics
 	// checked is whether Open ran the quick check and the progress count
 	// (no seal vouched for the file).
@@ -385,9 +389,9 @@ func (s *Store) Close() error {
 		// The writer's connection closes last and, as the last one, folds
 		// the WAL into the database file.
 		err = errors.Join(markErr, s.cp.Close(), s.r.Close(), s.w.Close())
-		if err == nil && s.failed.Load() == nil {
+		if err == nil && !s.sawFailure.Load() {
 			// Under the lock, so no other store opens the file meanwhile.
-			// A store whose last commit failed leaves no seal: the next
+			// A store a commit of which failed leaves no seal: the next
 			// start checks the file in full.
 			err = seal(filepath.Dir(s.path), s.g.progress.Load())
 		}

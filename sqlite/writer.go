@@ -105,6 +105,7 @@ func (s *Store) wrote(err error) error {
 		}
 	case surge.ErrorCode(err) == "":
 		s.failed.Store(&err)
+		s.sawFailure.Store(true)
 	}
 	return err
 }
