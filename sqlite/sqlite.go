@@ -113,7 +113,7 @@ type Store struct {
 	// an I/O error), even if later ones succeeded: Close then leaves no
 	// seal, and the next start checks the file in full.
 	sawFailure atomic.Bool
-	meter  *metrics.Commits // nil without Options.Metrics
+	meter      *metrics.Commits // nil without Options.Metrics
 	// checked is whether Open ran the quick check and the progress count
 	// (no seal vouched for the file).
 	checked bool
