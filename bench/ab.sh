@@ -16,15 +16,13 @@ REV_B=${2:-.}
 DUR=${3:-5s}
 CONNS=${4:-64}
 ROUNDS=${5:-3}
-for tool in wrk bc; do
-  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
-done
+. bench/lib.sh
+need wrk bc
 work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-. bench/lib.sh
 build "$REV_A" "$work/a"
 build "$REV_B" "$work/b"
 go build -o "$work/ceiling" ./bench/ceiling

@@ -40,9 +40,8 @@ CONNS=${2:-128}
 THREADS=${3:-2}
 ROUNDS=${ROUNDS:-3}
 secs=${DUR%s}
-for tool in wrk jq bc curl psql redis-cli pgrep; do
-  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
-done
+. bench/lib.sh
+need wrk jq bc curl psql redis-cli pgrep
 scripts/services.sh >/dev/null
 
 work=$(mktemp -d)
@@ -89,7 +88,6 @@ EOF
 for port in 8090 8097 8110 8111 8120 8121 ${REDIS_CLUSTER:+7301 7302 7303}; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is in use; this script needs it" >&2; exit 1; fi
 done
-wait_up() { for _ in $(seq 150); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 wait_any() { for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 
@@ -160,7 +158,7 @@ start_nodes() { # start_nodes COUNT PG_URL PREFIX
       --admin-token bench-admin-token --insecure-user-header --log-level warn \
       --redis-url "$REDIS" --postgres-url "$2" --redis-prefix "$3" --node-id "n$i" ${NODE_FLAGS:-} >"$work/node$i.log" 2>&1 &
     node_pids+=($!); pids+=($!)
-    wait_up http://127.0.0.1:$((8110 + i))/readyz
+    wait_ready http://127.0.0.1:$((8110 + i))/readyz
   done
 }
 node_url() { echo "http://127.0.0.1:$((8110 + $1))"; }
@@ -168,7 +166,7 @@ create_sale() { # create_sale ID STOCK, on node 0, then wait until every node se
   curl -fs -H 'Authorization: Bearer bench-admin-token' -X POST "$(node_url 0)/v1/sales" \
     -d "{\"id\":\"$1\",\"name\":\"$1\",\"stock\":$2}" >/dev/null
   local i
-  for ((i = 0; i < ${#node_pids[@]}; i++)); do wait_up "$(node_url "$i")/v1/sales/$1"; done
+  for ((i = 0; i < ${#node_pids[@]}; i++)); do wait_ready "$(node_url "$i")/v1/sales/$1"; done
 }
 # stats_sum: summed over the nodes: batches purchases commits rows
 stats_sum() {
@@ -230,7 +228,7 @@ start_baseline() { # start_baseline NAME STOCK -> base_pid, base_schema
   "$work/baseline" -addr 127.0.0.1:8097 -redis-url "$REDIS" -postgres-url "$PGURL" -stock "$2" \
     -prefix "${run}_$1" >"$work/baseline.log" 2>&1 &
   base_pid=$!; pids+=($base_pid)
-  wait_up http://127.0.0.1:8097/healthz
+  wait_ready http://127.0.0.1:8097/healthz
 }
 base_remaining() { local v; v=$(redis-cli get "${run}_$1:{$2}:stock"); echo "${v:-$3}"; }
 

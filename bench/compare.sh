@@ -13,9 +13,8 @@ cd "$(dirname "$0")/.."
 DUR=${1:-10s}
 CONNS=${2:-128}
 THREADS=${3:-2}
-for tool in wrk jq bc; do
-  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
-done
+. bench/lib.sh
+need wrk jq bc
 work=$(mktemp -d)
 pids=()
 surge_pid=
@@ -24,7 +23,6 @@ trap cleanup EXIT
 go build -o "$work/surge" ./cmd/surge
 go build -o "$work/ceiling" ./bench/ceiling
 
-wait_up() { for _ in $(seq 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 # cpu_ticks PID -> user+system clock ticks the process has used
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run_wrk URL SALE PID -> prints "rps p99_ms non2xx server_cpu_us_per_request"
@@ -50,14 +48,13 @@ start_surge() {
   "$work/surge" serve --http-addr 127.0.0.1:8091 --data-dir "$work/data" --admin-token bench-admin-token \
     --insecure-user-header --log-level warn --debug-addr 127.0.0.1:8092 >"$work/surge.log" 2>&1 &
   surge_pid=$!
-  wait_up http://127.0.0.1:8091/readyz
+  wait_ready http://127.0.0.1:8091/readyz
 }
 stop_surge() { kill "$surge_pid"; wait "$surge_pid" || true; }
 admin=(-H 'Authorization: Bearer bench-admin-token')
 
 "$work/ceiling" -addr 127.0.0.1:8090 & ceiling_pid=$!; pids+=($ceiling_pid)
-wait_up_any() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; exit 1; }
-wait_up_any http://127.0.0.1:8090/
+wait_up http://127.0.0.1:8090/
 read -r c_rps c_p99 _ c_cpu < <(run_wrk http://127.0.0.1:8090 bench "$ceiling_pid")
 
 start_surge

@@ -25,16 +25,14 @@ CONNS=${4:-64}
 ROUNDS=${5:-3}
 TOKENS=${TOKENS:-10000}
 PORT=${PORT:-18391}
-for tool in wrk bc curl; do
-  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
-done
+. bench/lib.sh
+need wrk bc curl
 work=$(mktemp -d)
 pid=
 cpid=
 cleanup() { for p in $pid $cpid; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-. bench/lib.sh
 build "$REV_A" "$work/a"
 if [ "$REV_B" = "$REV_A" ] && [ "$REV_A" != . ]; then cp "$work/a" "$work/b"; else build "$REV_B" "$work/b"; fi
 go build -o "$work/ceiling" ./bench/ceiling

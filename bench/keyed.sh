@@ -26,9 +26,8 @@ DUR=${3:-5s}
 CONNS=${4:-64}
 ROUNDS=${5:-3}
 PORT=${PORT:-18491}
-for tool in wrk bc curl psql redis-cli; do
-  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
-done
+. bench/lib.sh
+need wrk bc curl psql redis-cli
 scripts/services.sh >/dev/null
 work=$(mktemp -d)
 run=kb$(date +%s)$$
@@ -47,7 +46,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-. bench/lib.sh
 build "$REV_A" "$work/a"
 if [ "$REV_B" = "$REV_A" ] && [ "$REV_A" != . ]; then cp "$work/a" "$work/b"; else build "$REV_B" "$work/b"; fi
 go build -o "$work/ceiling" ./bench/ceiling

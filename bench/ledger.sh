@@ -24,13 +24,13 @@ REV_B=${2:-.}
 ORDERS=${3:-1000000}
 DUR=${4:-10s}
 CONNS=${5:-64}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+. bench/lib.sh
+need wrk
 work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-. bench/lib.sh
 build "$REV_A" "$work/a"
 build "$REV_B" "$work/b"
 

@@ -1,5 +1,20 @@
-# Shared by the A/B scripts (ab.sh, jwt.sh, keyed.sh, ledger.sh), sourced
-# from the repository's root after the script has made its $work directory.
+# Shared by the bench scripts, sourced from the repository's root; build
+# needs the script's $work directory.
+
+# need TOOL...: install the Debian package of each tool missing from PATH
+need() {
+  local tool pkg
+  for tool; do
+    command -v "$tool" >/dev/null && continue
+    case $tool in
+      psql) pkg=postgresql-client ;;
+      redis-cli) pkg=redis-tools ;;
+      pgrep) pkg=procps ;;
+      *) pkg=$tool ;;
+    esac
+    apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null
+  done
+}
 
 # build REV OUT: a binary of the revision (or of the working tree for ".")
 build() {
@@ -11,3 +26,6 @@ build() {
 
 # wait_up URL: until something answers at URL (15 s), else stop the script
 wait_up() { for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
+
+# wait_ready URL: until URL answers 2xx (15 s), else stop the script
+wait_ready() { for _ in $(seq 150); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }

@@ -2,15 +2,12 @@ package ledger
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"runtime/debug"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/memusage"
 )
 
 // benchSale is the sale of the benchmarks: stock for 2n units, one per
@@ -53,42 +50,23 @@ func BenchmarkMemory(b *testing.B) {
 	const n = 1_000_000
 	sale := benchSale(b, n)
 	for b.Loop() {
-		before := measure()
+		before := memusage.Measure()
 		l := New(sale)
 		for i := range n {
 			l.Restore(benchOrder(sale, i), t0)
 		}
-		after := measure()
+		after := memusage.Measure()
 		began := time.Now()
 		runtime.GC()
 		gc := time.Since(began)
-		b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/order")
-		b.ReportMetric(float64(after.rss-before.rss)/n, "rss-B/order")
+		b.ReportMetric(float64(after.Heap-before.Heap)/n, "heap-B/order")
+		b.ReportMetric(float64(after.RSS-before.RSS)/n, "rss-B/order")
 		b.ReportMetric(float64(gc.Microseconds())/1000, "gc-ms")
 		if l.Remaining() != sale.Stock-n {
 			b.Fatal("orders not restored")
 		}
 		runtime.KeepAlive(l)
 	}
-}
-
-type usage struct{ heap, rss uint64 }
-
-// measure collects, returns freed memory to the OS, and reads the live
-// heap and the resident set.
-func measure() usage {
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	u := usage{heap: ms.HeapInuse}
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 1 {
-			pages, _ := strconv.ParseUint(f[1], 10, 64)
-			u.rss = pages * uint64(os.Getpagesize())
-		}
-	}
-	return u
 }
 
 // BenchmarkRestore times Restore alone for a sale of a million orders

@@ -55,7 +55,7 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 		// check and redis-server's bind: then try another.
 		var err error
 		for range 5 {
-			n.port = ClusterPort(t)
+			n.port = clusterPort(t)
 			if err = n.start(); err == nil {
 				break
 			}
@@ -74,13 +74,13 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 	return c
 }
 
-// ClusterPort returns a loopback port that a Redis Cluster node can take:
+// clusterPort returns a loopback port that a Redis Cluster node can take:
 // free, with its cluster bus port (10,000 higher) free too and in range.
 // A port the kernel hands out for ":0" comes from the ephemeral range
 // (32768-60999 on Linux), where a fifth of the ports have no bus port
 // (redis-server refuses a port above 55535) and any bus port may be
 // some connection's: a node started there aborts.
-func ClusterPort(t testing.TB) int {
+func clusterPort(t testing.TB) int {
 	t.Helper()
 	for range 1000 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

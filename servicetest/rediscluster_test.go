@@ -15,7 +15,7 @@ import (
 // collides with one of the suite's own connections failed
 // TestRedisClusterFailover once under load.
 func TestClusterNodeBusPortTaken(t *testing.T) {
-	port := ClusterPort(t)
+	port := clusterPort(t)
 	bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
 	if err != nil {
 		t.Fatal(err)
@@ -32,13 +32,13 @@ func TestClusterNodeBusPortTaken(t *testing.T) {
 		t.Errorf("start after %v: %v; want at once an error saying it exited", took, err)
 	}
 	t.Log(err)
-	// ClusterPort checks the bus port too: every port it gives has both free.
+	// clusterPort checks the bus port too: every port it gives has both free.
 	for range 20 {
-		p := ClusterPort(t)
+		p := clusterPort(t)
 		for _, q := range []int{p, p + 10000} {
 			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
 			if err != nil {
-				t.Fatalf("ClusterPort gave %d, but %d is taken: %v", p, q, err)
+				t.Fatalf("clusterPort gave %d, but %d is taken: %v", p, q, err)
 			}
 			ln.Close()
 		}

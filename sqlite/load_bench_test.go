@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/memusage"
 )
 
 // BenchmarkOpen measures the start of a store holding one live sale of a
@@ -55,20 +52,20 @@ func BenchmarkOpen(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				before := measure()
+				before := memusage.Measure()
 				began := time.Now()
 				s, err := Open(ctx, dir, Options{NoExpiry: true})
 				if err != nil {
 					b.Fatal(err)
 				}
 				open := time.Since(began)
-				after := measure()
+				after := memusage.Measure()
 				if s.FullyChecked() == sealed {
 					b.Fatalf("full checks ran: %v, sealed: %v", s.FullyChecked(), sealed)
 				}
 				b.ReportMetric(float64(open.Milliseconds()), "open-ms")
-				b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/order")
-				b.ReportMetric(float64(after.rss-before.rss)/n, "rss-B/order")
+				b.ReportMetric(float64(after.Heap-before.Heap)/n, "heap-B/order")
+				b.ReportMetric(float64(after.RSS-before.RSS)/n, "rss-B/order")
 				if rem, _ := s.Remaining(ctx, "bench"); rem != 2*n-n {
 					b.Fatalf("remaining %d after load, want %d", rem, n)
 				}
@@ -116,23 +113,4 @@ func fill(b *testing.B, dir string, n int) {
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
-}
-
-type usage struct{ heap, rss uint64 }
-
-// measure collects, returns freed memory to the OS, and reads the live
-// heap and the resident set.
-func measure() usage {
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	u := usage{heap: ms.HeapInuse}
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 1 {
-			pages, _ := strconv.ParseUint(f[1], 10, 64)
-			u.rss = pages * uint64(os.Getpagesize())
-		}
-	}
-	return u
 }
