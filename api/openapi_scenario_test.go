@@ -18,6 +18,7 @@ import (
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/internal/testclock"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -36,7 +37,7 @@ func TestSpecScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: epoch}
+	clk := testclock.New(epoch)
 	room, err := waitroom.New(waitroom.Config{Secret: roomSecret, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

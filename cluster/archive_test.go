@@ -3,32 +3,14 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
+	"github.com/surgehq/surge/internal/testclock"
 )
-
-// testClock is the engines' controllable time.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // deaf is a node that never hears announcements: it follows the other
 // nodes by its poll alone, as after lost notifications.
@@ -44,7 +26,7 @@ func (deaf) Changed() <-chan string { return nil }
 func TestArchiveAcrossNodes(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
-	clk := &testClock{now: time.Now().UTC().Truncate(time.Millisecond)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Millisecond))
 	cfg := engine.Config{Now: clk.Now, SyncInterval: 50 * time.Millisecond}
 	open := func(i int, wrap func(*cluster.Store) surge.Store) *engine.Engine {
 		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i)})

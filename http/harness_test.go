@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/internal/testclock"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -40,30 +40,12 @@ var (
 	idRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
-// clock is the engine's controllable time.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is a real engine over a real SQLite store behind the API.
 type env struct {
 	room    *waitroom.Room // on the engine's clock
 	eng     *engine.Engine
 	store   *sqlite.Store
-	clock   *clock
+	clock   *testclock.Clock
 	handler *surgehttp.Server
 	srv     *httptest.Server // nil for recorder-only environments
 }
@@ -95,7 +77,7 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
-	clk := &clock{now: epoch}
+	clk := testclock.New(epoch)
 	// The API hands out the room's tickets and the engine checks them.
 	room, err := waitroom.New(waitroom.Config{Secret: roomSecret, Now: clk.Now})
 	if err != nil {

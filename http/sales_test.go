@@ -17,6 +17,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/internal/testclock"
 	"github.com/surgehq/surge/sqlite"
 )
 
@@ -361,7 +362,7 @@ func TestSalesListFloodNoStoreCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := &countingStore{Store: st}
-	clk := &clock{now: epoch}
+	clk := testclock.New(epoch)
 	eng, err := engine.Open(ctx, cs, engine.Config{Now: clk.Now, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/testclock"
 )
 
 // After a restart the in-memory queue is empty, so its places would be
@@ -17,7 +18,7 @@ func TestRestartInvalidatesTickets(t *testing.T) {
 	ctx := context.Background()
 	for _, order := range []string{surge.QueueFIFO, surge.QueueLottery} {
 		t.Run(order, func(t *testing.T) {
-			clk := &fakeClock{now: start.Add(-time.Minute)}
+			clk := testclock.New(start.Add(-time.Minute))
 			s := saleWith("s", 1, order, 3600)
 			before := newRoom(t, clk, 0)
 			for _, u := range []string{"a", "b", "c"} {
@@ -54,7 +55,7 @@ func TestRestartInvalidatesTickets(t *testing.T) {
 // changes only with the queue's memory.
 func TestEpochStableWithinAProcess(t *testing.T) {
 	ctx := context.Background()
-	clk := &fakeClock{now: start}
+	clk := testclock.New(start)
 	s := saleWith("s", 1000, surge.QueueFIFO, 60)
 	backend := NewMemory(0)
 	r1, err := New(Config{Secret: testSecret, Backend: backend, Now: clk.Now})
@@ -82,7 +83,7 @@ func TestEpochStableWithinAProcess(t *testing.T) {
 func TestScheduleAtTheStartBound(t *testing.T) {
 	ctx := context.Background()
 	now := start
-	clk := &fakeClock{now: now}
+	clk := testclock.New(now)
 	r := newRoom(t, clk, 0)
 	for _, rate := range []int64{1, surge.MaxAdmitPerSecond} {
 		s := saleWith("old", rate, surge.QueueFIFO, 60)

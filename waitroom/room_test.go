@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/testclock"
 )
 
 var (
@@ -18,27 +19,7 @@ var (
 	testSecret = []byte("0123456789abcdef0123456789abcdef")
 )
 
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
-
-func newRoom(t testing.TB, clk *fakeClock, maxEntries int) *Room {
+func newRoom(t testing.TB, clk *testclock.Clock, maxEntries int) *Room {
 	t.Helper()
 	r, err := New(Config{Secret: testSecret, Backend: NewMemory(maxEntries), Now: clk.Now})
 	if err != nil {
@@ -94,7 +75,7 @@ func TestNewRefusesShortSecrets(t *testing.T) {
 }
 
 func TestFIFO(t *testing.T) {
-	clk := &fakeClock{now: start.Add(-time.Minute)}
+	clk := testclock.New(start.Add(-time.Minute))
 	r := newRoom(t, clk, 0)
 	s := saleWith("s", 2, surge.QueueFIFO, 60)
 	var tickets []string
@@ -134,7 +115,7 @@ func TestFIFO(t *testing.T) {
 func TestJoinIsIdempotent(t *testing.T) {
 	for _, order := range []string{surge.QueueFIFO, surge.QueueLottery} {
 		t.Run(order, func(t *testing.T) {
-			clk := &fakeClock{now: start.Add(-time.Minute)}
+			clk := testclock.New(start.Add(-time.Minute))
 			r := newRoom(t, clk, 0)
 			s := saleWith("s", 1, order, 60)
 			first := join(t, r, s, "alice")
@@ -159,7 +140,7 @@ func TestJoinIsIdempotent(t *testing.T) {
 
 func TestLotteryShufflesOnlyPreStartJoiners(t *testing.T) {
 	const pre, post = 200, 20
-	clk := &fakeClock{now: start.Add(-time.Hour)}
+	clk := testclock.New(start.Add(-time.Hour))
 	r := newRoom(t, clk, 0)
 	s := saleWith("s", 10, surge.QueueLottery, 600)
 	var tickets []string
@@ -217,7 +198,7 @@ func seq(from, to int) []int64 {
 func TestLotteryIsFair(t *testing.T) {
 	firsts := 0
 	for trial := range 300 {
-		clk := &fakeClock{now: start.Add(-time.Minute)}
+		clk := testclock.New(start.Add(-time.Minute))
 		r := newRoom(t, clk, 0)
 		s := saleWith(fmt.Sprintf("s%d", trial), 1, surge.QueueLottery, 60)
 		tk := join(t, r, s, "first").Ticket
@@ -239,7 +220,7 @@ func TestLotteryIsFair(t *testing.T) {
 // TestLateDraw: a draw made long after the start (nobody asked before)
 // still gives every early joiner a full admission.
 func TestLateDraw(t *testing.T) {
-	clk := &fakeClock{now: start.Add(-time.Minute)}
+	clk := testclock.New(start.Add(-time.Minute))
 	r := newRoom(t, clk, 0)
 	s := saleWith("s", 1, surge.QueueLottery, 10)
 	a, b := join(t, r, s, "a").Ticket, join(t, r, s, "b").Ticket
@@ -261,7 +242,7 @@ func TestAdmissionRate(t *testing.T) {
 	for _, order := range []string{surge.QueueFIFO, surge.QueueLottery} {
 		t.Run(order, func(t *testing.T) {
 			const n, rate = 1000, 50
-			clk := &fakeClock{now: start.Add(-time.Minute)}
+			clk := testclock.New(start.Add(-time.Minute))
 			r := newRoom(t, clk, 0)
 			s := saleWith("s", rate, order, 3600)
 			var tickets []string
@@ -303,7 +284,7 @@ func TestAdmissionRate(t *testing.T) {
 // TestNoBanking: a queue that stayed empty does not let a later crowd in
 // all at once.
 func TestNoBanking(t *testing.T) {
-	clk := &fakeClock{now: start.Add(time.Hour)}
+	clk := testclock.New(start.Add(time.Hour))
 	r := newRoom(t, clk, 0)
 	s := saleWith("s", 1, surge.QueueFIFO, 60)
 	for i := range 5 {
@@ -315,7 +296,7 @@ func TestNoBanking(t *testing.T) {
 }
 
 func TestQueueBound(t *testing.T) {
-	clk := &fakeClock{now: start}
+	clk := testclock.New(start)
 	r := newRoom(t, clk, 3)
 	s := saleWith("s", 1, surge.QueueFIFO, 60)
 	for i := range 3 {
@@ -331,7 +312,7 @@ func TestQueueBound(t *testing.T) {
 }
 
 func TestJoinRefusals(t *testing.T) {
-	clk := &fakeClock{now: start}
+	clk := testclock.New(start)
 	r := newRoom(t, clk, 0)
 	plain := &surge.Sale{ID: "plain", StartsAt: start}
 	_, _, err := r.Join(context.Background(), plain, "u")
@@ -346,7 +327,7 @@ func TestJoinRefusals(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
-	clk := &fakeClock{now: start.Add(-time.Minute)}
+	clk := testclock.New(start.Add(-time.Minute))
 	r := newRoom(t, clk, 0)
 	s := saleWith("s", 1, surge.QueueFIFO, 30)
 	other := saleWith("other", 1, surge.QueueFIFO, 30)
@@ -396,7 +377,7 @@ func TestCheck(t *testing.T) {
 
 func TestStatusRefusals(t *testing.T) {
 	ctx := context.Background()
-	clk := &fakeClock{now: start}
+	clk := testclock.New(start)
 	r := newRoom(t, clk, 0)
 	s := saleWith("s", 1, surge.QueueLottery, 30)
 	tk := join(t, r, saleWith("other", 1, surge.QueueFIFO, 30), "alice").Ticket
@@ -422,7 +403,7 @@ func TestStatusRefusals(t *testing.T) {
 func TestConcurrentJoins(t *testing.T) {
 	for _, order := range []string{surge.QueueFIFO, surge.QueueLottery} {
 		t.Run(order, func(t *testing.T) {
-			clk := &fakeClock{now: start.Add(-time.Second)}
+			clk := testclock.New(start.Add(-time.Second))
 			r := newRoom(t, clk, 0)
 			s := saleWith("s", 100, order, 60)
 			const users = 300
