@@ -1,10 +1,12 @@
 package http
 
 import (
+	"cmp"
 	"container/list"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,10 +55,22 @@ type ConnLimiter struct {
 	mu     sync.Mutex
 	open   int
 	byAddr map[netip.Addr]int
-	idle   list.List     // *limitedConn, longest idle first
-	wake   chan struct{} // a connection closed or went idle
+	conns  map[*limitedConn]struct{} // open
+	idle   list.List                 // *limitedConn, longest idle first; kept only while tracking
+	wake   chan struct{}             // a connection closed, or went idle while one waits
 	done   chan struct{}
 	once   sync.Once
+
+	// tracking is set, under mu, while open connections are near the
+	// pressure mark (from half of it, until a quarter): only then does a
+	// connection's turn between idle and busy, twice per request, take mu
+	// to keep the idle list in order. Otherwise it costs two atomic
+	// stores, and the list is rebuilt from them when tracking starts.
+	tracking atomic.Bool
+	// waiting counts Accepts waiting for a slot: a connection going idle
+	// signals wake only then.
+	waiting atomic.Int32
+	idleSeq atomic.Uint64 // orders connections by when they went idle
 
 	refused, reclaimed atomic.Int64
 }
@@ -77,7 +91,8 @@ func LimitConns(ln net.Listener, lim ConnLimits) *ConnLimiter {
 	}
 	l := &ConnLimiter{
 		Listener: ln, lim: lim, pressureAt: lim.Max * 4 / 5, now: time.Now,
-		byAddr: make(map[netip.Addr]int), wake: make(chan struct{}, 1), done: make(chan struct{}),
+		byAddr: make(map[netip.Addr]int), conns: make(map[*limitedConn]struct{}),
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	l.SetExempt(lim.Exempt)
 	return l
@@ -95,10 +110,15 @@ type limitedConn struct {
 	counted bool // in l.byAddr
 	once    sync.Once
 
+	// Set by the ConnState hook without a lock: the connection's place
+	// in l.idleSeq while idle between requests (0 while busy or closed),
+	// and when it went idle (UnixNano of l.now).
+	idle      atomic.Uint64
+	idleSince atomic.Int64
+
 	// Guarded by l.mu.
-	closed    bool
-	idleSince time.Time
-	elem      *list.Element // in l.idle while idle
+	closed bool
+	elem   *list.Element // in l.idle while idle and l.tracking
 }
 
 func (c *limitedConn) Close() error {
@@ -119,12 +139,13 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 			refuse(c)
 			continue
 		}
-		if err := l.slot(); err != nil {
+		lc := &limitedConn{Conn: c, l: l, key: key, counted: !exempt}
+		if err := l.slot(lc); err != nil {
 			l.forget(key, exempt)
 			c.Close()
 			return nil, err
 		}
-		return &limitedConn{Conn: c, l: l, key: key, counted: !exempt}, nil
+		return lc, nil
 	}
 }
 
@@ -175,26 +196,34 @@ func (l *ConnLimiter) forget(key netip.Addr, exempt bool) {
 	}
 }
 
-// slot takes a slot of the total for a newcomer: under pressure it first
+// slot takes a slot of the total for newcomer c: under pressure it first
 // closes the connections idle for PressureIdle, at the cap the longest
 // idle one; with none idle it waits for a slot to free.
-func (l *ConnLimiter) slot() error {
+func (l *ConnLimiter) slot(c *limitedConn) error {
+	// Counted before the first look at the idle list, so that a
+	// connection going idle after the look sees a waiter and signals.
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
 	for {
 		l.mu.Lock()
+		if !l.tracking.Load() && l.open >= l.pressureAt/2 {
+			l.track()
+		}
 		var victims []*limitedConn
-		now := l.now()
+		now := l.now().UnixNano()
 		for e := l.idle.Front(); e != nil && l.open >= l.pressureAt; e = l.idle.Front() {
-			c := e.Value.(*limitedConn)
+			v := e.Value.(*limitedConn)
 			atCap := l.open-len(victims) >= l.lim.Max && len(victims) == 0
-			if !atCap && now.Sub(c.idleSince) < l.lim.PressureIdle {
+			if !atCap && time.Duration(now-v.idleSince.Load()) < l.lim.PressureIdle {
 				break
 			}
 			l.idle.Remove(e)
-			c.elem = nil
-			victims = append(victims, c)
+			v.elem = nil
+			victims = append(victims, v)
 		}
 		if len(victims) == 0 && l.open < l.lim.Max {
 			l.open++
+			l.conns[c] = struct{}{}
 			l.mu.Unlock()
 			return nil
 		}
@@ -202,9 +231,9 @@ func (l *ConnLimiter) slot() error {
 		// A request may be arriving on a victim just now: it fails as it
 		// would at the server's idle timeout, and clients retry on a new
 		// connection. Closing frees the slot before the loop looks again.
-		for _, c := range victims {
+		for _, v := range victims {
 			l.reclaimed.Add(1)
-			c.Close()
+			v.Close()
 		}
 		if len(victims) > 0 {
 			continue
@@ -217,12 +246,50 @@ func (l *ConnLimiter) slot() error {
 	}
 }
 
+// track starts keeping the idle list: from the connections idle now, in
+// the order they went idle. The caller holds l.mu. tracking is set before
+// the look, so a connection going idle after it is added by its own hook
+// (ConnState looks at tracking after marking itself idle).
+func (l *ConnLimiter) track() {
+	l.tracking.Store(true)
+	type idleConn struct {
+		c   *limitedConn
+		seq uint64
+	}
+	var idle []idleConn
+	for c := range l.conns {
+		if seq := c.idle.Load(); seq != 0 {
+			idle = append(idle, idleConn{c, seq})
+		}
+	}
+	slices.SortFunc(idle, func(a, b idleConn) int { return cmp.Compare(a.seq, b.seq) })
+	for _, ic := range idle {
+		if ic.c.elem == nil {
+			ic.c.elem = l.idle.PushBack(ic.c)
+		}
+	}
+}
+
+// untrack stops keeping the idle list. The caller holds l.mu.
+func (l *ConnLimiter) untrack() {
+	l.tracking.Store(false)
+	for e := l.idle.Front(); e != nil; e = l.idle.Front() {
+		e.Value.(*limitedConn).elem = nil
+		l.idle.Remove(e)
+	}
+}
+
 // release returns the slot of c (once, from Close).
 func (l *ConnLimiter) release(c *limitedConn) func() {
 	return func() {
 		l.mu.Lock()
 		c.closed = true
+		c.idle.Store(0)
 		l.open--
+		delete(l.conns, c)
+		if l.tracking.Load() && l.open < l.pressureAt/4 {
+			l.untrack()
+		}
 		if c.elem != nil {
 			l.idle.Remove(c.elem)
 			c.elem = nil
@@ -250,21 +317,29 @@ func (l *ConnLimiter) ConnState(nc net.Conn, state http.ConnState) {
 	if !ok || c.l != l {
 		return
 	}
-	l.mu.Lock()
-	switch state {
-	case http.StateIdle:
-		if !c.closed && c.elem == nil {
-			c.idleSince = l.now()
+	idle := state == http.StateIdle
+	if idle {
+		c.idleSince.Store(l.now().UnixNano())
+		c.idle.Store(l.idleSeq.Add(1))
+	} else {
+		c.idle.Store(0)
+	}
+	// Far from the pressure mark nothing reads the idle list: the stores
+	// above are all. Read after them, so that a track starting meanwhile
+	// either saw them or is seen here.
+	if l.tracking.Load() {
+		l.mu.Lock()
+		switch {
+		case !l.tracking.Load():
+		case idle && !c.closed && c.elem == nil && c.idle.Load() != 0:
 			c.elem = l.idle.PushBack(c)
-		}
-	case http.StateActive, http.StateHijacked, http.StateClosed:
-		if c.elem != nil {
+		case !idle && c.elem != nil:
 			l.idle.Remove(c.elem)
 			c.elem = nil
 		}
+		l.mu.Unlock()
 	}
-	l.mu.Unlock()
-	if state == http.StateIdle {
+	if idle && l.waiting.Load() > 0 {
 		l.signal()
 	}
 }
@@ -273,7 +348,13 @@ func (l *ConnLimiter) ConnState(nc net.Conn, state http.ConnState) {
 func (l *ConnLimiter) Stats() ConnStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return ConnStats{Open: l.open, Idle: l.idle.Len(), Refused: l.refused.Load(), Reclaimed: l.reclaimed.Load()}
+	idle := 0
+	for c := range l.conns {
+		if c.idle.Load() != 0 {
+			idle++
+		}
+	}
+	return ConnStats{Open: l.open, Idle: idle, Refused: l.refused.Load(), Reclaimed: l.reclaimed.Load()}
 }
 
 // Close stops a waiting Accept too.

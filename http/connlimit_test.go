@@ -217,3 +217,92 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestConnLimitWaitsForIdle: at the cap with no connection idle, a
+// newcomer waits; one of the open connections going idle after its
+// request wakes the wait, and it is closed for the newcomer.
+func TestConnLimitWaitsForIdle(t *testing.T) {
+	cl, addr := limitedServer(t, surgehttp.ConnLimits{Max: 2, PerAddr: 4})
+	// Open, no request yet: neither idle nor closable.
+	first, second := dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.1", addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for cl.Stats().Open < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want 2 open", cl.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		code, err := dialFrom(t, "127.0.0.2", addr).get()
+		if err == nil && code != http.StatusOK {
+			err = errors.New(http.StatusText(code))
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("newcomer served at the cap with no connection idle (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if code, err := first.get(); err != nil || code != http.StatusOK {
+		t.Fatalf("first connection: %d %v", code, err)
+	}
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("newcomer: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("newcomer still waits after a connection went idle (stats %+v)", cl.Stats())
+	}
+	if st := cl.Stats(); st.Reclaimed != 1 || st.Open != 2 {
+		t.Errorf("stats %+v, want 1 reclaimed and 2 open", st)
+	}
+	_ = second
+}
+
+// TestConnLimitTrackingResumes: the idle list is kept only near the
+// pressure mark; after every connection closed (tracking stopped) and the
+// cap is reached again, the newcomer still takes the longest-idle slot.
+func TestConnLimitTrackingResumes(t *testing.T) {
+	// Tracking starts at 8 open connections and stops below 4.
+	cl, addr := limitedServer(t, surgehttp.ConnLimits{Max: 20, PerAddr: 20})
+	// fill opens n connections, each idle after a request; idle were
+	// idle before.
+	fill := func(n, idle int) []*keepAlive {
+		held := make([]*keepAlive, n)
+		for i := range held {
+			held[i] = dialFrom(t, "127.0.0.1", addr)
+			if code, err := held[i].get(); err != nil || code != http.StatusOK {
+				t.Fatalf("held connection %d: %d %v", i, code, err)
+			}
+			waitIdle(t, cl, idle+i+1)
+		}
+		return held
+	}
+	for _, k := range fill(20, 0)[:19] {
+		k.c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cl.Stats().Open > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want 1 open", cl.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// One left from the first fill: it is now the longest idle.
+	held := fill(19, 1)
+	if code, err := dialFrom(t, "127.0.0.2", addr).get(); err != nil || code != http.StatusOK {
+		t.Fatalf("newcomer: %d %v, want 200", code, err)
+	}
+	for i, k := range held {
+		_ = k.c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := k.r.Peek(1); !isTimeout(err) {
+			t.Errorf("connection %d of the second fill closed, want the one left from the first", i)
+		}
+	}
+	if st := cl.Stats(); st.Reclaimed != 1 {
+		t.Errorf("stats %+v, want 1 reclaimed", st)
+	}
+}
