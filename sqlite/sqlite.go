@@ -54,6 +54,12 @@ type Options struct {
 	// (surge_store_commits_total, surge_store_committed_rows_total).
 	Metrics prometheus.Registerer
 
+	// NoEvents writes no order events: nothing publishes them (surge
+	// serve without --nats-url), and rows nobody reads would pile up in
+	// the outbox and cost every commit a B-tree insert per change. Events
+	// already in the outbox stay for a later start that publishes.
+	NoEvents bool
+
 	// LockWait is how long Open waits for another process to release the
 	// data directory (the old process of an upgrade, draining); 0 fails
 	// at once with ErrLocked.

@@ -131,6 +131,9 @@ func (s *Store) write(group []*commit) (err error) {
 	for _, c := range group {
 		nEvents += len(c.updates) + len(c.events)
 	}
+	if s.opts.NoEvents {
+		nEvents = 0
+	}
 	for n := nEvents; n > 0; n -= min(n, eventChunk) {
 		if _, err := s.eventStmt(ctx, min(n, eventChunk)); err != nil {
 			return err
@@ -178,8 +181,10 @@ func (s *Store) write(group []*commit) (err error) {
 	if err := s.insertOrders(ctx, tx, orders); err != nil {
 		return err
 	}
-	if err := s.insertEvents(ctx, tx, events); err != nil {
-		return err
+	if !s.opts.NoEvents {
+		if err := s.insertEvents(ctx, tx, events); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
@@ -289,6 +294,9 @@ func (s *Store) insertOrders(ctx context.Context, tx *sql.Tx, orders []surge.Ord
 	}
 	clear(args)
 	s.args = args
+	if s.opts.NoEvents {
+		return nil
+	}
 	// Their reserved events, copied from the rows just written: the single
 	// writer gives them the seqs from first on, and one statement without
 	// a bound string costs far less than binding each order's fields again.
