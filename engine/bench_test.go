@@ -17,14 +17,19 @@ import (
 
 // benchEngine opens an engine over a fresh SQLite store in b.TempDir(),
 // both counting on reg.
-func benchEngine(b *testing.B, cfg Config, reg *prometheus.Registry) (*Engine, *sqlite.Store) {
+func benchEngine(b *testing.B, cfg Config, reg *prometheus.Registry, opts ...sqlite.Options) (*Engine, *sqlite.Store) {
 	b.Helper()
 	ctx := context.Background()
 	m, err := metrics.New(reg, version.Info{Version: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Metrics: reg})
+	var o sqlite.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Metrics = reg
+	st, err := sqlite.Open(ctx, b.TempDir(), o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,10 +88,17 @@ func BenchmarkPurchaseSoldOut(b *testing.B) {
 
 // BenchmarkPurchaseReserve measures committed reservations: each one is
 // durable (group-committed to SQLite) before it is answered. Batches only
-// form under concurrency, hence the many goroutines.
-func BenchmarkPurchaseReserve(b *testing.B) {
+// form under concurrency, hence the many goroutines. Each commit writes the
+// order events too, as a node with --nats-url does.
+func BenchmarkPurchaseReserve(b *testing.B) { benchReserve(b, sqlite.Options{}) }
+
+// BenchmarkPurchaseReserveNoEvents is BenchmarkPurchaseReserve as surge
+// serve runs by default: no relay, no order events written.
+func BenchmarkPurchaseReserveNoEvents(b *testing.B) { benchReserve(b, sqlite.Options{NoEvents: true}) }
+
+func benchReserve(b *testing.B, opts sqlite.Options) {
 	reg := prometheus.NewRegistry()
-	e, _ := benchEngine(b, Config{InboxSize: 1 << 16}, reg)
+	e, _ := benchEngine(b, Config{InboxSize: 1 << 16}, reg, opts)
 	ctx := context.Background()
 	if _, err := e.CreateSale(ctx, input("s", int64(max(b.N, 1)), 1)); err != nil {
 		b.Fatal(err)
