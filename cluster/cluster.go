@@ -136,11 +136,14 @@ type Store struct {
 	// (see Reserve).
 	ever map[string]int64
 
-	lease   atomic.Pointer[postgres.Lease] // held term, nil when not leader
-	relay   atomic.Pointer[relayLease]     // the outbox lease (outbox.go), nil when not held
-	horizon postgres.OutboxHorizon         // how far the outbox is final (outbox.go)
-	changed chan string
-	kick    chan struct{}
+	lease atomic.Pointer[postgres.Lease] // held term, nil when not leader
+	relay atomic.Pointer[relayLease]     // the outbox lease (outbox.go), nil when not held
+	// relayWait is when (UnixNano) this node may next try for the outbox
+	// lease after finding another node holding it (outbox.go).
+	relayWait atomic.Int64
+	horizon   postgres.OutboxHorizon // how far the outbox is final (outbox.go)
+	changed   chan string
+	kick      chan struct{}
 
 	// released hears of the orders the leader's expiry moved (OnRelease).
 	released atomic.Pointer[func(saleID string, expired int)]
