@@ -28,9 +28,10 @@ import (
 // maxKeys makes newcomers wait, for at most a refill time after the flood
 // stops, and never frees a key of its debt; the per-address limit bounds
 // how fast one client can mint keys. Buckets idle for longer than the idle
-// period are dropped by later calls on their shard. Each bucket costs about 150 bytes with a
-// short key (measured: 147 bytes for 12-byte keys), so a million keys is
-// 150 MB.
+// period are dropped by later calls on their shard. A key seen once costs
+// about 130 bytes with a short key, one seen again about 210 (measured
+// with 12-byte keys, the map included), so a million keys is 130 to
+// 210 MB.
 type Keyed struct {
 	limit    rate.Limit
 	burst    int
@@ -47,6 +48,10 @@ type shard struct {
 	m    map[string]*entry
 	head *entry // most recently used
 	tail *entry // least recently used: the first to go
+	// fresh is a new bucket and once one that answered one call, at
+	// reference(); neither is changed after NewKeyed, and they give the
+	// answers of the buckets of keys seen once, which have no limiter.
+	fresh, once *rate.Limiter
 	// Shards sit side by side in one slice; the padding keeps one shard's
 	// lock off the cache line of its neighbour's, so goroutines working on
 	// different shards do not slow each other down.
@@ -54,8 +59,13 @@ type shard struct {
 }
 
 type entry struct {
-	key        string
-	lim        *rate.Limiter
+	key string
+	// lim is made at the key's second call (see limiter). Most buyers of
+	// a spike buy once, and their limiter was most of a new key's cost.
+	lim *rate.Limiter
+	// first is the time of the key's first call, the whole state of its
+	// bucket while lim is nil.
+	first      time.Time
 	last       int64 // UnixNano of the last use
 	prev, next *entry
 }
@@ -106,7 +116,11 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 		}
 	}
 	for i := range k.shards {
-		k.shards[i].m = make(map[string]*entry)
+		s := &k.shards[i]
+		s.m = make(map[string]*entry)
+		s.fresh = rate.NewLimiter(r, burst)
+		s.once = rate.NewLimiter(r, burst)
+		s.once.AllowN(reference(), 1)
 	}
 	return k
 }
@@ -116,7 +130,8 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 // to whole seconds for Retry-After. retryAfter is rate.InfDuration when the
 // bucket can never grant a token (burst 0, or rate 0 once the burst is
 // spent). A new key that finds its shard full of buckets in debt is
-// refused too (see Keyed). An existing key costs no allocation.
+// refused too (see Keyed). An existing key costs no allocation, a new one
+// two (its entry and its key); a key's second call makes its limiter.
 //
 // The caller passes now (normally time.Now()) so that one clock reading
 // serves every check of a request, and so tests can move time.
@@ -147,16 +162,57 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 		// key is copied before it is stored, which keeps it from escaping
 		// (see AllowAddr) and a key cut from a larger buffer from pinning
 		// that buffer.
-		e = &entry{key: strings.Clone(key), lim: rate.NewLimiter(k.limit, k.burst), last: t}
+		e = &entry{key: strings.Clone(key), first: now, last: t}
 		s.m[e.key] = e
 		s.pushFront(e)
+		k.expire(s, e, t)
+		// A new bucket's answer, read from the shard's unused one without
+		// changing it: AllowN grants one token when the bucket holds one
+		// and the burst allows one.
+		tokens := s.fresh.TokensAt(now)
+		if tokens >= 1 && k.burst >= 1 {
+			return true, 0
+		}
+		return false, k.wait(tokens)
 	}
 	k.expire(s, e, t)
-	if e.lim.AllowN(now, 1) {
+	lim := k.limiter(e)
+	if lim.AllowN(now, 1) {
 		return true, 0
 	}
-	return false, k.wait(e.lim.TokensAt(now))
+	return false, k.wait(lim.TokensAt(now))
 }
+
+// limiter returns e's bucket, making it at the key's second call: a new
+// bucket that answered one call at e.first, which is the state the first
+// call left (rate.Limiter's state after AllowN depends only on the
+// bucket's settings and the calls it answered), so replaying that call
+// restores it exactly. Callers hold the shard's lock.
+func (k *Keyed) limiter(e *entry) *rate.Limiter {
+	if e.lim == nil {
+		e.lim = rate.NewLimiter(k.limit, k.burst)
+		e.lim.AllowN(e.first, 1)
+		e.first = time.Time{} // drops its Location
+	}
+	return e.lim
+}
+
+// tokensAt is how many tokens e's bucket holds at now, without making
+// its limiter: while it has none, its bucket is the shard's once bucket
+// shifted in time (a bucket's tokens depend only on its settings and how
+// long ago it answered each call), at reference + (now − e.first).
+// Callers hold the shard's lock.
+func (s *shard) tokensAt(e *entry, now time.Time) float64 {
+	if e.lim != nil {
+		return e.lim.TokensAt(now)
+	}
+	return s.once.TokensAt(reference().Add(now.Sub(e.first)))
+}
+
+// reference is when the shards' once buckets answered their call. Any
+// instant would do; it has no monotonic reading, so times shifted from
+// it compare by their wall clock, exactly by the duration added.
+func reference() time.Time { return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // AllowAddr is Allow keyed by a client address, without formatting it: an
 // IPv4 address is its own key, an IPv6 address is keyed by its /64, the
@@ -242,7 +298,7 @@ func (k *Keyed) fullBucket(s *shard, now time.Time) (*entry, time.Duration) {
 	wait := rate.InfDuration
 	e := s.tail
 	for i := 0; i < expireBatch && e != nil; i, e = i+1, e.prev {
-		tokens := e.lim.TokensAt(now)
+		tokens := s.tokensAt(e, now)
 		if tokens >= burst {
 			return e, 0
 		}

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -467,6 +468,70 @@ func BenchmarkKeyedAllowNewKey(b *testing.B) {
 		now = now.Add(10 * time.Microsecond)
 		if ok, _ := k.Allow(keys[i&(len(keys)-1)], now); !ok {
 			b.Fatal("a new key was refused")
+		}
+	}
+}
+
+// TestKeyedSameAsOneLimiterPerKey: a key's first call makes no limiter
+// (its bucket is kept as the time of that call), and every answer is still
+// the one a rate.Limiter of its own would give, whatever the settings and
+// however time moves (backwards too, and with monotonic readings).
+func TestKeyedSameAsOneLimiterPerKey(t *testing.T) {
+	steps := []time.Duration{0, 0, time.Millisecond, 150 * time.Millisecond, -time.Second, 2 * time.Second, time.Nanosecond, time.Hour}
+	for _, tc := range []struct {
+		r     rate.Limit
+		burst int
+	}{{5, 10}, {1, 1}, {0.5, 3}, {1000, 2}, {0, 2}, {0, 0}, {3, 0}, {1e-9, 1}} {
+		for _, start := range []time.Time{t0, time.Now()} {
+			t.Run(fmt.Sprintf("r=%v,burst=%d,mono=%v", tc.r, tc.burst, start != t0), func(t *testing.T) {
+				k := NewKeyed(tc.r, tc.burst, 1<<20, 1000*time.Hour)
+				model := map[string]*rate.Limiter{}
+				now := start
+				for i := range 400 {
+					now = now.Add(steps[(i*7+i/5)%len(steps)])
+					key := "buyer-" + strconv.Itoa((i*31)%23)
+					lim := model[key]
+					if lim == nil {
+						lim = rate.NewLimiter(tc.r, tc.burst)
+						model[key] = lim
+					}
+					wantOK, wantWait := lim.AllowN(now, 1), time.Duration(0)
+					if !wantOK {
+						wantWait = k.wait(lim.TokensAt(now))
+					}
+					if ok, wait := k.Allow(key, now); ok != wantOK || wait != wantWait {
+						t.Fatalf("call %d (%s): (%v, %v), a limiter of its own: (%v, %v)", i, key, ok, wait, wantOK, wantWait)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestKeyedTokensOfAKeySeenOnce: the tokens of a bucket without a limiter
+// (what eviction looks at) are those of a limiter that answered its call.
+func TestKeyedTokensOfAKeySeenOnce(t *testing.T) {
+	mono := time.Now()
+	for _, tc := range []struct {
+		r     rate.Limit
+		burst int
+	}{{5, 10}, {1, 1}, {0.5, 3}, {0, 2}, {0, 0}} {
+		for _, first := range []time.Time{t0, mono} {
+			for _, d := range []time.Duration{-time.Hour, 0, time.Nanosecond, 199 * time.Millisecond, 200 * time.Millisecond, time.Second, 1000 * time.Hour} {
+				k := NewKeyed(tc.r, tc.burst, 1000, time.Minute)
+				k.Allow("buyer", first)
+				s := &k.shards[maphash.String(k.seed, "buyer")&k.mask]
+				e := s.m["buyer"]
+				if e == nil || e.lim != nil {
+					t.Fatalf("entry after one call: %+v", e)
+				}
+				lim := rate.NewLimiter(tc.r, tc.burst)
+				lim.AllowN(first, 1)
+				now := first.Add(d)
+				if got, want := s.tokensAt(e, now), lim.TokensAt(now); got != want {
+					t.Errorf("r=%v burst=%d +%v: %v tokens, a limiter of its own has %v", tc.r, tc.burst, d, got, want)
+				}
+			}
 		}
 	}
 }

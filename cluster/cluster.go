@@ -226,6 +226,11 @@ func (s *Store) breaker(name string) *gobreaker.CircuitBreaker[struct{}] {
 // notOutage tells answers (not found, fenced, a caller who left) from
 // failures of the dependency itself.
 func notOutage(err error) bool {
+	if err == nil {
+		// The breaker asks after every call; surge.ErrorCode's errors.As
+		// would allocate its target even for nil.
+		return false
+	}
 	return errors.Is(err, context.Canceled) || surge.ErrorCode(err) != "" ||
 		errors.Is(err, postgres.ErrNotReserved) || errors.Is(err, postgres.ErrFenced) || errors.Is(err, postgres.ErrRefused) ||
 		errors.Is(err, postgres.ErrLeaseLost) || errors.Is(err, redis.ErrNoState)
