@@ -15,6 +15,8 @@
 #    taken (/debug/pprof/profile on --debug-addr): the share of samples
 #    under the garbage collector (runtime.gcBgMarkWorker, gcAssistAlloc,
 #    bgsweep, bgscavenge), and requests/s.
+# START_ROUNDS=N then times N more rounds of starts, A and B alternated,
+# each on a copy of its own: after a clean stop, then after kill -9.
 # Usage: bench/ledger.sh REV_A [REV_B=working tree] [orders=1000000] [duration=10s] [connections=64]
 #   A revision is anything git understands; "." is the working tree.
 set -euo pipefail
@@ -94,3 +96,20 @@ printf '\n%s orders, wrk -t1 -c%s -d%s, %s, A=%s B=%s, %s cores, load average %s
   "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| build | s to /readyz | s to /readyz after kill -9 | RSS B/order | RSS MiB at ready | reserve-heavy requests/s | GC share of server CPU | RSS MiB after |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'
 printf '| A | %s |\n| B | %s |\n' "${out[a]}" "${out[b]}"
+
+if [ "${START_ROUNDS:-0}" -gt 0 ]; then
+  for v in a b; do
+    rm -rf "$work/data-$v" && cp -r "$base" "$work/data-$v" && rm -f "$work/data-$v/surge.lock"
+    serve "$work/$v" "$work/data-$v"; stop # upgrade once
+  done
+  printf '\n| round | A, s to /readyz | B, s to /readyz | A after kill -9 | B after kill -9 | load average |\n|---|---:|---:|---:|---:|---|\n'
+  for r in $(seq "$START_ROUNDS"); do
+    declare -A clean crash
+    for v in a b; do
+      serve "$work/$v" "$work/data-$v"; clean[$v]=$ready
+      kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
+      serve "$work/$v" "$work/data-$v"; crash[$v]=$ready; stop
+    done
+    printf '| %s | %.2f | %.2f | %.2f | %.2f | %s |\n' "$r" "${clean[a]}" "${clean[b]}" "${crash[a]}" "${crash[b]}" "$(cut -d' ' -f1 /proc/loadavg)"
+  done
+fi

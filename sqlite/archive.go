@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -22,7 +21,7 @@ CREATE TABLE IF NOT EXISTS archived_sales (
 `
 
 // upgradeArchive creates the archive table in a database made before it.
-func upgradeArchive(ctx context.Context, db *sql.DB) error {
+func upgradeArchive(ctx context.Context, db schemaDB) error {
 	_, err := db.ExecContext(ctx, archiveSchema)
 	return err
 }

@@ -280,13 +280,28 @@ func TestRefuseCorruptPage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, sqlite.SealName)); err != nil {
 		t.Fatalf("a clean shutdown left no seal: %v", err)
 	}
-	path := filepath.Join(dir, sqlite.FileName)
+	corruptIndex(t, filepath.Join(dir, sqlite.FileName), "orders_by_sale")
+	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a database with a corrupt page")
+	}
+	if !strings.Contains(err.Error(), "quick_check") || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Open: %v; want a quick_check failure naming %s", err, dir)
+	}
+}
+
+// corruptIndex points the first cell of the named index's root page (a
+// leaf in these small databases) past the end of the page: the page reads,
+// but SQLite's quick check, and any use of the index, fails.
+func corruptIndex(t *testing.T, path, index string) {
+	t.Helper()
 	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var root, pageSize int64
-	if err := raw.QueryRow(`SELECT rootpage FROM sqlite_schema WHERE name = 'orders_by_sale'`).Scan(&root); err != nil {
+	if err := raw.QueryRow(`SELECT rootpage FROM sqlite_schema WHERE name = ?`, index).Scan(&root); err != nil {
 		t.Fatal(err)
 	}
 	if err := raw.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
@@ -297,7 +312,6 @@ func TestRefuseCorruptPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Point the index page's first cell past the end of the page.
 	off := (root-1)*pageSize + 8 // b-tree leaf header is 8 bytes; then cell pointers
 	if _, err := f.WriteAt([]byte{0xff, 0xf0}, off); err != nil {
 		t.Fatal(err)
@@ -305,13 +319,59 @@ func TestRefuseCorruptPage(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
+}
+
+// TestRefuseCorruptOldDatabase: after a crash, a start checks the file
+// beside the load only when creating the schema writes nothing. A damaged
+// database of an older version (its upgrade would alter a table) must be
+// refused before the upgrade touches it.
+func TestRefuseCorruptOldDatabase(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, sqlite.FileName)
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schema of a version before waiting rooms, one sale, one order.
+	for _, stmt := range []string{
+		`CREATE TABLE sales (id TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL CHECK (stock > 0),
+			per_user_limit INTEGER NOT NULL CHECK (per_user_limit > 0), price_cents INTEGER NOT NULL, currency TEXT NOT NULL,
+			starts_at TEXT NOT NULL, ends_at TEXT, hold_seconds INTEGER NOT NULL, created_at TEXT NOT NULL) STRICT`,
+		`CREATE TABLE orders (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, sale_id TEXT NOT NULL, user_id TEXT NOT NULL,
+			quantity INTEGER NOT NULL CHECK (quantity > 0), status TEXT NOT NULL CHECK (status IN ('reserved','paid','cancelled','expired')),
+			idempotency_key TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, updated_at TEXT) STRICT`,
+		`CREATE INDEX orders_by_sale ON orders (sale_id, seq)`,
+		`INSERT INTO sales VALUES ('old', 'Old', 10, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z')`,
+		`INSERT INTO orders (id, sale_id, user_id, quantity, status, created_at, expires_at)
+			VALUES ('o_1', 'old', 'alice', 1, 'paid', '2026-01-01T00:00:01Z', '2026-01-01T00:15:01Z')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	corruptIndex(t, path, "orders_by_sale")
+	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
 	if err == nil {
 		s.Close()
 		t.Fatal("Open accepted a database with a corrupt page")
 	}
-	if !strings.Contains(err.Error(), "quick_check") || !strings.Contains(err.Error(), dir) {
-		t.Errorf("Open: %v; want a quick_check failure naming %s", err, dir)
+	if !strings.Contains(err.Error(), "quick_check") {
+		t.Errorf("Open: %v; want a quick_check failure", err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var cols int
+	if err := raw.QueryRow(`SELECT count(*) FROM pragma_table_info('sales')`).Scan(&cols); err != nil {
+		t.Fatal(err)
+	}
+	if cols != 10 {
+		t.Errorf("the refused database's sales table has %d columns, want the 10 it had: the upgrade ran before the check", cols)
 	}
 }
 

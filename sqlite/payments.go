@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id, seq);
 const paymentColumns = `id, type, order_id, sale_id, amount_cents, currency, status, provider, created_at, recorded_at, settles`
 
 // upgradePayments creates the payments table in a database made before it.
-func upgradePayments(ctx context.Context, db *sql.DB) error {
+func upgradePayments(ctx context.Context, db schemaDB) error {
 	_, err := db.ExecContext(ctx, paymentsSchema)
 	return err
 }

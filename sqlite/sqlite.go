@@ -174,9 +174,49 @@ CREATE INDEX IF NOT EXISTS orders_settled_keys ON orders (sale_id, user_id, idem
 	WHERE idempotency_key IS NOT NULL AND status <> 'reserved';
 `
 
+// schemaDB is a database or a transaction in one, for the schema's
+// statements.
+type schemaDB interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// createSchema creates Surge's tables and indexes where missing and
+// upgrades those of older versions; on a database that has them all it
+// changes nothing.
+func createSchema(ctx context.Context, db schemaDB) error {
+	if _, err := db.ExecContext(ctx, schema+outboxSchema); err != nil {
+		return err
+	}
+	return errors.Join(upgrade(ctx, db), upgradeArchive(ctx, db), upgradePayments(ctx, db))
+}
+
+// schemaWhole reports whether createSchema would change nothing in db. It
+// runs it in a transaction it rolls back and compares SQLite's schema
+// version, which every change of the schema raises, before and after.
+// Nothing is committed either way.
+func schemaWhole(ctx context.Context, db *sql.DB) (bool, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	var before, after int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&before); err != nil {
+		return false, err
+	}
+	if err := createSchema(ctx, tx); err != nil {
+		return false, err
+	}
+	if err := tx.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&after); err != nil {
+		return false, err
+	}
+	return before == after, nil
+}
+
 // upgrade brings a database made by an older version up to the schema:
 // CREATE TABLE IF NOT EXISTS leaves an existing table as it was.
-func upgrade(ctx context.Context, db *sql.DB) error {
+func upgrade(ctx context.Context, db schemaDB) error {
 	for _, c := range []struct{ name, def string }{
 		{"waiting_room", "TEXT"},
 		{"paused", "INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1))"},
@@ -275,23 +315,31 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// Before anything is written: a damaged database, or one behind what
 	// it had confirmed, is refused as found. After a clean shutdown the
 	// seal vouches for the file instead of the two passes over it
-	// (seal.go).
+	// (seal.go). After a crash they run: beside the load (which only
+	// reads) when the schema is already whole, so that creating it writes
+	// nothing; before anything else when it is not (a new directory, or a
+	// database of an older version, whose upgrade would write).
+	var pending *fileCheck
+	defer func() {
+		if pending != nil { // Open failed before it waited for the check
+			pending.stop()
+		}
+	}()
 	if !clean {
-		if err := quickCheck(ctx, w, path); err != nil {
+		whole, err := schemaWhole(ctx, w)
+		if err == nil && whole {
+			pending = startCheck(ctx, path)
+		} else if progress, err = checkFile(ctx, w, path); err != nil {
 			return nil, err
 		}
-		if progress, err = progressOf(ctx, w); err != nil {
-			return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	if pending == nil {
+		if err := checkBehind(dir, path, progress, marked); err != nil {
+			return nil, err
 		}
 	}
-	if err := checkBehind(dir, path, progress, marked); err != nil {
-		return nil, err
-	}
-	if _, err := w.ExecContext(ctx, schema+outboxSchema); err != nil {
-		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
-	}
-	if err := errors.Join(upgrade(ctx, w), upgradeArchive(ctx, w), upgradePayments(ctx, w)); err != nil {
-		return nil, fmt.Errorf("sqlite: upgrade schema in %s: %w", path, err)
+	if err := createSchema(ctx, w); err != nil {
+		return nil, fmt.Errorf("sqlite: create or upgrade schema in %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
@@ -318,7 +366,20 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 
 		eventStmts: make(map[int]*sql.Stmt),
 	}
-	if err := s.load(ctx); err != nil {
+	err = s.load(ctx)
+	if pending != nil {
+		// A failed check comes first: damage explains a failed load.
+		checked, cerr := pending.wait()
+		pending = nil
+		if cerr != nil {
+			return nil, cerr
+		}
+		progress = checked
+		if berr := checkBehind(dir, path, progress, marked); berr != nil {
+			return nil, berr
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'reserved'`)
