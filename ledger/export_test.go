@@ -8,8 +8,8 @@ func (l *Sale) Held(user string) int64 { return l.st.held(user) }
 // heldMap is every holder's units.
 func (l *Sale) heldMap() map[string]int64 {
 	m := map[string]int64{}
-	for _, h := range l.st.users {
-		if h.n > 0 {
+	for i := range uint32(l.st.users.n) {
+		if h := l.st.users.at(i); h.n > 0 {
 			m[string(l.st.arena.get(h.off, uint32(h.n)))] = h.held
 		}
 	}
@@ -28,26 +28,21 @@ type keyEntry struct {
 // keyMap is every key in memory.
 func (l *Sale) keyMap() map[userKey]keyEntry {
 	m := map[userKey]keyEntry{}
-	for _, v := range l.st.byKey.slots {
-		if v == 0 {
-			continue
-		}
-		r := &l.st.recs[entry(v)]
+	l.st.byKey.each(func(i uint32) {
+		r := l.st.recs.at(i)
 		o := l.order(r)
 		o.Status = surge.OrderReserved
 		m[userKey{o.UserID, o.IdempotencyKey}] = keyEntry{order: o, pending: r.pending}
-	}
+	})
 	return m
 }
 
 // reservedMap is every committed reserved order.
 func (l *Sale) reservedMap() map[string]surge.Order {
 	m := map[string]surge.Order{}
-	for _, v := range l.st.byID.slots {
-		if v != 0 {
-			o := l.order(&l.st.recs[entry(v)])
-			m[o.ID] = o
-		}
-	}
+	l.st.byID.each(func(i uint32) {
+		o := l.order(l.st.recs.at(i))
+		m[o.ID] = o
+	})
 	return m
 }

@@ -223,3 +223,79 @@ func TestRestoreKeyWindow(t *testing.T) {
 		t.Errorf("new-cancelled after its window = %v, want KeyMaybe", st)
 	}
 }
+
+// TestManyPages restores enough orders to fill several pages of records
+// and holders and several arena chunks, with strings of varied lengths
+// (a chunk ends where a record's strings would not fit), then reads every
+// one back: by key, by id while reserved, and the holder's units; then
+// settles and forgets most of them so that compaction moves the strings
+// of the rest into a new arena, and reads the rest back again.
+func TestManyPages(t *testing.T) {
+	n := 3*pageLen + 123
+	if testing.Short() {
+		n = pageLen + 7
+	}
+	sale := openSale(t, int64(2*n), 1)
+	l := New(sale)
+	order := func(i int) surge.Order {
+		created := t0.Add(time.Duration(i) * time.Millisecond)
+		o := surge.Order{
+			ID: fmt.Sprintf("o_%026d", i), SaleID: sale.ID, UserID: fmt.Sprintf("u%0*d", 8+i%50, i), Quantity: 1,
+			Status: surge.OrderReserved, IdempotencyKey: fmt.Sprintf("k%0*d", 1+i%200, i),
+			CreatedAt: created, ExpiresAt: created.Add(sale.Hold()),
+		}
+		if i%10 == 0 {
+			o.Status = surge.OrderPaid
+		}
+		return o
+	}
+	for i := range n {
+		l.Restore(order(i), t0)
+	}
+	if len(l.st.arena.c) < 2 || len(l.st.recs.p) < 2 || len(l.st.users.p) < 2 {
+		t.Fatalf("%d chunks, %d record pages, %d holder pages: the test does not cross a boundary",
+			len(l.st.arena.c), len(l.st.recs.p), len(l.st.users.p))
+	}
+	check := func(when string, i int) {
+		t.Helper()
+		want := order(i)
+		got, st := l.LookupKey(want.UserID, want.IdempotencyKey)
+		if st != surge.KeyDone || got.ID != want.ID || !got.CreatedAt.Equal(want.CreatedAt) {
+			t.Fatalf("%s: order %d by key: %v %+v, want %+v", when, i, st, got, want)
+		}
+		if want.Status == surge.OrderReserved {
+			if r, ok := l.Reserved(want.ID); !ok || r != want {
+				t.Fatalf("%s: order %d by id: %v %+v, want %+v", when, i, ok, r, want)
+			}
+		}
+		if h := l.Held(want.UserID); h != 1 {
+			t.Fatalf("%s: %s holds %d, want 1", when, want.UserID, h)
+		}
+	}
+	for i := range n {
+		check("restored", i)
+	}
+	if err := l.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	// Cancel the reserved ones but every ninth, then forget the keys of
+	// the cancelled: most strings become garbage.
+	kept := func(i int) bool { return i%9 == 0 || i%10 == 0 }
+	for i := range n {
+		if !kept(i) && !l.Settle(order(i).ID, surge.OrderCancelled) {
+			t.Fatalf("order %d not settled", i)
+		}
+	}
+	before := l.st.compactions
+	l.Forget(t0.Add(time.Duration(n) * time.Millisecond))
+	if l.st.compactions == before {
+		t.Fatal("the arena was not compacted")
+	}
+	for i := range n {
+		if kept(i) {
+			check("compacted", i)
+		} else if _, st := l.LookupKey(order(i).UserID, order(i).IdempotencyKey); st == surge.KeyDone {
+			t.Fatalf("the key of cancelled order %d is still in memory", i)
+		}
+	}
+}

@@ -100,39 +100,106 @@ func length(s string) uint16 {
 	return uint16(len(s))
 }
 
-// arena holds the strings of records and holders. Freed strings are
-// counted as garbage and squeezed out by compact once they are most of it.
+// pages is a growable array whose growth never moves what it holds: past
+// its first page, which grows by doubling up to pageLen elements (a small
+// sale stays small), it adds a page at a time. A slice grown by doubling
+// copied the whole state when it ran out of room — for a sale restored
+// with a million orders, 50 MB per slice under the sale's lock, on the
+// first spike after the start: a 45 ms batch every purchase waited for,
+// and a copy the collector cannot interrupt to scan the goroutine's stack
+// (docs/benchmarks.md). The pages hold no pointers, only the short list
+// of them does. All pages but the last are full, so element i is at page
+// i>>pageBits.
+type pages[T any] struct {
+	p [][]T
+	n int
+}
+
+const (
+	pageBits = 14 // 16,384 elements: 768 KiB of records
+	pageLen  = 1 << pageBits
+)
+
+func (s *pages[T]) at(i uint32) *T { return &s.p[i>>pageBits][i&(pageLen-1)] }
+
+// push appends v and returns its index.
+func (s *pages[T]) push(v T) uint32 {
+	k := len(s.p) - 1
+	if k < 0 || len(s.p[k]) == pageLen {
+		size := pageLen
+		if k < 0 {
+			size = 64
+		}
+		s.p = append(s.p, make([]T, 0, size))
+		k++
+	}
+	// The first page's append doubles it, up to pageLen; later pages
+	// are made whole.
+	s.p[k] = append(s.p[k], v)
+	s.n++
+	return uint32(s.n - 1)
+}
+
+// arena holds the strings of records and holders in chunks that, like
+// pages, are never copied to grow: a record's strings sit back to back in
+// one chunk, at offset off&(chunkLen-1) of chunk off>>chunkBits. Freed
+// strings are counted as garbage and squeezed out by compact once they
+// are most of it.
 type arena struct {
-	b       []byte
+	c       [][]byte
+	used    int // bytes of strings, garbage included
 	garbage int
 }
+
+const (
+	chunkBits = 20 // 1 MiB; a record's strings are at most 3 × 64 KiB
+	chunkLen  = 1 << chunkBits
+)
 
 func (a *arena) put(ss ...string) uint64 {
 	n := 0
 	for _, s := range ss {
 		n += len(s)
 	}
-	a.b = room(a.b, n)
-	off := uint64(len(a.b))
+	off, b := a.alloc(n)
 	for _, s := range ss {
-		a.b = append(a.b, s...)
+		b = b[copy(b, s):]
 	}
 	return off
 }
 
-// room makes room for n more elements in s, doubling: append grows a
-// large slice by a quarter at a time, which copies a ledger restored
-// order by order several times over.
-func room[T any](s []T, n int) []T {
-	if len(s)+n <= cap(s) {
-		return s
+// alloc takes n bytes of the arena: their offset, and the bytes to fill.
+func (a *arena) alloc(n int) (uint64, []byte) {
+	k := len(a.c) - 1
+	if k < 0 || len(a.c[k])+n > chunkLen {
+		// The first chunk starts small and grows by doubling up to
+		// chunkLen; the next ones are made whole. A chunk's unused
+		// tail is less than one record's strings.
+		size := chunkLen
+		if k < 0 {
+			size = max(n, 1024)
+		}
+		a.c = append(a.c, make([]byte, 0, size))
+		k++
 	}
-	grown := make([]T, len(s), max(2*cap(s), len(s)+n, 64))
-	copy(grown, s)
-	return grown
+	c := a.c[k]
+	if len(c)+n > cap(c) { // the first chunk, not yet whole
+		grown := make([]byte, len(c), min(max(2*cap(c), len(c)+n), chunkLen))
+		copy(grown, c)
+		c = grown
+	}
+	off := uint64(k)<<chunkBits | uint64(len(c))
+	c = c[:len(c)+n]
+	a.c[k] = c
+	a.used += n
+	return off, c[len(c)-n:]
 }
 
-func (a *arena) get(off uint64, n uint32) []byte { return a.b[off : off+uint64(n)] }
+func (a *arena) get(off uint64, n uint32) []byte {
+	c := a.c[off>>chunkBits]
+	o := off & (chunkLen - 1)
+	return c[o : o+uint64(n)]
+}
 
 func (a *arena) id(r *rec) []byte { return a.get(r.off, uint32(r.idLen)) }
 
@@ -151,10 +218,26 @@ func (a *arena) key(r *rec) []byte {
 // only when the tags match, and growing or deleting never rehashes an
 // entry's strings. (A restore of a million orders spent a third of its
 // time in those comparisons and rehashes with 4-byte slots.)
+//
+// Growing moves the entries a few at a time: a table of a million entries
+// doubled in one go took 95 ms under the sale's lock, most of it the
+// kernel faulting in the new 32 MB (docs/benchmarks.md). While a move is
+// under way the entries are in slots or, not yet moved, in old from
+// index moved on; every insert moves the next moveStep slots of old.
+// Old is never rearranged meanwhile (a delete there leaves a tombstone,
+// a slot whose entry half is 0), so its probes stay whole.
 type table struct {
 	slots []uint64
-	n     int
+	n     int // entries, in slots and in old together
+	old   []uint64
+	moved int
 }
+
+// moveStep is the slots of old each insert moves. A move starts when
+// slots is half full with n entries, into a table of 4n slots; it ends
+// within 2n/moveStep inserts, by when the new table holds 2n + n/4 at
+// most: under half full.
+const moveStep = 8
 
 func tagOf(h uint64) uint32 { return uint32(h >> 32) }
 
@@ -163,32 +246,77 @@ func slotOf(tag, v uint32) uint64 { return uint64(tag)<<32 | uint64(v+1) }
 // entry is the entry number a full slot holds.
 func entry(slot uint64) uint32 { return uint32(slot) - 1 }
 
-// find returns the slot of the entry eq accepts among those hashed to h,
-// or the empty slot that ends the probe.
-func (t *table) find(h uint64, eq func(uint32) bool) (int, bool) {
-	if len(t.slots) == 0 {
-		return -1, false
+// tombstone is a slot of old whose entry was deleted: not empty, so probes
+// go past it, but holding no entry.
+const tombstone = math.MaxUint32 << 32
+
+// full reports whether slot v holds an entry (not empty, not a tombstone).
+func full(v uint64) bool { return uint32(v) != 0 }
+
+// probe returns the index in slots of the entry eq accepts among those
+// hashed to tag, or -1.
+func probe(slots []uint64, tag uint32, eq func(uint32) bool) int {
+	if len(slots) == 0 {
+		return -1
 	}
-	mask := len(t.slots) - 1
-	tag := tagOf(h)
+	mask := len(slots) - 1
 	for i := int(tag) & mask; ; i = (i + 1) & mask {
-		v := t.slots[i]
+		v := slots[i]
 		if v == 0 {
-			return i, false
+			return -1
 		}
-		if uint32(v>>32) == tag && eq(entry(v)) {
-			return i, true
+		if full(v) && uint32(v>>32) == tag && eq(entry(v)) {
+			return i
 		}
 	}
+}
+
+// get returns the entry eq accepts among those hashed to h.
+func (t *table) get(h uint64, eq func(uint32) bool) (uint32, bool) {
+	tag := tagOf(h)
+	if i := probe(t.slots, tag, eq); i >= 0 {
+		return entry(t.slots[i]), true
+	}
+	// An entry of old below moved was moved, or deleted and left a
+	// tombstone: a match in old is one not moved yet.
+	if i := probe(t.old, tag, eq); i >= 0 {
+		return entry(t.old[i]), true
+	}
+	return 0, false
 }
 
 // insert adds entry v, hashed to h.
 func (t *table) insert(h uint64, v uint32) {
 	if 2*(t.n+1) > len(t.slots) {
-		t.resize(max(16, 2*len(t.slots)))
+		t.finishMove()
+		t.old, t.moved = t.slots, 0
+		t.slots = make([]uint64, max(16, 2*len(t.slots)))
 	}
 	t.put(slotOf(tagOf(h), v))
 	t.n++
+	t.move(moveStep)
+}
+
+// move moves up to k more slots of old into slots.
+func (t *table) move(k int) {
+	if t.old == nil {
+		return
+	}
+	end := min(t.moved+k, len(t.old))
+	for _, v := range t.old[t.moved:end] {
+		if full(v) {
+			t.put(v)
+		}
+	}
+	if t.moved = end; end == len(t.old) {
+		t.old, t.moved = nil, 0
+	}
+}
+
+func (t *table) finishMove() {
+	if t.old != nil {
+		t.move(len(t.old))
+	}
 }
 
 // put places a full slot at the first empty slot from its home.
@@ -201,25 +329,54 @@ func (t *table) put(slot uint64) {
 	t.slots[i] = slot
 }
 
-// reserve makes room for n entries in all.
+// reserve makes room for n entries in all, at once (a store presizing the
+// indexes it is about to restore).
 func (t *table) reserve(n int) {
+	t.finishMove()
 	if size := 2 * n; size > len(t.slots) {
-		t.resize(1 << bits.Len(uint(size-1)))
-	}
-}
-
-func (t *table) resize(size int) {
-	old := t.slots
-	t.slots = make([]uint64, size)
-	for _, v := range old {
-		if v != 0 {
-			t.put(v)
+		old := t.slots
+		t.slots = make([]uint64, 1<<bits.Len(uint(size-1)))
+		for _, v := range old {
+			if v != 0 {
+				t.put(v)
+			}
 		}
 	}
 }
 
-// deleteAt empties slot i, shifting back the entries after it that
-// probed past it, so that no probe ever stops short of its entry.
+// remove deletes the entry eq accepts among those hashed to h, if any.
+func (t *table) remove(h uint64, eq func(uint32) bool) {
+	tag := tagOf(h)
+	if i := probe(t.slots, tag, eq); i >= 0 {
+		t.deleteAt(i)
+		t.n--
+	}
+	// A moved entry's slot in old must not answer get any more; one not
+	// moved yet is only there.
+	if i := probe(t.old, tag, eq); i >= 0 {
+		t.old[i] = tombstone
+		if i >= t.moved {
+			t.n--
+		}
+	}
+}
+
+// each calls f with every entry.
+func (t *table) each(f func(uint32)) {
+	for _, v := range t.slots {
+		if v != 0 {
+			f(entry(v))
+		}
+	}
+	for _, v := range t.old[t.moved:] {
+		if full(v) {
+			f(entry(v))
+		}
+	}
+}
+
+// deleteAt empties slot i of slots, shifting back the entries after it
+// that probed past it, so that no probe ever stops short of its entry.
 func (t *table) deleteAt(i int) {
 	mask := len(t.slots) - 1
 	for j := i; ; {
@@ -236,7 +393,6 @@ func (t *table) deleteAt(i int) {
 		}
 	}
 	t.slots[i] = 0
-	t.n--
 }
 
 // Hashes: the arena's bytes and the callers' strings hash alike.
@@ -246,39 +402,22 @@ func (s *state) hashKey(user, key string) uint64 {
 }
 
 func (s *state) recKeyHash(i uint32) uint64 {
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	return maphash.Bytes(s.seed, s.arena.user(r)) ^ bits.RotateLeft64(maphash.Bytes(s.seed, s.arena.key(r)), 29)*0x9e3779b97f4a7c15
 }
 
-func (s *state) recIDHash(i uint32) uint64 { return maphash.Bytes(s.seed, s.arena.id(&s.recs[i])) }
+func (s *state) recIDHash(i uint32) uint64 { return maphash.Bytes(s.seed, s.arena.id(s.recs.at(i))) }
 
 func (s *state) userHash(i uint32) uint64 {
-	h := &s.users[i]
+	h := s.users.at(i)
 	return maphash.Bytes(s.seed, s.arena.get(h.off, uint32(h.n)))
 }
 
-// grow makes room for n more orders (and as many buyers) holding about
-// bytes of strings.
-func (s *state) grow(n, bytes int) {
+// grow makes room in the indexes for n more orders and as many buyers
+// (records, holders and strings grow without copying: pages, arena).
+func (s *state) grow(n int) {
 	if n <= 0 {
 		return
-	}
-	if free := cap(s.recs) - len(s.recs); free < n {
-		// An eighth more, so that the first orders after a restore do
-		// not copy the whole slice at once under the sale's lock.
-		recs := make([]rec, len(s.recs), len(s.recs)+n+n/8)
-		copy(recs, s.recs)
-		s.recs = recs
-	}
-	if free := cap(s.users) - len(s.users); free < n {
-		users := make([]holder, len(s.users), len(s.users)+n)
-		copy(users, s.users)
-		s.users = users
-	}
-	if free := cap(s.arena.b) - len(s.arena.b); free < bytes {
-		b := make([]byte, len(s.arena.b), len(s.arena.b)+bytes)
-		copy(b, s.arena.b)
-		s.arena.b = b
 	}
 	s.byKey.reserve(s.byKey.n + n)
 	s.byUsr.reserve(s.byUsr.n + n)
@@ -299,39 +438,34 @@ func (s *state) add(o surge.Order, pending bool, user uint32) uint32 {
 	if n := len(s.free); n > 0 {
 		i := s.free[n-1]
 		s.free = s.free[:n-1]
-		s.recs[i] = r
+		*s.recs.at(i) = r
 		return i
 	}
-	s.recs = append(room(s.recs, 1), r)
-	return uint32(len(s.recs) - 1)
+	return s.recs.push(r)
 }
 
 // release frees record i, out of every index and heap already.
 func (s *state) release(i uint32) {
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	s.arena.garbage += int(r.idLen) + int(r.userLen) + int(r.keyLen)
 	*r = rec{heap: -1}
 	s.free = append(s.free, i)
 }
 
 func (s *state) findKey(user, key string) (uint32, bool) {
-	slot, ok := s.byKey.find(s.hashKey(user, key), func(i uint32) bool {
-		r := &s.recs[i]
+	return s.byKey.get(s.hashKey(user, key), func(i uint32) bool {
+		r := s.recs.at(i)
 		return string(s.arena.user(r)) == user && string(s.arena.key(r)) == key
 	})
-	if !ok {
-		return 0, false
-	}
-	return entry(s.byKey.slots[slot]), true
 }
 
 // indexKey indexes record i by its key; false if the key is taken.
 func (s *state) indexKey(i uint32) bool {
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	user, key := s.arena.user(r), s.arena.key(r)
 	h := s.recKeyHash(i)
-	if _, ok := s.byKey.find(h, func(j uint32) bool {
-		q := &s.recs[j]
+	if _, ok := s.byKey.get(h, func(j uint32) bool {
+		q := s.recs.at(j)
 		return string(s.arena.user(q)) == string(user) && string(s.arena.key(q)) == string(key)
 	}); ok {
 		return false
@@ -341,27 +475,19 @@ func (s *state) indexKey(i uint32) bool {
 }
 
 func (s *state) unindexKey(i uint32) {
-	if slot, ok := s.byKey.find(s.recKeyHash(i), func(j uint32) bool { return j == i }); ok {
-		s.byKey.deleteAt(slot)
-	}
+	s.byKey.remove(s.recKeyHash(i), func(j uint32) bool { return j == i })
 }
 
 func (s *state) findID(id string) (uint32, bool) {
-	slot, ok := s.byID.find(maphash.String(s.seed, id), func(i uint32) bool {
-		return string(s.arena.id(&s.recs[i])) == id
+	return s.byID.get(maphash.String(s.seed, id), func(i uint32) bool {
+		return string(s.arena.id(s.recs.at(i))) == id
 	})
-	if !ok {
-		return 0, false
-	}
-	return entry(s.byID.slots[slot]), true
 }
 
 func (s *state) indexID(i uint32) { s.byID.insert(s.recIDHash(i), i) }
 
 func (s *state) unindexID(i uint32) {
-	if slot, ok := s.byID.find(s.recIDHash(i), func(j uint32) bool { return j == i }); ok {
-		s.byID.deleteAt(slot)
-	}
+	s.byID.remove(s.recIDHash(i), func(j uint32) bool { return j == i })
 }
 
 func (s *state) findUser(user string) (uint32, bool) {
@@ -372,20 +498,17 @@ func (s *state) findUser(user string) (uint32, bool) {
 // findUserHash is findUser that also returns the user's hash.
 func (s *state) findUserHash(user string) (uint32, bool, uint64) {
 	h := maphash.String(s.seed, user)
-	slot, ok := s.byUsr.find(h, func(i uint32) bool {
-		u := &s.users[i]
+	i, ok := s.byUsr.get(h, func(i uint32) bool {
+		u := s.users.at(i)
 		return string(s.arena.get(u.off, uint32(u.n))) == user
 	})
-	if !ok {
-		return 0, false, h
-	}
-	return entry(s.byUsr.slots[slot]), true, h
+	return i, ok, h
 }
 
 // held is the units user holds.
 func (s *state) held(user string) int64 {
 	if i, ok := s.findUser(user); ok {
-		return s.users[i].held
+		return s.users.at(i).held
 	}
 	return 0
 }
@@ -394,17 +517,16 @@ func (s *state) held(user string) int64 {
 func (s *state) hold(user string, q int64) uint32 {
 	i, ok, hash := s.findUserHash(user)
 	if ok {
-		s.users[i].held += q
+		s.users.at(i).held += q
 		return i
 	}
 	h := holder{off: s.arena.put(user), held: q, n: length(user)}
 	if n := len(s.ufree); n > 0 {
 		i = s.ufree[n-1]
 		s.ufree = s.ufree[:n-1]
-		s.users[i] = h
+		*s.users.at(i) = h
 	} else {
-		s.users = append(room(s.users, 1), h)
-		i = uint32(len(s.users) - 1)
+		i = s.users.push(h)
 	}
 	s.byUsr.insert(hash, i)
 	return i
@@ -420,12 +542,11 @@ func (s *state) unhold(user string, q int64) {
 
 // unholdAt is unhold of holder i.
 func (s *state) unholdAt(i uint32, q int64) {
-	h := &s.users[i]
+	h := s.users.at(i)
 	if h.held -= q; h.held > 0 {
 		return
 	}
-	slot, _ := s.byUsr.find(s.userHash(i), func(j uint32) bool { return j == i })
-	s.byUsr.deleteAt(slot)
+	s.byUsr.remove(s.userHash(i), func(j uint32) bool { return j == i })
 	s.arena.garbage += int(h.n)
 	*h = holder{}
 	s.ufree = append(s.ufree, i)
@@ -435,44 +556,44 @@ func (s *state) unholdAt(i uint32, q int64) {
 // it. The caller holds the write lock.
 func (s *state) compact() {
 	a := &s.arena
-	if a.garbage < s.compactAt || 2*a.garbage < len(a.b) {
+	if a.garbage < s.compactAt || 2*a.garbage < a.used {
 		return
 	}
-	b := make([]byte, 0, len(a.b)-a.garbage)
-	for i := range s.recs {
-		r := &s.recs[i]
+	var b arena
+	for i := range uint32(s.recs.n) {
+		r := s.recs.at(i)
 		if r.status == stFree {
 			continue
 		}
-		n := uint64(r.idLen) + uint64(r.userLen) + uint64(r.keyLen)
-		off := uint64(len(b))
-		b = append(b, a.b[r.off:r.off+n]...)
+		n := uint32(r.idLen) + uint32(r.userLen) + uint32(r.keyLen)
+		off, dst := b.alloc(int(n))
+		copy(dst, a.get(r.off, n))
 		r.off = off
 	}
-	for i := range s.users {
-		h := &s.users[i]
+	for i := range uint32(s.users.n) {
+		h := s.users.at(i)
 		if h.n == 0 {
 			continue
 		}
-		off := uint64(len(b))
-		b = append(b, a.get(h.off, uint32(h.n))...)
+		off, dst := b.alloc(int(h.n))
+		copy(dst, a.get(h.off, uint32(h.n)))
 		h.off = off
 	}
-	*a = arena{b: b}
+	*a = b
 	s.compactions++
 }
 
 // The expiry heap: committed reserved orders, earliest ExpiresAt first.
 
 func (s *state) expLess(a, b int) bool {
-	return s.recs[s.expiry[a]].expires < s.recs[s.expiry[b]].expires
+	return s.recs.at(s.expiry[a]).expires < s.recs.at(s.expiry[b]).expires
 }
 
 func (s *state) expSwap(a, b int) {
 	e := s.expiry
 	e[a], e[b] = e[b], e[a]
-	s.recs[e[a]].heap = int32(a)
-	s.recs[e[b]].heap = int32(b)
+	s.recs.at(e[a]).heap = int32(a)
+	s.recs.at(e[b]).heap = int32(b)
 }
 
 func (s *state) expUp(j int) {
@@ -505,14 +626,14 @@ func (s *state) expDown(j int) {
 }
 
 func (s *state) pushExpiry(i uint32) {
-	s.recs[i].heap = int32(len(s.expiry))
+	s.recs.at(i).heap = int32(len(s.expiry))
 	s.expiry = append(s.expiry, i)
 	s.expUp(len(s.expiry) - 1)
 }
 
 // removeExpiry takes record i out of the expiry heap, if it is there.
 func (s *state) removeExpiry(i uint32) {
-	p := int(s.recs[i].heap)
+	p := int(s.recs.at(i).heap)
 	if p < 0 {
 		return
 	}
@@ -521,7 +642,7 @@ func (s *state) removeExpiry(i uint32) {
 		s.expSwap(p, last)
 	}
 	s.expiry = s.expiry[:last]
-	s.recs[i].heap = -1
+	s.recs.at(i).heap = -1
 	if p != last {
 		s.expDown(p)
 		s.expUp(p)
@@ -531,7 +652,7 @@ func (s *state) removeExpiry(i uint32) {
 // The forget heap: keyed orders no longer live, oldest first.
 
 func (s *state) fgLess(a, b int) bool {
-	return s.recs[s.forget[a]].created < s.recs[s.forget[b]].created
+	return s.recs.at(s.forget[a]).created < s.recs.at(s.forget[b]).created
 }
 
 func (s *state) pushForget(i uint32) {

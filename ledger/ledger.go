@@ -16,9 +16,9 @@
 // the store must look on disk (and Recall what it finds) before deciding.
 //
 // The state holds no pointers the garbage collector would have to trace
-// (layout.go): orders are fixed-size records in one slice, their strings
-// live in one byte arena, and the indexes are open-addressed tables of
-// record numbers. A sale of a million orders is then a handful of large
+// (layout.go): orders are fixed-size records in pages, their strings live
+// in a byte arena of large chunks, and the indexes are open-addressed
+// tables of record numbers; none is copied whole to grow. A sale of a million orders is then a handful of large
 // objects that every GC cycle skips, instead of millions it re-marks.
 package ledger
 
@@ -64,14 +64,14 @@ type state struct {
 	// compactAt is the garbage below which the arena is never squeezed:
 	// a small arena is cheap to keep, and copying it often is not.
 	compactAt   int
-	compactions int      // for tests
-	recs        []rec    // orders: reserved, or keeping a key
-	free        []uint32 // unused entries of recs
-	users       []holder // buyers holding units
-	ufree       []uint32 // unused entries of users
-	byKey       table    // (user, key) -> recs index, orders with a key
-	byID        table    // id -> recs index, committed reserved orders
-	byUsr       table    // user -> users index
+	compactions int           // for tests
+	recs        pages[rec]    // orders: reserved, or keeping a key
+	free        []uint32      // unused entries of recs
+	users       pages[holder] // buyers holding units
+	ufree       []uint32      // unused entries of users
+	byKey       table         // (user, key) -> recs index, orders with a key
+	byID        table         // id -> recs index, committed reserved orders
+	byUsr       table         // user -> users index
 	// expiry orders the committed reserved orders by ExpiresAt; each
 	// record knows its place, so a settled order leaves at once.
 	expiry []uint32
@@ -118,13 +118,12 @@ func (l *Sale) Steer(next surge.Sale) {
 // Remaining is the unreserved stock. Lock-free.
 func (l *Sale) Remaining() int64 { return l.remaining.Load() }
 
-// Grow makes room for n more orders holding about bytes of ids, user ids
-// and keys, so that a store restoring a large sale copies nothing as it
-// goes.
-func (l *Sale) Grow(n, bytes int) {
+// Grow makes room for n more orders in the indexes, so that a store
+// restoring a large sale does not rehash them as it goes.
+func (l *Sale) Grow(n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.st.grow(n, bytes)
+	l.st.grow(n)
 }
 
 // Dormant makes this the state of a sale whose orders stay on disk (an
@@ -169,7 +168,7 @@ func (l *Sale) LookupKey(user, key string) (surge.Order, surge.KeyState) {
 		}
 		return surge.Order{}, surge.KeyUnknown
 	}
-	r := &l.st.recs[i]
+	r := l.st.recs.at(i)
 	if r.pending {
 		return surge.Order{}, surge.KeyPending
 	}
@@ -261,14 +260,14 @@ func (l *Sale) Recall(o surge.Order) {
 func (l *Sale) Forget(cutoff time.Time) int {
 	c := toNano(cutoff)
 	s := &l.st
-	if len(s.forget) == 0 || s.recs[s.forget[0]].created > c {
+	if len(s.forget) == 0 || s.recs.at(s.forget[0]).created > c {
 		return 0 // nothing to drop: readers are not held up
 	}
 	l.forgot.Store(true) // before the delete: see LookupKey
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
-	for len(s.forget) > 0 && s.recs[s.forget[0]].created <= c {
+	for len(s.forget) > 0 && s.recs.at(s.forget[0]).created <= c {
 		i := s.popForget()
 		s.unindexKey(i)
 		s.release(i)
@@ -294,8 +293,8 @@ func (l *Sale) Verify() error {
 		return fmt.Errorf("ledger: sale %s is oversold by %d units", sale.ID, -rem)
 	}
 	// Against the ceiling: a limit lowered later binds new purchases only.
-	for i := range l.st.users {
-		h := &l.st.users[i]
+	for i := range uint32(l.st.users.n) {
+		h := l.st.users.at(i)
 		if h.held > l.ceiling {
 			return fmt.Errorf("ledger: user %s holds %d units of sale %s, over the limit of %d",
 				l.st.arena.get(h.off, uint32(h.n)), h.held, sale.ID, l.ceiling)
@@ -335,7 +334,7 @@ func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string
 				// Pending here can only mean earlier in this same batch:
 				// batches commit whole, so the replay is as durable as
 				// the original.
-				r := &s.recs[j]
+				r := s.recs.at(j)
 				if r.qty != p.Quantity {
 					// Another request under a used key: replaying would
 					// answer a question the client did not ask.
@@ -396,7 +395,7 @@ func (l *Sale) Commit(t *Tentative) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, i := range t.recs {
-		l.st.recs[i].pending = false
+		l.st.recs.at(i).pending = false
 		l.st.indexID(i)
 		l.st.pushExpiry(i)
 	}
@@ -428,7 +427,7 @@ func (l *Sale) Reserved(id string) (surge.Order, bool) {
 	if !ok {
 		return surge.Order{}, false
 	}
-	return l.order(&l.st.recs[i]), true
+	return l.order(l.st.recs.at(i)), true
 }
 
 // Settle records a durable transition of a reserved order to status:
@@ -444,7 +443,7 @@ func (l *Sale) Settle(id string, status surge.OrderStatus) bool {
 	defer l.mu.Unlock()
 	s.unindexID(i)
 	s.removeExpiry(i)
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	r.status = statusOf(status)
 	keyed := r.keyLen > 0
 	if !status.Live() {
@@ -470,9 +469,9 @@ func (l *Sale) Due(now time.Time, max int) []surge.Order {
 	var due []surge.Order
 	s := &l.st
 	n := toNano(now)
-	for len(s.expiry) > 0 && len(due) < max && s.recs[s.expiry[0]].expires <= n {
+	for len(s.expiry) > 0 && len(due) < max && s.recs.at(s.expiry[0]).expires <= n {
 		i := s.expiry[0]
-		due = append(due, l.order(&s.recs[i]))
+		due = append(due, l.order(s.recs.at(i)))
 		l.mu.Lock()
 		s.removeExpiry(i)
 		l.mu.Unlock()
@@ -485,7 +484,7 @@ func (l *Sale) Requeue(orders []surge.Order) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, o := range orders {
-		if i, ok := l.st.findID(o.ID); ok && l.st.recs[i].heap < 0 {
+		if i, ok := l.st.findID(o.ID); ok && l.st.recs.at(i).heap < 0 {
 			l.st.pushExpiry(i)
 		}
 	}

@@ -151,9 +151,9 @@ const unitSep = '\x1f'
 // none), joined by unitSep. Two goroutines share the work: one steps
 // SQLite through the rows and parses them (scanJoined), the caller checks
 // and restores them, batch by batch, so a start uses two cores. It
-// presizes l from a count of the sale's orders (an index scan, on the
-// reader's connection, beside the scan), so the ledger's slices and
-// tables are made once instead of grown by copying.
+// presizes l's indexes from a count of the sale's orders (an index scan,
+// on the reader's connection, beside the scan), so that they are made
+// once instead of rehashed as they grow.
 func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time) (int, error) {
 	sale := *l.Sale()
 	// Against the largest limit the sale ever had: an order may predate a
@@ -181,18 +181,12 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE sale_id = ?`, sale.ID).Scan(&total); err != nil {
 		return fail(fmt.Errorf("sqlite: count orders of %s: %w", sale.ID, err))
 	}
+	l.Grow(total)
 	n := 0
 	for batch := range full {
 		for _, o := range batch {
 			if err := checkOrder(&rules, o); err != nil {
 				return fail(fmt.Errorf("sqlite: %s: %w", s.path, err))
-			}
-			if n == 0 && total > 1 {
-				// The strings of the first order stand for the others'
-				// (ids are of one length; user ids and keys vary): the
-				// arena grows by doubling past that.
-				per := len(o.ID) + 2*len(o.UserID) + len(o.IdempotencyKey) // a holder keeps its user id too
-				l.Grow(total, total*per+total*per/8)
 			}
 			l.Restore(o, keysAfter)
 			n++
