@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,6 +66,9 @@ func TestBackupWhileWriting(t *testing.T) {
 	if info.Sales != 1 || info.Orders < int64(len(confirmed)) {
 		t.Errorf("Backup = %+v; want 1 sale and at least %d orders", info, len(confirmed))
 	}
+	if files, _ := filepath.Glob(filepath.Join(filepath.Dir(to), "*")); len(files) != 1 || files[0] != to {
+		t.Errorf("the backup's directory holds %v; want the backup alone", files)
+	}
 	if _, err := sqlite.Backup(ctx, dir, to); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("a second Backup to the same file: %v; want it refused", err)
 	}
@@ -114,5 +118,39 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 	if info, err := sqlite.Backup(ctx, dir, filepath.Join(t.TempDir(), "stopped.db")); err != nil || info.Orders != int64(len(live)) {
 		t.Errorf("Backup of a stopped store = %+v, %v; want %d orders", info, err, len(live))
+	}
+}
+
+// TestBackupRefusesRowBreakingCheck: a row that breaks a CHECK constraint
+// (written into the database by another program, constraints ignored)
+// makes the backup's quick check of its copy fail, as a start's would,
+// and no backup file is left.
+func TestBackupRefusesRowBreakingCheck(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 10, 2)); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, "s1", 2)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_pragma=ignore_check_constraints(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO orders (id, sale_id, user_id, quantity, status, created_at, expires_at)
+		VALUES ('o_bad', 's1', 'mallory', 1, 'refunded', '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(t.TempDir(), "copy.db")
+	if _, err := sqlite.Backup(t.Context(), dir, to); err == nil || !strings.Contains(err.Error(), "quick_check") {
+		t.Fatalf("Backup: %v; want its quick check to refuse the row", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(to), "*")); len(left) != 0 {
+		t.Errorf("a refused backup left %v", left)
 	}
 }
