@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,26 +125,9 @@ func TestBackupWhileWriting(t *testing.T) {
 // makes the backup's quick check of its copy fail, as a start's would,
 // and no backup file is left.
 func TestBackupRefusesRowBreakingCheck(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	if err := s.CreateSale(t.Context(), newSale(t, "s1", 10, 2)); err != nil {
-		t.Fatal(err)
-	}
-	sell(t, s, "s1", 2)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_pragma=ignore_check_constraints(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec(`INSERT INTO orders (id, sale_id, user_id, quantity, status, created_at, expires_at)
-		VALUES ('o_bad', 's1', 'mallory', 1, 'refunded', '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`); err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := soldAndClosed(t)
+	execIgnoringChecks(t, filepath.Join(dir, sqlite.FileName), `INSERT INTO orders (id, sale_id, user_id, quantity, status, created_at, expires_at)
+		VALUES ('o_bad', 's1', 'mallory', 1, 'refunded', '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`)
 	to := filepath.Join(t.TempDir(), "copy.db")
 	if _, err := sqlite.Backup(t.Context(), dir, to); err == nil || !strings.Contains(err.Error(), "quick_check") {
 		t.Fatalf("Backup: %v; want its quick check to refuse the row", err)

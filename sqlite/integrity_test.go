@@ -192,31 +192,14 @@ func TestRefuseUnknownRows(t *testing.T) {
 		{"sale with no hold", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 0, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s := open(t, dir)
-			if err := s.CreateSale(t.Context(), newSale(t, "s1", 10, 2)); err != nil {
-				t.Fatal(err)
-			}
-			sell(t, s, "s1", 2)
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
+			dir := soldAndClosed(t)
 			if !tc.keepChecks {
 				dropChecks(t, filepath.Join(dir, sqlite.FileName))
 			}
-			raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_pragma=ignore_check_constraints(1)")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := raw.Exec(tc.insert); err != nil {
-				t.Fatal(err)
-			}
-			if err := raw.Close(); err != nil {
-				t.Fatal(err)
-			}
+			execIgnoringChecks(t, filepath.Join(dir, sqlite.FileName), tc.insert)
 			// The operator's insert raised the database past the mark; a
 			// foreign row must be refused for what it is, not as a loss.
-			s, err = sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
+			s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
 			if err == nil {
 				s.Close()
 				t.Fatalf("Open accepted a database holding a row it does not understand")
@@ -228,6 +211,38 @@ func TestRefuseUnknownRows(t *testing.T) {
 				t.Log(err)
 			}
 		})
+	}
+}
+
+// soldAndClosed is a data directory holding sale s1 (10 units, 2 per
+// buyer) with two orders, one of them cancelled, closed cleanly.
+func soldAndClosed(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 10, 2)); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, "s1", 2)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// execIgnoringChecks runs stmt on the database at path as another program
+// could, with CHECK constraints ignored.
+func execIgnoringChecks(t *testing.T, path, stmt string) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=ignore_check_constraints(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(stmt); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -328,30 +343,7 @@ func corruptIndex(t *testing.T, path, index string) {
 func TestRefuseCorruptOldDatabase(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, sqlite.FileName)
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The schema of a version before waiting rooms, one sale, one order.
-	for _, stmt := range []string{
-		`CREATE TABLE sales (id TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL CHECK (stock > 0),
-			per_user_limit INTEGER NOT NULL CHECK (per_user_limit > 0), price_cents INTEGER NOT NULL, currency TEXT NOT NULL,
-			starts_at TEXT NOT NULL, ends_at TEXT, hold_seconds INTEGER NOT NULL, created_at TEXT NOT NULL) STRICT`,
-		`CREATE TABLE orders (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, sale_id TEXT NOT NULL, user_id TEXT NOT NULL,
-			quantity INTEGER NOT NULL CHECK (quantity > 0), status TEXT NOT NULL CHECK (status IN ('reserved','paid','cancelled','expired')),
-			idempotency_key TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, updated_at TEXT) STRICT`,
-		`CREATE INDEX orders_by_sale ON orders (sale_id, seq)`,
-		`INSERT INTO sales VALUES ('old', 'Old', 10, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z')`,
-		`INSERT INTO orders (id, sale_id, user_id, quantity, status, created_at, expires_at)
-			VALUES ('o_1', 'old', 'alice', 1, 'paid', '2026-01-01T00:00:01Z', '2026-01-01T00:15:01Z')`,
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeOldDatabase(t, path)
 	corruptIndex(t, path, "orders_by_sale")
 	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
 	if err == nil {

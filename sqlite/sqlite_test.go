@@ -303,29 +303,7 @@ func TestCloseWhileReserving(t *testing.T) {
 // new sale with one round-trips.
 func TestUpgradeAddsWaitingRoom(t *testing.T) {
 	dir := t.TempDir()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The schema as it was, with one sale and one order.
-	for _, stmt := range []string{
-		`CREATE TABLE sales (id TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL CHECK (stock > 0),
-			per_user_limit INTEGER NOT NULL CHECK (per_user_limit > 0), price_cents INTEGER NOT NULL, currency TEXT NOT NULL,
-			starts_at TEXT NOT NULL, ends_at TEXT, hold_seconds INTEGER NOT NULL, created_at TEXT NOT NULL) STRICT`,
-		`CREATE TABLE orders (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, sale_id TEXT NOT NULL, user_id TEXT NOT NULL,
-			quantity INTEGER NOT NULL CHECK (quantity > 0), status TEXT NOT NULL CHECK (status IN ('reserved','paid','cancelled','expired')),
-			idempotency_key TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, updated_at TEXT) STRICT`,
-		`INSERT INTO sales VALUES ('old', 'Old', 10, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z')`,
-		`INSERT INTO orders (id, sale_id, user_id, quantity, status, created_at, expires_at)
-			VALUES ('o_1', 'old', 'alice', 1, 'paid', '2026-01-01T00:00:01Z', '2026-01-01T00:15:01Z')`,
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeOldDatabase(t, filepath.Join(dir, sqlite.FileName))
 
 	wr := &surge.WaitingRoom{AdmitPerSecond: 50, Policy: surge.QueueLottery, TicketSeconds: 120}
 	id, name, stock := "new", "New", int64(3)
@@ -354,6 +332,36 @@ func TestUpgradeAddsWaitingRoom(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// writeOldDatabase makes at path a database of a version before waiting
+// rooms (the sales table without the columns added since), holding sale
+// "old" (10 units, 1 per buyer) and its paid order o_1.
+func writeOldDatabase(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE sales (id TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL CHECK (stock > 0),
+			per_user_limit INTEGER NOT NULL CHECK (per_user_limit > 0), price_cents INTEGER NOT NULL, currency TEXT NOT NULL,
+			starts_at TEXT NOT NULL, ends_at TEXT, hold_seconds INTEGER NOT NULL, created_at TEXT NOT NULL) STRICT`,
+		`CREATE TABLE orders (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, sale_id TEXT NOT NULL, user_id TEXT NOT NULL,
+			quantity INTEGER NOT NULL CHECK (quantity > 0), status TEXT NOT NULL CHECK (status IN ('reserved','paid','cancelled','expired')),
+			idempotency_key TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, updated_at TEXT) STRICT`,
+		`CREATE INDEX orders_by_sale ON orders (sale_id, seq)`,
+		`INSERT INTO sales VALUES ('old', 'Old', 10, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z')`,
+		`INSERT INTO orders (id, sale_id, user_id, quantity, status, created_at, expires_at)
+			VALUES ('o_1', 'old', 'alice', 1, 'paid', '2026-01-01T00:00:01Z', '2026-01-01T00:15:01Z')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
