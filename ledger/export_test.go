@@ -8,7 +8,7 @@ func (l *Sale) Held(user string) int64 { return l.st.held(user) }
 // heldMap is every holder's units.
 func (l *Sale) heldMap() map[string]int64 {
 	m := map[string]int64{}
-	for i := range uint32(l.st.users.n) {
+	for i := range l.st.users.len() {
 		if h := l.st.users.at(i); h.n > 0 {
 			m[string(l.st.arena.get(h.off, uint32(h.n)))] = h.held
 		}
@@ -45,4 +45,18 @@ func (l *Sale) reservedMap() map[string]surge.Order {
 		m[o.ID] = o
 	})
 	return m
+}
+
+// each calls f with every entry of t.
+func (t *table) each(f func(uint32)) {
+	for _, v := range t.slots {
+		if v != 0 {
+			f(entry(v))
+		}
+	}
+	for _, v := range t.old[t.moved:] {
+		if full(v) {
+			f(entry(v))
+		}
+	}
 }

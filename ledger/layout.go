@@ -112,7 +112,6 @@ func length(s string) uint16 {
 // i>>pageBits.
 type pages[T any] struct {
 	p [][]T
-	n int
 }
 
 const (
@@ -121,6 +120,15 @@ const (
 )
 
 func (s *pages[T]) at(i uint32) *T { return &s.p[i>>pageBits][i&(pageLen-1)] }
+
+// len is the number of elements.
+func (s *pages[T]) len() uint32 {
+	k := len(s.p) - 1
+	if k < 0 {
+		return 0
+	}
+	return uint32(k*pageLen + len(s.p[k]))
+}
 
 // push appends v and returns its index.
 func (s *pages[T]) push(v T) uint32 {
@@ -136,8 +144,7 @@ func (s *pages[T]) push(v T) uint32 {
 	// The first page's append doubles it, up to pageLen; later pages
 	// are made whole.
 	s.p[k] = append(s.p[k], v)
-	s.n++
-	return uint32(s.n - 1)
+	return uint32(k*pageLen + len(s.p[k]) - 1)
 }
 
 // arena holds the strings of records and holders in chunks that, like
@@ -147,7 +154,6 @@ func (s *pages[T]) push(v T) uint32 {
 // are most of it.
 type arena struct {
 	c       [][]byte
-	used    int // bytes of strings, garbage included
 	garbage int
 }
 
@@ -191,8 +197,16 @@ func (a *arena) alloc(n int) (uint64, []byte) {
 	off := uint64(k)<<chunkBits | uint64(len(c))
 	c = c[:len(c)+n]
 	a.c[k] = c
-	a.used += n
 	return off, c[len(c)-n:]
+}
+
+// used is the bytes of strings the arena holds, garbage included.
+func (a *arena) used() int {
+	n := 0
+	for _, c := range a.c {
+		n += len(c)
+	}
+	return n
 }
 
 func (a *arena) get(off uint64, n uint32) []byte {
@@ -334,13 +348,9 @@ func (t *table) put(slot uint64) {
 func (t *table) reserve(n int) {
 	t.finishMove()
 	if size := 2 * n; size > len(t.slots) {
-		old := t.slots
+		t.old, t.moved = t.slots, 0
 		t.slots = make([]uint64, 1<<bits.Len(uint(size-1)))
-		for _, v := range old {
-			if v != 0 {
-				t.put(v)
-			}
-		}
+		t.finishMove()
 	}
 }
 
@@ -357,20 +367,6 @@ func (t *table) remove(h uint64, eq func(uint32) bool) {
 		t.old[i] = tombstone
 		if i >= t.moved {
 			t.n--
-		}
-	}
-}
-
-// each calls f with every entry.
-func (t *table) each(f func(uint32)) {
-	for _, v := range t.slots {
-		if v != 0 {
-			f(entry(v))
-		}
-	}
-	for _, v := range t.old[t.moved:] {
-		if full(v) {
-			f(entry(v))
 		}
 	}
 }
@@ -556,11 +552,11 @@ func (s *state) unholdAt(i uint32, q int64) {
 // it. The caller holds the write lock.
 func (s *state) compact() {
 	a := &s.arena
-	if a.garbage < s.compactAt || 2*a.garbage < a.used {
+	if a.garbage < s.compactAt || 2*a.garbage < a.used() {
 		return
 	}
 	var b arena
-	for i := range uint32(s.recs.n) {
+	for i := range s.recs.len() {
 		r := s.recs.at(i)
 		if r.status == stFree {
 			continue
@@ -570,7 +566,7 @@ func (s *state) compact() {
 		copy(dst, a.get(r.off, n))
 		r.off = off
 	}
-	for i := range uint32(s.users.n) {
+	for i := range s.users.len() {
 		h := s.users.at(i)
 		if h.n == 0 {
 			continue

@@ -18,8 +18,9 @@
 // The state holds no pointers the garbage collector would have to trace
 // (layout.go): orders are fixed-size records in pages, their strings live
 // in a byte arena of large chunks, and the indexes are open-addressed
-// tables of record numbers; none is copied whole to grow. A sale of a million orders is then a handful of large
-// objects that every GC cycle skips, instead of millions it re-marks.
+// tables of record numbers; none is copied whole to grow. A sale of a
+// million orders is then a handful of large objects that every GC cycle
+// skips, instead of millions it re-marks.
 package ledger
 
 import (
@@ -293,7 +294,7 @@ func (l *Sale) Verify() error {
 		return fmt.Errorf("ledger: sale %s is oversold by %d units", sale.ID, -rem)
 	}
 	// Against the ceiling: a limit lowered later binds new purchases only.
-	for i := range uint32(l.st.users.n) {
+	for i := range l.st.users.len() {
 		h := l.st.users.at(i)
 		if h.held > l.ceiling {
 			return fmt.Errorf("ledger: user %s holds %d units of sale %s, over the limit of %d",

@@ -195,8 +195,8 @@ func TestAgainstModel(t *testing.T) {
 			if l.st.compactions == 0 {
 				t.Error("the arena was never compacted")
 			}
-			if l.st.recs.n > 2*(len(m.keys)+len(m.reserved))+64 {
-				t.Errorf("%d records kept for %d keys and %d reserved orders: freed records are not reused", l.st.recs.n, len(m.keys), len(m.reserved))
+			if int(l.st.recs.len()) > 2*(len(m.keys)+len(m.reserved))+64 {
+				t.Errorf("%d records kept for %d keys and %d reserved orders: freed records are not reused", l.st.recs.len(), len(m.keys), len(m.reserved))
 			}
 		})
 	}

@@ -72,9 +72,7 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 
 // checkBackup runs SQLite's quick check on a backup and counts its rows.
 func checkBackup(ctx context.Context, path string) (BackupInfo, error) {
-	// query_only rather than mode=ro: on a read-only connection the quick
-	// check skips the tables' CHECK constraints.
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	db, err := openToCheck(path)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: open the copy: %w", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/surgehq/surge"
 )
 
@@ -175,42 +177,52 @@ func checkFile(ctx context.Context, db *sql.DB, path string) (int64, error) {
 // after a crash (docs/benchmarks.md), and the load reads the same file
 // meanwhile without waiting for it.
 type fileCheck struct {
+	g        errgroup.Group
 	cancel   context.CancelFunc
-	done     chan struct{}
-	progress int64
-	err      error
+	progress int64 // once g.Wait returned nil
 }
 
 func startCheck(ctx context.Context, path string) *fileCheck {
 	ctx, cancel := context.WithCancel(ctx)
-	c := &fileCheck{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		// query_only rather than mode=ro: on a read-only connection the
-		// quick check skips the tables' CHECK constraints.
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	c := &fileCheck{cancel: cancel}
+	c.g.Go(func() error {
+		db, err := openToCheck(path)
 		if err != nil {
-			c.err = fmt.Errorf("sqlite: open %s to check it: %w", path, err)
-			return
+			return fmt.Errorf("sqlite: open %s to check it: %w", path, err)
 		}
 		defer db.Close()
-		db.SetMaxOpenConns(1)
-		c.progress, c.err = checkFile(ctx, db, path)
-	}()
+		c.progress, err = checkFile(ctx, db, path)
+		return err
+	})
 	return c
 }
 
 // wait returns the check's progress, or why the database is refused.
 func (c *fileCheck) wait() (int64, error) {
-	<-c.done
-	c.cancel()
-	return c.progress, c.err
+	defer c.cancel()
+	if err := c.g.Wait(); err != nil {
+		return 0, err
+	}
+	return c.progress, nil
 }
 
 // stop abandons the check and waits for its connection to close.
 func (c *fileCheck) stop() {
 	c.cancel()
-	<-c.done
+	_ = c.g.Wait()
+}
+
+// openToCheck opens the database at path on one connection that can
+// read but never write, for the quick check. query_only rather than
+// mode=ro: on a read-only connection SQLite's quick check skips the
+// tables' CHECK constraints.
+func openToCheck(path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
 }
 
 // quickCheck runs SQLite's quick check (page structure, b-trees, free
