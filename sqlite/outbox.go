@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 	seq      INTEGER PRIMARY KEY AUTOINCREMENT,
 	sale_id  TEXT NOT NULL,
 	order_id TEXT NOT NULL,
-	event    TEXT NOT NULL CHECK (event IN ('reserved','paid','cancelled','expired','refund_due')),
+	event    TEXT NOT NULL CHECK (` + eventCheck + `),
 	at       TEXT NOT NULL,
 	ref      TEXT -- refund_due: the payment's id
 ) STRICT;
