@@ -391,6 +391,50 @@ func (t *table) deleteAt(i int) {
 	t.slots[i] = 0
 }
 
+// homes reads the slots lookups of the hashes hs start at (RestoreAll).
+func (t *table) homes(hs []uint64) uint64 {
+	if len(t.slots) == 0 {
+		return 0
+	}
+	var sum uint64
+	mask := len(t.slots) - 1
+	for _, h := range hs {
+		sum += t.slots[int(tagOf(h))&mask]
+	}
+	return sum
+}
+
+// warm reads the slots the restore of orders will start its lookups at:
+// the buyer's, the key's and, for a reserved order, the id's. The hashes
+// come first, in a loop of their own, so that the loop of reads is short
+// enough for the processor to run many iterations ahead.
+func (s *state) warm(orders []surge.Order) uint64 {
+	var sum uint64
+	for len(orders) > 0 {
+		n := min(len(orders), warmBatch)
+		var usr, key, id [warmBatch]uint64
+		nk, ni := 0, 0
+		for i := range orders[:n] {
+			o := &orders[i]
+			usr[i] = maphash.String(s.seed, o.UserID)
+			if o.IdempotencyKey != "" {
+				key[nk] = s.hashKey(o.UserID, o.IdempotencyKey)
+				nk++
+			}
+			if o.Status == surge.OrderReserved {
+				id[ni] = maphash.String(s.seed, o.ID)
+				ni++
+			}
+		}
+		sum += s.byUsr.homes(usr[:n]) + s.byKey.homes(key[:nk]) + s.byID.homes(id[:ni])
+		orders = orders[n:]
+	}
+	return sum
+}
+
+// warmBatch orders are warmed at a time: their hashes stay on the stack.
+const warmBatch = 128
+
 // Hashes: the arena's bytes and the callers' strings hash alike.
 
 func (s *state) hashKey(user, key string) uint64 {

@@ -79,6 +79,8 @@ type state struct {
 	// forget holds the keyed orders no longer live, oldest first: the
 	// sweep (Forget) drops them once past the window.
 	forget []uint32
+	// warmed keeps what warm read, so that the compiler keeps the reads.
+	warmed uint64
 }
 
 // New returns the state of a sale with no orders.
@@ -207,6 +209,27 @@ func (l *Sale) order(r *rec) surge.Order {
 func (l *Sale) Restore(o surge.Order, keysAfter time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.restore(o, keysAfter)
+}
+
+// RestoreAll restores orders, in their order, as Restore does one. A
+// restore's lookups land on slots of the indexes at random, each a cache
+// miss (and, in a virtual machine, a costly TLB miss) that one lookup at a
+// time waits out alone: first reading the slots every order of the batch
+// will start at, in a loop whose reads do not depend on each other, lets
+// the processor have many of those misses in flight at once, so the
+// lookups after find their slots in the cache (docs/benchmarks.md,
+// 2026-12-04, evening). A few hundred orders' slots fit in the caches.
+func (l *Sale) RestoreAll(orders []surge.Order, keysAfter time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st.warmed = l.st.warm(orders)
+	for i := range orders {
+		l.restore(orders[i], keysAfter)
+	}
+}
+
+func (l *Sale) restore(o surge.Order, keysAfter time.Time) {
 	live := o.Status.Live()
 	keep := o.IdempotencyKey != "" && (live || o.CreatedAt.After(keysAfter))
 	if o.IdempotencyKey != "" && !keep {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -416,10 +417,29 @@ func TestRestore(t *testing.T) {
 		order("o4", "c", "k4", 1, surge.OrderExpired, 0),
 		order("o5", "b", "k5", 1, surge.OrderReserved, 10*time.Second),
 	}
+	for _, all := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Restore", true: "RestoreAll"}[all], func(t *testing.T) {
+			testRestored(t, restored(sale, stored, all), stored)
+		})
+	}
+}
+
+// restored is a new state of sale with orders restored one at a time, or
+// all at once.
+func restored(sale surge.Sale, orders []surge.Order, all bool) *Sale {
 	l := New(sale)
-	for _, o := range stored {
+	if all {
+		l.RestoreAll(orders, time.Time{})
+		return l
+	}
+	for _, o := range orders {
 		l.Restore(o, time.Time{})
 	}
+	return l
+}
+
+func testRestored(t *testing.T, l *Sale, stored []surge.Order) {
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	if err := l.Verify(); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
@@ -476,14 +496,72 @@ func TestVerify(t *testing.T) {
 		{"DuplicateKey", []surge.Order{o("o1", "a", "k", 1), o("o2", "a", "k", 1)}, false},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			l := New(sale)
-			for _, o := range tc.orders {
-				l.Restore(o, time.Time{})
-			}
-			if err := l.Verify(); (err == nil) != tc.ok {
-				t.Errorf("Verify = %v, want ok=%v", err, tc.ok)
-			}
-		})
+		for _, all := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/all=%v", tc.name, all), func(t *testing.T) {
+				if err := restored(sale, tc.orders, all).Verify(); (err == nil) != tc.ok {
+					t.Errorf("Verify = %v, want ok=%v", err, tc.ok)
+				}
+			})
+		}
+	}
+}
+
+// TestRestoreAllSameAsRestore restores the same thousands of orders (buyers
+// with several orders, keys kept and dropped, every status, tables growing
+// meanwhile) one at a time into one state and in uneven batches into
+// another, and compares everything the two answer.
+func TestRestoreAllSameAsRestore(t *testing.T) {
+	id, name := "s", "S"
+	stock, limit, hold := int64(100_000), int64(100), int64(600)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &t0, HoldSeconds: &hold}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	statuses := []surge.OrderStatus{surge.OrderReserved, surge.OrderPaid, surge.OrderCancelled, surge.OrderExpired}
+	orders := make([]surge.Order, 5000)
+	for i := range orders {
+		created := t0.Add(time.Duration(i) * time.Second)
+		o := surge.Order{ID: fmt.Sprintf("o_%d", i), SaleID: sale.ID, UserID: fmt.Sprintf("u%d", rng.IntN(2000)),
+			Quantity: 1, Status: statuses[rng.IntN(len(statuses))], CreatedAt: created, ExpiresAt: created.Add(sale.Hold())}
+		if rng.IntN(4) > 0 {
+			o.IdempotencyKey = fmt.Sprintf("k%d", i)
+		}
+		orders[i] = o
+	}
+	keysAfter := t0.Add(2500 * time.Second) // the older half's dead keys stay on disk
+	one, all := New(sale), New(sale)
+	for _, o := range orders {
+		one.Restore(o, keysAfter)
+	}
+	for rest := orders; len(rest) > 0; {
+		n := min(1+rng.IntN(700), len(rest))
+		all.RestoreAll(rest[:n], keysAfter)
+		rest = rest[n:]
+	}
+	if err := all.Verify(); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if one.Remaining() != all.Remaining() || !maps.Equal(one.heldMap(), all.heldMap()) || one.Keys() != all.Keys() {
+		t.Fatalf("remaining %d/%d, keys %d/%d, holdings equal %v", one.Remaining(), all.Remaining(),
+			one.Keys(), all.Keys(), maps.Equal(one.heldMap(), all.heldMap()))
+	}
+	for _, o := range orders {
+		a, aok := one.Reserved(o.ID)
+		b, bok := all.Reserved(o.ID)
+		if a != b || aok != bok {
+			t.Fatalf("Reserved(%s): %+v %v one at a time, %+v %v at once", o.ID, a, aok, b, bok)
+		}
+		if o.IdempotencyKey == "" {
+			continue
+		}
+		a, as := one.LookupKey(o.UserID, o.IdempotencyKey)
+		b, bs := all.LookupKey(o.UserID, o.IdempotencyKey)
+		if a != b || as != bs {
+			t.Fatalf("LookupKey(%s, %s): %+v %v one at a time, %+v %v at once", o.UserID, o.IdempotencyKey, a, as, b, bs)
+		}
+	}
+	if a, b := one.Due(t0.Add(24*time.Hour), len(orders)), all.Due(t0.Add(24*time.Hour), len(orders)); !slices.Equal(a, b) {
+		t.Fatalf("Due: %d orders one at a time, %d at once, or a different order", len(a), len(b))
 	}
 }

@@ -84,15 +84,23 @@ func BenchmarkRestore(b *testing.B) {
 		bytes += len(o.ID) + 2*len(o.UserID) + len(o.IdempotencyKey)
 		orders[i] = o
 	}
-	for _, grow := range []bool{false, true} {
-		b.Run(fmt.Sprintf("grow=%v", grow), func(b *testing.B) {
+	for _, c := range []struct {
+		grow  bool
+		batch int // RestoreAll's; 0: Restore one at a time
+	}{{false, 0}, {true, 0}, {true, 512}} {
+		b.Run(fmt.Sprintf("grow=%v/batch=%d", c.grow, c.batch), func(b *testing.B) {
 			for b.Loop() {
 				l := New(sale)
-				if grow {
+				if c.grow {
 					l.Grow(n)
 				}
-				for _, o := range orders {
-					l.Restore(o, t0)
+				if c.batch == 0 {
+					for _, o := range orders {
+						l.Restore(o, t0)
+					}
+				}
+				for rest := orders; c.batch > 0 && len(rest) > 0; rest = rest[min(c.batch, len(rest)):] {
+					l.RestoreAll(rest[:min(c.batch, len(rest))], t0)
 				}
 				if l.Remaining() != sale.Stock-n {
 					b.Fatal("orders not restored")

@@ -184,13 +184,13 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 	l.Grow(total)
 	n := 0
 	for batch := range full {
-		for _, o := range batch {
-			if err := checkOrder(&rules, o); err != nil {
+		for i := range batch {
+			if err := checkOrder(&rules, batch[i]); err != nil {
 				return fail(fmt.Errorf("sqlite: %s: %w", s.path, err))
 			}
-			l.Restore(o, keysAfter)
-			n++
 		}
+		l.RestoreAll(batch, keysAfter)
+		n += len(batch)
 		free <- batch[:0]
 	}
 	if err := <-scanned; err != nil {
