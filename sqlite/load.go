@@ -12,6 +12,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/ledger"
+	"golang.org/x/sync/errgroup"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -148,12 +149,20 @@ const unitSep = '\x1f'
 
 // restoreJoined is restore reading each row as one value: id, user id,
 // quantity, status, created_at and expires_at, then the key (empty for
-// none), joined by unitSep. Two goroutines share the work: one steps
-// SQLite through the rows and parses them (scanJoined), the caller checks
-// and restores them, batch by batch, so a start uses two cores. It
-// presizes l's indexes from a count of the sale's orders (an index scan,
-// on the reader's connection, beside the scan), so that they are made
-// once instead of rehashed as they grow.
+// none), joined by unitSep.
+//
+// Three goroutines share the work. The sale's orders are cut by seq into
+// ranges of about rangeOrders; two scanners (scanJoined) step SQLite
+// through alternate ranges, each on a connection of its own, and parse
+// the rows; the caller checks and restores them range after range, so in
+// seq order, as one scan would hand them over. SQLite's stepping is the
+// larger half of a start and one connection runs on one core: two halve
+// it (docs/benchmarks.md, 2026-12-04, evening). Each scanner runs ahead of
+// the caller by at most its channel's batches.
+//
+// It presizes l's indexes from a count of the sale's orders (an index
+// scan, which also gives the ranges), so that they are made once instead
+// of rehashed as they grow.
 func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time) (int, error) {
 	sale := *l.Sale()
 	// Against the largest limit the sale ever had: an order may predate a
@@ -161,65 +170,154 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 	rules := sale
 	rules.PerUserLimit = l.Ceiling()
 	keysAfter := now.Add(-s.opts.IdempotencyTTL)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	full, free := make(chan []surge.Order, restoreBatches), make(chan []surge.Order, restoreBatches)
-	for range restoreBatches {
-		free <- make([]surge.Order, 0, restoreBatch)
+	var (
+		total  int
+		lo, hi sql.NullInt64
+	)
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*), min(seq), max(seq) FROM orders WHERE sale_id = ?`,
+		sale.ID).Scan(&total, &lo, &hi); err != nil {
+		return 0, fmt.Errorf("sqlite: count orders of %s: %w", sale.ID, err)
 	}
-	scanned := make(chan error, 1)
-	go func() { scanned <- s.scanJoined(ctx, sale.ID, free, full) }()
-	// fail stops the scan and waits for it to end before restore returns.
-	fail := func(err error) (int, error) {
-		cancel()
-		for range full {
-		}
-		<-scanned
-		return 0, err
-	}
-	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE sale_id = ?`, sale.ID).Scan(&total); err != nil {
-		return fail(fmt.Errorf("sqlite: count orders of %s: %w", sale.ID, err))
+	if total == 0 {
+		return 0, nil
 	}
 	l.Grow(total)
-	n := 0
-	for batch := range full {
-		for i := range batch {
-			if err := checkOrder(&rules, batch[i]); err != nil {
-				return fail(fmt.Errorf("sqlite: %s: %w", s.path, err))
-			}
-		}
-		l.RestoreAll(batch, keysAfter)
-		n += len(batch)
-		free <- batch[:0]
+	ranges := seqRanges(lo.Int64, hi.Int64, total)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	free := make(chan []surge.Order, len(scanners)*(scanAhead+2))
+	for range cap(free) {
+		free <- make([]surge.Order, 0, restoreBatch)
 	}
-	if err := <-scanned; err != nil {
+	var outs [len(scanners)]chan piece
+	for i, db := range []*sql.DB{s.w, s.r} {
+		outs[i] = make(chan piece, scanAhead)
+		g.Go(func() error { return s.scanJoined(gctx, db, sale.ID, ranges, i, free, outs[i]) })
+	}
+	// fail stops the scanners and waits for them to end before restore
+	// returns; a scanner's own error comes first.
+	fail := func(err error) (int, error) {
+		cancel()
+		if serr := g.Wait(); serr != nil && !errors.Is(serr, context.Canceled) {
+			return 0, serr
+		}
+		return 0, err
+	}
+	n := 0
+	for k := range ranges {
+		for end := false; !end; {
+			p, ok := <-outs[k%len(scanners)]
+			if !ok { // the scanner stopped early: its error says why
+				if err := g.Wait(); err != nil {
+					return 0, err
+				}
+				return fail(fmt.Errorf("sqlite: the scan of %s's orders ended early", sale.ID))
+			}
+			for i := range p.batch {
+				if err := checkOrder(&rules, p.batch[i]); err != nil {
+					return fail(fmt.Errorf("sqlite: %s: %w", s.path, err))
+				}
+			}
+			l.RestoreAll(p.batch, keysAfter)
+			n += len(p.batch)
+			free <- p.batch[:0]
+			end = p.end
+		}
+	}
+	if err := g.Wait(); err != nil {
 		return 0, err
 	}
 	return n, nil
 }
 
-// restoreBatch orders make a batch restoreJoined's scan hands over, and
-// restoreBatches batches are in flight: enough that neither goroutine
-// waits for the other on every batch, few enough to stay in the caches.
+// scanners names the connections restoreJoined's scanners read on: the
+// writer's and one of the readers'.
+var scanners = [...]string{"writer", "reader"}
+
+// restoreBatch orders make a batch a scanner hands over; a scanner runs at
+// most scanAhead batches ahead of the restore, and ranges hold about
+// rangeOrders orders: enough that the scanners and the restore seldom
+// wait for each other, few enough to stay in the caches.
 const (
-	restoreBatch   = 512
-	restoreBatches = 4
+	restoreBatch = 512
+	scanAhead    = 16
+	rangeOrders  = 4096
 )
 
-// scanJoined reads the orders of sale saleID into the batches it takes
-// from free and sends them on full, which it closes when it returns. The
-// orders' strings share each row's one string.
-func (s *Store) scanJoined(ctx context.Context, saleID string, free <-chan []surge.Order, full chan<- []surge.Order) error {
-	defer close(full)
-	rows, err := s.w.QueryContext(ctx, `SELECT id || char(31) || user_id || char(31) || quantity || char(31) || status
+// piece is a batch of a range, the range's last if end.
+type piece struct {
+	batch []surge.Order
+	end   bool
+}
+
+// seqRange is the orders of a sale whose seq is in [lo, hi].
+type seqRange struct{ lo, hi int64 }
+
+// seqRanges cuts [lo, hi], holding n orders, into ranges of about
+// rangeOrders orders each, if the sale's orders are spread evenly over
+// it (a sale sold alone is; sales sold together interleave).
+func seqRanges(lo, hi int64, n int) []seqRange {
+	k := max(1, (n+rangeOrders-1)/rangeOrders)
+	width := (hi - lo + 1 + int64(k) - 1) / int64(k)
+	out := make([]seqRange, 0, k)
+	for a := lo; a <= hi; a += width {
+		out = append(out, seqRange{a, min(a+width-1, hi)})
+	}
+	return out
+}
+
+// scanJoined reads, on db, the orders of sale saleID in ranges first,
+// first+len(scanners), ... into the batches it takes from free, and sends
+// them on out, which it closes when it returns. The orders' strings share
+// each row's one string.
+func (s *Store) scanJoined(ctx context.Context, db *sql.DB, saleID string, ranges []seqRange, first int, free <-chan []surge.Order, out chan<- piece) error {
+	defer close(out)
+	stmt, err := db.PrepareContext(ctx, `SELECT id || char(31) || user_id || char(31) || quantity || char(31) || status
 		|| char(31) || created_at || char(31) || expires_at || char(31) || coalesce(idempotency_key, '')
-		FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
+		FROM orders WHERE sale_id = ? AND seq BETWEEN ? AND ? ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("sqlite: load orders of %s: %w", saleID, err)
+	}
+	defer stmt.Close()
+	var batch []surge.Order
+	send := func(end bool) error {
+		select {
+		case out <- piece{batch, end}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case batch = <-free:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case batch = <-free:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for k := first; k < len(ranges); k += len(scanners) {
+		if err := s.scanRange(ctx, stmt, saleID, ranges[k], &batch, send); err != nil {
+			return err
+		}
+		if err := send(true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanRange reads the orders of one range into *batch, handing each full
+// batch to send.
+func (s *Store) scanRange(ctx context.Context, stmt *sql.Stmt, saleID string, r seqRange, batch *[]surge.Order, send func(end bool) error) error {
+	rows, err := stmt.QueryContext(ctx, saleID, r.lo, r.hi)
 	if err != nil {
 		return fmt.Errorf("sqlite: load orders of %s: %w", saleID, err)
 	}
 	defer rows.Close()
-	batch := <-free
 	var (
 		row sql.NullString
 		f   [6]string
@@ -245,29 +343,15 @@ func (s *Store) scanJoined(ctx context.Context, saleID string, free <-chan []sur
 		if o.ExpiresAt, err = parseStoredTime(f[5]); err != nil {
 			return err
 		}
-		if batch = append(batch, o); len(batch) < cap(batch) {
+		if *batch = append(*batch, o); len(*batch) < cap(*batch) {
 			continue
 		}
-		select {
-		case full <- batch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		select {
-		case batch = <-free:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := send(false); err != nil {
+			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite: load orders of %s: %w", saleID, err)
-	}
-	if len(batch) > 0 {
-		select {
-		case full <- batch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}
 	return nil
 }
