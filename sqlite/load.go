@@ -16,8 +16,8 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Loading at start. Each sale in service is loaded on its own, by one
-// indexed scan of its orders. A sale that has ended and holds no reserved
+// Loading at start. Each sale in service is loaded on its own, by indexed
+// scans of its orders (restoreJoined). A sale that has ended and holds no reserved
 // order decides nothing any more but replays, so it is left dormant: its
 // figures come from one aggregate over its orders, and its orders stay on
 // disk (Order, Orders and findKeys read them there), so thousands of past
