@@ -191,7 +191,8 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 		free <- make([]surge.Order, 0, restoreBatch)
 	}
 	var outs [len(scanners)]chan piece
-	for i, db := range []*sql.DB{s.w, s.r} {
+	// A sale of one range (most sales) needs no second scanner.
+	for i, db := range []*sql.DB{s.w, s.r}[:min(len(scanners), len(ranges))] {
 		outs[i] = make(chan piece, scanAhead)
 		g.Go(func() error { return s.scanJoined(gctx, db, sale.ID, ranges, i, free, outs[i]) })
 	}
