@@ -101,7 +101,7 @@ func length(s string) uint16 {
 }
 
 // pages is a growable array whose growth never moves what it holds: past
-// its first page, which grows by doubling up to pageLen elements (a small
+// its first page, which append grows up to pageLen elements (a small
 // sale stays small), it adds a page at a time. A slice grown by doubling
 // copied the whole state when it ran out of room — for a sale restored
 // with a million orders, 50 MB per slice under the sale's lock, on the
@@ -141,8 +141,8 @@ func (s *pages[T]) push(v T) uint32 {
 		s.p = append(s.p, make([]T, 0, size))
 		k++
 	}
-	// The first page's append doubles it, up to pageLen; later pages
-	// are made whole.
+	// The first page grows as append grows it, to pageLen elements at
+	// most; later pages are made whole.
 	s.p[k] = append(s.p[k], v)
 	return uint32(k*pageLen + len(s.p[k]) - 1)
 }

@@ -16,13 +16,14 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Loading at start. Each sale in service is loaded on its own, by indexed
-// scans of its orders (restoreJoined). A sale that has ended and holds no reserved
-// order decides nothing any more but replays, so it is left dormant: its
-// figures come from one aggregate over its orders, and its orders stay on
-// disk (Order, Orders and findKeys read them there), so thousands of past
-// sales cost neither memory nor the time to load them. Steering one
-// (UpdateSale, which may reopen it) loads it whole first (wake).
+// Loading at start. Each sale in service is loaded on its own, by
+// indexed scans of its orders (restoreJoined). A sale that has ended and
+// holds no reserved order decides nothing any more but replays, so it is
+// left dormant: its figures come from one aggregate over its orders, and
+// its orders stay on disk (Order, Orders and findKeys read them there), so
+// thousands of past sales cost neither memory nor the time to load them.
+// Steering one (UpdateSale, which may reopen it) loads it whole first
+// (wake).
 
 // load rebuilds every ledger from the database.
 func (s *Store) load(ctx context.Context) error {
@@ -186,15 +187,17 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	free := make(chan []surge.Order, len(scanners)*(scanAhead+2))
+	// The writer's connection and one of the readers'; a sale of one
+	// range (most sales) needs no second scanner.
+	dbs := []*sql.DB{s.w, s.r}[:min(2, len(ranges))]
+	free := make(chan []surge.Order, len(dbs)*(scanAhead+2))
 	for range cap(free) {
 		free <- make([]surge.Order, 0, restoreBatch)
 	}
-	var outs [len(scanners)]chan piece
-	// A sale of one range (most sales) needs no second scanner.
-	for i, db := range []*sql.DB{s.w, s.r}[:min(len(scanners), len(ranges))] {
+	outs := make([]chan piece, len(dbs))
+	for i, db := range dbs {
 		outs[i] = make(chan piece, scanAhead)
-		g.Go(func() error { return s.scanJoined(gctx, db, sale.ID, ranges, i, free, outs[i]) })
+		g.Go(func() error { return s.scanJoined(gctx, db, sale.ID, ranges, i, len(dbs), free, outs[i]) })
 	}
 	// fail stops the scanners and waits for them to end before restore
 	// returns; a scanner's own error comes first.
@@ -208,7 +211,7 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 	n := 0
 	for k := range ranges {
 		for end := false; !end; {
-			p, ok := <-outs[k%len(scanners)]
+			p, ok := <-outs[k%len(outs)]
 			if !ok { // the scanner stopped early: its error says why
 				if err := g.Wait(); err != nil {
 					return 0, err
@@ -231,10 +234,6 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 	}
 	return n, nil
 }
-
-// scanners names the connections restoreJoined's scanners read on: the
-// writer's and one of the readers'.
-var scanners = [...]string{"writer", "reader"}
 
 // restoreBatch orders make a batch a scanner hands over; a scanner runs at
 // most scanAhead batches ahead of the restore, and ranges hold about
@@ -269,10 +268,10 @@ func seqRanges(lo, hi int64, n int) []seqRange {
 }
 
 // scanJoined reads, on db, the orders of sale saleID in ranges first,
-// first+len(scanners), ... into the batches it takes from free, and sends
-// them on out, which it closes when it returns. The orders' strings share
-// each row's one string.
-func (s *Store) scanJoined(ctx context.Context, db *sql.DB, saleID string, ranges []seqRange, first int, free <-chan []surge.Order, out chan<- piece) error {
+// first+step, ... into the batches it takes from free, and sends them on
+// out, which it closes when it returns. The orders' strings share each
+// row's one string.
+func (s *Store) scanJoined(ctx context.Context, db *sql.DB, saleID string, ranges []seqRange, first, step int, free <-chan []surge.Order, out chan<- piece) error {
 	defer close(out)
 	stmt, err := db.PrepareContext(ctx, `SELECT id || char(31) || user_id || char(31) || quantity || char(31) || status
 		|| char(31) || created_at || char(31) || expires_at || char(31) || coalesce(idempotency_key, '')
@@ -300,7 +299,7 @@ func (s *Store) scanJoined(ctx context.Context, db *sql.DB, saleID string, range
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	for k := first; k < len(ranges); k += len(scanners) {
+	for k := first; k < len(ranges); k += step {
 		if err := s.scanRange(ctx, stmt, saleID, ranges[k], &batch, send); err != nil {
 			return err
 		}
