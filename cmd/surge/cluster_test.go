@@ -139,6 +139,18 @@ func reconciled(t *testing.T, base, token, saleID string, stock int64, within ti
 	t.Helper()
 	c := client.New(base, token)
 	deadline := time.Now().Add(within)
+	// A match counts once it has held, unchanged, for settle: a client
+	// that gave up on a purchase leaves it in flight in the node, which
+	// takes its units in Redis before it commits the order, so one
+	// matching read may come just before such a batch, and the next read
+	// in the middle of it.
+	const settle = 500 * time.Millisecond
+	var (
+		matched    bool
+		since      time.Time
+		lastRemain int64
+		lastLive   int64
+	)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var live int64
@@ -150,7 +162,12 @@ func reconciled(t *testing.T, base, token, saleID string, stock int64, within ti
 		})
 		sale, err2 := c.Sale(ctx, saleID)
 		cancel()
-		if err == nil && err2 == nil && sale.Remaining == stock-live {
+		switch {
+		case err != nil || err2 != nil || sale.Remaining != stock-live:
+			matched = false
+		case !matched || sale.Remaining != lastRemain || live != lastLive:
+			matched, since, lastRemain, lastLive = true, time.Now(), sale.Remaining, live
+		case time.Since(since) >= settle:
 			return
 		}
 		if time.Now().After(deadline) {
