@@ -72,7 +72,7 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 
 // checkBackup runs SQLite's quick check on a backup and counts its rows.
 func checkBackup(ctx context.Context, path string) (BackupInfo, error) {
-	db, err := openToCheck(path)
+	db, err := openToCheck(path, 0)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: open the copy: %w", err)
 	}

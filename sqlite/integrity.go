@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,7 +177,10 @@ func checkFile(ctx context.Context, db *sql.DB, path string) (int64, error) {
 // fileCheck is checkFile running beside the load on a query-only
 // connection of its own: the quick check is the larger half of a start
 // after a crash (docs/benchmarks.md), and the load reads the same file
-// meanwhile without waiting for it.
+// meanwhile without waiting for it. The connection reads the file through
+// a memory map (mapped), which spares the check a pread system call and a
+// copy per page: 40 % of the quick check's and half of the progress
+// count's CPU with a million orders (docs/benchmarks.md, 2026-12-04, night).
 type fileCheck struct {
 	g        errgroup.Group
 	cancel   context.CancelFunc
@@ -186,12 +191,19 @@ func startCheck(ctx context.Context, path string) *fileCheck {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &fileCheck{cancel: cancel}
 	c.g.Go(func() error {
-		db, err := openToCheck(path)
+		db, err := openToCheck(path, checkMap)
 		if err != nil {
 			return fmt.Errorf("sqlite: open %s to check it: %w", path, err)
 		}
-		defer db.Close()
-		c.progress, err = checkFile(ctx, db, path)
+		faulted, err := mapped(path, func() (err error) {
+			c.progress, err = checkFile(ctx, db, path)
+			return err
+		})
+		if !faulted {
+			// After a fault SQLite may have stopped holding its own
+			// locks; the connection is left as it is, unused.
+			db.Close()
+		}
 		return err
 	})
 	return c
@@ -212,17 +224,50 @@ func (c *fileCheck) stop() {
 	_ = c.g.Wait()
 }
 
+// checkMap is the mmap_size of the start's check: all of any database
+// SQLite maps (it caps the size at 2 GiB minus 64 KiB and reads what lies
+// beyond with pread).
+const checkMap = 1 << 31
+
 // openToCheck opens the database at path on one connection that can
-// read but never write, for the quick check. query_only rather than
-// mode=ro: on a read-only connection SQLite's quick check skips the
-// tables' CHECK constraints.
-func openToCheck(path string) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+// read but never write, for the quick check, reading through a memory
+// map of up to mapSize bytes (0: none). query_only rather than mode=ro:
+// on a read-only connection SQLite's quick check skips the tables' CHECK
+// constraints.
+func openToCheck(path string, mapSize int64) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)&_pragma=mmap_size("+strconv.FormatInt(mapSize, 10)+")")
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
 	return db, nil
+}
+
+// mapped runs read, which reads path through a memory map on the calling
+// goroutine, and turns a fault in the map into ErrDamaged rather than a
+// crash of the process: where pread returns an I/O error, a mapped page
+// the disk cannot read, or one past the end of a file cut short while it
+// is read, raises SIGBUS. faulted says the fault happened; SQLite was then
+// stopped mid-operation, so its connection must not be used or closed.
+// Only the start's check reads through a map: the store's own connections
+// live as long as the process, and a fault there would leave the writer
+// holding SQLite's locks.
+func mapped(path string, read func() error) (faulted bool, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		fault, ok := r.(interface{ Addr() uintptr })
+		if !ok {
+			panic(r)
+		}
+		faulted = true
+		err = fmt.Errorf("sqlite: %w: reading %s failed at address %#x (a disk I/O error, or the file cut short while it was read): %v",
+			ErrDamaged, path, fault.Addr(), r)
+	}()
+	return false, read()
 }
 
 // quickCheck runs SQLite's quick check (page structure, b-trees, free
