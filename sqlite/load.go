@@ -197,7 +197,7 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 	outs := make([]chan piece, len(dbs))
 	for i, db := range dbs {
 		outs[i] = make(chan piece, scanAhead)
-		g.Go(func() error { return s.scanJoined(gctx, db, sale.ID, ranges, i, len(dbs), free, outs[i]) })
+		g.Go(func() error { return scanJoined(gctx, db, sale.ID, ranges, i, len(dbs), free, outs[i]) })
 	}
 	// fail stops the scanners and waits for them to end before restore
 	// returns; a scanner's own error comes first.
@@ -271,7 +271,7 @@ func seqRanges(lo, hi int64, n int) []seqRange {
 // first+step, ... into the batches it takes from free, and sends them on
 // out, which it closes when it returns. The orders' strings share each
 // row's one string.
-func (s *Store) scanJoined(ctx context.Context, db *sql.DB, saleID string, ranges []seqRange, first, step int, free <-chan []surge.Order, out chan<- piece) error {
+func scanJoined(ctx context.Context, db *sql.DB, saleID string, ranges []seqRange, first, step int, free <-chan []surge.Order, out chan<- piece) error {
 	defer close(out)
 	stmt, err := db.PrepareContext(ctx, `SELECT id || char(31) || user_id || char(31) || quantity || char(31) || status
 		|| char(31) || created_at || char(31) || expires_at || char(31) || coalesce(idempotency_key, '')
@@ -300,7 +300,7 @@ func (s *Store) scanJoined(ctx context.Context, db *sql.DB, saleID string, range
 		return ctx.Err()
 	}
 	for k := first; k < len(ranges); k += step {
-		if err := s.scanRange(ctx, stmt, saleID, ranges[k], &batch, send); err != nil {
+		if err := scanRange(ctx, stmt, saleID, ranges[k], &batch, send); err != nil {
 			return err
 		}
 		if err := send(true); err != nil {
@@ -312,7 +312,7 @@ func (s *Store) scanJoined(ctx context.Context, db *sql.DB, saleID string, range
 
 // scanRange reads the orders of one range into *batch, handing each full
 // batch to send.
-func (s *Store) scanRange(ctx context.Context, stmt *sql.Stmt, saleID string, r seqRange, batch *[]surge.Order, send func(end bool) error) error {
+func scanRange(ctx context.Context, stmt *sql.Stmt, saleID string, r seqRange, batch *[]surge.Order, send func(end bool) error) error {
 	rows, err := stmt.QueryContext(ctx, saleID, r.lo, r.hi)
 	if err != nil {
 		return fmt.Errorf("sqlite: load orders of %s: %w", saleID, err)
