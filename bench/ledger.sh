@@ -8,8 +8,9 @@
 #    may add an index), then again, measured: seconds from exec to the
 #    first 200 of /readyz, and the resident set then (VmRSS) less that of
 #    the same build on an empty data directory, per order. That start
-#    follows a clean stop (SIGTERM); after the gc run the script also
-#    times a start after kill -9 (no clean-shutdown seal: the full checks).
+#    follows a clean stop (SIGTERM). The gc run ends in kill -9; the
+#    script times the start after it (no clean-shutdown seal: the full
+#    checks; the run's orders replayed) and the clean stop after that.
 #  gc: with those orders loaded, a reserve-heavy wrk run (purchase.lua: a
 #    new buyer and key on every request) while the server's CPU profile is
 #    taken (/debug/pprof/profile on --debug-addr): the share of samples
@@ -80,21 +81,23 @@ for v in a b; do
   rps=$(wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua http://127.0.0.1:18395 -- bench | awk '/^Requests\/sec/ {print $2}')
   wait "$prof"
   after=$(rss)
-  stop
-  # The start after a crash: no clean-shutdown seal (sqlite/seal.go), so
-  # the full checks run.
-  serve "$work/$v" "$work/data"; kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
-  serve "$work/$v" "$work/data"; crashed=$ready; stop
+  # The start after a crash in the middle of that run: no clean-shutdown
+  # seal (sqlite/seal.go), so the full checks run, and a build with a
+  # ledger image (sqlite/image.go) replays the run's orders after it.
+  kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  serve "$work/$v" "$work/data"; crashed=$ready
+  # The clean stop after it (a build with an image writes it now).
+  t0=$(now); stop; stopped=$(echo "$(now) - $t0" | bc -l)
   gc=$(go tool pprof -top -cum "$work/$v" "$work/$v.prof" 2>/dev/null |
     awk '$5 ~ /%$/ && ($NF == "runtime.gcBgMarkWorker" || $NF == "runtime.gcAssistAlloc" || $NF == "runtime.bgsweep" || $NF == "runtime.bgscavenge") {s += $5 + 0} END {printf "%.1f", s}')
-  out[$v]="$(printf '%.2f | %.2f | %.0f | %.0f | %s | %s%% | %.0f' "$started" "$crashed" "$(echo "($full - $empty) / $ORDERS" | bc -l)" \
+  out[$v]="$(printf '%.2f | %.2f | %.2f | %.0f | %.0f | %s | %s%% | %.0f' "$started" "$crashed" "$stopped" "$(echo "($full - $empty) / $ORDERS" | bc -l)" \
     "$(echo "$full / 1048576" | bc -l)" "$rps" "$gc" "$(echo "$after / 1048576" | bc -l)")"
 done
 
 printf '\n%s orders, wrk -t1 -c%s -d%s, %s, A=%s B=%s, %s cores, load average %s\n\n' "$ORDERS" "$CONNS" "$DUR" "$(date -u +%F)" \
   "$(git rev-parse --short "$REV_A")" "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" \
   "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| build | s to /readyz | s to /readyz after kill -9 | RSS B/order | RSS MiB at ready | reserve-heavy requests/s | GC share of server CPU | RSS MiB after |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| build | s to /readyz | s to /readyz after the run and kill -9 | s to stop | RSS B/order | RSS MiB at ready | reserve-heavy requests/s | GC share of server CPU | RSS MiB after |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 printf '| A | %s |\n| B | %s |\n' "${out[a]}" "${out[b]}"
 
 if [ "${START_ROUNDS:-0}" -gt 0 ]; then

@@ -713,21 +713,7 @@ func (s *state) popForget() uint32 {
 	top := f[0]
 	last := len(f) - 1
 	f[0] = f[last]
-	f = f[:last]
-	s.forget = f
-	for j := 0; ; {
-		c := 2*j + 1
-		if c >= last {
-			break
-		}
-		if c+1 < last && s.fgLess(c+1, c) {
-			c++
-		}
-		if !s.fgLess(c, j) {
-			break
-		}
-		f[j], f[c] = f[c], f[j]
-		j = c
-	}
+	s.forget = f[:last]
+	s.fgDown(0)
 	return top
 }

@@ -79,7 +79,7 @@ func TestAgainstModel(t *testing.T) {
 			l.st.compactAt = 256 // squeezed often, not only past 64 KiB
 			m := &model{sale: sale, remaining: stock, held: map[string]int64{}, keys: map[userKey]keyEntry{},
 				reserved: map[string]surge.Order{}, dead: map[userKey]time.Time{}}
-			n := 0
+			n, compacted := 0, 0
 			now := t0
 			for step := range 3000 {
 				now = now.Add(time.Duration(rng.IntN(2000)) * time.Millisecond)
@@ -163,6 +163,13 @@ func TestAgainstModel(t *testing.T) {
 						t.Fatalf("step %d: Forget dropped %d keys, want %d", step, got, want)
 					}
 				}
+				if step%97 == 96 {
+					// A restart from an image must go on as if none
+					// happened.
+					compacted += l.st.compactions
+					l = roundTrip(t, l)
+					l.st.compactAt = 256
+				}
 				if l.Remaining() != m.remaining {
 					t.Fatalf("step %d: remaining %d, want %d", step, l.Remaining(), m.remaining)
 				}
@@ -192,7 +199,7 @@ func TestAgainstModel(t *testing.T) {
 					}
 				}
 			}
-			if l.st.compactions == 0 {
+			if l.st.compactions+compacted == 0 {
 				t.Error("the arena was never compacted")
 			}
 			if int(l.st.recs.len()) > 2*(len(m.keys)+len(m.reserved))+64 {

@@ -25,8 +25,9 @@ import (
 // Steering one (UpdateSale, which may reopen it) loads it whole first
 // (wake).
 
-// load rebuilds every ledger from the database.
-func (s *Store) load(ctx context.Context) error {
+// load rebuilds every ledger from the database, taking each sale's from
+// img (nil: none) where it holds it (image.go).
+func (s *Store) load(ctx context.Context, img *image) error {
 	sales, err := s.Sales(ctx)
 	if err != nil {
 		return err
@@ -37,6 +38,12 @@ func (s *Store) load(ctx context.Context) error {
 	}
 	if err := s.orphans(ctx); err != nil {
 		return err
+	}
+	var settles map[string][]settle
+	if img != nil {
+		if settles, err = s.settlesAfter(ctx, img); err != nil {
+			return err
+		}
 	}
 	now := s.opts.Now()
 	restored := 0
@@ -53,9 +60,22 @@ func (s *Store) load(ctx context.Context) error {
 			}
 		}
 		if !dormant {
-			n, err := s.restore(ctx, l, now)
-			if err != nil {
-				return err
+			var (
+				n    int
+				done bool
+			)
+			if im, ok := img.sale(sale.ID); ok {
+				if n, done, err = s.fromImage(ctx, l, im, settles[sale.ID], img.lastSeq, now); err != nil {
+					return err
+				}
+				if done {
+					s.imaged++
+				}
+			}
+			if !done {
+				if n, err = s.restore(ctx, l, now, 0); err != nil {
+					return err
+				}
 			}
 			restored += n
 		}
@@ -115,7 +135,7 @@ func (s *Store) doze(ctx context.Context, l *ledger.Sale) (bool, error) {
 	return true, nil
 }
 
-// restore replays every order of l's sale into it. Only live orders' keys
+// restore replays every order of l's sale after seq after into it. Only live orders' keys
 // and the window's are kept; older ones are looked up on disk when used
 // (findKeys).
 //
@@ -125,8 +145,8 @@ func (s *Store) doze(ctx context.Context, l *ledger.Sale) (bool, error) {
 // cost of a start (docs/benchmarks.md, issue 14). A row that does not
 // split exactly has the sale read again column by column (restoreRows),
 // which names what is wrong with it, as it always did.
-func (s *Store) restore(ctx context.Context, l *ledger.Sale, now time.Time) (int, error) {
-	n, err := s.restoreJoined(ctx, l, now)
+func (s *Store) restore(ctx context.Context, l *ledger.Sale, now time.Time, after int64) (int, error) {
+	n, err := s.restoreJoined(ctx, l, now, after)
 	if !errors.Is(err, errOddRow) {
 		return n, err
 	}
@@ -164,7 +184,7 @@ const unitSep = '\x1f'
 // It presizes l's indexes from a count of the sale's orders (an index
 // scan, which also gives the ranges), so that they are made once instead
 // of rehashed as they grow.
-func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time) (int, error) {
+func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time, after int64) (int, error) {
 	sale := *l.Sale()
 	// Against the largest limit the sale ever had: an order may predate a
 	// lowered one.
@@ -175,8 +195,8 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 		total  int
 		lo, hi sql.NullInt64
 	)
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*), min(seq), max(seq) FROM orders WHERE sale_id = ?`,
-		sale.ID).Scan(&total, &lo, &hi); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*), min(seq), max(seq) FROM orders WHERE sale_id = ? AND seq > ?`,
+		sale.ID, after).Scan(&total, &lo, &hi); err != nil {
 		return 0, fmt.Errorf("sqlite: count orders of %s: %w", sale.ID, err)
 	}
 	if total == 0 {
@@ -425,7 +445,7 @@ func (s *Store) wake(ctx context.Context, st *saleState) error {
 	}
 	full := ledger.New(*st.l.Sale())
 	full.RaiseCeiling(st.l.Ceiling())
-	if _, err := s.restore(ctx, full, s.opts.Now()); err != nil {
+	if _, err := s.restore(ctx, full, s.opts.Now(), 0); err != nil {
 		return s.unavailable(err)
 	}
 	if err := full.Verify(); err != nil {

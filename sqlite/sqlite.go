@@ -9,6 +9,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -69,6 +70,7 @@ type Options struct {
 	checkpointEvery time.Duration // checkpointInterval
 	idleAfter       time.Duration // idleTruncate
 	restartFrames   int           // walRestartFrames
+	imageMin        int           // defaultImageMin
 }
 
 // DefaultIdempotencyTTL is Options.IdempotencyTTL's default.
@@ -97,6 +99,7 @@ type Store struct {
 	// Owned by the writer goroutine.
 	inserts        map[int]*sql.Stmt
 	update         *sql.Stmt
+	settles        int64             // the number of the last settle (image.go)
 	eventStmts     map[int]*sql.Stmt // outbox.go
 	reservedEvents *sql.Stmt
 	args           []any
@@ -123,6 +126,8 @@ type Store struct {
 	// checked is whether Open ran the quick check and the progress count
 	// (no seal vouched for the file).
 	checked bool
+	// imaged is the sales Open took from the ledger image (image.go).
+	imaged int
 }
 
 // saleState pairs a sale's ledger with the lock that serialises its
@@ -166,7 +171,8 @@ CREATE TABLE IF NOT EXISTS orders (
 	idempotency_key TEXT,
 	created_at      TEXT NOT NULL,
 	expires_at      TEXT NOT NULL,
-	updated_at      TEXT -- set by the transition out of reserved
+	updated_at      TEXT, -- set by the transition out of reserved
+	settled         INTEGER -- that transition's number (image.go)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS orders_by_sale ON orders (sale_id, seq);
 DROP INDEX IF EXISTS orders_dead_keys;
@@ -188,7 +194,7 @@ func createSchema(ctx context.Context, db schemaDB) error {
 	if _, err := db.ExecContext(ctx, schema+outboxSchema); err != nil {
 		return err
 	}
-	return errors.Join(upgrade(ctx, db), upgradeArchive(ctx, db), upgradePayments(ctx, db), upgradeChecks(ctx, db))
+	return errors.Join(upgrade(ctx, db), upgradeArchive(ctx, db), upgradePayments(ctx, db), upgradeChecks(ctx, db), upgradeImage(ctx, db))
 }
 
 // statusCheck and eventCheck are the values an order's status and an
@@ -419,6 +425,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := initSchema(ctx, w); err != nil {
 		return nil, fmt.Errorf("sqlite: create or upgrade schema in %s: %w", path, err)
 	}
+	settles, err := lastSettle(ctx, w)
+	if err != nil {
+		return nil, err
+	}
 	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open reader: %w", err)
@@ -443,8 +453,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		inserts: make(map[int]*sql.Stmt),
 
 		eventStmts: make(map[int]*sql.Stmt),
+		settles:    settles,
 	}
-	err = s.load(ctx)
+	img := s.readImage(ctx)
+	err = s.load(ctx, img)
 	if pending != nil {
 		// A failed check comes first: damage explains a failed load.
 		checked, cerr := pending.wait()
@@ -457,10 +469,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			return nil, berr
 		}
 	}
+	if err == nil && img != nil {
+		err = s.imageAccounts(ctx, img, progress)
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'reserved'`)
+	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ?, settled = ? WHERE id = ? AND status = 'reserved'`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prepare update: %w", err)
 	}
@@ -522,6 +537,13 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		close(s.commits)
 		<-s.done
+		if !s.sawFailure.Load() {
+			// Every change has stopped. A failed image costs the next
+			// start time, never an order: it replays them all.
+			if ierr := s.writeImage(context.Background(), cmp.Or(s.opts.imageMin, defaultImageMin)); ierr != nil {
+				s.opts.Logger.Warn("the next start will replay every order", "err", ierr)
+			}
+		}
 		for _, id := range ids {
 			s.sales[id].mu.Unlock()
 		}

@@ -163,7 +163,8 @@ func (s *Store) write(group []*commit) (err error) {
 			}
 		}
 		for _, u := range c.updates {
-			res, err := tx.StmtContext(ctx, s.update).ExecContext(ctx, string(u.status), formatTime(u.at), u.id)
+			s.settles++
+			res, err := tx.StmtContext(ctx, s.update).ExecContext(ctx, string(u.status), formatTime(u.at), s.settles, u.id)
 			if err != nil {
 				return fmt.Errorf("sqlite: update order %s: %w", u.id, err)
 			}

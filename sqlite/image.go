@@ -1,0 +1,361 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/ledger"
+)
+
+// ImageName is the ledger image inside the data directory.
+const ImageName = "surge.ledger"
+
+// The ledger image spares a start the replay of every order of a large
+// sale. Replaying a million orders costs about 2.7 s of CPU (SQLite
+// stepping through them, then the ledger indexing them); reading back the
+// ledgers Close wrote out costs a small part of that (docs/benchmarks.md,
+// 2026-12-04).
+//
+// Close writes the ledger of every sale in service to surge.ledger (the
+// records and strings as they are in memory, ledger.WriteImage) with the
+// point of the database it shows: the last order's seq, the last settle
+// (below) and the progress then. A start that finds it takes each sale's
+// ledger from it and replays only what came after: the orders with a
+// larger seq, and the settles with a larger number. So the image serves
+// a start after a crash as well as after a clean stop: whatever the last
+// store did after its image is found in the database by those two
+// numbers.
+//
+// The settles: moving an order out of reserved (paid, cancelled,
+// expired) is the one change to an order after its insert, and it is
+// otherwise invisible to a reader asking "what changed since". Each one
+// stamps the order's settled column with the next number of a sequence
+// the writer keeps (one partial index, off the reservation path).
+//
+// Why it can be trusted:
+//   - It belongs to this database: Close writes the image (and syncs it),
+//     then a random token into the database's ledger_image row, and the
+//     image carries the same token. A database replaced, restored from a
+//     copy taken before that close, or whose row was written by a later
+//     close, does not match, and the start replays everything.
+//   - It is whole: a CRC-32C of the file; the ledger checks that every
+//     record lies within it (ledger.ReadImage).
+//   - Nothing else changed: progress counts every change ever made (the
+//     high-water mark, integrity.go). A start checks that the database's
+//     progress is the image's plus the sales, orders and settles after
+//     it; anything that changed orders without stamping them (an older
+//     version, a hand-made UPDATE) breaks the sum, and the start replays
+//     everything.
+//
+// A store whose sales in service hold fewer than imageMin records in all
+// writes none: it loads quickly anyway, and Close stays cheap.
+const imageSchema = `
+CREATE TABLE IF NOT EXISTS ledger_image (
+	one   INTEGER PRIMARY KEY CHECK (one = 1),
+	token BLOB NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS orders_by_settle ON orders (settled) WHERE settled IS NOT NULL;
+`
+
+// defaultImageMin is the records past which Close writes an image.
+const defaultImageMin = 50_000
+
+// upgradeImage adds the settle numbers and the image's row to a database
+// made before them.
+func upgradeImage(ctx context.Context, db schemaDB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('orders') WHERE name = 'settled'`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE orders ADD COLUMN settled INTEGER`); err != nil {
+			return err
+		}
+	}
+	_, err := db.ExecContext(ctx, imageSchema)
+	return err
+}
+
+// lastSettle is the number of the last settle written.
+func lastSettle(ctx context.Context, db *sql.DB) (int64, error) {
+	var n sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT max(settled) FROM orders WHERE settled IS NOT NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: read the last settle: %w", err)
+	}
+	return n.Int64, nil
+}
+
+// The file: "SURGELI1" | token (16 bytes) | last seq | last settle |
+// progress | sales made | sales in the image (uint64s, little endian) | per sale: its id's length
+// (uint16), the id, the length of its ledger's image (uint64), the image
+// | CRC-32C of all before (uint32).
+const imageMagic = "SURGELI1"
+
+// image is a ledger image read back.
+type image struct {
+	lastSeq, lastSettle int64
+	// progress and salesMade are the store's progress and the sales the
+	// database held then.
+	progress, salesMade int64
+	ledgers             map[string]*ledger.Sale // by sale
+}
+
+// imageHead is the bytes before the first sale's.
+const imageHead = len(imageMagic) + 16 + 5*8
+
+// writeImage writes the ledgers in service to dir's image, then the
+// token that ties it to the database; with fewer than min records in all
+// it removes any image instead. The caller has stopped every change.
+func (s *Store) writeImage(ctx context.Context, min int) error {
+	dir := filepath.Dir(s.path)
+	name := filepath.Join(dir, ImageName)
+	var ls []*ledger.Sale
+	recs := 0
+	for _, st := range s.sales {
+		if st.l.IsDormant() {
+			continue
+		}
+		ls = append(ls, st.l)
+		recs += st.l.Records()
+	}
+	if recs < min {
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sqlite: remove %s: %w", name, err)
+		}
+		return nil
+	}
+	var (
+		seq  sql.NullInt64
+		made int64
+	)
+	if err := s.w.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT count(*) FROM sales)`).Scan(&seq, &made); err != nil {
+		return fmt.Errorf("sqlite: read the last order: %w", err)
+	}
+	var token [16]byte
+	_, _ = rand.Read(token[:]) // crypto/rand.Read never fails
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("sqlite: write %s: %w", name, err)
+	}
+	sum := crc32.New(castagnoli)
+	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	head := binary.LittleEndian.AppendUint64(append([]byte(imageMagic), token[:]...), uint64(seq.Int64))
+	head = binary.LittleEndian.AppendUint64(head, uint64(s.settles))
+	head = binary.LittleEndian.AppendUint64(head, uint64(s.g.progress.Load()))
+	head = binary.LittleEndian.AppendUint64(head, uint64(made))
+	head = binary.LittleEndian.AppendUint64(head, uint64(len(ls)))
+	_, err = w.Write(head)
+	for _, l := range ls {
+		if err != nil {
+			break
+		}
+		id := l.Sale().ID
+		rec := append(binary.LittleEndian.AppendUint16(nil, uint16(len(id))), id...)
+		if _, err = w.Write(binary.LittleEndian.AppendUint64(rec, uint64(l.ImageSize()))); err == nil {
+			err = l.WriteImage(w)
+		}
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		_, err = f.Write(sum.Sum(nil)) // big endian, as hash.Hash32 sums are
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("sqlite: write %s: %w", name, err)
+	}
+	// Only now: a row naming an image not yet durable could outlive it.
+	if _, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO ledger_image (one, token) VALUES (1, ?)`, token[:]); err != nil {
+		return fmt.Errorf("sqlite: record %s: %w", name, err)
+	}
+	return nil
+}
+
+// readImage returns the ledgers of the sales in service held by the
+// image in the store's directory, if it is whole and belongs to the
+// database; nil if there is none or it does not. It never fails a start:
+// without an image, the start replays every order. It reads the file as
+// a stream, each ledger straight into its own memory (ledger.ReadImage),
+// and checks the CRC at the end.
+func (s *Store) readImage(ctx context.Context) *image {
+	name := filepath.Join(filepath.Dir(s.path), ImageName)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < int64(imageHead)+4 {
+		return nil
+	}
+	sum := crc32.New(castagnoli)
+	r := bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, fi.Size()-4), sum), 1<<20)
+	head := make([]byte, imageHead)
+	if _, err := io.ReadFull(r, head); err != nil || string(head[:len(imageMagic)]) != imageMagic {
+		return nil
+	}
+	var token []byte
+	if err := s.w.QueryRowContext(ctx, `SELECT token FROM ledger_image WHERE one = 1`).Scan(&token); err != nil ||
+		string(token) != string(head[8:24]) {
+		return nil
+	}
+	u := func(i int) int64 { return int64(binary.LittleEndian.Uint64(head[24+8*i:])) }
+	img := &image{lastSeq: u(0), lastSettle: u(1), progress: u(2), salesMade: u(3), ledgers: map[string]*ledger.Sale{}}
+	sales, err := s.Sales(ctx)
+	if err != nil {
+		return nil
+	}
+	byID := make(map[string]surge.Sale, len(sales))
+	for _, sl := range sales {
+		byID[sl.ID] = sl
+	}
+	var b [8]byte
+	for range u(4) {
+		if _, err := io.ReadFull(r, b[:2]); err != nil {
+			return nil
+		}
+		id := make([]byte, binary.LittleEndian.Uint16(b[:2]))
+		if _, err := io.ReadFull(r, id); err != nil {
+			return nil
+		}
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return nil
+		}
+		size := int64(binary.LittleEndian.Uint64(b[:]))
+		sale, ok := byID[string(id)]
+		if !ok { // archived since
+			if size < 0 || size > fi.Size() {
+				return nil
+			}
+			if _, err := r.Discard(int(size)); err != nil {
+				return nil
+			}
+			continue
+		}
+		l, err := ledger.ReadImage(sale, r, size)
+		if err != nil {
+			s.opts.Logger.Warn("the ledger image is damaged; replaying every order", "file", name, "err", err)
+			return nil
+		}
+		img.ledgers[sale.ID] = l
+	}
+	var tail [4]byte
+	if _, err := r.Peek(1); err != io.EOF {
+		return nil // more than its sales
+	}
+	if _, err := f.ReadAt(tail[:], fi.Size()-4); err != nil || sum.Sum32() != binary.BigEndian.Uint32(tail[:]) {
+		s.opts.Logger.Warn("the ledger image fails its checksum; replaying every order", "file", name)
+		return nil
+	}
+	return img
+}
+
+// settle is an order's move out of reserved.
+type settle struct {
+	seq    int64
+	id     string
+	status surge.OrderStatus
+}
+
+// settlesAfter returns the settles numbered after the image's, by sale.
+func (s *Store) settlesAfter(ctx context.Context, img *image) (map[string][]settle, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT sale_id, seq, id, status FROM orders WHERE settled > ? ORDER BY settled`, img.lastSettle)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read the settles after the ledger image: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]settle{}
+	for rows.Next() {
+		var (
+			sale string
+			st   settle
+		)
+		if err := rows.Scan(&sale, &st.seq, &st.id, &st.status); err != nil {
+			return nil, fmt.Errorf("sqlite: read the settles after the ledger image: %w", err)
+		}
+		out[sale] = append(out[sale], st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read the settles after the ledger image: %w", err)
+	}
+	return out, nil
+}
+
+// fromImage makes l, a sale's ledger before any order, the state im
+// read from its image, then replays what came after the image: the
+// settles of the orders it holds (settles), then the orders after it. It
+// reports false, having changed nothing, if a settle finds its order not
+// reserved in im: the caller replays every order instead.
+func (s *Store) fromImage(ctx context.Context, l, im *ledger.Sale, settles []settle, lastSeq int64, now time.Time) (int, bool, error) {
+	im.RaiseCeiling(l.Ceiling())
+	for _, st := range settles {
+		// A later order comes with its final status from the scan.
+		if st.seq <= lastSeq && !im.Settle(st.id, st.status) {
+			s.opts.Logger.Warn("the ledger image does not hold an order settled after it reserved; replaying its orders",
+				"sale", l.Sale().ID, "order", st.id)
+			return 0, false, nil
+		}
+	}
+	n, err := s.restore(ctx, im, now, lastSeq)
+	if err != nil {
+		return 0, false, err
+	}
+	// The image keeps the keys the last store kept; a replay keeps those
+	// of the window only.
+	im.Forget(now.Add(-s.opts.IdempotencyTTL))
+	l.Adopt(im)
+	return n, true, nil
+}
+
+// imageAccounts checks, once the load took sales from img, that the
+// database changed since the image by what the load replayed after it
+// and nothing else: its progress is the image's plus the sales made, the
+// orders and the settles after it. If not (an older version or a hand
+// settled orders without numbering them), it loads every sale again
+// without the image.
+func (s *Store) imageAccounts(ctx context.Context, img *image, progress int64) error {
+	var sales, orders, settles int64
+	if err := s.w.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM sales), (SELECT count(*) FROM orders WHERE seq > ?),
+		(SELECT count(*) FROM orders WHERE settled > ?)`, img.lastSeq, img.lastSettle).Scan(&sales, &orders, &settles); err != nil {
+		return fmt.Errorf("sqlite: count the changes after the ledger image: %w", err)
+	}
+	if img.progress+sales-img.salesMade+orders+settles == progress {
+		return nil
+	}
+	s.opts.Logger.Warn("the ledger image does not account for every change of the database; replaying every order",
+		"image", img.progress, "after it", sales-img.salesMade+orders+settles, "database", progress)
+	clear(s.sales)
+	s.imaged = 0
+	return s.load(ctx, nil)
+}
+
+// sale returns the ledger the image holds for a sale, if it holds one.
+func (img *image) sale(id string) (*ledger.Sale, bool) {
+	if img == nil {
+		return nil, false
+	}
+	l, ok := img.ledgers[id]
+	return l, ok
+}
