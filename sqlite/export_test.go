@@ -29,12 +29,5 @@ func (s *Store) FullyChecked() bool { return s.checked }
 // make a storage failure without failing the disk.
 func (s *Store) RecordCommit(err error) error { return s.wrote(err) }
 
-// WithImageMin sets the records past which Close writes a ledger image
-// (defaultImageMin), so tests with a few orders get one.
-func WithImageMin(o Options, n int) Options {
-	o.imageMin = n
-	return o
-}
-
 // FromImage is the sales Open took from the ledger image.
 func (s *Store) FromImage() int { return s.imaged }

@@ -116,7 +116,8 @@ const imageHead = len(imageMagic) + 16 + 5*8
 
 // writeImage writes the ledgers in service to dir's image, then the
 // token that ties it to the database; with fewer than min records in all
-// it removes any image instead. The caller has stopped every change.
+// (min negative: never) it removes any image instead. The caller has
+// stopped every change.
 func (s *Store) writeImage(ctx context.Context, min int) error {
 	dir := filepath.Dir(s.path)
 	name := filepath.Join(dir, ImageName)
@@ -129,7 +130,7 @@ func (s *Store) writeImage(ctx context.Context, min int) error {
 		ls = append(ls, st.l)
 		recs += st.l.Records()
 	}
-	if recs < min {
+	if min < 0 || recs < min {
 		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("sqlite: remove %s: %w", name, err)
 		}

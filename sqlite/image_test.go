@@ -17,7 +17,7 @@ import (
 
 // imaged are the options of a store that writes a ledger image however
 // few its orders, on a clock an hour after t0 (every key in the window).
-var imaged = sqlite.WithImageMin(sqlite.Options{NoExpiry: true, Now: func() time.Time { return t0.Add(time.Hour) }}, 1)
+var imaged = sqlite.Options{NoExpiry: true, ImageMin: 1, Now: func() time.Time { return t0.Add(time.Hour) }}
 
 // TestContractWithImage runs the store contract with every reopen
 // starting from the ledger image the close before wrote.
@@ -26,7 +26,7 @@ func TestContractWithImage(t *testing.T) {
 		New: func(t *testing.T) func(t *testing.T) surge.Store {
 			dir := t.TempDir()
 			return func(t *testing.T) surge.Store {
-				s, err := sqlite.Open(t.Context(), dir, sqlite.WithImageMin(sqlite.Options{NoExpiry: true}, 1))
+				s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true, ImageMin: 1})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -61,6 +61,11 @@ type Options struct {
 	// already in the outbox stay for a later start that publishes.
 	NoEvents bool
 
+	// ImageMin is the orders the sales in service must keep in memory
+	// for Close to write the ledger image (image.go); 0 takes 50,000, a
+	// negative value never writes one.
+	ImageMin int
+
 	// LockWait is how long Open waits for another process to release the
 	// data directory (the old process of an upgrade, draining); 0 fails
 	// at once with ErrLocked.
@@ -70,7 +75,6 @@ type Options struct {
 	checkpointEvery time.Duration // checkpointInterval
 	idleAfter       time.Duration // idleTruncate
 	restartFrames   int           // walRestartFrames
-	imageMin        int           // defaultImageMin
 }
 
 // DefaultIdempotencyTTL is Options.IdempotencyTTL's default.
@@ -475,6 +479,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.imaged > 0 {
+		opts.Logger.Info("sales from the ledger image", "sales", s.imaged, "file", filepath.Join(dir, ImageName))
+	}
 	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ?, settled = ? WHERE id = ? AND status = 'reserved'`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prepare update: %w", err)
@@ -540,7 +547,7 @@ func (s *Store) Close() error {
 		if !s.sawFailure.Load() {
 			// Every change has stopped. A failed image costs the next
 			// start time, never an order: it replays them all.
-			if ierr := s.writeImage(context.Background(), cmp.Or(s.opts.imageMin, defaultImageMin)); ierr != nil {
+			if ierr := s.writeImage(context.Background(), cmp.Or(s.opts.ImageMin, defaultImageMin)); ierr != nil {
 				s.opts.Logger.Warn("the next start will replay every order", "err", ierr)
 			}
 		}

@@ -61,7 +61,11 @@ func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel tel
 		}
 		log.Info("upgrade: waiting for the old process to release the data directory", "data_dir", c.dataDir)
 	}
-	st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL, Logger: log, Metrics: tel.reg,
+	imageMin := c.ledgerImageMin
+	if imageMin == 0 {
+		imageMin = -1 // never
+	}
+	st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL, Logger: log, Metrics: tel.reg, ImageMin: imageMin,
 		LockWait: c.handover.lockWait(c), NoEvents: c.natsURL == ""})
 	if err != nil {
 		return nil, err

@@ -804,6 +804,57 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Logf("final: %s (%d answered 201 before SIGTERM)", s.counters(), n)
 }
 
+// TestCrashAfterImage: a clean stop mid-stream writes the ledger image;
+// the next life starts from it, sells on and is killed; the start after
+// that takes the image again and replays the orders of the life killed.
+// Every 201 survives both, and the sale's stock left matches its orders.
+func TestCrashAfterImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs the binary")
+	}
+	const (
+		stock   = 3000
+		limit   = 3
+		users   = 1500
+		workers = 32
+		pace    = 500 * time.Microsecond
+	)
+	dataDir, token := t.TempDir(), "image-admin-token"
+	rng := newRand(t)
+	image := []string{"--ledger-image-min", "1"}
+
+	p := startProc(t, dataDir, token, image...)
+	s := newShopper(t, createSale(t, p.base, token, stock, limit), stock, limit, users, rng)
+	s.pace = pacer(t, pace)
+	for life, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		delay := time.Duration(150+rng.IntN(251)) * time.Millisecond
+		s.fire(p.base, workers, func() {
+			time.Sleep(delay)
+			p.stop(t, sig, 15*time.Second)
+		})
+		t.Logf("life %d ends in %v after %v: %s", life+1, sig, delay, s.counters())
+		if _, err := os.Stat(filepath.Join(dataDir, "surge.ledger")); err != nil {
+			t.Fatalf("no ledger image after life %d: %v", life+1, err)
+		}
+		p = startProc(t, dataDir, token, image...)
+		sale := s.verify(t, p.base, token, false)
+		if t.Failed() {
+			s.checkAnswers(t)
+			return
+		}
+		if sale.Remaining == 0 {
+			t.Errorf("sold out after life %d: the stop did not land mid-stream", life+1)
+		}
+		if log, _ := os.ReadFile(p.logPath); !strings.Contains(string(log), "sales from the ledger image") {
+			t.Errorf("life %d's start did not take the ledger image:\n%s", life+2, p.logTail())
+		}
+	}
+	s.pace = nil
+	drained := s.drainFor(t, p.base, workers, 15*time.Second)
+	s.verify(t, p.base, token, drained)
+	s.checkAnswers(t)
+}
+
 // TestPurchaseHelper checks the helper the crash tests rely on: if it
 // misread answers, their checks would prove nothing.
 func TestPurchaseHelper(t *testing.T) {

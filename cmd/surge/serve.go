@@ -43,6 +43,7 @@ type serveConfig struct {
 	queueSize          int
 	shutdownTimeout    time.Duration
 	idempotencyTTL     time.Duration // embedded mode: keys kept in memory
+	ledgerImageMin     int           // embedded mode: orders in memory past which a stop writes the ledger image
 	drainDelay         time.Duration
 	debugAddr          string
 	adminAddr          string
@@ -104,6 +105,7 @@ func newServeConfig() serveConfig {
 		queueSize:        engine.DefaultInboxSize,
 		shutdownTimeout:  30 * time.Second,
 		idempotencyTTL:   sqlite.DefaultIdempotencyTTL,
+		ledgerImageMin:   50_000,
 		burstIP:          40,
 		rateBuyer:        5, // purchases per second per buyer
 		burstBuyer:       10,
@@ -148,6 +150,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.IntVar(&c.queueSize, "queue-size", c.queueSize, "per-sale inbox of purchases waiting for a batch; a full inbox answers 503")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
 	fs.DurationVar(&c.idempotencyTTL, "idempotency-ttl", c.idempotencyTTL, "embedded mode: how long after a purchase the Idempotency-Key of an order no longer reserved or paid stays in memory; older keys are answered from disk (a key never buys twice)")
+	fs.IntVar(&c.ledgerImageMin, "ledger-image-min", c.ledgerImageMin, "embedded mode: a clean stop writes the sales' live state to surge.ledger when they keep at least this many orders in memory, so that the next start, after a stop or a crash, replays only the orders and settles after it (0: never)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", c.drainDelay, "on SIGTERM, how long /readyz answers 503 while everything else is still served, before the listener closes (so a load balancer notices first)")
 	fs.Float64Var(&c.rateIP, "rate-limit-ip", c.rateIP, "requests per second per client address (0: off; see --trusted-proxies)")
 	fs.IntVar(&c.burstIP, "rate-limit-ip-burst", c.burstIP, "burst of the per-address limit")
@@ -283,6 +286,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.idempotencyTTL <= 0 {
 		return errUsage{"serve: --idempotency-ttl must be positive"}
+	}
+	if c.ledgerImageMin < 0 {
+		return errUsage{"serve: --ledger-image-min must not be negative"}
 	}
 	if c.drainDelay < 0 {
 		return errUsage{"serve: --drain-delay must not be negative"}
