@@ -58,8 +58,8 @@ const ImageName = "surge.ledger"
 //     version, a hand-made UPDATE) breaks the sum, and the start replays
 //     everything.
 //
-// A store whose sales in service hold fewer than imageMin records in all
-// writes none: it loads quickly anyway, and Close stays cheap.
+// A store whose sales in service keep fewer than Options.ImageMin orders
+// in memory writes none: it loads quickly anyway, and Close stays cheap.
 const imageSchema = `
 CREATE TABLE IF NOT EXISTS ledger_image (
 	one   INTEGER PRIMARY KEY CHECK (one = 1),
@@ -96,10 +96,10 @@ func lastSettle(ctx context.Context, db *sql.DB) (int64, error) {
 	return n.Int64, nil
 }
 
-// The file: "SURGELI1" | token (16 bytes) | last seq | last settle |
-// progress | sales made | sales in the image (uint64s, little endian) | per sale: its id's length
-// (uint16), the id, the length of its ledger's image (uint64), the image
-// | CRC-32C of all before (uint32).
+// The file, little endian: "SURGELI1" | token (16 bytes) | last seq |
+// last settle | progress | sales made | sales in the image (uint64s) |
+// per sale: its id's length (uint16), the id, the length of its ledger's
+// image (uint64), the image | CRC-32C of all before (uint32).
 const imageMagic = "SURGELI1"
 
 // image is a ledger image read back.
@@ -172,7 +172,7 @@ func (s *Store) writeImage(ctx context.Context, min int) error {
 		err = w.Flush()
 	}
 	if err == nil {
-		_, err = f.Write(sum.Sum(nil)) // big endian, as hash.Hash32 sums are
+		_, err = f.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32()))
 	}
 	if err == nil {
 		err = f.Sync()
@@ -266,7 +266,7 @@ func (s *Store) readImage(ctx context.Context) *image {
 	if _, err := r.Peek(1); err != io.EOF {
 		return nil // more than its sales
 	}
-	if _, err := f.ReadAt(tail[:], fi.Size()-4); err != nil || sum.Sum32() != binary.BigEndian.Uint32(tail[:]) {
+	if _, err := f.ReadAt(tail[:], fi.Size()-4); err != nil || sum.Sum32() != binary.LittleEndian.Uint32(tail[:]) {
 		s.opts.Logger.Warn("the ledger image fails its checksum; replaying every order", "file", name)
 		return nil
 	}

@@ -18,7 +18,9 @@ import (
 // to load it, and the heap and resident bytes per order it holds after.
 // "sealed" is a start after a clean shutdown (the seal spares the quick
 // check and the progress count, seal.go), "unsealed" one after a crash
-// (the seal removed before each Open). SURGE_BENCH_DIR keeps the data
+// (the seal removed before each Open); both read the ledger image the
+// Close before wrote (image.go). "replay" is a start after a crash
+// without an image: every order replayed. SURGE_BENCH_DIR keeps the data
 // directory (made once, reused), so that bench/ledger.sh can start
 // `surge serve` on the same orders.
 //
@@ -33,11 +35,17 @@ func BenchmarkOpen(b *testing.B) {
 	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
 		fill(b, dir, n)
 	}
-	for _, sealed := range []bool{true, false} {
-		b.Run(map[bool]string{true: "sealed", false: "unsealed"}[sealed], func(b *testing.B) {
-			if _, err := os.Stat(filepath.Join(dir, SealName)); sealed && err != nil {
+	for _, start := range []struct {
+		name          string
+		sealed, image bool
+	}{{"sealed", true, true}, {"unsealed", false, true}, {"replay", false, false}} {
+		b.Run(start.name, func(b *testing.B) {
+			_, serr := os.Stat(filepath.Join(dir, SealName))
+			_, ierr := os.Stat(filepath.Join(dir, ImageName))
+			if start.sealed && serr != nil || start.image && ierr != nil {
 				// Closed by a crash or an older build: a first start
-				// seals it (b.Loop starts the clock after this).
+				// seals it and writes its image (b.Loop starts the
+				// clock after this).
 				s, err := Open(ctx, dir, Options{NoExpiry: true})
 				if err != nil {
 					b.Fatal(err)
@@ -47,8 +55,13 @@ func BenchmarkOpen(b *testing.B) {
 				}
 			}
 			for b.Loop() {
-				if !sealed {
+				if !start.sealed {
 					if err := os.Remove(filepath.Join(dir, SealName)); err != nil && !os.IsNotExist(err) {
+						b.Fatal(err)
+					}
+				}
+				if !start.image {
+					if err := os.Remove(filepath.Join(dir, ImageName)); err != nil && !os.IsNotExist(err) {
 						b.Fatal(err)
 					}
 				}
@@ -60,8 +73,11 @@ func BenchmarkOpen(b *testing.B) {
 				}
 				open := time.Since(began)
 				after := memusage.Measure()
-				if s.FullyChecked() == sealed {
-					b.Fatalf("full checks ran: %v, sealed: %v", s.FullyChecked(), sealed)
+				if s.checked == start.sealed {
+					b.Fatalf("full checks ran: %v, sealed: %v", s.checked, start.sealed)
+				}
+				if imaged := s.imaged > 0; imaged != start.image {
+					b.Fatalf("from the image: %v, want %v", imaged, start.image)
 				}
 				b.ReportMetric(float64(open.Milliseconds()), "open-ms")
 				b.ReportMetric(float64(after.Heap-before.Heap)/n, "heap-B/order")
