@@ -16,8 +16,10 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Loading at start. Each sale in service is loaded on its own, by
-// indexed scans of its orders (restoreJoined). A sale that has ended and
+// Loading at start. Each sale in service is loaded on its own: from the
+// ledger image the last clean stop wrote, and the orders and settles
+// after it (image.go), or else by indexed scans of all its orders
+// (restoreJoined). A sale that has ended and
 // holds no reserved order decides nothing any more but replays, so it is
 // left dormant: its figures come from one aggregate over its orders, and
 // its orders stay on disk (Order, Orders and findKeys read them there), so
@@ -135,9 +137,9 @@ func (s *Store) doze(ctx context.Context, l *ledger.Sale) (bool, error) {
 	return true, nil
 }
 
-// restore replays every order of l's sale after seq after into it. Only live orders' keys
-// and the window's are kept; older ones are looked up on disk when used
-// (findKeys).
+// restore replays every order of l's sale with a seq above after into
+// it. Only live orders' keys and the window's are kept; older ones are
+// looked up on disk when used (findKeys).
 //
 // It reads each order as one text value, its columns joined by unitSep
 // (restoreJoined): database/sql and the driver allocate and convert each
