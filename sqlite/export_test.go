@@ -1,6 +1,9 @@
 package sqlite
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // WithTimings sets how often the checkpointer runs and how long the writer
 // must be idle before the WAL is truncated, so tests need not wait for the
@@ -31,3 +34,7 @@ func (s *Store) RecordCommit(err error) error { return s.wrote(err) }
 
 // FromImage is the sales Open took from the ledger image.
 func (s *Store) FromImage() int { return s.imaged }
+
+// RefreshImage writes an image of the database as it is now, as the
+// imager does once the store is idle.
+func (s *Store) RefreshImage(ctx context.Context) (int, error) { return s.refreshImage(ctx, 1) }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -104,23 +105,18 @@ const imageMagic = "SURGELI1"
 
 // image is a ledger image read back.
 type image struct {
-	lastSeq, lastSettle int64
-	// progress and salesMade are the store's progress and the sales the
-	// database held then.
-	progress, salesMade int64
-	ledgers             map[string]*ledger.Sale // by sale
+	imagePoint
+	ledgers map[string]*ledger.Sale // by sale
 }
 
 // imageHead is the bytes before the first sale's.
 const imageHead = len(imageMagic) + 16 + 5*8
 
-// writeImage writes the ledgers in service to dir's image, then the
-// token that ties it to the database; with fewer than min records in all
-// (min negative: never) it removes any image instead. The caller has
+// writeImage writes the ledgers in service to the image, at the
+// database's point when the store stops; with fewer than min records in
+// all (min negative: never) it removes any image instead. The caller has
 // stopped every change.
 func (s *Store) writeImage(ctx context.Context, min int) error {
-	dir := filepath.Dir(s.path)
-	name := filepath.Join(dir, ImageName)
 	var ls []*ledger.Sale
 	recs := 0
 	for _, st := range s.sales {
@@ -130,19 +126,36 @@ func (s *Store) writeImage(ctx context.Context, min int) error {
 		ls = append(ls, st.l)
 		recs += st.l.Records()
 	}
+	name := filepath.Join(filepath.Dir(s.path), ImageName)
 	if min < 0 || recs < min {
 		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("sqlite: remove %s: %w", name, err)
 		}
 		return nil
 	}
-	var (
-		seq  sql.NullInt64
-		made int64
-	)
-	if err := s.w.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT count(*) FROM sales)`).Scan(&seq, &made); err != nil {
+	at := imagePoint{lastSettle: s.settles, progress: s.g.progress.Load()}
+	var seq sql.NullInt64
+	if err := s.w.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT count(*) FROM sales)`).Scan(&seq, &at.salesMade); err != nil {
 		return fmt.Errorf("sqlite: read the last order: %w", err)
 	}
+	at.lastSeq = seq.Int64
+	return s.saveImage(ctx, at, ls)
+}
+
+// imagePoint is the point of the database an image shows.
+type imagePoint struct {
+	lastSeq, lastSettle int64
+	// progress and salesMade are the store's progress and the sales the
+	// database held then.
+	progress, salesMade int64
+}
+
+// saveImage writes ls, the ledgers of the database at point at, to the
+// image (synced, then put in place of any older one), then the token
+// that ties it to the database. Nothing else may change ls meanwhile.
+func (s *Store) saveImage(ctx context.Context, at imagePoint, ls []*ledger.Sale) error {
+	dir := filepath.Dir(s.path)
+	name := filepath.Join(dir, ImageName)
 	var token [16]byte
 	_, _ = rand.Read(token[:]) // crypto/rand.Read never fails
 	tmp := name + ".tmp"
@@ -152,11 +165,10 @@ func (s *Store) writeImage(ctx context.Context, min int) error {
 	}
 	sum := crc32.New(castagnoli)
 	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
-	head := binary.LittleEndian.AppendUint64(append([]byte(imageMagic), token[:]...), uint64(seq.Int64))
-	head = binary.LittleEndian.AppendUint64(head, uint64(s.settles))
-	head = binary.LittleEndian.AppendUint64(head, uint64(s.g.progress.Load()))
-	head = binary.LittleEndian.AppendUint64(head, uint64(made))
-	head = binary.LittleEndian.AppendUint64(head, uint64(len(ls)))
+	head := append([]byte(imageMagic), token[:]...)
+	for _, v := range []int64{at.lastSeq, at.lastSettle, at.progress, at.salesMade, int64(len(ls))} {
+		head = binary.LittleEndian.AppendUint64(head, uint64(v))
+	}
 	_, err = w.Write(head)
 	for _, l := range ls {
 		if err != nil {
@@ -223,7 +235,7 @@ func (s *Store) readImage(ctx context.Context) *image {
 		return nil
 	}
 	u := func(i int) int64 { return int64(binary.LittleEndian.Uint64(head[24+8*i:])) }
-	img := &image{lastSeq: u(0), lastSettle: u(1), progress: u(2), salesMade: u(3), ledgers: map[string]*ledger.Sale{}}
+	img := &image{imagePoint{lastSeq: u(0), lastSettle: u(1), progress: u(2), salesMade: u(3)}, map[string]*ledger.Sale{}}
 	sales, err := s.Sales(ctx)
 	if err != nil {
 		return nil
@@ -348,7 +360,7 @@ func (s *Store) imageAccounts(ctx context.Context, img *image, progress int64) e
 	s.opts.Logger.Warn("the ledger image does not account for every change of the database; replaying every order",
 		"image", img.progress, "after it", sales-img.salesMade+orders+settles, "database", progress)
 	clear(s.sales)
-	s.imaged = 0
+	s.imaged, s.imageRecs = 0, 0
 	return s.load(ctx, nil)
 }
 
@@ -359,4 +371,118 @@ func (img *image) sale(id string) (*ledger.Sale, bool) {
 	}
 	l, ok := img.ledgers[id]
 	return l, ok
+}
+
+// refreshImage writes an image of the database as it is now, off the
+// purchase path, and returns the records it holds: it replays every order
+// of the sales in service into ledgers of its own, through one read
+// transaction (a snapshot that later commits do not change; a start's
+// two connections could not share one), and saves them at that point. It
+// costs what a start's replay costs, once, in the background; the starts
+// after a crash it spares then replay only what came after it. Sales
+// holding fewer than min records in all get no image (an older one
+// stays: it is still exact).
+func (s *Store) refreshImage(ctx context.Context, min int) (int, error) {
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: refresh the ledger image: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: refresh the ledger image: %w", err)
+	}
+	defer tx.Rollback()
+	var (
+		at              imagePoint
+		seq, settle     sql.NullInt64
+		orders, settled int64
+	)
+	// The first read starts the snapshot.
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT max(settled) FROM orders WHERE settled IS NOT NULL),
+		(SELECT count(*) FROM sales), (SELECT count(*) FROM orders), (SELECT count(*) FROM orders WHERE status <> 'reserved')`).Scan(
+		&seq, &settle, &at.salesMade, &orders, &settled); err != nil {
+		return 0, fmt.Errorf("sqlite: refresh the ledger image: %w", err)
+	}
+	at.lastSeq, at.lastSettle, at.progress = seq.Int64, settle.Int64, at.salesMade+orders+settled
+	sales, err := querySales(ctx, tx, `WHERE id NOT IN (SELECT sale_id FROM archived_sales)`)
+	if err != nil {
+		return 0, err
+	}
+	ceil, err := ceilings(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	now := s.opts.Now()
+	var ls []*ledger.Sale
+	recs := 0
+	for _, sale := range sales {
+		if err := checkSale(sale); err != nil {
+			return 0, fmt.Errorf("sqlite: %s: %w", s.path, err)
+		}
+		l := ledger.New(sale)
+		l.RaiseCeiling(ceil[sale.ID])
+		if sale.Window(now) == surge.CodeEnded {
+			if dormant, err := doze(ctx, tx, l); err != nil || dormant {
+				if err != nil {
+					return 0, err
+				}
+				continue
+			}
+		}
+		if _, err := s.restoreJoined(ctx, l, now, 0, tx); err != nil {
+			return 0, err
+		}
+		if err := l.Verify(); err != nil {
+			return 0, fmt.Errorf("sqlite: %s: %w", s.path, err)
+		}
+		ls = append(ls, l)
+		recs += l.Records()
+	}
+	if min < 0 || recs < min {
+		return 0, nil
+	}
+	return recs, s.saveImage(ctx, at, ls)
+}
+
+// imager refreshes the image once the store has been idle for a while
+// (the checkpointer's idleTruncate) after enough changes since the last
+// one: at least ImageMin, and a quarter of the records the last image
+// held, so that the replays it costs stay within a few per order. A
+// spike is not slowed by it, and a crash after it replays only what came
+// after the spike.
+func (s *Store) imager(ctx context.Context, min int) {
+	defer close(s.imageDone)
+	every, idle := cmp.Or(s.opts.checkpointEvery, checkpointInterval), cmp.Or(s.opts.idleAfter, idleTruncate)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	seen, changed := s.g.progress.Load(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			p := s.g.progress.Load()
+			if p != seen {
+				seen, changed = p, now
+				continue
+			}
+			if now.Sub(changed) < idle || p-s.imagedAt < int64(max(min, s.imageRecs/4, 1)) {
+				continue
+			}
+			began := time.Now()
+			recs, err := s.refreshImage(ctx, min)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				s.opts.Logger.Warn("the ledger image was not refreshed", "err", err)
+			case recs > 0:
+				s.opts.Logger.Info("ledger image refreshed", "orders", recs, "took", time.Since(began).Round(time.Millisecond))
+				s.imageRecs = recs
+			}
+			// Not again before as many changes more, even after a failure.
+			s.imagedAt = p
+		}
+	}
 }

@@ -1,12 +1,15 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,4 +305,91 @@ func TestImageNotTrusted(t *testing.T) {
 			w.same(t, got, want)
 		})
 	}
+}
+
+// TestImageRefresh: an image written while the store serves, from a
+// snapshot, while purchases, payments and cancellations go on beside it,
+// serves the start after a crash: the state is the one a replay of every
+// order gives.
+func TestImageRefresh(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := &workload{sale: "s"}
+	s := openWith(t, dir, imaged)
+	if err := s.CreateSale(ctx, newSale(t, "s", 800, 4)); err != nil {
+		t.Fatal(err)
+	}
+	w.churn(t, s, rng, 100, t0.Add(time.Minute))
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.RefreshImage(ctx)
+		done <- err
+	}()
+	w.churn(t, s, rng, 100, t0.Add(40*time.Minute))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.churn(t, s, rng, 20, t0.Add(80*time.Minute))
+	if err := s.FlushMark(); err != nil {
+		t.Fatal(err)
+	}
+	got := openWith(t, copyFiles(t, dir, imageFiles...), imaged)
+	want := openWith(t, copyFiles(t, dir, imageFiles[:4]...), imaged)
+	if !got.FullyChecked() || got.FromImage() != 1 || want.FromImage() != 0 {
+		t.Fatalf("checked %v, sales from the image: %d and %d, want true, 1 and 0", got.FullyChecked(), got.FromImage(), want.FromImage())
+	}
+	w.same(t, got, want)
+}
+
+// TestImageRefreshWhenIdle: the store writes an image by itself once it
+// has been idle after enough changes.
+func TestImageRefreshWhenIdle(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(7, 8))
+	w := &workload{sale: "s"}
+	var log syncBuffer
+	o := sqlite.WithTimings(imaged, 20*time.Millisecond, 200*time.Millisecond)
+	o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	s := openWith(t, dir, o)
+	if err := s.CreateSale(ctx, newSale(t, "s", 500, 4)); err != nil {
+		t.Fatal(err)
+	}
+	w.churn(t, s, rng, 50, t0.Add(time.Minute))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(log.String(), "ledger image refreshed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no image 10 s after the store went idle")
+		}
+	}
+	if err := s.FlushMark(); err != nil {
+		t.Fatal(err)
+	}
+	got := openWith(t, copyFiles(t, dir, imageFiles...), imaged)
+	want := openWith(t, copyFiles(t, dir, imageFiles[:4]...), imaged)
+	if got.FromImage() != 1 {
+		t.Fatal("the start did not take the image the store wrote")
+	}
+	w.same(t, got, want)
+}
+
+// syncBuffer is a log destination the test reads while the store writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

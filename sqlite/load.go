@@ -34,7 +34,7 @@ func (s *Store) load(ctx context.Context, img *image) error {
 	if err != nil {
 		return err
 	}
-	ceilings, err := s.ceilings(ctx)
+	ceilings, err := ceilings(ctx, s.w)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (s *Store) load(ctx context.Context, img *image) error {
 		l.RaiseCeiling(ceilings[sale.ID])
 		dormant := false
 		if sale.Window(now) == surge.CodeEnded {
-			if dormant, err = s.doze(ctx, l); err != nil {
+			if dormant, err = doze(ctx, s.w, l); err != nil {
 				return err
 			}
 		}
@@ -72,6 +72,7 @@ func (s *Store) load(ctx context.Context, img *image) error {
 				}
 				if done {
 					s.imaged++
+					s.imageRecs += l.Records()
 				}
 			}
 			if !done {
@@ -122,10 +123,10 @@ func (s *Store) orphans(ctx context.Context) error {
 }
 
 // doze makes l dormant if its sale holds no reserved order, from one
-// aggregate of its orders (they are checked when a wake loads them).
-func (s *Store) doze(ctx context.Context, l *ledger.Sale) (bool, error) {
+// aggregate of its orders on db (they are checked when a wake loads them).
+func doze(ctx context.Context, db source, l *ledger.Sale) (bool, error) {
 	var reserved, sold int64
-	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE status = 'reserved'),
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE status = 'reserved'),
 		coalesce(sum(quantity) FILTER (WHERE status IN ('reserved','paid')), 0) FROM orders WHERE sale_id = ?`,
 		l.Sale().ID).Scan(&reserved, &sold); err != nil {
 		return false, fmt.Errorf("sqlite: load sale %s: %w", l.Sale().ID, err)
@@ -186,7 +187,10 @@ const unitSep = '\x1f'
 // It presizes l's indexes from a count of the sale's orders (an index
 // scan, which also gives the ranges), so that they are made once instead
 // of rehashed as they grow.
-func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time, after int64) (int, error) {
+//
+// It reads through the writer's connection and one of the readers', or
+// through srcs when given (one transaction, for a snapshot).
+func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time, after int64, srcs ...source) (int, error) {
 	sale := *l.Sale()
 	// Against the largest limit the sale ever had: an order may predate a
 	// lowered one.
@@ -197,7 +201,10 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 		total  int
 		lo, hi sql.NullInt64
 	)
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*), min(seq), max(seq) FROM orders WHERE sale_id = ? AND seq > ?`,
+	if len(srcs) == 0 {
+		srcs = []source{s.w, s.r}
+	}
+	if err := srcs[len(srcs)-1].QueryRowContext(ctx, `SELECT count(*), min(seq), max(seq) FROM orders WHERE sale_id = ? AND seq > ?`,
 		sale.ID, after).Scan(&total, &lo, &hi); err != nil {
 		return 0, fmt.Errorf("sqlite: count orders of %s: %w", sale.ID, err)
 	}
@@ -209,9 +216,8 @@ func (s *Store) restoreJoined(ctx context.Context, l *ledger.Sale, now time.Time
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	// The writer's connection and one of the readers'; a sale of one
-	// range (most sales) needs no second scanner.
-	dbs := []*sql.DB{s.w, s.r}[:min(2, len(ranges))]
+	// A sale of one range (most sales) needs no second scanner.
+	dbs := srcs[:min(len(srcs), len(ranges))]
 	free := make(chan []surge.Order, len(dbs)*(scanAhead+2))
 	for range cap(free) {
 		free <- make([]surge.Order, 0, restoreBatch)
@@ -267,6 +273,15 @@ const (
 	rangeOrders  = 4096
 )
 
+// source is what a load reads through: the store's pools, or the one
+// transaction of a background image, which must see a single snapshot of
+// the database (image.go).
+type source interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // piece is a batch of a range, the range's last if end.
 type piece struct {
 	batch []surge.Order
@@ -293,7 +308,7 @@ func seqRanges(lo, hi int64, n int) []seqRange {
 // first+step, ... into the batches it takes from free, and sends them on
 // out, which it closes when it returns. The orders' strings share each
 // row's one string.
-func scanJoined(ctx context.Context, db *sql.DB, saleID string, ranges []seqRange, first, step int, free <-chan []surge.Order, out chan<- piece) error {
+func scanJoined(ctx context.Context, db source, saleID string, ranges []seqRange, first, step int, free <-chan []surge.Order, out chan<- piece) error {
 	defer close(out)
 	stmt, err := db.PrepareContext(ctx, `SELECT id || char(31) || user_id || char(31) || quantity || char(31) || status
 		|| char(31) || created_at || char(31) || expires_at || char(31) || coalesce(idempotency_key, '')

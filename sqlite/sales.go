@@ -39,7 +39,7 @@ func (s *Store) scanSales(ctx context.Context, db *sql.DB, where string, args ..
 }
 
 // querySales is scanSales on any handle (Reader's too).
-func querySales(ctx context.Context, db *sql.DB, where string, args ...any) ([]surge.Sale, error) {
+func querySales(ctx context.Context, db source, where string, args ...any) ([]surge.Sale, error) {
 	rows, err := db.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
 		starts_at, ends_at, hold_seconds, created_at, waiting_room, paused FROM sales `+where+` ORDER BY created_at, id`, args...)
 	if err != nil {

@@ -132,6 +132,13 @@ type Store struct {
 	checked bool
 	// imaged is the sales Open took from the ledger image (image.go).
 	imaged int
+	// The imager goroutine refreshes the image (image.go); imagedAt is the
+	// progress of the last image and imageRecs its records, its own after
+	// Open.
+	imagedAt  int64
+	imageRecs int
+	stopImage context.CancelFunc
+	imageDone chan struct{}
 }
 
 // saleState pairs a sale's ledger with the lock that serialises its
@@ -481,6 +488,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	if s.imaged > 0 {
 		opts.Logger.Info("sales from the ledger image", "sales", s.imaged, "file", filepath.Join(dir, ImageName))
+		s.imagedAt = img.progress
 	}
 	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ?, settled = ? WHERE id = ? AND status = 'reserved'`)
 	if err != nil {
@@ -499,6 +507,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	go s.writer()
 	go s.checkpointer()
 	go s.marker()
+	imageCtx, stopImage := context.WithCancel(context.Background())
+	s.stopImage, s.imageDone = stopImage, make(chan struct{})
+	if min := cmp.Or(opts.ImageMin, defaultImageMin); min >= 0 {
+		go s.imager(imageCtx, min)
+	} else {
+		close(s.imageDone)
+	}
 	if opts.NoExpiry {
 		close(s.expiryDone)
 	} else {
@@ -533,6 +548,8 @@ func (s *Store) Ready(ctx context.Context) error {
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.stopImage() // a refresh under way gives up
+		<-s.imageDone
 		close(s.stopExpiry)
 		<-s.expiryDone
 		// Taking every sale lock waits for in-flight mutations.

@@ -65,8 +65,8 @@ func (s *Store) Sale(ctx context.Context, id string) (surge.Sale, error) {
 
 // ceilings reads the largest per-user limit each sale ever had, where it
 // was lowered since.
-func (s *Store) ceilings(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.w.QueryContext(ctx, `SELECT id, limit_ceiling FROM sales WHERE limit_ceiling IS NOT NULL`)
+func ceilings(ctx context.Context, db source) (map[string]int64, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id, limit_ceiling FROM sales WHERE limit_ceiling IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read limit ceilings: %w", err)
 	}
