@@ -38,3 +38,16 @@ func (s *Store) FromImage() int { return s.imaged }
 // RefreshImage writes an image of the database as it is now, as the
 // imager does once the store is idle.
 func (s *Store) RefreshImage(ctx context.Context) (int, error) { return s.refreshImage(ctx, 1) }
+
+// ErrBusy is a refresh given up because the store changed meanwhile.
+var ErrBusy = errBusy
+
+// RefreshWhileIdle refreshes the image as the imager does when it saw
+// progress p, watching for a change every millisecond.
+func (s *Store) RefreshWhileIdle(ctx context.Context, p int64) error {
+	_, err := s.refreshWhileIdle(ctx, 1, p, time.Millisecond)
+	return err
+}
+
+// Progress is the changes the store has committed.
+func (s *Store) Progress() int64 { return s.g.progress.Load() }

@@ -200,7 +200,8 @@ func (s *Store) saveImage(ctx context.Context, at imagePoint, ls []*ledger.Sale)
 		return fmt.Errorf("sqlite: write %s: %w", name, err)
 	}
 	// Only now: a row naming an image not yet durable could outlive it.
-	if _, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO ledger_image (one, token) VALUES (1, ?)`, token[:]); err != nil {
+	// Not given up halfway: the image in place needs its row.
+	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), `INSERT OR REPLACE INTO ledger_image (one, token) VALUES (1, ?)`, token[:]); err != nil {
 		return fmt.Errorf("sqlite: record %s: %w", name, err)
 	}
 	return nil
@@ -449,8 +450,9 @@ func (s *Store) refreshImage(ctx context.Context, min int) (int, error) {
 // (the checkpointer's idleTruncate) after enough changes since the last
 // one: at least ImageMin, and a quarter of the records the last image
 // held, so that the replays it costs stay within a few per order. A
-// spike is not slowed by it, and a crash after it replays only what came
-// after the spike.
+// change while it replays gives the refresh up (it is tried again at the
+// next idle moment), so a spike is not slowed by it, and a crash after
+// the spike replays only what came after it.
 func (s *Store) imager(ctx context.Context, min int) {
 	defer close(s.imageDone)
 	every, idle := cmp.Or(s.opts.checkpointEvery, checkpointInterval), cmp.Or(s.opts.idleAfter, idleTruncate)
@@ -471,10 +473,12 @@ func (s *Store) imager(ctx context.Context, min int) {
 				continue
 			}
 			began := time.Now()
-			recs, err := s.refreshImage(ctx, min)
+			recs, err := s.refreshWhileIdle(ctx, min, p, every)
 			switch {
 			case ctx.Err() != nil:
 				return
+			case errors.Is(err, errBusy):
+				continue
 			case err != nil:
 				s.opts.Logger.Warn("the ledger image was not refreshed", "err", err)
 			case recs > 0:
@@ -485,4 +489,34 @@ func (s *Store) imager(ctx context.Context, min int) {
 			s.imagedAt = p
 		}
 	}
+}
+
+// errBusy is a refresh given up because the store changed meanwhile.
+var errBusy = errors.New("the store changed during the refresh")
+
+// refreshWhileIdle is refreshImage given up with errBusy as soon as the
+// progress moves from p (checked every every).
+func (s *Store) refreshWhileIdle(ctx context.Context, min int, p int64, every time.Duration) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if s.g.progress.Load() != p {
+					cancel(errBusy)
+					return
+				}
+			}
+		}
+	}()
+	recs, err := s.refreshImage(ctx, min)
+	if err != nil && errors.Is(context.Cause(ctx), errBusy) {
+		return 0, errBusy
+	}
+	return recs, err
 }

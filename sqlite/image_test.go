@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -392,4 +393,38 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestImageRefreshGivesWay: a refresh gives up as soon as the store
+// changes (a spike must not share the CPU with it), and one that finds
+// the store unchanged writes the image.
+func TestImageRefreshGivesWay(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := openWith(t, dir, imaged)
+	if err := s.CreateSale(ctx, newSale(t, "s", 50_000, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20_000; i += 1000 { // a replay of tens of milliseconds
+		var batch []surge.Purchase
+		for j := i; j < i+1000; j++ {
+			batch = append(batch, surge.Purchase{UserID: fmt.Sprintf("u%d", j), Quantity: 1})
+		}
+		if _, _, err := s.Reserve(ctx, "s", batch, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The progress the imager saw is not the store's any more.
+	if err := s.RefreshWhileIdle(ctx, s.Progress()-1); !errors.Is(err, sqlite.ErrBusy) {
+		t.Fatalf("a refresh while the store changed: %v, want ErrBusy", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sqlite.ImageName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refresh given up left an image: %v", err)
+	}
+	if err := s.RefreshWhileIdle(ctx, s.Progress()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sqlite.ImageName)); err != nil {
+		t.Fatalf("no image after a refresh: %v", err)
+	}
 }
