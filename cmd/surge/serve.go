@@ -150,7 +150,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.IntVar(&c.queueSize, "queue-size", c.queueSize, "per-sale inbox of purchases waiting for a batch; a full inbox answers 503")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
 	fs.DurationVar(&c.idempotencyTTL, "idempotency-ttl", c.idempotencyTTL, "embedded mode: how long after a purchase the Idempotency-Key of an order no longer reserved or paid stays in memory; older keys are answered from disk (a key never buys twice)")
-	fs.IntVar(&c.ledgerImageMin, "ledger-image-min", c.ledgerImageMin, "embedded mode: a clean stop writes the sales' live state to surge.ledger when they keep at least this many orders in memory, so that the next start, after a stop or a crash, replays only the orders and settles after it (0: never)")
+	fs.IntVar(&c.ledgerImageMin, "ledger-image-min", c.ledgerImageMin, "embedded mode: when the sales keep at least this many orders in memory, a clean stop (and the server itself, once idle after that many changes) writes their live state to surge.ledger, so that the next start, after a stop or a crash, replays only the orders and settles after it (0: never)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", c.drainDelay, "on SIGTERM, how long /readyz answers 503 while everything else is still served, before the listener closes (so a load balancer notices first)")
 	fs.Float64Var(&c.rateIP, "rate-limit-ip", c.rateIP, "requests per second per client address (0: off; see --trusted-proxies)")
 	fs.IntVar(&c.burstIP, "rate-limit-ip-burst", c.burstIP, "burst of the per-address limit")
