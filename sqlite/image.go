@@ -484,6 +484,8 @@ func (s *Store) imager(ctx context.Context, min int) {
 			case recs > 0:
 				s.opts.Logger.Info("ledger image refreshed", "orders", recs, "took", time.Since(began).Round(time.Millisecond))
 				s.imageRecs = recs
+				s.current.Store(p) // refreshWhileIdle saw no change
+
 			}
 			// Not again before as many changes more, even after a failure.
 			s.imagedAt = p

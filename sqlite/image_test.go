@@ -428,3 +428,48 @@ func TestImageRefreshGivesWay(t *testing.T) {
 		t.Fatalf("no image after a refresh: %v", err)
 	}
 }
+
+// TestImageKeptWhenCurrent: a stop with nothing changed since the image
+// it started from keeps that image (its token stays); after changes it
+// writes a new one.
+func TestImageKeptWhenCurrent(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(9, 10))
+	w := &workload{sale: "s"}
+	s := openWith(t, dir, imaged)
+	if err := s.CreateSale(ctx, newSale(t, "s", 500, 4)); err != nil {
+		t.Fatal(err)
+	}
+	w.churn(t, s, rng, 30, t0.Add(time.Minute))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	token := func() string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, sqlite.ImageName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b[8:24])
+	}
+	first := token()
+	s = openWith(t, dir, imaged)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if token() != first {
+		t.Error("a stop with nothing changed wrote a new image")
+	}
+	s = openWith(t, dir, imaged)
+	if s.FromImage() != 1 {
+		t.Fatal("the start did not take the image kept")
+	}
+	w.churn(t, s, rng, 5, t0.Add(2*time.Minute))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if token() == first {
+		t.Error("a stop after changes kept the old image")
+	}
+}

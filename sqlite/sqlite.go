@@ -137,6 +137,10 @@ type Store struct {
 	// Open.
 	imagedAt  int64
 	imageRecs int
+	// current is the progress of the image on disk when it is the
+	// database as it stands (the imager wrote it, or Open read it, and
+	// nothing changed since); -1 when none is. Close then keeps it.
+	current   atomic.Int64
 	stopImage context.CancelFunc
 	imageDone chan struct{}
 }
@@ -490,6 +494,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		opts.Logger.Info("sales from the ledger image", "sales", s.imaged, "file", filepath.Join(dir, ImageName))
 		s.imagedAt = img.progress
 	}
+	s.current.Store(-1)
+	if s.imaged > 0 && img.progress == progress {
+		s.current.Store(progress)
+	}
 	s.update, err = w.PrepareContext(ctx, `UPDATE orders SET status = ?, updated_at = ?, settled = ? WHERE id = ? AND status = 'reserved'`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prepare update: %w", err)
@@ -564,8 +572,12 @@ func (s *Store) Close() error {
 		if !s.sawFailure.Load() {
 			// Every change has stopped. A failed image costs the next
 			// start time, never an order: it replays them all.
-			if ierr := s.writeImage(context.Background(), cmp.Or(s.opts.ImageMin, defaultImageMin)); ierr != nil {
-				s.opts.Logger.Warn("the next start will replay every order", "err", ierr)
+			// An image of the database as it stands is kept as it is.
+			min := cmp.Or(s.opts.ImageMin, defaultImageMin)
+			if min < 0 || s.current.Load() != s.g.progress.Load() {
+				if ierr := s.writeImage(context.Background(), min); ierr != nil {
+					s.opts.Logger.Warn("the next start will replay every order", "err", ierr)
+				}
 			}
 		}
 		for _, id := range ids {
