@@ -31,7 +31,9 @@ const ImageName = "surge.ledger"
 // Close writes the ledger of every sale in service to surge.ledger (the
 // records and strings as they are in memory, ledger.WriteImage) with the
 // point of the database it shows: the last order's seq, the last settle
-// (below) and the progress then. A start that finds it takes each sale's
+// (below) and the progress then. So does the store itself, from a
+// snapshot, once idle after a spike (imager), so that a crash after the
+// spike does not replay it. A start that finds it takes each sale's
 // ledger from it and replays only what came after: the orders with a
 // larger seq, and the settles with a larger number. So the image serves
 // a start after a crash as well as after a clean stop: whatever the last
@@ -45,7 +47,7 @@ const ImageName = "surge.ledger"
 // the writer keeps (one partial index, off the reservation path).
 //
 // Why it can be trusted:
-//   - It belongs to this database: Close writes the image (and syncs it),
+//   - It belongs to this database: the image is written (and synced),
 //     then a random token into the database's ledger_image row, and the
 //     image carries the same token. A database replaced, restored from a
 //     copy taken before that close, or whose row was written by a later
