@@ -20,7 +20,7 @@ import (
 // collisions) and cannot be written out, and the heaps follow from the
 // records' statuses and times.
 //
-// Layout, little endian: the counts and the records (47 bytes each), the
+// Layout, little endian: the counts and the records (43 bytes each), the
 // holders (18 bytes each), the free lists, the arena's chunks, then the
 // sale's figures (ceiling, garbage, duplicate keys, forgot).
 
@@ -28,7 +28,7 @@ import (
 var ErrImage = errors.New("ledger: malformed image")
 
 const (
-	recSize    = 47
+	recSize    = 43
 	holderSize = 18
 )
 
@@ -60,7 +60,6 @@ func (l *Sale) WriteImage(w *bufio.Writer) error {
 			binary.LittleEndian.PutUint16(b[38:], r.userLen)
 			binary.LittleEndian.PutUint16(b[40:], r.keyLen)
 			b[42] = byte(r.status)
-			b[43], b[44], b[45], b[46] = 0, 0, 0, 0
 			if _, err := w.Write(b[:recSize]); err != nil {
 				return err
 			}
