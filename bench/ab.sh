@@ -18,13 +18,7 @@ CONNS=${4:-64}
 ROUNDS=${5:-3}
 . bench/lib.sh
 need wrk bc
-work=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-build "$REV_A" "$work/a"
-build "$REV_B" "$work/b"
+two_builds "$REV_A" "$REV_B"
 go build -o "$work/ceiling" ./bench/ceiling
 
 # rps URL SALE -> requests/s of one wrk run

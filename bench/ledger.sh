@@ -29,13 +29,7 @@ DUR=${4:-10s}
 CONNS=${5:-64}
 . bench/lib.sh
 need wrk
-work=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-build "$REV_A" "$work/a"
-build "$REV_B" "$work/b"
+two_builds "$REV_A" "$REV_B"
 
 base=${SURGE_LEDGER_DATA:-/tmp/surge-ledger-$ORDERS}
 if [ ! -f "$base/surge.db" ]; then

@@ -16,6 +16,18 @@ need() {
   done
 }
 
+# two_builds REV_A REV_B: a work directory, removed at exit together with
+# the server whose pid is in $pid (if any), holding the two builds as
+# $work/a and $work/b
+two_builds() {
+  work=$(mktemp -d)
+  pid=
+  trap 'end_work' EXIT
+  build "$1" "$work/a"
+  build "$2" "$work/b"
+}
+end_work() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+
 # build REV OUT: a binary of the revision (or of the working tree for ".")
 build() {
   if [ "$1" = . ]; then go build -o "$2" ./cmd/surge; return; fi

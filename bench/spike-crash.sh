@@ -16,12 +16,7 @@ CONNS=${4:-64}
 ROUNDS=${ROUNDS:-2}
 . bench/lib.sh
 need wrk bc
-work=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-build "$REV_A" "$work/a"
-build "$REV_B" "$work/b"
+two_builds "$REV_A" "$REV_B"
 base=${SURGE_LEDGER_DATA:-/tmp/surge-ledger-1000000}
 [ -f "$base/surge.db" ] || { echo "no orders in $base: run bench/ledger.sh first (it makes them)" >&2; exit 2; }
 

@@ -38,16 +38,13 @@ func TestBackupDuringSpike(t *testing.T) {
 		t.Skip("backup test builds and runs the binary")
 	}
 	const (
-		stock   = 3000
-		limit   = 3
-		users   = 1500
 		workers = 32
-		pace    = 500 * time.Microsecond
+		stock   = spikeStock
+		limit   = spikeLimit
 	)
 	dataDir, token := t.TempDir(), "backup-admin-token"
 	p := startProc(t, dataDir, token)
-	s := newShopper(t, createSale(t, p.base, token, stock, limit), stock, limit, users, newRand(t))
-	s.pace = pacer(t, pace)
+	s := pacedSpike(t, p.base, token, newRand(t))
 	file := filepath.Join(t.TempDir(), "surge-backup.db")
 	var (
 		before       []api.Order // answered 201 before the backup began

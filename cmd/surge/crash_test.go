@@ -685,27 +685,42 @@ func (s *shopper) drainFor(t *testing.T, base string, workers int, d time.Durati
 	return drained
 }
 
+// The spike the crash, shutdown and backup tests send: spikeStock units,
+// at most spikeLimit per buyer, spikeUsers buyers, at most one purchase
+// per spikePace, so that a stop a few hundred milliseconds in lands
+// before the sale sells out.
+const (
+	spikeStock = 3000
+	spikeLimit = 3
+	spikeUsers = 1500
+	spikePace  = 500 * time.Microsecond
+)
+
+// pacedSpike puts that sale on the server at base and returns the shopper
+// that buys it, paced.
+func pacedSpike(t *testing.T, base, token string, rng *rand.Rand) *shopper {
+	t.Helper()
+	s := newShopper(t, createSale(t, base, token, spikeStock, spikeLimit), spikeStock, spikeLimit, spikeUsers, rng)
+	s.pace = pacer(t, spikePace)
+	return s
+}
+
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test builds and runs the binary")
 	}
+	// At most one purchase per spikePace: the first kill (at most 600ms
+	// in, so at most 1200 purchases) cannot come after the sale sold
+	// out, and the sale sells out around the third.
 	const (
-		stock   = 3000
-		limit   = 3
-		users   = 1500
 		workers = 64
 		kills   = 4
-		// At most one purchase per 500µs: the first kill (at most
-		// 600ms in, so at most 1200 purchases) cannot come after the
-		// sale sold out, and the sale sells out around the third.
-		pace = 500 * time.Microsecond
 	)
 	dataDir, token := t.TempDir(), "crash-admin-token"
 	rng := newRand(t)
 
 	p := startProc(t, dataDir, token)
-	s := newShopper(t, createSale(t, p.base, token, stock, limit), stock, limit, users, rng)
-	s.pace = pacer(t, pace)
+	s := pacedSpike(t, p.base, token, rng)
 	for i := range kills {
 		delay := time.Duration(150+rng.IntN(451)) * time.Millisecond
 		s.fire(p.base, workers, func() {
@@ -751,21 +766,14 @@ func TestGracefulShutdown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test builds and runs the binary")
 	}
-	const (
-		stock   = 3000
-		limit   = 3
-		users   = 1500
-		workers = 32
-		// At most 800 purchases in the 400ms before SIGTERM: the sale
-		// cannot sell out before it.
-		pace = 500 * time.Microsecond
-	)
+	// At most 800 purchases (spikePace) in the 400ms before SIGTERM:
+	// the sale cannot sell out before it.
+	const workers = 32
 	dataDir, token := t.TempDir(), "graceful-admin-token"
 	rng := newRand(t)
 
 	p := startProc(t, dataDir, token)
-	s := newShopper(t, createSale(t, p.base, token, stock, limit), stock, limit, users, rng)
-	s.pace = pacer(t, pace)
+	s := pacedSpike(t, p.base, token, rng)
 	delay := time.Duration(150+rng.IntN(251)) * time.Millisecond
 	var st *os.ProcessState
 	s.fire(p.base, workers, func() {
@@ -812,20 +820,13 @@ func TestCrashAfterImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test builds and runs the binary")
 	}
-	const (
-		stock   = 3000
-		limit   = 3
-		users   = 1500
-		workers = 32
-		pace    = 500 * time.Microsecond
-	)
+	const workers = 32
 	dataDir, token := t.TempDir(), "image-admin-token"
 	rng := newRand(t)
 	image := []string{"--ledger-image-min", "1"}
 
 	p := startProc(t, dataDir, token, image...)
-	s := newShopper(t, createSale(t, p.base, token, stock, limit), stock, limit, users, rng)
-	s.pace = pacer(t, pace)
+	s := pacedSpike(t, p.base, token, rng)
 	for life, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		delay := time.Duration(150+rng.IntN(251)) * time.Millisecond
 		s.fire(p.base, workers, func() {
