@@ -51,3 +51,7 @@ func (s *Store) RefreshWhileIdle(ctx context.Context, p int64) error {
 
 // Progress is the changes the store has committed.
 func (s *Store) Progress() int64 { return s.g.progress.Load() }
+
+// ImageProgress is the progress of the image on disk when it is the
+// database as it stands, else -1.
+func (s *Store) ImageProgress() int64 { return s.current.Load() }

@@ -91,7 +91,7 @@ func upgradeImage(ctx context.Context, db schemaDB) error {
 }
 
 // lastSettle is the number of the last settle written.
-func lastSettle(ctx context.Context, db *sql.DB) (int64, error) {
+func lastSettle(ctx context.Context, db source) (int64, error) {
 	var n sql.NullInt64
 	if err := db.QueryRowContext(ctx, `SELECT max(settled) FROM orders WHERE settled IS NOT NULL`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: read the last settle: %w", err)
@@ -215,7 +215,7 @@ func (s *Store) saveImage(ctx context.Context, at imagePoint, ls []*ledger.Sale)
 // without an image, the start replays every order. It reads the file as
 // a stream, each ledger straight into its own memory (ledger.ReadImage),
 // and checks the CRC at the end.
-func (s *Store) readImage(ctx context.Context) *image {
+func (s *Store) readImage(ctx context.Context, sales []surge.Sale) *image {
 	name := filepath.Join(filepath.Dir(s.path), ImageName)
 	f, err := os.Open(name)
 	if err != nil {
@@ -239,10 +239,6 @@ func (s *Store) readImage(ctx context.Context) *image {
 	}
 	u := func(i int) int64 { return int64(binary.LittleEndian.Uint64(head[24+8*i:])) }
 	img := &image{imagePoint{lastSeq: u(0), lastSettle: u(1), progress: u(2), salesMade: u(3)}, map[string]*ledger.Sale{}}
-	sales, err := s.Sales(ctx)
-	if err != nil {
-		return nil
-	}
 	byID := make(map[string]surge.Sale, len(sales))
 	for _, sl := range sales {
 		byID[sl.ID] = sl
@@ -364,7 +360,8 @@ func (s *Store) imageAccounts(ctx context.Context, img *image, progress int64) e
 		"image", img.progress, "after it", sales-img.salesMade+orders+settles, "database", progress)
 	clear(s.sales)
 	s.imaged, s.imageRecs = 0, 0
-	return s.load(ctx, nil)
+	_, err := s.load(ctx, false)
+	return err
 }
 
 // sale returns the ledger the image holds for a sale, if it holds one.
@@ -396,18 +393,21 @@ func (s *Store) refreshImage(ctx context.Context, min int) (int, error) {
 		return 0, fmt.Errorf("sqlite: refresh the ledger image: %w", err)
 	}
 	defer tx.Rollback()
+	// Every read below sees the snapshot the first one starts.
 	var (
-		at              imagePoint
-		seq, settle     sql.NullInt64
-		orders, settled int64
+		at  imagePoint
+		seq sql.NullInt64
 	)
-	// The first read starts the snapshot.
-	if err := tx.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT max(settled) FROM orders WHERE settled IS NOT NULL),
-		(SELECT count(*) FROM sales), (SELECT count(*) FROM orders), (SELECT count(*) FROM orders WHERE status <> 'reserved')`).Scan(
-		&seq, &settle, &at.salesMade, &orders, &settled); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT count(*) FROM sales)`).Scan(&seq, &at.salesMade); err != nil {
 		return 0, fmt.Errorf("sqlite: refresh the ledger image: %w", err)
 	}
-	at.lastSeq, at.lastSettle, at.progress = seq.Int64, settle.Int64, at.salesMade+orders+settled
+	at.lastSeq = seq.Int64
+	if at.lastSettle, err = lastSettle(ctx, tx); err != nil {
+		return 0, err
+	}
+	if at.progress, err = progressOf(ctx, tx); err != nil {
+		return 0, fmt.Errorf("sqlite: refresh the ledger image: %w", err)
+	}
 	sales, err := querySales(ctx, tx, `WHERE id NOT IN (SELECT sale_id FROM archived_sales)`)
 	if err != nil {
 		return 0, err

@@ -1,16 +1,13 @@
 package sqlite_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -170,19 +167,34 @@ func (w *workload) same(t *testing.T, a, b *sqlite.Store) {
 
 var imageFiles = []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.MarkName, sqlite.SealName, sqlite.ImageName}
 
+// selling opens a store on a new directory with o, makes a sale of stock
+// units there, at most 4 a buyer, and rounds of random changes to it
+// (churn, at t0 plus a minute, on a generator seeded with seed).
+func selling(t *testing.T, o sqlite.Options, seed uint64, stock int64, rounds int) (string, *sqlite.Store, *workload, *rand.Rand) {
+	t.Helper()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	w := &workload{sale: "s"}
+	s := openWith(t, dir, o)
+	if err := s.CreateSale(t.Context(), newSale(t, "s", stock, 4)); err != nil {
+		t.Fatal(err)
+	}
+	w.churn(t, s, rng, rounds, t0.Add(time.Minute))
+	return dir, s, w, rng
+}
+
+// startTwice starts two stores on copies of dir's files as they are now:
+// got with the ledger image, want without it (every order replayed).
+func startTwice(t *testing.T, dir string, o sqlite.Options) (got, want *sqlite.Store) {
+	t.Helper()
+	return openWith(t, copyFiles(t, dir, imageFiles...), o), openWith(t, copyFiles(t, dir, imageFiles[:4]...), o)
+}
+
 // TestImageStart: a start takes the sale from the image Close wrote, and
 // replays what came after it, after a clean stop and after a crash: the
 // state is the one a replay of every order gives.
 func TestImageStart(t *testing.T) {
-	ctx := t.Context()
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(1, 2))
-	w := &workload{sale: "s"}
-	s := openWith(t, dir, imaged)
-	if err := s.CreateSale(ctx, newSale(t, "s", 500, 4)); err != nil {
-		t.Fatal(err)
-	}
-	w.churn(t, s, rng, 150, t0.Add(time.Minute))
+	dir, s, w, rng := selling(t, imaged, 1, 500, 150)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +203,7 @@ func TestImageStart(t *testing.T) {
 	}
 
 	t.Run("clean stop", func(t *testing.T) {
-		got := openWith(t, copyFiles(t, dir, imageFiles...), imaged)
-		want := openWith(t, copyFiles(t, dir, imageFiles[:4]...), imaged)
+		got, want := startTwice(t, dir, imaged)
 		if got.FromImage() != 1 || want.FromImage() != 0 {
 			t.Fatalf("sales from the image: %d and %d, want 1 and 0", got.FromImage(), want.FromImage())
 		}
@@ -202,8 +213,7 @@ func TestImageStart(t *testing.T) {
 		// The image holds keys the window has left since: dropped.
 		later := imaged
 		later.Now = func() time.Time { return t0.Add(30 * time.Hour) }
-		got := openWith(t, copyFiles(t, dir, imageFiles...), later)
-		want := openWith(t, copyFiles(t, dir, imageFiles[:4]...), later)
+		got, want := startTwice(t, dir, later)
 		if got.FromImage() != 1 {
 			t.Fatal("the start did not take the image")
 		}
@@ -220,8 +230,7 @@ func TestImageStart(t *testing.T) {
 		if err := s.FlushMark(); err != nil {
 			t.Fatal(err)
 		}
-		got := openWith(t, copyFiles(t, run, imageFiles...), imaged)
-		want := openWith(t, copyFiles(t, run, imageFiles[:4]...), imaged)
+		got, want := startTwice(t, run, imaged)
 		if !got.FullyChecked() {
 			t.Fatal("a crashed store's start skipped the checks")
 		}
@@ -238,14 +247,7 @@ func TestImageStart(t *testing.T) {
 // comes after the image, so it is replayed with the image.
 func TestImageNotTrusted(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(3, 4))
-	w := &workload{sale: "s"}
-	s := openWith(t, dir, imaged)
-	if err := s.CreateSale(ctx, newSale(t, "s", 500, 4)); err != nil {
-		t.Fatal(err)
-	}
-	w.churn(t, s, rng, 100, t0.Add(time.Minute))
+	dir, s, w, rng := selling(t, imaged, 3, 500, 100)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -298,8 +300,7 @@ func TestImageNotTrusted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			run := copyFiles(t, dir, imageFiles...)
 			tc.change(t, run)
-			got := openWith(t, copyFiles(t, run, imageFiles...), imaged)
-			want := openWith(t, copyFiles(t, run, imageFiles[:4]...), imaged)
+			got, want := startTwice(t, run, imaged)
 			if got.FromImage() != tc.used {
 				t.Fatalf("sales from the image: %d, want %d", got.FromImage(), tc.used)
 			}
@@ -314,14 +315,7 @@ func TestImageNotTrusted(t *testing.T) {
 // order gives.
 func TestImageRefresh(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(5, 6))
-	w := &workload{sale: "s"}
-	s := openWith(t, dir, imaged)
-	if err := s.CreateSale(ctx, newSale(t, "s", 800, 4)); err != nil {
-		t.Fatal(err)
-	}
-	w.churn(t, s, rng, 100, t0.Add(time.Minute))
+	dir, s, w, rng := selling(t, imaged, 5, 800, 100)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.RefreshImage(ctx)
@@ -335,8 +329,7 @@ func TestImageRefresh(t *testing.T) {
 	if err := s.FlushMark(); err != nil {
 		t.Fatal(err)
 	}
-	got := openWith(t, copyFiles(t, dir, imageFiles...), imaged)
-	want := openWith(t, copyFiles(t, dir, imageFiles[:4]...), imaged)
+	got, want := startTwice(t, dir, imaged)
 	if !got.FullyChecked() || got.FromImage() != 1 || want.FromImage() != 0 {
 		t.Fatalf("checked %v, sales from the image: %d and %d, want true, 1 and 0", got.FullyChecked(), got.FromImage(), want.FromImage())
 	}
@@ -346,21 +339,10 @@ func TestImageRefresh(t *testing.T) {
 // TestImageRefreshWhenIdle: the store writes an image by itself once it
 // has been idle after enough changes.
 func TestImageRefreshWhenIdle(t *testing.T) {
-	ctx := t.Context()
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(7, 8))
-	w := &workload{sale: "s"}
-	var log syncBuffer
-	o := sqlite.WithTimings(imaged, 20*time.Millisecond, 200*time.Millisecond)
-	o.Logger = slog.New(slog.NewTextHandler(&log, nil))
-	s := openWith(t, dir, o)
-	if err := s.CreateSale(ctx, newSale(t, "s", 500, 4)); err != nil {
-		t.Fatal(err)
-	}
-	w.churn(t, s, rng, 50, t0.Add(time.Minute))
+	dir, s, w, _ := selling(t, sqlite.WithTimings(imaged, 20*time.Millisecond, 200*time.Millisecond), 7, 500, 50)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(log.String(), "ledger image refreshed") {
-			break
+		if s.ImageProgress() == s.Progress() {
+			break // the image on disk, token included, is the store as it stands
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no image 10 s after the store went idle")
@@ -369,30 +351,11 @@ func TestImageRefreshWhenIdle(t *testing.T) {
 	if err := s.FlushMark(); err != nil {
 		t.Fatal(err)
 	}
-	got := openWith(t, copyFiles(t, dir, imageFiles...), imaged)
-	want := openWith(t, copyFiles(t, dir, imageFiles[:4]...), imaged)
+	got, want := startTwice(t, dir, imaged)
 	if got.FromImage() != 1 {
 		t.Fatal("the start did not take the image the store wrote")
 	}
 	w.same(t, got, want)
-}
-
-// syncBuffer is a log destination the test reads while the store writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestImageRefreshGivesWay: a refresh gives up as soon as the store
@@ -433,15 +396,7 @@ func TestImageRefreshGivesWay(t *testing.T) {
 // it started from keeps that image (its token stays); after changes it
 // writes a new one.
 func TestImageKeptWhenCurrent(t *testing.T) {
-	ctx := t.Context()
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(9, 10))
-	w := &workload{sale: "s"}
-	s := openWith(t, dir, imaged)
-	if err := s.CreateSale(ctx, newSale(t, "s", 500, 4)); err != nil {
-		t.Fatal(err)
-	}
-	w.churn(t, s, rng, 30, t0.Add(time.Minute))
+	dir, s, w, rng := selling(t, imaged, 9, 500, 30)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

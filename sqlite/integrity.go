@@ -143,7 +143,7 @@ func (s *Store) flushMark() error {
 
 // progressOf computes the progress a database holds; a database without
 // Surge's tables (a new or emptied one) holds none.
-func progressOf(ctx context.Context, db *sql.DB) (int64, error) {
+func progressOf(ctx context.Context, db source) (int64, error) {
 	var tables int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('sales', 'orders')`).Scan(&tables); err != nil {
 		return 0, fmt.Errorf("read schema: %w", err)

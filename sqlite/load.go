@@ -28,37 +28,44 @@ import (
 // (wake).
 
 // load rebuilds every ledger from the database, taking each sale's from
-// img (nil: none) where it holds it (image.go).
-func (s *Store) load(ctx context.Context, img *image) error {
+// the ledger image where withImage and the image holds it (image.go). It
+// returns the image it used, if any.
+func (s *Store) load(ctx context.Context, withImage bool) (*image, error) {
 	sales, err := s.Sales(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ceilings, err := ceilings(ctx, s.w)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.orphans(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	var settles map[string][]settle
+	var (
+		img     *image
+		settles map[string][]settle
+	)
+	if withImage {
+		img = s.readImage(ctx, sales)
+	}
 	if img != nil {
 		if settles, err = s.settlesAfter(ctx, img); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	now := s.opts.Now()
 	restored := 0
 	for _, sale := range sales {
 		if err := checkSale(sale); err != nil {
-			return fmt.Errorf("sqlite: %s: %w", s.path, err)
+			return nil, fmt.Errorf("sqlite: %s: %w", s.path, err)
 		}
 		l := ledger.New(sale)
 		l.RaiseCeiling(ceilings[sale.ID])
 		dormant := false
 		if sale.Window(now) == surge.CodeEnded {
 			if dormant, err = doze(ctx, s.w, l); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if !dormant {
@@ -68,7 +75,7 @@ func (s *Store) load(ctx context.Context, img *image) error {
 			)
 			if im, ok := img.sale(sale.ID); ok {
 				if n, done, err = s.fromImage(ctx, l, im, settles[sale.ID], img.lastSeq, now); err != nil {
-					return err
+					return nil, err
 				}
 				if done {
 					s.imaged++
@@ -77,13 +84,13 @@ func (s *Store) load(ctx context.Context, img *image) error {
 			}
 			if !done {
 				if n, err = s.restore(ctx, l, now, 0); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			restored += n
 		}
 		if err := l.Verify(); err != nil {
-			return fmt.Errorf("sqlite: %s: %w", s.path, err)
+			return nil, fmt.Errorf("sqlite: %s: %w", s.path, err)
 		}
 		s.sales[sale.ID] = &saleState{l: l}
 	}
@@ -93,7 +100,7 @@ func (s *Store) load(ctx context.Context, img *image) error {
 		// collection is cheap, the ledgers holding no pointers.
 		debug.FreeOSMemory()
 	}
-	return nil
+	return img, nil
 }
 
 // bigLoad is the number of orders restored past which load hands the

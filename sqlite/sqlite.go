@@ -9,7 +9,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -353,6 +352,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.MaxCommitRows <= 0 {
 		opts.MaxCommitRows = 8192
 	}
+	if opts.ImageMin == 0 {
+		opts.ImageMin = defaultImageMin
+	}
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = DefaultIdempotencyTTL
 	}
@@ -470,8 +472,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		eventStmts: make(map[int]*sql.Stmt),
 		settles:    settles,
 	}
-	img := s.readImage(ctx)
-	err = s.load(ctx, img)
+	img, err := s.load(ctx, true)
 	if pending != nil {
 		// A failed check comes first: damage explains a failed load.
 		checked, cerr := pending.wait()
@@ -517,8 +518,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	go s.marker()
 	imageCtx, stopImage := context.WithCancel(context.Background())
 	s.stopImage, s.imageDone = stopImage, make(chan struct{})
-	if min := cmp.Or(opts.ImageMin, defaultImageMin); min >= 0 {
-		go s.imager(imageCtx, min)
+	if opts.ImageMin >= 0 {
+		go s.imager(imageCtx, opts.ImageMin)
 	} else {
 		close(s.imageDone)
 	}
@@ -573,9 +574,8 @@ func (s *Store) Close() error {
 			// Every change has stopped. A failed image costs the next
 			// start time, never an order: it replays them all.
 			// An image of the database as it stands is kept as it is.
-			min := cmp.Or(s.opts.ImageMin, defaultImageMin)
-			if min < 0 || s.current.Load() != s.g.progress.Load() {
-				if ierr := s.writeImage(context.Background(), min); ierr != nil {
+			if s.opts.ImageMin < 0 || s.current.Load() != s.g.progress.Load() {
+				if ierr := s.writeImage(context.Background(), s.opts.ImageMin); ierr != nil {
 					s.opts.Logger.Warn("the next start will replay every order", "err", ierr)
 				}
 			}
