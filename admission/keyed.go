@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,26 +27,50 @@ import (
 // maxKeys makes newcomers wait, for at most a refill time after the flood
 // stops, and never frees a key of its debt; the per-address limit bounds
 // how fast one client can mint keys. Buckets idle for longer than the idle
-// period are dropped by later calls on their shard. A key seen once costs
-// about 130 bytes with a short key, one seen again about 210 (measured
-// with 12-byte keys, the map included), so a million keys is 130 to
-// 210 MB.
+// period are dropped by later calls on their shard.
+//
+// The buckets hold no pointers, so the garbage collector never walks
+// them: a spike leaves a bucket for every buyer it saw, and with one heap
+// object per bucket (an entry, its key, a map slot pointing at both) every
+// collection re-marked them all, which made the per-buyer limit the
+// largest part of the server's GC work and of the open loop's tail
+// (docs/benchmarks.md, 2026-12-04). A bucket is therefore a fixed-size
+// slot in a slice, linked to its neighbours in recency order by index, and
+// found by its key's 128-bit seeded hash, which is all that is kept of the
+// key: two keys share a bucket only if both of two independent 64-bit
+// hashes collide, which no client can aim for (the seeds are random and
+// never leave the process). A million keys seen once take about 110 bytes
+// each, the map and the slices' room to grow included, and 200 when each
+// was seen twice (a key seen again has a rate.Limiter of its own), against
+// 150 and 230 with an object per key.
 type Keyed struct {
 	limit    rate.Limit
 	burst    int
 	idle     int64 // nanoseconds; 0 means buckets never expire by age
 	perShard int
-	seed     maphash.Seed
+	seeds    [2]maphash.Seed
 	mask     uint64
 	shards   []shard
 }
 
+// hash is a key's identity in a Keyed; its first half also picks the shard.
+type hash [2]uint64
+
+// none is the slot index that means "no slot": slots[0] is never used.
+const none = 0
+
 // shard is one lock and the buckets it guards, kept in recency order.
 type shard struct {
-	mu   sync.Mutex
-	m    map[string]*entry
-	head *entry // most recently used
-	tail *entry // least recently used: the first to go
+	mu    sync.Mutex
+	m     map[hash]uint32 // a key's hash -> its slot
+	slots []slot
+	free  uint32 // first slot of the free list (chained by next), or none
+	head  uint32 // most recently used
+	tail  uint32 // least recently used: the first to go
+	// lims are the limiters of keys seen more than once (slot.lim), the
+	// only pointers the shard holds per key; freeLims are unused indexes.
+	lims     []*rate.Limiter
+	freeLims []uint32
 	// fresh is a new bucket and once one that answered one call, at
 	// reference(); neither is changed after NewKeyed, and they give the
 	// answers of the buckets of keys seen once, which have no limiter.
@@ -58,16 +81,16 @@ type shard struct {
 	_ [96]byte
 }
 
-type entry struct {
-	key string
-	// lim is made at the key's second call (see limiter). Most buyers of
-	// a spike buy once, and their limiter was most of a new key's cost.
-	lim *rate.Limiter
-	// first is the time of the key's first call, the whole state of its
-	// bucket while lim is nil.
-	first      time.Time
-	last       int64 // UnixNano of the last use
-	prev, next *entry
+// slot is one key's bucket.
+type slot struct {
+	h hash
+	// first is the UnixNano of the key's first call, the whole state of
+	// its bucket while lim is none. Most buyers of a spike buy once, and
+	// their limiter was most of a new key's cost.
+	first      int64
+	last       int64  // UnixNano of the last use
+	prev, next uint32 // recency links (next also chains the free list)
+	lim        uint32 // index in shard.lims, made at the key's second call; none until then
 }
 
 // Bounds of the shard layout. More shards than this buy little (64
@@ -99,7 +122,7 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 		limit:    r,
 		burst:    burst,
 		perShard: maxKeys / n, // rounding down keeps the total at most maxKeys
-		seed:     maphash.MakeSeed(),
+		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		mask:     uint64(n - 1),
 		shards:   make([]shard, n),
 	}
@@ -117,7 +140,9 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 	}
 	for i := range k.shards {
 		s := &k.shards[i]
-		s.m = make(map[string]*entry)
+		s.m = make(map[hash]uint32)
+		s.slots = make([]slot, 1) // slots[0] is none
+		s.lims = make([]*rate.Limiter, 1)
 		s.fresh = rate.NewLimiter(r, burst)
 		s.once = rate.NewLimiter(r, burst)
 		s.once.AllowN(reference(), 1)
@@ -139,33 +164,32 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	if k.limit == rate.Inf {
 		return true, 0
 	}
-	s := &k.shards[maphash.String(k.seed, key)&k.mask]
+	h := k.hash(key)
+	s := &k.shards[h[0]&k.mask]
 	t := now.UnixNano()
 	s.mu.Lock()
 	// The token is taken under the shard's lock: a bucket is judged full,
 	// and evicted, only under that lock, so no call can spend a token of
 	// a bucket that is being forgotten as full.
 	defer s.mu.Unlock()
-	e := s.m[key]
-	if e != nil {
-		e.last = t
-		s.moveToFront(e)
+	i := s.m[h]
+	if i != none {
+		s.slots[i].last = t
+		s.moveToFront(i)
 	} else {
-		k.expire(s, nil, t)
+		k.expire(s, none, t)
 		if len(s.m) >= k.perShard {
 			victim, wait := k.fullBucket(s, now)
-			if victim == nil {
+			if victim == none {
 				return false, wait
 			}
 			s.remove(victim)
 		}
-		// key is copied before it is stored, which keeps it from escaping
-		// (see AllowAddr) and a key cut from a larger buffer from pinning
-		// that buffer.
-		e = &entry{key: strings.Clone(key), first: now, last: t}
-		s.m[e.key] = e
-		s.pushFront(e)
-		k.expire(s, e, t)
+		i = s.alloc()
+		s.slots[i] = slot{h: h, first: t, last: t}
+		s.m[h] = i
+		s.pushFront(i)
+		k.expire(s, i, t)
 		// A new bucket's answer, read from the shard's unused one without
 		// changing it: AllowN grants one token when the bucket holds one
 		// and the burst allows one.
@@ -175,38 +199,51 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 		}
 		return false, k.wait(tokens)
 	}
-	k.expire(s, e, t)
-	lim := k.limiter(e)
+	k.expire(s, i, t)
+	lim := k.limiter(s, i)
 	if lim.AllowN(now, 1) {
 		return true, 0
 	}
 	return false, k.wait(lim.TokensAt(now))
 }
 
-// limiter returns e's bucket, making it at the key's second call: a new
-// bucket that answered one call at e.first, which is the state the first
+func (k *Keyed) hash(key string) hash {
+	return hash{maphash.String(k.seeds[0], key), maphash.String(k.seeds[1], key)}
+}
+
+// limiter returns slot i's bucket, making it at the key's second call: a
+// new bucket that answered one call at first, which is the state the first
 // call left (rate.Limiter's state after AllowN depends only on the
 // bucket's settings and the calls it answered), so replaying that call
 // restores it exactly. Callers hold the shard's lock.
-func (k *Keyed) limiter(e *entry) *rate.Limiter {
-	if e.lim == nil {
-		e.lim = rate.NewLimiter(k.limit, k.burst)
-		e.lim.AllowN(e.first, 1)
-		e.first = time.Time{} // drops its Location
+func (k *Keyed) limiter(s *shard, i uint32) *rate.Limiter {
+	e := &s.slots[i]
+	if e.lim == none {
+		lim := rate.NewLimiter(k.limit, k.burst)
+		lim.AllowN(time.Unix(0, e.first), 1)
+		if n := len(s.freeLims); n > 0 {
+			e.lim = s.freeLims[n-1]
+			s.freeLims = s.freeLims[:n-1]
+			s.lims[e.lim] = lim
+		} else {
+			e.lim = uint32(len(s.lims))
+			s.lims = append(s.lims, lim)
+		}
 	}
-	return e.lim
+	return s.lims[e.lim]
 }
 
-// tokensAt is how many tokens e's bucket holds at now, without making
-// its limiter: while it has none, its bucket is the shard's once bucket
-// shifted in time (a bucket's tokens depend only on its settings and how
-// long ago it answered each call), at reference + (now − e.first).
+// tokensAt is how many tokens slot i's bucket holds at now, without
+// making its limiter: while it has none, its bucket is the shard's once
+// bucket shifted in time (a bucket's tokens depend only on its settings
+// and how long ago it answered each call), at reference + (now − first).
 // Callers hold the shard's lock.
-func (s *shard) tokensAt(e *entry, now time.Time) float64 {
-	if e.lim != nil {
-		return e.lim.TokensAt(now)
+func (s *shard) tokensAt(i uint32, now time.Time) float64 {
+	e := &s.slots[i]
+	if e.lim != none {
+		return s.lims[e.lim].TokensAt(now)
 	}
-	return s.once.TokensAt(reference().Add(now.Sub(e.first)))
+	return s.once.TokensAt(reference().Add(time.Duration(now.UnixNano() - e.first)))
 }
 
 // reference is when the shards' once buckets answered their call. Any
@@ -224,7 +261,7 @@ func reference() time.Time { return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) 
 func (k *Keyed) AllowAddr(a netip.Addr, now time.Time) (ok bool, retryAfter time.Duration) {
 	var buf [9]byte
 	// The conversion does not allocate: the string does not escape (Allow
-	// copies it before storing it) and is short enough for the stack.
+	// keeps only its hash) and is short enough for the stack.
 	return k.Allow(string(addrKey(a, &buf)), now)
 }
 
@@ -279,67 +316,88 @@ func (k *Keyed) Len() int {
 // (k.idle is never shorter than the refill time). The list is in recency
 // order, so they are at the tail; keep, the bucket in use, is never among
 // them. Callers hold s.mu.
-func (k *Keyed) expire(s *shard, keep *entry, t int64) {
+func (k *Keyed) expire(s *shard, keep uint32, t int64) {
 	if k.idle <= 0 {
 		return
 	}
-	for i := 0; i < expireBatch && s.tail != nil && s.tail != keep && t-s.tail.last > k.idle; i++ {
+	for i := 0; i < expireBatch && s.tail != none && s.tail != keep && t-s.slots[s.tail].last > k.idle; i++ {
 		s.remove(s.tail)
 	}
 }
 
 // fullBucket looks at the expireBatch least recently used buckets of s for
 // one that is full at now, to make room for a new key. If there is none it
-// returns nil and how long until the first of them will be full. Looking
+// returns none and how long until the first of them will be full. Looking
 // at a few, not all, keeps a call's cost bounded under a flood; the least
 // recently used are the likeliest to have refilled. Callers hold s.mu.
-func (k *Keyed) fullBucket(s *shard, now time.Time) (*entry, time.Duration) {
+func (k *Keyed) fullBucket(s *shard, now time.Time) (uint32, time.Duration) {
 	burst := float64(k.burst)
 	wait := rate.InfDuration
-	e := s.tail
-	for i := 0; i < expireBatch && e != nil; i, e = i+1, e.prev {
-		tokens := s.tokensAt(e, now)
+	i := s.tail
+	for n := 0; n < expireBatch && i != none; n, i = n+1, s.slots[i].prev {
+		tokens := s.tokensAt(i, now)
 		if tokens >= burst {
-			return e, 0
+			return i, 0
 		}
 		wait = min(wait, k.waitFor(burst, tokens))
 	}
-	return nil, wait
+	return none, wait
 }
 
-func (s *shard) pushFront(e *entry) {
-	e.prev, e.next = nil, s.head
-	if s.head != nil {
-		s.head.prev = e
-	} else {
-		s.tail = e
+// alloc returns a free slot, from the free list or a new one.
+func (s *shard) alloc() uint32 {
+	if i := s.free; i != none {
+		s.free = s.slots[i].next
+		return i
 	}
-	s.head = e
+	s.slots = append(s.slots, slot{})
+	return uint32(len(s.slots) - 1)
 }
 
-func (s *shard) unlink(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
+func (s *shard) pushFront(i uint32) {
+	e := &s.slots[i]
+	e.prev, e.next = none, s.head
+	if s.head != none {
+		s.slots[s.head].prev = i
+	} else {
+		s.tail = i
+	}
+	s.head = i
+}
+
+func (s *shard) unlink(i uint32) {
+	e := &s.slots[i]
+	if e.prev != none {
+		s.slots[e.prev].next = e.next
 	} else {
 		s.head = e.next
 	}
-	if e.next != nil {
-		e.next.prev = e.prev
+	if e.next != none {
+		s.slots[e.next].prev = e.prev
 	} else {
 		s.tail = e.prev
 	}
-	e.prev, e.next = nil, nil
+	e.prev, e.next = none, none
 }
 
-func (s *shard) moveToFront(e *entry) {
-	if s.head == e {
+func (s *shard) moveToFront(i uint32) {
+	if s.head == i {
 		return
 	}
-	s.unlink(e)
-	s.pushFront(e)
+	s.unlink(i)
+	s.pushFront(i)
 }
 
-func (s *shard) remove(e *entry) {
-	s.unlink(e)
-	delete(s.m, e.key)
+// remove forgets slot i's key and puts the slot, and its limiter's index,
+// on the free lists.
+func (s *shard) remove(i uint32) {
+	s.unlink(i)
+	e := &s.slots[i]
+	delete(s.m, e.h)
+	if e.lim != none {
+		s.lims[e.lim] = nil
+		s.freeLims = append(s.freeLims, e.lim)
+	}
+	*e = slot{next: s.free}
+	s.free = i
 }

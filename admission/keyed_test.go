@@ -2,8 +2,8 @@ package admission
 
 import (
 	"fmt"
-	"hash/maphash"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -150,6 +150,16 @@ func TestKeyedBoundOnKeys(t *testing.T) {
 	}
 }
 
+// held reports whether k holds a bucket for key.
+func (k *Keyed) held(key string) bool {
+	h := k.hash(key)
+	s := &k.shards[h[0]&k.mask]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[h]
+	return ok
+}
+
 func TestKeyedEvictsFullBuckets(t *testing.T) {
 	// Rate 1/s, burst 2, one shard of 2 buckets. A full bucket is the same
 	// as no bucket, so a full one makes room, even when it is not the
@@ -162,7 +172,7 @@ func TestKeyedEvictsFullBuckets(t *testing.T) {
 	if ok, _ := k.Allow("c", at); !ok {
 		t.Fatal("c refused although b's bucket had refilled")
 	}
-	if _, held := k.shards[0].m["b"]; held {
+	if k.held("b") {
 		t.Fatal("b's full bucket kept: a's debt was forgotten instead")
 	}
 	if ok, _ := k.Allow("a", at); !ok {
@@ -258,9 +268,11 @@ func TestKeyedDropsIdleBuckets(t *testing.T) {
 		k.Allow("new-"+strconv.Itoa(i), later)
 	}
 	count := map[string]int{}
-	for i := range k.shards {
-		for key := range k.shards[i].m {
-			count[key[:3]]++
+	for prefix, n := range map[string]int{"old": 500, "mid": 500, "new": 2000} {
+		for i := range n {
+			if k.held(prefix + "-" + strconv.Itoa(i)) {
+				count[prefix]++
+			}
 		}
 	}
 	if count["old"] != 0 || count["mid"] != 500 || count["new"] != 2000 {
@@ -279,7 +291,7 @@ func TestKeyedDroppingIdleIsInvisible(t *testing.T) {
 		for i, gap := range []time.Duration{0, 0, 0, 0, 0, 0, 2 * time.Second, 0, 0, 0, 0, 4 * time.Second, 0, 0, 0, 0, 0, 0, time.Minute, 0} {
 			at = at.Add(gap)
 			k.Allow("filler", at) // gives the shard a chance to drop "k"
-			if _, ok := k.shards[0].m["k"]; !ok {
+			if !k.held("k") {
 				dropped++
 			}
 			got, _ := k.Allow("k", at)
@@ -520,18 +532,53 @@ func TestKeyedTokensOfAKeySeenOnce(t *testing.T) {
 			for _, d := range []time.Duration{-time.Hour, 0, time.Nanosecond, 199 * time.Millisecond, 200 * time.Millisecond, time.Second, 1000 * time.Hour} {
 				k := NewKeyed(tc.r, tc.burst, 1000, time.Minute)
 				k.Allow("buyer", first)
-				s := &k.shards[maphash.String(k.seed, "buyer")&k.mask]
-				e := s.m["buyer"]
-				if e == nil || e.lim != nil {
-					t.Fatalf("entry after one call: %+v", e)
+				h := k.hash("buyer")
+				s := &k.shards[h[0]&k.mask]
+				i := s.m[h]
+				if i == none || s.slots[i].lim != none {
+					t.Fatalf("slot after one call: %d, %+v", i, s.slots[i])
 				}
 				lim := rate.NewLimiter(tc.r, tc.burst)
 				lim.AllowN(first, 1)
 				now := first.Add(d)
-				if got, want := s.tokensAt(e, now), lim.TokensAt(now); got != want {
+				if got, want := s.tokensAt(i, now), lim.TokensAt(now); got != want {
 					t.Errorf("r=%v burst=%d +%v: %v tokens, a limiter of its own has %v", tc.r, tc.burst, d, got, want)
 				}
 			}
 		}
 	}
+}
+
+// TestKeyedBucketsHoldNoPointers: what a Keyed keeps per key, the map's
+// keys and values and the slots, holds no pointer, so the garbage
+// collector has nothing to walk in them however many buyers a spike
+// leaves behind (a pointer added to slot would bring back a heap object
+// per key for every collection to mark).
+func TestKeyedBucketsHoldNoPointers(t *testing.T) {
+	var s shard
+	for _, typ := range []reflect.Type{reflect.TypeOf(s.m).Key(), reflect.TypeOf(s.m).Elem(), reflect.TypeOf(s.slots).Elem()} {
+		if path := pointerIn(typ, typ.String()); path != "" {
+			t.Errorf("%s holds a pointer at %s", typ, path)
+		}
+	}
+}
+
+// pointerIn returns the path of a pointer-holding part of typ, or "".
+func pointerIn(typ reflect.Type, path string) string {
+	switch typ.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return ""
+	case reflect.Array:
+		return pointerIn(typ.Elem(), path+"[]")
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if p := pointerIn(f.Type, path+"."+f.Name); p != "" {
+				return p
+			}
+		}
+		return ""
+	}
+	return path + " (" + typ.Kind().String() + ")"
 }
