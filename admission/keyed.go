@@ -121,7 +121,9 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 	k := &Keyed{
 		limit:    r,
 		burst:    burst,
-		perShard: maxKeys / n, // rounding down keeps the total at most maxKeys
+		// Rounding down keeps the total at most maxKeys; slots are
+		// numbered by uint32 (0 is none); MaxInt32 also fits a 32-bit int.
+		perShard: min(maxKeys/n, math.MaxInt32),
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		mask:     uint64(n - 1),
 		shards:   make([]shard, n),
