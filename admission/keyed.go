@@ -118,11 +118,12 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 	for n < maxShards && n*2*minPerShard <= maxKeys {
 		n *= 2
 	}
+	// perShard rounds down, which keeps the total at most maxKeys; slots
+	// are numbered by uint32 (0 is none), and MaxInt32 also fits a 32-bit
+	// int.
 	k := &Keyed{
 		limit:    r,
 		burst:    burst,
-		// Rounding down keeps the total at most maxKeys; slots are
-		// numbered by uint32 (0 is none); MaxInt32 also fits a 32-bit int.
 		perShard: min(maxKeys/n, math.MaxInt32),
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		mask:     uint64(n - 1),
