@@ -56,15 +56,16 @@ type Keyed struct {
 // hash is a key's identity in a Keyed; its first half also picks the shard.
 type hash [2]uint64
 
-// none is the slot index that means "no slot": slots[0] is never used.
-const none = 0
+// noSlot is the slot index that means "no slot": slots[0] is never used,
+// so a map lookup that misses (0) reads as noSlot.
+const noSlot = 0
 
 // shard is one lock and the buckets it guards, kept in recency order.
 type shard struct {
 	mu    sync.Mutex
 	m     map[hash]uint32 // a key's hash -> its slot
 	slots []slot
-	free  uint32 // first slot of the free list (chained by next), or none
+	free  uint32 // first slot of the free list (chained by next), or noSlot
 	head  uint32 // most recently used
 	tail  uint32 // least recently used: the first to go
 	// lims are the limiters of keys seen more than once (slot.lim), the
@@ -85,12 +86,12 @@ type shard struct {
 type slot struct {
 	h hash
 	// first is the UnixNano of the key's first call, the whole state of
-	// its bucket while lim is none. Most buyers of a spike buy once, and
-	// their limiter was most of a new key's cost.
+	// its bucket while it has no limiter (lim is 0). Most buyers of a
+	// spike buy once, and their limiter was most of a new key's cost.
 	first      int64
 	last       int64  // UnixNano of the last use
 	prev, next uint32 // recency links (next also chains the free list)
-	lim        uint32 // index in shard.lims, made at the key's second call; none until then
+	lim        uint32 // index in shard.lims, made at the key's second call; 0 until then (lims[0] is unused)
 }
 
 // Bounds of the shard layout. More shards than this buy little (64
@@ -119,7 +120,7 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 		n *= 2
 	}
 	// perShard rounds down, which keeps the total at most maxKeys; slots
-	// are numbered by uint32 (0 is none), and MaxInt32 also fits a 32-bit
+	// are numbered by uint32 (0 is noSlot), and MaxInt32 also fits a 32-bit
 	// int.
 	k := &Keyed{
 		limit:    r,
@@ -144,7 +145,7 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 	for i := range k.shards {
 		s := &k.shards[i]
 		s.m = make(map[hash]uint32)
-		s.slots = make([]slot, 1) // slots[0] is none
+		s.slots = make([]slot, 1) // slots[0] is never used: 0 is noSlot
 		s.lims = make([]*rate.Limiter, 1)
 		s.fresh = rate.NewLimiter(r, burst)
 		s.once = rate.NewLimiter(r, burst)
@@ -176,14 +177,14 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	// a bucket that is being forgotten as full.
 	defer s.mu.Unlock()
 	i := s.m[h]
-	if i != none {
+	if i != noSlot {
 		s.slots[i].last = t
 		s.moveToFront(i)
 	} else {
-		k.expire(s, none, t)
+		k.expire(s, noSlot, t)
 		if len(s.m) >= k.perShard {
 			victim, wait := k.fullBucket(s, now)
-			if victim == none {
+			if victim == noSlot {
 				return false, wait
 			}
 			s.remove(victim)
@@ -210,6 +211,7 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	return false, k.wait(lim.TokensAt(now))
 }
 
+// hash is key's identity: its two 64-bit hashes under k's seeds.
 func (k *Keyed) hash(key string) hash {
 	return hash{maphash.String(k.seeds[0], key), maphash.String(k.seeds[1], key)}
 }
@@ -221,7 +223,7 @@ func (k *Keyed) hash(key string) hash {
 // restores it exactly. Callers hold the shard's lock.
 func (k *Keyed) limiter(s *shard, i uint32) *rate.Limiter {
 	e := &s.slots[i]
-	if e.lim == none {
+	if e.lim == 0 {
 		lim := rate.NewLimiter(k.limit, k.burst)
 		lim.AllowN(time.Unix(0, e.first), 1)
 		if n := len(s.freeLims); n > 0 {
@@ -243,7 +245,7 @@ func (k *Keyed) limiter(s *shard, i uint32) *rate.Limiter {
 // Callers hold the shard's lock.
 func (s *shard) tokensAt(i uint32, now time.Time) float64 {
 	e := &s.slots[i]
-	if e.lim != none {
+	if e.lim != 0 {
 		return s.lims[e.lim].TokensAt(now)
 	}
 	return s.once.TokensAt(reference().Add(time.Duration(now.UnixNano() - e.first)))
@@ -323,33 +325,33 @@ func (k *Keyed) expire(s *shard, keep uint32, t int64) {
 	if k.idle <= 0 {
 		return
 	}
-	for i := 0; i < expireBatch && s.tail != none && s.tail != keep && t-s.slots[s.tail].last > k.idle; i++ {
+	for i := 0; i < expireBatch && s.tail != noSlot && s.tail != keep && t-s.slots[s.tail].last > k.idle; i++ {
 		s.remove(s.tail)
 	}
 }
 
 // fullBucket looks at the expireBatch least recently used buckets of s for
 // one that is full at now, to make room for a new key. If there is none it
-// returns none and how long until the first of them will be full. Looking
+// returns noSlot and how long until the first of them will be full. Looking
 // at a few, not all, keeps a call's cost bounded under a flood; the least
 // recently used are the likeliest to have refilled. Callers hold s.mu.
 func (k *Keyed) fullBucket(s *shard, now time.Time) (uint32, time.Duration) {
 	burst := float64(k.burst)
 	wait := rate.InfDuration
 	i := s.tail
-	for n := 0; n < expireBatch && i != none; n, i = n+1, s.slots[i].prev {
+	for n := 0; n < expireBatch && i != noSlot; n, i = n+1, s.slots[i].prev {
 		tokens := s.tokensAt(i, now)
 		if tokens >= burst {
 			return i, 0
 		}
 		wait = min(wait, k.waitFor(burst, tokens))
 	}
-	return none, wait
+	return noSlot, wait
 }
 
 // alloc returns a free slot, from the free list or a new one.
 func (s *shard) alloc() uint32 {
-	if i := s.free; i != none {
+	if i := s.free; i != noSlot {
 		s.free = s.slots[i].next
 		return i
 	}
@@ -359,8 +361,8 @@ func (s *shard) alloc() uint32 {
 
 func (s *shard) pushFront(i uint32) {
 	e := &s.slots[i]
-	e.prev, e.next = none, s.head
-	if s.head != none {
+	e.prev, e.next = noSlot, s.head
+	if s.head != noSlot {
 		s.slots[s.head].prev = i
 	} else {
 		s.tail = i
@@ -370,17 +372,17 @@ func (s *shard) pushFront(i uint32) {
 
 func (s *shard) unlink(i uint32) {
 	e := &s.slots[i]
-	if e.prev != none {
+	if e.prev != noSlot {
 		s.slots[e.prev].next = e.next
 	} else {
 		s.head = e.next
 	}
-	if e.next != none {
+	if e.next != noSlot {
 		s.slots[e.next].prev = e.prev
 	} else {
 		s.tail = e.prev
 	}
-	e.prev, e.next = none, none
+	e.prev, e.next = noSlot, noSlot
 }
 
 func (s *shard) moveToFront(i uint32) {
@@ -397,7 +399,7 @@ func (s *shard) remove(i uint32) {
 	s.unlink(i)
 	e := &s.slots[i]
 	delete(s.m, e.h)
-	if e.lim != none {
+	if e.lim != 0 {
 		s.lims[e.lim] = nil
 		s.freeLims = append(s.freeLims, e.lim)
 	}

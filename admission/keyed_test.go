@@ -535,7 +535,7 @@ func TestKeyedTokensOfAKeySeenOnce(t *testing.T) {
 				h := k.hash("buyer")
 				s := &k.shards[h[0]&k.mask]
 				i := s.m[h]
-				if i == none || s.slots[i].lim != none {
+				if i == noSlot || s.slots[i].lim != 0 {
 					t.Fatalf("slot after one call: %d, %+v", i, s.slots[i])
 				}
 				lim := rate.NewLimiter(tc.r, tc.burst)
