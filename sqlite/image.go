@@ -136,11 +136,9 @@ func (s *Store) writeImage(ctx context.Context, min int) error {
 		return nil
 	}
 	at := imagePoint{lastSettle: s.settles, progress: s.g.progress.Load()}
-	var seq sql.NullInt64
-	if err := s.w.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT count(*) FROM sales)`).Scan(&seq, &at.salesMade); err != nil {
-		return fmt.Errorf("sqlite: read the last order: %w", err)
+	if err := at.read(ctx, s.w); err != nil {
+		return err
 	}
-	at.lastSeq = seq.Int64
 	return s.saveImage(ctx, at, ls)
 }
 
@@ -152,6 +150,16 @@ type imagePoint struct {
 	progress, salesMade int64
 }
 
+// read sets at's last order and count of sales from db.
+func (at *imagePoint) read(ctx context.Context, db source) error {
+	var seq sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT count(*) FROM sales)`).Scan(&seq, &at.salesMade); err != nil {
+		return fmt.Errorf("sqlite: read the last order: %w", err)
+	}
+	at.lastSeq = seq.Int64
+	return nil
+}
+
 // saveImage writes ls, the ledgers of the database at point at, to the
 // image (synced, then put in place of any older one), then the token
 // that ties it to the database. Nothing else may change ls meanwhile.
@@ -160,46 +168,34 @@ func (s *Store) saveImage(ctx context.Context, at imagePoint, ls []*ledger.Sale)
 	name := filepath.Join(dir, ImageName)
 	var token [16]byte
 	_, _ = rand.Read(token[:]) // crypto/rand.Read never fails
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("sqlite: write %s: %w", name, err)
-	}
-	sum := crc32.New(castagnoli)
-	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
-	head := append([]byte(imageMagic), token[:]...)
-	for _, v := range []int64{at.lastSeq, at.lastSettle, at.progress, at.salesMade, int64(len(ls))} {
-		head = binary.LittleEndian.AppendUint64(head, uint64(v))
-	}
-	_, err = w.Write(head)
-	for _, l := range ls {
-		if err != nil {
-			break
+	err := replaceFile(dir, ImageName, func(f *os.File) error {
+		sum := crc32.New(castagnoli)
+		w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+		head := append([]byte(imageMagic), token[:]...)
+		for _, v := range []int64{at.lastSeq, at.lastSettle, at.progress, at.salesMade, int64(len(ls))} {
+			head = binary.LittleEndian.AppendUint64(head, uint64(v))
 		}
-		id := l.Sale().ID
-		rec := append(binary.LittleEndian.AppendUint16(nil, uint16(len(id))), id...)
-		if _, err = w.Write(binary.LittleEndian.AppendUint64(rec, uint64(l.ImageSize()))); err == nil {
-			err = l.WriteImage(w)
+		if _, err := w.Write(head); err != nil {
+			return err
 		}
-	}
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		_, err = f.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32()))
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
+		for _, l := range ls {
+			id := l.Sale().ID
+			rec := append(binary.LittleEndian.AppendUint16(nil, uint16(len(id))), id...)
+			if _, err := w.Write(binary.LittleEndian.AppendUint64(rec, uint64(l.ImageSize()))); err != nil {
+				return err
+			}
+			if err := l.WriteImage(w); err != nil {
+				return err
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		_, err := f.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32()))
+		return err
+	})
 	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("sqlite: write %s: %w", name, err)
+		return err
 	}
 	// Only now: a row naming an image not yet durable could outlive it.
 	// Not given up halfway: the image in place needs its row.
@@ -394,14 +390,10 @@ func (s *Store) refreshImage(ctx context.Context, min int) (int, error) {
 	}
 	defer tx.Rollback()
 	// Every read below sees the snapshot the first one starts.
-	var (
-		at  imagePoint
-		seq sql.NullInt64
-	)
-	if err := tx.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM orders), (SELECT count(*) FROM sales)`).Scan(&seq, &at.salesMade); err != nil {
-		return 0, fmt.Errorf("sqlite: refresh the ledger image: %w", err)
+	var at imagePoint
+	if err := at.read(ctx, tx); err != nil {
+		return 0, err
 	}
-	at.lastSeq = seq.Int64
 	if at.lastSettle, err = lastSettle(ctx, tx); err != nil {
 		return 0, err
 	}
@@ -420,18 +412,12 @@ func (s *Store) refreshImage(ctx context.Context, min int) (int, error) {
 	var ls []*ledger.Sale
 	recs := 0
 	for _, sale := range sales {
-		if err := checkSale(sale); err != nil {
-			return 0, fmt.Errorf("sqlite: %s: %w", s.path, err)
+		l, dormant, err := s.newLedger(ctx, tx, sale, ceil[sale.ID], now)
+		if err != nil {
+			return 0, err
 		}
-		l := ledger.New(sale)
-		l.RaiseCeiling(ceil[sale.ID])
-		if sale.Window(now) == surge.CodeEnded {
-			if dormant, err := doze(ctx, tx, l); err != nil || dormant {
-				if err != nil {
-					return 0, err
-				}
-				continue
-			}
+		if dormant {
+			continue
 		}
 		if _, err := s.restoreJoined(ctx, l, now, 0, tx); err != nil {
 			return 0, err
@@ -487,7 +473,6 @@ func (s *Store) imager(ctx context.Context, min int) {
 				s.opts.Logger.Info("ledger image refreshed", "orders", recs, "took", time.Since(began).Round(time.Millisecond))
 				s.imageRecs = recs
 				s.current.Store(p) // refreshWhileIdle saw no change
-
 			}
 			// Not again before as many changes more, even after a failure.
 			s.imagedAt = p

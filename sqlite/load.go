@@ -57,16 +57,9 @@ func (s *Store) load(ctx context.Context, withImage bool) (*image, error) {
 	now := s.opts.Now()
 	restored := 0
 	for _, sale := range sales {
-		if err := checkSale(sale); err != nil {
-			return nil, fmt.Errorf("sqlite: %s: %w", s.path, err)
-		}
-		l := ledger.New(sale)
-		l.RaiseCeiling(ceilings[sale.ID])
-		dormant := false
-		if sale.Window(now) == surge.CodeEnded {
-			if dormant, err = doze(ctx, s.w, l); err != nil {
-				return nil, err
-			}
+		l, dormant, err := s.newLedger(ctx, s.w, sale, ceilings[sale.ID], now)
+		if err != nil {
+			return nil, err
 		}
 		if !dormant {
 			var (
@@ -127,6 +120,22 @@ func (s *Store) orphans(ctx context.Context) error {
 		return fmt.Errorf("sqlite: load orders: %w", err)
 	}
 	return fmt.Errorf("sqlite: %s: %w: order %s belongs to unknown sale %s", s.path, ErrDamaged, id, sale)
+}
+
+// newLedger checks sale and returns its empty ledger, raised to its limit
+// ceiling, and whether it is dormant (doze, read on db): the start of both
+// a load and a background image's replay.
+func (s *Store) newLedger(ctx context.Context, db source, sale surge.Sale, ceiling int64, now time.Time) (*ledger.Sale, bool, error) {
+	if err := checkSale(sale); err != nil {
+		return nil, false, fmt.Errorf("sqlite: %s: %w", s.path, err)
+	}
+	l := ledger.New(sale)
+	l.RaiseCeiling(ceiling)
+	if sale.Window(now) != surge.CodeEnded {
+		return l, false, nil
+	}
+	dormant, err := doze(ctx, db, l)
+	return l, dormant, err
 }
 
 // doze makes l dormant if its sale holds no reserved order, from one

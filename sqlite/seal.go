@@ -55,23 +55,38 @@ func seal(dir string, progress int64) error {
 	binary.LittleEndian.PutUint64(rec[16:], uint64(progress))
 	binary.LittleEndian.PutUint32(rec[24:], sum)
 	binary.LittleEndian.PutUint32(rec[28:], crc32.Checksum(rec[:28], castagnoli))
-	tmp := filepath.Join(dir, SealName+".tmp")
+	return replaceFile(dir, SealName, func(f *os.File) error {
+		_, err := f.Write(rec[:])
+		return err
+	})
+}
+
+// replaceFile puts the file name in dir durably in place of any older
+// one: write fills a temporary file, which is synced, renamed over name,
+// and the directory synced. On failure the temporary file is removed and
+// name is left as it was.
+func replaceFile(dir, name string, write func(f *os.File) error) error {
+	path := filepath.Join(dir, name)
+	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
-		return fmt.Errorf("sqlite: write %s: %w", tmp, err)
+		return fmt.Errorf("sqlite: write %s: %w", path, err)
 	}
-	_, err = f.Write(rec[:])
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}
 	if err = errors.Join(err, f.Close()); err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, SealName))
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(dir)
 	}
 	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("sqlite: write %s: %w", filepath.Join(dir, SealName), err)
+		_ = os.Remove(tmp)
+		return fmt.Errorf("sqlite: write %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // unseal removes dir's seal and reports whether it vouches for the
