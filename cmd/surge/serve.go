@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	idempotencyTTL     time.Duration // embedded mode: keys kept in memory
 	ledgerImageMin     int           // embedded mode: orders in memory past which a stop writes the ledger image
 	drainDelay         time.Duration
+	heapFloorMiB       int // heapfloor.go
 	debugAddr          string
 	adminAddr          string
 
@@ -106,6 +108,7 @@ func newServeConfig() serveConfig {
 		shutdownTimeout:  30 * time.Second,
 		idempotencyTTL:   sqlite.DefaultIdempotencyTTL,
 		ledgerImageMin:   50_000,
+		heapFloorMiB:     defaultHeapFloorMiB,
 		burstIP:          40,
 		rateBuyer:        5, // purchases per second per buyer
 		burstBuyer:       10,
@@ -151,6 +154,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
 	fs.DurationVar(&c.idempotencyTTL, "idempotency-ttl", c.idempotencyTTL, "embedded mode: how long after a purchase the Idempotency-Key of an order no longer reserved or paid stays in memory; older keys are answered from disk (a key never buys twice)")
 	fs.IntVar(&c.ledgerImageMin, "ledger-image-min", c.ledgerImageMin, "embedded mode: when the sales keep at least this many orders in memory, a clean stop (and the server itself, once idle after that many changes) writes their live state to surge.ledger, so that the next start, after a stop or a crash, replays only the orders and settles after it (0: never)")
+	fs.IntVar(&c.heapFloorMiB, "heap-floor-mib", c.heapFloorMiB, "MiB the Go heap counts as live however little it holds, so that a fresh server hit by a spike does not collect its small heap dozens of times a second; reserved address space, never written, so it costs no resident memory (0: off)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", c.drainDelay, "on SIGTERM, how long /readyz answers 503 while everything else is still served, before the listener closes (so a load balancer notices first)")
 	fs.Float64Var(&c.rateIP, "rate-limit-ip", c.rateIP, "requests per second per client address (0: off; see --trusted-proxies)")
 	fs.IntVar(&c.burstIP, "rate-limit-ip-burst", c.burstIP, "burst of the per-address limit")
@@ -199,6 +203,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return printConfig(stdout, l)
 	}
 	c := l.c
+	floor := heapFloor(c.heapFloorMiB)
+	defer runtime.KeepAlive(floor)
 	log, logs, err := newLogger(stderr, c.logLevel, c.logFormat)
 	if err != nil {
 		return err
@@ -292,6 +298,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.drainDelay < 0 {
 		return errUsage{"serve: --drain-delay must not be negative"}
+	}
+	if c.heapFloorMiB < 0 || c.heapFloorMiB > maxHeapFloorMiB {
+		return errUsage{fmt.Sprintf("serve: --heap-floor-mib must be between 0 and %d", maxHeapFloorMiB)}
 	}
 	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
 		return errUsage{"serve: --max-conns and --max-conns-per-ip must not be negative"}

@@ -1,0 +1,35 @@
+package main
+
+// defaultHeapFloorMiB is the heap floor of `surge serve` unless
+// --heap-floor-mib says otherwise.
+//
+// Why a floor: the Go collector starts a cycle when the heap has grown by
+// GOGC % (100) over what the last cycle found live. A server that has just
+// started holds a few MiB, so the first second of a spike, which allocates
+// hundreds of MiB of short-lived request garbage, ran 15-35 cycles, each
+// with its write barrier and mark assists on the purchases' goroutines:
+// the open loop's p99 in that second was 10-20 ms against 3-7 ms in the
+// seconds after it (docs/benchmarks.md, 2026-12-04, late evening). With
+// 64 MiB counted as live the same run collects about five times, and the
+// floor stops mattering once the sales' own memory (the ledger, the rate
+// limiter's buckets) is larger than it.
+const defaultHeapFloorMiB = 64
+
+// maxHeapFloorMiB bounds the flag: a floor is address space, but a typo of
+// a few more digits should be refused, not reserved.
+const maxHeapFloorMiB = 16 << 10
+
+// heapFloor returns a block of mib MiB for the caller to keep reachable for
+// as long as the floor should hold (nil for 0). The runtime has no setting
+// for a least heap goal (GOMEMLIMIT is a ceiling; GOGC=off with it makes
+// the collector run flat out once the live heap nears the limit), so the
+// floor is the well-worn ballast: a pointer-free block the collector counts
+// as live but never scans. It is never written, and a fresh block of that
+// size comes from the OS already zero, so its pages are never touched: it
+// takes address space, not resident memory (TestHeapFloor checks both).
+func heapFloor(mib int) []byte {
+	if mib <= 0 {
+		return nil
+	}
+	return make([]byte, mib<<20)
+}
