@@ -7,6 +7,7 @@
 # machine hits both alike; the table gives each scenario's median over the
 # rounds and its ratio to the ceiling's median.
 # Usage: bench/ab.sh REV_A [REV_B=working tree] [duration=5s] [connections=64] [rounds=3]
+#   THREADS=2 runs wrk with two threads, as bench/compare.sh does (default 1).
 #   A revision is anything git understands (a commit, a tag, HEAD~3);
 #   "." is the working tree as it is.
 set -euo pipefail
@@ -16,6 +17,7 @@ REV_B=${2:-.}
 DUR=${3:-5s}
 CONNS=${4:-64}
 ROUNDS=${5:-3}
+THREADS=${THREADS:-1}
 . bench/lib.sh
 need wrk bc
 two_builds "$REV_A" "$REV_B"
@@ -28,7 +30,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rps() {
   local t0 out t1
   t0=$(ticks "$3")
-  out=$(wrk -t1 -c"$CONNS" -d"$DUR" -s bench/purchase.lua "$1" -- "$2")
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" -s bench/purchase.lua "$1" -- "$2")
   t1=$(ticks "$3")
   awk -v dt=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '/requests in/ {n=$1} /^Requests\/sec/ {r=$2} END {printf "%s %.1f\n", r, dt/hz*1e6/n}' <<<"$out"
 }
@@ -68,7 +70,7 @@ kill "$cpid"; wait "$cpid" 2>/dev/null || true
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 c=$(median "${runs[ceiling]}")
-printf '\nwrk -t1 -c%s -d%s, %s rounds (median), %s, A=%s B=%s, %s cores\n\n' "$CONNS" "$DUR" "$ROUNDS" "$(date -u +%F)" \
+printf '\nwrk -t%s -c%s -d%s, %s rounds (median), %s, A=%s B=%s, %s cores\n\n' "$THREADS" "$CONNS" "$DUR" "$ROUNDS" "$(date -u +%F)" \
   "$(git rev-parse --short "$REV_A")" "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)"
 printf '| target | requests/s (runs) | median | ratio to ceiling | server CPU µs/answer (runs) | median |\n|---|---|---:|---:|---|---:|\n'
 for k in ceiling a-soldout b-soldout a-reserve b-reserve; do
