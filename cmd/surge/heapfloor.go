@@ -26,7 +26,10 @@ const maxHeapFloorMiB = 16 << 10
 // floor is the well-worn ballast: a pointer-free block the collector counts
 // as live but never scans. It is never written, and a fresh block of that
 // size comes from the OS already zero, so its pages are never touched: it
-// takes address space, not resident memory (TestHeapFloor checks both).
+// takes address space, not resident memory (TestHeapFloor checks both, on
+// the real binary). That holds for a heap that has not yet freed a block
+// as large, which the runtime would zero and so make resident: serve
+// allocates the floor before it starts anything.
 // What the floor does cost is garbage: the heap grows that much further
 // between two collections, so under load the resident set can be up to
 // that much larger (681 instead of 614 MiB after a reserve-heavy run with
