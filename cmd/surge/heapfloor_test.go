@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgehq/surge/internal/memusage"
 )
 
 // TestHeapFloor starts the real binary with and without a floor: with it,
@@ -26,7 +28,11 @@ func TestHeapFloor(t *testing.T) {
 	measure := func(floor string) (goal, rss int64) {
 		p := startProc(t, t.TempDir(), token, "--heap-floor-mib", floor)
 		defer p.stop(t, os.Interrupt, 10*time.Second)
-		return nextGC(t, p.base, token), residentOf(t, p.cmd.Process.Pid)
+		resident, err := memusage.Resident(p.cmd.Process.Pid)
+		if err != nil {
+			t.Skipf("no /proc: %v", err)
+		}
+		return nextGC(t, p.base, token), int64(resident)
 	}
 	goalOff, rssOff := measure("0")
 	goalOn, rssOn := measure(strconv.Itoa(mib))
@@ -63,25 +69,5 @@ func nextGC(t *testing.T, base, token string) int64 {
 		}
 	}
 	t.Fatalf("no go_memstats_next_gc_bytes in /metrics (status %d, scan error %v)", resp.StatusCode, sc.Err())
-	return 0
-}
-
-// residentOf reads a process's resident memory, in bytes, from /proc.
-func residentOf(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("VmRSS %q: %v", v, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/status")
 	return 0
 }
