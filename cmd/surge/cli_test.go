@@ -102,6 +102,8 @@ func TestUsageErrors(t *testing.T) {
 		{"serve negative batch", nil, []string{"serve", "--max-batch=-1"}, "must be positive"},
 		{"serve zero timeout", nil, []string{"serve", "--shutdown-timeout", "0s"}, "must be positive"},
 		{"serve negative ledger image min", nil, []string{"serve", "--ledger-image-min", "-1"}, "--ledger-image-min must not be negative"},
+		{"serve negative heap floor", nil, []string{"serve", "--heap-floor-mib", "-1"}, "--heap-floor-mib must be between 0 and"},
+		{"serve huge heap floor env", map[string]string{"SURGE_HEAP_FLOOR_MIB": "1000000"}, []string{"serve"}, "--heap-floor-mib must be between 0 and"},
 		{"serve zero idempotency ttl", nil, []string{"serve", "--idempotency-ttl", "0s"}, "--idempotency-ttl must be positive"},
 		{"serve negative idempotency ttl env", map[string]string{"SURGE_IDEMPOTENCY_TTL": "-1h"}, []string{"serve"}, "--idempotency-ttl must be positive"},
 		{"serve bad log level", nil, []string{"serve", "--log-level", "loud"}, `invalid --log-level "loud"`},
