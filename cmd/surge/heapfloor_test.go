@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -48,19 +46,9 @@ func TestHeapFloor(t *testing.T) {
 // nextGC reads the collector's heap goal from the server's /metrics.
 func nextGC(t *testing.T, base, token string) int64 {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_next_gc_bytes "); ok {
+	code, body := get(t, base+"/metrics", token)
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "go_memstats_next_gc_bytes "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				t.Fatalf("go_memstats_next_gc_bytes %q: %v", v, err)
@@ -68,6 +56,6 @@ func nextGC(t *testing.T, base, token string) int64 {
 			return int64(f)
 		}
 	}
-	t.Fatalf("no go_memstats_next_gc_bytes in /metrics (status %d, scan error %v)", resp.StatusCode, sc.Err())
+	t.Fatalf("no go_memstats_next_gc_bytes in /metrics (status %d)", code)
 	return 0
 }
