@@ -51,6 +51,10 @@ type Keyed struct {
 	seeds    [2]maphash.Seed
 	mask     uint64
 	shards   []shard
+	// base is when the Keyed was made; slots keep times as nanoseconds
+	// since it (at), so that they follow the monotonic clock as a
+	// rate.Limiter does: a step of the wall clock (NTP) changes no bucket.
+	base time.Time
 }
 
 // hash is a key's identity in a Keyed; its first half also picks the shard.
@@ -85,11 +89,11 @@ type shard struct {
 // slot is one key's bucket.
 type slot struct {
 	h hash
-	// first is the UnixNano of the key's first call, the whole state of
+	// first is the time of the key's first call (at), the whole state of
 	// its bucket while it has no limiter (lim is 0). Most buyers of a
 	// spike buy once, and their limiter was most of a new key's cost.
 	first      int64
-	last       int64  // UnixNano of the last use
+	last       int64  // the time of the last use (at)
 	prev, next uint32 // recency links (next also chains the free list)
 	lim        uint32 // index in shard.lims, made at the key's second call; 0 until then (lims[0] is unused)
 }
@@ -129,6 +133,7 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		mask:     uint64(n - 1),
 		shards:   make([]shard, n),
+		base:     time.Now(),
 	}
 	switch {
 	case r <= 0 || burst <= 0:
@@ -159,8 +164,8 @@ func NewKeyed(r rate.Limit, burst int, maxKeys int, idle time.Duration) *Keyed {
 // to whole seconds for Retry-After. retryAfter is rate.InfDuration when the
 // bucket can never grant a token (burst 0, or rate 0 once the burst is
 // spent). A new key that finds its shard full of buckets in debt is
-// refused too (see Keyed). An existing key costs no allocation, a new one
-// two (its entry and its key); a key's second call makes its limiter.
+// refused too (see Keyed). A call allocates nothing but a key's second,
+// which makes its limiter (and, now and then, a slice's growth).
 //
 // The caller passes now (normally time.Now()) so that one clock reading
 // serves every check of a request, and so tests can move time.
@@ -170,7 +175,7 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	}
 	h := k.hash(key)
 	s := &k.shards[h[0]&k.mask]
-	t := now.UnixNano()
+	t := k.at(now)
 	s.mu.Lock()
 	// The token is taken under the shard's lock: a bucket is judged full,
 	// and evicted, only under that lock, so no call can spend a token of
@@ -211,6 +216,11 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	return false, k.wait(lim.TokensAt(now))
 }
 
+// at is now as a slot keeps it: nanoseconds since k.base, by the monotonic
+// clock when now carries a reading of it (time.Now() does), else by the
+// wall clock, as time.Time.Sub measures.
+func (k *Keyed) at(now time.Time) int64 { return int64(now.Sub(k.base)) }
+
 // hash is key's identity: its two 64-bit hashes under k's seeds.
 func (k *Keyed) hash(key string) hash {
 	return hash{maphash.String(k.seeds[0], key), maphash.String(k.seeds[1], key)}
@@ -225,7 +235,7 @@ func (k *Keyed) limiter(s *shard, i uint32) *rate.Limiter {
 	e := &s.slots[i]
 	if e.lim == 0 {
 		lim := rate.NewLimiter(k.limit, k.burst)
-		lim.AllowN(time.Unix(0, e.first), 1)
+		lim.AllowN(k.base.Add(time.Duration(e.first)), 1)
 		if n := len(s.freeLims); n > 0 {
 			e.lim = s.freeLims[n-1]
 			s.freeLims = s.freeLims[:n-1]
@@ -241,14 +251,14 @@ func (k *Keyed) limiter(s *shard, i uint32) *rate.Limiter {
 // tokensAt is how many tokens slot i's bucket holds at now, without
 // making its limiter: while it has none, its bucket is the shard's once
 // bucket shifted in time (a bucket's tokens depend only on its settings
-// and how long ago it answered each call), at reference + (now − first).
-// Callers hold the shard's lock.
-func (s *shard) tokensAt(i uint32, now time.Time) float64 {
+// and how long ago it answered each call), at reference + (t − first),
+// where t is now as k.at gives it. Callers hold the shard's lock.
+func (s *shard) tokensAt(i uint32, now time.Time, t int64) float64 {
 	e := &s.slots[i]
 	if e.lim != 0 {
 		return s.lims[e.lim].TokensAt(now)
 	}
-	return s.once.TokensAt(reference().Add(time.Duration(now.UnixNano() - e.first)))
+	return s.once.TokensAt(reference().Add(time.Duration(t - e.first)))
 }
 
 // reference is when the shards' once buckets answered their call. Any
@@ -338,9 +348,10 @@ func (k *Keyed) expire(s *shard, keep uint32, t int64) {
 func (k *Keyed) fullBucket(s *shard, now time.Time) (uint32, time.Duration) {
 	burst := float64(k.burst)
 	wait := rate.InfDuration
+	t := k.at(now)
 	i := s.tail
 	for n := 0; n < expireBatch && i != noSlot; n, i = n+1, s.slots[i].prev {
-		tokens := s.tokensAt(i, now)
+		tokens := s.tokensAt(i, now, t)
 		if tokens >= burst {
 			return i, 0
 		}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/time/rate"
 )
@@ -520,6 +521,59 @@ func TestKeyedSameAsOneLimiterPerKey(t *testing.T) {
 	}
 }
 
+// TestKeyedFollowsTheMonotonicClock: when the wall clock is stepped (NTP)
+// between a key's calls, its bucket refills by the time that passed, as
+// the monotonic clock measures it, exactly as a limiter of its own would:
+// a step forward hands out no tokens, a step back withholds none.
+func TestKeyedFollowsTheMonotonicClock(t *testing.T) {
+	steps := []time.Duration{0, time.Millisecond, 150 * time.Millisecond, 2 * time.Second, time.Nanosecond}
+	walls := []time.Duration{0, time.Hour, 0, -time.Hour, -time.Minute, 0, 3 * time.Second}
+	for _, tc := range []struct {
+		r     rate.Limit
+		burst int
+	}{{5, 10}, {1, 1}, {0.5, 3}, {1000, 2}} {
+		t.Run(fmt.Sprintf("r=%v,burst=%d", tc.r, tc.burst), func(t *testing.T) {
+			k := NewKeyed(tc.r, tc.burst, 1<<20, 1000*time.Hour)
+			model := map[string]*rate.Limiter{}
+			mono, wall := time.Now(), time.Duration(0)
+			for i := range 300 {
+				mono = mono.Add(steps[(i*7+i/5)%len(steps)])
+				wall += walls[(i*3)%len(walls)]
+				now := stepWall(t, mono, wall)
+				key := "buyer-" + strconv.Itoa((i*31)%23)
+				lim := model[key]
+				if lim == nil {
+					lim = rate.NewLimiter(tc.r, tc.burst)
+					model[key] = lim
+				}
+				wantOK, wantWait := lim.AllowN(now, 1), time.Duration(0)
+				if !wantOK {
+					wantWait = k.wait(lim.TokensAt(now))
+				}
+				if ok, wait := k.Allow(key, now); ok != wantOK || wait != wantWait {
+					t.Fatalf("call %d (%s, wall clock stepped by %v): (%v, %v), a limiter of its own: (%v, %v)", i, key, wall, ok, wait, wantOK, wantWait)
+				}
+			}
+		})
+	}
+}
+
+// stepWall returns at as time.Now() would read it after the system clock
+// was stepped by d: its wall clock moved by d, its monotonic reading kept.
+// The time package cannot make such a value, so this writes the monotonic
+// reading into the struct ({wall uint64; ext int64; loc *Location}: with a
+// monotonic reading, ext holds it) and checks that it took.
+func stepWall(t *testing.T, at time.Time, d time.Duration) time.Time {
+	t.Helper()
+	s := at.Add(d)
+	*(*int64)(unsafe.Add(unsafe.Pointer(&s), 8)) = *(*int64)(unsafe.Add(unsafe.Pointer(&at), 8))
+	if s.Sub(at) != 0 || s.Round(0).Sub(at.Round(0)) != d {
+		t.Fatalf("cannot step the wall clock of a time.Time (its layout changed?): monotonic %v, wall %v apart, want 0 and %v",
+			s.Sub(at), s.Round(0).Sub(at.Round(0)), d)
+	}
+	return s
+}
+
 // TestKeyedTokensOfAKeySeenOnce: the tokens of a bucket without a limiter
 // (what eviction looks at) are those of a limiter that answered its call.
 func TestKeyedTokensOfAKeySeenOnce(t *testing.T) {
@@ -541,8 +595,15 @@ func TestKeyedTokensOfAKeySeenOnce(t *testing.T) {
 				lim := rate.NewLimiter(tc.r, tc.burst)
 				lim.AllowN(first, 1)
 				now := first.Add(d)
-				if got, want := s.tokensAt(i, now), lim.TokensAt(now); got != want {
+				if got, want := s.tokensAt(i, now, k.at(now)), lim.TokensAt(now); got != want {
 					t.Errorf("r=%v burst=%d +%v: %v tokens, a limiter of its own has %v", tc.r, tc.burst, d, got, want)
+				}
+				if first == mono && d >= 0 {
+					// The wall clock stepped back an hour meanwhile.
+					now := stepWall(t, now, -time.Hour)
+					if got, want := s.tokensAt(i, now, k.at(now)), lim.TokensAt(now); got != want {
+						t.Errorf("r=%v burst=%d +%v, wall clock an hour back: %v tokens, a limiter of its own has %v", tc.r, tc.burst, d, got, want)
+					}
 				}
 			}
 		}
