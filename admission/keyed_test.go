@@ -503,21 +503,29 @@ func TestKeyedSameAsOneLimiterPerKey(t *testing.T) {
 				for i := range 400 {
 					now = now.Add(steps[(i*7+i/5)%len(steps)])
 					key := "buyer-" + strconv.Itoa((i*31)%23)
-					lim := model[key]
-					if lim == nil {
-						lim = rate.NewLimiter(tc.r, tc.burst)
-						model[key] = lim
-					}
-					wantOK, wantWait := lim.AllowN(now, 1), time.Duration(0)
-					if !wantOK {
-						wantWait = k.wait(lim.TokensAt(now))
-					}
-					if ok, wait := k.Allow(key, now); ok != wantOK || wait != wantWait {
-						t.Fatalf("call %d (%s): (%v, %v), a limiter of its own: (%v, %v)", i, key, ok, wait, wantOK, wantWait)
-					}
+					sameAsOwnLimiter(t, k, model, key, now, fmt.Sprintf("call %d (%s)", i, key))
 				}
 			})
 		}
+	}
+}
+
+// sameAsOwnLimiter makes the call k.Allow(key, now) and the same call of a
+// limiter of key's own (kept in model), and fails the test where their
+// answers differ.
+func sameAsOwnLimiter(t *testing.T, k *Keyed, model map[string]*rate.Limiter, key string, now time.Time, call string) {
+	t.Helper()
+	lim := model[key]
+	if lim == nil {
+		lim = rate.NewLimiter(k.limit, k.burst)
+		model[key] = lim
+	}
+	wantOK, wantWait := lim.AllowN(now, 1), time.Duration(0)
+	if !wantOK {
+		wantWait = k.wait(lim.TokensAt(now))
+	}
+	if ok, wait := k.Allow(key, now); ok != wantOK || wait != wantWait {
+		t.Fatalf("%s: (%v, %v), a limiter of its own: (%v, %v)", call, ok, wait, wantOK, wantWait)
 	}
 }
 
@@ -541,18 +549,7 @@ func TestKeyedFollowsTheMonotonicClock(t *testing.T) {
 				wall += walls[(i*3)%len(walls)]
 				now := stepWall(t, mono, wall)
 				key := "buyer-" + strconv.Itoa((i*31)%23)
-				lim := model[key]
-				if lim == nil {
-					lim = rate.NewLimiter(tc.r, tc.burst)
-					model[key] = lim
-				}
-				wantOK, wantWait := lim.AllowN(now, 1), time.Duration(0)
-				if !wantOK {
-					wantWait = k.wait(lim.TokensAt(now))
-				}
-				if ok, wait := k.Allow(key, now); ok != wantOK || wait != wantWait {
-					t.Fatalf("call %d (%s, wall clock stepped by %v): (%v, %v), a limiter of its own: (%v, %v)", i, key, wall, ok, wait, wantOK, wantWait)
-				}
+				sameAsOwnLimiter(t, k, model, key, now, fmt.Sprintf("call %d (%s, wall clock stepped by %v)", i, key, wall))
 			}
 		})
 	}
