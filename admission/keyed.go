@@ -188,7 +188,7 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	} else {
 		k.expire(s, noSlot, t)
 		if len(s.m) >= k.perShard {
-			victim, wait := k.fullBucket(s, now)
+			victim, wait := k.fullBucket(s, now, t)
 			if victim == noSlot {
 				return false, wait
 			}
@@ -341,14 +341,13 @@ func (k *Keyed) expire(s *shard, keep uint32, t int64) {
 }
 
 // fullBucket looks at the expireBatch least recently used buckets of s for
-// one that is full at now, to make room for a new key. If there is none it
+// one that is full at now (t as k.at gives it), to make room for a new key. If there is none it
 // returns noSlot and how long until the first of them will be full. Looking
 // at a few, not all, keeps a call's cost bounded under a flood; the least
 // recently used are the likeliest to have refilled. Callers hold s.mu.
-func (k *Keyed) fullBucket(s *shard, now time.Time) (uint32, time.Duration) {
+func (k *Keyed) fullBucket(s *shard, now time.Time, t int64) (uint32, time.Duration) {
 	burst := float64(k.burst)
 	wait := rate.InfDuration
-	t := k.at(now)
 	i := s.tail
 	for n := 0; n < expireBatch && i != noSlot; n, i = n+1, s.slots[i].prev {
 		tokens := s.tokensAt(i, now, t)
