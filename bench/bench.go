@@ -157,8 +157,12 @@ type SecondStats struct {
 type ClientOverhead struct {
 	CPUSeconds float64 `json:"cpu_seconds"` // user+system CPU of the bench process during the run
 	CPUShare   float64 `json:"cpu_share"`   // CPUSeconds / (elapsed × cores)
-	// Late counts open-loop requests sent more than 1 ms after their
-	// intended time because every connection was busy.
+	// Late counts open-loop requests sent late enough to change the load:
+	// more than 1 ms after their intended time because every connection
+	// was busy, or more than 20 ms after it for any reason (the bench fell
+	// behind its schedule). A send a few ms late with a connection free is
+	// the scheduler's jitter and is not counted; its latency still runs
+	// from the intended time.
 	Late int64 `json:"late"`
 	// LateShare is Late ÷ sends. Over maxLateShare, the server was not
 	// offered the shape asked for, and the reports say so.

@@ -228,7 +228,7 @@ func deliveryWarning(r *Result) string {
 	if r.Mode != OpenLoop || sent <= 0 || late*100 <= maxLatePercent*sent {
 		return ""
 	}
-	return fmt.Sprintf("shape not delivered: %s of %s sends (%s) left more than 1 ms late, over %d%%: "+
+	return fmt.Sprintf("shape not delivered: %s of %s sends (%s) left late (more than 1 ms behind busy connections, or 20 ms behind the schedule), over %d%%: "+
 		"the client could not keep to the schedule (every connection busy, or too little CPU for the bench), "+
 		"so the server was offered less than the shape; raise --connections, or give the bench cores of its own",
 		showInt(late), showInt(sent), showPercent(late, sent), maxLatePercent)

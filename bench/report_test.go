@@ -467,8 +467,8 @@ func TestShapeDelivery(t *testing.T) {
 	}{
 		{"on time", OpenLoop, 20_600, 0, ""},
 		{"5% late is within", OpenLoop, 20_000, 1000, ""},
-		{"just over 5% late", OpenLoop, 20_000, 1001, "1,001 of 20,000 sends (5.0%) left more than 1 ms late"},
-		{"most late", OpenLoop, 1000, 900, "900 of 1,000 sends (90.0%) left more than 1 ms late"},
+		{"just over 5% late", OpenLoop, 20_000, 1001, "1,001 of 20,000 sends (5.0%) left late"},
+		{"most late", OpenLoop, 1000, 900, "900 of 1,000 sends (90.0%) left late"},
 		{"closed loop has no shape", ClosedLoop, 1000, 900, ""},
 		{"nothing sent", OpenLoop, 0, 0, ""},
 	}

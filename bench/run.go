@@ -338,6 +338,7 @@ type runner struct {
 	rec      *recorder
 	ctx      context.Context // done when the run is over (Duration, caller)
 	deadline time.Time       // zero: no Duration
+	idle     atomic.Int64    // open loop: workers waiting for a job
 }
 
 // closedLoop runs Connections workers, each sending the next buyer's
@@ -354,7 +355,7 @@ func (r *runner) closedLoop(workers []*worker) {
 				}
 				now := time.Now()
 				r.rec.offer(now)
-				w.serve(int(i), now)
+				w.serve(int(i), now, false)
 			}
 		})
 	}
@@ -365,6 +366,8 @@ func (r *runner) closedLoop(workers []*worker) {
 type job struct {
 	buyer int
 	due   time.Time
+	// queued: every connection was busy when the job was due (late).
+	queued bool
 }
 
 // openLoop sends purchases at the times Schedule gives, whatever the
@@ -374,13 +377,16 @@ type job struct {
 func (r *runner) openLoop(workers []*worker) {
 	jobs := make(chan job, len(workers))
 	var wg sync.WaitGroup
+	r.idle.Store(int64(len(workers)))
 	for _, w := range workers {
 		wg.Go(func() {
 			for j := range jobs {
 				if r.ctx.Err() != nil {
 					continue // the run is over: drop what was not sent
 				}
-				w.serve(j.buyer, j.due)
+				r.idle.Add(-1)
+				w.serve(j.buyer, j.due, j.queued)
+				r.idle.Add(1)
 			}
 		})
 	}
@@ -403,8 +409,12 @@ func (r *runner) dispatch(jobs chan<- job) {
 			return
 		}
 		r.rec.offer(due)
+		// The job waits for a connection unless more workers are free
+		// than there are jobs ahead of it. A free worker slow to take a
+		// job is the scheduler's jitter, not a busy connection.
+		queued := r.idle.Load() <= int64(len(jobs))
 		select {
-		case jobs <- job{buyer: i, due: due}:
+		case jobs <- job{buyer: i, due: due, queued: queued}:
 		case <-r.ctx.Done():
 			return
 		}

@@ -50,24 +50,25 @@ func (w *worker) release() {
 }
 
 // serve sends buyer i's purchase, due at due, and its replay if the buyer
-// retries.
-func (w *worker) serve(i int, due time.Time) {
+// retries; queued says every connection was busy when it was due.
+func (w *worker) serve(i int, due time.Time, queued bool) {
 	b := w.r.crowd.buyer(i)
 	w.r.rec.begun.Add(1)
-	last := w.purchase(&b, due)
+	last := w.purchase(&b, due, queued)
 	if b.retries && w.r.ctx.Err() == nil {
 		// The replay is due as soon as the first answer is in.
 		w.r.rec.offer(last)
-		w.purchase(&b, last)
+		w.purchase(&b, last, false)
 	}
 }
 
 // purchase sends b's purchase, and with Config.Retry resends it after a
 // 429/503 with Retry-After, at most maxAttempts times and within the run.
-// It returns when the last answer came.
-func (w *worker) purchase(b *buyer, due time.Time) time.Time {
+// queued says the first send waited for a connection (attempt.queued). It
+// returns when the last answer came.
+func (w *worker) purchase(b *buyer, due time.Time, queued bool) time.Time {
 	for n := 1; ; n++ {
-		a, wait, again := w.send(b, due)
+		a, wait, again := w.send(b, due, queued && n == 1)
 		if !again || !w.r.cfg.Retry || n == maxAttempts {
 			return a.at
 		}
@@ -107,8 +108,8 @@ func (w *worker) request(b *buyer) error {
 
 // send makes one request and records it. again reports a 429/503 with a
 // usable Retry-After of wait.
-func (w *worker) send(b *buyer, due time.Time) (a attempt, wait time.Duration, again bool) {
-	a.due = due
+func (w *worker) send(b *buyer, due time.Time, queued bool) (a attempt, wait time.Duration, again bool) {
+	a.due, a.queued = due, queued
 	err := w.request(b)
 	a.sent = time.Now()
 	w.r.rec.sending()
