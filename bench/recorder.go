@@ -56,7 +56,8 @@ type attempt struct {
 // the scheduler's jitter, not a shortfall: on a busy 2-core machine Go's
 // timers and goroutine wake-ups slip by 1-5 ms, so `surge demo`, never short
 // of connections, found a tenth of its sends more than 1 ms late
-// (docs/benchmarks.md, 2026-12-05).
+// (docs/benchmarks.md, "surge demo warned that its shape was not
+// delivered").
 const (
 	lateAfter   = time.Millisecond
 	behindAfter = 20 * time.Millisecond

@@ -366,7 +366,8 @@ func (r *runner) closedLoop(workers []*worker) {
 type job struct {
 	buyer int
 	due   time.Time
-	// queued: every connection was busy when the job was due (late).
+	// queued: every connection was busy when the job was due, so it
+	// waits for one (attempt.queued).
 	queued bool
 }
 
