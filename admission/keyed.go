@@ -341,9 +341,10 @@ func (k *Keyed) expire(s *shard, keep uint32, t int64) {
 }
 
 // fullBucket looks at the expireBatch least recently used buckets of s for
-// one that is full at now (t as k.at gives it), to make room for a new key. If there is none it
-// returns noSlot and how long until the first of them will be full. Looking
-// at a few, not all, keeps a call's cost bounded under a flood; the least
+// one that is full at now (t is now as k.at gives it, which Allow has
+// already read), to make room for a new key. If there is none it returns
+// noSlot and how long until the first of them will be full. Looking at a
+// few, not all, keeps a call's cost bounded under a flood; the least
 // recently used are the likeliest to have refilled. Callers hold s.mu.
 func (k *Keyed) fullBucket(s *shard, now time.Time, t int64) (uint32, time.Duration) {
 	burst := float64(k.burst)
