@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Side-by-side HTTP benchmark, all in one run on this machine:
 #   1. ceiling: a minimal net/http handler answering a fixed JSON body
-#   2. surge serve, reserve-heavy (every request reserves a unit)
-#   3. surge serve, sold-out path
+#   2. durable floor: the same handler answering only once a record of the
+#      purchase is on disk (bench/ceiling -durable: one append and one
+#      fdatasync per group of waiting requests), the least any server
+#      promising a durable 201 does
+#   3. surge serve, reserve-heavy (every request reserves a unit)
+#   4. surge serve, sold-out path
 # Same load generator (wrk), same request shape, same connections; then
 # `surge bench` on the same targets: closed loop (to compare its figures with
 # wrk's) and open loop at half of Surge's maximum rate (latency without
-# coordinated omission).
+# coordinated omission), on Surge and on the durable floor.
 # Usage: bench/compare.sh [duration=10s] [connections=128] [threads=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +60,11 @@ admin=(-H 'Authorization: Bearer bench-admin-token')
 "$work/ceiling" -addr 127.0.0.1:8090 & ceiling_pid=$!; pids+=($ceiling_pid)
 wait_up http://127.0.0.1:8090/
 read -r c_rps c_p99 _ c_cpu < <(run_wrk http://127.0.0.1:8090 bench "$ceiling_pid")
+kill "$ceiling_pid"
+"$work/ceiling" -addr 127.0.0.1:8093 -durable "$work/floor.log" & floor_pid=$!; pids+=($floor_pid)
+wait_up http://127.0.0.1:8093/
+read -r f_rps f_p99 _ f_cpu < <(run_wrk http://127.0.0.1:8093 bench "$floor_pid")
+kill "$floor_pid"; rm -f "$work/floor.log"
 
 start_surge
 curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"reserve","name":"reserve-heavy","stock":1000000000}' >/dev/null
@@ -93,6 +102,18 @@ o_p50=$(jq .latency.p50_ms "$work/open.json"); o_verdict=$(jq -r 'if .verdict.ok
 o_cpu=$(jq .client.cpu_share "$work/open.json"); o_late=$(jq .client.late "$work/open.json")
 stop_surge
 
+# The same open loop against the durable floor: the latency a server that
+# does nothing but make each purchase durable reaches at this rate here.
+rm -f "$work/floor.log"
+"$work/ceiling" -addr 127.0.0.1:8093 -durable "$work/floor.log" & floor_pid=$!; pids+=($floor_pid)
+wait_up http://127.0.0.1:8093/
+"$work/surge" bench --target http://127.0.0.1:8093 --sale floor \
+  --users $((half * secs)) --rate "$half" --duration "$DUR" --connections "$CONNS" --retry-share 0.05 \
+  --no-verify --json "$work/open-floor.json" >/dev/null 2>&1 || true
+kill "$floor_pid"; rm -f "$work/floor.log"
+of_p99=$(jq .latency.p99_ms "$work/open-floor.json"); of_p50=$(jq .latency.p50_ms "$work/open-floor.json")
+of_late=$(jq .client.late "$work/open-floor.json")
+
 # The same open-loop rate against the sold-out path.
 start_surge
 curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"soldout","name":"sold out","stock":1}' >/dev/null
@@ -106,13 +127,16 @@ stop_surge
 printf '\nwrk -t%s -c%s -d%s, %s, commit %s, %s\n\n' "$THREADS" "$CONNS" "$DUR" "$(date -u +%F)" "$(git rev-parse --short HEAD 2>/dev/null || echo none)" "$(nproc) cores"
 printf '| target | requests/s | p99 ms | server CPU µs/request | ratio to ceiling (requests/s) |\n|---|---:|---:|---:|---:|\n'
 printf '| ceiling: minimal net/http handler | %s | %s | %s | 1.00 |\n' "$c_rps" "$c_p99" "$c_cpu"
+printf '| durable floor: the same, 201 after a group-committed fdatasync (ceiling -durable) | %s | %s | %s | %.2f |\n' "$f_rps" "$f_p99" "$f_cpu" "$(echo "$f_rps / $c_rps" | bc -l)"
 printf '| surge serve, reserve-heavy (201) | %s | %s | %s | %.2f |\n' "$r_rps" "$r_p99" "$r_cpu" "$(echo "$r_rps / $c_rps" | bc -l)"
 printf '| surge serve, sold-out (409) | %s | %s | %s | %.2f |\n' "$s_rps" "$s_p99" "$s_cpu" "$(echo "$s_rps / $c_rps" | bc -l)"
 mean_batch=$(sed -E 's/.*"mean_batch":([0-9.]+).*/\1/' <<<"$stats")
-printf '\nreserve-heavy: %s orders committed, %s non-2xx answers, mean batch %.1f purchases per commit (one fsync each)\n' "$reserved" "$r_bad" "$mean_batch"
+printf '\nreserve-heavy: %.2f of the durable floor'"'"'s requests/s\n' "$(echo "$r_rps / $f_rps" | bc -l)"
+printf 'reserve-heavy: %s orders committed, %s non-2xx answers, mean batch %.1f purchases per commit (one fsync each)\n' "$reserved" "$r_bad" "$mean_batch"
 
 printf '\nsurge bench, closed loop, %s connections, reserve-heavy: %.0f requests/s (%.2f of wrk'"'"'s %s), p99 %.2f ms, bench CPU %.0f%% of the machine\n' \
   "$CONNS" "$b_rps" "$(echo "$b_rps / $r_rps" | bc -l)" "$r_rps" "$b_p99" "$(echo "$b_cpu * 100" | bc -l)"
 printf 'surge bench, open loop at %s/s (half of the reserve-heavy maximum), reserve-heavy: %.0f answered/s, p50 %.2f ms, p99 %.2f ms, verdict %s, bench CPU %.0f%%, %s sends late\n' \
   "$half" "$o_rps" "$o_p50" "$o_p99" "$o_verdict" "$(echo "$o_cpu * 100" | bc -l)" "$o_late"
 printf 'surge bench, open loop at %s/s, sold-out: p50 %.2f ms, p99 %.2f ms\n' "$half" "$os_p50" "$os_p99"
+printf 'surge bench, open loop at %s/s, the durable floor (ceiling -durable): p50 %.2f ms, p99 %.2f ms, %s sends late\n' "$half" "$of_p50" "$of_p99" "$of_late"

@@ -2,30 +2,137 @@
 // net/http server can do per purchase request (read the body, answer a
 // fixed JSON body). Surge's throughput is quoted as a ratio to it, measured
 // in the same run on the same machine.
+//
+// With -durable FILE it is a second yardstick: the least a net/http server
+// can do that answers 201 only once the purchase is on disk. Each request
+// hands a 64-byte record to one writer goroutine and waits; the writer
+// appends every record queued since its last write in one write(2) and
+// makes them durable with one fdatasync(2) (group commit), then answers
+// them all. No decision, no index, no database: what is left of Surge's
+// cost against this floor is its own.
 package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8090", "listen address")
+	durable := flag.String("durable", "", "if set, append a record per purchase to this file, group-committed with fdatasync, before answering")
 	flag.Parse()
-	body := []byte(`{"order":{"id":"o_aaaaaaaaaaaaaaaa","sale_id":"bench","user_id":"u1","quantity":1,"status":"reserved","created_at":"2026-01-01T00:00:00.000Z","expires_at":"2026-01-01T00:15:00.000Z"}}` + "\n")
+	var lg *groupLog
+	if *durable != "" {
+		f, err := os.OpenFile(*durable, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o644)
+		if err != nil {
+			log.Fatal(err)
+		}
+		lg = newGroupLog(f)
+	}
+	mux := newMux(lg)
+	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}
+
+// orderJSON is the answer to every purchase: an order as Surge answers it.
+const orderJSON = `{"order":{"id":"o_aaaaaaaaaaaaaaaa","sale_id":"bench","user_id":"u1","quantity":1,"status":"reserved","created_at":"2026-01-01T00:00:00.000Z","expires_at":"2026-01-01T00:15:00.000Z"}}` + "\n"
+
+// newMux returns the yardstick's routes; lg, if not nil, makes each
+// purchase durable before its answer.
+func newMux(lg *groupLog) *http.ServeMux {
+	body := []byte(orderJSON)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4096))
+		if lg != nil {
+			if err := lg.append(r.Header.Get("Idempotency-Key")); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		h := w.Header()
 		h["Content-Type"] = []string{"application/json"}
 		h["Content-Length"] = []string{strconv.Itoa(len(body))}
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write(body)
 	})
-	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
-	log.Fatal(srv.ListenAndServe())
+	// surge bench reads the sale's per-user limit before it starts, so
+	// that `surge bench --sale ID --no-verify` runs against the yardstick
+	// too: its open loop on the floor is the latency a server that does no
+	// work of its own reaches at the same rate.
+	mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"id":%q,"name":"ceiling","stock":1000000000,"remaining":1000000000,"per_user_limit":1}`+"\n", r.PathValue("id"))
+	})
+	return mux
+}
+
+// recordSize is the bytes each purchase appends: about an order's id, buyer
+// and key.
+const recordSize = 64
+
+// groupLog is an append-only file with group commit. An in-place file
+// (written zero-filled first, then written over) measured slower here than
+// appending, so appending is the floor.
+type groupLog struct {
+	f    *os.File
+	reqs chan logReq
+}
+
+type logReq struct {
+	key  string
+	done chan error
+}
+
+func newGroupLog(f *os.File) *groupLog {
+	g := &groupLog{f: f, reqs: make(chan logReq, 4096)}
+	go g.run()
+	return g
+}
+
+// append makes a record of key durable and returns once it is.
+func (g *groupLog) append(key string) error {
+	done := make(chan error, 1)
+	g.reqs <- logReq{key: key, done: done}
+	return <-done
+}
+
+// run is the only writer: it takes whatever has queued while the previous
+// group was syncing, writes it at once and syncs once.
+func (g *groupLog) run() {
+	var (
+		group []logReq
+		buf   []byte
+	)
+	for r := range g.reqs {
+		group = append(group[:0], r)
+	more:
+		for {
+			select {
+			case r := <-g.reqs:
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		buf = buf[:0]
+		for _, r := range group {
+			var rec [recordSize]byte
+			copy(rec[:], r.key)
+			buf = append(buf, rec[:]...)
+		}
+		_, err := g.f.Write(buf)
+		if err == nil {
+			err = datasync(g.f)
+		}
+		for _, r := range group {
+			r.done <- err
+		}
+	}
 }
