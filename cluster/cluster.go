@@ -72,6 +72,10 @@ type Config struct {
 	// end only when the owner calls Expire (tests that drive their own
 	// clock).
 	NoExpiry bool
+	// Events: this node relays order events (--nats-url), so Open turns
+	// them on for the whole cluster before the node serves; they stay on.
+	// A cluster no node of which ever relayed writes none (migration 010).
+	Events bool
 	// Logger receives operational events (default slog.Default()).
 	Logger *slog.Logger
 	// Tracing, when set, makes a span of each Redis and PostgreSQL call,

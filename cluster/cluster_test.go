@@ -43,7 +43,8 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		New: func(t *testing.T) func(t *testing.T) surge.Store {
 			ns := namespace(t)
-			return func(t *testing.T) surge.Store { return openStore(t, ns, cluster.Config{NoExpiry: true}) }
+			// Events: the contract's outbox section reads them, as a relay does.
+			return func(t *testing.T) surge.Store { return openStore(t, ns, cluster.Config{NoExpiry: true, Events: true}) }
 		},
 	})
 }

@@ -25,7 +25,7 @@ func TestRedisClusterContract(t *testing.T) {
 		New: func(t *testing.T) func(t *testing.T) surge.Store {
 			ns := namespace(t)
 			return func(t *testing.T) surge.Store {
-				return openStoreAt(t, rc.URL(), postgresURL(), cluster.Config{NoExpiry: true, Prefix: ns, Schema: ns})
+				return openStoreAt(t, rc.URL(), postgresURL(), cluster.Config{NoExpiry: true, Prefix: ns, Schema: ns, Events: true})
 			}
 		},
 	})

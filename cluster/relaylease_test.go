@@ -17,10 +17,10 @@ import (
 func TestOutboxLeaseNotPolled(t *testing.T) {
 	ns := namespace(t)
 	ttl := time.Second
-	a := openStore(t, ns, cluster.Config{LeaseTTL: ttl})
+	a := openStore(t, ns, cluster.Config{LeaseTTL: ttl, Events: true})
 	regB := prometheus.NewRegistry()
 	// The leader loop's own lease tries would count too: one, at start.
-	b := openStore(t, ns, cluster.Config{LeaseTTL: ttl, Interval: time.Hour, Metrics: regB})
+	b := openStore(t, ns, cluster.Config{LeaseTTL: ttl, Interval: time.Hour, Metrics: regB, Events: true})
 	t.Cleanup(func() { b.Close() })
 	mustSale(t, a, "s", 10, 1)
 	if out, _, err := reserve(a, "s", surge.Purchase{UserID: "u", Quantity: 1}); err != nil || out[0].Code != surge.CodeReserved {

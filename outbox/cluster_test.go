@@ -21,7 +21,7 @@ func openNode(t testing.TB, ns, id string) *cluster.Store {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, err := cluster.Open(ctx, servicetest.RedisURL(), servicetest.PostgresURL(), cluster.Config{
-		Prefix: ns, Schema: ns, NodeID: id, NoExpiry: true, Logger: slog.New(slog.DiscardHandler),
+		Prefix: ns, Schema: ns, NodeID: id, NoExpiry: true, Logger: slog.New(slog.DiscardHandler), Events: true,
 	})
 	if err != nil {
 		t.Fatalf("cluster.Open (run scripts/services.sh): %v", err)

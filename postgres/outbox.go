@@ -14,14 +14,20 @@ import (
 // The transactional outbox (migration 007, docs/events.md). The statements
 // that change orders write their events in the same transaction: the
 // reserved events of InsertOrders in surge_insert_orders (migration 009),
-// those of Settle and Expire in the same statement.
+// those of Settle and Expire in the same statement. They write them only
+// while surge_events() holds: once a node that relays them has opened the
+// database (Options.Events, migration 010).
 
 // outboxEventSQL is a data-modifying CTE's statement writing the events of
 // the orders that the statement's CTE from changed, the event and its time
 // given as SQL (parameters of the statement).
 func outboxEventSQL(from, kind, at string) string {
-	return `INSERT INTO outbox (sale_id, order_id, event, at) SELECT sale_id, id, ` + kind + `, ` + at + ` FROM ` + from
+	return `INSERT INTO outbox (sale_id, order_id, event, at) SELECT sale_id, id, ` + kind + `, ` + at + ` FROM ` + from +
+		` WHERE surge_events()`
 }
+
+// enableEventsSQL turns order events on for every node of the cluster.
+const enableEventsSQL = `UPDATE order_events SET enabled = true WHERE NOT enabled`
 
 // OutboxHorizon is how far a reader of the outbox may go: the seq up to
 // which the outbox is final, no event below it still to commit. Without

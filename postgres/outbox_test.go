@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func horizonReader(t *testing.T, ids ...string) (db *postgres.DB, ns string, sl 
 	t.Helper()
 	ctx := context.Background()
 	ns = servicetest.Namespace(t)
-	db, err := postgres.Open(ctx, url(), postgres.Options{Schema: ns})
+	db, err := postgres.Open(ctx, url(), postgres.Options{Schema: ns, Events: true})
 	if err != nil {
 		t.Fatalf("postgres.Open (run scripts/services.sh): %v", err)
 	}
@@ -168,5 +169,75 @@ func TestOutboxHorizonXidOrder(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != 3 || got[1] != 4 {
 		t.Errorf("after the commit read %v, want seqs 3 and 4", got)
+	}
+}
+
+// TestEventsOnlyOnceRelayed: a cluster no node of which relays order
+// events writes none (its outbox would only grow); once a node that relays
+// them opens the database, every change writes its event, whichever node
+// makes it, and they stay on.
+func TestEventsOnlyOnceRelayed(t *testing.T) {
+	ctx := context.Background()
+	ns := servicetest.Namespace(t)
+	openDB := func(events bool) *postgres.DB {
+		t.Helper()
+		db, err := postgres.Open(ctx, url(), postgres.Options{Schema: ns, Events: events})
+		if err != nil {
+			t.Fatalf("postgres.Open (run scripts/services.sh): %v", err)
+		}
+		t.Cleanup(db.Close)
+		return db
+	}
+	conn, err := pgx.Connect(ctx, url()+"&search_path="+ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	events := func() []string {
+		t.Helper()
+		rows, err := conn.Query(ctx, `SELECT order_id || ' ' || event FROM outbox ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	// Each round reserves two orders, cancels the first and lets the
+	// second's hold end.
+	var sl surge.Sale
+	round := func(db *postgres.DB, a, b string) {
+		t.Helper()
+		now := time.Now()
+		if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{order(a, sl, now.Add(time.Hour)), order(b, sl, now.Add(time.Hour))}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Settle(ctx, a, surge.OrderCancelled, now); err != nil {
+			t.Fatal(err)
+		}
+		l, ok, err := db.Acquire(ctx, "leader", "me", time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("Acquire: %v %v", ok, err)
+		}
+		if out, err := db.Expire(ctx, now.Add(2*time.Hour), l, 10); err != nil || len(out) != 1 || out[0].ID != b {
+			t.Fatalf("Expire: %v %v, want %s", out, err, b)
+		}
+	}
+
+	node := openDB(false)
+	sl = sale(t, node)
+	round(node, "o1", "o2")
+	if evs := events(); len(evs) != 0 {
+		t.Fatalf("no node relays events, yet the outbox holds %q", evs)
+	}
+	openDB(true) // a node with a relay joins
+	round(node, "o3", "o4")
+	openDB(false) // and another without: events stay on
+	round(node, "o5", "o6")
+	want := []string{"o3 reserved", "o4 reserved", "o3 cancelled", "o4 expired", "o5 reserved", "o6 reserved", "o5 cancelled", "o6 expired"}
+	if evs := events(); !slices.Equal(evs, want) {
+		t.Errorf("outbox %q, want %q", evs, want)
 	}
 }

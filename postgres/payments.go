@@ -106,7 +106,8 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			o.Status = surge.OrderPaid
 		case surge.PaymentRefundDue:
 			// The order stays as it is; the money taken is the event.
-			if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref) VALUES ($1, $2, 'refund_due', $3, $4)`,
+			if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref)
+				SELECT $1, $2, 'refund_due', $3, $4 WHERE surge_events()`,
 				o.SaleID, o.ID, now, p.ID); err != nil {
 				return surge.PaymentResult{}, err
 			}

@@ -49,6 +49,10 @@ type Options struct {
 	// statement's first keyword ("select", "insert", "begin", …),
 	// "batch" or "connect" (instrument.go).
 	Observe func(op string, d time.Duration)
+	// Events turns order events on for the whole cluster, for good: from
+	// now on every change writes its event to the outbox. A node that
+	// relays them sets it; without any such node nothing would read them.
+	Events bool
 }
 
 // DB is the durable half of the cluster store.
@@ -102,6 +106,12 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if opt.Events {
+		if _, err := pool.Exec(ctx, enableEventsSQL); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: turn order events on: %w", err)
+		}
 	}
 	return &DB{pool: pool, channel: channel}, nil
 }

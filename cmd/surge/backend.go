@@ -88,7 +88,7 @@ func (c serveConfig) openCluster(ctx context.Context, log *slog.Logger, tel tele
 	redis.LogTo(log)
 	st, err := cluster.Open(ctx, c.redisURL, c.postgresURL, cluster.Config{
 		Prefix: c.redisPrefix, NodeID: c.nodeID, LeaseTTL: c.leaseTTL, ConfirmAfter: c.confirmAfter, Buckets: c.buckets, Logger: log,
-		Tracing: tel.tracing, Metrics: tel.reg,
+		Tracing: tel.tracing, Metrics: tel.reg, Events: c.natsURL != "",
 	})
 	if err != nil {
 		return nil, err
