@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Cluster-mode benchmark, all in one run on this machine, side by side:
 #   a. ceiling:  a minimal net/http handler answering a fixed JSON body
+#   f. cluster floor: the same handler answering only after, per group of
+#                waiting requests, one Redis DECRBY and one PostgreSQL INSERT
+#                of their keys (bench/ceiling -redis -postgres): the least a
+#                node that waits on Redis and PostgreSQL does
 #   b. baseline: the usual tutorial design (bench/baseline: one Redis Lua call
 #                and one autocommit PostgreSQL INSERT per purchase)
 #   c. surge serve in cluster mode, one node
@@ -85,7 +89,7 @@ function init(args)
 end
 EOF
 
-for port in 8090 8097 8110 8111 8120 8121 ${REDIS_CLUSTER:+7301 7302 7303}; do
+for port in 8090 8091 8097 8110 8111 8120 8121 ${REDIS_CLUSTER:+7301 7302 7303}; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "port $port is in use; this script needs it" >&2; exit 1; fi
 done
 wait_any() { for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
@@ -240,6 +244,14 @@ ceiling() { # a
   record ceiling "$1"
   stop "$ceiling_pid"
 }
+cfloor() { # f: NAME ROUND
+  new_schema "$1$2"
+  "$work/ceiling" -addr 127.0.0.1:8091 -redis "$REDIS" -postgres "$PGURL" -prefix "${run}_$1$2" & floor_pid=$!; pids+=($floor_pid)
+  wait_any http://127.0.0.1:8091/
+  run_wrk "$floor_pid" http://127.0.0.1:8091 bench
+  record "$1" "$2"
+  stop "$floor_pid"
+}
 baseline() { # b: NAME ROUND SALE STOCK
   start_baseline "$1$2" "$4"
   run_wrk "$base_pid" http://127.0.0.1:8097 "$3"
@@ -281,6 +293,7 @@ cluster_rc() { # e: NAME ROUND SALE STOCK, one node on the Redis Cluster
 
 for ((round = 1; round <= ROUNDS; round++)); do
   ceiling $round
+  cfloor floor $round
   baseline base $round reserve $BIG
   cluster node1 $round 1 reserve $BIG
   cluster node2 $round 2 reserve $BIG
@@ -357,18 +370,19 @@ printf '\nbench/cluster.sh %s %s (ROUNDS=%s): wrk -t%s -c%s -d%s, started %s, co
   "$(git rev-parse --short HEAD 2>/dev/null || echo none)" "$(nproc)" "$load0"
 
 printf '\nrequests/s per round (reserve-heavy unless said), and the ratios within the round:\n\n'
-printf '| round | ceiling | baseline | 1 node | 2 nodes | 1 node ÷ baseline | 2 nodes ÷ baseline | 1 node ÷ ceiling | 2 nodes ÷ ceiling | sold-out: baseline | sold-out: 1 node | other work, %% of machine |\n'
-printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
+printf '| round | ceiling | cluster floor | baseline | 1 node | 2 nodes | 1 node ÷ baseline | 2 nodes ÷ baseline | 1 node ÷ ceiling | 2 nodes ÷ ceiling | floor ÷ ceiling | 1 node ÷ floor | sold-out: baseline | sold-out: 1 node | other work, %% of machine |\n'
+printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
 for ((r = 1; r <= ROUNDS; r++)); do
-  printf '| %s | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.0f | %.0f | %s |\n' "$r" "$(at ceiling $r 3)" "$(at base $r 3)" \
+  printf '| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %s |\n' "$r" "$(at ceiling $r 3)" "$(at floor $r 3)" "$(at base $r 3)" \
     "$(at node1 $r 3)" "$(at node2 $r 3)" "$(ratio "$(at node1 $r 3)" "$(at base $r 3)")" "$(ratio "$(at node2 $r 3)" "$(at base $r 3)")" \
     "$(ratio "$(at node1 $r 3)" "$(at ceiling $r 3)")" "$(ratio "$(at node2 $r 3)" "$(at ceiling $r 3)")" \
+    "$(ratio "$(at floor $r 3)" "$(at ceiling $r 3)")" "$(ratio "$(at node1 $r 3)" "$(at floor $r 3)")" \
     "$(at base_sold $r 3)" "$(at node1_sold $r 3)" \
-    "$(for n in ceiling base node1 node2 base_sold node1_sold; do at $n $r 17; done | paste -sd/)"
+    "$(for n in ceiling floor base node1 node2 base_sold node1_sold; do at $n $r 17; done | paste -sd/)"
 done
-printf '| median | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.0f | %.0f | |\n' "$(fig ceiling 3)" "$(fig base 3)" "$(fig node1 3)" \
+printf '| median | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %.0f | %.0f | |\n' "$(fig ceiling 3)" "$(fig floor 3)" "$(fig base 3)" "$(fig node1 3)" \
   "$(fig node2 3)" "$(mratio node1 base)" "$(mratio node2 base)" "$(mratio node1 ceiling)" "$(mratio node2 ceiling)" \
-  "$(fig base_sold 3)" "$(fig node1_sold 3)"
+  "$(mratio floor ceiling)" "$(mratio node1 floor)" "$(fig base_sold 3)" "$(fig node1_sold 3)"
 printf '\n(other work: CPU the machine spent outside the servers, Redis, PostgreSQL and wrk, per scenario in\n'
 printf 'column order: other tenants of the machine; a large figure means the round was disturbed)\n'
 
@@ -378,6 +392,7 @@ printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 row() { printf '| %s | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f |\n' "$2" "$(fig "$1" 3)" "$(fig "$1" 4)" "$(fig "$1" 5)" \
   "$(fig "$1" 6)" "$(fig "$1" 7)" "$(fig "$1" 8)" "$(fig "$1" 10)" "$(fig "$1" 9)" "$(fig "$1" 11)" "$(fig "$1" 12)"; }
 row ceiling "ceiling: minimal net/http handler"
+row floor "cluster floor: the same, 201 after one Redis DECRBY and one PostgreSQL INSERT per group (ceiling -redis -postgres)"
 row base "baseline: tutorial design, reserve-heavy"
 row node1 "surge cluster, 1 node, reserve-heavy"
 row node2 "surge cluster, 2 nodes, reserve-heavy"

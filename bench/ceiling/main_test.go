@@ -10,21 +10,19 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/surgehq/surge/servicetest"
 )
 
-// TestDurableFloor: with a log, every purchase is answered 201 only with
-// its record in the file, whatever the concurrency (run under -race).
-func TestDurableFloor(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "floor.log")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	srv := httptest.NewServer(newMux(newGroupLog(f)))
+// buyAll sends n purchases at once, with the keys key-000 on, and fails
+// the test unless each is answered 201.
+func buyAll(t *testing.T, h http.Handler, n int) {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	defer srv.Close()
-
-	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
@@ -47,6 +45,19 @@ func TestDurableFloor(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// TestDurableFloor: with a log, every purchase is answered 201 only with
+// its record in the file, whatever the concurrency (run under -race).
+func TestDurableFloor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "floor.log")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const n = 200
+	buyAll(t, newMux(newGroupCommit(fileCommit(f))), n)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +69,44 @@ func TestDurableFloor(t *testing.T) {
 		if !bytes.Contains(data, fmt.Appendf(nil, "key-%03d\x00", i)) {
 			t.Errorf("no record of key-%03d", i)
 		}
+	}
+}
+
+// TestClusterFloor: the cluster floor answers 201 only with the purchase's
+// key in PostgreSQL and the stock in Redis down by one, on the real servers.
+func TestClusterFloor(t *testing.T) {
+	ctx := t.Context()
+	ns := servicetest.Namespace(t)
+	pgURL := servicetest.PostgresURL() + "&search_path=" + ns
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatalf("connect (run scripts/services.sh): %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{ns}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	commit, err := clusterCommit(ctx, servicetest.RedisURL(), pgURL, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	buyAll(t, newMux(newGroupCommit(commit)), n)
+	var rows, distinct int
+	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT k) FROM ceiling_orders`).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n || distinct != n {
+		t.Errorf("PostgreSQL holds %d rows of %d keys, want %d of %d", rows, distinct, n, n)
+	}
+	opt, err := redis.ParseURL(servicetest.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if left, err := rdb.Get(ctx, ns+":stock").Int64(); err != nil || left != 1_000_000_000-n {
+		t.Errorf("Redis stock %d (%v), want %d", left, err, 1_000_000_000-n)
 	}
 }
 
