@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/datasync"
 )
 
 // MarkName is the high-water mark file inside the data directory.
@@ -440,7 +441,8 @@ func (m *markFile) write(v int64) error {
 	if _, err := m.f.WriteAt(rec[:], m.next); err != nil {
 		return fmt.Errorf("sqlite: write high-water mark: %w", err)
 	}
-	if err := datasync(m.f); err != nil {
+	// The file keeps its size: fdatasync needs no journal commit for it.
+	if err := datasync.File(m.f); err != nil {
 		return fmt.Errorf("sqlite: sync high-water mark: %w", err)
 	}
 	m.next = markSlot - m.next

@@ -26,6 +26,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/surgehq/surge/internal/datasync"
 )
 
 func main() {
@@ -161,6 +163,6 @@ func fileCommit(f *os.File) func(keys []string) error {
 		if _, err := f.Write(buf); err != nil {
 			return err
 		}
-		return datasync(f)
+		return datasync.File(f)
 	}
 }

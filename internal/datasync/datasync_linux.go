@@ -1,12 +1,12 @@
-package main
+package datasync
 
 import (
 	"os"
 	"syscall"
 )
 
-// datasync is fdatasync(2), as SQLite uses on Linux.
-func datasync(f *os.File) error {
+// File flushes f's data, retrying when a signal interrupts the call.
+func File(f *os.File) error {
 	for {
 		err := syscall.Fdatasync(int(f.Fd()))
 		if err != syscall.EINTR {
