@@ -37,22 +37,26 @@ func main() {
 	postgresURL := flag.String("postgres", "", "PostgreSQL URL of the cluster floor (its search_path holds the table)")
 	prefix := flag.String("prefix", "ceiling", "the cluster floor's Redis key prefix")
 	flag.Parse()
-	var lg *groupCommit
+	var commits *groupCommit
 	switch {
+	case *durable != "" && (*redisURL != "" || *postgresURL != ""):
+		log.Fatal("-durable is the embedded floor, -redis with -postgres the cluster floor: give one of them")
+	case (*redisURL != "") != (*postgresURL != ""):
+		log.Fatal("the cluster floor needs both -redis and -postgres")
 	case *durable != "":
 		f, err := os.OpenFile(*durable, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o644)
 		if err != nil {
 			log.Fatal(err)
 		}
-		lg = newGroupCommit(fileCommit(f))
+		commits = newGroupCommit(fileCommit(f))
 	case *redisURL != "" && *postgresURL != "":
 		commit, err := clusterCommit(context.Background(), *redisURL, *postgresURL, *prefix)
 		if err != nil {
 			log.Fatal(err)
 		}
-		lg = newGroupCommit(commit)
+		commits = newGroupCommit(commit)
 	}
-	mux := newMux(lg)
+	mux := newMux(commits)
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
@@ -60,15 +64,15 @@ func main() {
 // orderJSON is the answer to every purchase: an order as Surge answers it.
 const orderJSON = `{"order":{"id":"o_aaaaaaaaaaaaaaaa","sale_id":"bench","user_id":"u1","quantity":1,"status":"reserved","created_at":"2026-01-01T00:00:00.000Z","expires_at":"2026-01-01T00:15:00.000Z"}}` + "\n"
 
-// newMux returns the yardstick's routes; lg, if not nil, makes each
+// newMux returns the yardstick's routes; commits, if not nil, makes each
 // purchase durable before its answer.
-func newMux(lg *groupCommit) *http.ServeMux {
+func newMux(commits *groupCommit) *http.ServeMux {
 	body := []byte(orderJSON)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4096))
-		if lg != nil {
-			if err := lg.append(r.Header.Get("Idempotency-Key")); err != nil {
+		if commits != nil {
+			if err := commits.append(r.Header.Get("Idempotency-Key")); err != nil {
 				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
