@@ -55,16 +55,22 @@ start_surge() {
   wait_ready http://127.0.0.1:8091/readyz
 }
 stop_surge() { kill "$surge_pid"; wait "$surge_pid" || true; }
+# The durable floor on a fresh log each time.
+start_floor() {
+  rm -f "$work/floor.log"
+  "$work/ceiling" -addr 127.0.0.1:8093 -durable "$work/floor.log" & floor_pid=$!; pids+=($floor_pid)
+  wait_up http://127.0.0.1:8093/
+}
+stop_floor() { kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true; rm -f "$work/floor.log"; }
 admin=(-H 'Authorization: Bearer bench-admin-token')
 
 "$work/ceiling" -addr 127.0.0.1:8090 & ceiling_pid=$!; pids+=($ceiling_pid)
 wait_up http://127.0.0.1:8090/
 read -r c_rps c_p99 _ c_cpu < <(run_wrk http://127.0.0.1:8090 bench "$ceiling_pid")
 kill "$ceiling_pid"
-"$work/ceiling" -addr 127.0.0.1:8093 -durable "$work/floor.log" & floor_pid=$!; pids+=($floor_pid)
-wait_up http://127.0.0.1:8093/
+start_floor
 read -r f_rps f_p99 _ f_cpu < <(run_wrk http://127.0.0.1:8093 bench "$floor_pid")
-kill "$floor_pid"; rm -f "$work/floor.log"
+stop_floor
 
 start_surge
 curl -fs "${admin[@]}" -X POST http://127.0.0.1:8091/v1/sales -d '{"id":"reserve","name":"reserve-heavy","stock":1000000000}' >/dev/null
@@ -104,13 +110,11 @@ stop_surge
 
 # The same open loop against the durable floor: the latency a server that
 # does nothing but make each purchase durable reaches at this rate here.
-rm -f "$work/floor.log"
-"$work/ceiling" -addr 127.0.0.1:8093 -durable "$work/floor.log" & floor_pid=$!; pids+=($floor_pid)
-wait_up http://127.0.0.1:8093/
+start_floor
 "$work/surge" bench --target http://127.0.0.1:8093 --sale floor \
   --users $((half * secs)) --rate "$half" --duration "$DUR" --connections "$CONNS" --retry-share 0.05 \
   --no-verify --json "$work/open-floor.json" >/dev/null 2>&1 || true
-kill "$floor_pid"; rm -f "$work/floor.log"
+stop_floor
 of_p99=$(jq .latency.p99_ms "$work/open-floor.json"); of_p50=$(jq .latency.p50_ms "$work/open-floor.json")
 of_late=$(jq .client.late "$work/open-floor.json")
 
