@@ -2,11 +2,9 @@ package postgres
 
 import (
 	"context"
-	"io/fs"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/surgehq/surge/servicetest"
 )
@@ -36,15 +34,8 @@ func TestEventsSwitchUpgrade(t *testing.T) {
 			if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{ns}.Sanitize()); err != nil {
 				t.Fatal(err)
 			}
-			m, err := migrate.NewMigrator(ctx, conn, "surge_schema_version")
+			m, err := newMigrator(ctx, conn)
 			if err != nil {
-				t.Fatal(err)
-			}
-			sub, err := fs.Sub(migrations, "migrations")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.LoadMigrations(sub); err != nil {
 				t.Fatal(err)
 			}
 			if err := m.MigrateTo(ctx, 9); err != nil {

@@ -134,21 +134,31 @@ func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string) erro
 			return fmt.Errorf("postgres: create schema %s: %w", schema, err)
 		}
 	}
-	m, err := migrate.NewMigrator(ctx, conn, "surge_schema_version")
-	if err != nil {
-		return fmt.Errorf("postgres: migrator: %w", err)
-	}
-	sub, err := fs.Sub(migrations, "migrations")
+	m, err := newMigrator(ctx, conn)
 	if err != nil {
 		return err
-	}
-	if err := m.LoadMigrations(sub); err != nil {
-		return fmt.Errorf("postgres: load migrations: %w", err)
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	return nil
+}
+
+// newMigrator returns the migrator of conn's schema (its search_path)
+// with Surge's migrations loaded.
+func newMigrator(ctx context.Context, conn *pgx.Conn) (*migrate.Migrator, error) {
+	m, err := migrate.NewMigrator(ctx, conn, "surge_schema_version")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migrator: %w", err)
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return nil, fmt.Errorf("postgres: load migrations: %w", err)
+	}
+	return m, nil
 }
 
 // Close releases the pool.

@@ -6,7 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
+
+	"github.com/surgehq/surge/redis"
 )
 
 // clusterCommit is the cluster floor's commit: one DECRBY in Redis (the
@@ -14,11 +15,11 @@ import (
 // keys into a table with a primary key and a unique key (the least an
 // order row costs), in that order, as a cluster node commits a batch.
 func clusterCommit(ctx context.Context, redisURL, postgresURL, prefix string) (func(keys []string) error, error) {
-	opt, err := redis.ParseURL(redisURL)
+	// Surge's own dial: the same URLs (a Redis Cluster's too) and timeouts.
+	rdb, err := redis.Dial(ctx, redisURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
+		return nil, err
 	}
-	rdb := redis.NewClient(opt)
 	stock := prefix + ":stock"
 	if err := rdb.Set(ctx, stock, 1_000_000_000, 0).Err(); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/surgehq/surge/redis"
 	"github.com/surgehq/surge/servicetest"
 )
 
@@ -99,11 +99,10 @@ func TestClusterFloor(t *testing.T) {
 	if rows != n || distinct != n {
 		t.Errorf("PostgreSQL holds %d rows of %d keys, want %d of %d", rows, distinct, n, n)
 	}
-	opt, err := redis.ParseURL(servicetest.RedisURL())
+	rdb, err := redis.Dial(ctx, servicetest.RedisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	if left, err := rdb.Get(ctx, ns+":stock").Int64(); err != nil || left != 1_000_000_000-n {
 		t.Errorf("Redis stock %d (%v), want %d", left, err, 1_000_000_000-n)
