@@ -23,7 +23,7 @@ import (
 func FormatTime(t time.Time) string { return surge.FormatTime(t) }
 
 // AppendTime appends t as FormatTime spells it.
-func AppendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, surge.TimeLayout) }
+func AppendTime(b []byte, t time.Time) []byte { return surge.AppendTime(b, t) }
 
 // ParseTime reads a time of the API (any RFC 3339 time).
 func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
