@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-overload bench-tail fuzz observability-check clean
+.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-overload bench-tail capacity fuzz observability-check clean
 
 # Stamped into the binary (package version): `surge version`, surge_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -55,6 +55,9 @@ bench-tail: ## A/B: the open loop's tail (client p99, sends late, server share w
 
 bench-overload: ## the maximum purchase rate, then 5x it open loop; the cost of protection
 	bench/overload.sh
+
+capacity: ## simulate a spike on one sale in cluster mode with the measured costs (ARGS='-rate 60000 -stock 100000000 ...')
+	$(GO) run ./bench/capacity $(ARGS)
 
 FUZZTIME ?= 30s
 FUZZ_HTTP := $(shell grep -ho '^func Fuzz[A-Za-z]*' http/*_test.go | cut -d' ' -f2)

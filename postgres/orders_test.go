@@ -3,10 +3,13 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // TestInsertOrdersRoundTrip: whichever way InsertOrders sends a batch (its
@@ -60,6 +63,103 @@ func TestInsertOrdersRoundTrip(t *testing.T) {
 					t.Errorf("order %d reads back as %+v, want %+v", i, g, w)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkInsertOrders is a batch's commit as a node makes it, by batch
+// size: µs/commit is the call's wall time, from before the sale row's
+// lock is taken to after the commit's flush, so it bounds from above how
+// long one batch holds the lock that makes one sale's commits take turns
+// (bench/capacity's -pg-commit and -pg-row, docs/capacity.md).
+func BenchmarkInsertOrders(b *testing.B) {
+	for _, n := range []int{1, 60, 512} {
+		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := postgres.Open(ctx, url(), postgres.Options{Schema: servicetest.Namespace(b)})
+			if err != nil {
+				b.Fatalf("postgres.Open (is PostgreSQL up? run scripts/services.sh): %v", err)
+			}
+			defer db.Close()
+			id, name, stock := "bench", "bench", int64(1_000_000_000)
+			start := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+			sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}, start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := db.CreateSale(ctx, sl, 1, nil); err != nil {
+				b.Fatal(err)
+			}
+			var ids surge.OrderIDs
+			batch := make([]surge.Order, n)
+			idOf := make([]string, n)
+			for i := 0; b.Loop(); i++ {
+				now := time.Now().UTC()
+				ids.Fill(now, idOf)
+				for j := range batch {
+					batch[j] = surge.Order{ID: idOf[j], SaleID: sl.ID, UserID: fmt.Sprintf("u%d-%d", i, j), Quantity: 1,
+						Status: surge.OrderReserved, IdempotencyKey: fmt.Sprintf("k%d", j), CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
+				}
+				if _, _, err := db.InsertOrders(ctx, sl.ID, 1, batch, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/commit")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/order")
+		})
+	}
+}
+
+// BenchmarkInsertOrdersTakingTurns is several nodes (4 × GOMAXPROCS
+// goroutines) committing batches of 20 at once, into one sale or spread
+// over four: one sale's commits take turns on its row lock (from the
+// insert's first statement to the end of the commit's flush), four
+// sales' overlap. The gap between the two is what bench/capacity models
+// as the lock.
+func BenchmarkInsertOrdersTakingTurns(b *testing.B) {
+	const nodes, rows = 4, 20
+	for _, sales := range []int{1, nodes} {
+		b.Run(fmt.Sprintf("sales=%d", sales), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := postgres.Open(ctx, url(), postgres.Options{Schema: servicetest.Namespace(b)})
+			if err != nil {
+				b.Fatalf("postgres.Open (is PostgreSQL up? run scripts/services.sh): %v", err)
+			}
+			defer db.Close()
+			ids := make([]string, sales)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("bench%d", i)
+				name, stock := "bench", int64(1_000_000_000)
+				start := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+				sl, err := surge.NewSale(surge.SaleInput{ID: &ids[i], Name: &name, Stock: &stock, StartsAt: &start}, start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := db.CreateSale(ctx, sl, 1, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var next atomic.Int64
+			b.SetParallelism(nodes)
+			b.RunParallel(func(pb *testing.PB) {
+				node := next.Add(1)
+				sale := ids[int(node)%sales]
+				var gen surge.OrderIDs
+				batch, idOf := make([]surge.Order, rows), make([]string, rows)
+				for i := 0; pb.Next(); i++ {
+					now := time.Now().UTC()
+					gen.Fill(now, idOf)
+					for j := range batch {
+						batch[j] = surge.Order{ID: idOf[j], SaleID: sale, UserID: fmt.Sprintf("u%d-%d-%d", node, i, j), Quantity: 1,
+							Status: surge.OrderReserved, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
+					}
+					if _, _, err := db.InsertOrders(ctx, sale, 1, batch, nil); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 		})
 	}
 }
