@@ -9,7 +9,6 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
-	"github.com/surgehq/surge/servicetest"
 )
 
 // TestInsertOrdersRoundTrip: whichever way InsertOrders sends a batch (its
@@ -75,34 +74,11 @@ func TestInsertOrdersRoundTrip(t *testing.T) {
 func BenchmarkInsertOrders(b *testing.B) {
 	for _, n := range []int{1, 60, 512} {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
-			ctx := context.Background()
-			db, err := postgres.Open(ctx, url(), postgres.Options{Schema: servicetest.Namespace(b)})
-			if err != nil {
-				b.Fatalf("postgres.Open (is PostgreSQL up? run scripts/services.sh): %v", err)
-			}
-			defer db.Close()
-			id, name, stock := "bench", "bench", int64(1_000_000_000)
-			start := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
-			sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}, start)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := db.CreateSale(ctx, sl, 1, nil); err != nil {
-				b.Fatal(err)
-			}
-			var ids surge.OrderIDs
-			batch := make([]surge.Order, n)
-			idOf := make([]string, n)
-			for i := 0; b.Loop(); i++ {
-				now := time.Now().UTC()
-				ids.Fill(now, idOf)
-				for j := range batch {
-					batch[j] = surge.Order{ID: idOf[j], SaleID: sl.ID, UserID: fmt.Sprintf("u%d-%d", i, j), Quantity: 1,
-						Status: surge.OrderReserved, IdempotencyKey: fmt.Sprintf("k%d", j), CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
-				}
-				if _, _, err := db.InsertOrders(ctx, sl.ID, 1, batch, nil); err != nil {
-					b.Fatal(err)
-				}
+			db := open(b)
+			sale := bigSale(b, db, "bench")
+			c := newCommitter(n, "u")
+			for b.Loop() {
+				c.commit(b, db, sale)
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/commit")
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/order")
@@ -118,48 +94,64 @@ func BenchmarkInsertOrders(b *testing.B) {
 // as the lock.
 func BenchmarkInsertOrdersTakingTurns(b *testing.B) {
 	const nodes, rows = 4, 20
-	for _, sales := range []int{1, nodes} {
-		b.Run(fmt.Sprintf("sales=%d", sales), func(b *testing.B) {
-			ctx := context.Background()
-			db, err := postgres.Open(ctx, url(), postgres.Options{Schema: servicetest.Namespace(b)})
-			if err != nil {
-				b.Fatalf("postgres.Open (is PostgreSQL up? run scripts/services.sh): %v", err)
-			}
-			defer db.Close()
-			ids := make([]string, sales)
-			for i := range ids {
-				ids[i] = fmt.Sprintf("bench%d", i)
-				name, stock := "bench", int64(1_000_000_000)
-				start := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
-				sl, err := surge.NewSale(surge.SaleInput{ID: &ids[i], Name: &name, Stock: &stock, StartsAt: &start}, start)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := db.CreateSale(ctx, sl, 1, nil); err != nil {
-					b.Fatal(err)
-				}
+	for _, n := range []int{1, nodes} {
+		b.Run(fmt.Sprintf("sales=%d", n), func(b *testing.B) {
+			db := open(b)
+			sales := make([]string, n)
+			for i := range sales {
+				sales[i] = bigSale(b, db, fmt.Sprintf("bench%d", i))
 			}
 			var next atomic.Int64
 			b.SetParallelism(nodes)
 			b.RunParallel(func(pb *testing.PB) {
 				node := next.Add(1)
-				sale := ids[int(node)%sales]
-				var gen surge.OrderIDs
-				batch, idOf := make([]surge.Order, rows), make([]string, rows)
-				for i := 0; pb.Next(); i++ {
-					now := time.Now().UTC()
-					gen.Fill(now, idOf)
-					for j := range batch {
-						batch[j] = surge.Order{ID: idOf[j], SaleID: sale, UserID: fmt.Sprintf("u%d-%d-%d", node, i, j), Quantity: 1,
-							Status: surge.OrderReserved, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
-					}
-					if _, _, err := db.InsertOrders(ctx, sale, 1, batch, nil); err != nil {
-						b.Error(err)
-						return
-					}
+				c := newCommitter(rows, fmt.Sprintf("u%d-", node))
+				for pb.Next() {
+					c.commit(b, db, sales[int(node)%n])
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 		})
+	}
+}
+
+// bigSale creates a sale no benchmark sells out and returns its id.
+func bigSale(tb testing.TB, db *postgres.DB, id string) string {
+	tb.Helper()
+	name, stock := "bench", int64(1_000_000_000)
+	start := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}, start)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := db.CreateSale(context.Background(), sl, 1, nil); err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+// committer commits batches of new buyers' orders, as a node does.
+type committer struct {
+	users string // prefix of its buyers' ids
+	n     int    // batches committed
+	ids   surge.OrderIDs
+	batch []surge.Order
+	idOf  []string
+}
+
+func newCommitter(rows int, users string) *committer {
+	return &committer{users: users, batch: make([]surge.Order, rows), idOf: make([]string, rows)}
+}
+
+func (c *committer) commit(tb testing.TB, db *postgres.DB, sale string) {
+	now := time.Now().UTC()
+	c.ids.Fill(now, c.idOf)
+	for j := range c.batch {
+		c.batch[j] = surge.Order{ID: c.idOf[j], SaleID: sale, UserID: fmt.Sprintf("%s%d-%d", c.users, c.n, j), Quantity: 1,
+			Status: surge.OrderReserved, IdempotencyKey: fmt.Sprintf("k%d", j), CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
+	}
+	c.n++
+	if _, _, err := db.InsertOrders(context.Background(), sale, 1, c.batch, nil); err != nil {
+		tb.Error(err)
 	}
 }

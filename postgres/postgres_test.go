@@ -15,7 +15,7 @@ var url = servicetest.PostgresURL
 
 // open gives the test a fresh schema on the real server; it fails, never
 // skips, when PostgreSQL is down (scripts/services.sh starts it).
-func open(t *testing.T) *postgres.DB {
+func open(t testing.TB) *postgres.DB {
 	t.Helper()
 	db, err := postgres.Open(context.Background(), url(), postgres.Options{Schema: servicetest.Namespace(t)})
 	if err != nil {
