@@ -75,7 +75,7 @@ func BenchmarkInsertOrders(b *testing.B) {
 	for _, n := range []int{1, 60, 512} {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
 			db := open(b)
-			sale := bigSale(b, db, "bench")
+			sale := newSale(b, db, "bench", 1_000_000_000).ID
 			c := newCommitter(n, "u")
 			for b.Loop() {
 				c.commit(b, db, sale)
@@ -99,7 +99,7 @@ func BenchmarkInsertOrdersTakingTurns(b *testing.B) {
 			db := open(b)
 			sales := make([]string, n)
 			for i := range sales {
-				sales[i] = bigSale(b, db, fmt.Sprintf("bench%d", i))
+				sales[i] = newSale(b, db, fmt.Sprintf("bench%d", i), 1_000_000_000).ID
 			}
 			var next atomic.Int64
 			b.SetParallelism(nodes)
@@ -113,21 +113,6 @@ func BenchmarkInsertOrdersTakingTurns(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 		})
 	}
-}
-
-// bigSale creates a sale no benchmark sells out and returns its id.
-func bigSale(tb testing.TB, db *postgres.DB, id string) string {
-	tb.Helper()
-	name, stock := "bench", int64(1_000_000_000)
-	start := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}, start)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := db.CreateSale(context.Background(), sl, 1, nil); err != nil {
-		tb.Fatal(err)
-	}
-	return id
 }
 
 // committer commits batches of new buyers' orders, as a node does.

@@ -27,14 +27,20 @@ func open(t testing.TB) *postgres.DB {
 
 func sale(t *testing.T, db *postgres.DB) surge.Sale {
 	t.Helper()
-	id, name, stock := "s1", "fence", int64(10)
+	return newSale(t, db, "s1", 10)
+}
+
+// newSale creates a sale of stock units that started an hour ago.
+func newSale(tb testing.TB, db *postgres.DB, id string, stock int64) surge.Sale {
+	tb.Helper()
+	name := "fence"
 	start := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
 	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}, start)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := db.CreateSale(context.Background(), sl, 1, nil); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return sl
 }
