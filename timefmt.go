@@ -14,10 +14,11 @@ func FormatTime(t time.Time) string {
 	return string(AppendTime(b[:0], t))
 }
 
-// AppendTime appends t as FormatTime spells it. Every reservation is
-// spelled four times (its creation and expiry, in the answer and in the
-// store's row), and time.Time.AppendFormat reads its layout afresh each
-// call: 2 % of the server's CPU in a reserve-heavy run (docs/benchmarks.md).
+// AppendTime appends t as FormatTime spells it. An embedded reservation
+// is spelled four times (its creation and expiry, in the answer and in
+// the store's row), and time.Time.AppendFormat reads its layout afresh
+// each call: 1.4 % of the server's CPU in a reserve-heavy run
+// (docs/benchmarks.md).
 // The fixed layout is written here digit by digit; years that need other
 // than four digits go through AppendFormat, whose text FuzzAppendTime
 // compares this with.

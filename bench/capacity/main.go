@@ -13,8 +13,9 @@
 // bucket's master. The batch's reservations are then committed in
 // PostgreSQL under the sale's row lock, one sale's commits one at a time,
 // and the batch is answered. One batch per node at a time
-// (--cluster-in-flight 1). The last unit's batch tells its node at once,
-// the other nodes after Announce.
+// (--cluster-in-flight 1). A node learns the sale is sold out from a
+// Redis answer that shows no stock left, the others Announce after the
+// first such answer.
 //
 // No library fits: a general discrete-event simulator would be more code
 // to drive than these few stations, which, fed in time order, know each

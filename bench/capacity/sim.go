@@ -78,7 +78,7 @@ type Result struct {
 	NodeCPU, Redis, PGLock float64
 	Batches, Batched       int64 // batches sent to Redis, purchases in them
 	Commits                int64
-	Rows                   int64                   // orders committed (Reserved, as the run ends answered)
+	Rows                   int64                   // orders committed (all of Reserved by the run's end)
 	Drain                  time.Duration           // from the last arrival to the last answer: the backlog
 	Reserve, Reject, All   *hdrhistogram.Histogram // µs from arrival to answer
 }
@@ -242,8 +242,13 @@ func (s *sim) step(e event) {
 		}
 	case decided:
 		b := e.b
-		if s.left == 0 && s.res.SoldOutAt < 0 {
-			s.soldOut(e.at, b.node)
+		// Redis's answer carries the stock left: once it is none, the
+		// node knows, and the first such answer is announced to the rest.
+		if s.left == 0 {
+			if s.res.SoldOutAt < 0 {
+				s.soldOut(e.at, b.node)
+			}
+			s.nodes[b.node].knowsSold = true
 		}
 		if b.reserved == 0 {
 			s.finish(e.at, b)
@@ -305,8 +310,8 @@ func (s *sim) finish(now int64, b *batch) {
 	}
 }
 
-// soldOut records the moment the last unit went: the node that took it
-// knows at once, the others after Announce.
+// soldOut records when a node first learned the last unit went: that
+// node knows at once, the others after Announce.
 func (s *sim) soldOut(now int64, by int) {
 	s.res.SoldOutAt = time.Duration(now)
 	for i, n := range s.nodes {
