@@ -67,7 +67,7 @@ admin=(-H 'Authorization: Bearer bench-admin-token')
 "$work/ceiling" -addr 127.0.0.1:8090 & ceiling_pid=$!; pids+=($ceiling_pid)
 wait_up http://127.0.0.1:8090/
 read -r c_rps c_p99 _ c_cpu < <(run_wrk http://127.0.0.1:8090 bench "$ceiling_pid")
-kill "$ceiling_pid"
+kill "$ceiling_pid"; wait "$ceiling_pid" 2>/dev/null || true
 start_floor
 read -r f_rps f_p99 _ f_cpu < <(run_wrk http://127.0.0.1:8093 bench "$floor_pid")
 stop_floor

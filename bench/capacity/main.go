@@ -76,7 +76,7 @@ func report(w io.Writer, c Config, r Result) {
 		perBatch = float64(r.Batched) / float64(r.Batches)
 	}
 	if r.Commits > 0 {
-		perCommit = float64(r.Rows) / float64(r.Commits)
+		perCommit = float64(r.Reserved) / float64(r.Commits) // every reserved order is committed by the run's end
 	}
 	fmt.Fprintf(w, "| busy share of the run | nodes' cores | busiest Redis master | the sale's row lock in PostgreSQL |\n|---|---:|---:|---:|\n")
 	fmt.Fprintf(w, "| | %.1f %% | %.1f %% | %.1f %% |\n\n", 100*r.NodeCPU, 100*r.Redis, 100*r.PGLock)
