@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -212,7 +213,9 @@ func TestTokenCacheLongTokens(t *testing.T) {
 	exp := time.Now().Add(time.Hour).Unix()
 	long := k.sign(jwt.SigningMethodHS256, secret, nil, jwt.MapClaims{"sub": "bob", "exp": exp, "pad": strings.Repeat("x", maxCachedToken)})
 	short := k.sign(jwt.SigningMethodHS256, secret, nil, jwt.MapClaims{"sub": "bob", "exp": exp})
-	for _, tok := range []string{long, long, short} {
+	// Too long for an entry's own room, short enough to be kept.
+	medium := k.sign(jwt.SigningMethodHS256, secret, nil, jwt.MapClaims{"sub": "bob", "exp": exp, "pad": strings.Repeat("x", inlineText)})
+	for _, tok := range []string{long, long, short, medium, medium} {
 		if user, err := a.verifyJWT(tok); err != nil || user != "bob" {
 			t.Fatalf("token of %d bytes: %q, %v", len(tok), user, err)
 		}
@@ -221,16 +224,27 @@ func TestTokenCacheLongTokens(t *testing.T) {
 	if _, ok := a.buyers.cache.get(long, st, nil, now); ok {
 		t.Errorf("a token of %d bytes is cached", len(long))
 	}
-	if _, ok := a.buyers.cache.get(short, st, nil, now); !ok {
-		t.Errorf("a token of %d bytes is not cached", len(short))
+	for _, tok := range []string{short, medium} {
+		if user, ok := a.buyers.cache.get(tok, st, nil, now); !ok || user != "bob" {
+			t.Errorf("a token of %d bytes: cached %v, user %q", len(tok), ok, user)
+		}
 	}
-	for _, other := range []string{short + "A", short[:len(short)-1], short[1:]} {
+	for _, other := range []string{short + "A", short[:len(short)-1], short[1:], medium + "A", medium[:len(medium)-1]} {
 		if _, ok := a.buyers.cache.get(other, st, nil, now); ok {
 			t.Errorf("the cache answers %q for the cached token %q", other, short)
 		}
 		if _, err := a.verifyJWT(other); err == nil {
 			t.Errorf("%q accepted", other)
 		}
+	}
+}
+
+// TestTokenCacheEntrySize: an entry is 384 bytes, one of the allocator's
+// size classes, as the cache's memory bound (defaultTokenCacheSlots)
+// counts it.
+func TestTokenCacheEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(cachedToken{}); n != 384 {
+		t.Fatalf("an entry is %d bytes, want 384", n)
 	}
 }
 

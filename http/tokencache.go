@@ -2,15 +2,16 @@ package http
 
 import (
 	"hash/maphash"
-	"strings"
 	"sync/atomic"
+	"unsafe"
 )
 
 // defaultTokenCacheSlots sizes the cache of verified buyer tokens: 2^16
-// slots (512 KiB of pointers), each holding at most one entry of a token
-// of at most maxCachedToken bytes and ~100 bytes more, so the cache never
-// holds more than ~70 MiB whatever the traffic (~20 MiB with HS256 tokens
-// of 200 bytes). 10,000 buyers retrying at once fill a sixth of it.
+// slots (512 KiB of pointers), each holding at most one entry of 384 bytes
+// and, for a token too long to fit in it (RS256), at most maxCachedToken
+// and ~100 bytes more, so the cache never holds more than ~100 MiB
+// whatever the traffic (24 MiB with HS256, EdDSA or ES256 tokens). 10,000
+// buyers retrying at once fill a sixth of it.
 const defaultTokenCacheSlots = 1 << 16
 
 // maxCachedToken is the longest token the cache keeps (RS256 tokens are
@@ -24,9 +25,10 @@ const maxCachedToken = 1 << 10
 // it; a keyed 64-bit hash (maphash, a random seed per process) picks the
 // slots and screens the entries, so the token itself is compared only
 // when the hashes match. (It used to be keyed by the token's SHA-256:
-// 40 % of a cached check's CPU, for a guarantee the stored token gives.) It is a fixed array of slots, two-way
-// set associative: a token may sit in either slot of its pair, and a new
-// one takes the pair's empty or stale slot, else displaces one of the two.
+// 40 % of a cached check's CPU, for a guarantee the stored token gives.)
+// It is a fixed array of slots, two-way set associative: a token may sit
+// in either slot of its pair, and a new one takes the pair's empty or
+// stale slot, else displaces one of the two.
 // Reads and writes are single atomic pointer operations: no lock, no
 // allocation on a hit, and a flood of distinct valid tokens only evicts.
 // Only verified tokens enter; an entry answers only under the keys that
@@ -41,14 +43,39 @@ type tokenCache struct {
 }
 
 // cachedToken is a verified token: who it names, when it is good, and
-// under which keys it was verified.
+// under which keys it was verified. The token and the user are kept in
+// the entry itself (text), so that a lookup reads one object: with the
+// token and the user in strings of their own, a hit read three objects
+// scattered over the heap, each a cache miss under load (docs/benchmarks.md).
+// A token with its user longer than text is kept in long instead.
 type cachedToken struct {
 	hash               uint64
-	token              string
-	user               string
 	notBefore, expires int64 // Unix seconds, skew included: good while notBefore <= now < expires
 	st                 *keyState
 	remote             *JWKS
+	tokenLen, userLen  uint16
+	long               string // the token then the user, when they do not fit in text
+	text               [inlineText]byte
+}
+
+// inlineText holds HS256, EdDSA and ES256 tokens of a few claims and
+// their user (an entry of 384 bytes); RS256 tokens go in long.
+const inlineText = 384 - 64
+
+// token and user return the entry's token and user. The strings point
+// into the entry, which is never written after it is published.
+func (e *cachedToken) token() string {
+	if e.long != "" {
+		return e.long[:e.tokenLen]
+	}
+	return unsafe.String(&e.text[0], int(e.tokenLen))
+}
+
+func (e *cachedToken) user() string {
+	if e.long != "" {
+		return e.long[e.tokenLen:]
+	}
+	return unsafe.String(&e.text[e.tokenLen], int(e.userLen))
 }
 
 func newTokenCache(slots int) *tokenCache {
@@ -74,11 +101,11 @@ func (c *tokenCache) get(tok string, st *keyState, remote *JWKS, now int64) (str
 	h := c.hash(tok)
 	i := c.pair(h)
 	for _, e := range [2]*cachedToken{c.slots[i].Load(), c.slots[i+1].Load()} {
-		if e != nil && e.hash == h && e.token == tok && e.st == st && e.remote == remote {
+		if e != nil && e.hash == h && e.token() == tok && e.st == st && e.remote == remote {
 			if now < e.notBefore || now >= e.expires {
 				return "", false
 			}
-			return e.user, true
+			return e.user(), true
 		}
 	}
 	return "", false
@@ -92,12 +119,18 @@ func (c *tokenCache) put(tok string, user string, notBefore, expires int64, st *
 	h := c.hash(tok)
 	// The token is copied: the request's header, which it points into,
 	// is not kept alive by the cache.
-	e := &cachedToken{hash: h, token: strings.Clone(tok), user: user, notBefore: notBefore, expires: expires, st: st, remote: remote}
+	e := &cachedToken{hash: h, notBefore: notBefore, expires: expires, st: st, remote: remote,
+		tokenLen: uint16(len(tok)), userLen: uint16(len(user))}
+	if len(tok)+len(user) <= len(e.text) {
+		copy(e.text[copy(e.text[:], tok):], user)
+	} else {
+		e.long = tok + user
+	}
 	i := c.pair(h)
 	a, b := c.slots[i].Load(), c.slots[i+1].Load()
 	switch {
-	case a == nil || a.token == tok || a.st != st || a.remote != remote:
-	case b == nil || b.token == tok || b.st != st || b.remote != remote:
+	case a == nil || a.token() == tok || a.st != st || a.remote != remote:
+	case b == nil || b.token() == tok || b.st != st || b.remote != remote:
 		i++
 	default:
 		// Both hold live tokens: a bit of the hash beside the pair's picks
