@@ -44,10 +44,13 @@ type tokenCache struct {
 
 // cachedToken is a verified token: who it names, when it is good, and
 // under which keys it was verified. The token and the user are kept in
-// the entry itself (text), so that a lookup reads one object: with the
-// token and the user in strings of their own, a hit read three objects
-// scattered over the heap, each a cache miss under load (docs/benchmarks.md).
-// A token with its user longer than text is kept in long instead.
+// the entry itself (text), so that a hit reads one object besides its
+// slot: with the token and the user in strings of their own it read the
+// entry, the token and (the engine, validating) the user, each a cache
+// miss under load (docs/benchmarks.md). A token with its user longer
+// than text is kept in long instead. A user handed out keeps its entry
+// alive while it is held; what keeps users (the ledger, the cluster's
+// key cache) copies them into memory of its own.
 type cachedToken struct {
 	hash               uint64
 	notBefore, expires int64 // Unix seconds, skew included: good while notBefore <= now < expires
