@@ -124,7 +124,9 @@ func (c *tokenCache) put(tok string, user string, notBefore, expires int64, st *
 	// is not kept alive by the cache.
 	e := &cachedToken{hash: h, notBefore: notBefore, expires: expires, st: st, remote: remote,
 		tokenLen: uint16(len(tok)), userLen: uint16(len(user))}
-	if len(tok)+len(user) <= len(e.text) {
+	// Strictly less: the user's first byte is always within text, even
+	// for an empty user (which verification never lets through).
+	if len(tok)+len(user) < len(e.text) {
 		copy(e.text[copy(e.text[:], tok):], user)
 	} else {
 		e.long = tok + user
