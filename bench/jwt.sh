@@ -13,7 +13,10 @@
 # and for CPU per request (ceiling's CPU / target's CPU).
 # TOKENS=300000 makes every request of a run carry a token never seen
 # before (the cold path).
-# PROFILE=FILE also saves a 5 s CPU profile of B under load (last round).
+# PROFILE=FILE also saves a 3 s CPU profile of B under load (last round),
+# and one of the ceiling under the same load in FILE.ceiling, to read side
+# by side (go tool pprof -top). Profiling slows the round it runs in by a
+# few percent: quote ratios from runs without PROFILE.
 # Usage: bench/jwt.sh REV_A [REV_B=working tree] [duration=5s] [connections=64] [rounds=3]
 #   A revision is anything git understands; "." is the working tree.
 set -euo pipefail
@@ -72,7 +75,7 @@ surge_rps() {
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 }
 
-"$work/ceiling" -addr 127.0.0.1:$((PORT + 1)) & cpid=$!
+"$work/ceiling" -addr 127.0.0.1:$((PORT + 1)) -debug-addr 127.0.0.1:$((PORT + 3)) & cpid=$!
 wait_up http://127.0.0.1:$((PORT + 1))/
 declare -A rps cpu ratio
 add() { # add NAME "rps cpu" CEILING_RPS CEILING_CPU
@@ -83,7 +86,13 @@ add() { # add NAME "rps cpu" CEILING_RPS CEILING_CPU
   ratio[$1-cpu]+="$(echo "$4 / $c" | bc -l) "
 }
 for r in $(seq "$ROUNDS"); do
+  cprof=
+  if [ "$r" = "$ROUNDS" ] && [ -n "${PROFILE:-}" ]; then
+    (sleep 1; curl -fs -o "$PROFILE.ceiling" "http://127.0.0.1:$((PORT + 3))/debug/pprof/profile?seconds=3") &
+    cprof=$!
+  fi
   read -r c_rps c_cpu < <(rps http://127.0.0.1:$((PORT + 1)) "$cpid")
+  [ -z "$cprof" ] || wait "$cprof"
   add ceiling "$c_rps $c_cpu" "$c_rps" "$c_cpu"
   add a "$(surge_rps "$work/a")" "$c_rps" "$c_cpu"
   prof=

@@ -14,6 +14,10 @@
 // With -redis URL -postgres URL it is the same floor for cluster mode: per
 // group, one Redis call (DECRBY of a stock key by the group's size) and one
 // PostgreSQL transaction inserting the group's keys, then the answers.
+//
+// With -debug-addr ADDR it serves net/http/pprof there, so that a profile
+// of the yardstick can be read beside one of Surge under the same load
+// (bench/jwt.sh with PROFILE).
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"time"
@@ -36,6 +41,7 @@ func main() {
 	redisURL := flag.String("redis", "", "with -postgres: per group of purchases, one Redis DECRBY and one PostgreSQL INSERT of their keys before answering")
 	postgresURL := flag.String("postgres", "", "PostgreSQL URL of the cluster floor (its search_path holds the table)")
 	prefix := flag.String("prefix", "ceiling", "the cluster floor's Redis key prefix")
+	debugAddr := flag.String("debug-addr", "", "if set, serve net/http/pprof on this separate address")
 	flag.Parse()
 	var commits *groupCommit
 	switch {
@@ -56,9 +62,24 @@ func main() {
 		}
 		commits = newGroupCommit(commit)
 	}
+	if *debugAddr != "" {
+		go func() {
+			dbg := &http.Server{Addr: *debugAddr, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
+			log.Fatal(dbg.ListenAndServe())
+		}()
+	}
 	mux := newMux(commits)
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
 	log.Fatal(srv.ListenAndServe())
+}
+
+// debugMux serves the profiles, on a listener of its own.
+func debugMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	return m
 }
 
 // orderJSON is the answer to every purchase: an order as Surge answers it.

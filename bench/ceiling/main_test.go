@@ -124,3 +124,24 @@ func TestSale(t *testing.T) {
 		t.Fatalf("GET sale: %d %s", resp.StatusCode, b.String())
 	}
 }
+
+// TestDebugMux: the profile endpoints answer, and the purchase route is
+// not among them.
+func TestDebugMux(t *testing.T) {
+	srv := httptest.NewServer(debugMux())
+	defer srv.Close()
+	for path, want := range map[string]int{
+		"/debug/pprof/":                  http.StatusOK,
+		"/debug/pprof/profile?seconds=1": http.StatusOK,
+		"/v1/sales/s/purchases":          http.StatusNotFound,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
