@@ -28,6 +28,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 func main() {
@@ -82,19 +84,15 @@ func report(w io.Writer, c Config, r Result) {
 	fmt.Fprintf(w, "| | %.1f %% | %.1f %% | %.1f %% |\n\n", 100*r.NodeCPU, 100*r.Redis, 100*r.PGLock)
 	fmt.Fprintf(w, "%d batches to Redis (%.1f purchases each), %d commits (%.1f orders each)\n\n", r.Batches, perBatch, r.Commits, perCommit)
 	fmt.Fprintf(w, "| latency, ms | p50 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|\n")
+	ms := func(us int64) float64 { return float64(us) / 1e3 }
 	for _, h := range []struct {
 		name string
-		n    int64
-		p    func(float64) float64
-		max  float64
-	}{
-		{"201", r.Reserve.TotalCount(), func(q float64) float64 { return float64(r.Reserve.ValueAtQuantile(q)) / 1e3 }, float64(r.Reserve.Max()) / 1e3},
-		{"409", r.Reject.TotalCount(), func(q float64) float64 { return float64(r.Reject.ValueAtQuantile(q)) / 1e3 }, float64(r.Reject.Max()) / 1e3},
-		{"every answer", r.All.TotalCount(), func(q float64) float64 { return float64(r.All.ValueAtQuantile(q)) / 1e3 }, float64(r.All.Max()) / 1e3},
-	} {
-		if h.n == 0 {
+		h    *hdrhistogram.Histogram
+	}{{"201", r.Reserve}, {"409", r.Reject}, {"every answer", r.All}} {
+		if h.h.TotalCount() == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.3f | %.3f | %.3f | %.3f |\n", h.name, h.p(50), h.p(99), h.p(99.9), h.max)
+		fmt.Fprintf(w, "| %s | %.3f | %.3f | %.3f | %.3f |\n", h.name,
+			ms(h.h.ValueAtQuantile(50)), ms(h.h.ValueAtQuantile(99)), ms(h.h.ValueAtQuantile(99.9)), ms(h.h.Max()))
 	}
 }
