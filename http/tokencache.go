@@ -7,7 +7,7 @@ import (
 )
 
 // defaultTokenCacheSlots sizes the cache of verified buyer tokens: 2^16
-// slots (512 KiB of pointers), each holding at most one entry of 384 bytes
+// slots (1 MiB of hashes and pointers), each holding at most one entry of 384 bytes
 // and, for a token too long to fit in it (RS256), at most maxCachedToken
 // and ~100 bytes more, so the cache never holds more than ~100 MiB
 // whatever the traffic (24 MiB with HS256, EdDSA or ES256 tokens). 10,000
@@ -26,9 +26,14 @@ const maxCachedToken = 1 << 10
 // slots and screens the entries, so the token itself is compared only
 // when the hashes match. (It used to be keyed by the token's SHA-256:
 // 40 % of a cached check's CPU, for a guarantee the stored token gives.)
-// It is a fixed array of slots, two-way set associative: a token may sit
-// in either slot of its pair, and a new one takes the pair's empty or
-// stale slot, else displaces one of the two.
+// It is a fixed array of slots, four-way set associative: a token may sit
+// in any slot of its group of four, and a new one takes the group's empty
+// or stale slot, else displaces one of the four. A slot holds the entry's
+// hash beside its pointer, so a lookup reads its group's one cache line
+// and then only the entry whose hash matches. Two ways were too few:
+// 10,000 buyers retrying in turn found ~2.5 % of their tokens displaced
+// by a third one of the same pair each round, and paid a full
+// verification for each (TestTokenCacheKeepsRetryingBuyers).
 // Reads and writes are single atomic pointer operations: no lock, no
 // allocation on a hit, and a flood of distinct valid tokens only evicts.
 // Only verified tokens enter; an entry answers only under the keys that
@@ -37,10 +42,24 @@ const maxCachedToken = 1 << 10
 // No library fits: the general caches (ristretto, otter, golang-lru) lock
 // or allocate per read, or cannot tie an entry to a key generation.
 type tokenCache struct {
-	slots []atomic.Pointer[cachedToken]
+	slots []tokenSlot
 	mask  uint64
 	seed  maphash.Seed
 }
+
+// tokenSlot is a slot: an entry and its hash, 16 bytes, so a group of
+// ways slots is one 64-byte cache line (an array of the default size is
+// page-aligned). The
+// hash only screens: the two words are stored one after the other, and a
+// reader that finds them out of step finds an entry whose own hash or
+// token does not match, which is a miss.
+type tokenSlot struct {
+	hash  atomic.Uint64
+	entry atomic.Pointer[cachedToken]
+}
+
+// ways is the slots a token may sit in: a group of them.
+const ways = 4
 
 // cachedToken is a verified token: who it names, when it is good, and
 // under which keys it was verified. The token and the user are kept in
@@ -85,25 +104,32 @@ func newTokenCache(slots int) *tokenCache {
 	if slots <= 0 {
 		slots = defaultTokenCacheSlots
 	}
-	n := 2
+	n := ways
 	for n < slots {
 		n <<= 1
 	}
-	return &tokenCache{slots: make([]atomic.Pointer[cachedToken], n), mask: uint64(n - 1), seed: maphash.MakeSeed()}
+	return &tokenCache{slots: make([]tokenSlot, n), mask: uint64(n - 1), seed: maphash.MakeSeed()}
 }
 
 // hash is the token's hash under the cache's seed.
 func (c *tokenCache) hash(tok string) uint64 { return maphash.String(c.seed, tok) }
 
-// pair returns the first slot of h's pair (the second is its neighbour).
-func (c *tokenCache) pair(h uint64) uint64 { return h & c.mask &^ 1 }
+// group returns h's group of slots.
+func (c *tokenCache) group(h uint64) []tokenSlot {
+	i := h & c.mask &^ (ways - 1)
+	return c.slots[i : i+ways : i+ways]
+}
 
 // get answers the user of a cached token that is good now under st and
 // remote.
 func (c *tokenCache) get(tok string, st *keyState, remote *JWKS, now int64) (string, bool) {
 	h := c.hash(tok)
-	i := c.pair(h)
-	for _, e := range [2]*cachedToken{c.slots[i].Load(), c.slots[i+1].Load()} {
+	g := c.group(h)
+	for i := range g {
+		if g[i].hash.Load() != h {
+			continue
+		}
+		e := g[i].entry.Load()
 		if e != nil && e.hash == h && e.token() == tok && e.st == st && e.remote == remote {
 			if now < e.notBefore || now >= e.expires {
 				return "", false
@@ -131,16 +157,18 @@ func (c *tokenCache) put(tok string, user string, notBefore, expires int64, st *
 	} else {
 		e.long = tok + user
 	}
-	i := c.pair(h)
-	a, b := c.slots[i].Load(), c.slots[i+1].Load()
-	switch {
-	case a == nil || a.token() == tok || a.st != st || a.remote != remote:
-	case b == nil || b.token() == tok || b.st != st || b.remote != remote:
-		i++
-	default:
-		// Both hold live tokens: a bit of the hash beside the pair's picks
-		// which goes, so neither slot is favoured.
-		i += (h >> 63) & 1
+	g := c.group(h)
+	// The token's own slot, else an empty or stale one; if all four hold
+	// live tokens, bits of the hash the group's index does not use pick
+	// which goes, so that no slot is favoured.
+	at := int(h>>32) & (ways - 1)
+	for i := range g {
+		o := g[i].entry.Load()
+		if o == nil || o.token() == tok || o.st != st || o.remote != remote {
+			at = i
+			break
+		}
 	}
-	c.slots[i].Store(e)
+	g[at].entry.Store(e)
+	g[at].hash.Store(h)
 }
