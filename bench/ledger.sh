@@ -82,7 +82,7 @@ for v in a b; do
   serve "$work/$v" "$work/data"; crashed=$ready
   # The clean stop after it (a build with an image writes it now).
   t0=$(now); stop; stopped=$(echo "$(now) - $t0" | bc -l)
-  gc=$(go tool pprof -top -cum "$work/$v" "$work/$v.prof" 2>/dev/null |
+  gc=$(go tool pprof -top -cum -nodefraction=0 "$work/$v" "$work/$v.prof" 2>/dev/null |
     awk '$5 ~ /%$/ && ($NF == "runtime.gcBgMarkWorker" || $NF == "runtime.gcAssistAlloc" || $NF == "runtime.bgsweep" || $NF == "runtime.bgscavenge") {s += $5 + 0} END {printf "%.1f", s}')
   out[$v]="$(printf '%.2f | %.2f | %.2f | %.0f | %.0f | %s | %s%% | %.0f' "$started" "$crashed" "$stopped" "$(echo "($full - $empty) / $ORDERS" | bc -l)" \
     "$(echo "$full / 1048576" | bc -l)" "$rps" "$gc" "$(echo "$after / 1048576" | bc -l)")"

@@ -7,11 +7,11 @@ import (
 )
 
 // defaultTokenCacheSlots sizes the cache of verified buyer tokens: 2^16
-// slots (1 MiB of hashes and pointers), each holding at most one entry of 384 bytes
-// and, for a token too long to fit in it (RS256), at most maxCachedToken
-// and ~100 bytes more, so the cache never holds more than ~100 MiB
-// whatever the traffic (24 MiB with HS256, EdDSA or ES256 tokens). 10,000
-// buyers retrying at once fill a sixth of it.
+// slots (1 MiB of hashes and pointers), each holding at most one entry of
+// 384 bytes and, for a token too long to fit in it (RS256), at most
+// maxCachedToken and ~100 bytes more, so the cache never holds more than
+// ~100 MiB whatever the traffic (25 MiB with HS256, EdDSA or ES256
+// tokens). 10,000 buyers retrying at once fill a sixth of it.
 const defaultTokenCacheSlots = 1 << 16
 
 // maxCachedToken is the longest token the cache keeps (RS256 tokens are
