@@ -71,6 +71,8 @@ type authOptions struct {
 	cacheSlots int
 	// now is the clock of token validity (nil: time.Now); tests move it.
 	now func() time.Time
+	// checks counts the tokens checked in full (nil: not counted).
+	checks *tokenChecks
 }
 
 // authenticator resolves identities. Admin requests carry the admin token

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	surgehttp "github.com/surgehq/surge/http"
 )
 
 // craftToken builds a JWT by hand: any header, HMAC-SHA256 signature with
@@ -227,4 +229,34 @@ func TestAdminAuthentication(t *testing.T) {
 	// And the real token works on each.
 	wantStatus(t, e.do(t, "POST", "/v1/sales", reqs[0].body, asAdmin()), http.StatusCreated)
 	wantStatus(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/pay", "", asAdmin()), http.StatusOK)
+}
+
+// TestTokenChecksCounted: the source of surge_buyer_token_checks_total
+// counts a buyer's token once when it is first checked, not on the
+// retries the cache answers, and a refused token every time; a reload,
+// which forgets the cache, keeps the counts running.
+func TestTokenChecksCounted(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"tc","name":"Token checks","stock":1}`)
+	tok := userToken(t, "alice")
+	want := func(accepted, refused int64) {
+		t.Helper()
+		if got := e.handler.TokenChecks(); got.Accepted != accepted || got.Refused != refused {
+			t.Fatalf("token checks %+v, want %d accepted and %d refused", got, accepted, refused)
+		}
+	}
+	want(0, 0)
+	for range 3 {
+		r := e.do(t, "POST", "/v1/sales/tc/purchases", `{"quantity":1}`, bearerAuth(tok), idemKey("k"))
+		wantStatus(t, r, http.StatusCreated)
+	}
+	want(1, 0)
+	for range 2 {
+		r := e.do(t, "POST", "/v1/sales/tc/purchases", `{"quantity":1}`, bearerAuth(tok[:len(tok)-2]))
+		wantStatus(t, r, http.StatusUnauthorized)
+	}
+	want(1, 2)
+	e.handler.Apply(surgehttp.Config{AdminToken: adminToken, JWTSecret: jwtSecret})
+	wantStatus(t, e.do(t, "POST", "/v1/sales/tc/purchases", `{"quantity":1}`, bearerAuth(tok), idemKey("k")), http.StatusCreated)
+	want(2, 2)
 }

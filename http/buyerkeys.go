@@ -23,9 +23,10 @@ type buyerKeys struct {
 	// JWKS of keyState) and refreshes it by itself.
 	remote *RemoteJWKS
 	// file is re-read by reload; "" when the set is fixed or remote.
-	file  string
-	cache *tokenCache
-	now   func() time.Time
+	file   string
+	cache  *tokenCache
+	checks *tokenChecks
+	now    func() time.Time
 	// mu serializes reloads (never taken on a request).
 	mu sync.Mutex
 }
@@ -42,7 +43,7 @@ type keyState struct {
 
 func newBuyerKeys(o authOptions) *buyerKeys {
 	b := o.buyer
-	k := &buyerKeys{remote: b.Remote, file: b.JWKSFile, cache: newTokenCache(o.cacheSlots), now: o.now}
+	k := &buyerKeys{remote: b.Remote, file: b.JWKSFile, cache: newTokenCache(o.cacheSlots), checks: o.checks, now: o.now}
 	if k.now == nil {
 		k.now = time.Now
 	}
@@ -131,6 +132,13 @@ func (k *buyerKeys) verify(tok string) (string, error) {
 	if user, ok := k.cache.get(tok, st, remote, now); ok {
 		return user, nil
 	}
+	user, err := k.check(tok, st, remote)
+	k.checks.count(err)
+	return user, err
+}
+
+// check verifies a token the cache did not answer, and caches it if good.
+func (k *buyerKeys) check(tok string, st *keyState, remote *JWKS) (string, error) {
 	if len(tok) > maxTokenLen {
 		return "", errBadToken
 	}
@@ -145,6 +153,23 @@ func (k *buyerKeys) verify(tok string) (string, error) {
 	notBefore, expires := validity(&claims)
 	k.cache.put(tok, claims.Subject, notBefore, expires, st, v.remote)
 	return claims.Subject, nil
+}
+
+// tokenChecks counts the buyer tokens checked in full, that is not
+// answered from the cache: seen for the first time, displaced from it, or
+// refused. Their rate beside the purchases' tells an operator whether the
+// cache holds the buyers who retry. One is shared by every authenticator
+// a reload builds, so the counts run on across reloads.
+type tokenChecks struct{ accepted, refused atomic.Int64 }
+
+func (c *tokenChecks) count(err error) {
+	switch {
+	case c == nil:
+	case err != nil:
+		c.refused.Add(1)
+	default:
+		c.accepted.Add(1)
+	}
 }
 
 // validity is the span of Unix seconds in which a token with these

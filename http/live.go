@@ -14,8 +14,9 @@ type live struct {
 	prot   Protection
 }
 
-func newLive(cfg Config) *live {
-	return newLiveOptions(authOptions{adminToken: cfg.AdminToken, userHeader: cfg.InsecureUserHeader, jwtSecret: cfg.JWTSecret, buyer: cfg.BuyerAuth}, cfg.Protection)
+func newLive(cfg Config, checks *tokenChecks) *live {
+	return newLiveOptions(authOptions{adminToken: cfg.AdminToken, userHeader: cfg.InsecureUserHeader, jwtSecret: cfg.JWTSecret, buyer: cfg.BuyerAuth,
+		checks: checks}, cfg.Protection)
 }
 
 func newLiveOptions(o authOptions, prot Protection) *live {
@@ -54,11 +55,21 @@ func (a *liveAuth) buyer(r *http.Request) (string, error) { return a.get().buyer
 // settings they started with; the next ones use the new. A lowered
 // stream bound closes no open stream.
 func (s *Server) Apply(cfg Config) {
-	s.live.Store(newLive(cfg))
+	s.live.Store(newLive(cfg, s.checks))
 	s.queues.setBounds(cfg)
 	if s.dash != nil {
 		s.dash.SetAdminToken(cfg.AdminToken)
 	}
+}
+
+// TokenChecks are the buyer tokens checked in full since the start, not
+// answered from the cache of verified tokens: Accepted (the first sight
+// of a token, or one the cache had to let go) and Refused.
+type TokenChecks struct{ Accepted, Refused int64 }
+
+// TokenChecks returns the counts so far (surge_buyer_token_checks_total).
+func (s *Server) TokenChecks() TokenChecks {
+	return TokenChecks{Accepted: s.checks.accepted.Load(), Refused: s.checks.refused.Load()}
 }
 
 // protection is the admission control in force.

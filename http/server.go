@@ -93,9 +93,12 @@ type Server struct {
 	auth *liveAuth
 	// live is what Apply changes; shared with the Public copy.
 	live *atomic.Pointer[live]
-	log  *slog.Logger
-	cfg  Config
-	mux  *routeMux
+	// checks counts buyer tokens checked in full, across Apply's
+	// authenticators (TokenChecks).
+	checks *tokenChecks
+	log    *slog.Logger
+	cfg    Config
+	mux    *routeMux
 
 	// meterer is svc when it keeps each sale's series, nil otherwise:
 	// asserted once here, not per purchase.
@@ -117,15 +120,16 @@ func New(svc Service, cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		svc:  svc,
-		live: new(atomic.Pointer[live]),
-		log:  cfg.Logger,
-		cfg:  cfg,
-		mux:  newRouteMux(),
-		room: cfg.WaitingRoom,
-		cors: newCORS(cfg.CORSOrigins),
+		svc:    svc,
+		live:   new(atomic.Pointer[live]),
+		checks: new(tokenChecks),
+		log:    cfg.Logger,
+		cfg:    cfg,
+		mux:    newRouteMux(),
+		room:   cfg.WaitingRoom,
+		cors:   newCORS(cfg.CORSOrigins),
 	}
-	s.live.Store(newLive(cfg))
+	s.live.Store(newLive(cfg, s.checks))
 	s.auth = &liveAuth{cur: s.live}
 	s.meterer, _ = svc.(meterer)
 	if s.room == nil {

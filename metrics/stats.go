@@ -84,6 +84,30 @@ func (c connCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(connReclaimed, prometheus.CounterValue, float64(f.Reclaimed))
 }
 
+// TokenFigures are the buyer tokens checked in full (not answered from
+// the cache of verified tokens), read at scrape time.
+type TokenFigures struct{ Accepted, Refused int64 }
+
+// NewTokenCollector exports the buyer tokens checked in full as read
+// reads them: surge_buyer_token_checks_total{result="accepted"|"refused"}.
+func NewTokenCollector(read func() TokenFigures) prometheus.Collector {
+	return tokenCollector{read: read}
+}
+
+type tokenCollector struct{ read func() TokenFigures }
+
+var tokenChecks = prometheus.NewDesc("surge_buyer_token_checks_total",
+	"Buyer JWTs checked in full (signature and claims) instead of answered from the cache of verified tokens, by result.",
+	[]string{"result"}, nil)
+
+func (c tokenCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tokenChecks }
+
+func (c tokenCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.read()
+	ch <- prometheus.MustNewConstMetric(tokenChecks, prometheus.CounterValue, float64(f.Accepted), "accepted")
+	ch <- prometheus.MustNewConstMetric(tokenChecks, prometheus.CounterValue, float64(f.Refused), "refused")
+}
+
 // Stats is the /debug/stats document: a few figures of g (the registry
 // /metrics serves) under the keys the bench scripts read, so that there
 // is one set of counters. Figures g lacks are left out.

@@ -300,6 +300,10 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		st := l.Stats()
 		return metrics.ConnFigures{Open: int64(st.Open), Idle: int64(st.Idle), Refused: st.Refused, Reclaimed: st.Reclaimed}
 	}))
+	reg.MustRegister(metrics.NewTokenCollector(func() metrics.TokenFigures {
+		t := api.TokenChecks()
+		return metrics.TokenFigures{Accepted: t.Accepted, Refused: t.Refused}
+	}))
 	if c.debugAddr != "" {
 		s.debug = opsServer(lns.debug, api.Ops(reg, nil), nil)
 		undo = append(undo, func() { s.debug.Close() })
