@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-overload bench-tail capacity fuzz observability-check clean
+.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-targets bench-overload bench-tail capacity fuzz observability-check clean
 
 # Stamped into the binary (package version): `surge version`, surge_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -52,6 +52,9 @@ bench-ledger: ## A/B: start time, RSS per order and GC share with a million orde
 
 bench-tail: ## A/B: the open loop's tail (client p99, sends late, server share within 10 ms, GC mark), the working tree against REV
 	bench/tail.sh $(REV) .
+
+bench-targets: services ## every performance target of issue 14, each by its own script, then one table of verdicts (~25 min)
+	bench/targets.sh
 
 bench-overload: ## the maximum purchase rate, then 5x it open loop; the cost of protection
 	bench/overload.sh
