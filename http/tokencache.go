@@ -34,7 +34,7 @@ const maxCachedToken = 1 << 10
 // 10,000 buyers retrying in turn found ~2.5 % of their tokens displaced
 // by a third one of the same pair each round, and paid a full
 // verification for each (TestTokenCacheKeepsRetryingBuyers).
-// Reads and writes are single atomic pointer operations: no lock, no
+// Reads and writes are atomic loads and stores of the slots: no lock, no
 // allocation on a hit, and a flood of distinct valid tokens only evicts.
 // Only verified tokens enter; an entry answers only under the keys that
 // verified it, and only while the clock is within its nbf and exp.
@@ -49,10 +49,9 @@ type tokenCache struct {
 
 // tokenSlot is a slot: an entry and its hash, 16 bytes, so a group of
 // ways slots is one 64-byte cache line (an array of the default size is
-// page-aligned). The
-// hash only screens: the two words are stored one after the other, and a
-// reader that finds them out of step finds an entry whose own hash or
-// token does not match, which is a miss.
+// page-aligned). The hash only screens: the two words are stored one
+// after the other, and a reader that finds them out of step finds an
+// entry whose own hash or token does not match, which is a miss.
 type tokenSlot struct {
 	hash  atomic.Uint64
 	entry atomic.Pointer[cachedToken]
