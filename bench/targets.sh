@@ -2,7 +2,8 @@
 # Issue 14's performance targets, all measured in one go on this machine by
 # the scripts that measure each (every figure side by side with the
 # minimal handler in the same run), then one table: the target, what was
-# measured, the verdict. The working tree is what is measured.
+# measured, the verdict. The working tree is what is measured (the A/B
+# scripts run HEAD beside it; the verdicts read the working tree's rows).
 #   1. reserve-heavy >= 0.6 of the minimal handler: bench/compare.sh at
 #      wrk -t2 -c128 and at wrk -t1 -c64 (both)
 #   2. its open loop at half the maximum: p99 <= 10 ms (compare.sh -c128)
@@ -35,9 +36,9 @@ run() {
 if [ -z "${REPORT_ONLY:-}" ]; then
   run compare128 bench/compare.sh 10s 128 2
   run compare64 bench/compare.sh 10s 64 1
-  run jwt bench/jwt.sh . . 5s 64 5
-  run ledger bench/ledger.sh . . 1000000 10s 64
-  run keyed bench/keyed.sh . . 5s 64 3
+  run jwt bench/jwt.sh HEAD . 5s 64 5
+  run ledger bench/ledger.sh HEAD . 1000000 10s 64
+  run keyed bench/keyed.sh HEAD . 5s 64 3
   run cluster env ROUNDS=1 bench/cluster.sh 10s 128 2
 fi
 
