@@ -53,7 +53,7 @@ bench-ledger: ## A/B: start time, RSS per order and GC share with a million orde
 bench-tail: ## A/B: the open loop's tail (client p99, sends late, server share within 10 ms, GC mark), the working tree against REV
 	bench/tail.sh $(REV) .
 
-bench-targets: services ## every performance target of issue 14, each by its own script, then one table of verdicts (~25 min)
+bench-targets: services ## every performance target of issue 14, each by its own script, then one table of verdicts (~10 min)
 	bench/targets.sh
 
 bench-overload: ## the maximum purchase rate, then 5x it open loop; the cost of protection

@@ -15,9 +15,10 @@
 #   6. one cluster node reserve-heavy >= 0.45 of the minimal handler and
 #      >= 4x the baseline, open loop p99 <= 10 ms (bench/cluster.sh)
 # (Item 7, a real Redis Cluster, is a test: TestRedisClusterContract.)
-# About 25 minutes. Each script's own report is kept in the log directory
-# printed at the end, for docs/benchmarks.md. Run nothing else meanwhile:
-# the scripts share the machine's two cores with what they measure.
+# About 10 minutes (more when scripts/services.sh installs something).
+# Each script's own report is kept in the log directory printed at the
+# end, for docs/benchmarks.md. Run nothing else meanwhile: the scripts
+# share the machine's two cores with what they measure.
 # REPORT_ONLY=1 prints the table again from the reports already in the
 # log directory, running nothing.
 # Usage: bench/targets.sh [log directory=a new temporary one]
