@@ -46,6 +46,7 @@ fi
 # cell FILE ROW_PREFIX N: the Nth |-separated cell of the table row that
 # starts with ROW_PREFIX, trimmed ("?" when the report lacks it).
 cell() {
+  [ -f "$logs/$1" ] || { echo "?"; return; }
   awk -F'|' -v p="$2" -v n="$3" 'index($0, p) == 1 {gsub(/^ +| +$/, "", $(n + 1)); print $(n + 1); found = 1; exit}
     END {if (!found) print "?"}' "$logs/$1"
 }
@@ -78,7 +79,7 @@ ready=$(cell ledger.log '| B |' 2)
 crashed=$(cell ledger.log '| B |' 3)
 gc=$(cell ledger.log '| B |' 8)
 gc=${gc%\%}
-keyed=$(sed -nE 's/^cluster ÷ embedded.*, B ([0-9.]+) .*/\1/p' "$logs/keyed.log" | grep . || echo "?")
+keyed=$(sed -nE 's/^cluster ÷ embedded.*, B ([0-9.]+) .*/\1/p' "$logs/keyed.log" 2>/dev/null | grep . || echo "?")
 calls=$(cell keyed.log '| B: surge serve, cluster' 4)
 calls=$(tr ' ' '\n' <<<"$calls" | sort -g | tail -1)
 node=$(cell cluster.log '| median |' 9)
