@@ -71,7 +71,7 @@ kill "$cpid"; wait "$cpid" 2>/dev/null || true
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 c=$(median "${runs[ceiling]}")
 printf '\nwrk -t%s -c%s -d%s, %s rounds (median), %s, A=%s B=%s, %s cores\n\n' "$THREADS" "$CONNS" "$DUR" "$ROUNDS" "$(date -u +%F)" \
-  "$(git rev-parse --short "$REV_A")" "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)"
+  "$(revname "$REV_A")" "$(revname "$REV_B")" "$(nproc)"
 printf '| target | requests/s (runs) | median | ratio to ceiling | server CPU µs/answer (runs) | median |\n|---|---|---:|---:|---|---:|\n'
 for k in ceiling a-soldout b-soldout a-reserve b-reserve; do
   m=$(median "${runs[$k]}")

@@ -104,8 +104,8 @@ done
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 printf '\nwrk -t1 -c%s -d%s -s bench/jwt.lua, %s distinct HS256 buyer tokens, %s rounds, %s, A=%s B=%s, %s cores\n\n' \
-  "$CONNS" "$DUR" "$TOKENS" "$ROUNDS" "$(date -u '+%F %H:%M UTC')" "$(git rev-parse --short "$REV_A")" \
-  "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)"
+  "$CONNS" "$DUR" "$TOKENS" "$ROUNDS" "$(date -u '+%F %H:%M UTC')" "$(revname "$REV_A")" \
+  "$(revname "$REV_B")" "$(nproc)"
 printf '| target (sold-out path) | requests/s (runs) | server CPU µs/request (runs) | ratio to ceiling, requests/s (median of rounds) | ratio to ceiling, CPU/request (median) |\n|---|---|---|---:|---:|\n'
 for k in ceiling a b hdr; do
   case $k in

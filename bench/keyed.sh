@@ -118,8 +118,8 @@ div() { # div "x1 x2 .." "y1 y2 ..": the per-round ratios
   paste <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) | awk '{printf "%s ", $1 / $2}'
 }
 printf '\nwrk -t1 -c%s -d%s -s bench/purchase.lua (every request a new keyed buyer) on a sold-out sale, %s rounds, %s, A=%s B=%s, %s cores, load average %s\n\n' \
-  "$CONNS" "$DUR" "$ROUNDS" "$(date -u '+%F %H:%M UTC')" "$(git rev-parse --short "$REV_A")" \
-  "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)" \
+  "$CONNS" "$DUR" "$ROUNDS" "$(date -u '+%F %H:%M UTC')" "$(revname "$REV_A")" \
+  "$(revname "$REV_B")" "$(nproc)" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| target | requests/s (runs) | server CPU µs/request (runs) | Redis calls/request | ratio to ceiling, requests/s (median of rounds) | ratio to ceiling, CPU/request (median) |\n|---|---|---|---|---:|---:|\n'
 for k in ceiling embedded a b; do

@@ -89,7 +89,7 @@ for v in a b; do
 done
 
 printf '\n%s orders, wrk -t1 -c%s -d%s, %s, A=%s B=%s, %s cores, load average %s\n\n' "$ORDERS" "$CONNS" "$DUR" "$(date -u +%F)" \
-  "$(git rev-parse --short "$REV_A")" "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" \
+  "$(revname "$REV_A")" "$(revname "$REV_B")" \
   "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| build | s to /readyz | s to /readyz after the run and kill -9 | s to stop | RSS B/order | RSS MiB at ready | reserve-heavy requests/s | GC share of server CPU | RSS MiB after |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 printf '| A | %s |\n| B | %s |\n' "${out[a]}" "${out[b]}"

@@ -41,3 +41,9 @@ wait_up() { for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep
 
 # wait_ready URL: until URL answers 2xx (15 s), else stop the script
 wait_ready() { for _ in $(seq 150); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
+
+# revname REV: how a report names a revision: its short hash, or for "."
+# the working tree of HEAD
+revname() {
+  if [ "$1" = . ]; then echo "working tree of $(git rev-parse --short HEAD)"; else git rev-parse --short "$1"; fi
+}

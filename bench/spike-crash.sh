@@ -37,8 +37,8 @@ serve() { # BIN DIR LOG: start the server (pid), wait for /readyz; sets ready
   echo "server did not get ready" >&2; exit 1
 }
 
-printf '\n%s, wrk -t1 -c%s -d%s, A=%s B=%s, %s cores\n\n' "$(date -u +%FT%TZ)" "$CONNS" "$DUR" "$(git rev-parse --short "$REV_A")" \
-  "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)"
+printf '\n%s, wrk -t1 -c%s -d%s, A=%s B=%s, %s cores\n\n' "$(date -u +%FT%TZ)" "$CONNS" "$DUR" "$(revname "$REV_A")" \
+  "$(revname "$REV_B")" "$(nproc)"
 printf '| round | build | s to /readyz (first) | spike requests/s | refreshed after the spike | s to /readyz after kill -9 |\n|---|---|---:|---:|---|---:|\n'
 for r in $(seq "$ROUNDS"); do
   for v in a b; do

@@ -45,7 +45,7 @@ one() {
 }
 
 printf 'surge bench open loop at %s/s for %s, 128 connections, %s, A=%s B=%s, %s cores\n\n' "$RATE" "$DUR" "$(date -u '+%F %H:%M UTC')" \
-  "$(git rev-parse --short "$REV_A")" "$([ "$REV_B" = . ] && echo "working tree of $(git rev-parse --short HEAD)" || git rev-parse --short "$REV_B")" "$(nproc)"
+  "$(revname "$REV_A")" "$(revname "$REV_B")" "$(nproc)"
 printf '| round | build | client p50 ms | client p99 ms | sends late | server within 10 ms | longest GC mark ms | load |\n|---|---|---:|---:|---:|---:|---:|---|\n'
 for r in $(seq "$ROUNDS"); do
   for v in a b; do
