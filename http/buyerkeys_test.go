@@ -429,7 +429,7 @@ func TestTokenCacheConcurrentReload(t *testing.T) {
 func BenchmarkBuyerToken(b *testing.B) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	exp := time.Now().Add(time.Hour)
-	reqs := make([]*stdhttp.Request, 4096)
+	reqs := make([]*stdhttp.Request, 10000)
 	for i := range reqs {
 		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 			"sub": fmt.Sprintf("buyer-%d", i), "iat": time.Now().Unix(), "exp": exp.Unix()}).SignedString(secret)
@@ -440,15 +440,19 @@ func BenchmarkBuyerToken(b *testing.B) {
 		reqs[i].Header.Set("Authorization", "Bearer "+tok)
 	}
 	for _, c := range []struct {
-		name  string
-		slots int
+		name   string
+		slots  int
+		tokens int
 	}{
-		{"cold", 2}, // 4096 tokens through 2 slots: every lookup misses
-		{"cached", 0},
+		{"cold", 2, 4096}, // 4096 tokens through the fewest slots (one group): every lookup misses
+		{"cached", 0, 4096},
+		// bench/jwt.lua's buyers: 10,000 retrying in turn, where a cache
+		// with too few ways keeps displacing some of them.
+		{"retrying", 0, 10000},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			a := newAuthenticatorOptions(authOptions{adminToken: "admin-token-0123456789", jwtSecret: secret, cacheSlots: c.slots})
-			for _, r := range reqs {
+			for _, r := range reqs[:c.tokens] {
 				if _, err := a.buyer(r); err != nil {
 					b.Fatal(err)
 				}
@@ -456,10 +460,12 @@ func BenchmarkBuyerToken(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if _, err := a.buyer(reqs[i&4095]); err != nil {
+				if _, err := a.buyer(reqs[i]); err != nil {
 					b.Fatal(err)
 				}
-				i++
+				if i++; i == c.tokens {
+					i = 0
+				}
 			}
 		})
 	}
