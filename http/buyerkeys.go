@@ -172,6 +172,16 @@ func (c *tokenChecks) count(err error) {
 	}
 }
 
+// TokenChecks are the buyer tokens checked in full since the start, not
+// answered from the cache of verified tokens: Accepted (the first sight
+// of a token, or one the cache had to let go) and Refused.
+type TokenChecks struct{ Accepted, Refused int64 }
+
+// TokenChecks returns the counts so far (surge_buyer_token_checks_total).
+func (s *Server) TokenChecks() TokenChecks {
+	return TokenChecks{Accepted: s.checks.accepted.Load(), Refused: s.checks.refused.Load()}
+}
+
 // validity is the span of Unix seconds in which a token with these
 // (already verified) claims is accepted, the clock skew included: from nbf
 // (or always) to before exp. The library keeps the dates in whole seconds,

@@ -62,15 +62,5 @@ func (s *Server) Apply(cfg Config) {
 	}
 }
 
-// TokenChecks are the buyer tokens checked in full since the start, not
-// answered from the cache of verified tokens: Accepted (the first sight
-// of a token, or one the cache had to let go) and Refused.
-type TokenChecks struct{ Accepted, Refused int64 }
-
-// TokenChecks returns the counts so far (surge_buyer_token_checks_total).
-func (s *Server) TokenChecks() TokenChecks {
-	return TokenChecks{Accepted: s.checks.accepted.Load(), Refused: s.checks.refused.Load()}
-}
-
 // protection is the admission control in force.
 func (s *Server) protection() Protection { return s.live.Load().prot }

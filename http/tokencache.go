@@ -51,7 +51,7 @@ type tokenCache struct {
 // ways slots is one 64-byte cache line (an array of the default size is
 // page-aligned). The hash only screens: the two words are stored one
 // after the other, and a reader that finds them out of step finds an
-// entry whose own hash or token does not match, which is a miss.
+// entry whose token is not its own, which is a miss.
 type tokenSlot struct {
 	hash  atomic.Uint64
 	entry atomic.Pointer[cachedToken]
@@ -70,7 +70,6 @@ const ways = 4
 // alive while it is held; what keeps users (the ledger, the cluster's
 // key cache) copies them into memory of its own.
 type cachedToken struct {
-	hash               uint64
 	notBefore, expires int64 // Unix seconds, skew included: good while notBefore <= now < expires
 	st                 *keyState
 	remote             *JWKS
@@ -80,8 +79,9 @@ type cachedToken struct {
 }
 
 // inlineText holds HS256, EdDSA and ES256 tokens of a few claims and
-// their user (an entry of 384 bytes); RS256 tokens go in long.
-const inlineText = 384 - 64
+// their user: the room left in an entry of 384 bytes by its 56 bytes of
+// other fields (TestTokenCacheEntrySize); RS256 tokens go in long.
+const inlineText = 384 - 56
 
 // token and user return the entry's token and user. The strings point
 // into the entry, which is never written after it is published.
@@ -129,7 +129,7 @@ func (c *tokenCache) get(tok string, st *keyState, remote *JWKS, now int64) (str
 			continue
 		}
 		e := g[i].entry.Load()
-		if e != nil && e.hash == h && e.token() == tok && e.st == st && e.remote == remote {
+		if e != nil && e.token() == tok && e.st == st && e.remote == remote {
 			if now < e.notBefore || now >= e.expires {
 				return "", false
 			}
@@ -147,7 +147,7 @@ func (c *tokenCache) put(tok string, user string, notBefore, expires int64, st *
 	h := c.hash(tok)
 	// The token is copied: the request's header, which it points into,
 	// is not kept alive by the cache.
-	e := &cachedToken{hash: h, notBefore: notBefore, expires: expires, st: st, remote: remote,
+	e := &cachedToken{notBefore: notBefore, expires: expires, st: st, remote: remote,
 		tokenLen: uint16(len(tok)), userLen: uint16(len(user))}
 	// Strictly less: the user's first byte is always within text, even
 	// for an empty user (which verification never lets through).
