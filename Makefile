@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-targets bench-overload bench-tail capacity fuzz observability-check clean
+.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-onecpu bench-targets bench-overload bench-tail capacity fuzz observability-check clean
 
 # Stamped into the binary (package version): `surge version`, surge_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -49,6 +49,9 @@ bench-keyed: ## A/B: keyed purchases of a sold-out sale in cluster mode, the wor
 
 bench-ledger: ## A/B: start time, RSS per order and GC share with a million orders of a live sale, the working tree against REV
 	bench/ledger.sh $(REV) .
+
+bench-onecpu: ## A/B: the server pinned to one CPU (no GOMAXPROCS set), reserve-heavy and sold-out, the working tree against REV
+	bench/onecpu.sh $(REV) .
 
 bench-tail: ## A/B: the open loop's tail (client p99, sends late, server share within 10 ms, GC mark), the working tree against REV
 	bench/tail.sh $(REV) .

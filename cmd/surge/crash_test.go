@@ -105,11 +105,11 @@ func startProc(t *testing.T, dataDir, token string, extra ...string) *proc {
 }
 
 func launch(t *testing.T, bin, dataDir, token, addr string, extra ...string) (*proc, error) {
-	logFile, err := os.CreateTemp(t.TempDir(), "serve-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close() // the child has its own descriptor
+	return launchCmd(t, serveCmd(bin, dataDir, token, addr, extra...), addr)
+}
+
+// serveCmd is the command startProc runs.
+func serveCmd(bin, dataDir, token, addr string, extra ...string) *exec.Cmd {
 	cmd := exec.Command(bin, "serve",
 		"--data-dir", dataDir,
 		"--http-addr", addr,
@@ -118,9 +118,20 @@ func launch(t *testing.T, bin, dataDir, token, addr string, extra ...string) (*p
 		"--shutdown-timeout", "10s",
 	)
 	cmd.Args = append(cmd.Args, extra...)
+	return cmd
+}
+
+// launchCmd starts cmd, a `surge serve` listening on addr, and waits until
+// it is ready.
+func launchCmd(t *testing.T, cmd *exec.Cmd, addr string) (*proc, error) {
+	logFile, err := os.CreateTemp(t.TempDir(), "serve-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	p := &proc{cmd: cmd, base: "http://" + addr, logPath: logFile.Name(), exited: make(chan struct{})}
 	go func() {

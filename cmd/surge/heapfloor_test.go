@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ func TestHeapFloor(t *testing.T) {
 		if err != nil {
 			t.Skipf("no /proc: %v", err)
 		}
-		return nextGC(t, p.base, token), int64(resident)
+		return gauge(t, p.base, token, "go_memstats_next_gc_bytes"), int64(resident)
 	}
 	goalOff, rssOff := measure("0")
 	goalOn, rssOn := measure(strconv.Itoa(mib))
@@ -41,21 +40,4 @@ func TestHeapFloor(t *testing.T) {
 	if grew := rssOn - rssOff; grew > mib<<20/8 {
 		t.Errorf("resident memory %d MiB with a %d MiB floor, %d MiB without one", rssOn>>20, mib, rssOff>>20)
 	}
-}
-
-// nextGC reads the collector's heap goal from the server's /metrics.
-func nextGC(t *testing.T, base, token string) int64 {
-	t.Helper()
-	code, body := get(t, base+"/metrics", token)
-	for line := range strings.Lines(body) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "go_memstats_next_gc_bytes "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("go_memstats_next_gc_bytes %q: %v", v, err)
-			}
-			return int64(f)
-		}
-	}
-	t.Fatalf("no go_memstats_next_gc_bytes in /metrics (status %d)", code)
-	return 0
 }

@@ -38,6 +38,11 @@ set as an environment variable SURGE_<NAME>, e.g. SURGE_HTTP_ADDR.
 `
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "demo") {
+		// Here, not in serve: GOMAXPROCS is the process's, and tests run
+		// serve inside theirs.
+		raiseProcs(os.Getenv)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(withUpgrades(ctx), os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -340,9 +341,11 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	s.http.RegisterOnShutdown(grpcAPI.Close)
 	serveH2C(s.http)
 	if c.redisURL != "" {
-		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", version.Get().Version)
+		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", version.Get().Version,
+			"procs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
 	} else {
-		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", version.Get().Version)
+		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", version.Get().Version,
+			"procs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
 	}
 	// The old process of an upgrade goes now, if it has not already
 	// (embedded mode: before the store opened).
