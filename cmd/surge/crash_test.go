@@ -90,8 +90,16 @@ type proc struct {
 func startProc(t *testing.T, dataDir, token string, extra ...string) *proc {
 	t.Helper()
 	bin := surgeBinary(t)
+	return startCmd(t, func(addr string) *exec.Cmd { return serveCmd(bin, dataDir, token, addr, extra...) })
+}
+
+// startCmd starts the `surge serve` that cmd makes for a free address and
+// waits until it is ready.
+func startCmd(t *testing.T, cmd func(addr string) *exec.Cmd) *proc {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		p, err := launch(t, bin, dataDir, token, freeAddr(t), extra...)
+		addr := freeAddr(t)
+		p, err := launchCmd(t, cmd(addr), addr)
 		if err == nil {
 			return p
 		}

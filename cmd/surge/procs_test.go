@@ -48,17 +48,16 @@ func TestServeOnOneCPU(t *testing.T) {
 		{setting: "", want: 2},
 		{setting: "1", want: 1},
 	} {
-		addr := freeAddr(t)
-		cmd := serveCmd(surgeBinary(t), t.TempDir(), token, addr)
-		cmd.Path, cmd.Args = taskset, append([]string{"taskset", "-c", "0"}, cmd.Args...)
-		cmd.Env = env
-		if tc.setting != "" {
-			cmd.Env = append(slices.Clip(env), "GOMAXPROCS="+tc.setting)
-		}
-		p, err := launchCmd(t, cmd, addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		bin, dataDir := surgeBinary(t), t.TempDir()
+		p := startCmd(t, func(addr string) *exec.Cmd {
+			cmd := serveCmd(bin, dataDir, token, addr)
+			cmd.Path, cmd.Args = taskset, append([]string{"taskset", "-c", "0"}, cmd.Args...)
+			cmd.Env = env
+			if tc.setting != "" {
+				cmd.Env = append(slices.Clip(env), "GOMAXPROCS="+tc.setting)
+			}
+			return cmd
+		})
 		if got := gauge(t, p.base, token, "go_sched_gomaxprocs_threads"); got != tc.want {
 			t.Errorf("GOMAXPROCS %d on one CPU with GOMAXPROCS=%q in the environment, want %d", got, tc.setting, tc.want)
 		}
