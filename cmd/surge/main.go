@@ -38,9 +38,9 @@ set as an environment variable SURGE_<NAME>, e.g. SURGE_HTTP_ADDR.
 `
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "demo") {
-		// Here, not in serve: GOMAXPROCS is the process's, and tests run
-		// serve inside theirs.
+	// Here, not in serve: GOMAXPROCS is the process's, and tests run serve
+	// inside theirs.
+	if len(os.Args) > 1 && commitsHere(os.Args[1], os.Args[2:]) {
 		raiseProcs(os.Getenv)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
