@@ -23,15 +23,13 @@ need wrk bc
 two_builds "$REV_A" "$REV_B"
 go build -o "$work/ceiling" ./bench/ceiling
 
-# rps URL SALE -> requests/s of one wrk run
 # rps URL SALE PID -> "requests/s cpu-µs-per-answer" of one wrk run against
 # the server PID
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rps() {
   local t0 out t1
-  t0=$(ticks "$3")
+  t0=$(cpu_ticks "$3")
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" -s bench/purchase.lua "$1" -- "$2")
-  t1=$(ticks "$3")
+  t1=$(cpu_ticks "$3")
   awk -v dt=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '/requests in/ {n=$1} /^Requests\/sec/ {r=$2} END {printf "%s %.1f\n", r, dt/hz*1e6/n}' <<<"$out"
 }
 token=ab-admin-token-0123456789

@@ -26,9 +26,6 @@ cleanup() { for p in "${pids[@]}" $surge_pid; do kill "$p" 2>/dev/null || true; 
 trap cleanup EXIT
 go build -o "$work/surge" ./cmd/surge
 go build -o "$work/ceiling" ./bench/ceiling
-
-# cpu_ticks PID -> user+system clock ticks the process has used
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run_wrk URL SALE PID -> prints "rps p99_ms non2xx server_cpu_us_per_request"
 run_wrk() {
   local out before after

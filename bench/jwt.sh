@@ -42,8 +42,6 @@ go build -o "$work/ceiling" ./bench/ceiling
 go build -o "$work/tokens" ./bench/tokens
 secret=jwt-bench-secret-0123456789abcdef0123456789
 "$work/tokens" -n "$TOKENS" -secret "$secret" >"$work/tokens.txt"
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # rps URL PID [SCRIPT ARGS...] -> "requests/s server_CPU_µs_per_request" of one wrk run
 rps() {
   local url=$1 p=$2 before after out reqs

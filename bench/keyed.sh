@@ -49,8 +49,6 @@ trap cleanup EXIT
 build "$REV_A" "$work/a"
 if [ "$REV_B" = "$REV_A" ] && [ "$REV_A" != . ]; then cp "$work/a" "$work/b"; else build "$REV_B" "$work/b"; fi
 go build -o "$work/ceiling" ./bench/ceiling
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 token=keyed-bench-admin-token-0123456789
 base=http://127.0.0.1:$PORT
 redis_calls() { # the node's Redis calls so far (0 in embedded mode)

@@ -42,6 +42,9 @@ wait_up() { for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep
 # wait_ready URL: until URL answers 2xx (15 s), else stop the script
 wait_ready() { for _ in $(seq 150); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 
+# cpu_ticks PID: the clock ticks of user and system CPU the process has used
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # revname REV: how a report names a revision: its short hash, or for "."
 # the working tree of HEAD
 revname() {

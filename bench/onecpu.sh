@@ -22,8 +22,6 @@ need wrk bc curl taskset
 two_builds "$REV_A" "$REV_B"
 token=bench-admin-token
 base=http://127.0.0.1:$PORT
-
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run BUILD SALE STOCK: one fresh server, one wrk run; prints the figures
 run() {
   rm -rf "$work/data"
@@ -36,9 +34,9 @@ run() {
   [ "$3" = 1 ] && curl -fs -X POST -H 'X-User-ID: first' "$base/v1/sales/$2/purchases" >/dev/null
   local procs before after out rps reqs p99
   procs=$(curl -fs -H "Authorization: Bearer $token" "$base/metrics" | awk '/^go_sched_gomaxprocs_threads / {print $2}')
-  before=$(ticks "$pid")
+  before=$(cpu_ticks "$pid")
   out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DUR" --latency -s bench/purchase.lua "$base" -- "$2")
-  after=$(ticks "$pid")
+  after=$(cpu_ticks "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out"); reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   p99=$(awk '/p99_us=/ {split($0,a,"="); printf "%.2f", a[2]/1000}' <<<"$out")

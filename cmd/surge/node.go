@@ -340,13 +340,13 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	s.http.RegisterOnShutdown(api.CloseStreams)
 	s.http.RegisterOnShutdown(grpcAPI.Close)
 	serveH2C(s.http)
+	msg, at := "surge serving", []any{"addr", s.addr.String()}
 	if c.redisURL != "" {
-		log.Info("surge serving in cluster mode", "addr", s.addr.String(), "version", version.Get().Version,
-			"procs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
+		msg = "surge serving in cluster mode"
 	} else {
-		log.Info("surge serving", "addr", s.addr.String(), "data_dir", c.dataDir, "version", version.Get().Version,
-			"procs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
+		at = append(at, "data_dir", c.dataDir)
 	}
+	log.Info(msg, append(at, "version", version.Get().Version, "procs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())...)
 	// The old process of an upgrade goes now, if it has not already
 	// (embedded mode: before the store opened).
 	if err := c.handover.ready(); err != nil {

@@ -54,7 +54,8 @@ func procsFor(current int, env string) int {
 // the runtime from updating its default when the CPUs the process may use
 // change, so it is set only when raised.
 func raiseProcs(getenv func(string) string) {
-	if n := procsFor(runtime.GOMAXPROCS(0), getenv("GOMAXPROCS")); n != runtime.GOMAXPROCS(0) {
+	cur := runtime.GOMAXPROCS(0)
+	if n := procsFor(cur, getenv("GOMAXPROCS")); n != cur {
 		runtime.GOMAXPROCS(n)
 	}
 }
