@@ -102,14 +102,7 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 }
 
 func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
-	var (
-		l  postgres.Lease
-		ok bool
-	)
-	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-		l, ok, err = s.db.Acquire(ctx, leaseName, s.cfg.NodeID, s.cfg.LeaseTTL)
-		return err
-	})
+	l, ok, err := s.takeLease(ctx, leaseName)
 	if err != nil || !ok {
 		if old := s.lease.Swap(nil); old != nil {
 			s.log.Warn("lost the lead", "err", err)
@@ -120,6 +113,21 @@ func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
 		s.log.Info("leading the once-only jobs", "token", l.Token)
 	}
 	return &l, nil
+}
+
+// takeLease takes or renews the lease name for this node. The statement
+// runs to its end even when ctx ends (the call timeout still bounds it):
+// one the node gave up on may still run in PostgreSQL, whose cancel is
+// lost when it arrives before the statement does, and commit after Close
+// resigned the lease, leaving it to a node that is gone for a whole time
+// to live. Waiting for the answer instead orders every try before the
+// resignation.
+func (s *Store) takeLease(ctx context.Context, name string) (l postgres.Lease, ok bool, err error) {
+	err = s.call(context.WithoutCancel(ctx), s.pcb, func(ctx context.Context) (err error) {
+		l, ok, err = s.db.Acquire(ctx, name, s.cfg.NodeID, s.cfg.LeaseTTL)
+		return err
+	})
+	return l, ok, err
 }
 
 // wake asks the leader loop for an early round.
@@ -136,7 +144,9 @@ func (s *Store) wake() {
 func (s *Store) lead(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
-	for {
+	// Checked first: a tick may be ready beside ctx.Done, and a try for
+	// the lease runs to its end whatever ctx says.
+	for ctx.Err() == nil {
 		if l, _ := s.acquire(ctx); l != nil {
 			if !s.cfg.NoExpiry {
 				if _, err := s.expire(ctx, *l, time.Now()); err != nil && ctx.Err() == nil {

@@ -95,14 +95,7 @@ func (s *Store) outboxLease(ctx context.Context) (*postgres.Lease, error) {
 	if s.relay.Load() == nil && now.UnixNano() < s.relayWait.Load() {
 		return nil, nil
 	}
-	var (
-		l  postgres.Lease
-		ok bool
-	)
-	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-		l, ok, err = s.db.Acquire(ctx, outboxLease, s.cfg.NodeID, s.cfg.LeaseTTL)
-		return err
-	})
+	l, ok, err := s.takeLease(ctx, outboxLease)
 	if err != nil || !ok {
 		if s.relay.Swap(nil) != nil {
 			s.log.Warn("no longer publishing the outbox", "err", err)
