@@ -148,6 +148,9 @@ type Store struct {
 	horizon   postgres.OutboxHorizon // how far the outbox is final (outbox.go)
 	changed   chan string
 	kick      chan struct{}
+	// sweeps is, per sale, where the leader's sweep of each bucket's held
+	// orders goes on from (leader.go); the leader loop's alone.
+	sweeps map[string][]uint64
 
 	// released hears of the orders the leader's expiry moved (OnRelease).
 	released atomic.Pointer[func(saleID string, expired int)]
@@ -189,6 +192,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		ever:    make(map[string]int64),
 		changed: make(chan string, 256),
 		kick:    make(chan struct{}, 1),
+		sweeps:  map[string][]uint64{},
 	}
 	s.rcb = s.breaker("redis")
 	s.pcb = s.breaker("postgres")

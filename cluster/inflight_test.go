@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -238,5 +239,57 @@ func TestUnitsBackWhenCallerLeaves(t *testing.T) {
 				t.Errorf("the buyer's next purchase: %+v, %v; want reserved (limit 1, none held)", out, err)
 			}
 		})
+	}
+}
+
+// TestUnitsBackAfterNodeDied: a node that dies between ending an order
+// in PostgreSQL and giving its units back to Redis (or whose call timed
+// out after PostgreSQL committed) leaves the units taken in Redis. The
+// leader finds such orders and gives their units back, in every bucket.
+func TestUnitsBackAfterNodeDied(t *testing.T) {
+	ns := namespace(t)
+	// Its lease lapses at once: it never renews, and the leader opened
+	// below takes over without waiting.
+	s := openStore(t, ns, cluster.Config{NoExpiry: true, Interval: time.Hour, LeaseTTL: 100 * time.Millisecond, Buckets: 4})
+	t.Cleanup(func() { s.Close() })
+	mustSale(t, s, "s", 40, 1)
+	var ended []string
+	for i := range 20 {
+		out, _, err := reserve(s, "s", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1})
+		if err != nil || out[0].Code != surge.CodeReserved {
+			t.Fatalf("reserve: %+v %v", out, err)
+		}
+		if i%2 == 0 {
+			ended = append(ended, out[0].Order.ID)
+		}
+	}
+	// What the dead node's statement did (postgres.Settle), and no more.
+	db := connect(t, ns)
+	tag, err := db.Exec(t.Context(), `WITH x AS (UPDATE orders SET status = 'cancelled', updated_at = now()
+			WHERE id = ANY($1) AND status = 'reserved' RETURNING quantity)
+		UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM x) WHERE id = 's'`, ended)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("end orders behind Redis's back: %v %v", tag, err)
+	}
+	if rem, err := s.Remaining(t.Context(), "s"); err != nil || rem != 20 {
+		t.Fatalf("fixture: Remaining = %d, %v; want 20 (Redis still holds the ended orders)", rem, err)
+	}
+	leader := openStore(t, ns, cluster.Config{NoExpiry: true, Interval: 20 * time.Millisecond})
+	t.Cleanup(func() { leader.Close() })
+	eventually(t, 10*time.Second, "the units of the ended orders are back", func() error {
+		if rem, err := s.Remaining(t.Context(), "s"); err != nil || rem != 30 {
+			return fmt.Errorf("Remaining = %d, %v; want 30", rem, err)
+		}
+		return nil
+	})
+	for i := range 20 { // limit 1: only the buyers whose order ended may buy again
+		out, _, err := reserve(s, "s", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1})
+		want := surge.CodeLimitReached
+		if i%2 == 0 {
+			want = surge.CodeReserved
+		}
+		if err != nil || out[0].Code != want {
+			t.Errorf("u%d buys again: %+v, %v; want %s", i, out, err, want)
+		}
 	}
 }

@@ -182,16 +182,76 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 	if err != nil {
 		return
 	}
+	listed := make(map[string]bool, len(rows))
+	for _, row := range rows {
+		listed[row.ID] = true
+	}
+	for id := range s.sweeps {
+		if !listed[id] {
+			delete(s.sweeps, id) // removed or archived
+		}
+	}
 	for _, row := range rows {
 		s.remember(row.Sale, row.Buckets, row.Ever)
 		why, err := s.diagnose(ctx, row)
-		if err != nil || why == "" {
+		if err != nil {
+			continue
+		}
+		if why == "" {
+			s.sweep(ctx, row)
 			continue
 		}
 		if err := s.Rebuild(ctx, l, row.ID, why); err != nil {
 			s.log.Error("rebuild live state", "sale", row.ID, "why", why, "err", err)
 		}
 	}
+}
+
+// sweepCount is about how many held orders of a sale a sweep looks at
+// each round (one PostgreSQL lookup by primary key each).
+const sweepCount = 1000
+
+// sweep gives back the units Redis still holds for orders PostgreSQL has
+// ended: a node that dies between ending an order and releasing it, or
+// whose call timed out after PostgreSQL committed, leaves them taken, and
+// no one else would give them back. Each round looks at the next part of
+// every bucket's held orders, so a whole sale is read through over
+// rounds. Releasing is idempotent per order, so racing the node that
+// ended an order, or a rebuild, gives back nothing twice.
+func (s *Store) sweep(ctx context.Context, row postgres.SaleRow) {
+	layout := redis.Layout{Sale: row.ID, Buckets: row.Buckets}
+	cursors := s.sweeps[row.ID]
+	if len(cursors) != max(row.Buckets, 1) {
+		cursors = make([]uint64, max(row.Buckets, 1))
+		s.sweeps[row.ID] = cursors
+	}
+	count := int64(max(sweepCount/len(cursors), 64))
+	var ids []string
+	for b := range cursors {
+		err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+			var got []string
+			got, cursors[b], err = s.live.Held(ctx, layout, b, cursors[b], count)
+			ids = append(ids, got...)
+			return err
+		})
+		if err != nil {
+			return
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	var ended []surge.Order
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		ended, err = s.db.Ended(ctx, ids)
+		return err
+	})
+	if err != nil || len(ended) == 0 {
+		return
+	}
+	s.log.Warn("gave back units Redis still held for orders PostgreSQL had ended (a node died or lost the answer between the two)",
+		"sale", row.ID, "orders", len(ended))
+	s.release(ctx, row.ID, ended)
 }
 
 // diagnose says why a sale's live state needs a rebuild, or "".

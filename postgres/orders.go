@@ -235,6 +235,20 @@ func (d *DB) Existing(ctx context.Context, ids []string) (map[string]bool, error
 	return m, nil
 }
 
+// Ended returns the orders among ids that are cancelled or expired.
+func (d *DB) Ended(ctx context.Context, ids []string) ([]surge.Order, error) {
+	rows, err := d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders
+		WHERE id = ANY($1) AND status IN ('cancelled', 'expired')`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ended orders: %w", err)
+	}
+	out, err := collectOrders(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ended orders: %w", err)
+	}
+	return out, nil
+}
+
 // idSet collects the ids an existingSQL query returned.
 func idSet(rows pgx.Rows, err error) (map[string]bool, error) {
 	if err != nil {

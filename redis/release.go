@@ -41,6 +41,22 @@ func (s *Stock) Release(ctx context.Context, l Layout, orders []surge.Order) err
 	return nil
 }
 
+// Held returns ids of orders whose units one bucket of the sale's live
+// state holds, about count of them from cursor (0: the start), and the
+// cursor to go on from (0: the bucket was read through).
+func (s *Stock) Held(ctx context.Context, l Layout, bucket int, cursor uint64, count int64) (ids []string, next uint64, err error) {
+	kv, next, err := s.c.HScan(ctx, s.keys(l, bucket).orders, cursor, "", count).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("redis: held orders of sale %s: %w", l.Sale, err)
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i] != "!" { // the sentinel
+			ids = append(ids, kv[i])
+		}
+	}
+	return ids, next, nil
+}
+
 // Unconfirmed returns up to limit batches per bucket reserved in the
 // sale's live state at or before the cutoff that no one has yet checked
 // against PostgreSQL, each the ids of one batch's new orders (one Redis
