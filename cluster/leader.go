@@ -121,12 +121,12 @@ func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
 
 // settled returns ctx for work whose effect this node must follow up, as
 // a PostgreSQL statement that ends an order or takes a lease: it runs to
-// its end (the call timeout still bounds it)
-// even when ctx ends. A statement the node gave up on may still run in
-// PostgreSQL, whose cancel is lost when it arrives before the statement
-// does: a renewal of a lease would then commit after Close resigned it,
-// leaving the lease to a node that is gone for a whole time to live; an
-// order's end would commit with its units never given back to Redis.
+// its end even when ctx ends (the call timeout still bounds it). A
+// statement the node gave up on may still run in PostgreSQL, whose cancel
+// is lost when it arrives before the statement does: a renewal of a lease
+// would then commit after Close resigned it, leaving the lease to a node
+// that is gone for a whole time to live; an order's end would commit with
+// its units never given back to Redis.
 func settled(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // takeLease takes or renews the lease name for this node (see settled:
