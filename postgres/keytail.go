@@ -44,12 +44,8 @@ func (d *DB) KeyTail(ctx context.Context, saleID string, after int64) (KeyTail, 
 			FROM orders WHERE sale_id = $1 AND seq > $2`, saleID, after).Scan(&t.Seq, &t.Units); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT `+orderColumns+` FROM orders
-			WHERE sale_id = $1 AND seq > $2 AND idem_key IS NOT NULL ORDER BY seq`, saleID, after)
-		if err != nil {
-			return err
-		}
-		t.Keyed, err = collectOrders(rows)
+		t.Keyed, err = collectOrders(tx.Query(ctx, `SELECT `+orderColumns+` FROM orders
+			WHERE sale_id = $1 AND seq > $2 AND idem_key IS NOT NULL ORDER BY seq`, saleID, after))
 		return err
 	})
 	if surge.ErrorCode(err) != "" {

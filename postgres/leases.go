@@ -25,18 +25,14 @@ func fence(first int) string { return fmt.Sprintf(leaseHeld, first, first+1, fir
 // Expire moves up to limit reserved orders whose hold ended at or before
 // now to expired, if the lease is still held, and returns them.
 func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]surge.Order, error) {
-	rows, err := d.pool.Query(ctx, `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
+	out, err := collectOrders(d.pool.Query(ctx, `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
 			WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1
 				ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
 			AND `+fence(3)+` RETURNING `+orderColumns+`),
 		s AS (UPDATE sales SET sold = sales.sold - d.q
 			FROM (SELECT sale_id, sum(quantity) AS q FROM x GROUP BY sale_id) d WHERE sales.id = d.sale_id),
 		e AS (`+outboxEventSQL("x", "'expired'", "$1::timestamptz")+`)
-		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: expire: %w", err)
-	}
-	out, err := collectOrders(rows)
+		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: expire: %w", err)
 	}
@@ -76,12 +72,8 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (surge.LiveSta
 // and paid order, and every order with a key.
 func snapshot(ctx context.Context, tx pgx.Tx, row SaleRow) (surge.LiveState, error) {
 	snap := surge.LiveState{Sale: row.Sale, Epoch: row.Epoch, Buckets: row.Buckets, Ever: row.Ever}
-	rows, err := tx.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
-		AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, row.ID)
-	if err != nil {
-		return snap, err
-	}
-	all, err := collectOrders(rows)
+	all, err := collectOrders(tx.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
+		AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, row.ID))
 	if err != nil {
 		return snap, err
 	}

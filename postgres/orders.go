@@ -161,7 +161,12 @@ func scanOrder(row pgx.Row) (surge.Order, error) {
 	return o, nil
 }
 
-func collectOrders(rows pgx.Rows) ([]surge.Order, error) {
+// collectOrders reads the orders a query returned, taking the query's
+// error too (collectOrders(q.Query(…))).
+func collectOrders(rows pgx.Rows, err error) ([]surge.Order, error) {
+	if err != nil {
+		return nil, err
+	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (surge.Order, error) { return scanOrder(r) })
 }
 
@@ -237,12 +242,8 @@ func (d *DB) Existing(ctx context.Context, ids []string) (map[string]bool, error
 
 // Ended returns the orders among ids that are cancelled or expired.
 func (d *DB) Ended(ctx context.Context, ids []string) ([]surge.Order, error) {
-	rows, err := d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders
-		WHERE id = ANY($1) AND status IN ('cancelled', 'expired')`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: ended orders: %w", err)
-	}
-	out, err := collectOrders(rows)
+	out, err := collectOrders(d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders
+		WHERE id = ANY($1) AND status IN ('cancelled', 'expired')`, ids))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ended orders: %w", err)
 	}
@@ -282,12 +283,8 @@ func (d *DB) Remaining(ctx context.Context, saleID string) (int64, error) {
 // RecentKeys streams up to limit of the newest orders with an idempotency
 // key, as first answered, newest first.
 func (d *DB) RecentKeys(ctx context.Context, limit int, fn func(surge.Order)) error {
-	rows, err := d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE idem_key IS NOT NULL
-		ORDER BY seq DESC LIMIT $1`, limit)
-	if err != nil {
-		return fmt.Errorf("postgres: recent keys: %w", err)
-	}
-	all, err := collectOrders(rows)
+	all, err := collectOrders(d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE idem_key IS NOT NULL
+		ORDER BY seq DESC LIMIT $1`, limit))
 	if err != nil {
 		return fmt.Errorf("postgres: recent keys: %w", err)
 	}
