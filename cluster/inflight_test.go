@@ -12,6 +12,7 @@ import (
 	"github.com/surgehq/surge"
 
 	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // TestCloseFreesLeaseTakenInFlight: a lease statement PostgreSQL is still
@@ -54,7 +55,7 @@ func TestCloseFreesLeaseTakenInFlight(t *testing.T) {
 			s := openStore(t, ns, tc.cfg)
 			t.Cleanup(func() { s.Close() })
 			ctx := t.Context()
-			db := connect(t, ns)
+			db := servicetest.Conn(t, ns)
 			// A BEFORE INSERT trigger runs before the upsert locks the
 			// lease's row, so the resignation does not queue behind it.
 			tries := stall(t, db, ns, "BEFORE INSERT ON leases", "NEW.name = '"+tc.lease+"'")
@@ -81,17 +82,6 @@ func TestCloseFreesLeaseTakenInFlight(t *testing.T) {
 			}
 		})
 	}
-}
-
-// connect opens a connection of the test's own to the schema ns.
-func connect(t *testing.T, ns string) *pgx.Conn {
-	t.Helper()
-	db, err := pgx.Connect(t.Context(), postgresURL()+"&search_path="+ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(context.Background()) })
-	return db
 }
 
 // stall makes PostgreSQL keep each row event (e.g. "BEFORE INSERT ON
@@ -207,7 +197,7 @@ func TestUnitsBackWhenCallerLeaves(t *testing.T) {
 			tc.cfg.CallTimeout = 10 * time.Second
 			s := openStore(t, ns, tc.cfg)
 			t.Cleanup(func() { s.Close() })
-			db := connect(t, ns)
+			db := servicetest.Conn(t, ns)
 			begun := stall(t, db, ns, "BEFORE UPDATE ON orders", "OLD.status = 'reserved' AND NEW.status = '"+tc.status+"'")
 			id, name, stock, limit, hold, start := "s", "S", int64(3), int64(1), int64(3600), time.Now().Add(-3*time.Hour)
 			sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hold}, start)
@@ -264,7 +254,7 @@ func TestUnitsBackAfterNodeDied(t *testing.T) {
 		}
 	}
 	// What the dead node's statement did (postgres.Settle), and no more.
-	db := connect(t, ns)
+	db := servicetest.Conn(t, ns)
 	tag, err := db.Exec(t.Context(), `WITH x AS (UPDATE orders SET status = 'cancelled', updated_at = now()
 			WHERE id = ANY($1) AND status = 'reserved' RETURNING quantity)
 		UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM x) WHERE id = 's'`, ended)

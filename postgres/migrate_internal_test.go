@@ -26,11 +26,7 @@ func TestEventsSwitchUpgrade(t *testing.T) {
 			ns := servicetest.Namespace(t)
 			// The schema as a connection parameter, as Open sets it: tern
 			// runs "reset all" after each migration.
-			conn, err := pgx.Connect(ctx, servicetest.PostgresURL()+"&search_path="+ns)
-			if err != nil {
-				t.Fatalf("connect (run scripts/services.sh): %v", err)
-			}
-			defer conn.Close(ctx)
+			conn := servicetest.Conn(t, ns)
 			if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{ns}.Sanitize()); err != nil {
 				t.Fatal(err)
 			}

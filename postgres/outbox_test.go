@@ -76,11 +76,7 @@ func TestOutboxHorizon(t *testing.T) {
 
 	// A writer takes seq 2 (changing o1 first, as every writer does) and
 	// stays open; another commits o2's reserved event, seq 3.
-	conn, err := pgx.Connect(ctx, url()+"&search_path="+ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := servicetest.Conn(t, ns)
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -127,12 +123,7 @@ func TestOutboxHorizonXidOrder(t *testing.T) {
 	read := func() []int64 { t.Helper(); return readAll(2) } // after the two reserved events
 	begin := func() pgx.Tx {
 		t.Helper()
-		conn, err := pgx.Connect(ctx, url()+"&search_path="+ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close(ctx) })
-		tx, err := conn.Begin(ctx)
+		tx, err := servicetest.Conn(t, ns).Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,11 +179,7 @@ func TestEventsOnlyOnceRelayed(t *testing.T) {
 		t.Cleanup(db.Close)
 		return db
 	}
-	conn, err := pgx.Connect(ctx, url()+"&search_path="+ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := servicetest.Conn(t, ns)
 	events := func() []string {
 		t.Helper()
 		rows, err := conn.Query(ctx, `SELECT order_id || ' ' || event FROM outbox ORDER BY seq`)

@@ -64,6 +64,18 @@ func Namespace(t testing.TB) string {
 	return ns
 }
 
+// Conn is a connection of the test's own to the test PostgreSQL with the
+// schema ns on its search path, closed when the test ends.
+func Conn(t testing.TB, ns string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), PostgresURL()+"&search_path="+ns)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL (run scripts/services.sh): %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // dropSchema removes a schema and everything in it.
 func dropSchema(ctx context.Context, url, schema string) error {
 	conn, err := pgx.Connect(ctx, url)

@@ -146,11 +146,7 @@ func TestClusterEvents(t *testing.T) {
 	stopBuyers := sync.OnceFunc(func() { close(stop); buyers.Wait() })
 	defer stopBuyers()
 
-	db, err := pgx.Connect(context.Background(), servicetest.PostgresURL()+"&search_path="+ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(context.Background())
+	db := servicetest.Conn(t, ns)
 	holder := func() string {
 		var h string
 		err := db.QueryRow(context.Background(), `SELECT holder FROM leases WHERE name = 'outbox' AND expires_at > now()`).Scan(&h)
