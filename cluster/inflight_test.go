@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/surgehq/surge"
@@ -266,7 +267,8 @@ func TestUnitsBackAfterNodeDied(t *testing.T) {
 	if rem, err := s.Remaining(t.Context(), "s"); err != nil || rem != 20 {
 		t.Fatalf("fixture: Remaining = %d, %v; want 20 (Redis still holds the ended orders)", rem, err)
 	}
-	leader := openStore(t, ns, cluster.Config{NoExpiry: true, Interval: 20 * time.Millisecond})
+	reg := prometheus.NewRegistry()
+	leader := openStore(t, ns, cluster.Config{NoExpiry: true, Interval: 20 * time.Millisecond, Metrics: reg})
 	t.Cleanup(func() { leader.Close() })
 	eventually(t, 10*time.Second, "the units of the ended orders are back", func() error {
 		if rem, err := s.Remaining(t.Context(), "s"); err != nil || rem != 30 {
@@ -274,6 +276,9 @@ func TestUnitsBackAfterNodeDied(t *testing.T) {
 		}
 		return nil
 	})
+	if n := gather(t, reg)["surge_cluster_swept_orders_total"].GetMetric()[0].GetCounter().GetValue(); n != 10 {
+		t.Errorf("surge_cluster_swept_orders_total = %v, want 10", n)
+	}
 	for i := range 20 { // limit 1: only the buyers whose order ended may buy again
 		out, _, err := reserve(s, "s", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1})
 		want := surge.CodeLimitReached

@@ -251,6 +251,9 @@ func (s *Store) sweep(ctx context.Context, row postgres.SaleRow) {
 	}
 	s.log.Warn("gave back units Redis still held for orders PostgreSQL had ended (a node died or lost the answer between the two)",
 		"sale", row.ID, "orders", len(ended))
+	if s.swept != nil {
+		s.swept.Add(float64(len(ended)))
+	}
 	s.release(ctx, row.ID, ended)
 }
 

@@ -18,6 +18,7 @@ const (
 	breakerStateName       = "surge_breaker_state"
 	leaderName             = "surge_cluster_leader"
 	dependencyDurationName = "surge_dependency_duration_seconds"
+	sweptName              = "surge_cluster_swept_orders_total"
 )
 
 // dependencyBuckets, in seconds: from a Redis call on loopback (~100 µs)
@@ -56,7 +57,8 @@ func postgresOptions(cfg Config, durations *prometheus.HistogramVec) postgres.Op
 
 // register puts the store's collectors on cfg.Metrics: the dependency
 // durations, the breakers' states and the leader gauge, both read at
-// scrape time, and the counts of PostgreSQL commits of orders.
+// scrape time, the counts of PostgreSQL commits of orders, and the
+// orders the leader's sweep gave back.
 func (s *Store) register(durations *prometheus.HistogramVec) error {
 	reg := s.cfg.Metrics
 	if reg == nil {
@@ -72,7 +74,11 @@ func (s *Store) register(durations *prometheus.HistogramVec) error {
 		return 0
 	})
 	s.commits = metrics.NewCommits()
-	cs := []prometheus.Collector{durations, breakers{s}, leader, s.commits}
+	s.swept = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: sweptName,
+		Help: "Orders PostgreSQL had ended (cancelled, expired) whose units Redis still held, given back by this node's sweep as leader: a node died, or lost PostgreSQL's answer, between ending them and releasing them.",
+	})
+	cs := []prometheus.Collector{durations, breakers{s}, leader, s.commits, s.swept}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

@@ -40,13 +40,14 @@ var contract = names(
 	"surge_waiting_room_admitted_total",
 	"surge_breaker_state",
 	"surge_cluster_leader",
+	"surge_cluster_swept_orders_total",
 	"surge_dependency_duration_seconds_bucket", "surge_dependency_duration_seconds_sum", "surge_dependency_duration_seconds_count",
 	"surge_build_info",
 )
 
 // clusterOnly are the contract metrics a node exports only in cluster
 // mode.
-var clusterOnly = names("surge_breaker_state", "surge_cluster_leader",
+var clusterOnly = names("surge_breaker_state", "surge_cluster_leader", "surge_cluster_swept_orders_total",
 	"surge_dependency_duration_seconds_bucket", "surge_dependency_duration_seconds_sum", "surge_dependency_duration_seconds_count")
 
 func names(n ...string) map[string]bool {
