@@ -14,10 +14,10 @@ import (
 // release gives units of orders PostgreSQL no longer holds back to the
 // live state, and tells the other nodes. If Redis cannot be reached the
 // sale is marked for a rebuild, which reads the release from PostgreSQL.
-// It runs to its end even when ctx ends (settled): nothing else would
+// It runs to its end even when ctx ends (runToEnd): nothing else would
 // give the units back.
 func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order) {
-	ctx = settled(ctx)
+	ctx = runToEnd(ctx)
 	sl, err := s.sale(ctx, saleID)
 	if err == nil {
 		err = s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Release(ctx, sl.layout, orders) })
@@ -73,13 +73,13 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 }
 
 // expire expires holds under the lease l. Each batch runs to its end
-// even when ctx ends (see settled); ctx stops it between batches.
+// even when ctx ends (see runToEnd); ctx stops it between batches.
 func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]surge.Order, error) {
 	now = now.UTC().Truncate(time.Millisecond)
 	var all []surge.Order
 	for {
 		var batch []surge.Order
-		err := s.call(settled(ctx), s.pcb, func(ctx context.Context) (err error) {
+		err := s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) {
 			batch, err = s.db.Expire(ctx, now, l, expireBatch)
 			return err
 		})
@@ -119,7 +119,7 @@ func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
 	return &l, nil
 }
 
-// settled returns ctx for work whose effect this node must follow up, as
+// runToEnd returns ctx for work whose effect this node must follow up, as
 // a PostgreSQL statement that ends an order or takes a lease: it runs to
 // its end even when ctx ends (the call timeout still bounds it). A
 // statement the node gave up on may still run in PostgreSQL, whose cancel
@@ -127,12 +127,12 @@ func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
 // would then commit after Close resigned it, leaving the lease to a node
 // that is gone for a whole time to live; an order's end would commit with
 // its units never given back to Redis.
-func settled(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+func runToEnd(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-// takeLease takes or renews the lease name for this node (see settled:
+// takeLease takes or renews the lease name for this node (see runToEnd:
 // every try lands before Close resigns).
 func (s *Store) takeLease(ctx context.Context, name string) (l postgres.Lease, ok bool, err error) {
-	err = s.call(settled(ctx), s.pcb, func(ctx context.Context) (err error) {
+	err = s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) {
 		l, ok, err = s.db.Acquire(ctx, name, s.cfg.NodeID, s.cfg.LeaseTTL)
 		return err
 	})

@@ -62,7 +62,7 @@ func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus,
 		return surge.Order{}, surge.ErrUnavailable
 	}
 	var o surge.Order
-	err := s.call(settled(ctx), s.pcb, func(ctx context.Context) (err error) { // its units go back below
+	err := s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) { // its units go back below
 		o, err = s.db.Settle(ctx, id, status, now.UTC().Truncate(time.Millisecond))
 		return err
 	})
