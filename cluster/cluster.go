@@ -160,8 +160,9 @@ type Store struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 
-	commits *metrics.Commits   // nil without Config.Metrics
-	swept   prometheus.Counter // the sweep's orders (leader.go); nil without Config.Metrics
+	commits  *metrics.Commits   // nil without Config.Metrics
+	swept    prometheus.Counter // the sweep's orders (leader.go); nil without Config.Metrics
+	rebuilds prometheus.Counter // Rebuild's; nil without Config.Metrics
 }
 
 // Open connects to Redis at redisURL and PostgreSQL at postgresURL,

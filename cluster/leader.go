@@ -351,6 +351,9 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why strin
 	}
 	s.log.Warn("rebuilt live state from PostgreSQL", "sale", saleID, "why", why, "epoch", snap.Epoch,
 		"installed", ok, "live_orders", len(snap.Live), "took", time.Since(start))
+	if s.rebuilds != nil {
+		s.rebuilds.Inc()
+	}
 	s.announce(ctx, saleID)
 	return nil
 }

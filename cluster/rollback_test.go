@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/postgres"
@@ -138,8 +140,10 @@ func redisBehind(t *testing.T, loss redisLoss, leader bool) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "a", Interval: 200 * time.Millisecond}
+	reg := prometheus.NewRegistry()
+	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "a", Interval: 200 * time.Millisecond, Metrics: reg}
 	a := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	cfg.Metrics = nil // b's are not looked at
 	defer a.Close()
 	sl := mustSale(t, a, "behind", 30, 2)
 
@@ -178,6 +182,10 @@ func redisBehind(t *testing.T, loss redisLoss, leader bool) {
 			}
 			if row.Epoch < 2 {
 				return fmt.Errorf("epoch %d", row.Epoch)
+			}
+			// Counted once the new state is in Redis, just after.
+			if c := gather(t, reg)["surge_cluster_rebuilds_total"].GetMetric()[0].GetCounter().GetValue(); c < 1 {
+				return fmt.Errorf("surge_cluster_rebuilds_total = %v", c)
 			}
 			return nil
 		})

@@ -19,6 +19,7 @@ const (
 	leaderName             = "surge_cluster_leader"
 	dependencyDurationName = "surge_dependency_duration_seconds"
 	sweptName              = "surge_cluster_swept_orders_total"
+	rebuildsName           = "surge_cluster_rebuilds_total"
 )
 
 // dependencyBuckets, in seconds: from a Redis call on loopback (~100 µs)
@@ -58,7 +59,7 @@ func postgresOptions(cfg Config, durations *prometheus.HistogramVec) postgres.Op
 // register puts the store's collectors on cfg.Metrics: the dependency
 // durations, the breakers' states and the leader gauge, both read at
 // scrape time, the counts of PostgreSQL commits of orders, and the
-// orders the leader's sweep gave back.
+// leader's repairs: the orders its sweep gave back, the sales it rebuilt.
 func (s *Store) register(durations *prometheus.HistogramVec) error {
 	reg := s.cfg.Metrics
 	if reg == nil {
@@ -78,7 +79,11 @@ func (s *Store) register(durations *prometheus.HistogramVec) error {
 		Name: sweptName,
 		Help: "Orders PostgreSQL had ended (cancelled, expired) whose units Redis still held, given back by this node's sweep as leader: a node died, or lost PostgreSQL's answer, between ending them and releasing them.",
 	})
-	cs := []prometheus.Collector{durations, breakers{s}, leader, s.commits, s.swept}
+	s.rebuilds = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: rebuildsName,
+		Help: "Sales whose live state this node rebuilt in Redis from PostgreSQL as leader: Redis lost or rolled back state, a release did not reach Redis, or reservations never reached PostgreSQL.",
+	})
+	cs := []prometheus.Collector{durations, breakers{s}, leader, s.commits, s.swept, s.rebuilds}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

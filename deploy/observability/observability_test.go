@@ -41,13 +41,14 @@ var contract = names(
 	"surge_breaker_state",
 	"surge_cluster_leader",
 	"surge_cluster_swept_orders_total",
+	"surge_cluster_rebuilds_total",
 	"surge_dependency_duration_seconds_bucket", "surge_dependency_duration_seconds_sum", "surge_dependency_duration_seconds_count",
 	"surge_build_info",
 )
 
 // clusterOnly are the contract metrics a node exports only in cluster
 // mode.
-var clusterOnly = names("surge_breaker_state", "surge_cluster_leader", "surge_cluster_swept_orders_total",
+var clusterOnly = names("surge_breaker_state", "surge_cluster_leader", "surge_cluster_swept_orders_total", "surge_cluster_rebuilds_total",
 	"surge_dependency_duration_seconds_bucket", "surge_dependency_duration_seconds_sum", "surge_dependency_duration_seconds_count")
 
 func names(n ...string) map[string]bool {
