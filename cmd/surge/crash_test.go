@@ -112,10 +112,6 @@ func startCmd(t *testing.T, cmd func(addr string) *exec.Cmd) *proc {
 	}
 }
 
-func launch(t *testing.T, bin, dataDir, token, addr string, extra ...string) (*proc, error) {
-	return launchCmd(t, serveCmd(bin, dataDir, token, addr, extra...), addr)
-}
-
 // serveCmd is the command startProc runs.
 func serveCmd(bin, dataDir, token, addr string, extra ...string) *exec.Cmd {
 	cmd := exec.Command(bin, "serve",

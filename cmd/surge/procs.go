@@ -11,7 +11,7 @@ import (
 // Why: the runtime's default is the number of CPUs the process may use,
 // so a server given one CPU (a one-vCPU machine, a cpuset or taskset of
 // one) runs Go code on one P. Every group commit holds its thread, and
-// with it that P, in fdatasync; nothing else runs (no request is read,
+// with it that P, in fsync; nothing else runs (no request is read,
 // no answer written) until the runtime's monitor takes the P back, and
 // each commit then pays thread hand-offs both ways. Pinned to one CPU,
 // reserve-heavy purchases ran at 4,500-5,600 requests/s with a p99 of

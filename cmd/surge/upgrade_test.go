@@ -318,7 +318,8 @@ func TestUpgradeFailedKeepsServing(t *testing.T) {
 	dataDir, token := t.TempDir(), "failed-upgrade-admin-token"
 	pidFile := filepath.Join(t.TempDir(), "surge.pid")
 	admin := "http://" + freeAddr(t)
-	p, err := launch(t, bin, dataDir, token, freeAddr(t), "--admin-addr", strings.TrimPrefix(admin, "http://"), "--pid-file", pidFile)
+	addr := freeAddr(t)
+	p, err := launchCmd(t, serveCmd(bin, dataDir, token, addr, "--admin-addr", strings.TrimPrefix(admin, "http://"), "--pid-file", pidFile), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
