@@ -72,6 +72,35 @@ var (
 	ErrIdempotencyMismatch = &Error{Code: CodeIdempotencyMismatch, Message: "this Idempotency-Key was first used for a different request; use a new key"}
 )
 
+// NotCancellable is ErrNotCancellable naming why o, as it stands at now,
+// cannot be cancelled. A buyer whose cancel timed out and who retries
+// reads that the first cancel took, instead of a bare refusal. Match it
+// by code (HasCode), as every refusal.
+func NotCancellable(o Order, now time.Time) *Error { return refusal(ErrNotCancellable, o, now) }
+
+// NotPayable is ErrNotPayable naming why o, as it stands at now, cannot
+// be paid.
+func NotPayable(o Order, now time.Time) *Error { return refusal(ErrNotPayable, o, now) }
+
+// refusal prefixes base's message with o's state, or is base itself when
+// o says nothing more (an order the caller could not read).
+func refusal(base *Error, o Order, now time.Time) *Error {
+	var why string
+	switch {
+	case o.ID == "":
+		return base
+	case o.Status == OrderCancelled:
+		why = "is already cancelled"
+	case o.Status == OrderPaid:
+		why = "is already paid"
+	case o.Status == OrderExpired, o.Status == OrderReserved && !o.ExpiresAt.After(now):
+		why = "expired: its hold ended at " + FormatTime(o.ExpiresAt)
+	default:
+		return base
+	}
+	return &Error{Code: base.Code, Message: "order " + o.ID + " " + why + "; " + base.Message}
+}
+
 // HasCode reports whether any *Error in err's tree carries code.
 func HasCode(err error, code Code) bool {
 	switch x := err.(type) {

@@ -215,12 +215,14 @@ type OrderBook interface {
 	// order, to fn.
 	Orders(ctx context.Context, saleID string, fn func(Order) error) error
 	// Cancel moves a reserved order to cancelled and returns its units to
-	// the stock. ErrNotCancellable unless the order is reserved and its
-	// hold still runs (ExpiresAt after now): a hold past it is expired,
-	// whether or not the store's expiry has run yet.
+	// the stock. A not_cancellable error (NotCancellable: what the order
+	// became) unless the order is reserved and its hold still runs
+	// (ExpiresAt after now): a hold past it is expired, whether or not the
+	// store's expiry has run yet.
 	Cancel(ctx context.Context, orderID string, now time.Time) (Order, error)
-	// Pay moves a reserved order to paid. ErrNotPayable unless reserved
-	// with its hold still running, as for Cancel.
+	// Pay moves a reserved order to paid. A not_payable error
+	// (NotPayable) unless reserved with its hold still running, as for
+	// Cancel.
 	Pay(ctx context.Context, orderID string, now time.Time) (Order, error)
 }
 

@@ -314,6 +314,44 @@ func TestErrorCodes(t *testing.T) {
 	}
 }
 
+// A refused Cancel or Pay names what the order became, so a retry of a
+// call whose answer was lost reads that the first one took; an order the
+// refusal cannot describe gets the plain sentinel.
+func TestRefusalSaysWhy(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	ends := now.Add(time.Minute)
+	order := func(st surge.OrderStatus, expires time.Time) surge.Order {
+		return surge.Order{ID: "o_1", Status: st, ExpiresAt: expires}
+	}
+	cases := []struct {
+		name string
+		o    surge.Order
+		want string // message of NotCancellable; NotPayable's ends in "paid"
+	}{
+		{"cancelled", order(surge.OrderCancelled, ends), "order o_1 is already cancelled; only a reserved order can be cancelled"},
+		{"paid", order(surge.OrderPaid, ends), "order o_1 is already paid; only a reserved order can be cancelled"},
+		{"expired", order(surge.OrderExpired, now.Add(-time.Minute)),
+			"order o_1 expired: its hold ended at 2026-12-05T11:59:00.000Z; only a reserved order can be cancelled"},
+		{"hold ended, not yet expired", order(surge.OrderReserved, now),
+			"order o_1 expired: its hold ended at 2026-12-05T12:00:00.000Z; only a reserved order can be cancelled"},
+		{"reserved, hold running", order(surge.OrderReserved, ends), surge.ErrNotCancellable.Message},
+		{"not read", surge.Order{}, surge.ErrNotCancellable.Message},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := surge.NotCancellable(tc.o, now)
+			if c.Code != surge.CodeNotCancellable || c.Message != tc.want {
+				t.Errorf("NotCancellable = %v, want not_cancellable: %s", c, tc.want)
+			}
+			p := surge.NotPayable(tc.o, now)
+			want := strings.TrimSuffix(tc.want, "cancelled") + "paid"
+			if p.Code != surge.CodeNotPayable || p.Message != want {
+				t.Errorf("NotPayable = %v, want not_payable: %s", p, want)
+			}
+		})
+	}
+}
+
 func TestNewSaleWaitingRoom(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	wr := func(rate int64, order string, ticket int64) *surge.WaitingRoom {

@@ -82,7 +82,8 @@ func (c *Client) Order(ctx context.Context, id string) (api.Order, error) {
 // CancelOrder cancels a reservation (the buyer's own, or any as the
 // operator with no buyer set): its units go back to the stock. Retried
 // only on refusals that cancelled nothing (429, 503 overloaded):
-// cancelling a cancelled order answers 409 not_cancellable.
+// cancelling a cancelled order answers 409 not_cancellable, whose
+// message says the order "is already cancelled".
 func (c *Client) CancelOrder(ctx context.Context, id string) (api.Order, error) {
 	return c.orderCall(ctx, http.MethodPost, orderPath(id)+"/cancel", buyerOrAdmin, once)
 }

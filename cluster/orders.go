@@ -11,7 +11,7 @@ import (
 
 // Cancel implements surge.Store.
 func (s *Store) Cancel(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
-	return s.settle(ctx, orderID, surge.OrderCancelled, surge.ErrNotCancellable, now)
+	return s.settle(ctx, orderID, surge.OrderCancelled, surge.NotCancellable, now)
 }
 
 // Pay implements surge.Store: the operator's settlement, recorded as a
@@ -25,7 +25,7 @@ func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.O
 		return surge.Order{}, err
 	}
 	if r.Replay {
-		return surge.Order{}, surge.ErrNotPayable // paid already, by this very call
+		return surge.Order{}, surge.NotPayable(r.Order, now) // paid already, by this very call
 	}
 	return r.Order, nil
 }
@@ -57,7 +57,7 @@ func (s *Store) Payments(ctx context.Context, fn func(surge.Payment) error) erro
 	return nil
 }
 
-func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus, notReserved error, now time.Time) (surge.Order, error) {
+func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus, refuse func(surge.Order, time.Time) *surge.Error, now time.Time) (surge.Order, error) {
 	if s.closed.Load() {
 		return surge.Order{}, surge.ErrUnavailable
 	}
@@ -67,7 +67,7 @@ func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus,
 		return err
 	})
 	if errors.Is(err, postgres.ErrNotReserved) {
-		return surge.Order{}, notReserved
+		return surge.Order{}, refuse(o, now)
 	}
 	if err != nil {
 		return surge.Order{}, unavailable("updating the order", err)

@@ -91,7 +91,7 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 		payable := o.Status == surge.OrderReserved && o.ExpiresAt.After(now)
 		if ev.Type == surge.PaymentManual {
 			if !payable {
-				return surge.PaymentResult{}, surge.ErrNotPayable
+				return surge.PaymentResult{}, surge.NotPayable(o, now)
 			}
 			p.AmountCents, p.Currency = surge.Due(&sale, &o)
 		}

@@ -14,11 +14,11 @@ import (
 
 // Cancel implements surge.Store.
 func (s *Store) Cancel(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
-	return s.settle(ctx, orderID, surge.OrderCancelled, surge.ErrNotCancellable, now)
+	return s.settle(ctx, orderID, surge.OrderCancelled, surge.NotCancellable, now)
 }
 
 // settle moves one reserved order to status, durably, then in memory.
-func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderStatus, notReserved error, now time.Time) (surge.Order, error) {
+func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderStatus, refuse func(surge.Order, time.Time) *surge.Error, now time.Time) (surge.Order, error) {
 	o, err := s.Order(ctx, orderID)
 	if err != nil {
 		return surge.Order{}, err
@@ -26,15 +26,18 @@ func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderSt
 	st := s.sale(o.SaleID)
 	if st == nil {
 		// An archived sale's orders are all settled.
-		return surge.Order{}, notReserved
+		return surge.Order{}, refuse(o, now)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	live, ok := st.l.Reserved(orderID)
 	// A hold ends at ExpiresAt, not when Expire next runs: past it the
 	// order is expired, and Expire returns its units.
-	if !ok || !live.ExpiresAt.After(now) {
-		return surge.Order{}, notReserved
+	if !ok {
+		return surge.Order{}, refuse(o, now) // o, read before the lock, may lag: then the refusal says less
+	}
+	if !live.ExpiresAt.After(now) {
+		return surge.Order{}, refuse(live, now)
 	}
 	if err := s.submit(&commit{updates: []update{{id: orderID, sale: o.SaleID, status: status, at: now}}}); err != nil {
 		return surge.Order{}, err

@@ -51,7 +51,7 @@ func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.O
 		return surge.Order{}, err
 	}
 	if r.Replay {
-		return surge.Order{}, surge.ErrNotPayable // paid already, by this very call
+		return surge.Order{}, surge.NotPayable(r.Order, now) // paid already, by this very call
 	}
 	return r.Order, nil
 }
@@ -106,7 +106,7 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		}
 		if ev.Type == surge.PaymentManual {
 			if !payable {
-				return surge.PaymentResult{}, surge.ErrNotPayable
+				return surge.PaymentResult{}, surge.NotPayable(o, now)
 			}
 			p.AmountCents, p.Currency = surge.Due(&sale, &o)
 		}

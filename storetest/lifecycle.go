@@ -46,7 +46,7 @@ func testCancel(t *testing.T, h Harness) {
 		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
 		e.cancel(o.ID, at(time.Second))
 		_, err := e.s.Cancel(e.ctx, o.ID, at(2*time.Second))
-		wantErr(t, "second Cancel", err, surge.ErrNotCancellable)
+		wantRefusal(t, "second Cancel", err, surge.ErrNotCancellable, "order "+o.ID+" is already cancelled")
 		e.wantRemaining(s.ID, 4) // returned once, not twice
 	})
 
@@ -152,7 +152,11 @@ func testTransitions(t *testing.T, h Harness) {
 			}
 			want := withStatus(o, tc.to)
 			if tc.err != nil {
-				wantErr(t, name, err, tc.err)
+				why := "is already " + string(tc.from)
+				if tc.from == surge.OrderExpired {
+					why = "expired: its hold ended at " + surge.FormatTime(o.ExpiresAt)
+				}
+				wantRefusal(t, name, err, tc.err, "order "+o.ID+" "+why)
 			} else if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			} else if d := orderDiff(got, want); d != "" {
@@ -182,13 +186,14 @@ func testHoldEnd(t *testing.T, h Harness) {
 				e.createSale(s)
 				o := e.reserveOne(s.ID, at(0), buyKey("u1", "k", 2))
 				now := o.ExpiresAt.Add(after)
+				ended := "order " + o.ID + " expired: its hold ended at " + surge.FormatTime(o.ExpiresAt)
 				var err error
 				if act == "Cancel" {
 					_, err = e.s.Cancel(e.ctx, o.ID, now)
-					wantErr(t, "Cancel at or after ExpiresAt", err, surge.ErrNotCancellable)
+					wantRefusal(t, "Cancel at or after ExpiresAt", err, surge.ErrNotCancellable, ended)
 				} else {
 					_, err = e.s.Pay(e.ctx, o.ID, now)
-					wantErr(t, "Pay at or after ExpiresAt", err, surge.ErrNotPayable)
+					wantRefusal(t, "Pay at or after ExpiresAt", err, surge.ErrNotPayable, ended)
 				}
 				// The store may expire the order at once or leave it
 				// to Expire; either way it ends expired, never paid
