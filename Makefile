@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-onecpu bench-targets bench-overload bench-tail capacity fuzz observability-check clean
+.PHONY: proto proto-check build services test test-short vet fmt bench bench-http bench-cluster bench-ab bench-jwt bench-keyed bench-ledger bench-onecpu bench-pgcost bench-targets bench-overload bench-tail capacity fuzz observability-check clean
 
 # Stamped into the binary (package version): `surge version`, surge_build_info.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -55,6 +55,9 @@ bench-onecpu: ## A/B: the server pinned to one CPU (no GOMAXPROCS set), reserve-
 
 bench-tail: ## A/B: the open loop's tail (client p99, sends late, server share within 10 ms, GC mark), the working tree against REV
 	bench/tail.sh $(REV) .
+
+bench-pgcost: services ## PostgreSQL's CPU per order of cluster mode's commit, by part (guard, indexes), with pgbench
+	bench/pgcost.sh $(or $(REV),.)
 
 bench-targets: services ## every performance target of issue 14, each by its own script, then one table of verdicts (~10 min)
 	bench/targets.sh
