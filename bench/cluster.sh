@@ -52,12 +52,9 @@ work=$(mktemp -d)
 run=cb$(date +%s)$$
 REDIS=redis://127.0.0.1:6379/0
 PGBASE='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
-psqlc() { psql -X -qtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d test -c "$1"; }
-schemas=()
 new_schema() { # new_schema NAME: creates schema ${run}_NAME; PGURL is its URL
   local s=${run}_$1
   psqlc "CREATE SCHEMA $s" >/dev/null
-  schemas+=("$s")
   PGURL="$PGBASE&search_path=$s"
 }
 pids=()
@@ -69,8 +66,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${rc_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for s in "${schemas[@]}"; do psqlc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
-  redis-cli --scan --pattern "${run}_*" | xargs -r -n 1000 redis-cli unlink >/dev/null || true
+  drop_run "$run"
   rm -rf "$work"
 }
 trap cleanup EXIT

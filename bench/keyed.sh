@@ -34,14 +34,10 @@ run=kb$(date +%s)$$
 pid=
 cpid=
 PGBASE='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
-psqlc() { psql -X -qtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d test -c "$1"; }
 cleanup() {
   for p in $pid $cpid; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for s in $(psqlc "SELECT nspname FROM pg_namespace WHERE nspname LIKE '${run}_%'" 2>/dev/null); do
-    psqlc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
-  done
-  redis-cli --scan --pattern "${run}*" | xargs -r -n 1000 redis-cli unlink >/dev/null || true
+  drop_run "$run"
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -42,6 +42,19 @@ wait_up() { for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep
 # wait_ready URL: until URL answers 2xx (15 s), else stop the script
 wait_ready() { for _ in $(seq 150); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not start" >&2; exit 1; }
 
+# psqlc SQL: one statement on the local PostgreSQL's database test, bare output
+psqlc() { psql -X -qtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d test -c "$1"; }
+
+# drop_run RUN: the PostgreSQL schemas RUN_* and the Redis keys RUN_* a
+# cluster bench made
+drop_run() {
+  local s
+  for s in $(psqlc "SELECT nspname FROM pg_namespace WHERE nspname LIKE '${1}\_%'" 2>/dev/null); do
+    psqlc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
+  done
+  redis-cli --scan --pattern "${1}_*" | xargs -r -n 1000 redis-cli unlink >/dev/null || true
+}
+
 # cpu_ticks PID: the clock ticks of user and system CPU the process has used
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

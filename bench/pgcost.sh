@@ -22,19 +22,15 @@ SECS=${2:-8}
 ROUNDS=${ROUNDS:-2}
 BATCH=${BATCH:-60}
 . bench/lib.sh
-need pgbench psql curl pgrep
+need pgbench psql redis-cli curl pgrep
 scripts/services.sh >/dev/null
 work=$(mktemp -d)
 pid=
 run=pc$(date +%s)$$
-psqlc() { psql -X -qtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d test -c "$1"; }
 cleanup() {
   [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
   wait 2>/dev/null || true
-  for s in $(psqlc "SELECT nspname FROM pg_namespace WHERE nspname LIKE '${run}_%'" 2>/dev/null); do
-    psqlc "DROP SCHEMA $s CASCADE" >/dev/null 2>&1 || true
-  done
-  redis-cli --scan --pattern "${run}_*" 2>/dev/null | xargs -r redis-cli del >/dev/null 2>&1 || true
+  drop_run "$run"
   rm -rf "$work"
 }
 trap cleanup EXIT
