@@ -301,16 +301,6 @@ func (e *env) wantKeyOrDisk(saleID, user, key string, first surge.Order) {
 
 // wantErr wants target itself, or for a *surge.Error any error of its code:
 // stores build their own.
-// wantRefusal is wantErr for a refused Cancel or Pay, whose message must
-// also say why: what the order became, as in the refusal's message.
-func wantRefusal(t *testing.T, what string, err, target error, why string) {
-	t.Helper()
-	wantErr(t, what, err, target)
-	if err != nil && !strings.Contains(err.Error(), why) {
-		t.Errorf("%s: err = %v, want it to say %q", what, err, why)
-	}
-}
-
 func wantErr(t *testing.T, what string, err, target error) {
 	t.Helper()
 	var code *surge.Error
@@ -319,5 +309,15 @@ func wantErr(t *testing.T, what string, err, target error) {
 	}
 	if !errors.Is(err, target) {
 		t.Errorf("%s: err = %v, want %v", what, err, target)
+	}
+}
+
+// wantRefusal is wantErr for a refused Cancel or Pay, whose message must
+// also say why: what the order became, as in the refusal's message.
+func wantRefusal(t *testing.T, what string, err, target error, why string) {
+	t.Helper()
+	wantErr(t, what, err, target)
+	if err != nil && !strings.Contains(err.Error(), why) {
+		t.Errorf("%s: err = %v, want it to say %q", what, err, why)
 	}
 }
