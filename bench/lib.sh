@@ -8,6 +8,7 @@ need() {
     command -v "$tool" >/dev/null && continue
     case $tool in
       psql) pkg=postgresql-client ;;
+      pgbench) pkg=postgresql ;; # the server package has it (postgresql-NN)
       redis-cli) pkg=redis-tools ;;
       pgrep) pkg=procps ;;
       *) pkg=$tool ;;
