@@ -24,11 +24,12 @@ import (
 // state is repaired, no event is published meanwhile. Under load this
 // made the contract's Recovery test flaky: a renewal abandoned at Close
 // landed after the resignation, and the reopened store could not lead.
-// Each try is stalled in PostgreSQL (stall).
+// Each try is stalled in PostgreSQL (stall), for longer than the call
+// timeout in the last case: the node stops waiting for it before Close.
 func TestCloseFreesLeaseTakenInFlight(t *testing.T) {
 	for _, tc := range []struct {
 		name, lease string
-		cfg         cluster.Config
+		cfg         cluster.Config // CallTimeout 10s unless set
 		// try starts a try for the lease and returns what stops it.
 		try func(t *testing.T, s *cluster.Store) (stop func())
 	}{
@@ -50,10 +51,19 @@ func TestCloseFreesLeaseTakenInFlight(t *testing.T) {
 				return func() { cancel(); <-done }
 			},
 		},
+		{
+			// The try's call times out while PostgreSQL still runs it,
+			// and the node resigns before the statement ends.
+			name: "renewal that outlives the call timeout", lease: "jobs",
+			cfg: cluster.Config{Interval: 5 * time.Millisecond, NoExpiry: true, CallTimeout: 100 * time.Millisecond},
+			try: func(*testing.T, *cluster.Store) func() { return func() {} },
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
-			tc.cfg.CallTimeout = 10 * time.Second
+			if tc.cfg.CallTimeout == 0 {
+				tc.cfg.CallTimeout = 10 * time.Second
+			}
 			s := openStore(t, ns, tc.cfg)
 			t.Cleanup(func() { s.Close() })
 			ctx := t.Context()

@@ -100,15 +100,26 @@ var ErrLeaseLost = errors.New("postgres: lease lost")
 
 // Acquire takes or renews the lease name for holder for ttl; ok is false
 // while another holder's lease is current. A new term gets a larger token.
+//
+// The write is a transaction of its own, not a single statement, because
+// of a try the caller stops waiting for: its cancel can reach PostgreSQL
+// before the statement does and be lost, and a lone statement then
+// commits whenever PostgreSQL gets to it, even after the holder resigned
+// (the lease would stay with a node that is gone for a whole time to
+// live). Inside a transaction the write commits only when the caller
+// sends COMMIT, which a caller that gave up never does: PostgreSQL rolls
+// the transaction back when it finds the connection closed or a ROLLBACK.
 func (d *DB) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (Lease, bool, error) {
 	var token int64
-	err := d.pool.QueryRow(ctx, `INSERT INTO leases (name, holder, token, expires_at)
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `INSERT INTO leases (name, holder, token, expires_at)
 		VALUES ($1, $2, 1, now() + $3::interval)
 		ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,
 			token = CASE WHEN leases.holder = EXCLUDED.holder AND leases.expires_at > now()
 				THEN leases.token ELSE leases.token + 1 END
 		WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= now()
 		RETURNING token`, name, holder, ttl.String()).Scan(&token)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Lease{}, false, nil
 	}
