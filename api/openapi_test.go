@@ -24,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/config"
@@ -36,6 +35,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/internal/testtoken"
 )
 
 const specFile = "openapi.yaml"
@@ -548,11 +548,7 @@ func signature(body string) http.Header {
 
 func buyerJWT(t *testing.T, user string) string {
 	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwtSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testtoken.Buyer(t, jwtSecret, user)
 }
 
 func hdr(kv ...string) http.Header {

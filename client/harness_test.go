@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/internal/testtoken"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -95,11 +94,7 @@ func serve(t *testing.T, now func() time.Time) (*client.Client, *engine.Engine) 
 // buyerJWT is a valid HS256 buyer token of user.
 func buyerJWT(t *testing.T, user string) string {
 	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwtSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testtoken.Buyer(t, jwtSecret, user)
 }
 
 // createSale creates a live sale with stock units and per-user limit.

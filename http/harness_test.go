@@ -22,6 +22,7 @@ import (
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/internal/testclock"
+	"github.com/surgehq/surge/internal/testtoken"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -535,16 +536,10 @@ func (e *env) wantUnchanged(tb testing.TB, saleID string, before snapshot) {
 
 func signedToken(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	tb.Helper()
-	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
-	if err != nil {
-		tb.Fatalf("sign token: %v", err)
-	}
-	return tok
+	return testtoken.Sign(tb, method, key, claims)
 }
 
 func userToken(tb testing.TB, user string) string {
-	return signedToken(tb, jwt.SigningMethodHS256, jwtSecret, jwt.MapClaims{
-		"sub": user,
-		"exp": time.Now().Add(time.Hour).Unix(),
-	})
+	tb.Helper()
+	return testtoken.Buyer(tb, jwtSecret, user)
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/surgehq/surge/internal/testtoken"
 )
 
 // get sends a GET with an optional bearer token and returns the status
@@ -152,11 +152,7 @@ func TestServeSecretFiles(t *testing.T) {
 		t.Errorf("admin request with the file's token: %d %q, want 404 sale_not_found", code, body)
 	}
 	// A buyer JWT signed with the file's secret, without its line end.
-	jwtTok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}).
-		SignedString([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	jwtTok := testtoken.Buyer(t, []byte("0123456789abcdef0123456789abcdef"), "alice")
 	if code, body := get(t, srv.base+"/v1/orders/none", jwtTok); code != http.StatusNotFound {
 		t.Errorf("buyer request with a JWT of the file's secret: %d %q, want 404 order_not_found", code, body)
 	}
