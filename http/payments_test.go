@@ -124,6 +124,8 @@ func TestWebhookOutcomes(t *testing.T) {
 		{"unknown order", hookBody("evt_u", "payment.succeeded", "o_missing", 12999, "EUR"), nil, 404, "order_not_found"},
 		{"manual type", hookBody("evt_m", "manual", pending.ID, 12999, "EUR"), nil, 400, "invalid_request"},
 		{"unknown type", hookBody("evt_t", "payment.maybe", pending.ID, 12999, "EUR"), nil, 400, "invalid_request"},
+		{"currency of three bytes, not letters", hookBody("evt_euro", "payment.succeeded", short.ID, 12999, "€"), nil, 400, "invalid_request"},
+		{"currency with a digit", hookBody("evt_e1r", "payment.succeeded", short.ID, 12999, "E1R"), nil, 400, "invalid_request"},
 		{"malformed", `{"id":"evt_j",`, nil, 400, "invalid_request"},
 		{"missing field", `{"id":"evt_k","type":"payment.succeeded","order_id":"` + pending.ID + `","amount_cents":1,"currency":"EUR"}`, nil, 400, "invalid_request"},
 		{"unknown field", strings.TrimSuffix(good, "}") + `,"extra":1}`, nil, 400, "invalid_request"},
