@@ -69,10 +69,13 @@ capacity: ## simulate a spike on one sale in cluster mode with the measured cost
 	$(GO) run ./bench/capacity $(ARGS)
 
 FUZZTIME ?= 30s
-FUZZ_HTTP := $(shell grep -ho '^func Fuzz[A-Za-z]*' http/*_test.go | cut -d' ' -f2)
-fuzz: ## run every fuzz target of the request decoders, auth and waiting-room tickets for FUZZTIME each
-	@for f in $(FUZZ_HTTP); do echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./http/ || exit 1; done
-	@echo "== FuzzParseTicket"; $(GO) test -run '^$$' -fuzz '^FuzzParseTicket$$' -fuzztime $(FUZZTIME) ./waitroom/
+fuzz: ## run every fuzz target (request decoders, auth, tickets, payment webhooks, the ledger image, times) for FUZZTIME each
+	@for file in $$(grep -l '^func Fuzz' $$(find . -name '*_test.go' -not -path './.git/*' | sort)); do \
+		pkg=$$(dirname $$file); \
+		for f in $$(grep -o '^func Fuzz[A-Za-z]*' $$file | cut -d' ' -f2); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
 
 observability-check: ## promtool on deploy/observability (rules, their unit tests, config), the dashboard's queries, and real Prometheus scraping surge serve
 	CI=true $(GO) test -count=1 ./deploy/observability/ # CI=true: fail, not skip, without prometheus
