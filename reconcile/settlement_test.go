@@ -1,6 +1,10 @@
 package reconcile
 
 import (
+	"bytes"
+	"encoding/csv"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -44,4 +48,52 @@ func TestReadSettlement(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzReadSettlement: any file either reads, or fails with a message that
+// says so; what it reads has a payment id, an amount not below zero and a
+// known status, and written back as CSV in minor units it reads the same.
+func FuzzReadSettlement(f *testing.F) {
+	const header = "payment id,order id,amount,currency,status\n"
+	for _, s := range []string{
+		header + "p1,o1,12999,eur,succeeded\np2,,129.9,USD,Refunded\n\"p,3\",o3,0.05,EUR,failed\n",
+		"payment_id,order_id,amount,currency,status\r\np1,o1,1.00,EUR,paid\r\n",
+		header + "p1,o1,+.5,EUR,paid\n",
+		header + "p1,o1,92233720368547758.07,EUR,paid\n",
+		header + "\"p\"\"1\", o1 ,1,EUR, captured \n",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rows, err := ReadSettlement(bytes.NewReader(in))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "reconcile: ") {
+				t.Fatalf("error %q does not say where it comes from", err)
+			}
+			return
+		}
+		var out bytes.Buffer
+		w := csv.NewWriter(&out)
+		_ = w.Write(columns)
+		for _, r := range rows {
+			switch {
+			case r.PaymentID == "" || r.PaymentID != strings.TrimSpace(r.PaymentID):
+				t.Fatalf("row %+v: payment id empty or not trimmed", r)
+			case r.AmountCents < 0:
+				t.Fatalf("row %+v: negative amount", r)
+			case r.Status != Settled && r.Status != Refunded && r.Status != Failed:
+				t.Fatalf("row %+v: status %q", r, r.Status)
+			}
+			_ = w.Write([]string{r.PaymentID, r.OrderID, strconv.FormatInt(r.AmountCents, 10), r.Currency, string(r.Status)})
+		}
+		w.Flush()
+		again, err := ReadSettlement(&out)
+		if err != nil {
+			t.Fatalf("rows read back: %v\n%s", err, out.String())
+		}
+		if !slices.Equal(again, rows) {
+			t.Fatalf("read back %+v, want %+v", again, rows)
+		}
+	})
 }
