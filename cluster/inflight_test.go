@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ func TestCloseFreesLeaseTakenInFlight(t *testing.T) {
 	for _, tc := range []struct {
 		name, lease string
 		cfg         cluster.Config // CallTimeout 10s unless set
+		hold        time.Duration  // how long PostgreSQL stalls each try: 500ms unless set
 		// try starts a try for the lease and returns what stops it.
 		try func(t *testing.T, s *cluster.Store) (stop func())
 	}{
@@ -53,9 +55,10 @@ func TestCloseFreesLeaseTakenInFlight(t *testing.T) {
 		},
 		{
 			// The try's call times out while PostgreSQL still runs it,
-			// and the node resigns before the statement ends.
-			name: "renewal that outlives the call timeout", lease: "jobs",
-			cfg: cluster.Config{Interval: 5 * time.Millisecond, NoExpiry: true, CallTimeout: 100 * time.Millisecond},
+			// and the node resigns before the statement ends. The call
+			// timeout leaves Open time to load on a busy machine.
+			name: "renewal that outlives the call timeout", lease: "jobs", hold: 2 * time.Second,
+			cfg: cluster.Config{Interval: 5 * time.Millisecond, NoExpiry: true, CallTimeout: time.Second},
 			try: func(*testing.T, *cluster.Store) func() { return func() {} },
 		},
 	} {
@@ -64,16 +67,19 @@ func TestCloseFreesLeaseTakenInFlight(t *testing.T) {
 			if tc.cfg.CallTimeout == 0 {
 				tc.cfg.CallTimeout = 10 * time.Second
 			}
+			if tc.hold == 0 {
+				tc.hold = 500 * time.Millisecond
+			}
 			s := openStore(t, ns, tc.cfg)
 			t.Cleanup(func() { s.Close() })
 			ctx := t.Context()
 			db := servicetest.Conn(t, ns)
 			// A BEFORE INSERT trigger runs before the upsert locks the
 			// lease's row, so the resignation does not queue behind it.
-			tries := stall(t, db, ns, "BEFORE INSERT ON leases", "NEW.name = '"+tc.lease+"'")
+			tries := stall(t, db, ns, "BEFORE INSERT ON leases", "NEW.name = '"+tc.lease+"'", tc.hold)
 			stop := tc.try(t, s)
 			waitBegun(t, tries, "try for the "+tc.lease+" lease")
-			// A try is in PostgreSQL's hands for half a second: give up on it.
+			// A try is in PostgreSQL's hands for tc.hold: give up on it.
 			stop()
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
@@ -97,13 +103,14 @@ func TestCloseFreesLeaseTakenInFlight(t *testing.T) {
 }
 
 // stall makes PostgreSQL keep each row event (e.g. "BEFORE INSERT ON
-// leases") for which cond holds for half a second, sleeping on through a
-// cancel as when the cancel reaches a busy server before the statement
+// leases") for which cond holds for hold, and for hold again after a
+// cancel, as when the cancel reaches a busy server before the statement
 // does (PostgreSQL ignores a cancel of an idle session, then runs the
 // statement when it reads it). It returns how many have begun.
-func stall(t *testing.T, db *pgx.Conn, ns, event, cond string) (begun func() int64) {
+func stall(t *testing.T, db *pgx.Conn, ns, event, cond string, hold time.Duration) (begun func() int64) {
 	t.Helper()
 	ctx := t.Context()
+	secs := strconv.FormatFloat(hold.Seconds(), 'f', 3, 64)
 	for _, q := range []string{
 		`CREATE SEQUENCE stalled`,
 		`CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -111,9 +118,9 @@ func stall(t *testing.T, db *pgx.Conn, ns, event, cond string) (begun func() int
 			IF ` + cond + ` THEN
 				PERFORM nextval('` + ns + `.stalled');
 				BEGIN
-					PERFORM pg_sleep(0.5);
+					PERFORM pg_sleep(` + secs + `);
 				EXCEPTION WHEN query_canceled THEN
-					PERFORM pg_sleep(0.5);
+					PERFORM pg_sleep(` + secs + `);
 				END;
 			END IF;
 			RETURN NEW;
@@ -211,7 +218,7 @@ func TestUnitsBackWhenCallerLeaves(t *testing.T) {
 			s := openStore(t, ns, tc.cfg)
 			t.Cleanup(func() { s.Close() })
 			db := servicetest.Conn(t, ns)
-			begun := stall(t, db, ns, "BEFORE UPDATE ON orders", "OLD.status = 'reserved' AND NEW.status = '"+tc.status+"'")
+			begun := stall(t, db, ns, "BEFORE UPDATE ON orders", "OLD.status = 'reserved' AND NEW.status = '"+tc.status+"'", 500*time.Millisecond)
 			id, name, stock, limit, hold, start := "s", "S", int64(3), int64(1), int64(3600), time.Now().Add(-3*time.Hour)
 			sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hold}, start)
 			if err != nil {
