@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/internal/testtoken"
 )
 
 // craftToken builds a JWT by hand: any header, HMAC-SHA256 signature with
@@ -43,7 +44,7 @@ func badBuyerCredentials(t *testing.T) []struct {
 	t.Helper()
 	hour := time.Now().Add(time.Hour).Unix()
 	hs256 := func(claims jwt.MapClaims) opt {
-		return bearerAuth(signedToken(t, jwt.SigningMethodHS256, jwtSecret, claims))
+		return bearerAuth(testtoken.Sign(t, jwt.SigningMethodHS256, jwtSecret, claims))
 	}
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -71,19 +72,19 @@ func badBuyerCredentials(t *testing.T) []struct {
 		{"JWT with a null nbf", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": hour, "nbf": nil})}},
 		{"JWT with a null iat", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": hour, "iat": nil})}},
 		{"JWT not valid yet", []opt{hs256(jwt.MapClaims{"sub": "alice", "exp": hour, "nbf": time.Now().Add(30 * time.Minute).Unix()})}},
-		{"JWT signed with the wrong secret", []opt{bearerAuth(signedToken(t, jwt.SigningMethodHS256, []byte("not the secret"),
+		{"JWT signed with the wrong secret", []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodHS256, []byte("not the secret"),
 			jwt.MapClaims{"sub": "alice", "exp": hour}))}},
-		{"alg none", []opt{bearerAuth(signedToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType,
+		{"alg none", []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType,
 			jwt.MapClaims{"sub": "alice", "exp": hour}))}},
 		{"alg none, hand-made", []opt{bearerAuth(unsignedToken(`{"alg":"none","typ":"JWT"}`, `{"sub":"alice","exp":4102444800}`))}},
 		{"alg HS256, no signature", []opt{bearerAuth(unsignedToken(`{"alg":"HS256","typ":"JWT"}`, `{"sub":"alice","exp":4102444800}`))}},
-		{"HS384 with the right secret", []opt{bearerAuth(signedToken(t, jwt.SigningMethodHS384, jwtSecret,
+		{"HS384 with the right secret", []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodHS384, jwtSecret,
 			jwt.MapClaims{"sub": "alice", "exp": hour}))}},
-		{"HS512 with the right secret", []opt{bearerAuth(signedToken(t, jwt.SigningMethodHS512, jwtSecret,
+		{"HS512 with the right secret", []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodHS512, jwtSecret,
 			jwt.MapClaims{"sub": "alice", "exp": hour}))}},
 		{"RS256 declared, HMAC signature", []opt{bearerAuth(craftToken(`{"alg":"RS256","typ":"JWT"}`,
 			`{"sub":"alice","exp":4102444800}`, jwtSecret))}},
-		{"ES256 signed", []opt{bearerAuth(signedToken(t, jwt.SigningMethodES256, ecKey,
+		{"ES256 signed", []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodES256, ecKey,
 			jwt.MapClaims{"sub": "alice", "exp": hour}))}},
 		{"payload swapped under a valid signature", []opt{bearerAuth(forged)}},
 		{"sub missing", []opt{hs256(jwt.MapClaims{"exp": hour})}},
@@ -151,7 +152,7 @@ func TestBuyerIdentity(t *testing.T) {
 		status int
 	}{
 		{"JWT", off, []opt{asUser(t, "alice")}, "alice", 201},
-		{"JWT with more claims", off, []opt{bearerAuth(signedToken(t, jwt.SigningMethodHS256, jwtSecret,
+		{"JWT with more claims", off, []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodHS256, jwtSecret,
 			jwt.MapClaims{"sub": "bob", "exp": hour, "iat": time.Now().Unix(), "aud": "surge", "name": "Bob"}))}, "bob", 201},
 		{"lower-case scheme", off, []opt{header("Authorization", "bearer "+userToken(t, "carol"))}, "carol", 201},
 		{"JWT in header mode", on, []opt{asUser(t, "dave")}, "dave", 201},
@@ -161,7 +162,7 @@ func TestBuyerIdentity(t *testing.T) {
 		{"X-User-ID too long", on, []opt{header(userHeader, strings.Repeat("e", 65))}, "", 401},
 		{"bad JWT does not fall back to X-User-ID", on, []opt{bearerAuth("garbage"), header(userHeader, "frank")}, "", 401},
 		{"JWT wins over X-User-ID", on, []opt{asUser(t, "grace"), header(userHeader, "frank")}, "grace", 201},
-		{"expired JWT in header mode", on, []opt{bearerAuth(signedToken(t, jwt.SigningMethodHS256, jwtSecret,
+		{"expired JWT in header mode", on, []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodHS256, jwtSecret,
 			jwt.MapClaims{"sub": "heidi", "exp": time.Now().Add(-time.Hour).Unix()}))}, "", 401},
 	}
 	for _, c := range cases {

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
@@ -533,11 +531,6 @@ func (e *env) wantUnchanged(tb testing.TB, saleID string, before snapshot) {
 }
 
 // JWTs.
-
-func signedToken(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-	tb.Helper()
-	return testtoken.Sign(tb, method, key, claims)
-}
 
 func userToken(tb testing.TB, user string) string {
 	tb.Helper()
