@@ -118,7 +118,7 @@ func CheckPaymentEvent(ev PaymentEvent) error {
 		return nil
 	case ev.AmountCents < 0:
 		return Errorf(CodeInvalid, "amount_cents must not be negative")
-	case !currencyCode(ev.Currency):
+	case !currencyCode(ev.Currency, false):
 		return Errorf(CodeInvalid, "currency must be a three-letter ISO 4217 code")
 	}
 	switch ev.Type {
@@ -126,21 +126,6 @@ func CheckPaymentEvent(ev PaymentEvent) error {
 		return nil
 	}
 	return Errorf(CodeInvalid, "type must be one of payment.succeeded, payment.failed, refund.succeeded")
-}
-
-// currencyCode reports three ASCII letters, in either case: providers
-// spell currencies in lower case, sales in upper case (compared with
-// strings.EqualFold). Three bytes are not enough: "€" is three.
-func currencyCode(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i] | 0x20; c < 'a' || c > 'z' { // | 0x20 lowers an ASCII letter
-			return false
-		}
-	}
-	return true
 }
 
 // Due is what an order costs: quantity × the sale's price, in its currency.

@@ -135,7 +135,7 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 	}
 	if in.Currency != nil {
 		c := *in.Currency
-		if len(c) != 3 || strings.ToUpper(c) != c || !isLetters(c) {
+		if !currencyCode(c, true) {
 			return bad("currency must be a three-letter ISO 4217 code such as USD")
 		}
 		s.Currency = c
@@ -245,9 +245,20 @@ func representable(t time.Time) bool {
 	return y >= 0 && y <= 9999
 }
 
-func isLetters(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 'A' || s[i] > 'Z' {
+// currencyCode reports three ASCII letters, upper-case ones if upper: a
+// sale's currency is upper case, a payment provider's may be lower case
+// (compared with strings.EqualFold). Three bytes are not enough: "€" is
+// three.
+func currencyCode(s string, upper bool) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !upper {
+			c &^= 0x20 // raises an ASCII letter
+		}
+		if c < 'A' || c > 'Z' {
 			return false
 		}
 	}
