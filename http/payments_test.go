@@ -126,6 +126,9 @@ func TestWebhookOutcomes(t *testing.T) {
 		{"unknown type", hookBody("evt_t", "payment.maybe", pending.ID, 12999, "EUR"), nil, 400, "invalid_request"},
 		{"currency of three bytes, not letters", hookBody("evt_euro", "payment.succeeded", short.ID, 12999, "€"), nil, 400, "invalid_request"},
 		{"currency with a digit", hookBody("evt_e1r", "payment.succeeded", short.ID, 12999, "E1R"), nil, 400, "invalid_request"},
+		// JSON's escape, not Go's: the body must decode for the check to be reached.
+		{"id with a terminal escape", strings.Replace(hookBody("evt_ESC", "payment.succeeded", short.ID, 12999, "EUR"), "ESC", `\u001b[2J`, 1), nil, 400, "invalid_request"},
+		{"id with a bidirectional override", strings.Replace(hookBody("evt_RLO", "payment.succeeded", short.ID, 12999, "EUR"), "RLO", `\u202e`, 1), nil, 400, "invalid_request"},
 		{"malformed", `{"id":"evt_j",`, nil, 400, "invalid_request"},
 		{"missing field", `{"id":"evt_k","type":"payment.succeeded","order_id":"` + pending.ID + `","amount_cents":1,"currency":"EUR"}`, nil, 400, "invalid_request"},
 		{"unknown field", strings.TrimSuffix(good, "}") + `,"extra":1}`, nil, 400, "invalid_request"},

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/payments"
@@ -21,8 +23,9 @@ import (
 // provider's events change shape across API versions), it never panics,
 // refuses only with invalid_request (a 400, which the provider does not
 // retry forever as it would a 500), and an event it accepts is one the
-// stores can record as is: an id, an order id, a known type, an amount
-// not below zero and a currency of three upper-case letters.
+// stores can record as is: an id of plain text, an order id, a known
+// type, an amount not below zero and a currency of three upper-case
+// letters.
 func FuzzFromStripe(f *testing.F) {
 	for _, name := range []string{"payment_intent.succeeded", "checkout.session.completed", "charge.refunded", "charge.succeeded"} {
 		b, err := os.ReadFile(filepath.Join("..", "http", "testdata", "stripe", name+".json"))
@@ -31,6 +34,8 @@ func FuzzFromStripe(f *testing.F) {
 		}
 		f.Add(bytes.ReplaceAll(b, []byte("ORDER_ID"), []byte("o_06dqdpn8010a53bzmnwjmh3c18")))
 	}
+	f.Add([]byte(`{"id":"evt_1","type":"payment_intent.payment_failed","data":{"object":{"id":"pi_1","amount_received":0,"currency":"eur","metadata":{"surge_order_id":"o_1"}}}}`))
+	f.Add([]byte(`{"id":"evt_\u001b[2J","type":"payment_intent.payment_failed","data":{"object":{"id":"pi_1","currency":"eur","metadata":{"surge_order_id":"o_1"}}}}`))
 	for _, cur := range []string{"eur", "€", "e1r", "eu"} { // three bytes is not three letters
 		f.Add([]byte(`{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","amount_received":100,"currency":"` +
 			cur + `","metadata":{"surge_order_id":"o_1"}}}}`))
@@ -52,6 +57,8 @@ func FuzzFromStripe(f *testing.F) {
 		switch {
 		case ev.ID == "" || !surge.ValidID(ev.OrderID):
 			t.Fatalf("accepted an event without an id or an order id: %+v", ev)
+		case !utf8.ValidString(ev.ID) || strings.ContainsFunc(ev.ID, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }):
+			t.Fatalf("accepted id %q: control or bidirectional characters would reach the operator's terminal", ev.ID)
 		case ev.Type != surge.PaymentSucceeded && ev.Type != surge.PaymentFailed && ev.Type != surge.RefundSucceeded:
 			t.Fatalf("accepted an event of type %q", ev.Type)
 		case ev.AmountCents < 0:
