@@ -3,6 +3,7 @@ package http
 import (
 	"cmp"
 	"container/list"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/surgehq/surge"
 )
@@ -61,6 +64,8 @@ type ConnLimiter struct {
 	done   chan struct{}
 	once   sync.Once
 
+	refusing chan struct{} // a token per refusal in progress (maxRefusing)
+
 	// tracking is set, under mu, while open connections are near the
 	// pressure mark (from half of it, until a quarter): only then does a
 	// connection's turn between idle and busy, twice per request, take mu
@@ -93,6 +98,7 @@ func LimitConns(ln net.Listener, lim ConnLimits) *ConnLimiter {
 		Listener: ln, lim: lim, pressureAt: lim.Max * 4 / 5, now: time.Now,
 		byAddr: make(map[netip.Addr]int), conns: make(map[*limitedConn]struct{}),
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		refusing: make(chan struct{}, maxRefusing),
 	}
 	l.SetExempt(lim.Exempt)
 	return l
@@ -136,7 +142,15 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 		key, exempt := l.key(c.RemoteAddr())
 		if !l.admit(key, exempt) {
 			l.refused.Add(1)
-			refuse(c)
+			select {
+			case l.refusing <- struct{}{}:
+				go func() {
+					defer func() { <-l.refusing }()
+					refuse(c)
+				}()
+			default: // refusals pile up: no answer, and no goroutine
+				c.Close()
+			}
 			continue
 		}
 		lc := &limitedConn{Conn: c, l: l, key: key, counted: !exempt}
@@ -363,19 +377,60 @@ func (l *ConnLimiter) Close() error {
 	return l.Listener.Close()
 }
 
-// refusal is the answer to a connection over its address's bound, in the
-// API's error shape. It is written before the request is read, so a
-// client that already sent one may see a reset instead: best effort.
+// refusal is the answer to an HTTP/1.1 connection over its address's
+// bound, in the API's error shape.
 var refusal = []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
 	strconv.Itoa(len(refusalBody)) + "\r\n\r\n" + string(refusalBody))
 
 var refusalBody = errorJSON(string(surge.CodeRateLimited), "too many connections from this address; reuse or close the ones it holds")
 
-// refuse answers and closes a connection over its address's bound. The
-// write goes to an empty socket buffer, so it does not wait on the
-// client; the deadline covers the impossible case.
+// Refusals in progress are bounded: each waits up to refuseWait on its
+// client, and a flood from one address must not become a goroutine per
+// connection.
+const (
+	maxRefusing = 64
+	refuseWait  = 500 * time.Millisecond
+)
+
+// refuse answers and closes a connection over its address's bound, in
+// the protocol its client speaks: HTTP/2 with prior knowledge (gRPC
+// clients on the API's listener) gets its server preface and a GOAWAY
+// with ENHANCE_YOUR_CALM and the error as debug data; anything else the
+// HTTP/1.1 429. It reads what the client sent before it answers, and
+// after, until the client closes or refuseWait passes: a close with
+// unread data sends a reset, which can destroy the answer in flight.
 func refuse(c net.Conn) {
-	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	_, _ = c.Write(refusal)
-	_ = c.Close()
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(refuseWait))
+	if isH2Preface(c) {
+		fr := http2.NewFramer(c, nil)
+		if fr.WriteSettings() == nil {
+			_ = fr.WriteGoAway(0, http2.ErrCodeEnhanceYourCalm, refusalBody)
+		}
+	} else if _, err := c.Write(refusal); err != nil {
+		return
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// isH2Preface reads the start of what the client sent, as far as needed to
+// tell the HTTP/2 client preface from anything else (an HTTP/1.1 request
+// differs at its first byte).
+func isH2Preface(c net.Conn) bool {
+	var buf [len(http2.ClientPreface)]byte
+	n := 0
+	for n < len(buf) {
+		m, err := c.Read(buf[n:])
+		n += m
+		if http2.ClientPreface[:n] != string(buf[:n]) {
+			return false
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return true
 }
