@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -114,14 +115,18 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 		}
 		ev.ID, ev.Type, ev.Currency, meta = e.ID, surge.RefundSucceeded, string(ch.Currency), ch.Metadata
 		ev.AmountCents = ch.AmountRefunded
-		if before, ok := e.Data.PreviousAttributes["amount_refunded"].(float64); ok {
-			ev.AmountCents -= int64(before)
-		}
 		// The refund's own id when Stripe includes the charge's refunds
 		// (newest first; API versions before 2022-11-15), so that it
 		// matches the settlement's.
 		if ch.Refunds != nil && len(ch.Refunds.Data) > 0 && ch.Refunds.Data[0].ID != "" {
 			ev.ID, ev.AmountCents = ch.Refunds.Data[0].ID, ch.Refunds.Data[0].Amount
+		} else if prev, ok := e.Data.PreviousAttributes["amount_refunded"]; ok {
+			before, ok := prev.(float64)
+			if !ok || before != math.Trunc(before) || before < 0 || before > float64(ch.AmountRefunded) {
+				return ev, "", surge.Errorf(surge.CodeInvalid, "%s: previous amount_refunded %v is not a whole amount from 0 to amount_refunded (%d)",
+					e.Type, prev, ch.AmountRefunded)
+			}
+			ev.AmountCents -= int64(before)
 		}
 	default:
 		return ev, "event type " + string(e.Type) + " is not handled", nil
