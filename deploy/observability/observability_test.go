@@ -44,12 +44,17 @@ var contract = names(
 	"surge_cluster_rebuilds_total",
 	"surge_dependency_duration_seconds_bucket", "surge_dependency_duration_seconds_sum", "surge_dependency_duration_seconds_count",
 	"surge_build_info",
+	"surge_outbox_oldest_age_seconds",
 )
 
 // clusterOnly are the contract metrics a node exports only in cluster
 // mode.
 var clusterOnly = names("surge_breaker_state", "surge_cluster_leader", "surge_cluster_swept_orders_total", "surge_cluster_rebuilds_total",
 	"surge_dependency_duration_seconds_bucket", "surge_dependency_duration_seconds_sum", "surge_dependency_duration_seconds_count")
+
+// withEvents are the contract metrics a node exports only when it relays
+// order events (--nats-url).
+var withEvents = names("surge_outbox_oldest_age_seconds")
 
 func names(n ...string) map[string]bool {
 	m := make(map[string]bool, len(n))
