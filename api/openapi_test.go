@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -540,10 +537,8 @@ func (stubService) RecordPayment(context.Context, surge.PaymentEvent) (surge.Pay
 }
 
 func signature(body string) http.Header {
-	now := time.Now()
-	m := hmac.New(sha256.New, []byte(hookSecret))
-	fmt.Fprintf(m, "%d.%s", now.Unix(), body)
-	return http.Header{"Surge-Signature": {fmt.Sprintf("t=%d,v1=%s", now.Unix(), hex.EncodeToString(m.Sum(nil)))}}
+	now := time.Now().Unix()
+	return http.Header{"Surge-Signature": {fmt.Sprintf("t=%d,v1=%s", now, testtoken.WebhookV1(hookSecret, now, []byte(body)))}}
 }
 
 func buyerJWT(t *testing.T, user string) string {

@@ -3,9 +3,6 @@ package http_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +13,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/internal/testtoken"
 	"github.com/surgehq/surge/payments"
 )
 
@@ -25,12 +23,9 @@ const (
 	hookPath      = "/v1/payments/webhook"
 )
 
-// sign computes a v1 signature by the documented scheme itself (not by
-// the library the server uses): hex HMAC-SHA256(secret, "<t>.<body>").
+// sign is body's v1 signature at t (testtoken.WebhookV1).
 func sign(secret string, t time.Time, body string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(m, "%d.%s", t.Unix(), body)
-	return hex.EncodeToString(m.Sum(nil))
+	return testtoken.WebhookV1(secret, t.Unix(), []byte(body))
 }
 
 func signed(secret, body string) opt {

@@ -3,7 +3,6 @@ package payments_test
 import (
 	"bytes"
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/testtoken"
 	"github.com/surgehq/surge/payments"
 )
 
@@ -91,9 +91,9 @@ func FuzzVerify(f *testing.F) {
 	secrets := []string{"whsec_old", "whsec_current"}
 	body := []byte(`{"id":"evt_1","type":"payment.succeeded"}`)
 	now := time.Now().Unix()
-	f.Add("t="+strconv.FormatInt(now, 10)+",v1="+mac(secrets[1], strconv.FormatInt(now, 10), body), body)
-	f.Add("t="+strconv.FormatInt(now, 10)+",v1=00,v1="+mac(secrets[0], strconv.FormatInt(now, 10), body), body)
-	f.Add("t=1,v1="+mac(secrets[1], "1", body), body)
+	f.Add("t="+strconv.FormatInt(now, 10)+",v1="+testtoken.WebhookV1(secrets[1], now, body), body)
+	f.Add("t="+strconv.FormatInt(now, 10)+",v1=00,v1="+testtoken.WebhookV1(secrets[0], now, body), body)
+	f.Add("t=1,v1="+testtoken.WebhookV1(secrets[1], 1, body), body)
 	f.Add("t=,v1=,v0=,", []byte{})
 	f.Add("", body)
 	f.Fuzz(func(t *testing.T, header string, body []byte) {
@@ -131,7 +131,7 @@ func signed(header string, body []byte, secrets []string, now time.Time) bool {
 		}
 		for _, secret := range secrets {
 			// Signed over the number, so "t=0123" is the signature of 123.
-			want, _ := hex.DecodeString(mac(secret, strconv.FormatInt(sec, 10), body))
+			want, _ := hex.DecodeString(testtoken.WebhookV1(secret, sec, body))
 			for _, s := range sigs {
 				// The bytes, not the text: hex in either case is the same
 				// signature.
@@ -142,11 +142,4 @@ func signed(header string, body []byte, secrets []string, now time.Time) bool {
 		}
 	}
 	return false
-}
-
-func mac(secret, t string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(t + "."))
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
 }

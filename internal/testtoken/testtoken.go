@@ -1,9 +1,14 @@
-// Package testtoken signs the JWTs that tests send as buyers: one place
-// for the claims a valid buyer token carries, so the packages that test
-// JWT buyers (http, api, client, cmd/surge) cannot drift apart on them.
+// Package testtoken signs what tests send to prove who they are: buyers'
+// JWTs, and payment webhooks' signatures. One place for each, so the
+// packages that test them (http, api, client, payments, cmd/surge) cannot
+// drift apart on them.
 package testtoken
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,4 +30,14 @@ func Sign(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims
 func Buyer(tb testing.TB, secret []byte, user string) string {
 	tb.Helper()
 	return Sign(tb, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()})
+}
+
+// WebhookV1 is a v1 signature of a payment webhook's body at Unix second
+// t, computed by the documented scheme itself rather than by the library
+// the server checks it with: hex HMAC-SHA256(secret, "<t>.<body>").
+func WebhookV1(secret string, t int64, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(strconv.FormatInt(t, 10) + "."))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
 }
