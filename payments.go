@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // PaymentType is what a payment provider's event says happened.
@@ -113,7 +112,7 @@ func CheckPaymentEvent(ev PaymentEvent) error {
 	switch {
 	case ev.ID == "" || len(ev.ID) > 255:
 		return Errorf(CodeInvalid, "id must be 1 to 255 characters")
-	case !utf8.ValidString(ev.ID) || strings.ContainsFunc(ev.ID, unshowable):
+	case !Plain(ev.ID):
 		// It is shown to operators (the payments list, surge reconcile's
 		// table): one line of plain text, as a sale's name.
 		return Errorf(CodeInvalid, "id must be valid UTF-8 without control characters, line separators or bidirectional controls")

@@ -187,7 +187,7 @@ func checkName(name string) error {
 	if len(name) > MaxNameLen || !utf8.ValidString(name) {
 		return Errorf(CodeInvalid, "name must be valid UTF-8 of at most %d bytes", MaxNameLen)
 	}
-	if i := strings.IndexFunc(name, unshowable); i >= 0 {
+	if i := strings.IndexFunc(name, Unshowable); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(name[i:])
 		return Errorf(CodeInvalid, "name must not contain control characters, line separators or bidirectional controls (%U at byte %d)", r, i)
 	}
@@ -227,16 +227,21 @@ func checkHold(seconds int64) error {
 	return nil
 }
 
-// unshowable reports whether r changes how the text around it is shown
+// Unshowable reports whether r changes how the text around it is shown
 // rather than being text: control characters (C0, DEL, C1: NUL, line
 // breaks, terminal escapes), the line and paragraph separators, and the
 // bidirectional controls (marks, embeddings, overrides, isolates), which
 // can make a name read differently from what it is ("Trojan Source").
 // Names are one line of plain text; other format characters, such as the
 // zero-width joiner inside emoji, stay allowed.
-func unshowable(r rune) bool {
+func Unshowable(r rune) bool {
 	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r)
 }
+
+// Plain reports whether s is one line of plain text as names are: valid
+// UTF-8 without a character Unshowable reports. Text from outside that
+// operators are shown (payment and settlement ids) must be plain.
+func Plain(s string) bool { return utf8.ValidString(s) && !strings.ContainsFunc(s, Unshowable) }
 
 // representable reports whether t survives a round trip through RFC 3339
 // text in UTC, the form the API and the stores use.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/surgehq/surge"
 )
 
 // Status is a settlement row's status, folded from the provider's words.
@@ -63,6 +65,13 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 			Currency: strings.ToUpper(strings.TrimSpace(rec[3]))}
 		if row.PaymentID == "" {
 			return nil, fmt.Errorf("reconcile: settlement line %d: no payment id", line)
+		}
+		// The table shows these to the operator: a terminal escape or a
+		// bidirectional override could make one id read as another.
+		for _, f := range []struct{ name, v string }{{"payment id", row.PaymentID}, {"order id", row.OrderID}, {"currency", row.Currency}} {
+			if !surge.Plain(f.v) {
+				return nil, fmt.Errorf("reconcile: settlement line %d: the %s %q holds a control character, a line separator, a bidirectional control or invalid UTF-8", line, f.name, f.v)
+			}
 		}
 		if row.AmountCents, err = parseAmount(strings.TrimSpace(rec[2])); err != nil {
 			return nil, fmt.Errorf("reconcile: settlement line %d: %w", line, err)

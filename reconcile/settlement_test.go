@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/surgehq/surge"
 )
 
 func TestReadSettlement(t *testing.T) {
@@ -26,6 +28,13 @@ func TestReadSettlement(t *testing.T) {
 		{"unknown status", "payment id,order id,amount,currency,status\np1,o1,1,EUR,pending\n", nil, "status"},
 		{"missing column", "payment id,order id,amount,currency,status\np1,o1,1,EUR\n", nil, "fields"},
 		{"no payment id", "payment id,order id,amount,currency,status\n,o1,1,EUR,paid\n", nil, "no payment id"},
+		// Ids are shown to the operator in surge reconcile's table: a
+		// terminal escape or a bidirectional override could make one read
+		// as another.
+		{"payment id with a terminal escape", "payment id,order id,amount,currency,status\n\"p1\x1b[2J\",o1,1,EUR,paid\n", nil, "payment id"},
+		{"order id with a bidirectional override", "payment id,order id,amount,currency,status\np1,o1\u202e,1,EUR,paid\n", nil, "order id"},
+		{"currency with a line separator", "payment id,order id,amount,currency,status\np1,o1,1,E\u2028R,paid\n", nil, "currency"},
+		{"payment id not UTF-8", "payment id,order id,amount,currency,status\np\xff1,o1,1,EUR,paid\n", nil, "payment id"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := ReadSettlement(strings.NewReader(c.in))
@@ -51,8 +60,9 @@ func TestReadSettlement(t *testing.T) {
 }
 
 // FuzzReadSettlement: any file either reads, or fails with a message that
-// says so; what it reads has a payment id, an amount not below zero and a
-// known status, and written back as CSV in minor units it reads the same.
+// says so; what it reads has a payment id, ids and currency in plain text,
+// an amount not below zero and a known status, and written back as CSV in
+// minor units it reads the same.
 func FuzzReadSettlement(f *testing.F) {
 	const header = "payment id,order id,amount,currency,status\n"
 	for _, s := range []string{
@@ -84,6 +94,8 @@ func FuzzReadSettlement(f *testing.F) {
 				t.Fatalf("row %+v: negative amount", r)
 			case r.Status != Settled && r.Status != Refunded && r.Status != Failed:
 				t.Fatalf("row %+v: status %q", r, r.Status)
+			case !surge.Plain(r.PaymentID) || !surge.Plain(r.OrderID) || !surge.Plain(r.Currency):
+				t.Fatalf("row %+v: an id or the currency is not plain text", r)
 			}
 			_ = w.Write([]string{r.PaymentID, r.OrderID, strconv.FormatInt(r.AmountCents, 10), r.Currency, string(r.Status)})
 		}
@@ -96,4 +108,26 @@ func FuzzReadSettlement(f *testing.F) {
 			t.Fatalf("read back %+v, want %+v", again, rows)
 		}
 	})
+}
+
+// TestWriteTableShowsIdsPlainly: ids recorded before the webhooks refused
+// control characters (or read from a source that does not check them)
+// must not reach the operator's terminal raw.
+func TestWriteTableShowsIdsPlainly(t *testing.T) {
+	rep := Report{Mismatches: []Mismatch{{Kind: PaidNotAtProvider, PaymentID: "evt_\x1b[2J", OrderID: "o_\u202e1",
+		SaleID: "s\u2028", Detail: "Surge counts 100 E\x07R paid for \xffo_1 \uFFFD"}}}
+	var out bytes.Buffer
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range out.String() {
+		if r != '\n' && (r < ' ' || r == 0x7f || r == '\u202e' || r == '\u2028') {
+			t.Fatalf("table holds %U raw:\n%q", r, out.String())
+		}
+	}
+	for _, want := range []string{`"evt_\x1b[2J"`, `"o_\u202e1"`, `"s\u2028"`, `E\aR`, "for \\xffo_1 \uFFFD"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %s:\n%s", want, out.String())
+		}
+	}
 }
