@@ -273,14 +273,38 @@ func currencyCode(s string, upper bool) bool {
 // ValidatePurchase checks a purchase against the sale's static rules; the
 // stateful rules (stock, limit) are the Store's.
 func ValidatePurchase(s *Sale, p Purchase) error {
+	if err := checkBuyer(p); err != nil {
+		return err
+	}
+	if p.Quantity < 1 || p.Quantity > s.PerUserLimit {
+		return Errorf(CodeInvalid, "quantity must be between 1 and the per-user limit (%d)", s.PerUserLimit)
+	}
+	return nil
+}
+
+// CheckPurchase checks what no change of the sale alters: the buyer's id,
+// the key, and a quantity from 1 to MaxStock. Stores check it on every
+// batch, as the last guard of their invariants (a quantity below one
+// would add stock). They do not check the per-user limit as validation:
+// a batch was judged against the sale as it was when its purchases
+// arrived, and an operator may have lowered the limit since; a purchase
+// above it is then refused alone, limit_reached, and its batch stands.
+func CheckPurchase(p Purchase) error {
+	if err := checkBuyer(p); err != nil {
+		return err
+	}
+	if p.Quantity < 1 || p.Quantity > MaxStock {
+		return Errorf(CodeInvalid, "quantity must be between 1 and %d", MaxStock)
+	}
+	return nil
+}
+
+func checkBuyer(p Purchase) error {
 	if !ValidID(p.UserID) {
 		return Errorf(CodeInvalid, "user id must match [A-Za-z0-9_-]{1,64}")
 	}
 	if p.IdempotencyKey != "" && !ValidKey(p.IdempotencyKey) {
 		return Errorf(CodeInvalid, "Idempotency-Key must be 1 to 128 printable ASCII characters")
-	}
-	if p.Quantity < 1 || p.Quantity > s.PerUserLimit {
-		return Errorf(CodeInvalid, "quantity must be between 1 and the per-user limit (%d)", s.PerUserLimit)
 	}
 	return nil
 }

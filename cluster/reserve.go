@@ -60,8 +60,10 @@ func (s *Store) newBatch(ctx context.Context, saleID string, batch []surge.Purch
 	if err != nil {
 		return reservation{}, err
 	}
+	// The limit is reserve.lua's and PostgreSQL's, purchase by purchase
+	// (surge.CheckPurchase).
 	for _, p := range batch {
-		if err := surge.ValidatePurchase(&sl.Sale, p); err != nil {
+		if err := surge.CheckPurchase(p); err != nil {
 			return reservation{}, err
 		}
 	}

@@ -337,7 +337,8 @@ type Tentative struct {
 }
 
 // Decide applies the rules to each purchase in order and reserves units
-// tentatively. Purchases must already be validated (surge.ValidatePurchase).
+// tentatively. Purchases must already be checked (surge.CheckPurchase); one
+// above the sale's per-user limit is refused here, limit_reached.
 // newID names each new order.
 func (l *Sale) Decide(batch []surge.Purchase, now time.Time, newID func() string) ([]surge.Outcome, *Tentative) {
 	outs := make([]surge.Outcome, len(batch))

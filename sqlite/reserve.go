@@ -19,9 +19,10 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	}
 	// The engine validated these already; the store checks again because
 	// it is the last guard of the invariants (a quantity below one would
-	// add stock), and the check costs nanoseconds next to the commit.
+	// add stock), and the check costs nanoseconds next to the commit. The
+	// limit is Decide's, purchase by purchase (surge.CheckPurchase).
 	for _, p := range batch {
-		if err := surge.ValidatePurchase(st.l.Sale(), p); err != nil {
+		if err := surge.CheckPurchase(p); err != nil {
 			return nil, 0, err
 		}
 	}

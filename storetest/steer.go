@@ -161,6 +161,28 @@ func testSteer(t *testing.T, h Harness) {
 		e.wantRemaining("l", 94)
 	})
 
+	// The engine judges a purchase against the sale as it was when the
+	// purchase arrived; the limit may go down before its batch reaches
+	// the store. A purchase above the new limit is then refused alone, as
+	// a buyer over the limit is; the rest of its batch stands. A replay of
+	// a key first used under the old limit still answers its order.
+	t.Run("LimitLoweredUnderABatch", func(t *testing.T) {
+		e := newEnv(t, h)
+		e.createSale(newSale(t, "lb", 100, 3))
+		first := e.reserveOne("lb", at(0), buyKey("u0", "k0", 3))
+		mustUpdate(e, "lb", surge.SalePatch{PerUserLimit: new(int64(2))})
+		out, _ := e.reserve("lb", at(time.Minute), buy("u1", 1), buy("u2", 3), buyKey("u0", "k0", 3), buy("u3", 2))
+		for i, want := range []surge.Code{surge.CodeReserved, surge.CodeLimitReached, surge.CodeReserved, surge.CodeReserved} {
+			if out[i].Err != nil || out[i].Code != want {
+				t.Errorf("purchase %d of the batch: %s, %v; want %s", i, out[i].Code, out[i].Err, want)
+			}
+		}
+		if !out[2].Replay || out[2].Order.ID != first.ID {
+			t.Errorf("the key of 3 units bought under the old limit: %+v, want the replay of %s", out[2], first.ID)
+		}
+		e.wantRemaining("lb", 94)
+	})
+
 	t.Run("EndsAtNameHold", func(t *testing.T) {
 		e := newEnv(t, h)
 		sl := newSale(t, "e", 10, 1)
