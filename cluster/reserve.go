@@ -140,7 +140,12 @@ func (b reservation) outcomes(dec []redis.Decision, known *keyCache) (outs []sur
 			o := d.Replay
 			o.SaleID, o.UserID, o.IdempotencyKey = saleID, p.UserID, p.IdempotencyKey
 			outs[i] = surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}
-			if _, ok := known.get(saleID, p.UserID, p.IdempotencyKey); !ok && !freshIn(orders, o.ID) {
+			// Known durable only if it is the very order this node saw
+			// committed: a Redis that came back older may have taken the
+			// key anew for an order PostgreSQL then refused, and replays
+			// that one until the sale is rebuilt. It is confirmed like
+			// any other (503 until then, never a 201 for no order).
+			if k, ok := known.get(saleID, p.UserID, p.IdempotencyKey); (!ok || k.ID != o.ID) && !freshIn(orders, o.ID) {
 				confirm = append(confirm, o.ID)
 			}
 		default:

@@ -344,3 +344,99 @@ func rollbackMidSpike(t *testing.T, loss redisLoss) {
 		}
 	}
 }
+
+// TestReplayAfterRedisRollbackIsTheDurableOrder: Redis comes back older than
+// PostgreSQL (an asynchronous replica promoted: every key of the sale as
+// it was before alice's purchase), and alice's client retries her key k1
+// (its 201 was lost). docs/cluster.md promises "503s, never a wrong 201"
+// and "replays of confirmed keys answer their order once rebuilt".
+//
+// The first retry is decided in Redis as a new purchase (Redis forgot k1),
+// which puts Redis's count of units back at PostgreSQL's, so the node's
+// floor check passes; PostgreSQL refuses the second order for the key and
+// the sale is marked dirty (503). Until the leader's next round rebuilds
+// it (up to Config.Interval, 1 s by default; here the leader's rounds are
+// an hour apart to hold that window open), the next retry replays the
+// refused order from Redis's record, and, since this node knows k1 is
+// durable (its own 201), it answers 201 with that order without asking
+// PostgreSQL: an order id that does not exist, not alice's first answer.
+// The node now confirms such a replay in PostgreSQL (503 until the
+// rebuild), as it does any replay it does not know to be durable.
+func TestReplayAfterRedisRollbackIsTheDurableOrder(t *testing.T) {
+	rs := startRedis(t)
+	ns := namespace(t)
+	ctx := context.Background()
+	rc, err := redis.Dial(ctx, rs.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "lead", Interval: time.Hour, LeaseTTL: 2 * time.Hour}
+	lead := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	defer lead.Close()
+	eventually(t, 10*time.Second, "the first node leads", func() error {
+		if !lead.Leader() {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	cfg.NodeID = "a"
+	a := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	defer a.Close()
+	sl := mustSale(t, a, "rollback-replay", 10, 2)
+
+	// The replica that will be promoted has the sale as it is now.
+	keys, err := rc.Keys(ctx, ns+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumps := map[string]string{}
+	for _, k := range keys {
+		if dumps[k], err = rc.Dump(ctx, k).Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	p := surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1}
+	outs, _, err := reserve(a, sl.ID, p)
+	if err != nil || outs[0].Err != nil || outs[0].Code != surge.CodeReserved || outs[0].Replay {
+		t.Fatalf("alice's purchase: %+v, %v", outs, err)
+	}
+	first := outs[0].Order
+
+	// The replica, behind, is promoted.
+	now, err := rc.Keys(ctx, ns+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range now {
+		rc.Del(ctx, k)
+	}
+	for k, d := range dumps {
+		if err := rc.Restore(ctx, k, 0, d).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for try := range 3 {
+		outs, _, err := reserve(a, sl.ID, p)
+		if err == nil {
+			err = outs[0].Err
+		}
+		if err != nil {
+			if surge.ErrorCode(err) != surge.CodeUnavailable {
+				t.Fatalf("retry %d of k1: %v", try, err)
+			}
+			t.Logf("retry %d of k1: %v (fine: retry later)", try, err)
+			continue
+		}
+		got := outs[0]
+		if got.Code != surge.CodeReserved || !got.Replay || got.Order.ID != first.ID {
+			t.Errorf("retry %d of k1: %s replay=%v order %s, want the replay of alice's order %s", try, got.Code, got.Replay,
+				got.Order.ID, first.ID)
+		}
+		if _, err := a.Order(ctx, got.Order.ID); err != nil {
+			t.Errorf("retry %d of k1 was answered reserved with order %s, which PostgreSQL does not hold: %v", try, got.Order.ID, err)
+		}
+	}
+}
