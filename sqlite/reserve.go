@@ -33,6 +33,12 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if s.closed.Load() {
 		return nil, 0, surge.ErrUnavailable
 	}
+	// A batch that found the sale before ArchiveSale took it away and
+	// waited for the lock meanwhile must not reserve: the sale's row says
+	// archived, and no job would ever settle the order.
+	if st.archived {
+		return nil, 0, surge.ErrSaleNotFound
+	}
 	if err := s.findKeys(ctx, st, batch); err != nil {
 		return nil, st.l.Remaining(), err
 	}
