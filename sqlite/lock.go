@@ -27,6 +27,11 @@ var ErrLocked = errors.New("data directory in use")
 // lock behind; the file stays, holding the last holder's pid.
 type dirLock struct {
 	f *os.File
+	// d is the directory itself, flocked too: the lock file may be
+	// removed (taken for a stale pid file) while the store runs, and a
+	// second process would then lock a new file of the same name; the
+	// directory cannot be replaced under a running store.
+	d *os.File
 }
 
 // lockPoll is how often a waiting lockDir tries the lock again: the time
@@ -49,21 +54,40 @@ func lockDir(ctx context.Context, dir string, wait time.Duration) (*dirLock, err
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open lock file: %w", err)
 	}
+	d, err := os.Open(dir)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sqlite: open %s to lock it: %w", dir, err)
+	}
+	// The file's lock (which older versions hold alone), then the
+	// directory's; a failure of the second gives the first back.
+	both := func() error {
+		if err := flock(f); err != nil {
+			return err
+		}
+		if err := flock(d); err != nil {
+			_ = funlock(f)
+			return err
+		}
+		return nil
+	}
 	deadline := time.Now().Add(wait)
 	for {
-		err = flock(f)
+		err = both()
 		if !errors.Is(err, errWouldBlock) || !time.Now().Before(deadline) {
 			break
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
+			d.Close()
 			return nil, fmt.Errorf("sqlite: waiting for the lock of %s (held by pid %s): %w", dir, holder(path), ctx.Err())
 		case <-time.After(lockPoll):
 		}
 	}
 	if err != nil {
 		f.Close()
+		d.Close()
 		if !errors.Is(err, errWouldBlock) {
 			return nil, fmt.Errorf("sqlite: lock %s: %w", path, err)
 		}
@@ -82,9 +106,10 @@ func lockDir(ctx context.Context, dir string, wait time.Duration) (*dirLock, err
 	}
 	if err != nil {
 		f.Close()
+		d.Close()
 		return nil, fmt.Errorf("sqlite: write pid to %s: %w", path, err)
 	}
-	return &dirLock{f: f}, nil
+	return &dirLock{f: f, d: d}, nil
 }
 
 // holder reads the pid the lock file holds.
@@ -106,5 +131,5 @@ func (l *dirLock) unlock() error {
 	if l == nil {
 		return nil
 	}
-	return l.f.Close()
+	return errors.Join(l.f.Close(), l.d.Close())
 }

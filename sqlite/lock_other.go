@@ -12,3 +12,5 @@ var errWouldBlock = errors.New("would block")
 // flock is a no-op where flock(2) does not exist: the data directory is
 // not locked there (Surge is built and tested on Linux).
 func flock(*os.File) error { return nil }
+
+func funlock(*os.File) error { return nil }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/sqlite"
 )
 
@@ -113,5 +114,38 @@ func TestLockWait(t *testing.T) {
 				t.Errorf("Open after the wait: %v; want ErrLocked naming the wait", r.err)
 			}
 		})
+	}
+}
+
+// TestLockSurvivesRemovedLockFile: the data directory's
+// lock is an flock on surge.lock, which the operator may take for a stale
+// pid file and remove (it stays after every crash, naming a dead pid).
+// Removed while a store serves, the next Open creates a new surge.lock,
+// locks that, and serves beside the first: two ledgers selling one stock.
+func TestLockSurvivesRemovedLockFile(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	a := open(t, dir)
+	defer a.Close()
+	if err := a.CreateSale(ctx, newSale(t, "s1", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, sqlite.LockName)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err == nil {
+		defer b.Close()
+		sold := 0
+		for i, s := range []*sqlite.Store{a, b} {
+			outs, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: []string{"u1", "u2"}[i], Quantity: 1}}, t0)
+			if err == nil && outs[0].Code == surge.CodeReserved {
+				sold++
+			}
+		}
+		t.Fatalf("a second Open succeeded while the first store serves (its surge.lock removed); the two sold %d units of a stock of 1", sold)
+	}
+	if !errors.Is(err, sqlite.ErrLocked) {
+		t.Errorf("second Open: %v, want ErrLocked", err)
 	}
 }

@@ -19,3 +19,6 @@ func flock(f *os.File) error {
 		}
 	}
 }
+
+// funlock releases f's flock.
+func funlock(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
