@@ -67,6 +67,10 @@ type server struct {
 	warnRoom func()
 
 	stopRelay func() // the order events' relay; nil without --nats-url
+	// endStreams ends the open event streams (queue, dashboard, gRPC
+	// WatchSale): a handover waits for every connection to close, and a
+	// stream closes only when its client leaves.
+	endStreams []func()
 
 	// Readiness (/readyz): draining after SIGTERM; storeDown is why the
 	// store's last probe failed, nil when it passed.
@@ -339,6 +343,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	// Event streams end at shutdown instead of holding it to the timeout.
 	s.http.RegisterOnShutdown(api.CloseStreams)
 	s.http.RegisterOnShutdown(grpcAPI.Close)
+	s.endStreams = []func(){api.CloseStreams, grpcAPI.Close}
 	serveH2C(s.http)
 	msg, at := "surge serving", []any{"addr", s.addr.String()}
 	if c.redisURL != "" {

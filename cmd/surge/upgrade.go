@@ -328,6 +328,11 @@ func (s *server) handOver(timeout time.Duration) {
 	for _, hs := range servers {
 		hs.SetKeepAlivesEnabled(false)
 	}
+	// Event streams never end by themselves: their clients reconnect, to
+	// the new process (retry: in the stream, EventSource's default).
+	for _, end := range s.endStreams {
+		end()
+	}
 	deadline := time.Now().Add(timeout)
 	for wait := time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 50*time.Millisecond) {
 		left := int64(0)
