@@ -106,6 +106,19 @@ type Payments interface {
 // order's (quantity × price_cents, the sale's currency).
 const CodeAmountMismatch Code = "amount_mismatch"
 
+// manualPrefix begins the id of every manual payment, one per order (an
+// order is paid at most once). A provider's event may not use it: a
+// repeated id is a replay, and an event under an order's manual id would
+// turn the operator's settlement of that order into a replay of it.
+const manualPrefix = "manual_"
+
+// ManualPayment is the operator's settlement of an order (POST
+// /v1/orders/{id}/pay) as the stores record it: a manual payment of the
+// order's full amount.
+func ManualPayment(orderID string, now time.Time) PaymentEvent {
+	return PaymentEvent{ID: manualPrefix + orderID, Type: PaymentManual, OrderID: orderID, Created: now, Provider: "manual"}
+}
+
 // CheckPaymentEvent validates an event's fields (not its effect). A
 // manual one takes the order's amount from the store, so has none yet.
 func CheckPaymentEvent(ev PaymentEvent) error {
@@ -116,8 +129,15 @@ func CheckPaymentEvent(ev PaymentEvent) error {
 		// It is shown to operators (the payments list, surge reconcile's
 		// table): one line of plain text, as a sale's name.
 		return Errorf(CodeInvalid, "id must be valid UTF-8 without control characters, line separators or bidirectional controls")
+	case ev.Type != PaymentManual && strings.HasPrefix(ev.ID, manualPrefix):
+		return Errorf(CodeInvalid, "id must not begin with %q: Surge gives that prefix to the operator's settlements", manualPrefix)
 	case !ValidID(ev.OrderID):
 		return Errorf(CodeInvalid, "order_id must be an order id")
+	case !representable(ev.Created):
+		// Stored and answered as RFC 3339 text: a time outside years
+		// 0000-9999 (milliseconds sent as seconds) could not be read back,
+		// and the event's replays and the payments list would fail.
+		return Errorf(CodeInvalid, "created must be Unix seconds of a time in years 0000 to 9999")
 	case ev.Type == PaymentManual:
 		return nil
 	case ev.AmountCents < 0:

@@ -18,9 +18,7 @@ func (s *Store) Cancel(ctx context.Context, orderID string, now time.Time) (surg
 // manual payment of the order's full amount in the same transaction.
 // Paying takes no unit back, so Redis is not involved.
 func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
-	r, err := s.RecordPayment(ctx, surge.PaymentEvent{
-		ID: "manual_" + orderID, Type: surge.PaymentManual, OrderID: orderID, Created: now, Provider: "manual",
-	}, now)
+	r, err := s.RecordPayment(ctx, surge.ManualPayment(orderID, now), now)
 	if err != nil {
 		return surge.Order{}, err
 	}

@@ -124,6 +124,14 @@ func TestWebhookOutcomes(t *testing.T) {
 		// JSON's escape, not Go's: the body must decode for the check to be reached.
 		{"id with a terminal escape", strings.Replace(hookBody("evt_ESC", "payment.succeeded", short.ID, 12999, "EUR"), "ESC", `\u001b[2J`, 1), nil, 400, "invalid_request"},
 		{"id with a bidirectional override", strings.Replace(hookBody("evt_RLO", "payment.succeeded", short.ID, 12999, "EUR"), "RLO", `\u202e`, 1), nil, 400, "invalid_request"},
+		// Milliseconds sent as seconds: stored as the year 57971, such a
+		// time could not be read back, so its replay and every listing of
+		// payments failed.
+		{"created in milliseconds", strings.Replace(hookBody("evt_ms", "payment.succeeded", short.ID, 12999, "EUR"), "1767225600", "1767225600000", 1), nil, 400, "invalid_request"},
+		{"created before the year 0000", strings.Replace(hookBody("evt_bc", "payment.succeeded", short.ID, 12999, "EUR"), "1767225600", "-62167219201", 1), nil, 400, "invalid_request"},
+		// The operator's settlement of an order is the payment
+		// manual_<order id>: an event of that id would make it a replay.
+		{"id of the operator's settlement", hookBody("manual_"+pending.ID, "payment.failed", pending.ID, 12999, "EUR"), nil, 400, "invalid_request"},
 		{"malformed", `{"id":"evt_j",`, nil, 400, "invalid_request"},
 		{"missing field", `{"id":"evt_k","type":"payment.succeeded","order_id":"` + pending.ID + `","amount_cents":1,"currency":"EUR"}`, nil, 400, "invalid_request"},
 		{"unknown field", strings.TrimSuffix(good, "}") + `,"extra":1}`, nil, 400, "invalid_request"},

@@ -44,9 +44,7 @@ func upgradePayments(ctx context.Context, db schemaDB) error {
 // Pay implements surge.Store: the operator's settlement, recorded as a
 // manual payment of the order's full amount in the same commit.
 func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.Order, error) {
-	r, err := s.RecordPayment(ctx, surge.PaymentEvent{
-		ID: manualID(orderID), Type: surge.PaymentManual, OrderID: orderID, Created: now, Provider: "manual",
-	}, now)
+	r, err := s.RecordPayment(ctx, surge.ManualPayment(orderID, now), now)
 	if err != nil {
 		return surge.Order{}, err
 	}
@@ -55,10 +53,6 @@ func (s *Store) Pay(ctx context.Context, orderID string, now time.Time) (surge.O
 	}
 	return r.Order, nil
 }
-
-// manualID is the payment id of an order's manual settlement: an order is
-// paid at most once, so one id per order.
-func manualID(orderID string) string { return "manual_" + orderID }
 
 // RecordPayment implements surge.Payments. Events are applied one at a
 // time (payMu): they are rare next to purchases, and one at a time a
