@@ -133,11 +133,11 @@ func CheckPaymentEvent(ev PaymentEvent) error {
 		return Errorf(CodeInvalid, "id must not begin with %q: Surge gives that prefix to the operator's settlements", manualPrefix)
 	case !ValidID(ev.OrderID):
 		return Errorf(CodeInvalid, "order_id must be an order id")
-	case !representable(ev.Created):
+	case !Representable(ev.Created):
 		// Stored and answered as RFC 3339 text: a time outside years
-		// 0000-9999 (milliseconds sent as seconds) could not be read back,
+		// 0001-9999 (milliseconds sent as seconds) could not be read back,
 		// and the event's replays and the payments list would fail.
-		return Errorf(CodeInvalid, "created must be Unix seconds of a time in years 0000 to 9999")
+		return Errorf(CodeInvalid, "created must be Unix seconds of a time in years 0001 to 9999")
 	case ev.Type == PaymentManual:
 		return nil
 	case ev.AmountCents < 0:

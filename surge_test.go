@@ -96,6 +96,8 @@ func TestNewSaleRejects(t *testing.T) {
 		"hold over a week":  func(in *surge.SaleInput) { in.HoldSeconds = ptr(int64(surge.MaxHoldSeconds + 1)) },
 		"start after 9999":  func(in *surge.SaleInput) { in.StartsAt = ptr(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)) },
 		"end before year 0": func(in *surge.SaleInput) { in.EndsAt = ptr(time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)) },
+		// RFC 3339 has a year 0000; google.protobuf.Timestamp does not.
+		"start in year 0000": func(in *surge.SaleInput) { in.StartsAt = ptr(time.Date(0, 6, 1, 0, 0, 0, 0, time.UTC)) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			in := valid()

@@ -141,8 +141,8 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		s.Currency = c
 	}
 	if in.StartsAt != nil {
-		if !representable(*in.StartsAt) {
-			return bad("starts_at must lie between years 0000 and 9999 in UTC")
+		if !Representable(*in.StartsAt) {
+			return bad("starts_at must lie between years 0001 and 9999 in UTC")
 		}
 		s.StartsAt = in.StartsAt.UTC().Truncate(time.Millisecond)
 	}
@@ -210,8 +210,8 @@ func checkLimit(limit, stock int64) error {
 
 // checkEnd returns ends as stored (UTC, ms), if it is after starts.
 func checkEnd(ends, starts time.Time) (time.Time, error) {
-	if !representable(ends) {
-		return time.Time{}, Errorf(CodeInvalid, "ends_at must lie between years 0000 and 9999 in UTC")
+	if !Representable(ends) {
+		return time.Time{}, Errorf(CodeInvalid, "ends_at must lie between years 0001 and 9999 in UTC")
 	}
 	ends = ends.UTC().Truncate(time.Millisecond)
 	if !ends.After(starts) {
@@ -243,11 +243,15 @@ func Unshowable(r rune) bool {
 // operators are shown (payment and settlement ids) must be plain.
 func Plain(s string) bool { return utf8.ValidString(s) && !strings.ContainsFunc(s, Unshowable) }
 
-// representable reports whether t survives a round trip through RFC 3339
-// text in UTC, the form the API and the stores use.
-func representable(t time.Time) bool {
+// Representable reports whether t lies in years 0001-9999 in UTC: it then
+// survives a round trip through RFC 3339 text in UTC, the form the API and
+// the stores use, and fits google.protobuf.Timestamp, the gRPC API's form,
+// which begins with the year 0001 (RFC 3339 allows 0000: a sale starting
+// then was stored and answered over HTTP, and broke the gRPC answers of
+// every list holding it).
+func Representable(t time.Time) bool {
 	y := t.UTC().Year()
-	return y >= 0 && y <= 9999
+	return y >= 1 && y <= 9999
 }
 
 // currencyCode reports three ASCII letters, upper-case ones if upper: a

@@ -147,9 +147,9 @@ func parseTimeField(name string, v *string) (*time.Time, error) {
 	}
 	t, err := api.ParseTime(*v)
 	// Times are answered and stored in UTC: an offset that moves the
-	// instant out of years 0000-9999 would not be RFC 3339 there (and the
-	// store could not read it back).
-	if y := t.UTC().Year(); err != nil || y < 0 || y > 9999 {
+	// instant out of years 0001-9999 would not be RFC 3339 there (and the
+	// store could not read it back), nor a gRPC Timestamp.
+	if err != nil || !surge.Representable(t) {
 		return nil, fmt.Errorf("%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
 	}
 	return &t, nil

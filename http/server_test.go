@@ -121,9 +121,9 @@ func TestCreateSale(t *testing.T) {
 			StartsAt: ts(0), HoldSeconds: 1, Status: "live"},
 	}, {
 		name: "times at the edges of RFC 3339",
-		body: `{"id":"edges","name":"Edges","stock":1,"starts_at":"0000-01-01T00:00:00Z","ends_at":"9999-12-31T23:59:59.999Z"}`,
+		body: `{"id":"edges","name":"Edges","stock":1,"starts_at":"0001-01-01T00:00:00Z","ends_at":"9999-12-31T23:59:59.999Z"}`,
 		want: api.Sale{ID: "edges", Name: "Edges", Stock: 1, Remaining: 1, PerUserLimit: 1, Currency: "USD",
-			StartsAt: "0000-01-01T00:00:00.000Z", EndsAt: ptr("9999-12-31T23:59:59.999Z"), HoldSeconds: 900, Status: "live"},
+			StartsAt: "0001-01-01T00:00:00.000Z", EndsAt: ptr("9999-12-31T23:59:59.999Z"), HoldSeconds: 900, Status: "live"},
 	}}
 	e := newEnv(t, envOptions{})
 	var created []string
@@ -246,6 +246,10 @@ func TestCreateSaleRejected(t *testing.T) {
 		{"time as number", `{` + valid + `,"starts_at":1900000000}`, nil, 400, "invalid_request"},
 		{"RFC 1123 time", `{` + valid + `,"ends_at":"Mon, 02 Jan 2040 15:04:05 GMT"}`, nil, 400, "invalid_request"},
 		{"start before year 0 in UTC", `{` + valid + `,"starts_at":"0000-01-01T00:00:00+00:01"}`, nil, 400, "invalid_request"},
+		// RFC 3339 has a year 0000, google.protobuf.Timestamp (the gRPC
+		// API's times) does not: such a sale broke every gRPC list of it.
+		{"start in year 0000", `{` + valid + `,"starts_at":"0000-06-01T00:00:00Z"}`, nil, 400, "invalid_request"},
+		{"start in year 0000 in UTC", `{` + valid + `,"starts_at":"0001-01-01T00:00:00+00:01"}`, nil, 400, "invalid_request"},
 		{"end after year 9999 in UTC", `{` + valid + `,"ends_at":"9999-12-31T23:59:59-23:00"}`, nil, 400, "invalid_request"},
 		{"ends before it starts", `{` + valid + `,"starts_at":"` + ts(time.Hour) + `","ends_at":"` + ts(0) + `"}`, nil, 400, "invalid_request"},
 		{"ends when it starts", `{` + valid + `,"starts_at":"` + ts(time.Hour) + `","ends_at":"` + ts(time.Hour) + `"}`, nil, 400, "invalid_request"},
@@ -1032,9 +1036,9 @@ func TestSaleTimesSurviveRestart(t *testing.T) {
 	st, eng, h := open()
 	e := &env{handler: h}
 	bodies := []string{
-		`{"id":"a","name":"a","stock":1,"starts_at":"0000-01-01T00:00:00Z","ends_at":"9999-12-31T23:59:59.999999999Z"}`,
-		`{"id":"b","name":"b","stock":1,"starts_at":"0000-01-01T23:59:59+23:59","ends_at":"9999-12-31T00:00:00-00:00"}`,
-		`{"id":"c","name":"c","stock":1,"starts_at":"0000-01-01T00:00:00+00:01"}`,
+		`{"id":"a","name":"a","stock":1,"starts_at":"0001-01-01T00:00:00Z","ends_at":"9999-12-31T23:59:59.999999999Z"}`,
+		`{"id":"b","name":"b","stock":1,"starts_at":"0001-01-01T23:59:59+23:59","ends_at":"9999-12-31T00:00:00-00:00"}`,
+		`{"id":"c","name":"c","stock":1,"starts_at":"0001-01-01T00:00:00+00:01"}`,
 		`{"id":"d","name":"d","stock":1,"ends_at":"9999-12-31T23:59:59-23:00"}`,
 	}
 	created := map[string][]byte{}
