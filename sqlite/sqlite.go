@@ -118,6 +118,7 @@ type Store struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	closeMu   sync.RWMutex // a send to commits against its close (writer.go)
 	// failed is the error of the writer's last commit when it failed and
 	// none succeeded since (a full disk, an I/O error): Ready reports it.
 	failed atomic.Pointer[error]
@@ -567,8 +568,10 @@ func (s *Store) Close() error {
 		for _, id := range ids {
 			s.sales[id].mu.Lock()
 		}
+		s.closeMu.Lock() // a send waiting for room in the queue gets in first
 		s.closed.Store(true)
 		close(s.commits)
+		s.closeMu.Unlock()
 		<-s.done
 		if !s.sawFailure.Load() {
 			// Every change has stopped. A failed image costs the next

@@ -47,12 +47,26 @@ func (c *commit) rows() int {
 // ignores the caller's context on purpose: once submitted, the caller must
 // learn whether it committed to keep memory and disk in step.
 func (s *Store) submit(c *commit) error {
-	if s.closed.Load() {
+	c.err = make(chan error, 1)
+	if !s.send(c) {
 		return surge.ErrUnavailable
 	}
-	c.err = make(chan error, 1)
-	s.commits <- c
 	return <-c.err
+}
+
+// send queues c for the writer unless the store is closed. Close closes
+// the queue under closeMu, so no send can meet a closed channel, even one
+// that waits for room: most callers also hold a sale's lock, which Close
+// takes first, but payments that move no unit and the relay's removal of
+// published events do not.
+func (s *Store) send(c *commit) bool {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		return false
+	}
+	s.commits <- c
+	return true
 }
 
 // writer is the single goroutine that writes to SQLite. It takes whatever
