@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/internal/testclock"
+	"github.com/surgehq/surge/postgres"
 )
 
 // deaf is a node that never hears announcements: it follows the other
@@ -107,5 +109,69 @@ func TestArchiveAcrossNodes(t *testing.T) {
 	// A node started now loads only the live sale.
 	if err := check(3, open(3, plain)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestArchiveBetweenRebuildStepsLeavesNoLiveState: a rebuild is two steps
+// (PostgreSQL commits a new epoch, then the state is installed in Redis).
+// A sale archived between the two has its live state removed by the
+// archive before the install writes it back; nothing reads or removes an
+// archived sale's state afterwards, so every key it ever had (the
+// idempotency hash) would stay in Redis for good. The test runs the two
+// steps by hand, as Store.Rebuild does, with the archive between them.
+func TestArchiveBetweenRebuildStepsLeavesNoLiveState(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: 100 * time.Millisecond})
+	defer a.Close()
+	eventually(t, 10*time.Second, "a leads", func() error {
+		if !a.Leader() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	id, name, stock := "archived-mid-rebuild", "Drop", int64(5)
+	start, ends, hold := time.Now().Add(-time.Minute), time.Now().Add(time.Hour), int64(3600)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, EndsAt: &ends, HoldSeconds: &hold}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateSale(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	outs, _, err := reserve(a, id, surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1})
+	if err != nil || outs[0].Code != surge.CodeReserved {
+		t.Fatalf("purchase: %+v %v", outs, err)
+	}
+	if _, err := a.Pay(ctx, outs[0].Order.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := postgres.Open(ctx, postgresURL(), postgres.Options{Schema: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, ok, err := db.Acquire(ctx, "jobs", "a", 5*time.Second) // a's own term, renewed
+	if err != nil || !ok {
+		t.Fatalf("a's lease: %v %v", ok, err)
+	}
+	snap, err := db.Rebuild(ctx, id, l) // the first step
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ArchiveSale(ctx, id, ends.Add(time.Minute)); err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	if _, err := cluster.InstallLive(ctx, a, snap); err != nil { // the second step
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // five leader rounds: none puts it back
+	left, err := dialRedis(t).Keys(ctx, ns+":{"+id+"}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("an archived sale's live state is still in Redis: %v", left)
 	}
 }

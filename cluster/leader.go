@@ -346,7 +346,7 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why strin
 	if err != nil {
 		return err
 	}
-	ok, err := s.live.Install(ctx, snap, false)
+	ok, err := s.install(ctx, snap)
 	if err != nil {
 		return err
 	}
@@ -357,6 +357,37 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why strin
 	}
 	s.announce(ctx, saleID)
 	return nil
+}
+
+// install writes a new epoch's live state of a sale to Redis, then makes
+// sure the sale was not archived meanwhile: an archive between the epoch's
+// commit and this install has already removed the state, which the
+// install would put back for good (nothing reads or removes an archived
+// sale's state). An archive commits in PostgreSQL before it removes the
+// state, so either its removal comes after this install or the check
+// below sees it archived.
+func (s *Store) install(ctx context.Context, snap surge.LiveState) (bool, error) {
+	ok, err := s.live.Install(ctx, snap, false)
+	if err != nil {
+		return ok, err
+	}
+	var archived bool
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		archived, err = s.db.Archived(ctx, snap.Sale.ID)
+		return err
+	}); err != nil {
+		s.log.Warn("check that a sale whose state was installed is not archived", "sale", snap.Sale.ID, "err", err)
+		return ok, nil
+	}
+	if !archived {
+		return ok, nil
+	}
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) error {
+		return s.live.Remove(ctx, redis.Layout{Sale: snap.Sale.ID, Buckets: max(snap.Buckets, 1)})
+	}); err != nil {
+		s.log.Warn("remove the live state of a sale archived while it was installed", "sale", snap.Sale.ID, "err", err)
+	}
+	return false, nil
 }
 
 // Leader reports whether this node holds the jobs lease.

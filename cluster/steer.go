@@ -30,7 +30,7 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	}
 	s.remember(row.Sale, row.Buckets, row.Ever)
 	if snap != nil {
-		if _, err := s.live.Install(ctx, *snap, false); err != nil {
+		if _, err := s.install(ctx, *snap); err != nil {
 			s.log.Warn("install the live state of a changed sale; the leader rebuilds it", "sale", id, "err", err)
 			s.wake()
 		}
