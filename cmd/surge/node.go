@@ -316,7 +316,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
-		s.admin = opsServer(lns.admin, s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false), s.adminOpen.track(nil))
+		s.admin = opsServer(s.adminOpen.listen(lns.admin), s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false), s.adminOpen.track(nil))
 		undo = append(undo, func() { s.admin.Close() })
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
@@ -358,7 +358,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		return nil, err
 	}
 	started = true
-	go func() { s.errc <- s.http.Serve(ln) }()
+	go func() { s.errc <- s.http.Serve(s.open.listen(ln)) }()
 	return s, nil
 }
 

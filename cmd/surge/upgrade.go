@@ -280,24 +280,112 @@ func (h *handover) nodeID(id string) string {
 	return id + "." + strconv.Itoa(os.Getpid())
 }
 
-// openConns counts a server's open connections, from its ConnState hook.
-type openConns struct{ n atomic.Int64 }
+// openConns counts a server's open connections, from its ConnState hook,
+// and holds those accepted through listen, so that a handover can close
+// the ones that never sent a request (a browser's preconnect, a slow
+// client): waiting for them would hold the handover until the server's
+// ReadHeaderTimeout. Only a connection's opening and closing take a lock
+// or cost an atomic add; a request, one atomic load (its first, a swap).
+type openConns struct {
+	n atomic.Int64
 
-// track returns the ConnState hook that counts, calling next first.
-// Only a connection's opening and closing cost an atomic add.
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+// A trackedConn's state: fresh until the server has read its first
+// request (served), or until a handover closes it silent (closing).
+const (
+	connFresh int32 = iota
+	connServed
+	connClosing
+)
+
+// trackedConn is a connection accepted through openConns.listen.
+type trackedConn struct {
+	net.Conn
+	o      *openConns
+	opened time.Time
+	state  atomic.Int32
+}
+
+func (c *trackedConn) Close() error {
+	c.o.mu.Lock()
+	delete(c.o.conns, c)
+	c.o.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// trackingListener accepts trackedConns.
+type trackingListener struct {
+	net.Listener
+	o *openConns
+}
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, o: l.o, opened: time.Now()}
+	l.o.mu.Lock()
+	if l.o.conns == nil {
+		l.o.conns = make(map[*trackedConn]struct{})
+	}
+	l.o.conns[tc] = struct{}{}
+	l.o.mu.Unlock()
+	return tc, nil
+}
+
+// listen wraps the listener a server serves, whose ConnState hook is
+// track's.
+func (o *openConns) listen(ln net.Listener) net.Listener { return trackingListener{ln, o} }
+
+// track returns the ConnState hook that counts, calling next first (with
+// the connection listen's wraps, which next may know the type of).
 func (o *openConns) track(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	return func(c net.Conn, st http.ConnState) {
+		tc, _ := c.(*trackedConn)
 		if next != nil {
-			next(c, st)
+			if tc != nil {
+				next(tc.Conn, st)
+			} else {
+				next(c, st)
+			}
 		}
 		switch st {
 		case http.StateNew:
 			o.n.Add(1)
+		case http.StateActive:
+			if tc != nil && tc.state.Load() == connFresh {
+				tc.state.CompareAndSwap(connFresh, connServed)
+			}
 		case http.StateClosed, http.StateHijacked:
 			o.n.Add(-1)
 		}
 	}
 }
+
+// closeSilent closes the connections opened before openedBefore that have
+// not sent a request.
+func (o *openConns) closeSilent(openedBefore time.Time) {
+	var silent []*trackedConn
+	o.mu.Lock()
+	for c := range o.conns {
+		if c.opened.Before(openedBefore) && c.state.CompareAndSwap(connFresh, connClosing) {
+			silent = append(silent, c)
+		}
+	}
+	o.mu.Unlock()
+	for _, c := range silent {
+		c.Close()
+	}
+}
+
+// silentGrace is how long a handover lets a connection that has not sent
+// a request yet stay open: a request already on its way is served, and a
+// client whose connection it closes unused reconnects, to the new process.
+const silentGrace = 250 * time.Millisecond
 
 // handOver finishes this process's connections once a new process has
 // taken the listeners, without http.Server.Shutdown: Shutdown drops
@@ -312,7 +400,8 @@ func (o *openConns) track(next func(net.Conn, http.ConnState)) func(net.Conn, ht
 //     and for a POST with an Idempotency-Key), and every other
 //     connection closes after its next answer, the first request of a
 //     connection just opened included;
-//  3. once no connection is left, or after timeout, the caller's
+//  3. connections that have sent no request within silentGrace close;
+//  4. once no connection is left, or after timeout, the caller's
 //     shutdown finds nothing to cut.
 func (s *server) handOver(timeout time.Duration) {
 	for _, ln := range []net.Listener{s.conns.Load(), s.lns.admin} {
@@ -334,6 +423,7 @@ func (s *server) handOver(timeout time.Duration) {
 		end()
 	}
 	deadline := time.Now().Add(timeout)
+	silentFrom := time.Now().Add(silentGrace)
 	for wait := time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 50*time.Millisecond) {
 		left := int64(0)
 		for _, o := range counts {
@@ -341,6 +431,11 @@ func (s *server) handOver(timeout time.Duration) {
 		}
 		if left == 0 {
 			return
+		}
+		if now := time.Now(); now.After(silentFrom) {
+			for _, o := range counts {
+				o.closeSilent(now.Add(-silentGrace))
+			}
 		}
 		time.Sleep(wait)
 	}

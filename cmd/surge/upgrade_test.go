@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -384,5 +385,68 @@ func TestUpgradeFailedKeepsServing(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the new process did not exit after SIGTERM")
+	}
+}
+
+// TestUpgradeNotHeldBySilentConnection: a connection opened to the API
+// that has not sent a request when SIGUSR2 arrives (a browser's
+// preconnect, a slow client) must not hold the embedded handover until
+// the server's 5 s ReadHeaderTimeout: the new process waits for the data
+// directory until the old one is done, and every purchase waits in the
+// backlog meanwhile. The silent connection is closed instead (its client
+// reconnects, to the new process).
+func TestUpgradeNotHeldBySilentConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	subreaper(t)
+	dataDir, token := t.TempDir(), "upgrade-silent-admin-token"
+	pidFile := filepath.Join(t.TempDir(), "surge.pid")
+	p := startProc(t, dataDir, token, "--pid-file", pidFile)
+	old := p.cmd.Process.Pid
+	plain := createSale(t, p.base, token, 100, 1)
+	silent, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	time.Sleep(100 * time.Millisecond) // accepted
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if next := readPID(pidFile); next != 0 && next != old {
+			adopt(t, next)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no new process")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if log, _ := os.ReadFile(p.logPath); strings.Contains(string(log), "a new process took over the listeners") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old process never began its handover")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	began := time.Now()
+	req, _ := http.NewRequest("POST", p.base+"/v1/sales/"+plain+"/purchases", nil)
+	req.Header.Set("X-User-ID", "b1")
+	req.Header.Set("Idempotency-Key", "k1")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	took := time.Since(began)
+	if err != nil {
+		t.Fatalf("purchase: %v after %v", err, took)
+	}
+	resp.Body.Close()
+	t.Logf("purchase answered %d after %v", resp.StatusCode, took.Round(time.Millisecond))
+	if resp.StatusCode >= 500 {
+		t.Errorf("purchase during the upgrade: %d", resp.StatusCode)
+	}
+	if took > 2*time.Second {
+		t.Errorf("a purchase waited %v during the upgrade: one silent connection held the old process's handover", took.Round(time.Millisecond))
 	}
 }
