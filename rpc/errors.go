@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -59,8 +60,19 @@ func newError(code connect.Code, surgeCode, message string, e *surge.Error) *con
 	if d, err := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: surgeCode, Domain: ErrorDomain}); err == nil {
 		ce.AddDetail(d)
 	}
-	if e != nil && e.RetryAfter > 0 {
-		if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)}); err == nil {
+	var wait time.Duration
+	if e != nil {
+		wait = e.RetryAfter
+	}
+	switch surge.Code(surgeCode) {
+	case surge.CodeOverloaded, surge.CodeUnavailable, surge.CodeRateLimited:
+		// As the HTTP API's Retry-After: 1 when the refusal names no wait.
+		if wait <= 0 {
+			wait = time.Second
+		}
+	}
+	if wait > 0 {
+		if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
 			ce.AddDetail(d)
 		}
 	}

@@ -35,6 +35,13 @@ const adminToken = "rpc-test-admin-token"
 // that speaks HTTP/1.1 and HTTP/2 without TLS, as surge serve does.
 func server(t *testing.T) (base string) {
 	t.Helper()
+	return serverOver(t, nil)
+}
+
+// serverOver is server over wrap of the engine (nil: the engine itself),
+// for tests that need the engine to answer in a way it rarely does.
+func serverOver(t *testing.T, wrap func(*engine.Engine) surgehttp.Service) (base string) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
 	if err != nil {
@@ -45,8 +52,12 @@ func server(t *testing.T) (base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := rpc.New(eng, rpc.Config{Logger: log, WatchTick: 10 * time.Millisecond})
-	api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount})
+	var svc surgehttp.Service = eng
+	if wrap != nil {
+		svc = wrap(eng)
+	}
+	g := rpc.New(svc, rpc.Config{Logger: log, WatchTick: 10 * time.Millisecond})
+	api := surgehttp.New(svc, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +78,24 @@ func server(t *testing.T) (base string) {
 		st.Close()
 	})
 	return "http://" + ln.Addr().String()
+}
+
+// createSale creates sale id with stock units over Connect, as the admin.
+func createSale(t *testing.T, base, id string, stock int64) {
+	t.Helper()
+	c := surgev1connect.NewSaleServiceClient(http.DefaultClient, base)
+	req := connect.NewRequest(&surgev1.CreateSaleRequest{Id: &id, Name: "Sale " + id, Stock: stock})
+	req.Header().Set("Authorization", "Bearer "+adminToken)
+	if _, err := c.CreateSale(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// h2cClient speaks HTTP/2 without TLS, as gRPC needs.
+func h2cClient() *http.Client {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &p}}
 }
 
 // grpcConn is a real gRPC client (grpc-go) over h2c.
@@ -236,11 +265,7 @@ func TestConnectClient(t *testing.T) {
 	base := server(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	h2c := &http.Client{Transport: &http.Transport{Protocols: func() *http.Protocols {
-		var p http.Protocols
-		p.SetUnencryptedHTTP2(true)
-		return &p
-	}()}}
+	h2c := h2cClient()
 	clients := map[string]surgev1connect.SaleServiceClient{
 		"connect": surgev1connect.NewSaleServiceClient(http.DefaultClient, base),
 		"grpc":    surgev1connect.NewSaleServiceClient(h2c, base, connect.WithGRPC()),
