@@ -22,6 +22,7 @@ import (
 	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/metrics"
 )
 
 // Stream timing of WatchSale: how often it looks at the sale (a read of
@@ -37,9 +38,12 @@ const maxMessage = surgehttp.MaxSaleBody
 
 // Service is the gRPC API over a pipeline.
 type Service struct {
-	svc  surgehttp.Service
-	log  *slog.Logger
-	tick time.Duration
+	svc surgehttp.Service
+	// meterer is svc when it keeps each sale's series (the engine does),
+	// nil otherwise: purchases are counted there as the HTTP API's are.
+	meterer meterer
+	log     *slog.Logger
+	tick    time.Duration
 	// stop ends the open WatchSale streams at shutdown.
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -61,7 +65,14 @@ func New(svc surgehttp.Service, cfg Config) *Service {
 	if cfg.WatchTick <= 0 {
 		cfg.WatchTick = DefaultWatchTick
 	}
-	return &Service{svc: svc, log: cfg.Logger, tick: cfg.WatchTick, stop: make(chan struct{})}
+	s := &Service{svc: svc, log: cfg.Logger, tick: cfg.WatchTick, stop: make(chan struct{})}
+	s.meterer, _ = svc.(meterer)
+	return s
+}
+
+// meterer is a surgehttp.Service that keeps each sale's series.
+type meterer interface {
+	Meter(saleID string) *metrics.Sale
 }
 
 // Mount is an http.Config.Mount: the service's handler for one set of
@@ -186,7 +197,27 @@ func (h *handler) ListSales(ctx context.Context, req *connect.Request[surgev1.Li
 	return connect.NewResponse(out), nil
 }
 
+// Purchase counts every answer in surge_purchases_total, as the HTTP
+// API's handler does, under the same outcomes: the Surge code answered,
+// or reserved (replay telling a replayed order apart). A purchase whose
+// caller is gone gets no answer and counts nowhere.
 func (h *handler) Purchase(ctx context.Context, req *connect.Request[surgev1.PurchaseRequest]) (*connect.Response[surgev1.PurchaseResponse], error) {
+	start := time.Now()
+	resp, err := h.purchase(ctx, req)
+	if h.meterer == nil {
+		return resp, err
+	}
+	var ce *connect.Error
+	switch {
+	case err == nil:
+		h.meterer.Meter(req.Msg.SaleId).Answered(string(surge.CodeReserved), resp.Msg.Replayed, time.Since(start))
+	case errors.As(err, &ce) && ce.Code() != connect.CodeCanceled:
+		h.meterer.Meter(req.Msg.SaleId).Answered(ce.Meta().Get(CodeHeader), false, time.Since(start))
+	}
+	return resp, err
+}
+
+func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.PurchaseRequest]) (*connect.Response[surgev1.PurchaseResponse], error) {
 	c, err := h.caller(req.Header())
 	if err != nil {
 		return nil, err
