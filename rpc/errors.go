@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"connectrpc.com/connect"
@@ -92,4 +93,84 @@ func (s *Service) toConnect(ctx context.Context, procedure string, err error) er
 	}
 	s.log.LogAttrs(ctx, slog.LevelError, "rpc failed", slog.String("procedure", procedure), slog.Any("err", err))
 	return newError(connect.CodeInternal, "internal", "internal error", nil)
+}
+
+// codedWriter gives the errors connect-go answers itself, before a call
+// reaches Surge's code (a message it cannot decode), the Surge-Code
+// header Surge's own errors carry. connect-go wraps a codec's error in an
+// error of its own, so no detail survives from there: the header is the
+// one place left, and ErrorInfo is missing from these (docs/api.md#grpc).
+type codedWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *codedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *codedWriter) WriteHeader(status int) {
+	if !w.wrote {
+		w.wrote = true
+		h := w.Header()
+		if h.Get(CodeHeader) == "" {
+			// A Connect unary error has its HTTP status; a gRPC-Web
+			// trailers-only one, status 200 and grpc-status in the headers.
+			if c := statusCode(status); c != "" {
+				h.Set(CodeHeader, c)
+			} else if c := grpcStatusCode(h.Get("Grpc-Status")); c != "" {
+				h.Set(CodeHeader, c)
+			}
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *codedWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *codedWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// finish covers what is sent once the handler returns: a gRPC error's
+// trailers, and a gRPC-Web trailers-only answer's headers.
+func (w *codedWriter) finish() {
+	h := w.Header()
+	if c := grpcStatusCode(h.Get(http.TrailerPrefix + "Grpc-Status")); c != "" && h.Get(http.TrailerPrefix+CodeHeader) == "" {
+		h.Set(http.TrailerPrefix+CodeHeader, c)
+	}
+	if !w.wrote {
+		if c := grpcStatusCode(h.Get("Grpc-Status")); c != "" && h.Get(CodeHeader) == "" {
+			h.Set(CodeHeader, c)
+		}
+	}
+}
+
+// statusCode is the Surge code of an HTTP status connect-go answers
+// itself in the Connect protocol, "" for one it does not.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return string(surge.CodeInvalid)
+	}
+	return ""
+}
+
+// grpcStatusCode is the Surge code of a grpc-status connect-go answers
+// itself, "" for one it does not (or none).
+func grpcStatusCode(status string) string {
+	switch status {
+	case "3": // INVALID_ARGUMENT
+		return string(surge.CodeInvalid)
+	}
+	return ""
 }

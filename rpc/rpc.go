@@ -80,7 +80,7 @@ type meterer interface {
 // deployment the admin token grants nothing here either).
 func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 	path, h := surgev1connect.NewSaleServiceHandler(&handler{Service: s, auth: api},
-		connect.WithReadMaxBytes(maxMessage))
+		append(jsonCodecs(), connect.WithReadMaxBytes(maxMessage))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
 	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == watch {
@@ -88,7 +88,9 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 			// stream gets its whole age, and ends by itself before it.
 			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(watchMaxAge + time.Minute))
 		}
-		h.ServeHTTP(w, r)
+		cw := &codedWriter{ResponseWriter: w}
+		h.ServeHTTP(cw, r)
+		cw.finish()
 	})
 }
 
