@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -105,23 +106,42 @@ func addrPrefix(a netip.Addr) (netip.Prefix, bool) {
 // 429 when the buyer or the address holds its share, 503 when every
 // stream is taken. release must be called once the stream ends.
 func (q *queueState) acquire(b buyerKey, a netip.Addr) (release func(), err error) {
+	return q.take(&b, a, "GET /v1/sales/"+b.sale+"/queue")
+}
+
+// StreamSlot takes a slot for a long-lived stream other than a queue's
+// (the gRPC API's WatchSale) from r's client address. Such a stream holds
+// a connection and a goroutine as a queue event stream does, so it counts
+// against the same bounds: the address's (MaxQueueStreamsPerAddress) and
+// the total (MaxQueueStreams). A refusal is rate_limited or overloaded, as
+// a queue stream's, naming instead as what to call meanwhile. release
+// must be called once the stream ends.
+func (s *Server) StreamSlot(r *http.Request, instead string) (release func(), err error) {
+	return s.queues.take(nil, admission.ClientIP(r, s.protection().TrustedProxies), instead)
+}
+
+// take takes a stream slot at address a, and for buyer b unless nil;
+// instead names what to poll when it is refused.
+func (q *queueState) take(b *buyerKey, a netip.Addr, instead string) (release func(), err error) {
 	p, hasAddr := addrPrefix(a)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.byBuyer[b] >= q.perBuyer {
+	if b != nil && q.byBuyer[*b] >= q.perBuyer {
 		return nil, &surge.Error{Code: surge.CodeRateLimited, RetryAfter: streamRetryAfter, Message: fmt.Sprintf(
-			"this buyer already holds %d open streams of this sale; close one, or poll GET /v1/sales/%s/queue", q.perBuyer, b.sale)}
+			"this buyer already holds %d open streams of this sale; close one, or poll %s", q.perBuyer, instead)}
 	}
 	if hasAddr && q.byAddr[p] >= q.perAddr {
 		return nil, &surge.Error{Code: surge.CodeRateLimited, RetryAfter: streamRetryAfter, Message: fmt.Sprintf(
-			"this address already holds %d open queue streams; close one, or poll GET /v1/sales/%s/queue", q.perAddr, b.sale)}
+			"this address already holds %d open streams; close one, or poll %s", q.perAddr, instead)}
 	}
 	if q.streams >= q.maxStreams {
 		return nil, &surge.Error{Code: surge.CodeOverloaded, RetryAfter: streamRetryAfter,
-			Message: fmt.Sprintf("too many open queue streams; poll GET /v1/sales/%s/queue instead", b.sale)}
+			Message: fmt.Sprintf("too many open streams; poll %s instead", instead)}
 	}
 	q.streams++
-	q.byBuyer[b]++
+	if b != nil {
+		q.byBuyer[*b]++
+	}
 	if hasAddr {
 		q.byAddr[p]++
 	}
@@ -129,8 +149,10 @@ func (q *queueState) acquire(b buyerKey, a netip.Addr) (release func(), err erro
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		q.streams--
-		if q.byBuyer[b]--; q.byBuyer[b] <= 0 {
-			delete(q.byBuyer, b)
+		if b != nil {
+			if q.byBuyer[*b]--; q.byBuyer[*b] <= 0 {
+				delete(q.byBuyer, *b)
+			}
 		}
 		if hasAddr {
 			if q.byAddr[p]--; q.byAddr[p] <= 0 {

@@ -17,6 +17,7 @@ func TestStreamSlots(t *testing.T) {
 		want  surge.Code // "" is granted
 	}
 	a, b, c := buyerKey{"s", "a"}, buyerKey{"s", "b"}, buyerKey{"s", "c"}
+	var other buyerKey // a stream that is not a queue's (StreamSlot): no buyer
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -41,6 +42,11 @@ func TestStreamSlots(t *testing.T) {
 			{a, v4("192.0.2.1"), ""}, {b, v4("192.0.2.2"), ""}, {a, v4("192.0.2.3"), surge.CodeRateLimited},
 			{c, v4("192.0.2.3"), surge.CodeOverloaded},
 		}},
+		{"other streams: the address and global caps, shared", Config{MaxQueueStreams: 3, MaxQueueStreamsPerAddress: 2, MaxQueueStreamsPerBuyer: 1}, []req{
+			{a, v4("192.0.2.1"), ""}, {other, v4("192.0.2.1"), ""}, {other, v4("192.0.2.1"), surge.CodeRateLimited},
+			{other, v4("192.0.2.2"), ""}, // no buyer cap
+			{other, v4("192.0.2.3"), surge.CodeOverloaded}, {b, v4("192.0.2.3"), surge.CodeOverloaded},
+		}},
 		{"defaults", Config{}, []req{
 			{a, v4("192.0.2.1"), ""}, {a, v4("192.0.2.1"), ""}, {a, v4("192.0.2.1"), surge.CodeRateLimited},
 		}},
@@ -49,7 +55,13 @@ func TestStreamSlots(t *testing.T) {
 			q := newQueueState(tc.cfg)
 			var releases []func()
 			for i, r := range tc.reqs {
-				release, err := q.acquire(r.buyer, r.addr)
+				var release func()
+				var err error
+				if r.buyer == other {
+					release, err = q.take(nil, r.addr, "GetSale")
+				} else {
+					release, err = q.acquire(r.buyer, r.addr)
+				}
 				if got := surge.ErrorCode(err); got != r.want {
 					t.Fatalf("request %d (%v from %v): %v, want %q", i, r.buyer, r.addr, err, r.want)
 				}

@@ -57,8 +57,9 @@ type Config struct {
 	// waiting room. nil is an in-memory room whose tickets are signed
 	// with a random key: they die with the process (New logs a warning).
 	WaitingRoom *waitroom.Room
-	// MaxQueueStreams bounds the queue event streams open at once; 0 is
-	// DefaultMaxQueueStreams.
+	// MaxQueueStreams bounds the queue event streams open at once, with
+	// the other long-lived streams of StreamSlot (gRPC's WatchSale); 0 is
+	// DefaultMaxQueueStreams. MaxQueueStreamsPerAddress bounds those too.
 	MaxQueueStreams int
 	// MaxQueueStreamsPerBuyer bounds the streams one buyer holds open on
 	// one sale, and MaxQueueStreamsPerAddress those of one client address

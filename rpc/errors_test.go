@@ -48,7 +48,7 @@ func TestRetryableErrorsCarryRetryInfo(t *testing.T) {
 	for _, refusal := range []*surge.Error{surge.ErrOverloaded, surge.ErrUnavailable, engine.ErrTimeout,
 		{Code: surge.CodeRateLimited, Message: "slow down"}} {
 		t.Run(refusal.Error(), func(t *testing.T) {
-			base := serverOver(t, func(e *engine.Engine) surgehttp.Service { return refusingSvc{e, refusal} })
+			base := serverOver(t, func(e *engine.Engine) surgehttp.Service { return refusingSvc{e, refusal} }, nil)
 			createSale(t, base, "drop", 10)
 			ctx := context.Background()
 

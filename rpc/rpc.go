@@ -87,6 +87,14 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 			// The server's write timeout is for answers, not streams: a
 			// stream gets its whole age, and ends by itself before it.
 			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(watchMaxAge + time.Minute))
+			// A stream takes a slot of the queue streams' bounds (only
+			// here is the client's address known); WatchSale answers a
+			// refusal in the caller's protocol.
+			release, err := api.StreamSlot(r, "GetSale")
+			if err == nil {
+				defer release()
+			}
+			r = r.WithContext(context.WithValue(r.Context(), streamSlotKey{}, streamSlot{err}))
 		}
 		cw := &codedWriter{ResponseWriter: w}
 		h.ServeHTTP(cw, r)
@@ -301,6 +309,9 @@ func (h *handler) orderError(ctx context.Context, procedure string, err error) e
 // ends or is archived, the caller goes, the server shuts down, or the
 // stream reaches its age.
 func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.WatchSaleRequest], stream *connect.ServerStream[surgev1.WatchSaleResponse]) error {
+	if slot, ok := ctx.Value(streamSlotKey{}).(streamSlot); ok && slot.refused != nil {
+		return h.toConnect(ctx, req.Spec().Procedure, slot.refused)
+	}
 	st, err := h.sale(req.Msg.Id)
 	if err != nil {
 		return h.toConnect(ctx, req.Spec().Procedure, err)
@@ -338,6 +349,13 @@ func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.Wa
 		}
 	}
 }
+
+// streamSlotKey is the context key of a WatchSale call's streamSlot.
+type streamSlotKey struct{}
+
+// streamSlot is what Mount's wrapper got when it asked for the stream's
+// slot: refused is nil when it holds one.
+type streamSlot struct{ refused error }
 
 func toSale(s engine.SaleState) *surgev1.Sale {
 	out := &surgev1.Sale{

@@ -35,12 +35,13 @@ const adminToken = "rpc-test-admin-token"
 // that speaks HTTP/1.1 and HTTP/2 without TLS, as surge serve does.
 func server(t *testing.T) (base string) {
 	t.Helper()
-	return serverOver(t, nil)
+	return serverOver(t, nil, nil)
 }
 
 // serverOver is server over wrap of the engine (nil: the engine itself),
-// for tests that need the engine to answer in a way it rarely does.
-func serverOver(t *testing.T, wrap func(*engine.Engine) surgehttp.Service) (base string) {
+// for tests that need the engine to answer in a way it rarely does, with
+// the HTTP API's configuration changed by tune (unless nil).
+func serverOver(t *testing.T, wrap func(*engine.Engine) surgehttp.Service, tune func(*surgehttp.Config)) (base string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
@@ -57,7 +58,11 @@ func serverOver(t *testing.T, wrap func(*engine.Engine) surgehttp.Service) (base
 		svc = wrap(eng)
 	}
 	g := rpc.New(svc, rpc.Config{Logger: log, WatchTick: 10 * time.Millisecond})
-	api := surgehttp.New(svc, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount})
+	cfg := surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount}
+	if tune != nil {
+		tune(&cfg)
+	}
+	api := surgehttp.New(svc, cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
