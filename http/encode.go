@@ -107,6 +107,13 @@ func errorJSON(code, message string) []byte {
 	return append(b, '\n')
 }
 
+// WriteError answers status with the API's JSON error shape, for
+// handlers mounted beside the routes (Config.Mount) that answer outside
+// their own protocol, as an unknown path.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeError(w, status, code, message)
+}
+
 func writeError(w http.ResponseWriter, status int, code, message string) {
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		if w.Header().Get("Retry-After") == "" {

@@ -82,7 +82,14 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 	path, h := surgev1connect.NewSaleServiceHandler(&handler{Service: s, auth: api},
 		append(jsonCodecs(), connect.WithReadMaxBytes(maxMessage))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
+	procedures := procedures()
 	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !procedures[r.URL.Path] {
+			// connect-go answers a procedure it lacks in plain text; the
+			// API answers every unknown path in its JSON shape.
+			surgehttp.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
+			return
+		}
 		if r.URL.Path == watch {
 			// The server's write timeout is for answers, not streams: a
 			// stream gets its whole age, and ends by itself before it.
@@ -100,6 +107,17 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 		h.ServeHTTP(cw, r)
 		cw.finish()
 	})
+}
+
+// procedures are the paths of SaleService's methods, as the proto
+// declares them.
+func procedures() map[string]bool {
+	methods := surgev1.File_surge_v1_sale_proto.Services().ByName("SaleService").Methods()
+	paths := make(map[string]bool, methods.Len())
+	for i := range methods.Len() {
+		paths["/"+surgev1connect.SaleServiceName+"/"+string(methods.Get(i).Name())] = true
+	}
+	return paths
 }
 
 // Close ends every open WatchSale stream: http.Server.Shutdown waits for
