@@ -26,6 +26,13 @@ const ErrorDomain = "surge"
 // credentials (package http answers it; surge has no constant).
 const codeUnauthenticated = "unauthenticated"
 
+// Codes of the HTTP API that connect-go's own errors answer with, which
+// surge has no constant for.
+const (
+	codeTooLarge         = "too_large"
+	codeMethodNotAllowed = "method_not_allowed"
+)
+
 // grpcCode maps the HTTP API's codes to gRPC's (docs/api.md#grpc has the
 // table). The HTTP status decides where gRPC has an exact equivalent;
 // refusals by the state of a sale or an order are FailedPrecondition,
@@ -96,8 +103,8 @@ func (s *Service) toConnect(ctx context.Context, procedure string, err error) er
 }
 
 // codedWriter gives the errors connect-go answers itself, before a call
-// reaches Surge's code (a message it cannot decode), the Surge-Code
-// header Surge's own errors carry. connect-go wraps a codec's error in an
+// reaches Surge's code (a wrong method or media type, a message too large
+// or undecodable), the Surge-Code header Surge's own errors carry. connect-go wraps a codec's error in an
 // error of its own, so no detail survives from there: the header is the
 // one place left, and ErrorInfo is missing from these (docs/api.md#grpc).
 type codedWriter struct {
@@ -159,8 +166,15 @@ func (w *codedWriter) finish() {
 // itself in the Connect protocol, "" for one it does not.
 func statusCode(status int) string {
 	switch status {
-	case http.StatusBadRequest:
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		// A wrong media type is a malformed request to the HTTP API,
+		// which has no 415.
 		return string(surge.CodeInvalid)
+	case http.StatusTooManyRequests:
+		// connect-go's resource_exhausted: a message over the bound.
+		return codeTooLarge
+	case http.StatusMethodNotAllowed:
+		return codeMethodNotAllowed
 	}
 	return ""
 }
@@ -171,6 +185,8 @@ func grpcStatusCode(status string) string {
 	switch status {
 	case "3": // INVALID_ARGUMENT
 		return string(surge.CodeInvalid)
+	case "8": // RESOURCE_EXHAUSTED: a message over the bound
+		return codeTooLarge
 	}
 	return ""
 }

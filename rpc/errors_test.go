@@ -1,13 +1,18 @@
 package rpc_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
@@ -77,4 +82,65 @@ func TestRetryableErrorsCarryRetryInfo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The errors connect-go answers itself, before a call reaches Surge's
+// code, carry the HTTP API's code in the Surge-Code header (a trailer in
+// gRPC), as Surge's own errors do: a message too large or undecodable,
+// a wrong method, a wrong media type. (They carry no ErrorInfo:
+// docs/api.md#grpc.)
+func TestConnectOwnErrorsCarrySurgeCode(t *testing.T) {
+	base := server(t)
+	createSale(t, base, "drop", 10)
+	purchase := base + surgev1connect.SaleServicePurchaseProcedure
+	oversized := &surgev1.PurchaseRequest{SaleId: "drop", WaitingRoomTicket: strings.Repeat("t", surgehttp.MaxSaleBody)}
+	grpcFrame := func(msg []byte) []byte {
+		return append(binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg))), msg...)
+	}
+	for _, tc := range []struct {
+		name        string
+		method      string
+		contentType string
+		body        []byte
+		surgeCode   string
+	}{
+		{"Connect, too large", http.MethodPost, "application/proto", must(proto.Marshal(oversized)), "too_large"},
+		{"Connect, malformed JSON", http.MethodPost, "application/json", []byte(`{"saleId":`), "invalid_request"},
+		{"Connect, malformed proto", http.MethodPost, "application/proto", []byte{0xff, 0xff, 0xff}, "invalid_request"},
+		{"gRPC, too large", http.MethodPost, "application/grpc", grpcFrame(must(proto.Marshal(oversized))), "too_large"},
+		{"gRPC, malformed proto", http.MethodPost, "application/grpc", grpcFrame([]byte{0xff, 0xff, 0xff}), "invalid_request"},
+		{"gRPC-Web, malformed proto", http.MethodPost, "application/grpc-web+proto", grpcFrame([]byte{0xff, 0xff, 0xff}), "invalid_request"},
+		{"wrong method", http.MethodPut, "application/json", []byte(`{}`), "method_not_allowed"},
+		{"wrong media type", http.MethodPost, "text/plain", []byte(`{}`), "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, purchase, bytes.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.contentType)
+			req.Header.Set("X-User-ID", "alice")
+			if strings.HasPrefix(tc.contentType, "application/grpc") {
+				req.Header.Set("Te", "trailers")
+			}
+			resp, err := h2cClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body) // trailers arrive with the body's end
+			resp.Body.Close()
+			got := resp.Header.Get(rpc.CodeHeader)
+			if got == "" {
+				got = resp.Trailer.Get(rpc.CodeHeader)
+			}
+			if got != tc.surgeCode {
+				t.Errorf("%s %s: %d %q (grpc-status %q %q), %s %q, want %q", tc.method, tc.contentType, resp.StatusCode, body,
+					resp.Header.Get("Grpc-Status"), resp.Trailer.Get("Grpc-Status"), rpc.CodeHeader, got, tc.surgeCode)
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
