@@ -70,31 +70,7 @@ var redisLosses = []redisLoss{
 		name: "ReplicaBehind",
 		args: []string{"--save", "", "--appendonly", "no"},
 		mark: func(t *testing.T, _ *redisServer, rc redis.Client, prefix, _ string) func() {
-			ctx := context.Background()
-			keys, err := rc.Keys(ctx, prefix+":*").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			dumps := map[string]string{}
-			for _, k := range keys {
-				if dumps[k], err = rc.Dump(ctx, k).Result(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return func() {
-				now, err := rc.Keys(ctx, prefix+":*").Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, k := range now {
-					rc.Del(ctx, k)
-				}
-				for k, d := range dumps {
-					if err := rc.Restore(ctx, k, 0, d).Err(); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+			return replicaOf(t, rc, prefix)
 		},
 	},
 	{
@@ -386,16 +362,7 @@ func TestReplayAfterRedisRollbackIsTheDurableOrder(t *testing.T) {
 	sl := mustSale(t, a, "rollback-replay", 10, 2)
 
 	// The replica that will be promoted has the sale as it is now.
-	keys, err := rc.Keys(ctx, ns+":*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dumps := map[string]string{}
-	for _, k := range keys {
-		if dumps[k], err = rc.Dump(ctx, k).Result(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	promote := replicaOf(t, rc, ns)
 
 	p := surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1}
 	outs, _, err := reserve(a, sl.ID, p)
@@ -405,18 +372,7 @@ func TestReplayAfterRedisRollbackIsTheDurableOrder(t *testing.T) {
 	first := outs[0].Order
 
 	// The replica, behind, is promoted.
-	now, err := rc.Keys(ctx, ns+":*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range now {
-		rc.Del(ctx, k)
-	}
-	for k, d := range dumps {
-		if err := rc.Restore(ctx, k, 0, d).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	promote()
 
 	for try := range 3 {
 		outs, _, err := reserve(a, sl.ID, p)
@@ -437,6 +393,38 @@ func TestReplayAfterRedisRollbackIsTheDurableOrder(t *testing.T) {
 		}
 		if _, err := a.Order(ctx, got.Order.ID); err != nil {
 			t.Errorf("retry %d of k1 was answered reserved with order %s, which PostgreSQL does not hold: %v", try, got.Order.ID, err)
+		}
+	}
+}
+
+// replicaOf copies every key under prefix as it is now, as an asynchronous
+// replica would hold them, and returns its promotion: the keys under
+// prefix become the copy's again, whatever was written since.
+func replicaOf(t *testing.T, rc redis.Client, prefix string) (promote func()) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rc.Keys(ctx, prefix+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumps := map[string]string{}
+	for _, k := range keys {
+		if dumps[k], err = rc.Dump(ctx, k).Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() {
+		now, err := rc.Keys(ctx, prefix+":*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range now {
+			rc.Del(ctx, k)
+		}
+		for k, d := range dumps {
+			if err := rc.Restore(ctx, k, 0, d).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -31,7 +30,6 @@ func TestUpgradeWithOpenQueueStream(t *testing.T) {
 	dataDir, token := t.TempDir(), "upgrade-stream-admin-token"
 	pidFile := filepath.Join(t.TempDir(), "surge.pid")
 	p := startProc(t, dataDir, token, "--pid-file", pidFile) // --shutdown-timeout 10s
-	old := p.cmd.Process.Pid
 	hc := &http.Client{Timeout: 30 * time.Second}
 	do := func(method, path, user string, body string, hdr map[string]string) (*http.Response, error) {
 		req, err := http.NewRequest(method, p.base+path, strings.NewReader(body))
@@ -88,32 +86,7 @@ func TestUpgradeWithOpenQueueStream(t *testing.T) {
 		}
 	}()
 
-	sent := time.Now()
-	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	next := 0
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
-		if next = readPID(pidFile); next != 0 && next != old {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the pid file still names %d a minute after SIGUSR2", old)
-		}
-	}
-	adopt(t, next)
-	t.Logf("new process %d ready to take over %v after SIGUSR2", next, time.Since(sent).Round(time.Millisecond))
-	// The old process has closed its listeners by now: the next
-	// connection waits for the new one.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if log, _ := os.ReadFile(p.logPath); strings.Contains(string(log), "a new process took over the listeners") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the old process never began its handover")
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
+	upgradeUntilHandover(t, p, pidFile)
 
 	// A buyer of the sale without a waiting room buys now.
 	began := time.Now()

@@ -403,7 +403,6 @@ func TestUpgradeNotHeldBySilentConnection(t *testing.T) {
 	dataDir, token := t.TempDir(), "upgrade-silent-admin-token"
 	pidFile := filepath.Join(t.TempDir(), "surge.pid")
 	p := startProc(t, dataDir, token, "--pid-file", pidFile)
-	old := p.cmd.Process.Pid
 	plain := createSale(t, p.base, token, 100, 1)
 	silent, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
 	if err != nil {
@@ -411,27 +410,7 @@ func TestUpgradeNotHeldBySilentConnection(t *testing.T) {
 	}
 	defer silent.Close()
 	time.Sleep(100 * time.Millisecond) // accepted
-	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
-		if next := readPID(pidFile); next != 0 && next != old {
-			adopt(t, next)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no new process")
-		}
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if log, _ := os.ReadFile(p.logPath); strings.Contains(string(log), "a new process took over the listeners") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the old process never began its handover")
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
+	upgradeUntilHandover(t, p, pidFile)
 	began := time.Now()
 	req, _ := http.NewRequest("POST", p.base+"/v1/sales/"+plain+"/purchases", nil)
 	req.Header.Set("X-User-ID", "b1")
@@ -449,4 +428,36 @@ func TestUpgradeNotHeldBySilentConnection(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("a purchase waited %v during the upgrade: one silent connection held the old process's handover", took.Round(time.Millisecond))
 	}
+}
+
+// upgradeUntilHandover sends p SIGUSR2, adopts the new process once the
+// pid file names it, and returns once the old one has closed its
+// listeners: the next connection waits for the new process.
+func upgradeUntilHandover(t *testing.T, p *proc, pidFile string) (next int) {
+	t.Helper()
+	old := p.cmd.Process.Pid
+	sent := time.Now()
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if next = readPID(pidFile); next != 0 && next != old {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pid file still names %d a minute after SIGUSR2", old)
+		}
+	}
+	adopt(t, next)
+	t.Logf("new process %d ready to take over %v after SIGUSR2", next, time.Since(sent).Round(time.Millisecond))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if log, _ := os.ReadFile(p.logPath); strings.Contains(string(log), "a new process took over the listeners") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old process never began its handover")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	return next
 }
