@@ -22,6 +22,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -101,6 +103,7 @@ func (c *Config) defaults() {
 type Relay struct {
 	cfg Config
 	src surge.Outbox
+	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *slog.Logger
 
@@ -118,9 +121,34 @@ func Connect(url, name string) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, nats.Name(name), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond), nats.ReconnectBufSize(-1))
 	if err != nil {
-		return nil, fmt.Errorf("outbox: connect to NATS at %s: %w", url, err)
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it quotes the URL whole, password included
+		}
+		return nil, fmt.Errorf("outbox: connect to NATS at %s: %w", redacted(url), err)
 	}
 	return nc, nil
+}
+
+// redacted is a NATS URL (or comma-separated list of them) as an error may
+// show it: passwords and tokens (a user without a password) masked, and a
+// URL that does not parse left out.
+func redacted(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := neturl.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "(unparsable URL)"
+			continue
+		}
+		if u.User != nil {
+			if _, ok := u.User.Password(); !ok {
+				u.User = neturl.User("xxxxx")
+			}
+		}
+		parts[i] = u.Redacted()
+	}
+	return strings.Join(parts, ",")
 }
 
 // New returns a relay of src publishing on nc.
@@ -132,7 +160,7 @@ func New(nc *nats.Conn, src surge.Outbox, cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	return &Relay{cfg: cfg, src: src, js: js, log: cfg.Logger.With("stream", cfg.Stream)}, nil
+	return &Relay{cfg: cfg, src: src, nc: nc, js: js, log: cfg.Logger.With("stream", cfg.Stream)}, nil
 }
 
 // Run publishes until ctx ends. Three things overlap so that the relay
@@ -162,6 +190,20 @@ func (r *Relay) Run(ctx context.Context) {
 				continue
 			}
 			r.ready = true
+		}
+		if !r.nc.IsConnected() {
+			// Not even read: in cluster mode a read takes or renews the
+			// outbox lease, and a node that cannot reach NATS must let it
+			// lapse so that a node that can publishes instead.
+			if waiting != nil {
+				n, _ := waiting.acks(ctx, r.cfg.AckTimeout)
+				d.remove(waiting.evs[:n])
+				waiting = nil
+			}
+			d.flush()
+			r.failed(fmt.Errorf("outbox: not connected to NATS (%s)", r.nc.Status()))
+			after, retry = 0, r.cfg.Retry
+			continue
 		}
 		evs, readErr := r.src.PendingEvents(ctx, after, r.cfg.Batch)
 		readAt := time.Now()
@@ -225,6 +267,12 @@ func (r *Relay) failed(err error) {
 		return // the relay stops
 	}
 	r.cfg.Metrics.Failed()
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		// No stream answers for the subjects: NATS lost it (a server back
+		// without its store, an operator's delete); look it up, and create
+		// it if absent, before the next round.
+		r.ready = false
+	}
 	if !r.failing {
 		r.log.Warn("order events not published; retrying (purchases go on, the outbox grows)", "err", err)
 		r.failing = true
