@@ -45,6 +45,10 @@ type OutboxHorizon struct {
 // when it started to end; past it, it reads up to the horizon it had.
 const horizonWait = 2 * time.Second
 
+// horizonSlack is what a read keeps of its caller's deadline for itself
+// when it stops waiting for the horizon.
+const horizonSlack = 500 * time.Millisecond
+
 // PendingEvents returns up to limit events above after, lowest seq first,
 // if the lease l is still held; none otherwise. It returns every event
 // committed before the call, and none that a transaction still running
@@ -150,6 +154,11 @@ func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
 		return err
 	}
 	deadline := time.Now().Add(horizonWait)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-horizonSlack).Before(deadline) {
+		// Stop waiting while the read itself still has time: a read past
+		// the caller's deadline fails instead of stopping at the horizon.
+		deadline = dl.Add(-horizonSlack)
+	}
 	for pause := 500 * time.Microsecond; xmin < mine; pause = min(2*pause, 20*time.Millisecond) {
 		if time.Now().After(deadline) {
 			return nil // a long transaction: the horizon stays
