@@ -81,5 +81,10 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-tick.C:
 		}
+		// A rotated admin token ends the sessions signed under the old
+		// one, open feeds included (the old token may be the leaked one).
+		if !d.session.Load().authorized(r, time.Now()) {
+			return
+		}
 	}
 }
