@@ -54,7 +54,10 @@ Secret (admin-token required there, the others optional). */}}
     secretKeyRef:
       name: {{ $name }}
       key: {{ index . 0 }}
-      {{- if and $s.existingSecret (ne (index . 0) "admin-token") }}
+      {{- /* Cluster mode needs both store URLs: a Secret without them must
+      stop the pod (CreateContainerConfigError), not start it in embedded
+      mode on an emptyDir that loses its confirmed orders. */}}
+      {{- if and $s.existingSecret (ne (index . 0) "admin-token") (not (and (eq $.Values.mode "cluster") (has (index . 0) (list "redis-url" "postgres-url")))) }}
       optional: true
       {{- end }}
 {{- end }}
