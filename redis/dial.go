@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -19,7 +21,7 @@ func Dial(ctx context.Context, url string) (Client, error) {
 	if strings.Contains(url, "addr=") {
 		opt, err := goredis.ParseClusterURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("redis: parse url: %w", err)
+			return nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
 		}
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
 		if opt.ClusterStateReloadInterval == 0 {
@@ -29,16 +31,36 @@ func Dial(ctx context.Context, url string) (Client, error) {
 	} else {
 		opt, err := goredis.ParseURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("redis: parse url: %w", err)
+			return nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
 		}
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
 		c = goredis.NewClient(opt)
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis: ping %s: %w", url, err)
+		return nil, fmt.Errorf("redis: ping %s: %w", Redacted(url), err)
 	}
 	return c, nil
+}
+
+// Redacted is url as an error or a log may show it: its password masked.
+// A URL that does not parse is not shown at all: it may hold anything.
+func Redacted(url string) string {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// withoutURL is a parse error without the URL it quotes whole, password
+// included (*url.Error).
+func withoutURL(err error) error {
+	var ue *neturl.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // clusterStateReload is how old the client's map of a Redis Cluster's

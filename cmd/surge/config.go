@@ -183,7 +183,13 @@ func printConfig(w io.Writer, l *loaded) error {
 		if from == "" {
 			from = fromDefault
 		}
-		_, err = fmt.Fprintf(w, "%s: %s # %s\n", f.Name, yamlValue(f, masked(f.Name, f.Value.String())), from)
+		v := f.Value.String()
+		if file := l.fs.Lookup(f.Name + "-file"); file != nil && file.Value.String() != "" {
+			// Read from its file (validate), which the output names: both
+			// would be refused.
+			v = ""
+		}
+		_, err = fmt.Fprintf(w, "%s: %s # %s\n", f.Name, yamlValue(f, masked(f.Name, v)), from)
 	})
 	return err
 }
@@ -227,18 +233,30 @@ func masked(name, v string) string {
 		}
 	}
 	if strings.HasSuffix(name, "-url") && strings.Contains(v, "://") {
-		u, err := url.Parse(v)
-		if err != nil {
-			return mask // unparsable: it may hold anything
+		// NATS takes a comma-separated list of servers, and a user with
+		// no password as a token.
+		nats := name == "nats-url"
+		parts := []string{v}
+		if nats {
+			parts = strings.Split(v, ",")
 		}
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), mask)
+		for i, p := range parts {
+			u, err := url.Parse(p)
+			if err != nil {
+				return mask // unparsable: it may hold anything
+			}
+			if _, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(u.User.Username(), mask)
+			} else if nats && u.User != nil {
+				u.User = url.User(mask)
+			}
+			if q := u.Query(); q.Has("password") {
+				q.Set("password", mask)
+				u.RawQuery = q.Encode()
+			}
+			parts[i] = u.String()
 		}
-		if q := u.Query(); q.Has("password") {
-			q.Set("password", mask)
-			u.RawQuery = q.Encode()
-		}
-		v = u.String()
+		v = strings.Join(parts, ",")
 	}
 	return dsnPassword.ReplaceAllString(v, "${1}"+mask)
 }
