@@ -54,6 +54,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return errUsage{fmt.Sprintf("bench: unexpected argument %q (run 'surge bench --help')", fs.Arg(0))}
 	}
+	if err := checkServer("bench", cfg.Target); err != nil {
+		return err
+	}
 	cfg.Seed = seed
 	cfg.CreateSale = cfg.Stock > 0
 	if !cfg.CreateSale && cfg.SaleID == "" {

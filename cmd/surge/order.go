@@ -51,6 +51,9 @@ func order(ctx context.Context, args []string, stdout io.Writer) error {
 	} else if id == "" || fs.NArg() > 0 {
 		return errUsage{"order " + verb + ": needs exactly one order ID"}
 	}
+	if err := checkServer("order "+verb, *server); err != nil {
+		return err
+	}
 	c := client.New(*server, *token)
 	call := map[string]func(context.Context, string) (api.Order, error){
 		"get": c.Order, "cancel": c.CancelOrder, "pay": c.PayOrder,

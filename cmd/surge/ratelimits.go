@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -76,7 +77,7 @@ func (c serveConfig) connLimits(trusted []netip.Prefix) surgehttp.ConnLimits {
 // keyed returns the limiter of one --rate-limit-NAME flag, nil when off.
 func keyed(name string, perSecond float64, burst, maxKeys int) (*admission.Keyed, error) {
 	switch {
-	case perSecond < 0 || (perSecond > 0 && burst < 1):
+	case math.IsNaN(perSecond) || perSecond < 0 || (perSecond > 0 && burst < 1):
 		return nil, fmt.Errorf("--rate-limit-%s must not be negative and its burst must be at least 1", name)
 	case perSecond == 0:
 		return nil, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 
 	"github.com/surgehq/surge/api"
@@ -109,6 +110,9 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		in.WaitingRoom = &api.NewWaitingRoom{AdmitPerSecond: &rate, Policy: &policy, TicketSeconds: &ticket}
 	}
+	if err := checkServer("sale create", *server); err != nil {
+		return err
+	}
 	s, err := client.New(*server, *token).CreateSale(ctx, in)
 	if err != nil {
 		return err
@@ -134,6 +138,9 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 		id, args = args[0], args[1:]
 	}
 	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := checkServer("sale "+verb, *server); err != nil {
 		return err
 	}
 	c := client.New(*server, *token)
@@ -172,6 +179,17 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 		return err
 	}
 	return printJSON(stdout, s)
+}
+
+// checkServer refuses a --server that is no http:// or https:// URL with
+// a host (the commonest slip: localhost:8080, without its scheme), which
+// would otherwise fail in Go's URL parser, naming no flag.
+func checkServer(cmd, server string) error {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errUsage{fmt.Sprintf("%s: --server (or SURGE_SERVER) %q must be an http:// or https:// URL, e.g. http://127.0.0.1:8080", cmd, server)}
+	}
+	return nil
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -315,6 +316,27 @@ func (c *serveConfig) validate() error {
 	if err := c.readSecrets(); err != nil {
 		return err
 	}
+	// What the start would refuse, refused here too: --print-config and
+	// SIGHUP check a file with this, and a refusal must come before the
+	// start has created anything.
+	if _, err := c.paymentConfig(); err != nil {
+		return errUsage{"serve: " + err.Error()}
+	}
+	if n := len(c.roomSecret); n > 0 && n < waitroom.MinSecretLen {
+		return errUsage{fmt.Sprintf("serve: --waiting-room-secret must be at least %d bytes (got %d)", waitroom.MinSecretLen, n)}
+	}
+	if (c.redisURL == "") != (c.postgresURL == "") {
+		return errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
+	}
+	if c.buckets < 1 || c.buckets > 1024 {
+		return errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
+	}
+	if c.inFlight < 1 || c.leaseTTL <= 0 || c.confirmAfter <= 0 {
+		return errUsage{"serve: --cluster-in-flight, --cluster-lease-ttl and --cluster-confirm-after must be positive"}
+	}
+	if err := checkNATSURL(c.natsURL); err != nil {
+		return err
+	}
 	if _, err := c.buyerAuth(); err != nil {
 		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
 	}
@@ -326,6 +348,29 @@ func (c *serveConfig) validate() error {
 	}
 	if _, err := c.corsOriginList(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// checkNATSURL checks each server of --nats-url as nats.Connect parses
+// it (comma-separated; nats:// when no scheme is given), without quoting
+// it: it may hold a password.
+func checkNATSURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	for s := range strings.SplitSeq(v, ",") {
+		s = strings.TrimSuffix(strings.TrimSpace(s), "/")
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		if _, err := url.Parse(s); err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return errUsage{"serve: --nats-url: a server URL does not parse: " + err.Error()}
+		}
 	}
 	return nil
 }

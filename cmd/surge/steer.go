@@ -79,6 +79,9 @@ func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer
 			return errUsage{"sale update: give at least one of --stock, --name, --per-user-limit, --ends-at, --hold-seconds"}
 		}
 	}
+	if err := checkServer("sale "+verb, *server); err != nil {
+		return err
+	}
 	s, err := client.New(*server, *token).UpdateSale(ctx, id, p)
 	if err != nil {
 		return err
