@@ -119,7 +119,11 @@ type Relay struct {
 // connection, which would reorder them.
 func Connect(url, name string) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, nats.Name(name), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond), nats.ReconnectBufSize(-1))
+		nats.ReconnectWait(500*time.Millisecond), nats.ReconnectBufSize(-1),
+		// A connection that died silently (a partition, no RST) is noticed
+		// within 15 s instead of the default 2-minute pings times two:
+		// until then the relay would hold the outbox lease it cannot use.
+		nats.PingInterval(5*time.Second), nats.MaxPingsOutstanding(3))
 	if err != nil {
 		var ue *neturl.Error
 		if errors.As(err, &ue) {

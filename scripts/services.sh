@@ -7,7 +7,7 @@
 # Embedded mode (the default) needs neither. It also installs, when
 # missing, the tools of the observability tests: Prometheus and promtool
 # (deploy/observability), headless Chromium (the dashboard's test), and the
-# deploy files' checkers (below).
+# deploy files' checkers (below), and a C compiler for the race detector.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -21,6 +21,11 @@ wait_for() { # wait_for NAME CMD...: up to 30 s
   for _ in $(seq 1 60); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
   echo "services: $name did not come up" >&2; return 1
 }
+
+# The race detector (make test runs go test -race) needs cgo, so a C
+# compiler: a fresh machine with Go alone fails every package without one.
+command -v "$(go env CC 2>/dev/null || echo gcc)" >/dev/null 2>&1 || apt_install gcc libc6-dev
+echo "services: C compiler for the race detector present"
 
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
 if ! redis_up; then
