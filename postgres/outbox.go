@@ -71,7 +71,7 @@ func (d *DB) PendingEvents(ctx context.Context, l Lease, h *OutboxHorizon, after
 		return nil, fmt.Errorf("postgres: read outbox: %w", err)
 	}
 	rows, err := d.pool.Query(ctx, `SELECT x.seq, x.event, x.at, COALESCE(x.ref, ''), o.id, o.sale_id, o.user_id, o.quantity,
-		o.status, o.idem_key, o.created_at, o.expires_at
+		COALESCE(x.status, o.status), o.idem_key, o.created_at, o.expires_at
 		FROM outbox x JOIN orders o ON o.id = x.order_id WHERE x.seq > $5 AND x.seq <= $6 AND `+fence(2)+`
 		ORDER BY x.seq LIMIT $1`, limit, l.Name, l.Holder, l.Token, after, h.final)
 	if err != nil {
@@ -90,9 +90,12 @@ func (d *DB) PendingEvents(ctx context.Context, l Lease, h *OutboxHorizon, after
 			return e, err
 		}
 		e.Kind, e.At = surge.OrderEventKind(kind), e.At.UTC()
+		// The order as of the change: a refund_due row keeps the status
+		// the payment found (rows from before migration 011 fall back to
+		// the order's).
 		o.Status = surge.OrderStatus(status)
 		if e.Kind != surge.EventRefundDue {
-			o.Status = surge.OrderStatus(kind) // the order as of the change
+			o.Status = surge.OrderStatus(kind)
 		}
 		if key != nil {
 			o.IdempotencyKey = *key

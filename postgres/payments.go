@@ -106,9 +106,11 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			o.Status = surge.OrderPaid
 		case surge.PaymentRefundDue:
 			// The order stays as it is; the money taken is the event.
-			if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref)
-				SELECT $1, $2, 'refund_due', $3, $4 WHERE surge_events()`,
-				o.SaleID, o.ID, now, p.ID); err != nil {
+			// The order's status as the payment found it rides along: a
+			// later change may move the order on before the relay reads.
+			if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref, status)
+				SELECT $1, $2, 'refund_due', $3, $4, $5 WHERE surge_events()`,
+				o.SaleID, o.ID, now, p.ID, string(o.Status)); err != nil {
 				return surge.PaymentResult{}, err
 			}
 		}

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 	order_id TEXT NOT NULL,
 	event    TEXT NOT NULL CHECK (` + eventCheck + `),
 	at       TEXT NOT NULL,
-	ref      TEXT -- refund_due: the payment's id
+	ref      TEXT, -- refund_due: the payment's id
+	status   TEXT  -- refund_due: the order's status when the payment came
 ) STRICT;
 `
 
@@ -42,9 +43,12 @@ type event struct {
 	kind        surge.OrderEventKind
 	at          time.Time
 	ref         string
+	// status is a refund_due's order as the payment left it: a later
+	// change may move it on before the relay reads the row.
+	status surge.OrderStatus
 }
 
-// eventChunk rows go in one multi-row INSERT (5 parameters each).
+// eventChunk rows go in one multi-row INSERT (6 parameters each).
 const eventChunk = 256
 
 // eventStmt returns the prepared INSERT of n outbox rows, preparing it
@@ -54,12 +58,12 @@ func (s *Store) eventStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 		return st, nil
 	}
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO outbox (sale_id, order_id, event, at, ref) VALUES `)
+	sb.WriteString(`INSERT INTO outbox (sale_id, order_id, event, at, ref, status) VALUES `)
 	for i := range n {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString("(?,?,?,?,?)")
+		sb.WriteString("(?,?,?,?,?,?)")
 	}
 	st, err := s.w.PrepareContext(ctx, sb.String())
 	if err != nil {
@@ -75,11 +79,14 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []event) er
 		n := min(len(events), eventChunk)
 		args = args[:0]
 		for _, e := range events[:n] {
-			var ref any
+			var ref, status any
 			if e.ref != "" {
 				ref = e.ref
 			}
-			args = append(args, e.sale, e.order, string(e.kind), formatTime(e.at), ref)
+			if e.status != "" {
+				status = string(e.status)
+			}
+			args = append(args, e.sale, e.order, string(e.kind), formatTime(e.at), ref, status)
 		}
 		st, err := s.eventStmt(ctx, n)
 		if err != nil {
@@ -97,7 +104,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []event) er
 
 // PendingEvents implements surge.Outbox.
 func (s *Store) PendingEvents(ctx context.Context, after int64, limit int) ([]surge.OrderEvent, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT x.seq, x.event, x.at, x.ref, o.id, o.sale_id, o.user_id, o.quantity, o.status,
+	rows, err := s.r.QueryContext(ctx, `SELECT x.seq, x.event, x.at, x.ref, o.id, o.sale_id, o.user_id, o.quantity, coalesce(x.status, o.status),
 		o.idempotency_key, o.created_at, o.expires_at FROM outbox x JOIN orders o ON o.id = x.order_id WHERE x.seq > ? ORDER BY x.seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, s.unavailable(fmt.Errorf("sqlite: read outbox: %w", err))
@@ -120,9 +127,11 @@ func (s *Store) PendingEvents(ctx context.Context, after int64, limit int) ([]su
 			return nil, fmt.Errorf("sqlite: scan outbox: %w", err)
 		}
 		e.Kind, e.Ref, o.IdempotencyKey = surge.OrderEventKind(kind), ref.String, key.String
+		// The order as of the change: later changes may have moved it
+		// on. A refund_due row keeps the status the payment found (rows
+		// written before it did fall back to the order's).
 		o.Status = surge.OrderStatus(status)
 		if e.Kind != surge.EventRefundDue {
-			// The order as of the change: later changes moved it on.
 			o.Status = surge.OrderStatus(kind)
 		}
 		if e.At, scanErr = parseTime(at); scanErr == nil {

@@ -109,7 +109,7 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 			c.updates = []update{{id: o.ID, sale: o.SaleID, status: surge.OrderPaid, at: now}}
 		}
 		if p.Status == surge.PaymentRefundDue {
-			c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID}}
+			c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID, status: o.Status}}
 		}
 	case surge.PaymentFailed:
 		p.Status = surge.PaymentFailedStatus

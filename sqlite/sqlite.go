@@ -316,18 +316,19 @@ func schemaWhole(ctx context.Context, db *sql.DB) (bool, error) {
 // upgrade brings a database made by an older version up to the schema:
 // CREATE TABLE IF NOT EXISTS leaves an existing table as it was.
 func upgrade(ctx context.Context, db schemaDB) error {
-	for _, c := range []struct{ name, def string }{
-		{"waiting_room", "TEXT"},
-		{"paused", "INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1))"},
-		{"limit_ceiling", "INTEGER CHECK (limit_ceiling >= per_user_limit)"},
-		{"updated_at", "TEXT"},
+	for _, c := range []struct{ table, name, def string }{
+		{"sales", "waiting_room", "TEXT"},
+		{"sales", "paused", "INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1))"},
+		{"sales", "limit_ceiling", "INTEGER CHECK (limit_ceiling >= per_user_limit)"},
+		{"sales", "updated_at", "TEXT"},
+		{"outbox", "status", "TEXT"},
 	} {
 		var n int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('sales') WHERE name = ?`, c.name).Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.name).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
-			if _, err := db.ExecContext(ctx, `ALTER TABLE sales ADD COLUMN `+c.name+` `+c.def); err != nil {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.name+` `+c.def); err != nil {
 				return err
 			}
 		}

@@ -190,4 +190,23 @@ func testOutbox(t *testing.T, h Harness) {
 			t.Errorf("after reopening the outbox holds %v", kinds(got))
 		}
 	})
+
+	// A refund_due event carries the order as the payment left it, also
+	// when a later change moved the order on before the relay read it: a
+	// repeat of the event must carry the same body. Money that comes after
+	// the hold ended, before the expiry job ran, finds the order reserved.
+	t.Run("RefundDueAsOfThePayment", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 10)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.record(event("late", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(hold+time.Second), surge.PaymentRefundDue)
+		e.wantExpire(at(hold+2*time.Second), o)
+		e.wantEvents(ev(surge.EventReserved, o, o.CreatedAt), refundDue(o, "late", at(hold+time.Second)),
+			ev(surge.EventExpired, e.order(o.ID), at(hold+2*time.Second)))
+		e.reopen()
+		if got := e.pending(1000); len(got) != 3 || got[1].Order.Status != surge.OrderReserved {
+			t.Errorf("after reopening the outbox holds %v, the refund_due's order %s", kinds(got), got[1].Order.Status)
+		}
+	})
 }
