@@ -466,3 +466,34 @@ func TestExpiryJob(t *testing.T) {
 		t.Errorf("Remaining after the job = %d, %v; want 1", n, err)
 	}
 }
+
+// TestUpgradeAddsOutboxStatus opens a database whose outbox predates the
+// refund_due events' own status column: the column is added, and the
+// events already there read back.
+func TestUpgradeAddsOutboxStatus(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE outbox DROP COLUMN status`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s = open(t, dir)
+	defer s.Close()
+	evs, err := s.PendingEvents(t.Context(), 0, 10)
+	if err != nil || len(evs) != 1 || evs[0].Order.Status != surge.OrderReserved {
+		t.Fatalf("events after the upgrade: %+v, %v", evs, err)
+	}
+}
