@@ -186,3 +186,26 @@ func TestPrintConfigLoadsBack(t *testing.T) {
 		t.Errorf("--print-config's output does not load: %v\n%s", err, grepLines(stdout, "admin-token"))
 	}
 }
+
+// TestFileTextSettingsQuoted: "values are written as on the command line".
+// The YAML parser reads an unquoted 0777 as 511, 0x1F as 31 and a long
+// digit string as a float: a text setting would silently differ from the
+// file. Such values are refused, naming the key; quoted, they are kept.
+func TestFileTextSettingsQuoted(t *testing.T) {
+	for _, line := range []string{"redis-prefix: 0777", "node-id: 0x1F", "jwt-issuer: 0123456789012345678", "jwt-audience: true"} {
+		p := writeConfig(t, "surge.yaml", line+"\n")
+		_, err := loadServeConfig([]string{"--config", p, "--data-dir", t.TempDir()}, io.Discard)
+		key, _, _ := strings.Cut(line, ":")
+		if err == nil || !strings.Contains(err.Error(), "quotes") || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want a refusal asking for quotes", line, err)
+		}
+	}
+	p := writeConfig(t, "surge.yaml", "redis-prefix: \"0777\"\nnode-id: '0x1F'\njwt-issuer: \"0123456789012345678\"\n")
+	l, err := loadServeConfig([]string{"--config", p, "--data-dir", t.TempDir()}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.c.redisPrefix != "0777" || l.c.nodeID != "0x1F" || l.c.jwtIssuer != "0123456789012345678" {
+		t.Errorf("quoted values read as %q, %q, %q", l.c.redisPrefix, l.c.nodeID, l.c.jwtIssuer)
+	}
+}

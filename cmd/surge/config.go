@@ -118,9 +118,15 @@ func applyFile(fs *flagSet, path string) ([]string, error) {
 		if fs.Lookup(key) == nil || slices.Contains(commandLineOnly, key) {
 			return nil, fmt.Errorf("config file %s: unknown key %q (the keys are serve's flag names, e.g. rate-limit-ip; see 'surge serve --help')", path, key)
 		}
-		v, err := settingText(k.Get(key))
+		raw := k.Get(key)
+		v, err := settingText(raw)
 		if err != nil {
 			return nil, fmt.Errorf("config file %s: key %q: %w", path, key, err)
+		}
+		if n := unquoted(raw); n != nil && textSetting(scratch.Lookup(key)) {
+			// The parser read 0777 as 511 and 0x1F as 31: text must be
+			// what the file says, so an unquoted number is refused.
+			return nil, fmt.Errorf("config file %s: key %q is text: write its value in quotes (the file's %v was read as a %T)", path, key, n, n)
 		}
 		if err := scratch.Set(key, v); err != nil {
 			return nil, fmt.Errorf("config file %s: key %q: invalid value %q: %w", path, key, v, err)
@@ -132,6 +138,36 @@ func applyFile(fs *flagSet, path string) ([]string, error) {
 		_ = fs.Set(key, vals[key]) // accepted by the scratch copy above
 	}
 	return keys, nil
+}
+
+// textSetting reports whether f takes free text (a string flag), whose
+// value a file must quote when it looks like a number or a boolean.
+func textSetting(f *flag.Flag) bool {
+	if f == nil {
+		return false
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return false
+	}
+	_, text := g.Get().(string)
+	return text
+}
+
+// unquoted returns the number or boolean a parser made of v or of an
+// item of v's list, nil when there is none.
+func unquoted(v any) any {
+	switch v := v.(type) {
+	case bool, int, int64, uint64, float64:
+		return v
+	case []any:
+		for _, e := range v {
+			if n := unquoted(e); n != nil {
+				return n
+			}
+		}
+	}
+	return nil
 }
 
 // settingText turns a value the YAML or TOML parser produced into the
