@@ -145,7 +145,7 @@ func verifyRun(t *testing.T, srv *httptest.Server, res *Result, confirmed []Conf
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
-	v := VerifyRun(res, sale, orders, confirmed)
+	v := VerifyRun(res, sale, orders, confirmed, time.Now())
 	if !v.OK {
 		t.Fatalf("verdict fails: %+v", v.Checks)
 	}
@@ -806,7 +806,7 @@ func fakeSurge(t *testing.T, stock int64, answer func(w http.ResponseWriter, r *
 			fmt.Fprint(w, `{"error":{"code":"sold_out","message":"sold out"}}`)
 			return
 		}
-		o := api.Order{ID: "o-" + user, UserID: user, Quantity: 1, Status: "reserved", IdempotencyKey: r.Header.Get("Idempotency-Key")}
+		o := api.Order{ID: "o-" + user, SaleID: r.PathValue("id"), UserID: user, Quantity: 1, Status: "reserved", IdempotencyKey: r.Header.Get("Idempotency-Key")}
 		orders = append(orders, o)
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(map[string]api.Order{"order": o})
@@ -827,7 +827,7 @@ func runAndVerify(t *testing.T, srv *httptest.Server, cfg Config) (*Result, *Ver
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
-	return res, VerifyRun(res, sale, orders, confirmed)
+	return res, VerifyRun(res, sale, orders, confirmed, time.Now())
 }
 
 // TestRunVerdictOfRefusedRequests: a run in which more than 1 % of the

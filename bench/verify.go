@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
@@ -19,9 +20,12 @@ const (
 	CheckOneOrderPerKey = "one order per idempotency key"
 	CheckReplays        = "replays consistent"
 	CheckRemaining      = "remaining consistent"
+	CheckWellFormed     = "orders well-formed"
 	// The run's own checks: that it tested the sale at all.
 	CheckAccepted = "requests accepted"
 	CheckReserved = "reservations made"
+	// CheckReadable201s: every 201 named an order the run could check.
+	CheckReadable201s = "every 201 names its order"
 )
 
 // maxRefusedPercent: a run in which more than this share of answers were
@@ -38,8 +42,10 @@ const (
 // Verify checks the guarantees of a sale from its export: what the server
 // says it holds (sale, orders) against itself and against what the run was
 // told (confirmed, every 201 including replays). It is pure: the same
-// inputs give the same verdict.
-func Verify(sale api.Sale, orders []api.Order, confirmed []Confirmation) *Verdict {
+// inputs give the same verdict. exported is when the export was read (by
+// the verifier's clock): a confirmed order may have expired by then only
+// if its hold had ended.
+func Verify(sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
 	v := &Verdict{Stock: sale.Stock, Remaining: sale.Remaining, Orders: int64(len(orders))}
 
 	byID := make(map[string]*api.Order, len(orders))
@@ -58,10 +64,11 @@ func Verify(sale api.Sale, orders []api.Order, confirmed []Confirmation) *Verdic
 	v.Checks = []Check{
 		checkOversell(sale, orders, &v.LiveUnits),
 		checkPerUser(sale, orders),
-		checkConfirmed(byID, confirmed),
+		checkConfirmed(byID, confirmed, exported),
 		checkOneOrderPerKey(orders),
 		checkReplays(confirmed),
 		checkRemaining(sale, v.LiveUnits),
+		checkWellFormed(sale, orders),
 	}
 	v.OK = true
 	for _, c := range v.Checks {
@@ -70,8 +77,25 @@ func Verify(sale api.Sale, orders []api.Order, confirmed []Confirmation) *Verdic
 	return v
 }
 
-// live reports whether an order holds units.
-func live(o *api.Order) bool { return o.Status == "reserved" || o.Status == "paid" }
+// live reports whether an order holds units. A status other than the
+// four the API has counts as live: an order the checker cannot read must
+// not drop out of the units counted.
+func live(o *api.Order) bool {
+	switch o.Status {
+	case "cancelled", "expired":
+		return false
+	}
+	return true
+}
+
+// knownStatus reports whether s is one of the API's order statuses.
+func knownStatus(s string) bool {
+	switch s {
+	case "reserved", "paid", "cancelled", "expired":
+		return true
+	}
+	return false
+}
 
 // violations collects the first few problems and counts the rest.
 type violations struct {
@@ -140,7 +164,11 @@ func checkPerUser(sale api.Sale, orders []api.Order) Check {
 		fmt.Sprintf("%d buyers over the limit of %d", v.n, sale.PerUserLimit))
 }
 
-func checkConfirmed(byID map[string]*api.Order, confirmed []Confirmation) Check {
+// clockSkew is how far the server's clock may run ahead of the
+// verifier's before an expiry it made counts as early.
+const clockSkew = time.Minute
+
+func checkConfirmed(byID map[string]*api.Order, confirmed []Confirmation, exported time.Time) Check {
 	var v violations
 	lost := 0
 	for _, c := range confirmed {
@@ -152,6 +180,18 @@ func checkConfirmed(byID map[string]*api.Order, confirmed []Confirmation) Check 
 		case o.UserID != c.UserID || o.Quantity != c.Quantity:
 			v.add("order %s confirmed to user %s for %d units is user %s with %d units in the export",
 				c.OrderID, c.UserID, c.Quantity, o.UserID, o.Quantity)
+		case o.IdempotencyKey != c.Key:
+			// The server answered the purchase with an order of another
+			// key: that purchase holds no order of its own.
+			v.add("order %s confirmed to user %s for key %q is the order of key %q in the export",
+				c.OrderID, c.UserID, c.Key, o.IdempotencyKey)
+		case o.Status == "cancelled":
+			// A confirmed order gone: its units may be sold again, to
+			// someone else, while its buyer holds a 201.
+			v.add("order %s confirmed to user %s is cancelled in the export, and the run cancels nothing", c.OrderID, c.UserID)
+		case o.Status == "expired" && !heldUntil(o, exported.Add(clockSkew)):
+			v.add("order %s confirmed to user %s expired before its hold ended (expires_at %s, export read at %s)",
+				c.OrderID, c.UserID, o.ExpiresAt, exported.UTC().Format(time.RFC3339))
 		}
 	}
 	return v.check(CheckConfirmed,
@@ -216,19 +256,55 @@ func checkRemaining(sale api.Sale, liveUnits int64) Check {
 		Detail: fmt.Sprintf("remaining %d, but stock %d − %d live units = %d", sale.Remaining, sale.Stock, liveUnits, want)}
 }
 
+// heldUntil reports whether o's hold ended by t: an expiry before it is
+// early (an unreadable expires_at is not an ended hold).
+func heldUntil(o *api.Order, t time.Time) bool {
+	at, err := api.ParseTime(o.ExpiresAt)
+	return err == nil && !at.After(t)
+}
+
+// checkWellFormed flags orders the other checks would misread: of no
+// units (a negative one takes units off the count), of a status the API
+// does not have, or of another sale (a confirmation matched to it bought
+// nothing in this one).
+func checkWellFormed(sale api.Sale, orders []api.Order) Check {
+	var v violations
+	for i := range orders {
+		o := &orders[i]
+		if o.Quantity < 1 || !knownStatus(o.Status) || o.SaleID != sale.ID {
+			v.add("order %s (user %s, %d units, status %q) of sale %q", o.ID, o.UserID, o.Quantity, o.Status, o.SaleID)
+		}
+	}
+	return v.check(CheckWellFormed,
+		fmt.Sprintf("%d orders of sale %s, each of at least one unit and a known status", len(orders), sale.ID),
+		fmt.Sprintf("%d orders are not valid orders of sale %s", v.n, sale.ID))
+}
+
 // VerifyRun is Verify followed by the checks that the run r tested the
 // sale at all: a run whose purchases were refused (more than 1 % of
 // answers 400, 401 or 403: wrong identity, a waiting room, a malformed
 // request) or that reserved nothing while units were left proves nothing
 // about the guarantees, however clean the export is. The run's checks come
 // after the guarantees', so a violated guarantee is quoted first.
-func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation) *Verdict {
-	v := Verify(sale, orders, confirmed)
-	v.Checks = append(v.Checks, checkAccepted(r), checkReservedSome(r, sale))
-	for _, c := range v.Checks[len(v.Checks)-2:] {
+func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
+	v := Verify(sale, orders, confirmed, exported)
+	run := []Check{checkAccepted(r), checkReservedSome(r, sale), checkReadable201s(r)}
+	v.Checks = append(v.Checks, run...)
+	for _, c := range run {
 		v.OK = v.OK && c.OK
 	}
 	return v
+}
+
+// checkReadable201s fails a run that got a 201 whose body named no order
+// (codeBadBody): that confirmation cannot be held against the export, so
+// "every 201 is a durable order" was not verified for it.
+func checkReadable201s(r *Result) Check {
+	if n := r.Codes[codeBadBody]; n > 0 {
+		return Check{Name: CheckReadable201s, OK: false, Detail: fmt.Sprintf(
+			"%s answers were 201 without an order id in their body: the orders they confirmed cannot be checked against the export", showInt(n))}
+	}
+	return Check{Name: CheckReadable201s, OK: true, Detail: "every 201 body named an order"}
 }
 
 func checkAccepted(r *Result) Check {

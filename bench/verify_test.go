@@ -5,12 +5,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge/api"
 )
 
 // cleanSale is a consistent state: stock 10, limit 2, 5 live units
-// (a: 1+1, b: 2, c: 1), plus a cancelled and an expired order, and a
+// (a: 1+1, b: 2, c: 1), plus a cancelled and an expired order the run did
+// not make (a run cancels nothing, and its holds outlast it), and a
 // confirmation of a replay.
 func cleanSale() (api.Sale, []api.Order, []Confirmation) {
 	sale := api.Sale{ID: "drop", Stock: 10, Remaining: 5, PerUserLimit: 2}
@@ -29,20 +31,23 @@ func cleanSale() (api.Sale, []api.Order, []Confirmation) {
 		{OrderID: "o1", UserID: "a", Key: "ka1", Quantity: 1},
 		{OrderID: "o2", UserID: "b", Key: "kb", Quantity: 2},
 		{OrderID: "o2", UserID: "b", Key: "kb", Quantity: 2}, // a replay
-		{OrderID: "o3", UserID: "c", Key: "kc1", Quantity: 2},
 		{OrderID: "o4", UserID: "c", Key: "kc2", Quantity: 1},
 		{OrderID: "o6", UserID: "a", Key: "ka2", Quantity: 1},
 	}
 	return sale, orders, confirmed
 }
 
+// exportedAt is when the unit tests' exports were read: before every
+// fixture's hold ends.
+var exportedAt = time.Date(2026, 12, 5, 17, 5, 0, 0, time.UTC)
+
 func TestVerifyClean(t *testing.T) {
 	sale, orders, confirmed := cleanSale()
-	v := Verify(sale, orders, confirmed)
+	v := Verify(sale, orders, confirmed, exportedAt)
 	if !v.OK {
 		t.Fatalf("clean sale fails: %+v", v.Checks)
 	}
-	want := Verdict{OK: true, Stock: 10, Remaining: 5, Orders: 6, LiveUnits: 5, Confirmed: 5}
+	want := Verdict{OK: true, Stock: 10, Remaining: 5, Orders: 6, LiveUnits: 5, Confirmed: 4}
 	got := *v
 	got.Checks = nil
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -55,11 +60,11 @@ func TestVerifyClean(t *testing.T) {
 			t.Errorf("check %q has no detail", c.Name)
 		}
 	}
-	wantNames := []string{CheckNoOversell, CheckPerUserLimit, CheckConfirmed, CheckOneOrderPerKey, CheckReplays, CheckRemaining}
+	wantNames := []string{CheckNoOversell, CheckPerUserLimit, CheckConfirmed, CheckOneOrderPerKey, CheckReplays, CheckRemaining, CheckWellFormed}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("checks %q, want %q", names, wantNames)
 	}
-	if v := Verify(api.Sale{Stock: 3, Remaining: 3, PerUserLimit: 1}, nil, nil); !v.OK {
+	if v := Verify(api.Sale{Stock: 3, Remaining: 3, PerUserLimit: 1}, nil, nil, exportedAt); !v.OK {
 		t.Errorf("a sale without orders fails: %+v", v.Checks)
 	}
 }
@@ -68,14 +73,15 @@ func TestVerifyCatches(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(s *api.Sale, orders *[]api.Order, confirmed *[]Confirmation)
-		fails  string // the one check that must fail
+		fails  string // the check that must fail
 		detail string // in its detail
+		also   string // another check that must fail, if any
 	}{
 		{
 			name: "oversell",
 			mutate: func(s *api.Sale, orders *[]api.Order, _ *[]Confirmation) {
 				for i := range 6 {
-					*orders = append(*orders, api.Order{ID: fmt.Sprintf("x%d", i), UserID: fmt.Sprintf("x%d", i), Quantity: 1, Status: "reserved"})
+					*orders = append(*orders, api.Order{ID: fmt.Sprintf("x%d", i), SaleID: "drop", UserID: fmt.Sprintf("x%d", i), Quantity: 1, Status: "reserved"})
 				}
 				s.Remaining = -1 // consistent with 11 live units: only the oversell shows
 			},
@@ -101,7 +107,7 @@ func TestVerifyCatches(t *testing.T) {
 		{
 			name: "confirmation for another user",
 			mutate: func(_ *api.Sale, _ *[]api.Order, c *[]Confirmation) {
-				(*c)[4].UserID = "z"
+				(*c)[3].UserID = "z" // o4
 			},
 			fails:  CheckConfirmed,
 			detail: "order o4 confirmed to user z",
@@ -109,7 +115,7 @@ func TestVerifyCatches(t *testing.T) {
 		{
 			name: "duplicate key",
 			mutate: func(_ *api.Sale, orders *[]api.Order, _ *[]Confirmation) {
-				*orders = append(*orders, api.Order{ID: "o7", UserID: "b", Quantity: 2, Status: "cancelled", IdempotencyKey: "kb"})
+				*orders = append(*orders, api.Order{ID: "o7", SaleID: "drop", UserID: "b", Quantity: 2, Status: "cancelled", IdempotencyKey: "kb"})
 			},
 			fails:  CheckOneOrderPerKey,
 			detail: `user b key "kb" has orders o2 and o7`,
@@ -118,14 +124,14 @@ func TestVerifyCatches(t *testing.T) {
 			name: "same key, other users",
 			mutate: func(s *api.Sale, orders *[]api.Order, _ *[]Confirmation) {
 				// Keys are scoped to the buyer: not a violation.
-				*orders = append(*orders, api.Order{ID: "o7", UserID: "e", Quantity: 1, Status: "reserved", IdempotencyKey: "kb"})
+				*orders = append(*orders, api.Order{ID: "o7", SaleID: "drop", UserID: "e", Quantity: 1, Status: "reserved", IdempotencyKey: "kb"})
 				s.Remaining--
 			},
 		},
 		{
 			name: "user over the limit",
 			mutate: func(s *api.Sale, orders *[]api.Order, _ *[]Confirmation) {
-				*orders = append(*orders, api.Order{ID: "o7", UserID: "a", Quantity: 1, Status: "reserved", IdempotencyKey: "ka3"})
+				*orders = append(*orders, api.Order{ID: "o7", SaleID: "drop", UserID: "a", Quantity: 1, Status: "reserved", IdempotencyKey: "ka3"})
 				s.Remaining--
 			},
 			fails:  CheckPerUserLimit,
@@ -138,6 +144,8 @@ func TestVerifyCatches(t *testing.T) {
 			},
 			fails:  CheckReplays,
 			detail: `user a key "ka1" was confirmed as o1 and as o6`,
+			// o6 is key ka2's order: the 201 for ka1 holds no order.
+			also: CheckConfirmed,
 		},
 		{
 			name:   "wrong remaining",
@@ -150,12 +158,12 @@ func TestVerifyCatches(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sale, orders, confirmed := cleanSale()
 			tt.mutate(&sale, &orders, &confirmed)
-			v := Verify(sale, orders, confirmed)
+			v := Verify(sale, orders, confirmed, exportedAt)
 			if v.OK != (tt.fails == "") {
 				t.Errorf("OK = %v, want %v", v.OK, tt.fails == "")
 			}
 			for _, c := range v.Checks {
-				if c.OK != (c.Name != tt.fails) {
+				if c.OK != (c.Name != tt.fails && c.Name != tt.also) {
 					t.Errorf("check %q: OK = %v (%s)", c.Name, c.OK, c.Detail)
 				}
 				if c.Name == tt.fails && !strings.Contains(c.Detail, tt.detail) {
@@ -172,7 +180,7 @@ func TestVerifyDetailIsBounded(t *testing.T) {
 	for i := range 8 {
 		confirmed = append(confirmed, Confirmation{OrderID: fmt.Sprintf("lost%d", i), UserID: "e", Key: fmt.Sprint(i), Quantity: 1})
 	}
-	v := Verify(sale, orders, confirmed)
+	v := Verify(sale, orders, confirmed, exportedAt)
 	var c Check
 	for _, c = range v.Checks {
 		if c.Name == CheckConfirmed {
@@ -180,8 +188,8 @@ func TestVerifyDetailIsBounded(t *testing.T) {
 		}
 	}
 	if c.OK || strings.Count(c.Detail, "lost confirmation") != maxListedViolations || !strings.Contains(c.Detail, "and 3 more") ||
-		!strings.HasPrefix(c.Detail, "8 of 14 confirmations do not match the export (8 missing)") {
-		t.Errorf("detail %q: want 8 of 14 missing, %d listed, and 3 more", c.Detail, maxListedViolations)
+		!strings.HasPrefix(c.Detail, "8 of 13 confirmations do not match the export (8 missing)") {
+		t.Errorf("detail %q: want 8 of 13 missing, %d listed, and 3 more", c.Detail, maxListedViolations)
 	}
 }
 
@@ -262,10 +270,10 @@ func TestVerifyRunJudgesTheRun(t *testing.T) {
 			var confirmed []Confirmation
 			for i := range 1000 - tt.remaining {
 				id := fmt.Sprint("o", i)
-				orders = append(orders, api.Order{ID: id, UserID: id, Quantity: 1, Status: "reserved", IdempotencyKey: "k"})
+				orders = append(orders, api.Order{ID: id, SaleID: "s", UserID: id, Quantity: 1, Status: "reserved", IdempotencyKey: "k"})
 				confirmed = append(confirmed, Confirmation{OrderID: id, UserID: id, Key: "k", Quantity: 1})
 			}
-			v := VerifyRun(r, sale, orders, confirmed)
+			v := VerifyRun(r, sale, orders, confirmed, exportedAt)
 			var failed []string
 			for _, c := range v.Checks {
 				if !c.OK {
@@ -286,5 +294,18 @@ func TestVerifyRunJudgesTheRun(t *testing.T) {
 				t.Errorf("verdict %q, want FAIL quoting %q and %q", line, tt.fails[0], tt.detail)
 			}
 		})
+	}
+}
+
+// TestVerifyConfirmedOrderExpiredInTime: a confirmed order whose hold had
+// ended when the export was read may be expired (nobody paid for it); one
+// whose hold had not is a confirmation lost (TestVerifyConfirmedOrderNotLive).
+func TestVerifyConfirmedOrderExpiredInTime(t *testing.T) {
+	sale := api.Sale{ID: "s", Stock: 2, Remaining: 2, PerUserLimit: 1}
+	orders := []api.Order{{ID: "a", SaleID: "s", UserID: "a", Quantity: 1, Status: "expired", IdempotencyKey: "k",
+		CreatedAt: "2026-12-05T16:00:00Z", ExpiresAt: "2026-12-05T16:15:00Z"}}
+	confirmed := []Confirmation{{OrderID: "a", UserID: "a", Key: "k", Quantity: 1}}
+	if v := Verify(sale, orders, confirmed, exportedAt); !v.OK {
+		t.Errorf("an order expired after its hold fails the verdict: %+v", v.Checks)
 	}
 }

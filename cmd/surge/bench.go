@@ -125,7 +125,7 @@ func runAndVerify(ctx context.Context, cfg bench.Config, verify bool, progress i
 	}
 	// VerifyRun also fails a run that tested nothing (purchases refused,
 	// nothing reserved while units were left), which Verify would pass.
-	res.Verdict = bench.VerifyRun(res, sale, orders, confirmed)
+	res.Verdict = bench.VerifyRun(res, sale, orders, confirmed, time.Now())
 	return res, nil
 }
 
