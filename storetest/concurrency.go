@@ -156,13 +156,17 @@ func testConcurrency(t *testing.T, h Harness) {
 
 	check := func(t *testing.T) {
 		e := e.on(t)
-		seen := 0
+		seen := map[string]bool{}
 		for _, s := range sales {
 			var live int64
 			perUser := map[string]int64{}
 			keys := map[[2]string]string{}
 			for _, o := range e.orders(s.ID) {
-				seen++
+				if seen[o.ID] {
+					t.Errorf("order %s listed twice", o.ID)
+					continue
+				}
+				seen[o.ID] = true
 				f, ok := first[o.ID]
 				if !ok {
 					t.Errorf("order %s in the store was never answered", o.ID)
@@ -202,8 +206,12 @@ func testConcurrency(t *testing.T, h Harness) {
 			}
 			e.wantRemaining(s.ID, s.Stock-live)
 		}
-		if seen != len(first) {
-			t.Errorf("store has %d orders, calls created %d", seen, len(first))
+		// Every order a call created is listed: a count would let a lost
+		// order hide behind one listed twice.
+		for id, f := range first {
+			if !seen[id] {
+				t.Errorf("order %s (sale %s, user %s, %d units) was answered but is never listed", id, f.SaleID, f.UserID, f.Quantity)
+			}
 		}
 	}
 	t.Run("Invariants", check)

@@ -295,7 +295,15 @@ func (r *SpikeResult) Verify(t *testing.T, store surge.Store) {
 			t.Errorf("order %s reserved while the sale was paused (sent %v, answered %v)", o.ID, w.sent, w.recv)
 		}
 	}
-	if final := r.stock(); sold > final {
+	final := r.stock()
+	if sold > final {
 		t.Errorf("%d units sold, over the final stock of %d", sold, final)
+	}
+	// The store's count of what is left must agree with its orders: one
+	// that drifted up sells units the sale does not have next.
+	if rem, err := store.Remaining(t.Context(), r.spike.SaleID); err != nil {
+		t.Errorf("remaining: %v", err)
+	} else if rem != max(final-sold, 0) {
+		t.Errorf("remaining %d, but the final stock %d less the %d units sold is %d", rem, final, sold, max(final-sold, 0))
 	}
 }
