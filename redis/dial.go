@@ -38,14 +38,14 @@ func Dial(ctx context.Context, url string) (Client, error) {
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis: ping %s: %w", Redacted(url), err)
+		return nil, fmt.Errorf("redis: ping %s: %w", redacted(url), err)
 	}
 	return c, nil
 }
 
-// Redacted is url as an error or a log may show it: its password masked.
+// redacted is url as an error or a log may show it: its password masked.
 // A URL that does not parse is not shown at all: it may hold anything.
-func Redacted(url string) string {
+func redacted(url string) string {
 	u, err := neturl.Parse(url)
 	if err != nil {
 		return "(unparsable URL)"
