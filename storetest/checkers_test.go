@@ -2,40 +2,16 @@ package storetest
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/checkertest"
 	"github.com/surgehq/surge/sqlite"
 )
 
-// The suite's checkers report through t, so each checker test runs its
-// checker in a child process and expects it to fail there.
-const checkerChild = "CHECKER_TEST_CHILD"
-
-func expectCheckerFails(t *testing.T, name, want string) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), checkerChild+"=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Errorf("the checker passed a broken store:\n%s", tail(string(out), 3000))
-		return
-	}
-	if !strings.Contains(string(out), want) {
-		t.Errorf("the checker failed, but not saying %q:\n%s", want, tail(string(out), 3000))
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
+// The suite's checkers report through t: each test below feeds one a
+// broken store in a child process and expects it to fail there.
 
 func sqliteHarness(wrap func(surge.Store) surge.Store) Harness {
 	return Harness{New: func(t *testing.T) func(t *testing.T) surge.Store {
@@ -94,8 +70,8 @@ func (l lossyExport) Orders(ctx context.Context, saleID string, fn func(surge.Or
 // ids, so a store that loses an answered order and lists another twice
 // passes.
 func TestConcurrencyInvariantsCatchLostOrder(t *testing.T) {
-	if os.Getenv(checkerChild) == "" {
-		expectCheckerFails(t, t.Name(), "was answered but is never listed")
+	if !checkertest.Child() {
+		checkertest.ExpectFailure(t, "was answered but is never listed")
 		return
 	}
 	lost := new(string)
@@ -119,8 +95,8 @@ func (w wrongRemaining) Remaining(ctx context.Context, saleID string) (int64, er
 // units drifted up (it would sell units it does not have on the next
 // purchases) must fail SpikeResult.Verify, which read only the orders.
 func TestSpikeVerifyCatchesWrongRemaining(t *testing.T) {
-	if os.Getenv(checkerChild) == "" {
-		expectCheckerFails(t, t.Name(), "remaining")
+	if !checkertest.Child() {
+		checkertest.ExpectFailure(t, "remaining")
 		return
 	}
 	e := newEnv(t, sqliteHarness(func(s surge.Store) surge.Store { return wrongRemaining{s} }))

@@ -5,35 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/internal/checkertest"
 )
-
-// checkerChild names the environment variable that makes a checker test
-// run its checker in a child process (the checkers fail their *testing.T;
-// the parent test expects that failure). Not SURGE_*: TestMain clears those.
-const checkerChild = "CHECKER_TEST_CHILD"
-
-// expectCheckerFails runs test name in a child test process with
-// checkerChild set, and fails t if the child passed: the checker it runs
-// passed a broken guarantee.
-func expectCheckerFails(t *testing.T, name, want string) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), checkerChild+"=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Errorf("the checker passed a broken guarantee:\n%s", out)
-		return
-	}
-	if !strings.Contains(string(out), want) {
-		t.Errorf("the checker failed, but not saying %q:\n%s", want, out)
-	}
-}
 
 // fakeExport serves a sale and its export, as a restarted server would.
 func fakeExport(t *testing.T, sale api.Sale, orders []api.Order) *httptest.Server {
@@ -60,8 +36,8 @@ func fakeExport(t *testing.T, sale api.Sale, orders []api.Order) *httptest.Serve
 // shopper.verify skips every 201 whose order id it has seen ("a replay")
 // and passes.
 func TestCrashVerifyCatchesSharedOrderID(t *testing.T) {
-	if os.Getenv(checkerChild) == "" {
-		expectCheckerFails(t, t.Name(), "o1")
+	if !checkertest.Child() {
+		checkertest.ExpectFailure(t, "o1")
 		return
 	}
 	const saleID = "s"
