@@ -199,6 +199,20 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("the unit lacks %q", strings.TrimSpace(want))
 		}
 	}
+	// Settings live in the file, where SIGHUP can change them: a flag on
+	// ExecStart would outrank the file for good.
+	start := regexp.MustCompile(`(?m)^ExecStart=(.*)$`).FindStringSubmatch(unit)
+	if start == nil {
+		t.Fatal("the unit has no ExecStart")
+	}
+	for _, f := range regexp.MustCompile(`--[a-z-]+`).FindAllString(start[1], -1) {
+		if f != "--config" && f != "--pid-file" {
+			t.Errorf("ExecStart sets %s: keep settings in /etc/surge/surge.yaml (a flag outranks the file, also on reload)", f)
+		}
+	}
+	if !strings.Contains(start[1], "--config /etc/surge/surge.yaml") {
+		t.Errorf("ExecStart does not read /etc/surge/surge.yaml: %s", start[1])
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "surge.service")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(unit, "/usr/local/bin/surge", self)), 0o644); err != nil {
