@@ -28,11 +28,7 @@ func TestGrafanaSalesInClusterMode(t *testing.T) {
 	}
 	promBin := tool(t, "prometheus")
 	dir := t.TempDir()
-	const token = "observability-test-admin-token"
-	tokenFile := filepath.Join(dir, "surge-admin-token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	token, tokenFile := adminTokenFile(t, dir)
 	ns := servicetest.Namespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -27,11 +27,7 @@ func TestPrometheusScrapesSurge(t *testing.T) {
 	}
 	promBin, promtool := tool(t, "prometheus"), tool(t, "promtool")
 	dir := t.TempDir()
-	const token = "observability-test-admin-token"
-	tokenFile := filepath.Join(dir, "surge-admin-token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	token, tokenFile := adminTokenFile(t, dir)
 
 	surgeAddr := startSurge(t, dir, token)
 	base := "http://" + surgeAddr
@@ -335,4 +331,15 @@ func query(t *testing.T, prom, q, label string) map[string]float64 {
 		out[r.Metric[label]] = v
 	}
 	return out
+}
+
+// adminTokenFile writes the admin token the tests' servers and Prometheus
+// share to a file in dir, as Prometheus's scrape config reads it.
+func adminTokenFile(t *testing.T, dir string) (token, path string) {
+	t.Helper()
+	token, path = "observability-test-admin-token", filepath.Join(dir, "surge-admin-token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return token, path
 }
