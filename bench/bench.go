@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/surgehq/surge/api"
 )
 
 // Mode is how load is offered.
@@ -76,8 +78,12 @@ type Shape interface {
 
 // Result is everything a run measured. It marshals to the --json report.
 type Result struct {
-	Target      string    `json:"target"`
-	SaleID      string    `json:"sale_id"`
+	Target string `json:"target"`
+	SaleID string `json:"sale_id"`
+	// Created is the sale as the run created it, nil when the run bought
+	// from an existing sale: nobody else knows a sale the run made, so
+	// its stock and limit must be the same when it is verified.
+	Created     *api.Sale `json:"created,omitempty"`
 	Mode        Mode      `json:"mode"`
 	Shape       string    `json:"shape,omitempty"`
 	Users       int       `json:"users"`

@@ -50,7 +50,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, []Confir
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := prepareSale(ctx, &cfg); err != nil {
+	created, err := prepareSale(ctx, &cfg)
+	if err != nil {
 		return nil, nil, err
 	}
 
@@ -111,6 +112,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, []Confir
 		Connections: cfg.Connections,
 		Started:     start.Round(0),
 		Elapsed:     Duration(elapsed),
+		Created:     created,
 	}
 	if cfg.Mode == OpenLoop {
 		res.Shape = cfg.Shape.String()
@@ -246,7 +248,8 @@ func validID(s string) bool { return len(s) >= 1 && len(s) <= 64 && validIDChars
 
 // prepareSale creates the sale, or checks that it exists, before any load
 // is fired: a wrong id should fail in a second, not after a million 404s.
-func prepareSale(ctx context.Context, cfg *Config) error {
+// It returns the sale it created, nil for an existing one.
+func prepareSale(ctx context.Context, cfg *Config) (*api.Sale, error) {
 	c := client.New(cfg.Target, cfg.AdminToken)
 	if cfg.CreateSale {
 		in := api.NewSale{Name: new("surge bench"), Stock: new(cfg.Stock)}
@@ -258,20 +261,20 @@ func prepareSale(ctx context.Context, cfg *Config) error {
 		}
 		sale, err := c.CreateSale(ctx, in)
 		if err != nil {
-			return fmt.Errorf("bench: create sale: %w", err)
+			return nil, fmt.Errorf("bench: create sale: %w", err)
 		}
 		cfg.SaleID = sale.ID
-		return nil
+		return &sale, nil
 	}
 	sale, err := c.Sale(ctx, cfg.SaleID)
 	if err != nil {
-		return fmt.Errorf("bench: read sale %q: %w", cfg.SaleID, err)
+		return nil, fmt.Errorf("bench: read sale %q: %w", cfg.SaleID, err)
 	}
 	if cfg.MaxQuantity > sale.PerUserLimit {
-		return fmt.Errorf("bench: max quantity %d is over sale %q's per-user limit %d: those purchases would be refused as invalid",
+		return nil, fmt.Errorf("bench: max quantity %d is over sale %q's per-user limit %d: those purchases would be refused as invalid",
 			cfg.MaxQuantity, cfg.SaleID, sale.PerUserLimit)
 	}
-	return nil
+	return nil, nil
 }
 
 // newHostClient returns the run's one client for purchases.

@@ -26,6 +26,9 @@ const (
 	CheckReserved = "reservations made"
 	// CheckReadable201s: every 201 named an order the run could check.
 	CheckReadable201s = "every 201 names its order"
+	// CheckTerms: a sale the run created kept the stock and limit it was
+	// created with.
+	CheckTerms = "sale terms as created"
 )
 
 // maxRefusedPercent: a run in which more than this share of answers were
@@ -288,12 +291,29 @@ func checkWellFormed(sale api.Sale, orders []api.Order) Check {
 // after the guarantees', so a violated guarantee is quoted first.
 func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
 	v := Verify(sale, orders, confirmed, exported)
-	run := []Check{checkAccepted(r), checkReservedSome(r, sale), checkReadable201s(r)}
+	run := []Check{checkAccepted(r), checkReservedSome(r, sale), checkReadable201s(r), checkTerms(r, sale)}
 	v.Checks = append(v.Checks, run...)
 	for _, c := range run {
 		v.OK = v.OK && c.OK
 	}
 	return v
+}
+
+// checkTerms fails a run whose own sale reads back with another stock or
+// per-user limit than it was created with: the other checks read the
+// terms from the server, so a server that raised them would hide an
+// oversell. A sale the run did not create may be steered by its operator.
+func checkTerms(r *Result, sale api.Sale) Check {
+	c := r.Created
+	switch {
+	case c == nil:
+		return Check{Name: CheckTerms, OK: true, Detail: "the run bought from an existing sale; its terms are the server's"}
+	case sale.Stock != c.Stock || sale.PerUserLimit != c.PerUserLimit:
+		return Check{Name: CheckTerms, OK: false, Detail: fmt.Sprintf(
+			"the sale was created with stock %d and a limit of %d; it reads back with stock %d and a limit of %d",
+			c.Stock, c.PerUserLimit, sale.Stock, sale.PerUserLimit)}
+	}
+	return Check{Name: CheckTerms, OK: true, Detail: fmt.Sprintf("stock %d and a limit of %d, as created", c.Stock, c.PerUserLimit)}
 }
 
 // checkReadable201s fails a run that got a 201 whose body named no order

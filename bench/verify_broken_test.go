@@ -138,3 +138,20 @@ func TestFetchRefusesCutExport(t *testing.T) {
 		t.Fatalf("Fetch of a cut export: no error, %d orders", len(orders))
 	}
 }
+
+// The run created the sale with 2 units; the server reads it back with 3
+// and holds 3 live orders: each check that reads the stock from the server
+// finds nothing over it, but the sale the run made oversold.
+func TestVerifyRunFailsRaisedTerms(t *testing.T) {
+	created := api.Sale{ID: "s", Stock: 2, PerUserLimit: 1}
+	sale := api.Sale{ID: "s", Stock: 3, Remaining: 0, PerUserLimit: 1}
+	var orders []api.Order
+	var confirmed []Confirmation
+	for _, u := range []string{"a", "b", "c"} {
+		orders = append(orders, api.Order{ID: u, SaleID: "s", UserID: u, Quantity: 1, Status: "reserved", IdempotencyKey: "k",
+			ExpiresAt: "2026-12-05T17:15:00Z"})
+		confirmed = append(confirmed, Confirmation{OrderID: u, UserID: u, Key: "k", Quantity: 1})
+	}
+	r := &Result{Completed: 3, Created: &created, Status: map[int]int64{201: 3}, Codes: map[string]int64{"reserved": 3}}
+	wantFail(t, VerifyRun(r, sale, orders, confirmed, exportedAt))
+}
