@@ -104,11 +104,11 @@ func (r *Room) Join(ctx context.Context, sale *surge.Sale, userID string) (st St
 			"the waiting room of sale %s is full: it takes no more buyers", sale.ID)
 	}
 	if err != nil {
-		return Status{}, false, fmt.Errorf("waitroom: join %s: %w", sale.ID, err)
+		return Status{}, false, backendErr("join", sale.ID, err)
 	}
 	epoch, err := r.backend.Epoch(ctx, q)
 	if err != nil {
-		return Status{}, false, fmt.Errorf("waitroom: join %s: %w", sale.ID, err)
+		return Status{}, false, backendErr("join", sale.ID, err)
 	}
 	st, err = r.status(ctx, sale, q, userID, e, epoch, now)
 	return st, created, err
@@ -142,7 +142,7 @@ func (r *Room) Status(ctx context.Context, sale *surge.Sale, text string) (Statu
 	case errors.Is(err, ErrNotQueued):
 		return bad("the queue has no entry for this ticket (it was lost in a restart); join again")
 	case err != nil:
-		return Status{}, fmt.Errorf("waitroom: status in %s: %w", sale.ID, err)
+		return Status{}, backendErr("status in", sale.ID, err)
 	}
 	return r.status(ctx, sale, q, t.UserID, e, t.Epoch, now)
 }
@@ -181,7 +181,7 @@ func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID str
 	default:
 		ahead, err := r.backend.Between(ctx, q, q.Schedule.Opened(now), e.Slot)
 		if err != nil {
-			return Status{}, fmt.Errorf("waitroom: position in %s: %w", sale.ID, err)
+			return Status{}, backendErr("position in", sale.ID, err)
 		}
 		st.Position = ahead + 1
 		st.Wait = st.AdmitAt.Sub(now)
@@ -221,7 +221,7 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 	case errors.Is(err, ErrNotQueued):
 		return no(0, "the queue has no entry for this ticket (it was lost in a restart); join again")
 	case err != nil:
-		return fmt.Errorf("waitroom: check in %s: %w", sale.ID, err)
+		return backendErr("check in", sale.ID, err)
 	}
 	if e.Slot == Unassigned {
 		wait := sale.StartsAt.Sub(now)
@@ -238,6 +238,19 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 			until.UTC().Format(time.RFC3339), sale.WaitingRoom.TicketSeconds)
 	}
 	return nil
+}
+
+// backendErr wraps a failure of the queues' backend (Redis in cluster
+// mode: down, timed out) as 503 unavailable with a retry, as every other
+// dependency failure is answered, instead of an untyped error that the
+// APIs answer 500 internal without Retry-After. A caller that left keeps
+// its context error, and an error that already has a code keeps it.
+func backendErr(what, saleID string, err error) error {
+	if surge.ErrorCode(err) != "" || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("waitroom: %s %s: %w", what, saleID, err)
+	}
+	return fmt.Errorf("%w: waitroom: %s %s: %w", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+		Message: "the waiting room's queue is unreachable; retry shortly"}, what, saleID, err)
 }
 
 // ceilSeconds spells d in whole seconds, rounded up.
