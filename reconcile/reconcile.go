@@ -126,7 +126,10 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		switch {
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
 			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it", p.Status)
-		case row.Status == Refunded && p.Status != surge.PaymentRefunded && p.Status != surge.PaymentRefund:
+		// A refund Surge recorded as refund_unexpected is Surge's refund
+		// too: refund_unexpected reports it, once.
+		case row.Status == Refunded && p.Status != surge.PaymentRefunded && p.Status != surge.PaymentRefund &&
+			p.Status != surge.PaymentRefundUnexpected:
 			rep.add(RefundNotInSurge, p.ID, p.OrderID, p.SaleID, "the provider refunded it; Surge has it %s", p.Status)
 		}
 	}
