@@ -184,7 +184,11 @@ func (d *DB) Order(ctx context.Context, id string) (surge.Order, error) {
 
 // Orders streams a sale's orders in creation order.
 func (d *DB) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
-	rows, err := d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1 ORDER BY seq`, saleID)
+	return orders(ctx, d.pool, saleID, fn)
+}
+
+func orders(ctx context.Context, q querier, saleID string, fn func(surge.Order) error) error {
+	rows, err := q.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1 ORDER BY seq`, saleID)
 	if err != nil {
 		return fmt.Errorf("postgres: orders of sale %s: %w", saleID, err)
 	}

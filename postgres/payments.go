@@ -159,9 +159,18 @@ func (d *DB) replay(ctx context.Context, id string) (surge.PaymentResult, error)
 	return surge.PaymentResult{Payment: first, Order: o, Replay: true}, nil
 }
 
+// querier is what the reads below need of a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // Payments streams every recorded payment, oldest first.
 func (d *DB) Payments(ctx context.Context, fn func(surge.Payment) error) error {
-	rows, err := d.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments ORDER BY seq`)
+	return payments(ctx, d.pool, fn)
+}
+
+func payments(ctx context.Context, q querier, fn func(surge.Payment) error) error {
+	rows, err := q.Query(ctx, `SELECT `+paymentColumns+` FROM payments ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("postgres: payments: %w", err)
 	}
@@ -191,7 +200,11 @@ type SaleCount struct {
 
 // SaleCounts lists every sale's SaleCount, archived ones too, oldest first.
 func (d *DB) SaleCounts(ctx context.Context) ([]SaleCount, error) {
-	rows, err := d.pool.Query(ctx, `SELECT id, stock, CASE WHEN archived_at IS NULL THEN stock - sold
+	return saleCounts(ctx, d.pool)
+}
+
+func saleCounts(ctx context.Context, q querier) ([]SaleCount, error) {
+	rows, err := q.Query(ctx, `SELECT id, stock, CASE WHEN archived_at IS NULL THEN stock - sold
 		ELSE archived_remaining END FROM sales ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: sale counts: %w", err)
@@ -201,4 +214,35 @@ func (d *DB) SaleCounts(ctx context.Context) ([]SaleCount, error) {
 		return nil, fmt.Errorf("postgres: sale counts: %w", err)
 	}
 	return out, nil
+}
+
+// View is a read-only view of the database as of one instant (one
+// REPEATABLE READ transaction): surge reconcile reads payments, sold
+// counts and orders through it, so a payment or a purchase a serving
+// cluster commits while it reads shows in all of them or in none.
+type View struct{ tx pgx.Tx }
+
+// View opens a View; Close it.
+func (d *DB) View(ctx context.Context) (*View, error) {
+	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open a view: %w", err)
+	}
+	return &View{tx: tx}, nil
+}
+
+// Close ends the view.
+func (v *View) Close(ctx context.Context) error { return v.tx.Rollback(ctx) }
+
+// Payments is DB.Payments as of the view.
+func (v *View) Payments(ctx context.Context, fn func(surge.Payment) error) error {
+	return payments(ctx, v.tx, fn)
+}
+
+// SaleCounts is DB.SaleCounts as of the view.
+func (v *View) SaleCounts(ctx context.Context) ([]SaleCount, error) { return saleCounts(ctx, v.tx) }
+
+// Orders is DB.Orders as of the view.
+func (v *View) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	return orders(ctx, v.tx, saleID, fn)
 }

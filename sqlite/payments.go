@@ -187,7 +187,7 @@ func (s *Store) Payments(ctx context.Context, fn func(surge.Payment) error) erro
 	return streamPayments(ctx, s.r, fn)
 }
 
-func streamPayments(ctx context.Context, db *sql.DB, fn func(surge.Payment) error) error {
+func streamPayments(ctx context.Context, db source, fn func(surge.Payment) error) error {
 	rows, err := db.QueryContext(ctx, `SELECT `+paymentColumns+` FROM payments ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("sqlite: list payments: %w", err)

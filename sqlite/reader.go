@@ -14,8 +14,13 @@ import (
 // Reader reads a data directory's sales, orders and payments without
 // opening a Store: read-only, without the directory's lock, so it works
 // while `surge serve` holds it (WAL readers never block the writer) and
-// after. It is what `surge reconcile` reads.
-type Reader struct{ db *sql.DB }
+// after. It is what `surge reconcile` reads. Every read is of one read
+// transaction, so of one instant: a payment or a purchase the server
+// commits while the reader reads shows in all of them or in none.
+type Reader struct {
+	db *sql.DB
+	tx *sql.Tx
+}
 
 // OpenReader opens the database in dir read-only. A missing database is
 // an error, never created.
@@ -39,20 +44,28 @@ func OpenReader(ctx context.Context, dir string) (*Reader, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s lacks tables of this version; run this version's surge serve on it once", path)
 	}
-	return &Reader{db: db}, nil
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: read %s: %w", path, err)
+	}
+	return &Reader{db: db, tx: tx}, nil
 }
 
 // Close closes the database.
-func (r *Reader) Close() error { return r.db.Close() }
+func (r *Reader) Close() error {
+	r.tx.Rollback()
+	return r.db.Close()
+}
 
 // Sales lists every sale, oldest first, with the final remaining figure
 // of the archived ones (nil for a sale in service).
 func (r *Reader) Sales(ctx context.Context) ([]surge.Sale, map[string]int64, error) {
-	sales, err := querySales(ctx, r.db, "")
+	sales, err := querySales(ctx, r.tx, "")
 	if err != nil {
 		return nil, nil, err
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT sale_id, remaining FROM archived_sales`)
+	rows, err := r.tx.QueryContext(ctx, `SELECT sale_id, remaining FROM archived_sales`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sqlite: archived sales: %w", err)
 	}
@@ -73,7 +86,7 @@ func (r *Reader) Sales(ctx context.Context) ([]surge.Sale, map[string]int64, err
 
 // Orders streams a sale's orders in creation order.
 func (r *Reader) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
+	rows, err := r.tx.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
 	if err != nil {
 		return fmt.Errorf("sqlite: orders of %s: %w", saleID, err)
 	}
@@ -92,5 +105,5 @@ func (r *Reader) Orders(ctx context.Context, saleID string, fn func(surge.Order)
 
 // Payments streams every payment, oldest first.
 func (r *Reader) Payments(ctx context.Context, fn func(surge.Payment) error) error {
-	return streamPayments(ctx, r.db, fn)
+	return streamPayments(ctx, r.tx, fn)
 }

@@ -78,7 +78,14 @@ func openSource(ctx context.Context, dataDir, pgURL string) (reconcile.Source, f
 		if err != nil {
 			return nil, nil, err
 		}
-		return pgSource{db}, db.Close, nil
+		// One instant for every read: a serving cluster commits payments
+		// and purchases while this reads.
+		v, err := db.View(ctx)
+		if err != nil {
+			db.Close()
+			return nil, nil, err
+		}
+		return pgSource{v}, func() { v.Close(context.Background()); db.Close() }, nil
 	}
 	r, err := sqlite.OpenReader(ctx, dataDir)
 	if err != nil {
@@ -106,7 +113,7 @@ func (s sqliteSource) Sales(ctx context.Context) ([]reconcile.Sale, error) {
 
 // pgSource reads the cluster's PostgreSQL, whose sold column is a count
 // of its own.
-type pgSource struct{ *postgres.DB }
+type pgSource struct{ *postgres.View }
 
 func (s pgSource) Sales(ctx context.Context) ([]reconcile.Sale, error) {
 	counts, err := s.SaleCounts(ctx)
