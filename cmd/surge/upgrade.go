@@ -309,6 +309,27 @@ type trackedConn struct {
 	state  atomic.Int32
 }
 
+// Read marks the connection as no longer silent at its first byte: a
+// client whose request is on its way (its header not whole yet) has sent
+// one, and closing it would lose it.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && c.state.Load() == connFresh {
+		c.state.CompareAndSwap(connFresh, connServed)
+	}
+	return n, err
+}
+
+// CloseWrite passes net/http's half-close on (closeWriteAndWait: the FIN
+// that lets a client read an error answer before the connection's reset)
+// to a connection that has one, as the admin listener's *net.TCPConn.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *trackedConn) Close() error {
 	c.o.mu.Lock()
 	delete(c.o.conns, c)
