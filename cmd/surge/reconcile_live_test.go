@@ -65,15 +65,7 @@ func TestReconcileEmbeddedWhileServing(t *testing.T) {
 func reconcileWhileServing(t *testing.T, st payStore, dir, url string) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	name, cur, stock, limit, price := "s", "EUR", int64(10), int64(2), int64(1000)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
-		PriceCents: &price, Currency: &cur}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
+	sale, price, cur := pricedSale(t, st, now)
 	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}, {UserID: "u2", Quantity: 1}}, now)
 	if err != nil || out[0].Err != nil || out[1].Err != nil {
 		t.Fatalf("reserve: %v %+v", err, out)
@@ -141,15 +133,7 @@ func TestReconcileRefundOfPaidOrder(t *testing.T) {
 	}
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	name, cur, stock, limit, price := "s", "EUR", int64(10), int64(2), int64(1000)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
-		PriceCents: &price, Currency: &cur}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
+	sale, price, cur := pricedSale(t, st, now)
 	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
 	if err != nil || out[0].Err != nil {
 		t.Fatalf("reserve: %v %+v", err, out)
@@ -181,4 +165,19 @@ func TestReconcileRefundOfPaidOrder(t *testing.T) {
 			t.Errorf("refund_not_in_surge for a refund Surge recorded: %s", m.Detail)
 		}
 	}
+}
+
+// pricedSale creates sale "s" in st: 10 units, 2 per buyer, at 10.00 EUR.
+func pricedSale(t *testing.T, st surge.Store, now time.Time) (sale surge.Sale, price int64, currency string) {
+	t.Helper()
+	name, cur, stock, limit, cents := "s", "EUR", int64(10), int64(2), int64(1000)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
+		PriceCents: &cents, Currency: &cur}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateSale(context.Background(), sale); err != nil {
+		t.Fatal(err)
+	}
+	return sale, cents, cur
 }
