@@ -199,12 +199,8 @@ func (r *Relay) Run(ctx context.Context) {
 			// Not even read: in cluster mode a read takes or renews the
 			// outbox lease, and a node that cannot reach NATS must let it
 			// lapse so that a node that can publishes instead.
-			if waiting != nil {
-				n, _ := waiting.acks(ctx, r.cfg.AckTimeout)
-				d.remove(waiting.evs[:n])
-				waiting = nil
-			}
-			d.flush()
+			r.settle(ctx, waiting, d)
+			waiting = nil
 			r.failed(fmt.Errorf("outbox: not connected to NATS (%s)", r.nc.Status()))
 			after, retry = 0, r.cfg.Retry
 			continue
@@ -255,12 +251,8 @@ func (r *Relay) Run(ctx context.Context) {
 			waiting, after = b, b.evs[len(b.futures)-1].Seq
 		}
 		if err != nil {
-			if waiting != nil {
-				n, _ := waiting.acks(ctx, r.cfg.AckTimeout)
-				d.remove(waiting.evs[:n])
-				waiting = nil
-			}
-			d.flush()
+			r.settle(ctx, waiting, d)
+			waiting = nil
 			after = 0
 		}
 	}
@@ -288,6 +280,17 @@ func (r *Relay) recovered() {
 		r.log.Info("order events published again")
 		r.failing = false
 	}
+}
+
+// settle ends the batch in flight, if any, after a failure: what NATS
+// acknowledged of it leaves the outbox, with every removal queued before,
+// and the rest is read and sent again from the start.
+func (r *Relay) settle(ctx context.Context, b *batch, d *deleter) {
+	if b != nil {
+		n, _ := b.acks(ctx, r.cfg.AckTimeout)
+		d.remove(b.evs[:n])
+	}
+	d.flush()
 }
 
 // batch is events sent and the futures of their acknowledgements.
