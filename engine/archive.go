@@ -91,7 +91,7 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 		}
 	}
 	if err != nil {
-		return SaleState{}, err
+		return SaleState{}, storeErr(err)
 	}
 	e.takeArchived([]surge.ArchivedSale{done}, nil)
 	e.log.Info("sale archived", "sale", id, "remaining", done.Remaining)

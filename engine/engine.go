@@ -209,7 +209,7 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 		return SaleState{}, surge.ErrSaleExists
 	}
 	if err := e.store.CreateSale(ctx, sl); err != nil {
-		return SaleState{}, err
+		return SaleState{}, storeErr(err)
 	}
 	s := e.pipeline(sl)
 	s.remaining.Store(sl.Stock)
@@ -251,14 +251,15 @@ func (e *Engine) Order(ctx context.Context, id string) (surge.Order, error) {
 	if !surge.ValidID(id) {
 		return surge.Order{}, surge.ErrOrderNotFound
 	}
-	return e.store.Order(ctx, id)
+	o, err := e.store.Order(ctx, id)
+	return o, storeErr(err)
 }
 
 // Cancel cancels a reserved order and returns its units to the stock.
 func (e *Engine) Cancel(ctx context.Context, id string) (surge.Order, error) {
 	o, err := e.store.Cancel(ctx, id, e.cfg.Now())
 	if err != nil {
-		return o, err
+		return o, storeErr(err)
 	}
 	e.Meter(o.SaleID).Transition(metrics.ToCancelled, 1)
 	e.refresh(ctx, o.SaleID)
@@ -271,7 +272,18 @@ func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
 	if err == nil {
 		e.Meter(o.SaleID).Transition(metrics.ToPaid, 1)
 	}
-	return o, err
+	return o, storeErr(err)
+}
+
+// storeErr is what a store call's error answers: a domain error (a code)
+// as it is, anything else (the disk, a lock held past the busy timeout, a
+// closed pool) as unavailable, the storage failure the API documents as
+// 503 "nothing changed, retry", as a purchase's batch does (owner.go).
+func storeErr(err error) error {
+	if err != nil && surge.ErrorCode(err) == "" {
+		return fmt.Errorf("%w: %w", surge.ErrUnavailable, err)
+	}
+	return err
 }
 
 // Orders streams every order of a sale.

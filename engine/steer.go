@@ -41,7 +41,7 @@ func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (
 	defer s.snapMu.Unlock()
 	next, err := steer.UpdateSale(ctx, id, p, e.cfg.Now())
 	if err != nil {
-		return SaleState{}, err
+		return SaleState{}, storeErr(err)
 	}
 	e.steers.Add(1)
 	s.cur.Store(&next)

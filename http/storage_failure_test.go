@@ -1,0 +1,61 @@
+package http_test
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/internal/testclock"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// TestStorageFailureIsUnavailable: when the database cannot be written
+// (here another process holds SQLite's write lock past the busy timeout,
+// as a backup tool or an operator's sqlite3 shell can), PATCH and cancel
+// answer 503 unavailable, as docs/api.md and the OpenAPI promise
+// ("storage failure; nothing changed, retry"), so that clients retry; not
+// 500 internal, which says the server is broken and is not retried.
+func TestStorageFailureIsUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out SQLite's 10 s busy timeout twice")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := testclock.New(epoch)
+	eng, err := engine.Open(ctx, store, engine.Config{Now: clk.Now, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: quietLog}))
+	t.Cleanup(func() { srv.Close(); _ = eng.Close(); _ = store.Close() })
+	e := &env{eng: eng, store: store, clock: clk, srv: srv}
+	e.createSale(t, `{"id":"s","name":"S","stock":5}`)
+	o := e.buy(t, "s", header(userHeader, "alice"))
+
+	// Another process takes the write lock and keeps it.
+	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = conn.ExecContext(ctx, "ROLLBACK"); conn.Close() })
+
+	wantError(t, e.do(t, "PATCH", "/v1/sales/s", `{"paused":true}`, asAdmin()), http.StatusServiceUnavailable, "unavailable")
+	wantError(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", header(userHeader, "alice")), http.StatusServiceUnavailable, "unavailable")
+}
