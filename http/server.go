@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -165,21 +166,34 @@ func (s *Server) routes() {
 		m.Handle(s.cfg.Mount(s))
 	}
 	// The mux answers unknown paths and wrong methods in plain text; these
-	// fallbacks keep every answer in the JSON error shape.
-	for path, allow := range map[string]string{
-		"/v1/sales":                   "GET, POST",
-		"/v1/sales/{id}":              "GET, PATCH",
-		"/v1/sales/{id}/orders":       "GET",
-		"/v1/sales/{id}/archive":      "POST",
-		"/v1/sales/{id}/purchases":    "POST",
-		"/v1/sales/{id}/queue":        "GET, POST",
-		"/v1/sales/{id}/queue/events": "GET",
-		"/v1/orders/{id}":             "GET",
-		"/v1/orders/{id}/cancel":      "POST",
-		"/v1/orders/{id}/pay":         "POST",
-		"/healthz":                    "GET",
-		"/readyz":                     "GET",
+	// fallbacks keep every answer in the JSON error shape. On the Public
+	// copy the admin-only methods are hidden (adminRoute answers them 404
+	// as if they did not exist), so Allow names only the public ones, and
+	// a path with none answers 404 whatever the method.
+	for path, methods := range map[string]struct{ public, admin string }{
+		"/v1/sales":                   {"GET", "POST"},
+		"/v1/sales/{id}":              {"GET", "PATCH"},
+		"/v1/sales/{id}/orders":       {"", "GET"},
+		"/v1/sales/{id}/archive":      {"", "POST"},
+		"/v1/sales/{id}/purchases":    {"POST", ""},
+		"/v1/sales/{id}/queue":        {"GET, POST", ""},
+		"/v1/sales/{id}/queue/events": {"GET", ""},
+		"/v1/orders/{id}":             {"GET", ""},
+		"/v1/orders/{id}/cancel":      {"POST", ""},
+		"/v1/orders/{id}/pay":         {"", "POST"},
+		"/healthz":                    {"GET", ""},
+		"/readyz":                     {"GET", ""},
 	} {
+		allow := methods.public
+		if !s.auth.noAdmin && methods.admin != "" {
+			allow = strings.TrimPrefix(allow+", "+methods.admin, ", ")
+		}
+		if allow == "" { // an admin-only path on the Public copy
+			m.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+			})
+			continue
+		}
 		m.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+allow)
