@@ -64,14 +64,24 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 	if s == nil { // archived
 		return surge.Outcome{}, surge.ErrSaleNotFound
 	}
+	// invalid is validation's refusal of a keyed purchase above the limit
+	// whose key may be on disk only: the store looks, and anything but
+	// the key's replay is refused as validation said.
+	var invalid error
 	if err := surge.ValidatePurchase(sl, p); err != nil {
-		if out, ok := e.replayAboveLimit(s, sl, p); ok {
+		out, ok, look := e.replayAboveLimit(s, sl, p)
+		if ok {
 			return out, nil
 		}
-		return surge.Outcome{}, err
+		if !look {
+			return surge.Outcome{}, err
+		}
+		invalid = err
 	}
-	if out, done := e.fastPath(s, sl, p); done {
-		return out, nil
+	if invalid == nil {
+		if out, done := e.fastPath(s, sl, p); done {
+			return out, nil
+		}
 	}
 	if e.closing.Load() {
 		return surge.Outcome{}, surge.ErrUnavailable
@@ -88,7 +98,13 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 		e.shed.Add(1)
 		return surge.Outcome{}, surge.ErrOverloaded
 	}
-	return e.post(ctx, s, p, now)
+	out, err := e.post(ctx, s, p, now)
+	if invalid != nil && err == nil && out.Code != surge.CodeReserved {
+		// The store refused it (above the limit). A reservation stands:
+		// a replay, or a limit raised since the snapshot sl was taken.
+		return surge.Outcome{}, invalid
+	}
+	return out, err
 }
 
 // find returns the live sale (nil if archived) and a snapshot of the
@@ -108,22 +124,29 @@ func (e *Engine) find(id string) (*sale, *surge.Sale) {
 // replayAboveLimit answers the replay of a key that reserved more units
 // than the sale's per-user limit now allows (an operator lowered it since,
 // steer.go): the key's first answer stands, as for any replay. Only a key
-// this node knows is durable is answered; validation's refusal stands for
-// the others. It runs on validation's error path only.
-func (e *Engine) replayAboveLimit(s *sale, sl *surge.Sale, p surge.Purchase) (surge.Outcome, bool) {
+// this node knows is durable is answered; look reports a key the store
+// may keep on disk only (KeyMaybe) or is committing (KeyPending), which
+// the store must decide (its Decide replays it, or refuses the purchase
+// above the limit, reserving nothing).
+// Validation's refusal stands for the others. It runs on validation's
+// error path only.
+func (e *Engine) replayAboveLimit(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.Outcome, ok, look bool) {
 	if p.IdempotencyKey == "" || p.Quantity <= sl.PerUserLimit {
-		return surge.Outcome{}, false
+		return surge.Outcome{}, false, false
 	}
 	lenient := *sl
 	lenient.PerUserLimit = p.Quantity
 	if surge.ValidatePurchase(&lenient, p) != nil {
-		return surge.Outcome{}, false
+		return surge.Outcome{}, false, false
 	}
 	o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey)
-	if st != surge.KeyDone || o.Quantity != p.Quantity {
-		return surge.Outcome{}, false
+	if st == surge.KeyMaybe || st == surge.KeyPending {
+		return surge.Outcome{}, false, true
 	}
-	return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, true
+	if st != surge.KeyDone || o.Quantity != p.Quantity {
+		return surge.Outcome{}, false, false
+	}
+	return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, true, false
 }
 
 // waitingRoom is the gate of a sale with a waiting room: nil if one of
