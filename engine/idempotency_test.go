@@ -52,13 +52,7 @@ func TestFastPathKeyMismatch(t *testing.T) {
 // store and get its 201 back, never a fast sold_out.
 func TestFastPathOldKeyReplays(t *testing.T) {
 	clk := fixedClock()
-	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{IdempotencyTTL: time.Hour, NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	hs := &hookStore{Store: st}
-	e := openEngine(t, hs, testConfig(clk))
+	e, hs, st := engineWithHourWindow(t, clk)
 	ctx := context.Background()
 	mustCreate(t, e, input("s", 1, 1))
 	first := mustReserve(t, e, "s", surge.Purchase{UserID: "u1", IdempotencyKey: "old", Quantity: 1})
@@ -96,4 +90,17 @@ func TestFastPathOldKeyReplays(t *testing.T) {
 	if n := len(ordersOf(t, st, "s")); n != 2 {
 		t.Errorf("%d orders, want 2", n)
 	}
+}
+
+// engineWithHourWindow is an engine over SQLite whose store keeps keys in
+// memory for an hour, then on disk only: the clock moves them there.
+func engineWithHourWindow(t *testing.T, clk *clock) (*Engine, *hookStore, *sqlite.Store) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{IdempotencyTTL: time.Hour, NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	hs := &hookStore{Store: st}
+	return openEngine(t, hs, testConfig(clk)), hs, st
 }

@@ -15,13 +15,7 @@ import (
 // in memory does (TestPausedFastPath); it must not be refused 400.
 func TestOldKeyAboveLoweredLimitReplays(t *testing.T) {
 	clk := fixedClock()
-	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{IdempotencyTTL: time.Hour, NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	hs := &hookStore{Store: st}
-	e := openEngine(t, hs, testConfig(clk))
+	e, _, st := engineWithHourWindow(t, clk)
 	ctx := context.Background()
 	mustCreate(t, e, input("s", 10, 3))
 	first := mustReserve(t, e, "s", surge.Purchase{UserID: "u1", IdempotencyKey: "old", Quantity: 3})
