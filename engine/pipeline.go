@@ -125,11 +125,12 @@ func (e *Engine) find(id string) (*sale, *surge.Sale) {
 // than the sale's per-user limit now allows (an operator lowered it since,
 // steer.go): the key's first answer stands, as for any replay. Only a key
 // this node knows is durable is answered; look reports a key the store
-// may keep on disk only (KeyMaybe) or is committing (KeyPending), which
-// the store must decide (its Decide replays it, or refuses the purchase
-// above the limit, reserving nothing).
-// Validation's refusal stands for the others. It runs on validation's
-// error path only.
+// may keep on disk only (KeyMaybe) or is committing (KeyPending), or, with
+// a shared store, a key this node does not know (KeyUnknown: another node
+// may have reserved with it), which the store must decide (it replays
+// the key, or refuses the purchase above the limit, reserving nothing).
+// Validation's refusal stands for the others (KeyAbsent among them). It
+// runs on validation's error path only.
 func (e *Engine) replayAboveLimit(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.Outcome, ok, look bool) {
 	if p.IdempotencyKey == "" || p.Quantity <= sl.PerUserLimit {
 		return surge.Outcome{}, false, false
@@ -140,7 +141,7 @@ func (e *Engine) replayAboveLimit(s *sale, sl *surge.Sale, p surge.Purchase) (ou
 		return surge.Outcome{}, false, false
 	}
 	o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey)
-	if st == surge.KeyMaybe || st == surge.KeyPending {
+	if st == surge.KeyMaybe || st == surge.KeyPending || (st == surge.KeyUnknown && e.shared != nil) {
 		return surge.Outcome{}, false, true
 	}
 	if st != surge.KeyDone || o.Quantity != p.Quantity {
