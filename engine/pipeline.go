@@ -135,9 +135,9 @@ func (e *Engine) replayAboveLimit(s *sale, sl *surge.Sale, p surge.Purchase) (ou
 	if p.IdempotencyKey == "" || p.Quantity <= sl.PerUserLimit {
 		return surge.Outcome{}, false, false
 	}
-	lenient := *sl
-	lenient.PerUserLimit = p.Quantity
-	if surge.ValidatePurchase(&lenient, p) != nil {
+	// The rest must pass what a store checks of every purchase: one that
+	// fails it (a quantity over MaxStock) would fail its whole batch there.
+	if surge.CheckPurchase(p) != nil {
 		return surge.Outcome{}, false, false
 	}
 	o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey)

@@ -93,3 +93,54 @@ func TestDormantSaleReplayAboveLoweredLimit(t *testing.T) {
 		t.Errorf("a new key above the limit: %v, want invalid_request", err)
 	}
 }
+
+// TestAbsurdQuantityAboveLimitFailsAlone: a keyed purchase above the limit
+// whose key the store may hold on disk goes to the store for its replay;
+// one of a quantity no sale can hold (over surge.MaxStock) must not, since
+// the store refuses such a batch whole and the buyers beside it in the
+// batch would get its 400.
+func TestAbsurdQuantityAboveLimitFailsAlone(t *testing.T) {
+	clk := fixedClock()
+	e, hs, st := engineWithHourWindow(t, clk)
+	ctx := context.Background()
+	mustCreate(t, e, input("s", 10, 1))
+	first := mustReserve(t, e, "s", surge.Purchase{UserID: "u1", IdempotencyKey: "old", Quantity: 1})
+	if _, err := e.Cancel(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Hour)
+	e.ExpireNow() // the sale's keys are on disk only
+	if _, ks := st.LookupKey("s", "u9", "huge"); ks != surge.KeyMaybe {
+		t.Fatalf("a new key of the sale: %v, want KeyMaybe", ks)
+	}
+	// The next batch waits until both purchases are in the inbox.
+	release := make(chan struct{})
+	calls := hs.reserves.Load()
+	hs.before = func(n int64) {
+		if n == calls+1 {
+			<-release
+		}
+	}
+	type answer struct {
+		out surge.Outcome
+		err error
+	}
+	blocker, fair, huge := make(chan answer, 1), make(chan answer, 1), make(chan answer, 1)
+	buy := func(p surge.Purchase, to chan answer) {
+		out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: p})
+		to <- answer{out, err}
+	}
+	go buy(surge.Purchase{UserID: "u2", Quantity: 1}, blocker)
+	time.Sleep(100 * time.Millisecond) // its batch is at the store, held
+	go buy(surge.Purchase{UserID: "u3", Quantity: 1}, fair)
+	go buy(surge.Purchase{UserID: "u9", IdempotencyKey: "huge", Quantity: surge.MaxStock + 1}, huge)
+	time.Sleep(100 * time.Millisecond) // both wait in the inbox for the next batch
+	close(release)
+	if a := <-huge; surge.ErrorCode(a.err) != surge.CodeInvalid {
+		t.Errorf("a quantity over MaxStock: %+v, %v; want invalid_request", a.out, a.err)
+	}
+	if a := <-fair; a.err != nil || a.out.Code != surge.CodeReserved {
+		t.Errorf("a fair purchase beside it: %+v, %v; want reserved", a.out, a.err)
+	}
+	<-blocker
+}
