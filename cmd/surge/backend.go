@@ -37,14 +37,8 @@ type backend struct {
 }
 
 // openBackend opens the embedded store, or the cluster store when the
-// Redis and PostgreSQL URLs are set.
+// Redis and PostgreSQL URLs are set (validate checked that both are).
 func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger, tel telemetry) (*backend, error) {
-	if (c.redisURL == "") != (c.postgresURL == "") {
-		return nil, errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
-	}
-	if c.buckets < 0 || c.buckets > 1024 {
-		return nil, errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
-	}
 	if c.redisURL == "" {
 		return c.openEmbedded(ctx, log, tel)
 	}

@@ -210,9 +210,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.paymentConfig(); err != nil {
-		return errUsage{"serve: " + err.Error()}
-	}
 	if c.handover, err = newHandover(ctx, c.pidFile, log); err != nil {
 		return err
 	}

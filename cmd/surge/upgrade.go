@@ -285,7 +285,7 @@ func (h *handover) nodeID(id string) string {
 // the ones that never sent a request (a browser's preconnect, a slow
 // client): waiting for them would hold the handover until the server's
 // ReadHeaderTimeout. Only a connection's opening and closing take a lock
-// or cost an atomic add; a request, one atomic load (its first, a swap).
+// or cost an atomic add; a read, one atomic load (its first, a swap).
 type openConns struct {
 	n atomic.Int64
 
@@ -293,8 +293,9 @@ type openConns struct {
 	conns map[*trackedConn]struct{}
 }
 
-// A trackedConn's state: fresh until the server has read its first
-// request (served), or until a handover closes it silent (closing).
+// A trackedConn's state: fresh until its first byte is read (served: a
+// request is on its way, see Read), or until a handover closes it silent
+// (closing).
 const (
 	connFresh int32 = iota
 	connServed
@@ -366,21 +367,15 @@ func (o *openConns) listen(ln net.Listener) net.Listener { return trackingListen
 // the connection listen's wraps, which next may know the type of).
 func (o *openConns) track(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	return func(c net.Conn, st http.ConnState) {
-		tc, _ := c.(*trackedConn)
 		if next != nil {
-			if tc != nil {
-				next(tc.Conn, st)
-			} else {
-				next(c, st)
+			if tc, ok := c.(*trackedConn); ok {
+				c = tc.Conn // the type next knows, under the wrapper
 			}
+			next(c, st)
 		}
 		switch st {
 		case http.StateNew:
 			o.n.Add(1)
-		case http.StateActive:
-			if tc != nil && tc.state.Load() == connFresh {
-				tc.state.CompareAndSwap(connFresh, connServed)
-			}
 		case http.StateClosed, http.StateHijacked:
 			o.n.Add(-1)
 		}
