@@ -192,7 +192,7 @@ func checkConfirmed(byID map[string]*api.Order, confirmed []Confirmation, export
 			// A confirmed order gone: its units may be sold again, to
 			// someone else, while its buyer holds a 201.
 			v.add("order %s confirmed to user %s is cancelled in the export, and the run cancels nothing", c.OrderID, c.UserID)
-		case o.Status == "expired" && !heldUntil(o, exported.Add(clockSkew)):
+		case o.Status == "expired" && !holdEnded(o, exported.Add(clockSkew)):
 			v.add("order %s confirmed to user %s expired before its hold ended (expires_at %s, export read at %s)",
 				c.OrderID, c.UserID, o.ExpiresAt, exported.UTC().Format(time.RFC3339))
 		}
@@ -259,9 +259,9 @@ func checkRemaining(sale api.Sale, liveUnits int64) Check {
 		Detail: fmt.Sprintf("remaining %d, but stock %d − %d live units = %d", sale.Remaining, sale.Stock, liveUnits, want)}
 }
 
-// heldUntil reports whether o's hold ended by t: an expiry before it is
+// holdEnded reports whether o's hold ended by t: an expiry before it is
 // early (an unreadable expires_at is not an ended hold).
-func heldUntil(o *api.Order, t time.Time) bool {
+func holdEnded(o *api.Order, t time.Time) bool {
 	at, err := api.ParseTime(o.ExpiresAt)
 	return err == nil && !at.After(t)
 }
