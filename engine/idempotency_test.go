@@ -53,14 +53,7 @@ func TestFastPathKeyMismatch(t *testing.T) {
 func TestFastPathOldKeyReplays(t *testing.T) {
 	clk := fixedClock()
 	e, hs, st := engineWithHourWindow(t, clk)
-	ctx := context.Background()
-	mustCreate(t, e, input("s", 1, 1))
-	first := mustReserve(t, e, "s", surge.Purchase{UserID: "u1", IdempotencyKey: "old", Quantity: 1})
-	if _, err := e.Cancel(ctx, first.ID); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(2 * time.Hour)
-	e.ExpireNow() // sweeps the old key out of memory
+	first := keyOnDiskOnly(t, e, clk, input("s", 1, 1))
 	if _, ks := st.LookupKey("s", "u1", "old"); ks != surge.KeyMaybe {
 		t.Fatalf("old key in memory: %v, want KeyMaybe", ks)
 	}
@@ -103,4 +96,19 @@ func engineWithHourWindow(t *testing.T, clk *clock) (*Engine, *hookStore, *sqlit
 	t.Cleanup(func() { _ = st.Close() })
 	hs := &hookStore{Store: st}
 	return openEngine(t, hs, testConfig(clk)), hs, st
+}
+
+// keyOnDiskOnly creates sale in, has u1 buy one unit with key "old" and
+// cancel it, and moves the clock past the window: the sale's keys are on
+// disk only. It returns u1's order.
+func keyOnDiskOnly(t *testing.T, e *Engine, clk *clock, in surge.SaleInput) surge.Order {
+	t.Helper()
+	mustCreate(t, e, in)
+	first := mustReserve(t, e, *in.ID, surge.Purchase{UserID: "u1", IdempotencyKey: "old", Quantity: 1})
+	if _, err := e.Cancel(context.Background(), first.ID); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Hour)
+	e.ExpireNow() // sweeps the old key out of memory
+	return first
 }

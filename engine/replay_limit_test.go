@@ -103,13 +103,7 @@ func TestAbsurdQuantityAboveLimitFailsAlone(t *testing.T) {
 	clk := fixedClock()
 	e, hs, st := engineWithHourWindow(t, clk)
 	ctx := context.Background()
-	mustCreate(t, e, input("s", 10, 1))
-	first := mustReserve(t, e, "s", surge.Purchase{UserID: "u1", IdempotencyKey: "old", Quantity: 1})
-	if _, err := e.Cancel(ctx, first.ID); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(2 * time.Hour)
-	e.ExpireNow() // the sale's keys are on disk only
+	keyOnDiskOnly(t, e, clk, input("s", 10, 1))
 	if _, ks := st.LookupKey("s", "u9", "huge"); ks != surge.KeyMaybe {
 		t.Fatalf("a new key of the sale: %v, want KeyMaybe", ks)
 	}
