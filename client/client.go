@@ -35,6 +35,8 @@ type Client struct {
 	// Retry bounds the retries on 429 and 503; the zero value is the
 	// defaults (see RetryPolicy), MaxAttempts 1 turns retrying off.
 	Retry RetryPolicy
+
+	silentAfter time.Duration // a stream this silent is dead; 0: streamSilence
 }
 
 // DefaultTimeout bounds each request of a client made by New (streams,

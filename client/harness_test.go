@@ -40,6 +40,9 @@ type serverOptions struct {
 	buyerRate engine.RateLimiter
 	// wrap puts a handler in front of the API (faults for retry tests).
 	wrap func(http.Handler) http.Handler
+	// queues holds the waiting rooms' places (nil: in memory; a Redis
+	// backend as in cluster mode).
+	queues waitroom.Backend
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -50,7 +53,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	room, err := waitroom.New(waitroom.Config{Secret: roomSecret, Now: opt.now})
+	room, err := waitroom.New(waitroom.Config{Secret: roomSecret, Now: opt.now, Backend: opt.queues})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,24 @@ var ErrAdmissionExpired = errors.New("the admission to the waiting room has expi
 // shut down, or the stream reached its age and the client must reconnect).
 var errStreamCut = errors.New("queue stream ended before admission or expiry")
 
+// streamSilence: a queue stream that sends nothing for this long is dead
+// (a connection a load balancer or NAT forgot, a host that vanished): the
+// server sends a heartbeat after 15 s of silence (docs/api.md).
+const streamSilence = 35 * time.Second
+
+// silence is how long WatchQueue waits on a silent stream (tests shorten
+// it through export_test.go).
+func (c *Client) silence() time.Duration {
+	if c.silentAfter > 0 {
+		return c.silentAfter
+	}
+	return streamSilence
+}
+
+// errStreamSilent: a queue stream sent nothing, not even a heartbeat, for
+// streamSilence.
+var errStreamSilent = errors.New("queue stream silent for longer than the server's heartbeat: the connection is dead")
+
 // JoinQueue takes (or returns) the client's buyer's place in a sale's
 // waiting room. Joining is idempotent per buyer, so it is retried like a
 // read.
@@ -60,14 +78,25 @@ func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Qu
 // the stream and is returned. A refused stream is an *APIError (429: the
 // buyer or the address holds its share of streams, 503: too many open;
 // poll with QueueStatus instead), and so is the stream's own "error"
-// event (Status 0). A stream cut before its last event is an error too.
+// event (Status 0). A stream cut before its last event is an error too,
+// and so is one silent (not even a heartbeat) for 35 s: its connection
+// is dead.
 func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(api.Queue) error) error {
 	cl, _ := c.newCall(http.MethodGet, salePath(saleID)+"/queue/events", anyone, nil)
 	cl.header.Set(ticketHeader, ticket)
 	cl.header.Set("Accept", "text/event-stream")
 	cl.stream, cl.safety = true, noRetry
-	resp, err := c.send(ctx, cl)
+	// The stream has no timeout, but it may not go silent: every line
+	// (heartbeats included) puts the deadline off.
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idle := time.AfterFunc(c.silence(), func() { cancel(errStreamSilent) })
+	defer idle.Stop()
+	resp, err := c.send(sctx, cl)
 	if err != nil {
+		if ctx.Err() == nil && context.Cause(sctx) == errStreamSilent {
+			return errStreamSilent
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -80,11 +109,15 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if context.Cause(sctx) == errStreamSilent {
+				return errStreamSilent
+			}
 			if err == io.EOF {
 				return errStreamCut
 			}
 			return fmt.Errorf("read queue stream: %w", err)
 		}
+		idle.Reset(c.silence())
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line != "" {
 			// field: value; comments (":…") and retry are skipped.
@@ -150,6 +183,10 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 				return q, ctx.Err()
 			case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable):
 				streams = false // as the server asks: poll instead
+			case errors.As(err, &ae) && ae.Status == 0 && transientCode(ae.Code):
+				// The stream's error event says the place could not be
+				// read now (Redis down: unavailable), not that the
+				// ticket is refused: poll, which retries, as for a cut.
 			case errors.As(err, &ae):
 				return q, err // the ticket is refused: polling would be too
 			}
@@ -174,6 +211,12 @@ func (c *Client) Admit(ctx context.Context, saleID string) (api.Queue, error) {
 		return q, err
 	}
 	return c.WaitAdmitted(ctx, q)
+}
+
+// transientCode reports whether an error code says "not now" rather than
+// "never": the answers a client retries (429 and 503, docs/protection.md).
+func transientCode(code string) bool {
+	return code == "unavailable" || code == "overloaded" || code == "rate_limited"
 }
 
 // pollDelay is when to read a waiting place again: at its estimated

@@ -1,0 +1,199 @@
+package client_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// In cluster mode the waiting room's places live in Redis. A Redis blip
+// while a buyer follows its place on the event stream ends that stream
+// with an "error" event carrying 503's code, unavailable (the server could
+// not read the place, the ticket is as good as ever). WaitAdmitted must
+// treat that as the transient failure it is (docs/protection.md: every
+// Redis failure is "503 unavailable + Retry-After: 1", retry), keep
+// waiting by polling, and return the admission, not give the buyer's turn
+// up as if the ticket had been refused.
+func TestWaitAdmittedSurvivesRedisBlipOnStream(t *testing.T) {
+	proxy := servicetest.RedisProxy(t)
+	ns := servicetest.Namespace(t)
+	rc, err := redis.Dial(t.Context(), "redis://"+proxy.Addr+"/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	s := newServer(t, serverOptions{queues: redis.NewQueues(rc, ns, 0)})
+	admin := client.New(s.url, token)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	// Admitted at the start, 5 s from now: the wait outlasts the blip.
+	start := time.Now().Add(5 * time.Second)
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
+		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
+			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
+		t.Fatal(err)
+	}
+	ann := admin.AsUser("ann")
+	q, err := ann.JoinQueue(ctx, "room")
+	if err != nil || q.Status != client.QueueWaiting {
+		t.Fatalf("join: %+v, %v", q, err)
+	}
+
+	// Redis goes away for 2 s once the stream is open and has sent the
+	// place (the stream reads it again every second).
+	go func() {
+		for s.count("GET /v1/sales/room/queue/events") == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		proxy.Cut()
+		time.Sleep(2 * time.Second)
+		proxy.Restore()
+	}()
+
+	got, err := ann.WaitAdmitted(ctx, q)
+	if err != nil {
+		t.Fatalf("WaitAdmitted across a 2 s Redis blip: %v; want the admission at %s (the ticket stayed valid)",
+			err, start.Format(time.RFC3339))
+	}
+	if got.Status != client.QueueAdmitted {
+		t.Fatalf("WaitAdmitted: %+v, want admitted", got)
+	}
+	if _, err := ann.Purchase(ctx, "room", client.PurchaseOptions{Ticket: got.Ticket}); err != nil {
+		t.Fatalf("purchase with the admitted ticket: %v", err)
+	}
+}
+
+// stallProxy forwards TCP connections to target; stall freezes the
+// connections open at that moment (nothing more goes through them either
+// way, yet they stay open, as through a load balancer or NAT that lost
+// the flow, or to a host that vanished), while new connections work.
+type stallProxy struct {
+	addr   string
+	mu     sync.Mutex
+	frozen map[net.Conn]bool // client side -> stalled
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{addr: ln.Addr().String(), frozen: map[net.Conn]bool{}}
+	var conns []net.Conn
+	var cmu sync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		cmu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		cmu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			cmu.Lock()
+			conns = append(conns, c, up)
+			cmu.Unlock()
+			p.mu.Lock()
+			p.frozen[c] = false
+			p.mu.Unlock()
+			pump := func(dst, src net.Conn) {
+				buf := make([]byte, 4096)
+				for {
+					n, err := src.Read(buf)
+					p.mu.Lock()
+					stalled := p.frozen[c]
+					p.mu.Unlock()
+					if stalled {
+						return // keeps both ends open, forwards nothing
+					}
+					if n > 0 {
+						if _, werr := dst.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						dst.Close()
+						return
+					}
+				}
+			}
+			go pump(up, c)
+			go pump(c, up)
+		}
+	}()
+	return p
+}
+
+// stall freezes every connection open now.
+func (p *stallProxy) stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.frozen {
+		p.frozen[c] = true
+	}
+}
+
+// The server sends a heartbeat after 15 s of silence on a queue stream
+// (docs/api.md), so a stream silent for much longer is dead. WaitAdmitted
+// must then do what it does for a cut stream (read the place, follow it
+// again) and return the admission, not wait on the dead connection for
+// ever while the buyer's turn comes and goes.
+func TestWaitAdmittedLeavesASilentStream(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	p := newStallProxy(t, strings.TrimPrefix(s.url, "http://"))
+	admin := client.New("http://"+p.addr, token)
+	// A dead stream is noticed after 3 s here (35 s by default: two of
+	// the server's heartbeats), so the test waits seconds, not a minute.
+	client.SetStreamSilence(admin, 3*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	start := time.Now().Add(5 * time.Second)
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
+		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
+			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(300))}}); err != nil {
+		t.Fatal(err)
+	}
+	ann := admin.AsUser("ann")
+	q, err := ann.JoinQueue(ctx, "room")
+	if err != nil || q.Status != client.QueueWaiting {
+		t.Fatalf("join: %+v, %v", q, err)
+	}
+	go func() { // the stream's connection dies silently once open
+		for s.count("GET /v1/sales/room/queue/events") == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		p.stall()
+	}()
+	began := time.Now()
+	got, err := ann.WaitAdmitted(ctx, q)
+	if err != nil {
+		t.Fatalf("WaitAdmitted after the stream's connection went silent: %v after %v; admitted since %s, "+
+			"nothing came through its connection after it was frozen", err, time.Since(began).Round(time.Second),
+			start.Format(time.RFC3339))
+	}
+	if got.Status != client.QueueAdmitted {
+		t.Fatalf("WaitAdmitted: %+v, want admitted", got)
+	}
+}
