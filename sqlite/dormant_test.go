@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +157,75 @@ func TestDormantSale(t *testing.T) {
 		t.Errorf("after reopening: %q %q replay %v %v, remaining %d; want limit_reached reserved, two replays, 5",
 			out[0].Code, out[1].Code, out[2].Replay, out[3].Replay, rem)
 	}
+}
+
+// TestDormantSaleAfterClockStepBack: a sale that had ended when the store
+// started is left dormant (no buyer's holding in memory). If the wall
+// clock then steps back before its end (an NTP step, a VM resumed), the
+// sale's gate opens again for a while and purchases reach the store. The
+// dormant ledger knows no buyer's units, so a buyer already at the
+// per-user limit was sold more; and the next start refuses the database
+// ("user holds 3 units ... over the limit of 2"). The store must decide
+// such a purchase against the sale's full state, as it does for a
+// steered one.
+func TestDormantSaleAfterClockStepBack(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	opts := sqlite.Options{NoExpiry: true, Now: now}
+	s, err := sqlite.Open(ctx, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, name, stock, limit, hold := "drop", "Drop", int64(10), int64(2), int64(600)
+	end := t0.Add(time.Hour)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit,
+		StartsAt: &t0, EndsAt: &end, HoldSeconds: &hold}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 2}}, t0)
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("first purchase: %+v, %v", out, err)
+	}
+	if _, err := s.Pay(ctx, out[0].Order.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The store starts 30 s after the sale's end: dormant.
+	clock.Store(end.Add(30 * time.Second).UnixNano())
+	s, err = sqlite.Open(ctx, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Dormant(id) {
+		t.Fatal("the ended sale is not dormant")
+	}
+	// Then the wall clock steps back a minute: the sale is open again
+	// until its end, and alice, who holds the limit, buys once more.
+	clock.Store(end.Add(-30 * time.Second).UnixNano())
+	out, _, err = s.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 1}}, now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Code != surge.CodeLimitReached {
+		t.Errorf("alice, holding the limit of 2, buys 1 more: %s, want %s", out[0].Code, surge.CodeLimitReached)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever was decided, the next start must serve.
+	s, err = sqlite.Open(ctx, dir, opts)
+	if err != nil {
+		t.Fatalf("the start after it: %v", err)
+	}
+	s.Close()
 }

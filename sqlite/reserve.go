@@ -39,6 +39,15 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if st.archived {
 		return nil, 0, surge.ErrSaleNotFound
 	}
+	// A dormant sale holds no buyer's units: it may only refuse (ended)
+	// or replay. If its window is open at now after all (the wall clock
+	// stepped back past its end since the start), its orders are loaded
+	// first, as a steering does, so that the per-user limit counts them.
+	if st.l.IsDormant() && st.l.Sale().Window(now) != surge.CodeEnded {
+		if err := s.wake(ctx, st); err != nil {
+			return nil, st.l.Remaining(), err
+		}
+	}
 	if err := s.findKeys(ctx, st, batch); err != nil {
 		return nil, st.l.Remaining(), err
 	}

@@ -39,13 +39,25 @@ const (
 
 // seal records that dir's database was closed cleanly with progress
 // changes in it. It writes nothing if the WAL still holds pages (another
-// process had the database open, so the close could not fold it in).
-func seal(dir string, progress int64) error {
+// process had the database open, so the close could not fold it in), nor
+// if surge.db is no longer opened, the file the store wrote (another file
+// was renamed over it while the store ran: a restore, a copy): the
+// progress is the store's, not that file's, and the next start must count
+// and check the file it finds.
+func seal(dir string, progress int64, opened os.FileInfo) error {
 	path := filepath.Join(dir, FileName)
 	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
 		return nil
 	}
-	size, sum, err := checksum(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, opened) {
+		return nil
+	}
+	size, sum, err := checksumOf(f, path)
 	if err != nil {
 		return err
 	}
@@ -138,6 +150,11 @@ func checksum(path string) (int64, uint32, error) {
 		return 0, 0, fmt.Errorf("sqlite: %w", err)
 	}
 	defer f.Close()
+	return checksumOf(f, path)
+}
+
+// checksumOf reads f, the file at path, whole: its size and CRC-32C.
+func checksumOf(f *os.File, path string) (int64, uint32, error) {
 	h := crc32.New(castagnoli)
 	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
 	if err != nil {

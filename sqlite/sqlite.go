@@ -87,7 +87,8 @@ type Store struct {
 	stopCP  chan struct{}
 	cpDone  chan struct{}
 	path    string
-	g       *guard // the data directory's lock and high-water mark (integrity.go)
+	file    os.FileInfo // surge.db as Open found it (seal.go)
+	g       *guard      // the data directory's lock and high-water mark (integrity.go)
 	opts    Options
 	commits chan *commit
 	done    chan struct{}
@@ -444,6 +445,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := initSchema(ctx, w); err != nil {
 		return nil, fmt.Errorf("sqlite: create or upgrade schema in %s: %w", path, err)
 	}
+	// The file the writer has open: Close seals it only if surge.db is
+	// still this file (seal.go).
+	file, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	settles, err := lastSettle(ctx, w)
 	if err != nil {
 		return nil, err
@@ -463,7 +470,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	dbs = append(dbs, cp)
 	cp.SetMaxOpenConns(1)
 	s := &Store{
-		w: w, r: r, cp: cp, opts: opts, path: path, g: g, meter: commits, checked: !clean,
+		w: w, r: r, cp: cp, opts: opts, path: path, file: file, g: g, meter: commits, checked: !clean,
 		stopCP: make(chan struct{}), cpDone: make(chan struct{}), catchUp: make(chan struct{}, 1),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
@@ -600,7 +607,7 @@ func (s *Store) Close() error {
 			// Under the lock, so no other store opens the file meanwhile.
 			// A store a commit of which failed leaves no seal: the next
 			// start checks the file in full.
-			err = seal(filepath.Dir(s.path), s.g.progress.Load())
+			err = seal(filepath.Dir(s.path), s.g.progress.Load(), s.file)
 		}
 		err = errors.Join(err, s.g.release())
 	})
