@@ -133,6 +133,12 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	}
 	if r, ok := store.(surge.Releaser); ok {
 		r.OnRelease(e.released)
+		// The hints above were read before this registration: a release
+		// in between (the store's first expiry pass after downtime) went
+		// unheard, so read them once more.
+		for id := range m {
+			e.refresh(ctx, id)
+		}
 	}
 	if e.shared != nil {
 		e.follower.Add(1)

@@ -935,6 +935,54 @@ func TestExpireNowReleases(t *testing.T) {
 	mustReserve(t, e, "s", surge.Purchase{UserID: "u1", Quantity: 2})
 }
 
+// expiresBeforeRegistering runs the store's expiry just before the engine
+// registers for its releases: holds that ended while the engine opened,
+// whose release nobody hears.
+type expiresBeforeRegistering struct {
+	*hookStore
+	now func() time.Time
+}
+
+func (s expiresBeforeRegistering) OnRelease(fn func(saleID string, expired int)) {
+	if fn != nil {
+		if _, err := s.Expire(context.Background(), s.now()); err != nil {
+			panic(err)
+		}
+	}
+	s.hookStore.OnRelease(fn)
+}
+
+// Holds the store expires while the engine opens (its first expiry pass
+// after a start that follows downtime) must reach the engine's hint: the
+// engine reads each sale's remaining stock before it registers for the
+// store's releases, and a sold-out hint nobody raises refuses every
+// purchase of units that are for sale.
+func TestReleaseWhileOpeningIsHeard(t *testing.T) {
+	clk := fixedClock()
+	st := openStore(t, t.TempDir())
+	e := openEngine(t, st, testConfig(clk))
+	in := input("s", 2, 2)
+	in.HoldSeconds = ptr(int64(60))
+	mustCreate(t, e, in)
+	mustReserve(t, e, "s", surge.Purchase{UserID: "u1", Quantity: 2})
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(time.Minute) // the hold ends while no engine runs
+	hs := &hookStore{Store: st}
+	e = openEngine(t, expiresBeforeRegistering{hookStore: hs, now: clk.Now}, testConfig(clk))
+	if hs.expired.Load() != 1 {
+		t.Fatalf("the store expired %d orders while the engine opened, want 1", hs.expired.Load())
+	}
+	if got := remaining(t, e, "s"); got != 2 {
+		t.Errorf("remaining %d after the hold expired, want 2", got)
+	}
+	if out := mustPurchase(t, e, "s", surge.Purchase{UserID: "u2", Quantity: 1}); out.Code != surge.CodeReserved {
+		t.Errorf("a purchase of a unit the expiry gave back: %s, want reserved", out.Code)
+	}
+}
+
 func TestCreateSale(t *testing.T) {
 	clk := fixedClock()
 	e := openEngine(t, openStore(t, t.TempDir()), testConfig(clk))
