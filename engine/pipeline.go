@@ -17,9 +17,11 @@ import (
 // authentication (401) and decoding (400, 413). Then Engine.Purchase:
 //
 //  1. find: the sale exists, live or archived (404 sale_not_found).
-//  2. waitingRoom: a sale with a waiting room admits only a buyer with a
+//  2. forSale: an archived sale is read-only (404 sale_not_found), with
+//     or without a waiting room (its queue was dropped with the archive,
+//     so no ticket could pass the next stage).
+//  3. waitingRoom: a sale with a waiting room admits only a buyer with a
 //     current ticket (403 not_admitted); the others pass at no cost.
-//  3. forSale: an archived sale is read-only (404 sale_not_found).
 //  4. validate: the quantity fits the sale's per-user limit (400).
 //  5. fastPath: paused, not started, ended or sold out (409), and replays
 //     of known idempotency keys, answered from the sale's snapshot (one
@@ -58,11 +60,11 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 	if sl == nil {
 		return surge.Outcome{}, surge.ErrSaleNotFound
 	}
+	if s == nil { // archived: its waiting room's queue is gone with it
+		return surge.Outcome{}, surge.ErrSaleNotFound
+	}
 	if err := e.waitingRoom(ctx, sl, p.UserID, req.Tickets); err != nil {
 		return surge.Outcome{}, err
-	}
-	if s == nil { // archived
-		return surge.Outcome{}, surge.ErrSaleNotFound
 	}
 	// invalid is validation's refusal of a keyed purchase above the limit
 	// whose key may be on disk only: the store looks, and anything but

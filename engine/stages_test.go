@@ -31,8 +31,8 @@ func (r *switchRate) Allow(string, time.Time) (bool, time.Duration) {
 // The stages of the pipeline (pipeline.go), in their order.
 const (
 	stFind = iota
-	stWaitingRoom
 	stForSale
+	stWaitingRoom
 	stValidate
 	stFastPath
 	stOpen
@@ -57,8 +57,8 @@ func TestStageOrder(t *testing.T) {
 	}
 	wants := [nStages]want{
 		stFind:         {code: surge.CodeSaleNotFound},
-		stWaitingRoom:  {code: surge.CodeNotAdmitted},
 		stForSale:      {code: surge.CodeSaleNotFound},
+		stWaitingRoom:  {code: surge.CodeNotAdmitted},
 		stValidate:     {code: surge.CodeInvalid, message: "quantity"},
 		stFastPath:     {code: surge.CodeSoldOut, outcome: true},
 		stOpen:         {code: surge.CodeUnavailable},
@@ -69,7 +69,7 @@ func TestStageOrder(t *testing.T) {
 	}
 	for k := range nStages {
 		w := wants[k]
-		t.Run(string(w.code)+"/"+[nStages]string{"find", "waiting room", "for sale", "validate", "fast path",
+		t.Run(string(w.code)+"/"+[nStages]string{"find", "for sale", "waiting room", "validate", "fast path",
 			"open", "buyer rate", "sale rate", "inbox manager", "inbox"}[k], func(t *testing.T) {
 			fail := func(stage int) bool { return stage >= k }
 			ctx := context.Background()

@@ -615,3 +615,27 @@ func TestArchiveDropsQueue(t *testing.T) {
 		t.Errorf("%d in the line of the archived sale, want 0", n)
 	}
 }
+
+// docs/api.md: "A purchase in an archived sale answers 404 sale_not_found".
+// A sale that had a waiting room answers 403 not_admitted instead, to every
+// ticket: its queue was dropped with the archive, so even the ticket of a
+// buyer admitted before is refused, with a message telling the buyer to
+// "join again" (which answers 409 ended).
+func TestPurchaseInArchivedSaleWithWaitingRoom(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, fmt.Sprintf(`{"id":"gone","name":"Gone","stock":5,"starts_at":%q,"ends_at":%q,
+		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":300}}`, ts(-time.Hour), ts(time.Minute)))
+	q := e.join(t, "gone", "alice", http.StatusCreated)
+	e.clock.Advance(2 * time.Minute)
+	wantStatus(t, e.do(t, "POST", "/v1/sales/gone/archive", "", asAdmin()), http.StatusOK)
+
+	for name, opts := range map[string][]opt{
+		"with the ticket she was admitted with": {asUser(t, "alice"), ticketHeader(q.Ticket)},
+		"without a ticket":                      {asUser(t, "alice")},
+	} {
+		r := e.do(t, "POST", "/v1/sales/gone/purchases", `{"quantity":1}`, opts...)
+		if r.status != http.StatusNotFound {
+			t.Errorf("purchase %s in the archived sale: %d %s, want 404 sale_not_found", name, r.status, r.body)
+		}
+	}
+}

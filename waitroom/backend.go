@@ -74,6 +74,13 @@ type Backend interface {
 	// so a ticket for a place that was lost, which the queue may since
 	// have handed to someone else, is refused.
 	Epoch(ctx context.Context, q Queue) (uint64, error)
+	// Place reads the queue's epoch (as Epoch) and userID's entry (as
+	// Lookup, without making a draw) at one instant; ErrNotQueued, with
+	// the epoch, if the user has no entry. A ticket that carries its slot
+	// is checked against both: a queue that came back older (Redis
+	// reloaded a snapshot, a lagging replica was promoted) keeps its epoch
+	// but not the places handed out since, which it may hand out again.
+	Place(ctx context.Context, q Queue, userID string) (epoch uint64, e Entry, err error)
 	// Drop removes a sale's queue, entries and epoch: the sale was
 	// archived and will never admit anyone again. Dropping a queue that
 	// does not exist does nothing.
@@ -242,6 +249,21 @@ func (m *Memory) Between(_ context.Context, q Queue, from, to int64) (int64, err
 	i, _ := slices.BinarySearch(mq.slots, from)
 	j, _ := slices.BinarySearch(mq.slots, to)
 	return int64(j - i), nil
+}
+
+// Place implements Backend.
+func (m *Memory) Place(_ context.Context, q Queue, userID string) (uint64, Entry, error) {
+	mq := m.queue(q.SaleID, false)
+	if mq == nil {
+		return 0, Entry{}, ErrNotQueued
+	}
+	mq.mu.Lock()
+	defer mq.mu.Unlock()
+	e, ok := mq.users[userID]
+	if !ok {
+		return mq.epoch, Entry{}, ErrNotQueued
+	}
+	return mq.epoch, e, nil
 }
 
 // Epoch implements Backend: a random number per queue, drawn when its

@@ -147,19 +147,30 @@ func (r *Room) Status(ctx context.Context, sale *surge.Sale, text string) (Statu
 	return r.status(ctx, sale, q, t.UserID, e, t.Epoch, now)
 }
 
-// entry is the ticket's entry: from the ticket alone once it carries its
-// slot, else from the backend. errStale if the queue lost its places since
-// the ticket was issued: the slot it names may belong to someone else now.
+// entry is the ticket's entry: from the ticket once it carries its slot
+// and the queue still holds that very place for its buyer, else from the
+// backend. errStale if the queue lost its places since the ticket was
+// issued: the slot it names may belong to someone else now. A queue that
+// came back older (a Redis snapshot reloaded, a lagging replica promoted)
+// keeps its epoch but not the places handed out since: their tickets are
+// stale too, or their buyers could rejoin ahead and hold two admissions.
 func (r *Room) entry(ctx context.Context, q Queue, t ticket, now time.Time) (Entry, error) {
+	if t.Slot != Unassigned {
+		epoch, e, err := r.backend.Place(ctx, q, t.UserID)
+		if err != nil && !errors.Is(err, ErrNotQueued) {
+			return Entry{}, err
+		}
+		if epoch != t.Epoch || err != nil || e.Seq != t.Seq || e.Slot != t.Slot {
+			return Entry{}, errStale
+		}
+		return Entry{Seq: t.Seq, Draw: t.Draw, Slot: t.Slot}, nil
+	}
 	epoch, err := r.backend.Epoch(ctx, q)
 	if err != nil {
 		return Entry{}, err
 	}
 	if epoch != t.Epoch {
 		return Entry{}, errStale
-	}
-	if t.Slot != Unassigned {
-		return Entry{Seq: t.Seq, Draw: t.Draw, Slot: t.Slot}, nil
 	}
 	return r.backend.Lookup(ctx, q, t.UserID, now)
 }
