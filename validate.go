@@ -3,6 +3,7 @@ package surge
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"math"
 	"strings"
 	"time"
 	"unicode"
@@ -25,6 +26,11 @@ const (
 	// from starts_at in time.Duration, which overflows past ~292 years.
 	MaxWaitingRoomSkew = 100 * 365 * 24 * time.Hour
 )
+
+// MaxPriceCents is the highest price_cents: an order's amount, quantity ×
+// price_cents, then fits in 64 bits for any quantity a sale may hold (up to
+// MaxStock), so it never wraps around to a small sum a payment could match.
+const MaxPriceCents = math.MaxInt64 / MaxStock
 
 // ValidID reports whether s matches [A-Za-z0-9_-]{1,64}, the shape of every
 // sale, order and user id.
@@ -128,8 +134,8 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		return Sale{}, err
 	}
 	if in.PriceCents != nil {
-		if *in.PriceCents < 0 {
-			return bad("price_cents must not be negative")
+		if *in.PriceCents < 0 || *in.PriceCents > MaxPriceCents {
+			return bad("price_cents must be between 0 and %d", MaxPriceCents)
 		}
 		s.PriceCents = *in.PriceCents
 	}

@@ -19,5 +19,7 @@ func (e *Engine) RecordPayment(ctx context.Context, ev surge.PaymentEvent) (surg
 	if err == nil && !r.Replay && r.Payment.Status == surge.PaymentPaid {
 		e.Meter(r.Order.SaleID).Transition(metrics.ToPaid, 1)
 	}
-	return r, err
+	// A storage failure is 503 unavailable, nothing recorded: the
+	// provider retries (docs/payments.md), as Cancel and Pay answer.
+	return r, storeErr(err)
 }

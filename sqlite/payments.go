@@ -97,6 +97,16 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 			// A hold ends at ExpiresAt, not when Expire next runs.
 			live, ok := st.l.Reserved(o.ID)
 			payable = ok && live.ExpiresAt.After(now)
+			if !ok {
+				// o was read before the lock: a cancel or an expiry may
+				// have ended the order since. Every change of its status
+				// commits under this lock, so it reads true now, and the
+				// refund_due event and the answer carry the order as the
+				// payment found it.
+				if o, err = s.Order(ctx, ev.OrderID); err != nil {
+					return surge.PaymentResult{}, err
+				}
+			}
 		}
 		if ev.Type == surge.PaymentManual {
 			if !payable {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/surgehq/surge"
@@ -88,6 +90,11 @@ func openSource(ctx context.Context, dataDir, pgURL string) (reconcile.Source, f
 		return pgSource{v}, func() { v.Close(context.Background()); db.Close() }, nil
 	}
 	r, err := sqlite.OpenReader(ctx, dataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A missing database is the missing file of a usage error (exit
+		// 2): nothing was compared, so exit 1 (mismatches) would lie.
+		return nil, nil, errUsage{fmt.Sprintf("reconcile: --data-dir %s holds no database: %v", dataDir, err)}
+	}
 	if err != nil {
 		return nil, nil, err
 	}

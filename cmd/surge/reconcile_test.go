@@ -209,3 +209,66 @@ func TestReconcileCluster(t *testing.T) {
 		t.Errorf("exit status %d, want 1", code)
 	}
 }
+
+// TestReconcileMissingDataDirIsUsage: docs/payments.md, "The exit status is
+// 0 when nothing mismatches, 1 when anything does, 2 for a usage error (a
+// missing or unreadable file, a bad header or line)". A --data-dir without
+// a database (a typo, the wrong host) compared nothing: exit 1 would tell a
+// script that the books mismatch.
+func TestReconcileMissingDataDirIsUsage(t *testing.T) {
+	file := settlementFile(t, "clean.csv", map[string]string{"ORDER1": "o_1", "ORDER2": "o_2", "ORDER3": "o_3"})
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"reconcile", "--json", "--data-dir", filepath.Join(t.TempDir(), "nope"), "--settlement", file}, &stdout, &stderr)
+	if code != 2 {
+		t.Errorf("reconcile of a data directory without a database: exit status %d, want 2 (usage); stdout %q, stderr %q",
+			code, stdout.String(), stderr.String())
+	}
+}
+
+// TestReconcileRefundOfPaidOrderPaymentRow: a paid order refunded at the
+// provider, with the settlement in docs/payments.md's own shape, where a
+// refunded payment is its own line marked refunded
+// ("pi_3QxSurgeTestPI01,o_…,12999,EUR,refunded"). Surge recorded the
+// refund (refund_unexpected, which reports it): refund_not_in_surge ("the
+// settlement says refunded, Surge has no refund for it") is false.
+func TestReconcileRefundOfPaidOrderPaymentRow(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	sale, price, cur := pricedSale(t, st, now)
+	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
+	if err != nil || out[0].Err != nil {
+		t.Fatalf("reserve: %v %+v", err, out)
+	}
+	o := out[0].Order
+	for _, ev := range []surge.PaymentEvent{
+		{ID: "pi_1", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"},
+		{ID: "evt_refund_1", Type: surge.RefundSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"},
+	} {
+		if _, err := st.RecordPayment(ctx, ev, now.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, closeSrc, err := openSource(ctx, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSrc()
+	rep, err := reconcile.Run(ctx, src, []reconcile.Row{
+		{PaymentID: "pi_1", OrderID: o.ID, AmountCents: price, Currency: cur, Status: reconcile.Refunded},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range rep.Mismatches {
+		t.Logf("%s %s: %s", m.Kind, m.PaymentID, m.Detail)
+		if m.Kind == reconcile.RefundNotInSurge {
+			t.Errorf("refund_not_in_surge for a refund Surge recorded (refund_unexpected evt_refund_1): %s", m.Detail)
+		}
+	}
+}
