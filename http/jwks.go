@@ -214,7 +214,9 @@ func rsaPublicKey(n64, e64 string) (*rsa.PublicKey, error) {
 	}
 	n := new(big.Int).SetBytes(nb)
 	if bits := n.BitLen(); bits < minRSAKeyBits || bits > maxRSAKeyBits {
-		return nil, fmt.Errorf("RSA modulus of %d bits; want %d to %d", bits, minRSAKeyBits, maxRSAKeyBits)
+		// A well-formed key of a size Surge does not verify with (an
+		// issuer's legacy key): refused in a file, skipped in a fetched set.
+		return nil, fmt.Errorf("%w: RSA modulus of %d bits; want %d to %d", errUnusableKey, bits, minRSAKeyBits, maxRSAKeyBits)
 	}
 	if n.Bit(0) == 0 {
 		return nil, errors.New("RSA modulus is even")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -270,6 +271,54 @@ func TestJWKSURLFetch(t *testing.T) {
 		}
 		if _, err := s.auth.verifyJWT(ecTok); err != nil {
 			t.Fatalf("a failed reload dropped the keys: %v", err)
+		}
+	})
+}
+
+// TestFetchedSetSkipsWeakLegacyKey: docs/api.md says a fetched key set is
+// checked like the file "except that keys Surge cannot use (use enc, other
+// curves and types) are skipped", and lists what refuses a fetched set:
+// private key material, a body over 1 MiB, no usable key. An identity
+// provider that still publishes a legacy 1024-bit RSA key (here marked
+// RS512, an algorithm Surge never verifies: a 2048-bit RS512 key is
+// skipped) beside its signing keys made Surge refuse the whole set: the
+// start fails, and a set that gains such a key is never taken again, so a
+// key the issuer added never verifies (and one it withdrew keeps
+// verifying).
+func TestFetchedSetSkipsWeakLegacyKey(t *testing.T) {
+	keys := LoadTestKeys(t)
+	legacy, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed := PublicJWK("ed", keys.Ed25519.Public())
+	weak := with(PublicJWK("legacy", &legacy.PublicKey), "alg", "RS512")
+
+	t.Run("at start", func(t *testing.T) {
+		srv := newJWKSServer(t, jwksDoc(t, ed, weak))
+		r, err := FetchJWKS(context.Background(), srv.URL, RemoteJWKSOptions{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatalf("a set with a usable key and a legacy RSA-1024 RS512 key was refused: %v", err)
+		}
+		defer r.Close()
+		if n := r.current().Len(); n != 1 {
+			t.Errorf("%d keys kept, want 1 (ed)", n)
+		}
+	})
+
+	t.Run("rotation", func(t *testing.T) {
+		ec := newP256(t)
+		srv := newJWKSServer(t, jwksDoc(t, ed))
+		remote := fetchJWKS(t, srv.URL, RemoteJWKSOptions{Refresh: time.Hour, MinRefetch: time.Millisecond})
+		s := New(nil, Config{Logger: slog.New(slog.DiscardHandler), BuyerAuth: BuyerAuth{Remote: remote}})
+		// The issuer adds a new signing key; its set also carries the
+		// legacy one.
+		srv.serve(200, jwksDoc(t, ed, PublicJWK("ec", &ec.PublicKey), weak))
+		kit := tokenKit{t: t}
+		claims := jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}
+		tok := kit.sign(jwt.SigningMethodES256, ec, map[string]any{"kid": "ec"}, claims)
+		if _, err := s.auth.verifyJWT(tok); err != nil {
+			t.Errorf("a token of the issuer's new key is refused (the set is never taken again): %v", err)
 		}
 	})
 }

@@ -126,10 +126,12 @@ func applyFile(fs *flagSet, path string) ([]string, error) {
 		if n := unquoted(raw); n != nil && textSetting(scratch.Lookup(key)) {
 			// The parser read 0777 as 511 and 0x1F as 31: text must be
 			// what the file says, so an unquoted number is refused.
-			return nil, fmt.Errorf("config file %s: key %q is text: write its value in quotes (the file's %v was read as a %T)", path, key, n, n)
+			// The number is shown unless the key holds a secret: the
+			// error goes to the terminal, a ticket, the journal.
+			return nil, fmt.Errorf("config file %s: key %q is text: write its value in quotes (the file's %s was read as a %T)", path, key, masked(key, fmt.Sprint(n)), n)
 		}
 		if err := scratch.Set(key, v); err != nil {
-			return nil, fmt.Errorf("config file %s: key %q: invalid value %q: %w", path, key, v, err)
+			return nil, fmt.Errorf("config file %s: key %q: invalid value %q: %w", path, key, masked(key, v), err)
 		}
 		vals[key] = v
 	}

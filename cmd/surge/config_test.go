@@ -295,3 +295,27 @@ func TestConfigDocListsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedConfigHidesSecrets: --print-config "doubles as a check of a
+// file before a reload" and masks secrets "so the output can go into a
+// ticket"; a refused reload logs its error. A secret written unquoted that
+// YAML reads as a number (a numeric admin token or webhook secret) is
+// refused, rightly, but the error quotes the secret itself, into the
+// terminal, the ticket and the journal.
+func TestRefusedConfigHidesSecrets(t *testing.T) {
+	for key, secret := range map[string]string{
+		"admin-token":            "4815162342108151",
+		"payment-webhook-secret": "9007199254740993",
+		"jwt-secret":             "31415926535897932384626433832795",
+	} {
+		cfg := writeConfig(t, "surge.yaml", key+": "+secret+"\n")
+		code, stdout, stderr := runCLI(context.Background(), "serve", "--config", cfg, "--print-config")
+		if code != 2 {
+			t.Errorf("%s unquoted: exit %d, want 2", key, code)
+		}
+		// The YAML number as the parser printed it, whole or in part.
+		if out := stdout + stderr; strings.Contains(out, secret[:12]) {
+			t.Errorf("%s: the refusal shows the secret: %q", key, out)
+		}
+	}
+}

@@ -416,6 +416,9 @@ func (s *server) shutdown(timeout time.Duration) error {
 func opsServer(ln net.Listener, h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		DisableGeneralOptionsHandler: true, ConnState: state, ConnContext: surgehttp.ConnContext}
+	// The admin listener serves the gRPC API's operator calls, which gRPC
+	// clients make over HTTP/2 without TLS, as on the API's listener.
+	serveH2C(srv)
 	go func() { _ = srv.Serve(ln) }()
 	return srv
 }

@@ -100,6 +100,17 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 		}
 		_ = fs.Set(name, running[name]) // the running value, which was valid
 	}
+	if after["jwks-url"] != running["jwks-url"] {
+		// The buyers' keys move between a JWKS file and a URL only with a
+		// restart (the fetched set lives as long as the process): while a
+		// changed jwks-url waits for one, jwks-file keeps its running value
+		// too, so that a reload leaves neither no keys nor both sources.
+		_ = fs.Set("jwks-file", running["jwks-file"])
+		if i := slices.Index(changed, "jwks-file"); i >= 0 {
+			changed = slices.Delete(changed, i, i+1)
+			ignored = append(ignored, "jwks-file")
+		}
+	}
 	handed := "" // a token named by a source: the new process of an upgrade reads it there
 	if merged.adminToken == "" {
 		// Generated at start and printed once: a reload keeps it, and so
@@ -162,6 +173,7 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 		s.log.Warn("config reload: this setting changed but needs a restart; ignored until then", "key", name)
 	}
 	s.log.Info("config reloaded", "file", merged.configFile, "changed", changed)
+	merged.warnBuyerAuth(s.log)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -502,4 +503,178 @@ func p256Key(t *testing.T) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestReloadOnInsecureUserHeaderWarns: docs/api.md says X-User-ID is
+// accepted only with --insecure-user-header, and that the server "logs a
+// warning: anyone can claim any id". A reload that turns it on (it is a
+// live setting) must warn as a start with it does.
+func TestReloadOnInsecureUserHeaderWarns(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "surge.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("jwt-secret: reload-insecure-jwt-secret-of-32-bytes!!\n")
+	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "reload-insecure-admin-token"}
+	l, err := loadServeConfig(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logBuf syncBuffer
+	log, logs, err := newLogger(&logBuf, "info", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(context.Background(), l.c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.logs = logs
+	t.Cleanup(func() { _ = srv.shutdown(10 * time.Second) })
+
+	write("jwt-secret: reload-insecure-jwt-secret-of-32-bytes!!\ninsecure-user-header: true\n")
+	srv.reload(args)
+	if !strings.Contains(logBuf.String(), "config reloaded") {
+		t.Fatalf("the reload was not applied:\n%s", logBuf.String())
+	}
+	// The reload took: anyone now buys as anyone.
+	req, _ := http.NewRequest(http.MethodGet, srv.url()+"/v1/orders/nonexistent-order", nil)
+	req.Header.Set("X-User-ID", "alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("X-User-ID after the reload: %d, want 404 (accepted as a buyer)", resp.StatusCode)
+	}
+	if !strings.Contains(logBuf.String(), "insecure-user-header is on") {
+		t.Errorf("insecure-user-header turned on by SIGHUP, X-User-ID now trusted, but no warning was logged:\n%s", logBuf.String())
+	}
+}
+
+// startReloadable starts the node of the config file cfg in this process
+// (so that reload can be called), with the log in logBuf.
+func startReloadable(t *testing.T, args []string, logBuf *syncBuffer) *server {
+	t.Helper()
+	l, err := loadServeConfig(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, logs, err := newLogger(logBuf, "info", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(context.Background(), l.c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.logs = logs
+	t.Cleanup(func() { _ = srv.shutdown(10 * time.Second) })
+	return srv
+}
+
+// buyerStatus is the status of a buyer's read of an order that does not
+// exist: 404 when tok identifies a buyer, 401 when it is refused.
+func buyerStatus(t *testing.T, base, tok string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/orders/no-such-order", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func edJWKS(kid string, k ed25519.PrivateKey) string {
+	return fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":%q,"x":%q}]}`, kid,
+		base64.RawURLEncoding.EncodeToString(k.Public().(ed25519.PublicKey)))
+}
+
+func edToken(t *testing.T, kid string, k ed25519.PrivateKey) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestReloadJWKSFileToURLKeepsBuyerKeys: an operator moves the buyers' keys
+// from a JWKS file to the identity provider's URL (the same keys) and
+// sends SIGHUP. jwks-url needs a restart, so docs/configuration.md says
+// the reload logs it as ignored "and keeps running with its old value":
+// the keys in force must stay. Instead the reload applies the file's
+// removal (jwks-file is live) and ignores the URL, so the node is left
+// with no buyer key at all and every buyer is refused 401 until a restart.
+func TestReloadJWKSFileToURLKeepsBuyerKeys(t *testing.T) {
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+	doc := edJWKS("k1", key)
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, doc) }))
+	defer keys.Close()
+	dir := t.TempDir()
+	jwksFile, cfg := filepath.Join(dir, "jwks.json"), filepath.Join(dir, "surge.yaml")
+	for path, body := range map[string]string{jwksFile: doc, cfg: "jwks-file: " + jwksFile + "\n"} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "jwks-move-admin-token"}
+	var logBuf syncBuffer
+	srv := startReloadable(t, args, &logBuf)
+	tok := edToken(t, "k1", key)
+	if got := buyerStatus(t, srv.url(), tok); got != http.StatusNotFound {
+		t.Fatalf("before the reload: %d, want 404 (a buyer)", got)
+	}
+	if err := os.WriteFile(cfg, []byte("jwks-url: "+keys.URL+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.reload(args)
+	if got := buyerStatus(t, srv.url(), tok); got != http.StatusNotFound {
+		t.Errorf("after a reload that moved the keys to jwks-url (needs a restart): the same buyer token answers %d, want 404; every buyer is locked out\n%s", got, logBuf.String())
+	}
+}
+
+// TestReloadJWKSURLToFileNotSilentlyIgnored: the other way round, a node
+// started with jwks-url whose file now names a jwks-file. A start refuses
+// both together ("give --jwks-url or --jwks-file, not both"), and
+// docs/configuration.md says the reload checks the file as a start does
+// and logs "config reloaded" with the live keys that changed. The reload
+// is accepted and logs jwks-file as changed (applied), yet the file's keys
+// verify nothing: the running jwks-url set silently takes precedence.
+func TestReloadJWKSURLToFileNotSilentlyIgnored(t *testing.T) {
+	urlKey, fileKey := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32)), ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	urlDoc := edJWKS("u1", urlKey)
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, urlDoc) }))
+	defer keys.Close()
+	dir := t.TempDir()
+	jwksFile, cfg := filepath.Join(dir, "jwks.json"), filepath.Join(dir, "surge.yaml")
+	for path, body := range map[string]string{jwksFile: edJWKS("f1", fileKey), cfg: "jwks-url: " + keys.URL + "\n"} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "jwks-move-admin-token"}
+	var logBuf syncBuffer
+	srv := startReloadable(t, args, &logBuf)
+	if err := os.WriteFile(cfg, []byte("jwks-file: "+jwksFile+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.reload(args)
+	applied := regexp.MustCompile(`config reloaded.*changed=\[[^\]]*jwks-file`).MatchString(logBuf.String())
+	fileTok := edToken(t, "f1", fileKey)
+	if got := buyerStatus(t, srv.url(), fileTok); applied && got != http.StatusNotFound {
+		t.Errorf("the reload was accepted with jwks-file logged as changed, but a token of the file's key answers %d (want 404, or the reload refused)\n%s", got, logBuf.String())
+	}
+	// Whatever the outcome, the keys in force still verify.
+	if got := buyerStatus(t, srv.url(), edToken(t, "u1", urlKey)); got != http.StatusNotFound {
+		t.Errorf("a token of the jwks-url key in force: %d, want 404", got)
+	}
 }

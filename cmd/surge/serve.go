@@ -226,12 +226,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// No source names it: an upgrade hands it over.
 		c.handover.handToken(c.adminToken)
 	}
-	if c.insecureUserHeader {
-		log.Warn("--insecure-user-header is on: any client can act as any buyer by sending X-User-ID; never use it in production")
-	}
-	if c.jwtSecret == "" && c.jwksFile == "" && c.jwksURL == "" && !c.insecureUserHeader {
-		log.Warn("no buyer authentication configured: set --jwt-secret, --jwks-file or --jwks-url so buyers can purchase")
-	}
+	c.warnBuyerAuth(log)
 
 	srv, err := startServer(ctx, c, log)
 	if err != nil {
@@ -277,6 +272,18 @@ wait:
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// warnBuyerAuth logs the warnings of the buyer authentication c sets up:
+// at start, and again on each reload that applies it (insecure-user-header
+// and the buyer keys are live settings).
+func (c *serveConfig) warnBuyerAuth(log *slog.Logger) {
+	if c.insecureUserHeader {
+		log.Warn("--insecure-user-header is on: any client can act as any buyer by sending X-User-ID; never use it in production")
+	}
+	if c.jwtSecret == "" && c.jwksFile == "" && c.jwksURL == "" && !c.insecureUserHeader {
+		log.Warn("no buyer authentication configured: set --jwt-secret, --jwks-file or --jwks-url so buyers can purchase")
+	}
 }
 
 // validate checks the settings and reads the secret and key files: what

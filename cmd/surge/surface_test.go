@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	surgev1 "github.com/surgehq/surge/gen/surge/v1"
+	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
 )
 
 // --cors-origins reaches the API: a preflight from a named origin is
@@ -30,5 +36,26 @@ func TestServeCORSOrigins(t *testing.T) {
 		if got := resp.Header.Get("Access-Control-Allow-Origin"); resp.StatusCode != http.StatusNoContent || got != want {
 			t.Errorf("preflight from %s: %d, Access-Control-Allow-Origin %q; want 204, %q", origin, resp.StatusCode, got, want)
 		}
+	}
+}
+
+// TestAdminListenerServesGRPC: with --admin-addr the admin endpoints exist
+// only on the private listener, and the gRPC API is served as gRPC
+// (HTTP/2 without TLS, prior knowledge) there as on the API's listener: an
+// operator's gRPC client can create a sale on the admin listener.
+func TestAdminListenerServesGRPC(t *testing.T) {
+	const token = "admin-listener-grpc-token"
+	admin := freeAddr(t)
+	startServe(t, "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--admin-token", token,
+		"--admin-addr", admin, "--log-level", "error")
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 10 * time.Second}
+	c := surgev1connect.NewSaleServiceClient(h2c, "http://"+admin, connect.WithGRPC())
+	id := "grpc-admin"
+	req := connect.NewRequest(&surgev1.CreateSaleRequest{Id: &id, Name: "gRPC on the admin listener", Stock: 10})
+	req.Header().Set("Authorization", "Bearer "+token)
+	if _, err := c.CreateSale(context.Background(), req); err != nil {
+		t.Fatalf("gRPC CreateSale on the --admin-addr listener: %v", err)
 	}
 }
