@@ -7,7 +7,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/redis"
@@ -105,4 +104,52 @@ func TestBucketsTransferLogEvicted(t *testing.T) {
 	}
 	eventuallyRemaining(t, s, sl.ID, 10, 5*time.Second, "the leader rebuilds the sale")
 	truth(t, s, sl, nil)
+}
+
+// usersOfBucket returns n buyer ids that hash to bucket b of a sale split
+// over buckets buckets.
+func usersOfBucket(prefix string, buckets, b, n int) []string {
+	l := redis.Layout{Buckets: buckets}
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		u := fmt.Sprintf("%s%d", prefix, i)
+		if l.Bucket(u) == b {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// Two purchases of 3 units land in one batch, both in a bucket that ran
+// dry, while the other bucket holds 5 units. 409 sold_out means "fewer
+// units remain than asked for" (docs/api.md): the sale has 5 left, so at
+// least the first purchase must be reserved, as with one bucket.
+func TestBucketsDryBucketSellsWhatEachPurchaseFits(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{Buckets: 2})
+	defer s.Close()
+	sl := mustSale(t, s, "dry", 10, 5)
+	us := usersOfBucket("buyer", 2, 0, 3)
+	// Empty bucket 0 (it holds 5 of the 10 units).
+	out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: us[0], Quantity: 5})
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("first purchase: %+v %v", out, err)
+	}
+	confirmed := map[string]surge.Order{out[0].Order.ID: out[0].Order}
+	out, _, err = reserve(s, sl.ID,
+		surge.Purchase{UserID: us[1], Quantity: 3},
+		surge.Purchase{UserID: us[2], Quantity: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out {
+		if o.Code == surge.CodeReserved {
+			confirmed[o.Order.ID] = o.Order
+		}
+	}
+	if out[0].Code != surge.CodeReserved {
+		t.Errorf("purchase of 3 units with 5 left in the sale: %s (remaining %d), want reserved; second: %s",
+			out[0].Code, out[0].Remaining, out[1].Code)
+	}
+	truth(t, s, sl, confirmed)
 }

@@ -14,12 +14,14 @@ import (
 )
 
 // Rebalance moves units into bucket to from the other buckets, fullest
-// first: at least need (if they hold it), and half the fullest donor's
-// stock when that is more, so that a dry bucket does not come back for
-// every purchase. Each move is two scripts, one per slot: the donor
-// records the transfer as it gives the units, the recipient records it as
-// it takes them, and RepairTransfers completes a transfer whose second
-// half never ran (a node died between the two).
+// first: at least need (all they hold if less: the sold-out purchases of
+// a batch may together ask for more than the sale has left, yet each one
+// fit), and half the fullest donor's stock when that is more, so that a
+// dry bucket does not come back for every purchase. Each move is two
+// scripts, one per slot: the donor records the transfer as it gives the
+// units, the recipient records it as it takes them, and RepairTransfers
+// completes a transfer whose second half never ran (a node died between
+// the two).
 func (s *Stock) Rebalance(ctx context.Context, l Layout, to int, need int64, perBucket []int64) (int64, error) {
 	donors := make([]int, 0, len(perBucket))
 	var total int64
@@ -29,9 +31,10 @@ func (s *Stock) Rebalance(ctx context.Context, l Layout, to int, need int64, per
 			total += r
 		}
 	}
-	if total < need {
+	if total == 0 {
 		return 0, nil
 	}
+	need = min(need, total)
 	slices.SortFunc(donors, func(a, b int) int { return cmp.Compare(perBucket[b], perBucket[a]) })
 	want := max(need, perBucket[donors[0]]/2)
 	var moved int64
@@ -54,11 +57,15 @@ func (s *Stock) transfer(ctx context.Context, l Layout, from, to int, n int64) (
 	_, _ = rand.Read(rb[:])
 	id := strconv.Itoa(to) + ":" + hex.EncodeToString(rb[:])
 	fk, tk := s.keys(l, from), s.keys(l, to)
-	moved, err := takeScript.Run(ctx, s.c, []string{fk.meta, fk.xout}, id, n, time.Now().UnixMilli()).Int64()
+	cmds, err := evalMany(ctx, s.c, takeScript, [][]string{{fk.meta, fk.xout}}, [][]any{{id, n, time.Now().UnixMilli()}}, nil)
+	if err != nil {
+		return 0, err
+	}
+	moved, err := cmds[0].Int64()
 	if err != nil || moved <= 0 {
 		return 0, err
 	}
-	if err := giveScript.Run(ctx, s.c, []string{tk.meta, tk.xin}, id, moved, time.Now().UnixMilli()).Err(); err != nil {
+	if _, err := evalMany(ctx, s.c, giveScript, [][]string{{tk.meta, tk.xin}}, [][]any{{id, moved, time.Now().UnixMilli()}}, nil); err != nil {
 		return 0, err
 	}
 	return moved, nil

@@ -36,6 +36,12 @@ var (
 	inspectScript = goredis.NewScript(inspectSrc)
 )
 
+// sources are the scripts' texts, for EVAL when Redis forgot one.
+var sources = map[*goredis.Script]string{
+	reserveScript: reserveSrc, releaseScript: releaseSrc, installScript: installSrc,
+	takeScript: takeSrc, giveScript: giveSrc, inspectScript: inspectSrc,
+}
+
 // evalMany is the package's one script runner: it runs sc once per
 // element of keys (with args[i]) in one pipelined round trip (the calls may
 // be on different slots and shards), and extra, when set, queues read-only
@@ -46,14 +52,21 @@ var (
 // returned with every command.
 func evalMany(ctx context.Context, c Client, sc *goredis.Script, keys [][]string, args [][]any, extra func(goredis.Pipeliner)) ([]*goredis.Cmd, error) {
 	if len(keys) == 1 && extra == nil {
-		cmd := sc.Run(ctx, c, keys[0], args[0]...) // EVALSHA, EVAL on NOSCRIPT
+		// EVALSHA, EVAL on NOSCRIPT (as goredis.Script.Run, but sent once).
+		cmd := scriptCmd(ctx, "evalsha", sc.Hash(), keys[0], args[0])
+		_ = c.Process(ctx, once{cmd})
+		if isNoScript(cmd.Err()) {
+			cmd = scriptCmd(ctx, "eval", sources[sc], keys[0], args[0])
+			_ = c.Process(ctx, once{cmd})
+		}
 		return []*goredis.Cmd{cmd}, cmd.Err()
 	}
 	cmds := make([]*goredis.Cmd, len(keys))
 	send := func(which []int, extra func(goredis.Pipeliner)) {
 		_, _ = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, i := range which {
-				cmds[i] = sc.EvalSha(ctx, p, keys[i], args[i]...)
+				cmds[i] = scriptCmd(ctx, "evalsha", sc.Hash(), keys[i], args[i])
+				_ = p.Process(ctx, once{cmds[i]})
 			}
 			if extra != nil {
 				extra(p)
@@ -85,6 +98,29 @@ func evalMany(ctx context.Context, c Client, sc *goredis.Script, keys [][]string
 	}
 	return cmds, nil
 }
+
+// scriptCmd is the EVALSHA (of a hash) or EVAL (of a source) of a script
+// with keys and args, to send as once.
+func scriptCmd(ctx context.Context, op, script string, keys []string, args []any) *goredis.Cmd {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, op, script, len(keys))
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	return goredis.NewCmd(ctx, append(a, args...)...)
+}
+
+// once is a script call go-redis must never send twice. Dial turns the
+// client's retries off, but a Redis Cluster client still sends a command
+// again after a timeout or a dropped connection (its MaxRedirects loop),
+// though the first may have run: a reserve script would take its units
+// and the buyer's share of the limit twice, a transfer's first half give
+// its units twice. MOVED and ASK answers, which mean the command did not
+// run, are still followed.
+type once struct{ *goredis.Cmd }
+
+// NoRetry implements goredis.Cmder.
+func (once) NoRetry() bool { return true }
 
 func isNoScript(err error) bool {
 	var re goredis.Error
