@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,7 +22,11 @@ const SealName = "surge.clean"
 // surge.db, records the file's size, its CRC-32C and the store's
 // progress; Open takes the seal away (durably, before SQLite opens the
 // file) and trusts it only if surge.db is still byte for byte what Close
-// left and there is no WAL. A crash leaves no seal (the running store has
+// left and there is no WAL. Close seals only the file the store opened,
+// and only if that file holds the store's progress (one count of the
+// progress at the stop, 0.3 s a million orders): a backup restored over
+// surge.db while the store ran, renamed over it or written in place, is
+// counted at the next start and refused as behind. A crash leaves no seal (the running store has
 // none), and any change to the file while no store held it — an
 // operator's write, a copy or restore over it, a damaged block the disk
 // returns — fails the checksum, so those starts run the full checks.
@@ -57,6 +63,12 @@ func seal(dir string, progress int64, opened os.FileInfo) error {
 	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, opened) {
 		return nil
 	}
+	// The same file may have been rewritten in place while the store ran
+	// (cp backup surge.db truncates and writes the very inode): the seal
+	// vouches for the store's progress only if the file holds it.
+	if have, err := fileProgress(path); err != nil || have != progress {
+		return nil
+	}
 	size, sum, err := checksumOf(f, path)
 	if err != nil {
 		return err
@@ -71,6 +83,19 @@ func seal(dir string, progress int64, opened os.FileInfo) error {
 		_, err := f.Write(rec[:])
 		return err
 	})
+}
+
+// fileProgress counts the progress the database file at path holds, on a
+// connection of its own that reads the file as it is on disk (immutable:
+// no lock, no WAL, no page the store's connections cached). The caller
+// holds the directory's lock and found no WAL holding pages.
+func fileProgress(path string) (int64, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return progressOf(context.Background(), db)
 }
 
 // replaceFile puts the file name in dir durably in place of any older

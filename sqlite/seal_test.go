@@ -216,75 +216,90 @@ func TestNoSealAfterAFailure(t *testing.T) {
 }
 
 // TestRestoreOverADirectoryInUse: an operator restores a backup over
-// surge.db while the server still runs (cp to a temporary name, then mv,
-// as rsync and most deploy tools do), then restarts it to pick the
-// restore up. docs/operations.md promises that a backup copied over the
-// directory it came from is refused at the next start ("behind what it
+// surge.db while the server still runs, then restarts it to pick the
+// restore up: by a copy beside it renamed over it (as rsync and most
+// deploy tools do), or by a plain cp over it (the same inode, truncated
+// and rewritten). docs/operations.md promises that a backup copied over
+// the directory it came from is refused at the next start ("behind what it
 // confirmed"): the high-water mark recorded every change the server
-// confirmed. But the clean stop seals the file it finds at surge.db — the
-// restored copy — with the store's own progress, and the next start
-// trusts that seal: no count, no mark check. The orders confirmed after
-// the backup are gone and their units go back on sale.
+// confirmed. The clean stop must not seal the restored copy with the
+// store's own progress, or the next start trusts that seal (no count, no
+// mark check): the orders confirmed after the backup would be gone and
+// their units on sale again.
 func TestRestoreOverADirectoryInUse(t *testing.T) {
-	ctx := t.Context()
-	dir := t.TempDir()
-	// The store's own checkpoints, every 10 ms, empty the WAL once idle.
-	opts := sqlite.WithTimings(sqlite.Options{NoExpiry: true}, 10*time.Millisecond, 50*time.Millisecond)
-	s, err := sqlite.Open(ctx, dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(ctx, newSale(t, "s", 10, 1)); err != nil {
-		t.Fatal(err)
-	}
-	buy := func(user string) {
-		t.Helper()
-		out, _, err := s.Reserve(ctx, "s", []surge.Purchase{{UserID: user, Quantity: 1, IdempotencyKey: "k"}}, t0)
-		if err != nil || out[0].Code != surge.CodeReserved {
-			t.Fatalf("purchase of %s: %+v, %v", user, out, err)
-		}
-	}
-	buy("early")
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if _, err := sqlite.Backup(ctx, dir, backup); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 { // confirmed after the backup
-		buy(fmt.Sprintf("late%d", i))
-	}
-	// The server idles a moment: its checkpointer folds the WAL in.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if fi, err := os.Stat(filepath.Join(dir, sqlite.FileName+"-wal")); err == nil && fi.Size() == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the WAL was never emptied")
-		}
-	}
-	// The restore, while the server runs: a copy beside it, renamed over it.
-	b, err := os.ReadFile(backup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(dir, "restore.tmp")
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, sqlite.FileName)); err != nil {
-		t.Fatal(err)
-	}
-	// Then the restart.
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = sqlite.Open(ctx, dir, opts)
-	if err == nil {
-		defer s.Close()
-		rem, _ := s.Remaining(ctx, "s")
-		t.Fatalf("the start accepted the restored copy, behind the 6 orders the store confirmed: remaining %d of 10 "+
-			"(5 confirmed orders lost, their units on sale again); want it refused as %v", rem, sqlite.ErrBehind)
-	}
-	if !errors.Is(err, sqlite.ErrBehind) {
-		t.Errorf("the start: %v; want %v", err, sqlite.ErrBehind)
+	for _, tt := range []struct {
+		name    string
+		restore func(t *testing.T, dir string, backup []byte)
+	}{
+		{"renamed over it", func(t *testing.T, dir string, backup []byte) {
+			tmp := filepath.Join(dir, "restore.tmp")
+			if err := os.WriteFile(tmp, backup, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(dir, sqlite.FileName)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"copied in place", func(t *testing.T, dir string, backup []byte) {
+			if err := os.WriteFile(filepath.Join(dir, sqlite.FileName), backup, 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			dir := t.TempDir()
+			// The store's own checkpoints, every 10 ms, empty the WAL once idle.
+			opts := sqlite.WithTimings(sqlite.Options{NoExpiry: true}, 10*time.Millisecond, 50*time.Millisecond)
+			s, err := sqlite.Open(ctx, dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateSale(ctx, newSale(t, "s", 10, 1)); err != nil {
+				t.Fatal(err)
+			}
+			buy := func(user string) {
+				t.Helper()
+				out, _, err := s.Reserve(ctx, "s", []surge.Purchase{{UserID: user, Quantity: 1, IdempotencyKey: "k"}}, t0)
+				if err != nil || out[0].Code != surge.CodeReserved {
+					t.Fatalf("purchase of %s: %+v, %v", user, out, err)
+				}
+			}
+			buy("early")
+			backup := filepath.Join(t.TempDir(), "backup.db")
+			if _, err := sqlite.Backup(ctx, dir, backup); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 5 { // confirmed after the backup
+				buy(fmt.Sprintf("late%d", i))
+			}
+			// The server idles a moment: its checkpointer folds the WAL in.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if fi, err := os.Stat(filepath.Join(dir, sqlite.FileName+"-wal")); err == nil && fi.Size() == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the WAL was never emptied")
+				}
+			}
+			b, err := os.ReadFile(backup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.restore(t, dir, b) // while the server runs
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err = sqlite.Open(ctx, dir, opts)
+			if err == nil {
+				defer s.Close()
+				rem, _ := s.Remaining(ctx, "s")
+				t.Fatalf("the start accepted the restored copy, behind the 6 orders the store confirmed: remaining %d of 10 "+
+					"(5 confirmed orders lost, their units on sale again); want it refused as %v", rem, sqlite.ErrBehind)
+			}
+			if !errors.Is(err, sqlite.ErrBehind) {
+				t.Errorf("the start: %v; want %v", err, sqlite.ErrBehind)
+			}
+		})
 	}
 }

@@ -199,7 +199,8 @@ func settingText(v any) (string, error) {
 				return "", err
 			}
 			if strings.Contains(s, ",") {
-				return "", fmt.Errorf("list item %q holds a comma", s)
+				// Numbered, not quoted: the item may be a secret.
+				return "", fmt.Errorf("list item %d holds a comma", i+1)
 			}
 			parts[i] = s
 		}

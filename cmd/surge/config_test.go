@@ -319,3 +319,21 @@ func TestRefusedConfigHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedConfigListHidesSecrets: the twin of
+// TestRefusedConfigHidesSecrets for the other refusal of a secret's
+// value: payment-webhook-secret is comma-separated (a rotation holds two),
+// so a file may give it as a YAML list; an item holding a comma is
+// refused, rightly, but the error quotes the item, the secrets
+// themselves, into the terminal, --print-config's ticket and the journal.
+func TestRefusedConfigListHidesSecrets(t *testing.T) {
+	const old, next = "old-secret-0123456789abcdef", "new-secret-0123456789abcdef"
+	cfg := writeConfig(t, "surge.yaml", "payment-webhook-secret:\n  - \""+old+","+next+"\"\n")
+	code, stdout, stderr := runCLI(context.Background(), "serve", "--config", cfg, "--print-config")
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if out := stdout + stderr; strings.Contains(out, old) || strings.Contains(out, next) {
+		t.Errorf("the refusal shows the secrets: %q", out)
+	}
+}

@@ -308,6 +308,9 @@ type trackedConn struct {
 	o      *openConns
 	opened time.Time
 	state  atomic.Int32
+	// idle: the server's last word on the connection was StateIdle
+	// (HTTP/2 reports it whenever its last stream ends).
+	idle atomic.Bool
 }
 
 // Read marks the connection as no longer silent at its first byte: a
@@ -373,6 +376,9 @@ func (o *openConns) track(next func(net.Conn, http.ConnState)) func(net.Conn, ht
 			}
 			next(c, st)
 		}
+		if tc, ok := c.(*trackedConn); ok {
+			tc.idle.Store(st == http.StateIdle)
+		}
 		switch st {
 		case http.StateNew:
 			o.n.Add(1)
@@ -394,6 +400,25 @@ func (o *openConns) closeSilent(openedBefore time.Time) {
 	}
 	o.mu.Unlock()
 	for _, c := range silent {
+		c.Close()
+	}
+}
+
+// closeIdle closes the connections idle between requests. Ending
+// keep-alive (SetKeepAlivesEnabled(false)) closes idle HTTP/1 connections
+// and makes an HTTP/2 one go away once its last stream ends, but leaves an
+// HTTP/2 connection already idle open (net/http's issue 26303): a gRPC
+// client's channel would hold a handover for its whole timeout.
+func (o *openConns) closeIdle() {
+	var idle []*trackedConn
+	o.mu.Lock()
+	for c := range o.conns {
+		if c.idle.Load() {
+			idle = append(idle, c)
+		}
+	}
+	o.mu.Unlock()
+	for _, c := range idle {
 		c.Close()
 	}
 }
@@ -432,6 +457,9 @@ func (s *server) handOver(timeout time.Duration) {
 	}
 	for _, hs := range servers {
 		hs.SetKeepAlivesEnabled(false)
+	}
+	for _, o := range counts {
+		o.closeIdle() // HTTP/2's, which ending keep-alive leaves open
 	}
 	// Event streams never end by themselves: their clients reconnect, to
 	// the new process (retry: in the stream, EventSource's default).

@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	surgehttp "github.com/surgehq/surge/http"
 	"golang.org/x/net/http2"
 )
 
@@ -99,4 +103,110 @@ func TestCloseSilentSparesStartedRequest(t *testing.T) {
 		t.Fatalf("a connection whose request had begun was closed as silent: read %q, %v", b, err)
 	}
 	t.Logf("answer: %.40q", b)
+}
+
+// TestHandOverClosesIdleAdminGRPCConnection: since 1616887 the admin
+// listener serves h2c, so an operator's gRPC client (a long-lived channel,
+// as every gRPC client keeps) holds an HTTP/2 connection to it. At a
+// zero-downtime upgrade, docs/operations.md: "The old process stops
+// accepting and ends keep-alive: idle connections close at once". handOver
+// ends keep-alive with SetKeepAlivesEnabled(false), which closes idle
+// HTTP/1 connections only (net/http: "TODO: Issue 26303: close HTTP/2
+// conns as soon as they become idle"): the idle h2c connection stays, so
+// handOver waits out the whole --shutdown-timeout, and in embedded mode
+// the new process cannot open the store meanwhile: every purchase waits
+// in the socket's backlog for that long.
+func TestHandOverClosesIdleAdminGRPCConnection(t *testing.T) {
+	s := &server{log: slog.New(slog.DiscardHandler)}
+	s.http = &http.Server{} // the API's: no connection here
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.conns.Store(surgehttp.LimitConns(apiLn, surgehttp.ConnLimits{Max: 10}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.lns.admin = ln
+	s.admin = opsServer(s.adminOpen.listen(ln), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}), s.adminOpen.track(nil))
+	defer s.admin.Close()
+
+	// A gRPC-style client: prior-knowledge HTTP/2, one call, then idle.
+	h2c := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return net.Dial(network, addr)
+	}}
+	defer h2c.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: h2c}).Get("http://" + ln.Addr().String() + "/v1/sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("the admin listener answered over %s, want HTTP/2", resp.Proto)
+	}
+	time.Sleep(100 * time.Millisecond) // the call is over: the connection is idle
+
+	const timeout = 5 * time.Second
+	began := time.Now()
+	s.handOver(timeout)
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("handOver with one idle h2c connection on the admin listener took %v (--shutdown-timeout %v): "+
+			"the idle connection was not closed, so the upgrade waited it out", took.Round(10*time.Millisecond), timeout)
+	}
+}
+
+// TestUpgradeNotHeldByIdleAdminGRPCClient: the same end to end. An
+// embedded server with --admin-addr; an operator's gRPC client (HTTP/2
+// without TLS, the connection kept, as a gRPC channel does) made one call
+// on the admin listener and idles. docs/operations.md, "Zero-downtime
+// upgrade": the old process "ends keep-alive: idle connections close at
+// once", then closes the store so that the new one opens it. The idle
+// HTTP/2 connection is never closed, so the old process keeps the data
+// directory for the whole --shutdown-timeout (10 s here), and a purchase
+// waits in the backlog for that long.
+func TestUpgradeNotHeldByIdleAdminGRPCClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	subreaper(t)
+	dataDir, token := t.TempDir(), "upgrade-h2-admin-token"
+	pidFile := filepath.Join(t.TempDir(), "surge.pid")
+	adminAddr := freeAddr(t)
+	p := startProc(t, dataDir, token, "--pid-file", pidFile, "--admin-addr", adminAddr)
+	h2c := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return net.Dial(network, addr)
+	}}
+	defer h2c.CloseIdleConnections()
+	create, _ := http.NewRequest("POST", "http://"+adminAddr+"/v1/sales", strings.NewReader(`{"id":"plain","name":"Plain","stock":100}`))
+	create.Header.Set("Authorization", "Bearer "+token)
+	create.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Transport: h2c, Timeout: 10 * time.Second}).Do(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create the sale over h2c on the admin listener: %s %d", resp.Proto, resp.StatusCode)
+	}
+	upgradeUntilHandover(t, p, pidFile)
+	began := time.Now()
+	req, _ := http.NewRequest("POST", p.base+"/v1/sales/plain/purchases", nil)
+	req.Header.Set("X-User-ID", "b1")
+	req.Header.Set("Idempotency-Key", "k1")
+	resp, err = (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	took := time.Since(began)
+	if err != nil {
+		t.Fatalf("purchase: %v after %v", err, took)
+	}
+	resp.Body.Close()
+	t.Logf("purchase answered %d after %v", resp.StatusCode, took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("a purchase waited %v during the upgrade (status %d): one idle gRPC (h2c) connection on the admin listener held the old process's handover until --shutdown-timeout",
+			took.Round(time.Millisecond), resp.StatusCode)
+	}
 }
