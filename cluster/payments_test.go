@@ -92,3 +92,55 @@ func TestPaymentOnTwoNodes(t *testing.T) {
 		t.Errorf("%d payments recorded, want %d", len(recorded), orders)
 	}
 }
+
+// TestRepeatedPaymentIDIsAReplay: docs/payments.md, the event's id: "a
+// repeated id is a replay", which "changes nothing and gets the answer the
+// first delivery got". Embedded mode looks the id up first, so a repeat
+// naming another order (a provider's event whose metadata was edited, a
+// merchant reusing an id) answers the first payment, 200. Cluster mode
+// looked the order up first: a repeat naming an order this shop does not
+// have answered 404 order_not_found, and one naming another order answered
+// the first payment with that other order.
+func TestRepeatedPaymentIDIsAReplay(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{NoExpiry: true})
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	name, cur, stock, limit, price := "pay", "EUR", int64(10), int64(2), int64(500)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
+		PriceCents: &price, Currency: &cur}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "alice", Quantity: 1}, {UserID: "bob", Quantity: 1}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := out[0].Order, out[1].Order
+	ev := surge.PaymentEvent{ID: "evt_1", Type: surge.PaymentSucceeded, OrderID: a.ID, AmountCents: price, Currency: cur,
+		Created: now, Provider: "surge"}
+	first, err := s.RecordPayment(ctx, ev, now.Add(time.Second))
+	if err != nil || first.Payment.Status != surge.PaymentPaid {
+		t.Fatalf("first delivery: %+v, %v", first, err)
+	}
+	for _, other := range []string{"o_06dqdpn802rtk6mhk9yf04d728", b.ID} {
+		again := ev
+		again.OrderID = other
+		r, err := s.RecordPayment(ctx, again, now.Add(2*time.Second))
+		if err != nil {
+			t.Errorf("evt_1 again, naming order %s: %v; want the replay of the first delivery", other, err)
+			continue
+		}
+		if !r.Replay || r.Payment.OrderID != a.ID || r.Order.ID != a.ID || r.Payment.Status != surge.PaymentPaid {
+			t.Errorf("evt_1 again, naming order %s: replay %v, payment of %s %s, order %s; want the replay of the first (order %s, paid)",
+				other, r.Replay, r.Payment.OrderID, r.Payment.Status, r.Order.ID, a.ID)
+		}
+	}
+	if o, err := s.Order(ctx, b.ID); err != nil || o.Status != surge.OrderReserved {
+		t.Errorf("order %s: %+v, %v; want it reserved, untouched", b.ID, o, err)
+	}
+}

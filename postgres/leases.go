@@ -30,8 +30,13 @@ func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]s
 				ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
 			AND `+fence(3)+` RETURNING `+orderColumns+`),
 		s AS (UPDATE sales SET sold = sales.sold - d.q
-			FROM (SELECT sale_id, sum(quantity) AS q FROM x GROUP BY sale_id) d WHERE sales.id = d.sale_id),
-		e AS (`+outboxEventSQL("x", "'expired'", "$1::timestamptz")+`)
+			FROM (SELECT sale_id, sum(quantity) AS q FROM x GROUP BY sale_id) d WHERE sales.id = d.sale_id
+			RETURNING sales.id AS sale_id),
+		-- The events read s, so each takes its seq once its sale's row is
+		-- locked, as a reservation's does (docs/events.md, Ordering).
+		-- PostgreSQL runs the data-modifying CTEs nothing reads last
+		-- listed first: without the join this insert ran before s.
+		e AS (`+outboxEventSQL("x JOIN s USING (sale_id)", "'expired'", "$1::timestamptz")+`)
 		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: expire: %w", err)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/servicetest"
@@ -226,5 +225,87 @@ func TestEventsOnlyOnceRelayed(t *testing.T) {
 	want := []string{"o3 reserved", "o4 reserved", "o3 cancelled", "o4 expired", "o5 reserved", "o6 reserved", "o5 cancelled", "o6 expired"}
 	if evs := events(); !slices.Equal(evs, want) {
 		t.Errorf("outbox %q, want %q", evs, want)
+	}
+}
+
+// TestExpirySeqUnderSaleLock: docs/events.md, Ordering: "In cluster mode
+// a sale's reservations and expiries take their seq under the sale row's
+// lock, so it is their commit order too". An expiry that runs while a
+// reservation batch of the same sale holds the sale row (it is checking
+// the stock and the buyers' limits, inserting its orders) must not take a
+// seq below the batch's: the batch commits first, the expiry waits for
+// the row, so the expiry's event must come after the batch's in seq.
+func TestExpirySeqUnderSaleLock(t *testing.T) {
+	ctx := context.Background()
+	ns := servicetest.Namespace(t)
+	db, err := postgres.Open(ctx, url(), postgres.Options{Schema: ns, Events: true})
+	if err != nil {
+		t.Fatalf("postgres.Open (run scripts/services.sh): %v", err)
+	}
+	t.Cleanup(db.Close)
+	sl := newSale(t, db, "s1", 10)
+	past := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	due := order("due", sl, past) // its hold has ended: the expiry takes it
+	if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{due}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The next batch stalls after it locked the sale row, before its
+	// orders (and their reserved events) are written: as a batch does
+	// while PostgreSQL checks its buyers' limits under the lock.
+	conn := servicetest.Conn(t, ns)
+	for _, q := range []string{
+		`CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.id = 'slow' THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$`,
+		`CREATE TRIGGER stall BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION stall()`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, ok, err := db.Acquire(ctx, "jobs", "me", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("Acquire: %v %v", ok, err)
+	}
+	inserted := make(chan time.Time, 1)
+	go func() {
+		slow := order("slow", sl, time.Now().Add(time.Hour))
+		if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{slow}, nil); err != nil {
+			t.Error(err)
+		}
+		inserted <- time.Now()
+	}()
+	time.Sleep(500 * time.Millisecond) // the batch holds the sale row now
+	expired, err := db.Expire(ctx, time.Now().UTC().Truncate(time.Millisecond), l, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiredAt := time.Now()
+	insertedAt := <-inserted
+	if len(expired) != 1 || expired[0].ID != "due" {
+		t.Fatalf("Expire = %+v, want the order due", expired)
+	}
+	if !insertedAt.Before(expiredAt) {
+		t.Fatalf("the batch returned at %v, after the expiry (%v): the race did not happen", insertedAt, expiredAt)
+	}
+	ol, ok, err := db.Acquire(ctx, "outbox", "me", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("Acquire outbox: %v %v", ok, err)
+	}
+	var h postgres.OutboxHorizon
+	evs, err := db.PendingEvents(ctx, ol, &h, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := map[string]int64{}
+	for _, e := range evs {
+		seq[e.ID()] = e.Seq
+	}
+	res, exp := seq["slow:reserved"], seq["due:expired"]
+	if res == 0 || exp == 0 {
+		t.Fatalf("events %v: want slow:reserved and due:expired", seq)
+	}
+	if exp < res {
+		t.Errorf("the expiry, which waited for the batch's commit, has seq %d, below the batch's reserved event (seq %d): "+
+			"a sale's expiries do not take their seq in commit order under the sale row's lock", exp, res)
 	}
 }

@@ -32,7 +32,8 @@ func scanPayment(row pgx.Row) (surge.Payment, error) {
 }
 
 // errReplay rolls back an event whose id another transaction recorded
-// first (the same event delivered to two nodes at once).
+// first (the same event delivered to two nodes at once), or that was
+// recorded for another order: replay answers it.
 var errReplay = errors.New("postgres: payment recorded by another transaction")
 
 // RecordPayment implements surge.Payments in one transaction: the order's
@@ -65,20 +66,26 @@ func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.
 
 func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
 	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, ev.OrderID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return surge.PaymentResult{}, surge.ErrOrderNotFound
-	}
-	if err != nil {
+	notFound := errors.Is(err, pgx.ErrNoRows)
+	if err != nil && !notFound {
 		return surge.PaymentResult{}, err
 	}
 	// Under the order's lock, this statement sees an event of the order
 	// that another transaction committed while this one waited.
 	first, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1`, ev.ID))
 	if err == nil {
+		if notFound || first.OrderID != o.ID {
+			// A repeated id is a replay whatever order it names now
+			// (docs/payments.md), answered with the first's order.
+			return surge.PaymentResult{}, errReplay
+		}
 		return surge.PaymentResult{Payment: first, Order: o, Replay: true}, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return surge.PaymentResult{}, err
+	}
+	if notFound {
+		return surge.PaymentResult{}, surge.ErrOrderNotFound
 	}
 	p := surge.Payment{PaymentEvent: ev, SaleID: o.SaleID, RecordedAt: now}
 	switch ev.Type {
