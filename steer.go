@@ -73,8 +73,8 @@ func (s Sale) Apply(p SalePatch, sold int64) (Sale, error) {
 }
 
 // Steers reports whether p changes how purchases are decided (the pause,
-// stock, limit or end), as opposed to the name or the hold of later
-// reservations only.
+// stock, limit, end, or the hold the reservations made from now on get),
+// as opposed to the name only.
 func (p SalePatch) Steers() bool {
-	return p.Paused != nil || p.Stock != nil || p.PerUserLimit != nil || p.EndsAt != nil
+	return p.Paused != nil || p.Stock != nil || p.PerUserLimit != nil || p.EndsAt != nil || p.HoldSeconds != nil
 }

@@ -29,6 +29,21 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 		return nil, 0, err
 	}
 	res, err := s.decide(ctx, b)
+	if errors.Is(err, redis.ErrStaleHold) {
+		// Another node changed the sale's hold, and this node's copy of
+		// the sale is older: Redis reserved nothing. Read the sale as
+		// PostgreSQL holds it, and decide once more with its hold.
+		if _, err := s.Sale(ctx, saleID); err != nil {
+			return nil, 0, err
+		}
+		if b, err = s.newBatch(ctx, saleID, batch, now); err != nil {
+			return nil, 0, err
+		}
+		res, err = s.decide(ctx, b)
+		if errors.Is(err, redis.ErrStaleHold) {
+			err = errRebuilding
+		}
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -88,6 +103,9 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 	if errors.Is(err, redis.ErrNoState) {
 		s.wake()
 		return res, errRebuilding
+	}
+	if errors.Is(err, redis.ErrStaleHold) {
+		return res, err
 	}
 	if err != nil {
 		return res, unavailable("deciding the batch in Redis", err)

@@ -103,3 +103,69 @@ func TestSteerUnderSpike(t *testing.T) {
 	}.Run(t)
 	res.Verify(t, stores[1])
 }
+
+// A sale's end is an end wherever it lies in years 0001-9999. reserve.lua took an end of 0 ms or
+// less since 1970 (the value it stores for "no end" is 0) for no end at
+// all, so a sale every other component calls ended (GET: status ended;
+// the engine's fast path: 409 ended) sold to any keyed purchase, which a
+// shared store's engine sends on to Redis.
+func TestEndAtOrBeforeUnixEpochIsAnEnd(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{NodeID: "n0", Interval: 200 * time.Millisecond})
+	e, err := engine.Open(context.Background(), s, engine.Config{MaxBatch: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); s.Close() })
+	ctx := t.Context()
+	for _, c := range []struct {
+		id           string
+		starts, ends time.Time
+	}{
+		{"before", time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1965, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"at", time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, 0).UTC()},
+	} {
+		name, stock := "old "+c.id, int64(5)
+		if _, err := e.CreateSale(ctx, surge.SaleInput{ID: &c.id, Name: &name, Stock: &stock, StartsAt: &c.starts, EndsAt: &c.ends}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := e.Sale(c.id)
+		if err != nil || st.Status != surge.SaleEnded {
+			t.Fatalf("sale %s: %+v (%v), want ended", c.id, st, err)
+		}
+		out, err := e.Purchase(ctx, engine.PurchaseRequest{SaleID: c.id,
+			Purchase: surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1}})
+		if err != nil || out.Code != surge.CodeEnded {
+			t.Errorf("keyed purchase in sale %s, ended %s: %+v (%v), want ended", c.id, c.ends.Format(time.RFC3339), out, err)
+		}
+		if rem, err := s.Remaining(ctx, c.id); err != nil || rem != stock {
+			t.Errorf("sale %s: remaining %d (%v), want %d: an ended sale sold", c.id, rem, err, stock)
+		}
+	}
+}
+
+// docs/api.md, PATCH: hold_seconds applies "for reservations made after the change", and "every purchase
+// decided after it follows it". A reservation another node makes right
+// after the change's 200 must hold for the new hold_seconds.
+func TestHoldChangeBindsEveryNode(t *testing.T) {
+	engines, _ := twoNodes(t)
+	ctx := t.Context()
+	id, name, stock, limit := "hold", "Hold", int64(100), int64(100)
+	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "node 1 serves the sale", func() error { _, err := engines[1].Sale(id); return err })
+	for i, hold := range []int64{60, 120, 180, 240, 300} {
+		if _, err := engines[0].UpdateSale(ctx, id, surge.SalePatch{HoldSeconds: &hold}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := engines[1].Purchase(ctx, engine.PurchaseRequest{SaleID: id,
+			Purchase: surge.Purchase{UserID: "u", Quantity: 1, IdempotencyKey: string(rune('a' + i))}})
+		if err != nil || out.Code != surge.CodeReserved {
+			t.Fatalf("purchase: %+v %v", out, err)
+		}
+		if got := out.Order.ExpiresAt.Sub(out.Order.CreatedAt); got != time.Duration(hold)*time.Second {
+			t.Errorf("reservation on node 1 right after hold_seconds became %d on node 0: held %v", hold, got)
+		}
+	}
+}

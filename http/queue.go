@@ -186,7 +186,16 @@ func toQueueJSON(st waitroom.Status) api.Queue {
 		j.Position = &st.Position
 	}
 	if !st.AdmitAt.IsZero() {
-		at, until := api.FormatTime(st.AdmitAt), api.FormatTime(st.Until)
+		// A slot opens every 1/rate s, not on a whole millisecond: the
+		// window stated in the API's milliseconds is the one inside the
+		// true window (its start rounded up, its end down), so that a
+		// purchase at admitted_at is admitted, and one before
+		// admitted_until too.
+		admit := st.AdmitAt
+		if t := admit.Truncate(time.Millisecond); t.Before(admit) {
+			admit = t.Add(time.Millisecond)
+		}
+		at, until := api.FormatTime(admit), api.FormatTime(st.Until)
 		j.AdmittedAt, j.AdmittedUntil = &at, &until
 	}
 	return j

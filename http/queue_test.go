@@ -639,3 +639,40 @@ func TestPurchaseInArchivedSaleWithWaitingRoom(t *testing.T) {
 		}
 	}
 }
+
+// The admission window a queue answer states is the one the purchase gate
+// applies: a buyer who buys at the admitted_at the API gave (a time of
+// the API, in milliseconds) is admitted. Slots open every 1/rate s,
+// which at 3 a second is not a whole millisecond: admitted_at was the
+// slot's time cut down to the millisecond, before the slot opened, so a
+// purchase at admitted_at was refused 403 not_admitted and told to come
+// back in a second.
+func TestAdmittedAtAdmits(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"w3","name":"W","stock":9,"per_user_limit":1,"starts_at":"2031-03-14T10:00:00Z",`+
+		`"waiting_room":{"admit_per_second":3,"order":"fifo","ticket_seconds":60}}`)
+	users := []string{"u0", "u1", "u2"}
+	var q []api.Queue
+	for _, u := range users {
+		q = append(q, e.join(t, "w3", u, http.StatusCreated))
+	}
+	for i, u := range users {
+		if q[i].AdmittedAt == nil {
+			t.Fatalf("%s: no admitted_at: %+v", u, q[i])
+		}
+		at, err := api.ParseTime(*q[i].AdmittedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Set(at)
+		r := e.do(t, "GET", "/v1/sales/w3/queue", "", ticketHeader(q[i].Ticket))
+		wantStatus(t, r, http.StatusOK)
+		if st := mustQueue(t, r); st.Status != "admitted" {
+			t.Errorf("%s at its admitted_at %s: status %q, want admitted", u, *q[i].AdmittedAt, st.Status)
+		}
+		r = e.do(t, "POST", "/v1/sales/w3/purchases", "", asUser(t, u), ticketHeader(q[i].Ticket))
+		if r.status != http.StatusCreated {
+			t.Errorf("%s buys at its admitted_at %s: %v (Retry-After %q), want 201", u, *q[i].AdmittedAt, r, r.header.Get("Retry-After"))
+		}
+	}
+}

@@ -84,6 +84,13 @@ func decodeSalePatch(body []byte) (surge.SalePatch, error) {
 			if err != nil {
 				return p, err
 			}
+			// The zero instant is SalePatch's "no end" (null): as a time it
+			// lies before every starts_at (years 0001-9999), so it is
+			// refused as any other end not after the start, never read
+			// as null.
+			if t.IsZero() {
+				return p, fmt.Errorf("ends_at must be after starts_at")
+			}
 			p.EndsAt = t
 		}
 	}

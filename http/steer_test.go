@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge"
 )
@@ -107,4 +108,28 @@ func TestUpdateSale(t *testing.T) {
 	if got := e.sale(t, "s"); got.Status == "paused" {
 		t.Error("an unauthenticated PATCH paused the sale")
 	}
+}
+
+// A PATCH whose ends_at is a time, but the zero instant of Go's time.Time
+// ("0001-01-01T00:00:00Z", what a client serialising an unset time.Time
+// sends), is not after starts_at: docs/api.md says ends_at is "a time after
+// starts_at ... or null for no end", and a bad value is 400 with nothing
+// changed. It must not be read as null and take the sale's end away.
+func TestPatchZeroInstantEndsAtIsNotNull(t *testing.T) {
+	e := newEnv(t, envOptions{insecureUserHeader: true})
+	e.createSale(t, `{"id":"z","name":"Z","stock":5,"ends_at":"2031-03-14T10:00:00Z"}`)
+	before := e.sale(t, "z")
+	if before.EndsAt == nil {
+		t.Fatalf("sale created without its end: %+v", before)
+	}
+	for _, v := range []string{`"0001-01-01T00:00:00Z"`, `"0001-01-01T01:00:00+01:00"`} {
+		r := e.do(t, "PATCH", "/v1/sales/z", `{"ends_at":`+v+`}`, asAdmin())
+		wantError(t, r, http.StatusBadRequest, string(surge.CodeInvalid))
+		if after := e.sale(t, "z"); !reflect.DeepEqual(after, before) {
+			t.Fatalf("PATCH ends_at %s changed the sale: %+v, was %+v", v, after, before)
+		}
+	}
+	// Past the end, the sale is over: a purchase is 409 ended.
+	e.clock.Advance(2 * time.Hour)
+	wantError(t, e.do(t, "POST", "/v1/sales/z/purchases", "", header(userHeader, "alice")), http.StatusConflict, string(surge.CodeEnded))
 }

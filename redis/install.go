@@ -44,9 +44,14 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 		keyed[b] = append(keyed[b], o.UserID+"\n"+o.IdempotencyKey, record(o))
 	}
 	free := st.Sale.Stock - live
+	// 0 is "no end" to reserve.lua; an end at or before 1970 is an end
+	// too (years 0001-9999 are allowed), so it is stored negative: an end
+	// at the Unix epoch itself as -1 ms, the same for every clock past it.
 	ends := int64(0)
 	if !st.Sale.EndsAt.IsZero() {
-		ends = st.Sale.EndsAt.UnixMilli()
+		if ends = st.Sale.EndsAt.UnixMilli(); ends == 0 {
+			ends = -1
+		}
 	}
 	installed = true
 	for b := range nb {
@@ -87,7 +92,8 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 			paused = 1
 		}
 		ok, err := installScript.Run(ctx, s.c, append(k.list(), su, sk, so, k.xout, k.xin),
-			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, force, paused).Int64()
+			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, force, paused,
+			st.Sale.Hold().Milliseconds()).Int64()
 		if err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}

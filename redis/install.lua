@@ -3,9 +3,11 @@
 -- replaces whatever an earlier, failed creation of its id left).
 -- KEYS: meta, users, keys, orders, pending, staged users, staged keys, staged orders,
 --       outgoing transfers, received transfers
--- ARGV: epoch, remaining, per-user limit, starts_ms, ends_ms (0: no end),
+-- ARGV: epoch, remaining, per-user limit, starts_ms, ends_ms (0: no end; any other
+--       value an end, negative before 1970),
 --       units reserved so far (PostgreSQL's ever, on one bucket), replace,
---       paused ("1": every purchase is refused)
+--       paused ("1": every purchase is refused), hold_ms (the sale's hold, which
+--       reserve.lua holds every batch's to)
 local cur = redis.call('HGET', KEYS[1], 'epoch')
 if ARGV[7] ~= '1' and cur and tonumber(cur) >= tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[6], KEYS[7], KEYS[8])
@@ -30,5 +32,5 @@ for _, z in ipairs({KEYS[5], KEYS[9], KEYS[10]}) do
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'rem', ARGV[2], 'limit', ARGV[3], 'starts', ARGV[4], 'ends', ARGV[5],
-  'tot', ARGV[6], 'paused', ARGV[8])
+  'tot', ARGV[6], 'paused', ARGV[8], 'hold', ARGV[9])
 return 1

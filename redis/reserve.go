@@ -138,6 +138,9 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
 		}
 		if len(res) == 1 {
+			if code, _ := res[0].(int64); code == -2 {
+				return 0, 0, 0, nil, ErrStaleHold
+			}
 			return 0, 0, 0, nil, ErrNoState
 		}
 		if len(res) != 4 {

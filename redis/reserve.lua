@@ -7,7 +7,10 @@
 -- joined by ',' (see Unconfirmed): the leader confirms a batch at a time,
 -- as PostgreSQL commits one.
 -- Returns {-1} if the state is missing or lost part of itself (a hash
--- without the sentinel install.lua writes: evicted or deleted), else
+-- without the sentinel install.lua writes: evicted or deleted), {-2} if the
+-- batch's holds (expires_ms - now_ms) are not the sale's hold of this epoch
+-- (the node decided with a copy of the sale older than a change of its
+-- hold; nothing is written), else
 -- {epoch, remaining, units reserved so far, codes}: the codes, one per
 -- purchase, joined by '\n' into one string (no code holds one). One reply
 -- string instead of one per purchase: the node parses it without an
@@ -17,10 +20,14 @@
 -- structure, not a few per purchase: Redis's cost is mostly per command
 -- (dispatch from Lua, propagation to replicas and the AOF), so a batch of
 -- 60 runs 7 commands instead of about 300.
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'rem', 'limit', 'starts', 'ends', 'tot', 'paused')
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'rem', 'limit', 'starts', 'ends', 'tot', 'paused', 'hold')
 if not meta[1] or not meta[6] or redis.call('HEXISTS', KEYS[2], '!') == 0 or redis.call('HEXISTS', KEYS[3], '!') == 0
     or redis.call('HEXISTS', KEYS[4], '!') == 0 or not redis.call('ZSCORE', KEYS[5], '!') then
   return {-1}
+end
+-- A state installed before holds were recorded has none to compare.
+if meta[8] and tonumber(ARGV[2]) - tonumber(ARGV[1]) ~= tonumber(meta[8]) then
+  return {-2}
 end
 local rem = tonumber(meta[2])
 local limit = tonumber(meta[3])
@@ -29,9 +36,10 @@ local tot = tonumber(meta[6])
 local now, expires = ARGV[1], ARGV[2]
 local nowN = tonumber(now)
 -- As surge.Sale.Gate: ended, else paused (an operator's change, which
--- installs a new epoch), else not started.
+-- installs a new epoch), else not started. An end is any time but 0,
+-- which means none: an end at or before 1970 is negative (install.go).
 local window = ''
-if ends > 0 and nowN >= ends then
+if ends ~= 0 and nowN >= ends then
   window = 'E'
 elseif meta[7] == '1' then
   window = 'P'

@@ -25,7 +25,7 @@ func newSale(t *testing.T, stock, limit int64) (*redis.Stock, redis.Layout, redi
 	t.Cleanup(func() { c.Close() })
 	ns := servicetest.Namespace(t)
 	st := redis.New(c, ns)
-	sale := surge.Sale{ID: "s1", Stock: stock, PerUserLimit: limit, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 600}
+	sale := surge.Sale{ID: "s1", Stock: stock, PerUserLimit: limit, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60} // the batches below hold for a minute
 	if _, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 1, Epoch: 1}, true); err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,12 @@ func New(c Client, prefix string) *Stock {
 // reads reaches): it must be rebuilt from PostgreSQL.
 var ErrNoState = errors.New("redis: the sale's live state is missing")
 
+// ErrStaleHold answers a batch whose holds are not the sale's hold in the
+// live state (an operator changed it, which starts a new epoch, and the
+// deciding node has not heard yet): nothing was reserved; decide again
+// with the sale as PostgreSQL holds it.
+var ErrStaleHold = errors.New("redis: the batch's hold is not the sale's")
+
 // Layout says where a sale's live state lives: in one hash slot, or split
 // into Buckets slots for a sale too hot for one Redis Cluster shard. Each
 // bucket holds a share of the stock and the buyers whose id hashes to it,

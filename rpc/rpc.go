@@ -164,11 +164,23 @@ func (h *handler) CreateSale(ctx context.Context, req *connect.Request[surgev1.C
 	// Name and stock are required: proto3 has no absence for them, so the
 	// empty name and zero stock are sent on as given, and refused.
 	in.Name, in.Stock = &m.Name, &m.Stock
-	if m.StartsAt != nil {
-		in.StartsAt = new(m.StartsAt.AsTime())
-	}
-	if m.EndsAt != nil {
-		in.EndsAt = new(m.EndsAt.AsTime())
+	// A Timestamp whose nanos lie outside 0..999,999,999 (or seconds
+	// outside years 0001-9999) is not a time: AsTime would read it as
+	// another instant. Refused as the HTTP API refuses a time that is not
+	// RFC 3339.
+	for _, f := range []struct {
+		name string
+		ts   *timestamppb.Timestamp
+		dst  **time.Time
+	}{{"starts_at", m.StartsAt, &in.StartsAt}, {"ends_at", m.EndsAt, &in.EndsAt}} {
+		if f.ts == nil {
+			continue
+		}
+		if err := f.ts.CheckValid(); err != nil {
+			return nil, h.toConnect(ctx, req.Spec().Procedure,
+				surge.Errorf(surge.CodeInvalid, "%s must be a valid google.protobuf.Timestamp in years 0001-9999: %v", f.name, err))
+		}
+		*f.dst = new(f.ts.AsTime())
 	}
 	if wr := m.WaitingRoom; wr != nil {
 		in.WaitingRoom = &surge.WaitingRoom{AdmitPerSecond: wr.AdmitPerSecond, Policy: wr.Order, TicketSeconds: wr.TicketSeconds}

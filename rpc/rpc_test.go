@@ -14,19 +14,19 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
-
 	"github.com/surgehq/surge/engine"
 	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/rpc"
 	"github.com/surgehq/surge/sqlite"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const adminToken = "rpc-test-admin-token"
@@ -349,5 +349,42 @@ func TestConnectClient(t *testing.T) {
 			t.Errorf("%s: WatchSale: %v %v, want 0 sold_out", name, stream.Msg(), stream.Err())
 		}
 		stream.Close()
+	}
+}
+
+// A google.protobuf.Timestamp whose nanos lie outside 0..999,999,999 is not
+// a time (the type's own contract, and what timestamppb's CheckValid
+// refuses): the HTTP API refuses a starts_at or ends_at that is not an
+// RFC 3339 time with 400 invalid_request, and the gRPC API must refuse
+// such a Timestamp with INVALID_ARGUMENT, creating nothing, not read it as
+// another instant (nanos -1 a nanosecond before, 1.5e9 a second and a half
+// after).
+func TestCreateSaleRefusesInvalidTimestamp(t *testing.T) {
+	base := server(t)
+	c := surgev1connect.NewSaleServiceClient(http.DefaultClient, base)
+	start := time.Date(2031, 1, 1, 10, 0, 0, 0, time.UTC).Unix()
+	for i, c2 := range []struct {
+		name        string
+		starts, end *timestamppb.Timestamp
+	}{
+		{"starts_at nanos -1", &timestamppb.Timestamp{Seconds: start, Nanos: -1}, nil},
+		{"starts_at nanos 1.5e9", &timestamppb.Timestamp{Seconds: start, Nanos: 1_500_000_000}, nil},
+		{"ends_at nanos 1.5e9", &timestamppb.Timestamp{Seconds: start}, &timestamppb.Timestamp{Seconds: start + 60, Nanos: 1_500_000_000}},
+	} {
+		id := []string{"n1", "n2", "n3"}[i]
+		req := connect.NewRequest(&surgev1.CreateSaleRequest{Id: &id, Name: "Sale", Stock: 5, StartsAt: c2.starts, EndsAt: c2.end})
+		req.Header().Set("Authorization", "Bearer "+adminToken)
+		res, err := c.CreateSale(context.Background(), req)
+		if connect.CodeOf(err) != connect.CodeInvalidArgument {
+			var got string
+			if res != nil {
+				s := res.Msg.Sale
+				got = s.StartsAt.AsTime().Format(time.RFC3339Nano)
+				if s.EndsAt != nil {
+					got += " to " + s.EndsAt.AsTime().Format(time.RFC3339Nano)
+				}
+			}
+			t.Errorf("%s: %v (sale %s), want invalid_argument", c2.name, err, got)
+		}
 	}
 }
