@@ -152,7 +152,7 @@ func TestArchiveBetweenRebuildStepsLeavesNoLiveState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	l, ok, err := db.Acquire(ctx, "jobs", "a", 5*time.Second) // a's own term, renewed
+	l, ok, err := db.Acquire(ctx, "jobs", cluster.LeaseHolder(a), 5*time.Second) // a's own term, renewed
 	if err != nil || !ok {
 		t.Fatalf("a's lease: %v %v", ok, err)
 	}

@@ -87,6 +87,14 @@ type Config struct {
 	Metrics prometheus.Registerer
 }
 
+// leaseHolder is the name a store holds leases under: the node's id and
+// a random suffix, unique to the store.
+func leaseHolder(nodeID string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return nodeID + "/" + hex.EncodeToString(b[:])
+}
+
 func (c *Config) defaults() {
 	if c.NodeID == "" {
 		var b [6]byte
@@ -140,8 +148,12 @@ type Store struct {
 	// (see Reserve).
 	ever map[string]int64
 
-	lease atomic.Pointer[postgres.Lease] // held term, nil when not leader
-	relay atomic.Pointer[relayLease]     // the outbox lease (outbox.go), nil when not held
+	// holder names this store in the leases: its node id and a random
+	// suffix of its own, so that two nodes given one --node-id (an
+	// operator's slip) never renew each other's term.
+	holder string
+	lease  atomic.Pointer[postgres.Lease] // held term, nil when not leader
+	relay  atomic.Pointer[relayLease]     // the outbox lease (outbox.go), nil when not held
 	// relayWait is when (UnixNano) this node may next try for the outbox
 	// lease after finding another node holding it (outbox.go).
 	relayWait atomic.Int64
@@ -191,6 +203,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 	}
 	s := &Store{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), rc: rc, live: redis.New(rc, cfg.Prefix), db: db,
+		holder:  leaseHolder(cfg.NodeID),
 		keys:    newKeyCache(cfg.KeyCache),
 		copies:  newKeyCopies(cfg.KeyCopy),
 		sales:   make(map[string]saleInfo),
@@ -308,8 +321,8 @@ func (s *Store) Close() error {
 	s.lease.Store(nil)
 	s.relay.Store(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
-	_ = s.db.Resign(ctx, leaseName, s.cfg.NodeID)
-	_ = s.db.Resign(ctx, outboxLease, s.cfg.NodeID)
+	_ = s.db.Resign(ctx, leaseName, s.holder)
+	_ = s.db.Resign(ctx, outboxLease, s.holder)
 	cancel()
 	s.closeConns()
 	return nil

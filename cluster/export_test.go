@@ -11,3 +11,6 @@ import (
 func InstallLive(ctx context.Context, s *Store, snap surge.LiveState) (bool, error) {
 	return s.install(ctx, snap)
 }
+
+// LeaseHolder is the name s holds its leases under.
+func LeaseHolder(s *Store) string { return s.holder }

@@ -160,7 +160,7 @@ func runToEnd(ctx context.Context) context.Context { return context.WithoutCance
 // never commits later (postgres.DB.Acquire's transaction).
 func (s *Store) takeLease(ctx context.Context, name string) (l postgres.Lease, ok bool, err error) {
 	err = s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) {
-		l, ok, err = s.db.Acquire(ctx, name, s.cfg.NodeID, s.cfg.LeaseTTL)
+		l, ok, err = s.db.Acquire(ctx, name, s.holder, s.cfg.LeaseTTL)
 		return err
 	})
 	return l, ok, err

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -213,4 +214,46 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 		}
 		return nil
 	})
+}
+
+// TestSameNodeIDOneLeader: two nodes started with the same --node-id (one
+// config file copied to two hosts, SURGE_NODE_ID in a shared environment
+// file: an operator's slip) must still have one leader and one outbox
+// publisher. docs/cluster.md: "One node holds the jobs lease in
+// PostgreSQL … Each new term has a larger token, and the leader's writes
+// … carry it"; outbox.Config.Fresh: "two publishers would interleave a
+// sale's events". The lease names its holder by the node id alone, so a
+// second node of that name renews the first one's term, token and all:
+// both lead, both publish, and the fence tells them apart no more.
+func TestSameNodeIDOneLeader(t *testing.T) {
+	ns := namespace(t)
+	cfg := cluster.Config{NodeID: "shop-1", Interval: 100 * time.Millisecond, LeaseTTL: time.Second, Events: true}
+	a := openStore(t, ns, cfg)
+	t.Cleanup(func() { a.Close() })
+	eventually(t, 5*time.Second, "a node leads", func() error {
+		if !a.Leader() {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	b := openStore(t, ns, cfg)
+	t.Cleanup(func() { b.Close() })
+	time.Sleep(500 * time.Millisecond) // five rounds of b's leader loop
+	if a.Leader() && b.Leader() {
+		t.Errorf("two nodes of one --node-id both lead the once-only jobs")
+	}
+
+	mustSale(t, a, "s", 10, 1)
+	if out, _, err := reserve(a, "s", surge.Purchase{UserID: "u", Quantity: 1}); err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("reserve: %v %v", out, err)
+	}
+	ctx := t.Context()
+	evA, errA := a.PendingEvents(ctx, 0, 10)
+	evB, errB := b.PendingEvents(ctx, 0, 10)
+	if errA != nil || errB != nil {
+		t.Fatalf("outbox reads: %v, %v", errA, errB)
+	}
+	if len(evA) > 0 && len(evB) > 0 {
+		t.Errorf("two nodes of one --node-id both read the outbox to publish it (%d and %d events)", len(evA), len(evB))
+	}
 }

@@ -218,6 +218,16 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}()
 	undo = append(undo, func() { stopTracing(tp, log) })
 	tel := telemetry{reg: reg, tracing: tp.Tracing()}
+	if c.jwksURL != "" {
+		// Refreshed until ctx ends; a start that fails stops it at once.
+		// Before the store opens, which in an embedded upgrade tells the
+		// old process to go: a key server down fails the upgrade while
+		// the old process still serves.
+		if buyer.Remote, err = surgehttp.FetchJWKS(ctx, c.jwksURL, surgehttp.RemoteJWKSOptions{Refresh: c.jwksRefresh, Logger: log}); err != nil {
+			return nil, errUsage{"serve: --" + err.Error()}
+		}
+		undo = append(undo, buyer.Remote.Close)
+	}
 	// Listen before the store opens: in an upgrade the listeners are the
 	// old process's (upgrade.go), and must be taken before it is told to go.
 	lns, err := c.listen()
@@ -231,13 +241,6 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	store := b.store
 	undo = append(undo, func() { store.Close() })
-	if c.jwksURL != "" {
-		// Refreshed until ctx ends; a start that fails stops it at once.
-		if buyer.Remote, err = surgehttp.FetchJWKS(ctx, c.jwksURL, surgehttp.RemoteJWKSOptions{Refresh: c.jwksRefresh, Logger: log}); err != nil {
-			return nil, errUsage{"serve: --" + err.Error()}
-		}
-		undo = append(undo, buyer.Remote.Close)
-	}
 	room, warnRoom, err := c.waitingRoom(b, log)
 	if err != nil {
 		return nil, err

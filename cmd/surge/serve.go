@@ -229,6 +229,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c.warnBuyerAuth(log)
 
 	srv, err := startServer(ctx, c, log)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// SIGINT/SIGTERM before the node served (while an upgrade's new
+		// process waited for the data directory, or the store loaded): a
+		// stop, not a failed start. An upgrade's old process may still
+		// drain: it goes first (see waitParent).
+		log.Info("stopped before serving")
+		c.handover.waitParent(c.shutdownTimeout + lockWaitMargin)
+		c.handover.stop()
+		return nil
+	}
 	if err != nil {
 		// A refusal to start (data directory in use, a database behind
 		// what it confirmed, a damaged one) goes to the log too, where a
@@ -244,6 +254,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c.handover.watch(ctx)
 	fmt.Fprintf(stdout, "surge serving on %s\n", srv.url())
 	var serveErr error
+	var stopIn *time.Duration // shutdown's wait for connections, if not the configured one
 wait:
 	for {
 		select {
@@ -261,11 +272,28 @@ wait:
 			c.handover.stop()
 			srv.drain(srv.config().drainDelay)
 			log.Info("shutting down: draining in-flight requests")
+			// As a handover does, and within the same timeout: Shutdown
+			// alone would close without an answer a request still
+			// arriving when it began (see handOver).
+			timeout := srv.config().shutdownTimeout
+			began := time.Now()
+			srv.handOver(timeout)
+			left := max(timeout-time.Since(began), 0)
+			stopIn = &left
 			break wait
 		}
 	}
-	if err := srv.shutdown(srv.config().shutdownTimeout); err != nil {
+	timeout := srv.config().shutdownTimeout
+	if stopIn != nil {
+		timeout = *stopIn
+	}
+	if err := srv.shutdown(timeout); err != nil {
 		return err
+	}
+	if serveErr == nil && ctx.Err() != nil {
+		// Stopped by a signal: in cluster mode an upgrade's old process
+		// may still drain beside this one.
+		c.handover.waitParent(srv.config().shutdownTimeout + lockWaitMargin)
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr

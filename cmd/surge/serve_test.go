@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -294,5 +295,65 @@ func TestConnLimitsDefaults(t *testing.T) {
 				t.Errorf("caps %d/%d, want %d/%d", got.Max, got.PerAddr, tc.wantMax, tc.wantPerAddr)
 			}
 		})
+	}
+}
+
+// TestSIGTERMAnswersRequestOnItsWay: a purchase whose request is on its
+// way when SIGTERM arrives (its connection accepted, its first bytes
+// read, the rest still arriving: any request the moment the server stops
+// under load) must be answered, 201 or 503 with Retry-After, as
+// docs/architecture.md's Shutdown says: "the HTTP server stops accepting
+// connections and waits (up to --shutdown-timeout) for in-flight
+// requests". net/http's Shutdown instead closes such a connection without
+// an answer once the request has arrived (upgrade.go's handOver avoids
+// Shutdown for that reason), and a client does not retry a request on a
+// connection it had just opened: it sees EOF, not knowing whether it
+// bought.
+func TestSIGTERMAnswersRequestOnItsWay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("shutdown test builds and runs the binary")
+	}
+	dataDir, token := t.TempDir(), "sigterm-inflight-admin-token"
+	p := startProc(t, dataDir, token) // --shutdown-timeout 10s
+	saleID := createSale(t, p.base, token, 100, 1)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The request line and a first header: the server is reading it.
+	if _, err := conn.Write([]byte("POST /v1/sales/" + saleID + "/purchases HTTP/1.1\r\nHost: surge\r\nX-User-ID: u1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	// The rest of it.
+	if _, err := conn.Write([]byte("Idempotency-Key: k1\r\nContent-Length: 0\r\n\r\n")); err != nil {
+		t.Fatalf("finishing the request: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("purchase on its way at SIGTERM got no answer: %v\n%s", err, p.logTail())
+	}
+	resp.Body.Close()
+	t.Logf("purchase on its way at SIGTERM: %d", resp.StatusCode)
+	switch {
+	case resp.StatusCode == http.StatusCreated:
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+	default:
+		t.Errorf("purchase on its way at SIGTERM: %d (Retry-After %q); want 201, or 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	select {
+	case <-p.exited:
+		if !p.cmd.ProcessState.Success() {
+			t.Errorf("surge exited with %v after SIGTERM", p.cmd.ProcessState)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("surge did not exit after SIGTERM")
 	}
 }

@@ -158,6 +158,23 @@ func (h *handover) watch(ctx context.Context) {
 	}()
 }
 
+// waitParent waits, at most d, for the old process of the upgrade that
+// started this one to exit. A stop must not end this process first: a
+// supervisor that follows the pid file (systemd's PIDFile=, with the
+// shipped unit's KillMode=mixed) takes this process's exit for the
+// service's end and kills what is left of it, the old process amid its
+// drain, requests in flight unanswered.
+func (h *handover) waitParent(d time.Duration) {
+	if !h.upgrading() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := h.upg.WaitForParent(ctx); err != nil {
+		h.log.Warn("upgrade: the old process did not exit in time", "err", err)
+	}
+}
+
 // done is closed once a new process has taken over: this one must then
 // finish what is in flight and exit.
 func (h *handover) done() <-chan struct{} {
@@ -370,14 +387,15 @@ func (o *openConns) listen(ln net.Listener) net.Listener { return trackingListen
 // the connection listen's wraps, which next may know the type of).
 func (o *openConns) track(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	return func(c net.Conn, st http.ConnState) {
+		tc, _ := c.(*trackedConn)
+		if tc != nil {
+			tc.idle.Store(st == http.StateIdle)
+		}
 		if next != nil {
-			if tc, ok := c.(*trackedConn); ok {
+			if tc != nil {
 				c = tc.Conn // the type next knows, under the wrapper
 			}
 			next(c, st)
-		}
-		if tc, ok := c.(*trackedConn); ok {
-			tc.idle.Store(st == http.StateIdle)
 		}
 		switch st {
 		case http.StateNew:
@@ -483,5 +501,5 @@ func (s *server) handOver(timeout time.Duration) {
 		}
 		time.Sleep(wait)
 	}
-	s.log.Warn("upgrade: connections still open after the shutdown timeout; closing them")
+	s.log.Warn("connections still open after the shutdown timeout; closing them")
 }

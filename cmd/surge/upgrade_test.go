@@ -4,10 +4,16 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,9 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/surgehq/surge/client"
+	"golang.org/x/sys/unix"
 )
 
 // The upgrade tests send SIGUSR2 to a real `surge serve` under load,
@@ -460,4 +465,178 @@ func upgradeUntilHandover(t *testing.T, p *proc, pidFile string) (next int) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	return next
+}
+
+// TestUpgradeWithKeyServerDownKeepsServing: an embedded server that takes
+// its buyers' keys from --jwks-url is upgraded (SIGUSR2) while the key
+// server does not answer (an identity provider's blip). The new process
+// cannot start without the keys, as any start cannot; docs/operations.md:
+// "If the upgrade fails before the new process is ready (the binary does
+// not start, refuses its flags, …), the old process logs `upgrade failed;
+// this process serves on` and keeps serving." The shop must not go dark:
+// the new process must find out before it tells the old one to go.
+func TestUpgradeWithKeyServerDownKeepsServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	subreaper(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := key.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding
+	doc, err := json.Marshal(map[string]any{"keys": []map[string]any{{
+		"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+		"x": enc.EncodeToString(pub[1:33]), "y": enc.EncodeToString(pub[33:])}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "identity provider unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(doc)
+	}))
+	defer keys.Close()
+	dataDir, token := t.TempDir(), "upgrade-jwks-admin-token"
+	pidFile := filepath.Join(t.TempDir(), "surge.pid")
+	p := startProc(t, dataDir, token, "--pid-file", pidFile, "--jwks-url", keys.URL)
+	saleID := createSale(t, p.base, token, 10, 1)
+
+	down.Store(true)
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever happens to the upgrade, some process must serve the sale.
+	time.Sleep(3 * time.Second)
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get(p.base + "/v1/sales/" + saleID)
+	if err != nil {
+		select {
+		case <-p.exited:
+			t.Errorf("the old process exited (%v)", p.cmd.ProcessState)
+		default:
+		}
+		t.Fatalf("after an upgrade while the key server was down, nothing serves: %v\n%s", err, p.logTail())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("sale read after the upgrade: %d", resp.StatusCode)
+	}
+	select {
+	case <-p.exited:
+		t.Errorf("the old process exited (%v) although the upgrade failed", p.cmd.ProcessState)
+	default:
+	}
+	if !strings.Contains(p.logTail(), "upgrade failed; this process serves on") {
+		t.Errorf("no failed upgrade in the old process's log:\n%s", p.logTail())
+	}
+}
+
+// TestSIGTERMDuringEmbeddedHandover: `systemctl stop` right after an
+// upgrade (SIGUSR2) of an embedded server signals the process the pid
+// file names, the new one, while it still waits for the old one to drain
+// and release the data directory. SIGTERM is a clean stop: exit 0
+// (docs/architecture.md, Shutdown). And the new process must not exit
+// before the old one is done: the shipped unit (KillMode=mixed) kills
+// whatever is left in the service once its main process exits, which
+// would cut the old process's drain, its requests in flight unanswered.
+func TestSIGTERMDuringEmbeddedHandover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	subreaper(t)
+	dataDir, token := t.TempDir(), "upgrade-sigterm-admin-token"
+	pidFile := filepath.Join(t.TempDir(), "surge.pid")
+	p := startProc(t, dataDir, token, "--pid-file", pidFile) // --shutdown-timeout 10s
+	saleID := createSale(t, p.base, token, 10, 1)
+
+	// A request on its way to the old process keeps its drain going
+	// (a slow client: its header arrives in two parts).
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /v1/sales/" + saleID + "/purchases HTTP/1.1\r\nHost: surge\r\nX-User-ID: u1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	nextPID := 0
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if nextPID = readPID(pidFile); nextPID != 0 && nextPID != p.cmd.Process.Pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pid file still names the old process a minute after SIGUSR2")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.logTail(), "a new process took over the listeners"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the old process never began its handover")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := syscall.Kill(nextPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The slow client's request completes meanwhile.
+	time.Sleep(500 * time.Millisecond)
+	_, _ = conn.Write([]byte("Idempotency-Key: k1\r\nContent-Length: 0\r\n\r\n"))
+
+	// The new process is the old one's child until the old one exits:
+	// watch both by pid.
+	alive := func(pid int) bool { return syscall.Kill(pid, 0) == nil }
+	var newGoneFirst bool
+	for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		oldGone := false
+		select {
+		case <-p.exited:
+			oldGone = true
+		default:
+		}
+		if !alive(nextPID) && !oldGone {
+			newGoneFirst = true
+			break
+		}
+		if oldGone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("neither process exited 40s after SIGTERM")
+		}
+	}
+	if newGoneFirst {
+		t.Errorf("the new process (the service's main pid) exited while the old one still drained: a supervisor that kills the rest of the service then cuts the drain")
+	}
+	select {
+	case <-p.exited:
+		if !p.cmd.ProcessState.Success() {
+			t.Errorf("the old process exited with %v", p.cmd.ProcessState)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old process did not exit")
+	}
+	next := adopt(t, nextPID) // the test's child now, if it still runs
+	select {
+	case <-next.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new process did not exit after SIGTERM")
+	}
+	if st := next.state(); st != nil && !st.Success() {
+		t.Errorf("the new process exited with %v after SIGTERM, want status 0", st)
+	}
+	if log := p.logTail(); strings.Contains(log, "surge cannot start") {
+		t.Errorf("SIGTERM during the handover made the new process fail its start (exit 1) instead of stopping cleanly:\n%s", log)
+	}
 }
