@@ -129,6 +129,10 @@ func CheckPaymentEvent(ev PaymentEvent) error {
 		// It is shown to operators (the payments list, surge reconcile's
 		// table): one line of plain text, as a sale's name.
 		return Errorf(CodeInvalid, "id must be valid UTF-8 without control characters, line separators or bidirectional controls")
+	case strings.TrimSpace(ev.ID) != ev.ID:
+		// A settlement file's ids are read trimmed (surge reconcile): an
+		// id with spaces around it could never be matched there.
+		return Errorf(CodeInvalid, "id must not begin or end with white space")
 	case ev.Type != PaymentManual && strings.HasPrefix(ev.ID, manualPrefix):
 		return Errorf(CodeInvalid, "id must not begin with %q: Surge gives that prefix to the operator's settlements", manualPrefix)
 	case !ValidID(ev.OrderID):

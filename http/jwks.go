@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"os"
 	"slices"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // JWKS limits. A key set is the operator's file, not client input, but a
@@ -152,8 +154,12 @@ func parseJWK(raw json.RawMessage) (jwk, error) {
 			return jwk{}, fmt.Errorf("holds private or symmetric key material (%q); publish public keys only", m)
 		}
 	}
+	// json/v2: member names are case-sensitive (RFC 7517 §4) and a
+	// member named twice is refused; encoding/json would take "Use" for
+	// "use", and the last of two, so a key could read as another here
+	// than in any other reader.
 	var r rawJWK
-	if err := json.Unmarshal(raw, &r); err != nil {
+	if err := jsonv2.Unmarshal(raw, &r); err != nil {
 		return jwk{}, fmt.Errorf("malformed key: %w", err)
 	}
 	k := jwk{}

@@ -422,3 +422,25 @@ func padded(tok string) string {
 	}
 	return strings.Join(parts, ".")
 }
+
+// TestJWKSMembersAreExact: docs/api.md: "`use`, if present, is `sig`" or
+// the server refuses to start, and "`kid` is required and unique". JWK
+// member names are case-sensitive (RFC 7517 §4), so "Use" and "KID" are
+// other members, which a standard reader ignores; encoding/json matched
+// them case-insensitively, the last one winning: an encryption key
+// ("use":"enc") passed as a signing key thanks to a "Use":"sig" beside
+// it, and a key read as kid "a" everywhere else was kid "b" here.
+func TestJWKSMembersAreExact(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	x := base64.RawURLEncoding.EncodeToString(pub)
+	if _, err := ParseJWKS([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + x + `","use":"enc","Use":"sig"}]}`)); err == nil {
+		t.Error(`accepted a key whose use is "enc" (beside a member "Use":"sig")`)
+	}
+	ks, err := ParseJWKS([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + x + `","kid":"a","KID":"b"}]}`))
+	if err == nil && ks.keys[0].kid != "a" {
+		t.Errorf(`the key's kid is "a"; Surge reads %q`, ks.keys[0].kid)
+	}
+	if _, err := ParseJWKS([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + x + `","use":"enc","use":"sig"}]}`)); err == nil {
+		t.Error(`accepted a key with "use" twice, "enc" first`)
+	}
+}

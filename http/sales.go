@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +23,14 @@ const (
 
 // listSales serves one page from the engine's memory: no store call.
 func (s *Server) listSales(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	// URL.Query drops a pair it cannot read (a bad escape, a semicolon)
+	// without a word: the listing would then answer its defaults for a
+	// limit, archived or cursor it was given and could not read.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		invalid(w, "malformed query string: %v", err)
+		return
+	}
 	one := func(name string) (string, bool) {
 		v := q[name]
 		if len(v) > 1 {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge"
 )
@@ -128,6 +129,31 @@ func TestWriteTableShowsIdsPlainly(t *testing.T) {
 	for _, want := range []string{`"evt_\x1b[2J"`, `"o_\u202e1"`, `"s\u2028"`, `E\aR`, "for \\xffo_1 \uFFFD"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %s:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestSettlementReadsEveryWebhookID: docs/payments.md, reconciliation:
+// "a consistent store never reports a mismatch", and the settlement's ids
+// "must be plain text, as a webhook's event id". The webhook records an
+// event id with spaces around it (plain text), but a settlement line
+// naming that very id, quoted as CSV quotes it, reads as the id without
+// its spaces: the payment can never be matched, and a consistent store
+// reports paid_not_in_surge and paid_not_at_provider, exit 1.
+func TestSettlementReadsEveryWebhookID(t *testing.T) {
+	for _, id := range []string{" evt_1", "evt_2 ", "\u00a0evt_3"} {
+		ev := surge.PaymentEvent{ID: id, Type: surge.PaymentSucceeded, OrderID: "o_1", AmountCents: 100, Currency: "EUR",
+			Created: time.Unix(1767225600, 0).UTC(), Provider: "surge"}
+		if err := surge.CheckPaymentEvent(ev); err != nil {
+			continue // refused by the webhook: nothing to match
+		}
+		rows, err := ReadSettlement(strings.NewReader("payment id,order id,amount,currency,status\n\"" + id + "\",o_1,100,EUR,succeeded\n"))
+		if err != nil {
+			t.Errorf("webhook id %q: the settlement line naming it is refused: %v", id, err)
+			continue
+		}
+		if rows[0].PaymentID != id {
+			t.Errorf("the webhook records payment id %q; the settlement line naming it reads as %q: they never match", id, rows[0].PaymentID)
 		}
 	}
 }

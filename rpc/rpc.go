@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -269,11 +270,16 @@ func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 	if !surge.ValidID(m.SaleId) {
 		return nil, h.toConnect(ctx, req.Spec().Procedure, surge.ErrSaleNotFound)
 	}
-	p := surge.Purchase{UserID: c.User, Quantity: max(m.Quantity, 1), IdempotencyKey: m.IdempotencyKey}
+	// idempotency_key is the Idempotency-Key header, whose value never
+	// holds the spaces around it (RFC 9110 §5.5; net/http drops them):
+	// the same text must be the same key over both, or a buyer who
+	// bought over gRPC and retried over HTTP would buy twice.
+	key := strings.Trim(m.IdempotencyKey, " \t")
+	p := surge.Purchase{UserID: c.User, Quantity: max(m.Quantity, 1), IdempotencyKey: key}
 	if m.Quantity < 0 {
 		p.Quantity = m.Quantity // refused by the engine, as in HTTP
 	}
-	if p.IdempotencyKey != "" && !surge.ValidKey(p.IdempotencyKey) {
+	if m.IdempotencyKey != "" && !surge.ValidKey(p.IdempotencyKey) {
 		return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "idempotency_key must be 1 to 128 printable ASCII characters"))
 	}
 	pr := engine.PurchaseRequest{SaleID: m.SaleId, Purchase: p}

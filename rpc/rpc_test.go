@@ -33,7 +33,7 @@ const adminToken = "rpc-test-admin-token"
 
 // server runs the HTTP API with the gRPC API mounted on a real listener
 // that speaks HTTP/1.1 and HTTP/2 without TLS, as surge serve does.
-func server(t *testing.T) (base string) {
+func server(t testing.TB) (base string) {
 	t.Helper()
 	return serverOver(t, nil, nil)
 }
@@ -41,7 +41,7 @@ func server(t *testing.T) (base string) {
 // serverOver is server over wrap of the engine (nil: the engine itself),
 // for tests that need the engine to answer in a way it rarely does, with
 // the HTTP API's configuration changed by tune (unless nil).
-func serverOver(t *testing.T, wrap func(*engine.Engine) surgehttp.Service, tune func(*surgehttp.Config)) (base string) {
+func serverOver(t testing.TB, wrap func(*engine.Engine) surgehttp.Service, tune func(*surgehttp.Config)) (base string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
@@ -86,7 +86,7 @@ func serverOver(t *testing.T, wrap func(*engine.Engine) surgehttp.Service, tune 
 }
 
 // createSale creates sale id with stock units over Connect, as the admin.
-func createSale(t *testing.T, base, id string, stock int64) {
+func createSale(t testing.TB, base, id string, stock int64) {
 	t.Helper()
 	c := surgev1connect.NewSaleServiceClient(http.DefaultClient, base)
 	req := connect.NewRequest(&surgev1.CreateSaleRequest{Id: &id, Name: "Sale " + id, Stock: stock})

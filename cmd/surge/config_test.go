@@ -328,12 +328,18 @@ func TestRefusedConfigHidesSecrets(t *testing.T) {
 // themselves, into the terminal, --print-config's ticket and the journal.
 func TestRefusedConfigListHidesSecrets(t *testing.T) {
 	const old, next = "old-secret-0123456789abcdef", "new-secret-0123456789abcdef"
-	cfg := writeConfig(t, "surge.yaml", "payment-webhook-secret:\n  - \""+old+","+next+"\"\n")
-	code, stdout, stderr := runCLI(context.Background(), "serve", "--config", cfg, "--print-config")
-	if code != 2 {
-		t.Errorf("exit %d, want 2", code)
-	}
-	if out := stdout + stderr; strings.Contains(out, old) || strings.Contains(out, next) {
-		t.Errorf("the refusal shows the secrets: %q", out)
+	for name, body := range map[string]string{
+		"surge.yaml": "payment-webhook-secret:\n  - \"" + old + "," + next + "\"\n",
+		// A nested list: its item is the two secrets joined.
+		"surge.toml": "payment-webhook-secret = [[\"" + old + "\", \"" + next + "\"]]\n",
+	} {
+		cfg := writeConfig(t, name, body)
+		code, stdout, stderr := runCLI(context.Background(), "serve", "--config", cfg, "--print-config")
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2", name, code)
+		}
+		if out := stdout + stderr; strings.Contains(out, old) || strings.Contains(out, next) {
+			t.Errorf("%s: the refusal shows the secrets: %q", name, out)
+		}
 	}
 }
