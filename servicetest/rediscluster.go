@@ -1,7 +1,6 @@
 package servicetest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -180,63 +179,6 @@ func (c *RedisCluster) URL() string {
 		b.WriteString("addr=" + n.addr())
 	}
 	return b.String()
-}
-
-// nodeLine is one line of CLUSTER NODES.
-type nodeLine struct {
-	addr   string // host:port
-	master bool
-	failed bool
-	slots  bool // serves at least one slot
-}
-
-// view asks a live node for CLUSTER NODES.
-func (c *RedisCluster) view() ([]nodeLine, error) {
-	var lastErr error
-	for _, n := range c.nodes {
-		if n.cmd == nil {
-			continue
-		}
-		out, err := exec.Command("redis-cli", "-p", strconv.Itoa(n.port), "cluster", "nodes").Output()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		var lines []nodeLine
-		sc := bufio.NewScanner(strings.NewReader(string(out)))
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) < 8 {
-				continue
-			}
-			addr, _, _ := strings.Cut(f[1], "@")
-			flags := f[2]
-			lines = append(lines, nodeLine{
-				addr:   addr,
-				master: strings.Contains(flags, "master"),
-				failed: strings.Contains(flags, "fail"),
-				slots:  len(f) > 8,
-			})
-		}
-		return lines, nil
-	}
-	return nil, fmt.Errorf("no live node answered CLUSTER NODES: %v", lastErr)
-}
-
-// Masters are the addresses of the masters serving slots now.
-func (c *RedisCluster) Masters() []string {
-	c.t.Helper()
-	lines, err := c.view()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var out []string
-	for _, l := range lines {
-		if l.master && !l.failed && l.slots {
-			out = append(out, l.addr)
-		}
-	}
-	return out
 }
 
 // MasterOf is the address of the master that serves key's slot.
