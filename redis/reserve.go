@@ -129,6 +129,9 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 	if err != nil {
 		return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
 	}
+	if s.staleHold(ctx, l, bt, cmds, which, groups) {
+		return 0, 0, 0, nil, ErrStaleHold
+	}
 	perBucket = make([]int64, nb)
 	epoch = -1
 	for c, cmd := range cmds {
@@ -138,9 +141,6 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
 		}
 		if len(res) == 1 {
-			if code, _ := res[0].(int64); code == -2 {
-				return 0, 0, 0, nil, ErrStaleHold
-			}
 			return 0, 0, 0, nil, ErrNoState
 		}
 		if len(res) != 4 {
@@ -183,4 +183,59 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 		remaining += r
 	}
 	return epoch, remaining, taken, perBucket, nil
+}
+
+// staleHold reports whether a bucket refused the batch for its hold
+// ({-2}), having first taken back what the other buckets reserved for it:
+// ErrStaleHold means nothing was reserved, and the batch is decided again
+// under new ids, so those reservations would never be committed.
+func (s *Stock) staleHold(ctx context.Context, l Layout, bt Batch, cmds []*goredis.Cmd, which []int, groups [][]int) bool {
+	stale := false
+	for _, cmd := range cmds {
+		if res, err := cmd.Slice(); err == nil && len(res) == 1 {
+			if code, _ := res[0].(int64); code == -2 {
+				stale = true
+			}
+		}
+	}
+	if !stale {
+		return false
+	}
+	var keys [][]string
+	var args [][]any
+	for c, cmd := range cmds {
+		res, err := cmd.Slice()
+		if err != nil || len(res) != 4 {
+			continue
+		}
+		codes, _ := res[3].(string)
+		var ids []string
+		a := []any{""}
+		for _, i := range groups[which[c]] {
+			code, rest, _ := strings.Cut(codes, "\n")
+			codes = rest
+			if !strings.HasPrefix(code, "+") {
+				continue
+			}
+			p := bt.Purchases[i]
+			uk := ""
+			if p.IdempotencyKey != "" {
+				uk = p.UserID + "\n" + p.IdempotencyKey
+			}
+			ids = append(ids, bt.IDs[i])
+			a = append(a, bt.IDs[i], p.UserID, p.Quantity, uk)
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		a[0] = strings.Join(ids, ",")
+		k := s.keys(l, which[c])
+		keys, args = append(keys, []string{k.meta, k.users, k.keys, k.orders, k.pending}), append(args, a)
+	}
+	if len(keys) > 0 {
+		// A failure leaves them to the leader's sweep of reservations
+		// that never reached PostgreSQL (--cluster-confirm-after).
+		_, _ = evalMany(ctx, s.c, unreserveScript, keys, args, nil)
+	}
+	return true
 }

@@ -2,12 +2,13 @@ package redis_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/redis"
 	"github.com/surgehq/surge/servicetest"
@@ -126,5 +127,64 @@ func TestPendingByBatch(t *testing.T) {
 	}
 	if got, err := st.Unconfirmed(ctx, l, now.Add(time.Second), 100); err != nil || len(got) != 0 {
 		t.Errorf("after Confirm: %v, %v; want none", got, err)
+	}
+}
+
+// TestStaleHoldReservesNothing: ErrStaleHold promises "nothing was
+// reserved" (redis/stock.go; cluster/reserve.go then decides the batch
+// again with new order ids). With --cluster-buckets a hold change's
+// install reaches the buckets one at a time; a batch decided between
+// them meets one bucket whose hold matches and one whose hold does not.
+// The matching bucket's units, buyer counts and keys must not be left
+// taken by a batch answered ErrStaleHold: no order will ever be
+// committed for them.
+func TestStaleHoldReservesNothing(t *testing.T) {
+	ctx := context.Background()
+	c, err := redis.Dial(ctx, servicetest.RedisURL())
+	if err != nil {
+		t.Fatalf("redis: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ns := servicetest.Namespace(t)
+	t.Cleanup(func() {
+		if keys, _ := c.Keys(context.Background(), ns+":*").Result(); len(keys) > 0 {
+			c.Del(context.Background(), keys...)
+		}
+	})
+	st := redis.New(c, ns)
+	l := redis.Layout{Sale: "s1", Buckets: 2}
+	sale := surge.Sale{ID: "s1", Stock: 100, PerUserLimit: 1, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60}
+	if _, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 1}, true); err != nil {
+		t.Fatal(err)
+	}
+	// One buyer in each bucket.
+	users := map[int]string{}
+	for i := 0; len(users) < 2; i++ {
+		u := fmt.Sprintf("u%d", i)
+		if _, ok := users[l.Bucket(u)]; !ok {
+			users[l.Bucket(u)] = u
+		}
+	}
+	// The hold change's install has reached bucket 1 but not bucket 0 yet.
+	if err := c.HSet(ctx, ns+":{s1#1}:m", "hold", 120000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	b := redis.Batch{
+		Purchases: []surge.Purchase{{UserID: users[0], Quantity: 1, IdempotencyKey: "k0"}, {UserID: users[1], Quantity: 1, IdempotencyKey: "k1"}},
+		IDs:       []string{"o0", "o1"},
+		Now:       now, Expires: now.Add(time.Minute),
+	}
+	_, err = st.Reserve(ctx, l, b)
+	if !errors.Is(err, redis.ErrStaleHold) {
+		t.Fatalf("Reserve = %v, want ErrStaleHold", err)
+	}
+	rem, taken, err := st.Totals(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if taken != 0 || rem != 100 {
+		t.Errorf("after a batch answered ErrStaleHold (\"nothing was reserved\"): remaining %d, taken %d; want 100, 0: "+
+			"a bucket whose hold matched kept the batch's reservation, which no order will ever be committed for", rem, taken)
 	}
 }

@@ -27,19 +27,23 @@ var giveSrc string
 //go:embed inspect.lua
 var inspectSrc string
 
+//go:embed unreserve.lua
+var unreserveSrc string
+
 var (
-	reserveScript = goredis.NewScript(reserveSrc)
-	releaseScript = goredis.NewScript(releaseSrc)
-	installScript = goredis.NewScript(installSrc)
-	takeScript    = goredis.NewScript(takeSrc)
-	giveScript    = goredis.NewScript(giveSrc)
-	inspectScript = goredis.NewScript(inspectSrc)
+	reserveScript   = goredis.NewScript(reserveSrc)
+	releaseScript   = goredis.NewScript(releaseSrc)
+	installScript   = goredis.NewScript(installSrc)
+	takeScript      = goredis.NewScript(takeSrc)
+	giveScript      = goredis.NewScript(giveSrc)
+	inspectScript   = goredis.NewScript(inspectSrc)
+	unreserveScript = goredis.NewScript(unreserveSrc)
 )
 
 // sources are the scripts' texts, for EVAL when Redis forgot one.
 var sources = map[*goredis.Script]string{
 	reserveScript: reserveSrc, releaseScript: releaseSrc, installScript: installSrc,
-	takeScript: takeSrc, giveScript: giveSrc, inspectScript: inspectSrc,
+	takeScript: takeSrc, giveScript: giveSrc, inspectScript: inspectSrc, unreserveScript: unreserveSrc,
 }
 
 // evalMany is the package's one script runner: it runs sc once per

@@ -224,6 +224,9 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		// old process to go: a key server down fails the upgrade while
 		// the old process still serves.
 		if buyer.Remote, err = surgehttp.FetchJWKS(ctx, c.jwksURL, surgehttp.RemoteJWKSOptions{Refresh: c.jwksRefresh, Logger: log}); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("serve: fetching --jwks-url's keys: %w", ctx.Err()) // a stop (serve)
+			}
 			return nil, errUsage{"serve: --" + err.Error()}
 		}
 		undo = append(undo, buyer.Remote.Close)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/surgehq/surge/internal/testtoken"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // get sends a GET with an optional bearer token and returns the status
@@ -355,5 +359,117 @@ func TestSIGTERMAnswersRequestOnItsWay(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("surge did not exit after SIGTERM")
+	}
+}
+
+// TestSIGTERMIdleH2ConnRequestOnItsWay: a gRPC/HTTP/2 client's channel
+// (h2c on the API's listener) is idle between calls when SIGTERM comes,
+// and its next call is on its way (its HEADERS frame partly read). The
+// stop must either answer that call or tell the client it was never
+// processed (GOAWAY naming a last stream below it, after which every
+// HTTP/2 client retries it safely), as net/http's Shutdown does. Closing
+// the connection without a word leaves the client not knowing whether
+// it bought: a gRPC client sees UNAVAILABLE on a non-idempotent call.
+func TestSIGTERMIdleH2ConnRequestOnItsWay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dataDir, token := t.TempDir(), "sigterm-h2-admin-token"
+	p := startProc(t, dataDir, token)
+	saleID := createSale(t, p.base, token, 100, 1)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	block := func(method, path string, extra ...string) []byte {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", method}, {":scheme", "http"}, {":authority", "surge"}, {":path", path}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			_ = enc.WriteField(hpack.HeaderField{Name: extra[i], Value: extra[i+1]})
+		}
+		return append([]byte(nil), hb.Bytes()...)
+	}
+	// One call, answered: the connection is then idle, as a channel is
+	// between calls.
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block("GET", "/v1/sales/"+saleID), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for done := false; !done; {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("first call: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.HeadersFrame:
+			done = f.StreamID == 1 && f.StreamEnded()
+		case *http2.DataFrame:
+			done = f.StreamID == 1 && f.StreamEnded()
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	// The next call on its way: its HEADERS frame all but its last byte.
+	var frame bytes.Buffer
+	fw := http2.NewFramer(&frame, nil)
+	if err := fw.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndStream: true, EndHeaders: true,
+		BlockFragment: block("POST", "/v1/sales/"+saleID+"/purchases", "x-user-id", "u1", "idempotency-key", "k1", "content-length", "0")}); err != nil {
+		t.Fatal(err)
+	}
+	raw := frame.Bytes()
+	if _, err := conn.Write(raw[:len(raw)-1]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := conn.Write(raw[len(raw)-1:]); err != nil {
+		t.Logf("finishing the call: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(12 * time.Second))
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if ne := (net.Error)(nil); errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("no word on the call on its way: %v", err)
+			}
+			t.Fatalf("the call on its way at SIGTERM (stream 3) on an idle HTTP/2 connection: connection closed "+
+				"with neither an answer nor a GOAWAY below it (%v): the client cannot know whether it bought", err)
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			if f.LastStreamID < 3 {
+				t.Logf("GOAWAY last stream %d: the client retries the call", f.LastStreamID)
+				return
+			}
+		case *http2.HeadersFrame:
+			if f.StreamID == 3 {
+				t.Logf("the call was answered")
+				return
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID == 3 && f.ErrCode == http2.ErrCodeRefusedStream {
+				return
+			}
+		}
 	}
 }

@@ -61,6 +61,7 @@ type handover struct {
 
 	readyOnce sync.Once
 	readyErr  error
+	told      atomic.Bool            // ready told the old process to go
 	token     atomic.Pointer[string] // see handToken
 }
 
@@ -123,6 +124,8 @@ func (h *handover) ready() error {
 	h.readyOnce.Do(func() {
 		if h.readyErr = h.upg.Ready(); h.readyErr != nil {
 			h.readyErr = fmt.Errorf("upgrade: %w", h.readyErr)
+		} else {
+			h.told.Store(true)
 		}
 	})
 	return h.readyErr
@@ -165,7 +168,9 @@ func (h *handover) watch(ctx context.Context) {
 // service's end and kills what is left of it, the old process amid its
 // drain, requests in flight unanswered.
 func (h *handover) waitParent(d time.Duration) {
-	if !h.upgrading() {
+	// An old process never told to go (cluster mode tells it once this
+	// one serves) serves on: there is nothing to wait for.
+	if !h.upgrading() || !h.told.Load() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -422,23 +427,18 @@ func (o *openConns) closeSilent(openedBefore time.Time) {
 	}
 }
 
-// closeIdle closes the connections idle between requests. Ending
-// keep-alive (SetKeepAlivesEnabled(false)) closes idle HTTP/1 connections
-// and makes an HTTP/2 one go away once its last stream ends, but leaves an
-// HTTP/2 connection already idle open (net/http's issue 26303): a gRPC
-// client's channel would hold a handover for its whole timeout.
-func (o *openConns) closeIdle() {
-	var idle []*trackedConn
+// allIdle reports whether every connection open is idle between
+// requests (HTTP/2's, since ending keep-alive closes HTTP/1's), none
+// silent or with a request in flight.
+func (o *openConns) allIdle() bool {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	for c := range o.conns {
-		if c.idle.Load() {
-			idle = append(idle, c)
+		if !c.idle.Load() {
+			return false
 		}
 	}
-	o.mu.Unlock()
-	for _, c := range idle {
-		c.Close()
-	}
+	return true
 }
 
 // silentGrace is how long a handover lets a connection that has not sent
@@ -476,9 +476,16 @@ func (s *server) handOver(timeout time.Duration) {
 	for _, hs := range servers {
 		hs.SetKeepAlivesEnabled(false)
 	}
-	for _, o := range counts {
-		o.closeIdle() // HTTP/2's, which ending keep-alive leaves open
-	}
+	// An HTTP/2 connection already idle stays open when keep-alive ends
+	// (net/http's issue 26303). Closing it outright would lose a call on
+	// its way (a gRPC client sees UNAVAILABLE, not knowing whether it
+	// bought); Shutdown's GOAWAY names the last stream served, so a
+	// client retries any later one. Shutdown is started only once every
+	// connection left is idle: it drops an HTTP/1 request it finishes
+	// reading after it began.
+	gctx, gcancel := context.WithTimeout(context.Background(), timeout)
+	defer gcancel()
+	goaway := make([]bool, len(servers))
 	// Event streams never end by themselves: their clients reconnect, to
 	// the new process (retry: in the stream, EventSource's default).
 	for _, end := range s.endStreams {
@@ -493,6 +500,12 @@ func (s *server) handOver(timeout time.Duration) {
 		}
 		if left == 0 {
 			return
+		}
+		for i, o := range counts {
+			if !goaway[i] && o.n.Load() > 0 && o.allIdle() {
+				goaway[i] = true
+				go func(hs *http.Server) { _ = hs.Shutdown(gctx) }(servers[i])
+			}
 		}
 		if now := time.Now(); now.After(silentFrom) {
 			for _, o := range counts {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/servicetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -638,5 +640,123 @@ func TestSIGTERMDuringEmbeddedHandover(t *testing.T) {
 	}
 	if log := p.logTail(); strings.Contains(log, "surge cannot start") {
 		t.Errorf("SIGTERM during the handover made the new process fail its start (exit 1) instead of stopping cleanly:\n%s", log)
+	}
+}
+
+// TestSIGTERMClusterNewProcessBeforeServing: in cluster mode the new
+// process of an upgrade tells the old one to go only once it serves
+// (docs/operations.md, step 2). A SIGTERM to it before then (its store
+// still opening: here PostgreSQL's migration table is locked) is a stop
+// of a process nobody depends on: the old one serves on and was never told
+// to go. It must stop at once, not wait for an old process that will not
+// exit (--shutdown-timeout + 30 s).
+func TestSIGTERMClusterNewProcessBeforeServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	subreaper(t)
+	args := clusterArgs(t)
+	ns := ""
+	for _, a := range args {
+		if i := strings.Index(a, "search_path="); i >= 0 {
+			ns = a[i+len("search_path="):]
+		}
+	}
+	dataDir, token := t.TempDir(), "cluster-sigterm-admin-token"
+	pidFile := t.TempDir() + "/surge.pid"
+	p := startProc(t, dataDir, token, append(args, "--pid-file", pidFile)...) // --shutdown-timeout 10s
+	createSale(t, p.base, token, 10, 1)
+
+	// The new process's store will wait for the schema's migration table.
+	conn := servicetest.Conn(t, ns)
+	tx, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(t.Context())
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE surge_schema_version IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	newPID := 0
+	for deadline := time.Now().Add(10 * time.Second); newPID == 0; time.Sleep(10 * time.Millisecond) {
+		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/task")
+		for _, task := range tasks {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/task/" + task.Name() + "/children")
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				newPID, _ = strconv.Atoi(f[0])
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no new process after SIGUSR2")
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // it waits for the table now
+	began := time.Now()
+	if err := syscall.Kill(newPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(newPID, 0) == nil {
+		if time.Since(began) > 8*time.Second {
+			t.Fatalf("the new process (pid %d), stopped with SIGTERM before it served, still runs %v later "+
+				"(waiting for an old process that was never told to go)\n%s", newPID, time.Since(began).Round(time.Second), p.logTail())
+		}
+		time.Sleep(20 * time.Millisecond)
+		// Reap it if it is a zombie of the old process: the old process's
+		// tableflip waits for it; a zombie answers kill 0 too.
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(newPID) + "/stat"); strings.Contains(string(b), ") Z ") {
+			break
+		}
+	}
+	t.Logf("the new process stopped %v after SIGTERM", time.Since(began).Round(time.Millisecond))
+	select {
+	case <-p.exited:
+		t.Fatalf("the old process exited")
+	default:
+	}
+}
+
+// TestSIGTERMDuringKeyFetchIsAStop: serve now treats SIGINT/SIGTERM
+// before it serves as a stop, not a failed start (exit 0, "stopped
+// before serving"). The fetch of --jwks-url's keys, which now runs first
+// of all, is part of that start: a SIGTERM while the key server is slow
+// to answer must be a stop too, not a usage error (exit 2) that a
+// supervisor reports as a failure.
+func TestSIGTERMDuringKeyFetchIsAStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	release := make(chan struct{})
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer keys.Close()
+	defer close(release)
+	var out bytes.Buffer
+	cmd := serveCmd(surgeBinary(t), t.TempDir(), "jwks-stop-admin-token", freeAddr(t), "--jwks-url", keys.URL)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	time.Sleep(time.Second) // fetching the keys
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("SIGTERM while the keys were being fetched: %v (want exit 0, a stop)\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("surge did not stop\n%s", out.String())
 	}
 }
