@@ -19,11 +19,7 @@ import (
 // item 13).
 func TestQueueEpoch(t *testing.T) {
 	ctx := context.Background()
-	c, err := redis.Dial(ctx, servicetest.RedisURL())
-	if err != nil {
-		t.Fatalf("redis (run scripts/services.sh): %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dial(t)
 	prefix := servicetest.Namespace(t)
 	now := time.Now()
 	clock := func() time.Time { return now }
@@ -97,11 +93,7 @@ func TestQueueEpoch(t *testing.T) {
 // exactly what docs/protection.md says the epoch prevents.
 func TestQueueRolledBackVoidsLostPlaces(t *testing.T) {
 	ctx := context.Background()
-	c, err := redis.Dial(ctx, servicetest.RedisURL())
-	if err != nil {
-		t.Fatalf("redis (run scripts/services.sh): %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dial(t)
 	prefix := servicetest.Namespace(t)
 	start := time.Now().Truncate(time.Second).Add(time.Hour)
 	now := start.Add(-time.Minute) // everyone joins before the start

@@ -13,15 +13,22 @@ import (
 	"github.com/surgehq/surge/waitroom"
 )
 
-// queues connects to the real Redis (scripts/services.sh starts it) under
-// a fresh prefix, removed at the end; it fails, never skips, without it.
-func queues(t *testing.T, max int) *redis.Queues {
+// dial is a client of the real Redis, closed at the test's end.
+func dial(t *testing.T) redis.Client {
 	t.Helper()
 	c, err := redis.Dial(context.Background(), servicetest.RedisURL())
 	if err != nil {
 		t.Fatalf("redis (run scripts/services.sh): %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// queues connects to the real Redis (scripts/services.sh starts it) under
+// a fresh prefix, removed at the end; it fails, never skips, without it.
+func queues(t *testing.T, max int) *redis.Queues {
+	t.Helper()
+	c := dial(t)
 	return redis.NewQueues(c, servicetest.Namespace(t), max)
 }
 

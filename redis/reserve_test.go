@@ -19,11 +19,7 @@ import (
 func newSale(t *testing.T, stock, limit int64) (*redis.Stock, redis.Layout, redis.Client, string) {
 	t.Helper()
 	ctx := context.Background()
-	c, err := redis.Dial(ctx, servicetest.RedisURL())
-	if err != nil {
-		t.Fatalf("redis (run scripts/services.sh): %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dial(t)
 	ns := servicetest.Namespace(t)
 	st := redis.New(c, ns)
 	sale := surge.Sale{ID: "s1", Stock: stock, PerUserLimit: limit, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60} // the batches below hold for a minute

@@ -13,11 +13,7 @@ import (
 // the refused calls again, whether one call or a pipelined many.
 func TestScriptsSurviveScriptFlush(t *testing.T) {
 	ctx := context.Background()
-	c, err := redis.Dial(ctx, servicetest.RedisURL())
-	if err != nil {
-		t.Fatalf("redis (run scripts/services.sh): %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dial(t)
 	lim := redis.NewLimit(c, servicetest.Namespace(t), "buyer", 1.0/3600, 1)
 	spend := map[string]int64{"a": 5, "b": 5, "c": 5}
 	for round := range 2 {

@@ -10,6 +10,23 @@ import (
 	"github.com/surgehq/surge/sqlite"
 )
 
+// endingSale creates sale id in s: 10 units, 2 per buyer, holds of
+// 10 minutes, from t0 until ends after it.
+func endingSale(t *testing.T, s *sqlite.Store, id string, ends time.Duration) surge.Sale {
+	t.Helper()
+	name, stock, limit, hold := "Sale "+id, int64(10), int64(2), int64(600)
+	end := t0.Add(ends)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit,
+		StartsAt: &t0, EndsAt: &end, HoldSeconds: &hold}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(t.Context(), sl); err != nil {
+		t.Fatal(err)
+	}
+	return sl
+}
+
 // TestDormantSale restarts a store after its sale ended: a sale that ended
 // without reserved orders is not loaded (no key in memory), yet its figures,
 // its orders, its export and every replay answer exactly as before; one
@@ -24,20 +41,7 @@ func TestDormantSale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := func(id string, ends time.Duration) surge.Sale {
-		name, stock, limit, hold := "Sale "+id, int64(10), int64(2), int64(600)
-		end := t0.Add(ends)
-		sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit,
-			StartsAt: &t0, EndsAt: &end, HoldSeconds: &hold}, t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CreateSale(ctx, sl); err != nil {
-			t.Fatal(err)
-		}
-		return sl
-	}
-	done, held, live := mk("done", time.Hour), mk("held", time.Hour), mk("live", 100*time.Hour)
+	done, held, live := endingSale(t, s, "done", time.Hour), endingSale(t, s, "held", time.Hour), endingSale(t, s, "live", 100*time.Hour)
 	buys := []surge.Purchase{
 		{UserID: "a", IdempotencyKey: "k1", Quantity: 2}, // paid
 		{UserID: "b", IdempotencyKey: "k2", Quantity: 1}, // cancelled
@@ -179,16 +183,8 @@ func TestDormantSaleAfterClockStepBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, name, stock, limit, hold := "drop", "Drop", int64(10), int64(2), int64(600)
-	end := t0.Add(time.Hour)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit,
-		StartsAt: &t0, EndsAt: &end, HoldSeconds: &hold}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(ctx, sl); err != nil {
-		t.Fatal(err)
-	}
+	id := "drop"
+	end := endingSale(t, s, id, time.Hour).EndsAt // limit 2
 	out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 2}}, t0)
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("first purchase: %+v, %v", out, err)

@@ -22,21 +22,7 @@ import (
 // of the fetched set is accepted; a key server that is down, or --jwks-url
 // beside --jwks-file, refuses the start with one line.
 func TestServeJWKSURL(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := key.PublicKey.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := base64.RawURLEncoding
-	doc, err := json.Marshal(map[string]any{"keys": []map[string]any{{
-		"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
-		"x": enc.EncodeToString(pub[1:33]), "y": enc.EncodeToString(pub[33:])}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, doc := ecKeySet(t)
 	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(doc) }))
 	defer keys.Close()
 
@@ -79,4 +65,25 @@ func TestServeJWKSURL(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and one line with %q", c.name, code, stderr, c.want)
 		}
 	}
+}
+
+// ecKeySet is a new P-256 key and the JWKS that publishes it as kid k1.
+func ecKeySet(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := key.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding
+	doc, err := json.Marshal(map[string]any{"keys": []map[string]any{{
+		"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+		"x": enc.EncodeToString(pub[1:33]), "y": enc.EncodeToString(pub[33:])}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, doc
 }

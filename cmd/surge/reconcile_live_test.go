@@ -133,12 +133,7 @@ func TestReconcileRefundOfPaidOrder(t *testing.T) {
 	}
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	sale, price, cur := pricedSale(t, st, now)
-	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
-	if err != nil || out[0].Err != nil {
-		t.Fatalf("reserve: %v %+v", err, out)
-	}
-	o := out[0].Order
+	o, price, cur := reservedOrder(t, st, now)
 	for _, ev := range []surge.PaymentEvent{
 		{ID: "pi_1", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "surge"},
 		{ID: "re_1", Type: surge.RefundSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "surge"},
@@ -165,6 +160,18 @@ func TestReconcileRefundOfPaidOrder(t *testing.T) {
 			t.Errorf("refund_not_in_surge for a refund Surge recorded: %s", m.Detail)
 		}
 	}
+}
+
+// reservedOrder creates pricedSale in st and reserves one unit of it for
+// buyer u1.
+func reservedOrder(t *testing.T, st surge.Store, now time.Time) (o surge.Order, price int64, currency string) {
+	t.Helper()
+	sale, price, currency := pricedSale(t, st, now)
+	out, _, err := st.Reserve(context.Background(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
+	if err != nil || out[0].Err != nil {
+		t.Fatalf("reserve: %v %+v", err, out)
+	}
+	return out[0].Order, price, currency
 }
 
 // pricedSale creates sale "s" in st: 10 units, 2 per buyer, at 10.00 EUR.

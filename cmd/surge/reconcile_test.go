@@ -240,12 +240,7 @@ func TestReconcileRefundOfPaidOrderPaymentRow(t *testing.T) {
 	}
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	sale, price, cur := pricedSale(t, st, now)
-	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
-	if err != nil || out[0].Err != nil {
-		t.Fatalf("reserve: %v %+v", err, out)
-	}
-	o := out[0].Order
+	o, price, cur := reservedOrder(t, st, now)
 	for _, ev := range []surge.PaymentEvent{
 		{ID: "pi_1", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"},
 		{ID: "evt_refund_1", Type: surge.RefundSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"},
@@ -287,12 +282,7 @@ func TestReconcileWebhookIDWithSpaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	sale, price, cur := pricedSale(t, st, now)
-	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
-	if err != nil || out[0].Err != nil {
-		t.Fatalf("reserve: %v %+v", err, out)
-	}
-	o := out[0].Order
+	o, price, cur := reservedOrder(t, st, now)
 	const id = "evt_1 "
 	r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: id, Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price,
 		Currency: cur, Created: now, Provider: "surge"}, now.Add(time.Second))

@@ -344,21 +344,8 @@ func TestReloadBuyerKeys(t *testing.T) {
 	put(cfg, "jwks-file: "+jwks+"\njwt-secret-file: "+secretFile+"\njwt-issuer: issuer-1\n")
 	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "buyer-keys-admin-token"}
 
-	l, err := loadServeConfig(args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logBuf syncBuffer
-	log, logs, err := newLogger(&logBuf, "info", "text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := startServer(context.Background(), l.c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.logs = logs
-	t.Cleanup(func() { _ = srv.shutdown(10 * time.Second) })
+	srv := startReloadable(t, args, &logBuf)
 	saleID := createSale(t, srv.url(), "buyer-keys-admin-token", 1000, 1000)
 
 	sign := func(method jwt.SigningMethod, kid string, key any, iss string) string {
@@ -519,21 +506,8 @@ func TestReloadOnInsecureUserHeaderWarns(t *testing.T) {
 	}
 	write("jwt-secret: reload-insecure-jwt-secret-of-32-bytes!!\n")
 	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "reload-insecure-admin-token"}
-	l, err := loadServeConfig(args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logBuf syncBuffer
-	log, logs, err := newLogger(&logBuf, "info", "text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := startServer(context.Background(), l.c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.logs = logs
-	t.Cleanup(func() { _ = srv.shutdown(10 * time.Second) })
+	srv := startReloadable(t, args, &logBuf)
 
 	write("jwt-secret: reload-insecure-jwt-secret-of-32-bytes!!\ninsecure-user-header: true\n")
 	srv.reload(args)

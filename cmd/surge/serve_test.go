@@ -321,15 +321,7 @@ func TestSIGTERMAnswersRequestOnItsWay(t *testing.T) {
 	p := startProc(t, dataDir, token) // --shutdown-timeout 10s
 	saleID := createSale(t, p.base, token, 100, 1)
 
-	conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// The request line and a first header: the server is reading it.
-	if _, err := conn.Write([]byte("POST /v1/sales/" + saleID + "/purchases HTTP/1.1\r\nHost: surge\r\nX-User-ID: u1\r\n")); err != nil {
-		t.Fatal(err)
-	}
+	conn := startPurchase(t, p.base, saleID)
 	time.Sleep(200 * time.Millisecond)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -360,6 +352,22 @@ func TestSIGTERMAnswersRequestOnItsWay(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("surge did not exit after SIGTERM")
 	}
+}
+
+// startPurchase opens a connection to base and sends a purchase's request
+// line and first header only (buyer u1): a request the server is still
+// reading, as from a slow client. The rest is the caller's to send.
+func startPurchase(t *testing.T, base, saleID string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write([]byte("POST /v1/sales/" + saleID + "/purchases HTTP/1.1\r\nHost: surge\r\nX-User-ID: u1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // TestSIGTERMIdleH2ConnRequestOnItsWay: a gRPC/HTTP/2 client's channel

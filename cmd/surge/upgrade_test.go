@@ -5,11 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -418,8 +413,21 @@ func TestUpgradeNotHeldBySilentConnection(t *testing.T) {
 	defer silent.Close()
 	time.Sleep(100 * time.Millisecond) // accepted
 	upgradeUntilHandover(t, p, pidFile)
+	status, took := purchaseDuringUpgrade(t, p.base, plain)
+	if status >= 500 {
+		t.Errorf("purchase during the upgrade: %d", status)
+	}
+	if took > 2*time.Second {
+		t.Errorf("a purchase waited %v during the upgrade: one silent connection held the old process's handover", took.Round(time.Millisecond))
+	}
+}
+
+// purchaseDuringUpgrade buys one unit of saleID at base (buyer b1, key
+// k1) and returns the answer's status and how long it took.
+func purchaseDuringUpgrade(t *testing.T, base, saleID string) (int, time.Duration) {
+	t.Helper()
 	began := time.Now()
-	req, _ := http.NewRequest("POST", p.base+"/v1/sales/"+plain+"/purchases", nil)
+	req, _ := http.NewRequest("POST", base+"/v1/sales/"+saleID+"/purchases", nil)
 	req.Header.Set("X-User-ID", "b1")
 	req.Header.Set("Idempotency-Key", "k1")
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
@@ -429,12 +437,7 @@ func TestUpgradeNotHeldBySilentConnection(t *testing.T) {
 	}
 	resp.Body.Close()
 	t.Logf("purchase answered %d after %v", resp.StatusCode, took.Round(time.Millisecond))
-	if resp.StatusCode >= 500 {
-		t.Errorf("purchase during the upgrade: %d", resp.StatusCode)
-	}
-	if took > 2*time.Second {
-		t.Errorf("a purchase waited %v during the upgrade: one silent connection held the old process's handover", took.Round(time.Millisecond))
-	}
+	return resp.StatusCode, took
 }
 
 // upgradeUntilHandover sends p SIGUSR2, adopts the new process once the
@@ -482,21 +485,7 @@ func TestUpgradeWithKeyServerDownKeepsServing(t *testing.T) {
 		t.Skip("upgrade test builds and runs the binary")
 	}
 	subreaper(t)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := key.PublicKey.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := base64.RawURLEncoding
-	doc, err := json.Marshal(map[string]any{"keys": []map[string]any{{
-		"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
-		"x": enc.EncodeToString(pub[1:33]), "y": enc.EncodeToString(pub[33:])}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, doc := ecKeySet(t)
 	var down atomic.Bool
 	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
@@ -561,14 +550,7 @@ func TestSIGTERMDuringEmbeddedHandover(t *testing.T) {
 
 	// A request on its way to the old process keeps its drain going
 	// (a slow client: its header arrives in two parts).
-	conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte("POST /v1/sales/" + saleID + "/purchases HTTP/1.1\r\nHost: surge\r\nX-User-ID: u1\r\n")); err != nil {
-		t.Fatal(err)
-	}
+	conn := startPurchase(t, p.base, saleID)
 	time.Sleep(100 * time.Millisecond)
 
 	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
