@@ -184,3 +184,75 @@ func TestStaleHoldReservesNothing(t *testing.T) {
 			"a bucket whose hold matched kept the batch's reservation, which no order will ever be committed for", rem, taken)
 	}
 }
+
+// TestStaleHoldKeepsCommittedOrders: the take-back of a stale-hold batch
+// leaves an earlier order of the same buyers (its id, key record, buyer
+// count and pending member) as reserve.lua wrote it.
+func TestStaleHoldKeepsCommittedOrders(t *testing.T) {
+	ctx := context.Background()
+	c, err := redis.Dial(ctx, servicetest.RedisURL())
+	if err != nil {
+		t.Fatalf("redis: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ns := servicetest.Namespace(t)
+	t.Cleanup(func() {
+		if keys, _ := c.Keys(context.Background(), ns+":*").Result(); len(keys) > 0 {
+			c.Del(context.Background(), keys...)
+		}
+	})
+	st := redis.New(c, ns)
+	l := redis.Layout{Sale: "s1", Buckets: 2}
+	sale := surge.Sale{ID: "s1", Stock: 100, PerUserLimit: 5, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60}
+	if _, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 1}, true); err != nil {
+		t.Fatal(err)
+	}
+	var b0 []string
+	b1 := ""
+	for i := 0; len(b0) < 2 || b1 == ""; i++ {
+		u := fmt.Sprintf("u%d", i)
+		if l.Bucket(u) == 0 && len(b0) < 2 {
+			b0 = append(b0, u)
+		} else if l.Bucket(u) == 1 && b1 == "" {
+			b1 = u
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	first := redis.Batch{Purchases: []surge.Purchase{{UserID: b0[0], Quantity: 2, IdempotencyKey: "k0"}},
+		IDs: []string{"p0"}, Now: now, Expires: now.Add(time.Minute)}
+	if _, err := st.Reserve(ctx, l, first); err != nil {
+		t.Fatal(err)
+	}
+	dump := func() string {
+		var s string
+		for _, k := range []string{"u", "k", "o"} {
+			m, _ := c.HGetAll(ctx, ns+":{s1#0}:"+k).Result()
+			s += fmt.Sprintf("%s=%v ", k, m)
+		}
+		z, _ := c.ZRange(ctx, ns+":{s1#0}:p", 0, -1).Result()
+		mt, _ := c.HMGet(ctx, ns+":{s1#0}:m", "rem", "tot").Result()
+		return s + fmt.Sprintf("p=%v m=%v", z, mt)
+	}
+	before := dump()
+	if err := c.HSet(ctx, ns+":{s1#1}:m", "hold", 120000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := redis.Batch{
+		Purchases: []surge.Purchase{
+			{UserID: b0[0], Quantity: 2, IdempotencyKey: "k0"}, // replay of p0
+			{UserID: b0[0], Quantity: 1, IdempotencyKey: "k2"},
+			{UserID: b0[1], Quantity: 3},
+			{UserID: b0[1], Quantity: 1, IdempotencyKey: "k3"},
+			{UserID: b0[1], Quantity: 1, IdempotencyKey: "k3"}, // replay within the batch
+			{UserID: b1, Quantity: 1, IdempotencyKey: "k1"},
+		},
+		IDs: []string{"o0", "o1", "o2", "o3", "o4", "o5"},
+		Now: now, Expires: now.Add(time.Minute),
+	}
+	if _, err = st.Reserve(ctx, l, b); !errors.Is(err, redis.ErrStaleHold) {
+		t.Fatalf("Reserve = %v, want ErrStaleHold", err)
+	}
+	if after := dump(); after != before {
+		t.Errorf("bucket 0 after the stale batch:\n %s\nwant as before it:\n %s", after, before)
+	}
+}
