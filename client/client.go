@@ -113,6 +113,9 @@ type call struct {
 	header       http.Header
 	safety       safety
 	stream       bool // no per-request timeout: the answer lasts
+	// sign, when set, adds headers made afresh for each send (a
+	// signature whose timestamp must be recent).
+	sign func(http.Header)
 }
 
 func (c *Client) newCall(method, path string, w who, body any) (*call, error) {
@@ -140,6 +143,9 @@ func (c *Client) request(ctx context.Context, cl *call) (*http.Request, error) {
 	}
 	for k, v := range cl.header {
 		req.Header[k] = v
+	}
+	if cl.sign != nil {
+		cl.sign(req.Header)
 	}
 	w := cl.who
 	if w == buyerOrAdmin {

@@ -24,13 +24,15 @@ func (c *Client) SendPaymentEvent(ctx context.Context, secret string, ev api.Pay
 	if err != nil {
 		return out.Payment, err
 	}
-	// Signed once: the server accepts a timestamp up to 5 minutes old,
-	// longer than the retries last.
-	t := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(t + "."))
-	mac.Write(cl.body)
-	cl.header.Set("Surge-Signature", "t="+t+",v1="+hex.EncodeToString(mac.Sum(nil)))
+	// Signed at each send: the server refuses a timestamp more than 5
+	// minutes old, and a caller's RetryPolicy may retry for longer.
+	cl.sign = func(h http.Header) {
+		t := strconv.FormatInt(time.Now().Unix(), 10)
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(t + "."))
+		mac.Write(cl.body)
+		h.Set("Surge-Signature", "t="+t+",v1="+hex.EncodeToString(mac.Sum(nil)))
+	}
 	_, err = c.do(ctx, cl, &out)
 	return out.Payment, err
 }

@@ -1,13 +1,19 @@
 package client_test
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/payments"
 )
 
 // Payment events signed and sent as a provider does: a payment makes the
@@ -90,4 +96,44 @@ func TestHealthAndReady(t *testing.T) {
 	if err := client.New(s.url+"/nowhere", "").Ready(t.Context()); !surge.HasCode(err, "not_found") {
 		t.Errorf("Ready of a wrong base URL: %v, want 404 not_found", err)
 	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A caller's RetryPolicy may let retries run past the server's 5-minute
+// signature tolerance: every send must carry a signature the server still
+// accepts, not the first one gone stale (a certain 401 after a 429).
+func TestSendPaymentEventResignsEachRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const secret = "whsec"
+		sends := 0
+		tr := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			sends++
+			body, _ := io.ReadAll(r.Body)
+			if err := payments.Verify(r.Header.Get("Surge-Signature"), body, []string{secret}); err != nil {
+				return &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {"application/json"}},
+					Body: io.NopCloser(strings.NewReader(`{"error":{"code":"unauthenticated","message":"` + err.Error() + `"}}`)), Request: r}, nil
+			}
+			if sends == 1 {
+				return &http.Response{StatusCode: 429, Header: http.Header{"Content-Type": {"application/json"}, "Retry-After": {"360"}},
+					Body: io.NopCloser(strings.NewReader(`{"error":{"code":"rate_limited","message":"slow down"}}`)), Request: r}, nil
+			}
+			return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(bytes.NewReader([]byte(`{"payment":{"id":"p1"}}`))), Request: r}, nil
+		})
+		c := client.New("http://surge.test", "")
+		c.HTTP = &http.Client{Transport: tr}
+		c.Retry = client.RetryPolicy{MaxAttempts: 3, MaxElapsed: 10 * time.Minute}
+		id, typ, order, cur := "ev1", "payment.succeeded", "o1", "USD"
+		amt, created := int64(1500), time.Now().Unix()
+		p, err := c.SendPaymentEvent(t.Context(), secret, api.PaymentEvent{ID: &id, Type: &typ, OrderID: &order, AmountCents: &amt, Currency: &cur, Created: &created})
+		if err != nil {
+			t.Fatalf("after %d sends: %v", sends, err)
+		}
+		if p.ID != "p1" || sends != 2 {
+			t.Fatalf("payment %q after %d sends", p.ID, sends)
+		}
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"slices"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // JWKS limits. A key set is the operator's file, not client input, but a
@@ -103,14 +104,16 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 // signing keys Surge supports instead of refusing the set (private key
 // material is refused all the same).
 func parseJWKS(data []byte, skipUnusable bool) (*JWKS, error) {
+	// json/v2, as each key's members below: "Keys" is not "keys", and a
+	// set naming "keys" twice is refused, not read as its last.
 	var doc struct {
-		Keys []json.RawMessage `json:"keys"`
+		Keys []jsontext.Value `json:"keys"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	if err := jsonv2.UnmarshalDecode(dec, &doc); err != nil {
 		return nil, fmt.Errorf("jwks: not a JSON key set: %w", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("jwks: trailing data after the key set")
 	}
 	if len(doc.Keys) == 0 {
@@ -118,7 +121,7 @@ func parseJWKS(data []byte, skipUnusable bool) (*JWKS, error) {
 	}
 	ks := &JWKS{keys: make([]jwk, 0, len(doc.Keys))}
 	for i, raw := range doc.Keys {
-		k, err := parseJWK(raw)
+		k, err := parseJWK(json.RawMessage(raw))
 		if skipUnusable && errors.Is(err, errUnusableKey) {
 			continue
 		}

@@ -444,3 +444,29 @@ func TestJWKSMembersAreExact(t *testing.T) {
 		t.Error(`accepted a key with "use" twice, "enc" first`)
 	}
 }
+
+// TestJWKSSetIsExact: the key set's own "keys" member is read as exactly
+// as each key's members (RFC 7517 §4, §5: names are case-sensitive). With
+// encoding/json, "Keys" passed for "keys", and of two "keys" members the
+// last won: a file whose first "keys" held private key material (which
+// docs/api.md says is refused) started, and another reader of the same
+// file would see other keys than Surge.
+func TestJWKSSetIsExact(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	enc := base64.RawURLEncoding
+	x := enc.EncodeToString(pub)
+	good := `{"kty":"OKP","crv":"Ed25519","kid":"a","x":"` + x + `"}`
+	private := `{"kty":"OKP","crv":"Ed25519","kid":"a","x":"` + x + `","d":"` + enc.EncodeToString(priv.Seed()) + `"}`
+	for name, doc := range map[string]string{
+		`"Keys" for "keys"`: `{"Keys":[` + good + `]}`,
+		`"keys" twice`:      `{"keys":[` + good + `],"keys":[` + good + `]}`,
+		`"keys" twice, the first with a private key`: `{"keys":[` + private + `],"keys":[` + good + `]}`,
+	} {
+		if _, err := ParseJWKS([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted %s", name, doc)
+		}
+	}
+	if _, err := ParseJWKS([]byte(`{"keys":[` + good + `]}`)); err != nil {
+		t.Errorf("the plain set: %v", err)
+	}
+}

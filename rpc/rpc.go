@@ -284,7 +284,9 @@ func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 	}
 	pr := engine.PurchaseRequest{SaleID: m.SaleId, Purchase: p}
 	if m.WaitingRoomTicket != "" {
-		pr.Tickets = []string{m.WaitingRoomTicket}
+		// The Waiting-Room-Ticket header, spaces around it dropped as
+		// for idempotency_key: the same text admits over both.
+		pr.Tickets = []string{strings.Trim(m.WaitingRoomTicket, " \t")}
 	}
 	out, err := h.svc.Purchase(ctx, pr)
 	if err != nil {

@@ -468,13 +468,29 @@ func (c *serveConfig) readSecrets() error {
 				return errUsage{fmt.Sprintf("serve: %s-file must hold at least %d %s (it holds %d)", what, sec.min, sec.unit, n)}
 			}
 			*sec.val = v
-			continue
-		}
-		if n := sec.size(*sec.val); n > 0 && n < sec.min {
+		} else if n := sec.size(*sec.val); n > 0 && n < sec.min {
 			return errUsage{fmt.Sprintf("serve: %s must be at least %d %s (got %d); generate one with: openssl rand -hex 32", what, sec.min, sec.unit, n)}
+		}
+		if sec.name == "admin-token" && !headerSafe(*sec.val) {
+			return errUsage{fmt.Sprintf("serve: %s must not end in white space or hold control characters: no request could present it (an HTTP server drops the spaces at a header's end)", what)}
 		}
 	}
 	return nil
+}
+
+// headerSafe reports whether v reaches the server intact at the end of an
+// Authorization header: no control character but a tab, and no space or
+// tab at its end, which RFC 9110 §5.5 has the server drop.
+func headerSafe(v string) bool {
+	if strings.HasSuffix(v, " ") || strings.HasSuffix(v, "\t") {
+		return false
+	}
+	for _, r := range v {
+		if (r < 0x20 && r != '\t') || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // buyerAuth returns the buyer-token settings of the flags, with the JWKS

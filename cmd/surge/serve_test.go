@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -480,4 +481,59 @@ func TestSIGTERMIdleH2ConnRequestOnItsWay(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAdminTokenMustBePresentable: an admin token with white space at its
+// end (or a token file ending in two newlines, whose second newline stays
+// in the token) was taken at start, yet no request can carry it: an HTTP
+// server drops the spaces around a header value (RFC 9110 §5.5), and no
+// header value holds a newline. Every admin call was then 401 with nothing
+// saying why; the start must refuse such a token instead.
+func TestAdminTokenMustBePresentable(t *testing.T) {
+	const tok = "0123456789abcdef0123"
+	// What the server sees of "Authorization: Bearer <tok> ".
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Get("Authorization") }))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Authorization", "Bearer "+tok+" ")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	if got != "Bearer "+tok {
+		t.Fatalf("the server saw %q", got)
+	}
+
+	dir := t.TempDir()
+	for name, setup := range map[string]func(c *serveConfig){
+		"trailing space":             func(c *serveConfig) { c.adminToken = tok + " " },
+		"trailing tab":               func(c *serveConfig) { c.adminToken = tok + "\t" },
+		"leading and trailing":       func(c *serveConfig) { c.adminToken = " " + tok + " " },
+		"file with two newlines":     func(c *serveConfig) { c.adminTokenFile = writeTokenFile(t, dir, "two", tok+"\n\n") },
+		"file with a trailing space": func(c *serveConfig) { c.adminTokenFile = writeTokenFile(t, dir, "space", tok+" \n") },
+	} {
+		c := newServeConfig()
+		setup(&c)
+		if err := c.readSecrets(); err == nil {
+			t.Errorf("%s: admin token %q accepted; no request can present it", name, c.adminToken)
+		} else if !strings.Contains(err.Error(), "admin-token") {
+			t.Errorf("%s: %v does not name the setting", name, err)
+		}
+	}
+	c := newServeConfig()
+	c.adminTokenFile = writeTokenFile(t, dir, "ok", tok+"\n")
+	if err := c.readSecrets(); err != nil || c.adminToken != tok {
+		t.Errorf("a file with one newline: %q %v", c.adminToken, err)
+	}
+}
+
+func writeTokenFile(t *testing.T, dir, name, s string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
