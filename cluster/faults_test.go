@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -389,4 +391,224 @@ func TestLeaderFailover(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// cutProxy forwards to PostgreSQL; once armed, the first client->server
+// chunk holding marker is forwarded, then the client's side is closed and
+// PostgreSQL's reply is swallowed: the statement (and its implicit COMMIT
+// at Sync) runs, the node never hears whether it committed.
+type cutProxy struct {
+	addr   string
+	marker []byte
+	armed  atomic.Bool
+	fired  atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target, marker string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{addr: ln.Addr().String(), marker: []byte(marker)}
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			var swallow atomic.Bool
+			go func() { // client -> server
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if _, werr := up.Write(buf[:n]); werr != nil {
+							break
+						}
+						if p.armed.Load() && bytes.Contains(buf[:n], p.marker) && p.fired.CompareAndSwap(false, true) {
+							swallow.Store(true)
+							c.Close() // the node loses the connection before any reply
+							go func() { time.Sleep(3 * time.Second); up.Close() }()
+							return
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				up.Close()
+			}()
+			go func() { // server -> client
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := up.Read(buf)
+					if n > 0 && !swallow.Load() {
+						if _, werr := c.Write(buf[:n]); werr != nil && !swallow.Load() {
+							break
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				if !swallow.Load() {
+					c.Close()
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// TestAmbiguousCommit: the connection to PostgreSQL dies after the batch's
+// statement and Sync (its COMMIT) were sent, before the reply. The node
+// must answer 503 with Retry-After; a retry with the same key, on this
+// node and another, before and after the leader's confirm, gets the one
+// order PostgreSQL holds; nobody else gets its unit; the key never buys twice.
+func TestAmbiguousCommit(t *testing.T) {
+	ns := namespace(t)
+	px := newCutProxy(t, "127.0.0.1:5432", "victim-user")
+	cfg := cluster.Config{Prefix: ns, Schema: ns, Interval: 100 * time.Millisecond, ConfirmAfter: 700 * time.Millisecond}
+	a := openStoreAt(t, redisURL(), "postgres://postgres@"+px.addr+"/test?sslmode=disable", cfg)
+	defer a.Close()
+	b := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, ConfirmAfter: 700 * time.Millisecond})
+	defer b.Close()
+	sl := mustSale(t, a, "amb", 2, 1)
+	// Warm the node's statements and connections.
+	out, _, err := reserve(a, sl.ID, surge.Purchase{UserID: "warm", IdempotencyKey: "w", Quantity: 1})
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("warm-up purchase: %+v %v", out, err)
+	}
+	confirmed := map[string]surge.Order{out[0].Order.ID: out[0].Order}
+
+	px.armed.Store(true)
+	p := surge.Purchase{UserID: "victim-user", IdempotencyKey: "vk", Quantity: 1}
+	out, took, err := reserve(a, sl.ID, p)
+	if !px.fired.Load() {
+		t.Fatalf("the proxy never cut: %+v %v", out, err)
+	}
+	if err == nil {
+		t.Fatalf("ambiguous commit answered %+v, want 503 (the node cannot know the order is durable)", out)
+	}
+	wantUnavailable(t, "ambiguous commit", err, took, 3*time.Second)
+
+	var first surge.Order
+	check := func(what string, s *cluster.Store) {
+		t.Helper()
+		eventually(t, 10*time.Second, what, func() error {
+			out, _, err := reserve(s, sl.ID, p)
+			if err != nil {
+				return err
+			}
+			if out[0].Err != nil {
+				return out[0].Err
+			}
+			if out[0].Code != surge.CodeReserved {
+				t.Fatalf("%s: retry with the same key answered %s (order %s)", what, out[0].Code, out[0].Order.ID)
+			}
+			if first.ID == "" {
+				first = out[0].Order
+			} else if out[0].Order.ID != first.ID {
+				t.Fatalf("%s: the key bought twice: %s then %s", what, first.ID, out[0].Order.ID)
+			}
+			return nil
+		})
+	}
+	check("retry on the same node at once", a)
+	check("retry on another node at once", b)
+	// Another buyer wants the last unit: the victim's order holds it.
+	out, _, err = reserve(b, sl.ID, surge.Purchase{UserID: "other", IdempotencyKey: "o", Quantity: 1})
+	if err == nil && out[0].Code == surge.CodeReserved {
+		confirmed[out[0].Order.ID] = out[0].Order
+	}
+	time.Sleep(2 * time.Second) // past the leader's confirm
+	check("retry on the same node after the confirm", a)
+	check("retry on another node after the confirm", b)
+	confirmed[first.ID] = first
+	truth(t, b, sl, confirmed)
+	n := 0
+	_ = b.Orders(t.Context(), sl.ID, func(o surge.Order) error {
+		if o.UserID == p.UserID {
+			n++
+		}
+		return nil
+	})
+	if n != 1 {
+		t.Errorf("the victim has %d orders, want 1", n)
+	}
+}
+
+// TestInsertOutlivesCallTimeout: PostgreSQL is slow past the call timeout
+// and ignores the cancel; the insert commits after the node answered 503,
+// and after the leader's confirm found it missing. No key buys twice, no
+// oversell, and the retry gets the one order PostgreSQL holds.
+func TestInsertOutlivesCallTimeout(t *testing.T) {
+	ns := namespace(t)
+	cfg := cluster.Config{Interval: 50 * time.Millisecond, ConfirmAfter: 300 * time.Millisecond, CallTimeout: 400 * time.Millisecond}
+	a := openStore(t, ns, cfg)
+	defer a.Close()
+	b := openStore(t, ns, cfg)
+	defer b.Close()
+	sl := mustSale(t, a, "slow", 1, 1)
+	db := servicetest.Conn(t, ns)
+	begun := stall(t, db, ns, "BEFORE INSERT ON orders", "NEW.user_id = 'victim-user'", 1500*time.Millisecond)
+	p := surge.Purchase{UserID: "victim-user", IdempotencyKey: "vk", Quantity: 1}
+	out, took, err := reserve(a, sl.ID, p)
+	if err == nil {
+		t.Fatalf("slow commit answered %+v, want 503", out)
+	}
+	wantUnavailable(t, "slow commit", err, took, 2*time.Second)
+	if begun() == 0 {
+		t.Fatalf("the insert never reached PostgreSQL")
+	}
+	confirmed := map[string]surge.Order{}
+	// Other buyers race for the one unit while the insert is stalled and
+	// the leader reconciles.
+	deadline := time.Now().Add(6 * time.Second)
+	var victim []string
+	for i := 0; time.Now().Before(deadline); i++ {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: fmt.Sprintf("o%d", i), IdempotencyKey: "k", Quantity: 1})
+		if err == nil && out[0].Err == nil && out[0].Code == surge.CodeReserved {
+			confirmed[out[0].Order.ID] = out[0].Order
+		}
+		out, _, err = reserve(s, sl.ID, p)
+		if err == nil && out[0].Err == nil {
+			if out[0].Code != surge.CodeReserved {
+				t.Errorf("retry %d of the victim's key answered %s", i, out[0].Code)
+			} else {
+				confirmed[out[0].Order.ID] = out[0].Order
+				if len(victim) == 0 || victim[len(victim)-1] != out[0].Order.ID {
+					victim = append(victim, out[0].Order.ID)
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("victim answers: %v; confirmed %d", victim, len(confirmed))
+	if len(victim) > 1 {
+		t.Errorf("the victim's key was answered with %d different orders: %v", len(victim), victim)
+	}
+	truth(t, b, sl, confirmed)
 }
