@@ -45,6 +45,11 @@ func (s *Server) Authenticate(h http.Header) (Caller, error) {
 	return Caller{User: id.user, Admin: id.admin}, err
 }
 
+// AdminHidden reports whether this is the Public copy of a split
+// deployment, whose admin-only endpoints answer 404 as if they did not
+// exist: the gRPC API hides its admin-only procedures alike.
+func (s *Server) AdminHidden() bool { return s.auth.noAdmin }
+
 // EncodeCursor and DecodeCursor are the sales listing's next_cursor, for
 // the gRPC API's ListSales: its pages continue the HTTP API's and back.
 func EncodeCursor(c engine.SaleCursor, archived bool) string { return encodeCursor(c, archived) }

@@ -1,11 +1,15 @@
 package rpc
 
 import (
+	"bytes"
 	"fmt"
 
 	"connectrpc.com/connect"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // jsonCodecs replace connect-go's JSON codec, under both names it
@@ -39,5 +43,48 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 	if !ok {
 		return fmt.Errorf("%T is not a proto.Message", message)
 	}
+	if err := integersOnly(data, m.ProtoReflect().Descriptor()); err != nil {
+		return err
+	}
 	return protojson.Unmarshal(data, m)
+}
+
+// integersOnly refuses an integer field's value written with a fraction
+// or an exponent (2.0, 2e0, "2.0"), which protojson reads as the integer
+// it equals but the HTTP API refuses ("must be an integer"): the same
+// text must not buy over Connect what HTTP refuses. The decimal string
+// ("2") proto3 JSON writes int64 as stays accepted. Malformed JSON, and
+// names the message lacks, are left to protojson.
+func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
+	if !bytes.ContainsAny(data, ".eE") {
+		return nil // no fraction or exponent anywhere
+	}
+	var members map[string]jsontext.Value
+	if json.Unmarshal(data, &members) != nil {
+		return nil
+	}
+	for name, v := range members {
+		f := md.Fields().ByJSONName(name)
+		if f == nil {
+			f = md.Fields().ByTextName(name)
+		}
+		if f == nil || f.IsList() || f.IsMap() {
+			continue
+		}
+		switch f.Kind() {
+		case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
+			protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind, protoreflect.Uint32Kind, protoreflect.Uint64Kind,
+			protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
+			if bytes.ContainsAny(v, ".eE") {
+				return fmt.Errorf("field %q must be an integer, without a fraction or an exponent", name)
+			}
+		case protoreflect.MessageKind:
+			if f.Message().FullName() != "google.protobuf.Timestamp" && v.Kind() == '{' {
+				if err := integersOnly(v, f.Message()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -232,4 +233,118 @@ func TestWaitingRoomTicketOneAcrossProtocols(t *testing.T) {
 	if _, err := c.Purchase(ctx, buy); err != nil {
 		t.Errorf("gRPC waiting_room_ticket with the spaces HTTP drops: %v; HTTP answered 201 to the same text", err)
 	}
+}
+
+// postJSON sends body to path with the given headers, and answers the
+// status and the Surge-Code header (HTTP's code is in its body, the
+// Connect protocol's in the header).
+func postJSON(t *testing.T, base, path string, hdr map[string]string, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, strings.TrimSpace(resp.Header.Get("Surge-Code") + " " + string(b))
+}
+
+// TestJSONNumbersOneAcrossProtocols: docs/api.md, gRPC: "JSON messages
+// (Connect's and gRPC-Web's JSON) are read as strictly as the HTTP API's
+// bodies". The HTTP API refuses an integer field written as a fraction or
+// with an exponent ({"quantity":2.0}: "quantity must be a positive
+// integer"; {"stock":5e0}: "field \"stock\" must be an integer"); protojson
+// reads them as integers, so the same text bought two units over Connect
+// and created a sale, where HTTP answered 400 and changed nothing.
+func TestJSONNumbersOneAcrossProtocols(t *testing.T) {
+	base := server(t)
+	createSale(t, base, "drop", 100)
+	admin := map[string]string{"Authorization": "Bearer " + adminToken}
+	req, _ := http.NewRequest("PATCH", base+"/v1/sales/drop", strings.NewReader(`{"per_user_limit":5}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("raise the limit: %v %v", resp, err)
+	}
+	for i, n := range []string{"2.0", "2e0", "2E0", "20e-1", "0.2e1", "2.00000", `"2.0"`, `"2e0"`} {
+		user := string(rune('a' + i))
+		hc, hb := postJSON(t, base, "/v1/sales/drop/purchases", map[string]string{"X-User-ID": "h" + user}, `{"quantity":`+n+`}`)
+		gc, gb := postJSON(t, base, "/surge.v1.SaleService/Purchase", map[string]string{"X-User-ID": "g" + user}, `{"sale_id":"drop","quantity":`+n+`}`)
+		if (hc < 300) != (gc < 300) {
+			t.Errorf("quantity %s: HTTP %d %.120s; Connect JSON %d %.120s", n, hc, hb, gc, gb)
+		}
+		hc, hb = postJSON(t, base, "/v1/sales", admin, `{"name":"x","stock":`+n+`}`)
+		gc, gb = postJSON(t, base, "/surge.v1.SaleService/CreateSale", admin, `{"name":"x","stock":`+n+`}`)
+		if (hc < 300) != (gc < 300) {
+			t.Errorf("stock %s: HTTP %d %.120s; Connect JSON %d %.120s", n, hc, hb, gc, gb)
+		}
+	}
+	// An integer is read alike over both; proto3 JSON's decimal string
+	// for an int64 stays accepted, and so does a dot in a string field.
+	if gc, gb := postJSON(t, base, "/surge.v1.SaleService/Purchase", map[string]string{"X-User-ID": "z"}, `{"sale_id":"drop","quantity":2}`); gc != 200 {
+		t.Errorf("quantity 2 over Connect JSON: %d %s", gc, gb)
+	}
+	if gc, gb := postJSON(t, base, "/surge.v1.SaleService/Purchase", map[string]string{"X-User-ID": "y"}, `{"sale_id":"drop","quantity":"2"}`); gc != 200 {
+		t.Errorf(`quantity "2" over Connect JSON: %d %s`, gc, gb)
+	}
+	if gc, gb := postJSON(t, base, "/surge.v1.SaleService/CreateSale", admin,
+		`{"name":"v2.0e","stock":"5","waitingRoom":{"admitPerSecond":"10","order":"fifo","ticketSeconds":60},"startsAt":"2030-01-01T00:00:00.5Z"}`); gc != 200 {
+		t.Errorf("a sale over Connect JSON: %d %s", gc, gb)
+	}
+	if gc, gb := postJSON(t, base, "/surge.v1.SaleService/CreateSale", admin,
+		`{"name":"x","stock":5,"waiting_room":{"admit_per_second":1e1,"order":"fifo","ticket_seconds":60}}`); gc < 400 {
+		t.Errorf("admit_per_second 1e1 over Connect JSON: %d %s; HTTP refuses it", gc, gb)
+	}
+}
+
+// TestPublicListenerHidesCreateSaleAlike: docs/api.md: on the public
+// listener of --admin-addr the admin-only endpoints answer 404 as if they
+// did not exist, and the admin token grants nothing; the gRPC API is
+// served there too. POST /v1/sales answers 404 not_found there.
+func TestPublicListenerHidesCreateSaleAlike(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	eng, err := engine.Open(ctx, st, engine.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := rpc.New(eng, rpc.Config{Logger: log})
+	api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: api.Public()}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); g.Close(); eng.Close(); st.Close() })
+	base := "http://" + ln.Addr().String()
+	for _, hdr := range []map[string]string{{"Authorization": "Bearer " + adminToken}, {"X-User-ID": "alice"}} {
+		body := `{"name":"x","stock":5}`
+		hc, hb := postJSON(t, base, "/v1/sales", hdr, body)
+		gc, gb := postJSON(t, base, "/surge.v1.SaleService/CreateSale", hdr, body)
+		hcode, gcode := codeOf(hb), codeOf(gb)
+		if hcode != gcode {
+			t.Errorf("CreateSale on the public listener with %v: HTTP %d %q; gRPC %d %q", hdr, hc, hcode, gc, gcode)
+		}
+	}
+}
+
+// codeOf is the Surge code of an answer of postJSON: the Surge-Code
+// header when there is one, else the HTTP body's.
+func codeOf(s string) string {
+	if !strings.HasPrefix(s, "{") {
+		c, _, _ := strings.Cut(s, " ")
+		return c
+	}
+	var b struct{ Error struct{ Code string } }
+	_ = json.Unmarshal([]byte(s), &b)
+	return b.Error.Code
 }

@@ -84,6 +84,10 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 		append(jsonCodecs(), connect.WithReadMaxBytes(maxMessage))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
 	procedures := procedures()
+	if api.AdminHidden() {
+		// As POST /v1/sales there: 404 not_found, as if it did not exist.
+		delete(procedures, surgev1connect.SaleServiceCreateSaleProcedure)
+	}
 	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !procedures[r.URL.Path] {
 			// connect-go answers a procedure it lacks in plain text; the
