@@ -17,25 +17,8 @@ import (
 // expired event per order, published with its subject, id and body, after
 // the order's reserved event (docs/events.md).
 func TestExpiredEventsCluster(t *testing.T) {
-	ns := servicetest.Namespace(t)
 	nc, stream, subject := servicetest.NATS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := cluster.Open(ctx, servicetest.RedisURL(), servicetest.PostgresURL(), cluster.Config{
-		Prefix: ns, Schema: ns, NodeID: "a", Logger: slog.New(slog.DiscardHandler), Events: true, LeaseTTL: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	id, name, stock, limit, hold := "x", "X", int64(1000), int64(2), int64(1)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, HoldSeconds: &hold}, time.Now().Add(-time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(t.Context(), sl); err != nil {
-		t.Fatal(err)
-	}
+	s := clusterWithHolds(t, 1000)
 	runUntil(t, s, servicetest.NATSURL(), stream, subject)
 	past := time.Now()
 	var ps []surge.Purchase
@@ -91,4 +74,29 @@ func TestExpiredEventsCluster(t *testing.T) {
 			t.Errorf("unexpected %s", id)
 		}
 	}
+}
+
+// clusterWithHolds opens a cluster store with events, its own namespace,
+// and sale x of stock units, 2 per buyer, holds of one second.
+func clusterWithHolds(t *testing.T, stock int64) *cluster.Store {
+	t.Helper()
+	ns := servicetest.Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := cluster.Open(ctx, servicetest.RedisURL(), servicetest.PostgresURL(), cluster.Config{
+		Prefix: ns, Schema: ns, NodeID: "a", Logger: slog.New(slog.DiscardHandler), Events: true, LeaseTTL: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	id, name, limit, hold := "x", "X", int64(2), int64(1)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, HoldSeconds: &hold}, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(t.Context(), sl); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

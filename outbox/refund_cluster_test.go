@@ -1,15 +1,12 @@
 package outbox_test
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
-	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/servicetest"
 )
 
@@ -17,25 +14,8 @@ import (
 // order as the payment found it (reserved, past its hold), even when the
 // expiry ran before the relay read the row (docs/events.md).
 func TestRefundDueClusterAsOfTheChange(t *testing.T) {
-	ns := servicetest.Namespace(t)
 	nc, stream, subject := servicetest.NATS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := cluster.Open(ctx, servicetest.RedisURL(), servicetest.PostgresURL(), cluster.Config{
-		Prefix: ns, Schema: ns, NodeID: "a", Logger: slog.New(slog.DiscardHandler), Events: true, LeaseTTL: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	id, name, stock, limit, hold := "x", "X", int64(10), int64(2), int64(1)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, HoldSeconds: &hold}, time.Now().Add(-time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(t.Context(), sl); err != nil {
-		t.Fatal(err)
-	}
+	s := clusterWithHolds(t, 10)
 	now := time.Now()
 	out, _, err := s.Reserve(t.Context(), "x", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
 	if err != nil || out[0].Code != surge.CodeReserved {

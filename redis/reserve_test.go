@@ -136,23 +136,7 @@ func TestPendingByBatch(t *testing.T) {
 // committed for them.
 func TestStaleHoldReservesNothing(t *testing.T) {
 	ctx := context.Background()
-	c, err := redis.Dial(ctx, servicetest.RedisURL())
-	if err != nil {
-		t.Fatalf("redis: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ns := servicetest.Namespace(t)
-	t.Cleanup(func() {
-		if keys, _ := c.Keys(context.Background(), ns+":*").Result(); len(keys) > 0 {
-			c.Del(context.Background(), keys...)
-		}
-	})
-	st := redis.New(c, ns)
-	l := redis.Layout{Sale: "s1", Buckets: 2}
-	sale := surge.Sale{ID: "s1", Stock: 100, PerUserLimit: 1, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60}
-	if _, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 1}, true); err != nil {
-		t.Fatal(err)
-	}
+	c, st, l, ns := twoBuckets(t, 1)
 	// One buyer in each bucket.
 	users := map[int]string{}
 	for i := 0; len(users) < 2; i++ {
@@ -171,7 +155,7 @@ func TestStaleHoldReservesNothing(t *testing.T) {
 		IDs:       []string{"o0", "o1"},
 		Now:       now, Expires: now.Add(time.Minute),
 	}
-	_, err = st.Reserve(ctx, l, b)
+	_, err := st.Reserve(ctx, l, b)
 	if !errors.Is(err, redis.ErrStaleHold) {
 		t.Fatalf("Reserve = %v, want ErrStaleHold", err)
 	}
@@ -190,23 +174,7 @@ func TestStaleHoldReservesNothing(t *testing.T) {
 // count and pending member) as reserve.lua wrote it.
 func TestStaleHoldKeepsCommittedOrders(t *testing.T) {
 	ctx := context.Background()
-	c, err := redis.Dial(ctx, servicetest.RedisURL())
-	if err != nil {
-		t.Fatalf("redis: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ns := servicetest.Namespace(t)
-	t.Cleanup(func() {
-		if keys, _ := c.Keys(context.Background(), ns+":*").Result(); len(keys) > 0 {
-			c.Del(context.Background(), keys...)
-		}
-	})
-	st := redis.New(c, ns)
-	l := redis.Layout{Sale: "s1", Buckets: 2}
-	sale := surge.Sale{ID: "s1", Stock: 100, PerUserLimit: 5, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60}
-	if _, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 1}, true); err != nil {
-		t.Fatal(err)
-	}
+	c, st, l, ns := twoBuckets(t, 5)
 	var b0 []string
 	b1 := ""
 	for i := 0; len(b0) < 2 || b1 == ""; i++ {
@@ -249,10 +217,29 @@ func TestStaleHoldKeepsCommittedOrders(t *testing.T) {
 		IDs: []string{"o0", "o1", "o2", "o3", "o4", "o5"},
 		Now: now, Expires: now.Add(time.Minute),
 	}
-	if _, err = st.Reserve(ctx, l, b); !errors.Is(err, redis.ErrStaleHold) {
+	if _, err := st.Reserve(ctx, l, b); !errors.Is(err, redis.ErrStaleHold) {
 		t.Fatalf("Reserve = %v, want ErrStaleHold", err)
 	}
 	if after := dump(); after != before {
 		t.Errorf("bucket 0 after the stale batch:\n %s\nwant as before it:\n %s", after, before)
 	}
+}
+
+// twoBuckets installs sale s1 (100 units, limit units a buyer, holds of
+// 60 s) in two buckets, in a namespace of its own removed at the end.
+func twoBuckets(t *testing.T, limit int64) (redis.Client, *redis.Stock, redis.Layout, string) {
+	t.Helper()
+	c := dial(t)
+	ns := servicetest.Namespace(t)
+	t.Cleanup(func() {
+		if keys, _ := c.Keys(context.Background(), ns+":*").Result(); len(keys) > 0 {
+			c.Del(context.Background(), keys...)
+		}
+	})
+	st := redis.New(c, ns)
+	sale := surge.Sale{ID: "s1", Stock: 100, PerUserLimit: limit, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60}
+	if _, err := st.Install(context.Background(), surge.LiveState{Sale: sale, Buckets: 2, Epoch: 1}, true); err != nil {
+		t.Fatal(err)
+	}
+	return c, st, redis.Layout{Sale: "s1", Buckets: 2}, ns
 }

@@ -100,14 +100,20 @@ func settleSome(t *testing.T, base, token, saleID string, n int) {
 
 // TestClusterEvents: two nodes over one PostgreSQL both run the relay
 // (--nats-url with --postgres-url); one of them, the holder of the outbox
-// lease, publishes. It is killed (SIGKILL) mid-spike: the other takes the
-// lease over and publishes on, and in the end every change committed by
-// either node has exactly one message in SURGE_ORDERS, each order's
-// events in the order of its changes.
+// lease, publishes. It is killed (SIGKILL) or stopped (SIGTERM, the
+// handover) mid-spike: the other takes the lease over and publishes on,
+// and in the end every change committed by either node has exactly one
+// message in SURGE_ORDERS, each order's events in the order of its
+// changes.
 func TestClusterEvents(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
+	t.Run("SIGKILL", func(t *testing.T) { clusterEvents(t, syscall.SIGKILL) })
+	t.Run("SIGTERM", func(t *testing.T) { clusterEvents(t, syscall.SIGTERM) })
+}
+
+func clusterEvents(t *testing.T, sig syscall.Signal) {
 	nc, _, _ := servicetest.NATS(t)
 	args := append(clusterArgs(t), "--nats-url", servicetest.NATSURL())
 	ns := args[slices.Index(args, "--redis-prefix")+1]
@@ -167,10 +173,10 @@ func TestClusterEvents(t *testing.T) {
 	})
 	killed := holder()
 	survivor := map[string]string{"a": "b", "b": "a"}[killed]
-	if st := nodes[killed].stop(t, syscall.SIGKILL, 10*time.Second); st.Success() {
-		t.Errorf("surge exited successfully after SIGKILL: %v", st)
+	if st := nodes[killed].stop(t, sig, 15*time.Second); st.Success() != (sig == syscall.SIGTERM) {
+		t.Errorf("surge exited with %v after %v", st, sig)
 	}
-	t.Logf("killed the publishing node %s after %d messages", killed, published())
+	t.Logf("stopped the publishing node %s (%v) after %d messages", killed, sig, published())
 	waitUntil(t, "the survivor to take the outbox lease", time.Minute, func() bool { return holder() == survivor })
 	stopBuyers()
 
