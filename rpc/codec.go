@@ -56,8 +56,8 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 // ("2") proto3 JSON writes int64 as stays accepted. Malformed JSON, and
 // names the message lacks, are left to protojson.
 func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
-	if !bytes.ContainsAny(data, ".eE") {
-		return nil // no fraction or exponent anywhere
+	if !numberTail(data) {
+		return nil // a purchase's usual body: nothing to look at
 	}
 	var members map[string]jsontext.Value
 	if json.Unmarshal(data, &members) != nil {
@@ -75,7 +75,16 @@ func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
 		case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
 			protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind, protoreflect.Uint32Kind, protoreflect.Uint64Kind,
 			protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
-			if bytes.ContainsAny(v, ".eE") {
+			text := []byte(v)
+			if v.Kind() == '"' {
+				// As protojson reads it: its escapes decoded ("2\u00650" is "2e0").
+				var str string
+				if json.Unmarshal(v, &str) != nil {
+					continue
+				}
+				text = []byte(str)
+			}
+			if bytes.ContainsAny(text, ".eE") {
 				return fmt.Errorf("field %q must be an integer, without a fraction or an exponent", name)
 			}
 		case protoreflect.MessageKind:
@@ -87,4 +96,21 @@ func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
 		}
 	}
 	return nil
+}
+
+// numberTail reports whether data holds a fraction, an exponent or an
+// escape right after a digit: every integer written with a fraction or
+// an exponent does ("2.0", "2e0", "2\u00650": an escaped digit ends in a
+// digit too), while names such as "sale_id" do not, so most bodies skip
+// the full check.
+func numberTail(data []byte) bool {
+	for i := 1; i < len(data); i++ {
+		switch data[i] {
+		case '.', 'e', 'E', '\\':
+			if c := data[i-1]; c >= '0' && c <= '9' {
+				return true
+			}
+		}
+	}
+	return false
 }
