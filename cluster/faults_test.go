@@ -559,7 +559,7 @@ func TestAmbiguousCommit(t *testing.T) {
 // TestInsertOutlivesCallTimeout: PostgreSQL is slow past the call timeout
 // and ignores the cancel; the insert commits after the node answered 503,
 // and after the leader's confirm found it missing. No key buys twice, no
-// oversell, and the retry gets the one order PostgreSQL holds.
+// oversell, and once a retry gets the key's order, every later one does.
 func TestInsertOutlivesCallTimeout(t *testing.T) {
 	ns := namespace(t)
 	cfg := cluster.Config{Interval: 50 * time.Millisecond, ConfirmAfter: 300 * time.Millisecond, CallTimeout: 400 * time.Millisecond}
@@ -595,8 +595,13 @@ func TestInsertOutlivesCallTimeout(t *testing.T) {
 		}
 		out, _, err = reserve(s, sl.ID, p)
 		if err == nil && out[0].Err == nil {
+			// Before its first 201 the key may be refused (docs/cluster.md:
+			// the late insert's unit may show as taken until the rebuild);
+			// never after it.
 			if out[0].Code != surge.CodeReserved {
-				t.Errorf("retry %d of the victim's key answered %s", i, out[0].Code)
+				if len(victim) > 0 {
+					t.Errorf("retry %d of the victim's key answered %s after its 201 (order %s)", i, out[0].Code, victim[0])
+				}
 			} else {
 				confirmed[out[0].Order.ID] = out[0].Order
 				if len(victim) == 0 || victim[len(victim)-1] != out[0].Order.ID {
