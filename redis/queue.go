@@ -136,9 +136,8 @@ func (qs *Queues) Between(ctx context.Context, q waitroom.Queue, from, to int64)
 // Epoch implements waitroom.Backend. The first join sets a queue's epoch
 // beside its entries, so it survives node restarts (every node serves the
 // same places) and disappears with the entries if Redis loses them; 0 when
-// there is none. It costs one round trip per purchase of a sale with a
-// waiting room: a ticket that carries its slot is otherwise checked
-// without Redis.
+// there is none. A ticket that carries its slot is checked with Place
+// instead, which reads the epoch and the holder's entry in one round trip.
 func (qs *Queues) Epoch(ctx context.Context, q waitroom.Queue) (uint64, error) {
 	v, err := qs.c.HGet(ctx, qs.keys(q.SaleID)[0], "").Result()
 	if errors.Is(err, goredis.Nil) {
@@ -147,9 +146,14 @@ func (qs *Queues) Epoch(ctx context.Context, q waitroom.Queue) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("redis: waiting room of sale %s: %w", q.SaleID, err)
 	}
+	return parseEpoch(q.SaleID, v)
+}
+
+// parseEpoch reads the epoch field of a sale's queue.
+func parseEpoch(saleID, v string) (uint64, error) {
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("redis: waiting room of sale %s: malformed epoch %q", q.SaleID, v)
+		return 0, fmt.Errorf("redis: waiting room of sale %s: malformed epoch %q", saleID, v)
 	}
 	return n, nil
 }
@@ -164,8 +168,8 @@ func (qs *Queues) Place(ctx context.Context, q waitroom.Queue, userID string) (u
 	}
 	var epoch uint64
 	if v, ok := vs[0].(string); ok {
-		if epoch, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return 0, waitroom.Entry{}, fmt.Errorf("redis: waiting room of sale %s: malformed epoch %q", q.SaleID, v)
+		if epoch, err = parseEpoch(q.SaleID, v); err != nil {
+			return 0, waitroom.Entry{}, err
 		}
 	}
 	v, ok := vs[1].(string)

@@ -134,14 +134,9 @@ func TestReconcileRefundOfPaidOrder(t *testing.T) {
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	o, price, cur := reservedOrder(t, st, now)
-	for _, ev := range []surge.PaymentEvent{
-		{ID: "pi_1", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "surge"},
-		{ID: "re_1", Type: surge.RefundSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "surge"},
-	} {
-		if _, err := st.RecordPayment(ctx, ev, now.Add(time.Second)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recordPayments(t, st, now.Add(time.Second),
+		surge.PaymentEvent{ID: "pi_1", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "surge"},
+		surge.PaymentEvent{ID: "re_1", Type: surge.RefundSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "surge"})
 	src, closeSrc, err := openSource(ctx, "", servicetest.PostgresURL()+"&search_path="+ns)
 	if err != nil {
 		t.Fatal(err)

@@ -241,14 +241,9 @@ func TestReconcileRefundOfPaidOrderPaymentRow(t *testing.T) {
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	o, price, cur := reservedOrder(t, st, now)
-	for _, ev := range []surge.PaymentEvent{
-		{ID: "pi_1", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"},
-		{ID: "evt_refund_1", Type: surge.RefundSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"},
-	} {
-		if _, err := st.RecordPayment(ctx, ev, now.Add(time.Second)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recordPayments(t, st, now.Add(time.Second),
+		surge.PaymentEvent{ID: "pi_1", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"},
+		surge.PaymentEvent{ID: "evt_refund_1", Type: surge.RefundSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"})
 	src, closeSrc, err := openSource(ctx, dir, "")
 	if err != nil {
 		t.Fatal(err)
@@ -315,4 +310,14 @@ func itoa(n int64) string {
 		b = append([]byte{byte('0' + n%10)}, b...)
 	}
 	return string(b)
+}
+
+// recordPayments records each event in st at at, failing t on an error.
+func recordPayments(t *testing.T, st payStore, at time.Time, evs ...surge.PaymentEvent) {
+	t.Helper()
+	for _, ev := range evs {
+		if _, err := st.RecordPayment(context.Background(), ev, at); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
