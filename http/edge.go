@@ -51,6 +51,24 @@ func edge(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// trimFieldValues drops the spaces and tabs around each header value of an
+// HTTP/2 request. They are never part of a field's value (RFC 9110 §5.5):
+// net/http's HTTP/1 reader drops them, its HTTP/2 server (h2c shares the
+// API's listener) hands them over as sent, so without this
+// "Idempotency-Key: k1 " would be one key over HTTP/1.1 and another over
+// HTTP/2, and a buyer retrying on the other protocol would buy twice.
+func trimFieldValues(h http.Header) {
+	for _, vs := range h {
+		for i, v := range vs {
+			if v != "" && (isOWS(v[0]) || isOWS(v[len(v)-1])) {
+				vs[i] = strings.Trim(v, " \t")
+			}
+		}
+	}
+}
+
+func isOWS(b byte) bool { return b == ' ' || b == '\t' }
+
 // cleanPath is ServeMux's canonical form of a path: rooted, without
 // empty, "." or ".." segments, keeping a trailing slash.
 func cleanPath(p string) string {

@@ -216,6 +216,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		}
 	}()
+	if r.ProtoMajor == 2 {
+		trimFieldValues(r.Header)
+	}
 	if s.cors != nil && !s.applyCORS(w, r) {
 		return
 	}

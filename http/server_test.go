@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -537,6 +539,75 @@ func TestIdempotencyMismatch(t *testing.T) {
 	}
 	if got := e.export(t, "trio"); len(got) != 2 {
 		t.Errorf("export has %d orders, want 2", len(got))
+	}
+}
+
+// TestIdempotencyKeyOneOverHTTP1AndHTTP2: the API is served over HTTP/1.1
+// and HTTP/2 on one listener (cmd/surge serveH2C, as here). An HTTP field
+// value never holds the spaces and tabs around it (RFC 9110 §5.5):
+// HTTP/1.1's reader drops them, HTTP/2's hands them over as sent. The
+// header "Idempotency-Key: k1 " must be one key over both, or a buyer who
+// bought over HTTP/2 and retried on a new HTTP/1.1 connection (or the
+// other way round) buys twice (a limit of 2 lets the retry take a second
+// unit).
+func TestIdempotencyKeyOneOverHTTP1AndHTTP2(t *testing.T) {
+	e := newEnv(t, envOptions{noServer: true})
+	srv := httptest.NewUnstartedServer(e.handler)
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
+	e.srv = srv // closed by newEnv's cleanup
+	e.createSale(t, `{"id":"drop","name":"Drop","stock":100,"per_user_limit":2,"hold_seconds":60}`)
+	client := func(h2 bool) *http.Client {
+		var cp http.Protocols
+		if h2 {
+			cp.SetUnencryptedHTTP2(true)
+		} else {
+			cp.SetHTTP1(true)
+		}
+		tr := &http.Transport{Protocols: &cp}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr}
+	}
+	h1, h2 := client(false), client(true)
+	buy := func(c *http.Client, user, key string) (response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/sales/drop/purchases", nil)
+		asUser(t, user)(req)
+		req.Header["Idempotency-Key"] = []string{key}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if want := map[bool]int{true: 2, false: 1}[c == h2]; resp.ProtoMajor != want {
+			t.Fatalf("the purchase went over %s, want HTTP/%d: the test would prove nothing", resp.Proto, want)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return response{status: resp.StatusCode, header: resp.Header, body: b}, resp.Proto
+	}
+	n := 0
+	for _, key := range []string{"k1 ", " k1", "\tk1", " k 1\t"} {
+		for _, order := range [][2]*http.Client{{h2, h1}, {h1, h2}} {
+			n++
+			user := fmt.Sprintf("u%d", n)
+			first, p1 := buy(order[0], user, key)
+			if first.status != http.StatusCreated {
+				t.Errorf("Idempotency-Key %q over %s: %s, want 201 as over the other protocol", key, p1, first)
+				continue
+			}
+			retry, p2 := buy(order[1], user, key)
+			if retry.status != http.StatusCreated || !bytes.Equal(retry.body, first.body) || retry.header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("Idempotency-Key %q: bought over %s (%s); the retry with the same key over %s answered %s, "+
+					"not the first answer again: the same key bought twice or refused its own retry", key, p1, first, p2, retry)
+			}
+		}
+	}
+	if s := e.sale(t, "drop"); s.Remaining != int64(100-n) {
+		t.Errorf("remaining = %d after %d buyers each bought one unit and retried with its key: want %d (one unit each)",
+			s.Remaining, n, 100-n)
 	}
 }
 
