@@ -31,13 +31,40 @@ func (s *Store) expirer() {
 }
 
 // OnRelease implements surge.Releaser: fn hears of every sale whose
-// expired holds gave units back.
+// expired holds gave units back. The expiry job runs from Open on, before
+// the engine can register: orders it expires while no fn is set are kept
+// (per sale) and told to the next fn set, so none goes uncounted.
 func (s *Store) OnRelease(fn func(saleID string, expired int)) {
+	s.relMu.Lock()
 	if fn == nil {
 		s.released.Store(nil)
+		s.relMu.Unlock()
 		return
 	}
 	s.released.Store(&fn)
+	unheard := s.unheard
+	s.unheard = nil
+	s.relMu.Unlock()
+	for sale, n := range unheard {
+		fn(sale, n)
+	}
+}
+
+// heard tells OnRelease's fn that n of a sale's orders expired, or keeps
+// them for the next fn set.
+func (s *Store) heard(saleID string, n int) {
+	s.relMu.Lock()
+	fn := s.released.Load()
+	if fn == nil {
+		if s.unheard == nil {
+			s.unheard = make(map[string]int)
+		}
+		s.unheard[saleID] += n
+		s.relMu.Unlock()
+		return
+	}
+	s.relMu.Unlock()
+	(*fn)(saleID, n)
 }
 
 // Expire moves every reserved order whose hold ended at or before now to
@@ -89,9 +116,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 			// After the unlock: the listener reads the remaining stock.
 			id := st.l.Sale().ID
 			s.opts.Logger.Info("holds expired", "sale", id, "orders", n)
-			if fn := s.released.Load(); fn != nil {
-				(*fn)(id, n)
-			}
+			s.heard(id, n)
 		}
 	}
 	return expired, errors.Join(errs...)

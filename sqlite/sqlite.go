@@ -112,8 +112,12 @@ type Store struct {
 
 	// released is called with a sale's id and how many of its orders
 	// expired once their holds gave the units back (OnRelease);
-	// stopExpiry ends the expiry job.
+	// unheard keeps, per sale, those expired while none was set (the
+	// job's first pass can come before the engine registers), for the
+	// next one set; relMu orders the two. stopExpiry ends the expiry job.
 	released   atomic.Pointer[func(saleID string, expired int)]
+	relMu      sync.Mutex
+	unheard    map[string]int
 	stopExpiry chan struct{}
 	expiryDone chan struct{}
 

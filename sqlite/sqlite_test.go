@@ -12,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/storetest"
+	"github.com/surgehq/surge/version"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -495,5 +497,98 @@ func TestUpgradeAddsOutboxStatus(t *testing.T) {
 	evs, err := s.PendingEvents(t.Context(), 0, 10)
 	if err != nil || len(evs) != 1 || evs[0].Order.Status != surge.OrderReserved {
 		t.Fatalf("events after the upgrade: %+v, %v", evs, err)
+	}
+}
+
+// TestExpiryBeforeEngineOpensIsCounted: holds the store's own expiry job
+// ends before the engine registers for its releases (its first pass after
+// a start that follows downtime, when the engine is slow to open) must
+// still be counted in surge_order_transitions_total{to="expired"}, as
+// cluster mode counts them (the cluster package's test of the same name).
+func TestExpiryBeforeEngineOpensIsCounted(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+
+	// Before the downtime: an order whose hold ends while no server runs.
+	first := open(t, dir)
+	id, name, stock, hold := "hold", "Hold", int64(3), int64(1)
+	start := now.Add(-time.Minute)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold, StartsAt: &start}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.CreateSale(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := first.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 1}}, start)
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("reserve: %+v, %v", out, err)
+	}
+	o := out[0].Order
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The start: the store, with its expiry job, then the engine, as surge
+	// serve opens them; the store's first pass runs before the engine
+	// registers for its releases.
+	s, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := s.Order(ctx, o.ID)
+		if err == nil && got.Status == surge.OrderExpired {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store's expiry job did not expire the hold: %+v, %v", got, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the order's status
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, version.Info{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.Open(ctx, s, engine.Config{Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := 0.0
+	for _, f := range fams {
+		if f.GetName() != "surge_order_transitions_total" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			var sale, to string
+			for _, l := range mt.GetLabel() {
+				switch l.GetName() {
+				case "sale":
+					sale = l.GetValue()
+				case "to":
+					to = l.GetValue()
+				}
+			}
+			if sale == id && to == metrics.ToExpired {
+				expired = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	if expired != 1 {
+		t.Errorf("surge_order_transitions_total{sale=%q,to=%q} = %v, want 1: an order whose hold expired as the server "+
+			"started is missing from the expiry count the dashboard and alerts read", id, metrics.ToExpired, expired)
+	}
+	if st, err := e.Sale(id); err != nil || st.Remaining != stock {
+		t.Errorf("remaining %d (%v), want %d", st.Remaining, err, stock)
 	}
 }
