@@ -182,6 +182,57 @@ func TestCompose(t *testing.T) {
 	}
 }
 
+// TestComposeStopGraceCoversDrain: `docker compose stop` (and every
+// `up` that replaces a node) sends SIGTERM and, after the service's
+// stop_grace_period (Docker's default: 10 s), SIGKILL. A node given the
+// compose file's environment drains for --drain-delay and then lets
+// in-flight requests finish for up to --shutdown-timeout; the grace must
+// cover both, as the Helm chart's terminationGracePeriodSeconds and the
+// unit's TimeoutStopSec do, or the node is killed mid-drain.
+func TestComposeStopGraceCoversDrain(t *testing.T) {
+	compose := read(t, "docker-compose.yml")
+	node := compose[:strings.Index(compose, "\nservices:")] // the x-surge-node anchor every node merges
+	env := []string{"SURGE_ADMIN_TOKEN=compose-test-admin-token", "SURGE_DATA_DIR=" + t.TempDir()}
+	for _, m := range regexp.MustCompile(`(?m)^    (SURGE_(?:DRAIN_DELAY|SHUTDOWN_TIMEOUT)): (\S+)$`).FindAllStringSubmatch(node, -1) {
+		env = append(env, m[1]+"="+m[2])
+	}
+	// The binary's own reading of that environment, defaults included.
+	cmd := exec.Command("go", "run", "github.com/surgehq/surge/cmd/surge", "serve", "--print-config")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SURGE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("surge serve --print-config with %v: %v\n%s", env, err, out)
+	}
+	setting := func(key string) time.Duration {
+		m := regexp.MustCompile(`(?m)^` + key + `: "([^"]+)"`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("--print-config has no %s:\n%s", key, out)
+		}
+		d, err := time.ParseDuration(string(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	drain, inFlight := setting("drain-delay"), setting("shutdown-timeout")
+	grace := 10 * time.Second // Docker's default
+	if m := regexp.MustCompile(`(?m)^  stop_grace_period: (\S+)$`).FindStringSubmatch(node); m != nil {
+		if grace, err = time.ParseDuration(m[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grace < drain+inFlight {
+		t.Errorf("docker-compose.yml gives the nodes %v between SIGTERM and SIGKILL, but a node drains for %v (--drain-delay) "+
+			"and then finishes in-flight requests for up to %v (--shutdown-timeout): `docker compose stop` SIGKILLs it while it may "+
+			"still be answering requests in flight", grace, drain, inFlight)
+	}
+}
+
 func TestSystemdUnit(t *testing.T) {
 	analyze := tool(t, "systemd-analyze", "apt-get install systemd")
 	// verify checks that ExecStart's binary exists: point it at one that

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -37,21 +36,13 @@ func TestGrafanaSalesInClusterMode(t *testing.T) {
 		t.Fatalf("PostgreSQL (run scripts/services.sh): %v", err)
 	}
 	db.Close()
-	bin := filepath.Join(dir, "surge")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSurge(t, dir)
 	node := func(id string) string {
 		addr := freeAddr(t)
 		cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, id), "--http-addr", addr, "--insecure-user-header",
 			"--redis-url", servicetest.RedisURL(), "--postgres-url", servicetest.PostgresURL()+"&search_path="+ns,
 			"--redis-prefix", ns, "--node-id", id)
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "SURGE_") {
-				cmd.Env = append(cmd.Env, kv)
-			}
-		}
-		cmd.Env = append(cmd.Env, "SURGE_ADMIN_TOKEN="+token)
+		cmd.Env = append(cleanEnv(), "SURGE_ADMIN_TOKEN="+token)
 		logs := start(t, cmd, filepath.Join(dir, id+".log"))
 		waitHTTP(t, "surge "+id, "http://"+addr+"/readyz", logs)
 		return addr

@@ -185,26 +185,38 @@ func freeAddr(t *testing.T) string {
 // free loopback port; it returns the address once /readyz answers 200.
 func startSurge(t *testing.T, dir, token string) string {
 	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(buildSurge(t, dir), "serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", addr,
+		"--insecure-user-header")
+	// The token goes by the environment, as the README asks of secrets.
+	cmd.Env = append(cleanEnv(), "SURGE_ADMIN_TOKEN="+token)
+	logs := start(t, cmd, filepath.Join(dir, "surge.log"))
+	waitHTTP(t, "surge", "http://"+addr+"/readyz", logs)
+	return addr
+}
+
+// buildSurge builds the surge binary into dir and returns its path.
+func buildSurge(t *testing.T, dir string) string {
+	t.Helper()
 	bin := filepath.Join(dir, "surge")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", addr,
-		"--insecure-user-header")
-	// The developer's own SURGE_* settings must not leak into the server;
-	// the token goes by the environment, as the README asks of secrets.
+	return bin
+}
+
+// cleanEnv is this process's environment without the developer's own
+// SURGE_* settings, which must not leak into a server under test.
+func cleanEnv() []string {
+	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SURGE_") {
-			cmd.Env = append(cmd.Env, kv)
+			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "SURGE_ADMIN_TOKEN="+token)
-	logs := start(t, cmd, filepath.Join(dir, "surge.log"))
-	waitHTTP(t, "surge", "http://"+addr+"/readyz", logs)
-	return addr
+	return env
 }
 
 // startPrometheus runs prometheus with cfgFile, its own storage under dir
