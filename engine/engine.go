@@ -72,6 +72,11 @@ type Engine struct {
 	shed        atomic.Int64
 	// steers counts changes of sales' snapshots (steer.go).
 	steers atomic.Int64
+
+	// changing holds a slot per order change (a cancel, a payment) in the
+	// store; changes counts them for Close (changeOrder).
+	changing chan struct{}
+	changes  sync.WaitGroup
 }
 
 type sale struct {
@@ -109,7 +114,7 @@ type sale struct {
 // Open starts the pipeline for every sale the store holds.
 func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
-	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), changing: make(chan struct{}, maxChanges)}
 	if cfg.Tracing != nil {
 		e.tracer = cfg.Tracing.Tracer(tracerName)
 	}
@@ -263,22 +268,76 @@ func (e *Engine) Order(ctx context.Context, id string) (surge.Order, error) {
 
 // Cancel cancels a reserved order and returns its units to the stock.
 func (e *Engine) Cancel(ctx context.Context, id string) (surge.Order, error) {
-	o, err := e.store.Cancel(ctx, id, e.cfg.Now())
-	if err != nil {
-		return o, storeErr(err)
-	}
-	e.Meter(o.SaleID).Transition(metrics.ToCancelled, 1)
-	e.refresh(ctx, o.SaleID)
-	return o, nil
+	return changeOrder(ctx, e, func(ctx context.Context) (surge.Order, error) {
+		o, err := e.store.Cancel(ctx, id, e.cfg.Now())
+		if err != nil {
+			return o, storeErr(err)
+		}
+		e.Meter(o.SaleID).Transition(metrics.ToCancelled, 1)
+		e.refresh(ctx, o.SaleID)
+		return o, nil
+	})
 }
 
 // Pay marks a reserved order paid.
 func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
-	o, err := e.store.Pay(ctx, id, e.cfg.Now())
-	if err == nil {
-		e.Meter(o.SaleID).Transition(metrics.ToPaid, 1)
+	return changeOrder(ctx, e, func(ctx context.Context) (surge.Order, error) {
+		o, err := e.store.Pay(ctx, id, e.cfg.Now())
+		if err == nil {
+			e.Meter(o.SaleID).Transition(metrics.ToPaid, 1)
+		}
+		return o, storeErr(err)
+	})
+}
+
+// maxChanges bounds the order changes waiting for the store at once; the
+// next is refused 503 overloaded at once.
+const maxChanges = 1024
+
+var (
+	errChangesFull = &surge.Error{Code: surge.CodeOverloaded, RetryAfter: time.Second,
+		Message: "too many order changes are waiting for the store; retry shortly"}
+	errChangeTimeout = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+		Message: "timed out waiting for the change to commit; it may still take effect, and a retry finds whether it did"}
+)
+
+// changeOrder runs f, a store change of one order, for a request: it
+// answers within PurchaseTimeout, as a purchase does, and at most
+// maxChanges wait at once. The store does not stop at the caller's context
+// (a writer must learn whether its commit landed, and holds the sale's lock
+// meanwhile), so a stalled store would otherwise hold every change of a
+// sale, one after another, for as long as the stall lasts. f goes on after
+// a timeout and its effects (metrics, the remaining stock) are applied
+// when it ends.
+func changeOrder[T any](ctx context.Context, e *Engine, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	select {
+	case e.changing <- struct{}{}:
+	default:
+		return zero, errChangesFull
 	}
-	return o, storeErr(err)
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	e.changes.Add(1)
+	go func() {
+		defer e.changes.Done()
+		defer func() { <-e.changing }()
+		v, err := f(context.WithoutCancel(ctx))
+		done <- result{v, err}
+	}()
+	t := time.NewTimer(e.cfg.PurchaseTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-t.C:
+		return zero, errChangeTimeout
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
 }
 
 // storeErr is what a store call's error answers: a domain error (a code)
@@ -322,5 +381,8 @@ func (e *Engine) Close() error {
 		r.OnRelease(nil)
 	}
 	e.owners.Wait()
+	// Order changes a request stopped waiting for end before the store
+	// is closed.
+	e.changes.Wait()
 	return nil
 }

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -1298,5 +1300,104 @@ func TestRemainingHintNotStale(t *testing.T) {
 	}
 	if out := mustPurchase(t, e, "s", surge.Purchase{UserID: "u3", Quantity: 1}); out.Code != surge.CodeReserved {
 		t.Errorf("the unit given back is not for sale: %+v", out)
+	}
+}
+
+// TestOrderChangesAnswerWhileStoreStalls: a cancel, an operator's pay and
+// a provider's payment event are request paths like a purchase, so they
+// too are answered within PurchaseTimeout while the store cannot commit
+// (here another connection holds SQLite's write lock, as an operator's
+// `sqlite3 surge.db` left in a transaction does): 503 unavailable with a
+// Retry-After, not one after another for as long as the stall lasts. The
+// change still lands once the store commits again.
+func TestOrderChangesAnswerWhileStoreStalls(t *testing.T) {
+	const (
+		orders  = 4
+		timeout = 300 * time.Millisecond
+		bound   = 3 * time.Second // the timeout, and room for a loaded machine
+		stall   = 6 * time.Second // how long the lock is held at most
+	)
+	for _, tc := range []struct {
+		name   string
+		change func(e *Engine, o surge.Order) error
+		status surge.OrderStatus
+	}{
+		{"cancel", func(e *Engine, o surge.Order) error { _, err := e.Cancel(context.Background(), o.ID); return err }, surge.OrderCancelled},
+		{"pay", func(e *Engine, o surge.Order) error { _, err := e.Pay(context.Background(), o.ID); return err }, surge.OrderPaid},
+		{"payment event", func(e *Engine, o surge.Order) error {
+			_, err := e.RecordPayment(context.Background(), surge.PaymentEvent{ID: "pay-" + o.ID, Type: surge.PaymentSucceeded,
+				OrderID: o.ID, AmountCents: 100 * o.Quantity, Currency: "EUR", Created: o.CreatedAt, Provider: "surge"})
+			return err
+		}, surge.OrderPaid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(fixedClock())
+			cfg.PurchaseTimeout = timeout
+			e := openEngine(t, openStore(t, dir), cfg)
+			in := input("s", 10, 1)
+			in.PriceCents, in.Currency = ptr(int64(100)), ptr("EUR")
+			mustCreate(t, e, in)
+			var placed []surge.Order
+			for i := range orders {
+				placed = append(placed, mustReserve(t, e, "s", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1}))
+			}
+
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "surge.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			conn, err := db.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+				t.Fatalf("take SQLite's write lock: %v", err)
+			}
+			var once sync.Once
+			release := func() {
+				once.Do(func() {
+					_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+					conn.Close()
+				})
+			}
+			defer release()
+			// Old code answers only once the lock is gone: let it go.
+			defer time.AfterFunc(stall, release).Stop()
+
+			var wg sync.WaitGroup
+			for i, o := range placed {
+				wg.Go(func() {
+					start := time.Now()
+					err := tc.change(e, o)
+					took := time.Since(start)
+					var se *surge.Error
+					switch {
+					case took > bound:
+						t.Errorf("%s of order %d answered after %v (%v) while the store could not commit: a request path "+
+							"without a timeout, want 503 unavailable within %v", tc.name, i, took.Round(time.Millisecond), err, timeout)
+					case !errors.As(err, &se) || se.Code != surge.CodeUnavailable || se.RetryAfter <= 0:
+						t.Errorf("%s of order %d while the store could not commit: %v, want unavailable with a Retry-After", tc.name, i, err)
+					}
+				})
+			}
+			wg.Wait()
+			release()
+			// The changes were still made: each order reaches its status.
+			deadline := time.Now().Add(30 * time.Second)
+			for i, o := range placed {
+				for {
+					got, err := e.Order(context.Background(), o.ID)
+					if err == nil && got.Status == tc.status {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("order %d after the stall: %+v, %v; want %s (the %s answered 503 goes on)", i, got, err, tc.status, tc.name)
+					}
+					time.Sleep(10 * time.Millisecond) // polling the order
+				}
+			}
+		})
 	}
 }

@@ -15,11 +15,13 @@ func (e *Engine) RecordPayment(ctx context.Context, ev surge.PaymentEvent) (surg
 	if !ok {
 		return surge.PaymentResult{}, surge.Errorf(surge.CodeUnavailable, "this store records no payments")
 	}
-	r, err := p.RecordPayment(ctx, ev, e.cfg.Now())
-	if err == nil && !r.Replay && r.Payment.Status == surge.PaymentPaid {
-		e.Meter(r.Order.SaleID).Transition(metrics.ToPaid, 1)
-	}
-	// A storage failure is 503 unavailable, nothing recorded: the
-	// provider retries (docs/payments.md), as Cancel and Pay answer.
-	return r, storeErr(err)
+	return changeOrder(ctx, e, func(ctx context.Context) (surge.PaymentResult, error) {
+		r, err := p.RecordPayment(ctx, ev, e.cfg.Now())
+		if err == nil && !r.Replay && r.Payment.Status == surge.PaymentPaid {
+			e.Meter(r.Order.SaleID).Transition(metrics.ToPaid, 1)
+		}
+		// A storage failure is 503 unavailable, nothing recorded: the
+		// provider retries (docs/payments.md), as Cancel and Pay answer.
+		return r, storeErr(err)
+	})
 }
