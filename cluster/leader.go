@@ -406,6 +406,9 @@ func (s *Store) install(ctx context.Context, snap surge.LiveState) (bool, error)
 		return ok, nil
 	}
 	if !archived {
+		if ok {
+			s.releaseEndedSince(ctx, snap)
+		}
 		return ok, nil
 	}
 	if err := s.call(ctx, s.rcb, func(ctx context.Context) error {
@@ -415,6 +418,41 @@ func (s *Store) install(ctx context.Context, snap surge.LiveState) (bool, error)
 	}
 	return false, nil
 }
+
+// releaseEndedSince gives back the units of the orders snap read reserved
+// that a cancel or an expiry has ended since: one that committed after the
+// snapshot (it waited for the sale row the epoch's bump held) may have
+// released its units in the state this install then replaced, and the
+// new state holds them again. The install is in place, so a release
+// coming after this check lands in it; one before it is found here.
+// Releasing is idempotent per order. Should PostgreSQL fail, the sweep
+// still finds them, later.
+func (s *Store) releaseEndedSince(ctx context.Context, snap surge.LiveState) {
+	var ids []string
+	for _, o := range snap.Live {
+		if o.Status == surge.OrderReserved {
+			ids = append(ids, o.ID)
+		}
+	}
+	for len(ids) > 0 {
+		part := ids[:min(len(ids), endedChunk)]
+		ids = ids[len(part):]
+		var ended []surge.Order
+		if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+			ended, err = s.db.Ended(ctx, part)
+			return err
+		}); err != nil {
+			s.log.Warn("look up orders ended while a sale's state was installed; the sweep gives their units back", "sale", snap.Sale.ID, "err", err)
+			return
+		}
+		if len(ended) > 0 {
+			s.release(ctx, snap.Sale.ID, ended)
+		}
+	}
+}
+
+// endedChunk bounds the ids one lookup of releaseEndedSince sends.
+const endedChunk = 10000
 
 // Leader reports whether this node holds the jobs lease.
 func (s *Store) Leader() bool { return s.lease.Load() != nil }

@@ -9,6 +9,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
+	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/storetest"
 )
 
@@ -167,5 +168,116 @@ func TestHoldChangeBindsEveryNode(t *testing.T) {
 		if got := out.Order.ExpiresAt.Sub(out.Order.CreatedAt); got != time.Duration(hold)*time.Second {
 			t.Errorf("reservation on node 1 right after hold_seconds became %d on node 0: held %v", hold, got)
 		}
+	}
+}
+
+// TestCancelDuringSteerGivesUnitsBack: a cancel on node B that commits
+// right after node A's change of the sale (its new epoch's snapshot still
+// read the order reserved) must have its units back on sale, and the
+// buyer's share of the limit freed, once both calls have answered; not
+// only when the leader's sweep happens upon the order, up to a full pass
+// over every held order of the sale later (10 s for these 10,000).
+func TestCancelDuringSteerGivesUnitsBack(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	a := openStore(t, ns, cluster.Config{NodeID: "a"})
+	b := openStore(t, ns, cluster.Config{NodeID: "b"})
+	const n = 10000
+	mustSale(t, a, "race", n+10, 1)
+	// Many held orders: the new epoch's install takes a while, and the
+	// sweep needs many rounds to read them all.
+	var victim surge.Order
+	for i := 0; i < n; i += 500 {
+		ps := make([]surge.Purchase, 500)
+		for j := range ps {
+			ps[j] = surge.Purchase{UserID: fmt.Sprintf("u%d", i+j), Quantity: 1}
+		}
+		out, _, err := reserve(a, "race", ps...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == n/2 {
+			victim = out[250].Order
+		}
+	}
+	rem0, err := a.Remaining(ctx, "race")
+	if err != nil || rem0 != 10 {
+		t.Fatalf("remaining %d (%v), want 10", rem0, err)
+	}
+	// Hold the sale row so that the change and the cancel queue behind
+	// the test, in that order.
+	lock := servicetest.Conn(t, ns)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM sales WHERE id = 'race' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	// waiting waits until a session running a statement like the pattern
+	// waits for a lock behind one of ours (other tests' sessions run in
+	// other schemas), and returns its pid.
+	var holder int32
+	if err := lock.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	ours := []int32{holder}
+	waiting := func(what, pattern string) {
+		eventually(t, 10*time.Second, what+" waits for the sale row", func() error {
+			var pid int32
+			if err := servicetest.Conn(t, ns).QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+				WHERE wait_event_type = 'Lock' AND query LIKE $1 AND pg_blocking_pids(pid) && $2::int[]`, pattern, ours).Scan(&pid); err != nil {
+				return err
+			}
+			ours = append(ours, pid)
+			return nil
+		})
+	}
+	steered := make(chan error, 1)
+	go func() {
+		_, err := a.UpdateSale(ctx, "race", surge.SalePatch{HoldSeconds: new(int64(1800))}, time.Now())
+		steered <- err
+	}()
+	waiting("the change", "%FOR UPDATE%")
+	cancelled := make(chan error, 1)
+	go func() {
+		_, err := b.Cancel(ctx, victim.ID, time.Now())
+		cancelled <- err
+	}()
+	waiting("the cancel", "%UPDATE orders SET status%")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-steered; err != nil {
+		t.Fatalf("change: %v", err)
+	}
+	if err := <-cancelled; err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	// Both answered: the cancelled unit is on sale again in Redis, as
+	// after any cancel, whichever node reads it.
+	for i, s := range []*cluster.Store{a, b} {
+		rem, err := s.Remaining(ctx, "race")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rem != 11 {
+			t.Errorf("node %d: remaining %d once order %s's cancel and the sale's change have both answered; PostgreSQL holds 11 units free: the cancelled units are not back on sale",
+				i, rem, victim.ID)
+		}
+	}
+	// 503 (a rebuild under way) is retried with the same key, as a client does.
+	var out []surge.Outcome
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, _, err = reserve(b, "race", surge.Purchase{UserID: victim.UserID, IdempotencyKey: "again", Quantity: 1})
+		if err == nil && len(out) == 1 && out[0].Err != nil {
+			err = out[0].Err
+		}
+		if !surge.HasCode(err, surge.CodeUnavailable) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Errorf("the buyer whose order was cancelled buys again (limit 1): %+v, %v; the cancel did not free the buyer's share of the limit", out, err)
 	}
 }
