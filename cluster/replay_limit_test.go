@@ -18,7 +18,7 @@ import (
 // (engine.TestOldKeyAboveLoweredLimitReplays). A new key above the
 // lowered limit is still refused invalid_request and buys nothing.
 func TestReplayAboveLoweredLimitOnAnotherNode(t *testing.T) {
-	engines, stores := twoNodes(t)
+	engines, stores := twoNodes(t, 0)
 	ctx := t.Context()
 	id, name, stock, limit := "replay-lowered", "Replay lowered", int64(10), int64(3)
 	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}); err != nil {

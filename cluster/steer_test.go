@@ -3,6 +3,8 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,13 +17,13 @@ import (
 
 // twoNodes opens two nodes (a store and an engine each, as two `surge
 // serve` processes would have) over one dataset.
-func twoNodes(t *testing.T) ([]*engine.Engine, []*cluster.Store) {
+func twoNodes(t *testing.T, buckets int) ([]*engine.Engine, []*cluster.Store) {
 	t.Helper()
 	ns := namespace(t)
 	var engines []*engine.Engine
 	var stores []*cluster.Store
 	for i := range 2 {
-		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond})
+		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond, Buckets: buckets})
 		e, err := engine.Open(context.Background(), s, engine.Config{MaxBatch: 32, InFlight: 4})
 		if err != nil {
 			t.Fatal(err)
@@ -41,7 +43,7 @@ func twoNodes(t *testing.T) ([]*engine.Engine, []*cluster.Store) {
 // its answer and every other node follows it (the announcement, else the
 // 500 ms poll); the time it took is logged.
 func TestSteerReachesEveryNode(t *testing.T) {
-	engines, stores := twoNodes(t)
+	engines, stores := twoNodes(t, 0)
 	ctx := t.Context()
 	id, name, stock := "steer", "Steer", int64(10)
 	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock}); err != nil {
@@ -84,7 +86,7 @@ func TestSteerReachesEveryNode(t *testing.T) {
 // and lowers its limit; the guarantees hold at every point
 // (storetest's SteerSpike.Verify, against PostgreSQL).
 func TestSteerUnderSpike(t *testing.T) {
-	engines, stores := twoNodes(t)
+	engines, stores := twoNodes(t, 0)
 	ctx := t.Context()
 	id, name, stock, limit, hold := "spike", "Spike", int64(150), int64(3), int64(3600)
 	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, HoldSeconds: &hold}); err != nil {
@@ -149,7 +151,7 @@ func TestEndAtOrBeforeUnixEpochIsAnEnd(t *testing.T) {
 // decided after it follows it". A reservation another node makes right
 // after the change's 200 must hold for the new hold_seconds.
 func TestHoldChangeBindsEveryNode(t *testing.T) {
-	engines, _ := twoNodes(t)
+	engines, _ := twoNodes(t, 0)
 	ctx := t.Context()
 	id, name, stock, limit := "hold", "Hold", int64(100), int64(100)
 	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}); err != nil {
@@ -279,5 +281,201 @@ func TestCancelDuringSteerGivesUnitsBack(t *testing.T) {
 	}
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Errorf("the buyer whose order was cancelled buys again (limit 1): %+v, %v; the cancel did not free the buyer's share of the limit", out, err)
+	}
+}
+
+// TestSteerWithCancelsSettles (cluster, two nodes): buyers and cancellers
+// on both nodes race an operator steering through both (stock down to what
+// is sold and up, limit, end now and none, pause, hold); once the dust has
+// settled Redis's remaining stock, each node's, and PostgreSQL's agree,
+// with no oversell and no buyer over the largest limit.
+func TestSteerWithCancelsSettles(t *testing.T) {
+	for _, buckets := range []int{0, 3} {
+		t.Run(fmt.Sprintf("buckets=%d", buckets), func(t *testing.T) { steerWithCancels(t, buckets) })
+	}
+}
+
+func steerWithCancels(t *testing.T, buckets int) {
+	engines, stores := twoNodes(t, buckets)
+	ctx := t.Context()
+	id, name, stock, limit, hold := "livec", "Live", int64(120), int64(3), int64(3600)
+	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, HoldSeconds: &hold}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "node 1 serves the sale", func() error { _, err := engines[1].Sale(id); return err })
+	var (
+		mu     sync.Mutex
+		orders []string
+		wg     sync.WaitGroup
+		done   = make(chan struct{})
+	)
+	for b := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(b), 1))
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				p := surge.Purchase{UserID: fmt.Sprintf("u%d", rng.IntN(60)), IdempotencyKey: fmt.Sprintf("b%d-%d", b, i), Quantity: 1 + rng.Int64N(2)}
+				out, err := engines[b%2].Purchase(ctx, engine.PurchaseRequest{SaleID: id, Purchase: p})
+				if err == nil && out.Code == surge.CodeReserved && !out.Replay {
+					mu.Lock()
+					orders = append(orders, out.Order.ID)
+					mu.Unlock()
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 2))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				mu.Lock()
+				var oid string
+				if len(orders) > 0 {
+					oid = orders[rng.IntN(len(orders))]
+				}
+				mu.Unlock()
+				if oid != "" {
+					_, _ = engines[c%2].Cancel(ctx, oid)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range 150 {
+		e := engines[i%2]
+		s, _ := e.Sale(id)
+		var p surge.SalePatch
+		switch rng.IntN(7) {
+		case 0:
+			rem, _ := stores[i%2].Remaining(ctx, id)
+			p.Stock = new(max(s.Stock-rem, 3))
+		case 1:
+			p.Stock = new(s.Stock + int64(rng.IntN(40)))
+		case 2:
+			p.PerUserLimit = new(int64(1 + rng.IntN(3)))
+		case 3:
+			p.EndsAt = new(time.Now())
+		case 4:
+			p.EndsAt = new(time.Time{})
+		case 5:
+			p.Paused = new(rng.IntN(2) == 0)
+		case 6:
+			p.HoldSeconds = new(int64(600 + rng.IntN(600)))
+		}
+		if _, err := e.UpdateSale(ctx, id, p); err != nil && !surge.HasCode(err, surge.CodeStockBelowSold) && !surge.HasCode(err, surge.CodeInvalid) {
+			t.Errorf("change %+v: %v", p, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(done)
+	wg.Wait()
+
+	truth := func() (stock, live int64, held map[string]int64) {
+		sl, err := stores[0].Sale(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = map[string]int64{}
+		if err := stores[0].Orders(ctx, id, func(o surge.Order) error {
+			if o.Status.Live() {
+				live += o.Quantity
+				held[o.UserID] += o.Quantity
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return sl.Stock, live, held
+	}
+	stockNow, live, held := truth()
+	if live > stockNow {
+		t.Errorf("oversold: %d live units, stock %d", live, stockNow)
+	}
+	for u, n := range held {
+		if n > 3 {
+			t.Errorf("buyer %s holds %d units, over every limit the sale had", u, n)
+		}
+	}
+	eventually(t, 15*time.Second, "Redis and both nodes agree with PostgreSQL", func() error {
+		stockNow, live, _ := truth()
+		for i := range 2 {
+			rem, err := stores[i].Remaining(ctx, id)
+			if err != nil {
+				return err
+			}
+			st, _ := engines[i].Sale(id)
+			if rem != stockNow-live || st.Remaining != rem {
+				return fmt.Errorf("node %d: Redis remaining %d, shown %d; PostgreSQL: stock %d less %d live units = %d",
+					i, rem, st.Remaining, stockNow, live, stockNow-live)
+			}
+		}
+		return nil
+	})
+}
+
+// TestConcurrentSteersConverge (cluster, two nodes): operators change
+// different fields of one sale through both nodes at once; every change
+// acknowledged stays, and both nodes end up showing PostgreSQL's sale.
+func TestConcurrentSteersConverge(t *testing.T) {
+	engines, stores := twoNodes(t, 0)
+	ctx := t.Context()
+	id, name, stock, limit := "conc", "Conc", int64(100), int64(5)
+	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "node 1 serves the sale", func() error { _, err := engines[1].Sale(id); return err })
+	sold := int64(0)
+	for round := range 40 {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := engines[0].UpdateSale(ctx, id, surge.SalePatch{Stock: new(int64(100 + round))}); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := engines[1].UpdateSale(ctx, id, surge.SalePatch{Paused: new(round%2 == 0), HoldSeconds: new(int64(100 + round))}); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		want, err := stores[0].Sale(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.Stock != int64(100+round) || want.Paused != (round%2 == 0) || want.HoldSeconds != int64(100+round) {
+			t.Fatalf("round %d: PostgreSQL holds %+v; a change acknowledged was lost", round, want)
+		}
+		eventually(t, 3*time.Second, fmt.Sprintf("round %d: both nodes show the sale", round), func() error {
+			for i := range 2 {
+				st, _ := engines[i].Sale(id)
+				if st.Stock != want.Stock || st.Paused != want.Paused || st.HoldSeconds != want.HoldSeconds || st.Remaining != want.Stock-sold {
+					return fmt.Errorf("node %d shows stock %d paused %v hold %d remaining %d; PostgreSQL: %+v", i, st.Stock, st.Paused, st.HoldSeconds, st.Remaining, want)
+				}
+			}
+			return nil
+		})
+		// Redis decides with the latest: a purchase follows the pause.
+		out, err := engines[round%2].Purchase(ctx, engine.PurchaseRequest{SaleID: id, Purchase: surge.Purchase{UserID: fmt.Sprintf("r%d", round), IdempotencyKey: "k", Quantity: 1}})
+		if err == nil && out.Code == surge.CodeReserved {
+			sold++
+		}
 	}
 }

@@ -2,11 +2,16 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/storetest"
 )
 
@@ -144,4 +149,212 @@ func TestSteerUnderSpike(t *testing.T) {
 	}
 	again := openStore(t, dir)
 	res.Verify(t, again)
+}
+
+// TestSteerWithCancelsKeepsFiguresExact (embedded): buyers, cancellers and
+// an operator (stock down to what is sold and up, limit down and up, end
+// moved to now and removed, pause, hold) race; afterwards the remaining
+// stock the engine and the store show equals the stock less the units of
+// reserved and paid orders in the export, no buyer holds more than the
+// largest limit, and the store reopened from disk agrees.
+func TestSteerWithCancelsKeepsFiguresExact(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts sqlite.Options
+		hold int64
+	}{
+		{"no expiry", sqlite.Options{NoExpiry: true}, 600},
+		{"expiring holds, ledger image", sqlite.Options{ImageMin: 1}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) { steerWithCancels(t, c.opts, c.hold) })
+	}
+}
+
+func steerWithCancels(t *testing.T, opts sqlite.Options, holdMin int64) {
+	dir := t.TempDir()
+	open := func() *sqlite.Store {
+		st, err := sqlite.Open(context.Background(), dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	st := open()
+	cfg := Config{Now: time.Now, Logger: slog.New(slog.DiscardHandler), MaxBatch: 16}
+	e := openEngine(t, st, cfg)
+	in := input("live", 120, 3)
+	mustCreate(t, e, in)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+
+	var (
+		mu     sync.Mutex
+		orders []string
+		wg     sync.WaitGroup
+		done   = make(chan struct{})
+	)
+	for b := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(b), 1))
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				p := surge.Purchase{UserID: fmt.Sprintf("u%d", rng.IntN(60)), IdempotencyKey: fmt.Sprintf("b%d-%d", b, i), Quantity: 1 + rng.Int64N(2)}
+				out, err := e.Purchase(ctx, PurchaseRequest{SaleID: "live", Purchase: p})
+				if err == nil && out.Code == surge.CodeReserved && !out.Replay {
+					mu.Lock()
+					orders = append(orders, out.Order.ID)
+					mu.Unlock()
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+	}
+	for c := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 2))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				mu.Lock()
+				var id string
+				if len(orders) > 0 {
+					id = orders[rng.IntN(len(orders))]
+				}
+				mu.Unlock()
+				if id != "" {
+					_, _ = e.Cancel(ctx, id)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	steer := func(p surge.SalePatch) {
+		if _, err := e.UpdateSale(ctx, "live", p); err != nil && !surge.HasCode(err, surge.CodeStockBelowSold) && !surge.HasCode(err, surge.CodeInvalid) {
+			t.Errorf("change %+v: %v", p, err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 300 {
+		s, _ := e.Sale("live")
+		switch rng.IntN(7) {
+		case 0:
+			rem, _ := st.Remaining(ctx, "live")
+			steer(surge.SalePatch{Stock: new(max(s.Stock-rem, 3))})
+		case 1:
+			steer(surge.SalePatch{Stock: new(s.Stock + int64(rng.IntN(40)))})
+		case 2:
+			steer(surge.SalePatch{PerUserLimit: new(int64(1 + rng.IntN(3)))})
+		case 3:
+			steer(surge.SalePatch{EndsAt: new(time.Now())})
+		case 4:
+			steer(surge.SalePatch{EndsAt: new(time.Time{})})
+		case 5:
+			steer(surge.SalePatch{Paused: new(rng.IntN(2) == 0)})
+		case 6:
+			steer(surge.SalePatch{HoldSeconds: new(holdMin + int64(rng.IntN(3)))})
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+	close(done)
+	wg.Wait()
+
+	check := func(label string, store surge.Store, shown int64) {
+		sl, err := store.(surge.Steerer).Sale(ctx, "live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := map[string]int64{}
+		var live int64
+		if err := store.Orders(ctx, "live", func(o surge.Order) error {
+			if o.Status.Live() {
+				live += o.Quantity
+				held[o.UserID] += o.Quantity
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rem, err := store.Remaining(ctx, "live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: stock %d, live units %d, remaining %d (shown %d)", label, sl.Stock, live, rem, shown)
+		if rem != sl.Stock-live || (shown >= 0 && shown != rem) {
+			t.Errorf("%s: remaining %d (shown %d), but the stock %d less the %d units of live orders is %d",
+				label, rem, shown, sl.Stock, live, sl.Stock-live)
+		}
+		if live > sl.Stock {
+			t.Errorf("%s: oversold: %d live units, stock %d", label, live, sl.Stock)
+		}
+		for u, n := range held {
+			if n > 3 {
+				t.Errorf("%s: buyer %s holds %d units, over every limit the sale had", label, u, n)
+			}
+		}
+	}
+	s, _ := e.Sale("live")
+	check("running", st, s.Remaining)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := open()
+	check("reopened", again, -1)
+}
+
+// TestReopenDormantSaleThroughEngine: a sale that ended with only paid
+// orders is left on disk at the next start (dormant); an operator removes
+// its end; the limit counts the paid units and the figures are exact.
+func TestReopenDormantSaleThroughEngine(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	cfg := Config{Now: time.Now, Logger: slog.New(slog.DiscardHandler)}
+	e := openEngine(t, st, cfg)
+	mustCreate(t, e, input("d", 10, 2))
+	o := mustReserve(t, e, "d", surge.Purchase{UserID: "alice", IdempotencyKey: "a", Quantity: 2})
+	if _, err := e.Pay(t.Context(), o.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.UpdateSale(t.Context(), "d", surge.SalePatch{EndsAt: new(time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = openStore(t, dir)
+	e = openEngine(t, st, cfg)
+	if s, _ := e.Sale("d"); s.Remaining != 8 || s.Status != surge.SaleEnded {
+		t.Fatalf("after the restart: %+v", s)
+	}
+	s, err := e.UpdateSale(t.Context(), "d", surge.SalePatch{EndsAt: new(time.Time{})})
+	if err != nil || s.Remaining != 8 || s.Status != surge.SaleLive {
+		t.Fatalf("reopened: %+v, %v", s, err)
+	}
+	if out := mustPurchase(t, e, "d", surge.Purchase{UserID: "alice", IdempotencyKey: "a2", Quantity: 1}); out.Code != surge.CodeLimitReached {
+		t.Errorf("alice, holding 2 paid units of a limit of 2, buys again: %+v", out)
+	}
+	if out := mustPurchase(t, e, "d", surge.Purchase{UserID: "alice", IdempotencyKey: "a", Quantity: 2}); !out.Replay || out.Order.ID != o.ID {
+		t.Errorf("alice's first key replays: %+v", out)
+	}
+	mustReserve(t, e, "d", surge.Purchase{UserID: "bob", IdempotencyKey: "b", Quantity: 2})
+	if s, _ := e.Sale("d"); s.Remaining != 6 {
+		t.Errorf("remaining %d, want 6", s.Remaining)
+	}
 }
