@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -95,8 +96,28 @@ func (s *Store) Orders(ctx context.Context, saleID string, fn func(surge.Order) 
 	if err := s.knownSale(ctx, saleID); err != nil { // archived ones too
 		return err
 	}
-	if err := s.db.Orders(ctx, saleID, fn); err != nil {
+	// No bound on the whole export, but PostgreSQL must keep it going: a
+	// row (or the end) within the call timeout of the start and of the
+	// previous row, or the export fails (503 before its first order)
+	// instead of holding the client for as long as a stall lasts. The
+	// time fn takes (the client reading) is not counted.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(s.cfg.CallTimeout, func() { cancel(errExportStalled) })
+	defer stall.Stop()
+	err := s.db.Orders(ctx, saleID, func(o surge.Order) error {
+		stall.Stop()
+		err := fn(o)
+		stall.Reset(s.cfg.CallTimeout)
+		return err
+	})
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errExportStalled) {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
 		return unavailable("reading the orders", err)
 	}
 	return nil
 }
+
+var errExportStalled = errors.New("PostgreSQL sent no order within the call timeout")

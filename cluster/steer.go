@@ -59,7 +59,10 @@ func (s *Store) Sale(ctx context.Context, id string) (surge.Sale, error) {
 }
 
 // steerTimeout bounds a change of a sale: its transaction and the install
-// of the new epoch's live state.
-const steerTimeout = 30 * time.Second
+// of the new epoch's live state. It ends well before the API server's
+// write timeout (30 s, cmd/surge), so that a change PostgreSQL never
+// answers is answered 503 with Retry-After; at 30 s the connection was
+// closed without an answer instead.
+const steerTimeout = 20 * time.Second
 
 var _ surge.Steerer = (*Store)(nil)

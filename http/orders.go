@@ -87,12 +87,22 @@ func (s *Server) exportOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
+	// The status goes with the first order (or the end): a store that
+	// fails before either is answered with its error, a 503 the client
+	// can retry, not a connection cut without a word.
+	started := false
+	start := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
 	bw := bufio.NewWriterSize(w, 32<<10)
 	line := make([]byte, 0, 320)
 	n := 0
 	err := s.svc.Orders(r.Context(), id, func(o surge.Order) error {
+		start()
 		line = append(appendOrder(line[:0], &o), '\n')
 		if _, err := bw.Write(line); err != nil {
 			return err
@@ -103,7 +113,12 @@ func (s *Server) exportOrders(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err == nil {
+		start()
 		err = bw.Flush()
+	}
+	if err != nil && !started {
+		s.writeErr(w, r, err)
+		return
 	}
 	if err != nil {
 		// The status is sent; cutting the stream tells the client the

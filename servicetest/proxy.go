@@ -1,7 +1,6 @@
 package servicetest
 
 import (
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -11,7 +10,8 @@ import (
 
 // Proxy forwards TCP connections to a target until Cut, which closes its
 // listener and every connection: the dependency behind it is gone until
-// Restore listens again on the same address.
+// Restore listens again on the same address. Pause stalls it instead:
+// every connection stays open and no byte gets through until Resume.
 type Proxy struct {
 	t      testing.TB
 	Addr   string // where clients connect
@@ -20,6 +20,7 @@ type Proxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]struct{}
+	gate  chan struct{} // closed while bytes flow
 }
 
 // NewProxy forwards a free loopback address to target; it is cut when the
@@ -30,7 +31,8 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{t: t, Addr: ln.Addr().String(), target: target, conns: make(map[net.Conn]struct{})}
+	p := &Proxy{t: t, Addr: ln.Addr().String(), target: target, conns: make(map[net.Conn]struct{}), gate: make(chan struct{})}
+	close(p.gate)
 	p.serve(ln)
 	t.Cleanup(p.Cut)
 	return p
@@ -72,9 +74,56 @@ func (p *Proxy) pipe(c net.Conn) {
 	}
 	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 	p.mu.Unlock()
-	go func() { _, _ = io.Copy(up, c); up.Close() }()
-	_, _ = io.Copy(c, up)
+	go func() { p.copy(up, c); up.Close() }()
+	p.copy(c, up)
 	c.Close()
+}
+
+// copy forwards src to dst, each read held while the proxy is paused.
+func (p *Proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			gate := p.gate
+			p.mu.Unlock()
+			<-gate
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Pause holds every byte, both ways, on the open connections and new
+// ones, and closes nothing: a dependency that stalls rather than goes.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.gate:
+		p.gate = make(chan struct{})
+	default: // paused already
+	}
+}
+
+// Resume lets the held bytes and every later one through.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.resume()
+}
+
+func (p *Proxy) resume() {
+	select {
+	case <-p.gate:
+	default:
+		close(p.gate)
+	}
 }
 
 // Cut closes the listener and every connection.
@@ -89,6 +138,7 @@ func (p *Proxy) Cut() {
 		c.Close()
 	}
 	clear(p.conns)
+	p.resume() // held bytes meet closed connections, and their copies end
 }
 
 // Restore listens again on the same address.

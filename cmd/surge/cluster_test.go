@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,4 +245,102 @@ func TestClusterWaitingRoom(t *testing.T) {
 	if code, m := do("POST", b.base+"/v1/sales/queued/purchases", map[string]string{"X-User-ID": "carol"}, ""); code != http.StatusForbidden || m["error"].(map[string]any)["code"] != "not_admitted" {
 		t.Errorf("purchase without a ticket: %d %v", code, m)
 	}
+}
+
+// TestClusterStalledPostgresAnswers: with PostgreSQL stalled (every
+// connection open, no byte through: a network path that hangs, not one
+// that is cut), every request path of a node still answers within its
+// timeout, a 503 with Retry-After the client can retry, never a
+// connection closed without a word.
+func TestClusterStalledPostgresAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	// A sale change alone: with the other requests in flight, its
+	// connection is a new one, whose dial the connect timeout cuts.
+	for _, only := range [][]string{{"patch"}, {"purchase", "order", "cancel", "export", "archive", "pay"}} {
+		t.Run(strings.Join(only, "+"), func(t *testing.T) { stalledPostgres(t, only) })
+	}
+}
+
+func stalledPostgres(t *testing.T, only []string) {
+	const secret = "whsec_crash_mixed_0123456789"
+	args := clusterArgs(t)
+	pgp := servicetest.NewProxy(t, "127.0.0.1:5432")
+	i := slices.Index(args, "--postgres-url") + 1
+	args[i] = strings.Replace(args[i], "127.0.0.1:5432", pgp.Addr, 1)
+	token := "stalled-pg-token"
+	p := startProc(t, t.TempDir(), token, append(args, "--node-id", "a", "--payment-webhook-secret", secret)...)
+	c := client.New(p.base, token)
+	ctx := context.Background()
+	sale, err := c.CreateSale(ctx, api.NewSale{Name: new("stall"), Stock: new(int64(100)), PerUserLimit: new(int64(2)),
+		HoldSeconds: new(int64(3600)), PriceCents: new(int64(100)), Currency: new("EUR")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	o1, err := purchase(ctx, hc, p.base, sale.ID, intent{user: "u1", key: "k1", qty: 1})
+	if err != nil || o1.status != http.StatusCreated {
+		t.Fatalf("purchase: %+v %v", o1, err)
+	}
+	ended, err := c.CreateSale(ctx, api.NewSale{Name: new("ended"), StartsAt: new(time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)), Stock: new(int64(5)), PerUserLimit: new(int64(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateSale(ctx, ended.ID, api.SalePatch{EndsAt: new(api.EndsAt(time.Now().UTC().Format(time.RFC3339Nano)))}); err != nil {
+		t.Fatal(err)
+	}
+	pgp.Pause()
+	defer pgp.Resume()
+
+	// Above every timeout of the path: the call timeout (2 s), a sale
+	// change's 20 s.
+	const callBound, steerBound = 10 * time.Second, 35 * time.Second
+	type req struct{ name, method, path, user, body string }
+	reqs := []req{
+		{"purchase", "POST", "/v1/sales/" + sale.ID + "/purchases", "u2", `{"quantity":1}`},
+		{"order", "GET", "/v1/orders/" + o1.order.ID, "u1", ""},
+		{"cancel", "POST", "/v1/orders/" + o1.order.ID + "/cancel", "u1", ""},
+		{"export", "GET", "/v1/sales/" + sale.ID + "/orders", "", ""},
+		{"patch", "PATCH", "/v1/sales/" + sale.ID, "", `{"stock":101}`},
+		{"archive", "POST", "/v1/sales/" + ended.ID + "/archive", "", ""},
+		{"pay", "POST", "/v1/orders/" + o1.order.ID + "/pay", "", ""},
+	}
+	reqs = slices.DeleteFunc(reqs, func(r req) bool { return !slices.Contains(only, r.name) })
+	var wg sync.WaitGroup
+	for _, r := range reqs {
+		wg.Go(func() {
+			bound := callBound
+			if r.name == "patch" || r.name == "archive" {
+				bound = steerBound
+			}
+			slow := &http.Client{Timeout: bound + 5*time.Second}
+			rq, _ := http.NewRequest(r.method, p.base+r.path, strings.NewReader(r.body))
+			if r.body != "" {
+				rq.Header.Set("Content-Type", "application/json")
+			}
+			if r.user != "" {
+				rq.Header.Set("X-User-ID", r.user)
+			} else {
+				rq.Header.Set("Authorization", "Bearer "+token)
+			}
+			start := time.Now()
+			res, err := slow.Do(rq)
+			took := time.Since(start)
+			if err != nil {
+				t.Errorf("%s %s while PostgreSQL stalls: no answer after %v (%v): the client got neither a 503 to retry nor any answer", r.method, r.path, took.Round(time.Millisecond), err)
+				return
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			t.Logf("%s: %d after %v: %.120s", r.name, res.StatusCode, took.Round(time.Millisecond), b)
+			if res.StatusCode == http.StatusServiceUnavailable && res.Header.Get("Retry-After") == "" {
+				t.Errorf("%s %s while PostgreSQL stalls: 503 without Retry-After", r.method, r.path)
+			}
+			if took > bound {
+				t.Errorf("%s %s while PostgreSQL stalls: answered %d only after %v", r.method, r.path, res.StatusCode, took.Round(time.Millisecond))
+			}
+		})
+	}
+	wg.Wait()
 }
