@@ -306,3 +306,28 @@ func (ks *JWKS) lookup(kid string, hasKid bool, alg string) (any, error) {
 	}
 	return k.key, nil
 }
+
+// document writes the set out as a JWKS: each key's public members, its
+// kid and its one algorithm, nothing else.
+func (ks *JWKS) document() []byte {
+	enc := base64.RawURLEncoding
+	keys := make([]map[string]string, 0, ks.Len())
+	for _, k := range ks.all() {
+		m := map[string]string{"use": "sig", "alg": k.alg}
+		if k.kid != "" {
+			m["kid"] = k.kid
+		}
+		switch key := k.key.(type) {
+		case ed25519.PublicKey:
+			m["kty"], m["crv"], m["x"] = "OKP", "Ed25519", enc.EncodeToString(key)
+		case *rsa.PublicKey:
+			m["kty"], m["n"], m["e"] = "RSA", enc.EncodeToString(key.N.Bytes()), enc.EncodeToString(big.NewInt(int64(key.E)).Bytes())
+		case *ecdsa.PublicKey:
+			b, _ := key.Bytes() // 0x04 || x || y: a P-256 key parseJWK checked
+			m["kty"], m["crv"], m["x"], m["y"] = "EC", "P-256", enc.EncodeToString(b[1:33]), enc.EncodeToString(b[33:])
+		}
+		keys = append(keys, m)
+	}
+	doc, _ := json.Marshal(map[string]any{"keys": keys})
+	return doc
+}

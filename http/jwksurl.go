@@ -3,7 +3,6 @@ package http
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,11 +59,15 @@ type RemoteJWKS struct {
 	client jwkset.Storage
 	gate   *rate.Limiter
 	// cur is the set in force; doc the document it was built from, to
-	// tell a changed set from the same one fetched again (the sink's mu
-	// guards doc).
-	cur atomic.Pointer[JWKS]
-	doc []byte
-	mu  sync.Mutex // one fetch on demand at a time
+	// tell a changed set from the same one fetched again; applied the
+	// number of the fetch it came from (putMu guards doc and applied).
+	cur     atomic.Pointer[JWKS]
+	doc     []byte
+	applied int64
+	putMu   sync.Mutex
+	// fetches numbers the fetches in the order they begin.
+	fetches atomic.Int64
+	mu      sync.Mutex // one fetch on demand at a time
 }
 
 // fetchErr is the context key under which a fetch on demand receives the
@@ -90,13 +93,13 @@ func FetchJWKS(ctx context.Context, url string, o RemoteJWKSOptions) (*RemoteJWK
 	if client == nil {
 		client = &http.Client{Timeout: o.Timeout}
 	}
-	limited := *client
-	limited.Transport = limitBody{next: client.Transport, max: maxJWKSFile}
 	// jwkset starts its refresh goroutine before the first fetch: a
 	// failed start must stop it.
 	ctx, cancel := context.WithCancel(ctx)
 	r := &RemoteJWKS{url: url, ctx: ctx, stop: cancel, timeout: o.Timeout, log: o.Logger,
 		gate: rate.NewLimiter(rate.Every(o.MinRefetch), 1)}
+	limited := *client
+	limited.Transport = limitBody{next: client.Transport, max: maxJWKSFile, r: r}
 	store, err := jwkset.NewStorageFromHTTP(url, jwkset.HTTPClientStorageOptions{
 		Client:      &limited,
 		Ctx:         ctx,
@@ -109,7 +112,7 @@ func FetchJWKS(ctx context.Context, url string, o RemoteJWKSOptions) (*RemoteJWK
 			r.log.Warn("jwks: refresh failed; the keys in force stay", "url", url, "err", err)
 		},
 		RefreshInterval: o.Refresh,
-		Storage:         &jwksSink{MemoryJWKSet: jwkset.NewMemoryStorage(), r: r},
+		Storage:         jwkset.NewMemoryStorage(),
 	})
 	if err != nil {
 		cancel()
@@ -185,22 +188,21 @@ func (r *RemoteJWKS) refreshForUnknownKid(seen *JWKS) *JWKS {
 	return nil
 }
 
-// apply checks a fetched set and puts it in force if it changed.
-func (r *RemoteJWKS) apply(keys []jwkset.JWK) error {
-	marshaled := make([]jwkset.JWKMarshal, len(keys))
-	for i, k := range keys {
-		marshaled[i] = k.Marshal()
+// put puts in force the set of fetch number seq, if it changed, unless
+// a fetch begun after it was put in force already: the scheduled refresh
+// and a fetch on demand (a reload, an unknown kid) may overlap, and the
+// older answer, arriving last, must not bring back keys the newer one
+// withdrew.
+func (r *RemoteJWKS) put(ks *JWKS, seq int64) {
+	r.putMu.Lock()
+	defer r.putMu.Unlock()
+	if seq < r.applied {
+		return
 	}
-	doc, err := json.Marshal(jwkset.JWKSMarshal{Keys: marshaled})
-	if err != nil {
-		return fmt.Errorf("jwks: %w", err)
-	}
-	ks, err := parseJWKS(doc, true)
-	if err != nil {
-		return err
-	}
+	r.applied = seq
+	doc := ks.document()
 	if bytes.Equal(doc, r.doc) {
-		return nil // the same keys: cached tokens stay good
+		return // the same keys: cached tokens stay good
 	}
 	old := r.cur.Load()
 	r.doc = doc
@@ -208,26 +210,6 @@ func (r *RemoteJWKS) apply(keys []jwkset.JWK) error {
 	if old != nil {
 		r.log.Info("jwks: keys changed", "url", r.url, "keys", ks.Len())
 	}
-	return nil
-}
-
-// jwksSink is the storage jwkset writes each fetched set into: besides
-// keeping it (jwkset reads it back to find a kid), it applies it.
-type jwksSink struct {
-	*jwkset.MemoryJWKSet
-	r *RemoteJWKS
-	// mu orders applies: the scheduled refresh and an unknown-kid or
-	// reload fetch may write at once.
-	mu sync.Mutex
-}
-
-func (s *jwksSink) KeyReplaceAll(ctx context.Context, keys []jwkset.JWK) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.r.apply(keys); err != nil {
-		return err
-	}
-	return s.MemoryJWKSet.KeyReplaceAll(ctx, keys)
 }
 
 // limitBody refuses responses larger than max bytes, as LoadJWKS refuses
@@ -235,6 +217,7 @@ func (s *jwksSink) KeyReplaceAll(ctx context.Context, keys []jwkset.JWK) error {
 type limitBody struct {
 	next http.RoundTripper
 	max  int64
+	r    *RemoteJWKS // the set a key set served is put in force in
 }
 
 func (l limitBody) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -242,11 +225,35 @@ func (l limitBody) RoundTrip(req *http.Request) (*http.Response, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
+	seq := l.r.fetches.Add(1)
 	resp, err := next.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
 	resp.Body = &cappedBody{ReadCloser: resp.Body, left: l.max}
+	if resp.StatusCode != http.StatusOK {
+		return resp, nil // jwkset refuses it by its status
+	}
+	// The set is judged as served, by the reader of JWKS files, and
+	// jwkset gets only the keys kept, written out plainly. jwkset reads
+	// member names in any case, keeps the last of two, drops private
+	// members unless they make a whole private key by its rules, and
+	// refuses a whole set for a use or key_ops value of its own: what it
+	// read back was not the set served.
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	ks, err := parseJWKS(raw, true)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: cannot decode the key set served: %w", err)
+	}
+	l.r.put(ks, seq)
+	doc := ks.document()
+	resp.Body = io.NopCloser(bytes.NewReader(doc))
+	resp.ContentLength = int64(len(doc))
+	resp.Header.Del("Content-Length")
 	return resp, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -321,4 +322,195 @@ func TestFetchedSetSkipsWeakLegacyKey(t *testing.T) {
 			t.Errorf("a token of the issuer's new key is refused (the set is never taken again): %v", err)
 		}
 	})
+}
+
+// TestFetchedSetRefusesPrivateKeyMaterial: docs/api.md says private key
+// material refuses a fetched set, as it refuses a JWKS file: a key server
+// that publishes a private key (a mis-export) has handed everyone the
+// power to sign tokens for any buyer, and Surge must not go on as if
+// nothing happened. jwkset reads a served RSA key as public unless it
+// carries d and all five CRT members, and drops the rest of the private
+// members before Surge saw them, so an RSA key published with its private
+// exponent alone, or with one of its primes (which factors n), was taken.
+func TestFetchedSetRefusesPrivateKeyMaterial(t *testing.T) {
+	keys := LoadTestKeys(t)
+	enc := base64.RawURLEncoding
+	ed := PublicJWK("ed", keys.Ed25519.Public())
+	rsaKey := PublicJWK("rsa", &keys.RSA.PublicKey)
+	d, p := enc.EncodeToString(keys.RSA.D.Bytes()), enc.EncodeToString(keys.RSA.Primes[0].Bytes())
+	for _, c := range []struct {
+		name string
+		key  map[string]any
+	}{
+		{"Ed25519 private key (d)", with(ed, "d", enc.EncodeToString(keys.Ed25519.Seed()))},
+		{"RSA private exponent (d) without the CRT members", with(rsaKey, "d", d)},
+		{"RSA prime factor (p)", with(rsaKey, "p", p)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := newJWKSServer(t, jwksDoc(t, c.key))
+			if r, err := FetchJWKS(context.Background(), srv.URL, RemoteJWKSOptions{Logger: slog.New(slog.DiscardHandler)}); err == nil {
+				r.Close()
+				t.Fatalf("a key set publishing a %s started the server: private key material must refuse a fetched set (docs/api.md), anyone holding it signs tokens for any buyer", c.name)
+			}
+			// The same set served later, on a refresh: refused, the keys
+			// in force stay.
+			srv.serve(http.StatusOK, jwksDoc(t, ed))
+			remote := fetchJWKS(t, srv.URL, RemoteJWKSOptions{Refresh: time.Hour, MinRefetch: time.Hour})
+			before := remote.current()
+			srv.serve(http.StatusOK, jwksDoc(t, ed, c.key))
+			if err := remote.Refresh(context.Background()); err == nil || remote.current() != before {
+				t.Fatalf("a refreshed key set publishing a %s was taken (err %v): private key material must refuse a fetched set and keep the keys in force", c.name, err)
+			}
+		})
+	}
+}
+
+// TestFetchedSetSkipsKeysOfOtherUses: RFC 7517 lets a key's use and
+// key_ops take values beyond the registered ones ("other values MAY be
+// used"), and docs/api.md says keys Surge cannot use are skipped in a
+// fetched set. jwkset refused the whole set for such a key, so the start
+// failed, and once the issuer published one, its set was never taken
+// again: its new key never verified, and the key it withdrew kept
+// verifying.
+func TestFetchedSetSkipsKeysOfOtherUses(t *testing.T) {
+	keys := LoadTestKeys(t)
+	ed := PublicJWK("ed", keys.Ed25519.Public())
+	rsaKey := PublicJWK("other", &keys.RSA.PublicKey)
+	for _, c := range []struct {
+		name  string
+		other map[string]any
+	}{
+		{"use tls", with(rsaKey, "use", "tls")},
+		{"key_ops attest", with(rsaKey, "key_ops", []string{"attest"})},
+	} {
+		t.Run(c.name+"/at start", func(t *testing.T) {
+			srv := newJWKSServer(t, jwksDoc(t, ed, c.other))
+			r, err := FetchJWKS(context.Background(), srv.URL, RemoteJWKSOptions{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatalf("a key set with a signing key and a key of %s (not one Surge verifies with) was refused whole: the server cannot start: %v", c.name, err)
+			}
+			defer r.Close()
+			if n := r.current().Len(); n != 1 {
+				t.Errorf("%d keys kept, want 1 (ed)", n)
+			}
+		})
+		t.Run(c.name+"/rotation", func(t *testing.T) {
+			ec := newP256(t)
+			srv := newJWKSServer(t, jwksDoc(t, ed))
+			remote := fetchJWKS(t, srv.URL, RemoteJWKSOptions{Refresh: time.Hour, MinRefetch: time.Millisecond})
+			s := New(nil, Config{Logger: slog.New(slog.DiscardHandler), BuyerAuth: BuyerAuth{Remote: remote}})
+			kit := tokenKit{t: t}
+			claims := jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}
+			old := kit.sign(jwt.SigningMethodEdDSA, keys.Ed25519, map[string]any{"kid": "ed"}, claims)
+			if _, err := s.auth.verifyJWT(old); err != nil {
+				t.Fatal(err)
+			}
+			// The issuer withdraws ed, signs with a new key, and publishes
+			// a key of another use beside it.
+			srv.serve(http.StatusOK, jwksDoc(t, PublicJWK("ec", &ec.PublicKey), c.other))
+			tok := kit.sign(jwt.SigningMethodES256, ec, map[string]any{"kid": "ec"}, claims)
+			if _, err := s.auth.verifyJWT(tok); err != nil {
+				t.Errorf("a token of the issuer's new key is refused (its set, holding a key of %s, is never taken): %v", c.name, err)
+			}
+			if _, err := s.auth.verifyJWT(old); err == nil {
+				t.Errorf("a token of the key the issuer withdrew is still accepted (its set, holding a key of %s, is never taken)", c.name)
+			}
+		})
+	}
+}
+
+// TestFetchedSetMembersAreExact: a fetched set is checked like a JWKS
+// file, whose member names are exact and where a member named twice
+// refuses the key (TestJWKSMembersAreExact). jwkset reads names in any
+// case and keeps the last of two, so a key the set marks for encryption
+// ({"use":"enc","Use":"sig"}, or "use" given twice) verified tokens.
+func TestFetchedSetMembersAreExact(t *testing.T) {
+	keys := LoadTestKeys(t)
+	x := base64.RawURLEncoding.EncodeToString(keys.Ed25519.Public().(ed25519.PublicKey))
+	ec := newP256(t)
+	for _, c := range []struct{ name, members string }{
+		{"use enc then Use sig", `"use":"enc","Use":"sig"`},
+		{"use enc then use sig", `"use":"enc","use":"sig"`},
+		{"key_ops encrypt then KEY_OPS verify", `"key_ops":["encrypt"],"KEY_OPS":["verify"]`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ecKey, err := json.Marshal(PublicJWK("ec", &ec.PublicKey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := `{"keys":[` + string(ecKey) + `,{"kty":"OKP","crv":"Ed25519","kid":"ed","x":"` + x + `",` + c.members + `}]}`
+			srv := newJWKSServer(t, []byte(doc))
+			r, err := FetchJWKS(context.Background(), srv.URL, RemoteJWKSOptions{Logger: slog.New(slog.DiscardHandler), MinRefetch: time.Hour})
+			if err != nil {
+				return // refused whole: as a file would be
+			}
+			defer r.Close()
+			a := newAuthenticatorOptions(authOptions{buyer: BuyerAuth{Remote: r}})
+			tok := tokenKit{t: t}.sign(jwt.SigningMethodEdDSA, keys.Ed25519, map[string]any{"kid": "ed"},
+				jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+			if user, err := a.verifyJWT(tok); err == nil {
+				t.Fatalf("a token signed by a key the fetched set marks %s was accepted as %q: a key whose use forbids signing verified a buyer token", c.members, user)
+			}
+		})
+	}
+}
+
+// TestJWKSURLOlderFetchDoesNotRevert: a reload fetches the set at once,
+// so a key the issuer withdrew stops verifying; a scheduled fetch that
+// began before (a slow key server) and answers after must not put the
+// older set, and the withdrawn key, back in force.
+func TestJWKSURLOlderFetchDoesNotRevert(t *testing.T) {
+	k1, k2 := newEd25519(t), newEd25519(t)
+	var (
+		mu        sync.Mutex
+		doc       = jwksDoc(t, PublicJWK("k1", k1.Public()))
+		n         atomic.Int64
+		after     atomic.Bool // fetches from now on wait for the end
+		slow      = make(chan struct{})
+		release   = make(chan struct{})
+		nextCame  = make(chan struct{})
+		nextOnce  sync.Once
+		testEnded = make(chan struct{})
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := n.Add(1)
+		mu.Lock()
+		d := doc
+		mu.Unlock()
+		switch {
+		case i == 2: // the first scheduled fetch: answers the set of its time, late
+			close(slow)
+			<-release
+		case after.Load(): // the schedule came round again: the slow fetch is done
+			nextOnce.Do(func() { close(nextCame) })
+			select {
+			case <-testEnded:
+			case <-r.Context().Done():
+			}
+		}
+		_, _ = w.Write(d)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(testEnded) })
+	remote := fetchJWKS(t, srv.URL, RemoteJWKSOptions{Refresh: 100 * time.Millisecond, MinRefetch: time.Hour})
+	a := newAuthenticatorOptions(authOptions{buyer: BuyerAuth{Remote: remote}})
+	claims := jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}
+	tok1 := tokenKit{t: t}.sign(jwt.SigningMethodEdDSA, k1, map[string]any{"kid": "k1"}, claims)
+	<-slow
+	// The issuer withdraws k1; the operator reloads.
+	mu.Lock()
+	doc = jwksDoc(t, PublicJWK("k2", k2.Public()))
+	mu.Unlock()
+	if err := remote.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.verifyJWT(tok1); err == nil {
+		t.Fatal("k1 verifies after the reload that withdrew it")
+	}
+	after.Store(true)
+	close(release)
+	<-nextCame
+	if _, err := a.verifyJWT(tok1); err == nil {
+		t.Fatal("the key the issuer withdrew verifies again after the reload that withdrew it: a scheduled fetch begun before the reload answered later and put the older key set back in force")
+	}
 }
