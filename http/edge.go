@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/surgehq/surge"
@@ -68,6 +69,29 @@ func trimFieldValues(h http.Header) {
 }
 
 func isOWS(b byte) bool { return b == ' ' || b == '\t' }
+
+// h2ContentLengthAgrees reports whether the Content-Length of an HTTP/2
+// request (after trimFieldValues), if it has one, is one number of bytes,
+// as HTTP/1.1's reader requires (identical repeats allowed), and the
+// length net/http's HTTP/2 server took for the body. That server reads a
+// value it cannot parse ("abc", "-1", "14, 14", or one of several that
+// differ) as 0, and a stream that ends with its headers as a body of 0
+// whatever length it declared (malformed, RFC 9113 §8.1.1): without this a
+// purchase with such framing, which HTTP/1.1 refuses 400, bought as one
+// without a body.
+func h2ContentLengthAgrees(r *http.Request) bool {
+	vs, ok := r.Header["Content-Length"]
+	if !ok {
+		return true
+	}
+	for _, v := range vs[1:] {
+		if v != vs[0] {
+			return false
+		}
+	}
+	n, err := strconv.ParseUint(vs[0], 10, 63)
+	return err == nil && int64(n) == r.ContentLength
+}
 
 // cleanPath is ServeMux's canonical form of a path: rooted, without
 // empty, "." or ".." segments, keeping a trailing slash.

@@ -2,17 +2,21 @@ package http_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // exchange writes raw to a new connection, with a request for /healthz
@@ -170,4 +174,166 @@ func rawExchange(addr, raw string) (response, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return response{status: resp.StatusCode, header: resp.Header, body: b, close: resp.Close}, err
+}
+
+// h2Request is one HTTP/2 request written frame by frame, for framings a
+// client library would never send.
+type h2Request struct {
+	method, path string
+	fields       [][2]string // regular fields, in order (names lower case)
+	// data, when not nil, is sent in DATA frames after the HEADERS frame,
+	// the last one ending the stream; nil ends the stream on HEADERS.
+	data []byte
+}
+
+// h2Exchange sends req over a new plain-text HTTP/2 connection (prior
+// knowledge, as on surge serve's listener) and reads its answer: the
+// status and body, or the error code of a stream reset (reset > 0).
+func h2Exchange(t *testing.T, addr string, req h2Request) (r response, reset http2.ErrCode) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a safety net against a hang
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range append([][2]string{{":method", req.method}, {":scheme", "http"}, {":authority", "surge"}, {":path", req.path}}, req.fields...) {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: req.data == nil, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if req.data != nil {
+		if err := fr.WriteData(1, true, req.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.header = http.Header{}
+	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
+		if f.Name == ":status" {
+			r.status, _ = strconv.Atoi(f.Value)
+		} else {
+			r.header.Add(f.Name, f.Value)
+		}
+	})
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("%s %s over HTTP/2: %v", req.method, req.path, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.HeadersFrame:
+			if _, err := dec.Write(f.HeaderBlockFragment()); err != nil {
+				t.Fatal(err)
+			}
+			if f.StreamEnded() {
+				return r, 0
+			}
+		case *http2.DataFrame:
+			r.body = append(r.body, f.Data()...)
+			if f.StreamEnded() {
+				return r, 0
+			}
+		case *http2.RSTStreamFrame:
+			return r, f.ErrCode
+		case *http2.GoAwayFrame:
+			t.Fatalf("%s %s over HTTP/2: GOAWAY %v", req.method, req.path, f.ErrCode)
+		}
+	}
+}
+
+// TestHTTP2ContentLengthAsHTTP1: over HTTP/1.1 a Content-Length that is
+// not one number of bytes is refused 400 before the API sees the request
+// (docs/api.md). Over plain-text HTTP/2, served on the same listener, Go's
+// server reads such a value (and one naming a body the stream then never
+// carries: RFC 9113 §8.1.1 calls that request malformed) as a length of
+// 0, so a purchase went on as one without a body: one unit bought where
+// HTTP/1.1 refused the same request and nothing changed.
+func TestHTTP2ContentLengthAsHTTP1(t *testing.T) {
+	e := newEnv(t, envOptions{noServer: true})
+	srv := httptest.NewUnstartedServer(e.handler)
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
+	e.srv = srv // closed by newEnv's cleanup
+	e.createSale(t, `{"id":"s","name":"Target","stock":100,"per_user_limit":5}`)
+	addr := srv.Listener.Addr().String()
+	const body = `{"quantity":2}`
+	for i, c := range []struct {
+		name   string
+		cl     []string // content-length fields
+		data   []byte   // nil: the stream ends with its HEADERS
+		status int      // over HTTP/2
+		units  int64    // bought
+	}{
+		{"not a number", []string{"abc"}, nil, 400, 0},
+		{"negative", []string{"-1"}, nil, 400, 0},
+		{"a list", []string{"14, 14"}, nil, 400, 0},
+		{"a sign", []string{"+14"}, nil, 400, 0},
+		{"two different values", []string{"0", "14"}, nil, 400, 0},
+		{"not a number, empty body", []string{"abc"}, []byte{}, 400, 0},
+		{"a length, no body", []string{"14"}, nil, 400, 0},
+		{"a length and its body", []string{"14"}, []byte(body), 201, 2},
+		{"two equal values and their body", []string{"14", "14"}, []byte(body), 201, 2},
+		{"zero, no body", []string{"0"}, nil, 201, 1},
+		{"none, a body", nil, []byte(body), 201, 2},
+		{"none, no body", nil, nil, 201, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			user := fmt.Sprintf("h2cl-%d", i)
+			before := e.sale(t, "s").Remaining
+			fields := [][2]string{{"authorization", "Bearer " + userToken(t, user)}, {"idempotency-key", "k1"}}
+			for _, v := range c.cl {
+				fields = append(fields, [2]string{"content-length", v})
+			}
+			r, reset := h2Exchange(t, addr, h2Request{method: "POST", path: "/v1/sales/s/purchases", fields: fields, data: c.data})
+			if reset != 0 {
+				t.Fatalf("Content-Length %q: the stream was reset (%v), want %d", c.cl, reset, c.status)
+			}
+			if c.status == http.StatusCreated {
+				if r.status != c.status {
+					t.Fatalf("Content-Length %q over HTTP/2: %s, want %d", c.cl, r, c.status)
+				}
+				if o := mustOrder(t, r); o.Quantity != c.units {
+					t.Errorf("Content-Length %q over HTTP/2: bought %d units, want %d", c.cl, o.Quantity, c.units)
+				}
+				return
+			}
+			if r.status == http.StatusCreated {
+				t.Errorf("Content-Length %q over HTTP/2 bought a unit (%s): a request whose framing HTTP/1.1 refuses 400 "+
+					"must be refused over HTTP/2 too, and change nothing", c.cl, r)
+			} else {
+				wantError(t, r, c.status, "invalid_request")
+			}
+			if after := e.sale(t, "s").Remaining; after != before {
+				t.Errorf("Content-Length %q over HTTP/2: remaining %d -> %d: bad input changed the sale", c.cl, before, after)
+			}
+			// The premise: HTTP/1.1 refuses the same header (a length whose
+			// body never comes would only wait for it there).
+			if c.cl[0] != "14" {
+				raw := "POST /v1/sales/s/purchases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + userToken(t, user+"-h1") + "\r\n"
+				for _, v := range c.cl {
+					raw += "Content-Length: " + v + "\r\n"
+				}
+				if h1, err := rawExchange(addr, raw+"\r\n"+string(c.data)); err != nil || h1.status != http.StatusBadRequest {
+					t.Errorf("Content-Length %q over HTTP/1.1: %v %v, want 400", c.cl, h1, err)
+				}
+			}
+		})
+	}
 }

@@ -218,6 +218,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if r.ProtoMajor == 2 {
 		trimFieldValues(r.Header)
+		if !h2ContentLengthAgrees(r) {
+			invalid(w, "Content-Length must be one number of bytes, the length of the body sent")
+			return
+		}
 	}
 	if s.cors != nil && !s.applyCORS(w, r) {
 		return

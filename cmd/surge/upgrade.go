@@ -333,7 +333,17 @@ type trackedConn struct {
 	// idle: the server's last word on the connection was StateIdle
 	// (HTTP/2 reports it whenever its last stream ends).
 	idle atomic.Bool
+	// h2: the connection began with HTTP/2's preface (h2c with prior
+	// knowledge). head holds its first bytes until there are enough to
+	// tell; only the connection's reader touches it.
+	h2    atomic.Bool
+	head  [len(h2Preface)]byte
+	headN int
 }
+
+// h2Preface is how an HTTP/2 connection with prior knowledge begins (the
+// part net/http looks at first).
+const h2Preface = "PRI * HTTP/2.0"
 
 // Read marks the connection as no longer silent at its first byte: a
 // client whose request is on its way (its header not whole yet) has sent
@@ -343,7 +353,32 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 	if n > 0 && c.state.Load() == connFresh {
 		c.state.CompareAndSwap(connFresh, connServed)
 	}
+	if c.headN < len(c.head) && n > 0 {
+		c.headN += copy(c.head[c.headN:], b[:n])
+		if c.headN == len(c.head) {
+			c.h2.Store(string(c.head[:]) == h2Preface)
+		}
+	}
 	return n, err
+}
+
+// h2WriteTimeout bounds each write to an HTTP/2 connection: the server's
+// write timeout (30 s), which HTTP/1.1 applies to each answer. net/http's
+// HTTP/2 server sets no write deadline on the connection (a stream's
+// deadline only queues a reset behind the connection's blocked write, and
+// its WriteByteTimeout is renewed by each byte a client lets through), so
+// a client that opens a large window, asks for more than the socket
+// buffers hold and stops reading would keep the connection, every handler
+// on it and any event stream's slot for good. A write of at most a frame
+// that does not finish in 30 s closes the connection.
+const h2WriteTimeout = 30 * time.Second
+
+// Write bounds each write to an HTTP/2 connection by h2WriteTimeout.
+func (c *trackedConn) Write(b []byte) (int, error) {
+	if c.h2.Load() {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(h2WriteTimeout))
+	}
+	return c.Conn.Write(b)
 }
 
 // CloseWrite passes net/http's half-close on (closeWriteAndWait: the FIN
@@ -427,14 +462,17 @@ func (o *openConns) closeSilent(openedBefore time.Time) {
 	}
 }
 
-// allIdle reports whether every connection open is idle between
-// requests (HTTP/2's, since ending keep-alive closes HTTP/1's), none
-// silent or with a request in flight.
-func (o *openConns) allIdle() bool {
+// allIdleOrH2 reports whether every connection open is idle between
+// requests (HTTP/2's, since ending keep-alive closes HTTP/1's) or speaks
+// HTTP/2: none silent, and no HTTP/1 request in flight. Shutdown's GOAWAY
+// ends an HTTP/2 connection after the calls it names as served, busy or
+// not; ending keep-alive alone never ends one that always has a call in
+// flight (net/http sends its GOAWAY only when its last stream ends).
+func (o *openConns) allIdleOrH2() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for c := range o.conns {
-		if !c.idle.Load() {
+		if !c.idle.Load() && !c.h2.Load() {
 			return false
 		}
 	}
@@ -480,9 +518,10 @@ func (s *server) handOver(timeout time.Duration) {
 	// (net/http's issue 26303). Closing it outright would lose a call on
 	// its way (a gRPC client sees UNAVAILABLE, not knowing whether it
 	// bought); Shutdown's GOAWAY names the last stream served, so a
-	// client retries any later one. Shutdown is started only once every
-	// connection left is idle: it drops an HTTP/1 request it finishes
-	// reading after it began.
+	// client retries any later one. A busy HTTP/2 connection is never
+	// idle and needs that GOAWAY too. Shutdown is started only once every
+	// HTTP/1 connection left is idle: it drops an HTTP/1 request it
+	// finishes reading after it began.
 	gctx, gcancel := context.WithTimeout(context.Background(), timeout)
 	defer gcancel()
 	goaway := make([]bool, len(servers))
@@ -502,7 +541,7 @@ func (s *server) handOver(timeout time.Duration) {
 			return
 		}
 		for i, o := range counts {
-			if !goaway[i] && o.n.Load() > 0 && o.allIdle() {
+			if !goaway[i] && o.n.Load() > 0 && o.allIdleOrH2() {
 				goaway[i] = true
 				go func(hs *http.Server) { _ = hs.Shutdown(gctx) }(servers[i])
 			}

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -109,4 +111,97 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestUpgradeNotHeldByBusyHTTP2Client: docs/operations.md says an
+// upgrade's old process ends keep-alive, so that every connection closes
+// "after its answer", and no request is held. An HTTP/1.1 connection
+// does; an HTTP/2 connection (a gRPC client, or a proxy multiplexing its
+// buyers on h2c) that always has a call in flight never has its "last"
+// answer: net/http's HTTP/2 server sends its GOAWAY only when a stream
+// ends with none left, and the handover starts Shutdown (whose GOAWAY
+// would end it) only once every connection is idle. Such a client keeps
+// the old process serving its new calls, holding the data directory, and
+// every other buyer waits the whole --shutdown-timeout.
+func TestUpgradeNotHeldByBusyHTTP2Client(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	subreaper(t)
+	dataDir, token := t.TempDir(), "upgrade-busy-h2-admin-token"
+	pidFile := filepath.Join(t.TempDir(), "surge.pid")
+	p := startProc(t, dataDir, token, "--pid-file", pidFile) // --shutdown-timeout 10s
+	sale := createSale(t, p.base, token, 100000, 1)
+
+	// The busy client: one HTTP/2 connection, a purchase started every
+	// 200 ms, each sending its body over a second, so that some purchase
+	// is always in flight on it, as on any busy channel.
+	var h2 http.Protocols
+	h2.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &h2}
+	defer tr.CloseIdleConnections()
+	busy := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	buy := func(n int) (int, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			_, _ = io.WriteString(pw, `{"quantity":`)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			_, _ = io.WriteString(pw, `1}`)
+			pw.Close()
+		}()
+		req, _ := http.NewRequestWithContext(ctx, "POST", p.base+"/v1/sales/"+sale+"/purchases", pr)
+		req.Header.Set("X-User-ID", fmt.Sprintf("busy-%d", n))
+		req.Header.Set("Idempotency-Key", "k1")
+		resp, err := busy.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Errorf("the busy client's purchase went over %s: the test would prove nothing", resp.Proto)
+		}
+		return resp.StatusCode, nil
+	}
+	if code, err := buy(0); err != nil || code != http.StatusCreated {
+		t.Fatalf("the busy client's first purchase: %d %v", code, err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 1; ctx.Err() == nil; n++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _ = buy(n) }()
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond) // the busy client in full swing: several purchases in flight
+
+	upgradeUntilHandover(t, p, pidFile)
+
+	// Another buyer, on a connection of its own, buys now.
+	began := time.Now()
+	req, _ := http.NewRequest("POST", p.base+"/v1/sales/"+sale+"/purchases", nil)
+	req.Header.Set("X-User-ID", "b1")
+	req.Header.Set("Idempotency-Key", "k1")
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}).Do(req)
+	took := time.Since(began)
+	if err != nil {
+		t.Fatalf("purchase during the upgrade failed after %v: %v", took.Round(time.Millisecond), err)
+	}
+	resp.Body.Close()
+	t.Logf("purchase answered %d after %v", resp.StatusCode, took.Round(time.Millisecond))
+	if took > 3*time.Second || resp.StatusCode != http.StatusCreated {
+		t.Errorf("a purchase waited %v for the upgrade to finish (status %d): the old process kept serving a busy HTTP/2 "+
+			"client's new calls, and held the data directory, until its --shutdown-timeout (10s)", took.Round(time.Millisecond), resp.StatusCode)
+	}
 }
