@@ -321,7 +321,16 @@ func changeOrder[T any](ctx context.Context, e *Engine, f func(context.Context) 
 		err error
 	}
 	done := make(chan result, 1)
+	// Counted in under life, which Close takes before it waits for the
+	// changes: none is counted in after that.
+	e.life.RLock()
+	if e.stopped {
+		e.life.RUnlock()
+		<-e.changing
+		return zero, surge.ErrUnavailable
+	}
 	e.changes.Add(1)
+	e.life.RUnlock()
 	go func() {
 		defer e.changes.Done()
 		defer func() { <-e.changing }()
@@ -336,7 +345,10 @@ func changeOrder[T any](ctx context.Context, e *Engine, f func(context.Context) 
 	case <-t.C:
 		return zero, errChangeTimeout
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		// The caller is gone (or its deadline passed) and the change goes
+		// on: unavailable, as a timeout, never a bare context error that
+		// the API would answer as a bug (500 internal).
+		return zero, fmt.Errorf("%w: %w", errChangeTimeout, ctx.Err())
 	}
 }
 

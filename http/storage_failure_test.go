@@ -3,11 +3,15 @@ package http_test
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/internal/testclock"
@@ -67,5 +71,91 @@ func TestStorageFailureIsUnavailable(t *testing.T) {
 	wantError(t, r, http.StatusServiceUnavailable, "unavailable")
 	if r.header.Get("Retry-After") == "" {
 		t.Errorf("the webhook's %d carries no Retry-After", r.status)
+	}
+}
+
+// TestOrderChangeClientGoneIsNotInternal: a cancel, an operator's pay and
+// a payment webhook wait for a store that cannot commit (another process
+// holds SQLite's write lock). When the client gives up meanwhile (its own
+// timeout, a closed connection, an HTTP/2 stream reset: net/http cancels
+// the request's context), the change goes on, and the API must not answer
+// 500 internal nor log "request failed" at error level: docs/observability.md
+// calls any internal a bug, and the client merely went away. The purchase
+// path already treats a gone client so (purchase.go); gRPC answers Canceled.
+func TestOrderChangeClientGoneIsNotInternal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := testclock.New(epoch)
+	// The engine's default timeout (10 s): the client leaves well before.
+	eng, err := engine.Open(ctx, store, engine.Config{Now: clk.Now, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &errorRecorder{}
+	h := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: slog.New(logs),
+		Payments: surgehttp.Payments{Provider: payments.Generic, Secrets: []string{hookSecret}}})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); _ = eng.Close(); _ = store.Close() })
+	e := &env{eng: eng, store: store, clock: clk, srv: srv}
+	e.createSale(t, `{"id":"s","name":"S","stock":5,"price_cents":12999,"currency":"EUR"}`)
+	var placed []api.Order
+	for _, u := range []string{"alice", "bob", "carol"} {
+		placed = append(placed, e.buy(t, "s", header(userHeader, u)))
+	}
+
+	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	// Before the engine closes (cleanups run last in, first out): the
+	// changes that went on then commit.
+	t.Cleanup(func() { _, _ = conn.ExecContext(ctx, "ROLLBACK"); conn.Close() })
+
+	hook := hookBody("evt_gone", "payment.succeeded", placed[2].ID, 12999, "EUR")
+	for i, tc := range []struct {
+		name, path, body string
+		opts             []opt
+	}{
+		{"cancel", "/v1/orders/" + placed[0].ID + "/cancel", "", []opt{header(userHeader, "alice")}},
+		{"pay", "/v1/orders/" + placed[1].ID + "/pay", "", []opt{asAdmin()}},
+		{"payment webhook", hookPath, hook, []opt{signed(hookSecret, hook)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logged := len(logs.messages())
+			rctx, gone := context.WithCancel(ctx)
+			req := httptest.NewRequestWithContext(rctx, "POST", tc.path, strings.NewReader(tc.body))
+			for _, o := range tc.opts {
+				o(req)
+			}
+			rec := httptest.NewRecorder()
+			done := make(chan struct{})
+			go func() { defer close(done); h.ServeHTTP(rec, req) }()
+			// The client leaves while the change waits for the store.
+			time.AfterFunc(200*time.Millisecond, gone)
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%s: no answer 30 s after the client left", tc.name)
+			}
+			if rec.Code == http.StatusInternalServerError {
+				t.Errorf("%s whose client left while the store could not commit answered %d %s: "+
+					"a client going away is counted and logged as a server bug (internal)", tc.name, rec.Code, strings.TrimSpace(rec.Body.String()))
+			}
+			if msgs := logs.messages()[logged:]; len(msgs) > 0 {
+				t.Errorf("%s whose client left logged at error level: %q (change %d)", tc.name, msgs, i)
+			}
+		})
 	}
 }
