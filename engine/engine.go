@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -89,9 +90,13 @@ type sale struct {
 	cur       atomic.Pointer[surge.Sale]
 	snapMu    sync.Mutex   // orders the writers of cur (steer.go)
 	remaining atomic.Int64 // a hint refreshed after every store change
-	inbox     chan *request
-	manager   InboxManager  // nil: the inbox is not managed
-	meter     *metrics.Sale // the sale's series; nil without Config.Metrics
+	// figures is even while cur and remaining are of one moment, odd
+	// while a change of the stock publishes both (steer.go: setSnap);
+	// state reads the two under it.
+	figures atomic.Uint64
+	inbox   chan *request
+	manager InboxManager  // nil: the inbox is not managed
+	meter   *metrics.Sale // the sale's series; nil without Config.Metrics
 	// active is set while the sale has an owner goroutine. The owner
 	// starts with the first purchase put in an empty inbox and exits
 	// when the inbox is empty again, so an idle sale holds no goroutine.
@@ -195,8 +200,20 @@ type SaleState struct {
 }
 
 func (e *Engine) state(s *sale) SaleState {
-	rem := s.remaining.Load()
-	sl := s.snap()
+	var (
+		rem int64
+		sl  *surge.Sale
+	)
+	for {
+		v := s.figures.Load()
+		if v&1 == 0 {
+			rem, sl = s.remaining.Load(), s.snap()
+			if s.figures.Load() == v {
+				break
+			}
+		}
+		runtime.Gosched() // a change of the stock is two atomic stores away
+	}
 	st := SaleState{Sale: *sl, Remaining: rem, Status: sl.Status(e.cfg.Now(), rem)}
 	if e.shared != nil {
 		st.Stale = time.Since(time.Unix(0, s.synced.Load())) > 3*e.cfg.SyncInterval
@@ -219,6 +236,7 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	if _, ok := old[sl.ID]; ok {
 		return SaleState{}, surge.ErrSaleExists
 	}
+	sl.CreatedAt = e.listedAfter(sl.CreatedAt)
 	if err := e.store.CreateSale(ctx, sl); err != nil {
 		return SaleState{}, storeErr(err)
 	}
@@ -230,6 +248,26 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	e.publish(m)
 	e.log.Info("sale created", "sale", sl.ID, "stock", sl.Stock, "per_user_limit", sl.PerUserLimit)
 	return e.state(s), nil
+}
+
+// listedAfter is a new sale's creation time: now, or a millisecond after
+// the newest sale this engine lists (live or archived) when now is not
+// after it (two creations in one millisecond, a clock stepped back). A
+// listing's cursor marks the (creation, id) of its page's last sale, so a
+// sale created meanwhile must sort after every sale already published or a
+// buyer paging through the listing never sees it. The caller holds e.mu.
+func (e *Engine) listedAfter(now time.Time) time.Time {
+	newest := now.Add(-time.Millisecond)
+	if order := *e.order.Load(); len(order) > 0 {
+		newest = order[len(order)-1].CreatedAt
+	}
+	if ar := e.archived.Load().order; len(ar) > 0 && ar[len(ar)-1].CreatedAt.After(newest) {
+		newest = ar[len(ar)-1].CreatedAt
+	}
+	if !now.After(newest) {
+		return newest.Add(time.Millisecond)
+	}
+	return now
 }
 
 // Sale returns one sale's state, archived or not.

@@ -1037,13 +1037,15 @@ func TestSalesOrder(t *testing.T) {
 	st := openStore(t, t.TempDir())
 	e := openEngine(t, st, testConfig(clk))
 	mustCreate(t, e, input("zeta", 1, 1))
-	mustCreate(t, e, input("alpha", 1, 1)) // same instant: ordered by id
+	// Same instant: created a millisecond after zeta, so that a listing's
+	// cursor taken on zeta does not skip it (TestSalesCreatedWhilePagingAreListed).
+	mustCreate(t, e, input("alpha", 1, 1))
 	clk.Advance(time.Millisecond)
 	mustCreate(t, e, input("mid", 1, 1))
 	clk.Advance(time.Second)
 	mustCreate(t, e, input("aaa", 1, 1))
 
-	want := []string{"alpha", "zeta", "mid", "aaa"}
+	want := []string{"zeta", "alpha", "mid", "aaa"}
 	ids := func(ss []SaleState) []string {
 		var out []string
 		for _, s := range ss {
@@ -1397,6 +1399,43 @@ func TestOrderChangesAnswerWhileStoreStalls(t *testing.T) {
 					}
 					time.Sleep(10 * time.Millisecond) // polling the order
 				}
+			}
+		})
+	}
+}
+
+// A listing that is being paged through lists every sale created
+// meanwhile on a later page (docs/api.md: "a cursor marks the last sale of
+// its page, so sales created meanwhile appear on a later page"), whatever
+// the id the operator gave it and even in the millisecond of the cursor's
+// sale.
+func TestSalesCreatedWhilePagingAreListed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		before   []string // created before the first page
+		meantime string   // created after the first page, same millisecond
+	}{
+		{"id sorting before the cursor's", []string{"m", "z"}, "a"},
+		{"id sorting after the cursor's", []string{"m", "z"}, "n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := fixedClock()
+			e := openEngine(t, openStore(t, t.TempDir()), testConfig(clk))
+			for _, id := range tc.before {
+				mustCreate(t, e, input(id, 3, 1))
+			}
+			page, next := e.SalesPage(false, nil, 1)
+			got := []string{page[0].ID}
+			mustCreate(t, e, input(tc.meantime, 3, 1))
+			for next != nil {
+				page, next = e.SalesPage(false, next, 1)
+				for _, s := range page {
+					got = append(got, s.ID)
+				}
+			}
+			if !slices.Contains(got, tc.meantime) {
+				t.Fatalf("sale %q, created while a buyer paged through the listing, was never listed (pages listed %v): "+
+					"a cursor skips sales created meanwhile", tc.meantime, got)
 			}
 		})
 	}

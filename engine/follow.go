@@ -60,7 +60,7 @@ func (e *Engine) sync(id string) {
 	if err != nil {
 		e.log.Warn("sync sales", "err", err)
 	}
-	e.adopt(listed, steers) // steer.go: sales changed elsewhere
+	e.adopt(ctx, listed, steers) // steer.go: sales changed elsewhere
 	for sid, s := range *e.sales.Load() {
 		if id == "" || sid == id {
 			e.refresh(ctx, s.ID)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/surgehq/surge"
 )
@@ -44,10 +45,7 @@ func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (
 		return SaleState{}, storeErr(err)
 	}
 	e.steers.Add(1)
-	s.cur.Store(&next)
-	if p.Stock != nil {
-		e.refresh(ctx, id)
-	}
+	e.setSnap(ctx, s, &next)
 	e.log.Info("sale changed", "sale", id, "paused", next.Paused, "stock", next.Stock,
 		"per_user_limit", next.PerUserLimit, "ends_at", next.EndsAt, "hold_seconds", next.HoldSeconds)
 	return e.state(s), nil
@@ -68,14 +66,14 @@ func (e *Engine) follow(ctx context.Context, s *sale) {
 	if err != nil {
 		return // archived (the listing drops it), or unreachable: the next sync retries
 	}
-	e.adoptOne(s, sl)
+	e.adoptOne(ctx, s, sl)
 }
 
 // adopt takes the sales of a store's listing that differ from this
 // engine's snapshots, unless the engine changed a sale since steers (the
 // count of its changes) was read before the listing: the listing may then
 // predate that change, and the next sync reads again.
-func (e *Engine) adopt(listed []surge.Sale, steers int64) {
+func (e *Engine) adopt(ctx context.Context, listed []surge.Sale, steers int64) {
 	for _, sl := range listed {
 		s := e.lookup(sl.ID)
 		if s == nil || sameSale(s.snap(), &sl) {
@@ -83,7 +81,7 @@ func (e *Engine) adopt(listed []surge.Sale, steers int64) {
 		}
 		s.snapMu.Lock()
 		if e.steers.Load() == steers {
-			e.adoptOne(s, sl)
+			e.adoptOne(ctx, s, sl)
 		}
 		s.snapMu.Unlock()
 	}
@@ -91,12 +89,12 @@ func (e *Engine) adopt(listed []surge.Sale, steers int64) {
 
 // adoptOne makes sl the sale's snapshot if it differs; the caller holds
 // s.snapMu.
-func (e *Engine) adoptOne(s *sale, sl surge.Sale) {
+func (e *Engine) adoptOne(ctx context.Context, s *sale, sl surge.Sale) {
 	if sameSale(s.snap(), &sl) {
 		return
 	}
 	e.steers.Add(1)
-	s.cur.Store(&sl)
+	e.setSnap(ctx, s, &sl)
 	e.log.Info("sale changed on another node", "sale", s.ID, "paused", sl.Paused, "stock", sl.Stock,
 		"per_user_limit", sl.PerUserLimit, "ends_at", sl.EndsAt)
 }
@@ -111,4 +109,30 @@ func sameSale(a, b *surge.Sale) bool {
 	return x.Name == y.Name && x.Stock == y.Stock && x.PerUserLimit == y.PerUserLimit && x.Paused == y.Paused &&
 		x.EndsAt.Equal(y.EndsAt) && x.HoldSeconds == y.HoldSeconds && x.StartsAt.Equal(y.StartsAt) &&
 		x.PriceCents == y.PriceCents && x.Currency == y.Currency
+}
+
+// setSnap makes next the sale's snapshot; the caller holds s.snapMu. A
+// change of the stock moves the units left with it: the stock left is
+// read from the store first, then both are published as one (s.figures),
+// so that no read shows the new stock with the units left of the old one
+// (more remaining than stock, or "live" with none left).
+func (e *Engine) setSnap(ctx context.Context, s *sale, next *surge.Sale) {
+	if next.Stock == s.snap().Stock {
+		s.cur.Store(next)
+		return
+	}
+	s.releases.Add(1) // a batch deciding meanwhile reloads: see setRemaining
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	rem, err := e.store.Remaining(ctx, s.ID)
+	s.figures.Add(1)
+	s.cur.Store(next)
+	if err == nil {
+		s.remaining.Store(rem)
+		s.synced.Store(time.Now().UnixNano())
+	}
+	s.figures.Add(1)
+	if err != nil {
+		e.log.Warn("refresh remaining", "sale", s.ID, "err", err)
+	}
 }

@@ -358,3 +358,76 @@ func TestReopenDormantSaleThroughEngine(t *testing.T) {
 		t.Errorf("remaining %d, want 6", s.Remaining)
 	}
 }
+
+// parkedRemaining is the real SQLite store whose Remaining waits on a
+// gate once armed: the moment after a change of the stock is durable and
+// before the engine has read the stock left.
+type parkedRemaining struct {
+	*sqlite.Store
+	armed atomic.Bool
+	g     *gate
+}
+
+func (p *parkedRemaining) Remaining(ctx context.Context, id string) (int64, error) {
+	if p.armed.CompareAndSwap(true, false) {
+		p.g.wait()
+	}
+	return p.Store.Remaining(ctx, id)
+}
+
+// A sale read while an operator changes its stock shows figures of one
+// moment: never more units remaining than its stock, never "live" with no
+// unit left (docs/api.md: remaining counts units not held; sold_out when
+// none is left).
+func TestSaleReadDuringStockChangeIsConsistent(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		stock, bought int64
+		newStock      int64
+	}{
+		{"lowered, nothing sold", 10, 0, 4},
+		{"lowered to the units sold", 10, 4, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &parkedRemaining{Store: openStore(t, t.TempDir()), g: newGate()}
+			e := openEngine(t, st, testConfig(fixedClock()))
+			mustCreate(t, e, input("s", tc.stock, tc.newStock))
+			if tc.bought > 0 {
+				mustReserve(t, e, "s", surge.Purchase{UserID: "u", Quantity: tc.bought})
+			}
+			st.armed.Store(true)
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.UpdateSale(context.Background(), "s", surge.SalePatch{Stock: &tc.newStock})
+				done <- err
+			}()
+			select {
+			case <-st.g.entered:
+			case err := <-done:
+				st.g.open()
+				t.Fatalf("the change made no read of the stock left: %v", err)
+			}
+			got, err := e.Sale("s")
+			st.g.open()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRem := tc.newStock - tc.bought
+			wantStatus := surge.SaleLive
+			if wantRem == 0 {
+				wantStatus = surge.SaleSoldOut
+			}
+			if got.Stock == tc.newStock && (got.Remaining != wantRem || got.Status != wantStatus) {
+				t.Fatalf("a buyer reading the sale while its stock went from %d to %d (%d sold) saw stock %d, remaining %d, status %q: "+
+					"want remaining %d, status %q (figures of two moments: the new stock with the old units left)",
+					tc.stock, tc.newStock, tc.bought, got.Stock, got.Remaining, got.Status, wantRem, wantStatus)
+			}
+			if got.Stock != tc.newStock && (got.Remaining != tc.stock-tc.bought) {
+				t.Fatalf("old stock %d with remaining %d: figures of two moments", got.Stock, got.Remaining)
+			}
+		})
+	}
+}
