@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -308,6 +309,24 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 	// reserved by then, unless Redis came back older than PostgreSQL.
 	if taken < row.Ever {
 		return fmt.Sprintf("Redis reserved %d units, PostgreSQL holds %d (Redis rolled back: a snapshot, an AOF or a replica behind)", taken, row.Ever), nil
+	}
+	// Above it, the difference is reservations still waiting to be
+	// confirmed against PostgreSQL (only this leader confirms, below). With
+	// none waiting, Redis holds units of orders PostgreSQL does not have:
+	// PostgreSQL was restored from an older backup. Left alone, those
+	// units would stay off sale and their keys answer 503 for good.
+	if taken > row.Ever {
+		var pending [][]string
+		err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+			pending, err = s.live.Unconfirmed(ctx, layout, time.UnixMilli(math.MaxInt64/2), 1)
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		if len(pending) == 0 {
+			return fmt.Sprintf("Redis reserved %d units, PostgreSQL holds %d and none is waiting to be confirmed (PostgreSQL restored from an older backup?)", taken, row.Ever), nil
+		}
 	}
 	// Transfers between buckets whose second half never ran (a node died
 	// between the two scripts) are completed.

@@ -110,7 +110,7 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 	if err != nil {
 		return res, unavailable("deciding the batch in Redis", err)
 	}
-	if res.Taken < floor {
+	if res.Taken < floor && !s.everWentBack(ctx, saleID, res.Taken, floor) {
 		// Redis has reserved fewer units than PostgreSQL committed: it
 		// came back older than PostgreSQL (a snapshot or AOF reloaded, a
 		// replica promoted), whatever its epoch says. Its answers are
@@ -123,6 +123,30 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 	}
 	s.sawDecision(saleID, b.Batch, res) // keycopy.go
 	return res, nil
+}
+
+// everWentBack tells whether PostgreSQL itself now counts no more units
+// ever inserted than Redis reserved (taken), below what this node saw
+// (floor): PostgreSQL, not Redis, went back (restored from an older
+// backup), and the floor, which only grows, would refuse every batch of
+// the sale for good. The floor becomes PostgreSQL's count. Read after
+// Redis decided, PostgreSQL's count can only be larger, never hide a
+// Redis that came back older.
+func (s *Store) everWentBack(ctx context.Context, saleID string, taken, floor int64) bool {
+	var row postgres.SaleRow
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		row, err = s.db.Sale(ctx, saleID)
+		return err
+	})
+	if err != nil || row.Ever > taken {
+		return false
+	}
+	s.log.Warn("PostgreSQL counts fewer units ever sold than this node saw it commit (restored from an older backup?); following PostgreSQL",
+		"sale", saleID, "postgres_ever", row.Ever, "seen_ever", floor, "redis_taken", taken)
+	s.mu.Lock()
+	s.ever[saleID] = row.Ever
+	s.mu.Unlock()
+	return true
 }
 
 // outcomes turns Redis's decisions into the batch's outcomes, the new

@@ -16,6 +16,7 @@ import (
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // redisLoss is a way Redis can come back older than PostgreSQL, or lose
@@ -427,4 +428,108 @@ func replicaOf(t *testing.T, rc redis.Client, prefix string) (promote func()) {
 			}
 		}
 	}
+}
+
+// TestPostgresRestoredOlderThanRedis: the reverse of a Redis rollback. An
+// operator restores PostgreSQL from a backup taken before some orders were
+// committed, while Redis keeps the newer state: Redis now holds units and
+// idempotency records for orders PostgreSQL lost. The sale must not stay
+// wrong for good: within a few leader rounds its live stock must be
+// PostgreSQL's again, and a buyer retrying a lost order's key must get an
+// answer PostgreSQL backs (a 201 for an order it holds), not 503 forever.
+func TestPostgresRestoredOlderThanRedis(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "lead", Interval: 50 * time.Millisecond,
+		ConfirmAfter: 200 * time.Millisecond, NoExpiry: true}
+	lead := openStoreAt(t, redisURL(), postgresURL(), cfg)
+	defer lead.Close()
+	eventually(t, 10*time.Second, "the first node leads", func() error {
+		if !lead.Leader() {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	sl := mustSale(t, lead, "pg-restored", 10, 2)
+
+	// The backup: PostgreSQL as it is now, before any order.
+	db := servicetest.Conn(t, ns)
+	for _, q := range []string{`CREATE TABLE bk_sales AS SELECT * FROM sales`, `CREATE TABLE bk_orders AS SELECT * FROM orders`} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []surge.Purchase{{UserID: "alice", IdempotencyKey: "k1", Quantity: 2}, {UserID: "bob", IdempotencyKey: "k2", Quantity: 2}} {
+		outs, _, err := reserve(lead, sl.ID, p)
+		if err != nil || outs[0].Err != nil || outs[0].Code != surge.CodeReserved {
+			t.Fatalf("%s's purchase: %+v, %v", p.UserID, outs, err)
+		}
+	}
+	// The leader confirms both reservations against PostgreSQL: Redis's
+	// unconfirmed set keeps only its sentinel.
+	rc, err := redis.Dial(ctx, redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	eventually(t, 10*time.Second, "the leader confirms the reservations", func() error {
+		if n, err := rc.ZCard(ctx, ns+":{"+sl.ID+"}:p").Result(); err != nil || n != 1 {
+			return fmt.Errorf("unconfirmed set of %d members, %v", n, err)
+		}
+		return nil
+	})
+
+	// The restore: PostgreSQL goes back to the backup; Redis is untouched.
+	for _, q := range []string{`DELETE FROM orders`, `INSERT INTO orders SELECT * FROM bk_orders`,
+		`DELETE FROM sales`, `INSERT INTO sales SELECT * FROM bk_sales`} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A node started after the restore (it knows no key from memory).
+	cfg.NodeID = "b"
+	b := openStoreAt(t, redisURL(), postgresURL(), cfg)
+	defer b.Close()
+	var last string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rem, err := b.Remaining(ctx, sl.ID)
+		outs, _, rerr := reserve(b, sl.ID, surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 2})
+		if rerr == nil {
+			rerr = outs[0].Err
+		}
+		ok := err == nil && rerr == nil && outs[0].Code == surge.CodeReserved
+		if ok {
+			if _, err := b.Order(ctx, outs[0].Order.ID); err != nil {
+				t.Fatalf("alice's retry of k1 was answered 201 with order %s, which PostgreSQL does not hold: %v", outs[0].Order.ID, err)
+			}
+			rem, _ = b.Remaining(ctx, sl.ID)
+			if rem == 8 {
+				break
+			}
+		}
+		last = fmt.Sprintf("live stock %d (PostgreSQL holds 2 of 10 units sold after alice's retry, so 8); alice's retry of k1: %+v, %v", rem, outs, rerr)
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after PostgreSQL was restored from an older backup, the sale still follows Redis's newer state, not the database: %s", last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The node that served through the restore sells again too, and
+	// replays alice's key with the order PostgreSQL holds, not the lost one.
+	eventually(t, 5*time.Second, "the node that ran through the restore serves the sale from PostgreSQL's truth", func() error {
+		for _, p := range []surge.Purchase{{UserID: "carol", IdempotencyKey: "k3", Quantity: 1}, {UserID: "alice", IdempotencyKey: "k1", Quantity: 2}} {
+			outs, _, err := reserve(lead, sl.ID, p)
+			if err == nil {
+				err = outs[0].Err
+			}
+			if err != nil {
+				return fmt.Errorf("%s's purchase with key %s: %v", p.UserID, p.IdempotencyKey, err)
+			}
+			if _, err := lead.Order(ctx, outs[0].Order.ID); outs[0].Code != surge.CodeReserved || err != nil {
+				return fmt.Errorf("%s's purchase with key %s: %s order %s, which PostgreSQL does not hold (%v)", p.UserID, p.IdempotencyKey, outs[0].Code, outs[0].Order.ID, err)
+			}
+		}
+		return nil
+	})
 }
