@@ -8,8 +8,9 @@ import (
 // Commits counts a store's durable commits: the figures that say how
 // well group commit merges batches. A nil *Commits counts nothing.
 type Commits struct {
-	commits prometheus.Counter // surge_store_commits_total
-	rows    prometheus.Counter // surge_store_committed_rows_total
+	commits  prometheus.Counter // surge_store_commits_total
+	rows     prometheus.Counter // surge_store_committed_rows_total
+	failures prometheus.Counter // surge_store_commit_failures_total
 }
 
 // NewCommits makes the store's commit counters; the store registers them
@@ -24,6 +25,10 @@ func NewCommits() *Commits {
 			Name: "surge_store_committed_rows_total",
 			Help: "Rows written by those commits.",
 		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "surge_store_commit_failures_total",
+			Help: "Commits the store could not make (a full disk, an I/O error): their changes were refused, not confirmed.",
+		}),
 	}
 }
 
@@ -31,12 +36,14 @@ func NewCommits() *Commits {
 func (c *Commits) Describe(ch chan<- *prometheus.Desc) {
 	c.commits.Describe(ch)
 	c.rows.Describe(ch)
+	c.failures.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (c *Commits) Collect(ch chan<- prometheus.Metric) {
 	c.commits.Collect(ch)
 	c.rows.Collect(ch)
+	c.failures.Collect(ch)
 }
 
 // Observe counts one durable commit of rows rows.
@@ -46,6 +53,14 @@ func (c *Commits) Observe(rows int) {
 	}
 	c.commits.Inc()
 	c.rows.Add(float64(rows))
+}
+
+// Failed counts one commit the store could not make.
+func (c *Commits) Failed() {
+	if c == nil {
+		return
+	}
+	c.failures.Inc()
 }
 
 // ConnFigures are the API listener's connections, read at scrape time.

@@ -51,7 +51,8 @@ type Options struct {
 	// Logger receives the expiry job's events (default slog.Default()).
 	Logger *slog.Logger
 	// Metrics, when set, gets the group commit's counters
-	// (surge_store_commits_total, surge_store_committed_rows_total).
+	// (surge_store_commits_total, surge_store_committed_rows_total,
+	// surge_store_commit_failures_total).
 	Metrics prometheus.Registerer
 
 	// NoEvents writes no order events: nothing publishes them (surge
@@ -88,6 +89,7 @@ type Store struct {
 	cpDone  chan struct{}
 	path    string
 	file    os.FileInfo // surge.db as Open found it (seal.go)
+	wal     os.FileInfo // surge.db-wal as Open found it (writer.go, inPlace)
 	g       *guard      // the data directory's lock and high-water mark (integrity.go)
 	opts    Options
 	commits chan *commit
@@ -127,6 +129,8 @@ type Store struct {
 	// failed is the error of the writer's last commit when it failed and
 	// none succeeded since (a full disk, an I/O error): Ready reports it.
 	failed atomic.Pointer[error]
+	// probing is set while a probe commit Ready started is under way.
+	probing atomic.Bool
 	// sawFailure is whether any commit of this store failed (a full disk,
 	// an I/O error), even if later ones succeeded: Close then leaves no
 	// seal, and the next start checks the file in full.
@@ -459,6 +463,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The WAL the writer has open, once it has read the database: a
+	// commit goes into it only while surge.db-wal still names it.
+	wal, err := os.Stat(path + "-wal")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open reader: %w", err)
@@ -474,7 +484,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	dbs = append(dbs, cp)
 	cp.SetMaxOpenConns(1)
 	s := &Store{
-		w: w, r: r, cp: cp, opts: opts, path: path, file: file, g: g, meter: commits, checked: !clean,
+		w: w, r: r, cp: cp, opts: opts, path: path, file: file, wal: wal, g: g, meter: commits, checked: !clean,
 		stopCP: make(chan struct{}), cpDone: make(chan struct{}), catchUp: make(chan struct{}, 1),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
@@ -554,12 +564,22 @@ func (s *Store) sale(id string) *saleState {
 // Ready reports whether the store takes purchases: it is open and its
 // writer's last commit did not fail (a full disk, an I/O error). Memory
 // alone answers, so a readiness probe may call it as often as it likes; a
-// commit that succeeds again makes the store ready again.
+// commit that succeeds again makes the store ready again. While the last
+// commit failed, each call also starts a probe commit in the background
+// (one at a time) unless one is under way: a node that says it is not
+// ready gets no purchase from a load balancer that follows its readiness,
+// so it must find out by itself that the disk takes commits again.
 func (s *Store) Ready(ctx context.Context) error {
 	if s.closed.Load() {
 		return errors.New("sqlite: store closed")
 	}
 	if err := s.failed.Load(); err != nil {
+		if s.probing.CompareAndSwap(false, true) {
+			go func() {
+				defer s.probing.Store(false)
+				_ = s.submit(&commit{probe: true})
+			}()
+		}
 		return fmt.Errorf("sqlite: the last commit failed: %w", *err)
 	}
 	return nil

@@ -35,6 +35,7 @@ var contract = names(
 	"surge_order_transitions_total",
 	"surge_batch_size_bucket", "surge_batch_size_sum", "surge_batch_size_count",
 	"surge_store_commit_duration_seconds_bucket", "surge_store_commit_duration_seconds_sum", "surge_store_commit_duration_seconds_count",
+	"surge_store_commit_failures_total",
 	"surge_queue_depth",
 	"surge_waiting_room_length",
 	"surge_waiting_room_admitted_total",
