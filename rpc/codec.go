@@ -2,7 +2,11 @@ package rpc
 
 import (
 	"bytes"
+	"compress/gzip"
+	"errors"
 	"fmt"
+	"io"
+	"strconv"
 
 	"connectrpc.com/connect"
 	"github.com/go-json-experiment/json"
@@ -10,6 +14,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 )
 
 // jsonCodecs replace connect-go's JSON codec, under both names it
@@ -45,6 +51,11 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 	}
 	if err := integersOnly(data, m.ProtoReflect().Descriptor()); err != nil {
 		return err
+	}
+	if _, ok := m.(*surgev1.PurchaseRequest); ok {
+		if err := quantityGiven(data); err != nil {
+			return err
+		}
 	}
 	return protojson.Unmarshal(data, m)
 }
@@ -98,6 +109,40 @@ func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
 	return nil
 }
 
+// quantityGiven refuses a purchase's quantity written as 0 or null (0,
+// -0, "0", null), which protojson reads as the field's zero value, an
+// absent quantity: one unit. The HTTP API refuses the same body 400
+// ("quantity must be a positive integer"); only an absent quantity means
+// 1 there. Binary proto cannot tell 0 from absent, and means 1.
+func quantityGiven(data []byte) error {
+	if !bytes.Contains(data, []byte("quant")) && !bytes.Contains(data, []byte(`\u`)) {
+		return nil
+	}
+	var members map[string]jsontext.Value
+	if json.Unmarshal(data, &members) != nil {
+		return nil // malformed or a name twice: protojson refuses it
+	}
+	v, ok := members["quantity"]
+	if !ok {
+		return nil
+	}
+	text := string(v)
+	switch v.Kind() {
+	case 'n':
+		return errQuantity
+	case '"':
+		if json.Unmarshal(v, &text) != nil {
+			return nil
+		}
+	}
+	if n, err := strconv.ParseInt(text, 10, 64); err == nil && n == 0 {
+		return errQuantity
+	}
+	return nil
+}
+
+var errQuantity = errors.New("quantity must be a positive integer")
+
 // numberTail reports whether data holds a fraction, an exponent or an
 // escape right after a digit: every integer written with a fraction or
 // an exponent does ("2.0", "2e0", "2\u00650": an escaped digit ends in a
@@ -114,3 +159,42 @@ func numberTail(data []byte) bool {
 	}
 	return false
 }
+
+// boundedGzip replaces connect-go's gzip decompressor, which, once a
+// message inflates past the read bound, inflates the rest of it anyway
+// to report its size: a 64 KiB body of zeros is 64 MiB of work, a
+// thousand times what it sent. This one ends the message one byte past
+// the bound, enough for connect-go to refuse it (RESOURCE_EXHAUSTED,
+// too_large) and no more.
+func boundedGzip() connect.HandlerOption {
+	return connect.WithCompression("gzip",
+		func() connect.Decompressor { return &boundedReader{limit: maxMessage + 1} },
+		func() connect.Compressor { return gzip.NewWriter(io.Discard) })
+}
+
+// boundedReader is a gzip.Reader that reads at most limit bytes of a
+// message, then reports its end.
+type boundedReader struct {
+	gz    gzip.Reader
+	limit int64
+	n     int64
+}
+
+func (r *boundedReader) Read(p []byte) (int, error) {
+	if r.n >= r.limit {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.limit-r.n {
+		p = p[:r.limit-r.n]
+	}
+	k, err := r.gz.Read(p)
+	r.n += int64(k)
+	return k, err
+}
+
+func (r *boundedReader) Reset(src io.Reader) error {
+	r.n = 0
+	return r.gz.Reset(src)
+}
+
+func (r *boundedReader) Close() error { return r.gz.Close() }

@@ -89,13 +89,19 @@ func newError(code connect.Code, surgeCode, message string, e *surge.Error) *con
 }
 
 // toConnect answers err: a Surge error with its mapped code; the caller
-// gone as Canceled; anything else Internal, its details in the log only.
+// gone as Canceled, or past its deadline as DeadlineExceeded; anything
+// else Internal, its details in the log only.
 func (s *Service) toConnect(ctx context.Context, procedure string, err error) error {
 	var e *surge.Error
 	switch {
 	case errors.As(err, &e):
 		return newError(grpcCode(string(e.Code)), string(e.Code), e.Message, e)
 	case ctx.Err() != nil:
+		// The caller's own deadline (grpc-timeout, connect-timeout-ms)
+		// passed, or the caller went: DEADLINE_EXCEEDED or CANCELED.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
+		}
 		return connect.NewError(connect.CodeCanceled, ctx.Err())
 	}
 	s.log.LogAttrs(ctx, slog.LevelError, "rpc failed", slog.String("procedure", procedure), slog.Any("err", err))

@@ -373,3 +373,47 @@ func TestJSONNumbersEscapedExponent(t *testing.T) {
 		t.Errorf(`stock "5e0": %d %.120s; stock "5\u00650": %d %.120s`, plain, pb, esc, eb)
 	}
 }
+
+// TestJSONQuantityZeroRefusedAcrossProtocols: docs/api.md, gRPC: JSON
+// messages "are read as strictly as the HTTP API's bodies", and bad input
+// changes nothing. The HTTP API refuses a purchase of {"quantity":0} or
+// {"quantity":null} 400; Connect JSON read the same text as an absent
+// quantity (proto3's zero value) and reserved one unit: a client whose
+// cart computed a quantity of 0 bought something over Connect that HTTP
+// refused. (Over binary proto 0 cannot be told from absent, and means 1.)
+func TestJSONQuantityZeroRefusedAcrossProtocols(t *testing.T) {
+	base := server(t)
+	createSale(t, base, "drop", 100)
+	c := surgev1connect.NewSaleServiceClient(http.DefaultClient, base)
+	remaining := func() int64 {
+		t.Helper()
+		r, err := c.GetSale(context.Background(), connect.NewRequest(&surgev1.GetSaleRequest{Id: "drop"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Msg.Sale.Remaining
+	}
+	for i, q := range []string{`0`, `-0`, `null`, `"0"`, `"-0"`, `"\u0030"`} {
+		t.Run(q, func(t *testing.T) {
+			user := fmt.Sprintf("u%d", i)
+			before := remaining()
+			hc, hb := postJSON(t, base, "/v1/sales/drop/purchases", map[string]string{"X-User-ID": "h" + user}, `{"quantity":`+q+`}`)
+			if hc != http.StatusBadRequest || remaining() != before {
+				t.Fatalf("HTTP quantity %s: %d %.120s, remaining %d → %d; want 400 and nothing reserved", q, hc, hb, before, remaining())
+			}
+			for j, field := range []string{"quantity", `quant\u0069ty`} {
+				before := remaining()
+				gc, gb := postJSON(t, base, "/surge.v1.SaleService/Purchase", map[string]string{"X-User-ID": fmt.Sprintf("g%s-%d", user, j)},
+					`{"sale_id":"drop","`+field+`":`+q+`}`)
+				if after := remaining(); gc < 400 || codeOf(gb) != "invalid_request" || after != before {
+					t.Errorf("Connect JSON %q: %s: %d %.160s, remaining %d → %d; HTTP refused the same text 400 (%s) and reserved nothing",
+						field, q, gc, gb, before, after, codeOf(hb))
+				}
+			}
+		})
+	}
+	// Absent, the quantity is 1 over both.
+	if gc, gb := postJSON(t, base, "/surge.v1.SaleService/Purchase", map[string]string{"X-User-ID": "z"}, `{"sale_id":"drop"}`); gc != 200 {
+		t.Errorf("no quantity over Connect JSON: %d %s", gc, gb)
+	}
+}

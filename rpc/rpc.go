@@ -81,7 +81,7 @@ type meterer interface {
 // deployment the admin token grants nothing here either).
 func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 	path, h := surgev1connect.NewSaleServiceHandler(&handler{Service: s, auth: api},
-		append(jsonCodecs(), connect.WithReadMaxBytes(maxMessage))...)
+		append(jsonCodecs(), boundedGzip(), connect.WithReadMaxBytes(maxMessage))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
 	procedures := procedures()
 	if api.AdminHidden() {
@@ -245,7 +245,7 @@ func (h *handler) ListSales(ctx context.Context, req *connect.Request[surgev1.Li
 // Purchase counts every answer in surge_purchases_total, as the HTTP
 // API's handler does, under the same outcomes: the Surge code answered,
 // or reserved (replay telling a replayed order apart). A purchase whose
-// caller is gone gets no answer and counts nowhere.
+// caller is gone, or past its own deadline, counts nowhere.
 func (h *handler) Purchase(ctx context.Context, req *connect.Request[surgev1.PurchaseRequest]) (*connect.Response[surgev1.PurchaseResponse], error) {
 	start := time.Now()
 	resp, err := h.purchase(ctx, req)
@@ -256,7 +256,7 @@ func (h *handler) Purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 	switch {
 	case err == nil:
 		h.meterer.Meter(req.Msg.SaleId).Answered(string(surge.CodeReserved), resp.Msg.Replayed, time.Since(start))
-	case errors.As(err, &ce) && ce.Code() != connect.CodeCanceled:
+	case errors.As(err, &ce) && ce.Code() != connect.CodeCanceled && ce.Code() != connect.CodeDeadlineExceeded:
 		h.meterer.Meter(req.Msg.SaleId).Answered(ce.Meta().Get(CodeHeader), false, time.Since(start))
 	}
 	return resp, err

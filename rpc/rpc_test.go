@@ -43,8 +43,14 @@ func server(t testing.TB) (base string) {
 // the HTTP API's configuration changed by tune (unless nil).
 func serverOver(t testing.TB, wrap func(*engine.Engine) surgehttp.Service, tune func(*surgehttp.Config)) (base string) {
 	t.Helper()
+	return serverAt(t, t.TempDir(), wrap, tune)
+}
+
+// serverAt is serverOver with its SQLite database in dir.
+func serverAt(t testing.TB, dir string, wrap func(*engine.Engine) surgehttp.Service, tune func(*surgehttp.Config)) (base string) {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
