@@ -339,6 +339,12 @@ type trackedConn struct {
 	h2    atomic.Bool
 	head  [len(h2Preface)]byte
 	headN int
+	// h2Served: net/http's HTTP/2 server serves the connection: it has
+	// reported a state of it (it registers a connection, which Shutdown's
+	// GOAWAY reaches, before its first report). Until then a connection
+	// that sent the preface's first bytes is on its way to that server,
+	// and a Shutdown begun meanwhile would never send it a GOAWAY.
+	h2Served atomic.Bool
 }
 
 // h2Preface is how an HTTP/2 connection with prior knowledge begins (the
@@ -430,6 +436,12 @@ func (o *openConns) track(next func(net.Conn, http.ConnState)) func(net.Conn, ht
 		tc, _ := c.(*trackedConn)
 		if tc != nil {
 			tc.idle.Store(st == http.StateIdle)
+			// HTTP/1's reader reports no state for a connection it hands
+			// to the HTTP/2 server: after the preface, a report is that
+			// server's.
+			if tc.h2.Load() && (st == http.StateActive || st == http.StateIdle) {
+				tc.h2Served.Store(true)
+			}
 		}
 		if next != nil {
 			if tc != nil {
@@ -463,8 +475,9 @@ func (o *openConns) closeSilent(openedBefore time.Time) {
 }
 
 // allIdleOrH2 reports whether every connection open is idle between
-// requests (HTTP/2's, since ending keep-alive closes HTTP/1's) or speaks
-// HTTP/2: none silent, and no HTTP/1 request in flight. Shutdown's GOAWAY
+// requests (HTTP/2's, since ending keep-alive closes HTTP/1's) or is
+// served by the HTTP/2 server: none silent, no HTTP/1 request in flight,
+// and none with its HTTP/2 preface on its way. Shutdown's GOAWAY
 // ends an HTTP/2 connection after the calls it names as served, busy or
 // not; ending keep-alive alone never ends one that always has a call in
 // flight (net/http sends its GOAWAY only when its last stream ends).
@@ -472,7 +485,7 @@ func (o *openConns) allIdleOrH2() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for c := range o.conns {
-		if !c.idle.Load() && !c.h2.Load() {
+		if !c.idle.Load() && !c.h2Served.Load() {
 			return false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -203,5 +204,132 @@ func TestUpgradeNotHeldByBusyHTTP2Client(t *testing.T) {
 	if took > 3*time.Second || resp.StatusCode != http.StatusCreated {
 		t.Errorf("a purchase waited %v for the upgrade to finish (status %d): the old process kept serving a busy HTTP/2 "+
 			"client's new calls, and held the data directory, until its --shutdown-timeout (10s)", took.Round(time.Millisecond), resp.StatusCode)
+	}
+}
+
+// prefaceSplitConn is a client connection whose first bytes (the start
+// of HTTP/2's preface) were sent by hand already: its writer skips them.
+type prefaceSplitConn struct {
+	net.Conn
+	skip int
+}
+
+func (c *prefaceSplitConn) Write(b []byte) (int, error) {
+	n := 0
+	if c.skip > 0 {
+		k := min(c.skip, len(b))
+		c.skip -= k
+		n, b = k, b[k:]
+	}
+	m, err := c.Conn.Write(b)
+	return n + m, err
+}
+
+// TestUpgradeNotHeldByHTTP2ClientMidPreface: a busy HTTP/2 client whose
+// connection had sent the first bytes of its preface ("PRI * HTTP/2.0")
+// but not the rest when the handover began. The handover takes it for
+// an HTTP/2 connection and starts Shutdown, whose GOAWAY goes only to
+// the HTTP/2 connections net/http serves at that instant; this one is
+// served a moment later, never gets a GOAWAY, and with a call always in
+// flight holds the upgrade as TestUpgradeNotHeldByBusyHTTP2Client's did.
+func TestUpgradeNotHeldByHTTP2ClientMidPreface(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrade test builds and runs the binary")
+	}
+	subreaper(t)
+	dataDir, token := t.TempDir(), "upgrade-split-h2-admin-token"
+	pidFile := filepath.Join(t.TempDir(), "surge.pid")
+	p := startProc(t, dataDir, token, "--pid-file", pidFile) // --shutdown-timeout 10s
+	sale := createSale(t, p.base, token, 100000, 1)
+
+	raw, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const head = "PRI * HTTP/2.0"
+	if _, err := io.WriteString(raw, head); err != nil {
+		t.Fatal(err)
+	}
+	upgradeUntilHandover(t, p, pidFile)
+
+	var h2 http.Protocols
+	h2.SetUnencryptedHTTP2(true)
+	dialed := false
+	tr := &http.Transport{Protocols: &h2, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dialed {
+			return nil, fmt.Errorf("the busy client dials once")
+		}
+		dialed = true
+		return &prefaceSplitConn{Conn: raw, skip: len(head)}, nil
+	}}
+	defer tr.CloseIdleConnections()
+	busy := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	buy := func(n int) (int, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			_, _ = io.WriteString(pw, `{"quantity":`)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			_, _ = io.WriteString(pw, `1}`)
+			pw.Close()
+		}()
+		req, _ := http.NewRequestWithContext(ctx, "POST", p.base+"/v1/sales/"+sale+"/purchases", pr)
+		req.Header.Set("X-User-ID", fmt.Sprintf("busy-%d", n))
+		req.Header.Set("Idempotency-Key", "k1")
+		resp, err := busy.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// No wait for a first answer: its stream ending with none left
+	// would send the GOAWAY (keep-alive is off once Shutdown began).
+	var served sync.Once
+	first := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ctx.Err() == nil; n++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if code, err := buy(n); err == nil && code == http.StatusCreated {
+					served.Do(func() { close(first) })
+				}
+			}()
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+	}()
+	select {
+	case <-first:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the busy client bought nothing on its connection")
+	}
+
+	began := time.Now()
+	req, _ := http.NewRequest("POST", p.base+"/v1/sales/"+sale+"/purchases", nil)
+	req.Header.Set("X-User-ID", "b1")
+	req.Header.Set("Idempotency-Key", "k1")
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}).Do(req)
+	took := time.Since(began)
+	if err != nil {
+		t.Fatalf("purchase during the upgrade failed after %v: %v", took.Round(time.Millisecond), err)
+	}
+	resp.Body.Close()
+	t.Logf("purchase answered %d after %v", resp.StatusCode, took.Round(time.Millisecond))
+	if took > 3*time.Second || resp.StatusCode != http.StatusCreated {
+		t.Errorf("a purchase waited %v for the upgrade to finish (status %d): the old process kept serving a busy HTTP/2 "+
+			"client (its preface half sent when the handover began) and held the data directory until its --shutdown-timeout (10s)",
+			took.Round(time.Millisecond), resp.StatusCode)
 	}
 }
