@@ -134,18 +134,33 @@ func TestUpgradeNotHeldByBusyHTTP2Client(t *testing.T) {
 	p := startProc(t, dataDir, token, "--pid-file", pidFile) // --shutdown-timeout 10s
 	sale := createSale(t, p.base, token, 100000, 1)
 
-	// The busy client: one HTTP/2 connection, a purchase started every
-	// 200 ms, each sending its body over a second, so that some purchase
-	// is always in flight on it, as on any busy channel.
+	// The busy client: one HTTP/2 connection, a purchase always in flight.
 	var h2 http.Protocols
 	h2.SetUnencryptedHTTP2(true)
-	tr := &http.Transport{Protocols: &h2}
-	defer tr.CloseIdleConnections()
+	busyHTTP2(t, &http.Transport{Protocols: &h2}, p.base, sale)
+	time.Sleep(1500 * time.Millisecond) // the busy client in full swing: several purchases in flight
+
+	upgradeUntilHandover(t, p, pidFile)
+
+	// Another buyer, on a connection of its own, buys now.
+	if code, took := purchaseTimed(t, p.base, sale); took > 3*time.Second || code != http.StatusCreated {
+		t.Errorf("a purchase waited %v for the upgrade to finish (status %d): the old process kept serving a busy HTTP/2 "+
+			"client's new calls, and held the data directory, until its --shutdown-timeout (10s)", took.Round(time.Millisecond), code)
+	}
+}
+
+// busyHTTP2 keeps a purchase always in flight on tr's one HTTP/2
+// connection, as on a busy gRPC channel: one started every 200 ms, each
+// sending its body over a second, until the test ends. It returns once
+// the first is answered 201 (not waiting for it before starting the
+// next: its stream ending with none left would send the connection a
+// GOAWAY once keep-alive is off).
+func busyHTTP2(t *testing.T, tr *http.Transport, base, sale string) {
+	t.Helper()
 	busy := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stop()
+	t.Cleanup(func() { stop(); wg.Wait(); tr.CloseIdleConnections() })
 	buy := func(n int) (int, error) {
 		pr, pw := io.Pipe()
 		go func() {
@@ -157,7 +172,7 @@ func TestUpgradeNotHeldByBusyHTTP2Client(t *testing.T) {
 			_, _ = io.WriteString(pw, `1}`)
 			pw.Close()
 		}()
-		req, _ := http.NewRequestWithContext(ctx, "POST", p.base+"/v1/sales/"+sale+"/purchases", pr)
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sales/"+sale+"/purchases", pr)
 		req.Header.Set("X-User-ID", fmt.Sprintf("busy-%d", n))
 		req.Header.Set("Idempotency-Key", "k1")
 		resp, err := busy.Do(req)
@@ -170,28 +185,38 @@ func TestUpgradeNotHeldByBusyHTTP2Client(t *testing.T) {
 		}
 		return resp.StatusCode, nil
 	}
-	if code, err := buy(0); err != nil || code != http.StatusCreated {
-		t.Fatalf("the busy client's first purchase: %d %v", code, err)
-	}
+	var served sync.Once
+	first := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for n := 1; ctx.Err() == nil; n++ {
+		for n := 0; ctx.Err() == nil; n++ {
 			wg.Add(1)
-			go func() { defer wg.Done(); _, _ = buy(n) }()
+			go func() {
+				defer wg.Done()
+				if code, err := buy(n); err == nil && code == http.StatusCreated {
+					served.Do(func() { close(first) })
+				}
+			}()
 			select {
 			case <-time.After(200 * time.Millisecond):
 			case <-ctx.Done():
 			}
 		}
 	}()
-	time.Sleep(1500 * time.Millisecond) // the busy client in full swing: several purchases in flight
+	select {
+	case <-first:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the busy client bought nothing on its connection")
+	}
+}
 
-	upgradeUntilHandover(t, p, pidFile)
-
-	// Another buyer, on a connection of its own, buys now.
+// purchaseTimed buys one unit on a connection of its own and says how
+// long the answer took.
+func purchaseTimed(t *testing.T, base, sale string) (int, time.Duration) {
+	t.Helper()
 	began := time.Now()
-	req, _ := http.NewRequest("POST", p.base+"/v1/sales/"+sale+"/purchases", nil)
+	req, _ := http.NewRequest("POST", base+"/v1/sales/"+sale+"/purchases", nil)
 	req.Header.Set("X-User-ID", "b1")
 	req.Header.Set("Idempotency-Key", "k1")
 	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}).Do(req)
@@ -201,10 +226,7 @@ func TestUpgradeNotHeldByBusyHTTP2Client(t *testing.T) {
 	}
 	resp.Body.Close()
 	t.Logf("purchase answered %d after %v", resp.StatusCode, took.Round(time.Millisecond))
-	if took > 3*time.Second || resp.StatusCode != http.StatusCreated {
-		t.Errorf("a purchase waited %v for the upgrade to finish (status %d): the old process kept serving a busy HTTP/2 "+
-			"client's new calls, and held the data directory, until its --shutdown-timeout (10s)", took.Round(time.Millisecond), resp.StatusCode)
-	}
+	return resp.StatusCode, took
 }
 
 // prefaceSplitConn is a client connection whose first bytes (the start
@@ -262,74 +284,11 @@ func TestUpgradeNotHeldByHTTP2ClientMidPreface(t *testing.T) {
 		dialed = true
 		return &prefaceSplitConn{Conn: raw, skip: len(head)}, nil
 	}}
-	defer tr.CloseIdleConnections()
-	busy := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stop()
-	buy := func(n int) (int, error) {
-		pr, pw := io.Pipe()
-		go func() {
-			_, _ = io.WriteString(pw, `{"quantity":`)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
-			_, _ = io.WriteString(pw, `1}`)
-			pw.Close()
-		}()
-		req, _ := http.NewRequestWithContext(ctx, "POST", p.base+"/v1/sales/"+sale+"/purchases", pr)
-		req.Header.Set("X-User-ID", fmt.Sprintf("busy-%d", n))
-		req.Header.Set("Idempotency-Key", "k1")
-		resp, err := busy.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	// No wait for a first answer: its stream ending with none left
-	// would send the GOAWAY (keep-alive is off once Shutdown began).
-	var served sync.Once
-	first := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for n := 0; ctx.Err() == nil; n++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if code, err := buy(n); err == nil && code == http.StatusCreated {
-					served.Do(func() { close(first) })
-				}
-			}()
-			select {
-			case <-time.After(200 * time.Millisecond):
-			case <-ctx.Done():
-			}
-		}
-	}()
-	select {
-	case <-first:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the busy client bought nothing on its connection")
-	}
+	busyHTTP2(t, tr, p.base, sale)
 
-	began := time.Now()
-	req, _ := http.NewRequest("POST", p.base+"/v1/sales/"+sale+"/purchases", nil)
-	req.Header.Set("X-User-ID", "b1")
-	req.Header.Set("Idempotency-Key", "k1")
-	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}).Do(req)
-	took := time.Since(began)
-	if err != nil {
-		t.Fatalf("purchase during the upgrade failed after %v: %v", took.Round(time.Millisecond), err)
-	}
-	resp.Body.Close()
-	t.Logf("purchase answered %d after %v", resp.StatusCode, took.Round(time.Millisecond))
-	if took > 3*time.Second || resp.StatusCode != http.StatusCreated {
+	if code, took := purchaseTimed(t, p.base, sale); took > 3*time.Second || code != http.StatusCreated {
 		t.Errorf("a purchase waited %v for the upgrade to finish (status %d): the old process kept serving a busy HTTP/2 "+
 			"client (its preface half sent when the handover began) and held the data directory until its --shutdown-timeout (10s)",
-			took.Round(time.Millisecond), resp.StatusCode)
+			took.Round(time.Millisecond), code)
 	}
 }
