@@ -6,6 +6,7 @@ package surge
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -252,6 +253,51 @@ type Releaser interface {
 	// durably, after the store released its locks: fn may read the store
 	// (Remaining) but must be quick.
 	OnRelease(fn func(saleID string, expired int))
+}
+
+// Releases implements Releaser for a store: embed it and call Heard when
+// units come back. A store's expiry job starts before the engine can
+// register (at Open): what it hears while no fn is set is kept, per sale,
+// and told to the next fn set, so none goes uncounted. The zero value is
+// ready.
+type Releases struct {
+	mu      sync.Mutex
+	fn      func(saleID string, expired int)
+	unheard map[string]int
+}
+
+// OnRelease implements Releaser.
+func (r *Releases) OnRelease(fn func(saleID string, expired int)) {
+	r.mu.Lock()
+	r.fn = fn
+	unheard := r.unheard
+	if fn != nil {
+		r.unheard = nil
+	}
+	r.mu.Unlock()
+	if fn == nil {
+		return
+	}
+	for sale, n := range unheard {
+		fn(sale, n)
+	}
+}
+
+// Heard tells the fn set that n of a sale's orders expired, or keeps them
+// for the next one set.
+func (r *Releases) Heard(saleID string, n int) {
+	r.mu.Lock()
+	fn := r.fn
+	if fn == nil {
+		if r.unheard == nil {
+			r.unheard = make(map[string]int)
+		}
+		r.unheard[saleID] += n
+	}
+	r.mu.Unlock()
+	if fn != nil {
+		fn(saleID, n)
+	}
 }
 
 // Shared is implemented by stores that many nodes use at once (cluster

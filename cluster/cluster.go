@@ -164,11 +164,8 @@ type Store struct {
 	// orders goes on from (leader.go); the leader loop's alone.
 	sweeps map[string][]uint64
 
-	// released hears of the orders the leader's expiry moved (OnRelease);
-	// unheard keeps, per sale, those it moved while none was set.
-	released atomic.Pointer[func(saleID string, expired int)]
-	relMu    sync.Mutex
-	unheard  map[string]int
+	// rel hears of the orders the leader's expiry moved (OnRelease).
+	rel surge.Releases
 
 	closed atomic.Bool
 	bg     context.Context // the background work's; ends at Close

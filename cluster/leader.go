@@ -40,44 +40,11 @@ func (s *Store) markDirty(ctx context.Context, saleID string) {
 
 // OnRelease implements surge.Releaser: fn hears, on the node that
 // expired them (the leader), how many of a sale's orders expired once
-// their units are back in Redis; the other nodes hear of the units only
-// through Changed, so each expiry is counted once in the cluster.
-//
-// The leader's first round starts in Open, before the engine can register:
-// orders it expires while no fn is set are kept (per sale) and told to the
-// next fn set, so none goes uncounted.
-func (s *Store) OnRelease(fn func(saleID string, expired int)) {
-	s.relMu.Lock()
-	if fn == nil {
-		s.released.Store(nil)
-		s.relMu.Unlock()
-		return
-	}
-	s.released.Store(&fn)
-	unheard := s.unheard
-	s.unheard = nil
-	s.relMu.Unlock()
-	for sale, n := range unheard {
-		fn(sale, n)
-	}
-}
+// their units are back in Redis, also those of the leader's first round
+// before fn was set (it starts in Open); the other nodes hear of the units
+// only through Changed, so each expiry is counted once in the cluster.
+func (s *Store) OnRelease(fn func(saleID string, expired int)) { s.rel.OnRelease(fn) }
 
-// heard tells OnRelease's fn that n of a sale's orders expired, or keeps
-// them for the next fn set.
-func (s *Store) heard(saleID string, n int) {
-	s.relMu.Lock()
-	fn := s.released.Load()
-	if fn == nil {
-		if s.unheard == nil {
-			s.unheard = make(map[string]int)
-		}
-		s.unheard[saleID] += n
-		s.relMu.Unlock()
-		return
-	}
-	s.relMu.Unlock()
-	(*fn)(saleID, n)
-}
 
 // expireBatch bounds the orders one expiry statement moves.
 const expireBatch = 1000
@@ -123,7 +90,7 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 		for sale, orders := range bySale {
 			s.release(ctx, sale, orders)
 			s.log.Info("holds expired", "sale", sale, "orders", len(orders))
-			s.heard(sale, len(orders))
+			s.rel.Heard(sale, len(orders))
 		}
 		all = append(all, batch...)
 		if len(batch) < expireBatch || ctx.Err() != nil {

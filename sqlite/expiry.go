@@ -31,41 +31,10 @@ func (s *Store) expirer() {
 }
 
 // OnRelease implements surge.Releaser: fn hears of every sale whose
-// expired holds gave units back. The expiry job runs from Open on, before
-// the engine can register: orders it expires while no fn is set are kept
-// (per sale) and told to the next fn set, so none goes uncounted.
-func (s *Store) OnRelease(fn func(saleID string, expired int)) {
-	s.relMu.Lock()
-	if fn == nil {
-		s.released.Store(nil)
-		s.relMu.Unlock()
-		return
-	}
-	s.released.Store(&fn)
-	unheard := s.unheard
-	s.unheard = nil
-	s.relMu.Unlock()
-	for sale, n := range unheard {
-		fn(sale, n)
-	}
-}
+// expired holds gave units back, also those the job expired before fn was
+// set (it runs from Open on).
+func (s *Store) OnRelease(fn func(saleID string, expired int)) { s.rel.OnRelease(fn) }
 
-// heard tells OnRelease's fn that n of a sale's orders expired, or keeps
-// them for the next fn set.
-func (s *Store) heard(saleID string, n int) {
-	s.relMu.Lock()
-	fn := s.released.Load()
-	if fn == nil {
-		if s.unheard == nil {
-			s.unheard = make(map[string]int)
-		}
-		s.unheard[saleID] += n
-		s.relMu.Unlock()
-		return
-	}
-	s.relMu.Unlock()
-	(*fn)(saleID, n)
-}
 
 // Expire moves every reserved order whose hold ended at or before now to
 // expired, returning its units, and returns the orders it expired. The
@@ -116,7 +85,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 			// After the unlock: the listener reads the remaining stock.
 			id := st.l.Sale().ID
 			s.opts.Logger.Info("holds expired", "sale", id, "orders", n)
-			s.heard(id, n)
+			s.rel.Heard(id, n)
 		}
 	}
 	return expired, errors.Join(errs...)

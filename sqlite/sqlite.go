@@ -112,14 +112,9 @@ type Store struct {
 	orders         []surge.Order
 	events         []event
 
-	// released is called with a sale's id and how many of its orders
-	// expired once their holds gave the units back (OnRelease);
-	// unheard keeps, per sale, those expired while none was set (the
-	// job's first pass can come before the engine registers), for the
-	// next one set; relMu orders the two. stopExpiry ends the expiry job.
-	released   atomic.Pointer[func(saleID string, expired int)]
-	relMu      sync.Mutex
-	unheard    map[string]int
+	// rel hears of the orders the expiry job expired (OnRelease).
+	// stopExpiry ends the expiry job.
+	rel        surge.Releases
 	stopExpiry chan struct{}
 	expiryDone chan struct{}
 
