@@ -29,38 +29,9 @@ func TestStorageFailureIsUnavailable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out SQLite's 10 s busy timeout three times")
 	}
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := testclock.New(epoch)
-	eng, err := engine.Open(ctx, store, engine.Config{Now: clk.Now, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: quietLog,
-		Payments: surgehttp.Payments{Provider: payments.Generic, Secrets: []string{hookSecret}}}))
-	t.Cleanup(func() { srv.Close(); _ = eng.Close(); _ = store.Close() })
-	e := &env{eng: eng, store: store, clock: clk, srv: srv}
-	e.createSale(t, `{"id":"s","name":"S","stock":5,"price_cents":12999,"currency":"EUR"}`)
+	e, _, dir := pricedSaleOverSQLite(t, quietLog)
 	o := e.buy(t, "s", header(userHeader, "alice"))
-
-	// Another process takes the write lock and keeps it.
-	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Close() })
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.ExecContext(ctx, "ROLLBACK"); conn.Close() })
+	holdWriteLock(t, dir) // another process takes the write lock and keeps it
 
 	wantError(t, e.do(t, "PATCH", "/v1/sales/s", `{"paused":true}`, asAdmin()), http.StatusServiceUnavailable, "unavailable")
 	wantError(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", header(userHeader, "alice")), http.StatusServiceUnavailable, "unavailable")
@@ -83,45 +54,14 @@ func TestStorageFailureIsUnavailable(t *testing.T) {
 // calls any internal a bug, and the client merely went away. The purchase
 // path already treats a gone client so (purchase.go); gRPC answers Canceled.
 func TestOrderChangeClientGoneIsNotInternal(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := testclock.New(epoch)
 	// The engine's default timeout (10 s): the client leaves well before.
-	eng, err := engine.Open(ctx, store, engine.Config{Now: clk.Now, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &errorRecorder{}
-	h := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: slog.New(logs),
-		Payments: surgehttp.Payments{Provider: payments.Generic, Secrets: []string{hookSecret}}})
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() { srv.Close(); _ = eng.Close(); _ = store.Close() })
-	e := &env{eng: eng, store: store, clock: clk, srv: srv}
-	e.createSale(t, `{"id":"s","name":"S","stock":5,"price_cents":12999,"currency":"EUR"}`)
+	e, h, dir := pricedSaleOverSQLite(t, slog.New(logs))
 	var placed []api.Order
 	for _, u := range []string{"alice", "bob", "carol"} {
 		placed = append(placed, e.buy(t, "s", header(userHeader, u)))
 	}
-
-	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Close() })
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
-	// Before the engine closes (cleanups run last in, first out): the
-	// changes that went on then commit.
-	t.Cleanup(func() { _, _ = conn.ExecContext(ctx, "ROLLBACK"); conn.Close() })
+	holdWriteLock(t, dir)
 
 	hook := hookBody("evt_gone", "payment.succeeded", placed[2].ID, 12999, "EUR")
 	for i, tc := range []struct {
@@ -134,7 +74,7 @@ func TestOrderChangeClientGoneIsNotInternal(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logged := len(logs.messages())
-			rctx, gone := context.WithCancel(ctx)
+			rctx, gone := context.WithCancel(context.Background())
 			req := httptest.NewRequestWithContext(rctx, "POST", tc.path, strings.NewReader(tc.body))
 			for _, o := range tc.opts {
 				o(req)
@@ -158,4 +98,51 @@ func TestOrderChangeClientGoneIsNotInternal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pricedSaleOverSQLite serves the API (payments on) over an engine and an
+// embedded store in a directory of its own, returned, with sale "s" (5
+// units at 129.99 EUR) created.
+func pricedSaleOverSQLite(t *testing.T, log *slog.Logger) (*env, http.Handler, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := testclock.New(epoch)
+	eng, err := engine.Open(ctx, store, engine.Config{Now: clk.Now, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log,
+		Payments: surgehttp.Payments{Provider: payments.Generic, Secrets: []string{hookSecret}}})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); _ = eng.Close(); _ = store.Close() })
+	e := &env{eng: eng, store: store, clock: clk, srv: srv}
+	e.createSale(t, `{"id":"s","name":"S","stock":5,"price_cents":12999,"currency":"EUR"}`)
+	return e, h, dir
+}
+
+// holdWriteLock takes SQLite's write lock on the database in dir from a
+// connection of its own, as another process would, and keeps it until
+// the test ends: it is let go before the engine and the store close
+// (cleanups run last in, first out), so the changes still waiting commit.
+func holdWriteLock(t *testing.T, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = conn.ExecContext(ctx, "ROLLBACK"); conn.Close() })
 }
