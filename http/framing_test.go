@@ -263,14 +263,8 @@ func h2Exchange(t *testing.T, addr string, req h2Request) (r response, reset htt
 // 0, so a purchase went on as one without a body: one unit bought where
 // HTTP/1.1 refused the same request and nothing changed.
 func TestHTTP2ContentLengthAsHTTP1(t *testing.T) {
-	e := newEnv(t, envOptions{noServer: true})
-	srv := httptest.NewUnstartedServer(e.handler)
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	e.srv = srv // closed by newEnv's cleanup
+	e := newEnv(t, envOptions{h2c: true})
+	srv := e.srv
 	e.createSale(t, `{"id":"s","name":"Target","stock":100,"per_user_limit":5}`)
 	addr := srv.Listener.Addr().String()
 	const body = `{"quantity":2}`

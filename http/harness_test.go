@@ -52,6 +52,7 @@ type env struct {
 type envOptions struct {
 	insecureUserHeader bool
 	noServer           bool // handler only, for fuzzing through a recorder
+	h2c                bool // the server speaks HTTP/1.1 and plain-text HTTP/2, as surge serve's listener does
 	inboxSize          int
 	protection         surgehttp.Protection
 	buyerRate          engine.RateLimiter
@@ -112,7 +113,14 @@ func newEnv(tb testing.TB, opt envOptions) *env {
 		CORSOrigins:               opt.corsOrigins,
 	})
 	if !opt.noServer {
-		e.srv = httptest.NewServer(e.handler)
+		e.srv = httptest.NewUnstartedServer(e.handler)
+		if opt.h2c {
+			var p http.Protocols
+			p.SetHTTP1(true)
+			p.SetUnencryptedHTTP2(true)
+			e.srv.Config.Protocols = &p
+		}
+		e.srv.Start()
 	}
 	tb.Cleanup(func() {
 		if e.srv != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -551,14 +550,8 @@ func TestIdempotencyMismatch(t *testing.T) {
 // other way round) buys twice (a limit of 2 lets the retry take a second
 // unit).
 func TestIdempotencyKeyOneOverHTTP1AndHTTP2(t *testing.T) {
-	e := newEnv(t, envOptions{noServer: true})
-	srv := httptest.NewUnstartedServer(e.handler)
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	e.srv = srv // closed by newEnv's cleanup
+	e := newEnv(t, envOptions{h2c: true})
+	srv := e.srv
 	e.createSale(t, `{"id":"drop","name":"Drop","stock":100,"per_user_limit":2,"hold_seconds":60}`)
 	client := func(h2 bool) *http.Client {
 		var cp http.Protocols
