@@ -45,7 +45,6 @@ func (s *Store) markDirty(ctx context.Context, saleID string) {
 // only through Changed, so each expiry is counted once in the cluster.
 func (s *Store) OnRelease(fn func(saleID string, expired int)) { s.rel.OnRelease(fn) }
 
-
 // expireBatch bounds the orders one expiry statement moves.
 const expireBatch = 1000
 

@@ -35,7 +35,6 @@ func (s *Store) expirer() {
 // set (it runs from Open on).
 func (s *Store) OnRelease(fn func(saleID string, expired int)) { s.rel.OnRelease(fn) }
 
-
 // Expire moves every reserved order whose hold ended at or before now to
 // expired, returning its units, and returns the orders it expired. The
 // store's expiry job calls it every second on its clock; tests that
