@@ -147,6 +147,9 @@ type Store struct {
 	// it, so a later Redis count below it means Redis lost reservations
 	// (see Reserve).
 	ever map[string]int64
+	// missing is, per sale, when this node first found its live state
+	// missing from Redis since it last found it there (health.go).
+	missing map[string]missingState
 
 	// holder names this store in the leases: its node id and a random
 	// suffix of its own, so that two nodes given one --node-id (an
@@ -205,6 +208,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		copies:  newKeyCopies(cfg.KeyCopy),
 		sales:   make(map[string]saleInfo),
 		ever:    make(map[string]int64),
+		missing: make(map[string]missingState),
 		changed: make(chan string, 256),
 		kick:    make(chan struct{}, 1),
 		sweeps:  map[string][]uint64{},

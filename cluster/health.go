@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/sony/gobreaker/v2"
 )
@@ -27,5 +28,102 @@ func (s *Store) Ready(ctx context.Context) error {
 	if err := s.db.Ping(ctx); err != nil {
 		return fmt.Errorf("cluster: postgres: %w", err)
 	}
+	if sale, since := s.longestMissing(); since > s.missingAfter() {
+		// A node not ready gets no purchase to find the state back
+		// through: it looks for itself.
+		if s.stateBack(ctx, sale) {
+			s.stateFound(sale)
+			return nil
+		}
+		return s.mismatch(sale, since)
+	}
 	return nil
+}
+
+// stateBack tells whether this node's Redis now holds the sale's live
+// state of PostgreSQL's epoch (or the sale is gone from this node).
+func (s *Store) stateBack(ctx context.Context, saleID string) bool {
+	s.mu.RLock()
+	sl, ok := s.sales[saleID]
+	s.mu.RUnlock()
+	if !ok {
+		return true
+	}
+	row, err := s.db.Sale(ctx, saleID)
+	if err != nil {
+		return false
+	}
+	epoch, _, err := s.live.Inspect(ctx, sl.layout)
+	return err == nil && epoch == row.Epoch
+}
+
+// missingAfter is how long a sale's live state may stay missing from this
+// node's Redis before the node says its Redis is not the leader's: the
+// leader rebuilds a missing state within a round or two of its loop, and
+// a new leader takes over within a lease's term.
+func (s *Store) missingAfter() time.Duration {
+	return 2*s.cfg.LeaseTTL + 5*s.cfg.Interval
+}
+
+// stateMissing notes that Redis had no live state for a sale, or one of
+// an epoch PostgreSQL had replaced (the batch was fenced). While this
+// node leads, it rebuilds it itself: only a follower's wait counts. Past
+// missingAfter the mismatch is logged, once per episode.
+func (s *Store) stateMissing(saleID string) {
+	if s.Leader() {
+		s.stateFound(saleID)
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	m, ok := s.missing[saleID]
+	if !ok {
+		m = missingState{since: now}
+	}
+	log := !m.logged && now.Sub(m.since) > s.missingAfter()
+	m.logged = m.logged || log
+	s.missing[saleID] = m
+	s.mu.Unlock()
+	if log {
+		s.log.Error(s.mismatch(saleID, now.Sub(m.since)).Error())
+	}
+}
+
+// stateFound ends a sale's missing episode.
+func (s *Store) stateFound(saleID string) {
+	s.mu.RLock()
+	_, ok := s.missing[saleID]
+	s.mu.RUnlock()
+	if ok {
+		s.mu.Lock()
+		delete(s.missing, saleID)
+		s.mu.Unlock()
+	}
+}
+
+// longestMissing is the sale whose live state has been missing longest
+// and for how long.
+func (s *Store) longestMissing() (string, time.Duration) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var sale string
+	var longest time.Duration
+	for id, m := range s.missing {
+		if d := time.Since(m.since); sale == "" || d > longest {
+			sale, longest = id, d
+		}
+	}
+	return sale, longest
+}
+
+// missingState is one sale's episode of a missing live state.
+type missingState struct {
+	since  time.Time
+	logged bool
+}
+
+func (s *Store) mismatch(saleID string, since time.Duration) error {
+	return fmt.Errorf("cluster: sale %s has had no live state in this node's Redis (--redis-prefix %q) for %s, though the leader rebuilds a missing one within seconds: "+
+		"the leader writes another Redis; every node sharing this PostgreSQL must use the same --redis-url and --redis-prefix",
+		saleID, s.cfg.Prefix, since.Round(time.Second))
 }

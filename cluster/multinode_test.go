@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -255,5 +256,64 @@ func TestSameNodeIDOneLeader(t *testing.T) {
 	}
 	if len(evA) > 0 && len(evB) > 0 {
 		t.Errorf("two nodes of one --node-id both read the outbox to publish it (%d and %d events)", len(evA), len(evB))
+	}
+}
+
+// TestRedisPrefixMismatchFailsReadiness: a node given another
+// --redis-prefix (or --redis-url) than the leader for one PostgreSQL
+// answers every purchase 503 for good: the leader rebuilds the sale's live
+// state in another Redis, so this node's has none (the leader created the
+// sale), or one of an epoch PostgreSQL replaced, whose batches it fences
+// (this node created it). It must say so: its readiness fails, naming the
+// mismatch.
+func TestRedisPrefixMismatchFailsReadiness(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		createdBy string // "leader" or "odd"
+	}{
+		{"sale created on the leader", "leader"},
+		{"sale created on the odd node", "odd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := namespace(t)
+			cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second}
+			cfg.NodeID = "a"
+			a := openStore(t, ns, cfg)
+			t.Cleanup(func() { a.Close() })
+			eventually(t, 5*time.Second, "a node leads", func() error {
+				if !a.Leader() {
+					return errors.New("no leader")
+				}
+				return nil
+			})
+			cfg.NodeID, cfg.Prefix, cfg.Schema = "b", ns+"-other", ns
+			b := openStoreAt(t, redisURL(), postgresURL(), cfg)
+			t.Cleanup(func() { b.Close() })
+			if tc.createdBy == "leader" {
+				mustSale(t, a, "s", 10, 1)
+			} else {
+				mustSale(t, b, "s", 10, 1)
+			}
+			ctx := t.Context()
+			if err := b.Ready(ctx); err != nil {
+				t.Fatalf("node b not ready before any purchase: %v", err)
+			}
+			user := 0
+			eventually(t, 15*time.Second, "the node whose --redis-prefix differs from the leader's reports it in its readiness", func() error {
+				user++
+				out, _, err := reserve(b, "s", surge.Purchase{UserID: fmt.Sprint("u", user), Quantity: 1})
+				answer := "503"
+				if err == nil {
+					answer = string(out[0].Code)
+				}
+				if err = b.Ready(ctx); err == nil {
+					return fmt.Errorf("node b answers %s (the leader rebuilds the sale's live state in another Redis; PostgreSQL has sold none of its 10 units) yet reports itself ready, naming no cause", answer)
+				}
+				if !strings.Contains(err.Error(), "--redis-prefix") {
+					return fmt.Errorf("readiness fails without naming the mismatch: %v", err)
+				}
+				return nil
+			})
+		})
 	}
 }

@@ -102,6 +102,7 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 	})
 	if errors.Is(err, redis.ErrNoState) {
 		s.wake()
+		s.stateMissing(saleID)
 		return res, errRebuilding
 	}
 	if errors.Is(err, redis.ErrStaleHold) {
@@ -224,6 +225,7 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 		// same key meanwhile gets errReplayUnconfirmed, never a second order.
 		if errors.Is(err, postgres.ErrFenced) {
 			s.wake()
+			s.stateMissing(saleID) // Redis holds an epoch the leader replaced
 			return nil, errRebuilding
 		}
 		if errors.Is(err, postgres.ErrRefused) {
@@ -239,6 +241,7 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 	if ever > 0 {
 		s.sawEver(saleID, ever)
 	}
+	s.stateFound(saleID)
 	if len(orders) > 0 {
 		s.commits.Observe(len(orders))
 	}
