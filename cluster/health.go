@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/surgehq/surge/redis"
 )
 
 // Ready reports whether this node can take purchases now: neither
@@ -31,7 +34,11 @@ func (s *Store) Ready(ctx context.Context) error {
 	if sale, since := s.longestMissing(); since > s.missingAfter() {
 		// A node not ready gets no purchase to find the state back
 		// through: it looks for itself.
-		if s.stateBack(ctx, sale) {
+		back, err := s.stateBack(ctx, sale)
+		if err != nil {
+			return fmt.Errorf("cluster: check the live state of sale %s: %w", sale, err)
+		}
+		if back {
 			s.stateFound(sale)
 			return nil
 		}
@@ -41,20 +48,28 @@ func (s *Store) Ready(ctx context.Context) error {
 }
 
 // stateBack tells whether this node's Redis now holds the sale's live
-// state of PostgreSQL's epoch (or the sale is gone from this node).
-func (s *Store) stateBack(ctx context.Context, saleID string) bool {
+// state of PostgreSQL's epoch (or the sale is gone from this node). A
+// failure to read either is the error, not a verdict: readiness then names
+// it rather than a prefix mismatch.
+func (s *Store) stateBack(ctx context.Context, saleID string) (bool, error) {
 	s.mu.RLock()
 	sl, ok := s.sales[saleID]
 	s.mu.RUnlock()
 	if !ok {
-		return true
+		return true, nil
 	}
 	row, err := s.db.Sale(ctx, saleID)
 	if err != nil {
-		return false
+		return false, err
 	}
 	epoch, _, err := s.live.Inspect(ctx, sl.layout)
-	return err == nil && epoch == row.Epoch
+	if errors.Is(err, redis.ErrNoState) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return epoch == row.Epoch, nil
 }
 
 // missingAfter is how long a sale's live state may stay missing from this
@@ -65,11 +80,11 @@ func (s *Store) missingAfter() time.Duration {
 	return 2*s.cfg.LeaseTTL + 5*s.cfg.Interval
 }
 
-// stateMissing notes that Redis had no live state for a sale, or one of
-// an epoch PostgreSQL had replaced (the batch was fenced). While this
-// node leads, it rebuilds it itself: only a follower's wait counts. Past
-// missingAfter the mismatch is logged, once per episode.
-func (s *Store) stateMissing(saleID string) {
+// stateMissing notes that Redis had no live state for a sale (epoch -1),
+// or one of an epoch PostgreSQL had replaced (the batch was fenced). While
+// this node leads, it rebuilds it itself: only a follower's wait counts.
+// Past missingAfter the mismatch is logged, once per episode.
+func (s *Store) stateMissing(saleID string, epoch int64) {
 	if s.Leader() {
 		s.stateFound(saleID)
 		return
@@ -78,14 +93,32 @@ func (s *Store) stateMissing(saleID string) {
 	s.mu.Lock()
 	m, ok := s.missing[saleID]
 	if !ok {
-		m = missingState{since: now}
+		m = missingState{since: now, epoch: -1}
 	}
+	m.epoch = max(m.epoch, epoch)
 	log := !m.logged && now.Sub(m.since) > s.missingAfter()
 	m.logged = m.logged || log
 	s.missing[saleID] = m
 	s.mu.Unlock()
 	if log {
 		s.log.Error(s.mismatch(saleID, now.Sub(m.since)).Error())
+	}
+}
+
+// stateDecided ends a sale's missing episode once Redis decides a batch
+// in a live state newer than the one found missing or fenced: the leader
+// rebuilt it. A decision with no order to commit (sold out, over the
+// limit) shows it as well as a commit does.
+func (s *Store) stateDecided(saleID string, epoch int64) {
+	s.mu.RLock()
+	m, ok := s.missing[saleID]
+	s.mu.RUnlock()
+	if ok && epoch > m.epoch {
+		s.mu.Lock()
+		if m, ok := s.missing[saleID]; ok && epoch > m.epoch {
+			delete(s.missing, saleID)
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -119,6 +152,7 @@ func (s *Store) longestMissing() (string, time.Duration) {
 // missingState is one sale's episode of a missing live state.
 type missingState struct {
 	since  time.Time
+	epoch  int64 // the newest epoch found fenced, -1 if only missing
 	logged bool
 }
 

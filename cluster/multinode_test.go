@@ -317,3 +317,98 @@ func TestRedisPrefixMismatchFailsReadiness(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisLossTwiceNotAPrefixMismatch: in a normal cluster (one Redis,
+// one prefix), Redis losing a sale's live state (a restart without
+// persistence, a flush) makes a follower's purchases 503 until the leader
+// rebuilds it, within a round. A second such loss long after the first
+// (the sale answered normally in between, sold out) is the same brief
+// rebuild: the follower must neither log that its Redis is not the
+// leader's nor fail its readiness naming a --redis-prefix mismatch.
+func TestRedisLossTwiceNotAPrefixMismatch(t *testing.T) {
+	ns := namespace(t)
+	cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second}
+	cfg.NodeID = "a"
+	a := openStore(t, ns, cfg)
+	t.Cleanup(func() { a.Close() })
+	eventually(t, 5*time.Second, "a node leads", func() error {
+		if !a.Leader() {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	logs := &logLines{}
+	cfg.NodeID, cfg.Logger = "b", slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError}))
+	b := openStore(t, ns, cfg)
+	t.Cleanup(func() { b.Close() })
+	mustSale(t, a, "s", 1, 1)
+	if out, _, err := reserve(a, "s", surge.Purchase{UserID: "first", Quantity: 1}); err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("the first purchase: %v %v", out, err)
+	}
+	rc := dialRedis(t)
+	user := 0
+	buy := func() error {
+		user++
+		_, _, err := reserve(b, "s", surge.Purchase{UserID: fmt.Sprint("u", user), Quantity: 1})
+		return err
+	}
+	// loseState drops the sale's live state from Redis until node b
+	// finds it missing (answers 503), as after a Redis restart.
+	loseState := func() {
+		t.Helper()
+		eventually(t, 5*time.Second, "node b finds the sale's live state lost", func() error {
+			keys, err := rc.Keys(t.Context(), ns+":*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) > 0 {
+				rc.Del(t.Context(), keys...)
+			}
+			if buy() == nil {
+				return errors.New("node b still decided a purchase")
+			}
+			return nil
+		})
+	}
+	rebuilt := func() {
+		t.Helper()
+		eventually(t, 5*time.Second, "the leader rebuilds the sale's live state", buy)
+	}
+	loseState()
+	rebuilt()
+	// The sale answers normally (sold out) for longer than a missing state
+	// may last before node b calls it a mismatch.
+	for until := time.Now().Add(2*cfg.LeaseTTL + 5*cfg.Interval + time.Second); time.Now().Before(until); {
+		if err := buy(); err != nil {
+			t.Fatalf("a purchase on the rebuilt sale: %v", err)
+		}
+		time.Sleep(cfg.Interval)
+	}
+	loseState()
+	err := b.Ready(t.Context())
+	if err != nil && strings.Contains(err.Error(), "--redis-prefix") {
+		t.Errorf("node b, whose Redis and prefix are the leader's, fails its readiness calling them another's, a moment after Redis lost a sale's state for the second time: %v", err)
+	}
+	if l := logs.String(); strings.Contains(l, "--redis-prefix") {
+		t.Errorf("node b, whose Redis and prefix are the leader's, logged an error calling them another's: %s", l)
+	}
+	rebuilt()
+}
+
+// logLines collects a logger's output, safe for concurrent writes.
+type logLines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

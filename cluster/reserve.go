@@ -102,7 +102,7 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 	})
 	if errors.Is(err, redis.ErrNoState) {
 		s.wake()
-		s.stateMissing(saleID)
+		s.stateMissing(saleID, -1)
 		return res, errRebuilding
 	}
 	if errors.Is(err, redis.ErrStaleHold) {
@@ -111,6 +111,7 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 	if err != nil {
 		return res, unavailable("deciding the batch in Redis", err)
 	}
+	s.stateDecided(saleID, res.Epoch)
 	if res.Taken < floor && !s.everWentBack(ctx, saleID, res.Taken, floor) {
 		// Redis has reserved fewer units than PostgreSQL committed: it
 		// came back older than PostgreSQL (a snapshot or AOF reloaded, a
@@ -225,7 +226,7 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 		// same key meanwhile gets errReplayUnconfirmed, never a second order.
 		if errors.Is(err, postgres.ErrFenced) {
 			s.wake()
-			s.stateMissing(saleID) // Redis holds an epoch the leader replaced
+			s.stateMissing(saleID, epoch) // Redis holds an epoch the leader replaced
 			return nil, errRebuilding
 		}
 		if errors.Is(err, postgres.ErrRefused) {
