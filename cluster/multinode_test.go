@@ -276,16 +276,7 @@ func TestRedisPrefixMismatchFailsReadiness(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
-			cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second}
-			cfg.NodeID = "a"
-			a := openStore(t, ns, cfg)
-			t.Cleanup(func() { a.Close() })
-			eventually(t, 5*time.Second, "a node leads", func() error {
-				if !a.Leader() {
-					return errors.New("no leader")
-				}
-				return nil
-			})
+			a, cfg := fastLeader(t, ns)
 			cfg.NodeID, cfg.Prefix, cfg.Schema = "b", ns+"-other", ns
 			b := openStoreAt(t, redisURL(), postgresURL(), cfg)
 			t.Cleanup(func() { b.Close() })
@@ -327,16 +318,7 @@ func TestRedisPrefixMismatchFailsReadiness(t *testing.T) {
 // leader's nor fail its readiness naming a --redis-prefix mismatch.
 func TestRedisLossTwiceNotAPrefixMismatch(t *testing.T) {
 	ns := namespace(t)
-	cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second}
-	cfg.NodeID = "a"
-	a := openStore(t, ns, cfg)
-	t.Cleanup(func() { a.Close() })
-	eventually(t, 5*time.Second, "a node leads", func() error {
-		if !a.Leader() {
-			return errors.New("no leader")
-		}
-		return nil
-	})
+	a, cfg := fastLeader(t, ns)
 	logs := &logLines{}
 	cfg.NodeID, cfg.Logger = "b", slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError}))
 	b := openStore(t, ns, cfg)
@@ -411,4 +393,20 @@ func (l *logLines) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// fastLeader opens node "a" on ns with a short loop interval and lease,
+// waits until it leads, and returns it with its config for other nodes.
+func fastLeader(t *testing.T, ns string) (*cluster.Store, cluster.Config) {
+	t.Helper()
+	cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second, NodeID: "a"}
+	a := openStore(t, ns, cfg)
+	t.Cleanup(func() { a.Close() })
+	eventually(t, 5*time.Second, "a node leads", func() error {
+		if !a.Leader() {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	return a, cfg
 }
