@@ -185,3 +185,58 @@ func TestQueueDrop(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueFarSlots: slots past 10^14, which a sale admitting 1,000,000
+// buyers a second reaches 3.2 years after its start (a sale with a waiting
+// room may start up to 100 years before it is created, and need not end),
+// are kept exactly as in memory. Lua writes a number into a string with
+// "%.14g", so "1|0|126230400000001" must not become "1|0|1.262304e+14".
+func TestQueueFarSlots(t *testing.T) {
+	ctx := context.Background()
+	qs := queues(t, 0)
+	mem := waitroom.NewMemory(0)
+	longAgo := start.Add(-4 * 365 * 24 * time.Hour)
+	for _, lottery := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lottery=%v", lottery), func(t *testing.T) { farSlots(t, ctx, qs, mem, longAgo, lottery) })
+	}
+}
+
+func farSlots(t *testing.T, ctx context.Context, qs *redis.Queues, mem *waitroom.Memory, longAgo time.Time, lottery bool) {
+	{
+		q := waitroom.Queue{SaleID: fmt.Sprintf("far-%v", lottery), Schedule: waitroom.Schedule{Start: longAgo, Rate: 1_000_000}, Lottery: lottery}
+		if lottery {
+			// One entrant before the start, drawn (late) by the first
+			// join below: it takes the first free slot then.
+			for _, b := range []waitroom.Backend{mem, qs} {
+				if _, _, err := b.Join(ctx, q, "early", longAgo.Add(-time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for i := range 3 {
+			user := fmt.Sprintf("u%d", i)
+			want, _, err := mem.Join(ctx, q, user, start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := qs.Join(ctx, q, user, start)
+			if err != nil {
+				t.Fatalf("lottery %v: join of %s at slot %d (%d s after the start at 1,000,000 a second): %v; memory gave %+v",
+					lottery, user, want.Slot, int64(start.Sub(longAgo)/time.Second), err, want)
+			}
+			if got != want {
+				t.Errorf("lottery %v: join of %s: redis %+v, memory %+v", lottery, user, got, want)
+			}
+			if _, e, err := qs.Place(ctx, q, user); err != nil || e != want {
+				t.Errorf("lottery %v: place of %s: %+v, %v; want %+v", lottery, user, e, err, want)
+			}
+		}
+		if lottery {
+			want, _ := mem.Lookup(ctx, q, "early", start)
+			got, err := qs.Lookup(ctx, q, "early", start)
+			if err != nil || got.Slot != want.Slot || got.Seq != want.Seq {
+				t.Errorf("the drawn entrant: redis %+v, %v; memory %+v", got, err, want)
+			}
+		}
+	}
+}
