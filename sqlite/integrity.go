@@ -308,6 +308,25 @@ func checkBehind(dir, path string, have, mark int64) error {
 	return nil
 }
 
+// checkNotLinked refuses a database file that is a symbolic link. SQLite
+// follows the link and keeps the WAL and its shared memory beside the file
+// it points to, while the store looks for them, and writes its mark, seal
+// and image, in the data directory: the start would fail on a missing WAL
+// at best. The directory itself may be a link; the file may not.
+func checkNotLinked(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return nil // a missing database is created; other errors come later
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		target = "an unreachable file: " + err.Error()
+	}
+	return fmt.Errorf("sqlite: %s is a symbolic link to %s: SQLite keeps the database's WAL beside the file a link points to, where Surge's checks do not look; "+
+		"serve from %s itself (--data-dir %s), or move the whole data directory and link the directory instead",
+		path, target, filepath.Dir(target), filepath.Dir(target))
+}
+
 // checkPresent refuses to start an empty store where the mark says orders
 // were confirmed: opening a missing database would create a new one.
 func checkPresent(dir, path string, mark int64) error {
@@ -472,11 +491,19 @@ func syncDir(dir string) error {
 // take locks dir and reads its mark, refusing a missing or empty database
 // the mark says held orders. On error nothing stays held.
 func (g *guard) take(ctx context.Context, dir, path string, wait time.Duration) (marked int64, err error) {
+	if err := checkNotLinked(path); err != nil {
+		return 0, err
+	}
 	if g.lock, err = lockDir(ctx, dir, wait); err != nil {
 		return 0, err
 	}
 	if g.mark, marked, err = openMark(dir); err == nil {
 		err = checkPresent(dir, path, marked)
+	}
+	if err == nil {
+		// After checkPresent, which tells a missing database from an
+		// empty one: this creates it.
+		err = g.lock.lockDatabase(path)
 	}
 	if err != nil {
 		g.release()

@@ -32,6 +32,39 @@ type dirLock struct {
 	// second process would then lock a new file of the same name; the
 	// directory cannot be replaced under a running store.
 	d *os.File
+	// db is the database file, flocked too: a directory lock keeps out a
+	// second store of the same directory, but not one of another
+	// directory whose surge.db is a hard link of this one (a link made
+	// to move the data; a "cp -al" of the whole directory links
+	// surge.lock as well, and is kept out by it). That store would open the same
+	// database beside a WAL of its own, sell the stock this one sells, and
+	// its commits would break this one's. The flock is on the inode, so
+	// every name of the file shares it. It is a lock of its own, not
+	// SQLite's: SQLite's are fcntl locks, which flock does not touch.
+	// The descriptor stays open until the store has closed its
+	// connections: closing any descriptor of the file would drop the
+	// fcntl locks SQLite holds in this process.
+	db *os.File
+}
+
+// lockDatabase flocks the database file at path, creating it (empty, which
+// SQLite opens as a new database) if it is missing, so that no other store
+// opens it under another name while this one holds it.
+func (l *dirLock) lockDatabase(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s to lock it: %w", path, err)
+	}
+	if err := flock(f); err != nil {
+		f.Close()
+		if !errors.Is(err, errWouldBlock) {
+			return fmt.Errorf("sqlite: lock %s: %w", path, err)
+		}
+		return fmt.Errorf("sqlite: %w: %s is held by another surge process through another name (a hard link of the database in another data directory); stop it first, or give this one a copy of its own",
+			ErrLocked, path)
+	}
+	l.db = f
+	return nil
 }
 
 // lockPoll is how often a waiting lockDir tries the lock again: the time
@@ -131,5 +164,9 @@ func (l *dirLock) unlock() error {
 	if l == nil {
 		return nil
 	}
-	return errors.Join(l.f.Close(), l.d.Close())
+	var err error
+	if l.db != nil {
+		err = l.db.Close()
+	}
+	return errors.Join(err, l.f.Close(), l.d.Close())
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,5 +148,120 @@ func TestLockSurvivesRemovedLockFile(t *testing.T) {
 	}
 	if !errors.Is(err, sqlite.ErrLocked) {
 		t.Errorf("second Open: %v, want ErrLocked", err)
+	}
+}
+
+// TestLockHardLinkedDatabase: the lock belongs to the database, not only
+// to the directory that names it. An operator who hard-links surge.db alone
+// into a second directory (a link made to move the data to a new path; a
+// "cp -al" of the whole directory links surge.lock too and is refused) and
+// starts a second store there while the first serves must be refused: the
+// two would each trust their own in-memory stock, each write through a WAL
+// of its own beside one database file, and break each other's commits.
+func TestLockHardLinkedDatabase(t *testing.T) {
+	ctx := t.Context()
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := open(t, dirA)
+	if err := a.CreateSale(ctx, newSale(t, "s1", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// A restart: the sale is in surge.db itself, not only in its WAL.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a = open(t, dirA)
+	defer a.Close()
+	if err := os.Link(filepath.Join(dirA, sqlite.FileName), filepath.Join(dirB, sqlite.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := sqlite.Open(ctx, dirB, sqlite.Options{NoExpiry: true})
+	if err == nil {
+		// The second store sells, then the first, the one that served all
+		// along, tries to.
+		var got []string
+		for i, s := range []*sqlite.Store{b, a} {
+			outs, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: []string{"u1", "u2"}[i], Quantity: 1}}, t0)
+			switch {
+			case err != nil:
+				got = append(got, "error: "+err.Error())
+			case len(outs) == 1:
+				got = append(got, string(outs[0].Code))
+			}
+		}
+		// Both stop; what does the database hold of the reservation?
+		b.Close()
+		a.Close()
+		a = open(t, dirA)
+		defer a.Close()
+		held := 0
+		if err := a.Orders(ctx, "s1", func(surge.Order) error { held++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		t.Fatalf("a second store opened %s, whose surge.db is a hard link of the database a store serves from %s; "+
+			"a purchase there answered %q, then one at the store serving all along answered %q; after both stopped the database holds %d orders; "+
+			"want the second Open refused with ErrLocked",
+			dirB, dirA, got[0], got[1], held)
+	}
+	if !errors.Is(err, sqlite.ErrLocked) {
+		t.Errorf("second Open through a hard link: %v, want ErrLocked", err)
+	}
+}
+
+// TestDatabaseNotWorldReadable: the database holds every buyer's id,
+// idempotency keys and payments. Surge makes its data directory 0750 and
+// its own files (lock, mark, image, seal) 0640, but SQLite created
+// surge.db, its WAL and its shared memory 0644: in a data directory the
+// operator made beforehand (mkdir's 0755, a container volume), every
+// local user could read every order.
+func TestDatabaseNotWorldReadable(t *testing.T) {
+	defer syscall.Umask(syscall.Umask(0o022)) // the usual umask, whatever the test's
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir)
+	defer s.Close()
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o007 != 0 {
+			t.Errorf("%s has mode %v: any local user can read the orders; want no access for others (as surge.lock's 0640)", name, fi.Mode().Perm())
+		}
+	}
+}
+
+// TestSymlinkedDatabaseRefusedClearly: an operator moves surge.db to a
+// bigger disk and leaves a symbolic link in the data directory. SQLite
+// follows the link and keeps the WAL beside the file it points to, where
+// the store's own checks (the WAL in place, the seal) do not look; the
+// start was refused with "stat surge.db-wal: no such file or directory",
+// naming neither the link nor what to do, after it had taken the directory
+// and opened the database. The refusal must say what is wrong and how to
+// put it right, before anything is opened.
+func TestSymlinkedDatabaseRefusedClearly(t *testing.T) {
+	real, dir := t.TempDir(), t.TempDir()
+	s := open(t, real)
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(real, sqlite.FileName)
+	if err := os.Symlink(target, filepath.Join(dir, sqlite.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
+	if err == nil {
+		s.Close()
+		return // served through the link: as good as a clear refusal
+	}
+	if !strings.Contains(err.Error(), "symbolic link") || !strings.Contains(err.Error(), real) {
+		t.Errorf("Open of %s, whose surge.db is a symbolic link to %s: %v; want a refusal that names the link and the directory to serve from instead", dir, target, err)
 	}
 }
