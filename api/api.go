@@ -25,8 +25,43 @@ func FormatTime(t time.Time) string { return surge.FormatTime(t) }
 // AppendTime appends t as FormatTime spells it.
 func AppendTime(b []byte, t time.Time) []byte { return surge.AppendTime(b, t) }
 
-// ParseTime reads a time of the API (any RFC 3339 time).
-func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+// ParseTime reads a time of the API (any RFC 3339 time, and nothing
+// else). time.Parse's RFC 3339 layout accepts what RFC 3339 does not
+// (go.dev/issue/54580): a one-digit hour, a comma before the fraction, and
+// a time-zone offset hour of 24 or minute of 60, which moved an instant by
+// up to a day from anything its sender can have meant. Those are refused.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := strictRFC3339(s); err != nil {
+		return time.Time{}, err
+	}
+	return t, nil
+}
+
+// strictRFC3339 checks what time.Parse left unchecked in s, which it
+// read with time.RFC3339Nano: the date is "YYYY-MM-DDT" (11 bytes), and
+// the offset, unless "Z", is the last 6 bytes, "±hh:mm".
+func strictRFC3339(s string) error {
+	bad := func(why string) error { return &time.ParseError{Layout: time.RFC3339, Value: s, Message: ": " + why} }
+	const date = len("2006-01-02T")
+	if len(s) < len("2006-01-02T15:04:05Z") || s[date+2] != ':' {
+		return bad("the hour must be two digits")
+	}
+	if s[date+8] == ',' {
+		return bad("the fraction of a second must follow a period")
+	}
+	if z := s[len(s)-1]; z != 'Z' {
+		off := s[len(s)-6:]
+		num2 := func(b string) int { return int(b[0]-'0')*10 + int(b[1]-'0') }
+		if num2(off[1:3]) > 23 || num2(off[4:6]) > 59 {
+			return bad("the time-zone offset must lie within ±23:59")
+		}
+	}
+	return nil
+}
 
 // Sale is the sale object.
 type Sale struct {

@@ -177,7 +177,8 @@ func (e *Engine) waitingRoom(ctx context.Context, sl *surge.Sale, userID string,
 // key, from the sale's snapshot sl and one atomic load; done is false when
 // the purchase needs the store.
 func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.Outcome, done bool) {
-	code := sl.Gate(e.cfg.Now())
+	now := e.cfg.Now()
+	code := sl.Gate(now)
 	rem := s.remaining.Load()
 	if code == "" && rem < p.Quantity {
 		code = surge.CodeSoldOut
@@ -205,8 +206,11 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 			}
 		case surge.KeyUnknown:
 			// Another node may have reserved with this key: only the
-			// shared store can tell a replay from a rejection.
-			if e.shared != nil && code != surge.CodeNotStarted {
+			// shared store can tell a replay from a rejection. Before
+			// the start no key can have bought, by this node's clock;
+			// but another node's clock may be ahead of it and have
+			// sold already, so near the start the store decides too.
+			if e.shared != nil && (code != surge.CodeNotStarted || sl.StartsAt.Sub(now) <= nodeClockSkew) {
 				return surge.Outcome{}, false
 			}
 		case surge.KeyAbsent:
@@ -216,6 +220,13 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 	e.fastRejects.Add(1)
 	return surge.Outcome{Code: code, Remaining: rem}, true
 }
+
+// nodeClockSkew is how far the clocks of the nodes sharing a store may
+// differ (docs/cluster.md: NTP keeps them within milliseconds): within it
+// of a sale's start, another node may have sold to a key this node's clock
+// says cannot have bought yet. It is short because every keyed purchase of
+// an unknown key goes to the store within it, in the crowd before a start.
+const nodeClockSkew = time.Second
 
 // limit applies one keyed rate limit (nil: none) at now.
 func (e *Engine) limit(lim RateLimiter, key string, now time.Time, why string) error {

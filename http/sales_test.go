@@ -457,3 +457,41 @@ func BenchmarkListSales(b *testing.B) {
 		})
 	}
 }
+
+// Times that are not RFC 3339 are refused, 400, and change nothing, even
+// those Go's time.Parse accepts (go.dev/issue/54580): a time-zone offset
+// hour of 24 or minute of 60 (RFC 3339's time-numoffset is 00-23:00-59),
+// a comma before the fraction, a one-digit hour. Accepted, "+24:00" put
+// the sale a whole day away from any instant the operator can have meant.
+func TestNotRFC3339TimesRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	bad := []string{
+		"2031-03-14T10:00:00+24:00",
+		"2031-03-14T10:00:00-23:60",
+		"2031-03-14T10:00:00,5Z",
+		"2031-03-14T9:00:00Z",
+	}
+	for i, ts := range bad {
+		id := fmt.Sprintf("x%d", i)
+		r := e.do(t, "POST", "/v1/sales", `{"id":"`+id+`","name":"x","stock":1,"starts_at":"`+ts+`"}`, asAdmin())
+		if r.status != http.StatusBadRequest {
+			t.Errorf("POST /v1/sales with starts_at %q: status %d, want 400 (not RFC 3339); body %s", ts, r.status, r.body)
+			continue
+		}
+		wantError(t, r, http.StatusBadRequest, string(surge.CodeInvalid))
+		wantError(t, e.do(t, "GET", "/v1/sales/"+id, ""), http.StatusNotFound, string(surge.CodeSaleNotFound))
+	}
+	e.createSale(t, `{"id":"s","name":"s","stock":1,"starts_at":"2031-03-14T10:00:00Z"}`)
+	for _, ts := range bad {
+		r := e.do(t, "PATCH", "/v1/sales/s", `{"ends_at":"`+ts+`"}`, asAdmin())
+		if r.status != http.StatusBadRequest {
+			t.Errorf("PATCH ends_at %q: status %d, want 400 (not RFC 3339); body %s", ts, r.status, r.body)
+		}
+	}
+	if got := e.sale(t, "s").EndsAt; got != nil {
+		t.Errorf("ends_at after refused PATCHes = %s, want null (unchanged)", *got)
+	}
+	// RFC 3339's own forms stay accepted: offsets up to ±23:59, a
+	// fraction after a period.
+	e.createSale(t, `{"id":"ok","name":"ok","stock":1,"starts_at":"2031-03-14T10:00:00.5+23:59","ends_at":"2031-03-15T10:00:00-23:59"}`)
+}

@@ -1,0 +1,53 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/engine"
+	"github.com/surgehq/surge/internal/testclock"
+)
+
+// TestReplayAtStartOnASlowerNode (cluster, two nodes whose clocks differ
+// by 200 ms around a sale's start): a key that reserved on the node whose
+// clock has passed starts_at is retried on the node whose clock has not.
+// The retry must get the first answer (the replay), as it would after the
+// sale ended, not "not_started" for a key that holds an order.
+func TestReplayAtStartOnASlowerNode(t *testing.T) {
+	ns := namespace(t)
+	start := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+	clocks := []*testclock.Clock{testclock.New(start.Add(100 * time.Millisecond)), testclock.New(start.Add(-100 * time.Millisecond))}
+	var engines []*engine.Engine
+	for i := range 2 {
+		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond})
+		e, err := engine.Open(context.Background(), s, engine.Config{Now: clocks[i].Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, e)
+		t.Cleanup(func() { e.Close(); s.Close() })
+	}
+	ctx := t.Context()
+	id, name, stock := "skew", "Skew", int64(10)
+	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "node 1 serves the sale", func() error { _, err := engines[1].Sale(id); return err })
+	buy := func(node int) (surge.Outcome, error) {
+		return engines[node].Purchase(ctx, engine.PurchaseRequest{SaleID: id,
+			Purchase: surge.Purchase{UserID: "u1", IdempotencyKey: "K", Quantity: 1}})
+	}
+	first, err := buy(0)
+	if err != nil || first.Code != surge.CodeReserved {
+		t.Fatalf("first purchase on node 0 (its clock 100 ms past starts_at): %+v, %v", first, err)
+	}
+	again, err := buy(1)
+	if err != nil || again.Code != surge.CodeReserved || !again.Replay || again.Order.ID != first.Order.ID {
+		t.Fatalf("the same key retried on node 1 (its clock 100 ms before starts_at): code %q, replay %v, order %q, err %v; "+
+			"want the replay of order %s (the key holds it)", again.Code, again.Replay, again.Order.ID, err, first.Order.ID)
+	}
+}
