@@ -17,11 +17,17 @@ type deleter struct {
 	pending sync.WaitGroup // batches queued and not yet removed
 	mu      sync.Mutex
 	err     error // the first failed removal since the last flush
-	done    chan struct{}
+	// unremoved holds the events JetStream acknowledged whose removal
+	// failed (seq: event id): they are in the stream, so the relay, which
+	// reads them again, must not publish them again, only remove them.
+	// Otherwise a removal failing for longer than the stream's duplicate
+	// window (the disk full) stored a copy of every waiting event per retry.
+	unremoved map[int64]string
+	done      chan struct{}
 }
 
 func newDeleter(ctx context.Context, r *Relay) *deleter {
-	d := &deleter{r: r, queue: make(chan []surge.OrderEvent, 4), done: make(chan struct{})}
+	d := &deleter{r: r, queue: make(chan []surge.OrderEvent, 4), unremoved: map[int64]string{}, done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
 		for evs := range d.queue {
@@ -32,8 +38,16 @@ func newDeleter(ctx context.Context, r *Relay) *deleter {
 				if d.err == nil {
 					d.err = fmt.Errorf("outbox: remove published events: %w", err)
 				}
+				for _, e := range evs {
+					d.unremoved[e.Seq] = e.ID()
+				}
 				d.mu.Unlock()
 			} else {
+				d.mu.Lock()
+				for _, e := range evs {
+					delete(d.unremoved, e.Seq)
+				}
+				d.mu.Unlock()
 				r.cfg.Metrics.Published(len(evs))
 			}
 			d.pending.Done()
@@ -61,6 +75,28 @@ func (d *deleter) flush() error {
 	err := d.err
 	d.err = nil
 	return err
+}
+
+// acknowledged reports whether JetStream acknowledged e before and only
+// its removal failed.
+func (d *deleter) acknowledged(e surge.OrderEvent) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id, ok := d.unremoved[e.Seq]
+	return ok && id == e.ID()
+}
+
+// forget drops the acknowledged events below seq (every one when seq is
+// 0): a read from the start of the outbox no longer finds them (removed,
+// or another node's to publish), or the stream that held them was lost.
+func (d *deleter) forget(seq int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for s := range d.unremoved {
+		if seq == 0 || s < seq {
+			delete(d.unremoved, s)
+		}
+	}
 }
 
 func (d *deleter) stop() {

@@ -110,6 +110,9 @@ type Relay struct {
 	ready   bool      // the stream exists
 	lagAt   time.Time // last refresh of the backlog figures
 	failing bool      // the last round failed (logged once until one succeeds)
+	// warnedSubjects: the stream's subjects were found not to take the
+	// events, and said so (once more than the failure that led to it).
+	warnedSubjects bool
 }
 
 // Connect dials NATS at url for a relay: it keeps reconnecting for ever
@@ -120,6 +123,12 @@ type Relay struct {
 func Connect(url, name string) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, nats.Name(name), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond), nats.ReconnectBufSize(-1),
+		// A server that refuses the credentials (restarted before its
+		// users or account resolver were in place) is tried again like a
+		// server that is down: by default nats.go closes the connection for
+		// good at the second refusal, and the relay never published again
+		// until the node restarted.
+		nats.IgnoreAuthErrorAbort(),
 		// A connection that died silently (a partition, no RST) is noticed
 		// within 15 s instead of the default 2-minute pings times two:
 		// until then the relay would hold the outbox lease it cannot use.
@@ -194,21 +203,26 @@ func (r *Relay) Run(ctx context.Context) {
 				continue
 			}
 			r.ready = true
+			d.forget(0) // the stream may be new: publish every event again
 		}
 		if !r.nc.IsConnected() {
 			// Not even read: in cluster mode a read takes or renews the
 			// outbox lease, and a node that cannot reach NATS must let it
 			// lapse so that a node that can publishes instead.
-			r.settle(ctx, waiting, d)
+			r.settle(waiting, d)
 			waiting = nil
-			r.failed(fmt.Errorf("outbox: not connected to NATS (%s)", r.nc.Status()))
+			why := ""
+			if err := r.nc.LastError(); err != nil {
+				why = ": " + err.Error() // an authorization violation, a TLS failure
+			}
+			r.failed(fmt.Errorf("outbox: not connected to NATS (%s)%s", r.nc.Status(), why))
 			after, retry = 0, r.cfg.Retry
 			continue
 		}
 		evs, readErr := r.src.PendingEvents(ctx, after, r.cfg.Batch)
 		readAt := time.Now()
 		if waiting != nil {
-			n, err := waiting.acks(ctx, r.cfg.AckTimeout)
+			n, err := waiting.acks(r.cfg.AckTimeout)
 			d.remove(waiting.evs[:n])
 			waiting = nil
 			if err != nil {
@@ -226,6 +240,15 @@ func (r *Relay) Run(ctx context.Context) {
 			after, retry = 0, r.cfg.Retry
 			continue
 		}
+		if after == 0 {
+			// A read from the start: the acknowledged events it does not
+			// find were removed.
+			var first int64
+			if len(evs) > 0 {
+				first = evs[0].Seq
+			}
+			d.forget(first)
+		}
 		if len(evs) == 0 {
 			if err := d.flush(); err != nil {
 				r.failed(err)
@@ -240,7 +263,7 @@ func (r *Relay) Run(ctx context.Context) {
 			sleep(ctx, r.cfg.Idle)
 			continue
 		}
-		b, err := r.send(evs, readAt.Add(r.cfg.Fresh))
+		b, err := r.send(evs, readAt.Add(r.cfg.Fresh), d)
 		if err != nil {
 			// The part sent is awaited with the next round; the rest is
 			// read again after the flush.
@@ -251,11 +274,14 @@ func (r *Relay) Run(ctx context.Context) {
 			waiting, after = b, b.evs[len(b.futures)-1].Seq
 		}
 		if err != nil {
-			r.settle(ctx, waiting, d)
+			r.settle(waiting, d)
 			waiting = nil
 			after = 0
 		}
 	}
+	// Stopping: the batch sent is awaited and removed, not left to be
+	// published again by the next start.
+	r.settle(waiting, d)
 }
 
 func (r *Relay) failed(err error) {
@@ -269,7 +295,8 @@ func (r *Relay) failed(err error) {
 		// it if absent, before the next round.
 		r.ready = false
 	}
-	if !r.failing {
+	if !r.failing || errors.Is(err, errStreamSubjects) && !r.warnedSubjects {
+		r.warnedSubjects = r.warnedSubjects || errors.Is(err, errStreamSubjects)
 		r.log.Warn("order events not published; retrying (purchases go on, the outbox grows)", "err", err)
 		r.failing = true
 	}
@@ -278,22 +305,23 @@ func (r *Relay) failed(err error) {
 func (r *Relay) recovered() {
 	if r.failing {
 		r.log.Info("order events published again")
-		r.failing = false
+		r.failing, r.warnedSubjects = false, false
 	}
 }
 
 // settle ends the batch in flight, if any, after a failure: what NATS
 // acknowledged of it leaves the outbox, with every removal queued before,
 // and the rest is read and sent again from the start.
-func (r *Relay) settle(ctx context.Context, b *batch, d *deleter) {
+func (r *Relay) settle(b *batch, d *deleter) {
 	if b != nil {
-		n, _ := b.acks(ctx, r.cfg.AckTimeout)
+		n, _ := b.acks(r.cfg.AckTimeout)
 		d.remove(b.evs[:n])
 	}
 	d.flush()
 }
 
-// batch is events sent and the futures of their acknowledgements.
+// batch is events sent and the futures of their acknowledgements (nil:
+// acknowledged before, only its removal failed).
 type batch struct {
 	evs     []surge.OrderEvent
 	futures []jetstream.PubAckFuture
@@ -303,11 +331,15 @@ type batch struct {
 // fresh passes (the rest is read again, and the lease proved again, in the
 // next round: sending can stall while acknowledgements are outstanding);
 // on an error the batch holds those sent before it.
-func (r *Relay) send(evs []surge.OrderEvent, fresh time.Time) (*batch, error) {
+func (r *Relay) send(evs []surge.OrderEvent, fresh time.Time, d *deleter) (*batch, error) {
 	b := &batch{evs: evs, futures: make([]jetstream.PubAckFuture, 0, len(evs))}
 	for _, e := range evs {
 		if time.Now().After(fresh) {
 			break
+		}
+		if d.acknowledged(e) {
+			b.futures = append(b.futures, nil) // in the stream: to be removed only
+			continue
 		}
 		msg, err := r.message(e)
 		if err != nil {
@@ -324,19 +356,23 @@ func (r *Relay) send(evs []surge.OrderEvent, fresh time.Time) (*batch, error) {
 
 // acks waits for the batch's acknowledgements and returns the length of
 // the prefix JetStream acknowledged: the events after a failed one must go
-// again, in order.
-func (b *batch) acks(ctx context.Context, timeout time.Duration) (int, error) {
+// again, in order. It waits also while the relay stops (bounded by
+// timeout): the events sent are in the stream or about to be, and giving
+// up on them left them in the outbox, published again at the next start,
+// after the duplicate window if that start came later.
+func (b *batch) acks(timeout time.Duration) (int, error) {
 	wait := time.NewTimer(timeout + time.Second) // the client's own timeout fires first
 	defer wait.Stop()
 	for i, f := range b.futures {
+		if f == nil {
+			continue
+		}
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
 			return i, fmt.Errorf("outbox: publish %s: %w", b.evs[i].ID(), err)
 		case <-wait.C:
 			return i, fmt.Errorf("outbox: publish %s: no acknowledgement", b.evs[i].ID())
-		case <-ctx.Done():
-			return i, ctx.Err()
 		}
 	}
 	return len(b.futures), nil
@@ -363,8 +399,15 @@ func (r *Relay) message(e surge.OrderEvent) (*nats.Msg, error) {
 func (r *Relay) ensureStream(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
 	defer cancel()
-	_, err := r.js.Stream(ctx, r.cfg.Stream)
+	st, err := r.js.Stream(ctx, r.cfg.Stream)
 	if err == nil {
+		// Publishing to a subject the stream does not take only answers
+		// "no response from stream", which reads as NATS being down.
+		if subs := st.CachedInfo().Config.Subjects; !takes(subs, r.cfg.Subject) {
+			return fmt.Errorf("outbox: %w: stream %s exists with subjects %q, which do not take the order events' %s.<sale>.<event>: "+
+				"add %s.> to them (nats stream edit %s), or delete the stream and the relay creates it",
+				errStreamSubjects, r.cfg.Stream, subs, r.cfg.Subject, r.cfg.Subject, r.cfg.Stream)
+		}
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -385,6 +428,36 @@ func (r *Relay) ensureStream(ctx context.Context) error {
 	}
 	r.log.Info("created the order events stream", "subjects", r.cfg.Subject+".>", "duplicate_window", r.cfg.Duplicates)
 	return nil
+}
+
+// errStreamSubjects is an existing stream that does not take the events.
+var errStreamSubjects = errors.New("the stream does not take the order events")
+
+// takes reports whether a stream with the subject filters subs stores
+// every subject prefix.<sale>.<event>.
+func takes(subs []string, prefix string) bool {
+	want := append(strings.Split(prefix, "."), "*", "*")
+	for _, f := range subs {
+		toks := strings.Split(f, ".")
+		ok := true
+		for i, tok := range toks {
+			if tok == ">" {
+				ok = i < len(want)
+				break
+			}
+			if i >= len(want) || (tok != "*" && tok != want[i]) || (tok != "*" && want[i] == "*") {
+				ok = false
+				break
+			}
+			if i == len(toks)-1 && len(toks) != len(want) {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // refreshLag updates the backlog figures, at most every LagEvery: with
