@@ -258,19 +258,44 @@ func notOutage(err error) bool {
 		// would allocate its target even for nil.
 		return false
 	}
+	if _, ok := err.(callerGone); ok {
+		return true
+	}
 	return errors.Is(err, context.Canceled) || surge.ErrorCode(err) != "" ||
 		errors.Is(err, postgres.ErrNotReserved) || errors.Is(err, postgres.ErrFenced) || errors.Is(err, postgres.ErrRefused) ||
 		errors.Is(err, postgres.ErrLeaseLost) || errors.Is(err, redis.ErrNoState) || errors.Is(err, redis.ErrStaleHold)
 }
 
-// call runs f through a breaker with the call timeout.
+// callerGone is the error of a call whose caller's own context ended
+// (it left, or its deadline passed: a gRPC client's grpc-timeout, a
+// Connect client's Connect-Timeout-Ms) before the dependency answered:
+// that says nothing of the dependency's health, so the breaker does not
+// count it (notOutage). call unwraps it before returning.
+type callerGone struct{ err error }
+
+func (e callerGone) Error() string { return e.err.Error() }
+func (e callerGone) Unwrap() error { return e.err }
+
+// call runs f through a breaker with the call timeout. Only a failure
+// while the caller still waits counts against the dependency: the call
+// timeout cutting it short does, the caller's own context ending does not.
 func (s *Store) call(ctx context.Context, cb *gobreaker.CircuitBreaker[struct{}], f func(ctx context.Context) error) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
-	_, err := cb.Execute(func() (struct{}, error) { return struct{}{}, f(ctx) })
+	_, err := cb.Execute(func() (struct{}, error) {
+		err := f(ctx)
+		if err != nil && parent.Err() != nil {
+			return struct{}{}, callerGone{err}
+		}
+		return struct{}{}, err
+	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return &surge.Error{Code: surge.CodeUnavailable, RetryAfter: s.cfg.BreakerOpen,
 			Message: cb.Name() + " is unavailable; retry shortly"}
+	}
+	if gone, ok := err.(callerGone); ok {
+		return gone.err
 	}
 	return err
 }

@@ -617,3 +617,41 @@ func TestInsertOutlivesCallTimeout(t *testing.T) {
 	}
 	truth(t, b, sl, confirmed)
 }
+
+// TestCallerDeadlineIsNoOutage: a caller whose own deadline has passed
+// (a gRPC or Connect client sends grpc-timeout or Connect-Timeout-Ms, and
+// connect-go puts it on the request's context) is a caller who left, not
+// a PostgreSQL outage. Five such order reads must not open the PostgreSQL
+// breaker: if they did, any buyer could make every purchase of a node
+// fail with 503 by sending a few reads with a tiny timeout.
+func TestCallerDeadlineIsNoOutage(t *testing.T) {
+	s := openStore(t, namespace(t), cluster.Config{})
+	defer s.Close()
+	sl := mustSale(t, s, "deadline", 100, 1)
+	out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: "u0", IdempotencyKey: "k0", Quantity: 1})
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("first purchase: %+v, %v", out, err)
+	}
+	id := out[0].Order.ID
+	for i := range 6 {
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+		_, err := s.Order(ctx, id)
+		cancel()
+		if err == nil {
+			t.Fatalf("read %d with a deadline already passed: no error", i)
+		}
+	}
+	if err := s.Ready(context.Background()); err != nil {
+		t.Errorf("after 6 order reads whose callers' deadlines had passed, PostgreSQL and Redis all up: not ready: %v", err)
+	}
+	for i := range 3 {
+		user := fmt.Sprintf("u%d", i+1)
+		out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: user, IdempotencyKey: "k", Quantity: 1})
+		if err != nil {
+			t.Fatalf("purchase %d after 6 order reads whose callers' deadlines had passed (PostgreSQL up): %v; want 201", i+1, err)
+		}
+		if out[0].Code != surge.CodeReserved {
+			t.Fatalf("purchase %d: %s, want reserved", i+1, out[0].Code)
+		}
+	}
+}

@@ -343,3 +343,48 @@ func TestRefusedConfigListHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRefusesAddressStartRefuses: a listen address no start can
+// listen on (a port that is no number or service, or above 65535) is
+// refused when the file is loaded, as every bad value is: --print-config
+// "refuses whatever a start would refuse", and SIGHUP, which loads the
+// file the same way, must not answer "config reloaded" for a file the
+// next restart or upgrade cannot start with.
+func TestConfigRefusesAddressStartRefuses(t *testing.T) {
+	for _, body := range []string{
+		"debug-addr: \"127.0.0.1:notaport\"\n",
+		"admin-addr: \"127.0.0.1:99999\"\n",
+		"http-addr: \"localhost\"\n",
+	} {
+		t.Run(body, func(t *testing.T) {
+			p := writeConfig(t, "surge.yaml", body+"admin-token: config-address-admin-token\n")
+			key := body[:strings.Index(body, ":")]
+			// The start refuses it (the API on a free port, unless the
+			// file's http-addr is the point).
+			args := []string{"serve", "--config", p, "--data-dir", filepath.Join(t.TempDir(), "data")}
+			if key != "http-addr" {
+				args = append(args, "--http-addr", "127.0.0.1:0")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			code, _, stderr := runCLI(ctx, args...)
+			if code == 0 {
+				t.Fatalf("surge serve with %q started (exit 0); want refused", body)
+			}
+			// The file check of --print-config and of SIGHUP.
+			code, _, _ = runCLI(context.Background(), "serve", "--config", p, "--print-config")
+			if _, err := loadServeConfig([]string{"--config", p}, io.Discard); err == nil || code != 2 {
+				t.Errorf("%s: a start refuses it (exit 1: %s), but loading the file for --print-config and SIGHUP accepts it (exit %d, err %v); want refused naming --%s",
+					strings.TrimSpace(body), lastLine(stderr), code, err, key)
+			} else if !strings.Contains(err.Error(), key) {
+				t.Errorf("the refusal %q does not name --%s", err, key)
+			}
+		})
+	}
+}
+
+// lastLine is the last line of s that is not empty.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

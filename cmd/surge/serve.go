@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -345,6 +346,18 @@ func (c *serveConfig) validate() error {
 	if c.roomStreamsBuyer < 0 || c.roomStreamsAddr < 0 {
 		return errUsage{"serve: --waiting-room-streams-per-buyer and --waiting-room-streams-per-address must be at least 1"}
 	}
+	// What listen would refuse (a port that is no number or service, one
+	// above 65535, no port at all) is a bad value like any other: refused
+	// here, so that --print-config and SIGHUP do not accept a file the
+	// next start or upgrade cannot listen with.
+	for _, a := range []struct{ name, addr string }{{"http-addr", c.httpAddr}, {"admin-addr", c.adminAddr}, {"debug-addr", c.debugAddr}} {
+		if a.addr == "" && a.name != "http-addr" {
+			continue
+		}
+		if err := checkListenAddr(a.addr); err != nil {
+			return errUsage{fmt.Sprintf("serve: --%s %q: %v", a.name, a.addr, err)}
+		}
+	}
 	if err := c.readSecrets(); err != nil {
 		return err
 	}
@@ -379,6 +392,21 @@ func (c *serveConfig) validate() error {
 		return errUsage{"serve: " + err.Error()}
 	}
 	if _, err := c.corsOriginList(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checkListenAddr checks a listen address as net.Listen parses it,
+// without listening: host:port, the port a number up to 65535 or a
+// service name. Whether the host resolves, or the port is free, is the
+// start's to find out.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
 		return err
 	}
 	return nil
