@@ -235,6 +235,12 @@ func (d *DB) View(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open a view: %w", err)
 	}
+	// The reader works between its reads (a settlement file to match): it
+	// holds no lock a writer waits on, so no idle bound for it.
+	if _, err := tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("postgres: open a view: %w", err)
+	}
 	return &View{tx: tx}, nil
 }
 

@@ -61,6 +61,12 @@ type DB struct {
 	channel string // LISTEN/NOTIFY channel of this schema
 }
 
+// IdleInTransactionTimeout is how long PostgreSQL keeps a transaction of
+// a node whose client sends nothing (stopped, or its network stalled)
+// before it ends the session, rolls the transaction back and frees its
+// locks: about a lease's time to live.
+const IdleInTransactionTimeout = "5s"
+
 // ErrFenced answers an insert whose batch was decided against live state
 // that a rebuild has since replaced: none of it was written.
 var ErrFenced = errors.New("postgres: the sale's live state was rebuilt since the batch was decided")
@@ -86,6 +92,17 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 5*time.Second {
 		// An unreachable server must fail requests fast, not hang them.
 		cfg.ConnConfig.ConnectTimeout = 2 * time.Second
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		// A node stopped or cut off inside a transaction (SIGSTOP, a frozen
+		// container, a network path that stalls) would otherwise keep it
+		// open, and the sale row it locked (a rebuild, a sale change, an
+		// archive) or the lease row, for as long as it stays so: every
+		// insert of that sale, on every node, waits on the lock. No
+		// transaction of a serving node waits on its client longer than
+		// a few calls (View, the long read of surge reconcile, turns it
+		// off for itself). A URL parameter of that name overrides it.
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = IdleInTransactionTimeout
 	}
 	cfg.MaxConns = 16
 	if opt.MaxConns > 0 {
