@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -319,5 +320,43 @@ func TestWebhookStripeRefund(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("%d payments recorded after an event without the metadata, want still 3", n)
+	}
+}
+
+// TestWebhookStripeCheckoutAsyncPaid: a Checkout Session paid with a
+// delayed method (SEPA debit, Bacs, ACH...) completes unpaid; Stripe
+// sends checkout.session.async_payment_succeeded when the money arrives,
+// with the session's metadata (Checkout does not copy it onto the
+// PaymentIntent, so payment_intent.succeeded carries no surge_order_id).
+// docs/payments.md lets the shop set surge_order_id on the session
+// alone. That event is the only one of this payment that names the order:
+// ignored, the money taken is recorded nowhere and the order expires with
+// no refund_due (docs/payments.md: "an order ends either paid ... or
+// expired/cancelled with its money refund_due").
+func TestWebhookStripeCheckoutAsyncPaid(t *testing.T) {
+	e := paymentEnv(t, payments.Stripe)
+	o := e.buyTwo(t, "alice")
+	// completed, unpaid yet: ignored (TestWebhookStripeCheckout).
+	body, _ := stripeEvent(t, "checkout.session.completed", o.ID)
+	body = strings.Replace(body, `"payment_status": "paid"`, `"payment_status": "unpaid"`, 1)
+	now := time.Now()
+	wantStatus(t, e.do(t, "POST", hookPath, body, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, body)))), http.StatusOK)
+	// The money arrives.
+	body, sig := stripeEvent(t, "checkout.session.async_payment_succeeded", o.ID)
+	r := e.do(t, "POST", hookPath, body, sig)
+	wantStatus(t, r, http.StatusOK)
+	var b struct {
+		Payment *api.Payment `json:"payment"`
+		Ignored string       `json:"ignored"`
+	}
+	if err := json.Unmarshal(r.body, &b); err != nil {
+		t.Fatalf("%v: %v", r, err)
+	}
+	if b.Payment == nil || b.Payment.ID != "pi_3QxSurgeTestPI01" || b.Payment.Status != "paid" || b.Payment.AmountCents != 25998 {
+		t.Errorf("checkout.session.async_payment_succeeded of 259.98 EUR for order %s answered %s: want the payment pi_3QxSurgeTestPI01 recorded paid; the money Stripe took is recorded nowhere",
+			o.ID, r.body)
+	}
+	if st := e.orderStatus(t, o.ID); st != "paid" {
+		t.Errorf("order %s is %s after Stripe said its checkout was paid, want paid", o.ID, st)
 	}
 }

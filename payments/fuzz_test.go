@@ -27,7 +27,7 @@ import (
 // type, an amount not below zero and a currency of three upper-case
 // letters.
 func FuzzFromStripe(f *testing.F) {
-	for _, name := range []string{"payment_intent.succeeded", "checkout.session.completed", "charge.refunded", "charge.succeeded"} {
+	for _, name := range []string{"payment_intent.succeeded", "checkout.session.completed", "checkout.session.async_payment_succeeded", "charge.refunded", "charge.succeeded"} {
 		b, err := os.ReadFile(filepath.Join("..", "http", "testdata", "stripe", name+".json"))
 		if err != nil {
 			f.Fatal(err)

@@ -92,10 +92,21 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 			// succeed later under its own id.
 			ev.ID, ev.Type = e.ID, surge.PaymentFailed
 		}
-	case stripe.EventTypeCheckoutSessionCompleted:
+	case stripe.EventTypeCheckoutSessionCompleted, stripe.EventTypeCheckoutSessionAsyncPaymentSucceeded,
+		stripe.EventTypeCheckoutSessionAsyncPaymentFailed:
+		// A delayed payment method (SEPA debit, Bacs, ACH) completes the
+		// session unpaid; async_payment_succeeded (or _failed) follows when
+		// the money moves. The session's metadata rides on each, and
+		// Checkout does not copy it onto the PaymentIntent: ignoring them
+		// would leave money taken recorded nowhere.
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(e.Data.Raw, &cs); err != nil {
 			return ev, "", surge.Errorf(surge.CodeInvalid, "%s: bad checkout session: %v", e.Type, err)
+		}
+		if e.Type == stripe.EventTypeCheckoutSessionAsyncPaymentFailed {
+			// A failed attempt is its event's, as payment_intent.payment_failed.
+			ev.ID, ev.Type, ev.AmountCents, ev.Currency, meta = e.ID, surge.PaymentFailed, 0, string(cs.Currency), cs.Metadata
+			break
 		}
 		if cs.PaymentStatus != stripe.CheckoutSessionPaymentStatusPaid {
 			return ev, fmt.Sprintf("checkout session %s is %s, not paid", cs.ID, cs.PaymentStatus), nil

@@ -112,13 +112,28 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			}
 			o.Status = surge.OrderPaid
 		case surge.PaymentRefundDue:
+			// Its refund may have come first (providers do not deliver
+			// in order): then nothing is owed, and the refund settles it.
+			var refund string
+			err := tx.QueryRow(ctx, `UPDATE payments SET status = 'refund', settles = $4 WHERE id = (SELECT id FROM payments
+				WHERE order_id = $1 AND status = 'refund_unexpected' AND amount_cents = $2 AND upper(currency) = upper($3)
+				ORDER BY seq LIMIT 1) RETURNING id`, o.ID, p.AmountCents, p.Currency, p.ID).Scan(&refund)
+			switch {
+			case err == nil:
+				// Refunded already: no refund_due event asks for another.
+				p.Status = surge.PaymentRefunded
+			case !errors.Is(err, pgx.ErrNoRows):
+				return surge.PaymentResult{}, err
+			}
 			// The order stays as it is; the money taken is the event.
 			// The order's status as the payment found it rides along: a
 			// later change may move the order on before the relay reads.
-			if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref, status)
-				SELECT $1, $2, 'refund_due', $3, $4, $5 WHERE surge_events()`,
-				o.SaleID, o.ID, now, p.ID, string(o.Status)); err != nil {
-				return surge.PaymentResult{}, err
+			if p.Status == surge.PaymentRefundDue {
+				if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref, status)
+					SELECT $1, $2, 'refund_due', $3, $4, $5 WHERE surge_events()`,
+					o.SaleID, o.ID, now, p.ID, string(o.Status)); err != nil {
+					return surge.PaymentResult{}, err
+				}
 			}
 		}
 	case surge.PaymentFailed:

@@ -53,7 +53,17 @@ type Options struct {
 	// now on every change writes its event to the outbox. A node that
 	// relays them sets it; without any such node nothing would read them.
 	Events bool
+	// Existing opens only a database that already holds Surge's schema
+	// (its migrations table): a reader such as surge reconcile must not
+	// create Surge's tables in a database that was never Surge's (a
+	// wrong URL); ErrNoSchema then. An older version's schema is still
+	// migrated, as a node would.
+	Existing bool
 }
+
+// ErrNoSchema: Options.Existing, and the database (its search_path) holds
+// no Surge schema.
+var ErrNoSchema = errors.New("postgres: the database holds no Surge data (no surge_schema_version table in its search_path)")
 
 // DB is the durable half of the cluster store.
 type DB struct {
@@ -117,7 +127,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		cfg.ConnConfig.RuntimeParams["search_path"] = opt.Schema
 		channel = "surge_changes_" + opt.Schema
 	}
-	if err := migrateSchema(ctx, cfg.ConnConfig.Copy(), opt.Schema); err != nil {
+	if err := migrateSchema(ctx, cfg.ConnConfig.Copy(), opt.Schema, opt.Existing); err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -133,12 +143,21 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	return &DB{pool: pool, channel: channel}, nil
 }
 
-func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string) error {
+func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string, existing bool) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
+	if existing {
+		var found bool
+		if err := conn.QueryRow(ctx, `SELECT to_regclass('surge_schema_version') IS NOT NULL`).Scan(&found); err != nil {
+			return fmt.Errorf("postgres: look for Surge's schema: %w", err)
+		}
+		if !found {
+			return ErrNoSchema
+		}
+	}
 	if schema != "" {
 		// IF NOT EXISTS is not safe against a concurrent CREATE: nodes
 		// starting together may see the catalog's unique violation, which

@@ -10,6 +10,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -93,7 +94,7 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 	rep := Report{SettlementRows: len(rows), Mismatches: []Mismatch{}}
 	payments := map[string]surge.Payment{}
 	var order []string
-	paidBy := map[string]string{} // order id → the payment that paid it
+	paidBy := map[string][]string{} // order id → the payments recorded as having paid it
 	// unexpected counts the refunds Surge recorded as refund_unexpected,
 	// by order, amount and currency: a settlement that marks the payment
 	// itself refunded (rather than listing the refund under its own id)
@@ -109,7 +110,7 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		order = append(order, p.ID)
 		switch p.Status {
 		case surge.PaymentPaid:
-			paidBy[p.OrderID] = p.ID
+			paidBy[p.OrderID] = append(paidBy[p.OrderID], p.ID)
 		case surge.PaymentRefundUnexpected:
 			unexpected[refundKey{p.OrderID, p.AmountCents, strings.ToUpper(p.Currency)}]++
 		}
@@ -120,7 +121,12 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 	rep.Payments = len(payments)
 	settled := map[string]Row{}
 	for _, row := range rows {
-		settled[row.PaymentID] = row
+		// One payment may have several lines (its charge, later its
+		// refund, a failed attempt before): the money was taken if any
+		// says so, whichever line comes first.
+		if prev, ok := settled[row.PaymentID]; !ok || rank(row.Status) > rank(prev.Status) {
+			settled[row.PaymentID] = row
+		}
 		p, ok := payments[row.PaymentID]
 		switch {
 		case !ok && row.Status == Settled:
@@ -169,16 +175,29 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 			}
 		}
 	}
-	if err := checkSales(ctx, src, &rep, paidBy); err != nil {
+	if err := checkSales(ctx, src, &rep, paidBy, payments); err != nil {
 		return rep, err
 	}
 	slices.SortStableFunc(rep.Mismatches, func(a, b Mismatch) int { return strings.Compare(a.Kind, b.Kind) })
 	return rep, nil
 }
 
-// checkSales adds up each sale's units and finds paid orders without a
-// payment.
-func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]string) error {
+// rank orders a payment's settlement lines: taken, given back, failed.
+func rank(s Status) int {
+	switch s {
+	case Settled:
+		return 2
+	case Refunded:
+		return 1
+	}
+	return 0
+}
+
+// checkSales adds up each sale's units, finds paid orders without a
+// payment, and payments counted as having paid an order that is not paid
+// (by them alone): money taken for an order that ended, whose units went
+// back on sale, or taken twice.
+func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string][]string, payments map[string]surge.Payment) error {
 	sales, err := src.Sales(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile: read sales: %w", err)
@@ -191,9 +210,24 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 			if o.Status.Live() {
 				live += o.Quantity
 			}
-			if o.Status == surge.OrderPaid && paidBy[o.ID] == "" {
+			by := paidBy[o.ID]
+			switch {
+			case o.Status == surge.OrderPaid && len(by) == 0:
 				rep.add(PaidNotAtProvider, "", o.ID, s.ID, "the order is paid but Surge recorded no payment that paid it")
+			case o.Status != surge.OrderPaid:
+				for _, id := range by {
+					p := payments[id]
+					rep.add(RefundDue, id, o.ID, s.ID, "%d %s recorded as paying the order, which is %s (its units are back on sale): refund it",
+						p.AmountCents, p.Currency, o.Status)
+				}
+			default:
+				for _, id := range by[1:] {
+					p := payments[id]
+					rep.add(RefundDue, id, o.ID, s.ID, "%d %s recorded as paying the order, which %s paid already: refund it",
+						p.AmountCents, p.Currency, by[0])
+				}
 			}
+			delete(paidBy, o.ID)
 			return nil
 		}); err != nil {
 			return fmt.Errorf("reconcile: read orders of sale %s: %w", s.ID, err)
@@ -203,6 +237,13 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 		} else if s.Counted && s.Stock-live != s.Remaining {
 			rep.add(StockMismatch, "", "", s.ID, "stock %d - %d units in reserved and paid orders = %d, but the store counts %d remaining",
 				s.Stock, live, s.Stock-live, s.Remaining)
+		}
+	}
+	// What is left paid an order no sale holds.
+	for _, id := range slices.Sorted(maps.Keys(paidBy)) {
+		for _, pid := range paidBy[id] {
+			p := payments[pid]
+			rep.add(RefundDue, pid, id, p.SaleID, "%d %s recorded as paying an order Surge does not hold: refund it", p.AmountCents, p.Currency)
 		}
 	}
 	return nil

@@ -73,7 +73,7 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 				return nil, fmt.Errorf("reconcile: settlement line %d: the %s %q holds a control character, a line separator, a bidirectional control or invalid UTF-8", line, f.name, f.v)
 			}
 		}
-		if row.AmountCents, err = parseAmount(strings.TrimSpace(rec[2])); err != nil {
+		if row.AmountCents, err = parseAmount(strings.TrimSpace(rec[2]), minorDigits(row.Currency)); err != nil {
 			return nil, fmt.Errorf("reconcile: settlement line %d: %w", line, err)
 		}
 		if row.Status, err = parseStatus(rec[4]); err != nil {
@@ -83,17 +83,37 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 	}
 }
 
-// parseAmount reads minor units, or a decimal with at most two places.
-func parseAmount(s string) (int64, error) {
-	whole, frac, dec := strings.Cut(s, ".")
-	if !dec {
-		frac = ""
+// minorDigits is how many decimal places a currency's minor unit is
+// (ISO 4217): two but for the currencies listed. An amount in minor units
+// (price_cents, a webhook's amount_cents) counts yen for JPY, fils for KWD.
+func minorDigits(currency string) int {
+	switch currency {
+	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
+		return 0
+	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
+		return 3
+	case "CLF", "UYW":
+		return 4
 	}
-	if len(frac) > 2 || (dec && frac == "") {
-		return 0, fmt.Errorf("amount %q: at most two decimal places", s)
+	return 2
+}
+
+// parseAmount reads minor units, or a decimal in major units with at most
+// digits places (the currency's minor unit); zeros beyond them are
+// accepted ("1000.00" yen).
+func parseAmount(s string, digits int) (int64, error) {
+	whole, frac, dec := strings.Cut(s, ".")
+	if dec && frac == "" {
+		return 0, fmt.Errorf("amount %q: a decimal point must be followed by digits", s)
+	}
+	if trimmed := strings.TrimRight(frac, "0"); len(frac) > digits {
+		if len(trimmed) > digits {
+			return 0, fmt.Errorf("amount %q: at most %s decimal places in this currency", s, []string{"zero", "one", "two", "three", "four"}[digits])
+		}
+		frac = frac[:digits]
 	}
 	if dec {
-		frac += strings.Repeat("0", 2-len(frac))
+		frac += strings.Repeat("0", digits-len(frac))
 	}
 	n, err := strconv.ParseInt(whole+frac, 10, 64)
 	if err != nil || n < 0 {

@@ -60,6 +60,43 @@ func TestReadSettlement(t *testing.T) {
 	}
 }
 
+// TestReadSettlementCurrencyDecimals: docs/payments.md reads a decimal
+// amount as major units ("129.99" = 12999 minor units). A currency's minor
+// unit is not always a hundredth (ISO 4217): a yen has none (a JPY sale's
+// price_cents are yen), a Kuwaiti dinar has a thousandth (fils). Read with
+// two places whatever the currency, "1000.00 JPY" became 100000 (a
+// consistent store reported amount_differs), "12.5 KWD" became 1250 fils
+// instead of 12500, and "12.345 KWD", the way a dinar amount is written,
+// refused the whole file.
+func TestReadSettlementCurrencyDecimals(t *testing.T) {
+	const header = "payment id,order id,amount,currency,status\n"
+	for _, c := range []struct {
+		line string
+		want int64
+	}{
+		{"p1,o1,1000.00,JPY,paid", 1000},
+		{"p1,o1,1000,jpy,paid", 1000},
+		{"p1,o1,12.345,KWD,paid", 12345},
+		{"p1,o1,12.5,KWD,paid", 12500},
+		{"p1,o1,12345,KWD,paid", 12345},
+		{"p1,o1,129.99,EUR,paid", 12999},
+	} {
+		rows, err := ReadSettlement(strings.NewReader(header + c.line + "\n"))
+		if err != nil {
+			t.Errorf("%s: refused (%v); want %d minor units", c.line, err, c.want)
+			continue
+		}
+		if len(rows) != 1 || rows[0].AmountCents != c.want {
+			t.Errorf("%s: read %+v; want %d minor units of %s", c.line, rows, c.want, rows[0].Currency)
+		}
+	}
+	for _, line := range []string{"p1,o1,1000.5,JPY,paid", "p1,o1,1.0001,KWD,paid", "p1,o1,1.001,EUR,paid"} {
+		if rows, err := ReadSettlement(strings.NewReader(header + line + "\n")); err == nil {
+			t.Errorf("%s: read %+v; want it refused, a fraction of the currency's minor unit", line, rows)
+		}
+	}
+}
+
 // FuzzReadSettlement: any file either reads, or fails with a message that
 // says so; what it reads has a payment id, ids and currency in plain text,
 // an amount not below zero and a known status, and written back as CSV in

@@ -120,6 +120,18 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		}
 		if p.Status == surge.PaymentRefundDue {
 			c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID, status: o.Status}}
+			// Its refund may have come first (providers do not deliver
+			// in order): then nothing is owed.
+			refund, ok, err := s.earlyRefund(ctx, p)
+			if err != nil {
+				return surge.PaymentResult{}, err
+			}
+			if ok {
+				// Refunded already: no refund_due event asks for another.
+				p.Status = surge.PaymentRefunded
+				c.settled = map[string]string{refund: p.ID}
+				c.events = nil
+			}
 		}
 	case surge.PaymentFailed:
 		p.Status = surge.PaymentFailedStatus
@@ -185,6 +197,22 @@ func (s *Store) refundDue(ctx context.Context, refund surge.Payment) (string, bo
 	}
 	if err != nil {
 		return "", false, s.unavailable(fmt.Errorf("sqlite: refund due of order %s: %w", refund.OrderID, err))
+	}
+	return id, true, nil
+}
+
+// earlyRefund finds the oldest refund_unexpected refund of a refund_due
+// payment's order, amount and currency: a refund delivered before it.
+func (s *Store) earlyRefund(ctx context.Context, due surge.Payment) (string, bool, error) {
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM payments WHERE order_id = ? AND status = ?
+		AND amount_cents = ? AND upper(currency) = upper(?) ORDER BY seq LIMIT 1`,
+		due.OrderID, string(surge.PaymentRefundUnexpected), due.AmountCents, due.Currency).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, s.unavailable(fmt.Errorf("sqlite: early refund of order %s: %w", due.OrderID, err))
 	}
 	return id, true, nil
 }
@@ -255,6 +283,16 @@ func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
 			p.ID, string(p.Type), p.OrderID, p.SaleID, p.AmountCents, p.Currency, string(p.Status), p.Provider,
 			formatTime(p.Created), formatTime(p.RecordedAt), settles); err != nil {
 			return fmt.Errorf("sqlite: insert payment %s: %w", p.ID, err)
+		}
+	}
+	for refund, due := range c.settled {
+		res, err := tx.ExecContext(ctx, `UPDATE payments SET status = ?, settles = ? WHERE id = ? AND status = ?`,
+			string(surge.PaymentRefund), due, refund, string(surge.PaymentRefundUnexpected))
+		if err != nil {
+			return fmt.Errorf("sqlite: settle refund %s: %w", refund, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("sqlite: refund %s was not refund_unexpected on disk", refund)
 		}
 	}
 	for _, id := range c.refunded {

@@ -24,6 +24,9 @@ type commit struct {
 	// refund_due payments a refund in payments settled.
 	payments []surge.Payment
 	refunded []string
+	// settled: refund_unexpected refunds (key) that a refund_due payment
+	// in payments, delivered after them, turned out to be for (value).
+	settled map[string]string
 	// events are outbox rows beside those of inserts (reserved) and
 	// updates (their new status): refund_due.
 	events []event
@@ -44,7 +47,7 @@ type update struct {
 }
 
 func (c *commit) rows() int {
-	return len(c.inserts) + len(c.updates) + len(c.payments) + len(c.refunded) + len(c.events) + 1
+	return len(c.inserts) + len(c.updates) + len(c.payments) + len(c.refunded) + len(c.settled) + len(c.events) + 1
 }
 
 // submit hands c to the writer and waits until it is durable. The wait

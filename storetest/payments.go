@@ -181,6 +181,32 @@ func testPayments(t *testing.T, h Harness) {
 		e.wantPaymentStatus("pay", surge.PaymentPaid)
 	})
 
+	t.Run("RefundBeforePayment", func(t *testing.T) {
+		// Providers do not deliver events in order (Stripe says so): the
+		// refund of money taken for a cancelled order may come before the
+		// payment itself. Money in and money back, for one order: nothing
+		// is owed. Recorded refund_unexpected, then refund_due, the refund
+		// was never matched and the payment stayed owed: surge reconcile
+		// said "refund it", a second refund.
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.cancel(o.ID, at(time.Second))
+		e.record(event("r_early", surge.RefundSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundUnexpected)
+		r, err := e.payments().RecordPayment(e.ctx, event("pay_late", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.allPayments()
+		if got["pay_late"].Status != surge.PaymentRefunded || got["r_early"].Status != surge.PaymentRefund || got["r_early"].Settles != "pay_late" {
+			t.Errorf("refund r_early (3000 USD) delivered before payment pay_late (3000 USD) of cancelled order %s: payment answered %s, recorded %s, refund %s settling %q; "+
+				"want the payment refunded and the refund settling it (nothing owed), not a refund_due that asks for a second refund",
+				o.ID, r.Payment.Status, got["pay_late"].Status, got["r_early"].Status, got["r_early"].Settles)
+		}
+		e.wantStatus(o.ID, surge.OrderCancelled)
+	})
+
 	t.Run("Manual", func(t *testing.T) {
 		e := newEnv(t, h)
 		s := paidSale(t, "s", 4)

@@ -76,7 +76,12 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 func openSource(ctx context.Context, dataDir, pgURL string) (reconcile.Source, func(), error) {
 	if pgURL != "" {
-		db, err := postgres.Open(ctx, pgURL, postgres.Options{MaxConns: 2})
+		db, err := postgres.Open(ctx, pgURL, postgres.Options{MaxConns: 2, Existing: true})
+		if errors.Is(err, postgres.ErrNoSchema) {
+			// As a data directory without a database: nothing to compare
+			// (and nothing created there), a usage error, not exit 1.
+			return nil, nil, errUsage{fmt.Sprintf("reconcile: --postgres-url: %v", err)}
+		}
 		if err != nil {
 			return nil, nil, err
 		}

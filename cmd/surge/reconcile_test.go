@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/reconcile"
@@ -319,5 +321,112 @@ func recordPayments(t *testing.T, st payStore, at time.Time, evs ...surge.Paymen
 		if _, err := st.RecordPayment(context.Background(), ev, at); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestReconcilePaidPaymentOfEndedOrder: the state docs/payments.md says
+// must never exist, money counted as having paid an order that then
+// expired (its units back on sale, no refund_due), reached here by an
+// offline write as TestReconcileEmbedded's stock_mismatch. surge reconcile
+// checks "a paid order without a payment that paid it" but not the
+// converse: the settlement matches Surge's payment, the stock still adds
+// up (the order's units left with it), and it answered "no mismatch",
+// exit 0, for a buyer charged for goods Surge sells to someone else.
+func TestReconcilePaidPaymentOfEndedOrder(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := reconcileData(t, st, false)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE orders SET status = 'expired' WHERE id = ?`, ids["ORDER1"]); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", settlementFile(t, "clean.csv", ids))
+	found := false
+	for _, m := range rep.Mismatches {
+		found = found || (m.PaymentID == "evt_1" && m.OrderID == ids["ORDER1"])
+	}
+	if !found || code != 1 {
+		t.Errorf("payment evt_1 recorded paid for order %s, which is expired: exit %d, mismatches %+v (stderr %s); want exit 1 and a mismatch naming evt_1",
+			ids["ORDER1"], code, rep.Mismatches, stderr)
+	}
+}
+
+// TestReconcileRowOrder: a settlement listing a payment settled and then
+// refunded under the same id (a transactions export: the charge's line,
+// later its refund's) is the same settlement whichever line comes first,
+// and must get the same report. The last line read won: with the refund
+// last, "Surge counts 1000 EUR paid; the settlement has it refunded"
+// (paid_not_at_provider) for a payment the provider settled.
+func TestReconcileRowOrder(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	o, price, cur := reservedOrder(t, st, now)
+	recordPayments(t, st, now.Add(time.Second),
+		surge.PaymentEvent{ID: "pi_1", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"},
+		surge.PaymentEvent{ID: "evt_refund_1", Type: surge.RefundSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur, Created: now, Provider: "stripe"})
+	st.Close()
+	settled := "pi_1," + o.ID + "," + itoa(price) + "," + cur + ",succeeded\n"
+	refunded := "pi_1," + o.ID + "," + itoa(price) + "," + cur + ",refunded\n"
+	report := func(lines string) string {
+		csv := filepath.Join(t.TempDir(), "settlement.csv")
+		if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\n"+lines), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+		var out []string
+		for _, m := range rep.Mismatches {
+			out = append(out, m.Kind+" "+m.PaymentID+": "+m.Detail)
+		}
+		return "exit " + itoa(int64(code)) + " " + stderr + "\n\t" + strings.Join(out, "\n\t")
+	}
+	first, last := report(settled+refunded), report(refunded+settled)
+	if first != last {
+		t.Errorf("the same settlement, refund line last:\n%s\nrefund line first:\n%s\nwant the same report", first, last)
+	}
+}
+
+// TestReconcileClusterWithoutSurgeDataIsUsage: the cluster-mode twin of
+// TestReconcileMissingDataDirIsUsage. A --postgres-url naming a database
+// (or search_path) that holds no Surge data, the wrong database of a
+// typo, compared nothing: exit 1 would tell a script the books mismatch
+// (every settled payment "paid_not_in_surge"). It also created Surge's
+// tables in that database, a write by a read-only command in a database
+// that is not Surge's.
+func TestReconcileClusterWithoutSurgeDataIsUsage(t *testing.T) {
+	ctx := context.Background()
+	ns := servicetest.Namespace(t) // dropped at the end
+	conn, err := pgx.Connect(ctx, servicetest.PostgresURL())
+	if err != nil {
+		t.Fatalf("connect (run scripts/services.sh): %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{ns}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	file := settlementFile(t, "clean.csv", map[string]string{"ORDER1": "o_1", "ORDER2": "o_2", "ORDER3": "o_3"})
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"reconcile", "--json", "--postgres-url", servicetest.PostgresURL() + "&search_path=" + ns, "--settlement", file}, &stdout, &stderr)
+	var tables int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = $1`, ns).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if code != 2 || tables != 0 {
+		t.Errorf("reconcile of a PostgreSQL schema without Surge's tables: exit status %d, want 2 (usage); %d tables created there, want 0; stdout %q, stderr %q",
+			code, tables, stdout.String(), stderr.String())
 	}
 }
