@@ -92,6 +92,16 @@ var ErrNotReserved = errors.New("postgres: order is not reserved")
 // the sale's live state must be rebuilt.
 var ErrRefused = errors.New("postgres: the batch would break a guarantee")
 
+// CheckURL refuses a URL Open could not parse, without connecting: a
+// configuration is checked whole before anything starts (--print-config,
+// SIGHUP).
+func CheckURL(url string) error {
+	if _, err := pgxpool.ParseConfig(url); err != nil {
+		return fmt.Errorf("postgres: parse url: %w", err)
+	}
+	return nil
+}
+
 // Open connects, creates the schema if asked, and applies the migrations
 // (versioned, under an advisory lock, so nodes starting together agree).
 func Open(ctx context.Context, url string, opt Options) (*DB, error) {

@@ -18,21 +18,17 @@ type Client = goredis.UniversalClient
 // Cluster, redis://host1:port?addr=host2:port&addr=host3:port.
 func Dial(ctx context.Context, url string) (Client, error) {
 	var c Client
-	if strings.Contains(url, "addr=") {
-		opt, err := goredis.ParseClusterURL(url)
-		if err != nil {
-			return nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
+	clusterOpt, opt, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if clusterOpt != nil {
+		fast(&clusterOpt.DialTimeout, &clusterOpt.ReadTimeout, &clusterOpt.WriteTimeout, &clusterOpt.MaxRetries, &clusterOpt.DialerRetries)
+		if clusterOpt.ClusterStateReloadInterval == 0 {
+			clusterOpt.ClusterStateReloadInterval = clusterStateReload
 		}
-		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
-		if opt.ClusterStateReloadInterval == 0 {
-			opt.ClusterStateReloadInterval = clusterStateReload
-		}
-		c = goredis.NewClusterClient(opt)
+		c = goredis.NewClusterClient(clusterOpt)
 	} else {
-		opt, err := goredis.ParseURL(url)
-		if err != nil {
-			return nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
-		}
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
 		c = goredis.NewClient(opt)
 	}
@@ -41,6 +37,31 @@ func Dial(ctx context.Context, url string) (Client, error) {
 		return nil, fmt.Errorf("redis: ping %s: %w", redacted(url), err)
 	}
 	return c, nil
+}
+
+// CheckURL refuses a URL Dial could not parse, without connecting: a
+// configuration is checked whole before anything starts (--print-config,
+// SIGHUP).
+func CheckURL(url string) error {
+	_, _, err := parseURL(url)
+	return err
+}
+
+// parseURL reads url as Dial does: Redis Cluster's options when it names
+// more than one address (addr=), else a single server's.
+func parseURL(url string) (*goredis.ClusterOptions, *goredis.Options, error) {
+	if strings.Contains(url, "addr=") {
+		opt, err := goredis.ParseClusterURL(url)
+		if err != nil {
+			return nil, nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
+		}
+		return opt, nil, nil
+	}
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
+	}
+	return nil, opt, nil
 }
 
 // redacted is url as an error or a log may show it: its password masked.

@@ -355,6 +355,9 @@ func TestConfigRefusesAddressStartRefuses(t *testing.T) {
 		"debug-addr: \"127.0.0.1:notaport\"\n",
 		"admin-addr: \"127.0.0.1:99999\"\n",
 		"http-addr: \"localhost\"\n",
+		// Cluster URLs the start cannot parse (the other one valid).
+		"redis-url: \"http://127.0.0.1:6379\"\npostgres-url: \"postgres://127.0.0.1:5432/test\"\n",
+		"postgres-url: \"postgres://127.0.0.1:notaport/test\"\nredis-url: \"redis://127.0.0.1:6379\"\n",
 	} {
 		t.Run(body, func(t *testing.T) {
 			p := writeConfig(t, "surge.yaml", body+"admin-token: config-address-admin-token\n")

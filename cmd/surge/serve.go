@@ -22,6 +22,8 @@ import (
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/payments"
+	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/redis"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -372,6 +374,16 @@ func (c *serveConfig) validate() error {
 	}
 	if (c.redisURL == "") != (c.postgresURL == "") {
 		return errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
+	}
+	if c.redisURL != "" {
+		// As the start parses them, so that --print-config and SIGHUP do
+		// not accept what the next start refuses.
+		if err := redis.CheckURL(c.redisURL); err != nil {
+			return errUsage{fmt.Sprintf("serve: --redis-url: %v", err)}
+		}
+		if err := postgres.CheckURL(c.postgresURL); err != nil {
+			return errUsage{fmt.Sprintf("serve: --postgres-url: %v", err)}
+		}
 	}
 	if c.buckets < 1 || c.buckets > 1024 {
 		return errUsage{"serve: --cluster-buckets must be between 1 and 1024"}
