@@ -80,9 +80,10 @@ type Shape interface {
 type Result struct {
 	Target string `json:"target"`
 	SaleID string `json:"sale_id"`
-	// Created is the sale as the run created it, nil when the run bought
-	// from an existing sale: nobody else knows a sale the run made, so
-	// its stock and limit must be the same when it is verified.
+	// Created is the sale as the run created it, with the stock and limit
+	// the run asked for, nil when the run bought from an existing sale:
+	// nobody else knows a sale the run made, so its stock and limit must
+	// be those when it is verified.
 	Created     *api.Sale `json:"created,omitempty"`
 	Mode        Mode      `json:"mode"`
 	Shape       string    `json:"shape,omitempty"`
@@ -129,10 +130,14 @@ type Result struct {
 	// Admitted is the latency of answers other than 429 and 503 (and
 	// transport errors): what the buyers the server let in waited. Under
 	// overload the shed answers are fast and would flatter Latency.
-	Admitted Latency        `json:"admitted_latency"`
-	Seconds  []SecondStats  `json:"seconds"` // one entry per second of the run
-	Verdict  *Verdict       `json:"verdict,omitempty"`
-	Client   ClientOverhead `json:"client"`
+	Admitted Latency       `json:"admitted_latency"`
+	Seconds  []SecondStats `json:"seconds"` // one entry per second of the run
+	// RefusedReplays are the replays of a 201 (same buyer, same
+	// Idempotency-Key) answered with another decided status: a replay
+	// must get the first answer back.
+	RefusedReplays []RefusedReplay `json:"refused_replays,omitempty"`
+	Verdict        *Verdict        `json:"verdict,omitempty"`
+	Client         ClientOverhead  `json:"client"`
 }
 
 // Latency summarises a histogram, in milliseconds.
@@ -211,6 +216,19 @@ type Confirmation struct {
 	UserID   string
 	Key      string
 	Quantity int64
+	// Sent is when the buyer first sent the purchase of this key, by the
+	// run's clock: the order cannot be older, so its hold cannot end
+	// before Sent plus the hold, whatever the server's clock says.
+	Sent time.Time
+}
+
+// RefusedReplay is a replay of a 201 that the server answered otherwise.
+type RefusedReplay struct {
+	OrderID string `json:"order_id"` // the first answer's order
+	UserID  string `json:"user_id"`
+	Key     string `json:"key"`
+	Status  int    `json:"status"` // the replay's answer
+	Code    string `json:"code"`
 }
 
 // UnmarshalJSON reads the duration back from seconds.

@@ -27,6 +27,8 @@ type buyer struct {
 	quantity int64  // 1..maxQuantity
 	key      string // Idempotency-Key, unique per buyer
 	retries  bool   // sends its purchase a second time with the same key
+	// first is when the purchase was first sent (zero: not yet).
+	first time.Time
 }
 
 func (c *crowd) buyer(i int) buyer {

@@ -41,6 +41,7 @@ type attempt struct {
 	at     time.Time // answer (or failure) time
 	status int       // 0: no answer
 	code   string
+	order  string // a 201's order id
 	// retryAfter: the answer carried a valid Retry-After header.
 	retryAfter bool
 	// queued: when the send was due, every connection was busy, so it

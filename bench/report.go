@@ -222,16 +222,25 @@ const maxLatePercent = 5
 
 // deliveryWarning says, for an open-loop run whose sends left late more
 // than maxLatePercent of the time, that the server was not offered the
-// shape asked for; "" otherwise.
+// shape asked for; "" otherwise. A purchase the shape called for within
+// the run that never left (Unsent: every connection held until the run
+// ended) was not offered either, and counts as late, more so.
 func deliveryWarning(r *Result) string {
-	late, sent := r.Client.Late, r.Sent
-	if r.Mode != OpenLoop || sent <= 0 || late*100 <= maxLatePercent*sent {
+	late, sent, unsent := r.Client.Late, r.Sent, max(r.Unsent, 0)
+	missed, due := late+unsent, sent+unsent
+	if r.Mode != OpenLoop || due <= 0 || missed*100 <= maxLatePercent*due {
 		return ""
 	}
-	return fmt.Sprintf("shape not delivered: %s of %s sends (%s) left late (more than 1 ms behind busy connections, or 20 ms behind the schedule), over %d%%: "+
+	what := fmt.Sprintf("%s of %s sends (%s) left late (more than 1 ms behind busy connections, or 20 ms behind the schedule)",
+		showInt(late), showInt(sent), showPercent(late, sent))
+	if unsent > 0 {
+		what += fmt.Sprintf(" and %s of the %s purchases the shape called for (%s) were never sent",
+			showInt(unsent), showInt(r.Scheduled), showPercent(unsent, r.Scheduled))
+	}
+	return fmt.Sprintf("shape not delivered: %s, over %d%%: "+
 		"the client could not keep to the schedule (every connection busy, or too little CPU for the bench), "+
 		"so the server was offered less than the shape; raise --connections, or give the bench cores of its own",
-		showInt(late), showInt(sent), showPercent(late, sent), maxLatePercent)
+		what, maxLatePercent)
 }
 
 // reservationsText tells new reservations from replays (a 201 answering a

@@ -135,6 +135,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, []Confir
 	var confirmed []Confirmation
 	for _, w := range workers {
 		confirmed = append(confirmed, w.confirmed...)
+		res.RefusedReplays = append(res.RefusedReplays, w.refused...)
 	}
 	return res, confirmed, nil
 }
@@ -264,6 +265,13 @@ func prepareSale(ctx context.Context, cfg *Config) (*api.Sale, error) {
 			return nil, fmt.Errorf("bench: create sale: %w", err)
 		}
 		cfg.SaleID = sale.ID
+		// The terms the run asked for, not the server's echo of them: a
+		// server that created the sale with more units than asked would
+		// otherwise hide an oversell from every check (checkTerms).
+		sale.Stock = cfg.Stock
+		if cfg.PerUserLimit > 0 {
+			sale.PerUserLimit = cfg.PerUserLimit
+		}
 		return &sale, nil
 	}
 	sale, err := c.Sale(ctx, cfg.SaleID)

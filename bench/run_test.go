@@ -455,7 +455,12 @@ func TestRunOutcomeCodes(t *testing.T) {
 		t.Errorf("codes %v, errors %d, completed %d, latencies %d; want %v, 1, 9, 9", res.Codes, res.Errors, res.Completed, res.Latency.Count, want)
 	}
 	want0 := Confirmation{OrderID: "o-u0", UserID: "u0", Key: (&crowd{users: 10, maxQuantity: 1}).buyer(0).key, Quantity: 1}
-	if len(confirmed) != 1 || confirmed[0] != want0 {
+	if len(confirmed) != 1 || confirmed[0].Sent.IsZero() {
+		t.Fatalf("confirmations %+v, want one, with the time its key was first sent", confirmed)
+	}
+	got := confirmed[0]
+	got.Sent = time.Time{}
+	if got != want0 {
 		t.Errorf("confirmations %+v, want [%+v]", confirmed, want0)
 	}
 }
@@ -904,6 +909,38 @@ func TestRunLateSendsNotDelivered(t *testing.T) {
 	for what, text := range map[string]string{"summary": summaryOf(res), "HTML report": html.String()} {
 		if !strings.Contains(text, "shape not delivered: ") {
 			t.Errorf("the %s does not say the shape was not delivered:\n%s", what, text)
+		}
+	}
+}
+
+// TestRunUnsentNotDelivered: a server that holds every connection past the
+// run's end keeps the client from sending most of the shape: the sends it
+// made left on time, but 96 of the 100 purchases the shape called for
+// never left. The result, the summary and the HTML report must say the
+// shape was not delivered, as they do when sends leave late.
+func TestRunUnsentNotDelivered(t *testing.T) {
+	srv := stub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		time.Sleep(700 * time.Millisecond) // the server is this slow: longer than the run
+		reserve(w, r)
+	})
+	res, _, err := Run(context.Background(), Config{
+		Target: srv.URL, SaleID: "s", Users: 1000, Connections: 4, Seed: 1,
+		Mode: OpenLoop, Shape: Constant{PerSecond: 200, For: 500 * time.Millisecond}, Duration: 500 * time.Millisecond,
+	}, nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Unsent*2 < res.Scheduled {
+		t.Fatalf("scheduled %d, sent %d, unsent %d: want most of the shape unsent", res.Scheduled, res.Sent, res.Unsent)
+	}
+	var html bytes.Buffer
+	if err := WriteHTML(&html, res); err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"summary": summaryOf(res), "HTML report": html.String()} {
+		if !strings.Contains(text, "shape not delivered: ") {
+			t.Errorf("%d of the %d purchases the shape called for were never sent (%d late sends of %d), "+
+				"yet the %s does not say the shape was not delivered", res.Unsent, res.Scheduled, res.Client.Late, res.Sent, what)
 		}
 	}
 }

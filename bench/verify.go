@@ -171,9 +171,21 @@ func checkPerUser(sale api.Sale, orders []api.Order) Check {
 // verifier's before an expiry it made counts as early.
 const clockSkew = time.Minute
 
+// holdSlack is how much earlier than the run's clock allows a hold may
+// end: the export's times are to the millisecond.
+const holdSlack = time.Second
+
 func checkConfirmed(byID map[string]*api.Order, confirmed []Confirmation, exported time.Time) Check {
 	var v violations
 	lost := 0
+	// The earliest send of each confirmed order's key: the order is
+	// younger, so its hold lasts at least until then plus the hold.
+	sent := make(map[string]time.Time, len(confirmed))
+	for _, c := range confirmed {
+		if s, ok := sent[c.OrderID]; !c.Sent.IsZero() && (!ok || c.Sent.Before(s)) {
+			sent[c.OrderID] = c.Sent
+		}
+	}
 	for _, c := range confirmed {
 		o, ok := byID[c.OrderID]
 		switch {
@@ -195,6 +207,12 @@ func checkConfirmed(byID map[string]*api.Order, confirmed []Confirmation, export
 		case o.Status == "expired" && !holdEnded(o, exported.Add(clockSkew)):
 			v.add("order %s confirmed to user %s expired before its hold ended (expires_at %s, export read at %s)",
 				c.OrderID, c.UserID, o.ExpiresAt, exported.UTC().Format(time.RFC3339))
+		case o.Status == "expired" && !sent[c.OrderID].IsZero() && exported.Add(holdSlack).Before(sent[c.OrderID].Add(hold(o))):
+			// The server's clock may have run behind when it reserved (its
+			// expires_at then looks past): the run's own clock says the
+			// hold it gave cannot have ended yet.
+			v.add("order %s confirmed to user %s expired before its hold of %s ended: its purchase was sent at %s, the export read at %s",
+				c.OrderID, c.UserID, hold(o), sent[c.OrderID].UTC().Format(time.RFC3339Nano), exported.UTC().Format(time.RFC3339Nano))
 		}
 	}
 	return v.check(CheckConfirmed,
@@ -259,6 +277,17 @@ func checkRemaining(sale api.Sale, liveUnits int64) Check {
 		Detail: fmt.Sprintf("remaining %d, but stock %d − %d live units = %d", sale.Remaining, sale.Stock, liveUnits, want)}
 }
 
+// hold is the hold o was given: its expires_at less its created_at, both
+// of one reading of the server's clock (0 when either is unreadable).
+func hold(o *api.Order) time.Duration {
+	created, err1 := api.ParseTime(o.CreatedAt)
+	expires, err2 := api.ParseTime(o.ExpiresAt)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return max(expires.Sub(created), 0)
+}
+
 // holdEnded reports whether o's hold ended by t: an expiry before it is
 // early (an unreadable expires_at is not an ended hold).
 func holdEnded(o *api.Order, t time.Time) bool {
@@ -291,12 +320,34 @@ func checkWellFormed(sale api.Sale, orders []api.Order) Check {
 // after the guarantees', so a violated guarantee is quoted first.
 func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
 	v := Verify(sale, orders, confirmed, exported)
+	// A replay refused after a 201 breaks the replays' guarantee, seen by
+	// the run alone: the export holds nothing of it.
+	for i := range v.Checks {
+		if c := &v.Checks[i]; c.Name == CheckReplays && len(r.RefusedReplays) > 0 {
+			*c = checkRefusedReplays(r.RefusedReplays, c)
+			v.OK = false
+		}
+	}
 	run := []Check{checkAccepted(r), checkReservedSome(r, sale), checkReadable201s(r), checkTerms(r, sale)}
 	v.Checks = append(v.Checks, run...)
 	for _, c := range run {
 		v.OK = v.OK && c.OK
 	}
 	return v
+}
+
+// checkRefusedReplays fails the replays' check c with the replays of a
+// 201 that were answered with another decided status.
+func checkRefusedReplays(refused []RefusedReplay, c *Check) Check {
+	var v violations
+	for _, f := range refused {
+		v.add("user %s key %q was confirmed as %s, then its replay was answered %d %s", f.UserID, f.Key, f.OrderID, f.Status, f.Code)
+	}
+	d := v.check(CheckReplays, "", fmt.Sprintf("%d replays of a 201 were not answered with it", v.n))
+	if !c.OK {
+		d.Detail = c.Detail + "; " + d.Detail
+	}
+	return d
 }
 
 // checkTerms fails a run whose own sale reads back with another stock or

@@ -2,10 +2,14 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
@@ -154,4 +158,161 @@ func TestVerifyRunFailsRaisedTerms(t *testing.T) {
 	}
 	r := &Result{Completed: 3, Created: &created, Status: map[int]int64{201: 3}, Codes: map[string]int64{"reserved": 3}}
 	wantFail(t, VerifyRun(r, sale, orders, confirmed, exportedAt))
+}
+
+// A buyer answered 201 sends the same purchase again (same user, same
+// Idempotency-Key) and is answered 409 limit_reached: the server did not
+// recognise the key, decided the replay anew, and only the per-user limit
+// of 1 kept it from buying twice. "A replay gets the first answer" is
+// broken, yet the export is clean (one order per key), so only the run
+// itself can see it.
+func TestRunFailsReplayRefusedAfter201(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	srv := fakeSurge(t, 100, func(w http.ResponseWriter, r *http.Request) bool {
+		k := r.Header.Get("X-User-ID") + " " + r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		again := seen[k]
+		seen[k] = true
+		mu.Unlock()
+		if again {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"error":{"code":"limit_reached","message":"per-user limit reached"}}`)
+			return false
+		}
+		return true
+	})
+	res, v := runAndVerify(t, srv, Config{
+		Target: srv.URL, AdminToken: testAdmin, SaleID: "drop", Users: 40, UserPrefix: "r-", Connections: 4, Seed: 1,
+		RetryShare: 1,
+	})
+	if v.OK {
+		t.Fatalf("%d buyers were answered 201 and then 409 limit_reached for the same key (codes %v), yet: %s",
+			res.Codes["limit_reached"], res.Codes, VerdictLine(v))
+	}
+	if line := VerdictLine(v); !strings.HasPrefix(line, "VERDICT: FAIL — "+CheckReplays+": 40 replays of a 201") ||
+		!strings.Contains(line, "answered 409 limit_reached") {
+		t.Errorf("verdict %q: want the replays' check to fail, quoting the 409 limit_reached", line)
+	}
+}
+
+// The server's clock ran 20 minutes behind when it reserved the first
+// buyer's unit (hold 15 minutes), then was set right: its expiry pass found
+// the hold "ended" and expired the order at once, and sold the unit to the
+// next buyer. Judged by the server's expires_at (5 minutes before the
+// export) the hold had ended; by the run's own clock the 201 came well
+// under a second before the export, and a hold of 15 minutes cannot have
+// ended.
+func TestRunFailsConfirmedOrderExpiredByServerClock(t *testing.T) {
+	const hold = 15 * time.Minute
+	var mu sync.Mutex
+	var orders []api.Order
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, `{"id":"s","stock":1,"remaining":%d,"per_user_limit":1,"hold_seconds":900}`, 1-len(orders)+expired(orders))
+	})
+	mux.HandleFunc("GET /v1/sales/{id}/orders", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, o := range orders {
+			_ = json.NewEncoder(w).Encode(o)
+		}
+	})
+	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if len(orders) == 0 {
+			now = now.Add(-20 * time.Minute) // the clock behind
+		}
+		if len(orders) > 0 {
+			orders[0].Status = "expired" // the clock set right: the hold "ended"
+		}
+		user := r.Header.Get("X-User-ID")
+		o := api.Order{ID: "o-" + user, SaleID: "s", UserID: user, Quantity: 1, Status: "reserved",
+			IdempotencyKey: r.Header.Get("Idempotency-Key"), CreatedAt: ts(now), ExpiresAt: ts(now.Add(hold))}
+		orders = append(orders, o)
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]api.Order{"order": o})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	res, v := runAndVerify(t, srv, Config{
+		Target: srv.URL, AdminToken: testAdmin, SaleID: "s", Users: 2, UserPrefix: "c-", Connections: 1, Seed: 1,
+	})
+	if line := VerdictLine(v); v.OK || !strings.Contains(line, "o-c-u0 confirmed to user c-u0 expired before its hold of 15m0s ended") {
+		t.Errorf("the first buyer's order, confirmed in a run of %s with a hold of %s, was exported expired "+
+			"and its unit sold to the second buyer; want a failed confirmation, got: %s", time.Duration(res.Elapsed).Round(time.Millisecond), hold, line)
+	}
+}
+
+// expired counts the expired orders.
+func expired(orders []api.Order) int {
+	n := 0
+	for _, o := range orders {
+		if o.Status == "expired" {
+			n++
+		}
+	}
+	return n
+}
+
+// The run asks for a sale of 10 units, one per buyer; the server creates
+// it with 20 (it reads the stock wrong) and sells 20. Every check that
+// reads the stock from the server finds nothing over it, and the terms
+// check compares the sale with the server's own answer to its creation,
+// not with what the run asked for: 20 units of a sale of 10 were sold.
+func TestRunFailsSaleCreatedWithOtherTerms(t *testing.T) {
+	const asked, created = 10, 20
+	var mu sync.Mutex
+	var orders []api.Order
+	mux := http.NewServeMux()
+	sale := func(w http.ResponseWriter) {
+		fmt.Fprintf(w, `{"id":"s","stock":%d,"remaining":%d,"per_user_limit":1}`, created, created-len(orders))
+	}
+	mux.HandleFunc("POST /v1/sales", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		sale(w)
+	})
+	mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		sale(w)
+	})
+	mux.HandleFunc("GET /v1/sales/{id}/orders", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, o := range orders {
+			_ = json.NewEncoder(w).Encode(o)
+		}
+	})
+	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(orders) >= created {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"error":{"code":"sold_out","message":"sold out"}}`)
+			return
+		}
+		user := r.Header.Get("X-User-ID")
+		o := api.Order{ID: "o-" + user, SaleID: "s", UserID: user, Quantity: 1, Status: "reserved", IdempotencyKey: r.Header.Get("Idempotency-Key")}
+		orders = append(orders, o)
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]api.Order{"order": o})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	res, v := runAndVerify(t, srv, Config{
+		Target: srv.URL, AdminToken: testAdmin, SaleID: "s", CreateSale: true, Stock: asked, PerUserLimit: 1,
+		Users: 40, UserPrefix: "t-", Connections: 2, Seed: 1,
+	})
+	if line := VerdictLine(v); v.OK || !strings.Contains(line, "sale terms as created: the sale was created with stock 10") {
+		t.Errorf("the run asked for %d units and %d were sold (%d 201s); want the terms check to fail, got: %s",
+			asked, v.LiveUnits, res.Codes[codeReserved], line)
+	}
 }

@@ -24,7 +24,9 @@ type worker struct {
 	body      []byte            // the request body being built
 	codes     map[string]string // error body -> code: most rejections are byte-identical
 	confirmed []Confirmation
-	timer     *time.Timer
+	// refused: replays of a 201 that were answered otherwise.
+	refused []RefusedReplay
+	timer   *time.Timer
 }
 
 func newWorker(r *runner) *worker {
@@ -54,34 +56,50 @@ func (w *worker) release() {
 func (w *worker) serve(i int, due time.Time, queued bool) {
 	b := w.r.crowd.buyer(i)
 	w.r.rec.begun.Add(1)
-	last := w.purchase(&b, due, queued)
+	first := w.purchase(&b, due, queued)
 	if b.retries && w.r.ctx.Err() == nil {
 		// The replay is due as soon as the first answer is in.
-		w.r.rec.offer(last)
-		w.purchase(&b, last, false)
+		w.r.rec.offer(first.at)
+		replay := w.purchase(&b, first.at, false)
+		// A replay of a 201 must be answered with that 201: a decided
+		// answer of another status (409 limit_reached, 422, …) means the
+		// server decided the key anew. The export cannot show it when the
+		// per-user limit kept the second decision from buying.
+		if first.order != "" && decidedOtherwise(replay) {
+			w.refused = append(w.refused, RefusedReplay{
+				OrderID: first.order, UserID: b.user, Key: b.key, Status: replay.status, Code: replay.code,
+			})
+		}
 	}
+}
+
+// decidedOtherwise reports whether a is a decided answer other than a 201:
+// not a transport error, not shed (429, 503) and not a server error, which
+// leave the purchase undecided.
+func decidedOtherwise(a attempt) bool {
+	return a.status != 0 && a.status != http.StatusCreated && !shed(a.status) && a.status < 500
 }
 
 // purchase sends b's purchase, and with Config.Retry resends it after a
 // 429/503 with Retry-After, at most maxAttempts times and within the run.
 // queued says the first send waited for a connection (attempt.queued). It
-// returns when the last answer came.
-func (w *worker) purchase(b *buyer, due time.Time, queued bool) time.Time {
+// returns the last attempt.
+func (w *worker) purchase(b *buyer, due time.Time, queued bool) attempt {
 	for n := 1; ; n++ {
 		a, wait, again := w.send(b, due, queued && n == 1)
 		if !again || !w.r.cfg.Retry || n == maxAttempts {
-			return a.at
+			return a
 		}
 		due = a.at.Add(wait)
 		if !w.r.deadline.IsZero() && due.After(w.r.deadline) {
-			return a.at
+			return a
 		}
 		if w.timer == nil {
 			w.timer = time.NewTimer(time.Hour)
 			w.timer.Stop()
 		}
 		if !sleepUntil(w.r.ctx, w.timer, due) {
-			return a.at
+			return a
 		}
 		w.r.rec.offer(due)
 	}
@@ -112,6 +130,9 @@ func (w *worker) send(b *buyer, due time.Time, queued bool) (a attempt, wait tim
 	a.due, a.queued = due, queued
 	err := w.request(b)
 	a.sent = time.Now()
+	if b.first.IsZero() {
+		b.first = a.sent
+	}
 	w.r.rec.sending()
 	if err == nil {
 		err = w.r.hc.DoTimeout(w.req, w.resp, w.r.cfg.Timeout)
@@ -130,6 +151,9 @@ func (w *worker) send(b *buyer, due time.Time, queued bool) (a attempt, wait tim
 	a.status = w.resp.StatusCode()
 	if a.status == http.StatusCreated {
 		a.code = w.confirm(b, body)
+		if a.code != codeBadBody {
+			a.order = w.confirmed[len(w.confirmed)-1].OrderID
+		}
 		// A replay names the order of the first answer: it is not a new
 		// reservation, and counting it as one overstates the units sold.
 		if a.code == codeReserved && bytes.Equal(w.resp.Header.Peek("Idempotent-Replayed"), []byte("true")) {
@@ -157,7 +181,7 @@ func (w *worker) confirm(b *buyer, body []byte) string {
 	if !ok {
 		return codeBadBody
 	}
-	w.confirmed = append(w.confirmed, Confirmation{OrderID: id, UserID: b.user, Key: b.key, Quantity: b.quantity})
+	w.confirmed = append(w.confirmed, Confirmation{OrderID: id, UserID: b.user, Key: b.key, Quantity: b.quantity, Sent: b.first})
 	return codeReserved
 }
 
