@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge"
 )
@@ -47,4 +49,85 @@ func TestBatchSpan(t *testing.T) {
 	if commit.Parent().SpanID() != batch.SpanContext().SpanID() {
 		t.Errorf("store.Reserve's parent %v, want the batch %v", commit.Parent().SpanID(), batch.SpanContext().SpanID())
 	}
+}
+
+// TestBatchSpanLinksEveryPurchase: the docs promise that from a
+// purchase's trace one follows the link to its batch. A batch carries up
+// to MaxBatch (512) purchases, but the SDK keeps at most 128 links on one
+// span (OTEL_SPAN_LINK_COUNT_LIMIT's default): every purchase of a batch
+// must still lead to it.
+func TestBatchSpanLinksEveryPurchase(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	cfg := testConfig(fixedClock())
+	cfg.Tracing = tp
+	e, _, _, g := stalledEngine(t, cfg)
+	const buyers = 200
+	mustCreate(t, e, input("s", buyers+1, 1))
+	ctx := context.Background()
+
+	// The first purchase holds the store; the others queue behind it and
+	// go to the store together, in the second batch.
+	first := goPurchase(ctx, e, "s", surge.Purchase{UserID: "first", Quantity: 1})
+	<-g.entered
+	type req struct {
+		span trace.Span
+		ch   <-chan answer
+	}
+	reqs := make([]req, buyers)
+	for i := range reqs {
+		rctx, span := tp.Tracer("test").Start(ctx, "request")
+		reqs[i] = req{span, goPurchase(rctx, e, "s", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1})}
+	}
+	waitFor(t, "the buyers to queue", func() bool { return inboxLen(e, "s") == buyers })
+	g.open()
+	if a := <-first; a.err != nil {
+		t.Fatal(a.err)
+	}
+	for _, r := range reqs {
+		if a := <-r.ch; a.err != nil || a.out.Code != surge.CodeReserved {
+			t.Fatalf("purchase: %v %v", a.out.Code, a.err)
+		}
+		r.span.End()
+	}
+
+	var batch sdktrace.ReadOnlySpan
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		byID[s.SpanContext().SpanID()] = s
+		if s.Name() == "batch" && hasAttr(s, "surge.batch.size", buyers) {
+			batch = s
+		}
+	}
+	if batch == nil {
+		t.Fatalf("no batch span of %d purchases among %d spans", buyers, len(rec.Ended()))
+	}
+	linked := map[trace.SpanID]bool{}
+	for _, l := range batch.Links() {
+		linked[l.SpanContext.SpanID()] = true
+	}
+	lost := 0
+	for _, r := range reqs {
+		id := r.span.SpanContext().SpanID()
+		toBatch := false
+		for _, l := range byID[id].Links() {
+			toBatch = toBatch || l.SpanContext.SpanID() == batch.SpanContext().SpanID()
+		}
+		if !linked[id] && !toBatch {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of the %d purchases of one batch have no link to or from it (the batch span kept %d links, dropped %d): their traces do not lead to the batch",
+			lost, buyers, len(batch.Links()), batch.DroppedLinks())
+	}
+}
+
+func hasAttr(s sdktrace.ReadOnlySpan, key string, v int64) bool {
+	for _, a := range s.Attributes() {
+		if string(a.Key) == key && a.Value.AsInt64() == v {
+			return true
+		}
+	}
+	return false
 }

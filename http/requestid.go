@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge/admission"
@@ -150,7 +151,16 @@ func (q *RequestsHandler) Apply(opt RequestOptions) {
 
 func (q *RequestsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in := q.withRequestID(w, r)
-	if opt := q.opt.Load(); opt.AccessLog {
+	opt := q.opt.Load()
+	if sp := trace.SpanFromContext(r.Context()); sp.IsRecording() {
+		// otelhttp's span names the first X-Forwarded-For as the
+		// client, whoever sent it: the client is the address the access
+		// log and the limits use, forwarded only by a trusted proxy.
+		if ip := admission.ClientIP(r, opt.TrustedProxies); ip.IsValid() {
+			sp.SetAttributes(attribute.String("client.address", ip.String()))
+		}
+	}
+	if opt.AccessLog {
 		q.accessLog(w, in, opt)
 	} else {
 		q.next.ServeHTTP(w, in)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/go-logr/logr"
@@ -123,6 +124,9 @@ func enabled(getenv func(string) string) (bool, error) {
 	default:
 		return false, fmt.Errorf("tracing: OTEL_TRACES_EXPORTER=%s is not supported (use otlp or none)", exp)
 	}
+	if err := checkSampler(getenv); err != nil {
+		return false, err
+	}
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 		if p := getenv(k); p != "" {
 			if p != "http/protobuf" {
@@ -132,4 +136,28 @@ func enabled(getenv func(string) string) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// checkSampler refuses an OTEL_TRACES_SAMPLER or OTEL_TRACES_SAMPLER_ARG
+// the SDK cannot read. The SDK only reports such a mistake to the error
+// handler and samples every trace instead (a ratio it cannot read is 1.0,
+// an unknown sampler the default, always on): an operator asking for 1 %
+// under a spike with "1%" or "0,01" would get 100 %.
+func checkSampler(getenv func(string) string) error {
+	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
+	switch name {
+	case "", "always_on", "always_off", "parentbased_always_on", "parentbased_always_off":
+		return nil
+	case "traceidratio", "parentbased_traceidratio":
+	default:
+		return fmt.Errorf("tracing: OTEL_TRACES_SAMPLER=%s is not supported (use always_on, always_off, traceidratio or their parentbased_ forms)", name)
+	}
+	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
+	if arg == "" {
+		return nil // the SDK's default ratio, 1.0
+	}
+	if v, err := strconv.ParseFloat(arg, 64); err != nil || !(v >= 0 && v <= 1) {
+		return fmt.Errorf("tracing: OTEL_TRACES_SAMPLER_ARG=%s is not a ratio from 0 to 1 (e.g. 0.01 for 1 %%)", arg)
+	}
+	return nil
 }

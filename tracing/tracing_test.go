@@ -1,6 +1,10 @@
 package tracing
 
-import "testing"
+import (
+	"context"
+	"testing"
+	"time"
+)
 
 func TestEnabled(t *testing.T) {
 	for _, c := range []struct {
@@ -23,4 +27,52 @@ func TestEnabled(t *testing.T) {
 			t.Errorf("%v: on %v err %v, want on %v err %v", c.env, on, err, c.on, c.err)
 		}
 	}
+}
+
+// TestSamplerMistakeRefused: an operator who asks for 1 % of the traces
+// under a spike and mistypes the sampler or its ratio must be told at
+// start, as for an unsupported exporter or protocol. The SDK only logs
+// such a mistake and samples every trace (a ratio it cannot read is 1.0,
+// an unknown sampler the default, always on).
+func TestSamplerMistakeRefused(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1%"},
+		{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0,01"},
+		{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "-0.01"},
+		{"OTEL_TRACES_SAMPLER": "parentbased_ratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+	} {
+		t.Run(env["OTEL_TRACES_SAMPLER"]+"="+env["OTEL_TRACES_SAMPLER_ARG"], func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			p, err := New(context.Background(), Options{})
+			if err != nil {
+				return // refused: what the operator needs
+			}
+			sampled := 0
+			const spans = 100
+			for range spans {
+				_, s := p.Tracing().Tracer("test").Start(context.Background(), "root")
+				if s.SpanContext().IsSampled() {
+					sampled++
+				}
+				s.End()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = p.Shutdown(ctx)
+			t.Errorf("OTEL_TRACES_SAMPLER=%s OTEL_TRACES_SAMPLER_ARG=%s started, and samples %d of %d traces: want a refusal at start",
+				env["OTEL_TRACES_SAMPLER"], env["OTEL_TRACES_SAMPLER_ARG"], sampled, spans)
+		})
+	}
+	// A sampler written right still starts.
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+	t.Setenv("OTEL_TRACES_SAMPLER_ARG", "0.01")
+	p, err := New(context.Background(), Options{})
+	if err != nil {
+		t.Fatalf("parentbased_traceidratio 0.01: %v", err)
+	}
+	_ = p.Shutdown(context.Background())
 }

@@ -111,7 +111,9 @@ func traceOnePurchase(t *testing.T, args ...string) (spans []*span, commit *span
 	}
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	resp := post("/v1/sales/traced/purchases", `{"quantity":1}`, map[string]string{
-		"X-User-ID": "alice", "traceparent": "00-" + traceID + "-" + parentID + "-01", "X-Request-ID": "purchase-1"})
+		"X-User-ID": "alice", "traceparent": "00-" + traceID + "-" + parentID + "-01", "X-Request-ID": "purchase-1",
+		// Forged: the server trusts no proxy (TestTraceClientAddress).
+		"X-Forwarded-For": forgedClient})
 	if resp.StatusCode != http.StatusCreated || resp.Header.Get("X-Request-ID") != "purchase-1" {
 		t.Fatalf("purchase: %d, X-Request-ID %q", resp.StatusCode, resp.Header.Get("X-Request-ID"))
 	}
@@ -154,6 +156,34 @@ func traceOnePurchase(t *testing.T, args ...string) (spans []*span, commit *span
 		t.Fatalf("no store.Reserve span under the batch span: %v", names(spans))
 	}
 	return spans, commit
+}
+
+// forgedClient is the X-Forwarded-For the traced purchase sends.
+const forgedClient = "203.0.113.9"
+
+// TestTraceClientAddress: the HTTP span's client.address is the address
+// the access log and the rate limits use, the connection's unless a
+// --trusted-proxies proxy forwarded the request, not whatever
+// X-Forwarded-For any client sends: a buyer must not be able to put
+// another address on the traces of its requests.
+func TestTraceClientAddress(t *testing.T) {
+	spans, _ := traceOnePurchase(t, "--data-dir", t.TempDir())
+	for _, s := range spans {
+		if s.Name != "POST /v1/sales/{id}/purchases" {
+			continue
+		}
+		found := false
+		for _, a := range s.Attributes {
+			found = found || a.Key == "client.address"
+			if a.Key == "client.address" && a.Value.GetStringValue() != "127.0.0.1" {
+				t.Errorf("the purchase's span says client.address %q, from the X-Forwarded-For the client sent (no proxy is trusted); the connection came from 127.0.0.1",
+					a.Value.GetStringValue())
+			}
+		}
+		if !found {
+			t.Errorf("the purchase's span has no client.address")
+		}
+	}
 }
 
 func names(spans []*span) []string {
