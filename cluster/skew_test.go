@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/internal/testclock"
@@ -49,5 +52,50 @@ func TestReplayAtStartOnASlowerNode(t *testing.T) {
 	if err != nil || again.Code != surge.CodeReserved || !again.Replay || again.Order.ID != first.Order.ID {
 		t.Fatalf("the same key retried on node 1 (its clock 100 ms before starts_at): code %q, replay %v, order %q, err %v; "+
 			"want the replay of order %s (the key holds it)", again.Code, again.Replay, again.Order.ID, err, first.Order.ID)
+	}
+}
+
+// TestNotStartedCostsNoRateLimit (cluster): in the second before a sale's
+// start, a keyed purchase of a key the node does not know goes to the
+// shared store (to tell a replay from a purchase too early). Those
+// attempts are still refused not_started; they must not cost the buyer's
+// or the sale's rate-limit tokens, which the engine's documentation says
+// fast-path rejections never do: else a buyer who clicks Buy in the last
+// second (or a crowd, against the sale's limit) is refused rate_limited
+// at the start itself.
+func TestNotStartedCostsNoRateLimit(t *testing.T) {
+	ns := namespace(t)
+	start := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+	clock := testclock.New(start.Add(-500 * time.Millisecond))
+	s := openStore(t, ns, cluster.Config{Interval: 200 * time.Millisecond})
+	const burst = 10
+	// The default per-buyer burst (serve: rate-limit-buyer-burst 10), with
+	// a refill slow enough that the test's own pace does not matter.
+	buyers := admission.NewKeyed(rate.Limit(0.01), burst, 1000, time.Minute)
+	e, err := engine.Open(context.Background(), s, engine.Config{Now: clock.Now, BuyerRate: buyers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); s.Close() })
+	ctx := t.Context()
+	id, name, stock := "eager", "Eager", int64(10)
+	if _, err := e.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	buy := func(key string) (surge.Outcome, error) {
+		return e.Purchase(ctx, engine.PurchaseRequest{SaleID: id,
+			Purchase: surge.Purchase{UserID: "u1", IdempotencyKey: key, Quantity: 1}})
+	}
+	for i := range burst {
+		out, err := buy(fmt.Sprintf("early-%d", i))
+		if err != nil || out.Code != surge.CodeNotStarted {
+			t.Fatalf("attempt %d, 500 ms before the start: %+v, %v; want not_started", i+1, out, err)
+		}
+	}
+	clock.Set(start)
+	out, err := buy("at-start")
+	if err != nil || out.Code != surge.CodeReserved {
+		t.Fatalf("the buyer's purchase at the start, after %d attempts answered not_started in the second before it: %+v, %v; "+
+			"want reserved (not_started refusals cost no rate-limit tokens)", burst, out, err)
 	}
 }

@@ -80,21 +80,32 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 		}
 		invalid = err
 	}
+	// early: the purchase is refused by this node's clock (not started),
+	// and goes to the store only to tell a replay from it (fastPath).
+	early := false
 	if invalid == nil {
-		if out, done := e.fastPath(s, sl, p); done {
+		out, done := e.fastPath(s, sl, p)
+		if done {
 			return out, nil
 		}
+		early = out.Code == surge.CodeNotStarted
 	}
 	if e.closing.Load() {
 		return surge.Outcome{}, surge.ErrUnavailable
 	}
 	// One clock read for the rate limits and the inbox (arrival, deadline).
 	now := time.Now()
-	if err := e.limit(e.cfg.BuyerRate, p.UserID, now, "too many purchases from this buyer"); err != nil {
-		return surge.Outcome{}, err
-	}
-	if err := e.limit(e.cfg.SaleRate, s.ID, now, "the sale admits a limited number of purchases per second"); err != nil {
-		return surge.Outcome{}, err
+	// A refusal before the start costs no rate-limit token, whichever
+	// path answers it (Config.BuyerRate): the crowd's attempts in the last
+	// second must not leave buyers and the sale without tokens at the
+	// start. The inbox's bound and admission still apply.
+	if !early {
+		if err := e.limit(e.cfg.BuyerRate, p.UserID, now, "too many purchases from this buyer"); err != nil {
+			return surge.Outcome{}, err
+		}
+		if err := e.limit(e.cfg.SaleRate, s.ID, now, "the sale admits a limited number of purchases per second"); err != nil {
+			return surge.Outcome{}, err
+		}
 	}
 	if s.manager != nil && !s.manager.Admit(len(s.inbox)) {
 		e.shed.Add(1)
@@ -175,7 +186,8 @@ func (e *Engine) waitingRoom(ctx context.Context, sl *surge.Sale, userID string,
 // fastPath answers a purchase that is certain to fail (the sale paused or
 // not live, or fewer units left than asked), or the replay of a known
 // key, from the sale's snapshot sl and one atomic load; done is false when
-// the purchase needs the store.
+// the purchase needs the store (out.Code then is not_started when the
+// store is asked only to tell a replay from a purchase too early).
 func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.Outcome, done bool) {
 	now := e.cfg.Now()
 	code := sl.Gate(now)
@@ -211,7 +223,8 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 			// but another node's clock may be ahead of it and have
 			// sold already, so near the start the store decides too.
 			if e.shared != nil && (code != surge.CodeNotStarted || sl.StartsAt.Sub(now) <= nodeClockSkew) {
-				return surge.Outcome{}, false
+				// Code tells Purchase why the store is asked.
+				return surge.Outcome{Code: code}, false
 			}
 		case surge.KeyAbsent:
 			// The shared store holds every key of the sale: not a replay.

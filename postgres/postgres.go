@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -113,7 +114,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		// An unreachable server must fail requests fast, not hang them.
 		cfg.ConnConfig.ConnectTimeout = 2 * time.Second
 	}
-	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+	if !idleTimeoutSet(cfg.ConnConfig.RuntimeParams) {
 		// A node stopped or cut off inside a transaction (SIGSTOP, a frozen
 		// container, a network path that stalls) would otherwise keep it
 		// open, and the sale row it locked (a rebuild, a sale change, an
@@ -121,8 +122,23 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		// insert of that sale, on every node, waits on the lock. No
 		// transaction of a serving node waits on its client longer than
 		// a few calls (View, the long read of surge reconcile, turns it
-		// off for itself). A URL parameter of that name overrides it.
-		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = IdleInTransactionTimeout
+		// off for itself). A URL parameter of that name, or an options=
+		// (PGOPTIONS) that sets it, overrides it.
+		//
+		// Set on each new connection, not sent as a startup parameter:
+		// a pooler (PgBouncer) refuses startup parameters it does not
+		// know, and the session's own settings would put it over the
+		// URL's options=.
+		prev := cfg.AfterConnect
+		cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			if prev != nil {
+				if err := prev(ctx, conn); err != nil {
+					return err
+				}
+			}
+			_, err := conn.Exec(ctx, "SET idle_in_transaction_session_timeout = '"+IdleInTransactionTimeout+"'")
+			return err
+		}
 	}
 	cfg.MaxConns = 16
 	if opt.MaxConns > 0 {
@@ -151,6 +167,17 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		}
 	}
 	return &DB{pool: pool, channel: channel}, nil
+}
+
+// idleTimeoutSet reports whether the connection's parameters already set
+// idle_in_transaction_session_timeout: by name, or in options (-c name=v
+// or --name=v, as libpq's options and PGOPTIONS pass it).
+func idleTimeoutSet(params map[string]string) bool {
+	const name = "idle_in_transaction_session_timeout"
+	if _, set := params[name]; set {
+		return true
+	}
+	return strings.Contains(strings.ReplaceAll(params["options"], "-", "_"), name)
 }
 
 func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string, existing bool) error {

@@ -103,8 +103,11 @@ command -v dockerfile-utils >/dev/null || as_root npm install -g --silent docker
 command -v dclint >/dev/null || as_root npm install -g --silent dclint@3.1.0
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || without_service_starts apt_install nginx-light
 command -v systemd-analyze >/dev/null || apt_install systemd
+# PgBouncer, the pooler docs/cluster.md names (postgres's TestOpenThroughPgBouncer
+# runs one of its own in front of PostgreSQL; the package's service stays off).
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || without_service_starts apt_install pgbouncer
 if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH)/bin/helm" ]; then
   echo "services: installing helm (go install, a few minutes)" >&2
   go install helm.sh/helm/v4/cmd/helm@v4.3.2
 fi
-echo "services: dockerfile-utils, dclint, nginx, systemd-analyze and helm installed"
+echo "services: dockerfile-utils, dclint, nginx, systemd-analyze, pgbouncer and helm installed"
