@@ -138,9 +138,10 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		case !ok:
 			continue // a failed payment Surge never heard of: no money moved
 		}
-		if row.AmountCents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
+		cents := row.amountFor(p)
+		if cents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
 			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %d %s for order %s; Surge recorded %d %s for order %s",
-				row.AmountCents, row.Currency, row.OrderID, p.AmountCents, p.Currency, p.OrderID)
+				cents, row.Currency, row.OrderID, p.AmountCents, p.Currency, p.OrderID)
 		}
 		switch {
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
@@ -149,7 +150,7 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		// too: refund_unexpected reports it, once.
 		case row.Status == Refunded && p.Status != surge.PaymentRefunded && p.Status != surge.PaymentRefund &&
 			p.Status != surge.PaymentRefundUnexpected:
-			if k := (refundKey{p.OrderID, row.AmountCents, strings.ToUpper(row.Currency)}); unexpected[k] > 0 {
+			if k := (refundKey{p.OrderID, cents, strings.ToUpper(row.Currency)}); unexpected[k] > 0 {
 				unexpected[k]-- // Surge has that refund: refund_unexpected reports it
 				break
 			}

@@ -27,6 +27,12 @@ type Row struct {
 	AmountCents int64
 	Currency    string
 	Status      Status
+	// stripeCents is the amount read in Stripe's minor units, where
+	// Stripe counts the currency's places otherwise than ISO 4217 (ISK,
+	// MGA) and the line wrote it as a decimal; 0 otherwise. A payment
+	// Surge recorded from Stripe is in Stripe's units (its webhooks'
+	// amounts, and so the sale's price), and is compared with this.
+	stripeCents int64
 }
 
 // columns of the settlement file, in this order, after a header row.
@@ -73,7 +79,21 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 				return nil, fmt.Errorf("reconcile: settlement line %d: the %s %q holds a control character, a line separator, a bidirectional control or invalid UTF-8", line, f.name, f.v)
 			}
 		}
-		if row.AmountCents, err = parseAmount(strings.TrimSpace(rec[2]), minorDigits(row.Currency)); err != nil {
+		amount := strings.TrimSpace(rec[2])
+		row.AmountCents, err = parseAmount(amount, minorDigits(row.Currency))
+		if d := stripeDigits(row.Currency); d != minorDigits(row.Currency) && strings.Contains(amount, ".") {
+			// A fraction Stripe's units cannot hold leaves it 0: such a
+			// line is no Stripe payment's, and is compared as read.
+			if sc, serr := parseAmount(amount, d); serr == nil {
+				row.stripeCents = sc
+				if err != nil {
+					// A fraction only Stripe's units hold (a króna charge
+					// of before 2023, "40.10"): read in them, not refused.
+					row.AmountCents, err = sc, nil
+				}
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("reconcile: settlement line %d: %w", line, err)
 		}
 		if row.Status, err = parseStatus(rec[4]); err != nil {
@@ -96,6 +116,29 @@ func minorDigits(currency string) int {
 		return 4
 	}
 	return 2
+}
+
+// stripeDigits is how many decimal places Stripe's API counts in a
+// currency's amounts: ISO 4217's (minorDigits) but for the króna, which
+// Stripe keeps two-decimal ("an ISK amount of 100 will continue to
+// represent 1 króna"), and the ariary, which Stripe counts whole.
+func stripeDigits(currency string) int {
+	switch currency {
+	case "ISK":
+		return 2
+	case "MGA":
+		return 0
+	}
+	return minorDigits(currency)
+}
+
+// amountFor is the row's amount in the units Surge recorded p in: Stripe's
+// for a Stripe payment, whose amounts are the webhooks'.
+func (r Row) amountFor(p surge.Payment) int64 {
+	if r.stripeCents != 0 && p.Provider == "stripe" {
+		return r.stripeCents
+	}
+	return r.AmountCents
 }
 
 // parseAmount reads minor units, or a decimal in major units with at most

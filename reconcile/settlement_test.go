@@ -19,9 +19,9 @@ func TestReadSettlement(t *testing.T) {
 		err      string
 	}{
 		{"minor units and decimals", "payment id,order id,amount,currency,status\np1,o1,12999,eur,succeeded\np2,,129.9,USD,Refunded\n\"p,3\",o3,0.05,EUR,failed\n",
-			[]Row{{"p1", "o1", 12999, "EUR", Settled}, {"p2", "", 12990, "USD", Refunded}, {"p,3", "o3", 5, "EUR", Failed}}, ""},
+			[]Row{{PaymentID: "p1", OrderID: "o1", AmountCents: 12999, Currency: "EUR", Status: Settled}, {PaymentID: "p2", AmountCents: 12990, Currency: "USD", Status: Refunded}, {PaymentID: "p,3", OrderID: "o3", AmountCents: 5, Currency: "EUR", Status: Failed}}, ""},
 		{"snake-case header, CRLF", "payment_id,order_id,amount,currency,status\r\np1,o1,1.00,EUR,paid\r\n",
-			[]Row{{"p1", "o1", 100, "EUR", Settled}}, ""},
+			[]Row{{PaymentID: "p1", OrderID: "o1", AmountCents: 100, Currency: "EUR", Status: Settled}}, ""},
 		{"empty", "", nil, "empty"},
 		{"wrong header", "id,order,amount,currency,status\n", nil, "column 1"},
 		{"three decimals", "payment id,order id,amount,currency,status\np1,o1,1.001,EUR,paid\n", nil, "two decimal places"},
@@ -141,6 +141,9 @@ func FuzzReadSettlement(f *testing.F) {
 		again, err := ReadSettlement(&out)
 		if err != nil {
 			t.Fatalf("rows read back: %v\n%s", err, out.String())
+		}
+		for i := range rows {
+			rows[i].stripeCents = 0 // written back in minor units: the decimal's other reading is gone
 		}
 		if !slices.Equal(again, rows) {
 			t.Fatalf("read back %+v, want %+v", again, rows)

@@ -430,3 +430,50 @@ func TestReconcileClusterWithoutSurgeDataIsUsage(t *testing.T) {
 			code, tables, stdout.String(), stderr.String())
 	}
 }
+
+// TestReconcileStripeISKDecimal: Stripe keeps the Icelandic króna a
+// two-decimal currency in its API ("an ISK amount of 100 will continue to
+// represent 1 króna"), so a Stripe-paid ISK sale is priced, and its
+// payments recorded, in hundredths: 500 kr is 50000. A settlement that
+// writes the amount in major units, "500.00", is that same payment. Read
+// with ISO 4217's zero places for ISK it became 500, and a consistent
+// store reported amount_differs (before ISO digits it read 50000 and
+// matched).
+func TestReconcileStripeISKDecimal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	name, cur, stock, limit, cents := "s", "ISK", int64(10), int64(2), int64(50000) // 500 kr in Stripe's hundredths
+	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
+		PriceCents: &cents, Currency: &cur}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
+	if err != nil || out[0].Err != nil {
+		t.Fatalf("reserve: %v %+v", err, out)
+	}
+	o := out[0].Order
+	r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: "pi_isk", Type: surge.PaymentSucceeded, OrderID: o.ID,
+		AmountCents: cents, Currency: cur, Created: now, Provider: "stripe"}, now.Add(time.Second))
+	if err != nil || r.Payment.Status != surge.PaymentPaid {
+		t.Fatalf("RecordPayment = %s, %v; want paid", r.Payment.Status, err)
+	}
+	st.Close()
+	csv := filepath.Join(t.TempDir(), "settlement.csv")
+	if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\npi_isk,"+o.ID+",500.00,ISK,succeeded\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+	if code != 0 || len(rep.Mismatches) != 0 {
+		t.Errorf("Stripe payment pi_isk of 50000 (Stripe's hundredths: 500 kr) settled as \"500.00 ISK\": exit %d, mismatches %+v (stderr %s); "+
+			"want exit 0: Stripe counts ISK in two decimals, so 500.00 kr is 50000, the amount Surge recorded", code, rep.Mismatches, stderr)
+	}
+}
