@@ -15,6 +15,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // TestMultiNodeSpike: three nodes (each a store and an engine, as three
@@ -319,7 +320,7 @@ func TestRedisPrefixMismatchFailsReadiness(t *testing.T) {
 func TestRedisLossTwiceNotAPrefixMismatch(t *testing.T) {
 	ns := namespace(t)
 	a, cfg := fastLeader(t, ns)
-	logs := &logLines{}
+	logs := &servicetest.Log{}
 	cfg.NodeID, cfg.Logger = "b", slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError}))
 	b := openStore(t, ns, cfg)
 	t.Cleanup(func() { b.Close() })
@@ -375,24 +376,6 @@ func TestRedisLossTwiceNotAPrefixMismatch(t *testing.T) {
 		t.Errorf("node b, whose Redis and prefix are the leader's, logged an error calling them another's: %s", l)
 	}
 	rebuilt()
-}
-
-// logLines collects a logger's output, safe for concurrent writes.
-type logLines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // fastLeader opens node "a" on ns with a short loop interval and lease,

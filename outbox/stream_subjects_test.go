@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -14,24 +13,6 @@ import (
 	"github.com/surgehq/surge/outbox"
 	"github.com/surgehq/surge/servicetest"
 )
-
-// syncBuffer is a log sink the relay's goroutine writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRelayStreamOtherSubjects: the operator created the stream first
 // (docs/events.md invites it, to change the duplicate window) but with
@@ -55,7 +36,7 @@ func TestRelayStreamOtherSubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	createSale(t, s, "a", 1000)
-	var logs syncBuffer
+	var logs servicetest.Log
 	rc, err := outbox.Connect(servicetest.NATSURL(), "relay-test")
 	if err != nil {
 		t.Fatal(err)

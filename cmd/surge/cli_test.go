@@ -15,26 +15,8 @@ import (
 	"time"
 
 	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/servicetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different
-// goroutines (a server started by run writes while the test reads).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago.
@@ -210,7 +192,7 @@ func TestVersion(t *testing.T) {
 // inproc is `surge serve` run by run() in a goroutine of the test.
 type inproc struct {
 	base           string
-	stdout, stderr *syncBuffer
+	stdout, stderr *servicetest.Log
 	cancel         context.CancelFunc
 	done           chan int
 
@@ -222,7 +204,7 @@ type inproc struct {
 func startServe(t *testing.T, args ...string) *inproc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &inproc{stdout: new(syncBuffer), stderr: new(syncBuffer), cancel: cancel, done: make(chan int, 1)}
+	s := &inproc{stdout: new(servicetest.Log), stderr: new(servicetest.Log), cancel: cancel, done: make(chan int, 1)}
 	go func() { s.done <- run(ctx, append([]string{"serve"}, args...), s.stdout, s.stderr) }()
 	t.Cleanup(func() { s.stop(t) })
 	const prefix = "surge serving on "

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // TestHelpCommand: surge help COMMAND is COMMAND --help.
@@ -159,7 +160,7 @@ func TestDemoCleansUp(t *testing.T) {
 	// directory.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	outb, errb := new(syncBuffer), new(syncBuffer)
+	outb, errb := new(servicetest.Log), new(servicetest.Log)
 	go func() {
 		done <- run(ctx, []string{"demo", "--users", "100", "--stock", "10", "--spike", "200ms", "--keep", "--report", filepath.Join(work, "k.html")}, outb, errb)
 	}()

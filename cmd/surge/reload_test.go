@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/surgehq/surge/servicetest"
 )
 
 // startConfigured starts the real binary with args only (no flags of
@@ -293,7 +295,7 @@ func TestSIGHUPWithoutConfig(t *testing.T) {
 // TestLogSwitch: a switch changes the level and the format of a logger
 // and of the loggers derived from it, with their attributes and groups.
 func TestLogSwitch(t *testing.T) {
-	var buf syncBuffer
+	var buf servicetest.Log
 	log, sw, err := newLogger(&buf, "info", "text")
 	if err != nil {
 		t.Fatal(err)
@@ -344,7 +346,7 @@ func TestReloadBuyerKeys(t *testing.T) {
 	put(cfg, "jwks-file: "+jwks+"\njwt-secret-file: "+secretFile+"\njwt-issuer: issuer-1\n")
 	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "buyer-keys-admin-token"}
 
-	var logBuf syncBuffer
+	var logBuf servicetest.Log
 	srv := startReloadable(t, args, &logBuf)
 	saleID := createSale(t, srv.url(), "buyer-keys-admin-token", 1000, 1000)
 
@@ -506,7 +508,7 @@ func TestReloadOnInsecureUserHeaderWarns(t *testing.T) {
 	}
 	write("jwt-secret: reload-insecure-jwt-secret-of-32-bytes!!\n")
 	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "reload-insecure-admin-token"}
-	var logBuf syncBuffer
+	var logBuf servicetest.Log
 	srv := startReloadable(t, args, &logBuf)
 
 	write("jwt-secret: reload-insecure-jwt-secret-of-32-bytes!!\ninsecure-user-header: true\n")
@@ -532,7 +534,7 @@ func TestReloadOnInsecureUserHeaderWarns(t *testing.T) {
 
 // startReloadable starts the node of the config file cfg in this process
 // (so that reload can be called), with the log in logBuf.
-func startReloadable(t *testing.T, args []string, logBuf *syncBuffer) *server {
+func startReloadable(t *testing.T, args []string, logBuf *servicetest.Log) *server {
 	t.Helper()
 	l, err := loadServeConfig(args, io.Discard)
 	if err != nil {
@@ -601,7 +603,7 @@ func TestReloadJWKSFileToURLKeepsBuyerKeys(t *testing.T) {
 		}
 	}
 	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "jwks-move-admin-token"}
-	var logBuf syncBuffer
+	var logBuf servicetest.Log
 	srv := startReloadable(t, args, &logBuf)
 	tok := edToken(t, "k1", key)
 	if got := buyerStatus(t, srv.url(), tok); got != http.StatusNotFound {
@@ -636,7 +638,7 @@ func TestReloadJWKSURLToFileNotSilentlyIgnored(t *testing.T) {
 		}
 	}
 	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "jwks-move-admin-token"}
-	var logBuf syncBuffer
+	var logBuf servicetest.Log
 	srv := startReloadable(t, args, &logBuf)
 	if err := os.WriteFile(cfg, []byte("jwks-file: "+jwksFile+"\n"), 0o600); err != nil {
 		t.Fatal(err)
