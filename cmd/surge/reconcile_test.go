@@ -26,6 +26,39 @@ type payStore interface {
 	surge.Payments
 }
 
+// openBooks opens an embedded store in a data directory of its own, with
+// no expiry job: the books stay as a test writes them.
+func openBooks(t *testing.T) (dir string, st *sqlite.Store) {
+	t.Helper()
+	dir = t.TempDir()
+	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, st
+}
+
+// damagedData is reconcileData in an embedded data directory of its own,
+// then changed offline by update, whose one argument is the id of order
+// (a name in the ids), as an operator's slip or a damaged disk would.
+func damagedData(t *testing.T, update, order string) (dir string, ids map[string]string) {
+	t.Helper()
+	dir, st := openBooks(t)
+	ids = reconcileData(t, st, false)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(update, ids[order]); err != nil {
+		t.Fatal(err)
+	}
+	return dir, ids
+}
+
 // reconcileData fills a store: sale s (10 units at 10.00 EUR, 2 a buyer)
 // with ORDER1 (1 unit) paid by evt_1, ORDER2 (2 units) paid by evt_2,
 // ORDER3 (1 unit) still reserved, ORDER4 (1 unit) paid by the operator;
@@ -138,11 +171,7 @@ func TestReconcileEmbedded(t *testing.T) {
 		{"refund_due.csv", true, []string{reconcile.RefundDue}},
 	} {
 		t.Run(strings.TrimSuffix(c.file, ".csv"), func(t *testing.T) {
-			dir := t.TempDir()
-			st, err := sqlite.Open(context.Background(), dir, sqlite.Options{NoExpiry: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir, st := openBooks(t)
 			defer st.Close()
 			ids := reconcileData(t, st, c.refundDue)
 			code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", settlementFile(t, c.file, ids))
@@ -156,25 +185,9 @@ func TestReconcileEmbedded(t *testing.T) {
 		})
 	}
 	t.Run("stock_mismatch", func(t *testing.T) {
-		dir := t.TempDir()
-		st, err := sqlite.Open(context.Background(), dir, sqlite.Options{NoExpiry: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids := reconcileData(t, st, false)
-		if err := st.Close(); err != nil {
-			t.Fatal(err)
-		}
 		// Damage the books offline: the reserved order now holds more
 		// units than the sale has.
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(`UPDATE orders SET quantity = 9 WHERE id = ?`, ids["ORDER3"]); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+		dir, ids := damagedData(t, `UPDATE orders SET quantity = 9 WHERE id = ?`, "ORDER3")
 		code, rep, _ := runReconcile(t, "--data-dir", dir, "--settlement", settlementFile(t, "stock_mismatch.csv", ids))
 		wantKinds(t, rep, reconcile.StockMismatch)
 		if code != 1 {
@@ -235,11 +248,7 @@ func TestReconcileMissingDataDirIsUsage(t *testing.T) {
 // settlement says refunded, Surge has no refund for it") is false.
 func TestReconcileRefundOfPaidOrderPaymentRow(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, st := openBooks(t)
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	o, price, cur := reservedOrder(t, st, now)
@@ -273,11 +282,7 @@ func TestReconcileRefundOfPaidOrderPaymentRow(t *testing.T) {
 // was reported twice over (paid_not_in_surge, paid_not_at_provider), exit 1.
 func TestReconcileWebhookIDWithSpaces(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, st := openBooks(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	o, price, cur := reservedOrder(t, st, now)
 	const id = "evt_1 "
@@ -333,23 +338,7 @@ func recordPayments(t *testing.T, st payStore, at time.Time, evs ...surge.Paymen
 // up (the order's units left with it), and it answered "no mismatch",
 // exit 0, for a buyer charged for goods Surge sells to someone else.
 func TestReconcilePaidPaymentOfEndedOrder(t *testing.T) {
-	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := reconcileData(t, st, false)
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`UPDATE orders SET status = 'expired' WHERE id = ?`, ids["ORDER1"]); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	dir, ids := damagedData(t, `UPDATE orders SET status = 'expired' WHERE id = ?`, "ORDER1")
 	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", settlementFile(t, "clean.csv", ids))
 	found := false
 	for _, m := range rep.Mismatches {
@@ -368,12 +357,7 @@ func TestReconcilePaidPaymentOfEndedOrder(t *testing.T) {
 // last, "Surge counts 1000 EUR paid; the settlement has it refunded"
 // (paid_not_at_provider) for a payment the provider settled.
 func TestReconcileRowOrder(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, st := openBooks(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	o, price, cur := reservedOrder(t, st, now)
 	recordPayments(t, st, now.Add(time.Second),
@@ -441,11 +425,7 @@ func TestReconcileClusterWithoutSurgeDataIsUsage(t *testing.T) {
 // matched).
 func TestReconcileStripeISKDecimal(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, st := openBooks(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	name, cur, stock, limit, cents := "s", "ISK", int64(10), int64(2), int64(50000) // 500 kr in Stripe's hundredths
 	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
