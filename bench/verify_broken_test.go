@@ -214,13 +214,7 @@ func TestRunFailsConfirmedOrderExpiredByServerClock(t *testing.T) {
 		defer mu.Unlock()
 		fmt.Fprintf(w, `{"id":"s","stock":1,"remaining":%d,"per_user_limit":1,"hold_seconds":900}`, 1-len(orders)+expired(orders))
 	})
-	mux.HandleFunc("GET /v1/sales/{id}/orders", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, o := range orders {
-			_ = json.NewEncoder(w).Encode(o)
-		}
-	})
+	mux.HandleFunc("GET /v1/sales/{id}/orders", exportOf(&mu, &orders))
 	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -284,13 +278,7 @@ func TestRunFailsSaleCreatedWithOtherTerms(t *testing.T) {
 		defer mu.Unlock()
 		sale(w)
 	})
-	mux.HandleFunc("GET /v1/sales/{id}/orders", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, o := range orders {
-			_ = json.NewEncoder(w).Encode(o)
-		}
-	})
+	mux.HandleFunc("GET /v1/sales/{id}/orders", exportOf(&mu, &orders))
 	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -314,5 +302,17 @@ func TestRunFailsSaleCreatedWithOtherTerms(t *testing.T) {
 	if line := VerdictLine(v); v.OK || !strings.Contains(line, "sale terms as created: the sale was created with stock 10") {
 		t.Errorf("the run asked for %d units and %d were sold (%d 201s); want the terms check to fail, got: %s",
 			asked, v.LiveUnits, res.Codes[codeReserved], line)
+	}
+}
+
+// exportOf serves a crafted server's orders, under its lock, as the
+// export's NDJSON.
+func exportOf(mu *sync.Mutex, orders *[]api.Order) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, o := range *orders {
+			_ = json.NewEncoder(w).Encode(o)
+		}
 	}
 }
