@@ -122,7 +122,7 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 			c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID, status: o.Status}}
 			// Its refund may have come first (providers do not deliver
 			// in order): then nothing is owed.
-			refund, ok, err := s.earlyRefund(ctx, p)
+			refund, ok, err := s.counterpart(ctx, surge.PaymentRefundUnexpected, p)
 			if err != nil {
 				return surge.PaymentResult{}, err
 			}
@@ -137,7 +137,7 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		p.Status = surge.PaymentFailedStatus
 	case surge.RefundSucceeded:
 		p.Status = surge.PaymentRefundUnexpected
-		due, ok, err := s.refundDue(ctx, p)
+		due, ok, err := s.counterpart(ctx, surge.PaymentRefundDue, p)
 		if err != nil {
 			return surge.PaymentResult{}, err
 		}
@@ -185,34 +185,19 @@ func (s *Store) payment(ctx context.Context, id string) (surge.Payment, bool, er
 	return p, true, nil
 }
 
-// refundDue finds the oldest refund_due payment of the refund's order,
-// amount and currency.
-func (s *Store) refundDue(ctx context.Context, refund surge.Payment) (string, bool, error) {
+// counterpart finds the oldest payment in status of p's order, amount and
+// currency: the refund_due payment a refund settles, or the
+// refund_unexpected refund, delivered first, that settles a payment.
+func (s *Store) counterpart(ctx context.Context, status surge.PaymentStatus, p surge.Payment) (string, bool, error) {
 	var id string
 	err := s.r.QueryRowContext(ctx, `SELECT id FROM payments WHERE order_id = ? AND status = ?
 		AND amount_cents = ? AND upper(currency) = upper(?) ORDER BY seq LIMIT 1`,
-		refund.OrderID, string(surge.PaymentRefundDue), refund.AmountCents, refund.Currency).Scan(&id)
+		p.OrderID, string(status), p.AmountCents, p.Currency).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, s.unavailable(fmt.Errorf("sqlite: refund due of order %s: %w", refund.OrderID, err))
-	}
-	return id, true, nil
-}
-
-// earlyRefund finds the oldest refund_unexpected refund of a refund_due
-// payment's order, amount and currency: a refund delivered before it.
-func (s *Store) earlyRefund(ctx context.Context, due surge.Payment) (string, bool, error) {
-	var id string
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM payments WHERE order_id = ? AND status = ?
-		AND amount_cents = ? AND upper(currency) = upper(?) ORDER BY seq LIMIT 1`,
-		due.OrderID, string(surge.PaymentRefundUnexpected), due.AmountCents, due.Currency).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, s.unavailable(fmt.Errorf("sqlite: early refund of order %s: %w", due.OrderID, err))
+		return "", false, s.unavailable(fmt.Errorf("sqlite: %s payment of order %s: %w", status, p.OrderID, err))
 	}
 	return id, true, nil
 }
