@@ -1,6 +1,8 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,19 +120,42 @@ func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) e
 		return err
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
+	// One order a line (NDJSON), each read within maxExportLine: the
+	// stream has no timeout, and a server sending an endless line must
+	// not have it buffered whole.
+	rd := bufio.NewReaderSize(resp.Body, maxExportLine)
 	for {
-		var o api.Order
-		if err := dec.Decode(&o); err == io.EOF {
+		line, err := rd.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			return fmt.Errorf("read export: an order larger than %d KiB, not Surge's", maxExportLine>>10)
+		}
+		if err == io.EOF && len(line) == 0 {
 			return nil
-		} else if err != nil {
+		}
+		if err != nil && err != io.EOF {
 			return fmt.Errorf("read export: %w", err)
 		}
-		if err := fn(o); err != nil {
-			return err
+		if len(bytes.TrimSpace(line)) > 0 {
+			var o api.Order
+			if derr := json.Unmarshal(line, &o); derr != nil {
+				if err == io.EOF { // a last line without its newline: cut
+					return fmt.Errorf("read export: %w", io.ErrUnexpectedEOF)
+				}
+				return fmt.Errorf("read export: %w", derr)
+			}
+			if ferr := fn(o); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
 		}
 	}
 }
+
+// maxExportLine bounds one order of the export (a line is about 300
+// bytes).
+const maxExportLine = 1 << 20
 
 // PayOrder settles an order by hand (admin): it becomes paid and a manual
 // payment of its amount is recorded. Retried only on refusals that paid

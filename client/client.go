@@ -181,11 +181,14 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	if cl.stream && hc.Timeout != 0 {
-		cp := *hc
+	// A copy: no per-request timeout for a stream, and redirects
+	// followed only within the server's origin.
+	cp := *hc
+	if cl.stream {
 		cp.Timeout = 0
-		hc = &cp
 	}
+	cp.CheckRedirect = sameOrigin(hc.CheckRedirect)
+	hc = &cp
 	pol := c.Retry.withDefaults()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
@@ -245,8 +248,42 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 	if out == nil {
 		return resp.Header, nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	lr := &io.LimitedReader{R: resp.Body, N: maxAnswer + 1}
+	if err := json.NewDecoder(lr).Decode(out); err != nil {
+		if lr.N <= 0 {
+			return nil, fmt.Errorf("decode %s %s: an answer larger than %d MiB, not Surge's", cl.method, cl.path, maxAnswer>>20)
+		}
 		return nil, fmt.Errorf("decode %s %s: %w", cl.method, cl.path, err)
 	}
 	return resp.Header, nil
+}
+
+// maxAnswer bounds a success answer that do decodes: far above the
+// largest the API sends (a page of 1000 sales is under 2 MiB), so that
+// a server or proxy sending an endless body is an error, not all of the
+// client's memory. The export, a stream, is read order by order.
+const maxAnswer = 16 << 20
+
+// sameOrigin is a CheckRedirect that follows a redirect (then asks next,
+// if any) only to the scheme and host:port of the first request. The
+// calls carry credentials in headers (the bearer tokens, X-User-ID, the
+// waiting-room ticket), and http.Client sends all of them on to another
+// port or scheme of the same host name, and all but Authorization to
+// any host: a redirect elsewhere (a proxy's mistake or an attacker's) is
+// an error that names where it pointed, never a call answered by
+// another server.
+func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if o := via[0].URL; req.URL.Scheme != o.Scheme || req.URL.Host != o.Host {
+			return fmt.Errorf("redirected to %s, another origin than %s://%s: not followed, the request's credentials are for the server only",
+				req.URL.Redacted(), o.Scheme, o.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 }

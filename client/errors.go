@@ -53,6 +53,10 @@ func (e *APIError) Unwrap() error {
 	return &surge.Error{Code: surge.Code(e.Code), Message: e.Message, RetryAfter: e.RetryAfter}
 }
 
+// maxPageQuote bounds what an error keeps of a body that is not the
+// API's error (a proxy's page).
+const maxPageQuote = 512
+
 // decodeError reads an error answer; it does not close the body.
 func decodeError(resp *http.Response) *APIError {
 	ae := &APIError{
@@ -65,6 +69,11 @@ func decodeError(resp *http.Response) *APIError {
 	if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
 		// A proxy's page, or a server that is not Surge.
 		ae.Code, ae.Message = "http_error", strings.TrimSpace(string(b))
+		// Its start says what it is; the rest (styles, scripts) would
+		// fill a terminal.
+		if len(ae.Message) > maxPageQuote {
+			ae.Message = strings.ToValidUTF8(ae.Message[:maxPageQuote], "") + "…"
+		}
 		if ae.Message == "" {
 			ae.Message = http.StatusText(resp.StatusCode)
 		}

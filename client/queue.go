@@ -100,11 +100,19 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 		return err
 	}
 	defer resp.Body.Close()
-	rd := bufio.NewReader(resp.Body)
+	// Surge's events are well under 1 KiB: one larger than maxEvent is
+	// not a queue stream, and is not buffered whole.
+	rd := bufio.NewReaderSize(resp.Body, maxEvent)
 	var event string
 	var data []string
+	size := 0 // bytes of the event so far
 	for {
-		line, err := rd.ReadString('\n')
+		b, err := rd.ReadSlice('\n')
+		size += len(b)
+		if err == bufio.ErrBufferFull || size > maxEvent {
+			return errEventTooLarge
+		}
+		line := string(b)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -131,6 +139,7 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 			}
 			continue
 		}
+		size = 0
 		if data == nil { // a blank line after a comment or retry
 			event = ""
 			continue
@@ -141,13 +150,13 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 		if name == "error" {
 			var e api.ErrorBody
 			if err := json.Unmarshal(payload, &e); err != nil {
-				return fmt.Errorf("queue stream: malformed error event %q: %w", payload, err)
+				return fmt.Errorf("queue stream: malformed error event %q: %w", clip(payload), err)
 			}
 			return &APIError{Code: e.Error.Code, Message: e.Error.Message}
 		}
 		var q api.Queue
 		if err := json.Unmarshal(payload, &q); err != nil {
-			return fmt.Errorf("queue stream: malformed %s event %q: %w", name, payload, err)
+			return fmt.Errorf("queue stream: malformed %s event %q: %w", clip(name), clip(payload), err)
 		}
 		if err := fn(q); err != nil {
 			return err
@@ -156,6 +165,20 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 			return nil
 		}
 	}
+}
+
+// maxEvent bounds one event of a queue stream, its lines included.
+const maxEvent = 64 << 10
+
+var errEventTooLarge = fmt.Errorf("queue stream: an event larger than %d KiB, not a Surge queue stream", maxEvent>>10)
+
+// clip shortens what an error quotes of a stream.
+func clip[T ~string | ~[]byte](s T) string {
+	const n = 200
+	if len(s) > n {
+		return string(s[:n]) + "…"
+	}
+	return string(s)
 }
 
 // WaitAdmitted waits until the holder of place q (the answer of
@@ -177,8 +200,12 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 			err := c.WatchQueue(ctx, q.SaleID, q.Ticket, func(u api.Queue) error { q = u; return nil })
 			var ae *APIError
 			switch {
+			case err == nil && (q.Status == QueueAdmitted || q.Status == QueueExpired):
+				continue
 			case err == nil:
-				continue // admitted or expired
+				// A status this client does not know (a newer
+				// server's) ended the stream: still not admitted, so
+				// wait at the polling pace, not reconnect at once.
 			case ctx.Err() != nil:
 				return q, ctx.Err()
 			case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable):

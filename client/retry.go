@@ -54,13 +54,24 @@ func (p RetryPolicy) wait(attempt int, floor, elapsed time.Duration) (time.Durat
 	if attempt >= p.MaxAttempts {
 		return 0, false
 	}
+	// Compared before they are added: a Retry-After centuries away (an
+	// HTTP date; time.Until saturates) plus the backoff would overflow
+	// to a negative wait, a retry at once instead of giving up.
+	left := p.MaxElapsed - elapsed
+	if floor > left {
+		return 0, false
+	}
 	b := p.Backoff
 	for i := 1; i < attempt && b < p.MaxBackoff; i++ {
+		if b > p.MaxBackoff/2 {
+			b = p.MaxBackoff
+			break
+		}
 		b *= 2
 	}
 	b = min(b, p.MaxBackoff)
 	d := floor + b/2 + rand.N(b/2+1)
-	if elapsed+d > p.MaxElapsed {
+	if d < 0 || d > left {
 		return 0, false
 	}
 	return d, true
