@@ -3,6 +3,8 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,5 +99,110 @@ func TestNotStartedCostsNoRateLimit(t *testing.T) {
 	if err != nil || out.Code != surge.CodeReserved {
 		t.Fatalf("the buyer's purchase at the start, after %d attempts answered not_started in the second before it: %+v, %v; "+
 			"want reserved (not_started refusals cost no rate-limit tokens)", burst, out, err)
+	}
+}
+
+// heldStore is the real cluster store whose first Reserve of a batch
+// waits for release: the sale's owner is busy, and what arrives meanwhile
+// waits in the inbox, as under a crowd.
+type heldStore struct {
+	*cluster.Store
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (h *heldStore) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+	first := false
+	h.once.Do(func() { first = true })
+	if first {
+		close(h.entered)
+		<-h.release
+	}
+	return h.Store.Reserve(ctx, saleID, batch, now)
+}
+
+// TestEarlyAttemptsThatSellPayRateLimit (cluster): in the second before a
+// sale's start a keyed purchase of a key the node does not know goes to
+// the shared store without costing a rate-limit token, as it is to be
+// refused not_started. But it waits in the sale's inbox, and the batch
+// that takes it may be decided after the start: then it sells, and the
+// buyer's rate limit was never applied to a purchase that bought.
+func TestEarlyAttemptsThatSellPayRateLimit(t *testing.T) {
+	ns := namespace(t)
+	start := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+	clock := testclock.New(start.Add(-500 * time.Millisecond))
+	s := &heldStore{Store: openStore(t, ns, cluster.Config{Interval: 200 * time.Millisecond}),
+		entered: make(chan struct{}), release: make(chan struct{})}
+	// One purchase per buyer, then one a minute: a bot's burst is refused.
+	buyers := admission.NewKeyed(rate.Limit(1.0/60), 1, 1000, time.Minute)
+	e, err := engine.Open(context.Background(), s, engine.Config{Now: clock.Now, BuyerRate: buyers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(s.release)
+		}
+		e.Close()
+		s.Close()
+	})
+	ctx := t.Context()
+	id, name, stock, limit := "eager-bot", "Eager bot", int64(10), int64(5)
+	if _, err := e.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	buy := func(user, key string) (surge.Outcome, error) {
+		return e.Purchase(ctx, engine.PurchaseRequest{SaleID: id,
+			Purchase: surge.Purchase{UserID: user, IdempotencyKey: key, Quantity: 1}})
+	}
+	// Another buyer's early attempt keeps the owner busy in the store.
+	go buy("other", "o1")
+	select {
+	case <-s.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first early attempt never reached the store")
+	}
+	// The bot fires its burst 500 ms before the start.
+	const burst = 5
+	type answer struct {
+		out surge.Outcome
+		err error
+	}
+	answers := make(chan answer, burst)
+	var answered atomic.Int64
+	for i := range burst {
+		go func() {
+			out, err := buy("bot", fmt.Sprintf("bot-%d", i))
+			answered.Add(1)
+			answers <- answer{out, err}
+		}()
+	}
+	eventually(t, 10*time.Second, "the bot's attempts are refused or wait in the inbox", func() error {
+		for _, f := range e.SaleFigures(ctx) {
+			if f.Sale == id && int64(f.Queued)+answered.Load() == burst {
+				return nil
+			}
+		}
+		return fmt.Errorf("not all %d answered or queued yet", burst)
+	})
+	// The start passes while they wait; the owner takes them next.
+	clock.Set(start)
+	close(s.release)
+	released = true
+	sold, limited := 0, 0
+	for range burst {
+		a := <-answers
+		switch {
+		case a.err == nil && a.out.Code == surge.CodeReserved:
+			sold++
+		case surge.ErrorCode(a.err) == surge.CodeRateLimited:
+			limited++
+		}
+	}
+	if sold > 1 {
+		t.Fatalf("one buyer's %d purchases sent 500 ms before the start, with a per-buyer rate limit of 1 (burst 1): "+
+			"%d sold and %d were refused rate_limited; want at most 1 sold: a purchase that sells must pay the rate limit",
+			burst, sold, limited)
 	}
 }

@@ -216,6 +216,11 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 	// Callers that gave up, or whose deadline passed in the inbox, are
 	// dropped before they cost a reservation.
 	now := time.Now()
+	// One reading of the sale's clock decides the batch: a purchase that
+	// came before the start by it (early, no rate-limit token paid) can
+	// sell if the batch is decided after it, and pays its tokens here.
+	decided := e.cfg.Now()
+	started := s.snap().Window(decided) != surge.CodeNotStarted
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -225,6 +230,12 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 		if now.After(r.deadline) {
 			r.done <- result{err: ErrTimeout}
 			continue
+		}
+		if r.early && started {
+			if err := e.rateLimits(s, r.p, now); err != nil {
+				r.done <- result{err: err}
+				continue
+			}
 		}
 		live = append(live, r)
 	}
@@ -239,7 +250,7 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 	ctx, endSpans := e.traceBatch(ctx, s, live)
 	gen := s.releases.Load()
 	began := time.Now()
-	outs, rem, err := e.store.Reserve(ctx, s.ID, purchases, e.cfg.Now())
+	outs, rem, err := e.store.Reserve(ctx, s.ID, purchases, decided)
 	e.cfg.Metrics.ObserveBatch(len(live), time.Since(began))
 	endSpans(err)
 	e.setRemaining(ctx, s, rem, gen, err == nil)

@@ -99,11 +99,10 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 	// path answers it (Config.BuyerRate): the crowd's attempts in the last
 	// second must not leave buyers and the sale without tokens at the
 	// start. The inbox's bound and admission still apply.
+	// The batch that takes an early purchase may be decided after the
+	// start, when it can sell: it pays them then (apply).
 	if !early {
-		if err := e.limit(e.cfg.BuyerRate, p.UserID, now, "too many purchases from this buyer"); err != nil {
-			return surge.Outcome{}, err
-		}
-		if err := e.limit(e.cfg.SaleRate, s.ID, now, "the sale admits a limited number of purchases per second"); err != nil {
+		if err := e.rateLimits(s, p, now); err != nil {
 			return surge.Outcome{}, err
 		}
 	}
@@ -111,7 +110,7 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 		e.shed.Add(1)
 		return surge.Outcome{}, surge.ErrOverloaded
 	}
-	out, err := e.post(ctx, s, p, now)
+	out, err := e.post(ctx, s, p, now, early)
 	if invalid != nil && err == nil && out.Code != surge.CodeReserved {
 		// The store refused it (above the limit). A reservation stands:
 		// a replay, or a limit raised since the snapshot sl was taken.
@@ -241,6 +240,14 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 // an unknown key goes to the store within it, in the crowd before a start.
 const nodeClockSkew = time.Second
 
+// rateLimits applies the buyer's and the sale's rate limits to p at now.
+func (e *Engine) rateLimits(s *sale, p surge.Purchase, now time.Time) error {
+	if err := e.limit(e.cfg.BuyerRate, p.UserID, now, "too many purchases from this buyer"); err != nil {
+		return err
+	}
+	return e.limit(e.cfg.SaleRate, s.ID, now, "the sale admits a limited number of purchases per second")
+}
+
 // limit applies one keyed rate limit (nil: none) at now.
 func (e *Engine) limit(lim RateLimiter, key string, now time.Time, why string) error {
 	if lim == nil {
@@ -256,12 +263,12 @@ func (e *Engine) limit(lim RateLimiter, key string, now time.Time, why string) e
 
 // post puts a purchase, arrived at start, in its sale's inbox and waits
 // for the answer.
-func (e *Engine) post(ctx context.Context, s *sale, p surge.Purchase, start time.Time) (surge.Outcome, error) {
+func (e *Engine) post(ctx context.Context, s *sale, p surge.Purchase, start time.Time, early bool) (surge.Outcome, error) {
 	// Only purchases in an inbox pay for a deadline; the fast path never
 	// waits, so it needs none. Requests and their timers are pooled: under
 	// a spike this path runs hundreds of thousands of times a second.
 	r := e.reqs.Get().(*request)
-	r.ctx, r.p, r.arrived, r.deadline = ctx, p, start, start.Add(e.cfg.PurchaseTimeout)
+	r.ctx, r.p, r.arrived, r.deadline, r.early = ctx, p, start, start.Add(e.cfg.PurchaseTimeout), early
 	select {
 	case s.inbox <- r:
 	default:
@@ -302,8 +309,11 @@ type request struct {
 	arrived  time.Time // when it entered the inbox
 	deadline time.Time // the owner drops the request after it
 	p        surge.Purchase
-	done     chan result // buffered: the owner never blocks on a gone caller
-	timer    *time.Timer
+	// early: refused not_started by this node's clock when it came, so it
+	// has not paid the rate limits (Purchase).
+	early bool
+	done  chan result // buffered: the owner never blocks on a gone caller
+	timer *time.Timer
 }
 
 type result struct {

@@ -141,3 +141,94 @@ server_reset_query =
 		t.Errorf("through PgBouncer the session's idle_in_transaction_session_timeout is %q, want %s", timeout, IdleInTransactionTimeout)
 	}
 }
+
+// TestMigrationStoppedInTransactionIsBounded: a node stopped inside a
+// migration's transaction (SIGSTOP, a frozen VM while it starts after an
+// upgrade) holds the locks of the migration's DDL and the migrator's
+// advisory lock; every other node's statements on those tables, and every
+// other node's start, wait on it. The idle bound must apply to the
+// migration's session as to the pool's: PostgreSQL ends it 5 s after the
+// client stopped. The client is stopped here by blocking in Observe once a
+// statement of the migration's transaction has run.
+func TestMigrationStoppedInTransactionIsBounded(t *testing.T) {
+	ctx := context.Background()
+	ns := servicetest.Namespace(t)
+	app := "migrate-" + ns
+	u := servicetest.PostgresURL() + "&application_name=" + app
+	stopped := make(chan struct{})
+	thaw := make(chan struct{})
+	opened := make(chan error, 1)
+	t.Cleanup(func() {
+		close(thaw)
+		select { // before the schema is dropped
+		case <-opened:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	var once bool
+	observe := func(op string, _ time.Duration) {
+		// "update" or "reset": tern's statements inside each migration's
+		// transaction, after the migration's own SQL.
+		if once || (op != "update" && op != "reset") {
+			return
+		}
+		once = true
+		close(stopped)
+		select {
+		case <-thaw:
+		case <-time.After(30 * time.Second):
+		}
+	}
+	go func() {
+		db, err := Open(ctx, u, Options{Schema: ns, Observe: observe})
+		if err == nil {
+			db.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case <-stopped:
+	case err := <-opened:
+		t.Fatalf("Open ended before its migration's transaction was stopped: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the migration never ran a statement in its transaction")
+	}
+	conn, err := pgx.Connect(ctx, servicetest.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	idle := func() (int, error) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle in transaction'`, app).Scan(&n)
+		return n, err
+	}
+	if n, err := idle(); err != nil || n != 1 {
+		t.Fatalf("sessions of the stopped migration idle in a transaction: %d, %v; want 1", n, err)
+	}
+	deadline := time.Now().Add(idleBound() + 3*time.Second)
+	for {
+		n, err := idle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the migration's session stayed idle in its transaction %v after its client stopped (the idle bound is %s): "+
+				"it holds the migration's locks and the migrator's advisory lock for as long as the node stays stopped",
+				idleBound()+3*time.Second, IdleInTransactionTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// IdleTimeoutForTest is IdleInTransactionTimeout as a duration.
+func idleBound() time.Duration {
+	d, err := time.ParseDuration(IdleInTransactionTimeout)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}

@@ -153,7 +153,24 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		cfg.ConnConfig.RuntimeParams["search_path"] = opt.Schema
 		channel = "surge_changes_" + opt.Schema
 	}
-	if err := migrateSchema(ctx, cfg.ConnConfig.Copy(), opt.Schema, opt.Existing); err != nil {
+	// The migration's session gets the idle bound too: a node stopped
+	// inside a migration's transaction would otherwise hold its DDL's
+	// locks and the migrator's advisory lock for good. The migrator runs
+	// RESET ALL in each migration's transaction, which undoes a SET: the
+	// bound goes as a startup parameter (the session's default, which
+	// RESET ALL keeps), and only where that is refused (PgBouncer) is it
+	// SET after connecting, as for the pool.
+	mcfg := cfg.ConnConfig.Copy()
+	after := cfg.AfterConnect
+	if !idleTimeoutSet(cfg.ConnConfig.RuntimeParams) {
+		mcfg.RuntimeParams["idle_in_transaction_session_timeout"] = IdleInTransactionTimeout
+		after = nil
+	}
+	err = migrateSchema(ctx, mcfg, after, opt.Schema, opt.Existing)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "08P01" && strings.Contains(pgErr.Message, "startup parameter") {
+		err = migrateSchema(ctx, cfg.ConnConfig.Copy(), cfg.AfterConnect, opt.Schema, opt.Existing)
+	}
+	if err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -180,12 +197,17 @@ func idleTimeoutSet(params map[string]string) bool {
 	return strings.Contains(strings.ReplaceAll(params["options"], "-", "_"), name)
 }
 
-func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string, existing bool) error {
+func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, after func(context.Context, *pgx.Conn) error, schema string, existing bool) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
+	if after != nil {
+		if err := after(ctx, conn); err != nil {
+			return fmt.Errorf("postgres: connect: %w", err)
+		}
+	}
 	if existing {
 		var found bool
 		if err := conn.QueryRow(ctx, `SELECT to_regclass('surge_schema_version') IS NOT NULL`).Scan(&found); err != nil {
