@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/surgehq/surge"
 )
 
 // Outcome codes that reports single out; anything else in Result.Codes is
@@ -212,7 +214,29 @@ func WriteSummary(w io.Writer, r *Result) {
 		p("\nWARNING: %s\n", warn)
 	}
 	p("\n%s\n", VerdictLine(r.Verdict))
-	io.WriteString(w, b.String())
+	io.WriteString(w, shown(b.String()))
+}
+
+// shown is the summary's text as a terminal shows it: a character a
+// terminal would obey rather than show (an escape, a carriage return, a
+// bidirectional override) in what the server sent, an error code or an
+// order id, could hide the verdict or rewrite a line, and is written
+// escaped instead ("\x1b"). The summary's own line breaks stay.
+func shown(s string) string {
+	unshowable := func(r rune) bool { return r != '\n' && surge.Unshowable(r) }
+	if !strings.ContainsFunc(s, unshowable) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unshowable(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // maxLatePercent: when more sends than this share left late, the client

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgehq/surge"
 )
 
 // fakeSpikeResult is a realistic result: a 12-second spike (ramp up, hold,
@@ -521,5 +523,30 @@ func TestReservationsAndReplays(t *testing.T) {
 	r.SoldOutAt = 0 // never sold out
 	if out := summaryOf(r); !strings.Contains(out, "reservations 1,000 new · 100 replays of a key (same order again) · no sold_out answer") {
 		t.Errorf("summary of a sale that did not sell out:\n%s", out)
+	}
+}
+
+// TestWriteSummaryShowsServerTextPlainly: the summary quotes text the
+// server sent (an outcome's error code, an order id in a check's detail)
+// and the operator's sale id. A terminal obeys the escapes in it: a
+// hostile or broken server could hide the FAIL line ("\x1b[8m", conceal)
+// or rewrite what came before ("\r", "\x1b[1A"). The summary shows such
+// characters escaped, never raw; its own line breaks stay.
+func TestWriteSummaryShowsServerTextPlainly(t *testing.T) {
+	r := fakeSpikeResult(false)
+	r.SaleID = "s\x1b]0;title\x07"
+	r.Codes["\x1b[8mhidden"] = 3
+	r.Verdict.Checks = append(r.Verdict.Checks, Check{Name: "replays consistent",
+		Detail: "order o-1\r\x1b[1A\x1b[2K\u202eVERDICT: PASS\nsecond line\x1b[0m"})
+	out := summaryOf(r)
+	for i, c := range out {
+		if c != '\n' && surge.Unshowable(c) {
+			t.Fatalf("the summary holds %U at byte %d, from text the server or the operator sent: %q", c, i, out[max(i-40, 0):min(i+40, len(out))])
+		}
+	}
+	for _, want := range []string{`\x1b[8mhidden`, `order o-1\r\x1b[1A`, "second line", "VERDICT: FAIL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the summary does not show %q:\n%s", want, out)
+		}
 	}
 }
