@@ -104,9 +104,19 @@ func New(ctx context.Context, opt Options) (*Provider, error) {
 	log := opt.Logger.With("component", "otel")
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
 	otel.SetLogger(logr.FromSlogHandler(log.Handler()))
-	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	limits := sdktrace.NewSpanLimits() // the environment's, else the SDK's defaults
+	if os.Getenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" && os.Getenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" {
+		limits.AttributeValueLengthLimit = maxAttributeValue
+	}
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits))
 	return &Provider{sdk: sdk}, nil
 }
+
+// maxAttributeValue bounds a span attribute's value (bytes of a string)
+// unless OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT or its span twin sets a bound:
+// spans keep what clients sent (the User-Agent, the path), and the SDK's
+// default is no bound at all.
+const maxAttributeValue = 1024
 
 // enabled reads the OTEL_* variables that decide whether to trace.
 func enabled(getenv func(string) string) (bool, error) {

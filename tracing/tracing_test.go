@@ -2,8 +2,13 @@ package tracing
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 func TestEnabled(t *testing.T) {
@@ -75,4 +80,48 @@ func TestSamplerMistakeRefused(t *testing.T) {
 		t.Fatalf("parentbased_traceidratio 0.01: %v", err)
 	}
 	_ = p.Shutdown(context.Background())
+}
+
+// TestSpanAttributesBounded: a span keeps what a client sent it (the
+// User-Agent, the path: up to the 64 KiB of headers a request may carry),
+// and the SDK keeps any length by default, so the 2,048 spans the export
+// queue holds could hold 128 MiB of one client's choosing. A value is
+// kept to maxAttributeValue unless the environment sets its own bound.
+func TestSpanAttributesBounded(t *testing.T) {
+	long := strings.Repeat("x", 64<<10)
+	for _, c := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{want: maxAttributeValue},
+		{env: map[string]string{"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100"}, want: 100},
+		{env: map[string]string{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "-1"}, want: len(long)},
+	} {
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		p, err := New(context.Background(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, s := p.Tracing().Tracer("test").Start(context.Background(), "root")
+		s.SetAttributes(attribute.String("user_agent.original", long))
+		got := -1
+		for _, kv := range s.(sdktrace.ReadOnlySpan).Attributes() {
+			if kv.Key == "user_agent.original" {
+				got = len(kv.Value.AsString())
+			}
+		}
+		s.End()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = p.Shutdown(ctx)
+		cancel()
+		if got != c.want {
+			t.Errorf("environment %v: a span kept %d bytes of a %d-byte attribute a client sent, want %d", c.env, got, len(long), c.want)
+		}
+		for k := range c.env {
+			os.Unsetenv(k)
+		}
+	}
 }
