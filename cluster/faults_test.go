@@ -379,13 +379,7 @@ func TestPostgresUnreachable(t *testing.T) {
 func TestLeaderFailover(t *testing.T) {
 	ns := namespace(t)
 	cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second}
-	a := openStore(t, ns, cfg)
-	eventually(t, 5*time.Second, "a node leads", func() error {
-		if !a.Leader() {
-			return errors.New("no leader")
-		}
-		return nil
-	})
+	a := openLeader(t, ns, cfg)
 	b := openStore(t, ns, cfg)
 	defer b.Close()
 	time.Sleep(300 * time.Millisecond)

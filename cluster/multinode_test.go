@@ -230,14 +230,7 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 func TestSameNodeIDOneLeader(t *testing.T) {
 	ns := namespace(t)
 	cfg := cluster.Config{NodeID: "shop-1", Interval: 100 * time.Millisecond, LeaseTTL: time.Second, Events: true}
-	a := openStore(t, ns, cfg)
-	t.Cleanup(func() { a.Close() })
-	eventually(t, 5*time.Second, "a node leads", func() error {
-		if !a.Leader() {
-			return errors.New("no leader")
-		}
-		return nil
-	})
+	a := openLeader(t, ns, cfg)
 	b := openStore(t, ns, cfg)
 	t.Cleanup(func() { b.Close() })
 	time.Sleep(500 * time.Millisecond) // five rounds of b's leader loop
@@ -383,6 +376,13 @@ func TestRedisLossTwiceNotAPrefixMismatch(t *testing.T) {
 func fastLeader(t *testing.T, ns string) (*cluster.Store, cluster.Config) {
 	t.Helper()
 	cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second, NodeID: "a"}
+	return openLeader(t, ns, cfg), cfg
+}
+
+// openLeader opens a node on ns with cfg, closed when the test ends (Close
+// may come earlier), and waits until it leads.
+func openLeader(t *testing.T, ns string, cfg cluster.Config) *cluster.Store {
+	t.Helper()
 	a := openStore(t, ns, cfg)
 	t.Cleanup(func() { a.Close() })
 	eventually(t, 5*time.Second, "a node leads", func() error {
@@ -391,5 +391,5 @@ func fastLeader(t *testing.T, ns string) (*cluster.Store, cluster.Config) {
 		}
 		return nil
 	})
-	return a, cfg
+	return a
 }
