@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/surgehq/surge/api"
 	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 )
 
@@ -50,6 +51,9 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 		return fmt.Errorf("%T is not a proto.Message", message)
 	}
 	if err := integersOnly(data, m.ProtoReflect().Descriptor()); err != nil {
+		return err
+	}
+	if err := rfc3339Times(data, m.ProtoReflect().Descriptor(), 0); err != nil {
 		return err
 	}
 	if _, ok := m.(*surgev1.PurchaseRequest); ok {
@@ -99,7 +103,7 @@ func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
 				return fmt.Errorf("field %q must be an integer, without a fraction or an exponent", name)
 			}
 		case protoreflect.MessageKind:
-			if f.Message().FullName() != "google.protobuf.Timestamp" && v.Kind() == '{' {
+			if f.Message().FullName() != timestampName && v.Kind() == '{' {
 				if err := integersOnly(v, f.Message()); err != nil {
 					return err
 				}
@@ -107,6 +111,68 @@ func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
 		}
 	}
 	return nil
+}
+
+// timestampName is the full name of google.protobuf.Timestamp.
+const timestampName = "google.protobuf.Timestamp"
+
+// rfc3339Times refuses a google.protobuf.Timestamp written as what RFC
+// 3339 does not allow: protojson reads it with time.Parse, which lets
+// through an offset of +24:00 or -23:60, a comma before the fraction and
+// a one-digit hour (go.dev/issue/54580), so "2031-03-14T10:00:00+24:00"
+// was a sale a day early. The HTTP API refuses those times
+// (api.ParseTime), and the same text must not create over Connect what
+// HTTP refuses. depth bounds the descent into nested messages (a message
+// may hold itself). Malformed JSON is left to protojson.
+func rfc3339Times(data []byte, md protoreflect.MessageDescriptor, depth int) error {
+	if depth > 8 || !holdsTime(md, depth) {
+		return nil // a purchase: no time to look at, and no decode
+	}
+	var members map[string]jsontext.Value
+	if json.Unmarshal(data, &members) != nil {
+		return nil
+	}
+	for name, v := range members {
+		f := md.Fields().ByJSONName(name)
+		if f == nil {
+			f = md.Fields().ByTextName(name)
+		}
+		if f == nil || f.IsList() || f.IsMap() || f.Kind() != protoreflect.MessageKind {
+			continue
+		}
+		if f.Message().FullName() != timestampName {
+			if v.Kind() == '{' {
+				if err := rfc3339Times(v, f.Message(), depth+1); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		var s string
+		if v.Kind() != '"' || json.Unmarshal(v, &s) != nil {
+			continue // not a string: protojson refuses it
+		}
+		if _, err := api.ParseTime(s); err != nil {
+			return fmt.Errorf("field %q must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
+		}
+	}
+	return nil
+}
+
+// holdsTime reports whether md has a google.protobuf.Timestamp field, in
+// itself or in a message it holds (up to rfc3339Times's depth).
+func holdsTime(md protoreflect.MessageDescriptor, depth int) bool {
+	fields := md.Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if f.Kind() != protoreflect.MessageKind || f.IsMap() {
+			continue
+		}
+		if f.Message().FullName() == timestampName || (depth < 8 && holdsTime(f.Message(), depth+1)) {
+			return true
+		}
+	}
+	return false
 }
 
 // quantityGiven refuses a purchase's quantity written as 0 or null (0,

@@ -417,3 +417,51 @@ func TestJSONQuantityZeroRefusedAcrossProtocols(t *testing.T) {
 		t.Errorf("no quantity over Connect JSON: %d %s", gc, gb)
 	}
 }
+
+// TestJSONTimesOneAcrossProtocols: docs/api.md, gRPC: JSON messages "are
+// read as strictly as the HTTP API's bodies", and bad input changes
+// nothing. The HTTP API refuses a starts_at or ends_at that is not RFC
+// 3339 though Go's time.Parse lets it through (an offset of +24:00 or
+// -23:60, a comma before the fraction, a one-digit hour); protojson reads
+// a google.protobuf.Timestamp with time.Parse, so the same text created a
+// sale over Connect JSON, "+24:00" a whole day early.
+func TestJSONTimesOneAcrossProtocols(t *testing.T) {
+	base := server(t)
+	admin := map[string]string{"Authorization": "Bearer " + adminToken}
+	c := surgev1connect.NewSaleServiceClient(http.DefaultClient, base)
+	for i, ts := range []string{
+		"2031-03-14T10:00:00+24:00", "2031-03-14T10:00:00-24:00", "2031-03-14T10:00:00+23:60",
+		"2031-03-14T10:00:00,5Z", "2031-03-14T1:00:00Z",
+	} {
+		for _, field := range []string{"starts_at", "ends_at"} {
+			hid, gid := fmt.Sprintf("h%d-%s", i, field), fmt.Sprintf("g%d-%s", i, field)
+			// ends_at after a starts_at a year before it, so that only the
+			// time's spelling can be refused.
+			times := `"starts_at":"` + ts + `"`
+			if field == "ends_at" {
+				times = `"starts_at":"2030-03-14T10:00:00Z","ends_at":"` + ts + `"`
+			}
+			hc, hb := postJSON(t, base, "/v1/sales", admin, `{"id":"`+hid+`","name":"x","stock":5,`+times+`}`)
+			if hc != http.StatusBadRequest {
+				t.Fatalf("HTTP %s %q: %d %.160s; want 400", field, ts, hc, hb)
+			}
+			gc, gb := postJSON(t, base, "/surge.v1.SaleService/CreateSale", admin, `{"id":"`+gid+`","name":"x","stock":5,`+times+`}`)
+			if gc < 400 || codeOf(gb) != "invalid_request" {
+				got := ""
+				if r, err := c.GetSale(context.Background(), connect.NewRequest(&surgev1.GetSaleRequest{Id: gid})); err == nil {
+					got = r.Msg.Sale.StartsAt.AsTime().Format(time.RFC3339)
+					if r.Msg.Sale.EndsAt != nil {
+						got += " to " + r.Msg.Sale.EndsAt.AsTime().Format(time.RFC3339)
+					}
+				}
+				t.Errorf("Connect JSON %s %q: %d %.160s, a sale created (%s); HTTP refused the same text 400 (%s) and created nothing",
+					field, ts, gc, gb, got, codeOf(hb))
+			}
+		}
+	}
+	// An RFC 3339 time with an offset or a fraction is read alike over both.
+	if gc, gb := postJSON(t, base, "/surge.v1.SaleService/CreateSale", admin,
+		`{"name":"x","stock":5,"startsAt":"2031-03-14T10:00:00.250+05:30","ends_at":"2031-03-15T00:00:00Z"}`); gc != 200 {
+		t.Errorf("RFC 3339 times over Connect JSON: %d %s", gc, gb)
+	}
+}
