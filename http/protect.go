@@ -31,6 +31,10 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
+// RetryAfter is the Retry-After value the API answers a wait d with, for
+// the gRPC API, whose Connect protocol answers 429 and 503 too.
+func RetryAfter(d time.Duration) string { return retryAfterSeconds(d) }
+
 // allowIP applies the per-address limit; it answers 429 itself.
 func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 	prot := s.protection()

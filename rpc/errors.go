@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/surgehq/surge"
+	surgehttp "github.com/surgehq/surge/http"
 )
 
 // CodeHeader carries the Surge code of an error in the answer's metadata
@@ -83,6 +84,11 @@ func newError(code connect.Code, surgeCode, message string, e *surge.Error) *con
 		if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
 			ce.AddDetail(d)
 		}
+		// And in Retry-After, as every HTTP API answer with a wait: a
+		// Connect unary error is an HTTP 429 or 503, which plain HTTP
+		// clients and proxies read without looking into its body (gRPC
+		// has it as a trailer, harmless).
+		ce.Meta().Set("Retry-After", surgehttp.RetryAfter(wait))
 	}
 	ce.Meta().Set(CodeHeader, surgeCode)
 	return ce

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -143,4 +144,45 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestConnectRetryableErrorsCarryRetryAfter: over the Connect protocol a
+// unary error is an HTTP answer of its own status: overloaded and
+// unavailable are 503, rate_limited 429. Every 429 and 503 Surge answers
+// says when to come back in Retry-After (docs/protection.md: "tells every
+// client when to come back"), which HTTP clients, proxies and load
+// balancers read; the Connect answers had the wait only in a RetryInfo
+// detail of the JSON body, so a plain HTTP client (fetch, curl, a proxy)
+// saw a 503 with no hint and retried at once, the retry storm the header
+// is there to prevent.
+func TestConnectRetryableErrorsCarryRetryAfter(t *testing.T) {
+	for _, refusal := range []*surge.Error{surge.ErrOverloaded, surge.ErrUnavailable, engine.ErrTimeout,
+		{Code: surge.CodeRateLimited, Message: "slow down", RetryAfter: 3 * time.Second}} {
+		t.Run(refusal.Error(), func(t *testing.T) {
+			base := serverOver(t, func(e *engine.Engine) surgehttp.Service { return refusingSvc{e, refusal} }, nil)
+			createSale(t, base, "drop", 10)
+			hc, _ := postJSONHeaders(t, base, "/v1/sales/drop/purchases", "")
+			gc, gh := postJSONHeaders(t, base, "/surge.v1.SaleService/Purchase", `{"sale_id":"drop"}`)
+			if gc.StatusCode != hc.StatusCode || gh.Get("Retry-After") != hc.Header.Get("Retry-After") {
+				t.Errorf("%s: HTTP answered %d with Retry-After %q; Connect answered %d with Retry-After %q, want the same wait",
+					refusal.Code, hc.StatusCode, hc.Header.Get("Retry-After"), gc.StatusCode, gh.Get("Retry-After"))
+			}
+		})
+	}
+}
+
+// postJSONHeaders posts body as alice and returns the answer (its body
+// read) and its headers.
+func postJSONHeaders(t *testing.T, base, path, body string) (*http.Response, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-User-ID", "alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, resp.Header
 }
