@@ -44,6 +44,10 @@ func OpenReader(ctx context.Context, dir string) (*Reader, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s lacks tables of this version; run this version's surge serve on it once", path)
 	}
+	if err := checkVersion(ctx, db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		db.Close()

@@ -206,6 +206,31 @@ type schemaDB interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// schemaVersion is the version of the database's layout this build
+// writes, kept in SQLite's user_version. A version that changes the layout
+// so that an older one would read it wrong (a rule a new column holds, a
+// new status) raises it; an older build then refuses the database
+// (checkVersion) rather than serve it by the rules it knows, which would
+// sell what the newer one forbids. Databases of versions before it hold 0
+// and are stamped when upgraded.
+const schemaVersion = 1
+
+// ErrNewer marks a database a newer version of Surge wrote.
+var ErrNewer = errors.New("database written by a newer version of Surge")
+
+// checkVersion refuses a database whose layout is newer than this build's.
+func checkVersion(ctx context.Context, db source, path string) error {
+	var v int64
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: read the schema version of %s: %w", path, err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("sqlite: %w: %s has schema version %d, this build knows up to %d; run that version of surge (or a newer one) on it, or restore a backup this version wrote",
+			ErrNewer, path, v, schemaVersion)
+	}
+	return nil
+}
+
 // createSchema creates Surge's tables and indexes where missing and
 // upgrades those of older versions; on a database that has them all it
 // changes nothing.
@@ -213,7 +238,25 @@ func createSchema(ctx context.Context, db schemaDB) error {
 	if _, err := db.ExecContext(ctx, schema+outboxSchema); err != nil {
 		return err
 	}
-	return errors.Join(upgrade(ctx, db), upgradeArchive(ctx, db), upgradePayments(ctx, db), upgradeChecks(ctx, db), upgradeImage(ctx, db))
+	if err := errors.Join(upgrade(ctx, db), upgradeArchive(ctx, db), upgradePayments(ctx, db), upgradeChecks(ctx, db), upgradeImage(ctx, db)); err != nil {
+		return err
+	}
+	return stampVersion(ctx, db)
+}
+
+// stampVersion records schemaVersion in a database that holds a lower one
+// (a new database, or an older version's just upgraded), in the upgrade's
+// transaction.
+func stampVersion(ctx context.Context, db schemaDB) error {
+	var v int64
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return nil
+	}
+	_, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
+	return err
 }
 
 // statusCheck and eventCheck are the values an order's status and an
@@ -296,7 +339,8 @@ func initSchema(ctx context.Context, db *sql.DB) error {
 
 // schemaWhole reports whether createSchema would change nothing in db. It
 // runs it in a transaction it rolls back and compares SQLite's schema
-// version, which every change of the schema raises, before and after.
+// version, which every change of the schema raises, and the user_version
+// (stampVersion), before and after.
 // Nothing is committed either way.
 func schemaWhole(ctx context.Context, db *sql.DB) (bool, error) {
 	tx, err := db.BeginTx(ctx, nil)
@@ -304,14 +348,16 @@ func schemaWhole(ctx context.Context, db *sql.DB) (bool, error) {
 		return false, err
 	}
 	defer tx.Rollback()
-	var before, after int64
-	if err := tx.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&before); err != nil {
+	// The user_version too: stamping it is a write (stampVersion).
+	const versions = `SELECT (SELECT schema_version FROM pragma_schema_version), (SELECT user_version FROM pragma_user_version)`
+	var before, after [2]int64
+	if err := tx.QueryRowContext(ctx, versions).Scan(&before[0], &before[1]); err != nil {
 		return false, err
 	}
 	if err := createSchema(ctx, tx); err != nil {
 		return false, err
 	}
-	if err := tx.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&after); err != nil {
+	if err := tx.QueryRowContext(ctx, versions).Scan(&after[0], &after[1]); err != nil {
 		return false, err
 	}
 	return before == after, nil
@@ -426,6 +472,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// reads) when the schema is already whole, so that creating it writes
 	// nothing; before anything else when it is not (a new directory, or a
 	// database of an older version, whose upgrade would write).
+	// Before anything reads the database by this build's layout, or
+	// writes to it.
+	if err := checkVersion(ctx, w, path); err != nil {
+		return nil, err
+	}
 	var pending *fileCheck
 	defer func() {
 		if pending != nil { // Open failed before it waited for the check
