@@ -80,8 +80,8 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 			}
 		}
 		amount := strings.TrimSpace(rec[2])
-		row.AmountCents, err = parseAmount(amount, minorDigits(row.Currency))
-		if d := stripeDigits(row.Currency); d != minorDigits(row.Currency) && strings.Contains(amount, ".") {
+		row.AmountCents, err = parseAmount(amount, MinorDigits(row.Currency))
+		if d := stripeDigits(row.Currency); d != MinorDigits(row.Currency) && strings.Contains(amount, ".") {
 			// A fraction Stripe's units cannot hold leaves it 0: such a
 			// line is no Stripe payment's, and is compared as read.
 			if sc, serr := parseAmount(amount, d); serr == nil {
@@ -103,10 +103,11 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 	}
 }
 
-// minorDigits is how many decimal places a currency's minor unit is
+// MinorDigits is how many decimal places a currency's minor unit is
 // (ISO 4217): two but for the currencies listed. An amount in minor units
 // (price_cents, a webhook's amount_cents) counts yen for JPY, fils for KWD.
-func minorDigits(currency string) int {
+// surge sale list shows prices by it too.
+func MinorDigits(currency string) int {
 	switch currency {
 	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
 		return 0
@@ -119,7 +120,7 @@ func minorDigits(currency string) int {
 }
 
 // stripeDigits is how many decimal places Stripe's API counts in a
-// currency's amounts: ISO 4217's (minorDigits) but for the króna, which
+// currency's amounts: ISO 4217's (MinorDigits) but for the króna, which
 // Stripe keeps two-decimal ("an ISK amount of 100 will continue to
 // represent 1 króna"), and the ariary, which Stripe counts whole.
 func stripeDigits(currency string) int {
@@ -129,7 +130,7 @@ func stripeDigits(currency string) int {
 	case "MGA":
 		return 0
 	}
-	return minorDigits(currency)
+	return MinorDigits(currency)
 }
 
 // amountFor is the row's amount in the units Surge recorded p in: Stripe's

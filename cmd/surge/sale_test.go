@@ -134,3 +134,49 @@ func TestSaleCreateWaitingRoom(t *testing.T) {
 		t.Errorf("--queue random: %d, stderr %q", code, stderr)
 	}
 }
+
+// TestSaleListPriceInCurrencyUnits: surge sale list shows a sale's price in
+// its currency's own units. price_cents counts the currency's minor unit
+// (ISO 4217), as payments and surge reconcile count it: yen for JPY, fils
+// (a thousandth) for KWD, cents for EUR.
+func TestSaleListPriceInCurrencyUnits(t *testing.T) {
+	token := "sale-price-admin-token"
+	t.Setenv("SURGE_ADMIN_TOKEN", token)
+	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
+	t.Setenv("SURGE_SERVER", srv.base)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := client.New(srv.base, token)
+	want := map[string]string{}
+	for _, s := range []struct {
+		id, currency string
+		price        int64
+		shown        string
+	}{
+		{"yen", "JPY", 1000, "1000 JPY"},
+		{"fils", "KWD", 12345, "12.345 KWD"},
+		{"cents", "EUR", 49900, "499.00 EUR"},
+	} {
+		if _, err := c.CreateSale(ctx, api.NewSale{ID: new(s.id), Name: new("Priced"), Stock: new(int64(5)), PriceCents: new(s.price), Currency: new(s.currency)}); err != nil {
+			t.Fatal(err)
+		}
+		want[s.id] = s.shown
+	}
+	code, stdout, stderr := runCLI(ctx, "sale", "list")
+	if code != 0 || stderr != "" {
+		t.Fatalf("sale list: %d, stderr %q", code, stderr)
+	}
+	for line := range strings.Lines(stdout) {
+		f := strings.Fields(line)
+		if len(f) < 8 || want[f[0]] == "" {
+			continue
+		}
+		if got := f[6] + " " + f[7]; got != want[f[0]] {
+			t.Errorf("sale list shows the price of sale %s as %q, want %q (price_cents counts the currency's minor unit)", f[0], got, want[f[0]])
+		}
+		delete(want, f[0])
+	}
+	if len(want) > 0 {
+		t.Errorf("sale list left out %v:\n%s", want, stdout)
+	}
+}
