@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 
+	"filippo.io/edwards25519"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -187,6 +188,9 @@ func parseJWK(raw json.RawMessage) (jwk, error) {
 		if err != nil || len(x) != ed25519.PublicKeySize {
 			return jwk{}, errors.New("x must be a 32-byte Ed25519 public key, base64url without padding")
 		}
+		if err := checkEd25519Point(x); err != nil {
+			return jwk{}, err
+		}
 		k.alg, k.key = algEdDSA, ed25519.PublicKey(x)
 	case "RSA":
 		key, err := rsaPublicKey(r.N, r.E)
@@ -235,6 +239,30 @@ func rsaPublicKey(n64, e64 string) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("RSA exponent %d is not an odd number from 3 to %d", e, maxRSAExponent)
 	}
 	return &rsa.PublicKey{N: n, E: int(e)}, nil
+}
+
+// checkEd25519Point refuses an Ed25519 public key (RFC 8032 §5.1.3) that
+// is no point of the curve in its canonical encoding, or a point of small
+// order. crypto/ed25519 checks neither when it verifies: a key that is no
+// point verifies nothing, and under one of the eight points of small order
+// (the 32 zero bytes of a placeholder key are one) the signature R = the
+// identity, S = 0, which anyone can make without a private key, verifies
+// at least one message in eight, so anyone could mint a token for any
+// buyer.
+func checkEd25519Point(x []byte) error {
+	pt, err := new(edwards25519.Point).SetBytes(x)
+	if err != nil {
+		return errors.New("x is not an Ed25519 point: no point of the curve has this y")
+	}
+	// SetBytes takes non-canonical encodings too (y ≥ p).
+	if !bytes.Equal(pt.Bytes(), x) {
+		return errors.New("x is not the canonical encoding of an Ed25519 point")
+	}
+	// A point of small order is one the cofactor (8) takes to the identity.
+	if new(edwards25519.Point).MultByCofactor(pt).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return errors.New("x is an Ed25519 point of small order, under which anyone can forge a signature: not a public key")
+	}
+	return nil
 }
 
 // p256PublicKey checks and builds a P-256 public key (RFC 7518 §6.2.1):
