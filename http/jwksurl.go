@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,8 @@ type RemoteJWKSOptions struct {
 // skipped. A fetch that fails, or a set that does not pass, leaves the
 // keys in force as they are; a set that passes replaces them whole.
 type RemoteJWKS struct {
-	url     string
+	// shown is the URL as errors and logs show it (shownURL).
+	shown   string
 	ctx     context.Context
 	stop    context.CancelFunc
 	timeout time.Duration
@@ -89,6 +91,15 @@ func FetchJWKS(ctx context.Context, url string, o RemoteJWKSOptions) (*RemoteJWK
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	shown := shownURL(url)
+	if _, err := neturl.ParseRequestURI(url); err != nil {
+		// jwkset's error would quote the URL whole, password included.
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("jwks-url %s: %w", shown, err)
+	}
 	client := o.Client
 	if client == nil {
 		client = &http.Client{Timeout: o.Timeout}
@@ -96,7 +107,7 @@ func FetchJWKS(ctx context.Context, url string, o RemoteJWKSOptions) (*RemoteJWK
 	// jwkset starts its refresh goroutine before the first fetch: a
 	// failed start must stop it.
 	ctx, cancel := context.WithCancel(ctx)
-	r := &RemoteJWKS{url: url, ctx: ctx, stop: cancel, timeout: o.Timeout, log: o.Logger,
+	r := &RemoteJWKS{shown: shown, ctx: ctx, stop: cancel, timeout: o.Timeout, log: o.Logger,
 		gate: rate.NewLimiter(rate.Every(o.MinRefetch), 1)}
 	limited := *client
 	limited.Transport = limitBody{next: client.Transport, max: maxJWKSFile, r: r}
@@ -109,14 +120,14 @@ func FetchJWKS(ctx context.Context, url string, o RemoteJWKSOptions) (*RemoteJWK
 				*p = err
 				return
 			}
-			r.log.Warn("jwks: refresh failed; the keys in force stay", "url", url, "err", err)
+			r.log.Warn("jwks: refresh failed; the keys in force stay", "url", shown, "err", err)
 		},
 		RefreshInterval: o.Refresh,
 		Storage:         jwkset.NewMemoryStorage(),
 	})
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("jwks-url %s: %w", url, err)
+		return nil, fmt.Errorf("jwks-url %s: %w", shown, err)
 	}
 	r.client, err = jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs:          map[string]jwkset.Storage{url: store},
@@ -157,7 +168,7 @@ func (r *RemoteJWKS) fetch(ctx context.Context) error {
 	// A kid no set can hold makes jwkset's client fetch every URL.
 	_, err := r.client.KeyRead(ctx, "\x00surge-refresh")
 	if failed != nil {
-		return fmt.Errorf("jwks-url %s: %w", r.url, failed)
+		return fmt.Errorf("jwks-url %s: %w", r.shown, failed)
 	}
 	if !errors.Is(err, jwkset.ErrKeyNotFound) {
 		return err
@@ -180,7 +191,7 @@ func (r *RemoteJWKS) refreshForUnknownKid(seen *JWKS) *JWKS {
 		return nil
 	}
 	if err := r.fetch(r.ctx); err != nil {
-		r.log.Warn("jwks: fetch for an unknown kid failed", "url", r.url, "err", err)
+		r.log.Warn("jwks: fetch for an unknown kid failed", "url", r.shown, "err", err)
 	}
 	if cur := r.cur.Load(); cur != seen {
 		return cur
@@ -208,8 +219,20 @@ func (r *RemoteJWKS) put(ks *JWKS, seq int64) {
 	r.doc = doc
 	r.cur.Store(ks)
 	if old != nil {
-		r.log.Info("jwks: keys changed", "url", r.url, "keys", ks.Len())
+		r.log.Info("jwks: keys changed", "url", r.shown, "keys", ks.Len())
 	}
+}
+
+// shownURL is a --jwks-url as an error or a log may show it: its password
+// masked, as a store URL's is (the URL may carry the key server's
+// credentials); a URL that does not parse is not shown at all, since it
+// may hold anything.
+func shownURL(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // limitBody refuses responses larger than max bytes, as LoadJWKS refuses

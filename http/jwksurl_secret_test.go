@@ -1,0 +1,98 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a log sink the refresh goroutine and the test share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestJWKSURLPasswordNotShown: a --jwks-url may carry the key server's
+// credentials (https://user:password@host/...). Neither the errors of a
+// fetch (at start, on a reload) nor the logs of the refreshes show the
+// password, as none shows a store URL's: it is masked, and a URL that
+// does not parse is not quoted at all.
+func TestJWKSURLPasswordNotShown(t *testing.T) {
+	const password = "jwks-pass-0123"
+	k1, k2 := newEd25519(t), newEd25519(t)
+	srv := newJWKSServer(t, jwksDoc(t, PublicJWK("k1", k1.Public())))
+	url := "http://surge:" + password + "@" + srv.Listener.Addr().String() + "/keys"
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	remote, err := FetchJWKS(t.Context(), url, RemoteJWKSOptions{Refresh: 50 * time.Millisecond, MinRefetch: time.Hour, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+
+	// A rotation is logged (info), naming the key server.
+	srv.serve(http.StatusOK, jwksDoc(t, PublicJWK("k2", k2.Public())))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := remote.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The key server fails: a reload's fetch is refused, the scheduled
+	// refreshes log a warning.
+	srv.serve(http.StatusInternalServerError, []byte("down"))
+	refreshErr := remote.Refresh(ctx)
+	if refreshErr == nil {
+		t.Fatal("a fetch from a key server answering 500 succeeded")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "refresh failed") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "refresh failed") {
+		t.Fatalf("no scheduled refresh failed within 10 s; the log:\n%s", logs.String())
+	}
+	remote.Close()
+
+	// The start: a key server down, and a URL that does not parse.
+	_, startErr := FetchJWKS(t.Context(), url, RemoteJWKSOptions{Logger: log})
+	if startErr == nil {
+		t.Fatal("a first fetch from a key server answering 500 succeeded")
+	}
+	_, badErr := FetchJWKS(t.Context(), "http://surge:"+password+"@"+srv.Listener.Addr().String()+"/%zz", RemoteJWKSOptions{Logger: log})
+	if badErr == nil {
+		t.Fatal("a URL with a bad escape was fetched")
+	}
+
+	for _, c := range []struct{ what, text string }{
+		{"the logs of the key rotation and of the failed refreshes", logs.String()},
+		{"the error of a fetch refused on a reload", refreshErr.Error()},
+		{"the error of a failed first fetch (at start)", startErr.Error()},
+		{"the error of a URL that does not parse (at start)", badErr.Error()},
+	} {
+		if strings.Contains(c.text, password) {
+			t.Errorf("%s: the key server's password %q of --jwks-url is shown; want it masked (xxxxx), as a store URL's password is:\n%s",
+				c.what, password, c.text)
+		}
+	}
+	if !strings.Contains(logs.String(), "keys changed") {
+		t.Errorf("the rotation was not logged; the log:\n%s", logs.String())
+	}
+}
