@@ -479,3 +479,78 @@ func TestConcurrentSteersConverge(t *testing.T) {
 		}
 	}
 }
+
+// TestPollFollowsEveryChangedSale: a node that hears no announcement (a
+// lost NOTIFY, a full announcement queue) follows changes by its poll,
+// which must take every sale changed since the last one, not one sale per
+// poll: docs/api.md promises every node follows a change within about a
+// second (the 500 ms poll). With one sale per poll, the eighth sale resumed
+// on node a was still paused on node b four seconds later, and b's buyers
+// got 409 paused for a sale on sale.
+func TestPollFollowsEveryChangedSale(t *testing.T) {
+	ns := namespace(t)
+	ctx := t.Context()
+	open := func(i int, wrap func(*cluster.Store) surge.Store) *engine.Engine {
+		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i)})
+		e, err := engine.Open(ctx, wrap(s), engine.Config{}) // the default 500 ms poll
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close(); s.Close() })
+		return e
+	}
+	a := open(0, func(s *cluster.Store) surge.Store { return s })
+	b := open(1, func(s *cluster.Store) surge.Store { return deaf{s} })
+
+	const sales = 8
+	ids := make([]string, sales)
+	name, stock := "Drop", int64(5)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("poll-%d", i)
+		if _, err := a.CreateSale(ctx, surge.SaleInput{ID: &ids[i], Name: &name, Stock: &stock}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.UpdateSale(ctx, ids[i], surge.SalePatch{Paused: new(true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Whatever the old code's pace, b sees every sale paused in the end.
+	eventually(t, 30*time.Second, "node b sees every sale paused", func() error {
+		for _, id := range ids {
+			if st, err := b.Sale(id); err != nil || st.Status != surge.SalePaused {
+				return fmt.Errorf("node b shows %s as %q (%v)", id, st.Status, err)
+			}
+		}
+		return nil
+	})
+
+	for _, id := range ids {
+		if _, err := a.UpdateSale(ctx, id, surge.SalePatch{Paused: new(false)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	// Three polls of 500 ms and some slack for a loaded machine; one sale
+	// per poll needs eight polls at least (3.5 s or more).
+	const bound = 2500 * time.Millisecond
+	var still []string
+	for {
+		still = still[:0]
+		for _, id := range ids {
+			if st, _ := b.Sale(id); st.Status != surge.SaleLive {
+				still = append(still, id)
+			}
+		}
+		if len(still) == 0 || time.Since(start) > bound {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(still) > 0 {
+		elapsed := time.Since(start).Round(time.Millisecond)
+		out, err := b.Purchase(ctx, engine.PurchaseRequest{SaleID: still[len(still)-1], Purchase: surge.Purchase{UserID: "alice", Quantity: 1}})
+		t.Fatalf("%v after %d sales were resumed on node a, node b (following by its 500 ms poll) still shows %d of them paused (%v), and a purchase of %s there answers %q (%v); want every node to follow within about a second",
+			elapsed, sales, len(still), still, still[len(still)-1], out.Code, err)
+	}
+	t.Logf("node b followed all %d changes %v after the last", sales, time.Since(start).Round(time.Millisecond))
+}

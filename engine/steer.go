@@ -72,7 +72,10 @@ func (e *Engine) follow(ctx context.Context, s *sale) {
 // adopt takes the sales of a store's listing that differ from this
 // engine's snapshots, unless the engine changed a sale since steers (the
 // count of its changes) was read before the listing: the listing may then
-// predate that change, and the next sync reads again.
+// predate that change, and the next sync reads again. Its own adoptions
+// count as changes too, and are expected: each would otherwise stop the
+// rest of the listing, and a node that follows by its poll alone (lost
+// announcements) would take one changed sale per poll.
 func (e *Engine) adopt(ctx context.Context, listed []surge.Sale, steers int64) {
 	for _, sl := range listed {
 		s := e.lookup(sl.ID)
@@ -80,23 +83,24 @@ func (e *Engine) adopt(ctx context.Context, listed []surge.Sale, steers int64) {
 			continue
 		}
 		s.snapMu.Lock()
-		if e.steers.Load() == steers {
-			e.adoptOne(ctx, s, sl)
+		if e.steers.Load() == steers && e.adoptOne(ctx, s, sl) {
+			steers++
 		}
 		s.snapMu.Unlock()
 	}
 }
 
-// adoptOne makes sl the sale's snapshot if it differs; the caller holds
-// s.snapMu.
-func (e *Engine) adoptOne(ctx context.Context, s *sale, sl surge.Sale) {
+// adoptOne makes sl the sale's snapshot if it differs, and reports whether
+// it did (counted in e.steers); the caller holds s.snapMu.
+func (e *Engine) adoptOne(ctx context.Context, s *sale, sl surge.Sale) bool {
 	if sameSale(s.snap(), &sl) {
-		return
+		return false
 	}
 	e.steers.Add(1)
 	e.setSnap(ctx, s, &sl)
 	e.log.Info("sale changed on another node", "sale", s.ID, "paused", sl.Paused, "stock", sl.Stock,
 		"per_user_limit", sl.PerUserLimit, "ends_at", sl.EndsAt)
+	return true
 }
 
 // sameSale reports whether a and b are the same version of a sale.
