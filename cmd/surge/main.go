@@ -99,6 +99,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "surge:", ue.msg)
 		return 2
+	case errors.As(err, new(errNotCompared)):
+		fmt.Fprintln(stderr, "surge:", err)
+		return 3
 	default:
 		fmt.Fprintln(stderr, "surge:", err)
 		return 1

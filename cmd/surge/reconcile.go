@@ -21,6 +21,14 @@ type errMismatch struct{ n int }
 
 func (e errMismatch) Error() string { return fmt.Sprintf("reconcile: %d mismatches", e.n) }
 
+// errNotCompared is reconcile's exit status 3: the data directory or
+// PostgreSQL could not be read, so nothing was compared. Exit 1 would tell
+// a script the books mismatch.
+type errNotCompared struct{ err error }
+
+func (e errNotCompared) Error() string { return "reconcile: nothing compared: " + e.err.Error() }
+func (e errNotCompared) Unwrap() error { return e.err }
+
 // reconcileCmd runs `surge reconcile --settlement FILE.csv`: the provider's
 // settlement against the data directory (read-only, without its lock, so
 // also while serving) or, with --postgres-url, the cluster's PostgreSQL.
@@ -51,12 +59,15 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	src, done, err := openSource(ctx, dataDir, pgURL)
 	if err != nil {
-		return err
+		if errors.As(err, new(errUsage)) {
+			return err
+		}
+		return errNotCompared{err}
 	}
 	defer done()
 	rep, err := reconcile.Run(ctx, src, rows)
 	if err != nil {
-		return err
+		return errNotCompared{err}
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)

@@ -457,3 +457,27 @@ func TestReconcileStripeISKDecimal(t *testing.T) {
 			"want exit 0: Stripe counts ISK in two decimals, so 500.00 kr is 50000, the amount Surge recorded", code, rep.Mismatches, stderr)
 	}
 }
+
+// TestReconcileCannotCompareIsNotMismatch: exit 1 tells a script the books
+// mismatch (docs/payments.md). A reconcile that compared nothing, because
+// PostgreSQL could not be reached or the data directory's database could
+// not be read, must not say so: it exits 3, and prints no report.
+func TestReconcileCannotCompareIsNotMismatch(t *testing.T) {
+	ctx := context.Background()
+	file := settlementFile(t, "clean.csv", map[string]string{"ORDER1": "o_1", "ORDER2": "o_2", "ORDER3": "o_3"})
+	damaged := t.TempDir()
+	if err := os.WriteFile(filepath.Join(damaged, "surge.db"), bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, flag, value string }{
+		{"PostgreSQL not listening", "--postgres-url", "postgres://surge@127.0.0.1:1/test?connect_timeout=2"},
+		{"a data directory whose database is damaged", "--data-dir", damaged},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(ctx, []string{"reconcile", tc.flag, tc.value, "--settlement", file}, &stdout, &stderr)
+		if code != 3 || stdout.Len() != 0 {
+			t.Errorf("reconcile with %s: exit status %d, want 3 (could not compare; 1 says the books mismatch); stdout %q, stderr %q",
+				tc.name, code, stdout.String(), stderr.String())
+		}
+	}
+}
