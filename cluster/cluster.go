@@ -324,9 +324,13 @@ func (s *Store) notify(saleID string) {
 	}
 }
 
-// announce tells every node (this one included) that a sale changed.
+// announce tells every node (this one included) that a sale changed. The
+// notification is bounded by the call timeout (see markDirty): a lost one
+// costs the other nodes no more than their next poll (SyncInterval).
 func (s *Store) announce(ctx context.Context, saleID string) {
 	s.copies.invalidate(saleID) // at once here; the others when they hear
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	if err := s.db.Notify(ctx, saleID); err != nil {
 		s.log.Warn("notify sale change", "sale", saleID, "err", err)
 	}

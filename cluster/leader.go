@@ -31,7 +31,14 @@ func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order
 }
 
 // markDirty asks the leader, whichever node it is, to rebuild a sale.
+// Bounded by the call timeout, as every statement is: it comes after an
+// order ended (release runs it without the caller's cancellation), and
+// a PostgreSQL that stalls would otherwise hold the cancel, or the
+// leader's jobs and Close, for as long as it stalls. Should it fail, the
+// sweep gives the units back.
 func (s *Store) markDirty(ctx context.Context, saleID string) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
 	if err := s.db.MarkDirty(ctx, saleID); err != nil {
 		s.log.Error("mark sale dirty", "sale", saleID, "err", err)
 	}
