@@ -34,7 +34,16 @@ func (s *Store) settle(ctx context.Context, orderID string, status surge.OrderSt
 	// A hold ends at ExpiresAt, not when Expire next runs: past it the
 	// order is expired, and Expire returns its units.
 	if !ok {
-		return surge.Order{}, refuse(o, now) // o, read before the lock, may lag: then the refusal says less
+		// o was read before the lock: a cancel, a payment or the expiry
+		// may have ended the order since, typically the first cancel of
+		// a client retrying behind it. Every change of its status commits
+		// under this lock, so the order read now says what ended it, as
+		// the refusal must (docs/api.md); should the read fail, the
+		// refusal stands, saying less.
+		if cur, err := s.Order(ctx, orderID); err == nil {
+			o = cur
+		}
+		return surge.Order{}, refuse(o, now)
 	}
 	if !live.ExpiresAt.After(now) {
 		return surge.Order{}, refuse(live, now)

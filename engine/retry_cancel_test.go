@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// TestCancelRetriedAfterTimeoutSaysItTook: docs/api.md promises that a
+// client retrying a cancel whose answer it lost (a timeout, a 503) reads
+// that its first cancel took: 409 "order o_… is already cancelled". The
+// first cancel answered 503 while the store could not commit (another
+// connection holds SQLite's write lock) and is still waiting to commit;
+// the retry comes meanwhile and waits behind it. When the store commits
+// again, the first cancel lands and the retry must say so, not answer as
+// for an order it knows nothing about.
+func TestCancelRetriedAfterTimeoutSaysItTook(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(fixedClock())
+	cfg.PurchaseTimeout = 500 * time.Millisecond
+	e := openEngine(t, openStore(t, dir), cfg)
+	mustCreate(t, e, input("s", 10, 1))
+	o := mustReserve(t, e, "s", surge.Purchase{UserID: "u", Quantity: 1})
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "surge.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("take SQLite's write lock: %v", err)
+	}
+	locked := true
+	defer func() {
+		if locked {
+			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+
+	if _, err := e.Cancel(context.Background(), o.ID); !surge.HasCode(err, surge.CodeUnavailable) {
+		t.Fatalf("first cancel while the store cannot commit: %v, want 503 unavailable", err)
+	}
+	// The client retries; its cancel reaches the store, which is still
+	// busy with the first.
+	retry := make(chan error, 1)
+	go func() {
+		_, err := e.Cancel(context.Background(), o.ID)
+		retry <- err
+	}()
+	time.Sleep(150 * time.Millisecond)
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	locked = false
+	err = <-retry
+	got, gerr := e.Order(context.Background(), o.ID)
+	if gerr != nil || got.Status != surge.OrderCancelled {
+		t.Fatalf("the first cancel did not land: %+v %v", got, gerr)
+	}
+	var se *surge.Error
+	if !errors.As(err, &se) || se.Code != surge.CodeNotCancellable || !strings.Contains(se.Message, "is already cancelled") {
+		t.Errorf("the retried cancel of an order its first cancel ended answered %v; want not_cancellable saying "+
+			"\"order %s is already cancelled\", so that the client reads that its first cancel took", err, o.ID)
+	}
+}
