@@ -1,9 +1,22 @@
 -- Second half of a transfer (stock.go Rebalance, RepairTransfers): the
--- recipient takes the units once per transfer id.
--- KEYS: recipient meta, recipient received transfers. ARGV: id, n, now_ms.
--- Returns 1 if applied now, 0 if it was already (or the state is missing:
--- a rebuild recomputes every bucket from PostgreSQL anyway).
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- recipient takes the units once per transfer id, if they belong to its
+-- epoch.
+-- KEYS: recipient meta, recipient received transfers. ARGV: id, n, now_ms,
+-- the epoch of the donor's state when it gave the units ('': not recorded,
+-- a transfer an older version started).
+-- Returns 1 if applied now, 0 if it was already, or the state is missing
+-- (a rebuild recomputes every bucket from PostgreSQL anyway), or the
+-- recipient holds another epoch: a new epoch's install (a rebuild, an
+-- operator's change) split PostgreSQL's free stock anew over every bucket,
+-- the units given by the old epoch's donor included, so adding them again
+-- would offer units PostgreSQL does not have. A recipient still of the old
+-- epoch is replaced by that install, and the donor of the new epoch keeps
+-- its record for the leader to complete once the recipient has it.
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  return 0
+end
+if ARGV[4] and ARGV[4] ~= '' and tonumber(epoch) ~= tonumber(ARGV[4]) then
   return 0
 end
 if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1]) == 0 then

@@ -61,11 +61,14 @@ func (s *Stock) transfer(ctx context.Context, l Layout, from, to int, n int64) (
 	if err != nil {
 		return 0, err
 	}
-	moved, err := cmds[0].Int64()
-	if err != nil || moved <= 0 {
+	res, err := cmds[0].Int64Slice()
+	if err != nil || len(res) != 2 || res[0] <= 0 {
 		return 0, err
 	}
-	if _, err := evalMany(ctx, s.c, giveScript, [][]string{{tk.meta, tk.xin}}, [][]any{{id, moved, time.Now().UnixMilli()}}, nil); err != nil {
+	moved, epoch := res[0], res[1]
+	// The units are the donor's epoch's: the recipient takes them only in
+	// that epoch (give.lua).
+	if _, err := evalMany(ctx, s.c, giveScript, [][]string{{tk.meta, tk.xin}}, [][]any{{id, moved, time.Now().UnixMilli(), epoch}}, nil); err != nil {
 		return 0, err
 	}
 	return moved, nil
@@ -85,8 +88,10 @@ func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time)
 			return repaired, err
 		}
 		for _, x := range outs {
-			// x is "<to>:<id>|<units>"
-			id, units, ok := strings.Cut(x, "|")
+			// x is "<to>:<id>|<units>|<epoch>" (take.lua), or without
+			// "|<epoch>" if an older version started the transfer.
+			id, rest, ok := strings.Cut(x, "|")
+			units, epoch, _ := strings.Cut(rest, "|")
 			toStr, _, _ := strings.Cut(id, ":")
 			to, err1 := strconv.Atoi(toStr)
 			n, err2 := strconv.ParseInt(units, 10, 64)
@@ -94,7 +99,7 @@ func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time)
 				continue
 			}
 			tk := s.keys(l, to)
-			applied, err := giveScript.Run(ctx, s.c, []string{tk.meta, tk.xin}, id, n, time.Now().UnixMilli()).Int64()
+			applied, err := giveScript.Run(ctx, s.c, []string{tk.meta, tk.xin}, id, n, time.Now().UnixMilli(), epoch).Int64()
 			if err != nil {
 				return repaired, err
 			}

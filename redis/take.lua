@@ -1,12 +1,15 @@
 -- First half of a transfer of units between buckets (stock.go Rebalance):
--- the donor gives up to n units and records the transfer.
+-- the donor gives up to n units and records the transfer, with the epoch
+-- of the state the units belong to.
 -- KEYS: donor meta, donor outgoing transfers. ARGV: transfer id, n, now_ms.
--- Returns the units given (0 if the donor has none or its state is missing).
-local rem = tonumber(redis.call('HGET', KEYS[1], 'rem') or '-1')
-if rem <= 0 then
-  return 0
+-- Returns {units given, the donor's epoch} ({0, 0} if the donor has none
+-- or its state is missing).
+local meta = redis.call('HMGET', KEYS[1], 'rem', 'epoch')
+local rem = tonumber(meta[1] or '-1')
+if rem <= 0 or not meta[2] then
+  return {0, 0}
 end
 local n = math.min(tonumber(ARGV[2]), rem)
 redis.call('HINCRBY', KEYS[1], 'rem', -n)
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|' .. n)
-return n
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|' .. n .. '|' .. meta[2])
+return {n, tonumber(meta[2])}
