@@ -110,10 +110,20 @@ func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time)
 				return repaired, err
 			}
 		}
-		// Received ids are kept an hour, far longer than any transfer can
-		// take to complete, so a late second half is still recognised.
-		old := strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10)
-		if err := s.c.ZRemRangeByScore(ctx, k.xin, "-inf", old).Err(); err != nil {
+	}
+	// Received ids are kept an hour, far longer than any transfer can take
+	// to complete, so a late second half is still recognised; and only
+	// once every bucket's outgoing records up to the cutoff were read
+	// above: a donor's record of a transfer that did complete is told done
+	// by the recipient's, which must not go first. Each is scored by the
+	// clock of the node that wrote it, the received one after the given.
+	keep := time.Now().Add(-time.Hour)
+	if cutoff.Before(keep) {
+		keep = cutoff
+	}
+	old := strconv.FormatInt(keep.UnixMilli(), 10)
+	for b := range l.n() {
+		if err := s.c.ZRemRangeByScore(ctx, s.keys(l, b).xin, "-inf", old).Err(); err != nil {
 			return repaired, err
 		}
 	}
