@@ -153,3 +153,54 @@ func TestBucketsDryBucketSellsWhatEachPurchaseFits(t *testing.T) {
 	}
 	truth(t, s, sl, confirmed)
 }
+
+// A transfer's first half lost, its second half kept: the donor bucket's
+// master failed over to a replica that had not received the donor's
+// script (replication is asynchronous), while the recipient, on another
+// master, kept the units. The donor still counts them, the recipient too:
+// Redis offers units PostgreSQL does not have, though nothing it reserved
+// was lost (its taken count is PostgreSQL's). The leader must see it and
+// rebuild the sale.
+func TestBucketsTransferFirstHalfLost(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{Buckets: 2, Interval: 100 * time.Millisecond, ConfirmAfter: 2 * time.Second})
+	defer s.Close()
+	sl := mustSale(t, s, "failover", 10, 10)
+	ctx := context.Background()
+	rc := dialRedis(t)
+	us := usersOfBucket("buyer", 2, 0, 2)
+	// Bucket 0 sells its 5 units.
+	out, _, err := reserve(s, sl.ID, surge.Purchase{UserID: us[0], Quantity: 5})
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("first purchase: %+v %v", out, err)
+	}
+	confirmed := map[string]surge.Order{out[0].Order.ID: out[0].Order}
+	// The donor's keys as a replica that missed the transfer holds them.
+	donor := ns + ":{" + sl.ID + "#1}:"
+	dumps := map[string]string{}
+	for _, k := range []string{donor + "m", donor + "xo"} {
+		d, err := rc.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dumps[k] = d
+	}
+	// Bucket 0 borrows from bucket 1 and sells one more unit.
+	out, _, err = reserve(s, sl.ID, surge.Purchase{UserID: us[1], Quantity: 1})
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("purchase after bucket 0 ran dry: %+v %v", out, err)
+	}
+	confirmed[out[0].Order.ID] = out[0].Order
+	// The failover: the donor's master is replaced by the replica.
+	for k, d := range dumps {
+		if err := rc.RestoreReplace(ctx, k, 0, d).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rem, _ := s.Remaining(ctx, sl.ID); rem <= 4 {
+		t.Fatalf("remaining after the donor lost its half: %d, want above the truth (4)", rem)
+	}
+	eventuallyRemaining(t, s, sl.ID, 4, 10*time.Second,
+		"the leader rebuilds a sale whose buckets offer 2 units PostgreSQL does not have (a transfer's first half lost in a failover, its second half kept)")
+	truth(t, s, sl, confirmed)
+}

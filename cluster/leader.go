@@ -301,6 +301,19 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 			return fmt.Sprintf("Redis reserved %d units, PostgreSQL holds %d and none is waiting to be confirmed (PostgreSQL restored from an older backup?)", taken, row.Ever), nil
 		}
 	}
+	// Units a bucket took that no bucket gave: a failover lost a
+	// transfer's first half and kept its second.
+	var excess int64
+	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		excess, err = s.live.Unbalanced(ctx, layout)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if excess > 0 {
+		return fmt.Sprintf("the buckets took %d units more than they gave (a master failed over and lost the first half of a transfer between buckets?)", excess), nil
+	}
 	// Transfers between buckets whose second half never ran (a node died
 	// between the two scripts) are completed.
 	err = s.call(ctx, s.rcb, func(ctx context.Context) error {

@@ -1,6 +1,6 @@
 -- Second half of a transfer (stock.go Rebalance, RepairTransfers): the
 -- recipient takes the units once per transfer id, if they belong to its
--- epoch.
+-- epoch, and counts the units it ever took ('got'; see Stock.Unbalanced).
 -- KEYS: recipient meta, recipient received transfers. ARGV: id, n, now_ms,
 -- the epoch of the donor's state when it gave the units ('': not recorded,
 -- a transfer an older version started).
@@ -23,4 +23,5 @@ if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1]) == 0 then
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'rem', tonumber(ARGV[2]))
+redis.call('HINCRBY', KEYS[1], 'got', tonumber(ARGV[2]))
 return 1

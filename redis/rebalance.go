@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,4 +129,59 @@ func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time)
 		}
 	}
 	return repaired, nil
+}
+
+// Unbalanced returns the units the sale's buckets took in transfers beyond
+// what they gave: 0 in a healthy state, where a transfer gives before it
+// takes (one in flight has given more than taken). Above 0, a donor lost
+// the first half of a transfer whose second half its recipient kept (its
+// master failed over to a replica that had not received the donor's
+// script), and the buckets offer units PostgreSQL does not have; Inspect
+// does not show it, as nothing reserved was lost. The units taken are read
+// before the units given, each in one round trip, so a transfer between
+// the two reads counts as given, never as taken only. A state whose epochs
+// differ among the buckets or between the reads (a rebuild under way), or
+// that lacks a bucket, answers 0: Inspect sees those.
+func (s *Stock) Unbalanced(ctx context.Context, l Layout) (int64, error) {
+	if l.n() == 1 {
+		return 0, nil
+	}
+	got, e1, err := s.sumMeta(ctx, l, "got")
+	if err != nil || e1 < 0 {
+		return 0, err
+	}
+	gave, e2, err := s.sumMeta(ctx, l, "gave")
+	if err != nil || e2 != e1 {
+		return 0, err
+	}
+	return max(got-gave, 0), nil
+}
+
+// sumMeta sums one counter of every bucket's meta hash (absent: 0), read
+// in one round trip, and returns the buckets' epoch: -1 if they differ or
+// a bucket is missing.
+func (s *Stock) sumMeta(ctx context.Context, l Layout, field string) (sum, epoch int64, err error) {
+	cmds := make([]*goredis.SliceCmd, l.n())
+	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for b := range cmds {
+			cmds[b] = p.HMGet(ctx, s.keys(l, b).meta, "epoch", field)
+		}
+		return nil
+	})
+	epoch = -2
+	for _, c := range cmds {
+		v, err := c.Result()
+		if err != nil {
+			return 0, 0, fmt.Errorf("redis: transfers of sale %s: %w", l.Sale, err)
+		}
+		e, err := metaInt(v[0])
+		if err != nil || (epoch != -2 && e != epoch) {
+			return 0, -1, nil
+		}
+		epoch = e
+		// Absent: the bucket moved nothing since it was built.
+		n, _ := metaInt(v[1])
+		sum += n
+	}
+	return sum, epoch, nil
 }

@@ -1,6 +1,7 @@
 -- First half of a transfer of units between buckets (stock.go Rebalance):
 -- the donor gives up to n units and records the transfer, with the epoch
--- of the state the units belong to.
+-- of the state the units belong to, and counts the units it ever gave
+-- ('gave'; see Stock.Unbalanced).
 -- KEYS: donor meta, donor outgoing transfers. ARGV: transfer id, n, now_ms.
 -- Returns {units given, the donor's epoch} ({0, 0} if the donor has none
 -- or its state is missing).
@@ -11,5 +12,6 @@ if rem <= 0 or not meta[2] then
 end
 local n = math.min(tonumber(ARGV[2]), rem)
 redis.call('HINCRBY', KEYS[1], 'rem', -n)
+redis.call('HINCRBY', KEYS[1], 'gave', n)
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|' .. n .. '|' .. meta[2])
 return {n, tonumber(meta[2])}
