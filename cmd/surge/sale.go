@@ -71,6 +71,12 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
+	// Parsing stops at the first argument that is no flag: an unquoted name
+	// ("--name Phone drop") would otherwise drop every flag after it and
+	// create a sale the operator did not ask for.
+	if fs.NArg() > 0 {
+		return errUsage{fmt.Sprintf("sale create: unexpected argument %q (quote a name with spaces; run 'surge sale create --help')", fs.Arg(0))}
+	}
 	if name == "" || stock == 0 {
 		return errUsage{"sale create: --name and --stock are required"}
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +180,38 @@ func TestSaleListPriceInCurrencyUnits(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("sale list left out %v:\n%s", want, stdout)
+	}
+}
+
+// TestSaleCreateRefusesStrayArguments: Go's flag package stops at the first
+// argument that is no flag, so `surge sale create --stock 1000 --name Phone
+// drop --per-user-limit 2 --starts-at T` (a name left unquoted) read the name
+// "Phone" and nothing after "drop": it created a sale with a limit of 1 that
+// was live at once instead of at T, and exited 0. Every other command refuses
+// a stray argument (README: bad flags print one line and exit 2); so must
+// this one, before it creates anything.
+func TestSaleCreateRefusesStrayArguments(t *testing.T) {
+	token := "sale-test-admin-token"
+	t.Setenv("SURGE_ADMIN_TOKEN", token)
+	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
+	t.Setenv("SURGE_SERVER", srv.base)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	starts := api.FormatTime(time.Now().Add(24 * time.Hour).UTC())
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--id", "stray", "--stock", "1000",
+		"--name", "Phone", "drop", "--per-user-limit", "2", "--starts-at", starts)
+	if code != 2 || !oneLine(stderr) || !strings.Contains(stderr, `"drop"`) {
+		t.Errorf("sale create with the stray argument \"drop\": exit %d, stdout %q, stderr %q; want exit 2 and one line naming \"drop\"",
+			code, stdout, stderr)
+	}
+	s, err := client.New(srv.base, token).Sale(ctx, "stray")
+	var ae *client.APIError
+	switch {
+	case err == nil:
+		t.Errorf("the refused command created sale %q anyway: name %q, per_user_limit %d, starts_at %s, status %s; want no sale (the command line asked for a limit of 2 and a start at %s)",
+			s.ID, s.Name, s.PerUserLimit, s.StartsAt, s.Status, starts)
+	case !errors.As(err, &ae) || ae.Status != http.StatusNotFound:
+		t.Errorf("reading sale stray: %v; want 404 sale_not_found", err)
 	}
 }
