@@ -130,18 +130,18 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		p, ok := payments[row.PaymentID]
 		switch {
 		case !ok && row.Status == Settled:
-			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider settled %d %s; Surge has no such payment", row.AmountCents, row.Currency)
+			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider settled %s; Surge has no such payment", FormatAmount(row.AmountCents, row.Currency))
 			continue
 		case !ok && row.Status == Refunded:
-			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider refunded %d %s; Surge has no such payment", row.AmountCents, row.Currency)
+			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider refunded %s; Surge has no such payment", FormatAmount(row.AmountCents, row.Currency))
 			continue
 		case !ok:
 			continue // a failed payment Surge never heard of: no money moved
 		}
 		cents := row.amountFor(p)
 		if cents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
-			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %d %s for order %s; Surge recorded %d %s for order %s",
-				cents, row.Currency, row.OrderID, p.AmountCents, p.Currency, p.OrderID)
+			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %s for order %s; Surge recorded %s for order %s",
+				paymentAmount(cents, row.Currency, p.Provider), row.OrderID, paymentAmount(p.AmountCents, p.Currency, p.Provider), p.OrderID)
 		}
 		switch {
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
@@ -161,18 +161,18 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		p := payments[id]
 		switch p.Status {
 		case surge.PaymentRefundDue:
-			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%d %s taken for an order no longer reserved; refund it", p.AmountCents, p.Currency)
+			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved; refund it", paymentAmount(p.AmountCents, p.Currency, p.Provider))
 		case surge.PaymentRefundUnexpected:
-			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %d %s settled no refund_due payment (the order may be paid)", p.AmountCents, p.Currency)
+			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %s settled no refund_due payment (the order may be paid)", paymentAmount(p.AmountCents, p.Currency, p.Provider))
 		case surge.PaymentPaid:
 			// The operator's manual settlements happen outside the provider.
 			row, ok := settled[p.ID]
 			switch {
 			case p.Type == surge.PaymentManual:
 			case !ok:
-				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %d %s paid; the settlement does not hold it", p.AmountCents, p.Currency)
+				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement does not hold it", paymentAmount(p.AmountCents, p.Currency, p.Provider))
 			case row.Status != Settled:
-				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %d %s paid; the settlement has it %s", p.AmountCents, p.Currency, row.Status)
+				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement has it %s", paymentAmount(p.AmountCents, p.Currency, p.Provider), row.Status)
 			}
 		}
 	}
@@ -218,14 +218,14 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 			case o.Status != surge.OrderPaid:
 				for _, id := range by {
 					p := payments[id]
-					rep.add(RefundDue, id, o.ID, s.ID, "%d %s recorded as paying the order, which is %s (its units are back on sale): refund it",
-						p.AmountCents, p.Currency, o.Status)
+					rep.add(RefundDue, id, o.ID, s.ID, "%s recorded as paying the order, which is %s (its units are back on sale): refund it",
+						paymentAmount(p.AmountCents, p.Currency, p.Provider), o.Status)
 				}
 			default:
 				for _, id := range by[1:] {
 					p := payments[id]
-					rep.add(RefundDue, id, o.ID, s.ID, "%d %s recorded as paying the order, which %s paid already: refund it",
-						p.AmountCents, p.Currency, by[0])
+					rep.add(RefundDue, id, o.ID, s.ID, "%s recorded as paying the order, which %s paid already: refund it",
+						paymentAmount(p.AmountCents, p.Currency, p.Provider), by[0])
 				}
 			}
 			delete(paidBy, o.ID)
@@ -244,7 +244,7 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 	for _, id := range slices.Sorted(maps.Keys(paidBy)) {
 		for _, pid := range paidBy[id] {
 			p := payments[pid]
-			rep.add(RefundDue, pid, id, p.SaleID, "%d %s recorded as paying an order Surge does not hold: refund it", p.AmountCents, p.Currency)
+			rep.add(RefundDue, pid, id, p.SaleID, "%s recorded as paying an order Surge does not hold: refund it", paymentAmount(p.AmountCents, p.Currency, p.Provider))
 		}
 	}
 	return nil

@@ -80,8 +80,8 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 			}
 		}
 		amount := strings.TrimSpace(rec[2])
-		row.AmountCents, err = parseAmount(amount, MinorDigits(row.Currency))
-		if d := stripeDigits(row.Currency); d != MinorDigits(row.Currency) && strings.Contains(amount, ".") {
+		row.AmountCents, err = parseAmount(amount, minorDigits(row.Currency))
+		if d := stripeDigits(row.Currency); d != minorDigits(row.Currency) && strings.Contains(amount, ".") {
 			// A fraction Stripe's units cannot hold leaves it 0: such a
 			// line is no Stripe payment's, and is compared as read.
 			if sc, serr := parseAmount(amount, d); serr == nil {
@@ -103,11 +103,11 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 	}
 }
 
-// MinorDigits is how many decimal places a currency's minor unit is
+// minorDigits is how many decimal places a currency's minor unit is
 // (ISO 4217): two but for the currencies listed. An amount in minor units
 // (price_cents, a webhook's amount_cents) counts yen for JPY, fils for KWD.
 // surge sale list shows prices by it too.
-func MinorDigits(currency string) int {
+func minorDigits(currency string) int {
 	switch currency {
 	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
 		return 0
@@ -119,8 +119,43 @@ func MinorDigits(currency string) int {
 	return 2
 }
 
+// FormatAmount writes an amount of minor units (price_cents, a payment's
+// amount_cents) as people and settlement files write it: major units with
+// the currency's own places, "129.99 EUR", "1000 JPY", "12.345 KWD". A bare
+// count of minor units beside a currency code reads as major units.
+func FormatAmount(minor int64, currency string) string {
+	return formatAmount(minor, minorDigits(strings.ToUpper(currency)), currency)
+}
+
+// paymentAmount is FormatAmount of an amount in a payment's units: a Stripe
+// payment's are Stripe's (stripeDigits).
+func paymentAmount(minor int64, currency, provider string) string {
+	cur := strings.ToUpper(currency)
+	digits := minorDigits(cur)
+	if provider == "stripe" {
+		digits = stripeDigits(cur)
+	}
+	return formatAmount(minor, digits, currency)
+}
+
+func formatAmount(minor int64, digits int, currency string) string {
+	currency = strings.ToUpper(currency)
+	if digits == 0 {
+		return strconv.FormatInt(minor, 10) + " " + currency
+	}
+	sign, n := "", uint64(minor)
+	if minor < 0 {
+		sign, n = "-", -n
+	}
+	unit := uint64(1)
+	for range digits {
+		unit *= 10
+	}
+	return fmt.Sprintf("%s%d.%0*d %s", sign, n/unit, digits, n%unit, currency)
+}
+
 // stripeDigits is how many decimal places Stripe's API counts in a
-// currency's amounts: ISO 4217's (MinorDigits) but for the króna, which
+// currency's amounts: ISO 4217's (minorDigits) but for the króna, which
 // Stripe keeps two-decimal ("an ISK amount of 100 will continue to
 // represent 1 króna"), and the ariary, which Stripe counts whole.
 func stripeDigits(currency string) int {
@@ -130,7 +165,7 @@ func stripeDigits(currency string) int {
 	case "MGA":
 		return 0
 	}
-	return MinorDigits(currency)
+	return minorDigits(currency)
 }
 
 // amountFor is the row's amount in the units Surge recorded p in: Stripe's

@@ -481,3 +481,46 @@ func TestReconcileCannotCompareIsNotMismatch(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileDetailAmountsInMajorUnits: the report's details named amounts
+// in minor units with the currency's code after them: a settlement line of
+// "1.00,USD" came back as "the provider settled 100 USD", and a refund_due
+// payment of 1000 cents as "1000 EUR taken …; refund it", an instruction
+// to refund a hundred times the money taken. Amounts are shown as the
+// settlement writes them: major units, with the currency's own places.
+func TestReconcileDetailAmountsInMajorUnits(t *testing.T) {
+	dir, st := openBooks(t)
+	defer st.Close()
+	ids := reconcileData(t, st, true) // evt_late: 1000 cents of EUR for a cancelled order
+	csv := filepath.Join(t.TempDir(), "settlement.csv")
+	lines := "payment_id,order_id,amount,currency,status\n" +
+		"evt_1," + ids["ORDER1"] + ",10.00,EUR,succeeded\n" +
+		"evt_2," + ids["ORDER2"] + ",20.00,EUR,succeeded\n" +
+		"evt_late," + ids["ORDER3"] + ",10.00,EUR,succeeded\n" +
+		"evt_usd,o_unknown,1.00,USD,succeeded\n" +
+		"evt_jpy,o_unknown2,1000,JPY,succeeded\n" +
+		"evt_kwd,o_unknown3,12.345,KWD,succeeded\n"
+	if err := os.WriteFile(csv, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+	want := map[string]string{ // payment id: the amount its detail must name
+		"evt_late": "10.00 EUR",
+		"evt_usd":  "1.00 USD",
+		"evt_jpy":  "1000 JPY",
+		"evt_kwd":  "12.345 KWD",
+	}
+	for _, m := range rep.Mismatches {
+		w, ok := want[m.PaymentID]
+		if !ok {
+			continue
+		}
+		delete(want, m.PaymentID)
+		if !strings.Contains(m.Detail, w) {
+			t.Errorf("%s %s: detail %q; want the amount as %q (the settlement's own figure)", m.Kind, m.PaymentID, m.Detail, w)
+		}
+	}
+	for id, w := range want {
+		t.Errorf("no mismatch for %s (%s); report %+v, stderr %s", id, w, rep.Mismatches, stderr)
+	}
+}
