@@ -179,6 +179,27 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestVersionArguments: `surge version --bogus` printed the version and
+// exited 0, and `surge version --help` printed the version too, though the
+// README promises that bad flags print one line and exit 2 and that --help
+// works everywhere.
+func TestVersionArguments(t *testing.T) {
+	for _, args := range [][]string{{"version", "--bogus"}, {"version", "now"}, {"--version", "--json"}} {
+		code, stdout, stderr := runCLI(cancelled(), args...)
+		if code != 2 || stdout != "" || !oneLine(stderr) {
+			t.Errorf("surge %s: exit %d, stdout %q, stderr %q; want exit 2, nothing on stdout and one line on stderr",
+				strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+	for _, args := range [][]string{{"version", "--help"}, {"help", "version"}, {"version", "-h"}} {
+		code, stdout, stderr := runCLI(cancelled(), args...)
+		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Usage: surge version") {
+			t.Errorf("surge %s: exit %d, stdout %q, stderr %q; want exit 0 and the usage of surge version",
+				strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+}
+
 func TestVersion(t *testing.T) {
 	// The stamped and installed builds are tested in package version.
 	for _, arg := range []string{"version", "--version"} {

@@ -53,6 +53,21 @@ func main() {
 	os.Exit(code)
 }
 
+// versionCmd is `surge version`: it takes no flag and no argument, and
+// refuses any as every command does, rather than print the version for a
+// command line it did not understand.
+func versionCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("version", "surge version", stdout)
+	if err := fs.parseArgs(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errUsage{fmt.Sprintf("version: unexpected argument %q (run 'surge version --help')", fs.Arg(0))}
+	}
+	fmt.Fprintln(stdout, "surge", version.Get())
+	return nil
+}
+
 // errUsage marks an error already reported as a usage error (exit 2).
 type errUsage struct{ msg string }
 
@@ -82,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "probe":
 		err = probe(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "surge", version.Get())
+		err = versionCmd(args[1:], stdout)
 	case "help", "-h", "--help", "-help":
 		if len(args) > 1 && args[0] == "help" {
 			// surge help serve = surge serve --help (sale create too).
@@ -124,6 +139,12 @@ func newFlagSet(name, synopsis string, stdout io.Writer) *flagSet {
 }
 
 func (f *flagSet) help() {
+	n := 0
+	f.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		fmt.Fprintf(f.stdout, "Usage: %s\n", f.synopsis)
+		return
+	}
 	fmt.Fprintf(f.stdout, "Usage: %s\n\nFlags (each also settable as SURGE_<NAME>):\n", f.synopsis)
 	f.SetOutput(f.stdout)
 	f.PrintDefaults()
