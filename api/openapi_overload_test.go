@@ -1,0 +1,133 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// TestSpecOrderChangesOverloaded: docs/api.md says a cancel, a payment by
+// the operator and a payment webhook answer "503 overloaded when 1,024
+// order changes already wait for the store", and the engine does; the
+// spec gave those operations a 503 whose code could only be unavailable,
+// so a client generated from it, or validating against it, took the
+// documented answer for a broken server. The store is stalled for real: a
+// connection of the test holds SQLite's write lock, so every change waits
+// for it, holding its place, until the 1,024 places are taken.
+func TestSpecOrderChangesOverloaded(t *testing.T) {
+	raw, _ := readSpec(t)
+	c := newChecker(t, raw)
+	ctx := context.Background()
+
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.Open(ctx, store, engine.Config{Logger: quietLog, PurchaseTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: quietLog,
+		Payments: surgehttp.Payments{Secrets: []string{hookSecret}}})
+	srv := httptest.NewServer(handler)
+
+	lock, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := lock.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var release sync.Once
+	unlock := func() {
+		release.Do(func() {
+			if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+				t.Errorf("release the write lock: %v", err)
+			}
+			conn.Close()
+			lock.Close()
+		})
+	}
+	var inflight sync.WaitGroup
+	t.Cleanup(func() {
+		unlock()
+		inflight.Wait()
+		srv.Close()
+		if err := eng.Close(); err != nil {
+			t.Errorf("close engine: %v", err)
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+
+	do := func(method, path, body string, h http.Header, want int) answer {
+		t.Helper()
+		return c.do(call{base: srv.URL, method: method, path: path, body: body, header: h, want: want})
+	}
+	do("POST", "/v1/sales", `{"id":"busy","name":"Busy","stock":5,"price_cents":1000,"currency":"EUR"}`, admin, 201)
+	order := mustDecode[api.OrderBody](t, do("POST", "/v1/sales/busy/purchases", "", user("bob"), 201)).Order
+
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the 1,024 places with cancels that wait for the lock. A cancel
+	// that is refused at once means every place is taken.
+	cancel := func(client *http.Client) (int, []byte, error) {
+		req, err := http.NewRequest("POST", srv.URL+"/v1/orders/"+order.ID+"/cancel", nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, err
+	}
+	waiting := &http.Client{Timeout: time.Minute}
+	for range 1024 {
+		inflight.Go(func() { _, _, _ = cancel(waiting) })
+	}
+	probe := &http.Client{Timeout: 300 * time.Millisecond}
+	full := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !full; {
+		status, body, err := cancel(probe)
+		full = err == nil && status == 503 && bytes.Contains(body, []byte(`"overloaded"`))
+	}
+	if !full {
+		t.Fatalf("1,024 cancels waiting on a locked store, and still no cancel was refused 503 overloaded within 30 s")
+	}
+
+	// The places stay taken while the lock is held: each operation that
+	// changes an order is refused as the docs say, and the answer must
+	// follow the spec.
+	ev := fmt.Sprintf(`{"id":"evt_busy","type":"payment.succeeded","order_id":%q,"amount_cents":1000,"currency":"EUR","created":1767225600}`, order.ID)
+	for _, k := range []call{
+		{method: "POST", path: "/v1/orders/" + order.ID + "/cancel", header: admin},
+		{method: "POST", path: "/v1/orders/" + order.ID + "/pay", header: admin},
+		{method: "POST", path: "/v1/payments/webhook", body: ev, header: signature(ev)},
+	} {
+		k.base, k.want = srv.URL, 503
+		if a := c.do(k); a.errorCode() != "overloaded" {
+			t.Errorf("%s %s: HTTP %d %s, want 503 overloaded (1,024 changes wait for the store)", k.method, k.path, a.status, a.body)
+		}
+	}
+}
