@@ -53,7 +53,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, ps PaymentServi
 		return
 	}
 	cfg := s.cfg.Payments
-	if err := payments.Verify(r.Header.Get(payments.Header(cfg.Provider)), body, cfg.Secrets); err != nil {
+	if err := payments.VerifyRequest(r.Header, cfg.Provider, body, cfg.Secrets); err != nil {
 		writeError(w, http.StatusUnauthorized, codeInvalidSignature, err.Error())
 		return
 	}

@@ -360,3 +360,34 @@ func TestWebhookStripeCheckoutAsyncPaid(t *testing.T) {
 		t.Errorf("order %s is %s after Stripe said its checkout was paid, want paid", o.ID, st)
 	}
 }
+
+// TestWebhookSignatureErrorNamesItsHeader: the generic scheme is signed in
+// Surge-Signature (docs/payments.md), but a webhook without it, or with a
+// malformed one, was told "webhook has no Stripe-Signature header" (the
+// verifier's own words, from stripe-go): a provider's engineer following
+// the message would add the wrong header. Each scheme's refusal names the
+// header that scheme reads, and never the other one.
+func TestWebhookSignatureErrorNamesItsHeader(t *testing.T) {
+	for _, tc := range []struct{ provider, want, other string }{
+		{payments.Generic, "Surge-Signature", "Stripe-Signature"},
+		{payments.Stripe, "Stripe-Signature", "Surge-Signature"},
+	} {
+		e := paymentEnv(t, tc.provider)
+		body := hookBody("evt_1", "payment.succeeded", "o_00000000000000000000000000", 12999, "EUR")
+		for _, c := range []struct {
+			name string
+			opts []opt
+		}{
+			{"no header", nil},
+			{"malformed header", []opt{header(tc.want, "not a signature")}},
+		} {
+			r := e.do(t, "POST", hookPath, body, c.opts...)
+			wantError(t, r, http.StatusUnauthorized, "invalid_signature")
+			msg := string(r.body)
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.other) {
+				t.Errorf("--payments %s, %s: %s; want the message to name %s, the header this scheme reads, and not %s",
+					tc.provider, c.name, msg, tc.want, tc.other)
+			}
+		}
+	}
+}

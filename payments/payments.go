@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"time"
 
@@ -55,10 +56,37 @@ func Verify(header string, body []byte, secrets []string) error {
 			break // the header itself is bad or old, whatever the secret
 		}
 	}
-	if errors.Is(err, webhook.ErrTooOld) {
+	// stripe-go's own words name Stripe-Signature, whichever header the
+	// value came from: these say what is wrong without naming one.
+	switch {
+	case errors.Is(err, webhook.ErrTooOld):
 		return fmt.Errorf("%w: the timestamp is more than %v old", ErrSignature, Tolerance)
+	case errors.Is(err, webhook.ErrNotSigned):
+		return fmt.Errorf("%w: %w", ErrSignature, errNoHeader)
+	case errors.Is(err, webhook.ErrInvalidHeader):
+		return fmt.Errorf("%w: %w", ErrSignature, errMalformed)
 	}
 	return fmt.Errorf("%w: %w", ErrSignature, err)
+}
+
+var (
+	errNoHeader  = errors.New("no signature header")
+	errMalformed = errors.New("the signature header is not t=<unix time>,v1=<hex HMAC-SHA256>")
+)
+
+// VerifyRequest is Verify of the provider's signature header (Header) in
+// h; its refusals of a missing or malformed header name that header, so
+// that the sender learns which one to fix.
+func VerifyRequest(h http.Header, provider string, body []byte, secrets []string) error {
+	name := Header(provider)
+	err := Verify(h.Get(name), body, secrets)
+	switch {
+	case errors.Is(err, errNoHeader):
+		return fmt.Errorf("%w: no %s header", ErrSignature, name)
+	case errors.Is(err, errMalformed):
+		return fmt.Errorf("%w: %s is not t=<unix time>,v1=<hex HMAC-SHA256>", ErrSignature, name)
+	}
+	return err
 }
 
 // OrderKey is the metadata key of a Stripe PaymentIntent or Checkout
