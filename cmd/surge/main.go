@@ -182,6 +182,29 @@ func (f *flagSet) applyEnv() ([]string, error) {
 	return set, envErr
 }
 
+// onCommandLine reports which of f's flags args names, apart from the
+// SURGE_* variables parse also applies: f itself cannot tell them apart.
+func (f *flagSet) onCommandLine(args []string) map[string]bool {
+	cl := flag.NewFlagSet(f.Name(), flag.ContinueOnError)
+	cl.SetOutput(io.Discard)
+	f.VisitAll(func(fl *flag.Flag) {
+		b, ok := fl.Value.(interface{ IsBoolFlag() bool })
+		cl.Var(seen{ok && b.IsBoolFlag()}, fl.Name, "")
+	})
+	_ = cl.Parse(args) // f.parse has reported any error
+	named := map[string]bool{}
+	cl.Visit(func(fl *flag.Flag) { named[fl.Name] = true })
+	return named
+}
+
+// seen is a flag value that keeps nothing: onCommandLine only asks
+// whether a flag was given.
+type seen struct{ boolFlag bool }
+
+func (seen) String() string     { return "" }
+func (seen) Set(string) error   { return nil }
+func (s seen) IsBoolFlag() bool { return s.boolFlag }
+
 // parseArgs parses the command line; -h prints the help.
 func (f *flagSet) parseArgs(args []string) error {
 	if err := f.Parse(args); err != nil {

@@ -524,3 +524,55 @@ func TestReconcileDetailAmountsInMajorUnits(t *testing.T) {
 		t.Errorf("no mismatch for %s (%s); report %+v, stderr %s", id, w, rep.Mismatches, stderr)
 	}
 }
+
+// TestReconcileRefusesBothStores: the synopsis is "[--data-dir DIR |
+// --postgres-url URL]", one store or the other. Given both (or one of them
+// from the environment, as a node's SURGE_POSTGRES_URL), the command read
+// PostgreSQL and ignored --data-dir without a word: here it reported on
+// the cluster's empty books ("0 orders of 0 sales") instead of the data
+// directory's, which hold a refund due. Two stores are refused instead,
+// but for a SURGE_DATA_DIR of the environment (the container image sets
+// /data in every node), which gives way to the URL as in surge serve.
+func TestReconcileRefusesBothStores(t *testing.T) {
+	ns := servicetest.Namespace(t)
+	st, err := cluster.Open(context.Background(), servicetest.RedisURL(), servicetest.PostgresURL(),
+		cluster.Config{Prefix: ns, Schema: ns, NoExpiry: true})
+	if err != nil {
+		t.Fatalf("cluster.Open (run scripts/services.sh): %v", err)
+	}
+	st.Close() // the cluster's books: Surge's tables, empty
+	url := servicetest.PostgresURL() + "&search_path=" + ns
+
+	dir, books := openBooks(t)
+	ids := reconcileData(t, books, true) // evt_late: a refund due
+	books.Close()
+	file := settlementFile(t, "clean.csv", ids)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"both flags", nil, []string{"--data-dir", dir, "--postgres-url", url}},
+		{"postgres from the environment", map[string]string{"SURGE_POSTGRES_URL": url}, []string{"--data-dir", dir}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"reconcile", "--settlement", file}, tc.args...), &stdout, &stderr)
+			if code != 2 || !oneLine(stderr.String()) || !strings.Contains(stderr.String(), "--data-dir") || !strings.Contains(stderr.String(), "--postgres-url") {
+				t.Errorf("reconcile given a data directory and a PostgreSQL URL: exit %d, stdout %q, stderr %q; want exit 2 and one line naming --data-dir and --postgres-url",
+					code, stdout.String(), stderr.String())
+			}
+		})
+	}
+	t.Run("data dir from the environment", func(t *testing.T) {
+		t.Setenv("SURGE_DATA_DIR", dir)
+		code, rep, stderr := runReconcile(t, "--postgres-url", url, "--settlement", file)
+		if code == 2 || rep.Orders != 0 || rep.Sales != 0 {
+			t.Errorf("reconcile --postgres-url in a node's environment (SURGE_DATA_DIR set): exit %d, %d orders of %d sales (stderr %s); want the cluster's books, 0 orders of 0 sales",
+				code, rep.Orders, rep.Sales, stderr)
+		}
+	})
+}
