@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/surgehq/surge/api"
@@ -80,7 +82,11 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	if name == "" || stock == 0 {
 		return errUsage{"sale create: --name and --stock are required"}
 	}
-	// Zero and empty flags are absent: the server's defaults apply.
+	// Empty text flags are absent: the server's defaults apply. A number is
+	// sent when given, 0 too: the server refuses what is out of range
+	// rather than the command reading 0 as "not given".
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	in := api.NewSale{Name: &name, Stock: &stock}
 	for _, f := range []struct {
 		v   string
@@ -91,10 +97,11 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	for _, f := range []struct {
-		v   int64
-		dst **int64
-	}{{limit, &in.PerUserLimit}, {price, &in.PriceCents}, {hold, &in.HoldSeconds}} {
-		if f.v != 0 {
+		flag string
+		v    int64
+		dst  **int64
+	}{{"per-user-limit", limit, &in.PerUserLimit}, {"price-cents", price, &in.PriceCents}, {"hold-seconds", hold, &in.HoldSeconds}} {
+		if given[f.flag] {
 			*f.dst = new(f.v)
 		}
 	}
@@ -110,8 +117,8 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		*t.dst = new(t.v)
 	}
-	if rate != 0 || policy != "" || ticket != 0 {
-		if rate == 0 || policy == "" || ticket == 0 {
+	if room := []bool{given["admit-per-second"], given["queue"], given["ticket-seconds"]}; slices.Contains(room, true) {
+		if slices.Contains(room, false) {
 			return errUsage{"sale create: a waiting room needs --admit-per-second, --queue and --ticket-seconds"}
 		}
 		in.WaitingRoom = &api.NewWaitingRoom{AdmitPerSecond: &rate, Policy: &policy, TicketSeconds: &ticket}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +173,46 @@ func TestSaleListPriceInCurrencyUnits(t *testing.T) {
 	}
 	for id := range want {
 		t.Errorf("sale list lacks sale %s:\n%s", id, stdout)
+	}
+}
+
+// TestSaleCreateSendsExplicitZeros: `surge sale create` took a flag given
+// as 0 for a flag not given, so `--per-user-limit 0` (a limit of none, as
+// an operator might think) created a sale with the server's default of 1,
+// and `--hold-seconds 0` one with 900, exit 0 both: the value typed was
+// never checked. The API refuses both (per_user_limit 1…stock,
+// hold_seconds 1…604800); so must the command, and create nothing, as
+// `surge sale update --stock 0` already does. A waiting room admitting 0
+// buyers a second was told it lacked --admit-per-second.
+func TestSaleCreateSendsExplicitZeros(t *testing.T) {
+	token := "sale-test-admin-token"
+	t.Setenv("SURGE_ADMIN_TOKEN", token)
+	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
+	t.Setenv("SURGE_SERVER", srv.base)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := client.New(srv.base, token)
+	for _, tc := range []struct{ id, flag string }{
+		{"zero-limit", "--per-user-limit"},
+		{"zero-hold", "--hold-seconds"},
+		{"zero-admission", "--admit-per-second"},
+	} {
+		args := []string{"sale", "create", "--id", tc.id, "--name", "Zero", "--stock", "5", tc.flag, "0"}
+		if tc.flag == "--admit-per-second" {
+			args = append(args, "--queue", "fifo", "--ticket-seconds", "60")
+		}
+		code, stdout, stderr := runCLI(ctx, args...)
+		if code != 1 || !oneLine(stderr) || !strings.Contains(stderr, "invalid_request (HTTP 400)") {
+			t.Errorf("surge %s: exit %d, stdout %q, stderr %q; want exit 1 and the server's 400 invalid_request",
+				strings.Join(args, " "), code, stdout, stderr)
+		}
+		s, err := c.Sale(ctx, tc.id)
+		var ae *client.APIError
+		switch {
+		case err == nil:
+			t.Errorf("%s 0 created sale %s anyway: per_user_limit %d, hold_seconds %d, stock %d; want no sale", tc.flag, s.ID, s.PerUserLimit, s.HoldSeconds, s.Stock)
+		case !errors.As(err, &ae) || ae.Status != http.StatusNotFound:
+			t.Errorf("reading sale %s: %v; want 404 sale_not_found", tc.id, err)
+		}
 	}
 }
