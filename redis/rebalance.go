@@ -68,7 +68,8 @@ func (s *Stock) transfer(ctx context.Context, l Layout, from, to int, n int64) (
 	}
 	moved, epoch := res[0], res[1]
 	// The units are the donor's epoch's: the recipient takes them only in
-	// that epoch (give.lua).
+	// that epoch (give.lua), under the id the donor recorded (take.lua).
+	id += "@" + strconv.FormatInt(epoch, 10)
 	if _, err := evalMany(ctx, s.c, giveScript, [][]string{{tk.meta, tk.xin}}, [][]any{{id, moved, time.Now().UnixMilli(), epoch}}, nil); err != nil {
 		return 0, err
 	}
@@ -89,10 +90,13 @@ func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time)
 			return repaired, err
 		}
 		for _, x := range outs {
-			// x is "<to>:<id>|<units>|<epoch>" (take.lua), or without
-			// "|<epoch>" if an older version started the transfer.
-			id, rest, ok := strings.Cut(x, "|")
-			units, epoch, _ := strings.Cut(rest, "|")
+			// x is "<to>:<id>@<epoch>|<units>" (take.lua), or without
+			// "@<epoch>" if an older version started the transfer.
+			id, units, ok := strings.Cut(x, "|")
+			epoch := ""
+			if i := strings.LastIndexByte(id, '@'); i >= 0 {
+				epoch = id[i+1:]
+			}
 			toStr, _, _ := strings.Cut(id, ":")
 			to, err1 := strconv.Atoi(toStr)
 			n, err2 := strconv.ParseInt(units, 10, 64)
