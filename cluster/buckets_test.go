@@ -10,6 +10,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/redis"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // A sale split over buckets still sells every unit, one buyer at a time,
@@ -203,4 +204,46 @@ func TestBucketsTransferFirstHalfLost(t *testing.T) {
 	eventuallyRemaining(t, s, sl.ID, 4, 10*time.Second,
 		"the leader rebuilds a sale whose buckets offer 2 units PostgreSQL does not have (a transfer's first half lost in a failover, its second half kept)")
 	truth(t, s, sl, confirmed)
+}
+
+// A node of the previous version (a cluster upgraded node by node) died
+// between the two halves of a transfer: its record, "<to>:<id>|<units>",
+// has no epoch, and its donor counted no units given (that version did not
+// count them). Completing it, the leader must not count the units as taken
+// beyond what was given: nothing is wrong with the sale, and a rebuild
+// answers every purchase in flight 503.
+func TestBucketsPreviousVersionTransferNoRebuild(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{Buckets: 2, Interval: 100 * time.Millisecond, ConfirmAfter: time.Second})
+	defer s.Close()
+	sl := mustSale(t, s, "prevcut", 10, 1)
+	ctx := context.Background()
+	rc := dialRedis(t)
+	db := servicetest.Conn(t, ns)
+	epoch := func() (e int64) {
+		t.Helper()
+		if err := db.QueryRow(ctx, `SELECT epoch FROM sales WHERE id = $1`, sl.ID).Scan(&e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	before := epoch()
+	// The donor's half of a transfer of 3 units from bucket 0 to bucket
+	// 1, as the previous version's take.lua wrote it.
+	donor := ns + ":{" + sl.ID + "#0}:"
+	if err := rc.HIncrBy(ctx, donor+"m", "rem", -3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ZAdd(ctx, donor+"xo", goredisZ(time.Now(), "1:prev|3")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyRemaining(t, s, sl.ID, 10, 10*time.Second, "the leader completes the transfer")
+	// Ten leader rounds and more.
+	time.Sleep(1500 * time.Millisecond)
+	if after := epoch(); after != before {
+		t.Errorf("the leader completed a transfer of 3 units a node of the previous version had left half done, then rebuilt "+
+			"the sale (epoch %d, now %d), want no rebuild (epoch %d): it counted the 3 units as taken by bucket 1 and "+
+			"never given by bucket 0, which did not count them", before, after, before)
+	}
+	truth(t, s, sl, nil)
 }

@@ -1,6 +1,7 @@
 -- Second half of a transfer (stock.go Rebalance, RepairTransfers): the
 -- recipient takes the units once per transfer id, if they belong to its
--- epoch, and counts the units it ever took ('got'; see Stock.Unbalanced).
+-- epoch, and counts the units it ever took ('got'; see Stock.Unbalanced)
+-- from a donor that counted them given.
 -- KEYS: recipient meta, recipient received transfers. ARGV: id, n, now_ms,
 -- the epoch of the donor's state when it gave the units ('': not recorded,
 -- a transfer an older version started).
@@ -23,5 +24,10 @@ if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1]) == 0 then
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'rem', tonumber(ARGV[2]))
-redis.call('HINCRBY', KEYS[1], 'got', tonumber(ARGV[2]))
+-- Counted only with the donor's epoch: a donor of the version before it
+-- (a cluster upgraded node by node) did not count the units it gave, and
+-- counting them taken would have the leader rebuild a sound sale.
+if ARGV[4] and ARGV[4] ~= '' then
+  redis.call('HINCRBY', KEYS[1], 'got', tonumber(ARGV[2]))
+end
 return 1
