@@ -55,6 +55,9 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 	}
 	info, err := checkBackup(ctx, tmpPath)
 	if err != nil {
+		if ctx.Err() != nil {
+			return BackupInfo{}, fmt.Errorf("sqlite: backup of %s interrupted; no backup was written: %w", src, err)
+		}
 		return BackupInfo{}, err
 	}
 	if err := syncFile(tmpPath); err != nil {

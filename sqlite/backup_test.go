@@ -2,12 +2,14 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/sqlite"
@@ -135,4 +137,68 @@ func TestBackupRefusesRowBreakingCheck(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(to), "*")); len(left) != 0 {
 		t.Errorf("a refused backup left %v", left)
 	}
+}
+
+// TestBackupInterruptedIsNotDamage stops backups of a healthy database
+// (the caller's context cancelled, as SIGINT or SIGTERM does to `surge
+// backup`) at moments spread over a whole backup: during VACUUM INTO,
+// during the copy's quick check, after it. Each either completes or
+// fails as interrupted; none may call the database damaged (an operator
+// told that restores an older backup over a sound database), and none
+// leaves a file behind.
+func TestBackupInterruptedIsNotDamage(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	const orders = 60_000
+	if err := s.CreateSale(ctx, newSale(t, "s1", orders, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < orders; i += 2000 {
+		batch := make([]surge.Purchase, 0, 2000)
+		for j := i; j < i+2000; j++ {
+			batch = append(batch, surge.Purchase{UserID: fmt.Sprintf("buyer%d", j), Quantity: 1, IdempotencyKey: fmt.Sprintf("key%d", j)})
+		}
+		if _, _, err := s.Reserve(ctx, "s1", batch, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// How long a whole backup takes here, to spread the interruptions over.
+	began := time.Now()
+	if _, err := sqlite.Backup(ctx, dir, filepath.Join(t.TempDir(), "whole.db")); err != nil {
+		t.Fatal(err)
+	}
+	whole := time.Since(began)
+	const tries = 24
+	damaged, interrupted := 0, 0
+	for i := range tries {
+		out := t.TempDir()
+		to := filepath.Join(out, "backup.db")
+		cctx, cancel := context.WithTimeout(ctx, whole*time.Duration(i+1)/tries)
+		_, err := sqlite.Backup(cctx, dir, to)
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, sqlite.ErrDamaged):
+			damaged++
+			t.Errorf("backup interrupted after %v of %v: %v; expected an interruption, not damage (the database is sound)",
+				whole*time.Duration(i+1)/tries, whole, err)
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			interrupted++
+		default:
+			t.Errorf("backup interrupted after %v: unexpected error %v", whole*time.Duration(i+1)/tries, err)
+		}
+		left, _ := os.ReadDir(out)
+		if (err == nil) != (len(left) == 1) || (err != nil && len(left) > 0) {
+			names := []string{}
+			for _, e := range left {
+				names = append(names, e.Name())
+			}
+			t.Errorf("backup interrupted after %v (err %v) left %v in its directory", whole*time.Duration(i+1)/tries, err, names)
+		}
+	}
+	t.Logf("whole backup %v; of %d interrupted ones, %d said interrupted, %d said damaged", whole, tries, interrupted, damaged)
 }

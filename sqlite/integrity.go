@@ -277,7 +277,7 @@ func mapped(path string, read func() error) (faulted bool, err error) {
 func quickCheck(ctx context.Context, db *sql.DB, path string) error {
 	rows, err := db.QueryContext(ctx, `PRAGMA quick_check(20)`)
 	if err != nil {
-		return fmt.Errorf("sqlite: %w: quick_check of %s: %w", ErrDamaged, path, err)
+		return checkFailed(ctx, path, err)
 	}
 	defer rows.Close()
 	var problems []string
@@ -289,12 +289,27 @@ func quickCheck(ctx context.Context, db *sql.DB, path string) error {
 		problems = append(problems, p)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: %w: quick_check of %s: %w", ErrDamaged, path, err)
+		return checkFailed(ctx, path, err)
 	}
 	if len(problems) != 1 || problems[0] != "ok" {
 		return fmt.Errorf("sqlite: %w: quick_check of %s failed: %s; restore it from a backup", ErrDamaged, path, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// checkFailed is the error of a quick check that did not run to its end:
+// the file's damage, unless the caller stopped it first (SIGINT or SIGTERM
+// during a start or a `surge backup`, a deadline), which says nothing
+// about the file. Told "damaged", an operator might restore an older
+// backup over a sound database.
+func checkFailed(ctx context.Context, path string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		if !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w: %w", cerr, err)
+		}
+		return fmt.Errorf("sqlite: quick_check of %s stopped before it finished: %w", path, err)
+	}
+	return fmt.Errorf("sqlite: %w: quick_check of %s: %w", ErrDamaged, path, err)
 }
 
 // checkBehind refuses a database whose progress, have, is below the mark.
