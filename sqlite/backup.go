@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // BackupInfo describes a backup Backup wrote.
@@ -34,14 +35,21 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 	if _, err := os.Lstat(to); err == nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: %s exists; give a new file", to)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(to), "."+filepath.Base(to)+".*.tmp")
+	removeLeftovers(filepath.Dir(to), filepath.Base(to))
+	tmp, err := lockedTemp(filepath.Dir(to), filepath.Base(to))
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
 	}
-	// VACUUM INTO wants a missing or empty file; the name was only reserved.
+	// VACUUM INTO wants a missing or empty file; the name was only
+	// reserved. The descriptor stays open, holding the flock that tells a
+	// later backup this copy is not left over, until SQLite's connections
+	// to the copy are closed: closing it earlier would drop their locks.
 	tmpPath := tmp.Name()
-	tmp.Close()
-	defer os.Remove(tmpPath)
+	defer func() {
+		os.Remove(tmpPath)
+		os.Remove(tmpPath + "-journal")
+		tmp.Close()
+	}()
 
 	db, err := sql.Open("sqlite", "file:"+src+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
@@ -71,6 +79,70 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	return info, nil
+}
+
+// A backup killed before it finished (SIGKILL, the OOM killer, `timeout
+// -s KILL`) leaves its temporary copy, as large as the database, and its
+// journal: nothing else removes them, so every such kill would leave one
+// more copy on the backup disk. Each backup holds a flock on its own copy
+// while it runs; a copy that can be locked belongs to no running backup,
+// and the next backup to the same name removes it.
+
+// tempPattern is the name of a temporary copy beside the backup named
+// base: os.CreateTemp replaces the * with digits.
+func tempPattern(base string) string { return "." + base + ".*.tmp" }
+
+// lockedTemp creates a temporary copy beside the backup named base and
+// flocks it. A backup sweeping leftovers may remove the file in the moment
+// before the flock; then it is made again.
+func lockedTemp(dir, base string) (*os.File, error) {
+	for {
+		f, err := os.CreateTemp(dir, tempPattern(base))
+		if err != nil {
+			return nil, err
+		}
+		if err := flock(f); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		held, err1 := f.Stat()
+		named, err2 := os.Stat(f.Name())
+		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+// removeLeftovers removes the temporary copies (and their journals) of
+// killed backups named base in dir. Where flock does not exist it cannot
+// tell them from a running backup's, and leaves them.
+func removeLeftovers(dir, base string) {
+	if !canFlock {
+		return
+	}
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return // CreateTemp reports it
+	}
+	prefix, suffix, _ := strings.Cut(tempPattern(base), "*")
+	for _, e := range es {
+		mid, ok := strings.CutPrefix(e.Name(), prefix)
+		if mid, ok = strings.CutSuffix(mid, suffix); !ok || mid == "" || strings.Trim(mid, "0123456789") != "" {
+			continue
+		}
+		name := filepath.Join(dir, e.Name())
+		f, err := os.OpenFile(name, os.O_RDONLY, 0)
+		if err != nil {
+			continue
+		}
+		if flock(f) == nil {
+			os.Remove(name + "-journal")
+			os.Remove(name)
+		}
+		f.Close()
+	}
 }
 
 // checkBackup runs SQLite's quick check on a backup and counts its rows.

@@ -7,6 +7,9 @@ import (
 	"os"
 )
 
+// canFlock: without flock(2), a lock says nothing of its owner.
+const canFlock = false
+
 var errWouldBlock = errors.New("would block")
 
 // flock is a no-op where flock(2) does not exist: the data directory is

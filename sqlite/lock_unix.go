@@ -8,6 +8,9 @@ import (
 	"syscall"
 )
 
+// canFlock: flock(2) exists, so a lock held tells a live owner.
+const canFlock = true
+
 var errWouldBlock = syscall.EWOULDBLOCK
 
 // flock takes an exclusive flock on f without waiting.
