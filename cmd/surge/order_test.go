@@ -1,10 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,14 +17,7 @@ import (
 // surge order get|cancel|pay ID against a running server: a table or
 // --json, the server's refusals as one line and exit 1, bad usage exit 2.
 func TestOrderCommands(t *testing.T) {
-	token := "order-test-admin-token"
-	t.Setenv("SURGE_ADMIN_TOKEN", token)
-	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn", "--insecure-user-header")
-	t.Setenv("SURGE_SERVER", srv.base)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	c := client.New(srv.base, token)
+	ctx, c := cliServer(t, "--insecure-user-header")
 	if _, err := c.CreateSale(ctx, api.NewSale{ID: new("drop"), Name: new("Drop"), Stock: new(int64(5)), PerUserLimit: new(int64(2))}); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +44,7 @@ func TestOrderCommands(t *testing.T) {
 		{"cancel a paid order", []string{"order", "cancel", toPay.ID}, "", "not_cancellable (HTTP 409)"},
 		{"cancel", []string{"order", "cancel", toCancel.ID}, "cancelled", ""},
 		{"cancel again", []string{"order", "cancel", toCancel.ID, "--json"}, "", "not_cancellable (HTTP 409)"},
-		{"get after cancel, --target", []string{"order", "get", toCancel.ID, "--json", "--target", srv.base}, "cancelled", ""},
+		{"get after cancel, --target", []string{"order", "get", toCancel.ID, "--json", "--target", os.Getenv("SURGE_SERVER")}, "cancelled", ""},
 		{"unknown order", []string{"order", "get", "o_nope"}, "", "order_not_found (HTTP 404)"},
 		{"wrong token", []string{"order", "get", toPay.ID, "--admin-token", "wrong-token-wrong-token"}, "", "the server refused the admin token"},
 		{"no token", []string{"order", "pay", toPay.ID, "--admin-token", ""}, "", "no admin token: pass --admin-token or set SURGE_ADMIN_TOKEN"},

@@ -17,14 +17,7 @@ import (
 // (issue 9, item 12): the list follows the cursors, --archived lists the
 // archived ones.
 func TestSaleArchiveAndListPages(t *testing.T) {
-	token := "sale-test-admin-token"
-	t.Setenv("SURGE_ADMIN_TOKEN", token)
-	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
-	t.Setenv("SURGE_SERVER", srv.base)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	c := client.New(srv.base, token)
+	ctx, c := cliServer(t)
 	past := func(h int) *string { return new(api.FormatTime(time.Date(2025, 1, 1, h, 0, 0, 0, time.UTC))) }
 	if _, err := c.CreateSale(ctx, api.NewSale{ID: new("gone"), Name: new("Gone"), Stock: new(int64(3)), StartsAt: past(0), EndsAt: past(1)}); err != nil {
 		t.Fatal(err)
@@ -96,13 +89,7 @@ func TestSaleArchiveAndListPages(t *testing.T) {
 // surge sale create makes a waiting-room sale with --admit-per-second,
 // --queue and --ticket-seconds (issue 10 item 5); the three go together.
 func TestSaleCreateWaitingRoom(t *testing.T) {
-	token := "sale-test-admin-token"
-	t.Setenv("SURGE_ADMIN_TOKEN", token)
-	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
-	t.Setenv("SURGE_SERVER", srv.base)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
+	ctx, c := cliServer(t)
 	code, stdout, stderr := runCLI(ctx, "sale", "create", "--id", "room", "--name", "Room", "--stock", "5",
 		"--admit-per-second", "20", "--queue", "lottery", "--ticket-seconds", "120")
 	if code != 0 || stderr != "" {
@@ -114,7 +101,7 @@ func TestSaleCreateWaitingRoom(t *testing.T) {
 	if s.ID != "room" || s.WaitingRoom == nil || *s.WaitingRoom != want {
 		t.Errorf("created %+v with waiting room %+v, want %+v", s, s.WaitingRoom, want)
 	}
-	if got, err := client.New(srv.base, token).Sale(ctx, "room"); err != nil || got.WaitingRoom == nil || *got.WaitingRoom != want {
+	if got, err := c.Sale(ctx, "room"); err != nil || got.WaitingRoom == nil || *got.WaitingRoom != want {
 		t.Errorf("read back %+v (%v)", got, err)
 	}
 
@@ -137,18 +124,39 @@ func TestSaleCreateWaitingRoom(t *testing.T) {
 	}
 }
 
+// TestSaleCreateRefusesStrayArguments: Go's flag package stops at the first
+// argument that is no flag, so `surge sale create --stock 1000 --name Phone
+// drop --per-user-limit 2 --starts-at T` (a name left unquoted) read the name
+// "Phone" and nothing after "drop": it created a sale with a limit of 1 that
+// was live at once instead of at T, and exited 0. Every other command refuses
+// a stray argument (README: bad flags print one line and exit 2); so must
+// this one, before it creates anything.
+func TestSaleCreateRefusesStrayArguments(t *testing.T) {
+	ctx, c := cliServer(t)
+	starts := api.FormatTime(time.Now().Add(24 * time.Hour).UTC())
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--id", "stray", "--stock", "1000",
+		"--name", "Phone", "drop", "--per-user-limit", "2", "--starts-at", starts)
+	if code != 2 || !oneLine(stderr) || !strings.Contains(stderr, `"drop"`) {
+		t.Errorf("sale create with the stray argument \"drop\": exit %d, stdout %q, stderr %q; want exit 2 and one line naming \"drop\"",
+			code, stdout, stderr)
+	}
+	s, err := c.Sale(ctx, "stray")
+	var ae *client.APIError
+	switch {
+	case err == nil:
+		t.Errorf("the refused command created sale %q anyway: name %q, per_user_limit %d, starts_at %s, status %s; want no sale (the command line asked for a limit of 2 and a start at %s)",
+			s.ID, s.Name, s.PerUserLimit, s.StartsAt, s.Status, starts)
+	case !errors.As(err, &ae) || ae.Status != http.StatusNotFound:
+		t.Errorf("reading sale stray: %v; want 404 sale_not_found", err)
+	}
+}
+
 // TestSaleListPriceInCurrencyUnits: the table printed every price_cents as
 // hundredths, so a sale of 1000 yen (price_cents counts the currency's
 // minor unit: yen for JPY, fils for KWD) was listed at "10.00 JPY" and one
 // of 12.345 dinars at "123.45 KWD".
 func TestSaleListPriceInCurrencyUnits(t *testing.T) {
-	token := "sale-test-admin-token"
-	t.Setenv("SURGE_ADMIN_TOKEN", token)
-	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
-	t.Setenv("SURGE_SERVER", srv.base)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := client.New(srv.base, token)
+	ctx, c := cliServer(t)
 	want := map[string]string{"yen": "1000 JPY", "kwd": "12.345 KWD", "eur": "129.99 EUR"}
 	for id, p := range map[string]struct {
 		cents    int64
@@ -185,13 +193,7 @@ func TestSaleListPriceInCurrencyUnits(t *testing.T) {
 // `surge sale update --stock 0` already does. A waiting room admitting 0
 // buyers a second was told it lacked --admit-per-second.
 func TestSaleCreateSendsExplicitZeros(t *testing.T) {
-	token := "sale-test-admin-token"
-	t.Setenv("SURGE_ADMIN_TOKEN", token)
-	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
-	t.Setenv("SURGE_SERVER", srv.base)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := client.New(srv.base, token)
+	ctx, c := cliServer(t)
 	for _, tc := range []struct{ id, flag string }{
 		{"zero-limit", "--per-user-limit"},
 		{"zero-hold", "--hold-seconds"},
@@ -215,4 +217,18 @@ func TestSaleCreateSendsExplicitZeros(t *testing.T) {
 			t.Errorf("reading sale %s: %v; want 404 sale_not_found", tc.id, err)
 		}
 	}
+}
+
+// cliServer starts surge serve on a new data directory, points the CLI at
+// it (SURGE_SERVER, SURGE_ADMIN_TOKEN), and returns a context for the
+// test's calls and an admin client of the server.
+func cliServer(t *testing.T, flags ...string) (context.Context, *client.Client) {
+	t.Helper()
+	const token = "cli-test-admin-token"
+	t.Setenv("SURGE_ADMIN_TOKEN", token)
+	srv := startServe(t, append([]string{"--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn"}, flags...)...)
+	t.Setenv("SURGE_SERVER", srv.base)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx, client.New(srv.base, token)
 }

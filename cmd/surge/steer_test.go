@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/surgehq/surge/api"
-	"github.com/surgehq/surge/client"
 )
 
 // surge sale pause|resume|end|update ID (issue 12, "Steer a live sale"):
@@ -15,13 +12,7 @@ import (
 // server's refusals exit 1 with one line, bad usage exits 2 before any
 // request.
 func TestSaleSteer(t *testing.T) {
-	token := "sale-test-admin-token"
-	t.Setenv("SURGE_ADMIN_TOKEN", token)
-	srv := startServe(t, "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn")
-	t.Setenv("SURGE_SERVER", srv.base)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c := client.New(srv.base, token)
+	ctx, c := cliServer(t)
 	if _, err := c.CreateSale(ctx, api.NewSale{ID: new("drop"), Name: new("Drop"), Stock: new(int64(10)), PerUserLimit: new(int64(2))}); err != nil {
 		t.Fatal(err)
 	}
