@@ -3,7 +3,6 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/sqlite"
 )
 
@@ -45,24 +45,7 @@ func TestSpecOrderChangesOverloaded(t *testing.T) {
 		Payments: surgehttp.Payments{Secrets: []string{hookSecret}}})
 	srv := httptest.NewServer(handler)
 
-	lock, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := lock.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var release sync.Once
-	unlock := func() {
-		release.Do(func() {
-			if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-				t.Errorf("release the write lock: %v", err)
-			}
-			conn.Close()
-			lock.Close()
-		})
-	}
+	unlock := func() {} // the write lock's release, once it is taken
 	var inflight sync.WaitGroup
 	t.Cleanup(func() {
 		unlock()
@@ -83,9 +66,7 @@ func TestSpecOrderChangesOverloaded(t *testing.T) {
 	do("POST", "/v1/sales", `{"id":"busy","name":"Busy","stock":5,"price_cents":1000,"currency":"EUR"}`, admin, 201)
 	order := mustDecode[api.OrderBody](t, do("POST", "/v1/sales/busy/purchases", "", user("bob"), 201)).Order
 
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock = servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, sqlite.FileName))
 	// Fill the 1,024 places with cancels that wait for the lock. A cancel
 	// that is refused at once means every place is taken.
 	cancel := func(client *http.Client) (int, []byte, error) {

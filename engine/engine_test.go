@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/metrics"
+	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/version"
 )
@@ -1345,25 +1345,7 @@ func TestOrderChangesAnswerWhileStoreStalls(t *testing.T) {
 				placed = append(placed, mustReserve(t, e, "s", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1}))
 			}
 
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "surge.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			conn, err := db.Conn(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-				t.Fatalf("take SQLite's write lock: %v", err)
-			}
-			var once sync.Once
-			release := func() {
-				once.Do(func() {
-					_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
-					conn.Close()
-				})
-			}
+			release := servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, "surge.db"))
 			defer release()
 			// Old code answers only once the lock is gone: let it go.
 			defer time.AfterFunc(stall, release).Stop()

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // TestCancelRetriedAfterTimeoutSaysItTook: docs/api.md promises that a
@@ -28,25 +28,7 @@ func TestCancelRetriedAfterTimeoutSaysItTook(t *testing.T) {
 	mustCreate(t, e, input("s", 10, 1))
 	o := mustReserve(t, e, "s", surge.Purchase{UserID: "u", Quantity: 1})
 
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "surge.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-		t.Fatalf("take SQLite's write lock: %v", err)
-	}
-	locked := true
-	defer func() {
-		if locked {
-			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
+	release := servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, "surge.db"))
 
 	if _, err := e.Cancel(context.Background(), o.ID); !surge.HasCode(err, surge.CodeUnavailable) {
 		t.Fatalf("first cancel while the store cannot commit: %v, want 503 unavailable", err)
@@ -59,11 +41,8 @@ func TestCancelRetriedAfterTimeoutSaysItTook(t *testing.T) {
 		retry <- err
 	}()
 	time.Sleep(150 * time.Millisecond)
-	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
-	locked = false
-	err = <-retry
+	release()
+	err := <-retry
 	got, gerr := e.Order(context.Background(), o.ID)
 	if gerr != nil || got.Status != surge.OrderCancelled {
 		t.Fatalf("the first cancel did not land: %+v %v", got, gerr)

@@ -2,7 +2,6 @@ package http_test
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/internal/testclock"
 	"github.com/surgehq/surge/payments"
+	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/sqlite"
 )
 
@@ -31,7 +31,7 @@ func TestStorageFailureIsUnavailable(t *testing.T) {
 	}
 	e, _, dir := pricedSaleOverSQLite(t, quietLog)
 	o := e.buy(t, "s", header(userHeader, "alice"))
-	holdWriteLock(t, dir) // another process takes the write lock and keeps it
+	servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, sqlite.FileName)) // another process takes the write lock and keeps it
 
 	wantError(t, e.do(t, "PATCH", "/v1/sales/s", `{"paused":true}`, asAdmin()), http.StatusServiceUnavailable, "unavailable")
 	wantError(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", header(userHeader, "alice")), http.StatusServiceUnavailable, "unavailable")
@@ -61,7 +61,7 @@ func TestOrderChangeClientGoneIsNotInternal(t *testing.T) {
 	for _, u := range []string{"alice", "bob", "carol"} {
 		placed = append(placed, e.buy(t, "s", header(userHeader, u)))
 	}
-	holdWriteLock(t, dir)
+	servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, sqlite.FileName))
 
 	hook := hookBody("evt_gone", "payment.succeeded", placed[2].ID, 12999, "EUR")
 	for i, tc := range []struct {
@@ -123,26 +123,4 @@ func pricedSaleOverSQLite(t *testing.T, log *slog.Logger) (*env, http.Handler, s
 	e := &env{eng: eng, store: store, clock: clk, srv: srv}
 	e.createSale(t, `{"id":"s","name":"S","stock":5,"price_cents":12999,"currency":"EUR"}`)
 	return e, h, dir
-}
-
-// holdWriteLock takes SQLite's write lock on the database in dir from a
-// connection of its own, as another process would, and keeps it until
-// the test ends: it is let go before the engine and the store close
-// (cleanups run last in, first out), so the changes still waiting commit.
-func holdWriteLock(t *testing.T, dir string) {
-	t.Helper()
-	ctx := context.Background()
-	other, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Close() })
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = conn.ExecContext(ctx, "ROLLBACK"); conn.Close() })
 }

@@ -1,13 +1,13 @@
 package rpc_test
 
 import (
-	"context"
-	"database/sql"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/surgehq/surge/servicetest"
 )
 
 // TestPurchasePastDeadlineAnswersDeadlineExceeded: docs/api.md#grpc: a
@@ -22,20 +22,7 @@ func TestPurchasePastDeadlineAnswersDeadlineExceeded(t *testing.T) {
 	base := serverAt(t, dir, nil, nil)
 	createSale(t, base, "drop", 10)
 
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "surge.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-		t.Fatalf("take SQLite's write lock: %v", err)
-	}
-	defer conn.ExecContext(context.Background(), "ROLLBACK")
+	servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, "surge.db"))
 
 	for i, tc := range []struct {
 		name, contentType, timeoutHeader, timeout, body string

@@ -1,6 +1,7 @@
 // Package servicetest gives tests that need the real Redis and PostgreSQL
 // (cluster mode's), or NATS JetStream (the order events'), their addresses
-// and an isolated dataset. The servers are
+// and an isolated dataset, and tests of the embedded store a stalled
+// writer on its SQLite database (HoldSQLiteWriteLock). The servers are
 // the ones scripts/services.sh starts; SURGE_TEST_REDIS_URL and
 // SURGE_TEST_POSTGRES_URL point elsewhere. Tests fail, never skip, when a
 // server is missing: CI must not pass by testing nothing.
