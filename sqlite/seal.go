@@ -20,8 +20,8 @@ const SealName = "surge.clean"
 // check (3.2 s of CPU for a million orders, 311 MB) and the progress count
 // (0.3 s). Close, once every connection is closed and the WAL folded into
 // surge.db, records the file's size, its CRC-32C and the store's
-// progress; Open takes the seal away (durably, before SQLite opens the
-// file) and trusts it only if surge.db is still byte for byte what Close
+// progress; Open reads the seal before SQLite opens the file, takes it
+// away (durably) before it writes anything, and trusts it only if surge.db is still byte for byte what Close
 // left and there is no WAL. Close seals only the file the store opened,
 // and only if that file holds the store's progress (one count of the
 // progress at the stop, 0.3 s a million orders): a backup restored over
@@ -126,46 +126,52 @@ func replaceFile(dir, name string, write func(f *os.File) error) error {
 	return nil
 }
 
-// unseal removes dir's seal and reports whether it vouches for the
-// database as it is: the progress it recorded, and true if surge.db is
-// the file Close sealed and no WAL is beside it. It runs before SQLite
-// opens the database (which creates a WAL), and the seal is gone from
-// disk before it returns, so that a store that crashes later is checked
-// in full at the next start.
-func unseal(dir string) (int64, bool, error) {
+// readSeal reports whether dir's seal vouches for the database as it is:
+// the progress it recorded, and true if surge.db is the file Close sealed
+// and no WAL is beside it; sealed says a seal file is there at all. It
+// runs before SQLite opens the database (which creates a WAL) and changes
+// nothing: the seal stays until unseal, once the start knows it will
+// serve the database (a start refused as older than the database must
+// leave the seal to the version that wrote it).
+func readSeal(dir string) (progress int64, clean, sealed bool, err error) {
 	name := filepath.Join(dir, SealName)
 	b, err := os.ReadFile(name)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return 0, false, nil
+		return 0, false, false, nil
 	case err != nil:
-		return 0, false, fmt.Errorf("sqlite: read %s: %w", name, err)
-	}
-	if err := os.Remove(name); err != nil {
-		return 0, false, fmt.Errorf("sqlite: remove %s: %w", name, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return 0, false, err
+		return 0, false, false, fmt.Errorf("sqlite: read %s: %w", name, err)
 	}
 	if len(b) != sealLen || string(b[:8]) != sealMagic || crc32.Checksum(b[:28], castagnoli) != binary.LittleEndian.Uint32(b[28:]) {
-		return 0, false, nil
+		return 0, false, true, nil
 	}
 	path := filepath.Join(dir, FileName)
 	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
-		return 0, false, nil
+		return 0, false, true, nil
 	}
 	size, sum, err := checksum(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, false, nil // checkPresent has spoken; a new store starts
+			return 0, false, true, nil // checkPresent has spoken; a new store starts
 		}
-		return 0, false, err
+		return 0, false, true, err
 	}
-	progress := binary.LittleEndian.Uint64(b[16:])
-	if uint64(size) != binary.LittleEndian.Uint64(b[8:]) || sum != binary.LittleEndian.Uint32(b[24:]) || progress > 1<<62 {
-		return 0, false, nil
+	p := binary.LittleEndian.Uint64(b[16:])
+	if uint64(size) != binary.LittleEndian.Uint64(b[8:]) || sum != binary.LittleEndian.Uint32(b[24:]) || p > 1<<62 {
+		return 0, false, true, nil
 	}
-	return int64(progress), true, nil
+	return int64(p), true, true, nil
+}
+
+// unseal removes dir's seal, durably, before the store writes anything,
+// so that a store that crashes later is checked in full at the next
+// start.
+func unseal(dir string) error {
+	name := filepath.Join(dir, SealName)
+	if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("sqlite: remove %s: %w", name, err)
+	}
+	return syncDir(dir)
 }
 
 // checksum reads the file at path whole: its size and CRC-32C.

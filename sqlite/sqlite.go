@@ -444,7 +444,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		}
 	}()
 	// Before SQLite opens the file, which creates a WAL beside it.
-	progress, clean, err := unseal(dir)
+	progress, clean, sealed, err := readSeal(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -476,6 +476,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// writes to it.
 	if err := checkVersion(ctx, w, path); err != nil {
 		return nil, err
+	}
+	// A start refused above leaves the seal to the version that wrote
+	// the database; this one serves it, and takes the seal away before it
+	// writes anything.
+	if sealed {
+		if err := unseal(dir); err != nil {
+			return nil, err
+		}
 	}
 	var pending *fileCheck
 	defer func() {
