@@ -475,6 +475,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// Before anything reads the database by this build's layout, or
 	// writes to it.
 	if err := checkVersion(ctx, w, path); err != nil {
+		if !errors.Is(err, ErrNewer) {
+			// SQLite cannot read even the header: the checks below would
+			// have refused the file as damaged, and said why.
+			if qerr := quickCheck(ctx, w, path); qerr != nil {
+				return nil, qerr
+			}
+		}
 		return nil, err
 	}
 	// A start refused above leaves the seal to the version that wrote

@@ -68,3 +68,24 @@ func TestRefusedNewerStartKeepsSeal(t *testing.T) {
 			err, sqlite.SealName, len(after), rerr, len(seal))
 	}
 }
+
+// TestGarbageDatabaseRefusedAsDamaged: a surge.db that is no SQLite
+// database at all (a block the disk returns damaged over its header, a
+// file copied wrong) is refused as damaged (ErrDamaged, "database is
+// damaged": restore it from a backup), as docs/architecture.md says of a
+// database SQLite's quick check fails; not as a failure to read its
+// schema version, which sends the operator after versions.
+func TestGarbageDatabaseRefusedAsDamaged(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, sqlite.FileName), bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a surge.db that is no database")
+	}
+	if !errors.Is(err, sqlite.ErrDamaged) {
+		t.Errorf("Open of a surge.db of garbage refused with %q; want ErrDamaged (\"database is damaged\"), as before the schema version was checked", err)
+	}
+}
