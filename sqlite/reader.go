@@ -33,6 +33,13 @@ func OpenReader(ctx context.Context, dir string) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	// First: a newer version's layout may lack a table this build reads,
+	// and the advice below would send the operator to a start that
+	// refuses the database.
+	if err := checkVersion(ctx, db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	// A database of a version before payments has none: the table is
 	// missing until the next `surge serve` creates it.
 	var n int
@@ -43,10 +50,6 @@ func OpenReader(ctx context.Context, dir string) (*Reader, error) {
 	if n != 4 {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s lacks tables of this version; run this version's surge serve on it once", path)
-	}
-	if err := checkVersion(ctx, db, path); err != nil {
-		db.Close()
-		return nil, err
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

@@ -89,3 +89,42 @@ func TestGarbageDatabaseRefusedAsDamaged(t *testing.T) {
 		t.Errorf("Open of a surge.db of garbage refused with %q; want ErrDamaged (\"database is damaged\"), as before the schema version was checked", err)
 	}
 }
+
+// TestReaderRefusesNewerLayoutAsNewer: a newer version may change the
+// layout so far that a table this build reads is gone (the very reason
+// the database carries its version). surge reconcile (OpenReader) must
+// then say that a newer version wrote the database, as a start does, not
+// that it "lacks tables of this version; run this version's surge serve
+// on it once": that advice leads the operator to a start that refuses it.
+func TestReaderRefusesNewerLayoutAsNewer(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(ctx, newSale(t, "s1", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{`ALTER TABLE archived_sales RENAME TO sale_archive`, `PRAGMA user_version = 1000`} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sqlite.OpenReader(ctx, dir)
+	if err == nil {
+		r.Close()
+		t.Fatal("OpenReader accepted a database of schema version 1000 whose layout this build does not know")
+	}
+	if !errors.Is(err, sqlite.ErrNewer) {
+		t.Errorf("OpenReader of a newer version's database (schema version 1000, a table renamed) refused with %q; "+
+			"want ErrNewer, saying a newer version of Surge wrote it", err)
+	}
+}
