@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -113,4 +115,24 @@ func (r *Reader) Orders(ctx context.Context, saleID string, fn func(surge.Order)
 // Payments streams every payment, oldest first.
 func (r *Reader) Payments(ctx context.Context, fn func(surge.Payment) error) error {
 	return streamPayments(ctx, r.tx, fn)
+}
+
+// CheckVersion refuses with ErrNewer the database in dir if a newer
+// version of Surge wrote it. It reads read-only and without the
+// directory's lock, so while another process serves the database: the
+// new process of a zero-downtime upgrade asks before it tells the old one
+// to go, so that a rollback to a binary older than the database fails
+// while the old process still serves. A missing database passes: a start
+// creates it.
+func CheckVersion(ctx context.Context, dir string) error {
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	defer db.Close()
+	return checkVersion(ctx, db, path)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -48,6 +49,13 @@ func (c serveConfig) openBackend(ctx context.Context, log *slog.Logger, tel tele
 func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel telemetry) (*backend, error) {
 	start := time.Now()
 	if c.handover.upgrading() {
+		// Before the old process is told to go: a database this build
+		// cannot serve (a rollback to a binary older than the database)
+		// fails the upgrade while the old process still serves it, as
+		// a key server that is down does.
+		if err := sqlite.CheckVersion(ctx, c.dataDir); errors.Is(err, sqlite.ErrNewer) {
+			return nil, err
+		}
 		// The old process holds the data directory until it has drained
 		// and closed the store: tell it to go, then wait for the lock.
 		if err := c.handover.ready(); err != nil {
