@@ -48,12 +48,21 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if settlement == "" || fs.NArg() > 0 {
 		return errUsage{"reconcile: --settlement FILE.csv is required, and nothing else (run 'surge reconcile --help')"}
 	}
-	// One store or the other. A PostgreSQL URL makes it the cluster's, as
-	// in serve, over a SURGE_DATA_DIR of the environment (the container
-	// image sets one); over a --data-dir the operator typed, it would
-	// report on a store not asked for, and look as final.
-	if pgURL != "" && fs.onCommandLine(args)["data-dir"] {
-		return errUsage{"reconcile: give --data-dir (embedded) or --postgres-url (cluster), not both (the URL may come from SURGE_POSTGRES_URL)"}
+	if pgURL != "" {
+		// One store or the other. A PostgreSQL URL makes it the
+		// cluster's, as in serve, over a SURGE_DATA_DIR of the environment
+		// (the container image sets one); over a --data-dir the operator
+		// typed, it would report on a store not asked for, and look as
+		// final.
+		if fs.onCommandLine(args)["data-dir"] {
+			return errUsage{"reconcile: give --data-dir (embedded) or --postgres-url (cluster), not both (the URL may come from SURGE_POSTGRES_URL)"}
+		}
+		// As surge serve parses it: a URL that does not parse is the
+		// command's mistake (exit 2), not a PostgreSQL that could not be
+		// read (exit 3, worth trying again).
+		if err := postgres.CheckURL(pgURL); err != nil {
+			return errUsage{fmt.Sprintf("reconcile: --postgres-url: %v", err)}
+		}
 	}
 	f, err := os.Open(settlement)
 	if err != nil {

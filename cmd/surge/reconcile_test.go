@@ -576,3 +576,21 @@ func TestReconcileRefusesBothStores(t *testing.T) {
 		}
 	})
 }
+
+// TestReconcileMalformedPostgresURLIsUsage: a --postgres-url that does not
+// parse is a usage error, exit 2 ("fix the command"), as surge serve
+// answers it; exit 3 says the store could not be read (PostgreSQL
+// unreachable: try again later), and a script that retries on 3 would
+// retry a typo for ever.
+func TestReconcileMalformedPostgresURLIsUsage(t *testing.T) {
+	ctx := context.Background()
+	file := settlementFile(t, "clean.csv", map[string]string{"ORDER1": "o_1", "ORDER2": "o_2", "ORDER3": "o_3"})
+	for _, url := range []string{"postgres://%zz@127.0.0.1/test", "postgres://surge@127.0.0.1:99999999/test", "mysql://127.0.0.1/test"} {
+		var stdout, stderr bytes.Buffer
+		code := run(ctx, []string{"reconcile", "--postgres-url", url, "--settlement", file}, &stdout, &stderr)
+		if code != 2 {
+			t.Errorf("reconcile --postgres-url %q (does not parse): exit status %d, want 2 (a usage error, as surge serve answers it; 3 says PostgreSQL could not be read); stderr %q",
+				url, code, stderr.String())
+		}
+	}
+}
