@@ -29,6 +29,13 @@ type errNotCompared struct{ err error }
 func (e errNotCompared) Error() string { return "reconcile: nothing compared: " + e.err.Error() }
 func (e errNotCompared) Unwrap() error { return e.err }
 
+// errNoReport is reconcile's exit status 3 too: the books matched, but the
+// report could not be written (stdout on a full disk).
+type errNoReport struct{ err error }
+
+func (e errNoReport) Error() string { return e.err.Error() }
+func (e errNoReport) Unwrap() error { return e.err }
+
 // reconcileCmd runs `surge reconcile --settlement FILE.csv`: the provider's
 // settlement against the data directory (read-only, without its lock, so
 // also while serving) or, with --postgres-url, the cluster's PostgreSQL.
@@ -93,7 +100,14 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		err = rep.WriteTable(stdout)
 	}
 	if err != nil {
-		return err
+		err = fmt.Errorf("reconcile: write the report: %w", err)
+		if rep.OK() {
+			// Exit 1 would say the books mismatch, with no report to
+			// show it: none reached the caller, as when nothing was
+			// compared.
+			return errNoReport{err}
+		}
+		return errors.Join(errMismatch{len(rep.Mismatches)}, err)
 	}
 	if !rep.OK() {
 		return errMismatch{len(rep.Mismatches)}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -591,6 +592,36 @@ func TestReconcileMalformedPostgresURLIsUsage(t *testing.T) {
 		if code != 2 {
 			t.Errorf("reconcile --postgres-url %q (does not parse): exit status %d, want 2 (a usage error, as surge serve answers it; 3 says PostgreSQL could not be read); stderr %q",
 				url, code, stderr.String())
+		}
+	}
+}
+
+// failingWriter refuses every write, as a full disk under `> report.txt`.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestReconcileReportUnwrittenIsNotMismatch: exit 1 tells a script the
+// books mismatch (docs/payments.md). Books that match, whose report could
+// not be written (stdout on a full disk), must not exit 1: the script
+// would raise a mismatch that is not there, with no report to look at.
+// Books that mismatch still exit 1, whether or not the report was written.
+func TestReconcileReportUnwrittenIsNotMismatch(t *testing.T) {
+	dir, st := openBooks(t)
+	defer st.Close()
+	ids := reconcileData(t, st, false)
+	for _, c := range []struct {
+		file string
+		want int
+	}{{"clean.csv", 3}, {"amount_differs.csv", 1}} {
+		for _, format := range [][]string{nil, {"--json"}} {
+			var stderr bytes.Buffer
+			args := append([]string{"reconcile", "--data-dir", dir, "--settlement", settlementFile(t, c.file, ids)}, format...)
+			code := run(context.Background(), args, failingWriter{}, &stderr)
+			if code != c.want || !strings.Contains(stderr.String(), "no space left") {
+				t.Errorf("reconcile %s %v, its report unwritten: exit status %d, stderr %q; want %d (1 only when the books mismatch) and the write's error",
+					c.file, format, code, stderr.String(), c.want)
+			}
 		}
 	}
 }
