@@ -132,12 +132,18 @@ func removeLeftovers(dir, base string) {
 		if mid, ok = strings.CutSuffix(mid, suffix); !ok || mid == "" || strings.Trim(mid, "0123456789") != "" {
 			continue
 		}
+		// Only a regular file can be a copy: anyone who may write to dir
+		// can put a FIFO there under such a name (opening it would wait
+		// for a writer for good) or a symlink to anything.
+		if !e.Type().IsRegular() {
+			continue
+		}
 		name := filepath.Join(dir, e.Name())
-		f, err := os.OpenFile(name, os.O_RDONLY, 0)
+		f, err := openLeftover(name)
 		if err != nil {
 			continue
 		}
-		if flock(f) == nil {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && flock(f) == nil {
 			os.Remove(name + "-journal")
 			os.Remove(name)
 		}

@@ -25,3 +25,10 @@ func flock(f *os.File) error {
 
 // funlock releases f's flock.
 func funlock(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
+
+// openLeftover opens name, which a directory listing showed as a regular
+// file, to take its flock: it refuses a symlink put there since, and does
+// not wait on a FIFO put there since for a writer that may never come.
+func openLeftover(name string) (*os.File, error) {
+	return os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+}
