@@ -63,7 +63,7 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 	}
 	info, err := checkBackup(ctx, tmpPath)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrDamaged) { // damage found stays damage
 			return BackupInfo{}, fmt.Errorf("sqlite: backup of %s interrupted; no backup was written: %w", src, err)
 		}
 		return BackupInfo{}, err

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	driver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/internal/datasync"
@@ -301,15 +303,32 @@ func quickCheck(ctx context.Context, db *sql.DB, path string) error {
 // the file's damage, unless the caller stopped it first (SIGINT or SIGTERM
 // during a start or a `surge backup`, a deadline), which says nothing
 // about the file. Told "damaged", an operator might restore an older
-// backup over a sound database.
+// backup over a sound database. Damage SQLite reported stays damage even
+// if the context ended meanwhile: told "stopped", the operator would retry
+// rather than restore.
 func checkFailed(ctx context.Context, path string, err error) error {
-	if cerr := ctx.Err(); cerr != nil {
+	if cerr := ctx.Err(); cerr != nil && !sqliteDamage(err) {
 		if !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w: %w", cerr, err)
 		}
 		return fmt.Errorf("sqlite: quick_check of %s stopped before it finished: %w", path, err)
 	}
 	return fmt.Errorf("sqlite: %w: quick_check of %s: %w", ErrDamaged, path, err)
+}
+
+// sqliteDamage reports whether err is SQLite's own finding of a damaged
+// or unreadable file (SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_IOERR), which
+// no cancellation causes.
+func sqliteDamage(err error) bool {
+	var se *driver.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_IOERR:
+		return true
+	}
+	return false
 }
 
 // checkBehind refuses a database whose progress, have, is below the mark.
