@@ -130,18 +130,18 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		p, ok := payments[row.PaymentID]
 		switch {
 		case !ok && row.Status == Settled:
-			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider settled %s; Surge has no such payment", FormatAmount(row.AmountCents, row.Currency))
+			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider settled %s; Surge has no such payment", formatAmount(row.AmountCents, row.digits(), row.Currency))
 			continue
 		case !ok && row.Status == Refunded:
-			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider refunded %s; Surge has no such payment", FormatAmount(row.AmountCents, row.Currency))
+			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider refunded %s; Surge has no such payment", formatAmount(row.AmountCents, row.digits(), row.Currency))
 			continue
 		case !ok:
 			continue // a failed payment Surge never heard of: no money moved
 		}
-		cents := row.amountFor(p)
+		cents, digits := row.amountFor(p)
 		if cents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
 			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %s for order %s; Surge recorded %s for order %s",
-				paymentAmount(cents, row.Currency, p.Provider), row.OrderID, paymentAmount(p.AmountCents, p.Currency, p.Provider), p.OrderID)
+				formatAmount(cents, digits, row.Currency), row.OrderID, paymentAmount(p.AmountCents, p.Currency, p.Provider), p.OrderID)
 		}
 		switch {
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):

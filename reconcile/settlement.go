@@ -33,6 +33,10 @@ type Row struct {
 	// Surge recorded from Stripe is in Stripe's units (its webhooks'
 	// amounts, and so the sale's price), and is compared with this.
 	stripeCents int64
+	// inStripe says AmountCents itself is in Stripe's units: a fraction
+	// only they hold ("40.10" krónur). Its digits are Stripe's then, and
+	// the amount is shown by them, not by ISO 4217's.
+	inStripe bool
 }
 
 // columns of the settlement file, in this order, after a header row.
@@ -89,7 +93,7 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 				if err != nil {
 					// A fraction only Stripe's units hold (a króna charge
 					// of before 2023, "40.10"): read in them, not refused.
-					row.AmountCents, err = sc, nil
+					row.AmountCents, row.inStripe, err = sc, true, nil
 				}
 			}
 		}
@@ -169,12 +173,23 @@ func stripeDigits(currency string) int {
 }
 
 // amountFor is the row's amount in the units Surge recorded p in: Stripe's
-// for a Stripe payment, whose amounts are the webhooks'.
-func (r Row) amountFor(p surge.Payment) int64 {
+// for a Stripe payment, whose amounts are the webhooks'; digits are those
+// units' places, for showing it.
+func (r Row) amountFor(p surge.Payment) (cents int64, digits int) {
 	if r.stripeCents != 0 && p.Provider == "stripe" {
-		return r.stripeCents
+		return r.stripeCents, stripeDigits(strings.ToUpper(r.Currency))
 	}
-	return r.AmountCents
+	return r.AmountCents, r.digits()
+}
+
+// digits are the places of the units AmountCents is in: a count of
+// Stripe's hundredths of a króna shown as whole krónur would read as a
+// hundred times the line's figure.
+func (r Row) digits() int {
+	if r.inStripe {
+		return stripeDigits(strings.ToUpper(r.Currency))
+	}
+	return minorDigits(strings.ToUpper(r.Currency))
 }
 
 // parseAmount reads minor units, or a decimal in major units with at most

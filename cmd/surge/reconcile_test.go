@@ -625,3 +625,42 @@ func TestReconcileReportUnwrittenIsNotMismatch(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileDetailKronaFractionInMajorUnits: a króna line with a
+// fraction ("40.10", a Stripe charge of before 2023) is read in Stripe's
+// hundredths, since ISO 4217's whole krónur cannot hold it. The details
+// wrote that count as whole krónur, "4010 ISK", a hundred times the line's
+// figure; they must name the amount as the settlement wrote it.
+func TestReconcileDetailKronaFractionInMajorUnits(t *testing.T) {
+	dir, st := openBooks(t)
+	defer st.Close()
+	ids := reconcileData(t, st, false)
+	csv := filepath.Join(t.TempDir(), "settlement.csv")
+	lines := "payment_id,order_id,amount,currency,status\n" +
+		"evt_1," + ids["ORDER1"] + ",40.10,ISK,succeeded\n" + // Surge recorded 10.00 EUR: the amounts differ
+		"evt_2," + ids["ORDER2"] + ",20.00,EUR,succeeded\n" +
+		"evt_isk,o_unknown,40.10,ISK,succeeded\n" +
+		"evt_iskr,o_unknown2,12.50,ISK,refunded\n"
+	if err := os.WriteFile(csv, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+	want := map[string]string{ // payment id: the amount its detail must name
+		"evt_1":    "settled 40.10 ISK",
+		"evt_isk":  "settled 40.10 ISK",
+		"evt_iskr": "refunded 12.50 ISK",
+	}
+	for _, m := range rep.Mismatches {
+		w, ok := want[m.PaymentID]
+		if !ok {
+			continue
+		}
+		delete(want, m.PaymentID)
+		if !strings.Contains(m.Detail, w) {
+			t.Errorf("%s %s: detail %q; want the settlement's figure %q (a króna fraction is read in hundredths; written as whole krónur it is 100 times the figure)", m.Kind, m.PaymentID, m.Detail, w)
+		}
+	}
+	for id, w := range want {
+		t.Errorf("no mismatch for %s (%s); report %+v, stderr %s", id, w, rep.Mismatches, stderr)
+	}
+}
