@@ -74,6 +74,37 @@ func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
 	if !numberTail(data) {
 		return nil // a purchase's usual body: nothing to look at
 	}
+	return eachSingular(data, md, func(name string, f protoreflect.FieldDescriptor, v jsontext.Value) error {
+		switch f.Kind() {
+		case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
+			protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind, protoreflect.Uint32Kind, protoreflect.Uint64Kind,
+			protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
+			text := []byte(v)
+			if v.Kind() == '"' {
+				// As protojson reads it: its escapes decoded ("2\u00650" is "2e0").
+				var str string
+				if json.Unmarshal(v, &str) != nil {
+					return nil
+				}
+				text = []byte(str)
+			}
+			if bytes.ContainsAny(text, ".eE") {
+				return fmt.Errorf("field %q must be an integer, without a fraction or an exponent", name)
+			}
+		case protoreflect.MessageKind:
+			if f.Message().FullName() != timestampName && v.Kind() == '{' {
+				return integersOnly(v, f.Message())
+			}
+		}
+		return nil
+	})
+}
+
+// eachSingular calls fn with each member of the JSON object data that
+// names a field of md, by its JSON or its proto name, that is neither a
+// list nor a map; it stops at fn's first error. Malformed JSON, and names
+// md lacks, are left to protojson.
+func eachSingular(data []byte, md protoreflect.MessageDescriptor, fn func(name string, f protoreflect.FieldDescriptor, v jsontext.Value) error) error {
 	var members map[string]jsontext.Value
 	if json.Unmarshal(data, &members) != nil {
 		return nil
@@ -86,28 +117,8 @@ func integersOnly(data []byte, md protoreflect.MessageDescriptor) error {
 		if f == nil || f.IsList() || f.IsMap() {
 			continue
 		}
-		switch f.Kind() {
-		case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
-			protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind, protoreflect.Uint32Kind, protoreflect.Uint64Kind,
-			protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
-			text := []byte(v)
-			if v.Kind() == '"' {
-				// As protojson reads it: its escapes decoded ("2\u00650" is "2e0").
-				var str string
-				if json.Unmarshal(v, &str) != nil {
-					continue
-				}
-				text = []byte(str)
-			}
-			if bytes.ContainsAny(text, ".eE") {
-				return fmt.Errorf("field %q must be an integer, without a fraction or an exponent", name)
-			}
-		case protoreflect.MessageKind:
-			if f.Message().FullName() != timestampName && v.Kind() == '{' {
-				if err := integersOnly(v, f.Message()); err != nil {
-					return err
-				}
-			}
+		if err := fn(name, f, v); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -128,35 +139,25 @@ func rfc3339Times(data []byte, md protoreflect.MessageDescriptor, depth int) err
 	if depth > 8 || !holdsTime(md, depth) {
 		return nil // a purchase: no time to look at, and no decode
 	}
-	var members map[string]jsontext.Value
-	if json.Unmarshal(data, &members) != nil {
-		return nil
-	}
-	for name, v := range members {
-		f := md.Fields().ByJSONName(name)
-		if f == nil {
-			f = md.Fields().ByTextName(name)
-		}
-		if f == nil || f.IsList() || f.IsMap() || f.Kind() != protoreflect.MessageKind {
-			continue
+	return eachSingular(data, md, func(name string, f protoreflect.FieldDescriptor, v jsontext.Value) error {
+		if f.Kind() != protoreflect.MessageKind {
+			return nil
 		}
 		if f.Message().FullName() != timestampName {
 			if v.Kind() == '{' {
-				if err := rfc3339Times(v, f.Message(), depth+1); err != nil {
-					return err
-				}
+				return rfc3339Times(v, f.Message(), depth+1)
 			}
-			continue
+			return nil
 		}
 		var s string
 		if v.Kind() != '"' || json.Unmarshal(v, &s) != nil {
-			continue // not a string: protojson refuses it
+			return nil // not a string: protojson refuses it
 		}
 		if _, err := api.ParseTime(s); err != nil {
 			return fmt.Errorf("field %q must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // holdsTime reports whether md has a google.protobuf.Timestamp field, in

@@ -1,8 +1,11 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,27 +33,9 @@ func TestRefuseNewerDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The newer version upgrades the database, as its Open would.
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var written int64
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&written); err != nil {
-		t.Fatal(err)
-	}
-	newer := written + 1
-	for _, stmt := range []string{
-		`ALTER TABLE sales ADD COLUMN max_per_order INTEGER`,
-		`UPDATE sales SET max_per_order = 1`,
-		fmt.Sprintf(`PRAGMA user_version = %d`, newer),
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	const newer = 1000
+	written := asNewerVersion(t, path, newer, `ALTER TABLE sales ADD COLUMN max_per_order INTEGER`,
+		`UPDATE sales SET max_per_order = 1`)
 
 	got, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
 	if err == nil {
@@ -66,7 +51,7 @@ func TestRefuseNewerDatabase(t *testing.T) {
 	if !strings.Contains(err.Error(), "newer version") {
 		t.Errorf("Open refused with %q; want it to say a newer version of Surge wrote the database", err)
 	}
-	db, err = sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,4 +63,122 @@ func TestRefuseNewerDatabase(t *testing.T) {
 	if _, err := sqlite.OpenReader(ctx, dir); err == nil || !strings.Contains(err.Error(), "newer version") {
 		t.Errorf("OpenReader of the newer database: %v; want it refused as a newer version's", err)
 	}
+}
+
+// TestRefusedNewerStartKeepsSeal: docs/architecture.md: a start refuses a
+// database a newer version wrote "before it reads or writes anything", and
+// leaves it as the newer version left it. The data directory a newer
+// version stopped cleanly holds its seal (surge.clean), which spares that
+// version's next start the quick check and the progress count (3.2 s of
+// CPU a million orders). An operator who rolls back, is refused, and
+// starts the newer version again must find the directory as it was, seal
+// included.
+func TestRefusedNewerStartKeepsSeal(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, sqlite.FileName)
+	s := open(t, dir)
+	if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, "s1", 20)
+	// The newer version raises the database's version while it serves,
+	// and then stops cleanly: its seal vouches for the file as it is.
+	written := asNewerVersion(t, path, 1000)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sealPath := filepath.Join(dir, sqlite.SealName)
+	seal, err := os.ReadFile(sealPath)
+	if err != nil {
+		t.Fatalf("setup: the clean stop left no seal: %v", err)
+	}
+
+	got, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err == nil {
+		got.Close()
+		t.Fatalf("Open accepted a database of schema version 1000 (this build writes %d); want it refused", written)
+	}
+	if !errors.Is(err, sqlite.ErrNewer) {
+		t.Fatalf("Open refused with %v; want ErrNewer", err)
+	}
+	after, rerr := os.ReadFile(sealPath)
+	if rerr != nil || !bytes.Equal(after, seal) {
+		t.Errorf("the refused start (%v) took away the newer version's clean-shutdown seal %s (after: %d bytes, %v; before: %d bytes): "+
+			"the refusal must leave the directory as it found it, or that version's next start runs the full checks as after a crash",
+			err, sqlite.SealName, len(after), rerr, len(seal))
+	}
+}
+
+// TestGarbageDatabaseRefusedAsDamaged: a surge.db that is no SQLite
+// database at all (a block the disk returns damaged over its header, a
+// file copied wrong) is refused as damaged (ErrDamaged, "database is
+// damaged": restore it from a backup), as docs/architecture.md says of a
+// database SQLite's quick check fails; not as a failure to read its
+// schema version, which sends the operator after versions.
+func TestGarbageDatabaseRefusedAsDamaged(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, sqlite.FileName), bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a surge.db that is no database")
+	}
+	if !errors.Is(err, sqlite.ErrDamaged) {
+		t.Errorf("Open of a surge.db of garbage refused with %q; want ErrDamaged (\"database is damaged\"), as before the schema version was checked", err)
+	}
+}
+
+// TestReaderRefusesNewerLayoutAsNewer: a newer version may change the
+// layout so far that a table this build reads is gone (the very reason
+// the database carries its version). surge reconcile (OpenReader) must
+// then say that a newer version wrote the database, as a start does, not
+// that it "lacks tables of this version; run this version's surge serve
+// on it once": that advice leads the operator to a start that refuses it.
+func TestReaderRefusesNewerLayoutAsNewer(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(ctx, newSale(t, "s1", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	asNewerVersion(t, filepath.Join(dir, sqlite.FileName), 1000, `ALTER TABLE archived_sales RENAME TO sale_archive`)
+	r, err := sqlite.OpenReader(ctx, dir)
+	if err == nil {
+		r.Close()
+		t.Fatal("OpenReader accepted a database of schema version 1000 whose layout this build does not know")
+	}
+	if !errors.Is(err, sqlite.ErrNewer) {
+		t.Errorf("OpenReader of a newer version's database (schema version 1000, a table renamed) refused with %q; "+
+			"want ErrNewer, saying a newer version of Surge wrote it", err)
+	}
+}
+
+// asNewerVersion changes the database at path as a newer version of Surge
+// would (stmts), stamps it with that version's schema version, and returns
+// the version this build wrote there.
+func asNewerVersion(t *testing.T, path string, version int64, stmts ...string) (written int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&written); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range append(stmts, fmt.Sprintf(`PRAGMA user_version = %d`, version)) {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return written
 }

@@ -511,19 +511,7 @@ func TestReconcileDetailAmountsInMajorUnits(t *testing.T) {
 		"evt_jpy":  "1000 JPY",
 		"evt_kwd":  "12.345 KWD",
 	}
-	for _, m := range rep.Mismatches {
-		w, ok := want[m.PaymentID]
-		if !ok {
-			continue
-		}
-		delete(want, m.PaymentID)
-		if !strings.Contains(m.Detail, w) {
-			t.Errorf("%s %s: detail %q; want the amount as %q (the settlement's own figure)", m.Kind, m.PaymentID, m.Detail, w)
-		}
-	}
-	for id, w := range want {
-		t.Errorf("no mismatch for %s (%s); report %+v, stderr %s", id, w, rep.Mismatches, stderr)
-	}
+	detailsName(t, rep, stderr, want, "the settlement's own figure")
 }
 
 // TestReconcileRefusesBothStores: the synopsis is "[--data-dir DIR |
@@ -650,6 +638,13 @@ func TestReconcileDetailKronaFractionInMajorUnits(t *testing.T) {
 		"evt_isk":  "settled 40.10 ISK",
 		"evt_iskr": "refunded 12.50 ISK",
 	}
+	detailsName(t, rep, stderr, want, "the settlement's figure: a króna fraction is read in hundredths; written as whole krónur it is 100 times the figure")
+}
+
+// detailsName checks that each payment of want has a mismatch in rep whose
+// detail names want's amount; why says why that amount.
+func detailsName(t *testing.T, rep reconcile.Report, stderr string, want map[string]string, why string) {
+	t.Helper()
 	for _, m := range rep.Mismatches {
 		w, ok := want[m.PaymentID]
 		if !ok {
@@ -657,7 +652,7 @@ func TestReconcileDetailKronaFractionInMajorUnits(t *testing.T) {
 		}
 		delete(want, m.PaymentID)
 		if !strings.Contains(m.Detail, w) {
-			t.Errorf("%s %s: detail %q; want the settlement's figure %q (a króna fraction is read in hundredths; written as whole krónur it is 100 times the figure)", m.Kind, m.PaymentID, m.Detail, w)
+			t.Errorf("%s %s: detail %q; want the amount as %q (%s)", m.Kind, m.PaymentID, m.Detail, w, why)
 		}
 	}
 	for id, w := range want {

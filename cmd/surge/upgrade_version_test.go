@@ -2,12 +2,8 @@ package main
 
 import (
 	"database/sql"
-	"net/http"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/surgehq/surge/sqlite"
 )
@@ -44,33 +40,5 @@ func TestUpgradeToOlderVersionKeepsServing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	// Whatever happens to the upgrade, some process must serve the sale.
-	time.Sleep(3 * time.Second)
-	hc := &http.Client{Timeout: 5 * time.Second}
-	resp, err := hc.Get(p.base + "/v1/sales/" + saleID)
-	if err != nil {
-		exited := "the old process still runs"
-		select {
-		case <-p.exited:
-			exited = "the old process exited (" + p.cmd.ProcessState.String() + ") after it was told to go"
-		default:
-		}
-		t.Fatalf("after an upgrade to a binary older than the database, nothing serves the sale: %v; %s; want the upgrade refused "+
-			"before the old process is told to go, and the old process serving on\n%s", err, exited, p.logTail())
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("sale read after the refused upgrade: %d, want 200", resp.StatusCode)
-	}
-	select {
-	case <-p.exited:
-		t.Errorf("the old process exited (%v) although the new one could not serve the database", p.cmd.ProcessState)
-	default:
-	}
-	if !strings.Contains(p.logTail(), "upgrade failed; this process serves on") {
-		t.Errorf("no failed upgrade in the old process's log:\n%s", p.logTail())
-	}
+	upgradeFailsServingOn(t, p, saleID, "to a binary older than the database")
 }
