@@ -14,7 +14,11 @@ import (
 // WriteTable writes the report for people: what was read, then one line
 // per mismatch, or that everything matched.
 func (r *Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "read %d settlement rows, %d payments, %d orders of %d sales\n", r.SettlementRows, r.Payments, r.Orders, r.Sales)
+	// Every write's error counts: a report missing a line is not written,
+	// and the caller's exit status says so.
+	if _, err := fmt.Fprintf(w, "read %d settlement rows, %d payments, %d orders of %d sales\n", r.SettlementRows, r.Payments, r.Orders, r.Sales); err != nil {
+		return err
+	}
 	if r.OK() {
 		_, err := fmt.Fprintln(w, "no mismatch")
 		return err
