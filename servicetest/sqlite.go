@@ -17,7 +17,9 @@ import (
 func HoldSQLiteWriteLock(t testing.TB, path string) (release func()) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", "file:"+path)
+	// The busy timeout: the store's checkpoint may hold the database for a
+	// moment, and BEGIN IMMEDIATE would fail at once.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
