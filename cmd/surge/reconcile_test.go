@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -589,26 +590,50 @@ type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
 
+// failsFirstWrite refuses the first write only, as a disk that was full
+// for a moment (another process's file removed right after) does: the
+// report's later lines are written, its first is not.
+type failsFirstWrite struct{ failed bool }
+
+func (w *failsFirstWrite) Write(p []byte) (int, error) {
+	if !w.failed {
+		w.failed = true
+		return 0, errors.New("no space left on device")
+	}
+	return len(p), nil
+}
+
 // TestReconcileReportUnwrittenIsNotMismatch: exit 1 tells a script the
 // books mismatch (docs/payments.md). Books that match, whose report could
-// not be written (stdout on a full disk), must not exit 1: the script
-// would raise a mismatch that is not there, with no report to look at.
-// Books that mismatch still exit 1, whether or not the report was written.
+// not be written whole (stdout on a full disk, from the start or for its
+// first line: the table dropped that line's error and exited 0, the
+// report missing its counts), must exit 3 and name the write's error, not
+// 1: the script would raise a mismatch that is not there, with no report
+// to look at. Books that mismatch still exit 1, whether or not the report
+// was written.
 func TestReconcileReportUnwrittenIsNotMismatch(t *testing.T) {
 	dir, st := openBooks(t)
 	defer st.Close()
 	ids := reconcileData(t, st, false)
-	for _, c := range []struct {
-		file string
-		want int
-	}{{"clean.csv", 3}, {"amount_differs.csv", 1}} {
-		for _, format := range [][]string{nil, {"--json"}} {
-			var stderr bytes.Buffer
-			args := append([]string{"reconcile", "--data-dir", dir, "--settlement", settlementFile(t, c.file, ids)}, format...)
-			code := run(context.Background(), args, failingWriter{}, &stderr)
-			if code != c.want || !strings.Contains(stderr.String(), "no space left") {
-				t.Errorf("reconcile %s %v, its report unwritten: exit status %d, stderr %q; want %d (1 only when the books mismatch) and the write's error",
-					c.file, format, code, stderr.String(), c.want)
+	for _, w := range []struct {
+		what string
+		out  func() io.Writer
+	}{
+		{"its report unwritten", func() io.Writer { return failingWriter{} }},
+		{"the report's first line unwritten", func() io.Writer { return &failsFirstWrite{} }},
+	} {
+		for _, c := range []struct {
+			file string
+			want int
+		}{{"clean.csv", 3}, {"amount_differs.csv", 1}} {
+			for _, format := range [][]string{nil, {"--json"}} {
+				var stderr bytes.Buffer
+				args := append([]string{"reconcile", "--data-dir", dir, "--settlement", settlementFile(t, c.file, ids)}, format...)
+				code := run(context.Background(), args, w.out(), &stderr)
+				if code != c.want || !strings.Contains(stderr.String(), "no space left") {
+					t.Errorf("reconcile %s %v, %s: exit status %d, stderr %q; want %d (1 only when the books mismatch) and the write's error",
+						c.file, format, w.what, code, stderr.String(), c.want)
+				}
 			}
 		}
 	}
