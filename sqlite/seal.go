@@ -21,13 +21,14 @@ const SealName = "surge.clean"
 // (0.3 s). Close, once every connection is closed and the WAL folded into
 // surge.db, records the file's size, its CRC-32C and the store's
 // progress; Open reads the seal before SQLite opens the file, takes it
-// away (durably) before it writes anything, and trusts it only if surge.db is still byte for byte what Close
-// left and there is no WAL. Close seals only the file the store opened,
-// and only if that file holds the store's progress (one count of the
-// progress at the stop, 0.3 s a million orders): a backup restored over
-// surge.db while the store ran, renamed over it or written in place, is
-// counted at the next start and refused as behind. A crash leaves no seal (the running store has
-// none), and any change to the file while no store held it — an
+// away (durably) before it writes anything, and trusts it only if
+// surge.db is still byte for byte what Close left and there is no WAL.
+// Close seals only the file the store opened, and only if that file holds
+// the store's progress (one count of the progress at the stop, 0.3 s a
+// million orders): a backup restored over surge.db while the store ran,
+// renamed over it or written in place, is counted at the next start and
+// refused as behind. A crash leaves no seal (the running store has none),
+// and any change to the file while no store held it — an
 // operator's write, a copy or restore over it, a damaged block the disk
 // returns — fails the checksum, so those starts run the full checks.
 //

@@ -465,15 +465,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1) // the single writer
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	// Before anything is written: a damaged database, or one behind what
-	// it had confirmed, is refused as found. After a clean shutdown the
-	// seal vouches for the file instead of the two passes over it
-	// (seal.go). After a crash they run: beside the load (which only
-	// reads) when the schema is already whole, so that creating it writes
-	// nothing; before anything else when it is not (a new directory, or a
-	// database of an older version, whose upgrade would write).
 	// Before anything reads the database by this build's layout, or
-	// writes to it.
+	// writes to it: a newer version's database is refused as found.
 	if err := checkVersion(ctx, w, path); err != nil {
 		if !errors.Is(err, ErrNewer) {
 			// SQLite cannot read even the header: the checks below would
@@ -492,6 +485,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	// Before anything is written: a damaged database, or one behind what
+	// it had confirmed, is refused as found. After a clean shutdown the
+	// seal vouches for the file instead of the two passes over it
+	// (seal.go). After a crash they run: beside the load (which only
+	// reads) when the schema is already whole, so that creating it writes
+	// nothing; before anything else when it is not (a new directory, or a
+	// database of an older version, whose upgrade would write).
 	var pending *fileCheck
 	defer func() {
 		if pending != nil { // Open failed before it waited for the check
