@@ -186,7 +186,7 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) str
 	switch {
 	case errors.As(err, &e):
 		if e.RetryAfter > 0 {
-			w.Header().Set("Retry-After", retryAfterSeconds(e.RetryAfter))
+			w.Header().Set("Retry-After", RetryAfter(e.RetryAfter))
 		}
 		writeError(w, statusOf(e.Code), string(e.Code), e.Message)
 		return string(e.Code)

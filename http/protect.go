@@ -25,15 +25,13 @@ type Protection struct {
 // infinite wait, and a client should still come back eventually.
 const maxRetryAfter = time.Hour
 
-// retryAfterSeconds rounds a wait up to whole seconds, at least one.
-func retryAfterSeconds(d time.Duration) string {
+// RetryAfter is the Retry-After value the API answers a wait d with: d
+// rounded up to whole seconds, at least one, at most maxRetryAfter. The
+// gRPC API's Connect protocol answers 429 and 503 with it too.
+func RetryAfter(d time.Duration) string {
 	d = min(d, maxRetryAfter)
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
-
-// RetryAfter is the Retry-After value the API answers a wait d with, for
-// the gRPC API, whose Connect protocol answers 429 and 503 too.
-func RetryAfter(d time.Duration) string { return retryAfterSeconds(d) }
 
 // allowIP applies the per-address limit; it answers 429 itself.
 func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {

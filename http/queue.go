@@ -262,7 +262,7 @@ func (s *Server) writeQueue(w http.ResponseWriter, status int, st waitroom.Statu
 	h := w.Header()
 	h.Set("Cache-Control", "no-store") // it carries a ticket
 	if st.State == waitroom.Waiting && st.Wait > 0 {
-		h.Set("Retry-After", retryAfterSeconds(min(st.Wait, 10*time.Second)))
+		h.Set("Retry-After", RetryAfter(min(st.Wait, 10*time.Second)))
 	}
 	writeJSON(w, status, toQueueJSON(st))
 }
