@@ -1,33 +1,15 @@
 package http
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/surgehq/surge/servicetest"
 )
-
-// lockedBuffer is a log sink the refresh goroutine and the test share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestJWKSURLPasswordNotShown: a --jwks-url may carry the key server's
 // credentials (https://user:password@host/...). Neither the errors of a
@@ -39,7 +21,7 @@ func TestJWKSURLPasswordNotShown(t *testing.T) {
 	k1, k2 := newEd25519(t), newEd25519(t)
 	srv := newJWKSServer(t, jwksDoc(t, PublicJWK("k1", k1.Public())))
 	url := "http://surge:" + password + "@" + srv.Listener.Addr().String() + "/keys"
-	logs := &lockedBuffer{}
+	logs := &servicetest.Log{} // the refresh goroutine writes it
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	remote, err := FetchJWKS(t.Context(), url, RemoteJWKSOptions{Refresh: 50 * time.Millisecond, MinRefetch: time.Hour, Logger: log})
