@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	neturl "net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -437,27 +438,21 @@ var errStreamSubjects = errors.New("the stream does not take the order events")
 // every subject prefix.<sale>.<event>.
 func takes(subs []string, prefix string) bool {
 	want := append(strings.Split(prefix, "."), "*", "*")
-	for _, f := range subs {
-		toks := strings.Split(f, ".")
-		ok := true
-		for i, tok := range toks {
-			if tok == ">" {
-				ok = i < len(want)
-				break
-			}
-			if i >= len(want) || (tok != "*" && tok != want[i]) || (tok != "*" && want[i] == "*") {
-				ok = false
-				break
-			}
-			if i == len(toks)-1 && len(toks) != len(want) {
-				ok = false
-			}
-		}
-		if ok {
-			return true
+	return slices.ContainsFunc(subs, func(f string) bool { return covers(strings.Split(f, "."), want) })
+}
+
+// covers reports whether the subject filter f (its tokens) matches every
+// subject of want, whose "*" tokens stand for any token.
+func covers(f, want []string) bool {
+	for i, tok := range f {
+		switch {
+		case tok == ">":
+			return i < len(want)
+		case i >= len(want), tok != "*" && (tok != want[i] || want[i] == "*"):
+			return false
 		}
 	}
-	return false
+	return len(f) == len(want)
 }
 
 // refreshLag updates the backlog figures, at most every LagEvery: with
