@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "surge:", ue.msg)
 		return 2
-	case errors.As(err, new(errNotCompared)), errors.As(err, new(errNoReport)):
+	case errors.As(err, new(errNoVerdict)):
 		fmt.Fprintln(stderr, "surge:", err)
 		return 3
 	default:

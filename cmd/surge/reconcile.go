@@ -21,20 +21,19 @@ type errMismatch struct{ n int }
 
 func (e errMismatch) Error() string { return fmt.Sprintf("reconcile: %d mismatches", e.n) }
 
-// errNotCompared is reconcile's exit status 3: the data directory or
-// PostgreSQL could not be read, so nothing was compared. Exit 1 would tell
-// a script the books mismatch.
-type errNotCompared struct{ err error }
+// errNoVerdict is reconcile's exit status 3: nothing was compared (the
+// data directory or PostgreSQL could not be read), or the books matched
+// but the report could not be written. Exit 1 would tell a script the
+// books mismatch.
+type errNoVerdict struct{ err error }
 
-func (e errNotCompared) Error() string { return "reconcile: nothing compared: " + e.err.Error() }
-func (e errNotCompared) Unwrap() error { return e.err }
+func (e errNoVerdict) Error() string { return e.err.Error() }
+func (e errNoVerdict) Unwrap() error { return e.err }
 
-// errNoReport is reconcile's exit status 3 too: the books matched, but the
-// report could not be written (stdout on a full disk).
-type errNoReport struct{ err error }
-
-func (e errNoReport) Error() string { return e.err.Error() }
-func (e errNoReport) Unwrap() error { return e.err }
+// notCompared is errNoVerdict of a store that could not be read.
+func notCompared(err error) error {
+	return errNoVerdict{fmt.Errorf("reconcile: nothing compared: %w", err)}
+}
 
 // reconcileCmd runs `surge reconcile --settlement FILE.csv`: the provider's
 // settlement against the data directory (read-only, without its lock, so
@@ -85,12 +84,12 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if errors.As(err, new(errUsage)) {
 			return err
 		}
-		return errNotCompared{err}
+		return notCompared(err)
 	}
 	defer done()
 	rep, err := reconcile.Run(ctx, src, rows)
 	if err != nil {
-		return errNotCompared{err}
+		return notCompared(err)
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -105,7 +104,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			// Exit 1 would say the books mismatch, with no report to
 			// show it: none reached the caller, as when nothing was
 			// compared.
-			return errNoReport{err}
+			return errNoVerdict{err}
 		}
 		return errors.Join(errMismatch{len(rep.Mismatches)}, err)
 	}
