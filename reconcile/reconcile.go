@@ -141,7 +141,7 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		cents, digits := row.amountFor(p)
 		if cents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
 			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %s for order %s; Surge recorded %s for order %s",
-				formatAmount(cents, digits, row.Currency), row.OrderID, paymentAmount(p.AmountCents, p.Currency, p.Provider), p.OrderID)
+				formatAmount(cents, digits, row.Currency), row.OrderID, paymentAmount(p), p.OrderID)
 		}
 		switch {
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
@@ -161,18 +161,18 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		p := payments[id]
 		switch p.Status {
 		case surge.PaymentRefundDue:
-			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved; refund it", paymentAmount(p.AmountCents, p.Currency, p.Provider))
+			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved; refund it", paymentAmount(p))
 		case surge.PaymentRefundUnexpected:
-			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %s settled no refund_due payment (the order may be paid)", paymentAmount(p.AmountCents, p.Currency, p.Provider))
+			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %s settled no refund_due payment (the order may be paid)", paymentAmount(p))
 		case surge.PaymentPaid:
 			// The operator's manual settlements happen outside the provider.
 			row, ok := settled[p.ID]
 			switch {
 			case p.Type == surge.PaymentManual:
 			case !ok:
-				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement does not hold it", paymentAmount(p.AmountCents, p.Currency, p.Provider))
+				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement does not hold it", paymentAmount(p))
 			case row.Status != Settled:
-				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement has it %s", paymentAmount(p.AmountCents, p.Currency, p.Provider), row.Status)
+				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement has it %s", paymentAmount(p), row.Status)
 			}
 		}
 	}
@@ -219,13 +219,13 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 				for _, id := range by {
 					p := payments[id]
 					rep.add(RefundDue, id, o.ID, s.ID, "%s recorded as paying the order, which is %s (its units are back on sale): refund it",
-						paymentAmount(p.AmountCents, p.Currency, p.Provider), o.Status)
+						paymentAmount(p), o.Status)
 				}
 			default:
 				for _, id := range by[1:] {
 					p := payments[id]
 					rep.add(RefundDue, id, o.ID, s.ID, "%s recorded as paying the order, which %s paid already: refund it",
-						paymentAmount(p.AmountCents, p.Currency, p.Provider), by[0])
+						paymentAmount(p), by[0])
 				}
 			}
 			delete(paidBy, o.ID)
@@ -244,7 +244,7 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 	for _, id := range slices.Sorted(maps.Keys(paidBy)) {
 		for _, pid := range paidBy[id] {
 			p := payments[pid]
-			rep.add(RefundDue, pid, id, p.SaleID, "%s recorded as paying an order Surge does not hold: refund it", paymentAmount(p.AmountCents, p.Currency, p.Provider))
+			rep.add(RefundDue, pid, id, p.SaleID, "%s recorded as paying an order Surge does not hold: refund it", paymentAmount(p))
 		}
 	}
 	return nil

@@ -131,15 +131,15 @@ func FormatAmount(minor int64, currency string) string {
 	return formatAmount(minor, minorDigits(strings.ToUpper(currency)), currency)
 }
 
-// paymentAmount is FormatAmount of an amount in a payment's units: a Stripe
+// paymentAmount is FormatAmount of p's amount, in its units: a Stripe
 // payment's are Stripe's (stripeDigits).
-func paymentAmount(minor int64, currency, provider string) string {
-	cur := strings.ToUpper(currency)
+func paymentAmount(p surge.Payment) string {
+	cur := strings.ToUpper(p.Currency)
 	digits := minorDigits(cur)
-	if provider == "stripe" {
+	if p.Provider == "stripe" {
 		digits = stripeDigits(cur)
 	}
-	return formatAmount(minor, digits, currency)
+	return formatAmount(p.AmountCents, digits, p.Currency)
 }
 
 func formatAmount(minor int64, digits int, currency string) string {
