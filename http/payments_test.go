@@ -391,3 +391,57 @@ func TestWebhookSignatureErrorNamesItsHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookStripeCheckoutNoPaymentRequired: a Checkout Session whose
+// amount due is zero (a free order, or a coupon taking all of it) completes
+// with payment_status "no_payment_required" (Stripe's third value, beside
+// paid and unpaid) and no PaymentIntent; no other event of it follows. It
+// was ignored as "not paid": the buyer checked out, yet the order's hold
+// expired and its units went back on sale. A zero amount pays an order that
+// costs nothing; it never pays one that costs money (amount_mismatch), and
+// a session with an amount still due (a payment delayed) pays nothing yet.
+func TestWebhookStripeCheckoutNoPaymentRequired(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		sale        string // the sale bought: "free" costs 0, "s" 129.99 EUR a unit
+		amountTotal int64
+		wantStatus  int
+		wantPayment string // the payment's status; "" for ignored
+		wantOrder   string
+	}{
+		{"free order", "free", 0, http.StatusOK, "paid", "paid"},
+		{"priced order discounted to zero", "s", 0, http.StatusUnprocessableEntity, "amount_mismatch", "reserved"},
+		{"amount still due", "s", 25998, http.StatusOK, "", "reserved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := paymentEnv(t, payments.Stripe)
+			e.createSale(t, `{"id":"free","name":"Sticker","stock":10,"per_user_limit":2,"price_cents":0,"currency":"EUR","hold_seconds":60}`)
+			r := e.do(t, "POST", "/v1/sales/"+tc.sale+"/purchases", `{"quantity":2}`, header(userHeader, "alice"))
+			wantStatus(t, r, http.StatusCreated)
+			o := mustOrder(t, r)
+			body, _ := stripeEvent(t, "checkout.session.completed", o.ID)
+			body = strings.NewReplacer(`"payment_status": "paid"`, `"payment_status": "no_payment_required"`,
+				`"amount_total": 25998`, fmt.Sprintf(`"amount_total": %d`, tc.amountTotal),
+				`"amount_discount": 0`, fmt.Sprintf(`"amount_discount": %d`, 25998-tc.amountTotal),
+				`"payment_intent": "pi_3QxSurgeTestPI01"`, `"payment_intent": null`).Replace(body)
+			now := time.Now()
+			r = e.do(t, "POST", hookPath, body, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, body))))
+			recorded := map[string]surge.PaymentStatus{}
+			if err := e.store.Payments(context.Background(), func(p surge.Payment) error { recorded[p.ID] = p.Status; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			wantN := 0 // an ignored session is recorded nowhere
+			if tc.wantPayment != "" {
+				wantN = 1
+			}
+			if r.status != tc.wantStatus || string(recorded["cs_test_a1SurgeTestSession01"]) != tc.wantPayment || len(recorded) != wantN {
+				t.Errorf("checkout.session.completed, no_payment_required, amount_total %d, of order %s of sale %s answered %d %s and recorded %v; want %d with the session cs_test_a1SurgeTestSession01 recorded %q",
+					tc.amountTotal, o.ID, tc.sale, r.status, r.body, recorded, tc.wantStatus, tc.wantPayment)
+			}
+			if st := e.orderStatus(t, o.ID); st != tc.wantOrder {
+				t.Errorf("order %s of sale %s is %s after its checkout completed with no payment required (amount_total %d); want %s (a reserved order's hold expires and its units go back on sale)",
+					o.ID, tc.sale, st, tc.amountTotal, tc.wantOrder)
+			}
+		})
+	}
+}
