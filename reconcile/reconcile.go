@@ -130,10 +130,10 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		p, ok := payments[row.PaymentID]
 		switch {
 		case !ok && row.Status == Settled:
-			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider settled %s; Surge has no such payment", formatAmount(row.AmountCents, row.digits(), row.Currency))
+			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider settled %s; Surge has no such payment", surge.FormatMinorUnits(row.AmountCents, row.digits(), row.Currency))
 			continue
 		case !ok && row.Status == Refunded:
-			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider refunded %s; Surge has no such payment", formatAmount(row.AmountCents, row.digits(), row.Currency))
+			rep.add(PaidNotInSurge, row.PaymentID, row.OrderID, "", "the provider refunded %s; Surge has no such payment", surge.FormatMinorUnits(row.AmountCents, row.digits(), row.Currency))
 			continue
 		case !ok:
 			continue // a failed payment Surge never heard of: no money moved
@@ -141,7 +141,7 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		cents, digits := row.amountFor(p)
 		if cents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
 			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %s for order %s; Surge recorded %s for order %s",
-				formatAmount(cents, digits, row.Currency), row.OrderID, paymentAmount(p), p.OrderID)
+				surge.FormatMinorUnits(cents, digits, row.Currency), row.OrderID, paymentAmount(p), p.OrderID)
 		}
 		switch {
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):

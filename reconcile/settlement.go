@@ -84,8 +84,8 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 			}
 		}
 		amount := strings.TrimSpace(rec[2])
-		row.AmountCents, err = parseAmount(amount, minorDigits(row.Currency))
-		if d := stripeDigits(row.Currency); d != minorDigits(row.Currency) && strings.Contains(amount, ".") {
+		row.AmountCents, err = parseAmount(amount, surge.MinorDigits(row.Currency))
+		if d := surge.StripeDigits(row.Currency); d != surge.MinorDigits(row.Currency) && strings.Contains(amount, ".") {
 			// A fraction Stripe's units cannot hold leaves it 0: such a
 			// line is no Stripe payment's, and is compared as read.
 			if sc, serr := parseAmount(amount, d); serr == nil {
@@ -107,69 +107,15 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 	}
 }
 
-// minorDigits is how many decimal places a currency's minor unit is
-// (ISO 4217): two but for the currencies listed. An amount in minor units
-// (price_cents, a webhook's amount_cents) counts yen for JPY, fils for KWD.
-// surge sale list shows prices by it too.
-func minorDigits(currency string) int {
-	switch currency {
-	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
-		return 0
-	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
-		return 3
-	case "CLF", "UYW":
-		return 4
-	}
-	return 2
-}
-
-// FormatAmount writes an amount of minor units (price_cents, a payment's
-// amount_cents) as people and settlement files write it: major units with
-// the currency's own places, "129.99 EUR", "1000 JPY", "12.345 KWD". A bare
-// count of minor units beside a currency code reads as major units.
-func FormatAmount(minor int64, currency string) string {
-	return formatAmount(minor, minorDigits(strings.ToUpper(currency)), currency)
-}
-
-// paymentAmount is FormatAmount of p's amount, in its units: a Stripe
-// payment's are Stripe's (stripeDigits).
+// paymentAmount is surge.FormatAmount of p's amount, in its units: a
+// Stripe payment's are Stripe's (surge.StripeDigits).
 func paymentAmount(p surge.Payment) string {
 	cur := strings.ToUpper(p.Currency)
-	digits := minorDigits(cur)
+	digits := surge.MinorDigits(cur)
 	if p.Provider == "stripe" {
-		digits = stripeDigits(cur)
+		digits = surge.StripeDigits(cur)
 	}
-	return formatAmount(p.AmountCents, digits, p.Currency)
-}
-
-func formatAmount(minor int64, digits int, currency string) string {
-	currency = strings.ToUpper(currency)
-	if digits == 0 {
-		return strconv.FormatInt(minor, 10) + " " + currency
-	}
-	sign, n := "", uint64(minor)
-	if minor < 0 {
-		sign, n = "-", -n
-	}
-	unit := uint64(1)
-	for range digits {
-		unit *= 10
-	}
-	return fmt.Sprintf("%s%d.%0*d %s", sign, n/unit, digits, n%unit, currency)
-}
-
-// stripeDigits is how many decimal places Stripe's API counts in a
-// currency's amounts: ISO 4217's (minorDigits) but for the króna, which
-// Stripe keeps two-decimal ("an ISK amount of 100 will continue to
-// represent 1 króna"), and the ariary, which Stripe counts whole.
-func stripeDigits(currency string) int {
-	switch currency {
-	case "ISK":
-		return 2
-	case "MGA":
-		return 0
-	}
-	return minorDigits(currency)
+	return surge.FormatMinorUnits(p.AmountCents, digits, p.Currency)
 }
 
 // amountFor is the row's amount in the units Surge recorded p in: Stripe's
@@ -177,7 +123,7 @@ func stripeDigits(currency string) int {
 // units' places, for showing it.
 func (r Row) amountFor(p surge.Payment) (cents int64, digits int) {
 	if r.stripeCents != 0 && p.Provider == "stripe" {
-		return r.stripeCents, stripeDigits(strings.ToUpper(r.Currency))
+		return r.stripeCents, surge.StripeDigits(strings.ToUpper(r.Currency))
 	}
 	return r.AmountCents, r.digits()
 }
@@ -187,9 +133,9 @@ func (r Row) amountFor(p surge.Payment) (cents int64, digits int) {
 // hundred times the line's figure.
 func (r Row) digits() int {
 	if r.inStripe {
-		return stripeDigits(strings.ToUpper(r.Currency))
+		return surge.StripeDigits(strings.ToUpper(r.Currency))
 	}
-	return minorDigits(strings.ToUpper(r.Currency))
+	return surge.MinorDigits(strings.ToUpper(r.Currency))
 }
 
 // parseAmount reads minor units, or a decimal in major units with at most

@@ -5,8 +5,8 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
-	"github.com/surgehq/surge/reconcile"
 )
 
 // printSales is `surge sale list` for a person: one row a sale, the
@@ -32,7 +32,7 @@ func printSales(w io.Writer, sales []api.Sale) error {
 			queue = fmt.Sprintf("%s %d/s", wr.Policy, wr.AdmitPerSecond)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.Name, status, s.Remaining, s.Stock,
-			s.PerUserLimit, reconcile.FormatAmount(s.PriceCents, s.Currency), s.StartsAt, ends, queue)
+			s.PerUserLimit, surge.FormatAmount(s.PriceCents, s.Currency), s.StartsAt, ends, queue)
 	}
 	return tw.Flush()
 }
