@@ -62,3 +62,16 @@ func FormatMinorUnits(minor int64, digits int, currency string) string {
 	}
 	return fmt.Sprintf("%s%d.%0*d %s", sign, n/unit, digits, n%unit, currency)
 }
+
+// FormatAmount writes the event's amount as the package's FormatAmount
+// does, in the places its provider counts: a payment from Stripe is in
+// Stripe's units (StripeDigits), as its webhooks send them and as the
+// order it paid is priced, so 50000 ISK is 500.00 krónur, not 50000.
+func (ev PaymentEvent) FormatAmount() string {
+	cur := strings.ToUpper(ev.Currency)
+	digits := MinorDigits(cur)
+	if ev.Provider == "stripe" { // payments.Stripe, which imports this package
+		digits = StripeDigits(cur)
+	}
+	return FormatMinorUnits(ev.AmountCents, digits, ev.Currency)
+}

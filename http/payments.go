@@ -84,8 +84,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, ps PaymentServi
 	p := res.Payment
 	if p.Status == surge.PaymentAmountMismatch {
 		writeError(w, http.StatusUnprocessableEntity, string(surge.CodeAmountMismatch), fmt.Sprintf(
-			"payment %s of %d %s is not the amount and currency of order %s; the order is unchanged",
-			p.ID, p.AmountCents, p.Currency, p.OrderID))
+			"payment %s of %s is not the amount and currency of order %s; the order is unchanged",
+			p.ID, p.FormatAmount(), p.OrderID))
 		return
 	}
 	writeJSON(w, http.StatusOK, api.PaymentBody{Payment: toPaymentJSON(p)})

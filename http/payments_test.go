@@ -445,3 +445,58 @@ func TestWebhookStripeCheckoutNoPaymentRequired(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookAmountMismatchNamesAmountInMajorUnits: the 422 of a payment
+// whose amount is not the order's wrote its amount as minor units beside
+// the currency's code, "payment evt_short of 12998 EUR", which reads as
+// 12,998 euros, and a Stripe króna payment of 400 kr (Stripe's 40000
+// hundredths) as "40000 ISK", where surge reconcile names the same payment
+// "400.00 ISK". It is written as reconcile and surge sale list write
+// amounts: major units, in the places the provider counts.
+func TestWebhookAmountMismatchNamesAmountInMajorUnits(t *testing.T) {
+	for _, tc := range []struct {
+		name, provider, sale string
+		event                func(orderID string) (string, opt)
+		want                 string
+	}{
+		{"generic EUR", payments.Generic,
+			`{"id":"s2","name":"Sneakers","stock":10,"per_user_limit":2,"price_cents":12999,"currency":"EUR","hold_seconds":60}`,
+			func(orderID string) (string, opt) {
+				body := hookBody("evt_short", "payment.succeeded", orderID, 25997, "EUR")
+				return body, signed(hookSecret, body)
+			}, "259.97 EUR"},
+		{"generic JPY", payments.Generic,
+			`{"id":"s2","name":"Sneakers","stock":10,"per_user_limit":2,"price_cents":1000,"currency":"JPY","hold_seconds":60}`,
+			func(orderID string) (string, opt) {
+				body := hookBody("evt_short", "payment.succeeded", orderID, 1999, "JPY")
+				return body, signed(hookSecret, body)
+			}, "1999 JPY"},
+		{"Stripe ISK, in Stripe's hundredths", payments.Stripe,
+			// 500 kr a unit, in Stripe's hundredths (TestReconcileStripeISKDecimal)
+			`{"id":"s2","name":"Sneakers","stock":10,"per_user_limit":2,"price_cents":50000,"currency":"ISK","hold_seconds":60}`,
+			func(orderID string) (string, opt) {
+				body, _ := stripeEvent(t, "payment_intent.succeeded", orderID)
+				body = strings.NewReplacer(`"amount": 25998`, `"amount": 40000`, `"amount_received": 25998`, `"amount_received": 40000`,
+					`"currency": "eur"`, `"currency": "isk"`).Replace(body)
+				now := time.Now()
+				return body, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, body)))
+			}, "400.00 ISK"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := paymentEnv(t, tc.provider)
+			e.createSale(t, tc.sale)
+			r := e.do(t, "POST", "/v1/sales/s2/purchases", `{"quantity":2}`, header(userHeader, "alice"))
+			wantStatus(t, r, http.StatusCreated)
+			o := mustOrder(t, r)
+			body, sig := tc.event(o.ID)
+			r = e.do(t, "POST", hookPath, body, sig)
+			wantError(t, r, http.StatusUnprocessableEntity, "amount_mismatch")
+			var got apiError
+			_ = json.Unmarshal(r.body, &got)
+			if !strings.Contains(got.Error.Message, " "+tc.want+" ") {
+				t.Errorf("the 422 of a payment of %s for order %s says %q; want it to name the amount as %q, major units in the provider's places, as surge reconcile does",
+					tc.want, o.ID, got.Error.Message, tc.want)
+			}
+		})
+	}
+}

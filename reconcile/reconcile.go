@@ -141,7 +141,7 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		cents, digits := row.amountFor(p)
 		if cents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
 			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %s for order %s; Surge recorded %s for order %s",
-				surge.FormatMinorUnits(cents, digits, row.Currency), row.OrderID, paymentAmount(p), p.OrderID)
+				surge.FormatMinorUnits(cents, digits, row.Currency), row.OrderID, p.FormatAmount(), p.OrderID)
 		}
 		switch {
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
@@ -161,18 +161,18 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		p := payments[id]
 		switch p.Status {
 		case surge.PaymentRefundDue:
-			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved; refund it", paymentAmount(p))
+			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved; refund it", p.FormatAmount())
 		case surge.PaymentRefundUnexpected:
-			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %s settled no refund_due payment (the order may be paid)", paymentAmount(p))
+			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %s settled no refund_due payment (the order may be paid)", p.FormatAmount())
 		case surge.PaymentPaid:
 			// The operator's manual settlements happen outside the provider.
 			row, ok := settled[p.ID]
 			switch {
 			case p.Type == surge.PaymentManual:
 			case !ok:
-				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement does not hold it", paymentAmount(p))
+				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement does not hold it", p.FormatAmount())
 			case row.Status != Settled:
-				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement has it %s", paymentAmount(p), row.Status)
+				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement has it %s", p.FormatAmount(), row.Status)
 			}
 		}
 	}
@@ -219,13 +219,13 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 				for _, id := range by {
 					p := payments[id]
 					rep.add(RefundDue, id, o.ID, s.ID, "%s recorded as paying the order, which is %s (its units are back on sale): refund it",
-						paymentAmount(p), o.Status)
+						p.FormatAmount(), o.Status)
 				}
 			default:
 				for _, id := range by[1:] {
 					p := payments[id]
 					rep.add(RefundDue, id, o.ID, s.ID, "%s recorded as paying the order, which %s paid already: refund it",
-						paymentAmount(p), by[0])
+						p.FormatAmount(), by[0])
 				}
 			}
 			delete(paidBy, o.ID)
@@ -244,7 +244,7 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 	for _, id := range slices.Sorted(maps.Keys(paidBy)) {
 		for _, pid := range paidBy[id] {
 			p := payments[pid]
-			rep.add(RefundDue, pid, id, p.SaleID, "%s recorded as paying an order Surge does not hold: refund it", paymentAmount(p))
+			rep.add(RefundDue, pid, id, p.SaleID, "%s recorded as paying an order Surge does not hold: refund it", p.FormatAmount())
 		}
 	}
 	return nil

@@ -107,17 +107,6 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 	}
 }
 
-// paymentAmount is surge.FormatAmount of p's amount, in its units: a
-// Stripe payment's are Stripe's (surge.StripeDigits).
-func paymentAmount(p surge.Payment) string {
-	cur := strings.ToUpper(p.Currency)
-	digits := surge.MinorDigits(cur)
-	if p.Provider == "stripe" {
-		digits = surge.StripeDigits(cur)
-	}
-	return surge.FormatMinorUnits(p.AmountCents, digits, p.Currency)
-}
-
 // amountFor is the row's amount in the units Surge recorded p in: Stripe's
 // for a Stripe payment, whose amounts are the webhooks'; digits are those
 // units' places, for showing it.
