@@ -169,6 +169,10 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 			row, ok := settled[p.ID]
 			switch {
 			case p.Type == surge.PaymentManual:
+			case !ok && p.AmountCents == 0:
+				// A free order's payment of nothing (a Stripe Checkout
+				// Session with no_payment_required) moved no money: the
+				// provider has no charge, so no line, to settle.
 			case !ok:
 				rep.add(PaidNotAtProvider, p.ID, p.OrderID, p.SaleID, "Surge counts %s paid; the settlement does not hold it", p.FormatAmount())
 			case row.Status != Settled:

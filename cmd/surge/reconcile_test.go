@@ -684,3 +684,43 @@ func detailsName(t *testing.T, rep reconcile.Report, stderr string, want map[str
 		t.Errorf("no mismatch for %s (%s); report %+v, stderr %s", id, w, rep.Mismatches, stderr)
 	}
 }
+
+// TestReconcileFreeOrderPaidWithNothing: an order that costs nothing is
+// paid by a payment of zero (a Stripe Checkout Session completed with
+// payment_status no_payment_required, which has no PaymentIntent and no
+// charge). No money moved, so the provider's settlement has no line for
+// it; reconcile reported it paid_not_at_provider, exit 1, for books that
+// match ("a consistent store never reports a mismatch").
+func TestReconcileFreeOrderPaidWithNothing(t *testing.T) {
+	ctx := context.Background()
+	dir, st := openBooks(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	name, cur, stock, limit, free := "free", "EUR", int64(10), int64(2), int64(0)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit, PriceCents: &free, Currency: &cur}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 2}}, now)
+	if err != nil || out[0].Err != nil {
+		t.Fatalf("reserve: %v %+v", err, out)
+	}
+	o := out[0].Order
+	r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: "cs_test_free", Type: surge.PaymentSucceeded, OrderID: o.ID,
+		AmountCents: 0, Currency: "eur", Created: now, Provider: "stripe"}, now.Add(time.Second))
+	if err != nil || r.Payment.Status != surge.PaymentPaid {
+		t.Fatalf("RecordPayment = %s, %v; want paid", r.Payment.Status, err)
+	}
+	st.Close()
+	csv := filepath.Join(t.TempDir(), "settlement.csv")
+	if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+	if code != 0 || len(rep.Mismatches) != 0 {
+		t.Errorf("free order %s paid by cs_test_free of 0.00 EUR, a settlement without it (no money moved): exit %d, mismatches %+v (stderr %s); "+
+			"want exit 0: a payment of nothing has no settlement line", o.ID, code, rep.Mismatches, stderr)
+	}
+}
