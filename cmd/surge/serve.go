@@ -341,12 +341,20 @@ func (c *serveConfig) validate() error {
 	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
 		return errUsage{"serve: --max-conns and --max-conns-per-ip must not be negative"}
 	}
-	// Zero (a config built in code, as the demo's) takes the defaults.
-	if c.roomMaxEntries < 0 || c.roomStreams < 0 {
-		return errUsage{"serve: --waiting-room-max-entries and --waiting-room-streams must be at least 1"}
-	}
-	if c.roomStreamsBuyer < 0 || c.roomStreamsAddr < 0 {
-		return errUsage{"serve: --waiting-room-streams-per-buyer and --waiting-room-streams-per-address must be at least 1"}
+	// A bound given as 0 is refused: neither the help nor the docs give
+	// it a meaning, and the packages would read it as their default (a
+	// million entries). Only a config built in code (the demo's), which
+	// is never validated, takes zero as "the default".
+	for _, b := range []struct {
+		name string
+		v    int
+	}{
+		{"waiting-room-max-entries", c.roomMaxEntries}, {"waiting-room-streams", c.roomStreams},
+		{"waiting-room-streams-per-buyer", c.roomStreamsBuyer}, {"waiting-room-streams-per-address", c.roomStreamsAddr},
+	} {
+		if b.v < 1 {
+			return errUsage{fmt.Sprintf("serve: --%s must be at least 1 (got %d)", b.name, b.v)}
+		}
 	}
 	// What listen would refuse (a port that is no number or service, one
 	// above 65535, no port at all) is a bad value like any other: refused
