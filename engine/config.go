@@ -16,15 +16,20 @@ import (
 const (
 	DefaultMaxBatch  = 512
 	DefaultInboxSize = 4096
+	// MaxInboxSize bounds InboxSize (and --queue-size): each sale's inbox
+	// is allocated whole when the sale is loaded, and a purchase waits in
+	// it at most PurchaseTimeout, so a larger one only admits work that
+	// times out, at 8 bytes a slot for every sale.
+	MaxInboxSize = 1 << 20
 )
 
 // Config tunes the engine; zero fields take their defaults.
 type Config struct {
 	// MaxBatch bounds the purchases one store call decides (default 512).
 	MaxBatch int
-	// InboxSize bounds each sale's inbox (default 4096; the --queue-size
-	// flag). A full inbox answers surge.ErrOverloaded instead of growing
-	// without end.
+	// InboxSize bounds each sale's inbox (default 4096, at most
+	// MaxInboxSize; the --queue-size flag). A full inbox answers
+	// surge.ErrOverloaded instead of growing without end.
 	InboxSize int
 	// StoreTimeout bounds a store call made outside a request (default 30s).
 	StoreTimeout time.Duration
@@ -105,6 +110,8 @@ func (c *Config) defaults() {
 	if c.InboxSize <= 0 {
 		c.InboxSize = DefaultInboxSize
 	}
+	// A config built in code is bounded too (serve refuses more).
+	c.InboxSize = min(c.InboxSize, MaxInboxSize)
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 30 * time.Second
 	}

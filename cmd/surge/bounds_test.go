@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // boundRefusal runs `surge serve --print-config` with the value given
@@ -45,5 +46,42 @@ func TestWaitingRoomBoundsRefuseZero(t *testing.T) {
 			boundRefusal(t, flag, "0", "--"+flag)
 			boundRefusal(t, flag, "0", "must be at least 1")
 		})
+	}
+}
+
+// TestQueueSizeBounded: --queue-size had no upper bound: each sale's
+// inbox is allocated whole at that size when the sale is loaded, so a
+// slip (an extra digit, a byte count) admitted unbounded work, or made the
+// node panic on its first sale ("makechan: size out of range").
+func TestQueueSizeBounded(t *testing.T) {
+	for _, v := range []string{"1048577", "1099511627776"} {
+		boundRefusal(t, "queue-size", v, "--queue-size must be at most 1048576")
+	}
+	// The bound itself is taken.
+	code, _, stderr := runCLI(context.Background(), "serve", "--print-config", "--data-dir", t.TempDir(), "--queue-size", "1048576")
+	if code != 0 {
+		t.Errorf("serve --queue-size 1048576 --print-config: exit %d, stderr %q; want 0: the bound itself is allowed", code, stderr)
+	}
+}
+
+// TestReloadRefusesOutOfBounds: SIGHUP checks a file as a start does: a
+// queue-size above its bound or a waiting-room bound of 0 refuses the
+// reload, rather than being logged as needing a restart (and refused only
+// by that restart) or applied as a million.
+func TestReloadRefusesOutOfBounds(t *testing.T) {
+	cfg := writeConfig(t, "surge.yaml", "waiting-room-max-entries: 5\n")
+	p := startConfigured(t, "--config", cfg, "--data-dir", t.TempDir(), "--admin-token", "reload-bounds-admin-token", "--log-level", "info")
+	for i, body := range []string{"waiting-room-max-entries: 0\n", "waiting-room-max-entries: 5\nqueue-size: 1099511627776\n"} {
+		replaceConfig(t, cfg, body)
+		p.hup(t)
+		// Either answer ends the wait: the reload is judged by which came.
+		deadline := time.Now().Add(20 * time.Second)
+		for p.logCount("config reload refused")+p.logCount("config reloaded")+p.logCount("needs a restart") <= i && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := p.logCount("config reload refused"); n != i+1 {
+			t.Fatalf("SIGHUP with %q: %d reloads refused in the log, want %d (reloaded: %d, ignored until a restart: %d)",
+				body, n, i+1, p.logCount("config reloaded"), p.logCount("needs a restart"))
+		}
 	}
 }
