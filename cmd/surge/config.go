@@ -115,7 +115,15 @@ func applyFile(fs *flagSet, path string) ([]string, error) {
 	c.register(&flagSet{FlagSet: scratch})
 	vals := map[string]string{}
 	for _, key := range k.Keys() {
-		if fs.Lookup(key) == nil || slices.Contains(commandLineOnly, key) {
+		if slices.Contains(commandLineOnly, key) {
+			// A flag of serve's --help, so "unknown" would mislead.
+			how := "pass --print-config on the command line (or SURGE_PRINT_CONFIG=true)"
+			if key == "config" {
+				how = "a file cannot name another; pass --config or SURGE_CONFIG"
+			}
+			return nil, fmt.Errorf("config file %s: key %q is command-line only, not a key of the file: %s", path, key, how)
+		}
+		if fs.Lookup(key) == nil {
 			return nil, fmt.Errorf("config file %s: unknown key %q (the keys are serve's flag names, e.g. rate-limit-ip; see 'surge serve --help')", path, key)
 		}
 		raw := k.Get(key)

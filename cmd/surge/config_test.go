@@ -116,8 +116,8 @@ func TestConfigFileRefused(t *testing.T) {
 	}{
 		{"surge.yaml", "rate-limit-ip: 3\nrate-limt-ip: 4\n", []string{`unknown key "rate-limt-ip"`}},
 		{"surge.toml", "[rate-limit]\nip = 3\n", []string{`unknown key "rate-limit.ip"`}},
-		{"surge.yaml", "config: other.yaml\n", []string{`unknown key "config"`}},
-		{"surge.yaml", "print-config: true\n", []string{`unknown key "print-config"`}},
+		{"surge.yaml", "config: other.yaml\n", []string{`key "config" is command-line only`}},
+		{"surge.yaml", "print-config: true\n", []string{`key "print-config" is command-line only`}},
 		{"surge.yaml", "rate-limit-ip: fast\n", []string{`key "rate-limit-ip"`, `invalid value "fast"`}},
 		{"surge.toml", "drain-delay = 5\n", []string{`key "drain-delay"`, `invalid value "5"`}},
 		{"surge.yaml", "shed: maybe\n", []string{`key "shed"`}},
