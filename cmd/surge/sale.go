@@ -8,8 +8,8 @@ import (
 	"io"
 	"net/url"
 	"slices"
-	"time"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 )
@@ -112,7 +112,7 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		if t.v == "" {
 			continue
 		}
-		if _, err := time.Parse(time.RFC3339, t.v); err != nil {
+		if !apiTime(t.v) {
 			return errUsage{fmt.Sprintf("sale create: %s must be an RFC 3339 time such as 2026-11-23T10:00:00Z", t.flag)}
 		}
 		*t.dst = new(t.v)
@@ -192,6 +192,16 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 		return err
 	}
 	return printJSON(stdout, s)
+}
+
+// apiTime reports whether the API takes v as a time (http's
+// parseTimeField): RFC 3339 as api.ParseTime reads it, which refuses
+// what time.Parse lets through (a one-digit hour, a comma before the
+// fraction, an offset of +24:00), and an instant within years 0001-9999
+// in UTC. What it refuses is refused before anything is sent (exit 2).
+func apiTime(v string) bool {
+	t, err := api.ParseTime(v)
+	return err == nil && surge.Representable(t)
 }
 
 // checkServer refuses a --server that is no http:// or https:// URL with

@@ -70,7 +70,7 @@ func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer
 			}
 		})
 		if p.EndsAt != nil && ends != "none" {
-			if _, err := time.Parse(time.RFC3339, ends); err != nil {
+			if !apiTime(ends) {
 				return errUsage{`sale update: --ends-at must be an RFC 3339 time such as 2026-11-23T10:00:00Z, or "none"`}
 			}
 			*p.EndsAt = api.EndsAt(ends)
