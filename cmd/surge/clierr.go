@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"syscall"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 )
 
@@ -41,4 +43,35 @@ func clientError(err error) error {
 		return fmt.Errorf("cannot connect to the server%s: %v; check --server (or SURGE_SERVER)", where, oe.Err)
 	}
 	return err
+}
+
+// probeSale is the sale whose order export publicListener asks for: it
+// need not exist (a valid id, so the answer is about the route).
+const probeSale = "surge-cli-probe"
+
+// publicListener turns err, the failure of an admin command sent to
+// server with token, into "not an admin listener" when server is the
+// public address of a split deployment (serve --admin-addr). There the
+// admin token grants nothing, so a command open to buyers too (order
+// get, order cancel) is answered 401, which reads as a wrong token, and
+// the admin-only ones 404 not_found "no such endpoint". Neither tells
+// that apart from a wrong token or a server that is not Surge, so one
+// read-only admin request asks, the order export of probeSale: the public
+// address answers it 404 not_found whatever the token; an admin listener
+// answers 401 to a wrong token, and to a right one sale_not_found or the
+// export, which is stopped at its first order. Any other err is returned
+// as it is.
+func publicListener(ctx context.Context, server, token string, err error) error {
+	var ae *client.APIError
+	if token == "" || !errors.As(err, &ae) || (ae.Status != 401 && (ae.Status != 404 || ae.Code != "not_found")) {
+		return err
+	}
+	stop := errors.New("stop")
+	perr := client.New(server, token).Orders(ctx, probeSale, func(api.Order) error { return stop })
+	var pe *client.APIError
+	if !errors.As(perr, &pe) || pe.Status != 404 || pe.Code != "not_found" {
+		return err
+	}
+	// Not wrapped: clientError would read the 401 as a wrong token.
+	return fmt.Errorf("%s is not an admin listener: it serves the public API only, where the admin token grants nothing and the admin endpoints are hidden (it answered %v); surge serve runs with --admin-addr: point --server (or SURGE_SERVER) at that address", server, ae)
 }

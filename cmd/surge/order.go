@@ -60,7 +60,7 @@ func order(ctx context.Context, args []string, stdout io.Writer) error {
 	}[verb]
 	o, err := call(ctx, id)
 	if err != nil {
-		return err
+		return publicListener(ctx, *server, *token, err)
 	}
 	if *asJSON {
 		return printJSON(stdout, o)

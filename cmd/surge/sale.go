@@ -128,7 +128,7 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	s, err := client.New(*server, *token).CreateSale(ctx, in)
 	if err != nil {
-		return err
+		return publicListener(ctx, *server, *token, err)
 	}
 	return printJSON(stdout, s)
 }
@@ -188,6 +188,9 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 		get = c.ArchiveSale
 	}
 	s, err := get(ctx, id)
+	if err != nil && verb == "archive" {
+		return publicListener(ctx, *server, *token, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer
 	}
 	s, err := client.New(*server, *token).UpdateSale(ctx, id, p)
 	if err != nil {
-		return err
+		return publicListener(ctx, *server, *token, err)
 	}
 	return printJSON(stdout, s)
 }
