@@ -25,7 +25,8 @@ const (
 
 // Config tunes the engine; zero fields take their defaults.
 type Config struct {
-	// MaxBatch bounds the purchases one store call decides (default 512).
+	// MaxBatch bounds the purchases one store call decides (default 512,
+	// at most MaxInboxSize).
 	MaxBatch int
 	// InboxSize bounds each sale's inbox (default 4096, at most
 	// MaxInboxSize; the --queue-size flag). A full inbox answers
@@ -112,6 +113,10 @@ func (c *Config) defaults() {
 	}
 	// A config built in code is bounded too (serve refuses more).
 	c.InboxSize = min(c.InboxSize, MaxInboxSize)
+	// Each sale's owner allocates MaxBatch requests and purchases up
+	// front: bounded as the inbox is (a batch gathers what the inbox
+	// holds), whatever a config built in code asks.
+	c.MaxBatch = min(c.MaxBatch, MaxInboxSize)
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 30 * time.Second
 	}

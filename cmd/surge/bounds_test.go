@@ -85,3 +85,10 @@ func TestReloadRefusesOutOfBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxBatchBounded: --max-batch had no upper bound either, and each
+// sale's owner allocates buffers of that many purchases: a huge value
+// ended the process at the first purchase.
+func TestMaxBatchBounded(t *testing.T) {
+	boundRefusal(t, "max-batch", "1099511627776", "--max-batch must be at most 1048576")
+}

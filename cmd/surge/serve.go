@@ -153,7 +153,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log format: text or json")
 	fs.BoolVar(&c.accessLog, "access-log", c.accessLog, "log one line per request (method, path, status, bytes, duration, request and trace ids, client address); off by default: a spike would write a line per purchase")
-	fs.IntVar(&c.maxBatch, "max-batch", c.maxBatch, "most purchases one batch commits")
+	fs.IntVar(&c.maxBatch, "max-batch", c.maxBatch, "most purchases one batch commits (1 to 1048576; a batch never holds more than --queue-size plus one)")
 	fs.IntVar(&c.queueSize, "queue-size", c.queueSize, "per-sale inbox of purchases waiting for a batch (1 to 1048576); a full inbox answers 503")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
 	fs.DurationVar(&c.idempotencyTTL, "idempotency-ttl", c.idempotencyTTL, "embedded mode: how long after a purchase the Idempotency-Key of an order no longer reserved or paid stays in memory; older keys are answered from disk (a key never buys twice)")
@@ -325,6 +325,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.maxBatch < 1 || c.queueSize < 1 || c.shutdownTimeout <= 0 {
 		return errUsage{"serve: --max-batch, --queue-size and --shutdown-timeout must be positive"}
+	}
+	if c.maxBatch > engine.MaxInboxSize {
+		return errUsage{fmt.Sprintf("serve: --max-batch must be at most %d (got %d): a batch never holds more than --queue-size plus one", engine.MaxInboxSize, c.maxBatch)}
 	}
 	if c.queueSize > engine.MaxInboxSize {
 		return errUsage{fmt.Sprintf("serve: --queue-size must be at most %d (got %d): each sale's inbox is allocated whole, and a purchase waits in it at most 10s", engine.MaxInboxSize, c.queueSize)}
