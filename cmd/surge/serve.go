@@ -330,7 +330,7 @@ func (c *serveConfig) validate() error {
 		return errUsage{fmt.Sprintf("serve: --max-batch must be at most %d (got %d): a batch never holds more than --queue-size plus one", engine.MaxInboxSize, c.maxBatch)}
 	}
 	if c.queueSize > engine.MaxInboxSize {
-		return errUsage{fmt.Sprintf("serve: --queue-size must be at most %d (got %d): each sale's inbox is allocated whole, and a purchase waits in it at most 10s", engine.MaxInboxSize, c.queueSize)}
+		return errUsage{fmt.Sprintf("serve: --queue-size must be at most %d (got %d): each sale's inbox is allocated whole", engine.MaxInboxSize, c.queueSize)}
 	}
 	if c.idempotencyTTL <= 0 {
 		return errUsage{"serve: --idempotency-ttl must be positive"}
