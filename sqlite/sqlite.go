@@ -231,6 +231,31 @@ func checkVersion(ctx context.Context, db source, path string) error {
 	return nil
 }
 
+// versionUnchanged is checkVersion at a start, which holds the data
+// directory's lock, through a connection that writes to none of the
+// database's files: a start refused as older than the database must
+// leave them as the newer version left them (after a crash, its last
+// commits in the WAL). A read-write connection would not: the last one
+// to close folds the WAL into surge.db and removes it and the -shm; and
+// a read-only one still creates a missing WAL and rebuilds the -shm.
+// Without a WAL, surge.db alone is the database and nobody else writes it
+// (the lock), so it is read as immutable: no WAL, no -shm, no locks.
+// With one, readonly_shm keeps SQLite off the -shm: it reads the WAL's
+// frames itself. Where that cannot open (a WAL without its -shm), the
+// error is not ErrNewer and the start checks the version on its writer.
+func versionUnchanged(ctx context.Context, path string) error {
+	query := "mode=ro&readonly_shm=1&_pragma=busy_timeout(10000)"
+	if _, err := os.Lstat(path + "-wal"); errors.Is(err, os.ErrNotExist) {
+		query = "mode=ro&immutable=1"
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+query)
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	defer db.Close()
+	return checkVersion(ctx, db, path)
+}
+
 // createSchema creates Surge's tables and indexes where missing and
 // upgrades those of older versions; on a database that has them all it
 // changes nothing.
@@ -457,6 +482,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// WAL is cut back to that size when it restarts after a checkpoint, so
 	// a spike's peak does not stay on disk.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(" + walSizeLimit + ")&_txlock=immediate"
+	// Before anything reads the database by this build's layout, or
+	// writes to it: a newer version's database is refused as found,
+	// byte for byte (versionUnchanged). Any other failure to read the
+	// version is the writer's to report, below.
+	if err := versionUnchanged(ctx, path); errors.Is(err, ErrNewer) {
+		return nil, err
+	}
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -465,8 +497,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1) // the single writer
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	// Before anything reads the database by this build's layout, or
-	// writes to it: a newer version's database is refused as found.
 	if err := checkVersion(ctx, w, path); err != nil {
 		if !errors.Is(err, ErrNewer) {
 			// SQLite cannot read even the header: the checks below would

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -181,4 +182,98 @@ func asNewerVersion(t *testing.T, path string, version int64, stmts ...string) (
 		t.Fatal(err)
 	}
 	return written
+}
+
+// TestRefusedNewerStartWritesNothing: a newer version that stopped
+// without a clean shutdown (a crash, kill -9, a power cut) leaves its
+// last commits in surge.db-wal, the version stamp among them. A start of
+// an older build refuses that database (ErrNewer) and must leave it as
+// the newer version left it, byte for byte: not fold the WAL into
+// surge.db as the last connection to close would (a checkpoint writes
+// the newer version's pages into the file, then removes the WAL), nor
+// touch its -shm or seal. The operator's next step is to start the newer
+// version again, which must find its files as it left them.
+func TestRefusedNewerStartWritesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		crash bool // the newer version stopped without Close: its WAL holds commits
+	}{
+		{"after a crash, commits in the WAL", true},
+		{"after a clean stop, sealed", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			live := t.TempDir()
+			s, err := sqlite.Open(ctx, live, noCheckpoint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
+				t.Fatal(err)
+			}
+			sell(t, s, "s1", 20)
+			asNewerVersion(t, filepath.Join(live, sqlite.FileName), 1000)
+			dir := live
+			if tc.crash {
+				// The files as a crash would leave them: copied while the
+				// store has them open, its checkpointer idle.
+				dir = t.TempDir()
+				for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm"} {
+					b, err := os.ReadFile(filepath.Join(live, name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			names := []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm", sqlite.SealName}
+			before := fileHashes(t, dir, names)
+			if tc.crash && (before[sqlite.FileName+"-wal"] == "missing" || before[sqlite.SealName] != "missing") {
+				t.Fatalf("setup: want a WAL and no seal, got %v", before)
+			}
+			if !tc.crash && before[sqlite.SealName] == "missing" {
+				t.Fatalf("setup: the clean stop left no seal: %v", before)
+			}
+
+			got, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+			if err == nil {
+				got.Close()
+				t.Fatal("Open accepted a database of schema version 1000; want it refused")
+			}
+			if !errors.Is(err, sqlite.ErrNewer) {
+				t.Fatalf("Open refused with %v; want ErrNewer", err)
+			}
+			after := fileHashes(t, dir, names)
+			for _, name := range names {
+				if before[name] != after[name] {
+					t.Errorf("the refused start (ErrNewer) changed %s: before %s, after %s; want the newer version's files left byte for byte as they were",
+						name, before[name], after[name])
+				}
+			}
+		})
+	}
+}
+
+// fileHashes is the SHA-256 of each named file in dir, "missing" for one
+// that does not exist.
+func fileHashes(t *testing.T, dir string, names []string) map[string]string {
+	t.Helper()
+	m := make(map[string]string, len(names))
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			m[name] = "missing"
+		case err != nil:
+			t.Fatal(err)
+		default:
+			m[name] = fmt.Sprintf("%d bytes sha256 %x", len(b), sha256.Sum256(b))
+		}
+	}
+	return m
 }
