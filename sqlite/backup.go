@@ -35,6 +35,12 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 	if _, err := os.Lstat(to); err == nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: %s exists; give a new file", to)
 	}
+	// Before the copy: this build checks and counts the copy by its own
+	// layout, which a newer version's need not have ("no such table"
+	// after a whole copy); it refuses such a database as a start does.
+	if err := CheckVersion(ctx, dir); errors.Is(err, ErrNewer) {
+		return BackupInfo{}, err
+	}
 	removeLeftovers(filepath.Dir(to), filepath.Base(to))
 	tmp, err := lockedTemp(filepath.Dir(to), filepath.Base(to))
 	if err != nil {

@@ -202,3 +202,30 @@ func TestBackupInterruptedIsNotDamage(t *testing.T) {
 	}
 	t.Logf("whole backup %v; of %d interrupted ones, %d said interrupted, %d said damaged", whole, tries, interrupted, damaged)
 }
+
+// TestBackupRefusesNewerDatabase: `surge backup` of a database a newer
+// version of Surge wrote, whose layout this build does not know (here a
+// table it counts is renamed), must say so (ErrNewer, as a start and
+// surge reconcile do) before it copies anything, not fail after the copy
+// on a table it cannot find; and it leaves no file behind.
+func TestBackupRefusesNewerDatabase(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(ctx, newSale(t, "s1", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	asNewerVersion(t, filepath.Join(dir, sqlite.FileName), 1000, `ALTER TABLE orders RENAME TO order_log`)
+	out := t.TempDir()
+	to := filepath.Join(out, "backup.db")
+	_, err := sqlite.Backup(ctx, dir, to)
+	if !errors.Is(err, sqlite.ErrNewer) {
+		t.Errorf("Backup of a newer version's database (schema version 1000, a table renamed): %v; want ErrNewer, saying a newer version of Surge wrote it", err)
+	}
+	if es, _ := os.ReadDir(out); len(es) > 0 {
+		t.Errorf("the refused backup left %d files in the backup directory (%s ...); want none", len(es), es[0].Name())
+	}
+}
