@@ -101,8 +101,26 @@ func tempPattern(base string) string { return "." + base + ".*.tmp" }
 // lockedTemp creates a temporary copy beside the backup named base and
 // flocks it. A backup sweeping leftovers may remove the file in the moment
 // before the flock; then it is made again.
-func lockedTemp(dir, base string) (*os.File, error) {
-	for {
+func lockedTemp(dir, base string) (*os.File, error) { return lockedTempIf(dir, base, stillNamed) }
+
+// stillNamed reports whether f, as held, is the file its name names.
+func stillNamed(f *os.File) bool {
+	held, err1 := f.Stat()
+	named, err2 := os.Stat(f.Name())
+	return err1 == nil && err2 == nil && os.SameFile(held, named)
+}
+
+// tempTries bounds lockedTemp's attempts. A sweep removes a new copy
+// only in the moment before its flock, so a second try all but always
+// holds; a copy gone every time is something else removing files there
+// (a cleaner, a sync tool), and trying on would spin for good, leaving a
+// file behind each time.
+const tempTries = 10
+
+// lockedTempIf is lockedTemp with the check that the flocked file is
+// still the one its name names (stillNamed; tests replace it).
+func lockedTempIf(dir, base string, named func(*os.File) bool) (*os.File, error) {
+	for range tempTries {
 		f, err := os.CreateTemp(dir, tempPattern(base))
 		if err != nil {
 			return nil, err
@@ -112,13 +130,13 @@ func lockedTemp(dir, base string) (*os.File, error) {
 			os.Remove(f.Name())
 			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 		}
-		held, err1 := f.Stat()
-		named, err2 := os.Stat(f.Name())
-		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+		if named(f) {
 			return f, nil
 		}
 		f.Close()
 	}
+	return nil, fmt.Errorf("the temporary copy made in %s was gone (removed or replaced) each of the %d times it was made; is another program removing files there?",
+		dir, tempTries)
 }
 
 // removeLeftovers removes the temporary copies (and their journals) of
