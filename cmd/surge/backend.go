@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -52,9 +53,14 @@ func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel tel
 		// Before the old process is told to go: a database this build
 		// cannot serve (a rollback to a binary older than the database)
 		// fails the upgrade while the old process still serves it, as
-		// a key server that is down does.
+		// a key server that is down does. So does any failure to read
+		// the version (a file that is no database, one it cannot open):
+		// the start below would refuse it too, after the old process
+		// has gone, leaving nothing to serve.
 		if err := sqlite.CheckVersion(ctx, c.dataDir); errors.Is(err, sqlite.ErrNewer) {
 			return nil, err
+		} else if err != nil {
+			return nil, fmt.Errorf("upgrade: cannot read the database's version, so this process may not be able to serve it: %w", err)
 		}
 		// The old process holds the data directory until it has drained
 		// and closed the store: tell it to go, then wait for the lock.
