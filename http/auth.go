@@ -155,7 +155,7 @@ func (a *authenticator) identify(r *http.Request) (identity, error) {
 		if a.isAdmin(tok) {
 			return identity{admin: true}, nil
 		}
-		user, err := a.buyers.verify(tok)
+		user, err := a.buyers.verify(r.Context(), tok)
 		if err != nil {
 			return identity{}, err
 		}

@@ -122,7 +122,10 @@ func (k *buyerKeys) setSecret(secret []byte) {
 // subject. A token verified before under the same keys is answered from
 // the cache, its exp and nbf checked again against the clock; any other
 // goes through the full check, and into the cache if it passes.
-func (k *buyerKeys) verify(tok string) (string, error) {
+//
+// ctx is the request's: a token whose kid the fetched set lacks waits for
+// the set to be fetched again no longer than ctx allows.
+func (k *buyerKeys) verify(ctx context.Context, tok string) (string, error) {
 	st := k.cur.Load()
 	if st.parser == nil {
 		return "", errNoJWT
@@ -132,17 +135,17 @@ func (k *buyerKeys) verify(tok string) (string, error) {
 	if user, ok := k.cache.get(tok, st, remote, now); ok {
 		return user, nil
 	}
-	user, err := k.check(tok, st, remote)
+	user, err := k.check(ctx, tok, st, remote)
 	k.checks.count(err)
 	return user, err
 }
 
 // check verifies a token the cache did not answer, and caches it if good.
-func (k *buyerKeys) check(tok string, st *keyState, remote *JWKS) (string, error) {
+func (k *buyerKeys) check(ctx context.Context, tok string, st *keyState, remote *JWKS) (string, error) {
 	if len(tok) > maxTokenLen {
 		return "", errBadToken
 	}
-	v := verification{keys: k, st: st, remote: remote}
+	v := verification{ctx: ctx, keys: k, st: st, remote: remote}
 	var claims buyerClaims
 	if _, err := st.parser.ParseWithClaims(tok, &claims, v.key); err != nil {
 		return "", errBadToken
@@ -201,6 +204,7 @@ const minUnixTime = -1 << 62
 // verification is one token's check: the keys it may use, and the remote
 // set that verified it (a refresh for an unknown kid may replace it).
 type verification struct {
+	ctx    context.Context // the request's: bounds a wait for a fetch
 	keys   *buyerKeys
 	st     *keyState
 	remote *JWKS
@@ -236,7 +240,7 @@ func (v *verification) key(t *jwt.Token) (any, error) {
 		if err != nil && hasKid && !v.remote.hasKid(s) {
 			// A kid we do not know may be a key the issuer just added:
 			// fetch the set again, at a bounded rate.
-			if fresh := v.keys.remote.refreshForUnknownKid(v.remote); fresh != nil {
+			if fresh := v.keys.remote.refreshForUnknownKid(v.ctx, v.remote); fresh != nil {
 				v.remote = fresh
 				return fresh.lookup(s, hasKid, alg)
 			}

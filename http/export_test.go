@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -41,7 +42,7 @@ func serverWithAuth(o authOptions) *Server {
 
 // verifyJWT checks a buyer token as identify does and returns its subject.
 func (a *authenticator) verifyJWT(tok string) (string, error) {
-	return a.buyers.verify(tok)
+	return a.buyers.verify(context.Background(), tok)
 }
 
 // TestKeys are the signing keys of the tests. The set JWKS holds the

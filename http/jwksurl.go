@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
@@ -69,7 +70,10 @@ type RemoteJWKS struct {
 	putMu   sync.Mutex
 	// fetches numbers the fetches in the order they begin.
 	fetches atomic.Int64
-	mu      sync.Mutex // one fetch on demand at a time
+	mu      sync.Mutex // one Refresh (a reload) at a time
+	// unknown is the fetch for unknown kids: concurrent tokens share one,
+	// and none waits for it beyond its own request's context.
+	unknown singleflight.Group
 }
 
 // fetchErr is the context key under which a fetch on demand receives the
@@ -159,7 +163,9 @@ func (r *RemoteJWKS) Refresh(ctx context.Context) error {
 	return r.fetch(ctx)
 }
 
-// fetch has jwkset fetch the set (the sink applies it). Called with mu.
+// fetch has jwkset fetch the set (the sink applies it). put orders the
+// answers of fetches that overlap (a reload's, an unknown kid's, the
+// schedule's).
 func (r *RemoteJWKS) fetch(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -179,19 +185,30 @@ func (r *RemoteJWKS) fetch(ctx context.Context) error {
 // refreshForUnknownKid fetches the set again for a token whose kid seen
 // lacks, unless the gate says a fetch happened too recently. It returns
 // the set in force if it is no longer seen (fetched by this call or by
-// another meanwhile), nil otherwise. Callers wait while another fetch is
-// running, at most the fetch timeout.
-func (r *RemoteJWKS) refreshForUnknownKid(seen *JWKS) *JWKS {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// another meanwhile), nil otherwise. Concurrent callers share one fetch,
+// and each waits for it only as long as its ctx (its request's) allows:
+// a key server that hangs must not hold every such request for the fetch
+// timeout. The fetch itself runs under the RemoteJWKS's own context,
+// bounded by the fetch timeout, since it serves every caller waiting,
+// not only the one that began it.
+func (r *RemoteJWKS) refreshForUnknownKid(ctx context.Context, seen *JWKS) *JWKS {
 	if cur := r.cur.Load(); cur != seen {
 		return cur
 	}
-	if !r.gate.Allow() {
+	done := r.unknown.DoChan("", func() (any, error) {
+		// The gate bounds the key server's load whatever the flood.
+		if !r.gate.Allow() {
+			return nil, nil
+		}
+		if err := r.fetch(r.ctx); err != nil {
+			r.log.Warn("jwks: fetch for an unknown kid failed", "url", r.shown, "err", err)
+		}
+		return nil, nil
+	})
+	select {
+	case <-done:
+	case <-ctx.Done():
 		return nil
-	}
-	if err := r.fetch(r.ctx); err != nil {
-		r.log.Warn("jwks: fetch for an unknown kid failed", "url", r.shown, "err", err)
 	}
 	if cur := r.cur.Load(); cur != seen {
 		return cur
