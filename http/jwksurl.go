@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	neturl "net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,8 +52,10 @@ type RemoteJWKSOptions struct {
 // skipped. A fetch that fails, or a set that does not pass, leaves the
 // keys in force as they are; a set that passes replaces them whole.
 type RemoteJWKS struct {
-	// shown is the URL as errors and logs show it (shownURL).
+	// shown is the URL as errors and logs show it (shownURL); raw is
+	// the URL itself, whose query hideQuery masks in errors of others.
 	shown   string
+	raw     string
 	ctx     context.Context
 	stop    context.CancelFunc
 	timeout time.Duration
@@ -111,7 +114,7 @@ func FetchJWKS(ctx context.Context, url string, o RemoteJWKSOptions) (*RemoteJWK
 	// jwkset starts its refresh goroutine before the first fetch: a
 	// failed start must stop it.
 	ctx, cancel := context.WithCancel(ctx)
-	r := &RemoteJWKS{shown: shown, ctx: ctx, stop: cancel, timeout: o.Timeout, log: o.Logger,
+	r := &RemoteJWKS{shown: shown, raw: url, ctx: ctx, stop: cancel, timeout: o.Timeout, log: o.Logger,
 		gate: rate.NewLimiter(rate.Every(o.MinRefetch), 1)}
 	limited := *client
 	limited.Transport = limitBody{next: client.Transport, max: maxJWKSFile, r: r}
@@ -124,14 +127,14 @@ func FetchJWKS(ctx context.Context, url string, o RemoteJWKSOptions) (*RemoteJWK
 				*p = err
 				return
 			}
-			r.log.Warn("jwks: refresh failed; the keys in force stay", "url", shown, "err", err)
+			r.log.Warn("jwks: refresh failed; the keys in force stay", "url", shown, "err", hideQuery(err, url))
 		},
 		RefreshInterval: o.Refresh,
 		Storage:         jwkset.NewMemoryStorage(),
 	})
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("jwks-url %s: %w", shown, err)
+		return nil, fmt.Errorf("jwks-url %s: %w", shown, hideQuery(err, url))
 	}
 	r.client, err = jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs:          map[string]jwkset.Storage{url: store},
@@ -174,7 +177,7 @@ func (r *RemoteJWKS) fetch(ctx context.Context) error {
 	// A kid no set can hold makes jwkset's client fetch every URL.
 	_, err := r.client.KeyRead(ctx, "\x00surge-refresh")
 	if failed != nil {
-		return fmt.Errorf("jwks-url %s: %w", r.shown, failed)
+		return fmt.Errorf("jwks-url %s: %w", r.shown, hideQuery(failed, r.raw))
 	}
 	if !errors.Is(err, jwkset.ErrKeyNotFound) {
 		return err
@@ -241,16 +244,54 @@ func (r *RemoteJWKS) put(ks *JWKS, seq int64) {
 }
 
 // shownURL is a --jwks-url as an error or a log may show it: its password
-// masked, as a store URL's is (the URL may carry the key server's
-// credentials); a URL that does not parse is not shown at all, since it
-// may hold anything.
+// and its query's values masked, as a store URL's password is (the URL
+// may carry the key server's credentials, in the userinfo or as a token
+// in the query: ?access_token=…); a URL that does not parse is not shown
+// at all, since it may hold anything.
 func shownURL(raw string) string {
 	u, err := neturl.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
 	}
+	u.RawQuery = maskedQuery(u.RawQuery)
 	return u.Redacted()
 }
+
+// maskedQuery is a query with every value masked; the names stay, to tell
+// which URL it is. A pair that does not parse is dropped, never shown.
+func maskedQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	q, _ := neturl.ParseQuery(raw)
+	for _, vs := range q {
+		for i := range vs {
+			vs[i] = "xxxxx"
+		}
+	}
+	return q.Encode()
+}
+
+// hideQuery masks the query of the URL raw in the text of err: net/http's
+// errors (*url.Error) quote the URL of the request whole but for its
+// password, and jwkset wraps them into its own text. The error chain
+// stays for errors.Is.
+func hideQuery(err error, raw string) error {
+	u, perr := neturl.Parse(raw)
+	if err == nil || perr != nil || u.RawQuery == "" || !strings.Contains(err.Error(), u.RawQuery) {
+		return err
+	}
+	return maskedErr{msg: strings.ReplaceAll(err.Error(), u.RawQuery, maskedQuery(u.RawQuery)), err: err}
+}
+
+// maskedErr is an error whose text had a secret masked.
+type maskedErr struct {
+	msg string
+	err error
+}
+
+func (e maskedErr) Error() string { return e.msg }
+func (e maskedErr) Unwrap() error { return e.err }
 
 // limitBody refuses responses larger than max bytes, as LoadJWKS refuses
 // such files: jwkset decodes the body as it comes.

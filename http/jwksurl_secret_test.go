@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/surgehq/surge/servicetest"
 )
 
@@ -76,5 +78,60 @@ func TestJWKSURLPasswordNotShown(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "keys changed") {
 		t.Errorf("the rotation was not logged; the log:\n%s", logs.String())
+	}
+}
+
+// TestJWKSURLQueryNotShown: a --jwks-url may carry a secret in its query
+// string (https://keys/jwks?access_token=…), as some key servers want.
+// Neither the errors of a fetch (at start, on a reload) nor the logs (a
+// scheduled refresh, a fetch for an unknown kid that failed) show it:
+// query values are masked as the password is.
+func TestJWKSURLQueryNotShown(t *testing.T) {
+	const secret = "jwks-query-secret-0123"
+	k1 := newEd25519(t)
+	srv := newJWKSServer(t, jwksDoc(t, PublicJWK("k1", k1.Public())))
+	url := srv.URL + "/keys?tenant=shop&access_token=" + secret
+	logs := &servicetest.Log{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	remote, err := FetchJWKS(t.Context(), url, RemoteJWKSOptions{Refresh: 50 * time.Millisecond, MinRefetch: time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	// The key server goes away: a transport error, whose text names the URL.
+	srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	refreshErr := remote.Refresh(ctx)
+	if refreshErr == nil {
+		t.Fatal("a fetch from a key server that is gone succeeded")
+	}
+	a := newAuthenticatorOptions(authOptions{buyer: BuyerAuth{Remote: remote}})
+	kit := tokenKit{t: t}
+	claims := jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}
+	if _, err := a.verifyJWT(kit.sign(jwt.SigningMethodEdDSA, k1, map[string]any{"kid": "new"}, claims)); err == nil {
+		t.Fatal("a token with an unknown kid was accepted")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "refresh failed") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "refresh failed") || !strings.Contains(logs.String(), "unknown kid failed") {
+		t.Fatalf("no scheduled refresh and no fetch for an unknown kid failed within 10 s; the log:\n%s", logs.String())
+	}
+	remote.Close()
+	_, startErr := FetchJWKS(t.Context(), url, RemoteJWKSOptions{Logger: log})
+	if startErr == nil {
+		t.Fatal("a first fetch from a key server that is gone succeeded")
+	}
+	for _, c := range []struct{ what, text string }{
+		{"the logs of the failed refreshes", logs.String()},
+		{"the error of a fetch refused on a reload", refreshErr.Error()},
+		{"the error of a failed first fetch (at start)", startErr.Error()},
+	} {
+		if strings.Contains(c.text, secret) {
+			t.Errorf("%s: the secret %q in --jwks-url's query is shown; want query values masked (xxxxx), as the password is:\n%s",
+				c.what, secret, c.text)
+		}
 	}
 }

@@ -297,7 +297,17 @@ func masked(name, v string) string {
 			} else if nats && u.User != nil {
 				u.User = url.User(mask)
 			}
-			if q := u.Query(); q.Has("password") {
+			if q := u.Query(); name == "jwks-url" && len(q) > 0 {
+				// A key server may take its credential in the query
+				// (?access_token=…): every value is masked, as the
+				// fetch's errors and logs mask them.
+				for _, vs := range q {
+					for j := range vs {
+						vs[j] = mask
+					}
+				}
+				u.RawQuery = q.Encode()
+			} else if q.Has("password") {
 				q.Set("password", mask)
 				u.RawQuery = q.Encode()
 			}

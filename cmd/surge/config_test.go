@@ -224,6 +224,9 @@ func TestMasked(t *testing.T) {
 		{"postgres-url", "host=db user=bob password='p w' dbname=x", "host=db user=bob password=xxxxx dbname=x"},
 		{"postgres-url", "host=db password=pw", "host=db password=xxxxx"},
 		{"http-addr", "127.0.0.1:8080", "127.0.0.1:8080"},
+		// A key server may take its credential as a query parameter.
+		{"jwks-url", "https://keys.example/jwks?tenant=a&access_token=s3cret", "https://keys.example/jwks?access_token=xxxxx&tenant=xxxxx"},
+		{"jwks-url", "https://keys.example/jwks", "https://keys.example/jwks"},
 	} {
 		if got := masked(tc.name, tc.in); got != tc.want {
 			t.Errorf("masked(%q, %q) = %q, want %q", tc.name, tc.in, got, tc.want)
