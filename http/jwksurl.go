@@ -23,7 +23,11 @@ import (
 const (
 	DefaultJWKSRefresh    = 5 * time.Minute
 	DefaultJWKSMinRefetch = 30 * time.Second
-	defaultJWKSTimeout    = 10 * time.Second
+	// MinJWKSRefresh is the least --jwks-refresh surge serve accepts: a
+	// shorter one would have every node fetch the set that often, more
+	// often than a flood of unknown kids may (DefaultJWKSMinRefetch).
+	MinJWKSRefresh     = 30 * time.Second
+	defaultJWKSTimeout = 10 * time.Second
 )
 
 // RemoteJWKSOptions tunes a fetched key set; the zero value is the

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -86,4 +87,38 @@ func ecKeySet(t *testing.T) (*ecdsa.PrivateKey, []byte) {
 		t.Fatal(err)
 	}
 	return key, doc
+}
+
+// TestJWKSRefreshMinimum: --jwks-refresh below 30s would have the key
+// server fetched as often as asked (1ms: a thousand requests a second
+// from every node). A start refuses it (exit 2, one line naming the flag
+// and the minimum), and so does a reload (the config file it reads again
+// is checked as a start's).
+func TestJWKSRefreshMinimum(t *testing.T) {
+	_, doc := ecKeySet(t)
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(doc) }))
+	defer keys.Close()
+	for _, refresh := range []string{"1ns", "1ms", "29s"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		code, _, stderr := runCLI(ctx, "serve", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--admin-token", "jwks-refresh-admin-token",
+			"--log-level", "error", "--jwks-url", keys.URL, "--jwks-refresh", refresh)
+		cancel()
+		if code != 2 || !oneLine(stderr) || !strings.Contains(stderr, "--jwks-refresh") || !strings.Contains(stderr, "30s") {
+			t.Errorf("serve --jwks-refresh %s: exit %d, stderr %q; want a refusal, exit 2 and one line naming --jwks-refresh and its minimum 30s", refresh, code, stderr)
+		}
+	}
+	// The reload's path: the config file read again, as reload does.
+	cfg := filepath.Join(t.TempDir(), "surge.yaml")
+	if err := os.WriteFile(cfg, []byte("jwks-url: "+keys.URL+"\njwks-refresh: 1ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadServeConfig([]string{"--config", cfg, "--data-dir", t.TempDir()}, io.Discard); err == nil || !strings.Contains(err.Error(), "--jwks-refresh") {
+		t.Errorf("a config file with jwks-refresh 1ms, as a reload reads it: %v; want it refused, naming --jwks-refresh", err)
+	}
+	// The default and the minimum itself start.
+	for _, refresh := range []string{"30s", "5m"} {
+		if _, err := loadServeConfig([]string{"--data-dir", t.TempDir(), "--jwks-url", keys.URL, "--jwks-refresh", refresh}, io.Discard); err != nil {
+			t.Errorf("--jwks-refresh %s: %v; want it accepted", refresh, err)
+		}
+	}
 }

@@ -146,7 +146,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", c.jwtSecretFile, "file holding the HS256 secret of buyer JWTs (a trailing newline is dropped)")
 	fs.StringVar(&c.jwksFile, "jwks-file", c.jwksFile, "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256, P-256 keys ES256; the token's kid picks the key (read again on reload)")
 	fs.StringVar(&c.jwksURL, "jwks-url", c.jwksURL, "URL of the JWKS (an identity provider's jwks_uri) whose keys sign buyer JWTs; fetched at start, again every --jwks-refresh, and at once (at most every 30s) for a token whose kid it lacks; instead of --jwks-file")
-	fs.DurationVar(&c.jwksRefresh, "jwks-refresh", c.jwksRefresh, "how often the --jwks-url key set is fetched again")
+	fs.DurationVar(&c.jwksRefresh, "jwks-refresh", c.jwksRefresh, "how often the --jwks-url key set is fetched again (at least 30s)")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", c.jwtIssuer, "if set, buyer JWTs must carry this iss claim")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", c.jwtAudience, "if set, buyer JWTs must carry this aud claim (or list it)")
 	fs.BoolVar(&c.insecureUserHeader, "insecure-user-header", c.insecureUserHeader, "trust the X-User-ID header as the buyer (development and benchmarks only)")
@@ -411,8 +411,13 @@ func (c *serveConfig) validate() error {
 	if _, err := c.buyerAuth(); err != nil {
 		return errUsage{fmt.Sprintf("serve: --jwks-file: %v", err)}
 	}
-	if c.jwksURL != "" && (c.jwksFile != "" || c.jwksRefresh <= 0) {
-		return errUsage{"serve: give --jwks-url or --jwks-file, not both, and a positive --jwks-refresh"}
+	if c.jwksURL != "" && c.jwksFile != "" {
+		return errUsage{"serve: give --jwks-url or --jwks-file, not both"}
+	}
+	if c.jwksURL != "" && c.jwksRefresh < surgehttp.MinJWKSRefresh {
+		// Each refresh is a request to the key server, from every node.
+		return errUsage{fmt.Sprintf("serve: --jwks-refresh %v is too short: the key server would be fetched that often; want at least %v (default %v)",
+			c.jwksRefresh, surgehttp.MinJWKSRefresh, surgehttp.DefaultJWKSRefresh)}
 	}
 	if _, err := c.limits(); err != nil {
 		return errUsage{"serve: " + err.Error()}
