@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -119,6 +121,33 @@ func TestJWKSRefreshMinimum(t *testing.T) {
 	for _, refresh := range []string{"30s", "5m"} {
 		if _, err := loadServeConfig([]string{"--data-dir", t.TempDir(), "--jwks-url", keys.URL, "--jwks-refresh", refresh}, io.Discard); err != nil {
 			t.Errorf("--jwks-refresh %s: %v; want it accepted", refresh, err)
+		}
+	}
+}
+
+// TestJWKSURLPlainHTTPWarns: keys fetched over plain HTTP from another
+// host can be swapped by anyone on the path, who can then sign tokens for
+// any buyer. The start (and a reload) logs a warning naming the risk; a
+// key server on the loopback, or over HTTPS, draws none.
+func TestJWKSURLPlainHTTPWarns(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		warn bool
+	}{
+		{"http://keys.example.com/.well-known/jwks.json", true},
+		{"http://10.0.0.7:8080/jwks", true},
+		{"HTTP://keys.example.com/jwks", true},
+		{"https://keys.example.com/jwks", false},
+		{"http://127.0.0.1:8080/jwks", false},
+		{"http://localhost:8080/jwks", false},
+		{"http://[::1]:8080/jwks", false},
+	} {
+		var buf bytes.Buffer
+		c2 := serveConfig{jwksURL: c.url}
+		c2.warnBuyerAuth(slog.New(slog.NewTextHandler(&buf, nil)))
+		got := strings.Contains(buf.String(), "level=WARN") && strings.Contains(buf.String(), "--jwks-url") && strings.Contains(buf.String(), "plain HTTP")
+		if got != c.warn {
+			t.Errorf("--jwks-url %s: warned %v, want %v (a WARN naming --jwks-url and plain HTTP for a non-loopback http:// URL); the log:\n%s", c.url, got, c.warn, buf.String())
 		}
 	}
 }

@@ -315,6 +315,30 @@ func (c *serveConfig) warnBuyerAuth(log *slog.Logger) {
 	if c.jwtSecret == "" && c.jwksFile == "" && c.jwksURL == "" && !c.insecureUserHeader {
 		log.Warn("no buyer authentication configured: set --jwt-secret, --jwks-file or --jwks-url so buyers can purchase")
 	}
+	if host, ok := plainHTTPRemote(c.jwksURL); ok {
+		// Refusing it would break the starts that use it; the operator
+		// must at least be told.
+		log.Warn("--jwks-url fetches the buyers' keys over plain HTTP from another host: anyone on the path can swap them and sign tokens for any buyer; use https://",
+			"host", host)
+	}
+}
+
+// plainHTTPRemote reports whether raw is an http:// URL of a host other
+// than the loopback, and that host (never the rest of the URL, which may
+// hold a credential).
+func plainHTTPRemote(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") {
+		return "", false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return "", false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return "", false
+	}
+	return u.Host, true
 }
 
 // validate checks the settings and reads the secret and key files: what
