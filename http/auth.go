@@ -111,6 +111,8 @@ var (
 	errBadToken   = errors.New("invalid or expired token")
 	errNotAdmin   = errors.New("this endpoint needs the admin token")
 	errNoJWT      = errors.New("buyer tokens are not accepted: the server has no JWT secret or JWKS")
+	// errAdminNotBuyer: the admin token is good, but no buyer's.
+	errAdminNotBuyer = errors.New("purchases need a buyer identity, not the admin token")
 )
 
 func bearer(r *http.Request) (string, bool) {
@@ -179,7 +181,7 @@ func (a *authenticator) buyer(r *http.Request) (string, error) {
 		return "", err
 	}
 	if id.admin {
-		return "", errors.New("purchases need a buyer identity, not the admin token")
+		return "", errAdminNotBuyer
 	}
 	return id.user, nil
 }

@@ -59,7 +59,7 @@ func (s *Server) Ops(g prometheus.Gatherer, api http.Handler) http.Handler {
 	})
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.auth.admin(r); err != nil {
-			unauthenticated(w, err)
+			unauthenticated(w, r, err)
 			return
 		}
 		ops.ServeHTTP(w, r)

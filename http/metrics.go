@@ -17,7 +17,7 @@ func (s *Server) metricsRoutes() {
 	h := metrics.Handler(s.cfg.Gatherer)
 	s.adminRoute("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.auth.admin(r); err != nil {
-			unauthenticated(w, err)
+			unauthenticated(w, r, err)
 			return
 		}
 		h.ServeHTTP(w, r)

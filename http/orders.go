@@ -12,7 +12,7 @@ import (
 func (s *Server) orderFor(w http.ResponseWriter, r *http.Request) (surge.Order, bool) {
 	who, err := s.auth.identify(r)
 	if err != nil {
-		unauthenticated(w, err)
+		unauthenticated(w, r, err)
 		return surge.Order{}, false
 	}
 	id, ok := pathID(r)
@@ -57,7 +57,7 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 // admin token) confirms payment here.
 func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
 	if err := s.auth.admin(r); err != nil {
-		unauthenticated(w, err)
+		unauthenticated(w, r, err)
 		return
 	}
 	id, ok := pathID(r)

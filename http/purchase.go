@@ -147,7 +147,7 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code string, replay bool) {
 	user, err := s.auth.buyer(r)
 	if err != nil {
-		unauthenticated(w, err)
+		unauthenticated(w, r, err)
 		return codeUnauthenticated, false
 	}
 	saleID, ok := pathID(r)

@@ -226,7 +226,7 @@ func (s *Server) queueSale(w http.ResponseWriter, r *http.Request) (*surge.Sale,
 func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 	user, err := s.auth.buyer(r)
 	if err != nil {
-		unauthenticated(w, err)
+		unauthenticated(w, r, err)
 		return
 	}
 	sale, ok := s.queueSale(w, r)

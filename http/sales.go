@@ -165,7 +165,7 @@ func parseTimeField(name string, v *string) (*time.Time, error) {
 
 func (s *Server) createSale(w http.ResponseWriter, r *http.Request) {
 	if err := s.auth.admin(r); err != nil {
-		unauthenticated(w, err)
+		unauthenticated(w, r, err)
 		return
 	}
 	body, ok := readBody(w, r, MaxSaleBody)

@@ -235,8 +235,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-func unauthenticated(w http.ResponseWriter, err error) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="surge"`)
+// unauthenticated answers 401 with a Bearer challenge (RFC 9110 §11.6.1),
+// naming the error invalid_token when r sent a bearer token that was
+// refused (RFC 6750 §3.1), so a client knows to get a new token rather
+// than to sign in; the admin token on a buyer's route is a good token
+// of the wrong kind, and a request without a token gets no error code.
+func unauthenticated(w http.ResponseWriter, r *http.Request, err error) {
+	challenge := `Bearer realm="surge"`
+	if _, sent := bearer(r); sent && !errors.Is(err, errAdminNotBuyer) {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
 	writeError(w, http.StatusUnauthorized, codeUnauthenticated, err.Error())
 }
 
@@ -285,7 +294,7 @@ func drain(body io.Reader) { _, _ = io.CopyN(io.Discard, body, drainLimit) }
 // the sale's id; false once it has answered 401 or 404.
 func (s *Server) adminSaleID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if err := s.auth.admin(r); err != nil {
-		unauthenticated(w, err)
+		unauthenticated(w, r, err)
 		return "", false
 	}
 	id, ok := pathID(r)

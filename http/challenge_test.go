@@ -1,0 +1,59 @@
+package http_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/surgehq/surge/internal/testtoken"
+)
+
+// TestUnauthorizedChallenge: every 401 of the HTTP API carries a Bearer
+// challenge (RFC 9110 §11.6.1, RFC 6750 §3), with error="invalid_token"
+// when the request sent a token that was refused (RFC 6750 §3.1), and
+// without an error when it sent none; the status and body stay
+// 401 unauthenticated.
+func TestUnauthorizedChallenge(t *testing.T) {
+	expired := testtoken.Sign(t, jwt.SigningMethodHS256, jwtSecret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(-time.Hour).Unix()})
+	valid := userToken(t, "alice")
+	forged := valid[:len(valid)-4] + "AAAA"
+	for _, mode := range []struct {
+		name string
+		opt  envOptions
+	}{
+		{"JWT secret", envOptions{}},
+		{"JWT secret and X-User-ID", envOptions{insecureUserHeader: true}},
+	} {
+		e := newEnv(t, mode.opt)
+		for _, c := range []struct {
+			name, method, path string
+			opts               []opt
+			invalidToken       bool
+		}{
+			{"buyer route, no credentials", "GET", "/v1/orders/o_missing", nil, false},
+			{"buyer route, expired token", "GET", "/v1/orders/o_missing", []opt{bearerAuth(expired)}, true},
+			{"buyer route, forged signature", "POST", "/v1/sales/s/purchases", []opt{bearerAuth(forged), idemKey("k")}, true},
+			{"buyer route, garbage token", "GET", "/v1/orders/o_missing", []opt{bearerAuth("not-a-jwt")}, true},
+			{"admin route, no credentials", "POST", "/v1/sales", nil, false},
+			{"admin route, wrong token", "POST", "/v1/sales", []opt{bearerAuth("wrong-admin-token")}, true},
+		} {
+			r := e.do(t, c.method, c.path, `{"quantity":1}`, c.opts...)
+			got := r.header.Get("WWW-Authenticate")
+			if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), `"unauthenticated"`) {
+				t.Errorf("%s, %s: %d %s; want 401 unauthenticated", mode.name, c.name, r.status, r.body)
+				continue
+			}
+			switch {
+			case !strings.HasPrefix(got, "Bearer"):
+				t.Errorf("%s, %s: WWW-Authenticate %q; want a Bearer challenge", mode.name, c.name, got)
+			case c.invalidToken && !strings.Contains(got, `error="invalid_token"`):
+				t.Errorf("%s, %s: WWW-Authenticate %q; want error=\"invalid_token\", the request sent a token that was refused", mode.name, c.name, got)
+			case !c.invalidToken && strings.Contains(got, "error="):
+				t.Errorf("%s, %s: WWW-Authenticate %q; want no error, the request sent no token (RFC 6750 §3.1)", mode.name, c.name, got)
+			}
+		}
+	}
+}
