@@ -166,6 +166,11 @@ type Store struct {
 	// sweeps is, per sale, where the leader's sweep of each bucket's held
 	// orders goes on from (leader.go); the leader loop's alone.
 	sweeps map[string][]uint64
+	// sweepNext is where, in the list of sales, the next sweep starts.
+	sweepNext int
+	// round is held through each of the leader's rounds (lead), which
+	// own sweeps and sweepNext: tests run rounds of their own beside it.
+	round sync.Mutex
 
 	// rel hears of the orders the leader's expiry moved (OnRelease).
 	rel surge.Releases

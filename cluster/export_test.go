@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"time"
 
 	"github.com/surgehq/surge"
 )
@@ -14,3 +15,20 @@ func InstallLive(ctx context.Context, s *Store, snap surge.LiveState) (bool, err
 
 // LeaseHolder is the name s holds its leases under.
 func LeaseHolder(s *Store) string { return s.holder }
+
+// Round runs one of the leader's rounds (expiry, then repair) now, as the
+// leader loop does, never at once with the loop's; false if s could not
+// take the lease.
+func Round(ctx context.Context, s *Store) bool {
+	s.round.Lock()
+	defer s.round.Unlock()
+	l, _ := s.acquire(ctx)
+	if l == nil {
+		return false
+	}
+	if _, err := s.expire(ctx, *l, time.Now()); err != nil {
+		return false
+	}
+	s.repair(ctx, *l)
+	return true
+}

@@ -157,6 +157,7 @@ func (s *Store) lead(ctx context.Context) {
 	// Checked first: a tick may be ready beside ctx.Done, and a try for
 	// the lease runs to its end whatever ctx says.
 	for ctx.Err() == nil {
+		s.round.Lock()
 		if l, _ := s.acquire(ctx); l != nil {
 			if !s.cfg.NoExpiry {
 				if _, err := s.expire(ctx, *l, time.Now()); err != nil && ctx.Err() == nil {
@@ -165,6 +166,7 @@ func (s *Store) lead(ctx context.Context) {
 			}
 			s.repair(ctx, *l)
 		}
+		s.round.Unlock()
 		select {
 		case <-ctx.Done():
 			return
@@ -192,70 +194,119 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			delete(s.sweeps, id) // removed or archived
 		}
 	}
-	for _, row := range rows {
+	// Most sales are idle (past sales of a shop, above all): one pipelined
+	// survey finds them, so the round, and with it the next expiry of
+	// holds, costs a few round trips per thousand of them instead of
+	// several per sale. Should it fail, every sale is diagnosed.
+	want := make([]redis.Expect, len(rows))
+	for i, row := range rows {
+		want[i] = redis.Expect{Layout: redis.Layout{Sale: row.ID, Buckets: row.Buckets}, Epoch: row.Epoch, Ever: row.Ever}
+	}
+	var quiet []bool
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		quiet, err = s.live.Quiet(ctx, want)
+		return err
+	}); err != nil {
+		quiet = make([]bool, len(rows))
+	}
+	sweep := make([]postgres.SaleRow, 0, len(rows))
+	for i, row := range rows {
 		s.remember(row.Sale, row.Buckets, row.Ever)
+		if quiet[i] && !row.Dirty {
+			sweep = append(sweep, row)
+			continue
+		}
 		why, err := s.diagnose(ctx, row)
 		if err != nil {
 			continue
 		}
 		if why == "" {
-			s.sweep(ctx, row)
+			sweep = append(sweep, row)
 			continue
 		}
 		if err := s.Rebuild(ctx, l, row.ID, why); err != nil {
 			s.log.Error("rebuild live state", "sale", row.ID, "why", why, "err", err)
 		}
 	}
+	s.sweep(ctx, sweep)
 }
 
-// sweepCount is about how many held orders of a sale a sweep looks at
-// each round (one PostgreSQL lookup by primary key each).
-const sweepCount = 1000
+// sweepCount is about how many held orders a sweep looks at each round
+// (one PostgreSQL lookup by primary key each); sweepSales bounds the sales
+// it reads, in turn, each round.
+const (
+	sweepCount = 1000
+	sweepSales = 256
+)
 
 // sweep gives back the units Redis still holds for orders PostgreSQL has
 // ended: a node that dies between ending an order and releasing it, or
 // whose call timed out after PostgreSQL committed, leaves them taken, and
 // no one else would give them back. Each round looks at the next part of
-// every bucket's held orders, so a whole sale is read through over
-// rounds. Releasing is idempotent per order, so racing the node that
-// ended an order, or a rebuild, gives back nothing twice.
-func (s *Store) sweep(ctx context.Context, row postgres.SaleRow) {
-	layout := redis.Layout{Sale: row.ID, Buckets: row.Buckets}
-	cursors := s.sweeps[row.ID]
-	if len(cursors) != max(row.Buckets, 1) {
-		cursors = make([]uint64, max(row.Buckets, 1))
-		s.sweeps[row.ID] = cursors
+// the held orders of the next sweepSales sales, all in one Redis round
+// trip and one PostgreSQL lookup, so every sale is read through over
+// rounds while a round's cost does not grow with the sales (a sale's paid
+// orders stay held in Redis for good, so every past sale has some).
+// Releasing is idempotent per order, so racing the node that ended an
+// order, or a rebuild, gives back nothing twice.
+func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
+	if len(rows) == 0 {
+		return
 	}
-	count := int64(max(sweepCount/len(cursors), 64))
-	var ids []string
-	for b := range cursors {
-		err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-			var got []string
-			got, cursors[b], err = s.live.Held(ctx, layout, b, cursors[b], count)
-			ids = append(ids, got...)
-			return err
-		})
-		if err != nil {
-			return
+	start := s.sweepNext % len(rows)
+	n := min(sweepSales, len(rows))
+	s.sweepNext = start + n
+	var scans []redis.Scan
+	var cursors [][]uint64
+	for i := range n {
+		row := rows[(start+i)%len(rows)]
+		c := s.sweeps[row.ID]
+		if len(c) != max(row.Buckets, 1) {
+			c = make([]uint64, max(row.Buckets, 1))
+			s.sweeps[row.ID] = c
+		}
+		for b := range c {
+			scans = append(scans, redis.Scan{Layout: redis.Layout{Sale: row.ID, Buckets: row.Buckets}, Bucket: b, Cursor: c[b]})
+			cursors = append(cursors, c)
 		}
 	}
-	if len(ids) == 0 {
-		return
-	}
-	var ended []surge.Order
-	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-		ended, err = s.db.Ended(ctx, ids)
+	count := int64(max(sweepCount/len(scans), 64))
+	var got [][]string
+	var next []uint64
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		got, next, err = s.live.HeldMany(ctx, scans, count)
 		return err
-	})
-	if err != nil || len(ended) == 0 {
+	}); err != nil {
 		return
 	}
-	s.log.Warn("gave back units Redis still held for orders PostgreSQL had ended (a node died or lost the answer between the two)",
-		"sale", row.ID, "orders", len(ended))
-	if s.swept != nil {
-		s.swept.Add(float64(len(ended)))
+	var ids []string
+	for i, sc := range scans {
+		cursors[i][sc.Bucket] = next[i]
+		ids = append(ids, got[i]...)
 	}
-	s.release(ctx, row.ID, ended)
+	for len(ids) > 0 {
+		part := ids[:min(len(ids), endedChunk)]
+		ids = ids[len(part):]
+		var ended []surge.Order
+		if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+			ended, err = s.db.Ended(ctx, part)
+			return err
+		}); err != nil {
+			return
+		}
+		bySale := make(map[string][]surge.Order)
+		for _, o := range ended {
+			bySale[o.SaleID] = append(bySale[o.SaleID], o)
+		}
+		for sale, orders := range bySale {
+			s.log.Warn("gave back units Redis still held for orders PostgreSQL had ended (a node died or lost the answer between the two)",
+				"sale", sale, "orders", len(orders))
+			if s.swept != nil {
+				s.swept.Add(float64(len(orders)))
+			}
+			s.release(ctx, sale, orders)
+		}
+	}
 }
 
 // diagnose says why a sale's live state needs a rebuild, or "".

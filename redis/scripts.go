@@ -30,6 +30,9 @@ var inspectSrc string
 //go:embed unreserve.lua
 var unreserveSrc string
 
+//go:embed quiet.lua
+var quietSrc string
+
 var (
 	reserveScript   = goredis.NewScript(reserveSrc)
 	releaseScript   = goredis.NewScript(releaseSrc)
@@ -38,12 +41,14 @@ var (
 	giveScript      = goredis.NewScript(giveSrc)
 	inspectScript   = goredis.NewScript(inspectSrc)
 	unreserveScript = goredis.NewScript(unreserveSrc)
+	quietScript     = goredis.NewScript(quietSrc)
 )
 
 // sources are the scripts' texts, for EVAL when Redis forgot one.
 var sources = map[*goredis.Script]string{
 	reserveScript: reserveSrc, releaseScript: releaseSrc, installScript: installSrc,
 	takeScript: takeSrc, giveScript: giveSrc, inspectScript: inspectSrc, unreserveScript: unreserveSrc,
+	quietScript: quietSrc,
 }
 
 // evalMany is the package's one script runner: it runs sc once per

@@ -1,0 +1,124 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Expect is what PostgreSQL says a sale's live state should be: its
+// layout, epoch and count of units ever inserted.
+type Expect struct {
+	Layout
+	Epoch, Ever int64
+}
+
+// quietChunk bounds the script calls one pipelined round trip of Quiet
+// sends.
+const quietChunk = 1000
+
+// Quiet reports, for each sale, whether its live state is exactly what
+// PostgreSQL expects and holds nothing waiting: every bucket present with
+// its sentinels and at the expected epoch, its units reserved equal to
+// PostgreSQL's ever count (none waiting to be confirmed), no pending
+// batch, no transfer record kept and no units taken in transfers beyond
+// those given. The leader diagnoses only the other sales, so the cost of
+// its round follows the sales that need work, not every sale ever created
+// (a few round trips for thousands of sales). Each bucket is read by one
+// script, atomically; false only ever costs a full diagnosis.
+func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]bool, error) {
+	quiet := make([]bool, len(sales))
+	var (
+		keys  [][]string
+		args  [][]any
+		owner []int
+	)
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		cmds, err := evalMany(ctx, s.c, quietScript, keys, args, nil)
+		if err != nil {
+			return fmt.Errorf("redis: survey sales: %w", err)
+		}
+		sum := map[int]*[5]int64{} // per sale: epoch (-1 differs), tot, got, gave, busy
+		for i, c := range cmds {
+			res, err := c.Int64Slice()
+			if err != nil {
+				return fmt.Errorf("redis: survey sales: %w", err)
+			}
+			a := sum[owner[i]]
+			if a == nil {
+				a = &[5]int64{-2}
+				sum[owner[i]] = a
+			}
+			if len(res) != 5 {
+				a[4] = 1 // missing or damaged: the diagnosis says which
+				continue
+			}
+			switch {
+			case a[0] == -2:
+				a[0] = res[0]
+			case a[0] != res[0]:
+				a[0] = -1
+			}
+			for j := 1; j < 5; j++ {
+				a[j] += res[j]
+			}
+		}
+		for i, a := range sum {
+			e := sales[i]
+			quiet[i] = a[4] == 0 && a[0] == e.Epoch && a[1] == e.Ever && a[2] <= a[3]
+		}
+		keys, args, owner = keys[:0], args[:0], owner[:0]
+		return nil
+	}
+	for i, e := range sales {
+		for b := range e.n() {
+			k := s.keys(e.Layout, b)
+			keys = append(keys, append(k.list(), k.xout, k.xin))
+			args = append(args, nil)
+			owner = append(owner, i)
+		}
+		if len(keys) >= quietChunk {
+			if err := flush(); err != nil {
+				return quiet, err
+			}
+		}
+	}
+	return quiet, flush()
+}
+
+// Scan is one bucket's part of a sweep of held orders (Held).
+type Scan struct {
+	Layout
+	Bucket int
+	Cursor uint64
+}
+
+// HeldMany is Held for many buckets, of many sales, in one round trip:
+// ids[i] and next[i] answer scans[i].
+func (s *Stock) HeldMany(ctx context.Context, scans []Scan, count int64) (ids [][]string, next []uint64, err error) {
+	cmds := make([]*goredis.ScanCmd, len(scans))
+	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, sc := range scans {
+			cmds[i] = p.HScan(ctx, s.keys(sc.Layout, sc.Bucket).orders, sc.Cursor, "", count)
+		}
+		return nil
+	})
+	ids, next = make([][]string, len(scans)), make([]uint64, len(scans))
+	for i, c := range cmds {
+		kv, cur, err := c.Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("redis: held orders of sale %s: %w", scans[i].Sale, err)
+		}
+		for j := 0; j < len(kv); j += 2 {
+			if kv[j] != "!" { // the sentinel
+				ids[i] = append(ids[i], kv[j])
+			}
+		}
+		next[i] = cur
+	}
+	return ids, next, nil
+}

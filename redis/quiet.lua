@@ -1,0 +1,27 @@
+-- Tell whether one bucket's live state gives the leader anything to do
+-- (see stock.go Quiet).
+-- KEYS: meta, users, keys, orders, pending, outgoing transfers, received
+-- transfers
+-- Returns {-1} if the state is missing or lost a sentinel (as inspect.lua),
+-- else {epoch, units reserved so far, units taken in transfers, units
+-- given, busy}: busy is 1 while a reservation waits to be confirmed or a
+-- transfer's record is kept.
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'tot', 'got', 'gave')
+if not meta[1] or not meta[2] then
+  return {-1}
+end
+for i = 2, 4 do
+  if redis.call('HEXISTS', KEYS[i], '!') == 0 then
+    return {-1}
+  end
+end
+local busy = 0
+for i = 5, 7 do
+  if not redis.call('ZSCORE', KEYS[i], '!') then
+    return {-1}
+  end
+  if redis.call('ZCARD', KEYS[i]) > 1 then
+    busy = 1
+  end
+end
+return {tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3] or '0'), tonumber(meta[4] or '0'), busy}
