@@ -12,23 +12,23 @@ import (
 func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 	buckets := max(s.cfg.Buckets, 1)
 	layout := redis.Layout{Sale: sl.ID, Buckets: buckets}
-	installed := false
+	staged := false
 	// The live state starts empty at epoch 1, installed before the sale's
 	// row commits: a leader that saw the row first would take the state
 	// for lost and rebuild it, failing the first purchases. If the install
 	// fails the leader builds it; purchases answer 503 until then.
 	install := func(ctx context.Context) {
+		staged = true // even should it fail part-way: it may have staged keys
 		if _, err := s.live.Install(ctx, surge.LiveState{Sale: sl, Buckets: buckets, Epoch: 1}, true); err != nil {
 			s.log.Warn("install live state of a new sale", "sale", sl.ID, "err", err)
 			s.wake()
-			return
 		}
-		installed = true
 	}
 	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.CreateSale(ctx, sl, buckets, install) }); err != nil {
-		if installed && !surge.HasCode(err, surge.CodeSaleExists) {
-			// The commit failed (or its answer was lost): leave no state
-			// behind; if the sale does exist, the leader builds it.
+		if staged && !surge.HasCode(err, surge.CodeSaleExists) {
+			// The commit failed (or its answer was lost): leave no state,
+			// nor staging keys of an install that failed part-way, behind;
+			// if the sale does exist, the leader builds it.
 			if err := s.live.Remove(ctx, layout); err != nil {
 				s.log.Warn("remove live state of a sale not created", "sale", sl.ID, "err", err)
 			}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/surgehq/surge"
 )
 
@@ -60,9 +62,15 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 			share++
 		}
 		k := s.keys(l, b)
-		stage := strings.TrimSuffix(k.meta, "m") + "s" + strconv.FormatInt(st.Epoch, 10) + ":"
-		su, sk, so := stage+"u", stage+"k", stage+"o"
-		if err := s.c.Del(ctx, su, sk, so).Err(); err != nil {
+		su, sk, so := stageKeys(k, st.Epoch)
+		// The epoch is recorded before anything is staged, so that a later
+		// install can find and drop what this one left should it never
+		// reach its swap (its node died, Redis failed it part-way).
+		if _, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			p.SAdd(ctx, k.stages, st.Epoch)
+			p.Del(ctx, su, sk, so)
+			return nil
+		}); err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}
 		users := make([]any, 0, 2*len(held[b]))
@@ -75,7 +83,15 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 		}{{su, users}, {sk, keyed[b]}, {so, orders[b]}} {
 			for i := 0; i < len(w.fields); i += 2 * chunk {
 				j := min(i+2*chunk, len(w.fields))
-				if err := s.c.HSet(ctx, w.key, w.fields[i:j]...).Err(); err != nil {
+				// The epoch again with each write: a newer install may have
+				// dropped this one's keys and record meanwhile (this one
+				// loses to its epoch anyway), and a crash here must still
+				// leave them findable.
+				if _, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+					p.SAdd(ctx, k.stages, st.Epoch)
+					p.HSet(ctx, w.key, w.fields[i:j]...)
+					return nil
+				}); err != nil {
 					return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 				}
 			}
@@ -98,6 +114,53 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}
 		installed = installed && ok == 1
+		// The script consumed this install's staging keys either way. Those
+		// of older epochs are of installs that crashed, or that this
+		// bucket's epoch, now at least st.Epoch, refuses whatever they do.
+		// Newer ones may be an install under way: they stay. A failure
+		// here costs nothing but keys the next install drops.
+		_ = s.dropStages(ctx, k, st.Epoch)
 	}
 	return installed, nil
+}
+
+// stageKeys are the staging keys of an install of one bucket at epoch.
+func stageKeys(k saleKeys, epoch int64) (users, keys, orders string) {
+	stage := strings.TrimSuffix(k.meta, "m") + "s" + strconv.FormatInt(epoch, 10) + ":"
+	return stage + "u", stage + "k", stage + "o"
+}
+
+// dropStages deletes the staging keys of a bucket's installs of an epoch
+// up to upTo (all of them: -1) and forgets them.
+func (s *Stock) dropStages(ctx context.Context, k saleKeys, upTo int64) error {
+	epochs, err := s.c.SMembers(ctx, k.stages).Result()
+	if err != nil {
+		return err
+	}
+	var keys []string
+	var done []any
+	for _, e := range epochs {
+		n, err := strconv.ParseInt(e, 10, 64)
+		if err != nil || (upTo >= 0 && n > upTo) {
+			continue
+		}
+		u, kk, o := stageKeys(k, n)
+		keys = append(keys, u, kk, o)
+		done = append(done, e)
+	}
+	if len(done) == 0 && upTo >= 0 {
+		return nil
+	}
+	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		if len(keys) > 0 {
+			p.Del(ctx, keys...)
+		}
+		if upTo < 0 {
+			p.Del(ctx, k.stages)
+		} else {
+			p.SRem(ctx, k.stages, done...)
+		}
+		return nil
+	})
+	return err
 }

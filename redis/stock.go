@@ -83,7 +83,7 @@ func (l Layout) Bucket(user string) int {
 
 // keys of one bucket. The braces are a hash tag: on Redis Cluster every key
 // of a bucket lives in one slot, so one script can touch them all.
-type saleKeys struct{ meta, users, keys, orders, pending, xout, xin string }
+type saleKeys struct{ meta, users, keys, orders, pending, xout, xin, stages string }
 
 func (s *Stock) keys(l Layout, bucket int) saleKeys {
 	tag := l.Sale
@@ -91,7 +91,7 @@ func (s *Stock) keys(l Layout, bucket int) saleKeys {
 		tag += "#" + strconv.Itoa(bucket)
 	}
 	b := s.prefix + ":{" + tag + "}:"
-	return saleKeys{b + "m", b + "u", b + "k", b + "o", b + "p", b + "xo", b + "xi"}
+	return saleKeys{b + "m", b + "u", b + "k", b + "o", b + "p", b + "xo", b + "xi", b + "st"}
 }
 
 func (k saleKeys) list() []string { return []string{k.meta, k.users, k.keys, k.orders, k.pending} }
@@ -163,10 +163,14 @@ func (s *Stock) Inspect(ctx context.Context, l Layout) (epoch, taken int64, err 
 }
 
 // Remove deletes the sale's live state (a creation whose commit failed
-// leaves none behind; if the commit did happen, the leader rebuilds it).
+// leaves none behind; if the commit did happen, the leader rebuilds it),
+// with the staging keys of every install of it (install.go).
 func (s *Stock) Remove(ctx context.Context, l Layout) error {
 	for b := range l.n() {
 		k := s.keys(l, b)
+		if err := s.dropStages(ctx, k, -1); err != nil {
+			return fmt.Errorf("redis: remove sale %s: %w", l.Sale, err)
+		}
 		if err := s.c.Del(ctx, append(k.list(), k.xout, k.xin)...).Err(); err != nil {
 			return fmt.Errorf("redis: remove sale %s: %w", l.Sale, err)
 		}
