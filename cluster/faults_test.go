@@ -402,10 +402,13 @@ func TestLeaderFailover(t *testing.T) {
 // cutProxy forwards to PostgreSQL; once armed, the first client->server
 // chunk holding marker is forwarded, then the client's side is closed and
 // PostgreSQL's reply is swallowed: the statement (and its implicit COMMIT
-// at Sync) runs, the node never hears whether it committed.
+// at Sync) runs, the node never hears whether it committed. With then
+// set, it is the first chunk holding then, on a connection that sent
+// marker, that is forwarded before the cut (a transaction's COMMIT).
 type cutProxy struct {
 	addr   string
 	marker []byte
+	then   []byte
 	armed  atomic.Bool
 	fired  atomic.Bool
 	mu     sync.Mutex
@@ -443,13 +446,23 @@ func newCutProxy(t *testing.T, target, marker string) *cutProxy {
 			var swallow atomic.Bool
 			go func() { // client -> server
 				buf := make([]byte, 64<<10)
+				seen := false // marker went through on this connection
 				for {
 					n, err := c.Read(buf)
 					if n > 0 {
 						if _, werr := up.Write(buf[:n]); werr != nil {
 							break
 						}
-						if p.armed.Load() && bytes.Contains(buf[:n], p.marker) && p.fired.CompareAndSwap(false, true) {
+						hit := false
+						if p.armed.Load() {
+							if p.then == nil {
+								hit = bytes.Contains(buf[:n], p.marker)
+							} else {
+								hit = seen && bytes.Contains(buf[:n], p.then)
+								seen = seen || bytes.Contains(buf[:n], p.marker)
+							}
+						}
+						if hit && p.fired.CompareAndSwap(false, true) {
 							swallow.Store(true)
 							c.Close() // the node loses the connection before any reply
 							go func() { time.Sleep(3 * time.Second); up.Close() }()

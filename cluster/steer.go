@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/postgres"
 )
 
 // UpdateSale implements surge.Steerer. PostgreSQL applies the change under
@@ -25,8 +27,11 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), steerTimeout)
 	defer cancel()
 	row, snap, err := s.db.UpdateSale(ctx, id, p, now.UTC().Truncate(time.Millisecond))
+	if surge.ErrorCode(err) != "" {
+		return surge.Sale{}, err
+	}
 	if err != nil {
-		return surge.Sale{}, unavailable("changing the sale", err)
+		return s.readBack(ctx, id, p, err)
 	}
 	s.remember(row.Sale, row.Buckets, row.Ever)
 	if snap != nil {
@@ -38,6 +43,43 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	s.announce(ctx, id)
 	s.log.Info("sale changed", "sale", id, "epoch", row.Epoch, "paused", row.Paused, "stock", row.Stock)
 	return row.Sale, nil
+}
+
+// readBack answers a change of a sale whose transaction failed without
+// PostgreSQL saying why: the connection dropped or the timeout cut it,
+// maybe after its COMMIT was sent, so it may have been applied. The sale
+// is read again: if it holds every value p sets (they are absolute), the
+// change is answered as made, and the leader installs its epoch's live
+// state, which this node did not; otherwise the answer is a 503 that does
+// not claim nothing changed (the commit may yet land, or a later change
+// overwrote it), and retrying is safe.
+func (s *Store) readBack(ctx context.Context, id string, p surge.SalePatch, cause error) (surge.Sale, error) {
+	var row postgres.SaleRow
+	err := s.call(context.WithoutCancel(ctx), s.pcb, func(ctx context.Context) (err error) {
+		row, err = s.db.Sale(ctx, id)
+		return err
+	})
+	if err == nil && holds(row.Sale, p) {
+		s.log.Warn("the answer to a change of a sale was lost, and PostgreSQL holds the change; the leader installs its live state",
+			"sale", id, "epoch", row.Epoch, "err", cause)
+		s.remember(row.Sale, row.Buckets, row.Ever)
+		s.wake()
+		s.announce(ctx, id)
+		return row.Sale, nil
+	}
+	return surge.Sale{}, fmt.Errorf("%w: changing the sale: %w", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+		Message: "changing the sale failed, and it may have been applied (PostgreSQL's answer was lost); " +
+			"retrying is safe: a PATCH sets absolute values"}, cause)
+}
+
+// holds reports whether sl has every value p sets.
+func holds(sl surge.Sale, p surge.SalePatch) bool {
+	return (p.Name == nil || *p.Name == sl.Name) &&
+		(p.Stock == nil || *p.Stock == sl.Stock) &&
+		(p.PerUserLimit == nil || *p.PerUserLimit == sl.PerUserLimit) &&
+		(p.EndsAt == nil || p.EndsAt.Equal(sl.EndsAt)) &&
+		(p.HoldSeconds == nil || *p.HoldSeconds == sl.HoldSeconds) &&
+		(p.Paused == nil || *p.Paused == sl.Paused)
 }
 
 // Sale implements surge.Steerer: the sale as PostgreSQL holds it now
