@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"slices"
 
@@ -40,8 +41,10 @@ type Caller struct {
 // Authenticate resolves the caller of a request with headers h exactly as
 // this API's routes do (a buyer JWT, X-User-ID in development, the admin
 // token except on the Public API), for the gRPC API.
-func (s *Server) Authenticate(h http.Header) (Caller, error) {
-	id, err := s.auth.identify(&http.Request{Header: h})
+func (s *Server) Authenticate(ctx context.Context, h http.Header) (Caller, error) {
+	// ctx is the call's: a token whose kid the fetched key set lacks waits
+	// for the set no longer than the call may.
+	id, err := s.auth.identify((&http.Request{Header: h}).WithContext(ctx))
 	return Caller{User: id.user, Admin: id.admin}, err
 }
 

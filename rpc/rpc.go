@@ -139,16 +139,16 @@ type handler struct {
 var _ surgev1connect.SaleServiceHandler = (*handler)(nil)
 
 // caller authenticates a request as the HTTP API does.
-func (h *handler) caller(hdr http.Header) (surgehttp.Caller, error) {
-	c, err := h.auth.Authenticate(hdr)
+func (h *handler) caller(ctx context.Context, hdr http.Header) (surgehttp.Caller, error) {
+	c, err := h.auth.Authenticate(ctx, hdr)
 	if err != nil {
 		return c, newError(connect.CodeUnauthenticated, codeUnauthenticated, err.Error(), nil)
 	}
 	return c, nil
 }
 
-func (h *handler) admin(hdr http.Header) error {
-	c, err := h.caller(hdr)
+func (h *handler) admin(ctx context.Context, hdr http.Header) error {
+	c, err := h.caller(ctx, hdr)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (h *handler) admin(hdr http.Header) error {
 }
 
 func (h *handler) CreateSale(ctx context.Context, req *connect.Request[surgev1.CreateSaleRequest]) (*connect.Response[surgev1.CreateSaleResponse], error) {
-	if err := h.admin(req.Header()); err != nil {
+	if err := h.admin(ctx, req.Header()); err != nil {
 		return nil, err
 	}
 	m := req.Msg
@@ -263,7 +263,7 @@ func (h *handler) Purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 }
 
 func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.PurchaseRequest]) (*connect.Response[surgev1.PurchaseResponse], error) {
-	c, err := h.caller(req.Header())
+	c, err := h.caller(ctx, req.Header())
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 // order fetches an order the caller may see; anyone else gets not found,
 // as for a missing order, so ids reveal nothing.
 func (h *handler) order(ctx context.Context, hdr http.Header, id string) (surge.Order, error) {
-	c, err := h.caller(hdr)
+	c, err := h.caller(ctx, hdr)
 	if err != nil {
 		return surge.Order{}, err
 	}
