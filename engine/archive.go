@@ -123,6 +123,13 @@ func (e *Engine) takeArchived(list []surge.ArchivedSale, keep map[string]bool) {
 	if m != nil {
 		e.publish(m)
 		e.archived.Store(ar)
+		// Its series go with its pipeline: archived sales are not
+		// served, and would otherwise stay on /metrics for good.
+		for id := range live {
+			if _, ok := m[id]; !ok {
+				e.cfg.Metrics.Forget(id)
+			}
+		}
 	}
 }
 

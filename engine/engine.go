@@ -168,11 +168,13 @@ func (e *Engine) pipeline(sl surge.Sale) *sale {
 func (s *sale) snap() *surge.Sale { return s.cur.Load() }
 
 func (e *Engine) newSale(ctx context.Context, sl surge.Sale) (*sale, error) {
-	s := e.pipeline(sl)
 	rem, err := e.store.Remaining(ctx, sl.ID)
 	if err != nil {
 		return nil, fmt.Errorf("engine: remaining of sale %s: %w", sl.ID, err)
 	}
+	// Only now: the pipeline makes the sale's series, which a sale that
+	// fails here (archived since the listing) would leave on /metrics.
+	s := e.pipeline(sl)
 	s.remaining.Store(rem)
 	s.synced.Store(time.Now().UnixNano())
 	return s, nil

@@ -119,6 +119,21 @@ func (m *Metrics) Sale(id string) *Sale {
 	return s
 }
 
+// Forget deletes sale id's series, when the sale is archived: a shop
+// that runs sale after sale would otherwise export every sale it ever
+// ran, each scrape larger than the last. A purchase or transition still
+// in flight adds to the forgotten series, which no scrape reads; an
+// archived sale's later purchases count under Unknown.
+func (m *Metrics) Forget(id string) {
+	if m == nil || id == "" {
+		return
+	}
+	m.mu.Lock()
+	delete(m.sales, id)
+	m.mu.Unlock()
+	m.transitions.DeletePartialMatch(prometheus.Labels{"sale": id})
+}
+
 // Unknown is the series of purchases of sales this node does not serve
 // (an unknown or archived id): sale="".
 func (m *Metrics) Unknown() *Sale {
