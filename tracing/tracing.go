@@ -2,7 +2,9 @@
 // configured only by the standard OTEL_* environment variables, and off
 // (a no-op provider that records nothing and costs nothing) unless they
 // ask for an exporter. Spans are exported over OTLP/HTTP; incoming W3C
-// traceparent headers are honoured (Propagator).
+// traceparent headers are honoured (Propagator): a request's span
+// continues the caller's trace, but the caller's sampled flag does not
+// decide whether it is kept (sampler).
 //
 // The packages that make spans take a trace.TracerProvider (nil: none),
 // so nothing here is global: cmd/surge builds one Provider and hands it
@@ -66,14 +68,17 @@ type Options struct {
 	// Logger receives the SDK's own errors (a failed export) and log
 	// lines, so that --log-format json stays JSON.
 	Logger *slog.Logger
+	// exporter, when set, receives the spans instead of OTLP (tests).
+	exporter sdktrace.SpanExporter
 }
 
 // New builds the provider from the environment. Tracing is on when
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
 // set, or OTEL_TRACES_EXPORTER=otlp (the default endpoint,
 // http://localhost:4318); OTEL_SDK_DISABLED=true or
-// OTEL_TRACES_EXPORTER=none turn it off. The exporter, the sampler
-// (OTEL_TRACES_SAMPLER, default parentbased_always_on), the batching
+// OTEL_TRACES_EXPORTER=none turn it off. The sampler is
+// OTEL_TRACES_SAMPLER's (default parentbased_always_on), with remote
+// parents decided as roots (see sampler). The exporter, the batching
 // (OTEL_BSP_*) and the resource (OTEL_SERVICE_NAME, default "surge";
 // OTEL_RESOURCE_ATTRIBUTES) read their own variables.
 func New(ctx context.Context, opt Options) (*Provider, error) {
@@ -84,9 +89,11 @@ func New(ctx context.Context, opt Options) (*Provider, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	exp, err := otlptracehttp.New(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	var exp sdktrace.SpanExporter = opt.exporter
+	if exp == nil {
+		if exp, err = otlptracehttp.New(ctx); err != nil {
+			return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+		}
 	}
 	attrs := []attribute.KeyValue{attribute.String("service.name", "surge")}
 	if opt.ServiceVersion != "" {
@@ -108,7 +115,8 @@ func New(ctx context.Context, opt Options) (*Provider, error) {
 	if os.Getenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" && os.Getenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" {
 		limits.AttributeValueLengthLimit = maxAttributeValue
 	}
-	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits))
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits),
+		sdktrace.WithSampler(sampler(os.Getenv)))
 	return &Provider{sdk: sdk}, nil
 }
 
@@ -146,6 +154,41 @@ func enabled(getenv func(string) string) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// sampler is the sampler OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG
+// ask for (checked by checkSampler), except that the sampled flag of an
+// incoming traceparent decides nothing: the API is public, and the SDK's
+// parentbased_* samplers follow a remote parent's flag, so any client
+// sending "-01" would have every request traced and exported whatever
+// the ratio (a cheap way to multiply tracing's cost under a spike). A
+// request with a remote parent is decided as a root is, by the ratio on
+// its trace id (the same id gives the same answer on every node, and in
+// an upstream using the same ratio); its span still continues the
+// caller's trace. Local parents are followed as the SDK does.
+func sampler(getenv func(string) string) sdktrace.Sampler {
+	ratio := 1.0 // the SDK's default
+	if arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG")); arg != "" {
+		if v, err := strconv.ParseFloat(arg, 64); err == nil {
+			ratio = v
+		}
+	}
+	var root sdktrace.Sampler
+	switch strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))) {
+	case "always_on":
+		return sdktrace.AlwaysSample()
+	case "always_off":
+		return sdktrace.NeverSample()
+	case "traceidratio":
+		return sdktrace.TraceIDRatioBased(ratio)
+	case "parentbased_always_off":
+		root = sdktrace.NeverSample()
+	case "parentbased_traceidratio":
+		root = sdktrace.TraceIDRatioBased(ratio)
+	default: // "" and parentbased_always_on, the default
+		root = sdktrace.AlwaysSample()
+	}
+	return sdktrace.ParentBased(root, sdktrace.WithRemoteParentSampled(root), sdktrace.WithRemoteParentNotSampled(root))
 }
 
 // checkSampler refuses an OTEL_TRACES_SAMPLER or OTEL_TRACES_SAMPLER_ARG

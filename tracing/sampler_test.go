@@ -1,0 +1,76 @@
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// TestClientCannotForceSampling: a public request's traceparent with the
+// sampled flag must not override the configured ratio: with
+// parentbased_traceidratio at 0, any client could otherwise have every
+// request it sends traced and exported (a cheap way to multiply tracing
+// cost under a spike). The SDK's parentbased samplers follow a remote
+// parent's flag. The request's span still continues the caller's trace
+// when it is sampled (ratio 1).
+func TestClientCannotForceSampling(t *testing.T) {
+	for _, c := range []struct {
+		sampler, ratio string
+		want           int // spans kept of the requests sent
+	}{
+		{"parentbased_traceidratio", "0", 0},
+		{"traceidratio", "0", 0},
+		{"parentbased_always_off", "", 0},
+		{"parentbased_traceidratio", "1", 20},
+		{"", "", 20}, // the default, parentbased_always_on
+	} {
+		t.Run(fmt.Sprintf("%s=%s", c.sampler, c.ratio), func(t *testing.T) {
+			t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+			t.Setenv("OTEL_TRACES_SAMPLER", c.sampler)
+			t.Setenv("OTEL_TRACES_SAMPLER_ARG", c.ratio)
+			exp := tracetest.NewInMemoryExporter()
+			p, err := New(context.Background(), Options{Logger: slog.New(slog.DiscardHandler), exporter: keep{exp}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), "surge",
+				otelhttp.WithTracerProvider(p.Tracing()), otelhttp.WithPropagators(Propagator())))
+			defer srv.Close()
+			const sent = 20
+			for i := range sent {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+				req.Header.Set("traceparent", fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)) // sampled
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			if err := p.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			spans := exp.GetSpans()
+			if len(spans) != c.want {
+				t.Fatalf("%d of %d requests whose traceparent said sampled were traced; want %d (OTEL_TRACES_SAMPLER=%q, ratio %q)",
+					len(spans), sent, c.want, c.sampler, c.ratio)
+			}
+			for _, s := range spans {
+				if !s.Parent.IsRemote() || !s.Parent.TraceID().IsValid() || s.SpanContext.TraceID() != s.Parent.TraceID() {
+					t.Errorf("span %s does not continue the caller's trace (parent %v)", s.Name, s.Parent)
+				}
+			}
+		})
+	}
+}
+
+// keep keeps the spans exported past Shutdown, which flushes them (the
+// in-memory exporter's own Shutdown forgets them).
+type keep struct{ *tracetest.InMemoryExporter }
+
+func (keep) Shutdown(context.Context) error { return nil }
