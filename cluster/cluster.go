@@ -314,6 +314,18 @@ func unavailable(what string, err error) error {
 		Message: what + " failed; retry shortly"}, what, err)
 }
 
+// unavailableUntil is unavailable with a Retry-After of retry, for a
+// failure whose effect outlasts the dependency's (an unconfirmed
+// reservation): an error that already says unavailable (the breaker open)
+// gets the longer wait; another code passes through.
+func unavailableUntil(what string, err error, retry time.Duration) error {
+	if code := surge.ErrorCode(err); code != "" && code != surge.CodeUnavailable {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: retry,
+		Message: what + " failed; retry with the same Idempotency-Key after Retry-After"}, what, err)
+}
+
 // ---- change notifications ----
 
 // Changed implements surge.Shared.

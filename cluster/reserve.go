@@ -20,6 +20,19 @@ var errReplayUnconfirmed = &surge.Error{Code: surge.CodeUnavailable, RetryAfter:
 var errRebuilding = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
 	Message: "the sale's live stock is being rebuilt from the database; retry shortly"}
 
+// untilReconciled is how long a retry with the key of a reservation made
+// at made, which PostgreSQL does not have, waits for the leader: it
+// reconciles a reservation once it is ConfirmAfter old (diagnose), at its
+// next round. A Retry-After of a second (the breaker's own window) sent
+// the buyer back to a 503 again and again for ten seconds, and the Go
+// client, five attempts, gave up before the purchase could go through.
+// A made from a clock ahead of the wall clock (a test's) waits no longer
+// than a reservation made now.
+func (s *Store) untilReconciled(made time.Time) time.Duration {
+	most := s.cfg.ConfirmAfter + s.cfg.Interval
+	return max(min(time.Until(made.Add(most)), most), s.cfg.BreakerOpen, time.Second)
+}
+
 // Reserve implements surge.Store: one Redis script call decides the
 // batch, one fenced PostgreSQL statement commits its new orders (and checks
 // that replayed orders from other nodes are durable).
@@ -237,7 +250,14 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 			s.markDirty(ctx, saleID)
 			return nil, errRebuilding
 		}
-		return nil, unavailable("committing the orders to PostgreSQL", err)
+		// The batch's reservations stay in Redis, their keys answering
+		// errReplayUnconfirmed, until the leader reconciles them: a retry
+		// sooner is refused again, whatever the breaker says.
+		made := time.Now()
+		if len(orders) > 0 {
+			made = orders[0].CreatedAt
+		}
+		return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(made))
 	}
 	if ever > 0 {
 		s.sawEver(saleID, ever)
@@ -259,7 +279,9 @@ func (s *Store) answerReplays(outs []surge.Outcome, missing []string) {
 			continue
 		}
 		if slices.Contains(missing, o.Order.ID) {
-			*o = surge.Outcome{Err: errReplayUnconfirmed}
+			e := *errReplayUnconfirmed
+			e.RetryAfter = s.untilReconciled(o.Order.CreatedAt)
+			*o = surge.Outcome{Err: &e}
 			continue
 		}
 		s.keys.put(o.Order)

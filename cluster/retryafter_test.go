@@ -1,0 +1,71 @@
+package cluster_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// TestRetryAfterUnconfirmedPurchase: a purchase whose PostgreSQL commit
+// failed keeps its units and its key in Redis until the leader reconciles
+// it, which it does only once the reservation is ConfirmAfter old (10 s
+// by default). Until then a retry with the same key cannot succeed (503,
+// "still being committed"), yet both answers said Retry-After: 1: a
+// client honouring it came back to a 503 again and again, and the Go
+// client (5 attempts) gave up before the reconciliation. Each answer's
+// Retry-After must reach the reconciliation.
+func TestRetryAfterUnconfirmedPurchase(t *testing.T) {
+	const confirmAfter = 5 * time.Second
+	px := servicetest.NewProxy(t, "127.0.0.1:5432")
+	ns := namespace(t)
+	cfg := cluster.Config{Prefix: ns, Schema: ns, Interval: 100 * time.Millisecond, ConfirmAfter: confirmAfter}
+	s := openStoreAt(t, redisURL(), "postgres://postgres@"+px.Addr+"/test?sslmode=disable", cfg)
+	defer s.Close()
+	sl := mustSale(t, s, "pg-blip", 10, 1)
+	buy := surge.Purchase{UserID: "u1", IdempotencyKey: "k1", Quantity: 1}
+
+	before := time.Now()
+	px.Cut()
+	_, _, err := reserve(s, sl.ID, buy)
+	px.Restore()
+	// The earliest the leader can give the key back: the reservation was
+	// made after before.
+	soonest := func() time.Duration { return confirmAfter - time.Since(before) }
+	retryAfter := func(err error) time.Duration {
+		var se *surge.Error
+		if !errors.As(err, &se) || se.Code != surge.CodeUnavailable {
+			t.Fatalf("err %v, want 503 unavailable", err)
+		}
+		return se.RetryAfter
+	}
+	if ra, want := retryAfter(err), soonest(); ra < want {
+		t.Errorf("the failed commit answered Retry-After %v; want at least %v, when the leader can first reconcile the purchase (a retry sooner gets 503 again)", ra, want.Round(time.Second))
+	}
+	// PostgreSQL is back (once the pool dropped the connections the cut
+	// broke), the key is still held: the retry is refused.
+	var out []surge.Outcome
+	eventually(t, 3*time.Second, "a retry reaches PostgreSQL", func() (err error) {
+		out, _, err = reserve(s, sl.ID, buy)
+		return err
+	})
+	if out[0].Err == nil {
+		t.Fatalf("retry at once: %+v; want 503 while the first purchase is unconfirmed", out[0])
+	}
+	if ra, want := retryAfter(out[0].Err), soonest(); ra < want {
+		t.Errorf("the retry with the same key answered Retry-After %v (%v); want at least %v, when the leader can first reconcile the purchase", ra, out[0].Err, want.Round(time.Second))
+	} else if ra > confirmAfter+2*time.Second {
+		t.Errorf("the retry answered Retry-After %v; want about the %v left before the reconciliation", ra, want)
+	}
+	// The purchase does go through, once reconciled.
+	eventually(t, 20*time.Second, "the retry with the same key buys", func() error {
+		out, _, err := reserve(s, sl.ID, buy)
+		if err != nil {
+			return err
+		}
+		return out[0].Err
+	})
+}
