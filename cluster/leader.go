@@ -16,18 +16,23 @@ import (
 // live state, and tells the other nodes. If Redis cannot be reached the
 // sale is marked for a rebuild, which reads the release from PostgreSQL.
 // It runs to its end even when ctx ends (runToEnd): nothing else would
-// give the units back.
-func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order) {
+// give the units back. It reports whether the release is settled: done in
+// Redis, or left to a rebuild (the state missing, or the sale marked
+// dirty); false only when neither, and the sweep will find the orders
+// again.
+func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order) bool {
 	ctx = runToEnd(ctx)
 	sl, err := s.sale(ctx, saleID)
 	if err == nil {
 		err = s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Release(ctx, sl.layout, orders) })
 	}
+	settled := true
 	if err != nil && !errors.Is(err, redis.ErrNoState) {
 		s.log.Warn("release units in Redis; marking the sale for a rebuild", "sale", saleID, "orders", len(orders), "err", err)
-		s.markDirty(ctx, saleID)
+		settled = s.markDirty(ctx, saleID)
 	}
 	s.announce(ctx, saleID)
+	return settled
 }
 
 // markDirty asks the leader, whichever node it is, to rebuild a sale.
@@ -36,13 +41,15 @@ func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order
 // a PostgreSQL that stalls would otherwise hold the cancel, or the
 // leader's jobs and Close, for as long as it stalls. Should it fail, the
 // sweep gives the units back.
-func (s *Store) markDirty(ctx context.Context, saleID string) {
+func (s *Store) markDirty(ctx context.Context, saleID string) bool {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
-	if err := s.db.MarkDirty(ctx, saleID); err != nil {
+	err := s.db.MarkDirty(ctx, saleID)
+	if err != nil {
 		s.log.Error("mark sale dirty", "sale", saleID, "err", err)
 	}
 	s.wake()
+	return err == nil
 }
 
 // OnRelease implements surge.Releaser: fn hears, on the node that
@@ -304,7 +311,25 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 			if s.swept != nil {
 				s.swept.Add(float64(len(orders)))
 			}
-			s.release(ctx, sale, orders)
+			if !s.release(ctx, sale, orders) {
+				continue // found again by a later sweep: counted then, once
+			}
+			// The expired ones are counted here: an expiry whose statement
+			// committed after the call timeout gave up on it (the answer
+			// lost) was never released nor told to OnRelease, and this
+			// sweep, on the leader as every expiry, is the first to hear
+			// of it. One that was told is released before the leader's
+			// next sweep, so no expiry is counted twice. A cancel is the
+			// cancelling node's to count.
+			n := 0
+			for _, o := range orders {
+				if o.Status == surge.OrderExpired {
+					n++
+				}
+			}
+			if n > 0 {
+				s.rel.Heard(sale, n)
+			}
 		}
 	}
 }
