@@ -107,8 +107,9 @@ func New(cfg Config) *Dashboard {
 	d.mux.HandleFunc("GET /dashboard/dashboard.js", d.asset("dashboard.js", "text/javascript; charset=utf-8"))
 	d.mux.HandleFunc("GET /dashboard/dashboard.css", d.asset("dashboard.css", "text/css; charset=utf-8"))
 	// The mux answers unknown paths and wrong methods in plain text; these
-	// keep every answer in the API's JSON error shape.
-	for path, allow := range map[string]string{"/dashboard": "GET", "/dashboard/login": "POST", "/dashboard/events": "GET"} {
+	// keep every answer in the API's JSON error shape. ServeMux serves
+	// HEAD wherever it serves GET, so Allow names it.
+	for path, allow := range map[string]string{"/dashboard": "GET, HEAD", "/dashboard/login": "POST", "/dashboard/events": "GET, HEAD"} {
 		d.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+allow)

@@ -23,8 +23,8 @@ func (s *Server) metricsRoutes() {
 		h.ServeHTTP(w, r)
 	})
 	s.adminRoute("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "GET")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
+		w.Header().Set("Allow", "GET, HEAD") // ServeMux serves HEAD with GET
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET, HEAD")
 	})
 }
 

@@ -29,8 +29,8 @@ func TestPublicListenerHidesAdminPathsForEveryMethod(t *testing.T) {
 		wantError(t, pub.do(t, c.method, c.path, "", asAdmin()), http.StatusNotFound, "not_found")
 	}
 	for _, c := range []struct{ method, path, allow string }{
-		{http.MethodPut, "/v1/sales", "GET"},
-		{http.MethodPut, "/v1/sales/s", "GET"},
+		{http.MethodPut, "/v1/sales", "GET, HEAD"},
+		{http.MethodPut, "/v1/sales/s", "GET, HEAD"},
 	} {
 		r := pub.do(t, c.method, c.path, "", asAdmin())
 		wantError(t, r, http.StatusMethodNotAllowed, "method_not_allowed")

@@ -169,20 +169,22 @@ func (s *Server) routes() {
 	// fallbacks keep every answer in the JSON error shape. On the Public
 	// copy the admin-only methods are hidden (adminRoute answers them 404
 	// as if they did not exist), so Allow names only the public ones, and
-	// a path with none answers 404 whatever the method.
+	// a path with none answers 404 whatever the method. ServeMux serves
+	// HEAD wherever it serves GET (the same handler, without the body), so
+	// Allow names it beside GET.
 	for path, methods := range map[string]struct{ public, admin string }{
-		"/v1/sales":                   {"GET", "POST"},
-		"/v1/sales/{id}":              {"GET", "PATCH"},
-		"/v1/sales/{id}/orders":       {"", "GET"},
+		"/v1/sales":                   {"GET, HEAD", "POST"},
+		"/v1/sales/{id}":              {"GET, HEAD", "PATCH"},
+		"/v1/sales/{id}/orders":       {"", "GET, HEAD"},
 		"/v1/sales/{id}/archive":      {"", "POST"},
 		"/v1/sales/{id}/purchases":    {"POST", ""},
-		"/v1/sales/{id}/queue":        {"GET, POST", ""},
-		"/v1/sales/{id}/queue/events": {"GET", ""},
-		"/v1/orders/{id}":             {"GET", ""},
+		"/v1/sales/{id}/queue":        {"GET, HEAD, POST", ""},
+		"/v1/sales/{id}/queue/events": {"GET, HEAD", ""},
+		"/v1/orders/{id}":             {"GET, HEAD", ""},
 		"/v1/orders/{id}/cancel":      {"POST", ""},
 		"/v1/orders/{id}/pay":         {"", "POST"},
-		"/healthz":                    {"GET", ""},
-		"/readyz":                     {"GET", ""},
+		"/healthz":                    {"GET, HEAD", ""},
+		"/readyz":                     {"GET, HEAD", ""},
 	} {
 		allow := methods.public
 		if !s.auth.noAdmin && methods.admin != "" {

@@ -987,20 +987,20 @@ func TestRouting(t *testing.T) {
 	})
 	t.Run("wrong methods", func(t *testing.T) {
 		for _, c := range []struct{ method, path, allow string }{
-			{"DELETE", "/v1/sales", "GET, POST"},
-			{"PUT", "/v1/sales", "GET, POST"},
-			{"PUT", "/v1/sales/s", "GET, PATCH"},
-			{"POST", "/v1/sales/s", "GET, PATCH"},
-			{"DELETE", "/v1/sales/s", "GET, PATCH"},
-			{"POST", "/v1/sales/s/orders", "GET"},
+			{"DELETE", "/v1/sales", "GET, HEAD, POST"},
+			{"PUT", "/v1/sales", "GET, HEAD, POST"},
+			{"PUT", "/v1/sales/s", "GET, HEAD, PATCH"},
+			{"POST", "/v1/sales/s", "GET, HEAD, PATCH"},
+			{"DELETE", "/v1/sales/s", "GET, HEAD, PATCH"},
+			{"POST", "/v1/sales/s/orders", "GET, HEAD"},
 			{"GET", "/v1/sales/s/purchases", "POST"},
 			{"PUT", "/v1/sales/s/purchases", "POST"},
-			{"POST", "/v1/orders/o", "GET"},
-			{"DELETE", "/v1/orders/o", "GET"},
+			{"POST", "/v1/orders/o", "GET, HEAD"},
+			{"DELETE", "/v1/orders/o", "GET, HEAD"},
 			{"GET", "/v1/orders/o/cancel", "POST"},
 			{"GET", "/v1/orders/o/pay", "POST"},
-			{"POST", "/healthz", "GET"},
-			{"DELETE", "/readyz", "GET"},
+			{"POST", "/healthz", "GET, HEAD"},
+			{"DELETE", "/readyz", "GET, HEAD"},
 		} {
 			t.Run(c.method+" "+c.path, func(t *testing.T) {
 				r := e.do(t, c.method, c.path, `{"name":"x","stock":1}`, asAdmin())
