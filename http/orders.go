@@ -8,8 +8,18 @@ import (
 	"github.com/surgehq/surge"
 )
 
+// privateNoStore is the Cache-Control of every answer about an order:
+// it is one buyer's, and its status changes, so no cache (a CDN or proxy
+// in front, which would hand it to the next caller of the path) may keep
+// it; its errors neither (a 404 is cacheable by default).
+var privateNoStore = []string{"private, no-store"}
+
+func noStore(w http.ResponseWriter) { w.Header()["Cache-Control"] = privateNoStore }
+
+// orderFor fetches an order the caller may see; anyone else gets the same
 // 404 as for a missing order, so ids reveal nothing.
 func (s *Server) orderFor(w http.ResponseWriter, r *http.Request) (surge.Order, bool) {
+	noStore(w)
 	who, err := s.auth.identify(r)
 	if err != nil {
 		unauthenticated(w, r, err)
@@ -56,6 +66,7 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 // integration; until then the operator (or a payment webhook holding the
 // admin token) confirms payment here.
 func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
 	if err := s.auth.admin(r); err != nil {
 		unauthenticated(w, r, err)
 		return
@@ -77,6 +88,7 @@ func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
 // memory. The write deadline moves forward with progress, so a long export
 // is not cut by the server's write timeout but a stalled client still is.
 func (s *Server) exportOrders(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
 	id, ok := s.adminSaleID(w, r)
 	if !ok {
 		return

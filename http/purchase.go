@@ -191,5 +191,3 @@ func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code st
 	writeRaw(w, http.StatusCreated, orderBody(&out.Order))
 	return string(surge.CodeReserved), out.Replay
 }
-
-// orderFor fetches an order the caller may see; anyone else gets the same

@@ -1,0 +1,44 @@
+package http_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestOrderAnswersAreNotStored: an order's answers carried no
+// Cache-Control, so a shared cache or CDN in front of Surge could keep
+// one (a heuristically cacheable 404 too) and hand it to another buyer,
+// or a stale status to its own. Every answer about an order, and the
+// operator's export, must say private, no-store.
+func TestOrderAnswersAreNotStored(t *testing.T) {
+	e := newEnv(t, envOptions{insecureUserHeader: true})
+	e.createSale(t, `{"id":"s","name":"S","stock":5}`)
+	alice := header("X-User-ID", "alice")
+	o := e.buy(t, "s", alice)
+	for _, c := range []struct {
+		name, method, path string
+		who                opt
+		status             int
+	}{
+		{"the buyer reads her order", http.MethodGet, "/v1/orders/" + o.ID, alice, http.StatusOK},
+		{"the operator reads it", http.MethodGet, "/v1/orders/" + o.ID, asAdmin(), http.StatusOK},
+		{"another buyer reads it", http.MethodGet, "/v1/orders/" + o.ID, header("X-User-ID", "bob"), http.StatusNotFound},
+		{"no one reads it", http.MethodGet, "/v1/orders/" + o.ID, func(*http.Request) {}, http.StatusUnauthorized},
+		{"the buyer reads it by HEAD", http.MethodHead, "/v1/orders/" + o.ID, alice, http.StatusOK},
+		{"the operator exports the orders", http.MethodGet, "/v1/sales/s/orders", asAdmin(), http.StatusOK},
+		{"the buyer cancels it", http.MethodPost, "/v1/orders/" + o.ID + "/cancel", alice, http.StatusOK},
+		{"the buyer reads it cancelled", http.MethodGet, "/v1/orders/" + o.ID, alice, http.StatusOK},
+		{"the operator pays it", http.MethodPost, "/v1/orders/" + o.ID + "/pay", asAdmin(), http.StatusConflict},
+	} {
+		r := e.do(t, c.method, c.path, "", c.who)
+		if r.status != c.status {
+			t.Errorf("%s: %s %s answered %v, want %d", c.name, c.method, c.path, r, c.status)
+		}
+		cc := r.header.Get("Cache-Control")
+		if !strings.Contains(cc, "no-store") || !strings.Contains(cc, "private") {
+			t.Errorf("%s: %s %s answered %d with Cache-Control %q; want private, no-store (a shared cache must not keep it)",
+				c.name, c.method, c.path, r.status, cc)
+		}
+	}
+}
