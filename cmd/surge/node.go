@@ -335,11 +335,11 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	s.conns.Store(ln)
 	s.http = &http.Server{
 		Handler:           s.observed(c, public, tel, surgehttp.RequestOptions{TrustedProxies: lim.http.TrustedProxies}, true),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnState:         s.open.track(ln.ConnState),
 		ConnContext:       surgehttp.ConnContext, // request ids without a copy of each request
@@ -417,10 +417,27 @@ func (s *server) shutdown(timeout time.Duration) error {
 	return nil
 }
 
+// The HTTP servers' bounds, the API's listener's and the private ones'
+// alike: a request's header, the whole request, an answer, an idle
+// connection between requests, a request's header's size.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
 // opsServer serves h (pprof and /debug/stats behind the admin token, and
 // the full API on the admin listener) on a private listener of its own.
 func opsServer(ln net.Listener, h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+	// The API listener's timeouts: a client that sends its request or
+	// reads its answer slower than a byte at a time must not hold a
+	// connection and its goroutine for good here either. The long answers
+	// (event streams, the order export, WatchSale, pprof's profiles) move
+	// their write deadline themselves, as on the API's listener.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout,
+		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
 		DisableGeneralOptionsHandler: true, ConnState: state, ConnContext: surgehttp.ConnContext}
 	// The admin listener serves the gRPC API's operator calls, which gRPC
 	// clients make over HTTP/2 without TLS, as on the API's listener.
