@@ -500,3 +500,54 @@ func TestWebhookAmountMismatchNamesAmountInMajorUnits(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookStripeCheckoutWithoutPayment: a Checkout Session in setup
+// mode (it saves a card; the shop charges it later, off-session) or in
+// subscription mode with a free trial completes with payment_status
+// "no_payment_required" and nothing charged, though it carries a
+// currency (Stripe requires one in setup mode with dynamic payment
+// methods). No money moved, so it is not the order's payment: it is
+// ignored, as before free checkouts were taken as payments, and the
+// order's real payment comes later under its own id. Taken as a payment
+// of zero, it was recorded amount_mismatch and answered 422, which
+// Stripe retries for days.
+func TestWebhookStripeCheckoutWithoutPayment(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		repl []string // replaces in the paid checkout.session.completed fixture
+	}{
+		{"setup mode", []string{`"mode": "payment"`, `"mode": "setup"`,
+			`"amount_subtotal": 25998`, `"amount_subtotal": null`, `"amount_total": 25998`, `"amount_total": null`,
+			`"total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}`, `"total_details": null`,
+			`"payment_intent": "pi_3QxSurgeTestPI01"`, `"payment_intent": null, "setup_intent": "seti_1QxSurgeTestSetup01"`}},
+		{"subscription with a free trial", []string{`"mode": "payment"`, `"mode": "subscription"`,
+			`"amount_subtotal": 25998`, `"amount_subtotal": 0`, `"amount_total": 25998`, `"amount_total": 0`,
+			`"payment_intent": "pi_3QxSurgeTestPI01"`, `"payment_intent": null, "subscription": "sub_1QxSurgeTestSub01"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := paymentEnv(t, payments.Stripe)
+			o := e.buyTwo(t, "alice") // 2 × 129.99 EUR
+			body, _ := stripeEvent(t, "checkout.session.completed", o.ID)
+			repl := append([]string{`"payment_status": "paid"`, `"payment_status": "no_payment_required"`}, tc.repl...)
+			for i := 0; i < len(repl); i += 2 {
+				if !strings.Contains(body, repl[i]) {
+					t.Fatalf("the fixture has no %s to replace", repl[i])
+				}
+			}
+			body = strings.NewReplacer(repl...).Replace(body)
+			now := time.Now()
+			r := e.do(t, "POST", hookPath, body, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, body))))
+			recorded := map[string]surge.PaymentStatus{}
+			if err := e.store.Payments(context.Background(), func(p surge.Payment) error { recorded[p.ID] = p.Status; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if r.status != http.StatusOK || len(recorded) != 0 {
+				t.Errorf("checkout.session.completed in %s, no_payment_required, of priced order %s answered %d %s and recorded %v; want 200, ignored and recorded nowhere (no money moved; the order's payment comes later)",
+					tc.name, o.ID, r.status, r.body, recorded)
+			}
+			if st := e.orderStatus(t, o.ID); st != "reserved" {
+				t.Errorf("order %s is %s; want reserved", o.ID, st)
+			}
+		})
+	}
+}

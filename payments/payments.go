@@ -138,15 +138,21 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 		}
 		switch {
 		case cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid:
-		case cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusNoPaymentRequired && cs.AmountTotal == 0 && cs.Currency != "":
+		case cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusNoPaymentRequired && cs.Mode == stripe.CheckoutSessionModePayment &&
+			cs.AmountTotal == 0 && cs.Currency != "":
 			// Nothing was due (a free order, or a coupon taking all of
 			// it): the checkout is done and no other event of it follows,
 			// so it is the order's payment, of zero. The store's rule
 			// compares it with the order's amount like any other: it pays
 			// an order that costs nothing, never one that costs money.
+			// Only in payment mode: a setup session (a card saved, to be
+			// charged later) or a subscription's free trial is also
+			// no_payment_required with nothing charged, and a currency,
+			// but its order's payment is yet to come.
 		default:
 			// unpaid, or no_payment_required with an amount still due
-			// later (a delayed payment) or in setup mode: no money yet.
+			// later (a delayed payment), in setup mode or in a
+			// subscription's trial: no money yet.
 			return ev, fmt.Sprintf("checkout session %s is %s, not paid", cs.ID, cs.PaymentStatus), nil
 		}
 		ev.ID, ev.Type, ev.AmountCents, ev.Currency, meta = cs.ID, surge.PaymentSucceeded, cs.AmountTotal, string(cs.Currency), cs.Metadata
