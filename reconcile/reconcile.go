@@ -161,6 +161,14 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		p := payments[id]
 		switch p.Status {
 		case surge.PaymentRefundDue:
+			if p.AmountCents == 0 {
+				// A payment of nothing (a free order's Stripe checkout,
+				// no_payment_required) that came after its hold ran out,
+				// or after the order was paid: it took nothing, so nothing
+				// is due back. Money a settlement holds for it is still
+				// reported above (amount_differs).
+				break
+			}
 			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved; refund it", p.FormatAmount())
 		case surge.PaymentRefundUnexpected:
 			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %s settled no refund_due payment (the order may be paid)", p.FormatAmount())

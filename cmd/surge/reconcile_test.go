@@ -724,3 +724,62 @@ func TestReconcileFreeOrderPaidWithNothing(t *testing.T) {
 			"want exit 0: a payment of nothing has no settlement line", o.ID, code, rep.Mismatches, stderr)
 	}
 }
+
+// TestReconcileFreeCheckoutTooLate: a free order's checkout (a Stripe
+// Checkout Session completed no_payment_required, a payment of zero) that
+// completes after the order's hold ran out, or a second one of an order
+// its first paid already, is recorded refund_due, as any payment of an
+// order no longer payable. It took nothing, so there is nothing to give
+// back and no settlement line; reconcile told the operator to refund
+// "0.00 EUR" and exited 1 for books that match.
+func TestReconcileFreeCheckoutTooLate(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		payFirst bool          // the order is paid by a first free checkout
+		at       time.Duration // when the late one is recorded, after the purchase
+	}{
+		{"after the hold ran out", false, 2 * time.Hour},
+		{"a second checkout of a paid order", true, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir, st := openBooks(t)
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			name, cur, stock, limit, free, hold := "free", "EUR", int64(10), int64(2), int64(0), int64(60)
+			sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit, PriceCents: &free, Currency: &cur, HoldSeconds: &hold}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.CreateSale(ctx, sale); err != nil {
+				t.Fatal(err)
+			}
+			out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 2}}, now)
+			if err != nil || out[0].Err != nil {
+				t.Fatalf("reserve: %v %+v", err, out)
+			}
+			o := out[0].Order
+			if tc.payFirst {
+				r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: "cs_test_free1", Type: surge.PaymentSucceeded, OrderID: o.ID,
+					AmountCents: 0, Currency: "eur", Created: now, Provider: "stripe"}, now.Add(time.Millisecond))
+				if err != nil || r.Payment.Status != surge.PaymentPaid {
+					t.Fatalf("first RecordPayment = %s, %v; want paid", r.Payment.Status, err)
+				}
+			}
+			r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: "cs_test_free2", Type: surge.PaymentSucceeded, OrderID: o.ID,
+				AmountCents: 0, Currency: "eur", Created: now.Add(tc.at), Provider: "stripe"}, now.Add(tc.at))
+			if err != nil || r.Payment.Status != surge.PaymentRefundDue {
+				t.Fatalf("late RecordPayment = %s, %v; want refund_due (the order is no longer payable)", r.Payment.Status, err)
+			}
+			st.Close()
+			csv := filepath.Join(t.TempDir(), "settlement.csv")
+			if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+			if code != 0 || len(rep.Mismatches) != 0 {
+				t.Errorf("free order %s, checkout cs_test_free2 of 0.00 EUR %s, recorded refund_due: exit %d, mismatches %+v (stderr %s); "+
+					"want exit 0: a payment of nothing took nothing, so nothing is due back", o.ID, tc.name, code, rep.Mismatches, stderr)
+			}
+		})
+	}
+}
