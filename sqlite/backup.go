@@ -57,7 +57,7 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 		tmp.Close()
 	}()
 
-	db, err := sql.Open("sqlite", "file:"+src+"?mode=ro&_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", fileURI(src)+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: open %s: %w", src, err)
 	}

@@ -238,7 +238,7 @@ const checkMap = 1 << 31
 // on a read-only connection SQLite's quick check skips the tables' CHECK
 // constraints.
 func openToCheck(path string, mapSize int64) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)&_pragma=mmap_size("+strconv.FormatInt(mapSize, 10)+")")
+	db, err := sql.Open("sqlite", fileURI(path)+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)&_pragma=mmap_size("+strconv.FormatInt(mapSize, 10)+")")
 	if err != nil {
 		return nil, err
 	}

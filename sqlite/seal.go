@@ -91,7 +91,7 @@ func seal(dir string, progress int64, opened os.FileInfo) error {
 // no lock, no WAL, no page the store's connections cached). The caller
 // holds the directory's lock and found no WAL holding pages.
 func fileProgress(path string) (int64, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+	db, err := sql.Open("sqlite", fileURI(path)+"?mode=ro&immutable=1")
 	if err != nil {
 		return 0, err
 	}

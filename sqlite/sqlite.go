@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,6 +232,16 @@ func checkVersion(ctx context.Context, db source, path string) error {
 	return nil
 }
 
+// fileURI is the SQLite URI ("file:" + path, options to follow after a
+// '?') that names the file at path whatever it holds: in a URI '?' starts
+// the options, '#' ends the path and "%HH" stands for a byte, so those
+// three are escaped (https://www.sqlite.org/uri.html). A data directory
+// holding them otherwise sent SQLite to another file. url.URL would also
+// escape what SQLite takes as it is, and no library writes this form.
+func fileURI(path string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
 // versionUnchanged is checkVersion at a start, which holds the data
 // directory's lock, through a connection that writes to none of the
 // database's files: a start refused as older than the database must
@@ -248,7 +259,7 @@ func versionUnchanged(ctx context.Context, path string) error {
 	if _, err := os.Lstat(path + "-wal"); errors.Is(err, os.ErrNotExist) {
 		query = "mode=ro&immutable=1"
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+query)
+	db, err := sql.Open("sqlite", fileURI(path)+"?"+query)
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -481,7 +492,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// in the background on its own connection. journal_size_limit: the
 	// WAL is cut back to that size when it restarts after a checkpoint, so
 	// a spike's peak does not stay on disk.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(" + walSizeLimit + ")&_txlock=immediate"
+	dsn := fileURI(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(" + walSizeLimit + ")&_txlock=immediate"
 	// Before anything reads the database by this build's layout, or
 	// writes to it: a newer version's database is refused as found,
 	// byte for byte (versionUnchanged). Any other failure to read the
@@ -560,7 +571,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	r, err := sql.Open("sqlite", fileURI(path)+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open reader: %w", err)
 	}
@@ -568,7 +579,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	// No busy timeout: a TRUNCATE checkpoint waiting on a reader would hold
 	// back the writer meanwhile; busy, it gives up and retries later.
-	cp, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)&_pragma=journal_size_limit("+walSizeLimit+")")
+	cp, err := sql.Open("sqlite", fileURI(path)+"?_pragma=busy_timeout(0)&_pragma=journal_size_limit("+walSizeLimit+")")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open checkpointer: %w", err)
 	}
