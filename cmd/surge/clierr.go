@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"syscall"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 )
@@ -59,8 +60,10 @@ const probeSale = "surge-cli-probe"
 // read-only admin request asks, the order export of probeSale: the public
 // address answers it 404 not_found whatever the token; an admin listener
 // answers 401 to a wrong token, and to a right one sale_not_found or the
-// export, which is stopped at its first order. Any other err is returned
-// as it is.
+// export, which is stopped at its first order; a second read, of the sale
+// itself, which the public listener serves to anyone, tells it from an
+// address that serves no API (--debug-addr's, a wrong path). Any other
+// err is returned as it is.
 func publicListener(ctx context.Context, server, token string, err error) error {
 	var ae *client.APIError
 	if token == "" || !errors.As(err, &ae) || (ae.Status != 401 && (ae.Status != 404 || ae.Code != "not_found")) {
@@ -71,6 +74,15 @@ func publicListener(ctx context.Context, server, token string, err error) error 
 	var pe *client.APIError
 	if !errors.As(perr, &pe) || pe.Status != 404 || pe.Code != "not_found" {
 		return err
+	}
+	// An address that serves no API at all (--debug-addr's, a --server
+	// with a wrong path) hides the export too; the public listener, and
+	// only it, still answers a public read of the same sale.
+	if _, serr := client.New(server, "").Sale(ctx, probeSale); serr != nil {
+		var se *client.APIError
+		if !errors.As(serr, &se) || se.Code != string(surge.CodeSaleNotFound) {
+			return err
+		}
 	}
 	// Not wrapped: clientError would read the 401 as a wrong token.
 	return fmt.Errorf("%s is not an admin listener: it serves the public API only, where the admin token grants nothing and the admin endpoints are hidden (it answered %v); surge serve runs with --admin-addr: point --server (or SURGE_SERVER) at that address", server, ae)
