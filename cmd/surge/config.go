@@ -297,10 +297,12 @@ func masked(name, v string) string {
 			} else if nats && u.User != nil {
 				u.User = url.User(mask)
 			}
-			if q := u.Query(); name == "jwks-url" && len(q) > 0 {
+			if q := u.Query(); name == "jwks-url" && u.RawQuery != "" {
 				// A key server may take its credential in the query
 				// (?access_token=…): every value is masked, as the
-				// fetch's errors and logs mask them.
+				// fetch's errors and logs mask them, and a pair Query
+				// cannot parse (a ';', a stray '%') is dropped, never
+				// printed: judged by the raw query, not by what parsed.
 				for _, vs := range q {
 					for j := range vs {
 						vs[j] = mask
