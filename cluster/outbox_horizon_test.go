@@ -9,9 +9,9 @@ import (
 	"github.com/surgehq/surge/servicetest"
 )
 
-// TestOutboxReadDuringLongTransaction: docs/events.md says a write
-// transaction left open on the PostgreSQL server for more than 2 s "makes
-// each read stop at the horizon it had until that transaction ends". The
+// TestOutboxReadDuringLongTransaction: docs/events.md says a transaction
+// writing the outbox left open for more than 2 s "makes each read stop at
+// the horizon it had until that transaction ends". The
 // outbox read must then answer (the events up to that horizon, or none),
 // not fail: its failures count against the PostgreSQL breaker that the
 // purchase path shares, and five of them in a quiet moment open it, so an
@@ -27,12 +27,16 @@ func TestOutboxReadDuringLongTransaction(t *testing.T) {
 	}
 	ctx := t.Context()
 	readEvents(t, s, 1, 20*time.Second)
-	// Someone's transaction with a transaction id, left open.
+	// Someone's transaction with a transaction id and the outbox's write
+	// lock (as a writer of it has), left open.
 	other := servicetest.Conn(t, ns)
 	if _, err := other.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := other.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(ctx, "LOCK TABLE outbox IN ROW EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = other.Exec(t.Context(), "ROLLBACK") })
@@ -48,10 +52,8 @@ func TestOutboxReadDuringLongTransaction(t *testing.T) {
 }
 
 // readEvents reads s's outbox until it hands out want events, failing
-// the test after within. Other tests share the PostgreSQL server: a write
-// transaction of theirs left open for more than 2 s holds every read at
-// the horizon it had until it ends (docs/events.md), so one read may hand
-// out nothing even where the lease is s's.
+// the test after within: a read hands out nothing while a writer of the
+// outbox stays open for more than 2 s (docs/events.md).
 func readEvents(t *testing.T, s *cluster.Store, want int, within time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {

@@ -49,21 +49,31 @@ const horizonWait = 2 * time.Second
 // when it stops waiting for the horizon.
 const horizonSlack = 500 * time.Millisecond
 
+// writersSQL lists the transactions (virtual ids, as a transaction may
+// have no id yet) that hold or wait for a write lock on this schema's
+// outbox, but the caller's own (a prepared transaction has no pid).
+const writersSQL = `SELECT COALESCE(array_agg(virtualtransaction), '{}') FROM pg_locks
+	WHERE locktype = 'relation' AND mode = 'RowExclusiveLock'
+	AND pid IS DISTINCT FROM pg_backend_pid()
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND relation = 'outbox'::regclass`
+
 // PendingEvents returns up to limit events above after, lowest seq first,
 // if the lease l is still held; none otherwise. It returns every event
 // committed before the call, and none that a transaction still running
-// could precede: it reads the last seq handed out, then a snapshot, and
-// waits until every transaction running at that snapshot ended (its
-// oldest running transaction id, xmin, reached the snapshot's next one,
-// xmax), mostly no wait at all or a few milliseconds. Every writer of the
-// outbox has its transaction id before it takes a seq (it has locked or
-// changed its order first), so the seqs up to the one read are then final,
-// and a reader may read on after the last event it saw without skipping
-// one. The sequence must not cache values per session (CACHE 1, the
-// default of migration 007's bigserial): a cached seq is handed out after
-// higher ones were read. A writer transaction left open on the server for
-// longer than horizonWait makes reads stop at the horizon they had until
-// it ends.
+// could precede: it reads the last seq handed out, then which
+// transactions hold a write lock on the outbox, and waits until those
+// ended, mostly no wait at all or a few milliseconds. Every writer of the
+// outbox locks it before it takes a seq (an INSERT locks its table before
+// it runs, and keeps the lock to its transaction's end), so the seqs up to
+// the one read are then final, and a reader may read on after the last
+// event it saw without skipping one. The sequence must not cache values
+// per session (CACHE 1, the default of migration 007's bigserial): a
+// cached seq is handed out after higher ones were read. A writer
+// transaction of this outbox left open for longer than horizonWait makes
+// reads stop at the horizon they had until it ends; transactions that do
+// not write this outbox (another schema's, another database's, an
+// application's sharing the server) hold no read back.
 func (d *DB) PendingEvents(ctx context.Context, l Lease, h *OutboxHorizon, after int64, limit int) ([]surge.OrderEvent, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -112,48 +122,32 @@ func (d *DB) PendingEvents(ctx context.Context, l Lease, h *OutboxHorizon, after
 // advance moves h's final seq to the last one handed out once the
 // transactions that may hold seqs up to it have ended.
 //
-// A snapshot cannot tell that by itself: its xmax is one past the highest
-// *completed* transaction id, and a transaction still running with an id
-// above it is neither in its running list nor below its xmin. Ids and
-// seqs are handed out in different orders (a writer takes its id at its
-// first change and its seq later), so a writer with a low seq can run with
-// the highest id while one with a later seq but a lower id commits. The
-// reader therefore takes an id of its own after reading the last seq, one
-// above every writer's that took a seq up to it, and waits until no
-// transaction below that id runs (TestOutboxHorizonXidOrder).
+// Those are the writers of the outbox that run when the last seq is read:
+// a writer locks the outbox table (RowExclusiveLock, to its transaction's
+// end) before it takes its seq, so one with a seq up to the last read
+// holds that lock when the locks are read after it, or has ended. Waiting
+// for them alone, not for every transaction older than the read as a
+// snapshot's xmin would, keeps a write open elsewhere on the server
+// (another schema's cluster, another database) from stopping the relay.
+// Transaction ids are no bound here: a writer may take its id first and its
+// seq last (TestOutboxHorizonXidOrder), and a lock does not care.
 func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
-	// One round trip: the last seq handed out, then the reader's own id.
-	// Its commit writes a record; asynchronous, as nothing depends on it.
+	// One round trip, the statements run in order: the last seq handed
+	// out, then the outbox's writers (relation oids are per database).
 	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
-	b.Queue(`SET LOCAL synchronous_commit = off`)
 	b.Queue(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM outbox_seq_seq`)
-	b.Queue(`SELECT pg_current_xact_id()::text::bigint`)
-	b.Queue(`COMMIT`)
+	b.Queue(writersSQL)
 	res := d.pool.SendBatch(ctx, b)
-	var last, mine, xmin int64
-	_, err := res.Exec()
+	var last int64
+	var writers []string
+	err := res.QueryRow().Scan(&last)
 	if err == nil {
-		_, err = res.Exec()
-	}
-	if err == nil {
-		err = res.QueryRow().Scan(&last)
-	}
-	if err == nil {
-		err = res.QueryRow().Scan(&mine)
-	}
-	if err == nil {
-		_, err = res.Exec()
+		err = res.QueryRow().Scan(&writers)
 	}
 	if cerr := res.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return err
-	}
-	// The reader's transaction has ended, so the oldest running one is
-	// below it exactly while a writer that may hold a seq up to last runs.
-	if err := d.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(horizonWait)
@@ -162,7 +156,7 @@ func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
 		// the caller's deadline fails instead of stopping at the horizon.
 		deadline = dl.Add(-horizonSlack)
 	}
-	for pause := 500 * time.Microsecond; xmin < mine; pause = min(2*pause, 20*time.Millisecond) {
+	for pause := 500 * time.Microsecond; len(writers) > 0; pause = min(2*pause, 20*time.Millisecond) {
 		if time.Now().After(deadline) {
 			return nil // a long transaction: the horizon stays
 		}
@@ -171,7 +165,7 @@ func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
 			return ctx.Err()
 		case <-time.After(pause):
 		}
-		if err := d.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin); err != nil {
+		if err := d.pool.QueryRow(ctx, writersSQL+` AND virtualtransaction = ANY($1)`, writers).Scan(&writers); err != nil {
 			return err
 		}
 	}

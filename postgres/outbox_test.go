@@ -61,8 +61,8 @@ func TestOutboxHorizon(t *testing.T) {
 	db, ns, sl, read := horizonReader(t, "o1")
 	later := time.Now().Add(time.Hour)
 	// The reader sees o1's reserved event (seq 1) once it is final.
-	// (A read waits up to 2 s for the transactions running when it
-	// started, other tests' too: this polls in case one ran longer.)
+	// (A read waits up to 2 s for the writers of the outbox running
+	// when it started: this polls in case one ran longer.)
 	var first []int64
 	for deadline := time.Now().Add(10 * time.Second); len(first) == 0 && time.Now().Before(deadline); {
 		if first = read(0); len(first) == 0 {
