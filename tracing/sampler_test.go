@@ -74,3 +74,64 @@ func TestClientCannotForceSampling(t *testing.T) {
 type keep struct{ *tracetest.InMemoryExporter }
 
 func (keep) Shutdown(context.Context) error { return nil }
+
+// TestClientCannotChooseASampledTraceID: the ratio samplers decide on the
+// trace id, and a caller's traceparent chooses the trace id, so a client
+// sending ids whose low 64 bits are zero (under any ratio's bound) had
+// every request traced and exported at a ratio of 1 %, the sampled flag
+// notwithstanding. A request with a remote parent must be kept at about
+// the configured ratio whatever id it names, and the spans the request
+// makes beneath its own must follow its decision, not the id's.
+func TestClientCannotChooseASampledTraceID(t *testing.T) {
+	for _, sampler := range []string{"parentbased_traceidratio", "traceidratio"} {
+		t.Run(sampler, func(t *testing.T) {
+			t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+			t.Setenv("OTEL_TRACES_SAMPLER", sampler)
+			t.Setenv("OTEL_TRACES_SAMPLER_ARG", "0.01")
+			exp := tracetest.NewInMemoryExporter()
+			p, err := New(context.Background(), Options{Logger: slog.New(slog.DiscardHandler), exporter: keep{exp}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tracer := p.Tracing().Tracer("test")
+			srv := httptest.NewServer(otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, span := tracer.Start(r.Context(), "child") // a store call, say
+				span.End()
+			}), "surge", otelhttp.WithTracerProvider(p.Tracing()), otelhttp.WithPropagators(Propagator())))
+			defer srv.Close()
+			const sent = 400
+			for i := range sent {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+				// The high half differs per request, the low half (what
+				// the ratio reads) is zero; sampled and not alike.
+				req.Header.Set("traceparent", fmt.Sprintf("00-%016x0000000000000000-%016x-%02d", i+1, i+1, i%2))
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			if err := p.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			requests, children := 0, 0
+			for _, s := range exp.GetSpans() {
+				if s.Name == "child" {
+					children++
+				} else {
+					requests++
+				}
+			}
+			// At 1 % about 4 of 400 are kept; 40 or more has a chance
+			// below 1e-20.
+			const most = 40
+			if requests >= most || children >= most {
+				t.Fatalf("a client choosing trace ids with a zero low half had %d of %d requests (and %d of their child spans) traced at OTEL_TRACES_SAMPLER=%s, ratio 0.01; want fewer than %d",
+					requests, sent, children, sampler, most)
+			}
+			if children != requests {
+				t.Errorf("%d request spans kept but %d of their child spans; want a child kept exactly when its request is", requests, children)
+			}
+		})
+	}
+}

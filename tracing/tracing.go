@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -157,15 +158,20 @@ func enabled(getenv func(string) string) (bool, error) {
 }
 
 // sampler is the sampler OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG
-// ask for (checked by checkSampler), except that the sampled flag of an
-// incoming traceparent decides nothing: the API is public, and the SDK's
-// parentbased_* samplers follow a remote parent's flag, so any client
-// sending "-01" would have every request traced and exported whatever
-// the ratio (a cheap way to multiply tracing's cost under a spike). A
-// request with a remote parent is decided as a root is, by the ratio on
-// its trace id (the same id gives the same answer on every node, and in
-// an upstream using the same ratio); its span still continues the
-// caller's trace. Local parents are followed as the SDK does.
+// ask for (checked by checkSampler), except that nothing in an incoming
+// traceparent decides whether a request is kept: the API is public, and
+// the SDK's parentbased_* samplers follow a remote parent's sampled flag,
+// so any client sending "-01" would have every request traced and
+// exported whatever the ratio (a cheap way to multiply tracing's cost
+// under a spike). Nor may the trace id decide: the ratio samplers read
+// its low 64 bits, which the caller chooses, so ids whose low half is
+// zero would be kept at any ratio. A request with a remote parent is
+// kept with the configured probability, drawn here (remoteRatio); its
+// span still continues the caller's trace. Local parents are followed,
+// as the SDK does (for traceidratio too, which gives the same answer for
+// a trace begun here, whose id is ours, and for one a caller began
+// keeps the spans beneath a request with the request's span). A local
+// root is decided as before.
 func sampler(getenv func(string) string) sdktrace.Sampler {
 	ratio := 1.0 // the SDK's default
 	if arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG")); arg != "" {
@@ -173,23 +179,38 @@ func sampler(getenv func(string) string) sdktrace.Sampler {
 			ratio = v
 		}
 	}
-	var root sdktrace.Sampler
+	var root, remote sdktrace.Sampler
 	switch strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))) {
 	case "always_on":
 		return sdktrace.AlwaysSample()
 	case "always_off":
 		return sdktrace.NeverSample()
-	case "traceidratio":
-		return sdktrace.TraceIDRatioBased(ratio)
+	case "traceidratio", "parentbased_traceidratio":
+		root, remote = sdktrace.TraceIDRatioBased(ratio), remoteRatio{ratio}
 	case "parentbased_always_off":
 		root = sdktrace.NeverSample()
-	case "parentbased_traceidratio":
-		root = sdktrace.TraceIDRatioBased(ratio)
+		remote = root
 	default: // "" and parentbased_always_on, the default
 		root = sdktrace.AlwaysSample()
+		remote = root
 	}
-	return sdktrace.ParentBased(root, sdktrace.WithRemoteParentSampled(root), sdktrace.WithRemoteParentNotSampled(root))
+	return sdktrace.ParentBased(root, sdktrace.WithRemoteParentSampled(remote), sdktrace.WithRemoteParentNotSampled(remote))
 }
+
+// remoteRatio keeps a span whose parent a caller sent with probability
+// ratio, drawn from this process's randomness: neither the caller's flag
+// nor its trace id, both of its choosing, moves the draw.
+type remoteRatio struct{ ratio float64 }
+
+func (s remoteRatio) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	d := sdktrace.Drop
+	if rand.Float64() < s.ratio { // [0, 1): a ratio of 1 keeps all, 0 none
+		d = sdktrace.RecordAndSample
+	}
+	return sdktrace.SamplingResult{Decision: d, Tracestate: trace.SpanContextFromContext(p.ParentContext).TraceState()}
+}
+
+func (s remoteRatio) Description() string { return fmt.Sprintf("RemoteParentRatio{%g}", s.ratio) }
 
 // checkSampler refuses an OTEL_TRACES_SAMPLER or OTEL_TRACES_SAMPLER_ARG
 // the SDK cannot read. The SDK only reports such a mistake to the error
