@@ -83,6 +83,7 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 	path, h := surgev1connect.NewSaleServiceHandler(&handler{Service: s, auth: api},
 		append(jsonCodecs(), boundedGzip(), connect.WithReadMaxBytes(maxMessage))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
+	getOrder, cancelOrder := surgev1connect.SaleServiceGetOrderProcedure, surgev1connect.SaleServiceCancelOrderProcedure
 	procedures := procedures()
 	if api.AdminHidden() {
 		// As POST /v1/sales there: 404 not_found, as if it did not exist.
@@ -94,6 +95,13 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 			// API answers every unknown path in its JSON shape.
 			surgehttp.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
 			return
+		}
+		if r.URL.Path == getOrder || r.URL.Path == cancelOrder {
+			// One buyer's order, as GET /v1/orders/{id} and its cancel
+			// answer it: Connect serves GetOrder over GET, which a cache or
+			// CDN in front may keep by its URL and hand to the next caller
+			// (or a stale status, or a 404); errors included.
+			w.Header().Set("Cache-Control", "private, no-store")
 		}
 		if r.URL.Path == watch {
 			// The server's write timeout is for answers, not streams: a

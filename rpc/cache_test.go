@@ -1,0 +1,67 @@
+package rpc_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestOrderAnswersAreNotStoredOverConnect: GetOrder has no side effects,
+// so Connect serves it over GET, a request any cache or CDN in front may
+// keep, keyed on the URL (the order's id), not on who asked. The HTTP
+// API's order answers say Cache-Control: private, no-store, errors
+// included; the same order over Connect said nothing, so a cache could
+// hand one buyer's order (or a stale status, or a 404) to the next caller.
+// Every Connect answer about an order must say it too.
+func TestOrderAnswersAreNotStoredOverConnect(t *testing.T) {
+	base := server(t)
+	const sale = "rpc-order-no-store"
+	createSale(t, base, sale, 10)
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/sales/"+sale+"/purchases", nil)
+	req.Header.Set("X-User-ID", "alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Order struct{ ID string } }
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	order := out.Order
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || err != nil || order.ID == "" {
+		t.Fatalf("purchase: %d, %v, order %q", resp.StatusCode, err, order.ID)
+	}
+	msg := `{"id":"` + order.ID + `"}`
+	get := base + svc + "GetOrder?encoding=json&message=" + url.QueryEscape(msg)
+	for _, c := range []struct {
+		what, method, url, user, body string
+		status                        int
+	}{
+		{"GET GetOrder, its buyer", http.MethodGet, get, "alice", "", http.StatusOK},
+		{"GET GetOrder, another buyer", http.MethodGet, get, "mallory", "", http.StatusNotFound},
+		{"POST GetOrder, its buyer", http.MethodPost, base + svc + "GetOrder", "alice", msg, http.StatusOK},
+		{"POST CancelOrder, another buyer", http.MethodPost, base + svc + "CancelOrder", "mallory", msg, http.StatusNotFound},
+		{"POST CancelOrder, its buyer", http.MethodPost, base + svc + "CancelOrder", "alice", msg, http.StatusOK},
+	} {
+		req, _ := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
+		req.Header.Set("X-User-ID", c.user)
+		if c.method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("Connect %s: answered %d %s; want %d", c.what, resp.StatusCode, body, c.status)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != "private, no-store" {
+			t.Errorf("Connect %s: answered %d with Cache-Control %q; want \"private, no-store\" (one buyer's order, as the HTTP API answers it)",
+				c.what, resp.StatusCode, got)
+		}
+	}
+}
