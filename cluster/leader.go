@@ -101,7 +101,15 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 			bySale[o.SaleID] = append(bySale[o.SaleID], o)
 		}
 		for sale, orders := range bySale {
-			s.release(ctx, sale, orders)
+			if !s.release(ctx, sale, orders) {
+				// Counted now, as the orders are expired; the sweep will
+				// give their units back and must not count them again.
+				s.countedMu.Lock()
+				for _, o := range orders {
+					s.counted[o.ID] = sale
+				}
+				s.countedMu.Unlock()
+			}
 			s.log.Info("holds expired", "sale", sale, "orders", len(orders))
 			s.rel.Heard(sale, len(orders))
 		}
@@ -201,6 +209,16 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			delete(s.sweeps, id) // removed or archived
 		}
 	}
+	// An order the expiry counted whose units a rebuild gave back, or a
+	// release whose answer alone was lost, is never swept: forgotten with
+	// its sale.
+	s.countedMu.Lock()
+	for id, sale := range s.counted {
+		if !listed[sale] {
+			delete(s.counted, id)
+		}
+	}
+	s.countedMu.Unlock()
 	// Most sales are idle (past sales of a shop, above all): one pipelined
 	// survey finds them, so the round, and with it the next expiry of
 	// holds, costs a few round trips per thousand of them instead of
@@ -319,14 +337,19 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 			// lost) was never released nor told to OnRelease, and this
 			// sweep, on the leader as every expiry, is the first to hear
 			// of it. One that was told is released before the leader's
-			// next sweep, so no expiry is counted twice. A cancel is the
+			// next sweep, or, when that release failed unsettled, is in
+			// counted, so no expiry is counted twice. A cancel is the
 			// cancelling node's to count.
 			n := 0
+			s.countedMu.Lock()
 			for _, o := range orders {
-				if o.Status == surge.OrderExpired {
+				if _, told := s.counted[o.ID]; told {
+					delete(s.counted, o.ID)
+				} else if o.Status == surge.OrderExpired {
 					n++
 				}
 			}
+			s.countedMu.Unlock()
 			if n > 0 {
 				s.rel.Heard(sale, n)
 			}
