@@ -166,8 +166,12 @@ type Store struct {
 	// sweeps is, per sale, where the leader's sweep of each bucket's held
 	// orders goes on from (leader.go); the leader loop's alone.
 	sweeps map[string][]uint64
-	// sweepNext is where, in the list of sales, the next sweep starts.
+	// sweepNext is where, in the list of sales not selling, the next
+	// sweep starts.
 	sweepNext int
+	// sold is, per sale, its count of units ever sold when the leader
+	// last saw it change, and when (leader.go, selling).
+	sold map[string]soldSeen
 	// round is held through each of the leader's rounds (lead), which
 	// own sweeps and sweepNext: tests run rounds of their own beside it.
 	round sync.Mutex
@@ -223,6 +227,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		changed: make(chan string, 256),
 		kick:    make(chan struct{}, 1),
 		sweeps:  map[string][]uint64{},
+		sold:    map[string]soldSeen{},
 		counted: map[string]string{},
 	}
 	s.rcb = s.breaker("redis")

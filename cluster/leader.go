@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -209,6 +210,11 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			delete(s.sweeps, id) // removed or archived
 		}
 	}
+	for id := range s.sold {
+		if !listed[id] {
+			delete(s.sold, id)
+		}
+	}
 	// An order the expiry counted whose units a rebuild gave back, or a
 	// release whose answer alone was lost, is never swept: forgotten with
 	// its sale.
@@ -256,50 +262,106 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 	s.sweep(ctx, sweep)
 }
 
-// sweepCount is about how many held orders a sweep looks at each round
-// (one PostgreSQL lookup by primary key each); sweepSales bounds the sales
-// it reads, in turn, each round.
+// sweepCount is about how many held orders a sweep looks at each round in
+// the sales selling (one PostgreSQL lookup by primary key each);
+// sweepSales bounds the other sales it reads, in turn, each round, and
+// the sales read every round as selling; sweepAfterHold is how long after
+// its last sale, beyond its hold time, a sale counts as selling.
 const (
-	sweepCount = 1000
-	sweepSales = 256
+	sweepCount     = 1000
+	sweepSales     = 256
+	sweepAfterHold = 5 * time.Minute
 )
+
+// soldSeen is a sale's count of units ever sold when the leader last saw
+// it change, and when.
+type soldSeen struct {
+	ever int64
+	at   time.Time
+}
+
+// selling reports whether row sold within its hold time and
+// sweepAfterHold: only then may it have orders reserved, whose end a node
+// may have failed to give back to Redis (a cancel or an expiry ends a
+// reserved order, and each was reserved when the count grew). A sale seen
+// for the first time (a new leader) counts as selling once it sells.
+func (s *Store) selling(row postgres.SaleRow, now time.Time) bool {
+	seen, ok := s.sold[row.ID]
+	if !ok || seen.ever != row.Ever {
+		at := now
+		if !ok {
+			at = time.Time{}
+		}
+		s.sold[row.ID] = soldSeen{ever: row.Ever, at: at}
+		return ok
+	}
+	return now.Sub(seen.at) < row.Hold()+sweepAfterHold
+}
 
 // sweep gives back the units Redis still holds for orders PostgreSQL has
 // ended: a node that dies between ending an order and releasing it, or
 // whose call timed out after PostgreSQL committed, leaves them taken, and
 // no one else would give them back. Each round looks at the next part of
-// the held orders of the next sweepSales sales, all in one Redis round
-// trip and one PostgreSQL lookup, so every sale is read through over
-// rounds while a round's cost does not grow with the sales (a sale's paid
-// orders stay held in Redis for good, so every past sale has some).
+// the held orders of every sale selling (up to sweepSales of them, the
+// latest to sell first), where such units are off sale while buyers want
+// them, and of the next sweepSales other sales in turn, all in one Redis
+// round trip and one PostgreSQL lookup: every sale is read through over
+// rounds while a round's cost does not grow with the past sales (a sale's
+// paid orders stay held in Redis for good, so every past sale has some).
 // Releasing is idempotent per order, so racing the node that ended an
 // order, or a rebuild, gives back nothing twice.
 func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 	if len(rows) == 0 {
 		return
 	}
-	start := s.sweepNext % len(rows)
-	n := min(sweepSales, len(rows))
-	s.sweepNext = start + n
-	var scans []redis.Scan
-	var cursors [][]uint64
-	for i := range n {
-		row := rows[(start+i)%len(rows)]
-		c := s.sweeps[row.ID]
-		if len(c) != max(row.Buckets, 1) {
-			c = make([]uint64, max(row.Buckets, 1))
-			s.sweeps[row.ID] = c
-		}
-		for b := range c {
-			scans = append(scans, redis.Scan{Layout: redis.Layout{Sale: row.ID, Buckets: row.Buckets}, Bucket: b, Cursor: c[b]})
-			cursors = append(cursors, c)
+	now := time.Now()
+	var selling, rest []postgres.SaleRow
+	for _, row := range rows {
+		if s.selling(row, now) {
+			selling = append(selling, row)
+		} else {
+			rest = append(rest, row)
 		}
 	}
-	count := int64(max(sweepCount/len(scans), 64))
+	if len(selling) > sweepSales {
+		slices.SortStableFunc(selling, func(a, b postgres.SaleRow) int { return s.sold[b.ID].at.Compare(s.sold[a.ID].at) })
+		rest = append(rest, selling[sweepSales:]...)
+		selling = selling[:sweepSales]
+	}
+	var scans []redis.Scan
+	var cursors [][]uint64
+	add := func(rows []postgres.SaleRow, count int64) {
+		for _, row := range rows {
+			c := s.sweeps[row.ID]
+			if len(c) != max(row.Buckets, 1) {
+				c = make([]uint64, max(row.Buckets, 1))
+				s.sweeps[row.ID] = c
+			}
+			for b := range c {
+				scans = append(scans, redis.Scan{Layout: redis.Layout{Sale: row.ID, Buckets: row.Buckets}, Bucket: b, Cursor: c[b], Count: count})
+				cursors = append(cursors, c)
+			}
+		}
+	}
+	buckets := 0
+	for _, row := range selling {
+		buckets += max(row.Buckets, 1)
+	}
+	add(selling, int64(max(sweepCount/max(buckets, 1), 64)))
+	if len(rest) > 0 {
+		start := s.sweepNext % len(rest)
+		n := min(sweepSales, len(rest))
+		s.sweepNext = start + n
+		turn := make([]postgres.SaleRow, n)
+		for i := range n {
+			turn[i] = rest[(start+i)%len(rest)]
+		}
+		add(turn, 64)
+	}
 	var got [][]string
 	var next []uint64
 	if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		got, next, err = s.live.HeldMany(ctx, scans, count)
+		got, next, err = s.live.HeldMany(ctx, scans)
 		return err
 	}); err != nil {
 		return

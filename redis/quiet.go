@@ -95,15 +95,16 @@ type Scan struct {
 	Layout
 	Bucket int
 	Cursor uint64
+	Count  int64 // about how many orders to read (HSCAN's COUNT)
 }
 
 // HeldMany is Held for many buckets, of many sales, in one round trip:
 // ids[i] and next[i] answer scans[i].
-func (s *Stock) HeldMany(ctx context.Context, scans []Scan, count int64) (ids [][]string, next []uint64, err error) {
+func (s *Stock) HeldMany(ctx context.Context, scans []Scan) (ids [][]string, next []uint64, err error) {
 	cmds := make([]*goredis.ScanCmd, len(scans))
 	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, sc := range scans {
-			cmds[i] = p.HScan(ctx, s.keys(sc.Layout, sc.Bucket).orders, sc.Cursor, "", count)
+			cmds[i] = p.HScan(ctx, s.keys(sc.Layout, sc.Bucket).orders, sc.Cursor, "", sc.Count)
 		}
 		return nil
 	})

@@ -1,0 +1,74 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// TestSweepReachesLiveSaleEveryRound: units Redis still holds for orders
+// PostgreSQL ended (a node died between the two) are off sale until the
+// leader's sweep gives them back. Reading a bounded number of sales a
+// round in turn kept idle sales from slowing the round, but left a live
+// sale among 2,000 past ones swept once every eight rounds: its units came
+// back minutes late, in the middle of its sale. A sale that sold within
+// its hold time (plus a margin) is swept every round.
+func TestSweepReachesLiveSaleEveryRound(t *testing.T) {
+	const idle = 2000
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
+	defer s.Close()
+	ctx := context.Background()
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range idle {
+		g.Go(func() error {
+			mustSale(t, s, fmt.Sprintf("past%d", i), 10, 1)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	mustSale(t, s, "live", 40, 1)
+	round := func() {
+		t.Helper()
+		if !cluster.Round(ctx, s) {
+			t.Fatal("the store could not take the leader's lease")
+		}
+	}
+	round()
+	var orders []string
+	for i := range 20 {
+		out, _, err := reserve(s, "live", surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1})
+		if err != nil || out[0].Code != surge.CodeReserved {
+			t.Fatalf("reserve: %+v %v", out, err)
+		}
+		orders = append(orders, out[0].Order.ID)
+	}
+	round() // the leader sees the sale sell
+	db := servicetest.Conn(t, ns)
+	// Two batches of orders ended behind Redis's back, each followed by
+	// one round: a sale read once every few rounds misses one of the two.
+	for batch := range 2 {
+		ended := orders[batch*5 : batch*5+5]
+		// What a dead node's statement did (postgres.Settle), and no more.
+		tag, err := db.Exec(ctx, `WITH x AS (UPDATE orders SET status = 'cancelled', updated_at = now()
+				WHERE id = ANY($1) AND status = 'reserved' RETURNING quantity)
+			UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM x) WHERE id = 'live'`, ended)
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("end orders behind Redis's back: %v %v", tag, err)
+		}
+		round()
+		want := int64(20 + 5*(batch+1))
+		if rem, err := s.Remaining(ctx, "live"); err != nil || rem != want {
+			t.Errorf("batch %d: after one round of the leader, %d units of the live sale are on sale (%v); want %d: the units of 5 orders PostgreSQL ended stay off sale while %d idle sales are swept in turn",
+				batch+1, rem, err, want, idle)
+		}
+	}
+}
