@@ -170,7 +170,8 @@ type Store struct {
 	// sweep starts.
 	sweepNext int
 	// sold is, per sale, its count of units ever sold when the leader
-	// last saw it change, and when (leader.go, selling).
+	// last saw it change, and when the holds sold then end (first seen:
+	// its latest order's; leader.go, selling and seeSold).
 	sold map[string]soldSeen
 	// round is held through each of the leader's rounds (lead), which
 	// own sweeps and sweepNext: tests run rounds of their own beside it.

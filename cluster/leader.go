@@ -274,28 +274,62 @@ const (
 )
 
 // soldSeen is a sale's count of units ever sold when the leader last saw
-// it change, and when.
+// it change, and when the holds of the orders sold then end (with the
+// sale's hold time then: a PATCH shortening it leaves those orders' ends
+// where they were).
 type soldSeen struct {
-	ever int64
-	at   time.Time
+	ever  int64
+	until time.Time
 }
 
-// selling reports whether row sold within its hold time and
-// sweepAfterHold: only then may it have orders reserved, whose end a node
-// may have failed to give back to Redis (a cancel or an expiry ends a
-// reserved order, and each was reserved when the count grew). A sale seen
-// for the first time (a new leader) counts as selling once it sells.
+// selling reports whether the hold of an order row sold ended less than
+// sweepAfterHold ago, or not yet: only then may it have orders reserved,
+// whose end a node may have failed to give back to Redis (a cancel or an
+// expiry ends a reserved order, and each was reserved when the count
+// grew). A sale seen for the first time (a new leader, a new sale) is
+// taken to have sold its latest order (seeSold); until that is known,
+// once it sells.
 func (s *Store) selling(row postgres.SaleRow, now time.Time) bool {
 	seen, ok := s.sold[row.ID]
-	if !ok || seen.ever != row.Ever {
-		at := now
-		if !ok {
-			at = time.Time{}
-		}
-		s.sold[row.ID] = soldSeen{ever: row.Ever, at: at}
-		return ok
+	if !ok {
+		return false
 	}
-	return now.Sub(seen.at) < row.Hold()+sweepAfterHold
+	if seen.ever != row.Ever {
+		s.sold[row.ID] = soldSeen{ever: row.Ever, until: now.Add(row.Hold())}
+		return true
+	}
+	return now.Before(seen.until.Add(sweepAfterHold))
+}
+
+// seeSold records, for the sales of rows the leader has not seen yet, when
+// the hold of their latest order ends. Without it a new leader took a sale
+// that sold just before the old one died for a past one until it sold
+// again, and a sold-out sale whose units the dead node left off sale
+// sells nothing until the sweep gives them back: it came back once every
+// few rounds. One lookup per sale, once per leader's term; should it fail,
+// the next round asks again.
+func (s *Store) seeSold(ctx context.Context, rows []postgres.SaleRow) {
+	var unseen []string
+	for _, row := range rows {
+		if _, ok := s.sold[row.ID]; !ok {
+			unseen = append(unseen, row.ID)
+		}
+	}
+	if len(unseen) == 0 {
+		return
+	}
+	var last map[string]time.Time
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		last, err = s.db.LastHoldEnds(ctx, unseen)
+		return err
+	}); err != nil {
+		return
+	}
+	for _, row := range rows {
+		if _, ok := s.sold[row.ID]; !ok {
+			s.sold[row.ID] = soldSeen{ever: row.Ever, until: last[row.ID]} // zero if it never sold
+		}
+	}
 }
 
 // sweep gives back the units Redis still holds for orders PostgreSQL has
@@ -314,6 +348,7 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 	if len(rows) == 0 {
 		return
 	}
+	s.seeSold(ctx, rows)
 	now := time.Now()
 	var selling, rest []postgres.SaleRow
 	for _, row := range rows {
@@ -324,7 +359,7 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 		}
 	}
 	if len(selling) > sweepSales {
-		slices.SortStableFunc(selling, func(a, b postgres.SaleRow) int { return s.sold[b.ID].at.Compare(s.sold[a.ID].at) })
+		slices.SortStableFunc(selling, func(a, b postgres.SaleRow) int { return s.sold[b.ID].until.Compare(s.sold[a.ID].until) })
 		rest = append(rest, selling[sweepSales:]...)
 		selling = selling[:sweepSales]
 	}

@@ -72,3 +72,84 @@ func TestSweepReachesLiveSaleEveryRound(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepReachesLiveSaleAfterFailover: the sweep tells a selling sale by
+// its count of units sold changing under the leader's eyes, so a new
+// leader (the old one died, the very case that leaves units taken) took a
+// sale that had sold just before, and sold no more, for a past one: a
+// sold-out sale whose units a dead node left off sale sells nothing until
+// they come back, and among 2,000 past sales they came back once every
+// eight rounds. A sale whose latest hold ended less than five minutes ago,
+// or not yet, is swept every round from the new leader's first, also when
+// its hold time was shortened after it sold (the orders keep theirs).
+func TestSweepReachesLiveSaleAfterFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ago  time.Duration // when the sale sold out, its hold 1 h then
+		hold int64         // its hold time (s) at the failover
+	}{
+		{"sold out just now", 0, 3600},
+		{"sold out 20 min ago, hold shortened to 1 min since", 20 * time.Minute, 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sweepAfterFailover(t, tc.ago, tc.hold)
+		})
+	}
+}
+
+func sweepAfterFailover(t *testing.T, ago time.Duration, hold int64) {
+	const idle = 2000
+	ns := namespace(t)
+	old := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
+	ctx := context.Background()
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range idle {
+		g.Go(func() error {
+			mustSale(t, old, fmt.Sprintf("past%d", i), 10, 1)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	id, name, stock, limit, hour, start := "live", "live", int64(20), int64(1), int64(3600), time.Now().Add(-time.Hour)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hour}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.CreateSale(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	var orders []string
+	for i := range 20 { // sold out
+		out, _, err := old.Reserve(ctx, "live", []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, time.Now().Add(-ago))
+		if err != nil || out[0].Code != surge.CodeReserved {
+			t.Fatalf("reserve: %+v %v", out, err)
+		}
+		orders = append(orders, out[0].Order.ID)
+	}
+	db := servicetest.Conn(t, ns)
+	if _, err := db.Exec(ctx, `UPDATE sales SET hold_seconds = $1 WHERE id = 'live'`, hold); err != nil {
+		t.Fatal(err)
+	}
+	old.Close() // the leader dies
+	s := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
+	defer s.Close()
+	for batch := range 2 {
+		ended := orders[batch*5 : batch*5+5]
+		// What a dead node's statement did (postgres.Settle), and no more.
+		tag, err := db.Exec(ctx, `WITH x AS (UPDATE orders SET status = 'cancelled', updated_at = now()
+				WHERE id = ANY($1) AND status = 'reserved' RETURNING quantity)
+			UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM x) WHERE id = 'live'`, ended)
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("end orders behind Redis's back: %v %v", tag, err)
+		}
+		if !cluster.Round(ctx, s) {
+			t.Fatal("the new store could not take the leader's lease")
+		}
+		want := int64(5 * (batch + 1))
+		if rem, err := s.Remaining(ctx, "live"); err != nil || rem != want {
+			t.Errorf("batch %d: after one round of a new leader, %d units of the sold-out sale are on sale (%v); want %d: the units of 5 orders PostgreSQL ended stay off sale while %d past sales are swept in turn",
+				batch+1, rem, err, want, idle)
+		}
+	}
+}

@@ -120,6 +120,28 @@ func (d *DB) Sales(ctx context.Context) ([]SaleRow, error) {
 	return out, nil
 }
 
+// LastHoldEnds returns, per sale of ids that has orders, when the hold of
+// its latest order ends: one lookup of orders_by_sale per sale.
+func (d *DB) LastHoldEnds(ctx context.Context, ids []string) (map[string]time.Time, error) {
+	rows, err := d.pool.Query(ctx, `SELECT s.id, o.expires_at FROM unnest($1::text[]) AS s(id)
+		CROSS JOIN LATERAL (SELECT expires_at FROM orders WHERE sale_id = s.id ORDER BY seq DESC LIMIT 1) o`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: last hold ends: %w", err)
+	}
+	out := make(map[string]time.Time, len(ids))
+	var (
+		id string
+		at time.Time
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &at}, func() error {
+		out[id] = at
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("postgres: last hold ends: %w", err)
+	}
+	return out, nil
+}
+
 // Sale fetches one sale; surge.ErrSaleNotFound if unknown or archived.
 func (d *DB) Sale(ctx context.Context, id string) (SaleRow, error) {
 	s, err := scanSale(d.pool.QueryRow(ctx, `SELECT `+saleColumns+` FROM sales WHERE id = $1 AND archived_at IS NULL`, id))
