@@ -279,7 +279,9 @@ func masked(name, v string) string {
 			}
 		}
 	}
-	if strings.HasSuffix(name, "-url") && strings.Contains(v, "://") {
+	// A --jwks-url without "://" (its scheme left out or mistyped) still
+	// carries its query to the fetch, whose errors show it masked: so here.
+	if strings.HasSuffix(name, "-url") && (strings.Contains(v, "://") || name == "jwks-url") {
 		// NATS takes a comma-separated list of servers, and a user with
 		// no password as a token.
 		nats := name == "nats-url"
