@@ -62,7 +62,10 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: open %s: %w", src, err)
 	}
 	db.SetMaxOpenConns(1)
-	_, err = db.ExecContext(ctx, `VACUUM INTO ?`, tmpPath)
+	// VACUUM INTO attaches its target, and SQLite reads a name beginning
+	// "file:" (a relative --to in such a directory) as a URI: given as
+	// one, escaped, it names the file reserved whatever its path holds.
+	_, err = db.ExecContext(ctx, `VACUUM INTO ?`, fileURI(tmpPath))
 	db.Close()
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup of %s: %w", src, err)

@@ -79,3 +79,52 @@ func TestDataDirWithURICharacters(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupToDirectoryNamedLikeAURI: VACUUM INTO writes the copy through
+// an ATTACH, which reads a name beginning "file:" as an SQLite URI: for a
+// --to in a relative directory named "file:bk", SQLite wrote the whole
+// copy into "bk" (a file nothing removes afterwards, outside the directory
+// given), the check then read the empty file reserved in "file:bk", and
+// the backup failed "no such table". The copy must go where --to says.
+func TestBackupToDirectoryNamedLikeAURI(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	for _, d := range []string{"data", "bk", "file:bk"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := t.Context()
+	s, err := sqlite.Open(ctx, "data", sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sale := newSale(t, "s1", 10, 2)
+	if err := s.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The second, absolute, holds what a URI escapes: given as a URI,
+	// the target must still be this very file.
+	odd := filepath.Join(root, "q?x#y%25z")
+	if err := os.MkdirAll(odd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{filepath.Join("file:bk", "b.db"), filepath.Join(odd, "b.db")} {
+		info, err := sqlite.Backup(ctx, "data", to)
+		if err != nil || info.Orders != 1 {
+			t.Errorf("Backup of data to %q (in %s): %+v, %v; want the copy written there with its 1 order", to, root, info, err)
+		}
+		if _, err := os.Stat(to); err != nil {
+			t.Errorf("Backup to %q: %v; want the copy there", to, err)
+		}
+	}
+	if entries, _ := os.ReadDir("bk"); len(entries) > 0 {
+		t.Errorf("Backup to \"file:bk/b.db\" wrote %s into the directory bk, which it was not given; want nothing there", entries[0].Name())
+	}
+}
