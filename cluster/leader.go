@@ -406,16 +406,7 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 		cursors[i][sc.Bucket] = next[i]
 		ids = append(ids, got[i]...)
 	}
-	for len(ids) > 0 {
-		part := ids[:min(len(ids), endedChunk)]
-		ids = ids[len(part):]
-		var ended []surge.Order
-		if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-			ended, err = s.db.Ended(ctx, part)
-			return err
-		}); err != nil {
-			return
-		}
+	_ = s.ended(ctx, ids, func(ended []surge.Order) {
 		bySale := make(map[string][]surge.Order)
 		for _, o := range ended {
 			bySale[o.SaleID] = append(bySale[o.SaleID], o)
@@ -451,7 +442,7 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 				s.rel.Heard(sale, n)
 			}
 		}
-	}
+	})
 }
 
 // diagnose says why a sale's live state needs a rebuild, or "".
@@ -635,6 +626,23 @@ func (s *Store) releaseEndedSince(ctx context.Context, snap surge.LiveState) {
 			ids = append(ids, o.ID)
 		}
 	}
+	err := s.ended(ctx, ids, func(ended []surge.Order) {
+		if len(ended) > 0 {
+			s.release(ctx, snap.Sale.ID, ended)
+		}
+	})
+	if err != nil {
+		s.log.Warn("look up orders ended while a sale's state was installed; the sweep gives their units back", "sale", snap.Sale.ID, "err", err)
+	}
+}
+
+// endedChunk bounds the ids one lookup of ended sends.
+const endedChunk = 10000
+
+// ended looks up which of ids PostgreSQL has ended (cancelled or
+// expired), endedChunk at a time, and hands each part's to fn; it stops
+// at the first lookup that fails.
+func (s *Store) ended(ctx context.Context, ids []string, fn func([]surge.Order)) error {
 	for len(ids) > 0 {
 		part := ids[:min(len(ids), endedChunk)]
 		ids = ids[len(part):]
@@ -643,17 +651,12 @@ func (s *Store) releaseEndedSince(ctx context.Context, snap surge.LiveState) {
 			ended, err = s.db.Ended(ctx, part)
 			return err
 		}); err != nil {
-			s.log.Warn("look up orders ended while a sale's state was installed; the sweep gives their units back", "sale", snap.Sale.ID, "err", err)
-			return
+			return err
 		}
-		if len(ended) > 0 {
-			s.release(ctx, snap.Sale.ID, ended)
-		}
+		fn(ended)
 	}
+	return nil
 }
-
-// endedChunk bounds the ids one lookup of releaseEndedSince sends.
-const endedChunk = 10000
 
 // Leader reports whether this node holds the jobs lease.
 func (s *Store) Leader() bool { return s.lease.Load() != nil }
