@@ -43,6 +43,20 @@ func calls(t *testing.T, reg *prometheus.Registry, dependency string) uint64 {
 	return n
 }
 
+// pastSales creates n sales past0 … past<n-1> in s, eight at a time.
+func pastSales(t *testing.T, s *cluster.Store, n int) {
+	t.Helper()
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error {
+			mustSale(t, s, fmt.Sprintf("past%d", i), 10, 1)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
 // The leader's round must cost about the same whatever the number of idle
 // sales: it delays the next expiry of holds (and every repair) on the live
 // sale. It cost about four Redis calls per sale, so 5,000 idle sales made
@@ -69,15 +83,7 @@ func TestLeaderRoundIgnoresIdleSales(t *testing.T) {
 	round()
 	r1, p1, d1 := round()
 
-	var g errgroup.Group
-	g.SetLimit(8)
-	for i := range idle {
-		g.Go(func() error {
-			mustSale(t, s, fmt.Sprintf("past%d", i), 10, 1)
-			return nil
-		})
-	}
-	_ = g.Wait()
+	pastSales(t, s, idle)
 	round() // the first round after them may still confirm or sweep
 	rn, pn, dn := round()
 	t.Logf("one round: %d Redis and %d PostgreSQL calls in %v with one sale; %d and %d in %v with %d more idle ones",

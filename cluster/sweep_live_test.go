@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/servicetest"
@@ -26,15 +24,7 @@ func TestSweepReachesLiveSaleEveryRound(t *testing.T) {
 	s := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
 	defer s.Close()
 	ctx := context.Background()
-	var g errgroup.Group
-	g.SetLimit(8)
-	for i := range idle {
-		g.Go(func() error {
-			mustSale(t, s, fmt.Sprintf("past%d", i), 10, 1)
-			return nil
-		})
-	}
-	_ = g.Wait()
+	pastSales(t, s, idle)
 	mustSale(t, s, "live", 40, 1)
 	round := func() {
 		t.Helper()
@@ -102,15 +92,7 @@ func sweepAfterFailover(t *testing.T, ago time.Duration, hold int64) {
 	ns := namespace(t)
 	old := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
 	ctx := context.Background()
-	var g errgroup.Group
-	g.SetLimit(8)
-	for i := range idle {
-		g.Go(func() error {
-			mustSale(t, old, fmt.Sprintf("past%d", i), 10, 1)
-			return nil
-		})
-	}
-	_ = g.Wait()
+	pastSales(t, old, idle)
 	id, name, stock, limit, hour, start := "live", "live", int64(20), int64(1), int64(3600), time.Now().Add(-time.Hour)
 	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hour}, start)
 	if err != nil {
