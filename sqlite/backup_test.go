@@ -210,15 +210,7 @@ func TestBackupInterruptedIsNotDamage(t *testing.T) {
 // on a table it cannot find; and it leaves no file behind.
 func TestBackupRefusesNewerDatabase(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	s := open(t, dir)
-	if err := s.CreateSale(ctx, newSale(t, "s1", 10, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	asNewerVersion(t, filepath.Join(dir, sqlite.FileName), 1000, `ALTER TABLE orders RENAME TO order_log`)
+	dir := newerWithSale(t, `ALTER TABLE orders RENAME TO order_log`)
 	out := t.TempDir()
 	to := filepath.Join(out, "backup.db")
 	_, err := sqlite.Backup(ctx, dir, to)

@@ -140,15 +140,7 @@ func TestGarbageDatabaseRefusedAsDamaged(t *testing.T) {
 // on it once": that advice leads the operator to a start that refuses it.
 func TestReaderRefusesNewerLayoutAsNewer(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	s := open(t, dir)
-	if err := s.CreateSale(ctx, newSale(t, "s1", 10, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	asNewerVersion(t, filepath.Join(dir, sqlite.FileName), 1000, `ALTER TABLE archived_sales RENAME TO sale_archive`)
+	dir := newerWithSale(t, `ALTER TABLE archived_sales RENAME TO sale_archive`)
 	r, err := sqlite.OpenReader(ctx, dir)
 	if err == nil {
 		r.Close()
@@ -158,6 +150,22 @@ func TestReaderRefusesNewerLayoutAsNewer(t *testing.T) {
 		t.Errorf("OpenReader of a newer version's database (schema version 1000, a table renamed) refused with %q; "+
 			"want ErrNewer, saying a newer version of Surge wrote it", err)
 	}
+}
+
+// newerWithSale is a data directory holding one sale, closed, then changed
+// by stmts and stamped as a newer version's of schema version 1000.
+func newerWithSale(t *testing.T, stmts ...string) (dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	asNewerVersion(t, filepath.Join(dir, sqlite.FileName), 1000, stmts...)
+	return dir
 }
 
 // asNewerVersion changes the database at path as a newer version of Surge
