@@ -40,6 +40,26 @@ func openBooks(t *testing.T) (dir string, st *sqlite.Store) {
 	return dir, st
 }
 
+// reserveInNewSale creates the sale in (its name its id, stock 10, limit
+// 2) in st and reserves quantity units of it for u1 at now.
+func reserveInNewSale(t *testing.T, st surge.Store, in surge.SaleInput, quantity int64, now time.Time) surge.Order {
+	t.Helper()
+	stock, limit := int64(10), int64(2)
+	in.Name, in.Stock, in.PerUserLimit = in.ID, &stock, &limit
+	sale, err := surge.NewSale(in, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateSale(context.Background(), sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := st.Reserve(context.Background(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: quantity}}, now)
+	if err != nil || out[0].Err != nil {
+		t.Fatalf("reserve: %v %+v", err, out)
+	}
+	return out[0].Order
+}
+
 // damagedData is reconcileData in an embedded data directory of its own,
 // then changed offline by update, whose one argument is the id of order
 // (a name in the ids), as an operator's slip or a damaged disk would.
@@ -429,20 +449,8 @@ func TestReconcileStripeISKDecimal(t *testing.T) {
 	ctx := context.Background()
 	dir, st := openBooks(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	name, cur, stock, limit, cents := "s", "ISK", int64(10), int64(2), int64(50000) // 500 kr in Stripe's hundredths
-	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
-		PriceCents: &cents, Currency: &cur}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
-	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
-	if err != nil || out[0].Err != nil {
-		t.Fatalf("reserve: %v %+v", err, out)
-	}
-	o := out[0].Order
+	name, cur, cents := "s", "ISK", int64(50000) // 500 kr in Stripe's hundredths
+	o := reserveInNewSale(t, st, surge.SaleInput{ID: &name, PriceCents: &cents, Currency: &cur}, 1, now)
 	r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: "pi_isk", Type: surge.PaymentSucceeded, OrderID: o.ID,
 		AmountCents: cents, Currency: cur, Created: now, Provider: "stripe"}, now.Add(time.Second))
 	if err != nil || r.Payment.Status != surge.PaymentPaid {
@@ -695,19 +703,8 @@ func TestReconcileFreeOrderPaidWithNothing(t *testing.T) {
 	ctx := context.Background()
 	dir, st := openBooks(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	name, cur, stock, limit, free := "free", "EUR", int64(10), int64(2), int64(0)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit, PriceCents: &free, Currency: &cur}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
-	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 2}}, now)
-	if err != nil || out[0].Err != nil {
-		t.Fatalf("reserve: %v %+v", err, out)
-	}
-	o := out[0].Order
+	name, cur, free := "free", "EUR", int64(0)
+	o := reserveInNewSale(t, st, surge.SaleInput{ID: &name, PriceCents: &free, Currency: &cur}, 2, now)
 	r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: "cs_test_free", Type: surge.PaymentSucceeded, OrderID: o.ID,
 		AmountCents: 0, Currency: "eur", Created: now, Provider: "stripe"}, now.Add(time.Second))
 	if err != nil || r.Payment.Status != surge.PaymentPaid {
@@ -745,19 +742,8 @@ func TestReconcileFreeCheckoutTooLate(t *testing.T) {
 			ctx := context.Background()
 			dir, st := openBooks(t)
 			now := time.Now().UTC().Truncate(time.Millisecond)
-			name, cur, stock, limit, free, hold := "free", "EUR", int64(10), int64(2), int64(0), int64(60)
-			sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit, PriceCents: &free, Currency: &cur, HoldSeconds: &hold}, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.CreateSale(ctx, sale); err != nil {
-				t.Fatal(err)
-			}
-			out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 2}}, now)
-			if err != nil || out[0].Err != nil {
-				t.Fatalf("reserve: %v %+v", err, out)
-			}
-			o := out[0].Order
+			name, cur, free, hold := "free", "EUR", int64(0), int64(60)
+			o := reserveInNewSale(t, st, surge.SaleInput{ID: &name, PriceCents: &free, Currency: &cur, HoldSeconds: &hold}, 2, now)
 			if tc.payFirst {
 				r, err := st.RecordPayment(ctx, surge.PaymentEvent{ID: "cs_test_free1", Type: surge.PaymentSucceeded, OrderID: o.ID,
 					AmountCents: 0, Currency: "eur", Created: now, Provider: "stripe"}, now.Add(time.Millisecond))
