@@ -302,7 +302,8 @@ func (s *Store) selling(row postgres.SaleRow, now time.Time) bool {
 }
 
 // seeSold records, for the sales of rows the leader has not seen yet, when
-// the hold of their latest order ends. Without it a new leader took a sale
+// the hold of their latest order, or of a later-ending one still reserved,
+// ends. Without it a new leader took a sale
 // that sold just before the old one died for a past one until it sold
 // again, and a sold-out sale whose units the dead node left off sale
 // sells nothing until the sweep gives them back: it came back once every
@@ -320,7 +321,8 @@ func (s *Store) seeSold(ctx context.Context, rows []postgres.SaleRow) {
 	}
 	var last map[string]time.Time
 	if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-		last, err = s.db.LastHoldEnds(ctx, unseen)
+		// Holds that ended sweepAfterHold ago or more would not count.
+		last, err = s.db.LastHoldEnds(ctx, unseen, time.Now().Add(-sweepAfterHold))
 		return err
 	}); err != nil {
 		return

@@ -135,3 +135,67 @@ func sweepAfterFailover(t *testing.T, ago time.Duration, hold int64) {
 		}
 	}
 }
+
+// TestSweepReachesLiveSaleAfterFailoverHoldShortened: a new leader takes
+// when the hold of a sale's latest order ends for when its holds end, but
+// a hold time shortened between two orders (PATCH hold_seconds applies to
+// reservations made after it) leaves the earlier orders held long after
+// the latest one's ended. Such a sale, sold out, whose earlier orders a
+// dead node ended behind Redis's back, was taken for a past one: its units
+// came back once every few rounds while its buyers were still waiting.
+func TestSweepReachesLiveSaleAfterFailoverHoldShortened(t *testing.T) {
+	const idle = 2000
+	ns := namespace(t)
+	old := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
+	ctx := context.Background()
+	pastSales(t, old, idle)
+	id, name, stock, limit, hour, start := "live", "live", int64(20), int64(1), int64(3600), time.Now().Add(-time.Hour)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hour}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.CreateSale(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	reserve := func(user string, at time.Time) string {
+		out, _, err := old.Reserve(ctx, "live", []surge.Purchase{{UserID: user, Quantity: 1}}, at)
+		if err != nil || out[0].Code != surge.CodeReserved {
+			t.Fatalf("reserve: %+v %v", out, err)
+		}
+		return out[0].Order.ID
+	}
+	var orders []string
+	for i := range 19 { // held for an hour from 15 minutes ago
+		orders = append(orders, reserve(fmt.Sprintf("u%d", i), time.Now().Add(-15*time.Minute)))
+	}
+	minute := int64(60)
+	if _, err := old.UpdateSale(ctx, "live", surge.SalePatch{HoldSeconds: &minute}, time.Now().Add(-12*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// The last unit, held a minute and paid: its hold ended 9 minutes ago.
+	if _, err := old.Pay(ctx, reserve("u19", time.Now().Add(-10*time.Minute)), time.Now().Add(-10*time.Minute+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close() // the leader dies
+	s := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
+	defer s.Close()
+	db := servicetest.Conn(t, ns)
+	for batch := range 2 {
+		ended := orders[batch*5 : batch*5+5]
+		// What a dead node's statement did (postgres.Settle), and no more.
+		tag, err := db.Exec(ctx, `WITH x AS (UPDATE orders SET status = 'cancelled', updated_at = now()
+				WHERE id = ANY($1) AND status = 'reserved' RETURNING quantity)
+			UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM x) WHERE id = 'live'`, ended)
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("end orders behind Redis's back: %v %v", tag, err)
+		}
+		if !cluster.Round(ctx, s) {
+			t.Fatal("the new store could not take the leader's lease")
+		}
+		want := int64(5 * (batch + 1))
+		if rem, err := s.Remaining(ctx, "live"); err != nil || rem != want {
+			t.Errorf("batch %d: after one round of a new leader, %d units of the sold-out sale are on sale (%v); want %d: its orders still held for 45 minutes were missed because its latest order's 1-minute hold ended 9 minutes ago (it was paid), and the units of 5 orders PostgreSQL ended stay off sale while %d past sales are swept in turn",
+				batch+1, rem, err, want, idle)
+		}
+	}
+}

@@ -121,10 +121,18 @@ func (d *DB) Sales(ctx context.Context) ([]SaleRow, error) {
 }
 
 // LastHoldEnds returns, per sale of ids that has orders, when the hold of
-// its latest order ends: one lookup of orders_by_sale per sale.
-func (d *DB) LastHoldEnds(ctx context.Context, ids []string) (map[string]time.Time, error) {
-	rows, err := d.pool.Query(ctx, `SELECT s.id, o.expires_at FROM unnest($1::text[]) AS s(id)
-		CROSS JOIN LATERAL (SELECT expires_at FROM orders WHERE sale_id = s.id ORDER BY seq DESC LIMIT 1) o`, ids)
+// its latest order ends, or of an order still reserved whose hold ends
+// later and after since: a hold time shortened between two orders (it
+// applies to reservations made after the change) leaves the earlier ones
+// held past the latest. One lookup of orders_by_sale per sale, and one
+// range of orders_due (the holds running or ended after since).
+func (d *DB) LastHoldEnds(ctx context.Context, ids []string, since time.Time) (map[string]time.Time, error) {
+	rows, err := d.pool.Query(ctx, `WITH held AS (SELECT sale_id, max(expires_at) AS expires_at FROM orders
+			WHERE status = 'reserved' AND expires_at > $2 AND sale_id = ANY($1) GROUP BY sale_id)
+		SELECT s.id, GREATEST(o.expires_at, h.expires_at) FROM unnest($1::text[]) AS s(id)
+		LEFT JOIN LATERAL (SELECT expires_at FROM orders WHERE sale_id = s.id ORDER BY seq DESC LIMIT 1) o ON true
+		LEFT JOIN held h ON h.sale_id = s.id
+		WHERE o.expires_at IS NOT NULL OR h.expires_at IS NOT NULL`, ids, since)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: last hold ends: %w", err)
 	}
