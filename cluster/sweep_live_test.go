@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/servicetest"
@@ -43,24 +44,10 @@ func TestSweepReachesLiveSaleEveryRound(t *testing.T) {
 	}
 	round() // the leader sees the sale sell
 	db := servicetest.Conn(t, ns)
-	// Two batches of orders ended behind Redis's back, each followed by
-	// one round: a sale read once every few rounds misses one of the two.
-	for batch := range 2 {
-		ended := orders[batch*5 : batch*5+5]
-		// What a dead node's statement did (postgres.Settle), and no more.
-		tag, err := db.Exec(ctx, `WITH x AS (UPDATE orders SET status = 'cancelled', updated_at = now()
-				WHERE id = ANY($1) AND status = 'reserved' RETURNING quantity)
-			UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM x) WHERE id = 'live'`, ended)
-		if err != nil || tag.RowsAffected() != 1 {
-			t.Fatalf("end orders behind Redis's back: %v %v", tag, err)
-		}
-		round()
-		want := int64(20 + 5*(batch+1))
-		if rem, err := s.Remaining(ctx, "live"); err != nil || rem != want {
-			t.Errorf("batch %d: after one round of the leader, %d units of the live sale are on sale (%v); want %d: the units of 5 orders PostgreSQL ended stay off sale while %d idle sales are swept in turn",
-				batch+1, rem, err, want, idle)
-		}
-	}
+	endInTwoBatches(t, db, s, orders, 20, func(batch int, rem, want int64, err error) {
+		t.Errorf("batch %d: after one round of the leader, %d units of the live sale are on sale (%v); want %d: the units of 5 orders PostgreSQL ended stay off sale while %d idle sales are swept in turn",
+			batch, rem, err, want, idle)
+	})
 }
 
 // TestSweepReachesLiveSaleAfterFailover: the sweep tells a selling sale by
@@ -116,24 +103,10 @@ func sweepAfterFailover(t *testing.T, ago time.Duration, hold int64) {
 	old.Close() // the leader dies
 	s := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
 	defer s.Close()
-	for batch := range 2 {
-		ended := orders[batch*5 : batch*5+5]
-		// What a dead node's statement did (postgres.Settle), and no more.
-		tag, err := db.Exec(ctx, `WITH x AS (UPDATE orders SET status = 'cancelled', updated_at = now()
-				WHERE id = ANY($1) AND status = 'reserved' RETURNING quantity)
-			UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM x) WHERE id = 'live'`, ended)
-		if err != nil || tag.RowsAffected() != 1 {
-			t.Fatalf("end orders behind Redis's back: %v %v", tag, err)
-		}
-		if !cluster.Round(ctx, s) {
-			t.Fatal("the new store could not take the leader's lease")
-		}
-		want := int64(5 * (batch + 1))
-		if rem, err := s.Remaining(ctx, "live"); err != nil || rem != want {
-			t.Errorf("batch %d: after one round of a new leader, %d units of the sold-out sale are on sale (%v); want %d: the units of 5 orders PostgreSQL ended stay off sale while %d past sales are swept in turn",
-				batch+1, rem, err, want, idle)
-		}
-	}
+	endInTwoBatches(t, db, s, orders, 0, func(batch int, rem, want int64, err error) {
+		t.Errorf("batch %d: after one round of a new leader, %d units of the sold-out sale are on sale (%v); want %d: the units of 5 orders PostgreSQL ended stay off sale while %d past sales are swept in turn",
+			batch, rem, err, want, idle)
+	})
 }
 
 // TestSweepReachesLiveSaleAfterFailoverHoldShortened: a new leader takes
@@ -180,9 +153,23 @@ func TestSweepReachesLiveSaleAfterFailoverHoldShortened(t *testing.T) {
 	s := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
 	defer s.Close()
 	db := servicetest.Conn(t, ns)
+	endInTwoBatches(t, db, s, orders, 0, func(batch int, rem, want int64, err error) {
+		t.Errorf("batch %d: after one round of a new leader, %d units of the sold-out sale are on sale (%v); want %d: its orders still held for 45 minutes were missed because its latest order's 1-minute hold ended 9 minutes ago (it was paid), and the units of 5 orders PostgreSQL ended stay off sale while %d past sales are swept in turn",
+			batch, rem, err, want, idle)
+	})
+}
+
+// endInTwoBatches ends orders[0:5], then orders[5:10], of sale "live" in
+// PostgreSQL behind Redis's back, as a dead node's statement did
+// (postgres.Settle) and no more, each followed by one round of s as the
+// leader: a sale read once every few rounds misses one of the two. After
+// each, the batch's units must be back on sale beside the onSale before
+// them; missed reports (batch 1 or 2) what was on sale instead.
+func endInTwoBatches(t *testing.T, db *pgx.Conn, s *cluster.Store, orders []string, onSale int64, missed func(batch int, rem, want int64, err error)) {
+	t.Helper()
+	ctx := context.Background()
 	for batch := range 2 {
 		ended := orders[batch*5 : batch*5+5]
-		// What a dead node's statement did (postgres.Settle), and no more.
 		tag, err := db.Exec(ctx, `WITH x AS (UPDATE orders SET status = 'cancelled', updated_at = now()
 				WHERE id = ANY($1) AND status = 'reserved' RETURNING quantity)
 			UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM x) WHERE id = 'live'`, ended)
@@ -190,12 +177,11 @@ func TestSweepReachesLiveSaleAfterFailoverHoldShortened(t *testing.T) {
 			t.Fatalf("end orders behind Redis's back: %v %v", tag, err)
 		}
 		if !cluster.Round(ctx, s) {
-			t.Fatal("the new store could not take the leader's lease")
+			t.Fatal("the store could not take the leader's lease")
 		}
-		want := int64(5 * (batch + 1))
+		want := onSale + int64(5*(batch+1))
 		if rem, err := s.Remaining(ctx, "live"); err != nil || rem != want {
-			t.Errorf("batch %d: after one round of a new leader, %d units of the sold-out sale are on sale (%v); want %d: its orders still held for 45 minutes were missed because its latest order's 1-minute hold ended 9 minutes ago (it was paid), and the units of 5 orders PostgreSQL ended stay off sale while %d past sales are swept in turn",
-				batch+1, rem, err, want, idle)
+			missed(batch+1, rem, want, err)
 		}
 	}
 }
