@@ -295,7 +295,13 @@ func (s *Store) selling(row postgres.SaleRow, now time.Time) bool {
 		return false
 	}
 	if seen.ever != row.Ever {
-		s.sold[row.ID] = soldSeen{ever: row.Ever, until: now.Add(row.Hold())}
+		// The later end: orders sold before a PATCH shortened the hold
+		// time keep their longer holds.
+		until := now.Add(row.Hold())
+		if seen.until.After(until) {
+			until = seen.until
+		}
+		s.sold[row.ID] = soldSeen{ever: row.Ever, until: until}
 		return true
 	}
 	return now.Before(seen.until.Add(sweepAfterHold))
