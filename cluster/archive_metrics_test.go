@@ -10,14 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/internal/testclock"
 	"github.com/surgehq/surge/metrics"
-	"github.com/surgehq/surge/version"
 )
 
 // TestArchivedSaleLeavesScrapeCluster: a sale archived on one node keeps
@@ -32,11 +29,7 @@ func TestArchivedSaleLeavesScrapeCluster(t *testing.T) {
 		url string
 	}
 	open := func(i int) node {
-		reg := prometheus.NewRegistry()
-		m, err := metrics.New(reg, version.Info{Version: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		reg, m := newMetrics(t)
 		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i)})
 		e, err := engine.Open(ctx, s, engine.Config{Now: clk.Now, SyncInterval: 50 * time.Millisecond, Metrics: m})
 		if err != nil {

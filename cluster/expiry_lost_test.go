@@ -6,13 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
-	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/servicetest"
-	"github.com/surgehq/surge/version"
 )
 
 // TestExpiryWithLostAnswerIsCounted: the leader's expiry statement
@@ -24,11 +21,7 @@ import (
 func TestExpiryWithLostAnswerIsCounted(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, CallTimeout: 400 * time.Millisecond, Metrics: reg})
 	e, err := engine.Open(ctx, s, engine.Config{Metrics: m})
 	if err != nil {
@@ -45,14 +38,7 @@ func TestExpiryWithLostAnswerIsCounted(t *testing.T) {
 	if err != nil || out.Code != surge.CodeReserved {
 		t.Fatalf("purchase: %+v %v", out, err)
 	}
-	expired := func() float64 {
-		for _, m := range gather(t, reg)["surge_order_transitions_total"].GetMetric() {
-			if label(m, "sale") == id && label(m, "to") == metrics.ToExpired {
-				return m.GetCounter().GetValue()
-			}
-		}
-		return -1
-	}
+	expired := func() float64 { return expiredCount(t, reg, id, -1) }
 	eventually(t, 15*time.Second, "the unit is back", func() error {
 		if st, err := e.Sale(id); err != nil || st.Remaining != stock {
 			return fmt.Errorf("remaining %d (%v), want %d", st.Remaining, err, stock)

@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/metrics"
-	"github.com/surgehq/surge/version"
 )
 
 // TestExpiryCountsTransitions: a hold that the leader's own expiry job
@@ -21,11 +19,7 @@ import (
 func TestExpiryCountsTransitions(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond})
 	e, err := engine.Open(ctx, s, engine.Config{Metrics: m})
 	if err != nil {
@@ -41,14 +35,7 @@ func TestExpiryCountsTransitions(t *testing.T) {
 	if err != nil || out.Code != surge.CodeReserved {
 		t.Fatalf("purchase: %+v %v", out, err)
 	}
-	expired := func() float64 {
-		for _, m := range gather(t, reg)["surge_order_transitions_total"].GetMetric() {
-			if label(m, "sale") == id && label(m, "to") == metrics.ToExpired {
-				return m.GetCounter().GetValue()
-			}
-		}
-		return -1
-	}
+	expired := func() float64 { return expiredCount(t, reg, id, -1) }
 	if n := expired(); n != 0 {
 		t.Fatalf("expired transitions before the hold ends: %v, want 0", n)
 	}
@@ -116,24 +103,13 @@ func TestExpiryBeforeEngineOpensIsCounted(t *testing.T) {
 		}
 		return nil
 	})
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	e, err := engine.Open(ctx, s, engine.Config{Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	expired := func() float64 {
-		for _, m := range gather(t, reg)["surge_order_transitions_total"].GetMetric() {
-			if label(m, "sale") == id && label(m, "to") == metrics.ToExpired {
-				return m.GetCounter().GetValue()
-			}
-		}
-		return 0
-	}
+	expired := func() float64 { return expiredCount(t, reg, id, 0) }
 	time.Sleep(500 * time.Millisecond) // later rounds: nothing more to expire
 	if n := expired(); n != 1 {
 		t.Errorf("surge_order_transitions_total{to=%q} = %v after this node expired 1 order, want 1", metrics.ToExpired, n)

@@ -9,7 +9,9 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/servicetest"
+	"github.com/surgehq/surge/version"
 )
 
 // gather returns the registry's families by name.
@@ -24,6 +26,29 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily
 		m[f.GetName()] = f
 	}
 	return m
+}
+
+// newMetrics is a registry of its own and the engine's metrics on it.
+func newMetrics(t *testing.T) (*prometheus.Registry, *metrics.Metrics) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, version.Info{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, m
+}
+
+// expiredCount is surge_order_transitions_total{to="expired"} of sale on
+// reg, or absent when it has no such series.
+func expiredCount(t *testing.T, reg *prometheus.Registry, sale string, absent float64) float64 {
+	t.Helper()
+	for _, m := range gather(t, reg)["surge_order_transitions_total"].GetMetric() {
+		if label(m, "sale") == sale && label(m, "to") == metrics.ToExpired {
+			return m.GetCounter().GetValue()
+		}
+	}
+	return absent
 }
 
 // label returns the value of a metric's label.
