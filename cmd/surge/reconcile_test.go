@@ -151,6 +151,16 @@ func settlementFile(t *testing.T, name string, ids map[string]string) string {
 	return path
 }
 
+// writeSettlement writes text to a settlement file of its own.
+func writeSettlement(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "settlement.csv")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // runReconcile runs the command and returns its exit status and its
 // JSON report.
 func runReconcile(t *testing.T, args ...string) (int, reconcile.Report, string) {
@@ -319,11 +329,8 @@ func TestReconcileWebhookIDWithSpaces(t *testing.T) {
 		t.Fatalf("payment %+v", r.Payment)
 	}
 	st.Close()
-	csv := filepath.Join(t.TempDir(), "settlement.csv")
-	if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\n\""+id+"\","+o.ID+","+
-		itoa(price)+","+cur+",succeeded\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	csv := writeSettlement(t, "payment id,order id,amount,currency,status\n\""+id+"\","+o.ID+","+
+		itoa(price)+","+cur+",succeeded\n")
 	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 	if code != 0 || len(rep.Mismatches) != 0 {
 		t.Errorf("a consistent store: exit %d, mismatches %+v (%s)", code, rep.Mismatches, stderr)
@@ -389,10 +396,7 @@ func TestReconcileRowOrder(t *testing.T) {
 	settled := "pi_1," + o.ID + "," + itoa(price) + "," + cur + ",succeeded\n"
 	refunded := "pi_1," + o.ID + "," + itoa(price) + "," + cur + ",refunded\n"
 	report := func(lines string) string {
-		csv := filepath.Join(t.TempDir(), "settlement.csv")
-		if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\n"+lines), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		csv := writeSettlement(t, "payment id,order id,amount,currency,status\n"+lines)
 		code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 		var out []string
 		for _, m := range rep.Mismatches {
@@ -457,10 +461,7 @@ func TestReconcileStripeISKDecimal(t *testing.T) {
 		t.Fatalf("RecordPayment = %s, %v; want paid", r.Payment.Status, err)
 	}
 	st.Close()
-	csv := filepath.Join(t.TempDir(), "settlement.csv")
-	if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\npi_isk,"+o.ID+",500.00,ISK,succeeded\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	csv := writeSettlement(t, "payment id,order id,amount,currency,status\npi_isk,"+o.ID+",500.00,ISK,succeeded\n")
 	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 	if code != 0 || len(rep.Mismatches) != 0 {
 		t.Errorf("Stripe payment pi_isk of 50000 (Stripe's hundredths: 500 kr) settled as \"500.00 ISK\": exit %d, mismatches %+v (stderr %s); "+
@@ -502,7 +503,6 @@ func TestReconcileDetailAmountsInMajorUnits(t *testing.T) {
 	dir, st := openBooks(t)
 	defer st.Close()
 	ids := reconcileData(t, st, true) // evt_late: 1000 cents of EUR for a cancelled order
-	csv := filepath.Join(t.TempDir(), "settlement.csv")
 	lines := "payment_id,order_id,amount,currency,status\n" +
 		"evt_1," + ids["ORDER1"] + ",10.00,EUR,succeeded\n" +
 		"evt_2," + ids["ORDER2"] + ",20.00,EUR,succeeded\n" +
@@ -510,9 +510,7 @@ func TestReconcileDetailAmountsInMajorUnits(t *testing.T) {
 		"evt_usd,o_unknown,1.00,USD,succeeded\n" +
 		"evt_jpy,o_unknown2,1000,JPY,succeeded\n" +
 		"evt_kwd,o_unknown3,12.345,KWD,succeeded\n"
-	if err := os.WriteFile(csv, []byte(lines), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	csv := writeSettlement(t, lines)
 	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 	want := map[string]string{ // payment id: the amount its detail must name
 		"evt_late": "10.00 EUR",
@@ -656,15 +654,12 @@ func TestReconcileDetailKronaFractionInMajorUnits(t *testing.T) {
 	dir, st := openBooks(t)
 	defer st.Close()
 	ids := reconcileData(t, st, false)
-	csv := filepath.Join(t.TempDir(), "settlement.csv")
 	lines := "payment_id,order_id,amount,currency,status\n" +
 		"evt_1," + ids["ORDER1"] + ",40.10,ISK,succeeded\n" + // Surge recorded 10.00 EUR: the amounts differ
 		"evt_2," + ids["ORDER2"] + ",20.00,EUR,succeeded\n" +
 		"evt_isk,o_unknown,40.10,ISK,succeeded\n" +
 		"evt_iskr,o_unknown2,12.50,ISK,refunded\n"
-	if err := os.WriteFile(csv, []byte(lines), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	csv := writeSettlement(t, lines)
 	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 	want := map[string]string{ // payment id: the amount its detail must name
 		"evt_1":    "settled 40.10 ISK",
@@ -711,10 +706,7 @@ func TestReconcileFreeOrderPaidWithNothing(t *testing.T) {
 		t.Fatalf("RecordPayment = %s, %v; want paid", r.Payment.Status, err)
 	}
 	st.Close()
-	csv := filepath.Join(t.TempDir(), "settlement.csv")
-	if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	csv := writeSettlement(t, "payment id,order id,amount,currency,status\n")
 	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 	if code != 0 || len(rep.Mismatches) != 0 {
 		t.Errorf("free order %s paid by cs_test_free of 0.00 EUR, a settlement without it (no money moved): exit %d, mismatches %+v (stderr %s); "+
@@ -757,10 +749,7 @@ func TestReconcileFreeCheckoutTooLate(t *testing.T) {
 				t.Fatalf("late RecordPayment = %s, %v; want refund_due (the order is no longer payable)", r.Payment.Status, err)
 			}
 			st.Close()
-			csv := filepath.Join(t.TempDir(), "settlement.csv")
-			if err := os.WriteFile(csv, []byte("payment id,order id,amount,currency,status\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			csv := writeSettlement(t, "payment id,order id,amount,currency,status\n")
 			code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 			if code != 0 || len(rep.Mismatches) != 0 {
 				t.Errorf("free order %s, checkout cs_test_free2 of 0.00 EUR %s, recorded refund_due: exit %d, mismatches %+v (stderr %s); "+
