@@ -76,25 +76,11 @@ func TestSweepReachesLiveSaleAfterFailover(t *testing.T) {
 
 func sweepAfterFailover(t *testing.T, ago time.Duration, hold int64) {
 	const idle = 2000
-	ns := namespace(t)
-	old := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
+	ns, old, reserve := liveAmongPast(t, idle)
 	ctx := context.Background()
-	pastSales(t, old, idle)
-	id, name, stock, limit, hour, start := "live", "live", int64(20), int64(1), int64(3600), time.Now().Add(-time.Hour)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hour}, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := old.CreateSale(ctx, sl); err != nil {
-		t.Fatal(err)
-	}
 	var orders []string
 	for i := range 20 { // sold out
-		out, _, err := old.Reserve(ctx, "live", []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, time.Now().Add(-ago))
-		if err != nil || out[0].Code != surge.CodeReserved {
-			t.Fatalf("reserve: %+v %v", out, err)
-		}
-		orders = append(orders, out[0].Order.ID)
+		orders = append(orders, reserve(fmt.Sprintf("u%d", i), time.Now().Add(-ago)))
 	}
 	db := servicetest.Conn(t, ns)
 	if _, err := db.Exec(ctx, `UPDATE sales SET hold_seconds = $1 WHERE id = 'live'`, hold); err != nil {
@@ -118,25 +104,8 @@ func sweepAfterFailover(t *testing.T, ago time.Duration, hold int64) {
 // came back once every few rounds while its buyers were still waiting.
 func TestSweepReachesLiveSaleAfterFailoverHoldShortened(t *testing.T) {
 	const idle = 2000
-	ns := namespace(t)
-	old := openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
+	ns, old, reserve := liveAmongPast(t, idle)
 	ctx := context.Background()
-	pastSales(t, old, idle)
-	id, name, stock, limit, hour, start := "live", "live", int64(20), int64(1), int64(3600), time.Now().Add(-time.Hour)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hour}, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := old.CreateSale(ctx, sl); err != nil {
-		t.Fatal(err)
-	}
-	reserve := func(user string, at time.Time) string {
-		out, _, err := old.Reserve(ctx, "live", []surge.Purchase{{UserID: user, Quantity: 1}}, at)
-		if err != nil || out[0].Code != surge.CodeReserved {
-			t.Fatalf("reserve: %+v %v", out, err)
-		}
-		return out[0].Order.ID
-	}
 	var orders []string
 	for i := range 19 { // held for an hour from 15 minutes ago
 		orders = append(orders, reserve(fmt.Sprintf("u%d", i), time.Now().Add(-15*time.Minute)))
@@ -183,5 +152,33 @@ func endInTwoBatches(t *testing.T, db *pgx.Conn, s *cluster.Store, orders []stri
 		if rem, err := s.Remaining(ctx, "live"); err != nil || rem != want {
 			missed(batch+1, rem, want, err)
 		}
+	}
+}
+
+// liveAmongPast opens, in a namespace of its own, a store that leads (and
+// is to die) beside past past sales, and creates sale "live" there: 20
+// units, one a buyer, on sale for the last hour, held an hour. reserve
+// reserves one unit of it for user, as at.
+func liveAmongPast(t *testing.T, past int) (ns string, old *cluster.Store, reserve func(user string, at time.Time) string) {
+	t.Helper()
+	ctx := context.Background()
+	ns = namespace(t)
+	old = openStore(t, ns, cluster.Config{Interval: time.Hour, NoExpiry: true})
+	pastSales(t, old, past)
+	id, name, stock, limit, hour, start := "live", "live", int64(20), int64(1), int64(3600), time.Now().Add(-time.Hour)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, StartsAt: &start, HoldSeconds: &hour}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.CreateSale(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	return ns, old, func(user string, at time.Time) string {
+		t.Helper()
+		out, _, err := old.Reserve(ctx, "live", []surge.Purchase{{UserID: user, Quantity: 1}}, at)
+		if err != nil || out[0].Code != surge.CodeReserved {
+			t.Fatalf("reserve: %+v %v", out, err)
+		}
+		return out[0].Order.ID
 	}
 }
