@@ -29,16 +29,7 @@ func TestDataDirWithURICharacters(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Open of data directory %q: %v; want it opened as any other directory", dir, err)
 			}
-			sale := newSale(t, "s1", 10, 2)
-			if err := s.CreateSale(ctx, sale); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0.Add(time.Second)); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
+			sellOneAndClose(t, s)
 			var stray []string
 			_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 				if err == nil && !d.IsDir() && filepath.Dir(p) != dir {
@@ -99,16 +90,7 @@ func TestBackupToDirectoryNamedLikeAURI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sale := newSale(t, "s1", 10, 2)
-	if err := s.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0.Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sellOneAndClose(t, s)
 	// The second, absolute, holds what a URI escapes: given as a URI,
 	// the target must still be this very file.
 	odd := filepath.Join(root, "q?x#y%25z")
@@ -126,5 +108,21 @@ func TestBackupToDirectoryNamedLikeAURI(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir("bk"); len(entries) > 0 {
 		t.Errorf("Backup to \"file:bk/b.db\" wrote %s into the directory bk, which it was not given; want nothing there", entries[0].Name())
+	}
+}
+
+// sellOneAndClose creates sale s1 in s, reserves one unit of it and
+// closes s.
+func sellOneAndClose(t *testing.T, s *sqlite.Store) {
+	t.Helper()
+	sale := newSale(t, "s1", 10, 2)
+	if err := s.CreateSale(t.Context(), sale); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Reserve(t.Context(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
