@@ -257,13 +257,14 @@ func shownURL(raw string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	u.RawQuery = maskedQuery(u.RawQuery)
+	u.RawQuery = MaskedQuery(u.RawQuery)
 	return u.Redacted()
 }
 
-// maskedQuery is a query with every value masked; the names stay, to tell
+// MaskedQuery is a query with every value masked; the names stay, to tell
 // which URL it is. A pair that does not parse is dropped, never shown.
-func maskedQuery(raw string) string {
+// --print-config shows --jwks-url's query through it too.
+func MaskedQuery(raw string) string {
 	if raw == "" {
 		return ""
 	}
@@ -285,7 +286,7 @@ func hideQuery(err error, raw string) error {
 	if err == nil || perr != nil || u.RawQuery == "" || !strings.Contains(err.Error(), u.RawQuery) {
 		return err
 	}
-	return maskedErr{msg: strings.ReplaceAll(err.Error(), u.RawQuery, maskedQuery(u.RawQuery)), err: err}
+	return maskedErr{msg: strings.ReplaceAll(err.Error(), u.RawQuery, MaskedQuery(u.RawQuery)), err: err}
 }
 
 // maskedErr is an error whose text had a secret masked.

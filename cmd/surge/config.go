@@ -16,6 +16,8 @@ import (
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+
+	surgehttp "github.com/surgehq/surge/http"
 )
 
 // Where a setting's value came from, as --print-config shows it.
@@ -301,16 +303,9 @@ func masked(name, v string) string {
 			}
 			if q := u.Query(); name == "jwks-url" && u.RawQuery != "" {
 				// A key server may take its credential in the query
-				// (?access_token=…): every value is masked, as the
-				// fetch's errors and logs mask them, and a pair Query
-				// cannot parse (a ';', a stray '%') is dropped, never
-				// printed: judged by the raw query, not by what parsed.
-				for _, vs := range q {
-					for j := range vs {
-						vs[j] = mask
-					}
-				}
-				u.RawQuery = q.Encode()
+				// (?access_token=…): shown as the fetch's errors and logs
+				// show it, judged by the raw query, not by what parsed.
+				u.RawQuery = surgehttp.MaskedQuery(u.RawQuery)
 			} else if q.Has("password") {
 				q.Set("password", mask)
 				u.RawQuery = q.Encode()
