@@ -110,7 +110,9 @@ var (
 	errNoIdentity = errors.New("missing credentials: send Authorization: Bearer <token>")
 	errBadToken   = errors.New("invalid or expired token")
 	errNotAdmin   = errors.New("this endpoint needs the admin token")
-	errNoJWT      = errors.New("buyer tokens are not accepted: the server has no JWT secret or JWKS")
+	// errBuyerNotAdmin: a buyer's token is good, but no admin's.
+	errBuyerNotAdmin = errors.New("this endpoint needs the admin token, not a buyer's")
+	errNoJWT         = errors.New("buyer tokens are not accepted: the server has no JWT secret or JWKS")
 	// errAdminNotBuyer: the admin token is good, but no buyer's.
 	errAdminNotBuyer = errors.New("purchases need a buyer identity, not the admin token")
 )
@@ -146,6 +148,11 @@ func (a *authenticator) admin(r *http.Request) error {
 		return errNoIdentity
 	}
 	if !a.isAdmin(tok) {
+		// A buyer's good token is refused here too, but it is not
+		// invalid: its challenge must not tell the client to drop it.
+		if _, err := a.buyers.check(r.Context(), tok); err == nil {
+			return errBuyerNotAdmin
+		}
 		return errNotAdmin
 	}
 	return nil

@@ -126,22 +126,39 @@ func (k *buyerKeys) setSecret(secret []byte) {
 // ctx is the request's: a token whose kid the fetched set lacks waits for
 // the set to be fetched again no longer than ctx allows.
 func (k *buyerKeys) verify(ctx context.Context, tok string) (string, error) {
+	user, full, err := k.verifyCounted(ctx, tok)
+	if full {
+		k.checks.count(err)
+	}
+	return user, err
+}
+
+// check verifies a token as verify does, without counting it among the
+// buyers' token checks: the admin routes ask only whether a token that is
+// not the admin's is a buyer's good one, for their challenge.
+func (k *buyerKeys) check(ctx context.Context, tok string) (string, error) {
+	user, _, err := k.verifyCounted(ctx, tok)
+	return user, err
+}
+
+// verifyCounted is verify; full tells whether the token was checked in
+// full (not answered from the cache), which verify counts.
+func (k *buyerKeys) verifyCounted(ctx context.Context, tok string) (user string, full bool, err error) {
 	st := k.cur.Load()
 	if st.parser == nil {
-		return "", errNoJWT
+		return "", false, errNoJWT
 	}
 	remote := k.remote.current()
 	now := k.now().Unix()
 	if user, ok := k.cache.get(tok, st, remote, now); ok {
-		return user, nil
+		return user, false, nil
 	}
-	user, err := k.check(ctx, tok, st, remote)
-	k.checks.count(err)
-	return user, err
+	user, err = k.checkFull(ctx, tok, st, remote)
+	return user, true, err
 }
 
-// check verifies a token the cache did not answer, and caches it if good.
-func (k *buyerKeys) check(ctx context.Context, tok string, st *keyState, remote *JWKS) (string, error) {
+// checkFull verifies a token the cache did not answer, and caches it if good.
+func (k *buyerKeys) checkFull(ctx context.Context, tok string, st *keyState, remote *JWKS) (string, error) {
 	if len(tok) > maxTokenLen {
 		return "", errBadToken
 	}

@@ -57,3 +57,45 @@ func TestUnauthorizedChallenge(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminRouteBuyerTokenChallenge: a buyer's valid token on an admin
+// route is a good token of the wrong kind, as the admin token is on a
+// buyer's route: still 401 unauthenticated (the admin routes' contract),
+// but its challenge must not call the token invalid (RFC 6750 §3.1), or
+// a client would throw away a token that is good; a token that is refused
+// keeps error="invalid_token" there.
+func TestAdminRouteBuyerTokenChallenge(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"s","name":"S","stock":5}`)
+	valid := userToken(t, "alice")
+	forged := valid[:len(valid)-4] + "AAAA"
+	for _, route := range []struct{ method, path, body string }{
+		{"POST", "/v1/sales", `{"id":"new","name":"New","stock":1}`},
+		{"PATCH", "/v1/sales/s", `{"paused":true}`},
+		{"GET", "/v1/sales/s/orders", ""},
+		{"POST", "/v1/sales/s/archive", ""},
+		{"POST", "/v1/orders/o_missing/pay", ""},
+	} {
+		for _, c := range []struct {
+			name         string
+			token        string
+			invalidToken bool
+		}{
+			{"a buyer's valid token", valid, false},
+			{"a forged token", forged, true},
+		} {
+			r := e.do(t, route.method, route.path, route.body, bearerAuth(c.token))
+			got := r.header.Get("WWW-Authenticate")
+			switch {
+			case r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), `"unauthenticated"`):
+				t.Errorf("%s %s, %s: %d %s; want 401 unauthenticated", route.method, route.path, c.name, r.status, r.body)
+			case !strings.HasPrefix(got, "Bearer"):
+				t.Errorf("%s %s, %s: WWW-Authenticate %q; want a Bearer challenge", route.method, route.path, c.name, got)
+			case c.invalidToken && !strings.Contains(got, `error="invalid_token"`):
+				t.Errorf("%s %s, %s: WWW-Authenticate %q; want error=\"invalid_token\", the token was refused", route.method, route.path, c.name, got)
+			case !c.invalidToken && strings.Contains(got, `error="invalid_token"`):
+				t.Errorf("%s %s, %s: WWW-Authenticate %q; want no invalid_token: the token is valid, only not the admin's", route.method, route.path, c.name, got)
+			}
+		}
+	}
+}

@@ -240,11 +240,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // unauthenticated answers 401 with a Bearer challenge (RFC 9110 §11.6.1),
 // naming the error invalid_token when r sent a bearer token that was
 // refused (RFC 6750 §3.1), so a client knows to get a new token rather
-// than to sign in; the admin token on a buyer's route is a good token
-// of the wrong kind, and a request without a token gets no error code.
+// than to sign in; the admin token on a buyer's route and a buyer's token
+// on an admin route are good tokens of the wrong kind, and a request
+// without a token gets no error code.
 func unauthenticated(w http.ResponseWriter, r *http.Request, err error) {
 	challenge := `Bearer realm="surge"`
-	if _, sent := bearer(r); sent && !errors.Is(err, errAdminNotBuyer) {
+	if _, sent := bearer(r); sent && !errors.Is(err, errAdminNotBuyer) && !errors.Is(err, errBuyerNotAdmin) {
 		challenge += `, error="invalid_token"`
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
