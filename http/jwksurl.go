@@ -262,19 +262,40 @@ func shownURL(raw string) string {
 }
 
 // MaskedQuery is a query with every value masked; the names stay, to tell
-// which URL it is. A pair that does not parse is dropped, never shown.
+// which URL it is. A pair that does not parse is dropped, never shown. A
+// bare word (?s3cret, or s3cret=) is a value without a name, which the
+// parser reads as a name: the credential itself, so it is masked whole,
+// after the named pairs, where its place tells nothing of it either.
 // --print-config shows --jwks-url's query through it too.
 func MaskedQuery(raw string) string {
 	if raw == "" {
 		return ""
 	}
 	q, _ := neturl.ParseQuery(raw)
-	for _, vs := range q {
-		for i := range vs {
-			vs[i] = "xxxxx"
+	bare := 0
+	for name, vs := range q {
+		kept := vs[:0]
+		for _, v := range vs {
+			if v == "" {
+				bare++
+				continue
+			}
+			kept = append(kept, "xxxxx")
+		}
+		if len(kept) == 0 {
+			delete(q, name)
+		} else {
+			q[name] = kept
 		}
 	}
-	return q.Encode()
+	shown := q.Encode()
+	for range bare {
+		if shown != "" {
+			shown += "&"
+		}
+		shown += "xxxxx"
+	}
+	return shown
 }
 
 // hideQuery masks the query of the URL raw in the text of err: net/http's

@@ -135,3 +135,33 @@ func TestJWKSURLQueryNotShown(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSURLBareQuerySecretNotShown: a key server may take its
+// credential as the whole query, a bare word without a name
+// (https://keys/jwks?s3cret). The query parser reads it as a name with an
+// empty value, and masking the values showed it whole as "s3cret=xxxxx":
+// neither --print-config (MaskedQuery) nor the error of a fetch may show
+// it.
+func TestJWKSURLBareQuerySecretNotShown(t *testing.T) {
+	const secret = "bare-query-secret-0123"
+	for _, c := range []struct{ raw, want string }{
+		{secret, "xxxxx"},
+		{secret + "=", "xxxxx"},
+		{"tenant=a&" + secret, "tenant=xxxxx&xxxxx"},
+		{secret + "&access_token=" + secret, "access_token=xxxxx&xxxxx"},
+	} {
+		if got := MaskedQuery(c.raw); got != c.want {
+			t.Errorf("MaskedQuery(%q) = %q; want %q: a bare word is the secret itself, nothing of it shown", c.raw, got, c.want)
+		}
+	}
+	// The error of a fetch from a key server that is gone.
+	srv := newJWKSServer(t, nil)
+	srv.Close()
+	_, err := FetchJWKS(t.Context(), srv.URL+"/keys?"+secret, RemoteJWKSOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		t.Fatal("a first fetch from a key server that is gone succeeded")
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("the error of a failed first fetch shows the bare secret of --jwks-url's query:\n%v", err)
+	}
+}

@@ -227,6 +227,8 @@ func TestMasked(t *testing.T) {
 		// A key server may take its credential as a query parameter.
 		{"jwks-url", "https://keys.example/jwks?tenant=a&access_token=s3cret", "https://keys.example/jwks?access_token=xxxxx&tenant=xxxxx"},
 		{"jwks-url", "https://keys.example/jwks", "https://keys.example/jwks"},
+		// Or as the whole query, a bare word: the word is the secret.
+		{"jwks-url", "https://keys.example/jwks?s3cret", "https://keys.example/jwks?xxxxx"},
 	} {
 		if got := masked(tc.name, tc.in); got != tc.want {
 			t.Errorf("masked(%q, %q) = %q, want %q", tc.name, tc.in, got, tc.want)
