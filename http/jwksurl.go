@@ -298,16 +298,50 @@ func MaskedQuery(raw string) string {
 	return shown
 }
 
-// hideQuery masks the query of the URL raw in the text of err: net/http's
-// errors (*url.Error) quote the URL of the request whole but for its
-// password, and jwkset wraps them into its own text. The error chain
-// stays for errors.Is.
+// hideQuery masks the query of the URL raw in the text of err, and the
+// query of every URL a *url.Error in err's chain quotes: net/http's errors
+// quote the URL of the request whole but for its password (after a
+// redirect, the target's, which may be a signed URL: ?sig=…), and jwkset
+// wraps them into its own text. The error chain stays for errors.Is.
 func hideQuery(err error, raw string) error {
-	u, perr := neturl.Parse(raw)
-	if err == nil || perr != nil || u.RawQuery == "" || !strings.Contains(err.Error(), u.RawQuery) {
+	if err == nil {
+		return nil
+	}
+	queries := urlErrorQueries(err, nil)
+	if u, perr := neturl.Parse(raw); perr == nil {
+		queries = append(queries, u.RawQuery)
+	}
+	msg := err.Error()
+	for _, q := range queries {
+		if q != "" {
+			msg = strings.ReplaceAll(msg, q, MaskedQuery(q))
+		}
+	}
+	if msg == err.Error() {
 		return err
 	}
-	return maskedErr{msg: strings.ReplaceAll(err.Error(), u.RawQuery, MaskedQuery(u.RawQuery)), err: err}
+	return maskedErr{msg: msg, err: err}
+}
+
+// urlErrorQueries appends to qs the raw queries of the URLs that the
+// *url.Errors in err's chain quote.
+func urlErrorQueries(err error, qs []string) []string {
+	if ue, ok := err.(*neturl.Error); ok {
+		if u, perr := neturl.Parse(ue.URL); perr == nil {
+			qs = append(qs, u.RawQuery)
+		}
+	}
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		if next := e.Unwrap(); next != nil {
+			qs = urlErrorQueries(next, qs)
+		}
+	case interface{ Unwrap() []error }:
+		for _, next := range e.Unwrap() {
+			qs = urlErrorQueries(next, qs)
+		}
+	}
+	return qs
 }
 
 // maskedErr is an error whose text had a secret masked.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +165,65 @@ func TestJWKSURLBareQuerySecretNotShown(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), secret) {
 		t.Errorf("the error of a failed first fetch shows the bare secret of --jwks-url's query:\n%v", err)
+	}
+}
+
+// TestJWKSURLRedirectQueryNotShown: a key server may redirect the fetch
+// to a signed URL whose query is a credential (?sig=…). When the fetch
+// of the redirect's target fails, net/http's error quotes that URL whole
+// but for its password, and only --jwks-url's own query was masked: the
+// errors of a fetch (at start, on a reload) and the logs of the
+// refreshes must not show the target's query values either.
+func TestJWKSURLRedirectQueryNotShown(t *testing.T) {
+	const secret = "redirect-query-secret-0123"
+	k1 := newEd25519(t)
+	doc := jwksDoc(t, PublicJWK("k1", k1.Public()))
+	// The redirect's target: a port where nothing listens any more.
+	gone := newJWKSServer(t, doc)
+	gone.Close()
+	target := gone.URL + "/signed/keys?sig=" + secret + "&expires=1"
+	var redirect atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if redirect.Load() {
+			http.Redirect(w, r, target, http.StatusFound)
+			return
+		}
+		_, _ = w.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	logs := &servicetest.Log{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	remote, err := FetchJWKS(t.Context(), srv.URL+"/keys", RemoteJWKSOptions{Refresh: 50 * time.Millisecond, MinRefetch: time.Hour, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	redirect.Store(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	refreshErr := remote.Refresh(ctx)
+	if refreshErr == nil {
+		t.Fatal("a fetch redirected to a key server that is gone succeeded")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "refresh failed") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "refresh failed") {
+		t.Fatalf("no scheduled refresh failed within 10 s; the log:\n%s", logs.String())
+	}
+	remote.Close()
+	_, startErr := FetchJWKS(t.Context(), srv.URL+"/keys", RemoteJWKSOptions{Logger: log})
+	if startErr == nil {
+		t.Fatal("a first fetch redirected to a key server that is gone succeeded")
+	}
+	for _, c := range []struct{ what, text string }{
+		{"the error of a fetch refused on a reload", refreshErr.Error()},
+		{"the error of a failed first fetch (at start)", startErr.Error()},
+		{"the logs of the failed refreshes", logs.String()},
+	} {
+		if strings.Contains(c.text, secret) {
+			t.Errorf("%s: the secret %q in the query of the redirect's target is shown; want query values masked (xxxxx), as --jwks-url's own are:\n%s",
+				c.what, secret, c.text)
+		}
 	}
 }
