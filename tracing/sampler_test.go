@@ -135,3 +135,75 @@ func TestClientCannotChooseASampledTraceID(t *testing.T) {
 		})
 	}
 }
+
+// TestTrustParentFollowsTheFlag: behind a gateway that sets every
+// request's traceparent, the operator trusts its sampled flag
+// (Options.TrustParent, --trace-trust-parent): a request whose parent says
+// sampled is kept and one whose parent says not is dropped, whatever the
+// configured sampler decides of roots; SetTrustParent(false), as a reload
+// does, ignores the flag again from the next request.
+func TestTrustParentFollowsTheFlag(t *testing.T) {
+	for _, c := range []struct{ sampler, ratio string }{
+		{"parentbased_always_off", ""},
+		{"parentbased_traceidratio", "0"},
+		{"traceidratio", "0"},
+		{"", ""}, // parentbased_always_on
+	} {
+		t.Run(fmt.Sprintf("%s=%s", c.sampler, c.ratio), func(t *testing.T) {
+			t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+			t.Setenv("OTEL_TRACES_SAMPLER", c.sampler)
+			t.Setenv("OTEL_TRACES_SAMPLER_ARG", c.ratio)
+			exp := tracetest.NewInMemoryExporter()
+			p, err := New(context.Background(), Options{Logger: slog.New(slog.DiscardHandler), exporter: keep{exp}, TrustParent: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), "surge",
+				otelhttp.WithTracerProvider(p.Tracing()), otelhttp.WithPropagators(Propagator())))
+			defer srv.Close()
+			send := func(id int, flags string) {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+				req.Header.Set("traceparent", fmt.Sprintf("00-%032x-%016x-%s", id, id, flags))
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			const sent = 20
+			for i := range sent {
+				send(1+i, "01")    // kept
+				send(1001+i, "00") // dropped
+			}
+			p.SetTrustParent(false)
+			for i := range sent {
+				send(2001+i, "01") // as the sampler decides: ratio 0 or off keeps none
+			}
+			if err := p.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			kept, untrusted := map[int]bool{}, 0
+			for _, s := range exp.GetSpans() {
+				id := s.SpanContext.TraceID()
+				n := int(id[14])<<8 | int(id[15])
+				switch {
+				case n > 2000:
+					untrusted++
+				case n > 1000:
+					t.Errorf("a request whose trusted traceparent said not sampled (-00) was traced")
+				default:
+					kept[n] = true
+				}
+				if !s.Parent.IsRemote() || s.SpanContext.TraceID() != s.Parent.TraceID() {
+					t.Errorf("span %s does not continue the caller's trace (parent %v)", s.Name, s.Parent)
+				}
+			}
+			if len(kept) != sent {
+				t.Errorf("%d of %d requests whose trusted traceparent said sampled (-01) were traced; want all (OTEL_TRACES_SAMPLER=%q, ratio %q)", len(kept), sent, c.sampler, c.ratio)
+			}
+			if want := map[string]int{"": sent}[c.sampler]; untrusted != want {
+				t.Errorf("after SetTrustParent(false), %d of %d requests whose traceparent said sampled were traced; want %d, as the sampler decides (OTEL_TRACES_SAMPLER=%q, ratio %q)", untrusted, sent, want, c.sampler, c.ratio)
+			}
+		})
+	}
+}

@@ -4,7 +4,8 @@
 // ask for an exporter. Spans are exported over OTLP/HTTP; incoming W3C
 // traceparent headers are honoured (Propagator): a request's span
 // continues the caller's trace, but the caller's sampled flag does not
-// decide whether it is kept (sampler).
+// decide whether it is kept (sampler), unless the operator trusts it
+// (Options.TrustParent: a gateway in front sets every traceparent).
 //
 // The packages that make spans take a trace.TracerProvider (nil: none),
 // so nothing here is global: cmd/surge builds one Provider and hands it
@@ -20,6 +21,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
@@ -34,6 +36,17 @@ import (
 // Provider is the process's tracer provider.
 type Provider struct {
 	sdk *sdktrace.TracerProvider // nil when off
+	// trust is what the sampler reads of Options.TrustParent, which
+	// SetTrustParent changes (nil when off).
+	trust *atomic.Bool
+}
+
+// SetTrustParent changes Options.TrustParent while the provider runs
+// (cmd/surge's reload): from the next request on. A no-op when off.
+func (p *Provider) SetTrustParent(on bool) {
+	if p.trust != nil {
+		p.trust.Store(on)
+	}
 }
 
 // Enabled reports whether spans are recorded and exported.
@@ -69,6 +82,12 @@ type Options struct {
 	// Logger receives the SDK's own errors (a failed export) and log
 	// lines, so that --log-format json stays JSON.
 	Logger *slog.Logger
+	// TrustParent has an incoming traceparent's sampled flag decide
+	// whether its request is kept, as the SDK's parentbased samplers do
+	// (--trace-trust-parent): for a server behind a gateway that sets
+	// (or strips) every request's traceparent, whose sampling decision
+	// the server's spans then complete. Off, no caller's flag decides.
+	TrustParent bool
 	// exporter, when set, receives the spans instead of OTLP (tests).
 	exporter sdktrace.SpanExporter
 }
@@ -79,7 +98,7 @@ type Options struct {
 // http://localhost:4318); OTEL_SDK_DISABLED=true or
 // OTEL_TRACES_EXPORTER=none turn it off. The sampler is
 // OTEL_TRACES_SAMPLER's (default parentbased_always_on), with remote
-// parents decided as roots (see sampler). The exporter, the batching
+// parents decided as roots unless opt.TrustParent (see sampler). The exporter, the batching
 // (OTEL_BSP_*) and the resource (OTEL_SERVICE_NAME, default "surge";
 // OTEL_RESOURCE_ATTRIBUTES) read their own variables.
 func New(ctx context.Context, opt Options) (*Provider, error) {
@@ -116,9 +135,11 @@ func New(ctx context.Context, opt Options) (*Provider, error) {
 	if os.Getenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" && os.Getenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" {
 		limits.AttributeValueLengthLimit = maxAttributeValue
 	}
+	trust := new(atomic.Bool)
+	trust.Store(opt.TrustParent)
 	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits),
-		sdktrace.WithSampler(sampler(os.Getenv)))
-	return &Provider{sdk: sdk}, nil
+		sdktrace.WithSampler(sampler(os.Getenv, trust)))
+	return &Provider{sdk: sdk, trust: trust}, nil
 }
 
 // maxAttributeValue bounds a span attribute's value (bytes of a string)
@@ -171,8 +192,10 @@ func enabled(getenv func(string) string) (bool, error) {
 // as the SDK does (for traceidratio too, which gives the same answer for
 // a trace begun here, whose id is ours, and for one a caller began
 // keeps the spans beneath a request with the request's span). A local
-// root is decided as before.
-func sampler(getenv func(string) string) sdktrace.Sampler {
+// root is decided as before. While trust holds true (Options.TrustParent)
+// a remote parent's sampled flag decides after all, as in the SDK's
+// parentbased samplers: the operator says a gateway sets it.
+func sampler(getenv func(string) string, trust *atomic.Bool) sdktrace.Sampler {
 	ratio := 1.0 // the SDK's default
 	if arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG")); arg != "" {
 		if v, err := strconv.ParseFloat(arg, 64); err == nil {
@@ -194,7 +217,28 @@ func sampler(getenv func(string) string) sdktrace.Sampler {
 		root = sdktrace.AlwaysSample()
 		remote = root
 	}
-	return sdktrace.ParentBased(root, sdktrace.WithRemoteParentSampled(remote), sdktrace.WithRemoteParentNotSampled(remote))
+	sampled := trustedParent{trust: trust, flag: sdktrace.AlwaysSample(), otherwise: remote}
+	notSampled := trustedParent{trust: trust, flag: sdktrace.NeverSample(), otherwise: remote}
+	return sdktrace.ParentBased(root, sdktrace.WithRemoteParentSampled(sampled), sdktrace.WithRemoteParentNotSampled(notSampled))
+}
+
+// trustedParent decides a span whose parent a caller sent: as the
+// caller's sampled flag says (flag) while trust holds true, else as
+// otherwise decides.
+type trustedParent struct {
+	trust           *atomic.Bool
+	flag, otherwise sdktrace.Sampler
+}
+
+func (s trustedParent) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	if s.trust.Load() {
+		return s.flag.ShouldSample(p)
+	}
+	return s.otherwise.ShouldSample(p)
+}
+
+func (s trustedParent) Description() string {
+	return fmt.Sprintf("TrustedParent{flag:%s,otherwise:%s}", s.flag.Description(), s.otherwise.Description())
 }
 
 // remoteRatio keeps a span whose parent a caller sent with probability

@@ -202,7 +202,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
-	tp, err := startTracing(ctx, log)
+	tp, err := startTracing(ctx, log, c.traceTrustParent)
 	if err != nil {
 		return nil, errUsage{"serve: " + err.Error()}
 	}

@@ -19,7 +19,7 @@ import (
 // (docs/configuration.md); any other key that changed is logged as
 // needing a restart, and keeps its running value.
 var liveKeys = []string{
-	"log-level", "log-format", "access-log", "drain-delay", "shutdown-timeout",
+	"log-level", "log-format", "access-log", "trace-trust-parent", "drain-delay", "shutdown-timeout",
 	"rate-limit-ip", "rate-limit-ip-burst", "rate-limit-buyer", "rate-limit-buyer-burst",
 	"rate-limit-sale", "rate-limit-sale-burst", "shed", "trusted-proxies",
 	"admin-token", "admin-token-file", "jwt-secret", "jwt-secret-file", "jwks-file",
@@ -149,6 +149,9 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 	s.buyerRate.set(merged.rateBuyer, merged.burstBuyer, lim.buyer)
 	s.saleRate.set(merged.rateSale, merged.burstSale, lim.sale)
 	s.shed.Store(merged.shed)
+	if s.tracing != nil { // nil in a server built by hand (tests)
+		s.tracing.SetTrustParent(merged.traceTrustParent)
+	}
 	if s.logs != nil { // nil when started in code (the demo, tests)
 		s.logs.set(merged.logLevel, merged.logFormat)
 	}

@@ -23,9 +23,10 @@ type telemetry struct {
 	tracing trace.TracerProvider
 }
 
-// startTracing builds the tracer provider from the OTEL_* environment.
-func startTracing(ctx context.Context, log *slog.Logger) (*tracing.Provider, error) {
-	p, err := tracing.New(ctx, tracing.Options{ServiceVersion: version.Get().Version, Logger: log})
+// startTracing builds the tracer provider from the OTEL_* environment and
+// --trace-trust-parent.
+func startTracing(ctx context.Context, log *slog.Logger, trustParent bool) (*tracing.Provider, error) {
+	p, err := tracing.New(ctx, tracing.Options{ServiceVersion: version.Get().Version, Logger: log, TrustParent: trustParent})
 	if err != nil {
 		return nil, err
 	}

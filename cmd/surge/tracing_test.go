@@ -7,13 +7,18 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/surgehq/surge/servicetest"
 )
 
 // otlpReceiver is an OTLP/HTTP trace receiver: it keeps every span
@@ -224,5 +229,77 @@ func TestTraceCluster(t *testing.T) {
 	}
 	if !redis || !pg {
 		t.Errorf("under store.Reserve: Redis spans %v, PostgreSQL spans %v; want both (spans: %v)", redis, pg, names(spans))
+	}
+}
+
+// TestTraceTrustParent: behind a gateway that sets every request's
+// traceparent, --trace-trust-parent (here from the config file) has its
+// sampled flag decide whether a request is traced, whatever the sampler
+// decides of roots (parentbased_always_off keeps none of its own); a
+// reload turns it off and on again, from the next request.
+func TestTraceTrustParent(t *testing.T) {
+	rc := startReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rc.url)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "surge.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("trace-trust-parent: true\n")
+	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "trace-trust-admin-token"}
+	var logBuf servicetest.Log
+	srv := startReloadable(t, args, &logBuf)
+	get := func(traceID, flags string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.url()+"/v1/sales", nil)
+		req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-"+flags)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	traced := func(traceID string) bool {
+		for _, s := range rc.all() {
+			if hex.EncodeToString(s.TraceId) == traceID {
+				return true
+			}
+		}
+		return false
+	}
+	waitTraced := func(traceID string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !traced(traceID) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !traced(traceID) {
+			t.Fatalf("a request whose trusted traceparent said sampled (trace %s) was not traced within 10 s (--trace-trust-parent, OTEL_TRACES_SAMPLER=parentbased_always_off); spans: %v", traceID, names(rc.all()))
+		}
+	}
+	const (
+		notSampled = "11111111111111111111111111111111"
+		sampled    = "22222222222222222222222222222222"
+		untrusted  = "33333333333333333333333333333333"
+		again      = "44444444444444444444444444444444"
+	)
+	get(notSampled, "00")
+	get(sampled, "01")
+	waitTraced(sampled)
+	write("trace-trust-parent: false\n")
+	srv.reload(args)
+	get(untrusted, "01")
+	write("trace-trust-parent: true\n")
+	srv.reload(args)
+	get(again, "01")
+	waitTraced(again) // exported after anything sent before it
+	if traced(notSampled) {
+		t.Errorf("a request whose trusted traceparent said not sampled (-00) was traced")
+	}
+	if traced(untrusted) {
+		t.Errorf("after a reload turned trace-trust-parent off, a request whose traceparent said sampled was traced; want the sampler (parentbased_always_off) to decide")
 	}
 }
