@@ -29,6 +29,7 @@ import (
 	"github.com/surgehq/surge/ledger"
 	"github.com/surgehq/surge/metrics"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite/vfs"
 )
 
 // FileName is the database file inside the data directory.
@@ -251,19 +252,32 @@ func fileURI(path string) string {
 // a read-only one still creates a missing WAL and rebuilds the -shm.
 // Without a WAL, surge.db alone is the database and nobody else writes it
 // (the lock), so it is read as immutable: no WAL, no -shm, no locks.
-// With one, readonly_shm keeps SQLite off the -shm: it reads the WAL's
-// frames itself. Where that cannot open (a WAL without its -shm), the
-// error is not ErrNewer and the start checks the version on its writer.
+// With one, it is read through SQLite's read-only VFS over the directory
+// (package modernc.org/sqlite/vfs), which has no write path at all, in
+// exclusive locking mode: SQLite then keeps the WAL's index in its own
+// memory, built from the WAL's frames, and never opens the -shm, which
+// may be missing (a copy of the directory that left it out; readonly_shm
+// cannot open that, and the writer's connection, left to check, folded
+// the newer version's WAL into surge.db as it closed).
 func versionUnchanged(ctx context.Context, path string) error {
-	query := "mode=ro&readonly_shm=1&_pragma=busy_timeout(10000)"
 	if _, err := os.Lstat(path + "-wal"); errors.Is(err, os.ErrNotExist) {
-		query = "mode=ro&immutable=1"
+		db, err := sql.Open("sqlite", fileURI(path)+"?mode=ro&immutable=1")
+		if err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		defer db.Close()
+		return checkVersion(ctx, db, path)
 	}
-	db, err := sql.Open("sqlite", fileURI(path)+"?"+query)
+	name, fsys, err := vfs.New(os.DirFS(filepath.Dir(path)))
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	defer db.Close()
+	defer fsys.Close()
+	db, err := sql.Open("sqlite", fileURI(filepath.Base(path))+"?vfs="+name+"&mode=ro&_pragma=locking_mode(EXCLUSIVE)")
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	defer db.Close() // before fsys.Close, which refuses while a file is open
 	return checkVersion(ctx, db, path)
 }
 
