@@ -57,16 +57,27 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 		tmp.Close()
 	}()
 
-	db, err := sql.Open("sqlite", fileURI(src)+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return BackupInfo{}, fmt.Errorf("sqlite: backup: open %s: %w", src, err)
-	}
-	db.SetMaxOpenConns(1)
-	// VACUUM INTO attaches its target, and SQLite reads a name beginning
-	// "file:" (a relative --to in such a directory) as a URI: given as
-	// one, escaped, it names the file reserved whatever its path holds.
-	_, err = db.ExecContext(ctx, `VACUUM INTO ?`, fileURI(tmpPath))
-	db.Close()
+	// A stopped directory is copied without writing to it (readDB).
+	err = readDB(ctx, src, func(db *sql.DB, viaVFS bool) error {
+		db.SetMaxOpenConns(1)
+		// A copy begun before a server started on the directory is
+		// begun again.
+		if err := os.Truncate(tmpPath, 0); err != nil {
+			return err
+		}
+		os.Remove(tmpPath + "-journal")
+		// VACUUM INTO attaches its target, and SQLite reads a name
+		// beginning "file:" (a relative --to in such a directory) as a
+		// URI: given as one, escaped, it names the file reserved whatever
+		// its path holds. It is opened through the source's VFS unless
+		// told otherwise, and the read-only one cannot write it.
+		target := fileURI(tmpPath)
+		if viaVFS {
+			target += "?vfs=" + hostVFS
+		}
+		_, err := db.ExecContext(ctx, `VACUUM INTO ?`, target)
+		return err
+	})
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup of %s: %w", src, err)
 	}

@@ -21,3 +21,6 @@ func funlock(*os.File) error { return nil }
 // openLeftover is unused where flock does not exist (removeLeftovers
 // leaves every copy there).
 func openLeftover(name string) (*os.File, error) { return os.Open(name) }
+
+// hostVFS is the name of SQLite's VFS of the host's files.
+const hostVFS = "win32"

@@ -32,3 +32,6 @@ func funlock(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_
 func openLeftover(name string) (*os.File, error) {
 	return os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 }
+
+// hostVFS is the name of SQLite's VFS of the host's files.
+const hostVFS = "unix"

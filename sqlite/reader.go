@@ -18,10 +18,15 @@ import (
 // while `surge serve` holds it (WAL readers never block the writer) and
 // after. It is what `surge reconcile` reads. Every read is of one read
 // transaction, so of one instant: a payment or a purchase the server
-// commits while the reader reads shows in all of them or in none.
+// commits while the reader reads shows in all of them or in none. A
+// directory no server has open is read without writing to it
+// (openStopped); a server that starts on it meanwhile fails the reads
+// after, which cannot tell whether they saw one instant.
 type Reader struct {
-	db *sql.DB
-	tx *sql.Tx
+	db      *sql.DB
+	tx      *sql.Tx
+	closeDB func() error
+	stopped *stoppedDB // nil: read as a running server's readers do
 }
 
 // OpenReader opens the database in dir read-only. A missing database is
@@ -31,45 +36,73 @@ func OpenReader(ctx context.Context, dir string) (*Reader, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	db, err := sql.Open("sqlite", fileURI(path)+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	r := &Reader{}
+	stopped, err := openStopped(path)
+	switch {
+	case err != nil:
+		return nil, err
+	case stopped != nil:
+		r.db, r.closeDB, r.stopped = stopped.DB, stopped.close, stopped
+	default:
+		r.db, err = sql.Open("sqlite", fileURI(path)+"?mode=ro&_pragma=busy_timeout(10000)")
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		r.closeDB = r.db.Close
+	}
+	fail := func(err error) (*Reader, error) {
+		r.closeDB()
+		return nil, r.held(err)
 	}
 	// First: a newer version's layout may lack a table this build reads,
 	// and the advice below would send the operator to a start that
 	// refuses the database.
-	if err := checkVersion(ctx, db, path); err != nil {
-		db.Close()
-		return nil, err
+	if err := checkVersion(ctx, r.db, path); err != nil {
+		return fail(err)
 	}
 	// A database of a version before payments has none: the table is
 	// missing until the next `surge serve` creates it.
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('sales','orders','archived_sales','payments')`).Scan(&n); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: read %s: %w", path, err)
+	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('sales','orders','archived_sales','payments')`).Scan(&n); err != nil {
+		return fail(fmt.Errorf("sqlite: read %s: %w", path, err))
 	}
 	if n != 4 {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: %s lacks tables of this version; run this version's surge serve on it once", path)
+		return fail(fmt.Errorf("sqlite: %s lacks tables of this version; run this version's surge serve on it once", path))
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: read %s: %w", path, err)
+	if r.tx, err = r.db.BeginTx(ctx, nil); err != nil {
+		return fail(fmt.Errorf("sqlite: read %s: %w", path, err))
 	}
-	return &Reader{db: db, tx: tx}, nil
+	return r, nil
+}
+
+// held is err of a read, unless a server started on the stopped
+// directory since it was opened: then nothing read can be trusted.
+func (r *Reader) held(err error) error {
+	if r.stopped != nil {
+		if cerr := r.stopped.changed(); cerr != nil {
+			return cerr
+		}
+	}
+	return err
 }
 
 // Close closes the database.
 func (r *Reader) Close() error {
 	r.tx.Rollback()
-	return r.db.Close()
+	return r.closeDB()
 }
 
 // Sales lists every sale, oldest first, with the final remaining figure
 // of the archived ones (nil for a sale in service).
 func (r *Reader) Sales(ctx context.Context) ([]surge.Sale, map[string]int64, error) {
+	sales, archived, err := r.sales(ctx)
+	if err = r.held(err); err != nil {
+		return nil, nil, err
+	}
+	return sales, archived, nil
+}
+
+func (r *Reader) sales(ctx context.Context) ([]surge.Sale, map[string]int64, error) {
 	sales, err := querySales(ctx, r.tx, "")
 	if err != nil {
 		return nil, nil, err
@@ -95,6 +128,10 @@ func (r *Reader) Sales(ctx context.Context) ([]surge.Sale, map[string]int64, err
 
 // Orders streams a sale's orders in creation order.
 func (r *Reader) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	return r.held(r.orders(ctx, saleID, fn))
+}
+
+func (r *Reader) orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
 	rows, err := r.tx.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
 	if err != nil {
 		return fmt.Errorf("sqlite: orders of %s: %w", saleID, err)
@@ -114,7 +151,7 @@ func (r *Reader) Orders(ctx context.Context, saleID string, fn func(surge.Order)
 
 // Payments streams every payment, oldest first.
 func (r *Reader) Payments(ctx context.Context, fn func(surge.Payment) error) error {
-	return streamPayments(ctx, r.tx, fn)
+	return r.held(streamPayments(ctx, r.tx, fn))
 }
 
 // CheckVersion refuses with ErrNewer the database in dir if a newer
@@ -123,16 +160,11 @@ func (r *Reader) Payments(ctx context.Context, fn func(surge.Payment) error) err
 // new process of a zero-downtime upgrade asks before it tells the old one
 // to go, so that a rollback to a binary older than the database fails
 // while the old process still serves. A missing database passes: a start
-// creates it.
+// creates it. A directory no server has open is left as it was (readDB).
 func CheckVersion(ctx context.Context, dir string) error {
 	path := filepath.Join(dir, FileName)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	db, err := sql.Open("sqlite", fileURI(path)+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	defer db.Close()
-	return checkVersion(ctx, db, path)
+	return readDB(ctx, path, func(db *sql.DB, _ bool) error { return checkVersion(ctx, db, path) })
 }

@@ -29,7 +29,6 @@ import (
 	"github.com/surgehq/surge/ledger"
 	"github.com/surgehq/surge/metrics"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
-	"modernc.org/sqlite/vfs"
 )
 
 // FileName is the database file inside the data directory.
@@ -245,39 +244,18 @@ func fileURI(path string) string {
 
 // versionUnchanged is checkVersion at a start, which holds the data
 // directory's lock, through a connection that writes to none of the
-// database's files: a start refused as older than the database must
-// leave them as the newer version left them (after a crash, its last
-// commits in the WAL). A read-write connection would not: the last one
-// to close folds the WAL into surge.db and removes it and the -shm; and
-// a read-only one still creates a missing WAL and rebuilds the -shm.
-// Without a WAL, surge.db alone is the database and nobody else writes it
-// (the lock), so it is read as immutable: no WAL, no -shm, no locks.
-// With one, it is read through SQLite's read-only VFS over the directory
-// (package modernc.org/sqlite/vfs), which has no write path at all, in
-// exclusive locking mode: SQLite then keeps the WAL's index in its own
-// memory, built from the WAL's frames, and never opens the -shm, which
-// may be missing (a copy of the directory that left it out; readonly_shm
-// cannot open that, and the writer's connection, left to check, folded
-// the newer version's WAL into surge.db as it closed).
+// database's files (openUnwritten): a start refused as older than the
+// database must leave them as the newer version left them (after a
+// crash, its last commits in the WAL). A read-write connection would not:
+// the last one to close folds the WAL into surge.db and removes it and
+// the -shm; and a read-only one still creates a missing WAL and rebuilds
+// the -shm.
 func versionUnchanged(ctx context.Context, path string) error {
-	if _, err := os.Lstat(path + "-wal"); errors.Is(err, os.ErrNotExist) {
-		db, err := sql.Open("sqlite", fileURI(path)+"?mode=ro&immutable=1")
-		if err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", path, err)
-		}
-		defer db.Close()
-		return checkVersion(ctx, db, path)
-	}
-	name, fsys, err := vfs.New(os.DirFS(filepath.Dir(path)))
+	db, _, closeDB, err := openUnwritten(path)
 	if err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", path, err)
+		return err
 	}
-	defer fsys.Close()
-	db, err := sql.Open("sqlite", fileURI(filepath.Base(path))+"?vfs="+name+"&mode=ro&_pragma=locking_mode(EXCLUSIVE)")
-	if err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	defer db.Close() // before fsys.Close, which refuses while a file is open
+	defer closeDB()
 	return checkVersion(ctx, db, path)
 }
 

@@ -1,0 +1,140 @@
+package sqlite_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// stoppedFiles are the data directory's files a read-only command must
+// leave as it found them.
+var stoppedFiles = []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm", sqlite.SealName, sqlite.LockName}
+
+// TestReadOnlyCommandsWriteNothingInStoppedDir: surge reconcile (Reader),
+// surge backup (Backup) and an upgrade's version check (CheckVersion)
+// read a data directory; on one no server holds they must leave its files
+// as they were, not create the WAL and the -shm a clean stop removed (or
+// the -shm a copy of the directory left out), and still read every order.
+func TestReadOnlyCommandsWriteNothingInStoppedDir(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		crash bool // stopped without Close: the commits are in the WAL, whose -shm is then removed
+	}{
+		{"after a clean stop", false},
+		{"a WAL without its -shm", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			live := t.TempDir()
+			s, err := sqlite.Open(ctx, live, noCheckpoint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
+				t.Fatal(err)
+			}
+			sell(t, s, "s1", 20)
+			dir := live
+			if tc.crash {
+				dir = t.TempDir()
+				for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal"} {
+					b, err := os.ReadFile(filepath.Join(live, name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			before := fileHashes(t, dir, stoppedFiles)
+			if before[sqlite.FileName+"-shm"] != "missing" || (before[sqlite.FileName+"-wal"] == "missing") != !tc.crash {
+				t.Fatalf("setup: %v", before)
+			}
+
+			r, err := sqlite.OpenReader(ctx, dir)
+			if err != nil {
+				t.Fatalf("OpenReader: %v", err)
+			}
+			sales, _, err := r.Sales(ctx)
+			var orders int
+			if err == nil {
+				err = r.Orders(ctx, "s1", func(surge.Order) error { orders++; return nil })
+			}
+			if err == nil {
+				err = r.Payments(ctx, func(surge.Payment) error { return nil })
+			}
+			r.Close()
+			if err != nil || len(sales) != 1 || orders != 20 {
+				t.Errorf("Reader: %d sales, %d orders, %v; want 1 and 20", len(sales), orders, err)
+			}
+			if err := sqlite.CheckVersion(ctx, dir); err != nil {
+				t.Errorf("CheckVersion: %v", err)
+			}
+			info, err := sqlite.Backup(ctx, dir, filepath.Join(t.TempDir(), "backup.db"))
+			if err != nil || info.Sales != 1 || info.Orders != 20 {
+				t.Errorf("Backup = %+v, %v; want 1 sale and 20 orders", info, err)
+			}
+
+			after := fileHashes(t, dir, stoppedFiles)
+			for _, name := range stoppedFiles {
+				if before[name] != after[name] {
+					t.Errorf("reading the stopped data directory (reconcile, backup, version check) changed %s: before %s, after %s; want it left as it was",
+						name, before[name], after[name])
+				}
+			}
+		})
+	}
+}
+
+// TestReaderOfStoppedDirWhenServerStarts: a Reader of a stopped data
+// directory reads it without the directory's lock and without SQLite's
+// shared memory, so a server may start on it meanwhile and rewrite the
+// database file (a checkpoint). The reads after must not mix that
+// server's orders into the instant the Reader was opened at: they give
+// the orders as they were, or fail saying the directory changed.
+func TestReaderOfStoppedDirWhenServerStarts(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, "s1", 20)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sqlite.OpenReader(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// A server starts, sells 30 more, and stops: its close folds its WAL
+	// into surge.db.
+	s = open(t, dir)
+	for i := range 30 {
+		out, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: fmt.Sprintf("late%d", i), Quantity: 1}}, t0)
+		if err != nil || out[0].Err != nil {
+			t.Fatalf("Reserve: %v, %+v", err, out)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var orders int
+	err = r.Orders(ctx, "s1", func(surge.Order) error { orders++; return nil })
+	if err == nil && orders != 20 {
+		t.Fatalf("the Reader opened on 20 orders read %d after a server started and sold 30 more; want the 20 of its instant, or an error", orders)
+	}
+	if err != nil && !strings.Contains(err.Error(), "started on the data directory") {
+		t.Fatalf("Orders after a server started on the directory: %v; want an error saying so", err)
+	}
+}
