@@ -149,6 +149,10 @@ func lockedTempIf(dir, base string, named func(*os.File) bool) (*os.File, error)
 		}
 		f.Close()
 	}
+	// A copy that failed the check may still be there (a tool that
+	// rewrote it under its name; a filesystem whose inode numbers change
+	// between looks): unlocked now, the sweep takes those it finds.
+	removeLeftovers(dir, base)
 	return nil, fmt.Errorf("the temporary copy made in %s was gone (removed or replaced) each of the %d times it was made; is another program removing files there?",
 		dir, tempTries)
 }

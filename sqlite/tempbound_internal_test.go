@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -33,5 +34,50 @@ func TestLockedTempGivesUp(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "gone") {
 		t.Errorf("lockedTemp gave up with %q; want the error to say the temporary copy was gone each time", err)
+	}
+}
+
+// TestLockedTempGivesUpLeavesNothing: a backup that gives up on its
+// temporary copy (TestLockedTempGivesUp) must not leave the copies it
+// made in the backup's directory, one for each try: a sync tool that
+// rewrites each new file there (a new file renamed over the name), or a
+// filesystem whose inode numbers change between looks (SMB without
+// server inodes), fails the check each time while a file stays.
+func TestLockedTempGivesUpLeavesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		named func(*os.File) bool
+	}{
+		{"each copy rewritten under its name", func(f *os.File) bool {
+			tmp := filepath.Join(filepath.Dir(f.Name()), "sync-tool-part")
+			if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, f.Name()); err != nil {
+				t.Fatal(err)
+			}
+			return stillNamed(f)
+		}},
+		{"inode numbers that change", func(*os.File) bool { return false }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f, err := lockedTempIf(dir, "backup.db", tc.named)
+			if err == nil {
+				f.Close()
+				t.Fatal("lockedTemp gave a copy whose check failed every time")
+			}
+			es, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) > 0 {
+				var names []string
+				for _, e := range es {
+					names = append(names, e.Name())
+				}
+				t.Errorf("lockedTemp gave up and left %d files in the backup's directory: %v; want none", len(names), names)
+			}
+		})
 	}
 }
