@@ -308,12 +308,39 @@ func quickCheck(ctx context.Context, db *sql.DB, path string) error {
 // rather than restore.
 func checkFailed(ctx context.Context, path string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !sqliteDamage(err) {
+		// The driver reports any failure of a call once its context has
+		// ended as the context's error alone, SQLite's hidden: a file that
+		// is no database at all is told by its first bytes. Damage past
+		// them waits for a check that runs to its end.
+		if notADatabase(path) {
+			return fmt.Errorf("sqlite: %w: %s is not a SQLite database (it does not begin with SQLite's header); restore it from a backup", ErrDamaged, path)
+		}
 		if !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w: %w", cerr, err)
 		}
 		return fmt.Errorf("sqlite: quick_check of %s stopped before it finished: %w", path, err)
 	}
 	return fmt.Errorf("sqlite: %w: quick_check of %s: %w", ErrDamaged, path, err)
+}
+
+// sqliteHeader begins every SQLite database file
+// (https://www.sqlite.org/fileformat.html, "The Database Header").
+const sqliteHeader = "SQLite format 3\x00"
+
+// notADatabase reports whether the file at path holds bytes but does not
+// begin with sqliteHeader (an empty file is a new database).
+func notADatabase(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, b)
+	if n == 0 {
+		return false
+	}
+	return err != nil || string(b) != sqliteHeader
 }
 
 // sqliteDamage reports whether err is SQLite's own finding of a damaged
