@@ -12,12 +12,13 @@ import (
 	"github.com/surgehq/surge/servicetest"
 )
 
-// TestExpiryWithLostAnswerIsCounted: the leader's expiry statement
-// commits after the call timeout gave up on it (PostgreSQL slow, the
-// cancel ignored): the order is expired but the leader never heard, so
-// its unit came back only by the sweep, and the expiry was never counted
-// in surge_order_transitions_total{to="expired"}, whose totals then
-// disagreed with the orders. It must be counted, once.
+// TestExpiryWithLostAnswerIsCounted: the leader's expiry commits after
+// the call timeout gave up on it (PostgreSQL slow, the cancel ignored):
+// the order is expired but the leader never heard, so its unit came back
+// only by the sweep, and the expiry was never counted in
+// surge_order_transitions_total{to="expired"}, whose totals then
+// disagreed with the orders. It must be counted, once. (The expiry is a
+// transaction: only its COMMIT can still land unheard.)
 func TestExpiryWithLostAnswerIsCounted(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
@@ -29,7 +30,7 @@ func TestExpiryWithLostAnswerIsCounted(t *testing.T) {
 	}
 	t.Cleanup(func() { e.Close(); s.Close() })
 	db := servicetest.Conn(t, ns)
-	stall(t, db, ns, "BEFORE UPDATE ON orders", "NEW.status = 'expired'", 1500*time.Millisecond)
+	stallCommit(t, db, "NEW.status = 'expired'", 1500*time.Millisecond)
 	id, name, stock, hold := "lost", "Lost", int64(3), int64(1)
 	if _, err := e.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold}); err != nil {
 		t.Fatal(err)

@@ -94,6 +94,9 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 			batch, err = s.db.Expire(ctx, now, l, expireBatch)
 			return err
 		})
+		if errors.Is(err, postgres.ErrCommitUnknown) {
+			batch, err = s.landed(ctx, batch, surge.OrderExpired, now)
+		}
 		if err != nil {
 			return all, unavailable("expiring holds", err)
 		}
@@ -120,6 +123,41 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 		}
 	}
 }
+
+// landed follows up orders a transaction ended whose COMMIT got no answer
+// (postgres.ErrCommitUnknown), moving them to status at now: it returns
+// those that did move, so that the node that ended them gives their units
+// back and counts them as if the answer had come (no other node can tell
+// its lost answers from its failed releases). The lookup waits for the
+// transaction to end, for up to the lease's time to live: longer than a
+// call (the commit is what stalled), and outside the breaker, as the wait
+// is no failure of PostgreSQL's. Beyond that the orders' units come back
+// by the sweep, uncounted.
+func (s *Store) landed(ctx context.Context, orders []surge.Order, status surge.OrderStatus, now time.Time) ([]surge.Order, error) {
+	ctx, cancel := context.WithTimeout(runToEnd(ctx), s.cfg.LeaseTTL)
+	defer cancel()
+	ids := make([]string, len(orders))
+	for i, o := range orders {
+		ids[i] = o.ID
+	}
+	got, err := s.db.Landed(ctx, ids, status, now)
+	if err != nil {
+		s.log.Warn("could not learn whether orders ended; the sweep gives their units back, uncounted",
+			"orders", len(orders), "status", status, "err", err)
+		return nil, err
+	}
+	var out []surge.Order
+	for _, o := range orders {
+		if got[o.ID] {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// errNotLanded answers an order change whose COMMIT's answer was lost and
+// which, followed up, did not land: nothing changed, a retry may.
+var errNotLanded = errors.New("the change's commit was lost and did not land")
 
 func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
 	l, ok, err := s.takeLease(ctx, leaseName)

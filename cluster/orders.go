@@ -61,10 +61,17 @@ func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus,
 		return surge.Order{}, surge.ErrUnavailable
 	}
 	var o surge.Order
+	now = now.UTC().Truncate(time.Millisecond)
 	err := s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) { // its units go back below
-		o, err = s.db.Settle(ctx, id, status, now.UTC().Truncate(time.Millisecond))
+		o, err = s.db.Settle(ctx, id, status, now)
 		return err
 	})
+	if errors.Is(err, postgres.ErrCommitUnknown) {
+		var got []surge.Order
+		if got, err = s.landed(ctx, []surge.Order{o}, status, now); err == nil && len(got) == 0 {
+			err = errNotLanded
+		}
+	}
 	if errors.Is(err, postgres.ErrNotReserved) {
 		return surge.Order{}, refuse(o, now)
 	}

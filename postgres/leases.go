@@ -23,9 +23,10 @@ const leaseHeld = `EXISTS (SELECT 1 FROM leases WHERE name = $%d AND holder = $%
 func fence(first int) string { return fmt.Sprintf(leaseHeld, first, first+1, first+2) }
 
 // Expire moves up to limit reserved orders whose hold ended at or before
-// now to expired, if the lease is still held, and returns them.
+// now to expired, if the lease is still held, and returns them; with
+// ErrCommitUnknown, those it may have moved (see endOrders).
 func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]surge.Order, error) {
-	out, err := collectOrders(d.pool.Query(ctx, `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
+	out, err := d.endOrders(ctx, `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
 			WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1
 				ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
 			AND `+fence(3)+` RETURNING `+orderColumns+`),
@@ -37,9 +38,9 @@ func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]s
 		-- PostgreSQL runs the data-modifying CTEs nothing reads last
 		-- listed first: without the join this insert ran before s.
 		e AS (`+outboxEventSQL("x JOIN s USING (sale_id)", "'expired'", "$1::timestamptz")+`)
-		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token))
+		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: expire: %w", err)
+		return out, fmt.Errorf("postgres: expire: %w", err)
 	}
 	return out, nil
 }

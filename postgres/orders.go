@@ -212,21 +212,25 @@ func orders(ctx context.Context, q querier, saleID string, fn func(surge.Order) 
 // now) to status; a cancel gives its units back to the sale's sold count.
 // ErrNotReserved (with the order as it is) if it is not reserved or its
 // hold ended, whether or not Expire has run yet; surge.ErrOrderNotFound if
-// unknown.
+// unknown; with ErrCommitUnknown, the order it may have moved (see
+// endOrders).
 func (d *DB) Settle(ctx context.Context, id string, status surge.OrderStatus, now time.Time) (surge.Order, error) {
-	o, err := scanOrder(d.pool.QueryRow(ctx, `WITH o AS (
+	out, err := d.endOrders(ctx, `WITH o AS (
 			UPDATE orders SET status = $2, updated_at = $3
 			WHERE id = $1 AND status = 'reserved' AND expires_at > $3 RETURNING `+orderColumns+`),
 		s AS (UPDATE sales SET sold = sales.sold - o.quantity FROM o WHERE sales.id = o.sale_id AND $2 <> 'paid'),
 		e AS (`+outboxEventSQL("o", "$2", "$3")+`)
-		SELECT `+orderColumns+` FROM o`, id, string(status), now))
-	if err == nil {
-		return o, nil
+		SELECT `+orderColumns+` FROM o`, id, string(status), now)
+	if len(out) == 1 {
+		if err != nil {
+			return out[0], fmt.Errorf("postgres: settle order %s: %w", id, err)
+		}
+		return out[0], nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if err != nil {
 		return surge.Order{}, fmt.Errorf("postgres: settle order %s: %w", id, err)
 	}
-	o, err = d.Order(ctx, id)
+	o, err := d.Order(ctx, id)
 	if err != nil {
 		return surge.Order{}, err
 	}
