@@ -179,12 +179,6 @@ type Store struct {
 
 	// rel hears of the orders the leader's expiry moved (OnRelease).
 	rel surge.Releases
-	// counted holds the expired orders (id to sale) the expiry told rel
-	// of although their units could not go back to Redis nor be left to
-	// a rebuild: the sweep that gives them back later must not count
-	// them again (leader.go). Expire runs beside the leader's rounds.
-	countedMu sync.Mutex
-	counted   map[string]string
 
 	closed atomic.Bool
 	bg     context.Context // the background work's; ends at Close
@@ -229,7 +223,6 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		kick:    make(chan struct{}, 1),
 		sweeps:  map[string][]uint64{},
 		sold:    map[string]soldSeen{},
-		counted: map[string]string{},
 	}
 	s.rcb = s.breaker("redis")
 	s.pcb = s.breaker("postgres")

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -73,5 +74,73 @@ func TestExpiryCountedOnceWhenItsReleaseFailed(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := counted(); n != 1 {
 		t.Errorf("one hold expired, but OnRelease (surge_order_transitions_total{to=\"expired\"}) heard of %d: the sweep that gave its unit back counted the expiry again; want 1", n)
+	}
+}
+
+// TestExpiryCountedOnceAcrossLeaders: leader A expired a hold and counted
+// it (OnRelease, surge_order_transitions_total{to="expired"}), but its
+// unit could not go back to Redis nor the sale be marked for a rebuild.
+// The lead then moved to B, whose sweep gave the unit back. The cluster
+// must have counted the expiry once, A's and B's counts together: B knows
+// nothing of what A counted.
+func TestExpiryCountedOnceAcrossLeaders(t *testing.T) {
+	rp := servicetest.RedisProxy(t)
+	ns := namespace(t)
+	var mu sync.Mutex
+	heard := map[string]int{}
+	count := func(node string) func(string, int) {
+		return func(_ string, n int) { mu.Lock(); heard[node] += n; mu.Unlock() }
+	}
+	total := func() (int, string) { mu.Lock(); defer mu.Unlock(); return heard["a"] + heard["b"], fmt.Sprint(heard) }
+	a := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
+		cluster.Config{Prefix: ns, Schema: ns, NoExpiry: true, Interval: 100 * time.Millisecond, CallTimeout: 500 * time.Millisecond})
+	t.Cleanup(func() { a.Close() })
+	a.OnRelease(count("a"))
+	db := servicetest.Conn(t, ns)
+	ctx := context.Background()
+
+	id, name, stock, hold, start := "moved", "Moved", int64(3), int64(3600), time.Now().Add(-3*time.Hour)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, HoldSeconds: &hold}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateSale(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	// Reserved two hours ago: its hold ended an hour ago.
+	out, _, err := a.Reserve(ctx, id, []surge.Purchase{{UserID: "u", Quantity: 1}}, time.Now().Add(-2*time.Hour))
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("reserve: %+v %v", out, err)
+	}
+	for _, q := range []string{
+		`CREATE FUNCTION refuse_dirty() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'test: dirty refused'; END $$`,
+		`CREATE TRIGGER refuse_dirty BEFORE UPDATE ON sales FOR EACH ROW WHEN (NEW.dirty AND NOT OLD.dirty) EXECUTE FUNCTION refuse_dirty()`,
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	rp.Cut()
+	if expired, err := a.Expire(ctx, time.Now()); err != nil || len(expired) != 1 {
+		t.Fatalf("expire on A: %d orders, %v; want the one", len(expired), err)
+	}
+	if n, by := total(); n != 1 {
+		t.Fatalf("A's expiry was counted %d times (%s); want 1", n, by)
+	}
+	// A leaves (its lease resigned); B leads and sweeps.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `DROP TRIGGER refuse_dirty ON sales`); err != nil {
+		t.Fatal(err)
+	}
+	rp.Restore()
+	b := openStore(t, ns, cluster.Config{NoExpiry: true, Interval: 100 * time.Millisecond})
+	t.Cleanup(func() { b.Close() })
+	b.OnRelease(count("b"))
+	eventuallyRemaining(t, b, id, stock, 20*time.Second, "B's sweep gives the expired hold's unit back")
+	time.Sleep(time.Second) // more rounds (10 a second) count nothing either
+	if n, by := total(); n != 1 {
+		t.Errorf("one hold expired, but the nodes counted it %d times (%s): the new leader's sweep counted again what the old leader had counted; want 1", n, by)
 	}
 }

@@ -17,23 +17,19 @@ import (
 // live state, and tells the other nodes. If Redis cannot be reached the
 // sale is marked for a rebuild, which reads the release from PostgreSQL.
 // It runs to its end even when ctx ends (runToEnd): nothing else would
-// give the units back. It reports whether the release is settled: done in
-// Redis, or left to a rebuild (the state missing, or the sale marked
-// dirty); false only when neither, and the sweep will find the orders
-// again.
-func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order) bool {
+// give the units back. Should marking the sale fail too, the sweep finds
+// the orders again.
+func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order) {
 	ctx = runToEnd(ctx)
 	sl, err := s.sale(ctx, saleID)
 	if err == nil {
 		err = s.call(ctx, s.rcb, func(ctx context.Context) error { return s.live.Release(ctx, sl.layout, orders) })
 	}
-	settled := true
 	if err != nil && !errors.Is(err, redis.ErrNoState) {
 		s.log.Warn("release units in Redis; marking the sale for a rebuild", "sale", saleID, "orders", len(orders), "err", err)
-		settled = s.markDirty(ctx, saleID)
+		s.markDirty(ctx, saleID)
 	}
 	s.announce(ctx, saleID)
-	return settled
 }
 
 // markDirty asks the leader, whichever node it is, to rebuild a sale.
@@ -42,7 +38,7 @@ func (s *Store) release(ctx context.Context, saleID string, orders []surge.Order
 // a PostgreSQL that stalls would otherwise hold the cancel, or the
 // leader's jobs and Close, for as long as it stalls. Should it fail, the
 // sweep gives the units back.
-func (s *Store) markDirty(ctx context.Context, saleID string) bool {
+func (s *Store) markDirty(ctx context.Context, saleID string) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
 	err := s.db.MarkDirty(ctx, saleID)
@@ -50,7 +46,6 @@ func (s *Store) markDirty(ctx context.Context, saleID string) bool {
 		s.log.Error("mark sale dirty", "sale", saleID, "err", err)
 	}
 	s.wake()
-	return err == nil
 }
 
 // OnRelease implements surge.Releaser: fn hears, on the node that
@@ -105,15 +100,9 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 			bySale[o.SaleID] = append(bySale[o.SaleID], o)
 		}
 		for sale, orders := range bySale {
-			if !s.release(ctx, sale, orders) {
-				// Counted now, as the orders are expired; the sweep will
-				// give their units back and must not count them again.
-				s.countedMu.Lock()
-				for _, o := range orders {
-					s.counted[o.ID] = sale
-				}
-				s.countedMu.Unlock()
-			}
+			// Counted whether or not the release settles: the sweep that
+			// gives the units back later counts nothing.
+			s.release(ctx, sale, orders)
 			s.log.Info("holds expired", "sale", sale, "orders", len(orders))
 			s.rel.Heard(sale, len(orders))
 		}
@@ -253,16 +242,6 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			delete(s.sold, id)
 		}
 	}
-	// An order the expiry counted whose units a rebuild gave back, or a
-	// release whose answer alone was lost, is never swept: forgotten with
-	// its sale.
-	s.countedMu.Lock()
-	for id, sale := range s.counted {
-		if !listed[sale] {
-			delete(s.counted, id)
-		}
-	}
-	s.countedMu.Unlock()
 	// Most sales are idle (past sales of a shop, above all): one pipelined
 	// survey finds them, so the round, and with it the next expiry of
 	// holds, costs a few round trips per thousand of them instead of
@@ -463,30 +442,13 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 			if s.swept != nil {
 				s.swept.Add(float64(len(orders)))
 			}
-			if !s.release(ctx, sale, orders) {
-				continue // found again by a later sweep: counted then, once
-			}
-			// The expired ones are counted here: an expiry whose statement
-			// committed after the call timeout gave up on it (the answer
-			// lost) was never released nor told to OnRelease, and this
-			// sweep, on the leader as every expiry, is the first to hear
-			// of it. One that was told is released before the leader's
-			// next sweep, or, when that release failed unsettled, is in
-			// counted, so no expiry is counted twice. A cancel is the
-			// cancelling node's to count.
-			n := 0
-			s.countedMu.Lock()
-			for _, o := range orders {
-				if _, told := s.counted[o.ID]; told {
-					delete(s.counted, o.ID)
-				} else if o.Status == surge.OrderExpired {
-					n++
-				}
-			}
-			s.countedMu.Unlock()
-			if n > 0 {
-				s.rel.Heard(sale, n)
-			}
+			// Not counted here: the node that ended them counted them when
+			// PostgreSQL answered, or when it learned that its lost COMMIT
+			// landed (landed). Only that node can tell the two cases apart
+			// from a release that failed after its count, and a count here
+			// added a second one whenever it could not (another node's
+			// cancel; an expiry of a leader before this one).
+			s.release(ctx, sale, orders)
 		}
 	})
 }
