@@ -250,42 +250,72 @@ func TestExpirySeqUnderSaleLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The next batch stalls after it locked the sale row, before its
-	// orders (and their reserved events) are written: as a batch does
-	// while PostgreSQL checks its buyers' limits under the lock.
+	// orders (and their reserved events) are written, as a batch does
+	// while PostgreSQL checks its buyers' limits under the lock: until
+	// the test lets it go (an advisory lock the test holds), so that the
+	// expiry surely runs, and waits for the row, meanwhile.
 	conn := servicetest.Conn(t, ns)
 	for _, q := range []string{
 		`CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN IF NEW.id = 'slow' THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$`,
+		BEGIN IF NEW.id = 'slow' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF; RETURN NEW; END $$`,
 		`CREATE TRIGGER stall BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION stall()`,
+		`SELECT pg_advisory_lock(4242)`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// waiting waits until a statement whose text has part waits for a lock.
+	watch := servicetest.Conn(t, ns)
+	waiting := func(part, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			var n int
+			if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND strpos(query, $1) > 0`, part).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not waiting after 20s", what)
+			}
 		}
 	}
 	l, ok, err := db.Acquire(ctx, "jobs", "me", time.Minute)
 	if err != nil || !ok {
 		t.Fatalf("Acquire: %v %v", ok, err)
 	}
-	inserted := make(chan time.Time, 1)
+	inserted := make(chan error, 1)
 	go func() {
 		slow := order("slow", sl, time.Now().Add(time.Hour))
-		if _, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{slow}, nil); err != nil {
-			t.Error(err)
-		}
-		inserted <- time.Now()
+		_, _, err := db.InsertOrders(ctx, sl.ID, 1, []surge.Order{slow}, nil)
+		inserted <- err
 	}()
-	time.Sleep(500 * time.Millisecond) // the batch holds the sale row now
-	expired, err := db.Expire(ctx, time.Now().UTC().Truncate(time.Millisecond), l, 100)
-	if err != nil {
+	waiting("surge_insert_orders", "the batch, holding the sale row, at the test's lock")
+	type result struct {
+		orders []surge.Order
+		err    error
+	}
+	expiring := make(chan result, 1)
+	go func() {
+		expired, err := db.Expire(ctx, time.Now().UTC().Truncate(time.Millisecond), l, 100)
+		expiring <- result{expired, err}
+	}()
+	waiting("status = 'expired'", "the expiry, at the sale row the batch holds")
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(4242)`); err != nil {
 		t.Fatal(err)
 	}
-	expiredAt := time.Now()
-	insertedAt := <-inserted
-	if len(expired) != 1 || expired[0].ID != "due" {
-		t.Fatalf("Expire = %+v, want the order due", expired)
+	if err := <-inserted; err != nil {
+		t.Fatal(err)
 	}
-	if !insertedAt.Before(expiredAt) {
-		t.Fatalf("the batch returned at %v, after the expiry (%v): the race did not happen", insertedAt, expiredAt)
+	r := <-expiring
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.orders) != 1 || r.orders[0].ID != "due" {
+		t.Fatalf("Expire = %+v, want the order due", r.orders)
 	}
 	ol, ok, err := db.Acquire(ctx, "outbox", "me", time.Minute)
 	if err != nil || !ok {
