@@ -56,6 +56,12 @@ type PaymentEvent struct {
 	Currency    string
 	Created     time.Time // when the provider says it happened
 	Provider    string    // "surge" (the generic webhook), "stripe" or "manual"
+	// RefundOf is, for a refund whose event names no order (OrderID
+	// empty), the id of the payment of this Provider it gives back: the
+	// store takes that payment's order. Stripe does not copy a Checkout
+	// Session's metadata onto its charge, so the refund of a Checkout
+	// payment names only its PaymentIntent, the payment's id. Not stored.
+	RefundOf string
 }
 
 // Payment is a recorded PaymentEvent and what Surge made of it.
@@ -96,7 +102,8 @@ type Payments interface {
 	//     PaymentRefund; without one, PaymentRefundUnexpected. The order
 	//     is untouched either way.
 	//
-	// ErrOrderNotFound, and nothing recorded, if the order is unknown.
+	// ErrOrderNotFound, and nothing recorded, if the order is unknown (a
+	// refund by RefundOf: no payment of its provider under that id).
 	RecordPayment(ctx context.Context, ev PaymentEvent, now time.Time) (PaymentResult, error)
 	// Payments streams every recorded payment, oldest first, to fn.
 	Payments(ctx context.Context, fn func(Payment) error) error
@@ -135,7 +142,8 @@ func CheckPaymentEvent(ev PaymentEvent) error {
 		return Errorf(CodeInvalid, "id must not begin or end with white space")
 	case ev.Type != PaymentManual && strings.HasPrefix(ev.ID, manualPrefix):
 		return Errorf(CodeInvalid, "id must not begin with %q: Surge gives that prefix to the operator's settlements", manualPrefix)
-	case !ValidID(ev.OrderID):
+	case !ValidID(ev.OrderID) && (ev.OrderID != "" || ev.Type != RefundSucceeded || ev.RefundOf == ""):
+		// A refund may name the payment it gives back instead (RefundOf).
 		return Errorf(CodeInvalid, "order_id must be an order id")
 	case !Representable(ev.Created):
 		// Stored and answered as RFC 3339 text: a time outside years

@@ -551,3 +551,60 @@ func TestWebhookStripeCheckoutWithoutPayment(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookStripeCheckoutRefund: a Checkout Session carries
+// surge_order_id in its own metadata, and Stripe copies it neither onto
+// the PaymentIntent nor onto the charge, so the charge.refunded of that
+// payment names no order: only its payment_intent, the id under which
+// Surge recorded the session's payment. It was ignored ("carries no
+// surge_order_id metadata"): the refund_due payment stayed owed and surge
+// reconcile asked for a second refund. It settles the payment it refunds.
+func TestWebhookStripeCheckoutRefund(t *testing.T) {
+	e := paymentEnv(t, payments.Stripe)
+	o := e.buyTwo(t, "alice") // 2 × 129.99 EUR, as the fixtures
+	wantStatus(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", header(userHeader, "alice")), http.StatusOK)
+	body, sig := stripeEvent(t, "checkout.session.completed", o.ID)
+	if p := paymentOf(t, e.do(t, "POST", hookPath, body, sig)); p.ID != "pi_3QxSurgeTestPI01" || p.Status != "refund_due" {
+		t.Fatalf("checkout of a cancelled order = %+v, want pi_3QxSurgeTestPI01 refund_due", p)
+	}
+	// The charge of a Checkout payment: no metadata.
+	body, _ = stripeEvent(t, "charge.refunded", o.ID)
+	body = strings.Replace(body, `{"surge_order_id": "`+o.ID+`"}`, `{}`, 1)
+	now := time.Now()
+	r := e.do(t, "POST", hookPath, body, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, body))))
+	wantStatus(t, r, http.StatusOK)
+	var b struct {
+		Payment *api.Payment `json:"payment"`
+		Ignored string       `json:"ignored"`
+	}
+	if err := json.Unmarshal(r.body, &b); err != nil {
+		t.Fatalf("%v: %v", r, err)
+	}
+	if b.Payment == nil || b.Payment.Status != "refund" || b.Payment.Settles != "pi_3QxSurgeTestPI01" || b.Payment.OrderID != o.ID {
+		t.Errorf("charge.refunded of payment_intent pi_3QxSurgeTestPI01 (the refund_due payment of order %s, whose checkout session named it) answered %s; "+
+			"want a refund of order %s settling pi_3QxSurgeTestPI01", o.ID, r.body, o.ID)
+	}
+	got := map[string]surge.PaymentStatus{}
+	if err := e.store.Payments(context.Background(), func(p surge.Payment) error { got[p.ID] = p.Status; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got["pi_3QxSurgeTestPI01"] != surge.PaymentRefunded {
+		t.Errorf("payment pi_3QxSurgeTestPI01 is %q after its refund, want refunded", got["pi_3QxSurgeTestPI01"])
+	}
+	// A charge of a payment Surge never recorded, without the metadata,
+	// is none of Surge's business, as before: 200, ignored, nothing recorded.
+	other := strings.NewReplacer("pi_3QxSurgeTestPI01", "pi_3QxSomeoneElse", "evt_3QxSurgeTest0004", "evt_3QxSurgeTest0009").Replace(body)
+	now = time.Now()
+	r = e.do(t, "POST", hookPath, other, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, other))))
+	wantStatus(t, r, http.StatusOK)
+	if !strings.Contains(string(r.body), `"ignored"`) {
+		t.Errorf("charge.refunded of an unknown payment without metadata answered %s, want ignored", r.body)
+	}
+	n := 0
+	if err := e.store.Payments(context.Background(), func(surge.Payment) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d payments recorded, want the payment and its refund", n)
+	}
+}

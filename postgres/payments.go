@@ -65,6 +65,17 @@ func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.
 }
 
 func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
+	if ev.OrderID == "" {
+		// A refund naming the payment it gives back (RefundOf), not its
+		// order: a payment's order never changes once recorded.
+		err := tx.QueryRow(ctx, `SELECT order_id FROM payments WHERE id = $1 AND provider = $2`, ev.RefundOf, ev.Provider).Scan(&ev.OrderID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return surge.PaymentResult{}, surge.ErrOrderNotFound
+		}
+		if err != nil {
+			return surge.PaymentResult{}, err
+		}
+	}
 	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, ev.OrderID))
 	notFound := errors.Is(err, pgx.ErrNoRows)
 	if err != nil && !notFound {

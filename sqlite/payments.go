@@ -75,6 +75,18 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		o, err := s.Order(ctx, first.OrderID)
 		return surge.PaymentResult{Payment: first, Order: o, Replay: true}, err
 	}
+	if ev.OrderID == "" {
+		// A refund naming the payment it gives back (RefundOf), not its
+		// order: a payment's order never changes once recorded.
+		of, ok, err := s.payment(ctx, ev.RefundOf)
+		if err != nil {
+			return surge.PaymentResult{}, err
+		}
+		if !ok || of.Provider != ev.Provider {
+			return surge.PaymentResult{}, surge.ErrOrderNotFound
+		}
+		ev.OrderID = of.OrderID
+	}
 	o, err := s.Order(ctx, ev.OrderID)
 	if err != nil {
 		return surge.PaymentResult{}, err

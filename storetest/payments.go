@@ -207,6 +207,39 @@ func testPayments(t *testing.T, h Harness) {
 		e.wantStatus(o.ID, surge.OrderCancelled)
 	})
 
+	t.Run("RefundOfPayment", func(t *testing.T) {
+		// A refund may name the payment it gives back instead of the
+		// order (a Stripe Checkout payment's charge carries only its
+		// PaymentIntent): the store takes that payment's order.
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.cancel(o.ID, at(time.Second))
+		e.record(event("pi_1", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundDue)
+		byPayment := func(id, of, provider string) surge.PaymentEvent {
+			ev := event(id, surge.RefundSucceeded, "", 2*price, "USD")
+			ev.RefundOf, ev.Provider = of, provider
+			return ev
+		}
+		for _, ev := range []surge.PaymentEvent{byPayment("r_x", "pi_missing", "surge"), byPayment("r_y", "pi_1", "stripe")} {
+			_, err := e.payments().RecordPayment(e.ctx, ev, at(3*time.Second))
+			wantErr(t, fmt.Sprintf("refund of payment %s of provider %s", ev.RefundOf, ev.Provider), err, surge.ErrOrderNotFound)
+		}
+		r := e.record(byPayment("r_1", "pi_1", "surge"), at(3*time.Second), surge.PaymentRefund)
+		if r.Payment.OrderID != o.ID || r.Payment.Settles != "pi_1" || r.Order.ID != o.ID {
+			t.Errorf("refund of payment pi_1 = %+v, want a refund of order %s settling pi_1", r, o.ID)
+		}
+		e.wantPaymentStatus("pi_1", surge.PaymentRefunded)
+		if got := e.allPayments(); len(got) != 2 || got["r_1"].OrderID != o.ID {
+			t.Errorf("Payments = %+v, want pi_1 and its refund r_1 of order %s", got, o.ID)
+		}
+		again, err := e.payments().RecordPayment(e.ctx, byPayment("r_1", "pi_1", "surge"), at(4*time.Second))
+		if err != nil || !again.Replay || again.Payment.Status != surge.PaymentRefund {
+			t.Errorf("replay = %+v, %v; want the first result, Replay set", again, err)
+		}
+	})
+
 	t.Run("Manual", func(t *testing.T) {
 		e := newEnv(t, h)
 		s := paidSale(t, "s", 4)
