@@ -99,8 +99,11 @@ type Payments interface {
 	//   - payment.failed: PaymentFailedStatus, order untouched.
 	//   - refund.succeeded: the order's oldest refund_due payment of the
 	//     same amount and currency becomes PaymentRefunded and the event
-	//     PaymentRefund; without one, PaymentRefundUnexpected. The order
-	//     is untouched either way.
+	//     PaymentRefund; else the oldest one of that currency still owed
+	//     more (its amount less the refunds settling it: a refund in
+	//     steps) is settled in part, PaymentRefunded once they add up to
+	//     it; without one, PaymentRefundUnexpected. The order is
+	//     untouched either way.
 	//
 	// ErrOrderNotFound, and nothing recorded, if the order is unknown (a
 	// refund by RefundOf: no payment of its provider under that id).

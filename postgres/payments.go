@@ -151,13 +151,26 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 		p.Status = surge.PaymentFailedStatus
 	case surge.RefundSucceeded:
 		p.Status = surge.PaymentRefundUnexpected
+		// The oldest refund_due payment still owed exactly this much, else
+		// the oldest still owed more: a refund in steps settles it once
+		// they add up to it (the order's row lock keeps its refunds in
+		// line). The embedded store's is the same (sqlite's owedSQL).
 		var due string
-		err := tx.QueryRow(ctx, `UPDATE payments SET status = 'refunded' WHERE id = (SELECT id FROM payments
-			WHERE order_id = $1 AND status = 'refund_due' AND amount_cents = $2 AND upper(currency) = upper($3)
-			ORDER BY seq LIMIT 1) RETURNING id`, o.ID, p.AmountCents, p.Currency).Scan(&due)
+		var rest int64
+		err := tx.QueryRow(ctx, `SELECT id, owed - $3 FROM (
+			SELECT d.seq, d.id, d.amount_cents - coalesce((SELECT sum(r.amount_cents) FROM payments r
+				WHERE r.order_id = d.order_id AND r.settles = d.id AND r.status = 'refund'), 0) AS owed
+			FROM payments d WHERE d.order_id = $1 AND d.status = 'refund_due' AND upper(d.currency) = upper($2)) d
+			WHERE owed = $3 OR (owed > $3 AND $3 > 0) ORDER BY owed = $3 DESC, seq LIMIT 1`,
+			o.ID, p.Currency, p.AmountCents).Scan(&due, &rest)
 		switch {
 		case err == nil:
 			p.Status, p.Settles = surge.PaymentRefund, due
+			if rest == 0 {
+				if _, err := tx.Exec(ctx, `UPDATE payments SET status = 'refunded' WHERE id = $1`, due); err != nil {
+					return surge.PaymentResult{}, err
+				}
+			}
 		case !errors.Is(err, pgx.ErrNoRows):
 			return surge.PaymentResult{}, err
 		}

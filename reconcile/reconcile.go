@@ -105,10 +105,13 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		currency string
 	}
 	unexpected := map[refundKey]int{}
+	refunded := map[string]int64{} // payment id → the refunds settling it, in steps
 	if err := src.Payments(ctx, func(p surge.Payment) error {
 		payments[p.ID] = p
 		order = append(order, p.ID)
 		switch p.Status {
+		case surge.PaymentRefund:
+			refunded[p.Settles] += p.AmountCents
 		case surge.PaymentPaid:
 			paidBy[p.OrderID] = append(paidBy[p.OrderID], p.ID)
 		case surge.PaymentRefundUnexpected:
@@ -167,6 +170,12 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 				// or after the order was paid: it took nothing, so nothing
 				// is due back. Money a settlement holds for it is still
 				// reported above (amount_differs).
+				break
+			}
+			if back := refunded[p.ID]; back > 0 {
+				// Refunded in part (a refund in steps): the rest is due.
+				rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved, %s of it refunded; refund the other %s",
+					p.FormatAmount(), formatAs(p.PaymentEvent, back), formatAs(p.PaymentEvent, p.AmountCents-back))
 				break
 			}
 			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved; refund it", p.FormatAmount())
@@ -260,4 +269,11 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 		}
 	}
 	return nil
+}
+
+// formatAs writes cents as ev's amount would be written (its currency's,
+// or its provider's, places).
+func formatAs(ev surge.PaymentEvent, cents int64) string {
+	ev.AmountCents = cents
+	return ev.FormatAmount()
 }

@@ -158,8 +158,9 @@ func testPayments(t *testing.T, h Harness) {
 		e.wantStatus(o.ID, surge.OrderReserved)
 		e.cancel(o.ID, at(2*time.Second))
 		e.record(event("pay", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(3*time.Second), surge.PaymentRefundDue)
-		// A refund of another amount settles nothing.
-		e.record(event("r_part", surge.RefundSucceeded, o.ID, price, "USD"), at(4*time.Second), surge.PaymentRefundUnexpected)
+		// A refund of more than is owed settles nothing. (A smaller one
+		// is a step of the refund: RefundInSteps.)
+		e.record(event("r_more", surge.RefundSucceeded, o.ID, 2*price+1, "USD"), at(4*time.Second), surge.PaymentRefundUnexpected)
 		e.wantPaymentStatus("pay", surge.PaymentRefundDue)
 		r := e.record(event("r_full", surge.RefundSucceeded, o.ID, 2*price, "USD"), at(5*time.Second), surge.PaymentRefund)
 		if r.Payment.Settles != "pay" {
@@ -167,6 +168,38 @@ func testPayments(t *testing.T, h Harness) {
 		}
 		e.wantPaymentStatus("pay", surge.PaymentRefunded)
 		e.wantPaymentStatus("r_full", surge.PaymentRefund)
+		e.wantStatus(o.ID, surge.OrderCancelled)
+	})
+
+	t.Run("RefundInSteps", func(t *testing.T) {
+		// A provider refunds a charge in steps (Stripe: one
+		// charge.refunded per step, each of its own amount). Each step
+		// was matched alone against the whole refund_due amount, so none
+		// settled it: the payment stayed owed and every step was
+		// refund_unexpected, although the money was all given back.
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.cancel(o.ID, at(time.Second))
+		e.record(event("pay", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundDue)
+		var got []string
+		for i, cents := range []int64{1000, 1500, 2*price - 2500} {
+			r, err := e.payments().RecordPayment(e.ctx, event(fmt.Sprintf("r_%d", i), surge.RefundSucceeded, o.ID, cents, "USD"), at(time.Duration(3+i)*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%d:%s settling %q", cents, r.Payment.Status, r.Payment.Settles))
+			if i < 2 {
+				e.wantPaymentStatus("pay", surge.PaymentRefundDue) // 500 still owed
+			}
+		}
+		if want := `[1000:refund settling "pay" 1500:refund settling "pay" 500:refund settling "pay"]`; fmt.Sprint(got) != want {
+			t.Errorf("payment pay of 3000 USD for cancelled order %s refunded in steps of 1000, 1500 and 500: the steps were %v; want %s", o.ID, got, want)
+		}
+		e.wantPaymentStatus("pay", surge.PaymentRefunded)
+		// Refunded in full: a further step has nothing to settle.
+		e.record(event("r_more", surge.RefundSucceeded, o.ID, 100, "USD"), at(9*time.Second), surge.PaymentRefundUnexpected)
 		e.wantStatus(o.ID, surge.OrderCancelled)
 	})
 

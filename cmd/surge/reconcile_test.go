@@ -758,3 +758,39 @@ func TestReconcileFreeCheckoutTooLate(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileRefundInSteps: money owed back (refund_due) refunded in
+// steps, as Stripe refunds a charge. While part is refunded, the report
+// asks for the rest, not the whole (which would refund the buyer twice
+// over); once the steps add up, nothing is owed and nothing is reported.
+func TestReconcileRefundInSteps(t *testing.T) {
+	dir, st := openBooks(t)
+	ids := reconcileData(t, st, true) // evt_late: 10.00 EUR refund_due of ORDER3
+	now := time.Now().UTC().Truncate(time.Second)
+	refund := func(id string, cents int64) surge.PaymentEvent {
+		return surge.PaymentEvent{ID: id, Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: cents,
+			Currency: "EUR", Created: now, Provider: "surge"}
+	}
+	settlement := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+		"evt_late,ORDER3,10.00,EUR,succeeded\nre_1,ORDER3,4.00,EUR,refunded\n"
+	withIDs := func(text string) string {
+		for name, id := range ids {
+			text = strings.ReplaceAll(text, name, id)
+		}
+		return text
+	}
+	recordPayments(t, st, now.Add(2*time.Second), refund("re_1", 400))
+	csv := writeSettlement(t, withIDs(settlement))
+	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.RefundDue || !strings.Contains(rep.Mismatches[0].Detail, "refund the other 6.00 EUR") {
+		t.Errorf("evt_late (10.00 EUR, refund_due) refunded 4.00 EUR by re_1: mismatches %+v (stderr %s); want one refund_due asking for the other 6.00 EUR",
+			rep.Mismatches, stderr)
+	}
+	recordPayments(t, st, now.Add(3*time.Second), refund("re_2", 600))
+	csv = writeSettlement(t, withIDs(settlement+"re_2,ORDER3,6.00,EUR,refunded\n"))
+	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+	if code != 0 || len(rep.Mismatches) != 0 {
+		t.Errorf("evt_late (10.00 EUR) refunded in two steps, 4.00 and 6.00 EUR: exit %d, mismatches %+v (stderr %s); want exit 0, nothing owed",
+			code, rep.Mismatches, stderr)
+	}
+}
