@@ -102,8 +102,9 @@ type Payments interface {
 	//     PaymentRefund; else the oldest one of that currency still owed
 	//     more (its amount less the refunds settling it: a refund in
 	//     steps) is settled in part, PaymentRefunded once they add up to
-	//     it; without one, PaymentRefundUnexpected. The order is
-	//     untouched either way.
+	//     it; without one, PaymentRefundUnexpected. An amount_mismatch
+	//     payment is owed back too and settled alike, but keeps its
+	//     status. The order is untouched either way.
 	//
 	// ErrOrderNotFound, and nothing recorded, if the order is unknown (a
 	// refund by RefundOf: no payment of its provider under that id).

@@ -47,8 +47,8 @@ const (
 	// Surge recorded for that payment, or the payment's order differs.
 	AmountDiffers = "amount_differs"
 	// NotApplied: money the provider settled for a payment Surge refused
-	// (amount_mismatch) or recorded as failed: taken, yet the order is not
-	// paid by it.
+	// (amount_mismatch, and not refunded in full) or recorded as failed:
+	// taken, yet the order is not paid by it.
 	NotApplied = "not_applied"
 	// RefundDue: a payment for an order that had ended; the money is
 	// owed back until a refund settles it.
@@ -147,6 +147,9 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 				surge.FormatMinorUnits(cents, digits, row.Currency), row.OrderID, p.FormatAmount(), p.OrderID)
 		}
 		switch {
+		case p.Status == surge.PaymentAmountMismatch && p.AmountCents > 0 && refunded[p.ID] >= p.AmountCents:
+			// Money of the wrong amount, given back in full (the
+			// settlement may list it taken, or refunded): settled.
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
 			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it", p.Status)
 		// A refund Surge recorded as refund_unexpected is Surge's refund

@@ -149,13 +149,15 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		p.Status = surge.PaymentFailedStatus
 	case surge.RefundSucceeded:
 		p.Status = surge.PaymentRefundUnexpected
-		due, rest, ok, err := s.owed(ctx, p)
+		due, status, rest, ok, err := s.owed(ctx, p)
 		if err != nil {
 			return surge.PaymentResult{}, err
 		}
 		if ok {
 			p.Status, p.Settles = surge.PaymentRefund, due
-			if rest == 0 {
+			// An amount_mismatch keeps its status, and its webhook answer
+			// (422) to a replay: its refunds say it was given back.
+			if rest == 0 && status == surge.PaymentRefundDue {
 				c.refunded = []string{due}
 			}
 		}
@@ -217,26 +219,27 @@ func (s *Store) counterpart(ctx context.Context, status surge.PaymentStatus, p s
 }
 
 // owedSQL finds the payment a refund (amount ?3) of order ?1 in currency
-// ?2 settles: the oldest refund_due payment still owed exactly that much,
-// else the oldest still owed more (a refund in steps: each step a refund
-// settling it, the payment refunded once they add up to it). rest is what
-// remains owed after this refund. PostgreSQL's is the same (postgres).
-const owedSQL = `SELECT id, owed - ?3 FROM (
-	SELECT d.seq, d.id, d.amount_cents - coalesce((SELECT sum(r.amount_cents) FROM payments r
+// ?2 settles: the oldest payment owed back (refund_due, or money of the
+// wrong amount: amount_mismatch) still owed exactly that much, else the
+// oldest still owed more (a refund in steps: each step a refund settling
+// it, a refund_due refunded once they add up to it). rest is what remains
+// owed after this refund. PostgreSQL's is the same (postgres).
+const owedSQL = `SELECT id, status, owed - ?3 FROM (
+	SELECT d.seq, d.id, d.status, d.amount_cents - coalesce((SELECT sum(r.amount_cents) FROM payments r
 		WHERE r.order_id = d.order_id AND r.settles = d.id AND r.status = 'refund'), 0) AS owed
-	FROM payments d WHERE d.order_id = ?1 AND d.status = 'refund_due' AND upper(d.currency) = upper(?2))
+	FROM payments d WHERE d.order_id = ?1 AND d.status IN ('refund_due', 'amount_mismatch') AND upper(d.currency) = upper(?2))
 	WHERE owed = ?3 OR (owed > ?3 AND ?3 > 0) ORDER BY owed = ?3 DESC, seq LIMIT 1`
 
 // owed finds the payment the refund p settles (owedSQL).
-func (s *Store) owed(ctx context.Context, p surge.Payment) (id string, rest int64, ok bool, err error) {
-	err = s.r.QueryRowContext(ctx, owedSQL, p.OrderID, p.Currency, p.AmountCents).Scan(&id, &rest)
+func (s *Store) owed(ctx context.Context, p surge.Payment) (id string, status surge.PaymentStatus, rest int64, ok bool, err error) {
+	err = s.r.QueryRowContext(ctx, owedSQL, p.OrderID, p.Currency, p.AmountCents).Scan(&id, &status, &rest)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", 0, false, nil
+		return "", "", 0, false, nil
 	}
 	if err != nil {
-		return "", 0, false, s.unavailable(fmt.Errorf("sqlite: the payment refund %s settles: %w", p.ID, err))
+		return "", "", 0, false, s.unavailable(fmt.Errorf("sqlite: the payment refund %s settles: %w", p.ID, err))
 	}
-	return id, rest, true, nil
+	return id, status, rest, true, nil
 }
 
 // Payments implements surge.Payments.

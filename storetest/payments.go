@@ -203,6 +203,31 @@ func testPayments(t *testing.T, h Harness) {
 		e.wantStatus(o.ID, surge.OrderCancelled)
 	})
 
+	t.Run("RefundOfMismatch", func(t *testing.T) {
+		// Money taken of the wrong amount (amount_mismatch: the order not
+		// paid by it) is the shop's to give back. Its refund settled
+		// nothing and stayed refund_unexpected for good, reported by
+		// surge reconcile as a refund of a paid order. It settles the
+		// mismatched payment, whose status (and webhook answer) stays.
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.record(event("short", surge.PaymentSucceeded, o.ID, 2*price-1, "USD"), at(time.Second), surge.PaymentAmountMismatch)
+		r, err := e.payments().RecordPayment(e.ctx, event("r_short", surge.RefundSucceeded, o.ID, 2*price-1, "USD"), at(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Payment.Status != surge.PaymentRefund || r.Payment.Settles != "short" {
+			t.Errorf("refund r_short of 2999 USD after payment short of 2999 USD (amount_mismatch) of order %s: %s settling %q; want refund settling short",
+				o.ID, r.Payment.Status, r.Payment.Settles)
+		}
+		e.wantPaymentStatus("short", surge.PaymentAmountMismatch)
+		// Given back once: another refund has nothing to settle.
+		e.record(event("r_again", surge.RefundSucceeded, o.ID, 2*price-1, "USD"), at(3*time.Second), surge.PaymentRefundUnexpected)
+		e.wantStatus(o.ID, surge.OrderReserved)
+	})
+
 	t.Run("RefundOfPaidOrder", func(t *testing.T) {
 		e := newEnv(t, h)
 		s := paidSale(t, "s", 4)

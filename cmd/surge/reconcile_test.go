@@ -794,3 +794,26 @@ func TestReconcileRefundInSteps(t *testing.T) {
 			code, rep.Mismatches, stderr)
 	}
 }
+
+// TestReconcileRefundedMismatch: money taken of the wrong amount
+// (amount_mismatch), then refunded in full, is settled: nothing is owed
+// and the order is not paid by it. Its refund stayed refund_unexpected
+// ("the order may be paid") and the payment not_applied, for good.
+func TestReconcileRefundedMismatch(t *testing.T) {
+	dir, st := openBooks(t)
+	ids := reconcileData(t, st, false) // ORDER3 (1 unit, 10.00 EUR) reserved
+	now := time.Now().UTC().Truncate(time.Second)
+	recordPayments(t, st, now.Add(2*time.Second),
+		surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
+		surge.PaymentEvent{ID: "re_short", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"})
+	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+		"evt_short,ORDER3,9.99,EUR,succeeded\nre_short,ORDER3,9.99,EUR,refunded\nevt_short,ORDER3,9.99,EUR,refunded\n"
+	for name, id := range ids {
+		text = strings.ReplaceAll(text, name, id)
+	}
+	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, text))
+	if code != 0 || len(rep.Mismatches) != 0 {
+		t.Errorf("evt_short (9.99 EUR for an order of 10.00 EUR: amount_mismatch) refunded in full by re_short: exit %d, mismatches %+v (stderr %s); want exit 0, nothing owed",
+			code, rep.Mismatches, stderr)
+	}
+}
