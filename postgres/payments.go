@@ -139,7 +139,9 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			// The order stays as it is; the money taken is the event.
 			// The order's status as the payment found it rides along: a
 			// later change may move the order on before the relay reads.
-			if p.Status == surge.PaymentRefundDue {
+			// A payment of nothing (a free order's) took no money: no
+			// event asks to refund it (docs/events.md).
+			if p.Status == surge.PaymentRefundDue && p.AmountCents > 0 {
 				if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref, status)
 					SELECT $1, $2, 'refund_due', $3, $4, $5 WHERE surge_events()`,
 					o.SaleID, o.ID, now, p.ID, string(o.Status)); err != nil {

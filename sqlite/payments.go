@@ -131,7 +131,11 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 			c.updates = []update{{id: o.ID, sale: o.SaleID, status: surge.OrderPaid, at: now}}
 		}
 		if p.Status == surge.PaymentRefundDue {
-			c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID, status: o.Status}}
+			if p.AmountCents > 0 {
+				// A payment of nothing (a free order's) took no money: no
+				// event asks to refund it (docs/events.md).
+				c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID, status: o.Status}}
+			}
 			// Its refund may have come first (providers do not deliver
 			// in order): then nothing is owed.
 			refund, ok, err := s.counterpart(ctx, surge.PaymentRefundUnexpected, p)

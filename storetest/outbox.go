@@ -195,6 +195,23 @@ func testOutbox(t *testing.T, h Harness) {
 	// when a later change moved the order on before the relay read it: a
 	// repeat of the event must carry the same body. Money that comes after
 	// the hold ended, before the expiry job ran, finds the order reserved.
+	// A payment of nothing (a free order's Stripe checkout) that came
+	// after the hold ended took no money: it is recorded refund_due, but
+	// no refund_due event asks consumers to refund 0.00 (docs/events.md:
+	// the event is money taken for an order that had ended).
+	t.Run("NoRefundDueOfNothing", func(t *testing.T) {
+		e := newEnv(t, h)
+		s := newSale(t, "free", 10, 2, priced(0, "USD"))
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.record(event("late0", surge.PaymentSucceeded, o.ID, 0, "USD"), at(hold+time.Second), surge.PaymentRefundDue)
+		got := e.pending(1000)
+		if len(got) != 1 || got[0].Kind != surge.EventReserved {
+			t.Errorf("free order %s, payment late0 of 0.00 USD after its hold: the outbox holds %v; want only the reservation, no refund_due asking to refund nothing",
+				o.ID, kinds(got))
+		}
+	})
+
 	t.Run("RefundDueAsOfThePayment", func(t *testing.T) {
 		e := newEnv(t, h)
 		s := paidSale(t, "s", 10)
