@@ -156,7 +156,11 @@ func TestArchiveBetweenRebuildStepsLeavesNoLiveState(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("a's lease: %v %v", ok, err)
 	}
-	snap, err := db.Rebuild(ctx, id, l) // the first step
+	row, err := db.Sale(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.Rebuild(ctx, id, row.Epoch, l) // the first step
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,6 +176,9 @@ type Store struct {
 	// round is held through each of the leader's rounds (lead), which
 	// own sweeps and sweepNext: tests run rounds of their own beside it.
 	round sync.Mutex
+	// listed, when set (tests only: export_test.go), runs in each of the
+	// leader's rounds right after it listed the sales; under round.
+	listed func()
 
 	// rel hears of the orders the leader's expiry moved (OnRelease).
 	rel surge.Releases

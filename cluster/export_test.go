@@ -32,3 +32,11 @@ func Round(ctx context.Context, s *Store) bool {
 	s.repair(ctx, *l)
 	return true
 }
+
+// AfterListing has fn run in each of s's leader rounds right after the
+// round listed the sales (nil: nothing), never at once with a round.
+func AfterListing(s *Store, fn func()) {
+	s.round.Lock()
+	defer s.round.Unlock()
+	s.listed = fn
+}

@@ -228,6 +228,9 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 	if err != nil {
 		return
 	}
+	if s.listed != nil {
+		s.listed()
+	}
 	listed := make(map[string]bool, len(rows))
 	for _, row := range rows {
 		listed[row.ID] = true
@@ -272,7 +275,12 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			sweep = append(sweep, row)
 			continue
 		}
-		if err := s.Rebuild(ctx, l, row.ID, why); err != nil {
+		if err := s.Rebuild(ctx, l, row.ID, row.Epoch, why); errors.Is(err, postgres.ErrEpochMoved) {
+			// A change (a PATCH) started a newer epoch after the listing:
+			// what was diagnosed may be only that change, seen half-way.
+			// The next round looks at the new epoch.
+			s.log.Info("no rebuild: the sale's epoch moved on since it was diagnosed", "sale", row.ID, "epoch", row.Epoch, "why", why)
+		} else if err != nil {
 			s.log.Error("rebuild live state", "sale", row.ID, "why", why, "err", err)
 		}
 	}
@@ -565,10 +573,11 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 }
 
 // Rebuild replaces a sale's live state in Redis with one built from
-// PostgreSQL under a new epoch. It needs the lease l.
-func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID, why string) error {
+// PostgreSQL under a new epoch, if the sale is still at epoch, the one it
+// was diagnosed at (else postgres.ErrEpochMoved). It needs the lease l.
+func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID string, epoch int64, why string) error {
 	start := time.Now()
-	snap, err := s.db.Rebuild(ctx, saleID, l)
+	snap, err := s.db.Rebuild(ctx, saleID, epoch, l)
 	if err != nil {
 		return err
 	}

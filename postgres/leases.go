@@ -46,16 +46,27 @@ func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]s
 }
 
 // Rebuild starts a new epoch of a sale's live state, if the lease is still
-// held, and returns the truth to build it from (Live: its reserved and
-// paid orders). The epoch bump waits for inserts in flight and fails every
+// held and the sale is still at epoch (the one the leader diagnosed it at),
+// and returns the truth to build it from (Live: its reserved and paid
+// orders). The epoch bump waits for inserts in flight and fails every
 // later insert of the old epoch, so the snapshot contains every order that
-// will ever exist from before it.
-func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (surge.LiveState, error) {
+// will ever exist from before it. ErrEpochMoved if another change started
+// a newer epoch meanwhile (a PATCH, another rebuild): its state, not the
+// one diagnosed, is what Redis holds or will hold, and a bump now would
+// only fence off the purchases decided against it.
+func (d *DB) Rebuild(ctx context.Context, saleID string, epoch int64, l Lease) (surge.LiveState, error) {
 	var snap surge.LiveState
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		// The epoch is checked under the row's lock (PostgreSQL evaluates
+		// the WHERE again on a row another transaction changed meanwhile).
 		row, err := scanSale(tx.QueryRow(ctx, `UPDATE sales SET epoch = epoch + 1, dirty = false
-			WHERE id = $1 AND archived_at IS NULL AND `+fence(2)+` RETURNING `+saleColumns, saleID, l.Name, l.Holder, l.Token))
+			WHERE id = $1 AND archived_at IS NULL AND epoch = $5 AND `+fence(2)+` RETURNING `+saleColumns,
+			saleID, l.Name, l.Holder, l.Token, epoch))
 		if errors.Is(err, pgx.ErrNoRows) {
+			var now int64
+			if err := tx.QueryRow(ctx, `SELECT epoch FROM sales WHERE id = $1 AND archived_at IS NULL`, saleID).Scan(&now); err == nil && now != epoch {
+				return ErrEpochMoved
+			}
 			return ErrLeaseLost
 		}
 		if err != nil {
@@ -65,7 +76,7 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, l Lease) (surge.LiveSta
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, ErrLeaseLost) {
+		if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrEpochMoved) {
 			return surge.LiveState{}, err
 		}
 		return surge.LiveState{}, fmt.Errorf("postgres: rebuild sale %s: %w", saleID, err)
@@ -103,6 +114,10 @@ func snapshot(ctx context.Context, tx pgx.Tx, row SaleRow) (surge.LiveState, err
 
 // ErrLeaseLost answers a leader write after its lease passed to another.
 var ErrLeaseLost = errors.New("postgres: lease lost")
+
+// ErrEpochMoved answers a rebuild of a sale that a newer epoch has
+// replaced since the leader diagnosed it.
+var ErrEpochMoved = errors.New("postgres: the sale's epoch moved on since it was diagnosed")
 
 // Acquire takes or renews the lease name for holder for ttl; ok is false
 // while another holder's lease is current. A new term gets a larger token.

@@ -63,7 +63,7 @@ func TestInsertFencedByEpoch(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Acquire: %v %v", ok, err)
 	}
-	snap, err := db.Rebuild(ctx, sl.ID, l)
+	snap, err := db.Rebuild(ctx, sl.ID, 1, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestStaleLeaderCannotWrite(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Errorf("stale leader expired %v (err %v), want nothing", got, err)
 	}
-	if _, err := db.Rebuild(ctx, sl.ID, old); !errors.Is(err, postgres.ErrLeaseLost) {
+	if _, err := db.Rebuild(ctx, sl.ID, 1, old); !errors.Is(err, postgres.ErrLeaseLost) {
 		t.Errorf("stale leader rebuild: %v, want ErrLeaseLost", err)
 	}
 	got, err = db.Expire(ctx, time.Now(), cur, 100)

@@ -1,0 +1,155 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// rowWaits finds the sessions that wait for a lock behind one of ours:
+// the holder's, then each found so far (a second waiter for a row waits
+// for the first). Other tests' sessions, in other schemas, never block
+// ours.
+type rowWaits struct {
+	t    *testing.T
+	conn *pgx.Conn
+	ours []int32
+}
+
+func newRowWaits(t *testing.T, ns string, holder int32) *rowWaits {
+	return &rowWaits{t: t, conn: servicetest.Conn(t, ns), ours: []int32{holder}}
+}
+
+// found tells whether a session running a statement like pattern waits,
+// and if so counts it as ours.
+func (w *rowWaits) found(pattern string) (bool, error) {
+	var pid int32
+	err := w.conn.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
+		WHERE wait_event_type = 'Lock' AND query LIKE $1 AND pg_blocking_pids(pid) && $2::int[]`, pattern, w.ours).Scan(&pid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	w.ours = append(w.ours, pid)
+	return true, nil
+}
+
+// wait waits until a session running a statement like pattern waits.
+func (w *rowWaits) wait(what, pattern string) {
+	w.t.Helper()
+	eventually(w.t, 10*time.Second, what+" waits for the sale row", func() error {
+		if ok, err := w.found(pattern); !ok {
+			return fmt.Errorf("not yet (%v)", err)
+		}
+		return nil
+	})
+}
+
+// TestRoundAcrossChangeKeepsItsEpoch: a leader's round that listed a sale
+// before an operator's change (PATCH) of it and read Redis after the
+// change installed its new epoch took Redis's epoch for a stale one
+// (diagnose: "Redis holds epoch 2, PostgreSQL 1"), rebuilt the sale under
+// yet another epoch and so fenced off the purchases another node had just
+// decided against the change's state: a purchase right after the PATCH's
+// 200 answered 503 "the sale's live stock is being rebuilt"
+// (TestHoldChangeBindsEveryNode failed so under load). The row lock orders
+// it here: the change is made while the round waits after its listing,
+// then the round's rebuild and the buyer's insert queue for the sale row
+// in that order.
+func TestRoundAcrossChangeKeepsItsEpoch(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	// No round but the test's: the leader's own loop runs once, at Open.
+	leader := openStore(t, ns, cluster.Config{NodeID: "leader", Interval: time.Hour, LeaseTTL: time.Minute})
+	eventually(t, 10*time.Second, "the leader leads", func() error {
+		if !leader.Leader() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	buyer := openStore(t, ns, cluster.Config{NodeID: "buyer", Interval: time.Hour, LeaseTTL: time.Minute})
+	t.Cleanup(func() { buyer.Close(); leader.Close() })
+	mustSale(t, buyer, "flip", 10, 10)
+	if !cluster.Round(ctx, leader) {
+		t.Fatal("the leader could not take the lease")
+	}
+
+	listed, goOn := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cluster.AfterListing(leader, func() { once.Do(func() { close(listed); <-goOn }) })
+	round := make(chan bool, 1)
+	go func() { round <- cluster.Round(ctx, leader) }()
+	<-listed
+	// The change is answered (its epoch installed) while the round holds
+	// the listing it made before it.
+	if _, err := buyer.UpdateSale(ctx, "flip", surge.SalePatch{HoldSeconds: new(int64(120))}, time.Now()); err != nil {
+		t.Fatalf("change: %v", err)
+	}
+	lock := servicetest.Conn(t, ns)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM sales WHERE id = 'flip' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	var holder int32
+	if err := lock.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	waits := newRowWaits(t, ns, holder)
+	close(goOn)
+	// The round either rebuilds, and waits for the row, or ends.
+	var ended *bool
+	eventually(t, 10*time.Second, "the round ends or its rebuild waits for the sale row", func() error {
+		select {
+		case ok := <-round:
+			ended = &ok
+			return nil
+		default:
+		}
+		if ok, err := waits.found("%epoch = epoch + 1%"); !ok {
+			return fmt.Errorf("neither yet (%v)", err)
+		}
+		return nil
+	})
+	type result struct {
+		out []surge.Outcome
+		err error
+	}
+	bought := make(chan result, 1)
+	go func() {
+		out, _, err := reserve(buyer, "flip", surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1})
+		bought <- result{out, err}
+	}()
+	waits.wait("the buyer's insert", "%surge_insert_orders%")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-bought
+	if r.err == nil && r.out[0].Err != nil {
+		r.err = r.out[0].Err
+	}
+	if r.err != nil || r.out[0].Code != surge.CodeReserved {
+		t.Errorf("a purchase decided against the change's epoch, right after its answer: %+v, %v; want reserved", r.out, r.err)
+	}
+	if ended == nil {
+		ok := <-round
+		ended = &ok
+	}
+	if !*ended {
+		t.Error("the round lost the lease")
+	}
+}
