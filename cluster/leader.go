@@ -577,11 +577,20 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 // was diagnosed at (else postgres.ErrEpochMoved). It needs the lease l.
 func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID string, epoch int64, why string) error {
 	start := time.Now()
-	snap, err := s.db.Rebuild(ctx, saleID, epoch, l)
+	// Bounded: a PostgreSQL or Redis that stalls would otherwise hold the
+	// leader's round, and with it every expiry of holds, every other
+	// rebuild and the lease's renewal, for as long as it stalls. Not the
+	// call timeout: the snapshot reads, and the install writes, every live
+	// order of the sale, as a PATCH does (steerTimeout, which this is at
+	// the default call timeout). Cut short, the epoch's transaction rolls
+	// back, or its state is not in place: the next round rebuilds again.
+	rctx, cancel := context.WithTimeout(ctx, rebuildCalls*s.cfg.CallTimeout)
+	defer cancel()
+	snap, err := s.db.Rebuild(rctx, saleID, epoch, l)
 	if err != nil {
 		return err
 	}
-	ok, err := s.install(ctx, snap)
+	ok, err := s.install(rctx, snap)
 	if err != nil {
 		return err
 	}
@@ -593,6 +602,9 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID string, ep
 	s.announce(ctx, saleID)
 	return nil
 }
+
+// rebuildCalls is how many call timeouts a rebuild may take.
+const rebuildCalls = 10
 
 // install writes a new epoch's live state of a sale to Redis, then makes
 // sure the sale was not archived meanwhile: an archive between the epoch's
