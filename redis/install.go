@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -120,6 +121,17 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 		// Newer ones may be an install under way: they stay. A failure
 		// here costs nothing but keys the next install drops.
 		_ = s.dropStages(ctx, k, st.Epoch)
+	}
+	if installed && nb > 1 {
+		// A transfer from a bucket already swapped in to one not yet was
+		// refused by its recipient (give.lua: units of the new epoch),
+		// its record left with the donor: complete it now that every
+		// bucket holds the epoch, rather than leave the units off sale
+		// until the leader repairs transfers ConfirmAfter old. Every
+		// record, whatever the clock of the node that wrote it; one
+		// still in flight is completed once (give.lua). Should it fail,
+		// the leader's repair still completes them.
+		_, _ = s.repairTransfers(ctx, l, "+inf", time.Now())
 	}
 	return installed, nil
 }

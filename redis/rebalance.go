@@ -79,10 +79,16 @@ func (s *Stock) transfer(ctx context.Context, l Layout, from, to int, n int64) (
 // RepairTransfers completes every transfer out of the sale's buckets older
 // than cutoff whose recipient never took it, then forgets finished ones.
 func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time) (repaired int, err error) {
+	return s.repairTransfers(ctx, l, strconv.FormatInt(cutoff.UnixMilli(), 10), cutoff)
+}
+
+// repairTransfers completes the transfers recorded at scores up to max
+// (milliseconds, or "+inf"), and forgets received ids older than cutoff
+// or an hour.
+func (s *Stock) repairTransfers(ctx context.Context, l Layout, max string, cutoff time.Time) (repaired int, err error) {
 	if l.n() == 1 {
 		return 0, nil
 	}
-	max := strconv.FormatInt(cutoff.UnixMilli(), 10)
 	for b := range l.n() {
 		k := s.keys(l, b)
 		outs, err := s.c.ZRangeByScore(ctx, k.xout, &goredis.ZRangeBy{Min: "-inf", Max: max}).Result()

@@ -94,3 +94,67 @@ func TestTransferAcrossNewEpoch(t *testing.T) {
 			"%d units PostgreSQL does not have", moved, rem, rem-50)
 	}
 }
+
+// beforeSwap is a client hook that runs fn once, just before the install
+// script swaps in the state of the bucket whose meta key is meta (the one
+// script called with ten keys), as another node's work would land
+// between two buckets of one install.
+type beforeSwap struct {
+	meta string
+	fn   func()
+}
+
+func (h *beforeSwap) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *beforeSwap) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		a := cmd.Args()
+		if h.fn != nil && len(a) >= 4 && fmt.Sprint(a[0]) == "evalsha" && fmt.Sprint(a[2]) == "10" && fmt.Sprint(a[3]) == h.meta {
+			fn := h.fn
+			h.fn = nil
+			fn()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *beforeSwap) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+// TestTransferIntoBucketNotYetInstalled: an install of a new epoch (an
+// operator's PATCH, a rebuild) has swapped in bucket 0 and not yet bucket
+// 1 when a node moves units from bucket 0 to bucket 1. The recipient, of
+// the old epoch, rightly refuses units of the new one (give.lua), and the
+// donor keeps the transfer's record; but nothing completed it until the
+// leader's repair of transfers older than --cluster-confirm-after (10 s):
+// the units were off sale that long once the install had ended (a sale
+// down to its last units answered sold out with them).
+func TestTransferIntoBucketNotYetInstalled(t *testing.T) {
+	ctx := context.Background()
+	c, st, l, ns := twoBuckets(t, 100)
+	sale := surge.Sale{ID: "s1", Stock: 100, PerUserLimit: 100, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 120}
+	var moved int64
+	hook := &beforeSwap{meta: ns + ":{s1#1}:m", fn: func() {
+		var err error
+		// Bucket 0 holds epoch 2's 50 units, bucket 1 epoch 1's 50.
+		if moved, err = st.Rebalance(ctx, l, 1, 1, []int64{50, 0}); err != nil {
+			t.Errorf("rebalance: %v", err)
+		}
+	}}
+	c.AddHook(hook)
+	if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 2}, false); err != nil || !ok {
+		t.Fatalf("install epoch 2: %v %v", ok, err)
+	}
+	if hook.fn != nil || moved == 0 {
+		t.Fatalf("no transfer ran between the two buckets' swaps (moved %d)", moved)
+	}
+	rem, _, err := st.Totals(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rem != 100 {
+		t.Errorf("once the install of epoch 2 (100 units, none held) has ended, the live state offers %d units, want 100: "+
+			"the %d units bucket 0 gave to bucket 1 before bucket 1 had the epoch are off sale until the leader's repair", rem, moved)
+	}
+}
