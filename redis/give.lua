@@ -7,17 +7,21 @@
 -- a transfer an older version started).
 -- Returns 1 if applied now, 0 if it was already, or the state is missing
 -- (a rebuild recomputes every bucket from PostgreSQL anyway), or the
--- recipient holds another epoch: a new epoch's install (a rebuild, an
+-- recipient holds a newer epoch: a new epoch's install (a rebuild, an
 -- operator's change) split PostgreSQL's free stock anew over every bucket,
 -- the units given by the old epoch's donor included, so adding them again
--- would offer units PostgreSQL does not have. A recipient still of the old
--- epoch is replaced by that install, and the donor of the new epoch keeps
--- its record for the leader to complete once the recipient has it.
+-- would offer units PostgreSQL does not have. 2 if the recipient holds an
+-- older epoch: it is still to be replaced by the install of the donor's,
+-- and the donor keeps its record for the installer or the leader to
+-- complete once the recipient has it (RepairTransfers).
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   return 0
 end
 if ARGV[4] and ARGV[4] ~= '' and tonumber(epoch) ~= tonumber(ARGV[4]) then
+  if tonumber(epoch) < tonumber(ARGV[4]) then
+    return 2
+  end
   return 0
 end
 if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1]) == 0 then

@@ -77,7 +77,9 @@ func (s *Stock) transfer(ctx context.Context, l Layout, from, to int, n int64) (
 }
 
 // RepairTransfers completes every transfer out of the sale's buckets older
-// than cutoff whose recipient never took it, then forgets finished ones.
+// than cutoff whose recipient never took it, then forgets finished ones;
+// one whose recipient is still of an older epoch than the units (an
+// install under way) is kept for a later repair.
 func (s *Stock) RepairTransfers(ctx context.Context, l Layout, cutoff time.Time) (repaired int, err error) {
 	return s.repairTransfers(ctx, l, strconv.FormatInt(cutoff.UnixMilli(), 10), cutoff)
 }
@@ -116,6 +118,9 @@ func (s *Stock) repairTransfers(ctx context.Context, l Layout, max string, cutof
 			}
 			if applied == 1 {
 				repaired++
+			}
+			if applied == 2 {
+				continue // the recipient is not yet of the units' epoch: kept for later
 			}
 			if err := s.c.ZRem(ctx, k.xout, x).Err(); err != nil {
 				return repaired, err
