@@ -405,14 +405,17 @@ func TestLeaderFailover(t *testing.T) {
 // at Sync) runs, the node never hears whether it committed. With then
 // set, it is the first chunk holding then, on a connection that sent
 // marker, that is forwarded before the cut (a transaction's COMMIT).
+// With afterReply set, the client's side is closed only once PostgreSQL's
+// reply to that chunk has come (and been swallowed): it has run for sure.
 type cutProxy struct {
-	addr   string
-	marker []byte
-	then   []byte
-	armed  atomic.Bool
-	fired  atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
+	addr       string
+	marker     []byte
+	then       []byte
+	afterReply bool
+	armed      atomic.Bool
+	fired      atomic.Bool
+	mu         sync.Mutex
+	conns      []net.Conn
 }
 
 func newCutProxy(t *testing.T, target, marker string) *cutProxy {
@@ -450,9 +453,6 @@ func newCutProxy(t *testing.T, target, marker string) *cutProxy {
 				for {
 					n, err := c.Read(buf)
 					if n > 0 {
-						if _, werr := up.Write(buf[:n]); werr != nil {
-							break
-						}
 						hit := false
 						if p.armed.Load() {
 							if p.then == nil {
@@ -462,8 +462,14 @@ func newCutProxy(t *testing.T, target, marker string) *cutProxy {
 								seen = seen || bytes.Contains(buf[:n], p.marker)
 							}
 						}
-						if hit && p.fired.CompareAndSwap(false, true) {
-							swallow.Store(true)
+						cut := hit && p.fired.CompareAndSwap(false, true)
+						if cut {
+							swallow.Store(true) // before the chunk goes: no reply to it passes
+						}
+						if _, werr := up.Write(buf[:n]); werr != nil {
+							break
+						}
+						if cut && !p.afterReply {
 							c.Close() // the node loses the connection before any reply
 							go func() { time.Sleep(3 * time.Second); up.Close() }()
 							return
@@ -479,6 +485,11 @@ func newCutProxy(t *testing.T, target, marker string) *cutProxy {
 				buf := make([]byte, 64<<10)
 				for {
 					n, err := up.Read(buf)
+					if n > 0 && swallow.Load() && p.afterReply {
+						c.Close() // the reply came, and is lost
+						up.Close()
+						return
+					}
 					if n > 0 && !swallow.Load() {
 						if _, werr := c.Write(buf[:n]); werr != nil && !swallow.Load() {
 							break

@@ -81,3 +81,50 @@ func TestPatchLostCommitAnswer(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPatchLostAnswerSubMillisecondEnd: as above, with an ends_at finer
+// than a millisecond, and the COMMIT's answer lost only once PostgreSQL
+// sent it (the change applied for sure). A sale's end is kept to the
+// millisecond (validate.go, checkEnd), and the read-back compared the
+// PATCH's own ends_at with it: never equal, so the change was answered
+// 503 "may have been applied" (true but needless; a PATCH of only the
+// name was answered as made).
+func TestPatchLostAnswerSubMillisecondEnd(t *testing.T) {
+	ns := namespace(t)
+	px := newCutProxy(t, "127.0.0.1:5432", "victim-name")
+	px.then, px.afterReply = []byte("commit"), true
+	cfg := cluster.Config{Prefix: ns, Schema: ns, Interval: time.Hour, NoExpiry: true}
+	// b leads: a's own loop meets no cut.
+	b := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond})
+	defer b.Close()
+	eventually(t, 10*time.Second, "b leads", func() error {
+		if !b.Leader() {
+			return errors.New("b does not lead")
+		}
+		return nil
+	})
+	a := openStoreAt(t, redisURL(), "postgres://postgres@"+px.addr+"/test?sslmode=disable", cfg)
+	defer a.Close()
+	sl := mustSale(t, a, "lostend", 10, 2)
+
+	px.armed.Store(true)
+	name := "victim-name"
+	ends := time.Now().Add(time.Hour).Truncate(time.Millisecond).Add(123456 * time.Nanosecond) // 0.123456 ms past
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := a.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name, EndsAt: &ends}, time.Now())
+	if !px.fired.Load() {
+		t.Fatalf("the proxy never cut the PATCH's COMMIT: %+v %v", got, err)
+	}
+	truth, terr := b.Sale(ctx, sl.ID)
+	if terr != nil || truth.Name != name || !truth.EndsAt.Equal(ends.UTC().Truncate(time.Millisecond)) {
+		t.Fatalf("PostgreSQL holds %+v (%v); want the change, committed before its answer was lost", truth, terr)
+	}
+	if err != nil {
+		t.Fatalf("PATCH of ends_at %s whose COMMIT's answer was lost after PostgreSQL applied it (it holds ends_at %s): %v; want 200 with the sale as changed",
+			ends.UTC().Format(time.RFC3339Nano), truth.EndsAt.Format(time.RFC3339Nano), err)
+	}
+	if got.Name != name || !got.EndsAt.Equal(truth.EndsAt) {
+		t.Errorf("PATCH answered %+v; want the sale as PostgreSQL holds it, %+v", got, truth)
+	}
+}

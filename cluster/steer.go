@@ -72,12 +72,13 @@ func (s *Store) readBack(ctx context.Context, id string, p surge.SalePatch, caus
 			"retrying is safe: a PATCH sets absolute values"}, cause)
 }
 
-// holds reports whether sl has every value p sets.
+// holds reports whether sl has every value p sets, as the change stores
+// them: an end to the millisecond (surge.Sale.Apply).
 func holds(sl surge.Sale, p surge.SalePatch) bool {
 	return (p.Name == nil || *p.Name == sl.Name) &&
 		(p.Stock == nil || *p.Stock == sl.Stock) &&
 		(p.PerUserLimit == nil || *p.PerUserLimit == sl.PerUserLimit) &&
-		(p.EndsAt == nil || p.EndsAt.Equal(sl.EndsAt)) &&
+		(p.EndsAt == nil || p.EndsAt.Truncate(time.Millisecond).Equal(sl.EndsAt)) &&
 		(p.HoldSeconds == nil || *p.HoldSeconds == sl.HoldSeconds) &&
 		(p.Paused == nil || *p.Paused == sl.Paused)
 }
