@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +12,19 @@ import (
 // probe is a health check that needs nothing but the binary: the
 // container image (distroless, no shell or curl) runs it as its
 // HEALTHCHECK, and a supervisor can too. Exit 0 on a 2xx answer, 1
-// otherwise.
+// otherwise: a command line it cannot use too, since Docker reserves a
+// health check's exit code 2 ("do not use"), which every other command's
+// usage errors exit with.
 func probe(ctx context.Context, args []string, stdout io.Writer) error {
+	err := probeURL(ctx, args, stdout)
+	var ue errUsage
+	if errors.As(err, &ue) {
+		return errors.New(ue.msg)
+	}
+	return err
+}
+
+func probeURL(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("probe", "surge probe [--url URL] [--timeout D]", stdout)
 	url := fs.String("url", "http://127.0.0.1:8080/healthz", "URL to GET; any 2xx answer is healthy (/readyz: ready for traffic)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")

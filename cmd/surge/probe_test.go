@@ -33,7 +33,39 @@ func TestProbe(t *testing.T) {
 			t.Errorf("probe %s: exit %d, stdout %q, stderr %q; want %d and %q", tt.url, code, stdout, stderr, tt.code, tt.inOutput)
 		}
 	}
-	if code, _, stderr := runCLI(cancelled(), "probe", "--url", "::"); code != 2 || !oneLine(stderr) {
-		t.Errorf("probe with a bad URL: exit %d, %q; want a usage error", code, stderr)
+	if code, _, stderr := runCLI(cancelled(), "probe", "--url", "::"); code != 1 || !oneLine(stderr) {
+		t.Errorf("probe with a bad URL: exit %d, %q; want 1 (unhealthy: Docker reserves 2) and one line", code, stderr)
+	}
+}
+
+// TestProbeExitsZeroOrOne: surge probe is a health check, and Docker
+// reserves a HEALTHCHECK's exit code 2 ("do not use"): a URL it cannot
+// parse, a misspelt flag or argument, or a bad SURGE_* value must report
+// unhealthy (1), in one line, not 2.
+func TestProbeExitsZeroOrOne(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  string
+		args []string
+	}{
+		{"unparsable URL", "", []string{"--url", "::"}},
+		{"control character in URL", "", []string{"--url", "http://127.0.0.1:1/\x7f"}},
+		{"unknown flag", "", []string{"--ulr", "http://127.0.0.1:1/healthz"}},
+		{"bad timeout", "", []string{"--timeout", "3"}},
+		{"stray argument", "", []string{"http://127.0.0.1:1/healthz"}},
+		{"bad SURGE_TIMEOUT", "soon", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("SURGE_TIMEOUT", tt.env)
+			}
+			code, _, stderr := runCLI(cancelled(), append([]string{"probe"}, tt.args...)...)
+			if code != 1 || !oneLine(stderr) {
+				t.Errorf("probe %q: exit %d, stderr %q; want 1 (unhealthy) and one line", tt.args, code, stderr)
+			}
+		})
+	}
+	if code, stdout, _ := runCLI(cancelled(), "probe", "--help"); code != 0 || !strings.Contains(stdout, "Usage: surge probe") {
+		t.Errorf("probe --help: exit %d, %q; want 0 and the usage", code, stdout)
 	}
 }
