@@ -42,3 +42,39 @@ func TestOrderAnswersAreNotStored(t *testing.T) {
 		}
 	}
 }
+
+// TestSaleReadsAreRevalidated: a sale's answer (remaining, status) changes
+// every moment of a flash sale, and carried no Cache-Control, so a cache
+// or CDN in front could keep it by heuristic (a 404 before the sale
+// exists too: CDNs keep errors for seconds by default) and show buyers a
+// sale still "scheduled" after it went live, each edge flipping at its own
+// moment. Every sale read must say no-cache: a cache may keep it, but asks
+// Surge again before handing it out.
+func TestSaleReadsAreRevalidated(t *testing.T) {
+	e := newEnv(t, envOptions{insecureUserHeader: true})
+	e.createSale(t, `{"id":"s","name":"S","stock":5}`)
+	anyone := func(*http.Request) {}
+	for _, c := range []struct {
+		name, method, path string
+		status             int
+	}{
+		{"a sale", http.MethodGet, "/v1/sales/s", http.StatusOK},
+		{"a sale by HEAD", http.MethodHead, "/v1/sales/s", http.StatusOK},
+		{"a sale not yet created", http.MethodGet, "/v1/sales/later", http.StatusNotFound},
+		{"the sales", http.MethodGet, "/v1/sales", http.StatusOK},
+	} {
+		r := e.do(t, c.method, c.path, "", anyone)
+		if r.status != c.status {
+			t.Errorf("%s: %s %s answered %v, want %d", c.name, c.method, c.path, r, c.status)
+		}
+		if cc := r.header.Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("%s: %s %s answered %d with Cache-Control %q; want no-cache (its state changes every moment)",
+				c.name, c.method, c.path, r.status, cc)
+		}
+	}
+	// The purchase's answer is left as it was: none.
+	r := e.do(t, http.MethodPost, "/v1/sales/s/purchases", "", header("X-User-ID", "alice"))
+	if cc := r.header.Get("Cache-Control"); r.status != http.StatusCreated || cc != "" {
+		t.Errorf("purchase: %d, Cache-Control %q; want 201 and none", r.status, cc)
+	}
+}

@@ -21,8 +21,17 @@ const (
 	MaxSalesPage     = 1000
 )
 
+// revalidate is the Cache-Control of every sale read: its remaining
+// stock and status change every moment of a sale, so a cache or CDN in
+// front may keep it but must ask again before handing it out (else each
+// edge would show a sale "scheduled" until its copy aged, its 404 before
+// the sale existed too). Not a short max-age: edges would flip to "live"
+// each at its own moment.
+var revalidate = []string{"no-cache"}
+
 // listSales serves one page from the engine's memory: no store call.
 func (s *Server) listSales(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Cache-Control"] = revalidate
 	// URL.Query drops a pair it cannot read (a bad escape, a semicolon)
 	// without a word: the listing would then answer its defaults for a
 	// limit, archived or cursor it was given and could not read.
@@ -204,6 +213,7 @@ func (s *Server) createSale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getSale(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Cache-Control"] = revalidate
 	id, ok := pathID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")

@@ -65,3 +65,43 @@ func TestOrderAnswersAreNotStoredOverConnect(t *testing.T) {
 		}
 	}
 }
+
+// TestSaleReadsAreRevalidatedOverConnect: GetSale and ListSales have no
+// side effects, so Connect serves them over GET, which a cache or CDN may
+// keep by its URL; the sale's state changes every moment, so they must
+// say no-cache, as the HTTP API's sale reads do.
+func TestSaleReadsAreRevalidatedOverConnect(t *testing.T) {
+	base := server(t)
+	const sale = "rpc-sale-no-cache"
+	createSale(t, base, sale, 10)
+	get := func(method, msg string) string {
+		return base + svc + method + "?encoding=json&message=" + url.QueryEscape(msg)
+	}
+	for _, c := range []struct {
+		what, method, url, body string
+		status                  int
+	}{
+		{"GET GetSale", http.MethodGet, get("GetSale", `{"id":"`+sale+`"}`), "", http.StatusOK},
+		{"GET GetSale of a sale not yet created", http.MethodGet, get("GetSale", `{"id":"later"}`), "", http.StatusNotFound},
+		{"GET ListSales", http.MethodGet, get("ListSales", `{}`), "", http.StatusOK},
+		{"POST GetSale", http.MethodPost, base + svc + "GetSale", `{"id":"` + sale + `"}`, http.StatusOK},
+	} {
+		req, _ := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
+		if c.method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("Connect %s: answered %d %s; want %d", c.what, resp.StatusCode, body, c.status)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != "no-cache" {
+			t.Errorf("Connect %s: answered %d with Cache-Control %q; want \"no-cache\" (as the HTTP API's sale reads)",
+				c.what, resp.StatusCode, got)
+		}
+	}
+}

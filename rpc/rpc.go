@@ -84,6 +84,7 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 		append(jsonCodecs(), boundedGzip(), connect.WithReadMaxBytes(maxMessage))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
 	getOrder, cancelOrder := surgev1connect.SaleServiceGetOrderProcedure, surgev1connect.SaleServiceCancelOrderProcedure
+	getSale, listSales := surgev1connect.SaleServiceGetSaleProcedure, surgev1connect.SaleServiceListSalesProcedure
 	procedures := procedures()
 	if api.AdminHidden() {
 		// As POST /v1/sales there: 404 not_found, as if it did not exist.
@@ -102,6 +103,11 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 			// CDN in front may keep by its URL and hand to the next caller
 			// (or a stale status, or a 404); errors included.
 			w.Header().Set("Cache-Control", "private, no-store")
+		}
+		if r.URL.Path == getSale || r.URL.Path == listSales {
+			// Served over GET too; the sale changes every moment, as
+			// the HTTP API's sale reads say.
+			w.Header().Set("Cache-Control", "no-cache")
 		}
 		if r.URL.Path == watch {
 			// The server's write timeout is for answers, not streams: a
