@@ -21,15 +21,17 @@ type Protection struct {
 	TrustedProxies []netip.Prefix
 }
 
-// maxRetryAfter caps Retry-After: a bucket that never refills reports an
-// infinite wait, and a client should still come back eventually.
-const maxRetryAfter = time.Hour
+// MaxRetryAfter caps Retry-After (and the gRPC API's RetryInfo): a bucket
+// that never refills reports an infinite wait, which no client can hold in
+// a 32-bit count of seconds, and a client should still come back
+// eventually.
+const MaxRetryAfter = time.Hour
 
 // RetryAfter is the Retry-After value the API answers a wait d with: d
-// rounded up to whole seconds, at least one, at most maxRetryAfter. The
+// rounded up to whole seconds, at least one, at most MaxRetryAfter. The
 // gRPC API's Connect protocol answers 429 and 503 with it too.
 func RetryAfter(d time.Duration) string {
-	d = min(d, maxRetryAfter)
+	d = min(d, MaxRetryAfter)
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 

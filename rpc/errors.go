@@ -81,6 +81,9 @@ func newError(code connect.Code, surgeCode, message string, e *surge.Error) *con
 		}
 	}
 	if wait > 0 {
+		// As Retry-After, at most an hour: a bucket that never refills
+		// waits 292 years, no hint a client can use.
+		wait = min(wait, surgehttp.MaxRetryAfter)
 		if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
 			ce.AddDetail(d)
 		}

@@ -186,3 +186,52 @@ func postJSONHeaders(t *testing.T, base, path, body string) (*http.Response, htt
 	resp.Body.Close()
 	return resp, resp.Header
 }
+
+// TestLongWaitsAreCapped: a wait longer than the HTTP API's cap on
+// Retry-After (an hour), up to a bucket that never refills
+// (rate.InfDuration, 292 years: no client can hold it in a 32-bit count of
+// seconds), is answered over HTTP as Retry-After: 3600; gRPC's RetryInfo
+// and Connect's Retry-After must say the same hour, not the raw wait.
+func TestLongWaitsAreCapped(t *testing.T) {
+	for _, wait := range []time.Duration{10 * time.Hour, 1<<63 - 1} {
+		t.Run(wait.String(), func(t *testing.T) {
+			refusal := &surge.Error{Code: surge.CodeRateLimited, Message: "slow down", RetryAfter: wait}
+			base := serverOver(t, func(e *engine.Engine) surgehttp.Service { return refusingSvc{e, refusal} }, nil)
+			createSale(t, base, "drop", 10)
+			ctx := context.Background()
+			hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sales/drop/purchases", nil)
+			hr.Header.Set("X-User-ID", "alice")
+			resp, err := http.DefaultClient.Do(hr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Retry-After"); got != "3600" {
+				t.Fatalf("HTTP: %d Retry-After %q, want 3600 (the cap)", resp.StatusCode, got)
+			}
+			for _, proto := range []struct {
+				name string
+				opt  connect.ClientOption
+			}{{"gRPC", connect.WithGRPC()}, {"Connect", nil}} {
+				opts := []connect.ClientOption{}
+				if proto.opt != nil {
+					opts = append(opts, proto.opt)
+				}
+				c := surgev1connect.NewSaleServiceClient(h2cClient(), base, opts...)
+				req := connect.NewRequest(&surgev1.PurchaseRequest{SaleId: "drop", IdempotencyKey: "k1"})
+				req.Header().Set("X-User-ID", "alice")
+				_, err = c.Purchase(ctx, req)
+				var ce *connect.Error
+				if !errors.As(err, &ce) {
+					t.Fatalf("%s: %v, want an error", proto.name, err)
+				}
+				if got := retryDelay(ce); got != 3600 {
+					t.Errorf("%s: RetryInfo of %vs, want 3600s as HTTP's Retry-After", proto.name, got)
+				}
+				if got := ce.Meta().Get("Retry-After"); proto.name == "Connect" && got != "3600" {
+					t.Errorf("%s: Retry-After %q, want 3600", proto.name, got)
+				}
+			}
+		})
+	}
+}
