@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
@@ -126,11 +130,71 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkServer("sale create", *server); err != nil {
 		return err
 	}
-	s, err := client.New(*server, *token).CreateSale(ctx, in)
+	if in.ID == nil {
+		// Generated here, not by the server, so that the request sent
+		// again after a lost answer names the same sale (createOnce).
+		in.ID = new(surge.NewID("s_"))
+	}
+	s, err := createOnce(ctx, client.New(*server, *token), in)
 	if err != nil {
 		return publicListener(ctx, *server, *token, err)
 	}
 	return printJSON(stdout, s)
+}
+
+// createAttempts bounds how often createOnce sends a create whose answer
+// was lost.
+const createAttempts = 5
+
+// createOnce creates the sale in, whose id is set, once. An answer after
+// which the sale may exist all the same (503 unavailable: its commit's
+// wait ran out; the connection lost after the request was sent) is
+// followed by the same request again, and a sale_exists then is the sale
+// asked for if it is what was asked for. The client retries only refusals
+// after which nothing was done: a create is not idempotent without an id.
+func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale, error) {
+	var err error
+	for attempt := range createAttempts {
+		var s api.Sale
+		if s, err = c.CreateSale(ctx, in); err == nil {
+			return s, nil
+		}
+		if attempt > 0 && errors.Is(err, surge.ErrSaleExists) {
+			if s, gerr := c.Sale(ctx, *in.ID); gerr == nil && madeFrom(s, in) {
+				return s, nil
+			}
+			return api.Sale{}, err
+		}
+		wait := time.Second
+		var ae *client.APIError
+		var op *net.OpError
+		switch {
+		case ctx.Err() != nil:
+			return api.Sale{}, err
+		case errors.As(err, &ae):
+			if ae.Status != http.StatusServiceUnavailable {
+				return api.Sale{}, err
+			}
+			wait = min(max(wait, ae.RetryAfter), 10*time.Second)
+		case errors.As(err, &op) && op.Op == "dial":
+			return api.Sale{}, err // nothing was sent
+		}
+		select {
+		case <-ctx.Done():
+			return api.Sale{}, err
+		case <-time.After(wait):
+		}
+	}
+	return api.Sale{}, err
+}
+
+// madeFrom reports whether s is what the request in makes: the sale found
+// under in's id after a lost answer is then the one it made.
+func madeFrom(s api.Sale, in api.NewSale) bool {
+	same := func(v *int64, got int64) bool { return v == nil || *v == got }
+	return s.ID == *in.ID && s.Name == *in.Name && s.Stock == *in.Stock && same(in.PerUserLimit, s.PerUserLimit) &&
+		same(in.PriceCents, s.PriceCents) && same(in.HoldSeconds, s.HoldSeconds) &&
+		(in.Currency == nil || *in.Currency == s.Currency) && (in.WaitingRoom == nil) == (s.WaitingRoom == nil)
 }
 
 func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer) error {
