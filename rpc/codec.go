@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 )
@@ -153,7 +154,9 @@ func rfc3339Times(data []byte, md protoreflect.MessageDescriptor, depth int) err
 		if v.Kind() != '"' || json.Unmarshal(v, &s) != nil {
 			return nil // not a string: protojson refuses it
 		}
-		if _, err := api.ParseTime(s); err != nil {
+		// Year 0000 is RFC 3339 but no time the API keeps (HTTP refuses
+		// it too); protojson's own refusal named no field.
+		if t, err := api.ParseTime(s); err != nil || !surge.Representable(t) {
 			return fmt.Errorf("field %q must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
 		}
 		return nil
