@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -136,5 +137,70 @@ func TestReaderOfStoppedDirWhenServerStarts(t *testing.T) {
 	}
 	if err != nil && !strings.Contains(err.Error(), "started on the data directory") {
 		t.Fatalf("Orders after a server started on the directory: %v; want an error saying so", err)
+	}
+}
+
+// TestStoppedDirWithWALManySales: a data directory whose WAL is there
+// without its -shm (a copy of a crashed server's directory that left the
+// -shm out) is read through SQLite's read-only VFS, which cannot create
+// files. SQLite writes a sort larger than its cache (2 MB) to temporary
+// files, made through the connection's VFS: reconcile's list of sales,
+// sorted by creation, then failed with "disk I/O error" once a directory
+// held some ten thousand sales, where reading it the usual way worked.
+func TestStoppedDirWithWALManySales(t *testing.T) {
+	ctx := t.Context()
+	live := t.TempDir()
+	s, err := sqlite.Open(ctx, live, noCheckpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, "s1", 20)
+	// 30,000 more sales, written beside the store into its WAL (no
+	// checkpoint runs): some 6 MB to sort.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(live, sqlite.FileName)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const more = 30000
+	_, err = db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < ?)
+		INSERT INTO sales (id, name, stock, per_user_limit, price_cents, currency, starts_at, ends_at, hold_seconds, created_at, waiting_room, paused)
+		SELECT 'bulk-' || i, name || ' ' || hex(randomblob(40)), stock, per_user_limit, price_cents, currency, starts_at, ends_at, hold_seconds, created_at, waiting_room, paused
+		FROM sales, n WHERE id = 's1'`, more)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal"} {
+		b, err := os.ReadFile(filepath.Join(live, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r, err := sqlite.OpenReader(ctx, dir)
+	if err != nil {
+		t.Fatalf("OpenReader: %v", err)
+	}
+	sales, _, err := r.Sales(ctx)
+	r.Close()
+	if err != nil || len(sales) != more+1 {
+		t.Errorf("Reader.Sales of a stopped directory with a WAL and no -shm, %d sales: %d sales, %v; want them all", more+1, len(sales), err)
+	}
+	info, err := sqlite.Backup(ctx, dir, filepath.Join(t.TempDir(), "backup.db"))
+	if err != nil || info.Sales != more+1 || info.Orders != 20 {
+		t.Errorf("Backup = %+v, %v; want %d sales and 20 orders", info, err, more+1)
+	}
+	if after := fileHashes(t, dir, stoppedFiles); after[sqlite.FileName+"-shm"] != "missing" {
+		t.Errorf("reading the stopped directory created its -shm: %v", after)
 	}
 }

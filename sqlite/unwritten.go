@@ -37,7 +37,10 @@ func openUnwritten(path string) (db *sql.DB, viaVFS bool, close func() error, er
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db, err = sql.Open("sqlite", fileURI(filepath.Base(path))+"?vfs="+name+"&mode=ro&_pragma=locking_mode(EXCLUSIVE)")
+	// temp_store(MEMORY): SQLite makes its temporary files (a sort larger
+	// than its cache spills to one: reconcile's sales, by creation)
+	// through the connection's VFS, and this one can make none.
+	db, err = sql.Open("sqlite", fileURI(filepath.Base(path))+"?vfs="+name+"&mode=ro&_pragma=locking_mode(EXCLUSIVE)&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		fsys.Close()
 		return nil, false, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
