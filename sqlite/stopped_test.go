@@ -204,3 +204,47 @@ func TestStoppedDirWithWALManySales(t *testing.T) {
 		t.Errorf("reading the stopped directory created its -shm: %v", after)
 	}
 }
+
+// TestReadThroughSymlinkedDatabase: a data directory whose surge.db is a
+// symbolic link (a layout `surge serve` refuses, TestSymlinkedDatabaseRefusedClearly,
+// but a backup job or a reconcile may still name it while a server serves
+// the link's target) keeps no -wal or -shm: SQLite keeps them beside the
+// target. Taken for a stopped directory, it was read without the WAL, so
+// without the commits the server had not yet checkpointed, and a server's
+// checkpoint during the read went unseen. It must read as a running
+// server's readers do: every committed order.
+func TestReadThroughSymlinkedDatabase(t *testing.T) {
+	ctx := t.Context()
+	live := t.TempDir()
+	s, err := sqlite.Open(ctx, live, noCheckpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, "s1", 20)
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(live, sqlite.FileName), filepath.Join(dir, sqlite.FileName)); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := sqlite.OpenReader(ctx, dir)
+	if err != nil {
+		t.Fatalf("OpenReader: %v", err)
+	}
+	sales, _, err := r.Sales(ctx)
+	var orders int
+	if err == nil {
+		err = r.Orders(ctx, "s1", func(surge.Order) error { orders++; return nil })
+	}
+	r.Close()
+	if err != nil || len(sales) != 1 || orders != 20 {
+		t.Errorf("Reader through a symlinked surge.db of a serving store: %d sales, %d orders, %v; want 1 and 20", len(sales), orders, err)
+	}
+	info, err := sqlite.Backup(ctx, dir, filepath.Join(t.TempDir(), "backup.db"))
+	if err != nil || info.Sales != 1 || info.Orders != 20 {
+		t.Errorf("Backup through a symlinked surge.db of a serving store = %+v, %v; want 1 sale and 20 orders", info, err)
+	}
+}

@@ -54,7 +54,10 @@ func openUnwritten(path string) (db *sql.DB, viaVFS bool, close func() error, er
 // -shm (stampShm).
 var stampedFiles = [...]string{LockName, FileName, FileName + "-wal", FileName + "-shm"}
 
-const stampShm = 3
+const (
+	stampDB  = 1
+	stampShm = 3
+)
 
 // dirStamp is the data directory's stampedFiles at one moment (nil: the
 // file was missing).
@@ -113,6 +116,12 @@ func openStopped(path string) (*stoppedDB, error) {
 	dir := filepath.Dir(path)
 	at, ok := stampDir(dir)
 	if !ok || at[stampShm] != nil {
+		return nil, nil
+	}
+	// A surge.db that is a symbolic link has its WAL and -shm beside the
+	// link's target (checkNotLinked), where a server may serve it: none
+	// here says nothing, and the link's stamp never changes.
+	if at[stampDB] != nil && at[stampDB].Mode()&fs.ModeSymlink != 0 {
 		return nil, nil
 	}
 	db, viaVFS, closeDB, err := openUnwritten(path)
