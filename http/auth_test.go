@@ -261,3 +261,26 @@ func TestTokenChecksCounted(t *testing.T) {
 	wantStatus(t, e.do(t, "POST", "/v1/sales/tc/purchases", `{"quantity":1}`, bearerAuth(tok), idemKey("k")), http.StatusCreated)
 	want(2, 2)
 }
+
+// TestAdminRouteTokenChecks: an admin route verifies a token that is not
+// the admin's only to tell a buyer's good token from a bad one for its
+// challenge, and counts neither. It must not count in the buyers' checks
+// either by leaving the token in the cache of verified tokens: the buyer
+// who met an admin route first would then be answered from the cache on
+// every purchase, and never counted as checked at all.
+func TestAdminRouteTokenChecks(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"tc","name":"Token checks","stock":1}`)
+	tok := userToken(t, "alice")
+	for _, bad := range []string{tok, tok[:len(tok)-2]} {
+		wantStatus(t, e.do(t, "GET", "/v1/sales/tc/orders", "", bearerAuth(bad)), http.StatusUnauthorized)
+	}
+	if got := e.handler.TokenChecks(); got.Accepted != 0 || got.Refused != 0 {
+		t.Fatalf("token checks %+v after tokens on an admin route only, want none: they are no buyer's checks", got)
+	}
+	wantStatus(t, e.do(t, "POST", "/v1/sales/tc/purchases", `{"quantity":1}`, bearerAuth(tok), idemKey("k")), http.StatusCreated)
+	if got := e.handler.TokenChecks(); got.Accepted != 1 || got.Refused != 0 {
+		t.Fatalf("token checks %+v after the buyer's first purchase, want 1 accepted and 0 refused: "+
+			"the token an admin route verified was answered from the cache, never counted", got)
+	}
+}

@@ -126,7 +126,7 @@ func (k *buyerKeys) setSecret(secret []byte) {
 // ctx is the request's: a token whose kid the fetched set lacks waits for
 // the set to be fetched again no longer than ctx allows.
 func (k *buyerKeys) verify(ctx context.Context, tok string) (string, error) {
-	user, full, err := k.verifyCounted(ctx, tok)
+	user, full, err := k.verifyCounted(ctx, tok, true)
 	if full {
 		k.checks.count(err)
 	}
@@ -135,15 +135,18 @@ func (k *buyerKeys) verify(ctx context.Context, tok string) (string, error) {
 
 // check verifies a token as verify does, without counting it among the
 // buyers' token checks: the admin routes ask only whether a token that is
-// not the admin's is a buyer's good one, for their challenge.
+// not the admin's is a buyer's good one, for their challenge. Nor does it
+// cache the token, which the buyer's own first check would then never
+// count.
 func (k *buyerKeys) check(ctx context.Context, tok string) (string, error) {
-	user, _, err := k.verifyCounted(ctx, tok)
+	user, _, err := k.verifyCounted(ctx, tok, false)
 	return user, err
 }
 
 // verifyCounted is verify; full tells whether the token was checked in
-// full (not answered from the cache), which verify counts.
-func (k *buyerKeys) verifyCounted(ctx context.Context, tok string) (user string, full bool, err error) {
+// full (not answered from the cache), which verify counts. keep caches a
+// token checked in full and good.
+func (k *buyerKeys) verifyCounted(ctx context.Context, tok string, keep bool) (user string, full bool, err error) {
 	st := k.cur.Load()
 	if st.parser == nil {
 		return "", false, errNoJWT
@@ -153,12 +156,13 @@ func (k *buyerKeys) verifyCounted(ctx context.Context, tok string) (user string,
 	if user, ok := k.cache.get(tok, st, remote, now); ok {
 		return user, false, nil
 	}
-	user, err = k.checkFull(ctx, tok, st, remote)
+	user, err = k.checkFull(ctx, tok, st, remote, keep)
 	return user, true, err
 }
 
-// checkFull verifies a token the cache did not answer, and caches it if good.
-func (k *buyerKeys) checkFull(ctx context.Context, tok string, st *keyState, remote *JWKS) (string, error) {
+// checkFull verifies a token the cache did not answer, and caches it if
+// good and keep.
+func (k *buyerKeys) checkFull(ctx context.Context, tok string, st *keyState, remote *JWKS, keep bool) (string, error) {
 	if len(tok) > maxTokenLen {
 		return "", errBadToken
 	}
@@ -170,8 +174,10 @@ func (k *buyerKeys) checkFull(ctx context.Context, tok string, st *keyState, rem
 	if !surge.ValidID(claims.Subject) {
 		return "", errors.New("token subject must be a user id matching [A-Za-z0-9_-]{1,64}")
 	}
-	notBefore, expires := validity(&claims)
-	k.cache.put(tok, claims.Subject, notBefore, expires, st, v.remote)
+	if keep {
+		notBefore, expires := validity(&claims)
+		k.cache.put(tok, claims.Subject, notBefore, expires, st, v.remote)
+	}
 	return claims.Subject, nil
 }
 
