@@ -19,7 +19,7 @@ import (
 func TestUnauthorizedChallenge(t *testing.T) {
 	expired := testtoken.Sign(t, jwt.SigningMethodHS256, jwtSecret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(-time.Hour).Unix()})
 	valid := userToken(t, "alice")
-	forged := valid[:len(valid)-4] + "AAAA"
+	forged := testtoken.BrokenSignature(valid)
 	for _, mode := range []struct {
 		name string
 		opt  envOptions
@@ -68,7 +68,7 @@ func TestAdminRouteBuyerTokenChallenge(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.createSale(t, `{"id":"s","name":"S","stock":5}`)
 	valid := userToken(t, "alice")
-	forged := valid[:len(valid)-4] + "AAAA"
+	forged := testtoken.BrokenSignature(valid)
 	for _, route := range []struct{ method, path, body string }{
 		{"POST", "/v1/sales", `{"id":"new","name":"New","stock":1}`},
 		{"PATCH", "/v1/sales/s", `{"paused":true}`},
@@ -97,5 +97,23 @@ func TestAdminRouteBuyerTokenChallenge(t *testing.T) {
 				t.Errorf("%s %s, %s: WWW-Authenticate %q; want no invalid_token: the token is valid, only not the admin's", route.method, route.path, c.name, got)
 			}
 		}
+	}
+}
+
+// TestForgedTokenRefused: the forged token the challenge tests send is
+// refused, whatever the valid token it is made from. This one's signature
+// ends in "AAAA" (exp 4102734157 signs so), which replacing the last four
+// characters by "AAAA" left as it was: about one token in four million,
+// and the exp of a token made now moves with each second.
+func TestForgedTokenRefused(t *testing.T) {
+	valid := testtoken.Sign(t, jwt.SigningMethodHS256, jwtSecret, jwt.MapClaims{"sub": "alice", "exp": 4102734157})
+	if !strings.HasSuffix(valid, "AAAA") {
+		t.Fatalf("the token %s no longer ends in AAAA: the test needs one that does", valid)
+	}
+	e := newEnv(t, envOptions{})
+	wantStatus(t, e.do(t, "GET", "/v1/orders/o_missing", "", bearerAuth(valid)), http.StatusNotFound)
+	forged := testtoken.BrokenSignature(valid)
+	if r := e.do(t, "GET", "/v1/orders/o_missing", "", bearerAuth(forged)); r.status != http.StatusUnauthorized {
+		t.Errorf("a token with a broken signature (%s, from %s): %d %s; want 401", forged, valid, r.status, r.body)
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/surgehq/surge/internal/testtoken"
 )
 
 // TestServeJWKSURL: with --jwks-url, a buyer's ES256 token signed by a key
@@ -41,7 +43,7 @@ func TestServeJWKSURL(t *testing.T) {
 	if code, body := get(t, srv.base+"/v1/orders/none", signed); code != http.StatusNotFound {
 		t.Errorf("buyer with an ES256 token of the fetched set: %d %q, want 404 order_not_found", code, body)
 	}
-	if code, _ := get(t, srv.base+"/v1/orders/none", brokenSignature(signed)); code != http.StatusUnauthorized {
+	if code, _ := get(t, srv.base+"/v1/orders/none", testtoken.BrokenSignature(signed)); code != http.StatusUnauthorized {
 		t.Errorf("a token with a broken signature: %d, want 401", code)
 	}
 
@@ -68,19 +70,6 @@ func TestServeJWKSURL(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and one line with %q", c.name, code, stderr, c.want)
 		}
 	}
-}
-
-// brokenSignature is tok with its signature changed, always: its first
-// character replaced, which carries the top bits of the signature's first
-// byte. (Its last two characters replaced by "AA" left about one token in
-// 256 as it was, its signature's last 8 bits already zero.)
-func brokenSignature(tok string) string {
-	i := strings.LastIndexByte(tok, '.') + 1
-	c := "A"
-	if tok[i] == 'A' {
-		c = "B"
-	}
-	return tok[:i] + c + tok[i+1:]
 }
 
 // ecKeySet is a new P-256 key and the JWKS that publishes it as kid k1.

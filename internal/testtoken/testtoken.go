@@ -1,7 +1,7 @@
 // Package testtoken signs what tests send to prove who they are: buyers'
-// JWTs, and payment webhooks' signatures. One place for each, so the
-// packages that test them (http, api, client, payments, cmd/surge) cannot
-// drift apart on them.
+// JWTs (and breaks their signatures), and payment webhooks' signatures.
+// One place for each, so the packages that test them (http, api, client,
+// payments, cmd/surge) cannot drift apart on them.
 package testtoken
 
 import (
@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,4 +41,17 @@ func WebhookV1(secret string, t int64, body []byte) string {
 	m.Write([]byte(strconv.FormatInt(t, 10) + "."))
 	m.Write(body)
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// BrokenSignature is tok with its signature changed, always: its first
+// character replaced, which carries the top bits of the signature's first
+// byte. (Overwriting its last characters with "A"s leaves as it was every
+// token whose signature already ends so: one in 256 for "AA".)
+func BrokenSignature(tok string) string {
+	i := strings.LastIndexByte(tok, '.') + 1
+	c := "A"
+	if tok[i] == 'A' {
+		c = "B"
+	}
+	return tok[:i] + c + tok[i+1:]
 }
