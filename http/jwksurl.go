@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	neturl "net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -302,20 +303,23 @@ func MaskedQuery(raw string) string {
 // query of every URL a *url.Error in err's chain quotes: net/http's errors
 // quote the URL of the request whole but for its password (after a
 // redirect, the target's, which may be a signed URL: ?sig=…), and jwkset
-// wraps them into its own text. The error chain stays for errors.Is.
+// wraps them into its own text. Each URL is masked where it stands whole,
+// quoted (%q, which escapes a \ or " in the query) or not: the query's
+// bare text may be short enough to stand in any word. The error chain
+// stays for errors.Is.
 func hideQuery(err error, raw string) error {
 	if err == nil {
 		return nil
 	}
-	queries := urlErrorQueries(err, nil)
-	if u, perr := neturl.Parse(raw); perr == nil {
-		queries = append(queries, u.RawQuery)
-	}
 	msg := err.Error()
-	for _, q := range queries {
-		if q != "" {
-			msg = strings.ReplaceAll(msg, q, MaskedQuery(q))
+	for _, s := range urlErrorURLs(err, []string{raw}) {
+		u, perr := neturl.Parse(s)
+		if perr != nil || u.RawQuery == "" {
+			continue
 		}
+		shown := strings.Replace(s, "?"+u.RawQuery, "?"+MaskedQuery(u.RawQuery), 1)
+		msg = strings.ReplaceAll(msg, strconv.Quote(s), strconv.Quote(shown))
+		msg = strings.ReplaceAll(msg, s, shown)
 	}
 	if msg == err.Error() {
 		return err
@@ -323,25 +327,23 @@ func hideQuery(err error, raw string) error {
 	return maskedErr{msg: msg, err: err}
 }
 
-// urlErrorQueries appends to qs the raw queries of the URLs that the
-// *url.Errors in err's chain quote.
-func urlErrorQueries(err error, qs []string) []string {
+// urlErrorURLs appends to urls the URLs that the *url.Errors in err's
+// chain quote.
+func urlErrorURLs(err error, urls []string) []string {
 	if ue, ok := err.(*neturl.Error); ok {
-		if u, perr := neturl.Parse(ue.URL); perr == nil {
-			qs = append(qs, u.RawQuery)
-		}
+		urls = append(urls, ue.URL)
 	}
 	switch e := err.(type) {
 	case interface{ Unwrap() error }:
 		if next := e.Unwrap(); next != nil {
-			qs = urlErrorQueries(next, qs)
+			urls = urlErrorURLs(next, urls)
 		}
 	case interface{ Unwrap() []error }:
 		for _, next := range e.Unwrap() {
-			qs = urlErrorQueries(next, qs)
+			urls = urlErrorURLs(next, urls)
 		}
 	}
-	return qs
+	return urls
 }
 
 // maskedErr is an error whose text had a secret masked.

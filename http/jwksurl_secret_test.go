@@ -227,3 +227,25 @@ func TestJWKSURLRedirectQueryNotShown(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSURLQueryMaskedAsQuoted: net/http's errors quote the URL (%q),
+// which escapes a backslash or a double quote in its query, so the query
+// as configured is not in their text: its secret was shown there. And a
+// short query (?a) was masked wherever its text appeared in the error,
+// the message mangled ("fxxxxxiled to perform"). The query is masked in
+// the URL as the error quotes it, and nowhere else.
+func TestJWKSURLQueryMaskedAsQuoted(t *testing.T) {
+	srv := newJWKSServer(t, nil)
+	srv.Close()
+	for _, q := range []string{`access_token=quoted\secret-0123`, `access_token=quoted"secret-0123`, `a`} {
+		_, err := FetchJWKS(t.Context(), srv.URL+"/keys?"+q, RemoteJWKSOptions{Logger: slog.New(slog.DiscardHandler)})
+		if err == nil {
+			t.Fatal("a first fetch from a key server that is gone succeeded")
+		}
+		if msg := err.Error(); strings.Contains(msg, "secret-0123") {
+			t.Errorf("--jwks-url ?%s: the error of a failed first fetch shows the query's secret:\n%s", q, msg)
+		} else if !strings.Contains(msg, "failed to perform") || !strings.Contains(msg, "dial tcp") {
+			t.Errorf("--jwks-url ?%s: the error of a failed first fetch is mangled beyond the URL's query:\n%s", q, msg)
+		}
+	}
+}
