@@ -182,6 +182,9 @@ type Store struct {
 
 	// rel hears of the orders the leader's expiry moved (OnRelease).
 	rel surge.Releases
+	// expireLimit is how many orders the next expiry statement may move
+	// (leader.go, expire): expireBatch, less after batches that failed.
+	expireLimit atomic.Int64
 
 	closed atomic.Bool
 	bg     context.Context // the background work's; ends at Close

@@ -84,16 +84,30 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 	now = now.UTC().Truncate(time.Millisecond)
 	var all []surge.Order
 	for {
+		limit := int(s.expireLimit.Load())
+		if limit <= 0 {
+			limit = expireBatch
+		}
 		var batch []surge.Order
 		err := s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) {
-			batch, err = s.db.Expire(ctx, now, l, expireBatch)
+			batch, err = s.db.Expire(ctx, now, l, limit)
 			return err
 		})
 		if errors.Is(err, postgres.ErrCommitUnknown) {
 			batch, err = s.landed(ctx, batch, surge.OrderExpired, now)
 		}
 		if err != nil {
+			// A batch that did not commit within the call timeout rolled
+			// back whole: a PostgreSQL too slow for it would roll the same
+			// batch back every round and expire nothing, holding the units
+			// off sale for as long as it stays slow. The next try moves
+			// half as many orders; each full batch that commits, twice as
+			// many.
+			s.expireLimit.Store(int64(max(limit/2, 1)))
 			return all, unavailable("expiring holds", err)
+		}
+		if len(batch) == limit {
+			s.expireLimit.Store(int64(min(limit*2, expireBatch)))
 		}
 		bySale := make(map[string][]surge.Order)
 		for _, o := range batch {
@@ -107,7 +121,7 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 			s.rel.Heard(sale, len(orders))
 		}
 		all = append(all, batch...)
-		if len(batch) < expireBatch || ctx.Err() != nil {
+		if len(batch) < limit || ctx.Err() != nil {
 			return all, nil
 		}
 	}
