@@ -329,13 +329,14 @@ func unavailable(what string, err error) error {
 // unavailableUntil is unavailable with a Retry-After of retry, for a
 // failure whose effect outlasts the dependency's (an unconfirmed
 // reservation): an error that already says unavailable (the breaker open)
-// gets the longer wait; another code passes through.
-func unavailableUntil(what string, err error, retry time.Duration) error {
+// gets the longer wait; another code passes through. advice tells the
+// buyer how to retry (retryAdvice).
+func unavailableUntil(what string, err error, retry time.Duration, advice string) error {
 	if code := surge.ErrorCode(err); code != "" && code != surge.CodeUnavailable {
 		return err
 	}
 	return fmt.Errorf("%w: %s: %w", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: retry,
-		Message: what + " failed; retry with the same Idempotency-Key after Retry-After"}, what, err)
+		Message: what + " failed; " + advice}, what, err)
 }
 
 // ---- change notifications ----

@@ -64,7 +64,7 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if len(orders) == 0 && len(confirm) == 0 {
 		return outs, res.Remaining, nil
 	}
-	missing, err := s.commit(ctx, saleID, res.Epoch, orders, confirm)
+	missing, err := s.commit(ctx, saleID, res.Epoch, orders, confirm, retryAdvice(batch))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -226,8 +226,8 @@ func freshIn(orders []surge.Order, id string) bool {
 
 // commit inserts the batch's new orders under the epoch Redis decided
 // them in, and returns the replays to confirm that PostgreSQL does not
-// have yet.
-func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string) (missing []string, err error) {
+// have yet. advice is what its 503 tells the batch's buyers (retryAdvice).
+func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string, advice string) (missing []string, err error) {
 	var ever int64
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
 		ever, missing, err = s.db.InsertOrders(ctx, saleID, epoch, orders, confirm)
@@ -257,7 +257,7 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 		if len(orders) > 0 {
 			made = orders[0].CreatedAt
 		}
-		return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(made))
+		return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(made), advice)
 	}
 	if ever > 0 {
 		s.sawEver(saleID, ever)
@@ -268,6 +268,26 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 	}
 	s.keys.putAll(orders)
 	return missing, nil
+}
+
+// retryAdvice is what the 503 of a batch whose commit failed tells its
+// buyers to do (every one of them gets the same answer): only a purchase
+// sent with an Idempotency-Key has a key to send again.
+func retryAdvice(batch []surge.Purchase) string {
+	keyed := 0
+	for _, p := range batch {
+		if p.IdempotencyKey != "" {
+			keyed++
+		}
+	}
+	switch keyed {
+	case len(batch):
+		return "retry with the same Idempotency-Key after Retry-After"
+	case 0:
+		return "retry after Retry-After"
+	default:
+		return "retry after Retry-After, with the same Idempotency-Key if the purchase had one"
+	}
 }
 
 // answerReplays fails the replays whose first order PostgreSQL does not
