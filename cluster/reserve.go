@@ -229,6 +229,7 @@ func freshIn(orders []surge.Order, id string) bool {
 // have yet. advice is what its 503 tells the batch's buyers (retryAdvice).
 func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string, advice string) (missing []string, err error) {
 	var ever int64
+	var ok bool
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
 		ever, missing, err = s.db.InsertOrders(ctx, saleID, epoch, orders, confirm)
 		return err
@@ -250,14 +251,17 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 			s.markDirty(ctx, saleID)
 			return nil, errRebuilding
 		}
-		// The batch's reservations stay in Redis, their keys answering
-		// errReplayUnconfirmed, until the leader reconciles them: a retry
-		// sooner is refused again, whatever the breaker says.
-		made := time.Now()
-		if len(orders) > 0 {
-			made = orders[0].CreatedAt
+		if missing, ok = s.insertLanded(ctx, saleID, orders, confirm); !ok {
+			// The batch's reservations stay in Redis, their keys answering
+			// errReplayUnconfirmed, until the leader reconciles them: a
+			// retry sooner is refused again, whatever the breaker says.
+			made := time.Now()
+			if len(orders) > 0 {
+				made = orders[0].CreatedAt
+			}
+			return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(made), advice)
 		}
-		return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(made), advice)
+		s.log.Warn("a batch's insert whose call failed committed all the same", "sale", saleID, "size", len(orders), "err", err)
 	}
 	if ever > 0 {
 		s.sawEver(saleID, ever)
@@ -288,6 +292,40 @@ func retryAdvice(batch []surge.Purchase) string {
 	default:
 		return "retry after Retry-After, with the same Idempotency-Key if the purchase had one"
 	}
+}
+
+// insertLanded tells whether the insert of orders, whose call failed, committed
+// all the same: the call timed out, or lost its connection, after
+// PostgreSQL had the statement, and the cancel that follows a timeout came
+// too late or never arrived. It waits for the sale's inserts in flight to
+// end (within the call timeout) and looks the orders up; if they are
+// there, it returns which of confirm PostgreSQL does not have. Without
+// this the buyers were told 503 and to wait for the leader's
+// reconciliation (about ConfirmAfter) for orders that were durable.
+func (s *Store) insertLanded(ctx context.Context, saleID string, orders []surge.Order, confirm []string) (missing []string, ok bool) {
+	if len(orders) == 0 {
+		return nil, false
+	}
+	ids := make([]string, 0, len(orders)+len(confirm))
+	for i := range orders {
+		ids = append(ids, orders[i].ID)
+	}
+	ids = append(ids, confirm...)
+	var have map[string]bool
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		have, err = s.db.ExistingAfterInserts(ctx, saleID, ids)
+		return err
+	})
+	// One statement inserts them all, or none.
+	if err != nil || !have[orders[0].ID] {
+		return nil, false
+	}
+	for _, id := range confirm {
+		if !have[id] {
+			missing = append(missing, id)
+		}
+	}
+	return missing, true
 }
 
 // answerReplays fails the replays whose first order PostgreSQL does not

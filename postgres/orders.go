@@ -248,6 +248,27 @@ func (d *DB) Existing(ctx context.Context, ids []string) (map[string]bool, error
 	return m, nil
 }
 
+// ExistingAfterInserts is Existing once the inserts of the sale in flight
+// have ended: each holds the sale row from its start until it commits or
+// fails (surge_insert_orders), and the row taken FOR SHARE waits for them.
+// A node whose insert it gave up on (a timeout, a lost connection) learns
+// whether that insert committed after all.
+func (d *DB) ExistingAfterInserts(ctx context.Context, saleID string, ids []string) (map[string]bool, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT 1 FROM sales WHERE id = $1 FOR SHARE`, saleID)
+	b.Queue(existingSQL, ids)
+	res := d.pool.SendBatch(ctx, b)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return nil, fmt.Errorf("postgres: wait for the inserts of sale %s: %w", saleID, err)
+	}
+	m, err := idSet(res.Query())
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up orders: %w", err)
+	}
+	return m, res.Close()
+}
+
 // Ended returns the orders among ids that are cancelled or expired.
 func (d *DB) Ended(ctx context.Context, ids []string) ([]surge.Order, error) {
 	out, err := collectOrders(d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders

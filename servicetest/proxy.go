@@ -141,6 +141,17 @@ func (p *Proxy) Cut() {
 	p.resume() // held bytes meet closed connections, and their copies end
 }
 
+// Refuse closes the listener only: a new connection (a client's cancel
+// request too) is refused, the open ones carry on, until Restore.
+func (p *Proxy) Refuse() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+}
+
 // Restore listens again on the same address.
 func (p *Proxy) Restore() {
 	p.t.Helper()
