@@ -370,22 +370,41 @@ func (s *Store) announce(ctx context.Context, saleID string) {
 
 // Close implements surge.Store: it stops the background work, gives up
 // the lease so another node takes over at once, and disconnects.
-func (s *Store) Close() error {
+func (s *Store) Close() error { return s.Shutdown(context.Background()) }
+
+// Shutdown is Close within ctx: it returns when ctx ends even if the
+// store has not finished closing. While PostgreSQL stalls, closing its
+// pool waits for each connection a timeout cut short to send its cancel
+// request and drain, up to 15 s (pgx's bound), and a node stopping (surge
+// serve's --shutdown-timeout) must not wait that out; what is left of the
+// closing goes on in the background, and PostgreSQL ends the sessions of a
+// client that went. The lease given up too late is another node's after
+// its term, as if this node had died.
+func (s *Store) Shutdown(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.stop()
-	s.wg.Wait()
-	// By name, not by the term this node last saw: a renewal cut short by
-	// the shutdown may have left the lease held without our knowing.
-	s.lease.Store(nil)
-	s.relay.Store(nil)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
-	_ = s.db.Resign(ctx, leaseName, s.holder)
-	_ = s.db.Resign(ctx, outboxLease, s.holder)
-	cancel()
-	s.closeConns()
-	return nil
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.stop()
+		s.wg.Wait()
+		// By name, not by the term this node last saw: a renewal cut short by
+		// the shutdown may have left the lease held without our knowing.
+		s.lease.Store(nil)
+		s.relay.Store(nil)
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		_ = s.db.Resign(rctx, leaseName, s.holder)
+		_ = s.db.Resign(rctx, outboxLease, s.holder)
+		cancel()
+		s.closeConns()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: closing the connections: %w", ctx.Err())
+	}
 }
 
 func (s *Store) closeConns() {

@@ -409,10 +409,27 @@ func (s *server) shutdown(timeout time.Duration) error {
 	if s.stopRelay != nil {
 		s.stopRelay() // what it did not publish waits in the outbox for the next start
 	}
-	err := s.store.Close()
+	err := closeStore(ctx, s.store, s.log)
 	stopTracing(s.tracing, s.log) // last: the store's own spans are in
 	if err != nil {
 		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// closeStore closes the store within ctx, the shutdown's deadline, if it
+// can be closed so (cluster mode: a stalled PostgreSQL must not hold the
+// stop past --shutdown-timeout; every order it confirmed is committed
+// already, so giving up the wait loses nothing, as the HTTP servers'
+// Shutdown gives up on slow requests). The embedded store's Close writes
+// the ledger image and the clean-stop seal, which are not given up.
+func closeStore(ctx context.Context, st surge.Store, log *slog.Logger) error {
+	sc, ok := st.(interface{ Shutdown(context.Context) error })
+	if !ok {
+		return st.Close()
+	}
+	if err := sc.Shutdown(ctx); err != nil {
+		log.Warn("stopping without waiting for the store to finish closing (the shutdown timeout passed)", "err", err)
 	}
 	return nil
 }
