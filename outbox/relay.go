@@ -177,13 +177,21 @@ func New(nc *nats.Conn, src surge.Outbox, cfg Config) (*Relay, error) {
 	return &Relay{cfg: cfg, src: src, nc: nc, js: js, log: cfg.Logger.With("stream", cfg.Stream)}, nil
 }
 
-// Run publishes until ctx ends. Three things overlap so that the relay
+// Run publishes until ctx ends (RunUntil, the wait for the batch in
+// flight bounded by AckTimeout only). Three things overlap so that the relay
 // keeps up with a spike: while JetStream acknowledges a batch the next one
 // is read, and a batch acknowledged is removed from the outbox by a
 // goroutine of its own while the following ones are published. A batch is
 // sent only once the one before was wholly acknowledged, so a failure
 // never lets a later event overtake an earlier one.
-func (r *Relay) Run(ctx context.Context) {
+func (r *Relay) Run(ctx context.Context) { r.RunUntil(ctx, context.Background()) }
+
+// RunUntil is Run whose waits for acknowledgements end also when giveUp
+// does. A stop awaits the batch in flight (see batch.acks), up to
+// AckTimeout while NATS stalls; a stop that must end by a deadline (surge
+// serve's --shutdown-timeout) ends giveUp at it, and what NATS had not
+// acknowledged by then stays in the outbox for the next start.
+func (r *Relay) RunUntil(ctx, giveUp context.Context) {
 	d := newDeleter(ctx, r)
 	defer d.stop()
 	var (
@@ -210,7 +218,7 @@ func (r *Relay) Run(ctx context.Context) {
 			// Not even read: in cluster mode a read takes or renews the
 			// outbox lease, and a node that cannot reach NATS must let it
 			// lapse so that a node that can publishes instead.
-			r.settle(waiting, d)
+			r.settle(giveUp, waiting, d)
 			waiting = nil
 			why := ""
 			if err := r.nc.LastError(); err != nil {
@@ -223,7 +231,7 @@ func (r *Relay) Run(ctx context.Context) {
 		evs, readErr := r.src.PendingEvents(ctx, after, r.cfg.Batch)
 		readAt := time.Now()
 		if waiting != nil {
-			n, err := waiting.acks(r.cfg.AckTimeout)
+			n, err := waiting.acks(giveUp, r.cfg.AckTimeout)
 			d.remove(waiting.evs[:n])
 			waiting = nil
 			if err != nil {
@@ -275,14 +283,14 @@ func (r *Relay) Run(ctx context.Context) {
 			waiting, after = b, b.evs[len(b.futures)-1].Seq
 		}
 		if err != nil {
-			r.settle(waiting, d)
+			r.settle(giveUp, waiting, d)
 			waiting = nil
 			after = 0
 		}
 	}
 	// Stopping: the batch sent is awaited and removed, not left to be
 	// published again by the next start.
-	r.settle(waiting, d)
+	r.settle(giveUp, waiting, d)
 }
 
 func (r *Relay) failed(err error) {
@@ -313,9 +321,9 @@ func (r *Relay) recovered() {
 // settle ends the batch in flight, if any, after a failure: what NATS
 // acknowledged of it leaves the outbox, with every removal queued before,
 // and the rest is read and sent again from the start.
-func (r *Relay) settle(b *batch, d *deleter) {
+func (r *Relay) settle(giveUp context.Context, b *batch, d *deleter) {
 	if b != nil {
-		n, _ := b.acks(r.cfg.AckTimeout)
+		n, _ := b.acks(giveUp, r.cfg.AckTimeout)
 		d.remove(b.evs[:n])
 	}
 	d.flush()
@@ -360,8 +368,9 @@ func (r *Relay) send(evs []surge.OrderEvent, fresh time.Time, d *deleter) (*batc
 // again, in order. It waits also while the relay stops (bounded by
 // timeout): the events sent are in the stream or about to be, and giving
 // up on them left them in the outbox, published again at the next start,
-// after the duplicate window if that start came later.
-func (b *batch) acks(timeout time.Duration) (int, error) {
+// after the duplicate window if that start came later; giveUp ending cuts
+// it short (RunUntil).
+func (b *batch) acks(giveUp context.Context, timeout time.Duration) (int, error) {
 	wait := time.NewTimer(timeout + time.Second) // the client's own timeout fires first
 	defer wait.Stop()
 	for i, f := range b.futures {
@@ -374,6 +383,15 @@ func (b *batch) acks(timeout time.Duration) (int, error) {
 			return i, fmt.Errorf("outbox: publish %s: %w", b.evs[i].ID(), err)
 		case <-wait.C:
 			return i, fmt.Errorf("outbox: publish %s: no acknowledgement", b.evs[i].ID())
+		case <-giveUp.Done():
+			// An acknowledgement already in counts, even past the deadline
+			// (select picks at random among the ready cases).
+			select {
+			case <-f.Ok():
+				continue
+			default:
+			}
+			return i, fmt.Errorf("outbox: publish %s: no acknowledgement before the stop's deadline: %w", b.evs[i].ID(), giveUp.Err())
 		}
 	}
 	return len(b.futures), nil

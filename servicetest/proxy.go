@@ -11,7 +11,8 @@ import (
 // Proxy forwards TCP connections to a target until Cut, which closes its
 // listener and every connection: the dependency behind it is gone until
 // Restore listens again on the same address. Pause stalls it instead:
-// every connection stays open and no byte gets through until Resume.
+// every connection stays open and no byte gets through until Resume;
+// Blackhole drops the bytes.
 type Proxy struct {
 	t      testing.TB
 	Addr   string // where clients connect
@@ -21,6 +22,9 @@ type Proxy struct {
 	ln    net.Listener
 	conns map[net.Conn]struct{}
 	gate  chan struct{} // closed while bytes flow
+	// dropping: Blackhole's; dropped counts the bytes it swallowed.
+	dropping bool
+	dropped  int64
 }
 
 // NewProxy forwards a free loopback address to target; it is cut when the
@@ -86,8 +90,14 @@ func (p *Proxy) copy(dst, src net.Conn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			gate := p.gate
+			gate, drop := p.gate, p.dropping
+			if drop {
+				p.dropped += int64(n)
+			}
 			p.mu.Unlock()
+			if drop {
+				continue
+			}
 			<-gate
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return
@@ -111,11 +121,30 @@ func (p *Proxy) Pause() {
 	}
 }
 
-// Resume lets the held bytes and every later one through.
+// Resume lets the held bytes and every later one through (and ends a
+// Blackhole).
 func (p *Proxy) Resume() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.dropping = false
 	p.resume()
+}
+
+// Blackhole drops every byte read from here on, both ways, and closes
+// nothing: a network path that loses everything while both ends still
+// believe in the connection. Unlike Pause, no byte is kept: Dropped counts
+// them, so a test sees that a client sent something into the void.
+func (p *Proxy) Blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropping = true
+}
+
+// Dropped is how many bytes Blackhole has dropped, both ways.
+func (p *Proxy) Dropped() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
 }
 
 func (p *Proxy) resume() {

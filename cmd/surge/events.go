@@ -19,7 +19,7 @@ import (
 // does not stop the start: the relay retries and the outbox waits.
 // leaseTTL is cluster mode's lease: a read older than a quarter of it is
 // read again before its events go out (outbox.Config.Fresh).
-func startRelay(url, nodeName string, leaseTTL time.Duration, store surge.Store, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+func startRelay(url, nodeName string, leaseTTL time.Duration, store surge.Store, reg prometheus.Registerer, log *slog.Logger) (stop func(within context.Context), err error) {
 	src, ok := store.(surge.Outbox)
 	if !ok {
 		return nil, fmt.Errorf("serve: --nats-url: the %T store has no outbox", store)
@@ -38,12 +38,22 @@ func startRelay(url, nodeName string, leaseTTL time.Duration, store surge.Store,
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	giveUp, giveUpNow := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { r.Run(ctx) })
+	wg.Go(func() { r.RunUntil(ctx, giveUp) })
 	log.Info("publishing order events to NATS JetStream", "stream", outbox.DefaultStream)
-	return sync.OnceFunc(func() {
-		cancel()
-		wg.Wait()
-		nc.Close()
-	}), nil
+	var once sync.Once
+	return func(within context.Context) {
+		once.Do(func() {
+			cancel()
+			// The relay awaits the batch in flight, up to its ack timeout
+			// (5 s) while NATS stalls: no longer than the shutdown's
+			// deadline. What it gives up on stays in the outbox.
+			stop := context.AfterFunc(within, giveUpNow)
+			wg.Wait()
+			stop()
+			giveUpNow()
+			nc.Close()
+		})
+	}, nil
 }

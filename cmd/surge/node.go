@@ -66,7 +66,7 @@ type server struct {
 	// waiting room, or when one with a waiting room is created here.
 	warnRoom func()
 
-	stopRelay func() // the order events' relay; nil without --nats-url
+	stopRelay func(within context.Context) // the order events' relay; nil without --nats-url
 	// endStreams ends the open event streams (queue, dashboard, gRPC
 	// WatchSale): a handover waits for every connection to close, and a
 	// stream closes only when its client leaves.
@@ -291,7 +291,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		if s.stopRelay, err = startRelay(c.natsURL, "surge "+c.nodeID, c.leaseTTL, store, reg, log); err != nil {
 			return nil, err
 		}
-		undo = append(undo, s.stopRelay)
+		undo = append(undo, func() { s.stopRelay(context.Background()) })
 	}
 	s.watchStore(ctx, b.ready)
 	undo = append(undo, s.stopWatch)
@@ -407,7 +407,7 @@ func (s *server) shutdown(timeout time.Duration) error {
 	s.buyerRate.close()
 	s.saleRate.close()
 	if s.stopRelay != nil {
-		s.stopRelay() // what it did not publish waits in the outbox for the next start
+		s.stopRelay(ctx) // what it did not publish waits in the outbox for the next start
 	}
 	err := closeStore(ctx, s.store, s.log)
 	stopTracing(s.tracing, s.log) // last: the store's own spans are in
