@@ -422,9 +422,3 @@ var (
 func (s *Store) SharedLimit(name string, perSecond float64, burst int) *redis.Limit {
 	return redis.NewLimit(s.rc, s.cfg.Prefix, name, perSecond, burst)
 }
-
-// Queues returns the waiting rooms' backend shared by every node, kept in
-// this store's Redis, at most maxEntries buyers per sale.
-func (s *Store) Queues(maxEntries int) *redis.Queues {
-	return redis.NewQueues(s.rc, s.cfg.Prefix, maxEntries)
-}
