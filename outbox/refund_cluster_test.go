@@ -24,7 +24,7 @@ func TestRefundDueClusterAsOfTheChange(t *testing.T) {
 	o := out[0].Order
 	late := o.ExpiresAt.Add(time.Millisecond)
 	res, err := s.RecordPayment(t.Context(), surge.PaymentEvent{ID: "pay_late", Type: surge.PaymentSucceeded, OrderID: o.ID,
-		AmountCents: 0, Currency: "EUR", Created: late, Provider: "surge"}, late)
+		AmountCents: 500, Currency: "EUR", Created: late, Provider: "surge"}, late)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestRefundDueIDOddPaymentID(t *testing.T) {
 		o := reserve(t, s, "a", "u"+string(rune('a'+i)), 1, 1)[0]
 		late := t0.Add(2 * time.Minute)
 		if _, err := s.RecordPayment(t.Context(), surge.PaymentEvent{ID: pid, Type: surge.PaymentSucceeded, OrderID: o.ID,
-			AmountCents: 0, Currency: "EUR", Created: late, Provider: "surge"}, late); err != nil {
+			AmountCents: 500, Currency: "EUR", Created: late, Provider: "surge"}, late); err != nil {
 			t.Fatal(err)
 		}
 		want[o.ID+":refund_due:"+pid] = true

@@ -25,7 +25,7 @@ func TestRefundDueOrderAsOfTheChange(t *testing.T) {
 	o := reserve(t, s, "a", "u", 1, 1)[0]
 	late := t0.Add(2 * time.Minute) // past the hold; the expiry has not run
 	res, err := s.RecordPayment(t.Context(), surge.PaymentEvent{ID: "pay_late", Type: surge.PaymentSucceeded, OrderID: o.ID,
-		AmountCents: 0, Currency: "EUR", Created: late, Provider: "surge"}, late)
+		AmountCents: 500, Currency: "EUR", Created: late, Provider: "surge"}, late)
 	if err != nil {
 		t.Fatal(err)
 	}
