@@ -25,7 +25,8 @@ import (
 // retry forever as it would a 500), and an event it accepts is one the
 // stores can record as is: an id of plain text, an order id, a known
 // type, an amount not below zero and a currency of three upper-case
-// letters.
+// letters. A refund may name, instead of the order, the payment it gives
+// back (a Checkout payment's charge names only its PaymentIntent).
 func FuzzFromStripe(f *testing.F) {
 	for _, name := range []string{"payment_intent.succeeded", "checkout.session.completed", "checkout.session.async_payment_succeeded", "charge.refunded", "charge.succeeded"} {
 		b, err := os.ReadFile(filepath.Join("..", "http", "testdata", "stripe", name+".json"))
@@ -43,6 +44,10 @@ func FuzzFromStripe(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_2","type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":100,"currency":"usd",` +
 		`"metadata":{"surge_order_id":"o_1"}},"previous_attributes":{"amount_refunded":1e300}}}`))
 	f.Add([]byte(`{"type":"checkout.session.completed","data":null}`))
+	// The charge of a Checkout payment carries no metadata: a refund of
+	// the payment recorded under its PaymentIntent (RefundOf).
+	f.Add([]byte(`{"id":"evt_3","type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":100,"currency":"usd",` +
+		`"payment_intent":"pi_1"}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, ignored, err := payments.FromStripe(body)
 		if err != nil {
@@ -55,7 +60,8 @@ func FuzzFromStripe(f *testing.F) {
 			return
 		}
 		switch {
-		case ev.ID == "" || !surge.ValidID(ev.OrderID):
+		case ev.ID == "" || !surge.ValidID(ev.OrderID) && (ev.OrderID != "" || ev.Type != surge.RefundSucceeded || ev.RefundOf == ""):
+			// A refund may name its payment (RefundOf) instead of an order.
 			t.Fatalf("accepted an event without an id or an order id: %+v", ev)
 		case !utf8.ValidString(ev.ID) || strings.ContainsFunc(ev.ID, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }):
 			t.Fatalf("accepted id %q: control or bidirectional characters would reach the operator's terminal", ev.ID)
