@@ -149,6 +149,10 @@ func CheckPaymentEvent(ev PaymentEvent) error {
 	case !ValidID(ev.OrderID) && (ev.OrderID != "" || ev.Type != RefundSucceeded || ev.RefundOf == ""):
 		// A refund may name the payment it gives back instead (RefundOf).
 		return Errorf(CodeInvalid, "order_id must be an order id")
+	case ev.RefundOf != "" && (len(ev.RefundOf) > 255 || !Plain(ev.RefundOf) || strings.TrimSpace(ev.RefundOf) != ev.RefundOf):
+		// A payment's id as the checks above have it: no store holds
+		// another, and PostgreSQL refuses a NUL in the lookup itself.
+		return Errorf(CodeInvalid, "the refunded payment's id must be 1 to 255 characters of plain text")
 	case !Representable(ev.Created):
 		// Stored and answered as RFC 3339 text: a time outside years
 		// 0001-9999 (milliseconds sent as seconds) could not be read back,

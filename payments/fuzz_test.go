@@ -48,6 +48,8 @@ func FuzzFromStripe(f *testing.F) {
 	// the payment recorded under its PaymentIntent (RefundOf).
 	f.Add([]byte(`{"id":"evt_3","type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":100,"currency":"usd",` +
 		`"payment_intent":"pi_1"}}}`))
+	f.Add([]byte(`{"id":"evt_4","type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":100,"currency":"usd",` +
+		`"payment_intent":"pi_` + "\xff\u202e" + `"}}}`)) // stripe-go takes an expandable id's bytes as they are
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, ignored, err := payments.FromStripe(body)
 		if err != nil {
@@ -65,6 +67,10 @@ func FuzzFromStripe(f *testing.F) {
 			t.Fatalf("accepted an event without an id or an order id: %+v", ev)
 		case !utf8.ValidString(ev.ID) || strings.ContainsFunc(ev.ID, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }):
 			t.Fatalf("accepted id %q: control or bidirectional characters would reach the operator's terminal", ev.ID)
+		case !utf8.ValidString(ev.RefundOf) || strings.ContainsFunc(ev.RefundOf, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }):
+			// No payment is recorded under such an id, and PostgreSQL
+			// refuses one not UTF-8 in the lookup (a 503 the provider retries).
+			t.Fatalf("accepted a refund of payment %q", ev.RefundOf)
 		case ev.Type != surge.PaymentSucceeded && ev.Type != surge.PaymentFailed && ev.Type != surge.RefundSucceeded:
 			t.Fatalf("accepted an event of type %q", ev.Type)
 		case ev.AmountCents < 0:

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -283,6 +284,15 @@ func testPayments(t *testing.T, h Harness) {
 		for _, ev := range []surge.PaymentEvent{byPayment("r_x", "pi_missing", "surge"), byPayment("r_y", "pi_1", "stripe")} {
 			_, err := e.payments().RecordPayment(e.ctx, ev, at(3*time.Second))
 			wantErr(t, fmt.Sprintf("refund of payment %s of provider %s", ev.RefundOf, ev.Provider), err, surge.ErrOrderNotFound)
+		}
+		// A payment id no store records (not plain text, as a payment's own
+		// id must be) is refused as an event's own id is: PostgreSQL refused
+		// the lookup of one not UTF-8 (stripe-go passes a charge's
+		// payment_intent on byte for byte), answered 503 and retried by
+		// the provider for days.
+		for _, of := range []string{"pi_\xff", "pi_\x00", "pi_\u202e", " pi_1", strings.Repeat("p", 256)} {
+			_, err := e.payments().RecordPayment(e.ctx, byPayment("r_z", of, "surge"), at(3*time.Second))
+			wantErr(t, fmt.Sprintf("refund of payment %.16q", of), err, surge.Errorf(surge.CodeInvalid, ""))
 		}
 		r := e.record(byPayment("r_1", "pi_1", "surge"), at(3*time.Second), surge.PaymentRefund)
 		if r.Payment.OrderID != o.ID || r.Payment.Settles != "pi_1" || r.Order.ID != o.ID {
