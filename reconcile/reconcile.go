@@ -150,6 +150,13 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		case p.Status == surge.PaymentAmountMismatch && p.AmountCents > 0 && refunded[p.ID] >= p.AmountCents:
 			// Money of the wrong amount, given back in full (the
 			// settlement may list it taken, or refunded): settled.
+		case row.Status == Settled && p.Status == surge.PaymentAmountMismatch && refunded[p.ID] > 0:
+			// Refunded in part: its refunds settle it, so no
+			// refund_unexpected tells of them. Say so, or refunding the
+			// whole would give that part back twice.
+			back := refunded[p.ID]
+			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it; %s of it refunded, the other %s still taken",
+				p.Status, formatAs(p.PaymentEvent, back), formatAs(p.PaymentEvent, p.AmountCents-back))
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
 			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it", p.Status)
 		// A refund Surge recorded as refund_unexpected is Surge's refund

@@ -817,3 +817,29 @@ func TestReconcileRefundedMismatch(t *testing.T) {
 			code, rep.Mismatches, stderr)
 	}
 }
+
+// TestReconcileHalfRefundedMismatch: money taken of the wrong amount
+// (amount_mismatch) and refunded in part. The part refunded settles it in
+// part (no longer refund_unexpected), so the report's not_applied was all
+// the operator saw of it, and it did not say that part was given back: a
+// refund of the whole it invited would give the buyer 5.00 EUR twice. It
+// says what was refunded and what is still taken, as refund_due does.
+func TestReconcileHalfRefundedMismatch(t *testing.T) {
+	dir, st := openBooks(t)
+	ids := reconcileData(t, st, false) // ORDER3 (1 unit, 10.00 EUR) reserved
+	now := time.Now().UTC().Truncate(time.Second)
+	recordPayments(t, st, now.Add(2*time.Second),
+		surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
+		surge.PaymentEvent{ID: "re_half", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 500, Currency: "EUR", Created: now, Provider: "surge"})
+	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+		"evt_short,ORDER3,9.99,EUR,succeeded\nre_half,ORDER3,5.00,EUR,refunded\n"
+	for name, id := range ids {
+		text = strings.ReplaceAll(text, name, id)
+	}
+	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, text))
+	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.NotApplied || rep.Mismatches[0].PaymentID != "evt_short" ||
+		!strings.Contains(rep.Mismatches[0].Detail, "5.00 EUR of it refunded") || !strings.Contains(rep.Mismatches[0].Detail, "the other 4.99 EUR") {
+		t.Errorf("evt_short (9.99 EUR for an order of 10.00 EUR: amount_mismatch) refunded 5.00 EUR by re_half: mismatches %+v (stderr %s); "+
+			"want one not_applied saying 5.00 EUR of it refunded and the other 4.99 EUR still taken", rep.Mismatches, stderr)
+	}
+}
