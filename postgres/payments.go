@@ -122,6 +122,15 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 				return surge.PaymentResult{}, err
 			}
 			o.Status = surge.OrderPaid
+		case surge.PaymentAmountMismatch:
+			// Money of the wrong amount is owed back as well, and its
+			// refund may have come first too: it settles the payment,
+			// which keeps its status (its refund, after it, does alike).
+			if _, err := tx.Exec(ctx, `UPDATE payments SET status = 'refund', settles = $4 WHERE id = (SELECT id FROM payments
+				WHERE order_id = $1 AND status = 'refund_unexpected' AND amount_cents = $2 AND upper(currency) = upper($3)
+				ORDER BY seq LIMIT 1)`, o.ID, p.AmountCents, p.Currency, p.ID); err != nil {
+				return surge.PaymentResult{}, err
+			}
 		case surge.PaymentRefundDue:
 			// Its refund may have come first (providers do not deliver
 			// in order): then nothing is owed, and the refund settles it.

@@ -149,6 +149,18 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 				c.events = nil
 			}
 		}
+		if p.Status == surge.PaymentAmountMismatch {
+			// Money of the wrong amount is owed back as well, and its
+			// refund may have come first too: it settles the payment,
+			// which keeps its status (its refund, after it, does alike).
+			refund, ok, err := s.counterpart(ctx, surge.PaymentRefundUnexpected, p)
+			if err != nil {
+				return surge.PaymentResult{}, err
+			}
+			if ok {
+				c.settled = map[string]string{refund: p.ID}
+			}
+		}
 	case surge.PaymentFailed:
 		p.Status = surge.PaymentFailedStatus
 	case surge.RefundSucceeded:
@@ -207,7 +219,7 @@ func (s *Store) payment(ctx context.Context, id string) (surge.Payment, bool, er
 
 // counterpart finds the oldest payment in status of p's order, amount and
 // currency: the refund_unexpected refund, delivered first, that settles
-// a payment.
+// a payment (refund_due or amount_mismatch).
 func (s *Store) counterpart(ctx context.Context, status surge.PaymentStatus, p surge.Payment) (string, bool, error) {
 	var id string
 	err := s.r.QueryRowContext(ctx, `SELECT id FROM payments WHERE order_id = ? AND status = ?

@@ -266,6 +266,26 @@ func testPayments(t *testing.T, h Harness) {
 		e.wantStatus(o.ID, surge.OrderCancelled)
 	})
 
+	t.Run("RefundBeforeMismatch", func(t *testing.T) {
+		// RefundOfMismatch, delivered out of order: the refund of money
+		// taken of the wrong amount before that payment. Only a refund_due
+		// payment looked for a refund delivered first, so the refund stayed
+		// refund_unexpected ("the order may be paid") and the payment
+		// not_applied, for good, where the other order settles both.
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.record(event("r_early", surge.RefundSucceeded, o.ID, 2*price-1, "USD"), at(time.Second), surge.PaymentRefundUnexpected)
+		e.record(event("short", surge.PaymentSucceeded, o.ID, 2*price-1, "USD"), at(2*time.Second), surge.PaymentAmountMismatch)
+		got := e.allPayments()
+		if got["short"].Status != surge.PaymentAmountMismatch || got["r_early"].Status != surge.PaymentRefund || got["r_early"].Settles != "short" {
+			t.Errorf("refund r_early (2999 USD) delivered before payment short (2999 USD, amount_mismatch) of order %s: payment %s, refund %s settling %q; "+
+				"want the payment amount_mismatch and the refund settling it", o.ID, got["short"].Status, got["r_early"].Status, got["r_early"].Settles)
+		}
+		e.wantStatus(o.ID, surge.OrderReserved)
+	})
+
 	t.Run("RefundOfPayment", func(t *testing.T) {
 		// A refund may name the payment it gives back instead of the
 		// order (a Stripe Checkout payment's charge carries only its
