@@ -189,12 +189,33 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 }
 
 // madeFrom reports whether s is what the request in makes: the sale found
-// under in's id after a lost answer is then the one it made.
+// under in's id after a lost answer is then the one it made. Every setting
+// given counts: with --id, the sale may be another one made earlier under
+// that id (the first answer a 503 before the server looked).
 func madeFrom(s api.Sale, in api.NewSale) bool {
 	same := func(v *int64, got int64) bool { return v == nil || *v == got }
 	return s.ID == *in.ID && s.Name == *in.Name && s.Stock == *in.Stock && same(in.PerUserLimit, s.PerUserLimit) &&
 		same(in.PriceCents, s.PriceCents) && same(in.HoldSeconds, s.HoldSeconds) &&
-		(in.Currency == nil || *in.Currency == s.Currency) && (in.WaitingRoom == nil) == (s.WaitingRoom == nil)
+		(in.Currency == nil || *in.Currency == s.Currency) && sameRoom(in.WaitingRoom, s.WaitingRoom) &&
+		(in.StartsAt == nil || sameInstant(*in.StartsAt, s.StartsAt)) &&
+		(in.EndsAt == nil || s.EndsAt != nil && sameInstant(*in.EndsAt, *s.EndsAt))
+}
+
+// sameRoom reports whether the sale's waiting room is the one asked for
+// (none for none).
+func sameRoom(in *api.NewWaitingRoom, got *api.WaitingRoom) bool {
+	if in == nil || got == nil {
+		return in == nil && got == nil
+	}
+	return *in.AdmitPerSecond == got.AdmitPerSecond && *in.Policy == got.Policy && *in.TicketSeconds == got.TicketSeconds
+}
+
+// sameInstant reports whether the time asked for is the sale's, which the
+// server keeps in UTC to the millisecond.
+func sameInstant(asked, got string) bool {
+	a, aerr := api.ParseTime(asked)
+	g, gerr := api.ParseTime(got)
+	return aerr == nil && gerr == nil && a.Truncate(time.Millisecond).Equal(g)
 }
 
 func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer) error {

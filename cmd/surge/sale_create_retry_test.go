@@ -6,8 +6,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/surgehq/surge/api"
 )
 
 // TestSaleCreateAfterALostAnswer: surge sale create without --id, whose
@@ -57,5 +61,100 @@ func TestSaleCreateAfterALostAnswer(t *testing.T) {
 			ids = append(ids, s.ID)
 		}
 		t.Errorf("after a create whose answer was lost, run until it succeeded: sales %v; want one", ids)
+	}
+}
+
+// refusingProxy is a proxy in front of the server of cliServer whose
+// answer to the first refused creates (POST /v1/sales) is refuse's, the
+// request never reaching the server (a load balancer with no backend, a
+// server draining); other requests pass. It counts the creates and
+// records when the last one came.
+type refusingProxy struct {
+	creates atomic.Int64
+	last    atomic.Int64 // unix nanoseconds of the last create
+}
+
+func newRefusingProxy(t *testing.T, refused int64, refuse func(http.ResponseWriter)) *refusingProxy {
+	t.Helper()
+	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p := &refusingProxy{}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" {
+			p.last.Store(time.Now().UnixNano())
+			if p.creates.Add(1) <= refused {
+				refuse(w)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	t.Setenv("SURGE_SERVER", proxy.URL)
+	return p
+}
+
+// unavailable503 answers as a server whose sale store could not be
+// reached: 503 unavailable, Retry-After seconds.
+func unavailable503(seconds string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", seconds)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"the server is shutting down"}}`))
+	}
+}
+
+// TestSaleCreateRetryTellsAnotherSale: with --id, the sale found under
+// that id after a first answer that made nothing (a 503 before the server
+// looked: a draining server, a balancer with no backend) may be another
+// sale, made earlier with other settings. The command must take it for
+// its own only if it is what the command asked for, every setting given
+// included (waiting room, start, end), or the operator is told their
+// sale was created while the one serving has another waiting room or end.
+func TestSaleCreateRetryTellsAnotherSale(t *testing.T) {
+	ctx, admin := cliServer(t)
+	room := func(rate int64, order string, ticket int64) *api.NewWaitingRoom {
+		return &api.NewWaitingRoom{AdmitPerSecond: &rate, Policy: &order, TicketSeconds: &ticket}
+	}
+	for _, tc := range []struct {
+		name     string
+		existing api.NewSale
+		asked    []string // beyond --id, --name and --stock
+	}{
+		{"another waiting room", api.NewSale{WaitingRoom: room(10, "fifo", 60)},
+			[]string{"--admit-per-second", "5", "--queue", "lottery", "--ticket-seconds", "30"}},
+		{"another end", api.NewSale{EndsAt: new("2031-01-01T00:00:00Z")}, []string{"--ends-at", "2032-01-01T00:00:00Z"}},
+		{"another start", api.NewSale{StartsAt: new("2031-01-01T00:00:00Z")}, []string{"--starts-at", "2031-06-01T00:00:00Z"}},
+		// Its own sale, every setting given (times as the server keeps
+		// them: UTC, to the millisecond): found, and printed as created.
+		{"the same settings", api.NewSale{WaitingRoom: room(10, "fifo", 60), StartsAt: new("2031-01-01T00:00:00Z"),
+			EndsAt: new("2031-01-02T00:00:00.123Z")}, []string{"--admit-per-second", "10", "--queue", "fifo", "--ticket-seconds", "60",
+			"--starts-at", "2031-01-01T01:00:00.0004+01:00", "--ends-at", "2031-01-02T00:00:00.123Z"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := strings.ReplaceAll(tc.name, " ", "-")
+			in := tc.existing
+			in.ID, in.Name, in.Stock = &id, new("Phone drop"), new(int64(5))
+			if _, err := admin.CreateSale(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			p := newRefusingProxy(t, 1, unavailable503("1"))
+			code, stdout, stderr := runCLI(ctx, append([]string{"sale", "create", "--id", id, "--name", "Phone drop", "--stock", "5"}, tc.asked...)...)
+			if tc.name == "the same settings" {
+				if code != 0 || !strings.Contains(stdout, `"id": "`+id+`"`) {
+					t.Errorf("sale create --id %s %v, the sale made and its answer lost: exit %d, stdout %s, stderr %q; want 0 and the sale",
+						id, tc.asked, code, stdout, stderr)
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(stderr, "sale_exists") {
+				t.Errorf("sale create --id %s %v over an existing sale with %s, its first answer a 503 (%d creates sent): exit %d, stdout %s, stderr %q; want 1 and sale_exists",
+					id, tc.asked, tc.name, p.creates.Load(), code, stdout, stderr)
+			}
+		})
 	}
 }
