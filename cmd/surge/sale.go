@@ -172,7 +172,10 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 		case ctx.Err() != nil:
 			return api.Sale{}, err
 		case errors.As(err, &ae):
-			if ae.Status != http.StatusServiceUnavailable {
+			// An overloaded refusal made nothing, and the client has sent
+			// it again as its policy allows already: not once more per
+			// attempt here.
+			if ae.Status != http.StatusServiceUnavailable || ae.Code == string(surge.CodeOverloaded) {
 				return api.Sale{}, err
 			}
 			wait = min(max(wait, ae.RetryAfter), 10*time.Second)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/client"
 )
 
 // TestSaleCreateAfterALostAnswer: surge sale create without --id, whose
@@ -156,5 +157,26 @@ func TestSaleCreateRetryTellsAnotherSale(t *testing.T) {
 					id, tc.asked, tc.name, p.creates.Load(), code, stdout, stderr)
 			}
 		})
+	}
+}
+
+// TestSaleCreateOverloadedIsRetriedOnce: a 503 overloaded guarantees
+// nothing was made, and the client already sends such a create again
+// within its policy (client.DefaultMaxAttempts sends, at most
+// client.DefaultMaxElapsed). The command's own resending after a lost
+// answer must not multiply it: against a server that stays overloaded it
+// sent 25 creates, and with a Retry-After of 10 s waited 2.5 minutes
+// instead of 30 s before saying the server stayed busy.
+func TestSaleCreateOverloadedIsRetriedOnce(t *testing.T) {
+	ctx, _ := cliServer(t)
+	p := newRefusingProxy(t, 1<<62, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":{"code":"overloaded","message":"the server is overloaded; retry shortly"}}`))
+	})
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--name", "Phone drop", "--stock", "5")
+	if n := p.creates.Load(); code != 1 || n > client.DefaultMaxAttempts || !strings.Contains(stderr, "the server stayed busy") {
+		t.Errorf("sale create against a server that stays overloaded: exit %d after %d creates sent, stdout %q, stderr %q; want 1, at most %d (the client's policy) and \"the server stayed busy\"",
+			code, n, stdout, stderr, client.DefaultMaxAttempts)
 	}
 }
