@@ -182,6 +182,9 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 		case errors.As(err, &op) && op.Op == "dial":
 			return api.Sale{}, err // nothing was sent
 		}
+		if attempt == createAttempts-1 {
+			break // no attempt to wait for
+		}
 		select {
 		case <-ctx.Done():
 			return api.Sale{}, err

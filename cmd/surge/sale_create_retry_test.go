@@ -180,3 +180,21 @@ func TestSaleCreateOverloadedIsRetriedOnce(t *testing.T) {
 			code, n, stdout, stderr, client.DefaultMaxAttempts)
 	}
 }
+
+// TestSaleCreateGivesUpAtOnce: after its last attempt the command reports
+// the refusal; it slept the refusal's Retry-After (up to 10 s) first, for
+// an attempt it would not make.
+func TestSaleCreateGivesUpAtOnce(t *testing.T) {
+	ctx, _ := cliServer(t)
+	p := newRefusingProxy(t, 1<<62, unavailable503("2"))
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--name", "Phone drop", "--stock", "5")
+	after := time.Since(time.Unix(0, p.last.Load()))
+	if n := p.creates.Load(); code != 1 || n != createAttempts || !strings.Contains(stderr, "unavailable") {
+		t.Errorf("sale create against a server that stays unavailable: exit %d after %d creates, stdout %q, stderr %q; want 1 after %d and the refusal",
+			code, n, stdout, stderr, createAttempts)
+	}
+	// Its wait was 2 s: well above what reporting takes.
+	if after >= 1500*time.Millisecond {
+		t.Errorf("sale create reported the last refusal %v after it came; want at once, not after its Retry-After (2 s)", after.Round(time.Millisecond))
+	}
+}
