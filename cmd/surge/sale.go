@@ -179,7 +179,7 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 				return api.Sale{}, err
 			}
 			wait = min(max(wait, ae.RetryAfter), 10*time.Second)
-		case errors.As(err, &op) && op.Op == "dial":
+		case errors.As(err, &op) && op.Op == "dial", errors.Is(err, client.ErrNoAdminToken):
 			return api.Sale{}, err // nothing was sent
 		}
 		if attempt == createAttempts-1 {

@@ -198,3 +198,23 @@ func TestSaleCreateGivesUpAtOnce(t *testing.T) {
 		t.Errorf("sale create reported the last refusal %v after it came; want at once, not after its Retry-After (2 s)", after.Round(time.Millisecond))
 	}
 }
+
+// TestSaleCreateWithoutTokenFailsAtOnce: without an admin token the
+// client sends nothing and says so; the command took that for a lost
+// answer and tried again four times, a second apart, before telling the
+// operator to pass --admin-token.
+func TestSaleCreateWithoutTokenFailsAtOnce(t *testing.T) {
+	ctx, _ := cliServer(t)
+	p := newRefusingProxy(t, 0, nil)
+	start := time.Now()
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--admin-token", "", "--name", "Phone drop", "--stock", "5")
+	took := time.Since(start)
+	if code != 1 || !strings.Contains(stderr, "no admin token: pass --admin-token") || p.creates.Load() != 0 {
+		t.Errorf("sale create without a token: exit %d, stdout %q, stderr %q, %d creates sent; want 1, the hint and none sent",
+			code, stdout, stderr, p.creates.Load())
+	}
+	// Each try again waited 1 s: far above what refusing takes.
+	if took >= 1500*time.Millisecond {
+		t.Errorf("sale create without a token took %v to fail; want at once (nothing was sent)", took.Round(time.Millisecond))
+	}
+}
