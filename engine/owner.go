@@ -228,7 +228,7 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 			continue
 		}
 		if now.After(r.deadline) {
-			r.done <- result{err: ErrTimeout}
+			r.done <- result{err: timedOut(r.p)}
 			continue
 		}
 		if r.early && started {

@@ -292,7 +292,7 @@ func (e *Engine) post(ctx context.Context, s *sale, p surge.Purchase, start time
 	// r.done, so r is not reused. The purchase may still commit; a retry
 	// with the same Idempotency-Key finds it.
 	case <-r.timer.C:
-		return surge.Outcome{}, ErrTimeout
+		return surge.Outcome{}, timedOut(p)
 	case <-ctx.Done():
 		return surge.Outcome{}, ctx.Err()
 	}
@@ -302,6 +302,27 @@ func (e *Engine) post(ctx context.Context, s *sale, p surge.Purchase, start time
 // Config.PurchaseTimeout. The purchase may still commit: a retry with the
 // same Idempotency-Key returns it.
 var ErrTimeout = &surge.Error{Code: surge.CodeUnavailable, Message: "timed out waiting for the purchase to commit; retry with the same Idempotency-Key"}
+
+// errTimeoutKeyless is ErrTimeout's message for a purchase sent without an
+// Idempotency-Key: it has no key to send again.
+var errTimeoutKeyless = &surge.Error{Code: surge.CodeUnavailable, Message: "timed out waiting for the purchase to commit; retry shortly"}
+
+// timedOut is ErrTimeout as p is answered it: a purchase without a key is
+// not told to retry with the same key (its message is errTimeoutKeyless's,
+// and errors.Is still finds ErrTimeout).
+func timedOut(p surge.Purchase) error {
+	if p.IdempotencyKey != "" {
+		return ErrTimeout
+	}
+	return keylessTimeout{}
+}
+
+// keylessTimeout is ErrTimeout with errTimeoutKeyless's message: errors.As
+// finds errTimeoutKeyless first, errors.Is finds ErrTimeout.
+type keylessTimeout struct{}
+
+func (keylessTimeout) Error() string   { return errTimeoutKeyless.Error() }
+func (keylessTimeout) Unwrap() []error { return []error{errTimeoutKeyless, ErrTimeout} }
 
 // request is a purchase in an inbox.
 type request struct {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,5 +38,28 @@ func TestTimeoutIsNotUnavailability(t *testing.T) {
 	g.open()
 	if !errors.Is(err, ErrTimeout) {
 		t.Errorf("purchase past PurchaseTimeout: %v; want ErrTimeout", err)
+	}
+}
+
+// TestTimeoutKeylessMessage: a purchase that outlived PurchaseTimeout was
+// told to "retry with the same Idempotency-Key", also when it was sent
+// without one (the advice the cluster's failed commit no longer gives such
+// a buyer). It is told that only when it had a key, and stays ErrTimeout.
+func TestTimeoutKeylessMessage(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(fixedClock())
+	cfg.PurchaseTimeout = 50 * time.Millisecond
+	e, _, _, g := stalledEngine(t, cfg)
+	defer g.open()
+	mustCreate(t, e, input("s", 10, 1))
+	for _, p := range []surge.Purchase{{UserID: "keyless", Quantity: 1}, {UserID: "keyed", IdempotencyKey: "k1", Quantity: 1}} {
+		_, err := e.Purchase(ctx, PurchaseRequest{SaleID: "s", Purchase: p})
+		var se *surge.Error
+		if !errors.Is(err, ErrTimeout) || !errors.As(err, &se) || se.Code != surge.CodeUnavailable {
+			t.Fatalf("purchase %+v past PurchaseTimeout: %v; want ErrTimeout", p, err)
+		}
+		if told := strings.Contains(se.Message, "Idempotency-Key"); told != (p.IdempotencyKey != "") {
+			t.Errorf("purchase %+v past PurchaseTimeout was told %q", p, se.Message)
+		}
 	}
 }
