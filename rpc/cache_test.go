@@ -45,23 +45,10 @@ func TestOrderAnswersAreNotStoredOverConnect(t *testing.T) {
 		{"POST CancelOrder, another buyer", http.MethodPost, base + svc + "CancelOrder", "mallory", msg, http.StatusNotFound},
 		{"POST CancelOrder, its buyer", http.MethodPost, base + svc + "CancelOrder", "alice", msg, http.StatusOK},
 	} {
-		req, _ := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
-		req.Header.Set("X-User-ID", c.user)
-		if c.method == http.MethodPost {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != c.status {
-			t.Errorf("Connect %s: answered %d %s; want %d", c.what, resp.StatusCode, body, c.status)
-		}
-		if got := resp.Header.Get("Cache-Control"); got != "private, no-store" {
+		code, got := cacheControl(t, c.what, c.method, c.url, c.user, c.body, c.status)
+		if got != "private, no-store" {
 			t.Errorf("Connect %s: answered %d with Cache-Control %q; want \"private, no-store\" (one buyer's order, as the HTTP API answers it)",
-				c.what, resp.StatusCode, got)
+				c.what, code, got)
 		}
 	}
 }
@@ -86,22 +73,34 @@ func TestSaleReadsAreRevalidatedOverConnect(t *testing.T) {
 		{"GET ListSales", http.MethodGet, get("ListSales", `{}`), "", http.StatusOK},
 		{"POST GetSale", http.MethodPost, base + svc + "GetSale", `{"id":"` + sale + `"}`, http.StatusOK},
 	} {
-		req, _ := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
-		if c.method == http.MethodPost {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != c.status {
-			t.Errorf("Connect %s: answered %d %s; want %d", c.what, resp.StatusCode, body, c.status)
-		}
-		if got := resp.Header.Get("Cache-Control"); got != "no-cache" {
+		code, got := cacheControl(t, c.what, c.method, c.url, "", c.body, c.status)
+		if got != "no-cache" {
 			t.Errorf("Connect %s: answered %d with Cache-Control %q; want \"no-cache\" (as the HTTP API's sale reads)",
-				c.what, resp.StatusCode, got)
+				c.what, code, got)
 		}
 	}
+}
+
+// cacheControl sends a Connect request (as user, when given) and returns
+// the answer's status and Cache-Control, failing the test (what) on a
+// status other than want.
+func cacheControl(t *testing.T, what, method, target, user, body string, want int) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, target, strings.NewReader(body))
+	if user != "" {
+		req.Header.Set("X-User-ID", user)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Errorf("Connect %s: answered %d %s; want %d", what, resp.StatusCode, got, want)
+	}
+	return resp.StatusCode, resp.Header.Get("Cache-Control")
 }
