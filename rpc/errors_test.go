@@ -54,29 +54,12 @@ func TestRetryableErrorsCarryRetryInfo(t *testing.T) {
 	for _, refusal := range []*surge.Error{surge.ErrOverloaded, surge.ErrUnavailable, engine.ErrTimeout,
 		{Code: surge.CodeRateLimited, Message: "slow down"}} {
 		t.Run(refusal.Error(), func(t *testing.T) {
-			base := serverOver(t, func(e *engine.Engine) surgehttp.Service { return refusingSvc{e, refusal} }, nil)
-			createSale(t, base, "drop", 10)
-			ctx := context.Background()
-
-			hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sales/drop/purchases", nil)
-			hr.Header.Set("X-User-ID", "alice")
-			resp, err := http.DefaultClient.Do(hr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			base, resp := refusedOverHTTP(t, refusal)
 			if resp.Header.Get("Retry-After") != "1" {
 				t.Fatalf("HTTP: %d Retry-After %q, want Retry-After: 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 			}
 
-			c := surgev1connect.NewSaleServiceClient(h2cClient(), base, connect.WithGRPC())
-			req := connect.NewRequest(&surgev1.PurchaseRequest{SaleId: "drop", IdempotencyKey: "k1"})
-			req.Header().Set("X-User-ID", "alice")
-			_, err = c.Purchase(ctx, req)
-			var ce *connect.Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("gRPC: %v, want an error", err)
-			}
+			ce := refusedOverConnect(t, "gRPC", base, connect.WithGRPC())
 			if got := retryDelay(ce); got != 1 {
 				t.Errorf("gRPC %v (%s): RetryInfo of %vs, want 1s as HTTP's Retry-After: 1",
 					ce.Code(), ce.Meta().Get(rpc.CodeHeader), got)
@@ -196,16 +179,7 @@ func TestLongWaitsAreCapped(t *testing.T) {
 	for _, wait := range []time.Duration{10 * time.Hour, 1<<63 - 1} {
 		t.Run(wait.String(), func(t *testing.T) {
 			refusal := &surge.Error{Code: surge.CodeRateLimited, Message: "slow down", RetryAfter: wait}
-			base := serverOver(t, func(e *engine.Engine) surgehttp.Service { return refusingSvc{e, refusal} }, nil)
-			createSale(t, base, "drop", 10)
-			ctx := context.Background()
-			hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sales/drop/purchases", nil)
-			hr.Header.Set("X-User-ID", "alice")
-			resp, err := http.DefaultClient.Do(hr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			base, resp := refusedOverHTTP(t, refusal)
 			if got := resp.Header.Get("Retry-After"); got != "3600" {
 				t.Fatalf("HTTP: %d Retry-After %q, want 3600 (the cap)", resp.StatusCode, got)
 			}
@@ -217,14 +191,7 @@ func TestLongWaitsAreCapped(t *testing.T) {
 				if proto.opt != nil {
 					opts = append(opts, proto.opt)
 				}
-				c := surgev1connect.NewSaleServiceClient(h2cClient(), base, opts...)
-				req := connect.NewRequest(&surgev1.PurchaseRequest{SaleId: "drop", IdempotencyKey: "k1"})
-				req.Header().Set("X-User-ID", "alice")
-				_, err = c.Purchase(ctx, req)
-				var ce *connect.Error
-				if !errors.As(err, &ce) {
-					t.Fatalf("%s: %v, want an error", proto.name, err)
-				}
+				ce := refusedOverConnect(t, proto.name, base, opts...)
 				if got := retryDelay(ce); got != 3600 {
 					t.Errorf("%s: RetryInfo of %vs, want 3600s as HTTP's Retry-After", proto.name, got)
 				}
@@ -234,4 +201,36 @@ func TestLongWaitsAreCapped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refusedOverHTTP starts a server whose purchases all get refusal, with a
+// sale "drop", and returns it with the answer to alice's purchase over
+// HTTP (its body closed).
+func refusedOverHTTP(t *testing.T, refusal *surge.Error) (string, *http.Response) {
+	t.Helper()
+	base := serverOver(t, func(e *engine.Engine) surgehttp.Service { return refusingSvc{e, refusal} }, nil)
+	createSale(t, base, "drop", 10)
+	hr, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/sales/drop/purchases", nil)
+	hr.Header.Set("X-User-ID", "alice")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return base, resp
+}
+
+// refusedOverConnect sends alice's purchase of "drop" to base with opts
+// (the protocol, named proto) and returns its refusal.
+func refusedOverConnect(t *testing.T, proto, base string, opts ...connect.ClientOption) *connect.Error {
+	t.Helper()
+	c := surgev1connect.NewSaleServiceClient(h2cClient(), base, opts...)
+	req := connect.NewRequest(&surgev1.PurchaseRequest{SaleId: "drop", IdempotencyKey: "k1"})
+	req.Header().Set("X-User-ID", "alice")
+	_, err := c.Purchase(context.Background(), req)
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("%s: %v, want an error", proto, err)
+	}
+	return ce
 }
