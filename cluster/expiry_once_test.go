@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/servicetest"
@@ -31,29 +33,9 @@ func TestExpiryCountedOnceWhenItsReleaseFailed(t *testing.T) {
 	db := servicetest.Conn(t, ns)
 	ctx := context.Background()
 
-	id, name, stock, hold, start := "once", "Once", int64(3), int64(3600), time.Now().Add(-3*time.Hour)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, HoldSeconds: &hold}, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(ctx, sl); err != nil {
-		t.Fatal(err)
-	}
-	// Reserved two hours ago: its hold ended an hour ago.
-	out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "u", Quantity: 1}}, time.Now().Add(-2*time.Hour))
-	if err != nil || out[0].Code != surge.CodeReserved {
-		t.Fatalf("reserve: %+v %v", out, err)
-	}
-
+	id := "once"
+	stock := heldPastItsEnd(t, s, db, id)
 	// Marking the sale dirty fails, and Redis is gone.
-	for _, q := range []string{
-		`CREATE FUNCTION refuse_dirty() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'test: dirty refused'; END $$`,
-		`CREATE TRIGGER refuse_dirty BEFORE UPDATE ON sales FOR EACH ROW WHEN (NEW.dirty AND NOT OLD.dirty) EXECUTE FUNCTION refuse_dirty()`,
-	} {
-		if _, err := db.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
 	rp.Cut()
 	expired, err := s.Expire(ctx, time.Now())
 	if err != nil || len(expired) != 1 {
@@ -99,27 +81,8 @@ func TestExpiryCountedOnceAcrossLeaders(t *testing.T) {
 	db := servicetest.Conn(t, ns)
 	ctx := context.Background()
 
-	id, name, stock, hold, start := "moved", "Moved", int64(3), int64(3600), time.Now().Add(-3*time.Hour)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, HoldSeconds: &hold}, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.CreateSale(ctx, sl); err != nil {
-		t.Fatal(err)
-	}
-	// Reserved two hours ago: its hold ended an hour ago.
-	out, _, err := a.Reserve(ctx, id, []surge.Purchase{{UserID: "u", Quantity: 1}}, time.Now().Add(-2*time.Hour))
-	if err != nil || out[0].Code != surge.CodeReserved {
-		t.Fatalf("reserve: %+v %v", out, err)
-	}
-	for _, q := range []string{
-		`CREATE FUNCTION refuse_dirty() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'test: dirty refused'; END $$`,
-		`CREATE TRIGGER refuse_dirty BEFORE UPDATE ON sales FOR EACH ROW WHEN (NEW.dirty AND NOT OLD.dirty) EXECUTE FUNCTION refuse_dirty()`,
-	} {
-		if _, err := db.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	id := "moved"
+	stock := heldPastItsEnd(t, a, db, id)
 	rp.Cut()
 	if expired, err := a.Expire(ctx, time.Now()); err != nil || len(expired) != 1 {
 		t.Fatalf("expire on A: %d orders, %v; want the one", len(expired), err)
@@ -143,4 +106,35 @@ func TestExpiryCountedOnceAcrossLeaders(t *testing.T) {
 	if n, by := total(); n != 1 {
 		t.Errorf("one hold expired, but the nodes counted it %d times (%s): the new leader's sweep counted again what the old leader had counted; want 1", n, by)
 	}
+}
+
+// heldPastItsEnd creates sale id on s (3 units, holds of an hour, started
+// three hours ago) with one unit reserved two hours ago, its hold ended,
+// and makes marking any sale for a rebuild fail (a trigger, through db):
+// once Redis is cut, an expiry's unit can go back only by the sweep. It
+// returns the sale's stock.
+func heldPastItsEnd(t *testing.T, s *cluster.Store, db *pgx.Conn, id string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	name, stock, hold, start := "Sale "+id, int64(3), int64(3600), time.Now().Add(-3*time.Hour)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, HoldSeconds: &hold}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "u", Quantity: 1}}, time.Now().Add(-2*time.Hour))
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("reserve: %+v %v", out, err)
+	}
+	for _, q := range []string{
+		`CREATE FUNCTION refuse_dirty() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'test: dirty refused'; END $$`,
+		`CREATE TRIGGER refuse_dirty BEFORE UPDATE ON sales FOR EACH ROW WHEN (NEW.dirty AND NOT OLD.dirty) EXECUTE FUNCTION refuse_dirty()`,
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return stock
 }
