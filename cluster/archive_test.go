@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -124,12 +123,7 @@ func TestArchiveBetweenRebuildStepsLeavesNoLiveState(t *testing.T) {
 	ctx := context.Background()
 	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: 100 * time.Millisecond})
 	defer a.Close()
-	eventually(t, 10*time.Second, "a leads", func() error {
-		if !a.Leader() {
-			return errors.New("not yet")
-		}
-		return nil
-	})
+	eventuallyLeads(t, a, 10*time.Second, "a leads")
 	id, name, stock := "archived-mid-rebuild", "Drop", int64(5)
 	start, ends, hold := time.Now().Add(-time.Minute), time.Now().Add(time.Hour), int64(3600)
 	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, EndsAt: &ends, HoldSeconds: &hold}, time.Now())

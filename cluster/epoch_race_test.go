@@ -72,12 +72,7 @@ func TestRoundAcrossChangeKeepsItsEpoch(t *testing.T) {
 	ctx := context.Background()
 	// No round but the test's: the leader's own loop runs once, at Open.
 	leader := openStore(t, ns, cluster.Config{NodeID: "leader", Interval: time.Hour, LeaseTTL: time.Minute})
-	eventually(t, 10*time.Second, "the leader leads", func() error {
-		if !leader.Leader() {
-			return errors.New("not yet")
-		}
-		return nil
-	})
+	eventuallyLeads(t, leader, 10*time.Second, "the leader leads")
 	buyer := openStore(t, ns, cluster.Config{NodeID: "buyer", Interval: time.Hour, LeaseTTL: time.Minute})
 	t.Cleanup(func() { buyer.Close(); leader.Close() })
 	mustSale(t, buyer, "flip", 10, 10)

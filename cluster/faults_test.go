@@ -128,6 +128,17 @@ func eventually(t testing.TB, d time.Duration, what string, f func() error) {
 	}
 }
 
+// eventuallyLeads waits up to d for s to lead.
+func eventuallyLeads(t testing.TB, s *cluster.Store, d time.Duration, what string) {
+	t.Helper()
+	eventually(t, d, what, func() error {
+		if !s.Leader() {
+			return errors.New("it does not lead")
+		}
+		return nil
+	})
+}
+
 // eventuallyRemaining waits up to d for the sale's remaining to be want.
 func eventuallyRemaining(t testing.TB, s *cluster.Store, sale string, want int64, d time.Duration, what string) {
 	t.Helper()
@@ -391,12 +402,7 @@ func TestLeaderFailover(t *testing.T) {
 		t.Errorf("Expire on a follower: %v, %v", got, err)
 	}
 	a.Close()
-	eventually(t, 5*time.Second, "the other node takes the lead", func() error {
-		if !b.Leader() {
-			return errors.New("b does not lead")
-		}
-		return nil
-	})
+	eventuallyLeads(t, b, 5*time.Second, "the other node takes the lead")
 }
 
 // cutProxy forwards to PostgreSQL; once armed, the first client->server

@@ -32,12 +32,7 @@ func keyedNodes(t *testing.T, n int) ([]*cluster.Store, []*engine.Engine, []*pro
 		reg := prometheus.NewRegistry()
 		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Metrics: reg})
 		if i == 0 {
-			eventually(t, 10*time.Second, "the first node leads", func() error {
-				if !s.Leader() {
-					return errors.New("not yet")
-				}
-				return nil
-			})
+			eventuallyLeads(t, s, 10*time.Second, "the first node leads")
 		}
 		e, err := engine.Open(context.Background(), s, engine.Config{SyncInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {

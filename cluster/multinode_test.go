@@ -385,11 +385,6 @@ func openLeader(t *testing.T, ns string, cfg cluster.Config) *cluster.Store {
 	t.Helper()
 	a := openStore(t, ns, cfg)
 	t.Cleanup(func() { a.Close() })
-	eventually(t, 5*time.Second, "a node leads", func() error {
-		if !a.Leader() {
-			return errors.New("no leader")
-		}
-		return nil
-	})
+	eventuallyLeads(t, a, 5*time.Second, "a node leads")
 	return a
 }

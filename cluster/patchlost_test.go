@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -23,12 +22,7 @@ func TestPatchLostCommitAnswer(t *testing.T) {
 	// own loop meets the proxy's cut.
 	b := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond})
 	defer b.Close()
-	eventually(t, 10*time.Second, "b leads", func() error {
-		if !b.Leader() {
-			return errors.New("b does not lead")
-		}
-		return nil
-	})
+	eventuallyLeads(t, b, 10*time.Second, "b leads")
 	cfg := cluster.Config{Prefix: ns, Schema: ns, Interval: time.Hour, NoExpiry: true}
 	a := openStoreAt(t, redisURL(), "postgres://postgres@"+px.addr+"/test?sslmode=disable", cfg)
 	defer a.Close()
@@ -97,12 +91,7 @@ func TestPatchLostAnswerSubMillisecondEnd(t *testing.T) {
 	// b leads: a's own loop meets no cut.
 	b := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond})
 	defer b.Close()
-	eventually(t, 10*time.Second, "b leads", func() error {
-		if !b.Leader() {
-			return errors.New("b does not lead")
-		}
-		return nil
-	})
+	eventuallyLeads(t, b, 10*time.Second, "b leads")
 	a := openStoreAt(t, redisURL(), "postgres://postgres@"+px.addr+"/test?sslmode=disable", cfg)
 	defer a.Close()
 	sl := mustSale(t, a, "lostend", 10, 2)

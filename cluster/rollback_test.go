@@ -351,12 +351,7 @@ func TestReplayAfterRedisRollbackIsTheDurableOrder(t *testing.T) {
 	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "lead", Interval: time.Hour, LeaseTTL: 2 * time.Hour}
 	lead := openStoreAt(t, rs.url(), postgresURL(), cfg)
 	defer lead.Close()
-	eventually(t, 10*time.Second, "the first node leads", func() error {
-		if !lead.Leader() {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
+	eventuallyLeads(t, lead, 10*time.Second, "the first node leads")
 	cfg.NodeID = "a"
 	a := openStoreAt(t, rs.url(), postgresURL(), cfg)
 	defer a.Close()
@@ -444,12 +439,7 @@ func TestPostgresRestoredOlderThanRedis(t *testing.T) {
 		ConfirmAfter: 200 * time.Millisecond, NoExpiry: true}
 	lead := openStoreAt(t, redisURL(), postgresURL(), cfg)
 	defer lead.Close()
-	eventually(t, 10*time.Second, "the first node leads", func() error {
-		if !lead.Leader() {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
+	eventuallyLeads(t, lead, 10*time.Second, "the first node leads")
 	sl := mustSale(t, lead, "pg-restored", 10, 2)
 
 	// The backup: PostgreSQL as it is now, before any order.
