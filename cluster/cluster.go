@@ -182,9 +182,11 @@ type Store struct {
 
 	// rel hears of the orders the leader's expiry moved (OnRelease).
 	rel surge.Releases
-	// expireLimit is how many orders the next expiry statement may move
-	// (leader.go, expire): expireBatch, less after batches that failed.
-	expireLimit atomic.Int64
+	// expireLimits is, per sale, how many of its orders the next expiry
+	// statement may move (leader.go, expireSale) when less than
+	// expireBatch, after batches that failed; under expireMu.
+	expireMu     sync.Mutex
+	expireLimits map[string]int
 
 	closed atomic.Bool
 	bg     context.Context // the background work's; ends at Close

@@ -78,19 +78,50 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 	return s.expire(ctx, *l, now)
 }
 
-// expire expires holds under the lease l. Each batch runs to its end
-// even when ctx ends (see runToEnd); ctx stops it between batches.
+// expire expires holds under the lease l, sale by sale, the one due
+// longest first: a sale whose orders PostgreSQL cannot expire in time
+// fails its own batches only, and every other sale's holds still expire.
+// Each batch runs to its end even when ctx ends (see runToEnd); ctx stops
+// it between batches.
 func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]surge.Order, error) {
 	now = now.UTC().Truncate(time.Millisecond)
+	var sales []string
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		sales, err = s.db.DueSales(ctx, now)
+		return err
+	})
+	if err != nil {
+		return nil, unavailable("expiring holds", err)
+	}
+	var all []surge.Order
+	var failed error
+	for _, sale := range sales {
+		if ctx.Err() != nil {
+			break
+		}
+		got, err := s.expireSale(ctx, l, sale, now)
+		all = append(all, got...)
+		if err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if ctx.Err() == nil {
+		s.forgetExpireLimits(sales)
+	}
+	if failed != nil {
+		return all, unavailable("expiring holds", failed)
+	}
+	return all, nil
+}
+
+// expireSale expires the sale's due holds, in batches.
+func (s *Store) expireSale(ctx context.Context, l postgres.Lease, sale string, now time.Time) ([]surge.Order, error) {
 	var all []surge.Order
 	for {
-		limit := int(s.expireLimit.Load())
-		if limit <= 0 {
-			limit = expireBatch
-		}
+		limit := s.expireLimit(sale)
 		var batch []surge.Order
 		err := s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) {
-			batch, err = s.db.Expire(ctx, now, l, limit)
+			batch, err = s.db.ExpireSale(ctx, now, l, sale, limit)
 			return err
 		})
 		if errors.Is(err, postgres.ErrCommitUnknown) {
@@ -100,29 +131,65 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 			// A batch that did not commit within the call timeout rolled
 			// back whole: a PostgreSQL too slow for it would roll the same
 			// batch back every round and expire nothing, holding the units
-			// off sale for as long as it stays slow. The next try moves
-			// half as many orders; each full batch that commits, twice as
-			// many.
-			s.expireLimit.Store(int64(max(limit/2, 1)))
-			return all, unavailable("expiring holds", err)
+			// off sale for as long as it stays slow. The sale's next try
+			// moves half as many orders; each full batch that commits,
+			// twice as many.
+			s.setExpireLimit(sale, max(limit/2, 1))
+			return all, fmt.Errorf("sale %s: %w", sale, err)
 		}
 		if len(batch) == limit {
-			s.expireLimit.Store(int64(min(limit*2, expireBatch)))
+			s.setExpireLimit(sale, min(limit*2, expireBatch))
 		}
-		bySale := make(map[string][]surge.Order)
-		for _, o := range batch {
-			bySale[o.SaleID] = append(bySale[o.SaleID], o)
-		}
-		for sale, orders := range bySale {
+		if len(batch) > 0 {
 			// Counted whether or not the release settles: the sweep that
 			// gives the units back later counts nothing.
-			s.release(ctx, sale, orders)
-			s.log.Info("holds expired", "sale", sale, "orders", len(orders))
-			s.rel.Heard(sale, len(orders))
+			s.release(ctx, sale, batch)
+			s.log.Info("holds expired", "sale", sale, "orders", len(batch))
+			s.rel.Heard(sale, len(batch))
 		}
 		all = append(all, batch...)
 		if len(batch) < limit || ctx.Err() != nil {
 			return all, nil
+		}
+	}
+}
+
+// expireLimit is how many of the sale's orders its next expiry batch may
+// move.
+func (s *Store) expireLimit(sale string) int {
+	s.expireMu.Lock()
+	defer s.expireMu.Unlock()
+	if n, ok := s.expireLimits[sale]; ok {
+		return n
+	}
+	return expireBatch
+}
+
+func (s *Store) setExpireLimit(sale string, n int) {
+	s.expireMu.Lock()
+	defer s.expireMu.Unlock()
+	if n >= expireBatch {
+		delete(s.expireLimits, sale)
+		return
+	}
+	if s.expireLimits == nil {
+		s.expireLimits = make(map[string]int)
+	}
+	s.expireLimits[sale] = n
+}
+
+// forgetExpireLimits drops the batch sizes of sales no longer due (due
+// lists every sale with due holds): a sale's next batch starts full.
+func (s *Store) forgetExpireLimits(due []string) {
+	keep := make(map[string]bool, len(due))
+	for _, sale := range due {
+		keep[sale] = true
+	}
+	s.expireMu.Lock()
+	defer s.expireMu.Unlock()
+	for sale := range s.expireLimits {
+		if !keep[sale] {
+			delete(s.expireLimits, sale)
 		}
 	}
 }

@@ -26,8 +26,32 @@ func fence(first int) string { return fmt.Sprintf(leaseHeld, first, first+1, fir
 // now to expired, if the lease is still held, and returns them; with
 // ErrCommitUnknown, those it may have moved (see endOrders).
 func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]surge.Order, error) {
+	return d.expire(ctx, now, l, limit, "")
+}
+
+// ExpireSale is Expire of the sale's orders only.
+func (d *DB) ExpireSale(ctx context.Context, now time.Time, l Lease, sale string, limit int) ([]surge.Order, error) {
+	return d.expire(ctx, now, l, limit, "AND sale_id = $6", sale)
+}
+
+// DueSales returns the sales with reserved orders whose hold ended at or
+// before now, the one due longest first.
+func (d *DB) DueSales(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := d.pool.Query(ctx, `SELECT sale_id FROM orders WHERE status = 'reserved' AND expires_at <= $1
+		GROUP BY sale_id ORDER BY min(expires_at), sale_id`, now)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sales with due holds: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sales with due holds: %w", err)
+	}
+	return out, nil
+}
+
+func (d *DB) expire(ctx context.Context, now time.Time, l Lease, limit int, where string, args ...any) ([]surge.Order, error) {
 	out, err := d.endOrders(ctx, `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
-			WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1
+			WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1 `+where+`
 				ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
 			AND `+fence(3)+` RETURNING `+orderColumns+`),
 		s AS (UPDATE sales SET sold = sales.sold - d.q
@@ -38,7 +62,7 @@ func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]s
 		-- PostgreSQL runs the data-modifying CTEs nothing reads last
 		-- listed first: without the join this insert ran before s.
 		e AS (`+outboxEventSQL("x JOIN s USING (sale_id)", "'expired'", "$1::timestamptz")+`)
-		SELECT `+orderColumns+` FROM x`, now, limit, l.Name, l.Holder, l.Token)
+		SELECT `+orderColumns+` FROM x`, append([]any{now, limit, l.Name, l.Holder, l.Token}, args...)...)
 	if err != nil {
 		return out, fmt.Errorf("postgres: expire: %w", err)
 	}
