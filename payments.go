@@ -104,7 +104,8 @@ type Payments interface {
 	//     steps) is settled in part, PaymentRefunded once they add up to
 	//     it; without one, PaymentRefundUnexpected. An amount_mismatch
 	//     payment is owed back too and settled alike, but keeps its
-	//     status. The order is untouched either way.
+	//     status. A refund by RefundOf settles that payment only. The
+	//     order is untouched either way.
 	//
 	// ErrOrderNotFound, and nothing recorded, if the order is unknown (a
 	// refund by RefundOf: no payment of its provider under that id).

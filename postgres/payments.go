@@ -166,7 +166,9 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 		// money of the wrong amount) still owed exactly this much, else
 		// the oldest still owed more: a refund in steps settles it once
 		// they add up to it (the order's row lock keeps its refunds in
-		// line). The embedded store's is the same (sqlite's owedSQL). An
+		// line). A refund naming its payment (RefundOf) gives back that
+		// one only, never a sibling of the same amount. The embedded
+		// store's is the same (sqlite's owedSQL). An
 		// amount_mismatch keeps its status, and its webhook answer (422)
 		// to a replay: its refunds say it was given back.
 		var due string
@@ -174,9 +176,10 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 		err := tx.QueryRow(ctx, `SELECT id, owed - $3 FROM (
 			SELECT d.seq, d.id, d.amount_cents - coalesce((SELECT sum(r.amount_cents) FROM payments r
 				WHERE r.order_id = d.order_id AND r.settles = d.id AND r.status = 'refund'), 0) AS owed
-			FROM payments d WHERE d.order_id = $1 AND d.status IN ('refund_due', 'amount_mismatch') AND upper(d.currency) = upper($2)) d
+			FROM payments d WHERE d.order_id = $1 AND d.status IN ('refund_due', 'amount_mismatch') AND upper(d.currency) = upper($2)
+				AND ($4 = '' OR d.id = $4)) d
 			WHERE owed = $3 OR (owed > $3 AND $3 > 0) ORDER BY owed = $3 DESC, seq LIMIT 1`,
-			o.ID, p.Currency, p.AmountCents).Scan(&due, &rest)
+			o.ID, p.Currency, p.AmountCents, p.RefundOf).Scan(&due, &rest)
 		switch {
 		case err == nil:
 			p.Status, p.Settles = surge.PaymentRefund, due

@@ -238,17 +238,21 @@ func (s *Store) counterpart(ctx context.Context, status surge.PaymentStatus, p s
 // ?2 settles: the oldest payment owed back (refund_due, or money of the
 // wrong amount: amount_mismatch) still owed exactly that much, else the
 // oldest still owed more (a refund in steps: each step a refund settling
-// it, a refund_due refunded once they add up to it). rest is what remains
-// owed after this refund. PostgreSQL's is the same (postgres).
+// it, a refund_due refunded once they add up to it). A refund naming its
+// payment (RefundOf, ?4) gives back that one only, never a sibling of the
+// same amount: else surge reconcile would ask to refund the payment the
+// provider refunded and call the one still taken refunded. rest is what
+// remains owed after this refund. PostgreSQL's is the same (postgres).
 const owedSQL = `SELECT id, status, owed - ?3 FROM (
 	SELECT d.seq, d.id, d.status, d.amount_cents - coalesce((SELECT sum(r.amount_cents) FROM payments r
 		WHERE r.order_id = d.order_id AND r.settles = d.id AND r.status = 'refund'), 0) AS owed
-	FROM payments d WHERE d.order_id = ?1 AND d.status IN ('refund_due', 'amount_mismatch') AND upper(d.currency) = upper(?2))
+	FROM payments d WHERE d.order_id = ?1 AND d.status IN ('refund_due', 'amount_mismatch') AND upper(d.currency) = upper(?2)
+		AND (?4 = '' OR d.id = ?4))
 	WHERE owed = ?3 OR (owed > ?3 AND ?3 > 0) ORDER BY owed = ?3 DESC, seq LIMIT 1`
 
 // owed finds the payment the refund p settles (owedSQL).
 func (s *Store) owed(ctx context.Context, p surge.Payment) (id string, status surge.PaymentStatus, rest int64, ok bool, err error) {
-	err = s.r.QueryRowContext(ctx, owedSQL, p.OrderID, p.Currency, p.AmountCents).Scan(&id, &status, &rest)
+	err = s.r.QueryRowContext(ctx, owedSQL, p.OrderID, p.Currency, p.AmountCents, p.RefundOf).Scan(&id, &status, &rest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", 0, false, nil
 	}

@@ -328,6 +328,36 @@ func testPayments(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("RefundOfNamedPayment", func(t *testing.T) {
+		// A refund naming its payment (RefundOf) gives back that payment,
+		// not a sibling of the same amount: it settled the order's oldest
+		// owed payment, so surge reconcile asked to refund the one the
+		// provider had refunded and called the one still taken refunded.
+		// Naming a payment owed nothing (the paid one), it settles none.
+		e := newEnv(t, h)
+		s := paidSale(t, "s", 4)
+		e.createSale(s)
+		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e.record(event("pi_paid", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(time.Second), surge.PaymentPaid)
+		e.record(event("pi_1", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundDue)
+		e.record(event("pi_2", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(3*time.Second), surge.PaymentRefundDue)
+		byPayment := func(id, of string, cents int64) surge.PaymentEvent {
+			ev := event(id, surge.RefundSucceeded, "", cents, "USD")
+			ev.RefundOf = of
+			return ev
+		}
+		r := e.record(byPayment("r_2", "pi_2", 2*price), at(4*time.Second), surge.PaymentRefund)
+		if r.Payment.Settles != "pi_2" {
+			t.Errorf("refund r_2 of payment pi_2 settles %q, want pi_2", r.Payment.Settles)
+		}
+		e.record(byPayment("r_paid", "pi_paid", 2*price), at(5*time.Second), surge.PaymentRefundUnexpected)
+		got := e.allPayments()
+		if got["pi_1"].Status != surge.PaymentRefundDue || got["pi_2"].Status != surge.PaymentRefunded {
+			t.Errorf("after refunds of pi_2 and pi_paid (each naming its payment): pi_1 %s, pi_2 %s; want pi_1 refund_due, pi_2 refunded",
+				got["pi_1"].Status, got["pi_2"].Status)
+		}
+	})
+
 	t.Run("Manual", func(t *testing.T) {
 		e := newEnv(t, h)
 		s := paidSale(t, "s", 4)
