@@ -18,6 +18,16 @@ func paidSale(t testing.TB, id string, stock int64) surge.Sale {
 	return newSale(t, id, stock, 2, priced(price, "USD"))
 }
 
+// paidOrder is the payment subtests' start: a store with sale "s" (4
+// units at price, 2 a buyer) and u1's order of 2 units, reserved.
+func paidOrder(t *testing.T, h Harness) (*env, surge.Sale, surge.Order) {
+	t.Helper()
+	e := newEnv(t, h)
+	s := paidSale(t, "s", 4)
+	e.createSale(s)
+	return e, s, e.reserveOne(s.ID, at(0), buy("u1", 2))
+}
+
 func event(id string, typ surge.PaymentType, orderID string, cents int64, currency string) surge.PaymentEvent {
 	return surge.PaymentEvent{ID: id, Type: typ, OrderID: orderID, AmountCents: cents, Currency: currency,
 		Created: at(time.Second), Provider: "surge"}
@@ -77,10 +87,7 @@ func (e *env) wantStatus(orderID string, want surge.OrderStatus) {
 
 func testPayments(t *testing.T, h Harness) {
 	t.Run("Succeeded", func(t *testing.T) {
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, s, o := paidOrder(t, h)
 		ev := event("evt_1", surge.PaymentSucceeded, o.ID, 2*price, "usd") // currency in any case
 		r := e.record(ev, at(time.Second), surge.PaymentPaid)
 		if r.Order.Status != surge.OrderPaid || r.Payment.SaleID != s.ID {
@@ -104,10 +111,7 @@ func testPayments(t *testing.T, h Harness) {
 	})
 
 	t.Run("AmountMismatch", func(t *testing.T) {
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, s, o := paidOrder(t, h)
 		e.record(event("short", surge.PaymentSucceeded, o.ID, 2*price-1, "USD"), at(time.Second), surge.PaymentAmountMismatch)
 		e.record(event("euro", surge.PaymentSucceeded, o.ID, 2*price, "EUR"), at(time.Second), surge.PaymentAmountMismatch)
 		e.wantStatus(o.ID, surge.OrderReserved)
@@ -140,10 +144,7 @@ func testPayments(t *testing.T, h Harness) {
 	})
 
 	t.Run("PastHoldBeforeExpiry", func(t *testing.T) {
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, s, o := paidOrder(t, h)
 		// The hold ended at ExpiresAt, whether or not Expire has run.
 		e.record(event("late", surge.PaymentSucceeded, o.ID, 2*price, "USD"), o.ExpiresAt, surge.PaymentRefundDue)
 		e.wantExpire(o.ExpiresAt, o)
@@ -151,10 +152,7 @@ func testPayments(t *testing.T, h Harness) {
 	})
 
 	t.Run("FailedAndRefunds", func(t *testing.T) {
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		e.record(event("fail", surge.PaymentFailed, o.ID, 2*price, "USD"), at(time.Second), surge.PaymentFailedStatus)
 		e.wantStatus(o.ID, surge.OrderReserved)
 		e.cancel(o.ID, at(2*time.Second))
@@ -178,10 +176,7 @@ func testPayments(t *testing.T, h Harness) {
 		// was matched alone against the whole refund_due amount, so none
 		// settled it: the payment stayed owed and every step was
 		// refund_unexpected, although the money was all given back.
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		e.cancel(o.ID, at(time.Second))
 		e.record(event("pay", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundDue)
 		var got []string
@@ -210,10 +205,7 @@ func testPayments(t *testing.T, h Harness) {
 		// nothing and stayed refund_unexpected for good, reported by
 		// surge reconcile as a refund of a paid order. It settles the
 		// mismatched payment, whose status (and webhook answer) stays.
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		e.record(event("short", surge.PaymentSucceeded, o.ID, 2*price-1, "USD"), at(time.Second), surge.PaymentAmountMismatch)
 		r, err := e.payments().RecordPayment(e.ctx, event("r_short", surge.RefundSucceeded, o.ID, 2*price-1, "USD"), at(2*time.Second))
 		if err != nil {
@@ -230,10 +222,7 @@ func testPayments(t *testing.T, h Harness) {
 	})
 
 	t.Run("RefundOfPaidOrder", func(t *testing.T) {
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		e.record(event("pay", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(time.Second), surge.PaymentPaid)
 		e.record(event("refund", surge.RefundSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundUnexpected)
 		e.wantStatus(o.ID, surge.OrderPaid)
@@ -247,10 +236,7 @@ func testPayments(t *testing.T, h Harness) {
 		// is owed. Recorded refund_unexpected, then refund_due, the refund
 		// was never matched and the payment stayed owed: surge reconcile
 		// said "refund it", a second refund.
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		e.cancel(o.ID, at(time.Second))
 		e.record(event("r_early", surge.RefundSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundUnexpected)
 		r, err := e.payments().RecordPayment(e.ctx, event("pay_late", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(3*time.Second))
@@ -272,10 +258,7 @@ func testPayments(t *testing.T, h Harness) {
 		// payment looked for a refund delivered first, so the refund stayed
 		// refund_unexpected ("the order may be paid") and the payment
 		// not_applied, for good, where the other order settles both.
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		e.record(event("r_early", surge.RefundSucceeded, o.ID, 2*price-1, "USD"), at(time.Second), surge.PaymentRefundUnexpected)
 		e.record(event("short", surge.PaymentSucceeded, o.ID, 2*price-1, "USD"), at(2*time.Second), surge.PaymentAmountMismatch)
 		got := e.allPayments()
@@ -290,10 +273,7 @@ func testPayments(t *testing.T, h Harness) {
 		// A refund may name the payment it gives back instead of the
 		// order (a Stripe Checkout payment's charge carries only its
 		// PaymentIntent): the store takes that payment's order.
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		e.cancel(o.ID, at(time.Second))
 		e.record(event("pi_1", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundDue)
 		byPayment := func(id, of, provider string) surge.PaymentEvent {
@@ -334,10 +314,7 @@ func testPayments(t *testing.T, h Harness) {
 		// owed payment, so surge reconcile asked to refund the one the
 		// provider had refunded and called the one still taken refunded.
 		// Naming a payment owed nothing (the paid one), it settles none.
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		e.record(event("pi_paid", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(time.Second), surge.PaymentPaid)
 		e.record(event("pi_1", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundDue)
 		e.record(event("pi_2", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(3*time.Second), surge.PaymentRefundDue)
@@ -359,10 +336,7 @@ func testPayments(t *testing.T, h Harness) {
 	})
 
 	t.Run("Manual", func(t *testing.T) {
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, s, o := paidOrder(t, h)
 		e.pay(o.ID, at(time.Second))
 		_, err := e.s.Pay(e.ctx, o.ID, at(2*time.Second))
 		wantErr(t, "second Pay", err, surge.ErrNotPayable)
@@ -385,10 +359,7 @@ func testPayments(t *testing.T, h Harness) {
 	})
 
 	t.Run("Refused", func(t *testing.T) {
-		e := newEnv(t, h)
-		s := paidSale(t, "s", 4)
-		e.createSale(s)
-		o := e.reserveOne(s.ID, at(0), buy("u1", 2))
+		e, _, o := paidOrder(t, h)
 		for _, c := range []struct {
 			ev   surge.PaymentEvent
 			want error
