@@ -140,15 +140,19 @@ func settlementFile(t *testing.T, name string, ids map[string]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(b)
-	for k, v := range ids {
-		s = strings.ReplaceAll(s, k, v)
-	}
 	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(withIDs(string(b), ids)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// withIDs is text with each order name (ORDER1 …) replaced by its id.
+func withIDs(text string, ids map[string]string) string {
+	for name, id := range ids {
+		text = strings.ReplaceAll(text, name, id)
+	}
+	return text
 }
 
 // writeSettlement writes text to a settlement file of its own.
@@ -773,21 +777,15 @@ func TestReconcileRefundInSteps(t *testing.T) {
 	}
 	settlement := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
 		"evt_late,ORDER3,10.00,EUR,succeeded\nre_1,ORDER3,4.00,EUR,refunded\n"
-	withIDs := func(text string) string {
-		for name, id := range ids {
-			text = strings.ReplaceAll(text, name, id)
-		}
-		return text
-	}
 	recordPayments(t, st, now.Add(2*time.Second), refund("re_1", 400))
-	csv := writeSettlement(t, withIDs(settlement))
+	csv := writeSettlement(t, withIDs(settlement, ids))
 	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.RefundDue || !strings.Contains(rep.Mismatches[0].Detail, "refund the other 6.00 EUR") {
 		t.Errorf("evt_late (10.00 EUR, refund_due) refunded 4.00 EUR by re_1: mismatches %+v (stderr %s); want one refund_due asking for the other 6.00 EUR",
 			rep.Mismatches, stderr)
 	}
 	recordPayments(t, st, now.Add(3*time.Second), refund("re_2", 600))
-	csv = writeSettlement(t, withIDs(settlement+"re_2,ORDER3,6.00,EUR,refunded\n"))
+	csv = writeSettlement(t, withIDs(settlement+"re_2,ORDER3,6.00,EUR,refunded\n", ids))
 	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
 	if code != 0 || len(rep.Mismatches) != 0 {
 		t.Errorf("evt_late (10.00 EUR) refunded in two steps, 4.00 and 6.00 EUR: exit %d, mismatches %+v (stderr %s); want exit 0, nothing owed",
@@ -808,10 +806,7 @@ func TestReconcileRefundedMismatch(t *testing.T) {
 		surge.PaymentEvent{ID: "re_short", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"})
 	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
 		"evt_short,ORDER3,9.99,EUR,succeeded\nre_short,ORDER3,9.99,EUR,refunded\nevt_short,ORDER3,9.99,EUR,refunded\n"
-	for name, id := range ids {
-		text = strings.ReplaceAll(text, name, id)
-	}
-	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, text))
+	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
 	if code != 0 || len(rep.Mismatches) != 0 {
 		t.Errorf("evt_short (9.99 EUR for an order of 10.00 EUR: amount_mismatch) refunded in full by re_short: exit %d, mismatches %+v (stderr %s); want exit 0, nothing owed",
 			code, rep.Mismatches, stderr)
@@ -833,10 +828,7 @@ func TestReconcileHalfRefundedMismatch(t *testing.T) {
 		surge.PaymentEvent{ID: "re_half", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 500, Currency: "EUR", Created: now, Provider: "surge"})
 	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
 		"evt_short,ORDER3,9.99,EUR,succeeded\nre_half,ORDER3,5.00,EUR,refunded\n"
-	for name, id := range ids {
-		text = strings.ReplaceAll(text, name, id)
-	}
-	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, text))
+	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
 	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.NotApplied || rep.Mismatches[0].PaymentID != "evt_short" ||
 		!strings.Contains(rep.Mismatches[0].Detail, "5.00 EUR of it refunded") || !strings.Contains(rep.Mismatches[0].Detail, "the other 4.99 EUR") {
 		t.Errorf("evt_short (9.99 EUR for an order of 10.00 EUR: amount_mismatch) refunded 5.00 EUR by re_half: mismatches %+v (stderr %s); "+
