@@ -196,15 +196,26 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 
 // madeFrom reports whether s is what the request in makes: the sale found
 // under in's id after a lost answer is then the one it made. Every setting
-// given counts: with --id, the sale may be another one made earlier under
-// that id (the first answer a 503 before the server looked).
+// counts: with --id, the sale may be another one made earlier under that
+// id (the first answer a 503 before the server looked). A setting not given
+// is asked for as the server's default (surge.NewSale's), no end and no
+// waiting room included; only the start, "now", cannot be told.
 func madeFrom(s api.Sale, in api.NewSale) bool {
-	same := func(v *int64, got int64) bool { return v == nil || *v == got }
-	return s.ID == *in.ID && s.Name == *in.Name && s.Stock == *in.Stock && same(in.PerUserLimit, s.PerUserLimit) &&
-		same(in.PriceCents, s.PriceCents) && same(in.HoldSeconds, s.HoldSeconds) &&
-		(in.Currency == nil || *in.Currency == s.Currency) && sameRoom(in.WaitingRoom, s.WaitingRoom) &&
+	same := func(v *int64, def, got int64) bool {
+		if v != nil {
+			def = *v
+		}
+		return def == got
+	}
+	currency := "USD" // the server's default
+	if in.Currency != nil {
+		currency = *in.Currency
+	}
+	return s.ID == *in.ID && s.Name == *in.Name && s.Stock == *in.Stock && same(in.PerUserLimit, 1, s.PerUserLimit) &&
+		same(in.PriceCents, 0, s.PriceCents) && same(in.HoldSeconds, surge.DefaultHold, s.HoldSeconds) &&
+		currency == s.Currency && sameRoom(in.WaitingRoom, s.WaitingRoom) &&
 		(in.StartsAt == nil || sameInstant(*in.StartsAt, s.StartsAt)) &&
-		(in.EndsAt == nil || s.EndsAt != nil && sameInstant(*in.EndsAt, *s.EndsAt))
+		(in.EndsAt == nil && s.EndsAt == nil || in.EndsAt != nil && s.EndsAt != nil && sameInstant(*in.EndsAt, *s.EndsAt))
 }
 
 // sameRoom reports whether the sale's waiting room is the one asked for

@@ -218,3 +218,51 @@ func TestSaleCreateWithoutTokenFailsAtOnce(t *testing.T) {
 		t.Errorf("sale create without a token took %v to fail; want at once (nothing was sent)", took.Round(time.Millisecond))
 	}
 }
+
+// TestSaleCreateRetryTellsAnotherSaleByDefaults: a setting not given is
+// asked for all the same, as the server's default (one unit per buyer, a
+// price of 0 USD, a 900 s hold, no end), as a waiting room not given is
+// asked for as none. With --id, the sale found after a first answer that
+// made nothing was taken for the command's own whatever its limit, price,
+// currency, hold or end, when the operator gave none of them: they were
+// told their sale was created while the one serving sells five units a
+// buyer, or ends tomorrow.
+func TestSaleCreateRetryTellsAnotherSaleByDefaults(t *testing.T) {
+	ctx, admin := cliServer(t)
+	for _, tc := range []struct {
+		name     string
+		existing api.NewSale
+	}{
+		{"another per-user limit", api.NewSale{PerUserLimit: new(int64(3))}},
+		{"another price", api.NewSale{PriceCents: new(int64(1000))}},
+		{"another currency", api.NewSale{Currency: new("EUR")}},
+		{"another hold", api.NewSale{HoldSeconds: new(int64(60))}},
+		{"an end", api.NewSale{EndsAt: new("2031-01-01T00:00:00Z")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := strings.ReplaceAll(tc.name, " ", "-")
+			in := tc.existing
+			in.ID, in.Name, in.Stock = &id, new("Phone drop"), new(int64(5))
+			if _, err := admin.CreateSale(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			p := newRefusingProxy(t, 1, unavailable503("1"))
+			code, stdout, stderr := runCLI(ctx, "sale", "create", "--id", id, "--name", "Phone drop", "--stock", "5")
+			if code != 1 || !strings.Contains(stderr, "sale_exists") {
+				t.Errorf("sale create --id %s over an existing sale with %s, not given (the server's default asked), its first answer a 503 (%d creates sent): exit %d, stdout %s, stderr %q; want 1 and sale_exists",
+					id, tc.name, p.creates.Load(), code, stdout, stderr)
+			}
+		})
+	}
+	// The command's own sale, no setting given but name and stock: found,
+	// and printed as created.
+	id := "own-defaults"
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: &id, Name: new("Phone drop"), Stock: new(int64(5))}); err != nil {
+		t.Fatal(err)
+	}
+	newRefusingProxy(t, 1, unavailable503("1"))
+	if code, stdout, stderr := runCLI(ctx, "sale", "create", "--id", id, "--name", "Phone drop", "--stock", "5"); code != 0 || !strings.Contains(stdout, `"id": "`+id+`"`) {
+		t.Errorf("sale create --id %s, a sale with the server's defaults made and its answer lost: exit %d, stdout %s, stderr %q; want 0 and the sale",
+			id, code, stdout, stderr)
+	}
+}
