@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	neturl "net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -312,7 +313,13 @@ func hideQuery(err error, raw string) error {
 		return nil
 	}
 	msg := err.Error()
-	for _, s := range urlErrorURLs(err, []string{raw}) {
+	urls := urlErrorURLs(err, []string{raw})
+	// The longest first: a URL may begin another (a redirect's target
+	// that appends a signature to --jwks-url's query), and masking the
+	// shorter inside the longer would leave the longer's further query
+	// where its whole text is found no more.
+	slices.SortStableFunc(urls, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range urls {
 		u, perr := neturl.Parse(s)
 		if perr != nil || u.RawQuery == "" {
 			continue

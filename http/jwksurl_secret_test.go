@@ -249,3 +249,33 @@ func TestJWKSURLQueryMaskedAsQuoted(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSURLRedirectExtendingQueryNotShown: a key server that redirects
+// --jwks-url to itself with a signature appended (?token=…&sig=…), the
+// fetch then failing, showed the signature: --jwks-url, a prefix of the
+// target, was masked first where it stood inside the target's text, so
+// the target itself was found no more and the rest of its query stayed.
+func TestJWKSURLRedirectExtendingQueryNotShown(t *testing.T) {
+	const secret = "extending-sig-secret-0123"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sig") == "" {
+			http.Redirect(w, r, r.URL.Path+"?"+r.URL.RawQuery+"&sig="+secret, http.StatusFound)
+			return
+		}
+		// The signed URL's server fails the connection: net/http's error
+		// quotes the redirect's target.
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	_, err := FetchJWKS(t.Context(), srv.URL+"/keys?token=tok", RemoteJWKSOptions{})
+	if err == nil {
+		t.Fatal("a fetch whose redirect's target closed the connection succeeded")
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("the error of a first fetch redirected to --jwks-url with a signature appended shows the signature %q; want query values masked (xxxxx):\n%s",
+			secret, err)
+	}
+}
