@@ -16,6 +16,39 @@ import (
 // leave as it found them.
 var stoppedFiles = []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm", sqlite.SealName, sqlite.LockName}
 
+// soldTwenty opens a store in a new directory, its checkpointer idle (the
+// commits stay in the WAL), with sale s1 and 20 orders sold.
+func soldTwenty(t *testing.T) (string, *sqlite.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), dir, noCheckpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(t.Context(), newSale(t, "s1", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, "s1", 20)
+	return dir, s
+}
+
+// copied copies the files names of dir into a new directory, as a copy
+// of a data directory (or a crash) would leave them, and returns it.
+func copied(t *testing.T, dir string, names ...string) string {
+	t.Helper()
+	to := t.TempDir()
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, name), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return to
+}
+
 // TestReadOnlyCommandsWriteNothingInStoppedDir: surge reconcile (Reader),
 // surge backup (Backup) and an upgrade's version check (CheckVersion)
 // read a data directory; on one no server holds they must leave its files
@@ -31,27 +64,10 @@ func TestReadOnlyCommandsWriteNothingInStoppedDir(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
-			live := t.TempDir()
-			s, err := sqlite.Open(ctx, live, noCheckpoint)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
-				t.Fatal(err)
-			}
-			sell(t, s, "s1", 20)
+			live, s := soldTwenty(t)
 			dir := live
 			if tc.crash {
-				dir = t.TempDir()
-				for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal"} {
-					b, err := os.ReadFile(filepath.Join(live, name))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
-						t.Fatal(err)
-					}
-				}
+				dir = copied(t, live, sqlite.FileName, sqlite.FileName+"-wal")
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
@@ -149,16 +165,8 @@ func TestReaderOfStoppedDirWhenServerStarts(t *testing.T) {
 // held some ten thousand sales, where reading it the usual way worked.
 func TestStoppedDirWithWALManySales(t *testing.T) {
 	ctx := t.Context()
-	live := t.TempDir()
-	s, err := sqlite.Open(ctx, live, noCheckpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, s := soldTwenty(t)
 	defer s.Close()
-	if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
-		t.Fatal(err)
-	}
-	sell(t, s, "s1", 20)
 	// 30,000 more sales, written beside the store into its WAL (no
 	// checkpoint runs): some 6 MB to sort.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(live, sqlite.FileName)+"?_pragma=busy_timeout(10000)")
@@ -176,16 +184,7 @@ func TestStoppedDirWithWALManySales(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal"} {
-		b, err := os.ReadFile(filepath.Join(live, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := copied(t, live, sqlite.FileName, sqlite.FileName+"-wal")
 
 	r, err := sqlite.OpenReader(ctx, dir)
 	if err != nil {
@@ -215,16 +214,8 @@ func TestStoppedDirWithWALManySales(t *testing.T) {
 // server's readers do: every committed order.
 func TestReadThroughSymlinkedDatabase(t *testing.T) {
 	ctx := t.Context()
-	live := t.TempDir()
-	s, err := sqlite.Open(ctx, live, noCheckpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, s := soldTwenty(t)
 	defer s.Close()
-	if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
-		t.Fatal(err)
-	}
-	sell(t, s, "s1", 20)
 	dir := t.TempDir()
 	if err := os.Symlink(filepath.Join(live, sqlite.FileName), filepath.Join(dir, sqlite.FileName)); err != nil {
 		t.Fatal(err)

@@ -213,33 +213,17 @@ func TestRefusedNewerStartWritesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
-			live := t.TempDir()
-			s, err := sqlite.Open(ctx, live, noCheckpoint)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.CreateSale(ctx, newSale(t, "s1", 100, 1)); err != nil {
-				t.Fatal(err)
-			}
-			sell(t, s, "s1", 20)
+			live, s := soldTwenty(t)
 			asNewerVersion(t, filepath.Join(live, sqlite.FileName), 1000)
 			dir := live
 			if tc.crash {
 				// The files as a crash would leave them: copied while the
 				// store has them open, its checkpointer idle.
-				dir = t.TempDir()
-				for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm"} {
-					b, err := os.ReadFile(filepath.Join(live, name))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if tc.noShm && name == sqlite.FileName+"-shm" {
-						continue
-					}
-					if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
-						t.Fatal(err)
-					}
+				names := []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm"}
+				if tc.noShm {
+					names = names[:2]
 				}
+				dir = copied(t, live, names...)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
