@@ -116,6 +116,10 @@ func unavailable503(seconds string) func(http.ResponseWriter) {
 // its own only if it is what the command asked for, every setting given
 // included (waiting room, start, end), or the operator is told their
 // sale was created while the one serving has another waiting room or end.
+// A setting not given is asked for all the same, as the server's default
+// (one unit per buyer, a price of 0 USD, a 900 s hold, no end, no waiting
+// room): the sale found was taken for the command's own whatever its
+// limit, price, currency, hold or end when the operator gave none.
 func TestSaleCreateRetryTellsAnotherSale(t *testing.T) {
 	ctx, admin := cliServer(t)
 	room := func(rate int64, order string, ticket int64) *api.NewWaitingRoom {
@@ -125,16 +129,25 @@ func TestSaleCreateRetryTellsAnotherSale(t *testing.T) {
 		name     string
 		existing api.NewSale
 		asked    []string // beyond --id, --name and --stock
+		own      bool     // the command's own sale: found, and printed as created
 	}{
 		{"another waiting room", api.NewSale{WaitingRoom: room(10, "fifo", 60)},
-			[]string{"--admit-per-second", "5", "--queue", "lottery", "--ticket-seconds", "30"}},
-		{"another end", api.NewSale{EndsAt: new("2031-01-01T00:00:00Z")}, []string{"--ends-at", "2032-01-01T00:00:00Z"}},
-		{"another start", api.NewSale{StartsAt: new("2031-01-01T00:00:00Z")}, []string{"--starts-at", "2031-06-01T00:00:00Z"}},
+			[]string{"--admit-per-second", "5", "--queue", "lottery", "--ticket-seconds", "30"}, false},
+		{"another end", api.NewSale{EndsAt: new("2031-01-01T00:00:00Z")}, []string{"--ends-at", "2032-01-01T00:00:00Z"}, false},
+		{"another start", api.NewSale{StartsAt: new("2031-01-01T00:00:00Z")}, []string{"--starts-at", "2031-06-01T00:00:00Z"}, false},
 		// Its own sale, every setting given (times as the server keeps
 		// them: UTC, to the millisecond): found, and printed as created.
 		{"the same settings", api.NewSale{WaitingRoom: room(10, "fifo", 60), StartsAt: new("2031-01-01T00:00:00Z"),
 			EndsAt: new("2031-01-02T00:00:00.123Z")}, []string{"--admit-per-second", "10", "--queue", "fifo", "--ticket-seconds", "60",
-			"--starts-at", "2031-01-01T01:00:00.0004+01:00", "--ends-at", "2031-01-02T00:00:00.123Z"}},
+			"--starts-at", "2031-01-01T01:00:00.0004+01:00", "--ends-at", "2031-01-02T00:00:00.123Z"}, true},
+		// Its own sale, no setting given but name and stock.
+		{"the defaults", api.NewSale{}, nil, true},
+		// Settings not given, asked as the server's defaults.
+		{"another per-user limit", api.NewSale{PerUserLimit: new(int64(3))}, nil, false},
+		{"another price", api.NewSale{PriceCents: new(int64(1000))}, nil, false},
+		{"another currency", api.NewSale{Currency: new("EUR")}, nil, false},
+		{"another hold", api.NewSale{HoldSeconds: new(int64(60))}, nil, false},
+		{"an end", api.NewSale{EndsAt: new("2031-01-01T00:00:00Z")}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := strings.ReplaceAll(tc.name, " ", "-")
@@ -145,7 +158,7 @@ func TestSaleCreateRetryTellsAnotherSale(t *testing.T) {
 			}
 			p := newRefusingProxy(t, 1, unavailable503("1"))
 			code, stdout, stderr := runCLI(ctx, append([]string{"sale", "create", "--id", id, "--name", "Phone drop", "--stock", "5"}, tc.asked...)...)
-			if tc.name == "the same settings" {
+			if tc.own {
 				if code != 0 || !strings.Contains(stdout, `"id": "`+id+`"`) {
 					t.Errorf("sale create --id %s %v, the sale made and its answer lost: exit %d, stdout %s, stderr %q; want 0 and the sale",
 						id, tc.asked, code, stdout, stderr)
@@ -216,53 +229,5 @@ func TestSaleCreateWithoutTokenFailsAtOnce(t *testing.T) {
 	// Each try again waited 1 s: far above what refusing takes.
 	if took >= 1500*time.Millisecond {
 		t.Errorf("sale create without a token took %v to fail; want at once (nothing was sent)", took.Round(time.Millisecond))
-	}
-}
-
-// TestSaleCreateRetryTellsAnotherSaleByDefaults: a setting not given is
-// asked for all the same, as the server's default (one unit per buyer, a
-// price of 0 USD, a 900 s hold, no end), as a waiting room not given is
-// asked for as none. With --id, the sale found after a first answer that
-// made nothing was taken for the command's own whatever its limit, price,
-// currency, hold or end, when the operator gave none of them: they were
-// told their sale was created while the one serving sells five units a
-// buyer, or ends tomorrow.
-func TestSaleCreateRetryTellsAnotherSaleByDefaults(t *testing.T) {
-	ctx, admin := cliServer(t)
-	for _, tc := range []struct {
-		name     string
-		existing api.NewSale
-	}{
-		{"another per-user limit", api.NewSale{PerUserLimit: new(int64(3))}},
-		{"another price", api.NewSale{PriceCents: new(int64(1000))}},
-		{"another currency", api.NewSale{Currency: new("EUR")}},
-		{"another hold", api.NewSale{HoldSeconds: new(int64(60))}},
-		{"an end", api.NewSale{EndsAt: new("2031-01-01T00:00:00Z")}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			id := strings.ReplaceAll(tc.name, " ", "-")
-			in := tc.existing
-			in.ID, in.Name, in.Stock = &id, new("Phone drop"), new(int64(5))
-			if _, err := admin.CreateSale(ctx, in); err != nil {
-				t.Fatal(err)
-			}
-			p := newRefusingProxy(t, 1, unavailable503("1"))
-			code, stdout, stderr := runCLI(ctx, "sale", "create", "--id", id, "--name", "Phone drop", "--stock", "5")
-			if code != 1 || !strings.Contains(stderr, "sale_exists") {
-				t.Errorf("sale create --id %s over an existing sale with %s, not given (the server's default asked), its first answer a 503 (%d creates sent): exit %d, stdout %s, stderr %q; want 1 and sale_exists",
-					id, tc.name, p.creates.Load(), code, stdout, stderr)
-			}
-		})
-	}
-	// The command's own sale, no setting given but name and stock: found,
-	// and printed as created.
-	id := "own-defaults"
-	if _, err := admin.CreateSale(ctx, api.NewSale{ID: &id, Name: new("Phone drop"), Stock: new(int64(5))}); err != nil {
-		t.Fatal(err)
-	}
-	newRefusingProxy(t, 1, unavailable503("1"))
-	if code, stdout, stderr := runCLI(ctx, "sale", "create", "--id", id, "--name", "Phone drop", "--stock", "5"); code != 0 || !strings.Contains(stdout, `"id": "`+id+`"`) {
-		t.Errorf("sale create --id %s, a sale with the server's defaults made and its answer lost: exit %d, stdout %s, stderr %q; want 0 and the sale",
-			id, code, stdout, stderr)
 	}
 }
