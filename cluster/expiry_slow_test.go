@@ -24,29 +24,11 @@ func TestExpiryWhilePostgresIsSlow(t *testing.T) {
 	s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, CallTimeout: 400 * time.Millisecond})
 	t.Cleanup(func() { s.Close() })
 	db := servicetest.Conn(t, ns)
-	id, name, stock, hold := "slow", "Slow", int64(5), int64(1)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(ctx, sl); err != nil {
-		t.Fatal(err)
-	}
+	stock := int64(5)
+	sl := secondHoldSale(t, s, "slow", stock)
 	stall(t, db, ns, "BEFORE UPDATE ON orders", "NEW.status = 'expired'", 150*time.Millisecond)
 	// One batch: the five holds end at the same instant.
-	var ps []surge.Purchase
-	for i := range int(stock) {
-		ps = append(ps, surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1})
-	}
-	out, _, err := reserve(s, sl.ID, ps...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, o := range out {
-		if o.Code != surge.CodeReserved {
-			t.Fatalf("purchase %d: %+v", i, o)
-		}
-	}
+	reserveEach(t, s, sl, int(stock))
 	eventuallyRemaining(t, s, sl.ID, stock, 30*time.Second, "every hold expired while PostgreSQL was slow")
 	var reserved int
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'reserved'`).Scan(&reserved); err != nil {
@@ -54,5 +36,39 @@ func TestExpiryWhilePostgresIsSlow(t *testing.T) {
 	}
 	if reserved != 0 {
 		t.Errorf("%d orders still reserved in PostgreSQL, their units back on sale", reserved)
+	}
+}
+
+// secondHoldSale creates sale id of stock units on s, its holds a second
+// long.
+func secondHoldSale(t *testing.T, s *cluster.Store, id string, stock int64) surge.Sale {
+	t.Helper()
+	name, hold := id, int64(1)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(context.Background(), sl); err != nil {
+		t.Fatal(err)
+	}
+	return sl
+}
+
+// reserveEach reserves n single units of sl on s in one batch, one buyer
+// each, and fails the test unless every one is reserved.
+func reserveEach(t *testing.T, s *cluster.Store, sl surge.Sale, n int) {
+	t.Helper()
+	var ps []surge.Purchase
+	for i := range n {
+		ps = append(ps, surge.Purchase{UserID: fmt.Sprintf("%s-u%d", sl.ID, i), Quantity: 1})
+	}
+	out, _, err := reserve(s, sl.ID, ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if o.Code != surge.CodeReserved {
+			t.Fatalf("%s purchase %d: %+v", sl.ID, i, o)
+		}
 	}
 }
