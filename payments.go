@@ -60,7 +60,9 @@ type PaymentEvent struct {
 	// empty), the id of the payment of this Provider it gives back: the
 	// store takes that payment's order. Stripe does not copy a Checkout
 	// Session's metadata onto its charge, so the refund of a Checkout
-	// payment names only its PaymentIntent, the payment's id. Not stored.
+	// payment names only its PaymentIntent, the payment's id. Stored
+	// with the refund (not read back): delivered after the payment it
+	// names, it is never the refund, delivered first, of a later one.
 	RefundOf string
 }
 

@@ -128,7 +128,7 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			// which keeps its status (its refund, after it, does alike).
 			if _, err := tx.Exec(ctx, `UPDATE payments SET status = 'refund', settles = $4 WHERE id = (SELECT id FROM payments
 				WHERE order_id = $1 AND status = 'refund_unexpected' AND amount_cents = $2 AND upper(currency) = upper($3)
-				ORDER BY seq LIMIT 1)`, o.ID, p.AmountCents, p.Currency, p.ID); err != nil {
+				AND refund_of IS NULL ORDER BY seq LIMIT 1)`, o.ID, p.AmountCents, p.Currency, p.ID); err != nil {
 				return surge.PaymentResult{}, err
 			}
 		case surge.PaymentRefundDue:
@@ -137,7 +137,7 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			var refund string
 			err := tx.QueryRow(ctx, `UPDATE payments SET status = 'refund', settles = $4 WHERE id = (SELECT id FROM payments
 				WHERE order_id = $1 AND status = 'refund_unexpected' AND amount_cents = $2 AND upper(currency) = upper($3)
-				ORDER BY seq LIMIT 1) RETURNING id`, o.ID, p.AmountCents, p.Currency, p.ID).Scan(&refund)
+				AND refund_of IS NULL ORDER BY seq LIMIT 1) RETURNING id`, o.ID, p.AmountCents, p.Currency, p.ID).Scan(&refund)
 			switch {
 			case err == nil:
 				// Refunded already: no refund_due event asks for another.
@@ -196,9 +196,16 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 	if p.Settles != "" {
 		settles = &p.Settles
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO payments (`+paymentColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
+	// A refund naming its payment keeps its name (refund_of): delivered
+	// after that payment, it is never the refund delivered first of a
+	// later one (the refund_unexpected looked for above).
+	var refundOf *string
+	if p.RefundOf != "" {
+		refundOf = &p.RefundOf
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO payments (`+paymentColumns+`, refund_of) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
 		ON CONFLICT (id) DO NOTHING`, p.ID, string(p.Type), p.OrderID, p.SaleID, p.AmountCents, p.Currency,
-		string(p.Status), p.Provider, p.Created, p.RecordedAt, settles)
+		string(p.Status), p.Provider, p.Created, p.RecordedAt, settles, refundOf)
 	if err != nil {
 		return surge.PaymentResult{}, err
 	}

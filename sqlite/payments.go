@@ -28,17 +28,29 @@ CREATE TABLE IF NOT EXISTS payments (
 	provider     TEXT NOT NULL,
 	created_at   TEXT NOT NULL,
 	recorded_at  TEXT NOT NULL,
-	settles      TEXT -- a refund: the refund_due payment it settled
+	settles      TEXT, -- a refund: the refund_due payment it settled
+	refund_of    TEXT  -- a refund naming its payment (RefundOf): that payment
 ) STRICT;
 CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id, seq);
 `
 
 const paymentColumns = `id, type, order_id, sale_id, amount_cents, currency, status, provider, created_at, recorded_at, settles`
 
-// upgradePayments creates the payments table in a database made before it.
+// upgradePayments creates the payments table in a database made before it,
+// and gives one made before refund_of that column.
 func upgradePayments(ctx context.Context, db schemaDB) error {
-	_, err := db.ExecContext(ctx, paymentsSchema)
-	return err
+	if _, err := db.ExecContext(ctx, paymentsSchema); err != nil {
+		return err
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('payments') WHERE name = 'refund_of'`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		_, err := db.ExecContext(ctx, `ALTER TABLE payments ADD COLUMN refund_of TEXT`)
+		return err
+	}
+	return nil
 }
 
 // Pay implements surge.Store: the operator's settlement, recorded as a
@@ -219,11 +231,13 @@ func (s *Store) payment(ctx context.Context, id string) (surge.Payment, bool, er
 
 // counterpart finds the oldest payment in status of p's order, amount and
 // currency: the refund_unexpected refund, delivered first, that settles
-// a payment (refund_due or amount_mismatch).
+// a payment (refund_due or amount_mismatch). A refund naming its payment
+// (refund_of) is never one: that payment was recorded before it (else the
+// store found no order), so it gives back that one, not a later one.
 func (s *Store) counterpart(ctx context.Context, status surge.PaymentStatus, p surge.Payment) (string, bool, error) {
 	var id string
 	err := s.r.QueryRowContext(ctx, `SELECT id FROM payments WHERE order_id = ? AND status = ?
-		AND amount_cents = ? AND upper(currency) = upper(?) ORDER BY seq LIMIT 1`,
+		AND amount_cents = ? AND upper(currency) = upper(?) AND refund_of IS NULL ORDER BY seq LIMIT 1`,
 		p.OrderID, string(status), p.AmountCents, p.Currency).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
@@ -324,9 +338,13 @@ func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
 		if p.Settles != "" {
 			settles = p.Settles
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO payments (`+paymentColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		var refundOf any
+		if p.RefundOf != "" {
+			refundOf = p.RefundOf
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payments (`+paymentColumns+`, refund_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 			p.ID, string(p.Type), p.OrderID, p.SaleID, p.AmountCents, p.Currency, string(p.Status), p.Provider,
-			formatTime(p.Created), formatTime(p.RecordedAt), settles); err != nil {
+			formatTime(p.Created), formatTime(p.RecordedAt), settles, refundOf); err != nil {
 			return fmt.Errorf("sqlite: insert payment %s: %w", p.ID, err)
 		}
 	}

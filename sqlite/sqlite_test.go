@@ -500,6 +500,36 @@ func TestUpgradeAddsOutboxStatus(t *testing.T) {
 	}
 }
 
+// TestUpgradeAddsPaymentsRefundOf opens a database whose payments table
+// predates refund_of: the column is added, and a payment is recorded.
+func TestUpgradeAddsPaymentsRefundOf(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	orders, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0)
+	if err != nil || len(orders) != 1 {
+		t.Fatalf("Reserve = %+v, %v", orders, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE payments DROP COLUMN refund_of`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s = open(t, dir)
+	defer s.Close()
+	if _, err := s.Pay(t.Context(), orders[0].Order.ID, t0.Add(time.Second)); err != nil {
+		t.Fatalf("Pay after the upgrade: %v", err)
+	}
+}
+
 // TestExpiryBeforeEngineOpensIsCounted: holds the store's own expiry job
 // ends before the engine registers for its releases (its first pass after
 // a start that follows downtime, when the engine is slow to open) must

@@ -335,6 +335,27 @@ func testPayments(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("RefundOfNotOfALaterPayment", func(t *testing.T) {
+		// A refund naming its payment (RefundOf) that settled nothing,
+		// the payment it names being paid, is that payment's: it was
+		// taken for the refund, delivered first, of a later payment of
+		// the order of the same amount, which was then called refunded
+		// (no refund_due event, surge reconcile silent) with its money
+		// still taken. A refund by RefundOf never comes before its
+		// payment: the store knows of no order without that payment.
+		e, _, o := paidOrder(t, h)
+		e.record(event("pi_paid", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(time.Second), surge.PaymentPaid)
+		r := event("r_paid", surge.RefundSucceeded, "", 2*price, "USD")
+		r.RefundOf = "pi_paid"
+		e.record(r, at(2*time.Second), surge.PaymentRefundUnexpected)
+		e.record(event("pi_late", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(3*time.Second), surge.PaymentRefundDue)
+		got := e.allPayments()
+		if got["r_paid"].Status != surge.PaymentRefundUnexpected || got["r_paid"].Settles != "" {
+			t.Errorf("refund r_paid of payment pi_paid (paid), then payment pi_late of the same amount: r_paid %s settling %q; want refund_unexpected settling nothing",
+				got["r_paid"].Status, got["r_paid"].Settles)
+		}
+	})
+
 	t.Run("Manual", func(t *testing.T) {
 		e, s, o := paidOrder(t, h)
 		e.pay(o.ID, at(time.Second))
