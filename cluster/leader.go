@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,23 +94,27 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 	if err != nil {
 		return nil, unavailable("expiring holds", err)
 	}
+	if ctx.Err() == nil {
+		s.forgetExpireLimits(sales)
+	}
+	// The round ends at the first sale that fails, as each failure costs
+	// up to a call timeout and the lease is renewed only between rounds:
+	// trying every failing sale in one round outlasted the lease. Sales
+	// whose batches failed before go after the others, so that a sale that
+	// keeps failing never keeps the others' holds from expiring.
+	slices.SortStableFunc(sales, func(a, b string) int {
+		return cmp.Compare(s.expireLimit(a), s.expireLimit(b)) * -1
+	})
 	var all []surge.Order
-	var failed error
 	for _, sale := range sales {
 		if ctx.Err() != nil {
 			break
 		}
 		got, err := s.expireSale(ctx, l, sale, now)
 		all = append(all, got...)
-		if err != nil && failed == nil {
-			failed = err
+		if err != nil {
+			return all, unavailable("expiring holds", err)
 		}
-	}
-	if ctx.Err() == nil {
-		s.forgetExpireLimits(sales)
-	}
-	if failed != nil {
-		return all, unavailable("expiring holds", failed)
 	}
 	return all, nil
 }

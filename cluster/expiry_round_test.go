@@ -1,0 +1,55 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// TestExpiryOfStuckSalesKeepsTheLease: several sales whose due holds
+// PostgreSQL cannot expire within the call timeout. The leader tried each
+// of them every round, one call timeout apiece, so that a round outlasted
+// the lease it renews only between rounds: the lease lapsed mid-round and
+// any other node could take the lead while this one still led. The lease
+// must never lapse while its leader runs.
+func TestExpiryOfStuckSalesKeepsTheLease(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second,
+		CallTimeout: 300 * time.Millisecond})
+	t.Cleanup(func() { s.Close() })
+	eventuallyLeads(t, s, 10*time.Second, "the only node leads")
+	db := servicetest.Conn(t, ns)
+	hold, stock := int64(1), int64(1)
+	for i := range 4 {
+		id := fmt.Sprintf("stuck%d", i)
+		sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &id, Stock: &stock, HoldSeconds: &hold}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateSale(ctx, sl); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := reserve(s, id, surge.Purchase{UserID: "u", Quantity: 1})
+		if err != nil || out[0].Code != surge.CodeReserved {
+			t.Fatalf("%s: %+v %v", id, out, err)
+		}
+	}
+	begun := stall(t, db, ns, "BEFORE UPDATE ON orders", "NEW.status = 'expired'", 2*time.Second)
+	waitBegun(t, begun, "the leader tries to expire a stuck sale's hold")
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var left float64
+		if err := db.QueryRow(ctx, `SELECT extract(epoch FROM expires_at - now())::float8
+			FROM leases WHERE name = 'jobs'`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left <= 0 {
+			t.Fatalf("the leader's lease lapsed mid-round (%.3fs left) while it tried stuck sales one call timeout apiece", left)
+		}
+	}
+}
