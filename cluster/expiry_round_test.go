@@ -53,3 +53,51 @@ func TestExpiryOfStuckSalesKeepsTheLease(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiryOfSlowSalesKeepsTheLease: PostgreSQL slow, each sale's expiry
+// commits, but only after a while (still within the call timeout). The
+// leader expired every due sale before it renewed its lease, so a round
+// with enough due sales outlasted the lease: it lapsed mid-round and any
+// other node could take the lead while this one still led. The lease must
+// never lapse while its leader runs, and every hold must still expire.
+func TestExpiryOfSlowSalesKeepsTheLease(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second,
+		CallTimeout: 800 * time.Millisecond})
+	t.Cleanup(func() { s.Close() })
+	eventuallyLeads(t, s, 10*time.Second, "the only node leads")
+	db := servicetest.Conn(t, ns)
+	hold, stock := int64(1), int64(1)
+	var ids []string
+	for i := range 8 {
+		id := fmt.Sprintf("slow%d", i)
+		sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &id, Stock: &stock, HoldSeconds: &hold}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateSale(ctx, sl); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := reserve(s, id, surge.Purchase{UserID: "u", Quantity: 1})
+		if err != nil || out[0].Code != surge.CodeReserved {
+			t.Fatalf("%s: %+v %v", id, out, err)
+		}
+		ids = append(ids, id)
+	}
+	begun := stall(t, db, ns, "BEFORE UPDATE ON orders", "NEW.status = 'expired'", 250*time.Millisecond)
+	waitBegun(t, begun, "the leader expires a slow sale's hold")
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var left float64
+		if err := db.QueryRow(ctx, `SELECT extract(epoch FROM expires_at - now())::float8
+			FROM leases WHERE name = 'jobs'`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left <= 0 {
+			t.Fatalf("the leader's lease lapsed mid-round (%.3fs left) while it expired slow sales one after another", left)
+		}
+	}
+	for _, id := range ids {
+		eventuallyRemaining(t, s, id, 1, 10*time.Second, "the slow sales' holds expired")
+	}
+}

@@ -26,7 +26,7 @@ func Round(ctx context.Context, s *Store) bool {
 	if l == nil {
 		return false
 	}
-	if _, err := s.expire(ctx, *l, time.Now()); err != nil {
+	if _, err := s.expire(ctx, *l, time.Now(), time.Time{}); err != nil {
 		return false
 	}
 	s.repair(ctx, *l)

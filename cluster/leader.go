@@ -76,15 +76,18 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 			return nil, err
 		}
 	}
-	return s.expire(ctx, *l, now)
+	return s.expire(ctx, *l, now, time.Time{})
 }
 
 // expire expires holds under the lease l, sale by sale, the one due
 // longest first: a sale whose orders PostgreSQL cannot expire in time
 // fails its own batches only, and every other sale's holds still expire.
 // Each batch runs to its end even when ctx ends (see runToEnd); ctx stops
-// it between batches.
-func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]surge.Order, error) {
+// it between batches, and so does until, when set: the leader renews its
+// lease only between rounds, and a round that expired every due sale, one
+// statement after another, could outlast it. What is left is due first in
+// the next round.
+func (s *Store) expire(ctx context.Context, l postgres.Lease, now, until time.Time) ([]surge.Order, error) {
 	now = now.UTC().Truncate(time.Millisecond)
 	var sales []string
 	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
@@ -107,10 +110,10 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 	})
 	var all []surge.Order
 	for _, sale := range sales {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || over(until) {
 			break
 		}
-		got, err := s.expireSale(ctx, l, sale, now)
+		got, err := s.expireSale(ctx, l, sale, now, until)
 		all = append(all, got...)
 		if err != nil {
 			return all, unavailable("expiring holds", err)
@@ -120,7 +123,7 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now time.Time) ([]
 }
 
 // expireSale expires the sale's due holds, in batches.
-func (s *Store) expireSale(ctx context.Context, l postgres.Lease, sale string, now time.Time) ([]surge.Order, error) {
+func (s *Store) expireSale(ctx context.Context, l postgres.Lease, sale string, now, until time.Time) ([]surge.Order, error) {
 	var all []surge.Order
 	for {
 		limit := s.expireLimit(sale)
@@ -153,11 +156,14 @@ func (s *Store) expireSale(ctx context.Context, l postgres.Lease, sale string, n
 			s.rel.Heard(sale, len(batch))
 		}
 		all = append(all, batch...)
-		if len(batch) < limit || ctx.Err() != nil {
+		if len(batch) < limit || ctx.Err() != nil || over(until) {
 			return all, nil
 		}
 	}
 }
+
+// over tells whether the time until, when set, has passed.
+func over(until time.Time) bool { return !until.IsZero() && !time.Now().Before(until) }
 
 // expireLimit is how many of the sale's orders its next expiry batch may
 // move.
@@ -289,7 +295,10 @@ func (s *Store) lead(ctx context.Context) {
 		s.round.Lock()
 		if l, _ := s.acquire(ctx); l != nil {
 			if !s.cfg.NoExpiry {
-				if _, err := s.expire(ctx, *l, time.Now()); err != nil && ctx.Err() == nil {
+				// Half the lease's term: the last statement (up to a call
+				// timeout) and the repair still end before it does.
+				until := time.Now().Add(s.cfg.LeaseTTL / 2)
+				if _, err := s.expire(ctx, *l, time.Now(), until); err != nil && ctx.Err() == nil {
 					s.log.Error("expire holds", "err", err)
 				}
 			}
