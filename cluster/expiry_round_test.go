@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surgehq/surge"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/servicetest"
 )
@@ -19,39 +20,17 @@ import (
 // must never lapse while its leader runs.
 func TestExpiryOfStuckSalesKeepsTheLease(t *testing.T) {
 	ns := namespace(t)
-	ctx := context.Background()
 	s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second,
 		CallTimeout: 300 * time.Millisecond})
 	t.Cleanup(func() { s.Close() })
 	eventuallyLeads(t, s, 10*time.Second, "the only node leads")
 	db := servicetest.Conn(t, ns)
-	hold, stock := int64(1), int64(1)
 	for i := range 4 {
-		id := fmt.Sprintf("stuck%d", i)
-		sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &id, Stock: &stock, HoldSeconds: &hold}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CreateSale(ctx, sl); err != nil {
-			t.Fatal(err)
-		}
-		out, _, err := reserve(s, id, surge.Purchase{UserID: "u", Quantity: 1})
-		if err != nil || out[0].Code != surge.CodeReserved {
-			t.Fatalf("%s: %+v %v", id, out, err)
-		}
+		reserveEach(t, s, secondHoldSale(t, s, fmt.Sprintf("stuck%d", i), 1), 1)
 	}
 	begun := stall(t, db, ns, "BEFORE UPDATE ON orders", "NEW.status = 'expired'", 2*time.Second)
 	waitBegun(t, begun, "the leader tries to expire a stuck sale's hold")
-	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		var left float64
-		if err := db.QueryRow(ctx, `SELECT extract(epoch FROM expires_at - now())::float8
-			FROM leases WHERE name = 'jobs'`).Scan(&left); err != nil {
-			t.Fatal(err)
-		}
-		if left <= 0 {
-			t.Fatalf("the leader's lease lapsed mid-round (%.3fs left) while it tried stuck sales one call timeout apiece", left)
-		}
-	}
+	leaseHeld(t, db, 4*time.Second, "while it tried stuck sales one call timeout apiece")
 }
 
 // TestExpiryOfSlowSalesKeepsTheLease: PostgreSQL slow, each sale's expiry
@@ -62,42 +41,37 @@ func TestExpiryOfStuckSalesKeepsTheLease(t *testing.T) {
 // never lapse while its leader runs, and every hold must still expire.
 func TestExpiryOfSlowSalesKeepsTheLease(t *testing.T) {
 	ns := namespace(t)
-	ctx := context.Background()
 	s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second,
 		CallTimeout: 800 * time.Millisecond})
 	t.Cleanup(func() { s.Close() })
 	eventuallyLeads(t, s, 10*time.Second, "the only node leads")
 	db := servicetest.Conn(t, ns)
-	hold, stock := int64(1), int64(1)
 	var ids []string
 	for i := range 8 {
-		id := fmt.Sprintf("slow%d", i)
-		sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &id, Stock: &stock, HoldSeconds: &hold}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CreateSale(ctx, sl); err != nil {
-			t.Fatal(err)
-		}
-		out, _, err := reserve(s, id, surge.Purchase{UserID: "u", Quantity: 1})
-		if err != nil || out[0].Code != surge.CodeReserved {
-			t.Fatalf("%s: %+v %v", id, out, err)
-		}
-		ids = append(ids, id)
+		sl := secondHoldSale(t, s, fmt.Sprintf("slow%d", i), 1)
+		reserveEach(t, s, sl, 1)
+		ids = append(ids, sl.ID)
 	}
 	begun := stall(t, db, ns, "BEFORE UPDATE ON orders", "NEW.status = 'expired'", 250*time.Millisecond)
 	waitBegun(t, begun, "the leader expires a slow sale's hold")
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	leaseHeld(t, db, 3*time.Second, "while it expired slow sales one after another")
+	for _, id := range ids {
+		eventuallyRemaining(t, s, id, 1, 10*time.Second, "the slow sales' holds expired")
+	}
+}
+
+// leaseHeld watches the leader's lease (the jobs lease, in db) for d and
+// fails the test if it lapses meanwhile (while says what the leader did).
+func leaseHeld(t *testing.T, db *pgx.Conn, d time.Duration, while string) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		var left float64
-		if err := db.QueryRow(ctx, `SELECT extract(epoch FROM expires_at - now())::float8
+		if err := db.QueryRow(context.Background(), `SELECT extract(epoch FROM expires_at - now())::float8
 			FROM leases WHERE name = 'jobs'`).Scan(&left); err != nil {
 			t.Fatal(err)
 		}
 		if left <= 0 {
-			t.Fatalf("the leader's lease lapsed mid-round (%.3fs left) while it expired slow sales one after another", left)
+			t.Fatalf("the leader's lease lapsed mid-round (%.3fs left) %s", left, while)
 		}
-	}
-	for _, id := range ids {
-		eventuallyRemaining(t, s, id, 1, 10*time.Second, "the slow sales' holds expired")
 	}
 }
