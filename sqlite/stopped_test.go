@@ -49,6 +49,25 @@ func copied(t *testing.T, dir string, names ...string) string {
 	return to
 }
 
+// readS1 reads dir as surge reconcile does (a Reader: the sales, sale
+// s1's orders, the payments) and returns how many sales and orders it read.
+func readS1(t *testing.T, dir string) (sales, orders int, err error) {
+	t.Helper()
+	r, err := sqlite.OpenReader(t.Context(), dir)
+	if err != nil {
+		t.Fatalf("OpenReader: %v", err)
+	}
+	defer r.Close()
+	all, _, err := r.Sales(t.Context())
+	if err == nil {
+		err = r.Orders(t.Context(), "s1", func(surge.Order) error { orders++; return nil })
+	}
+	if err == nil {
+		err = r.Payments(t.Context(), func(surge.Payment) error { return nil })
+	}
+	return len(all), orders, err
+}
+
 // TestReadOnlyCommandsWriteNothingInStoppedDir: surge reconcile (Reader),
 // surge backup (Backup) and an upgrade's version check (CheckVersion)
 // read a data directory; on one no server holds they must leave its files
@@ -77,21 +96,9 @@ func TestReadOnlyCommandsWriteNothingInStoppedDir(t *testing.T) {
 				t.Fatalf("setup: %v", before)
 			}
 
-			r, err := sqlite.OpenReader(ctx, dir)
-			if err != nil {
-				t.Fatalf("OpenReader: %v", err)
-			}
-			sales, _, err := r.Sales(ctx)
-			var orders int
-			if err == nil {
-				err = r.Orders(ctx, "s1", func(surge.Order) error { orders++; return nil })
-			}
-			if err == nil {
-				err = r.Payments(ctx, func(surge.Payment) error { return nil })
-			}
-			r.Close()
-			if err != nil || len(sales) != 1 || orders != 20 {
-				t.Errorf("Reader: %d sales, %d orders, %v; want 1 and 20", len(sales), orders, err)
+			sales, orders, err := readS1(t, dir)
+			if err != nil || sales != 1 || orders != 20 {
+				t.Errorf("Reader: %d sales, %d orders, %v; want 1 and 20", sales, orders, err)
 			}
 			if err := sqlite.CheckVersion(ctx, dir); err != nil {
 				t.Errorf("CheckVersion: %v", err)
@@ -221,18 +228,9 @@ func TestReadThroughSymlinkedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r, err := sqlite.OpenReader(ctx, dir)
-	if err != nil {
-		t.Fatalf("OpenReader: %v", err)
-	}
-	sales, _, err := r.Sales(ctx)
-	var orders int
-	if err == nil {
-		err = r.Orders(ctx, "s1", func(surge.Order) error { orders++; return nil })
-	}
-	r.Close()
-	if err != nil || len(sales) != 1 || orders != 20 {
-		t.Errorf("Reader through a symlinked surge.db of a serving store: %d sales, %d orders, %v; want 1 and 20", len(sales), orders, err)
+	sales, orders, err := readS1(t, dir)
+	if err != nil || sales != 1 || orders != 20 {
+		t.Errorf("Reader through a symlinked surge.db of a serving store: %d sales, %d orders, %v; want 1 and 20", sales, orders, err)
 	}
 	info, err := sqlite.Backup(ctx, dir, filepath.Join(t.TempDir(), "backup.db"))
 	if err != nil || info.Sales != 1 || info.Orders != 20 {
