@@ -345,13 +345,7 @@ func TestWebhookStripeCheckoutAsyncPaid(t *testing.T) {
 	body, sig := stripeEvent(t, "checkout.session.async_payment_succeeded", o.ID)
 	r := e.do(t, "POST", hookPath, body, sig)
 	wantStatus(t, r, http.StatusOK)
-	var b struct {
-		Payment *api.Payment `json:"payment"`
-		Ignored string       `json:"ignored"`
-	}
-	if err := json.Unmarshal(r.body, &b); err != nil {
-		t.Fatalf("%v: %v", r, err)
-	}
+	b := hookAnswer(t, r)
 	if b.Payment == nil || b.Payment.ID != "pi_3QxSurgeTestPI01" || b.Payment.Status != "paid" || b.Payment.AmountCents != 25998 {
 		t.Errorf("checkout.session.async_payment_succeeded of 259.98 EUR for order %s answered %s: want the payment pi_3QxSurgeTestPI01 recorded paid; the money Stripe took is recorded nowhere",
 			o.ID, r.body)
@@ -573,13 +567,7 @@ func TestWebhookStripeCheckoutRefund(t *testing.T) {
 	now := time.Now()
 	r := e.do(t, "POST", hookPath, body, header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, body))))
 	wantStatus(t, r, http.StatusOK)
-	var b struct {
-		Payment *api.Payment `json:"payment"`
-		Ignored string       `json:"ignored"`
-	}
-	if err := json.Unmarshal(r.body, &b); err != nil {
-		t.Fatalf("%v: %v", r, err)
-	}
+	b := hookAnswer(t, r)
 	if b.Payment == nil || b.Payment.Status != "refund" || b.Payment.Settles != "pi_3QxSurgeTestPI01" || b.Payment.OrderID != o.ID {
 		t.Errorf("charge.refunded of payment_intent pi_3QxSurgeTestPI01 (the refund_due payment of order %s, whose checkout session named it) answered %s; "+
 			"want a refund of order %s settling pi_3QxSurgeTestPI01", o.ID, r.body, o.ID)
@@ -607,4 +595,21 @@ func TestWebhookStripeCheckoutRefund(t *testing.T) {
 	if n != 2 {
 		t.Errorf("%d payments recorded, want the payment and its refund", n)
 	}
+}
+
+// webhookAnswer is a payment webhook's 200: the payment recorded, or why
+// the event was ignored.
+type webhookAnswer struct {
+	Payment *api.Payment `json:"payment"`
+	Ignored string       `json:"ignored"`
+}
+
+// hookAnswer decodes r, a payment webhook's answer.
+func hookAnswer(t *testing.T, r response) webhookAnswer {
+	t.Helper()
+	var b webhookAnswer
+	if err := json.Unmarshal(r.body, &b); err != nil {
+		t.Fatalf("%v: %v", r, err)
+	}
+	return b
 }
