@@ -64,7 +64,7 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if len(orders) == 0 && len(confirm) == 0 {
 		return outs, res.Remaining, nil
 	}
-	missing, err := s.commit(ctx, saleID, res.Epoch, orders, confirm, retryAdvice(batch))
+	missing, err := s.commit(ctx, saleID, res.Epoch, orders, confirm, batch)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -226,8 +226,9 @@ func freshIn(orders []surge.Order, id string) bool {
 
 // commit inserts the batch's new orders under the epoch Redis decided
 // them in, and returns the replays to confirm that PostgreSQL does not
-// have yet. advice is what its 503 tells the batch's buyers (retryAdvice).
-func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string, advice string) (missing []string, err error) {
+// have yet. batch is the purchases they came from: a failure's 503 tells
+// their buyers how to retry (retryAdvice), worked out only then.
+func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string, batch []surge.Purchase) (missing []string, err error) {
 	var ever int64
 	var ok bool
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
@@ -259,7 +260,7 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 			if len(orders) > 0 {
 				made = orders[0].CreatedAt
 			}
-			return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(made), advice)
+			return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(made), retryAdvice(batch))
 		}
 		s.log.Warn("a batch's insert whose call failed committed all the same", "sale", saleID, "size", len(orders), "err", err)
 	}
