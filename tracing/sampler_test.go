@@ -44,13 +44,7 @@ func TestClientCannotForceSampling(t *testing.T) {
 			defer srv.Close()
 			const sent = 20
 			for i := range sent {
-				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-				req.Header.Set("traceparent", fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)) // sampled
-				resp, err := srv.Client().Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
+				getWithParent(t, srv, fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)) // sampled
 			}
 			if err := p.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
@@ -101,15 +95,9 @@ func TestClientCannotChooseASampledTraceID(t *testing.T) {
 			defer srv.Close()
 			const sent = 400
 			for i := range sent {
-				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 				// The high half differs per request, the low half (what
 				// the ratio reads) is zero; sampled and not alike.
-				req.Header.Set("traceparent", fmt.Sprintf("00-%016x0000000000000000-%016x-%02d", i+1, i+1, i%2))
-				resp, err := srv.Client().Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
+				getWithParent(t, srv, fmt.Sprintf("00-%016x0000000000000000-%016x-%02d", i+1, i+1, i%2))
 			}
 			if err := p.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
@@ -162,13 +150,7 @@ func TestTrustParentFollowsTheFlag(t *testing.T) {
 				otelhttp.WithTracerProvider(p.Tracing()), otelhttp.WithPropagators(Propagator())))
 			defer srv.Close()
 			send := func(id int, flags string) {
-				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-				req.Header.Set("traceparent", fmt.Sprintf("00-%032x-%016x-%s", id, id, flags))
-				resp, err := srv.Client().Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
+				getWithParent(t, srv, fmt.Sprintf("00-%032x-%016x-%s", id, id, flags))
 			}
 			const sent = 20
 			for i := range sent {
@@ -206,4 +188,16 @@ func TestTrustParentFollowsTheFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getWithParent sends srv a GET whose traceparent header is parent.
+func getWithParent(t *testing.T, srv *httptest.Server, parent string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("traceparent", parent)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 }
