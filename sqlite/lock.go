@@ -30,7 +30,8 @@ type dirLock struct {
 	// d is the directory itself, flocked too: the lock file may be
 	// removed (taken for a stale pid file) while the store runs, and a
 	// second process would then lock a new file of the same name; the
-	// directory cannot be replaced under a running store.
+	// directory cannot be replaced under a running store. It also
+	// carries the mark readers test (markServing).
 	d *os.File
 	// db is the database file, flocked too: a directory lock keeps out a
 	// second store of the same directory, but not one of another
@@ -131,6 +132,11 @@ func lockDir(ctx context.Context, dir string, wait time.Duration) (*dirLock, err
 		return nil, fmt.Errorf("sqlite: %w: %s is used by another surge process (pid %s; lock %s)%s; stop it first, or give this one another --data-dir",
 			ErrLocked, dir, holder(path), path, waited)
 	}
+	// Before the pid: a reader that found no mark sees the pid's write
+	// (openStopped). A filesystem that refuses the mark leaves it off;
+	// readers then tell a running store by its writes alone, as a start
+	// of an older version that sets none.
+	_ = markServing(d)
 	// The pid is for the message above and for operators; the lock itself
 	// is the flock, so a stale pid after a crash misleads no one.
 	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")

@@ -72,27 +72,32 @@ func readS1(t *testing.T, dir string) (sales, orders int, err error) {
 // surge backup (Backup) and an upgrade's version check (CheckVersion)
 // read a data directory; on one no server holds they must leave its files
 // as they were, not create the WAL and the -shm a clean stop removed (or
-// the -shm a copy of the directory left out), and still read every order.
+// the -shm a copy of the directory left out), nor recover a killed
+// server's WAL into its -shm (the next start does, under the directory's
+// lock), and still read every order.
 func TestReadOnlyCommandsWriteNothingInStoppedDir(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		crash bool // stopped without Close: the commits are in the WAL, whose -shm is then removed
+		name string
+		// crash: stopped without Close, as a copy of these files taken
+		// while it served: the commits are in the WAL
+		crash []string
 	}{
-		{"after a clean stop", false},
-		{"a WAL without its -shm", true},
+		{"after a clean stop", nil},
+		{"a WAL without its -shm", []string{sqlite.FileName, sqlite.FileName + "-wal"}},
+		{"a killed server's WAL and -shm", []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.FileName + "-shm"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			live, s := soldTwenty(t)
 			dir := live
-			if tc.crash {
-				dir = copied(t, live, sqlite.FileName, sqlite.FileName+"-wal")
+			if tc.crash != nil {
+				dir = copied(t, live, tc.crash...)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			before := fileHashes(t, dir, stoppedFiles)
-			if before[sqlite.FileName+"-shm"] != "missing" || (before[sqlite.FileName+"-wal"] == "missing") != !tc.crash {
+			if (before[sqlite.FileName+"-shm"] == "missing") != (len(tc.crash) < 3) || (before[sqlite.FileName+"-wal"] == "missing") != (tc.crash == nil) {
 				t.Fatalf("setup: %v", before)
 			}
 

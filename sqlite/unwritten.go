@@ -22,8 +22,9 @@ import (
 // which has no write path at all, in exclusive locking mode: SQLite then
 // builds the WAL's index in its own memory from the WAL's frames and
 // never opens the -shm, which may be missing (a copy of the directory
-// that left it out): a read-only connection would create it, and
-// readonly_shm cannot open a missing one. viaVFS says the second; close
+// that left it out) or a killed server's: a read-only connection would
+// create the one or recover the other into it, and readonly_shm cannot
+// open a missing one. viaVFS says the second; close
 // closes the database, then the VFS.
 func openUnwritten(path string) (db *sql.DB, viaVFS bool, close func() error, err error) {
 	if _, err := os.Lstat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
@@ -106,17 +107,29 @@ type stoppedDB struct {
 // the caller then reads it as a reader of a running server does, which
 // creates a missing WAL and -shm and rebuilds the -shm's index. A
 // directory with no -shm is one no server has open: every connection to
-// a database in WAL mode keeps one (the last to close removes it). The
-// directory's lock would tell as well, but a reader that took it, however
-// briefly, could make a server starting then fail as locked out. Without
-// the lock a server may start while this reads, and its checkpoints
-// rewrite the file read: changed reports that afterwards, since every
-// start writes its pid to the lock file.
+// a database in WAL mode keeps one (the last to close removes it). One
+// with a -shm is served, or was until its server was killed (SIGKILL, a
+// power cut): that server's WAL holds commits the next start recovers
+// under the directory's lock, and a reader of a running server's kind
+// would recover it first, rewriting the -shm. The mark every store puts
+// on its directory tells the two apart (served). The directory's lock
+// would tell as well, but a reader that took it, however briefly, could
+// make a server starting then fail as locked out. Without the lock a
+// server may start while this reads, and its checkpoints rewrite the
+// file read: changed reports that afterwards, since every start marks
+// the directory and writes its pid to the lock file.
 func openStopped(path string) (*stoppedDB, error) {
 	dir := filepath.Dir(path)
 	at, ok := stampDir(dir)
-	if !ok || at[stampShm] != nil {
+	if !ok {
 		return nil, nil
+	}
+	// After the stamp: a server that marks the directory after this look
+	// writes its pid after the stamp.
+	if at[stampShm] != nil {
+		if held, known := served(dir); held || !known {
+			return nil, nil
+		}
 	}
 	// A surge.db that is a symbolic link has its WAL and -shm beside the
 	// link's target (checkNotLinked), where a server may serve it: none
@@ -138,8 +151,12 @@ var errChanged = errors.New("a server started on the data directory while it was
 // changed reports, as an error, whether the directory's files changed
 // since openStopped: what was read may then mix two moments.
 func (s *stoppedDB) changed() error {
+	// The mark as well: a pid written within the clock tick of the stamp
+	// may leave the lock file's size and time as they were.
 	if now, ok := stampDir(s.dir); ok && now.same(s.at) {
-		return nil
+		if held, _ := served(s.dir); !held {
+			return nil
+		}
 	}
 	return fmt.Errorf("sqlite: %w (%s); what was read may mix two moments: run it again", errChanged, s.dir)
 }
