@@ -75,8 +75,11 @@ func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surg
 	a := surge.ArchivedSale{Sale: sale, Remaining: st.l.Remaining(), ArchivedAt: now.UTC().Truncate(time.Millisecond)}
 	// Straight on the writer's pool (one connection): the statement waits
 	// for the writer's transaction in progress, and synchronous=FULL makes
-	// it durable before it returns.
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO archived_sales (sale_id, archived_at, remaining) VALUES (?, ?, ?)`,
+	// it durable before it returns. The caller's cancellation is not passed
+	// on, as UpdateSale's is not: the driver reports a context that ended
+	// while the row committed as that context's error, and the disk would
+	// then say archived while memory keeps the sale in service.
+	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), `INSERT INTO archived_sales (sale_id, archived_at, remaining) VALUES (?, ?, ?)`,
 		sale.ID, formatTime(a.ArchivedAt), a.Remaining); err != nil {
 		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
 	}
