@@ -148,3 +148,105 @@ func TestRoundAcrossChangeKeepsItsEpoch(t *testing.T) {
 		t.Error("the round lost the lease")
 	}
 }
+
+// TestRoundAcrossInstallInFlightKeepsItsEpoch: a leader's round that read
+// a sale while an operator's change (PATCH) of it had committed its new
+// epoch in PostgreSQL but not yet installed that epoch's state in Redis
+// found Redis at the older epoch ("Redis holds epoch 1, PostgreSQL 2"),
+// and PostgreSQL still at the epoch it diagnosed, so it rebuilt the sale
+// under yet another epoch: the change's install then landed, the change
+// was answered, and a purchase decided against the change's state right
+// after its 200 answered 503 "the sale's live stock is being rebuilt". The
+// round runs here while the install is held, and the row lock orders the
+// round's rebuild, if it makes one, before the buyer's insert.
+func TestRoundAcrossInstallInFlightKeepsItsEpoch(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	// No round but the test's: the leader's own loop runs once, at Open.
+	leader := openStore(t, ns, cluster.Config{NodeID: "leader", Interval: time.Hour, LeaseTTL: time.Minute})
+	eventuallyLeads(t, leader, 10*time.Second, "the leader leads")
+	buyer := openStore(t, ns, cluster.Config{NodeID: "buyer", Interval: time.Hour, LeaseTTL: time.Minute})
+	t.Cleanup(func() { buyer.Close(); leader.Close() })
+	mustSale(t, buyer, "flip", 10, 10)
+	if !cluster.Round(ctx, leader) {
+		t.Fatal("the leader could not take the lease")
+	}
+
+	lock := servicetest.Conn(t, ns)
+	var tx pgx.Tx
+	defer func() {
+		if tx != nil {
+			_ = tx.Rollback(ctx)
+		}
+	}()
+	var waits *rowWaits
+	round := make(chan bool, 1)
+	var ended *bool
+	var once sync.Once
+	cluster.BeforeInstall(buyer, func() {
+		once.Do(func() {
+			// The change's epoch is committed, its state not in Redis yet:
+			// the leader's round runs now. Its rebuild, if it makes one,
+			// waits for the sale row the test holds.
+			var err error
+			if tx, err = lock.Begin(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM sales WHERE id = 'flip' FOR UPDATE`); err != nil {
+				t.Fatal(err)
+			}
+			var holder int32
+			if err := lock.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+				t.Fatal(err)
+			}
+			waits = newRowWaits(t, ns, holder)
+			go func() { round <- cluster.Round(ctx, leader) }()
+			eventually(t, 10*time.Second, "the round ends or its rebuild waits for the sale row", func() error {
+				select {
+				case ok := <-round:
+					ended = &ok
+					return nil
+				default:
+				}
+				if ok, err := waits.found("%epoch = epoch + 1%"); !ok {
+					return fmt.Errorf("neither yet (%v)", err)
+				}
+				return nil
+			})
+		})
+	})
+	if _, err := buyer.UpdateSale(ctx, "flip", surge.SalePatch{HoldSeconds: new(int64(120))}, time.Now()); err != nil {
+		t.Fatalf("change: %v", err)
+	}
+	if tx == nil {
+		t.Fatal("the change installed no new epoch")
+	}
+	// Right after the change's answer, a purchase on the node that made it.
+	type result struct {
+		out []surge.Outcome
+		err error
+	}
+	bought := make(chan result, 1)
+	go func() {
+		out, _, err := reserve(buyer, "flip", surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1})
+		bought <- result{out, err}
+	}()
+	waits.wait("the buyer's insert", "%surge_insert_orders%")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-bought
+	if r.err == nil && r.out[0].Err != nil {
+		r.err = r.out[0].Err
+	}
+	if r.err != nil || r.out[0].Code != surge.CodeReserved {
+		t.Errorf("a purchase right after the change's answer: %+v, %v; want reserved", r.out, r.err)
+	}
+	if ended == nil {
+		ok := <-round
+		ended = &ok
+	}
+	if !*ended {
+		t.Error("the round lost the lease")
+	}
+}

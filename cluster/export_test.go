@@ -40,3 +40,8 @@ func AfterListing(s *Store, fn func()) {
 	defer s.round.Unlock()
 	s.listed = fn
 }
+
+// BeforeInstall has fn run in each change of a sale on s (UpdateSale) that
+// starts a new epoch, once the epoch is committed in PostgreSQL and before
+// its live state is installed in Redis.
+func BeforeInstall(s *Store, fn func()) { s.installing.Store(&fn) }

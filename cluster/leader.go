@@ -375,6 +375,11 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			// what was diagnosed may be only that change, seen half-way.
 			// The next round looks at the new epoch.
 			s.log.Info("no rebuild: the sale's epoch moved on since it was diagnosed", "sale", row.ID, "epoch", row.Epoch, "why", why)
+		} else if errors.Is(err, postgres.ErrInstalling) {
+			// A change is installing the epoch Redis is behind: the next
+			// round looks at what it installed (or, if its node died, at
+			// once rebuilds: the lock went with the node's session).
+			s.log.Info("no rebuild: a change of the sale is installing its new epoch", "sale", row.ID, "epoch", row.Epoch, "why", why)
 		} else if err != nil {
 			s.log.Error("rebuild live state", "sale", row.ID, "why", why, "err", err)
 		}

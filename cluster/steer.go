@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -26,16 +27,41 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	// a commit cut short would leave its outcome unknown here.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), steerTimeout)
 	defer cancel()
+	// The install lock (postgres.Installing), held from before the new
+	// epoch commits until its state is in Redis: meanwhile the leader,
+	// finding Redis at the older epoch, would otherwise start yet another
+	// and fence off the purchases decided against this one right after
+	// its answer. A node that dies frees it at once. Released before the
+	// leader is woken, which would find it still held.
+	release := func() {}
+	if p.Steers() {
+		lock, err := s.db.LockInstall(ctx, id)
+		if err != nil {
+			return surge.Sale{}, unavailable("changing the sale", err)
+		}
+		release = sync.OnceFunc(func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
+			defer cancel()
+			lock.Release(ctx)
+		})
+		defer release()
+	}
 	row, snap, err := s.db.UpdateSale(ctx, id, p, now.UTC().Truncate(time.Millisecond))
 	if surge.ErrorCode(err) != "" {
 		return surge.Sale{}, err
 	}
 	if err != nil {
+		release()
 		return s.readBack(ctx, id, p, err)
 	}
 	s.remember(row.Sale, row.Buckets, row.Ever)
 	if snap != nil {
-		if _, err := s.install(ctx, *snap); err != nil {
+		if fn := s.installing.Load(); fn != nil {
+			(*fn)()
+		}
+		_, err := s.install(ctx, *snap)
+		release()
+		if err != nil {
 			s.log.Warn("install the live state of a changed sale; the leader rebuilds it", "sale", id, "err", err)
 			s.wake()
 		}
