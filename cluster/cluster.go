@@ -180,8 +180,8 @@ type Store struct {
 	// leader's rounds right after it listed the sales; under round.
 	listed func()
 	// installing, when set (tests only: export_test.go), runs in a change
-	// of a sale (UpdateSale) once its new epoch is committed, before the
-	// epoch's live state is installed in Redis.
+	// of a sale (UpdateSale) or a rebuild once its new epoch is committed,
+	// before the epoch's live state is installed in Redis.
 	installing atomic.Pointer[func()]
 
 	// rel hears of the orders the leader's expiry moved (OnRelease).

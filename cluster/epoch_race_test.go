@@ -250,3 +250,74 @@ func TestRoundAcrossInstallInFlightKeepsItsEpoch(t *testing.T) {
 		t.Error("the round lost the lease")
 	}
 }
+
+// TestRebuildOutlivingItsTermKeepsItsEpoch: a leader's rebuild that
+// outlived the lease's term (a sale with many orders; the lease is
+// renewed only between rounds) had the next leader find Redis behind
+// PostgreSQL's new epoch, the rebuild's, and start the rebuild over under
+// yet another: the first rebuild's install then landed, fenced off, and
+// purchases answered 503 "the sale's live stock is being rebuilt" until
+// the second's did, which the next change of leader would start over in
+// turn, for as long as rebuilds lasted longer than a term. The first
+// rebuild is held here, its epoch committed, until the second node leads
+// and has run a round (or its rebuild is held too).
+func TestRebuildOutlivingItsTermKeepsItsEpoch(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	// No round but the test's: each node's loop runs once, at Open.
+	first := openStore(t, ns, cluster.Config{NodeID: "first", Interval: time.Hour, LeaseTTL: time.Second})
+	eventuallyLeads(t, first, 10*time.Second, "the first node leads")
+	second := openStore(t, ns, cluster.Config{NodeID: "second", Interval: time.Hour, LeaseTTL: time.Second})
+	t.Cleanup(func() { second.Close(); first.Close() })
+	mustSale(t, first, "long", 10, 10)
+	if !cluster.Round(ctx, first) {
+		t.Fatal("the first node could not take the lease")
+	}
+	// Redis lost the sale's state: the next round rebuilds it.
+	rc := dialRedis(t)
+	keys, err := rc.Keys(ctx, ns+":{long}:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("the sale's keys: %v %v", keys, err)
+	}
+	if err := rc.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	held, goOn := make(chan struct{}), make(chan struct{})
+	var heldOnce sync.Once
+	cluster.BeforeInstall(second, func() { heldOnce.Do(func() { close(held) }); <-goOn })
+	secondRound := make(chan bool, 1)
+	var once sync.Once
+	cluster.BeforeInstall(first, func() {
+		once.Do(func() {
+			// The first rebuild's epoch is committed; its term runs out.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				go func() { secondRound <- cluster.Round(ctx, second) }()
+				select {
+				case <-held:
+					return // the second node rebuilds the sale too
+				case led := <-secondRound:
+					if led {
+						return // the second node led a round
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the second node never led")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	})
+	cluster.Round(ctx, first)
+	err = buyOnce(first, "long", "alice")
+	close(goOn)
+	select {
+	case <-held:
+		<-secondRound
+	default:
+	}
+	if err != nil {
+		t.Errorf("a purchase once the first rebuild is installed: %v; want reserved", err)
+	}
+}

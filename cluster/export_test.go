@@ -42,6 +42,6 @@ func AfterListing(s *Store, fn func()) {
 }
 
 // BeforeInstall has fn run in each change of a sale on s (UpdateSale) that
-// starts a new epoch, once the epoch is committed in PostgreSQL and before
-// its live state is installed in Redis.
+// starts a new epoch, and in each of its rebuilds, once the epoch is
+// committed in PostgreSQL and before its live state is installed in Redis.
 func BeforeInstall(s *Store, fn func()) { s.installing.Store(&fn) }

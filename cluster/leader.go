@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -376,10 +377,11 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			// The next round looks at the new epoch.
 			s.log.Info("no rebuild: the sale's epoch moved on since it was diagnosed", "sale", row.ID, "epoch", row.Epoch, "why", why)
 		} else if errors.Is(err, postgres.ErrInstalling) {
-			// A change is installing the epoch Redis is behind: the next
-			// round looks at what it installed (or, if its node died, at
-			// once rebuilds: the lock went with the node's session).
-			s.log.Info("no rebuild: a change of the sale is installing its new epoch", "sale", row.ID, "epoch", row.Epoch, "why", why)
+			// A change, or a rebuild of an earlier term, is installing the
+			// epoch Redis is behind: the next round looks at what it
+			// installed (or, if its node died, rebuilds: the lock went
+			// with the node's session).
+			s.log.Info("no rebuild: the sale's new epoch is being installed", "sale", row.ID, "epoch", row.Epoch, "why", why)
 		} else if err != nil {
 			s.log.Error("rebuild live state", "sale", row.ID, "why", why, "err", err)
 		}
@@ -686,11 +688,30 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID string, ep
 	// back, or its state is not in place: the next round rebuilds again.
 	rctx, cancel := context.WithTimeout(ctx, rebuildCalls*s.cfg.CallTimeout)
 	defer cancel()
+	// The install lock, as a change holds it (UpdateSale), until the new
+	// epoch is in Redis: a rebuild that outlives the lease's term would
+	// otherwise have the next leader, finding Redis behind, start it over
+	// under yet another epoch, and so on for as long as rebuilds last
+	// longer than a term.
+	lock, err := s.db.TryLockInstall(rctx, saleID)
+	if err != nil {
+		return err
+	}
+	release := sync.OnceFunc(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
+		defer cancel()
+		lock.Release(ctx)
+	})
+	defer release()
 	snap, err := s.db.Rebuild(rctx, saleID, epoch, l)
 	if err != nil {
 		return err
 	}
+	if fn := s.installing.Load(); fn != nil {
+		(*fn)()
+	}
 	ok, err := s.install(rctx, snap)
+	release()
 	if err != nil {
 		return err
 	}

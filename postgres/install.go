@@ -14,12 +14,12 @@ import (
 // those are the database's, so the schema is part of it.
 const installKey = `hashtextextended('surge.install/' || current_schema() || '/' || $1, 0)`
 
-// ErrInstalling answers a rebuild of a sale whose change (UpdateSale) has
-// started a new epoch and is installing it in Redis (the install lock is
-// held): the epoch Redis is behind is that change's, which the install
-// brings; a rebuild now would fence off the purchases decided against it
-// right after the change is answered.
-var ErrInstalling = errors.New("postgres: a change of the sale is installing its new epoch")
+// ErrInstalling answers TryLockInstall while someone holds the
+// sale's install lock: a change (UpdateSale) or a rebuild has started a
+// new epoch and is installing it in Redis. That install brings what Redis
+// lacks; starting another epoch over it would only fence off the
+// purchases decided against it, or start the rebuild over.
+var ErrInstalling = errors.New("postgres: the sale's new epoch is being installed")
 
 // installPing is how often an install lock's transaction shows PostgreSQL
 // that its node is alive, well within installIdle.
@@ -30,12 +30,13 @@ const installPing = time.Second
 // lock; a node that died frees it at once (its connection closes).
 const installIdle = "5s"
 
-// Installing is a sale's install lock, held shared (changes of one sale
-// do not wait for each other) in a transaction of its own, from before a
-// change commits its new epoch until that epoch's live state is in Redis.
-// Rebuild takes it exclusively, without waiting, so the leader never
-// starts an epoch over an install under way, and learns at once when the
-// installing node died: PostgreSQL frees the lock with the session.
+// Installing is a sale's install lock, held shared in a transaction of
+// its own from before a new epoch of the sale commits until that epoch's
+// live state is in Redis: by a change (LockInstall; changes of one sale do
+// not wait for each other) and by the leader's rebuild (TryLockInstall),
+// which takes it only if no one holds it, so the leader never starts an
+// epoch over an install under way, and learns at once when the installing
+// node died: PostgreSQL frees the lock with the session.
 type Installing struct {
 	conn *pgxpool.Conn
 	tx   pgx.Tx
@@ -43,9 +44,20 @@ type Installing struct {
 	done chan struct{}
 }
 
-// LockInstall takes the sale's install lock (see Installing). Release it
-// once the install is over, whatever its outcome.
+// LockInstall takes the sale's install lock for a change (see
+// Installing), waiting while a rebuild checks it. Release it once the
+// install is over, whatever its outcome.
 func (d *DB) LockInstall(ctx context.Context, saleID string) (*Installing, error) {
+	return d.lockInstall(ctx, saleID, false)
+}
+
+// TryLockInstall takes the sale's install lock for a rebuild, if no one
+// holds it (ErrInstalling otherwise). Release it once the install is over.
+func (d *DB) TryLockInstall(ctx context.Context, saleID string) (*Installing, error) {
+	return d.lockInstall(ctx, saleID, true)
+}
+
+func (d *DB) lockInstall(ctx context.Context, saleID string, try bool) (*Installing, error) {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: install lock of sale %s: %w", saleID, err)
@@ -56,13 +68,25 @@ func (d *DB) LockInstall(ctx context.Context, saleID string) (*Installing, error
 		// a node that went silent for long.
 		_, err = tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = '`+installIdle+`'`)
 	}
+	if err == nil && try {
+		// Alone, for a moment: no one holds it, shared or not, and no
+		// change takes it before this one holds it shared.
+		var free bool
+		if err = tx.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+installKey+`)`, saleID).Scan(&free); err == nil && !free {
+			_ = tx.Rollback(ctx)
+			conn.Release()
+			return nil, ErrInstalling
+		}
+	}
 	if err == nil {
 		_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(`+installKey+`)`, saleID)
 	}
+	if err == nil && try {
+		_, err = tx.Exec(ctx, `SELECT pg_advisory_unlock(`+installKey+`)`, saleID)
+	}
 	if err != nil {
-		if tx != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
+		// A lock of the session must not go back to the pool with it.
+		_ = conn.Conn().Close(context.WithoutCancel(ctx))
 		conn.Release()
 		return nil, fmt.Errorf("postgres: install lock of sale %s: %w", saleID, err)
 	}

@@ -77,20 +77,11 @@ func (d *DB) expire(ctx context.Context, now time.Time, l Lease, limit int, wher
 // will ever exist from before it. ErrEpochMoved if another change started
 // a newer epoch meanwhile (a PATCH, another rebuild): its state, not the
 // one diagnosed, is what Redis holds or will hold, and a bump now would
-// only fence off the purchases decided against it. ErrInstalling, for the
-// same reason, while a change's install of its epoch is under way.
+// only fence off the purchases decided against it. The caller holds the
+// sale's install lock (TryLockInstall), so no install is under way.
 func (d *DB) Rebuild(ctx context.Context, saleID string, epoch int64, l Lease) (surge.LiveState, error) {
 	var snap surge.LiveState
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		// Tried, never waited for, and before the row's lock, as a change
-		// takes it before the row too.
-		var free bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(`+installKey+`)`, saleID).Scan(&free); err != nil {
-			return err
-		}
-		if !free {
-			return ErrInstalling
-		}
 		// The epoch is checked under the row's lock (PostgreSQL evaluates
 		// the WHERE again on a row another transaction changed meanwhile).
 		row, err := scanSale(tx.QueryRow(ctx, `UPDATE sales SET epoch = epoch + 1, dirty = false
@@ -110,7 +101,7 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, epoch int64, l Lease) (
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrEpochMoved) || errors.Is(err, ErrInstalling) {
+		if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrEpochMoved) {
 			return surge.LiveState{}, err
 		}
 		return surge.LiveState{}, fmt.Errorf("postgres: rebuild sale %s: %w", saleID, err)
