@@ -154,7 +154,11 @@ func TestArchiveBetweenRebuildStepsLeavesNoLiveState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := db.Rebuild(ctx, id, row.Epoch, l) // the first step
+	started, err := db.Rebuild(ctx, id, row.Epoch, l) // the first step
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.Snapshot(ctx, started, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

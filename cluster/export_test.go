@@ -10,7 +10,7 @@ import (
 // InstallLive is the second step of Store.Rebuild and Store.UpdateSale:
 // the new epoch's state written to Redis.
 func InstallLive(ctx context.Context, s *Store, snap surge.LiveState) (bool, error) {
-	return s.install(ctx, snap)
+	return s.install(ctx, snap, nil)
 }
 
 // LeaseHolder is the name s holds its leases under.

@@ -679,13 +679,11 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 // was diagnosed at (else postgres.ErrEpochMoved). It needs the lease l.
 func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID string, epoch int64, why string) error {
 	start := time.Now()
-	// Bounded: a PostgreSQL or Redis that stalls would otherwise hold the
-	// leader's round, and with it every expiry of holds, every other
-	// rebuild and the lease's renewal, for as long as it stalls. Not the
-	// call timeout: the snapshot reads, and the install writes, every live
-	// order of the sale, as a PATCH does (steerTimeout, which this is at
-	// the default call timeout). Cut short, the epoch's transaction rolls
-	// back, or its state is not in place: the next round rebuilds again.
+	// The new epoch, bounded: a PostgreSQL that stalls would otherwise
+	// hold the leader's round, and with it every expiry of holds, every
+	// other rebuild and the lease's renewal, for as long as it stalls. Not
+	// the call timeout: the epoch's bump waits for the sale's inserts in
+	// flight and counts its live orders. Cut short, it rolls back.
 	rctx, cancel := context.WithTimeout(ctx, rebuildCalls*s.cfg.CallTimeout)
 	defer cancel()
 	// The install lock, as a change holds it (UpdateSale), until the new
@@ -703,14 +701,26 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID string, ep
 		lock.Release(ctx)
 	})
 	defer release()
-	snap, err := s.db.Rebuild(rctx, saleID, epoch, l)
+	row, err := s.db.Rebuild(rctx, saleID, epoch, l)
 	if err != nil {
 		return err
 	}
 	if fn := s.installing.Load(); fn != nil {
 		(*fn)()
 	}
-	ok, err := s.install(rctx, snap)
+	// Its state: every live order read from PostgreSQL and written to
+	// Redis, which takes as long as the sale is large. Bounded by its
+	// progress, not in all: a total bound cut a large sale's rebuild short
+	// in every round, each starting over under a new epoch, and the sale
+	// never came back. A stall still ends it within a call timeout; the
+	// next round rebuilds again.
+	wctx, progress, stop := stallBound(ctx, s.cfg.CallTimeout)
+	defer stop()
+	snap, err := s.db.Snapshot(wctx, row, progress)
+	if err != nil {
+		return err
+	}
+	ok, err := s.install(wctx, snap, progress)
 	release()
 	if err != nil {
 		return err
@@ -724,8 +734,17 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID string, ep
 	return nil
 }
 
-// rebuildCalls is how many call timeouts a rebuild may take.
+// rebuildCalls is how many call timeouts a rebuild's new epoch may take.
 const rebuildCalls = 10
+
+// stallBound returns ctx ended once d passes without a call of progress:
+// the bound of a job that takes as long as its data is large, done a step
+// at a time, each step reporting progress.
+func stallBound(ctx context.Context, d time.Duration) (_ context.Context, progress func(), stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(d, func() { cancel(fmt.Errorf("no progress for %v", d)) })
+	return ctx, func() { t.Reset(d) }, func() { t.Stop(); cancel(nil) }
+}
 
 // install writes a new epoch's live state of a sale to Redis, then makes
 // sure the sale was not archived meanwhile: an archive between the epoch's
@@ -734,8 +753,12 @@ const rebuildCalls = 10
 // sale's state). An archive commits in PostgreSQL before it removes the
 // state, so either its removal comes after this install or the check
 // below sees it archived.
-func (s *Store) install(ctx context.Context, snap surge.LiveState) (bool, error) {
-	ok, err := s.live.Install(ctx, snap, false)
+// progress, if set, is called after each step (see stallBound).
+func (s *Store) install(ctx context.Context, snap surge.LiveState, progress func()) (bool, error) {
+	if progress == nil {
+		progress = func() {}
+	}
+	ok, err := s.live.Install(ctx, snap, false, progress)
 	if err != nil {
 		return ok, err
 	}
@@ -747,9 +770,10 @@ func (s *Store) install(ctx context.Context, snap surge.LiveState) (bool, error)
 		s.log.Warn("check that a sale whose state was installed is not archived", "sale", snap.Sale.ID, "err", err)
 		return ok, nil
 	}
+	progress()
 	if !archived {
 		if ok {
-			s.releaseEndedSince(ctx, snap)
+			s.releaseEndedSince(ctx, snap, progress)
 		}
 		return ok, nil
 	}
@@ -769,7 +793,7 @@ func (s *Store) install(ctx context.Context, snap surge.LiveState) (bool, error)
 // coming after this check lands in it; one before it is found here.
 // Releasing is idempotent per order. Should PostgreSQL fail, the sweep
 // still finds them, later.
-func (s *Store) releaseEndedSince(ctx context.Context, snap surge.LiveState) {
+func (s *Store) releaseEndedSince(ctx context.Context, snap surge.LiveState, progress func()) {
 	var ids []string
 	for _, o := range snap.Live {
 		if o.Status == surge.OrderReserved {
@@ -780,6 +804,7 @@ func (s *Store) releaseEndedSince(ctx context.Context, snap surge.LiveState) {
 		if len(ended) > 0 {
 			s.release(ctx, snap.Sale.ID, ended)
 		}
+		progress()
 	})
 	if err != nil {
 		s.log.Warn("look up orders ended while a sale's state was installed; the sweep gives their units back", "sale", snap.Sale.ID, "err", err)

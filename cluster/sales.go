@@ -19,7 +19,7 @@ func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 	// fails the leader builds it; purchases answer 503 until then.
 	install := func(ctx context.Context) {
 		staged = true // even should it fail part-way: it may have staged keys
-		if _, err := s.live.Install(ctx, surge.LiveState{Sale: sl, Buckets: buckets, Epoch: 1}, true); err != nil {
+		if _, err := s.live.Install(ctx, surge.LiveState{Sale: sl, Buckets: buckets, Epoch: 1}, true, nil); err != nil {
 			s.log.Warn("install live state of a new sale", "sale", sl.ID, "err", err)
 			s.wake()
 		}

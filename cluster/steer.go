@@ -46,7 +46,7 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 		})
 		defer release()
 	}
-	row, snap, err := s.db.UpdateSale(ctx, id, p, now.UTC().Truncate(time.Millisecond))
+	row, started, err := s.db.UpdateSale(ctx, id, p, now.UTC().Truncate(time.Millisecond))
 	if surge.ErrorCode(err) != "" {
 		return surge.Sale{}, err
 	}
@@ -55,11 +55,14 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 		return s.readBack(ctx, id, p, err)
 	}
 	s.remember(row.Sale, row.Buckets, row.Ever)
-	if snap != nil {
+	if started {
 		if fn := s.installing.Load(); fn != nil {
 			(*fn)()
 		}
-		_, err := s.install(ctx, *snap)
+		snap, err := s.db.Snapshot(ctx, row, nil)
+		if err == nil {
+			_, err = s.install(ctx, snap, nil)
+		}
 		release()
 		if err != nil {
 			s.log.Warn("install the live state of a changed sale; the leader rebuilds it", "sale", id, "err", err)

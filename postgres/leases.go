@@ -71,20 +71,20 @@ func (d *DB) expire(ctx context.Context, now time.Time, l Lease, limit int, wher
 
 // Rebuild starts a new epoch of a sale's live state, if the lease is still
 // held and the sale is still at epoch (the one the leader diagnosed it at),
-// and returns the truth to build it from (Live: its reserved and paid
-// orders). The epoch bump waits for inserts in flight and fails every
-// later insert of the old epoch, so the snapshot contains every order that
-// will ever exist from before it. ErrEpochMoved if another change started
-// a newer epoch meanwhile (a PATCH, another rebuild): its state, not the
-// one diagnosed, is what Redis holds or will hold, and a bump now would
-// only fence off the purchases decided against it. The caller holds the
-// sale's install lock (TryLockInstall), so no install is under way.
-func (d *DB) Rebuild(ctx context.Context, saleID string, epoch int64, l Lease) (surge.LiveState, error) {
-	var snap surge.LiveState
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+// and returns the sale as the epoch starts, to read its truth from
+// (Snapshot). The epoch bump waits for inserts in flight and fails every
+// later insert of the old epoch, so every order that will ever exist from
+// before it is committed when it commits. ErrEpochMoved if another change
+// started a newer epoch meanwhile (a PATCH, another rebuild): its state,
+// not the one diagnosed, is what Redis holds or will hold, and a bump now
+// would only fence off the purchases decided against it. The caller holds
+// the sale's install lock (TryLockInstall), so no install is under way.
+func (d *DB) Rebuild(ctx context.Context, saleID string, epoch int64, l Lease) (SaleRow, error) {
+	var row SaleRow
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) (err error) {
 		// The epoch is checked under the row's lock (PostgreSQL evaluates
 		// the WHERE again on a row another transaction changed meanwhile).
-		row, err := scanSale(tx.QueryRow(ctx, `UPDATE sales SET epoch = epoch + 1, dirty = false
+		row, err = scanSale(tx.QueryRow(ctx, `UPDATE sales SET epoch = epoch + 1, dirty = false
 			WHERE id = $1 AND archived_at IS NULL AND epoch = $5 AND `+fence(2)+` RETURNING `+saleColumns,
 			saleID, l.Name, l.Holder, l.Token, epoch))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -97,44 +97,73 @@ func (d *DB) Rebuild(ctx context.Context, saleID string, epoch int64, l Lease) (
 		if err != nil {
 			return err
 		}
-		snap, err = snapshot(ctx, tx, row)
-		return err
+		return recount(ctx, tx, saleID)
 	})
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrEpochMoved) {
-			return surge.LiveState{}, err
+			return SaleRow{}, err
 		}
-		return surge.LiveState{}, fmt.Errorf("postgres: rebuild sale %s: %w", saleID, err)
+		return SaleRow{}, fmt.Errorf("postgres: rebuild sale %s: %w", saleID, err)
 	}
-	return snap, nil
+	return row, nil
 }
 
-// snapshot reads the truth a new epoch's live state is built from, in the
-// transaction that started the epoch (row, as it set it): every reserved
-// and paid order, and every order with a key.
-func snapshot(ctx context.Context, tx pgx.Tx, row SaleRow) (surge.LiveState, error) {
+// recount sets the sale's sold count from its live orders, in the
+// transaction that starts a new epoch: every insert and settle keeps it,
+// and a new epoch sets it anew. One pass over the sale's orders inside
+// PostgreSQL: the transaction holds the sale row, and no order is sent.
+func recount(ctx context.Context, tx pgx.Tx, saleID string) error {
+	_, err := tx.Exec(ctx, `UPDATE sales SET sold = (SELECT COALESCE(sum(quantity), 0) FROM orders
+		WHERE sale_id = $1 AND status IN ('reserved', 'paid')) WHERE id = $1`, saleID)
+	return err
+}
+
+// snapshotProgress is how many orders Snapshot reads between two calls of
+// its progress.
+const snapshotProgress = 256
+
+// Snapshot reads the truth a new epoch's live state is built from, once
+// the epoch is committed (row: the sale as it started, Rebuild's or
+// UpdateSale's): every reserved and paid order, and every order with a
+// key. No order of the sale commits between the two (the epoch fenced off
+// the older state, and no state of the new one is in Redis before this
+// read's install), so it reads every order there is; an order ended since
+// is read as it is now, and one ended after the read is released by the
+// install (cluster). One statement, outside the epoch's transaction: a
+// sale's orders take a while to send and to read, and a transaction whose
+// client still reads what PostgreSQL sent is idle in PostgreSQL's eyes,
+// ended after IdleInTransactionTimeout. progress, if set, is called every
+// snapshotProgress orders read.
+func (d *DB) Snapshot(ctx context.Context, row SaleRow, progress func()) (surge.LiveState, error) {
 	snap := surge.LiveState{Sale: row.Sale, Epoch: row.Epoch, Buckets: row.Buckets, Ever: row.Ever}
-	all, err := collectOrders(tx.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
-		AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, row.ID))
+	rows, err := d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
+		AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, row.ID)
 	if err != nil {
-		return snap, err
+		return snap, fmt.Errorf("postgres: snapshot of sale %s: %w", row.ID, err)
 	}
-	var sold int64
-	for _, o := range all {
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return snap, fmt.Errorf("postgres: snapshot of sale %s: %w", row.ID, err)
+		}
 		if o.Status.Live() {
 			snap.Live = append(snap.Live, o)
-			sold += o.Quantity
 		}
 		if o.IdempotencyKey != "" {
 			first := o
 			first.Status = surge.OrderReserved
 			snap.Keyed = append(snap.Keyed, first)
 		}
+		if n++; progress != nil && n%snapshotProgress == 0 {
+			progress()
+		}
 	}
-	// The sold count is kept by every insert and settle; a new epoch,
-	// which reads every live order anyway, sets it from them.
-	_, err = tx.Exec(ctx, `UPDATE sales SET sold = $2 WHERE id = $1`, row.ID, sold)
-	return snap, err
+	if err := rows.Err(); err != nil {
+		return snap, fmt.Errorf("postgres: snapshot of sale %s: %w", row.ID, err)
+	}
+	return snap, nil
 }
 
 // ErrLeaseLost answers a leader write after its lease passed to another.

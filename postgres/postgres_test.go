@@ -63,7 +63,11 @@ func TestInsertFencedByEpoch(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Acquire: %v %v", ok, err)
 	}
-	snap, err := db.Rebuild(ctx, sl.ID, 1, l)
+	row, err := db.Rebuild(ctx, sl.ID, 1, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.Snapshot(ctx, row, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

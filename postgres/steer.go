@@ -17,10 +17,10 @@ import (
 // units live orders hold (surge.Sale.Apply). A change of what Redis
 // decides on (p.Steers: the pause, stock, limit or end) also starts a new
 // epoch, as a rebuild does, so that no batch decided against the old sale
-// inserts afterwards, and returns the truth to build the new epoch's live
-// state from (snap); otherwise snap is nil. surge.ErrSaleNotFound if the
-// sale is unknown or archived.
-func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (row SaleRow, snap *surge.LiveState, err error) {
+// inserts afterwards (started; read the truth to build the new epoch's
+// live state from with Snapshot). surge.ErrSaleNotFound if the sale is
+// unknown or archived.
+func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (row SaleRow, started bool, err error) {
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		var sold int64
 		cur, err := scanSale(extraRow{tx.QueryRow(ctx, `SELECT `+saleColumns+`, sold FROM sales
@@ -46,15 +46,13 @@ func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now t
 		if err != nil || bump == 0 {
 			return err
 		}
-		st, err := snapshot(ctx, tx, row)
-		snap = &st
-		return err
+		return recount(ctx, tx, id)
 	})
 	if surge.ErrorCode(err) != "" {
-		return SaleRow{}, nil, err
+		return SaleRow{}, false, err
 	}
 	if err != nil {
-		return SaleRow{}, nil, fmt.Errorf("postgres: update sale %s: %w", id, err)
+		return SaleRow{}, false, fmt.Errorf("postgres: update sale %s: %w", id, err)
 	}
-	return row, snap, nil
+	return row, p.Steers(), nil
 }

@@ -23,8 +23,13 @@ const chunk = 1000
 // unreserved stock is split evenly over the buckets. With replace, st is
 // installed whatever the epoch already there: for a new sale's creator,
 // who alone can hold its uncommitted row, so any state under its id is
-// left over from a creation that failed.
-func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (installed bool, err error) {
+// left over from a creation that failed. progress, if set, is called
+// after each of its calls, and every thousand orders it prepares: a large
+// sale's install takes many of both.
+func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool, progress func()) (installed bool, err error) {
+	if progress == nil {
+		progress = func() {}
+	}
 	l := Layout{Sale: st.Sale.ID, Buckets: st.Buckets}
 	nb := l.n()
 	held := make([]map[string]int64, nb)
@@ -34,7 +39,10 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 		held[b] = make(map[string]int64)
 	}
 	live := int64(0)
-	for _, o := range st.Live {
+	for i, o := range st.Live {
+		if i%chunk == chunk-1 {
+			progress()
+		}
 		b := l.Bucket(o.UserID)
 		held[b][o.UserID] += o.Quantity
 		live += o.Quantity
@@ -42,7 +50,10 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 			orders[b] = append(orders[b], o.ID, o.UserID+"|"+strconv.FormatInt(o.Quantity, 10))
 		}
 	}
-	for _, o := range st.Keyed {
+	for i, o := range st.Keyed {
+		if i%chunk == chunk-1 {
+			progress()
+		}
 		b := l.Bucket(o.UserID)
 		keyed[b] = append(keyed[b], o.UserID+"\n"+o.IdempotencyKey, record(o))
 	}
@@ -74,9 +85,12 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 		}); err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}
+		progress()
 		users := make([]any, 0, 2*len(held[b]))
 		for u, n := range held[b] {
-			users = append(users, u, n)
+			if users = append(users, u, n); len(users)%(2*chunk) == 0 {
+				progress()
+			}
 		}
 		for _, w := range []struct {
 			key    string
@@ -95,6 +109,7 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 				}); err != nil {
 					return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 				}
+				progress()
 			}
 		}
 		tot := int64(0)
@@ -115,6 +130,7 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool) (
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}
 		installed = installed && ok == 1
+		progress()
 		// The script consumed this install's staging keys either way. Those
 		// of older epochs are of installs that crashed, or that this
 		// bucket's epoch, now at least st.Epoch, refuses whatever they do.

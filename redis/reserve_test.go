@@ -23,7 +23,7 @@ func newSale(t *testing.T, stock, limit int64) (*redis.Stock, redis.Layout, redi
 	ns := servicetest.Namespace(t)
 	st := redis.New(c, ns)
 	sale := surge.Sale{ID: "s1", Stock: stock, PerUserLimit: limit, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60} // the batches below hold for a minute
-	if _, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 1, Epoch: 1}, true); err != nil {
+	if _, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 1, Epoch: 1}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -238,7 +238,7 @@ func twoBuckets(t *testing.T, limit int64) (redis.Client, *redis.Stock, redis.La
 	})
 	st := redis.New(c, ns)
 	sale := surge.Sale{ID: "s1", Stock: 100, PerUserLimit: limit, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60}
-	if _, err := st.Install(context.Background(), surge.LiveState{Sale: sale, Buckets: 2, Epoch: 1}, true); err != nil {
+	if _, err := st.Install(context.Background(), surge.LiveState{Sale: sale, Buckets: 2, Epoch: 1}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	return c, st, redis.Layout{Sale: "s1", Buckets: 2}, ns

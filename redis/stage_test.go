@@ -57,16 +57,16 @@ func TestCrashedInstallLeavesNoStagingKeys(t *testing.T) {
 			ns := servicetest.Namespace(t)
 			sale := surge.Sale{ID: "s1", Stock: 10, PerUserLimit: 2, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60}
 			l := redis.Layout{Sale: "s1", Buckets: 1}
-			if _, err := redis.New(c, ns).Install(ctx, surge.LiveState{Sale: sale, Buckets: 1, Epoch: 1}, true); err != nil {
+			if _, err := redis.New(c, ns).Install(ctx, surge.LiveState{Sale: sale, Buckets: 1, Epoch: 1}, true, nil); err != nil {
 				t.Fatal(err)
 			}
 			held := surge.LiveState{Sale: sale, Buckets: 1, Epoch: tc.crashed, Ever: 1,
 				Live: []surge.Order{{ID: "o1", SaleID: "s1", UserID: "u1", Quantity: 1, Status: surge.OrderReserved}}}
-			if _, err := redis.New(crashing, ns).Install(ctx, held, false); err == nil {
+			if _, err := redis.New(crashing, ns).Install(ctx, held, false, nil); err == nil {
 				t.Fatal("the crashing install succeeded")
 			}
 			if tc.then > 0 {
-				if _, err := redis.New(c, ns).Install(ctx, surge.LiveState{Sale: sale, Buckets: 1, Epoch: tc.then}, false); err != nil {
+				if _, err := redis.New(c, ns).Install(ctx, surge.LiveState{Sale: sale, Buckets: 1, Epoch: tc.then}, false, nil); err != nil {
 					t.Fatal(err)
 				}
 			} else if err := redis.New(c, ns).Remove(ctx, l); err != nil {

@@ -59,7 +59,7 @@ func TestTransfersAcrossInstallsCountedOnce(t *testing.T) {
 		}
 	}()
 	for epoch := int64(2); epoch <= 60; epoch++ {
-		if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: epoch}, false); err != nil || !ok {
+		if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: epoch}, false, nil); err != nil || !ok {
 			t.Fatalf("install epoch %d: %v %v", epoch, ok, err)
 		}
 	}

@@ -29,7 +29,7 @@ func TestTransferRepairDuringInstallKeepsRecord(t *testing.T) {
 		}
 	}}
 	c.AddHook(hook)
-	if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 2}, false); err != nil || !ok {
+	if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 2}, false, nil); err != nil || !ok {
 		t.Fatalf("install epoch 2: %v %v", ok, err)
 	}
 	if hook.fn != nil || moved == 0 {

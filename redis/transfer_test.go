@@ -72,7 +72,7 @@ func TestTransferAcrossNewEpoch(t *testing.T) {
 	sale := surge.Sale{ID: "s1", Stock: 100, PerUserLimit: 50, StartsAt: time.Now().Add(-time.Hour), HoldSeconds: 60}
 	hook := &beforeGive{fn: func() {
 		// Epoch 2 from PostgreSQL's truth: 100 units, 50 held by o0.
-		if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 2, Ever: 50, Live: []surge.Order{o}}, false); err != nil || !ok {
+		if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 2, Ever: 50, Live: []surge.Order{o}}, false, nil); err != nil || !ok {
 			t.Errorf("install epoch 2: %v %v", ok, err)
 		}
 	}}
@@ -143,7 +143,7 @@ func TestTransferIntoBucketNotYetInstalled(t *testing.T) {
 		}
 	}}
 	c.AddHook(hook)
-	if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 2}, false); err != nil || !ok {
+	if ok, err := st.Install(ctx, surge.LiveState{Sale: sale, Buckets: 2, Epoch: 2}, false, nil); err != nil || !ok {
 		t.Fatalf("install epoch 2: %v %v", ok, err)
 	}
 	if hook.fn != nil || moved == 0 {

@@ -12,7 +12,7 @@ import (
 // listener and every connection: the dependency behind it is gone until
 // Restore listens again on the same address. Pause stalls it instead:
 // every connection stays open and no byte gets through until Resume;
-// Blackhole drops the bytes.
+// Blackhole drops the bytes; Throttle slows the answers down.
 type Proxy struct {
 	t      testing.TB
 	Addr   string // where clients connect
@@ -25,6 +25,9 @@ type Proxy struct {
 	// dropping: Blackhole's; dropped counts the bytes it swallowed.
 	dropping bool
 	dropped  int64
+	// rate: Throttle's, bytes a second from the target to each client (0:
+	// as fast as they come).
+	rate int64
 }
 
 // NewProxy forwards a free loopback address to target; it is cut when the
@@ -78,19 +81,20 @@ func (p *Proxy) pipe(c net.Conn) {
 	}
 	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 	p.mu.Unlock()
-	go func() { p.copy(up, c); up.Close() }()
-	p.copy(c, up)
+	go func() { p.copy(up, c, false); up.Close() }()
+	p.copy(c, up, true)
 	c.Close()
 }
 
-// copy forwards src to dst, each read held while the proxy is paused.
-func (p *Proxy) copy(dst, src net.Conn) {
+// copy forwards src to dst, each read held while the proxy is paused; down
+// is the target's answers, which Throttle paces.
+func (p *Proxy) copy(dst, src net.Conn, down bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			gate, drop := p.gate, p.dropping
+			gate, drop, rate := p.gate, p.dropping, p.rate
 			if drop {
 				p.dropped += int64(n)
 			}
@@ -99,7 +103,10 @@ func (p *Proxy) copy(dst, src net.Conn) {
 				continue
 			}
 			<-gate
-			if _, err := dst.Write(buf[:n]); err != nil {
+			if !down {
+				rate = 0
+			}
+			if err := paced(dst, buf[:n], rate); err != nil {
 				return
 			}
 		}
@@ -107,6 +114,33 @@ func (p *Proxy) copy(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// paced writes b to dst at rate bytes a second, in small pieces (0: at
+// once).
+func paced(dst net.Conn, b []byte, rate int64) error {
+	const piece = 4 << 10
+	for rate > 0 && len(b) > piece {
+		time.Sleep(time.Duration(piece) * time.Second / time.Duration(rate))
+		if _, err := dst.Write(b[:piece]); err != nil {
+			return err
+		}
+		b = b[piece:]
+	}
+	if rate > 0 {
+		time.Sleep(time.Duration(len(b)) * time.Second / time.Duration(rate))
+	}
+	_, err := dst.Write(b)
+	return err
+}
+
+// Throttle passes at most rate bytes a second from the target to each
+// client, on the open connections and new ones (0: no bound): a
+// dependency that answers, slowly (a congested link, a large result).
+func (p *Proxy) Throttle(rate int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rate = rate
 }
 
 // Pause holds every byte, both ways, on the open connections and new
