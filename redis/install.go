@@ -80,7 +80,7 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool, p
 		// reach its swap (its node died, Redis failed it part-way).
 		if _, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			p.SAdd(ctx, k.stages, st.Epoch)
-			p.Del(ctx, su, sk, so)
+			p.Unlink(ctx, su, sk, so)
 			return nil
 		}); err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
@@ -181,7 +181,7 @@ func (s *Stock) dropStages(ctx context.Context, k saleKeys, upTo int64) error {
 	}
 	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		if len(keys) > 0 {
-			p.Del(ctx, keys...)
+			p.Unlink(ctx, keys...)
 		}
 		if upTo < 0 {
 			p.Del(ctx, k.stages)

@@ -8,17 +8,20 @@
 --       units reserved so far (PostgreSQL's ever, on one bucket), replace,
 --       paused ("1": every purchase is refused), hold_ms (the sale's hold, which
 --       reserve.lua holds every batch's to)
+-- The state replaced, and a refused install's staging keys, hold an entry
+-- per buyer, key and held order: UNLINK frees them in the background (a
+-- DEL, or a RENAME over them, froze Redis for a large sale's, and the
+-- install's call outlived the client's read timeout).
 local cur = redis.call('HGET', KEYS[1], 'epoch')
 if ARGV[7] ~= '1' and cur and tonumber(cur) >= tonumber(ARGV[1]) then
-  redis.call('DEL', KEYS[6], KEYS[7], KEYS[8])
+  redis.call('UNLINK', KEYS[6], KEYS[7], KEYS[8])
   return 0
 end
 for i = 0, 2 do
   local dst, src = KEYS[2 + i], KEYS[6 + i]
+  redis.call('UNLINK', dst)
   if redis.call('EXISTS', src) == 1 then
     redis.call('RENAME', src, dst)
-  else
-    redis.call('DEL', dst)
   end
   -- A sentinel field: a hash missing it was lost (evicted, deleted) and
   -- rebuilt empty by a later write, which reserve.lua refuses to trust.
@@ -26,7 +29,7 @@ for i = 0, 2 do
 end
 -- Every order the rebuild read is durable; later ones are of this epoch.
 -- Transfers between buckets are settled: the stock was split anew.
-redis.call('DEL', KEYS[5], KEYS[9], KEYS[10])
+redis.call('UNLINK', KEYS[5], KEYS[9], KEYS[10])
 for _, z in ipairs({KEYS[5], KEYS[9], KEYS[10]}) do
   redis.call('ZADD', z, '+inf', '!')
 end

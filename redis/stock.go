@@ -171,7 +171,7 @@ func (s *Stock) Remove(ctx context.Context, l Layout) error {
 		if err := s.dropStages(ctx, k, -1); err != nil {
 			return fmt.Errorf("redis: remove sale %s: %w", l.Sale, err)
 		}
-		if err := s.c.Del(ctx, append(k.list(), k.xout, k.xin)...).Err(); err != nil {
+		if err := s.c.Unlink(ctx, append(k.list(), k.xout, k.xin)...).Err(); err != nil {
 			return fmt.Errorf("redis: remove sale %s: %w", l.Sale, err)
 		}
 	}
