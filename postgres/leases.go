@@ -31,14 +31,16 @@ func (d *DB) Expire(ctx context.Context, now time.Time, l Lease, limit int) ([]s
 
 // ExpireSale is Expire of the sale's orders only.
 func (d *DB) ExpireSale(ctx context.Context, now time.Time, l Lease, sale string, limit int) ([]surge.Order, error) {
-	return d.expire(ctx, now, l, limit, "AND sale_id = $6", sale)
+	return d.expire(ctx, now, l, limit, oneSale, sale)
 }
+
+// oneSale narrows expire to the sale of its sixth argument.
+const oneSale = "AND sale_id = $6"
 
 // DueSales returns the sales with reserved orders whose hold ended at or
 // before now, the one due longest first.
 func (d *DB) DueSales(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := d.pool.Query(ctx, `SELECT sale_id FROM orders WHERE status = 'reserved' AND expires_at <= $1
-		GROUP BY sale_id ORDER BY min(expires_at), sale_id`, now)
+	rows, err := d.pool.Query(ctx, dueSalesSQL, now)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: sales with due holds: %w", err)
 	}
@@ -49,11 +51,37 @@ func (d *DB) DueSales(ctx context.Context, now time.Time) ([]string, error) {
 	return out, nil
 }
 
+// dueSalesSQL finds the sales with due holds in orders_due (migration 013:
+// the reserved orders by sale, then end of hold) without reading their
+// due orders: it steps from one sale with reserved orders to the next (one
+// descent of the index each) and reads each one's first due hold. Grouping
+// the due orders read every one of them, each round: with a million due
+// (holds that lapsed together across many sales, a leader back after an
+// outage) that took longer than the call timeout, and no hold expired.
+const dueSalesSQL = `WITH RECURSIVE held AS (
+		(SELECT sale_id FROM orders WHERE status = 'reserved' ORDER BY sale_id LIMIT 1)
+		UNION ALL
+		SELECT (SELECT o.sale_id FROM orders o WHERE o.status = 'reserved' AND o.sale_id > held.sale_id
+			ORDER BY o.sale_id LIMIT 1) FROM held WHERE held.sale_id IS NOT NULL)
+	SELECT held.sale_id FROM held CROSS JOIN LATERAL (SELECT min(o.expires_at) AS due FROM orders o
+		WHERE o.sale_id = held.sale_id AND o.status = 'reserved' AND o.expires_at <= $1) d
+	WHERE d.due IS NOT NULL ORDER BY d.due, held.sale_id`
+
 func (d *DB) expire(ctx context.Context, now time.Time, l Lease, limit int, where string, args ...any) ([]surge.Order, error) {
-	out, err := d.endOrders(ctx, `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
-			WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1 `+where+`
+	out, err := d.endOrders(ctx, expireSQL(where), append([]any{now, limit, l.Name, l.Holder, l.Token}, args...)...)
+	if err != nil {
+		return out, fmt.Errorf("postgres: expire: %w", err)
+	}
+	return out, nil
+}
+
+// expireSQL is the statement of expire, the orders it looks at narrowed
+// by where (ExpireSale: one sale's, which orders_due reads on their own).
+func expireSQL(where string) string {
+	return `WITH x AS (UPDATE orders SET status = 'expired', updated_at = $1
+			WHERE id IN (SELECT id FROM orders WHERE status = 'reserved' AND expires_at <= $1 ` + where + `
 				ORDER BY expires_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
-			AND `+fence(3)+` RETURNING `+orderColumns+`),
+			AND ` + fence(3) + ` RETURNING ` + orderColumns + `),
 		s AS (UPDATE sales SET sold = sales.sold - d.q
 			FROM (SELECT sale_id, sum(quantity) AS q FROM x GROUP BY sale_id) d WHERE sales.id = d.sale_id
 			RETURNING sales.id AS sale_id),
@@ -61,12 +89,8 @@ func (d *DB) expire(ctx context.Context, now time.Time, l Lease, limit int, wher
 		-- locked, as a reservation's does (docs/events.md, Ordering).
 		-- PostgreSQL runs the data-modifying CTEs nothing reads last
 		-- listed first: without the join this insert ran before s.
-		e AS (`+outboxEventSQL("x JOIN s USING (sale_id)", "'expired'", "$1::timestamptz")+`)
-		SELECT `+orderColumns+` FROM x`, append([]any{now, limit, l.Name, l.Holder, l.Token}, args...)...)
-	if err != nil {
-		return out, fmt.Errorf("postgres: expire: %w", err)
-	}
-	return out, nil
+		e AS (` + outboxEventSQL("x JOIN s USING (sale_id)", "'expired'", "$1::timestamptz") + `)
+		SELECT ` + orderColumns + ` FROM x`
 }
 
 // Rebuild starts a new epoch of a sale's live state, if the lease is still
