@@ -84,9 +84,9 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 // longest first: a sale whose orders PostgreSQL cannot expire in time
 // fails its own batches only, and every other sale's holds still expire.
 // Each batch runs to its end even when ctx ends (see runToEnd); ctx stops
-// it between batches, and so does until, when set: the leader renews its
-// lease only between rounds, and a round that expired every due sale, one
-// statement after another, could outlast it. What is left is due first in
+// it between batches, and so does until, when set: a round that expired
+// every due sale, one statement after another, would hold off the repair
+// of every sale's live state for as long. What is left is due first in
 // the next round.
 func (s *Store) expire(ctx context.Context, l postgres.Lease, now, until time.Time) ([]surge.Order, error) {
 	now = now.UTC().Truncate(time.Millisecond)
@@ -102,8 +102,8 @@ func (s *Store) expire(ctx context.Context, l postgres.Lease, now, until time.Ti
 		s.forgetExpireLimits(sales)
 	}
 	// The round ends at the first sale that fails, as each failure costs
-	// up to a call timeout and the lease is renewed only between rounds:
-	// trying every failing sale in one round outlasted the lease. Sales
+	// up to a call timeout: trying every failing sale in one round held
+	// off the rest of the round for as long. Sales
 	// whose batches failed before go after the others, so that a sale that
 	// keeps failing never keeps the others' holds from expiring.
 	slices.SortStableFunc(sales, func(a, b string) int {
@@ -295,15 +295,7 @@ func (s *Store) lead(ctx context.Context) {
 	for ctx.Err() == nil {
 		s.round.Lock()
 		if l, _ := s.acquire(ctx); l != nil {
-			if !s.cfg.NoExpiry {
-				// Half the lease's term: the last statement (up to a call
-				// timeout) and the repair still end before it does.
-				until := time.Now().Add(s.cfg.LeaseTTL / 2)
-				if _, err := s.expire(ctx, *l, time.Now(), until); err != nil && ctx.Err() == nil {
-					s.log.Error("expire holds", "err", err)
-				}
-			}
-			s.repair(ctx, *l)
+			s.leadRound(ctx, *l)
 		}
 		s.round.Unlock()
 		select {
@@ -311,6 +303,60 @@ func (s *Store) lead(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-s.kick:
+		}
+	}
+}
+
+// leadRound runs one round of the leader's jobs under the lease l, which
+// it renews meanwhile (keepLease): a round's repair may take longer than
+// the lease's time to live (a rebuild alone may take ten call timeouts,
+// the survey of a hundred thousand sales about 2 s), and a lease renewed
+// only between rounds lapsed mid-round, letting another node lead while
+// this one still did. The round stops at its next step once the lease is
+// no longer known to be held; what it did not do, the next leader does.
+func (s *Store) leadRound(ctx context.Context, l postgres.Lease) {
+	ctx, cancel := context.WithCancel(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		s.keepLease(ctx, l, cancel)
+	}()
+	// The renewals end before the round does: none may land after Close
+	// resigned.
+	defer func() {
+		cancel()
+		<-kept
+	}()
+	if !s.cfg.NoExpiry {
+		// Half the lease's term: the repair, every sale's rebuild among
+		// it, gets its turn each round however many holds are due.
+		until := time.Now().Add(s.cfg.LeaseTTL / 2)
+		if _, err := s.expire(ctx, l, time.Now(), until); err != nil && ctx.Err() == nil {
+			s.log.Error("expire holds", "err", err)
+		}
+	}
+	s.repair(ctx, l)
+}
+
+// keepLease renews the lease l every third of its time to live until ctx
+// ends, and calls lost once a renewal does not find this term held (it
+// lapsed, or PostgreSQL could not say). A renewal waits at most a call
+// timeout, so the lease holds while PostgreSQL answers within that.
+func (s *Store) keepLease(ctx context.Context, l postgres.Lease, lost context.CancelFunc) {
+	t := time.NewTicker(s.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if ctx.Err() != nil {
+			return // the round ended: the loop renews from here
+		}
+		if now, _ := s.acquire(ctx); now == nil || now.Token != l.Token {
+			lost()
+			return
 		}
 	}
 }
