@@ -173,6 +173,13 @@ type Store struct {
 	// last saw it change, and when the holds sold then end (first seen:
 	// its latest order's; leader.go, selling and seeSold).
 	sold map[string]soldSeen
+	// stagePass is the leader's pass over Redis for staging keys that
+	// crashed installs left (leader.go, dropStages), stagesDropped what it
+	// dropped, stagesDone whether it read every key; the leader loop's
+	// alone.
+	stagePass     redis.StagePass
+	stagesDropped int
+	stagesDone    bool
 	// round is held through each of the leader's rounds (lead), which
 	// own sweeps and sweepNext: tests run rounds of their own beside it.
 	round sync.Mutex

@@ -433,6 +433,65 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 		}
 	}
 	s.sweep(ctx, sweep)
+	s.dropStages(ctx, listed)
+}
+
+// stageScan is about how many keys of each Redis server a round reads
+// looking for staging keys (dropStages).
+const stageScan = 1000
+
+// dropStages reads the next part of Redis's keys for the staging keys an
+// install that crashed before its swap left and no install will drop:
+// versions before the record of installs (redis.StagePass) left them for
+// good. Once per process, over as many rounds as the keys take (about a
+// thousand keys of each server a round, one SCAN); those of installs that
+// may still be under way stay. listed is the sales this round listed,
+// none archived; the others are asked of PostgreSQL.
+func (s *Store) dropStages(ctx context.Context, listed map[string]bool) {
+	if s.stagesDone {
+		return
+	}
+	var found []redis.Stage
+	var done bool
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		found, done, err = s.live.ScanStages(ctx, &s.stagePass, stageScan)
+		return err
+	}); err != nil {
+		// A server read before the one that failed would skip its keys.
+		s.stagePass = redis.StagePass{}
+		return
+	}
+	archived := make(map[string]bool)
+	for _, st := range found {
+		if _, asked := archived[st.Sale]; asked || listed[st.Sale] {
+			continue
+		}
+		// Unknown to PostgreSQL, or not archived yet: false, and the key
+		// stays unless the bucket's state has moved past it.
+		var a bool
+		if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+			a, err = s.db.Archived(ctx, st.Sale)
+			return err
+		}); err != nil {
+			s.stagePass = redis.StagePass{} // the keys found are read again, from the start
+			return
+		}
+		archived[st.Sale] = a
+	}
+	var n int
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		n, err = s.live.DropStages(ctx, found, func(sale string) bool { return archived[sale] })
+		return err
+	}); err != nil {
+		s.stagePass = redis.StagePass{}
+		return
+	}
+	s.stagesDropped += n
+	if done {
+		s.stagesDone = true
+		s.log.Info("looked through Redis for staging keys that installs of an older version left",
+			"dropped", s.stagesDropped)
+	}
 }
 
 // sweepCount is about how many held orders a sweep looks at each round in

@@ -33,6 +33,9 @@ var unreserveSrc string
 //go:embed quiet.lua
 var quietSrc string
 
+//go:embed dropstage.lua
+var dropStageSrc string
+
 var (
 	reserveScript   = goredis.NewScript(reserveSrc)
 	releaseScript   = goredis.NewScript(releaseSrc)
@@ -42,13 +45,14 @@ var (
 	inspectScript   = goredis.NewScript(inspectSrc)
 	unreserveScript = goredis.NewScript(unreserveSrc)
 	quietScript     = goredis.NewScript(quietSrc)
+	dropStageScript = goredis.NewScript(dropStageSrc)
 )
 
 // sources are the scripts' texts, for EVAL when Redis forgot one.
 var sources = map[*goredis.Script]string{
 	reserveScript: reserveSrc, releaseScript: releaseSrc, installScript: installSrc,
 	takeScript: takeSrc, giveScript: giveSrc, inspectScript: inspectSrc, unreserveScript: unreserveSrc,
-	quietScript: quietSrc,
+	quietScript: quietSrc, dropStageScript: dropStageSrc,
 }
 
 // evalMany is the package's one script runner: it runs sc once per
