@@ -135,6 +135,7 @@ func explainReads(t *testing.T, conn *pgx.Conn, mode, sql, args string) (returne
 type planNode struct {
 	Type      string     `json:"Node Type"`
 	Relation  string     `json:"Relation Name"`
+	Function  string     `json:"Function Name"`
 	Rows      float64    `json:"Actual Rows"`
 	Loops     float64    `json:"Actual Loops"`
 	Filtered  float64    `json:"Rows Removed by Filter"`

@@ -132,11 +132,8 @@ func (d *DB) PendingEvents(ctx context.Context, l Lease, h *OutboxHorizon, after
 // Transaction ids are no bound here: a writer may take its id first and its
 // seq last (TestOutboxHorizonXidOrder), and a lock does not care.
 func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
-	// One round trip, the statements run in order: the last seq handed
-	// out, then the outbox's writers (relation oids are per database).
 	b := &pgx.Batch{}
-	b.Queue(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM outbox_seq_seq`)
-	b.Queue(writersSQL)
+	queueAdvance(b, h.final)
 	res := d.pool.SendBatch(ctx, b)
 	var last int64
 	var writers []string
@@ -172,6 +169,24 @@ func (d *DB) advance(ctx context.Context, h *OutboxHorizon) error {
 	h.final = max(h.final, last)
 	return nil
 }
+
+// queueAdvance queues advance's reads, in one round trip, the statements
+// run in order: the last seq handed out, then the outbox's writers
+// (relation oids are per database), which are read only if a seq past
+// final was handed out by then: otherwise the horizon cannot move. The
+// lock table is the server's whole (every session's locks, copied with
+// every partition of the lock manager held), and a relay with nothing to
+// publish reads every 20 ms: with 30 sessions holding 100 locks each, one
+// read cost 1.3 ms of PostgreSQL's CPU, with 60 such 4-5.5 ms.
+func queueAdvance(b *pgx.Batch, final int64) {
+	b.Queue(lastSeqSQL)
+	// The condition is a one-time filter: false, the lock table is never
+	// read.
+	b.Queue(writersSQL+` AND (`+lastSeqSQL+`) > $1`, final)
+}
+
+// lastSeqSQL reads the last seq handed out.
+const lastSeqSQL = `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM outbox_seq_seq`
 
 // EventsPublished deletes the events by seq if the lease l is still held;
 // ErrLeaseLost otherwise (another node publishes them again: NATS drops
