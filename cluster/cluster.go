@@ -432,6 +432,25 @@ var (
 
 // SharedLimit returns a rate limit of perSecond with burst that every node
 // shares, kept in this store's Redis (for admission.Distributed).
-func (s *Store) SharedLimit(name string, perSecond float64, burst int) *redis.Limit {
-	return redis.NewLimit(s.rc, s.cfg.Prefix, name, perSecond, burst)
+func (s *Store) SharedLimit(name string, perSecond float64, burst int) *SharedLimit {
+	return &SharedLimit{s: s, l: redis.NewLimit(s.rc, s.cfg.Prefix, name, perSecond, burst)}
+}
+
+// SharedLimit is a shared rate limit (redis.Limit) whose calls are made
+// as every other Redis call of the store: through the Redis breaker,
+// within the call timeout. Without it, a stalled Redis made each node's
+// report of the requests it admitted, and a stopping node's last one,
+// wait out Redis's timeout even while the breaker failed purchases at once.
+type SharedLimit struct {
+	s *Store
+	l *redis.Limit
+}
+
+// Spend implements admission.SharedLimit.
+func (sl *SharedLimit) Spend(ctx context.Context, spent map[string]int64) (blocked map[string]time.Duration, err error) {
+	err = sl.s.call(ctx, sl.s.rcb, func(ctx context.Context) (err error) {
+		blocked, err = sl.l.Spend(ctx, spent)
+		return err
+	})
+	return blocked, err
 }
