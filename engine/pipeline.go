@@ -304,8 +304,12 @@ func (e *Engine) post(ctx context.Context, s *sale, p surge.Purchase, start time
 var ErrTimeout = &surge.Error{Code: surge.CodeUnavailable, Message: "timed out waiting for the purchase to commit; retry with the same Idempotency-Key"}
 
 // errTimeoutKeyless is ErrTimeout's message for a purchase sent without an
-// Idempotency-Key: it has no key to send again.
-var errTimeoutKeyless = &surge.Error{Code: surge.CodeUnavailable, Message: "timed out waiting for the purchase to commit; retry shortly"}
+// Idempotency-Key: it has no key to send again, and its batch may be at
+// the store, so a retry would be a second purchase (within the per-user
+// limit), not a replay. Telling it to retry, as if nothing had been
+// bought, hid that.
+var errTimeoutKeyless = &surge.Error{Code: surge.CodeUnavailable,
+	Message: "timed out waiting for the purchase to commit; it may still commit, and a retry would then be a second purchase"}
 
 // timedOut is ErrTimeout as p is answered it: a purchase without a key is
 // not told to retry with the same key (its message is errTimeoutKeyless's,
