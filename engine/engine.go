@@ -417,7 +417,17 @@ func (e *Engine) Ready() bool { return !e.closing.Load() }
 // Close stops taking purchases, flushes every one in an inbox, and stops
 // following the store. It does not close the store. Call it after the HTTP server
 // has drained, so no purchase is still arriving.
-func (e *Engine) Close() error {
+func (e *Engine) Close() error { return e.Shutdown(context.Background()) }
+
+// Shutdown is Close within ctx: it returns when ctx ends even if batches
+// or order changes are still at the store, and they go on in the
+// background. An order change holds Close for as long as the store takes
+// to learn whether its commit landed (cluster mode: up to the lease's
+// term), which a stop's deadline (surge serve's --shutdown-timeout) must
+// not wait out. Use it only over a store that may then be closed under
+// that work, as after a crash, losing nothing it confirmed (the cluster
+// store); the embedded store's Close must come after it (Close).
+func (e *Engine) Shutdown(ctx context.Context) error {
 	if e.closing.Swap(true) {
 		return errors.New("engine: already closed")
 	}
@@ -426,15 +436,24 @@ func (e *Engine) Close() error {
 	e.life.Lock()
 	e.stopped = true
 	e.life.Unlock()
-	// The sync loop may be adding a sale: it stops before the owners are
-	// counted out.
-	e.follower.Wait()
-	if r, ok := e.store.(surge.Releaser); ok {
-		r.OnRelease(nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The sync loop may be adding a sale: it stops before the owners
+		// are counted out.
+		e.follower.Wait()
+		if r, ok := e.store.(surge.Releaser); ok {
+			r.OnRelease(nil)
+		}
+		e.owners.Wait()
+		// Order changes a request stopped waiting for end before the
+		// store is closed.
+		e.changes.Wait()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("engine: purchases or order changes still at the store: %w", ctx.Err())
 	}
-	e.owners.Wait()
-	// Order changes a request stopped waiting for end before the store
-	// is closed.
-	e.changes.Wait()
-	return nil
 }

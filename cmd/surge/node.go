@@ -400,9 +400,7 @@ func (s *server) shutdown(timeout time.Duration) error {
 	if s.debug != nil {
 		s.debug.Close()
 	}
-	if err := s.eng.Close(); err != nil {
-		s.log.Error("engine close", "err", err)
-	}
+	closeEngine(ctx, s.eng, s.store, s.log)
 	s.stopWatch()
 	s.buyerRate.close()
 	s.saleRate.close()
@@ -415,6 +413,25 @@ func (s *server) shutdown(timeout time.Duration) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// closeEngine closes the engine within ctx, the shutdown's deadline, when
+// the store can be closed so too (cluster mode: an order change whose
+// COMMIT's answer was lost is followed up for up to the lease's term, and
+// must not hold the stop past --shutdown-timeout; what it changed is
+// PostgreSQL's, and the leader's sweep gives back the units of an order it
+// ended). The embedded store's Close must come after every batch and
+// change, so the engine is closed whole.
+func closeEngine(ctx context.Context, eng *engine.Engine, st surge.Store, log *slog.Logger) {
+	if _, ok := st.(interface{ Shutdown(context.Context) error }); !ok {
+		if err := eng.Close(); err != nil {
+			log.Error("engine close", "err", err)
+		}
+		return
+	}
+	if err := eng.Shutdown(ctx); err != nil {
+		log.Warn("stopping without waiting for the engine's work at the store (the shutdown timeout passed)", "err", err)
+	}
 }
 
 // closeStore closes the store within ctx, the shutdown's deadline, if it
