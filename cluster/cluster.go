@@ -157,6 +157,11 @@ type Store struct {
 	holder string
 	lease  atomic.Pointer[postgres.Lease] // held term, nil when not leader
 	relay  atomic.Pointer[relayLease]     // the outbox lease (outbox.go), nil when not held
+	// leasing orders the lease tries (takeLease, read-locked) before the
+	// resign at Shutdown (write-locked), which sets resigned: a try still
+	// running could commit after the resign, and none starts after it.
+	leasing  sync.RWMutex
+	resigned bool
 	// relayWait is when (UnixNano) this node may next try for the outbox
 	// lease after finding another node holding it (outbox.go).
 	relayWait atomic.Int64
@@ -391,32 +396,61 @@ func (s *Store) Close() error { return s.Shutdown(context.Background()) }
 // request and drain, up to 15 s (pgx's bound), and a node stopping (surge
 // serve's --shutdown-timeout) must not wait that out; what is left of the
 // closing goes on in the background, and PostgreSQL ends the sessions of a
-// client that went. The lease given up too late is another node's after
-// its term, as if this node had died.
+// client that went.
+//
+// The leases are given up first, at once (resign), and Shutdown awaits
+// that for up to the call timeout from its start even when ctx has ended:
+// a drain that used the whole shutdown timeout must not leave them to
+// lapse, which makes the next node wait a whole term before it leads or
+// publishes.
 func (s *Store) Shutdown(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stop()
+	resignBy := time.Now().Add(s.cfg.CallTimeout)
+	resigned := make(chan struct{})
+	go func() { defer close(resigned); s.resign() }()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.stop()
 		s.wg.Wait()
-		// By name, not by the term this node last saw: a renewal cut short by
-		// the shutdown may have left the lease held without our knowing.
-		s.lease.Store(nil)
-		s.relay.Store(nil)
-		rctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-		_ = s.db.Resign(rctx, leaseName, s.holder)
-		_ = s.db.Resign(rctx, outboxLease, s.holder)
-		cancel()
+		<-resigned
 		s.closeConns()
 	}()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("cluster: closing the connections: %w", ctx.Err())
+	}
+	t := time.NewTimer(time.Until(resignBy))
+	defer t.Stop()
+	select {
+	case <-resigned:
+	case <-t.C:
+	}
+	return fmt.Errorf("cluster: closing the connections: %w", ctx.Err())
+}
+
+// resign gives up this store's leases, the leader's and the outbox
+// relay's, so that other nodes take them at once. It does not wait for
+// the leader's round, whose writes are fenced by the lease, only for the
+// lease tries in flight (leasing; each is bounded by the call timeout):
+// one could commit after the resign, and none is made after it. By name,
+// not by the term this node last saw: a renewal cut short may have left
+// the lease held without its knowing. The caller has stopped the relay
+// (surge serve stops it before it closes the store), so it sends nothing
+// once the outbox lease is another node's.
+func (s *Store) resign() {
+	s.leasing.Lock()
+	s.resigned = true
+	s.lease.Store(nil)
+	s.relay.Store(nil)
+	s.leasing.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
+	defer cancel()
+	if err := s.db.Resign(ctx, s.holder, leaseName, outboxLease); err != nil {
+		s.log.Warn("could not give up the leases; they lapse at the end of their term", "err", err)
 	}
 }
 

@@ -265,10 +265,16 @@ func (s *Store) acquire(ctx context.Context) (*postgres.Lease, error) {
 // its units never given back to Redis.
 func runToEnd(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-// takeLease takes or renews the lease name for this node. A try ends
-// before Close resigns (runToEnd), and one the call timeout cut short
-// never commits later (postgres.DB.Acquire's transaction).
+// takeLease takes or renews the lease name for this node; never once the
+// store resigned. A try ends before Close resigns (runToEnd, leasing), and
+// one the call timeout cut short never commits later
+// (postgres.DB.Acquire's transaction).
 func (s *Store) takeLease(ctx context.Context, name string) (l postgres.Lease, ok bool, err error) {
+	s.leasing.RLock()
+	defer s.leasing.RUnlock()
+	if s.resigned {
+		return postgres.Lease{}, false, nil
+	}
 	err = s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) {
 		l, ok, err = s.db.Acquire(ctx, name, s.holder, s.cfg.LeaseTTL)
 		return err

@@ -228,10 +228,13 @@ func (d *DB) Acquire(ctx context.Context, name, holder string, ttl time.Duration
 	return Lease{Name: name, Holder: holder, Token: token}, true, nil
 }
 
-// Resign gives up holder's lease name, if it holds it, so another node
-// may take it at once.
-func (d *DB) Resign(ctx context.Context, name, holder string) error {
-	_, err := d.pool.Exec(ctx, `UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND expires_at > now()`,
-		name, holder)
-	return err
+// Resign gives up holder's leases of names, those it holds, so another
+// node may take them at once.
+func (d *DB) Resign(ctx context.Context, holder string, names ...string) error {
+	_, err := d.pool.Exec(ctx, `UPDATE leases SET expires_at = now() WHERE name = ANY($1) AND holder = $2 AND expires_at > now()`,
+		names, holder)
+	if err != nil {
+		return fmt.Errorf("postgres: resign leases %v: %w", names, err)
+	}
+	return nil
 }
