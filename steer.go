@@ -21,11 +21,14 @@ func (p SalePatch) Empty() bool {
 		p.EndsAt == nil && p.HoldSeconds == nil
 }
 
-// Apply returns the sale with p applied, checked by the rules NewSale
-// applies to the same fields, against sold, the units its reserved and
-// paid orders hold: the stock may go up, or down to sold and no lower
-// (CodeStockBelowSold). s is not changed.
-func (s Sale) Apply(p SalePatch, sold int64) (Sale, error) {
+// Apply returns the sale with p applied at now, checked by the rules
+// NewSale applies to the same fields, against sold, the units its
+// reserved and paid orders hold: the stock may go up, or down to sold and
+// no lower (CodeStockBelowSold). A pause records when it began and a
+// resume adds the pause to PausedFor (Stopped); pausing a paused sale, or
+// resuming a live one, changes nothing (a retried PATCH). s is not
+// changed.
+func (s Sale) Apply(p SalePatch, sold int64, now time.Time) (Sale, error) {
 	if p.Name != nil {
 		if err := checkName(*p.Name); err != nil {
 			return Sale{}, err
@@ -62,7 +65,13 @@ func (s Sale) Apply(p SalePatch, sold int64) (Sale, error) {
 		}
 		s.HoldSeconds = *p.HoldSeconds
 	}
-	if p.Paused != nil {
+	if p.Paused != nil && *p.Paused != s.Paused {
+		now = now.UTC().Truncate(time.Millisecond) // as the stores keep times
+		if *p.Paused {
+			s.PausedAt = now
+		} else {
+			s.PausedFor, s.PausedAt = s.Stopped(now), time.Time{}
+		}
 		s.Paused = *p.Paused
 	}
 	if s.Stock < sold {

@@ -34,6 +34,7 @@ func TestSaleApply(t *testing.T) {
 	start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	base := surge.Sale{ID: "s", Name: "Drop", Stock: 10, PerUserLimit: 2, StartsAt: start, HoldSeconds: 900}
 	later := start.Add(time.Hour + 1500*time.Microsecond)
+	now := start.Add(time.Minute) // a whole millisecond: the pause's start as kept
 	for _, c := range []struct {
 		name string
 		p    surge.SalePatch
@@ -42,7 +43,8 @@ func TestSaleApply(t *testing.T) {
 		code surge.Code
 	}{
 		{"nothing", surge.SalePatch{}, 4, func(s surge.Sale) surge.Sale { return s }, ""},
-		{"pause", surge.SalePatch{Paused: new(true)}, 4, func(s surge.Sale) surge.Sale { s.Paused = true; return s }, ""},
+		{"pause", surge.SalePatch{Paused: new(true)}, 4, func(s surge.Sale) surge.Sale { s.Paused, s.PausedAt = true, now; return s }, ""},
+		{"resume a live sale", surge.SalePatch{Paused: new(false)}, 4, func(s surge.Sale) surge.Sale { return s }, ""},
 		{"stock down to sold", surge.SalePatch{Stock: new(int64(4))}, 4, func(s surge.Sale) surge.Sale { s.Stock = 4; return s }, ""},
 		{"stock below sold", surge.SalePatch{Stock: new(int64(3))}, 4, nil, surge.CodeStockBelowSold},
 		{"stock up", surge.SalePatch{Stock: new(int64(50))}, 4, func(s surge.Sale) surge.Sale { s.Stock = 50; return s }, ""},
@@ -61,7 +63,7 @@ func TestSaleApply(t *testing.T) {
 		{"name and hold", surge.SalePatch{Name: new("Other"), HoldSeconds: new(int64(60))}, 0,
 			func(s surge.Sale) surge.Sale { s.Name, s.HoldSeconds = "Other", 60; return s }, ""},
 	} {
-		got, err := base.Apply(c.p, c.sold)
+		got, err := base.Apply(c.p, c.sold, now.Add(999*time.Microsecond))
 		if c.want == nil {
 			if surge.ErrorCode(err) != c.code {
 				t.Errorf("%s: (%+v, %v), want %s", c.name, got, err, c.code)
@@ -69,16 +71,72 @@ func TestSaleApply(t *testing.T) {
 			continue
 		}
 		want := c.want(base)
-		if err != nil || !got.EndsAt.Equal(want.EndsAt) {
+		if err != nil || !got.EndsAt.Equal(want.EndsAt) || !got.PausedAt.Equal(want.PausedAt) {
 			t.Errorf("%s: (%+v, %v), want %+v", c.name, got, err, want)
 			continue
 		}
 		got.EndsAt, want.EndsAt = time.Time{}, time.Time{} // compared above, by instant
+		got.PausedAt, want.PausedAt = time.Time{}, time.Time{}
 		if got != want {
 			t.Errorf("%s: %+v, want %+v", c.name, got, want)
 		}
 	}
 	if base.Paused || base.Stock != 10 {
 		t.Error("Apply changed the sale it was called on")
+	}
+}
+
+// The pauses of a sale add up to how long its clock stood still
+// (Sale.Stopped), counted from its start: a waiting room's clock reads
+// now less that. Pausing a paused sale again (a retried PATCH) keeps the
+// pause's start, and a pause without a start (one an older version began)
+// stops nothing.
+func TestSalePausesStopTheClock(t *testing.T) {
+	start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	pause, resume := surge.SalePatch{Paused: new(true)}, surge.SalePatch{Paused: new(false)}
+	type step struct {
+		at time.Duration
+		p  surge.SalePatch
+	}
+	for _, c := range []struct {
+		name  string
+		steps []step
+		at    time.Duration
+		want  time.Duration
+	}{
+		{"never paused", nil, time.Hour, 0},
+		{"paused now", []step{{time.Minute, pause}}, 5 * time.Minute, 4 * time.Minute},
+		{"paused before now", []step{{time.Minute, pause}}, 30 * time.Second, 0},
+		{"paused before the start", []step{{-time.Hour, pause}}, 2 * time.Minute, 2 * time.Minute},
+		{"paused and resumed before the start", []step{{-time.Hour, pause}, {-time.Minute, resume}}, time.Hour, 0},
+		{"paused across the start", []step{{-time.Hour, pause}, {3 * time.Minute, resume}}, time.Hour, 3 * time.Minute},
+		{"two pauses", []step{{time.Minute, pause}, {2 * time.Minute, resume}, {10 * time.Minute, pause}, {13 * time.Minute, resume}},
+			time.Hour, 4 * time.Minute},
+		{"two pauses, the second in force", []step{{time.Minute, pause}, {2 * time.Minute, resume}, {10 * time.Minute, pause}},
+			11 * time.Minute, 2 * time.Minute},
+		{"paused twice: the first start counts", []step{{time.Minute, pause}, {5 * time.Minute, pause}, {7 * time.Minute, resume}},
+			time.Hour, 6 * time.Minute},
+		{"resumed twice", []step{{time.Minute, pause}, {2 * time.Minute, resume}, {9 * time.Minute, resume}}, time.Hour, time.Minute},
+		{"resumed a millisecond late", []step{{time.Minute, pause}, {2*time.Minute + 1500*time.Microsecond, resume}},
+			time.Hour, time.Minute + time.Millisecond},
+	} {
+		sl := surge.Sale{ID: "s", Name: "Drop", Stock: 10, PerUserLimit: 1, StartsAt: start, HoldSeconds: 900}
+		for _, st := range c.steps {
+			var err error
+			if sl, err = sl.Apply(st.p, 0, at(st.at)); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+		if got := sl.Stopped(at(c.at)); got != c.want {
+			t.Errorf("%s: Stopped = %v, want %v", c.name, got, c.want)
+		}
+		if sl.Paused == sl.PausedAt.IsZero() {
+			t.Errorf("%s: paused %t with PausedAt %v", c.name, sl.Paused, sl.PausedAt)
+		}
+	}
+	legacy := surge.Sale{StartsAt: start, Paused: true, PausedFor: time.Minute}
+	if got := legacy.Stopped(at(time.Hour)); got != time.Minute {
+		t.Errorf("a pause without a start: Stopped = %v, want the minute of the pauses before it", got)
 	}
 }

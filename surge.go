@@ -32,6 +32,12 @@ type Sale struct {
 	// Paused, set by an operator, refuses every purchase (CodePaused)
 	// until it is cleared.
 	Paused bool
+	// PausedAt is when the pause in force began (zero when not paused),
+	// and PausedFor how long the pauses that ended stopped the sale's
+	// clock (see Stopped). Both are whole milliseconds, kept with the
+	// sale, so that every node stops the same clock.
+	PausedAt  time.Time
+	PausedFor time.Duration
 }
 
 // Policies of a waiting room: the order its queue admits buyers in.
@@ -75,6 +81,26 @@ func (s *Sale) Gate(now time.Time) Code {
 		return CodePaused
 	}
 	return c
+}
+
+// Stopped is how long the sale has been paused up to now, counted from
+// its start (a pause before it stops nothing that runs): the pauses that
+// ended and the one in force. A waiting room's clock reads now less this,
+// so it stands still while the sale is paused: nobody is admitted, and
+// the admitted lose none of their window to a pause they cannot buy in.
+func (s *Sale) Stopped(now time.Time) time.Duration {
+	d := s.PausedFor
+	// A pause without a start is one an older version began: not counted.
+	if s.Paused && !s.PausedAt.IsZero() {
+		from := s.PausedAt
+		if from.Before(s.StartsAt) {
+			from = s.StartsAt
+		}
+		if now.After(from) {
+			d += now.Sub(from)
+		}
+	}
+	return d
 }
 
 // SaleStatus is what buyers see of a sale.

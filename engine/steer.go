@@ -110,9 +110,13 @@ func sameSale(a, b *surge.Sale) bool {
 		return false
 	}
 	x.WaitingRoom, y.WaitingRoom = nil, nil
+	// The pause's bookkeeping too: a pause and resume made on another node
+	// between two polls leave Paused as it was, and a waiting room's clock
+	// (surge.Sale.Stopped) must still stop on this node as on that one.
 	return x.Name == y.Name && x.Stock == y.Stock && x.PerUserLimit == y.PerUserLimit && x.Paused == y.Paused &&
 		x.EndsAt.Equal(y.EndsAt) && x.HoldSeconds == y.HoldSeconds && x.StartsAt.Equal(y.StartsAt) &&
-		x.PriceCents == y.PriceCents && x.Currency == y.Currency
+		x.PriceCents == y.PriceCents && x.Currency == y.Currency &&
+		x.PausedAt.Equal(y.PausedAt) && x.PausedFor == y.PausedFor
 }
 
 // setSnap makes next the sale's snapshot; the caller holds s.snapMu. A

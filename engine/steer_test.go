@@ -431,3 +431,29 @@ func TestSaleReadDuringStockChangeIsConsistent(t *testing.T) {
 		})
 	}
 }
+
+// A pause and a resume made on another node between two polls leave the
+// sale's Paused as it was, but not its pause bookkeeping, which a waiting
+// room's clock reads (surge.Sale.Stopped): the node must adopt the sale.
+func TestSameSaleSeesPauses(t *testing.T) {
+	start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	base := surge.Sale{ID: "s", Name: "S", Stock: 10, PerUserLimit: 1, StartsAt: start, HoldSeconds: 60}
+	pause, resume := surge.SalePatch{Paused: new(true)}, surge.SalePatch{Paused: new(false)}
+	paused, _ := base.Apply(pause, 0, start.Add(time.Minute))
+	resumed, _ := paused.Apply(resume, 0, start.Add(2*time.Minute))
+	repaused, _ := resumed.Apply(pause, 0, start.Add(3*time.Minute))
+	for _, c := range []struct {
+		name string
+		a, b surge.Sale
+		same bool
+	}{
+		{"the same", base, base, true},
+		{"paused", base, paused, false},
+		{"paused and resumed", base, resumed, false},
+		{"resumed and paused again", paused, repaused, false},
+	} {
+		if got := sameSale(&c.a, &c.b); got != c.same {
+			t.Errorf("%s: sameSale = %t, want %t", c.name, got, c.same)
+		}
+	}
+}

@@ -151,12 +151,23 @@ func (s *Server) followPlace(ctx context.Context, es *eventStream, sale *surge.S
 		if !s.streamSleep(ctx, end.C, wait) {
 			return
 		}
+		// The sale is read again: a pause or a resume since stops or
+		// restarts the waiting room's clock, and the stream must tell
+		// what a read of one's place would.
+		cur, err := s.svc.Sale(sale.ID)
+		if err != nil {
+			es.event("error", s.streamError(sale, err))
+			return
+		}
+		sale = &cur.Sale
 		// The freshest ticket carries the slot once a lottery is drawn,
 		// which spares the queue a lookup per tick.
-		var err error
 		if st, err = s.room.Status(ctx, sale, st.Ticket); err != nil {
 			es.event("error", s.streamError(sale, err))
 			return
+		}
+		if s.queues.ticked != nil {
+			s.queues.ticked()
 		}
 	}
 }

@@ -130,6 +130,10 @@ func PublicJWK(kid string, pub any) map[string]any {
 	return m
 }
 
+// OnStreamTick makes f be called after each look a queue event stream
+// takes at its place. Call it before serving.
+func (s *Server) OnStreamTick(f func()) { s.queues.ticked = f }
+
 // SetStreamTiming shortens the tick and heartbeat of queue event streams.
 func (s *Server) SetStreamTiming(tick, heartbeat time.Duration) {
 	s.queues.tick, s.queues.heartbeat = tick, heartbeat

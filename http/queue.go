@@ -44,6 +44,9 @@ type queueState struct {
 	stopOnce sync.Once
 	// tick and heartbeat of streams; zero: the defaults.
 	tick, heartbeat time.Duration
+	// ticked, set by tests only, is called after each look a stream takes
+	// at its place.
+	ticked func()
 
 	mu sync.Mutex
 	// Bounds (Server.Apply changes them) and the streams open; a lowered

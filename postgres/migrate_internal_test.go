@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -53,5 +54,49 @@ func TestEventsSwitchUpgrade(t *testing.T) {
 				t.Errorf("events on after the upgrade: %v, want %v", on, tc.want)
 			}
 		})
+	}
+}
+
+// TestPauseStartUpgrade: migration 014 gives a sale paused before it a
+// pause start, the operator's last change (at or after the pause), so its
+// waiting room's clock stops from there rather than not at all; a live
+// sale gets none.
+func TestPauseStartUpgrade(t *testing.T) {
+	ctx := context.Background()
+	ns := servicetest.Namespace(t)
+	conn := servicetest.Conn(t, ns)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{ns}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMigrator(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MigrateTo(ctx, 13); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Date(2026, 1, 1, 10, 5, 0, 0, time.UTC)
+	for _, s := range []struct {
+		id     string
+		paused bool
+	}{{"paused", true}, {"live", false}} {
+		if _, err := conn.Exec(ctx, `INSERT INTO sales (id, name, stock, per_user_limit, price_cents, currency,
+			starts_at, hold_seconds, created_at, paused, updated_at) VALUES ($1, 'x', 10, 1, 0, 'USD', $2, 900, $2, $3, $4)`,
+			s.id, changed.Add(-time.Hour), s.paused, changed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.MigrateTo(ctx, 14); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]*time.Time{"paused": &changed, "live": nil} {
+		var at *time.Time
+		var stopped int64
+		if err := conn.QueryRow(ctx, `SELECT paused_at, paused_for_ns FROM sales WHERE id = $1`, id).Scan(&at, &stopped); err != nil {
+			t.Fatal(err)
+		}
+		if (at == nil) != (want == nil) || at != nil && !at.Equal(*want) || stopped != 0 {
+			t.Errorf("sale %s after the upgrade: paused_at %v, paused_for_ns %d; want %v, 0", id, at, stopped, want)
+		}
 	}
 }

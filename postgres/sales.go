@@ -86,22 +86,28 @@ type SaleRow struct {
 }
 
 const saleColumns = `id, name, stock, per_user_limit, price_cents, currency, starts_at, ends_at,
-	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever, paused`
+	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever, paused, paused_at, paused_for_ns`
 
 func scanSale(row pgx.Row) (SaleRow, error) {
 	var (
-		s    SaleRow
-		ends *time.Time
-		room []byte
+		s            SaleRow
+		ends, paused *time.Time
+		pausedFor    int64
+		room         []byte
 	)
 	if err := row.Scan(&s.ID, &s.Name, &s.Stock, &s.PerUserLimit, &s.PriceCents, &s.Currency, &s.StartsAt,
-		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets, &s.Ever, &s.Paused); err != nil {
+		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets, &s.Ever, &s.Paused,
+		&paused, &pausedFor); err != nil {
 		return SaleRow{}, err
 	}
 	s.StartsAt, s.CreatedAt = s.StartsAt.UTC(), s.CreatedAt.UTC()
 	if ends != nil {
 		s.EndsAt = ends.UTC()
 	}
+	if paused != nil {
+		s.PausedAt = paused.UTC()
+	}
+	s.PausedFor = time.Duration(pausedFor)
 	var err error
 	s.WaitingRoom, err = decodeRoom(room)
 	return s, err

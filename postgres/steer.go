@@ -31,7 +31,7 @@ func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now t
 		if err != nil {
 			return err
 		}
-		next, err := cur.Sale.Apply(p, sold)
+		next, err := cur.Sale.Apply(p, sold, now)
 		if err != nil {
 			return err
 		}
@@ -40,9 +40,11 @@ func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now t
 			bump = 1
 		}
 		row, err = scanSale(tx.QueryRow(ctx, `UPDATE sales SET name = $2, stock = $3, per_user_limit = $4, ends_at = $5,
-			hold_seconds = $6, paused = $7, updated_at = $8, epoch = epoch + $9, dirty = dirty AND $9 = 0
+			hold_seconds = $6, paused = $7, updated_at = $8, epoch = epoch + $9, dirty = dirty AND $9 = 0,
+			paused_at = $10, paused_for_ns = $11
 			WHERE id = $1 RETURNING `+saleColumns,
-			id, next.Name, next.Stock, next.PerUserLimit, nullTime(next.EndsAt), next.HoldSeconds, next.Paused, now, bump))
+			id, next.Name, next.Stock, next.PerUserLimit, nullTime(next.EndsAt), next.HoldSeconds, next.Paused, now, bump,
+			nullTime(next.PausedAt), int64(next.PausedFor)))
 		if err != nil || bump == 0 {
 			return err
 		}

@@ -187,9 +187,9 @@ func TestRefuseUnknownRows(t *testing.T) {
 		{"bad time", `INSERT INTO orders ` + cols + ` VALUES ('o_time', 's1', 'mallory', 1, 'paid', NULL, '2026-02-30T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "2026-02-30", false},
 		{"order of an unknown sale", `INSERT INTO orders ` + cols + ` VALUES ('o_lost', 'ghost', 'mallory', 1, 'paid', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "order o_lost belongs to unknown sale ghost", false},
 		{"order of an unknown sale sorting first", `INSERT INTO orders ` + cols + ` VALUES ('o_lost', 'a', 'mallory', 1, 'paid', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:15:00.000Z')`, "order o_lost belongs to unknown sale a", false},
-		{"sale with no stock", `INSERT INTO sales VALUES ('s0', 'Zero', 0, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
-		{"sale with no limit", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 0, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
-		{"sale with no hold", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 0, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL)`, "s0", false},
+		{"sale with no stock", `INSERT INTO sales VALUES ('s0', 'Zero', 0, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL, NULL, 0)`, "s0", false},
+		{"sale with no limit", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 0, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL, NULL, 0)`, "s0", false},
+		{"sale with no hold", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 0, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL, NULL, 0)`, "s0", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := soldAndClosed(t)

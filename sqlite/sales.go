@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/ledger"
@@ -41,7 +42,8 @@ func (s *Store) scanSales(ctx context.Context, db *sql.DB, where string, args ..
 // querySales is scanSales on any handle (Reader's too).
 func querySales(ctx context.Context, db source, where string, args ...any) ([]surge.Sale, error) {
 	rows, err := db.QueryContext(ctx, `SELECT id, name, stock, per_user_limit, price_cents, currency,
-		starts_at, ends_at, hold_seconds, created_at, waiting_room, paused FROM sales `+where+` ORDER BY created_at, id`, args...)
+		starts_at, ends_at, hold_seconds, created_at, waiting_room, paused, paused_at, paused_for_ns FROM sales `+where+`
+		ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list sales: %w", err)
 	}
@@ -49,12 +51,13 @@ func querySales(ctx context.Context, db source, where string, args ...any) ([]su
 	var out []surge.Sale
 	for rows.Next() {
 		var (
-			sl              surge.Sale
-			starts, created string
-			ends, room      sql.NullString
+			sl                 surge.Sale
+			starts, created    string
+			ends, room, paused sql.NullString
+			pausedFor          int64
 		)
 		if err := rows.Scan(&sl.ID, &sl.Name, &sl.Stock, &sl.PerUserLimit, &sl.PriceCents, &sl.Currency,
-			&starts, &ends, &sl.HoldSeconds, &created, &room, &sl.Paused); err != nil {
+			&starts, &ends, &sl.HoldSeconds, &created, &room, &sl.Paused, &paused, &pausedFor); err != nil {
 			return nil, fmt.Errorf("sqlite: scan sale: %w", err)
 		}
 		if sl.StartsAt, err = parseTime(starts); err != nil {
@@ -68,6 +71,12 @@ func querySales(ctx context.Context, db source, where string, args ...any) ([]su
 				return nil, err
 			}
 		}
+		if paused.Valid {
+			if sl.PausedAt, err = parseTime(paused.String); err != nil {
+				return nil, err
+			}
+		}
+		sl.PausedFor = time.Duration(pausedFor)
 		if room.Valid {
 			if sl.WaitingRoom, err = parseWaitingRoom(room.String); err != nil {
 				return nil, fmt.Errorf("sqlite: sale %s: %w", sl.ID, err)

@@ -179,7 +179,12 @@ CREATE TABLE IF NOT EXISTS sales (
 	-- it from before a lowered limit), and when an operator last changed it.
 	paused         INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
 	limit_ceiling  INTEGER CHECK (limit_ceiling >= per_user_limit),
-	updated_at     TEXT
+	updated_at     TEXT,
+	-- A pause stops a waiting room's clock (surge.Sale.Stopped): when the
+	-- pause in force began (NULL: not paused), and how long the pauses that
+	-- ended stopped it, in nanoseconds.
+	paused_at      TEXT,
+	paused_for_ns  INTEGER NOT NULL DEFAULT 0 CHECK (paused_for_ns >= 0)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS orders (
 	seq             INTEGER PRIMARY KEY,
@@ -400,13 +405,25 @@ func upgrade(ctx context.Context, db schemaDB) error {
 		{"sales", "limit_ceiling", "INTEGER CHECK (limit_ceiling >= per_user_limit)"},
 		{"sales", "updated_at", "TEXT"},
 		{"outbox", "status", "TEXT"},
+		{"sales", "paused_at", "TEXT"},
+		{"sales", "paused_for_ns", "INTEGER NOT NULL DEFAULT 0 CHECK (paused_for_ns >= 0)"},
 	} {
 		var n int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.name).Scan(&n); err != nil {
 			return err
 		}
-		if n == 0 {
-			if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.name+` `+c.def); err != nil {
+		if n > 0 {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.name+` `+c.def); err != nil {
+			return err
+		}
+		if c.name == "paused_at" {
+			// A sale paused by an older version counts its pause from the
+			// operator's last change, at or after the pause: a window is
+			// never given back more than the pause took.
+			if _, err := db.ExecContext(ctx, `UPDATE sales SET paused_at = coalesce(updated_at, ?) WHERE paused = 1`,
+				formatTime(time.Now())); err != nil {
 				return err
 			}
 		}

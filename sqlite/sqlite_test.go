@@ -622,3 +622,39 @@ func TestExpiryBeforeEngineOpensIsCounted(t *testing.T) {
 		t.Errorf("remaining %d (%v), want %d", st.Remaining, err, stock)
 	}
 }
+
+// TestUpgradeKeepsPauseStart opens a database whose sales predate the
+// pause's start: a sale paused then counts its pause from the operator's
+// last change, at or after the pause, so its waiting room's clock stops
+// from there rather than not at all.
+func TestUpgradeKeepsPauseStart(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateSale(t.Context(), "s", surge.SalePatch{Paused: new(true)}, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := t0.Add(2 * time.Minute) // the last change, after the pause
+	for _, q := range []string{`ALTER TABLE sales DROP COLUMN paused_at`, `ALTER TABLE sales DROP COLUMN paused_for_ns`,
+		`UPDATE sales SET updated_at = '` + surge.FormatTime(changed) + `'`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s = open(t, dir)
+	defer s.Close()
+	got, err := s.Sale(t.Context(), "s")
+	if err != nil || !got.Paused || !got.PausedAt.Equal(changed) || got.PausedFor != 0 {
+		t.Fatalf("the paused sale after the upgrade: %+v, %v; want paused since %v", got, err, changed)
+	}
+}

@@ -28,13 +28,16 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	if err := s.wake(ctx, st); err != nil {
 		return surge.Sale{}, err
 	}
-	next, err := st.l.Sale().Apply(p, st.l.Sold())
+	next, err := st.l.Sale().Apply(p, st.l.Sold(), now)
 	if err != nil {
 		return surge.Sale{}, err
 	}
-	var ends any
+	var ends, paused any
 	if !next.EndsAt.IsZero() {
 		ends = formatTime(next.EndsAt)
+	}
+	if !next.PausedAt.IsZero() {
+		paused = formatTime(next.PausedAt)
 	}
 	// Straight on the writer's pool, as archive does: the statement waits
 	// for the writer's transaction in progress, and synchronous=FULL makes
@@ -42,9 +45,9 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	// caller's cancellation is not passed on: a statement cut short could
 	// leave the disk changed and memory not.
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), `UPDATE sales SET name = ?, stock = ?, per_user_limit = ?, ends_at = ?,
-		hold_seconds = ?, paused = ?, limit_ceiling = ?, updated_at = ? WHERE id = ?`,
+		hold_seconds = ?, paused = ?, limit_ceiling = ?, updated_at = ?, paused_at = ?, paused_for_ns = ? WHERE id = ?`,
 		next.Name, next.Stock, next.PerUserLimit, ends, next.HoldSeconds, next.Paused,
-		max(st.l.Ceiling(), next.PerUserLimit), formatTime(now), id); err != nil {
+		max(st.l.Ceiling(), next.PerUserLimit), formatTime(now), paused, int64(next.PausedFor), id); err != nil {
 		return surge.Sale{}, s.unavailable(fmt.Errorf("sqlite: update sale %s: %w", id, err))
 	}
 	st.l.Steer(next)

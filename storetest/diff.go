@@ -35,7 +35,10 @@ func saleDiff(got, want surge.Sale) string {
 		timeDiff("EndsAt", got.EndsAt, want.EndsAt) +
 		valDiff("HoldSeconds", got.HoldSeconds, want.HoldSeconds) +
 		timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt) +
-		valDiff("WaitingRoom", roomString(got.WaitingRoom), roomString(want.WaitingRoom))
+		valDiff("WaitingRoom", roomString(got.WaitingRoom), roomString(want.WaitingRoom)) +
+		valDiff("Paused", got.Paused, want.Paused) +
+		timeDiff("PausedAt", got.PausedAt, want.PausedAt) +
+		valDiff("PausedFor", got.PausedFor, want.PausedFor)
 }
 
 func roomString(wr *surge.WaitingRoom) string {

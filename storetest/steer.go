@@ -22,13 +22,17 @@ func testSteer(t *testing.T, h Harness) {
 	update := func(e *env, id string, p surge.SalePatch) (surge.Sale, error) {
 		return steerer(e).UpdateSale(e.ctx, id, p, at(time.Minute))
 	}
-	mustUpdate := func(e *env, id string, p surge.SalePatch) surge.Sale {
+	mustUpdateAt := func(e *env, id string, p surge.SalePatch, now time.Time) surge.Sale {
 		e.t.Helper()
-		sl, err := update(e, id, p)
+		sl, err := steerer(e).UpdateSale(e.ctx, id, p, now)
 		if err != nil {
 			e.t.Fatalf("UpdateSale(%s, %+v): %v", id, p, err)
 		}
 		return sl
+	}
+	mustUpdate := func(e *env, id string, p surge.SalePatch) surge.Sale {
+		e.t.Helper()
+		return mustUpdateAt(e, id, p, at(time.Minute))
 	}
 	wantCode := func(e *env, what string, err error, code surge.Code) {
 		e.t.Helper()
@@ -104,8 +108,12 @@ func testSteer(t *testing.T, h Harness) {
 		sl := newSale(t, "p", 10, 2)
 		e.createSale(sl)
 		first := e.reserveOne("p", at(0), buyKey("u1", "k1", 1))
-		sl.Paused = true
-		mustUpdate(e, "p", surge.SalePatch{Paused: new(true)})
+		// The pause keeps its start (whole milliseconds), which every node
+		// and a restart read: a waiting room's clock stops from then on.
+		sl.Paused, sl.PausedAt = true, at(time.Minute)
+		mustUpdateAt(e, "p", surge.SalePatch{Paused: new(true)}, at(time.Minute+300*time.Microsecond))
+		wantSale(e, sl)
+		mustUpdateAt(e, "p", surge.SalePatch{Paused: new(true)}, at(5*time.Minute)) // again: the pause began at its start
 		wantSale(e, sl)
 		if c := codeOf(e, "p", at(time.Minute), buy("u2", 1)); c != surge.CodePaused {
 			t.Fatalf("a purchase of a paused sale: %s, want paused", c)
@@ -124,8 +132,11 @@ func testSteer(t *testing.T, h Harness) {
 		if c := codeOf(e, "p", at(2*time.Hour), buy("u2", 1)); c != surge.CodeEnded {
 			t.Fatalf("a purchase of a paused sale past its end: %s, want ended", c)
 		}
-		sl.Paused = false
-		mustUpdate(e, "p", surge.SalePatch{Paused: new(false), EndsAt: new(time.Time{})})
+		// The resume adds the pause's length to the sale's stopped time.
+		sl.Paused, sl.PausedAt, sl.PausedFor = false, time.Time{}, 90*time.Minute
+		mustUpdateAt(e, "p", surge.SalePatch{Paused: new(false), EndsAt: new(time.Time{})}, at(91*time.Minute))
+		wantSale(e, sl)
+		e.reopen()
 		wantSale(e, sl)
 		e.reserveOne("p", at(2*time.Hour), buy("u2", 1))
 		e.wantRemaining("p", 8)

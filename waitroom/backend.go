@@ -57,7 +57,8 @@ var (
 //   - Lookup: HGET q:users user (after the draw if due).
 //   - Between: ZCOUNT q:slots from (to.
 //
-// Times are the caller's: nodes must keep their clocks in sync (NTP).
+// Times are the caller's: nodes must keep their clocks in sync (NTP). The
+// Room passes its own clock, which stands still while the sale is paused.
 type Backend interface {
 	// Join adds userID to the queue at now and reports created, or returns
 	// the entry the user already has: joining again keeps one's place.

@@ -14,7 +14,8 @@ import (
 // hold no slot before the draw and count in neither until it is made.
 func (r *Room) Line(ctx context.Context, sale *surge.Sale) (waiting, admitted int64, err error) {
 	q := queueOf(sale)
-	opened := q.Schedule.Opened(r.now())
+	at, _ := clock(sale, r.now())
+	opened := q.Schedule.Opened(at)
 	if admitted, err = r.backend.Between(ctx, q, 0, opened); err != nil {
 		return 0, 0, fmt.Errorf("waitroom: line of %s: %w", sale.ID, err)
 	}

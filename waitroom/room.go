@@ -74,6 +74,17 @@ type Status struct {
 	Wait time.Duration
 }
 
+// clock is the waiting room's time at now: now less how long the sale
+// has been paused (surge.Sale.Stopped). It stands still while the sale is
+// paused, so nobody is admitted into a sale that sells nothing, and the
+// admitted lose none of their window to a pause they cannot buy in; the
+// line resumes where it stopped. The schedule and the backend work on
+// this clock; answers add the pauses back (stopped) to state instants.
+func clock(sale *surge.Sale, now time.Time) (at time.Time, stopped time.Duration) {
+	stopped = sale.Stopped(now)
+	return now.Add(-stopped), stopped
+}
+
 func queueOf(s *surge.Sale) Queue {
 	return Queue{
 		SaleID:   s.ID,
@@ -98,7 +109,8 @@ func (r *Room) Join(ctx context.Context, sale *surge.Sale, userID string) (st St
 		return Status{}, false, surge.Errorf(surge.CodeEnded, "the sale has ended; its queue is closed")
 	}
 	q := queueOf(sale)
-	e, created, err := r.backend.Join(ctx, q, userID, now)
+	at, _ := clock(sale, now)
+	e, created, err := r.backend.Join(ctx, q, userID, at)
 	if errors.Is(err, ErrFull) {
 		return Status{}, false, surge.Errorf(surge.CodeQueueFull,
 			"the waiting room of sale %s is full: it takes no more buyers", sale.ID)
@@ -135,7 +147,8 @@ func (r *Room) Status(ctx context.Context, sale *surge.Sale, text string) (Statu
 	}
 	now := r.now()
 	q := queueOf(sale)
-	e, err := r.entry(ctx, q, t, now)
+	at, _ := clock(sale, now)
+	e, err := r.entry(ctx, q, t, at)
 	switch {
 	case errors.Is(err, errStale):
 		return bad("%v", errStale)
@@ -154,7 +167,8 @@ func (r *Room) Status(ctx context.Context, sale *surge.Sale, text string) (Statu
 // came back older (a Redis snapshot reloaded, a lagging replica promoted)
 // keeps its epoch but not the places handed out since: their tickets are
 // stale too, or their buyers could rejoin ahead and hold two admissions.
-func (r *Room) entry(ctx context.Context, q Queue, t ticket, now time.Time) (Entry, error) {
+// at is the room's clock (a lottery's draw is due at its start).
+func (r *Room) entry(ctx context.Context, q Queue, t ticket, at time.Time) (Entry, error) {
 	if t.Slot != Unassigned {
 		epoch, e, err := r.backend.Place(ctx, q, t.UserID)
 		if err != nil && !errors.Is(err, ErrNotQueued) {
@@ -172,30 +186,34 @@ func (r *Room) entry(ctx context.Context, q Queue, t ticket, now time.Time) (Ent
 	if epoch != t.Epoch {
 		return Entry{}, errStale
 	}
-	return r.backend.Lookup(ctx, q, t.UserID, now)
+	return r.backend.Lookup(ctx, q, t.UserID, at)
 }
 
 func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID string, e Entry, epoch uint64, now time.Time) (Status, error) {
 	st := Status{SaleID: sale.ID, UserID: userID, State: Waiting, Position: -1,
 		Ticket: r.signer.sign(ticket{SaleID: sale.ID, UserID: userID, Seq: e.Seq, Draw: e.Draw, Slot: e.Slot, Issued: now, Epoch: epoch})}
+	at, stopped := clock(sale, now)
 	if e.Slot == Unassigned {
-		st.Wait = max(sale.StartsAt.Sub(now), 0)
+		st.Wait = max(sale.StartsAt.Sub(at), 0)
 		return st, nil
 	}
-	st.AdmitAt = q.Schedule.AdmitAt(e.Slot)
-	st.Until = st.AdmitAt.Add(time.Duration(sale.WaitingRoom.TicketSeconds) * time.Second)
+	admit := q.Schedule.AdmitAt(e.Slot)
+	until := admit.Add(time.Duration(sale.WaitingRoom.TicketSeconds) * time.Second)
+	// The window as it stands: instants still to come move on by any
+	// later pause as well.
+	st.AdmitAt, st.Until = admit.Add(stopped), until.Add(stopped)
 	switch {
-	case !now.Before(st.Until):
+	case !at.Before(until):
 		st.State, st.Position = Expired, 0
-	case !now.Before(st.AdmitAt):
+	case !at.Before(admit):
 		st.State, st.Position = Admitted, 0
 	default:
-		ahead, err := r.backend.Between(ctx, q, q.Schedule.Opened(now), e.Slot)
+		ahead, err := r.backend.Between(ctx, q, q.Schedule.Opened(at), e.Slot)
 		if err != nil {
 			return Status{}, backendErr("position in", sale.ID, err)
 		}
 		st.Position = ahead + 1
-		st.Wait = st.AdmitAt.Sub(now)
+		st.Wait = admit.Sub(at)
 	}
 	return st, nil
 }
@@ -225,7 +243,8 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 	}
 	now := r.now()
 	q := queueOf(sale)
-	e, err := r.entry(ctx, q, t, now)
+	at, stopped := clock(sale, now)
+	e, err := r.entry(ctx, q, t, at)
 	switch {
 	case errors.Is(err, errStale):
 		return no(0, "invalid Waiting-Room-Ticket: %v", errStale)
@@ -235,18 +254,18 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 		return backendErr("check in", sale.ID, err)
 	}
 	if e.Slot == Unassigned {
-		wait := sale.StartsAt.Sub(now)
+		wait := sale.StartsAt.Sub(at)
 		return no(wait, "not admitted yet: the lottery is drawn when the sale starts, in %s", ceilSeconds(wait))
 	}
-	at := q.Schedule.AdmitAt(e.Slot)
-	until := at.Add(time.Duration(sale.WaitingRoom.TicketSeconds) * time.Second)
-	if now.Before(at) {
-		wait := at.Sub(now)
+	admit := q.Schedule.AdmitAt(e.Slot)
+	until := admit.Add(time.Duration(sale.WaitingRoom.TicketSeconds) * time.Second)
+	if at.Before(admit) {
+		wait := admit.Sub(at)
 		return no(wait, "not admitted yet: your turn comes in about %s; retry after Retry-After", ceilSeconds(wait))
 	}
-	if !now.Before(until) {
+	if !at.Before(until) {
 		return no(0, "your turn to buy expired at %s: it lasted %d s and cannot be renewed",
-			until.UTC().Format(time.RFC3339), sale.WaitingRoom.TicketSeconds)
+			until.Add(stopped).UTC().Format(time.RFC3339), sale.WaitingRoom.TicketSeconds)
 	}
 	return nil
 }
