@@ -75,11 +75,19 @@ func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surg
 	a := surge.ArchivedSale{Sale: sale, Remaining: st.l.Remaining(), ArchivedAt: now.UTC().Truncate(time.Millisecond)}
 	// Straight on the writer's pool (one connection): the statement waits
 	// for the writer's transaction in progress, and synchronous=FULL makes
-	// it durable before it returns. The caller's cancellation is not passed
-	// on, as UpdateSale's is not: the driver reports a context that ended
-	// while the row committed as that context's error, and the disk would
-	// then say archived while memory keeps the sale in service.
-	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), `INSERT INTO archived_sales (sale_id, archived_at, remaining) VALUES (?, ?, ?)`,
+	// it durable before it returns. That wait honours the caller's
+	// context: nothing is written yet, and a stalled disk would otherwise
+	// hold the request, and the sale's lock, for as long as it stalls. The
+	// INSERT does not, as UpdateSale's UPDATE does not: the driver reports
+	// a context that ended while the row committed as that context's
+	// error, and the disk would then say archived while memory keeps the
+	// sale in service.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `INSERT INTO archived_sales (sale_id, archived_at, remaining) VALUES (?, ?, ?)`,
 		sale.ID, formatTime(a.ArchivedAt), a.Remaining); err != nil {
 		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
 	}

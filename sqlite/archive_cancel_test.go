@@ -105,3 +105,98 @@ func TestArchiveNotCutShortByCancel(t *testing.T) {
 		t.Fatalf("ArchiveSale answered done, but the disk holds no archive of sale a")
 	}
 }
+
+// TestArchiveGivesUpWhileWriterStalls: the archive's INSERT waits for the
+// writer's one connection, which a commit in progress holds (here one
+// stalled in its fsync, as on a disk that stops answering). Not passing
+// the caller's cancellation into the INSERT (a commit must not be cut
+// short) must not make that wait endless: a request that ended before the
+// INSERT began has written nothing and must be answered, not hold the
+// sale's lock (and the engine's, every sale creation and archive behind
+// it) for as long as the disk stalls.
+func TestArchiveGivesUpWhileWriterStalls(t *testing.T) {
+	hookCommits()
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(ctx, t.TempDir(), Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	newSale := func(id string, end time.Time) surge.Sale {
+		name, stock, limit := "S", int64(5), int64(1)
+		sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, EndsAt: &end}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sale
+	}
+	end := t0.Add(time.Hour)
+	for _, sl := range []surge.Sale{newSale("a", end), newSale("b", end.Add(time.Hour))} {
+		if err := s.CreateSale(ctx, sl); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The writer's next commit (a purchase of sale b, which holds only
+	// b's lock) stalls until released.
+	stalled, release := make(chan struct{}), make(chan struct{})
+	stall := func() {
+		close(stalled)
+		<-release
+	}
+	onCommit.Store(&stall)
+	reserved := make(chan error, 1)
+	go func() {
+		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, end.Add(time.Second))
+		reserved <- err
+	}()
+	<-stalled
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+
+	// The request ends once the archive waits for the writer's connection
+	// (the pool counts the wait), before its INSERT began.
+	reqCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waits := s.w.Stats().WaitCount
+	answered := make(chan error, 1)
+	go func() {
+		_, err := s.ArchiveSale(reqCtx, "a", end.Add(time.Second))
+		answered <- err
+	}()
+	for s.w.Stats().WaitCount == waits {
+		select {
+		case first := <-answered:
+			t.Fatalf("ArchiveSale answered %v without waiting for the stalled writer", first)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	var first error
+	select {
+	case first = <-answered:
+	case <-time.After(10 * time.Second):
+		close(release)
+		released = true
+		t.Fatalf("ArchiveSale whose request ended while it waited for the stalled writer was still waiting 10s later (answered %v once the writer went on); want it answered when its request ended",
+			<-answered)
+	}
+	if first == nil {
+		t.Fatal("ArchiveSale answered done while the writer was stalled before its INSERT began")
+	}
+	close(release)
+	released = true
+	if err := <-reserved; err != nil {
+		t.Fatal(err)
+	}
+	// Nothing was written: the sale is in service, and archiving it again
+	// (the client's retry) archives it.
+	if _, err := s.ArchiveSale(ctx, "a", end.Add(2*time.Second)); err != nil {
+		t.Fatalf("archiving again after the answered %v: %v", first, err)
+	}
+}
