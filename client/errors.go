@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,7 +25,8 @@ type APIError struct {
 	Status  int
 	Code    string // "http_error" when the body was not the API's error shape
 	Message string
-	// RetryAfter is the answer's Retry-After, 0 when it had none.
+	// RetryAfter is the answer's Retry-After, 0 when it had none, at
+	// most an hour (a longer one is read as an hour).
 	RetryAfter time.Duration
 	// RequestID is the answer's X-Request-ID, to find it in the server's log.
 	RequestID string
@@ -83,20 +85,28 @@ func decodeError(resp *http.Response) *APIError {
 	return ae
 }
 
+// maxRetryAfter caps a Retry-After, as the server caps its own (and the
+// gRPC API's RetryInfo): a longer wait, a proxy's, is no hint a caller
+// can use, and read as none it had the refusal retried after the backoff
+// alone.
+const maxRetryAfter = time.Hour
+
 // retryAfter reads Retry-After: seconds (what Surge sends) or an HTTP
-// date (what a proxy may send). Anything else is no hint.
+// date (what a proxy may send), at most maxRetryAfter. Anything else is
+// no hint.
 func retryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-		if n < 0 || n > 1<<31 {
+	// Seconds beyond int64 parse as its largest, with ErrRange.
+	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n < 0 {
 			return 0
 		}
-		return time.Duration(n) * time.Second
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(t))
+		return min(max(0, time.Until(t)), maxRetryAfter)
 	}
 	return 0
 }

@@ -56,7 +56,13 @@ func TestRetryAfterHeader(t *testing.T) {
 		{" 30 ", 30 * time.Second, 30 * time.Second},
 		{"-1", 0, 0},
 		{"soon", 0, 0},
-		{"99999999999", 0, 0},
+		// Past an hour, an hour: the most the server itself says.
+		{"3601", time.Hour, time.Hour},
+		{"2147483649", time.Hour, time.Hour},
+		{"99999999999", time.Hour, time.Hour},
+		{"99999999999999999999", time.Hour, time.Hour},
+		{"-99999999999999999999", 0, 0},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", time.Hour, time.Hour},
 		{time.Now().Add(10 * time.Second).UTC().Format(http.TimeFormat), 8 * time.Second, 10 * time.Second},
 		{time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 0, 0},
 	} {

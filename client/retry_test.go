@@ -279,28 +279,37 @@ func TestRetryOnlyWhatIsSafe(t *testing.T) {
 	}
 }
 
-// A Retry-After given as an HTTP date centuries away (a proxy's absurd
-// answer) is past MaxElapsed like any other long wait: the client gives up
-// at once with the refusal. It must not wrap the wait around to a
-// negative one and send the purchase again at once, over and over.
-func TestPurchaseRetryAfterFarFutureDate(t *testing.T) {
-	const far = "Fri, 31 Dec 9999 23:59:59 GMT"
-	f := &fault{match: purchases, plan: refusals(10, 503, "overloaded", far)}
-	s := newServer(t, serverOptions{wrap: f.wrap})
-	admin := client.New(s.url, token)
-	createSale(t, admin, "s", 10, 1)
-	_, err := admin.AsUser("ann").Purchase(t.Context(), "s", client.PurchaseOptions{})
-	seen := f.arrivals()
-	var gaps []time.Duration
-	for i := 1; i < len(seen); i++ {
-		gaps = append(gaps, seen[i].at.Sub(seen[i-1].at).Round(time.Millisecond))
-	}
-	if len(seen) != 1 {
-		t.Errorf("Retry-After %q (past MaxElapsed %v): the server saw %d attempts, %v apart; want 1 and the refusal returned",
-			far, client.DefaultMaxElapsed, len(seen), gaps)
-	}
-	var ae *client.APIError
-	if !errors.As(err, &ae) || ae.Code != "overloaded" {
-		t.Errorf("err %v, want the 503 overloaded", err)
+// A Retry-After centuries away (a proxy's absurd answer), as an HTTP date
+// or as seconds past 2^31 (or past what a Duration holds), is past
+// MaxElapsed like any other long wait: the client gives up at once with
+// the refusal, whose RetryAfter is capped at an hour as the server caps
+// its own. It must not wrap the wait around to a negative one, nor read
+// the seconds as no hint and send the purchase again after the backoff
+// alone, over and over.
+func TestPurchaseRetryAfterFarFuture(t *testing.T) {
+	for _, far := range []string{"Fri, 31 Dec 9999 23:59:59 GMT", "2147483649", "99999999999", "99999999999999999999"} {
+		t.Run(far, func(t *testing.T) {
+			f := &fault{match: purchases, plan: refusals(10, 503, "overloaded", far)}
+			s := newServer(t, serverOptions{wrap: f.wrap})
+			admin := client.New(s.url, token)
+			createSale(t, admin, "s", 10, 1)
+			_, err := admin.AsUser("ann").Purchase(t.Context(), "s", client.PurchaseOptions{})
+			seen := f.arrivals()
+			var gaps []time.Duration
+			for i := 1; i < len(seen); i++ {
+				gaps = append(gaps, seen[i].at.Sub(seen[i-1].at).Round(time.Millisecond))
+			}
+			if len(seen) != 1 {
+				t.Errorf("Retry-After %q (past MaxElapsed %v): the server saw %d attempts, %v apart; want 1 and the refusal returned",
+					far, client.DefaultMaxElapsed, len(seen), gaps)
+			}
+			var ae *client.APIError
+			if !errors.As(err, &ae) || ae.Code != "overloaded" {
+				t.Fatalf("err %v, want the 503 overloaded", err)
+			}
+			if ae.RetryAfter != time.Hour {
+				t.Errorf("Retry-After %q: the refusal's RetryAfter is %v; want an hour, the most a wait says", far, ae.RetryAfter)
+			}
+		})
 	}
 }
