@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	neturl "net/url"
 	"slices"
 	"strconv"
@@ -378,7 +379,26 @@ func (l limitBody) RoundTrip(req *http.Request) (*http.Response, error) {
 	seq := l.r.fetches.Add(1)
 	resp, err := next.RoundTrip(req)
 	if err != nil {
+		// It quotes the line Go could not read (a header's, with a
+		// control character in a signed Location): the key server's own
+		// text, which may hold a credential no masking can find.
+		var pe textproto.ProtocolError
+		if errors.As(err, &pe) {
+			return nil, maskedErr{msg: "jwks: the key server's answer has a status or header line that does not parse (not shown: it may hold a credential)", err: err}
+		}
 		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		// The client that follows it quotes a Location it cannot parse
+		// whole, where no URL's query can be masked: refused here, not
+		// shown, as a --jwks-url that does not parse is not.
+		if loc := resp.Header.Get("Location"); loc != "" {
+			if _, perr := req.URL.Parse(loc); perr != nil {
+				resp.Body.Close()
+				return nil, errors.New("jwks: the key server redirected to a Location that is not a URL (not shown: it may hold a credential)")
+			}
+		}
 	}
 	resp.Body = &cappedBody{ReadCloser: resp.Body, left: l.max}
 	if resp.StatusCode != http.StatusOK {

@@ -279,3 +279,82 @@ func TestJWKSURLRedirectExtendingQueryNotShown(t *testing.T) {
 			secret, err)
 	}
 }
+
+// TestJWKSURLUnparsableLocationNotShown: a key server may redirect the
+// fetch to a signed URL (?sig=…) that Go cannot parse (a host with a
+// stray bracket, a control character). net/http's error then quotes the
+// Location header whole ("failed to parse Location header …"), and no URL
+// whose query could be masked is in the error's chain: the signature
+// showed in the errors of a fetch (at start, on a reload) and in the logs
+// of the refreshes. A Location that does not parse is not shown at all,
+// as a --jwks-url that does not parse is not.
+func TestJWKSURLUnparsableLocationNotShown(t *testing.T) {
+	const secret = "unparsable-location-secret-0123"
+	k1 := newEd25519(t)
+	doc := jwksDoc(t, PublicJWK("k1", k1.Public()))
+	for _, tc := range []struct{ name, loc string }{
+		// net/http's client cannot parse it to follow it.
+		{"a stray bracket", "http://[::1/signed/keys?sig=" + secret},
+		// Its transport refuses the header line, which it quotes.
+		{"a DEL", "http://127.0.0.1:1/signed/keys?sig=" + secret + "&x=\x7f"},
+		{"a control character", "/signed/keys?sig=" + secret + "\x01"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var redirect atomic.Bool
+			// The answer written by hand: net/http's own writer may
+			// refuse or rewrite such a header.
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !redirect.Load() {
+					_, _ = w.Write(doc)
+					return
+				}
+				conn, bw, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				_, _ = bw.WriteString("HTTP/1.1 302 Found\r\nLocation: " + tc.loc + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				_ = bw.Flush()
+			}))
+			t.Cleanup(srv.Close)
+			logs := &servicetest.Log{}
+			log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			remote, err := FetchJWKS(t.Context(), srv.URL+"/keys", RemoteJWKSOptions{Refresh: 50 * time.Millisecond, MinRefetch: time.Hour, Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer remote.Close()
+			redirect.Store(true)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			refreshErr := remote.Refresh(ctx)
+			if refreshErr == nil {
+				t.Fatal("a fetch redirected to a Location that does not parse succeeded")
+			}
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "refresh failed") && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !strings.Contains(logs.String(), "refresh failed") {
+				t.Fatalf("no scheduled refresh failed within 10 s; the log:\n%s", logs.String())
+			}
+			remote.Close()
+			_, startErr := FetchJWKS(t.Context(), srv.URL+"/keys", RemoteJWKSOptions{Logger: log})
+			if startErr == nil {
+				t.Fatal("a first fetch redirected to a Location that does not parse succeeded")
+			}
+			for _, c := range []struct{ what, text string }{
+				{"the error of a fetch refused on a reload", refreshErr.Error()},
+				{"the error of a failed first fetch (at start)", startErr.Error()},
+				{"the logs of the failed refreshes", logs.String()},
+			} {
+				if strings.Contains(c.text, secret) {
+					t.Errorf("%s: the secret %q in the query of a redirect's Location that does not parse is shown; want it not shown:\n%s",
+						c.what, secret, c.text)
+				}
+			}
+			if !strings.Contains(startErr.Error(), "not shown") {
+				t.Errorf("the error of a first fetch redirected to a Location that does not parse does not say what it hides:\n%v", startErr)
+			}
+		})
+	}
+}
