@@ -7,10 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -152,7 +153,14 @@ const createAttempts = 5
 // followed by the same request again, and a sale_exists then is the sale
 // asked for if it is what was asked for. The client retries only refusals
 // after which nothing was done: a create is not idempotent without an id.
+// A failure before any request was written (no connection, a refused TLS
+// handshake, no token) made nothing, and is returned at once.
 func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale, error) {
+	// Set once a request's headers are on their way, by any attempt:
+	// until then nothing can have been made. After, a connection refused
+	// may be the server restarting, with the sale made: sent again.
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
 	var err error
 	for attempt := range createAttempts {
 		var s api.Sale
@@ -167,9 +175,8 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 		}
 		wait := time.Second
 		var ae *client.APIError
-		var op *net.OpError
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil, !sent.Load():
 			return api.Sale{}, err
 		case errors.As(err, &ae):
 			// An overloaded refusal made nothing, and the client has sent
@@ -179,8 +186,6 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 				return api.Sale{}, err
 			}
 			wait = min(max(wait, ae.RetryAfter), 10*time.Second)
-		case errors.As(err, &op) && op.Op == "dial", errors.Is(err, client.ErrNoAdminToken):
-			return api.Sale{}, err // nothing was sent
 		}
 		if attempt == createAttempts-1 {
 			break // no attempt to wait for

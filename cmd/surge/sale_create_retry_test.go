@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -229,5 +232,32 @@ func TestSaleCreateWithoutTokenFailsAtOnce(t *testing.T) {
 	// Each try again waited 1 s: far above what refusing takes.
 	if took >= 1500*time.Millisecond {
 		t.Errorf("sale create without a token took %v to fail; want at once (nothing was sent)", took.Round(time.Millisecond))
+	}
+}
+
+// TestSaleCreateRefusedHandshakeFailsAtOnce: a server over TLS whose
+// certificate the command does not trust (or any handshake that fails)
+// was sent nothing; the command took the failure for a lost answer and
+// tried again four times, a second apart, before reporting it: about 4 s
+// for an answer known at once.
+func TestSaleCreateRefusedHandshakeFailsAtOnce(t *testing.T) {
+	t.Setenv("SURGE_ADMIN_TOKEN", "cli-test-admin-token")
+	var reached atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) }))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--server", srv.URL, "--name", "Phone drop", "--stock", "5")
+	took := time.Since(start)
+	if code != 1 || !strings.Contains(stderr, "certificate") || reached.Load() != 0 {
+		t.Errorf("sale create to a server whose certificate is not trusted: exit %d, stdout %q, stderr %q, %d requests reached it; want 1, the certificate named and none",
+			code, stdout, stderr, reached.Load())
+	}
+	// Each try again waited 1 s: far above what a handshake takes.
+	if took >= 1500*time.Millisecond {
+		t.Errorf("sale create to a server whose certificate is not trusted took %v to fail; want at once (nothing was sent)", took.Round(time.Millisecond))
 	}
 }
