@@ -131,12 +131,13 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkServer("sale create", *server); err != nil {
 		return err
 	}
-	if in.ID == nil {
+	drawn := in.ID == nil
+	if drawn {
 		// Generated here, not by the server, so that the request sent
 		// again after a lost answer names the same sale (createOnce).
 		in.ID = new(surge.NewID("s_"))
 	}
-	s, err := createOnce(ctx, client.New(*server, *token), in)
+	s, err := createOnce(ctx, client.New(*server, *token), in, drawn)
 	if err != nil {
 		return publicListener(ctx, *server, *token, err)
 	}
@@ -151,11 +152,13 @@ const createAttempts = 5
 // which the sale may exist all the same (503 unavailable: its commit's
 // wait ran out; the connection lost after the request was sent) is
 // followed by the same request again, and a sale_exists then is the sale
-// asked for if it is what was asked for. The client retries only refusals
+// asked for if it is what was asked for, or whatever it holds if drawn:
+// the command drew the id, which nobody else knows, so a change made since
+// (a PATCH) does not make it another's. The client retries only refusals
 // after which nothing was done: a create is not idempotent without an id.
 // A failure before any request was written (no connection, a refused TLS
 // handshake, no token) made nothing, and is returned at once.
-func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale, error) {
+func createOnce(ctx context.Context, c *client.Client, in api.NewSale, drawn bool) (api.Sale, error) {
 	// Set once a request's headers are on their way, by any attempt:
 	// until then nothing can have been made. After, a connection refused
 	// may be the server restarting, with the sale made: sent again.
@@ -168,7 +171,7 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 			return s, nil
 		}
 		if attempt > 0 && errors.Is(err, surge.ErrSaleExists) {
-			if s, gerr := c.Sale(ctx, *in.ID); gerr == nil && madeFrom(s, in) {
+			if s, gerr := c.Sale(ctx, *in.ID); gerr == nil && (drawn || madeFrom(s, in)) {
 				return s, nil
 			}
 			return api.Sale{}, err
@@ -204,7 +207,9 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale) (api.Sale
 // counts: with --id, the sale may be another one made earlier under that
 // id (the first answer a 503 before the server looked). A setting not given
 // is asked for as the server's default (surge.NewSale's), no end and no
-// waiting room included; only the start, "now", cannot be told.
+// waiting room included; only the start, "now", cannot be told. Nor can
+// a change made since the lost answer (a PATCH): under --id the command
+// then reports sale_exists, and the operator looks at the sale.
 func madeFrom(s api.Sale, in api.NewSale) bool {
 	same := func(v *int64, def, got int64) bool {
 		if v != nil {

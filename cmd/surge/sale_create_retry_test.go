@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http"
@@ -232,6 +233,53 @@ func TestSaleCreateWithoutTokenFailsAtOnce(t *testing.T) {
 	// Each try again waited 1 s: far above what refusing takes.
 	if took >= 1500*time.Millisecond {
 		t.Errorf("sale create without a token took %v to fail; want at once (nothing was sent)", took.Round(time.Millisecond))
+	}
+}
+
+// TestSaleCreateAfterALostAnswerAndAPatch: surge sale create without
+// --id, whose answer was lost after the server made the sale, sends the
+// same request again and takes the sale it then finds under its id for
+// its own if it is what it asked for. A PATCH made in between (an
+// operator who saw the new sale in the list and changed its stock) made
+// the comparison fail: the command said sale_exists and exited 1 for the
+// sale it had made, and run again, as that invites, made a second one.
+// Nobody else knows an id the command drew: the sale under it is its own,
+// whatever it holds now.
+func TestSaleCreateAfterALostAnswerAndAPatch(t *testing.T) {
+	ctx, admin := cliServer(t)
+	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var lost atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" && lost.CompareAndSwap(false, true) {
+			// The server creates the sale; its answer is lost, and the
+			// operator changes the sale before the command sends again.
+			made := httptest.NewRecorder()
+			rp.ServeHTTP(made, r)
+			var s api.Sale
+			if err := json.Unmarshal(made.Body.Bytes(), &s); err != nil || made.Code != http.StatusCreated {
+				t.Errorf("the create behind the lost answer: %d %s", made.Code, made.Body)
+			} else if _, err := admin.UpdateSale(ctx, s.ID, api.SalePatch{Stock: new(int64(7))}); err != nil {
+				t.Errorf("PATCH of the sale made: %v", err)
+			}
+			unavailable503("1")(w)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	t.Setenv("SURGE_SERVER", proxy.URL)
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--name", "Phone drop", "--stock", "5")
+	sales, err := admin.Sales(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || len(sales) != 1 || !strings.Contains(stdout, `"id": "`+sales[0].ID+`"`) {
+		t.Errorf("sale create, its answer lost and the sale changed by a PATCH before the command sent again: exit %d, stdout %s, stderr %q, %d sales; want 0 and the one sale it made",
+			code, stdout, stderr, len(sales))
 	}
 }
 
