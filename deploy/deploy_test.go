@@ -23,11 +23,15 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +102,7 @@ func TestDockerfile(t *testing.T) {
 		{"a non-root user", `(?m)^USER 65532:65532$`},
 		{"the API on 0.0.0.0 inside", `SURGE_HTTP_ADDR=0.0.0.0:8080`},
 		{"the data directory", `SURGE_DATA_DIR=/data`},
-		{"a health check on /healthz by the binary", `(?m)^  CMD \["/usr/local/bin/surge", "probe", "--url", "http://127.0.0.1:8080/healthz"\]$`},
+		{"a health check on /healthz by the binary", `(?m)^  CMD \["/usr/local/bin/surge", "probe", "--url", "http://127.0.0.1:8080/healthz", "--timeout", "3s"\]$`},
 		{"go.mod's Go version", `(?m)^ARG GO_VERSION=` + regexp.QuoteMeta(goLine[1]) + `$`},
 	} {
 		if !regexp.MustCompile(want.re).MatchString(df) {
@@ -132,6 +136,125 @@ func TestDockerfile(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "probe", "--url", "http://127.0.0.1:1/healthz", "--timeout", "1s").CombinedOutput(); err == nil || !strings.Contains(string(out), "probe") {
 		t.Errorf("surge probe of a closed port: %v %s; want a failure", err, out)
+	}
+}
+
+// TestHealthcheckReportsBeforeDockerKillsIt: Docker kills a health check
+// that outlasts HEALTHCHECK --timeout and records no more than that it
+// ran out. surge probe gives up on a server that does not answer after
+// its own --timeout and says which URL failed and how: it must give up
+// first, with a second to spare for starting the process on a busy host,
+// or a hung server's check is never reported by the probe (with both at
+// 3 s, Docker always won). The image's check allows /healthz the time
+// the Helm chart's probes of it allow, so that a server is judged alike
+// wherever it runs (docker-compose.yml's nodes take the image's check).
+func TestHealthcheckReportsBeforeDockerKillsIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	df := read(t, "Dockerfile")
+	m := regexp.MustCompile(`(?m)^HEALTHCHECK ((?:--\S+ )+)\\\n +CMD (\[.*\])$`).FindStringSubmatch(df)
+	if m == nil {
+		t.Fatal("the Dockerfile has no HEALTHCHECK … CMD [exec form]")
+	}
+	docker := 30 * time.Second // Docker's default
+	if d := regexp.MustCompile(`--timeout=(\S+)`).FindStringSubmatch(m[1]); d != nil {
+		var err error
+		if docker, err = time.ParseDuration(d[1]); err != nil {
+			t.Fatalf("HEALTHCHECK --timeout=%s: %v", d[1], err)
+		}
+	}
+	var argv []string
+	if err := json.Unmarshal([]byte(m[2]), &argv); err != nil || len(argv) < 2 || argv[1] != "probe" {
+		t.Fatalf("the HEALTHCHECK's CMD %s is not surge probe: %v", m[2], err)
+	}
+	bin := filepath.Join(t.TempDir(), "surge")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The probe's --timeout as the CMD gives it, else the binary's default.
+	probe := ""
+	for i, a := range argv {
+		if v, ok := strings.CutPrefix(a, "--timeout="); ok {
+			probe = v
+		} else if a == "--timeout" && i+1 < len(argv) {
+			probe = argv[i+1]
+		}
+	}
+	if probe == "" {
+		help, _ := exec.Command(bin, "probe", "--help").CombinedOutput()
+		d := regexp.MustCompile(`-timeout duration\n\s+give up after this long \(default (\S+)\)`).FindSubmatch(help)
+		if d == nil {
+			t.Fatalf("surge probe --help names no default --timeout:\n%s", help)
+		}
+		probe = string(d[1])
+	}
+	probeTimeout, err := time.ParseDuration(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const margin = time.Second
+	if probeTimeout+margin > docker {
+		t.Errorf("the HEALTHCHECK's surge probe gives up after %v, and Docker kills it after %v (HEALTHCHECK --timeout): "+
+			"want the probe's --timeout at least %v below Docker's, so that a hung server's check ends with the probe's own report",
+			probeTimeout, docker, margin)
+	}
+	// The check as Docker runs it, against a server that accepts and never
+	// answers, killed at Docker's timeout: it must end by itself, saying so.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	args := slices.Clone(argv[1:])
+	for i := range args {
+		if strings.HasPrefix(args[i], "http://127.0.0.1:8080/") {
+			args[i] = "http://" + ln.Addr().String() + "/healthz"
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), docker)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "probe http://"+ln.Addr().String()) {
+		t.Errorf("the HEALTHCHECK's CMD against a server that never answers, killed after %v as Docker does: %v, %q; want exit 1 and the probe's own report",
+			docker, err, out)
+	}
+	// The Helm chart's probes of /healthz allow the same time.
+	helm := tool(t, "helm", "go install helm.sh/helm/v4/cmd/helm@v4.3.2")
+	t.Setenv("HELM_CACHE_HOME", t.TempDir())
+	t.Setenv("HELM_CONFIG_HOME", t.TempDir())
+	t.Setenv("HELM_DATA_HOME", t.TempDir())
+	chart := filepath.Join("helm", "surge")
+	rendered := runTool(t, helm, "template", "drop", chart, "-f", filepath.Join(chart, "ci", "embedded-values.yaml"))
+	for _, kind := range []string{"startupProbe", "livenessProbe"} {
+		// The probe's lines: those indented deeper than its key.
+		p := regexp.MustCompile(`(?m)^( +)` + kind + `:\n`).FindStringSubmatchIndex(rendered)
+		if p == nil {
+			t.Errorf("helm template: no %s", kind)
+			continue
+		}
+		indent, body := p[3]-p[2], ""
+		for line := range strings.Lines(rendered[p[1]:]) {
+			if len(line)-len(strings.TrimLeft(line, " ")) <= indent {
+				break
+			}
+			body += line
+		}
+		want := fmt.Sprintf("timeoutSeconds: %d\n", int(probeTimeout/time.Second))
+		if !strings.Contains(body, "path: /healthz\n") || !strings.Contains(body, want) {
+			t.Errorf("helm template: the %s is not of /healthz or does not allow it the %v the image's HEALTHCHECK allows (want %q):\n%s",
+				kind, probeTimeout, strings.TrimSpace(want), body)
+		}
 	}
 }
 

@@ -108,13 +108,15 @@ containers:
       - name: http
         containerPort: {{ .Values.service.port }}
         protocol: TCP
-    # /healthz: the process answers; /readyz: it takes purchases (the store
-    # answers, not draining).
+    # /healthz: the process answers (within 3 s, as the image's
+    # HEALTHCHECK allows); /readyz: it takes purchases (the store answers,
+    # not draining).
     startupProbe:
       httpGet:
         path: /healthz
         port: http
       periodSeconds: 2
+      timeoutSeconds: 3
       failureThreshold: 60
     livenessProbe:
       httpGet:
