@@ -106,18 +106,33 @@ func TestBinary(t *testing.T) {
 
 	// Unstamped: the build info's module version and, in a git checkout,
 	// its revision (-buildvcs=true: GOFLAGS may turn VCS stamping off).
-	plain := versionOf(build("plain", "-buildvcs=true"))
+	plainBin := build("plain", "-buildvcs=true")
+	plain := versionOf(plainBin)
 	if !regexp.MustCompile(`^surge \S+ \(commit \S+, go\S+\)\n$`).MatchString(plain) {
 		t.Fatalf("plain build: %q", plain)
 	}
 	// The go command stamps a revision only where .git is a directory (a
 	// clone, as CI's), not in a `git worktree`, whose .git is a file.
-	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
-	if fi, statErr := os.Stat(filepath.Join("..", ".git")); err != nil || statErr != nil || !fi.IsDir() {
+	if fi, err := os.Stat(filepath.Join("..", ".git")); err != nil || !fi.IsDir() {
 		t.Logf("not a git clone: the revision from the build info is not checked (%q)", plain)
 		return
 	}
-	if h := strings.TrimSpace(string(head)); !strings.Contains(plain, "(commit "+h) {
-		t.Errorf("plain build in a checkout at %s: %q lacks the revision from the build info", h, plain)
+	// The revision the go command read at the build, from the binary
+	// itself: HEAD read again now may have moved meanwhile (a commit made
+	// while the tests ran). It must be a commit of this checkout.
+	info, err := exec.Command(goTool, "version", "-m", plainBin).Output()
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*build\s+vcs\.revision=(\S+)$`).FindSubmatch(info)
+	if m == nil {
+		t.Fatalf("plain build in a git clone: no vcs.revision in its build info:\n%s", info)
+	}
+	rev := string(m[1])
+	if err := exec.Command("git", "cat-file", "-e", rev+"^{commit}").Run(); err != nil {
+		t.Errorf("plain build in a git clone: its build info's revision %s is no commit of the checkout: %v", rev, err)
+	}
+	if !strings.Contains(plain, "(commit "+rev) {
+		t.Errorf("plain build in a checkout at %s: %q lacks the revision from the build info", rev, plain)
 	}
 }
