@@ -316,13 +316,13 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		return metrics.TokenFigures{Accepted: t.Accepted, Refused: t.Refused}
 	}))
 	if c.debugAddr != "" {
-		s.debug = opsServer(lns.debug, api.Ops(reg, nil), nil)
+		s.debug = opsServer(c.timeouts, lns.debug, api.Ops(reg, nil), nil)
 		undo = append(undo, func() { s.debug.Close() })
 		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
-		s.admin = opsServer(s.adminOpen.listen(lns.admin), s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false), s.adminOpen.track(nil))
+		s.admin = opsServer(c.timeouts, s.adminOpen.listen(lns.admin), s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false), s.adminOpen.track(nil))
 		undo = append(undo, func() { s.admin.Close() })
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
@@ -333,19 +333,8 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	// total bounds them.
 	ln := surgehttp.LimitConns(raw, c.connLimits(lim.http.TrustedProxies))
 	s.conns.Store(ln)
-	s.http = &http.Server{
-		Handler:           s.observed(c, public, tel, surgehttp.RequestOptions{TrustedProxies: lim.http.TrustedProxies}, true),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnState:         s.open.track(ln.ConnState),
-		ConnContext:       surgehttp.ConnContext, // request ids without a copy of each request
-	}
-	// OPTIONS * then reaches the API, which answers it in JSON.
-	s.http.DisableGeneralOptionsHandler = true
+	s.http = c.timeouts.server(s.observed(c, public, tel, surgehttp.RequestOptions{TrustedProxies: lim.http.TrustedProxies}, true), s.open.track(ln.ConnState))
+	s.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	// Event streams end at shutdown instead of holding it to the timeout.
 	s.http.RegisterOnShutdown(api.CloseStreams)
 	s.http.RegisterOnShutdown(grpcAPI.Close)
@@ -451,28 +440,43 @@ func closeStore(ctx context.Context, st surge.Store, log *slog.Logger) error {
 	return nil
 }
 
-// The HTTP servers' bounds, the API's listener's and the private ones'
-// alike: a request's header, the whole request, an answer, an idle
-// connection between requests, a request's header's size.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 15 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
-)
+// httpTimeouts are the HTTP servers' bounds, the API's listener's and the
+// private ones' alike: a request's header, the whole request, an answer,
+// an idle connection between requests.
+type httpTimeouts struct{ readHeader, read, write, idle time.Duration }
+
+// defaultHTTPTimeouts are serve's (newServeConfig's); only tests change
+// them, to see a bound act without waiting for it.
+func defaultHTTPTimeouts() httpTimeouts {
+	return httpTimeouts{readHeader: 5 * time.Second, read: 15 * time.Second, write: 30 * time.Second, idle: 120 * time.Second}
+}
+
+// maxHeaderBytes bounds a request's header on every listener.
+const maxHeaderBytes = 64 << 10
+
+// server is an HTTP server of h within the bounds t (the defaults for a
+// config not made by newServeConfig: never none), state its ConnState.
+func (t httpTimeouts) server(h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
+	if t == (httpTimeouts{}) {
+		t = defaultHTTPTimeouts()
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: t.readHeader, ReadTimeout: t.read, WriteTimeout: t.write,
+		IdleTimeout: t.idle, MaxHeaderBytes: maxHeaderBytes, ConnState: state,
+		// OPTIONS * then reaches the API, which answers it in JSON.
+		DisableGeneralOptionsHandler: true,
+		ConnContext:                  surgehttp.ConnContext, // request ids without a copy of each request
+	}
+}
 
 // opsServer serves h (pprof and /debug/stats behind the admin token, and
 // the full API on the admin listener) on a private listener of its own.
-func opsServer(ln net.Listener, h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
+func opsServer(t httpTimeouts, ln net.Listener, h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
 	// The API listener's timeouts: a client that sends its request or
 	// reads its answer slower than a byte at a time must not hold a
 	// connection and its goroutine for good here either. The long answers
 	// (event streams, the order export, WatchSale, pprof's profiles) move
 	// their write deadline themselves, as on the API's listener.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout,
-		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
-		DisableGeneralOptionsHandler: true, ConnState: state, ConnContext: surgehttp.ConnContext}
+	srv := t.server(h, state)
 	// The admin listener serves the gRPC API's operator calls, which gRPC
 	// clients make over HTTP/2 without TLS, as on the API's listener.
 	serveH2C(srv)

@@ -96,6 +96,9 @@ type serveConfig struct {
 
 	// Storefronts calling from the browser: comma-separated origins.
 	corsOrigins string
+
+	// The HTTP servers' timeouts: no flag; tests shorten them.
+	timeouts httpTimeouts
 }
 
 // newServeConfig is serve's defaults, in one place: its flags show them,
@@ -130,6 +133,7 @@ func newServeConfig() serveConfig {
 		leaseTTL:         5 * time.Second,
 		confirmAfter:     10 * time.Second,
 		jwksRefresh:      surgehttp.DefaultJWKSRefresh,
+		timeouts:         defaultHTTPTimeouts(),
 	}
 }
 

@@ -132,7 +132,7 @@ func TestHandOverClosesIdleAdminGRPCConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.lns.admin = ln
-	s.admin = opsServer(s.adminOpen.listen(ln), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.admin = opsServer(defaultHTTPTimeouts(), s.adminOpen.listen(ln), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	}), s.adminOpen.track(nil))
 	defer s.admin.Close()
