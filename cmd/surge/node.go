@@ -37,7 +37,9 @@ type server struct {
 	// conns is the API listener, set once it listens (after the private
 	// listeners, whose /metrics and /debug/stats read it).
 	conns atomic.Pointer[surgehttp.ConnLimiter]
-	log   *slog.Logger
+	// The private listeners (nil when not asked for), bounded too.
+	adminConns, debugConns *surgehttp.ConnLimiter
+	log                    *slog.Logger
 
 	// lns are the listening sockets; open and adminOpen count the
 	// connections of the API and admin servers (a handover waits for
@@ -316,13 +318,16 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		return metrics.TokenFigures{Accepted: t.Accepted, Refused: t.Refused}
 	}))
 	if c.debugAddr != "" {
-		s.debug = opsServer(c.timeouts, lns.debug, api.Ops(reg, nil), nil)
+		s.debugConns = surgehttp.LimitConns(lns.debug, privateConnLimits(lim.http.TrustedProxies))
+		s.debug = opsServer(c.timeouts, s.debugConns, api.Ops(reg, nil), s.debugConns.ConnState)
 		undo = append(undo, func() { s.debug.Close() })
 		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
 	}
 	public := http.Handler(api)
 	if c.adminAddr != "" {
-		s.admin = opsServer(c.timeouts, s.adminOpen.listen(lns.admin), s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false), s.adminOpen.track(nil))
+		s.adminConns = surgehttp.LimitConns(lns.admin, privateConnLimits(lim.http.TrustedProxies))
+		s.admin = opsServer(c.timeouts, s.adminOpen.listen(s.adminConns), s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false),
+			s.adminOpen.track(s.adminConns.ConnState))
 		undo = append(undo, func() { s.admin.Close() })
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)

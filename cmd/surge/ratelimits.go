@@ -49,7 +49,7 @@ func (c serveConfig) limits() (limits, error) {
 // descriptor and, idle, some 10-20 KB (goroutine, buffers): beyond
 // 32768 memory rather than descriptors runs out first. A quarter of the
 // file descriptors is left for the database, logs and the private
-// listeners.
+// listeners (privateConnLimits).
 const (
 	maxConnsCeiling      = 32768
 	maxConnsPerIPCeiling = 1024
@@ -72,6 +72,28 @@ func (c serveConfig) connLimits(trusted []netip.Prefix) surgehttp.ConnLimits {
 		perIP = max(1, min(total/4, maxConnsPerIPCeiling))
 	}
 	return surgehttp.ConnLimits{Max: total, PerAddr: perIP, Exempt: trusted}
+}
+
+// Each private listener's connection caps (--admin-addr, --debug-addr):
+// the operators' tools, Prometheus, a dashboard and pprof need few, and
+// unbounded, one client holding connections there takes every file
+// descriptor, the API listener's and the store's too. A sixteenth of the
+// open-file limit each (at most 1,024), so that both and the API
+// listener's three quarters leave an eighth for the rest.
+const (
+	maxPrivateConnsCeiling = 1024
+	fallbackPrivateConns   = 256 // when the open-file limit is unknown
+)
+
+// privateConnLimits returns a private listener's connection caps: a
+// quarter of the total per address, so that one client leaves room for
+// the others; trusted proxies exempt, as on the API listener.
+func privateConnLimits(trusted []netip.Prefix) surgehttp.ConnLimits {
+	total := fallbackPrivateConns
+	if n, ok := openFileLimit(); ok {
+		total = max(1, int(min(n/16, maxPrivateConnsCeiling)))
+	}
+	return surgehttp.ConnLimits{Max: total, PerAddr: max(1, total/4), Exempt: trusted}
 }
 
 // keyed returns the limiter of one --rate-limit-NAME flag, nil when off.

@@ -163,8 +163,10 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 		}
 		r.h.Apply(opt)
 	}
-	if ln := s.conns.Load(); ln != nil {
-		ln.SetExempt(lim.http.TrustedProxies)
+	for _, ln := range []*surgehttp.ConnLimiter{s.conns.Load(), s.adminConns, s.debugConns} {
+		if ln != nil {
+			ln.SetExempt(lim.http.TrustedProxies)
+		}
 	}
 	if q, ok := s.queues.(interface{ SetMaxEntries(int) }); ok {
 		q.SetMaxEntries(merged.roomMaxEntries)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/cloudflare/tableflip"
+
+	surgehttp "github.com/surgehq/surge/http"
 )
 
 // Zero-downtime upgrades (docs/operations.md): on SIGUSR2 the running
@@ -514,7 +516,9 @@ const silentGrace = 250 * time.Millisecond
 //  4. once no connection is left, or after timeout, the caller's
 //     shutdown finds nothing to cut.
 func (s *server) handOver(timeout time.Duration) {
-	for _, ln := range []net.Listener{s.conns.Load(), s.lns.admin} {
+	// The limiters, not their sockets: closing one also ends an Accept
+	// waiting for a slot.
+	for _, ln := range []*surgehttp.ConnLimiter{s.conns.Load(), s.adminConns} {
 		if ln != nil {
 			ln.Close()
 		}
