@@ -70,6 +70,16 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 		// order: a payment's order never changes once recorded.
 		err := tx.QueryRow(ctx, `SELECT order_id FROM payments WHERE id = $1 AND provider = $2`, ev.RefundOf, ev.Provider).Scan(&ev.OrderID)
 		if errors.Is(err, pgx.ErrNoRows) {
+			// A repeated id is a replay whatever payment it names now, as
+			// whatever order (below): the embedded store looks the id up
+			// first alike.
+			var recorded bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE id = $1)`, ev.ID).Scan(&recorded); err != nil {
+				return surge.PaymentResult{}, err
+			}
+			if recorded {
+				return surge.PaymentResult{}, errReplay
+			}
 			return surge.PaymentResult{}, surge.ErrOrderNotFound
 		}
 		if err != nil {

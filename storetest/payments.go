@@ -356,6 +356,38 @@ func testPayments(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("RefundOfReplay", func(t *testing.T) {
+		// A repeated id is a replay whatever it names now (as a repeat
+		// naming another order): a refund's id already recorded answers
+		// the first result, also when its RefundOf now names a payment of
+		// another provider, or none. PostgreSQL looked the payment up
+		// first and answered order_not_found (the webhook: ignored).
+		e, _, o := paidOrder(t, h)
+		e.cancel(o.ID, at(time.Second))
+		e.record(event("pi_1", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundDue)
+		other := event("pi_s", surge.PaymentSucceeded, o.ID, 2*price, "USD")
+		other.Provider = "stripe"
+		e.record(other, at(2*time.Second), surge.PaymentRefundDue)
+		byPayment := func(of string) surge.PaymentEvent {
+			ev := event("r_1", surge.RefundSucceeded, "", 2*price, "USD")
+			ev.RefundOf = of
+			return ev
+		}
+		e.record(byPayment("pi_1"), at(3*time.Second), surge.PaymentRefund)
+		for _, of := range []string{"pi_s", "pi_missing"} {
+			r, err := e.payments().RecordPayment(e.ctx, byPayment(of), at(4*time.Second))
+			if err != nil || !r.Replay || r.Payment.Status != surge.PaymentRefund || r.Payment.Settles != "pi_1" ||
+				r.Payment.OrderID != o.ID || r.Order.ID != o.ID {
+				t.Errorf("refund r_1 (recorded settling pi_1) again, naming payment %s: replay %v, %q settling %q of order %q, err %v; want the replay of the first (refund settling pi_1 of order %s)",
+					of, r.Replay, r.Payment.Status, r.Payment.Settles, r.Payment.OrderID, err, o.ID)
+			}
+		}
+		e.wantPaymentStatus("pi_s", surge.PaymentRefundDue)
+		if n := len(e.allPayments()); n != 3 {
+			t.Errorf("%d payments recorded, want 3 (pi_1, pi_s, r_1)", n)
+		}
+	})
+
 	t.Run("Manual", func(t *testing.T) {
 		e, s, o := paidOrder(t, h)
 		e.pay(o.ID, at(time.Second))
