@@ -56,13 +56,14 @@ type PaymentEvent struct {
 	Currency    string
 	Created     time.Time // when the provider says it happened
 	Provider    string    // "surge" (the generic webhook), "stripe" or "manual"
-	// RefundOf is, for a refund whose event names no order (OrderID
-	// empty), the id of the payment of this Provider it gives back: the
-	// store takes that payment's order. Stripe does not copy a Checkout
+	// RefundOf is, for a refund that names the payment it gives back
+	// (Stripe's charge names its PaymentIntent, the payment's id), that
+	// payment's id, of this Provider: the refund settles that payment
+	// only, also when delivered before it. With OrderID empty the store
+	// takes that payment's order: Stripe does not copy a Checkout
 	// Session's metadata onto its charge, so the refund of a Checkout
-	// payment names only its PaymentIntent, the payment's id. Stored
-	// with the refund (not read back): delivered after the payment it
-	// names, it is never the refund, delivered first, of a later one.
+	// payment names only its PaymentIntent. Stored with the refund (not
+	// read back): it is never the refund, delivered first, of another.
 	RefundOf string
 }
 
@@ -106,8 +107,11 @@ type Payments interface {
 	//     steps) is settled in part, PaymentRefunded once they add up to
 	//     it; without one, PaymentRefundUnexpected. An amount_mismatch
 	//     payment is owed back too and settled alike, but keeps its
-	//     status. A refund by RefundOf settles that payment only. The
-	//     order is untouched either way.
+	//     status. A refund by RefundOf settles that payment only; one
+	//     naming only its order settles no payment Created after it (the
+	//     provider cannot have given back money it took later), and a
+	//     payment takes no such refund Created before it as its own
+	//     refund delivered first. The order is untouched either way.
 	//
 	// ErrOrderNotFound, and nothing recorded, if the order is unknown (a
 	// refund by RefundOf: no payment of its provider under that id).

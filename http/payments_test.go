@@ -613,3 +613,62 @@ func hookAnswer(t *testing.T, r response) webhookAnswer {
 	}
 	return b
 }
+
+// stripeSigned signs body by Stripe's scheme with the test secret, now.
+func stripeSigned(body string) opt {
+	now := time.Now()
+	return header("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", now.Unix(), sign(hookSecret, now, body)))
+}
+
+// TestWebhookStripeRefundOfItsPayment: a charge.refunded whose charge
+// carries surge_order_id (a PaymentIntent's metadata, copied onto its
+// charge) names its PaymentIntent too, the id of the payment it gives
+// back. It was matched by amount to the order's oldest payment owed: the
+// refund of the paid payment settled a duplicate payment of the same
+// amount, which was called refunded with its money still taken, and the
+// paid order's refund was hidden. It settles the payment it names only,
+// also when delivered before it.
+func TestWebhookStripeRefundOfItsPayment(t *testing.T) {
+	e := paymentEnv(t, payments.Stripe)
+	o := e.buyTwo(t, "alice") // 2 × 129.99 EUR, as the fixtures
+	post := func(name string, r *strings.Replacer) api.Payment {
+		t.Helper()
+		body, _ := stripeEvent(t, name, o.ID)
+		body = r.Replace(body)
+		return paymentOf(t, e.do(t, "POST", hookPath, body, stripeSigned(body)))
+	}
+	paid := post("payment_intent.succeeded", strings.NewReplacer())
+	dup := post("payment_intent.succeeded", strings.NewReplacer("pi_3QxSurgeTestPI01", "pi_3QxSurgeTestPI02", "evt_3QxSurgeTest0001", "evt_3QxSurgeTest0011"))
+	if paid.Status != "paid" || dup.Status != "refund_due" {
+		t.Fatalf("payment and duplicate payment of order %s: %s and %s, want paid and refund_due", o.ID, paid.Status, dup.Status)
+	}
+	// The paid payment refunded at Stripe (the shop gave the buyer's money back).
+	r := post("charge.refunded", strings.NewReplacer())
+	if r.Status != "refund_unexpected" || r.Settles != "" {
+		t.Errorf("charge.refunded of payment_intent pi_3QxSurgeTestPI01 (paid) of order %s: %s settling %q; "+
+			"want refund_unexpected (the paid order refunded), not a refund of duplicate pi_3QxSurgeTestPI02", o.ID, r.Status, r.Settles)
+	}
+	r = post("charge.refunded", strings.NewReplacer("pi_3QxSurgeTestPI01", "pi_3QxSurgeTestPI02", "evt_3QxSurgeTest0004", "evt_3QxSurgeTest0014"))
+	if r.Status != "refund" || r.Settles != "pi_3QxSurgeTestPI02" {
+		t.Errorf("charge.refunded of payment_intent pi_3QxSurgeTestPI02 (refund_due): %s settling %q; want refund settling pi_3QxSurgeTestPI02", r.Status, r.Settles)
+	}
+	// A cancelled order's refund delivered before its payment settles it.
+	o = e.buyTwo(t, "bob")
+	wantStatus(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", header(userHeader, "bob")), http.StatusOK)
+	third := strings.NewReplacer("pi_3QxSurgeTestPI01", "pi_3QxSurgeTestPI03", "evt_3QxSurgeTest0004", "evt_3QxSurgeTest0024", "evt_3QxSurgeTest0001", "evt_3QxSurgeTest0021")
+	if r := post("charge.refunded", third); r.Status != "refund_unexpected" {
+		t.Errorf("charge.refunded before its payment = %s, want refund_unexpected", r.Status)
+	}
+	if p := post("payment_intent.succeeded", third); p.Status != "refunded" {
+		t.Errorf("payment pi_3QxSurgeTestPI03 of cancelled order %s, its refund delivered first: %s, want refunded", o.ID, p.Status)
+	}
+	got := map[string]surge.PaymentStatus{}
+	if err := e.store.Payments(context.Background(), func(p surge.Payment) error { got[p.ID] = p.Status; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]surge.PaymentStatus{"pi_3QxSurgeTestPI01": "paid", "pi_3QxSurgeTestPI02": "refunded", "pi_3QxSurgeTestPI03": "refunded",
+		"evt_3QxSurgeTest0004": "refund_unexpected", "evt_3QxSurgeTest0014": "refund", "evt_3QxSurgeTest0024": "refund"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("recorded payments %v, want %v", got, want)
+	}
+}

@@ -99,9 +99,9 @@ const OrderKey = "surge_order_id"
 // recorded nowhere. A payment's id is its PaymentIntent's, so
 // payment_intent.succeeded and checkout.session.completed of the same
 // payment count once, and the settlement's payment id matches it.
-// charge.refunded is a refund (surge.RefundSucceeded) of the charge's
-// metadata's order or, without one, of the payment of its PaymentIntent
-// (surge.PaymentEvent.RefundOf).
+// charge.refunded is a refund (surge.RefundSucceeded) of the payment of
+// its PaymentIntent (surge.PaymentEvent.RefundOf), of the charge's
+// metadata's order or, without one, of that payment's.
 func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) {
 	var e stripe.Event
 	if err := json.Unmarshal(body, &e); err != nil || e.Data == nil {
@@ -109,7 +109,6 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 	}
 	ev = surge.PaymentEvent{Created: time.Unix(e.Created, 0).UTC(), Provider: Stripe}
 	var meta map[string]string
-	var refundOf string // a refund's PaymentIntent (surge.PaymentEvent.RefundOf)
 	switch e.Type {
 	case stripe.EventTypePaymentIntentSucceeded, stripe.EventTypePaymentIntentPaymentFailed:
 		var pi stripe.PaymentIntent
@@ -171,12 +170,14 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 			return ev, "", surge.Errorf(surge.CodeInvalid, "%s: bad charge: %v", e.Type, err)
 		}
 		ev.ID, ev.Type, ev.Currency, meta = e.ID, surge.RefundSucceeded, string(ch.Currency), ch.Metadata
-		// Checkout copies a session's metadata onto neither the
-		// PaymentIntent nor its charge: the charge of a Checkout payment
-		// names no order, only the PaymentIntent, whose id is the
-		// payment's (the session's events record it under it).
+		// The charge names its PaymentIntent, whose id is the payment's:
+		// the refund gives back that payment, not another of the order
+		// of the same amount. Checkout copies a session's metadata onto
+		// neither the PaymentIntent nor its charge: the charge of a
+		// Checkout payment names no order, only the PaymentIntent (the
+		// session's events record the payment under it).
 		if ch.PaymentIntent != nil {
-			refundOf = ch.PaymentIntent.ID
+			ev.RefundOf = ch.PaymentIntent.ID
 		}
 		ev.AmountCents = ch.AmountRefunded
 		// The refund's own id when Stripe includes the charge's refunds
@@ -195,14 +196,10 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 	default:
 		return ev, "event type " + string(e.Type) + " is not handled", nil
 	}
-	if ev.OrderID = meta[OrderKey]; ev.OrderID == "" {
-		if refundOf != "" {
-			// The store finds the order by the payment, and answers
-			// ErrOrderNotFound when it recorded none under that id.
-			ev.RefundOf = refundOf
-			ev.Currency = strings.ToUpper(ev.Currency)
-			return ev, "", surge.CheckPaymentEvent(ev)
-		}
+	// A refund naming its payment but no order is the store's to place:
+	// it finds the order by the payment, and answers ErrOrderNotFound when
+	// it recorded none under that id.
+	if ev.OrderID = meta[OrderKey]; ev.OrderID == "" && ev.RefundOf == "" {
 		return ev, fmt.Sprintf("%s carries no %s metadata", ev.ID, OrderKey), nil
 	}
 	// Stripe spells currencies in lower case, sales in upper case.

@@ -136,18 +136,14 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			// Money of the wrong amount is owed back as well, and its
 			// refund may have come first too: it settles the payment,
 			// which keeps its status (its refund, after it, does alike).
-			if _, err := tx.Exec(ctx, `UPDATE payments SET status = 'refund', settles = $4 WHERE id = (SELECT id FROM payments
-				WHERE order_id = $1 AND status = 'refund_unexpected' AND amount_cents = $2 AND upper(currency) = upper($3)
-				AND refund_of IS NULL ORDER BY seq LIMIT 1)`, o.ID, p.AmountCents, p.Currency, p.ID); err != nil {
+			if _, err := tx.Exec(ctx, settleEarlySQL, o.ID, p.AmountCents, p.Currency, p.ID, p.Created, p.Provider); err != nil {
 				return surge.PaymentResult{}, err
 			}
 		case surge.PaymentRefundDue:
 			// Its refund may have come first (providers do not deliver
 			// in order): then nothing is owed, and the refund settles it.
 			var refund string
-			err := tx.QueryRow(ctx, `UPDATE payments SET status = 'refund', settles = $4 WHERE id = (SELECT id FROM payments
-				WHERE order_id = $1 AND status = 'refund_unexpected' AND amount_cents = $2 AND upper(currency) = upper($3)
-				AND refund_of IS NULL ORDER BY seq LIMIT 1) RETURNING id`, o.ID, p.AmountCents, p.Currency, p.ID).Scan(&refund)
+			err := tx.QueryRow(ctx, settleEarlySQL, o.ID, p.AmountCents, p.Currency, p.ID, p.Created, p.Provider).Scan(&refund)
 			switch {
 			case err == nil:
 				// Refunded already: no refund_due event asks for another.
@@ -177,7 +173,8 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 		// the oldest still owed more: a refund in steps settles it once
 		// they add up to it (the order's row lock keeps its refunds in
 		// line). A refund naming its payment (RefundOf) gives back that
-		// one only, never a sibling of the same amount. The embedded
+		// one only, never a sibling of the same amount; one naming only
+		// the order none the provider took after it. The embedded
 		// store's is the same (sqlite's owedSQL). An
 		// amount_mismatch keeps its status, and its webhook answer (422)
 		// to a replay: its refunds say it was given back.
@@ -187,9 +184,9 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			SELECT d.seq, d.id, d.amount_cents - coalesce((SELECT sum(r.amount_cents) FROM payments r
 				WHERE r.order_id = d.order_id AND r.settles = d.id AND r.status = 'refund'), 0) AS owed
 			FROM payments d WHERE d.order_id = $1 AND d.status IN ('refund_due', 'amount_mismatch') AND upper(d.currency) = upper($2)
-				AND ($4 = '' OR d.id = $4)) d
+				AND ($4 = '' AND d.created_at <= $5 OR d.id = $4 AND d.provider = $6)) d
 			WHERE owed = $3 OR (owed > $3 AND $3 > 0) ORDER BY owed = $3 DESC, seq LIMIT 1`,
-			o.ID, p.Currency, p.AmountCents, p.RefundOf).Scan(&due, &rest)
+			o.ID, p.Currency, p.AmountCents, p.RefundOf, p.Created, p.Provider).Scan(&due, &rest)
 		switch {
 		case err == nil:
 			p.Status, p.Settles = surge.PaymentRefund, due
@@ -206,9 +203,8 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 	if p.Settles != "" {
 		settles = &p.Settles
 	}
-	// A refund naming its payment keeps its name (refund_of): delivered
-	// after that payment, it is never the refund delivered first of a
-	// later one (the refund_unexpected looked for above).
+	// A refund naming its payment keeps its name (refund_of): it is the
+	// refund delivered first of that payment only (settleEarlySQL).
 	var refundOf *string
 	if p.RefundOf != "" {
 		refundOf = &p.RefundOf
@@ -225,6 +221,17 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 	}
 	return surge.PaymentResult{Payment: p, Order: o}, nil
 }
+
+// settleEarlySQL settles a payment ($4: of order $1, amount $2, currency
+// $3, made at $5, of provider $6) by its refund delivered first: the
+// order's oldest refund_unexpected of that amount and currency naming
+// that payment (refund_of), or naming only the order and made at or after
+// the payment (the provider cannot have given back money it took later).
+// It answers the refund's id. The embedded store's is the same (sqlite's
+// counterpart).
+const settleEarlySQL = `UPDATE payments SET status = 'refund', settles = $4 WHERE id = (SELECT id FROM payments
+	WHERE order_id = $1 AND status = 'refund_unexpected' AND amount_cents = $2 AND upper(currency) = upper($3)
+	AND (refund_of IS NULL AND created_at >= $5 OR refund_of = $4 AND provider = $6) ORDER BY seq LIMIT 1) RETURNING id`
 
 // replay answers an event recorded before as it was first answered.
 func (d *DB) replay(ctx context.Context, id string) (surge.PaymentResult, error) {

@@ -231,14 +231,16 @@ func (s *Store) payment(ctx context.Context, id string) (surge.Payment, bool, er
 
 // counterpart finds the oldest payment in status of p's order, amount and
 // currency: the refund_unexpected refund, delivered first, that settles
-// a payment (refund_due or amount_mismatch). A refund naming its payment
-// (refund_of) is never one: that payment was recorded before it (else the
-// store found no order), so it gives back that one, not a later one.
+// a payment (refund_due or amount_mismatch). A refund naming a payment
+// (refund_of) is one of that payment only; one naming only the order is
+// none of a payment the provider took after it (created_at, text in
+// time order) gave that money back.
 func (s *Store) counterpart(ctx context.Context, status surge.PaymentStatus, p surge.Payment) (string, bool, error) {
 	var id string
 	err := s.r.QueryRowContext(ctx, `SELECT id FROM payments WHERE order_id = ? AND status = ?
-		AND amount_cents = ? AND upper(currency) = upper(?) AND refund_of IS NULL ORDER BY seq LIMIT 1`,
-		p.OrderID, string(status), p.AmountCents, p.Currency).Scan(&id)
+		AND amount_cents = ? AND upper(currency) = upper(?)
+		AND (refund_of IS NULL AND created_at >= ? OR refund_of = ? AND provider = ?) ORDER BY seq LIMIT 1`,
+		p.OrderID, string(status), p.AmountCents, p.Currency, formatTime(p.Created), p.ID, p.Provider).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -253,20 +255,23 @@ func (s *Store) counterpart(ctx context.Context, status surge.PaymentStatus, p s
 // wrong amount: amount_mismatch) still owed exactly that much, else the
 // oldest still owed more (a refund in steps: each step a refund settling
 // it, a refund_due refunded once they add up to it). A refund naming its
-// payment (RefundOf, ?4) gives back that one only, never a sibling of the
-// same amount: else surge reconcile would ask to refund the payment the
-// provider refunded and call the one still taken refunded. rest is what
-// remains owed after this refund. PostgreSQL's is the same (postgres).
+// payment (RefundOf, ?4, of provider ?6) gives back that one only, never
+// a sibling of the same amount: else surge reconcile would ask to refund
+// the payment the provider refunded and call the one still taken
+// refunded. One naming only the order, made at ?5, gives back none the
+// provider took after it. rest is what remains owed after this refund.
+// PostgreSQL's is the same (postgres).
 const owedSQL = `SELECT id, status, owed - ?3 FROM (
 	SELECT d.seq, d.id, d.status, d.amount_cents - coalesce((SELECT sum(r.amount_cents) FROM payments r
 		WHERE r.order_id = d.order_id AND r.settles = d.id AND r.status = 'refund'), 0) AS owed
 	FROM payments d WHERE d.order_id = ?1 AND d.status IN ('refund_due', 'amount_mismatch') AND upper(d.currency) = upper(?2)
-		AND (?4 = '' OR d.id = ?4))
+		AND (?4 = '' AND d.created_at <= ?5 OR d.id = ?4 AND d.provider = ?6))
 	WHERE owed = ?3 OR (owed > ?3 AND ?3 > 0) ORDER BY owed = ?3 DESC, seq LIMIT 1`
 
 // owed finds the payment the refund p settles (owedSQL).
 func (s *Store) owed(ctx context.Context, p surge.Payment) (id string, status surge.PaymentStatus, rest int64, ok bool, err error) {
-	err = s.r.QueryRowContext(ctx, owedSQL, p.OrderID, p.Currency, p.AmountCents, p.RefundOf).Scan(&id, &status, &rest)
+	err = s.r.QueryRowContext(ctx, owedSQL, p.OrderID, p.Currency, p.AmountCents, p.RefundOf, formatTime(p.Created), p.Provider).
+		Scan(&id, &status, &rest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", 0, false, nil
 	}

@@ -356,6 +356,51 @@ func testPayments(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("RefundByOrderNotOfALaterPayment", func(t *testing.T) {
+		// A refund naming only its order is matched to a payment of the
+		// order by amount, but a payment the provider took after it gave
+		// that money back cannot be what it gave back. The paid order's
+		// refund (refund_unexpected) was taken for the refund, delivered
+		// first, of a duplicate payment charged later: that one was
+		// called refunded, its money still taken, and the paid order's
+		// refund hidden. A refund delivered late settled a duplicate
+		// charged after it alike.
+		e, s, first := paidOrder(t, h)
+		second := e.reserveOne(s.ID, at(0), buy("u2", 2))
+		pay := func(id string, o surge.Order, created time.Duration, want surge.PaymentStatus) {
+			ev := event(id, surge.PaymentSucceeded, o.ID, 2*price, "USD")
+			ev.Created = at(created)
+			e.record(ev, at(10*time.Second), want)
+		}
+		refund := func(id string, o surge.Order, created time.Duration) surge.PaymentResult {
+			ev := event(id, surge.RefundSucceeded, o.ID, 2*price, "USD")
+			ev.Created = at(created)
+			r, err := e.payments().RecordPayment(e.ctx, ev, at(10*time.Second))
+			if err != nil {
+				t.Fatalf("RecordPayment(%s): %v", id, err)
+			}
+			return r
+		}
+		// The paid order refunded at 2s, then a duplicate charged at 3s.
+		pay("paid_1", first, time.Second, surge.PaymentPaid)
+		refund("r_paid_1", first, 2*time.Second)
+		pay("dup_1", first, 3*time.Second, surge.PaymentRefundDue)
+		// A duplicate charged at 5s, then the paid order's refund of 4s.
+		pay("paid_2", second, time.Second, surge.PaymentPaid)
+		pay("dup_2", second, 5*time.Second, surge.PaymentRefundDue)
+		r := refund("r_paid_2", second, 4*time.Second)
+		got := e.allPayments()
+		if got["dup_1"].Status != surge.PaymentRefundDue || got["r_paid_1"].Status != surge.PaymentRefundUnexpected {
+			t.Errorf("refund r_paid_1 made at 2s, then duplicate payment dup_1 made at 3s, of order %s: dup_1 %s, r_paid_1 %s settling %q; "+
+				"want dup_1 refund_due and r_paid_1 refund_unexpected (it gave back money taken before dup_1)",
+				first.ID, got["dup_1"].Status, got["r_paid_1"].Status, got["r_paid_1"].Settles)
+		}
+		if got["dup_2"].Status != surge.PaymentRefundDue || r.Payment.Status != surge.PaymentRefundUnexpected {
+			t.Errorf("duplicate payment dup_2 made at 5s, then refund r_paid_2 made at 4s, of order %s: dup_2 %s, r_paid_2 %s settling %q; "+
+				"want dup_2 refund_due and r_paid_2 refund_unexpected", second.ID, got["dup_2"].Status, r.Payment.Status, r.Payment.Settles)
+		}
+	})
+
 	t.Run("RefundOfReplay", func(t *testing.T) {
 		// A repeated id is a replay whatever it names now (as a repeat
 		// naming another order): a refund's id already recorded answers
