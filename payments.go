@@ -184,6 +184,49 @@ func Due(s *Sale, o *Order) (cents int64, currency string) {
 	return o.Quantity * s.PriceCents, s.Currency
 }
 
+// EarlyRefund is a refund of an order recorded refund_unexpected before a
+// payment of that order came: perhaps that payment's, delivered first
+// (providers do not deliver in order).
+type EarlyRefund struct {
+	ID          string
+	AmountCents int64
+	Named       bool // it names the payment (RefundOf), not only the order
+}
+
+// SettleEarly is the rule, shared by every store, of the refunds
+// delivered before a payment owed back (refund_due or amount_mismatch) of
+// owed: early are the order's refund_unexpected refunds in the payment's
+// currency that may be its own, oldest first (those naming it, and those
+// naming only the order made no earlier than it). It returns those that
+// settle it and what it is still owed after them. The refunds naming it
+// are its own: each settles it as far as it is still owed. Of the others
+// the oldest of exactly its amount settles it alone, as a refund
+// delivered after it would; else the oldest that fit what is still owed
+// settle it in steps (a refund in steps, delivered first).
+func SettleEarly(owed int64, early []EarlyRefund) (settle []string, rest int64) {
+	// What a refund may settle: no more than is still owed, and a refund
+	// of nothing only a payment of nothing (a free order's, too late).
+	fits := func(cents int64) bool { return cents > 0 && cents <= owed || cents == owed && len(settle) == 0 }
+	take := func(r EarlyRefund) { settle, owed = append(settle, r.ID), owed-r.AmountCents }
+	for _, r := range early {
+		if r.Named && fits(r.AmountCents) {
+			take(r)
+		}
+	}
+	for _, r := range early {
+		if !r.Named && r.AmountCents == owed && fits(r.AmountCents) {
+			take(r)
+			return settle, owed
+		}
+	}
+	for _, r := range early {
+		if !r.Named && fits(r.AmountCents) {
+			take(r)
+		}
+	}
+	return settle, owed
+}
+
 // Decide is the rule of a payment.succeeded (or manual) event for an
 // order, shared by every store: payable says the order is reserved and
 // its hold runs at the event's time. It returns the payment's status.

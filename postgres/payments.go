@@ -124,44 +124,38 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 			p.AmountCents, p.Currency = surge.Due(&sale, &o)
 		}
 		p.Status = surge.Decide(p.PaymentEvent, &sale, &o, payable)
-		switch p.Status {
-		case surge.PaymentPaid:
+		if p.Status == surge.PaymentPaid {
 			// The paid event commits with the order's move (docs/events.md).
 			if _, err := tx.Exec(ctx, `WITH o AS (UPDATE orders SET status = 'paid', updated_at = $2 WHERE id = $1
 				RETURNING sale_id, id) `+outboxEventSQL("o", "'paid'", "$2::timestamptz"), o.ID, now); err != nil {
 				return surge.PaymentResult{}, err
 			}
 			o.Status = surge.OrderPaid
-		case surge.PaymentAmountMismatch:
-			// Money of the wrong amount is owed back as well, and its
-			// refund may have come first too: it settles the payment,
-			// which keeps its status (its refund, after it, does alike).
-			if _, err := tx.Exec(ctx, settleEarlySQL, o.ID, p.AmountCents, p.Currency, p.ID, p.Created, p.Provider); err != nil {
+		}
+		if p.Status == surge.PaymentRefundDue || p.Status == surge.PaymentAmountMismatch {
+			// Its refund, or its refund's steps, may have come first
+			// (providers do not deliver in order). Money of the wrong
+			// amount is owed back as well: its refunds settle it, and it
+			// keeps its status (its refunds after it do alike).
+			settled, rest, err := settleEarly(ctx, tx, p)
+			if err != nil {
 				return surge.PaymentResult{}, err
 			}
-		case surge.PaymentRefundDue:
-			// Its refund may have come first (providers do not deliver
-			// in order): then nothing is owed, and the refund settles it.
-			var refund string
-			err := tx.QueryRow(ctx, settleEarlySQL, o.ID, p.AmountCents, p.Currency, p.ID, p.Created, p.Provider).Scan(&refund)
-			switch {
-			case err == nil:
+			if settled && rest == 0 && p.Status == surge.PaymentRefundDue {
 				// Refunded already: no refund_due event asks for another.
 				p.Status = surge.PaymentRefunded
-			case !errors.Is(err, pgx.ErrNoRows):
-				return surge.PaymentResult{}, err
 			}
+		}
+		if p.Status == surge.PaymentRefundDue && p.AmountCents > 0 {
 			// The order stays as it is; the money taken is the event.
 			// The order's status as the payment found it rides along: a
 			// later change may move the order on before the relay reads.
 			// A payment of nothing (a free order's) took no money: no
 			// event asks to refund it (docs/events.md).
-			if p.Status == surge.PaymentRefundDue && p.AmountCents > 0 {
-				if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref, status)
-					SELECT $1, $2, 'refund_due', $3, $4, $5 WHERE surge_events()`,
-					o.SaleID, o.ID, now, p.ID, string(o.Status)); err != nil {
-					return surge.PaymentResult{}, err
-				}
+			if _, err := tx.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at, ref, status)
+				SELECT $1, $2, 'refund_due', $3, $4, $5 WHERE surge_events()`,
+				o.SaleID, o.ID, now, p.ID, string(o.Status)); err != nil {
+				return surge.PaymentResult{}, err
 			}
 		}
 	case surge.PaymentFailed:
@@ -222,16 +216,40 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 	return surge.PaymentResult{Payment: p, Order: o}, nil
 }
 
-// settleEarlySQL settles a payment ($4: of order $1, amount $2, currency
-// $3, made at $5, of provider $6) by its refund delivered first: the
-// order's oldest refund_unexpected of that amount and currency naming
-// that payment (refund_of), or naming only the order and made at or after
-// the payment (the provider cannot have given back money it took later).
-// It answers the refund's id. The embedded store's is the same (sqlite's
-// counterpart).
-const settleEarlySQL = `UPDATE payments SET status = 'refund', settles = $4 WHERE id = (SELECT id FROM payments
-	WHERE order_id = $1 AND status = 'refund_unexpected' AND amount_cents = $2 AND upper(currency) = upper($3)
-	AND (refund_of IS NULL AND created_at >= $5 OR refund_of = $4 AND provider = $6) ORDER BY seq LIMIT 1) RETURNING id`
+// settleEarly settles p, a payment owed back, by the refunds of its order
+// delivered before it (surge.SettleEarly), under the order's row lock: it
+// lists the order's refund_unexpected refunds in p's currency naming p
+// (refund_of, of its provider) or naming only the order and made no
+// earlier than p (the provider cannot have given back money it took
+// later), oldest first, and makes those that settle it refunds of it. It
+// reports whether any did and what p is still owed. The embedded store's
+// is the same (sqlite's earlyRefunds).
+func settleEarly(ctx context.Context, tx pgx.Tx, p surge.Payment) (settled bool, rest int64, err error) {
+	rows, err := tx.Query(ctx, `SELECT id, amount_cents, refund_of IS NOT NULL FROM payments
+		WHERE order_id = $1 AND status = 'refund_unexpected' AND upper(currency) = upper($2)
+		AND (refund_of IS NULL AND created_at >= $3 OR refund_of = $4 AND provider = $5) ORDER BY seq`,
+		p.OrderID, p.Currency, p.Created, p.ID, p.Provider)
+	if err != nil {
+		return false, 0, err
+	}
+	early, err := pgx.CollectRows(rows, pgx.RowToStructByPos[surge.EarlyRefund])
+	if err != nil {
+		return false, 0, err
+	}
+	settle, rest := surge.SettleEarly(p.AmountCents, early)
+	if len(settle) == 0 {
+		return false, rest, nil
+	}
+	tag, err := tx.Exec(ctx, `UPDATE payments SET status = 'refund', settles = $1 WHERE id = ANY($2) AND status = 'refund_unexpected'`,
+		p.ID, settle)
+	if err != nil {
+		return false, 0, err
+	}
+	if n := tag.RowsAffected(); n != int64(len(settle)) {
+		return false, 0, fmt.Errorf("settled %d of the %d refunds of payment %s delivered first", n, len(settle), p.ID)
+	}
+	return true, rest, nil
+}
 
 // replay answers an event recorded before as it was first answered.
 func (d *DB) replay(ctx context.Context, id string) (surge.PaymentResult, error) {

@@ -142,35 +142,31 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		if p.Status == surge.PaymentPaid {
 			c.updates = []update{{id: o.ID, sale: o.SaleID, status: surge.OrderPaid, at: now}}
 		}
-		if p.Status == surge.PaymentRefundDue {
-			if p.AmountCents > 0 {
-				// A payment of nothing (a free order's) took no money: no
-				// event asks to refund it (docs/events.md).
-				c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID, status: o.Status}}
-			}
-			// Its refund may have come first (providers do not deliver
-			// in order): then nothing is owed.
-			refund, ok, err := s.counterpart(ctx, surge.PaymentRefundUnexpected, p)
-			if err != nil {
-				return surge.PaymentResult{}, err
-			}
-			if ok {
-				// Refunded already: no refund_due event asks for another.
-				p.Status = surge.PaymentRefunded
-				c.settled = map[string]string{refund: p.ID}
-				c.events = nil
-			}
+		if p.Status == surge.PaymentRefundDue && p.AmountCents > 0 {
+			// A payment of nothing (a free order's) took no money: no
+			// event asks to refund it (docs/events.md).
+			c.events = []event{{sale: o.SaleID, order: o.ID, kind: surge.EventRefundDue, at: now, ref: p.ID, status: o.Status}}
 		}
-		if p.Status == surge.PaymentAmountMismatch {
-			// Money of the wrong amount is owed back as well, and its
-			// refund may have come first too: it settles the payment,
-			// which keeps its status (its refund, after it, does alike).
-			refund, ok, err := s.counterpart(ctx, surge.PaymentRefundUnexpected, p)
+		if p.Status == surge.PaymentRefundDue || p.Status == surge.PaymentAmountMismatch {
+			// Its refund, or its refund's steps, may have come first
+			// (providers do not deliver in order). Money of the wrong
+			// amount is owed back as well: its refunds settle it, and it
+			// keeps its status (its refunds after it do alike).
+			early, err := s.earlyRefunds(ctx, p)
 			if err != nil {
 				return surge.PaymentResult{}, err
 			}
-			if ok {
-				c.settled = map[string]string{refund: p.ID}
+			settle, rest := surge.SettleEarly(p.AmountCents, early)
+			if len(settle) > 0 {
+				c.settled = make(map[string]string, len(settle))
+				for _, refund := range settle {
+					c.settled[refund] = p.ID
+				}
+				if rest == 0 && p.Status == surge.PaymentRefundDue {
+					// Refunded already: no refund_due event asks for another.
+					p.Status = surge.PaymentRefunded
+					c.events = nil
+				}
 			}
 		}
 	case surge.PaymentFailed:
@@ -229,25 +225,34 @@ func (s *Store) payment(ctx context.Context, id string) (surge.Payment, bool, er
 	return p, true, nil
 }
 
-// counterpart finds the oldest payment in status of p's order, amount and
-// currency: the refund_unexpected refund, delivered first, that settles
-// a payment (refund_due or amount_mismatch). A refund naming a payment
-// (refund_of) is one of that payment only; one naming only the order is
-// none of a payment the provider took after it (created_at, text in
-// time order) gave that money back.
-func (s *Store) counterpart(ctx context.Context, status surge.PaymentStatus, p surge.Payment) (string, bool, error) {
-	var id string
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM payments WHERE order_id = ? AND status = ?
-		AND amount_cents = ? AND upper(currency) = upper(?)
-		AND (refund_of IS NULL AND created_at >= ? OR refund_of = ? AND provider = ?) ORDER BY seq LIMIT 1`,
-		p.OrderID, string(status), p.AmountCents, p.Currency, formatTime(p.Created), p.ID, p.Provider).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
+// earlyRefunds lists the refunds of p's order delivered before it that
+// may be its own (surge.SettleEarly), oldest first: refund_unexpected, in
+// its currency, naming p (refund_of, of its provider) or naming only the
+// order and made no earlier than p (created_at, text in time order: the
+// provider cannot have given back money it took later). A refund naming
+// another payment is that one's.
+func (s *Store) earlyRefunds(ctx context.Context, p surge.Payment) (early []surge.EarlyRefund, err error) {
+	defer func() {
+		if err != nil {
+			err = s.unavailable(fmt.Errorf("sqlite: the refunds of order %s before payment %s: %w", p.OrderID, p.ID, err))
+		}
+	}()
+	rows, err := s.r.QueryContext(ctx, `SELECT id, amount_cents, refund_of IS NOT NULL FROM payments
+		WHERE order_id = ? AND status = 'refund_unexpected' AND upper(currency) = upper(?)
+		AND (refund_of IS NULL AND created_at >= ? OR refund_of = ? AND provider = ?) ORDER BY seq`,
+		p.OrderID, p.Currency, formatTime(p.Created), p.ID, p.Provider)
 	if err != nil {
-		return "", false, s.unavailable(fmt.Errorf("sqlite: %s payment of order %s: %w", status, p.OrderID, err))
+		return nil, err
 	}
-	return id, true, nil
+	defer rows.Close()
+	for rows.Next() {
+		var r surge.EarlyRefund
+		if err := rows.Scan(&r.ID, &r.AmountCents, &r.Named); err != nil {
+			return nil, err
+		}
+		early = append(early, r)
+	}
+	return early, rows.Err()
 }
 
 // owedSQL finds the payment a refund (amount ?3) of order ?1 in currency

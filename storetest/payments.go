@@ -269,6 +269,50 @@ func testPayments(t *testing.T, h Harness) {
 		e.wantStatus(o.ID, surge.OrderReserved)
 	})
 
+	t.Run("RefundInStepsBeforePayment", func(t *testing.T) {
+		// RefundInSteps, delivered before the payment (providers do not
+		// deliver in order): only a refund of the payment's whole amount
+		// was taken as its refund delivered first, so the steps stayed
+		// refund_unexpected and the payment refund_due for good (surge
+		// reconcile: refund it, a second refund). The steps name the
+		// order (first) or the payment (second, as Stripe's charge names
+		// its PaymentIntent); the last step of the first comes after it.
+		e, s, first := paidOrder(t, h)
+		second := e.reserveOne(s.ID, at(0), buy("u2", 2))
+		e.cancel(first.ID, at(time.Second))
+		e.cancel(second.ID, at(time.Second))
+		step := func(id string, o surge.Order, of string, cents int64) surge.PaymentResult {
+			ev := event(id, surge.RefundSucceeded, o.ID, cents, "USD")
+			ev.RefundOf = of
+			r, err := e.payments().RecordPayment(e.ctx, ev, at(3*time.Second))
+			if err != nil {
+				t.Fatalf("RecordPayment(%s): %v", id, err)
+			}
+			return r
+		}
+		step("r_0", first, "", 1000)
+		step("r_1", first, "", 1500)
+		step("n_0", second, "pi_2", 1000)
+		step("n_1", second, "pi_2", 2*price-1000)
+		one := e.record(event("pi_1", surge.PaymentSucceeded, first.ID, 2*price, "USD"), at(4*time.Second), surge.PaymentRefundDue)
+		two, err := e.payments().RecordPayment(e.ctx, event("pi_2", surge.PaymentSucceeded, second.ID, 2*price, "USD"), at(4*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := step("r_2", first, "", 2*price-2500)
+		got := e.allPayments()
+		var steps []string
+		for _, id := range []string{"r_0", "r_1", "r_2", "n_0", "n_1"} {
+			steps = append(steps, fmt.Sprintf("%s:%s settling %q", id, got[id].Status, got[id].Settles))
+		}
+		want := `[r_0:refund settling "pi_1" r_1:refund settling "pi_1" r_2:refund settling "pi_1" n_0:refund settling "pi_2" n_1:refund settling "pi_2"]`
+		if fmt.Sprint(steps) != want || got["pi_1"].Status != surge.PaymentRefunded || two.Payment.Status != surge.PaymentRefunded {
+			t.Errorf("payments of 3000 USD of cancelled orders, refunded in steps delivered before them (r_0 1000, r_1 1500 naming order %s, then r_2 500 after; "+
+				"n_0 1000, n_1 2000 naming payment pi_2): pi_1 answered %s, then %s (after r_2 answered %s); pi_2 answered %s; the steps %v; want both refunded, the steps %s",
+				first.ID, one.Payment.Status, got["pi_1"].Status, last.Payment.Status, two.Payment.Status, steps, want)
+		}
+	})
+
 	t.Run("RefundOfPayment", func(t *testing.T) {
 		// A refund may name the payment it gives back instead of the
 		// order (a Stripe Checkout payment's charge carries only its
