@@ -113,8 +113,12 @@ type Payments interface {
 	//     payment takes no such refund Created before it as its own
 	//     refund delivered first. The order is untouched either way.
 	//
-	// ErrOrderNotFound, and nothing recorded, if the order is unknown (a
-	// refund by RefundOf: no payment of its provider under that id).
+	// ErrOrderNotFound, and nothing recorded, if the order is unknown. A
+	// refund by RefundOf naming no payment recorded (it may yet come:
+	// providers do not deliver in order) is answered so too, but kept
+	// aside, listed nowhere: the payment of that id and provider, when
+	// recorded, takes it as its order's refund, delivered first, naming
+	// it (settling it as above, else refund_unexpected).
 	RecordPayment(ctx context.Context, ev PaymentEvent, now time.Time) (PaymentResult, error)
 	// Payments streams every recorded payment, oldest first, to fn.
 	Payments(ctx context.Context, fn func(Payment) error) error

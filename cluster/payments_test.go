@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // TestPaymentOnTwoNodes: the provider delivers each event to two nodes at
@@ -142,5 +144,86 @@ func TestRepeatedPaymentIDIsAReplay(t *testing.T) {
 	}
 	if o, err := s.Order(ctx, b.ID); err != nil || o.Status != surge.OrderReserved {
 		t.Errorf("order %s: %+v, %v; want it reserved, untouched", b.ID, o, err)
+	}
+}
+
+// TestRefundAheadMeetsItsPayment: a refund naming only its payment (a
+// Stripe Checkout payment's charge) and that payment, delivered at once
+// to two nodes. Each looks for the other (the refund for the payment, to
+// find its order; the payment for the refund kept for it) and would miss
+// one not committed yet: the refund kept with no payment to take it, the
+// payment refund_due for good. The payment's lock (taken here first, so
+// that both are seen waiting on it) orders them, whichever goes first.
+func TestRefundAheadMeetsItsPayment(t *testing.T) {
+	ns := namespace(t)
+	// The two wait on the test's lock as long as it takes both to get
+	// there, however loaded the machine: no call gives up meanwhile.
+	a := openStore(t, ns, cluster.Config{NodeID: "a", NoExpiry: true, CallTimeout: time.Minute})
+	defer a.Close()
+	b := openStore(t, ns, cluster.Config{NodeID: "b", NoExpiry: true, CallTimeout: time.Minute})
+	defer b.Close()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	name, cur, stock, limit, price := "pay", "EUR", int64(10), int64(2), int64(500)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
+		PriceCents: &price, Currency: &cur}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateSale(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := a.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "alice", Quantity: 1}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := out[0].Order
+	if _, err := a.Cancel(ctx, o.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	const pi = "pi_race"
+	hold := servicetest.Conn(t, ns)
+	var holder int32
+	if err := hold.QueryRow(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock(hashtextextended($1, 0))) l`, pi).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	refund := surge.PaymentEvent{ID: "evt_refund", Type: surge.RefundSucceeded, RefundOf: pi, AmountCents: price, Currency: cur,
+		Created: now, Provider: "stripe"}
+	payment := surge.PaymentEvent{ID: pi, Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: price, Currency: cur,
+		Created: now, Provider: "stripe"}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, c := range []struct {
+		s  *cluster.Store
+		ev surge.PaymentEvent
+	}{{a, refund}, {b, payment}} {
+		wg.Go(func() { _, errs[i] = c.s.RecordPayment(ctx, c.ev, now.Add(time.Second)) })
+	}
+	look := servicetest.Conn(t, ns)
+	eventually(t, 30*time.Second, "the refund and the payment wait for the payment's lock", func() error {
+		var n int
+		if err := look.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'
+			AND pg_blocking_pids(pid) && $1::int[]`, []int32{holder}).Scan(&n); err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("%d waiting", n)
+		}
+		return nil
+	})
+	if _, err := hold.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, pi); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if errs[0] != nil && !errors.Is(errs[0], surge.ErrOrderNotFound) || errs[1] != nil {
+		t.Fatalf("refund: %v; payment: %v; want the refund recorded or kept, the payment recorded", errs[0], errs[1])
+	}
+	got := map[string]surge.Payment{}
+	if err := a.Payments(ctx, func(p surge.Payment) error { got[p.ID] = p; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got[pi].Status != surge.PaymentRefunded || got[refund.ID].Status != surge.PaymentRefund || got[refund.ID].Settles != pi {
+		t.Errorf("payment %s of cancelled order %s and its refund %s, at once on two nodes (the refund %v): payment %q, refund %q settling %q; "+
+			"want the payment refunded and the refund settling it", pi, o.ID, refund.ID, errs[0], got[pi].Status, got[refund.ID].Status, got[refund.ID].Settles)
 	}
 }

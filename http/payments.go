@@ -78,9 +78,12 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, ps PaymentServi
 	}
 	res, err := ps.RecordPayment(r.Context(), ev)
 	if err != nil && ev.OrderID == "" && surge.ErrorCode(err) == surge.CodeOrderNotFound {
-		// A refund naming no order, only a payment Surge never recorded:
-		// another of the account's charges, as one without surge_order_id.
-		writeJSON(w, http.StatusOK, api.IgnoredBody{Ignored: fmt.Sprintf("%s carries no %s metadata and its payment %s is not Surge's",
+		// A refund naming no order, only a payment Surge has not recorded:
+		// another of the account's charges, as one without surge_order_id,
+		// or one of Surge's payments not delivered yet, which the store
+		// keeps it for.
+		writeJSON(w, http.StatusOK, api.IgnoredBody{Ignored: fmt.Sprintf(
+			"%s carries no %s metadata and Surge has no payment %s; kept: it refunds that payment if it comes",
 			ev.ID, payments.OrderKey, ev.RefundOf)})
 		return
 	}

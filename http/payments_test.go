@@ -672,3 +672,74 @@ func TestWebhookStripeRefundOfItsPayment(t *testing.T) {
 		t.Errorf("recorded payments %v, want %v", got, want)
 	}
 }
+
+// TestWebhookStripeCheckoutRefundBeforePayment: Stripe does not deliver
+// events in order, so the charge.refunded of a Checkout payment (no
+// surge_order_id on the charge, only its payment_intent) may come before
+// checkout.session.completed. It was ignored and recorded nowhere (Surge
+// knew no payment under that PaymentIntent yet), so the payment, when it
+// came for its cancelled order, stayed refund_due for good: surge
+// reconcile asked for a second refund. It is answered as before, kept
+// aside, and settles the payment when it comes, also in steps.
+func TestWebhookStripeCheckoutRefundBeforePayment(t *testing.T) {
+	e := paymentEnv(t, payments.Stripe)
+	post := func(name string, o api.Order, r *strings.Replacer) response {
+		t.Helper()
+		body, _ := stripeEvent(t, name, o.ID)
+		if name == "charge.refunded" { // a Checkout payment's charge: no metadata
+			body = strings.Replace(body, `{"surge_order_id": "`+o.ID+`"}`, `{}`, 1)
+		}
+		body = r.Replace(body)
+		return e.do(t, "POST", hookPath, body, stripeSigned(body))
+	}
+	alice, bob := e.buyTwo(t, "alice"), e.buyTwo(t, "bob") // each 2 × 129.99 EUR, as the fixtures
+	for _, o := range []api.Order{alice, bob} {
+		wantStatus(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", header(userHeader, o.UserID)), http.StatusOK)
+	}
+	whole := strings.NewReplacer()
+	// Bob's payment refunded in two steps: 100.00, then 159.98 EUR.
+	bobs := strings.NewReplacer("pi_3QxSurgeTestPI01", "pi_3QxSurgeTestPI02", "cs_test_a1SurgeTestSession01", "cs_test_a1SurgeTestSession02")
+	step1 := strings.NewReplacer("pi_3QxSurgeTestPI01", "pi_3QxSurgeTestPI02", "evt_3QxSurgeTest0004", "evt_3QxSurgeTest0014",
+		`"amount_refunded": 25998`, `"amount_refunded": 10000`)
+	step2 := strings.NewReplacer("pi_3QxSurgeTestPI01", "pi_3QxSurgeTestPI02", "evt_3QxSurgeTest0004", "evt_3QxSurgeTest0024",
+		`"amount_refunded": 0,`, `"amount_refunded": 10000,`)
+	for _, c := range []struct {
+		o api.Order
+		r *strings.Replacer
+	}{{alice, whole}, {alice, whole}, {bob, step1}, {bob, step2}} { // alice's delivered twice
+		r := post("charge.refunded", c.o, c.r)
+		if r.status != http.StatusOK || hookAnswer(t, r).Ignored == "" {
+			t.Errorf("charge.refunded without metadata of a payment Surge has not recorded yet = %v, want 200 ignored", r)
+		}
+	}
+	var answered []string
+	for _, c := range []struct {
+		o api.Order
+		r *strings.Replacer
+	}{{alice, whole}, {bob, bobs}} {
+		p := paymentOf(t, post("checkout.session.completed", c.o, c.r))
+		answered = append(answered, p.ID+":"+p.Status)
+	}
+	got := map[string]string{}
+	if err := e.store.Payments(context.Background(), func(p surge.Payment) error {
+		got[p.ID] = fmt.Sprintf("%s %d settling %q", p.Status, p.AmountCents, p.Settles)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"pi_3QxSurgeTestPI01":  `refunded 25998 settling ""`,
+		"pi_3QxSurgeTestPI02":  `refunded 25998 settling ""`,
+		"evt_3QxSurgeTest0004": `refund 25998 settling "pi_3QxSurgeTestPI01"`,
+		"evt_3QxSurgeTest0014": `refund 10000 settling "pi_3QxSurgeTestPI02"`,
+		"evt_3QxSurgeTest0024": `refund 15998 settling "pi_3QxSurgeTestPI02"`,
+	}
+	if fmt.Sprint(answered) != "[pi_3QxSurgeTestPI01:refunded pi_3QxSurgeTestPI02:refunded]" || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("checkout.session.completed of cancelled orders, their charge.refunded (whole; in two steps) delivered first: answered %v, recorded %v; "+
+			"want both refunded, recorded %v", answered, got, want)
+	}
+	// Delivered again now, the refund is a replay of what it became.
+	if p := paymentOf(t, post("charge.refunded", alice, whole)); p.ID != "evt_3QxSurgeTest0004" || p.Status != "refund" || p.OrderID != alice.ID {
+		t.Errorf("charge.refunded delivered again after its payment = %+v, want the refund of order %s", p, alice.ID)
+	}
+}

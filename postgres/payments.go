@@ -41,17 +41,39 @@ var errReplay = errors.New("postgres: payment recorded by another transaction")
 // and takes it on its next run) and every other event of the order, so
 // the same event delivered to two nodes is applied once and the other sees
 // a replay. The order's move to paid and the order event of the payment
-// (paid or refund_due, docs/events.md) commit with the payment row.
+// (paid or refund_due, docs/events.md) commit with the payment row. A
+// refund naming only its payment finds its order first, in a transaction
+// of its own (refundOrder), and is kept for that payment if it has not
+// come yet.
 func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
 	if err := surge.CheckPaymentEvent(ev); err != nil {
 		return surge.PaymentResult{}, err
 	}
-	var r surge.PaymentResult
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		var err error
-		r, err = recordPayment(ctx, tx, ev, now)
-		return err
-	})
+	var (
+		r   surge.PaymentResult
+		err error
+	)
+	if ev.OrderID == "" {
+		// In a transaction of its own, which takes no order's lock while
+		// it holds the payment's (lockPaymentSQL).
+		err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+			var err error
+			ev.OrderID, err = refundOrder(ctx, tx, ev, now)
+			return err
+		})
+		if err == nil && ev.OrderID == "" {
+			// The payment is none of Surge's, or not yet: the refund is
+			// kept for it (refundOrder).
+			err = surge.ErrOrderNotFound
+		}
+	}
+	if err == nil {
+		err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+			var err error
+			r, err = recordPayment(ctx, tx, ev, now)
+			return err
+		})
+	}
 	if errors.Is(err, errReplay) {
 		return d.replay(ctx, ev.ID)
 	}
@@ -64,28 +86,52 @@ func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.
 	return r, nil
 }
 
-func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
-	if ev.OrderID == "" {
-		// A refund naming the payment it gives back (RefundOf), not its
-		// order: a payment's order never changes once recorded.
-		err := tx.QueryRow(ctx, `SELECT order_id FROM payments WHERE id = $1 AND provider = $2`, ev.RefundOf, ev.Provider).Scan(&ev.OrderID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// A repeated id is a replay whatever payment it names now, as
-			// whatever order (below): the embedded store looks the id up
-			// first alike.
-			var recorded bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE id = $1)`, ev.ID).Scan(&recorded); err != nil {
-				return surge.PaymentResult{}, err
-			}
-			if recorded {
-				return surge.PaymentResult{}, errReplay
-			}
-			return surge.PaymentResult{}, surge.ErrOrderNotFound
-		}
-		if err != nil {
-			return surge.PaymentResult{}, err
+// lockPaymentSQL takes, until the transaction ends, the lock of a payment
+// id ($1) that orders a refund naming only that payment (refundOrder)
+// against the payment's own recording: either the refund finds the
+// payment, or the payment finds the refund kept for it. Another id's lock
+// of the same hash only waits a little longer.
+const lockPaymentSQL = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
+
+// refundOrder finds the order of a refund naming only the payment it gives
+// back (RefundOf): a payment's order never changes once recorded. A
+// payment of another provider under that id answers none. When no payment
+// is recorded under it, it may yet come (providers do not deliver in
+// order): the refund is kept in refunds_ahead, committed with tx, until
+// that payment takes it (recordPayment), and none is answered. A repeated
+// event id is a replay whatever payment it names now (errReplay), as
+// whatever order (recordPayment); the embedded store looks the id up
+// first alike.
+func refundOrder(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now time.Time) (string, error) {
+	if _, err := tx.Exec(ctx, lockPaymentSQL, ev.RefundOf); err != nil {
+		return "", err
+	}
+	var order, provider string
+	err := tx.QueryRow(ctx, `SELECT order_id, provider FROM payments WHERE id = $1`, ev.RefundOf).Scan(&order, &provider)
+	if err == nil && provider == ev.Provider {
+		return order, nil
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return "", err
+	}
+	var recorded bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE id = $1)`, ev.ID).Scan(&recorded); err != nil {
+		return "", err
+	}
+	if recorded {
+		return "", errReplay
+	}
+	if provider == "" {
+		if _, err := tx.Exec(ctx, `INSERT INTO refunds_ahead (id, refund_of, provider, amount_cents, currency, created_at, recorded_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+			ev.ID, ev.RefundOf, ev.Provider, ev.AmountCents, ev.Currency, ev.Created, now); err != nil {
+			return "", err
 		}
 	}
+	return "", nil
+}
+
+func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now time.Time) (surge.PaymentResult, error) {
 	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, ev.OrderID))
 	notFound := errors.Is(err, pgx.ErrNoRows)
 	if err != nil && !notFound {
@@ -115,6 +161,23 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 		if err := tx.QueryRow(ctx, `SELECT price_cents, currency FROM sales WHERE id = $1`, o.SaleID).
 			Scan(&sale.PriceCents, &sale.Currency); err != nil {
 			return surge.PaymentResult{}, fmt.Errorf("the sale %s of order %s: %w", o.SaleID, o.ID, err)
+		}
+		if ev.Type == surge.PaymentSucceeded {
+			// The refunds of this payment that came before it, naming only
+			// it (kept by refundOrder): they are its order's now,
+			// refund_unexpected unless they settle it (settleEarly). The
+			// lock makes a refund of it committing now wait for this
+			// transaction, and then find the payment.
+			if _, err := tx.Exec(ctx, lockPaymentSQL, ev.ID); err != nil {
+				return surge.PaymentResult{}, err
+			}
+			if _, err := tx.Exec(ctx, `WITH ahead AS (DELETE FROM refunds_ahead WHERE refund_of = $1 AND provider = $2
+				RETURNING seq, id, amount_cents, currency, created_at, recorded_at)
+				INSERT INTO payments (`+paymentColumns+`, refund_of) SELECT id, $5, $3, $4, amount_cents, currency,
+				'refund_unexpected', $2, created_at, recorded_at, NULL, $1 FROM ahead ORDER BY seq ON CONFLICT (id) DO NOTHING`,
+				ev.ID, ev.Provider, o.ID, o.SaleID, string(surge.RefundSucceeded)); err != nil {
+				return surge.PaymentResult{}, err
+			}
 		}
 		payable := o.Status == surge.OrderReserved && o.ExpiresAt.After(now)
 		if ev.Type == surge.PaymentManual {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -14,7 +15,9 @@ import (
 // paymentsSchema is the record of payment events (surge.Payments). It is a
 // table of its own, created if missing, so a database of an older version
 // gains it at Open like archived_sales. created_at is the provider's time,
-// recorded_at Surge's.
+// recorded_at Surge's. refunds_ahead keeps the refunds naming only a
+// payment not recorded yet (no order known), until that payment comes
+// (refundsAhead): they are no payments until then.
 const paymentsSchema = `
 CREATE TABLE IF NOT EXISTS payments (
 	seq          INTEGER PRIMARY KEY,
@@ -32,12 +35,24 @@ CREATE TABLE IF NOT EXISTS payments (
 	refund_of    TEXT  -- a refund naming its payment (RefundOf): that payment
 ) STRICT;
 CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id, seq);
+CREATE TABLE IF NOT EXISTS refunds_ahead (
+	seq          INTEGER PRIMARY KEY,
+	id           TEXT NOT NULL UNIQUE,
+	refund_of    TEXT NOT NULL,
+	provider     TEXT NOT NULL,
+	amount_cents INTEGER NOT NULL,
+	currency     TEXT NOT NULL,
+	created_at   TEXT NOT NULL,
+	recorded_at  TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS refunds_ahead_by_payment ON refunds_ahead (refund_of, provider, seq);
 `
 
 const paymentColumns = `id, type, order_id, sale_id, amount_cents, currency, status, provider, created_at, recorded_at, settles`
 
-// upgradePayments creates the payments table in a database made before it,
-// and gives one made before refund_of that column.
+// upgradePayments creates the payments and refunds_ahead tables in a
+// database made before them, and gives one made before refund_of that
+// column.
 func upgradePayments(ctx context.Context, db schemaDB) error {
 	if _, err := db.ExecContext(ctx, paymentsSchema); err != nil {
 		return err
@@ -94,7 +109,17 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		if err != nil {
 			return surge.PaymentResult{}, err
 		}
-		if !ok || of.Provider != ev.Provider {
+		if !ok {
+			// Not recorded yet, perhaps: providers do not deliver in
+			// order. Kept aside for that payment (refundsAhead), and
+			// answered as a refund of no payment of Surge's.
+			if err := s.submit(&commit{ahead: []surge.Payment{{PaymentEvent: ev, RecordedAt: now}}}); err != nil {
+				return surge.PaymentResult{}, err
+			}
+			return surge.PaymentResult{}, surge.ErrOrderNotFound
+		}
+		if of.Provider != ev.Provider {
+			// The id is taken: that provider's payment never comes.
 			return surge.PaymentResult{}, surge.ErrOrderNotFound
 		}
 		ev.OrderID = of.OrderID
@@ -139,6 +164,14 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 			p.AmountCents, p.Currency = surge.Due(&sale, &o)
 		}
 		p.Status = surge.Decide(p.PaymentEvent, &sale, &o, payable)
+		// The refunds of this payment that came before it, naming only
+		// it: they are the order's now, refund_unexpected unless they
+		// settle it (below).
+		if ev.Type == surge.PaymentSucceeded {
+			if c.ahead, err = s.refundsAhead(ctx, p); err != nil {
+				return surge.PaymentResult{}, err
+			}
+		}
 		if p.Status == surge.PaymentPaid {
 			c.updates = []update{{id: o.ID, sale: o.SaleID, status: surge.OrderPaid, at: now}}
 		}
@@ -156,10 +189,21 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 			if err != nil {
 				return surge.PaymentResult{}, err
 			}
+			placed := map[string]int{}
+			for i, r := range c.ahead {
+				if strings.EqualFold(r.Currency, p.Currency) {
+					early = append(early, surge.EarlyRefund{ID: r.ID, AmountCents: r.AmountCents, Named: true})
+					placed[r.ID] = i
+				}
+			}
 			settle, rest := surge.SettleEarly(p.AmountCents, early)
 			if len(settle) > 0 {
 				c.settled = make(map[string]string, len(settle))
 				for _, refund := range settle {
+					if i, ok := placed[refund]; ok {
+						c.ahead[i].Status, c.ahead[i].Settles = surge.PaymentRefund, p.ID
+						continue
+					}
 					c.settled[refund] = p.ID
 				}
 				if rest == 0 && p.Status == surge.PaymentRefundDue {
@@ -223,6 +267,40 @@ func (s *Store) payment(ctx context.Context, id string) (surge.Payment, bool, er
 		return surge.Payment{}, false, s.unavailable(fmt.Errorf("sqlite: payment %s: %w", id, err))
 	}
 	return p, true, nil
+}
+
+// refundsAhead takes the refunds kept aside for payment p (naming only
+// it, delivered before it) as refunds of its order, refund_unexpected, in
+// the order they came; the commit recording p records them and drops
+// them from refunds_ahead. One whose id was recorded since is left out.
+func (s *Store) refundsAhead(ctx context.Context, p surge.Payment) (ahead []surge.Payment, err error) {
+	defer func() {
+		if err != nil {
+			err = s.unavailable(fmt.Errorf("sqlite: the refunds of payment %s before it: %w", p.ID, err))
+		}
+	}()
+	rows, err := s.r.QueryContext(ctx, `SELECT id, amount_cents, currency, created_at, recorded_at FROM refunds_ahead a
+		WHERE refund_of = ? AND provider = ? AND NOT EXISTS (SELECT 1 FROM payments WHERE id = a.id) ORDER BY seq`, p.ID, p.Provider)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := surge.Payment{PaymentEvent: surge.PaymentEvent{Type: surge.RefundSucceeded, OrderID: p.OrderID, Provider: p.Provider, RefundOf: p.ID},
+			SaleID: p.SaleID, Status: surge.PaymentRefundUnexpected}
+		var created, recorded string
+		if err := rows.Scan(&r.ID, &r.AmountCents, &r.Currency, &created, &recorded); err != nil {
+			return nil, err
+		}
+		if r.Created, err = parseTime(created); err != nil {
+			return nil, err
+		}
+		if r.RecordedAt, err = parseTime(recorded); err != nil {
+			return nil, err
+		}
+		ahead = append(ahead, r)
+	}
+	return ahead, rows.Err()
 }
 
 // earlyRefunds lists the refunds of p's order delivered before it that
@@ -341,21 +419,31 @@ func scanPayment(sc scanner) (surge.Payment, error) {
 }
 
 // writePayments inserts a commit's payments and marks the refund_due
-// payments its refunds settled, inside the group's transaction.
+// payments its refunds settled, inside the group's transaction. Refunds
+// ahead of their payment are kept (c.payments empty), or, with the
+// payment, recorded as its order's and dropped from refunds_ahead.
 func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
 	for _, p := range c.payments {
-		var settles any
-		if p.Settles != "" {
-			settles = p.Settles
+		if err := insertPayment(ctx, tx, p); err != nil {
+			return err
 		}
-		var refundOf any
-		if p.RefundOf != "" {
-			refundOf = p.RefundOf
+		if len(c.ahead) > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM refunds_ahead WHERE refund_of = ? AND provider = ?`, p.ID, p.Provider); err != nil {
+				return fmt.Errorf("sqlite: drop the refunds kept for payment %s: %w", p.ID, err)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO payments (`+paymentColumns+`, refund_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-			p.ID, string(p.Type), p.OrderID, p.SaleID, p.AmountCents, p.Currency, string(p.Status), p.Provider,
-			formatTime(p.Created), formatTime(p.RecordedAt), settles, refundOf); err != nil {
-			return fmt.Errorf("sqlite: insert payment %s: %w", p.ID, err)
+	}
+	for _, r := range c.ahead {
+		if len(c.payments) > 0 {
+			if err := insertPayment(ctx, tx, r); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO refunds_ahead (id, refund_of, provider, amount_cents, currency, created_at, recorded_at)
+			VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING`, r.ID, r.RefundOf, r.Provider, r.AmountCents, r.Currency,
+			formatTime(r.Created), formatTime(r.RecordedAt)); err != nil {
+			return fmt.Errorf("sqlite: keep refund %s: %w", r.ID, err)
 		}
 	}
 	for refund, due := range c.settled {
@@ -377,6 +465,24 @@ func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("sqlite: payment %s was not refund_due on disk", id)
 		}
+	}
+	return nil
+}
+
+// insertPayment writes one payment row.
+func insertPayment(ctx context.Context, tx *sql.Tx, p surge.Payment) error {
+	var settles any
+	if p.Settles != "" {
+		settles = p.Settles
+	}
+	var refundOf any
+	if p.RefundOf != "" {
+		refundOf = p.RefundOf
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO payments (`+paymentColumns+`, refund_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+		p.ID, string(p.Type), p.OrderID, p.SaleID, p.AmountCents, p.Currency, string(p.Status), p.Provider,
+		formatTime(p.Created), formatTime(p.RecordedAt), settles, refundOf); err != nil {
+		return fmt.Errorf("sqlite: insert payment %s: %w", p.ID, err)
 	}
 	return nil
 }

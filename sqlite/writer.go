@@ -27,6 +27,10 @@ type commit struct {
 	// settled: refund_unexpected refunds (key) that a refund_due payment
 	// in payments, delivered after them, turned out to be for (value).
 	settled map[string]string
+	// ahead: refunds naming only a payment not recorded yet, kept aside
+	// (payments empty), or that payment's in payments, now recorded as
+	// refunds of its order (writePayments).
+	ahead []surge.Payment
 	// events are outbox rows beside those of inserts (reserved) and
 	// updates (their new status): refund_due.
 	events []event
@@ -47,7 +51,7 @@ type update struct {
 }
 
 func (c *commit) rows() int {
-	return len(c.inserts) + len(c.updates) + len(c.payments) + len(c.refunded) + len(c.settled) + len(c.events) + 1
+	return len(c.inserts) + len(c.updates) + len(c.payments) + len(c.refunded) + len(c.settled) + len(c.ahead) + len(c.events) + 1
 }
 
 // submit hands c to the writer and waits until it is durable. The wait

@@ -352,6 +352,66 @@ func testPayments(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("RefundOfPaymentBeforeIt", func(t *testing.T) {
+		// A refund naming only its payment (a Stripe Checkout payment's
+		// charge) delivered before that payment (providers do not deliver
+		// in order): the store knows no order of it. It was dropped
+		// (order_not_found, recorded nowhere), so the payment, when it
+		// came, stayed refund_due for good and surge reconcile asked for
+		// a second refund. It is kept aside, answered as before and
+		// listed nowhere, and the payment of that id and provider, when
+		// it comes, takes it (also in steps) as its refund delivered first.
+		e, s, first := paidOrder(t, h)
+		second := e.reserveOne(s.ID, at(0), buy("u2", 2))
+		e.cancel(first.ID, at(time.Second))
+		e.cancel(second.ID, at(time.Second))
+		byPayment := func(id, of, provider string, cents int64) surge.PaymentEvent {
+			ev := event(id, surge.RefundSucceeded, "", cents, "USD")
+			ev.RefundOf, ev.Provider = of, provider
+			return ev
+		}
+		for _, ev := range []surge.PaymentEvent{
+			byPayment("r_1", "pi_1", "surge", 2*price),
+			byPayment("r_1", "pi_1", "surge", 2*price), // delivered again
+			byPayment("s_0", "pi_2", "surge", 1000),
+			byPayment("s_1", "pi_2", "surge", 2*price-1000),
+			byPayment("r_x", "pi_2", "stripe", 2*price), // another provider's payment pi_2
+		} {
+			_, err := e.payments().RecordPayment(e.ctx, ev, at(2*time.Second))
+			wantErr(t, fmt.Sprintf("refund %s of payment %s not recorded yet", ev.ID, ev.RefundOf), err, surge.ErrOrderNotFound)
+		}
+		if n := len(e.allPayments()); n != 0 {
+			t.Errorf("%d payments listed after refunds of payments not recorded, want 0", n)
+		}
+		e.reopen() // kept durably
+		one, err := e.payments().RecordPayment(e.ctx, event("pi_1", surge.PaymentSucceeded, first.ID, 2*price, "USD"), at(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		two, err := e.payments().RecordPayment(e.ctx, event("pi_2", surge.PaymentSucceeded, second.ID, 2*price, "USD"), at(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.allPayments()
+		var refunds []string
+		for _, id := range []string{"r_1", "s_0", "s_1"} {
+			r := got[id]
+			refunds = append(refunds, fmt.Sprintf("%s:%s %d of %q settling %q", id, r.Status, r.AmountCents, r.OrderID, r.Settles))
+		}
+		want := fmt.Sprintf(`[r_1:refund 3000 of %q settling "pi_1" s_0:refund 1000 of %q settling "pi_2" s_1:refund 2000 of %q settling "pi_2"]`,
+			first.ID, second.ID, second.ID)
+		if one.Payment.Status != surge.PaymentRefunded || two.Payment.Status != surge.PaymentRefunded || fmt.Sprint(refunds) != want || len(got) != 5 {
+			t.Errorf("payments pi_1 and pi_2 of cancelled orders, their refunds (naming only them) delivered first: answered %s and %s, refunds %v, %d payments listed; "+
+				"want both refunded, refunds %s, 5 payments listed (not r_x, another provider's)",
+				one.Payment.Status, two.Payment.Status, refunds, len(got), want)
+		}
+		again, err := e.payments().RecordPayment(e.ctx, byPayment("r_1", "pi_1", "surge", 2*price), at(4*time.Second))
+		if err != nil || !again.Replay || again.Payment.Status != surge.PaymentRefund || again.Payment.Settles != "pi_1" {
+			t.Errorf("refund r_1 delivered again after its payment: replay %v, %q settling %q, err %v; want the replay of the refund settling pi_1",
+				again.Replay, again.Payment.Status, again.Payment.Settles, err)
+		}
+	})
+
 	t.Run("RefundOfNamedPayment", func(t *testing.T) {
 		// A refund naming its payment (RefundOf) gives back that payment,
 		// not a sibling of the same amount: it settled the order's oldest
