@@ -204,9 +204,9 @@ type EarlyRefund struct {
 // naming only the order made no earlier than it). It returns those that
 // settle it and what it is still owed after them. The refunds naming it
 // are its own: each settles it as far as it is still owed. Of the others
-// the oldest of exactly its amount settles it alone, as a refund
-// delivered after it would; else the oldest that fit what is still owed
-// settle it in steps (a refund in steps, delivered first).
+// the oldest of exactly what it is still owed settles that alone, as a
+// refund delivered after it would; else the oldest that fit what is still
+// owed settle it in steps (a refund in steps, delivered first).
 func SettleEarly(owed int64, early []EarlyRefund) (settle []string, rest int64) {
 	// What a refund may settle: no more than is still owed, and a refund
 	// of nothing only a payment of nothing (a free order's, too late).

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -54,25 +55,9 @@ func TestSeal(t *testing.T) {
 		{"crash", func(*testing.T) string { return crashed }, true},
 		{"a byte changed while down", func(t *testing.T) string {
 			dir := copyFiles(t, src, files...)
-			// The last byte of the file: unused space of a page, which
-			// SQLite's checks ignore, so the database still opens.
-			f, err := os.OpenFile(filepath.Join(dir, sqlite.FileName), os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				t.Fatal(err)
-			}
-			b := make([]byte, 1)
-			if _, err := f.ReadAt(b, fi.Size()-1); err != nil {
-				t.Fatal(err)
-			}
-			b[0] ^= 0x5a
-			if _, err := f.WriteAt(b, fi.Size()-1); err != nil {
-				t.Fatal(err)
-			}
+			// A byte of a page's unallocated space, which SQLite's checks
+			// ignore, so the database still opens.
+			flipUnusedByte(t, filepath.Join(dir, sqlite.FileName))
 			return dir
 		}, true},
 		{"an empty WAL beside it", func(t *testing.T) string {
@@ -110,6 +95,52 @@ func TestSeal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// flipUnusedByte changes a byte of the unallocated space (between the cell
+// pointers and the cells) of the last b-tree page of the database at path
+// that has any: the last byte of the file is not always unused (a leaf of
+// the schema may end it, its cells filling the page from the end).
+func flipUnusedByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int(binary.BigEndian.Uint16(b[16:18]))
+	if size == 1 {
+		size = 65536
+	}
+	for page := len(b)/size - 1; page >= 0; page-- {
+		hdr := page * size
+		if page == 0 {
+			hdr = 100 // the file's header comes first
+		}
+		headerLen := 0
+		switch b[hdr] {
+		case 0x0a, 0x0d: // leaf
+			headerLen = 8
+		case 0x02, 0x05: // interior
+			headerLen = 12
+		default: // no b-tree page
+			continue
+		}
+		cells := int(binary.BigEndian.Uint16(b[hdr+3:]))
+		content := int(binary.BigEndian.Uint16(b[hdr+5:]))
+		if content == 0 {
+			content = 65536
+		}
+		free, end := hdr+headerLen+2*cells, page*size+content
+		if end-free < 1 {
+			continue
+		}
+		b[end-1] ^= 0x5a
+		if err := os.WriteFile(path, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("%s has no page with unallocated space", path)
 }
 
 // closedWithSale is a data directory holding sale s1 (100 units, one per
