@@ -60,7 +60,8 @@ func TestClusterLeaderStoppedInRebuild(t *testing.T) {
 	waitUntil(t, "node b to sell", 10*time.Second, func() bool { return buy("warm") == http.StatusCreated })
 
 	// Hold the orders table so that the leader's rebuild stops inside its
-	// transaction, after its UPDATE of the sale row, at its snapshot read.
+	// transaction, after its UPDATE of the sale row, at its count of the
+	// sale's live units (the snapshot is read after the commit).
 	lock, err := db.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +79,9 @@ func TestClusterLeaderStoppedInRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pid int
-	waitUntil(t, "the leader's rebuild to wait at its snapshot read", 10*time.Second, func() bool {
+	waitUntil(t, "the leader's rebuild to wait at its count of live units", 10*time.Second, func() bool {
 		err := other.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-			AND query LIKE '%FROM orders WHERE sale_id%' AND query LIKE '%OR idem_key IS NOT NULL%'`).Scan(&pid)
+			AND query LIKE '%SET sold = (SELECT%FROM orders%'`).Scan(&pid)
 		return err == nil
 	})
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
