@@ -24,7 +24,7 @@ func TestExpiryCountedOnceWhenItsReleaseFailed(t *testing.T) {
 	rp := servicetest.RedisProxy(t)
 	ns := namespace(t)
 	s := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
-		cluster.Config{Prefix: ns, Schema: ns, NoExpiry: true, Interval: 100 * time.Millisecond, CallTimeout: 500 * time.Millisecond})
+		cluster.Config{Prefix: ns, Schema: ns, NoExpiry: true, Interval: 100 * time.Millisecond})
 	t.Cleanup(func() { s.Close() })
 	var mu sync.Mutex
 	heard := 0
@@ -75,7 +75,7 @@ func TestExpiryCountedOnceAcrossLeaders(t *testing.T) {
 	}
 	total := func() (int, string) { mu.Lock(); defer mu.Unlock(); return heard["a"] + heard["b"], fmt.Sprint(heard) }
 	a := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
-		cluster.Config{Prefix: ns, Schema: ns, NoExpiry: true, Interval: 100 * time.Millisecond, CallTimeout: 500 * time.Millisecond})
+		cluster.Config{Prefix: ns, Schema: ns, NoExpiry: true, Interval: 100 * time.Millisecond})
 	t.Cleanup(func() { a.Close() })
 	a.OnRelease(count("a"))
 	db := servicetest.Conn(t, ns)
