@@ -56,6 +56,103 @@ func (w *rowWaits) wait(what, pattern string) {
 	})
 }
 
+// leaderAndOther opens two nodes over ns that run no round but the test's
+// (each loop runs once, at Open), the first leading, and sale (10 units)
+// that the leader's first round has seen.
+func leaderAndOther(t *testing.T, ns, sale string) (leader, other *cluster.Store) {
+	t.Helper()
+	leader = openStore(t, ns, cluster.Config{NodeID: "leader", Interval: time.Hour, LeaseTTL: time.Minute})
+	eventuallyLeads(t, leader, 10*time.Second, "the leader leads")
+	other = openStore(t, ns, cluster.Config{NodeID: "other", Interval: time.Hour, LeaseTTL: time.Minute})
+	t.Cleanup(func() { other.Close(); leader.Close() })
+	mustSale(t, other, sale, 10, 10)
+	if !cluster.Round(context.Background(), leader) {
+		t.Fatal("the leader could not take the lease")
+	}
+	return leader, other
+}
+
+// holdSaleRow locks sale id's row in a transaction of a connection of its
+// own (rolled back at the test's end unless committed), and returns it
+// with the waits it sees behind that row.
+func holdSaleRow(t *testing.T, ns, id string) (pgx.Tx, *rowWaits) {
+	t.Helper()
+	ctx := context.Background()
+	lock := servicetest.Conn(t, ns)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM sales WHERE id = $1 FOR UPDATE`, id); err != nil {
+		t.Fatal(err)
+	}
+	var holder int32
+	if err := lock.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	return tx, newRowWaits(t, ns, holder)
+}
+
+// roundOrRebuildWaits waits until the round in flight either ends, whose
+// result it returns, or rebuilds and waits for the held sale row (nil).
+func roundOrRebuildWaits(t *testing.T, round <-chan bool, waits *rowWaits) *bool {
+	t.Helper()
+	var ended *bool
+	eventually(t, 10*time.Second, "the round ends or its rebuild waits for the sale row", func() error {
+		select {
+		case ok := <-round:
+			ended = &ok
+			return nil
+		default:
+		}
+		if ok, err := waits.found("%epoch = epoch + 1%"); !ok {
+			return fmt.Errorf("neither yet (%v)", err)
+		}
+		return nil
+	})
+	return ended
+}
+
+// buyBehindHeldRow makes a purchase on buyer of sale "flip" queue behind
+// the held sale row (after the round's rebuild, if it waits there too),
+// releases the row, and returns the purchase's outcome, an outcome's
+// error as its error.
+func buyBehindHeldRow(t *testing.T, buyer *cluster.Store, tx pgx.Tx, waits *rowWaits) ([]surge.Outcome, error) {
+	t.Helper()
+	type result struct {
+		out []surge.Outcome
+		err error
+	}
+	bought := make(chan result, 1)
+	go func() {
+		out, _, err := reserve(buyer, "flip", surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1})
+		bought <- result{out, err}
+	}()
+	waits.wait("the buyer's insert", "%surge_insert_orders%")
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := <-bought
+	if r.err == nil && r.out[0].Err != nil {
+		r.err = r.out[0].Err
+	}
+	return r.out, r.err
+}
+
+// keptLease fails the test if the round, ended (non-nil) or still in
+// flight on round, lost the lease.
+func keptLease(t *testing.T, ended *bool, round <-chan bool) {
+	t.Helper()
+	if ended == nil {
+		ok := <-round
+		ended = &ok
+	}
+	if !*ended {
+		t.Error("the round lost the lease")
+	}
+}
+
 // TestRoundAcrossChangeKeepsItsEpoch: a leader's round that listed a sale
 // before an operator's change (PATCH) of it and read Redis after the
 // change installed its new epoch took Redis's epoch for a stale one
@@ -70,15 +167,7 @@ func (w *rowWaits) wait(what, pattern string) {
 func TestRoundAcrossChangeKeepsItsEpoch(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
-	// No round but the test's: the leader's own loop runs once, at Open.
-	leader := openStore(t, ns, cluster.Config{NodeID: "leader", Interval: time.Hour, LeaseTTL: time.Minute})
-	eventuallyLeads(t, leader, 10*time.Second, "the leader leads")
-	buyer := openStore(t, ns, cluster.Config{NodeID: "buyer", Interval: time.Hour, LeaseTTL: time.Minute})
-	t.Cleanup(func() { buyer.Close(); leader.Close() })
-	mustSale(t, buyer, "flip", 10, 10)
-	if !cluster.Round(ctx, leader) {
-		t.Fatal("the leader could not take the lease")
-	}
+	leader, buyer := leaderAndOther(t, ns, "flip")
 
 	listed, goOn := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -91,62 +180,14 @@ func TestRoundAcrossChangeKeepsItsEpoch(t *testing.T) {
 	if _, err := buyer.UpdateSale(ctx, "flip", surge.SalePatch{HoldSeconds: new(int64(120))}, time.Now()); err != nil {
 		t.Fatalf("change: %v", err)
 	}
-	lock := servicetest.Conn(t, ns)
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM sales WHERE id = 'flip' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
-	var holder int32
-	if err := lock.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
-		t.Fatal(err)
-	}
-	waits := newRowWaits(t, ns, holder)
+	tx, waits := holdSaleRow(t, ns, "flip")
 	close(goOn)
 	// The round either rebuilds, and waits for the row, or ends.
-	var ended *bool
-	eventually(t, 10*time.Second, "the round ends or its rebuild waits for the sale row", func() error {
-		select {
-		case ok := <-round:
-			ended = &ok
-			return nil
-		default:
-		}
-		if ok, err := waits.found("%epoch = epoch + 1%"); !ok {
-			return fmt.Errorf("neither yet (%v)", err)
-		}
-		return nil
-	})
-	type result struct {
-		out []surge.Outcome
-		err error
+	ended := roundOrRebuildWaits(t, round, waits)
+	if out, err := buyBehindHeldRow(t, buyer, tx, waits); err != nil || out[0].Code != surge.CodeReserved {
+		t.Errorf("a purchase decided against the change's epoch, right after its answer: %+v, %v; want reserved", out, err)
 	}
-	bought := make(chan result, 1)
-	go func() {
-		out, _, err := reserve(buyer, "flip", surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1})
-		bought <- result{out, err}
-	}()
-	waits.wait("the buyer's insert", "%surge_insert_orders%")
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r := <-bought
-	if r.err == nil && r.out[0].Err != nil {
-		r.err = r.out[0].Err
-	}
-	if r.err != nil || r.out[0].Code != surge.CodeReserved {
-		t.Errorf("a purchase decided against the change's epoch, right after its answer: %+v, %v; want reserved", r.out, r.err)
-	}
-	if ended == nil {
-		ok := <-round
-		ended = &ok
-	}
-	if !*ended {
-		t.Error("the round lost the lease")
-	}
+	keptLease(t, ended, round)
 }
 
 // TestRoundAcrossInstallInFlightKeepsItsEpoch: a leader's round that read
@@ -162,57 +203,23 @@ func TestRoundAcrossChangeKeepsItsEpoch(t *testing.T) {
 func TestRoundAcrossInstallInFlightKeepsItsEpoch(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
-	// No round but the test's: the leader's own loop runs once, at Open.
-	leader := openStore(t, ns, cluster.Config{NodeID: "leader", Interval: time.Hour, LeaseTTL: time.Minute})
-	eventuallyLeads(t, leader, 10*time.Second, "the leader leads")
-	buyer := openStore(t, ns, cluster.Config{NodeID: "buyer", Interval: time.Hour, LeaseTTL: time.Minute})
-	t.Cleanup(func() { buyer.Close(); leader.Close() })
-	mustSale(t, buyer, "flip", 10, 10)
-	if !cluster.Round(ctx, leader) {
-		t.Fatal("the leader could not take the lease")
-	}
+	leader, buyer := leaderAndOther(t, ns, "flip")
 
-	lock := servicetest.Conn(t, ns)
-	var tx pgx.Tx
-	defer func() {
-		if tx != nil {
-			_ = tx.Rollback(ctx)
-		}
-	}()
-	var waits *rowWaits
+	var (
+		tx    pgx.Tx
+		waits *rowWaits
+		ended *bool
+		once  sync.Once
+	)
 	round := make(chan bool, 1)
-	var ended *bool
-	var once sync.Once
 	cluster.BeforeInstall(buyer, func() {
 		once.Do(func() {
 			// The change's epoch is committed, its state not in Redis yet:
 			// the leader's round runs now. Its rebuild, if it makes one,
 			// waits for the sale row the test holds.
-			var err error
-			if tx, err = lock.Begin(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Exec(ctx, `SELECT 1 FROM sales WHERE id = 'flip' FOR UPDATE`); err != nil {
-				t.Fatal(err)
-			}
-			var holder int32
-			if err := lock.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
-				t.Fatal(err)
-			}
-			waits = newRowWaits(t, ns, holder)
+			tx, waits = holdSaleRow(t, ns, "flip")
 			go func() { round <- cluster.Round(ctx, leader) }()
-			eventually(t, 10*time.Second, "the round ends or its rebuild waits for the sale row", func() error {
-				select {
-				case ok := <-round:
-					ended = &ok
-					return nil
-				default:
-				}
-				if ok, err := waits.found("%epoch = epoch + 1%"); !ok {
-					return fmt.Errorf("neither yet (%v)", err)
-				}
-				return nil
-			})
+			ended = roundOrRebuildWaits(t, round, waits)
 		})
 	})
 	if _, err := buyer.UpdateSale(ctx, "flip", surge.SalePatch{HoldSeconds: new(int64(120))}, time.Now()); err != nil {
@@ -222,33 +229,10 @@ func TestRoundAcrossInstallInFlightKeepsItsEpoch(t *testing.T) {
 		t.Fatal("the change installed no new epoch")
 	}
 	// Right after the change's answer, a purchase on the node that made it.
-	type result struct {
-		out []surge.Outcome
-		err error
+	if out, err := buyBehindHeldRow(t, buyer, tx, waits); err != nil || out[0].Code != surge.CodeReserved {
+		t.Errorf("a purchase right after the change's answer: %+v, %v; want reserved", out, err)
 	}
-	bought := make(chan result, 1)
-	go func() {
-		out, _, err := reserve(buyer, "flip", surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1})
-		bought <- result{out, err}
-	}()
-	waits.wait("the buyer's insert", "%surge_insert_orders%")
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r := <-bought
-	if r.err == nil && r.out[0].Err != nil {
-		r.err = r.out[0].Err
-	}
-	if r.err != nil || r.out[0].Code != surge.CodeReserved {
-		t.Errorf("a purchase right after the change's answer: %+v, %v; want reserved", r.out, r.err)
-	}
-	if ended == nil {
-		ok := <-round
-		ended = &ok
-	}
-	if !*ended {
-		t.Error("the round lost the lease")
-	}
+	keptLease(t, ended, round)
 }
 
 // TestRebuildOutlivingItsTermKeepsItsEpoch: a leader's rebuild that

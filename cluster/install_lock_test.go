@@ -99,14 +99,7 @@ func TestInstallerDiedRebuiltInOneRound(t *testing.T) {
 func TestRedisRolledBackMidInstallRebuiltInOneRound(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
-	leader := openStore(t, ns, cluster.Config{NodeID: "leader", Interval: time.Hour, LeaseTTL: time.Minute})
-	eventuallyLeads(t, leader, 10*time.Second, "the leader leads")
-	changer := openStore(t, ns, cluster.Config{NodeID: "changer", Interval: time.Hour, LeaseTTL: time.Minute})
-	t.Cleanup(func() { changer.Close(); leader.Close() })
-	mustSale(t, leader, "back", 10, 10)
-	if !cluster.Round(ctx, leader) {
-		t.Fatal("the leader could not take the lease")
-	}
+	leader, changer := leaderAndOther(t, ns, "back")
 	if err := buyOnce(leader, "back", "bob"); err != nil {
 		t.Fatal(err)
 	}
