@@ -191,35 +191,11 @@ func TestJWKSURLRedirectQueryNotShown(t *testing.T) {
 		_, _ = w.Write(doc)
 	}))
 	t.Cleanup(srv.Close)
-	logs := &servicetest.Log{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	remote, err := FetchJWKS(t.Context(), srv.URL+"/keys", RemoteJWKSOptions{Refresh: 50 * time.Millisecond, MinRefetch: time.Hour, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer remote.Close()
-	redirect.Store(true)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	refreshErr := remote.Refresh(ctx)
-	if refreshErr == nil {
-		t.Fatal("a fetch redirected to a key server that is gone succeeded")
-	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "refresh failed") && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "refresh failed") {
-		t.Fatalf("no scheduled refresh failed within 10 s; the log:\n%s", logs.String())
-	}
-	remote.Close()
-	_, startErr := FetchJWKS(t.Context(), srv.URL+"/keys", RemoteJWKSOptions{Logger: log})
-	if startErr == nil {
-		t.Fatal("a first fetch redirected to a key server that is gone succeeded")
-	}
+	refreshErr, startErr, logs := failRedirected(t, srv.URL+"/keys", &redirect, "a key server that is gone")
 	for _, c := range []struct{ what, text string }{
 		{"the error of a fetch refused on a reload", refreshErr.Error()},
 		{"the error of a failed first fetch (at start)", startErr.Error()},
-		{"the logs of the failed refreshes", logs.String()},
+		{"the logs of the failed refreshes", logs},
 	} {
 		if strings.Contains(c.text, secret) {
 			t.Errorf("%s: the secret %q in the query of the redirect's target is shown; want query values masked (xxxxx), as --jwks-url's own are:\n%s",
@@ -317,35 +293,11 @@ func TestJWKSURLUnparsableLocationNotShown(t *testing.T) {
 				_ = bw.Flush()
 			}))
 			t.Cleanup(srv.Close)
-			logs := &servicetest.Log{}
-			log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			remote, err := FetchJWKS(t.Context(), srv.URL+"/keys", RemoteJWKSOptions{Refresh: 50 * time.Millisecond, MinRefetch: time.Hour, Logger: log})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer remote.Close()
-			redirect.Store(true)
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-			defer cancel()
-			refreshErr := remote.Refresh(ctx)
-			if refreshErr == nil {
-				t.Fatal("a fetch redirected to a Location that does not parse succeeded")
-			}
-			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "refresh failed") && time.Now().Before(deadline); {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if !strings.Contains(logs.String(), "refresh failed") {
-				t.Fatalf("no scheduled refresh failed within 10 s; the log:\n%s", logs.String())
-			}
-			remote.Close()
-			_, startErr := FetchJWKS(t.Context(), srv.URL+"/keys", RemoteJWKSOptions{Logger: log})
-			if startErr == nil {
-				t.Fatal("a first fetch redirected to a Location that does not parse succeeded")
-			}
+			refreshErr, startErr, logs := failRedirected(t, srv.URL+"/keys", &redirect, "a Location that does not parse")
 			for _, c := range []struct{ what, text string }{
 				{"the error of a fetch refused on a reload", refreshErr.Error()},
 				{"the error of a failed first fetch (at start)", startErr.Error()},
-				{"the logs of the failed refreshes", logs.String()},
+				{"the logs of the failed refreshes", logs},
 			} {
 				if strings.Contains(c.text, secret) {
 					t.Errorf("%s: the secret %q in the query of a redirect's Location that does not parse is shown; want it not shown:\n%s",
@@ -357,4 +309,36 @@ func TestJWKSURLUnparsableLocationNotShown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failRedirected fetches the keys at url, then, with redirect set (the key
+// server now redirects to what to says), refreshes them, waits for a
+// scheduled refresh to fail, and fetches them anew as a start does. It
+// returns the reload's error, the start's error and the refreshes' logs.
+func failRedirected(t *testing.T, url string, redirect *atomic.Bool, to string) (refreshErr, startErr error, logs string) {
+	t.Helper()
+	buf := &servicetest.Log{}
+	log := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	remote, err := FetchJWKS(t.Context(), url, RemoteJWKSOptions{Refresh: 50 * time.Millisecond, MinRefetch: time.Hour, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	redirect.Store(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if refreshErr = remote.Refresh(ctx); refreshErr == nil {
+		t.Fatalf("a fetch redirected to %s succeeded", to)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(buf.String(), "refresh failed") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(buf.String(), "refresh failed") {
+		t.Fatalf("no scheduled refresh failed within 10 s; the log:\n%s", buf.String())
+	}
+	remote.Close()
+	if _, startErr = FetchJWKS(t.Context(), url, RemoteJWKSOptions{Logger: log}); startErr == nil {
+		t.Fatalf("a first fetch redirected to %s succeeded", to)
+	}
+	return refreshErr, startErr, buf.String()
 }
