@@ -21,13 +21,13 @@ import (
 func TestRoundKeepsTheLease(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// slow makes the next round take about 2 s past the listing of
+		// slow makes the next round take about 4 s past the listing of
 		// sale and returns when that slow step has begun.
 		slow func(t *testing.T, s *cluster.Store, ns, sale string) (begun func())
 	}{
 		{"a slow rebuild", func(t *testing.T, s *cluster.Store, ns, sale string) func() {
 			db := servicetest.Conn(t, ns)
-			begun := stall(t, db, ns, "BEFORE UPDATE ON sales", "NEW.epoch > OLD.epoch", 2*time.Second)
+			begun := stall(t, db, ns, "BEFORE UPDATE ON sales", "NEW.epoch > OLD.epoch", 2*leaseTTL)
 			if _, err := db.Exec(t.Context(), `UPDATE sales SET dirty = true WHERE id = $1`, sale); err != nil {
 				t.Fatal(err)
 			}
@@ -39,7 +39,7 @@ func TestRoundKeepsTheLease(t *testing.T) {
 			cluster.AfterListing(s, func() {
 				once.Do(func() {
 					close(begun)
-					time.Sleep(2 * time.Second)
+					time.Sleep(2 * leaseTTL)
 				})
 			})
 			return func() { <-begun }
@@ -47,13 +47,13 @@ func TestRoundKeepsTheLease(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
-			s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second,
+			s := openStore(t, ns, cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: leaseTTL,
 				CallTimeout: 400 * time.Millisecond})
 			t.Cleanup(func() { s.Close() })
 			eventuallyLeads(t, s, 10*time.Second, "the only node leads")
 			sl := mustSale(t, s, "slow", 10, 1)
 			tc.slow(t, s, ns, sl.ID)()
-			leaseHeld(t, servicetest.Conn(t, ns), 3*time.Second, "while its round was slow past the listing")
+			leaseHeld(t, servicetest.Conn(t, ns), 5*time.Second, "while its round was slow past the listing")
 		})
 	}
 }
