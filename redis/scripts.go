@@ -48,13 +48,6 @@ var (
 	dropStageScript = goredis.NewScript(dropStageSrc)
 )
 
-// sources are the scripts' texts, for EVAL when Redis forgot one.
-var sources = map[*goredis.Script]string{
-	reserveScript: reserveSrc, releaseScript: releaseSrc, installScript: installSrc,
-	takeScript: takeSrc, giveScript: giveSrc, inspectScript: inspectSrc, unreserveScript: unreserveSrc,
-	quietScript: quietSrc, dropStageScript: dropStageSrc,
-}
-
 // evalMany is the package's one script runner: it runs sc once per
 // element of keys (with args[i]) in one pipelined round trip (the calls may
 // be on different slots and shards), and extra, when set, queues read-only
@@ -65,11 +58,17 @@ var sources = map[*goredis.Script]string{
 // returned with every command.
 func evalMany(ctx context.Context, c Client, sc *goredis.Script, keys [][]string, args [][]any, extra func(goredis.Pipeliner)) ([]*goredis.Cmd, error) {
 	if len(keys) == 1 && extra == nil {
-		// EVALSHA, EVAL on NOSCRIPT (as goredis.Script.Run, but sent once).
-		cmd := scriptCmd(ctx, "evalsha", sc.Hash(), keys[0], args[0])
+		// EVALSHA, and on NOSCRIPT the script loaded and EVALSHA again,
+		// as a pipeline's refused calls below. Not EVAL of the source: it
+		// came from a map every script had to join, and the rate limit's
+		// never did (sent as an empty script, it answered nil).
+		cmd := evalSHA(ctx, sc, keys[0], args[0])
 		_ = c.Process(ctx, once{cmd})
 		if isNoScript(cmd.Err()) {
-			cmd = scriptCmd(ctx, "eval", sources[sc], keys[0], args[0])
+			if err := sc.Load(ctx, c).Err(); err != nil {
+				return nil, err
+			}
+			cmd = evalSHA(ctx, sc, keys[0], args[0])
 			_ = c.Process(ctx, once{cmd})
 		}
 		return []*goredis.Cmd{cmd}, cmd.Err()
@@ -78,7 +77,7 @@ func evalMany(ctx context.Context, c Client, sc *goredis.Script, keys [][]string
 	send := func(which []int, extra func(goredis.Pipeliner)) {
 		_, _ = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, i := range which {
-				cmds[i] = scriptCmd(ctx, "evalsha", sc.Hash(), keys[i], args[i])
+				cmds[i] = evalSHA(ctx, sc, keys[i], args[i])
 				_ = p.Process(ctx, once{cmds[i]})
 			}
 			if extra != nil {
@@ -112,11 +111,10 @@ func evalMany(ctx context.Context, c Client, sc *goredis.Script, keys [][]string
 	return cmds, nil
 }
 
-// scriptCmd is the EVALSHA (of a hash) or EVAL (of a source) of a script
-// with keys and args, to send as once.
-func scriptCmd(ctx context.Context, op, script string, keys []string, args []any) *goredis.Cmd {
+// evalSHA is the EVALSHA of sc with keys and args, to send as once.
+func evalSHA(ctx context.Context, sc *goredis.Script, keys []string, args []any) *goredis.Cmd {
 	a := make([]any, 0, 3+len(keys)+len(args))
-	a = append(a, op, script, len(keys))
+	a = append(a, "evalsha", sc.Hash(), len(keys))
 	for _, k := range keys {
 		a = append(a, k)
 	}
