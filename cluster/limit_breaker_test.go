@@ -19,12 +19,7 @@ import (
 // still waited out Redis's timeout, holding a connection, and so did the
 // last report of a stopping node, once per limit.
 func TestSharedLimitBehindRedisBreaker(t *testing.T) {
-	rp := servicetest.RedisProxy(t)
-	ns := namespace(t)
-	s := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL()+"&search_path="+ns,
-		cluster.Config{Prefix: ns, Schema: ns, BreakerOpen: time.Minute})
-	defer s.Close()
-	sl := mustSale(t, s, "limited", 10, 1)
+	s, _, stallRedis := behindRedisBreaker(t, "limited")
 	l := s.SharedLimit("buyer", 10, 5)
 	ctx := context.Background()
 	if _, err := l.Spend(ctx, map[string]int64{"alice": 1}); err != nil {
@@ -41,22 +36,40 @@ func TestSharedLimitBehindRedisBreaker(t *testing.T) {
 		t.Fatalf("spend after ten answers 'blocked': %v (the breaker counted answers as failures?)", err)
 	}
 
-	rp.Pause()
-	defer rp.Resume()
-	// Purchases trip the Redis breaker (five failures).
-	for i := range 5 {
-		_, _, err := reserve(s, sl.ID, surge.Purchase{UserID: fmt.Sprint("u", i), Quantity: 1})
-		if surge.ErrorCode(err) != surge.CodeUnavailable {
-			t.Fatalf("purchase %d with Redis stalled: %v, want unavailable", i, err)
-		}
-	}
-	if _, took, err := reserve(s, sl.ID, surge.Purchase{UserID: "u", Quantity: 1}); surge.ErrorCode(err) != surge.CodeUnavailable || took > 500*time.Millisecond {
-		t.Fatalf("purchase with the breaker open: %v after %v, want unavailable at once", err, took)
-	}
+	stallRedis()
 	began := time.Now()
 	_, err := l.Spend(ctx, map[string]int64{"alice": 1})
 	if took := time.Since(began); err == nil || took > 500*time.Millisecond {
 		t.Errorf("shared limit's report with Redis stalled and its breaker open: %v after %v; want a failure at once, as a purchase gets",
 			err, took.Round(time.Millisecond))
+	}
+}
+
+// behindRedisBreaker opens a store whose Redis is behind a proxy, with a
+// breaker that stays open a minute, and makes it a sale of id. stall
+// stalls Redis (until the test ends) and trips the breaker with five
+// purchases, checking that the next one fails at once.
+func behindRedisBreaker(t *testing.T, id string) (s *cluster.Store, sl surge.Sale, stall func()) {
+	t.Helper()
+	rp := servicetest.RedisProxy(t)
+	ns := namespace(t)
+	s = openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL()+"&search_path="+ns,
+		cluster.Config{Prefix: ns, Schema: ns, BreakerOpen: time.Minute})
+	t.Cleanup(func() { s.Close() })
+	sl = mustSale(t, s, id, 10, 1)
+	return s, sl, func() {
+		t.Helper()
+		rp.Pause()
+		t.Cleanup(rp.Resume)
+		// Purchases trip the Redis breaker (five failures).
+		for i := range 5 {
+			_, _, err := reserve(s, sl.ID, surge.Purchase{UserID: fmt.Sprint("u", i), Quantity: 1})
+			if surge.ErrorCode(err) != surge.CodeUnavailable {
+				t.Fatalf("purchase %d with Redis stalled: %v, want unavailable", i, err)
+			}
+		}
+		if _, took, err := reserve(s, sl.ID, surge.Purchase{UserID: "u", Quantity: 1}); surge.ErrorCode(err) != surge.CodeUnavailable || took > 500*time.Millisecond {
+			t.Fatalf("purchase with the breaker open: %v after %v, want unavailable at once", err, took)
+		}
 	}
 }

@@ -28,15 +28,8 @@ func TestPaymentOnTwoNodes(t *testing.T) {
 	defer b.Close()
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	name, cur, stock, limit, price := "pay", "EUR", int64(2*orders), int64(2), int64(500)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
-		PriceCents: &price, Currency: &cur}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
+	sale := paidSale(t, a, 2*orders, now)
+	price, cur := sale.PriceCents, sale.Currency
 	batch := make([]surge.Purchase, orders)
 	for i := range batch {
 		batch[i] = surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1}
@@ -109,15 +102,8 @@ func TestRepeatedPaymentIDIsAReplay(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	name, cur, stock, limit, price := "pay", "EUR", int64(10), int64(2), int64(500)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
-		PriceCents: &price, Currency: &cur}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
+	sale := paidSale(t, s, 10, now)
+	price, cur := sale.PriceCents, sale.Currency
 	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "alice", Quantity: 1}, {UserID: "bob", Quantity: 1}}, now)
 	if err != nil {
 		t.Fatal(err)
@@ -164,15 +150,8 @@ func TestRefundAheadMeetsItsPayment(t *testing.T) {
 	defer b.Close()
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	name, cur, stock, limit, price := "pay", "EUR", int64(10), int64(2), int64(500)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
-		PriceCents: &price, Currency: &cur}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
+	sale := paidSale(t, a, 10, now)
+	price, cur := sale.PriceCents, sale.Currency
 	out, _, err := a.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "alice", Quantity: 1}}, now)
 	if err != nil {
 		t.Fatal(err)
@@ -226,4 +205,20 @@ func TestRefundAheadMeetsItsPayment(t *testing.T) {
 		t.Errorf("payment %s of cancelled order %s and its refund %s, at once on two nodes (the refund %v): payment %q, refund %q settling %q; "+
 			"want the payment refunded and the refund settling it", pi, o.ID, refund.ID, errs[0], got[pi].Status, got[refund.ID].Status, got[refund.ID].Settles)
 	}
+}
+
+// paidSale creates the sale "pay" on s: stock units of 5.00 EUR, two a
+// buyer.
+func paidSale(t *testing.T, s *cluster.Store, stock int64, now time.Time) surge.Sale {
+	t.Helper()
+	name, cur, limit, price := "pay", "EUR", int64(2), int64(500)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &name, Name: &name, Stock: &stock, PerUserLimit: &limit,
+		PriceCents: &price, Currency: &cur}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSale(context.Background(), sale); err != nil {
+		t.Fatal(err)
+	}
+	return sale
 }

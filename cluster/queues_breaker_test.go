@@ -3,13 +3,9 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/surgehq/surge"
-	"github.com/surgehq/surge/cluster"
-	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -21,12 +17,7 @@ import (
 // its goroutine and connection, instead of failing at once as a purchase
 // does.
 func TestQueuesBehindRedisBreaker(t *testing.T) {
-	rp := servicetest.RedisProxy(t)
-	ns := namespace(t)
-	s := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL()+"&search_path="+ns,
-		cluster.Config{Prefix: ns, Schema: ns, BreakerOpen: time.Minute})
-	defer s.Close()
-	sl := mustSale(t, s, "room", 10, 1)
+	s, sl, stallRedis := behindRedisBreaker(t, "room")
 	qs := s.Queues(0)
 	q := waitroom.Queue{SaleID: sl.ID, Schedule: waitroom.Schedule{Start: time.Now().Add(-time.Minute), Rate: 10}}
 	ctx := context.Background()
@@ -44,18 +35,7 @@ func TestQueuesBehindRedisBreaker(t *testing.T) {
 		t.Fatalf("lookup after ten answers 'not queued': %v (the breaker counted answers as failures?)", err)
 	}
 
-	rp.Pause()
-	defer rp.Resume()
-	// Purchases trip the Redis breaker (five failures).
-	for i := range 5 {
-		_, _, err := reserve(s, sl.ID, surge.Purchase{UserID: fmt.Sprint("u", i), Quantity: 1})
-		if surge.ErrorCode(err) != surge.CodeUnavailable {
-			t.Fatalf("purchase %d with Redis stalled: %v, want unavailable", i, err)
-		}
-	}
-	if _, took, err := reserve(s, sl.ID, surge.Purchase{UserID: "u", Quantity: 1}); surge.ErrorCode(err) != surge.CodeUnavailable || took > 500*time.Millisecond {
-		t.Fatalf("purchase with the breaker open: %v after %v, want unavailable at once", err, took)
-	}
+	stallRedis()
 	calls := map[string]func() error{
 		"join":   func() error { _, _, err := qs.Join(ctx, q, "bob", time.Now()); return err },
 		"lookup": func() error { _, err := qs.Lookup(ctx, q, "alice", time.Now()); return err },

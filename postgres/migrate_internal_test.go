@@ -6,9 +6,32 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/surgehq/surge/servicetest"
 )
+
+// migratedTo makes a schema of its own at migration version and returns a
+// connection to it and the migrator, to take it further.
+func migratedTo(t *testing.T, version int32) (*pgx.Conn, *migrate.Migrator) {
+	t.Helper()
+	ctx := context.Background()
+	ns := servicetest.Namespace(t)
+	// The schema as a connection parameter, as Open sets it: tern runs
+	// "reset all" after each migration.
+	conn := servicetest.Conn(t, ns)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{ns}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMigrator(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MigrateTo(ctx, version); err != nil {
+		t.Fatal(err)
+	}
+	return conn, m
+}
 
 // TestEventsSwitchUpgrade: migration 010 keeps order events on in a
 // cluster where a relay ever held the outbox lease, and off in one where
@@ -24,20 +47,7 @@ func TestEventsSwitchUpgrade(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			ns := servicetest.Namespace(t)
-			// The schema as a connection parameter, as Open sets it: tern
-			// runs "reset all" after each migration.
-			conn := servicetest.Conn(t, ns)
-			if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{ns}.Sanitize()); err != nil {
-				t.Fatal(err)
-			}
-			m, err := newMigrator(ctx, conn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.MigrateTo(ctx, 9); err != nil {
-				t.Fatal(err)
-			}
+			conn, m := migratedTo(t, 9)
 			if tc.lease {
 				if _, err := conn.Exec(ctx, `INSERT INTO leases (name, holder, token, expires_at) VALUES ('outbox', 'old', 1, now())`); err != nil {
 					t.Fatal(err)
@@ -63,18 +73,7 @@ func TestEventsSwitchUpgrade(t *testing.T) {
 // sale gets none.
 func TestPauseStartUpgrade(t *testing.T) {
 	ctx := context.Background()
-	ns := servicetest.Namespace(t)
-	conn := servicetest.Conn(t, ns)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{ns}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	m, err := newMigrator(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.MigrateTo(ctx, 13); err != nil {
-		t.Fatal(err)
-	}
+	conn, m := migratedTo(t, 13)
 	changed := time.Date(2026, 1, 1, 10, 5, 0, 0, time.UTC)
 	for _, s := range []struct {
 		id     string

@@ -473,26 +473,8 @@ func TestExpiryJob(t *testing.T) {
 // refund_due events' own status column: the column is added, and the
 // events already there read back.
 func TestUpgradeAddsOutboxStatus(t *testing.T) {
-	dir := t.TempDir()
+	dir, _ := reservedThenAltered(t, `ALTER TABLE outbox DROP COLUMN status`)
 	s := open(t, dir)
-	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`ALTER TABLE outbox DROP COLUMN status`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	s = open(t, dir)
 	defer s.Close()
 	evs, err := s.PendingEvents(t.Context(), 0, 10)
 	if err != nil || len(evs) != 1 || evs[0].Order.Status != surge.OrderReserved {
@@ -500,17 +482,20 @@ func TestUpgradeAddsOutboxStatus(t *testing.T) {
 	}
 }
 
-// TestUpgradeAddsPaymentsRefundOf opens a database whose payments table
-// predates refund_of: the column is added, and a payment is recorded.
-func TestUpgradeAddsPaymentsRefundOf(t *testing.T) {
+// reservedThenAltered makes a data directory whose sale "s" has one order,
+// reserved, then runs alter on its database while no store has it open,
+// making it what an older version left; it returns the directory and the
+// order.
+func reservedThenAltered(t *testing.T, alter string) (string, surge.Order) {
+	t.Helper()
 	dir := t.TempDir()
 	s := open(t, dir)
 	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 1)); err != nil {
 		t.Fatal(err)
 	}
-	orders, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0)
-	if err != nil || len(orders) != 1 {
-		t.Fatalf("Reserve = %+v, %v", orders, err)
+	out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0)
+	if err != nil || len(out) != 1 || out[0].Code != surge.CodeReserved {
+		t.Fatalf("Reserve = %+v, %v", out, err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -519,13 +504,20 @@ func TestUpgradeAddsPaymentsRefundOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`ALTER TABLE payments DROP COLUMN refund_of`); err != nil {
+	defer db.Close()
+	if _, err := db.Exec(alter); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	s = open(t, dir)
+	return dir, out[0].Order
+}
+
+// TestUpgradeAddsPaymentsRefundOf opens a database whose payments table
+// predates refund_of: the column is added, and a payment is recorded.
+func TestUpgradeAddsPaymentsRefundOf(t *testing.T) {
+	dir, o := reservedThenAltered(t, `ALTER TABLE payments DROP COLUMN refund_of`)
+	s := open(t, dir)
 	defer s.Close()
-	if _, err := s.Pay(t.Context(), orders[0].Order.ID, t0.Add(time.Second)); err != nil {
+	if _, err := s.Pay(t.Context(), o.ID, t0.Add(time.Second)); err != nil {
 		t.Fatalf("Pay after the upgrade: %v", err)
 	}
 }
