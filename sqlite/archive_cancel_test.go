@@ -65,21 +65,7 @@ func driverSawCancel(t *testing.T) {
 func TestArchiveNotCutShortByCancel(t *testing.T) {
 	hookCommits()
 	ctx := t.Context()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := Open(ctx, t.TempDir(), Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	id, name, stock, limit := "a", "A", int64(5), int64(1)
-	end := t0.Add(time.Hour)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, EndsAt: &end}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
+	s, end := endingSales(t, "a")
 
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -117,26 +103,7 @@ func TestArchiveNotCutShortByCancel(t *testing.T) {
 func TestArchiveGivesUpWhileWriterStalls(t *testing.T) {
 	hookCommits()
 	ctx := t.Context()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := Open(ctx, t.TempDir(), Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	newSale := func(id string, end time.Time) surge.Sale {
-		name, stock, limit := "S", int64(5), int64(1)
-		sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, EndsAt: &end}, t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sale
-	}
-	end := t0.Add(time.Hour)
-	for _, sl := range []surge.Sale{newSale("a", end), newSale("b", end.Add(time.Hour))} {
-		if err := s.CreateSale(ctx, sl); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, end := endingSales(t, "a", "b")
 
 	// The writer's next commit (a purchase of sale b, which holds only
 	// b's lock) stalls until released.
@@ -199,4 +166,29 @@ func TestArchiveGivesUpWhileWriterStalls(t *testing.T) {
 	if _, err := s.ArchiveSale(ctx, "a", end.Add(2*time.Second)); err != nil {
 		t.Fatalf("archiving again after the answered %v: %v", first, err)
 	}
+}
+
+// endingSales opens a store (no expiry job) with a sale of each id, five
+// units, one a buyer, the first ending at end, an hour from the
+// beginning of 2026, each next one an hour after the one before.
+func endingSales(t *testing.T, ids ...string) (s *Store, end time.Time) {
+	t.Helper()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(t.Context(), t.TempDir(), Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	end = t0.Add(time.Hour)
+	for i, id := range ids {
+		name, stock, limit, ends := "S", int64(5), int64(1), end.Add(time.Duration(i)*time.Hour)
+		sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, EndsAt: &ends}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateSale(t.Context(), sale); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, end
 }

@@ -18,22 +18,7 @@ import (
 // carries a now before it.
 func TestReserveAfterArchiveReservesNothing(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := Open(ctx, dir, Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	id, name, stock, limit := "a", "A", int64(5), int64(1)
-	end := t0.Add(time.Hour)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, EndsAt: &end}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSale(ctx, sale); err != nil {
-		t.Fatal(err)
-	}
+	s, end := endingSales(t, "a")
 
 	// The writer is busy committing: archive's INSERT will wait for it,
 	// holding the sale's lock.

@@ -28,26 +28,13 @@ import (
 // id with what it asked for is its own.
 func TestSaleCreateAfterALostAnswer(t *testing.T) {
 	ctx, admin := cliServer(t)
-	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	var lost atomic.Bool
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" && lost.CompareAndSwap(false, true) {
-			// The server creates the sale; its answer is lost.
-			rp.ServeHTTP(httptest.NewRecorder(), r)
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"the sale's commit did not finish in time"}}`))
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
-	t.Setenv("SURGE_SERVER", proxy.URL)
+	// The server creates the sale; its answer is lost.
+	loseFirstCreate(t, func(_ *httptest.ResponseRecorder, w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"the sale's commit did not finish in time"}}`))
+	})
 	// The operator runs it until it succeeds (at most three times).
 	for range 3 {
 		code, stdout, stderr := runCLI(ctx, "sale", "create", "--name", "Phone drop", "--stock", "5")
@@ -104,6 +91,31 @@ func newRefusingProxy(t *testing.T, refused int64, refuse func(http.ResponseWrit
 
 // unavailable503 answers as a server whose sale store could not be
 // reached: 503 unavailable, Retry-After seconds.
+// loseFirstCreate points the command (SURGE_SERVER) at a proxy to the
+// test's server that passes the first sale creation on and loses its
+// answer: lost is given what the server answered and writes what the
+// command gets instead.
+func loseFirstCreate(t *testing.T, lost func(made *httptest.ResponseRecorder, w http.ResponseWriter)) {
+	t.Helper()
+	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var done atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" && done.CompareAndSwap(false, true) {
+			made := httptest.NewRecorder()
+			rp.ServeHTTP(made, r)
+			lost(made, w)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	t.Setenv("SURGE_SERVER", proxy.URL)
+}
+
 func unavailable503(seconds string) func(http.ResponseWriter) {
 	return func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/json")
@@ -247,31 +259,17 @@ func TestSaleCreateWithoutTokenFailsAtOnce(t *testing.T) {
 // whatever it holds now.
 func TestSaleCreateAfterALostAnswerAndAPatch(t *testing.T) {
 	ctx, admin := cliServer(t)
-	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	var lost atomic.Bool
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" && lost.CompareAndSwap(false, true) {
-			// The server creates the sale; its answer is lost, and the
-			// operator changes the sale before the command sends again.
-			made := httptest.NewRecorder()
-			rp.ServeHTTP(made, r)
-			var s api.Sale
-			if err := json.Unmarshal(made.Body.Bytes(), &s); err != nil || made.Code != http.StatusCreated {
-				t.Errorf("the create behind the lost answer: %d %s", made.Code, made.Body)
-			} else if _, err := admin.UpdateSale(ctx, s.ID, api.SalePatch{Stock: new(int64(7))}); err != nil {
-				t.Errorf("PATCH of the sale made: %v", err)
-			}
-			unavailable503("1")(w)
-			return
+	// The server creates the sale; its answer is lost, and the operator
+	// changes the sale before the command sends again.
+	loseFirstCreate(t, func(made *httptest.ResponseRecorder, w http.ResponseWriter) {
+		var s api.Sale
+		if err := json.Unmarshal(made.Body.Bytes(), &s); err != nil || made.Code != http.StatusCreated {
+			t.Errorf("the create behind the lost answer: %d %s", made.Code, made.Body)
+		} else if _, err := admin.UpdateSale(ctx, s.ID, api.SalePatch{Stock: new(int64(7))}); err != nil {
+			t.Errorf("PATCH of the sale made: %v", err)
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
-	t.Setenv("SURGE_SERVER", proxy.URL)
+		unavailable503("1")(w)
+	})
 	code, stdout, stderr := runCLI(ctx, "sale", "create", "--name", "Phone drop", "--stock", "5")
 	sales, err := admin.Sales(ctx)
 	if err != nil {
