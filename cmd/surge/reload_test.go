@@ -54,7 +54,7 @@ func startConfigured(t *testing.T, args ...string) *proc {
 			t.Logf("log of surge:\n%s", p.logTail())
 		}
 	})
-	if err := p.waitReady(20 * time.Second); err != nil {
+	if err := p.waitReady(startWithin); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -284,7 +284,7 @@ func TestSIGHUPWithoutConfig(t *testing.T) {
 	p := startProc(t, t.TempDir(), "sighup-test-admin-token")
 	p.hup(t)
 	p.waitLog(t, "no config file; nothing to reload", 1)
-	if err := p.waitReady(10 * time.Second); err != nil {
+	if err := p.waitReady(startWithin); err != nil {
 		t.Fatal(err)
 	}
 	if st := p.stop(t, syscall.SIGTERM, 30*time.Second); !st.Success() {

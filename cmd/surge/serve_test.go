@@ -224,7 +224,7 @@ func TestConnectionFlood(t *testing.T) {
 			t.Logf("log:\n%s", p.logTail())
 		}
 	})
-	if err := p.waitReady(10 * time.Second); err != nil {
+	if err := p.waitReady(startWithin); err != nil {
 		t.Fatal(err)
 	}
 
