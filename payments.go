@@ -117,12 +117,26 @@ type Payments interface {
 	// refund by RefundOf naming no payment recorded (it may yet come:
 	// providers do not deliver in order) is answered so too, but kept
 	// aside, listed nowhere: the payment of that id and provider, when
-	// recorded, takes it as its order's refund, delivered first, naming
-	// it (settling it as above, else refund_unexpected).
+	// recorded within RefundAheadKept, takes it as its order's refund,
+	// delivered first, naming it (settling it as above, else
+	// refund_unexpected).
 	RecordPayment(ctx context.Context, ev PaymentEvent, now time.Time) (PaymentResult, error)
 	// Payments streams every recorded payment, oldest first, to fn.
 	Payments(ctx context.Context, fn func(Payment) error) error
 }
+
+// RefundAheadKept is how long a refund naming only a payment not recorded
+// yet is kept for that payment (Payments.RecordPayment). Stripe retries an
+// event for up to 3 days and keeps it 30, in which it can be sent again:
+// a payment not recorded 30 days after its refund never comes (the refund
+// was another of the account's charges', or a test event). Past that the
+// payment does not take it, and the stores drop it.
+const RefundAheadKept = 30 * 24 * time.Hour
+
+// RefundsAheadDropped bounds how many refunds kept past RefundAheadKept
+// the keeping of one drops: the work of one webhook stays small, and as
+// each keeps one and drops up to this many, the old ones still go.
+const RefundsAheadDropped = 1000
 
 // CodeAmountMismatch: a payment whose amount or currency is not the
 // order's (quantity × price_cents, the sale's currency).

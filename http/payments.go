@@ -83,8 +83,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, ps PaymentServi
 		// or one of Surge's payments not delivered yet, which the store
 		// keeps it for.
 		writeJSON(w, http.StatusOK, api.IgnoredBody{Ignored: fmt.Sprintf(
-			"%s carries no %s metadata and Surge has no payment %s; kept: it refunds that payment if it comes",
-			ev.ID, payments.OrderKey, ev.RefundOf)})
+			"%s carries no %s metadata and Surge has no payment %s; kept for %d days: it refunds that payment if it comes by then",
+			ev.ID, payments.OrderKey, ev.RefundOf, surge.RefundAheadKept/(24*time.Hour))})
 		return
 	}
 	if err != nil {

@@ -98,7 +98,9 @@ const lockPaymentSQL = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 // payment of another provider under that id answers none. When no payment
 // is recorded under it, it may yet come (providers do not deliver in
 // order): the refund is kept in refunds_ahead, committed with tx, until
-// that payment takes it (recordPayment), and none is answered. A repeated
+// that payment takes it (recordPayment), and none is answered; keeping it
+// drops those kept longer than surge.RefundAheadKept first, so the table
+// holds no more than that window's (refunds_ahead_by_age). A repeated
 // event id is a replay whatever payment it names now (errReplay), as
 // whatever order (recordPayment); the embedded store looks the id up
 // first alike.
@@ -122,6 +124,14 @@ func refundOrder(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now time
 		return "", errReplay
 	}
 	if provider == "" {
+		// A bounded batch, skipping rows another transaction is dropping
+		// (no wait, no deadlock between two of these): each refund kept
+		// drops up to that many, so the table stays bounded all the same.
+		if _, err := tx.Exec(ctx, `DELETE FROM refunds_ahead WHERE seq IN (SELECT seq FROM refunds_ahead
+			WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+			now.Add(-surge.RefundAheadKept), surge.RefundsAheadDropped); err != nil {
+			return "", err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO refunds_ahead (id, refund_of, provider, amount_cents, currency, created_at, recorded_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
 			ev.ID, ev.RefundOf, ev.Provider, ev.AmountCents, ev.Currency, ev.Created, now); err != nil {
@@ -165,17 +175,20 @@ func recordPayment(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now ti
 		if ev.Type == surge.PaymentSucceeded {
 			// The refunds of this payment that came before it, naming only
 			// it (kept by refundOrder): they are its order's now,
-			// refund_unexpected unless they settle it (settleEarly). The
-			// lock makes a refund of it committing now wait for this
-			// transaction, and then find the payment.
+			// refund_unexpected unless they settle it (settleEarly); one
+			// kept longer than surge.RefundAheadKept is dropped only: its
+			// payment was not to come. The lock makes a refund of it
+			// committing now wait for this transaction, and then find the
+			// payment.
 			if _, err := tx.Exec(ctx, lockPaymentSQL, ev.ID); err != nil {
 				return surge.PaymentResult{}, err
 			}
 			if _, err := tx.Exec(ctx, `WITH ahead AS (DELETE FROM refunds_ahead WHERE refund_of = $1 AND provider = $2
 				RETURNING seq, id, amount_cents, currency, created_at, recorded_at)
 				INSERT INTO payments (`+paymentColumns+`, refund_of) SELECT id, $5, $3, $4, amount_cents, currency,
-				'refund_unexpected', $2, created_at, recorded_at, NULL, $1 FROM ahead ORDER BY seq ON CONFLICT (id) DO NOTHING`,
-				ev.ID, ev.Provider, o.ID, o.SaleID, string(surge.RefundSucceeded)); err != nil {
+				'refund_unexpected', $2, created_at, recorded_at, NULL, $1 FROM ahead WHERE recorded_at >= $6
+				ORDER BY seq ON CONFLICT (id) DO NOTHING`,
+				ev.ID, ev.Provider, o.ID, o.SaleID, string(surge.RefundSucceeded), now.Add(-surge.RefundAheadKept)); err != nil {
 				return surge.PaymentResult{}, err
 			}
 		}

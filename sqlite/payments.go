@@ -17,7 +17,8 @@ import (
 // gains it at Open like archived_sales. created_at is the provider's time,
 // recorded_at Surge's. refunds_ahead keeps the refunds naming only a
 // payment not recorded yet (no order known), until that payment comes
-// (refundsAhead): they are no payments until then.
+// (refundsAhead) or for surge.RefundAheadKept (refunds_ahead_by_age finds
+// those kept longer): they are no payments until then.
 const paymentsSchema = `
 CREATE TABLE IF NOT EXISTS payments (
 	seq          INTEGER PRIMARY KEY,
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS refunds_ahead (
 	recorded_at  TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS refunds_ahead_by_payment ON refunds_ahead (refund_of, provider, seq);
+CREATE INDEX IF NOT EXISTS refunds_ahead_by_age ON refunds_ahead (recorded_at);
 `
 
 const paymentColumns = `id, type, order_id, sale_id, amount_cents, currency, status, provider, created_at, recorded_at, settles`
@@ -272,7 +274,9 @@ func (s *Store) payment(ctx context.Context, id string) (surge.Payment, bool, er
 // refundsAhead takes the refunds kept aside for payment p (naming only
 // it, delivered before it) as refunds of its order, refund_unexpected, in
 // the order they came; the commit recording p records them and drops
-// them from refunds_ahead. One whose id was recorded since is left out.
+// them from refunds_ahead. One whose id was recorded since is left out, and
+// so is one kept longer than surge.RefundAheadKept: its payment was not
+// to come (the commit drops it all the same).
 func (s *Store) refundsAhead(ctx context.Context, p surge.Payment) (ahead []surge.Payment, err error) {
 	defer func() {
 		if err != nil {
@@ -280,7 +284,8 @@ func (s *Store) refundsAhead(ctx context.Context, p surge.Payment) (ahead []surg
 		}
 	}()
 	rows, err := s.r.QueryContext(ctx, `SELECT id, amount_cents, currency, created_at, recorded_at FROM refunds_ahead a
-		WHERE refund_of = ? AND provider = ? AND NOT EXISTS (SELECT 1 FROM payments WHERE id = a.id) ORDER BY seq`, p.ID, p.Provider)
+		WHERE refund_of = ? AND provider = ? AND recorded_at >= ? AND NOT EXISTS (SELECT 1 FROM payments WHERE id = a.id) ORDER BY seq`,
+		p.ID, p.Provider, formatTime(p.RecordedAt.Add(-surge.RefundAheadKept)))
 	if err != nil {
 		return nil, err
 	}
@@ -422,6 +427,8 @@ func scanPayment(sc scanner) (surge.Payment, error) {
 // payments its refunds settled, inside the group's transaction. Refunds
 // ahead of their payment are kept (c.payments empty), or, with the
 // payment, recorded as its order's and dropped from refunds_ahead.
+// Keeping one drops those kept longer than surge.RefundAheadKept first, so
+// the table holds no more than that window's.
 func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
 	for _, p := range c.payments {
 		if err := insertPayment(ctx, tx, p); err != nil {
@@ -439,6 +446,14 @@ func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
 				return err
 			}
 			continue
+		}
+		// A bounded batch: the commit is a group's, purchases wait on it;
+		// each refund kept drops up to that many, so the table stays
+		// bounded all the same.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM refunds_ahead WHERE seq IN (
+			SELECT seq FROM refunds_ahead WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)`,
+			formatTime(r.RecordedAt.Add(-surge.RefundAheadKept)), surge.RefundsAheadDropped); err != nil {
+			return fmt.Errorf("sqlite: drop the refunds kept past %v: %w", surge.RefundAheadKept, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO refunds_ahead (id, refund_of, provider, amount_cents, currency, created_at, recorded_at)
 			VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING`, r.ID, r.RefundOf, r.Provider, r.AmountCents, r.Currency,

@@ -1,12 +1,16 @@
 package sqlite_test
 
 import (
+	"database/sql"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/sqlite"
 )
 
 // pricedSale is a sale at price cents a unit.
@@ -79,5 +83,44 @@ func TestRefundDueEventRacingCancel(t *testing.T) {
 	t.Logf("%d of %d payments lost the race to the cancel; %d of their refund_due events carry a wrong status", raced, n, bad)
 	if raced == 0 {
 		t.Fatalf("no payment of %d lost the race to its cancel: the test proved nothing", n)
+	}
+}
+
+// TestRefundsAheadBounded: the refunds kept for payments not recorded yet
+// (refunds_ahead) were never dropped, so every refund whose payment never
+// came (another of the account's charges, a test event) stayed for good.
+// A refund kept past surge.RefundAheadKept is dropped when the next one is
+// kept: what the table holds is bounded by the refunds of that window.
+func TestRefundsAheadBounded(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := t.Context()
+	keep := func(i int, now time.Time) {
+		ev := surge.PaymentEvent{ID: fmt.Sprintf("re_%d", i), Type: surge.RefundSucceeded, RefundOf: fmt.Sprintf("pi_%d", i),
+			AmountCents: 100, Currency: "usd", Created: now, Provider: "stripe"}
+		if _, err := s.RecordPayment(ctx, ev, now); !errors.Is(err, surge.ErrOrderNotFound) {
+			t.Fatalf("refund %s of payment %s not recorded: err %v, want order_not_found (kept)", ev.ID, ev.RefundOf, err)
+		}
+	}
+	const old = 100
+	for i := range old {
+		keep(i, t0)
+	}
+	keep(old, t0.Add(surge.RefundAheadKept+time.Second))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM refunds_ahead`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d refunds kept at t0 for payments that never came, one more kept %v later: refunds_ahead holds %d rows; want 1 (those past %v dropped)",
+			old, surge.RefundAheadKept+time.Second, n, surge.RefundAheadKept)
 	}
 }

@@ -412,6 +412,45 @@ func testPayments(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("RefundAheadKeptForItsWindow", func(t *testing.T) {
+		// A refund kept for a payment not recorded yet (RefundOfPaymentBeforeIt)
+		// was kept for good: one whose payment never comes (another of
+		// the account's charges, a test event) stayed forever, and the
+		// table grew with every such refund. It is kept for
+		// surge.RefundAheadKept, past which no provider delivers its
+		// payment: a payment coming later does not take it, and the
+		// next refund kept drops it.
+		e, s, first := paidOrder(t, h)
+		second := e.reserveOne(s.ID, at(0), buy("u2", 2))
+		e.cancel(first.ID, at(time.Second))
+		e.cancel(second.ID, at(time.Second))
+		byPayment := func(id, of string) surge.PaymentEvent {
+			ev := event(id, surge.RefundSucceeded, "", 2*price, "USD")
+			ev.RefundOf = of
+			return ev
+		}
+		late := at(2*time.Second + surge.RefundAheadKept)
+		for _, c := range []struct {
+			ev  surge.PaymentEvent
+			now time.Time
+		}{
+			{byPayment("r_old", "pi_old"), at(2 * time.Second)},
+			{byPayment("r_new", "pi_new"), late.Add(time.Second)},
+		} {
+			_, err := e.payments().RecordPayment(e.ctx, c.ev, c.now)
+			wantErr(t, fmt.Sprintf("refund %s of payment %s not recorded yet", c.ev.ID, c.ev.RefundOf), err, surge.ErrOrderNotFound)
+		}
+		e.reopen()
+		old := e.record(event("pi_old", surge.PaymentSucceeded, first.ID, 2*price, "USD"), late.Add(2*time.Second), surge.PaymentRefundDue)
+		e.record(event("pi_new", surge.PaymentSucceeded, second.ID, 2*price, "USD"), late.Add(2*time.Second), surge.PaymentRefunded)
+		got := e.allPayments()
+		if _, kept := got["r_old"]; kept || old.Payment.Status != surge.PaymentRefundDue || got["r_new"].Settles != "pi_new" {
+			t.Errorf("refund r_old of payment pi_old kept aside, pi_old recorded %v later: pi_old %s, r_old listed %v, r_new settling %q; "+
+				"want pi_old refund_due, r_old dropped (kept %v at most), r_new (kept 1s) settling pi_new",
+				surge.RefundAheadKept, old.Payment.Status, kept, got["r_new"].Settles, surge.RefundAheadKept)
+		}
+	})
+
 	t.Run("RefundOfNamedPayment", func(t *testing.T) {
 		// A refund naming its payment (RefundOf) gives back that payment,
 		// not a sibling of the same amount: it settled the order's oldest
