@@ -42,6 +42,7 @@ type Installing struct {
 	tx   pgx.Tx
 	stop chan struct{}
 	done chan struct{}
+	slot chan struct{} // DB.installs, freed by Release
 }
 
 // LockInstall takes the sale's install lock for a change (see
@@ -57,7 +58,21 @@ func (d *DB) TryLockInstall(ctx context.Context, saleID string) (*Installing, er
 	return d.lockInstall(ctx, saleID, true)
 }
 
-func (d *DB) lockInstall(ctx context.Context, saleID string, try bool) (*Installing, error) {
+func (d *DB) lockInstall(ctx context.Context, saleID string, try bool) (_ *Installing, err error) {
+	// A lock keeps its connection while its holder needs a second one:
+	// as many holders as the pool has connections would each wait for a
+	// second one for good (until their bound). At most half the pool
+	// holds locks; the other holders wait here.
+	select {
+	case d.installs <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("postgres: install lock of sale %s: wait for the other installs: %w", saleID, ctx.Err())
+	}
+	defer func() {
+		if err != nil {
+			<-d.installs
+		}
+	}()
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: install lock of sale %s: %w", saleID, err)
@@ -90,7 +105,7 @@ func (d *DB) lockInstall(ctx context.Context, saleID string, try bool) (*Install
 		conn.Release()
 		return nil, fmt.Errorf("postgres: install lock of sale %s: %w", saleID, err)
 	}
-	l := &Installing{conn: conn, tx: tx, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Installing{conn: conn, tx: tx, stop: make(chan struct{}), done: make(chan struct{}), slot: d.installs}
 	go l.keep()
 	return l, nil
 }
@@ -123,4 +138,5 @@ func (l *Installing) Release(ctx context.Context) {
 	<-l.done
 	_ = l.tx.Rollback(ctx)
 	l.conn.Release()
+	<-l.slot
 }

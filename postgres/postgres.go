@@ -70,6 +70,9 @@ var ErrNoSchema = errors.New("postgres: the database holds no Surge data (no sur
 type DB struct {
 	pool    *pgxpool.Pool
 	channel string // LISTEN/NOTIFY channel of this schema
+	// installs bounds the install locks held at once (Installing): each
+	// keeps a connection of the pool and needs another for its work.
+	installs chan struct{}
 }
 
 // IdleInTransactionTimeout is how long PostgreSQL keeps a transaction of
@@ -183,7 +186,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 			return nil, fmt.Errorf("postgres: turn order events on: %w", err)
 		}
 	}
-	return &DB{pool: pool, channel: channel}, nil
+	return &DB{pool: pool, channel: channel, installs: make(chan struct{}, max(1, cfg.MaxConns/2))}, nil
 }
 
 // idleTimeoutSet reports whether the connection's parameters already set
