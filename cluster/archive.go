@@ -13,13 +13,21 @@ import (
 // batch decided before can insert); this node forgets it and removes its
 // live state from Redis; the announcement makes every node's engine drop
 // it (or their next poll, if the announcement is lost: Sales no longer
-// lists it). Its orders stay in PostgreSQL, readable.
+// lists it). Its orders stay in PostgreSQL, readable. The archive also
+// records that the live state may be left (live_left), cleared once it
+// is removed: should Redis fail right then, the leader's round removes it
+// (removeLeft); nothing else ever would.
 
-// ArchiveSale implements surge.Archiver.
+// ArchiveSale implements surge.Archiver. Once PostgreSQL is asked, the
+// archive runs to its end whatever the caller's context says (runToEnd;
+// the call timeout still bounds each step): a caller gone during the
+// commit was answered as failed while the sale was archived, and this
+// node kept it in memory and its live state in Redis.
 func (s *Store) ArchiveSale(ctx context.Context, saleID string, now time.Time) (surge.ArchivedSale, error) {
 	if s.closed.Load() {
 		return surge.ArchivedSale{}, surge.ErrUnavailable
 	}
+	ctx = runToEnd(ctx)
 	var a postgres.Archived
 	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
 		a, err = s.db.ArchiveSale(ctx, saleID, now)
@@ -29,18 +37,48 @@ func (s *Store) ArchiveSale(ctx context.Context, saleID string, now time.Time) (
 		return surge.ArchivedSale{}, unavailable("archiving the sale", err)
 	}
 	s.forget(saleID)
-	// Only memory is at stake if this fails: the leader never rebuilds
-	// an archived sale, and nothing reads the state any more.
-	if err := s.call(ctx, s.rcb, func(ctx context.Context) error {
-		return s.live.Remove(ctx, redis.Layout{Sale: saleID, Buckets: max(a.Buckets, 1)})
-	}); err != nil {
-		s.log.Warn("remove the live state of an archived sale", "sale", saleID, "err", err)
-	}
+	s.removeLive(ctx, saleID, a.Buckets)
 	// "" (anything may have changed) rather than the id: the nodes then
 	// list the sales again, as their poll does, and drop the one gone.
 	s.announce(ctx, "")
 	s.log.Info("sale archived", "sale", saleID, "remaining", a.Remaining)
 	return a.ArchivedSale, nil
+}
+
+// removeLive removes the live state of the archived sale saleID from
+// Redis and records it removed. Only memory is at stake if either fails:
+// the sale stays recorded as left, and the leader's round tries again.
+func (s *Store) removeLive(ctx context.Context, saleID string, buckets int) {
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) error {
+		return s.live.Remove(ctx, redis.Layout{Sale: saleID, Buckets: max(buckets, 1)})
+	}); err != nil {
+		s.log.Warn("remove the live state of an archived sale; the leader removes it", "sale", saleID, "err", err)
+		return
+	}
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.LiveRemoved(ctx, saleID) }); err != nil {
+		s.log.Warn("record the live state of an archived sale removed; the leader removes it again", "sale", saleID, "err", err)
+	}
+}
+
+// leftBatch bounds the archived sales whose live state one round removes.
+const leftBatch = 100
+
+// removeLeft removes the live state archives left in Redis (removeLive
+// failed: Redis down, or the node gone, right after the commit).
+func (s *Store) removeLeft(ctx context.Context) {
+	var left map[string]int
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		left, err = s.db.LiveLeft(ctx, leftBatch)
+		return err
+	}); err != nil {
+		return
+	}
+	for id, buckets := range left {
+		if ctx.Err() != nil {
+			return
+		}
+		s.removeLive(ctx, id, buckets)
+	}
 }
 
 // ArchivedSales implements surge.Archiver.

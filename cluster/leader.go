@@ -440,6 +440,7 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 	}
 	s.sweep(ctx, sweep)
 	s.dropStages(ctx, listed)
+	s.removeLeft(ctx)
 }
 
 // stageScan is about how many keys of each Redis server a round reads

@@ -57,7 +57,7 @@ func (d *DB) ArchiveSale(ctx context.Context, saleID string, now time.Time) (Arc
 		}
 		at := now.UTC().Truncate(time.Millisecond)
 		row, err := scanSale(extraRow{tx.QueryRow(ctx, `UPDATE sales SET archived_at = $2, archived_remaining = stock - sold,
-			epoch = epoch + 1, dirty = false WHERE id = $1 RETURNING `+saleColumns+`, archived_remaining`, saleID, at),
+			epoch = epoch + 1, dirty = false, live_left = true WHERE id = $1 RETURNING `+saleColumns+`, archived_remaining`, saleID, at),
 			[]any{&out.Remaining}})
 		if err != nil {
 			return err
@@ -104,6 +104,36 @@ func (d *DB) Archived(ctx context.Context, saleID string) (bool, error) {
 		return false, fmt.Errorf("postgres: sale %s: %w", saleID, err)
 	}
 	return archived, nil
+}
+
+// LiveLeft lists, up to limit, the archived sales whose live state may
+// still be in Redis (the archive could not remove it), with their buckets.
+func (d *DB) LiveLeft(ctx context.Context, limit int) (map[string]int, error) {
+	rows, err := d.pool.Query(ctx, `SELECT id, buckets FROM sales WHERE live_left ORDER BY id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: archived sales with live state left: %w", err)
+	}
+	out := map[string]int{}
+	var (
+		id      string
+		buckets int
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &buckets}, func() error {
+		out[id] = buckets
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("postgres: archived sales with live state left: %w", err)
+	}
+	return out, nil
+}
+
+// LiveRemoved records that the live state of the archived sale saleID is
+// no longer in Redis.
+func (d *DB) LiveRemoved(ctx context.Context, saleID string) error {
+	if _, err := d.pool.Exec(ctx, `UPDATE sales SET live_left = false WHERE id = $1 AND live_left`, saleID); err != nil {
+		return fmt.Errorf("postgres: sale %s: record its live state removed: %w", saleID, err)
+	}
+	return nil
 }
 
 // extraRow scans a row of saleColumns followed by more columns: scanSale
