@@ -393,21 +393,7 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			delete(s.sold, id)
 		}
 	}
-	// Most sales are idle (past sales of a shop, above all): one pipelined
-	// survey finds them, so the round, and with it the next expiry of
-	// holds, costs a few round trips per thousand of them instead of
-	// several per sale. Should it fail, every sale is diagnosed.
-	want := make([]redis.Expect, len(rows))
-	for i, row := range rows {
-		want[i] = redis.Expect{Layout: redis.Layout{Sale: row.ID, Buckets: row.Buckets}, Epoch: row.Epoch, Ever: row.Ever}
-	}
-	var quiet []bool
-	if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		quiet, err = s.live.Quiet(ctx, want)
-		return err
-	}); err != nil {
-		quiet = make([]bool, len(rows))
-	}
+	quiet := s.survey(ctx, rows)
 	sweep := make([]postgres.SaleRow, 0, len(rows))
 	for i, row := range rows {
 		s.remember(row.Sale, row.Buckets, row.Ever)
@@ -441,6 +427,39 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 	s.sweep(ctx, sweep)
 	s.dropStages(ctx, listed)
 	s.removeLeft(ctx)
+}
+
+// surveyChunk is about how many buckets one call of the survey reads.
+const surveyChunk = 1000
+
+// survey reports, for each sale of rows, whether its live state is idle
+// (redis.Stock.Quiet). Most sales are idle (past sales of a shop, above
+// all): the survey finds them in a pipelined round trip per thousand
+// buckets, so the round, and with it the next expiry of holds, costs
+// about the same whatever their number, instead of several calls per
+// sale. Each thousand buckets is a call of its own: one call for them all,
+// bounded by one call timeout, timed out every round past some tens of
+// thousands of sales. A sale whose part failed is diagnosed.
+func (s *Store) survey(ctx context.Context, rows []postgres.SaleRow) []bool {
+	quiet := make([]bool, len(rows))
+	want := make([]redis.Expect, 0, min(len(rows), surveyChunk))
+	from, buckets := 0, 0
+	for i, row := range rows {
+		want = append(want, redis.Expect{Layout: redis.Layout{Sale: row.ID, Buckets: row.Buckets}, Epoch: row.Epoch, Ever: row.Ever})
+		buckets += max(row.Buckets, 1)
+		if buckets < surveyChunk && i < len(rows)-1 {
+			continue
+		}
+		var got []bool
+		if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+			got, err = s.live.Quiet(ctx, want)
+			return err
+		}); err == nil {
+			copy(quiet[from:], got)
+		}
+		from, buckets, want = i+1, 0, want[:0]
+	}
+	return quiet
 }
 
 // stageScan is about how many keys of each Redis server a round reads
