@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,7 +43,7 @@ type Options struct {
 	// Schema, when set, holds every table (created if missing). Tests give
 	// each dataset its own; production leaves it empty (search_path).
 	Schema string
-	// MaxConns bounds the pool (default 16).
+	// MaxConns bounds the pool (default: the URL's pool_max_conns, else 16).
 	MaxConns int32
 	// Tracing, when set, makes a span of each statement, batch and
 	// connect (otelpgx) under the caller's context.
@@ -100,18 +102,52 @@ var ErrRefused = errors.New("postgres: the batch would break a guarantee")
 // configuration is checked whole before anything starts (--print-config,
 // SIGHUP).
 func CheckURL(url string) error {
-	if _, err := pgxpool.ParseConfig(url); err != nil {
-		return fmt.Errorf("postgres: parse url: %w", err)
+	_, err := parseURL(url)
+	return err
+}
+
+// defaultPoolSize is a node's pool when its URL names none.
+const defaultPoolSize = 16
+
+// parseURL parses url as pgx does, with the pool's size the URL's
+// pool_max_conns (pgx's own parameter) or else defaultPoolSize: a fixed
+// size left an operator of many nodes no way to keep their connections
+// under the server's max_connections. A size under 2 is refused: a
+// sale's change holds one connection (its install lock) while it uses
+// another.
+func parseURL(url string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
 	}
-	return nil
+	if !namesPoolSize(url) {
+		cfg.MaxConns = defaultPoolSize
+	} else if cfg.MaxConns < 2 {
+		return nil, fmt.Errorf("postgres: url: pool_max_conns=%d: a node needs at least 2 connections", cfg.MaxConns)
+	}
+	return cfg, nil
+}
+
+// poolSizeParam finds pool_max_conns in a keyword/value connection
+// string (libpq allows spaces around the =).
+var poolSizeParam = regexp.MustCompile(`(^|\s)pool_max_conns\s*=`)
+
+// namesPoolSize reports whether the connection string url (a URL or
+// keyword/value pairs) sets pool_max_conns; pgxpool's parsed config
+// cannot tell its default from a size the URL gave.
+func namesPoolSize(url string) bool {
+	if u, err := neturl.Parse(url); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.Query().Has("pool_max_conns")
+	}
+	return poolSizeParam.MatchString(url)
 }
 
 // Open connects, creates the schema if asked, and applies the migrations
 // (versioned, under an advisory lock, so nodes starting together agree).
 func Open(ctx context.Context, url string, opt Options) (*DB, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := parseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: parse url: %w", err)
+		return nil, err
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 5*time.Second {
 		// An unreachable server must fail requests fast, not hang them.
@@ -143,7 +179,6 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 			return err
 		}
 	}
-	cfg.MaxConns = 16
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
 	}
