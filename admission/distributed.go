@@ -5,7 +5,10 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/surgehq/surge/internal/logrepeat"
 )
 
 // SharedLimit is the cluster-wide state of a rate limit (redis.Limit):
@@ -37,6 +40,11 @@ type Distributed struct {
 	shared SharedLimit
 	every  time.Duration
 	log    *slog.Logger
+	// failures limits the lines of failed reports (one each interval
+	// while Redis is down) to one a logrepeat.Every; down notes that the
+	// last report failed, for the line saying it is reachable again.
+	failures *logrepeat.Limiter
+	down     atomic.Bool
 
 	seed    maphash.Seed
 	pending [16]pendingShard
@@ -74,7 +82,7 @@ func NewDistributed(local *Keyed, shared SharedLimit, every time.Duration, log *
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Distributed{local: local, shared: shared, every: every, log: log, seed: maphash.MakeSeed(),
+	d := &Distributed{local: local, shared: shared, every: every, log: log, failures: logrepeat.New(logrepeat.Every), seed: maphash.MakeSeed(),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range d.pending {
 		p := &d.pending[i]
@@ -179,8 +187,14 @@ func (d *Distributed) Flush() {
 	defer cancel()
 	blocked, err := d.shared.Spend(ctx, spent)
 	if err != nil {
-		d.log.Warn("shared rate limit unreachable; local limits only", "err", err)
+		d.down.Store(true)
+		if n, ok := d.failures.Allow(""); ok {
+			d.log.Warn("shared rate limit unreachable; local limits only", "err", err, logrepeat.Suppressed(n))
+		}
 		return
+	}
+	if d.down.Swap(false) {
+		d.log.Info("shared rate limit reachable again", logrepeat.Suppressed(d.failures.Done("")))
 	}
 	for k, wait := range blocked {
 		d.blocked.Store(k, now.Add(wait))

@@ -32,6 +32,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/logrepeat"
 	"github.com/surgehq/surge/metrics"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/redis"
@@ -138,6 +139,9 @@ type Store struct {
 	copies *keyCopies
 
 	rcb, pcb *gobreaker.CircuitBreaker[struct{}]
+	// probes limits the breakers' lines while a dependency stays down
+	// (a failed probe each BreakerOpen).
+	probes *logrepeat.Limiter
 
 	mu    sync.RWMutex
 	sales map[string]saleInfo
@@ -247,6 +251,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		kick:    make(chan struct{}, 1),
 		sweeps:  map[string][]uint64{},
 		sold:    map[string]soldSeen{},
+		probes:  logrepeat.New(logrepeat.Every),
 	}
 	s.rcb = s.breaker("redis")
 	s.pcb = s.breaker("postgres")
@@ -274,15 +279,35 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 // answer 503 at once instead of each waiting out a timeout.
 func (s *Store) breaker(name string) *gobreaker.CircuitBreaker[struct{}] {
 	return gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        name,
-		MaxRequests: 1,
-		Timeout:     s.cfg.BreakerOpen,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
-		IsExcluded:  notOutage,
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			s.log.Warn("circuit breaker", "dependency", name, "from", from.String(), "to", to.String())
-		},
+		Name:          name,
+		MaxRequests:   1,
+		Timeout:       s.cfg.BreakerOpen,
+		ReadyToTrip:   func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
+		IsExcluded:    notOutage,
+		OnStateChange: s.breakerChanged,
 	})
+}
+
+// breakerChanged logs a breaker's change of state. While the dependency
+// stays down the breaker goes open → half-open → open each BreakerOpen;
+// only the outage's first line (closed → open) and the recovery (→
+// closed) are always written, the probes' lines at most once a
+// logrepeat.Every each, with the count of those left out.
+func (s *Store) breakerChanged(name string, from, to gobreaker.State) {
+	args := []any{"dependency", name, "from", from.String(), "to", to.String()}
+	switch {
+	case from == gobreaker.StateClosed:
+	case to == gobreaker.StateClosed:
+		n := s.probes.Done(name+"/"+gobreaker.StateOpen.String()) + s.probes.Done(name+"/"+gobreaker.StateHalfOpen.String())
+		args = append(args, logrepeat.Suppressed(n))
+	default:
+		n, ok := s.probes.Allow(name + "/" + to.String())
+		if !ok {
+			return
+		}
+		args = append(args, logrepeat.Suppressed(n))
+	}
+	s.log.Warn("circuit breaker", args...)
 }
 
 // notOutage tells answers (not found, fenced, a caller who left) from

@@ -35,6 +35,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/logrepeat"
 	"github.com/surgehq/surge/metrics"
 )
 
@@ -44,7 +45,10 @@ type Engine struct {
 	shared surge.Shared // the store, when other nodes share it; else nil
 	cfg    Config
 	log    *slog.Logger
-	tracer trace.Tracer // nil: no spans (Config.Tracing)
+	// failures limits the lines of failed batches: one per sale a
+	// logrepeat.Every while the store is down, not one per batch.
+	failures *logrepeat.Limiter
+	tracer   trace.Tracer // nil: no spans (Config.Tracing)
 
 	// sales is copy-on-write: purchases read it with one atomic load;
 	// creating a sale (rare) copies it under mu.
@@ -119,7 +123,7 @@ type sale struct {
 // Open starts the pipeline for every sale the store holds.
 func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
-	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), changing: make(chan struct{}, maxChanges)}
+	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, failures: logrepeat.New(logrepeat.Every), stop: make(chan struct{}), changing: make(chan struct{}, maxChanges)}
 	if cfg.Tracing != nil {
 		e.tracer = cfg.Tracing.Tracer(tracerName)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/logrepeat"
 )
 
 // newManager returns a sale's inbox manager, nil without
@@ -256,7 +257,9 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 	e.setRemaining(ctx, s, rem, gen, err == nil)
 	cancel()
 	if err != nil {
-		e.log.Error("reserve batch failed", "sale", s.ID, "size", len(live), "err", err)
+		if n, ok := e.failures.Allow(s.ID); ok {
+			e.log.Error("reserve batch failed", "sale", s.ID, "size", len(live), "err", err, logrepeat.Suppressed(n))
+		}
 		if surge.ErrorCode(err) == "" {
 			err = fmt.Errorf("%w: %w", surge.ErrUnavailable, err)
 		}

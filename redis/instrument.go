@@ -11,6 +11,8 @@ import (
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	goredis "github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/surgehq/surge/internal/logrepeat"
 )
 
 // Instrument makes c trace and time its calls: with tp, a span per
@@ -71,13 +73,25 @@ func (h timing) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.Pr
 // LogTo sends go-redis's own log lines (failed dials, dropped
 // connections) to log as warnings, instead of the standard log package
 // on stderr, which would break --log-format json. go-redis keeps one
-// logger per process, so this sets it for every client.
+// logger per process, so this sets it for every client. While Redis is
+// down each failed dial would write a line: a line of one format is
+// written at most once a logrepeat.Every, with the count of those left
+// out.
 func LogTo(log *slog.Logger) {
-	goredis.SetLogger(slogLogger{log.With("component", "go-redis")})
+	goredis.SetLogger(slogLogger{log: log.With("component", "go-redis"), repeats: logrepeat.New(logrepeat.Every)})
 }
 
-type slogLogger struct{ log *slog.Logger }
+type slogLogger struct {
+	log     *slog.Logger
+	repeats *logrepeat.Limiter
+}
 
 func (l slogLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
+	// By format: its arguments (an address, an attempt's error) differ
+	// between the repeats of one failure.
+	n, ok := l.repeats.Allow(format)
+	if !ok {
+		return
+	}
+	l.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), logrepeat.Suppressed(n))
 }
