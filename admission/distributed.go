@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"sync"
@@ -205,4 +206,27 @@ func (d *Distributed) Flush() {
 func (d *Distributed) Close() {
 	close(d.stop)
 	<-d.done
+}
+
+// Shutdown stops the flushing and sends what was counted since the last
+// flush, within ctx (a stopping node's shutdown timeout). With Redis
+// stalled, a report in flight and the last one each wait out the Redis
+// client's read timeout, which does not heed a context's end; when ctx
+// ends first they go on in the background, and the last report is not
+// sent if ctx ended before it began.
+func (d *Distributed) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Close()
+		if ctx.Err() == nil {
+			d.Flush()
+		}
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("admission: last report to the shared rate limit: %w", ctx.Err())
+	}
 }

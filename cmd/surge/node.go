@@ -126,9 +126,17 @@ func (s *server) probe(ctx context.Context, ready func(context.Context) error) {
 	}
 }
 
-func (s *server) stopWatch() {
+// stopWatch stops the probes, waiting for one in flight within ctx (the
+// shutdown timeout): a probe of a stalled Redis waits out the client's
+// read timeout, which does not heed the probe's context.
+func (s *server) stopWatch(ctx context.Context) {
 	s.watchStop()
-	s.watched.Wait()
+	done := make(chan struct{})
+	go func() { defer close(done); s.watched.Wait() }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // drain turns /readyz to 503 at once and keeps serving everything else
@@ -268,8 +276,8 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	buyerRate.set(c.rateBuyer, c.burstBuyer, lim.buyer)
 	saleRate.set(c.rateSale, c.burstSale, lim.sale)
 	undo = append(undo, func() {
-		buyerRate.close()
-		saleRate.close()
+		buyerRate.close(context.Background())
+		saleRate.close(context.Background())
 	})
 	ecfg.BuyerRate, ecfg.SaleRate = buyerRate, saleRate
 	eng, err := engine.Open(ctx, store, ecfg)
@@ -296,7 +304,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		undo = append(undo, func() { s.stopRelay(context.Background()) })
 	}
 	s.watchStore(ctx, b.ready)
-	undo = append(undo, s.stopWatch)
+	undo = append(undo, func() { s.stopWatch(context.Background()) })
 	// reg is this node's own: nothing else can hold these names.
 	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
 	grpcAPI := rpc.New(readyEngine{eng, s}, rpc.Config{Logger: log})
@@ -395,9 +403,9 @@ func (s *server) shutdown(timeout time.Duration) error {
 		s.debug.Close()
 	}
 	closeEngine(ctx, s.eng, s.store, s.log)
-	s.stopWatch()
-	s.buyerRate.close()
-	s.saleRate.close()
+	s.stopWatch(ctx)
+	s.buyerRate.close(ctx)
+	s.saleRate.close(ctx)
 	if s.stopRelay != nil {
 		s.stopRelay(ctx) // what it did not publish waits in the outbox for the next start
 	}

@@ -231,22 +231,26 @@ func (r *rateSwitch) set(perSecond float64, burst int, local *admission.Keyed) {
 	}
 	r.cur.Store(l)
 	if old != nil {
-		old.close()
+		_ = old.close(context.Background())
 	}
 }
 
-// close stops the limit in force.
-func (r *rateSwitch) close() {
+// close stops the limit in force, within ctx (a stopping node's shutdown
+// timeout: a stalled Redis must not hold the stop past it).
+func (r *rateSwitch) close(ctx context.Context) {
 	if l := r.cur.Load(); l != nil {
-		l.close()
+		if err := l.close(ctx); err != nil {
+			r.log.Warn("stopping without waiting for a shared rate limit's last report (the shutdown timeout passed)",
+				"limit", r.name, "err", err)
+		}
 	}
 }
 
-func (l *rateLimit) close() {
-	if l.dist != nil {
-		l.dist.Close()
-		l.dist.Flush() // what it counted since its last flush
+func (l *rateLimit) close(ctx context.Context) error {
+	if l.dist == nil {
+		return nil
 	}
+	return l.dist.Shutdown(ctx) // sends what it counted since its last flush
 }
 
 // shedSwitch turns a sale's load shedding (admission.CoDel) on and off

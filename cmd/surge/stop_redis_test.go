@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/servicetest"
+)
+
+// TestClusterStopWhileRedisStalls: a node stopped (SIGTERM) while Redis
+// stalls, buyers still pressing "buy", took the Redis client's read
+// timeout more than --shutdown-timeout to exit, twice over: stopping the
+// readiness probes waited for the one in flight, and each shared rate
+// limit's last report waited for its answer; go-redis does not heed a
+// context's end, only its read timeout (1 s by default, here 5 s, as an
+// operator may set it in --redis-url). A stop is bounded by
+// --shutdown-timeout.
+func TestClusterStopWhileRedisStalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	const shutdownTimeout = 2 * time.Second
+	rp := servicetest.RedisProxy(t)
+	args := clusterArgs(t)
+	args[slices.Index(args, "--redis-url")+1] = "redis://" + rp.Addr + "/0?read_timeout=5s"
+	token := "stalled-redis-stop-token"
+	p := startProc(t, t.TempDir(), token, append(args, "--shutdown-timeout", shutdownTimeout.String(),
+		"--rate-limit-sale", "100000")...)
+	saleID := createSale(t, p.base, token, 1_000_000, 100)
+	if code := buy(t, p.base, saleID, "warm", "1"); code != http.StatusCreated {
+		t.Fatalf("purchase before the stall: %d, want 201", code)
+	}
+
+	// Buyers on fresh connections keep the shared limits counting, before
+	// the stall and during it, until the node stops listening.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	for w := range 8 {
+		wg.Go(func() {
+			hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodPost, p.base+"/v1/sales/"+saleID+"/purchases", nil)
+				req.Header.Set("X-User-ID", fmt.Sprint("buyer-", w))
+				resp, err := hc.Do(req)
+				if err != nil {
+					time.Sleep(10 * time.Millisecond) // the node stopped listening
+					continue
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	rp.Pause()
+	time.Sleep(300 * time.Millisecond) // reports and probes reach the stalled Redis
+	stopsWithin(t, p, shutdownTimeout, "while Redis stalled")
+}
