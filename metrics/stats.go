@@ -99,6 +99,29 @@ func (c connCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(connReclaimed, prometheus.CounterValue, float64(f.Reclaimed))
 }
 
+// NewPrivateConnCollector exports the connections the private listeners
+// (--admin-addr, --debug-addr) refused at accept over their own caps, as
+// read reads them by listener name ("admin", "debug"; a listener not
+// asked for is left out): surge_private_connections_refused_total{listener}.
+// A family of its own: surge_connections_refused_total stays the API
+// listener's, unlabelled, as dashboards and /debug/stats read it.
+func NewPrivateConnCollector(read func() map[string]int64) prometheus.Collector {
+	return privateConnCollector{read: read}
+}
+
+type privateConnCollector struct{ read func() map[string]int64 }
+
+var privateConnRefused = prometheus.NewDesc("surge_private_connections_refused_total",
+	"Connections a private listener (admin, debug) refused over its total or per-address cap.", []string{"listener"}, nil)
+
+func (c privateConnCollector) Describe(ch chan<- *prometheus.Desc) { ch <- privateConnRefused }
+
+func (c privateConnCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, n := range c.read() {
+		ch <- prometheus.MustNewConstMetric(privateConnRefused, prometheus.CounterValue, float64(n), name)
+	}
+}
+
 // TokenFigures are the buyer tokens checked in full (not answered from
 // the cache of verified tokens), read at scrape time.
 type TokenFigures struct{ Accepted, Refused int64 }

@@ -37,3 +37,52 @@ func TestTokenCollector(t *testing.T) {
 	figures.Refused = 4
 	check(10000, 4)
 }
+
+// TestPrivateConnCollector: the private listeners' refusals are one
+// counter with a series per listener asked for, read at scrape time, and
+// leave /debug/stats's unlabelled connection figures alone.
+func TestPrivateConnCollector(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		refused map[string]int64
+	}{
+		{"both", map[string]int64{"admin": 6, "debug": 0}},
+		{"admin only", map[string]int64{"admin": 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewPedanticRegistry()
+			reg.MustRegister(metrics.NewPrivateConnCollector(func() map[string]int64 { return tc.refused }))
+			reg.MustRegister(metrics.NewConnCollector(func() metrics.ConnFigures { return metrics.ConnFigures{Open: 3, Refused: 9} }))
+			fams, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for _, f := range fams {
+				if f.GetName() != "surge_private_connections_refused_total" {
+					continue
+				}
+				for _, m := range f.GetMetric() {
+					if l := m.GetLabel(); len(l) == 1 && l[0].GetName() == "listener" {
+						got[l[0].GetValue()] = int64(m.GetCounter().GetValue())
+					}
+				}
+			}
+			if len(got) != len(tc.refused) {
+				t.Fatalf("series %v, want %v", got, tc.refused)
+			}
+			for k, v := range tc.refused {
+				if got[k] != v {
+					t.Fatalf("series %v, want %v", got, tc.refused)
+				}
+			}
+			stats, err := metrics.Stats(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c, _ := stats["connections"].(map[string]int64); c["refused"] != 9 {
+				t.Fatalf("/debug/stats connections %v, want the API listener's refused 9", stats["connections"])
+			}
+		})
+	}
+}

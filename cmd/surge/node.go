@@ -340,6 +340,17 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
 	}
+	if s.adminConns != nil || s.debugConns != nil {
+		reg.MustRegister(metrics.NewPrivateConnCollector(func() map[string]int64 {
+			refused := make(map[string]int64, 2)
+			for name, l := range map[string]*surgehttp.ConnLimiter{"admin": s.adminConns, "debug": s.debugConns} {
+				if l != nil {
+					refused[name] = l.Stats().Refused
+				}
+			}
+			return refused
+		}))
+	}
 	raw := lns.api
 	s.addr = raw.Addr()
 	// Trusted proxies carry many clients on their connections: only the

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -129,4 +130,75 @@ func privateRequest(addr string, local net.Addr) (int, net.Conn, error) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	return resp.StatusCode, c, nil
+}
+
+// TestPrivateListenerRefusalsAreCounted: connections the API's listener
+// refuses over its caps are counted (surge_connections_refused_total),
+// but those the private listeners (--debug-addr, --admin-addr) refused
+// over theirs were counted nowhere: an operator saw neither a client
+// hammering them nor his own tools turned away. Under an open-file limit
+// of 256 each private listener takes 4 connections per address; one
+// address opening 10 to each gets 6 refused there, which /metrics counts
+// per listener.
+func TestPrivateListenerRefusalsAreCounted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	const token, nofile, tries = "private-refusals-admin-token", 256, 10
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) not found")
+	}
+	bin := surgeBinary(t)
+	admin, debug := freeAddr(t), freeAddr(t)
+	startCmd(t, func(addr string) *exec.Cmd {
+		cmd := serveCmd(bin, t.TempDir(), token, addr, "--admin-addr", admin, "--debug-addr", debug, "--log-level", "error")
+		cmd.Args = append([]string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile)}, cmd.Args...)
+		cmd.Path = prlimit
+		return cmd
+	})
+	refusedAt := map[string]int{}
+	for name, addr := range map[string]string{"admin": admin, "debug": debug} {
+		var held []net.Conn
+		for range tries {
+			status, c, err := privateRequest(addr, nil)
+			if err != nil {
+				t.Fatalf("connection to the %s listener: %v", name, err)
+			}
+			if c != nil {
+				held = append(held, c)
+			} else if status == http.StatusTooManyRequests {
+				refusedAt[name]++
+			}
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if refusedAt[name] == 0 {
+			t.Fatalf("one address opening %d connections to the %s listener: none refused (held %d); want some over the per-address cap",
+				tries, name, len(held))
+		}
+	}
+	// From another address: 127.0.0.1 may still be at the admin
+	// listener's cap until the server sees its connections closed.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics on the admin listener: %d", resp.StatusCode)
+	}
+	for name, n := range refusedAt {
+		line := fmt.Sprintf("surge_private_connections_refused_total{listener=%q} %d", name, n)
+		if !strings.Contains(string(body), line+"\n") {
+			t.Errorf("the %s listener refused %d connections; /metrics lacks %q (its connection lines:\n%s)",
+				name, n, line, grepLines(string(body), "connections_refused"))
+		}
+	}
 }
