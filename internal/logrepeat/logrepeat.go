@@ -2,6 +2,12 @@
 // that is down, from flooding the log: the first line of each key is
 // written, then at most one a period, which counts the lines left out
 // since the last one written.
+//
+// Written here because the libraries at hand do half of it:
+// golang.org/x/time/rate's Sometimes writes the first and then one an
+// interval, but neither counts what it left out nor keeps a key's state
+// (a sale, a log format); slog samplers drop lines by rate without
+// saying how many.
 package logrepeat
 
 import (
