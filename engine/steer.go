@@ -40,7 +40,13 @@ func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (
 	}
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
-	next, err := steer.UpdateSale(ctx, id, p, e.cfg.Now())
+	// Answered within PurchaseTimeout, as a purchase and an order change
+	// are: a store stalled on its disk must not hold the request for as
+	// long as it stalls. The store gives up only before it writes, so a
+	// timeout changes nothing (the cluster store bounds the call itself).
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
+	defer cancel()
+	next, err := steer.UpdateSale(sctx, id, p, e.cfg.Now())
 	if err != nil {
 		return SaleState{}, storeErr(err)
 	}

@@ -16,8 +16,12 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	}
 	// The sale's lock orders the change after every reservation and
 	// settlement in flight (they hold it across their commit) and before
-	// every later one, which decides against the changed ledger.
-	st.mu.Lock()
+	// every later one, which decides against the changed ledger. The wait
+	// for it honours the caller's context: a reservation of the sale
+	// holds it across a commit, which a stalled disk stalls.
+	if err := lockSale(ctx, st); err != nil {
+		return surge.Sale{}, fmt.Errorf("sqlite: update sale %s: %w", id, err)
+	}
 	defer st.mu.Unlock()
 	if s.closed.Load() {
 		return surge.Sale{}, surge.ErrUnavailable
@@ -41,10 +45,17 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	}
 	// Straight on the writer's pool, as archive does: the statement waits
 	// for the writer's transaction in progress, and synchronous=FULL makes
-	// it durable before it returns. Only then does memory change. The
-	// caller's cancellation is not passed on: a statement cut short could
-	// leave the disk changed and memory not.
-	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), `UPDATE sales SET name = ?, stock = ?, per_user_limit = ?, ends_at = ?,
+	// it durable before it returns. Only then does memory change. The wait
+	// for the writer's connection honours the caller's context (nothing
+	// is written yet; a stalled disk would otherwise hold the request, and
+	// the sale's lock, for as long as it stalls); the UPDATE does not: a
+	// statement cut short could leave the disk changed and memory not.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return surge.Sale{}, s.unavailable(fmt.Errorf("sqlite: update sale %s: %w", id, err))
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `UPDATE sales SET name = ?, stock = ?, per_user_limit = ?, ends_at = ?,
 		hold_seconds = ?, paused = ?, limit_ceiling = ?, updated_at = ?, paused_at = ?, paused_for_ns = ? WHERE id = ?`,
 		next.Name, next.Stock, next.PerUserLimit, ends, next.HoldSeconds, next.Paused,
 		max(st.l.Ceiling(), next.PerUserLimit), formatTime(now), paused, int64(next.PausedFor), id); err != nil {

@@ -1,0 +1,98 @@
+package http_test
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	driver "modernc.org/sqlite"
+)
+
+// onCommit, when set, runs once inside the next SQLite write
+// transaction's commit, before it is written. The driver's hooks are
+// process-wide: hence a variable.
+var (
+	onCommit    atomic.Pointer[func()]
+	commitHooks sync.Once
+)
+
+func hookCommits() {
+	commitHooks.Do(func() {
+		driver.RegisterConnectionHook(func(c driver.ExecQuerierContext, _ string) error {
+			c.(driver.HookRegisterer).RegisterCommitHook(func() int32 {
+				if f := onCommit.Swap(nil); f != nil {
+					(*f)()
+				}
+				return 0
+			})
+			return nil
+		})
+	})
+}
+
+// TestPatchAnswersWhileStoreStalls: a PATCH of a sale while the embedded
+// store's commit in progress stalls (a purchase's, on a disk that stops
+// answering) got no answer for as long as the stall lasted, however long
+// its client waited. It must be answered 503 with Retry-After within the
+// purchase timeout, as a purchase is, and change nothing: a retry once the
+// disk answers again applies it.
+func TestPatchAnswersWhileStoreStalls(t *testing.T) {
+	hookCommits() // before the store opens its connections
+	for _, buying := range []string{"b", "a"} {
+		t.Run("stalled by a purchase of "+buying, func(t *testing.T) {
+			e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: 2 * time.Second})
+			e.createSale(t, `{"id":"a","name":"A","stock":5,"per_user_limit":1}`)
+			e.createSale(t, `{"id":"b","name":"B","stock":5,"per_user_limit":1}`)
+			stalled, release := make(chan struct{}), make(chan struct{})
+			stall := func() {
+				close(stalled)
+				<-release
+			}
+			onCommit.Store(&stall)
+			bought := make(chan response, 1)
+			go func() {
+				bought <- e.do(t, "POST", "/v1/sales/"+buying+"/purchases", "", header(userHeader, "u-"+buying))
+			}()
+			select {
+			case <-stalled:
+			case <-time.After(20 * time.Second):
+				onCommit.Store(nil)
+				t.Fatal("the purchase's commit never began")
+			}
+			released := false
+			defer func() {
+				if !released {
+					close(release)
+				}
+			}()
+
+			// The admin's client waits as long as it takes.
+			patched := make(chan response, 1)
+			go func() { patched <- e.do(t, "PATCH", "/v1/sales/a", `{"paused":true}`, asAdmin()) }()
+			var r response
+			select {
+			case r = <-patched:
+			case <-time.After(15 * time.Second):
+				close(release)
+				released = true
+				t.Fatalf("PATCH while the store's commit was stalled: no answer 15s later (with a 2s purchase timeout); once the disk went on: %v",
+					<-patched)
+			}
+			wantError(t, r, http.StatusServiceUnavailable, string(surge.CodeUnavailable))
+			if r.header.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After: %v", r)
+			}
+			close(release)
+			released = true
+			<-bought
+			if got := e.sale(t, "a"); got.Status == "paused" {
+				t.Fatalf("the PATCH answered %d, yet sale a is paused", r.status)
+			}
+			// The client's retry applies it.
+			wantStatus(t, e.do(t, "PATCH", "/v1/sales/a", `{"paused":true}`, asAdmin()), http.StatusOK)
+		})
+	}
+}

@@ -1,0 +1,90 @@
+package sqlite
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// TestUpdateSaleGivesUpWhileWriterStalls: a PATCH of a sale while the
+// writer's commit in progress stalls (a disk that stops answering) waited
+// for as long as the stall lasted, though its request had ended: for the
+// writer's one connection when another sale's purchase was committing,
+// for the sale's lock when one of its own was. A request that ended
+// before the UPDATE began has written nothing and must be answered, and
+// the sale must be as it was.
+func TestUpdateSaleGivesUpWhileWriterStalls(t *testing.T) {
+	hookCommits()
+	for _, tc := range []struct {
+		name   string
+		buying string // the sale whose purchase's commit stalls
+	}{
+		{"another sale's commit", "b"},
+		{"the same sale's commit", "a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			s, end := endingSales(t, "a", "b")
+			now := end.Add(-time.Minute)
+
+			stalled, release := make(chan struct{}), make(chan struct{})
+			stall := func() {
+				close(stalled)
+				<-release
+			}
+			onCommit.Store(&stall)
+			reserved := make(chan error, 1)
+			go func() {
+				_, _, err := s.Reserve(ctx, tc.buying, []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
+				reserved <- err
+			}()
+			<-stalled
+			released := false
+			defer func() {
+				if !released {
+					close(release)
+				}
+			}()
+
+			// The request's deadline passes while the PATCH waits.
+			reqCtx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			answered := make(chan error, 1)
+			go func() {
+				_, err := s.UpdateSale(reqCtx, "a", surge.SalePatch{Paused: new(true)}, now)
+				answered <- err
+			}()
+			var first error
+			select {
+			case first = <-answered:
+			case <-time.After(15 * time.Second):
+				close(release)
+				released = true
+				t.Fatalf("UpdateSale whose request ended while the writer was stalled was still waiting 15s later (answered %v once the writer went on); want it answered when its request ended",
+					<-answered)
+			}
+			if first == nil {
+				t.Fatal("UpdateSale answered done while the writer was stalled before its UPDATE began")
+			}
+			close(release)
+			released = true
+			if err := <-reserved; err != nil {
+				t.Fatal(err)
+			}
+			// Nothing changed, in memory or on disk.
+			if sl, err := s.Sale(ctx, "a"); err != nil || sl.Paused {
+				t.Fatalf("after the PATCH answered %v: sale a in memory paused=%v (err %v), want as it was", first, sl.Paused, err)
+			}
+			onDisk, err := s.scanSales(ctx, s.r, `WHERE id = 'a'`)
+			if err != nil || len(onDisk) != 1 || onDisk[0].Paused {
+				t.Fatalf("after the PATCH answered %v: sale a on disk %+v (err %v), want not paused", first, onDisk, err)
+			}
+			// The client's retry applies it.
+			if sl, err := s.UpdateSale(ctx, "a", surge.SalePatch{Paused: new(true)}, now); err != nil || !sl.Paused {
+				t.Fatalf("the PATCH again: paused=%v, %v", sl.Paused, err)
+			}
+		})
+	}
+}
