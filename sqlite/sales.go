@@ -13,15 +13,23 @@ import (
 
 // CreateSale implements surge.Store.
 func (s *Store) CreateSale(ctx context.Context, sale surge.Sale) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.sales[sale.ID]; ok {
+	// Creations run one at a time, so the check below sees every sale
+	// made before, and Close waits for the one in progress. s.mu, which
+	// every call that finds a sale takes (a purchase, a replay on the
+	// engine's fast path), is held only to publish: not across the
+	// commit, which a slow or stalled disk makes last. A taken id that
+	// memory no longer holds (archived) is refused by the row's key.
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if s.sale(sale.ID) != nil {
 		return surge.ErrSaleExists
 	}
 	if err := s.submit(&commit{sale: &sale}); err != nil {
 		return err
 	}
+	s.mu.Lock()
 	s.sales[sale.ID] = &saleState{l: ledger.New(sale)}
+	s.mu.Unlock()
 	return nil
 }
 

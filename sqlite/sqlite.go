@@ -98,6 +98,9 @@ type Store struct {
 
 	mu    sync.RWMutex
 	sales map[string]*saleState
+	// createMu runs sale creations one at a time, across their commit
+	// (sales.go); Close takes it before mu.
+	createMu sync.Mutex
 	// payMu applies payment events one at a time (payments.go).
 	payMu sync.Mutex
 
@@ -734,7 +737,9 @@ func (s *Store) Close() error {
 		<-s.imageDone
 		close(s.stopExpiry)
 		<-s.expiryDone
-		// Taking every sale lock waits for in-flight mutations.
+		// Taking every sale lock waits for in-flight mutations; createMu,
+		// for a creation committing, whose sale the image must hold.
+		s.createMu.Lock()
 		s.mu.Lock()
 		ids := slices.Collect(maps.Keys(s.sales))
 		for _, id := range ids {
@@ -759,6 +764,7 @@ func (s *Store) Close() error {
 			s.sales[id].mu.Unlock()
 		}
 		s.mu.Unlock()
+		s.createMu.Unlock()
 		close(s.stopCP)
 		<-s.cpDone
 		close(s.g.stopMark)

@@ -1,0 +1,110 @@
+package sqlite
+
+import (
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+)
+
+// TestCreateSaleHoldsNoPurchaseBack: CreateSale held the store's map lock
+// (s.mu) across its commit, and every call that finds a sale takes that
+// lock: while a commit in progress stalled (a disk that stops answering),
+// a sale's creation queued behind it held back the answers memory alone
+// gives for every other sale (a sold-out purchase's replay on the
+// engine's fast path, the units left, a batch of replays), for as long as
+// the stall lasted.
+func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
+	hookCommits()
+	ctx := t.Context()
+	s, end := endingSales(t, "a", "b")
+	now := end.Add(-time.Minute)
+	bought := surge.Purchase{UserID: "alice", Quantity: 1, IdempotencyKey: "k1"}
+	if _, _, err := s.Reserve(ctx, "a", []surge.Purchase{bought}, now); err != nil {
+		t.Fatal(err)
+	}
+
+	// The writer's next commit, a purchase of sale b, stalls until
+	// released; the creation of sale c queues behind it.
+	stalled, release := make(chan struct{}), make(chan struct{})
+	stall := func() {
+		close(stalled)
+		<-release
+	}
+	onCommit.Store(&stall)
+	reserved := make(chan error, 1)
+	go func() {
+		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
+		reserved <- err
+	}()
+	<-stalled
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	id, name, stock, limit := "c", "C", int64(5), int64(1)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan error, 1)
+	go func() { created <- s.CreateSale(ctx, sale) }()
+	for deadline := time.Now().Add(20 * time.Second); len(s.commits) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the creation of sale c never reached the writer's queue")
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"LookupKey (the fast path's replay)", func() error {
+			if _, st := s.LookupKey("a", "alice", "k1"); st != surge.KeyDone {
+				t.Errorf("LookupKey = %v, want done", st)
+			}
+			return nil
+		}},
+		{"Remaining", func() error {
+			_, err := s.Remaining(ctx, "a")
+			return err
+		}},
+		{"Reserve of a replay", func() error {
+			outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{bought}, now)
+			if err == nil && (len(outs) != 1 || !outs[0].Replay) {
+				t.Errorf("replay answered %+v", outs)
+			}
+			return err
+		}},
+	} {
+		answered := make(chan error, 1)
+		go func() { answered <- tc.call() }()
+		select {
+		case err := <-answered:
+			if err != nil {
+				t.Errorf("%s of sale a: %v", tc.name, err)
+			}
+		case <-time.After(10 * time.Second):
+			close(release)
+			released = true
+			<-answered
+			t.Fatalf("%s of sale a, answered from memory, was still waiting 10s later behind the creation of sale c, queued behind a stalled commit", tc.name)
+		}
+	}
+	close(release)
+	released = true
+	if err := <-reserved; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-created; err != nil {
+		t.Fatalf("CreateSale c: %v", err)
+	}
+	if err := s.CreateSale(ctx, sale); err != surge.ErrSaleExists {
+		t.Fatalf("CreateSale c again: %v, want %v", err, surge.ErrSaleExists)
+	}
+	if _, err := s.Remaining(ctx, "c"); err != nil {
+		t.Fatalf("sale c after its creation: %v", err)
+	}
+}
