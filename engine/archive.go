@@ -79,7 +79,11 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 		return SaleState{}, surge.Errorf(surge.CodeNotArchivable,
 			"sale %s has not ended: only a sale past its ends_at can be archived", id)
 	}
-	done, err := a.ArchiveSale(ctx, id, now)
+	// Bounded as a PATCH is (steer.go): the store gives up only before it
+	// writes, so a timeout archives nothing.
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
+	done, err := a.ArchiveSale(sctx, id, now)
+	cancel()
 	if surge.HasCode(err, surge.CodeSaleNotFound) && e.shared != nil {
 		// Another node archived it first and this one has not heard yet:
 		// the same answer as archiving again.

@@ -96,3 +96,60 @@ func TestPatchAnswersWhileStoreStalls(t *testing.T) {
 		})
 	}
 }
+
+// TestArchiveAnswersWhileStoreStalls: archiving an ended sale while the
+// embedded store's commit in progress stalled got no answer for as long
+// as the stall lasted, however long its client waited. As a PATCH, it
+// must be answered 503 with Retry-After within the purchase timeout, and
+// archive nothing: a retry once the disk answers again archives it.
+func TestArchiveAnswersWhileStoreStalls(t *testing.T) {
+	hookCommits() // before the store opens its connections
+	e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: 2 * time.Second})
+	e.createSale(t, `{"id":"a","name":"A","stock":5,"per_user_limit":1,"ends_at":"`+epoch.Add(time.Hour).Format(time.RFC3339)+`"}`)
+	e.createSale(t, `{"id":"b","name":"B","stock":5,"per_user_limit":1}`)
+	e.clock.Advance(2 * time.Hour)
+
+	stalled, release := make(chan struct{}), make(chan struct{})
+	stall := func() {
+		close(stalled)
+		<-release
+	}
+	onCommit.Store(&stall)
+	bought := make(chan response, 1)
+	go func() { bought <- e.do(t, "POST", "/v1/sales/b/purchases", "", header(userHeader, "u")) }()
+	select {
+	case <-stalled:
+	case <-time.After(20 * time.Second):
+		onCommit.Store(nil)
+		t.Fatal("the purchase's commit never began")
+	}
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+
+	archived := make(chan response, 1)
+	go func() { archived <- e.do(t, "POST", "/v1/sales/a/archive", "", asAdmin()) }()
+	var r response
+	select {
+	case r = <-archived:
+	case <-time.After(15 * time.Second):
+		close(release)
+		released = true
+		t.Fatalf("archive while the store's commit was stalled: no answer 15s later (with a 2s purchase timeout); once the disk went on: %v",
+			<-archived)
+	}
+	wantError(t, r, http.StatusServiceUnavailable, string(surge.CodeUnavailable))
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After: %v", r)
+	}
+	close(release)
+	released = true
+	<-bought
+	if list, err := e.store.ArchivedSales(t.Context()); err != nil || len(list) != 0 {
+		t.Fatalf("the archive answered %d, yet the store holds archived sales %+v (%v)", r.status, list, err)
+	}
+	wantStatus(t, e.do(t, "POST", "/v1/sales/a/archive", "", asAdmin()), http.StatusOK)
+}

@@ -48,8 +48,11 @@ func (s *Store) ArchiveSale(ctx context.Context, saleID string, now time.Time) (
 func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surge.ArchivedSale, error) {
 	// The sale's lock orders the archive after every reservation and
 	// settlement in flight; its ledger stays in place until the row says
-	// archived, so a failed write changes nothing.
-	st.mu.Lock()
+	// archived, so a failed write changes nothing. The wait for it honours
+	// the caller's context: they hold it across their commit.
+	if err := lockSale(ctx, st); err != nil {
+		return surge.ArchivedSale{}, fmt.Errorf("sqlite: archive %s: %w", st.l.Sale().ID, err)
+	}
 	defer st.mu.Unlock()
 	if s.closed.Load() {
 		return surge.ArchivedSale{}, surge.ErrUnavailable

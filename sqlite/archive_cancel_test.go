@@ -192,3 +192,65 @@ func endingSales(t *testing.T, ids ...string) (s *Store, end time.Time) {
 	}
 	return s, end
 }
+
+// TestArchiveGivesUpWhileItsSaleCommits: the archive waits for the sale's
+// lock, which a change of one of its orders holds across its commit (here
+// a cancel, stalled in its fsync). That wait must end with the request too:
+// the archive has written nothing yet.
+func TestArchiveGivesUpWhileItsSaleCommits(t *testing.T) {
+	hookCommits()
+	ctx := t.Context()
+	s, end := endingSales(t, "a")
+	outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{{UserID: "u", Quantity: 1}}, end.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := end.Add(time.Second)
+
+	stalled, release := make(chan struct{}), make(chan struct{})
+	stall := func() {
+		close(stalled)
+		<-release
+	}
+	onCommit.Store(&stall)
+	cancelled := make(chan error, 1)
+	go func() {
+		_, err := s.Cancel(ctx, outs[0].Order.ID, after)
+		cancelled <- err
+	}()
+	<-stalled
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+
+	reqCtx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	answered := make(chan error, 1)
+	go func() {
+		_, err := s.ArchiveSale(reqCtx, "a", after)
+		answered <- err
+	}()
+	var first error
+	select {
+	case first = <-answered:
+	case <-time.After(15 * time.Second):
+		close(release)
+		released = true
+		t.Fatalf("ArchiveSale whose request ended while its sale's order change was stalled was still waiting 15s later (answered %v once the disk went on); want it answered when its request ended",
+			<-answered)
+	}
+	if first == nil {
+		t.Fatal("ArchiveSale answered done while its sale's commit was stalled")
+	}
+	close(release)
+	released = true
+	if err := <-cancelled; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ArchiveSale(ctx, "a", after); err != nil {
+		t.Fatalf("archiving again after the answered %v: %v", first, err)
+	}
+}
