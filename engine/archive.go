@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/ctxlock"
 )
 
 // archive is the archived sales' final states, sorted as listed.
@@ -65,7 +66,14 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 	if e.closing.Load() {
 		return SaleState{}, surge.ErrUnavailable
 	}
-	e.mu.Lock()
+	// Bounded as a PATCH is (steer.go), the wait for a creation or archive
+	// in progress too: the store gives up only before it writes, so a
+	// timeout archives nothing.
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
+	defer cancel()
+	if err := ctxlock.Lock(sctx, &e.mu); err != nil {
+		return SaleState{}, storeErr(err)
+	}
 	defer e.mu.Unlock()
 	s := e.lookup(id)
 	if s == nil {
@@ -79,11 +87,7 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 		return SaleState{}, surge.Errorf(surge.CodeNotArchivable,
 			"sale %s has not ended: only a sale past its ends_at can be archived", id)
 	}
-	// Bounded as a PATCH is (steer.go): the store gives up only before it
-	// writes, so a timeout archives nothing.
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
 	done, err := a.ArchiveSale(sctx, id, now)
-	cancel()
 	if surge.HasCode(err, surge.CodeSaleNotFound) && e.shared != nil {
 		// Another node archived it first and this one has not heard yet:
 		// the same answer as archiving again.

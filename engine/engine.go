@@ -35,6 +35,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/ctxlock"
 	"github.com/surgehq/surge/internal/logrepeat"
 	"github.com/surgehq/surge/metrics"
 )
@@ -236,14 +237,22 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	if e.closing.Load() {
 		return SaleState{}, surge.ErrUnavailable
 	}
-	e.mu.Lock()
+	// Answered within PurchaseTimeout, as a PATCH is (steer.go): the wait
+	// for a creation or archive in progress and the store's wait for its
+	// disk give up; the embedded store only before it writes the row, so
+	// a timeout creates nothing.
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
+	defer cancel()
+	if err := ctxlock.Lock(sctx, &e.mu); err != nil {
+		return SaleState{}, storeErr(err)
+	}
 	defer e.mu.Unlock()
 	old := *e.sales.Load()
 	if _, ok := old[sl.ID]; ok {
 		return SaleState{}, surge.ErrSaleExists
 	}
 	sl.CreatedAt = e.listedAfter(sl.CreatedAt)
-	if err := e.store.CreateSale(ctx, sl); err != nil {
+	if err := e.store.CreateSale(sctx, sl); err != nil {
 		return SaleState{}, storeErr(err)
 	}
 	s := e.pipeline(sl)

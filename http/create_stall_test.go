@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/surgehq/surge"
 )
 
 // TestSoldOutReplayWhileCreationStalls: the replay of a bought key on a
@@ -14,7 +16,9 @@ import (
 // lasted: the request got no answer.
 func TestSoldOutReplayWhileCreationStalls(t *testing.T) {
 	hookCommits() // before the store opens its connections
-	e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: 2 * time.Second})
+	// A purchase timeout long enough for the creation to wait out the
+	// replays below (it gives up at that timeout).
+	e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: time.Minute})
 	e.createSale(t, `{"id":"a","name":"A","stock":1,"per_user_limit":1}`)
 	e.createSale(t, `{"id":"b","name":"B","stock":5,"per_user_limit":1}`)
 	buy := func() response {
@@ -74,4 +78,58 @@ func TestSoldOutReplayWhileCreationStalls(t *testing.T) {
 	released = true
 	<-bought
 	wantStatus(t, <-created, http.StatusCreated)
+}
+
+// TestCreateAnswersWhileStoreStalls: creating a sale while the embedded
+// store's commit in progress stalled got no answer for as long as the
+// stall lasted, however long its client waited. It must be answered 503
+// with Retry-After within the purchase timeout, and create nothing: a
+// retry once the disk answers again creates it.
+func TestCreateAnswersWhileStoreStalls(t *testing.T) {
+	hookCommits() // before the store opens its connections
+	e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: 2 * time.Second})
+	e.createSale(t, `{"id":"b","name":"B","stock":5,"per_user_limit":1}`)
+
+	stalled, release := make(chan struct{}), make(chan struct{})
+	stall := func() {
+		close(stalled)
+		<-release
+	}
+	onCommit.Store(&stall)
+	bought := make(chan response, 1)
+	go func() { bought <- e.do(t, "POST", "/v1/sales/b/purchases", "", header(userHeader, "u")) }()
+	select {
+	case <-stalled:
+	case <-time.After(20 * time.Second):
+		onCommit.Store(nil)
+		t.Fatal("the purchase's commit never began")
+	}
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+
+	const body = `{"id":"c","name":"C","stock":5,"per_user_limit":1}`
+	created := make(chan response, 1)
+	go func() { created <- e.do(t, "POST", "/v1/sales", body, asAdmin()) }()
+	var r response
+	select {
+	case r = <-created:
+	case <-time.After(15 * time.Second):
+		close(release)
+		released = true
+		t.Fatalf("creating a sale while the store's commit was stalled: no answer 15s later (with a 2s purchase timeout); once the disk went on: %v",
+			<-created)
+	}
+	wantError(t, r, http.StatusServiceUnavailable, string(surge.CodeUnavailable))
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After: %v", r)
+	}
+	close(release)
+	released = true
+	<-bought
+	wantError(t, e.do(t, "GET", "/v1/sales/c", ""), http.StatusNotFound, string(surge.CodeSaleNotFound))
+	wantStatus(t, e.do(t, "POST", "/v1/sales", body, asAdmin()), http.StatusCreated)
 }

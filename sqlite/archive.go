@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/ctxlock"
 )
 
 // Archiving: an archived sale keeps its row and its orders, but its ledger
@@ -50,7 +51,7 @@ func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surg
 	// settlement in flight; its ledger stays in place until the row says
 	// archived, so a failed write changes nothing. The wait for it honours
 	// the caller's context: they hold it across their commit.
-	if err := lockSale(ctx, st); err != nil {
+	if err := ctxlock.Lock(ctx, &st.mu); err != nil {
 		return surge.ArchivedSale{}, fmt.Errorf("sqlite: archive %s: %w", st.l.Sale().ID, err)
 	}
 	defer st.mu.Unlock()

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -106,5 +107,72 @@ func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
 	}
 	if _, err := s.Remaining(ctx, "c"); err != nil {
 		t.Fatalf("sale c after its creation: %v", err)
+	}
+}
+
+// TestCreateSaleGivesUpWhileWriterStalls: a sale's creation queued behind
+// a commit in progress that stalls (a disk that stops answering) waited
+// for as long as the stall lasted, though its request had ended, and then
+// created the sale. A creation the writer has not taken yet has written
+// nothing: it must be answered when its request ends, and leave no sale.
+func TestCreateSaleGivesUpWhileWriterStalls(t *testing.T) {
+	hookCommits()
+	ctx := t.Context()
+	s, end := endingSales(t, "a", "b")
+	now := end.Add(-time.Minute)
+
+	stalled, release := make(chan struct{}), make(chan struct{})
+	stall := func() {
+		close(stalled)
+		<-release
+	}
+	onCommit.Store(&stall)
+	reserved := make(chan error, 1)
+	go func() {
+		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
+		reserved <- err
+	}()
+	<-stalled
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+
+	id, name, stock, limit := "c", "C", int64(5), int64(1)
+	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	answered := make(chan error, 1)
+	go func() { answered <- s.CreateSale(reqCtx, sale) }()
+	var first error
+	select {
+	case first = <-answered:
+	case <-time.After(15 * time.Second):
+		close(release)
+		released = true
+		t.Fatalf("CreateSale whose request ended while the writer was stalled was still waiting 15s later (answered %v once the writer went on); want it answered when its request ended",
+			<-answered)
+	}
+	if first == nil {
+		t.Fatal("CreateSale answered done while the writer was stalled before its commit")
+	}
+	close(release)
+	released = true
+	if err := <-reserved; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remaining(ctx, "c"); err != surge.ErrSaleNotFound {
+		t.Fatalf("after the creation answered %v: sale c in memory: %v, want %v", first, err, surge.ErrSaleNotFound)
+	}
+	if onDisk, err := s.scanSales(ctx, s.r, `WHERE id = 'c'`); err != nil || len(onDisk) != 0 {
+		t.Fatalf("after the creation answered %v: sale c on disk %+v (%v)", first, onDisk, err)
+	}
+	if err := s.CreateSale(ctx, sale); err != nil {
+		t.Fatalf("the creation again: %v", err)
 	}
 }

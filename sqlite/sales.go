@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/ctxlock"
 	"github.com/surgehq/surge/ledger"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -19,12 +20,16 @@ func (s *Store) CreateSale(ctx context.Context, sale surge.Sale) error {
 	// engine's fast path), is held only to publish: not across the
 	// commit, which a slow or stalled disk makes last. A taken id that
 	// memory no longer holds (archived) is refused by the row's key.
-	s.createMu.Lock()
+	// Both waits, for the creation before and for the writer, honour
+	// ctx until the writer takes the row: nothing is written before.
+	if err := ctxlock.Lock(ctx, &s.createMu); err != nil {
+		return fmt.Errorf("sqlite: create sale %s: %w", sale.ID, err)
+	}
 	defer s.createMu.Unlock()
 	if s.sale(sale.ID) != nil {
 		return surge.ErrSaleExists
 	}
-	if err := s.submit(&commit{sale: &sale}); err != nil {
+	if err := s.submitCtx(ctx, &commit{sale: &sale}); err != nil {
 		return err
 	}
 	s.mu.Lock()

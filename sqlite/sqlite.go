@@ -164,35 +164,6 @@ type saleState struct {
 	archived bool
 }
 
-// lockSale takes st.mu unless ctx ends first. The lock is held across a
-// commit, so a stalled disk holds it for as long as it stalls; a request
-// must not wait that out. A waiter that gives up leaves a goroutine that
-// still takes the lock, in turn (the mutex's own fairness), and hands it
-// straight back.
-func lockSale(ctx context.Context, st *saleState) error {
-	if st.mu.TryLock() {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	got := make(chan struct{})
-	go func() {
-		st.mu.Lock()
-		select {
-		case got <- struct{}{}:
-		case <-ctx.Done():
-			st.mu.Unlock()
-		}
-	}()
-	select {
-	case <-got:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 const schema = `
 CREATE TABLE IF NOT EXISTS sales (
 	id             TEXT PRIMARY KEY,

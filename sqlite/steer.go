@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/ctxlock"
 )
 
 // UpdateSale implements surge.Steerer.
@@ -19,7 +20,7 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	// every later one, which decides against the changed ledger. The wait
 	// for it honours the caller's context: a reservation of the sale
 	// holds it across a commit, which a stalled disk stalls.
-	if err := lockSale(ctx, st); err != nil {
+	if err := ctxlock.Lock(ctx, &st.mu); err != nil {
 		return surge.Sale{}, fmt.Errorf("sqlite: update sale %s: %w", id, err)
 	}
 	defer st.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -41,7 +42,19 @@ type commit struct {
 	// nothing, to learn whether the disk takes commits again (Ready).
 	probe bool
 	err   chan error
+	// state is queued until the writer takes the commit (taken), or
+	// withdrawn by a caller that gave up first (submitCtx).
+	state atomic.Int32
 }
+
+const (
+	queued int32 = iota
+	taken
+	withdrawn
+)
+
+// take claims c for a group; false if its caller withdrew it.
+func (c *commit) take() bool { return c.state.CompareAndSwap(queued, taken) }
 
 type update struct {
 	id     string
@@ -63,6 +76,25 @@ func (s *Store) submit(c *commit) error {
 		return surge.ErrUnavailable
 	}
 	return <-c.err
+}
+
+// submitCtx is submit for a caller that may give up: once ctx ends, a
+// commit the writer has not taken yet is withdrawn, written never, and
+// ctx's error returned; one it has taken is waited for, as submit does.
+func (s *Store) submitCtx(ctx context.Context, c *commit) error {
+	c.err = make(chan error, 1)
+	if !s.send(c) {
+		return surge.ErrUnavailable
+	}
+	select {
+	case err := <-c.err:
+		return err
+	case <-ctx.Done():
+		if c.state.CompareAndSwap(queued, withdrawn) {
+			return fmt.Errorf("sqlite: gave up waiting for the writer, nothing written: %w", ctx.Err())
+		}
+		return <-c.err
+	}
 }
 
 // send queues c for the writer unless the store is closed. Close closes
@@ -88,6 +120,9 @@ func (s *Store) writer() {
 	defer close(s.done)
 	var group []*commit
 	for c := range s.commits {
+		if !c.take() {
+			continue // withdrawn: its caller has its answer
+		}
 		group = append(group[:0], c)
 		rows := c.rows()
 	drain:
@@ -96,6 +131,9 @@ func (s *Store) writer() {
 			case c, ok := <-s.commits:
 				if !ok {
 					break drain
+				}
+				if !c.take() {
+					continue
 				}
 				group = append(group, c)
 				rows += c.rows()
