@@ -1,4 +1,9 @@
 // Package ctxlock takes a sync.Mutex unless a context ends first.
+//
+// Written here, not golang.org/x/sync/semaphore (whose Acquire takes a
+// context): the locks are a sale's and the engine's, which the purchase
+// path takes plainly on every batch, and a Weighted of one in their place
+// would make each purchase pay for the waits of a few admin requests.
 package ctxlock
 
 import (
