@@ -36,6 +36,42 @@ func hookCommits() {
 	})
 }
 
+// stallWhile runs commit, whose commit is the writer's next one, in the
+// background, and returns once that commit stalls: release lets it go on
+// (at the latest when the test ends), and done says how it ended.
+func stallWhile(t *testing.T, commit func() error) (release func(), done <-chan error) {
+	t.Helper()
+	stalled, let := make(chan struct{}), make(chan struct{})
+	stall := func() {
+		close(stalled)
+		<-let
+	}
+	onCommit.Store(&stall)
+	ended := make(chan error, 1)
+	go func() { ended <- commit() }()
+	<-stalled
+	var once sync.Once
+	release = func() { once.Do(func() { close(let) }) }
+	t.Cleanup(release)
+	return release, ended
+}
+
+// answeredWhileStalled waits up to within for the answer of what, a call
+// whose request ended while the writer stalled; should none come, it
+// releases the stall and fails the test with the answer that came after.
+func answeredWhileStalled(t *testing.T, answered <-chan error, within time.Duration, release func(), what string) error {
+	t.Helper()
+	select {
+	case err := <-answered:
+		return err
+	case <-time.After(within):
+		release()
+		t.Fatalf("%s was still waiting %v later (answered %v once the writer went on); want it answered when its request ended",
+			what, within, <-answered)
+		return nil
+	}
+}
+
 // driverSawCancel waits until no goroutine of the driver still watches a
 // statement's context: each one, once the context ended, has marked its
 // statement interrupted (modernc.org/sqlite's interruptOnDone).
@@ -107,24 +143,10 @@ func TestArchiveGivesUpWhileWriterStalls(t *testing.T) {
 
 	// The writer's next commit (a purchase of sale b, which holds only
 	// b's lock) stalls until released.
-	stalled, release := make(chan struct{}), make(chan struct{})
-	stall := func() {
-		close(stalled)
-		<-release
-	}
-	onCommit.Store(&stall)
-	reserved := make(chan error, 1)
-	go func() {
+	release, reserved := stallWhile(t, func() error {
 		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, end.Add(time.Second))
-		reserved <- err
-	}()
-	<-stalled
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+		return err
+	})
 
 	// The request ends once the archive waits for the writer's connection
 	// (the pool counts the wait), before its INSERT began.
@@ -144,20 +166,12 @@ func TestArchiveGivesUpWhileWriterStalls(t *testing.T) {
 		}
 	}
 	cancel()
-	var first error
-	select {
-	case first = <-answered:
-	case <-time.After(10 * time.Second):
-		close(release)
-		released = true
-		t.Fatalf("ArchiveSale whose request ended while it waited for the stalled writer was still waiting 10s later (answered %v once the writer went on); want it answered when its request ended",
-			<-answered)
-	}
+	first := answeredWhileStalled(t, answered, 10*time.Second, release,
+		"ArchiveSale whose request ended while it waited for the stalled writer")
 	if first == nil {
 		t.Fatal("ArchiveSale answered done while the writer was stalled before its INSERT began")
 	}
-	close(release)
-	released = true
+	release()
 	if err := <-reserved; err != nil {
 		t.Fatal(err)
 	}
@@ -207,24 +221,10 @@ func TestArchiveGivesUpWhileItsSaleCommits(t *testing.T) {
 	}
 	after := end.Add(time.Second)
 
-	stalled, release := make(chan struct{}), make(chan struct{})
-	stall := func() {
-		close(stalled)
-		<-release
-	}
-	onCommit.Store(&stall)
-	cancelled := make(chan error, 1)
-	go func() {
+	release, cancelled := stallWhile(t, func() error {
 		_, err := s.Cancel(ctx, outs[0].Order.ID, after)
-		cancelled <- err
-	}()
-	<-stalled
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+		return err
+	})
 
 	reqCtx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
@@ -233,20 +233,12 @@ func TestArchiveGivesUpWhileItsSaleCommits(t *testing.T) {
 		_, err := s.ArchiveSale(reqCtx, "a", after)
 		answered <- err
 	}()
-	var first error
-	select {
-	case first = <-answered:
-	case <-time.After(15 * time.Second):
-		close(release)
-		released = true
-		t.Fatalf("ArchiveSale whose request ended while its sale's order change was stalled was still waiting 15s later (answered %v once the disk went on); want it answered when its request ended",
-			<-answered)
-	}
+	first := answeredWhileStalled(t, answered, 15*time.Second, release,
+		"ArchiveSale whose request ended while its sale's order change was stalled")
 	if first == nil {
 		t.Fatal("ArchiveSale answered done while its sale's commit was stalled")
 	}
-	close(release)
-	released = true
+	release()
 	if err := <-cancelled; err != nil {
 		t.Fatal(err)
 	}

@@ -27,24 +27,10 @@ func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
 
 	// The writer's next commit, a purchase of sale b, stalls until
 	// released; the creation of sale c queues behind it.
-	stalled, release := make(chan struct{}), make(chan struct{})
-	stall := func() {
-		close(stalled)
-		<-release
-	}
-	onCommit.Store(&stall)
-	reserved := make(chan error, 1)
-	go func() {
+	release, reserved := stallWhile(t, func() error {
 		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
-		reserved <- err
-	}()
-	<-stalled
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+		return err
+	})
 	id, name, stock, limit := "c", "C", int64(5), int64(1)
 	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}, now)
 	if err != nil {
@@ -88,14 +74,12 @@ func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
 				t.Errorf("%s of sale a: %v", tc.name, err)
 			}
 		case <-time.After(10 * time.Second):
-			close(release)
-			released = true
+			release()
 			<-answered
 			t.Fatalf("%s of sale a, answered from memory, was still waiting 10s later behind the creation of sale c, queued behind a stalled commit", tc.name)
 		}
 	}
-	close(release)
-	released = true
+	release()
 	if err := <-reserved; err != nil {
 		t.Fatal(err)
 	}
@@ -121,24 +105,10 @@ func TestCreateSaleGivesUpWhileWriterStalls(t *testing.T) {
 	s, end := endingSales(t, "a", "b")
 	now := end.Add(-time.Minute)
 
-	stalled, release := make(chan struct{}), make(chan struct{})
-	stall := func() {
-		close(stalled)
-		<-release
-	}
-	onCommit.Store(&stall)
-	reserved := make(chan error, 1)
-	go func() {
+	release, reserved := stallWhile(t, func() error {
 		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
-		reserved <- err
-	}()
-	<-stalled
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+		return err
+	})
 
 	id, name, stock, limit := "c", "C", int64(5), int64(1)
 	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}, now)
@@ -149,20 +119,12 @@ func TestCreateSaleGivesUpWhileWriterStalls(t *testing.T) {
 	defer cancel()
 	answered := make(chan error, 1)
 	go func() { answered <- s.CreateSale(reqCtx, sale) }()
-	var first error
-	select {
-	case first = <-answered:
-	case <-time.After(15 * time.Second):
-		close(release)
-		released = true
-		t.Fatalf("CreateSale whose request ended while the writer was stalled was still waiting 15s later (answered %v once the writer went on); want it answered when its request ended",
-			<-answered)
-	}
+	first := answeredWhileStalled(t, answered, 15*time.Second, release,
+		"CreateSale whose request ended while the writer was stalled")
 	if first == nil {
 		t.Fatal("CreateSale answered done while the writer was stalled before its commit")
 	}
-	close(release)
-	released = true
+	release()
 	if err := <-reserved; err != nil {
 		t.Fatal(err)
 	}

@@ -29,24 +29,10 @@ func TestUpdateSaleGivesUpWhileWriterStalls(t *testing.T) {
 			s, end := endingSales(t, "a", "b")
 			now := end.Add(-time.Minute)
 
-			stalled, release := make(chan struct{}), make(chan struct{})
-			stall := func() {
-				close(stalled)
-				<-release
-			}
-			onCommit.Store(&stall)
-			reserved := make(chan error, 1)
-			go func() {
+			release, reserved := stallWhile(t, func() error {
 				_, _, err := s.Reserve(ctx, tc.buying, []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
-				reserved <- err
-			}()
-			<-stalled
-			released := false
-			defer func() {
-				if !released {
-					close(release)
-				}
-			}()
+				return err
+			})
 
 			// The request's deadline passes while the PATCH waits.
 			reqCtx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
@@ -56,20 +42,12 @@ func TestUpdateSaleGivesUpWhileWriterStalls(t *testing.T) {
 				_, err := s.UpdateSale(reqCtx, "a", surge.SalePatch{Paused: new(true)}, now)
 				answered <- err
 			}()
-			var first error
-			select {
-			case first = <-answered:
-			case <-time.After(15 * time.Second):
-				close(release)
-				released = true
-				t.Fatalf("UpdateSale whose request ended while the writer was stalled was still waiting 15s later (answered %v once the writer went on); want it answered when its request ended",
-					<-answered)
-			}
+			first := answeredWhileStalled(t, answered, 15*time.Second, release,
+				"UpdateSale whose request ended while the writer was stalled")
 			if first == nil {
 				t.Fatal("UpdateSale answered done while the writer was stalled before its UPDATE began")
 			}
-			close(release)
-			released = true
+			release()
 			if err := <-reserved; err != nil {
 				t.Fatal(err)
 			}
