@@ -26,26 +26,7 @@ func TestSoldOutReplayWhileCreationStalls(t *testing.T) {
 	}
 	wantStatus(t, buy(), http.StatusCreated) // sale a is sold out
 
-	stalled, release := make(chan struct{}), make(chan struct{})
-	stall := func() {
-		close(stalled)
-		<-release
-	}
-	onCommit.Store(&stall)
-	bought := make(chan response, 1)
-	go func() { bought <- e.do(t, "POST", "/v1/sales/b/purchases", "", header(userHeader, "bob")) }()
-	select {
-	case <-stalled:
-	case <-time.After(20 * time.Second):
-		onCommit.Store(nil)
-		t.Fatal("the purchase's commit never began")
-	}
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+	release, bought := e.stallPurchase(t, "b", "bob")
 	created := make(chan response, 1)
 	go func() {
 		created <- e.do(t, "POST", "/v1/sales", `{"id":"c","name":"C","stock":5,"per_user_limit":1}`, asAdmin())
@@ -63,8 +44,7 @@ func TestSoldOutReplayWhileCreationStalls(t *testing.T) {
 				t.Fatalf("the key's purchase again: %v, want its replay", r)
 			}
 		case <-time.After(10 * time.Second):
-			close(release)
-			released = true
+			release()
 			t.Fatalf("the replay of a bought key on sold-out sale a got no answer 10s later, while the creation of sale c waited for a stalled commit; once the disk went on: %v",
 				<-replayed)
 		}
@@ -74,8 +54,7 @@ func TestSoldOutReplayWhileCreationStalls(t *testing.T) {
 		t.Fatalf("sale c was created (%v) while the writer was stalled", r)
 	default:
 	}
-	close(release)
-	released = true
+	release()
 	<-bought
 	wantStatus(t, <-created, http.StatusCreated)
 }
@@ -90,45 +69,13 @@ func TestCreateAnswersWhileStoreStalls(t *testing.T) {
 	e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: 2 * time.Second})
 	e.createSale(t, `{"id":"b","name":"B","stock":5,"per_user_limit":1}`)
 
-	stalled, release := make(chan struct{}), make(chan struct{})
-	stall := func() {
-		close(stalled)
-		<-release
-	}
-	onCommit.Store(&stall)
-	bought := make(chan response, 1)
-	go func() { bought <- e.do(t, "POST", "/v1/sales/b/purchases", "", header(userHeader, "u")) }()
-	select {
-	case <-stalled:
-	case <-time.After(20 * time.Second):
-		onCommit.Store(nil)
-		t.Fatal("the purchase's commit never began")
-	}
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+	release, bought := e.stallPurchase(t, "b", "u")
 
 	const body = `{"id":"c","name":"C","stock":5,"per_user_limit":1}`
 	created := make(chan response, 1)
 	go func() { created <- e.do(t, "POST", "/v1/sales", body, asAdmin()) }()
-	var r response
-	select {
-	case r = <-created:
-	case <-time.After(15 * time.Second):
-		close(release)
-		released = true
-		t.Fatalf("creating a sale while the store's commit was stalled: no answer 15s later (with a 2s purchase timeout); once the disk went on: %v",
-			<-created)
-	}
-	wantError(t, r, http.StatusServiceUnavailable, string(surge.CodeUnavailable))
-	if r.header.Get("Retry-After") == "" {
-		t.Errorf("503 without Retry-After: %v", r)
-	}
-	close(release)
-	released = true
+	unavailableWhileStalled(t, created, release, "creating a sale")
+	release()
 	<-bought
 	wantError(t, e.do(t, "GET", "/v1/sales/c", ""), http.StatusNotFound, string(surge.CodeSaleNotFound))
 	wantStatus(t, e.do(t, "POST", "/v1/sales", body, asAdmin()), http.StatusCreated)
