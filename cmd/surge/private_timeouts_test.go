@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/surgehq/surge/servicetest"
 )
 
 // TestPrivateListenersTimeOutStalledRequests: the --admin-addr and
@@ -26,22 +23,7 @@ import (
 func TestPrivateListenersTimeOutStalledRequests(t *testing.T) {
 	const token = "private-timeouts-admin-token"
 	const read = time.Second
-	debug, admin := freeAddr(t), freeAddr(t)
-	l, err := loadServeConfig([]string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--admin-token", token,
-		"--debug-addr", debug, "--admin-addr", admin}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.c.timeouts.read = read
-	log, _, err := newLogger(new(servicetest.Log), "error", "text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := startServer(context.Background(), l.c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.shutdown(10 * time.Second) })
+	debug, admin := privateListeners(t, token, func(to *httpTimeouts) { to.read = read })
 
 	const within = 20 * time.Second // the read timeout, and a loaded machine's margin
 	var wg sync.WaitGroup

@@ -34,22 +34,7 @@ import (
 func TestPrivateListenersTimeOutStalledReaders(t *testing.T) {
 	const token = "private-timeouts-admin-token"
 	const write = time.Second
-	debug, admin := freeAddr(t), freeAddr(t)
-	l, err := loadServeConfig([]string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--admin-token", token,
-		"--debug-addr", debug, "--admin-addr", admin}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.c.timeouts.write = write
-	log, _, err := newLogger(new(servicetest.Log), "error", "text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := startServer(context.Background(), l.c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.shutdown(10 * time.Second) })
+	debug, admin := privateListeners(t, token, func(to *httpTimeouts) { to.write = write })
 
 	req := fmt.Sprintf("GET /debug/pprof/goroutine?debug=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", token)
 	var wg sync.WaitGroup
@@ -140,4 +125,28 @@ func established(conn net.Conn) (bool, error) {
 		return false, fmt.Errorf("TCP_INFO: %w", ierr)
 	}
 	return info.State == unix.BPF_TCP_ESTABLISHED, nil
+}
+
+// privateListeners starts a server in the test's process with token, a
+// --debug-addr and an --admin-addr, its timeouts as set makes them, and
+// returns the two addresses.
+func privateListeners(t *testing.T, token string, set func(*httpTimeouts)) (debug, admin string) {
+	t.Helper()
+	debug, admin = freeAddr(t), freeAddr(t)
+	l, err := loadServeConfig([]string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--admin-token", token,
+		"--debug-addr", debug, "--admin-addr", admin}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(&l.c.timeouts)
+	log, _, err := newLogger(new(servicetest.Log), "error", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(context.Background(), l.c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.shutdown(10 * time.Second) })
+	return debug, admin
 }
