@@ -60,18 +60,7 @@ func TestOpenThroughPgBouncer(t *testing.T) {
 	ctx := context.Background()
 	// A database of its own: PgBouncer 1.18 refuses search_path as a
 	// startup parameter too, so the test opens without Options.Schema.
-	ns := servicetest.Namespace(t)
-	conn := servicetest.Conn(t, ns)
-	name := "pgb_" + strings.ToLower(ns)
-	dbname := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+dbname); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP DATABASE "+dbname+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop the test's database: %v", err)
-		}
-	})
+	name, _ := ownDatabase(t, "pgb_")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +143,12 @@ func TestMigrationStoppedInTransactionIsBounded(t *testing.T) {
 	ctx := context.Background()
 	ns := servicetest.Namespace(t)
 	app := "migrate-" + ns
-	u := servicetest.PostgresURL() + "&application_name=" + app
+	// A database of its own: the migrator's advisory lock, which the
+	// stopped migration holds for the idle bound, is the database's, and
+	// every node of every other test starting meanwhile in the shared
+	// database would wait those 5 s for it.
+	_, dbURL := ownDatabase(t, "mig_")
+	u := dbURL + "&application_name=" + app
 	stopped := make(chan struct{})
 	thaw := make(chan struct{})
 	opened := make(chan error, 1)
@@ -193,7 +187,7 @@ func TestMigrationStoppedInTransactionIsBounded(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the migration never ran a statement in its transaction")
 	}
-	conn, err := pgx.Connect(ctx, servicetest.PostgresURL())
+	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,4 +225,30 @@ func idleBound() time.Duration {
 		panic(err)
 	}
 	return d
+}
+
+// ownDatabase creates a database of the test's own on the test server,
+// named prefix and a fresh namespace, dropped when the test ends; it
+// returns its name and a URL of it. For what the shared database must not
+// see: PgBouncer's startup parameters, and locks that are the database's.
+func ownDatabase(t *testing.T, prefix string) (name, url string) {
+	t.Helper()
+	ns := servicetest.Namespace(t)
+	conn := servicetest.Conn(t, ns)
+	name = prefix + strings.ToLower(ns)
+	dbname := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(t.Context(), "CREATE DATABASE "+dbname); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := conn.Exec(context.Background(), "DROP DATABASE "+dbname+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop the test's database: %v", err)
+		}
+	})
+	u, err := neturl.Parse(servicetest.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return name, u.String()
 }
