@@ -352,6 +352,8 @@ var (
 		Message: "too many order changes are waiting for the store; retry shortly"}
 	errChangeTimeout = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
 		Message: "timed out waiting for the change to commit; it may still take effect, and a retry finds whether it did"}
+	errChangeGone = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+		Message: "the request ended before the change started; nothing changed"}
 )
 
 // changeOrder runs f, a store change of one order, for a request: it
@@ -361,9 +363,15 @@ var (
 // meanwhile), so a stalled store would otherwise hold every change of a
 // sale, one after another, for as long as the stall lasts. f goes on after
 // a timeout and its effects (metrics, the remaining stock) are applied
-// when it ends.
+// when it ends. A caller already gone starts nothing: no one would learn
+// how its change ended, and a client calling on with such contexts would
+// queue up to maxChanges of them on the sale's lock, ahead of its
+// purchases and sale changes.
 func changeOrder[T any](ctx context.Context, e *Engine, f func(context.Context) (T, error)) (T, error) {
 	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, fmt.Errorf("%w: %w", errChangeGone, err)
+	}
 	select {
 	case e.changing <- struct{}{}:
 	default:
