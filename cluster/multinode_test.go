@@ -41,7 +41,7 @@ type spikeOptions struct {
 	// purchase's first attempt).
 	answered func(err error, took time.Duration)
 	// retryFor: how long a buyer retries a 503 with its key (at least 50
-	// tries, 20 ms apart).
+	// tries, 20 ms apart); without a fault (midway), 20 s when 0.
 	retryFor time.Duration
 	// keyCopy, if set, is the nodes' Config.KeyCopy: 1 keeps keyed
 	// purchases of the sold-out sale on Redis (a fault there must be felt).
@@ -58,6 +58,13 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 		intents = 1500
 	)
 	ns := namespace(t)
+	retryFor := opt.retryFor
+	if retryFor == 0 && opt.midway == nil {
+		// No fault: a 503 is a call that outlasted its timeout on a
+		// loaded machine (PostgreSQL, 2 s), or the breaker it opened for
+		// a second, and the buyer retries it as Retry-After asks.
+		retryFor = 20 * time.Second
+	}
 	var engines []*engine.Engine
 	var stores []*cluster.Store
 	for i := range nodes {
@@ -91,7 +98,7 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 		t.Fatal(err)
 	}
 	// Every node learns of the sale from the announcement.
-	eventually(t, 5*time.Second, "every node serves the sale", func() error {
+	eventually(t, 20*time.Second, "every node serves the sale", func() error {
 		for i, e := range engines {
 			if _, err := e.Sale(id); err != nil {
 				return fmt.Errorf("node %d: %w", i, err)
@@ -136,8 +143,8 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 					var out surge.Outcome
 					var err error
 					// A buyer retries a 503 with the same key, as the
-					// Retry-After asks: for about a second (a replay still
-					// committing), or opt.retryFor through a fault.
+					// Retry-After asks: for about a second through a fault
+					// (a replay still committing), or retryFor.
 					first := time.Now()
 					for attempt := 0; ; attempt++ {
 						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -146,7 +153,7 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 						if opt.answered != nil && err != nil {
 							opt.answered(err, 0)
 						}
-						if surge.ErrorCode(err) != surge.CodeUnavailable || attempt >= 50 && time.Since(first) > opt.retryFor {
+						if surge.ErrorCode(err) != surge.CodeUnavailable || attempt >= 50 && time.Since(first) > retryFor {
 							break
 						}
 						time.Sleep(20 * time.Millisecond)
@@ -180,10 +187,10 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 					if !out.Replay && rng.IntN(10) == 0 {
 						// Cancel on yet another node: the units come back.
 						// A 503 (PostgreSQL slow on a loaded machine) is
-						// retried, as a buyer would.
+						// retried, as a buyer would, for 20 s at most.
 						var err error
-						for range 20 {
-							if _, err = engines[(node+1)%nodes].Cancel(context.Background(), out.Order.ID); surge.ErrorCode(err) != surge.CodeUnavailable {
+						for start := time.Now(); ; {
+							if _, err = engines[(node+1)%nodes].Cancel(context.Background(), out.Order.ID); surge.ErrorCode(err) != surge.CodeUnavailable || time.Since(start) > 20*time.Second {
 								break
 							}
 							time.Sleep(50 * time.Millisecond)
@@ -204,7 +211,7 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 	sl, _ := engines[0].Sale(id)
 	truth(t, stores[1], sl.Sale, confirmed)
 	// Every node converges on the same remaining figure.
-	eventually(t, 5*time.Second, "nodes agree on the remaining stock", func() error {
+	eventually(t, 20*time.Second, "nodes agree on the remaining stock", func() error {
 		want, err := stores[0].Remaining(context.Background(), id)
 		if err != nil {
 			return err
