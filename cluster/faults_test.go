@@ -389,7 +389,9 @@ func TestPostgresUnreachable(t *testing.T) {
 // lease and runs the jobs (expiry) at once.
 func TestLeaderFailover(t *testing.T) {
 	ns := namespace(t)
-	cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: time.Second}
+	// leaseTTL, not 1 s: a renewal slower than the lease on a loaded
+	// machine would hand the lease to b, which then rightly leads.
+	cfg := cluster.Config{Interval: 100 * time.Millisecond, LeaseTTL: leaseTTL}
 	a := openLeader(t, ns, cfg)
 	b := openStore(t, ns, cfg)
 	defer b.Close()
@@ -402,7 +404,7 @@ func TestLeaderFailover(t *testing.T) {
 		t.Errorf("Expire on a follower: %v, %v", got, err)
 	}
 	a.Close()
-	eventuallyLeads(t, b, 5*time.Second, "the other node takes the lead")
+	eventuallyLeads(t, b, 10*time.Second, "the other node takes the lead")
 }
 
 // cutProxy forwards to PostgreSQL; once armed, the first client->server

@@ -236,7 +236,9 @@ func multiNodeSpike(t *testing.T, opt spikeOptions) {
 // both lead, both publish, and the fence tells them apart no more.
 func TestSameNodeIDOneLeader(t *testing.T) {
 	ns := namespace(t)
-	cfg := cluster.Config{NodeID: "shop-1", Interval: 100 * time.Millisecond, LeaseTTL: time.Second, Events: true}
+	// leaseTTL, not 1 s: a renewal slower than the lease on a loaded
+	// machine would hand it to b while a still believes it leads.
+	cfg := cluster.Config{NodeID: "shop-1", Interval: 100 * time.Millisecond, LeaseTTL: leaseTTL, Events: true}
 	a := openLeader(t, ns, cfg)
 	b := openStore(t, ns, cfg)
 	t.Cleanup(func() { b.Close() })
