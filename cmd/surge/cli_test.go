@@ -229,7 +229,7 @@ func startServe(t *testing.T, args ...string) *inproc {
 	go func() { s.done <- run(ctx, append([]string{"serve"}, args...), s.stdout, s.stderr) }()
 	t.Cleanup(func() { s.stop(t) })
 	const prefix = "surge serving on "
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(startWithin)
 	for time.Now().Before(deadline) {
 		for line := range strings.Lines(s.stdout.String()) {
 			if addr, ok := strings.CutPrefix(line, prefix); ok {
@@ -244,7 +244,7 @@ func startServe(t *testing.T, args ...string) *inproc {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	t.Fatalf("serve did not start within 10s:\n%s", s.stderr)
+	t.Fatalf("serve did not start within %v:\n%s", startWithin, s.stderr)
 	return nil
 }
 
