@@ -22,14 +22,25 @@ func Dial(ctx context.Context, url string) (Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every call honours its context's deadline on the socket
+	// (ContextTimeoutEnabled), which go-redis otherwise ignores, bounding
+	// a read by the URL's read_timeout alone: the cluster store's call
+	// timeout bounds each call a purchase waits on, and with ?read_timeout=5s
+	// a stalled Redis held every purchase 5 s instead
+	// (TestCallTimeoutBoundsStalledRedis). A call whose deadline passes
+	// fails as a read timeout does: its connection is closed, and a script
+	// call (once) is not sent again. read_timeout still bounds a call
+	// whose context has no deadline, or a later one.
 	if clusterOpt != nil {
 		fast(&clusterOpt.DialTimeout, &clusterOpt.ReadTimeout, &clusterOpt.WriteTimeout, &clusterOpt.MaxRetries, &clusterOpt.DialerRetries)
+		clusterOpt.ContextTimeoutEnabled = true
 		if clusterOpt.ClusterStateReloadInterval == 0 {
 			clusterOpt.ClusterStateReloadInterval = clusterStateReload
 		}
 		c = goredis.NewClusterClient(clusterOpt)
 	} else {
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
+		opt.ContextTimeoutEnabled = true
 		c = goredis.NewClient(opt)
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
