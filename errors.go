@@ -72,6 +72,13 @@ var (
 	ErrIdempotencyMismatch = &Error{Code: CodeIdempotencyMismatch, Message: "this Idempotency-Key was first used for a different request; use a new key"}
 )
 
+// ErrDependencyDown marks a failure a store answered without trying: a
+// dependency it already knows to be down (its circuit breaker is open),
+// which it logged when it went down. Callers log such failures below
+// ERROR. Match it with errors.Is; it comes joined to the error that
+// carries the code (unavailable).
+var ErrDependencyDown = errors.New("dependency known to be down")
+
 // NotCancellable is ErrNotCancellable naming why o, as it stands at now,
 // cannot be cancelled. A buyer whose cancel timed out and who retries
 // reads that the first cancel took, instead of a bare refusal. Match it

@@ -351,8 +351,10 @@ func (s *Store) call(ctx context.Context, cb *gobreaker.CircuitBreaker[struct{}]
 		return struct{}{}, err
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return &surge.Error{Code: surge.CodeUnavailable, RetryAfter: s.cfg.BreakerOpen,
-			Message: cb.Name() + " is unavailable; retry shortly"}
+		// Known down: breakerChanged logged it, so the engine's line of
+		// each refused batch is no ERROR (surge.ErrDependencyDown).
+		return fmt.Errorf("%w (%w)", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: s.cfg.BreakerOpen,
+			Message: cb.Name() + " is unavailable; retry shortly"}, surge.ErrDependencyDown)
 	}
 	if gone, ok := err.(callerGone); ok {
 		return gone.err

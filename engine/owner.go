@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -257,8 +259,16 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 	e.setRemaining(ctx, s, rem, gen, err == nil)
 	cancel()
 	if err != nil {
-		if n, ok := e.failures.Allow(s.ID); ok {
-			e.log.Error("reserve batch failed", "sale", s.ID, "size", len(live), "err", err, logrepeat.Suppressed(n))
+		// A store that refused the batch because a dependency is known
+		// down (its breaker open, logged when it opened) is the outage
+		// going on, not news: WARN, with its own limit so that it never
+		// hides the first ERROR of a real failure.
+		level, key := slog.LevelError, s.ID
+		if errors.Is(err, surge.ErrDependencyDown) {
+			level, key = slog.LevelWarn, s.ID+"\x00down"
+		}
+		if n, ok := e.failures.Allow(key); ok {
+			e.log.Log(context.Background(), level, "reserve batch failed", "sale", s.ID, "size", len(live), "err", err, logrepeat.Suppressed(n))
 		}
 		if surge.ErrorCode(err) == "" {
 			err = fmt.Errorf("%w: %w", surge.ErrUnavailable, err)
