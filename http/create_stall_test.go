@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/commithook"
 )
 
 // TestSoldOutReplayWhileCreationStalls: the replay of a bought key on a
@@ -15,7 +16,7 @@ import (
 // and every such replay, of every sale, waited for as long as the stall
 // lasted: the request got no answer.
 func TestSoldOutReplayWhileCreationStalls(t *testing.T) {
-	hookCommits() // before the store opens its connections
+	commithook.Install() // before the store opens its connections
 	// A purchase timeout long enough for the creation to wait out the
 	// replays below (it gives up at that timeout).
 	e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: time.Minute})
@@ -65,7 +66,7 @@ func TestSoldOutReplayWhileCreationStalls(t *testing.T) {
 // with Retry-After within the purchase timeout, and create nothing: a
 // retry once the disk answers again creates it.
 func TestCreateAnswersWhileStoreStalls(t *testing.T) {
-	hookCommits() // before the store opens its connections
+	commithook.Install() // before the store opens its connections
 	e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: 2 * time.Second})
 	e.createSale(t, `{"id":"b","name":"B","stock":5,"per_user_limit":1}`)
 

@@ -3,35 +3,12 @@ package http_test
 import (
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
-	driver "modernc.org/sqlite"
+	"github.com/surgehq/surge/internal/commithook"
 )
-
-// onCommit, when set, runs once inside the next SQLite write
-// transaction's commit, before it is written. The driver's hooks are
-// process-wide: hence a variable.
-var (
-	onCommit    atomic.Pointer[func()]
-	commitHooks sync.Once
-)
-
-func hookCommits() {
-	commitHooks.Do(func() {
-		driver.RegisterConnectionHook(func(c driver.ExecQuerierContext, _ string) error {
-			c.(driver.HookRegisterer).RegisterCommitHook(func() int32 {
-				if f := onCommit.Swap(nil); f != nil {
-					(*f)()
-				}
-				return 0
-			})
-			return nil
-		})
-	})
-}
 
 // stallPurchase buys a unit of sale as buyer, a purchase whose commit is
 // the store's next one, and returns once that commit stalls: release lets
@@ -43,13 +20,13 @@ func (e *env) stallPurchase(t *testing.T, sale, buyer string) (release func(), b
 		close(stalled)
 		<-let
 	}
-	onCommit.Store(&stall)
+	commithook.OnNext(stall)
 	answer := make(chan response, 1)
 	go func() { answer <- e.do(t, "POST", "/v1/sales/"+sale+"/purchases", "", header(userHeader, buyer)) }()
 	select {
 	case <-stalled:
 	case <-time.After(20 * time.Second):
-		onCommit.Store(nil)
+		commithook.OnNext(nil)
 		t.Fatal("the purchase's commit never began")
 	}
 	var once sync.Once
@@ -86,7 +63,7 @@ func unavailableWhileStalled(t *testing.T, answer <-chan response, release func(
 // purchase timeout, as a purchase is, and change nothing: a retry once the
 // disk answers again applies it.
 func TestPatchAnswersWhileStoreStalls(t *testing.T) {
-	hookCommits() // before the store opens its connections
+	commithook.Install() // before the store opens its connections
 	for _, buying := range []string{"b", "a"} {
 		t.Run("stalled by a purchase of "+buying, func(t *testing.T) {
 			e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: 2 * time.Second})
@@ -115,7 +92,7 @@ func TestPatchAnswersWhileStoreStalls(t *testing.T) {
 // must be answered 503 with Retry-After within the purchase timeout, and
 // archive nothing: a retry once the disk answers again archives it.
 func TestArchiveAnswersWhileStoreStalls(t *testing.T) {
-	hookCommits() // before the store opens its connections
+	commithook.Install() // before the store opens its connections
 	e := newEnv(t, envOptions{insecureUserHeader: true, purchaseTimeout: 2 * time.Second})
 	e.createSale(t, `{"id":"a","name":"A","stock":5,"per_user_limit":1,"ends_at":"`+epoch.Add(time.Hour).Format(time.RFC3339)+`"}`)
 	e.createSale(t, `{"id":"b","name":"B","stock":5,"per_user_limit":1}`)

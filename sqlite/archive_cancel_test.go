@@ -6,35 +6,12 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
-	driver "modernc.org/sqlite"
+	"github.com/surgehq/surge/internal/commithook"
 )
-
-// onCommit, when set, runs once inside the next write transaction's
-// commit, before it is written, on any connection the driver opened after
-// hookCommits. The hooks are the driver's, process-wide: hence a variable.
-var (
-	onCommit    atomic.Pointer[func()]
-	commitHooks sync.Once
-)
-
-func hookCommits() {
-	commitHooks.Do(func() {
-		driver.RegisterConnectionHook(func(c driver.ExecQuerierContext, _ string) error {
-			c.(driver.HookRegisterer).RegisterCommitHook(func() int32 {
-				if f := onCommit.Swap(nil); f != nil {
-					(*f)()
-				}
-				return 0
-			})
-			return nil
-		})
-	})
-}
 
 // stallWhile runs commit, whose commit is the writer's next one, in the
 // background, and returns once that commit stalls: release lets it go on
@@ -46,7 +23,7 @@ func stallWhile(t *testing.T, commit func() error) (release func(), done <-chan 
 		close(stalled)
 		<-let
 	}
-	onCommit.Store(&stall)
+	commithook.OnNext(stall)
 	ended := make(chan error, 1)
 	go func() { ended <- commit() }()
 	<-stalled
@@ -99,7 +76,7 @@ func driverSawCancel(t *testing.T) {
 // restart. The answer and the disk must agree: archived and answered, or
 // neither.
 func TestArchiveNotCutShortByCancel(t *testing.T) {
-	hookCommits()
+	commithook.Install()
 	ctx := t.Context()
 	s, end := endingSales(t, "a")
 
@@ -109,9 +86,9 @@ func TestArchiveNotCutShortByCancel(t *testing.T) {
 		cancel()
 		driverSawCancel(t)
 	}
-	onCommit.Store(&gone)
+	commithook.OnNext(gone)
 	_, first := s.ArchiveSale(reqCtx, "a", end.Add(time.Second))
-	onCommit.Store(nil)
+	commithook.OnNext(nil)
 
 	onDisk, err := s.ArchivedSales(ctx)
 	if err != nil {
@@ -137,7 +114,7 @@ func TestArchiveNotCutShortByCancel(t *testing.T) {
 // sale's lock (and the engine's, every sale creation and archive behind
 // it) for as long as the disk stalls.
 func TestArchiveGivesUpWhileWriterStalls(t *testing.T) {
-	hookCommits()
+	commithook.Install()
 	ctx := t.Context()
 	s, end := endingSales(t, "a", "b")
 
@@ -212,7 +189,7 @@ func endingSales(t *testing.T, ids ...string) (s *Store, end time.Time) {
 // a cancel, stalled in its fsync). That wait must end with the request too:
 // the archive has written nothing yet.
 func TestArchiveGivesUpWhileItsSaleCommits(t *testing.T) {
-	hookCommits()
+	commithook.Install()
 	ctx := t.Context()
 	s, end := endingSales(t, "a")
 	outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{{UserID: "u", Quantity: 1}}, end.Add(-time.Minute))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/commithook"
 )
 
 // TestCreateSaleHoldsNoPurchaseBack: CreateSale held the store's map lock
@@ -16,7 +17,7 @@ import (
 // engine's fast path, the units left, a batch of replays), for as long as
 // the stall lasted.
 func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
-	hookCommits()
+	commithook.Install()
 	ctx := t.Context()
 	s, end := endingSales(t, "a", "b")
 	now := end.Add(-time.Minute)
@@ -100,7 +101,7 @@ func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
 // created the sale. A creation the writer has not taken yet has written
 // nothing: it must be answered when its request ends, and leave no sale.
 func TestCreateSaleGivesUpWhileWriterStalls(t *testing.T) {
-	hookCommits()
+	commithook.Install()
 	ctx := t.Context()
 	s, end := endingSales(t, "a", "b")
 	now := end.Add(-time.Minute)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/commithook"
 )
 
 // TestUpdateSaleGivesUpWhileWriterStalls: a PATCH of a sale while the
@@ -16,7 +17,7 @@ import (
 // before the UPDATE began has written nothing and must be answered, and
 // the sale must be as it was.
 func TestUpdateSaleGivesUpWhileWriterStalls(t *testing.T) {
-	hookCommits()
+	commithook.Install()
 	for _, tc := range []struct {
 		name   string
 		buying string // the sale whose purchase's commit stalls

@@ -1,0 +1,47 @@
+// Package commithook runs a function inside the next SQLite commit of the
+// process, before it is written: the tests of the embedded store and of
+// the API stall a commit there, as a disk that stops answering would, or
+// end a request's context while it commits.
+//
+// The state is a package variable because the driver's connection hooks
+// are process-wide (modernc.org/sqlite.RegisterConnectionHook): one hook,
+// installed once, serves every store the test binary opens.
+package commithook
+
+import (
+	"sync"
+	"sync/atomic"
+
+	driver "modernc.org/sqlite"
+)
+
+var (
+	next      atomic.Pointer[func()]
+	installed sync.Once
+)
+
+// Install hooks every connection the driver opens from now on; call it
+// before the store under test opens its connections.
+func Install() {
+	installed.Do(func() {
+		driver.RegisterConnectionHook(func(c driver.ExecQuerierContext, _ string) error {
+			c.(driver.HookRegisterer).RegisterCommitHook(func() int32 {
+				if f := next.Swap(nil); f != nil {
+					(*f)()
+				}
+				return 0
+			})
+			return nil
+		})
+	})
+}
+
+// OnNext makes f run once, inside the next commit on a hooked connection;
+// nil takes back an f that has not run yet.
+func OnNext(f func()) {
+	if f == nil {
+		next.Store(nil)
+		return
+	}
+	next.Store(&f)
+}
