@@ -26,17 +26,8 @@ func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The writer's next commit, a purchase of sale b, stalls until
-	// released; the creation of sale c queues behind it.
-	release, reserved := stallWhile(t, func() error {
-		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
-		return err
-	})
-	id, name, stock, limit := "c", "C", int64(5), int64(1)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The creation of sale c queues behind the stalled commit.
+	release, reserved, sale := saleCBehindStall(t, s, now)
 	created := make(chan error, 1)
 	go func() { created <- s.CreateSale(ctx, sale) }()
 	for deadline := time.Now().Add(20 * time.Second); len(s.commits) == 0; time.Sleep(time.Millisecond) {
@@ -106,16 +97,7 @@ func TestCreateSaleGivesUpWhileWriterStalls(t *testing.T) {
 	s, end := endingSales(t, "a", "b")
 	now := end.Add(-time.Minute)
 
-	release, reserved := stallWhile(t, func() error {
-		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
-		return err
-	})
-
-	id, name, stock, limit := "c", "C", int64(5), int64(1)
-	sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	release, reserved, sale := saleCBehindStall(t, s, now)
 	reqCtx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	answered := make(chan error, 1)
@@ -138,4 +120,21 @@ func TestCreateSaleGivesUpWhileWriterStalls(t *testing.T) {
 	if err := s.CreateSale(ctx, sale); err != nil {
 		t.Fatalf("the creation again: %v", err)
 	}
+}
+
+// saleCBehindStall stalls the writer's next commit, a purchase of sale b
+// (stallWhile), and returns sale c, five units, one a buyer, to create
+// behind it.
+func saleCBehindStall(t *testing.T, s *Store, now time.Time) (release func(), reserved <-chan error, c surge.Sale) {
+	t.Helper()
+	release, reserved = stallWhile(t, func() error {
+		_, _, err := s.Reserve(t.Context(), "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
+		return err
+	})
+	id, name, stock, limit := "c", "C", int64(5), int64(1)
+	c, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return release, reserved, c
 }
