@@ -72,13 +72,8 @@ func TestCancelWithLostAnswerIsCounted(t *testing.T) {
 			t.Cleanup(func() { e.Close(); s.Close() })
 			db := servicetest.Conn(t, ns)
 			id, name, stock, hold := "c", "C", int64(3), int64(3600)
-			if _, err := e.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold}); err != nil {
-				t.Fatal(err)
-			}
-			out, err := e.Purchase(ctx, engine.PurchaseRequest{SaleID: id, Purchase: surge.Purchase{UserID: "alice", Quantity: 1}})
-			if err != nil || out.Code != surge.CodeReserved {
-				t.Fatalf("purchase: %+v %v", out, err)
-			}
+			engineSale(t, e, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold})
+			out := enginePurchase(t, e, engine.PurchaseRequest{SaleID: id, Purchase: surge.Purchase{UserID: "alice", IdempotencyKey: "k", Quantity: 1}})
 			tc.stall(t, db, ns)
 			_, cancelErr := e.Cancel(ctx, out.Order.ID)
 			// Every write to orders landed or rolled back; then the count,

@@ -32,13 +32,8 @@ func TestExpiryWithLostAnswerIsCounted(t *testing.T) {
 	db := servicetest.Conn(t, ns)
 	stallCommit(t, db, "NEW.status = 'expired'", 1500*time.Millisecond)
 	id, name, stock, hold := "lost", "Lost", int64(3), int64(1)
-	if _, err := e.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold}); err != nil {
-		t.Fatal(err)
-	}
-	out, err := e.Purchase(ctx, engine.PurchaseRequest{SaleID: id, Purchase: surge.Purchase{UserID: "alice", Quantity: 1}})
-	if err != nil || out.Code != surge.CodeReserved {
-		t.Fatalf("purchase: %+v %v", out, err)
-	}
+	engineSale(t, e, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, HoldSeconds: &hold})
+	enginePurchase(t, e, engine.PurchaseRequest{SaleID: id, Purchase: surge.Purchase{UserID: "alice", IdempotencyKey: "k", Quantity: 1}})
 	expired := func() float64 { return expiredCount(t, reg, id, -1) }
 	eventually(t, 15*time.Second, "the unit is back", func() error {
 		if st, err := e.Sale(id); err != nil || st.Remaining != stock {

@@ -49,21 +49,8 @@ func secondHoldSale(t *testing.T, s *cluster.Store, id string, stock int64) surg
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The tests' nodes have short call timeouts, meant for the leader's
-	// rounds: a setup call that outlasts one on a loaded machine is
-	// retried, as a client would (one that committed unheard then answers
-	// that the sale exists).
-	unheard := false
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		err := s.CreateSale(context.Background(), sl)
-		if err == nil || unheard && surge.HasCode(err, surge.CodeSaleExists) {
-			return sl
-		}
-		if !surge.HasCode(err, surge.CodeUnavailable) || time.Since(start) > 20*time.Second {
-			t.Fatalf("create sale %s: %v", id, err)
-		}
-		unheard = true
-	}
+	createSale(t, s, sl) // retried: the node's call timeout is short
+	return sl
 }
 
 // reserveEach reserves n single units of sl on s in one batch, one buyer

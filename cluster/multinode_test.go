@@ -326,10 +326,7 @@ func TestRedisLossTwiceNotAPrefixMismatch(t *testing.T) {
 	cfg.NodeID, cfg.Logger = "b", slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError}))
 	b := openStore(t, ns, cfg)
 	t.Cleanup(func() { b.Close() })
-	mustSale(t, a, "s", 1, 1)
-	if out, _, err := reserve(a, "s", surge.Purchase{UserID: "first", Quantity: 1}); err != nil || out[0].Code != surge.CodeReserved {
-		t.Fatalf("the first purchase: %v %v", out, err)
-	}
+	reserveEach(t, a, mustSale(t, a, "s", 1, 1), 1) // the first purchase
 	rc := dialRedis(t)
 	user := 0
 	buy := func() error {
