@@ -45,3 +45,10 @@ func AfterListing(s *Store, fn func()) {
 // starts a new epoch, and in each of its rebuilds, once the epoch is
 // committed in PostgreSQL and before its live state is installed in Redis.
 func BeforeInstall(s *Store, fn func()) { s.installing.Store(&fn) }
+
+// InstallLiveWith is InstallLive with a progress callback (nil: none),
+// which the install calls as it goes, the last time after it checked that
+// the sale is not archived.
+func InstallLiveWith(ctx context.Context, s *Store, snap surge.LiveState, progress func()) (bool, error) {
+	return s.install(ctx, snap, progress)
+}

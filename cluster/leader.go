@@ -911,7 +911,12 @@ func (s *Store) install(ctx context.Context, snap surge.LiveState, progress func
 	if err := s.call(ctx, s.rcb, func(ctx context.Context) error {
 		return s.live.Remove(ctx, redis.Layout{Sale: snap.Sale.ID, Buckets: max(snap.Buckets, 1)})
 	}); err != nil {
-		s.log.Warn("remove the live state of a sale archived while it was installed", "sale", snap.Sale.ID, "err", err)
+		// The archive recorded its own removal done: without this mark
+		// nothing would ever remove the state written back.
+		s.log.Warn("remove the live state of a sale archived while it was installed; the leader removes it", "sale", snap.Sale.ID, "err", err)
+		if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.LiveLeftAgain(ctx, snap.Sale.ID) }); err != nil {
+			s.log.Error("record the live state of an archived sale left; it stays in Redis", "sale", snap.Sale.ID, "err", err)
+		}
 	}
 	return false, nil
 }

@@ -136,6 +136,16 @@ func (d *DB) LiveRemoved(ctx context.Context, saleID string) error {
 	return nil
 }
 
+// LiveLeftAgain records that the live state of the archived sale saleID
+// may be in Redis again (an install wrote it back after the archive
+// removed it, and could not remove it), for the leader's round to remove.
+func (d *DB) LiveLeftAgain(ctx context.Context, saleID string) error {
+	if _, err := d.pool.Exec(ctx, `UPDATE sales SET live_left = true WHERE id = $1 AND archived_at IS NOT NULL`, saleID); err != nil {
+		return fmt.Errorf("postgres: sale %s: record its live state left: %w", saleID, err)
+	}
+	return nil
+}
+
 // extraRow scans a row of saleColumns followed by more columns: scanSale
 // fills the sale, extra the rest.
 type extraRow struct {
