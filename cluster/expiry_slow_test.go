@@ -65,20 +65,15 @@ func reserveEach(t *testing.T, s *cluster.Store, sl surge.Sale, n int) {
 	// machine is retried with the same keys, as a client would: one that
 	// committed unheard replays (503 while its commit is unknown).
 	var out []surge.Outcome
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+	retrySetup(t, "reserve "+sl.ID, func() error {
 		var err error
 		if out, _, err = reserve(s, sl.ID, ps...); err == nil {
 			for _, o := range out {
 				err = cmp.Or(err, o.Err)
 			}
 		}
-		if err == nil {
-			break
-		}
-		if !surge.HasCode(err, surge.CodeUnavailable) || time.Since(start) > 20*time.Second {
-			t.Fatal(err)
-		}
-	}
+		return err
+	}, nil)
 	for i, o := range out {
 		if o.Code != surge.CodeReserved {
 			t.Fatalf("%s purchase %d: %+v", sl.ID, i, o)
