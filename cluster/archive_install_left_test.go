@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
-	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/servicetest"
 )
 
@@ -33,54 +31,16 @@ func TestArchiveDuringInstallRedisCutLeavesNoLiveState(t *testing.T) {
 		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
 	t.Cleanup(func() { n.Close() })
 
-	id, name, stock := "archived-mid-install", "Drop", int64(5)
-	start, ends, hold := time.Now().Add(-time.Minute), time.Now().Add(time.Hour), int64(3600)
-	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, EndsAt: &ends, HoldSeconds: &hold}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	createSale(t, a, sl)
-	outs, _, err := reserve(a, id, surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1})
-	if err != nil || outs[0].Code != surge.CodeReserved {
-		t.Fatalf("purchase: %+v %v", outs, err)
-	}
-	if _, err := a.Pay(ctx, outs[0].Order.ID, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-
-	// The rebuild's first step, by hand as in
-	// TestArchiveBetweenRebuildStepsLeavesNoLiveState, then the archive.
-	db, err := postgres.Open(ctx, postgresURL(), postgres.Options{Schema: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	l, ok, err := db.Acquire(ctx, "jobs", cluster.LeaseHolder(a), 5*time.Second) // a's own term, renewed
-	if err != nil || !ok {
-		t.Fatalf("a's lease: %v %v", ok, err)
-	}
-	row, err := db.Sale(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	started, err := db.Rebuild(ctx, id, row.Epoch, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := db.Snapshot(ctx, started, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.ArchiveSale(ctx, id, ends.Add(time.Minute)); err != nil {
-		t.Fatalf("archive: %v", err)
-	}
+	id := "archived-mid-install"
+	// The rebuild's first step by hand, then the archive.
+	snap := archivedBetweenRebuildSteps(t, a, ns, id)
 
 	// The install on node n: its Redis is cut once the state is written
 	// back, so the removal that follows the archived check fails.
 	rc := dialRedis(t)
 	meta := ns + ":{" + id + "}:m"
 	cut := false
-	_, err = cluster.InstallLiveWith(ctx, n, snap, func() {
+	_, err := cluster.InstallLiveWith(ctx, n, snap, func() {
 		if !cut && rc.Exists(ctx, meta).Val() == 1 {
 			cut = true
 			rp.Cut()

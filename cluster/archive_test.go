@@ -124,15 +124,35 @@ func TestArchiveBetweenRebuildStepsLeavesNoLiveState(t *testing.T) {
 	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: 100 * time.Millisecond})
 	defer a.Close()
 	eventuallyLeads(t, a, 10*time.Second, "a leads")
-	id, name, stock := "archived-mid-rebuild", "Drop", int64(5)
+	id := "archived-mid-rebuild"
+	snap := archivedBetweenRebuildSteps(t, a, ns, id)
+	if _, err := cluster.InstallLive(ctx, a, snap); err != nil { // the second step
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // five leader rounds: none puts it back
+	left, err := dialRedis(t).Keys(ctx, ns+":{"+id+"}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("an archived sale's live state is still in Redis: %v", left)
+	}
+}
+
+// archivedBetweenRebuildSteps makes sale id on a (a leader), with a paid
+// order, runs a rebuild's first step by hand under a's term (the epoch
+// bump, then the snapshot), archives the sale, and returns the snapshot
+// for the second step, the install, to write back.
+func archivedBetweenRebuildSteps(t *testing.T, a *cluster.Store, ns, id string) surge.LiveState {
+	t.Helper()
+	ctx := context.Background()
+	name, stock := "Drop", int64(5)
 	start, ends, hold := time.Now().Add(-time.Minute), time.Now().Add(time.Hour), int64(3600)
 	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, EndsAt: &ends, HoldSeconds: &hold}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.CreateSale(ctx, sl); err != nil {
-		t.Fatal(err)
-	}
+	createSale(t, a, sl)
 	outs, _, err := reserve(a, id, surge.Purchase{UserID: "alice", IdempotencyKey: "k1", Quantity: 1})
 	if err != nil || outs[0].Code != surge.CodeReserved {
 		t.Fatalf("purchase: %+v %v", outs, err)
@@ -140,7 +160,6 @@ func TestArchiveBetweenRebuildStepsLeavesNoLiveState(t *testing.T) {
 	if _, err := a.Pay(ctx, outs[0].Order.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-
 	db, err := postgres.Open(ctx, postgresURL(), postgres.Options{Schema: ns})
 	if err != nil {
 		t.Fatal(err)
@@ -165,15 +184,5 @@ func TestArchiveBetweenRebuildStepsLeavesNoLiveState(t *testing.T) {
 	if _, err := a.ArchiveSale(ctx, id, ends.Add(time.Minute)); err != nil {
 		t.Fatalf("archive: %v", err)
 	}
-	if _, err := cluster.InstallLive(ctx, a, snap); err != nil { // the second step
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond) // five leader rounds: none puts it back
-	left, err := dialRedis(t).Keys(ctx, ns+":{"+id+"}:*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) > 0 {
-		t.Errorf("an archived sale's live state is still in Redis: %v", left)
-	}
+	return snap
 }
