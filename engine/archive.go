@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
-	"github.com/surgehq/surge/internal/ctxlock"
 )
 
 // archive is the archived sales' final states, sorted as listed.
@@ -66,15 +65,11 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 	if e.closing.Load() {
 		return SaleState{}, surge.ErrUnavailable
 	}
-	// Bounded as a PATCH is (steer.go), the wait for a creation or archive
-	// in progress too: the store gives up only before it writes, so a
-	// timeout archives nothing.
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
-	defer cancel()
-	if err := ctxlock.Lock(sctx, &e.mu); err != nil {
-		return SaleState{}, storeErr(err)
+	sctx, unlock, err := e.lockSales(ctx)
+	if err != nil {
+		return SaleState{}, err
 	}
-	defer e.mu.Unlock()
+	defer unlock()
 	s := e.lookup(id)
 	if s == nil {
 		if st, ok := e.archived.Load().byID[id]; ok {

@@ -228,6 +228,23 @@ func (e *Engine) state(s *sale) SaleState {
 	return st
 }
 
+// lockSales takes e.mu for a sale's creation or archive, and returns the
+// context to call the store with and the unlock. Both are answered within
+// PurchaseTimeout, as a PATCH is (steer.go): the wait for a creation or
+// archive in progress and the store's wait for its disk give up; the
+// embedded store only before it writes, so a timeout changes nothing.
+func (e *Engine) lockSales(ctx context.Context) (context.Context, func(), error) {
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
+	if err := ctxlock.Lock(sctx, &e.mu); err != nil {
+		cancel()
+		return nil, nil, storeErr(err)
+	}
+	return sctx, func() {
+		e.mu.Unlock()
+		cancel()
+	}, nil
+}
+
 // CreateSale validates and persists a new sale and starts its pipeline.
 func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState, error) {
 	sl, err := surge.NewSale(in, e.cfg.Now())
@@ -237,16 +254,11 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	if e.closing.Load() {
 		return SaleState{}, surge.ErrUnavailable
 	}
-	// Answered within PurchaseTimeout, as a PATCH is (steer.go): the wait
-	// for a creation or archive in progress and the store's wait for its
-	// disk give up; the embedded store only before it writes the row, so
-	// a timeout creates nothing.
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
-	defer cancel()
-	if err := ctxlock.Lock(sctx, &e.mu); err != nil {
-		return SaleState{}, storeErr(err)
+	sctx, unlock, err := e.lockSales(ctx)
+	if err != nil {
+		return SaleState{}, err
 	}
-	defer e.mu.Unlock()
+	defer unlock()
 	old := *e.sales.Load()
 	if _, ok := old[sl.ID]; ok {
 		return SaleState{}, surge.ErrSaleExists
