@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/surgehq/surge/servicetest"
 )
 
 // TestRedisOutageLogIsBounded: with Redis gone in cluster mode, every
@@ -27,15 +25,7 @@ func TestRedisOutageLogIsBounded(t *testing.T) {
 		t.Skip("runs the binary")
 	}
 	const outage = 15 * time.Second
-	rp := servicetest.RedisProxy(t)
-	args := clusterArgs(t)
-	args[slices.Index(args, "--redis-url")+1] = "redis://" + rp.Addr + "/0"
-	token := "redis-outage-log-token"
-	p := startProc(t, t.TempDir(), token, args...)
-	saleID := createSale(t, p.base, token, 1_000_000, 1)
-	if code := buy(t, p.base, saleID, "warm", "1"); code != http.StatusCreated {
-		t.Fatalf("purchase before the outage: %d, want 201", code)
-	}
+	p, rp, saleID := behindRedisProxy(t, "", 1)
 	before, _ := os.ReadFile(p.logPath)
 
 	rp.Cut()

@@ -24,16 +24,8 @@ func TestClusterStopWhileRedisStalls(t *testing.T) {
 		t.Skip("runs the binary")
 	}
 	const shutdownTimeout = 2 * time.Second
-	rp := servicetest.RedisProxy(t)
-	args := clusterArgs(t)
-	args[slices.Index(args, "--redis-url")+1] = "redis://" + rp.Addr + "/0?read_timeout=5s"
-	token := "stalled-redis-stop-token"
-	p := startProc(t, t.TempDir(), token, append(args, "--shutdown-timeout", shutdownTimeout.String(),
-		"--rate-limit-sale", "100000")...)
-	saleID := createSale(t, p.base, token, 1_000_000, 100)
-	if code := buy(t, p.base, saleID, "warm", "1"); code != http.StatusCreated {
-		t.Fatalf("purchase before the stall: %d, want 201", code)
-	}
+	p, rp, saleID := behindRedisProxy(t, "?read_timeout=5s", 100,
+		"--shutdown-timeout", shutdownTimeout.String(), "--rate-limit-sale", "100000")
 
 	// Buyers on fresh connections keep the shared limits counting, before
 	// the stall and during it, until the node stops listening.
@@ -65,4 +57,22 @@ func TestClusterStopWhileRedisStalls(t *testing.T) {
 	rp.Pause()
 	time.Sleep(300 * time.Millisecond) // reports and probes reach the stalled Redis
 	stopsWithin(t, p, shutdownTimeout, "while Redis stalled")
+}
+
+// behindRedisProxy starts a cluster node whose Redis is behind a proxy
+// (query ends --redis-url), with extra flags, makes a sale of a million
+// units, limit a buyer, and buys one unit of it; it returns the node, the
+// proxy and the sale.
+func behindRedisProxy(t *testing.T, query string, limit int64, extra ...string) (*proc, *servicetest.Proxy, string) {
+	t.Helper()
+	rp := servicetest.RedisProxy(t)
+	args := clusterArgs(t)
+	args[slices.Index(args, "--redis-url")+1] = "redis://" + rp.Addr + "/0" + query
+	const token = "redis-proxy-admin-token"
+	p := startProc(t, t.TempDir(), token, append(args, extra...)...)
+	saleID := createSale(t, p.base, token, 1_000_000, limit)
+	if code := buy(t, p.base, saleID, "warm", "1"); code != http.StatusCreated {
+		t.Fatalf("purchase before Redis fails: %d, want 201", code)
+	}
+	return p, rp, saleID
 }
