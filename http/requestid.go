@@ -170,6 +170,9 @@ func (q *RequestsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Pattern = in.Pattern
 }
 
+// TrustedProxies are the trusted proxies in force (RequestOptions).
+func (q *RequestsHandler) TrustedProxies() []netip.Prefix { return q.opt.Load().TrustedProxies }
+
 // withRequestID gives r its id and echoes it. On an HTTP/1 connection that
 // has a holder (ConnContext), a sane id from the client costs nothing and
 // a generated one its string (TestRequestIDAllocs). Otherwise r is copied

@@ -86,7 +86,8 @@ type Options struct {
 	// whether its request is kept, as the SDK's parentbased samplers do
 	// (--trace-trust-parent): for a server behind a gateway that sets
 	// (or strips) every request's traceparent, whose sampling decision
-	// the server's spans then complete. Off, no caller's flag decides.
+	// the server's spans then complete. Off, no caller's flag decides;
+	// on, neither does the flag of a request marked UntrustedParent.
 	TrustParent bool
 	// exporter, when set, receives the spans instead of OTLP (tests).
 	exporter sdktrace.SpanExporter
@@ -194,7 +195,8 @@ func enabled(getenv func(string) string) (bool, error) {
 // keeps the spans beneath a request with the request's span). A local
 // root is decided as before. While trust holds true (Options.TrustParent)
 // a remote parent's sampled flag decides after all, as in the SDK's
-// parentbased samplers: the operator says a gateway sets it.
+// parentbased samplers: the operator says a gateway sets it; unless the
+// request's context says its caller is not that gateway (UntrustedParent).
 func sampler(getenv func(string) string, trust *atomic.Bool) sdktrace.Sampler {
 	ratio := 1.0 // the SDK's default
 	if arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG")); arg != "" {
@@ -231,10 +233,21 @@ type trustedParent struct {
 }
 
 func (s trustedParent) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
-	if s.trust.Load() {
+	if s.trust.Load() && p.ParentContext.Value(untrustedKey{}) == nil {
 		return s.flag.ShouldSample(p)
 	}
 	return s.otherwise.ShouldSample(p)
+}
+
+type untrustedKey struct{}
+
+// UntrustedParent marks ctx, a request's, as sent by a caller whose
+// traceparent's sampled flag Options.TrustParent does not cover: one that
+// is not the gateway (cmd/surge: not among --trusted-proxies when they are
+// set). Its span continues the caller's trace, but the sampler decides
+// whether it is kept, as without TrustParent.
+func UntrustedParent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, untrustedKey{}, true)
 }
 
 func (s trustedParent) Description() string {

@@ -158,7 +158,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log format: text or json")
 	fs.BoolVar(&c.accessLog, "access-log", c.accessLog, "log one line per request (method, path, status, bytes, duration, request and trace ids, client address); off by default: a spike would write a line per purchase")
-	fs.BoolVar(&c.traceTrustParent, "trace-trust-parent", c.traceTrustParent, "with tracing on, keep a request's span exactly when its traceparent's sampled flag says so; only behind a gateway that sets (or strips) every request's traceparent: otherwise any client could have its requests traced")
+	fs.BoolVar(&c.traceTrustParent, "trace-trust-parent", c.traceTrustParent, "with tracing on, keep a request's span exactly when its traceparent's sampled flag says so; only behind a gateway that sets (or strips) every request's traceparent, listed in --trusted-proxies: otherwise any client could have its requests traced")
 	fs.IntVar(&c.maxBatch, "max-batch", c.maxBatch, "most purchases one batch commits (1 to 1048576; a batch never holds more than --queue-size plus one)")
 	fs.IntVar(&c.queueSize, "queue-size", c.queueSize, "per-sale inbox of purchases waiting for a batch (1 to 1048576); a full inbox answers 503")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "how long a graceful shutdown waits for in-flight requests")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +13,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/surgehq/surge/admission"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/tracing"
 	"github.com/surgehq/surge/version"
@@ -69,7 +72,7 @@ func (s *server) observed(c serveConfig, h http.Handler, tel telemetry, opt surg
 	if tel.tracing == nil {
 		return h
 	}
-	return otelhttp.NewHandler(h, "surge",
+	return trustedParents(rh, otelhttp.NewHandler(h, "surge",
 		otelhttp.WithTracerProvider(tel.tracing),
 		otelhttp.WithPropagators(tracing.Propagator()),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics are Prometheus's
@@ -80,5 +83,28 @@ func (s *server) observed(c serveConfig, h http.Handler, tel telemetry, opt surg
 				return r.Pattern
 			}
 			return r.Method
-		}))
+		})))
+}
+
+// trustedParents serves traced, the listener's otelhttp handler, marking
+// the requests whose traceparent's sampled flag --trace-trust-parent must
+// not believe: with --trusted-proxies set (rh's, as the listener reads
+// client addresses), the gateway that sets every traceparent is among
+// them, and a caller that is not, having reached the server past it, is
+// no more believed about sampling than about its address. Without trusted
+// proxies every caller is the gateway, as the flag says. Only requests
+// that send a traceparent pay for the look.
+func trustedParents(rh *surgehttp.RequestsHandler, traced http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, sent := r.Header["Traceparent"]; sent {
+			if proxies := rh.TrustedProxies(); len(proxies) > 0 {
+				// With no trusted prefix given, ClientIP is the direct peer.
+				peer := admission.ClientIP(r, nil)
+				if !slices.ContainsFunc(proxies, func(p netip.Prefix) bool { return p.Contains(peer) }) {
+					r = r.WithContext(tracing.UntrustedParent(r.Context()))
+				}
+			}
+		}
+		traced.ServeHTTP(w, r)
+	})
 }

@@ -303,3 +303,68 @@ func TestTraceTrustParent(t *testing.T) {
 		t.Errorf("after a reload turned trace-trust-parent off, a request whose traceparent said sampled was traced; want the sampler (parentbased_always_off) to decide")
 	}
 }
+
+// TestTraceTrustParentOnlyFromProxies: with --trusted-proxies naming the
+// gateway, --trace-trust-parent believes the sampled flag of the
+// traceparents the gateway sends, and of no other caller's: a client that
+// reaches the server past the gateway is no more believed about sampling
+// than about its address (X-Forwarded-For). It trusted every caller's
+// flag, so any client let through to the server could have each of its
+// requests traced and exported whatever the sampler said. Without
+// --trusted-proxies every caller's flag is believed, as before
+// (TestTraceTrustParent).
+func TestTraceTrustParentOnlyFromProxies(t *testing.T) {
+	rc := startReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rc.url)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "surge.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The gateway is 192.0.2.1 (TEST-NET-1); the test's client, 127.0.0.1, is not it.
+	write("trace-trust-parent: true\ntrusted-proxies: 192.0.2.1\n")
+	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "trace-trust-admin-token"}
+	var logBuf servicetest.Log
+	srv := startReloadable(t, args, &logBuf)
+	get := func(traceID string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.url()+"/v1/sales", nil)
+		req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	traced := func(traceID string) bool {
+		for _, s := range rc.all() {
+			if hex.EncodeToString(s.TraceId) == traceID {
+				return true
+			}
+		}
+		return false
+	}
+	const (
+		direct  = "55555555555555555555555555555555"
+		gateway = "66666666666666666666666666666666"
+	)
+	get(direct)
+	// Now the test's client is the gateway: its flag decides.
+	write("trace-trust-parent: true\ntrusted-proxies: 192.0.2.1,127.0.0.1\n")
+	srv.reload(args)
+	get(gateway)
+	for deadline := time.Now().Add(10 * time.Second); !traced(gateway) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !traced(gateway) {
+		t.Fatalf("a request from a trusted proxy whose traceparent said sampled was not traced within 10 s (--trace-trust-parent); spans: %v", names(rc.all()))
+	}
+	// Exported after anything sent before it.
+	if traced(direct) {
+		t.Errorf("a request from 127.0.0.1, not among --trusted-proxies (192.0.2.1), was traced because its traceparent said sampled; want the sampler (parentbased_always_off) to decide for callers other than the trusted proxies")
+	}
+}
