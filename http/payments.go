@@ -28,6 +28,9 @@ type Payments struct {
 // whole objects, are a few kilobytes.
 const MaxWebhookBody = 256 << 10
 
+// webhookPath is the payment webhook's path.
+const webhookPath = "/v1/payments/webhook"
+
 // codeInvalidSignature answers a webhook whose signature is missing,
 // wrong or too old.
 const codeInvalidSignature = "invalid_signature"
@@ -37,8 +40,12 @@ func (s *Server) paymentRoutes() {
 	if !ok || len(s.cfg.Payments.Secrets) == 0 {
 		return
 	}
-	s.mux.HandleFunc("POST /v1/payments/webhook", func(w http.ResponseWriter, r *http.Request) { s.webhook(w, r, ps) })
-	s.mux.HandleFunc("/v1/payments/webhook", func(w http.ResponseWriter, r *http.Request) {
+	s.webhookOn = true
+	s.mux.HandleFunc("POST "+webhookPath, func(w http.ResponseWriter, r *http.Request) { s.webhook(w, r, ps) })
+	s.mux.HandleFunc(webhookPath, func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowIP(w, r) { // only a signed delivery is exempt
+			return
+		}
 		w.Header().Set("Allow", "POST")
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use POST")
 	})
@@ -47,6 +54,14 @@ func (s *Server) paymentRoutes() {
 // webhook takes a payment provider's event: signature first (401), then
 // the body (400), then its effect, durable before the answer. A replay
 // answers what the first delivery got.
+//
+// The per-address limit counts only deliveries whose signature fails:
+// ServeHTTP leaves the path to this handler.
+// A signed one is the provider, authenticated, which sends every buyer's
+// payment from a few addresses; refused, it would come back late, after
+// the holds it pays for had expired. A caller over its limit still makes
+// the server read its body (at most MaxWebhookBody, at the pace it sends)
+// and check one HMAC before the 429.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request, ps PaymentService) {
 	body, ok := readBody(w, r, MaxWebhookBody)
 	if !ok {
@@ -54,7 +69,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, ps PaymentServi
 	}
 	cfg := s.cfg.Payments
 	if err := payments.VerifyRequest(r.Header, cfg.Provider, body, cfg.Secrets); err != nil {
-		writeError(w, http.StatusUnauthorized, codeInvalidSignature, err.Error())
+		if s.allowIP(w, r) {
+			writeError(w, http.StatusUnauthorized, codeInvalidSignature, err.Error())
+		}
 		return
 	}
 	var ev surge.PaymentEvent

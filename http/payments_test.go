@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/api"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/internal/testtoken"
@@ -741,5 +744,48 @@ func TestWebhookStripeCheckoutRefundBeforePayment(t *testing.T) {
 	// Delivered again now, the refund is a replay of what it became.
 	if p := paymentOf(t, post("charge.refunded", alice, whole)); p.ID != "evt_3QxSurgeTest0004" || p.Status != "refund" || p.OrderID != alice.ID {
 		t.Errorf("charge.refunded delivered again after its payment = %+v, want the refund of order %s", p, alice.ID)
+	}
+}
+
+// TestWebhookNotRefusedByAddressLimit: the payment provider delivers a
+// spike's payments from a handful of addresses, and the per-address limit
+// (--rate-limit-ip) refused them 429 like any client's requests past its
+// allowance: the provider retried hours later, by when the holds had
+// expired and the buyers who paid had lost their orders (refund_due). A
+// delivery whose signature verifies is the provider's, authenticated, and
+// takes no token of its address; one that does not still counts against
+// it, answered 429 when over.
+func TestWebhookNotRefusedByAddressLimit(t *testing.T) {
+	e := newEnv(t, envOptions{insecureUserHeader: true,
+		protection: surgehttp.Protection{IP: admission.NewKeyed(rate.Every(time.Hour), 50, 100, time.Hour)},
+		payments:   surgehttp.Payments{Provider: payments.Generic, Secrets: []string{hookSecret}}})
+	e.createSale(t, `{"id":"s","name":"Sneakers","stock":10,"per_user_limit":2,"price_cents":12999,"currency":"EUR","hold_seconds":60}`)
+	var orders []api.Order
+	for _, u := range []string{"ann", "bob", "cy"} {
+		orders = append(orders, e.buy(t, "s", header(userHeader, u)))
+	}
+	// Spend what is left of the address's allowance.
+	for i := 0; ; i++ {
+		if r := e.do(t, "GET", "/v1/sales/s", ""); r.status == http.StatusTooManyRequests {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the address's allowance never ran out")
+		}
+	}
+	for i, o := range orders {
+		body := hookBody(fmt.Sprintf("evt_%d", i), "payment.succeeded", o.ID, 12999, "EUR")
+		r := e.do(t, "POST", hookPath, body, signed(hookSecret, body))
+		if r.status != http.StatusOK {
+			t.Fatalf("a signed payment delivered from an address past its rate limit answered %v; want 200 (the provider's deliveries are not an address's requests to limit)", r)
+		}
+		if p := paymentOf(t, r); p.Status != "paid" {
+			t.Errorf("payment %+v, want paid", p)
+		}
+	}
+	body := hookBody("evt_forged", "payment.succeeded", orders[0].ID, 12999, "EUR")
+	r := e.do(t, "POST", hookPath, body, signed("whsec_wrong_0123456789abcdef", body))
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Errorf("a badly signed delivery from an address past its rate limit answered %v; want 429 with Retry-After", r)
 	}
 }
