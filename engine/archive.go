@@ -69,7 +69,11 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 	if err != nil {
 		return SaleState{}, err
 	}
-	defer unlock()
+	return saleChange(sctx, e, unlock, func() (SaleState, error) { return e.archive(ctx, sctx, a, id) })
+}
+
+// archive is Archive under e.mu; sctx bounds the store's call.
+func (e *Engine) archive(ctx, sctx context.Context, a surge.Archiver, id string) (SaleState, error) {
 	s := e.lookup(id)
 	if s == nil {
 		if st, ok := e.archived.Load().byID[id]; ok {
@@ -86,7 +90,9 @@ func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 	if surge.HasCode(err, surge.CodeSaleNotFound) && e.shared != nil {
 		// Another node archived it first and this one has not heard yet:
 		// the same answer as archiving again.
-		if list, lerr := a.ArchivedSales(ctx); lerr == nil {
+		actx, cancel := e.afterward(ctx)
+		defer cancel()
+		if list, lerr := a.ArchivedSales(actx); lerr == nil {
 			e.takeArchived(list, nil)
 			if st, ok := e.archived.Load().byID[id]; ok {
 				return st, nil

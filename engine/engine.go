@@ -232,7 +232,8 @@ func (e *Engine) state(s *sale) SaleState {
 // context to call the store with and the unlock. Both are answered within
 // PurchaseTimeout, as a PATCH is (steer.go): the wait for a creation or
 // archive in progress and the store's wait for its disk give up; the
-// embedded store only before it writes, so a timeout changes nothing.
+// embedded store only before it writes, so a timeout there changes
+// nothing, and a write under way goes on after the answer (saleChange).
 func (e *Engine) lockSales(ctx context.Context) (context.Context, func(), error) {
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
 	if err := ctxlock.Lock(sctx, &e.mu); err != nil {
@@ -258,23 +259,24 @@ func (e *Engine) CreateSale(ctx context.Context, in surge.SaleInput) (SaleState,
 	if err != nil {
 		return SaleState{}, err
 	}
-	defer unlock()
-	old := *e.sales.Load()
-	if _, ok := old[sl.ID]; ok {
-		return SaleState{}, surge.ErrSaleExists
-	}
-	sl.CreatedAt = e.listedAfter(sl.CreatedAt)
-	if err := e.store.CreateSale(sctx, sl); err != nil {
-		return SaleState{}, storeErr(err)
-	}
-	s := e.pipeline(sl)
-	s.remaining.Store(sl.Stock)
-	s.synced.Store(time.Now().UnixNano())
-	m := maps.Clone(old)
-	m[sl.ID] = s
-	e.publish(m)
-	e.log.Info("sale created", "sale", sl.ID, "stock", sl.Stock, "per_user_limit", sl.PerUserLimit)
-	return e.state(s), nil
+	return saleChange(sctx, e, unlock, func() (SaleState, error) {
+		old := *e.sales.Load()
+		if _, ok := old[sl.ID]; ok {
+			return SaleState{}, surge.ErrSaleExists
+		}
+		sl.CreatedAt = e.listedAfter(sl.CreatedAt)
+		if err := e.store.CreateSale(sctx, sl); err != nil {
+			return SaleState{}, storeErr(err)
+		}
+		s := e.pipeline(sl)
+		s.remaining.Store(sl.Stock)
+		s.synced.Store(time.Now().UnixNano())
+		m := maps.Clone(old)
+		m[sl.ID] = s
+		e.publish(m)
+		e.log.Info("sale created", "sale", sl.ID, "stock", sl.Stock, "per_user_limit", sl.PerUserLimit)
+		return e.state(s), nil
+	})
 }
 
 // listedAfter is a new sale's creation time: now, or a millisecond after
@@ -423,6 +425,55 @@ func changeOrder[T any](ctx context.Context, e *Engine, f func(context.Context) 
 		// the API would answer as a bug (500 internal).
 		return zero, fmt.Errorf("%w: %w", errChangeTimeout, ctx.Err())
 	}
+}
+
+// saleChange runs f, a sale's creation, change or archive at the store
+// and what follows it in the engine, in the background under the lock
+// the caller took (unlock releases it when f ends), and answers within
+// ctx, the request's PurchaseTimeout. The store gives up with ctx only
+// before it writes: a write under way is waited for (memory must follow
+// the disk), which a stalled disk holds for as long as it stalls. The
+// request is then answered unavailable, its change may still land, and
+// the next change waits for the lock within its own timeout.
+func saleChange[T any](ctx context.Context, e *Engine, unlock func(), f func() (T, error)) (T, error) {
+	var zero T
+	// Counted in under life, as an order change is: Close waits for it.
+	e.life.RLock()
+	if e.stopped {
+		e.life.RUnlock()
+		unlock()
+		return zero, surge.ErrUnavailable
+	}
+	e.changes.Add(1)
+	e.life.RUnlock()
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer e.changes.Done()
+		defer unlock()
+		v, err := f()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // ended as ctx did
+			return r.v, r.err
+		default:
+		}
+		return zero, fmt.Errorf("%w: %w", errChangeTimeout, ctx.Err())
+	}
+}
+
+// afterward is the context of what follows a sale's change in the engine
+// (a store read), which may run after the request's ctx ended.
+func (e *Engine) afterward(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), e.cfg.StoreTimeout)
 }
 
 // storeErr is what a store call's error answers: a domain error (a code)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/ctxlock"
 )
 
 // Steering a live sale. The pipeline reads a sale through its snapshot
@@ -38,23 +39,30 @@ func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (
 	if p.Empty() {
 		return e.state(s), nil
 	}
-	s.snapMu.Lock()
-	defer s.snapMu.Unlock()
 	// Answered within PurchaseTimeout, as a purchase and an order change
 	// are: a store stalled on its disk must not hold the request for as
-	// long as it stalls. The store gives up only before it writes, so a
-	// timeout changes nothing (the cluster store bounds the call itself).
+	// long as it stalls, nor the sale's next change waiting for snapMu.
+	// The store gives up only before it writes, so a timeout then changes
+	// nothing; a write under way goes on, and the snapshot follows it
+	// (saleChange; the cluster store bounds the call itself).
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.PurchaseTimeout)
 	defer cancel()
-	next, err := steer.UpdateSale(sctx, id, p, e.cfg.Now())
-	if err != nil {
+	if err := ctxlock.Lock(sctx, &s.snapMu); err != nil {
 		return SaleState{}, storeErr(err)
 	}
-	e.steers.Add(1)
-	e.setSnap(ctx, s, &next)
-	e.log.Info("sale changed", "sale", id, "paused", next.Paused, "stock", next.Stock,
-		"per_user_limit", next.PerUserLimit, "ends_at", next.EndsAt, "hold_seconds", next.HoldSeconds)
-	return e.state(s), nil
+	return saleChange(sctx, e, s.snapMu.Unlock, func() (SaleState, error) {
+		next, err := steer.UpdateSale(sctx, id, p, e.cfg.Now())
+		if err != nil {
+			return SaleState{}, storeErr(err)
+		}
+		e.steers.Add(1)
+		actx, cancel := e.afterward(ctx)
+		defer cancel()
+		e.setSnap(actx, s, &next)
+		e.log.Info("sale changed", "sale", id, "paused", next.Paused, "stock", next.Stock,
+			"per_user_limit", next.PerUserLimit, "ends_at", next.EndsAt, "hold_seconds", next.HoldSeconds)
+		return e.state(s), nil
+	})
 }
 
 // follow reloads a sale's snapshot from a store that another node may
