@@ -72,8 +72,8 @@ func (c *commit) rows() int {
 // learn whether it committed to keep memory and disk in step.
 func (s *Store) submit(c *commit) error {
 	c.err = make(chan error, 1)
-	if !s.send(c) {
-		return surge.ErrUnavailable
+	if err := s.send(context.Background(), c); err != nil {
+		return err
 	}
 	return <-c.err
 }
@@ -83,8 +83,8 @@ func (s *Store) submit(c *commit) error {
 // ctx's error returned; one it has taken is waited for, as submit does.
 func (s *Store) submitCtx(ctx context.Context, c *commit) error {
 	c.err = make(chan error, 1)
-	if !s.send(c) {
-		return surge.ErrUnavailable
+	if err := s.send(ctx, c); err != nil {
+		return err
 	}
 	select {
 	case err := <-c.err:
@@ -97,19 +97,25 @@ func (s *Store) submitCtx(ctx context.Context, c *commit) error {
 	}
 }
 
-// send queues c for the writer unless the store is closed. Close closes
-// the queue under closeMu, so no send can meet a closed channel, even one
-// that waits for room: most callers also hold a sale's lock, which Close
-// takes first, but payments that move no unit and the relay's removal of
-// published events do not.
-func (s *Store) send(c *commit) bool {
+// send queues c for the writer unless the store is closed or ctx ends
+// while the queue is full (a stalled disk, more sales committing than it
+// holds): nothing is written then. Close closes the queue under closeMu,
+// so no send can meet a closed channel, even one that waits for room:
+// most callers also hold a sale's lock, which Close takes first, but
+// payments that move no unit and the relay's removal of published events
+// do not.
+func (s *Store) send(ctx context.Context, c *commit) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed.Load() {
-		return false
+		return surge.ErrUnavailable
 	}
-	s.commits <- c
-	return true
+	select {
+	case s.commits <- c:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: gave up waiting for room in the writer's queue, nothing written: %w", ctx.Err())
+	}
 }
 
 // writer is the single goroutine that writes to SQLite. It takes whatever
