@@ -85,14 +85,15 @@ func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surg
 	// INSERT does not, as UpdateSale's UPDATE does not: the driver reports
 	// a context that ended while the row committed as that context's
 	// error, and the disk would then say archived while memory keeps the
-	// sale in service.
+	// sale in service. Its outcome counts as any commit's (wrote, as
+	// UpdateSale's).
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `INSERT INTO archived_sales (sale_id, archived_at, remaining) VALUES (?, ?, ?)`,
-		sale.ID, formatTime(a.ArchivedAt), a.Remaining); err != nil {
+		sale.ID, formatTime(a.ArchivedAt), a.Remaining); s.wrote(err) != nil {
 		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
 	}
 	st.archived = true

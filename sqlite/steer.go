@@ -51,6 +51,8 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	// is written yet; a stalled disk would otherwise hold the request, and
 	// the sale's lock, for as long as it stalls); the UPDATE does not: a
 	// statement cut short could leave the disk changed and memory not.
+	// Its outcome counts as any commit's (wrote): a failure makes the
+	// store unready and leaves no seal.
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return surge.Sale{}, s.unavailable(fmt.Errorf("sqlite: update sale %s: %w", id, err))
@@ -59,7 +61,7 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `UPDATE sales SET name = ?, stock = ?, per_user_limit = ?, ends_at = ?,
 		hold_seconds = ?, paused = ?, limit_ceiling = ?, updated_at = ?, paused_at = ?, paused_for_ns = ? WHERE id = ?`,
 		next.Name, next.Stock, next.PerUserLimit, ends, next.HoldSeconds, next.Paused,
-		max(st.l.Ceiling(), next.PerUserLimit), formatTime(now), paused, int64(next.PausedFor), id); err != nil {
+		max(st.l.Ceiling(), next.PerUserLimit), formatTime(now), paused, int64(next.PausedFor), id); s.wrote(err) != nil {
 		return surge.Sale{}, s.unavailable(fmt.Errorf("sqlite: update sale %s: %w", id, err))
 	}
 	st.l.Steer(next)

@@ -164,8 +164,9 @@ func (s *Store) writer() {
 	}
 }
 
-// wrote records the outcome of a commit for Ready and returns err. A
-// domain answer (a sale id taken) is the caller's, not the writer's.
+// wrote records the outcome of a commit for Ready and the seal (the
+// writer's, and a PATCH's or an archive's on its connection) and returns
+// err. A domain answer (a sale id taken) is the caller's, not the writer's.
 func (s *Store) wrote(err error) error {
 	switch {
 	case err == nil:

@@ -1,0 +1,91 @@
+//go:build linux
+
+package sqlite_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// refusingWrites runs f while the disk refuses this process's writes: the
+// file-size limit (RLIMIT_FSIZE) at 0 fails every write to a regular file
+// with EFBIG (Go ignores SIGXFSZ), as a full or failing disk does.
+func refusingWrites(t *testing.T, f func()) {
+	t.Helper()
+	var was syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &was); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 0, Max: was.Max}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &was); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	f()
+}
+
+// TestNoSealAfterAFailedAdminWrite: a PATCH or an archive whose write the
+// disk refused (full, failing) is a failed commit of the store as a
+// purchase's is: the store must say it is not ready until a commit
+// succeeds again, and its Close must leave no seal, so the next start
+// checks the file in full (docs/architecture.md). Those writes go
+// straight to the writer's connection, and their failure was recorded
+// nowhere: ready, and sealed as if no write had ever failed.
+func TestNoSealAfterAFailedAdminWrite(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		write func(*sqlite.Store) error
+	}{
+		{"PATCH", func(s *sqlite.Store) error {
+			_, err := s.UpdateSale(t.Context(), "s1", surge.SalePatch{Paused: new(true)}, t0.Add(time.Minute))
+			return err
+		}},
+		{"archive", func(s *sqlite.Store) error {
+			_, err := s.ArchiveSale(t.Context(), "s1", t0.Add(2*time.Hour))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir)
+			id, name, stock, limit, ends := "s1", "S", int64(5), int64(1), t0.Add(time.Hour)
+			sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, EndsAt: &ends}, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateSale(t.Context(), sale); err != nil {
+				t.Fatal(err)
+			}
+			var werr error
+			refusingWrites(t, func() { werr = tc.write(s) })
+			if werr == nil {
+				t.Fatal("the write succeeded while the disk refused writes")
+			}
+			if err := s.Ready(t.Context()); err == nil {
+				t.Errorf("Ready after the %s's write failed (%v): nil, want the failure", tc.name, werr)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, sqlite.SealName)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a store whose %s's write failed (%v) left a seal: %v", tc.name, werr, err)
+			}
+			s = open(t, dir)
+			defer s.Close()
+			if !s.FullyChecked() {
+				t.Error("the start after it was not checked in full")
+			}
+		})
+	}
+}
