@@ -131,6 +131,6 @@ func runRelay(t *testing.T, r *outbox.Relay) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
+	go func() { r.RunUntil(ctx, context.Background()); close(done) }()
 	return func() { cancel(); <-done }
 }

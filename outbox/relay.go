@@ -177,20 +177,17 @@ func New(nc *nats.Conn, src surge.Outbox, cfg Config) (*Relay, error) {
 	return &Relay{cfg: cfg, src: src, nc: nc, js: js, log: cfg.Logger.With("stream", cfg.Stream)}, nil
 }
 
-// Run publishes until ctx ends (RunUntil, the wait for the batch in
-// flight bounded by AckTimeout only). Three things overlap so that the relay
-// keeps up with a spike: while JetStream acknowledges a batch the next one
-// is read, and a batch acknowledged is removed from the outbox by a
-// goroutine of its own while the following ones are published. A batch is
-// sent only once the one before was wholly acknowledged, so a failure
+// RunUntil publishes until ctx ends. Three things overlap so that the
+// relay keeps up with a spike: while JetStream acknowledges a batch the
+// next one is read, and a batch acknowledged is removed from the outbox by
+// a goroutine of its own while the following ones are published. A batch
+// is sent only once the one before was wholly acknowledged, so a failure
 // never lets a later event overtake an earlier one.
-func (r *Relay) Run(ctx context.Context) { r.RunUntil(ctx, context.Background()) }
-
-// RunUntil is Run whose waits for acknowledgements end also when giveUp
-// does. A stop awaits the batch in flight (see batch.acks), up to
-// AckTimeout while NATS stalls; a stop that must end by a deadline (surge
-// serve's --shutdown-timeout) ends giveUp at it, and what NATS had not
-// acknowledged by then stays in the outbox for the next start.
+//
+// A stop awaits the batch in flight (see batch.acks), up to AckTimeout
+// while NATS stalls, and no longer than giveUp: a stop that must end by a
+// deadline (surge serve's --shutdown-timeout) ends giveUp at it, and what
+// NATS had not acknowledged by then stays in the outbox for the next start.
 func (r *Relay) RunUntil(ctx, giveUp context.Context) {
 	d := newDeleter(ctx, r)
 	defer d.stop()

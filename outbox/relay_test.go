@@ -96,7 +96,7 @@ func start(t testing.TB, src surge.Outbox, natsURL, stream, subject string, m *m
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { r.Run(ctx) })
+	wg.Go(func() { r.RunUntil(ctx, context.Background()) })
 	return func() { cancel(); wg.Wait(); nc.Close() }
 }
 

@@ -61,7 +61,7 @@ func TestRelayRemovalFailureDoesNotRepublish(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { r.Run(ctx) })
+	wg.Go(func() { r.RunUntil(ctx, context.Background()) })
 	t.Cleanup(func() { cancel(); wg.Wait(); rc.Close() })
 
 	js, err := jetstream.New(nc)

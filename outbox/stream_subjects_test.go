@@ -48,7 +48,7 @@ func TestRelayStreamOtherSubjects(t *testing.T) {
 	}
 	rctx, rcancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { r.Run(rctx) })
+	wg.Go(func() { r.RunUntil(rctx, context.Background()) })
 	t.Cleanup(func() { rcancel(); wg.Wait(); rc.Close() })
 	orders := reserve(t, s, "a", "u", 10, 10)
 
