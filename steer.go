@@ -44,6 +44,13 @@ func (s Sale) Apply(p SalePatch, sold int64, now time.Time) (Sale, error) {
 	if p.PerUserLimit != nil {
 		s.PerUserLimit = *p.PerUserLimit
 	}
+	if p.PerUserLimit == nil && p.Stock != nil && s.PerUserLimit > s.Stock {
+		// A cut of the stock alone: say what stands in its way, not the
+		// rule of a field the request did not send.
+		return Sale{}, Errorf(CodeInvalid,
+			"stock %d is below the sale's per-user limit %d: send a lower \"per_user_limit\" (1 to %d) with it",
+			s.Stock, s.PerUserLimit, s.Stock)
+	}
 	if p.PerUserLimit != nil || p.Stock != nil {
 		if err := checkLimit(s.PerUserLimit, s.Stock); err != nil {
 			return Sale{}, err

@@ -1,6 +1,7 @@
 package surge_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,37 @@ func TestSalePausesStopTheClock(t *testing.T) {
 	legacy := surge.Sale{StartsAt: start, Paused: true, PausedFor: time.Minute}
 	if got := legacy.Stopped(at(time.Hour)); got != time.Minute {
 		t.Errorf("a pause without a start: Stopped = %v, want the minute of the pauses before it", got)
+	}
+}
+
+// TestStockCutBelowTheLimitSaysWhy: an operator who cuts only the stock
+// of a sale below its per-user limit is refused (the limit must stay
+// within the stock), and the refusal must say so in terms of what was
+// sent: the stock, the limit that stands in its way and what to send
+// instead. It said "per_user_limit must be between 1 and the stock (3)",
+// naming a field the request did not carry.
+func TestStockCutBelowTheLimitSaysWhy(t *testing.T) {
+	start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	base := surge.Sale{ID: "s", Name: "Drop", Stock: 10, PerUserLimit: 5, StartsAt: start, HoldSeconds: 900}
+	for _, c := range []struct {
+		name string
+		p    surge.SalePatch
+		want []string // in the message
+	}{
+		{"stock alone", surge.SalePatch{Stock: new(int64(3))}, []string{"stock 3", "per-user limit 5", `"per_user_limit"`}},
+		{"limit over the stock", surge.SalePatch{PerUserLimit: new(int64(11))}, []string{"per_user_limit must be between 1 and the stock (10)"}},
+		{"both, the limit over the new stock", surge.SalePatch{Stock: new(int64(3)), PerUserLimit: new(int64(4))},
+			[]string{"per_user_limit must be between 1 and the stock (3)"}},
+	} {
+		_, err := base.Apply(c.p, 0, start)
+		if surge.ErrorCode(err) != surge.CodeInvalid {
+			t.Errorf("%s: %v, want %s", c.name, err, surge.CodeInvalid)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: the refusal %q does not say %q", c.name, err, w)
+			}
+		}
 	}
 }
