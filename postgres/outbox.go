@@ -209,13 +209,25 @@ func (d *DB) EventsPublished(ctx context.Context, l Lease, events []surge.OrderE
 	return nil
 }
 
-// OutboxBacklog counts the events waiting and finds the oldest one's time.
+// backlogSQL reads how many events wait, and the oldest one's time, from
+// the ends of the primary key: every node with a relay reads it every
+// second, and count(*) scanned the whole outbox, which a NATS outage grows
+// by a row per change (0.4 s of PostgreSQL's CPU per read at 2 million).
+// The rows left are the seqs from the first to the last but those of
+// transactions that rolled back after taking one (a lost connection) and
+// those a relay removed out of order (a batch whose removal failed, kept
+// for the next round): both rare, and counted only until the relay has
+// passed them.
+const backlogSQL = `SELECT COALESCE(max(seq) - min(seq) + 1, 0), (SELECT at FROM outbox ORDER BY seq LIMIT 1) FROM outbox`
+
+// OutboxBacklog reports how many events wait (backlogSQL) and the oldest
+// one's time.
 func (d *DB) OutboxBacklog(ctx context.Context) (int64, time.Time, error) {
 	var (
 		n      int64
 		oldest *time.Time
 	)
-	err := d.pool.QueryRow(ctx, `SELECT count(*), (SELECT at FROM outbox ORDER BY seq LIMIT 1) FROM outbox`).Scan(&n, &oldest)
+	err := d.pool.QueryRow(ctx, backlogSQL).Scan(&n, &oldest)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("postgres: outbox backlog: %w", err)
 	}
