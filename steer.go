@@ -60,6 +60,13 @@ func (s Sale) Apply(p SalePatch, sold int64, now time.Time) (Sale, error) {
 		if p.EndsAt.IsZero() {
 			s.EndsAt = time.Time{}
 		} else {
+			if !p.EndsAt.After(now) && s.StartsAt.After(now) {
+				// Ending now (surge sale end) a sale that has yet to
+				// start: no end can come before its start.
+				return Sale{}, Errorf(CodeInvalid,
+					"the sale has not started (it starts at %s), so it cannot end before then: pause it to keep it from selling (once started, it can be ended, then archived)",
+					FormatTime(s.StartsAt))
+			}
 			var err error
 			if s.EndsAt, err = checkEnd(*p.EndsAt, s.StartsAt); err != nil {
 				return Sale{}, err

@@ -173,3 +173,36 @@ func TestStockCutBelowTheLimitSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestEndBeforeTheStartSaysWhy: `surge sale end` (PATCH ends_at: now) of
+// a sale that has not started yet is refused, as every end at or before
+// the start is, and the refusal must tell the operator why and what keeps
+// the sale from selling instead (a pause: a sale is archived only once it
+// has ended). It said only "ends_at must be after starts_at",
+// to an operator who had sent no time at all.
+func TestEndBeforeTheStartSaysWhy(t *testing.T) {
+	now := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	start := now.Add(time.Hour)
+	base := surge.Sale{ID: "s", Name: "Drop", Stock: 10, PerUserLimit: 2, StartsAt: start, HoldSeconds: 900}
+	for _, c := range []struct {
+		name string
+		end  time.Time
+		want []string // in the message
+	}{
+		{"end now, before the start", now, []string{"has not started", "2026-01-01T11:00:00", "pause it"}},
+		{"an end in the past", now.Add(-time.Hour), []string{"has not started", "pause it"}},
+		// A later end that is still not after the start: the rule says it.
+		{"an end between now and the start", now.Add(30 * time.Minute), []string{"ends_at must be after starts_at"}},
+	} {
+		_, err := base.Apply(surge.SalePatch{EndsAt: &c.end}, 0, now)
+		if surge.ErrorCode(err) != surge.CodeInvalid {
+			t.Errorf("%s: %v, want %s", c.name, err, surge.CodeInvalid)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: the refusal %q does not say %q", c.name, err, w)
+			}
+		}
+	}
+}
