@@ -161,6 +161,13 @@ func (s *Store) EventsPublished(ctx context.Context, events []surge.OrderEvent) 
 	return s.submit(&commit{published: events[len(events)-1].Seq})
 }
 
+// backlogSQL reads the first and last seq waiting and the first one's
+// time, each from an end of the key: SQLite reads min() or max() so only
+// when it is its query's whole result (both in one query scanned every
+// row, 0.5 s at 2 million events, once a second while NATS was down).
+const backlogSQL = `SELECT lo, hi, (SELECT at FROM outbox WHERE seq = lo)
+	FROM (SELECT (SELECT min(seq) FROM outbox) AS lo, (SELECT max(seq) FROM outbox) AS hi)`
+
 // OutboxBacklog implements surge.Outbox. The rows left are seqs min..max
 // without a gap (see outboxSchema): counting them costs two index reads
 // however long the outbox has grown while NATS was down.
@@ -169,7 +176,7 @@ func (s *Store) OutboxBacklog(ctx context.Context) (int64, time.Time, error) {
 		lo, hi sql.NullInt64
 		at     sql.NullString
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT min(seq), max(seq), (SELECT at FROM outbox ORDER BY seq LIMIT 1) FROM outbox`).Scan(&lo, &hi, &at)
+	err := s.r.QueryRowContext(ctx, backlogSQL).Scan(&lo, &hi, &at)
 	if err != nil {
 		return 0, time.Time{}, s.unavailable(fmt.Errorf("sqlite: outbox backlog: %w", err))
 	}
