@@ -36,7 +36,11 @@ func (s *Server) queueEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	es, ok := startEventStream(w)
-	if !ok {
+	// A HEAD is answered as its GET would be (the same checks, a slot
+	// taken and given back), and its answer ends with the headers: net/http
+	// drops the body of a HEAD, so following the place would hold the
+	// connection and a stream slot until admission, unseen.
+	if !ok || r.Method == http.MethodHead {
 		return
 	}
 	s.followPlace(r.Context(), es, sale, st)
