@@ -265,3 +265,19 @@ func TestNoTokenNoDashboard(t *testing.T) {
 		t.Error("a session of the empty token is valid")
 	}
 }
+
+// TestStreamHEADEnds: HEAD of the feed answers what GET would, without
+// its body, and ends there: net/http discards a HEAD's body, so a feed
+// followed unseen would hold its slot (and its connection) until the
+// stream's age, refusing the next real dashboard 429.
+func TestStreamHEADEnds(t *testing.T) {
+	d, srv := newTestServer(t, Config{MaxStreams: 1, Interval: 20 * time.Millisecond})
+	resp, _ := do(t, http.DefaultClient, "HEAD", srv.URL+"/dashboard/events", testToken, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("HEAD of the feed: %d %q, want 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	waitFor(t, func() bool { return len(d.slots) == 0 }, "the slot of a HEAD of the feed")
+	if resp, _ := do(t, http.DefaultClient, "HEAD", srv.URL+"/dashboard/events", "", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("HEAD of the feed without a session: %d, want 401 as GET", resp.StatusCode)
+	}
+}

@@ -38,6 +38,11 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		// net/http discards a HEAD's body: a feed followed unseen would
+		// hold its slot and its connection until streamMaxAge.
+		return
+	}
 	write := func(b []byte) bool {
 		// Moved forward with each write: the server's write timeout is
 		// for answers, not streams, but a stalled client is still cut.
