@@ -119,11 +119,20 @@ type Payments interface {
 	// aside, listed nowhere: the payment of that id and provider, when
 	// recorded within RefundAheadKept, takes it as its order's refund,
 	// delivered first, naming it (settling it as above, else
-	// refund_unexpected).
+	// refund_unexpected). One naming an id that is another provider's
+	// payment is answered ErrRefundNotKept and kept nowhere: the id is
+	// taken, so that provider's payment of it never comes.
 	RecordPayment(ctx context.Context, ev PaymentEvent, now time.Time) (PaymentResult, error)
 	// Payments streams every recorded payment, oldest first, to fn.
 	Payments(ctx context.Context, fn func(Payment) error) error
 }
+
+// ErrRefundNotKept answers a refund naming only a payment (RefundOf)
+// whose id is another provider's payment: not kept, as one naming a
+// payment not recorded yet is, since that provider's payment of the id
+// would be a replay of the other's. Its code is order_not_found, as for
+// that one; the webhook says which it was.
+var ErrRefundNotKept = &Error{Code: CodeOrderNotFound, Message: "the refunded payment's id is another provider's payment; the refund is not kept"}
 
 // RefundAheadKept is how long a refund naming only a payment not recorded
 // yet is kept for that payment (Payments.RecordPayment). Stripe retries an

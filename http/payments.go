@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -94,6 +95,12 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, ps PaymentServi
 		}
 	}
 	res, err := ps.RecordPayment(r.Context(), ev)
+	if errors.Is(err, surge.ErrRefundNotKept) {
+		writeJSON(w, http.StatusOK, api.IgnoredBody{Ignored: fmt.Sprintf(
+			"%s carries no %s metadata and Surge's payment %s is another provider's; not kept: no payment of that id can come",
+			ev.ID, payments.OrderKey, ev.RefundOf)})
+		return
+	}
 	if err != nil && ev.OrderID == "" && surge.ErrorCode(err) == surge.CodeOrderNotFound {
 		// A refund naming no order, only a payment Surge has not recorded:
 		// another of the account's charges, as one without surge_order_id,

@@ -789,3 +789,27 @@ func TestWebhookNotRefusedByAddressLimit(t *testing.T) {
 		t.Errorf("a badly signed delivery from an address past its rate limit answered %v; want 429 with Retry-After", r)
 	}
 }
+
+// TestWebhookStripeRefundOfAnotherProvidersPayment: a Stripe refund naming
+// only its PaymentIntent, whose id Surge recorded as another provider's
+// payment (the generic webhook's, before the switch to --payments
+// stripe), is not kept for that payment: a Stripe payment of the id would
+// be a replay of the other. It was answered "kept for 30 days: it refunds
+// that payment if it comes by then", which could never happen.
+func TestWebhookStripeRefundOfAnotherProvidersPayment(t *testing.T) {
+	e := paymentEnv(t, payments.Stripe)
+	o := e.buyTwo(t, "alice")
+	wantStatus(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", header(userHeader, "alice")), http.StatusOK)
+	generic := surge.PaymentEvent{ID: "pi_3QxSurgeTestPI01", Type: surge.PaymentSucceeded, OrderID: o.ID, AmountCents: 25998,
+		Currency: "EUR", Created: time.Unix(1767225600, 0).UTC(), Provider: payments.Generic}
+	if _, err := e.store.RecordPayment(context.Background(), generic, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := stripeEvent(t, "charge.refunded", o.ID)
+	body = strings.ReplaceAll(body, `"metadata": {"surge_order_id": "`+o.ID+`"}`, `"metadata": {}`)
+	r := e.do(t, "POST", hookPath, body, stripeSigned(body))
+	wantStatus(t, r, http.StatusOK)
+	if a := hookAnswer(t, r); a.Payment != nil || a.Ignored == "" || strings.Contains(a.Ignored, "kept for") || !strings.Contains(a.Ignored, "not kept") {
+		t.Errorf("refund naming payment pi_3QxSurgeTestPI01, the generic webhook's, answered %s; want it ignored, saying it is not kept (no Stripe payment of that id can come)", r.body)
+	}
+}

@@ -95,7 +95,8 @@ const lockPaymentSQL = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 
 // refundOrder finds the order of a refund naming only the payment it gives
 // back (RefundOf): a payment's order never changes once recorded. A
-// payment of another provider under that id answers none. When no payment
+// payment of another provider under that id answers surge.ErrRefundNotKept
+// (that provider's payment of the id never comes). When no payment
 // is recorded under it, it may yet come (providers do not deliver in
 // order): the refund is kept in refunds_ahead, committed with tx, until
 // that payment takes it (recordPayment), and none is answered; keeping it
@@ -123,20 +124,21 @@ func refundOrder(ctx context.Context, tx pgx.Tx, ev surge.PaymentEvent, now time
 	if recorded {
 		return "", errReplay
 	}
-	if provider == "" {
-		// A bounded batch, skipping rows another transaction is dropping
-		// (no wait, no deadlock between two of these): each refund kept
-		// drops up to that many, so the table stays bounded all the same.
-		if _, err := tx.Exec(ctx, `DELETE FROM refunds_ahead WHERE seq IN (SELECT seq FROM refunds_ahead
-			WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
-			now.Add(-surge.RefundAheadKept), surge.RefundsAheadDropped); err != nil {
-			return "", err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO refunds_ahead (id, refund_of, provider, amount_cents, currency, created_at, recorded_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-			ev.ID, ev.RefundOf, ev.Provider, ev.AmountCents, ev.Currency, ev.Created, now); err != nil {
-			return "", err
-		}
+	if provider != "" {
+		return "", surge.ErrRefundNotKept
+	}
+	// A bounded batch, skipping rows another transaction is dropping
+	// (no wait, no deadlock between two of these): each refund kept
+	// drops up to that many, so the table stays bounded all the same.
+	if _, err := tx.Exec(ctx, `DELETE FROM refunds_ahead WHERE seq IN (SELECT seq FROM refunds_ahead
+		WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+		now.Add(-surge.RefundAheadKept), surge.RefundsAheadDropped); err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO refunds_ahead (id, refund_of, provider, amount_cents, currency, created_at, recorded_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		ev.ID, ev.RefundOf, ev.Provider, ev.AmountCents, ev.Currency, ev.Created, now); err != nil {
+		return "", err
 	}
 	return "", nil
 }

@@ -122,7 +122,7 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		}
 		if of.Provider != ev.Provider {
 			// The id is taken: that provider's payment never comes.
-			return surge.PaymentResult{}, surge.ErrOrderNotFound
+			return surge.PaymentResult{}, surge.ErrRefundNotKept
 		}
 		ev.OrderID = of.OrderID
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -325,9 +326,16 @@ func testPayments(t *testing.T, h Harness) {
 			ev.RefundOf, ev.Provider = of, provider
 			return ev
 		}
-		for _, ev := range []surge.PaymentEvent{byPayment("r_x", "pi_missing", "surge"), byPayment("r_y", "pi_1", "stripe")} {
-			_, err := e.payments().RecordPayment(e.ctx, ev, at(3*time.Second))
-			wantErr(t, fmt.Sprintf("refund of payment %s of provider %s", ev.RefundOf, ev.Provider), err, surge.ErrOrderNotFound)
+		// Not recorded yet: kept for it (RefundOfPaymentBeforeIt). Another
+		// provider's id: kept nowhere, and said so (the webhook's answer
+		// said "kept" of both).
+		for _, c := range []struct {
+			ev   surge.PaymentEvent
+			want error
+		}{{byPayment("r_x", "pi_missing", "surge"), surge.ErrOrderNotFound}, {byPayment("r_y", "pi_1", "stripe"), surge.ErrRefundNotKept}} {
+			if _, err := e.payments().RecordPayment(e.ctx, c.ev, at(3*time.Second)); !errors.Is(err, c.want) {
+				t.Errorf("refund of payment %s of provider %s: err = %v, want %v", c.ev.RefundOf, c.ev.Provider, err, c.want)
+			}
 		}
 		// A payment id no store records (not plain text, as a payment's own
 		// id must be) is refused as an event's own id is: PostgreSQL refused
