@@ -430,6 +430,16 @@ func scanPayment(sc scanner) (surge.Payment, error) {
 // Keeping one drops those kept longer than surge.RefundAheadKept first, so
 // the table holds no more than that window's.
 func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
+	if len(c.payments) > 0 {
+		// The refunds kept for the payment were recorded before it: they
+		// are listed before it (Payments is oldest first, by seq), as
+		// PostgreSQL's are.
+		for _, r := range c.ahead {
+			if err := insertPayment(ctx, tx, r); err != nil {
+				return err
+			}
+		}
+	}
 	for _, p := range c.payments {
 		if err := insertPayment(ctx, tx, p); err != nil {
 			return err
@@ -442,10 +452,7 @@ func writePayments(ctx context.Context, tx *sql.Tx, c *commit) error {
 	}
 	for _, r := range c.ahead {
 		if len(c.payments) > 0 {
-			if err := insertPayment(ctx, tx, r); err != nil {
-				return err
-			}
-			continue
+			continue // recorded above
 		}
 		// A bounded batch: the commit is a group's, purchases wait on it;
 		// each refund kept drops up to that many, so the table stays

@@ -413,6 +413,17 @@ func testPayments(t *testing.T, h Harness) {
 				"want both refunded, refunds %s, 5 payments listed (not r_x, another provider's)",
 				one.Payment.Status, two.Payment.Status, refunds, len(got), want)
 		}
+		// Payments lists oldest first: the refunds, recorded (kept) before
+		// their payments, come before them, in the order they came. The
+		// embedded store listed each payment before its refunds, the
+		// cluster's after them.
+		var listed []string
+		if err := e.payments().Payments(e.ctx, func(p surge.Payment) error { listed = append(listed, p.ID); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fmt.Sprint(listed), "[r_1 pi_1 s_0 s_1 pi_2]"; got != want {
+			t.Errorf("Payments listed %s; want %s, oldest first (each refund kept aside before its payment came)", got, want)
+		}
 		again, err := e.payments().RecordPayment(e.ctx, byPayment("r_1", "pi_1", "surge", 2*price), at(4*time.Second))
 		if err != nil || !again.Replay || again.Payment.Status != surge.PaymentRefund || again.Payment.Settles != "pi_1" {
 			t.Errorf("refund r_1 delivered again after its payment: replay %v, %q settling %q, err %v; want the replay of the refund settling pi_1",
