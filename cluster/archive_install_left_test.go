@@ -70,3 +70,54 @@ func TestArchiveDuringInstallRedisCutLeavesNoLiveState(t *testing.T) {
 		return nil
 	})
 }
+
+// TestArchiveDuringInstallCheckFailsLeavesNoLiveState: a sale archived
+// during a rebuild's install has its live state removed by the archive,
+// then written back by the install, whose check that the sale is not
+// archived comes next. When PostgreSQL failed that check, the install kept
+// the state as if the sale were live: nothing recorded it left (the
+// archive had recorded its own removal done), so it stayed in Redis for
+// good, whatever the leader's rounds.
+func TestArchiveDuringInstallCheckFailsLeavesNoLiveState(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: time.Hour})
+	t.Cleanup(func() { a.Close() })
+	eventuallyLeads(t, a, 10*time.Second, "a leads")
+	pp := servicetest.NewProxy(t, "127.0.0.1:5432")
+	n := openStoreAt(t, redisURL(), "postgres://postgres@"+pp.Addr+"/test?sslmode=disable",
+		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
+	t.Cleanup(func() { n.Close() })
+
+	id := "archived-check-cut"
+	snap := archivedBetweenRebuildSteps(t, a, ns, id)
+
+	// The install on node n: its PostgreSQL is cut once the state is
+	// written back, so the archived check that follows fails.
+	rc := dialRedis(t)
+	meta := ns + ":{" + id + "}:m"
+	cut := false
+	_, _ = cluster.InstallLiveWith(ctx, n, snap, func() {
+		if !cut && rc.Exists(ctx, meta).Val() == 1 {
+			cut = true
+			pp.Cut()
+		}
+	})
+	pp.Restore()
+	if !cut {
+		t.Fatal("the install never wrote the state back: the test proves nothing")
+	}
+	eventually(t, 5*time.Second, "no live state of the archived sale is left in Redis (the leader's rounds, one after another)", func() error {
+		if !cluster.Round(ctx, a) {
+			return fmt.Errorf("a could not take the lease for a round")
+		}
+		left, err := rc.Keys(ctx, ns+":{"+id+"}:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("an archived sale's live state is still in Redis: %v", left)
+		}
+		return nil
+	})
+}

@@ -883,7 +883,11 @@ func stallBound(ctx context.Context, d time.Duration) (_ context.Context, progre
 // install would put back for good (nothing reads or removes an archived
 // sale's state). An archive commits in PostgreSQL before it removes the
 // state, so either its removal comes after this install or the check
-// below sees it archived.
+// below sees it archived. Should the check fail, the state is removed
+// as if the sale were archived: it is a cache, and a live sale's costs a
+// rebuild (the leader's next round finds it missing), while an archived
+// sale's stayed in Redis for good (the archive had recorded its own
+// removal done).
 // progress, if set, is called after each step (see stallBound).
 func (s *Store) install(ctx context.Context, snap surge.LiveState, progress func()) (bool, error) {
 	if progress == nil {
@@ -894,29 +898,33 @@ func (s *Store) install(ctx context.Context, snap surge.LiveState, progress func
 		return ok, err
 	}
 	var archived bool
-	if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+	checkErr := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
 		archived, err = s.db.Archived(ctx, snap.Sale.ID)
 		return err
-	}); err != nil {
-		s.log.Warn("check that a sale whose state was installed is not archived", "sale", snap.Sale.ID, "err", err)
-		return ok, nil
-	}
-	progress()
-	if !archived {
-		if ok {
-			s.releaseEndedSince(ctx, snap, progress)
+	})
+	if checkErr == nil {
+		progress()
+		if !archived {
+			if ok {
+				s.releaseEndedSince(ctx, snap, progress)
+			}
+			return ok, nil
 		}
-		return ok, nil
 	}
 	if err := s.call(ctx, s.rcb, func(ctx context.Context) error {
 		return s.live.Remove(ctx, redis.Layout{Sale: snap.Sale.ID, Buckets: max(snap.Buckets, 1)})
 	}); err != nil {
 		// The archive recorded its own removal done: without this mark
 		// nothing would ever remove the state written back.
-		s.log.Warn("remove the live state of a sale archived while it was installed; the leader removes it", "sale", snap.Sale.ID, "err", err)
+		s.log.Warn("remove the live state of a sale archived (or not known not to be) while it was installed; the leader removes it if archived",
+			"sale", snap.Sale.ID, "err", err, "check_err", checkErr)
 		if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.LiveLeftAgain(ctx, snap.Sale.ID) }); err != nil {
 			s.log.Error("record the live state of an archived sale left; it stays in Redis", "sale", snap.Sale.ID, "err", err)
 		}
+	}
+	if checkErr != nil {
+		s.wake()
+		return false, fmt.Errorf("check that the sale is not archived, after installing its live state (removed; the leader rebuilds it): %w", checkErr)
 	}
 	return false, nil
 }
