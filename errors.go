@@ -72,10 +72,11 @@ var (
 	ErrIdempotencyMismatch = &Error{Code: CodeIdempotencyMismatch, Message: "this Idempotency-Key was first used for a different request; use a new key"}
 )
 
-// ErrDependencyDown marks a failure a store answered without trying: a
-// dependency it already knows to be down (its circuit breaker is open),
-// which it logged when it went down. Callers log such failures below
-// ERROR. Match it with errors.Is; it comes joined to the error that
+// ErrDependencyDown marks a failure a store expected and reports itself:
+// a dependency it already knows to be down (its circuit breaker is open),
+// which it logged when it went down, or a sale's live state being rebuilt
+// (cluster mode: Redis lost it), which the rebuild logs. Callers log such
+// failures below ERROR. Match it with errors.Is; it comes joined to the error that
 // carries the code (unavailable).
 var ErrDependencyDown = errors.New("dependency known to be down")
 

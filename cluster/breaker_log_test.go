@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,82 @@ func TestBatchFailureLogLevel(t *testing.T) {
 		if got := levels[c.sale]; got != c.want {
 			t.Errorf("%s: \"reserve batch failed\" logged at %q, want %s", c.why, got, c.want)
 		}
+	}
+}
+
+// TestRebuildingBatchHidesNoError: a batch refused because the sale's live
+// state is being rebuilt (Redis lost it: a restart, a key evicted) is the
+// expected, transient answer of a recovery the store itself reports (the
+// rebuild's line, and an ERROR should the state stay missing). The engine
+// logged it at ERROR under the sale's own limit, so the real failure that
+// came next within the limit's period (Redis stalled) was left out: the
+// sale's log held one ERROR, about the rebuild, and none about Redis.
+func TestRebuildingBatchHidesNoError(t *testing.T) {
+	rp := servicetest.RedisProxy(t)
+	ns := namespace(t)
+	s := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
+		cluster.Config{Prefix: ns, Schema: ns, BreakerOpen: time.Minute, NoExpiry: true, Interval: time.Hour})
+	defer s.Close()
+	sl := mustSale(t, s, "lost", 10, 1)
+	var out servicetest.Log
+	eng, err := engine.Open(context.Background(), s, engine.Config{Logger: slog.New(slog.NewJSONHandler(&out, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	buy := func(user string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_, err := eng.Purchase(ctx, engine.PurchaseRequest{SaleID: sl.ID, Purchase: surge.Purchase{UserID: user, Quantity: 1}})
+		return err
+	}
+
+	// Redis loses the sale's state: the next batch is refused while the
+	// leader (this node) rebuilds it.
+	rc := dialRedis(t)
+	keys, err := rc.Keys(t.Context(), ns+":{"+sl.ID+"}:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("the sale's keys: %v %v", keys, err)
+	}
+	if err := rc.Del(t.Context(), keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := buy("u0"); !strings.Contains(fmt.Sprint(err), "being rebuilt") {
+		t.Fatalf("purchase with the sale's live state lost: %v, want the rebuilding refusal", err)
+	}
+	eventually(t, 10*time.Second, "the leader rebuilds the sale", func() error {
+		_, _, err := reserve(s, sl.ID, surge.Purchase{UserID: "probe", Quantity: 1})
+		return err
+	})
+
+	// Then Redis itself fails a batch: a real failure, an ERROR.
+	rp.Pause()
+	if err := buy("u1"); surge.ErrorCode(err) != surge.CodeUnavailable {
+		t.Fatalf("purchase with Redis stalled: %v, want unavailable", err)
+	}
+	rp.Resume()
+
+	var rebuilding, failed []string
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	for sc.Scan() {
+		var rec struct{ Level, Msg, Sale, Err string }
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if rec.Msg != "reserve batch failed" || rec.Sale != sl.ID {
+			continue
+		}
+		if strings.Contains(rec.Err, "being rebuilt") {
+			rebuilding = append(rebuilding, rec.Level)
+		} else {
+			failed = append(failed, rec.Level)
+		}
+	}
+	if slices.Contains(rebuilding, "ERROR") {
+		t.Errorf("a batch refused while the sale's state was rebuilt logged at ERROR (levels %v), want below", rebuilding)
+	}
+	if !slices.Contains(failed, "ERROR") {
+		t.Errorf("the batch Redis failed right after was not logged at ERROR (its lines: %v; the rebuild's: %v); log:\n%s",
+			failed, rebuilding, out.String())
 	}
 }

@@ -260,8 +260,9 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 	cancel()
 	if err != nil {
 		// A store that refused the batch because a dependency is known
-		// down (its breaker open, logged when it opened) is the outage
-		// going on, not news: WARN, with its own limit so that it never
+		// down (its breaker open, logged when it opened), or because the
+		// sale's state is being rebuilt (the store logs the rebuild), is
+		// the outage or recovery going on, not news: WARN, with its own limit so that it never
 		// hides the first ERROR of a real failure.
 		level, key := slog.LevelError, s.ID
 		if errors.Is(err, surge.ErrDependencyDown) {
