@@ -76,7 +76,7 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if len(orders) == 0 && len(confirm) == 0 {
 		return outs, res.Remaining, nil
 	}
-	missing, err := s.commit(ctx, saleID, res.Epoch, orders, confirm, batch)
+	missing, err := s.commit(ctx, saleID, res.Epoch, orders, confirm, newestReplay(outs), batch)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -236,11 +236,24 @@ func freshIn(orders []surge.Order, id string) bool {
 	return false
 }
 
+// newestReplay is when the newest order the batch's replays answer with
+// was made (zero without replays).
+func newestReplay(outs []surge.Outcome) time.Time {
+	var t time.Time
+	for i := range outs {
+		if outs[i].Replay && outs[i].Order.CreatedAt.After(t) {
+			t = outs[i].Order.CreatedAt
+		}
+	}
+	return t
+}
+
 // commit inserts the batch's new orders under the epoch Redis decided
 // them in, and returns the replays to confirm that PostgreSQL does not
-// have yet. batch is the purchases they came from: a failure's 503 tells
-// their buyers how to retry (retryAdvice), worked out only then.
-func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string, batch []surge.Purchase) (missing []string, err error) {
+// have yet. replayed is when the newest of the orders replayed was made.
+// batch is the purchases they came from: a failure's 503 tells their
+// buyers how to retry (retryAdvice), worked out only then.
+func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders []surge.Order, confirm []string, replayed time.Time, batch []surge.Purchase) (missing []string, err error) {
 	var ever int64
 	var ok bool
 	err = s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
@@ -268,11 +281,16 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 			// The batch's reservations stay in Redis, their keys answering
 			// errReplayUnconfirmed, until the leader reconciles them: a
 			// retry sooner is refused again, whatever the breaker says.
-			made := time.Now()
 			if len(orders) > 0 {
-				made = orders[0].CreatedAt
+				return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(orders[0].CreatedAt), retryAdvice(batch))
 			}
-			return nil, unavailableUntil("committing the orders to PostgreSQL", err, s.untilReconciled(made), retryAdvice(batch))
+			// A batch of replays only reserved nothing: its retries wait
+			// only for the orders they replay, if one is young enough to
+			// be a reservation still waiting for the leader (an older one
+			// the leader has reconciled, or given back). The wait of a
+			// reservation made now sent every such buyer away for
+			// ConfirmAfter and a round (11 s) after a PostgreSQL blip.
+			return nil, unavailableUntil("checking the replayed orders in PostgreSQL", err, s.untilReconciled(replayed), retryAdvice(batch))
 		}
 		s.log.Warn("a batch's insert whose call failed committed all the same", "sale", saleID, "size", len(orders), "err", err)
 	}

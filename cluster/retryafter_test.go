@@ -69,3 +69,44 @@ func TestRetryAfterUnconfirmedPurchase(t *testing.T) {
 		return out[0].Err
 	})
 }
+
+// TestRetryAfterReplayCheckFailed: a retry whose key Redis replays, an
+// order another node committed long ago, is confirmed against PostgreSQL;
+// when that call fails, nothing of the batch waits for the leader's
+// reconciliation (it reserved nothing, and the order it replays is older
+// than the reconciliation's delay), yet the 503 said the Retry-After of a
+// reservation made just now (ConfirmAfter and a leader round: 11 s by
+// default). A client honouring it waited that long for nothing.
+func TestRetryAfterReplayCheckFailed(t *testing.T) {
+	ns := namespace(t)
+	// The order is older than ConfirmAfter when the retry comes.
+	const confirmAfter = 4 * time.Second
+	a := openStore(t, ns, cluster.Config{NodeID: "a", ConfirmAfter: confirmAfter, NoExpiry: true})
+	defer a.Close()
+	sl := mustSale(t, a, "replay-check", 10, 1)
+	// b starts before the purchase: it does not know the key.
+	px := servicetest.NewProxy(t, "127.0.0.1:5432")
+	b := openStoreAt(t, redisURL(), "postgres://postgres@"+px.Addr+"/test?sslmode=disable",
+		cluster.Config{Prefix: ns, Schema: ns, NodeID: "b", ConfirmAfter: confirmAfter, NoExpiry: true})
+	defer b.Close()
+	if _, err := b.Sale(t.Context(), sl.ID); err != nil {
+		t.Fatal(err)
+	}
+	buy := surge.Purchase{UserID: "u1", IdempotencyKey: "k1", Quantity: 1}
+	out, _, err := reserve(a, sl.ID, buy)
+	if err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("first purchase on a: %+v %v", out, err)
+	}
+	time.Sleep(confirmAfter + time.Second)
+
+	px.Cut()
+	_, _, err = reserve(b, sl.ID, buy)
+	px.Restore()
+	var se *surge.Error
+	if !errors.As(err, &se) || se.Code != surge.CodeUnavailable {
+		t.Fatalf("the retry on b with PostgreSQL cut: %v, want 503 unavailable", err)
+	}
+	if se.RetryAfter > 2*time.Second {
+		t.Errorf("the retry on b, a replay whose check PostgreSQL failed, answered Retry-After %v (%v); want a second or two: nothing waits for the reconciliation", se.RetryAfter, err)
+	}
+}
