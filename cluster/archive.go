@@ -46,11 +46,17 @@ func (s *Store) ArchiveSale(ctx context.Context, saleID string, now time.Time) (
 }
 
 // removeLive removes the live state of the archived sale saleID from
-// Redis and records it removed. Only memory is at stake if either fails:
-// the sale stays recorded as left, and the leader's round tries again.
+// Redis, and its waiting room (the API drops it too, after the archive,
+// but nothing tried again should that fail: up to a million buyers stayed
+// in Redis for good), and records them removed. Only memory is at stake if
+// either fails: the sale stays recorded as left, and the leader's round
+// tries again.
 func (s *Store) removeLive(ctx context.Context, saleID string, buckets int) {
 	if err := s.call(ctx, s.rcb, func(ctx context.Context) error {
-		return s.live.Remove(ctx, redis.Layout{Sale: saleID, Buckets: max(buckets, 1)})
+		if err := s.live.Remove(ctx, redis.Layout{Sale: saleID, Buckets: max(buckets, 1)}); err != nil {
+			return err
+		}
+		return redis.NewQueues(s.rc, s.cfg.Prefix, 0).Drop(ctx, saleID)
 	}); err != nil {
 		s.log.Warn("remove the live state of an archived sale; the leader removes it", "sale", saleID, "err", err)
 		return

@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/servicetest"
+	"github.com/surgehq/surge/waitroom"
 )
 
 // TestArchiveDuringInstallRedisCutLeavesNoLiveState: a sale archived
@@ -117,6 +119,73 @@ func TestArchiveDuringInstallCheckFailsLeavesNoLiveState(t *testing.T) {
 		}
 		if len(left) > 0 {
 			return fmt.Errorf("an archived sale's live state is still in Redis: %v", left)
+		}
+		return nil
+	})
+}
+
+// TestArchiveRedisCutLeavesNoWaitingRoom: an archive drops the sale's
+// waiting room, up to a million buyers in Redis (http drops it after the
+// store's archive). When Redis failed right then, the sale's live state
+// was recorded left and removed by the leader's round, but its waiting
+// room stayed in Redis for good: nothing but another archive call of the
+// operator's would ever drop it.
+func TestArchiveRedisCutLeavesNoWaitingRoom(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: time.Hour})
+	t.Cleanup(func() { a.Close() })
+	eventuallyLeads(t, a, 10*time.Second, "a leads")
+	rp := servicetest.RedisProxy(t)
+	n := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
+		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
+	t.Cleanup(func() { n.Close() })
+
+	id, name, stock := "archived-room", "Drop", int64(5)
+	start, ends := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, EndsAt: &ends,
+		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 10, Policy: "fifo", TicketSeconds: 60}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	createSale(t, n, sl)
+	q := waitroom.Queue{SaleID: id, Schedule: waitroom.Schedule{Start: start, Rate: 10}}
+	for i := range 3 {
+		if _, _, err := n.Queues(0).Join(ctx, q, fmt.Sprint("buyer", i), start.Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := dialRedis(t)
+	room := ns + ":{wr:" + id + "}:*"
+	if keys, err := rc.Keys(ctx, room).Result(); err != nil || len(keys) == 0 {
+		t.Fatalf("the waiting room's keys: %v %v", keys, err)
+	}
+
+	// The archive, and the waiting room's drop after it (http's), with
+	// Redis cut.
+	rp.Cut()
+	if _, err := n.ArchiveSale(ctx, id, ends.Add(time.Minute)); err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	if err := n.Queues(0).Drop(ctx, id); err == nil {
+		t.Fatal("the waiting room dropped with Redis cut: the test proves nothing")
+	}
+	rp.Restore()
+
+	eventually(t, 5*time.Second, "no key of the archived sale is left in Redis (the leader's rounds, one after another)", func() error {
+		if !cluster.Round(ctx, a) {
+			return fmt.Errorf("a could not take the lease for a round")
+		}
+		var left []string
+		for _, pattern := range []string{ns + ":{" + id + "}:*", room} {
+			keys, err := rc.Keys(ctx, pattern).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			left = append(left, keys...)
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("an archived sale's keys are still in Redis: %v", left)
 		}
 		return nil
 	})

@@ -151,7 +151,9 @@ func (s *Server) archiveSale(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The archive stands whatever happens here: the queue is only memory
-	// (a later archive call drops it again).
+	// or, in cluster mode, Redis, which the store's own removal of the
+	// archived sale's state drops too, retried by the leader (a later
+	// archive call drops it again as well).
 	if err := s.room.Drop(r.Context(), id); err != nil {
 		s.log.Warn("drop the waiting room of an archived sale", "sale", id, "err", err)
 	}
