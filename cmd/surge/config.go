@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -37,6 +38,10 @@ type loaded struct {
 	c    serveConfig
 	fs   *flagSet
 	from map[string]string // flag name: fromDefault, fromFile, …
+	// shadowed are the file's keys that a SURGE_* variable or a flag
+	// overrides with another value: what the file says of them has no
+	// effect, at start or on SIGHUP (warnShadowed).
+	shadowed []string
 }
 
 // loadServeConfig reads serve's settings: the defaults, then the file of
@@ -61,12 +66,13 @@ func loadServeConfig(args []string, stdout io.Writer) (*loaded, error) {
 	if v, ok := os.LookupEnv(envName("config")); ok && !slices.Contains(onCommandLine, "config") {
 		path = v
 	}
+	var inFile map[string]string
 	if path != "" {
-		keys, err := applyFile(l.fs, path)
-		if err != nil {
+		var err error
+		if inFile, err = applyFile(l.fs, path); err != nil {
 			return nil, errUsage{"serve: " + err.Error()}
 		}
-		for _, k := range keys {
+		for k := range inFile {
 			l.from[k] = fromFile
 		}
 	}
@@ -84,6 +90,13 @@ func loadServeConfig(args []string, stdout io.Writer) (*loaded, error) {
 	for _, k := range onCommandLine {
 		l.from[k] = fromFlag
 	}
+	for k, v := range inFile {
+		// Before validate, which replaces a secret by its file's content.
+		if l.from[k] != fromFile && l.fs.Lookup(k).Value.String() != v {
+			l.shadowed = append(l.shadowed, k)
+		}
+	}
+	slices.Sort(l.shadowed)
 	l.c.configFile = path
 	if err := l.c.validate(); err != nil {
 		return nil, err
@@ -91,10 +104,25 @@ func loadServeConfig(args []string, stdout io.Writer) (*loaded, error) {
 	return l, nil
 }
 
+// warnShadowed logs each key of the file that a SURGE_* variable or a flag
+// overrides with another value: an operator who edits it in the file and
+// sends SIGHUP would otherwise see nothing change, and no reason why (the
+// container image and the Helm chart set some variables themselves).
+func (l *loaded) warnShadowed(log *slog.Logger) {
+	for _, k := range l.shadowed {
+		by := "--" + k
+		if l.from[k] == fromEnv {
+			by = envName(k)
+		}
+		log.Warn("config file: this key is overridden, so the file's value has no effect, at start or on reload; set it in one place",
+			"file", l.c.configFile, "key", k, "overridden_by", by)
+	}
+}
+
 // applyFile sets the flags the file at path names, and returns their
-// names. A key that is no flag, or a value its flag refuses, refuses the
-// whole file: nothing is set.
-func applyFile(fs *flagSet, path string) ([]string, error) {
+// names with their values as the flags print them. A key that is no flag,
+// or a value its flag refuses, refuses the whole file: nothing is set.
+func applyFile(fs *flagSet, path string) (map[string]string, error) {
 	var p koanf.Parser
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yaml", ".yml":
@@ -145,11 +173,12 @@ func applyFile(fs *flagSet, path string) ([]string, error) {
 		}
 		vals[key] = v
 	}
-	keys := k.Keys()
-	for _, key := range keys {
-		_ = fs.Set(key, vals[key]) // accepted by the scratch copy above
+	set := make(map[string]string, len(vals))
+	for key, v := range vals {
+		_ = fs.Set(key, v) // accepted by the scratch copy above
+		set[key] = scratch.Lookup(key).Value.String()
 	}
-	return keys, nil
+	return set, nil
 }
 
 // textSetting reports whether f takes free text (a string flag), whose

@@ -127,7 +127,7 @@ func FuzzConfigFile(f *testing.F) {
 			return
 		}
 		named := map[string]bool{}
-		for _, k := range keys {
+		for k := range keys {
 			named[k] = true
 			if fs.Lookup(k) == nil || k == "config" || k == "print-config" {
 				t.Fatalf("accepted key %q", k)

@@ -58,6 +58,7 @@ func (s *server) reload(args []string) {
 	}
 	l, err := loadServeConfig(args, io.Discard)
 	if err == nil {
+		l.warnShadowed(s.log)
 		err = s.apply(old, l.c)
 	}
 	if err != nil {

@@ -219,6 +219,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	l.warnShadowed(log)
 	if c.handover, err = newHandover(ctx, c.pidFile, log); err != nil {
 		return err
 	}
