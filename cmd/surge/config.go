@@ -169,7 +169,7 @@ func applyFile(fs *flagSet, path string) (map[string]string, error) {
 			return nil, fmt.Errorf("config file %s: key %q is text: write its value in quotes (the file's %s was read as a %T)", path, key, masked(key, fmt.Sprint(n)), n)
 		}
 		if err := scratch.Set(key, v); err != nil {
-			return nil, fmt.Errorf("config file %s: key %q: invalid value %q: %w", path, key, masked(key, v), err)
+			return nil, fmt.Errorf("config file %s: key %q: invalid value %q: %w", path, key, masked(key, v), explain(scratch.Lookup(key).Value, err))
 		}
 		vals[key] = v
 	}

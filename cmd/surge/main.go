@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/surgehq/surge/version"
 )
@@ -174,7 +175,7 @@ func (f *flagSet) applyEnv() ([]string, error) {
 		env := envName(fl.Name)
 		if v, ok := os.LookupEnv(env); ok && envErr == nil {
 			if err := f.Set(fl.Name, v); err != nil {
-				envErr = errUsage{fmt.Sprintf("%s: invalid value %q for %s: %v", f.Name(), v, env, err)}
+				envErr = errUsage{fmt.Sprintf("%s: invalid value %q for %s: %v", f.Name(), v, env, explain(fl.Value, err))}
 			}
 			set = append(set, fl.Name)
 		}
@@ -207,7 +208,18 @@ func (s seen) IsBoolFlag() bool { return s.boolFlag }
 
 // parseArgs parses the command line; -h prints the help.
 func (f *flagSet) parseArgs(args []string) error {
-	if err := f.Parse(args); err != nil {
+	// The values explain their refusals while the command line is parsed
+	// (the flag package formats the error itself), and are given back
+	// before the help, which names each flag's type by its value's.
+	var plain []flag.Value
+	f.VisitAll(func(fl *flag.Flag) {
+		plain = append(plain, fl.Value)
+		fl.Value = explained{fl.Value}
+	})
+	err := f.Parse(args)
+	i := 0
+	f.VisitAll(func(fl *flag.Flag) { fl.Value = plain[i]; i++ })
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			f.help()
 			return err
@@ -215,4 +227,43 @@ func (f *flagSet) parseArgs(args []string) error {
 		return errUsage{fmt.Sprintf("%s: %v (run 'surge %s --help')", f.Name(), err, f.Name())}
 	}
 	return nil
+}
+
+// explained is a flag's value whose refusal says what the flag takes: the
+// flag package's own says "parse error" of a duration without its unit,
+// a fraction given for a whole number or a bad boolean alike.
+type explained struct{ flag.Value }
+
+func (e explained) Set(s string) error { return explain(e.Value, e.Value.Set(s)) }
+
+func (e explained) IsBoolFlag() bool {
+	b, ok := e.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// explain adds to err, v's refusal of a value, what v takes.
+func explain(v flag.Value, err error) error {
+	g, ok := v.(flag.Getter)
+	if err == nil || !ok {
+		return err
+	}
+	var want string
+	switch g.Get().(type) {
+	case time.Duration:
+		want = "want a duration with its unit, such as 30s, 250ms or 1m30s"
+	case bool:
+		want = "want true or false"
+	case int, int64:
+		want = "want a whole number"
+	case uint, uint64:
+		want = "want a whole number, 0 or more"
+	case float64:
+		want = "want a number, such as 5 or 0.5"
+	default:
+		return err
+	}
+	if err.Error() == "parse error" { // the flag package's errParse: nothing more to it
+		return errors.New(want)
+	}
+	return fmt.Errorf("%w (%s)", err, want)
 }
