@@ -31,7 +31,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +101,7 @@ func TestDockerfile(t *testing.T) {
 		{"a non-root user", `(?m)^USER 65532:65532$`},
 		{"the API on 0.0.0.0 inside", `SURGE_HTTP_ADDR=0.0.0.0:8080`},
 		{"the data directory", `SURGE_DATA_DIR=/data`},
-		{"a health check on /healthz by the binary", `(?m)^  CMD \["/usr/local/bin/surge", "probe", "--url", "http://127.0.0.1:8080/healthz", "--timeout", "3s"\]$`},
+		{"a health check on /healthz by the binary", `(?m)^  CMD \["/usr/local/bin/surge", "probe", "--timeout", "3s"\]$`},
 		{"go.mod's Go version", `(?m)^ARG GO_VERSION=` + regexp.QuoteMeta(goLine[1]) + `$`},
 	} {
 		if !regexp.MustCompile(want.re).MatchString(df) {
@@ -215,15 +214,14 @@ func TestHealthcheckReportsBeforeDockerKillsIt(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	args := slices.Clone(argv[1:])
-	for i := range args {
-		if strings.HasPrefix(args[i], "http://127.0.0.1:8080/") {
-			args[i] = "http://" + ln.Addr().String() + "/healthz"
-		}
-	}
+	// In the image's environment, serve given the listener's port: the
+	// check follows SURGE_HTTP_ADDR.
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), docker)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	check := exec.CommandContext(ctx, bin, argv[1:]...)
+	check.Env = append(check.Environ(), "SURGE_HTTP_ADDR=0.0.0.0:"+port)
+	out, err := check.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "probe http://"+ln.Addr().String()) {
 		t.Errorf("the HEALTHCHECK's CMD against a server that never answers, killed after %v as Docker does: %v, %q; want exit 1 and the probe's own report",

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -26,7 +28,7 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 
 func probeURL(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("probe", "surge probe [--url URL] [--timeout D]", stdout)
-	url := fs.String("url", "http://127.0.0.1:8080/healthz", "URL to GET; any 2xx answer is healthy (/readyz: ready for traffic)")
+	url := fs.String("url", healthURL(os.Getenv(envName("http-addr"))), "URL to GET; any 2xx answer is healthy (/readyz: ready for traffic); default: /healthz at serve's --http-addr as SURGE_HTTP_ADDR sets it")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -51,4 +53,24 @@ func probeURL(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", *url, resp.Status)
 	return nil
+}
+
+// healthURL is the /healthz of a server serving on addr, serve's
+// --http-addr (its default when empty): the container image sets
+// SURGE_HTTP_ADDR for serve, and its HEALTHCHECK, run in the same
+// environment, must probe where serve listens, whatever port it is given.
+// A wildcard host is probed on 127.0.0.1, which Go's listener of [::]
+// accepts too.
+func healthURL(addr string) string {
+	if addr == "" {
+		addr = newServeConfig().httpAddr
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/healthz" // refused as the URL it makes, naming it
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/healthz"
 }

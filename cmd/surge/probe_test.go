@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -67,5 +69,30 @@ func TestProbeExitsZeroOrOne(t *testing.T) {
 	}
 	if code, stdout, _ := runCLI(cancelled(), "probe", "--help"); code != 0 || !strings.Contains(stdout, "Usage: surge probe") {
 		t.Errorf("probe --help: exit %d, %q; want 0 and the usage", code, stdout)
+	}
+}
+
+// TestProbeFollowsHTTPAddr: without --url, surge probe checks /healthz
+// where serve listens as SURGE_HTTP_ADDR sets it, its wildcard host on the
+// loopback. The container image's HEALTHCHECK runs it in the image's
+// environment: a container given another port by SURGE_HTTP_ADDR (the
+// Dockerfile's documented setting) was probed at 127.0.0.1:8080 and marked
+// unhealthy while it served.
+func TestProbeFollowsHTTPAddr(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	p := startConfigured(t, "--data-dir", t.TempDir())
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{"0.0.0.0:" + port, "[::]:" + port, ":" + port, "127.0.0.1:" + port} {
+		cmd := exec.Command(surgeBinary(t), "probe", "--timeout", "3s")
+		cmd.Env = append(cmd.Environ(), "SURGE_HTTP_ADDR="+addr)
+		out, err := cmd.CombinedOutput()
+		if want := "http://127.0.0.1:" + port + "/healthz: 200 OK"; err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("SURGE_HTTP_ADDR=%s surge probe: %v, %q; want exit 0 and %q", addr, err, out, want)
+		}
 	}
 }
