@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -405,6 +407,9 @@ func (c *serveConfig) validate() error {
 			return errUsage{fmt.Sprintf("serve: --%s %q: %v", a.name, a.addr, err)}
 		}
 	}
+	if err := checkPIDFile(c.pidFile); err != nil {
+		return err
+	}
 	if err := c.readSecrets(); err != nil {
 		return err
 	}
@@ -457,6 +462,29 @@ func (c *serveConfig) validate() error {
 		return err
 	}
 	return nil
+}
+
+// checkPIDFile refuses a --pid-file whose directory is missing: the start
+// found out only once it served (tableflip writes the file then), after it
+// had created the data directory, naming a temporary file of its own
+// rather than the setting.
+func checkPIDFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	why := ""
+	switch st, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		why = "does not exist"
+	case err != nil:
+		why = err.Error()
+	case !st.IsDir():
+		why = "is not a directory"
+	default:
+		return nil
+	}
+	return errUsage{fmt.Sprintf("serve: --pid-file %s: its directory %s %s", path, dir, why)}
 }
 
 // checkListenAddr checks a listen address as net.Listen parses it,
