@@ -8,6 +8,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/redis"
 	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/waitroom"
 )
@@ -22,12 +23,7 @@ import (
 func TestArchiveDuringInstallRedisCutLeavesNoLiveState(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
-	// a leads, but runs its rounds only when the test says (Round): a
-	// round of its own loop could remove the state the install leaves
-	// before the test has seen it there.
-	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: time.Hour})
-	t.Cleanup(func() { a.Close() })
-	eventuallyLeads(t, a, 10*time.Second, "a leads")
+	a := roundsLeader(t, ns)
 	rp := servicetest.RedisProxy(t)
 	n := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
 		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
@@ -40,34 +36,67 @@ func TestArchiveDuringInstallRedisCutLeavesNoLiveState(t *testing.T) {
 	// The install on node n: its Redis is cut once the state is written
 	// back, so the removal that follows the archived check fails.
 	rc := dialRedis(t)
-	meta := ns + ":{" + id + "}:m"
-	cut := false
-	_, err := cluster.InstallLiveWith(ctx, n, snap, func() {
-		if !cut && rc.Exists(ctx, meta).Val() == 1 {
-			cut = true
-			rp.Cut()
-		}
-	})
+	err := installCutOnWriteBack(t, n, rc, ns, id, snap, rp.Cut)
 	rp.Restore()
 	if err != nil {
 		t.Fatalf("install: %v", err)
 	}
-	if !cut {
-		t.Fatal("the install never wrote the state back: the test proves nothing")
-	}
-	if rc.Exists(ctx, meta).Val() != 1 {
+	if rc.Exists(ctx, ns+":{"+id+"}:m").Val() != 1 {
 		t.Fatal("the state is not in Redis after the cut removal: the test proves nothing")
 	}
-	eventually(t, 10*time.Second, "the leader removes the live state of the archived sale (its rounds, one after another)", func() error {
+	roundsRemove(t, a, rc, 10*time.Second, "the leader removes the live state of the archived sale", ns+":{"+id+"}:*")
+}
+
+// roundsLeader opens a store that leads but runs its rounds only when a
+// test says (cluster.Round): a round of its own loop could remove what
+// the test must first see in Redis.
+func roundsLeader(t *testing.T, ns string) *cluster.Store {
+	t.Helper()
+	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: time.Hour})
+	t.Cleanup(func() { a.Close() })
+	eventuallyLeads(t, a, 10*time.Second, "a leads")
+	return a
+}
+
+// installCutOnWriteBack runs n's install of snap, the sale archived meanwhile
+// (archivedBetweenRebuildSteps), and calls cut once the install has written
+// the state back to Redis, so what the install does next fails.
+func installCutOnWriteBack(t *testing.T, n *cluster.Store, rc redis.Client, ns, id string, snap surge.LiveState, cut func()) error {
+	t.Helper()
+	ctx := context.Background()
+	meta := ns + ":{" + id + "}:m"
+	done := false
+	_, err := cluster.InstallLiveWith(ctx, n, snap, func() {
+		if !done && rc.Exists(ctx, meta).Val() == 1 {
+			done = true
+			cut()
+		}
+	})
+	if !done {
+		t.Fatal("the install never wrote the state back: the test proves nothing")
+	}
+	return err
+}
+
+// roundsRemove: the leader's rounds, one after another, leave no key
+// matching patterns in Redis within d.
+func roundsRemove(t *testing.T, a *cluster.Store, rc redis.Client, d time.Duration, what string, patterns ...string) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, d, what+" (the leader's rounds, one after another)", func() error {
 		if !cluster.Round(ctx, a) {
 			return fmt.Errorf("a could not take the lease for a round")
 		}
-		left, err := rc.Keys(ctx, ns+":{"+id+"}:*").Result()
-		if err != nil {
-			t.Fatal(err)
+		var left []string
+		for _, pattern := range patterns {
+			keys, err := rc.Keys(ctx, pattern).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			left = append(left, keys...)
 		}
 		if len(left) > 0 {
-			return fmt.Errorf("an archived sale's live state is still in Redis: %v", left)
+			return fmt.Errorf("an archived sale's keys are still in Redis: %v", left)
 		}
 		return nil
 	})
@@ -82,10 +111,7 @@ func TestArchiveDuringInstallRedisCutLeavesNoLiveState(t *testing.T) {
 // good, whatever the leader's rounds.
 func TestArchiveDuringInstallCheckFailsLeavesNoLiveState(t *testing.T) {
 	ns := namespace(t)
-	ctx := context.Background()
-	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: time.Hour})
-	t.Cleanup(func() { a.Close() })
-	eventuallyLeads(t, a, 10*time.Second, "a leads")
+	a := roundsLeader(t, ns)
 	pp := servicetest.NewProxy(t, "127.0.0.1:5432")
 	n := openStoreAt(t, redisURL(), "postgres://postgres@"+pp.Addr+"/test?sslmode=disable",
 		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
@@ -97,31 +123,9 @@ func TestArchiveDuringInstallCheckFailsLeavesNoLiveState(t *testing.T) {
 	// The install on node n: its PostgreSQL is cut once the state is
 	// written back, so the archived check that follows fails.
 	rc := dialRedis(t)
-	meta := ns + ":{" + id + "}:m"
-	cut := false
-	_, _ = cluster.InstallLiveWith(ctx, n, snap, func() {
-		if !cut && rc.Exists(ctx, meta).Val() == 1 {
-			cut = true
-			pp.Cut()
-		}
-	})
+	_ = installCutOnWriteBack(t, n, rc, ns, id, snap, pp.Cut)
 	pp.Restore()
-	if !cut {
-		t.Fatal("the install never wrote the state back: the test proves nothing")
-	}
-	eventually(t, 5*time.Second, "no live state of the archived sale is left in Redis (the leader's rounds, one after another)", func() error {
-		if !cluster.Round(ctx, a) {
-			return fmt.Errorf("a could not take the lease for a round")
-		}
-		left, err := rc.Keys(ctx, ns+":{"+id+"}:*").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(left) > 0 {
-			return fmt.Errorf("an archived sale's live state is still in Redis: %v", left)
-		}
-		return nil
-	})
+	roundsRemove(t, a, rc, 5*time.Second, "no live state of the archived sale is left in Redis", ns+":{"+id+"}:*")
 }
 
 // TestArchiveRedisCutLeavesNoWaitingRoom: an archive drops the sale's
@@ -133,9 +137,7 @@ func TestArchiveDuringInstallCheckFailsLeavesNoLiveState(t *testing.T) {
 func TestArchiveRedisCutLeavesNoWaitingRoom(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
-	a := openStore(t, ns, cluster.Config{NodeID: "a", Interval: time.Hour})
-	t.Cleanup(func() { a.Close() })
-	eventuallyLeads(t, a, 10*time.Second, "a leads")
+	a := roundsLeader(t, ns)
 	rp := servicetest.RedisProxy(t)
 	n := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
 		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
@@ -172,21 +174,5 @@ func TestArchiveRedisCutLeavesNoWaitingRoom(t *testing.T) {
 	}
 	rp.Restore()
 
-	eventually(t, 5*time.Second, "no key of the archived sale is left in Redis (the leader's rounds, one after another)", func() error {
-		if !cluster.Round(ctx, a) {
-			return fmt.Errorf("a could not take the lease for a round")
-		}
-		var left []string
-		for _, pattern := range []string{ns + ":{" + id + "}:*", room} {
-			keys, err := rc.Keys(ctx, pattern).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			left = append(left, keys...)
-		}
-		if len(left) > 0 {
-			return fmt.Errorf("an archived sale's keys are still in Redis: %v", left)
-		}
-		return nil
-	})
+	roundsRemove(t, a, rc, 5*time.Second, "no key of the archived sale is left in Redis", ns+":{"+id+"}:*", room)
 }
