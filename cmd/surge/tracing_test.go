@@ -238,68 +238,27 @@ func TestTraceCluster(t *testing.T) {
 // decides of roots (parentbased_always_off keeps none of its own); a
 // reload turns it off and on again, from the next request.
 func TestTraceTrustParent(t *testing.T) {
-	rc := startReceiver(t)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rc.url)
-	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "surge.yaml")
-	write := func(body string) {
-		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("trace-trust-parent: true\n")
-	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "trace-trust-admin-token"}
-	var logBuf servicetest.Log
-	srv := startReloadable(t, args, &logBuf)
-	get := func(traceID, flags string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, srv.url()+"/v1/sales", nil)
-		req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-"+flags)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
-	traced := func(traceID string) bool {
-		for _, s := range rc.all() {
-			if hex.EncodeToString(s.TraceId) == traceID {
-				return true
-			}
-		}
-		return false
-	}
-	waitTraced := func(traceID string) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !traced(traceID) && time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !traced(traceID) {
-			t.Fatalf("a request whose trusted traceparent said sampled (trace %s) was not traced within 10 s (--trace-trust-parent, OTEL_TRACES_SAMPLER=parentbased_always_off); spans: %v", traceID, names(rc.all()))
-		}
-	}
+	e := startParentEnv(t, "trace-trust-parent: true\n")
 	const (
 		notSampled = "11111111111111111111111111111111"
 		sampled    = "22222222222222222222222222222222"
 		untrusted  = "33333333333333333333333333333333"
 		again      = "44444444444444444444444444444444"
 	)
-	get(notSampled, "00")
-	get(sampled, "01")
-	waitTraced(sampled)
-	write("trace-trust-parent: false\n")
-	srv.reload(args)
-	get(untrusted, "01")
-	write("trace-trust-parent: true\n")
-	srv.reload(args)
-	get(again, "01")
-	waitTraced(again) // exported after anything sent before it
-	if traced(notSampled) {
+	e.get(notSampled, "00")
+	e.get(sampled, "01")
+	e.waitTraced(sampled)
+	e.write("trace-trust-parent: false\n")
+	e.srv.reload(e.args)
+	e.get(untrusted, "01")
+	e.write("trace-trust-parent: true\n")
+	e.srv.reload(e.args)
+	e.get(again, "01")
+	e.waitTraced(again) // exported after anything sent before it
+	if e.traced(notSampled) {
 		t.Errorf("a request whose trusted traceparent said not sampled (-00) was traced")
 	}
-	if traced(untrusted) {
+	if e.traced(untrusted) {
 		t.Errorf("after a reload turned trace-trust-parent off, a request whose traceparent said sampled was traced; want the sampler (parentbased_always_off) to decide")
 	}
 }
@@ -314,57 +273,84 @@ func TestTraceTrustParent(t *testing.T) {
 // --trusted-proxies every caller's flag is believed, as before
 // (TestTraceTrustParent).
 func TestTraceTrustParentOnlyFromProxies(t *testing.T) {
-	rc := startReceiver(t)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rc.url)
-	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "surge.yaml")
-	write := func(body string) {
-		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// The gateway is 192.0.2.1 (TEST-NET-1); the test's client, 127.0.0.1, is not it.
-	write("trace-trust-parent: true\ntrusted-proxies: 192.0.2.1\n")
-	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "trace-trust-admin-token"}
-	var logBuf servicetest.Log
-	srv := startReloadable(t, args, &logBuf)
-	get := func(traceID string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, srv.url()+"/v1/sales", nil)
-		req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
-	traced := func(traceID string) bool {
-		for _, s := range rc.all() {
-			if hex.EncodeToString(s.TraceId) == traceID {
-				return true
-			}
-		}
-		return false
-	}
+	e := startParentEnv(t, "trace-trust-parent: true\ntrusted-proxies: 192.0.2.1\n")
 	const (
 		direct  = "55555555555555555555555555555555"
 		gateway = "66666666666666666666666666666666"
 	)
-	get(direct)
+	e.get(direct, "01")
 	// Now the test's client is the gateway: its flag decides.
-	write("trace-trust-parent: true\ntrusted-proxies: 192.0.2.1,127.0.0.1\n")
-	srv.reload(args)
-	get(gateway)
-	for deadline := time.Now().Add(10 * time.Second); !traced(gateway) && time.Now().Before(deadline); {
+	e.write("trace-trust-parent: true\ntrusted-proxies: 192.0.2.1,127.0.0.1\n")
+	e.srv.reload(e.args)
+	e.get(gateway, "01")
+	e.waitTraced(gateway) // exported after anything sent before it
+	if e.traced(direct) {
+		t.Errorf("a request from 127.0.0.1, not among --trusted-proxies (192.0.2.1), was traced because its traceparent said sampled; want the sampler (parentbased_always_off) to decide for callers other than the trusted proxies")
+	}
+}
+
+// parentEnv is a served binary exporting its spans to rc, with no root of
+// its own sampled (parentbased_always_off), so only a believed
+// traceparent's sampled flag gets a request traced; write sets its config
+// file's body, which srv.reload(args) applies.
+type parentEnv struct {
+	t    *testing.T
+	rc   *otlpReceiver
+	srv  *server
+	args []string
+	cfg  string
+}
+
+func startParentEnv(t *testing.T, config string) *parentEnv {
+	t.Helper()
+	e := &parentEnv{t: t, rc: startReceiver(t)}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", e.rc.url)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off")
+	dir := t.TempDir()
+	e.cfg = filepath.Join(dir, "surge.yaml")
+	e.write(config)
+	e.args = []string{"--config", e.cfg, "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--admin-token", "trace-trust-admin-token"}
+	var logBuf servicetest.Log
+	e.srv = startReloadable(t, e.args, &logBuf)
+	return e
+}
+
+func (e *parentEnv) write(body string) {
+	e.t.Helper()
+	if err := os.WriteFile(e.cfg, []byte(body), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// get sends GET /v1/sales with a traceparent of traceID and flags.
+func (e *parentEnv) get(traceID, flags string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.srv.url()+"/v1/sales", nil)
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-"+flags)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+func (e *parentEnv) traced(traceID string) bool {
+	for _, s := range e.rc.all() {
+		if hex.EncodeToString(s.TraceId) == traceID {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *parentEnv) waitTraced(traceID string) {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !e.traced(traceID) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !traced(gateway) {
-		t.Fatalf("a request from a trusted proxy whose traceparent said sampled was not traced within 10 s (--trace-trust-parent); spans: %v", names(rc.all()))
-	}
-	// Exported after anything sent before it.
-	if traced(direct) {
-		t.Errorf("a request from 127.0.0.1, not among --trusted-proxies (192.0.2.1), was traced because its traceparent said sampled; want the sampler (parentbased_always_off) to decide for callers other than the trusted proxies")
+	if !e.traced(traceID) {
+		e.t.Fatalf("a request whose believed traceparent said sampled (trace %s) was not traced within 10 s (--trace-trust-parent, OTEL_TRACES_SAMPLER=parentbased_always_off); spans: %v", traceID, names(e.rc.all()))
 	}
 }
