@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/surgehq/surge/servicetest"
 )
 
 // TestExpiryReadsOnlyItsSale: the leader's statements that find the
@@ -26,13 +24,7 @@ import (
 // runs (generic).
 func TestExpiryReadsOnlyItsSale(t *testing.T) {
 	ctx := context.Background()
-	ns := servicetest.Namespace(t)
-	db, err := Open(ctx, servicetest.PostgresURL(), Options{Schema: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	conn := servicetest.Conn(t, ns)
+	_, conn := openSchema(t, Options{})
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	// Two busy sales with 5,000 due holds each, then sale "one": a single
 	// due hold, ending after all of theirs, beside 2,000 paid orders.

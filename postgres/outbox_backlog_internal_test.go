@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
-
-	"github.com/surgehq/surge/servicetest"
 )
 
 // TestOutboxBacklogReadsNoWholeOutbox: every node with --nats-url reads
@@ -19,13 +17,7 @@ import (
 // the embedded store's does, and still be the rows waiting.
 func TestOutboxBacklogReadsNoWholeOutbox(t *testing.T) {
 	ctx := context.Background()
-	ns := servicetest.Namespace(t)
-	db, err := Open(ctx, servicetest.PostgresURL(), Options{Schema: ns, Events: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	conn := servicetest.Conn(t, ns)
+	db, conn := openSchema(t, Options{Events: true})
 	const rows = 20000
 	first := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
 	if _, err := conn.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at)

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/surgehq/surge/servicetest"
 )
 
 // TestOutboxReadLocksOnlyPastHorizon: each read of the outbox read the
@@ -20,13 +18,7 @@ import (
 // only when a seq past the horizon was handed out, and then they must be.
 func TestOutboxReadLocksOnlyPastHorizon(t *testing.T) {
 	ctx := context.Background()
-	ns := servicetest.Namespace(t)
-	db, err := Open(ctx, servicetest.PostgresURL(), Options{Schema: ns, Events: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	conn := servicetest.Conn(t, ns)
+	_, conn := openSchema(t, Options{Events: true})
 	event := func() {
 		if _, err := conn.Exec(ctx, `INSERT INTO outbox (sale_id, order_id, event, at) VALUES ('s', 'o', 'reserved', now())`); err != nil {
 			t.Fatal(err)
