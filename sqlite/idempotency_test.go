@@ -123,20 +123,7 @@ func TestKeyLookupUsesIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`EXPLAIN QUERY PLAN `+sqlite.KeyQuery, "s", "u", "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
+	plan := sqlite.QueryPlan(t, db, sqlite.KeyQuery, "s", "u", "k")
 	if got := strings.Join(plan, "; "); !strings.Contains(got, "USING INDEX orders_settled_keys") {
 		t.Errorf("query plan = %q, want it to use orders_settled_keys", got)
 	}

@@ -20,23 +20,7 @@ func TestOutboxBacklogReadsNoWholeOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+backlogSQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	plan := QueryPlan(t, s.r, backlogSQL)
 	for _, step := range plan {
 		if strings.HasPrefix(step, "SCAN outbox") {
 			t.Errorf("reading the backlog scans the outbox, which grows with the backlog: plan %q", plan)
