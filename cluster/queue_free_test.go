@@ -3,8 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,23 +26,7 @@ func TestWaitingRoomDropFreesInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	lazyFreed := func() int64 {
-		info, err := c.Info(ctx, "memory").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(info, "\r\n") {
-			if v, ok := strings.CutPrefix(line, "lazyfreed_objects:"); ok {
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
-		}
-		t.Fatalf("redis-server reports no lazyfreed_objects (older than 6.2?):\n%s", info)
-		return 0
-	}
+	lazyFreed := func() int64 { return memInfo(t, c, "lazyfreed_objects") }
 	qs := redis.NewQueues(c, "surge", 0)
 	start := time.Now().Add(time.Hour)
 	q := waitroom.Queue{SaleID: "big", Schedule: waitroom.Schedule{Start: start, Rate: 10}}
