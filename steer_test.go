@@ -162,15 +162,7 @@ func TestStockCutBelowTheLimitSaysWhy(t *testing.T) {
 			[]string{"per_user_limit must be between 1 and the stock (3)"}},
 	} {
 		_, err := base.Apply(c.p, 0, start)
-		if surge.ErrorCode(err) != surge.CodeInvalid {
-			t.Errorf("%s: %v, want %s", c.name, err, surge.CodeInvalid)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: the refusal %q does not say %q", c.name, err, w)
-			}
-		}
+		refusedSaying(t, c.name, err, c.want)
 	}
 }
 
@@ -195,14 +187,20 @@ func TestEndBeforeTheStartSaysWhy(t *testing.T) {
 		{"an end between now and the start", now.Add(30 * time.Minute), []string{"ends_at must be after starts_at"}},
 	} {
 		_, err := base.Apply(surge.SalePatch{EndsAt: &c.end}, 0, now)
-		if surge.ErrorCode(err) != surge.CodeInvalid {
-			t.Errorf("%s: %v, want %s", c.name, err, surge.CodeInvalid)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: the refusal %q does not say %q", c.name, err, w)
-			}
+		refusedSaying(t, c.name, err, c.want)
+	}
+}
+
+// refusedSaying: err is an invalid_request whose message says each of want.
+func refusedSaying(t *testing.T, name string, err error, want []string) {
+	t.Helper()
+	if surge.ErrorCode(err) != surge.CodeInvalid {
+		t.Errorf("%s: %v, want %s", name, err, surge.CodeInvalid)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: the refusal %q does not say %q", name, err, w)
 		}
 	}
 }
