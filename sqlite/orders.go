@@ -66,13 +66,35 @@ func (s *Store) Order(ctx context.Context, id string) (surge.Order, error) {
 	return o, s.unavailable(err)
 }
 
+// readerConns is the reader pool's connections; maxExports, how many of
+// them order exports may hold at once. An export holds its connection
+// (its snapshot) for as long as its client takes to read, which a slow or
+// stalled client makes as long as it likes; the other reads (an order's,
+// a cancel's, a purchase's look-up of an old idempotency key under the
+// sale's lock) are short but wait for a connection with no deadline of
+// their own, so exports must never hold them all.
+const (
+	readerConns = 8
+	maxExports  = readerConns / 2
+)
+
+var errExportsFull = &surge.Error{Code: surge.CodeOverloaded, RetryAfter: 10 * time.Second,
+	Message: "too many order exports are under way; retry when one has ended"}
+
 // Orders implements surge.Store. It reads a consistent snapshot while the
-// writer goes on committing.
+// writer goes on committing. At most maxExports run at once; one more is
+// refused at once, overloaded.
 func (s *Store) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
 	if s.sale(saleID) == nil {
 		if archived, err := s.archivedSale(ctx, saleID); err != nil || !archived {
 			return cmp.Or(err, error(surge.ErrSaleNotFound))
 		}
+	}
+	select {
+	case s.exports <- struct{}{}:
+		defer func() { <-s.exports }()
+	default:
+		return errExportsFull
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = ? ORDER BY seq`, saleID)
 	if err != nil {

@@ -95,6 +95,8 @@ type Store struct {
 	opts    Options
 	commits chan *commit
 	done    chan struct{}
+	// exports holds a slot per order export under way (orders.go).
+	exports chan struct{}
 
 	mu    sync.RWMutex
 	sales map[string]*saleState
@@ -588,7 +590,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open reader: %w", err)
 	}
 	dbs = append(dbs, r)
-	r.SetMaxOpenConns(8)
+	r.SetMaxOpenConns(readerConns)
 	// No busy timeout: a TRUNCATE checkpoint waiting on a reader would hold
 	// back the writer meanwhile; busy, it gives up and retries later.
 	cp, err := sql.Open("sqlite", fileURI(path)+"?_pragma=busy_timeout(0)&_pragma=journal_size_limit("+walSizeLimit+")")
@@ -602,6 +604,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		stopCP: make(chan struct{}), cpDone: make(chan struct{}), catchUp: make(chan struct{}, 1),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
+		exports: make(chan struct{}, maxExports),
 		done:    make(chan struct{}),
 		sales:   make(map[string]*saleState),
 		inserts: make(map[int]*sql.Stmt),
