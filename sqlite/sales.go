@@ -26,6 +26,11 @@ func (s *Store) CreateSale(ctx context.Context, sale surge.Sale) error {
 		return fmt.Errorf("sqlite: create sale %s: %w", sale.ID, err)
 	}
 	defer s.createMu.Unlock()
+	// Close sets closed under createMu, and memory keeps its sales: a
+	// closed store knows of no sale to refuse an id for.
+	if s.closed.Load() {
+		return surge.ErrUnavailable
+	}
 	if s.sale(sale.ID) != nil {
 		return surge.ErrSaleExists
 	}

@@ -193,7 +193,9 @@ func TestClosed(t *testing.T) {
 
 	calls := map[string]func() error{
 		"CreateSale": func() error { return s.CreateSale(ctx, newSale(t, "s2", 1, 1)) },
-		"Sales":      func() error { _, err := s.Sales(ctx); return err },
+		// An id memory still holds: the store cannot tell, closed.
+		"CreateSaleTaken": func() error { return s.CreateSale(ctx, sale) },
+		"Sales":           func() error { _, err := s.Sales(ctx); return err },
 		"Reserve": func() error {
 			_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u2", Quantity: 1}}, t0)
 			return err
