@@ -155,3 +155,66 @@ func TestRebuildingBatchHidesNoError(t *testing.T) {
 			failed, rebuilding, out.String())
 	}
 }
+
+// TestBatchFailureAfterRecoveryLogged: a sale's failed batch is logged,
+// its repeats within logrepeat.Every left out. The engine never ended the
+// repeat when a batch succeeded again, so a new outage's first failure
+// within 10 s of the last one logged, the sale having sold in between,
+// was left out too: the operator saw no line of the new outage. A batch
+// that succeeds ends the repeat (and says so, at most once a period): the
+// next failure is written at once.
+func TestBatchFailureAfterRecoveryLogged(t *testing.T) {
+	rp := servicetest.RedisProxy(t)
+	ns := namespace(t)
+	s := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
+		cluster.Config{Prefix: ns, Schema: ns, BreakerOpen: 100 * time.Millisecond, NoExpiry: true, Interval: time.Hour})
+	defer s.Close()
+	sl := mustSale(t, s, "flaky", 10, 5)
+	var out servicetest.Log
+	eng, err := engine.Open(context.Background(), s, engine.Config{Logger: slog.New(slog.NewJSONHandler(&out, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	buy := func(user string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_, err := eng.Purchase(ctx, engine.PurchaseRequest{SaleID: sl.ID, Purchase: surge.Purchase{UserID: user, Quantity: 1}})
+		return err
+	}
+	outage := func(user string) {
+		t.Helper()
+		rp.Cut()
+		if err := buy(user); surge.ErrorCode(err) != surge.CodeUnavailable {
+			t.Fatalf("purchase with Redis gone: %v, want unavailable", err)
+		}
+		rp.Restore()
+		// The breaker, should the outage have tripped it, closes again
+		// after a probe.
+		eventually(t, 10*time.Second, "a purchase with Redis back", func() error { return buy(user + "-after") })
+	}
+	outage("u0")
+	outage("u1")
+
+	var failed, recovered int
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	for sc.Scan() {
+		var rec struct{ Level, Msg, Sale string }
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		switch {
+		case rec.Sale != sl.ID:
+		case rec.Msg == "reserve batch failed" && rec.Level == "ERROR":
+			failed++
+		case rec.Msg == "reserve batches succeed again":
+			recovered++
+		}
+	}
+	// The second recovery, within the period of the first, is left out:
+	// a flapping dependency writes no pair of lines a flap.
+	if failed != 2 || recovered != 1 {
+		t.Errorf("two outages, each ended by a sale: %d \"reserve batch failed\" ERROR lines and %d recoveries, want 2 and 1; log:\n%s",
+			failed, recovered, out.String())
+	}
+}

@@ -119,6 +119,9 @@ type sale struct {
 	// synced is when the hint was last read from the store (Unix ns); a
 	// shared store's sale whose hint is too old is reported stale.
 	synced atomic.Int64
+	// failing is set by a failed batch and cleared by the next one that
+	// succeeds, which ends the failure's repeat limit (Engine.failures).
+	failing atomic.Bool
 }
 
 // Open starts the pipeline for every sale the store holds.

@@ -268,6 +268,7 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 		if errors.Is(err, surge.ErrDependencyDown) {
 			level, key = slog.LevelWarn, s.ID+"\x00down"
 		}
+		s.failing.Store(true)
 		if n, ok := e.failures.Allow(key); ok {
 			e.log.Log(context.Background(), level, "reserve batch failed", "sale", s.ID, "size", len(live), "err", err, logrepeat.Suppressed(n))
 		}
@@ -278,6 +279,17 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 			r.done <- result{err: err}
 		}
 		return
+	}
+	// A batch that succeeds ends the sale's failure, so that the next
+	// outage's first failure is written at once, not left out as a repeat
+	// of the last. At most one recovery a period, itself limited: a
+	// dependency failing one batch in many would otherwise write a
+	// failure and a recovery each time. One atomic load on the fast path.
+	if s.failing.Load() && s.failing.CompareAndSwap(true, false) {
+		if _, ok := e.failures.Allow(s.ID + "\x00ok"); ok {
+			n := e.failures.Done(s.ID) + e.failures.Done(s.ID+"\x00down")
+			e.log.Info("reserve batches succeed again", "sale", s.ID, logrepeat.Suppressed(n))
+		}
 	}
 	// A batch is decided as a whole, but one purchase in it may still fail
 	// alone: a shared store answers a replay whose first purchase, made on
