@@ -20,12 +20,14 @@
 -- and no entrant of a lost users hash haunts the draw. Entries are never
 -- removed one by one, so each is in exactly one of draws (a lottery's,
 -- before the draw) and slots, and seq is at least their count.
+-- The sorted sets hold up to a million buyers: UNLINK frees them in the
+-- background, where DEL froze Redis for every sale.
 local function repair()
   local n = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], '')
   if n == 0 then
     -- What is left of a queue whose users hash went: its places are void
     -- (the epoch went with them).
-    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+    redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
     return
   end
   local top = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
@@ -37,7 +39,7 @@ local function repair()
   end
   local maxseq, maxslot = 0, -1
   local all = redis.call('HGETALL', KEYS[1])
-  redis.call('DEL', KEYS[3], KEYS[4])
+  redis.call('UNLINK', KEYS[3], KEYS[4])
   for i = 1, #all, 2 do
     local u = all[i]
     if u ~= '' then
@@ -74,7 +76,7 @@ local function draw_if_due()
   if #pre > 0 then
     redis.call('SET', KEYS[5], base + #pre - 1)
   end
-  redis.call('DEL', KEYS[3])
+  redis.call('UNLINK', KEYS[3])
 end
 
 repair()
