@@ -399,12 +399,20 @@ func (c *serveConfig) validate() error {
 	// above 65535, no port at all) is a bad value like any other: refused
 	// here, so that --print-config and SIGHUP do not accept a file the
 	// next start or upgrade cannot listen with.
-	for _, a := range []struct{ name, addr string }{{"http-addr", c.httpAddr}, {"admin-addr", c.adminAddr}, {"debug-addr", c.debugAddr}} {
+	listeners := []struct{ name, addr string }{{"http-addr", c.httpAddr}, {"admin-addr", c.adminAddr}, {"debug-addr", c.debugAddr}}
+	for i, a := range listeners {
 		if a.addr == "" && a.name != "http-addr" {
 			continue
 		}
 		if err := checkListenAddr(a.addr); err != nil {
 			return errUsage{fmt.Sprintf("serve: --%s %q: %v", a.name, a.addr, err)}
+		}
+		// Two listeners on one address: the start failed at the second
+		// listen with "address already in use", naming no flag.
+		for _, b := range listeners[:i] {
+			if b.addr != "" && listenOverlap(a.addr, b.addr) {
+				return errUsage{fmt.Sprintf("serve: --%s %q and --%s %q are the same address: each listener needs its own", a.name, a.addr, b.name, b.addr)}
+			}
 		}
 	}
 	if err := checkPIDFile(c.pidFile); err != nil {
@@ -500,6 +508,42 @@ func checkListenAddr(addr string) error {
 		return err
 	}
 	return nil
+}
+
+// listenOverlap reports whether listening on a and on b (both accepted
+// by checkListenAddr) would take the same socket: the same port, not 0,
+// and the same host, or one of them every address (no host, 0.0.0.0 or
+// ::) that holds the other. A host name is taken as one of this
+// machine's addresses, which it must be to be listened on.
+func listenOverlap(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	na, _ := net.LookupPort("tcp", pa)
+	nb, _ := net.LookupPort("tcp", pb)
+	if na == 0 || na != nb {
+		return false
+	}
+	if strings.EqualFold(ha, hb) {
+		return true
+	}
+	ipA, ipB := net.ParseIP(ha), net.ParseIP(hb)
+	if ipA != nil && ipB != nil && ipA.Equal(ipB) {
+		return true
+	}
+	return covers(ha, ipB) || covers(hb, ipA)
+}
+
+// covers reports whether a listener on host (every address when it is
+// unspecified) takes the address ip, or a host name when ip is nil. Go
+// listens on both IPv4 and IPv6 for no host and for ::.
+func covers(host string, ip net.IP) bool {
+	switch {
+	case host == "" || host == "::":
+		return true
+	case host == "0.0.0.0":
+		return ip == nil || ip.To4() != nil
+	}
+	return false
 }
 
 // checkNATSURL checks each server of --nats-url as nats.Connect parses

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestListenAddrsDistinct: --http-addr, --admin-addr and --debug-addr
+// each need an address of their own. Two of them on one address were
+// accepted by --print-config (and so by a reload's check) and failed the
+// start only once it listened, with exit status 1 and "listen on ADDR:
+// address already in use", naming no flag, after the data directory was
+// created. Each pair is refused as a bad setting naming both flags; port 0
+// (a free port each) stays allowed.
+func TestListenAddrsDistinct(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	addr := freeAddr(t)
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		flags     []string
+		flagA     string // the flags the refusal must name
+		flagB     string
+		wantPrint int // --print-config's exit status; the start's is the same when 2
+	}{
+		{"admin on http", []string{"--http-addr", addr, "--admin-addr", addr}, "--admin-addr", "--http-addr", 2},
+		{"debug on http", []string{"--http-addr", addr, "--debug-addr", addr}, "--debug-addr", "--http-addr", 2},
+		{"debug on admin", []string{"--http-addr", "127.0.0.1:0", "--admin-addr", addr, "--debug-addr", addr}, "--debug-addr", "--admin-addr", 2},
+		{"admin on every address of http's port", []string{"--http-addr", ":" + port, "--admin-addr", addr}, "--admin-addr", "--http-addr", 2},
+		{"each a free port", []string{"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0"}, "", "", 0},
+	} {
+		for _, check := range []bool{true, false} {
+			if tc.wantPrint == 0 && !check {
+				continue // a start that serves is not this test's
+			}
+			dataDir := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"serve", "--data-dir", dataDir, "--admin-token", "listen-addrs-admin-token", "--insecure-user-header"}, tc.flags...)
+			if check {
+				args = append(args, "--print-config")
+			}
+			cmd := exec.Command(surgeBinary(t), args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err = <-done:
+			case <-time.After(startWithin):
+				_ = cmd.Process.Kill()
+				err = <-done
+			}
+			code := 0
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				code = exit.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			msg := strings.TrimSpace(stderr.String())
+			if code != tc.wantPrint || (tc.flagA != "" && (!strings.Contains(msg, tc.flagA) || !strings.Contains(msg, tc.flagB))) {
+				t.Errorf("%s, print-config %v: exit %d, %q; want exit status %d naming %s and %s",
+					tc.name, check, code, msg, tc.wantPrint, tc.flagA, tc.flagB)
+			}
+			if code == 2 {
+				if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s, print-config %v: the refused start left the data directory (%v)", tc.name, check, err)
+				}
+			}
+		}
+	}
+}
