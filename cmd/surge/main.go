@@ -49,6 +49,16 @@ func main() {
 		raiseProcs(os.Getenv)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// The first signal starts a graceful stop; a second one then ends
+	// the process at once (the signals' default), cutting a long drain
+	// short. That loses no confirmed order: a 201 is sent only once its
+	// order is committed. What it skips is the clean stop's extras (the
+	// in-flight answers, the ledger image, the leases' release), which a
+	// crash skips too.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(withUpgrades(ctx), os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

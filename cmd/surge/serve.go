@@ -283,7 +283,7 @@ wait:
 		case <-ctx.Done():
 			c.handover.stop()
 			srv.drain(srv.config().drainDelay)
-			log.Info("shutting down: draining in-flight requests")
+			log.Info("shutting down: draining in-flight requests (a second SIGINT or SIGTERM stops at once)")
 			// As a handover does, and within the same timeout: Shutdown
 			// alone would close without an answer a request still
 			// arriving when it began (see handOver).
