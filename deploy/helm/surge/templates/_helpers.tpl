@@ -27,6 +27,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if not (has .Values.mode (list "embedded" "cluster")) -}}
 {{- fail (printf "mode must be embedded or cluster, not %q" .Values.mode) -}}
 {{- end -}}
+{{- with .Values.secrets.paymentWebhookSecret -}}
+{{- range splitList "," . -}}
+{{- if lt (len (trim .)) 16 -}}
+{{- fail "secrets.paymentWebhookSecret: each secret (comma-separated during a rotation) must be at least 16 bytes" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if not .Values.secrets.existingSecret -}}
 {{- if lt (len .Values.secrets.adminToken) 16 -}}
 {{- fail "secrets.adminToken (at least 16 characters) or secrets.existingSecret is required" -}}
@@ -47,7 +54,7 @@ Secret (admin-token required there, the others optional). */}}
 {{- define "surge.secretEnv" -}}
 {{- $name := include "surge.secretName" . -}}
 {{- $s := .Values.secrets -}}
-{{- range list (list "admin-token" "SURGE_ADMIN_TOKEN" $s.adminToken) (list "jwt-secret" "SURGE_JWT_SECRET" $s.jwtSecret) (list "waiting-room-secret" "SURGE_WAITING_ROOM_SECRET" $s.waitingRoomSecret) (list "redis-url" "SURGE_REDIS_URL" $s.redisUrl) (list "postgres-url" "SURGE_POSTGRES_URL" $s.postgresUrl) }}
+{{- range list (list "admin-token" "SURGE_ADMIN_TOKEN" $s.adminToken) (list "jwt-secret" "SURGE_JWT_SECRET" $s.jwtSecret) (list "waiting-room-secret" "SURGE_WAITING_ROOM_SECRET" $s.waitingRoomSecret) (list "payment-webhook-secret" "SURGE_PAYMENT_WEBHOOK_SECRET" $s.paymentWebhookSecret) (list "redis-url" "SURGE_REDIS_URL" $s.redisUrl) (list "postgres-url" "SURGE_POSTGRES_URL" $s.postgresUrl) }}
 {{- if or $s.existingSecret (index . 2) }}
 - name: {{ index . 1 }}
   valueFrom:
