@@ -78,3 +78,50 @@ func TestSaleReadsAreRevalidated(t *testing.T) {
 		t.Errorf("purchase: %d, Cache-Control %q; want 201 and none", r.status, cc)
 	}
 }
+
+// TestQueueErrorsAreNotStored: docs/api.md says queue answers are
+// Cache-Control: no-store, but only the queue object carried it: a queue's
+// errors (its 404 before the sale exists, heuristically cacheable) had
+// none, so a cache or CDN in front could keep the 404 and hand it to every
+// buyer polling the queue after the sale was created.
+func TestQueueErrorsAreNotStored(t *testing.T) {
+	e := newEnv(t, envOptions{insecureUserHeader: true})
+	e.roomSale(t, "drop", "fifo")
+	e.createSale(t, `{"id":"plain","name":"P","stock":5}`)
+	alice := header("X-User-ID", "alice")
+	tk := e.join(t, "drop", "alice", http.StatusCreated).Ticket
+	anyone := func(*http.Request) {}
+	stream := header("Accept", "text/event-stream")
+	for _, c := range []struct {
+		name, method, path string
+		opts               []opt
+		status             int
+	}{
+		{"join a sale not yet created", http.MethodPost, "/v1/sales/later/queue", []opt{alice}, http.StatusNotFound},
+		{"join without a buyer", http.MethodPost, "/v1/sales/drop/queue", []opt{anyone}, http.StatusUnauthorized},
+		{"join a sale without a room", http.MethodPost, "/v1/sales/plain/queue", []opt{alice}, http.StatusConflict},
+		{"join with a body", http.MethodPost, "/v1/sales/drop/queue", []opt{alice}, http.StatusBadRequest},
+		{"read a queue not yet created", http.MethodGet, "/v1/sales/later/queue", []opt{ticketHeader(tk)}, http.StatusNotFound},
+		{"read a queue by HEAD", http.MethodHead, "/v1/sales/later/queue", []opt{ticketHeader(tk)}, http.StatusNotFound},
+		{"read a queue without a ticket", http.MethodGet, "/v1/sales/drop/queue", []opt{anyone}, http.StatusForbidden},
+		{"read a queue with two tickets", http.MethodGet, "/v1/sales/drop/queue", []opt{ticketHeader(tk), ticketHeader(tk)}, http.StatusForbidden},
+		{"read a sale without a room", http.MethodGet, "/v1/sales/plain/queue", []opt{ticketHeader(tk)}, http.StatusConflict},
+		{"stream a queue not yet created", http.MethodGet, "/v1/sales/later/queue/events", []opt{ticketHeader(tk)}, http.StatusNotFound},
+		{"stream it by Accept", http.MethodGet, "/v1/sales/later/queue", []opt{stream, ticketHeader(tk)}, http.StatusNotFound},
+		{"stream without a ticket", http.MethodGet, "/v1/sales/drop/queue/events", []opt{anyone}, http.StatusForbidden},
+		{"read one's place", http.MethodGet, "/v1/sales/drop/queue", []opt{ticketHeader(tk)}, http.StatusOK},
+	} {
+		body := ""
+		if c.status == http.StatusBadRequest {
+			body = `{"x":1}`
+		}
+		r := e.do(t, c.method, c.path, body, c.opts...)
+		if r.status != c.status {
+			t.Errorf("%s: %s %s answered %v, want %d", c.name, c.method, c.path, r, c.status)
+		}
+		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: %s %s answered %d with Cache-Control %q; want no-store (docs/api.md: queue answers are no-store)",
+				c.name, c.method, c.path, r.status, cc)
+		}
+	}
+}

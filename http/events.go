@@ -30,6 +30,7 @@ const (
 // idle connections alive. The stream also ends when the client goes, the
 // server shuts down, or after streamMaxAge (the client reconnects).
 func (s *Server) queueEvents(w http.ResponseWriter, r *http.Request) {
+	queueNoStore(w)
 	sale, st, release, ok := s.openStream(w, r)
 	if !ok {
 		return

@@ -227,6 +227,7 @@ func (s *Server) queueSale(w http.ResponseWriter, r *http.Request) (*surge.Sale,
 // joinQueue is POST /v1/sales/{id}/queue: 201 with a new place, 200 with
 // the place the buyer already had.
 func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
+	queueNoStore(w)
 	user, err := s.auth.buyer(r)
 	if err != nil {
 		unauthenticated(w, r, err)
@@ -261,9 +262,19 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 	s.writeQueue(w, status, st)
 }
 
+// noStoreQueue is the Cache-Control of every queue answer: the queue
+// object carries a ticket, and an error (a 404 before the sale exists is
+// cacheable by default) kept by a cache in front would be handed to every
+// buyer polling the path.
+var noStoreQueue = []string{"no-store"}
+
+// queueNoStore is called first by every queue handler, so that its errors
+// say no-store too.
+func queueNoStore(w http.ResponseWriter) { w.Header()["Cache-Control"] = noStoreQueue }
+
 func (s *Server) writeQueue(w http.ResponseWriter, status int, st waitroom.Status) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store") // it carries a ticket
+	queueNoStore(w)
 	if st.State == waitroom.Waiting && st.Wait > 0 {
 		h.Set("Retry-After", RetryAfter(min(st.Wait, 10*time.Second)))
 	}
@@ -293,6 +304,7 @@ func ticketOf(r *http.Request, query bool) (string, error) {
 // queueStatus is GET /v1/sales/{id}/queue; with Accept: text/event-stream
 // it is the event stream.
 func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) {
+	queueNoStore(w)
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		s.queueEvents(w, r)
 		return
