@@ -171,6 +171,12 @@ func (a *authenticator) identify(r *http.Request) (identity, error) {
 		return identity{user: user}, nil
 	}
 	if a.userHeader {
+		// Two headers are refused, as two Idempotency-Key or ticket
+		// headers are: reading the first would buy as the client's own
+		// behind a gateway that adds the buyer's id after it.
+		if us := r.Header.Values("X-User-ID"); len(us) > 1 {
+			return identity{}, fmt.Errorf("send one X-User-ID header, not %d", len(us))
+		}
 		if u := r.Header.Get("X-User-ID"); u != "" {
 			if !surge.ValidID(u) {
 				return identity{}, errors.New("X-User-ID must match [A-Za-z0-9_-]{1,64}")

@@ -160,6 +160,10 @@ func TestBuyerIdentity(t *testing.T) {
 		{"X-User-ID ignored when header mode is off", off, []opt{header(userHeader, "erin")}, "", 401},
 		{"invalid X-User-ID", on, []opt{header(userHeader, "erin smith")}, "", 401},
 		{"X-User-ID too long", on, []opt{header(userHeader, strings.Repeat("e", 65))}, "", 401},
+		// Two headers were read as the first: a gateway that adds the buyer's
+		// id after one the client sent would have bought as the client's.
+		{"two X-User-ID headers", on, []opt{header(userHeader, "ivan"), header(userHeader, "judy")}, "", 401},
+		{"two equal X-User-ID headers", on, []opt{header(userHeader, "ivan"), header(userHeader, "ivan")}, "", 401},
 		{"bad JWT does not fall back to X-User-ID", on, []opt{bearerAuth("garbage"), header(userHeader, "frank")}, "", 401},
 		{"JWT wins over X-User-ID", on, []opt{asUser(t, "grace"), header(userHeader, "frank")}, "grace", 201},
 		{"expired JWT in header mode", on, []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodHS256, jwtSecret,
