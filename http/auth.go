@@ -141,8 +141,21 @@ func (a *authenticator) isAdmin(token string) bool {
 	return subtle.ConstantTimeCompare(sum[:], a.adminHash[:]) == 1
 }
 
+// oneAuthorization refuses a request with more than one Authorization
+// header, as two Idempotency-Key or ticket headers are: bearer reads the
+// first, which need not be the one a gateway in front checked or added.
+func oneAuthorization(r *http.Request) error {
+	if n := len(r.Header.Values("Authorization")); n > 1 {
+		return fmt.Errorf("send one Authorization header, not %d", n)
+	}
+	return nil
+}
+
 // admin authenticates an operator request.
 func (a *authenticator) admin(r *http.Request) error {
+	if err := oneAuthorization(r); err != nil {
+		return err
+	}
 	tok, ok := bearer(r)
 	if !ok {
 		return errNoIdentity
@@ -160,6 +173,9 @@ func (a *authenticator) admin(r *http.Request) error {
 
 // identify authenticates a buyer or the operator.
 func (a *authenticator) identify(r *http.Request) (identity, error) {
+	if err := oneAuthorization(r); err != nil {
+		return identity{}, err
+	}
 	if tok, ok := bearer(r); ok {
 		if a.isAdmin(tok) {
 			return identity{admin: true}, nil

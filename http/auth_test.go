@@ -164,6 +164,7 @@ func TestBuyerIdentity(t *testing.T) {
 		// id after one the client sent would have bought as the client's.
 		{"two X-User-ID headers", on, []opt{header(userHeader, "ivan"), header(userHeader, "judy")}, "", 401},
 		{"two equal X-User-ID headers", on, []opt{header(userHeader, "ivan"), header(userHeader, "ivan")}, "", 401},
+		{"two Authorization headers", off, []opt{asUser(t, "kim"), asUser(t, "lee")}, "", 401},
 		{"bad JWT does not fall back to X-User-ID", on, []opt{bearerAuth("garbage"), header(userHeader, "frank")}, "", 401},
 		{"JWT wins over X-User-ID", on, []opt{asUser(t, "grace"), header(userHeader, "frank")}, "grace", 201},
 		{"expired JWT in header mode", on, []opt{bearerAuth(testtoken.Sign(t, jwt.SigningMethodHS256, jwtSecret,
@@ -207,6 +208,10 @@ func TestAdminAuthentication(t *testing.T) {
 		{"JWT with sub admin", []opt{asUser(t, "admin")}},
 		{"X-User-ID", []opt{header(userHeader, "admin")}},
 		{"token in X-Admin-Token", []opt{header("X-Admin-Token", adminToken)}},
+		// Two were read as the first: a token a gateway added after the
+		// client's would not be the one that counts.
+		{"admin token, then a buyer's", []opt{asAdmin(), asUser(t, "alice")}},
+		{"admin token twice", []opt{asAdmin(), asAdmin()}},
 	}
 	reqs := []struct{ method, path, body string }{
 		{"POST", "/v1/sales", `{"id":"new","name":"New","stock":1}`},
