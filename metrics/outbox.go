@@ -28,7 +28,7 @@ func NewOutbox(reg prometheus.Registerer) (*Outbox, error) {
 		}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "surge_outbox_publish_failures_total",
-			Help: "Rounds of the relay that failed (NATS down, an ack missing, the store unavailable); the events are retried.",
+			Help: "Rounds of the relay that failed (NATS down, an ack missing, an event JetStream refused, the store unavailable); the events are retried.",
 		}),
 	}
 	for _, c := range []prometheus.Collector{o.lag, o.oldest, o.published, o.failures} {

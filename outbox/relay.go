@@ -114,6 +114,7 @@ type Relay struct {
 	// warnedSubjects: the stream's subjects were found not to take the
 	// events, and said so (once more than the failure that led to it).
 	warnedSubjects bool
+	refused        string // the event whose refusal by JetStream was logged last
 }
 
 // Connect dials NATS at url for a relay: it keeps reconnecting for ever
@@ -301,7 +302,14 @@ func (r *Relay) failed(err error) {
 		// it if absent, before the next round.
 		r.ready = false
 	}
-	if !r.failing || errors.Is(err, errStreamSubjects) && !r.warnedSubjects {
+	// A refusal of another event than the one said (also after NATS was
+	// down) is said too: the operator has a limit of the stream to fix.
+	ref, refused := errors.AsType[*refusal](err)
+	newRefusal := refused && ref.id != r.refused
+	if refused {
+		r.refused = ref.id
+	}
+	if !r.failing || newRefusal || errors.Is(err, errStreamSubjects) && !r.warnedSubjects {
 		r.warnedSubjects = r.warnedSubjects || errors.Is(err, errStreamSubjects)
 		r.log.Warn("order events not published; retrying (purchases go on, the outbox grows)", "err", err)
 		r.failing = true
@@ -311,7 +319,7 @@ func (r *Relay) failed(err error) {
 func (r *Relay) recovered() {
 	if r.failing {
 		r.log.Info("order events published again")
-		r.failing, r.warnedSubjects = false, false
+		r.failing, r.warnedSubjects, r.refused = false, false, ""
 	}
 }
 
@@ -339,7 +347,7 @@ type batch struct {
 // on an error the batch holds those sent before it.
 func (r *Relay) send(evs []surge.OrderEvent, fresh time.Time, d *deleter) (*batch, error) {
 	b := &batch{evs: evs, futures: make([]jetstream.PubAckFuture, 0, len(evs))}
-	for _, e := range evs {
+	for i, e := range evs {
 		if time.Now().After(fresh) {
 			break
 		}
@@ -351,7 +359,17 @@ func (r *Relay) send(evs []surge.OrderEvent, fresh time.Time, d *deleter) (*batc
 		if err != nil {
 			return b, err
 		}
-		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID()), jetstream.WithExpectStream(r.cfg.Stream))
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(e.ID()), jetstream.WithExpectStream(r.cfg.Stream)}
+		if i > 0 {
+			// The fence: JetStream stores the event only right after the
+			// one before it. The whole batch is in flight, so when it
+			// refuses one (a limit of the stream, a message too large) the
+			// later ones are refused too instead of overtaking it, an
+			// order's paid stored before its reserved; a repeat of a stored
+			// event is dropped as a duplicate before this check.
+			opts = append(opts, jetstream.WithExpectLastMsgID(evs[i-1].ID()))
+		}
+		f, err := r.js.PublishMsgAsync(msg, opts...)
 		if err != nil {
 			return b, fmt.Errorf("outbox: publish %s: %w", e.ID(), err)
 		}
@@ -377,6 +395,9 @@ func (b *batch) acks(giveUp context.Context, timeout time.Duration) (int, error)
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
+			if jsErr, ok := errors.AsType[jetstream.JetStreamError](err); ok && jsErr.APIError() != nil {
+				return i, &refusal{id: b.evs[i].ID(), seq: b.evs[i].Seq, err: err}
+			}
 			return i, fmt.Errorf("outbox: publish %s: %w", b.evs[i].ID(), err)
 		case <-wait.C:
 			return i, fmt.Errorf("outbox: publish %s: no acknowledgement", b.evs[i].ID())
@@ -393,6 +414,21 @@ func (b *batch) acks(giveUp context.Context, timeout time.Duration) (int, error)
 	}
 	return len(b.futures), nil
 }
+
+// refusal is JetStream refusing an event (a limit of the stream, a
+// message too large): the fence makes it refuse the rest of the batch
+// too, so nothing after the event is published until it takes it.
+type refusal struct {
+	id  string
+	seq int64
+	err error
+}
+
+func (e *refusal) Error() string {
+	return fmt.Sprintf("outbox: JetStream refused %s (seq %d); no later event is published until it takes it: %v", e.id, e.seq, e.err)
+}
+
+func (e *refusal) Unwrap() error { return e.err }
 
 // message is the event as published: subject surge.orders.<sale>.<event>
 // and the JSON of api.OrderEvent. Sale ids are [A-Za-z0-9_-], so they
