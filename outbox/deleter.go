@@ -77,6 +77,14 @@ func (d *deleter) flush() error {
 	return err
 }
 
+// failing reports whether a removal failed and its events are not yet
+// removed.
+func (d *deleter) failing() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err != nil || len(d.unremoved) > 0
+}
+
 // acknowledged reports whether JetStream acknowledged e before and only
 // its removal failed.
 func (d *deleter) acknowledged(e surge.OrderEvent) bool {

@@ -231,6 +231,7 @@ func (r *Relay) RunUntil(ctx, giveUp context.Context) {
 		if waiting != nil {
 			n, err := waiting.acks(giveUp, r.cfg.AckTimeout)
 			d.remove(waiting.evs[:n])
+			r.landed(waiting, err, d)
 			waiting = nil
 			if err != nil {
 				// Read again from the first event not acknowledged, once
@@ -323,13 +324,23 @@ func (r *Relay) recovered() {
 	}
 }
 
+// landed says publishing resumed when b, which published events, was
+// wholly acknowledged (err nil): at the first batch that lands, not once
+// the outbox is empty, so that an outage during a long drain is said too.
+func (r *Relay) landed(b *batch, err error, d *deleter) {
+	if err == nil && slices.ContainsFunc(b.futures, func(f jetstream.PubAckFuture) bool { return f != nil }) && !d.failing() {
+		r.recovered()
+	}
+}
+
 // settle ends the batch in flight, if any, after a failure: what NATS
 // acknowledged of it leaves the outbox, with every removal queued before,
 // and the rest is read and sent again from the start.
 func (r *Relay) settle(giveUp context.Context, b *batch, d *deleter) {
 	if b != nil {
-		n, _ := b.acks(giveUp, r.cfg.AckTimeout)
+		n, err := b.acks(giveUp, r.cfg.AckTimeout)
 		d.remove(b.evs[:n])
+		r.landed(b, err, d)
 	}
 	d.flush()
 }
