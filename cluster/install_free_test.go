@@ -80,3 +80,29 @@ func memInfo(t *testing.T, rc redis.Client, name string) int64 {
 	t.Fatalf("no %s in INFO memory", name)
 	return 0
 }
+
+// privateRedis is a client of a redis-server of the test's own: its
+// counts of objects freed in the background are no other test's.
+func privateRedis(t *testing.T) redis.Client {
+	t.Helper()
+	c, err := redis.Dial(context.Background(), startRedis(t).url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// freedInBackground runs drop and waits until Redis has freed objects in
+// the background since: what drop removed went off Redis's main thread.
+func freedInBackground(t *testing.T, c redis.Client, what string, drop func()) {
+	t.Helper()
+	before := memInfo(t, c, "lazyfreed_objects")
+	drop()
+	eventually(t, 5*time.Second, what+" freed in the background", func() error {
+		if n := memInfo(t, c, "lazyfreed_objects"); n <= before {
+			return fmt.Errorf("lazyfreed_objects %d, %d before: freed on Redis's main thread", n, before)
+		}
+		return nil
+	})
+}

@@ -19,13 +19,8 @@ import (
 // background. A private redis-server: its count of objects freed in the
 // background is no other test's.
 func TestWaitingRoomScriptFreesInBackground(t *testing.T) {
-	r := startRedis(t)
 	ctx := context.Background()
-	c, err := redis.Dial(ctx, r.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := privateRedis(t)
 	qs := redis.NewQueues(c, "surge", 0)
 	start := time.Now().Add(time.Hour)
 	for _, tc := range []struct {
@@ -64,15 +59,10 @@ func TestWaitingRoomScriptFreesInBackground(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			before := lazyFreedObjects(t, c)
-			if err := tc.then(q); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, 5*time.Second, "the queue's buyers are freed in the background", func() error {
-				if n := lazyFreedObjects(t, c); n <= before {
-					return fmt.Errorf("lazyfreed_objects %d, %d before: freed on Redis's main thread", n, before)
+			freedInBackground(t, c, "the queue's buyers", func() {
+				if err := tc.then(q); err != nil {
+					t.Fatal(err)
 				}
-				return nil
 			})
 		})
 	}

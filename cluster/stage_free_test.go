@@ -3,12 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/surgehq/surge/redis"
 )
@@ -23,13 +18,8 @@ import (
 // private redis-server: its count of objects freed in the background is
 // no other test's.
 func TestLeftStagingKeyDropFreesInBackground(t *testing.T) {
-	r := startRedis(t)
 	ctx := context.Background()
-	c, err := redis.Dial(ctx, r.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := privateRedis(t)
 	// A staging key of epoch 5 left beside a bucket at epoch 7, its
 	// install not recorded: no install will swap it in. More entries than
 	// a hash keeps in one allocation (hash-max-listpack-entries, 512) and
@@ -51,38 +41,13 @@ func TestLeftStagingKeyDropFreesInBackground(t *testing.T) {
 	if err != nil || !done || len(found) != 1 || found[0].Key != key {
 		t.Fatalf("the pass found %+v (done %v): %v, want %s", found, done, err, key)
 	}
-	before := lazyFreedObjects(t, c)
-	n, err := st.DropStages(ctx, found, func(string) bool { return false })
-	if err != nil || n != 1 {
-		t.Fatalf("DropStages = %d, %v; want the key dropped", n, err)
-	}
-	eventually(t, 5*time.Second, "the staging key is freed in the background", func() error {
-		if n := lazyFreedObjects(t, c); n <= before {
-			return fmt.Errorf("lazyfreed_objects %d, %d before the drop: freed on Redis's main thread", n, before)
+	freedInBackground(t, c, "the staging key", func() {
+		n, err := st.DropStages(ctx, found, func(string) bool { return false })
+		if err != nil || n != 1 {
+			t.Fatalf("DropStages = %d, %v; want the key dropped", n, err)
 		}
-		return nil
 	})
 	if n, err := c.Exists(ctx, key).Result(); err != nil || n != 0 {
 		t.Fatalf("the staging key after the drop: %d %v", n, err)
 	}
-}
-
-// lazyFreedObjects is Redis's count of objects freed in the background.
-func lazyFreedObjects(t testing.TB, c goredis.UniversalClient) int64 {
-	t.Helper()
-	info, err := c.Info(context.Background(), "memory").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "lazyfreed_objects:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("redis-server reports no lazyfreed_objects (older than 6.2?):\n%s", info)
-	return 0
 }
