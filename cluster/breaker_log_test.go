@@ -26,21 +26,10 @@ func TestBatchFailureLogLevel(t *testing.T) {
 	ns := namespace(t)
 	s := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
 		cluster.Config{Prefix: ns, Schema: ns, BreakerOpen: time.Minute, NoExpiry: true, Interval: time.Hour})
-	defer s.Close()
+	t.Cleanup(func() { s.Close() }) // after the engine's (loggedEngine)
 	// One sale a case: the engine's lines are limited per sale.
 	failing, refused := mustSale(t, s, "failing", 10, 1), mustSale(t, s, "refused", 10, 1)
-	var out servicetest.Log
-	eng, err := engine.Open(context.Background(), s, engine.Config{Logger: slog.New(slog.NewJSONHandler(&out, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	buy := func(sale, user string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		_, err := eng.Purchase(ctx, engine.PurchaseRequest{SaleID: sale, Purchase: surge.Purchase{UserID: user, Quantity: 1}})
-		return err
-	}
+	buy, out := loggedEngine(t, s)
 
 	rp.Pause()
 	defer rp.Resume()
@@ -91,20 +80,10 @@ func TestRebuildingBatchHidesNoError(t *testing.T) {
 	ns := namespace(t)
 	s := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
 		cluster.Config{Prefix: ns, Schema: ns, BreakerOpen: time.Minute, NoExpiry: true, Interval: time.Hour})
-	defer s.Close()
+	t.Cleanup(func() { s.Close() }) // after the engine's (loggedEngine)
 	sl := mustSale(t, s, "lost", 10, 1)
-	var out servicetest.Log
-	eng, err := engine.Open(context.Background(), s, engine.Config{Logger: slog.New(slog.NewJSONHandler(&out, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	buy := func(user string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		_, err := eng.Purchase(ctx, engine.PurchaseRequest{SaleID: sl.ID, Purchase: surge.Purchase{UserID: user, Quantity: 1}})
-		return err
-	}
+	buySale, out := loggedEngine(t, s)
+	buy := func(user string) error { return buySale(sl.ID, user) }
 
 	// Redis loses the sale's state: the next batch is refused while the
 	// leader (this node) rebuilds it.
@@ -168,20 +147,10 @@ func TestBatchFailureAfterRecoveryLogged(t *testing.T) {
 	ns := namespace(t)
 	s := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
 		cluster.Config{Prefix: ns, Schema: ns, BreakerOpen: 100 * time.Millisecond, NoExpiry: true, Interval: time.Hour})
-	defer s.Close()
+	t.Cleanup(func() { s.Close() }) // after the engine's (loggedEngine)
 	sl := mustSale(t, s, "flaky", 10, 5)
-	var out servicetest.Log
-	eng, err := engine.Open(context.Background(), s, engine.Config{Logger: slog.New(slog.NewJSONHandler(&out, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	buy := func(user string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		_, err := eng.Purchase(ctx, engine.PurchaseRequest{SaleID: sl.ID, Purchase: surge.Purchase{UserID: user, Quantity: 1}})
-		return err
-	}
+	buySale, out := loggedEngine(t, s)
+	buy := func(user string) error { return buySale(sl.ID, user) }
 	outage := func(user string) {
 		t.Helper()
 		rp.Cut()
@@ -217,4 +186,22 @@ func TestBatchFailureAfterRecoveryLogged(t *testing.T) {
 		t.Errorf("two outages, each ended by a sale: %d \"reserve batch failed\" ERROR lines and %d recoveries, want 2 and 1; log:\n%s",
 			failed, recovered, out.String())
 	}
+}
+
+// loggedEngine opens an engine over s whose log is out, and buy, a
+// purchase of one unit of a sale by user through it.
+func loggedEngine(t *testing.T, s *cluster.Store) (buy func(sale, user string) error, out *servicetest.Log) {
+	t.Helper()
+	out = new(servicetest.Log)
+	eng, err := engine.Open(context.Background(), s, engine.Config{Logger: slog.New(slog.NewJSONHandler(out, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return func(sale, user string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_, err := eng.Purchase(ctx, engine.PurchaseRequest{SaleID: sale, Purchase: surge.Purchase{UserID: user, Quantity: 1}})
+		return err
+	}, out
 }
