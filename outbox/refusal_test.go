@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -25,17 +24,9 @@ import (
 func TestRelayRefusalKeepsOrder(t *testing.T) {
 	s := openStore(t)
 	nc, stream, subject := servicetest.NATS(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	cfg := jetstream.StreamConfig{Name: stream, Subjects: []string{subject + ".>"}, Storage: jetstream.FileStorage,
 		Duplicates: 2 * time.Minute, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true}
-	if _, err := js.CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	js := operatorStream(t, nc, cfg)
 	createSale(t, s, "a", 100)
 	orders := reserve(t, s, "a", "u", 2, 2) // u0's reserved is stored, u1's is refused
 	paid, err := s.Pay(t.Context(), orders[1].ID, t0.Add(time.Second))
@@ -53,7 +44,7 @@ func TestRelayRefusalKeepsOrder(t *testing.T) {
 	waitFor(t, "the refusal", func() bool { return figure(t, reg, "surge_outbox_publish_failures_total") >= 2 })
 
 	cfg.MaxMsgsPerSubject, cfg.Discard, cfg.DiscardNewPerSubject = -1, jetstream.DiscardOld, false
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	drainedWithin(t, s, 20*time.Second)

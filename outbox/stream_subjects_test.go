@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/surgehq/surge/outbox"
@@ -25,16 +26,8 @@ import (
 func TestRelayStreamOtherSubjects(t *testing.T) {
 	s := openStore(t)
 	nc, stream, subject := servicetest.NATS(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	cfg := jetstream.StreamConfig{Name: stream, Subjects: []string{subject + ".*.paid"}}
-	if _, err := js.CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	js := operatorStream(t, nc, cfg)
 	createSale(t, s, "a", 1000)
 	var logs servicetest.Log
 	rc, err := outbox.Connect(servicetest.NATSURL(), "relay-test")
@@ -58,9 +51,26 @@ func TestRelayStreamOtherSubjects(t *testing.T) {
 			"those subjects nor the %s.> it needs:\n%s", stream, subject, subject, l)
 	}
 	cfg.Subjects = []string{subject + ".>"}
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	drainedWithin(t, s, 20*time.Second)
 	wantStream(t, servicetest.ReadStream(t, nc, stream, subject+".>"), subject, orders)
+}
+
+// operatorStream creates the stream as an operator would before the relay
+// starts (the relay leaves an existing stream as it is), and returns the
+// JetStream handle to change it with.
+func operatorStream(t *testing.T, nc *nats.Conn, cfg jetstream.StreamConfig) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
