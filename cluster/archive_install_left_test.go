@@ -24,10 +24,7 @@ func TestArchiveDuringInstallRedisCutLeavesNoLiveState(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
 	a := roundsLeader(t, ns)
-	rp := servicetest.RedisProxy(t)
-	n := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
-		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
-	t.Cleanup(func() { n.Close() })
+	n, rp := redisProxiedNode(t, ns)
 
 	id := "archived-mid-install"
 	// The rebuild's first step by hand, then the archive.
@@ -45,6 +42,17 @@ func TestArchiveDuringInstallRedisCutLeavesNoLiveState(t *testing.T) {
 		t.Fatal("the state is not in Redis after the cut removal: the test proves nothing")
 	}
 	roundsRemove(t, a, rc, 10*time.Second, "the leader removes the live state of the archived sale", ns+":{"+id+"}:*")
+}
+
+// redisProxiedNode opens node n of namespace ns with its Redis behind a
+// proxy the test can cut.
+func redisProxiedNode(t *testing.T, ns string) (*cluster.Store, *servicetest.Proxy) {
+	t.Helper()
+	rp := servicetest.RedisProxy(t)
+	n := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
+		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
+	t.Cleanup(func() { n.Close() })
+	return n, rp
 }
 
 // roundsLeader opens a store that leads but runs its rounds only when a
@@ -138,10 +146,7 @@ func TestArchiveRedisCutLeavesNoWaitingRoom(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
 	a := roundsLeader(t, ns)
-	rp := servicetest.RedisProxy(t)
-	n := openStoreAt(t, "redis://"+rp.Addr+"/0", postgresURL(),
-		cluster.Config{Prefix: ns, Schema: ns, NodeID: "n", Interval: time.Hour})
-	t.Cleanup(func() { n.Close() })
+	n, rp := redisProxiedNode(t, ns)
 
 	id, name, stock := "archived-room", "Drop", int64(5)
 	start, ends := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
