@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestListenAddrsDistinct: --http-addr, --admin-addr and --debug-addr
@@ -50,28 +47,8 @@ func TestListenAddrsDistinct(t *testing.T) {
 			if check {
 				args = append(args, "--print-config")
 			}
-			cmd := exec.Command(surgeBinary(t), args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err = <-done:
-			case <-time.After(startWithin):
-				_ = cmd.Process.Kill()
-				err = <-done
-			}
-			code := 0
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				code = exit.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			msg := strings.TrimSpace(stderr.String())
+			code, stderr := serveExit(t, args)
+			msg := strings.TrimSpace(stderr)
 			if code != tc.wantPrint || (tc.flagA != "" && (!strings.Contains(msg, tc.flagA) || !strings.Contains(msg, tc.flagB))) {
 				t.Errorf("%s, print-config %v: exit %d, %q; want exit status %d naming %s and %s",
 					tc.name, check, code, msg, tc.wantPrint, tc.flagA, tc.flagB)

@@ -40,30 +40,43 @@ func TestPIDFileDirectoryChecked(t *testing.T) {
 			if check {
 				args = append(args, "--print-config")
 			}
-			cmd := exec.Command(surgeBinary(t), args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			done := make(chan error, 1)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			go func() { done <- cmd.Wait() }()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(startWithin):
-				_ = cmd.Process.Kill()
-				err = <-done
-			}
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "--pid-file "+tc.pidFile) ||
-				!strings.Contains(stderr.String(), tc.want) {
-				t.Errorf("%s, print-config %v: %v, %q; want exit status 2 naming --pid-file %s and %q",
-					tc.name, check, err, strings.TrimSpace(stderr.String()), tc.pidFile, tc.want)
+			code, stderr := serveExit(t, args)
+			if code != 2 || !strings.Contains(stderr, "--pid-file "+tc.pidFile) || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%s, print-config %v: exit %d, %q; want exit status 2 naming --pid-file %s and %q",
+					tc.name, check, code, strings.TrimSpace(stderr), tc.pidFile, tc.want)
 			}
 			if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s, print-config %v: the refused start left the data directory (%v)", tc.name, check, err)
 			}
 		}
 	}
+}
+
+// serveExit runs the binary with args (a `surge serve` expected to exit:
+// refused, or --print-config) and returns its exit status and stderr; one
+// still running after startWithin is killed.
+func serveExit(t *testing.T, args []string) (code int, stderr string) {
+	t.Helper()
+	cmd := exec.Command(surgeBinary(t), args...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(startWithin):
+		_ = cmd.Process.Kill()
+		err = <-done
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), errb.String()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, errb.String()
 }
