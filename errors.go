@@ -80,6 +80,14 @@ var (
 // carries the code (unavailable).
 var ErrDependencyDown = errors.New("dependency known to be down")
 
+// DependencyDown is err marked ErrDependencyDown, with err's own text.
+func DependencyDown(err error) error { return dependencyDown{err} }
+
+type dependencyDown struct{ err error }
+
+func (e dependencyDown) Error() string   { return e.err.Error() }
+func (e dependencyDown) Unwrap() []error { return []error{e.err, ErrDependencyDown} }
+
 // NotCancellable is ErrNotCancellable naming why o, as it stands at now,
 // cannot be cancelled. A buyer whose cancel timed out and who retries
 // reads that the first cancel took, instead of a bare refusal. Match it

@@ -353,8 +353,8 @@ func (s *Store) call(ctx context.Context, cb *gobreaker.CircuitBreaker[struct{}]
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		// Known down: breakerChanged logged it, so the engine's line of
 		// each refused batch is no ERROR (surge.ErrDependencyDown).
-		return fmt.Errorf("%w (%w)", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: s.cfg.BreakerOpen,
-			Message: cb.Name() + " is unavailable; retry shortly"}, surge.ErrDependencyDown)
+		return surge.DependencyDown(&surge.Error{Code: surge.CodeUnavailable, RetryAfter: s.cfg.BreakerOpen,
+			Message: cb.Name() + " is unavailable; retry shortly"})
 	}
 	if gone, ok := err.(callerGone); ok {
 		return gone.err

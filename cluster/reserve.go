@@ -23,14 +23,8 @@ var errReplayUnconfirmed = &surge.Error{Code: surge.CodeUnavailable, RetryAfter:
 // last), so the engine logs the batch below ERROR, under a limit of its
 // own (surge.ErrDependencyDown). At ERROR, under the sale's limit, it hid
 // the next real failure of the sale for the limit's period.
-var errRebuilding error = expected{&surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
-	Message: "the sale's live stock is being rebuilt from the database; retry shortly"}}
-
-// expected is err marked surge.ErrDependencyDown, with err's text.
-type expected struct{ err error }
-
-func (e expected) Error() string   { return e.err.Error() }
-func (e expected) Unwrap() []error { return []error{e.err, surge.ErrDependencyDown} }
+var errRebuilding = surge.DependencyDown(&surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+	Message: "the sale's live stock is being rebuilt from the database; retry shortly"})
 
 // untilReconciled is how long a retry with the key of a reservation made
 // at made, which PostgreSQL does not have, waits for the leader: it
