@@ -311,24 +311,9 @@ func TestCompose(t *testing.T) {
 // cover both, as the Helm chart's terminationGracePeriodSeconds and the
 // unit's TimeoutStopSec do, or the node is killed mid-drain.
 func TestComposeStopGraceCoversDrain(t *testing.T) {
+	out := composeNodeConfig(t, nil)
 	compose := read(t, "docker-compose.yml")
 	node := compose[:strings.Index(compose, "\nservices:")] // the x-surge-node anchor every node merges
-	env := []string{"SURGE_ADMIN_TOKEN=compose-test-admin-token", "SURGE_DATA_DIR=" + t.TempDir()}
-	for _, m := range regexp.MustCompile(`(?m)^    (SURGE_(?:DRAIN_DELAY|SHUTDOWN_TIMEOUT)): (\S+)$`).FindAllStringSubmatch(node, -1) {
-		env = append(env, m[1]+"="+m[2])
-	}
-	// The binary's own reading of that environment, defaults included.
-	cmd := exec.Command("go", "run", "github.com/surgehq/surge/cmd/surge", "serve", "--print-config")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SURGE_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("surge serve --print-config with %v: %v\n%s", env, err, out)
-	}
 	setting := func(key string) time.Duration {
 		m := regexp.MustCompile(`(?m)^` + key + `: "([^"]+)"`).FindSubmatch(out)
 		if m == nil {
@@ -343,14 +328,81 @@ func TestComposeStopGraceCoversDrain(t *testing.T) {
 	drain, inFlight := setting("drain-delay"), setting("shutdown-timeout")
 	grace := 10 * time.Second // Docker's default
 	if m := regexp.MustCompile(`(?m)^  stop_grace_period: (\S+)$`).FindStringSubmatch(node); m != nil {
-		if grace, err = time.ParseDuration(m[1]); err != nil {
+		g, err := time.ParseDuration(m[1])
+		if err != nil {
 			t.Fatal(err)
 		}
+		grace = g
 	}
 	if grace < drain+inFlight {
 		t.Errorf("docker-compose.yml gives the nodes %v between SIGTERM and SIGKILL, but a node drains for %v (--drain-delay) "+
 			"and then finishes in-flight requests for up to %v (--shutdown-timeout): `docker compose stop` SIGKILLs it while it may "+
 			"still be answering requests in flight", grace, drain, inFlight)
+	}
+}
+
+// composeNodeConfig is the binary's own reading (`surge serve
+// --print-config`, defaults included) of the environment
+// docker-compose.yml gives its nodes: the x-surge-node anchor every node
+// merges, with each ${VAR:-default} taken from shell as `docker compose
+// up` takes it from the caller's shell.
+func composeNodeConfig(t *testing.T, shell map[string]string) []byte {
+	t.Helper()
+	compose := read(t, "docker-compose.yml")
+	node := compose[:strings.Index(compose, "\nservices:")]
+	// The admin token comes as a compose secret file, /run/secrets/…,
+	// which exists only in the container: give it as a value instead.
+	env := []string{"SURGE_ADMIN_TOKEN=compose-test-admin-token", "SURGE_DATA_DIR=" + t.TempDir()}
+	for _, m := range regexp.MustCompile(`(?m)^    (SURGE_\w+): (.*)$`).FindAllStringSubmatch(node, -1) {
+		if m[1] == "SURGE_ADMIN_TOKEN_FILE" {
+			continue
+		}
+		v := os.Expand(strings.Trim(m[2], `'"`), func(ref string) string {
+			name, def, _ := strings.Cut(ref, ":-")
+			if v := shell[name]; v != "" {
+				return v
+			}
+			return def
+		})
+		env = append(env, m[1]+"="+v)
+	}
+	cmd := exec.Command("go", "run", "github.com/surgehq/surge/cmd/surge", "serve", "--print-config")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SURGE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("surge serve --print-config with %v: %v\n%s", env, err, out)
+	}
+	return out
+}
+
+// TestComposePaymentWebhook: the payment webhook's secret and scheme
+// reach the compose nodes from the shell that runs `docker compose up`,
+// as the Helm chart takes them from its Secret; without them the nodes
+// start with no webhook rather than refusing to start.
+func TestComposePaymentWebhook(t *testing.T) {
+	const secret = "whsec_compose-webhook-0123"
+	for _, c := range []struct {
+		name  string
+		shell map[string]string
+		want  []string
+	}{
+		{"exported", map[string]string{"SURGE_PAYMENT_WEBHOOK_SECRET": secret, "SURGE_PAYMENTS": "stripe"},
+			[]string{`payment-webhook-secret: "xxxxx" # env`, `payments: "stripe" # env`}},
+		{"unset", nil, []string{`payment-webhook-secret: "" # `, `payments: "surge" # `}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := composeNodeConfig(t, c.shell)
+			for _, w := range c.want {
+				if !bytes.Contains(out, []byte("\n"+w)) {
+					t.Errorf("a compose node with %v in the shell: --print-config has no %q:\n%s", c.shell, w, out)
+				}
+			}
+		})
 	}
 }
 
