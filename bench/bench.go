@@ -220,6 +220,12 @@ type Confirmation struct {
 	// run's clock: the order cannot be older, so its hold cannot end
 	// before Sent plus the hold, whatever the server's clock says.
 	Sent time.Time
+	// Expires is the expires_at the 201 gave the buyer, and Hold that
+	// expires_at less the 201's created_at (zero when the body held no
+	// readable time): the hold promised, which an export whose times say
+	// otherwise cannot take back.
+	Expires time.Time
+	Hold    time.Duration
 }
 
 // RefusedReplay is a replay of a 201 that the server answered otherwise.

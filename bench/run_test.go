@@ -229,6 +229,14 @@ func TestRunEndToEnd(t *testing.T) {
 			if strings.Contains(out, "\r") || !strings.HasSuffix(out, "\n") || !strings.Contains(lines[len(lines)-1], fmt.Sprintf("sent %d ", res.Sent)) {
 				t.Errorf("progress %q: want plain lines ending in the final figures and a newline", out)
 			}
+			// Each 201's own expires_at and hold are kept, for the
+			// confirmed-orders check: the sale's default hold is 900 s.
+			for _, c := range confirmed {
+				if c.Expires.IsZero() || c.Hold != 900*time.Second {
+					t.Errorf("confirmation %+v: want the 201's expires_at and its hold of 15m0s", c)
+					break
+				}
+			}
 			v := verifyRun(t, srv, res, confirmed)
 			if v.LiveUnits < cfg.Stock-1 {
 				t.Errorf("%d of %d units sold to a crowd asking for more", v.LiveUnits, cfg.Stock)

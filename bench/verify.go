@@ -207,12 +207,18 @@ func checkConfirmed(byID map[string]*api.Order, confirmed []Confirmation, export
 		case o.Status == "expired" && !holdEnded(o, exported.Add(clockSkew)):
 			v.add("order %s confirmed to user %s expired before its hold ended (expires_at %s, export read at %s)",
 				c.OrderID, c.UserID, o.ExpiresAt, exported.UTC().Format(time.RFC3339))
-		case o.Status == "expired" && !sent[c.OrderID].IsZero() && exported.Add(holdSlack).Before(sent[c.OrderID].Add(hold(o))):
+		case o.Status == "expired" && !c.Expires.IsZero() && c.Expires.After(exported.Add(clockSkew)):
+			// The export's times are the server's word after the fact: the
+			// 201 promised the buyer a hold until its own expires_at.
+			v.add("order %s confirmed to user %s expired before the hold its 201 gave ended (expires_at %s in the 201, %s in the export, export read at %s)",
+				c.OrderID, c.UserID, c.Expires.UTC().Format(time.RFC3339Nano), o.ExpiresAt, exported.UTC().Format(time.RFC3339))
+		case o.Status == "expired" && !sent[c.OrderID].IsZero() && exported.Add(holdSlack).Before(sent[c.OrderID].Add(max(hold(o), c.Hold))):
 			// The server's clock may have run behind when it reserved (its
 			// expires_at then looks past): the run's own clock says the
-			// hold it gave cannot have ended yet.
+			// hold it gave, in the 201 or in the export, cannot have ended
+			// yet.
 			v.add("order %s confirmed to user %s expired before its hold of %s ended: its purchase was sent at %s, the export read at %s",
-				c.OrderID, c.UserID, hold(o), sent[c.OrderID].UTC().Format(time.RFC3339Nano), exported.UTC().Format(time.RFC3339Nano))
+				c.OrderID, c.UserID, max(hold(o), c.Hold), sent[c.OrderID].UTC().Format(time.RFC3339Nano), exported.UTC().Format(time.RFC3339Nano))
 		}
 	}
 	return v.check(CheckConfirmed,

@@ -316,3 +316,49 @@ func exportOf(mu *sync.Mutex, orders *[]api.Order) http.HandlerFunc {
 		}
 	}
 }
+
+// The first buyer is answered 201 with a hold of 15 minutes. On the next
+// purchase the server expires that order and sells its unit again, and
+// its export rewrites the order's times to a hold of one second that has
+// ended: judged by the export alone the expiry is on time, by its
+// expires_at and by the hold it shows. The 201 the buyer holds says the
+// hold runs for 15 minutes more.
+func TestRunFailsConfirmedOrderExpiredWithRewrittenTimes(t *testing.T) {
+	const hold = 15 * time.Minute
+	var mu sync.Mutex
+	var orders []api.Order
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, `{"id":"s","stock":1,"remaining":%d,"per_user_limit":1,"hold_seconds":900}`, 1-len(orders)+expired(orders))
+	})
+	mux.HandleFunc("GET /v1/sales/{id}/orders", exportOf(&mu, &orders))
+	mux.HandleFunc("POST /v1/sales/{id}/purchases", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if len(orders) > 0 {
+			// The first hold cut short, its times made to agree.
+			orders[0].Status = "expired"
+			orders[0].CreatedAt, orders[0].ExpiresAt = ts(now.Add(-2*time.Second)), ts(now.Add(-time.Second))
+		}
+		user := r.Header.Get("X-User-ID")
+		o := api.Order{ID: "o-" + user, SaleID: "s", UserID: user, Quantity: 1, Status: "reserved",
+			IdempotencyKey: r.Header.Get("Idempotency-Key"), CreatedAt: ts(now), ExpiresAt: ts(now.Add(hold))}
+		orders = append(orders, o)
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]api.Order{"order": o})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	res, v := runAndVerify(t, srv, Config{
+		Target: srv.URL, AdminToken: testAdmin, SaleID: "s", Users: 2, UserPrefix: "w-", Connections: 1, Seed: 1,
+	})
+	if line := VerdictLine(v); v.OK || !strings.Contains(line, "o-w-u0 confirmed to user w-u0 expired before the hold its 201 gave ended") {
+		t.Errorf("the first buyer's order, answered 201 with a hold of %s in a run of %s, was exported expired with "+
+			"its times rewritten and its unit sold to the second buyer; want a failed confirmation, got: %s",
+			hold, time.Duration(res.Elapsed).Round(time.Millisecond), line)
+	}
+}

@@ -181,8 +181,47 @@ func (w *worker) confirm(b *buyer, body []byte) string {
 	if !ok {
 		return codeBadBody
 	}
-	w.confirmed = append(w.confirmed, Confirmation{OrderID: id, UserID: b.user, Key: b.key, Quantity: b.quantity, Sent: b.first})
+	created, expires := orderTimes(body)
+	c := Confirmation{OrderID: id, UserID: b.user, Key: b.key, Quantity: b.quantity, Sent: b.first, Expires: expires}
+	if !created.IsZero() && !expires.IsZero() {
+		c.Hold = max(expires.Sub(created), 0)
+	}
+	w.confirmed = append(w.confirmed, c)
 	return codeReserved
+}
+
+// orderTimes reads order.created_at and order.expires_at from a 201 body
+// (zero when absent or unreadable). Surge writes each as a plain string
+// straight after its key, which is searched for; a key inside a string
+// would have its quotes escaped, so it cannot be matched there. Any other
+// body is decoded in full.
+func orderTimes(body []byte) (created, expires time.Time) {
+	created, ok1 := bodyTime(body, `"created_at":"`)
+	expires, ok2 := bodyTime(body, `"expires_at":"`)
+	if ok1 && ok2 {
+		return created, expires
+	}
+	var v api.OrderBody
+	if json.Unmarshal(body, &v) != nil {
+		return time.Time{}, time.Time{}
+	}
+	created, _ = api.ParseTime(v.Order.CreatedAt)
+	expires, _ = api.ParseTime(v.Order.ExpiresAt)
+	return created, expires
+}
+
+// bodyTime reads the time written as a string right after key in body.
+func bodyTime(body []byte, key string) (time.Time, bool) {
+	_, rest, ok := bytes.Cut(body, []byte(key))
+	if !ok {
+		return time.Time{}, false
+	}
+	n := bytes.IndexByte(rest, '"')
+	if n < 0 {
+		return time.Time{}, false
+	}
+	t, err := api.ParseTime(string(rest[:n]))
+	return t, err == nil
 }
 
 // orderPrefix is how Surge's 201 bodies begin: {"order":{"id":"…
