@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
 	"time"
@@ -56,6 +57,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := checkServer("bench", cfg.Target); err != nil {
 		return err
+	}
+	// A rate or stock out of range would not be refused later: --rate
+	// -500 ran a closed loop, and --stock -5 bought from an existing sale.
+	if !(rate >= 0) || math.IsInf(rate, 0) {
+		return errUsage{fmt.Sprintf("bench: --rate must be a positive number of purchases per second, not %v", rate)}
+	}
+	if cfg.Stock < 0 {
+		return errUsage{fmt.Sprintf("bench: --stock must be positive to create the sale, not %d (leave it out to buy from --sale)", cfg.Stock)}
 	}
 	cfg.Seed = seed
 	cfg.CreateSale = cfg.Stock > 0

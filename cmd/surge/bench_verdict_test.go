@@ -44,3 +44,22 @@ func TestBenchFailsARunThatTestedNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchRefusesRateAndStockOutOfRange: a negative or not-a-number
+// --rate, and a negative --stock, are usage errors (exit 2) naming the
+// flag. They were taken for their defaults: --rate -500 ran a closed loop
+// as fast as the server answered, --stock -5 bought from the existing sale
+// instead of creating one. The context is done, so a command that got past
+// its checks fails at once with another exit code.
+func TestBenchRefusesRateAndStockOutOfRange(t *testing.T) {
+	base := []string{"--server", "http://127.0.0.1:9", "--admin-token", "adm", "--sale", "drop", "--users", "10"}
+	for _, tc := range []struct{ flag, value string }{
+		{"--rate", "-500"}, {"--rate", "NaN"}, {"--rate", "-Inf"}, {"--rate", "+Inf"}, {"--stock", "-5"},
+	} {
+		args := append([]string{"bench"}, base...)
+		code, _, errOut := runCLI(cancelled(), append(args, tc.flag, tc.value)...)
+		if code != 2 || !strings.Contains(errOut, tc.flag) {
+			t.Errorf("bench %s %s: exit %d, stderr %q; want 2 and an error naming %s", tc.flag, tc.value, code, errOut, tc.flag)
+		}
+	}
+}
