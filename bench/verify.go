@@ -319,10 +319,10 @@ func checkWellFormed(sale api.Sale, orders []api.Order) Check {
 }
 
 // VerifyRun is Verify followed by the checks that the run r tested the
-// sale at all: a run whose purchases were refused (more than 1 % of
-// answers 400, 401 or 403: wrong identity, a waiting room, a malformed
-// request) or that reserved nothing while units were left proves nothing
-// about the guarantees, however clean the export is. The run's checks come
+// sale at all: a run whose purchases were not answered, or were refused
+// (more than 1 % of answers 400, 401 or 403: wrong identity, a waiting
+// room, a malformed request), or that reserved nothing while units were
+// left proves nothing about the guarantees, however clean the export is. The run's checks come
 // after the guarantees', so a violated guarantee is quoted first.
 func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
 	v := Verify(sale, orders, confirmed, exported)
@@ -385,6 +385,20 @@ func checkReadable201s(r *Result) Check {
 }
 
 func checkAccepted(r *Result) Check {
+	// A run none of whose purchases was decided (each one unanswered, a
+	// 5xx, or shed with 429 or 503) had no answer refused either: a server
+	// that dropped or failed every purchase of a sold-out sale would pass.
+	var undecided int64
+	for s, n := range r.Status {
+		if s >= 500 || shed(s) {
+			undecided += n
+		}
+	}
+	if r.Completed == undecided {
+		return Check{Name: CheckAccepted, OK: false, Detail: fmt.Sprintf(
+			"none of the %s purchases sent was decided (%s transport errors, %s answers 5xx, 429 or 503): the run tested nothing; "+
+				"check --server, the network and the server's health", showInt(r.Sent), showInt(r.Errors), showInt(undecided))}
+	}
 	refusedStatus := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden}
 	var refused int64
 	var parts []string

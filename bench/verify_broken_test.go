@@ -362,3 +362,51 @@ func TestRunFailsConfirmedOrderExpiredWithRewrittenTimes(t *testing.T) {
 			hold, time.Duration(res.Elapsed).Round(time.Millisecond), line)
 	}
 }
+
+// A server that reads its sale back sold out, with an export that agrees,
+// and answers no purchase with a decision: it drops every connection
+// unanswered, or answers every purchase 500, or sheds every one with 503
+// and Retry-After. The run tested nothing, yet every check passed (none of
+// the answers refused with 400, 401 or 403; no reservation needed from a
+// sold-out sale).
+func TestRunFailsWhenNothingWasAnswered(t *testing.T) {
+	for name, answer := range map[string]http.HandlerFunc{
+		"connections dropped": func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return
+			}
+			conn.Close()
+		},
+		"500": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"error":{"code":"internal","message":"internal error"}}`)
+		},
+		"503 shed": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"error":{"code":"overloaded","message":"overloaded"}}`)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /v1/sales/{id}", func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, `{"id":"s","stock":1,"remaining":0,"per_user_limit":1}`)
+			})
+			mux.HandleFunc("GET /v1/sales/{id}/orders", func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintln(w, `{"id":"o1","sale_id":"s","user_id":"early","quantity":1,"status":"reserved","idempotency_key":"k"}`)
+			})
+			mux.HandleFunc("POST /v1/sales/{id}/purchases", answer)
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			res, v := runAndVerify(t, srv, Config{
+				Target: srv.URL, AdminToken: testAdmin, SaleID: "s", Users: 20, UserPrefix: "n-", Connections: 2, Seed: 1,
+			})
+			if line := VerdictLine(v); v.OK || !strings.HasPrefix(line, "VERDICT: FAIL — "+CheckAccepted+": none of the 20 purchases sent was decided") {
+				t.Errorf("none of %d purchases sent got a decided answer (status %v, %d transport errors); "+
+					"want the run's accepted check to fail, got: %s", res.Sent, res.Status, res.Errors, line)
+			}
+		})
+	}
+}
