@@ -81,7 +81,7 @@ type meterer interface {
 // deployment the admin token grants nothing here either).
 func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 	path, h := surgev1connect.NewSaleServiceHandler(&handler{Service: s, auth: api},
-		append(jsonCodecs(), boundedGzip(), connect.WithReadMaxBytes(maxMessage))...)
+		append(jsonCodecs(), boundedGzip(), connect.WithReadMaxBytes(maxMessage), connect.WithInterceptors(callSpans{}))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
 	getOrder, cancelOrder := surgev1connect.SaleServiceGetOrderProcedure, surgev1connect.SaleServiceCancelOrderProcedure
 	getSale, listSales := surgev1connect.SaleServiceGetSaleProcedure, surgev1connect.SaleServiceListSalesProcedure
@@ -97,6 +97,10 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 			surgehttp.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
 			return
 		}
+		// The call's route is its procedure: the mux matched the
+		// service's prefix, which named every call's span alike
+		// (otelhttp names a span by the route), a purchase as a read.
+		r.Pattern = r.URL.Path
 		if r.URL.Path == getOrder || r.URL.Path == cancelOrder {
 			// One buyer's order, as GET /v1/orders/{id} and its cancel
 			// answer it: Connect serves GetOrder over GET, which a cache or
