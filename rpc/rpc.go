@@ -37,6 +37,10 @@ const (
 // maxMessage bounds a request message, as the HTTP API bounds bodies.
 const maxMessage = surgehttp.MaxSaleBody
 
+// maxBody bounds a call's body: one message within maxMessage, in an
+// envelope (gRPC's, gRPC-Web's and Connect streams': 5 bytes before it).
+const maxBody = maxMessage + 5
+
 // Service is the gRPC API over a pipeline.
 type Service struct {
 	svc surgehttp.Service
@@ -101,6 +105,13 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 		// service's prefix, which named every call's span alike
 		// (otelhttp names a span by the route), a purchase as a read.
 		r.Pattern = r.URL.Path
+		// connect-go reads a message over the bound to its end, to tell
+		// its size, before refusing it: a client declaring a gigabyte,
+		// or trickling one in, kept the call reading for as long as it
+		// sent (up to the read timeout) with no answer. The HTTP API
+		// reads at most its bound; so does a call now, and connect-go
+		// refuses it there (RESOURCE_EXHAUSTED, too_large).
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if r.URL.Path == getOrder || r.URL.Path == cancelOrder {
 			// One buyer's order, as GET /v1/orders/{id} and its cancel
 			// answer it: Connect serves GetOrder over GET, which a cache or
