@@ -308,12 +308,24 @@ func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 	// the same text must be the same key over both, or a buyer who
 	// bought over gRPC and retried over HTTP would buy twice.
 	key := strings.Trim(m.IdempotencyKey, " \t")
+	if m.IdempotencyKey != "" && !surge.ValidKey(key) {
+		return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "idempotency_key must be 1 to 128 printable ASCII characters"))
+	}
+	// The HTTP API's Idempotency-Key header (gRPC metadata) keys a call
+	// too: a client that brought its HTTP code along sets it there, and a
+	// retry it believed keyed would otherwise buy again.
+	if hs := req.Header().Values("Idempotency-Key"); len(hs) > 0 {
+		switch {
+		case len(hs) != 1 || !surge.ValidKey(hs[0]):
+			return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "Idempotency-Key must be one header of 1 to 128 printable ASCII characters"))
+		case m.IdempotencyKey != "" && hs[0] != key:
+			return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "idempotency_key and the Idempotency-Key header differ: send the key once"))
+		}
+		key = hs[0]
+	}
 	p := surge.Purchase{UserID: c.User, Quantity: max(m.Quantity, 1), IdempotencyKey: key}
 	if m.Quantity < 0 {
 		p.Quantity = m.Quantity // refused by the engine, as in HTTP
-	}
-	if m.IdempotencyKey != "" && !surge.ValidKey(p.IdempotencyKey) {
-		return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "idempotency_key must be 1 to 128 printable ASCII characters"))
 	}
 	pr := engine.PurchaseRequest{SaleID: m.SaleId, Purchase: p}
 	if m.WaitingRoomTicket != "" {
