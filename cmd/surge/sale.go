@@ -137,9 +137,16 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		// again after a lost answer names the same sale (createOnce).
 		in.ID = new(surge.NewID("s_"))
 	}
-	s, err := createOnce(ctx, client.New(*server, *token), in, drawn)
+	s, mayExist, err := createOnce(ctx, client.New(*server, *token), in, drawn)
 	if err != nil {
-		return publicListener(ctx, *server, *token, err)
+		err = clientError(publicListener(ctx, *server, *token, err))
+		if mayExist {
+			// Run again without --id, the command would draw another id
+			// and make a second sale: the operator must learn this one's.
+			err = fmt.Errorf("%w; the sale may have been made all the same, as %s: look with `surge sale get %s` before creating it again",
+				err, *in.ID, *in.ID)
+		}
+		return err
 	}
 	return printJSON(stdout, s)
 }
@@ -157,36 +164,45 @@ const createAttempts = 5
 // (a PATCH) does not make it another's. The client retries only refusals
 // after which nothing was done: a create is not idempotent without an id.
 // A failure before any request was written (no connection, a refused TLS
-// handshake, no token) made nothing, and is returned at once.
-func createOnce(ctx context.Context, c *client.Client, in api.NewSale, drawn bool) (api.Sale, error) {
+// handshake, no token) made nothing, and is returned at once. mayExist
+// reports, with a failure, that an earlier answer (or the request cut by
+// ctx) may have come after the sale was made: it may exist under in's id.
+func createOnce(ctx context.Context, c *client.Client, in api.NewSale, drawn bool) (s api.Sale, mayExist bool, err error) {
 	// Set once a request's headers are on their way, by any attempt:
 	// until then nothing can have been made. After, a connection refused
 	// may be the server restarting, with the sale made: sent again.
 	var sent atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
-	var err error
 	for attempt := range createAttempts {
-		var s api.Sale
+		// Every attempt after the first follows one whose answer may have
+		// come after the sale was made.
+		mayExist = attempt > 0
 		if s, err = c.CreateSale(ctx, in); err == nil {
-			return s, nil
+			return s, false, nil
 		}
 		if attempt > 0 && errors.Is(err, surge.ErrSaleExists) {
-			if s, gerr := c.Sale(ctx, *in.ID); gerr == nil && (drawn || madeFrom(s, in)) {
-				return s, nil
+			s, gerr := c.Sale(ctx, *in.ID)
+			if gerr == nil && (drawn || madeFrom(s, in)) {
+				return s, false, nil
 			}
-			return api.Sale{}, err
+			// Read, the sale under the id is another than the one asked
+			// for; unread, it may be the one made.
+			return api.Sale{}, gerr != nil, err
 		}
 		wait := time.Second
 		var ae *client.APIError
 		switch {
-		case ctx.Err() != nil, !sent.Load():
-			return api.Sale{}, err
+		case !sent.Load():
+			return api.Sale{}, mayExist, err
+		case ctx.Err() != nil:
+			// Cut after its request was sent: it may have made the sale.
+			return api.Sale{}, true, err
 		case errors.As(err, &ae):
 			// An overloaded refusal made nothing, and the client has sent
 			// it again as its policy allows already: not once more per
 			// attempt here.
 			if ae.Status != http.StatusServiceUnavailable || ae.Code == string(surge.CodeOverloaded) {
-				return api.Sale{}, err
+				return api.Sale{}, mayExist, err
 			}
 			wait = min(max(wait, ae.RetryAfter), 10*time.Second)
 		}
@@ -195,11 +211,11 @@ func createOnce(ctx context.Context, c *client.Client, in api.NewSale, drawn boo
 		}
 		select {
 		case <-ctx.Done():
-			return api.Sale{}, err
+			return api.Sale{}, true, err
 		case <-time.After(wait):
 		}
 	}
-	return api.Sale{}, err
+	return api.Sale{}, true, err
 }
 
 // madeFrom reports whether s is what the request in makes: the sale found

@@ -307,3 +307,49 @@ func TestSaleCreateRefusedHandshakeFailsAtOnce(t *testing.T) {
 		t.Errorf("sale create to a server whose certificate is not trusted took %v to fail; want at once (nothing was sent)", took.Round(time.Millisecond))
 	}
 }
+
+// TestSaleCreateGivingUpNamesTheSale: surge sale create without --id whose
+// first answer was lost after the server made the sale, and whose every
+// later attempt found the server still unavailable, gave up with the last
+// refusal and no word of the id it had drawn. The operator, running it
+// again once the server was back, as the refusal invites, made a second
+// sale under a new id, the first one unseen. The command must name the
+// sale it may have made, so that it is looked at rather than made again.
+func TestSaleCreateGivingUpNamesTheSale(t *testing.T) {
+	ctx, admin := cliServer(t)
+	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var creates atomic.Int64
+	// The first create reaches the server and its answer is lost; every
+	// create after it finds the server unavailable (restarting, say).
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" {
+			if creates.Add(1) == 1 {
+				rp.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			unavailable503("1")(w)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	t.Setenv("SURGE_SERVER", proxy.URL)
+
+	code, stdout, stderr := runCLI(ctx, "sale", "create", "--name", "Phone drop", "--stock", "5")
+	sales, err := admin.Sales(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sales) != 1 {
+		t.Fatalf("%d sales after the first create reached the server; want 1", len(sales))
+	}
+	id := sales[0].ID
+	if code != 1 || stdout != "" || !oneLine(stderr) || !strings.Contains(stderr, "unavailable") ||
+		!strings.Contains(stderr, "surge sale get "+id) {
+		t.Errorf("sale create that gave up after %d creates, the first of which made sale %s: exit %d, stdout %q, stderr %q; want 1 and one line with the refusal and %q",
+			creates.Load(), id, code, stdout, stderr, "surge sale get "+id)
+	}
+}
