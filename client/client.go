@@ -213,6 +213,12 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 		if !ok {
 			return nil, ae
 		}
+		// Nor is a retry made that the caller's deadline would come
+		// before: waiting for it would spend the caller's time for
+		// nothing, and hide the refusal behind the deadline's error.
+		if dl, set := ctx.Deadline(); set && time.Until(dl) <= wait {
+			return nil, ae
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -16,7 +16,8 @@ type RetryPolicy struct {
 	MaxAttempts int
 	// MaxElapsed bounds the time from the first send: a retry whose wait
 	// would end after it is not made, and the last refusal is returned
-	// at once (default 30 s).
+	// at once (default 30 s). So is a retry whose wait would end after
+	// the deadline of the call's context.
 	MaxElapsed time.Duration
 	// Backoff is the first backoff above Retry-After (default 100 ms); it
 	// doubles with each retry, up to MaxBackoff (default 5 s). The wait

@@ -313,3 +313,28 @@ func TestPurchaseRetryAfterFarFuture(t *testing.T) {
 		})
 	}
 }
+
+// A refusal whose wait (Retry-After, plus the backoff) would end after the
+// caller's deadline cannot be followed by a retry: the client returns it
+// at once, as it does past MaxElapsed. It slept until the deadline instead,
+// spending all of the caller's time on a retry it could not make, and
+// returned the deadline's error.
+func TestRetryNotPastTheDeadline(t *testing.T) {
+	f := &fault{match: purchases, plan: refusals(10, 503, "overloaded", "20")}
+	s := newServer(t, serverOptions{wrap: f.wrap})
+	admin := client.New(s.url, token)
+	createSale(t, admin, "s", 10, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := admin.AsUser("ann").Purchase(ctx, "s", client.PurchaseOptions{})
+	took := time.Since(start)
+	var ae *client.APIError
+	if errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ae) || ae.Code != "overloaded" || ae.RetryAfter != 20*time.Second {
+		t.Errorf("err %v after %v; want the 503 overloaded (Retry-After 20 s, past the 10 s deadline), not the deadline's error",
+			err, took.Round(time.Millisecond))
+	}
+	if n := len(f.arrivals()); n != 1 {
+		t.Errorf("%d attempts, want 1", n)
+	}
+}
