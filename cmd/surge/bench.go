@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/bench"
 	"github.com/surgehq/surge/client"
 )
@@ -117,6 +119,15 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // runAndVerify fires the crowd, then checks the guarantees from the
 // server's export.
 func runAndVerify(ctx context.Context, cfg bench.Config, verify bool, progress io.Writer) (*bench.Result, error) {
+	if verify && !cfg.CreateSale {
+		// The export the run is verified against is read only after the
+		// crowd has bought: a token it refuses (or an address that hides
+		// it) is learned now, before a unit is sold for a run whose
+		// figures would be lost. Creating the sale checks the token.
+		if err := exportReadable(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+	}
 	res, confirmed, err := bench.Run(ctx, cfg, progress)
 	if err != nil {
 		return nil, err
@@ -165,4 +176,19 @@ func writeReports(res *bench.Result, jsonPath, htmlPath string, stdout io.Writer
 		}
 	}
 	return nil
+}
+
+// exportReadable reads the start of the order export of cfg's sale with
+// cfg's admin token: nil if the server serves it, or if the sale does not
+// exist (bench.Run says so). It stops at the first order, and waits for
+// it no longer than a request of the client.
+func exportReadable(ctx context.Context, cfg bench.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, client.DefaultTimeout)
+	defer cancel()
+	stop := errors.New("stop")
+	err := client.New(cfg.Target, cfg.AdminToken).Orders(ctx, cfg.SaleID, func(api.Order) error { return stop })
+	if err == nil || errors.Is(err, stop) || errors.Is(err, surge.ErrSaleNotFound) {
+		return nil
+	}
+	return publicListener(ctx, cfg.Target, cfg.AdminToken, fmt.Errorf("export orders of sale %q: %w", cfg.SaleID, err))
 }
