@@ -102,13 +102,18 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(400)
 	}
-	res, err := runAndVerify(ctx, cfg, !noVerify, stderr)
-	if err != nil {
-		return err
+	res, verr := runAndVerify(ctx, cfg, !noVerify, stderr)
+	if res == nil {
+		return verr
 	}
+	// A run whose verification could not read the export is reported all
+	// the same (NOT VERIFIED), and then fails.
 	bench.WriteSummary(stdout, res)
 	if err := writeReports(res, jsonPath, htmlPath, stdout); err != nil {
 		return err
+	}
+	if verr != nil {
+		return verr
 	}
 	if res.Verdict != nil && !res.Verdict.OK {
 		return errViolation
@@ -117,7 +122,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // runAndVerify fires the crowd, then checks the guarantees from the
-// server's export.
+// server's export. A run made whose export could not be read afterwards
+// is returned (its Verdict nil) with the error.
 func runAndVerify(ctx context.Context, cfg bench.Config, verify bool, progress io.Writer) (*bench.Result, error) {
 	if verify && !cfg.CreateSale {
 		// The export the run is verified against is read only after the
@@ -141,7 +147,7 @@ func runAndVerify(ctx context.Context, cfg bench.Config, verify bool, progress i
 	defer cancel()
 	sale, orders, err := bench.Fetch(vctx, client.New(cfg.Target, cfg.AdminToken), res.SaleID)
 	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
+		return res, fmt.Errorf("verify: %w", err)
 	}
 	// VerifyRun also fails a run that tested nothing (purchases refused,
 	// nothing reserved while units were left), which Verify would pass.

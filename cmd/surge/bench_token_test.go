@@ -1,7 +1,14 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/surgehq/surge/api"
@@ -27,5 +34,42 @@ func TestBenchChecksTheTokenBeforeTheCrowd(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "the server refused the admin token") || s.Remaining != 50 {
 		t.Errorf("bench --sale with a wrong admin token: exit %d, %d of 50 units sold, stdout %q, stderr %q; want 1, the token refused and no purchase sent",
 			code, 50-s.Remaining, stdout, stderr)
+	}
+}
+
+// TestBenchKeepsTheRunWhenVerificationCannotRead: a run whose export
+// could not be read afterwards (the server restarting, a proxy's 503) was
+// reported as that error alone: the figures of the whole run, measured
+// and sent, were dropped, the summary unprinted and --json unwritten. They
+// must be kept, the verdict NOT VERIFIED, and the command still fail.
+func TestBenchKeepsTheRunWhenVerificationCannotRead(t *testing.T) {
+	ctx, admin := cliServer(t, "--insecure-user-header")
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("drop"), Name: new("Drop"), Stock: new(int64(50))}); err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var exports atomic.Int64
+	// The export is served once (before the crowd), then refused with a
+	// wait past the client's bounds.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/orders") && exports.Add(1) > 1 {
+			unavailable503("3600")(w)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	jsonPath := filepath.Join(t.TempDir(), "run.json")
+	code, stdout, stderr := runCLI(ctx, "bench", "--server", proxy.URL, "--sale", "drop", "--users", "20",
+		"--connections", "4", "--retry-share", "0", "--json", jsonPath)
+	raw, rerr := os.ReadFile(jsonPath)
+	if code != 1 || !strings.Contains(stdout, "VERDICT: NOT VERIFIED") || !strings.Contains(stderr, "verify:") ||
+		!strings.Contains(stderr, "unavailable") || rerr != nil || !strings.Contains(string(raw), `"sent"`) {
+		t.Errorf("bench whose export could not be read after the run: exit %d, stdout %q, stderr %q, --json %v; want 1, the run's summary NOT VERIFIED, its JSON and the export's refusal",
+			code, stdout, stderr, rerr)
 	}
 }

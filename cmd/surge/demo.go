@@ -98,12 +98,15 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Mode: bench.OpenLoop, Shape: shape, Connections: 256, Timeout: 10 * time.Second, Retry: true, Seed: 1,
 	}
 	res, err := runAndVerify(ctx, cfg, true, stderr)
-	if err != nil {
+	if res == nil {
 		return err
 	}
 	bench.WriteSummary(stdout, res)
 	if err := writeReports(res, "", report, stdout); err != nil {
 		return err
+	}
+	if err != nil {
+		return err // the export could not be read: NOT VERIFIED
 	}
 	if keep {
 		fmt.Fprintf(stdout, "\nserver still running at %s (admin token %s); Ctrl-C stops it\n", srv.url(), c.adminToken)
