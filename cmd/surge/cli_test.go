@@ -117,6 +117,13 @@ func TestUsageErrors(t *testing.T) {
 		{"env sale fields honoured", map[string]string{"SURGE_NAME": "x", "SURGE_STOCK": "5", "SURGE_STARTS_AT": "tomorrow"},
 			[]string{"sale", "create"}, "--starts-at must be an RFC 3339 time"},
 		{"flag beats env", map[string]string{"SURGE_LOG_LEVEL": "debug"}, []string{"serve", "--log-level", "loud"}, `invalid --log-level "loud"`},
+		// sale update changes only the fields named on its command line:
+		// a SURGE_STOCK left from a sale create must not reset a live
+		// sale's stock under a rename.
+		{"env field on update", map[string]string{"SURGE_STOCK": "5"}, []string{"sale", "update", "drop", "--name", "x"},
+			"sale update: SURGE_STOCK is set in the environment"},
+		{"env fields only on update", map[string]string{"SURGE_PER_USER_LIMIT": "9", "SURGE_ENDS_AT": "none"}, []string{"sale", "update", "drop"},
+			"SURGE_ENDS_AT, SURGE_PER_USER_LIMIT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/surgehq/surge/api"
@@ -54,7 +57,21 @@ func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer
 		p.EndsAt = new(api.EndsAt(api.FormatTime(time.Now())))
 	case "update":
 		// Only the flags given are sent: a zero the server refuses is
-		// told apart from a field left as it is.
+		// told apart from a field left as it is. A field's SURGE_*
+		// variable is refused, not sent: one left from a sale create
+		// would change a live sale under an unrelated update.
+		named := fs.onCommandLine(args)
+		fields := []string{"stock", "name", "per-user-limit", "ends-at", "hold-seconds"}
+		var fromEnv []string
+		fs.Visit(func(f *flag.Flag) {
+			if slices.Contains(fields, f.Name) && !named[f.Name] {
+				fromEnv = append(fromEnv, envName(f.Name))
+			}
+		})
+		if len(fromEnv) > 0 {
+			slices.Sort(fromEnv)
+			return errUsage{fmt.Sprintf("sale update: %s is set in the environment, but update changes only the fields given as flags: unset it, or give the flag", strings.Join(fromEnv, ", "))}
+		}
 		fs.Visit(func(f *flag.Flag) {
 			switch f.Name {
 			case "stock":

@@ -47,6 +47,18 @@ func TestSaleSteer(t *testing.T) {
 	if s.EndsAt != nil || s.Stock != 25 || s.Name != "Bigger drop" {
 		t.Errorf("sale update --ends-at none printed %+v", s)
 	}
+	// A field's SURGE_* variable left in the environment (from a sale
+	// create, say) is no flag given: it is refused, and nothing changes.
+	t.Run("field from the environment", func(t *testing.T) {
+		t.Setenv("SURGE_STOCK", "5")
+		code, stdout, stderr := runCLI(ctx, "sale", "update", "drop", "--name", "Renamed")
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "SURGE_STOCK is set in the environment") {
+			t.Errorf("sale update --name with SURGE_STOCK=5 set: %d, stdout %q, stderr %q; want 2 and a refusal naming SURGE_STOCK", code, stdout, stderr)
+		}
+		if s, err := c.Sale(ctx, "drop"); err != nil || s.Stock != 25 || s.Name != "Bigger drop" {
+			t.Errorf("after sale update --name with SURGE_STOCK=5 set: stock %d, name %q (%v); want 25 and the name unchanged", s.Stock, s.Name, err)
+		}
+	})
 	if s := steer("end", "drop"); s.Status != "ended" || s.EndsAt == nil {
 		t.Errorf("sale end printed %+v", s)
 	}
