@@ -267,6 +267,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "surge serving on %s\n", srv.url())
 	var serveErr error
 	var stopIn *time.Duration // shutdown's wait for connections, if not the configured one
+	// handOver finishes the connections, and leaves the shutdown after it
+	// what remains of the same --shutdown-timeout: the process drains for
+	// at most that long in all, as the new process of an upgrade counts on
+	// (lockWait). Given a timeout each, a request still in flight (an
+	// order export to a slow reader) held an upgrade's old process for
+	// twice as long, the new one gave up waiting for the data directory
+	// first, and nothing served.
+	handOver := func() {
+		timeout := srv.config().shutdownTimeout
+		began := time.Now()
+		srv.handOver(timeout)
+		left := max(timeout-time.Since(began), 0)
+		stopIn = &left
+	}
 wait:
 	for {
 		select {
@@ -278,20 +292,15 @@ wait:
 			// No drain delay: the listening sockets stay open in the new
 			// process, so a load balancer has nothing to notice.
 			log.Info("upgrade: a new process took over the listeners; draining in-flight requests")
-			srv.handOver(srv.config().shutdownTimeout)
+			handOver()
 			break wait
 		case <-ctx.Done():
 			c.handover.stop()
 			srv.drain(srv.config().drainDelay)
 			log.Info("shutting down: draining in-flight requests (a second SIGINT or SIGTERM stops at once)")
-			// As a handover does, and within the same timeout: Shutdown
-			// alone would close without an answer a request still
-			// arriving when it began (see handOver).
-			timeout := srv.config().shutdownTimeout
-			began := time.Now()
-			srv.handOver(timeout)
-			left := max(timeout-time.Since(began), 0)
-			stopIn = &left
+			// As a handover does: Shutdown alone would close without an
+			// answer a request still arriving when it began (see handOver).
+			handOver()
 			break wait
 		}
 	}
