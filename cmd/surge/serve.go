@@ -225,6 +225,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.handover, err = newHandover(ctx, c.pidFile, log); err != nil {
 		return err
 	}
+	defer c.handover.removePIDFile() // last: the store is closed by then
 	// The new process of an upgrade serves beside the old one for a moment:
 	// a name of its own keeps them from both holding the leader's lease.
 	c.nodeID = c.handover.nodeID(c.nodeID)

@@ -193,15 +193,24 @@ func (h *handover) done() <-chan struct{} {
 
 // stop ends upgrades for a process that is shutting down for good; the
 // listeners' copies kept for a new process close, so the sockets close
-// with the server's own listeners. The pid file goes if it still names
-// this process (after a handover it names the new one).
+// with the server's own listeners. The pid file stays until removePIDFile.
 func (h *handover) stop() {
 	if h == nil {
 		return
 	}
 	signal.Stop(h.sig)
 	h.upg.Stop()
-	if h.pidFile == "" {
+}
+
+// removePIDFile removes the pid file if it still names this process (after
+// a handover it names the new one). Serve calls it as it returns, once the
+// store is closed: whoever waits for the file to go (a script restarting
+// surge, a supervisor that watches it) may then start another process on
+// the data directory at once. Removed when a stop began, the file was gone
+// while the process still drained and held the directory, and a start
+// then was refused as "data directory in use".
+func (h *handover) removePIDFile() {
+	if h == nil || h.pidFile == "" {
 		return
 	}
 	if b, err := os.ReadFile(h.pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {

@@ -127,16 +127,6 @@ func alive(pid int) bool {
 	return err == nil && !strings.Contains(string(b), ") Z ")
 }
 
-// readPID reads the pid file, 0 when it is missing or being replaced.
-func readPID(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
 // timed measures how long each exchange waited for its answer, retries
 // of the Transport included: what a client sees.
 type timed struct {
