@@ -157,9 +157,10 @@ func (s *Server) followPlace(ctx context.Context, es *eventStream, sale *surge.S
 			return
 		}
 		// The sale is read again: a pause or a resume since stops or
-		// restarts the waiting room's clock, and the stream must tell
-		// what a read of one's place would.
-		cur, err := s.svc.Sale(sale.ID)
+		// restarts the waiting room's clock, and an archive ends the
+		// stream (sale_not_found), so that it tells what a read of one's
+		// place would.
+		cur, err := queueSaleState(s.svc, sale.ID)
 		if err != nil {
 			es.event("error", s.streamError(sale, err))
 			return

@@ -13,6 +13,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/admission"
 	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -212,7 +213,7 @@ func (s *Server) queueSale(w http.ResponseWriter, r *http.Request) (*surge.Sale,
 		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
 		return nil, false
 	}
-	st, err := s.svc.Sale(id)
+	st, err := queueSaleState(s.svc, id)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return nil, false
@@ -222,6 +223,17 @@ func (s *Server) queueSale(w http.ResponseWriter, r *http.Request) (*surge.Sale,
 		return nil, false
 	}
 	return &st.Sale, true
+}
+
+// queueSaleState is sale id as the queue endpoints see it: an archived
+// sale is out of service, and its queue was dropped with the archive, so
+// it is no sale for them (404 sale_not_found, as for a purchase in it).
+func queueSaleState(svc Service, id string) (engine.SaleState, error) {
+	st, err := svc.Sale(id)
+	if err == nil && st.Archived {
+		return engine.SaleState{}, surge.ErrSaleNotFound
+	}
+	return st, err
 }
 
 // joinQueue is POST /v1/sales/{id}/queue: 201 with a new place, 200 with

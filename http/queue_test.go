@@ -622,7 +622,8 @@ func TestArchiveDropsQueue(t *testing.T) {
 // A sale that had a waiting room answers 403 not_admitted instead, to every
 // ticket: its queue was dropped with the archive, so even the ticket of a
 // buyer admitted before is refused, with a message telling the buyer to
-// "join again" (which answers 409 ended).
+// "join again" (which answered 409 ended; the queue endpoints now answer
+// 404 sale_not_found too: TestQueueOfArchivedSale).
 func TestPurchaseInArchivedSaleWithWaitingRoom(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.createSale(t, fmt.Sprintf(`{"id":"gone","name":"Gone","stock":5,"starts_at":%q,"ends_at":%q,
