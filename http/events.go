@@ -149,9 +149,13 @@ func (s *Server) followPlace(ctx context.Context, es *eventStream, sale *surge.S
 				return
 			}
 		}
+		// Wake when admitted, if that comes before the tick, but only
+		// while the waiting room's clock runs: a pause stops it, and
+		// the wait with it, so a paused stream would wake at once again
+		// and again until the resume. It looks once a tick instead.
 		wait := tick
-		if st.Wait > 0 && st.Wait < wait {
-			wait = st.Wait // wake when admitted
+		if st.Wait > 0 && st.Wait < wait && !sale.Paused {
+			wait = st.Wait
 		}
 		if !s.streamSleep(ctx, end.C, wait) {
 			return

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +164,41 @@ func TestQueueEventsFollowPause(t *testing.T) {
 	e.clock.Advance(time.Second)
 	if ev, err := sse.next(); err != nil || ev.name != "admitted" {
 		t.Fatalf("at carol's turn: %+v, %v; want admitted", ev, err)
+	}
+}
+
+// TestQueueEventsIdleWhilePaused: a stream looks at its place once a tick
+// while its sale is paused, however close its turn was when the pause
+// began. The stream slept until its estimated admission when that came
+// before the next tick; the pause stops the waiting room's clock, so the
+// wait never ran down, and the stream of a buyer paused a millisecond
+// from their turn read the sale and its place about a thousand times a
+// second for as long as the pause lasted (in cluster mode, two Redis
+// calls each time).
+func TestQueueEventsIdleWhilePaused(t *testing.T) {
+	e := newEnv(t, envOptions{noServer: true})
+	const tick = 200 * time.Millisecond
+	e.handler.SetStreamTiming(tick, time.Minute)
+	var looks atomic.Int64
+	e.handler.OnStreamTick(func() { looks.Add(1) })
+	e.srv = httptest.NewServer(e.handler)
+
+	e.roomSale(t, "drop", "fifo") // starts in a minute; 1 buyer a second, 30 s each
+	e.join(t, "drop", "alice", http.StatusCreated)
+	bob := e.join(t, "drop", "bob", http.StatusCreated)
+	e.clock.Advance(time.Minute + 999*time.Millisecond) // bob's turn comes in a millisecond
+	wantStatus(t, e.do(t, "PATCH", "/v1/sales/drop", `{"paused":true}`, asAdmin()), http.StatusOK)
+
+	_, sse := openStream(t, e, "/v1/sales/drop/queue/events", ticketHeader(bob.Ticket))
+	if ev, err := sse.next(); err != nil || ev.name != "position" || !strings.Contains(ev.data, `"position":1`) {
+		t.Fatalf("first event: %+v, %v", ev, err)
+	}
+	// A second holds at most 1 s / tick looks (5) however slow the
+	// machine; a stream that does not wait for its tick takes hundreds.
+	const window = time.Second
+	from := looks.Load()
+	time.Sleep(window)
+	if n := looks.Load() - from; n > 2*int64(window/tick) {
+		t.Fatalf("the paused stream looked at its place %d times in %v, want at most one look a tick (%v)", n, window, tick)
 	}
 }
