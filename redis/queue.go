@@ -121,12 +121,15 @@ func (qs *Queues) Lookup(ctx context.Context, q waitroom.Queue, userID string, n
 	return e, nil
 }
 
-// Between implements waitroom.Backend.
+// Between implements waitroom.Backend. It runs the queue's script, as a
+// join or a lookup does, so that a slots key that went (evicted) is
+// rebuilt from the users hash before it is counted: a read of one's place
+// with a ticket that carries its slot makes no other script call.
 func (qs *Queues) Between(ctx context.Context, q waitroom.Queue, from, to int64) (int64, error) {
 	if to <= from {
 		return 0, nil
 	}
-	n, err := qs.c.ZCount(ctx, qs.keys(q.SaleID)[3], strconv.FormatInt(from, 10), "("+strconv.FormatInt(to, 10)).Result()
+	n, err := queueScript.Run(ctx, qs.c, qs.keys(q.SaleID), "count", from, to).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redis: waiting room of sale %s: %w", q.SaleID, err)
 	}

@@ -5,7 +5,8 @@
 --       epoch), seq, draws (zset), slots (zset), last slot, drawn flag
 -- ARGV: op ("join" or "lookup"), user, now_ms, start_ms, lottery ("1"/"0"),
 --       first free slot at now, max entries, this join's random draw, a
---       random epoch for a queue that has none
+--       random epoch for a queue that has none; or op "count", from, to:
+--       the number of slots taken in [from, to) (Between)
 -- The epoch lives in the users hash, so it vanishes with the places it
 -- vouches for: tickets of a lost queue then name an epoch that no longer is.
 -- Numbers are written into entries with %d: Lua's own conversion ("%.14g")
@@ -80,6 +81,12 @@ local function draw_if_due()
 end
 
 repair()
+-- Counted after the repair: a read of one's place and the line's metrics
+-- make no join nor lookup, and a slots key that went would count nobody
+-- for as long as nobody joined.
+if ARGV[1] == 'count' then
+  return redis.call('ZCOUNT', KEYS[4], ARGV[2], '(' .. ARGV[3])
+end
 if ARGV[1] == 'join' then
   redis.call('HSETNX', KEYS[1], '', ARGV[9])
 end

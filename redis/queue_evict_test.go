@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/redis"
 	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/waitroom"
@@ -92,4 +93,45 @@ func TestQueueKeysEvicted(t *testing.T) {
 			t.Errorf("%d slots taken after the draw (%v), want 2: bob's lost place must not count", n, err)
 		}
 	})
+}
+
+// TestQueueSlotsEvictedPositions: a read of one's place and the metrics'
+// count of the line read the slots key alone, which a join or a lookup
+// repairs from the users hash, but a read with a ticket that carries its
+// slot (every ticket once placed) makes neither. With the slots key
+// evicted, every waiting buyer read position 1 and the line read empty
+// (its admitted_total counter back to 0) until the next join, for good
+// once joins stopped.
+func TestQueueSlotsEvictedPositions(t *testing.T) {
+	ctx := context.Background()
+	c := dial(t)
+	prefix := servicetest.Namespace(t)
+	now := start.Add(-time.Minute)
+	room, err := waitroom.New(waitroom.Config{Secret: make([]byte, waitroom.MinSecretLen),
+		Backend: redis.NewQueues(c, prefix, 0), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sale := &surge.Sale{ID: "f", StartsAt: start,
+		WaitingRoom: &surge.WaitingRoom{AdmitPerSecond: 1, Policy: surge.QueueFIFO, TicketSeconds: 60}}
+	var carol waitroom.Status
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if carol, _, err = room.Join(ctx, sale, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Del(ctx, prefix+":{wr:f}:slots").Err(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := room.Status(ctx, sale, carol.Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Position != 3 {
+		t.Errorf("carol, third in the line, reads position %d after the slots key was evicted, want 3", st.Position)
+	}
+	waiting, admitted, err := room.Line(ctx, sale)
+	if err != nil || waiting != 3 || admitted != 0 {
+		t.Errorf("the line after the slots key was evicted: %d waiting, %d admitted (%v); want 3 waiting", waiting, admitted, err)
+	}
 }
