@@ -106,12 +106,27 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 	}
 	unexpected := map[refundKey]int{}
 	refunded := map[string]int64{} // payment id → the refunds settling it, in steps
+	// What the settlement says of each payment id: money taken (a line
+	// settled), money given back (a line refunded).
+	taken, givenBack := map[string]bool{}, map[string]bool{}
+	for _, row := range rows {
+		switch row.Status {
+		case Settled:
+			taken[row.PaymentID] = true
+		case Refunded:
+			givenBack[row.PaymentID] = true
+		}
+	}
+	held := map[string]int64{} // payment id → its refunds the settlement holds as refunded
 	if err := src.Payments(ctx, func(p surge.Payment) error {
 		payments[p.ID] = p
 		order = append(order, p.ID)
 		switch p.Status {
 		case surge.PaymentRefund:
 			refunded[p.Settles] += p.AmountCents
+			if givenBack[p.ID] {
+				held[p.Settles] += p.AmountCents
+			}
 		case surge.PaymentPaid:
 			paidBy[p.OrderID] = append(paidBy[p.OrderID], p.ID)
 		case surge.PaymentRefundUnexpected:
@@ -122,6 +137,27 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		return rep, fmt.Errorf("reconcile: read payments: %w", err)
 	}
 	rep.Payments = len(payments)
+	// Refunds the settlement holds under ids Surge does not know (the
+	// provider's id of a refund Surge recorded under its event's id), by
+	// order: reported paid_not_in_surge below, and counted as given back
+	// here, so that such a refund is not asked for a second time.
+	strange := map[string]int64{}
+	for _, row := range rows {
+		if _, ok := payments[row.PaymentID]; !ok && row.Status == Refunded && row.OrderID != "" {
+			strange[row.OrderID] += row.AmountCents
+		}
+	}
+	// back is what of payment p, owed back, is given back: the refunds
+	// Surge recorded settling it, unless the settlement holds p as taken
+	// and not as given back; then only as much of them as the settlement
+	// holds. A refund Surge recorded that the provider's books do not
+	// hold leaves the money taken there, still owed.
+	back := func(p surge.Payment) int64 {
+		if taken[p.ID] && !givenBack[p.ID] {
+			return min(refunded[p.ID], held[p.ID]+strange[p.OrderID])
+		}
+		return refunded[p.ID]
+	}
 	settled := map[string]Row{}
 	for _, row := range rows {
 		// One payment may have several lines (its charge, later its
@@ -147,16 +183,16 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 				surge.FormatMinorUnits(cents, digits, row.Currency), row.OrderID, p.FormatAmount(), p.OrderID)
 		}
 		switch {
-		case p.Status == surge.PaymentAmountMismatch && p.AmountCents > 0 && refunded[p.ID] >= p.AmountCents:
+		case p.Status == surge.PaymentAmountMismatch && p.AmountCents > 0 && back(p) >= p.AmountCents:
 			// Money of the wrong amount, given back in full (the
 			// settlement may list it taken, or refunded): settled.
-		case row.Status == Settled && p.Status == surge.PaymentAmountMismatch && refunded[p.ID] > 0:
+		case row.Status == Settled && p.Status == surge.PaymentAmountMismatch && back(p) > 0:
 			// Refunded in part: its refunds settle it, so no
 			// refund_unexpected tells of them. Say so, or refunding the
 			// whole would give that part back twice.
-			back := refunded[p.ID]
+			b := back(p)
 			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it; %s of it refunded, the other %s still taken",
-				p.Status, formatAs(p.PaymentEvent, back), formatAs(p.PaymentEvent, p.AmountCents-back))
+				p.Status, formatAs(p.PaymentEvent, b), formatAs(p.PaymentEvent, p.AmountCents-b))
 		case row.Status == Settled && (p.Status == surge.PaymentAmountMismatch || p.Status == surge.PaymentFailedStatus):
 			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it", p.Status)
 		// A refund Surge recorded as refund_unexpected is Surge's refund
@@ -182,13 +218,24 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 				// reported above (amount_differs).
 				break
 			}
-			if back := refunded[p.ID]; back > 0 {
+			if b := back(p); b > 0 {
 				// Refunded in part (a refund in steps): the rest is due.
 				rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved, %s of it refunded; refund the other %s",
-					p.FormatAmount(), formatAs(p.PaymentEvent, back), formatAs(p.PaymentEvent, p.AmountCents-back))
+					p.FormatAmount(), formatAs(p.PaymentEvent, b), formatAs(p.PaymentEvent, p.AmountCents-b))
 				break
 			}
 			rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved; refund it", p.FormatAmount())
+		case surge.PaymentRefunded:
+			// Surge recorded it given back in full; the settlement, which
+			// holds it taken, may hold less of its refunds.
+			if b := back(p); p.AmountCents > 0 && b < p.AmountCents {
+				if b > 0 {
+					rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved, %s of it refunded at the provider (Surge recorded it all refunded); refund the other %s",
+						p.FormatAmount(), formatAs(p.PaymentEvent, b), formatAs(p.PaymentEvent, p.AmountCents-b))
+					break
+				}
+				rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved, none of it refunded at the provider (Surge recorded it refunded); refund it", p.FormatAmount())
+			}
 		case surge.PaymentRefundUnexpected:
 			rep.add(RefundUnexpected, p.ID, p.OrderID, p.SaleID, "a refund of %s settled no refund_due payment (the order may be paid)", p.FormatAmount())
 		case surge.PaymentPaid:

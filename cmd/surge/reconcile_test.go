@@ -793,6 +793,76 @@ func TestReconcileRefundInSteps(t *testing.T) {
 	}
 }
 
+// TestReconcileRefundNotInSettlement: money owed back (refund_due) that
+// Surge recorded refunded in two steps, 4.00 and 6.00 EUR, while the
+// provider's settlement holds the payment taken and only the first step:
+// by the provider's books 6.00 EUR of it is still taken, and reconcile
+// must ask for it instead of calling the payment refunded. With no step in
+// the settlement, the whole is asked for; with both, or with the payment's
+// own line marked refunded, nothing is.
+func TestReconcileRefundNotInSettlement(t *testing.T) {
+	dir, st := openBooks(t)
+	ids := reconcileData(t, st, true) // evt_late: 10.00 EUR refund_due of ORDER3
+	now := time.Now().UTC().Truncate(time.Second)
+	refund := func(id string, cents int64) surge.PaymentEvent {
+		return surge.PaymentEvent{ID: id, Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: cents,
+			Currency: "EUR", Created: now, Provider: "surge"}
+	}
+	recordPayments(t, st, now.Add(2*time.Second), refund("re_1", 400), refund("re_2", 600))
+	settlement := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+		"evt_late,ORDER3,10.00,EUR,succeeded\n"
+	for _, tc := range []struct {
+		name, lines, want string
+	}{
+		{"one step of two", "re_1,ORDER3,4.00,EUR,refunded\n", "refund the other 6.00 EUR"},
+		{"no step", "", "refund it"},
+		{"both steps", "re_1,ORDER3,4.00,EUR,refunded\nre_2,ORDER3,6.00,EUR,refunded\n", ""},
+		{"the payment marked refunded", "evt_late,ORDER3,10.00,EUR,refunded\n", ""},
+		// The provider's own ids of the refunds, which Surge recorded
+		// under others: paid_not_in_surge says so, and nothing is asked
+		// for again.
+		{"refunds under other ids", "rf_a,ORDER3,4.00,EUR,refunded\nrf_b,ORDER3,6.00,EUR,refunded\n", "-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			csv := writeSettlement(t, withIDs(settlement+tc.lines, ids))
+			code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", csv)
+			if tc.want == "-" {
+				for _, m := range rep.Mismatches {
+					if m.Kind != reconcile.PaidNotInSurge {
+						t.Errorf("mismatch %+v (stderr %s); want only paid_not_in_surge", m, stderr)
+					}
+				}
+				return
+			}
+			if tc.want == "" {
+				if code != 0 || len(rep.Mismatches) != 0 {
+					t.Errorf("exit %d, mismatches %+v (stderr %s); want exit 0, nothing owed", code, rep.Mismatches, stderr)
+				}
+				return
+			}
+			if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.RefundDue || rep.Mismatches[0].PaymentID != "evt_late" ||
+				!strings.Contains(rep.Mismatches[0].Detail, tc.want) {
+				t.Errorf("mismatches %+v (stderr %s); want one refund_due of evt_late saying %q", rep.Mismatches, stderr, tc.want)
+			}
+		})
+	}
+	t.Run("amount_mismatch", func(t *testing.T) {
+		// Money of the wrong amount, refunded in full in Surge's books;
+		// the settlement holds it taken and not its refund.
+		dir, st := openBooks(t)
+		ids := reconcileData(t, st, false) // ORDER3 (1 unit, 10.00 EUR) reserved
+		recordPayments(t, st, now.Add(2*time.Second),
+			surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
+			surge.PaymentEvent{ID: "re_short", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"})
+		text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+			"evt_short,ORDER3,9.99,EUR,succeeded\n"
+		_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
+		if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.NotApplied || rep.Mismatches[0].PaymentID != "evt_short" {
+			t.Errorf("mismatches %+v (stderr %s); want one not_applied of evt_short: its refund is not in the settlement", rep.Mismatches, stderr)
+		}
+	})
+}
+
 // TestReconcileRefundedMismatch: money taken of the wrong amount
 // (amount_mismatch), then refunded in full, is settled: nothing is owed
 // and the order is not paid by it. Its refund stayed refund_unexpected
