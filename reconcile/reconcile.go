@@ -186,6 +186,11 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		case p.Status == surge.PaymentAmountMismatch && p.AmountCents > 0 && back(p) >= p.AmountCents:
 			// Money of the wrong amount, given back in full (the
 			// settlement may list it taken, or refunded): settled.
+		case row.Status == Settled && p.Status == surge.PaymentAmountMismatch && givenBack[p.ID]:
+			// The settlement holds it refunded as well: the provider gave
+			// the money back. What Surge lacks of its refunds is reported
+			// from the refunded line (refund_not_in_surge); "still taken"
+			// would have it given back twice.
 		case row.Status == Settled && p.Status == surge.PaymentAmountMismatch && back(p) > 0:
 			// Refunded in part: its refunds settle it, so no
 			// refund_unexpected tells of them. Say so, or refunding the
@@ -216,6 +221,14 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 				// or after the order was paid: it took nothing, so nothing
 				// is due back. Money a settlement holds for it is still
 				// reported above (amount_differs).
+				break
+			}
+			if givenBack[p.ID] {
+				// The settlement holds it refunded: the provider gave the
+				// money back, and asking for that again would pay the
+				// buyer twice. The refund Surge has no record of is
+				// reported above (refund_not_in_surge, or the
+				// refund_unexpected it is recorded as).
 				break
 			}
 			if b := back(p); b > 0 {

@@ -863,6 +863,42 @@ func TestReconcileRefundNotInSettlement(t *testing.T) {
 	})
 }
 
+// TestReconcileRefundDueRefundedAtProvider: money owed back (refund_due)
+// that the provider's settlement holds refunded, whose refund Surge never
+// heard of (a webhook lost). refund_not_in_surge tells of the missing
+// record; refund_due ("refund it") would have the operator give the buyer
+// the money a second time.
+func TestReconcileRefundDueRefundedAtProvider(t *testing.T) {
+	dir, st := openBooks(t)
+	ids := reconcileData(t, st, true) // evt_late: 10.00 EUR refund_due of ORDER3
+	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+		"evt_late,ORDER3,10.00,EUR,succeeded\nevt_late,ORDER3,10.00,EUR,refunded\n"
+	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
+	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.RefundNotInSurge || rep.Mismatches[0].PaymentID != "evt_late" {
+		t.Errorf("mismatches %+v (stderr %s); want only refund_not_in_surge of evt_late, no refund_due: the provider refunded it", rep.Mismatches, stderr)
+	}
+}
+
+// TestReconcileMismatchRefundedAtProvider: money of the wrong amount
+// (amount_mismatch) that Surge recorded refunded in part, 5.00 of 9.99 EUR,
+// while the provider's settlement holds the payment refunded. The refund
+// Surge lacks is refund_not_in_surge; not_applied saying "the other 4.99
+// EUR still taken" would have the operator give it back a second time.
+func TestReconcileMismatchRefundedAtProvider(t *testing.T) {
+	dir, st := openBooks(t)
+	ids := reconcileData(t, st, false) // ORDER3 (1 unit, 10.00 EUR) reserved
+	now := time.Now().UTC().Truncate(time.Second)
+	recordPayments(t, st, now.Add(2*time.Second),
+		surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
+		surge.PaymentEvent{ID: "re_half", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 500, Currency: "EUR", Created: now, Provider: "surge"})
+	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+		"evt_short,ORDER3,9.99,EUR,succeeded\nre_half,ORDER3,5.00,EUR,refunded\nevt_short,ORDER3,9.99,EUR,refunded\n"
+	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
+	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.RefundNotInSurge || rep.Mismatches[0].PaymentID != "evt_short" {
+		t.Errorf("mismatches %+v (stderr %s); want only refund_not_in_surge of evt_short: the provider refunded it", rep.Mismatches, stderr)
+	}
+}
+
 // TestReconcileRefundedMismatch: money taken of the wrong amount
 // (amount_mismatch), then refunded in full, is settled: nothing is owed
 // and the order is not paid by it. Its refund stayed refund_unexpected
