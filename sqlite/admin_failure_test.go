@@ -3,14 +3,20 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/logrepeat"
 	"github.com/surgehq/surge/sqlite"
 )
 
@@ -88,4 +94,63 @@ func TestNoSealAfterAFailedAdminWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExpiryFailureLoggedOnce: the expiry job runs every second, and
+// while the disk refuses its commits each pass fails the same way. Its
+// ERROR line is written once, then at most once a logrepeat.Every, as a
+// failing purchase batch's is, and a pass that succeeds again says so;
+// before, a failing disk wrote one "expire holds" ERROR a second for as
+// long as it failed.
+func TestExpiryFailureLoggedOnce(t *testing.T) {
+	var logged lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	var due atomic.Bool // the hold is over once the disk refuses writes
+	now := func() time.Time {
+		if due.Load() {
+			return t0.Add(24 * time.Hour)
+		}
+		return t0
+	}
+	s := openWith(t, t.TempDir(), sqlite.Options{Now: now, Logger: log})
+	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0); err != nil || out[0].Code != surge.CodeReserved {
+		t.Fatalf("Reserve = %+v, %v", out, err)
+	}
+	// The job's own passes, with the disk refusing writes for four of them.
+	refusingWrites(t, func() {
+		due.Store(true)
+		time.Sleep(4500 * time.Millisecond)
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logged.String(), "holds expired") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	out := logged.String()
+	if n := strings.Count(out, `msg="expire holds"`); n != 1 {
+		t.Errorf("%d \"expire holds\" ERROR lines over four failed passes within %v, want 1:\n%s", n, logrepeat.Every, out)
+	}
+	if !strings.Contains(out, "expiry of holds succeeds again") {
+		t.Errorf("no recovery line after the disk took writes again:\n%s", out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a logger and a test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

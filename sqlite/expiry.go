@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/logrepeat"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -18,13 +19,25 @@ func (s *Store) expirer() {
 	defer close(s.expiryDone)
 	t := time.NewTicker(expiryInterval)
 	defer t.Stop()
+	// A failing disk fails every pass alike: its line once a
+	// logrepeat.Every, as a failing purchase batch's, not once a second.
+	fails := logrepeat.New(logrepeat.Every)
+	failing := false
 	for {
 		select {
 		case <-s.stopExpiry:
 			return
 		case <-t.C:
-			if _, err := s.Expire(context.Background(), s.opts.Now()); err != nil {
-				s.opts.Logger.Error("expire holds", "err", err)
+			_, err := s.Expire(context.Background(), s.opts.Now())
+			switch {
+			case err != nil:
+				failing = true
+				if n, ok := fails.Allow("expire"); ok {
+					s.opts.Logger.Error("expire holds", "err", err, "suppressed", n)
+				}
+			case failing:
+				failing = false
+				s.opts.Logger.Info("expiry of holds succeeds again", "suppressed", fails.Done("expire"))
 			}
 		}
 	}
