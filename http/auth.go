@@ -289,13 +289,16 @@ func isJSONNumber(raw []byte) bool {
 	return len(raw) > 0 && (raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9')
 }
 
+// errTimeRange refuses a token whose exp, nbf or iat is out of range.
+var errTimeRange = errors.New("a time claim lies outside years 1970 to 9999")
+
 // Validate refuses times outside 1970 to 9999. The library converts the
 // number to an integer without a range check, so an nbf of 1e19 (meant as
 // "never") would otherwise come out as an instant long past.
 func (c *buyerClaims) Validate() error {
 	for _, d := range []*jwt.NumericDate{c.ExpiresAt, c.NotBefore, c.IssuedAt} {
 		if d != nil && (d.Unix() < 0 || d.Unix() > maxUnixTime) {
-			return errors.New("a time claim lies outside years 1970 to 9999")
+			return errTimeRange
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type keyState struct {
 	// parser is nil when no algorithm is accepted at all.
 	parser           *jwt.Parser
 	issuer, audience string
+	// algs are the algorithms accepted, for the message of a token
+	// whose alg is not one of them.
+	algs []string
 }
 
 func newBuyerKeys(o authOptions) *buyerKeys {
@@ -69,6 +73,7 @@ func (k *buyerKeys) newState(secret []byte, ks *JWKS, iss, aud string) *keyState
 	if len(algs) == 0 {
 		return st // no buyer tokens: verify answers errNoJWT
 	}
+	st.algs = algs
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
@@ -164,12 +169,12 @@ func (k *buyerKeys) verifyCounted(ctx context.Context, tok string, keep bool) (u
 // good and keep.
 func (k *buyerKeys) checkFull(ctx context.Context, tok string, st *keyState, remote *JWKS, keep bool) (string, error) {
 	if len(tok) > maxTokenLen {
-		return "", errBadToken
+		return "", badToken(fmt.Sprintf("it is longer than %d bytes", maxTokenLen))
 	}
 	v := verification{ctx: ctx, keys: k, st: st, remote: remote}
 	var claims buyerClaims
-	if _, err := st.parser.ParseWithClaims(tok, &claims, v.key); err != nil {
-		return "", errBadToken
+	if t, err := st.parser.ParseWithClaims(tok, &claims, v.key); err != nil {
+		return "", badToken(whyRefused(err, t, &claims, &v))
 	}
 	if !surge.ValidID(claims.Subject) {
 		return "", errors.New("token subject must be a user id matching [A-Za-z0-9_-]{1,64}")
@@ -231,12 +236,23 @@ type verification struct {
 	keys   *buyerKeys
 	st     *keyState
 	remote *JWKS
+	// keyErr is why no key was found for the token (nil: one was, or
+	// the parser refused the token before asking).
+	keyErr error
 }
 
-// key returns the key that must have signed t. The algorithm is already
-// one of the accepted ones (the parser checks before calling); each
-// algorithm has its own key, so no key serves two algorithms.
+// key returns the key that must have signed t, and keeps why there is
+// none for the token's refusal.
 func (v *verification) key(t *jwt.Token) (any, error) {
+	key, err := v.lookupKey(t)
+	v.keyErr = err
+	return key, err
+}
+
+// lookupKey returns the key that must have signed t. The algorithm is
+// already one of the accepted ones (the parser checks before calling);
+// each algorithm has its own key, so no key serves two algorithms.
+func (v *verification) lookupKey(t *jwt.Token) (any, error) {
 	if _, ok := t.Header["crit"]; ok {
 		// RFC 7515 §4.1.11: extensions we do not understand must be refused.
 		return nil, errors.New("critical header parameters are not supported")
@@ -277,4 +293,56 @@ func (v *verification) key(t *jwt.Token) (any, error) {
 // hasKid reports whether the set holds a key with this kid.
 func (ks *JWKS) hasKid(kid string) bool {
 	return slices.ContainsFunc(ks.all(), func(k jwk) bool { return k.kid == kid })
+}
+
+// badTokenError is a refused buyer token: errBadToken, with why.
+type badTokenError struct{ why string }
+
+func badToken(why string) error { return badTokenError{why: why} }
+
+func (e badTokenError) Error() string { return "invalid token: " + e.why }
+
+func (e badTokenError) Is(target error) bool { return target == errBadToken }
+
+// whyRefused says why the parser refused a token, in words of Surge's own:
+// nothing the token carries (its alg, kid or claims) is quoted. A claim is
+// named only once the signature verified, as the parser checks claims only
+// then; a token refused for several claims names them all.
+func whyRefused(err error, t *jwt.Token, c *buyerClaims, v *verification) string {
+	accepted := "this server accepts " + strings.Join(v.st.algs, ", ")
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "it is malformed (a JWT is three base64url segments without padding: a JSON header, " +
+			"a JSON object of claims whose exp, nbf and iat are numbers, a signature)"
+	case t == nil || t.Method == nil || !slices.Contains(v.st.algs, t.Method.Alg()):
+		return "its alg is not accepted (" + accepted + ")"
+	case errors.Is(err, jwt.ErrTokenUnverifiable) && v.keyErr != nil:
+		return "it cannot be verified: " + v.keyErr.Error()
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "its signature does not verify"
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		var why []string
+		if c.ExpiresAt == nil {
+			why = append(why, "it has no exp (one is required)")
+		}
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			why = append(why, fmt.Sprintf("it expired (its exp has passed, %s of clock skew allowed)", jwtLeeway))
+		}
+		if errors.Is(err, jwt.ErrTokenNotValidYet) {
+			why = append(why, fmt.Sprintf("it is not valid yet (its nbf is more than %s ahead)", jwtLeeway))
+		}
+		if v.st.issuer != "" && c.Issuer != v.st.issuer {
+			why = append(why, "its iss is not the issuer this server requires (--jwt-issuer)")
+		}
+		if errors.Is(err, jwt.ErrTokenInvalidAudience) || v.st.audience != "" && len(c.Audience) == 0 {
+			why = append(why, "its aud does not name the audience this server requires (--jwt-audience)")
+		}
+		if errors.Is(err, errTimeRange) {
+			why = append(why, errTimeRange.Error())
+		}
+		if len(why) > 0 {
+			return strings.Join(why, "; ")
+		}
+	}
+	return "it could not be verified"
 }
