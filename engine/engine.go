@@ -54,7 +54,7 @@ type Engine struct {
 	// sales is copy-on-write: purchases read it with one atomic load;
 	// creating a sale (rare) copies it under mu.
 	sales atomic.Pointer[map[string]*sale]
-	mu    sync.Mutex
+	mu    ctxlock.Mutex
 	// order is the sales sorted as listed (creation time, id), published
 	// with sales; archived holds the archived sales' final states. Both are
 	// copy-on-write, so listing costs no lock and no store call.
@@ -93,8 +93,8 @@ type sale struct {
 	ID        string
 	CreatedAt time.Time
 	cur       atomic.Pointer[surge.Sale]
-	snapMu    sync.Mutex   // orders the writers of cur (steer.go)
-	remaining atomic.Int64 // a hint refreshed after every store change
+	snapMu    ctxlock.Mutex // orders the writers of cur (steer.go)
+	remaining atomic.Int64  // a hint refreshed after every store change
 	// figures is even while cur and remaining are of one moment, odd
 	// while a change of the stock publishes both (steer.go: setSnap);
 	// state reads the two under it.

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/ctxlock"
 	"github.com/surgehq/surge/ledger"
 	"github.com/surgehq/surge/metrics"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -102,7 +103,7 @@ type Store struct {
 	sales map[string]*saleState
 	// createMu runs sale creations one at a time, across their commit
 	// (sales.go); Close takes it before mu.
-	createMu sync.Mutex
+	createMu ctxlock.Mutex
 	// payMu applies payment events one at a time (payments.go).
 	payMu sync.Mutex
 
@@ -159,7 +160,7 @@ type Store struct {
 // changes. The lock is held across the durable commit, so no decision is
 // ever made on state that could still be rolled back.
 type saleState struct {
-	mu sync.Mutex
+	mu ctxlock.Mutex
 	l  *ledger.Sale
 	// archived is set, under mu, once the sale's row says archived; the
 	// state is then being dropped (see ArchiveSale).

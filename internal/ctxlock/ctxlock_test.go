@@ -11,7 +11,7 @@ import (
 )
 
 func TestLock(t *testing.T) {
-	var mu sync.Mutex
+	var mu Mutex
 	if err := Lock(t.Context(), &mu); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestLock(t *testing.T) {
 // some not, leave one goroutine between them, and the mutex passes to each
 // that still waits, one at a time.
 func TestWaitersShareOneGoroutine(t *testing.T) {
-	var mu sync.Mutex
+	var mu Mutex
 	mu.Lock()
 	before := runtime.NumGoroutine()
 	for range 200 {
