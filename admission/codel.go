@@ -50,7 +50,9 @@ type CoDelConfig struct {
 //   - once it has stood for Interval, each batch sheds the requests that
 //     were already queued when the previous batch was taken, and is filled
 //     from those that arrived since, oldest first;
-//   - the first batch that empties the queue ends the overload.
+//   - two batches in a row that empty the queue end the overload, and
+//     so does one that empties it when no request then comes for an
+//     Interval (Begin finds the queue stayed drained).
 //
 // Under overload, arrivals during one commit outnumber a batch, so every
 // batch is full (goodput stays at the store's capacity) and an admitted
@@ -113,6 +115,16 @@ func (q *CoDel) Admit(queued int) bool {
 // queue is overloaded, and the consumer sheds it instead of serving it. A
 // zero cutoff sheds nothing.
 func (q *CoDel) Begin(now time.Time) (cutoff time.Time) {
+	if q.over && q.stale.Load() == 0 && q.refused.Load() == 0 && now.Sub(q.prev) >= q.interval {
+		// The previous batch left nothing behind, and for an interval
+		// since no batch was needed and no request refused: the queue
+		// stayed drained (the sale sold out or was paused mid-flood, so
+		// later purchases were answered before it). The overload ended
+		// when that batch was taken; without this, it would last until
+		// two more batches drained the queue, and the next crowd, maybe
+		// hours later, would be shed at once.
+		q.end(q.prev)
+	}
 	if !q.over && !q.standing.IsZero() && (now.Sub(q.standing) >= q.interval || now.Sub(q.ended) < q.interval) {
 		q.over = true
 		q.began = now
@@ -146,15 +158,22 @@ func (q *CoDel) Taken(now time.Time, shed, left int) {
 		// a row end an overload.
 		q.standing = time.Time{}
 		if q.calm++; q.calm >= 2 && q.over {
-			q.over = false
-			if now.Sub(q.began) >= q.interval {
-				q.ended = now
-			}
-			q.overloaded.Store(false)
-			q.stale.Store(0)
+			q.end(now)
 		}
 	default:
 		// Emptied by shedding what missed the previous batch: that says
 		// nothing of the load, which the next batch will show.
 	}
+}
+
+// end ends the overload at now.
+func (q *CoDel) end(now time.Time) {
+	q.over = false
+	if now.Sub(q.began) >= q.interval {
+		q.ended = now
+	}
+	q.standing = time.Time{}
+	q.calm = 0
+	q.overloaded.Store(false)
+	q.stale.Store(0)
 }

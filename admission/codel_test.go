@@ -388,3 +388,71 @@ func TestCoDelGroupCommit(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// TestCoDelOverloadEndsWhenTheQueueStaysDrained: an overload whose last
+// batch drained the queue, after which no purchase came for a while (the
+// sale sold out, or was paused, mid-flood: every later purchase is
+// answered before the queue), has ended. The next crowd (units back from
+// expired holds, the sale resumed) queues as on a fresh sale: it is shed
+// only once its queue has stood for a whole interval, and is not refused
+// at once by Admit; it used to be shed from its second batch, as if the
+// flood of an hour before had never stopped.
+func TestCoDelOverloadEndsWhenTheQueueStaysDrained(t *testing.T) {
+	q := NewCoDel(CoDelConfig{Interval: 100 * time.Millisecond, Batch: 4})
+	for ms := 0.0; ms <= 300; ms += 5 {
+		q.Begin(at(ms))
+		q.Taken(at(ms), 0, 20)
+	}
+	if !q.Overloaded() {
+		t.Fatal("not overloaded after 300 ms of a standing queue")
+	}
+	// The sale sells out: the last batches shed what missed a batch and
+	// answer the rest; nothing is left, and nothing more comes.
+	q.Begin(at(305))
+	q.Taken(at(305), 20, 0)
+	// An hour later a new crowd arrives: more than a batch at once.
+	later := 305 + float64(time.Hour/time.Millisecond)
+	if cut := q.Begin(at(later)); !cut.IsZero() {
+		t.Fatalf("an hour after the queue drained: cutoff %v, want none", cut)
+	}
+	q.Taken(at(later), 0, 8)
+	if q.Overloaded() {
+		t.Fatal("overloaded an hour after the queue drained, at the new crowd's first batch")
+	}
+	if !q.Admit(20) {
+		t.Fatal("Admit refused 5 ms into a new crowd's queue")
+	}
+	for ms := 5.0; ms < 100; ms += 5 {
+		if cut := q.Begin(at(later + ms)); !cut.IsZero() {
+			t.Fatalf("cutoff %v %v ms into the new crowd's standing queue, want none before an interval", cut, ms)
+		}
+		q.Taken(at(later+ms), 0, 8)
+	}
+	// The new queue stood for a whole interval: a new overload.
+	if cut := q.Begin(at(later + 100)); !cut.Equal(at(later + 95)) {
+		t.Fatalf("cutoff %v after the new queue stood for an interval, want %v", cut, at(later+95))
+	}
+}
+
+// TestCoDelStallIsNoLull: a batch drains the queue, then the store takes
+// longer than an interval to commit it while more than a batch arrives
+// (Admit refuses some): the queue did not stay drained, and the overload
+// goes on.
+func TestCoDelStallIsNoLull(t *testing.T) {
+	q := NewCoDel(CoDelConfig{Interval: 100 * time.Millisecond, Batch: 4})
+	for ms := 0.0; ms <= 300; ms += 5 {
+		q.Begin(at(ms))
+		q.Taken(at(ms), 0, 20)
+	}
+	q.Begin(at(305))
+	q.Taken(at(305), 20, 0)
+	for queued := range 6 {
+		q.Admit(queued)
+	}
+	if cut := q.Begin(at(500)); !cut.Equal(at(305)) {
+		t.Fatalf("after a stalled commit with requests refused meanwhile: cutoff %v, want %v", cut, at(305))
+	}
+	if !q.Overloaded() {
+		t.Fatal("the overload ended during a stalled commit that requests were refused in")
+	}
+}
