@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/surgehq/surge/internal/logrepeat"
 )
 
@@ -32,8 +34,12 @@ type SharedLimit interface {
 // remember to 2 × remember, and only while it keeps seeing the key once.
 //
 // The price is a delay: a node learns that a key is blocked when it next
-// reports that key, so a key spread over N nodes can exceed the limit by
-// about N × (rate × interval + 2) requests before every node refuses it.
+// reports that key, so a key spread over N nodes can exceed the limit by a
+// burst at every node but one, and about N × (rate × interval + 2)
+// requests more, before every node refuses it. A node empties its own
+// bucket of a blocked key as of the block's end (Keyed.Empty): the bucket
+// refills while the key is refused, and would otherwise let the key
+// through a burst at every node each time a block ends.
 // Redis trouble fails open: the local limit still holds, and a 429 storm
 // over a Redis outage would help no one.
 type Distributed struct {
@@ -97,7 +103,15 @@ func NewDistributed(local *Keyed, shared SharedLimit, every time.Duration, log *
 func (d *Distributed) Allow(key string, now time.Time) (bool, time.Duration) {
 	if v, ok := d.blocked.Load(key); ok {
 		if until := v.(time.Time); now.Before(until) {
-			return false, until.Sub(now)
+			// The block ends when the key's debt is paid, and its bucket
+			// here is empty then (Keyed.Empty): a request passes once a
+			// token has come in after that, as the shared limit's GCRA
+			// says too.
+			next := d.local.wait(0)
+			if next == rate.InfDuration {
+				return false, next
+			}
+			return false, until.Sub(now) + next
 		}
 	}
 	if ok, wait := d.local.Allow(key, now); !ok {
@@ -198,7 +212,12 @@ func (d *Distributed) Flush() {
 		d.log.Info("shared rate limit reachable again", logrepeat.Suppressed(d.failures.Done("")))
 	}
 	for k, wait := range blocked {
-		d.blocked.Store(k, now.Add(wait))
+		until := now.Add(wait)
+		d.blocked.Store(k, until)
+		// The node's bucket refilled while the key was blocked: emptied
+		// at the block's end, it does not let the key through in a burst
+		// then, on every node at once.
+		d.local.Empty(k, until)
 	}
 }
 

@@ -248,6 +248,36 @@ func (k *Keyed) limiter(s *shard, i uint32) *rate.Limiter {
 	return s.lims[e.lim]
 }
 
+// Empty makes key's bucket hold no token at until and refill from then
+// on, as if the key had spent every token it had up to until: a
+// Distributed calls it for a key the shared state blocks until then, so
+// that when the block ends the node's bucket does not let the key through
+// in one burst again (with N nodes, N bursts where the shared limit allows
+// none). Until then the bucket answers no (the block answers first). A
+// key the Keyed does not hold is left alone.
+func (k *Keyed) Empty(key string, until time.Time) {
+	if k.limit == rate.Inf {
+		return
+	}
+	h := k.hash(key)
+	s := &k.shards[h[0]&k.mask]
+	t := k.at(until)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.m[h]
+	if i == noSlot {
+		return
+	}
+	lim := rate.NewLimiter(k.limit, k.burst)
+	lim.AllowN(until, k.burst)
+	k.limiter(s, i) // the slot's limiter index, made if it had none
+	s.lims[s.slots[i].lim] = lim
+	// Used until then: neither dropped as idle nor taken as full before
+	// it has refilled after until.
+	s.slots[i].last = max(s.slots[i].last, t)
+	s.moveToFront(i)
+}
+
 // tokensAt is how many tokens slot i's bucket holds at now, without
 // making its limiter: while it has none, its bucket is the shard's once
 // bucket shifted in time (a bucket's tokens depend only on its settings

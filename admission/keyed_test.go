@@ -640,3 +640,28 @@ func pointerIn(typ reflect.Type, path string) string {
 	}
 	return path + " (" + typ.Kind().String() + ")"
 }
+
+// TestKeyedEmpty: a bucket emptied as of until refuses before it and
+// refills from it; it is neither dropped as idle nor taken as full by a
+// new key meanwhile; an unknown key is left alone.
+func TestKeyedEmpty(t *testing.T) {
+	k := NewKeyed(rate.Limit(10), 5, 1, time.Second) // one bucket
+	if ok, _ := k.Allow("a", t0); !ok {
+		t.Fatal("first call refused")
+	}
+	until := t0.Add(time.Minute)
+	k.Empty("a", until)
+	k.Empty("nobody", until)
+	if ok, _ := k.Allow("b", t0.Add(30*time.Second)); ok {
+		t.Fatal("a new key took the place of a bucket emptied as of a minute later")
+	}
+	if ok, _ := k.Allow("a", until.Add(50*time.Millisecond)); ok {
+		t.Fatal("allowed half a token after the bucket was emptied")
+	}
+	if ok, _ := k.Allow("a", until.Add(100*time.Millisecond)); !ok {
+		t.Fatal("refused a token after it refilled")
+	}
+	if ok, _ := k.Allow("a", until.Add(100*time.Millisecond)); ok {
+		t.Fatal("allowed a second token at once, a burst after the emptying")
+	}
+}
