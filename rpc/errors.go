@@ -125,6 +125,9 @@ func (s *Service) toConnect(ctx context.Context, procedure string, err error) er
 type codedWriter struct {
 	http.ResponseWriter
 	wrote bool
+	// refused is the code given to an error of connect-go's own, "" when
+	// the answer is no such error: Purchase never ran and counted it.
+	refused string
 }
 
 // Unwrap lets http.ResponseController reach the connection.
@@ -139,8 +142,10 @@ func (w *codedWriter) WriteHeader(status int) {
 			// trailers-only one, status 200 and grpc-status in the headers.
 			if c := statusCode(status); c != "" {
 				h.Set(CodeHeader, c)
+				w.refused = c
 			} else if c := grpcStatusCode(h.Get("Grpc-Status")); c != "" {
 				h.Set(CodeHeader, c)
+				w.refused = c
 			}
 		}
 	}
@@ -169,10 +174,12 @@ func (w *codedWriter) finish() {
 	h := w.Header()
 	if c := grpcStatusCode(h.Get(http.TrailerPrefix + "Grpc-Status")); c != "" && h.Get(http.TrailerPrefix+CodeHeader) == "" {
 		h.Set(http.TrailerPrefix+CodeHeader, c)
+		w.refused = c
 	}
 	if !w.wrote {
 		if c := grpcStatusCode(h.Get("Grpc-Status")); c != "" && h.Get(CodeHeader) == "" {
 			h.Set(CodeHeader, c)
+			w.refused = c
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/surgehq/surge/engine"
 	surgev1 "github.com/surgehq/surge/gen/surge/v1"
@@ -118,5 +120,102 @@ func TestGRPCPurchasesAreCountedAsHTTPOnes(t *testing.T) {
 		if _, ok := want[outcome]; !ok {
 			t.Errorf(`surge_purchases_total{sale="over-grpc",outcome=%q} = %v, not counted over HTTP`, outcome, n)
 		}
+	}
+}
+
+// scrapedOutcomes reads surge_purchases_total from the server's own
+// /metrics, summed over the sales, by outcome.
+func scrapedOutcomes(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, m := range fams["surge_purchases_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "outcome" {
+				out[l.GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// A purchase connect-go refuses itself, before Purchase runs (a message
+// that does not decode, or is over the bound), is answered invalid_request
+// or too_large as over HTTP, where surge_purchases_total counts it; it
+// must count over gRPC and Connect too (docs/observability.md), read from
+// the real /metrics.
+func TestGRPCPurchasesRefusedBeforeTheHandlerAreCounted(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, version.Info{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); st.Close() })
+	g := rpc.New(eng, rpc.Config{Logger: log})
+	api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount, Gatherer: reg})
+	srv := httptest.NewUnstartedServer(api)
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
+	defer srv.Close()
+	createSale(t, srv.URL, "s", 5)
+	before := scrapedOutcomes(t, srv.URL)
+
+	// Connect with JSON: an explicit quantity 0, and an unknown field,
+	// both refused by the codec (invalid_argument).
+	for _, body := range []string{`{"saleId":"s","quantity":0}`, `{"saleId":"s","Quantity":2}`} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/surge.v1.SaleService/Purchase", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-User-ID", "alice")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s: %s, want 400", body, resp.Status)
+		}
+	}
+	// gRPC: a message over the bound (resource_exhausted, the code in a
+	// trailer).
+	c := surgev1connect.NewSaleServiceClient(h2cClient(), srv.URL, connect.WithGRPC())
+	r := connect.NewRequest(&surgev1.PurchaseRequest{SaleId: "s", IdempotencyKey: strings.Repeat("k", surgehttp.MaxSaleBody+1)})
+	r.Header().Set("X-User-ID", "bob")
+	if _, err := c.Purchase(ctx, r); connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("a message over the bound: %v, want resource_exhausted", err)
+	}
+
+	after := scrapedOutcomes(t, srv.URL)
+	if got := after["invalid_request"] - before["invalid_request"]; got != 2 {
+		t.Errorf("surge_purchases_total{outcome=\"invalid_request\"} rose by %v, want 2", got)
+	}
+	if got := after["too_large"] - before["too_large"]; got != 1 {
+		t.Errorf("surge_purchases_total{outcome=\"too_large\"} rose by %v, want 1", got)
 	}
 }

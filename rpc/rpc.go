@@ -89,6 +89,7 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
 	getOrder, cancelOrder := surgev1connect.SaleServiceGetOrderProcedure, surgev1connect.SaleServiceCancelOrderProcedure
 	getSale, listSales := surgev1connect.SaleServiceGetSaleProcedure, surgev1connect.SaleServiceListSalesProcedure
+	purchase := surgev1connect.SaleServicePurchaseProcedure
 	procedures := procedures()
 	if api.AdminHidden() {
 		// As POST /v1/sales there: 404 not_found, as if it did not exist.
@@ -137,10 +138,33 @@ func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
 			}
 			r = r.WithContext(context.WithValue(r.Context(), streamSlotKey{}, streamSlot{err}))
 		}
+		var start time.Time
+		if r.URL.Path == purchase {
+			start = time.Now()
+		}
 		cw := &codedWriter{ResponseWriter: w}
 		h.ServeHTTP(cw, r)
 		cw.finish()
+		if r.URL.Path == purchase {
+			s.countRefused(r, cw.refused, start)
+		}
 	})
+}
+
+// countRefused counts in surge_purchases_total a purchase connect-go
+// refused itself, before Purchase ran (a message that does not decode,
+// such as an unknown field or an explicit quantity 0, or one over the
+// bound), answered code: the HTTP API counts these answers (400, 413) as
+// every other. The message was not read, so its sale is not known: it
+// counts under sale="", as a purchase of a sale this node does not
+// serve. A method or a caller gone counts nowhere, as over HTTP.
+func (s *Service) countRefused(r *http.Request, code string, start time.Time) {
+	if s.meterer == nil || r.Context().Err() != nil {
+		return
+	}
+	if code == string(surge.CodeInvalid) || code == codeTooLarge {
+		s.meterer.Meter("").Answered(code, false, time.Since(start))
+	}
 }
 
 // procedures are the paths of SaleService's methods, as the proto
