@@ -239,12 +239,31 @@ func (q *RequestsHandler) accessLog(w http.ResponseWriter, r *http.Request, opt 
 		slog.Duration("duration", time.Since(start)),
 		slog.String("request_id", RequestID(r.Context())),
 	}
+	if code, ok := grpcStatus(w.Header()); ok {
+		attrs = append(attrs, slog.Int("grpc_status", code))
+	}
 	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
 	attrs = append(attrs, slog.String("client", admission.ClientIP(r, opt.TrustedProxies).String()))
 	// Not r's context: LogHandler would add the ids a second time.
 	opt.Logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+// grpcStatus is the grpc-status a gRPC or gRPC-Web call was answered,
+// read from h once the call is served: a trailer, or a header in a
+// trailers-only answer. Every such call is HTTP 200, failed or not, so
+// the access log shows this beside the status.
+func grpcStatus(h http.Header) (int, bool) {
+	v := h.Get(http.TrailerPrefix + "Grpc-Status")
+	if v == "" {
+		v = h.Get("Grpc-Status")
+	}
+	if v == "" {
+		return 0, false
+	}
+	code, err := strconv.Atoi(v)
+	return code, err == nil && code >= 0
 }
 
 // recorder notes the status and size of an answer for the access log.
