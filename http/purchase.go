@@ -132,10 +132,20 @@ func decodePurchase(body []byte) (int64, error) {
 // are known: the engine decides most, but authentication, the path and
 // decoding are refused before it (401, 404, 400, 413), and only here is
 // the answer written, so the latency covers it. A purchase whose client
-// is gone gets no answer and counts nowhere.
+// is gone gets no answer and counts nowhere. One that panics (a bug) is
+// answered 500 by ServeHTTP's recover, and counts as internal here, as
+// every other 500 does.
 func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	meter := s.meter(r.PathValue("id"))
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				meter.Answered("internal", false, time.Since(start))
+			}
+			panic(v)
+		}
+	}()
 	if code, replay := s.answerPurchase(w, r); code != "" {
 		meter.Answered(code, replay, time.Since(start))
 	}

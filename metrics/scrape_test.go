@@ -313,3 +313,75 @@ func find(t *testing.T, fams map[string]*dto.MetricFamily, name, sale, k, v stri
 	}
 	return out
 }
+
+// panickingPurchases is the real engine whose purchases hit a bug: they
+// panic, as a nil dereference deep in the pipeline would.
+type panickingPurchases struct{ *engine.Engine }
+
+func (panickingPurchases) Purchase(context.Context, engine.PurchaseRequest) (surge.Outcome, error) {
+	panic("a bug in the purchase path")
+}
+
+// A purchase whose handling panics is answered 500 internal by the API's
+// last-resort recover: it must count as outcome internal, the one
+// SurgePurchaseInternalErrors pages on, read from the real /metrics.
+func TestPanickingPurchaseCountsAsInternal(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, version.Info{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); st.Close() })
+	srv := httptest.NewServer(surgehttp.New(panickingPurchases{eng}, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Gatherer: reg}))
+	t.Cleanup(srv.Close)
+	id, name, n := "buggy", "Buggy", int64(5)
+	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &n}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/sales/buggy/purchases", nil)
+	req.Header.Set("X-User-ID", "alice")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("a panicking purchase: status %d, want 500", resp.StatusCode)
+	}
+
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err = srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := -1.0
+	for _, mm := range fams["surge_purchases_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range mm.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["sale"] == "buggy" && labels["outcome"] == "internal" {
+			got = mm.GetCounter().GetValue()
+		}
+	}
+	if got != 1 {
+		t.Errorf(`surge_purchases_total{sale="buggy",outcome="internal"} = %v after a 500, want 1`, got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
 	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
@@ -217,5 +218,48 @@ func TestGRPCPurchasesRefusedBeforeTheHandlerAreCounted(t *testing.T) {
 	}
 	if got := after["too_large"] - before["too_large"]; got != 1 {
 		t.Errorf("surge_purchases_total{outcome=\"too_large\"} rose by %v, want 1", got)
+	}
+}
+
+// panickingPurchases is the real engine whose purchases hit a bug.
+type panickingPurchases struct{ *engine.Engine }
+
+func (panickingPurchases) Purchase(context.Context, engine.PurchaseRequest) (surge.Outcome, error) {
+	panic("a bug in the purchase path")
+}
+
+// A purchase over gRPC whose handling panics is answered a 500 by the
+// API's last-resort recover: it counts as outcome internal, as over HTTP.
+func TestPanickingGRPCPurchaseCountsAsInternal(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, version.Info{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); st.Close() })
+	svc := panickingPurchases{eng}
+	g := rpc.New(svc, rpc.Config{Logger: log})
+	api := surgehttp.New(svc, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount, Gatherer: reg})
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	createSale(t, srv.URL, "buggy", 5)
+	c := surgev1connect.NewSaleServiceClient(srv.Client(), srv.URL)
+	r := connect.NewRequest(&surgev1.PurchaseRequest{SaleId: "buggy"})
+	r.Header().Set("X-User-ID", "alice")
+	if _, err := c.Purchase(ctx, r); err == nil {
+		t.Fatal("a panicking purchase succeeded")
+	}
+	if got := scrapedOutcomes(t, srv.URL)["internal"]; got != 1 {
+		t.Errorf(`surge_purchases_total{outcome="internal"} = %v after a panicking purchase, want 1`, got)
 	}
 }

@@ -298,9 +298,21 @@ func (h *handler) ListSales(ctx context.Context, req *connect.Request[surgev1.Li
 // Purchase counts every answer in surge_purchases_total, as the HTTP
 // API's handler does, under the same outcomes: the Surge code answered,
 // or reserved (replay telling a replayed order apart). A purchase whose
-// caller is gone, or past its own deadline, counts nowhere.
+// caller is gone, or past its own deadline, counts nowhere. One that
+// panics (a bug) is answered 500 by the API's recover, and counts as
+// internal.
 func (h *handler) Purchase(ctx context.Context, req *connect.Request[surgev1.PurchaseRequest]) (*connect.Response[surgev1.PurchaseResponse], error) {
 	start := time.Now()
+	if h.meterer != nil {
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					h.meterer.Meter(req.Msg.SaleId).Answered("internal", false, time.Since(start))
+				}
+				panic(v)
+			}
+		}()
+	}
 	resp, err := h.purchase(ctx, req)
 	if h.meterer == nil {
 		return resp, err
