@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/redis"
@@ -304,12 +306,28 @@ func (s *Store) lead(ctx context.Context) {
 			s.leadRound(ctx, *l)
 		}
 		s.round.Unlock()
+		s.probeHalfOpen(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.kick:
 		}
+	}
+}
+
+// probeHalfOpen tries each half-open breaker's dependency through it: a
+// success closes the breaker, a failure opens it again. The breakers are
+// probed by the calls they guard, and a node that does not lead and gets
+// no purchase makes no Redis call: after an outage its Redis breaker
+// stayed half-open for good, surge_breaker_state 1 long after Redis was
+// back, which SurgeDependencyDown reads as a dependency down.
+func (s *Store) probeHalfOpen(ctx context.Context) {
+	if s.rcb.State() == gobreaker.StateHalfOpen {
+		_ = s.call(ctx, s.rcb, func(ctx context.Context) error { return s.rc.Ping(ctx).Err() })
+	}
+	if s.pcb.State() == gobreaker.StateHalfOpen {
+		_ = s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.Ping(ctx) })
 	}
 }
 

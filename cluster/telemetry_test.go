@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -110,4 +111,52 @@ func TestMetrics(t *testing.T) {
 	if st := states(); st["redis"] != 2 {
 		t.Errorf("breaker states %v after Redis was cut off, want redis open (2)", st)
 	}
+}
+
+// TestIdleBreakerClosesAfterRecovery: a node that does not lead and gets
+// no purchase makes no Redis call of its own. After Redis came back, its
+// breaker must still close: one left half-open reports
+// surge_breaker_state 1 for good, and SurgeDependencyDown (never closed
+// for a minute) pages that Redis is down while it serves.
+func TestIdleBreakerClosesAfterRecovery(t *testing.T) {
+	ns := namespace(t)
+	lead := openStoreAt(t, redisURL(), postgresURL(), cluster.Config{Prefix: ns, Schema: ns, Interval: 100 * time.Millisecond})
+	t.Cleanup(func() { lead.Close() })
+	eventually(t, 20*time.Second, "a leader", func() error {
+		if !lead.Leader() {
+			return fmt.Errorf("the first node does not lead")
+		}
+		return nil
+	})
+	mustSale(t, lead, "idle", 10, 1)
+	px := servicetest.RedisProxy(t)
+	reg := prometheus.NewRegistry()
+	s := openStoreAt(t, "redis://"+px.Addr+"/0", postgresURL(), cluster.Config{Prefix: ns, Schema: ns, Metrics: reg,
+		Interval: 100 * time.Millisecond, BreakerOpen: 200 * time.Millisecond})
+	t.Cleanup(func() { s.Close() })
+	redisState := func() float64 {
+		for _, x := range gather(t, reg)["surge_breaker_state"].GetMetric() {
+			if label(x, "dependency") == "redis" {
+				return x.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	px.Cut()
+	for i := 0; i < 50 && redisState() != 2; i++ {
+		_, _, _ = reserve(s, "idle", surge.Purchase{UserID: "v", Quantity: 1})
+	}
+	if st := redisState(); st != 2 {
+		t.Fatalf("surge_breaker_state{dependency=\"redis\"} = %v with Redis cut off, want 2 (open)", st)
+	}
+	if s.Leader() {
+		t.Fatal("the second node leads")
+	}
+	px.Restore()
+	eventually(t, 15*time.Second, "the idle node's Redis breaker closed", func() error {
+		if st := redisState(); st != 0 {
+			return fmt.Errorf("surge_breaker_state{dependency=\"redis\"} = %v with Redis back and no purchase, want 0 (closed)", st)
+		}
+		return nil
+	})
 }
