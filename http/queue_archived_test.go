@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +58,20 @@ func TestQueueOfArchivedSale(t *testing.T) {
 func TestQueueEventsOfSaleArchived(t *testing.T) {
 	e := newEnv(t, envOptions{noServer: true})
 	e.handler.SetStreamTiming(5*time.Millisecond, 50*time.Millisecond)
+	// The stream is held after its first look, until the sale is
+	// archived: it would otherwise see the sale ended first, and end
+	// with its expired event (TestQueueOfEndedSale).
+	looked, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.handler.OnStreamTick(func() {
+		once.Do(func() {
+			close(looked)
+			<-resume
+		})
+	})
 	e.srv = httptest.NewServer(e.handler)
+	var resumed sync.Once
+	t.Cleanup(func() { resumed.Do(func() { close(resume) }) }) // a failure before the archive
 	// Starts in a minute, ends two seconds later; one buyer a second.
 	e.createSale(t, fmt.Sprintf(`{"id":"short","name":"Short","stock":5,"starts_at":%q,"ends_at":%q,
 		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`, ts(time.Minute), ts(time.Minute+2*time.Second)))
@@ -69,8 +83,10 @@ func TestQueueEventsOfSaleArchived(t *testing.T) {
 	if ev, err := sse.next(); err != nil || ev.name != "position" {
 		t.Fatalf("first event: %+v, %v", ev, err)
 	}
+	<-looked
 	e.clock.Advance(time.Minute + 3*time.Second) // ended; u4's turn is a second away
 	wantStatus(t, e.do(t, "POST", "/v1/sales/short/archive", "", asAdmin()), http.StatusOK)
+	resumed.Do(func() { close(resume) })
 	for {
 		ev, err := sse.next()
 		if err != nil {

@@ -62,7 +62,7 @@ type Status struct {
 	// Ticket is a fresh ticket for the entry: it carries the slot once
 	// known, so a purchase with it needs no queue lookup.
 	Ticket string
-	State  string // Waiting, Admitted or Expired
+	State  string // Waiting, Admitted or Expired (every place, once the sale has ended)
 	// Position is 1 for the next buyer to be admitted, 2 for the one
 	// after...; 0 once admitted (or expired); -1 before a lottery's draw,
 	// when no order exists yet.
@@ -193,7 +193,15 @@ func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID str
 	st := Status{SaleID: sale.ID, UserID: userID, State: Waiting, Position: -1,
 		Ticket: r.signer.sign(ticket{SaleID: sale.ID, UserID: userID, Seq: e.Seq, Draw: e.Draw, Slot: e.Slot, Issued: now, Epoch: epoch})}
 	at, stopped := clock(sale, now)
+	// Admission ends with the sale (a pause does not move ends_at): once
+	// it has ended, every place is over for good, whether its turn came
+	// or not, rather than a wait for an admission that cannot buy.
+	ended := sale.Window(now) == surge.CodeEnded
 	if e.Slot == Unassigned {
+		if ended {
+			st.State, st.Position = Expired, 0
+			return st, nil
+		}
 		st.Wait = max(sale.StartsAt.Sub(at), 0)
 		return st, nil
 	}
@@ -203,7 +211,7 @@ func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID str
 	// later pause as well.
 	st.AdmitAt, st.Until = admit.Add(stopped), until.Add(stopped)
 	switch {
-	case !at.Before(until):
+	case ended || !at.Before(until):
 		st.State, st.Position = Expired, 0
 	case !at.Before(admit):
 		st.State, st.Position = Admitted, 0

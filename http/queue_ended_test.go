@@ -1,0 +1,89 @@
+package http_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestQueueOfEndedSale: docs/api.md says admission ends with the sale.
+// Once a sale had ended, a read of a place still answered "waiting" with a
+// position, an estimated wait and a Retry-After, and an admitted buyer's
+// read "admitted", for a sale that sells nothing any more; its event
+// stream went on until the buyer's slot opened (to announce an admission
+// that cannot buy) or for its 15 minutes. Now every place of an ended
+// sale reads expired, position 0, no wait, as an admission over for good,
+// and a stream ends with its expired event.
+func TestQueueOfEndedSale(t *testing.T) {
+	e := streamEnv(t, 0)
+	// Starts in a minute, ends 3 s later; one buyer a second, 30 s each.
+	e.createSale(t, fmt.Sprintf(`{"id":"short","name":"Short","stock":5,"starts_at":%q,"ends_at":%q,
+		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`, ts(time.Minute), ts(time.Minute+3*time.Second)))
+	const n = 10
+	tickets := make([]string, n)
+	for i := range n {
+		tickets[i] = e.join(t, "short", fmt.Sprintf("u%d", i), http.StatusCreated).Ticket
+	}
+	// u9's turn comes 6 s after the end: its stream is open at the end.
+	_, sse := openStream(t, e, "/v1/sales/short/queue/events", ticketHeader(tickets[n-1]))
+	if ev, err := sse.next(); err != nil || ev.name != "position" {
+		t.Fatalf("first event: %+v, %v", ev, err)
+	}
+
+	e.clock.Advance(time.Minute + 4*time.Second) // ended a second ago
+	for i := range n {
+		r := e.do(t, "GET", "/v1/sales/short/queue", "", ticketHeader(tickets[i]))
+		wantStatus(t, r, http.StatusOK)
+		q := mustQueue(t, r)
+		if q.Status != "expired" || pos(q) != 0 || q.Admitted || q.EstimatedWaitSeconds != 0 || r.header.Get("Retry-After") != "" {
+			t.Fatalf("u%d's place after the end: status %s, position %d, admitted %t, wait %d s, Retry-After %q; want expired, 0, false, 0 s, none",
+				i, q.Status, pos(q), q.Admitted, q.EstimatedWaitSeconds, r.header.Get("Retry-After"))
+		}
+	}
+
+	// The stream ends with expired (a position event may have come from
+	// the advance first, on a loaded machine: never one after it).
+	for {
+		ev, err := nextWithin(sse, 30*time.Second)
+		if err != nil {
+			t.Fatalf("the stream ended without an expired event: %v", err)
+		}
+		if ev.name == "expired" {
+			break
+		}
+		if ev.name != "position" {
+			t.Fatalf("after the end: event %q %s, want expired", ev.name, ev.data)
+		}
+	}
+	if ev, err := nextWithin(sse, 30*time.Second); err != io.EOF {
+		t.Fatalf("after the expired event: %+v, %v; want the stream's end", ev, err)
+	}
+	// A stream opened after the end says expired at once and ends.
+	_, sse = openStream(t, e, "/v1/sales/short/queue/events", ticketHeader(tickets[n-1]))
+	if ev, err := nextWithin(sse, 30*time.Second); err != nil || ev.name != "expired" {
+		t.Fatalf("a stream opened after the end: first event %+v, %v; want expired", ev, err)
+	}
+}
+
+// nextWithin is the stream's next event, or an error if none comes within d
+// (heartbeats do not count): a stream that waits for nothing must fail the
+// test, not hang it. The test's cleanup closes the stream.
+func nextWithin(sse *sseReader, d time.Duration) (sseEvent, error) {
+	type result struct {
+		ev  sseEvent
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		ev, err := sse.next()
+		c <- result{ev, err}
+	}()
+	select {
+	case r := <-c:
+		return r.ev, r.err
+	case <-time.After(d):
+		return sseEvent{}, fmt.Errorf("no event within %s", d)
+	}
+}
