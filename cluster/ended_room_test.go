@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -94,6 +95,22 @@ func TestQueueOfEndedSaleOnEveryNode(t *testing.T) {
 				t.Fatalf("u%02d's place on node %d after the end: %s, position %d, wait %v; want expired, 0, 0",
 					i, node, st.State, st.Position, st.Wait)
 			}
+		}
+	}
+}
+
+// TestPurchaseOfEndedSaleNotAdmittedOnEveryNode (cluster): a buyer whose
+// turn had not come by the end is refused not_admitted on every node
+// without a Retry-After: the refusal said "your turn comes in about N s;
+// retry after Retry-After", for a sale that sells nothing any more.
+func TestPurchaseOfEndedSaleNotAdmittedOnEveryNode(t *testing.T) {
+	const n = 10
+	r := newEndedRoom(t, n)
+	for node := range 2 {
+		err := r.rooms[node].Check(t.Context(), r.sale(t, node), fmt.Sprintf("u%02d", n-1), r.tickets[n-1])
+		var e *surge.Error
+		if !errors.As(err, &e) || e.Code != surge.CodeNotAdmitted || e.RetryAfter != 0 {
+			t.Fatalf("u%02d's purchase check on node %d after the end: %v (%+v); want not_admitted without a Retry-After", n-1, node, err, e)
 		}
 	}
 }

@@ -1,11 +1,15 @@
 package http_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgehq/surge/api"
 )
 
 // TestQueueOfEndedSale: docs/api.md says admission ends with the sale.
@@ -86,4 +90,31 @@ func nextWithin(sse *sseReader, d time.Duration) (sseEvent, error) {
 	case <-time.After(d):
 		return sseEvent{}, fmt.Errorf("no event within %s", d)
 	}
+}
+
+// TestPurchaseOfEndedSaleNotAdmitted: a buyer whose turn had not come when
+// the sale ended was refused 403 not_admitted "your turn comes in about
+// N s; retry after Retry-After", with that Retry-After: an invitation to
+// retry a sale that sells nothing any more. The refusal now says the sale
+// has ended, with no Retry-After. A buyer admitted when it ended gets the
+// purchase's 409 ended, as before.
+func TestPurchaseOfEndedSaleNotAdmitted(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, fmt.Sprintf(`{"id":"short","name":"Short","stock":5,"starts_at":%q,"ends_at":%q,
+		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`, ts(time.Minute), ts(time.Minute+3*time.Second)))
+	first := e.join(t, "short", "u0", http.StatusCreated)
+	var last api.Queue
+	for i := 1; i < 10; i++ {
+		last = e.join(t, "short", fmt.Sprintf("u%d", i), http.StatusCreated)
+	}
+	e.clock.Advance(time.Minute + 4*time.Second) // ended a second ago; u9's turn is 5 s away
+	r := e.do(t, "POST", "/v1/sales/short/purchases", "", asUser(t, "u9"), ticketHeader(last.Ticket))
+	wantError(t, r, http.StatusForbidden, "not_admitted")
+	var got apiError
+	_ = json.Unmarshal(r.body, &got)
+	if ra := r.header.Get("Retry-After"); ra != "" || !strings.Contains(got.Error.Message, "ended") {
+		t.Errorf("a buyer not admitted by the end: Retry-After %q, message %q; want none, and a message saying the sale ended", ra, got.Error.Message)
+	}
+	r = e.do(t, "POST", "/v1/sales/short/purchases", "", asUser(t, "u0"), ticketHeader(first.Ticket))
+	wantError(t, r, http.StatusConflict, "ended")
 }

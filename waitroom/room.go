@@ -261,12 +261,20 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 	case err != nil:
 		return backendErr("check in", sale.ID, err)
 	}
+	// A turn still to come at the end never comes: no wait to retry after.
+	ended := sale.Window(now) == surge.CodeEnded
 	if e.Slot == Unassigned {
+		if ended {
+			return no(0, "not admitted: the sale has ended before the lottery's draw")
+		}
 		wait := sale.StartsAt.Sub(at)
 		return no(wait, "not admitted yet: the lottery is drawn when the sale starts, in %s", ceilSeconds(wait))
 	}
 	admit := q.Schedule.AdmitAt(e.Slot)
 	until := admit.Add(time.Duration(sale.WaitingRoom.TicketSeconds) * time.Second)
+	if at.Before(admit) && ended {
+		return no(0, "not admitted: the sale has ended before your turn came")
+	}
 	if at.Before(admit) {
 		wait := admit.Sub(at)
 		return no(wait, "not admitted yet: your turn comes in about %s; retry after Retry-After", ceilSeconds(wait))
