@@ -114,3 +114,28 @@ func TestPurchaseOfEndedSaleNotAdmittedOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueMetricsOfEndedSaleOnEveryNode (cluster): the waiting room's
+// figures of an ended sale (surge_waiting_room_length and
+// surge_waiting_room_admitted_total) count nobody waiting, and as
+// admitted those whose turn came before the end: the slots went on
+// opening after it, the admitted counter rising into a sale that sells
+// nothing.
+func TestQueueMetricsOfEndedSaleOnEveryNode(t *testing.T) {
+	r := newEndedRoom(t, 10) // slots 0, 1 and 2 opened before the end
+	for node := range 2 {
+		var found bool
+		for _, f := range r.engines[node].SaleFigures(t.Context()) {
+			if f.Sale != r.id {
+				continue
+			}
+			found = true
+			if !f.WaitingRoom || f.Waiting != 0 || f.Admitted != 3 {
+				t.Fatalf("node %d after the end: waiting room %t, waiting %d, admitted %d; want true, 0, 3", node, f.WaitingRoom, f.Waiting, f.Admitted)
+			}
+		}
+		if !found {
+			t.Fatalf("node %d: no figures for the sale", node)
+		}
+	}
+}

@@ -118,3 +118,36 @@ func TestPurchaseOfEndedSaleNotAdmitted(t *testing.T) {
 	r = e.do(t, "POST", "/v1/sales/short/purchases", "", asUser(t, "u0"), ticketHeader(first.Ticket))
 	wantError(t, r, http.StatusConflict, "ended")
 }
+
+// TestQueueMetricsOfEndedSale: surge_waiting_room_length and
+// surge_waiting_room_admitted_total of an ended sale went on as if it
+// sold: the slots kept opening after the end, so the admitted counter
+// rose by admit_per_second into a sale that sells nothing, and the length
+// counted buyers waiting for those admissions until the archive. Once
+// the sale has ended nobody waits (every place is expired), and the
+// admitted are those whose turn came before the end.
+func TestQueueMetricsOfEndedSale(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	// Starts in a minute, ends 3 s later: slots 0, 1 and 2 open before it.
+	e.createSale(t, fmt.Sprintf(`{"id":"short","name":"Short","stock":5,"starts_at":%q,"ends_at":%q,
+		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`, ts(time.Minute), ts(time.Minute+3*time.Second)))
+	for i := range 10 {
+		e.join(t, "short", fmt.Sprintf("u%d", i), http.StatusCreated)
+	}
+	for _, after := range []time.Duration{time.Second, time.Hour} {
+		e.clock.Set(epoch.Add(time.Minute + 3*time.Second + after))
+		var found bool
+		for _, f := range e.eng.SaleFigures(t.Context()) {
+			if f.Sale != "short" {
+				continue
+			}
+			found = true
+			if !f.WaitingRoom || f.Waiting != 0 || f.Admitted != 3 {
+				t.Fatalf("%v after the end: waiting room %t, waiting %d, admitted %d; want true, 0, 3", after, f.WaitingRoom, f.Waiting, f.Admitted)
+			}
+		}
+		if !found {
+			t.Fatal("no figures for the sale")
+		}
+	}
+}
