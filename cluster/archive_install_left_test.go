@@ -179,5 +179,14 @@ func TestArchiveRedisCutLeavesNoWaitingRoom(t *testing.T) {
 	}
 	rp.Restore()
 
-	roundsRemove(t, a, rc, 5*time.Second, "no key of the archived sale is left in Redis", ns+":{"+id+"}:*", room)
+	// The queue's keys go; the mark that refuses a join which read the
+	// sale before the archive stays for a while, not for good.
+	queue := []string{ns + ":{" + id + "}:*"}
+	for _, k := range []string{"users", "seq", "draws", "slots", "last", "drawn"} {
+		queue = append(queue, ns+":{wr:"+id+"}:"+k)
+	}
+	roundsRemove(t, a, rc, 5*time.Second, "no key of the archived sale is left in Redis", queue...)
+	if ttl, err := rc.TTL(ctx, ns+":{wr:"+id+"}:dropped").Result(); err != nil || ttl <= 0 || ttl > redis.DroppedFor {
+		t.Fatalf("the dropped queue's mark: TTL %v (%v); want one within %v", ttl, err, redis.DroppedFor)
+	}
 }

@@ -30,13 +30,13 @@ func (s *Store) Queues(maxEntries int) *Queues {
 func (qs *Queues) SetMaxEntries(maxEntries int) { qs.q.SetMaxEntries(maxEntries) }
 
 // call runs f through the Redis breaker. The queue's answers (full, not
-// queued) are no failures of Redis: they reach the caller, and the breaker
+// queued, dropped) are no failures of Redis: they reach the caller, and the breaker
 // sees a success.
 func (qs *Queues) call(ctx context.Context, f func(ctx context.Context) error) error {
 	var answer error
 	err := qs.s.call(ctx, qs.s.rcb, func(ctx context.Context) error {
 		err := f(ctx)
-		if errors.Is(err, waitroom.ErrNotQueued) || errors.Is(err, waitroom.ErrFull) {
+		if errors.Is(err, waitroom.ErrNotQueued) || errors.Is(err, waitroom.ErrFull) || errors.Is(err, waitroom.ErrDropped) {
 			answer = err
 			return nil
 		}

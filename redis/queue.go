@@ -53,9 +53,15 @@ func (qs *Queues) SetMaxEntries(maxEntries int) {
 	qs.max.Store(int64(maxEntries))
 }
 
+// DroppedFor is how long a dropped queue's mark refuses joins (Drop):
+// far longer than a join in flight takes, or a node takes to hear of an
+// archive.
+const DroppedFor = time.Hour
+
+// keys are the queue's six keys, then the mark of a dropped queue.
 func (qs *Queues) keys(sale string) []string {
 	b := qs.prefix + ":{wr:" + sale + "}:"
-	return []string{b + "users", b + "seq", b + "draws", b + "slots", b + "last", b + "drawn"}
+	return []string{b + "users", b + "seq", b + "draws", b + "slots", b + "last", b + "drawn", b + "dropped"}
 }
 
 func (qs *Queues) run(ctx context.Context, op string, q waitroom.Queue, user string, now time.Time) (waitroom.Entry, int64, error) {
@@ -105,6 +111,8 @@ func (qs *Queues) Join(ctx context.Context, q waitroom.Queue, userID string, now
 		return waitroom.Entry{}, false, err
 	case code == -1:
 		return waitroom.Entry{}, false, waitroom.ErrFull
+	case code == -3:
+		return waitroom.Entry{}, false, waitroom.ErrDropped
 	}
 	return e, code == 1, nil
 }
@@ -184,11 +192,18 @@ func (qs *Queues) Place(ctx context.Context, q waitroom.Queue, userID string) (u
 }
 
 // Drop implements waitroom.Backend. The keys share their hash tag, so
-// one UNLINK removes them all on Redis Cluster too.
+// one UNLINK removes them all on Redis Cluster too, in one transaction
+// with the mark that refuses joins for DroppedFor: a join that read the
+// sale before its archive made the queue again, which nothing dropped.
 func (qs *Queues) Drop(ctx context.Context, saleID string) error {
+	keys := qs.keys(saleID)
 	// UNLINK: a queue holds up to a million buyers, and DEL freed them on
 	// Redis's one thread (1.5 s for a million), stalling every sale.
-	if err := qs.c.Unlink(ctx, qs.keys(saleID)...).Err(); err != nil {
+	if _, err := qs.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Unlink(ctx, keys[:6]...)
+		p.Set(ctx, keys[6], "1", DroppedFor)
+		return nil
+	}); err != nil {
 		return fmt.Errorf("redis: drop the waiting room of sale %s: %w", saleID, err)
 	}
 	return nil

@@ -2,7 +2,8 @@
 -- so the lottery's draw happens atomically at the first call at or after
 -- the sale's start, on whichever node makes it.
 -- KEYS: users (hash user -> "seq|draw|slot", and field "" -> the queue's
---       epoch), seq, draws (zset), slots (zset), last slot, drawn flag
+--       epoch), seq, draws (zset), slots (zset), last slot, drawn flag,
+--       dropped (set by Drop, for a while: the sale was archived)
 -- ARGV: op ("join" or "lookup"), user, now_ms, start_ms, lottery ("1"/"0"),
 --       first free slot at now, max entries, this join's random draw, a
 --       random epoch for a queue that has none; or op "count", from, to:
@@ -80,6 +81,17 @@ local function draw_if_due()
   redis.call('UNLINK', KEYS[3])
 end
 
+-- A dropped queue is made again by no call: a join that read its sale
+-- before the archive is refused (-3), and nothing is left in Redis.
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  if ARGV[1] == 'count' then
+    return 0
+  end
+  if ARGV[1] == 'join' then
+    return {-3}
+  end
+  return {-2}
+end
 repair()
 -- Counted after the repair: a read of one's place and the line's metrics
 -- make no join nor lookup, and a slots key that went would count nobody

@@ -41,6 +41,9 @@ var (
 	ErrNotQueued = errors.New("waitroom: not in the queue")
 	// ErrFull: the queue holds as many entries as the backend allows.
 	ErrFull = errors.New("waitroom: the queue is full")
+	// ErrDropped: the queue was dropped (its sale archived) and takes
+	// nobody again.
+	ErrDropped = errors.New("waitroom: the queue was dropped with its archived sale")
 )
 
 // Backend stores queues. The in-memory one serves a single process; a
@@ -84,7 +87,11 @@ type Backend interface {
 	Place(ctx context.Context, q Queue, userID string) (epoch uint64, e Entry, err error)
 	// Drop removes a sale's queue, entries and epoch: the sale was
 	// archived and will never admit anyone again. Dropping a queue that
-	// does not exist does nothing.
+	// does not exist does nothing. A join that comes after, which read
+	// the sale before its archive (in flight, or on a node that has not
+	// heard of it yet), must not make the queue again, where nothing
+	// would drop it: Join answers ErrDropped from then on (the in-memory
+	// backend for the process's life, Redis for redis.DroppedFor).
 	Drop(ctx context.Context, saleID string) error
 }
 
@@ -102,6 +109,9 @@ type Memory struct {
 	max    atomic.Int64 // SetMaxEntries changes it
 	mu     sync.Mutex
 	queues map[string]*memQueue
+	// dropped are the sales whose queues were dropped: a few bytes per
+	// archived sale, whose ids are never used again.
+	dropped map[string]struct{}
 }
 
 type memQueue struct {
@@ -122,7 +132,7 @@ func NewMemory(maxEntries int) *Memory {
 	if maxEntries < 1 {
 		maxEntries = DefaultMaxEntries
 	}
-	m := &Memory{queues: make(map[string]*memQueue)}
+	m := &Memory{queues: make(map[string]*memQueue), dropped: make(map[string]struct{})}
 	m.SetMaxEntries(maxEntries)
 	return m
 }
@@ -137,11 +147,13 @@ func (m *Memory) SetMaxEntries(maxEntries int) {
 	m.max.Store(int64(maxEntries))
 }
 
+// queue is saleID's queue; nil if it has none, or, with create, if it was
+// dropped.
 func (m *Memory) queue(saleID string, create bool) *memQueue {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	q := m.queues[saleID]
-	if q == nil && create {
+	if _, dropped := m.dropped[saleID]; q == nil && create && !dropped {
 		// Draws must be unpredictable, or a bot could pick the accounts
 		// that win: ChaCha8 keyed from the system's CSPRNG.
 		var seed [40]byte          // the draw's key, then the epoch: tickets show the epoch
@@ -157,6 +169,7 @@ func (m *Memory) queue(saleID string, create bool) *memQueue {
 func (m *Memory) Drop(_ context.Context, saleID string) error {
 	m.mu.Lock()
 	delete(m.queues, saleID)
+	m.dropped[saleID] = struct{}{}
 	m.mu.Unlock()
 	return nil
 }
@@ -164,6 +177,9 @@ func (m *Memory) Drop(_ context.Context, saleID string) error {
 // Join implements Backend.
 func (m *Memory) Join(_ context.Context, q Queue, userID string, now time.Time) (Entry, bool, error) {
 	mq := m.queue(q.SaleID, true)
+	if mq == nil {
+		return Entry{}, false, ErrDropped
+	}
 	mq.mu.Lock()
 	defer mq.mu.Unlock()
 	mq.drawIfDue(q, now)

@@ -115,6 +115,11 @@ func (r *Room) Join(ctx context.Context, sale *surge.Sale, userID string) (st St
 		return Status{}, false, surge.Errorf(surge.CodeQueueFull,
 			"the waiting room of sale %s is full: it takes no more buyers", sale.ID)
 	}
+	if errors.Is(err, ErrDropped) {
+		// Archived since the sale was read: the queue endpoints answer
+		// an archived sale so.
+		return Status{}, false, surge.ErrSaleNotFound
+	}
 	if err != nil {
 		return Status{}, false, backendErr("join", sale.ID, err)
 	}
