@@ -14,6 +14,7 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
+	"github.com/surgehq/surge/internal/logrepeat"
 	"github.com/surgehq/surge/servicetest"
 )
 
@@ -164,11 +165,16 @@ func TestBatchFailureAfterRecoveryLogged(t *testing.T) {
 	}
 	outage("u0")
 	outage("u1")
+	secondEnded := time.Now()
 
 	var failed, recovered int
+	var firstRecovery time.Time
 	sc := bufio.NewScanner(strings.NewReader(out.String()))
 	for sc.Scan() {
-		var rec struct{ Level, Msg, Sale string }
+		var rec struct {
+			Time             time.Time
+			Level, Msg, Sale string
+		}
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			t.Fatalf("log line %q: %v", sc.Text(), err)
 		}
@@ -177,14 +183,23 @@ func TestBatchFailureAfterRecoveryLogged(t *testing.T) {
 		case rec.Msg == "reserve batch failed" && rec.Level == "ERROR":
 			failed++
 		case rec.Msg == "reserve batches succeed again":
-			recovered++
+			if recovered++; recovered == 1 {
+				firstRecovery = rec.Time
+			}
 		}
 	}
 	// The second recovery, within the period of the first, is left out:
-	// a flapping dependency writes no pair of lines a flap.
-	if failed != 2 || recovered != 1 {
-		t.Errorf("two outages, each ended by a sale: %d \"reserve batch failed\" ERROR lines and %d recoveries, want 2 and 1; log:\n%s",
-			failed, recovered, out.String())
+	// a flapping dependency writes no pair of lines a flap. On a machine
+	// slow enough that the second outage ended a period or more after the
+	// first recovery, its own recovery line is written, rightly.
+	wantRecovered := "1"
+	ok := recovered == 1
+	if !firstRecovery.IsZero() && secondEnded.Sub(firstRecovery) >= logrepeat.Every {
+		wantRecovered, ok = "1 or 2", recovered == 1 || recovered == 2
+	}
+	if failed != 2 || !ok {
+		t.Errorf("two outages, each ended by a sale: %d \"reserve batch failed\" ERROR lines and %d recoveries, want 2 and %s; log:\n%s",
+			failed, recovered, wantRecovered, out.String())
 	}
 }
 
