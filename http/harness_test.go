@@ -64,6 +64,10 @@ type envOptions struct {
 	purchaseTimeout time.Duration
 	payments        surgehttp.Payments
 	corsOrigins     []string
+	// shortTimeouts: streamEnvOptions's server reads and writes within
+	// 100 ms, for the tests of streams that outlive those timeouts; only
+	// those, as a loaded machine may take longer over a plain request.
+	shortTimeouts bool
 }
 
 // roomSecret signs the tests' waiting-room tickets.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +21,7 @@ import (
 // sale reads expired, position 0, no wait, as an admission over for good,
 // and a stream ends with its expired event.
 func TestQueueOfEndedSale(t *testing.T) {
-	// No short server timeouts (streamEnv's): nothing here is about them.
-	e := newEnv(t, envOptions{noServer: true})
-	e.handler.SetStreamTiming(5*time.Millisecond, 50*time.Millisecond)
-	e.srv = httptest.NewServer(e.handler)
+	e := streamEnv(t, 0)
 	// Starts in a minute, ends 3 s later; one buyer a second, 30 s each.
 	e.createSale(t, fmt.Sprintf(`{"id":"short","name":"Short","stock":5,"starts_at":%q,"ends_at":%q,
 		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`, ts(time.Minute), ts(time.Minute+3*time.Second)))

@@ -344,8 +344,9 @@ func openStream(t *testing.T, e *env, path string, opts ...opt) (*http.Response,
 	return resp, &sseReader{sc: bufio.NewScanner(resp.Body)}
 }
 
-// streamEnv serves like surge serve, with read and write timeouts far
-// shorter than the streams, and fast stream ticks.
+// streamEnv serves the API with fast stream ticks (and, with
+// shortTimeouts, read and write timeouts far shorter than the streams, as
+// surge serve's are).
 func streamEnv(t *testing.T, maxStreams int) *env {
 	return streamEnvOptions(t, envOptions{maxQueueStreams: maxStreams})
 }
@@ -355,15 +356,17 @@ func streamEnvOptions(t *testing.T, opt envOptions) *env {
 	e := newEnv(t, opt)
 	e.handler.SetStreamTiming(5*time.Millisecond, 50*time.Millisecond)
 	srv := httptest.NewUnstartedServer(e.handler)
-	srv.Config.ReadTimeout = 100 * time.Millisecond
-	srv.Config.WriteTimeout = 100 * time.Millisecond
+	if opt.shortTimeouts {
+		srv.Config.ReadTimeout = 100 * time.Millisecond
+		srv.Config.WriteTimeout = 100 * time.Millisecond
+	}
 	srv.Start()
 	e.srv = srv
 	return e
 }
 
 func TestQueueEvents(t *testing.T) {
-	e := streamEnv(t, 0)
+	e := streamEnvOptions(t, envOptions{shortTimeouts: true})
 	e.roomSale(t, "drop", "fifo")
 	e.join(t, "drop", "alice", http.StatusCreated)
 	bob := e.join(t, "drop", "bob", http.StatusCreated)
