@@ -125,10 +125,12 @@ func TestAbsurdQuantityAboveLimitFailsAlone(t *testing.T) {
 		to <- answer{out, err}
 	}
 	go buy(surge.Purchase{UserID: "u2", Quantity: 1}, blocker)
-	time.Sleep(100 * time.Millisecond) // its batch is at the store, held
+	waitFor(t, "the blocker's batch at the store", func() bool { return hs.reserves.Load() > calls })
 	go buy(surge.Purchase{UserID: "u3", Quantity: 1}, fair)
 	go buy(surge.Purchase{UserID: "u9", IdempotencyKey: "huge", Quantity: surge.MaxStock + 1}, huge)
-	time.Sleep(100 * time.Millisecond) // both wait in the inbox for the next batch
+	// Both wait in the inbox for the next batch (or the huge one was
+	// answered before it, as it should be).
+	waitFor(t, "both purchases in the inbox", func() bool { return inboxLen(e, "s")+len(huge) >= 2 })
 	close(release)
 	if a := <-huge; surge.ErrorCode(a.err) != surge.CodeInvalid {
 		t.Errorf("a quantity over MaxStock: %+v, %v; want invalid_request", a.out, a.err)
