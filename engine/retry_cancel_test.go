@@ -40,7 +40,10 @@ func TestCancelRetriedAfterTimeoutSaysItTook(t *testing.T) {
 		_, err := e.Cancel(context.Background(), o.ID)
 		retry <- err
 	}()
-	time.Sleep(150 * time.Millisecond)
+	// Its change holds a slot beside the first's: it is on its way to
+	// the store (the sleep lets it get there), not yet to be started.
+	waitFor(t, "the retried cancel under way", func() bool { return len(e.changing) == 2 })
+	time.Sleep(50 * time.Millisecond)
 	release()
 	err := <-retry
 	got, gerr := e.Order(context.Background(), o.ID)
