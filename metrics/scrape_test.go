@@ -34,6 +34,13 @@ const adminToken = "metrics-test-admin-token"
 // its metrics in reg, as the tests of this package scrape it.
 func serve(t *testing.T, reg *prometheus.Registry, opts sqlite.Options) (*engine.Engine, *httptest.Server) {
 	t.Helper()
+	return serveOver(t, reg, opts, nil)
+}
+
+// serveOver is serve with the API over wrap of the engine (nil: the
+// engine itself), for a test that makes it answer as it rarely does.
+func serveOver(t *testing.T, reg *prometheus.Registry, opts sqlite.Options, wrap func(*engine.Engine) surgehttp.Service) (*engine.Engine, *httptest.Server) {
+	t.Helper()
 	ctx := context.Background()
 	m, err := metrics.New(reg, version.Info{Version: "test"})
 	if err != nil {
@@ -49,7 +56,11 @@ func serve(t *testing.T, reg *prometheus.Registry, opts sqlite.Options) (*engine
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close(); st.Close() })
-	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Gatherer: reg}))
+	var svc surgehttp.Service = eng
+	if wrap != nil {
+		svc = wrap(eng)
+	}
+	srv := httptest.NewServer(surgehttp.New(svc, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Gatherer: reg}))
 	t.Cleanup(srv.Close)
 	return eng, srv
 }
@@ -328,22 +339,7 @@ func (panickingPurchases) Purchase(context.Context, engine.PurchaseRequest) (sur
 func TestPanickingPurchaseCountsAsInternal(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(); st.Close() })
-	srv := httptest.NewServer(surgehttp.New(panickingPurchases{eng}, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Gatherer: reg}))
-	t.Cleanup(srv.Close)
+	eng, srv := serveOver(t, reg, sqlite.Options{}, func(e *engine.Engine) surgehttp.Service { return panickingPurchases{e} })
 	id, name, n := "buggy", "Buggy", int64(5)
 	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &n}); err != nil {
 		t.Fatal(err)

@@ -49,6 +49,27 @@ func purchaseOutcomes(t *testing.T, reg *prometheus.Registry, sale string) map[s
 	return out
 }
 
+// meteredEngine is an engine over a fresh SQLite store whose metrics are
+// registered in reg, and the discarding logger it logs to.
+func meteredEngine(t *testing.T, reg *prometheus.Registry) (*engine.Engine, *slog.Logger) {
+	t.Helper()
+	m, err := metrics.New(reg, version.Info{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	eng, err := engine.Open(context.Background(), st, engine.Config{Logger: log, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); st.Close() })
+	return eng, log
+}
+
 // surge_purchases_total counts purchase answers whichever API gave them:
 // the same purchases over gRPC and over HTTP, each on a sale of its own,
 // leave the same outcomes (docs/observability.md; the dashboard and the
@@ -56,20 +77,7 @@ func purchaseOutcomes(t *testing.T, reg *prometheus.Registry, sale string) map[s
 func TestGRPCPurchasesAreCountedAsHTTPOnes(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(); st.Close() })
+	eng, log := meteredEngine(t, reg)
 	g := rpc.New(eng, rpc.Config{Logger: log})
 	api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount, Gatherer: reg})
 	srv := httptest.NewServer(api)
@@ -162,20 +170,7 @@ func scrapedOutcomes(t *testing.T, base string) map[string]float64 {
 func TestGRPCPurchasesRefusedBeforeTheHandlerAreCounted(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(); st.Close() })
+	eng, log := meteredEngine(t, reg)
 	g := rpc.New(eng, rpc.Config{Logger: log})
 	api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount, Gatherer: reg})
 	srv := httptest.NewUnstartedServer(api)
@@ -233,20 +228,7 @@ func (panickingPurchases) Purchase(context.Context, engine.PurchaseRequest) (sur
 func TestPanickingGRPCPurchaseCountsAsInternal(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(); st.Close() })
+	eng, log := meteredEngine(t, reg)
 	svc := panickingPurchases{eng}
 	g := rpc.New(svc, rpc.Config{Logger: log})
 	api := surgehttp.New(svc, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount, Gatherer: reg})
