@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/go-json-experiment/json"
@@ -54,7 +55,8 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 	if err := integersOnly(data, m.ProtoReflect().Descriptor()); err != nil {
 		return err
 	}
-	if err := rfc3339Times(data, m.ProtoReflect().Descriptor(), 0); err != nil {
+	data, err := rfc3339Times(data, m.ProtoReflect().Descriptor(), 0)
+	if err != nil {
 		return err
 	}
 	if _, ok := m.(*surgev1.PurchaseRequest); ok {
@@ -134,33 +136,77 @@ const timestampName = "google.protobuf.Timestamp"
 // a one-digit hour (go.dev/issue/54580), so "2031-03-14T10:00:00+24:00"
 // was a sale a day early. The HTTP API refuses those times
 // (api.ParseTime), and the same text must not create over Connect what
-// HTTP refuses. depth bounds the descent into nested messages (a message
-// may hold itself). Malformed JSON is left to protojson.
-func rfc3339Times(data []byte, md protoreflect.MessageDescriptor, depth int) error {
+// HTTP refuses. It answers data, or a copy of it in which a time whose
+// fraction of a second has more than nine digits (RFC 3339 allows any
+// number) is written with nine, as time.Parse reads it: protojson refuses
+// such a time, which the HTTP API, like RFC 3339, accepts. depth bounds
+// the descent into nested messages (a message may hold itself).
+// Malformed JSON is left to protojson.
+func rfc3339Times(data []byte, md protoreflect.MessageDescriptor, depth int) ([]byte, error) {
 	if depth > 8 || !holdsTime(md, depth) {
-		return nil // a purchase: no time to look at, and no decode
+		return data, nil // a purchase: no time to look at, and no decode
 	}
-	return eachSingular(data, md, func(name string, f protoreflect.FieldDescriptor, v jsontext.Value) error {
-		if f.Kind() != protoreflect.MessageKind {
-			return nil
+	var members map[string]jsontext.Value
+	if json.Unmarshal(data, &members) != nil {
+		return data, nil
+	}
+	changed := false
+	for name, v := range members {
+		f := md.Fields().ByJSONName(name)
+		if f == nil {
+			f = md.Fields().ByTextName(name)
+		}
+		if f == nil || f.IsList() || f.IsMap() || f.Kind() != protoreflect.MessageKind {
+			continue
 		}
 		if f.Message().FullName() != timestampName {
 			if v.Kind() == '{' {
-				return rfc3339Times(v, f.Message(), depth+1)
+				nv, err := rfc3339Times(v, f.Message(), depth+1)
+				if err != nil {
+					return nil, err
+				}
+				if !bytes.Equal(nv, v) {
+					members[name], changed = nv, true
+				}
 			}
-			return nil
+			continue
 		}
 		var s string
 		if v.Kind() != '"' || json.Unmarshal(v, &s) != nil {
-			return nil // not a string: protojson refuses it
+			continue // not a string: protojson refuses it
 		}
 		// Year 0000 is RFC 3339 but no time the API keeps (HTTP refuses
 		// it too); protojson's own refusal named no field.
-		if t, err := api.ParseTime(s); err != nil || !surge.Representable(t) {
-			return fmt.Errorf("field %q must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
+		t, err := api.ParseTime(s)
+		if err != nil || !surge.Representable(t) {
+			return nil, fmt.Errorf("field %q must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
 		}
-		return nil
-	})
+		if longFraction(s) {
+			nv, err := json.Marshal(t.Format(time.RFC3339Nano))
+			if err != nil {
+				return nil, err
+			}
+			members[name], changed = nv, true
+		}
+	}
+	if !changed {
+		return data, nil
+	}
+	return json.Marshal(members)
+}
+
+// longFraction reports whether the RFC 3339 time s has a fraction of a
+// second of more than nine digits.
+func longFraction(s string) bool {
+	const frac = len("2006-01-02T15:04:05.")
+	if len(s) <= frac || s[frac-1] != '.' {
+		return false
+	}
+	n := 0
+	for n < len(s)-frac && s[frac+n] >= '0' && s[frac+n] <= '9' {
+		n++
+	}
+	return n > 9
 }
 
 // holdsTime reports whether md has a google.protobuf.Timestamp field, in

@@ -1,0 +1,157 @@
+package rpc_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzCreateSaleAcrossProtocols: docs/api.md, gRPC: "JSON messages
+// (Connect's and gRPC-Web's JSON) are read as strictly as the HTTP API's
+// bodies", and both create sales through the same engine. The same body,
+// sent as POST /v1/sales to one server and as a Connect JSON CreateSale to
+// another that has seen the same bodies before, is refused by both with
+// the same Surge code, or creates the same sale on both.
+//
+// Each argument is one field's JSON value as written in the body (empty:
+// the field is absent). The divergences docs/api.md names are left out:
+// proto3 JSON's decimal string for an int64 ("5"), which Connect accepts
+// and HTTP refuses, and the JSON names (perUserLimit), since every name
+// here is the proto name, which is the HTTP API's.
+func FuzzCreateSaleAcrossProtocols(f *testing.F) {
+	for _, s := range [][10]string{
+		{`"a"`, `"Phone drop"`, `5`, ``, ``, ``, ``, ``, ``, ``},
+		{``, `"x"`, `1000000000`, `2`, `999`, `"EUR"`, `"2030-01-01T00:00:00Z"`, `"2030-01-02T00:00:00.5+05:30"`, `60`, ``},
+		{`"b"`, `"x"`, `5`, ``, ``, ``, `"2030-01-01T00:00:00.1234567891Z"`, ``, ``, ``},
+		{`"c"`, `"x"`, `5`, ``, ``, ``, `"0001-01-01T00:00:00Z"`, `"9999-12-31T23:59:59.999999999Z"`, ``, ``},
+		{`"d"`, `"x"`, `5`, ``, ``, ``, `"2030-01-01T00:00:00+24:00"`, ``, ``, ``},
+		{`"e"`, `"x"`, `5`, ``, ``, ``, ``, ``, ``, `{"admit_per_second":10,"order":"fifo","ticket_seconds":60}`},
+		{`"f"`, `"x\ud800"`, `5`, ``, ``, ``, ``, ``, ``, ``},
+		{`"g"`, `"\u00e9t\u00e9"`, `5e0`, `null`, `-0`, `null`, `null`, `null`, `null`, `null`},
+		{`"h"`, `"x"`, `5`, `1.0`, ``, `"usd"`, `1`, `{}`, `900`, `{"admit_per_second":10,"order":"fifo"}`},
+		{`"i j"`, `""`, `0`, ``, ``, ``, `"2030-01-01t00:00:00z"`, ``, ``, ``},
+		{`"k"`, `"x"`, `5`, ``, ``, ``, `"2030-01-01T00:00:00-00:00"`, `"2030-01-01T00:00:00.000Z"`, ``, ``},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9])
+	}
+	httpBase, connectBase := server(f), server(f)
+	admin := map[string]string{"Authorization": "Bearer " + adminToken}
+	names := [...]string{"id", "name", "stock", "per_user_limit", "price_cents", "currency", "starts_at", "ends_at", "hold_seconds", "waiting_room"}
+	integer := map[string]bool{"stock": true, "per_user_limit": true, "price_cents": true, "hold_seconds": true}
+	f.Fuzz(func(t *testing.T, id, name, stock, perUserLimit, priceCents, currency, startsAt, endsAt, holdSeconds, waitingRoom string) {
+		var body bytes.Buffer
+		body.WriteByte('{')
+		for i, v := range [...]string{id, name, stock, perUserLimit, priceCents, currency, startsAt, endsAt, holdSeconds, waitingRoom} {
+			if v == "" {
+				continue
+			}
+			// One JSON value per field: no second member slipped in beside
+			// it, whose name could be a JSON name or a duplicate.
+			if !json.Valid([]byte(v)) {
+				return
+			}
+			v = strings.TrimSpace(v)
+			if integer[names[i]] && v[0] == '"' {
+				return // proto3 JSON's int64 as a decimal string: a documented difference
+			}
+			if names[i] == "waiting_room" && v[0] == '{' && !protoNamesOnly(v) {
+				return
+			}
+			if body.Len() > 1 {
+				body.WriteByte(',')
+			}
+			body.WriteString(`"` + names[i] + `":` + v)
+		}
+		body.WriteByte('}')
+		hc, hb := postJSON(t, httpBase, "/v1/sales", admin, body.String())
+		gc, gb := postJSON(t, connectBase, "/surge.v1.SaleService/CreateSale", admin, body.String())
+		if (hc < 300) != (gc < 300) {
+			t.Fatalf("%s\nHTTP %d %.300s\nConnect JSON %d %.300s", body.String(), hc, hb, gc, gb)
+		}
+		if hc >= 300 {
+			if codeOf(hb) != codeOf(gb) {
+				t.Fatalf("%s\nHTTP %d %.300s\nConnect JSON %d %.300s: another Surge code", body.String(), hc, hb, gc, gb)
+			}
+			return
+		}
+		// Both created it: read each back over HTTP, where both speak the
+		// same JSON.
+		var hs struct {
+			ID string `json:"id"`
+		}
+		var gs struct {
+			Sale struct {
+				ID string `json:"id"`
+			} `json:"sale"`
+		}
+		if json.Unmarshal([]byte(hb), &hs) != nil || json.Unmarshal([]byte(gb), &gs) != nil {
+			t.Fatalf("%s\nHTTP %.300s\nConnect JSON %.300s: unreadable", body.String(), hb, gb)
+		}
+		h, g := getSale(t, httpBase, hs.ID), getSale(t, connectBase, gs.Sale.ID)
+		drop := []string{"remaining"}
+		if id == "" || id == "null" {
+			drop = append(drop, "id") // generated
+		}
+		if startsAt == "" || startsAt == "null" {
+			drop = append(drop, "starts_at", "status") // now, on each server
+		}
+		for _, k := range drop {
+			delete(h, k)
+			delete(g, k)
+		}
+		if !maps.EqualFunc(h, g, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
+			t.Fatalf("%s\ncreated over HTTP: %s\ncreated over Connect JSON: %s", body.String(), mustJSON(h), mustJSON(g))
+		}
+	})
+}
+
+// protoNamesOnly reports whether the JSON object v names only the
+// WaitingRoom's proto names (those the HTTP API reads), with no integer
+// written as a decimal string.
+func protoNamesOnly(v string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(v), &m) != nil {
+		return false
+	}
+	for k, raw := range m {
+		switch k {
+		case "admit_per_second", "ticket_seconds":
+			if len(raw) > 0 && raw[0] == '"' {
+				return false
+			}
+		case "order":
+		default:
+			if strings.EqualFold(k, "admitPerSecond") || strings.EqualFold(k, "ticketSeconds") {
+				return false // a JSON name, or a wrongly cased one protojson may match
+			}
+		}
+	}
+	return true
+}
+
+func getSale(t *testing.T, base, id string) map[string]json.RawMessage {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/sales/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/sales/%s: %d %s", id, resp.StatusCode, b)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("GET /v1/sales/%s: %v: %s", id, err, b)
+	}
+	return m
+}
+
+func mustJSON(m map[string]json.RawMessage) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}
