@@ -238,7 +238,7 @@ func TestWaitingRoomTicketOneAcrossProtocols(t *testing.T) {
 // postJSON sends body to path with the given headers, and answers the
 // status and the Surge-Code header (HTTP's code is in its body, the
 // Connect protocol's in the header).
-func postJSON(t *testing.T, base, path string, hdr map[string]string, body string) (int, string) {
+func postJSON(t testing.TB, base, path string, hdr map[string]string, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -154,4 +155,67 @@ func getSale(t *testing.T, base, id string) map[string]json.RawMessage {
 func mustJSON(m map[string]json.RawMessage) string {
 	b, _ := json.Marshal(m)
 	return string(b)
+}
+
+// FuzzPurchaseAcrossProtocols: a purchase's quantity, written as the
+// client likes, is read alike by POST /v1/sales/{id}/purchases (body
+// {"<name>":<quantity>}) and by a Connect JSON Purchase (the same member
+// beside sale_id): both refuse it with the same Surge code, or both
+// reserve the same number of units. name is the member's name as JSON
+// text (escapes included). Connect's own members (sale_id, the key, the
+// ticket), which the HTTP body lacks, are left out, and so is proto3
+// JSON's decimal string for an int64 ("2"), a documented difference.
+func FuzzPurchaseAcrossProtocols(f *testing.F) {
+	for _, s := range [][2]string{
+		{`"quantity"`, `2`}, {`"quantity"`, `0`}, {`"quantity"`, `null`}, {`"quantity"`, `-0`}, {`"quantity"`, `2.0`},
+		{`"quantity"`, `2e0`}, {`"quant\u0069ty"`, `3`}, {`"Quantity"`, `2`}, {`"quantity"`, `-1`}, {`"quantity"`, `1001`},
+		{`"quantity"`, `9223372036854775808`}, {`"quantity"`, `{}`}, {`"quantity"`, `true`}, {`"qty"`, `1`}, {`"quantity"`, ` 4 `},
+	} {
+		f.Add(s[0], s[1])
+	}
+	base := server(f)
+	admin := map[string]string{"Authorization": "Bearer " + adminToken}
+	if c, b := postJSON(f, base, "/v1/sales", admin, `{"id":"drop","name":"x","stock":1000000000,"per_user_limit":1000}`); c != http.StatusCreated {
+		f.Fatalf("create: %d %s", c, b)
+	}
+	connectOnly := map[string]bool{"sale_id": true, "saleId": true, "idempotency_key": true, "idempotencyKey": true,
+		"waiting_room_ticket": true, "waitingRoomTicket": true}
+	n := 0
+	f.Fuzz(func(t *testing.T, name, quantity string) {
+		var decoded string
+		if json.Unmarshal([]byte(name), &decoded) != nil || strings.TrimSpace(name) != name || connectOnly[decoded] {
+			return
+		}
+		if !json.Valid([]byte(quantity)) || strings.TrimSpace(quantity)[0] == '"' {
+			return
+		}
+		n++
+		user := map[string]string{}
+		user["X-User-ID"] = fmt.Sprintf("h%d", n)
+		hc, hb := postJSON(t, base, "/v1/sales/drop/purchases", user, `{`+name+`:`+quantity+`}`)
+		user["X-User-ID"] = fmt.Sprintf("g%d", n)
+		gc, gb := postJSON(t, base, "/surge.v1.SaleService/Purchase", user, `{"sale_id":"drop",`+name+`:`+quantity+`}`)
+		if (hc < 300) != (gc < 300) {
+			t.Fatalf("%s: %s\nHTTP %d %.300s\nConnect JSON %d %.300s", name, quantity, hc, hb, gc, gb)
+		}
+		if hc >= 300 {
+			if codeOf(hb) != codeOf(gb) {
+				t.Fatalf("%s: %s\nHTTP %d %.300s\nConnect JSON %d %.300s: another Surge code", name, quantity, hc, hb, gc, gb)
+			}
+			return
+		}
+		var h struct {
+			Order struct {
+				Quantity json.Number `json:"quantity"`
+			} `json:"order"`
+		}
+		var g struct {
+			Order struct {
+				Quantity string `json:"quantity"` // proto3 JSON writes an int64 as a string
+			} `json:"order"`
+		}
+		if json.Unmarshal([]byte(hb), &h) != nil || json.Unmarshal([]byte(gb), &g) != nil || h.Order.Quantity.String() != g.Order.Quantity {
+			t.Fatalf("%s: %s\nHTTP %d %.300s\nConnect JSON %d %.300s: another quantity", name, quantity, hc, hb, gc, gb)
+		}
+	})
 }
