@@ -110,6 +110,61 @@ func FuzzCreateSaleAcrossProtocols(f *testing.F) {
 	})
 }
 
+// FuzzCreateSaleBodyAcrossProtocols: FuzzCreateSaleAcrossProtocols for
+// whole bodies, members' names included (escaped, cased wrongly, given
+// twice, unknown, nested): the same text is refused by both with the
+// same Surge code, or creates a sale on both. Left out, as documented
+// differences: a member whose name is a field's JSON name (perUserLimit),
+// which Connect accepts beside the proto name, and an integer written as
+// a decimal string.
+func FuzzCreateSaleBodyAcrossProtocols(f *testing.F) {
+	for _, s := range []string{
+		``, `{}`, `null`, `[]`, "\x00", `{"name":"x","stock":1}{}`, `{"name":"x","stock":1,"stock":2}`,
+		`{"name":"x","Stock":1}`, `{"name":"x","\u017ftoc\u212a":1}`, `{"name":"x","st\u006fck":1}`,
+		`{"name":"x","stock":1,"colour":"red"}`, `{"name":"\ud800","stock":1}`, `{"name":"a\u0000b","stock":1}`,
+		`{"name":"x","stock":1,"waiting_room":{"admit_per_second":10,"order":"fifo","ticket_seconds":60}}`,
+		`{"name":"x","stock":1,"waiting_room":{"admit_per_second":10,"order":"fifo","order":"fifo","ticket_seconds":60}}`,
+		`{"name":"x","stock":1,"waiting_room":{"Order":"fifo","admit_per_second":10,"ticket_seconds":60}}`,
+		`{"name":"x","stock":1,"waiting_room":{"admit_per_second":10,"order":"fifo"}}`,
+		`{"name":"x","stock":1,"waiting_room":{}}`,
+		`{"name":"x","stock":1,"starts_at":"2031-03-14T10:00:00.1234567891Z","ends_at":null,"id":null}`,
+		`{"id":"a-b_C","name":"Sneakers","stock":100,"per_user_limit":3,"price_cents":12999,"currency":"EUR",` +
+			`"starts_at":"2031-03-14T10:00:00+01:00","ends_at":"2031-03-15T09:26:53.123456789Z","hold_seconds":60}`,
+	} {
+		f.Add([]byte(s))
+	}
+	httpBase, connectBase := server(f), server(f)
+	admin := map[string]string{"Authorization": "Bearer " + adminToken}
+	jsonNames := map[string]bool{"perUserLimit": true, "priceCents": true, "startsAt": true, "endsAt": true,
+		"holdSeconds": true, "waitingRoom": true, "admitPerSecond": true, "ticketSeconds": true}
+	integer := map[string]bool{"stock": true, "per_user_limit": true, "price_cents": true, "hold_seconds": true,
+		"admit_per_second": true, "ticket_seconds": true}
+	var documented func(v any) bool
+	documented = func(v any) bool {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, x := range m {
+			if _, str := x.(string); jsonNames[k] || integer[k] && str || documented(x) {
+				return true
+			}
+		}
+		return false
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var v any
+		if json.Unmarshal(body, &v) == nil && documented(v) {
+			return
+		}
+		hc, hb := postJSON(t, httpBase, "/v1/sales", admin, string(body))
+		gc, gb := postJSON(t, connectBase, "/surge.v1.SaleService/CreateSale", admin, string(body))
+		if (hc < 300) != (gc < 300) || hc >= 300 && codeOf(hb) != codeOf(gb) {
+			t.Fatalf("%q\nHTTP %d %.300s\nConnect JSON %d %.300s", body, hc, hb, gc, gb)
+		}
+	})
+}
+
 // protoNamesOnly reports whether the JSON object v names only the
 // WaitingRoom's proto names (those the HTTP API reads), with no integer
 // written as a decimal string.
