@@ -73,7 +73,14 @@ fuzz: ## run every fuzz target (request decoders, auth, tickets, payment webhook
 	@for file in $$(grep -l '^func Fuzz' $$(find . -name '*_test.go' -not -path './.git/*' | sort)); do \
 		pkg=$$(dirname $$file); \
 		for f in $$(grep -o '^func Fuzz[A-Za-z]*' $$file | cut -d' ' -f2); do \
-			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			echo "== $$pkg $$f"; \
+			seen=$$(ls $$pkg/testdata/fuzz/$$f 2>/dev/null | wc -l); out=$$(mktemp); \
+			if ! $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >$$out 2>&1; then \
+				cat $$out; \
+				if [ "$$(ls $$pkg/testdata/fuzz/$$f 2>/dev/null | wc -l)" = "$$seen" ] && grep -q 'context deadline exceeded' $$out; then \
+					echo "(no failing input written: Go's fuzz coordinator timing out at -fuzztime's end, golang/go#75804; not a finding)"; \
+				else rm -f $$out; exit 1; fi; \
+			else cat $$out; fi; rm -f $$out; \
 		done; \
 	done
 
