@@ -121,6 +121,7 @@ func parseJWKS(data []byte, skipUnusable bool) (*JWKS, error) {
 		return nil, errNoKeys
 	}
 	ks := &JWKS{keys: make([]jwk, 0, len(doc.Keys))}
+	var at []int // the place in the document of each key kept
 	for i, raw := range doc.Keys {
 		k, err := parseJWK(json.RawMessage(raw))
 		if skipUnusable && errors.Is(err, errUnusableKey) {
@@ -129,16 +130,21 @@ func parseJWKS(data []byte, skipUnusable bool) (*JWKS, error) {
 		if err != nil {
 			return nil, fmt.Errorf("jwks: key %d: %w", i, err)
 		}
-		if len(doc.Keys) > 1 && k.kid == "" {
-			return nil, fmt.Errorf("jwks: key %d has no kid; every key needs one when the set holds several", i)
-		}
 		if k.kid != "" && slices.ContainsFunc(ks.keys, func(o jwk) bool { return o.kid == k.kid }) {
 			return nil, fmt.Errorf("jwks: key %d: duplicate kid %q", i, k.kid)
 		}
 		ks.keys = append(ks.keys, k)
+		at = append(at, i)
 	}
 	if len(ks.keys) == 0 {
 		return nil, errNoKeys
+	}
+	// A kid tells apart the keys a token may name; the keys skipped (an
+	// encryption key beside the signing key) are none of them.
+	for j, k := range ks.keys {
+		if len(ks.keys) > 1 && k.kid == "" {
+			return nil, fmt.Errorf("jwks: key %d has no kid; every signing key needs one when the set holds several", at[j])
+		}
 	}
 	return ks, nil
 }
