@@ -431,6 +431,13 @@ func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.Wa
 	if slot, ok := ctx.Value(streamSlotKey{}).(streamSlot); ok && slot.refused != nil {
 		return h.toConnect(ctx, req.Spec().Procedure, slot.refused)
 	}
+	select {
+	case <-h.stop:
+		// Shutting down or handing over: refused as a queue stream is
+		// then, so the client watches elsewhere or later.
+		return h.toConnect(ctx, req.Spec().Procedure, surge.ErrUnavailable)
+	default:
+	}
 	st, err := h.sale(req.Msg.Id)
 	if err != nil {
 		return h.toConnect(ctx, req.Spec().Procedure, err)

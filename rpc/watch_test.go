@@ -3,11 +3,13 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 
 	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
@@ -98,5 +100,34 @@ func TestWatchSaleStreamsAreBounded(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// A WatchSale that comes once the server is shutting down (or handing
+// over to a new process) is refused UNAVAILABLE, as a queue event stream
+// is refused 503 unavailable then, so that the client watches elsewhere
+// or later; before, it got the current figures and an OK end, as if the
+// stream had run its course.
+func TestWatchSaleRefusedWhenClosing(t *testing.T) {
+	eng, log := meteredEngine(t, prometheus.NewRegistry())
+	g := rpc.New(eng, rpc.Config{Logger: log, WatchTick: 10 * time.Millisecond})
+	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount}))
+	defer srv.Close()
+	createSale(t, srv.URL, "drop", 10)
+	g.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := surgev1connect.NewSaleServiceClient(srv.Client(), srv.URL)
+	s, err := c.WatchSale(ctx, connect.NewRequest(&surgev1.WatchSaleRequest{Id: "drop"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	for s.Receive() {
+		n++
+	}
+	if connect.CodeOf(s.Err()) != connect.CodeUnavailable {
+		t.Errorf("a WatchSale after Close: %d messages, then %v; want unavailable", n, s.Err())
 	}
 }
