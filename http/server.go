@@ -165,7 +165,15 @@ func (s *Server) routes() {
 	s.dashboardRoutes()
 	s.paymentRoutes()
 	if s.cfg.Mount != nil {
-		m.Handle(s.cfg.Mount(s))
+		path, h := s.cfg.Mount(s)
+		m.Handle(path, h)
+		if base := strings.TrimSuffix(path, "/"); base != path && base != "" {
+			// The mounted subtree's own name: ServeMux would redirect it
+			// there (307, no body); it names no endpoint.
+			m.HandleFunc(base, func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+			})
+		}
 	}
 	// The mux answers unknown paths and wrong methods in plain text; these
 	// fallbacks keep every answer in the JSON error shape. On the Public
