@@ -43,7 +43,7 @@ type Sale struct {
 	// Unset: no end.
 	EndsAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
 	HoldSeconds int64                  `protobuf:"varint,10,opt,name=hold_seconds,json=holdSeconds,proto3" json:"hold_seconds,omitempty"`
-	// upcoming, live, sold_out or ended.
+	// upcoming, live, paused, sold_out or ended.
 	Status   string `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
 	Stale    bool   `protobuf:"varint,12,opt,name=stale,proto3" json:"stale,omitempty"`
 	Archived bool   `protobuf:"varint,13,opt,name=archived,proto3" json:"archived,omitempty"`
@@ -1056,7 +1056,7 @@ func (x *WatchSaleRequest) GetId() string {
 type WatchSaleResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Remaining int64                  `protobuf:"varint,1,opt,name=remaining,proto3" json:"remaining,omitempty"`
-	// upcoming, live, sold_out or ended.
+	// upcoming, live, paused, sold_out or ended.
 	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
