@@ -37,6 +37,10 @@ type APIError struct {
 
 func (e *APIError) Error() string {
 	s := fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+	if e.Status == 0 {
+		// An error event of a stream answered 200: no status of its own.
+		s = e.Code + ": " + e.Message
+	}
 	if e.Attempts > 1 {
 		s += fmt.Sprintf(" (gave up after %d attempts)", e.Attempts)
 	}

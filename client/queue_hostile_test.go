@@ -86,3 +86,17 @@ func TestWaitAdmittedUnknownStatusPaced(t *testing.T) {
 		t.Errorf("status \"paused\" for 1 s: WaitAdmitted sent %d requests (err %v); want at most 12, a stream and a poll every 250 ms at the most", n, err)
 	}
 }
+
+// A stream that ends with the server's error event was answered 200: the
+// error says what the server said, not a made-up "HTTP 0".
+func TestWatchQueueErrorEventSaysNoStatus(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write([]byte("event: error\ndata: {\"error\":{\"code\":\"sale_not_found\",\"message\":\"sale not found\"}}\n\n"))
+	}))
+	defer srv.Close()
+	err := client.New(srv.URL, "").WatchQueue(t.Context(), "s", "ticket", func(api.Queue) error { return nil })
+	if err == nil || err.Error() != "sale_not_found: sale not found" {
+		t.Errorf("a stream's error event: %v; want \"sale_not_found: sale not found\"", err)
+	}
+}
