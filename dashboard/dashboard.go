@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,8 +209,37 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.signIn(w, http.StatusUnauthorized, `<p class="error">That is not the admin token.</p>`)
 		return
 	}
-	http.SetCookie(w, sess.cookie(now, r.TLS != nil))
+	http.SetCookie(w, sess.cookie(now, overTLS(r)))
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// overTLS reports whether the browser reached the server over TLS:
+// directly, or through a proxy that terminated it and says so in
+// X-Forwarded-Proto or Forwarded (Surge serves no TLS itself, so behind
+// its TLS proxy r.TLS is always nil). The header is believed from anyone:
+// it only makes the requester's own cookie Secure.
+func overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	for _, v := range r.Header.Values("X-Forwarded-Proto") {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "https") {
+				return true
+			}
+		}
+	}
+	for _, v := range r.Header.Values("Forwarded") {
+		for elem := range strings.SplitSeq(v, ",") {
+			for pair := range strings.SplitSeq(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(k, "proto") && strings.EqualFold(strings.Trim(val, `"`), "https") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // writeError answers in the API's JSON error shape.

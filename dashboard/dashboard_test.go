@@ -281,3 +281,44 @@ func TestStreamHEADEnds(t *testing.T) {
 		t.Errorf("HEAD of the feed without a session: %d, want 401 as GET", resp.StatusCode)
 	}
 }
+
+// TestSessionCookieSecureBehindTLSProxy: Surge serves no TLS itself, so a
+// dashboard reached over HTTPS is behind a proxy that terminated it; the
+// session cookie must still be Secure then (the proxy says so in
+// X-Forwarded-Proto or Forwarded), and stays without it over plain HTTP.
+func TestSessionCookieSecureBehindTLSProxy(t *testing.T) {
+	_, srv := newTestServer(t, Config{})
+	plain := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		header, value string
+		secure        bool
+	}{
+		{"", "", false},
+		{"X-Forwarded-Proto", "http", false},
+		{"X-Forwarded-Proto", "https", true},
+		{"X-Forwarded-Proto", "HTTPS, http", true},
+		{"Forwarded", `for=192.0.2.60;proto=https;by=203.0.113.43`, true},
+		{"Forwarded", `for=192.0.2.60;proto=http`, false},
+	} {
+		req, err := http.NewRequest("POST", srv.URL+"/dashboard/login", strings.NewReader(url.Values{"token": {testToken}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if tc.header != "" {
+			req.Header.Set(tc.header, tc.value)
+		}
+		resp, err := plain.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cs := resp.Cookies()
+		if resp.StatusCode != http.StatusSeeOther || len(cs) != 1 {
+			t.Fatalf("sign-in with %s: %q: %d, cookies %v", tc.header, tc.value, resp.StatusCode, cs)
+		}
+		if cs[0].Secure != tc.secure {
+			t.Errorf("sign-in with %s: %q: cookie Secure=%v, want %v", tc.header, tc.value, cs[0].Secure, tc.secure)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func (s *sessions) valid(v string, now time.Time) bool {
 
 // cookie is a new session's cookie: HttpOnly (no script reads it),
 // SameSite=Strict (no other site's page sends it), scoped to the
-// dashboard's paths, Secure when the sign-in came over TLS.
+// dashboard's paths, Secure when the sign-in came over TLS (overTLS).
 func (s *sessions) cookie(now time.Time, tls bool) *http.Cookie {
 	payload := "v1." + strconv.FormatInt(now.Add(sessionTTL).Unix(), 10)
 	return &http.Cookie{
