@@ -298,11 +298,16 @@ func (f *feed) compute() Snapshot {
 		step, span = cur.at.Sub(prev.at).Seconds(), cur.at.Sub(base.at).Seconds()
 		snap.WindowSeconds = span
 	}
-	rate := func(c, p float64) *float64 {
-		if prev == nil || step <= 0 {
+	// rate is nil without a previous value: admissions are read at scrape
+	// time from the waiting room (in cluster mode, Redis), and a scrape
+	// that could not count them leaves them out; when they come back, or
+	// a sale this node just heard of brings them, their total is not what
+	// happened in the last step.
+	rate := func(c float64, p *float64) *float64 {
+		if prev == nil || p == nil || step <= 0 {
 			return nil
 		}
-		return ptr(delta(c, p) / step)
+		return ptr(delta(c, *p) / step)
 	}
 	active := map[string]bool{}
 	for id, s := range cur.sales {
@@ -320,7 +325,9 @@ func (f *feed) compute() Snapshot {
 		}
 		var all float64
 		for name, total := range s.purchases {
-			o := Outcome{Name: name, Total: total, PerSecond: rate(total, ps.purchases[name])}
+			// Every outcome is exported at 0 from the sale's creation: one
+			// the previous gather lacked counts from 0.
+			o := Outcome{Name: name, Total: total, PerSecond: rate(total, ptr(ps.purchases[name]))}
 			if o.PerSecond != nil {
 				all += *o.PerSecond
 			}
@@ -338,12 +345,8 @@ func (f *feed) compute() Snapshot {
 			}
 			return cmp.Compare(a.Name, b.Name)
 		})
-		if s.admitted != nil && prev != nil {
-			var p float64
-			if ps.admitted != nil {
-				p = *ps.admitted
-			}
-			out.AdmittedPerSecond = rate(*s.admitted, p)
+		if s.admitted != nil {
+			out.AdmittedPerSecond = rate(*s.admitted, ps.admitted)
 		}
 		if prev != nil {
 			lat := s.latency.minus(bs.latency)

@@ -1,11 +1,15 @@
 package dashboard
 
 import (
+	"context"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/surgehq/surge/metrics"
 )
 
 // contract is a registry filled by the test under the contract names, as
@@ -212,4 +216,41 @@ func TestSnapshotBounded(t *testing.T) {
 	if len(s.Sales) != 2 || s.Sales[0].ID != "c" || s.Sales[1].ID != "d" || s.HiddenSales != 2 {
 		t.Errorf("bounded sales: %+v, hidden %d", s.Sales, s.HiddenSales)
 	}
+}
+
+// TestRateNeedsThePreviousSample: a counter missing from the previous
+// gather has no rate yet. metrics.SaleCollector leaves a sale's waiting
+// room series out of a scrape whose line could not be counted (in cluster
+// mode, Redis slow or down: engine.SaleFigures); when they come back, the
+// admissions since the sale began are not admissions of the last second.
+func TestRateNeedsThePreviousSample(t *testing.T) {
+	var lineFails atomic.Bool
+	admitted := int64(50_000)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewSaleCollector(func(context.Context) []metrics.SaleFigures {
+		// As engine.SaleFigures: WaitingRoom only when the line was counted.
+		return []metrics.SaleFigures{{Sale: "drop", Stock: 1000, Remaining: 400,
+			WaitingRoom: !lineFails.Load(), Waiting: 7000, Admitted: admitted}}
+	}))
+	f := &feed{g: reg, window: 5 * time.Second, interval: time.Second, maxSales: defaultMaxSales}
+	t0 := time.Now()
+	f.snapshot(t0)
+	admitted += 100
+	s, _ := f.snapshot(t0.Add(time.Second))
+	near(t, "admitted/s", s.Sales[0].AdmittedPerSecond, 100)
+
+	lineFails.Store(true) // one scrape without the line
+	admitted += 100
+	if s, _ = f.snapshot(t0.Add(2 * time.Second)); s.Sales[0].AdmittedPerSecond != nil || s.Sales[0].AdmittedTotal != nil {
+		t.Errorf("admissions without the line: %v/s, total %v; want null", s.Sales[0].AdmittedPerSecond, s.Sales[0].AdmittedTotal)
+	}
+	lineFails.Store(false)
+	admitted += 100
+	s, _ = f.snapshot(t0.Add(3 * time.Second))
+	if r := s.Sales[0].AdmittedPerSecond; r != nil && *r > 1000 {
+		t.Errorf("admitted/s right after the line came back: %g (the whole total %d over one second); want null or about 100", *r, admitted)
+	}
+	admitted += 100
+	s, _ = f.snapshot(t0.Add(4 * time.Second))
+	near(t, "admitted/s once two samples hold the line again", s.Sales[0].AdmittedPerSecond, 100)
 }
