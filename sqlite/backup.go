@@ -32,6 +32,10 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 	if _, err := os.Stat(src); err != nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
 	}
+	if name, ok := dataDirName(dir, to); ok {
+		return BackupInfo{}, fmt.Errorf("sqlite: backup: %s is the data directory's own %s, which the server or SQLite writes, removes or replaces under that name; "+
+			"give a file outside the data directory", to, name)
+	}
 	if _, err := os.Lstat(to); err == nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: %s exists; give a new file", to)
 	}
@@ -99,6 +103,27 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	return info, nil
+}
+
+// dataDirName reports whether to names, in the data directory dir however
+// spelled (a symbolic link, "."), a file the store or SQLite keeps there
+// by name: a backup written under one of them, absent at the moment (no
+// image, no seal while serving, no WAL while stopped), is taken back
+// later: a clean stop removes or replaces surge.ledger and surge.clean,
+// a start's SQLite deletes a surge.db-journal and resets a WAL it cannot
+// read. It returns the name.
+func dataDirName(dir, to string) (string, bool) {
+	name := filepath.Base(to)
+	own := name == FileName || strings.HasPrefix(name, FileName+"-")
+	for _, n := range []string{ImageName, SealName, MarkName, LockName} {
+		own = own || name == n || name == n+".tmp"
+	}
+	if !own {
+		return "", false
+	}
+	d, err1 := os.Stat(dir)
+	t, err2 := os.Stat(filepath.Dir(to))
+	return name, err1 == nil && err2 == nil && os.SameFile(d, t)
 }
 
 // A backup killed before it finished (SIGKILL, the OOM killer, `timeout
