@@ -64,7 +64,11 @@ func TestNoSealAfterAFailedAdminWrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := open(t, dir)
+			var logged lockedBuffer
+			s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
 			id, name, stock, limit, ends := "s1", "S", int64(5), int64(1), t0.Add(time.Hour)
 			sale, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, PerUserLimit: &limit, EndsAt: &ends}, t0)
 			if err != nil {
@@ -86,6 +90,11 @@ func TestNoSealAfterAFailedAdminWrite(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(dir, sqlite.SealName)); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("a store whose %s's write failed (%v) left a seal: %v", tc.name, werr, err)
+			}
+			// The stop says so, or the operator reads only "stopped
+			// cleanly" and wonders at the next start's full check.
+			if !strings.Contains(logged.String(), "level=WARN msg=\"no seal left") {
+				t.Errorf("the close of a store whose %s's write failed logged no warning of the missing seal:\n%s", tc.name, logged.String())
 			}
 			s = open(t, dir)
 			defer s.Close()

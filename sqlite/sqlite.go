@@ -753,6 +753,8 @@ func (s *Store) Close() error {
 			// A store a commit of which failed leaves no seal: the next
 			// start checks the file in full.
 			err = seal(filepath.Dir(s.path), s.g.progress.Load(), s.file)
+		} else if s.sawFailure.Load() {
+			s.opts.Logger.Warn("no seal left: a commit failed while the store served, so the next start checks the file in full")
 		}
 		err = errors.Join(err, s.g.release())
 	})
