@@ -17,6 +17,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -183,13 +184,11 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		cfg.MaxConns = opt.MaxConns
 	}
 	instrument(cfg, opt)
-	channel := "surge_changes"
 	if opt.Schema != "" {
 		if !surge.ValidID(opt.Schema) {
 			return nil, fmt.Errorf("postgres: schema %q must match [A-Za-z0-9_-]{1,64}", opt.Schema)
 		}
 		cfg.ConnConfig.RuntimeParams["search_path"] = opt.Schema
-		channel = "surge_changes_" + opt.Schema
 	}
 	// The migration's session gets the idle bound too: a node stopped
 	// inside a migration's transaction would otherwise hold its DDL's
@@ -215,6 +214,16 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
+	// The channel is the schema's, however its search_path came (Schema,
+	// or the URL's, as deployments sharing a database set it): with one
+	// channel for the database, every node of one deployment heard every
+	// announcement of the others, each a full sync of its sales.
+	var schema *string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: current schema: %w", err)
+	}
+	channel := channelOf(schema)
 	if opt.Events {
 		if _, err := pool.Exec(ctx, enableEventsSQL); err != nil {
 			pool.Close()
@@ -222,6 +231,22 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		}
 	}
 	return &DB{pool: pool, channel: channel, installs: make(chan struct{}, max(1, cfg.MaxConns/2))}, nil
+}
+
+// channelOf is the LISTEN/NOTIFY channel of the schema: surge_changes for
+// the default one (public), else named after it, or after its hash when
+// that would pass PostgreSQL's 63 bytes (pg_notify refuses a longer
+// name, LISTEN cuts it).
+func channelOf(schema *string) string {
+	const base = "surge_changes"
+	if schema == nil || *schema == "" || *schema == "public" {
+		return base
+	}
+	c := base + "_" + *schema
+	if len(c) > 63 {
+		c = fmt.Sprintf("%s_%x", base, sha256.Sum256([]byte(*schema)))[:63]
+	}
+	return c
 }
 
 // idleTimeoutSet reports whether the connection's parameters already set
