@@ -203,9 +203,21 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		mcfg.RuntimeParams["idle_in_transaction_session_timeout"] = IdleInTransactionTimeout
 		after = nil
 	}
-	err = migrateSchema(ctx, mcfg, after, opt.Schema, opt.Existing)
-	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "08P01" && strings.Contains(pgErr.Message, "startup parameter") {
-		err = migrateSchema(ctx, cfg.ConnConfig.Copy(), cfg.AfterConnect, opt.Schema, opt.Existing)
+	for {
+		err = migrateSchema(ctx, mcfg, after, opt.Schema, opt.Existing)
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "08P01" && strings.Contains(pgErr.Message, "startup parameter") {
+			err = migrateSchema(ctx, cfg.ConnConfig.Copy(), cfg.AfterConnect, opt.Schema, opt.Existing)
+		}
+		// A migration that could not lock a table at once (a long read
+		// holds it) rolled back: try again, until ctx ends.
+		if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (waiting for the tables it alters: %w)", err, ctx.Err())
+		case <-time.After(migrateLockRetry):
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -316,8 +328,25 @@ func newMigrator(ctx context.Context, conn *pgx.Conn) (*migrate.Migrator, error)
 	if err := m.LoadMigrations(sub); err != nil {
 		return nil, fmt.Errorf("postgres: load migrations: %w", err)
 	}
+	for _, mig := range m.Migrations {
+		if !strings.Contains(mig.UpSQL, "disable-tx") {
+			mig.UpSQL = "SET LOCAL lock_timeout = '" + migrateLockTimeout + "';\n" + mig.UpSQL
+		}
+	}
 	return m, nil
 }
+
+// migrateLockTimeout bounds how long a migration waits for a lock (each
+// runs in a transaction of its own, which sets it): its request queues
+// ahead of every later one on the table, so while a long read (surge
+// reconcile's view, an export of a large sale) held a table it alters,
+// every insert and settle of the serving nodes waited behind it, past
+// their call timeout. It then rolls back and Open tries it again after
+// migrateLockRetry.
+const (
+	migrateLockTimeout = "500ms"
+	migrateLockRetry   = time.Second
+)
 
 // Close releases the pool.
 func (d *DB) Close() { d.pool.Close() }
