@@ -304,6 +304,17 @@ func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, after func(context.
 			return fmt.Errorf("postgres: create schema %s: %w", schema, err)
 		}
 	}
+	// A search_path (the URL's) naming no schema that exists leaves
+	// nowhere to create the tables: say so, rather than PostgreSQL's "no
+	// schema has been selected to create in".
+	var current *string
+	var path string
+	if err := conn.QueryRow(ctx, `SELECT current_schema(), current_setting('search_path')`).Scan(&current, &path); err != nil {
+		return fmt.Errorf("postgres: current schema: %w", err)
+	}
+	if current == nil {
+		return fmt.Errorf("postgres: the search_path (%s) names no schema that exists: create it first (CREATE SCHEMA), or fix the URL", path)
+	}
 	m, err := newMigrator(ctx, conn)
 	if err != nil {
 		return err
