@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"time"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
@@ -25,6 +26,17 @@ func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 		}
 	}
 	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.CreateSale(ctx, sl, buckets, install) }); err != nil {
+		if surge.ErrorCode(err) == "" {
+			if row, ok := s.createdAnyway(ctx, sl); ok {
+				// The COMMIT's answer was lost, not the commit: the sale
+				// is this very one, its live state (if installed) its
+				// epoch 1's. A 503 asked for a retry that got 409.
+				s.log.Warn("the answer to a sale's creation was lost, and PostgreSQL holds the sale", "sale", sl.ID, "err", err)
+				s.remember(row.Sale, row.Buckets, row.Ever)
+				s.announce(ctx, sl.ID)
+				return nil
+			}
+		}
 		if staged && !surge.HasCode(err, surge.CodeSaleExists) {
 			// The commit failed (or its answer was lost): leave no state,
 			// nor staging keys of an install that failed part-way, behind;
@@ -38,6 +50,21 @@ func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 	s.remember(sl, buckets, 0)
 	s.announce(ctx, sl.ID)
 	return nil
+}
+
+// createdAnyway tells whether PostgreSQL holds sl itself (the same
+// creation time, name and stock), after its creation failed without
+// PostgreSQL saying why: the connection dropped or the timeout cut it,
+// maybe after the COMMIT was sent. A commit still on its way is not seen,
+// and the creation stays answered as failed.
+func (s *Store) createdAnyway(ctx context.Context, sl surge.Sale) (postgres.SaleRow, bool) {
+	var row postgres.SaleRow
+	err := s.call(context.WithoutCancel(ctx), s.pcb, func(ctx context.Context) (err error) {
+		row, err = s.db.Sale(ctx, sl.ID)
+		return err
+	})
+	return row, err == nil && row.Name == sl.Name && row.Stock == sl.Stock &&
+		row.CreatedAt.Equal(sl.CreatedAt.UTC().Truncate(time.Microsecond))
 }
 
 // saleInfo is a sale and where its live state lives.
