@@ -33,6 +33,19 @@ func (s *Store) ArchiveSale(ctx context.Context, saleID string, now time.Time) (
 		a, err = s.db.ArchiveSale(ctx, saleID, now)
 		return err
 	})
+	if err != nil && surge.ErrorCode(err) == "" {
+		// PostgreSQL did not say why (the connection dropped, the timeout
+		// cut it): the COMMIT may have landed, and then a retry gets
+		// 404. The archive at now, if PostgreSQL holds it, is this one.
+		var found bool
+		if cerr := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+			a, found, err = s.db.ArchivedOne(ctx, saleID)
+			return err
+		}); cerr == nil && found && a.ArchivedAt.Equal(now.UTC().Truncate(time.Millisecond)) {
+			s.log.Warn("the answer to a sale's archive was lost, and PostgreSQL holds the archive", "sale", saleID, "err", err)
+			err = nil
+		}
+	}
 	if err != nil {
 		return surge.ArchivedSale{}, unavailable("archiving the sale", err)
 	}

@@ -93,6 +93,21 @@ func (d *DB) ArchivedSales(ctx context.Context) ([]surge.ArchivedSale, error) {
 	return out, nil
 }
 
+// ArchivedOne returns the archived sale saleID; ok is false if it is
+// unknown or not archived.
+func (d *DB) ArchivedOne(ctx context.Context, saleID string) (a Archived, ok bool, err error) {
+	row, err := scanSale(extraRow{d.pool.QueryRow(ctx, `SELECT `+saleColumns+`, archived_at, archived_remaining FROM sales
+		WHERE id = $1 AND archived_at IS NOT NULL`, saleID), []any{&a.ArchivedAt, &a.Remaining}})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Archived{}, false, nil
+	}
+	if err != nil {
+		return Archived{}, false, fmt.Errorf("postgres: archived sale %s: %w", saleID, err)
+	}
+	a.Sale, a.ArchivedAt, a.Buckets = row.Sale, a.ArchivedAt.UTC(), row.Buckets
+	return a, true, nil
+}
+
 // Archived reports whether saleID names an archived sale.
 func (d *DB) Archived(ctx context.Context, saleID string) (bool, error) {
 	var archived bool
