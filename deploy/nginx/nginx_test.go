@@ -1,8 +1,8 @@
 // Package nginx_test runs the shipped edge config (nginx.conf) for real:
 // Debian's nginx on loopback in front of two cluster-mode `surge serve`
 // nodes on the real Redis and PostgreSQL, a spike through it with
-// `surge bench` (whose verifier checks the sale), and a client over its
-// rate answered 429 by the edge. scripts/services.sh installs nginx and
+// `surge bench` (whose verifier checks the sale), a client over its
+// rate answered 429 by the edge, and a quiet WatchSale stream. scripts/services.sh installs nginx and
 // starts Redis and PostgreSQL; without nginx the test skips on a
 // developer's machine and fails under CI.
 package nginx_test
@@ -20,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
+	surgev1 "github.com/surgehq/surge/gen/surge/v1"
+	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/servicetest"
 )
@@ -27,64 +31,10 @@ import (
 const token = "edge-test-admin-token"
 
 func TestEdge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs nginx and two nodes")
-	}
-	nginx := nginxBinary(t)
-	dir, err := os.MkdirTemp("", "surge-edge-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	// nginx's workers run as nobody and keep their temporary files under
-	// the prefix.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "surge")
+	e := startEdge(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	// Two cluster nodes that believe the edge's X-Forwarded-For.
-	ns := servicetest.Namespace(t)
-	db, err := postgres.Open(ctx, servicetest.PostgresURL(), postgres.Options{Schema: ns})
-	if err != nil {
-		t.Fatalf("PostgreSQL (run scripts/services.sh): %v", err)
-	}
-	db.Close()
-	var nodes []string
-	logs := map[string]func() string{}
-	for _, id := range []string{"a", "b"} {
-		addr := freeAddr(t)
-		cmd := exec.Command(bin, "serve", "--http-addr", addr, "--node-id", id,
-			"--redis-url", servicetest.RedisURL(), "--postgres-url", servicetest.PostgresURL()+"&search_path="+ns,
-			"--redis-prefix", ns, "--insecure-user-header", "--trusted-proxies", "127.0.0.1/32", "--access-log")
-		cmd.Env = cleanEnv("SURGE_ADMIN_TOKEN=" + token)
-		logs[id] = start(t, cmd, filepath.Join(dir, "node-"+id+".log"))
-		waitHTTP(t, "node "+id, "http://"+addr+"/readyz", logs[id])
-		nodes = append(nodes, addr)
-	}
-
-	// The shipped config, on loopback ports; 127.0.0.1 (the bench) exempt
-	// from the per-address limit, as an operator exempts a load-test box.
-	edge := freeAddr(t)
-	conf := render(t, map[string]string{
-		"server surge-a:8080":    "server " + nodes[0],
-		"server surge-b:8080":    "server " + nodes[1],
-		"listen 80;":             "listen " + edge + ";",
-		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
-		"worker_processes auto;": "worker_processes 1;",
-		"        default 0;\n":   "        default 0;\n        127.0.0.1 1;\n",
-	})
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	nginxLog := start(t, exec.Command(nginx, "-p", dir, "-c", confPath, "-g", "daemon off;"), filepath.Join(dir, "nginx.log"))
-	waitHTTP(t, "nginx", "http://"+edge+"/healthz", nginxLog)
+	bin, edge, logs, nginxLog := e.bin, e.addr, e.logs, e.nginxLog
 
 	// A spike through the edge; bench verifies the sale from the export
 	// (no oversell, every 201 present, per-buyer limits).
@@ -139,6 +89,85 @@ func TestEdge(t *testing.T) {
 	if seen != ok {
 		t.Errorf("the nodes logged %d requests from 127.0.0.2 (X-Forwarded-For), the edge passed %d", seen, ok)
 	}
+}
+
+// edgeEnv is the shipped edge on loopback in front of two cluster nodes.
+type edgeEnv struct {
+	bin, addr string                   // surge binary, the edge's address
+	nodes     []string                 // the nodes' addresses
+	logs      map[string]func() string // each node's log
+	nginxLog  func() string
+}
+
+// startEdge builds surge, starts two cluster nodes and nginx with the
+// shipped config; extra holds further replacements in nginx.conf.
+func startEdge(t *testing.T, extra map[string]string) *edgeEnv {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs nginx and two nodes")
+	}
+	nginx := nginxBinary(t)
+	dir, err := os.MkdirTemp("", "surge-edge-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// nginx's workers run as nobody and keep their temporary files under
+	// the prefix.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "surge")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	e := &edgeEnv{bin: bin, logs: map[string]func() string{}}
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// Two cluster nodes that believe the edge's X-Forwarded-For.
+	ns := servicetest.Namespace(t)
+	db, err := postgres.Open(ctx, servicetest.PostgresURL(), postgres.Options{Schema: ns})
+	if err != nil {
+		t.Fatalf("PostgreSQL (run scripts/services.sh): %v", err)
+	}
+	db.Close()
+	var nodes []string
+	logs := e.logs
+	for _, id := range []string{"a", "b"} {
+		addr := freeAddr(t)
+		cmd := exec.Command(bin, "serve", "--http-addr", addr, "--node-id", id,
+			"--redis-url", servicetest.RedisURL(), "--postgres-url", servicetest.PostgresURL()+"&search_path="+ns,
+			"--redis-prefix", ns, "--insecure-user-header", "--trusted-proxies", "127.0.0.1/32", "--access-log")
+		cmd.Env = cleanEnv("SURGE_ADMIN_TOKEN=" + token)
+		logs[id] = start(t, cmd, filepath.Join(dir, "node-"+id+".log"))
+		waitHTTP(t, "node "+id, "http://"+addr+"/readyz", logs[id])
+		nodes = append(nodes, addr)
+	}
+
+	// The shipped config, on loopback ports; 127.0.0.1 (the bench) exempt
+	// from the per-address limit, as an operator exempts a load-test box.
+	edge := freeAddr(t)
+	repl := map[string]string{
+		"server surge-a:8080":    "server " + nodes[0],
+		"server surge-b:8080":    "server " + nodes[1],
+		"listen 80;":             "listen " + edge + ";",
+		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
+		"worker_processes auto;": "worker_processes 1;",
+		"        default 0;\n":   "        default 0;\n        127.0.0.1 1;\n",
+	}
+	for from, to := range extra {
+		repl[from] = to
+	}
+	conf := render(t, repl)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.nginxLog = start(t, exec.Command(nginx, "-p", dir, "-c", confPath, "-g", "daemon off;"), filepath.Join(dir, "nginx.log"))
+	waitHTTP(t, "nginx", "http://"+edge+"/healthz", e.nginxLog)
+	e.addr, e.nodes = edge, nodes
+	return e
 }
 
 // render is nginx.conf with each key replaced by its value; every key
@@ -246,4 +275,94 @@ func waitHTTP(t *testing.T, what, url string, logs func() string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestEdgeWatchSale follows a sale with the gRPC API's WatchSale, over
+// Connect on HTTP/1.1 through the edge. The stream is quiet while the sale
+// does not change (no heartbeat), so it must neither be cut by the read
+// timeout of the edge's ordinary requests (shortened here from 30 s to
+// 2 s, so that the test need not wait 30 s), and a purchase then still
+// reaches the watcher.
+func TestEdgeWatchSale(t *testing.T) {
+	e := startEdge(t, map[string]string{"proxy_read_timeout 30s;": "proxy_read_timeout 2s;"})
+	edge := "http://" + e.addr
+	post := func(path, body string, hdr ...string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, edge+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	post("/v1/sales", `{"id":"watched","name":"Watched","stock":10}`, "Authorization", "Bearer "+token)
+	// Both nodes know the sale (a node learns of another's sale shortly).
+	for _, n := range e.nodes {
+		waitHTTP(t, "the sale on node "+n, "http://"+n+"/v1/sales/watched", func() string { return "" })
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := surgev1connect.NewSaleServiceClient(http.DefaultClient, edge)
+	stream, err := c.WatchSale(ctx, connect.NewRequest(&surgev1.WatchSaleRequest{Id: "watched"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	got := make(chan *surgev1.WatchSaleResponse)
+	ended := make(chan error, 1)
+	go func() {
+		for stream.Receive() {
+			select {
+			case got <- stream.Msg():
+			case <-ctx.Done():
+				return
+			}
+		}
+		ended <- stream.Err()
+	}()
+	opened := time.Now()
+	select {
+	case m := <-got:
+		if m.Remaining != 10 {
+			t.Fatalf("first message: remaining %d, want 10", m.Remaining)
+		}
+	case err := <-ended:
+		t.Fatalf("WatchSale through the edge ended before its first message: %v", err)
+	case <-ctx.Done():
+		t.Fatal("no first message of WatchSale through the edge")
+	}
+	// Quiet for three times the edge's read timeout.
+	select {
+	case m := <-got:
+		t.Fatalf("a message while the sale did not change: %v", m)
+	case err := <-ended:
+		t.Fatalf("WatchSale through the edge ended %v after it opened, while the sale did not change (the edge's read timeout): %v",
+			time.Since(opened).Round(time.Second), err)
+	case <-time.After(6 * time.Second):
+	}
+	post("/v1/sales/watched/purchases", `{"quantity":1}`, "X-User-ID", "watcher-buyer")
+	bought := time.Now()
+	select {
+	case m := <-got:
+		if m.Remaining != 9 {
+			t.Fatalf("after a purchase: remaining %d, want 9", m.Remaining)
+		}
+	case err := <-ended:
+		t.Fatalf("WatchSale through the edge ended instead of reporting the purchase: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the purchase did not reach WatchSale through the edge within 30 s")
+	}
+	t.Logf("a purchase reached the watcher through the edge after %v", time.Since(bought))
 }
