@@ -2,7 +2,8 @@
 // Debian's nginx on loopback in front of two cluster-mode `surge serve`
 // nodes on the real Redis and PostgreSQL, a spike through it with
 // `surge bench` (whose verifier checks the sale), a client over its
-// rate answered 429 by the edge, and a quiet WatchSale stream. scripts/services.sh installs nginx and
+// rate answered 429 by the edge, a quiet WatchSale stream, and a large
+// header and body. scripts/services.sh installs nginx and
 // starts Redis and PostgreSQL; without nginx the test skips on a
 // developer's machine and fails under CI.
 package nginx_test
@@ -365,4 +366,48 @@ func TestEdgeWatchSale(t *testing.T) {
 		t.Fatal("the purchase did not reach WatchSale through the edge within 30 s")
 	}
 	t.Logf("a purchase reached the watcher through the edge after %v", time.Since(bought))
+}
+
+// TestEdgeRequestLimits sends through the edge what a node accepts: a
+// request header line of 32 KiB (a buyer's JWT with many claims; a node
+// takes headers up to 64 KiB) and a sale's body of 64 KiB (MaxSaleBody).
+// The edge must pass both to a node rather than answer them itself.
+func TestEdgeRequestLimits(t *testing.T) {
+	e := startEdge(t, nil)
+	edge := "http://" + e.addr
+	do := func(method, url, body string, hdr ...string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+
+	// A body of exactly 64 KiB: the fields, then spaces.
+	body := `{"id":"limits","name":"Limits","stock":5`
+	body += strings.Repeat(" ", 64<<10-len(body)-1) + "}"
+	if code, b := do(http.MethodPost, edge+"/v1/sales", body, "Authorization", "Bearer "+token); code != http.StatusCreated {
+		t.Fatalf("a 64 KiB sale body through the edge: %d %s", code, b)
+	}
+
+	waitHTTP(t, "the sale on a node", "http://"+e.nodes[0]+"/v1/sales/limits", func() string { return "" })
+	long := "Bearer " + strings.Repeat("a", 32<<10)
+	direct, db := do(http.MethodGet, "http://"+e.nodes[0]+"/v1/sales/limits", "", "Authorization", long)
+	if direct != http.StatusOK {
+		t.Fatalf("a node answered a 32 KiB header with %d %s, want 200", direct, db)
+	}
+	if code, b := do(http.MethodGet, edge+"/v1/sales/limits", "", "Authorization", long); code != direct {
+		t.Fatalf("a 32 KiB header through the edge: %d %q; the node itself answers it %d", code, b, direct)
+	}
 }
