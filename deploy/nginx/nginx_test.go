@@ -2,14 +2,16 @@
 // Debian's nginx on loopback in front of two cluster-mode `surge serve`
 // nodes on the real Redis and PostgreSQL, a spike through it with
 // `surge bench` (whose verifier checks the sale), a client over its
-// rate answered 429 by the edge, a quiet WatchSale stream, and a large
-// header and body. scripts/services.sh installs nginx and
+// rate answered 429 by the edge, a quiet WatchSale stream, a large
+// header and body, and a purchase a stalled node holds (never resent).
+// scripts/services.sh installs nginx and
 // starts Redis and PostgreSQL; without nginx the test skips on a
 // developer's machine and fails under CI.
 package nginx_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,6 +100,7 @@ type edgeEnv struct {
 	bin, addr string                   // surge binary, the edge's address
 	nodes     []string                 // the nodes' addresses
 	logs      map[string]func() string // each node's log
+	procs     map[string]*os.Process   // each node's process
 	nginxLog  func() string
 }
 
@@ -121,7 +125,7 @@ func startEdge(t *testing.T, extra map[string]string) *edgeEnv {
 	bin := filepath.Join(dir, "surge")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	e := &edgeEnv{bin: bin, logs: map[string]func() string{}}
+	e := &edgeEnv{bin: bin, logs: map[string]func() string{}, procs: map[string]*os.Process{}}
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -142,6 +146,7 @@ func startEdge(t *testing.T, extra map[string]string) *edgeEnv {
 			"--redis-prefix", ns, "--insecure-user-header", "--trusted-proxies", "127.0.0.1/32", "--access-log")
 		cmd.Env = cleanEnv("SURGE_ADMIN_TOKEN=" + token)
 		logs[id] = start(t, cmd, filepath.Join(dir, "node-"+id+".log"))
+		e.procs[id] = cmd.Process
 		waitHTTP(t, "node "+id, "http://"+addr+"/readyz", logs[id])
 		nodes = append(nodes, addr)
 	}
@@ -409,5 +414,90 @@ func TestEdgeRequestLimits(t *testing.T) {
 	}
 	if code, b := do(http.MethodGet, edge+"/v1/sales/limits", "", "Authorization", long); code != direct {
 		t.Fatalf("a 32 KiB header through the edge: %d %q; the node itself answers it %d", code, b, direct)
+	}
+}
+
+// TestEdgePurchaseNotResent: a purchase the edge sent to a node that then
+// does not answer (stopped here with SIGSTOP) is answered 504 by the
+// edge after its read timeout (shortened from 30 s to 2 s) and never sent
+// to the other node as well: the stalled node may still take it, so a
+// second node taking it too could sell twice (a purchase without an
+// Idempotency-Key is not idempotent).
+func TestEdgePurchaseNotResent(t *testing.T) {
+	e := startEdge(t, map[string]string{"proxy_read_timeout 30s;": "proxy_read_timeout 2s;"})
+	edge := "http://" + e.addr
+	post := func(path, body string, hdr ...string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, edge+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("/v1/sales", `{"id":"resend","name":"Resend","stock":100}`, "Authorization", "Bearer "+token); code != http.StatusCreated {
+		t.Fatalf("create the sale: %d", code)
+	}
+	for _, n := range e.nodes {
+		waitHTTP(t, "the sale on node "+n, "http://"+n+"/v1/sales/resend", func() string { return "" })
+	}
+	purchases := func() int {
+		n := 0
+		for _, l := range e.logs {
+			n += strings.Count(l(), "method=POST path=/v1/sales/resend/purchases ")
+		}
+		return n
+	}
+
+	if err := e.procs["b"].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = e.procs["b"].Signal(syscall.SIGCONT)
+		}
+	}()
+	// Purchases one after another until one went to the stopped node: the
+	// edge logs that it timed out.
+	sent := 0
+	for {
+		if sent == 20 {
+			t.Fatalf("%d purchases, none sent to the stopped node", sent)
+		}
+		sent++
+		timeouts := strings.Count(e.nginxLog(), "upstream timed out")
+		code := post("/v1/sales/resend/purchases", `{"quantity":1}`, "X-User-ID", fmt.Sprintf("buyer-%d", sent))
+		if strings.Count(e.nginxLog(), "upstream timed out") > timeouts {
+			if code != http.StatusGatewayTimeout {
+				t.Fatalf("a purchase a node did not answer in time was answered %d, want the edge's 504: the edge sent it to the other node too", code)
+			}
+			break
+		}
+		if code != http.StatusCreated {
+			t.Fatalf("purchase %d through the edge: %d", sent, code)
+		}
+	}
+	if err := e.procs["b"].Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	// The stalled node takes its purchase once it runs again; the nodes
+	// together saw each purchase once.
+	deadline := time.Now().Add(time.Minute)
+	for purchases() < sent && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := purchases(); n != sent {
+		t.Fatalf("the edge sent %d purchases, the nodes saw %d", sent, n)
 	}
 }
