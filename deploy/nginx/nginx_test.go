@@ -58,13 +58,20 @@ func TestEdge(t *testing.T) {
 
 	// A client from 127.0.0.2, over its rate: the edge answers 429 in
 	// Surge's error shape with Retry-After, the nodes never see those; and
-	// the nodes saw the client's own address (X-Forwarded-For).
+	// the nodes saw the client's own address (X-Forwarded-For), not the
+	// one it wrote into its X-Forwarded-For.
 	hc := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
 		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")},
 	}).DialContext}}
 	var ok, limited int
 	for range 60 {
-		resp, err := hc.Get("http://" + edge + "/v1/sales/edge-drop")
+		req, err := http.NewRequest(http.MethodGet, "http://"+edge+"/v1/sales/edge-drop", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Its own X-Forwarded-For, a lie the nodes must not believe.
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
