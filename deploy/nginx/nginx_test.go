@@ -383,7 +383,8 @@ func TestEdgeWatchSale(t *testing.T) {
 // TestEdgeRequestLimits sends through the edge what a node accepts: a
 // request header line of 32 KiB (a buyer's JWT with many claims; a node
 // takes headers up to 64 KiB) and a sale's body of 64 KiB (MaxSaleBody).
-// The edge must pass both to a node rather than answer them itself.
+// The edge must pass both to a node rather than answer them itself; a
+// body over its own bound it answers in Surge's error shape.
 func TestEdgeRequestLimits(t *testing.T) {
 	e := startEdge(t, nil)
 	edge := "http://" + e.addr
@@ -411,6 +412,14 @@ func TestEdgeRequestLimits(t *testing.T) {
 	body += strings.Repeat(" ", 64<<10-len(body)-1) + "}"
 	if code, b := do(http.MethodPost, edge+"/v1/sales", body, "Authorization", "Bearer "+token); code != http.StatusCreated {
 		t.Fatalf("a 64 KiB sale body through the edge: %d %s", code, b)
+	}
+
+	// Over every bound of a node (the largest, a payment webhook's, is
+	// 256 KiB) and the edge's: the edge answers itself, in Surge's error
+	// shape, as a node answers a body over its bound.
+	code, b := do(http.MethodPost, edge+"/v1/sales", strings.Repeat(" ", 2<<20), "Authorization", "Bearer "+token)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(b, `"code":"too_large"`) {
+		t.Errorf("a 2 MiB body through the edge: %d %q, want 413 too_large in Surge's error shape", code, b)
 	}
 
 	waitHTTP(t, "the sale on a node", "http://"+e.nodes[0]+"/v1/sales/limits", func() string { return "" })
