@@ -100,6 +100,28 @@ func TestEdge(t *testing.T) {
 	if seen != ok {
 		t.Errorf("the nodes logged %d requests from 127.0.0.2 (X-Forwarded-For), the edge passed %d", seen, ok)
 	}
+
+	// A client's own X-Request-ID reaches the node, which keeps a sane
+	// one (docs/observability.md) and answers it; one that sent none gets
+	// the edge's.
+	for _, sent := range []string{"client-chosen-0001", ""} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+edge+"/v1/sales/edge-drop", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent != "" {
+			req.Header.Set("X-Request-ID", sent)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("X-Request-ID")
+		if sent != "" && got != sent || sent == "" && got == "" {
+			t.Errorf("X-Request-ID %q sent through the edge: answered %q; want the client's own, or one of the edge's when it sent none", sent, got)
+		}
+	}
 }
 
 // edgeEnv is the shipped edge on loopback in front of two cluster nodes.
