@@ -206,7 +206,17 @@ func (s *Server) routes() {
 			})
 			continue
 		}
+		// Every answer about an order or a place in a queue, errors
+		// included, is kept from caches (docs/api.md): a wrong method's too.
+		cache := func(http.ResponseWriter) {}
+		switch {
+		case strings.HasPrefix(path, "/v1/orders/"):
+			cache = noStore
+		case strings.Contains(path, "/queue"):
+			cache = queueNoStore
+		}
 		m.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			cache(w)
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+allow)
 		})
