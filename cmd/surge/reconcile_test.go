@@ -362,6 +362,20 @@ func recordPayments(t *testing.T, st payStore, at time.Time, evs ...surge.Paymen
 	}
 }
 
+// firstTwoSettled opens a settlement: its header, and ORDER1's and
+// ORDER2's payments (reconcileData's) taken.
+const firstTwoSettled = "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n"
+
+// shortPaymentRefunded records evt_short, 9.99 EUR taken for order (one
+// unit of 10.00 EUR: amount_mismatch), and refundID, a refund of cents of it.
+func shortPaymentRefunded(t *testing.T, st payStore, order, refundID string, cents int64) {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Second)
+	recordPayments(t, st, now.Add(2*time.Second),
+		surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: order, AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
+		surge.PaymentEvent{ID: refundID, Type: surge.RefundSucceeded, OrderID: order, AmountCents: cents, Currency: "EUR", Created: now, Provider: "surge"})
+}
+
 // TestReconcilePaidPaymentOfEndedOrder: the state docs/payments.md says
 // must never exist, money counted as having paid an order that then
 // expired (its units back on sale, no refund_due), reached here by an
@@ -775,7 +789,7 @@ func TestReconcileRefundInSteps(t *testing.T) {
 		return surge.PaymentEvent{ID: id, Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: cents,
 			Currency: "EUR", Created: now, Provider: "surge"}
 	}
-	settlement := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+	settlement := firstTwoSettled +
 		"evt_late,ORDER3,10.00,EUR,succeeded\nre_1,ORDER3,4.00,EUR,refunded\n"
 	recordPayments(t, st, now.Add(2*time.Second), refund("re_1", 400))
 	csv := writeSettlement(t, withIDs(settlement, ids))
@@ -809,7 +823,7 @@ func TestReconcileRefundNotInSettlement(t *testing.T) {
 			Currency: "EUR", Created: now, Provider: "surge"}
 	}
 	recordPayments(t, st, now.Add(2*time.Second), refund("re_1", 400), refund("re_2", 600))
-	settlement := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+	settlement := firstTwoSettled +
 		"evt_late,ORDER3,10.00,EUR,succeeded\n"
 	for _, tc := range []struct {
 		name, lines, want string
@@ -851,10 +865,8 @@ func TestReconcileRefundNotInSettlement(t *testing.T) {
 		// the settlement holds it taken and not its refund.
 		dir, st := openBooks(t)
 		ids := reconcileData(t, st, false) // ORDER3 (1 unit, 10.00 EUR) reserved
-		recordPayments(t, st, now.Add(2*time.Second),
-			surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
-			surge.PaymentEvent{ID: "re_short", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"})
-		text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+		shortPaymentRefunded(t, st, ids["ORDER3"], "re_short", 999)
+		text := firstTwoSettled +
 			"evt_short,ORDER3,9.99,EUR,succeeded\n"
 		_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
 		if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.NotApplied || rep.Mismatches[0].PaymentID != "evt_short" {
@@ -871,7 +883,7 @@ func TestReconcileRefundNotInSettlement(t *testing.T) {
 func TestReconcileRefundDueRefundedAtProvider(t *testing.T) {
 	dir, st := openBooks(t)
 	ids := reconcileData(t, st, true) // evt_late: 10.00 EUR refund_due of ORDER3
-	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+	text := firstTwoSettled +
 		"evt_late,ORDER3,10.00,EUR,succeeded\nevt_late,ORDER3,10.00,EUR,refunded\n"
 	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
 	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.RefundNotInSurge || rep.Mismatches[0].PaymentID != "evt_late" {
@@ -887,11 +899,8 @@ func TestReconcileRefundDueRefundedAtProvider(t *testing.T) {
 func TestReconcileMismatchRefundedAtProvider(t *testing.T) {
 	dir, st := openBooks(t)
 	ids := reconcileData(t, st, false) // ORDER3 (1 unit, 10.00 EUR) reserved
-	now := time.Now().UTC().Truncate(time.Second)
-	recordPayments(t, st, now.Add(2*time.Second),
-		surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
-		surge.PaymentEvent{ID: "re_half", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 500, Currency: "EUR", Created: now, Provider: "surge"})
-	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+	shortPaymentRefunded(t, st, ids["ORDER3"], "re_half", 500)
+	text := firstTwoSettled +
 		"evt_short,ORDER3,9.99,EUR,succeeded\nre_half,ORDER3,5.00,EUR,refunded\nevt_short,ORDER3,9.99,EUR,refunded\n"
 	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
 	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.RefundNotInSurge || rep.Mismatches[0].PaymentID != "evt_short" {
@@ -906,11 +915,8 @@ func TestReconcileMismatchRefundedAtProvider(t *testing.T) {
 func TestReconcileRefundedMismatch(t *testing.T) {
 	dir, st := openBooks(t)
 	ids := reconcileData(t, st, false) // ORDER3 (1 unit, 10.00 EUR) reserved
-	now := time.Now().UTC().Truncate(time.Second)
-	recordPayments(t, st, now.Add(2*time.Second),
-		surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
-		surge.PaymentEvent{ID: "re_short", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"})
-	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+	shortPaymentRefunded(t, st, ids["ORDER3"], "re_short", 999)
+	text := firstTwoSettled +
 		"evt_short,ORDER3,9.99,EUR,succeeded\nre_short,ORDER3,9.99,EUR,refunded\nevt_short,ORDER3,9.99,EUR,refunded\n"
 	code, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
 	if code != 0 || len(rep.Mismatches) != 0 {
@@ -928,11 +934,8 @@ func TestReconcileRefundedMismatch(t *testing.T) {
 func TestReconcileHalfRefundedMismatch(t *testing.T) {
 	dir, st := openBooks(t)
 	ids := reconcileData(t, st, false) // ORDER3 (1 unit, 10.00 EUR) reserved
-	now := time.Now().UTC().Truncate(time.Second)
-	recordPayments(t, st, now.Add(2*time.Second),
-		surge.PaymentEvent{ID: "evt_short", Type: surge.PaymentSucceeded, OrderID: ids["ORDER3"], AmountCents: 999, Currency: "EUR", Created: now, Provider: "surge"},
-		surge.PaymentEvent{ID: "re_half", Type: surge.RefundSucceeded, OrderID: ids["ORDER3"], AmountCents: 500, Currency: "EUR", Created: now, Provider: "surge"})
-	text := "payment_id,order_id,amount,currency,status\nevt_1,ORDER1,10.00,EUR,succeeded\nevt_2,ORDER2,20.00,EUR,succeeded\n" +
+	shortPaymentRefunded(t, st, ids["ORDER3"], "re_half", 500)
+	text := firstTwoSettled +
 		"evt_short,ORDER3,9.99,EUR,succeeded\nre_half,ORDER3,5.00,EUR,refunded\n"
 	_, rep, stderr := runReconcile(t, "--data-dir", dir, "--settlement", writeSettlement(t, withIDs(text, ids)))
 	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.NotApplied || rep.Mismatches[0].PaymentID != "evt_short" ||
