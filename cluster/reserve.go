@@ -131,19 +131,37 @@ func (s *Store) decide(ctx context.Context, b reservation) (redis.Decided, error
 		return res, unavailable("deciding the batch in Redis", err)
 	}
 	s.stateDecided(saleID, res.Epoch)
-	if res.Taken < floor && !s.everWentBack(ctx, saleID, res.Taken, floor) {
+	// Compared before this batch's own reservations: the units it has just
+	// taken are not in PostgreSQL yet, and counted they hid a Redis that
+	// came back older by up to the batch's size (its other answers, from
+	// the older state, were trusted: a buyer's durable key refused at the
+	// limit a cancel the rollback lost still counted).
+	before := res.Taken - reservedUnits(b.Purchases, res.Decisions)
+	if before < floor && !s.everWentBack(ctx, saleID, before, floor) {
 		// Redis has reserved fewer units than PostgreSQL committed: it
 		// came back older than PostgreSQL (a snapshot or AOF reloaded, a
 		// replica promoted), whatever its epoch says. Its answers are
 		// not to be trusted, this batch's included, until the leader
 		// rebuilds it (it compares the same counts).
 		s.log.Warn("Redis is behind PostgreSQL; marking the sale for a rebuild", "sale", saleID,
-			"redis_taken", res.Taken, "postgres_ever", floor)
+			"redis_taken", before, "postgres_ever", floor)
 		s.markDirty(ctx, saleID)
 		return res, errRebuilding
 	}
 	s.sawDecision(saleID, b.Batch, res) // keycopy.go
 	return res, nil
+}
+
+// reservedUnits is the units Redis reserved for new orders of batch in
+// dec (replays reserve nothing).
+func reservedUnits(batch []surge.Purchase, dec []redis.Decision) int64 {
+	var n int64
+	for i, d := range dec {
+		if d.Code == surge.CodeReserved && d.Replay.ID == "" {
+			n += batch[i].Quantity
+		}
+	}
+	return n
 }
 
 // everWentBack tells whether PostgreSQL itself now counts no more units

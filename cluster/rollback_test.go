@@ -536,3 +536,78 @@ func TestPostgresRestoredOlderThanRedis(t *testing.T) {
 		return nil
 	})
 }
+
+// TestOwnBatchDoesNotHideRedisBehind: a node that knows PostgreSQL's count
+// of units ever sold must not trust a Redis that came back older only
+// because the batch it decides there reserves enough to make up the
+// difference. Alice buys her limit, Redis's replica takes its copy, she
+// cancels and buys her limit again with key K on node b; the replica,
+// behind, is promoted. Node a, which knows PostgreSQL's count, then decides
+// one batch: a new buyer's purchase of as many units as Redis lost, and
+// alice's retry of K. The older state still counts her first order, so it
+// refuses K at the limit: a 409 for a key whose 201 is durable, unless the
+// node sees that Redis was behind before this batch reserved anything.
+func TestOwnBatchDoesNotHideRedisBehind(t *testing.T) {
+	rs := startRedis(t)
+	ns := namespace(t)
+	ctx := context.Background()
+	rc, err := redis.Dial(ctx, rs.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	// The leader's rounds are an hour apart: only a's own check can see
+	// Redis behind within the test.
+	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "lead", Interval: time.Hour, LeaseTTL: 2 * time.Hour}
+	lead := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	defer lead.Close()
+	eventuallyLeads(t, lead, 10*time.Second, "the first node leads")
+	cfg.NodeID = "a"
+	a := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	defer a.Close()
+	cfg.NodeID = "b"
+	b := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	defer b.Close()
+	sl := mustSale(t, a, "behind-own-batch", 10, 2)
+
+	buy := func(s *cluster.Store, p surge.Purchase) surge.Order {
+		t.Helper()
+		outs, _, err := reserve(s, sl.ID, p)
+		if err == nil {
+			err = outs[0].Err
+		}
+		if err != nil || outs[0].Code != surge.CodeReserved || outs[0].Replay {
+			t.Fatalf("purchase %+v: %+v, %v", p, outs, err)
+		}
+		return outs[0].Order
+	}
+	first := buy(a, surge.Purchase{UserID: "alice", IdempotencyKey: "k0", Quantity: 2})
+	promote := replicaOf(t, rc, ns) // the replica has alice's first order
+	if _, err := b.Cancel(ctx, first.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	k := surge.Purchase{UserID: "alice", IdempotencyKey: "K", Quantity: 2}
+	second := buy(b, k)
+	// a learns PostgreSQL's count, as its poll of the sales does.
+	if _, err := a.Sales(ctx); err != nil {
+		t.Fatal(err)
+	}
+	promote()
+
+	outs, _, err := reserve(a, sl.ID, surge.Purchase{UserID: "bob", IdempotencyKey: "kb", Quantity: 2}, k)
+	if err != nil {
+		if surge.ErrorCode(err) != surge.CodeUnavailable {
+			t.Fatalf("the batch after the rollback: %v, want unavailable or alice's order replayed", err)
+		}
+		t.Logf("the batch after the rollback: %v (fine: the sale is rebuilt)", err)
+		return
+	}
+	got := outs[1]
+	if got.Err != nil && surge.ErrorCode(got.Err) == surge.CodeUnavailable {
+		return
+	}
+	if got.Code != surge.CodeReserved || got.Order.ID != second.ID {
+		t.Fatalf("alice's retry of key K, whose order %s PostgreSQL holds: %s (err %v), want order %s replayed or unavailable",
+			second.ID, got.Code, got.Err, second.ID)
+	}
+}
