@@ -1,15 +1,11 @@
 package cluster_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
-	"github.com/surgehq/surge/cluster"
-	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/internal/testclock"
-	"github.com/surgehq/surge/waitroom"
 )
 
 // TestJoinAfterArchiveLeavesNoQueueInRedis (cluster): a join in flight
@@ -23,26 +19,7 @@ func TestJoinAfterArchiveLeavesNoQueueInRedis(t *testing.T) {
 	ctx := t.Context()
 	clk := testclock.New(time.Now().Truncate(time.Second))
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	var (
-		engines []*engine.Engine
-		rooms   []*waitroom.Room
-	)
-	for _, node := range []string{"n0", "n1"} {
-		s := openStore(t, ns, cluster.Config{NodeID: node, Interval: 200 * time.Millisecond})
-		room, err := waitroom.New(waitroom.Config{Secret: secret, Backend: s.Queues(0), Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := engine.Open(context.Background(), s, engine.Config{Now: clk.Now, WaitingRoom: room})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			e.Close()
-			s.Close()
-		})
-		engines, rooms = append(engines, e), append(rooms, room)
-	}
+	engines, rooms := roomNodes(t, ns, clk, secret)
 	id, name, stock := "race-room", "Race room", int64(5)
 	start, end := clk.Now().Add(-time.Minute), clk.Now().Add(time.Hour)
 	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, EndsAt: &end,

@@ -1,14 +1,12 @@
 package cluster_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
-	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/engine"
 	"github.com/surgehq/surge/internal/testclock"
 	"github.com/surgehq/surge/waitroom"
@@ -32,22 +30,7 @@ func newEndedRoom(t *testing.T, n int) *endedRoom {
 	clk := testclock.New(time.Now().Truncate(time.Second))
 	secret := []byte("0123456789abcdef0123456789abcdef") // shared, as --waiting-room-secret
 	r := &endedRoom{id: "ended-room"}
-	for i := range 2 {
-		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond})
-		room, err := waitroom.New(waitroom.Config{Secret: secret, Backend: s.Queues(0), Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := engine.Open(context.Background(), s, engine.Config{Now: clk.Now, WaitingRoom: room})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			e.Close()
-			s.Close()
-		})
-		r.engines, r.rooms = append(r.engines, e), append(r.rooms, room)
-	}
+	r.engines, r.rooms = roomNodes(t, ns, clk, secret)
 	ctx := t.Context()
 	name, stock, start := "Ended room", int64(5), clk.Now().Add(time.Minute)
 	end := start.Add(3 * time.Second)

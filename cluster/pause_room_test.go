@@ -25,26 +25,7 @@ func TestPauseStopsWaitingRoomClockOnEveryNode(t *testing.T) {
 	ns := namespace(t)
 	clk := testclock.New(time.Now().Truncate(time.Second))
 	secret := []byte("0123456789abcdef0123456789abcdef") // shared, as --waiting-room-secret
-	var (
-		engines []*engine.Engine
-		rooms   []*waitroom.Room
-	)
-	for i := range 2 {
-		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond})
-		room, err := waitroom.New(waitroom.Config{Secret: secret, Backend: s.Queues(0), Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := engine.Open(context.Background(), s, engine.Config{Now: clk.Now, WaitingRoom: room})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			e.Close()
-			s.Close()
-		})
-		engines, rooms = append(engines, e), append(rooms, room)
-	}
+	engines, rooms := roomNodes(t, ns, clk, secret)
 	ctx := t.Context()
 	id, name, stock, start := "paused-room", "Paused room", int64(100), clk.Now().Add(time.Minute)
 	if _, err := engines[0].CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start,
@@ -130,4 +111,32 @@ func TestPauseStopsWaitingRoomClockOnEveryNode(t *testing.T) {
 			t.Fatalf("u%02d buys on node %d after the pause: %+v, %v; want reserved", i, node, out, err)
 		}
 	}
+}
+
+// roomNodes opens two nodes (n0, n1) over the real Redis and PostgreSQL
+// in namespace ns, each an engine with its waiting room on clk, the
+// rooms' tickets signed with secret, as --waiting-room-secret shared.
+func roomNodes(t *testing.T, ns string, clk *testclock.Clock, secret []byte) ([]*engine.Engine, []*waitroom.Room) {
+	t.Helper()
+	var (
+		engines []*engine.Engine
+		rooms   []*waitroom.Room
+	)
+	for i := range 2 {
+		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Interval: 200 * time.Millisecond})
+		room, err := waitroom.New(waitroom.Config{Secret: secret, Backend: s.Queues(0), Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := engine.Open(context.Background(), s, engine.Config{Now: clk.Now, WaitingRoom: room})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			e.Close()
+			s.Close()
+		})
+		engines, rooms = append(engines, e), append(rooms, room)
+	}
+	return engines, rooms
 }
