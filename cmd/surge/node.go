@@ -327,7 +327,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}))
 	if c.debugAddr != "" {
 		s.debugConns = surgehttp.LimitConns(lns.debug, privateConnLimits(lim.http.TrustedProxies))
-		s.debug = opsServer(c.timeouts, s.debugConns, api.Ops(reg, nil), s.debugConns.ConnState)
+		s.debug = opsServer(c.timeouts, s.debugConns, api.Ops(reg, nil), s.debugConns.ConnState, log)
 		undo = append(undo, func() { s.debug.Close() })
 		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
 	}
@@ -335,7 +335,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	if c.adminAddr != "" {
 		s.adminConns = surgehttp.LimitConns(lns.admin, privateConnLimits(lim.http.TrustedProxies))
 		s.admin = opsServer(c.timeouts, s.adminOpen.listen(s.adminConns), s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false),
-			s.adminOpen.track(s.adminConns.ConnState))
+			s.adminOpen.track(s.adminConns.ConnState), log)
 		undo = append(undo, func() { s.admin.Close() })
 		public = api.Public()
 		log.Info("admin endpoints and pprof on their own listener", "addr", c.adminAddr)
@@ -357,8 +357,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	// total bounds them.
 	ln := surgehttp.LimitConns(raw, c.connLimits(lim.http.TrustedProxies))
 	s.conns.Store(ln)
-	s.http = c.timeouts.server(s.observed(c, public, tel, surgehttp.RequestOptions{TrustedProxies: lim.http.TrustedProxies}, true), s.open.track(ln.ConnState))
-	s.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	s.http = c.timeouts.server(s.observed(c, public, tel, surgehttp.RequestOptions{TrustedProxies: lim.http.TrustedProxies}, true), s.open.track(ln.ConnState), log)
 	// Event streams end at shutdown instead of holding it to the timeout.
 	s.http.RegisterOnShutdown(api.CloseStreams)
 	s.http.RegisterOnShutdown(grpcAPI.Close)
@@ -480,7 +479,10 @@ const maxHeaderBytes = 64 << 10
 
 // server is an HTTP server of h within the bounds t (the defaults for a
 // config not made by newServeConfig: never none), state its ConnState.
-func (t httpTimeouts) server(h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
+// Its own complaints (an HTTP/2 client's protocol error, a handler's
+// panic) go to log, as warnings: left to Go's standard logger they were
+// plain text on stderr, whatever --log-format said.
+func (t httpTimeouts) server(h http.Handler, state func(net.Conn, http.ConnState), log *slog.Logger) *http.Server {
 	if t == (httpTimeouts{}) {
 		t = defaultHTTPTimeouts()
 	}
@@ -489,18 +491,19 @@ func (t httpTimeouts) server(h http.Handler, state func(net.Conn, http.ConnState
 		// OPTIONS * then reaches the API, which answers it in JSON.
 		DisableGeneralOptionsHandler: true,
 		ConnContext:                  surgehttp.ConnContext, // request ids without a copy of each request
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 
 // opsServer serves h (pprof and /debug/stats behind the admin token, and
 // the full API on the admin listener) on a private listener of its own.
-func opsServer(t httpTimeouts, ln net.Listener, h http.Handler, state func(net.Conn, http.ConnState)) *http.Server {
+func opsServer(t httpTimeouts, ln net.Listener, h http.Handler, state func(net.Conn, http.ConnState), log *slog.Logger) *http.Server {
 	// The API listener's timeouts: a client that sends its request or
 	// reads its answer slower than a byte at a time must not hold a
 	// connection and its goroutine for good here either. The long answers
 	// (event streams, the order export, WatchSale, pprof's profiles) move
 	// their write deadline themselves, as on the API's listener.
-	srv := t.server(h, state)
+	srv := t.server(h, state, log)
 	// The admin listener serves the gRPC API's operator calls, which gRPC
 	// clients make over HTTP/2 without TLS, as on the API's listener.
 	serveH2C(srv)

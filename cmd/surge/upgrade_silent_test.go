@@ -134,7 +134,7 @@ func TestHandOverClosesIdleAdminGRPCConnection(t *testing.T) {
 	s.lns.admin = ln
 	s.admin = opsServer(defaultHTTPTimeouts(), s.adminOpen.listen(ln), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
-	}), s.adminOpen.track(nil))
+	}), s.adminOpen.track(nil), s.log)
 	defer s.admin.Close()
 
 	// A gRPC-style client: prior-knowledge HTTP/2, one call, then idle.
