@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+	yamlv3 "go.yaml.in/yaml/v3"
 
 	surgehttp "github.com/surgehq/surge/http"
 )
@@ -126,7 +129,7 @@ func applyFile(fs *flagSet, path string) (map[string]string, error) {
 	var p koanf.Parser
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yaml", ".yml":
-		p = yaml.Parser()
+		p = oneDocYAML{yaml.Parser()}
 	case ".toml":
 		p = toml.Parser()
 	default:
@@ -179,6 +182,31 @@ func applyFile(fs *flagSet, path string) (map[string]string, error) {
 		set[key] = scratch.Lookup(key).Value.String()
 	}
 	return set, nil
+}
+
+// oneDocYAML is koanf's YAML parser for a file of one document: its
+// yaml.Unmarshal reads the first and drops the rest, so the keys after a
+// line "---" were silently not applied, at start and on SIGHUP. Empty
+// documents (a "---" at the end) hold no key and are let be.
+type oneDocYAML struct{ koanf.Parser }
+
+func (p oneDocYAML) Unmarshal(b []byte) (map[string]any, error) {
+	d := yamlv3.NewDecoder(bytes.NewReader(b))
+	var out map[string]any
+	if err := d.Decode(&out); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	for {
+		var more any
+		switch err := d.Decode(&more); {
+		case errors.Is(err, io.EOF):
+			return out, nil
+		case err != nil:
+			return nil, err
+		case more != nil:
+			return nil, errors.New(`it holds more than one YAML document (a line "---" starts another, whose keys would not apply): write every key in one`)
+		}
+	}
 }
 
 // textSetting reports whether f takes free text (a string flag), whose
