@@ -43,9 +43,10 @@ type server struct {
 
 	// lns are the listening sockets; open and adminOpen count the
 	// connections of the API and admin servers (a handover waits for
-	// them to close, upgrade.go).
-	lns             listeners
-	open, adminOpen openConns
+	// them to close, upgrade.go); debugOpen holds the debug server's,
+	// whose HTTP/2 writes it bounds as the others'.
+	lns                        listeners
+	open, adminOpen, debugOpen openConns
 
 	tracing *tracing.Provider // flushed at shutdown
 
@@ -288,6 +289,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), tracing: tp, lns: lns,
 		room: room, queues: b.queues, ipRate: lim.http.IP, buyerRate: buyerRate, saleRate: saleRate, shed: shed, remote: buyer.Remote, warnRoom: warnRoom}
 	s.cfg.Store(&c)
+	s.open.write, s.adminOpen.write, s.debugOpen.write = c.timeouts.write, c.timeouts.write, c.timeouts.write
 	if s.reloads, err = metrics.NewConfigReloads(reg, time.Now()); err != nil {
 		return nil, err
 	}
@@ -327,7 +329,9 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}))
 	if c.debugAddr != "" {
 		s.debugConns = surgehttp.LimitConns(lns.debug, privateConnLimits(lim.http.TrustedProxies))
-		s.debug = opsServer(c.timeouts, s.debugConns, api.Ops(reg, nil), s.debugConns.ConnState, log)
+		// Through debugOpen: net/http's HTTP/2 server bounds no write on
+		// the connection, and a client that stops reading would hold it.
+		s.debug = opsServer(c.timeouts, s.debugOpen.listen(s.debugConns), api.Ops(reg, nil), s.debugOpen.track(s.debugConns.ConnState), log)
 		undo = append(undo, func() { s.debug.Close() })
 		log.Info("debug endpoints (pprof)", "addr", c.debugAddr)
 	}

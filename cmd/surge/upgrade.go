@@ -321,6 +321,9 @@ func (h *handover) nodeID(id string) string {
 // or cost an atomic add; a read, one atomic load (its first, a swap).
 type openConns struct {
 	n atomic.Int64
+	// write bounds each write to an HTTP/2 connection: the server's
+	// write timeout (0: h2WriteTimeout, the default's). Set before listen.
+	write time.Duration
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
@@ -380,7 +383,8 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 }
 
 // h2WriteTimeout bounds each write to an HTTP/2 connection: the server's
-// write timeout (30 s), which HTTP/1.1 applies to each answer. net/http's
+// write timeout (30 s by default; openConns.write), which HTTP/1.1
+// applies to each answer. net/http's
 // HTTP/2 server sets no write deadline on the connection (a stream's
 // deadline only queues a reset behind the connection's blocked write, and
 // its WriteByteTimeout is renewed by each byte a client lets through), so
@@ -390,10 +394,15 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 // that does not finish in 30 s closes the connection.
 const h2WriteTimeout = 30 * time.Second
 
-// Write bounds each write to an HTTP/2 connection by h2WriteTimeout.
+// Write bounds each write to an HTTP/2 connection by the server's write
+// timeout.
 func (c *trackedConn) Write(b []byte) (int, error) {
 	if c.h2.Load() {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(h2WriteTimeout))
+		d := c.o.write
+		if d <= 0 {
+			d = h2WriteTimeout
+		}
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(d))
 	}
 	return c.Conn.Write(b)
 }
