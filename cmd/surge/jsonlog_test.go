@@ -29,23 +29,8 @@ func TestJSONLogsThroughRedisReconnect(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	const token = "json-log-test-admin-token"
-	stderr, err := os.CreateTemp(t.TempDir(), "stderr-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	cmd := exec.Command(surgeBinary(t), append([]string{"serve", "--http-addr", addr, "--admin-token", token,
+	cmd, stderr, exited := startLogged(t, append([]string{"serve", "--http-addr", addr, "--admin-token", token,
 		"--insecure-user-header", "--log-format", "json", "--access-log"}, args...)...)
-	cmd.Stdout, cmd.Stderr = io.Discard, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
 	base := "http://" + addr
 	ready := func(within time.Duration) bool {
 		deadline := time.Now().Add(within)
@@ -97,14 +82,7 @@ func TestJSONLogsThroughRedisReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	var goredis, access int
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Errorf("stderr line is not JSON: %q", sc.Text())
-			continue
-		}
+	for _, rec := range jsonLines(t, b) {
 		if rec["component"] == "go-redis" {
 			goredis++
 		}
@@ -115,4 +93,45 @@ func TestJSONLogsThroughRedisReconnect(t *testing.T) {
 	if goredis == 0 || access == 0 {
 		t.Errorf("go-redis lines %d, access lines %d: want both (stderr:\n%s)", goredis, access, b)
 	}
+}
+
+// startLogged starts the real binary with args, its stderr kept in a
+// file; exited closes when it ends, and the test's end kills it.
+func startLogged(t *testing.T, args ...string) (cmd *exec.Cmd, stderr *os.File, exited <-chan struct{}) {
+	t.Helper()
+	stderr, err := os.CreateTemp(t.TempDir(), "stderr-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stderr.Close() })
+	cmd = exec.Command(surgeBinary(t), args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return cmd, stderr, done
+}
+
+// jsonLines decodes every line of b (a stderr), failing the test for
+// each that is not a JSON object.
+func jsonLines(t *testing.T, b []byte) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Errorf("stderr line is not JSON: %q", sc.Text())
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	return recs
 }
