@@ -323,22 +323,8 @@ func TestEdgeWatchSale(t *testing.T) {
 	edge := "http://" + e.addr
 	post := func(path, body string, hdr ...string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, edge+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
+		if code, b := send(t, http.MethodPost, edge+path, body, hdr...); code != http.StatusCreated {
+			t.Fatalf("POST %s: %d %s", path, code, b)
 		}
 	}
 	post("/v1/sales", `{"id":"watched","name":"Watched","stock":10}`, "Authorization", "Bearer "+token)
@@ -412,21 +398,7 @@ func TestEdgeRequestLimits(t *testing.T) {
 	edge := "http://" + e.addr
 	do := func(method, url, body string, hdr ...string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(method, url, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, string(b)
+		return send(t, method, url, body, hdr...)
 	}
 
 	// A body of exactly 64 KiB: the fields, then spaces.
@@ -466,21 +438,8 @@ func TestEdgePurchaseNotResent(t *testing.T) {
 	edge := "http://" + e.addr
 	post := func(path, body string, hdr ...string) int {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, edge+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := send(t, http.MethodPost, edge+path, body, hdr...)
+		return code
 	}
 	if code := post("/v1/sales", `{"id":"resend","name":"Resend","stock":100}`, "Authorization", "Bearer "+token); code != http.StatusCreated {
 		t.Fatalf("create the sale: %d", code)
@@ -538,4 +497,25 @@ func TestEdgePurchaseNotResent(t *testing.T) {
 	if n := purchases(); n != sent {
 		t.Fatalf("the edge sent %d purchases, the nodes saw %d", sent, n)
 	}
+}
+
+// send sends a JSON request with the headers hdr (name, value, …) and
+// returns its status and body.
+func send(t *testing.T, method, url, body string, hdr ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b)
 }
