@@ -258,10 +258,15 @@ func TestUnitsBackWhenCallerLeaves(t *testing.T) {
 // leader finds such orders and gives their units back, in every bucket.
 func TestUnitsBackAfterNodeDied(t *testing.T) {
 	ns := namespace(t)
-	// Its lease lapses at once: it never renews, and the leader opened
-	// below takes over without waiting.
-	s := openStore(t, ns, cluster.Config{NoExpiry: true, Interval: time.Hour, LeaseTTL: 100 * time.Millisecond, Buckets: 4})
+	// Its lease lapses within a second: it never renews (its rounds are an
+	// hour apart), and the leader opened below takes over then.
+	s := openStore(t, ns, cluster.Config{NoExpiry: true, Interval: time.Hour, LeaseTTL: time.Second, Buckets: 4})
 	t.Cleanup(func() { s.Close() })
+	// Its first round done before the fixture: on a loaded machine that
+	// round could come after the orders ended below, sweep them itself,
+	// and leave the leader (whose count this test reads) none to sweep.
+	eventuallyLeads(t, s, 10*time.Second, "the node that will die leads")
+	cluster.Round(t.Context(), s)
 	mustSale(t, s, "s", 40, 1)
 	var ended []string
 	for i := range 20 {
