@@ -35,6 +35,12 @@ const (
 // 400, 401 or 403 measured the server refusing the bench, not selling.
 const maxRefusedPercent = 1
 
+// maxFailedPercent: a run in which more than this share of answers were
+// 5xx other than a 503 with Retry-After (Result.BadServerErrors) measured
+// a server failing its buyers: an honest one decides a purchase or sheds
+// it (429, 503 with Retry-After), and never fails it.
+const maxFailedPercent = 1
+
 const (
 	// maxListedViolations: a check's detail lists this many, then counts.
 	maxListedViolations = 5
@@ -321,7 +327,8 @@ func checkWellFormed(sale api.Sale, orders []api.Order) Check {
 // VerifyRun is Verify followed by the checks that the run r tested the
 // sale at all: a run whose purchases were not answered, or were refused
 // (more than 1 % of answers 400, 401 or 403: wrong identity, a waiting
-// room, a malformed request), or that reserved nothing while units were
+// room, a malformed request), or failed (more than 1 % of answers a 5xx
+// other than a 503 with Retry-After), or that reserved nothing while units were
 // left proves nothing about the guarantees, however clean the export is. The run's checks come
 // after the guarantees', so a violated guarantee is quoted first.
 func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
@@ -409,12 +416,38 @@ func checkAccepted(r *Result) Check {
 		}
 	}
 	share := fmt.Sprintf("%s of %s answers (%s) were 400/401/403", showInt(refused), showInt(r.Completed), showPercent(refused, r.Completed))
-	if refused*100 <= maxRefusedPercent*r.Completed {
-		return Check{Name: CheckAccepted, OK: true, Detail: share + fmt.Sprintf(", at most %d%%", maxRefusedPercent)}
+	if refused*100 > maxRefusedPercent*r.Completed {
+		return Check{Name: CheckAccepted, OK: false, Detail: share + fmt.Sprintf(", over %d%%: %s; ", maxRefusedPercent, strings.Join(parts, ", ")) +
+			"the server refused the bench's purchases, so the run tested nothing: check the buyers' identity " +
+			"(--jwt-secret, or the server's --insecure-user-header), a waiting room (403 not_admitted) or the request (400)"}
 	}
-	return Check{Name: CheckAccepted, OK: false, Detail: share + fmt.Sprintf(", over %d%%: %s; ", maxRefusedPercent, strings.Join(parts, ", ")) +
-		"the server refused the bench's purchases, so the run tested nothing: check the buyers' identity " +
-		"(--jwt-secret, or the server's --insecure-user-header), a waiting room (403 not_admitted) or the request (400)"}
+	// A few decided purchases among many failed ones would otherwise
+	// pass: the export of a broken server is clean.
+	if bad := r.BadServerErrors; bad*100 > maxFailedPercent*r.Completed {
+		return Check{Name: CheckAccepted, OK: false, Detail: fmt.Sprintf(
+			"%s of %s answers (%s) were 5xx other than a 503 with Retry-After, over %d%%: %s; "+
+				"the server failed the purchases instead of deciding or shedding them: check its log and its storage",
+			showInt(bad), showInt(r.Completed), showPercent(bad, r.Completed), maxFailedPercent, serverErrors(r.Status, bad))}
+	}
+	return Check{Name: CheckAccepted, OK: true, Detail: share + fmt.Sprintf(", at most %d%%; %s 5xx other than a 503 with Retry-After",
+		maxRefusedPercent, showInt(r.BadServerErrors))}
+}
+
+// serverErrors lists the statuses of bad 5xx answers, e.g. "500 × 180,
+// 503 without Retry-After × 3": every 5xx but 503 in status, and the 503s
+// left of bad.
+func serverErrors(status map[int]int64, bad int64) string {
+	var parts []string
+	for _, s := range statusRows(status) {
+		if s.Status >= 500 && s.Status != http.StatusServiceUnavailable && s.Count > 0 {
+			parts = append(parts, fmt.Sprintf("%d × %s", s.Status, showInt(s.Count)))
+			bad -= s.Count
+		}
+	}
+	if bad > 0 {
+		parts = append(parts, fmt.Sprintf("503 without Retry-After × %s", showInt(bad)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // checkReservedSome fails a run that made no new reservation although the

@@ -410,3 +410,60 @@ func TestRunFailsWhenNothingWasAnswered(t *testing.T) {
 		})
 	}
 }
+
+// userIndex reads the index of a bench buyer from its X-User-ID
+// (prefix + "u" + index); -1 for none.
+func userIndex(r *http.Request, prefix string) int {
+	n := -1
+	if _, err := fmt.Sscanf(strings.TrimPrefix(r.Header.Get("X-User-ID"), prefix+"u"), "%d", &n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// A server failing most purchases with 500 internal (a store that errors,
+// a panic recovered) and selling to the rest: a few 201s, each a real
+// order the export holds, so every guarantee verifies, and a purchase was
+// decided. The run measured a broken server, and passed as a healthy one.
+// The purchases pass through the real API (engine and SQLite) when they
+// are not failed.
+func TestVerifyRunFailsMostly500s(t *testing.T) {
+	const prefix = "e-"
+	tests := []struct {
+		name    string
+		fail    func(i int) bool // buyer i gets the 5xx; the others are sold to
+		status  int
+		verdict string
+	}{
+		{"500 internal", func(i int) bool { return i%10 != 0 }, http.StatusInternalServerError,
+			"VERDICT: FAIL — " + CheckAccepted + ": 180 of 200 answers (90.0%) were 5xx other than a 503 with Retry-After, over 1%"},
+		{"502 from a proxy", func(i int) bool { return i%2 != 0 }, http.StatusBadGateway,
+			"VERDICT: FAIL — " + CheckAccepted + ": 100 of 200 answers (50.0%) were 5xx other than a 503 with Retry-After, over 1%"},
+		{"503 without Retry-After", func(i int) bool { return i%4 != 0 }, http.StatusServiceUnavailable,
+			"VERDICT: FAIL — " + CheckAccepted + ": 150 of 200 answers (75.0%) were 5xx other than a 503 with Retry-After, over 1%"},
+		{"one 500 in 200", func(i int) bool { return i == 7 }, http.StatusInternalServerError, "VERDICT: PASS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, serverOptions{wrap: func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/purchases") && tt.fail(userIndex(r, prefix)) {
+						w.Header().Set("Content-Type", "application/json")
+						w.WriteHeader(tt.status)
+						fmt.Fprint(w, `{"error":{"code":"internal","message":"internal error"}}`)
+						return
+					}
+					h.ServeHTTP(w, r)
+				})
+			}})
+			res, v := runAndVerify(t, srv, Config{
+				Target: srv.URL, AdminToken: testAdmin, CreateSale: true, Stock: 1000, PerUserLimit: 1,
+				Users: 200, UserPrefix: prefix, Connections: 4, Seed: 1,
+			})
+			if line := VerdictLine(v); !strings.HasPrefix(line, tt.verdict) {
+				t.Errorf("%d of %d purchases answered %d, %d reserved; verdict:\n%s\nwant it to begin:\n%s",
+					res.Status[tt.status], res.Completed, tt.status, res.Codes[codeReserved], line, tt.verdict)
+			}
+		})
+	}
+}
