@@ -126,10 +126,13 @@ type Result struct {
 	Status map[int]int64    `json:"status"`
 	Codes  map[string]int64 `json:"codes"`
 
-	Latency Latency `json:"latency"` // over the whole run, in ms
-	// Admitted is the latency of answers other than 429 and 503 (and
-	// transport errors): what the buyers the server let in waited. Under
-	// overload the shed answers are fast and would flatter Latency.
+	// Latency is over the whole run, in ms: every request sent, a
+	// transport error (a timeout) with the time it waited until it failed.
+	Latency Latency `json:"latency"`
+	// Admitted is the latency of every request but those answered 429 or
+	// 503: what the buyers the server did not turn away waited, answered
+	// or not (a timeout counts). Under overload the shed answers are fast
+	// and would flatter Latency.
 	Admitted Latency       `json:"admitted_latency"`
 	Seconds  []SecondStats `json:"seconds"` // one entry per second of the run
 	// RefusedReplays are the replays of a 201 (same buyer, same

@@ -161,7 +161,7 @@ func (r *recorder) latency(a attempt) time.Duration {
 	return a.at.Sub(a.sent)
 }
 
-// record counts an answered or failed request.
+// record counts an answered or failed request, and its latency either way.
 func (r *recorder) record(a attempt) {
 	if r.open && a.late() {
 		r.late.Add(1)
@@ -173,38 +173,43 @@ func (r *recorder) record(a attempt) {
 	defer r.mu.Unlock()
 	b := r.bucket(s)
 	if a.status == 0 {
-		// No answer: a failure, but not a latency.
+		// No answer: a failure, and a latency all the same. The buyer
+		// waited that long for nothing (a timeout: the whole of it);
+		// leaving it out would hide a server stalled past the timeout
+		// from every percentile.
 		r.errors++
 		r.codes[codeTransport]++
 		b.Failed++
-		return
-	}
-	r.completed++
-	r.status[a.status]++
-	r.codes[a.code]++
-	if a.code == codeSoldOut {
-		// Answers reach the lock out of order: keep the earliest.
-		if d := max(a.at.Sub(r.start), 1); r.soldOutAt == 0 || d < r.soldOutAt {
-			r.soldOutAt = d
+	} else {
+		r.completed++
+		r.status[a.status]++
+		r.codes[a.code]++
+		if a.code == codeSoldOut {
+			// Answers reach the lock out of order: keep the earliest.
+			if d := max(a.at.Sub(r.start), 1); r.soldOutAt == 0 || d < r.soldOutAt {
+				r.soldOutAt = d
+			}
 		}
-	}
-	b.Completed++
-	switch {
-	case a.status == http.StatusCreated:
-		b.Reserved++
-	case a.status == http.StatusConflict:
-		b.Rejected++
-	case a.status >= 400:
-		b.Failed++
+		b.Completed++
+		switch {
+		case a.status == http.StatusCreated:
+			b.Reserved++
+		case a.status == http.StatusConflict:
+			b.Rejected++
+		case a.status >= 400:
+			b.Failed++
+		}
+		if a.status >= 500 && !(a.status == http.StatusServiceUnavailable && a.retryAfter) {
+			r.bad5xx++
+		}
 	}
 	_ = r.all.RecordValue(us) // us is within range
 	if shed(a.status) {
 		r.shed++
 	} else {
+		// Not turned away by the server's shedding: admitted, or never
+		// answered.
 		_ = r.admitted.RecordValue(us)
-	}
-	if a.status >= 500 && !(a.status == http.StatusServiceUnavailable && a.retryAfter) {
-		r.bad5xx++
 	}
 	if s < r.closed {
 		// Reached the lock after its second was summarised: rare (a stall

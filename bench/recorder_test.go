@@ -120,7 +120,7 @@ func TestRecorderSeconds(t *testing.T) {
 		return t0.Add(time.Duration(s)*time.Second + time.Duration(ms)*time.Millisecond)
 	}
 	// Second 0: 3 offered; two 201s (10 ms), one 409 (30 ms).
-	// Second 1: 2 offered; a 503 (5 ms) and a transport error.
+	// Second 1: 2 offered; a 503 (5 ms) and a transport error (499 ms).
 	// Second 3: a 400 (100 ms), answered after a gap.
 	for _, at := range []time.Time{sec(0, 0), sec(0, 100), sec(0, 900), sec(1, 0), sec(1, 1)} {
 		r.offer(at)
@@ -141,7 +141,7 @@ func TestRecorderSeconds(t *testing.T) {
 	r.fill(&res, 4500*time.Millisecond)
 	want := []SecondStats{
 		{Second: 0, Offered: 4, Completed: 3, Reserved: 2, Rejected: 1, P50: 10, P99: 30, Max: 30},
-		{Second: 1, Offered: 2, Completed: 1, Failed: 2, P50: 5, P99: 5, Max: 5},
+		{Second: 1, Offered: 2, Completed: 1, Failed: 2, P50: 5, P99: 499, Max: 499},
 		{Second: 2},
 		{Second: 3, Completed: 1, Failed: 1, P50: 100, P99: 100, Max: 100},
 		{Second: 4}, // the run lasted into its fifth second
@@ -164,8 +164,8 @@ func TestRecorderSeconds(t *testing.T) {
 	if !equalMaps(res.Status, wantStatus) || !equalMaps(res.Codes, wantCodes) {
 		t.Errorf("status %v, codes %v; want %v, %v", res.Status, res.Codes, wantStatus, wantCodes)
 	}
-	if res.Latency.Count != 5 {
-		t.Errorf("latency count %d, want 5 (answers only)", res.Latency.Count)
+	if res.Latency.Count != 6 {
+		t.Errorf("latency count %d, want 6 (the transport error too)", res.Latency.Count)
 	}
 }
 
@@ -222,7 +222,7 @@ func TestRecorderConcurrent(t *testing.T) {
 		failed += s.Failed
 	}
 	if res.Sent != total || offered != total || res.Completed+res.Errors != total || completed != res.Completed ||
-		reserved+rejected+failed != total || res.Latency.Count != res.Completed {
+		reserved+rejected+failed != total || res.Latency.Count != total {
 		t.Errorf("counts do not add up: sent %d, offered %d, completed %d (%d by second), errors %d, "+
 			"reserved+rejected+failed %d, latencies %d; want %d in all",
 			res.Sent, offered, res.Completed, completed, res.Errors, reserved+rejected+failed, res.Latency.Count, total)
@@ -265,7 +265,8 @@ func TestRecorderAdmittedAndServerErrors(t *testing.T) {
 	}
 	// Admitted: a 201 (10 ms), a 409 (20 ms), a 400 (30 ms), a 500 (40 ms)
 	// and a 502 (50 ms). Shed: a 429 and two 503s, all fast (1 ms). Not
-	// an answer: a transport error.
+	// an answer, and not shed either: a transport error after 1 s, which
+	// counts in both latencies.
 	rec(201, false, 10)
 	rec(409, false, 20)
 	rec(400, false, 30)
@@ -284,10 +285,10 @@ func TestRecorderAdmittedAndServerErrors(t *testing.T) {
 		t.Errorf("bad 5xx = %d, want 3 (the 500, the 502, the 503 without Retry-After)", res.BadServerErrors)
 	}
 	a := res.Admitted
-	if a.Count != 5 || !near(a.P50, 30) || !near(a.Max, 50) || !near(a.Mean, 30) {
-		t.Errorf("admitted latency %+v, want 5 answers, p50 30 ms, max 50 ms, mean 30 ms", a)
+	if a.Count != 6 || !near(a.P50, 30) || !near(a.Max, 1000) {
+		t.Errorf("admitted latency %+v, want 6 requests, p50 30 ms, max 1000 ms", a)
 	}
-	if res.Latency.Count != 8 || !near(res.Latency.P50, 10) {
-		t.Errorf("latency over every answer %+v, want 8 answers with a p50 of 10 ms", res.Latency)
+	if res.Latency.Count != 9 || !near(res.Latency.P50, 20) || !near(res.Latency.Max, 1000) {
+		t.Errorf("latency over every request %+v, want 9 with a p50 of 20 ms and a max of 1000 ms", res.Latency)
 	}
 }

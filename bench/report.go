@@ -149,7 +149,7 @@ func WriteSummary(w io.Writer, r *Result) {
 	p("  goodput     %s decided/s (201 + 409) · shed %s (429 + 503) · 5xx without Retry-After %s\n",
 		showRate(r.Goodput), showInt(r.Shed), showInt(r.BadServerErrors))
 	if a := r.Admitted; r.Shed > 0 && a.Count > 0 {
-		p("  admitted    p50 %s · p90 %s · p99 %s · p99.9 %s · max %s ms (answers other than 429 and 503)\n",
+		p("  admitted    p50 %s · p90 %s · p99 %s · p99.9 %s · max %s ms (every request but the 429 and 503 answers)\n",
 			showMs(a.P50), showMs(a.P90), showMs(a.P99), showMs(a.P999), showMs(a.Max))
 	}
 	if r.Scheduled > 0 {

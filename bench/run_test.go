@@ -114,7 +114,7 @@ func checkCounts(t *testing.T, res *Result, confirmed []Confirmation) {
 		{"completed+errors", res.Completed + res.Errors, res.Sent},
 		{"statuses", statuses, res.Completed},
 		{"transport errors", res.Codes[codeTransport], res.Errors},
-		{"latencies", res.Latency.Count, res.Completed},
+		{"latencies", res.Latency.Count, res.Sent}, // transport errors too
 		{"201s", res.Status[http.StatusCreated], res.Codes[codeReserved] + res.Codes[codeReplayed]},
 		{"confirmations", int64(len(confirmed)), res.Codes[codeReserved] + res.Codes[codeReplayed]},
 		{"completed by second", sec.Completed, res.Completed},
@@ -459,8 +459,8 @@ func TestRunOutcomeCodes(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	want := map[string]int64{codeReserved: 1, codeBadBody: 2, codeHTTPError: 2, codeTransport: 1, "sold_out": 4}
-	if !equalMaps(res.Codes, want) || res.Errors != 1 || res.Completed != 9 || res.Latency.Count != 9 {
-		t.Errorf("codes %v, errors %d, completed %d, latencies %d; want %v, 1, 9, 9", res.Codes, res.Errors, res.Completed, res.Latency.Count, want)
+	if !equalMaps(res.Codes, want) || res.Errors != 1 || res.Completed != 9 || res.Latency.Count != 10 {
+		t.Errorf("codes %v, errors %d, completed %d, latencies %d; want %v, 1, 9, 10 (the transport error's too)", res.Codes, res.Errors, res.Completed, res.Latency.Count, want)
 	}
 	want0 := Confirmation{OrderID: "o-u0", UserID: "u0", Key: (&crowd{users: 10, maxQuantity: 1}).buyer(0).key, Quantity: 1}
 	if len(confirmed) != 1 || confirmed[0].Sent.IsZero() {
@@ -950,5 +950,60 @@ func TestRunUnsentNotDelivered(t *testing.T) {
 			t.Errorf("%d of the %d purchases the shape called for were never sent (%d late sends of %d), "+
 				"yet the %s does not say the shape was not delivered", res.Unsent, res.Scheduled, res.Client.Late, res.Sent, what)
 		}
+	}
+}
+
+// TestRunTimeoutsCountInLatency: one buyer in ten gets no answer within the
+// request timeout (the server stalls on it); the others are answered at
+// once by the real API. Those buyers waited the whole timeout for nothing:
+// a latency summary without them says the server answered everyone fast,
+// the p99 of a stall that lasts longer than the timeout the best of all.
+func TestRunTimeoutsCountInLatency(t *testing.T) {
+	const prefix, timeout = "l-", 300 * time.Millisecond
+	srv := newServer(t, serverOptions{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/purchases") {
+				var n int
+				if _, err := fmt.Sscanf(strings.TrimPrefix(r.Header.Get("X-User-ID"), prefix+"u"), "%d", &n); err == nil && n%10 == 0 {
+					_, _ = io.Copy(io.Discard, r.Body)
+					select {
+					case <-r.Context().Done(): // the client gave up and closed
+					case <-time.After(5 * time.Second):
+					}
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	for _, mode := range []Mode{ClosedLoop, OpenLoop} {
+		t.Run(string(mode), func(t *testing.T) {
+			cfg := Config{Target: srv.URL, AdminToken: testAdmin, CreateSale: true, Stock: 1000, PerUserLimit: 1,
+				Users: 60, UserPrefix: prefix, Connections: 8, Timeout: timeout, Seed: 1, Mode: mode}
+			if mode == OpenLoop {
+				cfg.Shape = Constant{PerSecond: 200, For: 300 * time.Millisecond}
+			}
+			res, _, err := Run(context.Background(), cfg, nil)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if res.Errors != 6 {
+				t.Fatalf("%d transport errors, want the 6 stalled buyers' (codes %v)", res.Errors, res.Codes)
+			}
+			if got, want := res.Latency.Count, res.Sent; got != want {
+				t.Errorf("latency over %d requests, want every one of the %d sent", got, want)
+			}
+			if p99 := time.Duration(res.Latency.P99 * float64(time.Millisecond)); p99 < timeout {
+				t.Errorf("p99 %v with %d of %d requests unanswered after the %v timeout: want at least the timeout",
+					p99, res.Errors, res.Sent, timeout)
+			}
+			var worst float64
+			for _, s := range res.Seconds {
+				worst = max(worst, s.P99)
+			}
+			if worst < float64(timeout/time.Millisecond) {
+				t.Errorf("the worst second's p99 is %.1f ms: the timed out requests are missing from the seconds %+v", worst, res.Seconds)
+			}
+		})
 	}
 }
