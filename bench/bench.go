@@ -84,7 +84,12 @@ type Result struct {
 	// the run asked for, nil when the run bought from an existing sale:
 	// nobody else knows a sale the run made, so its stock and limit must
 	// be those when it is verified.
-	Created     *api.Sale `json:"created,omitempty"`
+	Created *api.Sale `json:"created,omitempty"`
+	// StartLimit is the sale's per_user_limit when the run began (as
+	// created, or read from an existing sale). An operator may lower a
+	// live sale's limit, which binds new purchases only: what a buyer
+	// bought under the higher one is no violation.
+	StartLimit  int64     `json:"start_per_user_limit,omitempty"`
 	Mode        Mode      `json:"mode"`
 	Shape       string    `json:"shape,omitempty"`
 	Users       int       `json:"users"`

@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, []Confir
 	if err != nil {
 		return nil, nil, err
 	}
-	created, err := prepareSale(ctx, &cfg)
+	created, limit, err := prepareSale(ctx, &cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -113,6 +113,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, []Confir
 		Started:     start.Round(0),
 		Elapsed:     Duration(elapsed),
 		Created:     created,
+		StartLimit:  limit,
 	}
 	if cfg.Mode == OpenLoop {
 		res.Shape = cfg.Shape.String()
@@ -249,8 +250,9 @@ func validID(s string) bool { return len(s) >= 1 && len(s) <= 64 && validIDChars
 
 // prepareSale creates the sale, or checks that it exists, before any load
 // is fired: a wrong id should fail in a second, not after a million 404s.
-// It returns the sale it created, nil for an existing one.
-func prepareSale(ctx context.Context, cfg *Config) (*api.Sale, error) {
+// It returns the sale it created, nil for an existing one, and the sale's
+// per-user limit.
+func prepareSale(ctx context.Context, cfg *Config) (*api.Sale, int64, error) {
 	c := client.New(cfg.Target, cfg.AdminToken)
 	if cfg.CreateSale {
 		in := api.NewSale{Name: new("surge bench"), Stock: new(cfg.Stock)}
@@ -262,7 +264,7 @@ func prepareSale(ctx context.Context, cfg *Config) (*api.Sale, error) {
 		}
 		sale, err := c.CreateSale(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("bench: create sale: %w", err)
+			return nil, 0, fmt.Errorf("bench: create sale: %w", err)
 		}
 		cfg.SaleID = sale.ID
 		// The terms the run asked for, not the server's echo of them: a
@@ -272,17 +274,17 @@ func prepareSale(ctx context.Context, cfg *Config) (*api.Sale, error) {
 		if cfg.PerUserLimit > 0 {
 			sale.PerUserLimit = cfg.PerUserLimit
 		}
-		return &sale, nil
+		return &sale, sale.PerUserLimit, nil
 	}
 	sale, err := c.Sale(ctx, cfg.SaleID)
 	if err != nil {
-		return nil, fmt.Errorf("bench: read sale %q: %w", cfg.SaleID, err)
+		return nil, 0, fmt.Errorf("bench: read sale %q: %w", cfg.SaleID, err)
 	}
 	if cfg.MaxQuantity > sale.PerUserLimit {
-		return nil, fmt.Errorf("bench: max quantity %d is over sale %q's per-user limit %d: those purchases would be refused as invalid",
+		return nil, 0, fmt.Errorf("bench: max quantity %d is over sale %q's per-user limit %d: those purchases would be refused as invalid",
 			cfg.MaxQuantity, cfg.SaleID, sale.PerUserLimit)
 	}
-	return nil, nil
+	return nil, sale.PerUserLimit, nil
 }
 
 // newHostClient returns the run's one client for purchases.

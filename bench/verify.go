@@ -55,6 +55,13 @@ const (
 // the verifier's clock): a confirmed order may have expired by then only
 // if its hold had ended.
 func Verify(sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
+	return verify(sale, sale.PerUserLimit, orders, confirmed, exported)
+}
+
+// verify is Verify with the per-user limit to hold the buyers to: the
+// largest the sale is known to have had (a lowered limit binds new
+// purchases only).
+func verify(sale api.Sale, limit int64, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
 	v := &Verdict{Stock: sale.Stock, Remaining: sale.Remaining, Orders: int64(len(orders))}
 
 	byID := make(map[string]*api.Order, len(orders))
@@ -72,7 +79,7 @@ func Verify(sale api.Sale, orders []api.Order, confirmed []Confirmation, exporte
 
 	v.Checks = []Check{
 		checkOversell(sale, orders, &v.LiveUnits),
-		checkPerUser(sale, orders),
+		checkPerUser(sale, limit, orders),
 		checkConfirmed(byID, confirmed, exported),
 		checkOneOrderPerKey(orders),
 		checkReplays(confirmed),
@@ -153,7 +160,9 @@ func checkOversell(sale api.Sale, orders []api.Order, liveUnits *int64) Check {
 		fmt.Sprintf("%d units in reserved and paid orders, %d over the stock of %d", units, units-sale.Stock, sale.Stock))
 }
 
-func checkPerUser(sale api.Sale, orders []api.Order) Check {
+// checkPerUser holds every buyer to limit, the sale's largest known
+// per-user limit (sale.PerUserLimit, or one before it was lowered).
+func checkPerUser(sale api.Sale, limit int64, orders []api.Order) Check {
 	units := make(map[string]int64)
 	var v violations
 	for i := range orders {
@@ -164,13 +173,17 @@ func checkPerUser(sale api.Sale, orders []api.Order) Check {
 		before := units[o.UserID]
 		units[o.UserID] = before + o.Quantity
 		// Report each user once, at the order that crossed the limit.
-		if before <= sale.PerUserLimit && before+o.Quantity > sale.PerUserLimit {
+		if before <= limit && before+o.Quantity > limit {
 			v.add("user %s reached %d units with order %s", o.UserID, before+o.Quantity, o.ID)
 		}
 	}
+	which := fmt.Sprintf("the limit of %d", limit)
+	if limit != sale.PerUserLimit {
+		which += fmt.Sprintf(" (the sale's when the run began; it is %d now, lowered since)", sale.PerUserLimit)
+	}
 	return v.check(CheckPerUserLimit,
-		fmt.Sprintf("%d buyers hold units, none over the limit of %d", len(units), sale.PerUserLimit),
-		fmt.Sprintf("%d buyers over the limit of %d", v.n, sale.PerUserLimit))
+		fmt.Sprintf("%d buyers hold units, none over %s", len(units), which),
+		fmt.Sprintf("%d buyers over %s", v.n, which))
 }
 
 // clockSkew is how far the server's clock may run ahead of the
@@ -332,7 +345,9 @@ func checkWellFormed(sale api.Sale, orders []api.Order) Check {
 // left proves nothing about the guarantees, however clean the export is. The run's checks come
 // after the guarantees', so a violated guarantee is quoted first.
 func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
-	v := Verify(sale, orders, confirmed, exported)
+	// The limit the run began under holds too: an operator may have
+	// lowered it since, which takes nothing from the buyers who hold more.
+	v := verify(sale, max(sale.PerUserLimit, r.StartLimit), orders, confirmed, exported)
 	// A replay refused after a 201 breaks the replays' guarantee, seen by
 	// the run alone: the export holds nothing of it.
 	for i := range v.Checks {

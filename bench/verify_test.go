@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/client"
 )
 
 // cleanSale is a consistent state: stock 10, limit 2, 5 live units
@@ -309,5 +311,41 @@ func TestVerifyConfirmedOrderExpiredInTime(t *testing.T) {
 	confirmed := []Confirmation{{OrderID: "a", UserID: "a", Key: "k", Quantity: 1}}
 	if v := Verify(sale, orders, confirmed, exportedAt); !v.OK {
 		t.Errorf("an order expired after its hold fails the verdict: %+v", v.Checks)
+	}
+}
+
+// TestVerifyRunLimitLoweredAfterRun: the operator lowers the per-user limit
+// of a live sale (PATCH, 3 to 1) after the bench's buyers bought up to 3
+// units each under the limit of the time. A lowered limit binds new
+// purchases only: the buyers keep what they hold (docs/architecture.md),
+// so nobody is over a limit. Judged by the limit read after the run, every
+// buyer of 2 or 3 units was a violation. The real API (engine, SQLite)
+// sells.
+func TestVerifyRunLimitLoweredAfterRun(t *testing.T) {
+	for _, limit := range []int64{1, 2, 5} {
+		t.Run(fmt.Sprintf("to %d", limit), func(t *testing.T) {
+			srv := newServer(t, serverOptions{})
+			ctx := context.Background()
+			admin := client.New(srv.URL, testAdmin)
+			sale, err := admin.CreateSale(ctx, api.NewSale{Name: new("steered"), Stock: new(int64(1000)), PerUserLimit: new(int64(3))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, confirmed, err := Run(ctx, Config{Target: srv.URL, AdminToken: testAdmin, SaleID: sale.ID,
+				Users: 40, MaxQuantity: 3, UserPrefix: "p-", Connections: 4, Seed: 1}, nil)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if _, err := admin.UpdateSale(ctx, sale.ID, api.SalePatch{PerUserLimit: new(limit)}); err != nil {
+				t.Fatal(err)
+			}
+			got, orders, err := Fetch(ctx, admin, sale.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := VerifyRun(res, got, orders, confirmed, time.Now()); !v.OK {
+				t.Errorf("buyers bought up to 3 units under a limit of 3, lowered to %d after the run; verdict:\n%s", limit, VerdictLine(v))
+			}
+		})
 	}
 }
