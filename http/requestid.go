@@ -229,7 +229,14 @@ func (q *RequestsHandler) accessLog(w http.ResponseWriter, r *http.Request, opt 
 	rec := &recorder{ResponseWriter: w}
 	q.next.ServeHTTP(rec, r)
 	if rec.status == 0 {
+		// Nothing written: net/http answers 200 with no body, unless the
+		// client is gone (its context ends then, not before the handler
+		// returns), whose request was left unanswered (a purchase) and
+		// must not read as a success.
 		rec.status = http.StatusOK
+		if r.Context().Err() != nil {
+			rec.status = statusClientGone
+		}
 	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
@@ -265,6 +272,11 @@ func grpcStatus(h http.Header) (int, bool) {
 	code, err := strconv.Atoi(v)
 	return code, err == nil && code >= 0
 }
+
+// statusClientGone is the access log's status of a request whose
+// client went away before anything was answered: nginx's 499, which no
+// client ever receives.
+const statusClientGone = 499
 
 // recorder notes the status and size of an answer for the access log.
 // Unwrap lets http.ResponseController reach the connection (flushes of

@@ -1,0 +1,108 @@
+package http_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/engine"
+	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/servicetest"
+	"github.com/surgehq/surge/sqlite"
+)
+
+// accessLines is an slog.Handler that keeps the access log's records.
+type accessLines struct {
+	mu   sync.Mutex
+	recs []map[string]any
+}
+
+func (h *accessLines) Enabled(context.Context, slog.Level) bool { return true }
+func (h *accessLines) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *accessLines) WithGroup(string) slog.Handler            { return h }
+func (h *accessLines) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "request" {
+		return nil
+	}
+	rec := map[string]any{}
+	r.Attrs(func(a slog.Attr) bool { rec[a.Key] = a.Value.Any(); return true })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, rec)
+	return nil
+}
+
+// waitFor returns the first record of path, waiting for it up to 30 s.
+func (h *accessLines) waitFor(t *testing.T, path string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		for _, rec := range h.recs {
+			if rec["path"] == path {
+				h.mu.Unlock()
+				return rec
+			}
+		}
+		h.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no access log line for %s within 30 s", path)
+	return nil
+}
+
+// TestAccessLogClientGone: a purchase whose client goes away while its
+// batch waits for the store gets no answer (purchase.go), and the access
+// log must not say it was answered 200 with an empty body, the line of a
+// success: it says 499, nginx's mark of a client that closed its request
+// (docs/observability.md, access log).
+func TestAccessLogClientGone(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.Open(ctx, st, engine.Config{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); st.Close() })
+	id, name, stock := "gone", "Gone", int64(5)
+	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock}); err != nil {
+		t.Fatal(err)
+	}
+	lines := &accessLines{}
+	srv := httptest.NewServer(surgehttp.Requests(surgehttp.New(eng, surgehttp.Config{InsecureUserHeader: true, Logger: quietLog}),
+		surgehttp.RequestOptions{Logger: slog.New(lines), AccessLog: true}))
+	defer srv.Close()
+	// Another process holds SQLite's write lock: the purchase's batch
+	// cannot commit, and the purchase waits for it.
+	release := servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, sqlite.FileName))
+
+	rctx, leave := context.WithCancel(ctx)
+	req, _ := http.NewRequestWithContext(rctx, http.MethodPost, srv.URL+"/v1/sales/gone/purchases", strings.NewReader(""))
+	req.Header.Set("X-User-ID", "alice")
+	time.AfterFunc(300*time.Millisecond, leave) // the buyer closes the tab while the purchase waits
+	if resp, err := srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the purchase was answered %d before its client left", resp.StatusCode)
+	}
+	rec := lines.waitFor(t, "/v1/sales/gone/purchases")
+	release()
+	b, _ := json.Marshal(rec)
+	if got := rec["status"]; got != int64(499) {
+		t.Errorf("access log of a purchase whose client left unanswered: status=%v, want 499 (%s)", got, b)
+	}
+	if got := rec["bytes"]; got != int64(0) {
+		t.Errorf("access log of a purchase whose client left unanswered: bytes=%v, want 0 (%s)", got, b)
+	}
+}
