@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/internal/logrepeat"
 )
 
 //go:embed assets
@@ -66,6 +67,9 @@ type Dashboard struct {
 	session atomic.Pointer[sessions] // SetAdminToken swaps it
 	mux     *http.ServeMux
 	log     *slog.Logger
+	// refusals bounds the lines of refused sign-ins: someone guessing the
+	// token must show in the log without writing a line a guess.
+	refusals *logrepeat.Limiter
 
 	slots    chan struct{} // one per open stream
 	stop     chan struct{} // closed by Close
@@ -92,12 +96,13 @@ func New(cfg Config) *Dashboard {
 		window = w
 	}
 	d := &Dashboard{
-		cfg:   cfg,
-		feed:  &feed{g: cfg.Gatherer, window: window, interval: cfg.Interval, maxSales: defaultMaxSales},
-		log:   cfg.Logger,
-		slots: make(chan struct{}, cfg.MaxStreams),
-		stop:  make(chan struct{}),
-		mux:   http.NewServeMux(),
+		cfg:      cfg,
+		feed:     &feed{g: cfg.Gatherer, window: window, interval: cfg.Interval, maxSales: defaultMaxSales},
+		log:      cfg.Logger,
+		refusals: logrepeat.New(logrepeat.Every),
+		slots:    make(chan struct{}, cfg.MaxStreams),
+		stop:     make(chan struct{}),
+		mux:      http.NewServeMux(),
 	}
 	d.session.Store(newSessions(cfg.AdminToken))
 	d.mux.HandleFunc("GET /dashboard", d.guard(d.page, true))
@@ -206,6 +211,11 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	sess := d.session.Load()
 	if !sess.isAdmin(r.PostForm.Get("token")) {
+		// The first refusal at once, then one line a period counting the
+		// others: a guesser shows, and cannot flood the log.
+		if suppressed, ok := d.refusals.Allow("sign-in"); ok {
+			d.log.WarnContext(r.Context(), "dashboard sign-in refused", "remote_addr", r.RemoteAddr, "suppressed", suppressed)
+		}
 		d.signIn(w, http.StatusUnauthorized, `<p class="error">That is not the admin token.</p>`)
 		return
 	}
