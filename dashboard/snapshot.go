@@ -18,6 +18,7 @@ const (
 	mDuration       = "surge_purchase_duration_seconds"
 	mStock          = "surge_sale_stock_units"
 	mRemaining      = "surge_sale_remaining_units"
+	mStatus         = "surge_sale_status"
 	mBatch          = "surge_batch_size"
 	mQueueDepth     = "surge_queue_depth"
 	mRoomLength     = "surge_waiting_room_length"
@@ -51,6 +52,9 @@ type Sale struct {
 	ID        string   `json:"id"`
 	Stock     *float64 `json:"stock"`
 	Remaining *float64 `json:"remaining"`
+	// Status is the sale's status as the API reports it (upcoming, live,
+	// paused, sold_out, ended); null when the registry does not say.
+	Status *string `json:"status"`
 	// Outcomes: reserved first, then replayed, then the rest by total.
 	Outcomes           []Outcome `json:"outcomes"`
 	PurchasesPerSecond *float64  `json:"purchases_per_second"`
@@ -98,6 +102,7 @@ type saleSample struct {
 	latency    hist
 	stock      *float64
 	remaining  *float64
+	status     *string
 	queueDepth *float64
 	roomLength *float64
 	admitted   *float64
@@ -150,6 +155,11 @@ func read(at time.Time, g prometheus.Gatherer) (sample, error) {
 				sale(labels["sale"]).stock = &v
 			case mRemaining:
 				sale(labels["sale"]).remaining = &v
+			case mStatus:
+				if v == 1 {
+					st := labels["status"]
+					sale(labels["sale"]).status = &st
+				}
 			case mQueueDepth:
 				sale(labels["sale"]).queueDepth = &v
 			case mRoomLength:
@@ -311,7 +321,7 @@ func (f *feed) compute() Snapshot {
 	}
 	active := map[string]bool{}
 	for id, s := range cur.sales {
-		out := Sale{ID: id, Stock: s.stock, Remaining: s.remaining, QueueDepth: s.queueDepth,
+		out := Sale{ID: id, Stock: s.stock, Remaining: s.remaining, Status: s.status, QueueDepth: s.queueDepth,
 			WaitingRoomLength: s.roomLength, AdmittedTotal: s.admitted, Outcomes: []Outcome{}}
 		var ps, bs *saleSample
 		if prev != nil {

@@ -30,8 +30,9 @@ func (e *Engine) SaleFigures(ctx context.Context) []metrics.SaleFigures {
 	m := *e.sales.Load()
 	out := make([]metrics.SaleFigures, 0, len(m))
 	for _, s := range m {
-		sl := s.snap()
-		f := metrics.SaleFigures{Sale: s.ID, Stock: sl.Stock, Remaining: s.remaining.Load(), Queued: len(s.inbox)}
+		st := e.state(s) // stock, remaining and status read together, as the API reads them
+		sl := &st.Sale
+		f := metrics.SaleFigures{Sale: s.ID, Stock: sl.Stock, Remaining: st.Remaining, Status: string(st.Status), Queued: len(s.inbox)}
 		if sl.WaitingRoom != nil && room != nil {
 			var err error
 			f.Waiting, f.Admitted, err = room.Line(ctx, sl)

@@ -11,13 +11,20 @@ import (
 type SaleFigures struct {
 	Sale             string
 	Stock, Remaining int64 // as the API reports them
-	Queued           int   // purchases in the sale's inbox, waiting for a batch
+	// Status is the sale's status as the API reports it (one of
+	// SaleStatuses; "" exports none).
+	Status string
+	Queued int // purchases in the sale's inbox, waiting for a batch
 	// WaitingRoom is set for a sale with a waiting room whose line could
 	// be counted: Waiting buyers hold a slot not yet open, Admitted ones a
 	// slot that has opened.
 	WaitingRoom       bool
 	Waiting, Admitted int64
 }
+
+// SaleStatuses are the values of surge_sale_status's status label: a
+// sale's status as GET /v1/sales/{id} reports it.
+var SaleStatuses = [...]string{"upcoming", "live", "paused", "sold_out", "ended"}
 
 // scrapeTimeout bounds reading the figures (in cluster mode, a waiting
 // room's line is counted in Redis).
@@ -31,7 +38,7 @@ type SaleCollector struct {
 }
 
 // NewSaleCollector returns the collector of surge_sale_stock_units,
-// surge_sale_remaining_units, surge_queue_depth,
+// surge_sale_remaining_units, surge_sale_status, surge_queue_depth,
 // surge_waiting_room_length and surge_waiting_room_admitted_total.
 func NewSaleCollector(figures func(context.Context) []SaleFigures) *SaleCollector {
 	return &SaleCollector{figures: figures}
@@ -42,6 +49,9 @@ var (
 		"Units the sale puts on sale.", []string{"sale"}, nil)
 	remainingDesc = prometheus.NewDesc("surge_sale_remaining_units",
 		"Units still for sale, as the API reports them.", []string{"sale"}, nil)
+	statusDesc = prometheus.NewDesc("surge_sale_status",
+		"1 for the sale's status as the API reports it (upcoming, live, paused, sold_out, ended), 0 for the others.",
+		[]string{"sale", "status"}, nil)
 	queueDesc = prometheus.NewDesc("surge_queue_depth",
 		"Purchases in the sale's inbox, waiting for a batch.", []string{"sale"}, nil)
 	waitingDesc = prometheus.NewDesc("surge_waiting_room_length",
@@ -52,7 +62,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *SaleCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{stockDesc, remainingDesc, queueDesc, waitingDesc, admittedDesc} {
+	for _, d := range []*prometheus.Desc{stockDesc, remainingDesc, statusDesc, queueDesc, waitingDesc, admittedDesc} {
 		ch <- d
 	}
 }
@@ -64,6 +74,17 @@ func (c *SaleCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range c.figures(ctx) {
 		ch <- prometheus.MustNewConstMetric(stockDesc, prometheus.GaugeValue, float64(f.Stock), f.Sale)
 		ch <- prometheus.MustNewConstMetric(remainingDesc, prometheus.GaugeValue, float64(f.Remaining), f.Sale)
+		if f.Status != "" {
+			// Every status is exported, 1 for the sale's and 0 for the
+			// others: a rule or a panel sees a change as a change.
+			for _, st := range SaleStatuses {
+				v := 0.0
+				if st == f.Status {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, v, f.Sale, st)
+			}
+		}
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(f.Queued), f.Sale)
 		if f.WaitingRoom {
 			ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(f.Waiting), f.Sale)

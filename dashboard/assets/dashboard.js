@@ -8,6 +8,7 @@ const cards = new Map(); // sale id -> {el, history}
 const fmt = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const fmt1 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
 
+const BADGES = { upcoming: "UPCOMING", live: "ON SALE", paused: "PAUSED", sold_out: "SOLD OUT", ended: "ENDED" };
 const OK = new Set(["reserved", "replayed"]);
 const ERROR = new Set(["rate_limited", "overloaded", "unavailable", "internal", "other"]);
 
@@ -39,10 +40,12 @@ function card(sale) {
 function renderSale(sale, at) {
   const c = card(sale);
   const el = c.el;
-  const soldOut = sale.remaining === 0;
   const badge = $(el, ".badge");
-  text(badge, soldOut ? "SOLD OUT" : sale.remaining == null ? "" : "ON SALE");
-  badge.className = "badge " + (soldOut ? "sold-out" : "on-sale");
+  // The sale's status as the API reports it: units left do not make a
+  // paused, ended or upcoming sale on sale.
+  const status = sale.status || (sale.remaining === 0 ? "sold_out" : "");
+  text(badge, BADGES[status] || "");
+  badge.className = "badge " + status.replace("_", "-");
   text($(el, ".remaining"), num(sale.remaining));
   text($(el, ".of"), sale.stock == null ? "" : "of " + num(sale.stock) + " left");
   const sold = sale.stock && sale.remaining != null ? (sale.stock - sale.remaining) / sale.stock : null;
