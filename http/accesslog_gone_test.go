@@ -3,6 +3,8 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -40,10 +42,10 @@ func (h *accessLines) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// waitFor returns the first record of path, waiting for it up to 30 s.
+// waitFor returns the first record of path, waiting for it up to 10 s.
 func (h *accessLines) waitFor(t *testing.T, path string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		h.mu.Lock()
 		for _, rec := range h.recs {
@@ -55,7 +57,7 @@ func (h *accessLines) waitFor(t *testing.T, path string) map[string]any {
 		h.mu.Unlock()
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("no access log line for %s within 30 s", path)
+	t.Fatalf("no access log line for %s within 10 s", path)
 	return nil
 }
 
@@ -104,5 +106,56 @@ func TestAccessLogClientGone(t *testing.T) {
 	}
 	if got := rec["bytes"]; got != int64(0) {
 		t.Errorf("access log of a purchase whose client left unanswered: bytes=%v, want 0 (%s)", got, b)
+	}
+}
+
+// failingExport is the real engine whose order export fails after its
+// first order, as a store that fails mid-read does.
+type failingExport struct{ *engine.Engine }
+
+func (f failingExport) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	stop := errors.New("the store failed mid-export")
+	err := f.Engine.Orders(ctx, saleID, func(o surge.Order) error {
+		if err := fn(o); err != nil {
+			return err
+		}
+		return stop
+	})
+	return err
+}
+
+// TestAccessLogAbortedExport: an order export that fails after its 200
+// went out is cut (no terminating chunk, so the client knows it is
+// incomplete) by panicking with http.ErrAbortHandler. The access log,
+// one line per request, wrote none for it: the request an operator looks
+// for when a consumer reports a short export was missing from the log.
+// Its line says the answer was cut (aborted=true).
+func TestAccessLogAbortedExport(t *testing.T) {
+	e := newEnv(t, envOptions{insecureUserHeader: true, noServer: true})
+	lines := &accessLines{}
+	srv := httptest.NewServer(surgehttp.Requests(
+		surgehttp.New(failingExport{e.eng}, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: quietLog}),
+		surgehttp.RequestOptions{Logger: slog.New(lines), AccessLog: true}))
+	t.Cleanup(srv.Close)
+	e.srv = srv
+	e.createSale(t, `{"id":"s","name":"S","stock":5}`)
+	for _, u := range []string{"alice", "bob"} {
+		e.buy(t, "s", header("X-User-ID", u))
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/sales/s/orders", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	// The client sees the answer cut, or no answer at all when the cut
+	// came before the first write left the server's buffers.
+	if resp, err := srv.Client().Do(req); err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Fatalf("the export failing mid-way ended cleanly (%d)", resp.StatusCode)
+		}
+	}
+	rec := lines.waitFor(t, "/v1/sales/s/orders")
+	if rec["status"] != int64(http.StatusOK) || rec["aborted"] != true {
+		b, _ := json.Marshal(rec)
+		t.Errorf("access log of the cut export: %s, want status 200 (the status begun) and aborted=true", b)
 	}
 }

@@ -227,7 +227,17 @@ func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Ha
 func (q *RequestsHandler) accessLog(w http.ResponseWriter, r *http.Request, opt *RequestOptions) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
+	// Deferred: a handler that cuts its answer (http.ErrAbortHandler, an
+	// export failing after its 200) unwinds through here, and its request
+	// gets its line too, saying so.
+	aborted := true
+	defer func() { q.logAccess(w, r, opt, rec, start, aborted) }()
 	q.next.ServeHTTP(rec, r)
+	aborted = false
+}
+
+// logAccess writes the access log's line of r, served into rec.
+func (q *RequestsHandler) logAccess(w http.ResponseWriter, r *http.Request, opt *RequestOptions, rec *recorder, start time.Time, aborted bool) {
 	if rec.status == 0 {
 		// Nothing written: net/http answers 200 with no body, unless the
 		// client is gone (its context ends then, not before the handler
@@ -253,6 +263,9 @@ func (q *RequestsHandler) accessLog(w http.ResponseWriter, r *http.Request, opt 
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
 	attrs = append(attrs, slog.String("client", admission.ClientIP(r, opt.TrustedProxies).String()))
+	if aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
 	// Not r's context: LogHandler would add the ids a second time.
 	opt.Logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
