@@ -156,9 +156,14 @@ func (h *handover) watch(ctx context.Context) {
 			}
 			err := h.upg.Upgrade()
 			_ = os.Unsetenv(upgradeTokenEnv)
-			if err != nil {
-				h.log.Error("upgrade failed; this process serves on", "err", err)
+			if err == nil {
+				// Handed over: this process drains and exits. A SIGUSR2
+				// that came meanwhile (an operator's second) must not start
+				// another upgrade, which tableflip refuses ("already
+				// upgraded") and which would be logged as a failure.
+				return
 			}
+			h.log.Error("upgrade failed; this process serves on", "err", err)
 		}
 	}()
 }
