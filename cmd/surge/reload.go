@@ -80,7 +80,13 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 	// What changed is judged against the last configuration loaded, not
 	// the running one, whose start derived values of its own.
 	before, after, running := loaded.settings(), nc.settings(), old.settings()
+	// raw becomes the last configuration loaded: nc's live settings, and
+	// the others as the start loaded them, which is what runs; so a
+	// setting that needs a restart is reported on every reload while the
+	// file differs from it, not on the first only.
 	raw := nc
+	rawFlags := newFlagSet("serve", "", io.Discard)
+	raw.register(rawFlags)
 	merged := &nc
 	merged.handover = old.handover
 	fs := newFlagSet("serve", "", io.Discard)
@@ -100,6 +106,7 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 			ignored = append(ignored, name)
 		}
 		_ = fs.Set(name, running[name]) // the running value, which was valid
+		_ = rawFlags.Set(name, before[name])
 	}
 	if after["jwks-url"] != running["jwks-url"] {
 		// The buyers' keys move between a JWKS file and a URL only with a

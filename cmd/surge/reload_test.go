@@ -549,6 +549,7 @@ func startReloadable(t *testing.T, args []string, logBuf *servicetest.Log) *serv
 		t.Fatal(err)
 	}
 	srv.logs = logs
+	srv.loaded = &l.c // as serve does
 	t.Cleanup(func() { _ = srv.shutdown(10 * time.Second) })
 	return srv
 }
