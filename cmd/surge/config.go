@@ -192,9 +192,18 @@ type oneDocYAML struct{ koanf.Parser }
 
 func (p oneDocYAML) Unmarshal(b []byte) (map[string]any, error) {
 	d := yamlv3.NewDecoder(bytes.NewReader(b))
-	var out map[string]any
-	if err := d.Decode(&out); err != nil && !errors.Is(err, io.EOF) {
+	var doc yamlv3.Node
+	if err := d.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
+	}
+	if err := decimalNumbers(&doc); err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if doc.Kind != 0 { // 0: no document at all
+		if err := doc.Decode(&out); err != nil {
+			return nil, err
+		}
 	}
 	for {
 		var more any
@@ -207,6 +216,43 @@ func (p oneDocYAML) Unmarshal(b []byte) (map[string]any, error) {
 			return nil, errors.New(`it holds more than one YAML document (a line "---" starts another, whose keys would not apply): write every key in one`)
 		}
 	}
+}
+
+// decimalNumber is a number as the command line reads it whatever the
+// flag: decimal digits without a leading zero, with an optional sign,
+// fraction and exponent.
+var decimalNumber = regexp.MustCompile(`^[-+]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$`)
+
+// decimalNumbers refuses an unquoted number of the top-level keys (or of
+// their lists) written other than in decimal digits: YAML reads 010 as
+// octal 8, 0x10 as 16 and 1_000 as 1000, where the command line and the
+// SURGE_* variables read --rate-limit-ip 010 as 10 and refuse 0x10, so the
+// same text meant two things. A quoted value is read as the command line
+// reads it.
+func decimalNumbers(doc *yamlv3.Node) error {
+	if doc.Kind != yamlv3.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yamlv3.MappingNode {
+		return nil // no keys, or no mapping: the decoder says what is wrong
+	}
+	m := doc.Content[0].Content
+	for i := 0; i+1 < len(m); i += 2 {
+		key, v := m[i].Value, m[i+1]
+		items := []*yamlv3.Node{v}
+		if v.Kind == yamlv3.SequenceNode {
+			items = v.Content
+		}
+		for _, n := range items {
+			if n.Kind != yamlv3.ScalarNode || n.Style != 0 || decimalNumber.MatchString(n.Value) {
+				continue
+			}
+			if tag := n.ShortTag(); tag != "!!int" && tag != "!!float" {
+				continue
+			}
+			return fmt.Errorf("key %q: %s is not a decimal number (YAML reads a leading 0 as octal, 0x as hex, and drops _, "+
+				"unlike the command line): write it in decimal digits, or in quotes to have it read as the command line reads it",
+				key, masked(key, n.Value))
+		}
+	}
+	return nil
 }
 
 // textSetting reports whether f takes free text (a string flag), whose
