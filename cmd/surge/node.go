@@ -80,6 +80,7 @@ type server struct {
 	draining  atomic.Bool
 	storeDown atomic.Pointer[string]
 	watchStop context.CancelFunc
+	watchCtx  context.Context // ends with watchStop: the background work of reloads (refreshRemote)
 	watched   sync.WaitGroup
 }
 
@@ -96,7 +97,7 @@ const (
 func (s *server) watchStore(ctx context.Context, ready func(context.Context) error) {
 	s.probe(ctx, ready)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s.watchStop = stop
+	s.watchStop, s.watchCtx = stop, bg
 	s.watched.Go(func() {
 		t := time.NewTicker(probeEvery)
 		defer t.Stop()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -135,14 +134,8 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 	}
 	if s.remote != nil {
 		// The fetched key set lives as long as the process (jwks-url
-		// needs a restart); a reload fetches it again, and a key server
-		// that fails refuses the reload.
-		ctx, cancel := context.WithTimeout(context.Background(), remoteReloadTimeout)
-		err := s.remote.Refresh(ctx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("--jwks-url: %w", err)
-		}
+		// needs a restart); the reload fetches it again once applied
+		// (refreshRemote).
 		buyer.Remote = s.remote
 	}
 	lim, err := merged.limits()
@@ -187,7 +180,33 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 	}
 	s.log.Info("config reloaded", "file", merged.configFile, "changed", changed)
 	merged.warnBuyerAuth(s.log)
+	s.refreshRemote()
 	return nil
+}
+
+// refreshRemote fetches the --jwks-url set again, as a reload asks, in
+// the background: the key server's answer is the buyer keys' business
+// alone. Waited for, it held the signal loop (a SIGTERM, an upgrade's
+// handover) for up to remoteReloadTimeout, and a key server that failed
+// refused the whole reload, an admin token's rotation with it. A fetch
+// that fails leaves the keys in force, as a failed scheduled refresh does.
+func (s *server) refreshRemote() {
+	if s.remote == nil {
+		return
+	}
+	bg := s.watchCtx
+	if bg == nil {
+		bg = context.Background()
+	}
+	s.watched.Go(func() {
+		ctx, cancel := context.WithTimeout(bg, remoteReloadTimeout)
+		defer cancel()
+		if err := s.remote.Refresh(ctx); err != nil {
+			s.log.Warn("config reload: fetching the --jwks-url key set again failed; the keys in force stay", "err", err)
+			return
+		}
+		s.log.Info("config reload: the --jwks-url key set was fetched again")
+	})
 }
 
 // rateSwitch is a rate limit SIGHUP can change: the engine holds the

@@ -478,8 +478,15 @@ func TestReloadKeepsJWKSURL(t *testing.T) {
 	}
 	set("k2", k2) // k2 replaces k1 at the issuer, under the same kid space
 	srv.reload(args)
-	if code, body := get(t, srv.url()+"/v1/orders/none", token("k1", k1)); code != http.StatusUnauthorized {
-		t.Errorf("k1 after the issuer withdrew it and a reload: %d %s, want 401", code, body)
+	// The reload fetches the set in the background (refreshRemote).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		code, body := get(t, srv.url()+"/v1/orders/none", token("k1", k1))
+		if code == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("k1 after the issuer withdrew it and a reload: %d %s, want 401", code, body)
+		}
 	}
 	if code, body := get(t, srv.url()+"/v1/orders/none", token("k2", k2)); code != http.StatusNotFound {
 		t.Errorf("k2 after a reload: %d %s", code, body)
