@@ -94,5 +94,7 @@ func (s *Store) finishCheckpoint() {
 	// Errors are not fatal, as in checkpointer: the WAL only grows until a
 	// later pass succeeds. A reader still on an old snapshot makes the
 	// pass stop short of the end (busy); the checkpointer asks again.
+	s.busy()
 	_ = s.w.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &done)
+	s.idle()
 }

@@ -133,6 +133,12 @@ type Store struct {
 	failed atomic.Pointer[error]
 	// probing is set while a probe commit Ready started is under way.
 	probing atomic.Bool
+	// opened is when Open made the store, on the monotonic clock;
+	// writingSince is when, after it (nanoseconds, 0: never), the writer
+	// began the write under way, 0 while it has none: Ready reports a
+	// write stuck past commitStall.
+	opened       time.Time
+	writingSince atomic.Int64
 	// sawFailure is whether any commit of this store failed (a full disk,
 	// an I/O error), even if later ones succeeded: Close then leaves no
 	// seal, and the next start checks the file in full.
@@ -601,7 +607,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	dbs = append(dbs, cp)
 	cp.SetMaxOpenConns(1)
 	s := &Store{
-		w: w, r: r, cp: cp, opts: opts, path: path, file: file, wal: wal, g: g, meter: commits, checked: !clean,
+		w: w, r: r, cp: cp, opts: opts, path: path, file: file, wal: wal, g: g, meter: commits, checked: !clean, opened: time.Now(),
 		stopCP: make(chan struct{}), cpDone: make(chan struct{}), catchUp: make(chan struct{}, 1),
 		stopExpiry: make(chan struct{}), expiryDone: make(chan struct{}),
 		commits: make(chan *commit, 1024),
@@ -679,10 +685,13 @@ func (s *Store) sale(id string) *saleState {
 	return st
 }
 
-// Ready reports whether the store takes purchases: it is open and its
-// writer's last commit did not fail (a full disk, an I/O error). Memory
-// alone answers, so a readiness probe may call it as often as it likes; a
-// commit that succeeds again makes the store ready again. While the last
+// Ready reports whether the store takes purchases: it is open, its
+// writer's last commit did not fail (a full disk, an I/O error), and no
+// write of the writer has been under way for longer than commitStall (a
+// disk that neither completes nor fails an fsync: every purchase would
+// wait out its timeout). Memory alone answers, so a readiness probe may
+// call it as often as it likes; a commit that succeeds again, or the
+// stalled one completing, makes the store ready again. While the last
 // commit failed, each call also starts a probe commit in the background
 // (one at a time) unless one is under way: a node that says it is not
 // ready gets no purchase from a load balancer that follows its readiness,
@@ -690,6 +699,11 @@ func (s *Store) sale(id string) *saleState {
 func (s *Store) Ready(ctx context.Context) error {
 	if s.closed.Load() {
 		return errors.New("sqlite: store closed")
+	}
+	if since := s.writingSince.Load(); since != 0 {
+		if d := time.Since(s.opened) - time.Duration(since); d > commitStall {
+			return fmt.Errorf("sqlite: a write to %s has been under way for %v: the disk does not answer", s.path, d.Round(time.Millisecond))
+		}
 	}
 	if err := s.failed.Load(); err != nil {
 		if s.probing.CompareAndSwap(false, true) {

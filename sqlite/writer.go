@@ -147,12 +147,17 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
+		s.busy()
 		err := s.wrote(s.write(group))
+		s.idle()
 		if err != nil && len(group) > 1 {
 			// Isolate the failure: one caller's bad row must not fail
 			// the others.
 			for _, c := range group {
-				c.err <- s.wrote(s.write([]*commit{c}))
+				s.busy()
+				err := s.wrote(s.write([]*commit{c}))
+				s.idle()
+				c.err <- err
 			}
 			continue
 		}
@@ -163,6 +168,19 @@ func (s *Store) writer() {
 		s.finishCheckpoint()
 	}
 }
+
+// commitStall is how long a write of the writer may be under way before
+// Ready reports the store not ready: a healthy group commit takes a few
+// milliseconds, a large one on a slow disk a few hundred; one past this
+// has met a disk that neither completes nor fails it, and the purchases
+// queued behind it would wait out their timeout (10 s by default), so a
+// load balancer should send buyers elsewhere meanwhile.
+const commitStall = 5 * time.Second
+
+// busy records that the writer begins a write (a group commit, or a
+// checkpoint's fsync on its connection), for Ready; idle, that it ended.
+func (s *Store) busy() { s.writingSince.Store(max(int64(time.Since(s.opened)), 1)) }
+func (s *Store) idle() { s.writingSince.Store(0) }
 
 // wrote records the outcome of a commit for Ready and the seal (the
 // writer's, and a PATCH's or an archive's on its connection) and returns
