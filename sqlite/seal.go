@@ -127,6 +127,19 @@ func replaceFile(dir, name string, write func(f *os.File) error) error {
 	return nil
 }
 
+// removeTemps removes the temporary files of replaceFile that a process
+// killed between creating and renaming one left (SIGKILL while a large
+// ledger image was written): nothing reads them, and only the next write
+// of the same file would replace one, which a directory whose sales no
+// longer reach ImageMin never makes. The caller holds the directory's
+// lock, so no other store is writing one. A file it cannot remove stays,
+// harmless.
+func removeTemps(dir string) {
+	for _, name := range []string{ImageName, SealName} {
+		_ = os.Remove(filepath.Join(dir, name+".tmp"))
+	}
+}
+
 // readSeal reports whether dir's seal vouches for the database as it is:
 // the progress it recorded, and true if surge.db is the file Close sealed
 // and no WAL is beside it; sealed says a seal file is there at all. It

@@ -547,6 +547,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	removeTemps(dir)
 	// Before anything is written: a damaged database, or one behind what
 	// it had confirmed, is refused as found. After a clean shutdown the
 	// seal vouches for the file instead of the two passes over it
