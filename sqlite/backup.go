@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // BackupInfo describes a backup Backup wrote.
@@ -95,14 +96,42 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 	if err := syncFile(tmpPath); err != nil {
 		return BackupInfo{}, err
 	}
-	// Link, not rename: it fails if to appeared meanwhile.
+	// Link, not rename: it fails if to appeared meanwhile. A filesystem
+	// without hard links (exFAT or FAT on a USB disk, many network
+	// shares) refuses it; there the copy is renamed, never over a file.
 	if err := os.Link(tmpPath, to); err != nil {
-		return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
+		if !noHardLinks(err) {
+			return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
+		}
+		if err := renameNoReplace(tmpPath, to); err != nil {
+			return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
+		}
 	}
 	if err := syncDir(filepath.Dir(to)); err != nil {
 		return BackupInfo{}, err
 	}
 	return info, nil
+}
+
+// noHardLinks reports whether err, os.Link's of a file the caller made,
+// says the filesystem makes no hard links: Linux answers EPERM (FAT,
+// exFAT), others EOPNOTSUPP or ENOSYS.
+func noHardLinks(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOTSUP) ||
+		errors.Is(err, syscall.ENOSYS)
+}
+
+// renameIfAbsent renames from to to unless to exists. Between the look
+// and the rename another program could still make to, which the rename
+// would replace: the way of a filesystem that has neither hard links nor
+// an atomic rename that refuses to replace.
+func renameIfAbsent(from, to string) error {
+	if _, err := os.Lstat(to); err == nil {
+		return fmt.Errorf("%s exists; give a new file", to)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.Rename(from, to)
 }
 
 // dataDirName reports whether to names, in the data directory dir however
