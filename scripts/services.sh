@@ -110,4 +110,9 @@ if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH)/bin/helm" ]; then
   echo "services: installing helm (go install, a few minutes)" >&2
   go install helm.sh/helm/v4/cmd/helm@v4.3.2
 fi
-echo "services: dockerfile-utils, dclint, nginx, systemd-analyze, pgbouncer and helm installed"
+# A filesystem without hard links for sqlite's TestBackupToFilesystemWithoutHardLinks
+# (exFAT through FUSE on a loop device; the test skips where FUSE or loop
+# devices are not allowed, as in many containers).
+{ command -v mkfs.exfat >/dev/null || [ -x /usr/sbin/mkfs.exfat ]; } || apt_install exfatprogs
+{ command -v mount.exfat-fuse >/dev/null || [ -x /usr/sbin/mount.exfat-fuse ]; } || apt_install exfat-fuse
+echo "services: dockerfile-utils, dclint, nginx, systemd-analyze, pgbouncer, helm and exFAT tools installed"
