@@ -363,11 +363,26 @@ func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 	if m.Quantity < 0 {
 		p.Quantity = m.Quantity // refused by the engine, as in HTTP
 	}
+	// The HTTP API's Waiting-Room-Ticket header (gRPC metadata) admits
+	// too, as the Idempotency-Key header keys: a client that brought its
+	// HTTP code along sends it there. Two headers go to the engine, which
+	// refuses them as over HTTP.
 	pr := engine.PurchaseRequest{SaleID: m.SaleId, Purchase: p}
+	for _, tk := range req.Header().Values(surgehttp.TicketHeader) {
+		pr.Tickets = append(pr.Tickets, strings.Trim(tk, " \t"))
+	}
 	if m.WaitingRoomTicket != "" {
 		// The Waiting-Room-Ticket header, spaces around it dropped as
 		// for idempotency_key: the same text admits over both.
-		pr.Tickets = []string{strings.Trim(m.WaitingRoomTicket, " \t")}
+		field := strings.Trim(m.WaitingRoomTicket, " \t")
+		for _, tk := range pr.Tickets {
+			if tk != field {
+				return nil, h.toConnect(ctx, req.Spec().Procedure, surge.Errorf(surge.CodeInvalid, "waiting_room_ticket and the Waiting-Room-Ticket header differ: send the ticket once"))
+			}
+		}
+		if len(pr.Tickets) == 0 {
+			pr.Tickets = []string{field}
+		}
 	}
 	out, err := h.svc.Purchase(ctx, pr)
 	if err != nil {
