@@ -213,8 +213,13 @@ func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID str
 	admit := q.Schedule.AdmitAt(e.Slot)
 	until := admit.Add(time.Duration(sale.WaitingRoom.TicketSeconds) * time.Second)
 	// The window as it stands: instants still to come move on by any
-	// later pause as well.
+	// later pause as well. It ends with the sale, whose ends_at a pause
+	// does not move: no window reaches past it, and a turn due after it is
+	// an empty window there (until an operator moves the end).
 	st.AdmitAt, st.Until = admit.Add(stopped), until.Add(stopped)
+	if end := sale.EndsAt; !end.IsZero() {
+		st.AdmitAt, st.Until = earlier(st.AdmitAt, end), earlier(st.Until, end)
+	}
 	switch {
 	case ended || !at.Before(until):
 		st.State, st.Position = Expired, 0
@@ -226,7 +231,8 @@ func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID str
 			return Status{}, backendErr("position in", sale.ID, err)
 		}
 		st.Position = ahead + 1
-		st.Wait = admit.Sub(at)
+		// admit less at, unless the sale ends first: no wait past the end.
+		st.Wait = st.AdmitAt.Sub(now)
 	}
 	return st, nil
 }
@@ -302,6 +308,14 @@ func backendErr(what, saleID string, err error) error {
 	}
 	return fmt.Errorf("%w: waitroom: %s %s: %w", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
 		Message: "the waiting room's queue is unreachable; retry shortly"}, what, saleID, err)
+}
+
+// earlier is the earlier of a and b.
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // ceilSeconds spells d in whole seconds, rounded up.
