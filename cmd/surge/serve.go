@@ -68,6 +68,7 @@ type serveConfig struct {
 
 	// Waiting rooms (docs/protection.md).
 	roomSecret     string
+	roomSecretFile string
 	roomMaxEntries int
 	roomStreams    int
 	// Open event streams per buyer and sale, and per client address.
@@ -187,6 +188,7 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.StringVar(&c.paymentWebhookSecret, "payment-webhook-secret", c.paymentWebhookSecret, "HMAC secret(s) of POST /v1/payments/webhook, comma-separated during a rotation, each at least 16 bytes; unset: no webhook")
 	fs.StringVar(&c.paymentWebhookSecretFile, "payment-webhook-secret-file", c.paymentWebhookSecretFile, "file holding the payment webhook secret(s) (a trailing newline is dropped)")
 	fs.StringVar(&c.roomSecret, "waiting-room-secret", c.roomSecret, "HMAC key (at least 32 bytes) of waiting-room tickets; every node must share it (default: random per process, so tickets die with it)")
+	fs.StringVar(&c.roomSecretFile, "waiting-room-secret-file", c.roomSecretFile, "file holding the HMAC key of waiting-room tickets (a trailing newline is dropped)")
 	fs.IntVar(&c.roomMaxEntries, "waiting-room-max-entries", c.roomMaxEntries, "most buyers one sale's waiting room holds")
 	fs.IntVar(&c.roomStreams, "waiting-room-streams", c.roomStreams, "most waiting-room event streams open at once")
 	fs.IntVar(&c.roomStreamsBuyer, "waiting-room-streams-per-buyer", c.roomStreamsBuyer, "most waiting-room event streams one buyer holds open in one sale")
@@ -437,9 +439,6 @@ func (c *serveConfig) validate() error {
 	if _, err := c.paymentConfig(); err != nil {
 		return errUsage{"serve: " + err.Error()}
 	}
-	if n := len(c.roomSecret); n > 0 && n < waitroom.MinSecretLen {
-		return errUsage{fmt.Sprintf("serve: --waiting-room-secret must be at least %d bytes (got %d)", waitroom.MinSecretLen, n)}
-	}
 	if (c.redisURL == "") != (c.postgresURL == "") {
 		return errUsage{"serve: cluster mode needs both --redis-url and --postgres-url"}
 	}
@@ -623,6 +622,7 @@ func (c *serveConfig) readSecrets() error {
 		{"admin-token", &c.adminToken, c.adminTokenFile, minAdminToken, "characters", utf8.RuneCountInString},
 		{"jwt-secret", &c.jwtSecret, c.jwtSecretFile, minJWTSecret, "bytes", func(s string) int { return len(s) }},
 		{"payment-webhook-secret", &c.paymentWebhookSecret, c.paymentWebhookSecretFile, minWebhookSecret, "bytes", func(s string) int { return len(s) }},
+		{"waiting-room-secret", &c.roomSecret, c.roomSecretFile, waitroom.MinSecretLen, "bytes", func(s string) int { return len(s) }},
 	} {
 		what := "--" + sec.name
 		if sec.file != "" {
