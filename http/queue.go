@@ -2,6 +2,7 @@ package http
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -208,6 +209,15 @@ func toQueueJSON(st waitroom.Status) api.Queue {
 // queueSale reads the {id} sale of a queue endpoint, answering 404 or
 // 409 no_waiting_room itself.
 func (s *Server) queueSale(w http.ResponseWriter, r *http.Request) (*surge.Sale, bool) {
+	st, ok := s.queueSaleOf(w, r)
+	if !ok {
+		return nil, false
+	}
+	return &st.Sale, true
+}
+
+// queueSaleOf is queueSale with the sale's figures and status.
+func (s *Server) queueSaleOf(w http.ResponseWriter, r *http.Request) (*engine.SaleState, bool) {
 	id, ok := pathID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")
@@ -222,7 +232,7 @@ func (s *Server) queueSale(w http.ResponseWriter, r *http.Request) (*surge.Sale,
 		s.writeErr(w, r, waitroom.NoWaitingRoom(&st.Sale))
 		return nil, false
 	}
-	return &st.Sale, true
+	return &st, true
 }
 
 // queueSaleState is sale id as the queue endpoints see it: an archived
@@ -245,10 +255,11 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 		unauthenticated(w, r, err)
 		return
 	}
-	sale, ok := s.queueSale(w, r)
+	state, ok := s.queueSaleOf(w, r)
 	if !ok {
 		return
 	}
+	sale := &state.Sale
 	// The endpoint takes no body; an empty object is tolerated.
 	if r.ContentLength != 0 {
 		body, ok := readBody(w, r, MaxPurchaseBody)
@@ -261,6 +272,21 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+	if state.Status == surge.SaleSoldOut {
+		// A sold-out sale takes no new buyer into its line, where each
+		// would wait for a turn only to be told sold out; the buyers
+		// in it keep their places, for the units that come back.
+		st, err := s.room.Place(r.Context(), sale, user)
+		if errors.Is(err, waitroom.ErrNotQueued) {
+			err = surge.Errorf(surge.CodeSoldOut, "sale %s is sold out: its waiting room takes no new buyers until units come back (a hold expires or is cancelled)", sale.ID)
+		}
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		s.writeQueue(w, http.StatusOK, st)
+		return
 	}
 	st, created, err := s.room.Join(r.Context(), sale, user)
 	if err != nil {

@@ -131,6 +131,30 @@ func (r *Room) Join(ctx context.Context, sale *surge.Sale, userID string) (st St
 	return st, created, err
 }
 
+// Place reports the place userID already holds in sale's queue, as Join
+// answers it, without making one: ErrNotQueued if the buyer has none. A
+// sale that takes no new buyers (sold out) still answers those it has.
+func (r *Room) Place(ctx context.Context, sale *surge.Sale, userID string) (Status, error) {
+	if sale.WaitingRoom == nil {
+		return Status{}, NoWaitingRoom(sale)
+	}
+	now := r.now()
+	q := queueOf(sale)
+	at, _ := clock(sale, now)
+	epoch, err := r.backend.Epoch(ctx, q)
+	if err != nil {
+		return Status{}, backendErr("join", sale.ID, err)
+	}
+	e, err := r.backend.Lookup(ctx, q, userID, at)
+	if errors.Is(err, ErrNotQueued) {
+		return Status{}, err
+	}
+	if err != nil {
+		return Status{}, backendErr("join", sale.ID, err)
+	}
+	return r.status(ctx, sale, q, userID, e, epoch, now)
+}
+
 // Status reports the place of the ticket's holder in sale's queue. The
 // ticket is all it needs: reading one's place is not worth a login.
 func (r *Room) Status(ctx context.Context, sale *surge.Sale, text string) (Status, error) {
