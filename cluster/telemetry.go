@@ -53,7 +53,8 @@ func instrument(cfg Config, rc redis.Client, durations *prometheus.HistogramVec)
 
 // postgresOptions are the PostgreSQL options of cfg.
 func postgresOptions(cfg Config, durations *prometheus.HistogramVec) postgres.Options {
-	return postgres.Options{Schema: cfg.Schema, Tracing: cfg.Tracing, Observe: observer(durations, "postgres"), Events: cfg.Events}
+	return postgres.Options{Schema: cfg.Schema, Tracing: cfg.Tracing, Observe: observer(durations, "postgres"), Events: cfg.Events,
+		Logger: cfg.Logger.With("node", cfg.NodeID)}
 }
 
 // register puts the store's collectors on cfg.Metrics: the dependency

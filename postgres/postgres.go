@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	neturl "net/url"
 	"regexp"
 	"strings"
@@ -63,6 +64,9 @@ type Options struct {
 	// wrong URL); ErrNoSchema then. An older version's schema is still
 	// migrated, as a node would.
 	Existing bool
+	// Logger, when set, hears of a migration that waits for tables
+	// another session holds (Open tries it again until ctx ends).
+	Logger *slog.Logger
 }
 
 // ErrNoSchema: Options.Existing, and the database (its search_path) holds
@@ -203,6 +207,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		mcfg.RuntimeParams["idle_in_transaction_session_timeout"] = IdleInTransactionTimeout
 		after = nil
 	}
+	var waitStart, waitLogged time.Time
 	for {
 		err = migrateSchema(ctx, mcfg, after, opt.Schema, opt.Existing)
 		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "08P01" && strings.Contains(pgErr.Message, "startup parameter") {
@@ -213,6 +218,18 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
 			break
 		}
+		// Said at once and then every migrateWaitLog: a node that waits
+		// here serves nothing, and without a line its operator could not
+		// tell why it does not start.
+		now := time.Now()
+		if waitStart.IsZero() {
+			waitStart = now
+		}
+		if opt.Logger != nil && now.Sub(waitLogged) >= migrateWaitLog {
+			waitLogged = now
+			opt.Logger.Warn("postgres: a migration waits for tables another session holds (a long read or transaction); trying again until it gets them",
+				"waited", now.Sub(waitStart).Round(time.Second), "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w (waiting for the tables it alters: %w)", err, ctx.Err())
@@ -221,6 +238,9 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if opt.Logger != nil && !waitStart.IsZero() {
+		opt.Logger.Info("postgres: the migration went through", "waited", time.Since(waitStart).Round(time.Millisecond))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -354,9 +374,11 @@ func newMigrator(ctx context.Context, conn *pgx.Conn) (*migrate.Migrator, error)
 // every insert and settle of the serving nodes waited behind it, past
 // their call timeout. It then rolls back and Open tries it again after
 // migrateLockRetry.
+// migrateWaitLog is how often Open says it is still waiting.
 const (
 	migrateLockTimeout = "500ms"
 	migrateLockRetry   = time.Second
+	migrateWaitLog     = 30 * time.Second
 )
 
 // Close releases the pool.
