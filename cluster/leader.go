@@ -847,7 +847,9 @@ func (s *Store) Rebuild(ctx context.Context, l postgres.Lease, saleID string, ep
 	release := sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
 		defer cancel()
-		lock.Release(ctx)
+		if err := lock.Release(ctx); err != nil {
+			s.log.Warn("a rebuild lost its install lock before its end; another install may have run over it", "sale", saleID, "err", err)
+		}
 	})
 	defer release()
 	row, err := s.db.Rebuild(rctx, saleID, epoch, l)

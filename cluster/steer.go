@@ -42,7 +42,9 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 		release = sync.OnceFunc(func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
 			defer cancel()
-			lock.Release(ctx)
+			if err := lock.Release(ctx); err != nil {
+				s.log.Warn("a change of a sale lost its install lock before its end; the leader may have rebuilt the sale over it", "sale", id, "err", err)
+			}
 		})
 		defer release()
 	}

@@ -25,6 +25,16 @@ var ErrInstalling = errors.New("postgres: the sale's new epoch is being installe
 // that its node is alive, well within installIdle.
 const installPing = time.Second
 
+// installPingWait is how long a ping may take before the lock is given up
+// for lost. A ping cut short closes the connection, which frees the lock:
+// at a second, as long as the interval, a PostgreSQL or a network that
+// stalled for a little over that dropped the lock of an install under way
+// (the leader could then start another epoch over it) though PostgreSQL
+// would have kept it. A ping that never arrived leaves the session idle
+// since the previous one ended (installPing earlier), so PostgreSQL ends
+// it at installIdle from then: waiting longer would hold on to nothing.
+const installPingWait = 4 * time.Second
+
 // installIdle is how long PostgreSQL keeps an install lock whose node
 // went silent (stopped, cut off) before it ends the session and frees the
 // lock; a node that died frees it at once (its connection closes).
@@ -38,10 +48,13 @@ const installIdle = "5s"
 // epoch over an install under way, and learns at once when the installing
 // node died: PostgreSQL frees the lock with the session.
 type Installing struct {
+	sale string
 	conn *pgxpool.Conn
 	tx   pgx.Tx
-	stop chan struct{}
+	stop context.CancelFunc // ends keep, and a ping it waits on
+	ctx  context.Context    // keep's, ended by stop
 	done chan struct{}
+	lost error         // why keep gave the lock up; set before done closes
 	slot chan struct{} // DB.installs, freed by Release
 }
 
@@ -105,38 +118,45 @@ func (d *DB) lockInstall(ctx context.Context, saleID string, try bool) (_ *Insta
 		conn.Release()
 		return nil, fmt.Errorf("postgres: install lock of sale %s: %w", saleID, err)
 	}
-	l := &Installing{conn: conn, tx: tx, stop: make(chan struct{}), done: make(chan struct{}), slot: d.installs}
+	kctx, stop := context.WithCancel(context.Background())
+	l := &Installing{sale: saleID, conn: conn, tx: tx, ctx: kctx, stop: stop, done: make(chan struct{}), slot: d.installs}
 	go l.keep()
 	return l, nil
 }
 
 // keep shows PostgreSQL the node is alive until Release. A ping that
-// fails means the session is gone, and with it the lock.
+// fails means the session is gone, and with it the lock (l.lost).
 func (l *Installing) keep() {
 	defer close(l.done)
 	t := time.NewTicker(installPing)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-l.ctx.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), installPing)
+		ctx, cancel := context.WithTimeout(l.ctx, installPingWait)
 		_, err := l.tx.Exec(ctx, `SELECT 1`)
 		cancel()
 		if err != nil {
+			if l.ctx.Err() == nil {
+				l.lost = fmt.Errorf("postgres: install lock of sale %s lost: its keepalive failed: %w", l.sale, err)
+			}
 			return
 		}
 	}
 }
 
 // Release frees the install lock. Should its rollback fail, the
-// connection is closed, which frees it too.
-func (l *Installing) Release(ctx context.Context) {
-	close(l.stop)
+// connection is closed, which frees it too. It returns why the lock was
+// lost before, if it was: the install then went on without it, and
+// another one (the leader's rebuild) may have started over it.
+func (l *Installing) Release(ctx context.Context) error {
+	l.stop()
 	<-l.done
 	_ = l.tx.Rollback(ctx)
 	l.conn.Release()
 	<-l.slot
+	return l.lost
 }
