@@ -189,6 +189,9 @@ type Store struct {
 	stagePass     redis.StagePass
 	stagesDropped int
 	stagesDone    bool
+	// salePass is the leader's pass over Redis for the keys of archived
+	// sales (leader.go, removeArchivedFound); the leader loop's alone.
+	salePass redis.SalePass
 	// round is held through each of the leader's rounds (lead), which
 	// own sweeps and sweepNext: tests run rounds of their own beside it.
 	round sync.Mutex

@@ -445,6 +445,7 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 	s.sweep(ctx, sweep)
 	s.dropStages(ctx, listed)
 	s.removeLeft(ctx)
+	s.removeArchivedFound(ctx, listed)
 }
 
 // surveyChunk is about how many buckets one call of the survey reads.
@@ -535,6 +536,49 @@ func (s *Store) dropStages(ctx context.Context, listed map[string]bool) {
 		s.stagesDone = true
 		s.log.Info("looked through Redis for staging keys that installs of an older version left",
 			"dropped", s.stagesDropped)
+	}
+}
+
+// removeArchivedFound reads the next part of Redis's keys for the live
+// state and waiting rooms of archived sales, and removes them: a Redis that
+// came back older than an archive (a snapshot or AOF reloaded, a replica
+// promoted) holds them again, with every buyer, key and held order of the
+// sale, and nothing else reads or removes an archived sale's keys. About a
+// thousand keys of each server a round (one SCAN), over and over: a pass
+// takes as many rounds as Redis holds thousands of keys. listed is the
+// sales this round listed, none archived; the others found are asked of
+// PostgreSQL, all in one statement.
+func (s *Store) removeArchivedFound(ctx context.Context, listed map[string]bool) {
+	var found []string
+	var done bool
+	if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		found, done, err = s.live.ScanSales(ctx, &s.salePass, stageScan)
+		return err
+	}); err != nil || done {
+		s.salePass = redis.SalePass{} // the next pass, from the start
+	}
+	var ask []string
+	for _, sale := range found {
+		if !listed[sale] {
+			ask = append(ask, sale)
+		}
+	}
+	if len(ask) == 0 {
+		return
+	}
+	var archived map[string]int
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		archived, err = s.db.ArchivedAmong(ctx, ask)
+		return err
+	}); err != nil {
+		return // found again next pass
+	}
+	for sale, buckets := range archived {
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("removing the live state of an archived sale found in Redis again (Redis reloaded an older snapshot or AOF, or a replica behind was promoted)", "sale", sale)
+		s.removeLive(ctx, sale, buckets)
 	}
 }
 

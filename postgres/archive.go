@@ -121,6 +121,27 @@ func (d *DB) Archived(ctx context.Context, saleID string) (bool, error) {
 	return archived, nil
 }
 
+// ArchivedAmong returns which of ids name archived sales, with their
+// buckets.
+func (d *DB) ArchivedAmong(ctx context.Context, ids []string) (map[string]int, error) {
+	rows, err := d.pool.Query(ctx, `SELECT id, buckets FROM sales WHERE id = ANY($1) AND archived_at IS NOT NULL`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: archived sales among %d: %w", len(ids), err)
+	}
+	out := map[string]int{}
+	var (
+		id      string
+		buckets int
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &buckets}, func() error {
+		out[id] = buckets
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("postgres: archived sales among %d: %w", len(ids), err)
+	}
+	return out, nil
+}
+
 // LiveLeft lists, up to limit, the archived sales whose live state may
 // still be in Redis (the archive could not remove it), with their buckets.
 func (d *DB) LiveLeft(ctx context.Context, limit int) (map[string]int, error) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/surgehq/surge"
 )
 
 // StagePass is a pass over Redis's keys for staging keys (install.go)
@@ -17,8 +19,12 @@ import (
 // that record did not, and the staging keys of their crashed installs are
 // found by no install and no removal: only by reading the keys. The zero
 // value starts a pass; one caller at a time.
-type StagePass struct {
-	cursors map[string]uint64 // per server (each master of a Redis Cluster), where its scan goes on
+type StagePass struct{ keyPass }
+
+// keyPass is a pass over every key of every server (each master of a
+// Redis Cluster), a part at a time.
+type keyPass struct {
+	cursors map[string]uint64 // per server, where its scan goes on
 	done    map[string]bool   // the servers read whole
 }
 
@@ -34,10 +40,24 @@ type Stage struct {
 // master of a Redis Cluster) from where p left off, and returns the
 // staging keys among them; done once p has read every server whole.
 func (s *Stock) ScanStages(ctx context.Context, p *StagePass, count int64) (found []Stage, done bool, err error) {
+	done, err = s.scan(ctx, &p.keyPass, globEscape(s.prefix)+":{*}:s[0-9]*:[uko]", count, func(k string) {
+		if st, ok := s.parseStage(k); ok {
+			found = append(found, st)
+		}
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("redis: scan for staging keys: %w", err)
+	}
+	return found, done, nil
+}
+
+// scan reads the next count keys or so matching match of every server
+// from where p left off, handing each to each (one call at a time), and
+// reports whether p has read every server whole.
+func (s *Stock) scan(ctx context.Context, p *keyPass, match string, count int64, each func(key string)) (done bool, err error) {
 	if p.cursors == nil {
 		p.cursors, p.done = map[string]uint64{}, map[string]bool{}
 	}
-	match := globEscape(s.prefix) + ":{*}:s[0-9]*:[uko]"
 	var mu sync.Mutex
 	scan := func(ctx context.Context, c *goredis.Client) error {
 		addr := c.Options().Addr
@@ -55,9 +75,7 @@ func (s *Stock) ScanStages(ctx context.Context, p *StagePass, count int64) (foun
 		defer mu.Unlock()
 		p.cursors[addr], p.done[addr] = next, next == 0
 		for _, k := range keys {
-			if st, ok := s.parseStage(k); ok {
-				found = append(found, st)
-			}
+			each(k)
 		}
 		return nil
 	}
@@ -67,16 +85,71 @@ func (s *Stock) ScanStages(ctx context.Context, p *StagePass, count int64) (foun
 	case *goredis.Client:
 		err = scan(ctx, c)
 	default:
-		return nil, false, fmt.Errorf("redis: scan for staging keys: a client of type %T", s.c)
+		return false, fmt.Errorf("a client of type %T", s.c)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("redis: scan for staging keys: %w", err)
+		return false, err
 	}
 	done = true
 	for _, d := range p.done {
 		done = done && d
 	}
-	return found, done, nil
+	return done, nil
+}
+
+// SalePass is a pass over Redis's keys for the sales whose live state or
+// waiting room they hold (ScanSales). The zero value starts a pass; one
+// caller at a time.
+type SalePass struct{ keyPass }
+
+// ScanSales reads the next count keys or so of every server (of every
+// master of a Redis Cluster) from where p left off, and returns the sales
+// whose live state or waiting room those keys are part of, each once;
+// done once p has read every server whole. Nothing else finds the keys a
+// Redis brought back from before a sale was archived (an older snapshot
+// or AOF reloaded, a replica promoted): no one reads an archived sale's.
+func (s *Stock) ScanSales(ctx context.Context, p *SalePass, count int64) (sales []string, done bool, err error) {
+	seen := map[string]bool{}
+	done, err = s.scan(ctx, &p.keyPass, globEscape(s.prefix)+":{*}:*", count, func(k string) {
+		if sale, ok := s.saleOf(k); ok && !seen[sale] {
+			seen[sale] = true
+			sales = append(sales, sale)
+		}
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("redis: scan for sales: %w", err)
+	}
+	return sales, done, nil
+}
+
+// saleOf reads the sale a key of a live state (stock.go keys, but its
+// staging keys) or of a waiting room (queue.go, but its dropped mark)
+// belongs to.
+func (s *Stock) saleOf(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, s.prefix+":{")
+	if !ok {
+		return "", false
+	}
+	tag, name, ok := strings.Cut(rest, "}:")
+	if !ok {
+		return "", false
+	}
+	sale, room := strings.CutPrefix(tag, "wr:")
+	if room && name == "dropped" {
+		// The mark a dropped waiting room leaves, meant to stay (queue.go
+		// Drop): it expires on its own.
+		return "", false
+	}
+	if !room {
+		if len(name) > 1 && name[0] == 's' && name[1] >= '0' && name[1] <= '9' {
+			// A staging key: the stages' pass drops those (ScanStages), an
+			// archived sale's included, and a removal would leave one no
+			// install recorded.
+			return "", false
+		}
+		sale, _, _ = strings.Cut(tag, "#")
+	}
+	return sale, surge.ValidID(sale)
 }
 
 // parseStage reads a staging key's sale and epoch (stageKeys).
