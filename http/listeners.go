@@ -24,6 +24,21 @@ func (s *Server) Public() http.Handler {
 	return &p
 }
 
+// Admin returns the full API as served on the operators' own listener
+// (--admin-addr, behind Ops): the same routes as the Server's, but limited
+// per address in buckets of their own (Protection.AdminIP), so that an
+// address's traffic on one listener does not spend its tokens on the
+// other. The routes are built again, as Public's, since handlers that
+// apply the limit themselves (the payment webhook's) are bound to their
+// copy.
+func (s *Server) Admin() http.Handler {
+	p := *s
+	p.adminListener = true
+	p.mux = newRouteMux()
+	p.routes()
+	return &p
+}
+
 // adminRoute registers an operator-only endpoint; the public API of a
 // split deployment hides it.
 func (s *Server) adminRoute(pattern string, h http.HandlerFunc) {

@@ -17,7 +17,12 @@ import (
 type Protection struct {
 	// IP limits every API request per client address (X-Forwarded-For is
 	// believed only from TrustedProxies); health checks are exempt.
-	IP             *admission.Keyed
+	IP *admission.Keyed
+	// AdminIP is that limit on the operators' own listener (Server.Admin,
+	// --admin-addr), in buckets of its own: buyers sharing an address
+	// with the operators (one NAT, one office) must not spend their
+	// tokens there, nor the operators' calls the buyers'. nil: none there.
+	AdminIP        *admission.Keyed
 	TrustedProxies []netip.Prefix
 }
 
@@ -38,10 +43,14 @@ func RetryAfter(d time.Duration) string {
 // allowIP applies the per-address limit; it answers 429 itself.
 func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 	prot := s.protection()
-	if prot.IP == nil {
+	lim := prot.IP
+	if s.adminListener {
+		lim = prot.AdminIP
+	}
+	if lim == nil {
 		return true
 	}
-	ok, wait := prot.IP.AllowAddr(admission.ClientIP(r, prot.TrustedProxies), time.Now())
+	ok, wait := lim.AllowAddr(admission.ClientIP(r, prot.TrustedProxies), time.Now())
 	if !ok {
 		s.writeErr(w, r, &surge.Error{Code: surge.CodeRateLimited,
 			Message: "too many requests from this address; retry after the time in Retry-After", RetryAfter: wait})

@@ -77,7 +77,7 @@ type Config struct {
 	// (cors.go; CheckOrigins validates them); none: no CORS headers.
 	CORSOrigins []string
 	// Mount, when set, is called with each set of routes built (the full
-	// API, and the Public one of a split deployment): what it returns is
+	// API, and the Public and Admin ones of a split deployment): what it returns is
 	// served beside them, authenticating as they do through the Server it
 	// is given (the gRPC API, package rpc).
 	Mount func(*Server) (pattern string, h http.Handler)
@@ -116,6 +116,9 @@ type Server struct {
 	cors *cors.Cors
 	// webhookOn: POST /v1/payments/webhook is served (paymentRoutes).
 	webhookOn bool
+	// adminListener: this is the Admin copy, limited per address by
+	// Protection.AdminIP.
+	adminListener bool
 }
 
 // New builds the API handler.

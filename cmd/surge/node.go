@@ -60,7 +60,7 @@ type server struct {
 	room                *waitroom.Room
 	queues              waitroom.Backend
 	requests            []observedListener
-	ipRate              *admission.Keyed
+	ipRate, adminIPRate *admission.Keyed
 	remote              *surgehttp.RemoteJWKS // --jwks-url's set, kept across reloads
 	buyerRate, saleRate *rateSwitch
 	shed                *atomic.Bool
@@ -288,7 +288,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	undo = append(undo, func() { eng.Close() })
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), tracing: tp, lns: lns,
-		room: room, queues: b.queues, ipRate: lim.http.IP, buyerRate: buyerRate, saleRate: saleRate, shed: shed, remote: buyer.Remote, warnRoom: warnRoom}
+		room: room, queues: b.queues, ipRate: lim.http.IP, adminIPRate: lim.http.AdminIP, buyerRate: buyerRate, saleRate: saleRate, shed: shed, remote: buyer.Remote, warnRoom: warnRoom}
 	s.cfg.Store(&c)
 	s.open.write, s.adminOpen.write, s.debugOpen.write = c.timeouts.write, c.timeouts.write, c.timeouts.write
 	if s.reloads, err = metrics.NewConfigReloads(reg, time.Now()); err != nil {
@@ -339,7 +339,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	public := http.Handler(api)
 	if c.adminAddr != "" {
 		s.adminConns = surgehttp.LimitConns(lns.admin, privateConnLimits(lim.http.TrustedProxies))
-		s.admin = opsServer(c.timeouts, s.adminOpen.listen(s.adminConns), s.observed(c, api.Ops(reg, api), tel, surgehttp.RequestOptions{}, false),
+		s.admin = opsServer(c.timeouts, s.adminOpen.listen(s.adminConns), s.observed(c, api.Ops(reg, api.Admin()), tel, surgehttp.RequestOptions{}, false),
 			s.adminOpen.track(s.adminConns.ConnState), log)
 		undo = append(undo, func() { s.admin.Close() })
 		public = api.Public()

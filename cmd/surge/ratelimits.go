@@ -18,6 +18,9 @@ import (
 const (
 	maxLimiterKeys = 1_000_000
 	limiterIdle    = 10 * time.Minute
+	// maxAdminLimiterKeys bounds the admin listener's per-address
+	// buckets: its clients are the operators' few.
+	maxAdminLimiterKeys = 10_000
 )
 
 // limits are the rate limiters the flags ask for; nil ones are off.
@@ -35,6 +38,11 @@ func (c serveConfig) limits() (limits, error) {
 	}
 	l.http.TrustedProxies = proxies
 	if l.http.IP, err = keyed("ip", c.rateIP, c.burstIP, maxLimiterKeys); err != nil {
+		return l, err
+	}
+	// The admin listener's own buckets at the same rate: its callers and
+	// the public ones may share an address (surgehttp.Protection.AdminIP).
+	if l.http.AdminIP, err = keyed("ip", c.rateIP, c.burstIP, maxAdminLimiterKeys); err != nil {
 		return l, err
 	}
 	if l.buyer, err = keyed("buyer", c.rateBuyer, c.burstBuyer, maxLimiterKeys); err != nil {

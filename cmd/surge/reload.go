@@ -144,9 +144,9 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 	}
 	if merged.rateIP == old.rateIP && merged.burstIP == old.burstIP {
 		// The same limit keeps its buckets: a reload forgives no debt.
-		lim.http.IP = s.ipRate
+		lim.http.IP, lim.http.AdminIP = s.ipRate, s.adminIPRate
 	}
-	s.ipRate = lim.http.IP
+	s.ipRate, s.adminIPRate = lim.http.IP, lim.http.AdminIP
 	s.buyerRate.set(merged.rateBuyer, merged.burstBuyer, lim.buyer)
 	s.saleRate.set(merged.rateSale, merged.burstSale, lim.sale)
 	s.shed.Store(merged.shed)
