@@ -21,12 +21,13 @@ import (
 
 // TestSpecOrderChangesOverloaded: docs/api.md says a cancel, a payment by
 // the operator and a payment webhook answer "503 overloaded when 1,024
-// order changes already wait for the store", and the engine does; the
+// cancels (payments) already wait for the store", and the engine does; the
 // spec gave those operations a 503 whose code could only be unavailable,
 // so a client generated from it, or validating against it, took the
 // documented answer for a broken server. The store is stalled for real: a
 // connection of the test holds SQLite's write lock, so every change waits
-// for it, holding its place, until the 1,024 places are taken.
+// for it, holding its place, until the 1,024 places of cancels, and the
+// 1,024 of payments, are taken.
 func TestSpecOrderChangesOverloaded(t *testing.T) {
 	raw, _ := readSpec(t)
 	c := newChecker(t, raw)
@@ -67,10 +68,11 @@ func TestSpecOrderChangesOverloaded(t *testing.T) {
 	order := mustDecode[api.OrderBody](t, do("POST", "/v1/sales/busy/purchases", "", user("bob"), 201)).Order
 
 	unlock = servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, sqlite.FileName))
-	// Fill the 1,024 places with cancels that wait for the lock. A cancel
-	// that is refused at once means every place is taken.
-	cancel := func(client *http.Client) (int, []byte, error) {
-		req, err := http.NewRequest("POST", srv.URL+"/v1/orders/"+order.ID+"/cancel", nil)
+	// Fill the 1,024 places of each budget (cancels have one, payments
+	// another) with changes that wait for the lock. A change refused at
+	// once means every place of its budget is taken.
+	change := func(client *http.Client, path string) (int, []byte, error) {
+		req, err := http.NewRequest("POST", srv.URL+path, nil)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -84,17 +86,19 @@ func TestSpecOrderChangesOverloaded(t *testing.T) {
 		return resp.StatusCode, b, err
 	}
 	waiting := &http.Client{Timeout: time.Minute}
-	for range 1024 {
-		inflight.Go(func() { _, _, _ = cancel(waiting) })
-	}
 	probe := &http.Client{Timeout: 300 * time.Millisecond}
-	full := false
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !full; {
-		status, body, err := cancel(probe)
-		full = err == nil && status == 503 && bytes.Contains(body, []byte(`"overloaded"`))
-	}
-	if !full {
-		t.Fatalf("1,024 cancels waiting on a locked store, and still no cancel was refused 503 overloaded within 30 s")
+	for _, path := range []string{"/v1/orders/" + order.ID + "/cancel", "/v1/orders/" + order.ID + "/pay"} {
+		for range 1024 {
+			inflight.Go(func() { _, _, _ = change(waiting, path) })
+		}
+		full := false
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !full; {
+			status, body, err := change(probe, path)
+			full = err == nil && status == 503 && bytes.Contains(body, []byte(`"overloaded"`))
+		}
+		if !full {
+			t.Fatalf("1,024 changes (POST %s) waiting on a locked store, and still none refused 503 overloaded within 30 s", path)
+		}
 	}
 
 	// The places stay taken while the lock is held: each operation that
@@ -108,7 +112,7 @@ func TestSpecOrderChangesOverloaded(t *testing.T) {
 	} {
 		k.base, k.want = srv.URL, 503
 		if a := c.do(k); a.errorCode() != "overloaded" {
-			t.Errorf("%s %s: HTTP %d %s, want 503 overloaded (1,024 changes wait for the store)", k.method, k.path, a.status, a.body)
+			t.Errorf("%s %s: HTTP %d %s, want 503 overloaded (1,024 changes of its kind wait for the store)", k.method, k.path, a.status, a.body)
 		}
 	}
 }

@@ -79,10 +79,13 @@ type Engine struct {
 	// steers counts changes of sales' snapshots (steer.go).
 	steers atomic.Int64
 
-	// changing holds a slot per order change (a cancel, a payment) in the
-	// store; changes counts them for Close (changeOrder).
-	changing chan struct{}
-	changes  sync.WaitGroup
+	// cancelling holds a slot per cancel in the store, paying one per
+	// payment (a webhook's delivery, the operator's settlement): separate
+	// budgets, so that buyers calling cancel by the thousand cannot refuse
+	// the provider's deliveries, which come back late, after the holds
+	// they pay for ended. changes counts both for Close (changeOrder).
+	cancelling, paying chan struct{}
+	changes            sync.WaitGroup
 }
 
 type sale struct {
@@ -127,7 +130,8 @@ type sale struct {
 // Open starts the pipeline for every sale the store holds.
 func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
-	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, failures: logrepeat.New(logrepeat.Every), stop: make(chan struct{}), changing: make(chan struct{}, maxChanges)}
+	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, failures: logrepeat.New(logrepeat.Every), stop: make(chan struct{}),
+		cancelling: make(chan struct{}, maxChanges), paying: make(chan struct{}, maxChanges)}
 	if cfg.Tracing != nil {
 		e.tracer = cfg.Tracing.Tracer(tracerName)
 	}
@@ -338,7 +342,7 @@ func (e *Engine) Order(ctx context.Context, id string) (surge.Order, error) {
 
 // Cancel cancels a reserved order and returns its units to the stock.
 func (e *Engine) Cancel(ctx context.Context, id string) (surge.Order, error) {
-	return changeOrder(ctx, e, func(ctx context.Context) (surge.Order, error) {
+	return changeOrder(ctx, e, e.cancelling, func(ctx context.Context) (surge.Order, error) {
 		o, err := e.store.Cancel(ctx, id, e.cfg.Now())
 		if err != nil {
 			return o, storeErr(err)
@@ -351,7 +355,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (surge.Order, error) {
 
 // Pay marks a reserved order paid.
 func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
-	return changeOrder(ctx, e, func(ctx context.Context) (surge.Order, error) {
+	return changeOrder(ctx, e, e.paying, func(ctx context.Context) (surge.Order, error) {
 		o, err := e.store.Pay(ctx, id, e.cfg.Now())
 		if err == nil {
 			e.Meter(o.SaleID).Transition(metrics.ToPaid, 1)
@@ -360,8 +364,9 @@ func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
 	})
 }
 
-// maxChanges bounds the order changes waiting for the store at once; the
-// next is refused 503 overloaded at once.
+// maxChanges bounds the cancels, and apart from them the payments,
+// waiting for the store at once; the next is refused 503 overloaded at
+// once.
 const maxChanges = 1024
 
 var (
@@ -375,22 +380,22 @@ var (
 
 // changeOrder runs f, a store change of one order, for a request: it
 // answers within PurchaseTimeout, as a purchase does, and at most
-// maxChanges wait at once. The store does not stop at the caller's context
-// (a writer must learn whether its commit landed, and holds the sale's lock
-// meanwhile), so a stalled store would otherwise hold every change of a
+// maxChanges wait at once in slots (e.cancelling or e.paying). The store
+// does not stop at the caller's context (a writer must learn whether its
+// commit landed, and holds the sale's lock meanwhile), so a stalled store would otherwise hold every change of a
 // sale, one after another, for as long as the stall lasts. f goes on after
 // a timeout and its effects (metrics, the remaining stock) are applied
 // when it ends. A caller already gone starts nothing: no one would learn
 // how its change ended, and a client calling on with such contexts would
 // queue up to maxChanges of them on the sale's lock, ahead of its
 // purchases and sale changes.
-func changeOrder[T any](ctx context.Context, e *Engine, f func(context.Context) (T, error)) (T, error) {
+func changeOrder[T any](ctx context.Context, e *Engine, slots chan struct{}, f func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
 		return zero, fmt.Errorf("%w: %w", errChangeGone, err)
 	}
 	select {
-	case e.changing <- struct{}{}:
+	case slots <- struct{}{}:
 	default:
 		return zero, errChangesFull
 	}
@@ -404,14 +409,14 @@ func changeOrder[T any](ctx context.Context, e *Engine, f func(context.Context) 
 	e.life.RLock()
 	if e.stopped {
 		e.life.RUnlock()
-		<-e.changing
+		<-slots
 		return zero, surge.ErrUnavailable
 	}
 	e.changes.Add(1)
 	e.life.RUnlock()
 	go func() {
 		defer e.changes.Done()
-		defer func() { <-e.changing }()
+		defer func() { <-slots }()
 		v, err := f(context.WithoutCancel(ctx))
 		done <- result{v, err}
 	}()

@@ -42,7 +42,7 @@ func TestCancelRetriedAfterTimeoutSaysItTook(t *testing.T) {
 	}()
 	// Its change holds a slot beside the first's: it is on its way to
 	// the store (the sleep lets it get there), not yet to be started.
-	waitFor(t, "the retried cancel under way", func() bool { return len(e.changing) == 2 })
+	waitFor(t, "the retried cancel under way", func() bool { return len(e.cancelling) == 2 })
 	time.Sleep(50 * time.Millisecond)
 	release()
 	err := <-retry
