@@ -73,6 +73,10 @@ type authOptions struct {
 	now func() time.Time
 	// checks counts the tokens checked in full (nil: not counted).
 	checks *tokenChecks
+	// prevKeys, when set, are the buyer keys in force before a reload:
+	// kept, with their cache of verified tokens, if these options
+	// configure the same keys (buyerKeysFor).
+	prevKeys *buyerKeys
 }
 
 // authenticator resolves identities. Admin requests carry the admin token
@@ -102,7 +106,7 @@ func newAuthenticatorOptions(o authOptions) *authenticator {
 		adminSeed:   seed,
 		adminScreen: maphash.String(seed, o.adminToken),
 		userHeader:  o.userHeader,
-		buyers:      newBuyerKeys(o),
+		buyers:      buyerKeysFor(o),
 	}
 }
 

@@ -243,8 +243,8 @@ func TestAdminAuthentication(t *testing.T) {
 
 // TestTokenChecksCounted: the source of surge_buyer_token_checks_total
 // counts a buyer's token once when it is first checked, not on the
-// retries the cache answers, and a refused token every time; a reload,
-// which forgets the cache, keeps the counts running.
+// retries the cache answers, and a refused token every time; a reload
+// keeps the counts running (and the cache, unless the keys changed).
 func TestTokenChecksCounted(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.createSale(t, `{"id":"tc","name":"Token checks","stock":1}`)
@@ -266,7 +266,13 @@ func TestTokenChecksCounted(t *testing.T) {
 		wantStatus(t, r, http.StatusUnauthorized)
 	}
 	want(1, 2)
+	// A reload that keeps the keys keeps the cache too.
 	e.handler.Apply(surgehttp.Config{AdminToken: adminToken, JWTSecret: jwtSecret})
+	wantStatus(t, e.do(t, "POST", "/v1/sales/tc/purchases", `{"quantity":1}`, bearerAuth(tok), idemKey("k")), http.StatusCreated)
+	want(1, 2)
+	// One that changes them checks the token again, and counts it.
+	e.handler.Apply(surgehttp.Config{AdminToken: adminToken, JWTSecret: jwtSecret,
+		BuyerAuth: surgehttp.BuyerAuth{JWKS: surgehttp.LoadTestKeys(t).JWKS}})
 	wantStatus(t, e.do(t, "POST", "/v1/sales/tc/purchases", `{"quantity":1}`, bearerAuth(tok), idemKey("k")), http.StatusCreated)
 	want(2, 2)
 }

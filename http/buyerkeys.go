@@ -55,6 +55,28 @@ func newBuyerKeys(o authOptions) *buyerKeys {
 	return k
 }
 
+// buyerKeysFor returns the buyer keys of o: o.prevKeys when they verify
+// exactly as keys built from o would, else new ones. A reload that leaves
+// the keys alone (SIGHUP for a rate limit, an admin token) thus keeps the
+// cache of verified tokens: emptied, it made every buyer's next request
+// pay a full verification at once, a CPU spike in the middle of a sale.
+func buyerKeysFor(o authOptions) *buyerKeys {
+	if k := o.prevKeys; k != nil && k.configuredAs(o) {
+		return k
+	}
+	return newBuyerKeys(o)
+}
+
+// configuredAs reports whether k's keys in force are those o configures.
+// Options with a clock or a cache size of their own (tests) never match.
+func (k *buyerKeys) configuredAs(o authOptions) bool {
+	b, st := o.buyer, k.cur.Load()
+	return o.now == nil && o.cacheSlots == 0 && k.checks == o.checks &&
+		k.remote == b.Remote && k.file == b.JWKSFile &&
+		bytes.Equal(st.hmacKey, o.jwtSecret) && st.issuer == b.Issuer && st.audience == b.Audience &&
+		st.jwks.sameKeys(b.JWKS)
+}
+
 // newState builds the parser of a key generation. The accepted algorithms
 // are HS256 with a secret, plus those of the local key set's keys, or all
 // of EdDSA, RS256 and ES256 with a remote set (lookup ties every key to

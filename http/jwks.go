@@ -341,6 +341,12 @@ func (ks *JWKS) lookup(kid string, hasKid bool, alg string) (any, error) {
 	return k.key, nil
 }
 
+// sameKeys reports whether two sets, possibly nil, hold the same keys
+// under the same kids, in the same order.
+func (ks *JWKS) sameKeys(o *JWKS) bool {
+	return ks == o || ks.Len() == o.Len() && bytes.Equal(ks.document(), o.document())
+}
+
 // document writes the set out as a JWKS: each key's public members, its
 // kid and its one algorithm, nothing else.
 func (ks *JWKS) document() []byte {

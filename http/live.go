@@ -14,9 +14,11 @@ type live struct {
 	prot   Protection
 }
 
-func newLive(cfg Config, checks *tokenChecks) *live {
+// newLive builds the settings of cfg. prev, when not nil, is the buyer
+// keys in force: kept, cache and all, if cfg's verify exactly as they do.
+func newLive(cfg Config, checks *tokenChecks, prev *buyerKeys) *live {
 	return newLiveOptions(authOptions{adminToken: cfg.AdminToken, userHeader: cfg.InsecureUserHeader, jwtSecret: cfg.JWTSecret, buyer: cfg.BuyerAuth,
-		checks: checks}, cfg.Protection)
+		checks: checks, prevKeys: prev}, cfg.Protection)
 }
 
 func newLiveOptions(o authOptions, prot Protection) *live {
@@ -51,11 +53,12 @@ func (a *liveAuth) buyer(r *http.Request) (string, error) { return a.get().buyer
 // token (the dashboard's too), the buyer tokens' settings (JWTSecret,
 // BuyerAuth, InsecureUserHeader), Protection (the per-address limit and
 // the trusted proxies) and the queue-stream bounds. The rest of cfg is
-// ignored: it is fixed at New. Requests in flight finish with the
+// ignored: it is fixed at New. Buyer keys that did not change keep their
+// cache of verified tokens; changed ones start with an empty one. Requests in flight finish with the
 // settings they started with; the next ones use the new. A lowered
 // stream bound closes no open stream.
 func (s *Server) Apply(cfg Config) {
-	s.live.Store(newLive(cfg, s.checks))
+	s.live.Store(newLive(cfg, s.checks, s.live.Load().auth.buyers))
 	s.queues.setBounds(cfg)
 	if s.dash != nil {
 		s.dash.SetAdminToken(cfg.AdminToken)

@@ -136,7 +136,7 @@ func New(svc Service, cfg Config) *Server {
 		room:   cfg.WaitingRoom,
 		cors:   newCORS(cfg.CORSOrigins),
 	}
-	s.live.Store(newLive(cfg, s.checks))
+	s.live.Store(newLive(cfg, s.checks, nil))
 	s.auth = &liveAuth{cur: s.live}
 	s.meterer, _ = svc.(meterer)
 	if s.room == nil {
