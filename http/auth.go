@@ -66,7 +66,10 @@ type authOptions struct {
 	userHeader bool
 	// jwtSecret enables HS256 buyer tokens.
 	jwtSecret []byte
-	buyer     BuyerAuth
+	// jwtPreviousSecret is the secret a rotation replaced, still
+	// accepted beside jwtSecret (ignored without it).
+	jwtPreviousSecret []byte
+	buyer             BuyerAuth
 	// cacheSlots sizes the cache of verified tokens (0: the default).
 	cacheSlots int
 	// now is the clock of token validity (nil: time.Now); tests move it.

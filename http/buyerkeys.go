@@ -36,7 +36,12 @@ type buyerKeys struct {
 // token is good only under the state (and remote set) that verified it.
 type keyState struct {
 	hmacKey []byte // empty: HS256 is refused
-	jwks    *JWKS  // nil: no local key set
+	// prevHMACKey is the secret a rotation replaced (empty: none);
+	// hmacKeys is what verification tries, built once: hmacKey alone,
+	// or both in a jwt.VerificationKeySet.
+	prevHMACKey []byte
+	hmacKeys    any
+	jwks        *JWKS // nil: no local key set
 	// parser is nil when no algorithm is accepted at all.
 	parser           *jwt.Parser
 	issuer, audience string
@@ -51,7 +56,7 @@ func newBuyerKeys(o authOptions) *buyerKeys {
 	if k.now == nil {
 		k.now = time.Now
 	}
-	k.cur.Store(k.newState(bytes.Clone(o.jwtSecret), b.JWKS, b.Issuer, b.Audience))
+	k.cur.Store(k.newState(bytes.Clone(o.jwtSecret), bytes.Clone(o.jwtPreviousSecret), b.JWKS, b.Issuer, b.Audience))
 	return k
 }
 
@@ -73,7 +78,7 @@ func (k *buyerKeys) configuredAs(o authOptions) bool {
 	b, st := o.buyer, k.cur.Load()
 	return o.now == nil && o.cacheSlots == 0 && k.checks == o.checks &&
 		k.remote == b.Remote && k.file == b.JWKSFile &&
-		bytes.Equal(st.hmacKey, o.jwtSecret) && st.issuer == b.Issuer && st.audience == b.Audience &&
+		bytes.Equal(st.hmacKey, o.jwtSecret) && bytes.Equal(st.prevHMACKey, o.jwtPreviousSecret) && st.issuer == b.Issuer && st.audience == b.Audience &&
 		st.jwks.sameKeys(b.JWKS)
 }
 
@@ -81,8 +86,15 @@ func (k *buyerKeys) configuredAs(o authOptions) bool {
 // are HS256 with a secret, plus those of the local key set's keys, or all
 // of EdDSA, RS256 and ES256 with a remote set (lookup ties every key to
 // its own algorithm).
-func (k *buyerKeys) newState(secret []byte, ks *JWKS, iss, aud string) *keyState {
-	st := &keyState{hmacKey: secret, jwks: ks, issuer: iss, audience: aud}
+func (k *buyerKeys) newState(secret, prev []byte, ks *JWKS, iss, aud string) *keyState {
+	if len(secret) == 0 {
+		prev = nil // a previous secret only overlaps a current one
+	}
+	st := &keyState{hmacKey: secret, prevHMACKey: prev, jwks: ks, issuer: iss, audience: aud}
+	st.hmacKeys = secret
+	if len(prev) > 0 {
+		st.hmacKeys = jwt.VerificationKeySet{Keys: []jwt.VerificationKey{secret, prev}}
+	}
 	var algs []string
 	if len(secret) > 0 {
 		algs = append(algs, algHS256)
@@ -132,17 +144,17 @@ func (k *buyerKeys) reload(ctx context.Context) error {
 			return err
 		}
 	}
-	k.cur.Store(k.newState(old.hmacKey, ks, old.issuer, old.audience))
+	k.cur.Store(k.newState(old.hmacKey, old.prevHMACKey, ks, old.issuer, old.audience))
 	return nil
 }
 
-// setSecret replaces the HS256 secret (empty refuses HS256 tokens) and
-// makes every cached token unknown.
+// setSecret replaces the HS256 secret (empty refuses HS256 tokens), and
+// drops a previous one, and makes every cached token unknown.
 func (k *buyerKeys) setSecret(secret []byte) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	old := k.cur.Load()
-	k.cur.Store(k.newState(bytes.Clone(secret), old.jwks, old.issuer, old.audience))
+	k.cur.Store(k.newState(bytes.Clone(secret), nil, old.jwks, old.issuer, old.audience))
 }
 
 // verify checks a buyer token and returns its
@@ -284,7 +296,7 @@ func (v *verification) lookupKey(t *jwt.Token) (any, error) {
 		if len(v.st.hmacKey) == 0 {
 			return nil, errors.New("HS256 is not accepted")
 		}
-		return v.st.hmacKey, nil
+		return v.st.hmacKeys, nil
 	case algEdDSA, algRS256, algES256:
 		kid, hasKid := t.Header["kid"]
 		s, ok := kid.(string)

@@ -17,7 +17,8 @@ type live struct {
 // newLive builds the settings of cfg. prev, when not nil, is the buyer
 // keys in force: kept, cache and all, if cfg's verify exactly as they do.
 func newLive(cfg Config, checks *tokenChecks, prev *buyerKeys) *live {
-	return newLiveOptions(authOptions{adminToken: cfg.AdminToken, userHeader: cfg.InsecureUserHeader, jwtSecret: cfg.JWTSecret, buyer: cfg.BuyerAuth,
+	return newLiveOptions(authOptions{adminToken: cfg.AdminToken, userHeader: cfg.InsecureUserHeader, jwtSecret: cfg.JWTSecret,
+		jwtPreviousSecret: cfg.JWTPreviousSecret, buyer: cfg.BuyerAuth,
 		checks: checks, prevKeys: prev}, cfg.Protection)
 }
 

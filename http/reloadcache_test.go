@@ -82,3 +82,37 @@ func TestApplyKeepsTokenCacheWhenKeysUnchanged(t *testing.T) {
 		})
 	}
 }
+
+// TestJWTPreviousSecret: during a rotation the tokens of the previous
+// HS256 secret are accepted beside the current one's, and no other; a
+// previous secret without a current one accepts nothing.
+func TestJWTPreviousSecret(t *testing.T) {
+	cur, prev, other := []byte("fedcba9876543210fedcba9876543210"), jwtSecret, []byte("another-secret-of-32-bytes-length")
+	sign := func(secret []byte) string {
+		return testtoken.Sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	}
+	for _, c := range []struct {
+		name      string
+		cfg       surgehttp.Config
+		cur, prev int // statuses of a buyer's read with a token of each
+	}{
+		{"rotation", surgehttp.Config{AdminToken: adminToken, JWTSecret: cur, JWTPreviousSecret: prev}, http.StatusNotFound, http.StatusNotFound},
+		{"rotation done", surgehttp.Config{AdminToken: adminToken, JWTSecret: cur}, http.StatusNotFound, http.StatusUnauthorized},
+		{"previous alone", surgehttp.Config{AdminToken: adminToken, JWTPreviousSecret: prev}, http.StatusUnauthorized, http.StatusUnauthorized},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			e.handler.Apply(c.cfg)
+			for _, k := range []struct {
+				tok  string
+				want int
+			}{{sign(cur), c.cur}, {sign(prev), c.prev}, {sign(other), http.StatusUnauthorized}} {
+				for range 2 { // the second from the cache
+					if r := e.do(t, "GET", "/v1/orders/no-such-order", "", bearerAuth(k.tok)); r.status != k.want {
+						t.Fatalf("%d, want %d: %v", r.status, k.want, r)
+					}
+				}
+			}
+		})
+	}
+}

@@ -46,6 +46,10 @@ type Service interface {
 type Config struct {
 	AdminToken string
 	JWTSecret  []byte
+	// JWTPreviousSecret, during a rotation of JWTSecret, is the secret it
+	// replaced: HS256 tokens signed with it are still accepted, so the
+	// rotation logs no buyer out. Ignored without JWTSecret.
+	JWTPreviousSecret []byte
 	// InsecureUserHeader trusts X-User-ID as the buyer's identity. For
 	// development and benchmarks only: anyone can claim to be anyone.
 	InsecureUserHeader bool

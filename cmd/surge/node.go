@@ -391,6 +391,7 @@ func (c serveConfig) apiConfig(buyer surgehttp.BuyerAuth, prot surgehttp.Protect
 	return surgehttp.Config{
 		AdminToken:                c.adminToken,
 		JWTSecret:                 []byte(c.jwtSecret),
+		JWTPreviousSecret:         []byte(c.jwtPreviousSecret),
 		InsecureUserHeader:        c.insecureUserHeader,
 		BuyerAuth:                 buyer,
 		Protection:                prot,

@@ -31,31 +31,35 @@ import (
 )
 
 type serveConfig struct {
-	httpAddr           string
-	dataDir            string
-	adminToken         string
-	adminTokenFile     string
-	jwtSecret          string
-	jwtSecretFile      string
-	jwksFile           string
-	jwksURL            string
-	jwksRefresh        time.Duration
-	jwtIssuer          string
-	jwtAudience        string
-	insecureUserHeader bool
-	logLevel           string
-	logFormat          string
-	accessLog          bool // one log line per request
-	traceTrustParent   bool // a caller's traceparent sampled flag decides
-	maxBatch           int
-	queueSize          int
-	shutdownTimeout    time.Duration
-	idempotencyTTL     time.Duration // embedded mode: keys kept in memory
-	ledgerImageMin     int           // embedded mode: orders in memory past which a stop writes the ledger image
-	drainDelay         time.Duration
-	heapFloorMiB       int // heapfloor.go
-	debugAddr          string
-	adminAddr          string
+	httpAddr       string
+	dataDir        string
+	adminToken     string
+	adminTokenFile string
+	jwtSecret      string
+	jwtSecretFile  string
+	// jwtPreviousSecret is the HS256 secret a rotation replaced, still
+	// accepted (never used to sign) until the operator drops it.
+	jwtPreviousSecret     string
+	jwtPreviousSecretFile string
+	jwksFile              string
+	jwksURL               string
+	jwksRefresh           time.Duration
+	jwtIssuer             string
+	jwtAudience           string
+	insecureUserHeader    bool
+	logLevel              string
+	logFormat             string
+	accessLog             bool // one log line per request
+	traceTrustParent      bool // a caller's traceparent sampled flag decides
+	maxBatch              int
+	queueSize             int
+	shutdownTimeout       time.Duration
+	idempotencyTTL        time.Duration // embedded mode: keys kept in memory
+	ledgerImageMin        int           // embedded mode: orders in memory past which a stop writes the ledger image
+	drainDelay            time.Duration
+	heapFloorMiB          int // heapfloor.go
+	debugAddr             string
+	adminAddr             string
 
 	natsURL string // order events to NATS JetStream (docs/events.md)
 
@@ -152,6 +156,8 @@ func (c *serveConfig) register(fs *flagSet) {
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", c.adminTokenFile, "file holding the admin token (a trailing newline is dropped); keeps it out of the command line")
 	fs.StringVar(&c.jwtSecret, "jwt-secret", c.jwtSecret, "HS256 secret (at least 32 bytes) that signs buyer JWTs (sub = user id, exp required)")
 	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", c.jwtSecretFile, "file holding the HS256 secret of buyer JWTs (a trailing newline is dropped)")
+	fs.StringVar(&c.jwtPreviousSecret, "jwt-previous-secret", c.jwtPreviousSecret, "during a rotation of --jwt-secret, the secret it replaced: buyer JWTs signed with it are still accepted (needs --jwt-secret)")
+	fs.StringVar(&c.jwtPreviousSecretFile, "jwt-previous-secret-file", c.jwtPreviousSecretFile, "file holding the previous HS256 secret of a rotation (a trailing newline is dropped)")
 	fs.StringVar(&c.jwksFile, "jwks-file", c.jwksFile, "JWKS file of the public keys that sign buyer JWTs: Ed25519 keys verify EdDSA, RSA keys RS256, P-256 keys ES256; the token's kid picks the key (read again on reload)")
 	fs.StringVar(&c.jwksURL, "jwks-url", c.jwksURL, "URL of the JWKS (an identity provider's jwks_uri) whose keys sign buyer JWTs; fetched at start, again every --jwks-refresh, and at once (at most every 30s) for a token whose kid it lacks; instead of --jwks-file")
 	fs.DurationVar(&c.jwksRefresh, "jwks-refresh", c.jwksRefresh, "how often the --jwks-url key set is fetched again (at least 30s)")
@@ -433,6 +439,11 @@ func (c *serveConfig) validate() error {
 	if err := c.readSecrets(); err != nil {
 		return err
 	}
+	if c.jwtPreviousSecret != "" && c.jwtSecret == "" {
+		// A rotation replaces a secret: without a current one, nothing
+		// signs the tokens that the previous one will stop verifying.
+		return errUsage{"serve: --jwt-previous-secret needs --jwt-secret (the secret that replaced it)"}
+	}
 	// What the start would refuse, refused here too: --print-config and
 	// SIGHUP check a file with this, and a refusal must come before the
 	// start has created anything.
@@ -621,6 +632,7 @@ func (c *serveConfig) readSecrets() error {
 		// Empty stays allowed: a generated admin token, no HS256.
 		{"admin-token", &c.adminToken, c.adminTokenFile, minAdminToken, "characters", utf8.RuneCountInString},
 		{"jwt-secret", &c.jwtSecret, c.jwtSecretFile, minJWTSecret, "bytes", func(s string) int { return len(s) }},
+		{"jwt-previous-secret", &c.jwtPreviousSecret, c.jwtPreviousSecretFile, minJWTSecret, "bytes", func(s string) int { return len(s) }},
 		{"payment-webhook-secret", &c.paymentWebhookSecret, c.paymentWebhookSecretFile, minWebhookSecret, "bytes", func(s string) int { return len(s) }},
 		{"waiting-room-secret", &c.roomSecret, c.roomSecretFile, waitroom.MinSecretLen, "bytes", func(s string) int { return len(s) }},
 	} {
