@@ -17,7 +17,7 @@ func TestFastPathKeyMismatch(t *testing.T) {
 	hs := &hookStore{Store: openStore(t, t.TempDir())}
 	e := openEngine(t, hs, testConfig(clk))
 	mustCreate(t, e, input("gone", 2, 2)) // sold out below: fast path
-	mustCreate(t, e, input("open", 5, 2)) // stock left: the store decides
+	mustCreate(t, e, input("open", 5, 2)) // stock left: answered from memory too
 	gone := mustReserve(t, e, "gone", surge.Purchase{UserID: "u1", IdempotencyKey: "k", Quantity: 2})
 	open := mustReserve(t, e, "open", surge.Purchase{UserID: "u1", IdempotencyKey: "k", Quantity: 1})
 	cases := []struct {
@@ -29,8 +29,8 @@ func TestFastPathKeyMismatch(t *testing.T) {
 	}{
 		{"gone", 1, surge.CodeIdempotencyMismatch, surge.Order{}, false},
 		{"gone", 2, surge.CodeReserved, gone, false},
-		{"open", 2, surge.CodeIdempotencyMismatch, surge.Order{}, true},
-		{"open", 1, surge.CodeReserved, open, true},
+		{"open", 2, surge.CodeIdempotencyMismatch, surge.Order{}, false},
+		{"open", 1, surge.CodeReserved, open, false},
 	}
 	for _, c := range cases {
 		calls := hs.reserves.Load()

@@ -194,12 +194,16 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 	if code == "" && rem < p.Quantity {
 		code = surge.CodeSoldOut
 	}
-	if code == "" {
+	if code == "" && p.IdempotencyKey == "" {
 		return surge.Outcome{}, false
 	}
 	if p.IdempotencyKey != "" {
-		switch o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey); st {
-		case surge.KeyDone:
+		switch o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey); {
+		case st == surge.KeyDone:
+			// Known durable (its 201 was answered, or could have been):
+			// answered here on a live sale too, so that a retry after a
+			// timeout, which comes when the store is slow, never waits in
+			// the inbox behind a stalled batch for a 503.
 			if o.Quantity != p.Quantity {
 				// The key first bought another quantity: replaying
 				// would answer a request the client did not send.
@@ -207,15 +211,17 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 				return surge.Outcome{Code: surge.CodeIdempotencyMismatch}, true
 			}
 			return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, true
-		case surge.KeyPending:
+		case code == "":
+			return surge.Outcome{}, false // a purchase the store decides
+		case st == surge.KeyPending:
 			return surge.Outcome{}, false // the owner answers once the first is durable
-		case surge.KeyMaybe:
+		case st == surge.KeyMaybe:
 			// The store keeps this sale's older keys on disk only: the
 			// key may have bought long ago, and the store must look.
 			if code != surge.CodeNotStarted {
 				return surge.Outcome{}, false
 			}
-		case surge.KeyUnknown:
+		case st == surge.KeyUnknown:
 			// Another node may have reserved with this key: only the
 			// shared store can tell a replay from a rejection. Before
 			// the start no key can have bought, by this node's clock;
@@ -225,7 +231,7 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 				// Code tells Purchase why the store is asked.
 				return surge.Outcome{Code: code}, false
 			}
-		case surge.KeyAbsent:
+		case st == surge.KeyAbsent:
 			// The shared store holds every key of the sale: not a replay.
 		}
 	}
