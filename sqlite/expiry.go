@@ -66,39 +66,59 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]surge.Order, error
 	var expired []surge.Order
 	var errs []error
 	for _, st := range states {
-		st.mu.Lock()
 		n := 0
+		// One chunk (a commit) at a time under the sale's lock, and its
+		// units handed back (Heard) before the next: a pass of many
+		// holds neither keeps its first units from buyers (the pipeline
+		// answered sold_out meanwhile) nor holds the sale's purchases
+		// for its whole length.
 		for {
-			due := st.l.Due(now, s.opts.MaxCommitRows)
-			if len(due) == 0 {
-				break
-			}
-			ups := make([]update, len(due))
-			for i, o := range due {
-				ups[i] = update{id: o.ID, sale: o.SaleID, status: surge.OrderExpired, at: now}
-			}
-			if err := s.submit(&commit{updates: ups}); err != nil {
-				st.l.Requeue(due)
+			got, err := s.expireChunk(st, now, &expired)
+			if err != nil {
 				errs = append(errs, err)
 				break
 			}
-			for _, o := range due {
-				st.l.Settle(o.ID, surge.OrderExpired)
-				o.Status = surge.OrderExpired
-				expired = append(expired, o)
+			if got == 0 {
+				break
 			}
-			n += len(due)
-		}
-		// The sweep of old keys rides on the expiry pass: memory holds
-		// live orders' keys and the window's, and disk the rest.
-		st.l.Forget(now.Add(-s.opts.IdempotencyTTL))
-		st.mu.Unlock()
-		if n > 0 {
+			n += got
 			// After the unlock: the listener reads the remaining stock.
-			id := st.l.Sale().ID
-			s.opts.Logger.Info("holds expired", "sale", id, "orders", n)
-			s.rel.Heard(id, n)
+			s.rel.Heard(st.l.Sale().ID, got)
+		}
+		if n > 0 {
+			s.opts.Logger.Info("holds expired", "sale", st.l.Sale().ID, "orders", n)
 		}
 	}
 	return expired, errors.Join(errs...)
+}
+
+// expireChunk expires, in one commit under the sale's lock, up to
+// MaxCommitRows of st's holds that ended at or before now, appending them
+// to expired; it returns how many (0 when none was due, or the commit
+// failed). Once none is due, it drops the keys past the window: the sweep
+// of old keys rides on the expiry pass (memory holds live orders' keys
+// and the window's, and disk the rest).
+func (s *Store) expireChunk(st *saleState, now time.Time, expired *[]surge.Order) (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	due := st.l.Due(now, s.opts.MaxCommitRows)
+	if len(due) == 0 {
+		st.l.Forget(now.Add(-s.opts.IdempotencyTTL))
+		return 0, nil
+	}
+	ups := make([]update, len(due))
+	for i, o := range due {
+		ups[i] = update{id: o.ID, sale: o.SaleID, status: surge.OrderExpired, at: now}
+	}
+	if err := s.submit(&commit{updates: ups}); err != nil {
+		st.l.Requeue(due)
+		st.l.Forget(now.Add(-s.opts.IdempotencyTTL))
+		return 0, err
+	}
+	for _, o := range due {
+		st.l.Settle(o.ID, surge.OrderExpired)
+		o.Status = surge.OrderExpired
+		*expired = append(*expired, o)
+	}
+	return len(due), nil
 }
