@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"strings"
 
@@ -14,6 +15,19 @@ import (
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 )
+
+// noQuery refuses a query string on an endpoint that takes none (every
+// one that changes something: its input is its body) and reports whether
+// the request goes on. Ignored, POST …/purchases?quantity=3 bought the
+// body's quantity, one without a body, while its client believed it had
+// asked for three; a bad input must be refused, never guessed at.
+func noQuery(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return true
+	}
+	invalid(w, "%s %s takes no query parameters; send its input in the JSON body", r.Method, r.URL.Path)
+	return false
+}
 
 // decodeStrict decodes exactly one JSON object into v.
 //

@@ -51,7 +51,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	o, ok := s.orderFor(w, r)
-	if !ok {
+	if !ok || !noQuery(w, r) {
 		return
 	}
 	o, err := s.svc.Cancel(r.Context(), o.ID)
@@ -69,6 +69,9 @@ func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	if err := s.auth.admin(r); err != nil {
 		unauthenticated(w, r, err)
+		return
+	}
+	if !noQuery(w, r) {
 		return
 	}
 	id, ok := pathID(r)

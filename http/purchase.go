@@ -160,6 +160,9 @@ func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code st
 		unauthenticated(w, r, err)
 		return codeUnauthenticated, false
 	}
+	if !noQuery(w, r) {
+		return string(surge.CodeInvalid), false
+	}
 	saleID, ok := pathID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, string(surge.CodeSaleNotFound), "sale not found")

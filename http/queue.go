@@ -255,6 +255,9 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 		unauthenticated(w, r, err)
 		return
 	}
+	if !noQuery(w, r) {
+		return
+	}
 	state, ok := s.queueSaleOf(w, r)
 	if !ok {
 		return

@@ -142,7 +142,7 @@ func decodeCursor(s string, archived bool) (engine.SaleCursor, bool) {
 // archived sale answers the same 200.
 func (s *Server) archiveSale(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.adminSaleID(w, r)
-	if !ok {
+	if !ok || !noQuery(w, r) {
 		return
 	}
 	st, err := s.svc.Archive(r.Context(), id)
@@ -177,6 +177,9 @@ func parseTimeField(name string, v *string) (*time.Time, error) {
 func (s *Server) createSale(w http.ResponseWriter, r *http.Request) {
 	if err := s.auth.admin(r); err != nil {
 		unauthenticated(w, r, err)
+		return
+	}
+	if !noQuery(w, r) {
 		return
 	}
 	body, ok := readBody(w, r, MaxSaleBody)

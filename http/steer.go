@@ -15,7 +15,7 @@ import (
 // any of paused, name, stock, per_user_limit, ends_at, hold_seconds.
 func (s *Server) updateSale(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.adminSaleID(w, r)
-	if !ok {
+	if !ok || !noQuery(w, r) {
 		return
 	}
 	body, ok := readBody(w, r, MaxSaleBody)

@@ -1,0 +1,45 @@
+package http_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestQueryOnWriteRefused: an endpoint that changes something and takes
+// no query parameter refuses one (400 invalid_request) and changes
+// nothing. Ignored, POST …/purchases?quantity=3 bought the body's one unit
+// (or one without a body) while its client believed it asked for three.
+func TestQueryOnWriteRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"s","name":"S","stock":10,"per_user_limit":5}`)
+	e.createSale(t, `{"id":"wr","name":"W","stock":5,"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`)
+	held := e.buy(t, "s", asUser(t, "holder"))
+
+	for _, c := range []struct {
+		name, method, path, body string
+		as                       opt
+	}{
+		{"purchase, quantity in the query and the body", "POST", "/v1/sales/s/purchases?quantity=3", `{"quantity":1}`, asUser(t, "alice")},
+		{"purchase, quantity in the query only", "POST", "/v1/sales/s/purchases?quantity=3", "", asUser(t, "bob")},
+		{"purchase, idempotency key in the query", "POST", "/v1/sales/s/purchases?idempotency_key=k1", "", asUser(t, "carol")},
+		{"create sale", "POST", "/v1/sales?stock=5", `{"id":"t","name":"T","stock":1}`, asAdmin()},
+		{"update sale", "PATCH", "/v1/sales/s?stock=1", `{"name":"Renamed"}`, asAdmin()},
+		{"archive sale", "POST", "/v1/sales/s/archive?force=true", "", asAdmin()},
+		{"join queue", "POST", "/v1/sales/wr/queue?x=1", "", asUser(t, "dave")},
+		{"cancel order", "POST", "/v1/orders/" + held.ID + "/cancel?x=1", "", asUser(t, "holder")},
+		{"pay order", "POST", "/v1/orders/" + held.ID + "/pay?amount_cents=0", "", asAdmin()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := e.snapshot(t, "s")
+			r := e.do(t, c.method, c.path, c.body, c.as)
+			wantError(t, r, http.StatusBadRequest, "invalid_request")
+			e.wantUnchanged(t, "s", before)
+		})
+	}
+	if r := e.do(t, "GET", "/v1/sales/t", ""); r.status != http.StatusNotFound {
+		t.Errorf("the refused create made sale t: %v", r)
+	}
+	if r := e.do(t, "GET", "/v1/sales/wr/queue", "", asUser(t, "dave")); r.status == http.StatusOK {
+		t.Errorf("the refused join queued dave: %v", r)
+	}
+}
