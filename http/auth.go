@@ -117,6 +117,11 @@ var (
 	errNoIdentity = errors.New("missing credentials: send Authorization: Bearer <token>")
 	errBadToken   = errors.New("invalid or expired token")
 	errNotAdmin   = errors.New("this endpoint needs the admin token")
+	// errNoAdminToken: an admin route called without a bearer token. It
+	// names the admin token: a buyer who sent X-User-ID, and holds a
+	// bearer token of its own, would read plain "missing credentials" as
+	// "send yours".
+	errNoAdminToken = errors.New("missing credentials: this endpoint needs the admin token, in an Authorization: Bearer header")
 	// errBuyerNotAdmin: a buyer's token is good, but no admin's.
 	errBuyerNotAdmin = errors.New("this endpoint needs the admin token, not a buyer's")
 	errNoJWT         = errors.New("buyer tokens are not accepted: the server has no JWT secret or JWKS")
@@ -165,7 +170,7 @@ func (a *authenticator) admin(r *http.Request) error {
 	}
 	tok, ok := bearer(r)
 	if !ok {
-		return errNoIdentity
+		return errNoAdminToken
 	}
 	if !a.isAdmin(tok) {
 		// A buyer's good token is refused here too, but it is not

@@ -101,3 +101,38 @@ func TestRefusedTokenSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminRouteWithoutTokenSaysAdmin: an admin route called without the
+// admin token (a buyer's X-User-ID, or nothing) is told it needs the admin
+// token. It was told "missing credentials: send Authorization: Bearer
+// <token>", which a buyer who did send credentials, and holds a bearer
+// token of its own, reads as "send yours".
+func TestAdminRouteWithoutTokenSaysAdmin(t *testing.T) {
+	e := newEnv(t, envOptions{insecureUserHeader: true})
+	e.createSale(t, `{"id":"s","name":"S","stock":5}`)
+	o := e.buy(t, "s", header(userHeader, "alice"))
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/sales", `{"id":"t","name":"T","stock":1}`},
+		{"PATCH", "/v1/sales/s", `{"name":"N"}`},
+		{"GET", "/v1/sales/s/orders", ""},
+		{"POST", "/v1/sales/s/archive", ""},
+		{"POST", "/v1/orders/" + o.ID + "/pay", ""},
+	} {
+		for _, who := range []struct {
+			name string
+			opts []opt
+		}{{"X-User-ID", []opt{header(userHeader, "alice")}}, {"nothing", nil}} {
+			t.Run(c.method+" "+c.path+" with "+who.name, func(t *testing.T) {
+				r := e.do(t, c.method, c.path, c.body, who.opts...)
+				wantUnauthenticated(t, r)
+				var body apiError
+				if err := json.Unmarshal(r.body, &body); err != nil {
+					t.Fatal(err)
+				}
+				if msg := body.Error.Message; !strings.Contains(msg, "admin token") {
+					t.Errorf("message %q does not say the endpoint needs the admin token", msg)
+				}
+			})
+		}
+	}
+}
