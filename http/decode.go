@@ -29,6 +29,27 @@ func noQuery(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// noBody refuses a body on an endpoint that takes none (blanks and {}
+// are tolerated) and reports whether the request goes on. Ignored,
+// {"quantity":1} on the cancel of an order of three units cancelled all
+// three.
+func noBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	body, ok := readBody(w, r, MaxPurchaseBody)
+	if !ok {
+		return false
+	}
+	if skipSpace(body, 0) != len(body) {
+		if err := decodeStrict(body, &struct{}{}); err != nil {
+			invalid(w, "this endpoint takes no body, or {}: %v", err)
+			return false
+		}
+	}
+	return true
+}
+
 // decodeStrict decodes exactly one JSON object into v.
 //
 // It uses github.com/go-json-experiment/json, the json/v2 prototype that

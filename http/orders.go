@@ -51,7 +51,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	o, ok := s.orderFor(w, r)
-	if !ok || !noQuery(w, r) {
+	if !ok || !noQuery(w, r) || !noBody(w, r) {
 		return
 	}
 	o, err := s.svc.Cancel(r.Context(), o.ID)
@@ -71,7 +71,7 @@ func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
 		unauthenticated(w, r, err)
 		return
 	}
-	if !noQuery(w, r) {
+	if !noQuery(w, r) || !noBody(w, r) {
 		return
 	}
 	id, ok := pathID(r)

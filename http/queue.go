@@ -263,18 +263,8 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sale := &state.Sale
-	// The endpoint takes no body; an empty object is tolerated.
-	if r.ContentLength != 0 {
-		body, ok := readBody(w, r, MaxPurchaseBody)
-		if !ok {
-			return
-		}
-		if skipSpace(body, 0) != len(body) {
-			if err := decodeStrict(body, &struct{}{}); err != nil {
-				invalid(w, "this endpoint takes no body, or {}: %v", err)
-				return
-			}
-		}
+	if !noBody(w, r) {
+		return
 	}
 	if state.Status == surge.SaleSoldOut {
 		// A sold-out sale takes no new buyer into its line, where each
