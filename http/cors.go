@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/rs/cors"
@@ -85,6 +86,11 @@ func (s *Server) applyCORS(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return true
 	}
+	if r.Method == http.MethodOptions {
+		if vs, ok := r.Header["Access-Control-Request-Headers"]; ok {
+			r.Header["Access-Control-Request-Headers"] = requestHeaderList(vs)
+		}
+	}
 	s.cors.HandlerFunc(w, r)
 	// HandlerFunc answered a preflight (an OPTIONS naming the method to
 	// come); anything else goes on to the routes with its headers set.
@@ -92,3 +98,34 @@ func (s *Server) applyCORS(w http.ResponseWriter, r *http.Request) bool {
 }
 
 var varyOrigin = []string{"Origin"}
+
+// maxRequestHeaderList bounds the Access-Control-Request-Headers that
+// requestHeaderList rewrites: every header a storefront may ask fits
+// many times over, and a longer one, left as sent, is refused by rs/cors
+// without the cost of sorting it.
+const maxRequestHeaderList = 2 << 10
+
+// requestHeaderList spells a preflight's Access-Control-Request-Headers
+// as browsers do (RFC 9110 header names are case-insensitive, and a list
+// may come in any order, over several fields): one field, lower-cased,
+// sorted, without repeats. rs/cors accepts only that form, so a proxy or
+// client that sent "Content-Type, X-User-ID" had its preflight refused.
+func requestHeaderList(vs []string) []string {
+	n := 0
+	for _, v := range vs {
+		n += len(v) + 1
+	}
+	if n > maxRequestHeaderList {
+		return vs
+	}
+	var names []string
+	for _, v := range vs {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.ToLower(strings.Trim(name, " \t")); name != "" {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return []string{strings.Join(slices.Compact(names), ",")}
+}

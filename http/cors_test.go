@@ -141,3 +141,55 @@ func TestCheckOrigins(t *testing.T) {
 		}
 	}
 }
+
+// TestCORSPreflightHeaderListForms: a preflight's
+// Access-Control-Request-Headers is a list of header names, which are
+// case-insensitive and in no required order (RFC 9110 §5.1, §5.6.1):
+// browsers send it lower-cased and sorted, but a proxy or another client
+// may not, and the headers this API documents are spelled "Content-Type",
+// "X-User-ID". rs/cors allows only the browsers' form, so such a preflight
+// got no Access-Control-Allow-Origin, and the storefront's purchase was
+// blocked. Every form of an allowed list is allowed now; a list naming a
+// header not allowed stays refused, however it is spelled.
+func TestCORSPreflightHeaderListForms(t *testing.T) {
+	e := newEnv(t, envOptions{insecureUserHeader: true, corsOrigins: []string{shop}})
+	for _, c := range []struct {
+		name  string
+		lists []string
+		allow bool
+	}{
+		{"the browsers' form", []string{"content-type,idempotency-key,x-user-id"}, true},
+		{"canonical case", []string{"Content-Type,Idempotency-Key,X-User-ID"}, true},
+		{"unsorted", []string{"x-user-id,content-type"}, true},
+		{"spaces after commas", []string{"content-type, idempotency-key, x-user-id"}, true},
+		{"split over two fields", []string{"Idempotency-Key", "Content-Type"}, true},
+		{"a name twice", []string{"content-type,Content-Type"}, true},
+		{"a header not allowed", []string{"Content-Type,X-Evil"}, false},
+		{"a header not allowed, lower case", []string{"content-type,x-evil"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := []opt{header("Origin", shop), header("Access-Control-Request-Method", "POST")}
+			for _, l := range c.lists {
+				opts = append(opts, header("Access-Control-Request-Headers", l))
+			}
+			r := e.do(t, http.MethodOptions, "/v1/sales/drop/purchases", "", opts...)
+			if r.status != http.StatusNoContent {
+				t.Fatalf("preflight: %v, want 204", r)
+			}
+			got := r.header.Get("Access-Control-Allow-Origin")
+			if c.allow && got != shop {
+				t.Errorf("Access-Control-Allow-Origin = %q, want %q", got, shop)
+			}
+			if !c.allow && got != "" {
+				t.Errorf("Access-Control-Allow-Origin = %q, want none", got)
+			}
+			if c.allow {
+				for _, l := range c.lists {
+					for n := range strings.SplitSeq(l, ",") {
+						wantListed(t, r.header, "Access-Control-Allow-Headers", strings.TrimSpace(n))
+					}
+				}
+			}
+		})
+	}
+}
