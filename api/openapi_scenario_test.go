@@ -151,6 +151,7 @@ func TestSpecScenario(t *testing.T) {
 	bad("POST", "/v1/sales/shoes/purchases", `{"quantity":"1"}`, alice, 400)
 	do("POST", "/v1/sales/shoes/purchases", `{"quantity":3}`, alice, 400) // over the per-user limit
 	wantCode(do("POST", "/v1/sales/shoes/purchases", `{"quantity":1}`+strings.Repeat(" ", 5000), alice, 413), "too_large")
+	wantCode(do("POST", "/v1/sales/shoes/purchases?quantity=2", "", alice, 400), "invalid_request") // no query parameters
 	bobToken := hdr("Authorization", "Bearer "+buyerJWT(t, "bob"))
 	bobOrder := mustDecode[api.OrderBody](t, do("POST", "/v1/sales/shoes/purchases", `{"quantity":2}`, bobToken, 201)).Order
 	wantCode(do("POST", "/v1/sales/shoes/purchases", "", user("carol"), 409), "sold_out")
@@ -168,8 +169,11 @@ func TestSpecScenario(t *testing.T) {
 	do("POST", orderPath+"/cancel", "", alice, 200)
 	wantCode(do("POST", orderPath+"/cancel", "", alice, 409), "not_cancellable")
 	bad("POST", orderPath+"/cancel", "", nil, 401)
+	wantCode(bad("POST", orderPath+"/cancel", `{"quantity":1}`, alice, 400), "invalid_request") // no body but {}
+	wantCode(do("POST", orderPath+"/cancel?x=1", "", alice, 400), "invalid_request")
 	do("POST", "/v1/orders/"+bobOrder.ID+"/pay", "", admin, 200)
 	wantCode(do("POST", "/v1/orders/"+bobOrder.ID+"/pay", "", admin, 409), "not_payable")
+	wantCode(bad("POST", "/v1/orders/"+bobOrder.ID+"/pay", `{"amount_cents":1}`, admin, 400), "invalid_request")
 	wantCode(do("POST", "/v1/orders/"+bobOrder.ID+"/pay", "", bobToken, 401), "unauthenticated")
 	wantCode(do("POST", "/v1/orders/o_00000000000000000000000000/pay", "", admin, 404), "order_not_found")
 	wantCode(do("POST", "/v1/orders/o_00000000000000000000000000/cancel", "", admin, 404), "order_not_found")
@@ -265,6 +269,7 @@ func TestSpecScenario(t *testing.T) {
 	wantCode(do("POST", "/v1/sales/ending/purchases", "", user("carol"), 409), "ended")
 	wantCode(do("POST", "/v1/sales/queued-end/queue", "", user("carol"), 409), "ended")
 	wantCode(do("POST", "/v1/sales/shoes/archive", "", admin, 409), "not_archivable")
+	wantCode(bad("POST", "/v1/sales/shoes/archive", `{"force":true}`, admin, 400), "invalid_request")
 	do("POST", "/v1/sales/ending/archive", "", admin, 200)
 	do("POST", "/v1/sales/ending/archive", "", admin, 200)
 	wantCode(do("POST", "/v1/sales/nope/archive", "", admin, 404), "sale_not_found")
