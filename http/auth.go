@@ -125,6 +125,9 @@ var (
 	// errBuyerNotAdmin: a buyer's token is good, but no admin's.
 	errBuyerNotAdmin = errors.New("this endpoint needs the admin token, not a buyer's")
 	errNoJWT         = errors.New("buyer tokens are not accepted: the server has no JWT secret or JWKS")
+	// errUserHeaderOff: X-User-ID sent, but this server does not trust it;
+	// the client took it for credentials, so say why it counts for none.
+	errUserHeaderOff = errors.New("missing credentials: X-User-ID is accepted only by a server run with --insecure-user-header (development only); send a buyer token in an Authorization: Bearer header")
 	// errAdminNotBuyer: the admin token is good, but no buyer's.
 	errAdminNotBuyer = errors.New("purchases need a buyer identity, not the admin token")
 )
@@ -211,6 +214,8 @@ func (a *authenticator) identify(r *http.Request) (identity, error) {
 			}
 			return identity{user: u}, nil
 		}
+	} else if len(r.Header.Values("X-User-ID")) > 0 {
+		return identity{}, errUserHeaderOff
 	}
 	return identity{}, errNoIdentity
 }

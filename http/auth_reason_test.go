@@ -136,3 +136,30 @@ func TestAdminRouteWithoutTokenSaysAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestUserHeaderRefusedSaysWhy: a buyer's request with X-User-ID to a
+// server that does not trust it (no --insecure-user-header, as in
+// production) is refused 401 with a message that says X-User-ID is not
+// accepted here; it was told only "missing credentials", while it sent
+// what it took for credentials, as the README's examples do.
+func TestUserHeaderRefusedSaysWhy(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"s","name":"S","stock":5}`)
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/sales/s/purchases", `{"quantity":1}`},
+		{"GET", "/v1/orders/o_00000000000000000000000000", ""},
+		{"POST", "/v1/orders/o_00000000000000000000000000/cancel", ""},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			r := e.do(t, c.method, c.path, c.body, header(userHeader, "alice"))
+			wantUnauthenticated(t, r)
+			var body apiError
+			if err := json.Unmarshal(r.body, &body); err != nil {
+				t.Fatal(err)
+			}
+			if msg := body.Error.Message; !strings.Contains(msg, "X-User-ID") || !strings.Contains(msg, "--insecure-user-header") {
+				t.Errorf("message %q does not say X-User-ID is not accepted without --insecure-user-header", msg)
+			}
+		})
+	}
+}
