@@ -519,3 +519,58 @@ func send(t *testing.T, method, url, body string, hdr ...string) (int, string) {
 	resp.Body.Close()
 	return resp.StatusCode, string(b)
 }
+
+// TestEdgeOwnErrorsInSurgeShape: what the edge answers itself when no node
+// answers (a node too slow: 504; none reachable: 502) is an error in
+// Surge's JSON shape with Retry-After, as a node's own 503 unavailable, so
+// that a client reads one contract and knows when to come back, not
+// nginx's HTML page without it.
+func TestEdgeOwnErrorsInSurgeShape(t *testing.T) {
+	e := startEdge(t, map[string]string{"proxy_read_timeout 30s;": "proxy_read_timeout 2s;"})
+	edge := "http://" + e.addr
+	for _, tc := range []struct {
+		name  string
+		nodes func(t *testing.T) // makes the nodes fail so
+		paths []string
+		want  int
+	}{
+		{"nodes too slow", func(t *testing.T) {
+			for id, p := range e.procs {
+				if err := p.Signal(syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = e.procs[id].Signal(syscall.SIGCONT) })
+			}
+		}, []string{"/v1/sales/gone"}, http.StatusGatewayTimeout},
+		{"nodes gone", func(t *testing.T) {
+			for _, p := range e.procs {
+				_ = p.Signal(syscall.SIGCONT)
+				if err := p.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				_, _ = p.Wait()
+			}
+		}, []string{"/v1/sales/gone", "/v1/sales/gone/queue/events", "/surge.v1.SaleService/WatchSale"}, http.StatusBadGateway},
+	} {
+		tc.nodes(t)
+		// The streams wait an hour for a slow node: only a request of the
+		// 30 s timeout (2 s here) for the slow one.
+		for _, path := range tc.paths {
+			req, err := http.NewRequest(http.MethodGet, edge+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || resp.Header.Get("Content-Type") != "application/json" ||
+				!strings.Contains(string(b), `{"error":{"code":"unavailable","message":"`) || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("%s, GET %s through the edge: %d, Content-Type %q, Retry-After %q, %q; want %d unavailable in Surge's error shape with Retry-After",
+					tc.name, path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), b, tc.want)
+			}
+		}
+	}
+}
