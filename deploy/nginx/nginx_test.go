@@ -127,6 +127,7 @@ func TestEdge(t *testing.T) {
 // edgeEnv is the shipped edge on loopback in front of two cluster nodes.
 type edgeEnv struct {
 	bin, addr string                   // surge binary, the edge's address
+	grpcAddr  string                   // the edge's gRPC listener
 	nodes     []string                 // the nodes' addresses
 	logs      map[string]func() string // each node's log
 	procs     map[string]*os.Process   // each node's process
@@ -182,8 +183,9 @@ func startEdge(t *testing.T, extra map[string]string) *edgeEnv {
 
 	// The shipped config, on loopback ports; 127.0.0.1 (the bench) exempt
 	// from the per-address limit, as an operator exempts a load-test box.
-	edge := freeAddr(t)
+	edge, grpcEdge := freeAddr(t), freeAddr(t)
 	repl := map[string]string{
+		"listen 8081 http2;":     "listen " + grpcEdge + " http2;",
 		"server surge-a:8080":    "server " + nodes[0],
 		"server surge-b:8080":    "server " + nodes[1],
 		"listen 80;":             "listen " + edge + ";",
@@ -201,13 +203,14 @@ func startEdge(t *testing.T, extra map[string]string) *edgeEnv {
 	}
 	e.nginxLog = start(t, exec.Command(nginx, "-p", dir, "-c", confPath, "-g", "daemon off;"), filepath.Join(dir, "nginx.log"))
 	waitHTTP(t, "nginx", "http://"+edge+"/healthz", e.nginxLog)
-	e.addr, e.nodes = edge, nodes
+	e.addr, e.grpcAddr, e.nodes = edge, grpcEdge, nodes
 	return e
 }
 
 // render is nginx.conf with each key replaced by its value; every key
-// must occur exactly once, so a change of the shipped file that this
-// test no longer follows fails here.
+// must occur, exactly once but for a node's address (once per upstream),
+// so a change of the shipped file that this test no longer follows fails
+// here.
 func render(t *testing.T, repl map[string]string) string {
 	t.Helper()
 	b, err := os.ReadFile("nginx.conf")
@@ -216,10 +219,14 @@ func render(t *testing.T, repl map[string]string) string {
 	}
 	conf := string(b)
 	for from, to := range repl {
-		if n := strings.Count(conf, from); n != 1 {
-			t.Fatalf("nginx.conf holds %q %d times, want once", from, n)
+		want := 1
+		if strings.HasPrefix(from, "server surge-") {
+			want = 2 // the HTTP and the gRPC upstream
 		}
-		conf = strings.Replace(conf, from, to, 1)
+		if n := strings.Count(conf, from); n != want {
+			t.Fatalf("nginx.conf holds %q %d times, want %d", from, n, want)
+		}
+		conf = strings.ReplaceAll(conf, from, to)
 	}
 	return conf
 }
@@ -572,5 +579,49 @@ func TestEdgeOwnErrorsInSurgeShape(t *testing.T) {
 					tc.name, path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), b, tc.want)
 			}
 		}
+	}
+}
+
+// TestEdgeNativeGRPC: a gRPC client (HTTP/2 with prior knowledge, which
+// the edge's HTTP/1.1 listener cannot take) reaches the nodes through the
+// edge's gRPC listener, from its own address: a purchase over gRPC is
+// logged by the node with the client's address (X-Forwarded-For), so the
+// nodes' per-address limits count the buyer, not the edge.
+func TestEdgeNativeGRPC(t *testing.T) {
+	e := startEdge(t, nil)
+	edge := "http://" + e.addr
+	if code, b := send(t, http.MethodPost, edge+"/v1/sales", `{"id":"grpc-drop","name":"gRPC","stock":5}`, "Authorization", "Bearer "+token); code != http.StatusCreated {
+		t.Fatalf("create the sale: %d %s", code, b)
+	}
+	for _, n := range e.nodes {
+		waitHTTP(t, "the sale on node "+n, "http://"+n+"/v1/sales/grpc-drop", func() string { return "" })
+	}
+
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Transport: &http.Transport{Protocols: &p, DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")},
+	}).DialContext}}
+	c := surgev1connect.NewSaleServiceClient(h2c, "http://"+e.grpcAddr, connect.WithGRPC())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, err := c.GetSale(ctx, connect.NewRequest(&surgev1.GetSaleRequest{Id: "grpc-drop"}))
+	if err != nil {
+		t.Fatalf("gRPC GetSale through the edge: %v\nnginx:\n%s", err, e.nginxLog())
+	}
+	if got.Msg.Sale.GetRemaining() != 5 {
+		t.Fatalf("gRPC GetSale through the edge: remaining %d, want 5", got.Msg.Sale.GetRemaining())
+	}
+	req := connect.NewRequest(&surgev1.PurchaseRequest{SaleId: "grpc-drop", Quantity: 1, IdempotencyKey: "grpc-edge-1"})
+	req.Header().Set("X-User-ID", "grpc-buyer")
+	if _, err := c.Purchase(ctx, req); err != nil {
+		t.Fatalf("gRPC Purchase through the edge: %v\nnginx:\n%s", err, e.nginxLog())
+	}
+	var seen int
+	for _, l := range e.logs {
+		seen += len(regexp.MustCompile(`path=/surge.v1.SaleService/Purchase .*client=127\.0\.0\.2`).FindAllString(l(), -1))
+	}
+	if seen != 1 {
+		t.Errorf("the nodes logged %d gRPC purchases from 127.0.0.2 (X-Forwarded-For), want 1", seen)
 	}
 }
