@@ -1,12 +1,18 @@
 package rpc_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 	"github.com/surgehq/surge/servicetest"
 )
 
@@ -52,5 +58,41 @@ func TestPurchasePastDeadlineAnswersDeadlineExceeded(t *testing.T) {
 				t.Errorf("a purchase past its %s deadline (the store stalled): grpc-status %q %q; want 4 (DEADLINE_EXCEEDED)", tc.timeout, status, b)
 			}
 		})
+	}
+}
+
+// TestPurchaseDeadlineThenRetryBuysOnce: a grpc-go client whose deadline
+// (grpc-timeout) is shorter than the purchase's commit gets
+// DEADLINE_EXCEEDED; whatever the server did with the purchase after the
+// client gave up, a retry with the same idempotency key buys at most once:
+// it reserves, or replays the order made after the deadline.
+func TestPurchaseDeadlineThenRetryBuysOnce(t *testing.T) {
+	dir := t.TempDir()
+	base := serverAt(t, dir, nil, nil)
+	createSale(t, base, "drop", 10)
+	conn := grpcConn(t, base)
+	release := servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, "surge.db"))
+
+	buyer := []string{"x-user-id", "alice"}
+	req := &surgev1.PurchaseRequest{SaleId: "drop", IdempotencyKey: "k1"}
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := invoke[surgev1.PurchaseRequest, surgev1.PurchaseResponse](short, conn, "Purchase", req, buyer...)
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a purchase past its 300 ms grpc-timeout (the store stalled): %v; want DeadlineExceeded", err)
+	}
+	release()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 2 {
+		resp, err := invoke[surgev1.PurchaseRequest, surgev1.PurchaseResponse](ctx, conn, "Purchase", req, buyer...)
+		if err != nil || resp.Order.GetStatus() != "reserved" || (i == 1 && !resp.Replayed) {
+			t.Fatalf("retry %d with the same key after DEADLINE_EXCEEDED: %v %v", i+1, resp, err)
+		}
+	}
+	got, err := invoke[surgev1.GetSaleRequest, surgev1.GetSaleResponse](ctx, conn, "GetSale", &surgev1.GetSaleRequest{Id: "drop"})
+	if err != nil || got.Sale.GetRemaining() != 9 {
+		t.Fatalf("after a purchase past its deadline and its retries with one key: %v %v; want 9 of 10 left", got, err)
 	}
 }
