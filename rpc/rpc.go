@@ -31,7 +31,9 @@ import (
 // calls again (as the HTTP API's event streams).
 const (
 	DefaultWatchTick = 250 * time.Millisecond
-	watchMaxAge      = 15 * time.Minute
+	// DefaultWatchHeartbeat is the HTTP API's event streams' heartbeat.
+	DefaultWatchHeartbeat = 15 * time.Second
+	watchMaxAge           = 15 * time.Minute
 )
 
 // maxMessage bounds a request message, as the HTTP API bounds bodies.
@@ -49,6 +51,9 @@ type Service struct {
 	meterer meterer
 	log     *slog.Logger
 	tick    time.Duration
+	// beat is how long a WatchSale stream stays silent before it sends
+	// its figures again.
+	beat time.Duration
 	// stop ends the open WatchSale streams at shutdown.
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -60,6 +65,9 @@ type Config struct {
 	// WatchTick is how often WatchSale looks for changes; 0 is
 	// DefaultWatchTick.
 	WatchTick time.Duration
+	// WatchHeartbeat is how long a WatchSale stream may stay silent before
+	// it sends the current figures again; 0 is DefaultWatchHeartbeat.
+	WatchHeartbeat time.Duration
 }
 
 // New returns the gRPC API over svc (the engine, as the HTTP API sees it).
@@ -70,7 +78,10 @@ func New(svc surgehttp.Service, cfg Config) *Service {
 	if cfg.WatchTick <= 0 {
 		cfg.WatchTick = DefaultWatchTick
 	}
-	s := &Service{svc: svc, log: cfg.Logger, tick: cfg.WatchTick, stop: make(chan struct{})}
+	if cfg.WatchHeartbeat <= 0 {
+		cfg.WatchHeartbeat = DefaultWatchHeartbeat
+	}
+	s := &Service{svc: svc, log: cfg.Logger, tick: cfg.WatchTick, beat: cfg.WatchHeartbeat, stop: make(chan struct{})}
 	s.meterer, _ = svc.(meterer)
 	return s
 }
@@ -462,13 +473,18 @@ func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.Wa
 	t := time.NewTicker(h.tick)
 	defer t.Stop()
 	var sent *surgev1.WatchSaleResponse
+	var sentAt time.Time
 	for {
 		cur := &surgev1.WatchSaleResponse{Remaining: max(st.Remaining, 0), Status: string(st.Status)}
-		if sent == nil || cur.Remaining != sent.Remaining || cur.Status != sent.Status {
+		// The unchanged figures again after a silence of beat, as the
+		// HTTP API's event streams send a heartbeat: a proxy or load
+		// balancer with an idle timeout cut a stream of a sale that did
+		// not change (scheduled, sold out until a hold expires).
+		if sent == nil || cur.Remaining != sent.Remaining || cur.Status != sent.Status || time.Since(sentAt) >= h.beat {
 			if err := stream.Send(cur); err != nil {
 				return err
 			}
-			sent = cur
+			sent, sentAt = cur, time.Now()
 		}
 		if st.Status == surge.SaleEnded || st.Archived {
 			return nil

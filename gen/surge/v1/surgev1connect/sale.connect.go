@@ -72,8 +72,10 @@ type SaleServiceClient interface {
 	// or the admin token).
 	CancelOrder(context.Context, *connect.Request[v1.CancelOrderRequest]) (*connect.Response[v1.CancelOrderResponse], error)
 	// WatchSale streams the sale's remaining units and status: the current
-	// figures at once, then each change, until the sale ends or the stream
-	// reaches its age (15 minutes; call again).
+	// figures at once, then each change (and the same figures again after 15
+	// seconds without one: a heartbeat that keeps proxies from cutting the
+	// stream), until the sale ends or the stream reaches its age (15 minutes;
+	// call again).
 	WatchSale(context.Context, *connect.Request[v1.WatchSaleRequest]) (*connect.ServerStreamForClient[v1.WatchSaleResponse], error)
 }
 
@@ -199,8 +201,10 @@ type SaleServiceHandler interface {
 	// or the admin token).
 	CancelOrder(context.Context, *connect.Request[v1.CancelOrderRequest]) (*connect.Response[v1.CancelOrderResponse], error)
 	// WatchSale streams the sale's remaining units and status: the current
-	// figures at once, then each change, until the sale ends or the stream
-	// reaches its age (15 minutes; call again).
+	// figures at once, then each change (and the same figures again after 15
+	// seconds without one: a heartbeat that keeps proxies from cutting the
+	// stream), until the sale ends or the stream reaches its age (15 minutes;
+	// call again).
 	WatchSale(context.Context, *connect.Request[v1.WatchSaleRequest], *connect.ServerStream[v1.WatchSaleResponse]) error
 }
 
