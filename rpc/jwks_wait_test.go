@@ -25,7 +25,14 @@ import (
 // did not reach the key check (Server.Authenticate took headers alone), so
 // while the key server hung every such call waited for the whole fetch
 // timeout, past its deadline.
-func TestUnknownKidWaitsNoLongerThanTheCall(t *testing.T) {
+// hungKidServer is a server whose buyer tokens come from a key server
+// that hangs, and a token (signed) naming a kid the fetched set lacks: a
+// call with it waits for a fetch that never ends.
+// fetchTimeout bounds hungKidServer's fetch of the key set.
+const fetchTimeout = 8 * time.Second
+
+func hungKidServer(t *testing.T) (base, signed string) {
+	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -45,13 +52,12 @@ func TestUnknownKidWaitsNoLongerThanTheCall(t *testing.T) {
 	}))
 	t.Cleanup(keys.Close)
 	t.Cleanup(func() { close(release) }) // runs first: lets Close return
-	const fetchTimeout = 8 * time.Second
 	remote, err := surgehttp.FetchJWKS(t.Context(), keys.URL, surgehttp.RemoteJWKSOptions{Refresh: time.Hour, MinRefetch: time.Hour, Timeout: fetchTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(remote.Close)
-	base := serverOver(t, nil, func(c *surgehttp.Config) {
+	base = serverOver(t, nil, func(c *surgehttp.Config) {
 		c.InsecureUserHeader = false
 		c.BuyerAuth = surgehttp.BuyerAuth{Remote: remote}
 	})
@@ -60,10 +66,15 @@ func TestUnknownKidWaitsNoLongerThanTheCall(t *testing.T) {
 
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
 	tok.Header["kid"] = "rotated"
-	signed, err := tok.SignedString(priv)
+	signed, err = tok.SignedString(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return base, signed
+}
+
+func TestUnknownKidWaitsNoLongerThanTheCall(t *testing.T) {
+	base, signed := hungKidServer(t)
 	const deadlineMs, want = 300, 3 * time.Second
 	ctx, cancel := context.WithTimeout(t.Context(), 2*fetchTimeout)
 	defer cancel()
@@ -84,5 +95,47 @@ func TestUnknownKidWaitsNoLongerThanTheCall(t *testing.T) {
 	}
 	if resp.StatusCode == http.StatusOK {
 		t.Errorf("a token of unknown kid was accepted: %s", b)
+	}
+}
+
+// TestUnknownKidPastDeadlineAnswersDeadlineExceeded: a call whose deadline
+// passed while its token's key set was being fetched (a token of a new
+// kid, the key server slow) answered UNAUTHENTICATED (401 over Connect),
+// as if the token were bad: a client, or a proxy passing the server's
+// answer on, signed the buyer out or fetched a new token instead of
+// retrying. docs/api.md#grpc: a call past its deadline is
+// DEADLINE_EXCEEDED.
+func TestUnknownKidPastDeadlineAnswersDeadlineExceeded(t *testing.T) {
+	base, signed := hungKidServer(t)
+	for _, tc := range []struct {
+		name, contentType, timeoutHeader, timeout, body string
+	}{
+		{"Connect", "application/json", "Connect-Timeout-Ms", "300", `{"sale_id":"kid"}`},
+		{"gRPC-Web", "application/grpc-web+json", "Grpc-Timeout", "300m", "\x00\x00\x00\x00\x11" + `{"sale_id":"kid"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/surge.v1.SaleService/Purchase", strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.contentType)
+			req.Header.Set(tc.timeoutHeader, tc.timeout)
+			req.Header.Set("Authorization", "Bearer "+signed)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if tc.name == "Connect" {
+				if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(b), "deadline_exceeded") {
+					t.Errorf("a purchase past its %s ms deadline while its token's key set was fetched: %d %s; want 504 deadline_exceeded", tc.timeout, resp.StatusCode, b)
+				}
+				return
+			}
+			status := resp.Header.Get("Grpc-Status") + resp.Trailer.Get("Grpc-Status")
+			if status != "4" && !strings.Contains(string(b), "grpc-status:4") {
+				t.Errorf("a purchase past its %s deadline while its token's key set was fetched: grpc-status %q %q; want 4 (DEADLINE_EXCEEDED)", tc.timeout, status, b)
+			}
+		})
 	}
 }

@@ -206,6 +206,13 @@ var _ surgev1connect.SaleServiceHandler = (*handler)(nil)
 func (h *handler) caller(ctx context.Context, hdr http.Header) (surgehttp.Caller, error) {
 	c, err := h.auth.Authenticate(ctx, hdr)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The call's deadline passed (or its caller went) while the
+			// token's key set was fetched: the token was not judged, and
+			// UNAUTHENTICATED would send the client for a new one instead
+			// of retrying.
+			return c, h.toConnect(ctx, "", ctx.Err())
+		}
 		return c, newError(connect.CodeUnauthenticated, codeUnauthenticated, err.Error(), nil)
 	}
 	return c, nil
