@@ -96,3 +96,37 @@ func TestPurchaseDeadlineThenRetryBuysOnce(t *testing.T) {
 		t.Fatalf("after a purchase past its deadline and its retries with one key: %v %v; want 9 of 10 left", got, err)
 	}
 }
+
+// TestWatchSalePastDeadlineAnswersDeadlineExceeded: a WatchSale stream
+// whose deadline (connect-timeout-ms, grpc-timeout) passed ended OK, as a
+// stream does once its sale ends or it reaches its age: a client reading
+// the answer took the end for the sale's. docs/api.md#grpc: a call past
+// its deadline is DEADLINE_EXCEEDED.
+func TestWatchSalePastDeadlineAnswersDeadlineExceeded(t *testing.T) {
+	base := server(t)
+	createSale(t, base, "drop", 10)
+	for _, tc := range []struct {
+		name, contentType, timeoutHeader, timeout, want string
+	}{
+		{"Connect", "application/connect+json", "Connect-Timeout-Ms", "300", `"code":"deadline_exceeded"`},
+		{"gRPC-Web", "application/grpc-web+json", "Grpc-Timeout", "300m", "grpc-status: 4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			body := "\x00\x00\x00\x00\x0d" + `{"id":"drop"}`
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/surge.v1.SaleService/WatchSale", strings.NewReader(body))
+			req.Header.Set("Content-Type", tc.contentType)
+			req.Header.Set(tc.timeoutHeader, tc.timeout)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(b), tc.want) {
+				t.Errorf("a WatchSale past its %s deadline ended %q; want %s", tc.timeout, b, tc.want)
+			}
+		})
+	}
+}

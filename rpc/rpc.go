@@ -498,7 +498,9 @@ func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.Wa
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			// Past the call's deadline: DEADLINE_EXCEEDED, not the OK end
+			// of a sale that ended or a stream at its age.
+			return h.toConnect(ctx, req.Spec().Procedure, ctx.Err())
 		case <-h.stop:
 			return nil
 		case <-end.C:
