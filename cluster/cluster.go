@@ -182,6 +182,10 @@ type Store struct {
 	// last saw it change, and when the holds sold then end (first seen:
 	// its latest order's; leader.go, selling and seeSold).
 	sold map[string]soldSeen
+	// short holds the sales whose idle live state the last round found
+	// with fewer units remaining than PostgreSQL's count leaves (leader.go,
+	// repair); the leader loop's alone.
+	short map[string]bool
 	// stagePass is the leader's pass over Redis for staging keys that
 	// crashed installs left (leader.go, dropStages), stagesDropped what it
 	// dropped, stagesDone whether it read every key; the leader loop's
@@ -254,6 +258,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		kick:    make(chan struct{}, 1),
 		sweeps:  map[string][]uint64{},
 		sold:    map[string]soldSeen{},
+		short:   map[string]bool{},
 		probes:  logrepeat.New(logrepeat.Every),
 	}
 	s.rcb = s.breaker("redis")

@@ -411,21 +411,32 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			delete(s.sold, id)
 		}
 	}
+	for id := range s.short {
+		if !listed[id] {
+			delete(s.short, id)
+		}
+	}
 	quiet := s.survey(ctx, rows)
 	sweep := make([]postgres.SaleRow, 0, len(rows))
 	for i, row := range rows {
 		s.remember(row.Sale, row.Buckets, row.Ever)
-		if quiet[i] && !row.Dirty {
-			sweep = append(sweep, row)
-			continue
-		}
-		why, err := s.diagnose(ctx, row)
-		if err != nil {
-			continue
-		}
-		if why == "" {
-			sweep = append(sweep, row)
-			continue
+		var why string
+		if quiet[i].Quiet && !row.Dirty {
+			why = s.releasesLost(row, quiet[i].Remaining)
+			if why == "" {
+				sweep = append(sweep, row)
+				continue
+			}
+		} else {
+			delete(s.short, row.ID)
+			var err error
+			if why, err = s.diagnose(ctx, row); err != nil {
+				continue
+			}
+			if why == "" {
+				sweep = append(sweep, row)
+				continue
+			}
 		}
 		if err := s.Rebuild(ctx, l, row.ID, row.Epoch, why); errors.Is(err, postgres.ErrEpochMoved) {
 			// A change (a PATCH) started a newer epoch after the listing:
@@ -440,6 +451,8 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 			s.log.Info("no rebuild: the sale's new epoch is being installed", "sale", row.ID, "epoch", row.Epoch, "why", why)
 		} else if err != nil {
 			s.log.Error("rebuild live state", "sale", row.ID, "why", why, "err", err)
+		} else {
+			delete(s.short, row.ID)
 		}
 	}
 	s.sweep(ctx, sweep)
@@ -448,19 +461,42 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 	s.removeArchivedFound(ctx, listed)
 }
 
+// releasesLost says why the live state of a quiet sale (every reservation
+// Redis made is in PostgreSQL, none waiting) needs a rebuild though its
+// counts agree, or "": Redis holds fewer units remaining than PostgreSQL's
+// stock minus units sold, for the second round in a row. Redis came back
+// older than releases PostgreSQL recorded (a cancel's, an expired hold's):
+// the units stay off sale, their buyers at their limit, and the count
+// checks, which look for Redis behind in units taken, never see it; the
+// sweep gives them back only once it reaches those orders, which for a
+// large sale long sold out takes many minutes. One round alone may catch
+// a release between its commit in PostgreSQL and its script in Redis.
+func (s *Store) releasesLost(row postgres.SaleRow, remaining int64) string {
+	want := row.Stock - row.Sold
+	if remaining >= want {
+		delete(s.short, row.ID)
+		return ""
+	}
+	if !s.short[row.ID] {
+		s.short[row.ID] = true
+		return ""
+	}
+	return fmt.Sprintf("Redis holds %d units remaining, PostgreSQL %d, two rounds in a row (Redis rolled back past releases: a snapshot, an AOF or a replica behind)", remaining, want)
+}
+
 // surveyChunk is about how many buckets one call of the survey reads.
 const surveyChunk = 1000
 
-// survey reports, for each sale of rows, whether its live state is idle
-// (redis.Stock.Quiet). Most sales are idle (past sales of a shop, above
+// survey reports, for each sale of rows, whether its live state is idle,
+// and its units remaining (redis.Stock.Quiet). Most sales are idle (past sales of a shop, above
 // all): the survey finds them in a pipelined round trip per thousand
 // buckets, so the round, and with it the next expiry of holds, costs
 // about the same whatever their number, instead of several calls per
 // sale. Each thousand buckets is a call of its own: one call for them all,
 // bounded by one call timeout, timed out every round past some tens of
 // thousands of sales. A sale whose part failed is diagnosed.
-func (s *Store) survey(ctx context.Context, rows []postgres.SaleRow) []bool {
-	quiet := make([]bool, len(rows))
+func (s *Store) survey(ctx context.Context, rows []postgres.SaleRow) []redis.Survey {
+	quiet := make([]redis.Survey, len(rows))
 	want := make([]redis.Expect, 0, min(len(rows), surveyChunk))
 	from, buckets := 0, 0
 	for i, row := range rows {
@@ -469,7 +505,7 @@ func (s *Store) survey(ctx context.Context, rows []postgres.SaleRow) []bool {
 		if buckets < surveyChunk && i < len(rows)-1 {
 			continue
 		}
-		var got []bool
+		var got []redis.Survey
 		if err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
 			got, err = s.live.Quiet(ctx, want)
 			return err

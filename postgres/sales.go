@@ -83,10 +83,13 @@ type SaleRow struct {
 	// Ever is the units ever inserted (it only grows); Redis's count of
 	// units reserved must never be below it.
 	Ever int64
+	// Sold is the units of the sale's live (reserved, paid) orders: Redis
+	// should have stock minus Sold remaining once nothing is in flight.
+	Sold int64
 }
 
 const saleColumns = `id, name, stock, per_user_limit, price_cents, currency, starts_at, ends_at,
-	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever, paused, paused_at, paused_for_ns`
+	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever, paused, paused_at, paused_for_ns, sold`
 
 func scanSale(row pgx.Row) (SaleRow, error) {
 	var (
@@ -97,7 +100,7 @@ func scanSale(row pgx.Row) (SaleRow, error) {
 	)
 	if err := row.Scan(&s.ID, &s.Name, &s.Stock, &s.PerUserLimit, &s.PriceCents, &s.Currency, &s.StartsAt,
 		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets, &s.Ever, &s.Paused,
-		&paused, &pausedFor); err != nil {
+		&paused, &pausedFor, &s.Sold); err != nil {
 		return SaleRow{}, err
 	}
 	s.StartsAt, s.CreatedAt = s.StartsAt.UTC(), s.CreatedAt.UTC()

@@ -22,16 +22,15 @@ import (
 // unknown or archived.
 func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (row SaleRow, started bool, err error) {
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		var sold int64
-		cur, err := scanSale(extraRow{tx.QueryRow(ctx, `SELECT `+saleColumns+`, sold FROM sales
-			WHERE id = $1 AND archived_at IS NULL FOR UPDATE`, id), []any{&sold}})
+		cur, err := scanSale(tx.QueryRow(ctx, `SELECT `+saleColumns+` FROM sales
+			WHERE id = $1 AND archived_at IS NULL FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return surge.ErrSaleNotFound
 		}
 		if err != nil {
 			return err
 		}
-		next, err := cur.Sale.Apply(p, sold, now)
+		next, err := cur.Sale.Apply(p, cur.Sold, now)
 		if err != nil {
 			return err
 		}

@@ -18,17 +18,30 @@ type Expect struct {
 // sends.
 const quietChunk = 1000
 
+// Survey is what Quiet found of one sale.
+type Survey struct {
+	// Quiet: the live state is exactly what PostgreSQL expects and holds
+	// nothing waiting.
+	Quiet bool
+	// Remaining is the units its buckets hold for sale, read with the rest
+	// (meaningful only if Quiet): a quiet sale has every reservation in
+	// PostgreSQL, so fewer than PostgreSQL's stock minus units sold means
+	// Redis lost releases (rolled back), or one is in flight.
+	Remaining int64
+}
+
 // Quiet reports, for each sale, whether its live state is exactly what
 // PostgreSQL expects and holds nothing waiting: every bucket present with
 // its sentinels and at the expected epoch, its units reserved equal to
 // PostgreSQL's ever count (none waiting to be confirmed), no pending
 // batch, no transfer record kept and no units taken in transfers beyond
-// those given. The leader diagnoses only the other sales, so the cost of
-// its round follows the sales that need work, not every sale ever created
-// (a few round trips for thousands of sales). Each bucket is read by one
-// script, atomically; false only ever costs a full diagnosis.
-func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]bool, error) {
-	quiet := make([]bool, len(sales))
+// those given; and how many units it holds for sale. The leader diagnoses
+// only the other sales, so the cost of its round follows the sales that
+// need work, not every sale ever created (a few round trips for thousands
+// of sales). Each bucket is read by one script, atomically; false only
+// ever costs a full diagnosis.
+func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]Survey, error) {
+	quiet := make([]Survey, len(sales))
 	var (
 		keys  [][]string
 		args  [][]any
@@ -42,7 +55,7 @@ func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]bool, error) {
 		if err != nil {
 			return fmt.Errorf("redis: survey sales: %w", err)
 		}
-		sum := map[int]*[5]int64{} // per sale: epoch (-1 differs), tot, got, gave, busy
+		sum := map[int]*[6]int64{} // per sale: epoch (-1 differs), tot, got, gave, busy, rem
 		for i, c := range cmds {
 			res, err := c.Int64Slice()
 			if err != nil {
@@ -50,10 +63,10 @@ func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]bool, error) {
 			}
 			a := sum[owner[i]]
 			if a == nil {
-				a = &[5]int64{-2}
+				a = &[6]int64{-2}
 				sum[owner[i]] = a
 			}
-			if len(res) != 5 {
+			if len(res) != 6 {
 				a[4] = 1 // missing or damaged: the diagnosis says which
 				continue
 			}
@@ -63,13 +76,13 @@ func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]bool, error) {
 			case a[0] != res[0]:
 				a[0] = -1
 			}
-			for j := 1; j < 5; j++ {
+			for j := 1; j < 6; j++ {
 				a[j] += res[j]
 			}
 		}
 		for i, a := range sum {
 			e := sales[i]
-			quiet[i] = a[4] == 0 && a[0] == e.Epoch && a[1] == e.Ever && a[2] <= a[3]
+			quiet[i] = Survey{Quiet: a[4] == 0 && a[0] == e.Epoch && a[1] == e.Ever && a[2] <= a[3], Remaining: a[5]}
 		}
 		keys, args, owner = keys[:0], args[:0], owner[:0]
 		return nil

@@ -4,9 +4,9 @@
 -- transfers
 -- Returns {-1} if the state is missing or lost a sentinel (as inspect.lua),
 -- else {epoch, units reserved so far, units taken in transfers, units
--- given, busy}: busy is 1 while a reservation waits to be confirmed or a
--- transfer's record is kept.
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'tot', 'got', 'gave')
+-- given, busy, units remaining}: busy is 1 while a reservation waits to be
+-- confirmed or a transfer's record is kept.
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'tot', 'got', 'gave', 'rem')
 if not meta[1] or not meta[2] then
   return {-1}
 end
@@ -24,4 +24,5 @@ for i = 5, 7 do
     busy = 1
   end
 end
-return {tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3] or '0'), tonumber(meta[4] or '0'), busy}
+return {tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3] or '0'), tonumber(meta[4] or '0'), busy,
+  tonumber(meta[5] or '0')}
