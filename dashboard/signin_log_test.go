@@ -1,42 +1,14 @@
 package dashboard
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/surgehq/surge/servicetest"
 )
-
-// records keeps what a logger wrote at warn level and above.
-type records struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (h *records) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (h *records) WithAttrs([]slog.Attr) slog.Handler           { return h }
-func (h *records) WithGroup(string) slog.Handler                { return h }
-func (h *records) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.recs = append(h.recs, r.Clone())
-	return nil
-}
-
-func (h *records) named(msg string) []slog.Record {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []slog.Record
-	for _, r := range h.recs {
-		if r.Message == msg {
-			out = append(out, r)
-		}
-	}
-	return out
-}
 
 // TestRefusedSignInsLogged: a wrong admin token posted to the sign-in
 // form was answered 401 and logged nowhere, so someone guessing the
@@ -44,7 +16,7 @@ func (h *records) named(msg string) []slog.Record {
 // with the address it came from; a burst of them writes no line each (a
 // guesser would flood the log) but is counted in the next line.
 func TestRefusedSignInsLogged(t *testing.T) {
-	logs := &records{}
+	logs := &servicetest.Records{Level: slog.LevelWarn}
 	_, srv := newTestServer(t, Config{Logger: slog.New(logs)})
 	c := *srv.Client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -57,7 +29,7 @@ func TestRefusedSignInsLogged(t *testing.T) {
 			t.Fatalf("a wrong token's sign-in answered %d, want 401", code)
 		}
 	}
-	refused := logs.named("dashboard sign-in refused")
+	refused := logs.Named("dashboard sign-in refused")
 	if len(refused) != 1 {
 		t.Fatalf("5 refused sign-ins in a burst logged %d lines %v, want 1 at once", len(refused), refused)
 	}
@@ -74,7 +46,7 @@ func TestRefusedSignInsLogged(t *testing.T) {
 	if code := post(testToken); code != http.StatusSeeOther {
 		t.Fatalf("the admin token's sign-in answered %d, want 303", code)
 	}
-	if n := len(logs.named("dashboard sign-in refused")); n != 1 {
+	if n := len(logs.Named("dashboard sign-in refused")); n != 1 {
 		t.Errorf("a good sign-in logged a refusal (%d lines)", n)
 	}
 }

@@ -21,7 +21,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 
 	"github.com/surgehq/surge"
 	surgehttp "github.com/surgehq/surge/http"
+	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -52,34 +52,16 @@ type hostileCase struct {
 	status int
 }
 
-// errorRecorder is an slog.Handler that keeps error records: a panic or a
-// 500 in a handler is logged at error level.
-type errorRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
+// errorRecorder keeps error records (a panic or a 500 in a handler is
+// logged at error level) and what net/http's ErrorLog writes.
+type errorRecorder struct{ servicetest.Records }
 
-func (h *errorRecorder) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
-func (h *errorRecorder) WithAttrs([]slog.Attr) slog.Handler           { return h }
-func (h *errorRecorder) WithGroup(string) slog.Handler                { return h }
-func (h *errorRecorder) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.msgs = append(h.msgs, r.Message)
-	return nil
+func newErrorRecorder() *errorRecorder {
+	return &errorRecorder{servicetest.Records{Level: slog.LevelError}}
 }
 
 func (h *errorRecorder) Write(p []byte) (int, error) { // net/http's ErrorLog
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.msgs = append(h.msgs, string(p))
-	return len(p), nil
-}
-
-func (h *errorRecorder) messages() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.msgs)
+	return len(p), h.Handle(context.Background(), slog.NewRecord(time.Time{}, slog.LevelError, string(p), 0))
 }
 
 // hostileEnv is a real engine and SQLite store behind the API, served like
@@ -98,7 +80,7 @@ type hostileEnv struct {
 func newHostileEnv(t *testing.T) *hostileEnv {
 	t.Helper()
 	e := newEnv(t, envOptions{noServer: true})
-	h := &hostileEnv{env: e, keys: surgehttp.LoadTestKeys(t), errs: &errorRecorder{}}
+	h := &hostileEnv{env: e, keys: surgehttp.LoadTestKeys(t), errs: newErrorRecorder()}
 	e.handler = surgehttp.New(e.eng, surgehttp.Config{
 		AdminToken: adminToken,
 		JWTSecret:  jwtSecret,
@@ -890,7 +872,7 @@ func TestHostileRequests(t *testing.T) {
 	if after := h.do(t, "GET", "/v1/sales", ""); !bytes.Equal(after.body, sales.body) {
 		t.Errorf("sales changed:\nbefore %s\nafter  %s", sales.body, after.body)
 	}
-	if msgs := h.errs.messages(); len(msgs) > 0 {
+	if msgs := h.errs.Messages(); len(msgs) > 0 {
 		t.Errorf("errors logged (a panic or a 500): %q", msgs)
 	}
 }
@@ -956,7 +938,7 @@ func TestHostileOutsideTheHandlers(t *testing.T) {
 		}
 	}
 	h.wantUnchanged(t, "s", before)
-	if msgs := h.errs.messages(); len(msgs) > 0 {
+	if msgs := h.errs.Messages(); len(msgs) > 0 {
 		t.Errorf("errors logged: %q", msgs)
 	}
 }

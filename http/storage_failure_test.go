@@ -55,7 +55,7 @@ func TestStorageFailureIsUnavailable(t *testing.T) {
 // path already treats a gone client so (purchase.go); gRPC answers Canceled.
 func TestOrderChangeClientGoneIsNotInternal(t *testing.T) {
 	// The engine's default timeout (10 s): the client leaves well before.
-	logs := &errorRecorder{}
+	logs := newErrorRecorder()
 	e, h, dir := pricedSaleOverSQLite(t, slog.New(logs))
 	var placed []api.Order
 	for _, u := range []string{"alice", "bob", "carol"} {
@@ -73,7 +73,7 @@ func TestOrderChangeClientGoneIsNotInternal(t *testing.T) {
 		{"payment webhook", hookPath, hook, []opt{signed(hookSecret, hook)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logged := len(logs.messages())
+			logged := len(logs.Messages())
 			rctx, gone := context.WithCancel(context.Background())
 			req := httptest.NewRequestWithContext(rctx, "POST", tc.path, strings.NewReader(tc.body))
 			for _, o := range tc.opts {
@@ -93,7 +93,7 @@ func TestOrderChangeClientGoneIsNotInternal(t *testing.T) {
 				t.Errorf("%s whose client left while the store could not commit answered %d %s: "+
 					"a client going away is counted and logged as a server bug (internal)", tc.name, rec.Code, strings.TrimSpace(rec.Body.String()))
 			}
-			if msgs := logs.messages()[logged:]; len(msgs) > 0 {
+			if msgs := logs.Messages()[logged:]; len(msgs) > 0 {
 				t.Errorf("%s whose client left logged at error level: %q (change %d)", tc.name, msgs, i)
 			}
 		})

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -21,6 +20,7 @@ import (
 	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/rpc"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // failingPurchases is the real engine whose purchases fail with an error
@@ -29,28 +29,6 @@ type failingPurchases struct{ *engine.Engine }
 
 func (failingPurchases) Purchase(context.Context, engine.PurchaseRequest) (surge.Outcome, error) {
 	return surge.Outcome{}, errors.New("a bug: an error no code names")
-}
-
-// errorMessages keeps the messages of error-level records.
-type errorMessages struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (h *errorMessages) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
-func (h *errorMessages) WithAttrs([]slog.Attr) slog.Handler           { return h }
-func (h *errorMessages) WithGroup(string) slog.Handler                { return h }
-func (h *errorMessages) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.msgs = append(h.msgs, r.Message)
-	return nil
-}
-
-func (h *errorMessages) since(n int) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.msgs[n:]...)
 }
 
 // alertDescription is the description of alert name in the shipped rules.
@@ -105,7 +83,7 @@ func TestInternalAlertNamesTheLog(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			eng, _ := meteredEngine(t, reg)
-			logs := &errorMessages{}
+			logs := &servicetest.Records{Level: slog.LevelError}
 			log := slog.New(logs)
 			svc := c.svc(eng)
 			g := rpc.New(svc, rpc.Config{Logger: log})
@@ -135,7 +113,7 @@ func TestInternalAlertNamesTheLog(t *testing.T) {
 			if got := scrapedOutcomes(t, srv.URL)["internal"]; got != 1 {
 				t.Fatalf(`surge_purchases_total{outcome="internal"} = %v, want 1`, got)
 			}
-			msgs := logs.since(0)
+			msgs := logs.Messages()
 			if len(msgs) == 0 {
 				t.Fatal("an internal purchase logged nothing at error level")
 			}
