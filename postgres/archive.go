@@ -128,15 +128,8 @@ func (d *DB) ArchivedAmong(ctx context.Context, ids []string) (map[string]int, e
 	if err != nil {
 		return nil, fmt.Errorf("postgres: archived sales among %d: %w", len(ids), err)
 	}
-	out := map[string]int{}
-	var (
-		id      string
-		buckets int
-	)
-	if _, err := pgx.ForEachRow(rows, []any{&id, &buckets}, func() error {
-		out[id] = buckets
-		return nil
-	}); err != nil {
+	out, err := saleBuckets(rows)
+	if err != nil {
 		return nil, fmt.Errorf("postgres: archived sales among %d: %w", len(ids), err)
 	}
 	return out, nil
@@ -149,18 +142,26 @@ func (d *DB) LiveLeft(ctx context.Context, limit int) (map[string]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: archived sales with live state left: %w", err)
 	}
+	out, err := saleBuckets(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: archived sales with live state left: %w", err)
+	}
+	return out, nil
+}
+
+// saleBuckets reads rows of (id, buckets) into a map of each sale's
+// buckets.
+func saleBuckets(rows pgx.Rows) (map[string]int, error) {
 	out := map[string]int{}
 	var (
 		id      string
 		buckets int
 	)
-	if _, err := pgx.ForEachRow(rows, []any{&id, &buckets}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&id, &buckets}, func() error {
 		out[id] = buckets
 		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("postgres: archived sales with live state left: %w", err)
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 // LiveRemoved records that the live state of the archived sale saleID is

@@ -20,7 +20,6 @@ import (
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/rpc"
 	"github.com/surgehq/surge/sqlite"
-	"github.com/surgehq/surge/waitroom"
 )
 
 // TestIdempotencyKeyOneAcrossProtocols: docs/api.md, gRPC: "purchases run
@@ -155,65 +154,10 @@ func httpHeaderValue(v string) bool {
 // waiting_room_ticket must admit too, not answer not_admitted.
 func TestWaitingRoomTicketOneAcrossProtocols(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room, err := waitroom.New(waitroom.Config{Secret: []byte("0123456789abcdef0123456789abcdef")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	eng, err := engine.Open(ctx, st, engine.Config{Logger: log, WaitingRoom: room})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := rpc.New(eng, rpc.Config{Logger: log})
-	api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount, WaitingRoom: room})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: api}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close(); g.Close(); eng.Close(); st.Close() })
-	base := "http://" + ln.Addr().String()
-
+	base := roomServer(t, "drop")
 	c := surgev1connect.NewSaleServiceClient(http.DefaultClient, base, connect.WithProtoJSON())
-	id := "drop"
-	cr := connect.NewRequest(&surgev1.CreateSaleRequest{Id: &id, Name: "Drop", Stock: 10,
-		WaitingRoom: &surgev1.WaitingRoom{AdmitPerSecond: 1000, Order: "fifo", TicketSeconds: 300}})
-	cr.Header().Set("Authorization", "Bearer "+adminToken)
-	if _, err := c.CreateSale(ctx, cr); err != nil {
-		t.Fatal(err)
-	}
-	ticket := func(user string) string {
-		t.Helper()
-		method := "POST"
-		for range 100 {
-			req, _ := http.NewRequest(method, base+"/v1/sales/drop/queue", nil)
-			req.Header.Set("X-User-ID", user)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var q struct {
-				Ticket   string `json:"ticket"`
-				Admitted bool   `json:"admitted"`
-			}
-			_ = json.Unmarshal(b, &q)
-			if q.Admitted {
-				return q.Ticket
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("%s never admitted", user)
-		return ""
-	}
 	// HTTP: the padded header admits.
-	tk := ticket("alice")
+	tk := admittedTicket(t, base, "drop", "alice")
 	hreq, _ := http.NewRequest("POST", base+"/v1/sales/drop/purchases", nil)
 	hreq.Header.Set("X-User-ID", "alice")
 	hreq.Header["Waiting-Room-Ticket"] = []string{" " + tk + "\t"}
@@ -227,7 +171,7 @@ func TestWaitingRoomTicketOneAcrossProtocols(t *testing.T) {
 		t.Fatalf("HTTP with a padded ticket: %d %s", resp.StatusCode, b)
 	}
 	// gRPC: the same text.
-	tk = ticket("bob")
+	tk = admittedTicket(t, base, "drop", "bob")
 	buy := connect.NewRequest(&surgev1.PurchaseRequest{SaleId: "drop", WaitingRoomTicket: " " + tk + "\t"})
 	buy.Header().Set("X-User-ID", "bob")
 	if _, err := c.Purchase(ctx, buy); err != nil {
