@@ -30,17 +30,32 @@ func TestPurchasePastDeadlineAnswersDeadlineExceeded(t *testing.T) {
 
 	servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, "surge.db"))
 
+	purchasesPastDeadline(t, base, "drop", func(r *http.Request, i int) {
+		r.Header.Set("X-User-ID", []string{"alice", "bob"}[i])
+	}, "the store stalled")
+}
+
+// purchasesPastDeadline sends a purchase of sale over Connect and over
+// gRPC-Web (i 0 and 1), each with a 300 ms deadline and the credentials
+// auth sets, and wants both answered DEADLINE_EXCEEDED; why says what
+// held them past it.
+func purchasesPastDeadline(t *testing.T, base, sale string, auth func(r *http.Request, i int), why string) {
+	t.Helper()
+	body := `{"sale_id":"` + sale + `"}`
+	frame := string([]byte{0, 0, 0, 0, byte(len(body))}) + body // one gRPC-Web message
 	for i, tc := range []struct {
 		name, contentType, timeoutHeader, timeout, body string
 	}{
-		{"Connect", "application/json", "Connect-Timeout-Ms", "300", `{"sale_id":"drop"}`},
-		{"gRPC-Web", "application/grpc-web+json", "Grpc-Timeout", "300m", "\x00\x00\x00\x00\x12" + `{"sale_id":"drop"}`},
+		{"Connect", "application/json", "Connect-Timeout-Ms", "300", body},
+		{"gRPC-Web", "application/grpc-web+json", "Grpc-Timeout", "300m", frame},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, base+"/surge.v1.SaleService/Purchase", strings.NewReader(tc.body))
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/surge.v1.SaleService/Purchase", strings.NewReader(tc.body))
 			req.Header.Set("Content-Type", tc.contentType)
 			req.Header.Set(tc.timeoutHeader, tc.timeout)
-			req.Header.Set("X-User-ID", []string{"alice", "bob"}[i])
+			auth(req, i)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -49,13 +64,13 @@ func TestPurchasePastDeadlineAnswersDeadlineExceeded(t *testing.T) {
 			resp.Body.Close()
 			if tc.name == "Connect" {
 				if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(b), "deadline_exceeded") {
-					t.Errorf("a purchase past its %sms deadline (the store stalled): %d %s; want 504 deadline_exceeded", tc.timeout, resp.StatusCode, b)
+					t.Errorf("a purchase past its %s ms deadline (%s): %d %s; want 504 deadline_exceeded", tc.timeout, why, resp.StatusCode, b)
 				}
 				return
 			}
 			status := resp.Header.Get("Grpc-Status") + resp.Trailer.Get("Grpc-Status")
 			if status != "4" && !strings.Contains(string(b), "grpc-status:4") {
-				t.Errorf("a purchase past its %s deadline (the store stalled): grpc-status %q %q; want 4 (DEADLINE_EXCEEDED)", tc.timeout, status, b)
+				t.Errorf("a purchase past its %s deadline (%s): grpc-status %q %q; want 4 (DEADLINE_EXCEEDED)", tc.timeout, why, status, b)
 			}
 		})
 	}

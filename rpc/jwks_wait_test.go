@@ -107,35 +107,7 @@ func TestUnknownKidWaitsNoLongerThanTheCall(t *testing.T) {
 // DEADLINE_EXCEEDED.
 func TestUnknownKidPastDeadlineAnswersDeadlineExceeded(t *testing.T) {
 	base, signed := hungKidServer(t)
-	for _, tc := range []struct {
-		name, contentType, timeoutHeader, timeout, body string
-	}{
-		{"Connect", "application/json", "Connect-Timeout-Ms", "300", `{"sale_id":"kid"}`},
-		{"gRPC-Web", "application/grpc-web+json", "Grpc-Timeout", "300m", "\x00\x00\x00\x00\x11" + `{"sale_id":"kid"}`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/surge.v1.SaleService/Purchase", strings.NewReader(tc.body))
-			req.Header.Set("Content-Type", tc.contentType)
-			req.Header.Set(tc.timeoutHeader, tc.timeout)
-			req.Header.Set("Authorization", "Bearer "+signed)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if tc.name == "Connect" {
-				if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(b), "deadline_exceeded") {
-					t.Errorf("a purchase past its %s ms deadline while its token's key set was fetched: %d %s; want 504 deadline_exceeded", tc.timeout, resp.StatusCode, b)
-				}
-				return
-			}
-			status := resp.Header.Get("Grpc-Status") + resp.Trailer.Get("Grpc-Status")
-			if status != "4" && !strings.Contains(string(b), "grpc-status:4") {
-				t.Errorf("a purchase past its %s deadline while its token's key set was fetched: grpc-status %q %q; want 4 (DEADLINE_EXCEEDED)", tc.timeout, status, b)
-			}
-		})
-	}
+	purchasesPastDeadline(t, base, "kid", func(r *http.Request, _ int) {
+		r.Header.Set("Authorization", "Bearer "+signed)
+	}, "its token's key set was fetched")
 }
