@@ -49,6 +49,36 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- add .Values.preStopSleepSeconds .Values.drainDelaySeconds .Values.shutdownTimeoutSeconds 5 -}}
 {{- end -}}
 
+{{/* GOMEMLIMIT: goMemLimitPercent of the container's memory limit, in MiB
+("" without a limit, with 0 %, or when env sets GOMEMLIMIT itself). The Go
+runtime does not read the cgroup's limit: without this the collector lets
+the heap grow to twice what it last found live before the next cycle, and a
+spike passes the limit and gets the pod OOM-killed mid-drop. The rest of
+the limit is for memory the runtime does not count: SQLite's allocations
+through modernc's libc, thread stacks. A Kubernetes quantity is parsed here
+(a resourceFieldRef gives the whole limit, not a share of it). */}}
+{{- define "surge.goMemLimit" -}}
+{{- $pct := int .Values.goMemLimitPercent -}}
+{{- if or (lt $pct 0) (gt $pct 100) -}}
+{{- fail (printf "goMemLimitPercent must be between 0 (no GOMEMLIMIT) and 100, not %d" $pct) -}}
+{{- end -}}
+{{- $q := dig "limits" "memory" "" (.Values.resources | default dict) -}}
+{{- if and $q (gt $pct 0) (not (hasKey (.Values.env | default dict) "GOMEMLIMIT")) -}}
+{{- $s := ternary $q (printf "%d" (int64 $q)) (kindIs "string" $q) -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $s -}}
+{{- $suffix := trimPrefix $num $s -}}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- if or (not $num) (not (hasKey $units $suffix)) -}}
+{{- fail (printf "resources.limits.memory %q: GOMEMLIMIT is derived only from a number with one of the suffixes k, M, G, T, Ki, Mi, Gi, Ti; give env.GOMEMLIMIT or goMemLimitPercent: 0" $s) -}}
+{{- end -}}
+{{- $mib := int64 (floor (divf (mulf (float64 $num) (get $units $suffix) $pct) 104857600)) -}}
+{{- if lt $mib 1 -}}
+{{- fail (printf "resources.limits.memory %q is too small for a GOMEMLIMIT of at least 1 MiB" $s) -}}
+{{- end -}}
+{{- printf "%dMiB" $mib -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The secrets as SURGE_* variables: each value given, or from an existing
 Secret (admin-token required there, the others optional). */}}
 {{- define "surge.secretEnv" -}}
@@ -100,6 +130,10 @@ containers:
         value: "{{ .Values.drainDelaySeconds }}s"
       - name: SURGE_SHUTDOWN_TIMEOUT
         value: "{{ .Values.shutdownTimeoutSeconds }}s"
+      {{- with include "surge.goMemLimit" . }}
+      - name: GOMEMLIMIT
+        value: {{ . | quote }}
+      {{- end }}
       {{- if eq .Values.mode "cluster" }}
       - name: SURGE_NODE_ID
         valueFrom:
