@@ -170,9 +170,7 @@ containers:
       httpGet:
         path: /readyz
         port: http
-      periodSeconds: 2
-      timeoutSeconds: 2
-      failureThreshold: 1
+      {{- toYaml .Values.readinessProbe | nindent 6 }}
     {{- if gt (int .Values.preStopSleepSeconds) 0 }}
     lifecycle:
       preStop:
