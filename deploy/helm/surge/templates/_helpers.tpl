@@ -104,6 +104,7 @@ Secret (admin-token required there, the others optional). */}}
 {{/* The pod, shared by the StatefulSet (embedded) and the Deployment (cluster). */}}
 {{- define "surge.podSpec" -}}
 terminationGracePeriodSeconds: {{ include "surge.terminationGracePeriod" . }}
+automountServiceAccountToken: {{ .Values.automountServiceAccountToken | default false }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
