@@ -122,7 +122,7 @@ containers:
       {{- end }}
     env:
       - name: SURGE_HTTP_ADDR
-        value: "0.0.0.0:{{ .Values.service.port }}"
+        value: "0.0.0.0:{{ .Values.containerPort }}"
       - name: SURGE_DATA_DIR
         value: /data
       - name: SURGE_LOG_FORMAT
@@ -148,7 +148,7 @@ containers:
       {{- end }}
     ports:
       - name: http
-        containerPort: {{ .Values.service.port }}
+        containerPort: {{ .Values.containerPort }}
         protocol: TCP
     # /healthz: the process answers (within 3 s, as the image's
     # HEALTHCHECK allows); /readyz: it takes purchases (the store answers,
