@@ -482,12 +482,15 @@ func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.Wa
 	var sent *surgev1.WatchSaleResponse
 	var sentAt time.Time
 	for {
-		cur := &surgev1.WatchSaleResponse{Remaining: max(st.Remaining, 0), Status: string(st.Status)}
+		// Stale as GET /v1/sales/{id} says it: the caller must be able to
+		// tell figures frozen by an outage from a sale nobody buys, and
+		// learns at once when they go stale or current again.
+		cur := &surgev1.WatchSaleResponse{Remaining: max(st.Remaining, 0), Status: string(st.Status), Stale: st.Stale}
 		// The unchanged figures again after a silence of beat, as the
 		// HTTP API's event streams send a heartbeat: a proxy or load
 		// balancer with an idle timeout cut a stream of a sale that did
 		// not change (scheduled, sold out until a hold expires).
-		if sent == nil || cur.Remaining != sent.Remaining || cur.Status != sent.Status || time.Since(sentAt) >= h.beat {
+		if sent == nil || cur.Remaining != sent.Remaining || cur.Status != sent.Status || cur.Stale != sent.Stale || time.Since(sentAt) >= h.beat {
 			if err := stream.Send(cur); err != nil {
 				return err
 			}

@@ -44,9 +44,11 @@ type Sale struct {
 	EndsAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
 	HoldSeconds int64                  `protobuf:"varint,10,opt,name=hold_seconds,json=holdSeconds,proto3" json:"hold_seconds,omitempty"`
 	// upcoming, live, paused, sold_out or ended.
-	Status   string `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
-	Stale    bool   `protobuf:"varint,12,opt,name=stale,proto3" json:"stale,omitempty"`
-	Archived bool   `protobuf:"varint,13,opt,name=archived,proto3" json:"archived,omitempty"`
+	Status string `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
+	// Cluster mode only, while the node cannot refresh the figures (Redis
+	// and PostgreSQL unreachable): remaining and status are the last known.
+	Stale    bool `protobuf:"varint,12,opt,name=stale,proto3" json:"stale,omitempty"`
+	Archived bool `protobuf:"varint,13,opt,name=archived,proto3" json:"archived,omitempty"`
 	// Unset: the sale has no waiting room.
 	WaitingRoom   *WaitingRoom `protobuf:"bytes,14,opt,name=waiting_room,json=waitingRoom,proto3" json:"waiting_room,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1057,7 +1059,11 @@ type WatchSaleResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Remaining int64                  `protobuf:"varint,1,opt,name=remaining,proto3" json:"remaining,omitempty"`
 	// upcoming, live, paused, sold_out or ended.
-	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// As Sale.stale: cluster mode only, while the node cannot refresh the
+	// figures (Redis and PostgreSQL unreachable), remaining and status are
+	// the last known. A change of it is sent as a change of the figures.
+	Stale         bool `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1104,6 +1110,13 @@ func (x *WatchSaleResponse) GetStatus() string {
 		return x.Status
 	}
 	return ""
+}
+
+func (x *WatchSaleResponse) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
 }
 
 var File_surge_v1_sale_proto protoreflect.FileDescriptor
@@ -1192,10 +1205,11 @@ const file_surge_v1_sale_proto_rawDesc = "" +
 	"\x13CancelOrderResponse\x12%\n" +
 	"\x05order\x18\x01 \x01(\v2\x0f.surge.v1.OrderR\x05order\"\"\n" +
 	"\x10WatchSaleRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"_\n" +
 	"\x11WatchSaleResponse\x12\x1c\n" +
 	"\tremaining\x18\x01 \x01(\x03R\tremaining\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status2\x85\x04\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x14\n" +
+	"\x05stale\x18\x03 \x01(\bR\x05stale2\x85\x04\n" +
 	"\vSaleService\x12G\n" +
 	"\n" +
 	"CreateSale\x12\x1b.surge.v1.CreateSaleRequest\x1a\x1c.surge.v1.CreateSaleResponse\x12C\n" +

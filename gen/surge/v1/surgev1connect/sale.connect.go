@@ -71,11 +71,11 @@ type SaleServiceClient interface {
 	// CancelOrder cancels a reservation whose hold still runs (its buyer,
 	// or the admin token).
 	CancelOrder(context.Context, *connect.Request[v1.CancelOrderRequest]) (*connect.Response[v1.CancelOrderResponse], error)
-	// WatchSale streams the sale's remaining units and status: the current
-	// figures at once, then each change (and the same figures again after 15
-	// seconds without one: a heartbeat that keeps proxies from cutting the
-	// stream), until the sale ends or the stream reaches its age (15 minutes;
-	// call again).
+	// WatchSale streams the sale's remaining units, status and stale flag:
+	// the current figures at once, then each change (and the same figures
+	// again after 15 seconds without one: a heartbeat that keeps proxies
+	// from cutting the stream), until the sale ends or the stream reaches
+	// its age (15 minutes; call again).
 	WatchSale(context.Context, *connect.Request[v1.WatchSaleRequest]) (*connect.ServerStreamForClient[v1.WatchSaleResponse], error)
 }
 
@@ -200,11 +200,11 @@ type SaleServiceHandler interface {
 	// CancelOrder cancels a reservation whose hold still runs (its buyer,
 	// or the admin token).
 	CancelOrder(context.Context, *connect.Request[v1.CancelOrderRequest]) (*connect.Response[v1.CancelOrderResponse], error)
-	// WatchSale streams the sale's remaining units and status: the current
-	// figures at once, then each change (and the same figures again after 15
-	// seconds without one: a heartbeat that keeps proxies from cutting the
-	// stream), until the sale ends or the stream reaches its age (15 minutes;
-	// call again).
+	// WatchSale streams the sale's remaining units, status and stale flag:
+	// the current figures at once, then each change (and the same figures
+	// again after 15 seconds without one: a heartbeat that keeps proxies
+	// from cutting the stream), until the sale ends or the stream reaches
+	// its age (15 minutes; call again).
 	WatchSale(context.Context, *connect.Request[v1.WatchSaleRequest], *connect.ServerStream[v1.WatchSaleResponse]) error
 }
 
