@@ -20,7 +20,7 @@ func NewOutbox(reg prometheus.Registerer) (*Outbox, error) {
 		}),
 		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "surge_outbox_oldest_age_seconds",
-			Help: "Age of the oldest order event not yet published; 0 when none waits.",
+			Help: "Age of the oldest order event not yet published; 0 when none waits. While the relay cannot read the store, the most it can be: counted on from the last read.",
 		}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "surge_outbox_published_total",

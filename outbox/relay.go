@@ -13,7 +13,8 @@
 // The purchase path never waits on NATS: the store only writes rows, and
 // the relay runs on its own goroutine. While NATS is down the outbox
 // grows; surge_outbox_lag_events and surge_outbox_oldest_age_seconds show
-// it, and it drains when NATS returns.
+// it, and it drains when NATS returns. While the store cannot be read the
+// age goes on growing from what the last read knew (Relay.refreshLag).
 package outbox
 
 import (
@@ -108,9 +109,14 @@ type Relay struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	ready   bool      // the stream exists
-	lagAt   time.Time // last refresh of the backlog figures
-	failing bool      // the last round failed (logged once until one succeeds)
+	ready bool      // the stream exists
+	lagAt time.Time // last refresh of the backlog figures
+	// known bounds the backlog as the last read of it that succeeded saw
+	// it: no event waiting then was older (its oldest event's time, or the
+	// read's when none waited); lagN is the count it read.
+	known   time.Time
+	lagN    int64
+	failing bool // the last round failed (logged once until one succeeds)
 	// warnedSubjects: the stream's subjects were found not to take the
 	// events, and said so (once more than the failure that led to it).
 	warnedSubjects bool
@@ -519,18 +525,35 @@ func covers(f, want []string) bool {
 
 // refreshLag updates the backlog figures, at most every LagEvery: with
 // NATS down it is the figure that shows the outbox growing.
+//
+// While the store cannot be read the age goes on from what the last read
+// knew, the most it can be: this relay cannot publish what it cannot read,
+// and a figure frozen at its last value kept the outbox-lag alert silent
+// for the whole outage. In cluster mode another node may still read the
+// store and publish; it reports the true age, lower, which is why the
+// alert and the dashboard take the lowest figure of the nodes.
 func (r *Relay) refreshLag(ctx context.Context) {
 	if r.cfg.Metrics == nil || time.Since(r.lagAt) < r.cfg.LagEvery {
 		return
 	}
 	r.lagAt = time.Now()
+	if r.known.IsZero() {
+		r.known = r.lagAt // no read yet: count from the relay's start
+	}
 	n, oldest, err := r.src.OutboxBacklog(ctx)
 	if err != nil {
-		return // the store is down: the round reports it
+		if ctx.Err() == nil { // not the relay stopping
+			r.cfg.Metrics.Lag(r.lagN, max(time.Since(r.known).Seconds(), 0))
+		}
+		return // the round reports the failure
 	}
 	age := 0.0
+	r.known, r.lagN = r.lagAt, n
 	if n > 0 {
 		age = max(time.Since(oldest).Seconds(), 0)
+		if oldest.Before(r.known) { // not when another node's clock runs ahead
+			r.known = oldest
+		}
 	}
 	r.cfg.Metrics.Lag(n, age)
 }
