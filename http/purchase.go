@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/engine"
@@ -188,7 +191,12 @@ func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code st
 	out, err := s.svc.Purchase(r.Context(), engine.PurchaseRequest{SaleID: saleID, Purchase: p, Tickets: r.Header[TicketHeader]})
 	if err != nil {
 		if r.Context().Err() != nil {
-			return "", false // the client is gone; nobody reads an answer
+			// The client is gone; nobody reads an answer. The request's
+			// span (otelhttp's, with tracing on) would read as a success:
+			// with nothing written, it records the 200 net/http falls back
+			// to, as the access log did before it said 499.
+			clientGone(r)
+			return "", false
 		}
 		return s.writeErr(w, r, err), false
 	}
@@ -203,4 +211,17 @@ func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code st
 	h["Location"] = []string{"/v1/orders/" + out.Order.ID}
 	writeRaw(w, http.StatusCreated, orderBody(&out.Order))
 	return string(surge.CodeReserved), out.Replay
+}
+
+// clientGone marks the span of r, whose client went away before it was
+// answered, as failed: semantic conventions' error.type and status Error
+// for a request that ended before a status was sent (otelhttp cannot tell
+// it from a 200, and records that). A no-op when r is not traced.
+func clientGone(r *http.Request) {
+	span := trace.SpanFromContext(r.Context())
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.String("error.type", "client_gone"))
+	span.SetStatus(codes.Error, "the client went away before the answer; none was sent")
 }
