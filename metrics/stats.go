@@ -80,7 +80,7 @@ type connCollector struct{ read func() ConnFigures }
 var (
 	connOpen      = prometheus.NewDesc("surge_connections_open", "Open connections of the API listener.", nil, nil)
 	connIdle      = prometheus.NewDesc("surge_connections_idle", "Idle keep-alive connections of the API listener.", nil, nil)
-	connRefused   = prometheus.NewDesc("surge_connections_refused_total", "Connections refused over the total or per-address cap.", nil, nil)
+	connRefused   = prometheus.NewDesc("surge_connections_refused_total", "Connections of the API listener refused at accept over the per-address cap (--max-conns-per-ip).", nil, nil)
 	connReclaimed = prometheus.NewDesc("surge_connections_reclaimed_total", "Idle connections closed to make room at the cap.", nil, nil)
 )
 
@@ -112,7 +112,7 @@ func NewPrivateConnCollector(read func() map[string]int64) prometheus.Collector 
 type privateConnCollector struct{ read func() map[string]int64 }
 
 var privateConnRefused = prometheus.NewDesc("surge_private_connections_refused_total",
-	"Connections a private listener (admin, debug) refused over its total or per-address cap.", []string{"listener"}, nil)
+	"Connections a private listener (admin, debug) refused at accept over its per-address cap.", []string{"listener"}, nil)
 
 func (c privateConnCollector) Describe(ch chan<- *prometheus.Desc) { ch <- privateConnRefused }
 

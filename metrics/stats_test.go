@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,5 +85,33 @@ func TestPrivateConnCollector(t *testing.T) {
 				t.Fatalf("/debug/stats connections %v, want the API listener's refused 9", stats["connections"])
 			}
 		})
+	}
+}
+
+// TestConnRefusedHelpSaysPerAddress: a connection limiter refuses only
+// over the per-address cap; at the total cap it reclaims an idle
+// connection or waits (http.ConnLimits). The help texts said "refused
+// over the total or per-address cap", sending an operator who sees the
+// counter rise to raise --max-conns, which changes nothing.
+func TestConnRefusedHelpSaysPerAddress(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics.NewConnCollector(func() metrics.ConnFigures { return metrics.ConnFigures{} }))
+	reg.MustRegister(metrics.NewPrivateConnCollector(func() map[string]int64 { return map[string]int64{"admin": 0} }))
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, f := range fams {
+		switch f.GetName() {
+		case "surge_connections_refused_total", "surge_private_connections_refused_total":
+			seen++
+			if h := f.GetHelp(); strings.Contains(h, "total") || !strings.Contains(h, "per-address") {
+				t.Errorf("%s help %q: want the per-address cap alone named (at the total cap nothing is refused)", f.GetName(), h)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("%d of the 2 refused families gathered", seen)
 	}
 }
