@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,14 @@ func (d *Dashboard) Close() {
 // token); anything else gets 401.
 func (d *Dashboard) guard(h http.HandlerFunc, page bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// Two are refused, as the API refuses them: the first, which
+		// authorized reads, need not be the one a gateway in front
+		// checked or added.
+		if n := len(r.Header.Values("Authorization")); n > 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="surge"`)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "send one Authorization header, not "+strconv.Itoa(n))
+			return
+		}
 		if d.session.Load().authorized(r, time.Now()) {
 			h(w, r)
 			return
