@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/surgehq/surge/sqlite"
 )
@@ -30,6 +33,15 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if *to == "" {
 		return errUsage{"backup: --to FILE is required"}
 	}
+	if _, err := os.Stat(filepath.Join(*dataDir, sqlite.FileName)); errors.Is(err, os.ErrNotExist) {
+		msg := noDatabase("backup", fs, args, *dataDir, err)
+		if _, cluster := os.LookupEnv(envName("postgres-url")); cluster {
+			// A cluster node's environment: its orders are not in a
+			// data directory at all.
+			msg += "; this environment sets SURGE_POSTGRES_URL: a cluster keeps its orders in PostgreSQL, backed up with PostgreSQL's own tools (docs/operations.md)"
+		}
+		return errors.New(msg)
+	}
 	info, err := sqlite.Backup(ctx, *dataDir, *to)
 	if err != nil {
 		return err
@@ -37,4 +49,20 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "backup written to %s: %d sales, %d orders, %d bytes (quick_check ok)\n", *to, info.Sales, info.Orders, info.Bytes)
 	fmt.Fprintf(stdout, "restore: copy it as %s into a new, empty data directory and start surge serve there\n", sqlite.FileName)
 	return nil
+}
+
+// noDatabase says that data directory dir holds no database (err, the
+// failed stat of its file), and where dir came from: the command line,
+// SURGE_DATA_DIR or the default, which a command run beside a server
+// given another directory reads without saying so.
+func noDatabase(cmd string, fs *flagSet, args []string, dir string, err error) string {
+	env, inEnv := os.LookupEnv(envName("data-dir"))
+	switch {
+	case fs.onCommandLine(args)["data-dir"]:
+		return fmt.Sprintf("%s: --data-dir %s holds no database (%v)", cmd, dir, err)
+	case inEnv:
+		return fmt.Sprintf("%s: SURGE_DATA_DIR=%s holds no database (%v); give serve's data directory with --data-dir DIR", cmd, env, err)
+	default:
+		return fmt.Sprintf("%s: the default data directory %s holds no database (%v); give serve's data directory with --data-dir DIR or SURGE_DATA_DIR", cmd, dir, err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
@@ -78,6 +79,13 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	f.Close()
 	if err != nil {
 		return errUsage{err.Error()}
+	}
+	if pgURL == "" {
+		// A missing database is the missing file of a usage error (exit
+		// 2), as in openSource, said here where the flags are known.
+		if _, err := os.Stat(filepath.Join(dataDir, sqlite.FileName)); errors.Is(err, os.ErrNotExist) {
+			return errUsage{noDatabase("reconcile", fs, args, dataDir, err)}
+		}
 	}
 	src, done, err := openSource(ctx, dataDir, pgURL)
 	if err != nil {
