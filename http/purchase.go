@@ -25,6 +25,9 @@ var purchaseBufs = sync.Pool{New: func() any { return new([MaxPurchaseBody + 1]b
 // when the body is empty or has none). It answers 400 or 413 itself and
 // returns the code it answered, "" when it did not.
 func readPurchaseBody(w http.ResponseWriter, r *http.Request) (int64, string) {
+	if !plainBody(w, r) {
+		return 0, string(surge.CodeInvalid)
+	}
 	if r.ContentLength > MaxPurchaseBody {
 		tooLarge(w, r, MaxPurchaseBody)
 		return 0, codeTooLarge

@@ -295,9 +295,35 @@ func tooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
 	writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the body must be at most %d bytes", limit))
 }
 
+// plainBody refuses a body sent with a content coding (Content-Encoding:
+// gzip, br, …) and reports whether the request goes on. The API decodes
+// none: read as it came, a gzip body was refused as "malformed JSON at
+// byte 0: invalid character '\x1f'", and a plain body labelled gzip was
+// read as plain, a mislabelled input guessed at. "identity" is no coding.
+// A map lookup and nothing else when the header is absent: the purchase
+// path calls it.
+func plainBody(w http.ResponseWriter, r *http.Request) bool {
+	for _, v := range r.Header["Content-Encoding"] {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				if len(c) > 32 {
+					c = c[:32] + "…"
+				}
+				drain(r.Body)
+				invalid(w, "request bodies are not accepted with a Content-Encoding (%q): send the JSON uncompressed, without the header", c)
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // readBody reads at most limit bytes; it answers 413 itself when the body
 // is larger and reports false.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	if !plainBody(w, r) {
+		return nil, false
+	}
 	if r.ContentLength > limit {
 		tooLarge(w, r, limit)
 		return nil, false
