@@ -142,7 +142,7 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 	if in.Currency != nil {
 		c := *in.Currency
 		if !currencyCode(c, true) {
-			return bad("currency must be a three-letter ISO 4217 code such as USD")
+			return bad("currency must be three upper-case letters A-Z, as an ISO 4217 code is written, such as USD")
 		}
 		s.Currency = c
 	}
