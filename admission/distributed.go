@@ -15,7 +15,9 @@ import (
 )
 
 // SharedLimit is the cluster-wide state of a rate limit (redis.Limit):
-// Spend records requests nodes admitted and names the keys now over.
+// Spend records requests nodes admitted and names the keys now over. With
+// an error, blocked still holds the keys it could answer for (some calls
+// failed, not all): each stands on its own.
 type SharedLimit interface {
 	Spend(ctx context.Context, spent map[string]int64) (blocked map[string]time.Duration, err error)
 }
@@ -206,11 +208,12 @@ func (d *Distributed) Flush() {
 		if n, ok := d.failures.Allow(""); ok {
 			d.log.Warn("shared rate limit unreachable; local limits only", "err", err, logrepeat.Suppressed(n))
 		}
-		return
-	}
-	if d.down.Swap(false) {
+	} else if d.down.Swap(false) {
 		d.log.Info("shared rate limit reachable again", logrepeat.Suppressed(d.failures.Done("")))
 	}
+	// Also after an error: the keys answered were recorded over the limit
+	// (a call of another key failed), and are refused as they would be
+	// alone.
 	for k, wait := range blocked {
 		until := now.Add(wait)
 		d.blocked.Store(k, until)

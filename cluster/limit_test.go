@@ -118,3 +118,43 @@ func TestSharedLimitNoBurstAfterABlock(t *testing.T) {
 			admitted, bound, burst)
 	}
 }
+
+// TestSharedLimitKeysStandAlone: the shared limit's report is one
+// pipeline of a call per key, and a call that failed (here the key of
+// another type, as a shard down would) threw away the answers of every
+// other key of the round, although Redis had recorded their spends: a
+// buyer over the limit was let through for another interval. Each key's
+// answer now stands on its own.
+func TestSharedLimitKeysStandAlone(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{})
+	defer s.Close()
+	ctx := context.Background()
+	rc := dialRedis(t)
+	if err := rc.RPush(ctx, ns+":rl:buyer:mallory", "not a GCRA time").Err(); err != nil {
+		t.Fatal(err)
+	}
+	shared := s.SharedLimit("buyer", 1, 1) // 1 s per request, 1 s of burst
+	// The node's own bucket holds 4: the shared limit alone blocks alice.
+	d := admission.NewDistributed(admission.NewKeyed(1, 4, 1000, time.Minute), shared, time.Hour, nil) // flushed by hand
+	defer d.Close()
+	now := time.Now()
+	for _, k := range []string{"alice", "alice", "alice", "alice", "mallory", "mallory"} {
+		if ok, _ := d.Allow(k, now); !ok {
+			t.Fatalf("%s refused within the node's burst", k)
+		}
+	}
+	d.Flush() // alice: 4 requests against 1 of burst, over by about 3 s; mallory's call fails
+	ok, wait := d.Allow("alice", time.Now())
+	if ok || wait < 2*time.Second {
+		t.Fatalf("alice after a report that found her over the shared limit (another key's call failed): allowed %v, wait %v; want blocked for about 3 s", ok, wait)
+	}
+	// Redis recorded alice's spends, and says so to the next report too.
+	blocked, err := shared.Spend(ctx, map[string]int64{"alice": 1, "mallory": 1})
+	if err == nil {
+		t.Errorf("a report with a failed call answered no error")
+	}
+	if w := blocked["alice"]; w < 3*time.Second {
+		t.Errorf("Spend with a failed call: blocked %v, err %v; want alice blocked about 4 s", blocked, err)
+	}
+}

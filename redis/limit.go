@@ -40,7 +40,11 @@ func NewLimit(c Client, prefix, name string, perSecond float64, burst int) *Limi
 // Spend records that each key of spent admitted that many requests and
 // returns the keys now over the limit with how long they stay blocked.
 // One pipelined round trip serves every key (each key is its own script
-// call, so keys may live on different Redis Cluster slots).
+// call, so keys may live on different Redis Cluster slots). Each key's
+// answer stands on its own: when some calls fail (a shard down, a key of
+// another type), the error says so and blocked still holds the keys the
+// others found over the limit, whose spends Redis recorded; dropping them
+// let those keys through for another interval.
 func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]time.Duration, error) {
 	if len(spent) == 0 {
 		return nil, nil
@@ -55,15 +59,19 @@ func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]t
 		names, keys, argv = append(names, k), append(keys, []string{l.prefix + k}), append(argv, a)
 	}
 	cmds, err := evalMany(ctx, l.c, gcraScript, keys, argv, nil)
-	if err != nil {
-		return nil, fmt.Errorf("redis: rate limit: %w", err)
-	}
-	var blocked map[string]time.Duration
+	var (
+		blocked map[string]time.Duration
+		failed  int
+		first   error
+	)
 	for i, cmd := range cmds {
 		k := names[i]
-		ms, err := cmd.Int64()
-		if err != nil {
-			return nil, fmt.Errorf("redis: rate limit: %w", err)
+		ms, cerr := cmd.Int64()
+		if cerr != nil {
+			if failed++; first == nil {
+				first = cerr
+			}
+			continue
 		}
 		if ms > 0 {
 			if blocked == nil {
@@ -71,6 +79,12 @@ func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]t
 			}
 			blocked[k] = time.Duration(ms) * time.Millisecond
 		}
+	}
+	switch {
+	case failed > 0:
+		return blocked, fmt.Errorf("redis: rate limit: %d of %d keys unanswered: %w", failed, len(names), first)
+	case err != nil: // no command to tell (the script could not be loaded)
+		return blocked, fmt.Errorf("redis: rate limit: %w", err)
 	}
 	return blocked, nil
 }

@@ -66,7 +66,7 @@ func evalMany(ctx context.Context, c Client, sc *goredis.Script, keys [][]string
 		_ = c.Process(ctx, once{cmd})
 		if isNoScript(cmd.Err()) {
 			if err := sc.Load(ctx, c).Err(); err != nil {
-				return nil, err
+				return []*goredis.Cmd{cmd}, err
 			}
 			cmd = evalSHA(ctx, sc, keys[0], args[0])
 			_ = c.Process(ctx, once{cmd})
@@ -99,7 +99,7 @@ func evalMany(ctx context.Context, c Client, sc *goredis.Script, keys [][]string
 	}
 	if len(again) > 0 {
 		if err := sc.Load(ctx, c).Err(); err != nil {
-			return nil, err
+			return cmds, err // the calls that ran still answer
 		}
 		send(again, nil)
 	}
