@@ -34,7 +34,7 @@ const (
 	CodeNoWaitingRoom Code = "no_waiting_room" // a queue endpoint of a sale without one
 	CodeQueueFull     Code = "queue_full"      // the sale's queue holds as many buyers as it may
 	// CodeNotArchivable: a sale may be archived only once it has ended
-	// and holds no reserved order.
+	// (or before it starts) and holds no reserved order.
 	CodeNotArchivable Code = "not_archivable"
 	// Steering a live sale: a paused sale refuses purchases, and its stock
 	// may not go below the units its reserved and paid orders hold.

@@ -64,7 +64,7 @@ func (s Sale) Apply(p SalePatch, sold int64, now time.Time) (Sale, error) {
 				// Ending now (surge sale end) a sale that has yet to
 				// start: no end can come before its start.
 				return Sale{}, Errorf(CodeInvalid,
-					"the sale has not started (it starts at %s), so it cannot end before then: pause it to keep it from selling (once started, it can be ended, then archived)",
+					"the sale has not started (it starts at %s), so it cannot end before then: archive it to call it off, or pause it to keep it from selling",
 					FormatTime(s.StartsAt))
 			}
 			var err error

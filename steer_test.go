@@ -169,8 +169,8 @@ func TestStockCutBelowTheLimitSaysWhy(t *testing.T) {
 // TestEndBeforeTheStartSaysWhy: `surge sale end` (PATCH ends_at: now) of
 // a sale that has not started yet is refused, as every end at or before
 // the start is, and the refusal must tell the operator why and what keeps
-// the sale from selling instead (a pause: a sale is archived only once it
-// has ended). It said only "ends_at must be after starts_at",
+// the sale from selling instead (an archive calls it off, a pause holds
+// it). It said only "ends_at must be after starts_at",
 // to an operator who had sent no time at all.
 func TestEndBeforeTheStartSaysWhy(t *testing.T) {
 	now := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
@@ -181,8 +181,8 @@ func TestEndBeforeTheStartSaysWhy(t *testing.T) {
 		end  time.Time
 		want []string // in the message
 	}{
-		{"end now, before the start", now, []string{"has not started", "2026-01-01T11:00:00", "pause it"}},
-		{"an end in the past", now.Add(-time.Hour), []string{"has not started", "pause it"}},
+		{"end now, before the start", now, []string{"has not started", "2026-01-01T11:00:00", "archive it", "pause it"}},
+		{"an end in the past", now.Add(-time.Hour), []string{"has not started", "archive it", "pause it"}},
 		// A later end that is still not after the start: the rule says it.
 		{"an end between now and the start", now.Add(30 * time.Minute), []string{"ends_at must be after starts_at"}},
 	} {

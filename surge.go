@@ -71,6 +71,15 @@ func (s *Sale) Window(now time.Time) Code {
 	return ""
 }
 
+// Archivable reports whether the sale's window lets it be archived at now:
+// it has ended, or it has yet to start. The second is how an operator
+// calls off a sale set to start later (a typo'd year): its start is fixed
+// and no end may come before it, so it could otherwise neither end nor
+// leave service until it started. Reserved orders still forbid an archive.
+func (s *Sale) Archivable(now time.Time) bool {
+	return s.Window(now) != ""
+}
+
 // Gate reports whether purchases are accepted at now, the window and the
 // pause together: CodeEnded, else CodePaused, else CodeNotStarted, or ""
 // when the sale is open. An ended sale answers ended even if paused: the
@@ -370,9 +379,10 @@ type ArchivedSale struct {
 // them), but its live state is dropped and Sales no longer lists it, so a
 // store with thousands of past sales loads and holds only the live ones.
 type Archiver interface {
-	// ArchiveSale archives a sale that has ended at now and holds no
-	// reserved order (a CodeNotArchivable error otherwise), durably, and
-	// drops its live state. ErrSaleNotFound if it is unknown or archived.
+	// ArchiveSale archives a sale that has ended at now, or has yet to
+	// start (Sale.Archivable), and holds no reserved order (a
+	// CodeNotArchivable error otherwise), durably, and drops its live
+	// state. ErrSaleNotFound if it is unknown or archived.
 	ArchiveSale(ctx context.Context, saleID string, now time.Time) (ArchivedSale, error)
 	// ArchivedSales lists the archived sales, oldest first.
 	ArchivedSales(ctx context.Context) ([]ArchivedSale, error)

@@ -100,8 +100,8 @@ func (c *Client) UpdateSale(ctx context.Context, id string, p api.SalePatch) (ap
 	return out, err
 }
 
-// ArchiveSale takes an ended sale out of service (admin); archiving an
-// archived sale answers it again.
+// ArchiveSale takes an ended sale, or one yet to start (calling it off),
+// out of service (admin); archiving an archived sale answers it again.
 func (c *Client) ArchiveSale(ctx context.Context, id string) (api.Sale, error) {
 	var out api.Sale
 	cl, _ := c.newCall(http.MethodPost, salePath(id)+"/archive", admin, nil)

@@ -54,9 +54,10 @@ func (e *Engine) loadArchived(ctx context.Context) error {
 	return nil
 }
 
-// Archive takes an ended sale without reserved orders out of service: its
-// pipeline and live state go, it leaves the default listing, and it stays
-// readable (GET, orders export). not_archivable otherwise.
+// Archive takes an ended sale, or one yet to start (calling it off),
+// without reserved orders out of service: its pipeline and live state go,
+// it leaves the default listing, and it stays readable (GET, orders
+// export). not_archivable otherwise.
 func (e *Engine) Archive(ctx context.Context, id string) (SaleState, error) {
 	a, ok := e.store.(surge.Archiver)
 	if !ok {
@@ -82,9 +83,9 @@ func (e *Engine) archive(ctx, sctx context.Context, a surge.Archiver, id string)
 		return SaleState{}, surge.ErrSaleNotFound
 	}
 	now := e.cfg.Now()
-	if s.snap().Window(now) != surge.CodeEnded {
+	if !s.snap().Archivable(now) {
 		return SaleState{}, surge.Errorf(surge.CodeNotArchivable,
-			"sale %s has not ended: only a sale past its ends_at can be archived", id)
+			"sale %s has not ended: only a sale past its ends_at, or one yet to start, can be archived", id)
 	}
 	done, err := a.ArchiveSale(sctx, id, now)
 	if surge.HasCode(err, surge.CodeSaleNotFound) && e.shared != nil {

@@ -21,9 +21,10 @@ type Archived struct {
 	Buckets int
 }
 
-// ArchiveSale archives a sale that has ended at now and holds no reserved
-// order, and returns its final figures. surge.ErrSaleNotFound if it is
-// unknown or archived already; a surge.CodeNotArchivable error otherwise.
+// ArchiveSale archives a sale that has ended at now, or has yet to start,
+// and holds no reserved order, and returns its final figures.
+// surge.ErrSaleNotFound if it is unknown or archived already; a
+// surge.CodeNotArchivable error otherwise.
 // The epoch bump fences off any batch decided against the sale's live
 // state before the archive, as a rebuild does.
 func (d *DB) ArchiveSale(ctx context.Context, saleID string, now time.Time) (Archived, error) {
@@ -32,19 +33,22 @@ func (d *DB) ArchiveSale(ctx context.Context, saleID string, now time.Time) (Arc
 		// The row lock orders the archive after every insert and settle
 		// of the sale in flight (they all update the row).
 		var (
+			starts   time.Time
 			ends     *time.Time
 			archived *time.Time
 		)
-		err := tx.QueryRow(ctx, `SELECT ends_at, archived_at FROM sales WHERE id = $1 FOR UPDATE`, saleID).Scan(&ends, &archived)
+		err := tx.QueryRow(ctx, `SELECT starts_at, ends_at, archived_at FROM sales WHERE id = $1 FOR UPDATE`,
+			saleID).Scan(&starts, &ends, &archived)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && archived != nil) {
 			return surge.ErrSaleNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if ends == nil || now.Before(*ends) {
+		// As surge.Sale.Archivable: ended, or yet to start (called off).
+		if !now.Before(starts) && (ends == nil || now.Before(*ends)) {
 			return surge.Errorf(surge.CodeNotArchivable,
-				"sale %s has not ended: only a sale past its ends_at can be archived", saleID)
+				"sale %s has not ended: only a sale past its ends_at, or one yet to start, can be archived", saleID)
 		}
 		var reserved int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM orders WHERE sale_id = $1 AND status = 'reserved'`,

@@ -62,9 +62,9 @@ func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surg
 		return surge.ArchivedSale{}, surge.ErrSaleNotFound
 	}
 	sale := *st.l.Sale()
-	if sale.Window(now) != surge.CodeEnded {
+	if !sale.Archivable(now) {
 		return surge.ArchivedSale{}, surge.Errorf(surge.CodeNotArchivable,
-			"sale %s has not ended: only a sale past its ends_at can be archived", sale.ID)
+			"sale %s has not ended: only a sale past its ends_at, or one yet to start, can be archived", sale.ID)
 	}
 	// Disk and ledger agree under the lock; a rare admin call can afford
 	// the indexed count.

@@ -100,3 +100,59 @@ func saleIDs(sales []surge.Sale) []string {
 	}
 	return ids
 }
+
+// testArchiveUnstarted: a sale yet to start can be archived, which is how
+// an operator calls it off (a start set years ahead by mistake): its
+// start is fixed and no end may come before it, so it could otherwise
+// neither end nor leave service until it started. Once started and not
+// ended it is not archivable.
+func testArchiveUnstarted(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	archiver := func() surge.Archiver { return e.s.(surge.Archiver) }
+	typo := time.Date(2062, 1, 1, 0, 0, 0, 0, time.UTC)
+	last := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	e.createSale(
+		newSale(t, "typo", 5, 1, startsAt(typo), endsAt(typo.Add(time.Hour))),
+		newSale(t, "last", 5, 1, startsAt(last), createdAt(at(time.Second))),
+		newSale(t, "soon", 5, 1, startsAt(at(time.Hour)), createdAt(at(2*time.Second))),
+	)
+	for _, id := range []string{"typo", "last"} {
+		got, err := archiver().ArchiveSale(e.ctx, id, at(time.Minute))
+		if err != nil {
+			t.Fatalf("archive %s, yet to start: %v", id, err)
+		}
+		if got.ID != id || got.Remaining != 5 || !got.ArchivedAt.Equal(at(time.Minute)) {
+			t.Errorf("archived %+v, want sale %s with 5 left at %v", got, id, at(time.Minute))
+		}
+	}
+	// Started, no end: in progress.
+	if _, err := archiver().ArchiveSale(e.ctx, "soon", at(2*time.Hour)); surge.ErrorCode(err) != surge.CodeNotArchivable {
+		t.Fatalf("archive a started sale without an end: %v, want not_archivable", err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if ids := saleIDs(e.sales()); !slices.Equal(ids, []string{"soon"}) {
+			t.Errorf("%s: Sales = %v, want [soon]", when, ids)
+		}
+		list, err := archiver().ArchivedSales(e.ctx)
+		if err != nil {
+			t.Fatalf("%s: ArchivedSales: %v", when, err)
+		}
+		ids := make([]string, len(list))
+		for i, a := range list {
+			ids[i] = a.ID
+		}
+		if !slices.Equal(ids, []string{"typo", "last"}) || !list[0].StartsAt.Equal(typo) || list[0].Remaining != 5 ||
+			!list[1].StartsAt.Equal(last) || list[1].Remaining != 5 {
+			t.Errorf("%s: ArchivedSales = %+v, want typo and last, 5 left each", when, list)
+		}
+		if _, _, err := e.s.Reserve(e.ctx, "typo", []surge.Purchase{buy("u1", 1)}, typo.Add(time.Minute)); !surge.HasCode(err, surge.CodeSaleNotFound) {
+			t.Errorf("%s: reserve in the archived sale once its start came: %v, want sale_not_found", when, err)
+		}
+	}
+	check("after archiving")
+	e.reopen()
+	check("after a restart")
+	e.reserveOne("soon", at(2*time.Hour), buy("u1", 1))
+	e.wantRemaining("soon", 4)
+}

@@ -42,6 +42,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Recovery", func(t *testing.T) { testRecovery(t, h) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, h) })
 	t.Run("Archive", func(t *testing.T) { testArchive(t, h) })
+	t.Run("ArchiveUnstarted", func(t *testing.T) { testArchiveUnstarted(t, h) })
 	t.Run("Steer", func(t *testing.T) { testSteer(t, h) })
 	t.Run("Payments", func(t *testing.T) { testPayments(t, h) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, h) })

@@ -29,7 +29,7 @@ Usage:
   surge sale pause|resume ID   stop or restart a live sale's purchases
   surge sale end ID            end a sale now
   surge sale update ID [flags] change a sale's name, stock, limit, end or hold
-  surge sale archive ID        take an ended sale out of service (its orders stay)
+  surge sale archive ID        take an ended (or not yet started) sale out of service
   surge order get ID [flags]   show an order
   surge order cancel ID        cancel a reservation: its units go back to the stock
   surge order pay ID           settle a reservation by hand: it becomes paid
