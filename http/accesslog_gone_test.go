@@ -61,12 +61,10 @@ func (h *accessLines) waitFor(t *testing.T, path string) map[string]any {
 	return nil
 }
 
-// TestAccessLogClientGone: a purchase whose client goes away while its
-// batch waits for the store gets no answer (purchase.go), and the access
-// log must not say it was answered 200 with an empty body, the line of a
-// success: it says 499, nginx's mark of a client that closed its request
-// (docs/observability.md, access log).
-func TestAccessLogClientGone(t *testing.T) {
+// goneSale opens a real SQLite store and engine holding sale "gone" (5
+// units), and returns the engine and the store's directory.
+func goneSale(t *testing.T) (*engine.Engine, string) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
@@ -82,22 +80,39 @@ func TestAccessLogClientGone(t *testing.T) {
 	if _, err := eng.CreateSale(ctx, surge.SaleInput{ID: &id, Name: &name, Stock: &stock}); err != nil {
 		t.Fatal(err)
 	}
-	lines := &accessLines{}
-	srv := httptest.NewServer(surgehttp.Requests(surgehttp.New(eng, surgehttp.Config{InsecureUserHeader: true, Logger: quietLog}),
-		surgehttp.RequestOptions{Logger: slog.New(lines), AccessLog: true}))
-	defer srv.Close()
-	// Another process holds SQLite's write lock: the purchase's batch
-	// cannot commit, and the purchase waits for it.
-	release := servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, sqlite.FileName))
+	return eng, dir
+}
 
-	rctx, leave := context.WithCancel(ctx)
+// leaveUnanswered sends alice's purchase of sale gone to srv while
+// another process holds the write lock of the store in dir (its batch
+// cannot commit, and the purchase waits for it), and leaves it unanswered
+// after 300 ms, as a buyer closing the tab; it returns the lock's release.
+func leaveUnanswered(t *testing.T, srv *httptest.Server, dir string) (release func()) {
+	t.Helper()
+	release = servicetest.HoldSQLiteWriteLock(t, filepath.Join(dir, sqlite.FileName))
+	rctx, leave := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(rctx, http.MethodPost, srv.URL+"/v1/sales/gone/purchases", strings.NewReader(""))
 	req.Header.Set("X-User-ID", "alice")
-	time.AfterFunc(300*time.Millisecond, leave) // the buyer closes the tab while the purchase waits
+	time.AfterFunc(300*time.Millisecond, leave)
 	if resp, err := srv.Client().Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("the purchase was answered %d before its client left", resp.StatusCode)
 	}
+	return release
+}
+
+// TestAccessLogClientGone: a purchase whose client goes away while its
+// batch waits for the store gets no answer (purchase.go), and the access
+// log must not say it was answered 200 with an empty body, the line of a
+// success: it says 499, nginx's mark of a client that closed its request
+// (docs/observability.md, access log).
+func TestAccessLogClientGone(t *testing.T) {
+	eng, dir := goneSale(t)
+	lines := &accessLines{}
+	srv := httptest.NewServer(surgehttp.Requests(surgehttp.New(eng, surgehttp.Config{InsecureUserHeader: true, Logger: quietLog}),
+		surgehttp.RequestOptions{Logger: slog.New(lines), AccessLog: true}))
+	defer srv.Close()
+	release := leaveUnanswered(t, srv, dir)
 	rec := lines.waitFor(t, "/v1/sales/gone/purchases")
 	release()
 	b, _ := json.Marshal(rec)
