@@ -340,21 +340,9 @@ func rollbackMidSpike(t *testing.T, loss redisLoss) {
 // The node now confirms such a replay in PostgreSQL (503 until the
 // rebuild), as it does any replay it does not know to be durable.
 func TestReplayAfterRedisRollbackIsTheDurableOrder(t *testing.T) {
-	rs := startRedis(t)
-	ns := namespace(t)
 	ctx := context.Background()
-	rc, err := redis.Dial(ctx, rs.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "lead", Interval: time.Hour, LeaseTTL: 2 * time.Hour}
-	lead := openStoreAt(t, rs.url(), postgresURL(), cfg)
-	defer lead.Close()
-	eventuallyLeads(t, lead, 10*time.Second, "the first node leads")
-	cfg.NodeID = "a"
-	a := openStoreAt(t, rs.url(), postgresURL(), cfg)
-	defer a.Close()
+	rc, ns, nodes := rollbackNodes(t, "a")
+	a := nodes[0]
 	sl := mustSale(t, a, "rollback-replay", 10, 2)
 
 	// The replica that will be promoted has the sale as it is now.
@@ -391,6 +379,33 @@ func TestReplayAfterRedisRollbackIsTheDurableOrder(t *testing.T) {
 			t.Errorf("retry %d of k1 was answered reserved with order %s, which PostgreSQL does not hold: %v", try, got.Order.ID, err)
 		}
 	}
+}
+
+// rollbackNodes starts a private Redis and opens on it a leader whose
+// rounds are an hour apart (so only a node's own checks run within a
+// test), then the nodes named; it returns a client of that Redis, the
+// namespace (prefix and schema) and the named nodes, all closed at the
+// test's end.
+func rollbackNodes(t *testing.T, names ...string) (rc redis.Client, ns string, nodes []*cluster.Store) {
+	t.Helper()
+	rs := startRedis(t)
+	ns = namespace(t)
+	rc, err := redis.Dial(context.Background(), rs.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "lead", Interval: time.Hour, LeaseTTL: 2 * time.Hour}
+	lead := openStoreAt(t, rs.url(), postgresURL(), cfg)
+	t.Cleanup(func() { lead.Close() })
+	eventuallyLeads(t, lead, 10*time.Second, "the first node leads")
+	for _, name := range names {
+		cfg.NodeID = name
+		n := openStoreAt(t, rs.url(), postgresURL(), cfg)
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n)
+	}
+	return rc, ns, nodes
 }
 
 // replicaOf copies every key under prefix as it is now, as an asynchronous
@@ -548,26 +563,11 @@ func TestPostgresRestoredOlderThanRedis(t *testing.T) {
 // refuses K at the limit: a 409 for a key whose 201 is durable, unless the
 // node sees that Redis was behind before this batch reserved anything.
 func TestOwnBatchDoesNotHideRedisBehind(t *testing.T) {
-	rs := startRedis(t)
-	ns := namespace(t)
-	ctx := context.Background()
-	rc, err := redis.Dial(ctx, rs.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
 	// The leader's rounds are an hour apart: only a's own check can see
 	// Redis behind within the test.
-	cfg := cluster.Config{Prefix: ns, Schema: ns, NodeID: "lead", Interval: time.Hour, LeaseTTL: 2 * time.Hour}
-	lead := openStoreAt(t, rs.url(), postgresURL(), cfg)
-	defer lead.Close()
-	eventuallyLeads(t, lead, 10*time.Second, "the first node leads")
-	cfg.NodeID = "a"
-	a := openStoreAt(t, rs.url(), postgresURL(), cfg)
-	defer a.Close()
-	cfg.NodeID = "b"
-	b := openStoreAt(t, rs.url(), postgresURL(), cfg)
-	defer b.Close()
+	ctx := context.Background()
+	rc, ns, nodes := rollbackNodes(t, "a", "b")
+	a, b := nodes[0], nodes[1]
 	sl := mustSale(t, a, "behind-own-batch", 10, 2)
 
 	buy := func(s *cluster.Store, p surge.Purchase) surge.Order {
