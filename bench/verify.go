@@ -36,9 +36,10 @@ const (
 const maxRefusedPercent = 1
 
 // maxFailedPercent: a run in which more than this share of answers were
-// 5xx other than a 503 with Retry-After (Result.BadServerErrors) measured
-// a server failing its buyers: an honest one decides a purchase or sheds
-// it (429, 503 with Retry-After), and never fails it.
+// 5xx other than a 503 with Retry-After (Result.BadServerErrors), or of
+// purchases sent got no answer (Result.Errors), measured a server failing
+// its buyers: an honest one decides a purchase or sheds it (429, 503 with
+// Retry-After), and never fails it.
 const maxFailedPercent = 1
 
 const (
@@ -341,7 +342,8 @@ func checkWellFormed(sale api.Sale, orders []api.Order) Check {
 // sale at all: a run whose purchases were not answered, or were refused
 // (more than 1 % of answers 400, 401 or 403: wrong identity, a waiting
 // room, a malformed request), or failed (more than 1 % of answers a 5xx
-// other than a 503 with Retry-After), or that reserved nothing while units were
+// other than a 503 with Retry-After, or more than 1 % of purchases sent
+// unanswered), or that reserved nothing while units were
 // left proves nothing about the guarantees, however clean the export is. The run's checks come
 // after the guarantees', so a violated guarantee is quoted first.
 func VerifyRun(r *Result, sale api.Sale, orders []api.Order, confirmed []Confirmation, exported time.Time) *Verdict {
@@ -444,8 +446,17 @@ func checkAccepted(r *Result) Check {
 				"the server failed the purchases instead of deciding or shedding them: check its log and its storage",
 			showInt(bad), showInt(r.Completed), showPercent(bad, r.Completed), maxFailedPercent, serverErrors(r.Status, bad))}
 	}
-	return Check{Name: CheckAccepted, OK: true, Detail: share + fmt.Sprintf(", at most %d%%; %s 5xx other than a 503 with Retry-After",
-		maxRefusedPercent, showInt(r.BadServerErrors))}
+	// Nor may a few among many left unanswered: a purchase that timed out
+	// (or lost its connection) was neither decided nor shed: the run
+	// cannot tell whether it bought.
+	if lost := r.Errors; lost*100 > maxFailedPercent*r.Sent {
+		return Check{Name: CheckAccepted, OK: false, Detail: fmt.Sprintf(
+			"%s of %s purchases sent (%s) got no answer (a timeout or a broken connection), over %d%%: "+
+				"the server neither decided nor shed them: check its log, its storage and --timeout",
+			showInt(lost), showInt(r.Sent), showPercent(lost, r.Sent), maxFailedPercent)}
+	}
+	return Check{Name: CheckAccepted, OK: true, Detail: share + fmt.Sprintf(", at most %d%%; %s 5xx other than a 503 with Retry-After; %s unanswered",
+		maxRefusedPercent, showInt(r.BadServerErrors), showInt(r.Errors))}
 }
 
 // serverErrors lists the statuses of bad 5xx answers, e.g. "500 × 180,

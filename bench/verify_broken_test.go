@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -463,6 +464,51 @@ func TestVerifyRunFailsMostly500s(t *testing.T) {
 			if line := VerdictLine(v); !strings.HasPrefix(line, tt.verdict) {
 				t.Errorf("%d of %d purchases answered %d, %d reserved; verdict:\n%s\nwant it to begin:\n%s",
 					res.Status[tt.status], res.Completed, tt.status, res.Codes[codeReserved], line, tt.verdict)
+			}
+		})
+	}
+}
+
+// A server that leaves most purchases unanswered (a stalled store, a
+// proxy that hangs) and sells to the rest: the few 201s are real orders
+// the export holds, so every guarantee verifies and a purchase was
+// decided. Timeouts are no answers, so they were never counted against
+// the run: it passed as a healthy one. The answered purchases pass
+// through the real API (engine and SQLite).
+func TestVerifyRunFailsMostlyTimeouts(t *testing.T) {
+	const prefix = "t-"
+	tests := []struct {
+		name    string
+		hang    func(i int) bool // buyer i gets no answer within the timeout
+		verdict string
+	}{
+		{"nine in ten hang", func(i int) bool { return i%10 != 0 },
+			"VERDICT: FAIL — " + CheckAccepted + ": 90 of 100 purchases sent (90.0%) got no answer (a timeout or a broken connection), over 1%"},
+		{"one in a hundred hangs", func(i int) bool { return i == 7 }, "VERDICT: PASS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, serverOptions{wrap: func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/purchases") && tt.hang(userIndex(r, prefix)) {
+						// Read to the end, so that the server sees the client close.
+						_, _ = io.Copy(io.Discard, r.Body)
+						select {
+						case <-r.Context().Done(): // the client gave up and closed
+						case <-time.After(5 * time.Second):
+						}
+						return
+					}
+					h.ServeHTTP(w, r)
+				})
+			}})
+			res, v := runAndVerify(t, srv, Config{
+				Target: srv.URL, AdminToken: testAdmin, CreateSale: true, Stock: 1000, PerUserLimit: 1,
+				Users: 100, UserPrefix: prefix, Connections: 20, Seed: 1, Timeout: 300 * time.Millisecond,
+			})
+			if line := VerdictLine(v); !strings.HasPrefix(line, tt.verdict) {
+				t.Errorf("%d of %d purchases sent got no answer, %d reserved; verdict:\n%s\nwant it to begin:\n%s",
+					res.Errors, res.Sent, res.Codes[codeReserved], line, tt.verdict)
 			}
 		})
 	}
