@@ -45,8 +45,11 @@ const maxFailedPercent = 1
 const (
 	// maxListedViolations: a check's detail lists this many, then counts.
 	maxListedViolations = 5
-	// fetchConsistentTries bounds Fetch's attempts at a quiet snapshot.
-	fetchConsistentTries = 3
+	// fetchConsistentTries bounds Fetch's attempts at a quiet snapshot,
+	// fetchPause apart: together longer than a cluster node takes to
+	// refresh a sale's figures (its sync interval, 500 ms).
+	fetchConsistentTries = 5
+	fetchPause           = 500 * time.Millisecond
 )
 
 // Verify checks the guarantees of a sale from its export: what the server
@@ -525,9 +528,17 @@ func topCodes(codes map[string]int64, n int) string {
 }
 
 // Fetch reads a sale and its whole order export (admin), for Verify. The
-// sale is read before and after the export and the pair retried if it
-// changed in between (a hold expiring, another client buying), so that the
-// figures Verify compares come from one moment when the sale is quiet.
+// sale is read before and after the export, and the three read again,
+// after a pause, unless they agree: the same remaining stock twice (a hold
+// expiring, another client buying would change it), neither read stale,
+// and that figure equal to the stock less the export's live units. A
+// cluster node answers a sale's figures from its own copy, which follows
+// the other nodes' sales within its sync interval (500 ms) and is marked
+// stale while it cannot refresh it: figures read then are not the
+// server's word on the export, and Verify would report the lag as a
+// violation. A pair that still disagrees after the last try is returned
+// for Verify to judge, unless it is stale: that is an error (nothing to
+// verify against).
 func Fetch(ctx context.Context, c *client.Client, saleID string) (api.Sale, []api.Order, error) {
 	var orders []api.Order
 	var sale api.Sale
@@ -547,8 +558,32 @@ func Fetch(ctx context.Context, c *client.Client, saleID string) (api.Sale, []ap
 		if sale, err = c.Sale(ctx, saleID); err != nil {
 			return api.Sale{}, nil, fmt.Errorf("read sale %q: %w", saleID, err)
 		}
-		if sale.Remaining == before.Remaining || try == fetchConsistentTries {
+		stale := before.Stale || sale.Stale
+		if !stale && sale.Remaining == before.Remaining && sale.Remaining == sale.Stock-liveUnits(orders) {
 			return sale, orders, nil
 		}
+		if try == fetchConsistentTries {
+			if stale {
+				return api.Sale{}, nil, fmt.Errorf("read sale %q: its figures were stale in %d reads over %v (the server could not refresh them from its stores), so the export cannot be checked against them",
+					saleID, 2*fetchConsistentTries, time.Duration(fetchConsistentTries-1)*fetchPause)
+			}
+			return sale, orders, nil
+		}
+		select {
+		case <-ctx.Done():
+			return api.Sale{}, nil, fmt.Errorf("read sale %q: %w", saleID, ctx.Err())
+		case <-time.After(fetchPause):
+		}
 	}
+}
+
+// liveUnits is the units of orders that hold stock (live).
+func liveUnits(orders []api.Order) int64 {
+	var n int64
+	for i := range orders {
+		if live(&orders[i]) {
+			n += orders[i].Quantity
+		}
+	}
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -509,6 +510,71 @@ func TestVerifyRunFailsMostlyTimeouts(t *testing.T) {
 			if line := VerdictLine(v); !strings.HasPrefix(line, tt.verdict) {
 				t.Errorf("%d of %d purchases sent got no answer, %d reserved; verdict:\n%s\nwant it to begin:\n%s",
 					res.Errors, res.Sent, res.Codes[codeReserved], line, tt.verdict)
+			}
+		})
+	}
+}
+
+// staleSale wraps the API so that the next n reads of a sale (not of its
+// export) answer its figures as a cluster node does that cannot refresh
+// them: stale, and the remaining stock as it was before anything sold.
+func staleSale(n *atomic.Int32) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet || strings.Count(r.URL.Path, "/") != 3 || n.Add(-1) < 0 {
+				h.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			var s api.Sale
+			if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			s.Stale, s.Remaining = true, s.Stock
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(s)
+		})
+	}
+}
+
+// TestFetchWaitsOutStaleFigures: the sale's figures read after the run
+// are stale (a cluster node that could not refresh them answers the last
+// it knew), the export is current. The two reads around the export agreed,
+// so Fetch took them, and Verify reported the lag as a violation of
+// "remaining consistent" on a server that sold right. Fetch now reads
+// again until the figures are fresh, and says so when they never are.
+func TestFetchWaitsOutStaleFigures(t *testing.T) {
+	tests := []struct {
+		name  string
+		stale int32 // sale reads answered stale after the run
+		want  string
+	}{
+		{"for two reads", 2, "VERDICT: PASS"},
+		{"for good", 1 << 20, "fetch: read sale"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := newServer(t, serverOptions{wrap: staleSale(&n)})
+			res, confirmed, err := Run(context.Background(), Config{
+				Target: srv.URL, AdminToken: testAdmin, CreateSale: true, Stock: 100, PerUserLimit: 1,
+				Users: 30, UserPrefix: "st-", Connections: 4, Seed: 1,
+			}, nil)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			n.Store(tt.stale)
+			sale, orders, err := Fetch(context.Background(), client.New(srv.URL, testAdmin), res.SaleID)
+			got := ""
+			if err != nil {
+				got = "fetch: " + err.Error()
+			} else {
+				got = VerdictLine(VerifyRun(res, sale, orders, confirmed, time.Now()))
+			}
+			if !strings.HasPrefix(got, tt.want) || (err != nil && !strings.Contains(got, "stale")) {
+				t.Errorf("sale read stale %d times after the run: got\n%s\nwant it to begin %q", tt.stale, got, tt.want)
 			}
 		})
 	}
