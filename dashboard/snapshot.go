@@ -39,7 +39,7 @@ type Snapshot struct {
 	WindowSeconds float64 `json:"window_seconds"`
 	Sales         []Sale  `json:"sales"`
 	// HiddenSales counts the sales left out to keep the event bounded
-	// (idle ones first).
+	// (idle ones first, ended ones before sold-out ones before the rest).
 	HiddenSales int   `json:"hidden_sales,omitempty"`
 	Batch       Batch `json:"batch"`
 	// Breakers and Leader are cluster mode's; absent in embedded mode.
@@ -387,13 +387,21 @@ func (f *feed) compute() Snapshot {
 	return snap
 }
 
-// bound keeps at most max sales, the active and unsold ones first, in id
-// order so that cards do not jump around the page.
+// bound keeps at most max sales, in id order so that cards do not jump
+// around the page: the active ones first, then those still in play (on
+// sale, paused, upcoming), then sold-out ones (a hold that lapses gives
+// units back), ended ones last. Units left alone do not keep a sale: an
+// ended sale that did not sell out stays until it is archived, and a
+// shop's old ones would hide the drop about to start.
 func bound(sales []Sale, active map[string]bool, max int) ([]Sale, int) {
 	live := func(s Sale) int {
 		switch {
 		case active[s.ID]:
 			return 0
+		case s.Status != nil && *s.Status == "ended":
+			return 3
+		case s.Status != nil && *s.Status == "sold_out":
+			return 2
 		case s.Remaining != nil && *s.Remaining > 0:
 			return 1
 		}
