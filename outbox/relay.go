@@ -13,8 +13,9 @@
 // The purchase path never waits on NATS: the store only writes rows, and
 // the relay runs on its own goroutine. While NATS is down the outbox
 // grows; surge_outbox_lag_events and surge_outbox_oldest_age_seconds show
-// it, and it drains when NATS returns. While the store cannot be read the
-// age goes on growing from what the last read knew (Relay.refreshLag).
+// it, and it drains when NATS returns. While the store cannot be read (a
+// read fails or hangs) the age goes on growing from what the last read
+// knew (Relay.refreshLag).
 package outbox
 
 import (
@@ -529,9 +530,14 @@ func covers(f, want []string) bool {
 // While the store cannot be read the age goes on from what the last read
 // knew, the most it can be: this relay cannot publish what it cannot read,
 // and a figure frozen at its last value kept the outbox-lag alert silent
-// for the whole outage. In cluster mode another node may still read the
-// store and publish; it reports the true age, lower, which is why the
-// alert and the dashboard take the lowest figure of the nodes.
+// for the whole outage. A read that fails says so at once; one that hangs
+// (a stalled disk) holds the relay here or in its round, so the age is
+// counted at each scrape (metrics.Outbox.Backlog), and the last read stops
+// vouching for an empty outbox once the relay, through its longest wait
+// (a batch's acknowledgements), should have read again. In cluster mode
+// another node may still read the store and publish; it reports the true
+// age, lower, which is why the alert and the dashboard take the lowest
+// figure of the nodes.
 func (r *Relay) refreshLag(ctx context.Context) {
 	if r.cfg.Metrics == nil || time.Since(r.lagAt) < r.cfg.LagEvery {
 		return
@@ -543,19 +549,15 @@ func (r *Relay) refreshLag(ctx context.Context) {
 	n, oldest, err := r.src.OutboxBacklog(ctx)
 	if err != nil {
 		if ctx.Err() == nil { // not the relay stopping
-			r.cfg.Metrics.Lag(r.lagN, max(time.Since(r.known).Seconds(), 0))
+			r.cfg.Metrics.Backlog(r.lagN, r.known, time.Time{})
 		}
 		return // the round reports the failure
 	}
-	age := 0.0
 	r.known, r.lagN = r.lagAt, n
-	if n > 0 {
-		age = max(time.Since(oldest).Seconds(), 0)
-		if oldest.Before(r.known) { // not when another node's clock runs ahead
-			r.known = oldest
-		}
+	if n > 0 && oldest.Before(r.known) { // not when another node's clock runs ahead
+		r.known = oldest
 	}
-	r.cfg.Metrics.Lag(n, age)
+	r.cfg.Metrics.Backlog(n, r.known, r.lagAt.Add(2*(r.cfg.LagEvery+r.cfg.AckTimeout)))
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	neturl "net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,5 +86,66 @@ func TestRelayAgeGrowsWhileStoreUnreadable(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// hanging is a real store whose outbox reads hang once stalled, as they
+// do on a disk that stopped answering: until the relay stops.
+type hanging struct {
+	outboxStore
+	stalled atomic.Bool
+}
+
+func (h *hanging) wait(ctx context.Context) {
+	if h.stalled.Load() {
+		<-ctx.Done()
+	}
+}
+
+func (h *hanging) PendingEvents(ctx context.Context, after int64, limit int) ([]surge.OrderEvent, error) {
+	h.wait(ctx)
+	return h.outboxStore.PendingEvents(ctx, after, limit)
+}
+
+func (h *hanging) OutboxBacklog(ctx context.Context) (int64, time.Time, error) {
+	h.wait(ctx)
+	return h.outboxStore.OutboxBacklog(ctx)
+}
+
+// TestRelayAgeGrowsWhileStoreHangs: a read of the store that hangs (a
+// stalled disk) held the relay, and the figures it sets, where they were:
+// surge_outbox_oldest_age_seconds stopped growing while nothing was
+// published, and SurgeOrderEventsDelayed stayed silent. The age is
+// counted at each scrape from what the last read knew.
+func TestRelayAgeGrowsWhileStoreHangs(t *testing.T) {
+	s := &hanging{outboxStore: openStore(t)}
+	createSale(t, s, "a", 100)
+	reserve(t, s, "a", "u", 10, 10)
+	np := servicetest.NewProxy(t, strings.TrimPrefix(servicetest.NATSURL(), "nats://"))
+	np.Cut() // the events wait in the outbox
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewOutbox(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s, "nats://"+np.Addr, "SURGE_T_STORE_HANGS", "t.storehangs", m)
+	const age = "surge_outbox_oldest_age_seconds"
+	waitFor(t, "the figures to show the outbox", func() bool {
+		return figure(t, reg, "surge_outbox_lag_events") == 10 && figure(t, reg, age) > 0
+	})
+
+	s.stalled.Store(true)
+	time.Sleep(100 * time.Millisecond) // the relay's next read hangs
+	at := figure(t, reg, age)
+	deadline := time.Now().Add(10 * time.Second)
+	for figure(t, reg, age) < at+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed at %.2f s for 10 s while the store's reads hung (%.2f s when they began)",
+				age, figure(t, reg, age), at)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := figure(t, reg, "surge_outbox_lag_events"); got != 10 {
+		t.Errorf("surge_outbox_lag_events = %v while the reads hung, want the last read's 10", got)
 	}
 }
