@@ -82,8 +82,22 @@ func (s *server) observed(c serveConfig, h http.Handler, tel telemetry, opt surg
 			if r.Pattern != "" {
 				return r.Pattern
 			}
-			return r.Method
+			return spanMethod(r.Method)
 		})))
+}
+
+// spanMethod names the span of a request no route matched (refused before
+// routing) by its method when HTTP defines it, else "HTTP", as
+// OpenTelemetry's conventions say: a method is any token a client sends,
+// of any length, and a span name per request would grow the trace
+// backend's list of operations without bound.
+func spanMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "HTTP"
 }
 
 // trustedParents serves traced, the listener's otelhttp handler, marking
