@@ -17,7 +17,9 @@ func TestHelmClusterStoreURLsRequired(t *testing.T) {
 	t.Setenv("HELM_CACHE_HOME", t.TempDir())
 	t.Setenv("HELM_CONFIG_HOME", t.TempDir())
 	t.Setenv("HELM_DATA_HOME", t.TempDir())
-	out := runTool(t, helm, "template", "drop", filepath.Join("helm", "surge"), "--set", "mode=cluster", "--set", "secrets.existingSecret=shop")
+	out := runTool(t, helm, "template", "drop", filepath.Join("helm", "surge"), "--set", "mode=cluster", "--set", "secrets.existingSecret=shop",
+		// Connections under the default postgresConnections.max (TestHelmPostgresConnectionsFit).
+		"--set", "postgresConnections.poolMaxConns=7")
 	for _, env := range []string{"SURGE_REDIS_URL", "SURGE_POSTGRES_URL"} {
 		re := regexp.MustCompile(`(?m)^ +- name: ` + env + `\n +valueFrom:\n +secretKeyRef:\n +name: shop\n +key: [a-z-]+\n +optional: true$`)
 		if re.MatchString(out) {

@@ -42,6 +42,45 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "cluster mode needs secrets.redisUrl and secrets.postgresUrl (or secrets.existingSecret)" -}}
 {{- end -}}
 {{- end -}}
+{{- if eq .Values.mode "cluster" -}}
+{{- $pool := int (include "surge.postgresPool" .) -}}
+{{- if lt $pool 2 -}}
+{{- fail (printf "cluster mode: a PostgreSQL pool of %d (pool_max_conns): a pod needs at least 2 connections (a sale's change holds one while it uses another), and refuses to start with fewer" $pool) -}}
+{{- end -}}
+{{- $pods := include "surge.peakPods" . | int -}}
+{{- $max := int .Values.postgresConnections.max -}}
+{{- if and (gt $max 0) (gt (mul $pods (add1 $pool)) $max) -}}
+{{- fail (printf "cluster mode: up to %d pods × %d PostgreSQL connections = %d, over postgresConnections.max (%d). Each pod opens a pool of %d (the URL's pool_max_conns, else 16) and one connection for LISTEN, and a rolling update runs one pod more than autoscaling.maxReplicas (or replicaCount); past the server's max_connections (100 by default, 3 of them for superusers) new pods cannot start and the others' pools cannot grow. Give each pod fewer (?pool_max_conns=N in the URL, at least 2; with secrets.existingSecret, say so in postgresConnections.poolMaxConns too), run fewer pods, or set postgresConnections.max to what the server allows Surge (0: unchecked)" $pods (add1 $pool) (mul $pods (add1 $pool)) $max $pool) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The most cluster pods at once: the autoscaler's maximum (or the fixed
+replicaCount), and one more while a rolling update surges (maxSurge 1). */}}
+{{- define "surge.peakPods" -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- add1 (int .Values.autoscaling.maxReplicas) -}}
+{{- else -}}
+{{- add1 (int .Values.replicaCount) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A cluster pod's PostgreSQL pool: postgresConnections.poolMaxConns when
+set, else the pool_max_conns of secrets.postgresUrl (a URL or keyword/value
+pairs; the chart cannot read an existing Secret's), else the server's
+default, 16 (postgres.defaultPoolSize). */}}
+{{- define "surge.postgresPool" -}}
+{{- $n := int (.Values.postgresConnections.poolMaxConns | default 0) -}}
+{{- if and (eq $n 0) (not .Values.secrets.existingSecret) -}}
+{{- with regexFind "pool_max_conns\\s*=\\s*[0-9]+" (.Values.secrets.postgresUrl | default "") -}}
+{{- $n = int (regexFind "[0-9]+$" .) -}}
+{{- else -}}
+{{- $n = 16 -}}
+{{- end -}}
+{{- else if eq $n 0 -}}
+{{- $n = 16 -}}
+{{- end -}}
+{{- $n -}}
 {{- end -}}
 
 {{/* SIGTERM to exit: the preStop sleep, the drain delay, the in-flight requests, and a margin. */}}
