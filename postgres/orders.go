@@ -309,11 +309,20 @@ func (d *DB) Remaining(ctx context.Context, saleID string) (int64, error) {
 	return *rem, nil
 }
 
+// recentKeysSQL reads RecentKeys' orders sale by sale, each sale's newest
+// first through orders_by_sale, of the sales in service only: no index
+// leads to the newest keyed orders of all, and every node's start read
+// every order the cluster ever took. An archived sale's keys are never
+// asked for (its purchases are refused before).
+const recentKeysSQL = `SELECT ` + orderColumns + ` FROM (SELECT o.* FROM sales s CROSS JOIN LATERAL (
+		SELECT ` + orderColumns + `, seq FROM orders o WHERE o.sale_id = s.id AND o.idem_key IS NOT NULL
+		ORDER BY o.seq DESC LIMIT $1) o
+	WHERE s.archived_at IS NULL) r ORDER BY seq DESC LIMIT $1`
+
 // RecentKeys streams up to limit of the newest orders with an idempotency
-// key, as first answered, newest first.
+// key of the sales in service, as first answered, newest first.
 func (d *DB) RecentKeys(ctx context.Context, limit int, fn func(surge.Order)) error {
-	all, err := collectOrders(d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE idem_key IS NOT NULL
-		ORDER BY seq DESC LIMIT $1`, limit))
+	all, err := collectOrders(d.pool.Query(ctx, recentKeysSQL, limit))
 	if err != nil {
 		return fmt.Errorf("postgres: recent keys: %w", err)
 	}
