@@ -182,10 +182,25 @@ func (d *DB) Order(ctx context.Context, id string) (surge.Order, error) {
 	return o, nil
 }
 
-// Orders streams a sale's orders in creation order.
+// Orders streams a sale's orders in creation order. An export keeps its
+// connection (its snapshot) for as long as fn, its reader, takes: hours
+// for a large sale read slowly. At most a quarter of the pool (one at
+// least) exports at once, so that exports never leave purchases, cancels
+// and the leader's jobs without a connection; one more is refused at
+// once, overloaded, as the embedded store refuses it.
 func (d *DB) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	select {
+	case d.exports <- struct{}{}:
+		defer func() { <-d.exports }()
+	default:
+		return ErrExportsFull
+	}
 	return orders(ctx, d.pool, saleID, fn)
 }
+
+// ErrExportsFull refuses an export while as many as the pool allows run.
+var ErrExportsFull = &surge.Error{Code: surge.CodeOverloaded, RetryAfter: 10 * time.Second,
+	Message: "too many order exports are under way; retry when one has ended"}
 
 func orders(ctx context.Context, q querier, saleID string, fn func(surge.Order) error) error {
 	rows, err := q.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1 ORDER BY seq`, saleID)

@@ -80,6 +80,9 @@ type DB struct {
 	// installs bounds the install locks held at once (Installing): each
 	// keeps a connection of the pool and needs another for its work.
 	installs chan struct{}
+	// exports bounds the order exports running at once (Orders): each
+	// keeps a connection for as long as its reader takes.
+	exports chan struct{}
 }
 
 // IdleInTransactionTimeout is how long PostgreSQL keeps a transaction of
@@ -262,7 +265,8 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 			return nil, fmt.Errorf("postgres: turn order events on: %w", err)
 		}
 	}
-	return &DB{pool: pool, channel: channel, installs: make(chan struct{}, max(1, cfg.MaxConns/2))}, nil
+	return &DB{pool: pool, channel: channel, installs: make(chan struct{}, max(1, cfg.MaxConns/2)),
+		exports: make(chan struct{}, max(1, cfg.MaxConns/4))}, nil
 }
 
 // channelOf is the LISTEN/NOTIFY channel of the schema: surge_changes for
