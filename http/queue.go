@@ -266,7 +266,9 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 	if !noBody(w, r) {
 		return
 	}
-	if state.Status == surge.SaleSoldOut {
+	// A paused sale reads paused whatever its stock: one paused once
+	// sold out has no unit left all the same.
+	if state.Status == surge.SaleSoldOut || state.Status == surge.SalePaused && state.Remaining <= 0 {
 		// A sold-out sale takes no new buyer into its line, where each
 		// would wait for a turn only to be told sold out; the buyers
 		// in it keep their places, for the units that come back.

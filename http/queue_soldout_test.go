@@ -40,3 +40,24 @@ func TestJoinSoldOutSale(t *testing.T) {
 	wantStatus(t, r, http.StatusOK)
 	e.join(t, "one", "carol", http.StatusCreated)
 }
+
+// TestJoinPausedSoldOutSale: a sold-out sale that an operator paused reads
+// paused, and the sold-out check of a join looked at that status only, so
+// it took new buyers again, each waiting for a turn in a sale with no
+// unit left. No unit left is sold_out for a join whatever the pause says;
+// a buyer who has a place keeps it.
+func TestJoinPausedSoldOutSale(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, fmt.Sprintf(`{"id":"one","name":"One","stock":1,"starts_at":%q,
+		"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`, ts(time.Minute)))
+	alice := e.join(t, "one", "alice", http.StatusCreated)
+	e.join(t, "one", "bob", http.StatusCreated)
+	e.clock.Advance(time.Minute)
+	wantStatus(t, e.do(t, "POST", "/v1/sales/one/purchases", "", asUser(t, "alice"), ticketHeader(alice.Ticket)), http.StatusCreated)
+	wantStatus(t, e.do(t, "PATCH", "/v1/sales/one", `{"paused":true}`, asAdmin()), http.StatusOK)
+
+	wantError(t, e.do(t, "POST", "/v1/sales/one/queue", "", asUser(t, "carol")), http.StatusConflict, "sold_out")
+	if q := e.join(t, "one", "bob", http.StatusOK); q.UserID != "bob" || q.Ticket == "" {
+		t.Errorf("bob joining again in the paused, sold-out sale: %+v; want his place", q)
+	}
+}
