@@ -71,7 +71,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (sale *surge
 		return nil, st, nil, false
 	default:
 	}
-	release, err = s.queues.acquire(buyerKey{sale.ID, st.UserID}, admission.ClientIP(r, s.protection().TrustedProxies))
+	release, err = s.slots().acquire(buyerKey{sale.ID, st.UserID}, admission.ClientIP(r, s.protection().TrustedProxies))
 	if err != nil {
 		s.writeErr(w, r, err)
 		return nil, st, nil, false

@@ -28,7 +28,7 @@ func (s *Server) Public() http.Handler {
 // (--admin-addr, behind Ops): the same routes as the Server's, but limited
 // per address in buckets of their own (Protection.AdminIP), so that an
 // address's traffic on one listener does not spend its tokens on the
-// other. The routes are built again, as Public's, since handlers that
+// other, and with its event streams counted apart (slots). The routes are built again, as Public's, since handlers that
 // apply the limit themselves (the payment webhook's) are bound to their
 // copy.
 func (s *Server) Admin() http.Handler {

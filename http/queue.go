@@ -50,6 +50,15 @@ type queueState struct {
 	// at its place.
 	ticked func()
 
+	// public counts the streams of the API's listener, admin those of
+	// the operators' own (Server.Admin), each at the same bounds: buyers
+	// who hold every stream the public API allows leave the operators
+	// theirs, as the per-address rate limit keeps buckets of each.
+	public, admin streamSlots
+}
+
+// streamSlots counts the open streams of one listener.
+type streamSlots struct {
 	mu sync.Mutex
 	// Bounds (Server.Apply changes them) and the streams open; a lowered
 	// bound closes no stream, it refuses new ones until below it.
@@ -66,17 +75,31 @@ type queueState struct {
 type buyerKey struct{ sale, user string }
 
 func newQueueState(cfg Config) *queueState {
-	q := &queueState{
-		stop:    make(chan struct{}),
-		byBuyer: make(map[buyerKey]int),
-		byAddr:  make(map[netip.Prefix]int),
+	q := &queueState{stop: make(chan struct{})}
+	for _, sl := range []*streamSlots{&q.public, &q.admin} {
+		sl.byBuyer = make(map[buyerKey]int)
+		sl.byAddr = make(map[netip.Prefix]int)
 	}
 	q.setBounds(cfg)
 	return q
 }
 
-// setBounds applies the stream bounds of cfg.
+// setBounds applies the stream bounds of cfg to both listeners.
 func (q *queueState) setBounds(cfg Config) {
+	q.public.setBounds(cfg)
+	q.admin.setBounds(cfg)
+}
+
+// slots are the stream counts of s's listener.
+func (s *Server) slots() *streamSlots {
+	if s.adminListener {
+		return &s.queues.admin
+	}
+	return &s.queues.public
+}
+
+// setBounds applies the stream bounds of cfg.
+func (q *streamSlots) setBounds(cfg Config) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.maxStreams = positiveOr(cfg.MaxQueueStreams, DefaultMaxQueueStreams)
@@ -110,7 +133,7 @@ func addrPrefix(a netip.Addr) (netip.Prefix, bool) {
 // acquire takes a stream slot for buyer b at address a, or says why not:
 // 429 when the buyer or the address holds its share, 503 when every
 // stream is taken. release must be called once the stream ends.
-func (q *queueState) acquire(b buyerKey, a netip.Addr) (release func(), err error) {
+func (q *streamSlots) acquire(b buyerKey, a netip.Addr) (release func(), err error) {
 	return q.take(&b, a, "GET /v1/sales/"+b.sale+"/queue")
 }
 
@@ -122,12 +145,12 @@ func (q *queueState) acquire(b buyerKey, a netip.Addr) (release func(), err erro
 // a queue stream's, naming instead as what to call meanwhile. release
 // must be called once the stream ends.
 func (s *Server) StreamSlot(r *http.Request, instead string) (release func(), err error) {
-	return s.queues.take(nil, admission.ClientIP(r, s.protection().TrustedProxies), instead)
+	return s.slots().take(nil, admission.ClientIP(r, s.protection().TrustedProxies), instead)
 }
 
 // take takes a stream slot at address a, and for buyer b unless nil;
 // instead names what to poll when it is refused.
-func (q *queueState) take(b *buyerKey, a netip.Addr, instead string) (release func(), err error) {
+func (q *streamSlots) take(b *buyerKey, a netip.Addr, instead string) (release func(), err error) {
 	p, hasAddr := addrPrefix(a)
 	q.mu.Lock()
 	defer q.mu.Unlock()

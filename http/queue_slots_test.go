@@ -52,7 +52,7 @@ func TestStreamSlots(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := newQueueState(tc.cfg)
+			q := &newQueueState(tc.cfg).public
 			var releases []func()
 			for i, r := range tc.reqs {
 				var release func()
@@ -84,7 +84,7 @@ func TestStreamSlots(t *testing.T) {
 // TestStreamSlotsConcurrent: racing requests of one buyer get exactly its
 // share, however they interleave.
 func TestStreamSlotsConcurrent(t *testing.T) {
-	q := newQueueState(Config{MaxQueueStreamsPerBuyer: 3})
+	q := &newQueueState(Config{MaxQueueStreamsPerBuyer: 3}).public
 	const n = 64
 	var (
 		mu       sync.Mutex

@@ -65,6 +65,7 @@ type Config struct {
 	// MaxQueueStreams bounds the queue event streams open at once, with
 	// the other long-lived streams of StreamSlot (gRPC's WatchSale); 0 is
 	// DefaultMaxQueueStreams. MaxQueueStreamsPerAddress bounds those too.
+	// The Admin copy counts its streams apart, at the same bounds.
 	MaxQueueStreams int
 	// MaxQueueStreamsPerBuyer bounds the streams one buyer holds open on
 	// one sale, and MaxQueueStreamsPerAddress those of one client address
