@@ -310,6 +310,12 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 	if at.Before(admit) && ended {
 		return no(0, "not admitted: the sale has ended before your turn came")
 	}
+	// Nor does a turn due at or after the end (status reads it as an
+	// empty window there): a wait for it would only lead to the above.
+	if end := sale.EndsAt; at.Before(admit) && !end.IsZero() && !admit.Add(stopped).Before(end) {
+		return no(0, "not admitted: your turn comes after the sale ends at %s, and admission ends with the sale",
+			end.UTC().Format(time.RFC3339Nano))
+	}
 	if at.Before(admit) {
 		wait := admit.Sub(at)
 		return no(wait, "not admitted yet: your turn comes in about %s; retry after Retry-After", ceilSeconds(wait))
