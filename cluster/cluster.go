@@ -182,7 +182,7 @@ type Store struct {
 	// last saw it change, and when the holds sold then end (first seen:
 	// its latest order's; leader.go, selling and seeSold).
 	sold map[string]soldSeen
-	// short holds the sales whose idle live state the last round found
+	// short holds the sales whose live state the last round found
 	// with fewer units remaining than PostgreSQL's count leaves (leader.go,
 	// repair); the leader loop's alone.
 	short map[string]bool

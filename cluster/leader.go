@@ -422,21 +422,24 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 		s.remember(row.Sale, row.Buckets, row.Ever)
 		var why string
 		if quiet[i].Quiet && !row.Dirty {
-			why = s.releasesLost(row, quiet[i].Remaining)
-			if why == "" {
-				sweep = append(sweep, row)
-				continue
-			}
+			why = s.releasesLost(row, quiet[i])
 		} else {
-			delete(s.short, row.ID)
 			var err error
 			if why, err = s.diagnose(ctx, row); err != nil {
+				delete(s.short, row.ID)
 				continue
 			}
 			if why == "" {
-				sweep = append(sweep, row)
-				continue
+				// Busy (still selling), but sound in every other way:
+				// releases may still be lost.
+				why = s.releasesLost(row, quiet[i])
+			} else {
+				delete(s.short, row.ID)
 			}
+		}
+		if why == "" {
+			sweep = append(sweep, row)
+			continue
 		}
 		if err := s.Rebuild(ctx, l, row.ID, row.Epoch, why); errors.Is(err, postgres.ErrEpochMoved) {
 			// A change (a PATCH) started a newer epoch after the listing:
@@ -461,19 +464,35 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 	s.removeArchivedFound(ctx, listed)
 }
 
-// releasesLost says why the live state of a quiet sale (every reservation
-// Redis made is in PostgreSQL, none waiting) needs a rebuild though its
-// counts agree, or "": Redis holds fewer units remaining than PostgreSQL's
-// stock minus units sold, for the second round in a row. Redis came back
-// older than releases PostgreSQL recorded (a cancel's, an expired hold's):
-// the units stay off sale, their buyers at their limit, and the count
-// checks, which look for Redis behind in units taken, never see it; the
-// sweep gives them back only once it reaches those orders, which for a
-// large sale long sold out takes many minutes. One round alone may catch
-// a release between its commit in PostgreSQL and its script in Redis.
-func (s *Store) releasesLost(row postgres.SaleRow, remaining int64) string {
+// releasesLost says why the live state of a sale otherwise sound needs a
+// rebuild, or "": Redis holds fewer units remaining than PostgreSQL's
+// stock minus units sold, less the units Redis holds for reservations
+// PostgreSQL may not have yet, for the second round in a row (a busy sale
+// is not checked while a transfer between buckets is recorded). Redis came
+// back older than releases PostgreSQL recorded (a cancel's, an expired
+// hold's): the units stay off sale, their buyers at their limit, and the
+// count checks, which look for Redis behind in units taken, never see it;
+// the sweep gives them back only once it reaches those orders, which for a
+// large sale takes many minutes, whether it sold out long ago or is still
+// selling (its reservations of the last ConfirmAfter waiting to be
+// confirmed: the check of idle sales alone left those units off sale while
+// it sold). row was read before Redis was, so every unit Redis holds is of
+// an order live in row (Sold), reserved since (Taken beyond row's Ever),
+// or ended with its release lost or still on its way. One round alone may
+// catch a release between its commit in PostgreSQL and its script in
+// Redis.
+func (s *Store) releasesLost(row postgres.SaleRow, sv redis.Survey) string {
+	if !sv.Read || sv.Epoch != row.Epoch || !sv.Quiet && sv.Transfers {
+		// A transfer's record kept: its units may be on their way between
+		// buckets, uncounted by a donor of the previous version.
+		delete(s.short, row.ID)
+		return ""
+	}
 	want := row.Stock - row.Sold
-	if remaining >= want {
+	if !sv.Quiet {
+		want -= max(sv.Taken-row.Ever, 0)
+	}
+	if sv.Remaining >= want {
 		delete(s.short, row.ID)
 		return ""
 	}
@@ -481,7 +500,7 @@ func (s *Store) releasesLost(row postgres.SaleRow, remaining int64) string {
 		s.short[row.ID] = true
 		return ""
 	}
-	return fmt.Sprintf("Redis holds %d units remaining, PostgreSQL %d, two rounds in a row (Redis rolled back past releases: a snapshot, an AOF or a replica behind)", remaining, want)
+	return fmt.Sprintf("Redis holds %d units remaining, PostgreSQL %d, two rounds in a row (Redis rolled back past releases: a snapshot, an AOF or a replica behind)", sv.Remaining, want)
 }
 
 // surveyChunk is about how many buckets one call of the survey reads.

@@ -23,11 +23,22 @@ type Survey struct {
 	// Quiet: the live state is exactly what PostgreSQL expects and holds
 	// nothing waiting.
 	Quiet bool
-	// Remaining is the units its buckets hold for sale, read with the rest
-	// (meaningful only if Quiet): a quiet sale has every reservation in
-	// PostgreSQL, so fewer than PostgreSQL's stock minus units sold means
-	// Redis lost releases (rolled back), or one is in flight.
+	// Read: every bucket answered, with its sentinels, at one epoch
+	// (Epoch); the figures below are meaningful only then.
+	Read  bool
+	Epoch int64
+	// Remaining is the units its buckets hold for sale, read with the rest:
+	// a quiet sale has every reservation in PostgreSQL, so fewer than
+	// PostgreSQL's stock minus units sold means Redis lost releases (rolled
+	// back), or one is in flight. A sale that is not quiet also holds the
+	// units of reservations PostgreSQL may not have yet (Taken beyond
+	// PostgreSQL's ever count), and those of a transfer between buckets
+	// under way while a transfer's record is kept (Transfers).
 	Remaining int64
+	// Taken is the units its state has reserved since it was built from
+	// PostgreSQL's ever count (as Inspect's).
+	Taken     int64
+	Transfers bool
 }
 
 // Quiet reports, for each sale, whether its live state is exactly what
@@ -55,7 +66,7 @@ func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]Survey, error) {
 		if err != nil {
 			return fmt.Errorf("redis: survey sales: %w", err)
 		}
-		sum := map[int]*[6]int64{} // per sale: epoch (-1 differs), tot, got, gave, busy, rem
+		sum := map[int]*[8]int64{} // per sale: epoch (-1 differs), tot, got, gave, busy, rem, transfers, missing
 		for i, c := range cmds {
 			res, err := c.Int64Slice()
 			if err != nil {
@@ -63,11 +74,11 @@ func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]Survey, error) {
 			}
 			a := sum[owner[i]]
 			if a == nil {
-				a = &[6]int64{-2}
+				a = &[8]int64{-2}
 				sum[owner[i]] = a
 			}
-			if len(res) != 6 {
-				a[4] = 1 // missing or damaged: the diagnosis says which
+			if len(res) != 7 {
+				a[4], a[7] = 1, 1 // missing or damaged: the diagnosis says which
 				continue
 			}
 			switch {
@@ -76,13 +87,14 @@ func (s *Stock) Quiet(ctx context.Context, sales []Expect) ([]Survey, error) {
 			case a[0] != res[0]:
 				a[0] = -1
 			}
-			for j := 1; j < 6; j++ {
+			for j := 1; j < 7; j++ {
 				a[j] += res[j]
 			}
 		}
 		for i, a := range sum {
 			e := sales[i]
-			quiet[i] = Survey{Quiet: a[4] == 0 && a[0] == e.Epoch && a[1] == e.Ever && a[2] <= a[3], Remaining: a[5]}
+			quiet[i] = Survey{Quiet: a[4] == 0 && a[0] == e.Epoch && a[1] == e.Ever && a[2] <= a[3],
+				Read: a[7] == 0 && a[0] >= 0, Epoch: a[0], Remaining: a[5], Taken: a[1], Transfers: a[6] > 0}
 		}
 		keys, args, owner = keys[:0], args[:0], owner[:0]
 		return nil
