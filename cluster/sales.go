@@ -17,10 +17,23 @@ func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 	// The live state starts empty at epoch 1, installed before the sale's
 	// row commits: a leader that saw the row first would take the state
 	// for lost and rebuild it, failing the first purchases. If the install
-	// fails the leader builds it; purchases answer 503 until then.
+	// fails the leader builds it; purchases answer 503 until then. It goes
+	// through the Redis breaker, within three quarters of what the
+	// insert's call has left: a Redis stalled (or known down) used the
+	// whole call, and the sale, which commits whatever the install
+	// returns, then failed to commit.
 	install := func(ctx context.Context) {
 		staged = true // even should it fail part-way: it may have staged keys
-		if _, err := s.live.Install(ctx, surge.LiveState{Sale: sl, Buckets: buckets, Epoch: 1}, true, nil); err != nil {
+		left := s.cfg.CallTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			left = time.Until(dl)
+		}
+		ictx, cancel := context.WithTimeout(ctx, left*3/4)
+		defer cancel()
+		if err := s.call(ictx, s.rcb, func(ctx context.Context) error {
+			_, err := s.live.Install(ctx, surge.LiveState{Sale: sl, Buckets: buckets, Epoch: 1}, true, nil)
+			return err
+		}); err != nil {
 			s.log.Warn("install live state of a new sale", "sale", sl.ID, "err", err)
 			s.wake()
 		}
@@ -41,7 +54,9 @@ func (s *Store) CreateSale(ctx context.Context, sl surge.Sale) error {
 			// The commit failed (or its answer was lost): leave no state,
 			// nor staging keys of an install that failed part-way, behind;
 			// if the sale does exist, the leader builds it.
-			if err := s.live.Remove(ctx, layout); err != nil {
+			// Through the breaker and within the call timeout, as every
+			// Redis call: outside them it waited out Redis's own timeouts.
+			if err := s.call(runToEnd(ctx), s.rcb, func(ctx context.Context) error { return s.live.Remove(ctx, layout) }); err != nil {
 				s.log.Warn("remove live state of a sale not created", "sale", sl.ID, "err", err)
 			}
 		}
