@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -44,9 +45,16 @@ var columns = []string{"payment id", "order id", "amount", "currency", "status"}
 
 // ReadSettlement reads a settlement file: CSV (encoding/csv: quoting,
 // CRLF), a header row, then payment id, order id, amount, currency,
-// status. The amount is in minor units (12999) or decimal (129.99).
+// status. The amount is in minor units (12999) or decimal (129.99). A
+// leading UTF-8 byte order mark is skipped.
 func ReadSettlement(r io.Reader) ([]Row, error) {
-	cr := csv.NewReader(r)
+	// Excel's "CSV UTF-8" and many providers' exports begin with a UTF-8
+	// byte order mark: no part of the header's first name.
+	br := bufio.NewReader(r)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		_, _ = br.Discard(3)
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = len(columns)
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()

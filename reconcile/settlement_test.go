@@ -22,7 +22,12 @@ func TestReadSettlement(t *testing.T) {
 			[]Row{{PaymentID: "p1", OrderID: "o1", AmountCents: 12999, Currency: "EUR", Status: Settled}, {PaymentID: "p2", AmountCents: 12990, Currency: "USD", Status: Refunded}, {PaymentID: "p,3", OrderID: "o3", AmountCents: 5, Currency: "EUR", Status: Failed}}, ""},
 		{"snake-case header, CRLF", "payment_id,order_id,amount,currency,status\r\np1,o1,1.00,EUR,paid\r\n",
 			[]Row{{PaymentID: "p1", OrderID: "o1", AmountCents: 100, Currency: "EUR", Status: Settled}}, ""},
+		// Excel's "CSV UTF-8" and many providers' exports begin with a
+		// byte order mark, which is no part of the first column's name.
+		{"UTF-8 byte order mark", "\ufeffpayment id,order id,amount,currency,status\np1,o1,12.50,EUR,paid\n",
+			[]Row{{PaymentID: "p1", OrderID: "o1", AmountCents: 1250, Currency: "EUR", Status: Settled}}, ""},
 		{"empty", "", nil, "empty"},
+		{"only a byte order mark", "\ufeff", nil, "empty"},
 		{"wrong header", "id,order,amount,currency,status\n", nil, "column 1"},
 		{"three decimals", "payment id,order id,amount,currency,status\np1,o1,1.001,EUR,paid\n", nil, "two decimal places"},
 		{"negative", "payment id,order id,amount,currency,status\np1,o1,-1,EUR,paid\n", nil, "non-negative"},
