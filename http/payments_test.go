@@ -813,3 +813,42 @@ func TestWebhookStripeRefundOfAnotherProvidersPayment(t *testing.T) {
 		t.Errorf("refund naming payment pi_3QxSurgeTestPI01, the generic webhook's, answered %s; want it ignored, saying it is not kept (no Stripe payment of that id can come)", r.body)
 	}
 }
+
+// TestWebhookRefusesTimestampAhead: stripe-go refuses a signature's
+// timestamp only when it is old. One ahead of the clock by more than the
+// tolerance (milliseconds sent as seconds, the mistake of an adapter
+// signing with Date.now()) passed, and stayed good for ever: a captured
+// delivery could be replayed for as long. It is refused as an old one is,
+// saying what is wrong; a clock a little ahead (within the tolerance) is
+// still accepted.
+func TestWebhookRefusesTimestampAhead(t *testing.T) {
+	e := paymentEnv(t, payments.Generic)
+	o := e.buy(t, "s", header(userHeader, "u1"))
+	body := hookBody("evt_ahead", "payment.succeeded", o.ID, 12999, "EUR")
+	now := time.Now()
+	signedAt := func(ts int64) opt {
+		return header("Surge-Signature", fmt.Sprintf("t=%d,v1=%s", ts, testtoken.WebhookV1(hookSecret, ts, []byte(body))))
+	}
+	for _, c := range []struct {
+		name string
+		ts   int64
+		want string
+	}{
+		{"milliseconds sent as seconds", now.UnixMilli(), "ahead"},
+		{"six minutes ahead", now.Add(6 * time.Minute).Unix(), "ahead"},
+	} {
+		r := e.do(t, "POST", hookPath, body, signedAt(c.ts))
+		wantError(t, r, http.StatusUnauthorized, "invalid_signature")
+		if !strings.Contains(string(r.body), c.want) {
+			t.Errorf("%s: %s; want the message to say the timestamp is %s", c.name, r.body, c.want)
+		}
+	}
+	if got := e.orderStatus(t, o.ID); got != "reserved" {
+		t.Fatalf("order %s is %s after refused deliveries, want reserved", o.ID, got)
+	}
+	r := e.do(t, "POST", hookPath, body, signedAt(now.Add(time.Minute).Unix()))
+	wantStatus(t, r, http.StatusOK)
+	if p := paymentOf(t, r); p.Status != "paid" {
+		t.Errorf("a clock a minute ahead: payment %s, want paid", p.Status)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,8 @@ const (
 )
 
 // Tolerance is how old a signature's timestamp may be: older is a replay
-// an eavesdropper could be making, refused.
+// an eavesdropper could be making, refused. It is also how far ahead of
+// the clock it may be.
 const Tolerance = 5 * time.Minute
 
 // Header is the signature header of a provider.
@@ -39,18 +41,20 @@ func Header(provider string) string {
 }
 
 // ErrSignature answers a missing, malformed or wrong signature, or one
-// whose timestamp is older than Tolerance (the message says which).
+// whose timestamp is older than Tolerance or further ahead (the message
+// says which).
 var ErrSignature = errors.New("payments: bad webhook signature")
 
 // Verify checks header (t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>,
 // any number of v1) against each of secrets, the current ones of a
 // rotation. Stripe's scheme is Surge's, so stripe-go's webhook package
-// checks both: it compares in constant time and refuses an old timestamp.
+// checks both: it compares in constant time and refuses an old timestamp
+// (notAhead refuses one ahead of the clock).
 func Verify(header string, body []byte, secrets []string) error {
 	err := webhook.ErrNoValidSignature
 	for _, secret := range secrets {
 		if err = webhook.ValidatePayloadWithTolerance(body, header, secret, Tolerance); err == nil {
-			return nil
+			return notAhead(header)
 		}
 		if !errors.Is(err, webhook.ErrNoValidSignature) {
 			break // the header itself is bad or old, whatever the secret
@@ -67,6 +71,25 @@ func Verify(header string, body []byte, secrets []string) error {
 		return fmt.Errorf("%w: %w", ErrSignature, errMalformed)
 	}
 	return fmt.Errorf("%w: %w", ErrSignature, err)
+}
+
+// notAhead refuses a verified header whose timestamp is more than
+// Tolerance ahead of the clock: stripe-go refuses only an old one, and one
+// ahead (milliseconds sent as seconds) would stay good for ever, a
+// captured delivery replayable for as long. The timestamp is the last t=,
+// as stripe-go reads it.
+func notAhead(header string) error {
+	var t int64
+	for pair := range strings.SplitSeq(header, ",") {
+		if v, ok := strings.CutPrefix(pair, "t="); ok {
+			t, _ = strconv.ParseInt(v, 10, 64) // stripe-go parsed it already
+		}
+	}
+	if time.Until(time.Unix(t, 0)) > Tolerance {
+		return fmt.Errorf("%w: the timestamp is more than %v ahead of this server's clock (it must be Unix seconds, not milliseconds)",
+			ErrSignature, Tolerance)
+	}
+	return nil
 }
 
 var (
