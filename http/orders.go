@@ -62,9 +62,9 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, orderBody(&o))
 }
 
-// payOrder marks an order paid. Payments proper come with the payments
-// integration; until then the operator (or a payment webhook holding the
-// admin token) confirms payment here.
+// payOrder marks an order paid by the operator's hand (admin token): a
+// payment settled outside any provider. Providers' payments arrive signed
+// at the payment webhook (webhook, http/payments.go) instead.
 func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	if err := s.auth.admin(r); err != nil {
