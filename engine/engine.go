@@ -86,6 +86,11 @@ type Engine struct {
 	// they pay for ended. changes counts both for Close (changeOrder).
 	cancelling, paying chan struct{}
 	changes            sync.WaitGroup
+	// buyerCancels counts each buyer's cancels holding a slot of
+	// cancelling: one buyer may hold maxChangesPerBuyer of them, so that
+	// its cancels by the thousand cannot refuse every other buyer's.
+	buyerCancelsMu sync.Mutex
+	buyerCancels   map[string]int
 }
 
 type sale struct {
@@ -131,7 +136,7 @@ type sale struct {
 func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
 	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, failures: logrepeat.New(logrepeat.Every), stop: make(chan struct{}),
-		cancelling: make(chan struct{}, maxChanges), paying: make(chan struct{}, maxChanges)}
+		cancelling: make(chan struct{}, maxChanges), paying: make(chan struct{}, maxChanges), buyerCancels: map[string]int{}}
 	if cfg.Tracing != nil {
 		e.tracer = cfg.Tracing.Tracer(tracerName)
 	}
@@ -342,7 +347,15 @@ func (e *Engine) Order(ctx context.Context, id string) (surge.Order, error) {
 
 // Cancel cancels a reserved order and returns its units to the stock.
 func (e *Engine) Cancel(ctx context.Context, id string) (surge.Order, error) {
-	return changeOrder(ctx, e, e.cancelling, func(ctx context.Context) (surge.Order, error) {
+	return e.CancelFor(ctx, "", id)
+}
+
+// CancelFor is Cancel for buyer, the API's caller: at most
+// maxChangesPerBuyer of one buyer's cancels wait for the store at once,
+// the next is refused rate_limited. "" is the operator, bounded by the
+// cancels' whole budget only.
+func (e *Engine) CancelFor(ctx context.Context, buyer, id string) (surge.Order, error) {
+	return changeOrder(ctx, e, e.cancelling, buyer, func(ctx context.Context) (surge.Order, error) {
 		o, err := e.store.Cancel(ctx, id, e.cfg.Now())
 		if err != nil {
 			return o, storeErr(err)
@@ -355,7 +368,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (surge.Order, error) {
 
 // Pay marks a reserved order paid.
 func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
-	return changeOrder(ctx, e, e.paying, func(ctx context.Context) (surge.Order, error) {
+	return changeOrder(ctx, e, e.paying, "", func(ctx context.Context) (surge.Order, error) {
 		o, err := e.store.Pay(ctx, id, e.cfg.Now())
 		if err == nil {
 			e.Meter(o.SaleID).Transition(metrics.ToPaid, 1)
@@ -369,9 +382,16 @@ func (e *Engine) Pay(ctx context.Context, id string) (surge.Order, error) {
 // once.
 const maxChanges = 1024
 
+// maxChangesPerBuyer bounds one buyer's cancels among maxChanges: a
+// buyer has a few orders to cancel, and a client retrying a cancel the
+// store is slow to commit needs no more.
+const maxChangesPerBuyer = 8
+
 var (
 	errChangesFull = &surge.Error{Code: surge.CodeOverloaded, RetryAfter: time.Second,
 		Message: "too many order changes are waiting for the store; retry shortly"}
+	errBuyerChangesFull = &surge.Error{Code: surge.CodeRateLimited, RetryAfter: time.Second,
+		Message: fmt.Sprintf("this buyer already has %d cancels waiting for the store; wait for their answers before sending more", maxChangesPerBuyer)}
 	errChangeTimeout = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
 		Message: "timed out waiting for the change to commit; it may still take effect, and a retry finds whether it did"}
 	errChangeGone = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
@@ -380,7 +400,8 @@ var (
 
 // changeOrder runs f, a store change of one order, for a request: it
 // answers within PurchaseTimeout, as a purchase does, and at most
-// maxChanges wait at once in slots (e.cancelling or e.paying). The store
+// maxChanges wait at once in slots (e.cancelling or e.paying), and at
+// most maxChangesPerBuyer of buyer's unless buyer is "". The store
 // does not stop at the caller's context (a writer must learn whether its
 // commit landed, and holds the sale's lock meanwhile), so a stalled store would otherwise hold every change of a
 // sale, one after another, for as long as the stall lasts. f goes on after
@@ -389,14 +410,20 @@ var (
 // how its change ended, and a client calling on with such contexts would
 // queue up to maxChanges of them on the sale's lock, ahead of its
 // purchases and sale changes.
-func changeOrder[T any](ctx context.Context, e *Engine, slots chan struct{}, f func(context.Context) (T, error)) (T, error) {
+func changeOrder[T any](ctx context.Context, e *Engine, slots chan struct{}, buyer string, f func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
 		return zero, fmt.Errorf("%w: %w", errChangeGone, err)
 	}
+	// The buyer's share first: a buyer over it must not take a slot of
+	// the whole budget, even for a moment.
+	if !e.takeBuyerChange(buyer) {
+		return zero, errBuyerChangesFull
+	}
 	select {
 	case slots <- struct{}{}:
 	default:
+		e.giveBuyerChange(buyer)
 		return zero, errChangesFull
 	}
 	type result struct {
@@ -410,13 +437,17 @@ func changeOrder[T any](ctx context.Context, e *Engine, slots chan struct{}, f f
 	if e.stopped {
 		e.life.RUnlock()
 		<-slots
+		e.giveBuyerChange(buyer)
 		return zero, surge.ErrUnavailable
 	}
 	e.changes.Add(1)
 	e.life.RUnlock()
 	go func() {
 		defer e.changes.Done()
-		defer func() { <-slots }()
+		defer func() {
+			<-slots
+			e.giveBuyerChange(buyer)
+		}()
 		v, err := f(context.WithoutCancel(ctx))
 		done <- result{v, err}
 	}()
@@ -433,6 +464,37 @@ func changeOrder[T any](ctx context.Context, e *Engine, slots chan struct{}, f f
 		// the API would answer as a bug (500 internal).
 		return zero, fmt.Errorf("%w: %w", errChangeTimeout, ctx.Err())
 	}
+}
+
+// takeBuyerChange takes one of buyer's maxChangesPerBuyer places, and
+// reports whether there was one; "" always has one.
+func (e *Engine) takeBuyerChange(buyer string) bool {
+	if buyer == "" {
+		return true
+	}
+	e.buyerCancelsMu.Lock()
+	defer e.buyerCancelsMu.Unlock()
+	if e.buyerCancels[buyer] >= maxChangesPerBuyer {
+		return false
+	}
+	e.buyerCancels[buyer]++
+	return true
+}
+
+// giveBuyerChange gives back a place takeBuyerChange took; a buyer with
+// none left is forgotten, so the map holds only buyers with a change at
+// the store.
+func (e *Engine) giveBuyerChange(buyer string) {
+	if buyer == "" {
+		return
+	}
+	e.buyerCancelsMu.Lock()
+	defer e.buyerCancelsMu.Unlock()
+	if e.buyerCancels[buyer] <= 1 {
+		delete(e.buyerCancels, buyer)
+		return
+	}
+	e.buyerCancels[buyer]--
 }
 
 // saleChange runs f, a sale's creation, change or archive at the store

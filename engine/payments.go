@@ -15,7 +15,7 @@ func (e *Engine) RecordPayment(ctx context.Context, ev surge.PaymentEvent) (surg
 	if !ok {
 		return surge.PaymentResult{}, surge.Errorf(surge.CodeUnavailable, "this store records no payments")
 	}
-	return changeOrder(ctx, e, e.paying, func(ctx context.Context) (surge.PaymentResult, error) {
+	return changeOrder(ctx, e, e.paying, "", func(ctx context.Context) (surge.PaymentResult, error) {
 		r, err := p.RecordPayment(ctx, ev, e.cfg.Now())
 		if err == nil && !r.Replay && r.Payment.Status == surge.PaymentPaid {
 			e.Meter(r.Order.SaleID).Transition(metrics.ToPaid, 1)

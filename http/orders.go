@@ -19,16 +19,22 @@ func noStore(w http.ResponseWriter) { w.Header()["Cache-Control"] = privateNoSto
 // orderFor fetches an order the caller may see; anyone else gets the same
 // 404 as for a missing order, so ids reveal nothing.
 func (s *Server) orderFor(w http.ResponseWriter, r *http.Request) (surge.Order, bool) {
+	o, _, ok := s.orderOf(w, r)
+	return o, ok
+}
+
+// orderOf is orderFor, also answering who asked.
+func (s *Server) orderOf(w http.ResponseWriter, r *http.Request) (surge.Order, identity, bool) {
 	noStore(w)
 	who, err := s.auth.identify(r)
 	if err != nil {
 		unauthenticated(w, r, err)
-		return surge.Order{}, false
+		return surge.Order{}, who, false
 	}
 	id, ok := pathID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, string(surge.CodeOrderNotFound), surge.ErrOrderNotFound.Message)
-		return surge.Order{}, false
+		return surge.Order{}, who, false
 	}
 	o, err := s.svc.Order(r.Context(), id)
 	if err == nil && !who.admin && o.UserID != who.user {
@@ -36,9 +42,9 @@ func (s *Server) orderFor(w http.ResponseWriter, r *http.Request) (surge.Order, 
 	}
 	if err != nil {
 		s.writeErr(w, r, err)
-		return surge.Order{}, false
+		return surge.Order{}, who, false
 	}
-	return o, true
+	return o, who, true
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
@@ -50,11 +56,12 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	o, ok := s.orderFor(w, r)
+	o, who, ok := s.orderOf(w, r)
 	if !ok || !noQuery(w, r) || !noBody(w, r) {
 		return
 	}
-	o, err := s.svc.Cancel(r.Context(), o.ID)
+	// A buyer's cancels count against its share; the operator's do not.
+	o, err := s.svc.CancelFor(r.Context(), who.user, o.ID)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -36,7 +36,10 @@ type Service interface {
 	// stages and their order): http only authenticates and decodes.
 	Purchase(ctx context.Context, req engine.PurchaseRequest) (surge.Outcome, error)
 	Order(ctx context.Context, id string) (surge.Order, error)
-	Cancel(ctx context.Context, id string) (surge.Order, error)
+	// CancelFor cancels an order for buyer, the caller ("" the operator),
+	// within buyer's share of the cancels waiting for the store
+	// (engine.Engine.CancelFor).
+	CancelFor(ctx context.Context, buyer, id string) (surge.Order, error)
 	Pay(ctx context.Context, id string) (surge.Order, error)
 	Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error
 	Ready() bool

@@ -415,18 +415,24 @@ func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 // order fetches an order the caller may see; anyone else gets not found,
 // as for a missing order, so ids reveal nothing.
 func (h *handler) order(ctx context.Context, hdr http.Header, id string) (surge.Order, error) {
+	o, _, err := h.orderOf(ctx, hdr, id)
+	return o, err
+}
+
+// orderOf is order, also answering who called.
+func (h *handler) orderOf(ctx context.Context, hdr http.Header, id string) (surge.Order, surgehttp.Caller, error) {
 	c, err := h.caller(ctx, hdr)
 	if err != nil {
-		return surge.Order{}, err
+		return surge.Order{}, c, err
 	}
 	if !surge.ValidID(id) {
-		return surge.Order{}, surge.ErrOrderNotFound
+		return surge.Order{}, c, surge.ErrOrderNotFound
 	}
 	o, err := h.svc.Order(ctx, id)
 	if err == nil && !c.Admin && o.UserID != c.User {
 		err = surge.ErrOrderNotFound
 	}
-	return o, err
+	return o, c, err
 }
 
 func (h *handler) GetOrder(ctx context.Context, req *connect.Request[surgev1.GetOrderRequest]) (*connect.Response[surgev1.GetOrderResponse], error) {
@@ -438,9 +444,10 @@ func (h *handler) GetOrder(ctx context.Context, req *connect.Request[surgev1.Get
 }
 
 func (h *handler) CancelOrder(ctx context.Context, req *connect.Request[surgev1.CancelOrderRequest]) (*connect.Response[surgev1.CancelOrderResponse], error) {
-	o, err := h.order(ctx, req.Header(), req.Msg.Id)
+	o, c, err := h.orderOf(ctx, req.Header(), req.Msg.Id)
 	if err == nil {
-		o, err = h.svc.Cancel(ctx, o.ID)
+		// A buyer's cancels count against its share; the operator's do not.
+		o, err = h.svc.CancelFor(ctx, c.User, o.ID)
 	}
 	if err != nil {
 		return nil, h.orderError(ctx, req.Spec().Procedure, err)
