@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +42,40 @@ func TestQueryOnWriteRefused(t *testing.T) {
 	}
 	if r := e.do(t, "GET", "/v1/sales/wr/queue", "", asUser(t, "dave")); r.status == http.StatusOK {
 		t.Errorf("the refused join queued dave: %v", r)
+	}
+}
+
+// TestListingUnknownParameterRefused: GET /v1/sales refuses a query
+// parameter it does not take (400 invalid_request naming it). Ignored, a
+// typo'd ?archive=true listed the live sales to a client that believed
+// it read the archived ones, and ?limt=1 a page of 100.
+func TestListingUnknownParameterRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"live","name":"Live","stock":1}`)
+	for _, c := range []struct{ name, query, param string }{
+		{"archive for archived", "?archive=true", "archive"},
+		{"limt for limit", "?limt=1", "limt"},
+		{"a known one beside it", "?limit=1&Cursor=x", "Cursor"},
+		{"no value", "?archivedd", "archivedd"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, method := range []string{"GET", "HEAD"} {
+				r := e.do(t, method, "/v1/sales"+c.query, "")
+				if method == "HEAD" {
+					if r.status != http.StatusBadRequest {
+						t.Errorf("HEAD /v1/sales%s: %v, want 400", c.query, r)
+					}
+					continue
+				}
+				wantError(t, r, http.StatusBadRequest, "invalid_request")
+				if !strings.Contains(string(r.body), `\"`+c.param+`\"`) {
+					t.Errorf("GET /v1/sales%s: %s does not name the parameter %q", c.query, r.body, c.param)
+				}
+			}
+		})
+	}
+	// The parameters it takes still work.
+	if r := e.do(t, "GET", "/v1/sales?limit=1&archived=false", ""); r.status != http.StatusOK {
+		t.Errorf("GET /v1/sales?limit=1&archived=false: %v, want 200", r)
 	}
 }

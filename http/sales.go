@@ -3,8 +3,10 @@ package http
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +41,15 @@ func (s *Server) listSales(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		invalid(w, "malformed query string: %v", err)
 		return
+	}
+	// An unknown parameter is refused, not ignored: a typo'd one
+	// (?archive=true, ?limt=5) would answer the defaults, the live sales
+	// or a page of 100, to a client that believes it asked otherwise.
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if name != "limit" && name != "cursor" && name != "archived" {
+			invalid(w, "unknown query parameter %q: GET /v1/sales takes limit, cursor and archived", name)
+			return
+		}
 	}
 	one := func(name string) (string, bool) {
 		v := q[name]
