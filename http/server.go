@@ -88,7 +88,18 @@ type Config struct {
 	// API, and the Public and Admin ones of a split deployment): what it returns is
 	// served beside them, authenticating as they do through the Server it
 	// is given (the gRPC API, package rpc).
-	Mount func(*Server) (pattern string, h http.Handler)
+	Mount func(*Server) []Mounted
+}
+
+// Mounted is a subtree Config.Mount serves beside the routes.
+type Mounted struct {
+	// Pattern is a ServeMux pattern, such as "/surge.v1.SaleService/".
+	Pattern string
+	Handler http.Handler
+	// Probe marks a health check's subtree, exempt from the per-address
+	// limit as /healthz and /readyz are: load balancers probe every node
+	// from a few addresses.
+	Probe bool
 }
 
 // Body limits. A purchase body is tiny; 4 KiB is the contract.
@@ -127,6 +138,8 @@ type Server struct {
 	// adminListener: this is the Admin copy, limited per address by
 	// Protection.AdminIP.
 	adminListener bool
+	// probes are the patterns of the mounted health checks (Mounted.Probe).
+	probes []string
 }
 
 // New builds the API handler.
@@ -175,15 +188,20 @@ func (s *Server) routes() {
 	s.metricsRoutes()
 	s.dashboardRoutes()
 	s.paymentRoutes()
+	s.probes = nil // a copy's (Public, Admin) are its own
 	if s.cfg.Mount != nil {
-		path, h := s.cfg.Mount(s)
-		m.Handle(path, h)
-		if base := strings.TrimSuffix(path, "/"); base != path && base != "" {
-			// The mounted subtree's own name: ServeMux would redirect it
-			// there (307, no body); it names no endpoint.
-			m.HandleFunc(base, func(w http.ResponseWriter, r *http.Request) {
-				writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
-			})
+		for _, mt := range s.cfg.Mount(s) {
+			m.Handle(mt.Pattern, mt.Handler)
+			if mt.Probe {
+				s.probes = append(s.probes, mt.Pattern)
+			}
+			if base := strings.TrimSuffix(mt.Pattern, "/"); base != mt.Pattern && base != "" {
+				// The mounted subtree's own name: ServeMux would redirect it
+				// there (307, no body); it names no endpoint.
+				m.HandleFunc(base, func(w http.ResponseWriter, r *http.Request) {
+					writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+				})
+			}
 		}
 	}
 	// The mux answers unknown paths and wrong methods in plain text; these
@@ -265,10 +283,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A payment webhook is limited only once its signature fails
 	// (webhook): the provider delivers a spike's payments from a few
 	// addresses, and a delivery refused here comes back hours later.
-	if p := r.URL.Path; p != "/healthz" && p != "/readyz" && !(s.webhookOn && p == webhookPath) && !s.allowIP(w, r) {
+	if p := r.URL.Path; p != "/healthz" && p != "/readyz" && !(s.webhookOn && p == webhookPath) && !s.probe(p) && !s.allowIP(w, r) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// probe reports whether path is in a mounted health check's subtree.
+func (s *Server) probe(path string) bool {
+	for _, p := range s.probes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // unauthenticated answers 401 with a Bearer challenge (RFC 9110 §11.6.1),

@@ -93,8 +93,15 @@ type meterer interface {
 
 // Mount is an http.Config.Mount: the service's handler for one set of
 // routes, authenticating with api (so that on the Public API of a split
-// deployment the admin token grants nothing here either).
-func (s *Service) Mount(api *surgehttp.Server) (string, http.Handler) {
+// deployment the admin token grants nothing here either), and the
+// standard gRPC health service beside it (health.go).
+func (s *Service) Mount(api *surgehttp.Server) []surgehttp.Mounted {
+	path, h := s.saleService(api)
+	return []surgehttp.Mounted{{Pattern: path, Handler: h}, s.health()}
+}
+
+// saleService is SaleService's handler for one set of routes.
+func (s *Service) saleService(api *surgehttp.Server) (string, http.Handler) {
 	path, h := surgev1connect.NewSaleServiceHandler(&handler{Service: s, auth: api},
 		append(jsonCodecs(), boundedGzip(), connect.WithReadMaxBytes(maxMessage), connect.WithInterceptors(callSpans{}))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
