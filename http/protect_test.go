@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -55,5 +56,30 @@ func TestRateLimitPerBuyer(t *testing.T) {
 	}
 	if got := e.sale(t, "s").Remaining; got != before.remaining-3 {
 		t.Errorf("remaining %d, want %d: the refused purchase must not reserve", got, before.remaining-3)
+	}
+}
+
+// TestRateLimitPerAddressIPv6Block: the per-address limit holds an IPv6
+// client to its /64, the block one subscriber is given, so that it
+// cannot escape the limit by rotating through its own addresses (here
+// forwarded by a trusted proxy); another /64 has a bucket of its own.
+func TestRateLimitPerAddressIPv6Block(t *testing.T) {
+	e := newEnv(t, envOptions{protection: surgehttp.Protection{
+		IP:             admission.NewKeyed(rate.Every(time.Hour), 2, 1000, time.Hour),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	}})
+	from := func(addr string) opt { return header("X-Forwarded-For", addr) }
+	for i, addr := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2"} {
+		if r := e.do(t, http.MethodGet, "/v1/sales", "", from(addr)); r.status != http.StatusOK {
+			t.Fatalf("request %d within the /64's burst: %s", i, r)
+		}
+	}
+	r := e.do(t, http.MethodGet, "/v1/sales", "", from("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+	wantError(t, r, http.StatusTooManyRequests, "rate_limited")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if r := e.do(t, http.MethodGet, "/v1/sales", "", from("2001:db8:1:3::1")); r.status != http.StatusOK {
+		t.Errorf("another /64: %s", r)
 	}
 }
