@@ -57,9 +57,14 @@ func (s Sale) Apply(p SalePatch, sold int64, now time.Time) (Sale, error) {
 		}
 	}
 	if p.EndsAt != nil {
-		if p.EndsAt.IsZero() {
+		switch {
+		case p.EndsAt.IsZero():
 			s.EndsAt = time.Time{}
-		} else {
+		case !p.EndsAt.After(now) && !s.EndsAt.IsZero() && !s.EndsAt.After(now):
+			// Ending now a sale that has already ended (surge sale end run
+			// again, its answer lost): it keeps the end it had, when its
+			// purchases stopped, as a paused sale keeps its pause's start.
+		default:
 			if !p.EndsAt.After(now) && s.StartsAt.After(now) {
 				// Ending now (surge sale end) a sale that has yet to
 				// start: no end can come before its start.
