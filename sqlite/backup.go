@@ -46,6 +46,14 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 	if err := CheckVersion(ctx, dir); errors.Is(err, ErrNewer) {
 		return BackupInfo{}, err
 	}
+	// The copy is made beside to: a directory that is missing (or no
+	// directory) is the operator's to fix, and is named, not the
+	// temporary file that could not be made in it.
+	if st, err := os.Stat(filepath.Dir(to)); err != nil {
+		return BackupInfo{}, fmt.Errorf("sqlite: backup: %s: its directory: %w", to, err)
+	} else if !st.IsDir() {
+		return BackupInfo{}, fmt.Errorf("sqlite: backup: %s: its directory %s: not a directory", to, filepath.Dir(to))
+	}
 	removeLeftovers(filepath.Dir(to), filepath.Base(to))
 	tmp, err := lockedTemp(filepath.Dir(to), filepath.Base(to))
 	if err != nil {
