@@ -21,11 +21,25 @@ import (
 // it. A node in a container is backed up with `docker exec` or `kubectl
 // exec` running this command beside the server.
 func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("backup", "surge backup --to FILE [--data-dir DIR]", stdout)
+	fs := newFlagSet("backup", "surge backup --to FILE [--data-dir DIR | --config FILE]", stdout)
 	dataDir := fs.String("data-dir", newServeConfig().dataDir, "data directory of the embedded database (serve's --data-dir)")
+	config := fs.String("config", "", "serve's configuration file: the data-dir it names is backed up, unless --data-dir or SURGE_DATA_DIR gives one")
 	to := fs.String("to", "", "file to write the backup to; it must not exist (required)")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	// As serve reads it: --data-dir, then SURGE_DATA_DIR, then the file.
+	// A unit that keeps its settings in the file (the shipped systemd
+	// one) names its data directory nowhere else.
+	fromFile := ""
+	if _, inEnv := os.LookupEnv(envName("data-dir")); *config != "" && !inEnv && !fs.onCommandLine(args)["data-dir"] {
+		dir, ok, err := configDataDir(*config)
+		if err != nil {
+			return errUsage{"backup: --config: " + err.Error()}
+		}
+		if ok {
+			*dataDir, fromFile = dir, *config
+		}
 	}
 	if fs.NArg() > 0 {
 		return errUsage{fmt.Sprintf("backup: unexpected argument %q (run 'surge backup --help')", fs.Arg(0))}
@@ -34,7 +48,7 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return errUsage{"backup: --to FILE is required"}
 	}
 	if _, err := os.Stat(filepath.Join(*dataDir, sqlite.FileName)); errors.Is(err, os.ErrNotExist) {
-		msg := noDatabase("backup", fs, args, *dataDir, err)
+		msg := noDatabase("backup", fs, args, *dataDir, fromFile, err)
 		if _, cluster := os.LookupEnv(envName("postgres-url")); cluster {
 			// A cluster node's environment: its orders are not in a
 			// data directory at all.
@@ -53,16 +67,34 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 // noDatabase says that data directory dir holds no database (err, the
 // failed stat of its file), and where dir came from: the command line,
-// SURGE_DATA_DIR or the default, which a command run beside a server
-// given another directory reads without saying so.
-func noDatabase(cmd string, fs *flagSet, args []string, dir string, err error) string {
+// SURGE_DATA_DIR, the configuration file fromFile (if not "") or the
+// default, which a command run beside a server given another directory
+// reads without saying so.
+func noDatabase(cmd string, fs *flagSet, args []string, dir, fromFile string, err error) string {
 	env, inEnv := os.LookupEnv(envName("data-dir"))
 	switch {
 	case fs.onCommandLine(args)["data-dir"]:
 		return fmt.Sprintf("%s: --data-dir %s holds no database (%v)", cmd, dir, err)
+	case fromFile != "":
+		return fmt.Sprintf("%s: the data-dir of %s, %s, holds no database (%v)", cmd, fromFile, dir, err)
 	case inEnv:
 		return fmt.Sprintf("%s: SURGE_DATA_DIR=%s holds no database (%v); give serve's data directory with --data-dir DIR", cmd, env, err)
 	default:
 		return fmt.Sprintf("%s: the default data directory %s holds no database (%v); give serve's data directory with --data-dir DIR or SURGE_DATA_DIR", cmd, dir, err)
 	}
+}
+
+// configDataDir reads serve's configuration file at path as serve does
+// (a file serve would refuse is refused) and returns the data-dir it
+// names; ok is false when it names none.
+func configDataDir(path string) (dir string, ok bool, err error) {
+	c := newServeConfig()
+	fs := newFlagSet("serve", "", io.Discard)
+	c.register(fs)
+	set, err := applyFile(fs, path)
+	if err != nil {
+		return "", false, err
+	}
+	_, ok = set["data-dir"]
+	return c.dataDir, ok, nil
 }

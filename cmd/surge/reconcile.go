@@ -84,7 +84,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		// A missing database is the missing file of a usage error (exit
 		// 2), as in openSource, said here where the flags are known.
 		if _, err := os.Stat(filepath.Join(dataDir, sqlite.FileName)); errors.Is(err, os.ErrNotExist) {
-			return errUsage{noDatabase("reconcile", fs, args, dataDir, err)}
+			return errUsage{noDatabase("reconcile", fs, args, dataDir, "", err)}
 		}
 	}
 	src, done, err := openSource(ctx, dataDir, pgURL)
