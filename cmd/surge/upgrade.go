@@ -149,6 +149,9 @@ func (h *handover) watch(ctx context.Context) {
 				return
 			case <-h.sig:
 			}
+			if ctx.Err() != nil {
+				return // the signal came with a stop
+			}
 			exe, _ := os.Executable()
 			h.log.Info("SIGUSR2: upgrading: starting the binary again", "binary", exe)
 			if tok := h.token.Load(); tok != nil && *tok != "" {
@@ -161,6 +164,13 @@ func (h *handover) watch(ctx context.Context) {
 				// that came meanwhile (an operator's second) must not start
 				// another upgrade, which tableflip refuses ("already
 				// upgraded") and which would be logged as a failure.
+				return
+			}
+			if ctx.Err() != nil {
+				// SIGINT/SIGTERM while the new process started: the stop
+				// wins, tableflip ended the new process ("terminating"),
+				// and this one stops rather than serve on.
+				h.log.Warn("upgrade called off: this process is stopping (SIGINT or SIGTERM), and the new process, not yet ready, was ended", "err", err)
 				return
 			}
 			h.log.Error("upgrade failed; this process serves on", "err", err)
