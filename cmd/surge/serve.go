@@ -272,7 +272,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv.logs = logs
 	srv.loaded = &l.c
-	c.handover.watch(ctx)
+	c.handover.watch(ctx, c.shutdownTimeout+lockWaitMargin)
 	fmt.Fprintf(stdout, "surge serving on %s\n", srv.url())
 	var serveErr error
 	var stopIn *time.Duration // shutdown's wait for connections, if not the configured one

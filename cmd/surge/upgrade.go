@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -135,8 +136,10 @@ func (h *handover) ready() error {
 
 // watch upgrades on each SIGUSR2 until the process has handed over or
 // ctx ends. A failed upgrade (the new binary does not start, exits early,
-// or is not ready within a minute) leaves this process serving.
-func (h *handover) watch(ctx context.Context) {
+// or is not ready within a minute) leaves this process serving. oldWait
+// bounds the wait for the old process of the upgrade that started this
+// one, which tableflip requires gone before the next upgrade.
+func (h *handover) watch(ctx context.Context, oldWait time.Duration) {
 	if h == nil {
 		return
 	}
@@ -152,12 +155,19 @@ func (h *handover) watch(ctx context.Context) {
 			if ctx.Err() != nil {
 				return // the signal came with a stop
 			}
+			if err := h.awaitOld(ctx, oldWait); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				h.log.Error("upgrade failed; this process serves on", "err", err)
+				continue
+			}
 			exe, _ := os.Executable()
 			h.log.Info("SIGUSR2: upgrading: starting the binary again", "binary", exe)
 			if tok := h.token.Load(); tok != nil && *tok != "" {
 				_ = os.Setenv(upgradeTokenEnv, *tok)
 			}
-			err := h.upg.Upgrade()
+			err := h.upgrade()
 			_ = os.Unsetenv(upgradeTokenEnv)
 			if err == nil {
 				// Handed over: this process drains and exits. A SIGUSR2
@@ -176,6 +186,43 @@ func (h *handover) watch(ctx context.Context) {
 			h.log.Error("upgrade failed; this process serves on", "err", err)
 		}
 	}()
+}
+
+// awaitOld waits, at most d, until the old process of the upgrade that
+// started this one has exited: a SIGUSR2 while it still drains (a deploy
+// script signalling the pid file's process at once) upgrades once it is
+// gone, rather than fail with tableflip's "parent hasn't exited". It
+// returns ctx's error if ctx ends first.
+func (h *handover) awaitOld(ctx context.Context, d time.Duration) error {
+	if !h.upgrading() {
+		return nil
+	}
+	quick, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	err := h.upg.WaitForParent(quick)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return ctx.Err() // gone (err: it misbehaved on its way out), or ctx ended
+	}
+	h.log.Info("SIGUSR2: the old process of the last upgrade still drains; upgrading once it has exited", "old_pid", os.Getppid())
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := h.upg.WaitForParent(wctx); errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("the old process of the last upgrade has not exited within %v", d)
+	}
+	return ctx.Err()
+}
+
+// upgrade is tableflip's Upgrade, asked again for a moment if it answers
+// that the old process has not exited after awaitOld saw it exit:
+// tableflip's own loop learns of the exit through a channel of its own,
+// which it may not have read yet.
+func (h *handover) upgrade() error {
+	err := h.upg.Upgrade()
+	for i := 0; i < 50 && err != nil && err.Error() == "parent hasn't exited"; i++ {
+		time.Sleep(10 * time.Millisecond)
+		err = h.upg.Upgrade()
+	}
+	return err
 }
 
 // waitParent waits, at most d, for the old process of the upgrade that
