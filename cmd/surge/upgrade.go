@@ -99,9 +99,11 @@ func (h *handover) lockWait(c serveConfig) time.Duration {
 	return c.shutdownTimeout + lockWaitMargin
 }
 
-// listen returns a listener on addr: the old process's in an upgrade, a
-// new one otherwise.
-func (h *handover) listen(addr string) (net.Listener, error) {
+// listen returns a listener on addr, the setting of flag: the old
+// process's in an upgrade, a new one otherwise. Its error names the flag:
+// with three listeners set, "address already in use" alone left the
+// operator to guess which.
+func (h *handover) listen(flag, addr string) (net.Listener, error) {
 	var (
 		ln  net.Listener
 		err error
@@ -112,7 +114,7 @@ func (h *handover) listen(addr string) (net.Listener, error) {
 		ln, err = h.upg.Listen("tcp", addr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s (--%s): %w", addr, flag, err)
 	}
 	return &closeOnce{Listener: ln}, nil
 }
@@ -341,16 +343,16 @@ func (c serveConfig) listen() (l listeners, err error) {
 			l.close()
 		}
 	}()
-	if l.api, err = c.handover.listen(c.httpAddr); err != nil {
+	if l.api, err = c.handover.listen("http-addr", c.httpAddr); err != nil {
 		return l, err
 	}
 	if c.adminAddr != "" {
-		if l.admin, err = c.handover.listen(c.adminAddr); err != nil {
+		if l.admin, err = c.handover.listen("admin-addr", c.adminAddr); err != nil {
 			return l, err
 		}
 	}
 	if c.debugAddr != "" {
-		if l.debug, err = c.handover.listen(c.debugAddr); err != nil {
+		if l.debug, err = c.handover.listen("debug-addr", c.debugAddr); err != nil {
 			return l, err
 		}
 	}
