@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -60,9 +61,19 @@ func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (
 		defer cancel()
 		e.setSnap(actx, s, &next)
 		e.log.Info("sale changed", "sale", id, "paused", next.Paused, "stock", next.Stock,
-			"per_user_limit", next.PerUserLimit, "ends_at", next.EndsAt, "hold_seconds", next.HoldSeconds)
+			"per_user_limit", next.PerUserLimit, "ends_at", endsAt(next.EndsAt), "hold_seconds", next.HoldSeconds)
 		return e.state(s), nil
 	})
+}
+
+// endsAt is a sale's end as its change is logged: "none" for a sale
+// without one (the API's null), rather than the zero time, which read as
+// an end in year 1.
+func endsAt(t time.Time) slog.Value {
+	if t.IsZero() {
+		return slog.StringValue("none")
+	}
+	return slog.TimeValue(t)
 }
 
 // follow reloads a sale's snapshot from a store that another node may
@@ -113,7 +124,7 @@ func (e *Engine) adoptOne(ctx context.Context, s *sale, sl surge.Sale) bool {
 	e.steers.Add(1)
 	e.setSnap(ctx, s, &sl)
 	e.log.Info("sale changed on another node", "sale", s.ID, "paused", sl.Paused, "stock", sl.Stock,
-		"per_user_limit", sl.PerUserLimit, "ends_at", sl.EndsAt)
+		"per_user_limit", sl.PerUserLimit, "ends_at", endsAt(sl.EndsAt))
 	return true
 }
 
