@@ -320,7 +320,29 @@ func checkFailed(ctx context.Context, path string, err error) error {
 		}
 		return fmt.Errorf("sqlite: quick_check of %s stopped before it finished: %w", path, err)
 	}
+	if sqliteNoAccess(err) {
+		// Not the file's damage: told "damaged; restore it", an operator
+		// would replace a sound database with an older copy.
+		return fmt.Errorf("sqlite: cannot open %s, or the %s-wal and %s-shm beside it, to check it: %w; "+
+			"this says nothing of damage: each must be a file this user can read and write (a server run once as another user, such as root, leaves them its own)",
+			path, FileName, FileName, err)
+	}
 	return fmt.Errorf("sqlite: %w: quick_check of %s: %w", ErrDamaged, path, err)
+}
+
+// sqliteNoAccess reports whether err is SQLite's failure to open or write
+// a file of the database (SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_READONLY):
+// a file it may not use, or no file where one must be, never damage.
+func sqliteNoAccess(err error) bool {
+	var se *driver.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY:
+		return true
+	}
+	return false
 }
 
 // sqliteHeader begins every SQLite database file
