@@ -271,7 +271,8 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 const maxAnswer = 16 << 20
 
 // sameOrigin is a CheckRedirect that follows a redirect (then asks next,
-// if any) only to the scheme and host:port of the first request. The
+// if any) only to the scheme and host:port of the first request, and
+// only with the first request's method. The
 // calls carry credentials in headers (the bearer tokens, X-User-ID, the
 // waiting-room ticket), and http.Client sends all of them on to another
 // port or scheme of the same host name, and all but Authorization to
@@ -283,6 +284,13 @@ func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Requ
 		if o := via[0].URL; req.URL.Scheme != o.Scheme || req.URL.Host != o.Host {
 			return fmt.Errorf("redirected to %s, another origin than %s://%s: not followed, the request's credentials are for the server only",
 				req.URL.Redacted(), o.Scheme, o.Host)
+		}
+		// 301, 302 and 303 are followed with a GET and no body: a write
+		// (a purchase, a PATCH) would become a read of the new path, its
+		// answer taken for the write's. 307 and 308 keep the method.
+		if m := via[0].Method; req.Method != m {
+			return fmt.Errorf("%s redirected (HTTP %d) to %s, which would be sent as %s: not followed, nothing was sent there; use the address it points to",
+				m, req.Response.StatusCode, req.URL.Redacted(), req.Method)
 		}
 		if next != nil {
 			return next(req, via)
