@@ -120,6 +120,9 @@ func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) e
 		return err
 	}
 	defer resp.Body.Close()
+	if err := notJSON(cl, resp); err != nil {
+		return err
+	}
 	// One order a line (NDJSON), each read within maxExportLine: the
 	// stream has no timeout, and a server sending an endless line must
 	// not have it buffered whole.

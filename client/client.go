@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -254,6 +255,9 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 	if out == nil {
 		return resp.Header, nil
 	}
+	if err := notJSON(cl, resp); err != nil {
+		return nil, err
+	}
 	lr := &io.LimitedReader{R: resp.Body, N: maxAnswer + 1}
 	if err := json.NewDecoder(lr).Decode(out); err != nil {
 		if lr.N <= 0 {
@@ -262,6 +266,32 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 		return nil, fmt.Errorf("decode %s %s: %w", cl.method, cl.path, err)
 	}
 	return resp.Header, nil
+}
+
+// notJSON is the error of a success answer that says it is not JSON: a
+// proxy's page (a sign-in form a redirect led to, a captive portal) in
+// place of the API's answer. Decoded, it would be a JSON syntax error
+// naming neither the page nor where it came from. An answer with no
+// Content-Type is decoded; so is JSON a line (the export's NDJSON).
+func notJSON(cl *call, resp *http.Response) error {
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && (mt == "application/json" || mt == "application/x-ndjson" || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	from := ""
+	if u := resp.Request.URL; u.Path != cl.path && u.RequestURI() != cl.path {
+		from = " from " + u.Redacted()
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxPageQuote+1))
+	quote := strings.TrimSpace(string(b))
+	if len(quote) > maxPageQuote {
+		quote = strings.ToValidUTF8(quote[:maxPageQuote], "") + "…"
+	}
+	return fmt.Errorf("%s %s: answered %s with %s%s, not the API's JSON (a proxy's page?): %s",
+		cl.method, cl.path, resp.Status, ct, from, quote)
 }
 
 // maxAnswer bounds a success answer that do decodes: far above the

@@ -53,3 +53,40 @@ func TestRedirectNeverTurnsAWriteIntoARead(t *testing.T) {
 		})
 	}
 }
+
+// A proxy that sends the API's callers to its sign-in page (a redirect
+// to it, followed, or the page served in place) answers 200 with HTML.
+// The client decoded it as JSON and said `decode GET /v1/sales/hats:
+// invalid character '<' looking for beginning of value`, naming neither
+// the page nor that the answer was not the API's; the error now says
+// what came back (status, media type) and quotes its start, as for an
+// error status.
+func TestHTMLAnswerSaysWhatCameBack(t *testing.T) {
+	const page = "<!doctype html><html><title>Sign in to Example SSO</title></html>"
+	s := newServer(t, serverOptions{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.URL.Path == "/login":
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.Write([]byte(page))
+			case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/sales/"):
+				http.Redirect(w, r, "/login", http.StatusFound)
+			case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/purchases"):
+				http.Redirect(w, r, "/login", http.StatusTemporaryRedirect)
+			default:
+				h.ServeHTTP(w, r)
+			}
+		})
+	}})
+	c := client.New(s.url, token)
+	c.Retry.MaxAttempts = 1
+	createSale(t, c, "hats", 5, 5)
+	_, errSale := c.Sale(t.Context(), "hats")
+	_, errBuy := c.AsUser("ann").Purchase(t.Context(), "hats", client.PurchaseOptions{})
+	errExport := c.Orders(t.Context(), "hats", func(api.Order) error { return nil })
+	for name, err := range map[string]error{"Sale": errSale, "Purchase": errBuy, "Orders": errExport} {
+		if err == nil || !strings.Contains(err.Error(), "text/html") || !strings.Contains(err.Error(), "Sign in to Example SSO") {
+			t.Errorf("%s answered by a sign-in page: %v; want an error naming text/html and quoting the page", name, err)
+		}
+	}
+}
