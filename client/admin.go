@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/surgehq/surge/api"
 )
@@ -167,5 +168,16 @@ func (c *Client) PayOrder(ctx context.Context, id string) (api.Order, error) {
 	return c.orderCall(ctx, http.MethodPost, orderPath(id)+"/pay", admin, once)
 }
 
-func salePath(id string) string  { return "/v1/sales/" + url.PathEscape(id) }
-func orderPath(id string) string { return "/v1/orders/" + url.PathEscape(id) }
+func salePath(id string) string  { return "/v1/sales/" + segment(id) }
+func orderPath(id string) string { return "/v1/orders/" + segment(id) }
+
+// segment is id as one path segment. "." and ".." are escaped, as
+// url.PathEscape leaves them: as they are, the server (and a proxy)
+// reads them as a relative path, and answers no such endpoint rather
+// than no such sale or order.
+func segment(id string) string {
+	if id == "." || id == ".." {
+		return strings.Repeat("%2E", len(id))
+	}
+	return url.PathEscape(id)
+}
