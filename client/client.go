@@ -44,14 +44,29 @@ type Client struct {
 // the export and the queue's events, are exempt).
 const DefaultTimeout = 30 * time.Second
 
+// MaxIdleConns is how many connections a client made by New keeps open
+// for reuse: one for each of as many concurrent callers.
+const MaxIdleConns = 256
+
 // New returns a client for baseURL acting as the operator holding
 // adminToken ("" for none), with a DefaultTimeout per request and the
-// default retry policy.
+// default retry policy. Its connections (up to MaxIdleConns kept for
+// reuse) are its own and its copies' (AsBuyer, AsUser): make one client
+// and share it.
 func New(baseURL, adminToken string) *Client {
+	hc := &http.Client{Timeout: DefaultTimeout}
+	// http.DefaultTransport keeps 2 idle connections per host: callers
+	// beyond 2 at once would close theirs after each answer and dial
+	// again, leaving sockets in TIME_WAIT until local ports run out.
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr := t.Clone()
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = MaxIdleConns, MaxIdleConns
+		hc.Transport = tr
+	}
 	return &Client{
 		BaseURL:    strings.TrimRight(baseURL, "/"),
 		AdminToken: adminToken,
-		HTTP:       &http.Client{Timeout: DefaultTimeout},
+		HTTP:       hc,
 	}
 }
 

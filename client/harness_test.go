@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -43,6 +44,8 @@ type serverOptions struct {
 	// queues holds the waiting rooms' places (nil: in memory; a Redis
 	// backend as in cluster mode).
 	queues waitroom.Backend
+	// connState, when set, is the server's http.Server.ConnState.
+	connState func(net.Conn, http.ConnState)
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -74,7 +77,9 @@ func newServer(t *testing.T, opt serverOptions) *server {
 	if opt.wrap != nil {
 		h = opt.wrap(h)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = opt.connState
+	srv.Start()
 	// Open queue streams would hold Close until their clients leave.
 	t.Cleanup(func() { api.CloseStreams(); srv.Close(); eng.Close(); st.Close() })
 	s.url = srv.URL
