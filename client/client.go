@@ -266,7 +266,7 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer drainClose(resp.Body)
 	if out == nil {
 		return resp.Header, nil
 	}
@@ -308,6 +308,18 @@ func notJSON(cl *call, resp *http.Response) error {
 	return fmt.Errorf("%s %s: answered %s with %s%s, not the API's JSON (a proxy's page?): %s",
 		cl.method, cl.path, resp.Status, ct, from, quote)
 }
+
+// drainClose reads what is left of an answer, within maxDrain, and
+// closes it: net/http reuses a connection only once its answer was read
+// to the end, and closes it otherwise.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+	body.Close()
+}
+
+// maxDrain bounds what drainClose reads: more than Surge's small answers
+// and a decoded answer's trailing newline, less than a reconnection costs.
+const maxDrain = 4 << 10
 
 // maxAnswer bounds a success answer that do decodes: far above the
 // largest the API sends (a page of 1000 sales is under 2 MiB), so that

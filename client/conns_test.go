@@ -44,3 +44,28 @@ func TestConcurrentCallsReuseConnections(t *testing.T) {
 		t.Errorf("%d callers making %d calls each opened %d connections; want at most %d (one a caller, reused)", callers, calls, n, 2*callers)
 	}
 }
+
+// Healthy and Ready closed the answer unread, and net/http closes a
+// connection whose body was not read to its end: a program probing
+// readiness every second dialled a new connection for every probe. The
+// answer is read (within a bound) so that the connection is reused.
+func TestProbesReuseTheConnection(t *testing.T) {
+	var dialled atomic.Int64
+	s := newServer(t, serverOptions{connState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			dialled.Add(1)
+		}
+	}})
+	c := client.New(s.url, "")
+	for range 5 {
+		if err := c.Healthy(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Ready(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := dialled.Load(); n != 1 {
+		t.Errorf("10 probes one after another opened %d connections; want 1, reused", n)
+	}
+}
