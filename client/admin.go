@@ -121,7 +121,7 @@ func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) e
 		return err
 	}
 	defer resp.Body.Close()
-	if err := notJSON(cl, resp); err != nil {
+	if err := c.notJSON(cl, resp); err != nil {
 		return err
 	}
 	// One order a line (NDJSON), each read within maxExportLine: the

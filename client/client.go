@@ -270,7 +270,7 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 	if out == nil {
 		return resp.Header, nil
 	}
-	if err := notJSON(cl, resp); err != nil {
+	if err := c.notJSON(cl, resp); err != nil {
 		return nil, err
 	}
 	lr := &io.LimitedReader{R: resp.Body, N: maxAnswer + 1}
@@ -288,25 +288,34 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 // place of the API's answer. Decoded, it would be a JSON syntax error
 // naming neither the page nor where it came from. An answer with no
 // Content-Type is decoded; so is JSON a line (the export's NDJSON).
-func notJSON(cl *call, resp *http.Response) error {
+func (c *Client) notJSON(cl *call, resp *http.Response) error {
+	return c.notA(cl, resp, "the API's JSON", func(mt string) bool {
+		return mt == "application/json" || mt == "application/x-ndjson" || strings.HasSuffix(mt, "+json")
+	})
+}
+
+// notA is the error of a success answer whose media type is not one ok
+// takes (what names it), quoting the answer's start; nil for one with no
+// Content-Type.
+func (c *Client) notA(cl *call, resp *http.Response, what string, ok func(mediaType string) bool) error {
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
 		return nil
 	}
-	if mt, _, err := mime.ParseMediaType(ct); err == nil && (mt == "application/json" || mt == "application/x-ndjson" || strings.HasSuffix(mt, "+json")) {
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && ok(mt) {
 		return nil
 	}
 	from := ""
-	if u := resp.Request.URL; u.Path != cl.path && u.RequestURI() != cl.path {
-		from = " from " + u.Redacted()
+	if u := resp.Request.URL.Redacted(); u != c.BaseURL+cl.path {
+		from = " from " + u
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxPageQuote+1))
 	quote := strings.TrimSpace(string(b))
 	if len(quote) > maxPageQuote {
 		quote = strings.ToValidUTF8(quote[:maxPageQuote], "") + "…"
 	}
-	return fmt.Errorf("%s %s: answered %s with %s%s, not the API's JSON (a proxy's page?): %s",
-		cl.method, cl.path, resp.Status, ct, from, quote)
+	return fmt.Errorf("%s %s: answered %s with %s%s, not %s (a proxy's page?): %s",
+		cl.method, cl.path, resp.Status, ct, from, what, quote)
 }
 
 // drainClose reads what is left of an answer, within maxDrain, and

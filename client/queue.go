@@ -100,6 +100,11 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 		return err
 	}
 	defer resp.Body.Close()
+	// A proxy's page holds no event: read, it would look like a stream
+	// cut before its first.
+	if err := c.notA(cl, resp, "an event stream", func(mt string) bool { return mt == "text/event-stream" }); err != nil {
+		return err
+	}
 	// Surge's events are well under 1 KiB: one larger than maxEvent is
 	// not a queue stream, and is not buffered whole.
 	rd := bufio.NewReaderSize(resp.Body, maxEvent)

@@ -90,3 +90,25 @@ func TestHTMLAnswerSaysWhatCameBack(t *testing.T) {
 		}
 	}
 }
+
+// A queue stream answered by a proxy's page (200, HTML) has no event in
+// it: WatchQueue read it to its end and said "queue stream ended before
+// admission or expiry", as if the server had cut a real stream. The
+// error now says what came back, as for any call.
+func TestWatchQueueHTMLAnswerSaysWhatCameBack(t *testing.T) {
+	const page = "<!doctype html><html><title>Sign in to Example SSO</title></html>"
+	s := newServer(t, serverOptions{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/queue/events") {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.Write([]byte(page))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	err := client.New(s.url, "").WatchQueue(t.Context(), "hats", "a-ticket", func(api.Queue) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "text/html") || !strings.Contains(err.Error(), "Sign in to Example SSO") {
+		t.Errorf("queue stream answered by a sign-in page: %v; want an error naming text/html and quoting the page", err)
+	}
+}
