@@ -467,3 +467,22 @@ func TestServeErrors(t *testing.T) {
 		t.Errorf("serve with a bad data dir: %d, stderr %q; want 1 and one line", code, stderr)
 	}
 }
+
+// TestSaleUpdateHelpEnv: `surge sale update --help` said every flag was
+// also settable as SURGE_<NAME>, though update refuses a sale field's
+// variable (SURGE_STOCK, …) rather than apply it; only --server and
+// --admin-token are.
+func TestSaleUpdateHelpEnv(t *testing.T) {
+	code, stdout, stderr := runCLI(cancelled(), "sale", "update", "--help")
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit code %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+	if strings.Contains(stdout, "each also settable") {
+		t.Errorf("help says every flag is settable from the environment, which update refuses for the sale's fields:\n%s", stdout)
+	}
+	for _, w := range []string{"SURGE_SERVER", "SURGE_ADMIN_TOKEN", "-stock"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("help lacks %q:\n%s", w, stdout)
+		}
+	}
+}

@@ -140,6 +140,9 @@ type flagSet struct {
 	*flag.FlagSet
 	synopsis string
 	stdout   io.Writer
+	// envNote replaces the help's "each also settable as SURGE_<NAME>"
+	// for a command that refuses some of those variables.
+	envNote string
 }
 
 func newFlagSet(name, synopsis string, stdout io.Writer) *flagSet {
@@ -156,7 +159,11 @@ func (f *flagSet) help() {
 		fmt.Fprintf(f.stdout, "Usage: %s\n", f.synopsis)
 		return
 	}
-	fmt.Fprintf(f.stdout, "Usage: %s\n\nFlags (each also settable as SURGE_<NAME>):\n", f.synopsis)
+	note := f.envNote
+	if note == "" {
+		note = "each also settable as SURGE_<NAME>"
+	}
+	fmt.Fprintf(f.stdout, "Usage: %s\n\nFlags (%s):\n", f.synopsis, note)
 	f.SetOutput(f.stdout)
 	f.PrintDefaults()
 	f.SetOutput(io.Discard)

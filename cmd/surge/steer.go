@@ -28,6 +28,7 @@ func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer
 		stock, limit, hold int64
 	)
 	if verb == "update" {
+		fs.envNote = "--server and --admin-token also settable as SURGE_SERVER and SURGE_ADMIN_TOKEN; the sale's fields only as flags"
 		fs.Int64Var(&stock, "stock", 0, "new stock: up, or down to the units reserved and paid orders hold")
 		fs.StringVar(&name, "name", "", "new name")
 		fs.Int64Var(&limit, "per-user-limit", 0, "new per-user limit (binds purchases made from now on)")
