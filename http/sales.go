@@ -176,11 +176,15 @@ func parseTimeField(name string, v *string) (*time.Time, error) {
 		return nil, nil
 	}
 	t, err := api.ParseTime(*v)
+	if err != nil {
+		return nil, fmt.Errorf("%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
+	}
 	// Times are answered and stored in UTC: an offset that moves the
 	// instant out of years 0001-9999 would not be RFC 3339 there (and the
-	// store could not read it back), nor a gRPC Timestamp.
-	if err != nil || !surge.Representable(t) {
-		return nil, fmt.Errorf("%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
+	// store could not read it back), nor a gRPC Timestamp. Such a time is
+	// RFC 3339 as sent, so the message names the range, not the format.
+	if !surge.Representable(t) {
+		return nil, fmt.Errorf("%s must lie between years 0001 and 9999 in UTC", name)
 	}
 	return &t, nil
 }

@@ -178,8 +178,11 @@ func rfc3339Times(data []byte, md protoreflect.MessageDescriptor, depth int) ([]
 		// Year 0000 is RFC 3339 but no time the API keeps (HTTP refuses
 		// it too); protojson's own refusal named no field.
 		t, err := api.ParseTime(s)
-		if err != nil || !surge.Representable(t) {
+		if err != nil {
 			return nil, fmt.Errorf("field %q must be an RFC 3339 time such as 2026-11-23T10:00:00Z", name)
+		}
+		if !surge.Representable(t) {
+			return nil, fmt.Errorf("field %q must lie between years 0001 and 9999 in UTC", name)
 		}
 		if longFraction(s) {
 			nv, err := json.Marshal(t.Format(time.RFC3339Nano))

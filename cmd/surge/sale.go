@@ -117,8 +117,8 @@ func saleCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		if t.v == "" {
 			continue
 		}
-		if !apiTime(t.v) {
-			return errUsage{fmt.Sprintf("sale create: %s must be an RFC 3339 time such as 2026-11-23T10:00:00Z", t.flag)}
+		if why := apiTime(t.v); why != "" {
+			return errUsage{fmt.Sprintf("sale create: %s %s", t.flag, why)}
 		}
 		*t.dst = new(t.v)
 	}
@@ -325,14 +325,21 @@ func saleRead(ctx context.Context, verb string, args []string, stdout io.Writer)
 	return printJSON(stdout, s)
 }
 
-// apiTime reports whether the API takes v as a time (http's
+// apiTime says why the API would refuse v as a time (http's
 // parseTimeField): RFC 3339 as api.ParseTime reads it, which refuses
 // what time.Parse lets through (a one-digit hour, a comma before the
 // fraction, an offset of +24:00), and an instant within years 0001-9999
-// in UTC. What it refuses is refused before anything is sent (exit 2).
-func apiTime(v string) bool {
+// in UTC. What it refuses is refused before anything is sent (exit 2),
+// with the API's words, which it returns ("" when v is fine).
+func apiTime(v string) string {
 	t, err := api.ParseTime(v)
-	return err == nil && surge.Representable(t)
+	switch {
+	case err != nil:
+		return "must be an RFC 3339 time such as 2026-11-23T10:00:00Z"
+	case !surge.Representable(t):
+		return "must lie between years 0001 and 9999 in UTC"
+	}
+	return ""
 }
 
 // checkServer refuses a --server that is no http:// or https:// URL with

@@ -88,8 +88,11 @@ func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer
 			}
 		})
 		if p.EndsAt != nil && ends != "none" {
-			if !apiTime(ends) {
-				return errUsage{`sale update: --ends-at must be an RFC 3339 time such as 2026-11-23T10:00:00Z, or "none"`}
+			if why := apiTime(ends); why != "" {
+				if _, err := api.ParseTime(ends); err != nil {
+					why += `, or "none"`
+				}
+				return errUsage{"sale update: --ends-at " + why}
 			}
 			*p.EndsAt = api.EndsAt(ends)
 		}

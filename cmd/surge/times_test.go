@@ -15,14 +15,19 @@ func TestCLITimesAsStrictAsTheAPI(t *testing.T) {
 	// Nothing listens there: a time the CLI let through fails to connect.
 	t.Setenv("SURGE_SERVER", "http://127.0.0.1:1")
 	t.Setenv("SURGE_ADMIN_TOKEN", "times-test-admin-token")
-	for _, v := range []string{
-		"2026-11-23T1:00:00Z",       // one-digit hour
-		"2026-11-23T10:00:00,5Z",    // comma before the fraction
-		"2026-11-23T10:00:00+24:00", // offset hour 24
-		"2026-11-23T10:00:00-01:60", // offset minute 60
-		"0001-01-01T00:30:00+01:00", // before year 1 in UTC
-		"9999-12-31T23:30:00-01:00", // after year 9999 in UTC
+	// An instant out of range is RFC 3339 as sent: its message names the
+	// years, as the API's does (TestTimeRangeMessageSaysWhatIsChecked).
+	const format, years = " must be an RFC 3339 time", " must lie between years 0001 and 9999 in UTC"
+	for _, tt := range []struct{ v, want string }{
+		{"2026-11-23T1:00:00Z", format},       // one-digit hour
+		{"2026-11-23T10:00:00,5Z", format},    // comma before the fraction
+		{"2026-11-23T10:00:00+24:00", format}, // offset hour 24
+		{"2026-11-23T10:00:00-01:60", format}, // offset minute 60
+		{"0001-01-01T00:30:00+01:00", years},  // before year 1 in UTC
+		{"9999-12-31T23:30:00-01:00", years},  // after year 9999 in UTC
+		{"0000-06-01T00:00:00Z", years},       // year 0000: RFC 3339, not the API's
 	} {
+		v := tt.v
 		for _, args := range [][]string{
 			{"sale", "create", "--name", "x", "--stock", "1", "--starts-at", v},
 			{"sale", "create", "--name", "x", "--stock", "1", "--ends-at", v},
@@ -30,9 +35,9 @@ func TestCLITimesAsStrictAsTheAPI(t *testing.T) {
 		} {
 			flag := args[len(args)-2]
 			code, stdout, stderr := runCLI(cancelled(), args...)
-			if code != 2 || stdout != "" || !oneLine(stderr) || !strings.Contains(stderr, flag+" must be an RFC 3339 time") {
-				t.Errorf("surge %s: exit %d, stderr %q; want exit 2 and one line saying %s must be an RFC 3339 time, as the API refuses it",
-					strings.Join(args, " "), code, stderr, flag)
+			if code != 2 || stdout != "" || !oneLine(stderr) || !strings.Contains(stderr, flag+tt.want) {
+				t.Errorf("surge %s: exit %d, stderr %q; want exit 2 and one line saying %s%s, as the API refuses it",
+					strings.Join(args, " "), code, stderr, flag, tt.want)
 			}
 		}
 	}
