@@ -29,6 +29,16 @@ func noQuery(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// noQueryNoInput is noQuery for an endpoint that takes no input at all
+// (noBody): pointing its client to the body would fail again.
+func noQueryNoInput(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return true
+	}
+	invalid(w, "%s %s takes no query parameters and no input (no body, or {})", r.Method, r.URL.Path)
+	return false
+}
+
 // noBody refuses a body on an endpoint that takes none (blanks and {}
 // are tolerated) and reports whether the request goes on. Ignored,
 // {"quantity":1} on the cancel of an order of three units cancelled all

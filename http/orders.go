@@ -57,7 +57,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	o, who, ok := s.orderOf(w, r)
-	if !ok || !noQuery(w, r) || !noBody(w, r) {
+	if !ok || !noQueryNoInput(w, r) || !noBody(w, r) {
 		return
 	}
 	// A buyer's cancels count against its share; the operator's do not.
@@ -78,7 +78,7 @@ func (s *Server) payOrder(w http.ResponseWriter, r *http.Request) {
 		unauthenticated(w, r, err)
 		return
 	}
-	if !noQuery(w, r) || !noBody(w, r) {
+	if !noQueryNoInput(w, r) || !noBody(w, r) {
 		return
 	}
 	id, ok := pathID(r)

@@ -79,3 +79,33 @@ func TestListingUnknownParameterRefused(t *testing.T) {
 		t.Errorf("GET /v1/sales?limit=1&archived=false: %v, want 200", r)
 	}
 }
+
+// TestQueryMessageFitsTheEndpoint: the refusal of a query parameter told
+// every endpoint's client to "send its input in the JSON body", also on
+// the endpoints that take no input at all (archive, join, cancel, pay:
+// a body other than {} is refused too), where following it fails again.
+func TestQueryMessageFitsTheEndpoint(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"s","name":"S","stock":10,"per_user_limit":5}`)
+	e.createSale(t, `{"id":"wr","name":"W","stock":5,"waiting_room":{"admit_per_second":1,"order":"fifo","ticket_seconds":30}}`)
+	held := e.buy(t, "s", asUser(t, "holder"))
+	for _, c := range []struct {
+		name, method, path string
+		as                 opt
+		takesBody          bool
+	}{
+		{"purchase", "POST", "/v1/sales/s/purchases?quantity=3", asUser(t, "alice"), true},
+		{"create sale", "POST", "/v1/sales?stock=5", asAdmin(), true},
+		{"update sale", "PATCH", "/v1/sales/s?stock=1", asAdmin(), true},
+		{"archive sale", "POST", "/v1/sales/s/archive?force=true", asAdmin(), false},
+		{"join queue", "POST", "/v1/sales/wr/queue?x=1", asUser(t, "dave"), false},
+		{"cancel order", "POST", "/v1/orders/" + held.ID + "/cancel?x=1", asUser(t, "holder"), false},
+		{"pay order", "POST", "/v1/orders/" + held.ID + "/pay?amount_cents=0", asAdmin(), false},
+	} {
+		r := e.do(t, c.method, c.path, "", c.as)
+		wantError(t, r, http.StatusBadRequest, "invalid_request")
+		if body := string(r.body); strings.Contains(body, "JSON body") != c.takesBody {
+			t.Errorf("%s: %s; want the message to send the input to the JSON body only where the endpoint takes one", c.name, body)
+		}
+	}
+}

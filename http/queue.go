@@ -278,7 +278,7 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 		unauthenticated(w, r, err)
 		return
 	}
-	if !noQuery(w, r) {
+	if !noQueryNoInput(w, r) {
 		return
 	}
 	state, ok := s.queueSaleOf(w, r)

@@ -153,7 +153,7 @@ func decodeCursor(s string, archived bool) (engine.SaleCursor, bool) {
 // archived sale answers the same 200.
 func (s *Server) archiveSale(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.adminSaleID(w, r)
-	if !ok || !noQuery(w, r) || !noBody(w, r) {
+	if !ok || !noQueryNoInput(w, r) || !noBody(w, r) {
 		return
 	}
 	st, err := s.svc.Archive(r.Context(), id)
