@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ func (s *Stock) Reserve(ctx context.Context, l Layout, b Batch) (Decided, error)
 	for i := range idx {
 		idx[i] = i
 	}
-	epoch, remaining, taken, perBucket, err := s.reserve(ctx, l, b, idx, out)
+	epoch, remaining, taken, perBucket, err := s.reserve(ctx, l, b, idx, out, -1)
 	first := Decided{Epoch: epoch, Remaining: remaining, Taken: taken, Decisions: out}
 	if err != nil || l.n() == 1 {
 		return first, err
@@ -72,19 +73,29 @@ func (s *Stock) Reserve(ctx context.Context, l Layout, b Batch) (Decided, error)
 			return first, nil // the first answers stand
 		}
 	}
-	e2, rem2, taken2, _, err := s.reserve(ctx, l, b, retry, out)
-	if err != nil || e2 != epoch {
+	// The retry decides into a copy: a retry that fails took back what it
+	// reserved (reserve), and its purchases keep their first answers.
+	again := slices.Clone(out)
+	_, rem2, taken2, _, err := s.reserve(ctx, l, b, retry, again, epoch)
+	if err != nil {
 		// The first round's reservations stand and must be committed, so
 		// a failed retry keeps its sold-out answers.
 		return first, nil
 	}
-	return Decided{Epoch: epoch, Remaining: rem2, Taken: max(taken, taken2), Decisions: out}, nil
+	return Decided{Epoch: epoch, Remaining: rem2, Taken: max(taken, taken2), Decisions: again}, nil
 }
 
 // reserve runs one round of Reserve over the purchases bt.Purchases[idx...],
 // writing their decisions into out, and returns the sale's remaining stock
-// and each bucket's.
-func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out []Decision) (epoch, remaining, taken int64, perBucket []int64, err error) {
+// and each bucket's. want, unless -1, is the epoch the round must be
+// decided in (a retry's: the first round's orders are committed under
+// it). A round that fails once its scripts ran (a bucket refused the batch
+// or had no state, the buckets disagree on the epoch) has first taken
+// back what the other buckets reserved for it: none of its orders will
+// be committed, and left in Redis their units stayed off sale, their keys
+// answering 503, until the leader found them never committed
+// (--cluster-confirm-after) and rebuilt the sale.
+func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out []Decision, want int64) (epoch, remaining, taken int64, perBucket []int64, err error) {
 	batch, ids, now, expires := bt.Purchases, bt.IDs, bt.Now, bt.Expires
 	nb := l.n()
 	groups := make([][]int, nb)
@@ -129,27 +140,31 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 	if err != nil {
 		return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
 	}
-	if s.staleHold(ctx, l, bt, cmds, which, groups) {
-		return 0, 0, 0, nil, ErrStaleHold
+	fail := func(err error) (int64, int64, int64, []int64, error) {
+		s.takeBack(ctx, l, bt, cmds, which, groups)
+		return 0, 0, 0, nil, err
+	}
+	if staleHold(cmds) {
+		return fail(ErrStaleHold)
 	}
 	perBucket = make([]int64, nb)
-	epoch = -1
+	epoch = want
 	for c, cmd := range cmds {
 		b, g := which[c], groups[which[c]]
 		res, err := cmd.Slice()
 		if err != nil {
-			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+			return fail(fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err))
 		}
 		if len(res) == 1 {
-			return 0, 0, 0, nil, ErrNoState
+			return fail(ErrNoState)
 		}
 		if len(res) != 4 {
-			return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %d replies, want 4", l.Sale, len(res))
+			return fail(fmt.Errorf("redis: reserve in sale %s: %d replies, want 4", l.Sale, len(res)))
 		}
 		codes, _ := res[3].(string)
 		e, _ := res[0].(int64)
 		if epoch >= 0 && e != epoch {
-			return 0, 0, 0, nil, ErrNoState // buckets of different epochs: a rebuild is under way
+			return fail(ErrNoState) // buckets of different epochs: a rebuild is under way
 		}
 		epoch = e
 		perBucket[b], _ = res[1].(int64)
@@ -162,19 +177,19 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 			}
 			codes = rest
 			if out[i], err = parseDecision(code); err != nil {
-				return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
+				return fail(fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err))
 			}
 		}
 	}
 	for b, cmd := range others {
 		v, err := cmd.Result()
 		if err != nil {
-			return 0, 0, 0, nil, fmt.Errorf("redis: remaining of sale %s: %w", l.Sale, err)
+			return fail(fmt.Errorf("redis: remaining of sale %s: %w", l.Sale, err))
 		}
 		rem, err1 := metaInt(v[0])
 		tot, err2 := metaInt(v[1])
 		if err1 != nil || err2 != nil {
-			return 0, 0, 0, nil, ErrNoState
+			return fail(ErrNoState)
 		}
 		perBucket[b] = rem
 		taken += tot
@@ -186,21 +201,22 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 }
 
 // staleHold reports whether a bucket refused the batch for its hold
-// ({-2}), having first taken back what the other buckets reserved for it:
-// ErrStaleHold means nothing was reserved, and the batch is decided again
-// under new ids, so those reservations would never be committed.
-func (s *Stock) staleHold(ctx context.Context, l Layout, bt Batch, cmds []*goredis.Cmd, which []int, groups [][]int) bool {
-	stale := false
+// ({-2}): nothing is to be reserved, and the batch is decided again under
+// new ids.
+func staleHold(cmds []*goredis.Cmd) bool {
 	for _, cmd := range cmds {
 		if res, err := cmd.Slice(); err == nil && len(res) == 1 {
 			if code, _ := res[0].(int64); code == -2 {
-				stale = true
+				return true
 			}
 		}
 	}
-	if !stale {
-		return false
-	}
+	return false
+}
+
+// takeBack takes back what the buckets of a failed round reserved
+// (unreserve.lua), whose orders will never be committed.
+func (s *Stock) takeBack(ctx context.Context, l Layout, bt Batch, cmds []*goredis.Cmd, which []int, groups [][]int) {
 	var keys [][]string
 	var args [][]any
 	for c, cmd := range cmds {
@@ -237,5 +253,4 @@ func (s *Stock) staleHold(ctx context.Context, l Layout, bt Batch, cmds []*gored
 		// that never reached PostgreSQL (--cluster-confirm-after).
 		_, _ = evalMany(ctx, s.c, unreserveScript, keys, args, nil)
 	}
-	return true
 }

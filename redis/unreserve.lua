@@ -1,7 +1,8 @@
--- Take back what reserve.lua reserved in one bucket for a batch that
--- another bucket refused with {-2} (its hold is not the batch's): the
--- batch is answered ErrStaleHold ("nothing was reserved") and decided
--- again, so none of its orders will ever be committed.
+-- Take back what reserve.lua reserved in one bucket for a batch whose
+-- round failed in another (reserve.go): refused with {-2} (its hold is not
+-- the batch's: ErrStaleHold, "nothing was reserved", decided again), {-1}
+-- (no state), or of another epoch (an install under way), so none of its
+-- orders will ever be committed.
 -- KEYS: meta, users, keys, orders, pending.
 -- ARGV: the pending member (the bucket's new ids joined by ','), then per
 -- order: id, user, quantity, user .. '\n' .. key ('' without a key).
