@@ -61,3 +61,46 @@ func TestBucketsMixedEpochBatchReservesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A batch one bucket's call fails for (on a Redis Cluster, the bucket's
+// master unreachable or timing out; here the call errs on a key of the
+// wrong type) is answered 503 whole, so the other buckets' calls, which
+// ran, must not keep what they reserved for it.
+func TestBucketsFailedBucketBatchReservesNothing(t *testing.T) {
+	ns := namespace(t)
+	s := openStore(t, ns, cluster.Config{Buckets: 2, Interval: time.Hour, NoExpiry: true})
+	defer s.Close()
+	sl := mustSale(t, s, "onefails", 10, 5)
+	ctx := context.Background()
+	rc := dialRedis(t)
+	bucket := func(b string) string { return ns + ":{" + sl.ID + "#" + b + "}:" }
+	if err := rc.Del(ctx, bucket("1")+"u").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Set(ctx, bucket("1")+"u", "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	u0, u1 := usersOfBucket("zero", 2, 0, 1)[0], usersOfBucket("one", 2, 1, 1)[0]
+	out, _, err := reserve(s, sl.ID,
+		surge.Purchase{UserID: u0, Quantity: 2, IdempotencyKey: "k0"},
+		surge.Purchase{UserID: u1, Quantity: 3, IdempotencyKey: "k1"})
+	if !surge.HasCode(err, surge.CodeUnavailable) {
+		t.Fatalf("batch with a bucket whose call fails: %+v, %v; want 503", out, err)
+	}
+	rem, err := rc.HGet(ctx, bucket("0")+"m", "rem").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := rc.ZCard(ctx, bucket("0")+"p").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rc.HLen(ctx, bucket("0")+"k").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rem != 5 || pending != 1 || keys != 1 {
+		t.Errorf("bucket 0 after a batch answered 503: %d units left, %d pending members, %d key fields; want 5, 1, 1 (the batch reserved nothing)",
+			rem, pending, keys)
+	}
+}

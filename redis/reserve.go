@@ -89,8 +89,9 @@ func (s *Stock) Reserve(ctx context.Context, l Layout, b Batch) (Decided, error)
 // writing their decisions into out, and returns the sale's remaining stock
 // and each bucket's. want, unless -1, is the epoch the round must be
 // decided in (a retry's: the first round's orders are committed under
-// it). A round that fails once its scripts ran (a bucket refused the batch
-// or had no state, the buckets disagree on the epoch) has first taken
+// it). A round that fails once its scripts ran (a bucket's call failed, a
+// bucket refused the batch or had no state, the buckets disagree on the
+// epoch) has first taken
 // back what the other buckets reserved for it: none of its orders will
 // be committed, and left in Redis their units stayed off sale, their keys
 // answering 503, until the leader found them never committed
@@ -137,12 +138,14 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 			}
 		})
 	}
-	if err != nil {
-		return 0, 0, 0, nil, fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err)
-	}
 	fail := func(err error) (int64, int64, int64, []int64, error) {
 		s.takeBack(ctx, l, bt, cmds, which, groups)
 		return 0, 0, 0, nil, err
+	}
+	if err != nil {
+		// The calls that answered ran (a bucket's master down, or timing
+		// out, fails its own call only): what they reserved is taken back.
+		return fail(fmt.Errorf("redis: reserve in sale %s: %w", l.Sale, err))
 	}
 	if staleHold(cmds) {
 		return fail(ErrStaleHold)
@@ -220,6 +223,9 @@ func (s *Stock) takeBack(ctx context.Context, l Layout, bt Batch, cmds []*goredi
 	var keys [][]string
 	var args [][]any
 	for c, cmd := range cmds {
+		if cmd == nil {
+			continue
+		}
 		res, err := cmd.Slice()
 		if err != nil || len(res) != 4 {
 			continue
