@@ -28,18 +28,15 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	// As serve reads it: --data-dir, then SURGE_DATA_DIR, then the file.
 	// A unit that keeps its settings in the file (the shipped systemd
 	// one) names its data directory nowhere else.
 	fromFile := ""
-	if _, inEnv := os.LookupEnv(envName("data-dir")); *config != "" && !inEnv && !fs.onCommandLine(args)["data-dir"] {
-		dir, ok, err := configDataDir(*config)
-		if err != nil {
-			return errUsage{"backup: --config: " + err.Error()}
-		}
-		if ok {
-			*dataDir, fromFile = dir, *config
-		}
+	set, err := configSettings(fs, args, *config, "data-dir")
+	if err != nil {
+		return errUsage{"backup: --config: " + err.Error()}
+	}
+	if dir, ok := set["data-dir"]; ok {
+		*dataDir, fromFile = dir, *config
 	}
 	if fs.NArg() > 0 {
 		return errUsage{fmt.Sprintf("backup: unexpected argument %q (run 'surge backup --help')", fs.Arg(0))}
@@ -84,17 +81,30 @@ func noDatabase(cmd string, fs *flagSet, args []string, dir, fromFile string, er
 	}
 }
 
-// configDataDir reads serve's configuration file at path as serve does
-// (a file serve would refuse is refused) and returns the data-dir it
-// names; ok is false when it names none.
-func configDataDir(path string) (dir string, ok bool, err error) {
-	c := newServeConfig()
-	fs := newFlagSet("serve", "", io.Discard)
-	c.register(fs)
-	set, err := applyFile(fs, path)
-	if err != nil {
-		return "", false, err
+// configSettings reads serve's configuration file at path as serve does
+// (a file serve would refuse is refused) and returns the values it gives
+// keys, serve's flag names, but only of those neither args (parsed by fs)
+// nor a SURGE_<NAME> variable sets: serve's order, the command line, then
+// the environment, then the file. A command run beside a server reads its
+// settings where the server does. path "" reads nothing.
+func configSettings(fs *flagSet, args []string, path string, keys ...string) (map[string]string, error) {
+	if path == "" {
+		return nil, nil
 	}
-	_, ok = set["data-dir"]
-	return c.dataDir, ok, nil
+	serve := newFlagSet("serve", "", io.Discard)
+	c := newServeConfig()
+	c.register(serve)
+	inFile, err := applyFile(serve, path)
+	if err != nil {
+		return nil, err
+	}
+	named := fs.onCommandLine(args)
+	set := map[string]string{}
+	for _, key := range keys {
+		v, ok := inFile[key]
+		if _, inEnv := os.LookupEnv(envName(key)); ok && !inEnv && !named[key] {
+			set[key] = v
+		}
+	}
+	return set, nil
 }

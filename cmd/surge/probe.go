@@ -27,11 +27,21 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func probeURL(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("probe", "surge probe [--url URL] [--timeout D]", stdout)
-	url := fs.String("url", healthURL(os.Getenv(envName("http-addr"))), "URL to GET; any 2xx answer is healthy (/readyz: ready for traffic); default: /healthz at serve's --http-addr as SURGE_HTTP_ADDR sets it")
+	fs := newFlagSet("probe", "surge probe [--url URL | --config FILE] [--timeout D]", stdout)
+	url := fs.String("url", healthURL(os.Getenv(envName("http-addr"))), "URL to GET; any 2xx answer is healthy (/readyz: ready for traffic); default: /healthz at serve's --http-addr as SURGE_HTTP_ADDR or the --config file sets it")
+	config := fs.String("config", "", "serve's configuration file: without --url, the http-addr it names is probed, unless SURGE_HTTP_ADDR gives one")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	set, err := configSettings(fs, args, *config, "http-addr")
+	if err != nil {
+		return errUsage{"probe: --config: " + err.Error()}
+	}
+	if _, urlEnv := os.LookupEnv(envName("url")); !urlEnv && !fs.onCommandLine(args)["url"] {
+		if addr, ok := set["http-addr"]; ok {
+			*url = healthURL(addr)
+		}
 	}
 	if fs.NArg() > 0 {
 		return errUsage{fmt.Sprintf("probe: unexpected argument %q (use --url)", fs.Arg(0))}

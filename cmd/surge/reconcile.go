@@ -40,17 +40,29 @@ func notCompared(err error) error {
 // settlement against the data directory (read-only, without its lock, so
 // also while serving) or, with --postgres-url, the cluster's PostgreSQL.
 func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("reconcile", "surge reconcile --settlement FILE.csv [--data-dir DIR | --postgres-url URL] [--json]", stdout)
+	fs := newFlagSet("reconcile", "surge reconcile --settlement FILE.csv [--data-dir DIR | --postgres-url URL | --config FILE] [--json]", stdout)
 	var (
-		settlement, dataDir, pgURL string
-		asJSON                     bool
+		settlement, dataDir, pgURL, config string
+		asJSON                             bool
 	)
 	fs.StringVar(&settlement, "settlement", "", "the provider's settlement file: CSV with a header row, then payment id, order id, amount, currency, status (required)")
 	fs.StringVar(&dataDir, "data-dir", "./surge-data", "embedded mode: the data directory, read-only (a running server may hold it)")
 	fs.StringVar(&pgURL, "postgres-url", "", "cluster mode: the PostgreSQL of the nodes (applies pending migrations, as a node would)")
+	fs.StringVar(&config, "config", "", "serve's configuration file: the data-dir or postgres-url it names is read, unless a flag or SURGE_* variable gives one")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	set, err := configSettings(fs, args, config, "data-dir", "postgres-url")
+	if err != nil {
+		return errUsage{"reconcile: --config: " + err.Error()}
+	}
+	fromFile := ""
+	if dir, ok := set["data-dir"]; ok {
+		dataDir, fromFile = dir, config
+	}
+	if url, ok := set["postgres-url"]; ok {
+		pgURL = url
 	}
 	if settlement == "" || fs.NArg() > 0 {
 		return errUsage{"reconcile: --settlement FILE.csv is required, and nothing else (run 'surge reconcile --help')"}
@@ -62,7 +74,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		// typed, it would report on a store not asked for, and look as
 		// final.
 		if fs.onCommandLine(args)["data-dir"] {
-			return errUsage{"reconcile: give --data-dir (embedded) or --postgres-url (cluster), not both (the URL may come from SURGE_POSTGRES_URL)"}
+			return errUsage{"reconcile: give --data-dir (embedded) or --postgres-url (cluster), not both (the URL may come from SURGE_POSTGRES_URL or the --config file)"}
 		}
 		// As surge serve parses it: a URL that does not parse is the
 		// command's mistake (exit 2), not a PostgreSQL that could not be
@@ -84,7 +96,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		// A missing database is the missing file of a usage error (exit
 		// 2), as in openSource, said here where the flags are known.
 		if _, err := os.Stat(filepath.Join(dataDir, sqlite.FileName)); errors.Is(err, os.ErrNotExist) {
-			return errUsage{noDatabase("reconcile", fs, args, dataDir, "", err)}
+			return errUsage{noDatabase("reconcile", fs, args, dataDir, fromFile, err)}
 		}
 	}
 	src, done, err := openSource(ctx, dataDir, pgURL)
