@@ -209,7 +209,7 @@ func (r *Relay) RunUntil(ctx, giveUp context.Context) {
 			sleep(ctx, retry)
 			retry = 0
 		}
-		r.refreshLag(ctx)
+		_ = r.refreshLag(ctx) // a failed read is the round's to report
 		if !r.ready {
 			if err := r.ensureStream(ctx); err != nil {
 				r.failed(err)
@@ -538,9 +538,9 @@ func covers(f, want []string) bool {
 // another node may still read the store and publish; it reports the true
 // age, lower, which is why the alert and the dashboard take the lowest
 // figure of the nodes.
-func (r *Relay) refreshLag(ctx context.Context) {
+func (r *Relay) refreshLag(ctx context.Context) error {
 	if r.cfg.Metrics == nil || time.Since(r.lagAt) < r.cfg.LagEvery {
-		return
+		return nil
 	}
 	r.lagAt = time.Now()
 	if r.known.IsZero() {
@@ -551,13 +551,26 @@ func (r *Relay) refreshLag(ctx context.Context) {
 		if ctx.Err() == nil { // not the relay stopping
 			r.cfg.Metrics.Backlog(r.lagN, r.known, time.Time{})
 		}
-		return // the round reports the failure
+		return err // the round reports the failure
 	}
 	r.known, r.lagN = r.lagAt, n
 	if n > 0 && oldest.Before(r.known) { // not when another node's clock runs ahead
 		r.known = oldest
 	}
 	r.cfg.Metrics.Backlog(n, r.known, r.lagAt.Add(2*(r.cfg.LagEvery+r.cfg.AckTimeout)))
+	return nil
+}
+
+// ReadFigures reads the backlog once, before RunUntil: a scrape of a node
+// that has just started then finds the figures of a read, not the 0 of
+// none, which a restart's or an upgrade's first scrape read with events
+// waiting, resetting the delayed-events alert's for: window. A read that
+// fails, or outlasts ctx, counts the age on from now, as a failed read in
+// RunUntil does.
+func (r *Relay) ReadFigures(ctx context.Context) {
+	if err := r.refreshLag(ctx); err != nil && ctx.Err() != nil {
+		r.cfg.Metrics.Backlog(r.lagN, r.known, time.Time{})
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

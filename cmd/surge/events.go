@@ -37,6 +37,12 @@ func startRelay(url, nodeName string, leaseTTL time.Duration, store surge.Store,
 		nc.Close()
 		return nil, err
 	}
+	// The first figures before the listener serves (startRelay runs
+	// before it): a store that hangs delays the start by no more than
+	// this, and its age then counts on from the start.
+	first, cancelFirst := context.WithTimeout(context.Background(), 2*time.Second)
+	r.ReadFigures(first)
+	cancelFirst()
 	ctx, cancel := context.WithCancel(context.Background())
 	giveUp, giveUpNow := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
