@@ -11,14 +11,17 @@ type SalePatch struct {
 	PerUserLimit *int64 // applies to purchases decided after the change
 	// EndsAt is the new end; the zero time means no end (the API's null).
 	// A time at or before now ends the sale at once.
-	EndsAt      *time.Time
+	EndsAt *time.Time
+	// EndNow ends the sale at the server's present (the API's "now"),
+	// whatever the operator's clock reads; the engine sets EndsAt to it.
+	EndNow      bool
 	HoldSeconds *int64 // applies to reservations made after the change
 }
 
 // Empty reports whether p changes nothing.
 func (p SalePatch) Empty() bool {
 	return p.Paused == nil && p.Name == nil && p.Stock == nil && p.PerUserLimit == nil &&
-		p.EndsAt == nil && p.HoldSeconds == nil
+		p.EndsAt == nil && !p.EndNow && p.HoldSeconds == nil
 }
 
 // Apply returns the sale with p applied at now, checked by the rules
@@ -104,5 +107,5 @@ func (s Sale) Apply(p SalePatch, sold int64, now time.Time) (Sale, error) {
 // stock, limit, end, or the hold the reservations made from now on get),
 // as opposed to the name only.
 func (p SalePatch) Steers() bool {
-	return p.Paused != nil || p.Stock != nil || p.PerUserLimit != nil || p.EndsAt != nil || p.HoldSeconds != nil
+	return p.Paused != nil || p.Stock != nil || p.PerUserLimit != nil || p.EndsAt != nil || p.EndNow || p.HoldSeconds != nil
 }

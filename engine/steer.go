@@ -37,6 +37,11 @@ func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (
 	if s == nil {
 		return SaleState{}, surge.ErrSaleNotFound
 	}
+	if p.EndNow {
+		// This server's clock, which decides purchases, not the
+		// operator's: one running ahead left the sale live until then.
+		p.EndsAt, p.EndNow = new(e.cfg.Now()), false
+	}
 	if p.Empty() {
 		return e.state(s), nil
 	}

@@ -78,7 +78,14 @@ func decodeSalePatch(body []byte) (surge.SalePatch, error) {
 		} else {
 			var v string
 			if err := json.Unmarshal(raw.EndsAt, &v); err != nil {
-				return p, fmt.Errorf(`field "ends_at" must be an RFC 3339 time such as 2026-11-23T10:00:00Z, or null for no end`)
+				return p, fmt.Errorf(`field "ends_at" must be an RFC 3339 time such as 2026-11-23T10:00:00Z, "now", or null for no end`)
+			}
+			if v == "now" {
+				// Ended at the server's present (surge sale end): a time
+				// the caller computed ends it late by as much as the
+				// caller's clock runs ahead.
+				p.EndNow = true
+				return p, nil
 			}
 			t, err := parseTimeField("ends_at", &v)
 			if err != nil {

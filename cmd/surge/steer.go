@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -14,8 +16,8 @@ import (
 )
 
 // saleSteer runs surge sale pause|resume|end|update ID: one PATCH
-// /v1/sales/{id}, printing the changed sale. end sets ends_at to the
-// present (this machine's clock); update sends only the flags given.
+// /v1/sales/{id}, printing the changed sale. end sets ends_at to "now",
+// the server's present; update sends only the flags given.
 func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer) error {
 	synopsis := "surge sale " + verb + " ID [flags]"
 	if verb == "update" {
@@ -55,7 +57,9 @@ func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer
 	case "resume":
 		p.Paused = new(false)
 	case "end":
-		p.EndsAt = new(api.EndsAt(api.FormatTime(time.Now())))
+		// The server's clock, which decides purchases: this machine's,
+		// running ahead, left the sale live until it read that late.
+		p.EndsAt = new(api.EndsAt("now"))
 	case "update":
 		// Only the flags given are sent: a zero the server refuses is
 		// told apart from a field left as it is. A field's SURGE_*
@@ -103,7 +107,14 @@ func saleSteer(ctx context.Context, verb string, args []string, stdout io.Writer
 	if err := checkServer("sale "+verb, *server); err != nil {
 		return err
 	}
-	s, err := client.New(*server, *token).UpdateSale(ctx, id, p)
+	c := client.New(*server, *token)
+	s, err := c.UpdateSale(ctx, id, p)
+	if ae := (*client.APIError)(nil); verb == "end" && errors.As(err, &ae) && ae.Status == http.StatusBadRequest && strings.Contains(ae.Message, "RFC 3339") {
+		// A server older than "now" (a cluster being upgraded): this
+		// machine's clock, as before.
+		p.EndsAt = new(api.EndsAt(api.FormatTime(time.Now())))
+		s, err = c.UpdateSale(ctx, id, p)
+	}
 	if err != nil {
 		return publicListener(ctx, *server, *token, err)
 	}
