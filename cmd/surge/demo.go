@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/bench"
 )
 
@@ -39,8 +40,17 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return errUsage{fmt.Sprintf("demo: unexpected argument %q (run 'surge demo --help')", fs.Arg(0))}
 	}
-	if stock < 1 || users < 1 || limit < 1 || peakFor < 100*time.Millisecond {
-		return errUsage{"demo: --stock, --users and --per-user-limit must be positive and --spike at least 100ms"}
+	// Checked before a server starts, naming the flag at fault: the
+	// server's and bench's refusals would name their own fields.
+	switch {
+	case stock < 1 || stock > surge.MaxStock:
+		return errUsage{fmt.Sprintf("demo: --stock %d must be between 1 and %d", stock, surge.MaxStock)}
+	case users < 1:
+		return errUsage{fmt.Sprintf("demo: --users %d must be positive", users)}
+	case limit < 1 || limit > stock:
+		return errUsage{fmt.Sprintf("demo: --per-user-limit %d must be between 1 and --stock %d", limit, stock)}
+	case peakFor < 100*time.Millisecond:
+		return errUsage{fmt.Sprintf("demo: --spike %v must be at least 100ms", peakFor)}
 	}
 	log, _, err := newLogger(stderr, logLevel, "text")
 	if err != nil {
