@@ -269,6 +269,7 @@ func TestSpecScenario(t *testing.T) {
 	wantCode(do("POST", "/v1/sales/ending/purchases", "", user("carol"), 409), "ended")
 	wantCode(do("POST", "/v1/sales/queued-end/queue", "", user("carol"), 409), "ended")
 	wantCode(do("POST", "/v1/sales/shoes/archive", "", admin, 409), "not_archivable")
+	do("PATCH", "/v1/sales/ending", `{"ends_at":"now"}`, admin, 200) // ended: keeps its end
 	wantCode(bad("POST", "/v1/sales/shoes/archive", `{"force":true}`, admin, 400), "invalid_request")
 	do("POST", "/v1/sales/ending/archive", "", admin, 200)
 	do("POST", "/v1/sales/ending/archive", "", admin, 200)
