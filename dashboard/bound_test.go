@@ -6,13 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/surgehq/surge"
-	"github.com/surgehq/surge/engine"
-	"github.com/surgehq/surge/metrics"
-	"github.com/surgehq/surge/sqlite"
-	"github.com/surgehq/surge/version"
 )
 
 // TestBoundKeepsSalesInPlay: over the bound, the page kept sales with
@@ -22,21 +16,7 @@ import (
 // still in play (live, paused, upcoming) are kept before ended ones.
 func TestBoundKeepsSalesInPlay(t *testing.T) {
 	ctx := context.Background()
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.Open(ctx, st, engine.Config{Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(); st.Close() })
-	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
+	eng, reg := engineWithFigures(t)
 
 	create := func(id string, startsAt *time.Time) {
 		t.Helper()

@@ -20,21 +20,7 @@ import (
 // the feed gives each sale's status as GET /v1/sales/{id} reports it.
 func TestSaleStatusFollowsTheSale(t *testing.T) {
 	ctx := context.Background()
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, version.Info{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.Open(ctx, st, engine.Config{Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(); st.Close() })
-	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
+	eng, reg := engineWithFigures(t)
 	_, srv := newTestServer(t, Config{Gatherer: reg, Interval: 20 * time.Millisecond})
 
 	create := func(id string, stock int64, startsAt *time.Time) {
@@ -87,4 +73,26 @@ func TestSaleStatusFollowsTheSale(t *testing.T) {
 	for id, want := range map[string]string{"soon": "upcoming", "live": "live", "paused": "paused", "ended": "ended", "gone": "sold_out"} {
 		wantStatus(id, want)
 	}
+}
+
+// engineWithFigures opens the real engine over a real SQLite store, its
+// sales' figures in reg as /metrics serves them to the page.
+func engineWithFigures(t *testing.T) (*engine.Engine, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, version.Info{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{NoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.Open(context.Background(), st, engine.Config{Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); st.Close() })
+	reg.MustRegister(metrics.NewSaleCollector(eng.SaleFigures))
+	return eng, reg
 }
