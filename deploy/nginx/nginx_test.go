@@ -462,9 +462,7 @@ func TestEdgePurchaseNotResent(t *testing.T) {
 		return n
 	}
 
-	if err := e.procs["b"].Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stopProc(t, e.procs["b"])
 	stopped := true
 	defer func() {
 		if stopped {
@@ -543,9 +541,7 @@ func TestEdgeOwnErrorsInSurgeShape(t *testing.T) {
 	}{
 		{"nodes too slow", func(t *testing.T) {
 			for id, p := range e.procs {
-				if err := p.Signal(syscall.SIGSTOP); err != nil {
-					t.Fatal(err)
-				}
+				stopProc(t, p)
 				t.Cleanup(func() { _ = e.procs[id].Signal(syscall.SIGCONT) })
 			}
 		}, []string{"/v1/sales/gone"}, http.StatusGatewayTimeout},
@@ -623,5 +619,40 @@ func TestEdgeNativeGRPC(t *testing.T) {
 	}
 	if seen != 1 {
 		t.Errorf("the nodes logged %d gRPC purchases from 127.0.0.2 (X-Forwarded-For), want 1", seen)
+	}
+}
+
+// stopProc stops p with SIGSTOP and waits until every thread of it is
+// stopped: kill(2) returns once the signal is queued, and on a loaded
+// machine a thread of the node answered a request through the edge after
+// that (CI, 2026-12-07: 404 in 2 ms where the test wanted the edge's 504).
+func stopProc(t *testing.T, p *os.Process) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	tasks := fmt.Sprintf("/proc/%d/task", p.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		ids, err := os.ReadDir(tasks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := 0
+		for _, id := range ids {
+			b, err := os.ReadFile(filepath.Join(tasks, id.Name(), "stat"))
+			if err != nil {
+				continue // the thread ended
+			}
+			// The state follows the command's closing parenthesis.
+			if i := strings.LastIndexByte(string(b), ')'); i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				running++
+			}
+		}
+		if running == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d: %d threads still running 10 s after SIGSTOP", p.Pid, running)
+		}
 	}
 }
