@@ -283,14 +283,15 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 	return resp.Header, nil
 }
 
-// notJSON is the error of a success answer that says it is not JSON: a
-// proxy's page (a sign-in form a redirect led to, a captive portal) in
-// place of the API's answer. Decoded, it would be a JSON syntax error
-// naming neither the page nor where it came from. An answer with no
-// Content-Type is decoded; so is JSON a line (the export's NDJSON).
+// notJSON is the error of a success answer that is a page: a proxy's
+// (a sign-in form a redirect led to, a captive portal) in place of the
+// API's answer. Decoded, it would be a JSON syntax error naming neither
+// the page nor where it came from. Only HTML is refused: a server or
+// proxy that sends JSON without saying so (net/http then labels it
+// text/plain) is still decoded.
 func (c *Client) notJSON(cl *call, resp *http.Response) error {
 	return c.notA(cl, resp, "the API's JSON", func(mt string) bool {
-		return mt == "application/json" || mt == "application/x-ndjson" || strings.HasSuffix(mt, "+json")
+		return mt != "text/html" && mt != "application/xhtml+xml"
 	})
 }
 
