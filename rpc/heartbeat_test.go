@@ -88,24 +88,7 @@ func heartbeatServer(t *testing.T, beat time.Duration) (base string) {
 	}
 	g := rpc.New(eng, rpc.Config{Logger: log, WatchTick: 10 * time.Millisecond, WatchHeartbeat: beat})
 	api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: api, Protocols: &p, WriteTimeout: 30 * time.Second}
-	srv.RegisterOnShutdown(g.Close)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		eng.Close()
-		st.Close()
-	})
-	return "http://" + ln.Addr().String()
+	return serveH2C(t, api, g.Close, func() { eng.Close(); st.Close() }, false)
 }
 
 // TestWatchSaleHeartbeatKeepsIdleStreamOpen: a WatchSale stream of a sale
