@@ -1,34 +1,15 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/servicetest"
 )
-
-// lockedBuffer is a bytes.Buffer a logger and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSteerLogSaysNoEnd: the line a change of a sale logs says a sale
 // without an end has none, not that it ends in year 1 (the zero time), and
@@ -44,7 +25,7 @@ func TestSteerLogSaysNoEnd(t *testing.T) {
 		{"end set", surge.SalePatch{EndsAt: ptr(time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC))}, "ends_at=2031-01-02T03:04:05.000Z"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs servicetest.Log
 			cfg := testConfig(fixedClock())
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 				if a.Value.Kind() == slog.KindTime {

@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -15,30 +14,6 @@ import (
 	"github.com/surgehq/surge/outbox"
 	"github.com/surgehq/surge/servicetest"
 )
-
-// syncBuffer is a log sink the relay's goroutine writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-func (w *syncBuffer) count(s string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Count(w.b.String(), s)
-}
 
 // gated holds every removal of published events until open is closed.
 type gated struct {
@@ -62,7 +37,7 @@ func TestRelayOutageDuringDrainLogged(t *testing.T) {
 	proxy := servicetest.NewProxy(t, strings.TrimPrefix(servicetest.NATSURL(), "nats://"))
 	createSale(t, s, "a", 1000)
 	g := &gated{Outbox: s, open: make(chan struct{})}
-	logs := &syncBuffer{}
+	logs := &servicetest.Log{}
 	conn, err := outbox.Connect("nats://"+proxy.Addr, "relay-test")
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +61,7 @@ func TestRelayOutageDuringDrainLogged(t *testing.T) {
 	waitFor(t, "the relay to create its stream", func() bool { _, err := js.Stream(t.Context(), stream); return err == nil })
 	proxy.Cut()
 	orders := reserve(t, s, "a", "u", 200, 50)
-	waitFor(t, "the first outage to be logged", func() bool { return logs.count(stopped) == 1 })
+	waitFor(t, "the first outage to be logged", func() bool { return strings.Count(logs.String(), stopped) == 1 })
 	proxy.Restore()
 	// The drain starts, and stalls on removals held by the gate: events
 	// landed, the outbox is far from empty.
@@ -102,11 +77,11 @@ func TestRelayOutageDuringDrainLogged(t *testing.T) {
 }
 
 // within waits up to 10 s for msg to have been logged n times.
-func within(t *testing.T, logs *syncBuffer, msg string, n int) {
+func within(t *testing.T, logs *servicetest.Log, msg string, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); logs.count(msg) < n; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), msg) < n; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%q logged %d times within 10 s, want %d, the outbox still draining after an outage:\n%s", msg, logs.count(msg), n, logs)
+			t.Fatalf("%q logged %d times within 10 s, want %d, the outbox still draining after an outage:\n%s", msg, strings.Count(logs.String(), msg), n, logs)
 		}
 	}
 }

@@ -1,14 +1,12 @@
 package rpc_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +17,9 @@ import (
 	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
 	surgehttp "github.com/surgehq/surge/http"
 	"github.com/surgehq/surge/rpc"
+	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/sqlite"
 )
-
-// lockedBuffer is a log sink the server writes while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // A gRPC call is answered HTTP 200 whether it succeeds or fails: its
 // code is the grpc-status trailer. The access log's line of a failed call
@@ -58,7 +39,7 @@ func TestAccessLogShowsGRPCStatus(t *testing.T) {
 	t.Cleanup(func() { eng.Close(); st.Close() })
 	g := rpc.New(eng, rpc.Config{Logger: discard})
 	api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: discard, Mount: g.Mount})
-	var logs lockedBuffer
+	var logs servicetest.Log
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	srv := httptest.NewUnstartedServer(surgehttp.Requests(api, surgehttp.RequestOptions{Logger: log, AccessLog: true}))
 	var p http.Protocols

@@ -3,13 +3,11 @@
 package sqlite_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/internal/logrepeat"
+	"github.com/surgehq/surge/servicetest"
 	"github.com/surgehq/surge/sqlite"
 )
 
@@ -64,7 +63,7 @@ func TestNoSealAfterAFailedAdminWrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			var logged lockedBuffer
+			var logged servicetest.Log
 			s, err := sqlite.Open(t.Context(), dir, sqlite.Options{NoExpiry: true, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -112,7 +111,7 @@ func TestNoSealAfterAFailedAdminWrite(t *testing.T) {
 // before, a failing disk wrote one "expire holds" ERROR a second for as
 // long as it failed.
 func TestExpiryFailureLoggedOnce(t *testing.T) {
-	var logged lockedBuffer
+	var logged servicetest.Log
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	var due atomic.Bool // the hold is over once the disk refuses writes
 	now := func() time.Time {
@@ -144,22 +143,4 @@ func TestExpiryFailureLoggedOnce(t *testing.T) {
 	if !strings.Contains(out, "expiry of holds succeeds again") {
 		t.Errorf("no recovery line after the disk took writes again:\n%s", out)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer a logger and a test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
