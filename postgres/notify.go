@@ -2,9 +2,26 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+)
+
+// The listening connection only reads, so a path to PostgreSQL that went
+// half-open (a NAT or firewall that forgot the connection, a balancer or
+// pooler whose server vanished, a host gone without a FIN or RST) gives
+// it no error: it waited for ever, and the node heard of no change again
+// until it restarted. After listenIdle without a notification it pings
+// PostgreSQL, and a ping without an answer within listenPingWait drops
+// the connection for a new one, whose fn("") re-reads what was missed.
+const (
+	listenIdle     = 5 * time.Second
+	listenPingWait = 5 * time.Second
+	// listenConnectWait bounds connecting and LISTEN: a new connection
+	// may meet the same dead path.
+	listenConnectWait = 10 * time.Second
 )
 
 // Notify tells every node that a sale was created or got units back.
@@ -31,22 +48,55 @@ func (d *DB) Listen(ctx context.Context, fn func(saleID string)) {
 }
 
 func (d *DB) listen(ctx context.Context, fn func(string)) error {
-	pc, err := d.pool.Acquire(ctx)
+	conn, err := d.listenConn(ctx)
 	if err != nil {
 		return err
 	}
-	// The connection ends in LISTEN state; it must not go back to the pool.
-	conn := pc.Hijack()
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
-		return err
-	}
+	defer closeListening(ctx, conn)
+	// Listening from here on: what changed before is re-read.
 	fn("")
 	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
+		wctx, cancel := context.WithTimeout(ctx, listenIdle)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			fn(n.Payload)
+			continue
+		case ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) || conn.IsClosed():
 			return err
 		}
-		fn(n.Payload)
+		// Silent for listenIdle: is PostgreSQL still there? A notification
+		// that arrives during the ping is kept for the next wait.
+		pctx, cancel := context.WithTimeout(ctx, listenPingWait)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("postgres: the listening connection's ping: %w", err)
+		}
 	}
+}
+
+// listenConn opens a connection of its own (it ends in LISTEN state, no
+// use to the pool) and listens on the channel.
+func (d *DB) listenConn(ctx context.Context) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, listenConnectWait)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
+		closeListening(ctx, conn)
+		return nil, err
+	}
+	return conn, nil
+}
+
+// closeListening closes conn within a second: on a dead path its goodbye
+// may not get through.
+func closeListening(ctx context.Context, conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
 }

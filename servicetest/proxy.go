@@ -25,6 +25,8 @@ type Proxy struct {
 	// dropping: Blackhole's; dropped counts the bytes it swallowed.
 	dropping bool
 	dropped  int64
+	// stranded: Strand's, the connections whose bytes it drops for good.
+	stranded map[net.Conn]bool
 	// rate: Throttle's, bytes a second from the target to each client (0:
 	// as fast as they come).
 	rate int64
@@ -38,7 +40,8 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{t: t, Addr: ln.Addr().String(), target: target, conns: make(map[net.Conn]struct{}), gate: make(chan struct{})}
+	p := &Proxy{t: t, Addr: ln.Addr().String(), target: target, conns: make(map[net.Conn]struct{}), gate: make(chan struct{}),
+		stranded: make(map[net.Conn]bool)}
 	close(p.gate)
 	p.serve(ln)
 	t.Cleanup(p.Cut)
@@ -94,7 +97,7 @@ func (p *Proxy) copy(dst, src net.Conn, down bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			gate, drop, rate := p.gate, p.dropping, p.rate
+			gate, drop, rate := p.gate, p.dropping || p.stranded[src], p.rate
 			if drop {
 				p.dropped += int64(n)
 			}
@@ -174,6 +177,19 @@ func (p *Proxy) Blackhole() {
 	p.dropping = true
 }
 
+// Strand drops, for good, every byte read from here on of the connections
+// open now, both ways, and closes nothing; new connections carry on: each
+// open connection went half-open (a NAT or firewall that forgot it, a
+// balancer whose backend vanished) while the network itself still works.
+// Resume does not end it.
+func (p *Proxy) Strand() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		p.stranded[c] = true
+	}
+}
+
 // Dropped is how many bytes Blackhole has dropped, both ways.
 func (p *Proxy) Dropped() int64 {
 	p.mu.Lock()
@@ -201,6 +217,7 @@ func (p *Proxy) Cut() {
 		c.Close()
 	}
 	clear(p.conns)
+	clear(p.stranded)
 	p.resume() // held bytes meet closed connections, and their copies end
 }
 
