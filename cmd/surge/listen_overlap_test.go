@@ -14,8 +14,9 @@ import (
 // accepted by --print-config (and so by a reload's check) and failed the
 // start only once it listened, with exit status 1 and "listen on ADDR:
 // address already in use", naming no flag, after the data directory was
-// created. Each pair is refused as a bad setting naming both flags; port 0
-// (a free port each) stays allowed.
+// created. Each pair is refused as a bad setting naming both flags, also
+// when one names the host the other gives by address (localhost and
+// 127.0.0.1); port 0 (a free port each) stays allowed.
 func TestListenAddrsDistinct(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
@@ -36,6 +37,9 @@ func TestListenAddrsDistinct(t *testing.T) {
 		{"debug on http", []string{"--http-addr", addr, "--debug-addr", addr}, "--debug-addr", "--http-addr", 2},
 		{"debug on admin", []string{"--http-addr", "127.0.0.1:0", "--admin-addr", addr, "--debug-addr", addr}, "--debug-addr", "--admin-addr", 2},
 		{"admin on every address of http's port", []string{"--http-addr", ":" + port, "--admin-addr", addr}, "--admin-addr", "--http-addr", 2},
+		// localhost is 127.0.0.1 here (/etc/hosts), and the start's listen
+		// on it takes that address.
+		{"admin on http by its name", []string{"--http-addr", "localhost:" + port, "--admin-addr", addr}, "--admin-addr", "--http-addr", 2},
 		{"each a free port", []string{"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0"}, "", "", 0},
 	} {
 		for _, check := range []bool{true, false} {

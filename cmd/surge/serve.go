@@ -533,8 +533,9 @@ func checkListenAddr(addr string) error {
 // listenOverlap reports whether listening on a and on b (both accepted
 // by checkListenAddr) would take the same socket: the same port, not 0,
 // and the same host, or one of them every address (no host, 0.0.0.0 or
-// ::) that holds the other. A host name is taken as one of this
-// machine's addresses, which it must be to be listened on.
+// ::) that holds the other. A host name is taken as the address the
+// start would listen on (listenIP), or, when it does not resolve, as one of
+// this machine's addresses, which it must be to be listened on.
 func listenOverlap(a, b string) bool {
 	ha, pa, _ := net.SplitHostPort(a)
 	hb, pb, _ := net.SplitHostPort(b)
@@ -546,12 +547,39 @@ func listenOverlap(a, b string) bool {
 	if strings.EqualFold(ha, hb) {
 		return true
 	}
-	ipA, ipB := net.ParseIP(ha), net.ParseIP(hb)
+	ipA, ipB := listenIP(ha), listenIP(hb)
 	if ipA != nil && ipB != nil && ipA.Equal(ipB) {
 		return true
 	}
 	return covers(ha, ipB) || covers(hb, ipA)
 }
+
+// listenIP is the address a listener on host takes: host when it is an
+// address, else the one of the name's that the start's listen takes (its
+// first IPv4 address, else its first): localhost:8080 and 127.0.0.1:8080
+// are one socket. nil for no host, or a name that does not resolve within
+// lookupWait (the start finds that out).
+func listenIP(host string) net.IP {
+	if ip := net.ParseIP(host); ip != nil || host == "" {
+		return ip
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupWait)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil || len(addrs) == 0 {
+		return nil
+	}
+	for _, a := range addrs {
+		if ip := a.IP.To4(); ip != nil {
+			return ip
+		}
+	}
+	return addrs[0].IP
+}
+
+// lookupWait bounds listenIP's lookup of a name: a reload's check must
+// not hang on a DNS server that does not answer.
+const lookupWait = time.Second
 
 // covers reports whether a listener on host (every address when it is
 // unspecified) takes the address ip, or a host name when ip is nil. Go
