@@ -1,7 +1,9 @@
 // Package commithook runs a function inside the next SQLite commit of the
 // process, before it is written: the tests of the embedded store and of
 // the API stall a commit there, as a disk that stops answering would, or
-// end a request's context while it commits.
+// end a request's context while it commits. It can also make the next
+// commit fail after its rows were written into the transaction, as a
+// COMMIT the disk refuses does (RefuseNext).
 //
 // The state is a package variable because the driver's connection hooks
 // are process-wide (modernc.org/sqlite.RegisterConnectionHook): one hook,
@@ -17,6 +19,7 @@ import (
 
 var (
 	next      atomic.Pointer[func()]
+	refuse    atomic.Bool
 	installed sync.Once
 )
 
@@ -28,6 +31,11 @@ func Install() {
 			c.(driver.HookRegisterer).RegisterCommitHook(func() int32 {
 				if f := next.Swap(nil); f != nil {
 					(*f)()
+				}
+				if refuse.Swap(false) {
+					// Non-zero: SQLite rolls the transaction back and
+					// the COMMIT fails (SQLITE_CONSTRAINT_COMMITHOOK).
+					return 1
 				}
 				return 0
 			})
@@ -45,3 +53,7 @@ func OnNext(f func()) {
 	}
 	next.Store(&f)
 }
+
+// RefuseNext makes the next commit on a hooked connection fail, rolled
+// back whole; false takes back a refusal that has not happened yet.
+func RefuseNext(on bool) { refuse.Store(on) }
