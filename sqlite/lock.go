@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -83,6 +84,12 @@ const lockPoll = 5 * time.Millisecond
 // given up after a deadline, and the poll costs the handover at most
 // lockPoll.
 func lockDir(ctx context.Context, dir string, wait time.Duration) (*dirLock, error) {
+	if !canFlock {
+		// Unlocked, a second process on the directory would sell the
+		// units this one sells: refused rather than served unguarded.
+		return nil, fmt.Errorf("sqlite: %w: cannot lock the data directory %s on %s (no flock(2)), and without its lock a second surge process could serve it too and sell the same units; run surge on Linux or another Unix",
+			errors.ErrUnsupported, dir, runtime.GOOS)
+	}
 	path := filepath.Join(dir, LockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {

@@ -12,8 +12,9 @@ const canFlock = false
 
 var errWouldBlock = errors.New("would block")
 
-// flock is a no-op where flock(2) does not exist: the data directory is
-// not locked there (Surge is built and tested on Linux).
+// flock is a no-op where flock(2) does not exist (Surge is built and
+// tested on Linux). The data directory's lock does not rely on it:
+// lockDir refuses to open a store there (canFlock).
 func flock(*os.File) error { return nil }
 
 func funlock(*os.File) error { return nil }
