@@ -231,8 +231,11 @@ type Reserver interface {
 	// Reserve decides every purchase of the batch against the sale's rules
 	// (window, stock, per-user limit, idempotency) in order, and commits
 	// all reservations at once. out[i] answers batch[i]; remaining is the
-	// stock left after the batch. An error means nothing of the batch was
-	// committed. A key answers its first reservation forever (a replay),
+	// stock left after the batch. An error means nothing of the batch holds
+	// stock in the running process; a commit whose outcome the disk decided
+	// after the error (synced, then refused) may still be found after a
+	// crash, which is why a buyer retries with the same key: it replays.
+	// A key answers its first reservation forever (a replay),
 	// or CodeIdempotencyMismatch when reused with another quantity.
 	Reserve(ctx context.Context, saleID string, batch []Purchase, now time.Time) (out []Outcome, remaining int64, err error)
 	// Remaining is the sale's unreserved stock.
