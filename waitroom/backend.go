@@ -44,6 +44,10 @@ var (
 	// ErrDropped: the queue was dropped (its sale archived) and takes
 	// nobody again.
 	ErrDropped = errors.New("waitroom: the queue was dropped with its archived sale")
+	// ErrMoved: the in-memory queues were handed to a new process
+	// (Memory.Export), which places buyers from then on; a place given
+	// here after the copy would be unknown there.
+	ErrMoved = errors.New("waitroom: the queues were handed over to a new process")
 )
 
 // Backend stores queues. The in-memory one serves a single process; a
@@ -103,10 +107,11 @@ const DefaultMaxEntries = 1_000_000
 // the entry, its slot and the map's overhead; measured), so a full queue
 // of the default size takes about 130 MB. Queues live as long as the
 // process (or until dropped): a restart empties them, and the new queues'
-// epochs void the
-// tickets of the old one.
+// epochs void the tickets of the old one. An upgrade hands them to the new
+// process instead (Export, Import), epochs and all.
 type Memory struct {
 	max    atomic.Int64 // SetMaxEntries changes it
+	moved  atomic.Bool  // Export ran: set under mu, read under a queue's mu
 	mu     sync.Mutex
 	queues map[string]*memQueue
 	// dropped are the sales whose queues were dropped: a few bytes per
@@ -153,21 +158,33 @@ func (m *Memory) queue(saleID string, create bool) *memQueue {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	q := m.queues[saleID]
-	if _, dropped := m.dropped[saleID]; q == nil && create && !dropped {
-		// Draws must be unpredictable, or a bot could pick the accounts
-		// that win: ChaCha8 keyed from the system's CSPRNG.
-		var seed [40]byte          // the draw's key, then the epoch: tickets show the epoch
-		_, _ = crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+)
-		q = &memQueue{epoch: max(binary.LittleEndian.Uint64(seed[32:]), 1), users: make(map[string]Entry), last: -1,
-			rng: rand.New(rand.NewChaCha8([32]byte(seed[:32])))}
+	if _, dropped := m.dropped[saleID]; q == nil && create && !dropped && !m.moved.Load() {
+		q = newMemQueue(0)
 		m.queues[saleID] = q
 	}
 	return q
 }
 
+// newMemQueue is an empty queue of the given epoch (0: a random one).
+func newMemQueue(epoch uint64) *memQueue {
+	// Draws must be unpredictable, or a bot could pick the accounts
+	// that win: ChaCha8 keyed from the system's CSPRNG.
+	var seed [40]byte          // the draw's key, then the epoch: tickets show the epoch
+	_, _ = crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+)
+	if epoch == 0 {
+		epoch = max(binary.LittleEndian.Uint64(seed[32:]), 1)
+	}
+	return &memQueue{epoch: epoch, users: make(map[string]Entry), last: -1,
+		rng: rand.New(rand.NewChaCha8([32]byte(seed[:32])))}
+}
+
 // Drop implements Backend.
 func (m *Memory) Drop(_ context.Context, saleID string) error {
 	m.mu.Lock()
+	if m.moved.Load() {
+		m.mu.Unlock()
+		return ErrMoved
+	}
 	delete(m.queues, saleID)
 	m.dropped[saleID] = struct{}{}
 	m.mu.Unlock()
@@ -177,11 +194,17 @@ func (m *Memory) Drop(_ context.Context, saleID string) error {
 // Join implements Backend.
 func (m *Memory) Join(_ context.Context, q Queue, userID string, now time.Time) (Entry, bool, error) {
 	mq := m.queue(q.SaleID, true)
+	if mq == nil && m.moved.Load() {
+		return Entry{}, false, ErrMoved
+	}
 	if mq == nil {
 		return Entry{}, false, ErrDropped
 	}
 	mq.mu.Lock()
 	defer mq.mu.Unlock()
+	if m.moved.Load() {
+		return Entry{}, false, ErrMoved
+	}
 	mq.drawIfDue(q, now)
 	if e, ok := mq.users[userID]; ok {
 		return e, false, nil
@@ -247,6 +270,10 @@ func (m *Memory) Lookup(_ context.Context, q Queue, userID string, now time.Time
 	}
 	mq.mu.Lock()
 	defer mq.mu.Unlock()
+	if m.moved.Load() && q.Lottery && !mq.drawn && !now.Before(q.Schedule.Start) {
+		// A draw made here would be lost: the new process draws.
+		return Entry{}, ErrMoved
+	}
 	mq.drawIfDue(q, now)
 	e, ok := mq.users[userID]
 	if !ok {

@@ -22,6 +22,10 @@ type Config struct {
 	// bytes. Every node serving a sale must share it, and tickets stay
 	// valid across restarts only if it does.
 	Secret []byte
+	// Previous are keys whose tickets still verify, never used to sign:
+	// the generated key of the process an upgrade replaced, when this one
+	// was given a secret. Each at least MinSecretLen bytes.
+	Previous [][]byte
 	// Backend holds the queues; nil is NewMemory(DefaultMaxEntries).
 	Backend Backend
 	// Now is the clock; nil is time.Now.
@@ -40,13 +44,20 @@ func New(cfg Config) (*Room, error) {
 	if len(cfg.Secret) < MinSecretLen {
 		return nil, fmt.Errorf("waitroom: the ticket secret must be at least %d bytes, got %d", MinSecretLen, len(cfg.Secret))
 	}
+	prev := make([][]byte, 0, len(cfg.Previous))
+	for _, k := range cfg.Previous {
+		if len(k) < MinSecretLen {
+			return nil, fmt.Errorf("waitroom: a previous ticket key must be at least %d bytes, got %d", MinSecretLen, len(k))
+		}
+		prev = append(prev, append([]byte(nil), k...))
+	}
 	if cfg.Backend == nil {
 		cfg.Backend = NewMemory(DefaultMaxEntries)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Room{backend: cfg.Backend, signer: signer{key: append([]byte(nil), cfg.Secret...)}, now: cfg.Now}, nil
+	return &Room{backend: cfg.Backend, signer: signer{key: append([]byte(nil), cfg.Secret...), previous: prev}, now: cfg.Now}, nil
 }
 
 // Buyer-visible states of an entry.

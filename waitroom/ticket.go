@@ -57,14 +57,29 @@ type ticket struct {
 	Epoch          uint64 // the queue's epoch when the ticket was issued
 }
 
-// signer signs and verifies tickets with one HMAC key.
-type signer struct{ key []byte }
+// signer signs tickets with one HMAC key and verifies them with it or
+// with one of the previous keys.
+type signer struct {
+	key      []byte
+	previous [][]byte
+}
 
-func (s signer) mac(payload []byte) []byte {
-	m := hmac.New(sha256.New, s.key)
+func (s signer) mac(payload []byte) []byte { return macWith(s.key, payload) }
+
+func macWith(key, payload []byte) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write(ticketDomain)
 	m.Write(payload)
 	return m.Sum(nil)
+}
+
+// verifies reports whether sum is payload's MAC under a key of s.
+func (s signer) verifies(payload, sum []byte) bool {
+	ok := hmac.Equal(sum, s.mac(payload))
+	for _, k := range s.previous {
+		ok = hmac.Equal(sum, macWith(k, payload)) || ok
+	}
+	return ok
 }
 
 func (s signer) sign(t ticket) string {
@@ -101,7 +116,7 @@ func (s signer) parse(text string) (ticket, error) {
 		return ticket{}, errMalformed
 	}
 	payload, sum := b[:len(b)-macSize], b[len(b)-macSize:]
-	if !hmac.Equal(sum, s.mac(payload)) {
+	if !s.verifies(payload, sum) {
 		return ticket{}, errForged
 	}
 	// Signed by this key, so written by sign; the checks below guard

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -36,6 +37,9 @@ type backend struct {
 	// noSecret is the warning logged when no --waiting-room-secret is set:
 	// tickets then verify only in this process.
 	noSecret string
+	// roomKeys are the ticket keys the old process of an embedded upgrade
+	// handed over with its waiting rooms (takeRooms).
+	roomKeys roomKeys
 }
 
 // openBackend opens the embedded store, or the cluster store when the
@@ -81,9 +85,14 @@ func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel tel
 	if c.handover.upgrading() {
 		log.Info("upgrade: the store is open", "since_old_told_to_go", time.Since(start))
 	}
+	// Holding the data directory: the old process of an upgrade has
+	// written its rooms by now (rooms.go).
+	queues := waitroom.NewMemory(c.roomMaxEntries)
+	keys := takeRooms(c.dataDir, c.handover.oldPID(), queues, log)
 	return &backend{
 		store:    st,
-		queues:   waitroom.NewMemory(c.roomMaxEntries),
+		queues:   queues,
+		roomKeys: keys,
 		inFlight: 1, // the embedded store serialises a sale's batches anyway
 		ready:    st.Ready,
 		noSecret: "waiting-room tickets are signed with a random per-process key: they become invalid on restart and on other nodes; configure a shared secret",
@@ -127,24 +136,38 @@ func (c serveConfig) openCluster(ctx context.Context, log *slog.Logger, tel tele
 }
 
 // waitingRoom builds the waiting room over the backend's queues. Without
-// a secret, tickets are signed with a random per-process key. The engine
-// checks the tickets the API hands out, so both get this one room.
+// a secret, tickets are signed with a random per-process key, or with the
+// one the old process of an upgrade handed over. The engine checks the
+// tickets the API hands out, so both get this one room. hand are the keys
+// this process hands to the next one of an upgrade.
 //
 // warn logs, once, that tickets die with the process when no secret was
 // given; the node calls it only once a sale has a waiting room, so that a
 // newcomer's first screen is not a warning about a feature they have not
 // used. It does nothing when a secret was given.
-func (c serveConfig) waitingRoom(b *backend, log *slog.Logger) (room *waitroom.Room, warn func(), err error) {
+func (c serveConfig) waitingRoom(b *backend, log *slog.Logger) (room *waitroom.Room, warn func(), hand roomKeys, err error) {
 	secret := []byte(c.roomSecret)
+	handed := b.roomKeys
 	warn = func() {}
-	if len(secret) == 0 {
+	hand.Previous = handed.Previous
+	switch {
+	case len(secret) == 0 && handed.Key != nil:
+		secret = handed.Key
+	case len(secret) == 0:
 		secret = make([]byte, waitroom.MinSecretLen)
 		_, _ = rand.Read(secret)
+	case handed.Key != nil && !bytes.Equal(handed.Key, secret):
+		// Given a secret now: the tickets of the old process, signed
+		// with the key it generated, still verify.
+		hand.Previous = append(hand.Previous, handed.Key)
+	}
+	if len(c.roomSecret) == 0 {
+		hand.Key = secret
 		warn = sync.OnceFunc(func() { log.Warn(b.noSecret) })
 	}
-	room, err = waitroom.New(waitroom.Config{Secret: secret, Backend: b.queues})
+	room, err = waitroom.New(waitroom.Config{Secret: secret, Previous: hand.Previous, Backend: b.queues})
 	if err != nil {
-		return nil, nil, errUsage{"serve: --waiting-room-secret: " + err.Error()}
+		return nil, nil, roomKeys{}, errUsage{"serve: --waiting-room-secret: " + err.Error()}
 	}
-	return room, warn, nil
+	return room, warn, hand, nil
 }

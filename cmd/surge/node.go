@@ -59,6 +59,8 @@ type server struct {
 	api                 *surgehttp.Server
 	room                *waitroom.Room
 	queues              waitroom.Backend
+	roomKeys            roomKeys    // the generated ticket keys an embedded upgrade hands over with the rooms (rooms.go)
+	handingOver         atomic.Bool // a new process took over: shutdown leaves it the rooms
 	requests            []observedListener
 	ipRate, adminIPRate *admission.Keyed
 	remote              *surgehttp.RemoteJWKS // --jwks-url's set, kept across reloads
@@ -256,7 +258,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	store := b.store
 	undo = append(undo, func() { store.Close() })
-	room, warnRoom, err := c.waitingRoom(b, log)
+	room, warnRoom, roomKeys, err := c.waitingRoom(b, log)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +290,7 @@ func startServer(ctx context.Context, c serveConfig, log *slog.Logger) (*server,
 	}
 	undo = append(undo, func() { eng.Close() })
 	s := &server{store: store, eng: eng, log: log, errc: make(chan error, 1), tracing: tp, lns: lns,
-		room: room, queues: b.queues, ipRate: lim.http.IP, adminIPRate: lim.http.AdminIP, buyerRate: buyerRate, saleRate: saleRate, shed: shed, remote: buyer.Remote, warnRoom: warnRoom}
+		room: room, queues: b.queues, roomKeys: roomKeys, ipRate: lim.http.IP, adminIPRate: lim.http.AdminIP, buyerRate: buyerRate, saleRate: saleRate, shed: shed, remote: buyer.Remote, warnRoom: warnRoom}
 	s.cfg.Store(&c)
 	s.open.write, s.adminOpen.write, s.debugOpen.write = c.timeouts.write, c.timeouts.write, c.timeouts.write
 	if s.reloads, err = metrics.NewConfigReloads(reg, time.Now()); err != nil {
@@ -419,6 +421,7 @@ func (s *server) shutdown(timeout time.Duration) error {
 		s.debug.Close()
 	}
 	closeEngine(ctx, s.eng, s.store, s.log)
+	s.handRoomsOver()
 	s.stopWatch(ctx)
 	s.buyerRate.close(ctx)
 	s.saleRate.close(ctx)
@@ -431,6 +434,19 @@ func (s *server) shutdown(timeout time.Duration) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// handRoomsOver leaves the embedded waiting rooms to the new process of
+// an upgrade: once no request is served and the engine is closed (no
+// purchase's ticket check is left), and before the store releases the
+// data directory, which the new process waits for before it reads them.
+// Cluster mode's rooms are in Redis already.
+func (s *server) handRoomsOver() {
+	mem, ok := s.queues.(*waitroom.Memory)
+	if !ok || !s.handingOver.Load() {
+		return
+	}
+	handRooms(s.config().dataDir, mem, s.roomKeys, s.log)
 }
 
 // closeEngine closes the engine within ctx, the shutdown's deadline, when

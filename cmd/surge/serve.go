@@ -301,6 +301,7 @@ wait:
 			// No drain delay: the listening sockets stay open in the new
 			// process, so a load balancer has nothing to notice.
 			log.Info("upgrade: a new process took over the listeners; draining in-flight requests")
+			srv.handingOver.Store(true)
 			handOver()
 			break wait
 		case <-ctx.Done():

@@ -66,6 +66,10 @@ type handover struct {
 	readyErr  error
 	told      atomic.Bool            // ready told the old process to go
 	token     atomic.Pointer[string] // see handToken
+	// parent is the old process of the upgrade that started this one,
+	// read at start: once it has exited, os.Getppid names whoever
+	// adopted this process.
+	parent int
 }
 
 // newHandover takes over SIGUSR2 when ctx is the process's own
@@ -82,13 +86,25 @@ func newHandover(ctx context.Context, pidFile string, log *slog.Logger) (*handov
 	// Before anything else: SIGUSR2's default action kills the process.
 	signal.Notify(h.sig, syscall.SIGUSR2)
 	if upg.HasParent() {
-		log.Info("upgrade: this process takes over from its parent", "pid", os.Getpid(), "parent", os.Getppid())
+		// The old process waits for this one to be ready: it is the
+		// parent still.
+		h.parent = os.Getppid()
+		log.Info("upgrade: this process takes over from its parent", "pid", os.Getpid(), "parent", h.parent)
 	}
 	return h, nil
 }
 
 // upgrading says whether this process is the new one of an upgrade.
 func (h *handover) upgrading() bool { return h != nil && h.upg.HasParent() }
+
+// oldPID is the old process of the upgrade that started this one; 0 if
+// this process is no upgrade's.
+func (h *handover) oldPID() int {
+	if !h.upgrading() {
+		return 0
+	}
+	return h.parent
+}
 
 // lockWait is how long the store waits for the data directory: in an
 // upgrade, as long as the old process may take to drain and close.
