@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,6 +58,13 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 	removeLeftovers(filepath.Dir(to), filepath.Base(to))
 	tmp, err := lockedTemp(filepath.Dir(to), filepath.Base(to))
 	if err != nil {
+		// A directory this user may not write (a root-owned /backups),
+		// or a read-only filesystem: the operator gave to, not the
+		// temporary name the refusal is about.
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Op == "open" {
+			return BackupInfo{}, fmt.Errorf("sqlite: backup: %s: cannot create a file in its directory %s: %w", to, filepath.Dir(to), pe.Err)
+		}
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
 	}
 	// VACUUM INTO wants a missing or empty file; the name was only
