@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	driver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // BackupInfo describes a backup Backup wrote.
@@ -100,6 +103,12 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 		return err
 	})
 	if err != nil {
+		if copyUnwritten(err) {
+			// The source is only read: a write that failed is the
+			// copy's, on to's disk, which the operator must free or
+			// change (the data directory's may have room to spare).
+			return BackupInfo{}, fmt.Errorf("sqlite: backup: cannot write %s (its disk is full, or fails): %w; no backup was written", to, err)
+		}
 		return BackupInfo{}, fmt.Errorf("sqlite: backup of %s: %w", src, err)
 	}
 	info, err := checkBackup(ctx, tmpPath)
@@ -127,6 +136,22 @@ func Backup(ctx context.Context, dir, to string) (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	return info, nil
+}
+
+// copyUnwritten reports whether err, VACUUM INTO's, is SQLite's failure
+// to write the copy: a full disk (SQLITE_FULL, ENOSPC) or a write, sync or
+// truncate the disk refused. The source is read, never written, so these
+// are the copy's.
+func copyUnwritten(err error) bool {
+	var se *driver.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_WRITE, sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_TRUNCATE:
+		return true
+	}
+	return se.Code()&0xff == sqlite3.SQLITE_FULL
 }
 
 // noHardLinks reports whether err, os.Link's of a file the caller made,

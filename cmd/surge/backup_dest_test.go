@@ -102,6 +102,29 @@ func TestBackupToReadOnlyFilesystemNamesIt(t *testing.T) {
 	backupFailsNamingTo(t, to, "read-only file system", code, stdout, stderr)
 }
 
+// TestBackupToFullDiskNamesIt: a backup whose disk filled up while SQLite
+// wrote the copy said "backup of /var/lib/surge/surge.db: database or disk
+// is full", naming the served database, whose disk has room, and not the
+// file and disk that were full.
+func TestBackupToFullDiskNamesIt(t *testing.T) {
+	dataDir := newDataDir(t)
+	fi, err := os.Stat(filepath.Join(dataDir, "surge.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room for a part of the copy only (tmpfs counts whole pages).
+	disk := smallDisk(t, "16k")
+	if fi.Size() <= 16<<10 {
+		t.Fatalf("the database holds %d bytes: it would fit on the small disk", fi.Size())
+	}
+	to := filepath.Join(disk, "surge.db")
+	code, stdout, stderr := runCLI(t.Context(), "backup", "--data-dir", dataDir, "--to", to)
+	backupFailsNamingTo(t, to, "full", code, stdout, stderr)
+	if strings.Contains(stderr, dataDir) {
+		t.Errorf("the full backup disk is told as the data directory's: %q", stderr)
+	}
+}
+
 // copyFile copies from to a new file to with mode perm.
 func copyFile(t *testing.T, from, to string, perm os.FileMode) {
 	t.Helper()
