@@ -3,9 +3,11 @@ package redis
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -15,6 +17,25 @@ import (
 var gcraSrc string
 
 var gcraScript = goredis.NewScript(gcraSrc)
+
+// ErrKeyRefused marks a rate limit report in which Redis answered every
+// failed key's call with a refusal of what that key holds (a key of
+// another type, a value the script cannot read). Redis itself is up: no
+// outage for a circuit breaker to count, or one buyer's key, in every
+// report while he buys, would take Redis away from every purchase.
+var ErrKeyRefused = errors.New("refused by Redis for what the key holds")
+
+// keyRefused reports whether err is Redis refusing one call for what its
+// key holds, as opposed to Redis down, busy, loading, out of memory or
+// read-only, which fail every key's call, and every purchase, alike.
+func keyRefused(err error) bool {
+	var re goredis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "WRONGTYPE ") || strings.HasPrefix(msg, "ERR user_script:")
+}
 
 // Limit is a rate limit shared by every node, kept in Redis with GCRA: one
 // key per limited id holding its theoretical arrival time. Nodes report
@@ -63,6 +84,7 @@ func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]t
 		blocked map[string]time.Duration
 		failed  int
 		first   error
+		refused = true // every failed call was Redis refusing its key
 	)
 	for i, cmd := range cmds {
 		k := names[i]
@@ -71,6 +93,7 @@ func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]t
 			if failed++; first == nil {
 				first = cerr
 			}
+			refused = refused && keyRefused(cerr)
 			continue
 		}
 		if ms > 0 {
@@ -81,6 +104,8 @@ func (l *Limit) Spend(ctx context.Context, spent map[string]int64) (map[string]t
 		}
 	}
 	switch {
+	case failed > 0 && refused:
+		return blocked, fmt.Errorf("redis: rate limit: %d of %d keys %w: %w", failed, len(names), ErrKeyRefused, first)
 	case failed > 0:
 		return blocked, fmt.Errorf("redis: rate limit: %d of %d keys unanswered: %w", failed, len(names), first)
 	case err != nil: // no command to tell (the script could not be loaded)
