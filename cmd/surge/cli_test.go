@@ -486,3 +486,25 @@ func TestSaleUpdateHelpEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestTopHelpEnvClaim: `surge --help` said "Every flag can also be set as
+// an environment variable SURGE_<NAME>", but sale update refuses its
+// fields' variables (TestSaleUpdateHelpEnv): an operator who set
+// SURGE_STOCK for an update, as the top help told, got a refusal. The top
+// help says which command's help tells the exceptions.
+func TestTopHelpEnvClaim(t *testing.T) {
+	t.Setenv("SURGE_STOCK", "5")
+	code, _, stderr := runCLI(cancelled(), "sale", "update", "s1", "--name", "n", "--server", "http://127.0.0.1:1")
+	if code != 2 || !strings.Contains(stderr, "SURGE_STOCK") {
+		t.Fatalf("sale update with SURGE_STOCK set: %d, %q; want the variable refused (exit 2)", code, stderr)
+	}
+	_, stdout, _ := runCLI(cancelled(), "--help")
+	if strings.Contains(stdout, "Every flag can also") {
+		t.Errorf("surge --help says every flag is settable from the environment, which sale update refuses for SURGE_STOCK:\n%s", stdout)
+	}
+	for _, w := range []string{"SURGE_<NAME>", "SURGE_HTTP_ADDR", "--help"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("surge --help lacks %q:\n%s", w, stdout)
+		}
+	}
+}

@@ -38,8 +38,9 @@ Usage:
   surge probe [--url URL]      health check: exit 0 when URL (default /healthz) answers 2xx
   surge version                print the version, commit and Go version
 
-Run 'surge help COMMAND' or 'surge COMMAND --help' for the flags of a command. Every flag can also be
-set as an environment variable SURGE_<NAME>, e.g. SURGE_HTTP_ADDR.
+Run 'surge help COMMAND' or 'surge COMMAND --help' for the flags of a command. Flags can also be set as
+environment variables SURGE_<NAME>, e.g. SURGE_HTTP_ADDR, except where a command's --help says otherwise
+(sale update takes the sale's fields only as flags).
 `
 
 func main() {
