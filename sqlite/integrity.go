@@ -417,17 +417,30 @@ func checkPresent(dir, path string, mark int64) error {
 		return nil
 	}
 	fi, err := os.Stat(path)
+	var state string
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("sqlite: %w: %s is missing but %s recorded %d confirmed changes; restore the database, or remove %s to start an empty store",
-			ErrBehind, path, filepath.Join(dir, MarkName), mark, filepath.Join(dir, MarkName))
+		state = "missing"
 	case err != nil:
 		return fmt.Errorf("sqlite: %w", err)
 	case fi.Size() == 0:
-		return fmt.Errorf("sqlite: %w: %s is empty but %s recorded %d confirmed changes; restore the database, or remove %s to start an empty store",
-			ErrBehind, path, filepath.Join(dir, MarkName), mark, filepath.Join(dir, MarkName))
+		state = "empty"
+	default:
+		return nil
 	}
-	return nil
+	markPath := filepath.Join(dir, MarkName)
+	// The WAL left beside it holds every commit since the last checkpoint.
+	// SQLite deletes the WAL of a missing or empty database when it opens
+	// it, and applies it to any other database put in its place: either
+	// plain advice would lose those commits.
+	if w, err := os.Stat(path + "-wal"); err == nil && w.Size() > 0 {
+		return fmt.Errorf("sqlite: %w: %s is %s but %s recorded %d confirmed changes, and %s-wal beside it (%d bytes) holds the commits not yet copied into it: "+
+			"put back the %s this WAL belongs to (moved or renamed), which recovers them; only to restore a backup or to start an empty store, "+
+			"first move %s-wal and %s-shm aside (SQLite would delete the WAL, or apply it to the restored file), then restore it, or remove %s",
+			ErrBehind, path, state, markPath, mark, path, w.Size(), FileName, path, path, markPath)
+	}
+	return fmt.Errorf("sqlite: %w: %s is %s but %s recorded %d confirmed changes; restore the database, or remove %s to start an empty store",
+		ErrBehind, path, state, markPath, mark, markPath)
 }
 
 // checkSale refuses a stored sale Surge could not have created.
