@@ -206,3 +206,47 @@ func TestFailingDiskShowsInMetrics(t *testing.T) {
 	t.Fatalf("the store's commits fail (the disk refuses writes, purchases answered 503), yet /metrics has no surge_store_commit_failures_total: " +
 		"nothing a Prometheus alert can see says the store is failing")
 }
+
+// TestStoreFailuresRiseWithoutTraffic: alert SurgeStoreCommitsFailing
+// fires when surge_store_commit_failures_total rises in every minute for 2
+// minutes. It must do so for a node nobody sends purchases or readiness
+// probes to (a quiet hour; no load balancer or Kubernetes asking /readyz):
+// the node checks its store itself every second, and each check of a
+// store whose last commit failed tries a commit, so the counter rises with
+// no request at all. (A regression test: it held when written.)
+func TestStoreFailuresRiseWithoutTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	const token = "disk-quiet-admin-token"
+	p := startProc(t, t.TempDir(), token)
+	saleID := createSale(t, p.base, token, 1000, 1)
+	refuseWrites(t, p.cmd.Process.Pid, true)
+	if code := buyStatus(t, p.base, saleID, "full"); code != http.StatusServiceUnavailable {
+		t.Fatalf("purchase while the disk refuses writes: %d, want 503", code)
+	}
+	failures := func() float64 {
+		t.Helper()
+		code, body := get(t, p.base+"/metrics", token)
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d %s", code, body)
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, "surge_store_commit_failures_total "); ok {
+				n, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%q: %v", line, err)
+				}
+				return n
+			}
+		}
+		t.Fatal("/metrics has no surge_store_commit_failures_total")
+		return 0
+	}
+	before := failures()
+	time.Sleep(4 * time.Second) // no purchase, no /readyz
+	if after := failures(); after < before+2 {
+		t.Errorf("surge_store_commit_failures_total went from %v to %v in 4 s without traffic while the store cannot commit; "+
+			"the alert would not fire for a quiet node", before, after)
+	}
+}
