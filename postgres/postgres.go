@@ -58,20 +58,26 @@ type Options struct {
 	// now on every change writes its event to the outbox. A node that
 	// relays them sets it; without any such node nothing would read them.
 	Events bool
-	// Existing opens only a database that already holds Surge's schema
-	// (its migrations table): a reader such as surge reconcile must not
-	// create Surge's tables in a database that was never Surge's (a
-	// wrong URL); ErrNoSchema then. An older version's schema is still
-	// migrated, as a node would.
-	Existing bool
+	// ReadOnly opens only a database that already holds Surge's schema
+	// at this build's version, and changes nothing in it: a reader such
+	// as surge reconcile must not create Surge's tables in a database
+	// that was never Surge's (a wrong URL: ErrNoSchema), nor migrate a
+	// serving cluster's schema from under its nodes (an older node would
+	// then refuse to start on it): a schema of another version is
+	// ErrSchemaVersion.
+	ReadOnly bool
 	// Logger, when set, hears of a migration that waits for tables
 	// another session holds (Open tries it again until ctx ends).
 	Logger *slog.Logger
 }
 
-// ErrNoSchema: Options.Existing, and the database (its search_path) holds
+// ErrNoSchema: Options.ReadOnly, and the database (its search_path) holds
 // no Surge schema.
 var ErrNoSchema = errors.New("postgres: the database holds no Surge data (no surge_schema_version table in its search_path)")
+
+// ErrSchemaVersion: Options.ReadOnly, and the database's schema is of
+// another version than this build's (the message says which).
+var ErrSchemaVersion = errors.New("postgres: the database's schema is not this version's")
 
 // DB is the durable half of the cluster store.
 type DB struct {
@@ -212,9 +218,9 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	}
 	var waitStart, waitLogged time.Time
 	for {
-		err = migrateSchema(ctx, mcfg, after, opt.Schema, opt.Existing)
+		err = migrateSchema(ctx, mcfg, after, opt.Schema, opt.ReadOnly)
 		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "08P01" && strings.Contains(pgErr.Message, "startup parameter") {
-			err = migrateSchema(ctx, cfg.ConnConfig.Copy(), cfg.AfterConnect, opt.Schema, opt.Existing)
+			err = migrateSchema(ctx, cfg.ConnConfig.Copy(), cfg.AfterConnect, opt.Schema, opt.ReadOnly)
 		}
 		// A migration that could not lock a table at once (a long read
 		// holds it) rolled back: try again, until ctx ends.
@@ -296,7 +302,7 @@ func idleTimeoutSet(params map[string]string) bool {
 	return strings.Contains(strings.ReplaceAll(params["options"], "-", "_"), name)
 }
 
-func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, after func(context.Context, *pgx.Conn) error, schema string, existing bool) error {
+func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, after func(context.Context, *pgx.Conn) error, schema string, readOnly bool) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
@@ -307,14 +313,8 @@ func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, after func(context.
 			return fmt.Errorf("postgres: connect: %w", err)
 		}
 	}
-	if existing {
-		var found bool
-		if err := conn.QueryRow(ctx, `SELECT to_regclass('surge_schema_version') IS NOT NULL`).Scan(&found); err != nil {
-			return fmt.Errorf("postgres: look for Surge's schema: %w", err)
-		}
-		if !found {
-			return ErrNoSchema
-		}
+	if readOnly {
+		return checkSchema(ctx, conn)
 	}
 	if schema != "" {
 		// IF NOT EXISTS is not safe against a concurrent CREATE: nodes
@@ -345,6 +345,40 @@ func migrateSchema(ctx context.Context, cfg *pgx.ConnConfig, after func(context.
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// checkSchema refuses, changing nothing, a database without Surge's schema
+// (ErrNoSchema) or whose schema is of another version than this build's
+// migrations (ErrSchemaVersion): Options.ReadOnly.
+func checkSchema(ctx context.Context, conn *pgx.Conn) error {
+	var found bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('surge_schema_version') IS NOT NULL`).Scan(&found); err != nil {
+		return fmt.Errorf("postgres: look for Surge's schema: %w", err)
+	}
+	if !found {
+		return ErrNoSchema
+	}
+	var version int32
+	if err := conn.QueryRow(ctx, `SELECT version FROM surge_schema_version`).Scan(&version); err != nil {
+		return fmt.Errorf("postgres: read the schema's version: %w", err)
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	files, err := migrate.FindMigrations(sub)
+	if err != nil {
+		return fmt.Errorf("postgres: list migrations: %w", err)
+	}
+	switch latest := int32(len(files)); {
+	case version < latest:
+		return fmt.Errorf("%w: it is at version %d, this version's is %d; a node of this version migrates it when it starts (this command changes nothing)",
+			ErrSchemaVersion, version, latest)
+	case version > latest:
+		return fmt.Errorf("%w: it is at version %d, newer than this version's %d: use the surge of the nodes that migrated it",
+			ErrSchemaVersion, version, latest)
 	}
 	return nil
 }

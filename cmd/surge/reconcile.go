@@ -47,7 +47,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	)
 	fs.StringVar(&settlement, "settlement", "", "the provider's settlement file: CSV with a header row, then payment id, order id, amount, currency, status (required)")
 	fs.StringVar(&dataDir, "data-dir", "./surge-data", "embedded mode: the data directory, read-only (a running server may hold it)")
-	fs.StringVar(&pgURL, "postgres-url", "", "cluster mode: the PostgreSQL of the nodes (applies pending migrations, as a node would)")
+	fs.StringVar(&pgURL, "postgres-url", "", "cluster mode: the PostgreSQL of the nodes, read-only (its schema must be this version's)")
 	fs.StringVar(&config, "config", "", "serve's configuration file: the data-dir or postgres-url it names is read, unless a flag or SURGE_* variable gives one")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if err := fs.parse(args); err != nil {
@@ -136,7 +136,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 func openSource(ctx context.Context, dataDir, pgURL string) (reconcile.Source, func(), error) {
 	if pgURL != "" {
-		db, err := postgres.Open(ctx, pgURL, postgres.Options{MaxConns: 2, Existing: true})
+		db, err := postgres.Open(ctx, pgURL, postgres.Options{MaxConns: 2, ReadOnly: true})
 		if errors.Is(err, postgres.ErrNoSchema) {
 			// As a data directory without a database: nothing to compare
 			// (and nothing created there), a usage error, not exit 1.
