@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -137,11 +138,14 @@ func (r Row) digits() int {
 
 // parseAmount reads minor units, or a decimal in major units with at most
 // digits places (the currency's minor unit); zeros beyond them are
-// accepted ("1000.00" yen).
+// accepted ("1000.00" yen). Only the forms docs/payments.md gives: ASCII
+// digits, with at most one point between digits. A sign ("+12", "-0") or
+// a bare fraction (".5") is another format's, whose next line may not
+// read as it means (a signed ledger's "-12.00", a refund).
 func parseAmount(s string, digits int) (int64, error) {
 	whole, frac, dec := strings.Cut(s, ".")
-	if dec && frac == "" {
-		return 0, fmt.Errorf("amount %q: a decimal point must be followed by digits", s)
+	if !decimalDigits(whole) || dec && !decimalDigits(frac) {
+		return 0, fmt.Errorf("amount %q is not digits of a non-negative amount: minor units (12999) or a decimal in major units (129.99), with no sign", s)
 	}
 	if trimmed := strings.TrimRight(frac, "0"); len(frac) > digits {
 		if len(trimmed) > digits {
@@ -153,10 +157,21 @@ func parseAmount(s string, digits int) (int64, error) {
 		frac += strings.Repeat("0", digits-len(frac))
 	}
 	n, err := strconv.ParseInt(whole+frac, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("amount %q is not a non-negative amount", s)
+	if err != nil {
+		// Digits only: the one failure left is the range.
+		return 0, fmt.Errorf("amount %q is over the largest amount, %s", s, strings.TrimSpace(surge.FormatMinorUnits(math.MaxInt64, digits, "")))
 	}
 	return n, nil
+}
+
+// decimalDigits reports whether s is one or more ASCII digits.
+func decimalDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func parseStatus(s string) (Status, error) {

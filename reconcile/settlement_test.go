@@ -102,6 +102,42 @@ func TestReadSettlementCurrencyDecimals(t *testing.T) {
 	}
 }
 
+// TestReadSettlementAmountForms: docs/payments.md, "The amount is minor
+// units (12999) or a decimal in major units with at most as many places
+// as the currency's minor unit". "12." is refused (a decimal point must be
+// followed by digits), "-1" too; "+12", ".5" and "-0" were read (12, 50,
+// 0): forms the docs do not describe, from a file in another format (a
+// signed ledger: "+12.00" taken, "-12.00" given back) read as far as its
+// first refund. Each is refused naming what an amount is; the forms the
+// docs give still read.
+func TestReadSettlementAmountForms(t *testing.T) {
+	const header = "payment id,order id,amount,currency,status\n"
+	for _, amount := range []string{"+12", "+12.00", ".5", "+.5", "-0", "-0.00", "1.+5", "1.-5", "0x10", "1_000", "1e3"} {
+		rows, err := ReadSettlement(strings.NewReader(header + "p1,o1," + amount + ",EUR,paid\n"))
+		if err == nil {
+			t.Errorf("amount %q: read as %d minor units; want it refused", amount, rows[0].AmountCents)
+			continue
+		}
+		if !strings.Contains(err.Error(), strconv.Quote(amount)) || !strings.Contains(err.Error(), "digits") {
+			t.Errorf("amount %q: refused with %q; want the amount named and what an amount is (digits)", amount, err)
+		}
+	}
+	for amount, want := range map[string]int64{"12999": 12999, "129.99": 12999, "0.05": 5, "0": 0, "0.00": 0, "007": 7, "12.5": 1250,
+		"92233720368547758.07": 9223372036854775807} {
+		rows, err := ReadSettlement(strings.NewReader(header + "p1,o1," + amount + ",EUR,paid\n"))
+		if err != nil || rows[0].AmountCents != want {
+			t.Errorf("amount %q: read %+v, %v; want %d minor units", amount, rows, err, want)
+		}
+	}
+	// Digits past int64: refused as too large, not as "not a non-negative amount".
+	for _, amount := range []string{"92233720368547758.08", "9223372036854775808"} {
+		_, err := ReadSettlement(strings.NewReader(header + "p1,o1," + amount + ",EUR,paid\n"))
+		if err == nil || !strings.Contains(err.Error(), "over the largest amount, 92233720368547758.07") {
+			t.Errorf("amount %q: %v; want it refused as over the largest amount, 92233720368547758.07", amount, err)
+		}
+	}
+}
+
 // FuzzReadSettlement: any file either reads, or fails with a message that
 // says so; what it reads has a payment id, ids and currency in plain text,
 // an amount not below zero and a known status, and written back as CSV in
