@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -144,7 +145,7 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 	strange := map[string]int64{}
 	for _, row := range rows {
 		if _, ok := payments[row.PaymentID]; !ok && row.Status == Refunded && row.OrderID != "" {
-			strange[row.OrderID] += row.AmountCents
+			strange[row.OrderID] = capped(strange[row.OrderID], row.AmountCents)
 		}
 	}
 	// back is what of payment p, owed back, is given back: the refunds
@@ -154,7 +155,7 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 	// hold leaves the money taken there, still owed.
 	back := func(p surge.Payment) int64 {
 		if taken[p.ID] && !givenBack[p.ID] {
-			return min(refunded[p.ID], held[p.ID]+strange[p.OrderID])
+			return min(refunded[p.ID], capped(held[p.ID], strange[p.OrderID]))
 		}
 		return refunded[p.ID]
 	}
@@ -272,6 +273,16 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 	}
 	slices.SortStableFunc(rep.Mismatches, func(a, b Mismatch) int { return strings.Compare(a.Kind, b.Kind) })
 	return rep, nil
+}
+
+// capped adds two amounts, neither negative, at most math.MaxInt64: a
+// settlement's lines add up to what they like, and a sum wrapped negative
+// would count money given back as none.
+func capped(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // rank orders a payment's settlement lines: taken, given back, failed.
