@@ -203,6 +203,24 @@ func TestSpecScenario(t *testing.T) {
 	hook(ev, signature(ev), 200)
 	ev = event("evt_5", "payment.succeeded", "o_00000000000000000000000000", 1000)
 	wantCode(hook(ev, signature(ev), 404), "order_not_found")
+	// A refund: its answer names the payment it settles.
+	ev = event("evt_7", "refund.succeeded", aliceOrder.ID, 1500)
+	if p := mustDecode[api.PaymentBody](t, hook(ev, signature(ev), 200)).Payment; p.Status != "refund" || p.Settles != "evt_3" {
+		t.Errorf("refund of evt_3: %+v, want a refund settling evt_3", p)
+	}
+	// Refused by the server, so outside the spec: created in milliseconds
+	// (the year 57971), and an id of the operator's settlements.
+	ms := strings.Replace(event("evt_ms", "payment.succeeded", erin.ID, 1000), "1767225600", "1767225600000", 1)
+	wantCode(bad("POST", "/v1/payments/webhook", ms, signature(ms), 400), "invalid_request")
+	bc := strings.Replace(event("evt_bc", "payment.succeeded", erin.ID, 1000), "1767225600", "-62135596801", 1)
+	wantCode(bad("POST", "/v1/payments/webhook", bc, signature(bc), 400), "invalid_request")
+	manual := event("manual_"+erin.ID, "payment.failed", erin.ID, 1000)
+	wantCode(bad("POST", "/v1/payments/webhook", manual, signature(manual), 400), "invalid_request")
+	// The first and last seconds the server takes: inside the spec.
+	for _, created := range []string{"-62135596800", "253402300799"} {
+		ev = strings.Replace(event("evt_at"+created, "payment.failed", erin.ID, 1000), "1767225600", created, 1)
+		hook(ev, signature(ev), 200)
+	}
 	wantCode(hook(ev, hdr("Surge-Signature", "t=1,v1=00"), 401), "invalid_signature")
 	c.do(call{base: base, method: "POST", path: "/v1/payments/webhook", body: ev, want: 401, invalid: true})
 	c.do(call{base: base, method: "POST", path: "/v1/payments/webhook", body: `{"id":"evt_6"}`, header: signature(`{"id":"evt_6"}`), want: 400, invalid: true})
