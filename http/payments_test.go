@@ -852,3 +852,50 @@ func TestWebhookRefusesTimestampAhead(t *testing.T) {
 		t.Errorf("a clock a minute ahead: payment %s, want paid", p.Status)
 	}
 }
+
+// TestWebhookRefusesNegativeRefund: a refund.succeeded of -5 (minor units)
+// would, taken as it comes, add money to what a payment owed back is
+// still owed, or settle it. It is 400 invalid_request, nothing recorded:
+// the payment stays refund_due, and its real refund still settles it.
+func TestWebhookRefusesNegativeRefund(t *testing.T) {
+	e := paymentEnv(t, payments.Generic)
+	o := e.buy(t, "s", header(userHeader, "u1"))
+	wantStatus(t, e.do(t, "POST", "/v1/orders/"+o.ID+"/cancel", "", asAdmin()), http.StatusOK)
+	body := hookBody("evt_p", "payment.succeeded", o.ID, 12999, "EUR")
+	if p := paymentOf(t, e.do(t, "POST", hookPath, body, signed(hookSecret, body))); p.Status != "refund_due" {
+		t.Fatalf("payment of a cancelled order = %+v, want refund_due", p)
+	}
+	recorded := func() string {
+		t.Helper()
+		var b strings.Builder
+		if err := e.store.Payments(context.Background(), func(p surge.Payment) error {
+			fmt.Fprintf(&b, "%s:%s:%d ", p.ID, p.Status, p.AmountCents)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	before := recorded()
+	for _, body := range []string{
+		hookBody("evt_neg", "refund.succeeded", o.ID, -5, "EUR"),
+		hookBody("evt_neg_all", "refund.succeeded", o.ID, -12999, "EUR"),
+		hookBody("evt_neg_pay", "payment.succeeded", o.ID, -5, "EUR"),
+	} {
+		r := e.do(t, "POST", hookPath, body, signed(hookSecret, body))
+		wantError(t, r, http.StatusBadRequest, "invalid_request")
+		if !strings.Contains(string(r.body), "amount_cents must not be negative") {
+			t.Errorf("%s: answered %s; want the message to name amount_cents", body, r.body)
+		}
+	}
+	if after := recorded(); after != before {
+		t.Errorf("payments after negative events: %s; want them as before: %s", after, before)
+	}
+	if st := e.orderStatus(t, o.ID); st != "cancelled" {
+		t.Errorf("order is %s, want cancelled", st)
+	}
+	body = hookBody("evt_r", "refund.succeeded", o.ID, 12999, "EUR")
+	if p := paymentOf(t, e.do(t, "POST", hookPath, body, signed(hookSecret, body))); p.Status != "refund" || p.Settles != "evt_p" {
+		t.Errorf("the real refund = %+v, want a refund settling evt_p", p)
+	}
+}
