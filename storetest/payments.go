@@ -640,6 +640,7 @@ func testPayments(t *testing.T, h Harness) {
 	})
 
 	t.Run("Races", func(t *testing.T) { testPaymentRaces(t, h) })
+	t.Run("RefundRaces", func(t *testing.T) { testRefundRaces(t, h) })
 }
 
 // testPaymentRaces runs a payment against each thing that may end its
@@ -731,4 +732,61 @@ func testPaymentRaces(t *testing.T, h Harness) {
 		t.Errorf("%d payments recorded, want %d", len(payments), 3*n)
 	}
 	e.wantRemaining(s.ID, s.Stock-live)
+}
+
+// testRefundRaces: refunds of one payment owed back, delivered at once
+// (to two nodes, in cluster mode), each more than half of it, and one of
+// them twice. Whatever order they are applied in, the refunds settling it
+// never add up to more than it (one settles it, the others settle
+// nothing: refund_unexpected), and each event is applied once.
+func testRefundRaces(t *testing.T, h Harness) {
+	e, _, o := paidOrder(t, h)
+	e.cancel(o.ID, at(time.Second))
+	e.record(event("pay", surge.PaymentSucceeded, o.ID, 2*price, "USD"), at(2*time.Second), surge.PaymentRefundDue)
+	const n = 6
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		applied = map[string]int{}
+	)
+	for i := range n + 1 {
+		id := fmt.Sprintf("r_%d", min(i, n-1)) // r_5 twice
+		wg.Go(func() {
+			r, err := e.payments().RecordPayment(e.ctx, event(id, surge.RefundSucceeded, o.ID, price+1, "USD"), at(3*time.Second))
+			if err != nil {
+				t.Errorf("RecordPayment(%s): %v", id, err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !r.Replay {
+				applied[id]++
+			}
+		})
+	}
+	wg.Wait()
+	var settled int64
+	var refunds []string
+	for id, p := range e.allPayments() {
+		if p.Type != surge.RefundSucceeded {
+			continue
+		}
+		if applied[id] != 1 {
+			t.Errorf("refund %s applied %d times, want once", id, applied[id])
+		}
+		switch p.Status {
+		case surge.PaymentRefund:
+			settled += p.AmountCents
+			refunds = append(refunds, id)
+		case surge.PaymentRefundUnexpected:
+		default:
+			t.Errorf("refund %s recorded %s", id, p.Status)
+		}
+	}
+	if len(applied) != n || len(refunds) != 1 || settled > 2*price {
+		t.Errorf("%d refunds of %d cents each of a payment of %d applied (%v), %v settling %d cents of it; want %d applied, one settling it",
+			len(applied), price+1, 2*price, applied, refunds, settled, n)
+	}
+	e.wantPaymentStatus("pay", surge.PaymentRefundDue) // price-1 still owed
+	e.wantStatus(o.ID, surge.OrderCancelled)
 }
