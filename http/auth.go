@@ -156,12 +156,15 @@ func (a *authenticator) isAdmin(token string) bool {
 	return subtle.ConstantTimeCompare(sum[:], a.adminHash[:]) == 1
 }
 
+// errManyAuthorization: more than one Authorization header.
+var errManyAuthorization = errors.New("send one Authorization header")
+
 // oneAuthorization refuses a request with more than one Authorization
 // header, as two Idempotency-Key or ticket headers are: bearer reads the
 // first, which need not be the one a gateway in front checked or added.
 func oneAuthorization(r *http.Request) error {
 	if n := len(r.Header.Values("Authorization")); n > 1 {
-		return fmt.Errorf("send one Authorization header, not %d", n)
+		return fmt.Errorf("%w, not %d: which one to act on is ambiguous", errManyAuthorization, n)
 	}
 	return nil
 }

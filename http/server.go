@@ -304,10 +304,16 @@ func (s *Server) probe(path string) bool {
 // refused (RFC 6750 §3.1), so a client knows to get a new token rather
 // than to sign in; the admin token on a buyer's route and a buyer's token
 // on an admin route are good tokens of the wrong kind, and a request
-// without a token gets no error code.
+// without a token gets no error code. Two Authorization headers are a
+// malformed request, invalid_request (§3.1: more than one method of
+// sending a token): no token was judged, and invalid_token would have a
+// client drop one that may be good, then send the same two again.
 func unauthenticated(w http.ResponseWriter, r *http.Request, err error) {
 	challenge := `Bearer realm="surge"`
-	if _, sent := bearer(r); sent && !errors.Is(err, errAdminNotBuyer) && !errors.Is(err, errBuyerNotAdmin) {
+	switch _, sent := bearer(r); {
+	case errors.Is(err, errManyAuthorization):
+		challenge += `, error="invalid_request"`
+	case sent && !errors.Is(err, errAdminNotBuyer) && !errors.Is(err, errBuyerNotAdmin):
 		challenge += `, error="invalid_token"`
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
