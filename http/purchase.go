@@ -152,14 +152,14 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 	}()
-	if code, replay := s.answerPurchase(w, r); code != "" {
-		meter.Answered(code, replay, time.Since(start))
-	}
+	code, replay := s.answerPurchase(w, r)
+	meter.Answered(code, replay, time.Since(start))
 }
 
 // answerPurchase answers a purchase and returns the code it answered
-// ("reserved" for a 201, replay set for a replayed one), "" when the
-// client was gone.
+// ("reserved" for a 201, replay set for a replayed one). When the client
+// is gone it answers nothing: it panics http.ErrAbortHandler, which
+// closes the connection.
 func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code string, replay bool) {
 	user, err := s.auth.buyer(r)
 	if err != nil {
@@ -199,7 +199,13 @@ func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code st
 			// with nothing written, it records the 200 net/http falls back
 			// to, as the access log did before it said 499.
 			clientGone(r)
-			return "", false
+			// Nor may that 200 be sent: net/http also ends the context
+			// of a client that only shut its sending side (a half-close)
+			// and still reads, which would take an empty 200 for a
+			// purchase made, when it may not have been. The connection
+			// is closed unanswered; if the purchase commits, a retry
+			// with its Idempotency-Key replays it.
+			panic(http.ErrAbortHandler)
 		}
 		return s.writeErr(w, r, err), false
 	}
