@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,8 +84,11 @@ func (c *Client) SalesPage(ctx context.Context, archived bool, cursor string, li
 // Sale fetches one sale.
 func (c *Client) Sale(ctx context.Context, id string) (api.Sale, error) {
 	var out api.Sale
-	cl, _ := c.newCall(http.MethodGet, salePath(id), anyone, nil)
-	_, err := c.do(ctx, cl, &out)
+	cl, err := c.idCall(http.MethodGet, "sale", id, "", anyone, nil)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, cl, &out)
 	return out, err
 }
 
@@ -93,7 +97,7 @@ func (c *Client) Sale(ctx context.Context, id string) (api.Sale, error) {
 // so every refusal is retried.
 func (c *Client) UpdateSale(ctx context.Context, id string, p api.SalePatch) (api.Sale, error) {
 	var out api.Sale
-	cl, err := c.newCall(http.MethodPatch, salePath(id), admin, p)
+	cl, err := c.idCall(http.MethodPatch, "sale", id, "", admin, p)
 	if err != nil {
 		return out, err
 	}
@@ -105,8 +109,11 @@ func (c *Client) UpdateSale(ctx context.Context, id string, p api.SalePatch) (ap
 // out of service (admin); archiving an archived sale answers it again.
 func (c *Client) ArchiveSale(ctx context.Context, id string) (api.Sale, error) {
 	var out api.Sale
-	cl, _ := c.newCall(http.MethodPost, salePath(id)+"/archive", admin, nil)
-	_, err := c.do(ctx, cl, &out)
+	cl, err := c.idCall(http.MethodPost, "sale", id, "/archive", admin, nil)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, cl, &out)
 	return out, err
 }
 
@@ -114,7 +121,10 @@ func (c *Client) ArchiveSale(ctx context.Context, id string) (api.Sale, error) {
 // creation order; an error of fn ends the export and is returned. An
 // export the server cut short is an error, never a shorter list.
 func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) error) error {
-	cl, _ := c.newCall(http.MethodGet, salePath(saleID)+"/orders", admin, nil)
+	cl, err := c.idCall(http.MethodGet, "sale", saleID, "/orders", admin, nil)
+	if err != nil {
+		return err
+	}
 	cl.stream = true // exports can be long: no per-request timeout
 	resp, err := c.send(ctx, cl)
 	if err != nil {
@@ -165,11 +175,23 @@ const maxExportLine = 1 << 20
 // payment of its amount is recorded. Retried only on refusals that paid
 // nothing (429, 503 overloaded): paying a paid order answers 409.
 func (c *Client) PayOrder(ctx context.Context, id string) (api.Order, error) {
-	return c.orderCall(ctx, http.MethodPost, orderPath(id)+"/pay", admin, once)
+	return c.orderCall(ctx, http.MethodPost, id, "/pay", admin, once)
 }
 
-func salePath(id string) string  { return "/v1/sales/" + segment(id) }
-func orderPath(id string) string { return "/v1/orders/" + segment(id) }
+// ErrEmptyID is returned, before anything is sent, by a call given an
+// empty sale or order id (an unset variable): its path would name no
+// endpoint, answered 404 not_found "no such endpoint", which says
+// nothing of the id and matches no sentinel.
+var ErrEmptyID = errors.New("empty id")
+
+// idCall is newCall for the path /v1/<kind>s/<id><rest>, refusing an
+// empty id.
+func (c *Client) idCall(method, kind, id, rest string, w who, body any) (*call, error) {
+	if id == "" {
+		return nil, fmt.Errorf("%s /v1/%ss/{id}%s: %w: the %s id is required, nothing was sent", method, kind, rest, ErrEmptyID, kind)
+	}
+	return c.newCall(method, "/v1/"+kind+"s/"+segment(id)+rest, w, body)
+}
 
 // segment is id as one path segment. "." and ".." are escaped, as
 // url.PathEscape leaves them: as they are, the server (and a proxy)

@@ -48,7 +48,7 @@ func (c *Client) Purchase(ctx context.Context, saleID string, opt PurchaseOption
 			Quantity int64 `json:"quantity"`
 		}{opt.Quantity}
 	}
-	cl, err := c.newCall(http.MethodPost, salePath(saleID)+"/purchases", buyer, body)
+	cl, err := c.idCall(http.MethodPost, "sale", saleID, "/purchases", buyer, body)
 	if err != nil {
 		return out, err
 	}
@@ -76,7 +76,7 @@ func NewIdempotencyKey() string {
 // Order reads an order: the client's buyer's own, or, with no buyer set,
 // any order as the operator.
 func (c *Client) Order(ctx context.Context, id string) (api.Order, error) {
-	return c.orderCall(ctx, http.MethodGet, orderPath(id), buyerOrAdmin, idempotent)
+	return c.orderCall(ctx, http.MethodGet, id, "", buyerOrAdmin, idempotent)
 }
 
 // CancelOrder cancels a reservation (the buyer's own, or any as the
@@ -85,13 +85,17 @@ func (c *Client) Order(ctx context.Context, id string) (api.Order, error) {
 // cancelling a cancelled order answers 409 not_cancellable, whose
 // message says the order "is already cancelled".
 func (c *Client) CancelOrder(ctx context.Context, id string) (api.Order, error) {
-	return c.orderCall(ctx, http.MethodPost, orderPath(id)+"/cancel", buyerOrAdmin, once)
+	return c.orderCall(ctx, http.MethodPost, id, "/cancel", buyerOrAdmin, once)
 }
 
-func (c *Client) orderCall(ctx context.Context, method, path string, w who, s safety) (api.Order, error) {
-	cl, _ := c.newCall(method, path, w, nil)
-	cl.safety = s
+// orderCall sends method to the order id's path, then rest.
+func (c *Client) orderCall(ctx context.Context, method, id, rest string, w who, s safety) (api.Order, error) {
 	var ob api.OrderBody
-	_, err := c.do(ctx, cl, &ob)
+	cl, err := c.idCall(method, "order", id, rest, w, nil)
+	if err != nil {
+		return ob.Order, err
+	}
+	cl.safety = s
+	_, err = c.do(ctx, cl, &ob)
 	return ob.Order, err
 }

@@ -57,8 +57,11 @@ var errStreamSilent = errors.New("queue stream silent for longer than the server
 // read.
 func (c *Client) JoinQueue(ctx context.Context, saleID string) (api.Queue, error) {
 	var q api.Queue
-	cl, _ := c.newCall(http.MethodPost, salePath(saleID)+"/queue", buyer, nil)
-	_, err := c.do(ctx, cl, &q)
+	cl, err := c.idCall(http.MethodPost, "sale", saleID, "/queue", buyer, nil)
+	if err != nil {
+		return q, err
+	}
+	_, err = c.do(ctx, cl, &q)
 	return q, err
 }
 
@@ -66,9 +69,12 @@ func (c *Client) JoinQueue(ctx context.Context, saleID string) (api.Queue, error
 // good as the one sent. The ticket is the only credential.
 func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Queue, error) {
 	var q api.Queue
-	cl, _ := c.newCall(http.MethodGet, salePath(saleID)+"/queue", anyone, nil)
+	cl, err := c.idCall(http.MethodGet, "sale", saleID, "/queue", anyone, nil)
+	if err != nil {
+		return q, err
+	}
 	cl.header.Set(ticketHeader, ticket)
-	_, err := c.do(ctx, cl, &q)
+	_, err = c.do(ctx, cl, &q)
 	return q, err
 }
 
@@ -82,7 +88,10 @@ func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Qu
 // and so is one silent (not even a heartbeat) for 35 s: its connection
 // is dead.
 func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(api.Queue) error) error {
-	cl, _ := c.newCall(http.MethodGet, salePath(saleID)+"/queue/events", anyone, nil)
+	cl, err := c.idCall(http.MethodGet, "sale", saleID, "/queue/events", anyone, nil)
+	if err != nil {
+		return err
+	}
 	cl.header.Set(ticketHeader, ticket)
 	cl.header.Set("Accept", "text/event-stream")
 	cl.stream, cl.safety = true, noRetry
