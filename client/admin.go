@@ -119,13 +119,17 @@ func (c *Client) ArchiveSale(ctx context.Context, id string) (api.Sale, error) {
 
 // Orders streams every order of a sale from the admin export to fn, in
 // creation order; an error of fn ends the export and is returned. An
-// export the server cut short is an error, never a shorter list.
+// export the server cut short is an error, never a shorter list, and so
+// is one from a server that sends nothing for 35 s (the time fn takes is
+// not counted): the export has no timeout of its own.
 func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) error) error {
 	cl, err := c.idCall(http.MethodGet, "sale", saleID, "/orders", admin, nil)
 	if err != nil {
 		return err
 	}
-	cl.stream = true // exports can be long: no per-request timeout
+	// Exports can be long: no per-request timeout, but no endless
+	// silence either.
+	cl.stream, cl.silence = true, c.silence()
 	resp, err := c.send(ctx, cl)
 	if err != nil {
 		return err

@@ -129,6 +129,12 @@ type call struct {
 	header       http.Header
 	safety       safety
 	stream       bool // no per-request timeout: the answer lasts
+	// silence, when set, bounds each wait of an attempt for the server:
+	// for its answer's header, then for each read of its body (the
+	// caller's time between reads is not counted). A stream has no
+	// timeout, and without it a server or proxy that stops sending holds
+	// its caller for good.
+	silence time.Duration
 	// sign, when set, adds headers made afresh for each send (a
 	// signature whose timestamp must be recent).
 	sign func(http.Header)
@@ -208,19 +214,31 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 	pol := c.Retry.withDefaults()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		req, err := c.request(ctx, cl)
+		actx, wd := ctx, (*watchdog)(nil)
+		if cl.silence > 0 {
+			wd = newWatchdog(ctx, cl.silence)
+			actx = wd.ctx
+		}
+		req, err := c.request(actx, cl)
 		if err != nil {
+			wd.close()
 			return nil, err
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			return nil, err
+			wd.close()
+			return nil, wd.explain(err)
 		}
 		if resp.StatusCode < 300 {
+			if wd != nil {
+				wd.t.Stop() // the caller's reads arm it again
+				resp.Body = &watchedBody{ReadCloser: resp.Body, wd: wd}
+			}
 			return resp, nil
 		}
 		ae := decodeError(resp)
 		resp.Body.Close()
+		wd.close()
 		ae.Attempts = attempt
 		if !cl.retryable(ae) {
 			return nil, ae
@@ -244,6 +262,72 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// watchdog ends an attempt (its context) once the server has been
+// silent for d while the client waited for it.
+type watchdog struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	t      *time.Timer
+	d      time.Duration
+}
+
+// errSilent is the cause of an attempt its watchdog ended.
+type errSilent struct{ d time.Duration }
+
+func (e errSilent) Error() string {
+	return fmt.Sprintf("the server sent nothing for %v: the connection is dead or the server stalled", e.d)
+}
+
+func newWatchdog(ctx context.Context, d time.Duration) *watchdog {
+	wd := &watchdog{d: d}
+	wd.ctx, wd.cancel = context.WithCancelCause(ctx)
+	wd.t = time.AfterFunc(d, func() { wd.cancel(errSilent{d}) })
+	return wd
+}
+
+// close releases wd; a nil wd is none.
+func (wd *watchdog) close() {
+	if wd != nil {
+		wd.t.Stop()
+		wd.cancel(nil)
+	}
+}
+
+// explain is err, an attempt's failure, said as the silence it was when
+// wd ended the attempt.
+func (wd *watchdog) explain(err error) error {
+	if wd == nil {
+		return err
+	}
+	var s errSilent
+	if cause := context.Cause(wd.ctx); errors.As(cause, &s) {
+		return cause
+	}
+	return err
+}
+
+// watchedBody is an answer's body whose every read wd bounds.
+type watchedBody struct {
+	io.ReadCloser
+	wd *watchdog
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.wd.t.Reset(b.wd.d)
+	n, err := b.ReadCloser.Read(p)
+	b.wd.t.Stop()
+	if err != nil && err != io.EOF {
+		err = b.wd.explain(err)
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.wd.close()
+	return err
 }
 
 // retryable reports whether the refusal ae may be answered by sending cl

@@ -36,11 +36,13 @@ var errStreamCut = errors.New("queue stream ended before admission or expiry")
 
 // streamSilence: a queue stream that sends nothing for this long is dead
 // (a connection a load balancer or NAT forgot, a host that vanished): the
-// server sends a heartbeat after 15 s of silence (docs/api.md).
+// server sends a heartbeat after 15 s of silence (docs/api.md). The order
+// export, which has no heartbeat, is bounded alike: the server sends its
+// orders as fast as its store reads them.
 const streamSilence = 35 * time.Second
 
-// silence is how long WatchQueue waits on a silent stream (tests shorten
-// it through export_test.go).
+// silence is how long WatchQueue and Orders wait on a silent stream
+// (tests shorten it through export_test.go).
 func (c *Client) silence() time.Duration {
 	if c.silentAfter > 0 {
 		return c.silentAfter
