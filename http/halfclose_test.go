@@ -77,3 +77,44 @@ func TestHalfClosedPurchase(t *testing.T) {
 		})
 	}
 }
+
+// A read of an order by a client that half-closed its connection (or
+// left) failed at the store with the request's context, and was answered
+// 503 unavailable "the service is shutting down or its storage failed":
+// false, and counted as such in the access log, though the store was
+// well. The client gone, the connection is closed unanswered, as for a
+// purchase; a client still there is answered the order.
+func TestHalfClosedOrderRead(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createSale(t, `{"id":"s","name":"S","stock":10}`)
+	o := e.buy(t, "s", asUser(t, "ann"))
+	for range 50 {
+		conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := conn.Write(rawRequest("GET", "/v1/orders/"+o.ID, []string{"Authorization: Bearer " + userToken(t, "ann")}, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		ans, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("read the answer: %v", err)
+		}
+		if len(ans) == 0 {
+			continue
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(ans)), nil)
+		if err != nil {
+			t.Fatalf("answer %q: %v", ans, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), o.ID) {
+			t.Fatalf("a half-closed read of order %s was answered %s %q; want 200 with the order, or no answer", o.ID, resp.Status, b)
+		}
+	}
+}

@@ -40,6 +40,14 @@ func (s *Server) orderOf(w http.ResponseWriter, r *http.Request) (surge.Order, i
 	if err == nil && !who.admin && o.UserID != who.user {
 		err = surge.ErrOrderNotFound
 	}
+	if err != nil && r.Context().Err() != nil {
+		// The read ended with the request's context: the client is gone
+		// (or half-closed, which net/http cannot tell apart), not the
+		// store failed, as the 503 unavailable it became would say. As
+		// for a purchase, the connection is closed unanswered.
+		clientGone(r)
+		panic(http.ErrAbortHandler)
+	}
 	if err != nil {
 		s.writeErr(w, r, err)
 		return surge.Order{}, who, false
