@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +12,11 @@ import (
 
 	"github.com/surgehq/surge"
 )
+
+// ErrStagingLost fails an install whose staged state Redis lost before
+// its swap (restarted empty, keys evicted): nothing was swapped in, and
+// the install is to be made again.
+var ErrStagingLost = errors.New("the staged state was lost before its swap (Redis restarted or evicted keys)")
 
 // chunk bounds the fields one staging command writes, so a sale of a
 // million orders is installed in many small steps, not one huge one.
@@ -77,22 +83,33 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool, p
 		su, sk, so := stageKeys(k, st.Epoch)
 		// The epoch is recorded before anything is staged, so that a later
 		// install can find and drop what this one left should it never
-		// reach its swap (its node died, Redis failed it part-way).
+		// reach its swap (its node died, Redis failed it part-way). Each
+		// staging key starts with the sentinel field, and the swap refuses
+		// one that does not hold every field written to it (counted as
+		// Redis added them): Redis lost it since, whole (restarted empty,
+		// evicted) or in part (a replica behind promoted), and a later
+		// write may have begun it again. Without the check the swap put in
+		// place hashes missing buyers, keys and held orders, its sentinels
+		// vouching for them: a confirmed key's retry was sold_out.
 		if _, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			p.SAdd(ctx, k.stages, st.Epoch)
 			p.Unlink(ctx, su, sk, so)
+			for _, key := range []string{su, sk, so} {
+				p.HSet(ctx, key, "!", "1")
+			}
 			return nil
 		}); err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 		}
 		progress()
+		staged := []int64{1, 1, 1} // fields of su, sk, so: the sentinel so far
 		users := make([]any, 0, 2*len(held[b]))
 		for u, n := range held[b] {
 			if users = append(users, u, n); len(users)%(2*chunk) == 0 {
 				progress()
 			}
 		}
-		for _, w := range []struct {
+		for n, w := range []struct {
 			key    string
 			fields []any
 		}{{su, users}, {sk, keyed[b]}, {so, orders[b]}} {
@@ -102,13 +119,15 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool, p
 				// dropped this one's keys and record meanwhile (this one
 				// loses to its epoch anyway), and a crash here must still
 				// leave them findable.
+				var added *goredis.IntCmd
 				if _, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 					p.SAdd(ctx, k.stages, st.Epoch)
-					p.HSet(ctx, w.key, w.fields[i:j]...)
+					added = p.HSet(ctx, w.key, w.fields[i:j]...)
 					return nil
 				}); err != nil {
 					return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
 				}
+				staged[n] += added.Val()
 				progress()
 			}
 		}
@@ -125,9 +144,12 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool, p
 		}
 		ok, err := installScript.Run(ctx, s.c, append(k.list(), su, sk, so, k.xout, k.xin),
 			st.Epoch, share, st.Sale.PerUserLimit, st.Sale.StartsAt.UnixMilli(), ends, tot, force, paused,
-			st.Sale.Hold().Milliseconds()).Int64()
+			st.Sale.Hold().Milliseconds(), staged[0], staged[1], staged[2]).Int64()
 		if err != nil {
 			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, err)
+		}
+		if ok == -1 {
+			return false, fmt.Errorf("redis: install sale %s: %w", l.Sale, ErrStagingLost)
 		}
 		installed = installed && ok == 1
 		progress()
