@@ -57,14 +57,34 @@ func (s *Server) adminRoute(pattern string, h http.HandlerFunc) {
 // secrets. With api set, every other path goes to it.
 func (s *Server) Ops(g prometheus.Gatherer, api http.Handler) http.Handler {
 	ops := http.NewServeMux()
-	ops.HandleFunc("/debug/pprof/", pprof.Index)
-	ops.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	ops.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	ops.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ops.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
+	ops.HandleFunc("GET /debug/pprof/", pprof.Index)
+	ops.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	ops.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	ops.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol) // go tool pprof posts its addresses
+	ops.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	ops.HandleFunc("GET /debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "the command line is not served")
 	})
-	ops.HandleFunc("/debug/stats", func(w http.ResponseWriter, r *http.Request) {
+	// As on the API's listener (the spec's conventions): another method
+	// is 405 with Allow, an unknown path 404, both in the JSON error
+	// shape, not a profile taken by a DELETE or net/http's plain text.
+	// ServeMux serves HEAD wherever it serves GET, so Allow names it.
+	// (One pattern for the pprof paths: a method-less one for symbol
+	// alone would conflict with GET /debug/pprof/.)
+	notAllowed := func(w http.ResponseWriter, r *http.Request) {
+		allow := "GET, HEAD"
+		if r.URL.Path == "/debug/pprof/symbol" {
+			allow = "GET, HEAD, POST"
+		}
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+allow)
+	}
+	ops.HandleFunc("/debug/pprof/", notAllowed)
+	ops.HandleFunc("/debug/stats", notAllowed)
+	ops.HandleFunc("/debug/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	ops.HandleFunc("GET /debug/stats", func(w http.ResponseWriter, r *http.Request) {
 		stats, err := metrics.Stats(g)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "internal", "gathering metrics failed")
