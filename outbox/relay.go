@@ -5,7 +5,8 @@
 // Delivery is at least once: an event leaves the outbox only after
 // JetStream acknowledged it, so a crash, NATS down or a lost ack make the
 // relay publish it again; the header Nats-Msg-Id (the event's stable id)
-// makes the stream drop such a repeat within its duplicate window.
+// makes the stream drop such a repeat within its duplicate window; past
+// it, the stream's last message tells which events it holds (lastInStream).
 // Events go out in the outbox's order (seq) on one connection, batch after
 // batch, each batch published asynchronously with every message in
 // flight and acknowledged before the next is read.
@@ -122,6 +123,12 @@ type Relay struct {
 	// events, and said so (once more than the failure that led to it).
 	warnedSubjects bool
 	refused        string // the event whose refusal by JetStream was logged last
+	// unsure: events of the outbox may be in the stream already, stored
+	// longer ago than its duplicate window (a start, a failed round); the
+	// next round from the start looks up the stream's last message first,
+	// whose id is streamLast (lastInStream).
+	unsure     bool
+	streamLast string
 }
 
 // Connect dials NATS at url for a relay: it keeps reconnecting for ever
@@ -182,7 +189,7 @@ func New(nc *nats.Conn, src surge.Outbox, cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	return &Relay{cfg: cfg, src: src, nc: nc, js: js, log: cfg.Logger.With("stream", cfg.Stream)}, nil
+	return &Relay{cfg: cfg, src: src, nc: nc, js: js, log: cfg.Logger.With("stream", cfg.Stream), unsure: true}, nil
 }
 
 // RunUntil publishes until ctx ends. Three things overlap so that the
@@ -233,6 +240,9 @@ func (r *Relay) RunUntil(ctx, giveUp context.Context) {
 			after, retry = 0, r.cfg.Retry
 			continue
 		}
+		if after == 0 && r.unsure {
+			r.lastInStream(ctx)
+		}
 		evs, readErr := r.src.PendingEvents(ctx, after, r.cfg.Batch)
 		readAt := time.Now()
 		if waiting != nil {
@@ -278,7 +288,13 @@ func (r *Relay) RunUntil(ctx, giveUp context.Context) {
 			sleep(ctx, r.cfg.Idle)
 			continue
 		}
-		b, err := r.send(evs, readAt.Add(r.cfg.Fresh), d)
+		skip := 0
+		if after == 0 && r.streamLast != "" {
+			// The events up to the stream's last are in it (lastInStream).
+			skip = 1 + slices.IndexFunc(evs, func(e surge.OrderEvent) bool { return e.ID() == r.streamLast })
+			r.streamLast = ""
+		}
+		b, err := r.send(evs, skip, readAt.Add(r.cfg.Fresh), d)
 		if err != nil {
 			// The part sent is awaited with the next round; the rest is
 			// read again after the flush.
@@ -304,6 +320,7 @@ func (r *Relay) failed(err error) {
 		return // the relay stops
 	}
 	r.cfg.Metrics.Failed()
+	r.unsure = true
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		// No stream answers for the subjects: NATS lost it (a server back
 		// without its store, an operator's delete); look it up, and create
@@ -359,17 +376,45 @@ type batch struct {
 	futures []jetstream.PubAckFuture
 }
 
+// lastInStream looks up the id of the stream's last message, once after
+// each failure (a failed lookup is not tried again until the next one),
+// before the read: it must not delay the sending of what the read found
+// (Config.Fresh). The relay stores events in seq order, each only right
+// after the one before (the fence), so every event of the outbox up to
+// the stream's last is in it, whenever the lookup was made. A repeat
+// within the duplicate window is dropped by JetStream anyway; this keeps
+// one from being stored twice after it (a node down for longer, the
+// acknowledgements lost in a long NATS outage).
+func (r *Relay) lastInStream(ctx context.Context) {
+	r.unsure, r.streamLast = false, ""
+	ctx, cancel := context.WithTimeout(ctx, min(r.cfg.AckTimeout, 2*time.Second))
+	defer cancel()
+	st, err := r.js.Stream(ctx, r.cfg.Stream)
+	if err != nil {
+		return
+	}
+	last := st.CachedInfo().State.LastSeq
+	if last == 0 {
+		return
+	}
+	if m, err := st.GetMsg(ctx, last); err == nil {
+		r.streamLast = m.Header.Get(nats.MsgIdHdr)
+	}
+}
+
 // send publishes the events without waiting for acknowledgements, until
 // fresh passes (the rest is read again, and the lease proved again, in the
 // next round: sending can stall while acknowledgements are outstanding);
 // on an error the batch holds those sent before it.
-func (r *Relay) send(evs []surge.OrderEvent, fresh time.Time, d *deleter) (*batch, error) {
+// The first skip events are in the stream already (lastInStream): they are
+// only removed.
+func (r *Relay) send(evs []surge.OrderEvent, skip int, fresh time.Time, d *deleter) (*batch, error) {
 	b := &batch{evs: evs, futures: make([]jetstream.PubAckFuture, 0, len(evs))}
 	for i, e := range evs {
 		if time.Now().After(fresh) {
 			break
 		}
-		if d.acknowledged(e) {
+		if i < skip || d.acknowledged(e) {
 			b.futures = append(b.futures, nil) // in the stream: to be removed only
 			continue
 		}

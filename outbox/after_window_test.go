@@ -1,0 +1,77 @@
+package outbox_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/outbox"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// TestRelayRestartAfterWindowNoRepeat: a node that published a batch and
+// died before removing it from the outbox (or lost NATS's
+// acknowledgements for longer than the stream's duplicate window) comes
+// back after the window. The events are in the stream, the last of them
+// its last message: the relay must not store them a second time. It did:
+// it sent them again, and JetStream, no longer remembering their ids,
+// stored every one twice.
+func TestRelayRestartAfterWindowNoRepeat(t *testing.T) {
+	s := openStore(t)
+	nc, stream, subject := servicetest.NATS(t)
+	createSale(t, s, "a", 100)
+	orders := reserve(t, s, "a", "u", 10, 10)
+	// A short duplicate window stands for a node down for minutes.
+	const window = 200 * time.Millisecond
+	relay := func(src surge.Outbox) (stop func()) {
+		rc, err := outbox.Connect(servicetest.NATSURL(), "relay-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := outbox.New(rc, src, outbox.Config{Stream: stream, Subject: subject, Duplicates: window,
+			Retry: 50 * time.Millisecond, LagEvery: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { r.RunUntil(ctx, context.Background()) })
+		return sync.OnceFunc(func() { cancel(); wg.Wait(); rc.Close() })
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func() uint64 {
+		st, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			return 0
+		}
+		info, err := st.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+
+	// The first node publishes, and never removes (it dies first).
+	f := &stuckRemoval{Outbox: s}
+	f.stuck.Store(true)
+	stop := relay(f)
+	t.Cleanup(stop)
+	waitFor(t, "the 10 events in the stream", func() bool { return stored() >= 10 })
+	stop()
+	time.Sleep(3 * window)
+
+	t.Cleanup(relay(s))
+	drained(t, s)
+	if n := stored(); n != 10 {
+		t.Fatalf("the stream holds %d messages for 10 committed changes: a restart after the duplicate window "+
+			"published the events already in the stream again (want 10)", n)
+	}
+	wantStream(t, servicetest.ReadStream(t, nc, stream, subject+".>"), subject, orders)
+}
