@@ -275,6 +275,18 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		s.closeConns()
 		return nil, err
 	}
+	if !cfg.Events {
+		// Only nodes with --nats-url publish the events every node writes
+		// once one turned them on, and only they report the outbox: say
+		// so here, where nothing else would if none runs.
+		if on, err := db.EventsOn(ctx); err != nil {
+			s.log.Warn("could not tell whether order events are on", "err", err)
+		} else if on {
+			s.log.Warn("order events are on for this cluster (a node started with --nats-url turned them on, for good): " +
+				"this node writes an outbox row per order change but does not publish them; " +
+				"unless a node with --nats-url runs, the outbox grows without bound (docs/events.md)")
+		}
+	}
 	bg, stop := context.WithCancel(context.Background())
 	s.bg, s.stop = bg, stop
 	s.wg.Add(2)

@@ -29,6 +29,16 @@ func outboxEventSQL(from, kind, at string) string {
 // enableEventsSQL turns order events on for every node of the cluster.
 const enableEventsSQL = `UPDATE order_events SET enabled = true WHERE NOT enabled`
 
+// EventsOn reports whether the cluster writes order events (migration
+// 010): a node that relays them turned them on.
+func (d *DB) EventsOn(ctx context.Context) (bool, error) {
+	var on bool
+	if err := d.pool.QueryRow(ctx, `SELECT surge_events()`).Scan(&on); err != nil {
+		return false, fmt.Errorf("postgres: are order events on: %w", err)
+	}
+	return on, nil
+}
+
 // OutboxHorizon is how far a reader of the outbox may go: the seq up to
 // which the outbox is final, no event below it still to commit. Without
 // it a reader that reads on after the last event it saw skips an event
