@@ -151,6 +151,24 @@ function status(state, label) {
   const el = document.getElementById("status");
   el.className = "status " + state;
   text(document.getElementById("status-text"), label);
+  // Figures not refreshed are dimmed, so that none passes for current.
+  document.body.classList.toggle("stale", state !== "live");
+}
+
+// STALE_AFTER is how long the page waits for a snapshot (the server sends
+// one a second) before it says its figures are stale and opens another
+// feed: a connection that went half-open (a NAT or balancer that forgot
+// it) delivers nothing and never errs, so EventSource alone would wait on
+// it, saying "live", for good.
+const STALE_AFTER = 5000;
+let feed = null; // the EventSource followed; null while a retry waits
+let lastSnapshot = 0; // Date.now() of the last snapshot, 0 before one
+let waitingSince = 0; // Date.now() since which a snapshot is due
+
+// age says how old the figures on the page are.
+function age() {
+  if (!lastSnapshot) return "no figures yet";
+  return "figures from " + Math.round((Date.now() - lastSnapshot) / 1000) + " s ago";
 }
 
 // connect follows the feed. EventSource reconnects by itself after a
@@ -158,15 +176,32 @@ function status(state, label) {
 // closes it, and then we retry every few seconds.
 function connect() {
   const es = new EventSource("/dashboard/events");
-  es.addEventListener("snapshot", e => { status("live", "live"); render(JSON.parse(e.data)); });
+  feed = es;
+  waitingSince = Date.now();
+  es.addEventListener("snapshot", e => {
+    if (feed !== es) return;
+    lastSnapshot = waitingSince = Date.now();
+    status("live", "live");
+    render(JSON.parse(e.data));
+  });
   es.onerror = () => {
+    if (feed !== es) return;
     if (es.readyState === EventSource.CLOSED) {
-      status("down", "disconnected: retrying (reload to sign in again)");
+      feed = null;
+      status("down", "disconnected: retrying (reload to sign in again); " + age());
       setTimeout(connect, 5000);
     } else {
-      status("connecting", "reconnecting");
+      status("connecting", "reconnecting; " + age());
     }
   };
 }
+
+setInterval(() => {
+  if (!feed || Date.now() - waitingSince < STALE_AFTER) return;
+  feed.close();
+  feed = null;
+  status("stale", "stale: no update, reconnecting; " + age());
+  connect();
+}, 1000);
 
 connect();
