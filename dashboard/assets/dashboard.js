@@ -171,6 +171,25 @@ function age() {
   return "figures from " + Math.round((Date.now() - lastSnapshot) / 1000) + " s ago";
 }
 
+// why asks the feed for the reason it refused the page, which
+// EventSource does not tell: a HEAD of it answers the same status, no
+// body, and holds no stream.
+async function why() {
+  let r;
+  try {
+    r = await fetch("/dashboard/events", { method: "HEAD", cache: "no-store" });
+  } catch {
+    return "disconnected: the server is unreachable, retrying";
+  }
+  switch (r.status) {
+    case 401: return "signed out (session expired, or the admin token changed): reload to sign in";
+    case 429: return "refused: too many dashboards are open on this server; close one, retrying";
+    case 503: return "disconnected: the server is shutting down, retrying";
+    case 200: return "disconnected: retrying";
+  }
+  return "refused (HTTP " + r.status + "), retrying";
+}
+
 // connect follows the feed. EventSource reconnects by itself after a
 // dropped stream; a refused one (a session expired, the server gone)
 // closes it, and then we retry every few seconds.
@@ -188,7 +207,8 @@ function connect() {
     if (feed !== es) return;
     if (es.readyState === EventSource.CLOSED) {
       feed = null;
-      status("down", "disconnected: retrying (reload to sign in again); " + age());
+      status("down", "disconnected: retrying; " + age());
+      why().then(reason => { if (feed === null) status("down", reason + "; " + age()); });
       setTimeout(connect, 5000);
     } else {
       status("connecting", "reconnecting; " + age());
