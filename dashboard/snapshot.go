@@ -19,6 +19,7 @@ const (
 	mStock          = "surge_sale_stock_units"
 	mRemaining      = "surge_sale_remaining_units"
 	mStatus         = "surge_sale_status"
+	mStale          = "surge_sale_stale"
 	mBatch          = "surge_batch_size"
 	mQueueDepth     = "surge_queue_depth"
 	mRoomLength     = "surge_waiting_room_length"
@@ -55,6 +56,9 @@ type Sale struct {
 	// Status is the sale's status as the API reports it (upcoming, live,
 	// paused, sold_out, ended); null when the registry does not say.
 	Status *string `json:"status"`
+	// Stale: remaining and status are the last known, the node unable to
+	// refresh them (cluster mode), as GET /v1/sales/{id} says.
+	Stale bool `json:"stale,omitempty"`
 	// Outcomes: reserved first, then replayed, then the rest by total.
 	Outcomes           []Outcome `json:"outcomes"`
 	PurchasesPerSecond *float64  `json:"purchases_per_second"`
@@ -103,6 +107,7 @@ type saleSample struct {
 	stock      *float64
 	remaining  *float64
 	status     *string
+	stale      bool
 	queueDepth *float64
 	roomLength *float64
 	admitted   *float64
@@ -160,6 +165,8 @@ func read(at time.Time, g prometheus.Gatherer) (sample, error) {
 					st := labels["status"]
 					sale(labels["sale"]).status = &st
 				}
+			case mStale:
+				sale(labels["sale"]).stale = v == 1
 			case mQueueDepth:
 				sale(labels["sale"]).queueDepth = &v
 			case mRoomLength:
@@ -321,7 +328,7 @@ func (f *feed) compute() Snapshot {
 	}
 	active := map[string]bool{}
 	for id, s := range cur.sales {
-		out := Sale{ID: id, Stock: s.stock, Remaining: s.remaining, Status: s.status, QueueDepth: s.queueDepth,
+		out := Sale{ID: id, Stock: s.stock, Remaining: s.remaining, Status: s.status, Stale: s.stale, QueueDepth: s.queueDepth,
 			WaitingRoomLength: s.roomLength, AdmittedTotal: s.admitted, Outcomes: []Outcome{}}
 		var ps, bs *saleSample
 		if prev != nil {

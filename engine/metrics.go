@@ -32,7 +32,7 @@ func (e *Engine) SaleFigures(ctx context.Context) []metrics.SaleFigures {
 	for _, s := range m {
 		st := e.state(s) // stock, remaining and status read together, as the API reads them
 		sl := &st.Sale
-		f := metrics.SaleFigures{Sale: s.ID, Stock: sl.Stock, Remaining: st.Remaining, Status: string(st.Status), Queued: len(s.inbox)}
+		f := metrics.SaleFigures{Sale: s.ID, Stock: sl.Stock, Remaining: st.Remaining, Status: string(st.Status), Stale: st.Stale, Queued: len(s.inbox)}
 		if sl.WaitingRoom != nil && room != nil {
 			var err error
 			f.Waiting, f.Admitted, err = room.Line(ctx, sl)

@@ -14,6 +14,10 @@ type SaleFigures struct {
 	// Status is the sale's status as the API reports it (one of
 	// SaleStatuses; "" exports none).
 	Status string
+	// Stale: the node could not refresh the figures lately (cluster mode,
+	// Redis and PostgreSQL unreachable); they are the last known, as
+	// GET /v1/sales/{id}'s stale says.
+	Stale  bool
 	Queued int // purchases in the sale's inbox, waiting for a batch
 	// WaitingRoom is set for a sale with a waiting room whose line could
 	// be counted: Waiting buyers hold a slot not yet open, Admitted ones a
@@ -38,7 +42,7 @@ type SaleCollector struct {
 }
 
 // NewSaleCollector returns the collector of surge_sale_stock_units,
-// surge_sale_remaining_units, surge_sale_status, surge_queue_depth,
+// surge_sale_remaining_units, surge_sale_status, surge_sale_stale, surge_queue_depth,
 // surge_waiting_room_length and surge_waiting_room_admitted_total.
 func NewSaleCollector(figures func(context.Context) []SaleFigures) *SaleCollector {
 	return &SaleCollector{figures: figures}
@@ -52,6 +56,9 @@ var (
 	statusDesc = prometheus.NewDesc("surge_sale_status",
 		"1 for the sale's status as the API reports it (upcoming, live, paused, sold_out, ended), 0 for the others.",
 		[]string{"sale", "status"}, nil)
+	staleDesc = prometheus.NewDesc("surge_sale_stale",
+		"1 while the sale's remaining units and status are the last known, the node unable to refresh them (cluster mode: Redis and PostgreSQL unreachable), as GET /v1/sales/{id} says stale; 0 otherwise.",
+		[]string{"sale"}, nil)
 	queueDesc = prometheus.NewDesc("surge_queue_depth",
 		"Purchases in the sale's inbox, waiting for a batch.", []string{"sale"}, nil)
 	waitingDesc = prometheus.NewDesc("surge_waiting_room_length",
@@ -62,7 +69,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *SaleCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{stockDesc, remainingDesc, statusDesc, queueDesc, waitingDesc, admittedDesc} {
+	for _, d := range []*prometheus.Desc{stockDesc, remainingDesc, statusDesc, staleDesc, queueDesc, waitingDesc, admittedDesc} {
 		ch <- d
 	}
 }
@@ -85,6 +92,11 @@ func (c *SaleCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, v, f.Sale, st)
 			}
 		}
+		stale := 0.0
+		if f.Stale {
+			stale = 1
+		}
+		ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, stale, f.Sale)
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(f.Queued), f.Sale)
 		if f.WaitingRoom {
 			ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(f.Waiting), f.Sale)

@@ -44,8 +44,12 @@ function renderSale(sale, at) {
   // The sale's status as the API reports it: units left do not make a
   // paused, ended or upcoming sale on sale.
   const status = sale.status || (sale.remaining === 0 ? "sold_out" : "");
-  text(badge, BADGES[status] || "");
+  // Stale (cluster mode): the node cannot refresh the sale's figures, so
+  // its units and status are the last known, as the API says.
+  text(badge, (BADGES[status] || "") + (sale.stale ? " · STALE" : ""));
   badge.className = "badge " + status.replace("_", "-");
+  el.classList.toggle("stale", !!sale.stale);
+  el.title = sale.stale ? "stale: this node cannot refresh the sale's figures (Redis and PostgreSQL unreachable); they are the last known" : "";
   text($(el, ".remaining"), num(sale.remaining));
   text($(el, ".of"), sale.stock == null ? "" : "of " + num(sale.stock) + " left");
   const sold = sale.stock && sale.remaining != null ? (sale.stock - sale.remaining) / sale.stock : null;
