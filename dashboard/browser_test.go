@@ -151,3 +151,14 @@ func TestPageSaysWhenItsFeedStalls(t *testing.T) {
 		t.Errorf("with fresh figures again the page says %q, want live", pageText(t, ctx, `#status-text`))
 	}
 }
+
+// pageInnerText is the rendered text (innerText: hidden elements left
+// out) of the first match of sel, "" without one.
+func pageInnerText(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q)||{}).innerText||""`, sel)))
+	if err != nil {
+		t.Fatalf("read %s: %v", sel, err)
+	}
+	return v
+}

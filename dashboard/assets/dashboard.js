@@ -37,9 +37,12 @@ function card(sale) {
   return c;
 }
 
-function renderSale(sale, at) {
+function renderSale(sale, at, cluster) {
   const c = card(sale);
   const el = c.el;
+  // In cluster mode the units are the sale's, the counters this node's:
+  // say so, or "reserved 333" beside "100 % sold" reads as units lost.
+  $(el, ".scope").hidden = !cluster;
   const badge = $(el, ".badge");
   // The sale's status as the API reports it: units left do not make a
   // paused, ended or upcoming sale on sale.
@@ -144,7 +147,7 @@ function render(snap) {
   }));
   const ids = new Set(snap.sales.map(s => s.id));
   for (const [id, c] of cards) if (!ids.has(id)) { c.el.remove(); cards.delete(id); }
-  for (const sale of snap.sales) renderSale(sale, at);
+  for (const sale of snap.sales) renderSale(sale, at, !cluster.hidden);
   document.getElementById("empty").hidden = snap.sales.length > 0;
   const hidden = document.getElementById("hidden-sales");
   hidden.hidden = !snap.hidden_sales;
