@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"syscall"
 
 	"github.com/surgehq/surge"
@@ -31,6 +32,18 @@ func clientError(err error) error {
 		return fmt.Errorf("the server stayed busy: %v; try again later", ae)
 	case errors.As(err, &ae) && ae.Status == 401:
 		return fmt.Errorf("the server refused the admin token (%s (HTTP %d): %s): check --admin-token or SURGE_ADMIN_TOKEN", ae.Code, ae.Status, ae.Message)
+	case errors.As(err, &ae) && ae.Code == "http_error" && (ae.Status == 502 || ae.Status == 503 || ae.Status == 504):
+		// A gateway's page in place of the API's error: a proxy before a
+		// Surge that is down or unreachable from it.
+		return fmt.Errorf("the server answered HTTP %d with a page that is not Surge's API (a proxy whose Surge is down?): %s; check that `surge serve` runs behind --server (or SURGE_SERVER)",
+			ae.Status, oneLineQuote(ae.Message))
+	case errors.As(err, &ae) && ae.Code == "http_error",
+		errors.As(err, &ae) && ae.Status == 404 && ae.Code == "not_found":
+		// Surge answers every path it serves with its own codes: an
+		// endpoint it lacks, or a page of another server, means --server
+		// names something else (its --debug-addr, a path, another service).
+		return fmt.Errorf("the server at --server (or SURGE_SERVER) is not Surge's API, or older than this command: it answered HTTP %d: %s; point --server at the address `surge serve` listens on (--http-addr, or --admin-addr when set), with no path",
+			ae.Status, oneLineQuote(ae.Message))
 	case errors.As(err, &oe) && oe.Op == "dial":
 		where := ""
 		if errors.As(err, &ue) {
@@ -86,4 +99,10 @@ func publicListener(ctx context.Context, server, token string, err error) error 
 	}
 	// Not wrapped: clientError would read the 401 as a wrong token.
 	return fmt.Errorf("%s is not an admin listener: it serves the public API only, where the admin token grants nothing and the admin endpoints are hidden (it answered %v); surge serve runs with --admin-addr: point --server (or SURGE_SERVER) at that address", server, ae)
+}
+
+// oneLineQuote is a server's message on one line: a web server's page
+// spread the error over a dozen lines of a terminal or a log.
+func oneLineQuote(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
