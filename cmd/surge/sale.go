@@ -28,6 +28,10 @@ const saleUsage = `Usage:
   surge sale update ID [--stock N --name NAME --per-user-limit N --ends-at TIME|none --hold-seconds N] [flags]
 
 Run 'surge sale create --help' for the flags.
+
+Exit status: 0 done, the sale printed as JSON (pause, resume and end again: the
+same); 2 a flag or argument refused before anything was sent; 1 anything else,
+one line on stderr: the server's refusal, no server, no or a wrong admin token.
 `
 
 func sale(ctx context.Context, args []string, stdout io.Writer) error {
