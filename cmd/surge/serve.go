@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -272,6 +273,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv.logs = logs
 	srv.loaded = &l.c
+	if c.configFile != "" && c.handover.upgrading() {
+		// The file was read when this process began; the old one served
+		// on while this one started (in embedded mode, until it drained),
+		// and a SIGHUP it got meanwhile dies with it (systemd's reload
+		// signals the old pid until it exits). What the file says now is
+		// what the operator asked for.
+		if nl, err := loadServeConfig(args, io.Discard); err != nil || !maps.Equal(nl.c.settings(), l.c.settings()) {
+			log.Info("upgrade: the config file changed while this process started; reloading it")
+			srv.reload(args)
+		}
+	}
 	c.handover.watch(ctx, c.shutdownTimeout+lockWaitMargin)
 	fmt.Fprintf(stdout, "surge serving on %s\n", srv.url())
 	var serveErr error
@@ -314,6 +326,21 @@ wait:
 			break wait
 		}
 	}
+	// From here a SIGHUP reloads nothing: say so rather than drop it
+	// (after an upgrade the new process, which the pid file names, reads
+	// the file; a SIGHUP to this pid is systemd's reload until it exits).
+	stopping := make(chan struct{})
+	defer close(stopping)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP while stopping (SIGTERM, or an upgrade's new process took over): not reloaded here; a new process applies the config file as it is when it starts serving, and takes SIGHUP from then on (the pid file names it)")
+			case <-stopping:
+				return
+			}
+		}
+	}()
 	timeout := srv.config().shutdownTimeout
 	if stopIn != nil {
 		timeout = *stopIn
