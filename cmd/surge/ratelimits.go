@@ -106,9 +106,19 @@ func privateConnLimits(trusted []netip.Prefix) surgehttp.ConnLimits {
 
 // keyed returns the limiter of one --rate-limit-NAME flag, nil when off.
 func keyed(name string, perSecond float64, burst, maxKeys int) (*admission.Keyed, error) {
+	// Each refusal names the one key at fault and its value: a reload
+	// refused during a sale must say what to fix in the file.
 	switch {
-	case math.IsNaN(perSecond) || perSecond < 0 || (perSecond > 0 && burst < 1):
-		return nil, fmt.Errorf("--rate-limit-%s must not be negative and its burst must be at least 1", name)
+	case math.IsNaN(perSecond):
+		return nil, fmt.Errorf("--rate-limit-%s NaN: want a number of requests per second (0: off)", name)
+	case perSecond < 0:
+		return nil, fmt.Errorf("--rate-limit-%s %v must not be negative (0: off)", name, perSecond)
+	case burst < 0:
+		// Never meaningful; taken while the limit was off, it refused the
+		// reload that later turned the limit on.
+		return nil, fmt.Errorf("--rate-limit-%s-burst %d must not be negative", name, burst)
+	case perSecond > 0 && burst < 1:
+		return nil, fmt.Errorf("--rate-limit-%s-burst %d must be at least 1 while --rate-limit-%s is on (%v per second)", name, burst, name, perSecond)
 	case perSecond == 0:
 		return nil, nil
 	}
