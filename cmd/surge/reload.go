@@ -119,12 +119,21 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 			ignored = append(ignored, "jwks-file")
 		}
 	}
-	handed := "" // a token named by a source: the new process of an upgrade reads it there
+	handed := ""     // a token named by a source: the new process of an upgrade reads it there
+	dropped := false // the file named the admin token, and names none now
 	if merged.adminToken == "" {
 		// Generated at start and printed once: a reload keeps it, and so
 		// does an upgrade.
 		merged.adminToken = old.adminToken
 		handed = merged.adminToken
+		if before["admin-token"] != "" {
+			// No reload makes a token up, so the one a source named stays:
+			// reported as changed, it read as revoked. Kept as loaded, it
+			// is warned of on every reload while no source names one.
+			dropped = true
+			raw.adminToken = before["admin-token"]
+			changed = slices.DeleteFunc(changed, func(k string) bool { return k == "admin-token" || k == "admin-token-file" })
+		}
 	}
 	slices.Sort(changed)
 	slices.Sort(ignored)
@@ -178,6 +187,10 @@ func (s *server) apply(old *serveConfig, nc serveConfig) error {
 	s.loaded = &raw
 	for _, name := range ignored {
 		s.log.Warn("config reload: this setting changed but needs a restart; ignored until then", "key", name)
+	}
+	if dropped {
+		s.log.Warn("config reload: no setting names an admin token any more; the token in force stays, still accepted (only a start generates one): to revoke it, name a new one and reload",
+			"key", "admin-token")
 	}
 	s.log.Info("config reloaded", "file", merged.configFile, "changed", changed)
 	merged.warnBuyerAuth(s.log)
