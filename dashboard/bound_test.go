@@ -25,9 +25,11 @@ func TestBoundKeepsSalesInPlay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	later := time.Now().Add(time.Hour)
+	later, earlier := time.Now().Add(time.Hour), time.Now().Add(-time.Minute)
 	for _, id := range []string{"a-old", "b-old", "c-old"} {
-		create(id, nil)
+		// Started a minute ago: ended at once, the end would fall in its
+		// start's millisecond, which a sale refuses.
+		create(id, &earlier)
 		now := time.Now()
 		if _, err := eng.UpdateSale(ctx, id, surge.SalePatch{EndsAt: &now}); err != nil {
 			t.Fatal(err)
