@@ -117,7 +117,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprint(stdout, usage)
 	default:
-		err = errUsage{fmt.Sprintf("unknown command %q (run 'surge --help')", args[0])}
+		err = errUsage{fmt.Sprintf("unknown command %q%s (run 'surge --help')", args[0], didYouMean(args[0], "",
+			[]string{"demo", "serve", "bench", "sale", "order", "backup", "reconcile", "probe", "version", "help"}))}
 	}
 	var ue errUsage
 	switch {
@@ -242,7 +243,7 @@ func (f *flagSet) parseArgs(args []string) error {
 			f.help()
 			return err
 		}
-		return errUsage{fmt.Sprintf("%s: %v (run 'surge %s --help')", f.Name(), err, f.Name())}
+		return errUsage{fmt.Sprintf("%s: %v%s (run 'surge %s --help')", f.Name(), err, flagTypo(f.FlagSet, err), f.Name())}
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func order(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, orderUsage)
 		return nil
 	default:
-		return errUsage{fmt.Sprintf("order: unknown subcommand %q (use get, cancel or pay)", verb)}
+		return errUsage{fmt.Sprintf("order: unknown subcommand %q%s (use get, cancel or pay)", verb, didYouMean(verb, "", []string{"get", "cancel", "pay"}))}
 	}
 	fs := newFlagSet("order "+verb, "surge order "+verb+" ID [flags]", stdout)
 	server, token := serverFlags(fs)

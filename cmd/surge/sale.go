@@ -49,7 +49,8 @@ func sale(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, saleUsage)
 		return nil
 	}
-	return errUsage{fmt.Sprintf("sale: unknown subcommand %q (use create, list, get, archive, pause, resume, end or update)", args[0])}
+	return errUsage{fmt.Sprintf("sale: unknown subcommand %q%s (use create, list, get, archive, pause, resume, end or update)",
+		args[0], didYouMean(args[0], "", []string{"create", "list", "get", "archive", "pause", "resume", "end", "update"}))}
 }
 
 // serverFlags are the flags every client command shares.
