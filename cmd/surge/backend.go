@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -79,6 +81,13 @@ func (c serveConfig) openEmbedded(ctx context.Context, log *slog.Logger, tel tel
 	}
 	st, err := sqlite.Open(ctx, c.dataDir, sqlite.Options{IdempotencyTTL: c.idempotencyTTL, Logger: log, Metrics: tel.reg, ImageMin: imageMin,
 		LockWait: c.handover.lockWait(c), NoEvents: c.natsURL == ""})
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) && (pe.Op == "mkdir" || pe.Op == "open") &&
+		(errors.Is(pe.Err, fs.ErrPermission) || errors.Is(pe.Err, syscall.ENOTDIR) || errors.Is(pe.Err, syscall.EROFS)) {
+		// The directory could not be made or opened (a file there, no
+		// permission, a read-only disk): the error named a path, not the
+		// setting that chose it.
+		return nil, fmt.Errorf("--data-dir %q: %w; choose a directory this user may create and write (--data-dir or SURGE_DATA_DIR)", c.dataDir, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -129,6 +129,12 @@ func (h *handover) listen(flag, addr string) (net.Listener, error) {
 	} else {
 		ln, err = h.upg.Listen("tcp", addr)
 	}
+	// tableflip formats the errno into its text (%s, not %w).
+	if err != nil && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), syscall.EADDRINUSE.Error())) {
+		// The first thing a second `surge serve` on one machine meets.
+		return nil, fmt.Errorf("listen on %s (--%s): %w: another process listens on %s (another surge serve?); stop it, or choose another --%s (port 0 picks a free one)",
+			addr, flag, err, addr, flag)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (--%s): %w", addr, flag, err)
 	}
