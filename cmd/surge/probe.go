@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"time"
 )
@@ -38,13 +39,20 @@ func probeURL(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return errUsage{"probe: --config: " + err.Error()}
 	}
+	origin := "--url"
 	if _, urlEnv := os.LookupEnv(envName("url")); !urlEnv && !fs.onCommandLine(args)["url"] {
+		origin = "serve's http-addr (SURGE_HTTP_ADDR or --config) makes the URL"
 		if addr, ok := set["http-addr"]; ok {
 			*url = healthURL(addr)
 		}
 	}
 	if fs.NArg() > 0 {
 		return errUsage{fmt.Sprintf("probe: unexpected argument %q (use --url)", fs.Arg(0))}
+	}
+	// "localhost:8080/healthz" parses with the scheme "localhost": say
+	// what is missing rather than quote the transport's puzzlement.
+	if u, err := neturl.Parse(*url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errUsage{fmt.Sprintf("probe: %s %q is not an http:// or https:// URL such as http://127.0.0.1:8080/healthz", origin, *url)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
