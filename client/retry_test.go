@@ -1,9 +1,11 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -205,15 +207,34 @@ func TestRetryContextCancel(t *testing.T) {
 	admin := client.New(s.url, token)
 	createSale(t, admin, "s", 10, 1)
 	ctx, cancel := context.WithCancel(t.Context())
-	// Cancel once the first refusal has come back: the client is waiting.
-	go func() {
-		for len(f.arrivals()) == 0 {
-			time.Sleep(10 * time.Millisecond)
+	// Cancel once the first refusal has come back, body and all: the
+	// client is then waiting to retry. (The server's seeing the request
+	// is too early: the cancel would end the request itself.)
+	buyer := admin.AsUser("ann")
+	base := buyer.HTTP.Transport
+	answered := make(chan struct{}, 1)
+	buyer.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		res, err := base.RoundTrip(r)
+		if err == nil {
+			body, rerr := io.ReadAll(res.Body)
+			res.Body.Close()
+			if rerr != nil {
+				return nil, rerr
+			}
+			res.Body = io.NopCloser(bytes.NewReader(body))
+			select {
+			case answered <- struct{}{}:
+			default:
+			}
 		}
+		return res, err
+	})}
+	go func() {
+		<-answered
 		cancel()
 	}()
 	start := time.Now()
-	_, err := admin.AsUser("ann").Purchase(ctx, "s", client.PurchaseOptions{})
+	_, err := buyer.Purchase(ctx, "s", client.PurchaseOptions{})
 	var ae *client.APIError
 	if !errors.Is(err, context.Canceled) || !errors.As(err, &ae) || ae.Code != "overloaded" {
 		t.Fatalf("err %v, want context.Canceled and the 503 overloaded", err)
