@@ -46,17 +46,7 @@ func TestRelayRestartAfterWindowNoRepeat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored := func() uint64 {
-		st, err := js.Stream(t.Context(), stream)
-		if err != nil {
-			return 0
-		}
-		info, err := st.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Msgs
-	}
+	stored := func() uint64 { return streamMsgs(t, js, stream) }
 
 	// The first node publishes, and never removes (it dies first).
 	f := &stuckRemoval{Outbox: s}

@@ -68,17 +68,7 @@ func TestRelayRemovalFailureDoesNotRepublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored := func() uint64 {
-		st, err := js.Stream(t.Context(), stream)
-		if err != nil {
-			return 0
-		}
-		info, err := st.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Msgs
-	}
+	stored := func() uint64 { return streamMsgs(t, js, stream) }
 	waitFor(t, "the 10 events in the stream", func() bool { return stored() >= 10 })
 	first := time.Now()
 	// The removal keeps failing for ten duplicate windows, and at least
@@ -93,4 +83,18 @@ func TestRelayRemovalFailureDoesNotRepublish(t *testing.T) {
 			"the relay published acknowledged events again on every retry (want 10)", n, f.failures.Load())
 	}
 	wantStream(t, servicetest.ReadStream(t, nc, stream, subject+".>"), subject, orders)
+}
+
+// streamMsgs is how many messages the stream holds, 0 before it exists.
+func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	st, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		return 0
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }

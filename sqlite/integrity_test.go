@@ -71,20 +71,7 @@ func copyFiles(t *testing.T, src string, names ...string) string {
 // lost confirmed commits, and opens the intact copy with every order.
 func TestRefuseBehind(t *testing.T) {
 	const orders = 60
-	src := t.TempDir()
-	s, err := sqlite.Open(t.Context(), src, noCheckpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	sale := newSale(t, "s1", 1000, 1)
-	if err := s.CreateSale(t.Context(), sale); err != nil {
-		t.Fatal(err)
-	}
-	sell(t, s, sale.ID, orders)
-	if err := s.FlushMark(); err != nil {
-		t.Fatal(err)
-	}
+	src, sale := servedWithOrders(t, orders)
 	db, wal := sqlite.FileName, sqlite.FileName+"-wal"
 	files := []string{db, wal, sqlite.MarkName}
 
@@ -484,4 +471,27 @@ func TestWALBoundedUnderLoad(t *testing.T) {
 			t.Errorf("sale s%d: remaining %d, want %d", i, n, sales*batches*size-batches*size)
 		}
 	}
+}
+
+// servedWithOrders is a data directory a serving store has sold n orders
+// of sale s1 into, every commit still in the WAL and counted by the
+// high-water mark; the store stays open until the test ends, as a server
+// still running over the directory the test copies.
+func servedWithOrders(t *testing.T, n int) (string, surge.Sale) {
+	t.Helper()
+	src := t.TempDir()
+	s, err := sqlite.Open(t.Context(), src, noCheckpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	sale := newSale(t, "s1", 1000, 1)
+	if err := s.CreateSale(t.Context(), sale); err != nil {
+		t.Fatal(err)
+	}
+	sell(t, s, sale.ID, n)
+	if err := s.FlushMark(); err != nil {
+		t.Fatal(err)
+	}
+	return src, sale
 }

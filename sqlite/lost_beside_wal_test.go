@@ -21,20 +21,7 @@ import (
 // move the WAL aside first.
 func TestLostDatabaseBesideItsWAL(t *testing.T) {
 	const orders = 60
-	src := t.TempDir()
-	s, err := sqlite.Open(t.Context(), src, noCheckpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	sale := newSale(t, "s1", 1000, 1)
-	if err := s.CreateSale(t.Context(), sale); err != nil {
-		t.Fatal(err)
-	}
-	sell(t, s, sale.ID, orders)
-	if err := s.FlushMark(); err != nil {
-		t.Fatal(err)
-	}
+	src, _ := servedWithOrders(t, orders)
 	db, wal := sqlite.FileName, sqlite.FileName+"-wal"
 	for _, tc := range []struct {
 		name   string

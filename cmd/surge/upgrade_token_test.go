@@ -39,30 +39,7 @@ func TestGeneratedAdminTokenHandover(t *testing.T) {
 	}
 	upgrade := func() {
 		t.Helper()
-		if err := syscall.Kill(cur.pid, syscall.SIGUSR2); err != nil {
-			t.Fatal(err)
-		}
-		next := 0
-		for deadline := time.Now().Add(time.Minute); next == 0 || next == cur.pid; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the pid file still names %d a minute after SIGUSR2", cur.pid)
-			}
-			next = readPID(pidFile)
-		}
-		select {
-		case <-cur.exited:
-		case <-time.After(time.Minute):
-			t.Fatalf("the old process %d did not exit", cur.pid)
-		}
-		cur = adopt(t, next)
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if code, _ := get(t, p.base+"/readyz", ""); code == http.StatusOK {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the new process %d is not ready after 20 s", next)
-			}
-		}
+		cur = upgradeReady(t, cur, pidFile, p.base)
 	}
 	accepts("at start", generated, http.StatusOK)
 	upgrade()
