@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -353,17 +354,23 @@ func composeNodeConfig(t *testing.T, shell map[string]string) []byte {
 	// The admin token comes as a compose secret file, /run/secrets/…,
 	// which exists only in the container: give it as a value instead.
 	env := []string{"SURGE_ADMIN_TOKEN=compose-test-admin-token", "SURGE_DATA_DIR=" + t.TempDir()}
+	// The waiting-room key is required of the shell, as the file's header
+	// exports it.
+	if _, ok := shell["SURGE_WAITING_ROOM_SECRET"]; !ok {
+		shell = maps.Clone(shell)
+		if shell == nil {
+			shell = map[string]string{}
+		}
+		shell["SURGE_WAITING_ROOM_SECRET"] = "compose-test-waiting-room-secret-0123456789"
+	}
 	for _, m := range regexp.MustCompile(`(?m)^    (SURGE_\w+): (.*)$`).FindAllStringSubmatch(node, -1) {
 		if m[1] == "SURGE_ADMIN_TOKEN_FILE" {
 			continue
 		}
-		v := os.Expand(strings.Trim(m[2], `'"`), func(ref string) string {
-			name, def, _ := strings.Cut(ref, ":-")
-			if v := shell[name]; v != "" {
-				return v
-			}
-			return def
-		})
+		v, err := composeInterpolate(strings.Trim(m[2], `'"`), shell)
+		if err != nil {
+			t.Fatalf("docker-compose.yml's %s with the shell %v: %v", m[1], shell, err)
+		}
 		env = append(env, m[1]+"="+v)
 	}
 	cmd := exec.Command("go", "run", "github.com/surgehq/surge/cmd/surge", "serve", "--print-config")
