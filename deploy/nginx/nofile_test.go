@@ -1,0 +1,96 @@
+package nginx_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEdgeWorkersMayOpenTheirConnections: an nginx worker holds a file
+// for each of its connections, the buyers' and the nodes' alike, up to
+// worker_connections. Debian's nginx.service sets no LimitNOFILE, so
+// systemd starts it with a soft limit of 1024 open files (its
+// DefaultLimitNOFILE=1024:524288), and a worker past it fails accept()
+// with EMFILE: in a drop, the edge stops accepting buyers at about a
+// quarter of the connections it was configured for. Started so, the shipped config's
+// workers must be allowed worker_connections files.
+func TestEdgeWorkersMayOpenTheirConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nginx")
+	}
+	nginx := nginxBinary(t)
+	dir, err := os.MkdirTemp("", "surge-edge-nofile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil { // the workers run as nobody
+		t.Fatal(err)
+	}
+	edge := freeAddr(t)
+	conf := render(t, map[string]string{
+		"listen 8081 http2;":     "listen " + freeAddr(t) + " http2;",
+		"server surge-a:8080":    "server " + freeAddr(t),
+		"server surge-b:8080":    "server " + freeAddr(t),
+		"listen 80;":             "listen " + edge + ";",
+		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
+		"worker_processes auto;": "worker_processes 1;",
+	})
+	m := regexp.MustCompile(`(?m)^\s*worker_connections (\d+);`).FindStringSubmatch(conf)
+	if m == nil {
+		t.Fatal("nginx.conf sets no worker_connections")
+	}
+	want, _ := strconv.Atoi(m[1])
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// As systemd starts Debian's nginx.service: soft 1024, hard 524288
+	// (or the hard limit this test runs under, if lower).
+	cmd := exec.Command("sh", "-c", `ulimit -Sn 1024 && exec "$0" -p "$1" -c "$2" -g 'daemon off;'`, nginx, dir, confPath)
+	logs := start(t, cmd, filepath.Join(dir, "nginx.log"))
+	// No node runs: the edge listening is enough.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", edge); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not listen on %s:\n%s", edge, logs())
+		}
+	}
+
+	var worker int
+	for deadline := time.Now().Add(10 * time.Second); worker == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+		for _, f := range strings.Fields(string(b)) {
+			if st, _ := os.ReadFile("/proc/" + f + "/cmdline"); strings.HasPrefix(string(st), "nginx: worker process") {
+				worker, _ = strconv.Atoi(f)
+			}
+		}
+	}
+	if worker == 0 {
+		t.Fatalf("no nginx worker process found:\n%s", logs())
+	}
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", worker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm := regexp.MustCompile(`(?m)^Max open files\s+(\d+)\s+(\d+|unlimited)`).FindSubmatch(limits)
+	if lm == nil {
+		t.Fatalf("/proc/%d/limits has no open-file limit:\n%s", worker, limits)
+	}
+	soft, _ := strconv.Atoi(string(lm[1]))
+	if soft < want {
+		t.Errorf("nginx started as systemd starts Debian's nginx.service (open files: soft 1024): its worker may open %d files, "+
+			"fewer than its worker_connections %d, so past about %d connections it stops accepting buyers (accept: too many open files)\nnginx's log:\n%s",
+			soft, want, soft, logs())
+	}
+}
