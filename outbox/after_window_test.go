@@ -1,15 +1,12 @@
 package outbox_test
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/surgehq/surge"
-	"github.com/surgehq/surge/outbox"
 	"github.com/surgehq/surge/servicetest"
 )
 
@@ -27,21 +24,7 @@ func TestRelayRestartAfterWindowNoRepeat(t *testing.T) {
 	orders := reserve(t, s, "a", "u", 10, 10)
 	// A short duplicate window stands for a node down for minutes.
 	const window = 200 * time.Millisecond
-	relay := func(src surge.Outbox) (stop func()) {
-		rc, err := outbox.Connect(servicetest.NATSURL(), "relay-test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := outbox.New(rc, src, outbox.Config{Stream: stream, Subject: subject, Duplicates: window,
-			Retry: 50 * time.Millisecond, LagEvery: 10 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() { r.RunUntil(ctx, context.Background()) })
-		return sync.OnceFunc(func() { cancel(); wg.Wait(); rc.Close() })
-	}
+	relay := func(src surge.Outbox) (stop func()) { return relayWithWindow(t, src, stream, subject, window) }
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

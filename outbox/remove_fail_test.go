@@ -50,19 +50,7 @@ func TestRelayRemovalFailureDoesNotRepublish(t *testing.T) {
 
 	// A short duplicate window stands for minutes of a failing disk.
 	const window = 200 * time.Millisecond
-	rc, err := outbox.Connect(servicetest.NATSURL(), "relay-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := outbox.New(rc, f, outbox.Config{Stream: stream, Subject: subject, Duplicates: window,
-		Retry: 50 * time.Millisecond, LagEvery: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { r.RunUntil(ctx, context.Background()) })
-	t.Cleanup(func() { cancel(); wg.Wait(); rc.Close() })
+	t.Cleanup(relayWithWindow(t, f, stream, subject, window))
 
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -97,4 +85,22 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// relayWithWindow runs a relay of src to the stream, with the given
+// duplicate window and short pauses, until the returned stop (safe to call
+// twice).
+func relayWithWindow(t *testing.T, src surge.Outbox, stream, subject string, window time.Duration) (stop func()) {
+	t.Helper()
+	rc, err := outbox.Connect(servicetest.NATSURL(), "relay-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := outbox.New(rc, src, outbox.Config{Stream: stream, Subject: subject, Duplicates: window,
+		Retry: 50 * time.Millisecond, LagEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := runRelay(t, r)
+	return sync.OnceFunc(func() { end(); rc.Close() })
 }

@@ -53,14 +53,7 @@ func TestEdgeQueueStreamSkipsAVanishedNode(t *testing.T) {
 		t.Skip("runs nginx and a node")
 	}
 	nginx := nginxBinary(t)
-	dir, err := os.MkdirTemp("", "surge-edge-connect-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := edgeDir(t, "surge-edge-connect-")
 	bin := filepath.Join(dir, "surge")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -142,16 +142,7 @@ func startEdge(t *testing.T, extra map[string]string) *edgeEnv {
 		t.Skip("runs nginx and two nodes")
 	}
 	nginx := nginxBinary(t)
-	dir, err := os.MkdirTemp("", "surge-edge-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	// nginx's workers run as nobody and keep their temporary files under
-	// the prefix.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := edgeDir(t, "surge-edge-")
 	bin := filepath.Join(dir, "surge")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -655,4 +646,20 @@ func stopProc(t *testing.T, p *os.Process) {
 			t.Fatalf("process %d: %d threads still running 10 s after SIGSTOP", p.Pid, running)
 		}
 	}
+}
+
+// edgeDir is a directory of the test's, removed at its end, that nginx's
+// workers (running as nobody) may enter: they keep their temporary files
+// under the prefix.
+func edgeDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

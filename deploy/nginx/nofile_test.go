@@ -26,14 +26,7 @@ func TestEdgeWorkersMayOpenTheirConnections(t *testing.T) {
 		t.Skip("runs nginx")
 	}
 	nginx := nginxBinary(t)
-	dir, err := os.MkdirTemp("", "surge-edge-nofile-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil { // the workers run as nobody
-		t.Fatal(err)
-	}
+	dir := edgeDir(t, "surge-edge-nofile-")
 	edge := freeAddr(t)
 	conf := render(t, map[string]string{
 		"listen 8081 http2;":     "listen " + freeAddr(t) + " http2;",
