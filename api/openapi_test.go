@@ -488,8 +488,10 @@ func readFirstEvent(t *testing.T, r io.Reader) []byte {
 }
 
 // validateEvents checks the data of each event of a queue stream as the
-// JSON answer of GET …/queue it is documented to be (a Queue object, or
-// for an error event an error).
+// JSON answer of GET …/queue it is documented to be: a Queue object, or
+// for an error event the error answer of GET …/queue/events that carries
+// its code (sale_not_found is a 404, unavailable a 503, …), a code the
+// stream's description in the spec must name.
 func (c *checker) validateEvents(base, saleID string, stream []byte) (events []string) {
 	c.t.Helper()
 	var name string
@@ -500,15 +502,69 @@ func (c *checker) validateEvents(base, saleID string, stream []byte) (events []s
 			name = strings.TrimPrefix(line, "event: ")
 			events = append(events, name)
 		case strings.HasPrefix(line, "data: "):
-			status := http.StatusOK
-			if name == "error" {
-				status = http.StatusForbidden
+			data := []byte(strings.TrimPrefix(line, "data: "))
+			noStore := http.Header{"Cache-Control": {"no-store"}}
+			if name != "error" {
+				c.validateAs(base, "GET", "/v1/sales/"+saleID+"/queue", http.StatusOK, noStore, data, "event "+name)
+				continue
 			}
-			c.validateAs(base, "GET", "/v1/sales/"+saleID+"/queue", status, http.Header{"Cache-Control": {"no-store"}},
-				[]byte(strings.TrimPrefix(line, "data: ")), "event "+name)
+			var body api.ErrorBody
+			if err := json.Unmarshal(data, &body); err != nil {
+				c.t.Errorf("error event %s: %v", data, err)
+				continue
+			}
+			status, ok := c.streamErrorStatus(body.Error.Code)
+			if !ok {
+				continue
+			}
+			h := noStore
+			if status == http.StatusServiceUnavailable {
+				// An event has no headers; the spec's Retry-After of
+				// the answer is the second the description tells.
+				h = http.Header{"Cache-Control": {"no-store"}, "Retry-After": {"1"}}
+			}
+			c.validateAs(base, "GET", "/v1/sales/"+saleID+"/queue/events", status, h, data, "error event "+body.Error.Code)
 		}
 	}
 	return events
+}
+
+// streamErrorStatus is the status of the answer of GET …/queue/events
+// whose codes (in the spec) include code, which an error event carrying
+// code is validated as; false, with the test failed, if no answer has
+// it, or the stream's description does not name it.
+func (c *checker) streamErrorStatus(code string) (int, bool) {
+	c.t.Helper()
+	_, doc := readSpec(c.t)
+	op, _ := doc.Paths["/v1/sales/{id}/queue/events"]["get"].(map[string]any)
+	if desc, _ := op["description"].(string); !strings.Contains(desc, code) {
+		c.t.Errorf("an error event with code %q, which the spec's description of the stream does not name", code)
+		return 0, false
+	}
+	shared, _ := doc.Components["responses"].(map[string]any)
+	responses, _ := op["responses"].(map[string]any)
+	var statuses []int
+	for s, r := range responses {
+		status, err := strconv.Atoi(s)
+		if err != nil || status < 400 {
+			continue
+		}
+		if m, ok := r.(map[string]any); ok {
+			if ref, ok := m["$ref"].(string); ok {
+				r = shared[strings.TrimPrefix(ref, "#/components/responses/")]
+			}
+		}
+		codes := map[string]bool{}
+		collectCodes(r, codes)
+		if codes[code] {
+			statuses = append(statuses, status)
+		}
+	}
+	if len(statuses) != 1 {
+		c.t.Errorf("an error event with code %q: the spec's answers of the stream with that code have statuses %v, want one", code, statuses)
+		return 0, false
+	}
+	return statuses[0], true
 }
 
 // validateAs validates body as the JSON answer of method path with status.
