@@ -41,8 +41,12 @@ type Snapshot struct {
 	Sales         []Sale  `json:"sales"`
 	// HiddenSales counts the sales left out to keep the event bounded
 	// (idle ones first, ended ones before sold-out ones before the rest).
-	HiddenSales int   `json:"hidden_sales,omitempty"`
-	Batch       Batch `json:"batch"`
+	HiddenSales int `json:"hidden_sales,omitempty"`
+	// HiddenInPlay counts those of them not idle: busy in the window, or
+	// on sale, paused or upcoming. Past the bound they are left out too,
+	// and the page must not call them idle.
+	HiddenInPlay int   `json:"hidden_in_play,omitempty"`
+	Batch        Batch `json:"batch"`
 	// Breakers and Leader are cluster mode's; absent in embedded mode.
 	Breakers []Breaker `json:"breakers,omitempty"`
 	Leader   *bool     `json:"leader,omitempty"`
@@ -372,7 +376,7 @@ func (f *feed) compute() Snapshot {
 		}
 		snap.Sales = append(snap.Sales, out)
 	}
-	snap.Sales, snap.HiddenSales = bound(snap.Sales, active, f.maxSales)
+	snap.Sales, snap.HiddenSales, snap.HiddenInPlay = bound(snap.Sales, active, f.maxSales)
 	if prev != nil {
 		b := cur.batch.minus(base.batch)
 		if b.count > 0 {
@@ -399,8 +403,9 @@ func (f *feed) compute() Snapshot {
 // sale, paused, upcoming), then sold-out ones (a hold that lapses gives
 // units back), ended ones last. Units left alone do not keep a sale: an
 // ended sale that did not sell out stays until it is archived, and a
-// shop's old ones would hide the drop about to start.
-func bound(sales []Sale, active map[string]bool, max int) ([]Sale, int) {
+// shop's old ones would hide the drop about to start. It returns how
+// many it left out, and how many of those were active or still in play.
+func bound(sales []Sale, active map[string]bool, max int) ([]Sale, int, int) {
 	live := func(s Sale) int {
 		switch {
 		case active[s.ID]:
@@ -420,15 +425,20 @@ func bound(sales []Sale, active map[string]bool, max int) ([]Sale, int) {
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	hidden := 0
+	hidden, inPlay := 0, 0
 	if len(sales) > max {
+		for _, s := range sales[max:] {
+			if live(s) <= 1 {
+				inPlay++
+			}
+		}
 		hidden, sales = len(sales)-max, sales[:max]
 	}
 	slices.SortFunc(sales, func(a, b Sale) int { return cmp.Compare(a.ID, b.ID) })
 	if sales == nil {
 		sales = []Sale{}
 	}
-	return sales, hidden
+	return sales, hidden, inPlay
 }
 
 func outcomeRank(name string) int {

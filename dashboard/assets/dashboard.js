@@ -151,7 +151,11 @@ function render(snap) {
   document.getElementById("empty").hidden = snap.sales.length > 0;
   const hidden = document.getElementById("hidden-sales");
   hidden.hidden = !snap.hidden_sales;
-  text(hidden, snap.hidden_sales ? snap.hidden_sales + " idle sales not shown" : "");
+  // Past the bound, sales still in play are left out too: "idle" only
+  // when none of the hidden ones is.
+  text(hidden, !snap.hidden_sales ? "" : snap.hidden_in_play
+    ? snap.hidden_sales + " sales not shown (" + snap.hidden_in_play + " of them still in play)"
+    : snap.hidden_sales + " idle sales not shown");
 }
 
 function status(state, label) {
