@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +21,9 @@ import (
 // config lists every node (prometheus.yml says so) and every node exports
 // the cluster-wide stock and remaining of every sale. Two nodes, a sale of
 // 10 units, 3 sold: the panels must show 10, 7 and 3, not one copy per
-// node.
+// node. Then one node cut off from Redis and PostgreSQL: its figures are
+// the last known, and "Stale figures" must say so (the dashboard had no
+// panel for it: frozen units looked current).
 func TestGrafanaSalesInClusterMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs surge and prometheus")
@@ -37,17 +40,25 @@ func TestGrafanaSalesInClusterMode(t *testing.T) {
 	}
 	db.Close()
 	bin := buildSurge(t, dir)
-	node := func(id string) string {
+	node := func(id, redisURL, pgURL string) string {
 		addr := freeAddr(t)
 		cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, id), "--http-addr", addr, "--insecure-user-header",
-			"--redis-url", servicetest.RedisURL(), "--postgres-url", servicetest.PostgresURL()+"&search_path="+ns,
+			"--redis-url", redisURL, "--postgres-url", pgURL+"&search_path="+ns,
 			"--redis-prefix", ns, "--node-id", id)
 		cmd.Env = append(cleanEnv(), "SURGE_ADMIN_TOKEN="+token)
 		logs := start(t, cmd, filepath.Join(dir, id+".log"))
 		waitHTTP(t, "surge "+id, "http://"+addr+"/readyz", logs)
 		return addr
 	}
-	a, b := node("a"), node("b")
+	// Node a reaches Redis and PostgreSQL through proxies, to cut them.
+	redisPx := servicetest.RedisProxy(t)
+	pgURL, err := url.Parse(servicetest.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgPx := servicetest.NewProxy(t, pgURL.Host)
+	pgURL.Host = pgPx.Addr
+	a, b := node("a", "redis://"+redisPx.Addr+"/0", pgURL.String()), node("b", servicetest.RedisURL(), servicetest.PostgresURL())
 	adminPost(t, "http://"+a+"/v1/sales", token, `{"id":"obs","name":"Observability test","stock":10,"per_user_limit":1}`)
 	for i := range 3 {
 		for deadline := time.Now().Add(30 * time.Second); ; {
@@ -94,8 +105,14 @@ func TestGrafanaSalesInClusterMode(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	exprs := dashboardExprs(t)
-	want := map[string][]float64{"Units remaining": {7, 10}, "Sold": {3}}
+	// "Stale figures": 0 while both nodes refresh the sale (1 would say
+	// the units shown may be a node's last known, not current).
+	want := map[string][]float64{"Units remaining": {7, 10}, "Sold": {3}, "Stale figures": {0}}
 	for title, ws := range want {
+		if len(exprs[title]) != len(ws) {
+			t.Errorf("panel %q has queries %q, want %d", title, exprs[title], len(ws))
+			continue
+		}
 		for i, e := range exprs[title] {
 			got := query(t, prom, grafanaVars.Replace(e), "sale")["obs"]
 			if got != ws[i] {
@@ -103,4 +120,29 @@ func TestGrafanaSalesInClusterMode(t *testing.T) {
 			}
 		}
 	}
+	// Node a cut off from Redis and PostgreSQL: its figures of obs are
+	// the last known, and the panel must say so, then stop once they are
+	// refreshed again.
+	if len(exprs["Stale figures"]) == 0 {
+		t.FailNow() // said above
+	}
+	stale := grafanaVars.Replace(exprs["Stale figures"][0])
+	waitStale := func(want float64, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+			got, ok := query(t, prom, stale, "sale")["obs"]
+			if ok && got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: panel \"Stale figures\", query %s: %v for sale obs, want %v", what, stale, got, want)
+			}
+		}
+	}
+	redisPx.Cut()
+	pgPx.Cut()
+	waitStale(1, "node a cut off from Redis and PostgreSQL")
+	redisPx.Restore()
+	pgPx.Restore()
+	waitStale(0, "once they are back")
 }

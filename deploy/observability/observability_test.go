@@ -33,6 +33,7 @@ var contract = names(
 	"surge_sale_stock_units",
 	"surge_sale_remaining_units",
 	"surge_sale_status",
+	"surge_sale_stale",
 	"surge_order_transitions_total",
 	"surge_batch_size_bucket", "surge_batch_size_sum", "surge_batch_size_count",
 	"surge_store_commit_duration_seconds_bucket", "surge_store_commit_duration_seconds_sum", "surge_store_commit_duration_seconds_count",
