@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
-	"github.com/surgehq/surge/sqlite"
 	"github.com/surgehq/surge/waitroom"
 )
 
@@ -32,31 +30,12 @@ func TestSpecQueueEventsSaleArchived(t *testing.T) {
 	c := newChecker(t, raw)
 	ctx := context.Background()
 
-	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	room, err := waitroom.New(waitroom.Config{Secret: roomSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.Open(ctx, store, engine.Config{WaitingRoom: room, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true,
-		Logger: quietLog, WaitingRoom: room})
-	srv := httptest.NewServer(handler)
-	t.Cleanup(func() {
-		handler.CloseStreams()
-		srv.Close()
-		if err := eng.Close(); err != nil {
-			t.Errorf("close engine: %v", err)
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
+	srv := specServer(t, t.TempDir(), engine.Config{WaitingRoom: room, Logger: quietLog},
+		surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: quietLog, WaitingRoom: room})
 	do := func(method, path, body string, h http.Header, want int) answer {
 		t.Helper()
 		return c.do(call{base: srv.URL, method: method, path: path, body: body, header: h, want: want})

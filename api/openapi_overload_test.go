@@ -2,11 +2,9 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -31,33 +29,17 @@ import (
 func TestSpecOrderChangesOverloaded(t *testing.T) {
 	raw, _ := readSpec(t)
 	c := newChecker(t, raw)
-	ctx := context.Background()
 
 	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.Open(ctx, store, engine.Config{Logger: quietLog, PurchaseTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: quietLog,
-		Payments: surgehttp.Payments{Secrets: []string{hookSecret}}})
-	srv := httptest.NewServer(handler)
+	srv := specServer(t, dir, engine.Config{Logger: quietLog, PurchaseTimeout: 2 * time.Second},
+		surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: quietLog,
+			Payments: surgehttp.Payments{Secrets: []string{hookSecret}}})
 
 	unlock := func() {} // the write lock's release, once it is taken
 	var inflight sync.WaitGroup
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before specServer's: the stalled changes end first
 		unlock()
 		inflight.Wait()
-		srv.Close()
-		if err := eng.Close(); err != nil {
-			t.Errorf("close engine: %v", err)
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
 	})
 
 	do := func(method, path, body string, h http.Header, want int) answer {

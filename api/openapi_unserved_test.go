@@ -1,13 +1,10 @@
 package api_test
 
 import (
-	"context"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/surgehq/surge/engine"
 	surgehttp "github.com/surgehq/surge/http"
-	"github.com/surgehq/surge/sqlite"
 )
 
 // TestSpecWebhookNotServed: without --payment-webhook-secret the webhook
@@ -18,25 +15,7 @@ import (
 func TestSpecWebhookNotServed(t *testing.T) {
 	raw, _ := readSpec(t)
 	c := newChecker(t, raw)
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{NoExpiry: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.Open(ctx, store, engine.Config{Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, Logger: quietLog}))
-	t.Cleanup(func() {
-		srv.Close()
-		if err := eng.Close(); err != nil {
-			t.Errorf("close engine: %v", err)
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
+	srv := specServer(t, t.TempDir(), engine.Config{Logger: quietLog}, surgehttp.Config{AdminToken: adminToken, Logger: quietLog})
 	ev := `{"id":"evt_1","type":"payment.succeeded","order_id":"o_00000000000000000000000000","amount_cents":1000,"currency":"EUR","created":1767225600}`
 	a := c.do(call{base: srv.URL, method: "POST", path: "/v1/payments/webhook", body: ev, header: signature(ev), want: 404})
 	if got := a.errorCode(); got != "not_found" {
