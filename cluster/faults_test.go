@@ -110,20 +110,10 @@ func reserve(s *cluster.Store, sale string, ps ...surge.Purchase) ([]surge.Outco
 	return out, time.Since(start), err
 }
 
-// eventually polls f until it returns nil, for at most d.
+// eventually is servicetest.Eventually, the name the cluster tests call.
 func eventually(t testing.TB, d time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	servicetest.Eventually(t, d, what, f)
 }
 
 // eventuallyLeads waits up to d for s to lead.

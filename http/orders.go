@@ -46,7 +46,6 @@ func (s *Server) orderOf(w http.ResponseWriter, r *http.Request) (surge.Order, i
 		// store failed, as the 503 unavailable it became would say. As
 		// for a purchase, the connection is closed unanswered.
 		clientGone(r)
-		panic(http.ErrAbortHandler)
 	}
 	if err != nil {
 		s.writeErr(w, r, err)

@@ -194,18 +194,12 @@ func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code st
 	out, err := s.svc.Purchase(r.Context(), engine.PurchaseRequest{SaleID: saleID, Purchase: p, Tickets: r.Header[TicketHeader]})
 	if err != nil {
 		if r.Context().Err() != nil {
-			// The client is gone; nobody reads an answer. The request's
-			// span (otelhttp's, with tracing on) would read as a success:
-			// with nothing written, it records the 200 net/http falls back
-			// to, as the access log did before it said 499.
+			// The client is gone, or half-closed and still reading: an
+			// empty 200 would say a purchase was made when it may not
+			// have been. The connection is closed unanswered; if the
+			// purchase commits, a retry with its Idempotency-Key
+			// replays it.
 			clientGone(r)
-			// Nor may that 200 be sent: net/http also ends the context
-			// of a client that only shut its sending side (a half-close)
-			// and still reads, which would take an empty 200 for a
-			// purchase made, when it may not have been. The connection
-			// is closed unanswered; if the purchase commits, a retry
-			// with its Idempotency-Key replays it.
-			panic(http.ErrAbortHandler)
 		}
 		return s.writeErr(w, r, err), false
 	}
@@ -222,15 +216,17 @@ func (s *Server) answerPurchase(w http.ResponseWriter, r *http.Request) (code st
 	return string(surge.CodeReserved), out.Replay
 }
 
-// clientGone marks the span of r, whose client went away before it was
-// answered, as failed: semantic conventions' error.type and status Error
-// for a request that ended before a status was sent (otelhttp cannot tell
-// it from a 200, and records that). A no-op when r is not traced.
+// clientGone ends r, whose client went away (or half-closed, which
+// net/http cannot tell apart) before it was answered: it marks r's span
+// as failed, semantic conventions' error.type and status Error for a
+// request that ended before a status was sent (otelhttp cannot tell it
+// from a 200, and records that), then panics http.ErrAbortHandler, which
+// closes the connection unanswered: net/http would otherwise send an
+// empty 200 for a handler that wrote nothing.
 func clientGone(r *http.Request) {
-	span := trace.SpanFromContext(r.Context())
-	if !span.IsRecording() {
-		return
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(attribute.String("error.type", "client_gone"))
+		span.SetStatus(codes.Error, "the client went away before the answer; none was sent")
 	}
-	span.SetAttributes(attribute.String("error.type", "client_gone"))
-	span.SetStatus(codes.Error, "the client went away before the answer; none was sent")
+	panic(http.ErrAbortHandler)
 }

@@ -186,3 +186,20 @@ func ReadStream(t testing.TB, nc *nats.Conn, stream, filter string) []StreamMsg 
 	}
 	return out
 }
+
+// Eventually polls f until it returns nil, failing t with what and f's
+// last error after d.
+func Eventually(t testing.TB, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

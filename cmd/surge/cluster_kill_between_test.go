@@ -59,7 +59,7 @@ func TestClusterKilledBetweenRedisAndPostgres(t *testing.T) {
 		return buyer(base, user).Purchase(ctx, saleID, client.PurchaseOptions{IdempotencyKey: key, Quantity: 1})
 	}
 	// a must serve the sale before the victims buy there.
-	eventually(t, 10*time.Second, "node a serves the sale", func() error {
+	servicetest.Eventually(t, 10*time.Second, "node a serves the sale", func() error {
 		_, err := client.New(a.base, token).Sale(ctx, saleID)
 		return err
 	})
@@ -70,13 +70,13 @@ func TestClusterKilledBetweenRedisAndPostgres(t *testing.T) {
 			ns+"_a").Scan(&pid)
 		return pid, err
 	}
-	eventually(t, 10*time.Second, "victim1's insert sleeps in PostgreSQL", func() error {
+	servicetest.Eventually(t, 10*time.Second, "victim1's insert sleeps in PostgreSQL", func() error {
 		_, err := waiting(`wait_event = 'PgSleep'`)
 		return err
 	})
 	go buy(a.base, "victim2", "kv2") //nolint:errcheck // its node dies
 	var second int32
-	eventually(t, 10*time.Second, "victim2's insert waits for the sale's row", func() (err error) {
+	servicetest.Eventually(t, 10*time.Second, "victim2's insert waits for the sale's row", func() (err error) {
 		second, err = waiting(`wait_event_type = 'Lock' AND query LIKE '%surge_insert_orders%'`)
 		return err
 	})
@@ -90,7 +90,7 @@ func TestClusterKilledBetweenRedisAndPostgres(t *testing.T) {
 	// Each victim retries its key on b until it is answered: one order each.
 	got := map[string]string{}
 	for _, v := range []struct{ user, key string }{{"victim1", "kv1"}, {"victim2", "kv2"}} {
-		eventually(t, 15*time.Second, v.user+"'s retry on b", func() error {
+		servicetest.Eventually(t, 15*time.Second, v.user+"'s retry on b", func() error {
 			p, err := buy(b.base, v.user, v.key)
 			if err != nil {
 				if surge.HasCode(err, surge.CodeUnavailable) || surge.HasCode(err, surge.CodeRateLimited) {
@@ -148,21 +148,5 @@ func TestClusterKilledBetweenRedisAndPostgres(t *testing.T) {
 	}
 	if live != stock || sold != stock-2 {
 		t.Errorf("%d units live of %d after the crowd (%d sold to it, want %d)", live, stock, sold, stock-2)
-	}
-}
-
-// eventually polls f until it returns nil, for at most d.
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
