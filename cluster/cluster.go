@@ -62,6 +62,12 @@ type Config struct {
 	// answers keyed purchases of a sold-out sale without Redis (1048576);
 	// a sale with more keys has them answered by Redis.
 	KeyCopy int
+	// KeyCopyFresh is how long after this node last read a sale's figures
+	// in Redis (every batch does, and the engine's poll every
+	// SyncInterval, 500 ms) its copy may still answer a keyed purchase
+	// sold out without Redis (2s): a node cut off or stopped hears of no
+	// units coming back.
+	KeyCopyFresh time.Duration
 	// Buckets splits the live stock of each sale this node creates over
 	// that many Redis slots (default 1): for sales too hot for one shard
 	// of a Redis Cluster. Fixed per sale at creation.
@@ -112,6 +118,7 @@ func (c *Config) defaults() {
 	def(&c.ConfirmAfter, 10*time.Second)
 	def(&c.CallTimeout, 2*time.Second)
 	def(&c.BreakerOpen, time.Second)
+	def(&c.KeyCopyFresh, 2*time.Second)
 	if c.KeyCache <= 0 {
 		c.KeyCache = 1 << 18
 	}
@@ -250,7 +257,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), rc: rc, live: redis.New(rc, cfg.Prefix), db: db,
 		holder:  leaseHolder(cfg.NodeID),
 		keys:    newKeyCache(cfg.KeyCache),
-		copies:  newKeyCopies(cfg.KeyCopy),
+		copies:  newKeyCopies(cfg.KeyCopy, cfg.KeyCopyFresh),
 		sales:   make(map[string]saleInfo),
 		ever:    make(map[string]int64),
 		missing: make(map[string]missingState),

@@ -31,16 +31,21 @@ import (
 //     refuses an oversell, commits no new order until units come back);
 //     no units have come back since (every cancel, expiry, rebuild and
 //     stock change is announced, and the announcement invalidates the
-//     copy before the engine hears it); and Redis, when last read, had
-//     reserved no unit the copy does not hold (taken <= ever) and had
-//     none left (a guard against a lost announcement).
+//     copy before the engine hears it); and Redis, read lately (within
+//     keyCopies.fresh: every batch reads it, and the engine's poll every
+//     SyncInterval), had reserved no unit the copy does not hold (taken
+//     <= ever) and had none left (a guard against a lost announcement).
 //
 // Otherwise the purchase goes to Redis as before, and a sold-out answer
 // there starts a catch-up of the copy in the background. The one window
 // left is an announcement's delay: units back on one node, sold to a new
 // key on another, and that key retried here, all before this node hears
 // of the first (milliseconds; at most SyncInterval, whose poll reads
-// Redis's taken, if the announcement is lost).
+// Redis's taken, if the announcement is lost). A node that hears nothing
+// (cut off from Redis and PostgreSQL, or stopped and continued) stops
+// trusting its copy once its last read of Redis is older than fresh: it
+// answered sold_out, from a copy that proved nothing any more, keys that
+// had bought on another node meanwhile, for as long as the cut lasted.
 
 const (
 	// copyLayers bounds the maps a copy is read through: each catch-up
@@ -57,7 +62,13 @@ const (
 // keyCopies are the node's copies, by sale. Reads are lock-free: the map
 // is replaced, never changed, when a sale's copy is added or dropped.
 type keyCopies struct {
-	max   int // keys per sale beyond which no copy is kept
+	max int // keys per sale beyond which no copy is kept
+	// fresh is how long after Redis was last read for a sale its copy
+	// may still prove; base is what the reads' times count from (its
+	// monotonic clock: a wall clock set back must not make an old read
+	// look fresh).
+	fresh time.Duration
+	base  time.Time
 	mu    sync.Mutex
 	sales atomic.Pointer[map[string]*keyCopy]
 }
@@ -70,7 +81,10 @@ type keyCopy struct {
 	gen atomic.Uint64
 	// taken is the largest count of units Redis reported reserved for
 	// the sale (Decided.Taken, Stock.Totals).
-	taken   atomic.Int64
+	taken atomic.Int64
+	// read is when Redis's figures were last recorded (observe), in
+	// nanoseconds since keyCopies.base; 0: never.
+	read    atomic.Int64
 	syncing atomic.Bool
 	next    atomic.Int64 // no catch-up starts before (Unix ns)
 }
@@ -96,8 +110,8 @@ type keyEntry struct {
 	created, expires int64 // Unix ms
 }
 
-func newKeyCopies(max int) *keyCopies {
-	c := &keyCopies{max: max}
+func newKeyCopies(max int, fresh time.Duration) *keyCopies {
+	c := &keyCopies{max: max, fresh: fresh, base: time.Now()}
 	c.sales.Store(&map[string]*keyCopy{})
 	return c
 }
@@ -154,8 +168,12 @@ func (c *keyCopies) invalidate(sale string) {
 	}
 }
 
+// since is the time now, as keyCopy.read counts it (never 0).
+func (c *keyCopies) since() int64 { return max(int64(time.Since(c.base)), 1) }
+
 // observe records Redis's figures for a sale: units left invalidate the
-// copy, units reserved beyond it keep it from proving anything.
+// copy, units reserved beyond it keep it from proving anything, and the
+// read keeps it fresh.
 func (c *keyCopies) observe(sale string, remaining, taken int64) {
 	k := c.get(sale)
 	if k == nil {
@@ -170,6 +188,8 @@ func (c *keyCopies) observe(sale string, remaining, taken int64) {
 	if remaining > 0 {
 		k.gen.Add(1)
 	}
+	// Last: a lookup that sees this read sees its figures too.
+	k.read.Store(c.since())
 }
 
 // lookup answers a key from the sale's copy: KeyDone with its first
@@ -190,7 +210,8 @@ func (c *keyCopies) lookup(sale, user, key string) (surge.Order, surge.KeyState)
 				IdempotencyKey: key, CreatedAt: time.UnixMilli(e.created).UTC(), ExpiresAt: time.UnixMilli(e.expires).UTC()}, surge.KeyDone
 		}
 	}
-	if v.proves(k) {
+	// lately first: a read it sees, it sees the figures of (observe).
+	if c.lately(k) && v.proves(k) {
 		return surge.Order{}, surge.KeyAbsent
 	}
 	return surge.Order{}, surge.KeyUnknown
@@ -200,6 +221,15 @@ func (c *keyCopies) lookup(sale, user, key string) (surge.Order, surge.KeyState)
 // this node hears of units coming back (see the top of the file).
 func (v *copyView) proves(k *keyCopy) bool {
 	return v.complete && v.free <= 0 && v.gen == k.gen.Load() && k.taken.Load() <= v.ever
+}
+
+// lately: Redis was read for the sale within fresh. A node that cannot
+// read it (cut off) or did not run (stopped) may have missed units coming
+// back and going to new keys elsewhere; announcements do not reach it
+// either, so nothing else would tell it.
+func (c *keyCopies) lately(k *keyCopy) bool {
+	read := k.read.Load()
+	return read != 0 && c.since()-read <= int64(c.fresh)
 }
 
 // sawDecision follows a batch Redis decided: a keyed purchase answered

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge"
 )
@@ -31,9 +32,16 @@ func TestKeyCopyProof(t *testing.T) {
 		{"Redis agrees", nil, func(c *keyCopies) { c.observe("s", 0, 10) }, surge.KeyAbsent},
 		{"an older, smaller Redis count", nil, func(c *keyCopies) { c.observe("s", 0, 11); c.observe("s", 0, 10) }, surge.KeyUnknown},
 		{"dropped (archived)", nil, func(c *keyCopies) { c.drop(func(s string) bool { return s == "s" }) }, surge.KeyUnknown},
+		// A node cut off from Redis (and from the announcements), or
+		// stopped, may have missed units coming back.
+		{"Redis not read lately", nil, func(c *keyCopies) {
+			k := c.get("s")
+			k.read.Store(k.read.Load() - int64(2*time.Minute))
+		}, surge.KeyUnknown},
+		{"Redis never read", nil, func(c *keyCopies) { c.get("s").read.Store(0) }, surge.KeyUnknown},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cs := newKeyCopies(100)
+			cs := newKeyCopies(100, time.Minute)
 			k := cs.ensure("s")
 			cs.ensure("other")
 			v := good()
@@ -42,6 +50,7 @@ func TestKeyCopyProof(t *testing.T) {
 				c.view(&v)
 			}
 			k.view.Store(&v)
+			cs.observe("s", 0, 10) // Redis read just now, agreeing
 			if c.after != nil {
 				c.after(cs)
 			}

@@ -19,7 +19,9 @@ import (
 // keyedNodes opens n nodes (a store and an engine each) on one dataset;
 // the first leads before the others open, so the others make no Redis call
 // of their own (the leader's jobs) and theirs can be counted. The engines
-// poll their sales hourly: only purchases and announcements reach Redis.
+// poll their sales hourly: only purchases and announcements reach Redis,
+// so the copies are trusted for as long after a read of Redis
+// (KeyCopyFresh; TestKeyedSoldOutCutOff has the default).
 func keyedNodes(t *testing.T, n int) ([]*cluster.Store, []*engine.Engine, []*prometheus.Registry) {
 	t.Helper()
 	ns := namespace(t)
@@ -30,7 +32,7 @@ func keyedNodes(t *testing.T, n int) ([]*cluster.Store, []*engine.Engine, []*pro
 	)
 	for i := range n {
 		reg := prometheus.NewRegistry()
-		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Metrics: reg})
+		s := openStore(t, ns, cluster.Config{NodeID: fmt.Sprintf("n%d", i), Metrics: reg, KeyCopyFresh: time.Hour})
 		if i == 0 {
 			eventuallyLeads(t, s, 10*time.Second, "the first node leads")
 		}
