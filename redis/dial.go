@@ -11,14 +11,17 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// Client is the Redis client Surge uses: a single server or a cluster.
+// Client is the Redis client Surge uses: a single server, a master found
+// through Sentinel, or a cluster.
 type Client = goredis.UniversalClient
 
-// Dial connects to url: redis://[user:pass@]host:port[/db], or, for Redis
-// Cluster, redis://host1:port?addr=host2:port&addr=host3:port.
+// Dial connects to url: redis://[user:pass@]host:port[/db]; for a master
+// watched by Redis Sentinel, a Sentinel's address and the master's name,
+// redis://sentinel1:26379[/db]?master_name=NAME[&addr=sentinel2:26379…];
+// for Redis Cluster, redis://host1:port?addr=host2:port&addr=host3:port.
 func Dial(ctx context.Context, url string) (Client, error) {
 	var c Client
-	clusterOpt, opt, err := parseURL(url)
+	clusterOpt, failoverOpt, opt, err := parseURL(url)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +41,15 @@ func Dial(ctx context.Context, url string) (Client, error) {
 			clusterOpt.ClusterStateReloadInterval = clusterStateReload
 		}
 		c = goredis.NewClusterClient(clusterOpt)
+	} else if failoverOpt != nil {
+		// The client asks the Sentinels for the master, and follows a
+		// failover they announce (+switch-master): without it a node
+		// could only be given the master's own address, and kept calling
+		// the old master, down or made a replica (READONLY), until an
+		// operator changed every node's URL.
+		fast(&failoverOpt.DialTimeout, &failoverOpt.ReadTimeout, &failoverOpt.WriteTimeout, &failoverOpt.MaxRetries, &failoverOpt.DialerRetries)
+		failoverOpt.ContextTimeoutEnabled = true
+		c = goredis.NewFailoverClient(failoverOpt)
 	} else {
 		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries)
 		opt.ContextTimeoutEnabled = true
@@ -54,25 +66,37 @@ func Dial(ctx context.Context, url string) (Client, error) {
 // configuration is checked whole before anything starts (--print-config,
 // SIGHUP).
 func CheckURL(url string) error {
-	_, _, err := parseURL(url)
+	_, _, _, err := parseURL(url)
 	return err
 }
 
-// parseURL reads url as Dial does: Redis Cluster's options when it names
-// more than one address (addr=), else a single server's.
-func parseURL(url string) (*goredis.ClusterOptions, *goredis.Options, error) {
+// parseURL reads url as Dial does: Sentinel's options when it names a
+// master (master_name=; its addr= are more Sentinels), else Redis
+// Cluster's when it names more than one address (addr=), else a single
+// server's.
+func parseURL(url string) (*goredis.ClusterOptions, *goredis.FailoverOptions, *goredis.Options, error) {
+	if u, err := neturl.Parse(url); err == nil && u.Query().Has("master_name") {
+		opt, err := goredis.ParseFailoverURL(url)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
+		}
+		if opt.MasterName == "" {
+			return nil, nil, nil, errors.New("redis: parse url: master_name is empty")
+		}
+		return nil, opt, nil, nil
+	}
 	if strings.Contains(url, "addr=") {
 		opt, err := goredis.ParseClusterURL(url)
 		if err != nil {
-			return nil, nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
+			return nil, nil, nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
 		}
-		return opt, nil, nil
+		return opt, nil, nil, nil
 	}
 	opt, err := goredis.ParseURL(url)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
+		return nil, nil, nil, fmt.Errorf("redis: parse url: %w", withoutURL(err))
 	}
-	return nil, opt, nil
+	return nil, nil, opt, nil
 }
 
 // redacted is url as an error or a log may show it: its password masked.
