@@ -88,7 +88,7 @@ func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Qu
 // poll with QueueStatus instead), and so is the stream's own "error"
 // event (Status 0). A stream cut before its last event is an error too,
 // and so is one silent (not even a heartbeat) for 35 s: its connection
-// is dead.
+// is dead. The time fn takes is not counted.
 func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(api.Queue) error) error {
 	cl, err := c.idCall(http.MethodGet, "sale", saleID, "/queue/events", anyone, nil)
 	if err != nil {
@@ -174,8 +174,13 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 		if err := json.Unmarshal(payload, &q); err != nil {
 			return fmt.Errorf("queue stream: malformed %s event %q: %w", clip(name), clip(payload), err)
 		}
-		if err := fn(q); err != nil {
-			return err
+		// The bound is on the server's silence, not the caller's: fn's
+		// time is not counted, as the export does not count its fn's.
+		idle.Stop()
+		ferr := fn(q)
+		idle.Reset(c.silence())
+		if ferr != nil {
+			return ferr
 		}
 		if q.Status != QueueWaiting {
 			return nil
