@@ -147,26 +147,27 @@ func (c *Client) Orders(ctx context.Context, saleID string, fn func(api.Order) e
 		if err == bufio.ErrBufferFull {
 			return fmt.Errorf("read export: an order larger than %d KiB, not Surge's", maxExportLine>>10)
 		}
-		if err == io.EOF && len(line) == 0 {
-			return nil
+		if err == io.EOF {
+			if len(bytes.TrimSpace(line)) == 0 {
+				return nil
+			}
+			// A last line without its newline: Surge ends every order
+			// with one, so the export was cut, also where what came
+			// parses (a cut right after an order's closing brace,
+			// which a proxy relaying the export ended cleanly).
+			return fmt.Errorf("read export: %w", io.ErrUnexpectedEOF)
 		}
-		if err != nil && err != io.EOF {
+		if err != nil {
 			return fmt.Errorf("read export: %w", err)
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			var o api.Order
 			if derr := json.Unmarshal(line, &o); derr != nil {
-				if err == io.EOF { // a last line without its newline: cut
-					return fmt.Errorf("read export: %w", io.ErrUnexpectedEOF)
-				}
 				return fmt.Errorf("read export: %w", derr)
 			}
 			if ferr := fn(o); ferr != nil {
 				return ferr
 			}
-		}
-		if err == io.EOF {
-			return nil
 		}
 	}
 }
