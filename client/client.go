@@ -280,6 +280,12 @@ func (e errSilent) Error() string {
 	return fmt.Sprintf("the server sent nothing for %v: the connection is dead or the server stalled", e.d)
 }
 
+// isSilent reports whether err is an attempt a watchdog ended.
+func isSilent(err error) bool {
+	var s errSilent
+	return errors.As(err, &s)
+}
+
 func newWatchdog(ctx context.Context, d time.Duration) *watchdog {
 	wd := &watchdog{d: d}
 	wd.ctx, wd.cancel = context.WithCancelCause(ctx)

@@ -50,8 +50,8 @@ func (c *Client) silence() time.Duration {
 	return streamSilence
 }
 
-// errStreamSilent: a queue stream sent nothing, not even a heartbeat, for
-// streamSilence.
+// errStreamSilent is what WatchQueue says of a stream its watchdog ended
+// (errSilent): it sent nothing, not even a heartbeat, for streamSilence.
 var errStreamSilent = errors.New("queue stream silent for longer than the server's heartbeat: the connection is dead")
 
 // JoinQueue takes (or returns) the client's buyer's place in a sale's
@@ -96,16 +96,13 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 	}
 	cl.header.Set(ticketHeader, ticket)
 	cl.header.Set("Accept", "text/event-stream")
-	cl.stream, cl.safety = true, noRetry
-	// The stream has no timeout, but it may not go silent: every line
-	// (heartbeats included) puts the deadline off.
-	sctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	idle := time.AfterFunc(c.silence(), func() { cancel(errStreamSilent) })
-	defer idle.Stop()
-	resp, err := c.send(sctx, cl)
+	// The stream has no timeout, but it may not go silent: the server's
+	// answer, and then each read of the stream (heartbeats included),
+	// must come within the bound, as for the export (call.silence).
+	cl.stream, cl.safety, cl.silence = true, noRetry, c.silence()
+	resp, err := c.send(ctx, cl)
 	if err != nil {
-		if ctx.Err() == nil && context.Cause(sctx) == errStreamSilent {
+		if ctx.Err() == nil && isSilent(err) {
 			return errStreamSilent
 		}
 		return err
@@ -133,7 +130,7 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if context.Cause(sctx) == errStreamSilent {
+			if isSilent(err) {
 				return errStreamSilent
 			}
 			if err == io.EOF {
@@ -141,7 +138,6 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 			}
 			return fmt.Errorf("read queue stream: %w", err)
 		}
-		idle.Reset(c.silence())
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line != "" {
 			// field: value; comments (":…") and retry are skipped.
@@ -174,13 +170,10 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 		if err := json.Unmarshal(payload, &q); err != nil {
 			return fmt.Errorf("queue stream: malformed %s event %q: %w", clip(name), clip(payload), err)
 		}
-		// The bound is on the server's silence, not the caller's: fn's
-		// time is not counted, as the export does not count its fn's.
-		idle.Stop()
-		ferr := fn(q)
-		idle.Reset(c.silence())
-		if ferr != nil {
-			return ferr
+		// fn's time is the caller's, not the server's silence: the
+		// bound runs only while the stream is read.
+		if err := fn(q); err != nil {
+			return err
 		}
 		if q.Status != QueueWaiting {
 			return nil
