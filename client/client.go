@@ -357,11 +357,13 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 		return nil, err
 	}
 	defer drainClose(resp.Body)
-	if out == nil {
-		return resp.Header, nil
-	}
+	// Also when the body is not read (a probe): a proxy's page answered
+	// 200 is not the API's success.
 	if err := c.notJSON(cl, resp); err != nil {
 		return nil, err
+	}
+	if out == nil {
+		return resp.Header, nil
 	}
 	lr := &io.LimitedReader{R: resp.Body, N: maxAnswer + 1}
 	if err := json.NewDecoder(lr).Decode(out); err != nil {
