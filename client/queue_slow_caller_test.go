@@ -2,6 +2,8 @@ package client_test
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +54,32 @@ func TestWatchQueueSlowCallerIsNotSilence(t *testing.T) {
 		t.Fatalf("a caller taking %v over a position event, the stream bounded at %v of silence: events %v, %v after %v; "+
 			"want the admission (sent at %s), the caller's time not counted as the server's silence",
 			silence+time.Second, silence, seen, err, time.Since(began).Round(time.Millisecond), start.UTC().Format("15:04:05.000"))
+	}
+}
+
+// A queue stream whose server (or proxy) never answers is as dead as one
+// that stops mid-stream: WatchQueue bounds the wait for the answer's
+// header by the same silence, and says the stream went silent, rather
+// than waiting for as long as the caller's context allows.
+func TestWatchQueueSilentBeforeTheHeader(t *testing.T) {
+	const silence = 300 * time.Millisecond
+	s := newServer(t, serverOptions{wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/queue/events") {
+				<-r.Context().Done()
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	admin := client.New(s.url, token)
+	client.SetStreamSilence(admin, silence)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	err := admin.WatchQueue(ctx, "room", "a-ticket", func(api.Queue) error { return nil })
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "queue stream silent") {
+		t.Fatalf("a queue stream never answered: %v after %v; want, within about %v, an error saying the stream went silent",
+			err, time.Since(began).Round(time.Millisecond), silence)
 	}
 }
