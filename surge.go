@@ -246,6 +246,19 @@ type Reserver interface {
 	LookupKey(saleID, userID, key string) (Order, KeyState)
 }
 
+// ClockedReserver is implemented by a store whose Reserve may wait for
+// the sale before it decides: the embedded store's sale lock, which a
+// cancel, a payment, an expiry or an operator's change holds across its
+// commit (a stalled disk holds it for as long as it stalls).
+// ReserveClocked is Reserve deciding at clock's reading taken once the
+// store holds the sale, so that a batch is decided at the instant it is
+// decided: with a time read before that wait, a batch that waited behind
+// an operator's end (PATCH ends_at "now") was still reserved after the
+// sale was answered ended, and its holds ended early by the wait.
+type ClockedReserver interface {
+	ReserveClocked(ctx context.Context, saleID string, batch []Purchase, clock func() time.Time) (out []Outcome, remaining int64, err error)
+}
+
 // OrderBook reads orders and settles them.
 type OrderBook interface {
 	// Order fetches one order; ErrOrderNotFound if unknown.

@@ -312,6 +312,11 @@ func (c *countingStore) Reserve(ctx context.Context, id string, b []surge.Purcha
 	return c.Store.Reserve(ctx, id, b, now)
 }
 
+func (c *countingStore) ReserveClocked(ctx context.Context, id string, b []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
+	c.calls.Add(1)
+	return c.Store.ReserveClocked(ctx, id, b, clock)
+}
+
 func (c *countingStore) Cancel(ctx context.Context, id string, now time.Time) (surge.Order, error) {
 	c.calls.Add(1)
 	return c.Store.Cancel(ctx, id, now)

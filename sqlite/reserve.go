@@ -13,6 +13,23 @@ import (
 
 // Reserve implements surge.Store.
 func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+	return s.reserve(ctx, saleID, batch, now, nil)
+}
+
+// ReserveClocked implements surge.ClockedReserver: the batch is decided
+// at clock's reading once the sale's lock is held. A batch waits for that
+// lock behind the sale's cancels, payments, expiries and changes, each
+// held across its commit; a time read before the wait decided it against
+// the sale as changed meanwhile but at an instant before the change (an
+// end set to now let it reserve after the end was answered), and made its
+// holds shorter than the sale's hold by the wait.
+func (s *Store) ReserveClocked(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
+	return s.reserve(ctx, saleID, batch, time.Time{}, clock)
+}
+
+// reserve decides batch at now, or at clock's reading under the sale's
+// lock when clock is set.
+func (s *Store) reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time, clock func() time.Time) ([]surge.Outcome, int64, error) {
 	st := s.sale(saleID)
 	if st == nil {
 		return nil, 0, surge.ErrSaleNotFound
@@ -38,6 +55,9 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	// archived, and no job would ever settle the order.
 	if st.archived {
 		return nil, 0, surge.ErrSaleNotFound
+	}
+	if clock != nil {
+		now = clock()
 	}
 	// A dormant sale holds no buyer's units: it may only refuse (ended)
 	// or replay. If its window is open at now after all (the wall clock
@@ -115,3 +135,5 @@ func (s *Store) LookupKey(saleID, userID, key string) (surge.Order, surge.KeySta
 	}
 	return st.l.LookupKey(userID, key)
 }
+
+var _ surge.ClockedReserver = (*Store)(nil)
