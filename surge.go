@@ -383,6 +383,17 @@ type Steerer interface {
 	Sale(ctx context.Context, id string) (Sale, error)
 }
 
+// ClockedSteerer is implemented by a Steerer whose UpdateSale may wait
+// for the sale before it changes it (the embedded store's sale lock, held
+// by a reservation, a cancel, a payment or an expiry across its commit).
+// UpdateSaleClocked is UpdateSale with now read from clock once the store
+// holds the sale, and p.EndNow ending the sale at that reading: an end read
+// before the wait came before the reservations decided during it, which
+// were then made after the sale's end.
+type ClockedSteerer interface {
+	UpdateSaleClocked(ctx context.Context, id string, p SalePatch, clock func() time.Time) (Sale, error)
+}
+
 // ArchivedSale is a sale taken out of service: its figures are final.
 type ArchivedSale struct {
 	Sale

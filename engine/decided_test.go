@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,5 +120,109 @@ func TestHoldRunsFromDecision(t *testing.T) {
 		t.Errorf("a reservation made at %s after waiting %v for the sale's lock: created_at %s, expires_at %s; want %s and %s (a hold of %v, not %v)",
 			surge.FormatTime(made), wait, surge.FormatTime(o.CreatedAt), surge.FormatTime(o.ExpiresAt),
 			surge.FormatTime(made), surge.FormatTime(want), sale.Hold(), o.ExpiresAt.Sub(made))
+	}
+}
+
+// ticking is a clock that moves on a millisecond at every reading, as a
+// real one does between two readings far enough apart: whatever reads it
+// later reads a later time. Advance moves it on by hand.
+type ticking struct {
+	base       time.Time
+	reads, off atomic.Int64
+}
+
+func (c *ticking) Now() time.Time {
+	return c.base.Add(time.Duration(c.off.Load()) + time.Duration(c.reads.Add(1))*time.Millisecond)
+}
+
+func (c *ticking) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// waitGoroutine waits until some goroutine's stack holds every one of
+// frames (matched case-insensitively): the goroutine is parked there.
+func waitGoroutine(t *testing.T, what string, frames ...string) {
+	t.Helper()
+	buf := make([]byte, 1<<22)
+	waitFor(t, what, func() bool {
+		for _, g := range strings.Split(strings.ToLower(string(buf[:runtime.Stack(buf, true)])), "\n\n") {
+			all := true
+			for _, f := range frames {
+				all = all && strings.Contains(g, strings.ToLower(f))
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestEndNowComesAfterOrdersAheadOfIt: an end "now" that waited for the
+// sale behind another change (its write stalled by the disk) ends the
+// sale after the purchases that went ahead of it, never before them. The
+// end was read when the request came, before the wait: a purchase decided
+// during the wait, ahead of the end in the sale's lock, was reserved, and
+// the order it made lay after the sale's ends_at (an order the sale's own
+// window says it refused).
+func TestEndNowComesAfterOrdersAheadOfIt(t *testing.T) {
+	commithook.Install() // before the store opens its connections
+	clk := &ticking{base: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	hs := &hookStore{Store: openStore(t, t.TempDir())}
+	e := openEngine(t, hs, Config{Now: clk.Now, Logger: testConfig(fixedClock()).Logger})
+	mustCreate(t, e, input("s", 10, 1))
+	ctx := context.Background()
+
+	// A rename's write stalls, holding the sale's change and its lock.
+	stalled, let := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(let) }) }
+	t.Cleanup(release)
+	commithook.OnNext(func() {
+		close(stalled)
+		<-let
+	})
+	renamed := make(chan error, 1)
+	go func() {
+		name := "renamed"
+		_, err := e.UpdateSale(ctx, "s", surge.SalePatch{Name: &name})
+		renamed <- err
+	}()
+	select {
+	case <-stalled:
+	case <-time.After(10 * time.Second):
+		commithook.OnNext(nil)
+		t.Fatal("the rename's write never began")
+	}
+	// The operator ends the sale now: the request waits behind the rename.
+	type ended struct {
+		st  SaleState
+		err error
+	}
+	end := make(chan ended, 1)
+	go func() {
+		st, err := e.UpdateSale(ctx, "s", surge.SalePatch{EndNow: true})
+		end <- ended{st, err}
+	}()
+	waitGoroutine(t, "the end to wait for the sale's change", "engine.(*Engine).UpdateSale(", "ctxlock.Lock(")
+	clk.Advance(5 * time.Second)
+	// A buyer's purchase reaches the store meanwhile and waits for the
+	// sale's lock, ahead of the end.
+	bought := goPurchase(ctx, e, "s", surge.Purchase{UserID: "b", Quantity: 1})
+	waitGoroutine(t, "the purchase to wait for the sale's lock", "sqlite.(*Store).reserve", "sync.(*Mutex).lock")
+	release()
+	if err := <-renamed; err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	r := <-end
+	if r.err != nil || r.st.Status != surge.SaleEnded {
+		t.Fatalf("end now: %+v, %v; want the sale ended", r.st, r.err)
+	}
+	if a := <-bought; a.err != nil {
+		t.Fatalf("the purchase ahead of the end: %v", a.err)
+	}
+	for _, o := range ordersOf(t, hs, "s") {
+		if !o.CreatedAt.Before(r.st.EndsAt) {
+			t.Errorf("order %s made at %s, in a sale that ended at %s: its window refuses a purchase then",
+				o.ID, surge.FormatTime(o.CreatedAt), surge.FormatTime(r.st.EndsAt))
+		}
 	}
 }

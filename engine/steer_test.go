@@ -21,6 +21,13 @@ func (h *hookStore) UpdateSale(ctx context.Context, id string, p surge.SalePatch
 	return h.Store.(surge.Steerer).UpdateSale(ctx, id, p, now)
 }
 
+func (h *hookStore) UpdateSaleClocked(ctx context.Context, id string, p surge.SalePatch, clock func() time.Time) (surge.Sale, error) {
+	if c, ok := h.Store.(surge.ClockedSteerer); ok {
+		return c.UpdateSaleClocked(ctx, id, p, clock)
+	}
+	return h.UpdateSale(ctx, id, p, clock())
+}
+
 func (h *hookStore) Sale(ctx context.Context, id string) (surge.Sale, error) {
 	return h.Store.(surge.Steerer).Sale(ctx, id)
 }
