@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -208,13 +207,17 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 		// matches the settlement's.
 		if ch.Refunds != nil && len(ch.Refunds.Data) > 0 && ch.Refunds.Data[0].ID != "" {
 			ev.ID, ev.AmountCents = ch.Refunds.Data[0].ID, ch.Refunds.Data[0].Amount
-		} else if prev, ok := e.Data.PreviousAttributes["amount_refunded"]; ok {
-			before, ok := prev.(float64)
-			if !ok || before != math.Trunc(before) || before < 0 || before > float64(ch.AmountRefunded) {
-				return ev, "", surge.Errorf(surge.CodeInvalid, "%s: previous amount_refunded %v is not a whole amount from 0 to amount_refunded (%d)",
-					e.Type, prev, ch.AmountRefunded)
+		} else if prev, ok := previousAmountRefunded(body); ok {
+			// stripe-go reads previous_attributes into interface values,
+			// float64 numbers: exact only up to 2^53, where a step would
+			// be off by the rounding. The figure is read from the JSON
+			// text instead, as exactly as amount_refunded.
+			before, ok := wholeAmount(prev)
+			if !ok || before < 0 || before > ch.AmountRefunded {
+				return ev, "", surge.Errorf(surge.CodeInvalid, "%s: previous amount_refunded %s is not a whole amount from 0 to amount_refunded (%d)",
+					e.Type, truncated(prev), ch.AmountRefunded)
 			}
-			ev.AmountCents -= int64(before)
+			ev.AmountCents -= before
 		}
 	default:
 		return ev, "event type " + string(e.Type) + " is not handled", nil
@@ -228,4 +231,85 @@ func FromStripe(body []byte) (ev surge.PaymentEvent, ignored string, err error) 
 	// Stripe spells currencies in lower case, sales in upper case.
 	ev.Currency = strings.ToUpper(ev.Currency)
 	return ev, "", surge.CheckPaymentEvent(ev)
+}
+
+// previousAmountRefunded is the JSON text of a Stripe event's
+// data.previous_attributes.amount_refunded, if it has one.
+func previousAmountRefunded(body []byte) (json.RawMessage, bool) {
+	var e struct {
+		Data struct {
+			PreviousAttributes map[string]json.RawMessage `json:"previous_attributes"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		return nil, false // stripe-go read it: not reached
+	}
+	v, ok := e.Data.PreviousAttributes["amount_refunded"]
+	return v, ok
+}
+
+// wholeAmount reads a JSON number that is a whole amount within int64,
+// exactly, in whatever form it is written (40, 40.0, 4e1); anything else
+// (a fraction, a string, null, an amount past int64) is not one. Digits
+// are counted, not converted through a float or a big number: an exponent
+// of a billion costs nothing.
+func wholeAmount(raw json.RawMessage) (int64, bool) {
+	mant, exp, hasExp := strings.Cut(strings.ToLower(string(raw)), "e")
+	shift := 0
+	if hasExp {
+		var err error
+		// Out of range, Atoi gives the nearest int: the outcome is that
+		// of any exponent past ±2^30, as a body is 256 KiB at most (a
+		// fraction, or past int64, unless zero), and clamped there the
+		// arithmetic below cannot wrap.
+		if shift, err = strconv.Atoi(exp); err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, false
+		}
+		shift = max(-1<<30, min(shift, 1<<30))
+	}
+	neg := strings.HasPrefix(mant, "-")
+	whole, frac, point := strings.Cut(strings.TrimPrefix(mant, "-"), ".")
+	if !decimalDigits(whole) || point && !decimalDigits(frac) {
+		return 0, false // not a JSON number
+	}
+	digits := strings.TrimLeft(whole+frac, "0")
+	shift -= len(frac)
+	if digits == "" {
+		return 0, true // zero, however written
+	}
+	if shift < 0 {
+		// The fraction's digits, as far as they go, must be zeros.
+		if -shift > len(digits) || strings.TrimLeft(digits[len(digits)+shift:], "0") != "" {
+			return 0, false
+		}
+		digits = digits[:len(digits)+shift]
+	} else if shift > 19 {
+		return 0, false // past int64 (digits is not zero)
+	} else {
+		digits += strings.Repeat("0", shift)
+	}
+	if neg {
+		digits = "-" + digits
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	return n, err == nil
+}
+
+// decimalDigits reports whether s is one or more ASCII digits.
+func decimalDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// truncated is raw for a message: a figure is short, anything else is
+// cut (an object of any size could stand there).
+func truncated(raw json.RawMessage) string {
+	if len(raw) > 40 {
+		return string(raw[:40]) + "…"
+	}
+	return string(raw)
 }
