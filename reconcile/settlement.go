@@ -56,7 +56,10 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 		_, _ = br.Discard(3)
 	}
 	cr := csv.NewReader(br)
-	cr.FieldsPerRecord = len(columns)
+	// The header is read whatever its length, so that a column too few or
+	// too many is named (checkHeader); the lines after it must have the
+	// header's.
+	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
@@ -65,11 +68,10 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: settlement header: %w", err)
 	}
-	for i, h := range header {
-		if name := strings.ToLower(strings.NewReplacer("_", " ", "-", " ").Replace(strings.TrimSpace(h))); name != columns[i] {
-			return nil, fmt.Errorf("reconcile: settlement column %d is %q; want the header %s", i+1, h, strings.Join(columns, ", "))
-		}
+	if err := checkHeader(header); err != nil {
+		return nil, err
 	}
+	cr.FieldsPerRecord = len(columns)
 	var rows []Row
 	for {
 		rec, err := cr.Read()
@@ -114,6 +116,29 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 		}
 		rows = append(rows, row)
 	}
+}
+
+// checkHeader refuses a header that is not columns (names may use spaces,
+// "_" or "-", in any case), naming the first column at fault, what it
+// holds and what is wanted there: the operator fixes the file from that.
+func checkHeader(header []string) error {
+	for i := range max(len(header), len(columns)) {
+		var found string
+		switch {
+		case i >= len(header):
+			found = "missing"
+		case i >= len(columns):
+			return fmt.Errorf("reconcile: settlement header: column %d is %q, want none after %q (the header is %s)",
+				i+1, header[i], columns[len(columns)-1], strings.Join(columns, ", "))
+		case strings.ToLower(strings.NewReplacer("_", " ", "-", " ").Replace(strings.TrimSpace(header[i]))) == columns[i]:
+			continue
+		default:
+			found = strconv.Quote(header[i])
+		}
+		return fmt.Errorf("reconcile: settlement header: column %d is %s, want %q (the header is %s)",
+			i+1, found, columns[i], strings.Join(columns, ", "))
+	}
+	return nil
 }
 
 // amountFor is the row's amount in the units Surge recorded p in: Stripe's

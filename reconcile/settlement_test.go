@@ -65,6 +65,37 @@ func TestReadSettlement(t *testing.T) {
 	}
 }
 
+// TestReadSettlementHeaderNamesColumns: a settlement file whose header is
+// not the one docs/payments.md gives is refused (exit 2), and the message
+// must let the operator fix it: the column at fault, the name found there
+// and the name wanted. A header of a column too few was refused with
+// encoding/csv's "wrong number of fields", naming no column, and a wrong
+// name with the whole header, not the one name wanted there.
+func TestReadSettlementHeaderNamesColumns(t *testing.T) {
+	for _, c := range []struct{ name, header, want string }{
+		{"first name wrong", "id,order id,amount,currency,status",
+			`settlement header: column 1 is "id", want "payment id"`},
+		{"a later name wrong", "payment id,order,amount,currency,status",
+			`settlement header: column 2 is "order", want "order id"`},
+		{"a column left out", "payment id,amount,currency,status",
+			`settlement header: column 2 is "amount", want "order id"`},
+		{"the last column missing", "payment id,order id,amount,currency",
+			`settlement header: column 5 is missing, want "status"`},
+		{"a column too many", "payment id,order id,amount,currency,status,fee",
+			`settlement header: column 6 is "fee", want none after "status"`},
+		{"a trailing comma", "payment id,order id,amount,currency,status,",
+			`settlement header: column 6 is "", want none after "status"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ReadSettlement(strings.NewReader(c.header + "\np1,o1,1,EUR,paid\n"))
+			if err == nil || !strings.Contains(err.Error(), c.want) ||
+				!strings.Contains(err.Error(), "payment id, order id, amount, currency, status") {
+				t.Errorf("err = %v, want one saying %q and giving the whole header", err, c.want)
+			}
+		})
+	}
+}
+
 // TestReadSettlementCurrencyDecimals: docs/payments.md reads a decimal
 // amount as major units ("129.99" = 12999 minor units). A currency's minor
 // unit is not always a hundredth (ISO 4217): a yen has none (a JPY sale's
