@@ -56,9 +56,9 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 		_, _ = br.Discard(3)
 	}
 	cr := csv.NewReader(br)
-	// The header is read whatever its length, so that a column too few or
-	// too many is named (checkHeader); the lines after it must have the
-	// header's.
+	// Every line is read whatever its length, so that a column too few
+	// or too many is named (checkHeader, checkFields), not refused as
+	// encoding/csv's "wrong number of fields".
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
@@ -71,7 +71,6 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 	if err := checkHeader(header); err != nil {
 		return nil, err
 	}
-	cr.FieldsPerRecord = len(columns)
 	var rows []Row
 	for {
 		rec, err := cr.Read()
@@ -82,6 +81,9 @@ func ReadSettlement(r io.Reader) ([]Row, error) {
 			return nil, fmt.Errorf("reconcile: settlement: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
+		if err := checkFields(rec, line); err != nil {
+			return nil, err
+		}
 		row := Row{PaymentID: strings.TrimSpace(rec[0]), OrderID: strings.TrimSpace(rec[1]),
 			Currency: strings.ToUpper(strings.TrimSpace(rec[3]))}
 		if row.PaymentID == "" {
@@ -139,6 +141,23 @@ func checkHeader(header []string) error {
 			i+1, found, columns[i], strings.Join(columns, ", "))
 	}
 	return nil
+}
+
+// checkFields refuses a line of other than len(columns) fields, saying
+// how many it has, which are wanted and, when too few, which have none.
+func checkFields(rec []string, line int) error {
+	if len(rec) == len(columns) {
+		return nil
+	}
+	fields := "fields"
+	if len(rec) == 1 {
+		fields = "field"
+	}
+	err := fmt.Errorf("reconcile: settlement line %d: %d %s, want %d (%s)", line, len(rec), fields, len(columns), strings.Join(columns, ", "))
+	if len(rec) < len(columns) {
+		err = fmt.Errorf("%w: no %s", err, strings.Join(columns[len(rec):], ", "))
+	}
+	return err
 }
 
 // amountFor is the row's amount in the units Surge recorded p in: Stripe's

@@ -96,6 +96,27 @@ func TestReadSettlementHeaderNamesColumns(t *testing.T) {
 	}
 }
 
+// TestReadSettlementLineNamesColumns: a line of a field too few or too
+// many was refused with encoding/csv's "record on line 3: wrong number of
+// fields", which says neither how many it has nor which are wanted; the
+// message names both, and the column left without a value.
+func TestReadSettlementLineNamesColumns(t *testing.T) {
+	const header = "payment id,order id,amount,currency,status\n"
+	for _, c := range []struct{ name, lines, want string }{
+		{"a field too few", "p1,o1,1,EUR,paid\np2,o2,1,EUR\n",
+			`settlement line 3: 4 fields, want 5 (payment id, order id, amount, currency, status): no status`},
+		{"a field too many", "p1,o1,1,EUR,paid,extra\n",
+			`settlement line 2: 6 fields, want 5 (payment id, order id, amount, currency, status)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ReadSettlement(strings.NewReader(header + c.lines))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want one saying %q", err, c.want)
+			}
+		})
+	}
+}
+
 // TestReadSettlementCurrencyDecimals: docs/payments.md reads a decimal
 // amount as major units ("129.99" = 12999 minor units). A currency's minor
 // unit is not always a hundredth (ISO 4217): a yen has none (a JPY sale's
