@@ -453,9 +453,10 @@ func sleepUntil(ctx context.Context, t *time.Timer, at time.Time) bool {
 }
 
 // showProgress writes the figures every second until done, then the
-// final figures. On a terminal it redraws one line (\r); piped or logged,
-// where a \r would pile every update onto one line, it prints a line a
-// second.
+// final figures, unless the last line already shows them (a run that ends
+// just after a tick, as every --duration run does, printed the same line
+// twice). On a terminal it redraws one line (\r); piped or logged, where
+// a \r would pile every update onto one line, it prints a line a second.
 func (r *runner) showProgress(out io.Writer, done <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -463,7 +464,9 @@ func (r *runner) showProgress(out io.Writer, done <-chan struct{}) {
 	width := 0
 	var last int64
 	lastAt := r.rec.start
+	var shown *progress // the figures of the last line written
 	line := func(now time.Time, rate float64, p progress) {
+		shown = &p
 		s := fmt.Sprintf("%3ds  sent %d  answered %d  %.0f req/s  reserved %d  replayed %d  sold_out %d  errors %d  p99 %.1f ms",
 			int(now.Sub(r.rec.start)/time.Second), p.sent, p.completed, rate, p.reserved, p.replayed, p.soldOut, p.failed, p.p99)
 		if !redraw {
@@ -491,11 +494,13 @@ func (r *runner) showProgress(out io.Writer, done <-chan struct{}) {
 		case <-done:
 			now := time.Now()
 			p := r.rec.progress()
-			rate := 0.0
-			if d := now.Sub(r.rec.start).Seconds(); d > 0 {
-				rate = float64(p.completed) / d // the final line shows the run's average
+			if shown == nil || *shown != p {
+				rate := 0.0
+				if d := now.Sub(r.rec.start).Seconds(); d > 0 {
+					rate = float64(p.completed) / d // the final line shows the run's average
+				}
+				line(now, rate, p)
 			}
-			line(now, rate, p)
 			if redraw {
 				_, _ = io.WriteString(out, "\n")
 			}
