@@ -298,7 +298,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 	s.bg, s.stop = bg, stop
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.lead(bg) }()
-	go func() { defer s.wg.Done(); db.Listen(bg, s.notify) }()
+	go func() { defer s.wg.Done(); db.Listen(bg, s.log, s.notify) }()
 	return s, nil
 }
 

@@ -24,7 +24,7 @@ func TestListenQuietConnectionKept(t *testing.T) {
 	heard := make(chan string, 16)
 	done := make(chan struct{})
 	lctx, stop := context.WithCancel(ctx)
-	go func() { defer close(done); db.Listen(lctx, func(id string) { heard <- id }) }()
+	go func() { defer close(done); db.Listen(lctx, nil, func(id string) { heard <- id }) }()
 	defer func() { stop(); <-done }()
 	if id := <-heard; id != "" {
 		t.Fatalf("first call %q, want the connect's \"\"", id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,14 +33,33 @@ func (d *DB) Notify(ctx context.Context, saleID string) error {
 
 // Listen calls fn with the sale id of every notification until ctx ends,
 // reconnecting after failures; after each (re)connect it calls fn("")
-// because notifications sent while disconnected are lost.
-func (d *DB) Listen(ctx context.Context, fn func(saleID string)) {
+// because notifications sent while disconnected are lost. The loss of the
+// feed and its return are logged to log, once each per outage: until it is
+// back, the node hears of other nodes' changes only at its periodic sync,
+// and an operator must be able to see that (the reconnects themselves,
+// one a second while PostgreSQL is away, would flood the log).
+func (d *DB) Listen(ctx context.Context, log *slog.Logger, fn func(saleID string)) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var lostAt time.Time // zero while the feed is up (or not yet tried)
+	back := func() {
+		if !lostAt.IsZero() {
+			log.Info("postgres: the change feed (LISTEN) is back; re-reading every sale",
+				"down_for", time.Since(lostAt).Round(time.Millisecond))
+			lostAt = time.Time{}
+		}
+	}
 	for ctx.Err() == nil {
-		err := d.listen(ctx, fn)
+		err := d.listen(ctx, back, fn)
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err // the caller's periodic sync covers the gap
+		if lostAt.IsZero() {
+			lostAt = time.Now()
+			log.Warn("postgres: the change feed (LISTEN) is lost: until it is back, this node hears of changes made on other nodes only at its periodic sync; reconnecting every second",
+				"err", err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -47,12 +67,15 @@ func (d *DB) Listen(ctx context.Context, fn func(saleID string)) {
 	}
 }
 
-func (d *DB) listen(ctx context.Context, fn func(string)) error {
+// listen listens on one connection until it fails; connected is called
+// once it listens, before fn("").
+func (d *DB) listen(ctx context.Context, connected func(), fn func(string)) error {
 	conn, err := d.listenConn(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeListening(ctx, conn)
+	connected()
 	// Listening from here on: what changed before is re-read.
 	fn("")
 	for {

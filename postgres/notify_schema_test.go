@@ -45,7 +45,7 @@ func TestNotifyStaysInTheURLSchema(t *testing.T) {
 	defer cancel()
 	heard := make(chan string, 16)
 	done := make(chan struct{})
-	go func() { defer close(done); b.Listen(ctx, func(id string) { heard <- id }) }()
+	go func() { defer close(done); b.Listen(ctx, nil, func(id string) { heard <- id }) }()
 	defer func() { cancel(); <-done }()
 	select {
 	case id := <-heard:
