@@ -231,7 +231,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	l.warnShadowed(log)
-	if c.handover, err = newHandover(ctx, c.pidFile, log); err != nil {
+	// The old process of an upgrade may stop the service while this one
+	// starts or serves (handover.stop): this one then stops as on SIGTERM.
+	ctx, stopAsked := context.WithCancel(ctx)
+	defer stopAsked()
+	if c.handover, err = newHandover(ctx, c.pidFile, log, stopAsked); err != nil {
 		return err
 	}
 	defer c.handover.removePIDFile() // last: the store is closed by then
@@ -332,10 +336,18 @@ wait:
 	stopping := make(chan struct{})
 	defer close(stopping)
 	go func() {
+		stop := ctx.Done()
 		for {
 			select {
 			case <-hup:
 				log.Warn("SIGHUP while stopping (SIGTERM, or an upgrade's new process took over): not reloaded here; a new process applies the config file as it is when it starts serving, and takes SIGHUP from then on (the pid file names it)")
+			case <-stop:
+				// SIGINT/SIGTERM while this process drains after a handover:
+				// it is still the supervisor's main pid (systemd's until it
+				// exits), so the stop is the service's: the new process stops
+				// too, and this one waits for it (waitChild).
+				stop = nil
+				c.handover.stop()
 			case <-stopping:
 				return
 			}
@@ -350,8 +362,10 @@ wait:
 	}
 	if serveErr == nil && ctx.Err() != nil {
 		// Stopped by a signal: in cluster mode an upgrade's old process
-		// may still drain beside this one.
+		// may still drain beside this one; and a new process this one
+		// told to stop too may still be stopping.
 		c.handover.waitParent(srv.config().shutdownTimeout + lockWaitMargin)
+		c.handover.waitChild(srv.config().shutdownTimeout + lockWaitMargin)
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr

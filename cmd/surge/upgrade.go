@@ -70,11 +70,39 @@ type handover struct {
 	// read at start: once it has exited, os.Getppid names whoever
 	// adopted this process.
 	parent int
+
+	// A stop of the service reaches the process a supervisor signals,
+	// the old one of an upgrade until it exits (systemd's main pid), at
+	// any point of the handover. stopW tells this process's new one, by
+	// one byte, that the service stops (it stops too); aliveR reads EOF
+	// once that new process has exited, which a stopping old process
+	// waits for: a supervisor takes its exit for the service's end and
+	// kills what is left (the shipped unit's KillMode=mixed). Both ends
+	// the new process holds are passed to it with the listeners.
+	stopW, aliveR *os.File
+	aliveW        *os.File      // the old process's aliveR reads EOF once this closes (at exit)
+	parentStop    chan struct{} // closed when the old process stops the service
+	stopByte      sync.Once
+
+	mu        sync.Mutex
+	stopping  bool // stop was called: the service stops
+	inFlight  bool // Upgrade runs: tableflip's own stop would SIGKILL the new process
+	handed    bool // an Upgrade succeeded: a new process took over
+	tried     bool // an Upgrade was started
+	childGone bool // waitChild saw the new process this one stopped exit
 }
 
+// Names of the files passed to the new process of an upgrade, beside
+// the listeners.
+const (
+	stopFileName  = "surge-stop"
+	aliveFileName = "surge-alive"
+)
+
 // newHandover takes over SIGUSR2 when ctx is the process's own
-// (withUpgrades); otherwise it returns nil.
-func newHandover(ctx context.Context, pidFile string, log *slog.Logger) (*handover, error) {
+// (withUpgrades); otherwise it returns nil. stopAsked is called when the
+// old process of the upgrade that started this one stops the service.
+func newHandover(ctx context.Context, pidFile string, log *slog.Logger, stopAsked func()) (*handover, error) {
 	if ctx.Value(upgradesKey{}) == nil {
 		return nil, nil
 	}
@@ -82,7 +110,7 @@ func newHandover(ctx context.Context, pidFile string, log *slog.Logger) (*handov
 	if err != nil {
 		return nil, fmt.Errorf("serve: upgrades: %w", err)
 	}
-	h := &handover{upg: upg, log: log, pidFile: pidFile, sig: make(chan os.Signal, 1)}
+	h := &handover{upg: upg, log: log, pidFile: pidFile, sig: make(chan os.Signal, 1), parentStop: make(chan struct{})}
 	// Before anything else: SIGUSR2's default action kills the process.
 	signal.Notify(h.sig, syscall.SIGUSR2)
 	if upg.HasParent() {
@@ -90,8 +118,49 @@ func newHandover(ctx context.Context, pidFile string, log *slog.Logger) (*handov
 		// parent still.
 		h.parent = os.Getppid()
 		log.Info("upgrade: this process takes over from its parent", "pid", os.Getpid(), "parent", h.parent)
+		// Taken before Ready, which closes what was passed and not taken.
+		// An old process of a build without them passes neither.
+		if f, err := upg.Fds.File(stopFileName); err == nil && f != nil {
+			go h.watchParentStop(f, stopAsked)
+		}
+		if f, err := upg.Fds.File(aliveFileName); err == nil && f != nil {
+			h.aliveW = f // held until this process exits
+		}
 	}
+	// This process's own pair, for its next upgrade's new process (the
+	// same names: they replace the ones taken above, which that new
+	// process must not get).
+	stopR, stopW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("serve: upgrades: %w", err)
+	}
+	aliveR, aliveW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("serve: upgrades: %w", err)
+	}
+	err = errors.Join(upg.Fds.AddFile(stopFileName, stopR), upg.Fds.AddFile(aliveFileName, aliveW))
+	// AddFile keeps copies of its own.
+	stopR.Close()
+	aliveW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("serve: upgrades: %w", err)
+	}
+	h.stopW, h.aliveR = stopW, aliveR
 	return h, nil
+}
+
+// watchParentStop reads the byte by which the old process of the upgrade
+// that started this one says it stops the service (SIGINT or SIGTERM): this
+// process then stops too (stopAsked) and does not wait for it to exit
+// (waitParent): it waits for this one. EOF means it exited, nothing more.
+func (h *handover) watchParentStop(f *os.File, stopAsked func()) {
+	defer f.Close()
+	var b [1]byte
+	if n, _ := f.Read(b[:]); n == 1 {
+		h.log.Info("upgrade: the old process is stopping the service (SIGINT or SIGTERM); this process stops too")
+		close(h.parentStop)
+		stopAsked()
+	}
 }
 
 // upgrading says whether this process is the new one of an upgrade.
@@ -187,12 +256,36 @@ func (h *handover) watch(ctx context.Context, oldWait time.Duration) {
 				continue
 			}
 			exe, _ := os.Executable()
+			h.mu.Lock()
+			if h.stopping {
+				h.mu.Unlock()
+				return // the signal came with a stop
+			}
+			h.inFlight, h.tried = true, true
+			h.mu.Unlock()
 			h.log.Info("SIGUSR2: upgrading: starting the binary again", "binary", exe)
 			if tok := h.token.Load(); tok != nil && *tok != "" {
 				_ = os.Setenv(upgradeTokenEnv, *tok)
 			}
 			err := h.upgrade()
 			_ = os.Unsetenv(upgradeTokenEnv)
+			h.mu.Lock()
+			h.inFlight, h.handed = false, err == nil
+			stopping := h.stopping
+			h.mu.Unlock()
+			if stopping {
+				// A stop came while the new process started (stop left
+				// the upgrader to this goroutine): it was told to stop
+				// too, and either has (err: tableflip saw it exit) or has
+				// taken over and now stops (nil).
+				h.upg.Stop()
+				if err != nil {
+					h.log.Warn("upgrade called off: this process is stopping (SIGINT or SIGTERM), and the new process, not yet ready, stopped too", "err", err)
+				} else {
+					h.log.Info("upgrade: the new process took over as the service stopped; it stops too")
+				}
+				return
+			}
 			if err == nil {
 				// Handed over: this process drains and exits. A SIGUSR2
 				// that came meanwhile (an operator's second) must not start
@@ -201,10 +294,9 @@ func (h *handover) watch(ctx context.Context, oldWait time.Duration) {
 				return
 			}
 			if ctx.Err() != nil {
-				// SIGINT/SIGTERM while the new process started: the stop
-				// wins, tableflip ended the new process ("terminating"),
-				// and this one stops rather than serve on.
-				h.log.Warn("upgrade called off: this process is stopping (SIGINT or SIGTERM), and the new process, not yet ready, was ended", "err", err)
+				// SIGINT/SIGTERM as the new process failed: this process
+				// stops rather than serve on (its stop follows).
+				h.log.Warn("upgrade called off: this process is stopping (SIGINT or SIGTERM), and the new process, not yet ready, stopped too", "err", err)
 				return
 			}
 			h.log.Error("upgrade failed; this process serves on", "err", err)
@@ -263,9 +355,77 @@ func (h *handover) waitParent(d time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	if err := h.upg.WaitForParent(ctx); err != nil {
+	// An old process that stops the service itself waits for this one
+	// (waitChild): waiting for it in turn would hold both until the
+	// timeout.
+	go func() {
+		select {
+		case <-h.parentStop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := h.upg.WaitForParent(ctx); err != nil && !h.parentStopped() {
 		h.log.Warn("upgrade: the old process did not exit in time", "err", err)
 	}
+}
+
+// parentStopped reports whether the old process of the upgrade that
+// started this one has stopped the service.
+func (h *handover) parentStopped() bool {
+	select {
+	case <-h.parentStop:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitChild waits, at most d, for the new process of an upgrade to exit
+// once this process has stopped the service (stop): a supervisor that
+// signalled this process, its main pid until it exits, takes its exit for
+// the service's end and kills what is left of it (the shipped unit's
+// KillMode=mixed), the new process amid its own stop.
+func (h *handover) waitChild(d time.Duration) {
+	if h == nil {
+		return
+	}
+	deadline := time.Now().Add(d)
+	for {
+		h.mu.Lock()
+		stopping, inFlight, handed := h.stopping, h.inFlight, h.handed
+		h.mu.Unlock()
+		if !stopping {
+			return
+		}
+		if !inFlight && !handed {
+			// No new process, or tableflip saw it exit (one that wrote
+			// the pid file had reported ready: it stopped).
+			h.mu.Lock()
+			h.childGone = h.tried
+			h.mu.Unlock()
+			return
+		}
+		if !inFlight {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.log.Warn("upgrade: the new process did not stop in time")
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Its copy of aliveW is the last: this process's closed with the
+	// upgrade (tableflip closes what it passed on).
+	_ = h.aliveR.SetReadDeadline(deadline)
+	var b [1]byte
+	if _, err := h.aliveR.Read(b[:]); errors.Is(err, os.ErrDeadlineExceeded) {
+		h.log.Warn("upgrade: the new process did not stop in time")
+		return
+	}
+	h.mu.Lock()
+	h.childGone = true
+	h.mu.Unlock()
 }
 
 // done is closed once a new process has taken over: this one must then
@@ -280,12 +440,24 @@ func (h *handover) done() <-chan struct{} {
 // stop ends upgrades for a process that is shutting down for good; the
 // listeners' copies kept for a new process close, so the sockets close
 // with the server's own listeners. The pid file stays until removePIDFile.
+// The service stops, wherever an upgrade stands: a new process, starting
+// or serving, is told to stop too. While one starts, the upgrader is
+// stopped once it has (watch): tableflip's own stop SIGKILLs it, which
+// may have reported ready already (its pid file written, in cluster mode
+// serving).
 func (h *handover) stop() {
 	if h == nil {
 		return
 	}
 	signal.Stop(h.sig)
-	h.upg.Stop()
+	h.stopByte.Do(func() { _, _ = h.stopW.Write([]byte{1}) })
+	h.mu.Lock()
+	h.stopping = true
+	inFlight := h.inFlight
+	h.mu.Unlock()
+	if !inFlight {
+		h.upg.Stop()
+	}
 }
 
 // removePIDFile removes the pid file if it still names this process (after
@@ -296,10 +468,23 @@ func (h *handover) stop() {
 // while the process still drained and held the directory, and a start
 // then was refused as "data directory in use".
 func (h *handover) removePIDFile() {
-	if h == nil || h.pidFile == "" {
+	if h == nil || h.pidFile == "" || h.parentStopped() {
+		// The old process that stopped the service with this one exits
+		// last, holding the data directory until then: it removes the
+		// file, which names this process.
 		return
 	}
-	if b, err := os.ReadFile(h.pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+	h.mu.Lock()
+	childGone := h.childGone
+	h.mu.Unlock()
+	b, err := os.ReadFile(h.pidFile)
+	if err != nil {
+		return
+	}
+	// The file names this process, or the new process of an upgrade that
+	// this one stopped along with itself, gone now: only it could have
+	// written the file since.
+	if pid := strings.TrimSpace(string(b)); pid == strconv.Itoa(os.Getpid()) || childGone {
 		if err := os.Remove(h.pidFile); err != nil {
 			h.log.Warn("could not remove the pid file", "err", err)
 		}
