@@ -44,7 +44,48 @@ type loaded struct {
 	// shadowed are the file's keys that a SURGE_* variable or a flag
 	// overrides with another value: what the file says of them has no
 	// effect, at start or on SIGHUP (warnShadowed).
-	shadowed []string
+	shadowed []shadow
+}
+
+// shadow is a key of the config file and what overrides it (a flag or a
+// SURGE_* variable, as the operator writes it).
+type shadow struct{ key, by string }
+
+// secretFileKeys are the secrets that may also be read from a file, the
+// key with "-file" appended (readSecrets).
+var secretFileKeys = []string{"admin-token", "jwt-secret", "jwt-previous-secret", "payment-webhook-secret", "waiting-room-secret"}
+
+// sourceRank orders where a value came from: a later source overrides.
+var sourceRank = map[string]int{fromDefault: 0, fromFile: 1, fromEnv: 2, fromFlag: 3}
+
+// oneSpelling resolves a secret given in one source and its -file in
+// another: they are one setting in two spellings, so the later source
+// wins, as for any key, and the earlier one's spelling is cleared (a file
+// key so overridden is named by warnShadowed). Given both in one source,
+// they are left for readSecrets to refuse.
+func (l *loaded) oneSpelling(inFile map[string]string) {
+	for _, name := range secretFileKeys {
+		pair := []string{name, name + "-file"}
+		if l.fs.Lookup(pair[0]).Value.String() == "" || l.fs.Lookup(pair[1]).Value.String() == "" {
+			continue
+		}
+		win, lose := pair[0], pair[1]
+		if sourceRank[l.from[lose]] > sourceRank[l.from[win]] {
+			win, lose = lose, win
+		}
+		if l.from[win] == l.from[lose] {
+			continue
+		}
+		_ = l.fs.Set(lose, "")
+		if _, ok := inFile[lose]; ok && l.from[lose] == fromFile {
+			by := "--" + win
+			if l.from[win] == fromEnv {
+				by = envName(win)
+			}
+			l.shadowed = append(l.shadowed, shadow{key: lose, by: by})
+		}
+		l.from[lose] = l.from[win]
+	}
 }
 
 // loadServeConfig reads serve's settings: the defaults, then the file of
@@ -96,10 +137,15 @@ func loadServeConfig(args []string, stdout io.Writer) (*loaded, error) {
 	for k, v := range inFile {
 		// Before validate, which replaces a secret by its file's content.
 		if l.from[k] != fromFile && l.fs.Lookup(k).Value.String() != v {
-			l.shadowed = append(l.shadowed, k)
+			by := "--" + k
+			if l.from[k] == fromEnv {
+				by = envName(k)
+			}
+			l.shadowed = append(l.shadowed, shadow{key: k, by: by})
 		}
 	}
-	slices.Sort(l.shadowed)
+	l.oneSpelling(inFile)
+	slices.SortFunc(l.shadowed, func(a, b shadow) int { return strings.Compare(a.key, b.key) })
 	l.c.configFile = path
 	if err := l.c.validate(); err != nil {
 		return nil, err
@@ -112,13 +158,9 @@ func loadServeConfig(args []string, stdout io.Writer) (*loaded, error) {
 // sends SIGHUP would otherwise see nothing change, and no reason why (the
 // container image and the Helm chart set some variables themselves).
 func (l *loaded) warnShadowed(log *slog.Logger) {
-	for _, k := range l.shadowed {
-		by := "--" + k
-		if l.from[k] == fromEnv {
-			by = envName(k)
-		}
+	for _, s := range l.shadowed {
 		log.Warn("config file: this key is overridden, so the file's value has no effect, at start or on reload; set it in one place",
-			"file", l.c.configFile, "key", k, "overridden_by", by)
+			"file", l.c.configFile, "key", s.key, "overridden_by", s.by)
 	}
 }
 
