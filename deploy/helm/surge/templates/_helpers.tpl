@@ -34,6 +34,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.trustedProxies (hasKey (.Values.env | default dict) "SURGE_TRUSTED_PROXIES") -}}
+{{- fail "trustedProxies and env.SURGE_TRUSTED_PROXIES both name the trusted proxies: give trustedProxies alone" -}}
+{{- end -}}
 {{- if not .Values.secrets.existingSecret -}}
 {{- if lt (len .Values.secrets.adminToken) 16 -}}
 {{- fail "secrets.adminToken (at least 16 characters) or secrets.existingSecret is required" -}}
@@ -170,6 +173,10 @@ containers:
         value: "{{ .Values.drainDelaySeconds }}s"
       - name: SURGE_SHUTDOWN_TIMEOUT
         value: "{{ .Values.shutdownTimeoutSeconds }}s"
+      {{- with .Values.trustedProxies }}
+      - name: SURGE_TRUSTED_PROXIES
+        value: {{ join "," . | quote }}
+      {{- end }}
       {{- with include "surge.goMemLimit" . }}
       - name: GOMEMLIMIT
         value: {{ . | quote }}
