@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -339,6 +340,70 @@ func TestComposeStopGraceCoversDrain(t *testing.T) {
 		t.Errorf("docker-compose.yml gives the nodes %v between SIGTERM and SIGKILL, but a node drains for %v (--drain-delay) "+
 			"and then finishes in-flight requests for up to %v (--shutdown-timeout): `docker compose stop` SIGKILLs it while it may "+
 			"still be answering requests in flight", grace, drain, inFlight)
+	}
+}
+
+// TestDockerRunStopTimeoutCoversDrain: `docker stop` (and `docker run`'s
+// container stopped by any means but compose) sends the image's
+// STOPSIGNAL and, after the container's stop timeout (Docker's default:
+// 10 s), SIGKILL. The image's serve drains for --drain-delay and then
+// lets in-flight requests finish for up to --shutdown-timeout (30 s by
+// default): the way the Dockerfile says to run it must give the
+// container at least that, as docker-compose.yml's stop_grace_period, the
+// chart's terminationGracePeriodSeconds and the unit's TimeoutStopSec do,
+// or a stop kills it mid-drain, requests in flight unanswered.
+func TestDockerRunStopTimeoutCoversDrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	df := read(t, "Dockerfile")
+	// serve's own reading of the image's environment (ENV).
+	env := []string{"SURGE_ADMIN_TOKEN=docker-test-admin-token"}
+	block := regexp.MustCompile(`(?m)^ENV ((?:.*\\\n)*.*)$`).FindStringSubmatch(df)
+	if block == nil {
+		t.Fatal("the Dockerfile has no ENV")
+	}
+	for _, m := range regexp.MustCompile(`(SURGE_\w+)=(\S+)`).FindAllStringSubmatch(block[1], -1) {
+		env = append(env, m[1]+"="+m[2])
+	}
+	env = append(env, "SURGE_DATA_DIR="+t.TempDir())
+	cmd := exec.Command("go", "run", "github.com/surgehq/surge/cmd/surge", "serve", "--print-config")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SURGE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("surge serve --print-config with the image's %v: %v\n%s", env, err, out)
+	}
+	setting := func(key string) time.Duration {
+		m := regexp.MustCompile(`(?m)^` + key + `: "([^"]+)"`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("--print-config has no %s:\n%s", key, out)
+		}
+		d, err := time.ParseDuration(string(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	drain, inFlight := setting("drain-delay"), setting("shutdown-timeout")
+	// How the Dockerfile says to run the image.
+	run := regexp.MustCompile(`(?m)^#\s+docker run .*$`).FindString(df)
+	if run == "" {
+		t.Fatalf("the Dockerfile does not say how to run the image (a `docker run` line): run as Docker does by default, "+
+			"it is SIGKILLed 10 s after SIGTERM, while serve drains for %v and finishes in-flight requests for up to %v", drain, inFlight)
+	}
+	stop := 10 * time.Second // Docker's default
+	if m := regexp.MustCompile(`--stop-timeout[ =](\d+)`).FindStringSubmatch(run); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		stop = time.Duration(n) * time.Second
+	}
+	if stop < drain+inFlight {
+		t.Errorf("the Dockerfile runs the image with %v between SIGTERM and SIGKILL (%s), but serve drains for %v (--drain-delay) "+
+			"and then finishes in-flight requests for up to %v (--shutdown-timeout): `docker stop` kills it mid-drain", stop, strings.TrimSpace(run), drain, inFlight)
 	}
 }
 
