@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgehq/surge/deploy/internal/exampleconfig"
 )
 
 // TestExampleConfigBelievesItsEdge: the systemd unit's settings
@@ -52,28 +54,7 @@ func TestExampleConfigBelievesItsEdge(t *testing.T) {
 	}
 	free := ln.Addr().String()
 	ln.Close()
-	cfg := strings.Replace(example, "http-addr: "+addr, "http-addr: "+free, 1)
-	secret := func(name, v string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	for from, to := range map[string]string{
-		"/etc/surge/admin-token": secret("admin-token", strings.Repeat("a", 32)),
-		"/etc/surge/jwt-secret":  secret("jwt-secret", strings.Repeat("j", 32)),
-		"/var/lib/surge":         filepath.Join(dir, "data"),
-	} {
-		if !strings.Contains(cfg, from) {
-			t.Fatalf("deploy/surge.example.yaml no longer names %s; follow it here", from)
-		}
-		cfg = strings.ReplaceAll(cfg, from, to)
-	}
-	cfgFile := filepath.Join(dir, "surge.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := exampleconfig.Localize(t, strings.Replace(example, "http-addr: "+addr, "http-addr: "+free, 1), dir, strings.Repeat("a", 32))
 	bin := filepath.Join(dir, "surge")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/surgehq/surge/cmd/surge").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgehq/surge/deploy/internal/exampleconfig"
 )
 
 // prometheusDefaultPort is where Prometheus listens unless told otherwise
@@ -28,7 +30,7 @@ func TestExampleConfigScrapedAsShipped(t *testing.T) {
 	}
 	promBin, promtool := tool(t, "prometheus"), tool(t, "promtool")
 	dir := t.TempDir()
-	_, tokenFile := adminTokenFile(t, dir)
+	token, tokenFile := adminTokenFile(t, dir)
 
 	example, err := os.ReadFile(filepath.Join("..", "surge.example.yaml"))
 	if err != nil {
@@ -56,22 +58,7 @@ func TestExampleConfigScrapedAsShipped(t *testing.T) {
 			cfg = strings.Replace(cfg, key+": "+a, key+": "+moved[a], 1)
 		}
 	}
-	jwtFile := filepath.Join(dir, "jwt-secret")
-	if err := os.WriteFile(jwtFile, []byte(strings.Repeat("j", 32)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for from, to := range map[string]string{
-		"/etc/surge/admin-token": tokenFile, "/etc/surge/jwt-secret": jwtFile, "/var/lib/surge": filepath.Join(dir, "data"),
-	} {
-		if !strings.Contains(cfg, from) {
-			t.Fatalf("deploy/surge.example.yaml no longer names %s; follow it here", from)
-		}
-		cfg = strings.ReplaceAll(cfg, from, to)
-	}
-	cfgFile := filepath.Join(dir, "surge.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := exampleconfig.Localize(t, cfg, dir, token)
 
 	// As the unit runs it: --config, nothing else that is a setting.
 	cmd := exec.Command(buildSurge(t, dir), "serve", "--config", cfgFile)
