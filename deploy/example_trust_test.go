@@ -116,3 +116,52 @@ func TestExampleConfigBelievesItsEdge(t *testing.T) {
 			"(rate-limit-ip %s, burst %d)", limited, 3*burst, setting("trusted-proxies"), setting("rate-limit-ip"), burst)
 	}
 }
+
+// TestSystemdStopTimeoutCoversDrain: `systemctl stop` sends SIGTERM and,
+// after the unit's TimeoutStopSec, SIGKILL. A node run with the settings
+// the unit reads (deploy/surge.example.yaml) drains for its drain-delay
+// and then lets in-flight requests finish for up to its shutdown-timeout:
+// the unit must wait for both, as the compose file's stop_grace_period
+// and the chart's terminationGracePeriodSeconds do, or a stop kills the
+// node mid-drain.
+func TestSystemdStopTimeoutCoversDrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	dir := t.TempDir()
+	cfgFile := exampleconfig.Localize(t, read(t, "surge.example.yaml"), dir, strings.Repeat("a", 32))
+	cmd := exec.Command("go", "run", "github.com/surgehq/surge/cmd/surge", "serve", "--config", cfgFile, "--print-config")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SURGE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("surge serve --config (the example) --print-config: %v\n%s", err, out)
+	}
+	setting := func(key string) time.Duration {
+		m := regexp.MustCompile(`(?m)^` + key + `: "([^"]+)"`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("--print-config has no %s:\n%s", key, out)
+		}
+		d, err := time.ParseDuration(string(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	drain, inFlight := setting("drain-delay"), setting("shutdown-timeout")
+	stop := 90 * time.Second // systemd's DefaultTimeoutStopSec
+	if m := regexp.MustCompile(`(?m)^TimeoutStopSec=(\S+)$`).FindStringSubmatch(read(t, filepath.Join("systemd", "surge.service"))); m != nil {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatalf("TimeoutStopSec=%s: %v", m[1], err)
+		}
+		stop = d
+	}
+	if stop < drain+inFlight {
+		t.Errorf("the unit gives surge %v between SIGTERM and SIGKILL (TimeoutStopSec), but with deploy/surge.example.yaml it drains for %v (drain-delay) "+
+			"and then finishes in-flight requests for up to %v (shutdown-timeout): `systemctl stop` kills it mid-drain", stop, drain, inFlight)
+	}
+}
