@@ -34,6 +34,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- /* The variables the chart sets itself, and what the rest of the pod
+derives from them: the same name in env comes later and wins, and the
+probes, the Service, the volume or the grace period no longer follow. */ -}}
+{{- range $name, $instead := dict "SURGE_HTTP_ADDR" "containerPort" "SURGE_DATA_DIR" "nothing (the volume is mounted at /data)" "SURGE_DRAIN_DELAY" "drainDelaySeconds" "SURGE_SHUTDOWN_TIMEOUT" "shutdownTimeoutSeconds" -}}
+{{- if hasKey ($.Values.env | default dict) $name -}}
+{{- fail (printf "env.%s: the chart sets %s itself and derives the pod from it; set %s instead" $name $name $instead) -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.trustedProxies (hasKey (.Values.env | default dict) "SURGE_TRUSTED_PROXIES") -}}
 {{- fail "trustedProxies and env.SURGE_TRUSTED_PROXIES both name the trusted proxies: give trustedProxies alone" -}}
 {{- end -}}
