@@ -79,6 +79,9 @@ type Config struct {
 	// end only when the owner calls Expire (tests that drive their own
 	// clock).
 	NoExpiry bool
+	// Now is the node's wall clock (default time.Now): tests put one
+	// node's ahead of the others'.
+	Now func() time.Time
 	// Events: this node relays order events (--nats-url), so Open turns
 	// them on for the whole cluster before the node serves; they stay on.
 	// A cluster no node of which ever relayed writes none (migration 010).
@@ -127,6 +130,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 

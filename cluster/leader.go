@@ -355,7 +355,20 @@ func (s *Store) leadRound(ctx context.Context, l postgres.Lease) {
 		// Half the lease's term: the repair, every sale's rebuild among
 		// it, gets its turn each round however many holds are due.
 		until := time.Now().Add(s.cfg.LeaseTTL / 2)
-		if _, err := s.expire(ctx, l, time.Now(), until); err != nil && ctx.Err() == nil {
+		// Holds end by PostgreSQL's clock, not the leader's: a leader
+		// whose clock ran ahead ended them early, and a buyer paying on
+		// another node within the expires_at they were given (that node's
+		// clock) was refused not_payable. One clock for every leader keeps
+		// each hold for its full term whichever node leads.
+		var now time.Time
+		err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+			now, err = s.db.Now(ctx)
+			return err
+		})
+		if err == nil {
+			_, err = s.expire(ctx, l, now, until)
+		}
+		if err != nil && ctx.Err() == nil {
 			s.log.Error("expire holds", "err", err)
 		}
 	}
@@ -703,7 +716,7 @@ func (s *Store) seeSold(ctx context.Context, rows []postgres.SaleRow) {
 	var last map[string]time.Time
 	if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
 		// Holds that ended sweepAfterHold ago or more would not count.
-		last, err = s.db.LastHoldEnds(ctx, unseen, time.Now().Add(-sweepAfterHold))
+		last, err = s.db.LastHoldEnds(ctx, unseen, s.cfg.Now().Add(-sweepAfterHold))
 		return err
 	}); err != nil {
 		return
@@ -732,7 +745,7 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 		return
 	}
 	s.seeSold(ctx, rows)
-	now := time.Now()
+	now := s.cfg.Now()
 	var selling, rest []postgres.SaleRow
 	for _, row := range rows {
 		if s.selling(row, now) {
@@ -870,7 +883,7 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 	// Transfers between buckets whose second half never ran (a node died
 	// between the two scripts) are completed.
 	err = s.call(ctx, s.rcb, func(ctx context.Context) error {
-		n, err := s.live.RepairTransfers(ctx, layout, time.Now().Add(-s.cfg.ConfirmAfter))
+		n, err := s.live.RepairTransfers(ctx, layout, s.cfg.Now().Add(-s.cfg.ConfirmAfter))
 		if n > 0 {
 			s.log.Warn("completed interrupted stock transfers between buckets", "sale", row.ID, "transfers", n)
 		}
@@ -881,7 +894,7 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 	}
 	var batches [][]string
 	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		batches, err = s.live.Unconfirmed(ctx, layout, time.Now().Add(-s.cfg.ConfirmAfter), 250)
+		batches, err = s.live.Unconfirmed(ctx, layout, s.cfg.Now().Add(-s.cfg.ConfirmAfter), 250)
 		return err
 	})
 	if err != nil || len(batches) == 0 {

@@ -424,3 +424,13 @@ func (d *DB) Close() { d.pool.Close() }
 
 // Ping checks the server answers.
 func (d *DB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
+
+// Now reads PostgreSQL's clock: the one every node's leader expires holds
+// by, whichever node leads and whatever its own clock reads.
+func (d *DB) Now(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := d.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("postgres: read the clock: %w", err)
+	}
+	return now, nil
+}
