@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -857,7 +856,7 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 	if taken > row.Ever {
 		var pending [][]string
 		err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-			pending, err = s.live.Unconfirmed(ctx, layout, time.UnixMilli(math.MaxInt64/2), 1)
+			pending, err = s.live.Unconfirmed(ctx, layout, redis.AnyAge, 1)
 			return err
 		})
 		if err != nil {
@@ -894,7 +893,7 @@ func (s *Store) diagnose(ctx context.Context, row postgres.SaleRow) (string, err
 	}
 	var batches [][]string
 	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
-		batches, err = s.live.Unconfirmed(ctx, layout, s.cfg.Now().Add(-s.cfg.ConfirmAfter), 250)
+		batches, err = s.live.Unconfirmed(ctx, layout, s.cfg.ConfirmAfter, 250)
 		return err
 	})
 	if err != nil || len(batches) == 0 {

@@ -58,17 +58,22 @@ func (s *Stock) Held(ctx context.Context, l Layout, bucket int, cursor uint64, c
 }
 
 // Unconfirmed returns up to limit batches per bucket reserved in the
-// sale's live state at or before the cutoff that no one has yet checked
-// against PostgreSQL, each the ids of one batch's new orders (one Redis
-// call decided them and one PostgreSQL statement commits them, all or
-// none). A member of the pending set is a batch's ids joined by ','; a
-// single id, as older nodes wrote, is a batch of one.
-func (s *Stock) Unconfirmed(ctx context.Context, l Layout, cutoff time.Time, limit int64) ([][]string, error) {
+// sale's live state at least age ago (AnyAge: whatever their age) that no
+// one has yet checked against PostgreSQL, each the ids of one batch's new
+// orders (one Redis call decided them and one PostgreSQL statement
+// commits them, all or none). Age is measured on Redis's clock, which
+// scored them (reserve.lua): a node's clock behind the leader's made its
+// batches in flight look abandoned. A member of the pending set is a
+// batch's ids joined by ','; a single id, as older nodes wrote, is a
+// batch of one.
+func (s *Stock) Unconfirmed(ctx context.Context, l Layout, age time.Duration, limit int64) ([][]string, error) {
+	ageArg := ""
+	if age != AnyAge {
+		ageArg = strconv.FormatInt(age.Milliseconds(), 10)
+	}
 	var batches [][]string
 	for b := range l.n() {
-		got, err := s.c.ZRangeByScore(ctx, s.keys(l, b).pending, &goredis.ZRangeBy{
-			Min: "-inf", Max: strconv.FormatInt(cutoff.UnixMilli(), 10), Count: limit,
-		}).Result()
+		got, err := unconfirmedScript.Run(ctx, s.c, []string{s.keys(l, b).pending}, ageArg, limit).StringSlice()
 		if err != nil {
 			return nil, fmt.Errorf("redis: unconfirmed of sale %s: %w", l.Sale, err)
 		}
@@ -78,6 +83,9 @@ func (s *Stock) Unconfirmed(ctx context.Context, l Layout, cutoff time.Time, lim
 	}
 	return batches, nil
 }
+
+// AnyAge asks Unconfirmed for every batch waiting, however recent.
+const AnyAge time.Duration = -1
 
 // Confirm records that batches Unconfirmed returned are durable in
 // PostgreSQL.

@@ -107,13 +107,12 @@ func (s *Stock) reserve(ctx context.Context, l Layout, bt Batch, idx []int, out 
 	var keys [][]string
 	var args [][]any
 	var which []int // bucket of each script call
-	wall := time.Now().UnixMilli()
 	for b, g := range groups {
 		if len(g) == 0 {
 			continue
 		}
-		a := make([]any, 0, 3+4*len(g))
-		a = append(a, now.UnixMilli(), expires.UnixMilli(), wall)
+		a := make([]any, 0, 2+4*len(g))
+		a = append(a, now.UnixMilli(), expires.UnixMilli())
 		for _, i := range g {
 			p := batch[i]
 			a = append(a, p.UserID, p.IdempotencyKey, p.Quantity, ids[i])

@@ -1,8 +1,7 @@
 -- Decide a batch of purchases of one sale atomically (see stock.go).
 -- KEYS: meta, users, keys, orders, pending
--- ARGV: now_ms, expires_ms, wall_ms (the node's clock, which scores the
--- pending set the leader checks), then (user, key, quantity, order_id)
--- per purchase
+-- ARGV: now_ms, expires_ms, then (user, key, quantity, order_id) per
+-- purchase
 -- The batch's new orders enter the pending set as one member, their ids
 -- joined by ',' (see Unconfirmed): the leader confirms a batch at a time,
 -- as PostgreSQL commits one.
@@ -62,7 +61,7 @@ local recs, held = {}, {}
 local ukOf = {}
 do
   local fields, users = {}, {}
-  for i = 4, #ARGV, 4 do
+  for i = 3, #ARGV, 4 do
     local user, key = ARGV[i], ARGV[i + 1]
     if key ~= '' then
       local uk = user .. '\n' .. key
@@ -97,7 +96,7 @@ local out = {tonumber(meta[1]), 0, 0}
 local codes = {}
 local newUsers, newOrders, newIDs, newKeys = {}, {}, {}, {}
 local touched, touchedList = {}, {}
-for i = 4, #ARGV, 4 do
+for i = 3, #ARGV, 4 do
   local user, qty, id = ARGV[i], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local uk = ukOf[i]
   local code
@@ -150,7 +149,12 @@ end
 many('HSET', KEYS[2], newUsers, 4000)
 many('HSET', KEYS[4], newOrders, 4000)
 if #newIDs > 0 then
-  redis.call('ZADD', KEYS[5], ARGV[3], table.concat(newIDs, ','))
+  -- Scored by Redis's clock, which the leader's sweep reads too
+  -- (unconfirmed.lua): with the node's, a node behind the leader by more
+  -- than --cluster-confirm-after had every batch in flight taken for one
+  -- abandoned, and the sale rebuilt, fencing every node's inserts.
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[5], t[1] * 1000 + math.floor(t[2] / 1000), table.concat(newIDs, ','))
 end
 many('HSET', KEYS[3], newKeys, 4000)
 redis.call('HSET', KEYS[1], 'rem', rem, 'tot', tot)

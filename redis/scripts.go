@@ -33,19 +33,23 @@ var unreserveSrc string
 //go:embed quiet.lua
 var quietSrc string
 
+//go:embed unconfirmed.lua
+var unconfirmedSrc string
+
 //go:embed dropstage.lua
 var dropStageSrc string
 
 var (
-	reserveScript   = goredis.NewScript(reserveSrc)
-	releaseScript   = goredis.NewScript(releaseSrc)
-	installScript   = goredis.NewScript(installSrc)
-	takeScript      = goredis.NewScript(takeSrc)
-	giveScript      = goredis.NewScript(giveSrc)
-	inspectScript   = goredis.NewScript(inspectSrc)
-	unreserveScript = goredis.NewScript(unreserveSrc)
-	quietScript     = goredis.NewScript(quietSrc)
-	dropStageScript = goredis.NewScript(dropStageSrc)
+	reserveScript     = goredis.NewScript(reserveSrc)
+	releaseScript     = goredis.NewScript(releaseSrc)
+	installScript     = goredis.NewScript(installSrc)
+	takeScript        = goredis.NewScript(takeSrc)
+	giveScript        = goredis.NewScript(giveSrc)
+	inspectScript     = goredis.NewScript(inspectSrc)
+	unreserveScript   = goredis.NewScript(unreserveSrc)
+	quietScript       = goredis.NewScript(quietSrc)
+	unconfirmedScript = goredis.NewScript(unconfirmedSrc)
+	dropStageScript   = goredis.NewScript(dropStageSrc)
 )
 
 // evalMany is the package's one script runner: it runs sc once per
