@@ -317,6 +317,8 @@ func TestSpecScenario(t *testing.T) {
 	do("GET", "/dashboard", "", cookie, 200)
 	c.do(call{base: base, method: "GET", path: "/dashboard/events", header: admin, want: 200, stream: true})
 	bad("GET", "/dashboard/events", "", nil, 401)
+	c.do(call{base: base, method: "GET", path: "/dashboard/events?page=2", header: admin, want: 200, stream: true})
+	wantCode(bad("GET", "/dashboard/events?page=0", "", admin, 400), "invalid_request")
 	do("GET", "/dashboard/dashboard.js", "", nil, 200)
 	do("GET", "/dashboard/dashboard.css", "", nil, 200)
 

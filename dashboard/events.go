@@ -2,8 +2,11 @@ package dashboard
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -12,6 +15,11 @@ import (
 // when the client goes, at Close (server shutdown), or after
 // streamMaxAge (EventSource reconnects, and the session is checked again).
 func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
+	page, err := pageOf(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
 	select {
 	case <-d.stop: // checked alone: select would pick at random
 		w.Header().Set("Retry-After", "5")
@@ -62,7 +70,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	failing := false // logged once per failure, not once a second
 	for {
 		var msg []byte
-		snap, err := d.feed.snapshot(time.Now())
+		snap, err := d.feed.snapshotPage(time.Now(), page)
 		if err == nil {
 			var data []byte
 			if data, err = json.Marshal(snap); err == nil {
@@ -94,4 +102,34 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// maxPage bounds the page parameter: far more pages than a node serves
+// sales, and a number no arithmetic on it overflows.
+const maxPage = 1 << 20
+
+// pageOf reads the feed's one parameter, page (from 1; 1 without it).
+// Anything else is refused rather than read as the first page: an
+// operator who asked for page 2 would take page 1's sales for the rest.
+func pageOf(r *http.Request) (int, error) {
+	if r.URL.RawQuery == "" {
+		return 1, nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return 0, fmt.Errorf("malformed query string: %w", err)
+	}
+	for name := range q {
+		if name != "page" {
+			return 0, fmt.Errorf("unknown query parameter %q: /dashboard/events takes page", name)
+		}
+	}
+	if len(q["page"]) != 1 {
+		return 0, errors.New(`query parameter "page" appears more than once`)
+	}
+	n, err := strconv.Atoi(q.Get("page"))
+	if err != nil || n < 1 || n > maxPage {
+		return 0, fmt.Errorf("page must be an integer from 1 to %d", maxPage)
+	}
+	return n, nil
 }

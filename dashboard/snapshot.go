@@ -40,13 +40,19 @@ type Snapshot struct {
 	WindowSeconds float64 `json:"window_seconds"`
 	Sales         []Sale  `json:"sales"`
 	// HiddenSales counts the sales left out to keep the event bounded
-	// (idle ones first, ended ones before sold-out ones before the rest).
+	// (idle ones first, ended ones before sold-out ones before the rest):
+	// those of the other pages.
 	HiddenSales int `json:"hidden_sales,omitempty"`
 	// HiddenInPlay counts those of them not idle: busy in the window, or
 	// on sale, paused or upcoming. Past the bound they are left out too,
 	// and the page must not call them idle.
-	HiddenInPlay int   `json:"hidden_in_play,omitempty"`
-	Batch        Batch `json:"batch"`
+	HiddenInPlay int `json:"hidden_in_play,omitempty"`
+	// Page is the page of sales this event shows, of Pages: the sales
+	// ranked as HiddenSales says, maxSales a page, so that every sale
+	// can be reached, the ones that matter most on the first page.
+	Page  int   `json:"page"`
+	Pages int   `json:"pages"`
+	Batch Batch `json:"batch"`
 	// Breakers and Leader are cluster mode's; absent in embedded mode.
 	Breakers []Breaker `json:"breakers,omitempty"`
 	Leader   *bool     `json:"leader,omitempty"`
@@ -275,16 +281,22 @@ type feed struct {
 
 	mu      sync.Mutex
 	history []sample // oldest first, spanning about window
-	last    Snapshot
+	// last is the snapshot of the last gather, with every sale, ranked
+	// (rank); inPlay of them, the first, are active or still in play.
+	last   Snapshot
+	inPlay int
 }
 
-// snapshot returns the snapshot of now, gathering unless the last one is
-// fresh enough.
-func (f *feed) snapshot(now time.Time) (Snapshot, error) {
+// snapshot returns the first page of the snapshot of now.
+func (f *feed) snapshot(now time.Time) (Snapshot, error) { return f.snapshotPage(now, 1) }
+
+// snapshotPage returns page (from 1; past the last, the last) of the
+// snapshot of now, gathering unless the last one is fresh enough.
+func (f *feed) snapshotPage(now time.Time, page int) (Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n := len(f.history); n > 0 && now.Sub(f.history[n-1].at) < f.interval/2 {
-		return f.last, nil
+		return f.page(page), nil
 	}
 	cur, err := read(now, f.g)
 	if err != nil {
@@ -300,13 +312,35 @@ func (f *feed) snapshot(now time.Time) (Snapshot, error) {
 	for len(f.history) > 2 && now.Sub(f.history[1].at) >= f.window {
 		f.history = f.history[1:]
 	}
-	f.last = f.compute()
-	return f.last, nil
+	f.last, f.inPlay = f.compute()
+	return f.page(page), nil
+}
+
+// page is page n of the last snapshot: the sales ranked n-th maxSales by
+// maxSales, in id order so that cards do not jump around the page. A
+// page past the last is the last (sales archived while it was watched).
+func (f *feed) page(n int) Snapshot {
+	s := f.last
+	all, size := s.Sales, max(f.maxSales, 1)
+	s.Pages = max((len(all)+size-1)/size, 1)
+	s.Page = min(max(n, 1), s.Pages)
+	lo, hi := min((s.Page-1)*size, len(all)), min(s.Page*size, len(all))
+	s.Sales = slices.Clone(all[lo:hi])
+	slices.SortFunc(s.Sales, func(a, b Sale) int { return cmp.Compare(a.ID, b.ID) })
+	if s.Sales == nil {
+		s.Sales = []Sale{}
+	}
+	// The sales in play are ranked first: those of them before and
+	// after this page are the ones it leaves out.
+	s.HiddenSales = len(all) - len(s.Sales)
+	s.HiddenInPlay = f.inPlay - max(min(hi, f.inPlay)-lo, 0)
+	return s
 }
 
 // compute builds the snapshot of the newest sample against the previous
-// one (rates) and the oldest one kept (window figures).
-func (f *feed) compute() Snapshot {
+// one (rates) and the oldest one kept (window figures), with every sale,
+// ranked (rank), and how many of them, the first, are in play.
+func (f *feed) compute() (Snapshot, int) {
 	n := len(f.history)
 	cur := f.history[n-1]
 	var prev, base *sample
@@ -376,7 +410,7 @@ func (f *feed) compute() Snapshot {
 		}
 		snap.Sales = append(snap.Sales, out)
 	}
-	snap.Sales, snap.HiddenSales, snap.HiddenInPlay = bound(snap.Sales, active, f.maxSales)
+	inPlay := rank(snap.Sales, active)
 	if prev != nil {
 		b := cur.batch.minus(base.batch)
 		if b.count > 0 {
@@ -395,17 +429,17 @@ func (f *feed) compute() Snapshot {
 		leads := *cur.leader == 1
 		snap.Leader = &leads
 	}
-	return snap
+	return snap, inPlay
 }
 
-// bound keeps at most max sales, in id order so that cards do not jump
-// around the page: the active ones first, then those still in play (on
-// sale, paused, upcoming), then sold-out ones (a hold that lapses gives
-// units back), ended ones last. Units left alone do not keep a sale: an
-// ended sale that did not sell out stays until it is archived, and a
-// shop's old ones would hide the drop about to start. It returns how
-// many it left out, and how many of those were active or still in play.
-func bound(sales []Sale, active map[string]bool, max int) ([]Sale, int, int) {
+// rank orders sales as the pages show them, maxSales a page: the active
+// ones first, then those still in play (on sale, paused, upcoming), then
+// sold-out ones (a hold that lapses gives units back), ended ones last,
+// each in id order. Units left alone do not rank a sale: an ended sale
+// that did not sell out stays until it is archived, and a shop's old ones
+// would push the drop about to start off the first page. It returns how
+// many are active or still in play (the first ones).
+func rank(sales []Sale, active map[string]bool) int {
 	live := func(s Sale) int {
 		switch {
 		case active[s.ID]:
@@ -425,20 +459,13 @@ func bound(sales []Sale, active map[string]bool, max int) ([]Sale, int, int) {
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	hidden, inPlay := 0, 0
-	if len(sales) > max {
-		for _, s := range sales[max:] {
-			if live(s) <= 1 {
-				inPlay++
-			}
+	inPlay := 0
+	for _, s := range sales {
+		if live(s) <= 1 {
+			inPlay++
 		}
-		hidden, sales = len(sales)-max, sales[:max]
 	}
-	slices.SortFunc(sales, func(a, b Sale) int { return cmp.Compare(a.ID, b.ID) })
-	if sales == nil {
-		sales = []Sale{}
-	}
-	return sales, hidden, inPlay
+	return inPlay
 }
 
 func outcomeRank(name string) int {

@@ -8,6 +8,14 @@ const cards = new Map(); // sale id -> {el, history}
 const fmt = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const fmt1 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
 
+// PAGE is the page of sales this page follows (/dashboard?page=N): the
+// feed sends 48 sales a page, the busiest and those in play first.
+const PAGE = (() => {
+  const p = new URLSearchParams(location.search).get("page");
+  return /^[1-9][0-9]{0,5}$/.test(p || "") ? Number(p) : 1;
+})();
+const FEED = "/dashboard/events" + (PAGE > 1 ? "?page=" + PAGE : "");
+
 const BADGES = { upcoming: "UPCOMING", live: "ON SALE", paused: "PAUSED", sold_out: "SOLD OUT", ended: "ENDED" };
 const OK = new Set(["reserved", "replayed"]);
 const ERROR = new Set(["rate_limited", "overloaded", "unavailable", "internal", "other"]);
@@ -156,6 +164,22 @@ function render(snap) {
   text(hidden, !snap.hidden_sales ? "" : snap.hidden_in_play
     ? snap.hidden_sales + " sales not shown (" + snap.hidden_in_play + " of them still in play)"
     : snap.hidden_sales + " idle sales not shown");
+  renderPages(snap.page || 1, snap.pages || 1);
+}
+
+// renderPages links the other pages of sales, so that every sale can be
+// reached, however many there are.
+function renderPages(page, pages) {
+  document.getElementById("pages").hidden = pages <= 1;
+  text(document.getElementById("page-of"), "page " + page + " of " + pages);
+  const link = (id, to) => {
+    const a = document.getElementById(id);
+    a.hidden = to < 1 || to > pages;
+    const href = to > 1 ? "/dashboard?page=" + to : "/dashboard";
+    if (a.getAttribute("href") !== href) a.setAttribute("href", href);
+  };
+  link("prev-page", page - 1);
+  link("next-page", page + 1);
 }
 
 function status(state, label) {
@@ -188,11 +212,12 @@ function age() {
 async function why() {
   let r;
   try {
-    r = await fetch("/dashboard/events", { method: "HEAD", cache: "no-store" });
+    r = await fetch(FEED, { method: "HEAD", cache: "no-store" });
   } catch {
     return "disconnected: the server is unreachable, retrying";
   }
   switch (r.status) {
+    case 400: return "refused: no such page of sales; open /dashboard";
     case 401: return "signed out (session expired, or the admin token changed): reload to sign in";
     case 429: return "refused: too many dashboards are open on this server; close one, retrying";
     case 503: return "disconnected: the server is shutting down, retrying";
@@ -205,7 +230,7 @@ async function why() {
 // dropped stream; a refused one (a session expired, the server gone)
 // closes it, and then we retry every few seconds.
 function connect() {
-  const es = new EventSource("/dashboard/events");
+  const es = new EventSource(FEED);
   feed = es;
   waitingSince = Date.now();
   es.addEventListener("snapshot", e => {
