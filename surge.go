@@ -237,7 +237,14 @@ type Reserver interface {
 	// crash, which is why a buyer retries with the same key: it replays.
 	// A key answers its first reservation forever (a replay),
 	// or CodeIdempotencyMismatch when reused with another quantity.
-	Reserve(ctx context.Context, saleID string, batch []Purchase, now time.Time) (out []Outcome, remaining int64, err error)
+	// The batch is decided at clock's reading taken once the store holds
+	// the sale (the embedded store's sale lock, which a cancel, a payment,
+	// an expiry or an operator's change holds across its commit; in cluster
+	// mode, as the batch goes to Redis): a time read before that wait
+	// decided a batch that waited behind an operator's end (PATCH ends_at
+	// "now") at an instant before the end, so it reserved after the sale
+	// was answered ended, and its holds ended early by the wait.
+	Reserve(ctx context.Context, saleID string, batch []Purchase, clock func() time.Time) (out []Outcome, remaining int64, err error)
 	// Remaining is the sale's unreserved stock.
 	Remaining(ctx context.Context, saleID string) (int64, error)
 	// LookupKey answers what the store knows of an idempotency key from
@@ -246,18 +253,9 @@ type Reserver interface {
 	LookupKey(saleID, userID, key string) (Order, KeyState)
 }
 
-// ClockedReserver is implemented by a store whose Reserve may wait for
-// the sale before it decides: the embedded store's sale lock, which a
-// cancel, a payment, an expiry or an operator's change holds across its
-// commit (a stalled disk holds it for as long as it stalls).
-// ReserveClocked is Reserve deciding at clock's reading taken once the
-// store holds the sale, so that a batch is decided at the instant it is
-// decided: with a time read before that wait, a batch that waited behind
-// an operator's end (PATCH ends_at "now") was still reserved after the
-// sale was answered ended, and its holds ended early by the wait.
-type ClockedReserver interface {
-	ReserveClocked(ctx context.Context, saleID string, batch []Purchase, clock func() time.Time) (out []Outcome, remaining int64, err error)
-}
+// At is a clock that always reads t: a batch decided at an instant
+// fixed beforehand (Reserver.Reserve).
+func At(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 // OrderBook reads orders and settles them.
 type OrderBook interface {
@@ -375,23 +373,17 @@ type Steerer interface {
 	// or archived; a CodeInvalid error if the changed sale would break a
 	// rule of NewSale; a CodeStockBelowSold error if p.Stock is below the
 	// units reserved and paid orders hold. A failed call changes nothing.
-	// now is when the change is made (kept as the sale's updated_at).
-	UpdateSale(ctx context.Context, id string, p SalePatch, now time.Time) (Sale, error)
+	// The change's instant (kept as the sale's updated_at; an end "now"
+	// ends the sale at it; a pause starts at it) is clock's reading once
+	// the store holds the sale (the embedded store's sale lock, held by a
+	// reservation, a cancel, a payment or an expiry across its commit): an
+	// end read before that wait came before the reservations decided
+	// during it, which were then made after the sale's end.
+	UpdateSale(ctx context.Context, id string, p SalePatch, clock func() time.Time) (Sale, error)
 	// Sale reads one sale in service as the store holds it now;
 	// ErrSaleNotFound if it is unknown or archived. A pipeline that
 	// follows a shared store reads a sale another node changed with it.
 	Sale(ctx context.Context, id string) (Sale, error)
-}
-
-// ClockedSteerer is implemented by a Steerer whose UpdateSale may wait
-// for the sale before it changes it (the embedded store's sale lock, held
-// by a reservation, a cancel, a payment or an expiry across its commit).
-// UpdateSaleClocked is UpdateSale with now read from clock once the store
-// holds the sale, and p.EndNow ending the sale at that reading: an end read
-// before the wait came before the reservations decided during it, which
-// were then made after the sale's end.
-type ClockedSteerer interface {
-	UpdateSaleClocked(ctx context.Context, id string, p SalePatch, clock func() time.Time) (Sale, error)
 }
 
 // ArchivedSale is a sale taken out of service: its figures are final.

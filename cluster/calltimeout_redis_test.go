@@ -38,7 +38,7 @@ func TestCallTimeoutBoundsStalledRedis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*readTimeout)
 	defer cancel()
 	began := time.Now()
-	_, _, err := s.Reserve(ctx, sl.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, time.Now())
+	_, _, err := s.Reserve(ctx, sl.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, surge.At(time.Now()))
 	took := time.Since(began)
 	t.Logf("the purchase was answered after %v while Redis stalled: %v", took.Round(time.Millisecond), err)
 	// The call timeout, and room for a loaded machine: well short of the

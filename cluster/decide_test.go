@@ -83,7 +83,7 @@ func TestPayCancelAfterHoldEnded(t *testing.T) {
 	}
 	// Reserved two minutes ago with a one-minute hold; Pay and Cancel are
 	// asked at expires_at, before any expiry ran.
-	outs, _, err := s.Reserve(ctx, sl.ID, []surge.Purchase{{UserID: "a", Quantity: 1}, {UserID: "b", Quantity: 1}}, time.Now().Add(-2*time.Minute))
+	outs, _, err := s.Reserve(ctx, sl.ID, []surge.Purchase{{UserID: "a", Quantity: 1}, {UserID: "b", Quantity: 1}}, surge.At(time.Now().Add(-2*time.Minute)))
 	if err != nil || outs[0].Code != surge.CodeReserved || outs[1].Code != surge.CodeReserved {
 		t.Fatalf("reserve: %+v, %v", outs, err)
 	}

@@ -32,14 +32,9 @@ func (d *doorStore) door() {
 	}
 }
 
-func (d *doorStore) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+func (d *doorStore) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
 	d.door()
-	return d.Store.Reserve(ctx, saleID, batch, now)
-}
-
-func (d *doorStore) ReserveClocked(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
-	d.door()
-	return d.Store.ReserveClocked(ctx, saleID, batch, clock)
+	return d.Store.Reserve(ctx, saleID, batch, clock)
 }
 
 // TestEndNowRefusesBatchAtTheDoor (cluster): a batch that Redis decides

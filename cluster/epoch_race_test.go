@@ -177,7 +177,7 @@ func TestRoundAcrossChangeKeepsItsEpoch(t *testing.T) {
 	<-listed
 	// The change is answered (its epoch installed) while the round holds
 	// the listing it made before it.
-	if _, err := buyer.UpdateSale(ctx, "flip", surge.SalePatch{HoldSeconds: new(int64(120))}, time.Now()); err != nil {
+	if _, err := buyer.UpdateSale(ctx, "flip", surge.SalePatch{HoldSeconds: new(int64(120))}, surge.At(time.Now())); err != nil {
 		t.Fatalf("change: %v", err)
 	}
 	tx, waits := holdSaleRow(t, ns, "flip")
@@ -222,7 +222,7 @@ func TestRoundAcrossInstallInFlightKeepsItsEpoch(t *testing.T) {
 			ended = roundOrRebuildWaits(t, round, waits)
 		})
 	})
-	if _, err := buyer.UpdateSale(ctx, "flip", surge.SalePatch{HoldSeconds: new(int64(120))}, time.Now()); err != nil {
+	if _, err := buyer.UpdateSale(ctx, "flip", surge.SalePatch{HoldSeconds: new(int64(120))}, surge.At(time.Now())); err != nil {
 		t.Fatalf("change: %v", err)
 	}
 	if tx == nil {

@@ -124,7 +124,7 @@ func heldPastItsEnd(t *testing.T, s *cluster.Store, db *pgx.Conn, id string) int
 	if err := s.CreateSale(ctx, sl); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "u", Quantity: 1}}, time.Now().Add(-2*time.Hour))
+	out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(time.Now().Add(-2*time.Hour)))
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("reserve: %+v %v", out, err)
 	}

@@ -106,7 +106,7 @@ func reserve(s *cluster.Store, sale string, ps ...surge.Purchase) ([]surge.Outco
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	out, _, err := s.Reserve(ctx, sale, ps, time.Now())
+	out, _, err := s.Reserve(ctx, sale, ps, surge.At(time.Now()))
 	return out, time.Since(start), err
 }
 

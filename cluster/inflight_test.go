@@ -227,7 +227,7 @@ func TestUnitsBackWhenCallerLeaves(t *testing.T) {
 			if err := s.CreateSale(t.Context(), sl); err != nil {
 				t.Fatal(err)
 			}
-			out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u", Quantity: 1}}, time.Now().Add(-tc.ago))
+			out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(time.Now().Add(-tc.ago)))
 			if err != nil || out[0].Code != surge.CodeReserved {
 				t.Fatalf("reserve: %+v %v", out, err)
 			}

@@ -63,7 +63,9 @@ func TestInstallerDiedRebuiltInOneRound(t *testing.T) {
 		close(died)
 		<-gone
 	})
-	go func() { _, _ = doomed.UpdateSale(ctx, "died", surge.SalePatch{Stock: new(int64(20))}, time.Now()) }()
+	go func() {
+		_, _ = doomed.UpdateSale(ctx, "died", surge.SalePatch{Stock: new(int64(20))}, surge.At(time.Now()))
+	}()
 	<-died
 	killed := time.Now()
 	// PostgreSQL sees the connection close and ends the session at once.
@@ -133,7 +135,7 @@ func TestRedisRolledBackMidInstallRebuiltInOneRound(t *testing.T) {
 			}
 		})
 	})
-	if _, err := changer.UpdateSale(ctx, "back", surge.SalePatch{Stock: new(int64(20))}, time.Now()); err != nil {
+	if _, err := changer.UpdateSale(ctx, "back", surge.SalePatch{Stock: new(int64(20))}, surge.At(time.Now())); err != nil {
 		t.Fatalf("change: %v", err)
 	}
 	if len(dumps) == 0 {

@@ -34,7 +34,7 @@ func TestConcurrentChangesDoNotExhaustThePool(t *testing.T) {
 	for i := range changes {
 		g.Go(func() error {
 			began := time.Now()
-			sl, err := s.UpdateSale(ctx, fmt.Sprintf("past%d", i), surge.SalePatch{Stock: new(int64(20))}, time.Now())
+			sl, err := s.UpdateSale(ctx, fmt.Sprintf("past%d", i), surge.SalePatch{Stock: new(int64(20))}, surge.At(time.Now()))
 			if err == nil && sl.Stock != 20 {
 				err = fmt.Errorf("answered stock %d, want 20", sl.Stock)
 			}

@@ -31,7 +31,7 @@ func TestChangeHeardAfterListenHalfOpen(t *testing.T) {
 
 	rename := func(name string) {
 		t.Helper()
-		if _, err := b.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name}, time.Now()); err != nil {
+		if _, err := b.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name}, surge.At(time.Now())); err != nil {
 			t.Fatalf("rename the sale on the other node: %v", err)
 		}
 	}
@@ -71,7 +71,7 @@ drain:
 		}
 	}
 	paused := true
-	if _, err := b.UpdateSale(ctx, sl.ID, surge.SalePatch{Paused: &paused}, time.Now()); err != nil {
+	if _, err := b.UpdateSale(ctx, sl.ID, surge.SalePatch{Paused: &paused}, surge.At(time.Now())); err != nil {
 		t.Fatalf("pause the sale on the other node: %v", err)
 	}
 	if !heard(20*time.Second, true) {

@@ -36,7 +36,7 @@ func TestChangeFeedLossLogged(t *testing.T) {
 		for deadline := time.Now().Add(within); time.Now().Before(deadline); {
 			n++
 			name := fmt.Sprintf("rename %d", n)
-			if _, err := b.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name}, time.Now()); err != nil {
+			if _, err := b.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name}, surge.At(time.Now())); err != nil {
 				t.Fatalf("rename the sale on node b: %v", err)
 			}
 			timer := time.NewTimer(500 * time.Millisecond)

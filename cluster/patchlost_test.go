@@ -32,7 +32,7 @@ func TestPatchLostCommitAnswer(t *testing.T) {
 	name, stock := "victim-name", int64(20)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got, err := a.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name, Stock: &stock}, time.Now())
+	got, err := a.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name, Stock: &stock}, surge.At(time.Now()))
 	if !px.fired.Load() {
 		t.Fatalf("the proxy never cut the PATCH's COMMIT: %+v %v", got, err)
 	}
@@ -101,7 +101,7 @@ func TestPatchLostAnswerSubMillisecondEnd(t *testing.T) {
 	ends := time.Now().Add(time.Hour).Truncate(time.Millisecond).Add(123456 * time.Nanosecond) // 0.123456 ms past
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got, err := a.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name, EndsAt: &ends}, time.Now())
+	got, err := a.UpdateSale(ctx, sl.ID, surge.SalePatch{Name: &name, EndsAt: &ends}, surge.At(time.Now()))
 	if !px.fired.Load() {
 		t.Fatalf("the proxy never cut the PATCH's COMMIT: %+v %v", got, err)
 	}

@@ -34,7 +34,7 @@ func TestPaymentOnTwoNodes(t *testing.T) {
 	for i := range batch {
 		batch[i] = surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1}
 	}
-	out, _, err := a.Reserve(ctx, sale.ID, batch, now)
+	out, _, err := a.Reserve(ctx, sale.ID, batch, surge.At(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestRepeatedPaymentIDIsAReplay(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	sale := paidSale(t, s, 10, now)
 	price, cur := sale.PriceCents, sale.Currency
-	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "alice", Quantity: 1}, {UserID: "bob", Quantity: 1}}, now)
+	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "alice", Quantity: 1}, {UserID: "bob", Quantity: 1}}, surge.At(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestRefundAheadMeetsItsPayment(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	sale := paidSale(t, a, 10, now)
 	price, cur := sale.PriceCents, sale.Currency
-	out, _, err := a.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "alice", Quantity: 1}}, now)
+	out, _, err := a.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "alice", Quantity: 1}}, surge.At(now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,7 +83,7 @@ func TestExpiryBeforeEngineOpensIsCounted(t *testing.T) {
 	if err := first.CreateSale(ctx, sl); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := first.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 1}}, now.Add(-time.Minute))
+	out, _, err := first.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 1}}, surge.At(now.Add(-time.Minute)))
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("reserve: %+v, %v", out, err)
 	}

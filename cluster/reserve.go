@@ -41,26 +41,15 @@ func (s *Store) untilReconciled(made time.Time) time.Duration {
 
 // Reserve implements surge.Store: one Redis script call decides the
 // batch, one fenced PostgreSQL statement commits its new orders (and checks
-// that replayed orders from other nodes are durable).
-func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
-	return s.reserve(ctx, saleID, batch, now, nil)
-}
-
-// ReserveClocked implements surge.ClockedReserver: the batch's instant is
-// read as it goes to Redis, after the sale is looked up, and read again
-// for the second decision a change of the hold on another node asks for
-// (after a PostgreSQL read). A time read by the engine before then decided
-// a batch that reached Redis after an operator's end (a new epoch, its
-// state installed) at an instant before that end: it reserved, and
-// committed under the new epoch, after the sale was answered ended.
-func (s *Store) ReserveClocked(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
-	return s.reserve(ctx, saleID, batch, time.Time{}, clock)
-}
-
-// reserve decides batch at now, or at clock's reading as each decision
-// goes to Redis when clock is set.
-func (s *Store) reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time, clock func() time.Time) ([]surge.Outcome, int64, error) {
-	b, err := s.newBatch(ctx, saleID, batch, now, clock)
+// that replayed orders from other nodes are durable). The batch's instant
+// is read from clock as it goes to Redis, after the sale is looked up, and
+// read again for the second decision a change of the hold on another node
+// asks for (after a PostgreSQL read). A time read by the engine before
+// then decided a batch that reached Redis after an operator's end (a new
+// epoch, its state installed) at an instant before that end: it reserved,
+// and committed under the new epoch, after the sale was answered ended.
+func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
+	b, err := s.newBatch(ctx, saleID, batch, clock)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -72,7 +61,7 @@ func (s *Store) reserve(ctx context.Context, saleID string, batch []surge.Purcha
 		if _, err := s.Sale(ctx, saleID); err != nil {
 			return nil, 0, err
 		}
-		if b, err = s.newBatch(ctx, saleID, batch, now, clock); err != nil {
+		if b, err = s.newBatch(ctx, saleID, batch, clock); err != nil {
 			return nil, 0, err
 		}
 		res, err = s.decide(ctx, b)
@@ -102,9 +91,9 @@ type reservation struct {
 }
 
 // newBatch validates a batch against its sale and gives every purchase
-// the id its order gets if reserved. The batch is decided at now, or at
-// clock's reading once the sale is known when clock is set.
-func (s *Store) newBatch(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time, clock func() time.Time) (reservation, error) {
+// the id its order gets if reserved. The batch is decided at clock's
+// reading once the sale is known.
+func (s *Store) newBatch(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) (reservation, error) {
 	if s.closed.Load() {
 		return reservation{}, surge.ErrUnavailable
 	}
@@ -119,10 +108,7 @@ func (s *Store) newBatch(ctx context.Context, saleID string, batch []surge.Purch
 			return reservation{}, err
 		}
 	}
-	if clock != nil {
-		now = clock()
-	}
-	now = now.UTC().Truncate(time.Millisecond)
+	now := clock().UTC().Truncate(time.Millisecond)
 	ids := make([]string, len(batch))
 	s.ids.Fill(now, ids)
 	return reservation{sale: sl, Batch: redis.Batch{Purchases: batch, IDs: ids, Now: now, Expires: now.Add(sl.Hold())}}, nil
@@ -446,5 +432,3 @@ func (s *Store) Remaining(ctx context.Context, saleID string) (int64, error) {
 	}
 	return rem, nil
 }
-
-var _ surge.ClockedReserver = (*Store)(nil)

@@ -111,14 +111,14 @@ type heldStore struct {
 	entered, release chan struct{}
 }
 
-func (h *heldStore) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+func (h *heldStore) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
 	first := false
 	h.once.Do(func() { first = true })
 	if first {
 		close(h.entered)
 		<-h.release
 	}
-	return h.Store.Reserve(ctx, saleID, batch, now)
+	return h.Store.Reserve(ctx, saleID, batch, clock)
 }
 
 // TestEarlyAttemptsThatSellPayRateLimit (cluster): in the second before a

@@ -46,7 +46,7 @@ func TestOlderStagingKeysDropped(t *testing.T) {
 		}
 	}
 	steer := func(id string, p surge.SalePatch) {
-		if _, err := s.UpdateSale(ctx, id, p, time.Now()); err != nil {
+		if _, err := s.UpdateSale(ctx, id, p, surge.At(time.Now())); err != nil {
 			t.Fatalf("update sale %s: %v", id, err)
 		}
 	}

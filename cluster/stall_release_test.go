@@ -41,7 +41,7 @@ func TestReleaseBoundedWhilePostgresStalls(t *testing.T) {
 			if path == "expiry" {
 				at = at.Add(-2 * time.Hour) // its hold ended an hour ago
 			}
-			out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u", Quantity: 1}}, at)
+			out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(at))
 			if err != nil || out[0].Code != surge.CodeReserved {
 				t.Fatalf("reserve: %+v %v", out, err)
 			}

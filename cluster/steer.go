@@ -18,7 +18,7 @@ import (
 // reached, until the leader rebuilds it, seeing the epochs differ),
 // purchases answer 503 rather than be decided against the old sale. Every
 // node hears of the change through the announcement.
-func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (surge.Sale, error) {
+func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, clock func() time.Time) (surge.Sale, error) {
 	if s.closed.Load() {
 		return surge.Sale{}, surge.ErrUnavailable
 	}
@@ -47,6 +47,12 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, no
 			}
 		})
 		defer release()
+	}
+	// Read once the install lock is held, not before the wait for it:
+	// an end "now" then comes after the changes that went ahead of it.
+	now := clock()
+	if p.EndNow {
+		p.EndsAt, p.EndNow = &now, false
 	}
 	row, started, err := s.db.UpdateSale(ctx, id, p, now.UTC().Truncate(time.Millisecond))
 	if surge.ErrorCode(err) != "" {

@@ -246,7 +246,7 @@ func TestCancelDuringSteerGivesUnitsBack(t *testing.T) {
 	}
 	steered := make(chan error, 1)
 	go func() {
-		_, err := a.UpdateSale(ctx, "race", surge.SalePatch{HoldSeconds: new(int64(1800))}, time.Now())
+		_, err := a.UpdateSale(ctx, "race", surge.SalePatch{HoldSeconds: new(int64(1800))}, surge.At(time.Now()))
 		steered <- err
 	}()
 	waiting("the change", "%FOR UPDATE%")

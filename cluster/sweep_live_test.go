@@ -111,7 +111,7 @@ func TestSweepReachesLiveSaleAfterFailoverHoldShortened(t *testing.T) {
 		orders = append(orders, reserve(fmt.Sprintf("u%d", i), time.Now().Add(-15*time.Minute)))
 	}
 	minute := int64(60)
-	if _, err := old.UpdateSale(ctx, "live", surge.SalePatch{HoldSeconds: &minute}, time.Now().Add(-12*time.Minute)); err != nil {
+	if _, err := old.UpdateSale(ctx, "live", surge.SalePatch{HoldSeconds: &minute}, surge.At(time.Now().Add(-12*time.Minute))); err != nil {
 		t.Fatal(err)
 	}
 	// The last unit, held a minute and paid: its hold ended 9 minutes ago.
@@ -175,7 +175,7 @@ func liveAmongPast(t *testing.T, past int) (ns string, old *cluster.Store, reser
 	}
 	return ns, old, func(user string, at time.Time) string {
 		t.Helper()
-		out, _, err := old.Reserve(ctx, "live", []surge.Purchase{{UserID: user, Quantity: 1}}, at)
+		out, _, err := old.Reserve(ctx, "live", []surge.Purchase{{UserID: user, Quantity: 1}}, surge.At(at))
 		if err != nil || out[0].Code != surge.CodeReserved {
 			t.Fatalf("reserve: %+v %v", out, err)
 		}

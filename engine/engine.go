@@ -44,11 +44,8 @@ import (
 type Engine struct {
 	store  surge.Store
 	shared surge.Shared // the store, when other nodes share it; else nil
-	// clocked is the store, when it reads a batch's time itself once it
-	// holds the sale (surge.ClockedReserver); else nil.
-	clocked surge.ClockedReserver
-	cfg     Config
-	log     *slog.Logger
+	cfg    Config
+	log    *slog.Logger
 	// failures limits the lines of failed batches: one per sale a
 	// logrepeat.Every while the store is down, not one per batch.
 	failures *logrepeat.Limiter
@@ -144,7 +141,6 @@ func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 		e.tracer = cfg.Tracing.Tracer(tracerName)
 	}
 	e.shared, _ = store.(surge.Shared)
-	e.clocked, _ = store.(surge.ClockedReserver)
 	e.reqs.New = func() any { return &request{done: make(chan result, 1)} }
 	sales, err := store.Sales(ctx)
 	if err != nil {

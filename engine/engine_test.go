@@ -58,29 +58,13 @@ type hookStore struct {
 	after  func(n int64)
 }
 
-func (h *hookStore) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
-	return h.around(batch, func() ([]surge.Outcome, int64, error) { return h.Store.Reserve(ctx, saleID, batch, now) })
-}
-
-// ReserveClocked forwards surge.ClockedReserver to the store it wraps,
-// with Reserve's counts and hooks, so that the engine decides through it
-// as it does through the store alone.
-func (h *hookStore) ReserveClocked(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
-	c, ok := h.Store.(surge.ClockedReserver)
-	if !ok {
-		return h.Reserve(ctx, saleID, batch, clock())
-	}
-	return h.around(batch, func() ([]surge.Outcome, int64, error) { return c.ReserveClocked(ctx, saleID, batch, clock) })
-}
-
-// around counts a Reserve call of batch and runs the hooks around call.
-func (h *hookStore) around(batch []surge.Purchase, call func() ([]surge.Outcome, int64, error)) ([]surge.Outcome, int64, error) {
+func (h *hookStore) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
 	n := h.reserves.Add(1)
 	h.purchases.Add(int64(len(batch)))
 	if h.before != nil {
 		h.before(n)
 	}
-	out, rem, err := call()
+	out, rem, err := h.Store.Reserve(ctx, saleID, batch, clock)
 	if h.after != nil {
 		h.after(n)
 	}

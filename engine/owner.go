@@ -253,26 +253,17 @@ func (e *Engine) apply(s *sale, batch []*request, purchases []surge.Purchase) {
 	ctx, endSpans := e.traceBatch(ctx, s, live)
 	gen := s.releases.Load()
 	began := time.Now()
-	var (
-		outs []surge.Outcome
-		rem  int64
-		err  error
-	)
-	if e.clocked != nil && started {
-		// The store reads the clock once it holds the sale: decided was
-		// read before the batch waited for it (behind a cancel's, an
-		// expiry's or an operator's commit), and a batch decided at that
-		// earlier instant could reserve after an end the operator set
-		// meanwhile had been answered, with holds shorter by the wait.
-		outs, rem, err = e.clocked.ReserveClocked(ctx, s.ID, purchases, e.cfg.Now)
-	} else {
-		// A batch not started by decided carries purchases the fast path
-		// refused (not started), sent only to tell a replay, and the
-		// early ones paid no rate-limit token: decided at decided, none
-		// of them sells unpaid should the store come to it after the
-		// start.
-		outs, rem, err = e.store.Reserve(ctx, s.ID, purchases, decided)
+	// The store reads the clock once it holds the sale: decided was read
+	// before the batch waited for it (behind a cancel's, an expiry's or an
+	// operator's commit). A batch not started by decided carries purchases
+	// the fast path refused (not started), sent only to tell a replay, and
+	// the early ones paid no rate-limit token: decided at decided, none of
+	// them sells unpaid should the store come to it after the start.
+	clock := e.cfg.Now
+	if !started {
+		clock = surge.At(decided)
 	}
+	outs, rem, err := e.store.Reserve(ctx, s.ID, purchases, clock)
 	e.cfg.Metrics.ObserveBatch(len(live), time.Since(began))
 	endSpans(err)
 	e.setRemaining(ctx, s, rem, gen, err == nil)

@@ -54,7 +54,7 @@ func TestSharedStoreFollowsOtherNodes(t *testing.T) {
 
 	// Another node sells two units, one with a key; then this node sells
 	// the last one, so its hint says sold out.
-	out, _, err := st.Store.Reserve(ctx, sl.ID, []surge.Purchase{{UserID: "a", IdempotencyKey: "ka", Quantity: 1}, {UserID: "b", Quantity: 1}}, time.Now())
+	out, _, err := st.Store.Reserve(ctx, sl.ID, []surge.Purchase{{UserID: "a", IdempotencyKey: "ka", Quantity: 1}, {UserID: "b", Quantity: 1}}, surge.At(time.Now()))
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("other node's purchases: %v %v", out, err)
 	}

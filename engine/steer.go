@@ -37,14 +37,6 @@ func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (
 	if s == nil {
 		return SaleState{}, surge.ErrSaleNotFound
 	}
-	clocked, _ := e.store.(surge.ClockedSteerer)
-	if p.EndNow && clocked == nil {
-		// This server's clock, which decides purchases, not the
-		// operator's: one running ahead left the sale live until then.
-		// A clocked store reads it once it holds the sale, after the
-		// reservations that went ahead of the change.
-		p.EndsAt, p.EndNow = new(e.cfg.Now()), false
-	}
 	if p.Empty() {
 		return e.state(s), nil
 	}
@@ -60,15 +52,11 @@ func (e *Engine) UpdateSale(ctx context.Context, id string, p surge.SalePatch) (
 		return SaleState{}, storeErr(err)
 	}
 	return saleChange(sctx, e, s.snapMu.Unlock, func() (SaleState, error) {
-		var (
-			next surge.Sale
-			err  error
-		)
-		if clocked != nil {
-			next, err = clocked.UpdateSaleClocked(sctx, id, p, e.cfg.Now)
-		} else {
-			next, err = steer.UpdateSale(sctx, id, p, e.cfg.Now())
-		}
+		// The store reads the clock once it holds the sale: this server's
+		// clock, which decides purchases, not the operator's (one running
+		// ahead left the sale live until then), read after the
+		// reservations that went ahead of the change.
+		next, err := steer.UpdateSale(sctx, id, p, e.cfg.Now)
 		if err != nil {
 			return SaleState{}, storeErr(err)
 		}

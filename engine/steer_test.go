@@ -17,15 +17,8 @@ import (
 
 // hookStore forwards surge.Steerer to the store it wraps (a *sqlite.Store
 // in these tests), so the engine can steer through it.
-func (h *hookStore) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (surge.Sale, error) {
-	return h.Store.(surge.Steerer).UpdateSale(ctx, id, p, now)
-}
-
-func (h *hookStore) UpdateSaleClocked(ctx context.Context, id string, p surge.SalePatch, clock func() time.Time) (surge.Sale, error) {
-	if c, ok := h.Store.(surge.ClockedSteerer); ok {
-		return c.UpdateSaleClocked(ctx, id, p, clock)
-	}
-	return h.UpdateSale(ctx, id, p, clock())
+func (h *hookStore) UpdateSale(ctx context.Context, id string, p surge.SalePatch, clock func() time.Time) (surge.Sale, error) {
+	return h.Store.(surge.Steerer).UpdateSale(ctx, id, p, clock)
 }
 
 func (h *hookStore) Sale(ctx context.Context, id string) (surge.Sale, error) {

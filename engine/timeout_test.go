@@ -14,7 +14,7 @@ import (
 // is down: an error of code unavailable that is not the engine's timeout.
 type outageStore struct{ surge.Store }
 
-func (outageStore) Reserve(context.Context, string, []surge.Purchase, time.Time) ([]surge.Outcome, int64, error) {
+func (outageStore) Reserve(context.Context, string, []surge.Purchase, func() time.Time) ([]surge.Outcome, int64, error) {
 	return nil, 0, surge.Errorf(surge.CodeUnavailable, "redis: connection refused")
 }
 

@@ -51,7 +51,7 @@ func TestSlowExportsLeaveOrderReadsAnswering(t *testing.T) {
 	for i := range batch {
 		batch[i] = surge.Purchase{UserID: fmt.Sprintf("user-%d", i), Quantity: 1}
 	}
-	outs, _, err := e.store.Reserve(t.Context(), sale.ID, batch, e.clock.Now())
+	outs, _, err := e.store.Reserve(t.Context(), sale.ID, batch, surge.At(e.clock.Now()))
 	if err != nil || outs[0].Code != surge.CodeReserved {
 		t.Fatalf("reserve: %v", err)
 	}

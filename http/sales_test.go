@@ -307,14 +307,9 @@ func (c *countingStore) Sales(ctx context.Context) ([]surge.Sale, error) {
 	return c.Store.Sales(ctx)
 }
 
-func (c *countingStore) Reserve(ctx context.Context, id string, b []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
+func (c *countingStore) Reserve(ctx context.Context, id string, b []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
 	c.calls.Add(1)
-	return c.Store.Reserve(ctx, id, b, now)
-}
-
-func (c *countingStore) ReserveClocked(ctx context.Context, id string, b []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
-	c.calls.Add(1)
-	return c.Store.ReserveClocked(ctx, id, b, clock)
+	return c.Store.Reserve(ctx, id, b, clock)
 }
 
 func (c *countingStore) Cancel(ctx context.Context, id string, now time.Time) (surge.Order, error) {

@@ -83,7 +83,7 @@ func benchRelaySpike(b *testing.B, s source) {
 				for i := first; i < min(first+64, int64(b.N)); i++ {
 					ps = append(ps, surge.Purchase{UserID: fmt.Sprintf("u%d", i), Quantity: 1})
 				}
-				if _, _, err := s.Reserve(b.Context(), "a", ps, t0); err != nil {
+				if _, _, err := s.Reserve(b.Context(), "a", ps, surge.At(t0)); err != nil {
 					b.Error(err)
 					return
 				}

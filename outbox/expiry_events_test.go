@@ -25,7 +25,7 @@ func TestExpiredEventsCluster(t *testing.T) {
 	for i := range 20 {
 		ps = append(ps, surge.Purchase{UserID: "u" + string(rune('a'+i)), Quantity: 1})
 	}
-	out, _, err := s.Reserve(t.Context(), "x", ps, past)
+	out, _, err := s.Reserve(t.Context(), "x", ps, surge.At(past))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func TestRefundDueClusterAsOfTheChange(t *testing.T) {
 	nc, stream, subject := servicetest.NATS(t)
 	s := clusterWithHolds(t, 10)
 	now := time.Now()
-	out, _, err := s.Reserve(t.Context(), "x", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
+	out, _, err := s.Reserve(t.Context(), "x", []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(now))
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("%+v %v", out, err)
 	}

@@ -54,7 +54,7 @@ func reserve(t testing.TB, s surge.Store, sale, prefix string, n, batch int) []s
 		for j := i; j < min(n, i+batch); j++ {
 			ps = append(ps, surge.Purchase{UserID: fmt.Sprintf("%s%d", prefix, j), Quantity: 1})
 		}
-		out, _, err := s.Reserve(t.Context(), sale, ps, t0)
+		out, _, err := s.Reserve(t.Context(), sale, ps, surge.At(t0))
 		if err != nil {
 			t.Fatal(err)
 		}

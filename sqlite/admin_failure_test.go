@@ -53,7 +53,7 @@ func TestNoSealAfterAFailedAdminWrite(t *testing.T) {
 		write func(*sqlite.Store) error
 	}{
 		{"PATCH", func(s *sqlite.Store) error {
-			_, err := s.UpdateSale(t.Context(), "s1", surge.SalePatch{Paused: new(true)}, t0.Add(time.Minute))
+			_, err := s.UpdateSale(t.Context(), "s1", surge.SalePatch{Paused: new(true)}, surge.At(t0.Add(time.Minute)))
 			return err
 		}},
 		{"archive", func(s *sqlite.Store) error {
@@ -124,7 +124,7 @@ func TestExpiryFailureLoggedOnce(t *testing.T) {
 	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 5)); err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0); err != nil || out[0].Code != surge.CodeReserved {
+	if out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, surge.At(t0)); err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("Reserve = %+v, %v", out, err)
 	}
 	// The job's own passes, with the disk refusing writes for four of them.

@@ -121,7 +121,7 @@ func TestArchiveGivesUpWhileWriterStalls(t *testing.T) {
 	// The writer's next commit (a purchase of sale b, which holds only
 	// b's lock) stalls until released.
 	release, reserved := stallWhile(t, func() error {
-		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, end.Add(time.Second))
+		_, _, err := s.Reserve(ctx, "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(end.Add(time.Second)))
 		return err
 	})
 
@@ -192,7 +192,7 @@ func TestArchiveGivesUpWhileItsSaleCommits(t *testing.T) {
 	commithook.Install()
 	ctx := t.Context()
 	s, end := endingSales(t, "a")
-	outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{{UserID: "u", Quantity: 1}}, end.Add(-time.Minute))
+	outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(end.Add(-time.Minute)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestReserveAfterArchiveReservesNothing(t *testing.T) {
 	}
 	reserved := make(chan res, 1)
 	go func() {
-		outs, _, err := s.Reserve(context.Background(), "a", []surge.Purchase{{UserID: "u1", Quantity: 1}}, end.Add(-time.Millisecond))
+		outs, _, err := s.Reserve(context.Background(), "a", []surge.Purchase{{UserID: "u1", Quantity: 1}}, surge.At(end.Add(-time.Millisecond)))
 		reserved <- res{outs, err}
 	}()
 	time.Sleep(200 * time.Millisecond) // the batch is waiting on the sale's lock

@@ -30,7 +30,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	buy := func(ctx context.Context, buyer string) (surge.Order, bool) {
-		out, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: buyer, Quantity: 1, IdempotencyKey: "k-" + buyer}}, t0)
+		out, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: buyer, Quantity: 1, IdempotencyKey: "k-" + buyer}}, surge.At(t0))
 		if err != nil || out[0].Err != nil {
 			return surge.Order{}, false
 		}
@@ -159,7 +159,7 @@ func TestBackupInterruptedIsNotDamage(t *testing.T) {
 		for j := i; j < i+2000; j++ {
 			batch = append(batch, surge.Purchase{UserID: fmt.Sprintf("buyer%d", j), Quantity: 1, IdempotencyKey: fmt.Sprintf("key%d", j)})
 		}
-		if _, _, err := s.Reserve(ctx, "s1", batch, t0); err != nil {
+		if _, _, err := s.Reserve(ctx, "s1", batch, surge.At(t0)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -29,7 +29,7 @@ func BenchmarkReserveSerial(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		out, _, err := s.Reserve(ctx, "s", []surge.Purchase{{UserID: "u" + strconv.Itoa(i), Quantity: 1}}, t0)
+		out, _, err := s.Reserve(ctx, "s", []surge.Purchase{{UserID: "u" + strconv.Itoa(i), Quantity: 1}}, surge.At(t0))
 		if err != nil || out[0].Code != surge.CodeReserved {
 			b.Fatalf("Reserve: %+v, %v", out, err)
 		}

@@ -28,7 +28,7 @@ func TestCloseWhileACommitWaitsForRoom(t *testing.T) {
 	if err := s.CreateSale(ctx, sale); err != nil {
 		t.Fatal(err)
 	}
-	outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0)
+	outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{{UserID: "u1", Quantity: 1}}, surge.At(t0))
 	if err != nil || outs[0].Code != surge.CodeReserved {
 		t.Fatalf("reserve: %+v, %v", outs, err)
 	}

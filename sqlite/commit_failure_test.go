@@ -242,7 +242,7 @@ func TestFailedCommitsKeepPromises(t *testing.T) {
 	checkAgainstDisk(t, c, filepath.Join(crash, sqlite.FileName), all, false, sales, stock, limit)
 	// Every key again, on the copy: a confirmed one replays its order.
 	for _, b := range all {
-		out, _, err := c.Reserve(ctx, b.sale, []surge.Purchase{{UserID: b.user, Quantity: 1, IdempotencyKey: b.key}}, time.Now())
+		out, _, err := c.Reserve(ctx, b.sale, []surge.Purchase{{UserID: b.user, Quantity: 1, IdempotencyKey: b.key}}, surge.At(time.Now()))
 		if err != nil {
 			t.Fatalf("key %s after the crash: %v", b.key, err)
 		}
@@ -264,7 +264,7 @@ func TestFailedCommitsKeepPromises(t *testing.T) {
 		if !ok {
 			continue
 		}
-		out, _, err := m.Reserve(ctx, b.sale, []surge.Purchase{{UserID: b.user, Quantity: 1, IdempotencyKey: b.key}}, time.Now())
+		out, _, err := m.Reserve(ctx, b.sale, []surge.Purchase{{UserID: b.user, Quantity: 1, IdempotencyKey: b.key}}, surge.At(time.Now()))
 		if err != nil {
 			t.Fatalf("key %s after the crash while committing: %v", b.key, err)
 		}

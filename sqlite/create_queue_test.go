@@ -40,7 +40,7 @@ func TestCreateSaleGivesUpWhileQueueFull(t *testing.T) {
 	bought := make(chan error, len(ids))
 	for _, id := range ids {
 		go func() {
-			_, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
+			_, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(now))
 			bought <- err
 		}()
 	}

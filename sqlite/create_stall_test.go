@@ -22,7 +22,7 @@ func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
 	s, end := endingSales(t, "a", "b")
 	now := end.Add(-time.Minute)
 	bought := surge.Purchase{UserID: "alice", Quantity: 1, IdempotencyKey: "k1"}
-	if _, _, err := s.Reserve(ctx, "a", []surge.Purchase{bought}, now); err != nil {
+	if _, _, err := s.Reserve(ctx, "a", []surge.Purchase{bought}, surge.At(now)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,7 +51,7 @@ func TestCreateSaleHoldsNoPurchaseBack(t *testing.T) {
 			return err
 		}},
 		{"Reserve of a replay", func() error {
-			outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{bought}, now)
+			outs, _, err := s.Reserve(ctx, "a", []surge.Purchase{bought}, surge.At(now))
 			if err == nil && (len(outs) != 1 || !outs[0].Replay) {
 				t.Errorf("replay answered %+v", outs)
 			}
@@ -128,7 +128,7 @@ func TestCreateSaleGivesUpWhileWriterStalls(t *testing.T) {
 func saleCBehindStall(t *testing.T, s *Store, now time.Time) (release func(), reserved <-chan error, c surge.Sale) {
 	t.Helper()
 	release, reserved = stallWhile(t, func() error {
-		_, _, err := s.Reserve(t.Context(), "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
+		_, _, err := s.Reserve(t.Context(), "b", []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(now))
 		return err
 	})
 	id, name, stock, limit := "c", "C", int64(5), int64(1)

@@ -119,7 +119,7 @@ func sellOneAndClose(t *testing.T, s *sqlite.Store) {
 	if err := s.CreateSale(t.Context(), sale); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Reserve(t.Context(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0.Add(time.Second)); err != nil {
+	if _, _, err := s.Reserve(t.Context(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, surge.At(t0.Add(time.Second))); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

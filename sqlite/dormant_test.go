@@ -50,7 +50,7 @@ func TestDormantSale(t *testing.T) {
 	}
 	first := map[string][]surge.Outcome{}
 	for _, sl := range []surge.Sale{done, held, live} {
-		out, _, err := s.Reserve(ctx, sl.ID, buys, t0)
+		out, _, err := s.Reserve(ctx, sl.ID, buys, surge.At(t0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,10 @@ func TestDormantSale(t *testing.T) {
 	out, rem, err := s.Reserve(ctx, done.ID, append(slices.Clone(buys[:3]),
 		surge.Purchase{UserID: "a", IdempotencyKey: "k1", Quantity: 1},
 		surge.Purchase{UserID: "e", IdempotencyKey: "k9", Quantity: 1},
-		surge.Purchase{UserID: "d", Quantity: 1}), now)
+		surge.Purchase{UserID: "d", Quantity: 1}), surge.At(
+
+		now))
+
 	if err != nil || rem != 6 {
 		t.Fatalf("Reserve on the dormant sale: remaining %d, %v", rem, err)
 	}
@@ -142,7 +145,7 @@ func TestDormantSale(t *testing.T) {
 	// Reopened, the sale is loaded whole first: the limit counts what
 	// buyers hold from before, and the stock what was sold.
 	ends := now.Add(time.Hour)
-	if _, err := s.UpdateSale(ctx, done.ID, surge.SalePatch{EndsAt: &ends}, now); err != nil {
+	if _, err := s.UpdateSale(ctx, done.ID, surge.SalePatch{EndsAt: &ends}, surge.At(now)); err != nil {
 		t.Fatal(err)
 	}
 	if s.Dormant(done.ID) {
@@ -153,7 +156,10 @@ func TestDormantSale(t *testing.T) {
 		{UserID: "c", Quantity: 1},
 		{UserID: "a", IdempotencyKey: "k1", Quantity: 2},
 		{UserID: "b", IdempotencyKey: "k2", Quantity: 1},
-	}, now)
+	}, surge.At(
+
+		now))
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +191,7 @@ func TestDormantSaleAfterClockStepBack(t *testing.T) {
 	}
 	id := "drop"
 	end := endingSale(t, s, id, time.Hour).EndsAt // limit 2
-	out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 2}}, t0)
+	out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 2}}, surge.At(t0))
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("first purchase: %+v, %v", out, err)
 	}
@@ -208,7 +214,7 @@ func TestDormantSaleAfterClockStepBack(t *testing.T) {
 	// Then the wall clock steps back a minute: the sale is open again
 	// until its end, and alice, who holds the limit, buys once more.
 	clock.Store(end.Add(-30 * time.Second).UnixNano())
-	out, _, err = s.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 1}}, now())
+	out, _, err = s.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 1}}, surge.At(now()))
 	if err != nil {
 		t.Fatal(err)
 	}

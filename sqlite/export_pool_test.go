@@ -33,7 +33,7 @@ func TestSlowExportsLeaveReadsAConnection(t *testing.T) {
 	}
 	reserve := func(p surge.Purchase) surge.Order {
 		t.Helper()
-		outs, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{p}, now)
+		outs, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{p}, surge.At(now))
 		if err != nil || outs[0].Code != surge.CodeReserved {
 			t.Fatalf("reserve %+v: %+v, %v", p, outs, err)
 		}
@@ -123,7 +123,7 @@ func TestSlowExportsLeaveReadsAConnection(t *testing.T) {
 			return err
 		}},
 		{"purchase with a key looked up on disk", func(ctx context.Context) error {
-			outs, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u", IdempotencyKey: "k1", Quantity: 1}}, now)
+			outs, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u", IdempotencyKey: "k1", Quantity: 1}}, surge.At(now))
 			if err == nil && outs[0].Code != surge.CodeReserved {
 				t.Errorf("purchase: %+v, want reserved", outs[0])
 			}

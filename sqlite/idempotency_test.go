@@ -37,7 +37,7 @@ func TestIdempotencyWindow(t *testing.T) {
 	}
 	reserve := func(p surge.Purchase) surge.Outcome {
 		t.Helper()
-		out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{p}, now)
+		out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{p}, surge.At(now))
 		if err != nil {
 			t.Fatalf("Reserve(%+v): %v", p, err)
 		}

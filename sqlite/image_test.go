@@ -81,7 +81,7 @@ func (w *workload) churn(t *testing.T, s *sqlite.Store, rng *rand.Rand, n int, n
 			}
 			batch = append(batch, p)
 		}
-		outs, _, err := s.Reserve(ctx, w.sale, batch, now)
+		outs, _, err := s.Reserve(ctx, w.sale, batch, surge.At(now))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,11 +151,11 @@ func (w *workload) same(t *testing.T, a, b *sqlite.Store) {
 	}
 	for u := range 60 {
 		p := []surge.Purchase{{UserID: fmt.Sprintf("u%d", u), Quantity: 2}}
-		oa, _, err := a.Reserve(ctx, w.sale, p, end)
+		oa, _, err := a.Reserve(ctx, w.sale, p, surge.At(end))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ob, _, err := b.Reserve(ctx, w.sale, p, end)
+		ob, _, err := b.Reserve(ctx, w.sale, p, surge.At(end))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +373,7 @@ func TestImageRefreshGivesWay(t *testing.T) {
 		for j := i; j < i+1000; j++ {
 			batch = append(batch, surge.Purchase{UserID: fmt.Sprintf("u%d", j), Quantity: 1})
 		}
-		if _, _, err := s.Reserve(ctx, "s", batch, t0); err != nil {
+		if _, _, err := s.Reserve(ctx, "s", batch, surge.At(t0)); err != nil {
 			t.Fatal(err)
 		}
 	}

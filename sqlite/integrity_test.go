@@ -26,7 +26,7 @@ func sell(t *testing.T, s *sqlite.Store, id string, n int) {
 	t.Helper()
 	ctx := t.Context()
 	for i := range n {
-		out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, t0)
+		out, _, err := s.Reserve(ctx, id, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, surge.At(t0))
 		if err != nil || out[0].Code != surge.CodeReserved {
 			t.Fatalf("Reserve %d: %+v, %v", i, out, err)
 		}
@@ -372,7 +372,7 @@ func TestWALTruncatedWhenIdle(t *testing.T) {
 		for j := range batch {
 			batch[j] = surge.Purchase{UserID: fmt.Sprintf("u%d-%d", i, j), Quantity: 1}
 		}
-		if _, _, err := s.Reserve(t.Context(), "s1", batch, t0); err != nil {
+		if _, _, err := s.Reserve(t.Context(), "s1", batch, surge.At(t0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -402,7 +402,7 @@ func TestWALTruncatedWhenIdle(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The store still works and keeps its data after the truncation.
-	out, _, err := s.Reserve(t.Context(), "s1", []surge.Purchase{{UserID: "late", Quantity: 1}}, t0)
+	out, _, err := s.Reserve(t.Context(), "s1", []surge.Purchase{{UserID: "late", Quantity: 1}}, surge.At(t0))
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("Reserve after truncation: %+v, %v", out, err)
 	}
@@ -444,7 +444,7 @@ func TestWALBoundedUnderLoad(t *testing.T) {
 				for j := range batch {
 					batch[j] = surge.Purchase{UserID: fmt.Sprintf("u%d-%d", b, j), Quantity: 1}
 				}
-				if _, _, err := s.Reserve(t.Context(), id, batch, t0); err != nil {
+				if _, _, err := s.Reserve(t.Context(), id, batch, surge.At(t0)); err != nil {
 					errs <- err
 					return
 				}

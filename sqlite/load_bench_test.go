@@ -119,7 +119,7 @@ func fill(b *testing.B, dir string, n int) {
 			batch = append(batch, surge.Purchase{UserID: fmt.Sprintf("buyer-%07d", i),
 				IdempotencyKey: fmt.Sprintf("%016x", uint64(i)*0x9e3779b97f4a7c15), Quantity: 1})
 		}
-		if _, _, err := s.Reserve(ctx, id, batch, now); err != nil {
+		if _, _, err := s.Reserve(ctx, id, batch, surge.At(now)); err != nil {
 			b.Fatal(err)
 		}
 	}

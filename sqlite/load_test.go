@@ -37,7 +37,7 @@ func TestRestoreInRanges(t *testing.T) {
 				}
 				batch = append(batch, p)
 			}
-			outs, _, err := s.Reserve(ctx, id, batch, t0)
+			outs, _, err := s.Reserve(ctx, id, batch, surge.At(t0))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +89,7 @@ func TestRestoreInRanges(t *testing.T) {
 				batch = append(batch, surge.Purchase{UserID: b.user, IdempotencyKey: b.key, Quantity: 1})
 				want = append(want, b)
 			}
-			outs, _, err := s.Reserve(ctx, id, batch, t0)
+			outs, _, err := s.Reserve(ctx, id, batch, surge.At(t0))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -141,7 +141,7 @@ func TestLockSurvivesRemovedLockFile(t *testing.T) {
 		defer b.Close()
 		sold := 0
 		for i, s := range []*sqlite.Store{a, b} {
-			outs, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: []string{"u1", "u2"}[i], Quantity: 1}}, t0)
+			outs, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: []string{"u1", "u2"}[i], Quantity: 1}}, surge.At(t0))
 			if err == nil && outs[0].Code == surge.CodeReserved {
 				sold++
 			}
@@ -182,7 +182,7 @@ func TestLockHardLinkedDatabase(t *testing.T) {
 		// along, tries to.
 		var got []string
 		for i, s := range []*sqlite.Store{b, a} {
-			outs, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: []string{"u1", "u2"}[i], Quantity: 1}}, t0)
+			outs, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: []string{"u1", "u2"}[i], Quantity: 1}}, surge.At(t0))
 			switch {
 			case err != nil:
 				got = append(got, "error: "+err.Error())

@@ -33,7 +33,7 @@ func TestMarkerCatchesUp(t *testing.T) {
 	// A burst of commits far faster than markEvery, the last one alone.
 	for i := range 20 {
 		p := surge.Purchase{UserID: "u" + strconv.Itoa(i), Quantity: 1}
-		if _, _, err := s.Reserve(ctx, "s", []surge.Purchase{p}, now); err != nil {
+		if _, _, err := s.Reserve(ctx, "s", []surge.Purchase{p}, surge.At(now)); err != nil {
 			t.Fatal(err)
 		}
 	}

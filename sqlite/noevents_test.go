@@ -20,7 +20,7 @@ func TestNoEvents(t *testing.T) {
 		for _, u := range users {
 			batch = append(batch, surge.Purchase{UserID: u, Quantity: 1, IdempotencyKey: "k-" + u})
 		}
-		outs, _, err := s.Reserve(ctx, sale.ID, batch, t0)
+		outs, _, err := s.Reserve(ctx, sale.ID, batch, surge.At(t0))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,7 +42,7 @@ func TestRefundDueEventRacingCancel(t *testing.T) {
 	now := t0.Add(time.Second)
 	var bad, raced int
 	for i := range n {
-		out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, t0)
+		out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, surge.At(t0))
 		if err != nil || out[0].Code != surge.CodeReserved {
 			t.Fatalf("Reserve: %v %+v", err, out)
 		}

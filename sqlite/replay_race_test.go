@@ -27,7 +27,7 @@ func TestReplayRacesExpiryAndForget(t *testing.T) {
 		if err := s.CreateSale(ctx, newSale(t, "s", 3, 2)); err != nil {
 			t.Fatal(err)
 		}
-		out, _, err := s.Reserve(ctx, "s", []surge.Purchase{{UserID: "u", IdempotencyKey: "k", Quantity: 2}}, t0)
+		out, _, err := s.Reserve(ctx, "s", []surge.Purchase{{UserID: "u", IdempotencyKey: "k", Quantity: 2}}, surge.At(t0))
 		if err != nil || out[0].Code != surge.CodeReserved {
 			t.Fatal(out, err)
 		}
@@ -58,7 +58,7 @@ func TestReplayRacesExpiryAndForget(t *testing.T) {
 						bad = append(bad, fmt.Sprintf("LookupKey %+v", o))
 						mu.Unlock()
 					}
-					outs, _, err := s.Reserve(ctx, "s", []surge.Purchase{p}, later)
+					outs, _, err := s.Reserve(ctx, "s", []surge.Purchase{p}, surge.At(later))
 					if err != nil {
 						t.Error(err)
 						return
@@ -103,11 +103,11 @@ func TestReplayRacesExpiryAndForget(t *testing.T) {
 			if sum > 0 && (s2.FromImage() > 0) != (k == 0) { // no record left: no image
 				t.Fatalf("restart %d: from image %d", k, s2.FromImage())
 			}
-			outs, _, err := s2.Reserve(ctx, "s", []surge.Purchase{{UserID: "u", IdempotencyKey: "k", Quantity: 2}}, later.Add(time.Hour))
+			outs, _, err := s2.Reserve(ctx, "s", []surge.Purchase{{UserID: "u", IdempotencyKey: "k", Quantity: 2}}, surge.At(later.Add(time.Hour)))
 			if err != nil || !outs[0].Replay || outs[0].Order != first {
 				t.Fatalf("after restart: %+v %v", outs, err)
 			}
-			outs, _, _ = s2.Reserve(ctx, "s", []surge.Purchase{{UserID: "u", IdempotencyKey: "k", Quantity: 1}}, later.Add(time.Hour))
+			outs, _, _ = s2.Reserve(ctx, "s", []surge.Purchase{{UserID: "u", IdempotencyKey: "k", Quantity: 1}}, surge.At(later.Add(time.Hour)))
 			if outs[0].Code != surge.CodeIdempotencyMismatch {
 				t.Fatalf("after restart, other quantity: %+v", outs)
 			}

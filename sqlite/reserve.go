@@ -11,25 +11,14 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Reserve implements surge.Store.
-func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time) ([]surge.Outcome, int64, error) {
-	return s.reserve(ctx, saleID, batch, now, nil)
-}
-
-// ReserveClocked implements surge.ClockedReserver: the batch is decided
-// at clock's reading once the sale's lock is held. A batch waits for that
-// lock behind the sale's cancels, payments, expiries and changes, each
-// held across its commit; a time read before the wait decided it against
-// the sale as changed meanwhile but at an instant before the change (an
-// end set to now let it reserve after the end was answered), and made its
-// holds shorter than the sale's hold by the wait.
-func (s *Store) ReserveClocked(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
-	return s.reserve(ctx, saleID, batch, time.Time{}, clock)
-}
-
-// reserve decides batch at now, or at clock's reading under the sale's
-// lock when clock is set.
-func (s *Store) reserve(ctx context.Context, saleID string, batch []surge.Purchase, now time.Time, clock func() time.Time) ([]surge.Outcome, int64, error) {
+// Reserve implements surge.Store. The batch is decided at clock's reading
+// once the sale's lock is held: a batch waits for that lock behind the
+// sale's cancels, payments, expiries and changes, each held across its
+// commit, and a time read before the wait decided it against the sale as
+// changed meanwhile but at an instant before the change (an end set to
+// now let it reserve after the end was answered), and made its holds
+// shorter than the sale's hold by the wait.
+func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purchase, clock func() time.Time) ([]surge.Outcome, int64, error) {
 	st := s.sale(saleID)
 	if st == nil {
 		return nil, 0, surge.ErrSaleNotFound
@@ -56,9 +45,7 @@ func (s *Store) reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if st.archived {
 		return nil, 0, surge.ErrSaleNotFound
 	}
-	if clock != nil {
-		now = clock()
-	}
+	now := clock()
 	// A dormant sale holds no buyer's units: it may only refuse (ended)
 	// or replay. If its window is open at now after all (the wall clock
 	// stepped back past its end since the start), its orders are loaded
@@ -135,5 +122,3 @@ func (s *Store) LookupKey(saleID, userID, key string) (surge.Order, surge.KeySta
 	}
 	return st.l.LookupKey(userID, key)
 }
-
-var _ surge.ClockedReserver = (*Store)(nil)

@@ -291,7 +291,7 @@ func TestRestoreOverADirectoryInUse(t *testing.T) {
 			}
 			buy := func(user string) {
 				t.Helper()
-				out, _, err := s.Reserve(ctx, "s", []surge.Purchase{{UserID: user, Quantity: 1, IdempotencyKey: "k"}}, t0)
+				out, _, err := s.Reserve(ctx, "s", []surge.Purchase{{UserID: user, Quantity: 1, IdempotencyKey: "k"}}, surge.At(t0))
 				if err != nil || out[0].Code != surge.CodeReserved {
 					t.Fatalf("purchase of %s: %+v, %v", user, out, err)
 				}

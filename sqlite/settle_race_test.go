@@ -30,7 +30,7 @@ func TestSettleRaceReleasesOnce(t *testing.T) {
 	ids := make([]string, n)
 	ends := make([]time.Time, n)
 	for i := range n {
-		out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, t0.Add(time.Duration(i)*time.Millisecond))
+		out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, surge.At(t0.Add(time.Duration(i)*time.Millisecond)))
 		if err != nil || out[0].Code != surge.CodeReserved {
 			t.Fatalf("reserve %d: %+v %v", i, out, err)
 		}
@@ -135,14 +135,14 @@ func TestSettleRaceReleasesOnce(t *testing.T) {
 	// and no more, whoever paid buys none. The stock doubles first, so
 	// that only the limit can refuse.
 	later := ends[n-1].Add(time.Second)
-	if _, err := s.UpdateSale(ctx, sale.ID, surge.SalePatch{Stock: new(int64(2 * n))}, later); err != nil {
+	if _, err := s.UpdateSale(ctx, sale.ID, surge.SalePatch{Stock: new(int64(2 * n))}, surge.At(later)); err != nil {
 		t.Fatal(err)
 	}
 	check("after a restock", 2*n)
 	for i, id := range ids {
 		user := fmt.Sprintf("u%d", i)
 		batch := []surge.Purchase{{UserID: user, Quantity: 1}, {UserID: user, Quantity: 1}}
-		out, _, err := s.Reserve(ctx, sale.ID, batch, later)
+		out, _, err := s.Reserve(ctx, sale.ID, batch, surge.At(later))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +176,7 @@ func TestSteerRacesSettles(t *testing.T) {
 	}
 	ids := make([]string, n)
 	for i := range n {
-		out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, t0)
+		out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: fmt.Sprintf("u%d", i), Quantity: 1}}, surge.At(t0))
 		if err != nil || out[0].Code != surge.CodeReserved {
 			t.Fatalf("reserve %d: %+v %v", i, out, err)
 		}
@@ -209,7 +209,7 @@ func TestSteerRacesSettles(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			stock := int64(1 + (k*7)%(n+5))
-			_, err := s.UpdateSale(ctx, sale.ID, surge.SalePatch{Stock: &stock}, t0.Add(time.Duration(k)*time.Millisecond))
+			_, err := s.UpdateSale(ctx, sale.ID, surge.SalePatch{Stock: &stock}, surge.At(t0.Add(time.Duration(k)*time.Millisecond)))
 			if err != nil && !surge.HasCode(err, surge.CodeStockBelowSold) {
 				fail(fmt.Errorf("stock to %d: %w", stock, err))
 			}

@@ -60,7 +60,7 @@ func TestPlainSQLite(t *testing.T) {
 	if err := s.CreateSale(ctx, sale); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 2, IdempotencyKey: "k"}, {UserID: "u2", Quantity: 1}}, t0)
+	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 2, IdempotencyKey: "k"}, {UserID: "u2", Quantity: 1}}, surge.At(t0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestGroupCommit(t *testing.T) {
 		wg.Go(func() {
 			for j := range calls {
 				p := surge.Purchase{UserID: fmt.Sprintf("u%d", j), Quantity: 1}
-				out, _, err := s.Reserve(ctx, fmt.Sprintf("s%d", i), []surge.Purchase{p}, t0)
+				out, _, err := s.Reserve(ctx, fmt.Sprintf("s%d", i), []surge.Purchase{p}, surge.At(t0))
 				if err != nil || out[0].Code != surge.CodeReserved {
 					t.Errorf("Reserve: %v %+v", err, out)
 				}
@@ -179,7 +179,7 @@ func TestClosed(t *testing.T) {
 	if err := s.CreateSale(ctx, sale); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1, IdempotencyKey: "k"}}, t0)
+	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1, IdempotencyKey: "k"}}, surge.At(t0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,13 +197,13 @@ func TestClosed(t *testing.T) {
 		"CreateSaleTaken": func() error { return s.CreateSale(ctx, sale) },
 		"Sales":           func() error { _, err := s.Sales(ctx); return err },
 		"Reserve": func() error {
-			_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u2", Quantity: 1}}, t0)
+			_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u2", Quantity: 1}}, surge.At(t0))
 			return err
 		},
 		// A batch that would reserve nothing must not answer as if the
 		// store were up either.
 		"ReserveRejected": func() error {
-			_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u2", Quantity: 1}}, t0.Add(-time.Hour))
+			_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u2", Quantity: 1}}, surge.At(t0.Add(-time.Hour)))
 			return err
 		},
 		"Cancel":    func() error { _, err := s.Cancel(ctx, id, t0); return err },
@@ -257,7 +257,7 @@ func TestCloseWhileReserving(t *testing.T) {
 		wg.Go(func() {
 			for j := 0; ; j++ {
 				p := surge.Purchase{UserID: fmt.Sprintf("u%d", j), Quantity: 1}
-				out, _, err := s.Reserve(ctx, fmt.Sprintf("s%d", i), []surge.Purchase{p}, t0)
+				out, _, err := s.Reserve(ctx, fmt.Sprintf("s%d", i), []surge.Purchase{p}, surge.At(t0))
 				if j == 0 {
 					started <- struct{}{} // Close once every worker is in flight
 				}
@@ -403,7 +403,7 @@ func TestReady(t *testing.T) {
 		}
 	}
 	buy := func() error {
-		_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u", Quantity: 1}}, t0)
+		_, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(t0))
 		return err
 	}
 	exec(`ALTER TABLE orders RENAME TO orders_away`)
@@ -448,7 +448,7 @@ func TestExpiryJob(t *testing.T) {
 	if err := s.CreateSale(ctx, sale); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u", Quantity: 1}}, t0)
+	out, _, err := s.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(t0))
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("Reserve: %+v, %v", out, err)
 	}
@@ -495,7 +495,7 @@ func reservedThenAltered(t *testing.T, alter string) (string, surge.Order) {
 	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 1)); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, t0)
+	out, _, err := s.Reserve(t.Context(), "s", []surge.Purchase{{UserID: "u1", Quantity: 1}}, surge.At(t0))
 	if err != nil || len(out) != 1 || out[0].Code != surge.CodeReserved {
 		t.Fatalf("Reserve = %+v, %v", out, err)
 	}
@@ -545,7 +545,7 @@ func TestExpiryBeforeEngineOpensIsCounted(t *testing.T) {
 	if err := first.CreateSale(ctx, sl); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := first.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 1}}, start)
+	out, _, err := first.Reserve(ctx, id, []surge.Purchase{{UserID: "alice", Quantity: 1}}, surge.At(start))
 	if err != nil || out[0].Code != surge.CodeReserved {
 		t.Fatalf("reserve: %+v, %v", out, err)
 	}
@@ -627,7 +627,7 @@ func TestUpgradeKeepsPauseStart(t *testing.T) {
 	if err := s.CreateSale(t.Context(), newSale(t, "s", 10, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateSale(t.Context(), "s", surge.SalePatch{Paused: new(true)}, t0.Add(time.Minute)); err != nil {
+	if _, err := s.UpdateSale(t.Context(), "s", surge.SalePatch{Paused: new(true)}, surge.At(t0.Add(time.Minute))); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

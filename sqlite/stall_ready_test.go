@@ -22,7 +22,7 @@ func TestNotReadyWhileCommitStalls(t *testing.T) {
 		t.Fatalf("Ready before the stall: %v", err)
 	}
 	release, reserved := stallWhile(t, func() error {
-		_, _, err := s.Reserve(ctx, "a", []surge.Purchase{{UserID: "u", Quantity: 1}}, end.Add(-time.Minute))
+		_, _, err := s.Reserve(ctx, "a", []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(end.Add(-time.Minute)))
 		return err
 	})
 	const within = 15 * time.Second

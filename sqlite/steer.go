@@ -9,24 +9,13 @@ import (
 	"github.com/surgehq/surge/internal/ctxlock"
 )
 
-// UpdateSale implements surge.Steerer.
-func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (surge.Sale, error) {
-	return s.updateSale(ctx, id, p, now, nil)
-}
-
-// UpdateSaleClocked implements surge.ClockedSteerer: the change's instant
-// (an end "now", a pause's start, updated_at) is read once the sale's lock
-// is held. The change waits for it behind the sale's reservations, which
-// decide at their own instant under it (ReserveClocked): an end read
-// before the wait came before the reservations that went ahead of the
-// change, and left orders made after the sale's end.
-func (s *Store) UpdateSaleClocked(ctx context.Context, id string, p surge.SalePatch, clock func() time.Time) (surge.Sale, error) {
-	return s.updateSale(ctx, id, p, time.Time{}, clock)
-}
-
-// updateSale applies p at now, or at clock's reading under the sale's
-// lock when clock is set.
-func (s *Store) updateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time, clock func() time.Time) (surge.Sale, error) {
+// UpdateSale implements surge.Steerer: the change's instant (an end
+// "now", a pause's start, updated_at) is read once the sale's lock is
+// held. The change waits for it behind the sale's reservations, which
+// decide at their own instant under it (Reserve): an end read before the
+// wait came before the reservations that went ahead of the change, and
+// left orders made after the sale's end.
+func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, clock func() time.Time) (surge.Sale, error) {
 	st := s.sale(id)
 	if st == nil {
 		return surge.Sale{}, surge.ErrSaleNotFound
@@ -49,9 +38,7 @@ func (s *Store) updateSale(ctx context.Context, id string, p surge.SalePatch, no
 	if err := s.wake(ctx, st); err != nil {
 		return surge.Sale{}, err
 	}
-	if clock != nil {
-		now = clock()
-	}
+	now := clock()
 	if p.EndNow {
 		p.EndsAt, p.EndNow = &now, false
 	}
@@ -124,7 +111,4 @@ func ceilings(ctx context.Context, db source) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-var (
-	_ surge.Steerer        = (*Store)(nil)
-	_ surge.ClockedSteerer = (*Store)(nil)
-)
+var _ surge.Steerer = (*Store)(nil)

@@ -31,7 +31,7 @@ func TestUpdateSaleGivesUpWhileWriterStalls(t *testing.T) {
 			now := end.Add(-time.Minute)
 
 			release, reserved := stallWhile(t, func() error {
-				_, _, err := s.Reserve(ctx, tc.buying, []surge.Purchase{{UserID: "u", Quantity: 1}}, now)
+				_, _, err := s.Reserve(ctx, tc.buying, []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(now))
 				return err
 			})
 
@@ -40,7 +40,7 @@ func TestUpdateSaleGivesUpWhileWriterStalls(t *testing.T) {
 			defer cancel()
 			answered := make(chan error, 1)
 			go func() {
-				_, err := s.UpdateSale(reqCtx, "a", surge.SalePatch{Paused: new(true)}, now)
+				_, err := s.UpdateSale(reqCtx, "a", surge.SalePatch{Paused: new(true)}, surge.At(now))
 				answered <- err
 			}()
 			first := answeredWhileStalled(t, answered, 15*time.Second, release,
@@ -61,7 +61,7 @@ func TestUpdateSaleGivesUpWhileWriterStalls(t *testing.T) {
 				t.Fatalf("after the PATCH answered %v: sale a on disk %+v (err %v), want not paused", first, onDisk, err)
 			}
 			// The client's retry applies it.
-			if sl, err := s.UpdateSale(ctx, "a", surge.SalePatch{Paused: new(true)}, now); err != nil || !sl.Paused {
+			if sl, err := s.UpdateSale(ctx, "a", surge.SalePatch{Paused: new(true)}, surge.At(now)); err != nil || !sl.Paused {
 				t.Fatalf("the PATCH again: paused=%v, %v", sl.Paused, err)
 			}
 		})

@@ -150,7 +150,7 @@ func TestReaderOfStoppedDirWhenServerStarts(t *testing.T) {
 	// into surge.db.
 	s = open(t, dir)
 	for i := range 30 {
-		out, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: fmt.Sprintf("late%d", i), Quantity: 1}}, t0)
+		out, _, err := s.Reserve(ctx, "s1", []surge.Purchase{{UserID: fmt.Sprintf("late%d", i), Quantity: 1}}, surge.At(t0))
 		if err != nil || out[0].Err != nil {
 			t.Fatalf("Reserve: %v, %+v", err, out)
 		}

@@ -41,7 +41,7 @@ func TestRefuseNewerDatabase(t *testing.T) {
 	got, err := sqlite.Open(ctx, dir, sqlite.Options{NoExpiry: true})
 	if err == nil {
 		what := "and took orders"
-		out, _, rerr := got.Reserve(ctx, "s1", []surge.Purchase{{UserID: "alice", Quantity: 2}}, t0)
+		out, _, rerr := got.Reserve(ctx, "s1", []surge.Purchase{{UserID: "alice", Quantity: 2}}, surge.At(t0))
 		if rerr == nil && out[0].Err == nil {
 			what = "and sold 2 units in one order, where that version allows 1 per order"
 		}

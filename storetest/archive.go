@@ -78,7 +78,7 @@ func testArchive(t *testing.T, h Harness) {
 		if _, err := e.s.Cancel(e.ctx, paid.ID, at(3*time.Hour)); !surge.HasCode(err, surge.CodeNotCancellable) {
 			t.Errorf("%s: cancel an archived sale's order: %v, want not_cancellable", when, err)
 		}
-		if _, _, err := e.s.Reserve(e.ctx, "a", []surge.Purchase{buy("u3", 1)}, at(30*time.Minute)); !surge.HasCode(err, surge.CodeSaleNotFound) {
+		if _, _, err := e.s.Reserve(e.ctx, "a", []surge.Purchase{buy("u3", 1)}, surge.At(at(30*time.Minute))); !surge.HasCode(err, surge.CodeSaleNotFound) {
 			t.Errorf("%s: reserve in an archived sale: %v, want sale_not_found", when, err)
 		}
 		if _, err := e.s.Remaining(e.ctx, "a"); !surge.HasCode(err, surge.CodeSaleNotFound) {
@@ -146,7 +146,7 @@ func testArchiveUnstarted(t *testing.T, h Harness) {
 			!list[1].StartsAt.Equal(last) || list[1].Remaining != 5 {
 			t.Errorf("%s: ArchivedSales = %+v, want typo and last, 5 left each", when, list)
 		}
-		if _, _, err := e.s.Reserve(e.ctx, "typo", []surge.Purchase{buy("u1", 1)}, typo.Add(time.Minute)); !surge.HasCode(err, surge.CodeSaleNotFound) {
+		if _, _, err := e.s.Reserve(e.ctx, "typo", []surge.Purchase{buy("u1", 1)}, surge.At(typo.Add(time.Minute))); !surge.HasCode(err, surge.CodeSaleNotFound) {
 			t.Errorf("%s: reserve in the archived sale once its start came: %v, want sale_not_found", when, err)
 		}
 	}

@@ -103,7 +103,7 @@ func TestSpikeVerifyCatchesWrongRemaining(t *testing.T) {
 	e.createSale(newSale(t, "sp", 10, 3))
 	p := buyKey("u1", "k1", 2)
 	t0 := time.Now()
-	out, _, err := e.s.Reserve(e.ctx, "sp", []surge.Purchase{p}, at(0))
+	out, _, err := e.s.Reserve(e.ctx, "sp", []surge.Purchase{p}, surge.At(at(0)))
 	if err != nil || len(out) != 1 || out[0].Code != surge.CodeReserved {
 		t.Fatalf("Reserve: %+v, %v", out, err)
 	}

@@ -57,7 +57,7 @@ func testConcurrency(t *testing.T, h Harness) {
 				// Fast-path reads race with commits; they must not trip
 				// the race detector or block.
 				e.s.LookupKey(s.ID, batch[0].UserID, "k0")
-				out, rem, err := e.s.Reserve(e.ctx, s.ID, batch, at(0))
+				out, rem, err := e.s.Reserve(e.ctx, s.ID, batch, surge.At(at(0)))
 				if err != nil {
 					t.Errorf("Reserve: %v", err)
 					return

@@ -128,13 +128,13 @@ func (e *env) sales() []surge.Sale {
 // answer.
 func (e *env) reserve(saleID string, now time.Time, batch ...surge.Purchase) ([]surge.Outcome, int64) {
 	e.t.Helper()
-	out, rem, err := e.s.Reserve(e.ctx, saleID, batch, now)
+	out, rem, err := e.s.Reserve(e.ctx, saleID, batch, surge.At(now))
 	// A shared store may refuse a batch for a moment with unavailable
 	// (committing nothing), e.g. while it reinstalls a sale's live state
 	// after a change; callers retry, and so does the suite, for a while.
 	for try := 0; err != nil && surge.ErrorCode(err) == surge.CodeUnavailable && try < 100; try++ {
 		time.Sleep(50 * time.Millisecond)
-		out, rem, err = e.s.Reserve(e.ctx, saleID, batch, now)
+		out, rem, err = e.s.Reserve(e.ctx, saleID, batch, surge.At(now))
 	}
 	if err != nil {
 		e.t.Fatalf("Reserve(%s, %v): %v", saleID, batch, err)

@@ -175,7 +175,7 @@ func testReserve(t *testing.T, h Harness) {
 	t.Run("UnknownSale", func(t *testing.T) {
 		e := newEnv(t, h)
 		e.createSale(newSale(t, "known", 5, 1))
-		_, _, err := e.s.Reserve(e.ctx, "unknown", []surge.Purchase{buy("u1", 1)}, at(0))
+		_, _, err := e.s.Reserve(e.ctx, "unknown", []surge.Purchase{buy("u1", 1)}, surge.At(at(0)))
 		wantErr(t, "Reserve of an unknown sale", err, surge.ErrSaleNotFound)
 		_, err = e.s.Remaining(e.ctx, "unknown")
 		wantErr(t, "Remaining of an unknown sale", err, surge.ErrSaleNotFound)

@@ -20,11 +20,11 @@ func testSteer(t *testing.T, h Harness) {
 		return st
 	}
 	update := func(e *env, id string, p surge.SalePatch) (surge.Sale, error) {
-		return steerer(e).UpdateSale(e.ctx, id, p, at(time.Minute))
+		return steerer(e).UpdateSale(e.ctx, id, p, surge.At(at(time.Minute)))
 	}
 	mustUpdateAt := func(e *env, id string, p surge.SalePatch, now time.Time) surge.Sale {
 		e.t.Helper()
-		sl, err := steerer(e).UpdateSale(e.ctx, id, p, now)
+		sl, err := steerer(e).UpdateSale(e.ctx, id, p, surge.At(now))
 		if err != nil {
 			e.t.Fatalf("UpdateSale(%s, %+v): %v", id, p, err)
 		}

@@ -110,7 +110,7 @@ func bigDatabase(t *testing.T, dir string, n int) {
 		for j := i; j < min(i+2000, n); j++ {
 			batch = append(batch, surge.Purchase{UserID: fmt.Sprintf("buyer%d", j), Quantity: 1, IdempotencyKey: fmt.Sprintf("key%d", j)})
 		}
-		if _, _, err := s.Reserve(ctx, "big", batch, now); err != nil {
+		if _, _, err := s.Reserve(ctx, "big", batch, surge.At(now)); err != nil {
 			t.Fatal(err)
 		}
 	}

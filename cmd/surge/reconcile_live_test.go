@@ -66,7 +66,7 @@ func reconcileWhileServing(t *testing.T, st payStore, dir, url string) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	sale, price, cur := pricedSale(t, st, now)
-	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}, {UserID: "u2", Quantity: 1}}, now)
+	out, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}, {UserID: "u2", Quantity: 1}}, surge.At(now))
 	if err != nil || out[0].Err != nil || out[1].Err != nil {
 		t.Fatalf("reserve: %v %+v", err, out)
 	}
@@ -92,7 +92,7 @@ func reconcileWhileServing(t *testing.T, st payStore, dir, url string) {
 		// reserves, while surge reconcile is reading.
 		pay("evt_2", out[1].Order)
 	}, func() {
-		if _, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u3", Quantity: 2}}, now); err != nil {
+		if _, _, err := st.Reserve(ctx, sale.ID, []surge.Purchase{{UserID: "u3", Quantity: 2}}, surge.At(now)); err != nil {
 			t.Fatal(err)
 		}
 	}}, rows)
@@ -162,7 +162,7 @@ func TestReconcileRefundOfPaidOrder(t *testing.T) {
 func reservedOrder(t *testing.T, st surge.Store, now time.Time) (o surge.Order, price int64, currency string) {
 	t.Helper()
 	sale, price, currency := pricedSale(t, st, now)
-	out, _, err := st.Reserve(context.Background(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, now)
+	out, _, err := st.Reserve(context.Background(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: 1}}, surge.At(now))
 	if err != nil || out[0].Err != nil {
 		t.Fatalf("reserve: %v %+v", err, out)
 	}

@@ -118,7 +118,7 @@ func modesData(t *testing.T, st payStore, now time.Time) map[string]string {
 		}
 		purchases = append(purchases, surge.Purchase{UserID: "u" + itoa(int64(i+1)), Quantity: q})
 	}
-	out, _, err := st.Reserve(ctx, sale.ID, purchases, now)
+	out, _, err := st.Reserve(ctx, sale.ID, purchases, surge.At(now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func reserveInNewSale(t *testing.T, st surge.Store, in surge.SaleInput, quantity
 	if err := st.CreateSale(context.Background(), sale); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := st.Reserve(context.Background(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: quantity}}, now)
+	out, _, err := st.Reserve(context.Background(), sale.ID, []surge.Purchase{{UserID: "u1", Quantity: quantity}}, surge.At(now))
 	if err != nil || out[0].Err != nil {
 		t.Fatalf("reserve: %v %+v", err, out)
 	}
@@ -101,7 +101,10 @@ func reconcileData(t *testing.T, st payStore, refundDue bool) map[string]string 
 	}
 	out, _, err := st.Reserve(ctx, "s", []surge.Purchase{
 		{UserID: "u1", Quantity: 1}, {UserID: "u2", Quantity: 2}, {UserID: "u3", Quantity: 1}, {UserID: "u4", Quantity: 1},
-	}, now)
+	}, surge.At(
+
+		now))
+
 	if err != nil {
 		t.Fatal(err)
 	}

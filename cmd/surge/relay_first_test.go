@@ -34,7 +34,7 @@ func TestRelayFiguresBeforeServing(t *testing.T) {
 	if err := st.CreateSale(t.Context(), sl); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Reserve(t.Context(), id, []surge.Purchase{{UserID: "u", Quantity: 1}}, then); err != nil {
+	if _, _, err := st.Reserve(t.Context(), id, []surge.Purchase{{UserID: "u", Quantity: 1}}, surge.At(then)); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
