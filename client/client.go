@@ -398,9 +398,14 @@ func (c *Client) notA(cl *call, resp *http.Response, what string, ok func(mediaT
 	if mt, _, err := mime.ParseMediaType(ct); err == nil && ok(mt) {
 		return nil
 	}
+	// Where a redirect led, when it led elsewhere. A caller's
+	// RoundTripper may leave the answer's Request unset (http.Client
+	// does not set it; http.Transport does): then where is not known.
 	from := ""
-	if u := resp.Request.URL.Redacted(); u != c.BaseURL+cl.path {
-		from = " from " + u
+	if r := resp.Request; r != nil && r.URL != nil {
+		if u := r.URL.Redacted(); u != c.BaseURL+cl.path {
+			from = " from " + u
+		}
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxPageQuote+1))
 	quote := strings.TrimSpace(string(b))

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -110,5 +111,40 @@ func TestWatchQueueHTMLAnswerSaysWhatCameBack(t *testing.T) {
 	err := client.New(s.url, "").WatchQueue(t.Context(), "hats", "a-ticket", func(api.Queue) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "text/html") || !strings.Contains(err.Error(), "Sign in to Example SSO") {
 		t.Errorf("queue stream answered by a sign-in page: %v; want an error naming text/html and quoting the page", err)
+	}
+}
+
+// http.Client does not set an answer's Request; http.Transport does, but
+// a RoundTripper of the caller's (a cache, a recorder, a test double)
+// may return an answer without it. An HTML answer through one made the
+// client panic (nil pointer) building its error, where the page's URL is
+// named: the error now names the page without it.
+func TestHTMLAnswerWithoutRequestIsAnError(t *testing.T) {
+	const page = "<!doctype html><html><title>Sign in to Example SSO</title></html>"
+	s := newServer(t, serverOptions{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Write([]byte(page))
+		})
+	}})
+	c := client.New(s.url, token)
+	c.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if resp != nil {
+			resp.Request = nil // as a caching RoundTripper's stored answer
+		}
+		return resp, err
+	})}
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		_, err = c.Sale(t.Context(), "hats")
+	}()
+	if err == nil || !strings.Contains(err.Error(), "text/html") || !strings.Contains(err.Error(), "Sign in to Example SSO") {
+		t.Errorf("HTML answer through a RoundTripper leaving Request nil: %v; want an error naming text/html and quoting the page", err)
 	}
 }
