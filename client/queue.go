@@ -30,6 +30,37 @@ const (
 // expired place.
 var ErrAdmissionExpired = errors.New("the admission to the waiting room has expired; joining again does not renew it")
 
+// ErrEndedBeforeTurn is returned when the sale ended before the buyer's
+// turn in its waiting room came: the place expired without ever being
+// admitted, which a buyer must not read as a turn it let pass. It is
+// ErrAdmissionExpired too (errors.Is): the place is as over for good.
+var ErrEndedBeforeTurn error = endedBeforeTurn{}
+
+type endedBeforeTurn struct{}
+
+func (endedBeforeTurn) Error() string {
+	return "the sale ended before the buyer's turn in its waiting room came; joining again does not renew the place"
+}
+
+func (endedBeforeTurn) Is(target error) bool { return target == ErrAdmissionExpired }
+
+// expiredErr is the error of the expired place q: ErrEndedBeforeTurn when
+// it was never admitted, which the server says with no admission window
+// (a lottery not drawn before the end) or an empty one at ends_at (a turn
+// due at or after it; admitted_at rounds up to the millisecond, so it may
+// read just after admitted_until), else ErrAdmissionExpired.
+func expiredErr(q api.Queue) error {
+	if q.AdmittedAt == nil || q.AdmittedUntil == nil {
+		return ErrEndedBeforeTurn
+	}
+	at, err1 := api.ParseTime(*q.AdmittedAt)
+	until, err2 := api.ParseTime(*q.AdmittedUntil)
+	if err1 == nil && err2 == nil && !at.Before(until) {
+		return ErrEndedBeforeTurn
+	}
+	return ErrAdmissionExpired
+}
+
 // errStreamCut: a queue stream ended before its last event (the server
 // shut down, or the stream reached its age and the client must reconnect).
 var errStreamCut = errors.New("queue stream ended before admission or expiry")
@@ -200,7 +231,8 @@ func clip[T ~string | ~[]byte](s T) string {
 // Ticket (PurchaseOptions.Ticket) before AdmittedUntil. It follows the
 // event stream, and polls QueueStatus, at the pace the answers give,
 // when the server refuses streams or one is cut. An expired place is
-// ErrAdmissionExpired.
+// ErrAdmissionExpired (ErrEndedBeforeTurn, which is ErrAdmissionExpired
+// too, when the sale ended before the buyer's turn came).
 func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, error) {
 	streams := true
 	for {
@@ -208,7 +240,7 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 		case QueueAdmitted:
 			return q, nil
 		case QueueExpired:
-			return q, ErrAdmissionExpired
+			return q, expiredErr(q)
 		}
 		if streams {
 			err := c.WatchQueue(ctx, q.SaleID, q.Ticket, func(u api.Queue) error { q = u; return nil })

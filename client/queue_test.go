@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,5 +167,50 @@ func TestWaitingRoomExpired(t *testing.T) {
 	}
 	if _, err := b.Purchase(ctx, "brief", client.PurchaseOptions{Ticket: q.Ticket}); !surge.HasCode(err, surge.CodeNotAdmitted) {
 		t.Errorf("purchase with an expired ticket: %v", err)
+	}
+}
+
+// A sale that ends before a buyer's turn comes expires the buyer's place
+// without ever admitting it: WaitAdmitted said "the admission to the
+// waiting room has expired", an admission the buyer never had, so a
+// buyer could not tell a missed turn (it was too slow to buy) from a
+// sale over before its turn. The error says the sale ended first, and is
+// ErrAdmissionExpired all the same (the place is over for good).
+func TestWaitAdmittedSaleEndedBeforeTurn(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	admin := client.New(s.url, token)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	end := time.Now().Add(2 * time.Second)
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("short"), Name: new("Short"), Stock: new(int64(100)),
+		EndsAt: new(api.FormatTime(end)), WaitingRoom: &api.NewWaitingRoom{AdmitPerSecond: new(int64(1)),
+			Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
+		t.Fatal(err)
+	}
+	// One admitted a second: the sixth's turn comes 5 s in, after the end.
+	var first, q api.Queue
+	for _, u := range []string{"a", "b", "c", "d", "e", "f"} {
+		var err error
+		if q, err = admin.AsUser(u).JoinQueue(ctx, "short"); err != nil {
+			t.Fatal(err)
+		}
+		if u == "a" {
+			first = q
+		}
+	}
+	_, err := admin.AsUser("f").WaitAdmitted(ctx, q)
+	if !errors.Is(err, client.ErrAdmissionExpired) {
+		t.Fatalf("WaitAdmitted past the sale's end: %v, want ErrAdmissionExpired", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "ended before") || strings.Contains(msg, "admission to the waiting room has expired") {
+		t.Errorf("WaitAdmitted for a turn after the sale's end: %q; want it to say the sale ended before the buyer's turn, not that an admission expired", msg)
+	}
+	// A buyer admitted and then out of time still reads as an expired admission.
+	a, err := admin.QueueStatus(ctx, "short", first.Ticket)
+	if err != nil || a.Status != client.QueueExpired {
+		t.Fatalf("place of the first buyer after the end: %+v, %v", a, err)
+	}
+	if _, err := admin.AsUser("a").WaitAdmitted(ctx, a); !errors.Is(err, client.ErrAdmissionExpired) || strings.Contains(err.Error(), "ended before") {
+		t.Errorf("WaitAdmitted of a buyer admitted before the end: %v, want the admission expired", err)
 	}
 }
