@@ -1,7 +1,9 @@
 // Package client is a Go client for the whole of Surge's HTTP API
 // (docs/api.md): buyer calls (purchases, orders, the waiting room), the
 // operator's calls (sales, the order export, manual payment), with
-// retries on 429 and 503 that honour Retry-After. It sends and reads the
+// retries on 429 and 503 that honour Retry-After, and, for calls safe to
+// send twice (reads, keyed purchases), on a proxy's 502 and 504 and on a
+// connection refused or lost (a server restarting). It sends and reads the
 // objects declared in package api, and its errors match the root
 // package's sentinels. The command line and the load generator use it.
 package client
@@ -16,6 +18,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -33,8 +36,10 @@ type Client struct {
 	// identity on a server run with --insecure-user-header (development).
 	UserID string
 	HTTP   *http.Client
-	// Retry bounds the retries on 429 and 503; the zero value is the
-	// defaults (see RetryPolicy), MaxAttempts 1 turns retrying off.
+	// Retry bounds the retries on 429 and 503 (and, for calls safe to
+	// send twice, on a proxy's 502 and 504 and on connections refused
+	// or lost); the zero value is the defaults (see RetryPolicy),
+	// MaxAttempts 1 turns retrying off.
 	Retry RetryPolicy
 
 	silentAfter time.Duration // a stream this silent is dead; 0: streamSilence
@@ -110,11 +115,12 @@ const (
 	// idempotent: sending it twice does what sending it once does, so
 	// every 429 and 503 is retried, also a 503 after which the first
 	// attempt may have taken effect (unavailable: the commit wait ran
-	// out).
+	// out), and so are a proxy's 502 and 504 and a connection refused,
+	// reset or closed before the answer.
 	idempotent safety = iota
 	// once: a second effect would differ (a cancel of a cancelled order
 	// answers 409), so only refusals that guarantee nothing was done are
-	// retried: 429, and 503 overloaded.
+	// retried: 429, 503 overloaded, and a connection refused.
 	once
 	// noRetry: the caller handles refusals (streams fall back to
 	// polling).
@@ -227,7 +233,14 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 		resp, err := hc.Do(req)
 		if err != nil {
 			wd.close()
-			return nil, wd.explain(err)
+			err = wd.explain(err)
+			if ctx.Err() != nil || !cl.retryableFailure(err) {
+				return nil, err
+			}
+			if err := retryWait(ctx, pol, attempt, 0, start, &failure{err: err, attempts: attempt}); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if resp.StatusCode < 300 {
 			if wd != nil {
@@ -243,25 +256,86 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 		if !cl.retryable(ae) {
 			return nil, ae
 		}
-		wait, ok := pol.wait(attempt, ae.RetryAfter, time.Since(start))
-		if !ok {
-			return nil, ae
-		}
-		// Nor is a retry made that the caller's deadline would come
-		// before: waiting for it would spend the caller's time for
-		// nothing, and hide the refusal behind the deadline's error.
-		if dl, set := ctx.Deadline(); set && time.Until(dl) <= wait {
-			return nil, ae
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			// Both: the caller cancelled, and what the server said last.
-			return nil, fmt.Errorf("%w while waiting to retry after %w", ctx.Err(), ae)
-		case <-t.C:
+		if err := retryWait(ctx, pol, attempt, ae.RetryAfter, start, ae); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// retryWait waits before the attempt after attempt, which failed with
+// last after a Retry-After of floor, and returns nil; or returns the
+// error to give up with when pol or ctx allows no retry.
+func retryWait(ctx context.Context, pol RetryPolicy, attempt int, floor time.Duration, start time.Time, last error) error {
+	wait, ok := pol.wait(attempt, floor, time.Since(start))
+	if !ok {
+		return last
+	}
+	// Nor is a retry made that the caller's deadline would come
+	// before: waiting for it would spend the caller's time for
+	// nothing, and hide the refusal behind the deadline's error.
+	if dl, set := ctx.Deadline(); set && time.Until(dl) <= wait {
+		return last
+	}
+	t := time.NewTimer(wait)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		// Both: the caller cancelled, and what the server said last.
+		return fmt.Errorf("%w while waiting to retry after %w", ctx.Err(), last)
+	case <-t.C:
+		return nil
+	}
+}
+
+// failure is an attempt that got no answer (a connection refused or
+// lost), said with how many were made.
+type failure struct {
+	err      error
+	attempts int
+}
+
+func (f *failure) Error() string {
+	if f.attempts > 1 {
+		return fmt.Sprintf("%v (gave up after %d attempts)", f.err, f.attempts)
+	}
+	return f.err.Error()
+}
+
+func (f *failure) Unwrap() error { return f.err }
+
+// retryableFailure reports whether cl may be sent again after err, an
+// attempt that got no answer. A connection refused sent nothing, so
+// every call but noRetry's may be; a connection reset or closed before
+// the answer (a server restarting, a proxy dropping it) may have been
+// acted on, so only an idempotent call may be, as after 503 unavailable.
+// Anything else (a redirect refused, a timeout, a stream gone silent, a
+// bad URL) is not a server coming back.
+func (cl *call) retryableFailure(err error) bool {
+	switch {
+	case cl.safety == noRetry || isSilent(err):
+		return false
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return true
+	case cl.safety != idempotent:
+		return false
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// transientFailure reports whether err, a call's, says "not now" rather
+// than "never": a refusal a client retries (429, 503), a proxy's 502 or
+// 504, or a server that could not be reached or dropped the connection.
+func transientFailure(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		switch ae.Status {
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	return (&call{safety: idempotent}).retryableFailure(err)
 }
 
 // watchdog ends an attempt (its context) once the server has been
@@ -344,6 +418,10 @@ func (cl *call) retryable(ae *APIError) bool {
 		return false
 	case ae.Status == http.StatusTooManyRequests:
 		return true
+	case ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout:
+		// A proxy's: the server behind it is restarting or did not
+		// answer in time, and may have acted on the request.
+		return cl.safety == idempotent
 	case ae.Status != http.StatusServiceUnavailable:
 		return false
 	}

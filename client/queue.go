@@ -230,11 +230,17 @@ func clip[T ~string | ~[]byte](s T) string {
 // JoinQueue) is admitted, and returns the admitted place: buy with its
 // Ticket (PurchaseOptions.Ticket) before AdmittedUntil. It follows the
 // event stream, and polls QueueStatus, at the pace the answers give,
-// when the server refuses streams or one is cut. An expired place is
+// when the server refuses streams or one is cut. A server that cannot be read for a while (a restart,
+// 502/503/504, connections refused) does not end the wait unless it
+// lasts the retry policy's MaxElapsed. An expired place is
 // ErrAdmissionExpired (ErrEndedBeforeTurn, which is ErrAdmissionExpired
 // too, when the sale ended before the buyer's turn came).
 func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, error) {
 	streams := true
+	// failing: since when every read of the place failed for a reason
+	// that passes (a server restarting behind a proxy, a 503); the wait
+	// goes on through it for up to the retry policy's MaxElapsed.
+	var failing time.Time
 	for {
 		switch q.Status {
 		case QueueAdmitted:
@@ -254,6 +260,9 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 				// wait at the polling pace, not reconnect at once.
 			case ctx.Err() != nil:
 				return q, ctx.Err()
+			case errors.As(err, &ae) && (ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout):
+				// A proxy's way to the node (restarting, slow): read
+				// the place, then follow it again.
 			case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable):
 				streams = false // as the server asks: poll instead
 			case errors.As(err, &ae) && ae.Status == 0 && transientCode(ae.Code):
@@ -270,8 +279,18 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 		}
 		next, err := c.QueueStatus(ctx, q.SaleID, q.Ticket)
 		if err != nil {
-			return q, err
+			if ctx.Err() != nil || !transientFailure(err) {
+				return q, err
+			}
+			if failing.IsZero() {
+				failing = time.Now()
+			}
+			if time.Since(failing) >= c.Retry.withDefaults().MaxElapsed {
+				return q, fmt.Errorf("waiting room place unreadable for %v: %w", time.Since(failing).Round(time.Second), err)
+			}
+			continue // the place is as it was: wait, then stream or read it again
 		}
+		failing = time.Time{}
 		q = next
 	}
 }

@@ -5,11 +5,12 @@ import (
 	"time"
 )
 
-// RetryPolicy bounds how a client retries refusals (429, 503): each wait
-// is the answer's Retry-After plus a jittered exponential backoff, so that
-// many clients refused at once do not come back as one wave
-// (docs/protection.md, "What a client should do"). A zero field takes its
-// default.
+// RetryPolicy bounds how a client retries refusals (429, 503; a proxy's
+// 502 and 504) and connections refused or lost: each wait is the
+// answer's Retry-After (none after a lost connection) plus a jittered
+// exponential backoff, so that many clients refused at once do not come
+// back as one wave (docs/protection.md, "What a client should do"). A
+// zero field takes its default.
 type RetryPolicy struct {
 	// MaxAttempts counts every send, the first included (default 5); 1
 	// turns retrying off.

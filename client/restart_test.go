@@ -1,0 +1,121 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge/api"
+	"github.com/surgehq/surge/client"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// A server restarting (a rolling restart, its address refusing
+// connections for a moment) failed every call at once with "connection
+// refused", reads and keyed purchases included, which are safe to send
+// again. They are now retried within the retry policy; a cancel (not
+// safe twice) is retried only after a refused connection, which sent
+// nothing.
+func TestCallsRetriedAcrossARestart(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	proxy := servicetest.NewProxy(t, strings.TrimPrefix(s.url, "http://"))
+	c := client.New("http://"+proxy.Addr, token)
+	createSale(t, c, "s", 10, 5)
+	ann := c.AsUser("ann")
+	p, err := ann.Purchase(t.Context(), "s", client.PurchaseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"order read": func() error { _, err := ann.Order(t.Context(), p.Order.ID); return err },
+		"keyed purchase": func() error {
+			_, err := ann.Purchase(t.Context(), "s", client.PurchaseOptions{IdempotencyKey: p.IdempotencyKey})
+			return err
+		},
+		"cancel": func() error { _, err := ann.CancelOrder(t.Context(), p.Order.ID); return err },
+	} {
+		proxy.Cut()
+		// Not a kept connection the cut closed: a cancel sent on one
+		// may have reached the server, and is rightly not sent again.
+		c.HTTP.CloseIdleConnections()
+		go func() { time.Sleep(300 * time.Millisecond); proxy.Restore() }()
+		if err := call(); err != nil {
+			t.Errorf("%s while the server is away for 300 ms: %v; want it retried", name, err)
+		}
+		time.Sleep(400 * time.Millisecond) // restored
+	}
+}
+
+// A proxy's 502 or 504 (the server behind it restarting, or slow) ended
+// a read at once; a read is now retried, a cancel is not (its first
+// attempt may have taken effect behind the proxy).
+func TestProxyGatewayErrorsRetriedForReads(t *testing.T) {
+	for _, status := range []int{http.StatusBadGateway, http.StatusGatewayTimeout} {
+		var armed atomic.Bool
+		f := &fault{plan: []step{{status: status, code: "gateway"}, {status: status, code: "gateway"}}}
+		f.match = func(r *http.Request) bool { return armed.Load() && strings.HasPrefix(r.URL.Path, "/v1/orders/") }
+		s := newServer(t, serverOptions{wrap: f.wrap})
+		c := client.New(s.url, token)
+		createSale(t, c, "s", 10, 5)
+		ann := c.AsUser("ann")
+		p, err := ann.Purchase(t.Context(), "s", client.PurchaseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		armed.Store(true)
+		if _, err := ann.Order(t.Context(), p.Order.ID); err != nil || len(f.arrivals()) != 3 {
+			t.Errorf("order read behind two %ds: %v after %d attempts; want it read at the third", status, err, len(f.arrivals()))
+		}
+		f.mu.Lock()
+		f.plan = []step{{status: status, code: "gateway", through: true}}
+		f.mu.Unlock()
+		n := len(f.arrivals())
+		var ae *client.APIError
+		if _, err := ann.CancelOrder(t.Context(), p.Order.ID); !errors.As(err, &ae) || ae.Status != status || len(f.arrivals()) != n+1 {
+			t.Errorf("cancel answered %d: %v after %d attempts; want the %d, sent once", status, err, len(f.arrivals())-n, status)
+		}
+	}
+}
+
+// A buyer following its place while the server restarts behind a proxy
+// (its stream cut, connections refused for 6 s): WaitAdmitted failed with
+// "connection refused" at its first read of the place, giving up the
+// buyer's turn. It now waits through the restart and returns the
+// admission.
+func TestWaitAdmittedAcrossARestart(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	proxy := servicetest.NewProxy(t, strings.TrimPrefix(s.url, "http://"))
+	admin := client.New("http://"+proxy.Addr, token)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// The server is away from 0.3 s after the stream opens to 6.3 s,
+	// over the place's read at the estimated admission (4 s).
+	start := time.Now().Add(4 * time.Second)
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
+		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
+			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
+		t.Fatal(err)
+	}
+	ann := admin.AsUser("ann")
+	q, err := ann.JoinQueue(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for s.count("GET /v1/sales/room/queue/events") == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		proxy.Cut()
+		time.Sleep(6 * time.Second)
+		proxy.Restore()
+	}()
+	got, err := ann.WaitAdmitted(ctx, q)
+	if err != nil || got.Status != client.QueueAdmitted {
+		t.Fatalf("WaitAdmitted across a 6 s restart: %+v, %v; want the admission at %s", got, err, start.Format(time.RFC3339))
+	}
+}
