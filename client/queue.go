@@ -230,7 +230,9 @@ func clip[T ~string | ~[]byte](s T) string {
 // JoinQueue) is admitted, and returns the admitted place: buy with its
 // Ticket (PurchaseOptions.Ticket) before AdmittedUntil. It follows the
 // event stream, and polls QueueStatus, at the pace the answers give,
-// when the server refuses streams or one is cut. A server that cannot be read for a while (a restart,
+// when the server refuses streams (429, 503 overloaded) or one is cut or
+// refused by a node going away (503 unavailable), after which it follows
+// the stream again. A server that cannot be read for a while (a restart,
 // 502/503/504, connections refused) does not end the wait unless it
 // lasts the retry policy's MaxElapsed. An expired place is
 // ErrAdmissionExpired (ErrEndedBeforeTurn, which is ErrAdmissionExpired
@@ -260,9 +262,12 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 				// wait at the polling pace, not reconnect at once.
 			case ctx.Err() != nil:
 				return q, ctx.Err()
-			case errors.As(err, &ae) && (ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout):
-				// A proxy's way to the node (restarting, slow): read
-				// the place, then follow it again.
+			case errors.As(err, &ae) && (ae.Status == http.StatusServiceUnavailable && ae.Code == "unavailable" ||
+				ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout):
+				// Not the streams' limit (overloaded) but the node
+				// (shutting down, its store unreachable) or a proxy's
+				// way to it: read the place, then follow it again,
+				// likely on another node.
 			case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable):
 				streams = false // as the server asks: poll instead
 			case errors.As(err, &ae) && ae.Status == 0 && transientCode(ae.Code):

@@ -119,3 +119,39 @@ func TestWaitAdmittedAcrossARestart(t *testing.T) {
 		t.Fatalf("WaitAdmitted across a 6 s restart: %+v, %v; want the admission at %s", got, err, start.Format(time.RFC3339))
 	}
 }
+
+// A stream refused with 503 unavailable (the node shutting down; the
+// next request reaches another) made WaitAdmitted poll for the rest of
+// the wait, as after the streams' limit (503 overloaded). It now follows
+// the stream again after reading the place once.
+func TestWaitAdmittedStreamsAgainAfterUnavailable(t *testing.T) {
+	f := &fault{plan: []step{{status: http.StatusServiceUnavailable, code: "unavailable", retryAfter: "1"}},
+		match: func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/queue/events") }}
+	s := newServer(t, serverOptions{wrap: f.wrap})
+	admin := client.New(s.url, token)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// Past the longest poll (10 s): the place is read once, waiting, and
+	// then followed.
+	start := time.Now().Add(12 * time.Second)
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
+		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
+			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
+		t.Fatal(err)
+	}
+	ann := admin.AsUser("ann")
+	q, err := ann.JoinQueue(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ann.WaitAdmitted(ctx, q)
+	if err != nil || got.Status != client.QueueAdmitted {
+		t.Fatalf("WaitAdmitted: %+v, %v", got, err)
+	}
+	if n := len(f.arrivals()); n < 2 {
+		t.Errorf("%d stream requests; want the stream followed again after one refused with 503 unavailable", n)
+	}
+	if n := s.count("GET /v1/sales/room/queue"); n > 2 {
+		t.Errorf("%d reads of the place; want at most 2: the stream, not polling, follows it", n)
+	}
+}
