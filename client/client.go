@@ -354,6 +354,10 @@ func (e errSilent) Error() string {
 	return fmt.Sprintf("the server sent nothing for %v: the connection is dead or the server stalled", e.d)
 }
 
+// Is makes a silent export ErrStreamSilent for its callers, as a silent
+// queue stream is.
+func (e errSilent) Is(target error) bool { return target == ErrStreamSilent }
+
 // isSilent reports whether err is an attempt a watchdog ended.
 func isSilent(err error) bool {
 	var s errSilent

@@ -61,9 +61,11 @@ func expiredErr(q api.Queue) error {
 	return ErrAdmissionExpired
 }
 
-// errStreamCut: a queue stream ended before its last event (the server
-// shut down, or the stream reached its age and the client must reconnect).
-var errStreamCut = errors.New("queue stream ended before admission or expiry")
+// ErrStreamCut is returned by WatchQueue when the stream ended before its
+// last event: the server shut down, or the stream reached its age (15
+// minutes). The ticket is as good as before: follow the place again
+// (WatchQueue, or QueueStatus), as WaitAdmitted does.
+var ErrStreamCut = errors.New("queue stream ended before admission or expiry")
 
 // streamSilence: a queue stream that sends nothing for this long is dead
 // (a connection a load balancer or NAT forgot, a host that vanished): the
@@ -81,9 +83,12 @@ func (c *Client) silence() time.Duration {
 	return streamSilence
 }
 
-// errStreamSilent is what WatchQueue says of a stream its watchdog ended
-// (errSilent): it sent nothing, not even a heartbeat, for streamSilence.
-var errStreamSilent = errors.New("queue stream silent for longer than the server's heartbeat: the connection is dead")
+// ErrStreamSilent is returned by WatchQueue when the stream sent nothing,
+// not even a heartbeat, for 35 s, and by Orders when the export sent
+// nothing for as long: the connection is dead (a load balancer or NAT
+// forgot it) or the server stalled. Nothing was refused: follow the
+// place, or export, again.
+var ErrStreamSilent = errors.New("queue stream silent for longer than the server's heartbeat: the connection is dead")
 
 // JoinQueue takes (or returns) the client's buyer's place in a sale's
 // waiting room. Joining is idempotent per buyer, so it is retried like a
@@ -117,9 +122,9 @@ func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Qu
 // the stream and is returned. A refused stream is an *APIError (429: the
 // buyer or the address holds its share of streams, 503: too many open;
 // poll with QueueStatus instead), and so is the stream's own "error"
-// event (Status 0). A stream cut before its last event is an error too,
-// and so is one silent (not even a heartbeat) for 35 s: its connection
-// is dead. The time fn takes is not counted.
+// event (Status 0). A stream cut before its last event is ErrStreamCut,
+// and one silent (not even a heartbeat) for 35 s, its connection dead,
+// is ErrStreamSilent: after either, follow the place again. The time fn takes is not counted.
 func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(api.Queue) error) error {
 	cl, err := c.idCall(http.MethodGet, "sale", saleID, "/queue/events", anyone, nil)
 	if err != nil {
@@ -134,7 +139,7 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 	resp, err := c.send(ctx, cl)
 	if err != nil {
 		if ctx.Err() == nil && isSilent(err) {
-			return errStreamSilent
+			return ErrStreamSilent
 		}
 		return err
 	}
@@ -162,10 +167,10 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 				return ctx.Err()
 			}
 			if isSilent(err) {
-				return errStreamSilent
+				return ErrStreamSilent
 			}
 			if err == io.EOF {
-				return errStreamCut
+				return ErrStreamCut
 			}
 			return fmt.Errorf("read queue stream: %w", err)
 		}
