@@ -124,3 +124,21 @@ func exported(t *testing.T, c *client.Client, saleID string) []api.Order {
 	}
 	return out
 }
+
+// annInRoom creates the sale "room" of 10 units starting at start, with a
+// FIFO waiting room admitting one buyer a second for ticketSeconds each,
+// and has buyer ann join it; her place is waiting.
+func annInRoom(ctx context.Context, t *testing.T, admin *client.Client, start time.Time, ticketSeconds int64) (*client.Client, api.Queue) {
+	t.Helper()
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
+		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
+			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(ticketSeconds)}}); err != nil {
+		t.Fatal(err)
+	}
+	ann := admin.AsUser("ann")
+	q, err := ann.JoinQueue(ctx, "room")
+	if err != nil || q.Status != client.QueueWaiting {
+		t.Fatalf("join: %+v, %v", q, err)
+	}
+	return ann, q
+}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 	"github.com/surgehq/surge/redis"
 	"github.com/surgehq/surge/servicetest"
@@ -37,16 +36,7 @@ func TestWaitAdmittedSurvivesRedisBlipOnStream(t *testing.T) {
 
 	// Admitted at the start, 5 s from now: the wait outlasts the blip.
 	start := time.Now().Add(5 * time.Second)
-	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
-		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
-			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
-		t.Fatal(err)
-	}
-	ann := admin.AsUser("ann")
-	q, err := ann.JoinQueue(ctx, "room")
-	if err != nil || q.Status != client.QueueWaiting {
-		t.Fatalf("join: %+v, %v", q, err)
-	}
+	ann, q := annInRoom(ctx, t, admin, start, 60)
 
 	// Redis goes away for 2 s once the stream is open and has sent the
 	// place (the stream reads it again every second).
@@ -169,16 +159,7 @@ func TestWaitAdmittedLeavesASilentStream(t *testing.T) {
 	defer cancel()
 
 	start := time.Now().Add(5 * time.Second)
-	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
-		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
-			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(300))}}); err != nil {
-		t.Fatal(err)
-	}
-	ann := admin.AsUser("ann")
-	q, err := ann.JoinQueue(ctx, "room")
-	if err != nil || q.Status != client.QueueWaiting {
-		t.Fatalf("join: %+v, %v", q, err)
-	}
+	ann, q := annInRoom(ctx, t, admin, start, 300)
 	go func() { // the stream's connection dies silently once open
 		for s.count("GET /v1/sales/room/queue/events") == 0 {
 			time.Sleep(10 * time.Millisecond)

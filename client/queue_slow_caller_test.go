@@ -28,19 +28,10 @@ func TestWatchQueueSlowCallerIsNotSilence(t *testing.T) {
 	// Admitted in 2 s, while fn still takes its 3 s over the position
 	// event: the admission waits in the connection for fn to return.
 	start := time.Now().Add(2 * time.Second)
-	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
-		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
-			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
-		t.Fatal(err)
-	}
-	ann := admin.AsUser("ann")
-	q, err := ann.JoinQueue(ctx, "room")
-	if err != nil || q.Status != client.QueueWaiting {
-		t.Fatalf("join: %+v, %v", q, err)
-	}
+	ann, q := annInRoom(ctx, t, admin, start, 60)
 	var seen []string
 	began := time.Now()
-	err = ann.WatchQueue(ctx, "room", q.Ticket, func(u api.Queue) error {
+	err := ann.WatchQueue(ctx, "room", q.Ticket, func(u api.Queue) error {
 		seen = append(seen, u.Status)
 		if u.Status == client.QueueWaiting {
 			time.Sleep(silence + time.Second)

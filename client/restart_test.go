@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 	"github.com/surgehq/surge/servicetest"
 )
@@ -95,16 +94,7 @@ func TestWaitAdmittedAcrossARestart(t *testing.T) {
 	// The server is away from 0.3 s after the stream opens to 6.3 s,
 	// over the place's read at the estimated admission (4 s).
 	start := time.Now().Add(4 * time.Second)
-	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
-		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
-			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
-		t.Fatal(err)
-	}
-	ann := admin.AsUser("ann")
-	q, err := ann.JoinQueue(ctx, "room")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann, q := annInRoom(ctx, t, admin, start, 60)
 	go func() {
 		for s.count("GET /v1/sales/room/queue/events") == 0 {
 			time.Sleep(10 * time.Millisecond)
@@ -134,16 +124,7 @@ func TestWaitAdmittedStreamsAgainAfterUnavailable(t *testing.T) {
 	// Past the longest poll (10 s): the place is read once, waiting, and
 	// then followed.
 	start := time.Now().Add(12 * time.Second)
-	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
-		StartsAt: new(api.FormatTime(start)), WaitingRoom: &api.NewWaitingRoom{
-			AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
-		t.Fatal(err)
-	}
-	ann := admin.AsUser("ann")
-	q, err := ann.JoinQueue(ctx, "room")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann, q := annInRoom(ctx, t, admin, start, 60)
 	got, err := ann.WaitAdmitted(ctx, q)
 	if err != nil || got.Status != client.QueueAdmitted {
 		t.Fatalf("WaitAdmitted: %+v, %v", got, err)
