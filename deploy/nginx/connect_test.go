@@ -3,7 +3,6 @@ package nginx_test
 import (
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -65,29 +64,9 @@ func TestEdgeQueueStreamSkipsAVanishedNode(t *testing.T) {
 	waitHTTP(t, "the node", "http://"+node+"/readyz", nodeLog)
 
 	gone := blackhole(t)
-	edge := freeAddr(t)
-	conf := render(t, map[string]string{
-		"listen 8081 http2;":     "listen " + freeAddr(t) + " http2;",
-		"server surge-a:8080":    "server " + gone,
-		"server surge-b:8080":    "server " + node,
-		"listen 80;":             "listen " + edge + ";",
-		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
-		"worker_processes auto;": "worker_processes 1;",
-	})
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	edge, _, confPath := shippedConf(t, dir, gone, node)
 	logs := start(t, exec.Command(nginx, "-p", dir, "-c", confPath, "-g", "daemon off;"), filepath.Join(dir, "nginx.log"))
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", edge); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on %s:\n%s", edge, logs())
-		}
-	}
+	waitListen(t, edge, logs)
 	// Both nodes have no connection yet: least_conn takes the first
 	// listed, the vanished one. Any answer of the node will do (no such
 	// sale: 404); what counts is how long the edge tried the other.

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -72,29 +70,9 @@ func TestEdgeSkipsAVanishedNode(t *testing.T) {
 	// The shipped edge, the vanished node listed first: with no
 	// connection open to either, least_conn takes it first.
 	gone := blackhole(t)
-	edge, grpcEdge := freeAddr(t), freeAddr(t)
-	conf := render(t, map[string]string{
-		"listen 8081 http2;":     "listen " + grpcEdge + " http2;",
-		"server surge-a:8080":    "server " + gone,
-		"server surge-b:8080":    "server " + node,
-		"listen 80;":             "listen " + edge + ";",
-		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
-		"worker_processes auto;": "worker_processes 1;",
-	})
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	edge, grpcEdge, confPath := shippedConf(t, dir, gone, node)
 	logs := start(t, exec.Command(nginx, "-p", dir, "-c", confPath, "-g", "daemon off;"), filepath.Join(dir, "nginx.log"))
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", edge); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on %s:\n%s", edge, logs())
-		}
-	}
+	waitListen(t, edge, logs)
 
 	// Each request twice in a row: least_conn then takes each node once.
 	// The node's own answer is wanted within 10 s (a connect timeout of

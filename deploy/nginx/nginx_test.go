@@ -174,28 +174,55 @@ func startEdge(t *testing.T, extra map[string]string) *edgeEnv {
 
 	// The shipped config, on loopback ports; 127.0.0.1 (the bench) exempt
 	// from the per-address limit, as an operator exempts a load-test box.
-	edge, grpcEdge := freeAddr(t), freeAddr(t)
-	repl := map[string]string{
-		"listen 8081 http2;":     "listen " + grpcEdge + " http2;",
-		"server surge-a:8080":    "server " + nodes[0],
-		"server surge-b:8080":    "server " + nodes[1],
-		"listen 80;":             "listen " + edge + ";",
-		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
-		"worker_processes auto;": "worker_processes 1;",
-		"        default 0;\n":   "        default 0;\n        127.0.0.1 1;\n",
-	}
-	for from, to := range extra {
-		repl[from] = to
-	}
-	conf := render(t, repl)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	edge, grpcEdge, confPath := shippedConf(t, dir, nodes[0], nodes[1], map[string]string{
+		"        default 0;\n": "        default 0;\n        127.0.0.1 1;\n",
+	}, extra)
 	e.nginxLog = start(t, exec.Command(nginx, "-p", dir, "-c", confPath, "-g", "daemon off;"), filepath.Join(dir, "nginx.log"))
 	waitHTTP(t, "nginx", "http://"+edge+"/healthz", e.nginxLog)
 	e.addr, e.grpcAddr, e.nodes = edge, grpcEdge, nodes
 	return e
+}
+
+// shippedConf writes the shipped nginx.conf into dir as a test runs it:
+// on free loopback ports (returned: the HTTP edge, the gRPC edge), its
+// upstreams a and b, one worker, the pid file in dir, and every map of
+// extra applied after. It returns the file's path too.
+func shippedConf(t *testing.T, dir, a, b string, extra ...map[string]string) (edge, grpcEdge, path string) {
+	t.Helper()
+	edge, grpcEdge = freeAddr(t), freeAddr(t)
+	repl := map[string]string{
+		"listen 8081 http2;":     "listen " + grpcEdge + " http2;",
+		"server surge-a:8080":    "server " + a,
+		"server surge-b:8080":    "server " + b,
+		"listen 80;":             "listen " + edge + ";",
+		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
+		"worker_processes auto;": "worker_processes 1;",
+	}
+	for _, m := range extra {
+		for from, to := range m {
+			repl[from] = to
+		}
+	}
+	path = filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(render(t, repl)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return edge, grpcEdge, path
+}
+
+// waitListen waits until addr accepts a connection: an edge started
+// with no node to answer its /healthz.
+func waitListen(t *testing.T, addr string, logs func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not listen on %s:\n%s", addr, logs())
+		}
+	}
 }
 
 // render is nginx.conf with each key replaced by its value; every key

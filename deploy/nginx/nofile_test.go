@@ -2,7 +2,6 @@ package nginx_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,38 +26,23 @@ func TestEdgeWorkersMayOpenTheirConnections(t *testing.T) {
 	}
 	nginx := nginxBinary(t)
 	dir := edgeDir(t, "surge-edge-nofile-")
-	edge := freeAddr(t)
-	conf := render(t, map[string]string{
-		"listen 8081 http2;":     "listen " + freeAddr(t) + " http2;",
-		"server surge-a:8080":    "server " + freeAddr(t),
-		"server surge-b:8080":    "server " + freeAddr(t),
-		"listen 80;":             "listen " + edge + ";",
-		"pid /tmp/nginx.pid;":    "pid " + filepath.Join(dir, "nginx.pid") + ";",
-		"worker_processes auto;": "worker_processes 1;",
-	})
+	edge, _, confPath := shippedConf(t, dir, freeAddr(t), freeAddr(t))
+	b, err := os.ReadFile(confPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
 	m := regexp.MustCompile(`(?m)^\s*worker_connections (\d+);`).FindStringSubmatch(conf)
 	if m == nil {
 		t.Fatal("nginx.conf sets no worker_connections")
 	}
 	want, _ := strconv.Atoi(m[1])
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// As systemd starts Debian's nginx.service: soft 1024, hard 524288
 	// (or the hard limit this test runs under, if lower).
 	cmd := exec.Command("sh", "-c", `ulimit -Sn 1024 && exec "$0" -p "$1" -c "$2" -g 'daemon off;'`, nginx, dir, confPath)
 	logs := start(t, cmd, filepath.Join(dir, "nginx.log"))
 	// No node runs: the edge listening is enough.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", edge); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on %s:\n%s", edge, logs())
-		}
-	}
+	waitListen(t, edge, logs)
 
 	var worker int
 	for deadline := time.Now().Add(10 * time.Second); worker == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
