@@ -316,18 +316,7 @@ func TestComposeStopGraceCoversDrain(t *testing.T) {
 	out := composeNodeConfig(t, nil)
 	compose := read(t, "docker-compose.yml")
 	node := compose[:strings.Index(compose, "\nservices:")] // the x-surge-node anchor every node merges
-	setting := func(key string) time.Duration {
-		m := regexp.MustCompile(`(?m)^` + key + `: "([^"]+)"`).FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("--print-config has no %s:\n%s", key, out)
-		}
-		d, err := time.ParseDuration(string(m[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	drain, inFlight := setting("drain-delay"), setting("shutdown-timeout")
+	drain, inFlight := stopTimes(t, out)
 	grace := 10 * time.Second // Docker's default
 	if m := regexp.MustCompile(`(?m)^  stop_grace_period: (\S+)$`).FindStringSubmatch(node); m != nil {
 		g, err := time.ParseDuration(m[1])
@@ -378,18 +367,7 @@ func TestDockerRunStopTimeoutCoversDrain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("surge serve --print-config with the image's %v: %v\n%s", env, err, out)
 	}
-	setting := func(key string) time.Duration {
-		m := regexp.MustCompile(`(?m)^` + key + `: "([^"]+)"`).FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("--print-config has no %s:\n%s", key, out)
-		}
-		d, err := time.ParseDuration(string(m[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	drain, inFlight := setting("drain-delay"), setting("shutdown-timeout")
+	drain, inFlight := stopTimes(t, out)
 	// How the Dockerfile says to run the image.
 	run := regexp.MustCompile(`(?m)^#\s+docker run .*$`).FindString(df)
 	if run == "" {
@@ -603,4 +581,23 @@ func TestHelmChart(t *testing.T) {
 			t.Errorf("helm template %v: %v, %s; want a failure saying %q", tt.args, err, out, tt.want)
 		}
 	}
+}
+
+// stopTimes reads a stop's two waits from surge serve --print-config's
+// output: the drain delay (readyz 503 while the edge stops sending) and
+// the shutdown timeout (in-flight requests finishing).
+func stopTimes(t *testing.T, printed []byte) (drain, inFlight time.Duration) {
+	t.Helper()
+	setting := func(key string) time.Duration {
+		m := regexp.MustCompile(`(?m)^` + key + `: "([^"]+)"`).FindSubmatch(printed)
+		if m == nil {
+			t.Fatalf("--print-config has no %s:\n%s", key, printed)
+		}
+		d, err := time.ParseDuration(string(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return setting("drain-delay"), setting("shutdown-timeout")
 }

@@ -140,18 +140,7 @@ func TestSystemdStopTimeoutCoversDrain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("surge serve --config (the example) --print-config: %v\n%s", err, out)
 	}
-	setting := func(key string) time.Duration {
-		m := regexp.MustCompile(`(?m)^` + key + `: "([^"]+)"`).FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("--print-config has no %s:\n%s", key, out)
-		}
-		d, err := time.ParseDuration(string(m[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	drain, inFlight := setting("drain-delay"), setting("shutdown-timeout")
+	drain, inFlight := stopTimes(t, out)
 	stop := 90 * time.Second // systemd's DefaultTimeoutStopSec
 	if m := regexp.MustCompile(`(?m)^TimeoutStopSec=(\S+)$`).FindStringSubmatch(read(t, filepath.Join("systemd", "surge.service"))); m != nil {
 		d, err := time.ParseDuration(m[1])
