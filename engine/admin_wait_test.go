@@ -29,14 +29,7 @@ func TestGivenUpAdminWaitsLeaveNoGoroutines(t *testing.T) {
 	ctx := context.Background()
 
 	// The first PATCH's write stalls, as a disk that stops answering.
-	stalled, let := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	release := func() { once.Do(func() { close(let) }) }
-	t.Cleanup(release)
-	commithook.OnNext(func() {
-		close(stalled)
-		<-let
-	})
+	stalled, release := commithook.StallNext(t)
 	first := make(chan error, 1)
 	go func() {
 		_, err := e.UpdateSale(ctx, "s", surge.SalePatch{Paused: new(true)})

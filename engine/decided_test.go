@@ -81,14 +81,7 @@ func TestHoldRunsFromDecision(t *testing.T) {
 
 	// The cancel's commit stalls, as a disk that stops answering, and
 	// holds the sale's lock meanwhile.
-	stalled, let := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	release := func() { once.Do(func() { close(let) }) }
-	t.Cleanup(release)
-	commithook.OnNext(func() {
-		close(stalled)
-		<-let
-	})
+	stalled, release := commithook.StallNext(t)
 	cancelled := make(chan error, 1)
 	go func() {
 		_, err := e.Cancel(ctx, first.ID)
@@ -172,14 +165,7 @@ func TestEndNowComesAfterOrdersAheadOfIt(t *testing.T) {
 	ctx := context.Background()
 
 	// A rename's write stalls, holding the sale's change and its lock.
-	stalled, let := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	release := func() { once.Do(func() { close(let) }) }
-	t.Cleanup(release)
-	commithook.OnNext(func() {
-		close(stalled)
-		<-let
-	})
+	stalled, release := commithook.StallNext(t)
 	renamed := make(chan error, 1)
 	go func() {
 		name := "renamed"

@@ -2,7 +2,6 @@ package http_test
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ func TestCancelFloodLeavesWebhooksTheirBudget(t *testing.T) {
 
 	// The first cancel's commit stalls (a slow disk); every later change
 	// of the sale waits behind it, each holding a place in its budget.
-	stalled, release := stallNextCommit(t)
+	stalled, release := commithook.StallNext(t)
 
 	const flood = 1024 + 100 // more than the budget holds
 	answers := make(chan response, flood)
@@ -101,7 +100,7 @@ func TestCancelFloodLeavesOtherBuyersTheirCancels(t *testing.T) {
 
 	// The first cancel's commit stalls (a slow disk); every later change
 	// of the sale waits behind it, each holding a place in its budget.
-	stalled, release := stallNextCommit(t)
+	stalled, release := commithook.StallNext(t)
 
 	const flood = 1024 + 100 // more than the whole budget holds
 	answers := make(chan response, flood)
@@ -179,18 +178,4 @@ func TestCancelFloodLeavesOtherBuyersTheirCancels(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// stallNextCommit holds the store's next commit until release (or the
-// test's end); stalled closes once it is held.
-func stallNextCommit(t *testing.T) (stalled <-chan struct{}, release func()) {
-	held, let := make(chan struct{}), make(chan struct{})
-	commithook.OnNext(func() {
-		close(held)
-		<-let
-	})
-	var once sync.Once
-	release = func() { once.Do(func() { close(let) }) }
-	t.Cleanup(release)
-	return held, release
 }

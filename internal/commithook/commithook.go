@@ -13,6 +13,7 @@ package commithook
 import (
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	driver "modernc.org/sqlite"
 )
@@ -52,6 +53,21 @@ func OnNext(f func()) {
 		return
 	}
 	next.Store(&f)
+}
+
+// StallNext holds the next commit on a hooked connection, as a disk that
+// stops answering, until release (or the test's end); stalled closes once
+// it is held.
+func StallNext(t testing.TB) (stalled <-chan struct{}, release func()) {
+	held, let := make(chan struct{}), make(chan struct{})
+	OnNext(func() {
+		close(held)
+		<-let
+	})
+	var once sync.Once
+	release = func() { once.Do(func() { close(let) }) }
+	t.Cleanup(release)
+	return held, release
 }
 
 // RefuseNext makes the next commit on a hooked connection fail, rolled
