@@ -356,18 +356,7 @@ func TestDockerRunStopTimeoutCoversDrain(t *testing.T) {
 		env = append(env, m[1]+"="+m[2])
 	}
 	env = append(env, "SURGE_DATA_DIR="+t.TempDir())
-	cmd := exec.Command("go", "run", "github.com/surgehq/surge/cmd/surge", "serve", "--print-config")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SURGE_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("surge serve --print-config with the image's %v: %v\n%s", env, err, out)
-	}
-	drain, inFlight := stopTimes(t, out)
+	drain, inFlight := stopTimes(t, printConfigWith(t, env))
 	// How the Dockerfile says to run the image.
 	run := regexp.MustCompile(`(?m)^#\s+docker run .*$`).FindString(df)
 	if run == "" {
@@ -416,6 +405,13 @@ func composeNodeConfig(t *testing.T, shell map[string]string) []byte {
 		}
 		env = append(env, m[1]+"="+v)
 	}
+	return printConfigWith(t, env)
+}
+
+// printConfigWith is surge serve --print-config with env as its only
+// SURGE_* variables (the test's own are left out).
+func printConfigWith(t *testing.T, env []string) []byte {
+	t.Helper()
 	cmd := exec.Command("go", "run", "github.com/surgehq/surge/cmd/surge", "serve", "--print-config")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SURGE_") {
