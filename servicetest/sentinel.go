@@ -59,10 +59,17 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 	})
 	s.sentinel = startRedis(t, func(port int, dir string) []string {
 		conf := filepath.Join(dir, "sentinel.conf")
+		// The replica replicates from the Link, an address that is not
+		// the master's: once the Sentinel has known it for failover-timeout
+		// it re-points it at the master itself (+fix-slave-config), which
+		// bypasses a paused Link and, killing the Sentinel's own links to
+		// the replica, aborts a failover begun then ("no good slave"). Ten
+		// minutes outlasts any test; the failover itself takes no longer
+		// for it (one replica, nothing to reconfigure after the promotion).
 		text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
 			"sentinel monitor %s 127.0.0.1 %d 1\n"+
 			"sentinel down-after-milliseconds %s 1000\n"+
-			"sentinel failover-timeout %s 5000\n", port, dir, s.Master, s.master.port, s.Master, s.Master)
+			"sentinel failover-timeout %s 600000\n", port, dir, s.Master, s.master.port, s.Master, s.Master)
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
