@@ -62,9 +62,11 @@ func expiredErr(q api.Queue) error {
 }
 
 // ErrStreamCut is returned by WatchQueue when the stream ended before its
-// last event: the server shut down, or the stream reached its age (15
-// minutes). The ticket is as good as before: follow the place again
-// (WatchQueue, or QueueStatus), as WaitAdmitted does.
+// last event: the server shut down, its connection was lost (a node
+// killed, a proxy restarted; the error then says how, and is ErrStreamCut
+// for errors.Is), or the stream reached its age (15 minutes). The ticket
+// is as good as before: follow the place again (WatchQueue, or
+// QueueStatus), as WaitAdmitted does.
 var ErrStreamCut = errors.New("queue stream ended before admission or expiry")
 
 // streamSilence: a queue stream that sends nothing for this long is dead
@@ -122,7 +124,8 @@ func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Qu
 // the stream and is returned. A refused stream is an *APIError (429: the
 // buyer or the address holds its share of streams, 503: too many open;
 // poll with QueueStatus instead), and so is the stream's own "error"
-// event (Status 0). A stream cut before its last event is ErrStreamCut,
+// event (Status 0). A stream cut before its last event, by the server or
+// by its connection lost, is ErrStreamCut,
 // and one silent (not even a heartbeat) for 35 s, its connection dead,
 // is ErrStreamSilent: after either, follow the place again. The time fn takes is not counted.
 func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(api.Queue) error) error {
@@ -172,7 +175,11 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 			if err == io.EOF {
 				return ErrStreamCut
 			}
-			return fmt.Errorf("read queue stream: %w", err)
+			// The connection lost mid-stream (its node killed, a
+			// proxy restarted: net/http says unexpected EOF, or a
+			// reset) ends the stream before its last event as much as
+			// the server ending it: the ticket is as good as before.
+			return fmt.Errorf("read queue stream: %w: %w", ErrStreamCut, err)
 		}
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line != "" {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgehq/surge/api"
 	"github.com/surgehq/surge/client"
 	"github.com/surgehq/surge/servicetest"
 )
@@ -134,5 +135,34 @@ func TestWaitAdmittedStreamsAgainAfterUnavailable(t *testing.T) {
 	}
 	if n := s.count("GET /v1/sales/room/queue"); n > 2 {
 		t.Errorf("%d reads of the place; want at most 2: the stream, not polling, follows it", n)
+	}
+}
+
+// A queue stream whose connection is lost mid-stream (its node killed, a
+// proxy in between restarted) ended before its last event as much as one
+// the server ends, and the ticket is as good as before; yet WatchQueue
+// said "read queue stream: unexpected EOF", which is not ErrStreamCut, so
+// a caller following the documented errors.Is took the commonest cut of
+// all for a failure and stopped following the place.
+func TestWatchQueueConnectionLostIsCut(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	proxy := servicetest.NewProxy(t, strings.TrimPrefix(s.url, "http://"))
+	admin := client.New(s.url, token)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	// Admitted in a minute: the stream's first event is a position.
+	_, q := annInRoom(ctx, t, admin, time.Now().Add(time.Minute), 60)
+	ann := client.New("http://"+proxy.Addr, "").AsUser("ann")
+	var seen []string
+	err := ann.WatchQueue(ctx, "room", q.Ticket, func(u api.Queue) error {
+		seen = append(seen, u.Status)
+		proxy.Cut() // the connection is lost once the place came
+		return nil
+	})
+	if len(seen) != 1 || seen[0] != client.QueueWaiting {
+		t.Fatalf("events %v (err %v); the test needs the stream's position event before the cut", seen, err)
+	}
+	if ctx.Err() != nil || !errors.Is(err, client.ErrStreamCut) {
+		t.Errorf("queue stream whose connection was lost after its first event: %v; want ErrStreamCut (follow the place again)", err)
 	}
 }
