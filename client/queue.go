@@ -246,7 +246,9 @@ func clip[T ~string | ~[]byte](s T) string {
 // refused by a node going away (503 unavailable), after which it follows
 // the stream again. A server that cannot be read for a while (a restart,
 // 502/503/504, connections refused) does not end the wait unless it
-// lasts the retry policy's MaxElapsed. An expired place is
+// lasts the retry policy's MaxElapsed: every read of the place, the
+// stream's events included, failing for that long (the outages of a
+// rolling restart, node after node, each count alone). An expired place is
 // ErrAdmissionExpired (ErrEndedBeforeTurn, which is ErrAdmissionExpired
 // too, when the sale ended before the buyer's turn came).
 func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, error) {
@@ -263,7 +265,13 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 			return q, expiredErr(q)
 		}
 		if streams {
-			err := c.WatchQueue(ctx, q.SaleID, q.Ticket, func(u api.Queue) error { q = u; return nil })
+			err := c.WatchQueue(ctx, q.SaleID, q.Ticket, func(u api.Queue) error {
+				// An event is a read of the place: an outage before it
+				// is over, and the next (a rolling restart's next node)
+				// counts alone.
+				q, failing = u, time.Time{}
+				return nil
+			})
 			var ae *APIError
 			switch {
 			case err == nil && (q.Status == QueueAdmitted || q.Status == QueueExpired):

@@ -1,10 +1,13 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,4 +168,118 @@ func TestWatchQueueConnectionLostIsCut(t *testing.T) {
 	if ctx.Err() != nil || !errors.Is(err, client.ErrStreamCut) {
 		t.Errorf("queue stream whose connection was lost after its first event: %v; want ErrStreamCut (follow the place again)", err)
 	}
+}
+
+// A rolling restart takes the nodes down one after another: each cuts the
+// buyer's queue stream and fails the read of the place that follows, and
+// in between the stream follows the place again on a node already back.
+// WaitAdmitted measured the outage from the first failed read and only a
+// successful poll ended it, never the stream's events, so the second
+// node's restart, however brief, ended the wait ("waiting room place
+// unreadable") once the first lay MaxElapsed back, though the place had
+// been read all along. Each restart here is one failed read long, well
+// within MaxElapsed; the sale is paused meanwhile (as an operator may for
+// a maintenance), so the buyer's turn waits for the resume.
+func TestWaitAdmittedAcrossARollingRestart(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	proxy := servicetest.NewProxy(t, strings.TrimPrefix(s.url, "http://"))
+	admin := client.New(s.url, token)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// Paused as it starts, then joined by four buyers admitted one a
+	// second: ann, the fourth, stays about 4 s from her turn until the
+	// resume, which is how long the client waits between a cut and the
+	// read of her place.
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("room"), Name: new("Room"), Stock: new(int64(10)),
+		WaitingRoom: &api.NewWaitingRoom{AdmitPerSecond: new(int64(1)), Policy: new("fifo"), TicketSeconds: new(int64(60))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.UpdateSale(ctx, "room", api.SalePatch{Paused: new(true)}); err != nil {
+		t.Fatal(err)
+	}
+	var q api.Queue
+	for _, u := range []string{"a", "b", "c", "ann"} {
+		var err error
+		if q, err = admin.AsUser(u).JoinQueue(ctx, "room"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q.Status != client.QueueWaiting || q.EstimatedWaitSeconds < 3 {
+		t.Fatalf("ann's place %+v; the test needs her waiting seconds away", q)
+	}
+
+	const restarts = 2
+	var mu sync.Mutex
+	cuts, outages := 0, 0
+	restarted := make(chan struct{})
+	ann := client.New("http://"+proxy.Addr, "").AsUser("ann")
+	// One send a read, so that a restart is exactly one failed read, and
+	// a bound (2 s) shorter than the wait between two of them (about 4 s).
+	ann.Retry = client.RetryPolicy{MaxAttempts: 1, MaxElapsed: 2 * time.Second}
+	base := ann.HTTP.Transport
+	ann.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		res, err := base.RoundTrip(r)
+		switch {
+		case err == nil && strings.HasSuffix(r.URL.Path, "/queue/events"):
+			mu.Lock()
+			restart := cuts < restarts
+			if restart {
+				cuts++
+			}
+			mu.Unlock()
+			if restart { // the node goes once the stream has sent the place
+				res.Body = &afterEvent{ReadCloser: res.Body, then: proxy.Cut}
+			}
+		case err != nil && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/queue"):
+			// The read of the place failed: the node is back before
+			// the client's next request.
+			proxy.Restore()
+			mu.Lock()
+			if outages++; outages == restarts {
+				close(restarted)
+			}
+			mu.Unlock()
+		}
+		return res, err
+	})}
+	go func() {
+		select {
+		case <-restarted:
+			if _, err := admin.UpdateSale(ctx, "room", api.SalePatch{Paused: new(false)}); err != nil && ctx.Err() == nil {
+				t.Errorf("resume: %v", err)
+			}
+		case <-ctx.Done():
+		}
+	}()
+	got, err := ann.WaitAdmitted(ctx, q)
+	mu.Lock()
+	n := outages
+	mu.Unlock()
+	if n != restarts {
+		t.Fatalf("%d restarts seen (WaitAdmitted: %s, %v); the test needs %d", n, got.Status, err, restarts)
+	}
+	if err != nil || got.Status != client.QueueAdmitted {
+		t.Fatalf("WaitAdmitted across %d restarts of one failed read each, the stream following the place in between: %s, %v; "+
+			"want the admission after the resume", restarts, got.Status, err)
+	}
+}
+
+// afterEvent is a queue stream's body that calls then once it has passed
+// on a whole event (its data and the blank line ending it).
+type afterEvent struct {
+	io.ReadCloser
+	seen []byte
+	then func()
+}
+
+func (b *afterEvent) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if b.then != nil {
+		b.seen = append(b.seen, p[:n]...)
+		if i := bytes.Index(b.seen, []byte("\ndata:")); i >= 0 && bytes.Contains(b.seen[i:], []byte("\n\n")) {
+			b.then()
+			b.then = nil
+		}
+	}
+	return n, err
 }
