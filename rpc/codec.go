@@ -300,11 +300,11 @@ func numberTail(data []byte) bool {
 // message inflates past the read bound, inflates the rest of it anyway
 // to report its size: a 64 KiB body of zeros is 64 MiB of work, a
 // thousand times what it sent. This one ends the message one byte past
-// the bound, enough for connect-go to refuse it (RESOURCE_EXHAUSTED,
+// bound, enough for connect-go to refuse it (RESOURCE_EXHAUSTED,
 // too_large) and no more.
-func boundedGzip() connect.HandlerOption {
+func boundedGzip(bound int64) connect.HandlerOption {
 	return connect.WithCompression("gzip",
-		func() connect.Decompressor { return &boundedReader{limit: maxMessage + 1} },
+		func() connect.Decompressor { return &boundedReader{limit: bound + 1} },
 		func() connect.Compressor { return gzip.NewWriter(io.Discard) })
 }
 

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -19,8 +20,18 @@ const maxHealthMessage = 1024
 // found no service and took the node out, or never in. Its Check is
 // exempt from the per-address limit, as /readyz is.
 func (s *Service) health() surgehttp.Mounted {
-	path, h := grpchealth.NewHandler(readiness{s.svc}, connect.WithReadMaxBytes(maxHealthMessage))
-	return surgehttp.Mounted{Pattern: path, Handler: h, Probe: true}
+	path, h := grpchealth.NewHandler(readiness{s.svc},
+		boundedGzip(maxHealthMessage), connect.WithReadMaxBytes(maxHealthMessage))
+	return surgehttp.Mounted{Pattern: path, Probe: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// As SaleService's calls: connect-go reads a message over the
+		// bound to its end (and inflates all of a compressed one) to tell
+		// its size, and a check, exempt from the per-address limit, kept
+		// a handler reading a gigabyte declared or trickled in for as
+		// long as the client sent. It reads at most the bound now (in an
+		// envelope: 5 bytes before it), and refuses past it at once.
+		r.Body = http.MaxBytesReader(w, r.Body, maxHealthMessage+5)
+		h.ServeHTTP(w, r)
+	})}
 }
 
 // readiness answers Check as GET /readyz answers: SERVING while the node

@@ -103,7 +103,7 @@ func (s *Service) Mount(api *surgehttp.Server) []surgehttp.Mounted {
 // saleService is SaleService's handler for one set of routes.
 func (s *Service) saleService(api *surgehttp.Server) (string, http.Handler) {
 	path, h := surgev1connect.NewSaleServiceHandler(&handler{Service: s, auth: api},
-		append(jsonCodecs(), boundedGzip(), connect.WithReadMaxBytes(maxMessage), connect.WithInterceptors(callSpans{}))...)
+		append(jsonCodecs(), boundedGzip(maxMessage), connect.WithReadMaxBytes(maxMessage), connect.WithInterceptors(callSpans{}))...)
 	watch := surgev1connect.SaleServiceWatchSaleProcedure
 	getOrder, cancelOrder := surgev1connect.SaleServiceGetOrderProcedure, surgev1connect.SaleServiceCancelOrderProcedure
 	getSale, listSales := surgev1connect.SaleServiceGetSaleProcedure, surgev1connect.SaleServiceListSalesProcedure
