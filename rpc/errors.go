@@ -97,21 +97,25 @@ func newError(code connect.Code, surgeCode, message string, e *surge.Error) *con
 	return ce
 }
 
-// toConnect answers err: a Surge error with its mapped code; the caller
-// gone as Canceled, or past its deadline as DeadlineExceeded; anything
-// else Internal, its details in the log only.
+// toConnect answers err: the caller gone as Canceled, or past its
+// deadline as DeadlineExceeded; else a Surge error with its mapped code;
+// anything else Internal, its details in the log only.
 func (s *Service) toConnect(ctx context.Context, procedure string, err error) error {
-	var e *surge.Error
-	switch {
-	case errors.As(err, &e):
-		return newError(grpcCode(string(e.Code)), string(e.Code), e.Message, e)
-	case ctx.Err() != nil:
+	// The call's end first: the engine answers a change or a read that
+	// the call's end cut short as a Surge error (unavailable, "timed out
+	// waiting for the change to commit"), which blamed the server for
+	// the caller's own deadline and told it to retry.
+	if ctx.Err() != nil {
 		// The caller's own deadline (grpc-timeout, connect-timeout-ms)
 		// passed, or the caller went: DEADLINE_EXCEEDED or CANCELED.
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
 		}
 		return connect.NewError(connect.CodeCanceled, ctx.Err())
+	}
+	var e *surge.Error
+	if errors.As(err, &e) {
+		return newError(grpcCode(string(e.Code)), string(e.Code), e.Message, e)
 	}
 	s.log.LogAttrs(ctx, slog.LevelError, "rpc failed", slog.String("procedure", procedure), slog.Any("err", err))
 	return newError(connect.CodeInternal, "internal", "internal error", nil)

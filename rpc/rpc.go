@@ -414,7 +414,10 @@ func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 		return nil, h.toConnect(ctx, req.Spec().Procedure, err)
 	}
 	if out.Code != surge.CodeReserved {
-		return nil, h.toConnect(ctx, req.Spec().Procedure, surgehttp.Rejection(out.Code))
+		// The engine's answer, not a failure: sent (and counted) as the
+		// HTTP API's is, also when the call's end came meanwhile.
+		e := surgehttp.Rejection(out.Code)
+		return nil, newError(grpcCode(string(e.Code)), string(e.Code), e.Message, e)
 	}
 	return connect.NewResponse(&surgev1.PurchaseResponse{Order: toOrder(out.Order), Replayed: out.Replay}), nil
 }
