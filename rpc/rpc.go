@@ -9,8 +9,10 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -109,6 +111,7 @@ func (s *Service) saleService(api *surgehttp.Server) (string, http.Handler) {
 	getSale, listSales := surgev1connect.SaleServiceGetSaleProcedure, surgev1connect.SaleServiceListSalesProcedure
 	purchase := surgev1connect.SaleServicePurchaseProcedure
 	procedures := procedures()
+	errWriter := connect.NewErrorWriter()
 	if api.AdminHidden() {
 		// As POST /v1/sales there: 404 not_found, as if it did not exist.
 		delete(procedures, surgev1connect.SaleServiceCreateSaleProcedure)
@@ -142,6 +145,12 @@ func (s *Service) saleService(api *surgehttp.Server) (string, http.Handler) {
 			// Served over GET too; the sale changes every moment, as
 			// the HTTP API's sale reads say.
 			w.Header().Set("Cache-Control", "no-cache")
+		}
+		if r.Method == http.MethodGet && (r.URL.Path == getSale || r.URL.Path == listSales || r.URL.Path == getOrder) {
+			if err := getQuery(r.URL.RawQuery); err != nil {
+				_ = errWriter.Write(w, r, newError(connect.CodeInvalidArgument, string(surge.CodeInvalid), err.Error(), nil))
+				return
+			}
 		}
 		if r.URL.Path == watch {
 			// The server's write timeout is for answers, not streams: a
@@ -183,6 +192,26 @@ func (s *Service) countRefused(r *http.Request, code string, start time.Time) {
 	if code == string(surge.CodeInvalid) || code == codeTooLarge {
 		s.meterer.Meter("").Answered(code, false, time.Since(start))
 	}
+}
+
+// getQuery refuses the query string of a call over Connect's GET that
+// does not parse, or that gives one of the protocol's parameters more
+// than once: connect-go reads the first value of each and drops a pair it
+// cannot read, without a word, while a proxy, cache or log in front may
+// read another value, or the pair dropped (?message=A&message=B read A).
+// The call read must be the one sent, as GET /v1/sales refuses a
+// parameter given twice.
+func getQuery(raw string) error {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return fmt.Errorf("malformed query string: %w", err)
+	}
+	for _, name := range []string{"message", "encoding", "base64", "compression", "connect"} {
+		if len(q[name]) > 1 {
+			return fmt.Errorf("query parameter %q appears more than once", name)
+		}
+	}
+	return nil
 }
 
 // procedures are the paths of SaleService's methods, as the proto
