@@ -22,7 +22,14 @@ const maxHealthMessage = 1024
 func (s *Service) health() surgehttp.Mounted {
 	path, h := grpchealth.NewHandler(readiness{s.svc},
 		boundedGzip(maxHealthMessage), connect.WithReadMaxBytes(maxHealthMessage))
+	methods := map[string]bool{path + "Check": true, path + "Watch": true}
 	return surgehttp.Mounted{Pattern: path, Probe: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !methods[r.URL.Path] {
+			// grpchealth's mux answers a path it lacks in plain text; the
+			// API answers every unknown path in its JSON shape.
+			surgehttp.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
+			return
+		}
 		// As SaleService's calls: connect-go reads a message over the
 		// bound to its end (and inflates all of a compressed one) to tell
 		// its size, and a check, exempt from the per-address limit, kept

@@ -2,6 +2,10 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,5 +63,32 @@ func TestHealthAnswersReadiness(t *testing.T) {
 	down.Store(true)
 	if st, err := check(""); err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Errorf("probe of a node not ready: %v, %v; want NOT_SERVING", st, err)
+	}
+}
+
+// TestHealthUnknownPathAnswersJSON: a path under the health service's
+// prefix that names no method of it is answered 404 not_found in the
+// API's JSON error shape, as any unknown path and one under SaleService's
+// prefix are (docs/api.md: every error has one shape). net/http's mux
+// inside grpchealth answered it in plain text, "404 page not found".
+func TestHealthUnknownPathAnswersJSON(t *testing.T) {
+	base := server(t)
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "/grpc.health.v1.Health/List"},
+		{http.MethodGet, "/grpc.health.v1.Health/"},
+		{http.MethodPost, "/grpc.health.v1.Health/Check/more"},
+	} {
+		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body struct{ Error struct{ Code string } }
+		if resp.StatusCode != http.StatusNotFound || json.Unmarshal(b, &body) != nil || body.Error.Code != "not_found" {
+			t.Errorf("%s %s: %d %s %q; want 404 with the JSON error not_found", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
 	}
 }
