@@ -59,9 +59,11 @@ func (s *Stock) scan(ctx context.Context, p *keyPass, match string, count int64,
 		p.cursors, p.done = map[string]uint64{}, map[string]bool{}
 	}
 	var mu sync.Mutex
+	masters := map[string]bool{} // the servers of this call
 	scan := func(ctx context.Context, c *goredis.Client) error {
 		addr := c.Options().Addr
 		mu.Lock()
+		masters[addr] = true
 		cur, skip := p.cursors[addr], p.done[addr]
 		mu.Unlock()
 		if skip {
@@ -90,8 +92,18 @@ func (s *Stock) scan(ctx context.Context, p *keyPass, match string, count int64,
 	if err != nil {
 		return false, err
 	}
+	// Only the servers of this call count: a master a replica took over
+	// from (an operator's CLUSTER FAILOVER, which fails no call) or that
+	// left the cluster is read no more, and a pass waiting for it to be
+	// read whole never ended. Its slots are another master's now, read
+	// under that one's address.
 	done = true
-	for _, d := range p.done {
+	for addr, d := range p.done {
+		if !masters[addr] {
+			delete(p.cursors, addr)
+			delete(p.done, addr)
+			continue
+		}
 		done = done && d
 	}
 	return done, nil

@@ -3,7 +3,11 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/surgehq/surge/redis"
 	"github.com/surgehq/surge/servicetest"
@@ -61,5 +65,76 @@ func TestScanStagesReadsEveryMaster(t *testing.T) {
 	}
 	if len(found) != 30 {
 		t.Errorf("the pass found the staging keys of %d sales of 30, over %d masters", len(found), len(masters))
+	}
+}
+
+// TestScanSalesAcrossClusterFailover: a replica that takes over from its
+// master (an operator's CLUSTER FAILOVER: no call fails) is a master at a
+// new address, and the old one is a master no more. The pass over the keys
+// must still end, having read every sale's keys. It waited for the old
+// address to be read whole, and never ended: the leader, which starts the
+// next pass only when one ends, never again removed the live state of an
+// archived sale that Redis brought back.
+func TestScanSalesAcrossClusterFailover(t *testing.T) {
+	ctx := context.Background()
+	rc := servicetest.StartRedisCluster(t, 3, 1)
+	c, err := redis.Dial(ctx, rc.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	const sales = 1500
+	pipe := c.Pipeline()
+	for i := range sales {
+		pipe.Set(ctx, fmt.Sprintf("p:{s%d}:st", i), "x", 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := redis.New(c, "p")
+	var pass redis.SalePass
+	found := map[string]bool{}
+	scan := func() bool {
+		t.Helper()
+		got, done, err := st.ScanSales(ctx, &pass, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range got {
+			found[s] = true
+		}
+		return done
+	}
+	if scan() {
+		t.Fatal("the pass ended in its first round, of about ten keys a master")
+	}
+	old, err := rc.MasterOf(ctx, "p:{s0}:st")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promoted := rc.Failover(old)
+	servicetest.Eventually(t, 30*time.Second, "the client names "+promoted+" a master and "+old+" none", func() error {
+		var mu sync.Mutex
+		masters := map[string]bool{}
+		if err := c.(*goredis.ClusterClient).ForEachMaster(ctx, func(_ context.Context, m *goredis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			masters[m.Options().Addr] = true
+			return nil
+		}); err != nil {
+			return err
+		}
+		if !masters[promoted] || masters[old] {
+			return fmt.Errorf("its masters: %v", masters)
+		}
+		return nil
+	})
+	for round := 0; !scan(); round++ {
+		if round > 2000 {
+			t.Fatalf("the pass never ended: %d rounds after the failover, %d sales of %d found", round, len(found), sales)
+		}
+	}
+	if len(found) != sales {
+		t.Errorf("the pass ended having found %d sales of %d", len(found), sales)
 	}
 }

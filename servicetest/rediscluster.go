@@ -248,3 +248,75 @@ func (c *RedisCluster) WaitHealthy(d time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Failover has a replica of the master at addr take its place as an
+// operator's CLUSTER FAILOVER does (the master agreeing, so nothing is lost
+// and no call fails: the old master goes on as its replica), and waits
+// until the cluster is healthy with the replica as a master. It returns the
+// new master's address.
+func (c *RedisCluster) Failover(addr string) string {
+	c.t.Helper()
+	var masterID, replica string
+	nodes := c.nodesTable()
+	for _, f := range nodes {
+		if f.addr == addr && strings.Contains(f.flags, "master") {
+			masterID = f.id
+		}
+	}
+	for _, f := range nodes {
+		if masterID != "" && f.master == masterID && strings.Contains(f.flags, "slave") {
+			replica = f.addr
+		}
+	}
+	if replica == "" {
+		c.t.Fatalf("no replica of a master at %s", addr)
+	}
+	_, port, _ := strings.Cut(replica, ":")
+	promoted := func() bool {
+		for _, f := range c.nodesTable() {
+			if f.addr == replica && strings.Contains(f.flags, "master") {
+				return true
+			}
+		}
+		return false
+	}
+	// A manual failover gives up after 5 s (the replica not in sync yet,
+	// a busy machine): asked again until it goes through.
+	deadline := time.Now().Add(60 * time.Second)
+	for !promoted() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s is not a master 60 s after its first CLUSTER FAILOVER", replica)
+		}
+		if out, err := exec.Command("redis-cli", "-p", port, "cluster", "failover").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "OK" {
+			c.t.Fatalf("CLUSTER FAILOVER on %s: %v %s", replica, err, out)
+		}
+		for asked := time.Now(); time.Since(asked) < 6*time.Second && !promoted(); {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c.WaitHealthy(30 * time.Second)
+	return replica
+}
+
+// clusterNodeLine is a line of CLUSTER NODES.
+type clusterNodeLine struct{ id, addr, flags, master string }
+
+// nodesTable reads CLUSTER NODES from a live node.
+func (c *RedisCluster) nodesTable() []clusterNodeLine {
+	c.t.Helper()
+	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(c.live().port), "cluster", "nodes").Output()
+	if err != nil {
+		c.t.Fatalf("CLUSTER NODES: %v", err)
+	}
+	var lines []clusterNodeLine
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		// ip:port@cport[,hostname]
+		a, _, _ := strings.Cut(f[1], "@")
+		lines = append(lines, clusterNodeLine{id: f[0], addr: a, flags: f[2], master: f[3]})
+	}
+	return lines
+}
