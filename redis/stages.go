@@ -24,8 +24,14 @@ type StagePass struct{ keyPass }
 // keyPass is a pass over every key of every server (each master of a
 // Redis Cluster), a part at a time.
 type keyPass struct {
-	cursors map[string]uint64 // per server, where its scan goes on
-	done    map[string]bool   // the servers read whole
+	servers map[string]*serverPass // by the address the client calls it at
+}
+
+// serverPass is where a pass is in one server's keys.
+type serverPass struct {
+	id     string // the server's run_id, when its cursor was given
+	cursor uint64 // where its scan goes on
+	done   bool   // read whole
 }
 
 // Stage is a staging key found by ScanStages.
@@ -55,8 +61,8 @@ func (s *Stock) ScanStages(ctx context.Context, p *StagePass, count int64) (foun
 // from where p left off, handing each to each (one call at a time), and
 // reports whether p has read every server whole.
 func (s *Stock) scan(ctx context.Context, p *keyPass, match string, count int64, each func(key string)) (done bool, err error) {
-	if p.cursors == nil {
-		p.cursors, p.done = map[string]uint64{}, map[string]bool{}
+	if p.servers == nil {
+		p.servers = map[string]*serverPass{}
 	}
 	var mu sync.Mutex
 	masters := map[string]bool{} // the servers of this call
@@ -64,18 +70,44 @@ func (s *Stock) scan(ctx context.Context, p *keyPass, match string, count int64,
 		addr := c.Options().Addr
 		mu.Lock()
 		masters[addr] = true
-		cur, skip := p.cursors[addr], p.done[addr]
+		sp := p.servers[addr]
+		if sp == nil {
+			sp = &serverPass{}
+			p.servers[addr] = sp
+		}
+		id, cur, skip := sp.id, sp.cursor, sp.done
 		mu.Unlock()
 		if skip {
 			return nil
 		}
-		keys, next, err := c.Scan(ctx, cur, match, count).Result()
+		// A cursor is a place in one server's hash table, whose hashes are
+		// seeded at random when it starts: on another server behind the
+		// same address (the master Sentinel failed over to, all of them
+		// "FailoverClient"; a server restarted) it skipped keys at random,
+		// and the pass ended without them. The server's run_id, read on
+		// the same connection, tells; one that refuses INFO (an ACL
+		// without @dangerous) is read as before.
+		var info *goredis.StringCmd
+		var scanned *goredis.ScanCmd
+		_, _ = c.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+			info = pipe.Info(ctx, "server")
+			scanned = pipe.Scan(ctx, cur, match, count)
+			return nil
+		})
+		keys, next, err := scanned.Result()
 		if err != nil {
 			return err
 		}
+		now := runID(info.Val())
 		mu.Lock()
 		defer mu.Unlock()
-		p.cursors[addr], p.done[addr] = next, next == 0
+		if cur != 0 && now != id {
+			next = 0 // another server: its pass starts over (the keys read are its own all the same)
+			sp.done = false
+		} else {
+			sp.done = next == 0
+		}
+		sp.id, sp.cursor = now, next
 		for _, k := range keys {
 			each(k)
 		}
@@ -98,15 +130,24 @@ func (s *Stock) scan(ctx context.Context, p *keyPass, match string, count int64,
 	// read whole never ended. Its slots are another master's now, read
 	// under that one's address.
 	done = true
-	for addr, d := range p.done {
+	for addr, sp := range p.servers {
 		if !masters[addr] {
-			delete(p.cursors, addr)
-			delete(p.done, addr)
+			delete(p.servers, addr)
 			continue
 		}
-		done = done && d
+		done = done && sp.done
 	}
 	return done, nil
+}
+
+// runID reads the run_id of INFO server's answer ("" without one).
+func runID(info string) string {
+	for line := range strings.Lines(info) {
+		if id, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return id
+		}
+	}
+	return ""
 }
 
 // SalePass is a pass over Redis's keys for the sales whose live state or

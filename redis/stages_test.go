@@ -2,7 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,6 +128,74 @@ func TestScanSalesAcrossClusterFailover(t *testing.T) {
 		}
 		if !masters[promoted] || masters[old] {
 			return fmt.Errorf("its masters: %v", masters)
+		}
+		return nil
+	})
+	for round := 0; !scan(); round++ {
+		if round > 2000 {
+			t.Fatalf("the pass never ended: %d rounds after the failover, %d sales of %d found", round, len(found), sales)
+		}
+	}
+	if len(found) != sales {
+		t.Errorf("the pass ended having found %d sales of %d", len(found), sales)
+	}
+}
+
+// TestScanSalesAcrossSentinelFailover: through Sentinel the client calls
+// whichever server is the master, under one address ("FailoverClient"). A
+// SCAN cursor is a place in one server's hash table, hashed with a seed
+// drawn when that server started: the pass went on on the promoted replica
+// from where it was on the old master, and ended having skipped, at
+// random, keys it had not read yet (as it did after a single server's
+// restart).
+func TestScanSalesAcrossSentinelFailover(t *testing.T) {
+	ctx := context.Background()
+	rs := servicetest.StartRedisSentinel(t)
+	c, err := redis.Dial(ctx, rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	const sales = 2000
+	pipe := c.Pipeline()
+	for i := range sales {
+		pipe.Set(ctx, fmt.Sprintf("p:{s%d}:st", i), "x", 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Every key on the replica too before it takes over.
+	if n, err := c.Do(ctx, "WAIT", 1, 10000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT for the replica: %d replicas, %v", n, err)
+	}
+	st := redis.New(c, "p")
+	var pass redis.SalePass
+	found := map[string]bool{}
+	scan := func() bool {
+		t.Helper()
+		got, done, err := st.ScanSales(ctx, &pass, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range got {
+			found[s] = true
+		}
+		return done
+	}
+	for len(found) < sales/2 {
+		if scan() {
+			t.Fatalf("the pass ended before the failover, having found %d sales of %d", len(found), sales)
+		}
+	}
+	rs.Failover()
+	_, port, _ := strings.Cut(rs.MasterAddr(), ":")
+	servicetest.Eventually(t, 30*time.Second, "the client calls the new master", func() error {
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "tcp_port:"+port+"\r\n") {
+			return errors.New("it still calls the old one")
 		}
 		return nil
 	})
