@@ -165,7 +165,7 @@ func (d *Dashboard) guard(h http.HandlerFunc, page bool) http.HandlerFunc {
 			return
 		}
 		if page {
-			d.signIn(w, http.StatusUnauthorized, "")
+			d.signIn(w, http.StatusUnauthorized, "", returnPage(r.URL.Query().Get("page")))
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="surge"`)
@@ -177,8 +177,10 @@ func (d *Dashboard) page(w http.ResponseWriter, r *http.Request) {
 	d.asset("index.html", "text/html; charset=utf-8")(w, r)
 }
 
-// signIn answers the sign-in form, with a (constant) message.
-func (d *Dashboard) signIn(w http.ResponseWriter, status int, message string) {
+// signIn answers the sign-in form, with a (constant) message. The form
+// carries page, the page of sales it was asked for (returnPage), so that
+// the sign-in returns there.
+func (d *Dashboard) signIn(w http.ResponseWriter, status int, message string, page int) {
 	b, err := assets.ReadFile("assets/login.html")
 	if err != nil {
 		d.log.Error("dashboard asset missing", "name", "login.html", "err", err)
@@ -186,6 +188,10 @@ func (d *Dashboard) signIn(w http.ResponseWriter, status int, message string) {
 		return
 	}
 	b = bytes.Replace(b, []byte("<!--message-->"), []byte(message), 1)
+	if page > 1 {
+		field := `<input type="hidden" name="page" value="` + strconv.Itoa(page) + `">`
+		b = bytes.Replace(b, []byte("<!--page-->"), []byte(field), 1)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
@@ -219,17 +225,35 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	sess := d.session.Load()
+	page := returnPage(r.PostForm.Get("page"))
 	if !sess.isAdmin(r.PostForm.Get("token")) {
 		// The first refusal at once, then one line a period counting the
 		// others: a guesser shows, and cannot flood the log.
 		if suppressed, ok := d.refusals.Allow("sign-in"); ok {
 			d.log.WarnContext(r.Context(), "dashboard sign-in refused", "remote_addr", r.RemoteAddr, "suppressed", suppressed)
 		}
-		d.signIn(w, http.StatusUnauthorized, `<p class="error">That is not the admin token.</p>`)
+		d.signIn(w, http.StatusUnauthorized, `<p class="error">That is not the admin token.</p>`, page)
 		return
 	}
 	http.SetCookie(w, sess.cookie(now, overTLS(r)))
-	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	to := "/dashboard"
+	if page > 1 {
+		to += "?page=" + strconv.Itoa(page)
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// returnPage is the page of sales, from 2, that a sign-in returns to: the
+// operator who followed /dashboard?page=3 (a bookmark, a reload after the
+// session ended) signs in and must land there, not on the first page. 0
+// for the first page or anything that is no page: only a number goes
+// into the form and the redirect, never what was sent.
+func returnPage(v string) int {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 2 || n > maxPage {
+		return 0
+	}
+	return n
 }
 
 // overTLS reports whether the browser reached the server over TLS:

@@ -163,3 +163,45 @@ func TestOperatorPagesToEverySale(t *testing.T) {
 			len(seen), missing, pageInnerText(t, ctx, `#hidden-sales`))
 	}
 }
+
+// TestSignInReturnsToThePage: an operator on /dashboard?page=2 (a
+// bookmark, or the page reloaded once the session ended) got the sign-in
+// form, and signing in sent them to /dashboard: page 1, the sales they
+// were watching gone from the screen. docs/observability.md says the
+// sign-in redirects "back to the page". In a real browser, a sign-in from
+// page 2, after a wrong token too, must land on page 2.
+func TestSignInReturnsToThePage(t *testing.T) {
+	eng, reg := engineWithFigures(t)
+	onSale(t, eng, 60) // two pages of 48
+	d := New(Config{Gatherer: reg, AdminToken: testToken})
+	srv := httptest.NewServer(d)
+	t.Cleanup(func() { d.Close(); srv.Close() })
+
+	ctx := browser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/dashboard?page=2"),
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "not-the-admin-token"),
+		chromedp.Submit(chromedp.CSS(`#token`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.error`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), testToken),
+		chromedp.Submit(chromedp.CSS(`#token`)),
+		chromedp.WaitVisible(chromedp.CSS(`section.sale .remaining`)),
+	); err != nil {
+		t.Fatalf("sign in from /dashboard?page=2, a wrong token first: %v", err)
+	}
+	// The feed's first snapshot says which page the page follows.
+	var shows string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if shows = pageText(t, ctx, `#page-of`); shows != "" {
+			break
+		}
+	}
+	where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname + location.search`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if where != "/dashboard?page=2" || shows != "page 2 of 2" {
+		t.Errorf("signed in from /dashboard?page=2, the operator lands on %s, which shows %q; want /dashboard?page=2 showing page 2 of 2", where, shows)
+	}
+}
