@@ -58,14 +58,24 @@ var secretFileKeys = []string{"admin-token", "jwt-secret", "jwt-previous-secret"
 // sourceRank orders where a value came from: a later source overrides.
 var sourceRank = map[string]int{fromDefault: 0, fromFile: 1, fromEnv: 2, fromFlag: 3}
 
-// oneSpelling resolves a secret given in one source and its -file in
-// another: they are one setting in two spellings, so the later source
-// wins, as for any key, and the earlier one's spelling is cleared (a file
-// key so overridden is named by warnShadowed). Given both in one source,
-// they are left for readSecrets to refuse.
-func (l *loaded) oneSpelling(inFile map[string]string) {
+// twoSpellings are the settings given by either of two keys: a secret and
+// its -file (secretFileKeys), and the buyers' key set, from a JWKS file or
+// a URL.
+func twoSpellings() [][2]string {
+	pairs := [][2]string{{"jwks-file", "jwks-url"}}
 	for _, name := range secretFileKeys {
-		pair := []string{name, name + "-file"}
+		pairs = append(pairs, [2]string{name, name + "-file"})
+	}
+	return pairs
+}
+
+// oneSpelling resolves a setting given in one source in one spelling and
+// in another in the other (twoSpellings): the later source wins, as for
+// any key, and the earlier one's spelling is cleared (a file key so
+// overridden is named by warnShadowed). Given both in one source, they
+// are left for validate to refuse.
+func (l *loaded) oneSpelling(inFile map[string]string) {
+	for _, pair := range twoSpellings() {
 		if l.fs.Lookup(pair[0]).Value.String() == "" || l.fs.Lookup(pair[1]).Value.String() == "" {
 			continue
 		}
