@@ -73,9 +73,6 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !cfg.CreateSale && cfg.SaleID == "" {
 		return errUsage{"bench: give --sale ID, or --stock N to create a sale"}
 	}
-	if (cfg.CreateSale || !noVerify) && cfg.AdminToken == "" {
-		return errUsage{"bench: no admin token: pass --admin-token or set SURGE_ADMIN_TOKEN; it creates the sale and reads the export to verify (or pass --no-verify)"}
-	}
 	if cfg.UserPrefix == "" {
 		cfg.UserPrefix = fmt.Sprintf("b%x-", time.Now().UnixNano()&0xffffff)
 	}
@@ -96,6 +93,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Mode, cfg.Shape = bench.OpenLoop, bench.Constant{PerSecond: rate, For: d}
 	default:
 		cfg.Mode = bench.ClosedLoop
+	}
+	// After the command line's checks (exit 2): no admin token is exit 1,
+	// as a wrong one is, and as for surge sale and surge order (README).
+	if (cfg.CreateSale || !noVerify) && cfg.AdminToken == "" {
+		return errors.New("bench: no admin token: pass --admin-token or set SURGE_ADMIN_TOKEN; it creates the sale and reads the export to verify (or pass --no-verify)")
 	}
 	// The load generator shares the machine with what it measures; fewer
 	// GC cycles cut its CPU by about 15% (unless the user set GOGC).

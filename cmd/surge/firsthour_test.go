@@ -77,7 +77,7 @@ func TestFirstHour(t *testing.T) {
 			t.Errorf("%s: %d, stdout %q, stderr %q; want 1 and one line with %q", tt.name, code, stdout, stderr, tt.want)
 		}
 	}
-	if code, _, stderr := runCLI(ctx, "bench", "--server", srv.base, "--stock", "5"); code != 2 || !strings.Contains(stderr, "pass --admin-token or set SURGE_ADMIN_TOKEN") {
+	if code, _, stderr := runCLI(ctx, "bench", "--server", srv.base, "--stock", "5"); code != 1 || !strings.Contains(stderr, "pass --admin-token or set SURGE_ADMIN_TOKEN") {
 		t.Errorf("bench without a token: %d, %q", code, stderr)
 	}
 
