@@ -154,6 +154,15 @@ func scheduled(s Shape, window time.Duration, users int) int64 {
 	return n
 }
 
+// CheckConfig reports what Run would refuse in cfg before it sends anything:
+// its own fields, not what only the server can tell (a sale that does not
+// exist, a limit below MaxQuantity). A command line checks its flags with
+// it before any request.
+func CheckConfig(cfg Config) error {
+	_, err := prepare(cfg)
+	return err
+}
+
 // prepare validates cfg and applies its defaults.
 func prepare(cfg Config) (Config, error) {
 	bad := func(format string, args ...any) (Config, error) {

@@ -94,6 +94,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		cfg.Mode = bench.ClosedLoop
 	}
+	// The values bench refuses (--users 0, --retry-share 2, --per-user-limit
+	// over --stock…) are the command line's too: refused before anything is
+	// sent, exit 2. The token is not checked here: none is exit 1, below.
+	check := cfg
+	if check.AdminToken == "" {
+		check.AdminToken = "checked-below"
+	}
+	if err := bench.CheckConfig(check); err != nil {
+		return errUsage{err.Error() + " (run 'surge bench --help')"}
+	}
 	// After the command line's checks (exit 2): no admin token is exit 1,
 	// as a wrong one is, and as for surge sale and surge order (README).
 	if (cfg.CreateSale || !noVerify) && cfg.AdminToken == "" {

@@ -5,8 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/surgehq/surge/api"
 )
 
 // TestBenchFailsARunThatTestedNothing: against a server that refuses every
@@ -61,5 +67,52 @@ func TestBenchRefusesRateAndStockOutOfRange(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, tc.flag) {
 			t.Errorf("bench %s %s: exit %d, stderr %q; want 2 and an error naming %s", tc.flag, tc.value, code, errOut, tc.flag)
 		}
+	}
+}
+
+// TestBenchRefusesBadValuesBeforeSending: values of surge bench's flags
+// that bench itself refuses (--users 0, --retry-share 2, --connections 0,
+// a negative --timeout, --per-user-limit over --stock, a sale id no sale
+// can have…) exited 1, as a failed run does, where the README gives bad
+// flags exit 2; with --sale the admin export was read from the server
+// first. Each is a command line refused: exit 2, one line, and not one
+// request sent (a proxy before the real server counts them).
+func TestBenchRefusesBadValuesBeforeSending(t *testing.T) {
+	ctx, admin := cliServer(t, "--insecure-user-header")
+	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("drop"), Name: new("Drop"), Stock: new(int64(50))}); err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var sent atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent.Add(1)
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	for _, args := range [][]string{
+		{"--sale", "drop", "--users", "0"},
+		{"--sale", "drop", "--quantity", "-1"},
+		{"--sale", "drop", "--retry-share", "2"},
+		{"--sale", "drop", "--connections", "0"},
+		{"--sale", "drop", "--timeout", "-1s"},
+		{"--sale", "drop", "--duration", "-1s"},
+		{"--sale", "drop", "--user-prefix", "a.b"},
+		{"--sale", "a/b"},
+		{"--stock", "5", "--per-user-limit", "10"},
+		{"--stock", "5", "--quantity", "2"},
+	} {
+		before := sent.Load()
+		code, stdout, stderr := runCLI(ctx, append([]string{"bench", "--server", proxy.URL, "--retry-share", "0"}, args...)...)
+		if n := sent.Load() - before; code != 2 || !oneLine(stderr) || n != 0 {
+			t.Errorf("surge bench %s: exit %d, %d requests sent, stdout %q, stderr %q; want exit 2, one line and no request",
+				strings.Join(args, " "), code, n, stdout, stderr)
+		}
+	}
+	if s, err := admin.Sale(ctx, "drop"); err != nil || s.Remaining != 50 {
+		t.Errorf("the sale after the refusals: %+v, %v; want its 50 units", s, err)
 	}
 }
