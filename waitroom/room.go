@@ -217,7 +217,7 @@ func (r *Room) entry(ctx context.Context, q Queue, t ticket, at time.Time) (Entr
 		if epoch != t.Epoch || err != nil || e.Seq != t.Seq || e.Slot != t.Slot {
 			return Entry{}, errStale
 		}
-		return Entry{Seq: t.Seq, Draw: t.Draw, Slot: t.Slot}, nil
+		return Entry{Seq: t.Seq, Slot: t.Slot}, nil
 	}
 	epoch, err := r.backend.Epoch(ctx, q)
 	if err != nil {
@@ -230,8 +230,11 @@ func (r *Room) entry(ctx context.Context, q Queue, t ticket, at time.Time) (Entr
 }
 
 func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID string, e Entry, epoch uint64, now time.Time) (Status, error) {
+	// The ticket leaves the draw out (0): it is signed, not encrypted, and
+	// a lottery's draws are its order, secret until drawn. Nothing reads
+	// it back: a ticket without its slot has its entry looked up.
 	st := Status{SaleID: sale.ID, UserID: userID, State: Waiting, Position: -1,
-		Ticket: r.signer.sign(ticket{SaleID: sale.ID, UserID: userID, Seq: e.Seq, Draw: e.Draw, Slot: e.Slot, Issued: now, Epoch: epoch})}
+		Ticket: r.signer.sign(ticket{SaleID: sale.ID, UserID: userID, Seq: e.Seq, Slot: e.Slot, Issued: now, Epoch: epoch})}
 	at, stopped := clock(sale, now)
 	// Admission ends with the sale (a pause does not move ends_at): once
 	// it has ended, every place is over for good, whether its turn came

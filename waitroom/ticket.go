@@ -24,7 +24,10 @@ import (
 // truncated: 43 characters buy the whole 256-bit margin. The epoch names
 // the incarnation of the queue that placed the buyer (see Backend.Epoch),
 // so a ticket of a queue lost since (a restart) is refused. Version 1
-// tickets had none; they are refused as issued before a restart.
+// tickets had none; they are refused as issued before a restart. The draw
+// is written 0 (Room.status): a ticket is readable by its holder, and a
+// lottery's draws are its order. The field stays, so that tickets of
+// builds that wrote it still read, as every build reads these.
 const (
 	ticketVersion = 2
 	macSize       = sha256.Size
