@@ -338,21 +338,29 @@ func (s *Server) writeQueue(w http.ResponseWriter, status int, st waitroom.Statu
 }
 
 // ticketOf returns the request's ticket: the header, or for event streams
-// (EventSource cannot set headers) the ticket query parameter.
+// (EventSource cannot set headers) the ticket query parameter. Sent both
+// ways, two different tickets are refused as two headers are: following
+// either would drop the other unseen, and it may be another buyer's.
 func ticketOf(r *http.Request, query bool) (string, error) {
 	tickets := r.Header[TicketHeader]
 	if len(tickets) > 1 {
 		return "", surge.Errorf(surge.CodeInvalidTicket, "send one %s header, not %d", TicketHeader, len(tickets))
 	}
-	if len(tickets) == 1 {
-		return tickets[0], nil
-	}
 	if query {
-		if q := r.URL.Query()["ticket"]; len(q) > 1 {
+		q := r.URL.Query()["ticket"]
+		if len(q) > 1 {
 			return "", surge.Errorf(surge.CodeInvalidTicket, "send one ticket parameter, not %d", len(q))
-		} else if len(q) == 1 {
+		}
+		if len(q) == 1 && len(tickets) == 1 && q[0] != tickets[0] {
+			return "", surge.Errorf(surge.CodeInvalidTicket,
+				"the %s header and the ticket parameter hold two different tickets: send one ticket", TicketHeader)
+		}
+		if len(q) == 1 {
 			return q[0], nil
 		}
+	}
+	if len(tickets) == 1 {
+		return tickets[0], nil
 	}
 	return "", nil
 }
