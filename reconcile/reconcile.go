@@ -177,6 +177,11 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 			continue
 		case !ok:
 			continue // a failed payment Surge never heard of: no money moved
+		case row.Status == Failed:
+			// No money moved: its amount is the attempt's, or none, not
+			// money taken to compare with what Surge recorded. A paid
+			// payment with no other line is paid_not_at_provider (below).
+			continue
 		}
 		cents, digits := row.amountFor(p)
 		if cents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
