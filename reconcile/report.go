@@ -16,7 +16,8 @@ import (
 func (r *Report) WriteTable(w io.Writer) error {
 	// Every write's error counts: a report missing a line is not written,
 	// and the caller's exit status says so.
-	if _, err := fmt.Fprintf(w, "read %d settlement rows, %d payments, %d orders of %d sales\n", r.SettlementRows, r.Payments, r.Orders, r.Sales); err != nil {
+	if _, err := fmt.Fprintf(w, "read %s, %s, %s of %s\n", Count(r.SettlementRows, "settlement row", "settlement rows"),
+		Count(r.Payments, "payment", "payments"), Count(r.Orders, "order", "orders"), Count(r.Sales, "sale", "sales")); err != nil {
 		return err
 	}
 	if r.OK() {
@@ -31,8 +32,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d mismatches\n", len(r.Mismatches))
+	_, err := fmt.Fprintln(w, Count(len(r.Mismatches), "mismatch", "mismatches"))
 	return err
+}
+
+// Count writes n and the noun that goes with it: one for 1, many for
+// any other count ("1 mismatch", "2 mismatches", "0 sales").
+func Count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // dash shows an id: "-" for none, quoted with Go's escapes when it is not

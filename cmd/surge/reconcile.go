@@ -20,7 +20,9 @@ import (
 // report itself is on stdout.
 type errMismatch struct{ n int }
 
-func (e errMismatch) Error() string { return fmt.Sprintf("reconcile: %d mismatches", e.n) }
+func (e errMismatch) Error() string {
+	return "reconcile: " + reconcile.Count(e.n, "mismatch", "mismatches")
+}
 
 // errNoVerdict is reconcile's exit status 3: nothing was compared (the
 // data directory or PostgreSQL could not be read), or the books matched
