@@ -77,7 +77,8 @@ type Config struct {
 	BreakerOpen time.Duration
 	// NoExpiry stops the leader from expiring holds each round: they then
 	// end only when the owner calls Expire (tests that drive their own
-	// clock).
+	// clock), and a pay or cancel judges a hold on the caller's clock, not
+	// on PostgreSQL's.
 	NoExpiry bool
 	// Now is the node's wall clock (default time.Now): tests put one
 	// node's ahead of the others'.

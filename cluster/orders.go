@@ -39,7 +39,10 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 	}
 	var r surge.PaymentResult
 	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
-		r, err = s.db.RecordPayment(ctx, ev, now.UTC().Truncate(time.Millisecond))
+		if now, err = s.holdClock(ctx, now); err != nil {
+			return err
+		}
+		r, err = s.db.RecordPayment(ctx, ev, now)
 		return err
 	})
 	if err != nil {
@@ -61,8 +64,10 @@ func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus,
 		return surge.Order{}, surge.ErrUnavailable
 	}
 	var o surge.Order
-	now = now.UTC().Truncate(time.Millisecond)
 	err := s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) { // its units go back below
+		if now, err = s.holdClock(ctx, now); err != nil {
+			return err
+		}
 		o, err = s.db.Settle(ctx, id, status, now)
 		return err
 	})
@@ -82,6 +87,25 @@ func (s *Store) settle(ctx context.Context, id string, status surge.OrderStatus,
 		s.release(ctx, o.SaleID, []surge.Order{o})
 	}
 	return o, nil
+}
+
+// holdClock is the instant at which a pay or cancel asked at now (the
+// caller's reading of this node's clock) judges a hold and is recorded:
+// PostgreSQL's clock, the one the leader expires holds by (leadRound).
+// Judged on this node's clock, a node running ahead of the others refused
+// a hold the leader had not ended (not_payable, and a provider's payment
+// taken for late: refund_due), and one running behind took a payment for a
+// hold the leader was about to end. A store whose owner ends holds itself
+// with its own clock (Config.NoExpiry, Expire) judges them on that clock:
+// now.
+func (s *Store) holdClock(ctx context.Context, now time.Time) (time.Time, error) {
+	if !s.cfg.NoExpiry {
+		var err error
+		if now, err = s.db.Now(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return now.UTC().Truncate(time.Millisecond), nil
 }
 
 // Order implements surge.Store.

@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -22,7 +23,18 @@ func TestRefundDueClusterAsOfTheChange(t *testing.T) {
 		t.Fatalf("%+v %v", out, err)
 	}
 	o := out[0].Order
-	late := o.ExpiresAt.Add(time.Millisecond)
+	// The store judges the hold on PostgreSQL's clock, not the caller's
+	// (which the leader does not expire by): paid once that clock is past
+	// the hold's end, most likely before the leader's next round.
+	db := servicetest.Conn(t, "public")
+	servicetest.Eventually(t, 10*time.Second, "PostgreSQL's clock passes the hold's end", func() error {
+		var past bool
+		if err := db.QueryRow(t.Context(), `SELECT clock_timestamp() > $1`, o.ExpiresAt).Scan(&past); err != nil || past {
+			return err
+		}
+		return errors.New("not yet")
+	})
+	late := time.Now()
 	res, err := s.RecordPayment(t.Context(), surge.PaymentEvent{ID: "pay_late", Type: surge.PaymentSucceeded, OrderID: o.ID,
 		AmountCents: 500, Currency: "EUR", Created: late, Provider: "surge"}, late)
 	if err != nil {
