@@ -10,4 +10,11 @@ type LiveState struct {
 	Ever    int64 // units ever inserted, final for this epoch's start
 	Live    []Order
 	Keyed   []Order // every order with an idempotency key, as first answered
+	// Ended: the sale's end had come by the clock of the node that last
+	// changed it (its end set to that change's instant or before, as an
+	// operator's end "now" does, or a change made once it had ended).
+	// Every batch decided from this state is refused ended, whatever the
+	// clock of the node deciding it reads: a node whose clock was behind
+	// the one that ended the sale sold on after the end was answered.
+	Ended bool
 }

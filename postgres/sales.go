@@ -86,21 +86,31 @@ type SaleRow struct {
 	// Sold is the units of the sale's live (reserved, paid) orders: Redis
 	// should have stock minus Sold remaining once nothing is in flight.
 	Sold int64
+	// Changed is when the sale was last changed (UpdateSale), on the clock
+	// of the node that changed it; zero if never.
+	Changed time.Time
+}
+
+// endedByChange reports whether the sale's end had come by the clock of
+// the node that last changed it (surge.LiveState.Ended).
+func (r SaleRow) endedByChange() bool {
+	return !r.EndsAt.IsZero() && !r.Changed.IsZero() && !r.Changed.Before(r.EndsAt)
 }
 
 const saleColumns = `id, name, stock, per_user_limit, price_cents, currency, starts_at, ends_at,
-	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever, paused, paused_at, paused_for_ns, sold`
+	hold_seconds, created_at, waiting_room, epoch, dirty, buckets, ever, paused, paused_at, paused_for_ns, sold, updated_at`
 
 func scanSale(row pgx.Row) (SaleRow, error) {
 	var (
 		s            SaleRow
 		ends, paused *time.Time
+		changed      *time.Time
 		pausedFor    int64
 		room         []byte
 	)
 	if err := row.Scan(&s.ID, &s.Name, &s.Stock, &s.PerUserLimit, &s.PriceCents, &s.Currency, &s.StartsAt,
 		&ends, &s.HoldSeconds, &s.CreatedAt, &room, &s.Epoch, &s.Dirty, &s.Buckets, &s.Ever, &s.Paused,
-		&paused, &pausedFor, &s.Sold); err != nil {
+		&paused, &pausedFor, &s.Sold, &changed); err != nil {
 		return SaleRow{}, err
 	}
 	s.StartsAt, s.CreatedAt = s.StartsAt.UTC(), s.CreatedAt.UTC()
@@ -109,6 +119,9 @@ func scanSale(row pgx.Row) (SaleRow, error) {
 	}
 	if paused != nil {
 		s.PausedAt = paused.UTC()
+	}
+	if changed != nil {
+		s.Changed = changed.UTC()
 	}
 	s.PausedFor = time.Duration(pausedFor)
 	var err error

@@ -22,6 +22,11 @@ var ErrStagingLost = errors.New("the staged state was lost before its swap (Redi
 // million orders is installed in many small steps, not one huge one.
 const chunk = 1000
 
+// endedForAll is the end a sale its own change ended is installed with
+// (surge.LiveState.Ended): earlier than any end a sale can have (year
+// 0001 is about -6.2e13 ms), and exact as a Lua number.
+const endedForAll = -1 << 52
+
 // Install replaces the sale's live state with st, bucket by bucket,
 // unless a bucket already holds a state of the same or a newer epoch
 // (installed reports whether every bucket took it). Each bucket's state is
@@ -72,6 +77,13 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool, p
 		if ends = st.Sale.EndsAt.UnixMilli(); ends == 0 {
 			ends = -1
 		}
+	}
+	// A sale its own change ended (surge.LiveState.Ended) is ended for
+	// every batch, whatever the clock of the node deciding it reads: its
+	// end goes as one earlier than any a sale can have, which every
+	// clock is past. reserve.lua of every version reads it so.
+	if st.Ended {
+		ends = endedForAll
 	}
 	installed = true
 	for b := range nb {

@@ -1,0 +1,84 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
+	"github.com/surgehq/surge/servicetest"
+)
+
+// TestEndNowEndsOnASlowerNode (cluster, two nodes whose clocks are 3 s
+// apart): once an operator's end "now" on the node ahead is answered (the
+// sale ended, its new epoch installed), a purchase on the node behind is
+// refused ended, and still is once the leader has rebuilt the sale from
+// PostgreSQL. Redis decided each batch at the clock of its node against the
+// end the other node had read on its own: the node behind sold for 3 s
+// more, committed under the new epoch, after the sale was answered ended.
+func TestEndNowEndsOnASlowerNode(t *testing.T) {
+	const skew = 3 * time.Second
+	for _, rebuilt := range []bool{false, true} {
+		what := "installed by the change"
+		if rebuilt {
+			what = "rebuilt by the leader"
+		}
+		t.Run(what, func(t *testing.T) {
+			ns := namespace(t)
+			ahead := openStore(t, ns, cluster.Config{NodeID: "ahead", Interval: 100 * time.Millisecond,
+				Now: func() time.Time { return time.Now().Add(skew) }})
+			t.Cleanup(func() { ahead.Close() })
+			behind := openStore(t, ns, cluster.Config{NodeID: "behind", Interval: 100 * time.Millisecond})
+			t.Cleanup(func() { behind.Close() })
+			ctx := context.Background()
+			id, name, stock := "end", "End", int64(10)
+			start := time.Now().Add(-time.Minute)
+			sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			createSale(t, ahead, sl)
+			// The node behind has sold and knows the sale.
+			if out, _, err := reserve(behind, id, surge.Purchase{UserID: "early", Quantity: 1}); err != nil || len(out) != 1 || out[0].Code != surge.CodeReserved {
+				t.Fatalf("a purchase before the end: %+v, %v", out, err)
+			}
+			ended, err := ahead.UpdateSale(ctx, id, surge.SalePatch{EndNow: true}, surge.At(time.Now().Add(skew)))
+			if err != nil || !ended.EndsAt.After(time.Now()) {
+				t.Fatalf("end now on the node %v ahead: %+v, %v", skew, ended, err)
+			}
+			if rebuilt {
+				db := servicetest.Conn(t, ns)
+				var epoch int64
+				if err := db.QueryRow(ctx, `UPDATE sales SET dirty = true WHERE id = $1 RETURNING epoch`, id).Scan(&epoch); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, 10*time.Second, "the leader rebuilds the sale", func() error {
+					var e int64
+					var dirty bool
+					if err := db.QueryRow(ctx, `SELECT epoch, dirty FROM sales WHERE id = $1`, id).Scan(&e, &dirty); err != nil {
+						return err
+					}
+					if e == epoch || dirty {
+						return errors.New("not yet")
+					}
+					return nil
+				})
+			}
+			// Until the rebuilt state is in Redis, a batch is answered 503.
+			var out []surge.Outcome
+			eventually(t, 10*time.Second, "a purchase on the node behind is decided", func() (err error) {
+				out, _, err = reserve(behind, id, surge.Purchase{UserID: "late", Quantity: 1})
+				return err
+			})
+			if len(out) != 1 || out[0].Code != surge.CodeEnded {
+				t.Errorf("a purchase on the node %v behind, after the sale was answered ended at %s: %+v; want ended",
+					skew, surge.FormatTime(ended.EndsAt), out)
+			}
+			if rem, err := behind.Remaining(ctx, id); err != nil || rem != stock-1 {
+				t.Errorf("remaining %d, %v after the end; want %d", rem, err, stock-1)
+			}
+		})
+	}
+}
