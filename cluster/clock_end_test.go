@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,5 +81,76 @@ func TestEndNowEndsOnASlowerNode(t *testing.T) {
 				t.Errorf("remaining %d, %v after the end; want %d", rem, err, stock-1)
 			}
 		})
+	}
+}
+
+// TestEndNowComesAfterBatchesAheadOfIt (cluster): an operator's end "now"
+// that waits for the sale row's lock behind a batch committing on another
+// node ends the sale after it: no order committed ahead of the end lies
+// after the sale's ends_at. The end's instant was read before the row's
+// lock was taken: an order another node decided and committed meanwhile
+// was made after the end (a purchase the sale's own window refuses).
+func TestEndNowComesAfterBatchesAheadOfIt(t *testing.T) {
+	ns := namespace(t)
+	a := openStore(t, ns, cluster.Config{NodeID: "a"})
+	t.Cleanup(func() { a.Close() })
+	b := openStore(t, ns, cluster.Config{NodeID: "b"})
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	id, name, stock := "ahead", "Ahead", int64(10)
+	start := time.Now().Add(-time.Minute)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	createSale(t, a, sl)
+	db := servicetest.Conn(t, ns)
+	type answer struct {
+		out []surge.Outcome
+		err error
+	}
+	done := make(chan answer, 1)
+	base := time.Now().UTC().Truncate(time.Millisecond)
+	var once sync.Once
+	// The end's clock: as it is read, node b decides a batch a millisecond
+	// later, which commits, or waits for the sale row's lock if the end
+	// holds it already.
+	clock := func() time.Time {
+		once.Do(func() {
+			go func() {
+				out, _, err := b.Reserve(ctx, id, []surge.Purchase{{UserID: "b", Quantity: 1}}, surge.At(base.Add(time.Millisecond)))
+				done <- answer{out, err}
+			}()
+			eventually(t, 10*time.Second, "node b's batch commits or waits for the sale's row", func() error {
+				select {
+				case a := <-done:
+					done <- a
+					return nil
+				default:
+				}
+				var waiting bool
+				if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+					AND wait_event_type = 'Lock' AND query LIKE '%surge_insert_orders%')`).Scan(&waiting); err != nil || waiting {
+					return err
+				}
+				return errors.New("neither yet")
+			})
+		})
+		return base
+	}
+	ended, err := a.UpdateSale(ctx, id, surge.SalePatch{EndNow: true}, clock)
+	if err != nil || !ended.EndsAt.Equal(base) {
+		t.Fatalf("end now: %+v, %v; want ended at %s", ended, err, surge.FormatTime(base))
+	}
+	<-done
+	err = a.Orders(ctx, id, func(o surge.Order) error {
+		if !o.CreatedAt.Before(ended.EndsAt) {
+			t.Errorf("order %s made at %s, in a sale that ended at %s: its window refuses a purchase then",
+				o.ID, surge.FormatTime(o.CreatedAt), surge.FormatTime(ended.EndsAt))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -48,19 +48,16 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, cl
 		})
 		defer release()
 	}
-	// Read once the install lock is held, not before the wait for it:
-	// an end "now" then comes after the changes that went ahead of it.
-	now := clock()
-	if p.EndNow {
-		p.EndsAt, p.EndNow = &now, false
-	}
-	row, started, err := s.db.UpdateSale(ctx, id, p, now.UTC().Truncate(time.Millisecond))
+	// The change's instant is read once the sale row's lock is held
+	// (postgres.UpdateSale): an end "now" then comes after the changes
+	// and the batches committed ahead of it.
+	row, started, err := s.db.UpdateSale(ctx, id, p, clock)
 	if surge.ErrorCode(err) != "" {
 		return surge.Sale{}, err
 	}
 	if err != nil {
 		release()
-		return s.readBack(ctx, id, p, err)
+		return s.readBack(ctx, id, p, clock, err)
 	}
 	s.remember(row.Sale, row.Buckets, row.Ever)
 	if started {
@@ -90,13 +87,13 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, cl
 // state, which this node did not; otherwise the answer is a 503 that does
 // not claim nothing changed (the commit may yet land, or a later change
 // overwrote it), and retrying is safe.
-func (s *Store) readBack(ctx context.Context, id string, p surge.SalePatch, cause error) (surge.Sale, error) {
+func (s *Store) readBack(ctx context.Context, id string, p surge.SalePatch, clock func() time.Time, cause error) (surge.Sale, error) {
 	var row postgres.SaleRow
 	err := s.call(context.WithoutCancel(ctx), s.pcb, func(ctx context.Context) (err error) {
 		row, err = s.db.Sale(ctx, id)
 		return err
 	})
-	if err == nil && holds(row.Sale, p) {
+	if err == nil && holds(row.Sale, p, clock()) {
 		s.log.Warn("the answer to a change of a sale was lost, and PostgreSQL holds the change; the leader installs its live state",
 			"sale", id, "epoch", row.Epoch, "err", cause)
 		s.remember(row.Sale, row.Buckets, row.Ever)
@@ -110,9 +107,11 @@ func (s *Store) readBack(ctx context.Context, id string, p surge.SalePatch, caus
 }
 
 // holds reports whether sl has every value p sets, as the change stores
-// them: an end to the millisecond (surge.Sale.Apply).
-func holds(sl surge.Sale, p surge.SalePatch) bool {
+// them: an end to the millisecond (surge.Sale.Apply), and for an end
+// "now" an end at or before now.
+func holds(sl surge.Sale, p surge.SalePatch, now time.Time) bool {
 	return (p.Name == nil || *p.Name == sl.Name) &&
+		(!p.EndNow || !sl.EndsAt.IsZero() && !sl.EndsAt.After(now)) &&
 		(p.Stock == nil || *p.Stock == sl.Stock) &&
 		(p.PerUserLimit == nil || *p.PerUserLimit == sl.PerUserLimit) &&
 		(p.EndsAt == nil || p.EndsAt.Truncate(time.Millisecond).Equal(sl.EndsAt)) &&

@@ -19,8 +19,11 @@ import (
 // epoch, as a rebuild does, so that no batch decided against the old sale
 // inserts afterwards (started; read the truth to build the new epoch's
 // live state from with Snapshot). surge.ErrSaleNotFound if the sale is
-// unknown or archived.
-func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now time.Time) (row SaleRow, started bool, err error) {
+// unknown or archived. The change's instant (an end "now", a pause's
+// start, updated_at) is read from clock once the row's lock is held:
+// read before, it came before the inserts that took the lock first, and
+// an end "now" lay before orders committed ahead of it.
+func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, clock func() time.Time) (row SaleRow, started bool, err error) {
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		cur, err := scanSale(tx.QueryRow(ctx, `SELECT `+saleColumns+` FROM sales
 			WHERE id = $1 AND archived_at IS NULL FOR UPDATE`, id))
@@ -29,6 +32,11 @@ func (d *DB) UpdateSale(ctx context.Context, id string, p surge.SalePatch, now t
 		}
 		if err != nil {
 			return err
+		}
+		now := clock().UTC().Truncate(time.Millisecond)
+		p := p
+		if p.EndNow {
+			p.EndsAt, p.EndNow = &now, false
 		}
 		next, err := cur.Sale.Apply(p, cur.Sold, now)
 		if err != nil {
