@@ -32,17 +32,24 @@ type podContainer struct {
 	}
 }
 
-// renderContainer renders the chart with the mode's ci values and args
-// (helm template, the real chart) and returns its workload's (the
-// StatefulSet's or the Deployment's) surge container.
-func renderContainer(t *testing.T, mode string, args ...string) podContainer {
+// renderChart is helm template of the real chart with the mode's ci
+// values and args.
+func renderChart(t *testing.T, mode string, args ...string) string {
 	t.Helper()
 	helm := tool(t, "helm", "go install helm.sh/helm/v4/cmd/helm@v4.3.2")
 	t.Setenv("HELM_CACHE_HOME", t.TempDir())
 	t.Setenv("HELM_CONFIG_HOME", t.TempDir())
 	t.Setenv("HELM_DATA_HOME", t.TempDir())
 	chart := filepath.Join("helm", "surge")
-	out := runTool(t, helm, append([]string{"template", "drop", chart, "-f", filepath.Join(chart, "ci", mode+"-values.yaml")}, args...)...)
+	return runTool(t, helm, append([]string{"template", "drop", chart, "-f", filepath.Join(chart, "ci", mode+"-values.yaml")}, args...)...)
+}
+
+// renderContainer renders the chart with the mode's ci values and args
+// (helm template, the real chart) and returns its workload's (the
+// StatefulSet's or the Deployment's) surge container.
+func renderContainer(t *testing.T, mode string, args ...string) podContainer {
+	t.Helper()
+	out := renderChart(t, mode, args...)
 	dec := yaml.NewDecoder(strings.NewReader(out))
 	for {
 		var doc struct {

@@ -42,6 +42,9 @@ probes, the Service, the volume or the grace period no longer follow. */ -}}
 {{- fail (printf "env.%s: the chart sets %s itself and derives the pod from it; set %s instead" $name $name $instead) -}}
 {{- end -}}
 {{- end -}}
+{{- if not (has (.Values.service.externalTrafficPolicy | default "") (list "" "Local" "Cluster")) -}}
+{{- fail (printf "service.externalTrafficPolicy must be Local, Cluster or empty, not %q" .Values.service.externalTrafficPolicy) -}}
+{{- end -}}
 {{- if and .Values.trustedProxies (hasKey (.Values.env | default dict) "SURGE_TRUSTED_PROXIES") -}}
 {{- fail "trustedProxies and env.SURGE_TRUSTED_PROXIES both name the trusted proxies: give trustedProxies alone" -}}
 {{- end -}}
