@@ -226,8 +226,9 @@ func waitListen(t *testing.T, addr string, logs func() string) {
 }
 
 // render is nginx.conf with each key replaced by its value; every key
-// must occur, exactly once but for a node's address (once per upstream),
-// so a change of the shipped file that this test no longer follows fails
+// must occur, exactly once but for a node's address (once per upstream)
+// and the read timeout of ordinary requests (for keyed purchases too), so
+// a change of the shipped file that this test no longer follows fails
 // here.
 func render(t *testing.T, repl map[string]string) string {
 	t.Helper()
@@ -240,6 +241,9 @@ func render(t *testing.T, repl map[string]string) string {
 		want := 1
 		if strings.HasPrefix(from, "server surge-") {
 			want = 2 // the HTTP and the gRPC upstream
+		}
+		if from == "proxy_read_timeout 30s;" {
+			want = 2 // location / and /.keyed/
 		}
 		if n := strings.Count(conf, from); n != want {
 			t.Fatalf("nginx.conf holds %q %d times, want %d", from, n, want)
