@@ -292,7 +292,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // start starts cmd with its output in logPath, kills it when the test
-// ends, and returns a function reading the log.
+// ends, and returns a function reading the log. It runs in a process
+// group of its own, killed whole: nginx's workers, and a node's new
+// process after an upgrade, outlive a master or old process killed alone.
 func start(t *testing.T, cmd *exec.Cmd, logPath string) func() string {
 	t.Helper()
 	f, err := os.Create(logPath)
@@ -301,6 +303,7 @@ func start(t *testing.T, cmd *exec.Cmd, logPath string) func() string {
 	}
 	defer f.Close()
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +312,7 @@ func start(t *testing.T, cmd *exec.Cmd, logPath string) func() string {
 		return string(b)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		if t.Failed() {
 			l := logs()
