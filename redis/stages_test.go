@@ -94,19 +94,7 @@ func TestScanSalesAcrossClusterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := redis.New(c, "p")
-	var pass redis.SalePass
-	found := map[string]bool{}
-	scan := func() bool {
-		t.Helper()
-		got, done, err := st.ScanSales(ctx, &pass, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range got {
-			found[s] = true
-		}
-		return done
-	}
+	scan, found := salesScan(ctx, t, st, 10)
 	if scan() {
 		t.Fatal("the pass ended in its first round, of about ten keys a master")
 	}
@@ -169,19 +157,7 @@ func TestScanSalesAcrossSentinelFailover(t *testing.T) {
 		t.Fatalf("WAIT for the replica: %d replicas, %v", n, err)
 	}
 	st := redis.New(c, "p")
-	var pass redis.SalePass
-	found := map[string]bool{}
-	scan := func() bool {
-		t.Helper()
-		got, done, err := st.ScanSales(ctx, &pass, 20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range got {
-			found[s] = true
-		}
-		return done
-	}
+	scan, found := salesScan(ctx, t, st, 20)
 	for len(found) < sales/2 {
 		if scan() {
 			t.Fatalf("the pass ended before the failover, having found %d sales of %d", len(found), sales)
@@ -207,4 +183,23 @@ func TestScanSalesAcrossSentinelFailover(t *testing.T) {
 	if len(found) != sales {
 		t.Errorf("the pass ended having found %d sales of %d", len(found), sales)
 	}
+}
+
+// salesScan returns a step of one pass of ScanSales over st, count keys
+// a call, which reports whether the pass has ended, and the sales found
+// by the steps so far.
+func salesScan(ctx context.Context, t *testing.T, st *redis.Stock, count int64) (func() bool, map[string]bool) {
+	var pass redis.SalePass
+	found := map[string]bool{}
+	return func() bool {
+		t.Helper()
+		got, done, err := st.ScanSales(ctx, &pass, count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range got {
+			found[s] = true
+		}
+		return done
+	}, found
 }

@@ -31,13 +31,7 @@ func TestSecretOverridesFileAcrossSources(t *testing.T) {
 	if err := os.WriteFile(jwtFile, []byte(strings.Repeat("f", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		file string
-		env  []string
-		args []string
-		want []string // lines of --print-config
-	}{
+	checkSources(t, func(out string) string { return grepLines(out, "admin-token") + grepLines(out, "jwt-secret") }, []sourcesCase{
 		{"variable over the file's -file", "admin-token-file: " + tokenFile + "\n",
 			[]string{"SURGE_ADMIN_TOKEN=token-from-the-env-0123"}, nil,
 			[]string{`admin-token: "xxxxx" # env`, `admin-token-file: "" # env`}},
@@ -47,7 +41,30 @@ func TestSecretOverridesFileAcrossSources(t *testing.T) {
 		{"flag over the variable's -file", "",
 			[]string{"SURGE_ADMIN_TOKEN_FILE=" + tokenFile}, []string{"--admin-token", "token-from-the-flag-0123"},
 			[]string{`admin-token: "xxxxx" # flag`, `admin-token-file: "" # flag`}},
-	} {
+	})
+	// One source naming both is a mistake in that source.
+	code, out := printedConfig(t, nil, "--config", writeConfig(t, "surge.yaml", "admin-token-file: "+tokenFile+"\nadmin-token: token-in-the-file-too-0123\n"))
+	if code != 2 || !strings.Contains(out, "not both") {
+		t.Errorf("a file naming admin-token and admin-token-file: exit %d, %q; want 2, refused", code, out)
+	}
+}
+
+// sourcesCase is a setting given in some of the three sources (a config
+// file's text, SURGE_* variables, flags) and the lines --print-config must
+// then show.
+type sourcesCase struct {
+	name string
+	file string
+	env  []string
+	args []string
+	want []string // lines of --print-config
+}
+
+// checkSources runs each case through printedConfig as a subtest; show
+// picks the lines worth printing when a wanted one is missing.
+func checkSources(t *testing.T, show func(out string) string, cases []sourcesCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var args []string
 			if tc.file != "" {
@@ -55,19 +72,14 @@ func TestSecretOverridesFileAcrossSources(t *testing.T) {
 			}
 			code, out := printedConfig(t, tc.env, append(args, tc.args...)...)
 			if code != 0 {
-				t.Fatalf("exit %d: %s", code, out)
+				t.Fatalf("exit %d, want 0: %s", code, out)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(out, w+"\n") {
-					t.Errorf("--print-config has no line %q:\n%s", w, grepLines(out, "admin-token")+grepLines(out, "jwt-secret"))
+					t.Errorf("--print-config has no line %q:\n%s", w, show(out))
 				}
 			}
 		})
-	}
-	// One source naming both is a mistake in that source.
-	code, out := printedConfig(t, nil, "--config", writeConfig(t, "surge.yaml", "admin-token-file: "+tokenFile+"\nadmin-token: token-in-the-file-too-0123\n"))
-	if code != 2 || !strings.Contains(out, "not both") {
-		t.Errorf("a file naming admin-token and admin-token-file: exit %d, %q; want 2, refused", code, out)
 	}
 }
 
@@ -113,13 +125,7 @@ func TestJWKSSourceOverridesAcrossSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	const keys = "https://keys.example/.well-known/jwks.json"
-	for _, tc := range []struct {
-		name string
-		file string
-		env  []string
-		args []string
-		want []string // lines of --print-config
-	}{
+	checkSources(t, func(out string) string { return grepLines(out, "jwks-") }, []sourcesCase{
 		{"variable's url over the file's file", "jwks-file: " + jwks + "\n",
 			[]string{"SURGE_JWKS_URL=" + keys}, nil,
 			[]string{`jwks-url: "` + keys + `" # env`, `jwks-file: "" # env`}},
@@ -132,23 +138,7 @@ func TestJWKSSourceOverridesAcrossSources(t *testing.T) {
 		{"flag's url over the file's file", "jwks-file: " + jwks + "\n",
 			nil, []string{"--jwks-url", keys},
 			[]string{`jwks-url: "` + keys + `" # flag`, `jwks-file: "" # flag`}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var args []string
-			if tc.file != "" {
-				args = append(args, "--config", writeConfig(t, "surge.yaml", tc.file))
-			}
-			code, out := printedConfig(t, tc.env, append(args, tc.args...)...)
-			if code != 0 {
-				t.Fatalf("exit %d, want 0: %s", code, out)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(out, w+"\n") {
-					t.Errorf("--print-config has no line %q:\n%s", w, grepLines(out, "jwks-"))
-				}
-			}
-		})
-	}
+	})
 	// One source naming both is a mistake in that source.
 	for _, src := range []struct {
 		where, file string
