@@ -278,7 +278,9 @@ func (r *Room) status(ctx context.Context, sale *surge.Sale, q Queue, userID str
 // Check is the purchase gate of a sale with a waiting room: nil if the
 // ticket admits userID to buy now, else a CodeNotAdmitted error saying
 // why, with RetryAfter when the admitted window is still to come. A ticket that
-// carries its slot costs no backend call.
+// carries its slot costs one backend read, of the buyer's place (a queue
+// rebuilt or the place gone makes the ticket stale); one without it, the
+// queue's epoch and a lookup.
 func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string) error {
 	no := func(wait time.Duration, format string, args ...any) error {
 		e := surge.Errorf(surge.CodeNotAdmitted, format, args...)
