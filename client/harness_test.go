@@ -86,6 +86,18 @@ func newServer(t *testing.T, opt serverOptions) *server {
 	return s
 }
 
+// onceStreaming runs do in the background 0.3 s after s first serves the
+// room's queue stream: an outage that starts once a buyer follows it.
+func onceStreaming(s *server, do func()) {
+	go func() {
+		for s.count("GET /v1/sales/room/queue/events") == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		do()
+	}()
+}
+
 func (s *server) count(methodPath string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

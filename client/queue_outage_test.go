@@ -40,15 +40,11 @@ func TestWaitAdmittedSurvivesRedisBlipOnStream(t *testing.T) {
 
 	// Redis goes away for 2 s once the stream is open and has sent the
 	// place (the stream reads it again every second).
-	go func() {
-		for s.count("GET /v1/sales/room/queue/events") == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(300 * time.Millisecond)
+	onceStreaming(s, func() {
 		proxy.Cut()
 		time.Sleep(2 * time.Second)
 		proxy.Restore()
-	}()
+	})
 
 	got, err := ann.WaitAdmitted(ctx, q)
 	if err != nil {
@@ -160,13 +156,9 @@ func TestWaitAdmittedLeavesASilentStream(t *testing.T) {
 
 	start := time.Now().Add(5 * time.Second)
 	ann, q := annInRoom(ctx, t, admin, start, 300)
-	go func() { // the stream's connection dies silently once open
-		for s.count("GET /v1/sales/room/queue/events") == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(300 * time.Millisecond)
+	onceStreaming(s, func() { // the stream's connection dies silently once open
 		p.stall()
-	}()
+	})
 	began := time.Now()
 	got, err := ann.WaitAdmitted(ctx, q)
 	if err != nil {

@@ -99,15 +99,11 @@ func TestWaitAdmittedAcrossARestart(t *testing.T) {
 	// over the place's read at the estimated admission (4 s).
 	start := time.Now().Add(4 * time.Second)
 	ann, q := annInRoom(ctx, t, admin, start, 60)
-	go func() {
-		for s.count("GET /v1/sales/room/queue/events") == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(300 * time.Millisecond)
+	onceStreaming(s, func() {
 		proxy.Cut()
 		time.Sleep(6 * time.Second)
 		proxy.Restore()
-	}()
+	})
 	got, err := ann.WaitAdmitted(ctx, q)
 	if err != nil || got.Status != client.QueueAdmitted {
 		t.Fatalf("WaitAdmitted across a 6 s restart: %+v, %v; want the admission at %s", got, err, start.Format(time.RFC3339))

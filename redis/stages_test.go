@@ -80,19 +80,8 @@ func TestScanStagesReadsEveryMaster(t *testing.T) {
 func TestScanSalesAcrossClusterFailover(t *testing.T) {
 	ctx := context.Background()
 	rc := servicetest.StartRedisCluster(t, 3, 1)
-	c, err := redis.Dial(ctx, rc.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	const sales = 1500
-	pipe := c.Pipeline()
-	for i := range sales {
-		pipe.Set(ctx, fmt.Sprintf("p:{s%d}:st", i), "x", 0)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := withSales(ctx, t, rc.URL(), sales)
 	st := redis.New(c, "p")
 	scan, found := salesScan(ctx, t, st, 10)
 	if scan() {
@@ -139,19 +128,8 @@ func TestScanSalesAcrossClusterFailover(t *testing.T) {
 func TestScanSalesAcrossSentinelFailover(t *testing.T) {
 	ctx := context.Background()
 	rs := servicetest.StartRedisSentinel(t)
-	c, err := redis.Dial(ctx, rs.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	const sales = 2000
-	pipe := c.Pipeline()
-	for i := range sales {
-		pipe.Set(ctx, fmt.Sprintf("p:{s%d}:st", i), "x", 0)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := withSales(ctx, t, rs.URL(), sales)
 	// Every key on the replica too before it takes over.
 	if n, err := c.Do(ctx, "WAIT", 1, 10000).Int(); err != nil || n != 1 {
 		t.Fatalf("WAIT for the replica: %d replicas, %v", n, err)
@@ -202,4 +180,23 @@ func salesScan(ctx context.Context, t *testing.T, st *redis.Stock, count int64) 
 		}
 		return done
 	}, found
+}
+
+// withSales dials the Redis at url and writes the live-state key of sales
+// sales, s0 to s(sales-1), under the prefix "p".
+func withSales(ctx context.Context, t *testing.T, url string, sales int) redis.Client {
+	t.Helper()
+	c, err := redis.Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	pipe := c.Pipeline()
+	for i := range sales {
+		pipe.Set(ctx, fmt.Sprintf("p:{s%d}:st", i), "x", 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,22 +44,16 @@ func TestBenchKeepsTheRunWhenVerificationCannotRead(t *testing.T) {
 	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("drop"), Name: new("Drop"), Stock: new(int64(50))}); err != nil {
 		t.Fatal(err)
 	}
-	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
 	var exports atomic.Int64
 	// The export is served once (before the crowd), then refused with a
 	// wait past the client's bounds.
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := proxyServer(t, func(w http.ResponseWriter, r *http.Request, server http.Handler) {
 		if strings.HasSuffix(r.URL.Path, "/orders") && exports.Add(1) > 1 {
 			unavailable503("3600")(w)
 			return
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+		server.ServeHTTP(w, r)
+	})
 	jsonPath := filepath.Join(t.TempDir(), "run.json")
 	code, stdout, stderr := runCLI(ctx, "bench", "--server", proxy.URL, "--sale", "drop", "--users", "20",
 		"--connections", "4", "--retry-share", "0", "--json", jsonPath)

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,17 +79,11 @@ func TestBenchRefusesBadValuesBeforeSending(t *testing.T) {
 	if _, err := admin.CreateSale(ctx, api.NewSale{ID: new("drop"), Name: new("Drop"), Stock: new(int64(50))}); err != nil {
 		t.Fatal(err)
 	}
-	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
 	var sent atomic.Int64
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := proxyServer(t, func(w http.ResponseWriter, r *http.Request, server http.Handler) {
 		sent.Add(1)
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+		server.ServeHTTP(w, r)
+	})
 	for _, args := range [][]string{
 		{"--sale", "drop", "--users", "0"},
 		{"--sale", "drop", "--quantity", "-1"},

@@ -66,15 +66,25 @@ type refusingProxy struct {
 	last    atomic.Int64 // unix nanoseconds of the last create
 }
 
-func newRefusingProxy(t *testing.T, refused int64, refuse func(http.ResponseWriter)) *refusingProxy {
+// proxyServer starts a proxy before the test's server (SURGE_SERVER):
+// serve answers each request, with the server behind it as next. Closed
+// when the test ends.
+func proxyServer(t *testing.T, serve func(w http.ResponseWriter, r *http.Request, next http.Handler)) *httptest.Server {
 	t.Helper()
 	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := httputil.NewSingleHostReverseProxy(target)
+	server := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, server) }))
+	t.Cleanup(proxy.Close)
+	return proxy
+}
+
+func newRefusingProxy(t *testing.T, refused int64, refuse func(http.ResponseWriter)) *refusingProxy {
+	t.Helper()
 	p := &refusingProxy{}
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := proxyServer(t, func(w http.ResponseWriter, r *http.Request, server http.Handler) {
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" {
 			p.last.Store(time.Now().UnixNano())
 			if p.creates.Add(1) <= refused {
@@ -82,9 +92,8 @@ func newRefusingProxy(t *testing.T, refused int64, refuse func(http.ResponseWrit
 				return
 			}
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+		server.ServeHTTP(w, r)
+	})
 	t.Setenv("SURGE_SERVER", proxy.URL)
 	return p
 }
@@ -97,22 +106,16 @@ func newRefusingProxy(t *testing.T, refused int64, refuse func(http.ResponseWrit
 // command gets instead.
 func loseFirstCreate(t *testing.T, lost func(made *httptest.ResponseRecorder, w http.ResponseWriter)) {
 	t.Helper()
-	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
 	var done atomic.Bool
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := proxyServer(t, func(w http.ResponseWriter, r *http.Request, server http.Handler) {
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" && done.CompareAndSwap(false, true) {
 			made := httptest.NewRecorder()
-			rp.ServeHTTP(made, r)
+			server.ServeHTTP(made, r)
 			lost(made, w)
 			return
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+		server.ServeHTTP(w, r)
+	})
 	t.Setenv("SURGE_SERVER", proxy.URL)
 }
 
@@ -317,25 +320,19 @@ func TestSaleCreateRefusedHandshakeFailsAtOnce(t *testing.T) {
 // sale it may have made, so that it is looked at rather than made again.
 func TestSaleCreateGivingUpNamesTheSale(t *testing.T) {
 	ctx, admin := cliServer(t)
-	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
 	var creates atomic.Int64
 	// The first create reaches the server and its answer is lost; every
 	// create after it finds the server unavailable (restarting, say).
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := proxyServer(t, func(w http.ResponseWriter, r *http.Request, server http.Handler) {
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/sales" {
 			if creates.Add(1) == 1 {
-				rp.ServeHTTP(httptest.NewRecorder(), r)
+				server.ServeHTTP(httptest.NewRecorder(), r)
 			}
 			unavailable503("1")(w)
 			return
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+		server.ServeHTTP(w, r)
+	})
 	t.Setenv("SURGE_SERVER", proxy.URL)
 
 	code, stdout, stderr := runCLI(ctx, "sale", "create", "--name", "Phone drop", "--stock", "5")

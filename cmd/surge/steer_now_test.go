@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -25,16 +21,11 @@ func TestSaleEndLeavesNowToTheServer(t *testing.T) {
 	if _, err := c.CreateSale(ctx, api.NewSale{ID: new("drop"), Name: new("Drop"), Stock: new(int64(10)), StartsAt: new(api.FormatTime(time.Now().Add(-time.Minute)))}); err != nil {
 		t.Fatal(err)
 	}
-	target, err := url.Parse(os.Getenv("SURGE_SERVER"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
 		mu     sync.Mutex
 		bodies []string
 	)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := proxyServer(t, func(w http.ResponseWriter, r *http.Request, server http.Handler) {
 		if r.Method == http.MethodPatch {
 			b, _ := io.ReadAll(r.Body)
 			mu.Lock()
@@ -42,9 +33,8 @@ func TestSaleEndLeavesNowToTheServer(t *testing.T) {
 			mu.Unlock()
 			r.Body = io.NopCloser(bytes.NewReader(b))
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		server.ServeHTTP(w, r)
+	})
 	t.Setenv("SURGE_SERVER", proxy.URL)
 	code, stdout, stderr := runCLI(ctx, "sale", "end", "drop")
 	if code != 0 {
