@@ -97,6 +97,11 @@ func newError(code connect.Code, surgeCode, message string, e *surge.Error) *con
 	return ce
 }
 
+// fromSurge is e with its mapped code, its Surge code and message.
+func fromSurge(e *surge.Error) *connect.Error {
+	return newError(grpcCode(string(e.Code)), string(e.Code), e.Message, e)
+}
+
 // toConnect answers err: the caller gone as Canceled, or past its
 // deadline as DeadlineExceeded; else a Surge error with its mapped code;
 // anything else Internal, its details in the log only.
@@ -113,9 +118,8 @@ func (s *Service) toConnect(ctx context.Context, procedure string, err error) er
 		}
 		return connect.NewError(connect.CodeCanceled, ctx.Err())
 	}
-	var e *surge.Error
-	if errors.As(err, &e) {
-		return newError(grpcCode(string(e.Code)), string(e.Code), e.Message, e)
+	if e := (*surge.Error)(nil); errors.As(err, &e) {
+		return fromSurge(e)
 	}
 	s.log.LogAttrs(ctx, slog.LevelError, "rpc failed", slog.String("procedure", procedure), slog.Any("err", err))
 	return newError(connect.CodeInternal, "internal", "internal error", nil)

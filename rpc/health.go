@@ -34,9 +34,9 @@ func (s *Service) health() surgehttp.Mounted {
 		// bound to its end (and inflates all of a compressed one) to tell
 		// its size, and a check, exempt from the per-address limit, kept
 		// a handler reading a gigabyte declared or trickled in for as
-		// long as the client sent. It reads at most the bound now (in an
-		// envelope: 5 bytes before it), and refuses past it at once.
-		r.Body = http.MaxBytesReader(w, r.Body, maxHealthMessage+5)
+		// long as the client sent. It reads at most the bound now, and
+		// refuses past it at once.
+		boundBody(w, r, maxHealthMessage)
 		h.ServeHTTP(w, r)
 	})}
 }

@@ -41,9 +41,13 @@ const (
 // maxMessage bounds a request message, as the HTTP API bounds bodies.
 const maxMessage = surgehttp.MaxSaleBody
 
-// maxBody bounds a call's body: one message within maxMessage, in an
-// envelope (gRPC's, gRPC-Web's and Connect streams': 5 bytes before it).
-const maxBody = maxMessage + 5
+// boundBody has r's body read at most one message of up to message
+// bytes, in an envelope (gRPC's, gRPC-Web's and Connect streams': 5 bytes
+// before it): connect-go reads a message over its bound to the end to
+// tell its size before refusing it.
+func boundBody(w http.ResponseWriter, r *http.Request, message int64) {
+	r.Body = http.MaxBytesReader(w, r.Body, message+5)
+}
 
 // Service is the gRPC API over a pipeline.
 type Service struct {
@@ -133,7 +137,7 @@ func (s *Service) saleService(api *surgehttp.Server) (string, http.Handler) {
 		// sent (up to the read timeout) with no answer. The HTTP API
 		// reads at most its bound; so does a call now, and connect-go
 		// refuses it there (RESOURCE_EXHAUSTED, too_large).
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		boundBody(w, r, maxMessage)
 		if r.URL.Path == getOrder || r.URL.Path == cancelOrder {
 			// One buyer's order, as GET /v1/orders/{id} and its cancel
 			// answer it: Connect serves GetOrder over GET, which a cache or
@@ -445,8 +449,7 @@ func (h *handler) purchase(ctx context.Context, req *connect.Request[surgev1.Pur
 	if out.Code != surge.CodeReserved {
 		// The engine's answer, not a failure: sent (and counted) as the
 		// HTTP API's is, also when the call's end came meanwhile.
-		e := surgehttp.Rejection(out.Code)
-		return nil, newError(grpcCode(string(e.Code)), string(e.Code), e.Message, e)
+		return nil, fromSurge(surgehttp.Rejection(out.Code))
 	}
 	return connect.NewResponse(&surgev1.PurchaseResponse{Order: toOrder(out.Order), Replayed: out.Replay}), nil
 }
