@@ -148,16 +148,30 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 			strange[row.OrderID] = capped(strange[row.OrderID], row.AmountCents)
 		}
 	}
-	// back is what of payment p, owed back, is given back: the refunds
-	// Surge recorded settling it, unless the settlement holds p as taken
-	// and not as given back; then only as much of them as the settlement
-	// holds. A refund Surge recorded that the provider's books do not
-	// hold leaves the money taken there, still owed.
-	back := func(p surge.Payment) int64 {
-		if taken[p.ID] && !givenBack[p.ID] {
-			return min(refunded[p.ID], capped(held[p.ID], strange[p.OrderID]))
+	// The settlement's refunded lines under a payment's own id, by
+	// payment: each gives back its amount (a refund in part, or one step
+	// of several), not the whole payment whatever it says. One in another
+	// currency gives back nothing of it (amount_differs reports it).
+	own := map[string]int64{}
+	for _, row := range rows {
+		if p, ok := payments[row.PaymentID]; ok && row.Status == Refunded && p.Type != surge.RefundSucceeded &&
+			strings.EqualFold(row.Currency, p.Currency) {
+			cents, _ := row.amountFor(p)
+			own[p.ID] = capped(own[p.ID], cents)
 		}
-		return refunded[p.ID]
+	}
+	// back is what of payment p, owed back, is given back: the refunds
+	// Surge recorded settling it, unless the settlement holds p as taken;
+	// then only as much as the settlement holds given back (those refunds'
+	// own lines, or the payment's lines marked refunded, whichever says
+	// more: both may list the same refund). A refund Surge recorded that
+	// the provider's books do not hold leaves the money taken there,
+	// still owed.
+	back := func(p surge.Payment) int64 {
+		if taken[p.ID] {
+			return max(own[p.ID], min(refunded[p.ID], capped(held[p.ID], strange[p.OrderID])))
+		}
+		return max(own[p.ID], refunded[p.ID])
 	}
 	settled := map[string]Row{}
 	for _, row := range rows {
@@ -184,23 +198,24 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 			continue
 		}
 		cents, digits := row.amountFor(p)
-		if cents != p.AmountCents || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
+		// A line marking a payment (not a refund) refunded says how much
+		// of it was given back: up to the whole, in part, or one step.
+		partial := row.Status == Refunded && p.Type != surge.RefundSucceeded && cents < p.AmountCents
+		if cents != p.AmountCents && !partial || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
 			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %s for order %s; Surge recorded %s for order %s",
 				surge.FormatMinorUnits(cents, digits, row.Currency), row.OrderID, p.FormatAmount(), p.OrderID)
 		}
 		switch {
-		case p.Status == surge.PaymentAmountMismatch && p.AmountCents > 0 && back(p) >= p.AmountCents:
-			// Money of the wrong amount, given back in full (the
-			// settlement may list it taken, or refunded): settled.
-		case row.Status == Settled && p.Status == surge.PaymentAmountMismatch && givenBack[p.ID]:
-			// The settlement holds it refunded as well: the provider gave
-			// the money back. What Surge lacks of its refunds is reported
-			// from the refunded line (refund_not_in_surge); "still taken"
-			// would have it given back twice.
+		case row.Status != Refunded && p.Status == surge.PaymentAmountMismatch && p.AmountCents > 0 && back(p) >= p.AmountCents:
+			// Money of the wrong amount, given back in full: settled. A
+			// line of it refunded is checked below against the refunds
+			// Surge recorded.
 		case row.Status == Settled && p.Status == surge.PaymentAmountMismatch && back(p) > 0:
 			// Refunded in part: its refunds settle it, so no
-			// refund_unexpected tells of them. Say so, or refunding the
-			// whole would give that part back twice.
+			// refund_unexpected tells of them (or the settlement holds
+			// the part given back under the payment's id, which
+			// refund_not_in_surge reports if Surge lacks it). Say so, or
+			// refunding the whole would give that part back twice.
 			b := back(p)
 			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it; %s of it refunded, the other %s still taken",
 				p.Status, formatAs(p.PaymentEvent, b), formatAs(p.PaymentEvent, p.AmountCents-b))
@@ -208,10 +223,17 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 			rep.add(NotApplied, p.ID, p.OrderID, p.SaleID, "the provider settled it, Surge recorded it %s: the order is not paid by it", p.Status)
 		// A refund Surge recorded as refund_unexpected is Surge's refund
 		// too: refund_unexpected reports it, once.
+		// Nor is one of a payment whose refunds Surge recorded add up to
+		// the line's.
 		case row.Status == Refunded && p.Status != surge.PaymentRefunded && p.Status != surge.PaymentRefund &&
-			p.Status != surge.PaymentRefundUnexpected:
+			p.Status != surge.PaymentRefundUnexpected && refunded[p.ID] < cents:
 			if k := (refundKey{p.OrderID, cents, strings.ToUpper(row.Currency)}); unexpected[k] > 0 {
 				unexpected[k]-- // Surge has that refund: refund_unexpected reports it
+				break
+			}
+			if partial {
+				rep.add(RefundNotInSurge, p.ID, p.OrderID, p.SaleID, "the provider refunded %s of it; Surge has it %s",
+					surge.FormatMinorUnits(cents, digits, row.Currency), p.Status)
 				break
 			}
 			rep.add(RefundNotInSurge, p.ID, p.OrderID, p.SaleID, "the provider refunded it; Surge has it %s", p.Status)
@@ -229,15 +251,16 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 				// reported above (amount_differs).
 				break
 			}
-			if givenBack[p.ID] {
-				// The settlement holds it refunded: the provider gave the
-				// money back, and asking for that again would pay the
-				// buyer twice. The refund Surge has no record of is
+			b := back(p)
+			if b >= p.AmountCents {
+				// The settlement holds it refunded in full: the provider
+				// gave the money back, and asking for that again would pay
+				// the buyer twice. The refund Surge has no record of is
 				// reported above (refund_not_in_surge, or the
 				// refund_unexpected it is recorded as).
 				break
 			}
-			if b := back(p); b > 0 {
+			if b > 0 {
 				// Refunded in part (a refund in steps): the rest is due.
 				rep.add(RefundDue, p.ID, p.OrderID, p.SaleID, "%s taken for an order no longer reserved, %s of it refunded; refund the other %s",
 					p.FormatAmount(), formatAs(p.PaymentEvent, b), formatAs(p.PaymentEvent, p.AmountCents-b))
