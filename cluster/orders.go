@@ -45,9 +45,46 @@ func (s *Store) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now ti
 		r, err = s.db.RecordPayment(ctx, ev, now)
 		return err
 	})
+	if errors.Is(err, postgres.ErrCommitUnknown) {
+		// PostgreSQL's answer to the COMMIT was lost: "failed" would be a
+		// lie if it landed (a payment recorded, its order paid).
+		return s.paymentLanded(ctx, r.Payment, err)
+	}
 	if err != nil {
 		return surge.PaymentResult{}, unavailable("recording the payment", err)
 	}
+	return r, nil
+}
+
+// errPaymentUnknown answers a payment whose COMMIT's answer was lost and
+// whose outcome could not be read either.
+var errPaymentUnknown = &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+	Message: "PostgreSQL's answer to recording the payment was lost: it may have been recorded; a retry of the same event gets the recorded answer"}
+
+// paymentLanded answers a payment whose COMMIT's answer was lost (cause):
+// as recorded if PostgreSQL holds it, as failed (nothing recorded) if it
+// does not, and errPaymentUnknown if that cannot be read. p is the payment
+// as it was to be recorded; none when the commit lost was that of a
+// refund's lookup of its payment (which may have kept the refund aside).
+func (s *Store) paymentLanded(ctx context.Context, p surge.Payment, cause error) (surge.PaymentResult, error) {
+	if p.ID == "" {
+		return surge.PaymentResult{}, fmt.Errorf("%w: %w", errPaymentUnknown, cause)
+	}
+	var (
+		r      surge.PaymentResult
+		landed bool
+	)
+	err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
+		r, landed, err = s.db.PaymentLanded(ctx, p)
+		return err
+	})
+	switch {
+	case err != nil:
+		return surge.PaymentResult{}, fmt.Errorf("%w: %w (reading it back: %w)", errPaymentUnknown, cause, err)
+	case !landed:
+		return surge.PaymentResult{}, unavailable("recording the payment", cause)
+	}
+	s.log.Warn("the answer to a payment's commit was lost, and PostgreSQL holds the payment", "payment", p.ID, "status", r.Payment.Status, "err", cause)
 	return r, nil
 }
 

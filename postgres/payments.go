@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/surgehq/surge"
 )
@@ -56,7 +57,7 @@ func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.
 	if ev.OrderID == "" {
 		// In a transaction of its own, which takes no order's lock while
 		// it holds the payment's (lockPaymentSQL).
-		err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		err = d.inTx(ctx, func(tx pgx.Tx) error {
 			var err error
 			ev.OrderID, err = refundOrder(ctx, tx, ev, now)
 			return err
@@ -68,11 +69,16 @@ func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.
 		}
 	}
 	if err == nil {
-		err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		err = d.inTx(ctx, func(tx pgx.Tx) error {
 			var err error
 			r, err = recordPayment(ctx, tx, ev, now)
 			return err
 		})
+		if errors.Is(err, ErrCommitUnknown) {
+			// The payment as it was to be recorded, its order found: for
+			// PaymentLanded.
+			return r, fmt.Errorf("postgres: record payment %s: %w", ev.ID, err)
+		}
 	}
 	if errors.Is(err, errReplay) {
 		return d.replay(ctx, ev.ID)
@@ -84,6 +90,52 @@ func (d *DB) RecordPayment(ctx context.Context, ev surge.PaymentEvent, now time.
 		return surge.PaymentResult{}, fmt.Errorf("postgres: record payment %s: %w", ev.ID, err)
 	}
 	return r, nil
+}
+
+// inTx runs f in a transaction, as pgx.BeginFunc, but a COMMIT that
+// PostgreSQL did not answer (the connection lost, the call timeout) is
+// ErrCommitUnknown: it may have landed, and the caller must not say that
+// nothing was recorded.
+func (d *DB) inTx(ctx context.Context, f func(pgx.Tx) error) error {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
+			return err // PostgreSQL answered: rolled back
+		}
+		return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	}
+	return nil
+}
+
+// PaymentLanded tells whether p, a payment whose RecordPayment answered
+// ErrCommitUnknown (with p as it was to be recorded), is recorded, and
+// answers it as recorded if so. It waits for that transaction to end
+// first: it held p's order's row lock while it committed, and a locking
+// read waits for it. Replay is set unless the payment recorded is this
+// very one (recorded at p's time): another delivery's, which the lost
+// transaction found, and answered as a replay, or which came after it.
+func (d *DB) PaymentLanded(ctx context.Context, p surge.Payment) (surge.PaymentResult, bool, error) {
+	o, err := scanOrder(d.pool.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR SHARE`, p.OrderID))
+	if err != nil {
+		return surge.PaymentResult{}, false, fmt.Errorf("postgres: the order %s of payment %s whose commit was lost: %w", p.OrderID, p.ID, err)
+	}
+	first, err := scanPayment(d.pool.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1`, p.ID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return surge.PaymentResult{}, false, nil
+	}
+	if err != nil {
+		return surge.PaymentResult{}, false, fmt.Errorf("postgres: payment %s whose commit was lost: %w", p.ID, err)
+	}
+	ours := first.OrderID == p.OrderID && first.RecordedAt.Equal(p.RecordedAt.Truncate(time.Microsecond))
+	return surge.PaymentResult{Payment: first, Order: o, Replay: !ours}, true, nil
 }
 
 // lockPaymentSQL takes, until the transaction ends, the lock of a payment
