@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -325,7 +326,11 @@ func (cl *call) retryableFailure(err error) bool {
 
 // transientFailure reports whether err, a call's, says "not now" rather
 // than "never": a refusal a client retries (429, 503), a proxy's 502 or
-// 504, or a server that could not be reached or dropped the connection.
+// 504, a server that could not be reached or dropped the connection, or
+// one that did not answer within the client's timeout (http.Client's,
+// not the caller's context, which its caller checks first): a server
+// slow for a moment, which send does not retry (the timeout is the
+// caller's bound on one call), but a wait may outlast.
 func transientFailure(err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) {
@@ -334,6 +339,9 @@ func transientFailure(err error) bool {
 			return true
 		}
 		return false
+	}
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		return true
 	}
 	return (&call{safety: idempotent}).retryableFailure(err)
 }

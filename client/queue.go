@@ -245,7 +245,8 @@ func clip[T ~string | ~[]byte](s T) string {
 // when the server refuses streams (429, 503 overloaded) or one is cut or
 // refused by a node going away (503 unavailable), after which it follows
 // the stream again. A server that cannot be read for a while (a restart,
-// 502/503/504, connections refused) does not end the wait unless it
+// 502/503/504, connections refused, a read of the place outlasting the
+// client's timeout) does not end the wait unless it
 // lasts the retry policy's MaxElapsed: every read of the place, the
 // stream's events included, failing for that long (the outages of a
 // rolling restart, node after node, each count alone). An expired place is
