@@ -122,8 +122,8 @@ func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Qu
 // stream, calling fn with every position it reports and then with the
 // admission or expiry, after which it returns nil. An error of fn ends
 // the stream and is returned. A refused stream is an *APIError (429: the
-// buyer or the address holds its share of streams, 503: too many open;
-// poll with QueueStatus instead), and so is the stream's own "error"
+// buyer or the address holds its share of streams, 503 overloaded: too
+// many open; poll with QueueStatus instead), and so is the stream's own "error"
 // event (Status 0). A stream cut before its last event, by the server or
 // by its connection lost, is ErrStreamCut,
 // and one silent (not even a heartbeat) for 35 s, its connection dead,
@@ -243,8 +243,9 @@ func clip[T ~string | ~[]byte](s T) string {
 // Ticket (PurchaseOptions.Ticket) before AdmittedUntil. It follows the
 // event stream, and polls QueueStatus, at the pace the answers give,
 // when the server refuses streams (429, 503 overloaded) or one is cut or
-// refused by a node going away (503 unavailable), after which it follows
-// the stream again. A server that cannot be read for a while (a restart,
+// refused by a node going away (503 unavailable) or by a proxy (its 502,
+// 504, or 503 not in Surge's error shape), after which it follows the
+// stream again. A server that cannot be read for a while (a restart,
 // 502/503/504, connections refused, a read of the place outlasting the
 // client's timeout) does not end the wait unless it
 // lasts the retry policy's MaxElapsed: every read of the place, the
@@ -283,12 +284,13 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 				// wait at the polling pace, not reconnect at once.
 			case ctx.Err() != nil:
 				return q, ctx.Err()
-			case errors.As(err, &ae) && (ae.Status == http.StatusServiceUnavailable && ae.Code == "unavailable" ||
+			case errors.As(err, &ae) && (ae.Status == http.StatusServiceUnavailable && ae.Code != "overloaded" ||
 				ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout):
-				// Not the streams' limit (overloaded) but the node
-				// (shutting down, its store unreachable) or a proxy's
-				// way to it: read the place, then follow it again,
-				// likely on another node.
+				// Not the streams' limit (Surge says it with 503
+				// overloaded) but the node (shutting down, its store
+				// unreachable: unavailable) or a proxy's way to it (its
+				// own page, no backend up for a moment): read the place,
+				// then follow it again, likely on another node.
 			case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable):
 				streams = false // as the server asks: poll instead
 			case errors.As(err, &ae) && ae.Status == 0 && transientCode(ae.Code):

@@ -113,29 +113,47 @@ func TestWaitAdmittedAcrossARestart(t *testing.T) {
 // A stream refused with 503 unavailable (the node shutting down; the
 // next request reaches another) made WaitAdmitted poll for the rest of
 // the wait, as after the streams' limit (503 overloaded). It now follows
-// the stream again after reading the place once.
+// the stream again after reading the place once. So it does after a
+// proxy's own 503 (its page, not Surge's error: no backend up for a
+// moment, a rolling restart behind an ingress), which was taken for the
+// streams' limit.
 func TestWaitAdmittedStreamsAgainAfterUnavailable(t *testing.T) {
-	f := &fault{plan: []step{{status: http.StatusServiceUnavailable, code: "unavailable", retryAfter: "1"}},
-		match: func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/queue/events") }}
-	s := newServer(t, serverOptions{wrap: f.wrap})
-	admin := client.New(s.url, token)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	// Past the longest poll (10 s): the place is read once, waiting, and
-	// then followed.
-	start := time.Now().Add(12 * time.Second)
-	ann, q := annInRoom(ctx, t, admin, start, 60)
-	got, err := ann.WaitAdmitted(ctx, q)
-	if err != nil || got.Status != client.QueueAdmitted {
-		t.Fatalf("WaitAdmitted: %+v, %v", got, err)
-	}
-	if n := len(f.arrivals()); n < 2 {
-		t.Errorf("%d stream requests; want the stream followed again after one refused with 503 unavailable", n)
-	}
-	if n := s.count("GET /v1/sales/room/queue"); n > 2 {
-		t.Errorf("%d reads of the place; want at most 2: the stream, not polling, follows it", n)
+	for _, tt := range []struct {
+		name    string
+		refusal step
+	}{
+		{"Surge's 503 unavailable", step{status: http.StatusServiceUnavailable, code: "unavailable", retryAfter: "1"}},
+		{"a proxy's 503 page", step{status: http.StatusServiceUnavailable, page: nginx503}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fault{plan: []step{tt.refusal},
+				match: func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/queue/events") }}
+			s := newServer(t, serverOptions{wrap: f.wrap})
+			admin := client.New(s.url, token)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			// Past the longest poll (10 s): the place is read once, waiting, and
+			// then followed.
+			start := time.Now().Add(12 * time.Second)
+			ann, q := annInRoom(ctx, t, admin, start, 60)
+			got, err := ann.WaitAdmitted(ctx, q)
+			if err != nil || got.Status != client.QueueAdmitted {
+				t.Fatalf("WaitAdmitted: %+v, %v", got, err)
+			}
+			if n := len(f.arrivals()); n < 2 {
+				t.Errorf("%d stream requests; want the stream followed again after one refused with %s", n, tt.name)
+			}
+			if n := s.count("GET /v1/sales/room/queue"); n > 2 {
+				t.Errorf("%d reads of the place; want at most 2: the stream, not polling, follows it", n)
+			}
+		})
 	}
 }
+
+// nginx503 is the page a stock nginx (an ingress, not Surge's edge, which
+// answers Surge's error shape) answers 503 with: no upstream up.
+const nginx503 = "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n" +
+	"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 
 // A queue stream whose connection is lost mid-stream (its node killed, a
 // proxy in between restarted) ended before its last event as much as one

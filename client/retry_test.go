@@ -38,6 +38,9 @@ type step struct {
 	// through: the request reaches the server and takes effect, and then
 	// its answer is lost and replaced (a commit whose answer timed out).
 	through bool
+	// page, when set, is the answer's HTML body in place of the API's
+	// error (a proxy's own page; code is then unused).
+	page string
 }
 
 type arrival struct {
@@ -68,6 +71,12 @@ func (f *fault) wrap(next http.Handler) http.Handler {
 		}
 		if st.retryAfter != "" {
 			w.Header().Set("Retry-After", st.retryAfter)
+		}
+		if st.page != "" {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(st.status)
+			io.WriteString(w, st.page)
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(st.status)
