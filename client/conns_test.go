@@ -1,11 +1,14 @@
 package client_test
 
 import (
+	"context"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/surgehq/surge/client"
 )
@@ -67,5 +70,50 @@ func TestProbesReuseTheConnection(t *testing.T) {
 	}
 	if n := dialled.Load(); n != 1 {
 		t.Errorf("10 probes one after another opened %d connections; want 1, reused", n)
+	}
+}
+
+// A queue stream ends after its last event (admitted, expired), and
+// WatchQueue returned at that event, closing the answer before the
+// server's end of it (the body's last chunk) came: net/http closes such a
+// connection, so every buyer whose stream's end came a moment after its
+// admission (a packet of its own, a proxy relaying it) dialled a new
+// connection (behind TLS, a handshake too) for the purchase that follows,
+// at the moment the drop's buyers buy at once. WatchQueue reads the
+// stream's end, within a short bound, so that the purchase goes on the
+// stream's connection.
+func TestAdmissionKeepsTheStreamsConnection(t *testing.T) {
+	var dialled atomic.Int64
+	s := newServer(t, serverOptions{
+		connState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				dialled.Add(1)
+			}
+		},
+		// The stream's end comes 100 ms after its last event.
+		wrap: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r)
+				if strings.HasSuffix(r.URL.Path, "/queue/events") {
+					time.Sleep(100 * time.Millisecond)
+				}
+			})
+		},
+	})
+	admin := client.New(s.url, token)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ann, q := annInRoom(ctx, t, admin, time.Now().Add(2*time.Second), 60)
+	before := dialled.Load() // the join's connection is idle, kept for reuse
+	got, err := ann.WaitAdmitted(ctx, q)
+	if err != nil || got.Status != client.QueueAdmitted {
+		t.Fatalf("WaitAdmitted: %s, %v", got.Status, err)
+	}
+	if _, err := ann.Purchase(ctx, "room", client.PurchaseOptions{Ticket: got.Ticket}); err != nil {
+		t.Fatalf("purchase with the admitted ticket: %v", err)
+	}
+	if n := dialled.Load() - before; n != 0 {
+		t.Errorf("following the place on its stream until admitted, then buying, opened %d connections; "+
+			"want 0: the join's connection followed the stream, then carried the purchase", n)
 	}
 }

@@ -120,7 +120,9 @@ func (c *Client) QueueStatus(ctx context.Context, saleID, ticket string) (api.Qu
 
 // WatchQueue follows the place of ticket's holder on the server's event
 // stream, calling fn with every position it reports and then with the
-// admission or expiry, after which it returns nil. An error of fn ends
+// admission or expiry, after which it returns nil (once it has read the
+// stream's end, within 250 ms, so that the connection is kept for the
+// purchase that follows). An error of fn ends
 // the stream and is returned. A refused stream is an *APIError (429: the
 // buyer or the address holds its share of streams, 503 overloaded: too
 // many open; poll with QueueStatus instead), and so is the stream's own "error"
@@ -219,9 +221,27 @@ func (c *Client) WatchQueue(ctx context.Context, saleID, ticket string, fn func(
 			return err
 		}
 		if q.Status != QueueWaiting {
+			endStream(rd, resp.Body)
 			return nil
 		}
 	}
+}
+
+// streamEnd bounds the wait for a queue stream's end after its last
+// event: the server sends it right behind the event.
+const streamEnd = 250 * time.Millisecond
+
+// endStream reads the end of a queue stream (the answer's last chunk)
+// after its last event, within streamEnd and maxDrain: net/http closes a
+// connection whose answer was not read to its end, and the buyer's
+// purchase, right after its admission, would dial a new one (behind TLS,
+// a handshake too) when the whole drop buys at once. A server or proxy
+// that keeps the answer open is left after streamEnd.
+func endStream(rd *bufio.Reader, body io.ReadCloser) {
+	if wb, ok := body.(*watchedBody); ok {
+		wb.wd.d = streamEnd // each read's bound from here on
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(rd, maxDrain))
 }
 
 // maxEvent bounds one event of a queue stream, its lines included.
