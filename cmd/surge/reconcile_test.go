@@ -37,6 +37,10 @@ func openBooks(t *testing.T) (dir string, st *sqlite.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Closed before TempDir's removal (cleanups run last first): a store
+	// left open writes its ledger image into dir while it is removed
+	// ("directory not empty"). Tests that close it earlier close it once.
+	t.Cleanup(func() { _ = st.Close() })
 	return dir, st
 }
 
