@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/redis"
@@ -53,6 +55,9 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := s.commitReachable(ctx); err != nil {
+		return nil, 0, err
+	}
 	res, err := s.decide(ctx, b)
 	if errors.Is(err, redis.ErrStaleHold) {
 		// Another node changed the sale's hold, and this node's copy of
@@ -82,6 +87,25 @@ func (s *Store) Reserve(ctx context.Context, saleID string, batch []surge.Purcha
 	}
 	s.answerReplays(outs, missing)
 	return outs, res.Remaining, nil
+}
+
+// commitReachable refuses a batch before Redis decides it while this node
+// knows PostgreSQL down: its breaker open, or half-open and its probe (a
+// ping, made here) failing. Redis would take the batch's units for orders
+// no commit can follow, and they stayed off sale until the leader
+// reconciled them (--cluster-confirm-after): the new buyers of a short
+// outage took the whole stock so, and those after them were answered
+// sold_out by a sale that had sold nothing (TestPostgresDownTakesNoStock).
+// While PostgreSQL is up it costs one look at the breaker's state a batch.
+func (s *Store) commitReachable(ctx context.Context) error {
+	if s.pcb.State() == gobreaker.StateClosed {
+		return nil
+	}
+	if err := s.call(ctx, s.pcb, func(ctx context.Context) error { return s.db.Ping(ctx) }); err != nil {
+		// Known down: the breaker logs its state (breakerChanged).
+		return surge.DependencyDown(unavailable("reaching PostgreSQL", err))
+	}
+	return nil
 }
 
 // reservation is one batch on its way through Reserve.
