@@ -310,18 +310,21 @@ func idSet(rows pgx.Rows, err error) (map[string]bool, error) {
 	return m, nil
 }
 
-// Remaining computes a sale's unreserved stock from the orders.
+// Remaining is a sale's unreserved stock: its stock less the units of its
+// live orders, the sale row's sold count, which every insert and settle
+// keeps under the row's lock (migration 003). A node reads it for every
+// sale while Redis is down; summed from the orders, each read scanned
+// the sale's orders, 0.1 to 0.5 s for 300,000 of them.
 func (d *DB) Remaining(ctx context.Context, saleID string) (int64, error) {
-	var rem *int64
-	err := d.pool.QueryRow(ctx, `SELECT s.stock - COALESCE((SELECT sum(quantity) FROM orders
-		WHERE sale_id = s.id AND status IN ('reserved', 'paid')), 0) FROM sales s WHERE s.id = $1`, saleID).Scan(&rem)
+	var rem int64
+	err := d.pool.QueryRow(ctx, `SELECT stock - sold FROM sales WHERE id = $1`, saleID).Scan(&rem)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, surge.ErrSaleNotFound
 	}
 	if err != nil {
 		return 0, fmt.Errorf("postgres: remaining of sale %s: %w", saleID, err)
 	}
-	return *rem, nil
+	return rem, nil
 }
 
 // recentKeysSQL reads RecentKeys' orders sale by sale, each sale's newest
