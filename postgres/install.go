@@ -56,6 +56,7 @@ type Installing struct {
 	done chan struct{}
 	lost error         // why keep gave the lock up; set before done closes
 	slot chan struct{} // DB.installs, freed by Release
+	kept chan struct{} // DB.kept, freed by Release
 }
 
 // LockInstall takes the sale's install lock for a change (see
@@ -84,6 +85,17 @@ func (d *DB) lockInstall(ctx context.Context, saleID string, try bool) (_ *Insta
 	defer func() {
 		if err != nil {
 			<-d.installs
+		}
+	}()
+	// Nor, with the exports, all of it (DB.kept).
+	select {
+	case d.kept <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("postgres: install lock of sale %s: wait for the exports and other installs: %w", saleID, ctx.Err())
+	}
+	defer func() {
+		if err != nil {
+			<-d.kept
 		}
 	}()
 	conn, err := d.pool.Acquire(ctx)
@@ -119,7 +131,7 @@ func (d *DB) lockInstall(ctx context.Context, saleID string, try bool) (_ *Insta
 		return nil, fmt.Errorf("postgres: install lock of sale %s: %w", saleID, err)
 	}
 	kctx, stop := context.WithCancel(context.Background())
-	l := &Installing{sale: saleID, conn: conn, tx: tx, ctx: kctx, stop: stop, done: make(chan struct{}), slot: d.installs}
+	l := &Installing{sale: saleID, conn: conn, tx: tx, ctx: kctx, stop: stop, done: make(chan struct{}), slot: d.installs, kept: d.kept}
 	go l.keep()
 	return l, nil
 }
@@ -158,5 +170,6 @@ func (l *Installing) Release(ctx context.Context) error {
 	_ = l.tx.Rollback(ctx)
 	l.conn.Release()
 	<-l.slot
+	<-l.kept
 	return l.lost
 }

@@ -195,6 +195,12 @@ func (d *DB) Orders(ctx context.Context, saleID string, fn func(surge.Order) err
 	default:
 		return ErrExportsFull
 	}
+	select {
+	case d.kept <- struct{}{}:
+		defer func() { <-d.kept }()
+	default:
+		return ErrExportsFull // install locks keep all the pool can spare
+	}
 	return orders(ctx, d.pool, saleID, fn)
 }
 

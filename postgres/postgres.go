@@ -89,6 +89,12 @@ type DB struct {
 	// exports bounds the order exports running at once (Orders): each
 	// keeps a connection for as long as its reader takes.
 	exports chan struct{}
+	// kept bounds the connections install locks and exports keep at
+	// once, both counted, to all of the pool but one: at the smallest
+	// pool (2) an export and a change's install lock took both, and the
+	// change, then every purchase, cancel and lease renewal of the node,
+	// waited for a connection until its bound.
+	kept chan struct{}
 }
 
 // IdleInTransactionTimeout is how long PostgreSQL keeps a transaction of
@@ -272,7 +278,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		}
 	}
 	return &DB{pool: pool, channel: channel, installs: make(chan struct{}, max(1, cfg.MaxConns/2)),
-		exports: make(chan struct{}, max(1, cfg.MaxConns/4))}, nil
+		exports: make(chan struct{}, max(1, cfg.MaxConns/4)), kept: make(chan struct{}, max(1, cfg.MaxConns-1))}, nil
 }
 
 // channelOf is the LISTEN/NOTIFY channel of the schema: surge_changes for
