@@ -34,6 +34,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- /* surge serve refuses these shorter than 32 bytes and the pod never
+starts: in embedded mode an upgrade stops the running pod first, so the
+shop is down until the value is fixed. */ -}}
+{{- range $key := list "jwtSecret" "waitingRoomSecret" -}}
+{{- $v := index $.Values.secrets . | default "" | toString -}}
+{{- if and $v (lt (len $v) 32) -}}
+{{- fail (printf "secrets.%s must be at least 32 bytes, as surge serve requires (got %d): a pod given a shorter one never starts; generate one with: openssl rand -hex 32" $key (len $v)) -}}
+{{- end -}}
+{{- end -}}
 {{- /* The variables the chart sets itself, and what the rest of the pod
 derives from them: the same name in env comes later and wins, and the
 probes, the Service, the volume or the grace period no longer follow. */ -}}
