@@ -102,3 +102,38 @@ func renderedServices(t *testing.T, out string) map[string]renderedService {
 		}
 	}
 }
+
+// TestHelmNotesWarnOfARewritingService: a LoadBalancer or NodePort
+// Service whose externalTrafficPolicy is not Local (Cluster, or unset:
+// Kubernetes' default) has every buyer's address rewritten to a node's,
+// and with no trustedProxies the pods count the nodes as the buyers. The
+// install's notes said nothing of it, or, with no trustedProxies, advised
+// setting them to a proxy's pods, which cannot help: no proxy there adds
+// X-Forwarded-For. They must name the policy and Local instead, and say
+// nothing of it where the Service keeps the address (Local, ClusterIP) or
+// a proxy's X-Forwarded-For is believed.
+func TestHelmNotesWarnOfARewritingService(t *testing.T) {
+	helm := tool(t, "helm", "go install helm.sh/helm/v4/cmd/helm@v4.3.2")
+	chart := filepath.Join("helm", "surge")
+	const warning = "set service.externalTrafficPolicy to Local"
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--set", "service.type=LoadBalancer", "--set", "service.externalTrafficPolicy=Cluster"}, true},
+		{[]string{"--set", "service.type=NodePort", "--set", "service.externalTrafficPolicy=Cluster"}, true},
+		{[]string{"--set", "service.type=LoadBalancer", "--set", "service.externalTrafficPolicy="}, true},
+		{[]string{"--set", "service.type=LoadBalancer"}, false},
+		{nil, false},
+		{[]string{"--set", "service.type=LoadBalancer", "--set", "service.externalTrafficPolicy=Cluster", "--set", "trustedProxies={10.0.0.0/8}"}, false},
+	} {
+		args := append([]string{"install", "drop", chart, "-f", filepath.Join(chart, "ci", "embedded-values.yaml"), "--dry-run=client"}, tc.args...)
+		out := runTool(t, helm, args...)
+		if got := strings.Contains(out, warning); got != tc.warn {
+			t.Errorf("helm install %v: the notes say %q: %v, want %v:\n%s", tc.args, warning, got, tc.warn, out)
+		}
+		if tc.warn && strings.Contains(out, "set trustedProxies to the proxy pods' CIDR") {
+			t.Errorf("helm install %v: the notes advise trustedProxies, which cannot give back an address a node rewrote:\n%s", tc.args, out)
+		}
+	}
+}
