@@ -157,60 +157,71 @@ func scheduled(s Shape, window time.Duration, users int) int64 {
 // CheckConfig reports what Run would refuse in cfg before it sends anything:
 // its own fields, not what only the server can tell (a sale that does not
 // exist, a limit below MaxQuantity). A command line checks its flags with
-// it before any request.
+// it before any request; a refusal is a *ConfigError naming the field.
 func CheckConfig(cfg Config) error {
 	_, err := prepare(cfg)
 	return err
 }
 
+// ConfigError is a value of Config that Run refuses. Field is the Config
+// field, so that a command line can name the flag the user typed, which
+// the words of the message need not match (MaxQuantity is --quantity).
+type ConfigError struct {
+	Field string // e.g. "MaxQuantity"
+	Err   error  // what is wrong with it
+}
+
+func (e *ConfigError) Error() string { return "bench: " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // prepare validates cfg and applies its defaults.
 func prepare(cfg Config) (Config, error) {
-	bad := func(format string, args ...any) (Config, error) {
-		return cfg, fmt.Errorf("bench: "+format, args...)
+	bad := func(field, format string, args ...any) (Config, error) {
+		return cfg, &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
 	}
 	u, err := url.Parse(cfg.Target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return bad("target must be a base URL such as http://127.0.0.1:8080, not %q", cfg.Target)
+		return bad("Target", "target must be a base URL such as http://127.0.0.1:8080, not %q", cfg.Target)
 	}
 	if cfg.SaleID != "" && !validID(cfg.SaleID) {
-		return bad("sale id %q must match [A-Za-z0-9_-]{1,64}", cfg.SaleID)
+		return bad("SaleID", "sale id %q must match [A-Za-z0-9_-]{1,64}", cfg.SaleID)
 	}
 	if cfg.CreateSale {
 		if cfg.AdminToken == "" {
-			return bad("creating the sale needs the admin token")
+			return bad("AdminToken", "creating the sale needs the admin token")
 		}
 		if cfg.Stock < 1 {
-			return bad("stock must be at least 1 to create the sale (got %d)", cfg.Stock)
+			return bad("Stock", "stock must be at least 1 to create the sale (got %d)", cfg.Stock)
 		}
 		if cfg.PerUserLimit < 0 || cfg.PerUserLimit > cfg.Stock {
-			return bad("per-user limit must be between 1 and the stock %d (got %d)", cfg.Stock, cfg.PerUserLimit)
+			return bad("PerUserLimit", "per-user limit must be between 1 and the stock %d (got %d)", cfg.Stock, cfg.PerUserLimit)
 		}
 	} else if cfg.SaleID == "" {
-		return bad("give the sale id to buy from, or set CreateSale")
+		return bad("SaleID", "give the sale id to buy from, or set CreateSale")
 	}
 	if cfg.Users < 1 {
-		return bad("users must be at least 1 (got %d)", cfg.Users)
+		return bad("Users", "users must be at least 1 (got %d)", cfg.Users)
 	}
 	if cfg.MaxQuantity == 0 {
 		cfg.MaxQuantity = 1
 	}
 	if cfg.MaxQuantity < 1 {
-		return bad("max quantity must be at least 1 (got %d)", cfg.MaxQuantity)
+		return bad("MaxQuantity", "max quantity must be at least 1 (got %d)", cfg.MaxQuantity)
 	}
 	if cfg.CreateSale {
 		// 0 takes the server's default limit, 1.
 		if limit := max(cfg.PerUserLimit, 1); cfg.MaxQuantity > limit {
-			return bad("max quantity %d is over the per-user limit %d: those purchases would be refused as invalid", cfg.MaxQuantity, limit)
+			return bad("MaxQuantity", "max quantity %d is over the per-user limit %d: those purchases would be refused as invalid", cfg.MaxQuantity, limit)
 		}
 	}
 	if !(cfg.RetryShare >= 0 && cfg.RetryShare <= 1) {
-		return bad("retry share must be between 0 and 1 (got %v)", cfg.RetryShare)
+		return bad("RetryShare", "retry share must be between 0 and 1 (got %v)", cfg.RetryShare)
 	}
 	if !validIDChars(cfg.UserPrefix) {
-		return bad("user prefix %q may only hold A-Z, a-z, 0-9, _ and -", cfg.UserPrefix)
+		return bad("UserPrefix", "user prefix %q may only hold A-Z, a-z, 0-9, _ and -", cfg.UserPrefix)
 	}
 	if longest := len(cfg.UserPrefix) + 1 + len(strconv.Itoa(cfg.Users-1)); longest > 64 {
-		return bad("user prefix %q is too long: user ids would have %d characters, over 64", cfg.UserPrefix, longest)
+		return bad("UserPrefix", "user prefix %q is too long: user ids would have %d characters, over 64", cfg.UserPrefix, longest)
 	}
 	switch cfg.Mode {
 	case "":
@@ -218,26 +229,26 @@ func prepare(cfg Config) (Config, error) {
 		fallthrough
 	case ClosedLoop:
 		if cfg.Shape != nil {
-			return bad("a shape applies to open loop only (mode %q)", OpenLoop)
+			return bad("Shape", "a shape applies to open loop only (mode %q)", OpenLoop)
 		}
 	case OpenLoop:
 		if cfg.Shape == nil {
-			return bad("open loop needs a shape")
+			return bad("Shape", "open loop needs a shape")
 		}
 		if cfg.Shape.Length() <= 0 {
-			return bad("shape %q has no length", cfg.Shape)
+			return bad("Shape", "shape %q has no length", cfg.Shape)
 		}
 	default:
-		return bad("mode must be %q or %q, not %q", ClosedLoop, OpenLoop, cfg.Mode)
+		return bad("Mode", "mode must be %q or %q, not %q", ClosedLoop, OpenLoop, cfg.Mode)
 	}
 	if cfg.Connections < 1 || cfg.Connections > maxConnections {
-		return bad("connections must be between 1 and %d (got %d)", maxConnections, cfg.Connections)
+		return bad("Connections", "connections must be between 1 and %d (got %d)", maxConnections, cfg.Connections)
 	}
 	if cfg.Duration < 0 {
-		return bad("duration must not be negative (got %s)", cfg.Duration)
+		return bad("Duration", "duration must not be negative (got %s)", cfg.Duration)
 	}
 	if cfg.Timeout < 0 {
-		return bad("timeout must not be negative (got %s)", cfg.Timeout)
+		return bad("Timeout", "timeout must not be negative (got %s)", cfg.Timeout)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = defaultTimeout

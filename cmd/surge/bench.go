@@ -102,7 +102,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		check.AdminToken = "checked-below"
 	}
 	if err := bench.CheckConfig(check); err != nil {
-		return errUsage{err.Error() + " (run 'surge bench --help')"}
+		msg := err.Error()
+		// The message names the field in words ("max quantity"), which
+		// need not be the flag the user typed (--quantity): name it.
+		var ce *bench.ConfigError
+		if errors.As(err, &ce) && benchFlag(ce.Field) != "" {
+			msg = "bench: --" + benchFlag(ce.Field) + ": " + ce.Err.Error()
+		}
+		return errUsage{msg + " (run 'surge bench --help')"}
 	}
 	// After the command line's checks (exit 2): no admin token is exit 1,
 	// as a wrong one is, and as for surge sale and surge order (README).
@@ -131,6 +138,40 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errViolation
 	}
 	return nil
+}
+
+// benchFlag names the flag that sets a bench.Config field that
+// bench.CheckConfig may refuse ("" for one no flag sets).
+func benchFlag(field string) string {
+	switch field {
+	case "Target":
+		return "server"
+	case "SaleID":
+		return "sale"
+	case "AdminToken":
+		return "admin-token"
+	case "Stock":
+		return "stock"
+	case "PerUserLimit":
+		return "per-user-limit"
+	case "Users":
+		return "users"
+	case "MaxQuantity":
+		return "quantity"
+	case "RetryShare":
+		return "retry-share"
+	case "UserPrefix":
+		return "user-prefix"
+	case "Shape":
+		return "shape"
+	case "Connections":
+		return "connections"
+	case "Duration":
+		return "duration"
+	case "Timeout":
+		return "timeout"
+	}
+	return ""
 }
 
 // runAndVerify fires the crowd, then checks the guarantees from the
