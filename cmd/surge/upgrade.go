@@ -248,6 +248,13 @@ func (h *handover) watch(ctx context.Context, oldWait time.Duration) {
 			if ctx.Err() != nil {
 				return // the signal came with a stop
 			}
+			if os.Getpid() == 1 {
+				// PID 1 of its PID namespace (a container's main process):
+				// its exit after the handover ends the namespace, and the
+				// kernel kills the new process with it, every connection cut.
+				h.log.Error("SIGUSR2: upgrade refused: this process is PID 1 (a container's main process), whose exit would kill the new process with it; this process serves on: replace the container instead")
+				continue
+			}
 			if err := h.awaitOld(ctx, oldWait); err != nil {
 				if ctx.Err() != nil {
 					return
