@@ -164,14 +164,8 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		s.HoldSeconds = *in.HoldSeconds
 	}
 	if wr := in.WaitingRoom; wr != nil {
-		if wr.AdmitPerSecond < 1 || wr.AdmitPerSecond > MaxAdmitPerSecond {
-			return bad("waiting_room.admit_per_second must be between 1 and %d", MaxAdmitPerSecond)
-		}
-		if wr.Policy != QueueFIFO && wr.Policy != QueueLottery {
-			return bad("waiting_room.order must be %q or %q", QueueFIFO, QueueLottery)
-		}
-		if wr.TicketSeconds < 1 || wr.TicketSeconds > MaxTicketSeconds {
-			return bad("waiting_room.ticket_seconds must be between 1 and %d", MaxTicketSeconds)
+		if err := wr.Check(); err != nil {
+			return Sale{}, err
 		}
 		if d := s.StartsAt.Sub(now); d > MaxWaitingRoomSkew || d < -MaxWaitingRoomSkew {
 			return bad("starts_at of a sale with a waiting room must lie within 100 years of now")
@@ -181,6 +175,22 @@ func NewSale(in SaleInput, now time.Time) (Sale, error) {
 		s.WaitingRoom = &c
 	}
 	return s, nil
+}
+
+// Check applies the rules of a waiting room's fields, those of NewSale: a
+// store checks them again on the rooms it reads back, since a room outside
+// them breaks its queue (an admission rate of zero divides by zero).
+func (wr WaitingRoom) Check() error {
+	if wr.AdmitPerSecond < 1 || wr.AdmitPerSecond > MaxAdmitPerSecond {
+		return Errorf(CodeInvalid, "waiting_room.admit_per_second must be between 1 and %d", MaxAdmitPerSecond)
+	}
+	if wr.Policy != QueueFIFO && wr.Policy != QueueLottery {
+		return Errorf(CodeInvalid, "waiting_room.order must be %q or %q", QueueFIFO, QueueLottery)
+	}
+	if wr.TicketSeconds < 1 || wr.TicketSeconds > MaxTicketSeconds {
+		return Errorf(CodeInvalid, "waiting_room.ticket_seconds must be between 1 and %d", MaxTicketSeconds)
+	}
+	return nil
 }
 
 // The rules of a sale's fields that an operator may change later too

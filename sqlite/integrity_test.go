@@ -177,6 +177,15 @@ func TestRefuseUnknownRows(t *testing.T) {
 		{"sale with no stock", `INSERT INTO sales VALUES ('s0', 'Zero', 0, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL, NULL, 0)`, "s0", false},
 		{"sale with no limit", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 0, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 900, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL, NULL, 0)`, "s0", false},
 		{"sale with no hold", `INSERT INTO sales VALUES ('s0', 'Zero', 5, 1, 0, 'USD', '2026-01-01T00:00:00Z', NULL, 0, '2026-01-01T00:00:00Z', NULL, 0, NULL, NULL, NULL, 0)`, "s0", false},
+		// A waiting room's queue divides by its admission rate: one of
+		// zero, or missing, made the first join panic.
+		{"waiting room admitting no one", storedRoom(`{"admit_per_second":0,"order":"fifo","ticket_seconds":60}`), damagedRoom, false},
+		{"waiting room without a rate", storedRoom(`{"order":"fifo","ticket_seconds":60}`), damagedRoom, false},
+		{"waiting room of an unknown order", storedRoom(`{"admit_per_second":5,"order":"random","ticket_seconds":60}`), damagedRoom, false},
+		{"waiting room without a ticket", storedRoom(`{"admit_per_second":5,"order":"lottery","ticket_seconds":0}`), damagedRoom, false},
+		{"waiting room naming its rate twice", storedRoom(`{"admit_per_second":5,"order":"fifo","ticket_seconds":60,"admit_per_second":0}`), damagedRoom, false},
+		{"waiting room followed by more", storedRoom(`{"admit_per_second":5,"order":"fifo","ticket_seconds":60}{"admit_per_second":0}`), damagedRoom, false},
+		{"waiting room named in capitals", storedRoom(`{"ADMIT_PER_SECOND":5,"order":"fifo","ticket_seconds":60}`), damagedRoom, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := soldAndClosed(t)
@@ -200,6 +209,14 @@ func TestRefuseUnknownRows(t *testing.T) {
 		})
 	}
 }
+
+// storedRoom is the statement that gives sale s1 the stored waiting room js;
+// damagedRoom, what Open's refusal of a room it never writes says.
+func storedRoom(js string) string {
+	return `UPDATE sales SET waiting_room = '` + js + `' WHERE id = 's1'`
+}
+
+const damagedRoom = "sale s1: database is damaged: bad stored waiting room"
 
 // soldAndClosed is a data directory holding sale s1 (10 units, 2 per
 // buyer) with two orders, one of them cancelled, closed cleanly.
