@@ -92,6 +92,11 @@ func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surg
 		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
 	}
 	defer conn.Close()
+	// As a group commit does (inPlace), so an archive answered is never
+	// lost with a file no name reaches.
+	if err := s.wrote(s.inPlace()); err != nil {
+		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
+	}
 	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `INSERT INTO archived_sales (sale_id, archived_at, remaining) VALUES (?, ?, ?)`,
 		sale.ID, formatTime(a.ArchivedAt), a.Remaining); s.wrote(err) != nil {
 		return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))

@@ -67,6 +67,11 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, cl
 		return surge.Sale{}, s.unavailable(fmt.Errorf("sqlite: update sale %s: %w", id, err))
 	}
 	defer conn.Close()
+	// As a group commit does (inPlace): into a surge.db or WAL no name
+	// reaches any more, the change would be answered and then lost.
+	if err := s.wrote(s.inPlace()); err != nil {
+		return surge.Sale{}, s.unavailable(fmt.Errorf("sqlite: update sale %s: %w", id, err))
+	}
 	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `UPDATE sales SET name = ?, stock = ?, per_user_limit = ?, ends_at = ?,
 		hold_seconds = ?, paused = ?, limit_ceiling = ?, updated_at = ?, paused_at = ?, paused_for_ns = ? WHERE id = ?`,
 		next.Name, next.Stock, next.PerUserLimit, ends, next.HoldSeconds, next.Paused,

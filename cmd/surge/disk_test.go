@@ -122,21 +122,7 @@ func TestFileRemovedWhileServingConfirmsNothing(t *testing.T) {
 			if code := buyStatus(t, p.base, saleID, "before"); code != http.StatusCreated {
 				t.Fatalf("purchase before the removal: %d, want 201", code)
 			}
-			// The idle store empties the WAL into surge.db (its TRUNCATE
-			// checkpoint after 2 s idle): then removing the WAL loses
-			// nothing confirmed so far.
-			wal := filepath.Join(dir, sqlite.FileName+"-wal")
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				fi, err := os.Stat(wal)
-				if err == nil && fi.Size() == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the WAL was not emptied within 10 s of idleness: %v %v", fi, err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitWALEmptied(t, dir)
 			if err := os.Remove(filepath.Join(dir, tc.name)); err != nil {
 				t.Fatal(err)
 			}
@@ -172,6 +158,106 @@ func TestFileRemovedWhileServingConfirmsNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitWALEmptied waits until the idle store has emptied its WAL into
+// surge.db (its TRUNCATE checkpoint after 2 s idle): then removing the WAL
+// loses nothing confirmed so far.
+func waitWALEmptied(t *testing.T, dir string) {
+	t.Helper()
+	wal := filepath.Join(dir, sqlite.FileName+"-wal")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fi, err := os.Stat(wal)
+		if err == nil && fi.Size() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL was not emptied within 10 s of idleness: %v %v", fi, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSaleChangeAfterFileRemovedConfirmsNothing: an operator's change of
+// a sale (a PATCH, an archive) once surge.db or its WAL was removed while
+// serving is refused as a purchase is, never answered 200: it went into a
+// file no name reaches, and a crash or the next start lost it (the stock
+// back as it was, the sale called off back in service).
+func TestSaleChangeAfterFileRemovedConfirmsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	for _, tc := range []struct {
+		name    string
+		restart bool // after a kill -9 every 200 must be in the database
+	}{
+		{sqlite.FileName + "-wal", true},
+		{sqlite.FileName, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			const token = "change-removed-admin-token"
+			p := startProc(t, dir, token)
+			ctx := context.Background()
+			admin := client.New(p.base, token)
+			live, err := admin.CreateSale(ctx, api.NewSale{Name: new("live"), Stock: new(int64(100))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			later, err := admin.CreateSale(ctx, api.NewSale{Name: new("later"), Stock: new(int64(5)),
+				StartsAt: new(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitWALEmptied(t, dir)
+			if err := os.Remove(filepath.Join(dir, tc.name)); err != nil {
+				t.Fatal(err)
+			}
+			patched := adminStatus(t, p.base, token, http.MethodPatch, "/v1/sales/"+live.ID, `{"stock":50}`)
+			archived := adminStatus(t, p.base, token, http.MethodPost, "/v1/sales/"+later.ID+"/archive", "")
+			if !tc.restart {
+				if patched == http.StatusOK {
+					t.Errorf("after %s was removed while serving, a PATCH of the stock was answered 200: the change is in a deleted file, lost at the next crash or start", tc.name)
+				}
+				if archived == http.StatusOK {
+					t.Errorf("after %s was removed while serving, an archive was answered 200: the archive is in a deleted file, lost at the next crash or start", tc.name)
+				}
+				return
+			}
+			p.stop(t, syscall.SIGKILL, 10*time.Second)
+			q := startProc(t, dir, token)
+			admin = client.New(q.base, token)
+			if s, err := admin.Sale(ctx, live.ID); err != nil {
+				t.Fatal(err)
+			} else if patched == http.StatusOK && s.Stock != 50 {
+				t.Errorf("a PATCH of the stock to 50 was answered 200 after %s was removed, but after a kill -9 and a restart the stock is %d", tc.name, s.Stock)
+			}
+			if s, err := admin.Sale(ctx, later.ID); err != nil {
+				t.Fatal(err)
+			} else if archived == http.StatusOK && !s.Archived {
+				t.Errorf("an archive was answered 200 after %s was removed, but after a kill -9 and a restart the sale is in service again (%s)", tc.name, s.Status)
+			}
+		})
+	}
+}
+
+// adminStatus sends the operator's request and returns its status.
+func adminStatus(t *testing.T, base, token, method, path, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	return resp.StatusCode
 }
 
 // TestFailingDiskShowsInMetrics: while the embedded store cannot commit
