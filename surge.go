@@ -362,6 +362,19 @@ type Shared interface {
 	Changed() <-chan string
 }
 
+// Clocked is implemented by a store whose instants are read on a clock
+// other than the node's own: in cluster mode PostgreSQL's, by which the
+// leader ends holds and a pay or cancel judges them, as each node reads it
+// (its own clock plus an offset learned off the purchase path). The
+// pipeline reads every instant of the sales' (a batch's, and so a hold's
+// start and end; a sale's window and status; a change's; an archive's)
+// through Clock(its own clock): read on the node's, a node whose clock was
+// off gave its holds a wrong length and judged a sale's start and end
+// apart from the other nodes. Reading it must cost no I/O.
+type Clocked interface {
+	Clock(local func() time.Time) func() time.Time
+}
+
 // Steerer is implemented by stores whose sales an operator can change
 // while they run (PATCH /v1/sales/{id}).
 type Steerer interface {

@@ -78,10 +78,11 @@ type Config struct {
 	// NoExpiry stops the leader from expiring holds each round: they then
 	// end only when the owner calls Expire (tests that drive their own
 	// clock), and a pay or cancel judges a hold on the caller's clock, not
-	// on PostgreSQL's.
+	// on PostgreSQL's, as the pipeline reads every instant (Clock).
 	NoExpiry bool
 	// Now is the node's wall clock (default time.Now): tests put one
-	// node's ahead of the others'.
+	// node's ahead of the others'. Its offset to PostgreSQL's is learned
+	// against it (clock.go).
 	Now func() time.Time
 	// Events: this node relays order events (--nats-url), so Open turns
 	// them on for the whole cluster before the node serves; they stay on.
@@ -180,6 +181,9 @@ type Store struct {
 	// running could commit after the resign, and none starts after it.
 	leasing  sync.RWMutex
 	resigned bool
+	// offset is what this node adds to its clock to read PostgreSQL's
+	// (clock.go), offsetWarned the offset it last warned of.
+	offset, offsetWarned atomic.Int64
 	// relayWait is when (UnixNano) this node may next try for the outbox
 	// lease after finding another node holding it (outbox.go).
 	relayWait atomic.Int64
@@ -281,6 +285,7 @@ func Open(ctx context.Context, redisURL, postgresURL string, cfg Config) (*Store
 		s.closeConns()
 		return nil, fmt.Errorf("cluster: load sales: %w", err)
 	}
+	s.syncClock(ctx) // before the node serves: its first instants are PostgreSQL's
 	if err := db.RecentKeys(ctx, cfg.KeyCache/2, s.keys.put); err != nil {
 		s.closeConns()
 		return nil, fmt.Errorf("cluster: load idempotency keys: %w", err)
@@ -524,6 +529,7 @@ func (s *Store) closeConns() {
 var (
 	_ surge.Shared   = (*Store)(nil)
 	_ surge.Releaser = (*Store)(nil)
+	_ surge.Clocked  = (*Store)(nil)
 )
 
 // SharedLimit returns a rate limit of perSecond with burst that every node

@@ -293,13 +293,16 @@ func (s *Store) wake() {
 
 // lead renews the lease and, while it holds it, expires holds that ran
 // out and repairs every sale's live state when it is missing, dirty, of
-// another epoch, or holds reservations that never reached PostgreSQL.
+// another epoch, or holds reservations that never reached PostgreSQL; on
+// every node, it first learns the offset to PostgreSQL's clock again
+// (syncClock).
 func (s *Store) lead(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	// Checked first: a tick may be ready beside ctx.Done, and a try for
 	// the lease runs to its end whatever ctx says.
 	for ctx.Err() == nil {
+		s.syncClock(ctx)
 		s.round.Lock()
 		if l, _ := s.acquire(ctx); l != nil {
 			s.leadRound(ctx, *l)
@@ -715,7 +718,7 @@ func (s *Store) seeSold(ctx context.Context, rows []postgres.SaleRow) {
 	var last map[string]time.Time
 	if err := s.call(ctx, s.pcb, func(ctx context.Context) (err error) {
 		// Holds that ended sweepAfterHold ago or more would not count.
-		last, err = s.db.LastHoldEnds(ctx, unseen, s.cfg.Now().Add(-sweepAfterHold))
+		last, err = s.db.LastHoldEnds(ctx, unseen, s.now().Add(-sweepAfterHold))
 		return err
 	}); err != nil {
 		return
@@ -744,7 +747,7 @@ func (s *Store) sweep(ctx context.Context, rows []postgres.SaleRow) {
 		return
 	}
 	s.seeSold(ctx, rows)
-	now := s.cfg.Now()
+	now := s.now() // holds end on PostgreSQL's clock
 	var selling, rest []postgres.SaleRow
 	for _, row := range rows {
 		if s.selling(row, now) {

@@ -35,10 +35,11 @@ var errRebuilding = surge.DependencyDown(&surge.Error{Code: surge.CodeUnavailabl
 // the buyer back to a 503 again and again for ten seconds, and the Go
 // client, five attempts, gave up before the purchase could go through.
 // A made from a clock ahead of the wall clock (a test's) waits no longer
-// than a reservation made now.
+// than a reservation made now. made is on PostgreSQL's clock as this node
+// reads it (clock.go), the wall clock this node's.
 func (s *Store) untilReconciled(made time.Time) time.Duration {
 	most := s.cfg.ConfirmAfter + s.cfg.Interval
-	return max(min(time.Until(made.Add(most)), most), s.cfg.BreakerOpen, time.Second)
+	return max(min(time.Until(made.Add(most-s.offsetNow())), most), s.cfg.BreakerOpen, time.Second)
 }
 
 // Reserve implements surge.Store: one Redis script call decides the

@@ -37,7 +37,8 @@ type Config struct {
 	// PurchaseTimeout bounds how long a purchase in an inbox waits for its
 	// batch to commit (default 10s).
 	PurchaseTimeout time.Duration
-	// Now is the clock (default time.Now); tests move it.
+	// Now is the clock (default time.Now); tests move it. A store that
+	// reads instants on a clock of its own (surge.Clocked) has it read so.
 	Now func() time.Time
 	// Logger receives operational events (default slog.Default()).
 	Logger *slog.Logger

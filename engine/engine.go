@@ -135,6 +135,9 @@ type sale struct {
 // Open starts the pipeline for every sale the store holds.
 func Open(ctx context.Context, store surge.Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
+	if c, ok := store.(surge.Clocked); ok {
+		cfg.Now = c.Clock(cfg.Now) // cluster mode: PostgreSQL's clock
+	}
 	e := &Engine{store: store, cfg: cfg, log: cfg.Logger, failures: logrepeat.New(logrepeat.Every), stop: make(chan struct{}),
 		cancelling: make(chan struct{}, maxChanges), paying: make(chan struct{}, maxChanges), buyerCancels: map[string]int{}}
 	if cfg.Tracing != nil {

@@ -174,7 +174,13 @@ func (c serveConfig) waitingRoom(b *backend, log *slog.Logger) (room *waitroom.R
 		hand.Key = secret
 		warn = sync.OnceFunc(func() { log.Warn(b.noSecret) })
 	}
-	room, err = waitroom.New(waitroom.Config{Secret: secret, Previous: hand.Previous, Backend: b.queues})
+	// The room admits on the clock the engine judges the sale's start and
+	// a ticket's purchases by: in cluster mode PostgreSQL's (surge.Clocked).
+	var now func() time.Time
+	if clk, ok := b.store.(surge.Clocked); ok {
+		now = clk.Clock(time.Now)
+	}
+	room, err = waitroom.New(waitroom.Config{Secret: secret, Previous: hand.Previous, Backend: b.queues, Now: now})
 	if err != nil {
 		return nil, nil, roomKeys{}, errUsage{"serve: --waiting-room-secret: " + err.Error()}
 	}
