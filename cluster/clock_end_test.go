@@ -154,3 +154,39 @@ func TestEndNowComesAfterBatchesAheadOfIt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRenameAfterEndEndsOnASlowerNode (cluster, a node whose clock is 3 s
+// behind the one that renames the sale): a change that starts no epoch (a
+// rename) made once the sale has ended marks it ended for every batch in
+// Redis, as a change that does installs it: a purchase decided on the node
+// behind is refused ended. The rename left Redis's state as it was until
+// the leader's next rebuild, and the node behind sold for 3 s more.
+func TestRenameAfterEndEndsOnASlowerNode(t *testing.T) {
+	const skew = 3 * time.Second
+	ns := namespace(t)
+	a := openStore(t, ns, cluster.Config{NodeID: "a"})
+	t.Cleanup(func() { a.Close() })
+	behind := openStore(t, ns, cluster.Config{NodeID: "behind", Now: func() time.Time { return time.Now().Add(-skew) }})
+	t.Cleanup(func() { behind.Close() })
+	ctx := context.Background()
+	id, name, stock := "rename", "Rename", int64(10)
+	start, end := time.Now().Add(-time.Minute), time.Now().Add(500*time.Millisecond)
+	sl, err := surge.NewSale(surge.SaleInput{ID: &id, Name: &name, Stock: &stock, StartsAt: &start, EndsAt: &end}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	createSale(t, a, sl)
+	time.Sleep(time.Until(sl.EndsAt.Add(50 * time.Millisecond)))
+	renamed := "Renamed"
+	if _, err := a.UpdateSale(ctx, id, surge.SalePatch{Name: &renamed}, surge.At(time.Now())); err != nil {
+		t.Fatalf("rename after the end: %v", err)
+	}
+	out, _, err := behind.Reserve(ctx, id, []surge.Purchase{{UserID: "late", Quantity: 1}}, surge.At(time.Now().Add(-skew)))
+	if d := time.Since(sl.EndsAt); d > skew-500*time.Millisecond {
+		t.Skipf("the machine was too slow: %v past the end", d)
+	}
+	if err != nil || len(out) != 1 || out[0].Code != surge.CodeEnded {
+		t.Errorf("a purchase on the node %v behind, after the sale ended at %s and was renamed: %+v, %v; want ended",
+			skew, surge.FormatTime(sl.EndsAt), out, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/postgres"
+	"github.com/surgehq/surge/redis"
 )
 
 // UpdateSale implements surge.Steerer. PostgreSQL applies the change under
@@ -60,6 +61,9 @@ func (s *Store) UpdateSale(ctx context.Context, id string, p surge.SalePatch, cl
 		return s.readBack(ctx, id, p, clock, err)
 	}
 	s.remember(row.Sale, row.Buckets, row.Ever)
+	if !started && row.EndedByChange() {
+		s.markEnded(ctx, row)
+	}
 	if started {
 		if fn := s.installing.Load(); fn != nil {
 			(*fn)()
@@ -97,6 +101,9 @@ func (s *Store) readBack(ctx context.Context, id string, p surge.SalePatch, cloc
 		s.log.Warn("the answer to a change of a sale was lost, and PostgreSQL holds the change; the leader installs its live state",
 			"sale", id, "epoch", row.Epoch, "err", cause)
 		s.remember(row.Sale, row.Buckets, row.Ever)
+		if !p.Steers() && row.EndedByChange() {
+			s.markEnded(ctx, row)
+		}
 		s.wake()
 		s.announce(ctx, id)
 		return row.Sale, nil
@@ -104,6 +111,25 @@ func (s *Store) readBack(ctx context.Context, id string, p surge.SalePatch, cloc
 	return surge.Sale{}, fmt.Errorf("%w: changing the sale: %w", &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
 		Message: "changing the sale failed, and it may have been applied (PostgreSQL's answer was lost); " +
 			"retrying is safe: a PATCH sets absolute values"}, cause)
+}
+
+// markEnded marks the live state of row, a sale a change that started no
+// epoch (a rename) made once it had ended, ended for every batch in Redis,
+// as the install of a new epoch does (postgres.SaleRow.EndedByChange):
+// left as it was, a node whose clock was behind the changing node's sold
+// on until the next rebuild. Should Redis not take it (unreachable, or an
+// install of an older row under way), the sale is rebuilt, which installs
+// it so.
+func (s *Store) markEnded(ctx context.Context, row postgres.SaleRow) {
+	var marked bool
+	err := s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		marked, err = s.live.MarkEnded(ctx, redis.Layout{Sale: row.ID, Buckets: max(row.Buckets, 1)}, row.Epoch)
+		return err
+	})
+	if err != nil || !marked {
+		s.log.Warn("mark an ended sale's live state ended after a change; the leader rebuilds it", "sale", row.ID, "err", err)
+		s.markDirty(ctx, row.ID)
+	}
 }
 
 // holds reports whether sl has every value p sets, as the change stores

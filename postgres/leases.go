@@ -159,7 +159,7 @@ const snapshotProgress = 256
 // ended after IdleInTransactionTimeout. progress, if set, is called every
 // snapshotProgress orders read.
 func (d *DB) Snapshot(ctx context.Context, row SaleRow, progress func()) (surge.LiveState, error) {
-	snap := surge.LiveState{Sale: row.Sale, Epoch: row.Epoch, Buckets: row.Buckets, Ever: row.Ever, Ended: row.endedByChange()}
+	snap := surge.LiveState{Sale: row.Sale, Epoch: row.Epoch, Buckets: row.Buckets, Ever: row.Ever, Ended: row.EndedByChange()}
 	rows, err := d.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE sale_id = $1
 		AND (status IN ('reserved', 'paid') OR idem_key IS NOT NULL) ORDER BY seq`, row.ID)
 	if err != nil {

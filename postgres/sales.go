@@ -91,9 +91,9 @@ type SaleRow struct {
 	Changed time.Time
 }
 
-// endedByChange reports whether the sale's end had come by the clock of
+// EndedByChange reports whether the sale's end had come by the clock of
 // the node that last changed it (surge.LiveState.Ended).
-func (r SaleRow) endedByChange() bool {
+func (r SaleRow) EndedByChange() bool {
 	return !r.EndsAt.IsZero() && !r.Changed.IsZero() && !r.Changed.Before(r.EndsAt)
 }
 

@@ -186,6 +186,31 @@ func (s *Stock) Install(ctx context.Context, st surge.LiveState, replace bool, p
 	return installed, nil
 }
 
+// MarkEnded marks the sale's live state of epoch ended for every batch,
+// as Install does a state whose sale its own change ended
+// (surge.LiveState.Ended): for a change that starts no epoch (a rename)
+// made once the sale had ended. False if a bucket holds no state or an
+// older epoch than epoch: an install under way puts in place a state that
+// does not know of the change, and the sale is to be rebuilt. A bucket at a
+// newer epoch was built from a newer row, which knows of it.
+func (s *Stock) MarkEnded(ctx context.Context, l Layout, epoch int64) (bool, error) {
+	keys := make([][]string, l.n())
+	args := make([][]any, l.n())
+	for b := range keys {
+		keys[b], args[b] = []string{s.keys(l, b).meta}, []any{epoch, endedForAll}
+	}
+	cmds, err := evalMany(ctx, s.c, endedScript, keys, args, nil)
+	if err != nil {
+		return false, fmt.Errorf("redis: mark sale %s ended: %w", l.Sale, err)
+	}
+	for _, cmd := range cmds {
+		if n, err := cmd.Int64(); err != nil || n != 1 {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
 // stageKeys are the staging keys of an install of one bucket at epoch.
 func stageKeys(k saleKeys, epoch int64) (users, keys, orders string) {
 	stage := strings.TrimSuffix(k.meta, "m") + "s" + strconv.FormatInt(epoch, 10) + ":"

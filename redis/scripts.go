@@ -39,6 +39,9 @@ var unconfirmedSrc string
 //go:embed dropstage.lua
 var dropStageSrc string
 
+//go:embed ended.lua
+var endedSrc string
+
 var (
 	reserveScript     = goredis.NewScript(reserveSrc)
 	releaseScript     = goredis.NewScript(releaseSrc)
@@ -50,6 +53,7 @@ var (
 	quietScript       = goredis.NewScript(quietSrc)
 	unconfirmedScript = goredis.NewScript(unconfirmedSrc)
 	dropStageScript   = goredis.NewScript(dropStageSrc)
+	endedScript       = goredis.NewScript(endedSrc)
 )
 
 // evalMany is the package's one script runner: it runs sc once per
