@@ -40,7 +40,8 @@ func RetryAfter(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-// allowIP applies the per-address limit; it answers 429 itself.
+// allowIP applies the per-address limit; it answers 429 itself (a mounted
+// gRPC call in its own protocol: Server.refuse).
 func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 	prot := s.protection()
 	lim := prot.IP
@@ -52,7 +53,7 @@ func (s *Server) allowIP(w http.ResponseWriter, r *http.Request) bool {
 	}
 	ok, wait := lim.AllowAddr(admission.ClientIP(r, prot.TrustedProxies), time.Now())
 	if !ok {
-		s.writeErr(w, r, &surge.Error{Code: surge.CodeRateLimited,
+		s.refuse(w, r, &surge.Error{Code: surge.CodeRateLimited,
 			Message: "too many requests from this address; retry after the time in Retry-After", RetryAfter: wait})
 	}
 	return ok

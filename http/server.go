@@ -100,6 +100,12 @@ type Mounted struct {
 	// limit as /healthz and /readyz are: load balancers probe every node
 	// from a few addresses.
 	Probe bool
+	// Refuse, unless nil, answers a refusal of a request of the subtree
+	// made before Handler runs (the per-address limit) in the subtree's
+	// own protocol, reporting false for a request it cannot answer so,
+	// which gets the API's JSON error: a gRPC client reads no JSON body,
+	// and takes an HTTP 429 for UNAVAILABLE.
+	Refuse func(w http.ResponseWriter, r *http.Request, err *surge.Error) bool
 }
 
 // Body limits. A purchase body is tiny; 4 KiB is the contract.
@@ -140,6 +146,9 @@ type Server struct {
 	adminListener bool
 	// probes are the patterns of the mounted health checks (Mounted.Probe).
 	probes []string
+	// refusers are the mounted subtrees that answer refusals in their own
+	// protocol (Mounted.Refuse).
+	refusers []Mounted
 }
 
 // New builds the API handler.
@@ -188,12 +197,15 @@ func (s *Server) routes() {
 	s.metricsRoutes()
 	s.dashboardRoutes()
 	s.paymentRoutes()
-	s.probes = nil // a copy's (Public, Admin) are its own
+	s.probes, s.refusers = nil, nil // a copy's (Public, Admin) are its own
 	if s.cfg.Mount != nil {
 		for _, mt := range s.cfg.Mount(s) {
 			m.Handle(mt.Pattern, mt.Handler)
 			if mt.Probe {
 				s.probes = append(s.probes, mt.Pattern)
+			}
+			if mt.Refuse != nil {
+				s.refusers = append(s.refusers, mt)
 			}
 			if base := strings.TrimSuffix(mt.Pattern, "/"); base != mt.Pattern && base != "" {
 				// The mounted subtree's own name: ServeMux would redirect it
@@ -287,6 +299,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// refuse answers e, a refusal of r before it is routed: in the protocol
+// of the mounted subtree r is for, when it has its own (Mounted.Refuse),
+// else in the API's JSON shape.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *surge.Error) {
+	for _, mt := range s.refusers {
+		if strings.HasPrefix(r.URL.Path, mt.Pattern) && mt.Refuse(w, r, e) {
+			return
+		}
+	}
+	s.writeErr(w, r, e)
 }
 
 // probe reports whether path is in a mounted health check's subtree.

@@ -103,7 +103,24 @@ type meterer interface {
 // standard gRPC health service beside it (health.go).
 func (s *Service) Mount(api *surgehttp.Server) []surgehttp.Mounted {
 	path, h := s.saleService(api)
-	return []surgehttp.Mounted{{Pattern: path, Handler: h}, s.health()}
+	return []surgehttp.Mounted{{Pattern: path, Handler: h, Refuse: refuser()}, s.health()}
+}
+
+// refuser answers a refusal the API makes before a call reaches the
+// service (the per-address limit) in the call's protocol, as the
+// service's own refusals are answered: the API's JSON 429 was read by
+// grpc-go and connect-go's gRPC as UNAVAILABLE, with neither the Surge
+// code nor the wait. Over the Connect protocol it is still a 429 with
+// Retry-After. A request in no protocol of connect-go is left to the API.
+func refuser() func(http.ResponseWriter, *http.Request, *surge.Error) bool {
+	ew := connect.NewErrorWriter()
+	return func(w http.ResponseWriter, r *http.Request, e *surge.Error) bool {
+		if !ew.IsSupported(r) {
+			return false
+		}
+		_ = ew.Write(w, r, fromSurge(e))
+		return true
+	}
 }
 
 // saleService is SaleService's handler for one set of routes.
