@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 
@@ -46,6 +47,27 @@ func (s *Server) Authenticate(ctx context.Context, h http.Header) (Caller, error
 	// for the set no longer than the call may.
 	id, err := s.auth.identify((&http.Request{Header: h}).WithContext(ctx))
 	return Caller{User: id.user, Admin: id.admin}, err
+}
+
+// AuthenticateAdmin checks that headers h carry the admin token exactly
+// as this API's admin routes do, answering their refusal in their words,
+// for the gRPC API; buyer reports a refusal of a buyer (a good buyer
+// token, or X-User-ID where it is accepted), not of missing or bad
+// credentials.
+func (s *Server) AuthenticateAdmin(ctx context.Context, h http.Header) (buyer bool, err error) {
+	r := (&http.Request{Header: h}).WithContext(ctx)
+	a := s.auth.get()
+	switch err = a.admin(r); {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, errBuyerNotAdmin):
+		return true, err
+	case errors.Is(err, errNoAdminToken):
+		// No bearer token: a buyer by X-User-ID, or nobody.
+		id, ierr := a.identify(r)
+		return ierr == nil && !id.admin, err
+	}
+	return false, err
 }
 
 // AdminHidden reports whether this is the Public copy of a split

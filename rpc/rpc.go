@@ -275,15 +275,21 @@ func (h *handler) caller(ctx context.Context, hdr http.Header) (surgehttp.Caller
 	return c, nil
 }
 
+// admin authenticates the operator as the HTTP API's admin routes do,
+// and refuses in their words: a buyer PERMISSION_DENIED, anyone else
+// UNAUTHENTICATED (docs/api.md#grpc).
 func (h *handler) admin(ctx context.Context, hdr http.Header) error {
-	c, err := h.caller(ctx, hdr)
-	if err != nil {
-		return err
+	buyer, err := h.auth.AuthenticateAdmin(ctx, hdr)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		// As caller: the token was not judged within the call's time.
+		return h.toConnect(ctx, "", ctx.Err())
+	case buyer:
+		return newError(connect.CodePermissionDenied, codeUnauthenticated, err.Error(), nil)
 	}
-	if !c.Admin {
-		return newError(connect.CodePermissionDenied, codeUnauthenticated, "this call needs the admin token", nil)
-	}
-	return nil
+	return newError(connect.CodeUnauthenticated, codeUnauthenticated, err.Error(), nil)
 }
 
 func (h *handler) CreateSale(ctx context.Context, req *connect.Request[surgev1.CreateSaleRequest]) (*connect.Response[surgev1.CreateSaleResponse], error) {
