@@ -62,7 +62,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (sale *surge
 		return nil, st, nil, false
 	}
 	if st, err = s.room.Status(r.Context(), sale, ticket); err != nil {
-		s.writeErr(w, r, err)
+		s.queueErr(w, r, err)
 		return nil, st, nil, false
 	}
 	select {
@@ -173,7 +173,9 @@ func (s *Server) followPlace(ctx context.Context, es *eventStream, sale *surge.S
 		// The freshest ticket carries the slot once a lottery is drawn,
 		// which spares the queue a lookup per tick.
 		if st, err = s.room.Status(ctx, sale, st.Ticket); err != nil {
-			es.event("error", s.streamError(sale, err))
+			if ctx.Err() == nil { // else the client left: nobody to tell, nothing failed
+				es.event("error", s.streamError(sale, err))
+			}
 			return
 		}
 		if s.queues.ticked != nil {

@@ -300,7 +300,7 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 			err = surge.Errorf(surge.CodeSoldOut, "sale %s is sold out: its waiting room takes no new buyers until units come back (a hold expires or is cancelled)", sale.ID)
 		}
 		if err != nil {
-			s.writeErr(w, r, err)
+			s.queueErr(w, r, err)
 			return
 		}
 		s.writeQueue(w, http.StatusOK, st)
@@ -308,7 +308,7 @@ func (s *Server) joinQueue(w http.ResponseWriter, r *http.Request) {
 	}
 	st, created, err := s.room.Join(r.Context(), sale, user)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.queueErr(w, r, err)
 		return
 	}
 	status := http.StatusOK
@@ -384,10 +384,23 @@ func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.room.Status(r.Context(), sale, ticket)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.queueErr(w, r, err)
 		return
 	}
 	s.writeQueue(w, http.StatusOK, st)
+}
+
+// queueErr answers err, the waiting room's refusal or failure, unless the
+// request's client is gone. In cluster mode the queue is in Redis, and
+// the first call after the client left fails with the request's ended
+// context: no failure of the server, which writeErr would answer 500
+// internal and log at level error. Such a request is left unanswered, as
+// a purchase or an order read is (clientGone).
+func (s *Server) queueErr(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		clientGone(r)
+	}
+	s.writeErr(w, r, err)
 }
 
 // CloseStreams ends every open event stream (queue and dashboard), and
