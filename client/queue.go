@@ -262,10 +262,10 @@ func clip[T ~string | ~[]byte](s T) string {
 // JoinQueue) is admitted, and returns the admitted place: buy with its
 // Ticket (PurchaseOptions.Ticket) before AdmittedUntil. It follows the
 // event stream, and polls QueueStatus, at the pace the answers give,
-// when the server refuses streams (429, 503 overloaded) or one is cut or
-// refused by a node going away (503 unavailable) or by a proxy (its 502,
-// 504, or 503 not in Surge's error shape), after which it follows the
-// stream again. A server that cannot be read for a while (a restart,
+// when the server refuses streams (429 rate_limited, 503 overloaded) or
+// one is cut or refused by a node going away (503 unavailable) or by a
+// proxy (its 502, 504, or a 429 or 503 not in Surge's error shape), after
+// which it follows the stream again. A server that cannot be read for a while (a restart,
 // 502/503/504, connections refused, a read of the place outlasting the
 // client's timeout) does not end the wait unless it
 // lasts the retry policy's MaxElapsed: every read of the place, the
@@ -305,12 +305,15 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 			case ctx.Err() != nil:
 				return q, ctx.Err()
 			case errors.As(err, &ae) && (ae.Status == http.StatusServiceUnavailable && ae.Code != "overloaded" ||
+				ae.Status == http.StatusTooManyRequests && ae.Code != "rate_limited" ||
 				ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout):
 				// Not the streams' limit (Surge says it with 503
-				// overloaded) but the node (shutting down, its store
-				// unreachable: unavailable) or a proxy's way to it (its
-				// own page, no backend up for a moment): read the place,
-				// then follow it again, likely on another node.
+				// overloaded or 429 rate_limited) but the node
+				// (shutting down, its store unreachable: unavailable)
+				// or a proxy's way to it (its own page: no backend up
+				// for a moment, or its own rate limit, which polling
+				// would not spare): read the place, then follow it
+				// again, likely on another node.
 			case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable):
 				streams = false // as the server asks: poll instead
 			case errors.As(err, &ae) && ae.Status == 0 && transientCode(ae.Code):

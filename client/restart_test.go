@@ -116,7 +116,8 @@ func TestWaitAdmittedAcrossARestart(t *testing.T) {
 // the stream again after reading the place once. So it does after a
 // proxy's own 503 (its page, not Surge's error: no backend up for a
 // moment, a rolling restart behind an ingress), which was taken for the
-// streams' limit.
+// streams' limit, and after a proxy's own 429 (its page: a rate limit of
+// the proxy's, not Surge's 429 rate_limited), taken for it as well.
 func TestWaitAdmittedStreamsAgainAfterUnavailable(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
@@ -124,6 +125,10 @@ func TestWaitAdmittedStreamsAgainAfterUnavailable(t *testing.T) {
 	}{
 		{"Surge's 503 unavailable", step{status: http.StatusServiceUnavailable, code: "unavailable", retryAfter: "1"}},
 		{"a proxy's 503 page", step{status: http.StatusServiceUnavailable, page: nginx503}},
+		// A proxy rate-limiting the client (nginx's limit_req with
+		// limit_req_status 429), not Surge's streams limit (429
+		// rate_limited in its error shape).
+		{"a proxy's 429 page", step{status: http.StatusTooManyRequests, page: nginx429}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fault{plan: []step{tt.refusal},
@@ -154,6 +159,11 @@ func TestWaitAdmittedStreamsAgainAfterUnavailable(t *testing.T) {
 // answers Surge's error shape) answers 503 with: no upstream up.
 const nginx503 = "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n" +
 	"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+
+// nginx429 is the page a stock nginx answers 429 with (limit_req_status
+// 429).
+const nginx429 = "<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n" +
+	"<center><h1>429 Too Many Requests</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 
 // A queue stream whose connection is lost mid-stream (its node killed, a
 // proxy in between restarted) ended before its last event as much as one
