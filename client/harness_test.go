@@ -34,6 +34,7 @@ type server struct {
 	eng    *engine.Engine
 	mu     sync.Mutex
 	counts map[string]int // "GET /v1/sales/{id}/queue" → requests
+	stop   func()         // stops it, as the process exiting would
 }
 
 type serverOptions struct {
@@ -46,12 +47,19 @@ type serverOptions struct {
 	queues waitroom.Backend
 	// connState, when set, is the server's http.Server.ConnState.
 	connState func(net.Conn, http.ConnState)
+	// dir is the store's data dir ("": a new temp dir) and addr the
+	// address to listen on ("": any port): a server started again on
+	// both is the same one restarted.
+	dir, addr string
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if opt.dir == "" {
+		opt.dir = t.TempDir()
+	}
+	st, err := sqlite.Open(ctx, opt.dir, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,9 +87,19 @@ func newServer(t *testing.T, opt serverOptions) *server {
 	}
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ConnState = opt.connState
+	if opt.addr != "" {
+		ln, err := net.Listen("tcp", opt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
 	srv.Start()
 	// Open queue streams would hold Close until their clients leave.
-	t.Cleanup(func() { api.CloseStreams(); srv.Close(); eng.Close(); st.Close() })
+	var once sync.Once
+	s.stop = func() { once.Do(func() { api.CloseStreams(); srv.Close(); eng.Close(); st.Close() }) }
+	t.Cleanup(s.stop)
 	s.url = srv.URL
 	return s
 }

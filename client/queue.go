@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/surgehq/surge"
 	"github.com/surgehq/surge/api"
 )
 
@@ -272,8 +273,19 @@ func clip[T ~string | ~[]byte](s T) string {
 // stream's events included, failing for that long (the outages of a
 // rolling restart, node after node, each count alone). An expired place is
 // ErrAdmissionExpired (ErrEndedBeforeTurn, which is ErrAdmissionExpired
-// too, when the sale ended before the buyer's turn came).
+// too, when the sale ended before the buyer's turn came). A ticket the
+// server refuses is the *APIError 403 invalid_ticket
+// (surge.HasCode(err, surge.CodeInvalidTicket)): the waiting room lost
+// its places (a restart of an embedded server, Redis losing the queue)
+// or no longer knows the key that signed it; join again (JoinQueue) and
+// wait with the new place, as Admit does.
 func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, error) {
+	return c.waitAdmitted(ctx, q, func() {})
+}
+
+// waitAdmitted is WaitAdmitted, calling read whenever the server
+// accepted the ticket (a read of the place, an event of the stream).
+func (c *Client) waitAdmitted(ctx context.Context, q api.Queue, read func()) (api.Queue, error) {
 	streams := true
 	// failing: since when every read of the place failed for a reason
 	// that passes (a server restarting behind a proxy, a 503); the wait
@@ -292,6 +304,7 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 				// is over, and the next (a rolling restart's next node)
 				// counts alone.
 				q, failing = u, time.Time{}
+				read()
 				return nil
 			})
 			var ae *APIError
@@ -342,18 +355,34 @@ func (c *Client) WaitAdmitted(ctx context.Context, q api.Queue) (api.Queue, erro
 			continue // the place is as it was: wait, then stream or read it again
 		}
 		failing = time.Time{}
+		read()
 		q = next
 	}
 }
 
 // Admit joins a sale's waiting room as the client's buyer and waits
-// until admitted (WaitAdmitted).
+// until admitted (WaitAdmitted). When the server refuses the place's
+// ticket (403 invalid_ticket: the waiting room lost its places in a
+// restart, or its ticket key changed), Admit joins again, as the API
+// asks, and waits with the place that join returns: a new one, at the
+// back of the new queue, if the old one was lost; the same one if it was
+// kept (joining is idempotent). It joins again only once the refused
+// ticket had been accepted since it was issued, or for the first
+// join's: a ticket refused again before any read of it is the refusal
+// returned (a server that refuses every ticket, its nodes not sharing
+// the waiting-room secret, would have it join in a loop).
 func (c *Client) Admit(ctx context.Context, saleID string) (api.Queue, error) {
-	q, err := c.JoinQueue(ctx, saleID)
-	if err != nil {
-		return q, err
+	for joins := 1; ; joins++ {
+		q, err := c.JoinQueue(ctx, saleID)
+		if err != nil {
+			return q, err
+		}
+		accepted := false
+		q, err = c.waitAdmitted(ctx, q, func() { accepted = true })
+		if !surge.HasCode(err, surge.CodeInvalidTicket) || joins > 1 && !accepted {
+			return q, err
+		}
 	}
-	return c.WaitAdmitted(ctx, q)
 }
 
 // transientCode reports whether an error code says "not now" rather than
