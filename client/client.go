@@ -54,19 +54,30 @@ const DefaultTimeout = 30 * time.Second
 // for reuse: one for each of as many concurrent callers.
 const MaxIdleConns = 256
 
+// IdleConnTimeout is how long a client made by New keeps a connection
+// idle for reuse: less than the 5 s after which a server under
+// connection pressure (80 % of --max-conns) closes idle keep-alive
+// connections to make room. A call written onto a connection as the
+// server closes it fails with EOF, and a call that may not be sent
+// twice (a cancel, a payment, a sale's creation) cannot be retried.
+// A client's own http.Client should keep a bound as short.
+const IdleConnTimeout = 4 * time.Second
+
 // New returns a client for baseURL acting as the operator holding
 // adminToken ("" for none), with a DefaultTimeout per request and the
 // default retry policy. Its connections (up to MaxIdleConns kept for
-// reuse) are its own and its copies' (AsBuyer, AsUser): make one client
-// and share it.
+// reuse, each for IdleConnTimeout) are its own and its copies' (AsBuyer,
+// AsUser): make one client and share it.
 func New(baseURL, adminToken string) *Client {
 	hc := &http.Client{Timeout: DefaultTimeout}
 	// http.DefaultTransport keeps 2 idle connections per host: callers
 	// beyond 2 at once would close theirs after each answer and dial
 	// again, leaving sockets in TIME_WAIT until local ports run out.
+	// And it keeps them 90 s, past the server's bound under pressure.
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		tr := t.Clone()
 		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = MaxIdleConns, MaxIdleConns
+		tr.IdleConnTimeout = IdleConnTimeout
 		hc.Transport = tr
 	}
 	return &Client{

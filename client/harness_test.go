@@ -35,6 +35,7 @@ type server struct {
 	mu     sync.Mutex
 	counts map[string]int // "GET /v1/sales/{id}/queue" → requests
 	stop   func()         // stops it, as the process exiting would
+	conns  *surgehttp.ConnLimiter
 }
 
 type serverOptions struct {
@@ -51,6 +52,9 @@ type serverOptions struct {
 	// address to listen on ("": any port): a server started again on
 	// both is the same one restarted.
 	dir, addr string
+	// connLimits, when set, bounds the server's connections as surge
+	// serve's listener does (server.conns).
+	connLimits *surgehttp.ConnLimits
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -94,6 +98,17 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		}
 		srv.Listener.Close()
 		srv.Listener = ln
+	}
+	if opt.connLimits != nil {
+		s.conns = surgehttp.LimitConns(srv.Listener, *opt.connLimits)
+		srv.Listener = s.conns
+		state := opt.connState
+		srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
+			s.conns.ConnState(c, st)
+			if state != nil {
+				state(c, st)
+			}
+		}
 	}
 	srv.Start()
 	// Open queue streams would hold Close until their clients leave.
