@@ -202,8 +202,18 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 		// of it was given back: up to the whole, in part, or one step.
 		partial := row.Status == Refunded && p.Type != surge.RefundSucceeded && cents < p.AmountCents
 		if cents != p.AmountCents && !partial || !strings.EqualFold(row.Currency, p.Currency) || (row.OrderID != "" && row.OrderID != p.OrderID) {
-			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "settled %s for order %s; Surge recorded %s for order %s",
-				surge.FormatMinorUnits(cents, digits, row.Currency), row.OrderID, p.FormatAmount(), p.OrderID)
+			// Say what the line did and what Surge holds: a refund line
+			// read as "settled" tells the operator money was taken.
+			did, recorded := "settled", ""
+			if row.Status == Refunded {
+				did = "refunded"
+			}
+			if p.Type == surge.RefundSucceeded {
+				recorded = "a refund of "
+			}
+			rep.add(AmountDiffers, p.ID, p.OrderID, p.SaleID, "%s %s %s; Surge recorded %s%s %s",
+				did, surge.FormatMinorUnits(cents, digits, row.Currency), forOrder(row.OrderID, "(the line names no order)"),
+				recorded, p.FormatAmount(), forOrder(p.OrderID, "for no order"))
 		}
 		switch {
 		case row.Status != Refunded && p.Status == surge.PaymentAmountMismatch && p.AmountCents > 0 && back(p) >= p.AmountCents:
@@ -301,6 +311,14 @@ func Run(ctx context.Context, src Source, rows []Row) (Report, error) {
 	}
 	slices.SortStableFunc(rep.Mismatches, func(a, b Mismatch) int { return strings.Compare(a.Kind, b.Kind) })
 	return rep, nil
+}
+
+// forOrder names the order an amount is for, or none when id is empty.
+func forOrder(id, none string) string {
+	if id == "" {
+		return none
+	}
+	return "for order " + id
 }
 
 // capped adds two amounts, neither negative, at most math.MaxInt64: a
