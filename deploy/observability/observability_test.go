@@ -25,8 +25,8 @@ import (
 )
 
 // contract is every metric name of the issue-11 contract
-// (docs/observability.md, package metrics), histograms with their
-// series suffixes. Dashboards and alerts outside the repo rely on these.
+// (docs/observability.md's tables, TestContractIsTheDocs; package
+// metrics), histograms with their series suffixes. Dashboards and alerts outside the repo rely on these.
 var contract = names(
 	"surge_purchases_total",
 	"surge_purchase_duration_seconds_bucket", "surge_purchase_duration_seconds_sum", "surge_purchase_duration_seconds_count",
@@ -38,6 +38,14 @@ var contract = names(
 	"surge_batch_size_bucket", "surge_batch_size_sum", "surge_batch_size_count",
 	"surge_store_commit_duration_seconds_bucket", "surge_store_commit_duration_seconds_sum", "surge_store_commit_duration_seconds_count",
 	"surge_store_commit_failures_total",
+	"surge_store_commits_total",
+	"surge_store_committed_rows_total",
+	"surge_connections_open", "surge_connections_idle",
+	"surge_connections_refused_total", "surge_connections_reclaimed_total",
+	"surge_private_connections_refused_total",
+	"surge_buyer_token_checks_total",
+	"surge_config_reloads_total",
+	"surge_config_last_reload_success_timestamp_seconds",
 	"surge_queue_depth",
 	"surge_waiting_room_length",
 	"surge_waiting_room_admitted_total",
