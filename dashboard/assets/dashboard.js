@@ -161,9 +161,13 @@ function render(snap) {
   hidden.hidden = !snap.hidden_sales;
   // Past the bound, sales still in play are left out too: "idle" only
   // when none of the hidden ones is.
-  text(hidden, !snap.hidden_sales ? "" : snap.hidden_in_play
-    ? snap.hidden_sales + " sales not shown (" + snap.hidden_in_play + " of them still in play)"
-    : snap.hidden_sales + " idle sales not shown");
+  // One sale is "1 sale", not "1 sales".
+  const n = snap.hidden_sales;
+  text(hidden, !n ? "" : n === 1
+    ? (snap.hidden_in_play ? "1 sale not shown (still in play)" : "1 idle sale not shown")
+    : snap.hidden_in_play
+      ? n + " sales not shown (" + snap.hidden_in_play + " of them still in play)"
+      : n + " idle sales not shown");
   renderPages(snap.page || 1, snap.pages || 1);
 }
 
