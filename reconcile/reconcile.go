@@ -384,8 +384,8 @@ func checkSales(ctx context.Context, src Source, rep *Report, paidBy map[string]
 		if live > s.Stock {
 			rep.add(StockMismatch, "", "", s.ID, "%d units in reserved and paid orders exceed the stock of %d", live, s.Stock)
 		} else if s.Counted && s.Stock-live != s.Remaining {
-			rep.add(StockMismatch, "", "", s.ID, "stock %d - %d units in reserved and paid orders = %d, but the store counts %d remaining",
-				s.Stock, live, s.Stock-live, s.Remaining)
+			rep.add(StockMismatch, "", "", s.ID, "stock %d - %s in reserved and paid orders = %d, but the store counts %d remaining",
+				s.Stock, Count(int(live), "unit", "units"), s.Stock-live, s.Remaining)
 		}
 	}
 	// What is left paid an order no sale holds.

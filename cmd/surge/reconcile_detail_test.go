@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/cluster"
 	"github.com/surgehq/surge/reconcile"
+	"github.com/surgehq/surge/servicetest"
 )
 
 // TestReconcileAmountDiffersSaysWhatTheLineDid: amount_differs's detail
@@ -53,5 +58,36 @@ func TestReconcileAmountDiffersSaysWhatTheLineDid(t *testing.T) {
 				t.Errorf("no amount_differs of %s: mismatches %+v (stderr %s)", c.payment, rep.Mismatches, stderr)
 			}
 		})
+	}
+}
+
+// TestReconcileStockMismatchInWords: a sale whose one live unit did not
+// add up with the store's count was reported "stock 10 - 1 units in
+// reserved and paid orders = 9, …". One unit is "1 unit". Cluster mode,
+// whose sales keep their own count (PostgreSQL's sold column), here one
+// more than the orders hold.
+func TestReconcileStockMismatchInWords(t *testing.T) {
+	ctx := context.Background()
+	ns := servicetest.Namespace(t)
+	st, err := cluster.Open(ctx, servicetest.RedisURL(), servicetest.PostgresURL(), cluster.Config{Prefix: ns, Schema: ns, NoExpiry: true})
+	if err != nil {
+		t.Fatalf("cluster.Open (run scripts/services.sh): %v", err)
+	}
+	defer st.Close()
+	id := "one"
+	reserveInNewSale(t, st, surge.SaleInput{ID: &id}, 1, time.Now().UTC())
+	conn, err := pgx.Connect(ctx, servicetest.PostgresURL()+"&search_path="+ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE sales SET sold = sold + 1 WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	csv := writeSettlement(t, "payment_id,order_id,amount,currency,status\n")
+	_, rep, stderr := runReconcile(t, "--postgres-url", servicetest.PostgresURL()+"&search_path="+ns, "--settlement", csv)
+	const want = "stock 10 - 1 unit in reserved and paid orders = 9, but the store counts 8 remaining"
+	if len(rep.Mismatches) != 1 || rep.Mismatches[0].Kind != reconcile.StockMismatch || rep.Mismatches[0].Detail != want {
+		t.Errorf("mismatches %+v (stderr %s); want one stock_mismatch saying %q", rep.Mismatches, stderr, want)
 	}
 }
