@@ -362,7 +362,7 @@ func notOutage(err error) bool {
 	}
 	return errors.Is(err, context.Canceled) || surge.ErrorCode(err) != "" ||
 		errors.Is(err, postgres.ErrNotReserved) || errors.Is(err, postgres.ErrFenced) || errors.Is(err, postgres.ErrRefused) ||
-		errors.Is(err, postgres.ErrLeaseLost) || errors.Is(err, redis.ErrNoState) || errors.Is(err, redis.ErrStaleHold) ||
+		errors.Is(err, postgres.ErrLeaseLost) || errors.Is(err, postgres.ErrDamaged) || errors.Is(err, redis.ErrNoState) || errors.Is(err, redis.ErrStaleHold) ||
 		errors.Is(err, redis.ErrKeyRefused)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/logrepeat"
 	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/redis"
 )
@@ -406,6 +407,13 @@ func (s *Store) repair(ctx context.Context, l postgres.Lease) {
 		rows, err = s.db.Sales(ctx)
 		return err
 	})
+	if errors.Is(err, postgres.ErrDamaged) {
+		// No outage (the breaker does not count it) to log it: say why
+		// nothing is repaired until the row is.
+		if n, ok := s.probes.Allow("damaged"); ok {
+			s.log.Error("a sale's row is damaged; no sale is repaired until it is restored", "err", err, logrepeat.Suppressed(n))
+		}
+	}
 	if err != nil {
 		return
 	}

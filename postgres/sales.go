@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/roomjson"
 )
 
 type waitingRoomJSON struct {
@@ -26,15 +27,23 @@ func encodeRoom(w *surge.WaitingRoom) ([]byte, error) {
 	return json.Marshal(waitingRoomJSON{w.AdmitPerSecond, w.Policy, w.TicketSeconds})
 }
 
+// ErrDamaged is a row Surge never writes (a hand edit): refused, naming
+// the row, rather than served as a guess at what it holds.
+var ErrDamaged = errors.New("postgres: database is damaged")
+
+// decodeRoom reads a sale's stored waiting room strictly (roomjson.Parse,
+// as the embedded store does): jsonb keeps whatever an edit gave it, and
+// a room read leniently with an admission rate of zero, or none, made
+// every join of its queue divide by zero.
 func decodeRoom(b []byte) (*surge.WaitingRoom, error) {
 	if b == nil {
 		return nil, nil
 	}
-	var j waitingRoomJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("postgres: waiting_room: %w", err)
+	wr, err := roomjson.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
-	return &surge.WaitingRoom{AdmitPerSecond: j.AdmitPerSecond, Policy: j.Order, TicketSeconds: j.TicketSeconds}, nil
+	return &wr, nil
 }
 
 func nullTime(t time.Time) *time.Time {
@@ -125,8 +134,10 @@ func scanSale(row pgx.Row) (SaleRow, error) {
 	}
 	s.PausedFor = time.Duration(pausedFor)
 	var err error
-	s.WaitingRoom, err = decodeRoom(room)
-	return s, err
+	if s.WaitingRoom, err = decodeRoom(room); err != nil {
+		return SaleRow{}, fmt.Errorf("sale %s: %w", s.ID, err)
+	}
+	return s, nil
 }
 
 // Sales lists every sale not archived, oldest first.

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-json-experiment/json"
-
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/internal/roomjson"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -40,28 +39,11 @@ func scanOrder(sc scanner) (surge.Order, error) {
 func formatTime(t time.Time) string { return surge.FormatTime(t) }
 
 // parseWaitingRoom reads the stored JSON of a waiting room, refusing
-// anything this version did not write (ErrDamaged): exactly one object of
-// the three fields, each once and named as written, and values the rules
-// of a new sale allow. Read leniently (encoding/json), a room of an
-// admission rate of zero, or without one, was served, and its queue's
-// first join divided by zero.
+// anything this version did not write as damage (roomjson.Parse).
 func parseWaitingRoom(s string) (*surge.WaitingRoom, error) {
-	var raw struct {
-		AdmitPerSecond *int64  `json:"admit_per_second"`
-		Policy         *string `json:"order"`
-		TicketSeconds  *int64  `json:"ticket_seconds"`
-	}
-	if err := json.Unmarshal([]byte(s), &raw, json.RejectUnknownMembers(true)); err != nil {
-		return nil, fmt.Errorf("%w: bad stored waiting room %q: %w", ErrDamaged, s, err)
-	}
-	if raw.AdmitPerSecond == nil || raw.Policy == nil || raw.TicketSeconds == nil {
-		return nil, fmt.Errorf("%w: bad stored waiting room %q: admit_per_second, order and ticket_seconds are all required", ErrDamaged, s)
-	}
-	wr := surge.WaitingRoom{AdmitPerSecond: *raw.AdmitPerSecond, Policy: *raw.Policy, TicketSeconds: *raw.TicketSeconds}
-	if err := wr.Check(); err != nil {
-		// %v: the rule's invalid_request is the API's answer to an
-		// operator, not a code of this damage.
-		return nil, fmt.Errorf("%w: bad stored waiting room %q: %v", ErrDamaged, s, err)
+	wr, err := roomjson.Parse([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
 	return &wr, nil
 }
