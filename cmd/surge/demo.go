@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -52,6 +54,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case peakFor < 100*time.Millisecond:
 		return errUsage{fmt.Sprintf("demo: --spike %v must be at least 100ms", peakFor)}
 	}
+	// The report is written after the whole spike: a path it cannot be
+	// written to is learned now, not once the crowd has bought.
+	if err := writable(report); err != nil {
+		return errUsage{fmt.Sprintf("demo: --report %s cannot be written: %v", report, err)}
+	}
 	log, _, err := newLogger(stderr, logLevel, "text")
 	if err != nil {
 		return err
@@ -61,8 +68,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	// The throwaway sale's directory goes when the demo ends, unless
-	// --keep asked for it or a failed verdict needs its database looked
-	// at; the report is written outside it.
+	// --keep asked for it or the run needs its database looked at: a
+	// verdict that did not pass (failed, or not reached: the export
+	// unreadable), or a report that could not be written.
 	keepDir := keep
 	defer func() {
 		if keepDir {
@@ -111,9 +119,15 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if res == nil {
 		return err
 	}
+	// Decided before anything else can fail: the evidence of a run that
+	// did not pass stays, whatever fails after.
+	if err != nil || !res.Verdict.OK {
+		keepDir = true
+	}
 	bench.WriteSummary(stdout, res)
-	if err := writeReports(res, "", report, stdout); err != nil {
-		return err
+	if werr := writeReports(res, "", report, stdout); werr != nil {
+		keepDir = true // the figures are lost; the orders are not
+		return werr
 	}
 	if err != nil {
 		return err // the export could not be read: NOT VERIFIED
@@ -130,8 +144,24 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !res.Verdict.OK {
-		keepDir = true // the evidence
 		return errViolation
 	}
 	return nil
+}
+
+// writable reports whether a file may be written at path, changing
+// nothing: an existing file opens for writing (not truncated), else its
+// directory takes a new file.
+func writable(path string) error {
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		return f.Close()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".surge-demo-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }

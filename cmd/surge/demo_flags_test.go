@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -28,5 +30,32 @@ func TestDemoRefusesBadFlagsBeforeStarting(t *testing.T) {
 		if code != 2 || stdout != "" || !oneLine(stderr) || !strings.Contains(stderr, c.want) || strings.Contains(stderr, c.not) {
 			t.Errorf("demo %s: exit %d, stdout %q, stderr %q; want 2, nothing started, one line naming %s (not %s)", strings.Join(c.args, " "), code, stdout, stderr, c.want, c.not)
 		}
+	}
+}
+
+// TestDemoReportCheckedBeforeTheSpike: a --report that cannot be written
+// (its directory missing, a directory) was learned only after the whole
+// spike, when the report was written; it is refused before anything
+// starts (exit 2), naming the flag.
+func TestDemoReportCheckedBeforeTheSpike(t *testing.T) {
+	for _, report := range []string{t.TempDir() + "/missing/r.html", t.TempDir()} {
+		code, stdout, stderr := runCLI(context.Background(), "demo", "--users", "20", "--stock", "5", "--spike", "100ms", "--report", report)
+		if code != 2 || stdout != "" || !oneLine(stderr) || !strings.Contains(stderr, "--report") {
+			t.Errorf("demo --report %s: exit %d, stdout %q, stderr %q; want 2, nothing started, one line naming --report", report, code, stdout, stderr)
+		}
+	}
+}
+
+// TestDemoKeepsItsDirectoryWhenTheReportFails: a report that could not be
+// written (a disk full: /dev/full opens but takes nothing) removed the
+// data directory too, the only record left of the run; it stays, and the
+// demo says where.
+func TestDemoKeepsItsDirectoryWhenTheReportFails(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	code, stdout, stderr := runCLI(context.Background(), "demo", "--users", "20", "--stock", "5", "--spike", "100ms", "--report", "/dev/full")
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "surge-demo-*"))
+	if code != 1 || len(dirs) != 1 || !strings.Contains(stdout, "the demo's data directory stays: "+dirs[0]) {
+		t.Fatalf("demo --report /dev/full: exit %d, directories left %v\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and the data directory kept and named", code, dirs, stdout, stderr)
 	}
 }
