@@ -66,6 +66,21 @@ func (s *Store) archive(ctx context.Context, st *saleState, now time.Time) (surg
 		return surge.ArchivedSale{}, surge.Errorf(surge.CodeNotArchivable,
 			"sale %s has not ended: only a sale past its ends_at, or one yet to start, can be archived", sale.ID)
 	}
+	// now was read before the wait for the lock, which a stalled commit
+	// can make long: a sale yet to start at now may have started and sold
+	// since. One that has an order, whatever its status, has started, and
+	// calling it off would take a live sale, and its buyers' orders, out
+	// of service.
+	if sale.Window(now) == surge.CodeNotStarted {
+		var started bool
+		if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM orders WHERE sale_id = ?)`, sale.ID).Scan(&started); err != nil {
+			return surge.ArchivedSale{}, s.unavailable(fmt.Errorf("sqlite: archive %s: %w", sale.ID, err))
+		}
+		if started {
+			return surge.ArchivedSale{}, surge.Errorf(surge.CodeNotArchivable,
+				"sale %s has started and holds orders: only a sale past its ends_at, or one yet to start, can be archived", sale.ID)
+		}
+	}
 	// Disk and ledger agree under the lock; a rare admin call can afford
 	// the indexed count.
 	var reserved int64
