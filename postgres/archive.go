@@ -50,6 +50,19 @@ func (d *DB) ArchiveSale(ctx context.Context, saleID string, now time.Time) (Arc
 			return surge.Errorf(surge.CodeNotArchivable,
 				"sale %s has not ended: only a sale past its ends_at, or one yet to start, can be archived", saleID)
 		}
+		// now was read before the wait for the row's lock: a sale yet to
+		// start at now that holds an order has started and sold since, and
+		// calling it off would take a live sale out of service.
+		if now.Before(starts) {
+			var started bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM orders WHERE sale_id = $1)`, saleID).Scan(&started); err != nil {
+				return err
+			}
+			if started {
+				return surge.Errorf(surge.CodeNotArchivable,
+					"sale %s has started and holds orders: only a sale past its ends_at, or one yet to start, can be archived", saleID)
+			}
+		}
 		var reserved int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM orders WHERE sale_id = $1 AND status = 'reserved'`,
 			saleID).Scan(&reserved); err != nil {
