@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/surgehq/surge"
 )
 
@@ -51,4 +53,13 @@ func BeforeInstall(s *Store, fn func()) { s.installing.Store(&fn) }
 // the sale is not archived.
 func InstallLiveWith(ctx context.Context, s *Store, snap surge.LiveState, progress func()) (bool, error) {
 	return s.install(ctx, snap, progress)
+}
+
+// BreakerState is the state of s's breaker of dependency ("redis",
+// "postgres").
+func BreakerState(s *Store, dependency string) gobreaker.State {
+	if dependency == "redis" {
+		return s.rcb.State()
+	}
+	return s.pcb.State()
 }

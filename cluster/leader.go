@@ -271,17 +271,23 @@ func runToEnd(ctx context.Context) context.Context { return context.WithoutCance
 // store resigned. A try ends before Close resigns (runToEnd, leasing), and
 // one the call timeout cut short never commits later
 // (postgres.DB.Acquire's transaction).
+//
+// It goes around the PostgreSQL breaker, bounded by the call timeout all
+// the same: purchases timing out on one hot sale's row open that breaker
+// while PostgreSQL answers everything else, and a renewal it refused made
+// the leader log "lost the lead" and stop its rounds, the expiries and
+// rebuilds among them, though nobody else could take its term. Whether
+// the term is held is PostgreSQL's to say; a PostgreSQL really down fails
+// the try as it fails the purchases.
 func (s *Store) takeLease(ctx context.Context, name string) (l postgres.Lease, ok bool, err error) {
 	s.leasing.RLock()
 	defer s.leasing.RUnlock()
 	if s.resigned {
 		return postgres.Lease{}, false, nil
 	}
-	err = s.call(runToEnd(ctx), s.pcb, func(ctx context.Context) (err error) {
-		l, ok, err = s.db.Acquire(ctx, name, s.holder, s.cfg.LeaseTTL)
-		return err
-	})
-	return l, ok, err
+	ctx, cancel := context.WithTimeout(runToEnd(ctx), s.cfg.CallTimeout)
+	defer cancel()
+	return s.db.Acquire(ctx, name, s.holder, s.cfg.LeaseTTL)
 }
 
 // wake asks the leader loop for an early round.
