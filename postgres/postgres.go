@@ -428,8 +428,37 @@ const (
 // Close releases the pool.
 func (d *DB) Close() { d.pool.Close() }
 
-// Ping checks the server answers.
-func (d *DB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
+// Ping checks the server answers. With every connection of the pool busy
+// past pingAcquireWait (a node under its heaviest load), it pings on a
+// connection of its own, closed after: waiting for one of the pool's, the
+// readiness probe (cluster's Ready) failed at its bound, and a load
+// balancer took a healthy node out for being busy.
+func (d *DB) Ping(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(ctx, pingAcquireWait)
+	conn, err := d.pool.Acquire(actx)
+	cancel()
+	if err == nil {
+		defer conn.Release()
+		return conn.Ping(ctx)
+	}
+	if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	own, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig)
+	if err != nil {
+		return fmt.Errorf("postgres: ping (every pooled connection busy): %w", err)
+	}
+	defer own.Close(context.WithoutCancel(ctx))
+	if err := own.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping (every pooled connection busy): %w", err)
+	}
+	return nil
+}
+
+// pingAcquireWait is how long Ping waits for a pooled connection before
+// it makes one of its own: a busy pool's commits free one within
+// milliseconds, so a longer wait means the pool is saturated.
+const pingAcquireWait = 100 * time.Millisecond
 
 // Now reads PostgreSQL's clock: the one every node's leader expires holds
 // by, whichever node leads and whatever its own clock reads.
