@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/surgehq/surge"
+	"github.com/surgehq/surge/postgres"
 	"github.com/surgehq/surge/redis"
 )
 
@@ -277,6 +279,11 @@ func (s *Store) syncCopy(saleID string, k *keyCopy) {
 	}
 	if surge.HasCode(err, surge.CodeSaleNotFound) {
 		s.copies.drop(func(sale string) bool { return sale == saleID })
+		return
+	}
+	if errors.Is(err, postgres.ErrKeyTailsBusy) {
+		// Other sales' catch-ups hold their share of the pool.
+		k.next.Store(time.Now().Add(copyRetry).UnixNano())
 		return
 	}
 	if err != nil {

@@ -25,10 +25,29 @@ type KeyTail struct {
 	Keyed []surge.Order
 }
 
+// ErrKeyTailsBusy refuses a KeyTail, at once, while as many run as the
+// pool spares them: the catch-up tries again later.
+var ErrKeyTailsBusy = errors.New("postgres: as many key catch-ups as the pool spares are under way")
+
 // KeyTail reads a sale's orders after position after (0: all of them)
 // in one read-only snapshot. surge.ErrSaleNotFound if the sale is unknown
-// or archived.
+// or archived. At most a quarter of the pool (one at least) reads at
+// once, and never the pool's last connection with the install locks and
+// exports (DB.kept); one more is refused at once (ErrKeyTailsBusy): the
+// commits need the rest.
 func (d *DB) KeyTail(ctx context.Context, saleID string, after int64) (KeyTail, error) {
+	select {
+	case d.tails <- struct{}{}:
+		defer func() { <-d.tails }()
+	default:
+		return KeyTail{}, ErrKeyTailsBusy
+	}
+	select {
+	case d.kept <- struct{}{}:
+		defer func() { <-d.kept }()
+	default:
+		return KeyTail{}, ErrKeyTailsBusy
+	}
 	var t KeyTail
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	err := pgx.BeginTxFunc(ctx, d.pool, opts, func(tx pgx.Tx) error {

@@ -95,6 +95,10 @@ type DB struct {
 	// change, then every purchase, cancel and lease renewal of the node,
 	// waited for a connection until its bound.
 	kept chan struct{}
+	// tails bounds the key-copy catch-ups running at once (KeyTail), a
+	// quarter of the pool: each may keep a connection for up to 30 s, and
+	// many sales sold out together took the whole pool from the commits.
+	tails chan struct{}
 }
 
 // IdleInTransactionTimeout is how long PostgreSQL keeps a transaction of
@@ -278,7 +282,8 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		}
 	}
 	return &DB{pool: pool, channel: channel, installs: make(chan struct{}, max(1, cfg.MaxConns/2)),
-		exports: make(chan struct{}, max(1, cfg.MaxConns/4)), kept: make(chan struct{}, max(1, cfg.MaxConns-1))}, nil
+		exports: make(chan struct{}, max(1, cfg.MaxConns/4)), kept: make(chan struct{}, max(1, cfg.MaxConns-1)),
+		tails: make(chan struct{}, max(1, cfg.MaxConns/4))}, nil
 }
 
 // channelOf is the LISTEN/NOTIFY channel of the schema: surge_changes for
