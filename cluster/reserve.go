@@ -321,6 +321,12 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 			s.markDirty(ctx, saleID)
 			return nil, errRebuilding
 		}
+		if errors.Is(err, postgres.ErrNotSent) && s.giveBack(ctx, saleID, orders) {
+			// No connection of the pool was free: nothing reached
+			// PostgreSQL, and the units are back on sale already. The
+			// buyers wait no longer than for the pool, not for the leader.
+			return nil, unavailableUntil("committing the orders to PostgreSQL", err, max(s.cfg.BreakerOpen, time.Second), retryAdvice(batch))
+		}
 		if missing, ok = s.insertLanded(ctx, saleID, orders, confirm); !ok {
 			// The batch's reservations stay in Redis, their keys answering
 			// errReplayUnconfirmed, until the leader reconciles them: a
@@ -347,6 +353,42 @@ func (s *Store) commit(ctx context.Context, saleID string, epoch int64, orders [
 	}
 	s.keys.putAll(orders)
 	return missing, nil
+}
+
+// giveBack takes the units of orders, a batch's new orders whose insert
+// was never sent (postgres.ErrNotSent), back into the sale's live state at
+// once, with their keys: left there, they stayed off sale, and their
+// buyers' retries were refused, for about ConfirmAfter, until the leader
+// found them never committed. It runs to its end whatever ctx says, as the
+// units must come back. false if Redis could not (or, for a sale of more
+// buckets, would not) take them back: the leader reconciles them then.
+func (s *Store) giveBack(ctx context.Context, saleID string, orders []surge.Order) bool {
+	if len(orders) == 0 {
+		return false
+	}
+	ctx = runToEnd(ctx)
+	sl, err := s.sale(ctx, saleID)
+	if err != nil {
+		return false
+	}
+	var ok bool
+	err = s.call(ctx, s.rcb, func(ctx context.Context) (err error) {
+		ok, err = s.live.GiveBack(ctx, sl.layout, orders)
+		return err
+	})
+	if err != nil || !ok {
+		return false
+	}
+	// Units came back: this node's copy of the sale's keys proves nothing
+	// now, and the other nodes' neither once they hear. The notification
+	// needs a connection of the pool, which is busy: it goes on after the
+	// buyers are answered.
+	s.copies.invalidate(saleID)
+	if !s.closed.Load() {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.announce(s.bg, saleID) }()
+	}
+	return true
 }
 
 // retryAdvice is what the 503 of a batch whose commit failed tells its

@@ -32,7 +32,14 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 	if b.Len() == 0 {
 		return 0, nil, nil
 	}
-	res := d.pool.SendBatch(ctx, b)
+	// Acquired apart from the batch (as pool.SendBatch does inside), so
+	// that a pool with no connection free is told from a batch sent.
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+	}
+	defer conn.Release()
+	res := conn.SendBatch(ctx, b)
 	defer res.Close()
 	if len(orders) > 0 {
 		var after *int64
@@ -61,6 +68,11 @@ func (d *DB) InsertOrders(ctx context.Context, saleID string, epoch int64, order
 	}
 	return ever, missing, res.Close()
 }
+
+// ErrNotSent answers an InsertOrders that got no connection of the pool
+// (all busy until ctx ended, or none could be made): no statement of it
+// was sent, so nothing of the batch can ever be committed.
+var ErrNotSent = errors.New("postgres: no connection of the pool for the batch; nothing was sent")
 
 // insertJoinedSQL is surge_insert_orders with its text columns sent as one
 // string each, the values separated by sep, and the times of a batch sent

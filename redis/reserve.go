@@ -259,3 +259,37 @@ func (s *Stock) takeBack(ctx context.Context, l Layout, bt Batch, cmds []*goredi
 		_, _ = evalMany(ctx, s.c, unreserveScript, keys, args, nil)
 	}
 }
+
+// GiveBack takes back what Reserve reserved for orders, the new orders of
+// one batch in its order, whose commit provably never reached PostgreSQL
+// (postgres.ErrNotSent): their units, their buyers' counts toward the
+// limit and their keys, at once, instead of after the leader found them
+// never committed (--cluster-confirm-after). Only for a sale of one
+// bucket, whose batch is one member of the pending set: ok is false, and
+// nothing done, for more (a batch retried after a rebalance is two).
+// Orders a new epoch no longer holds are skipped (unreserve.lua).
+func (s *Stock) GiveBack(ctx context.Context, l Layout, orders []surge.Order) (ok bool, err error) {
+	if l.n() != 1 || len(orders) == 0 {
+		return false, nil
+	}
+	ids := make([]string, len(orders))
+	a := make([]any, 1, 1+4*len(orders))
+	for i, o := range orders {
+		ids[i] = o.ID
+		uk := ""
+		if o.IdempotencyKey != "" {
+			uk = o.UserID + "\n" + o.IdempotencyKey
+		}
+		a = append(a, o.ID, o.UserID, o.Quantity, uk)
+	}
+	a[0] = strings.Join(ids, ",")
+	k := s.keys(l, 0)
+	cmds, err := evalMany(ctx, s.c, unreserveScript, [][]string{{k.meta, k.users, k.keys, k.orders, k.pending}}, [][]any{a}, nil)
+	if err == nil {
+		err = cmds[0].Err()
+	}
+	if err != nil {
+		return false, fmt.Errorf("redis: give back %d orders of sale %s: %w", len(orders), l.Sale, err)
+	}
+	return true, nil
+}
