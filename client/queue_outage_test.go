@@ -70,63 +70,33 @@ type stallProxy struct {
 }
 
 func newStallProxy(t *testing.T, target string) *stallProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &stallProxy{addr: ln.Addr().String(), frozen: map[net.Conn]bool{}}
-	var conns []net.Conn
-	var cmu sync.Mutex
-	t.Cleanup(func() {
-		ln.Close()
-		cmu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		cmu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			cmu.Lock()
-			conns = append(conns, c, up)
-			cmu.Unlock()
-			p.mu.Lock()
+	p := &stallProxy{frozen: map[net.Conn]bool{}}
+	p.addr = relayTCP(t, target, func(c, dst, src net.Conn) {
+		p.mu.Lock()
+		if _, ok := p.frozen[c]; !ok {
 			p.frozen[c] = false
+		}
+		p.mu.Unlock()
+		buf := make([]byte, 4096)
+		for {
+			n, err := src.Read(buf)
+			p.mu.Lock()
+			stalled := p.frozen[c]
 			p.mu.Unlock()
-			pump := func(dst, src net.Conn) {
-				buf := make([]byte, 4096)
-				for {
-					n, err := src.Read(buf)
-					p.mu.Lock()
-					stalled := p.frozen[c]
-					p.mu.Unlock()
-					if stalled {
-						return // keeps both ends open, forwards nothing
-					}
-					if n > 0 {
-						if _, werr := dst.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						dst.Close()
-						return
-					}
+			if stalled {
+				return // keeps both ends open, forwards nothing
+			}
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
 				}
 			}
-			go pump(up, c)
-			go pump(c, up)
+			if err != nil {
+				dst.Close()
+				return
+			}
 		}
-	}()
+	})
 	return p
 }
 
