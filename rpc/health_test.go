@@ -2,10 +2,7 @@ package rpc_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,17 +75,9 @@ func TestHealthUnknownPathAnswersJSON(t *testing.T) {
 		{http.MethodGet, "/grpc.health.v1.Health/"},
 		{http.MethodPost, "/grpc.health.v1.Health/Check/more"},
 	} {
-		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader("{}"))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var body struct{ Error struct{ Code string } }
-		if resp.StatusCode != http.StatusNotFound || json.Unmarshal(b, &body) != nil || body.Error.Code != "not_found" {
-			t.Errorf("%s %s: %d %s %q; want 404 with the JSON error not_found", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		status, ctype, code, b := errorAnswer(t, http.DefaultClient, c.method, base+c.path, "application/json")
+		if status != http.StatusNotFound || code != "not_found" {
+			t.Errorf("%s %s: %d %s %q; want 404 with the JSON error not_found", c.method, c.path, status, ctype, b)
 		}
 	}
 }

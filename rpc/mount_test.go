@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,18 +23,34 @@ func TestUnknownProcedureAnswersJSONNotFound(t *testing.T) {
 		// Not redirected (ServeMux's 307 to the subtree, with no body).
 		{http.MethodPost, "/surge.v1.SaleService"},
 	} {
-		req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader("{}"))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := noRedirects.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct{ Error struct{ Code string } }
-		derr := json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/json" || derr != nil || body.Error.Code != "not_found" {
-			t.Errorf("%s %s: %d %s (%v) code %q, want 404 application/json not_found", tc.method, tc.path,
-				resp.StatusCode, resp.Header.Get("Content-Type"), derr, body.Error.Code)
+		status, ctype, code, body := errorAnswer(t, noRedirects, tc.method, base+tc.path, "application/json")
+		if status != http.StatusNotFound || ctype != "application/json" || code != "not_found" {
+			t.Errorf("%s %s: %d %s %s, want 404 application/json not_found", tc.method, tc.path, status, ctype, body)
 		}
 	}
+}
+
+// errorAnswer sends method url with the body {} (and contentType, unless
+// empty) through c, and returns the answer's status, Content-Type, the
+// code of its JSON error ("" when it is none) and its body.
+func errorAnswer(t *testing.T, c *http.Client, method, url, contentType string) (status int, ctype, code string, body []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ = io.ReadAll(resp.Body)
+	var e struct{ Error struct{ Code string } }
+	if json.Unmarshal(body, &e) == nil {
+		code = e.Error.Code
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), code, body
 }

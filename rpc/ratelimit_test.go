@@ -127,19 +127,9 @@ func TestPerAddressLimitAnswersInTheCallsProtocol(t *testing.T) {
 		{"no protocol under the service's path", http.MethodPost, svc + "GetSale", "text/plain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader(`{}`))
-			if tc.contentType != "" {
-				req.Header.Set("Content-Type", tc.contentType)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var body struct{ Error struct{ Code string } }
-			if resp.StatusCode != http.StatusTooManyRequests || json.Unmarshal(b, &body) != nil || body.Error.Code != "rate_limited" {
-				t.Errorf("%s %s over the per-address limit: %d %s; want the JSON 429 rate_limited", tc.method, tc.path, resp.StatusCode, b)
+			status, _, code, b := errorAnswer(t, http.DefaultClient, tc.method, base+tc.path, tc.contentType)
+			if status != http.StatusTooManyRequests || code != "rate_limited" {
+				t.Errorf("%s %s over the per-address limit: %d %s; want the JSON 429 rate_limited", tc.method, tc.path, status, b)
 			}
 		})
 	}
