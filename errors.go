@@ -88,6 +88,23 @@ type dependencyDown struct{ err error }
 func (e dependencyDown) Error() string   { return e.err.Error() }
 func (e dependencyDown) Unwrap() []error { return []error{e.err, ErrDependencyDown} }
 
+// ErrAdmissionOver marks a waiting room's refusal of a buyer whose
+// ticket is genuine (signed, for this sale and this buyer) and was
+// admitted, but whose turn to buy has passed. Such a buyer may have
+// bought in its turn: the engine answers the replay of a key that
+// reserved then instead of the refusal, and refuses anything else as the
+// room said. Match it with errors.Is; it comes joined to the not_admitted
+// error that carries the code and the message.
+var ErrAdmissionOver = errors.New("admission window passed")
+
+// AdmissionOver is err marked ErrAdmissionOver, with err's own text.
+func AdmissionOver(err error) error { return admissionOver{err} }
+
+type admissionOver struct{ err error }
+
+func (e admissionOver) Error() string   { return e.err.Error() }
+func (e admissionOver) Unwrap() []error { return []error{e.err, ErrAdmissionOver} }
+
 // NotCancellable is ErrNotCancellable naming why o, as it stands at now,
 // cannot be cancelled. A buyer whose cancel timed out and who retries
 // reads that the first cancel took, instead of a bare refusal. Match it

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/surgehq/surge"
@@ -22,6 +23,8 @@ import (
 //     so no ticket could pass the next stage).
 //  3. waitingRoom: a sale with a waiting room admits only a buyer with a
 //     current ticket (403 not_admitted); the others pass at no cost.
+//     Only on that refusal, a buyer admitted whose turn has passed gets
+//     the replay of a key it reserved with (replayAfterTurn).
 //  4. validate: the quantity fits the sale's per-user limit (400).
 //  5. fastPath: paused, not started, ended or sold out (409), and replays
 //     of known idempotency keys, answered from the sale's snapshot (one
@@ -64,7 +67,7 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (surge.Outco
 		return surge.Outcome{}, surge.ErrSaleNotFound
 	}
 	if err := e.waitingRoom(ctx, sl, p.UserID, req.Tickets); err != nil {
-		return surge.Outcome{}, err
+		return e.replayAfterTurn(s, p, err)
 	}
 	// invalid is validation's refusal of a keyed purchase above the limit
 	// whose key may be on disk only: the store looks, and anything but
@@ -180,6 +183,36 @@ func (e *Engine) waitingRoom(ctx context.Context, sl *surge.Sale, userID string,
 		ticket = tickets[0]
 	}
 	return e.cfg.WaitingRoom.Check(ctx, sl, userID, ticket)
+}
+
+// replayAfterTurn answers a purchase the waiting room refused (refused):
+// the refusal, unless the buyer's ticket was admitted and only its turn
+// has passed (surge.ErrAdmissionOver) and the purchase replays a key it
+// reserved with: a buyer whose 201 was lost (the connection cut) gets its
+// order back instead of a refusal, as every replay does, and has no other
+// way to learn of it. Nothing here can reserve: only a key this node
+// knows is durable is answered (KeyDone); a key still committing asks
+// for a retry; any other gets the refusal. It runs on the waiting room's
+// refusal path only, so an admitted buyer's purchase pays nothing for it.
+func (e *Engine) replayAfterTurn(s *sale, p surge.Purchase, refused error) (surge.Outcome, error) {
+	if p.IdempotencyKey == "" || !errors.Is(refused, surge.ErrAdmissionOver) || surge.CheckPurchase(p) != nil {
+		return surge.Outcome{}, refused
+	}
+	switch o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey); st {
+	case surge.KeyDone:
+		if o.Quantity != p.Quantity {
+			// The key bought, another quantity: the buyer learns so, as
+			// in its turn, and sends the first request for its answer.
+			return surge.Outcome{Code: surge.CodeIdempotencyMismatch}, nil
+		}
+		return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, nil
+	case surge.KeyPending:
+		// Its first purchase, made in the turn, is still committing: a
+		// retry finds it durable, or finds nothing and gets the refusal.
+		return surge.Outcome{}, &surge.Error{Code: surge.CodeUnavailable, RetryAfter: time.Second,
+			Message: "the first purchase with this Idempotency-Key is still being committed; retry with the same key"}
+	}
+	return surge.Outcome{}, refused
 }
 
 // fastPath answers a purchase that is certain to fail (the sale paused or

@@ -279,9 +279,14 @@ func TestPurchaseWithWaitingRoom(t *testing.T) {
 	e.clock.Advance(time.Second)
 	wantStatus(t, buy("bob", ticketHeader(bob.Ticket)), http.StatusCreated)
 	e.clock.Advance(30 * time.Second)
-	// Alice's admission (start to start+30s) is over: even a replay needs
-	// a current ticket.
-	refused("expired", buy("alice", ticketHeader(alice.Ticket), idemKey("a1")), "expired", "")
+	// Alice's admission (start to start+30s) is over: a new purchase needs
+	// a current ticket; the replay of her key still answers her order
+	// (TestReplayAfterTurn).
+	refused("expired", buy("alice", ticketHeader(alice.Ticket), idemKey("a2")), "expired", "")
+	refused("expired, no key", buy("alice", ticketHeader(alice.Ticket)), "expired", "")
+	if r := buy("alice", ticketHeader(alice.Ticket), idemKey("a1")); r.status != http.StatusCreated || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the replay after the turn: %s; want 201, replayed", r)
+	}
 
 	// A sale without a waiting room ignores the header.
 	r = e.do(t, "POST", "/v1/sales/plain/purchases", "", asUser(t, "alice"), ticketHeader("whatever"))

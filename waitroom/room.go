@@ -337,8 +337,10 @@ func (r *Room) Check(ctx context.Context, sale *surge.Sale, userID, text string)
 		return no(wait, "not admitted yet: your turn comes in about %s; retry after Retry-After", ceilSeconds(wait))
 	}
 	if !at.Before(until) {
-		return no(0, "your turn to buy expired at %s: it lasted %d s and cannot be renewed",
-			until.Add(stopped).UTC().Format(time.RFC3339), sale.WaitingRoom.TicketSeconds)
+		// Marked: the buyer was admitted and may have bought in its turn,
+		// and a replay of that purchase must still be answered.
+		return surge.AdmissionOver(no(0, "your turn to buy expired at %s: it lasted %d s and cannot be renewed",
+			until.Add(stopped).UTC().Format(time.RFC3339), sale.WaitingRoom.TicketSeconds))
 	}
 	return nil
 }
