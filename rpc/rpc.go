@@ -35,7 +35,11 @@ const (
 	DefaultWatchTick = 250 * time.Millisecond
 	// DefaultWatchHeartbeat is the HTTP API's event streams' heartbeat.
 	DefaultWatchHeartbeat = 15 * time.Second
-	watchMaxAge           = 15 * time.Minute
+	// DefaultWatchWriteTimeout bounds each write of a WatchSale stream, as
+	// the HTTP API's event streams bound theirs: a client that stops
+	// reading is cut then, and its stream slot freed.
+	DefaultWatchWriteTimeout = 30 * time.Second
+	watchMaxAge              = 15 * time.Minute
 )
 
 // maxMessage bounds a request message, as the HTTP API bounds bodies.
@@ -60,6 +64,8 @@ type Service struct {
 	// beat is how long a WatchSale stream stays silent before it sends
 	// its figures again.
 	beat time.Duration
+	// writeTimeout bounds each write of a WatchSale stream.
+	writeTimeout time.Duration
 	// stop ends the open WatchSale streams at shutdown.
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -74,6 +80,11 @@ type Config struct {
 	// WatchHeartbeat is how long a WatchSale stream may stay silent before
 	// it sends the current figures again; 0 is DefaultWatchHeartbeat.
 	WatchHeartbeat time.Duration
+	// WatchWriteTimeout bounds each write of a WatchSale stream (the
+	// deadline moves forward with every write); 0 is
+	// DefaultWatchWriteTimeout. It is kept above the heartbeat: HTTP/2
+	// resets a stream whose deadline passes even while it is idle.
+	WatchWriteTimeout time.Duration
 }
 
 // New returns the gRPC API over svc (the engine, as the HTTP API sees it).
@@ -87,7 +98,14 @@ func New(svc surgehttp.Service, cfg Config) *Service {
 	if cfg.WatchHeartbeat <= 0 {
 		cfg.WatchHeartbeat = DefaultWatchHeartbeat
 	}
-	s := &Service{svc: svc, log: cfg.Logger, tick: cfg.WatchTick, beat: cfg.WatchHeartbeat, stop: make(chan struct{})}
+	if cfg.WatchWriteTimeout <= 0 {
+		cfg.WatchWriteTimeout = DefaultWatchWriteTimeout
+	}
+	if quiet := cfg.WatchHeartbeat + cfg.WatchTick; cfg.WatchWriteTimeout <= quiet {
+		cfg.WatchWriteTimeout = 2 * quiet
+	}
+	s := &Service{svc: svc, log: cfg.Logger, tick: cfg.WatchTick, beat: cfg.WatchHeartbeat,
+		writeTimeout: cfg.WatchWriteTimeout, stop: make(chan struct{})}
 	s.meterer, _ = svc.(meterer)
 	return s
 }
@@ -174,9 +192,13 @@ func (s *Service) saleService(api *surgehttp.Server) (string, http.Handler) {
 			}
 		}
 		if r.URL.Path == watch {
-			// The server's write timeout is for answers, not streams: a
-			// stream gets its whole age, and ends by itself before it.
-			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(watchMaxAge + time.Minute))
+			// The server's write timeout is for answers, not streams: the
+			// deadline moves forward with each write, as the HTTP API's
+			// event streams move theirs, so that a stream lives its age
+			// but a client that stops reading is cut within the bound and
+			// its slot freed (a deadline set once for the whole age held
+			// both for 16 minutes).
+			w = newDeadlineWriter(w, s.writeTimeout)
 			// A stream takes a slot of the queue streams' bounds (only
 			// here is the client's address known); WatchSale answers a
 			// refusal in the caller's protocol.
@@ -589,6 +611,38 @@ func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.Wa
 			return h.toConnect(ctx, req.Spec().Procedure, err)
 		}
 	}
+}
+
+// deadlineWriter moves the connection's write deadline (HTTP/1.1) or the
+// stream's (HTTP/2) to timeout from now before each write and flush of a
+// WatchSale stream.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func newDeadlineWriter(w http.ResponseWriter, timeout time.Duration) *deadlineWriter {
+	d := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout}
+	d.extend()
+	return d
+}
+
+func (d *deadlineWriter) extend() {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
+func (d *deadlineWriter) Write(b []byte) (int, error) {
+	d.extend()
+	return d.ResponseWriter.Write(b)
+}
+
+func (d *deadlineWriter) Flush() {
+	d.extend()
+	_ = d.rc.Flush()
 }
 
 // streamSlotKey is the context key of a WatchSale call's streamSlot.
