@@ -599,7 +599,11 @@ func (h *handler) WatchSale(ctx context.Context, req *connect.Request[surgev1.Wa
 			// of a sale that ended or a stream at its age.
 			return h.toConnect(ctx, req.Spec().Procedure, ctx.Err())
 		case <-h.stop:
-			return nil
+			// Shutting down or handing over: UNAVAILABLE with a
+			// RetryInfo, what gRPC clients take for a server going away,
+			// not the OK end of a sale that ended, so the client calls
+			// again (elsewhere) as a new call is then told.
+			return h.toConnect(ctx, req.Spec().Procedure, surge.ErrUnavailable)
 		case <-end.C:
 			return nil
 		case <-t.C:

@@ -3,6 +3,8 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	surgev1 "github.com/surgehq/surge/gen/surge/v1"
 	"github.com/surgehq/surge/gen/surge/v1/surgev1connect"
@@ -129,5 +132,72 @@ func TestWatchSaleRefusedWhenClosing(t *testing.T) {
 	}
 	if connect.CodeOf(s.Err()) != connect.CodeUnavailable {
 		t.Errorf("a WatchSale after Close: %d messages, then %v; want unavailable", n, s.Err())
+	}
+}
+
+// TestWatchSaleEndsUnavailableOnShutdown: an open WatchSale stream ended
+// with OK when the server shut down or handed over, the end of a sale that
+// ended or of a stream at its age, so a client could not tell that the
+// server was going away and that it should call again (elsewhere). It now
+// ends UNAVAILABLE (unavailable) with a RetryInfo, as gRPC clients expect
+// of a draining server, as a new call is refused then.
+func TestWatchSaleEndsUnavailableOnShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		client func() *http.Client
+		opts   []connect.ClientOption
+	}{
+		{"Connect over HTTP/1.1", func() *http.Client { return &http.Client{Transport: &http.Transport{}} }, nil},
+		{"gRPC over HTTP/2", h2cClient, []connect.ClientOption{connect.WithGRPC()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng, log := meteredEngine(t, prometheus.NewRegistry())
+			g := rpc.New(eng, rpc.Config{Logger: log, WatchTick: 10 * time.Millisecond})
+			api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p http.Protocols
+			p.SetHTTP1(true)
+			p.SetUnencryptedHTTP2(true)
+			srv := &http.Server{Handler: api, Protocols: &p}
+			srv.RegisterOnShutdown(g.Close)
+			go func() { _ = srv.Serve(ln) }()
+			defer srv.Close()
+			base := "http://" + ln.Addr().String()
+			createSale(t, base, "drop", 10)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c := surgev1connect.NewSaleServiceClient(tc.client(), base, tc.opts...)
+			s, err := c.WatchSale(ctx, connect.NewRequest(&surgev1.WatchSaleRequest{Id: "drop"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if !s.Receive() {
+				t.Fatalf("WatchSale: %v; want the figures", s.Err())
+			}
+			go func() { _ = srv.Shutdown(ctx) }()
+			for s.Receive() {
+			}
+			err = s.Err()
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Code() != connect.CodeUnavailable {
+				t.Fatalf("a WatchSale stream open at shutdown ended with %v; want UNAVAILABLE (the server is going away)", err)
+			}
+			retry := false
+			for _, d := range ce.Details() {
+				if m, err := d.Value(); err == nil {
+					_, retry = m.(*errdetails.RetryInfo)
+					if retry {
+						break
+					}
+				}
+			}
+			if !retry {
+				t.Errorf("UNAVAILABLE at shutdown without a RetryInfo: %v", err)
+			}
+		})
 	}
 }
