@@ -65,6 +65,9 @@ type Engine struct {
 	stop     chan struct{}
 	owners   sync.WaitGroup
 	follower sync.WaitGroup // the sync loop of a shared store
+	// refreshFailing is set while the last refresh of a sale's figures
+	// from a shared store failed, whichever sale (SaleState.Stale).
+	refreshFailing atomic.Bool
 	// life orders starting an owner against Close, which sets stopped
 	// under it before it waits for the owners: no owner is counted in
 	// after that.
@@ -125,8 +128,12 @@ type sale struct {
 	hintMu   sync.Mutex
 	releases atomic.Int64
 	// synced is when the hint was last read from the store (Unix ns); a
-	// shared store's sale whose hint is too old is reported stale.
+	// shared store's sale whose hint is too old while refreshes fail is
+	// reported stale (state).
 	synced atomic.Int64
+	// unrefreshed is set while the sale's last refresh from the store
+	// failed: its figures are the last known ones.
+	unrefreshed atomic.Bool
 	// failing is set by a failed batch and cleared by the next one that
 	// succeeds, which ends the failure's repeat limit (Engine.failures).
 	failing atomic.Bool
@@ -238,7 +245,14 @@ func (e *Engine) state(s *sale) SaleState {
 	}
 	st := SaleState{Sale: *sl, Remaining: rem, Status: sl.Status(e.cfg.Now(), rem)}
 	if e.shared != nil {
-		st.Stale = time.Since(time.Unix(0, s.synced.Load())) > 3*e.cfg.SyncInterval
+		// Stale while the figures cannot be refreshed (docs/api.md): the
+		// sale's own refresh failed, or refreshes are failing and its
+		// figures are older than 3 intervals (its turn in the round has
+		// not come yet). Age alone is no sign: a round over many sales
+		// against a slow store, or a loaded node, takes longer than 3
+		// intervals with every read answered.
+		st.Stale = s.unrefreshed.Load() ||
+			e.refreshFailing.Load() && time.Since(time.Unix(0, s.synced.Load())) > 3*e.cfg.SyncInterval
 	}
 	return st
 }

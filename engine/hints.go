@@ -36,8 +36,12 @@ func (e *Engine) reload(ctx context.Context, s *sale) {
 	rem, err := e.store.Remaining(ctx, s.ID)
 	if err != nil {
 		e.log.Warn("refresh remaining", "sale", s.ID, "err", err)
+		s.unrefreshed.Store(true)
+		e.refreshFailing.Store(true)
 		return
 	}
 	s.remaining.Store(rem)
 	s.synced.Store(time.Now().UnixNano())
+	s.unrefreshed.Store(false)
+	e.refreshFailing.Store(false)
 }
