@@ -78,16 +78,7 @@ func serverAt(t testing.TB, dir string, wrap func(*engine.Engine) surgehttp.Serv
 // shutdown timed out (a stream held it).
 func serveH2C(t testing.TB, api http.Handler, onShutdown, closeAll func(), strict bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: api, Protocols: &p, WriteTimeout: 30 * time.Second}
-	srv.RegisterOnShutdown(onShutdown)
-	go func() { _ = srv.Serve(ln) }()
+	srv, base := startH2C(t, api, nil, onShutdown)
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -96,7 +87,27 @@ func serveH2C(t testing.TB, api http.Handler, onShutdown, closeAll func(), stric
 		}
 		closeAll()
 	})
-	return "http://" + ln.Addr().String()
+	return base
+}
+
+// startH2C serves api over HTTP/1.1 and unencrypted HTTP/2 on ln (a free
+// loopback port when nil), onShutdown registered for its shutdown, and
+// returns the server, which the caller stops, and its base URL.
+func startH2C(t testing.TB, api http.Handler, ln net.Listener, onShutdown func()) (*http.Server, string) {
+	t.Helper()
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: api, Protocols: &p, WriteTimeout: 30 * time.Second}
+	srv.RegisterOnShutdown(onShutdown)
+	go func() { _ = srv.Serve(ln) }()
+	return srv, "http://" + ln.Addr().String()
 }
 
 // createSale creates sale id with stock units over Connect, as the admin.

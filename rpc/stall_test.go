@@ -53,15 +53,9 @@ func TestWatchSaleStalledReaderIsCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: api, Protocols: &p, WriteTimeout: 30 * time.Second}
-	srv.RegisterOnShutdown(g.Close)
-	go func() { _ = srv.Serve(smallSendBuffers{ln}) }()
+	srv, base := startH2C(t, api, smallSendBuffers{ln}, g.Close)
 	t.Cleanup(func() { srv.Close() })
 	addr := ln.Addr().String()
-	base := "http://" + addr
 	createSale(t, base, "drop", 10)
 
 	for _, tc := range []struct {

@@ -3,7 +3,6 @@ package rpc_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -154,18 +153,8 @@ func TestWatchSaleEndsUnavailableOnShutdown(t *testing.T) {
 			eng, log := meteredEngine(t, prometheus.NewRegistry())
 			g := rpc.New(eng, rpc.Config{Logger: log, WatchTick: 10 * time.Millisecond})
 			api := surgehttp.New(eng, surgehttp.Config{AdminToken: adminToken, InsecureUserHeader: true, Logger: log, Mount: g.Mount})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var p http.Protocols
-			p.SetHTTP1(true)
-			p.SetUnencryptedHTTP2(true)
-			srv := &http.Server{Handler: api, Protocols: &p}
-			srv.RegisterOnShutdown(g.Close)
-			go func() { _ = srv.Serve(ln) }()
+			srv, base := startH2C(t, api, nil, g.Close)
 			defer srv.Close()
-			base := "http://" + ln.Addr().String()
 			createSale(t, base, "drop", 10)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
