@@ -403,11 +403,14 @@ func TestLeaderFailover(t *testing.T) {
 // marker, that is forwarded before the cut (a transaction's COMMIT).
 // With afterReply set, the client's side is closed only once PostgreSQL's
 // reply to that chunk has come (and been swallowed): it has run for sure.
+// With drop set, the chunk is not forwarded at all: the node sent a
+// statement that never ran, and cannot know it did not.
 type cutProxy struct {
 	addr       string
 	marker     []byte
 	then       []byte
 	afterReply bool
+	drop       bool
 	armed      atomic.Bool
 	fired      atomic.Bool
 	mu         sync.Mutex
@@ -461,6 +464,11 @@ func newCutProxy(t *testing.T, target, marker string) *cutProxy {
 						cut := hit && p.fired.CompareAndSwap(false, true)
 						if cut {
 							swallow.Store(true) // before the chunk goes: no reply to it passes
+						}
+						if cut && p.drop {
+							c.Close() // the statement is lost with the connection
+							up.Close()
+							return
 						}
 						if _, werr := up.Write(buf[:n]); werr != nil {
 							break

@@ -18,20 +18,31 @@ import (
 // client honouring it came back to a 503 again and again, and the Go
 // client (5 attempts) gave up before the reconciliation. Each answer's
 // Retry-After must reach the reconciliation.
+//
+// The commit must have been sent: one that provably never reached
+// PostgreSQL (no connection to be had) gives its units back at once
+// (TestPoolFullCommitGivesUnitsBack). A cut of every connection left that
+// to the pool's timing (a connection idle over a second is pinged first,
+// and then dialled anew, refused), so the insert itself is lost here, on
+// a connection that carried it out of the node.
 func TestRetryAfterUnconfirmedPurchase(t *testing.T) {
 	const confirmAfter = 5 * time.Second
-	px := servicetest.NewProxy(t, "127.0.0.1:5432")
+	const buyer = "victim-unconfirmed"
+	px := newCutProxy(t, "127.0.0.1:5432", buyer)
+	px.drop = true
 	ns := namespace(t)
 	cfg := cluster.Config{Prefix: ns, Schema: ns, Interval: 100 * time.Millisecond, ConfirmAfter: confirmAfter}
-	s := openStoreAt(t, redisURL(), "postgres://postgres@"+px.Addr+"/test?sslmode=disable", cfg)
+	s := openStoreAt(t, redisURL(), "postgres://postgres@"+px.addr+"/test?sslmode=disable", cfg)
 	defer s.Close()
 	sl := mustSale(t, s, "pg-blip", 10, 1)
-	buy := surge.Purchase{UserID: "u1", IdempotencyKey: "k1", Quantity: 1}
+	buy := surge.Purchase{UserID: buyer, IdempotencyKey: "k1", Quantity: 1}
 
 	before := time.Now()
-	px.Cut()
+	px.armed.Store(true)
 	_, _, err := reserve(s, sl.ID, buy)
-	px.Restore()
+	if !px.fired.Load() {
+		t.Fatalf("the proxy never lost the insert: %v", err)
+	}
 	// The earliest the leader can give the key back: the reservation was
 	// made after before.
 	soonest := func() time.Duration { return confirmAfter - time.Since(before) }
@@ -45,8 +56,8 @@ func TestRetryAfterUnconfirmedPurchase(t *testing.T) {
 	if ra, want := retryAfter(err), soonest(); ra < want {
 		t.Errorf("the failed commit answered Retry-After %v; want at least %v, when the leader can first reconcile the purchase (a retry sooner gets 503 again)", ra, want.Round(time.Second))
 	}
-	// PostgreSQL is back (once the pool dropped the connections the cut
-	// broke), the key is still held: the retry is refused.
+	// PostgreSQL answers (the pool dials past the lost connection), the
+	// key is still held: the retry is refused.
 	var out []surge.Outcome
 	eventually(t, 3*time.Second, "a retry reaches PostgreSQL", func() (err error) {
 		out, _, err = reserve(s, sl.ID, buy)
