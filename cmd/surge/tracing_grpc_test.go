@@ -61,6 +61,23 @@ func TestTraceGRPCCalls(t *testing.T) {
 		t.Fatalf("a second WatchSale with one stream slot in all: %v, want UNAVAILABLE", err)
 	}
 	held.Close()
+	// The held stream's span ends once the server has seen its client go:
+	// stopped before that, the server ends the stream itself, UNAVAILABLE
+	// (a server going away), a failed span this test does not ask about.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n := 0
+		for _, s := range rc.all() {
+			if s.Name == "/surge.v1.SaleService/WatchSale" {
+				n++
+			}
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d WatchSale spans exported 10 s after the held stream's client left; want 2", n)
+		}
+	}
 	if code := srv.stop(t); code != 0 {
 		t.Fatalf("serve exited %d: %s", code, srv.stderr)
 	}
