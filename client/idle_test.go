@@ -63,16 +63,9 @@ func TestCallOnAConnectionClosedUnderPressure(t *testing.T) {
 
 // newSlowLink forwards a loopback address to target, each way delayed
 // by d: a network path (its closes delayed too), where loopback would
-// tell a client of the server's close at once.
+// tell a client of the server's close at once. servicetest.Proxy slows
+// the bytes (Throttle), not their latency.
 func newSlowLink(t *testing.T, target string, d time.Duration) string {
-	return relayTCP(t, target, func(_, dst, src net.Conn) { delayed(dst, src, d) })
-}
-
-// relayTCP listens on loopback and forwards each connection to target,
-// running pump(client side, dst, src) once each way; at the test's end
-// it closes every connection and waits for the pumps.
-func relayTCP(t *testing.T, target string, pump func(c, dst, src net.Conn)) string {
-	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +97,8 @@ func relayTCP(t *testing.T, target string, pump func(c, dst, src net.Conn)) stri
 			conns = append(conns, c, up)
 			mu.Unlock()
 			wg.Add(2)
-			go func() { defer wg.Done(); pump(c, up, c) }()
-			go func() { defer wg.Done(); pump(c, c, up) }()
+			go func() { defer wg.Done(); delayed(up, c, d) }()
+			go func() { defer wg.Done(); delayed(c, up, d) }()
 		}
 	}()
 	return ln.Addr().String()

@@ -2,9 +2,7 @@ package client_test
 
 import (
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,56 +57,6 @@ func TestWaitAdmittedSurvivesRedisBlipOnStream(t *testing.T) {
 	}
 }
 
-// stallProxy forwards TCP connections to target; stall freezes the
-// connections open at that moment (nothing more goes through them either
-// way, yet they stay open, as through a load balancer or NAT that lost
-// the flow, or to a host that vanished), while new connections work.
-type stallProxy struct {
-	addr   string
-	mu     sync.Mutex
-	frozen map[net.Conn]bool // client side -> stalled
-}
-
-func newStallProxy(t *testing.T, target string) *stallProxy {
-	p := &stallProxy{frozen: map[net.Conn]bool{}}
-	p.addr = relayTCP(t, target, func(c, dst, src net.Conn) {
-		p.mu.Lock()
-		if _, ok := p.frozen[c]; !ok {
-			p.frozen[c] = false
-		}
-		p.mu.Unlock()
-		buf := make([]byte, 4096)
-		for {
-			n, err := src.Read(buf)
-			p.mu.Lock()
-			stalled := p.frozen[c]
-			p.mu.Unlock()
-			if stalled {
-				return // keeps both ends open, forwards nothing
-			}
-			if n > 0 {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				dst.Close()
-				return
-			}
-		}
-	})
-	return p
-}
-
-// stall freezes every connection open now.
-func (p *stallProxy) stall() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.frozen {
-		p.frozen[c] = true
-	}
-}
-
 // The server sends a heartbeat after 15 s of silence on a queue stream
 // (docs/api.md), so a stream silent for much longer is dead. WaitAdmitted
 // must then do what it does for a cut stream (read the place, follow it
@@ -116,8 +64,10 @@ func (p *stallProxy) stall() {
 // ever while the buyer's turn comes and goes.
 func TestWaitAdmittedLeavesASilentStream(t *testing.T) {
 	s := newServer(t, serverOptions{})
-	p := newStallProxy(t, strings.TrimPrefix(s.url, "http://"))
-	admin := client.New("http://"+p.addr, token)
+	// Strand: the connections open then go half-open (nothing passes,
+	// nothing closes), new ones work.
+	p := servicetest.NewProxy(t, strings.TrimPrefix(s.url, "http://"))
+	admin := client.New("http://"+p.Addr, token)
 	// A dead stream is noticed after 3 s here (35 s by default: two of
 	// the server's heartbeats), so the test waits seconds, not a minute.
 	client.SetStreamSilence(admin, 3*time.Second)
@@ -127,7 +77,7 @@ func TestWaitAdmittedLeavesASilentStream(t *testing.T) {
 	start := time.Now().Add(5 * time.Second)
 	ann, q := annInRoom(ctx, t, admin, start, 300)
 	onceStreaming(s, func() { // the stream's connection dies silently once open
-		p.stall()
+		p.Strand()
 	})
 	began := time.Now()
 	got, err := ann.WaitAdmitted(ctx, q)
