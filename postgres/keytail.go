@@ -36,18 +36,11 @@ var ErrKeyTailsBusy = errors.New("postgres: as many key catch-ups as the pool sp
 // exports (DB.kept); one more is refused at once (ErrKeyTailsBusy): the
 // commits need the rest.
 func (d *DB) KeyTail(ctx context.Context, saleID string, after int64) (KeyTail, error) {
-	select {
-	case d.tails <- struct{}{}:
-		defer func() { <-d.tails }()
-	default:
+	release, ok := d.tryKept(d.tails)
+	if !ok {
 		return KeyTail{}, ErrKeyTailsBusy
 	}
-	select {
-	case d.kept <- struct{}{}:
-		defer func() { <-d.kept }()
-	default:
-		return KeyTail{}, ErrKeyTailsBusy
-	}
+	defer release()
 	var t KeyTail
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	err := pgx.BeginTxFunc(ctx, d.pool, opts, func(tx pgx.Tx) error {

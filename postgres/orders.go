@@ -201,19 +201,30 @@ func (d *DB) Order(ctx context.Context, id string) (surge.Order, error) {
 // and the leader's jobs without a connection; one more is refused at
 // once, overloaded, as the embedded store refuses it.
 func (d *DB) Orders(ctx context.Context, saleID string, fn func(surge.Order) error) error {
+	release, ok := d.tryKept(d.exports)
+	if !ok {
+		return ErrExportsFull // or install locks keep all the pool can spare
+	}
+	defer release()
+	return orders(ctx, d.pool, saleID, fn)
+}
+
+// tryKept takes a slot of kind (the exports' or the key catch-ups' bound)
+// and one of kept, the connections all such holders may keep, or neither,
+// at once: release gives both back.
+func (d *DB) tryKept(kind chan struct{}) (release func(), ok bool) {
 	select {
-	case d.exports <- struct{}{}:
-		defer func() { <-d.exports }()
+	case kind <- struct{}{}:
 	default:
-		return ErrExportsFull
+		return nil, false
 	}
 	select {
 	case d.kept <- struct{}{}:
-		defer func() { <-d.kept }()
 	default:
-		return ErrExportsFull // install locks keep all the pool can spare
+		<-kind
+		return nil, false
 	}
-	return orders(ctx, d.pool, saleID, fn)
+	return func() { <-d.kept; <-kind }, true
 }
 
 // ErrExportsFull refuses an export while as many as the pool allows run.
