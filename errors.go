@@ -81,12 +81,13 @@ var (
 var ErrDependencyDown = errors.New("dependency known to be down")
 
 // DependencyDown is err marked ErrDependencyDown, with err's own text.
-func DependencyDown(err error) error { return dependencyDown{err} }
+func DependencyDown(err error) error { return marked{err, ErrDependencyDown} }
 
-type dependencyDown struct{ err error }
+// marked is err that errors.Is also finds to be mark, with err's own text.
+type marked struct{ err, mark error }
 
-func (e dependencyDown) Error() string   { return e.err.Error() }
-func (e dependencyDown) Unwrap() []error { return []error{e.err, ErrDependencyDown} }
+func (e marked) Error() string   { return e.err.Error() }
+func (e marked) Unwrap() []error { return []error{e.err, e.mark} }
 
 // ErrAdmissionOver marks a waiting room's refusal of a buyer whose
 // ticket is genuine (signed, for this sale and this buyer) and was
@@ -98,12 +99,7 @@ func (e dependencyDown) Unwrap() []error { return []error{e.err, ErrDependencyDo
 var ErrAdmissionOver = errors.New("admission window passed")
 
 // AdmissionOver is err marked ErrAdmissionOver, with err's own text.
-func AdmissionOver(err error) error { return admissionOver{err} }
-
-type admissionOver struct{ err error }
-
-func (e admissionOver) Error() string   { return e.err.Error() }
-func (e admissionOver) Unwrap() []error { return []error{e.err, ErrAdmissionOver} }
+func AdmissionOver(err error) error { return marked{err, ErrAdmissionOver} }
 
 // NotCancellable is ErrNotCancellable naming why o, as it stands at now,
 // cannot be cancelled. A buyer whose cancel timed out and who retries

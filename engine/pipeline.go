@@ -200,12 +200,8 @@ func (e *Engine) replayAfterTurn(s *sale, p surge.Purchase, refused error) (surg
 	}
 	switch o, st := e.store.LookupKey(s.ID, p.UserID, p.IdempotencyKey); st {
 	case surge.KeyDone:
-		if o.Quantity != p.Quantity {
-			// The key bought, another quantity: the buyer learns so, as
-			// in its turn, and sends the first request for its answer.
-			return surge.Outcome{Code: surge.CodeIdempotencyMismatch}, nil
-		}
-		return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, nil
+		// Another quantity: the buyer learns so, as in its turn.
+		return keyReplay(o, p), nil
 	case surge.KeyPending:
 		// Its first purchase, made in the turn, is still committing: a
 		// retry finds it durable, or finds nothing and gets the refusal.
@@ -213,6 +209,16 @@ func (e *Engine) replayAfterTurn(s *sale, p surge.Purchase, refused error) (surg
 			Message: "the first purchase with this Idempotency-Key is still being committed; retry with the same key"}
 	}
 	return surge.Outcome{}, refused
+}
+
+// keyReplay answers p, whose key is known durable with o: the replay of
+// o, or idempotency_mismatch if the key first bought another quantity
+// (replaying would answer a request the client did not send).
+func keyReplay(o surge.Order, p surge.Purchase) surge.Outcome {
+	if o.Quantity != p.Quantity {
+		return surge.Outcome{Code: surge.CodeIdempotencyMismatch}
+	}
+	return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}
 }
 
 // fastPath answers a purchase that is certain to fail (the sale paused or
@@ -237,13 +243,11 @@ func (e *Engine) fastPath(s *sale, sl *surge.Sale, p surge.Purchase) (out surge.
 			// answered here on a live sale too, so that a retry after a
 			// timeout, which comes when the store is slow, never waits in
 			// the inbox behind a stalled batch for a 503.
-			if o.Quantity != p.Quantity {
-				// The key first bought another quantity: replaying
-				// would answer a request the client did not send.
+			out := keyReplay(o, p)
+			if out.Code == surge.CodeIdempotencyMismatch {
 				e.fastRejects.Add(1)
-				return surge.Outcome{Code: surge.CodeIdempotencyMismatch}, true
 			}
-			return surge.Outcome{Code: surge.CodeReserved, Order: o, Replay: true}, true
+			return out, true
 		case code == "":
 			return surge.Outcome{}, false // a purchase the store decides
 		case st == surge.KeyPending:
